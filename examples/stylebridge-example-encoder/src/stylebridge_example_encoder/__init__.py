@@ -1,0 +1,42 @@
+"""A toy encoder plugin: the template for publishing an encoder as its own package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
+from stylebridge.registry import hookimpl
+
+
+class TinyPoolEncoder(Encoder):
+    """Average-pools the image to a grid and maps it linearly to w+ (a toy, for templates)."""
+
+    name = "tiny-pool"
+
+    def __init__(self, n_latent: int = 18, style_dim: int = 512, grid: int = 4,
+                 input_size: int = 64) -> None:
+        super().__init__()
+        self._config = {"n_latent": n_latent, "style_dim": style_dim, "grid": grid,
+                        "input_size": input_size}
+        self.preprocessing = Preprocessing(size=input_size)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.head = nn.Linear(3 * grid * grid, n_latent * style_dim)
+        self.n_latent, self.style_dim = n_latent, style_dim
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def encode(self, images: Tensor) -> Inversion:
+        x = self.pool(self.preprocessing(images)).flatten(1)
+        w_plus = self.head(x).view(-1, self.n_latent, self.style_dim)
+        return Inversion(w_plus=w_plus)
+
+
+@hookimpl
+def register_encoders(register: Any) -> None:
+    register(TinyPoolEncoder)
+
+
+__all__ = ["TinyPoolEncoder", "register_encoders"]

@@ -1,0 +1,3 @@
+from stylebridge.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""``stylebridge`` command line: subcommands come from the registry (``register_commands``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from stylebridge import __version__
+from stylebridge.errors import StylebridgeError
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    from stylebridge.registry import get_registry
+
+    registry = get_registry()
+    parser = argparse.ArgumentParser(
+        prog="stylebridge",
+        description="StyleGAN2 encoders and domain adaptation, composed from plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"stylebridge {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, object] = {}
+    for name in registry.names("command"):
+        entry = registry.get("command", name)
+        cmd = entry.obj
+        p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show full tracebacks instead of one-line errors")
+        cmd.add_arguments(p)
+        commands[name] = cmd
+    return parser, commands
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("STYLEBRIDGE_DEBUG") == "1"
+    try:
+        parser, commands = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        from rich.console import Console
+
+        return int(commands[args.command].run(args, Console()) or 0)  # type: ignore[attr-defined]
+    except StylebridgeError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        _error(f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

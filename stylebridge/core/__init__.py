@@ -1,0 +1,1 @@
+"""The small core: interfaces, checkpoint format, StyleGAN2 and its ops."""

@@ -1,0 +1,207 @@
+"""stylebridge checkpoints: ``.safetensors`` with a JSON header in the metadata.
+
+Everything stylebridge writes (generators, encoders, domain methods, calibration
+statistics, FeatureShift models) uses this one format::
+
+    metadata["stylebridge"] = json.dumps({
+        "format": "stylebridge", "version": 1,
+        "kind": "encoder", "plugin": "e4e", "config": {...}, "extra": {...}})
+
+``kind`` says which registry the object belongs to, ``plugin`` the registered
+name that rebuilds it from ``config``; the tensors are its state dict.  Tensors
+are stored as safetensors, so loading a checkpoint never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from stylebridge.core.io import atomic_path
+from stylebridge.errors import CheckpointError
+
+FORMAT = "stylebridge"
+VERSION = 1
+METADATA_KEY = "stylebridge"
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    """The JSON header of a stylebridge checkpoint."""
+
+    kind: str
+    plugin: str
+    config: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "version": self.version,
+                "kind": self.kind,
+                "plugin": self.plugin,
+                "config": self.config,
+                "extra": self.extra,
+            },
+            sort_keys=True,
+        )
+
+
+def _detach_for_saving(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies; tensors that share storage are cloned (safetensors refuses them)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"checkpoint entry {name!r} is {type(tensor).__name__}, not a tensor")
+        t = tensor.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen and t.numel() > 0:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[name] = t
+    return out
+
+
+def save_checkpoint(
+    path: str | Path,
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    kind: str,
+    plugin: str,
+    config: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``tensors`` and the header atomically (temporary file + rename)."""
+    path = Path(path)
+    header = CheckpointHeader(kind=kind, plugin=plugin, config=dict(config or {}),
+                              extra=dict(extra or {}))
+    try:
+        metadata = {METADATA_KEY: header.to_json()}
+    except TypeError as exc:  # config not JSON-serialisable: a programming error
+        raise TypeError(f"checkpoint config for {plugin!r} is not JSON-serialisable: {exc}") from exc
+    data = _detach_for_saving(tensors)
+    with atomic_path(path) as tmp:
+        save_file(data, str(tmp), metadata=metadata)
+    return path
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError("no such file", path=path)
+    if path.is_dir():
+        raise CheckpointError("is a directory, expected a .safetensors checkpoint", path=path)
+
+
+def read_header(path: str | Path) -> CheckpointHeader:
+    """Read and validate the header only (no tensor data is loaded)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"not a readable safetensors file ({reason})", path=path) from None
+    raw = metadata.get(METADATA_KEY)
+    if raw is None:
+        raise CheckpointError(
+            "safetensors file without a stylebridge header; if it is an upstream checkpoint, "
+            "convert it first with `stylebridge convert`",
+            path=path,
+        )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"stylebridge header is not valid JSON ({exc.msg})", path=path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError("header does not declare format 'stylebridge'", path=path)
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"header has an invalid version {version!r}", path=path)
+    if version > VERSION:
+        raise CheckpointError(
+            f"written by a newer stylebridge (format version {version}, this one reads {VERSION})",
+            path=path,
+        )
+    kind, plugin = data.get("kind"), data.get("plugin")
+    if not isinstance(kind, str) or not kind:
+        raise CheckpointError("header has no 'kind'", path=path)
+    if not isinstance(plugin, str) or not plugin:
+        raise CheckpointError("header has no 'plugin'", path=path)
+    config, extra = data.get("config", {}), data.get("extra", {})
+    if not isinstance(config, dict) or not isinstance(extra, dict):
+        raise CheckpointError("header 'config' and 'extra' must be JSON objects", path=path)
+    return CheckpointHeader(kind=kind, plugin=plugin, config=config, extra=extra, version=version)
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    kind: str | None = None,
+    plugin: str | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[CheckpointHeader, dict[str, torch.Tensor]]:
+    """Load header and tensors, checking ``kind``/``plugin`` when given."""
+    path = Path(path)
+    header = read_header(path)
+    if kind is not None and header.kind != kind:
+        raise CheckpointError(f"is a {header.kind!r} checkpoint ({header.plugin}), expected a {kind!r}",
+                              path=path)
+    if plugin is not None and header.plugin != plugin:
+        raise CheckpointError(
+            f"holds a {header.kind} of plugin {header.plugin!r}, expected {plugin!r}", path=path)
+    tensors: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            for name in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                tensors[name] = fh.get_tensor(name)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"tensor data is unreadable ({reason})", path=path) from None
+    return header, tensors
+
+
+def check_state_dict(
+    path: str | Path | None,
+    expected: Mapping[str, torch.Size | tuple[int, ...]],
+    actual: Mapping[str, torch.Tensor],
+    *,
+    what: str = "checkpoint",
+    ignore: Iterable[str] = (),
+    error: type[CheckpointError] = CheckpointError,
+) -> None:
+    """Raise a one-line ``error`` on missing/extra keys, shape mismatches or NaN/Inf values."""
+    ignored = set(ignore)
+    exp_keys = set(expected) - ignored
+    act_keys = set(actual) - ignored
+    missing = sorted(exp_keys - act_keys)
+    unexpected = sorted(act_keys - exp_keys)
+
+    def _few(keys: list[str]) -> str:
+        head = ", ".join(keys[:3])
+        return head + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    if missing:
+        raise error(f"{what} is missing {len(missing)} tensor(s): {_few(missing)}", path=path)
+    if unexpected:
+        raise error(f"{what} has {len(unexpected)} unexpected tensor(s): {_few(unexpected)}",
+                              path=path)
+    for name in sorted(exp_keys):
+        want, got = tuple(expected[name]), tuple(actual[name].shape)
+        if want != got:
+            raise error(f"{what} tensor {name} has shape {list(got)}, expected {list(want)}",
+                                  path=path)
+    for name in sorted(exp_keys):
+        t = actual[name]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)

@@ -1,0 +1,268 @@
+"""The interfaces every plugin implements.
+
+They are deliberately small.  Each pluggable class has a registered ``name``,
+is rebuilt from ``cls(**config)`` and returns that config from
+:meth:`config`, so that any object can be saved as a stylebridge checkpoint
+(tensors = ``state_dict()``, header = kind + name + config) and recreated by
+name alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from stylebridge.core.stylegan2.generator import Generator
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoders
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an encoder wants its input: square size and per-channel normalisation.
+
+    Callers give images in ``[0, 1]``; :meth:`__call__` resizes (bilinear,
+    antialiased) and normalises, so a caller cannot pair an encoder with the
+    wrong transform.
+    """
+
+    size: int
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape [B, 3, H, W], got {list(images.shape)}")
+        if images.shape[-2:] != (self.size, self.size):
+            images = nn.functional.interpolate(
+                images, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                antialias=True)
+        mean = images.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = images.new_tensor(self.std).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+
+FeatureMode = Literal["replace", "shift"]
+
+
+@dataclass
+class Inversion:
+    """What an encoder returns.
+
+    ``w_plus`` is ``[B, n_latent, style_dim]``.  ``features`` maps a generator
+    activation index K (see :mod:`stylebridge.core.stylegan2.generator` for
+    the convention) to a tensor that replaces that activation.  With
+    ``feature_mode="shift"`` the synthesiser adds ``G^K(w') - G^K(w)`` to the
+    feature when the styles are changed (FSE's generator-shift mode).
+    ``extras`` holds encoder-specific tensors (e.g. StyleRes' 64×64 features).
+    """
+
+    w_plus: Tensor
+    features: dict[int, Tensor] = field(default_factory=dict)
+    feature_mode: FeatureMode = "replace"
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.w_plus.ndim != 3:
+            raise ValueError(f"w_plus must be [B, n_latent, style_dim], got {list(self.w_plus.shape)}")
+        batch = self.w_plus.shape[0]
+        for k, feat in self.features.items():
+            if feat.shape[0] != batch:
+                raise ValueError(f"feature at layer {k} has batch {feat.shape[0]}, w_plus has {batch}")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.w_plus.shape[0])
+
+    def to(self, device: torch.device | str) -> Inversion:
+        return replace(
+            self,
+            w_plus=self.w_plus.to(device),
+            features={k: v.to(device) for k, v in self.features.items()},
+            extras={k: v.to(device) for k, v in self.extras.items()},
+        )
+
+    def detach(self) -> Inversion:
+        return replace(
+            self,
+            w_plus=self.w_plus.detach(),
+            features={k: v.detach() for k, v in self.features.items()},
+            extras={k: v.detach() for k, v in self.extras.items()},
+        )
+
+
+class Plugin:
+    """Shared by every registered class: a ``name`` and a JSON config that rebuilds it."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments such that ``type(self)(**self.config())`` rebuilds the object."""
+        return {}
+
+
+class Encoder(nn.Module, Plugin, ABC):
+    """Image → :class:`Inversion`.  Images are RGB in ``[0, 1]``, any size."""
+
+    preprocessing: Preprocessing
+
+    @abstractmethod
+    def encode(self, images: Tensor) -> Inversion:
+        """Invert a batch of aligned face images ``[B, 3, H, W]`` in ``[0, 1]``."""
+
+    def forward(self, images: Tensor) -> Inversion:
+        return self.encode(images)
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain methods
+
+
+class DomainMethod(nn.Module, Plugin, ABC):
+    """A parameterisation of a new domain on top of a frozen StyleGAN2.
+
+    The generator asks the method for the per-layer style vectors ``s`` (see
+    :meth:`Generator.styles`); a method may add offsets to them (StyleSpace) or
+    replace the affine layers that produce them (Affine+).  ``offset_scale``
+    multiplies the method's change of layer ``i`` (alpha-rescaling sets it to
+    ``1/α_i``; skipped layers get 0).
+    """
+
+    @abstractmethod
+    def styles(
+        self,
+        generator: Generator,
+        w_plus: Tensor,
+        offset_scale: Sequence[float] | Tensor | None = None,
+    ) -> list[Tensor]:
+        """The adapted style vectors for ``w_plus``, one tensor ``[B, C_i]`` per modulated layer."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+
+@dataclass
+class LossBatch:
+    """Everything a loss may read.  A loss reads only the fields it needs.
+
+    Unset fields are ``None``; :meth:`require` raises a clear error naming the
+    loss and the missing field.
+    """
+
+    images: Tensor | None = None           # targets in [-1, 1]
+    reconstructions: Tensor | None = None  # generator output in [-1, 1]
+    source_images: Tensor | None = None    # e.g. frozen-source generator output
+    latents: Tensor | None = None          # w+ [B, n_latent, style_dim]
+    styles: list[Tensor] | None = None     # adapted s, one per modulated layer
+    source_styles: list[Tensor] | None = None
+    features: Tensor | None = None
+    target_features: Tensor | None = None
+    text: Sequence[str] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def require(self, name: str, loss: str) -> Any:
+        value = getattr(self, name) if name in {f.name for f in fields(self)} else self.extras.get(name)
+        if value is None:
+            raise ValueError(f"loss {loss!r} needs '{name}' in its batch, which the trainer did not supply")
+        return value
+
+
+class Loss(nn.Module, Plugin, ABC):
+    """A named, keyword-configurable loss; the caller supplies the weight."""
+
+    @abstractmethod
+    def forward(self, batch: LossBatch) -> Tensor:
+        """Return a scalar tensor."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+class Metric(Plugin, ABC):
+    """A streaming metric: ``update`` per batch, ``compute`` at the end."""
+
+    @abstractmethod
+    def reset(self) -> None: ...
+
+    @abstractmethod
+    def update(self, pred: Tensor, target: Tensor | None = None, **context: Any) -> None:
+        """Accumulate a batch; images are RGB in ``[0, 1]``."""
+
+    @abstractmethod
+    def compute(self) -> dict[str, float]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibrators
+
+
+class Calibrator(nn.Module, Plugin, ABC):
+    """Fitted statistics applied between encoding and a domain method.
+
+    ``apply`` may change the inversion; ``offset_scale`` returns per-layer
+    multipliers for a method's style offsets (``None`` = leave them alone).
+    """
+
+    def apply(self, inversion: Inversion) -> Inversion:
+        return inversion
+
+    def offset_scale(self, n_layers: int) -> Tensor | None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Converters
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What a converter wrote."""
+
+    path: Path
+    kind: str
+    plugin: str
+    n_tensors: int
+    notes: tuple[str, ...] = ()
+
+
+class Converter(Plugin, ABC):
+    """Turns an upstream checkpoint file into a stylebridge checkpoint."""
+
+    source: ClassVar[str] = ""  # what file it reads, for `stylebridge plugins` / `convert --help`
+
+    @abstractmethod
+    def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI commands
+
+
+class Command(Plugin, ABC):
+    """A ``stylebridge`` subcommand contributed by a plugin."""
+
+    help: ClassVar[str] = ""
+
+    @abstractmethod
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    @abstractmethod
+    def run(self, args: argparse.Namespace, console: Console) -> int: ...

@@ -1,0 +1,42 @@
+"""Atomic file output: a file is either the old version or the complete new one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(dst: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``dst``; on success it is renamed over ``dst``.
+
+    The temporary file lives in the same directory so that the final
+    :func:`os.replace` is atomic.  If the body raises (or the process dies), the
+    destination is untouched and the temporary file is removed (or, after a
+    hard kill, left as a hidden ``.*.tmp`` file that nobody reads).
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_json(dst: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(dst) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

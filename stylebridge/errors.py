@@ -1,0 +1,45 @@
+"""Error types that stylebridge raises for bad input.
+
+Every error here carries a single-line message that names the file or value at
+fault; the CLI prints it as ``error: <message>`` and exits non-zero without a
+traceback.  Anything else escaping from stylebridge is a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class StylebridgeError(Exception):
+    """Base class: a user-facing problem with a one-line explanation."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        text = " ".join(str(message).split())  # always one line
+        super().__init__(f"{self.path}: {text}" if self.path is not None else text)
+
+
+class RegistryError(StylebridgeError):
+    """Unknown plugin name, duplicate registration, broken plugin package."""
+
+
+class SpecError(StylebridgeError):
+    """A malformed ``name:path`` / ``name:weight`` specification."""
+
+
+class CheckpointError(StylebridgeError):
+    """A checkpoint that is missing, unreadable, or of the wrong kind/config/shape."""
+
+
+class ConversionError(CheckpointError):
+    """A third-party checkpoint that cannot be converted."""
+
+
+class UnsafePickleError(ConversionError):
+    """A pickle that references code outside the allow-list (it is never executed)."""
+
+
+class ImageError(StylebridgeError):
+    """An image file that cannot be read or used."""

@@ -1,0 +1,150 @@
+"""Converters for official StyleGAN2 checkpoints → stylebridge generator checkpoints.
+
+* ``stylegan2-rosinality``: rosinality/stylegan2-pytorch ``.pt`` files.
+* ``stylegan2-nvlabs``: NVlabs stylegan2-ada-pytorch ``.pkl`` network pickles, read
+  with a restricted unpickler that never imports or runs the code they embed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.checkpoint import check_state_dict
+from stylebridge.core.interfaces import ConversionResult, Converter
+from stylebridge.core.stylegan2 import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+)
+from stylebridge.core.stylegan2.checkpoint import KIND, PLUGIN, save_stylegan2
+from stylebridge.core.stylegan2.rosinality import (
+    infer_discriminator_config,
+    infer_generator_config,
+    latent_avg_vector,
+    read_rosinality,
+)
+from stylebridge.errors import ConversionError
+from stylebridge.registry import hookimpl
+
+NVIDIA_LICENCE = ("licence: official StyleGAN2 weights (FFHQ etc.) are NVIDIA's, under the NVIDIA "
+                  "Source Code License-NC (non-commercial use); the converted file keeps it")
+
+
+def _expect_size(cfg: GeneratorConfig, options: Mapping[str, Any], src: Path) -> None:
+    want = options.get("expect_size")
+    if want is None:
+        return
+    want_cfg = GeneratorConfig(size=int(want))
+    if cfg.size != want_cfg.size:
+        raise ConversionError(
+            f"expected {want_cfg.n_style_layers} style layers for size {want_cfg.size}, found "
+            f"{cfg.n_style_layers} (a {cfg.size}px generator)", path=src)
+
+
+def build_and_save(
+    src: Path,
+    dst: Path,
+    *,
+    g_cfg: GeneratorConfig,
+    g_state: Mapping[str, Tensor],
+    latent_avg: Tensor | None,
+    d_cfg: DiscriminatorConfig | None,
+    d_state: Mapping[str, Tensor] | None,
+    source: str,
+    notes: list[str],
+) -> ConversionResult:
+    """Validate upstream-layout tensors against our modules and write our checkpoint."""
+    gen = Generator(**g_cfg.to_dict())
+    state = {k: v for k, v in g_state.items()}
+    if latent_avg is None:
+        state["latent_avg"] = torch.zeros(g_cfg.style_dim)
+    else:
+        state["latent_avg"] = latent_avg_vector(latent_avg, g_cfg.style_dim, path=src)
+    # Noise buffers are optional upstream (older exports); keep ours (random) when absent.
+    for name, buf in gen.state_dict().items():
+        if name.startswith("noises.") and name not in state:
+            state[name] = buf
+            if "no stored noise buffers; random ones were drawn" not in notes:
+                notes.append("no stored noise buffers; random ones were drawn")
+    check_state_dict(src, {k: v.shape for k, v in gen.state_dict().items()}, state,
+                     what="generator", error=ConversionError)
+    gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    if latent_avg is None:
+        gen.latent_avg.copy_(gen.mean_latent(4096, seed=0))
+        notes.append("no 'latent_avg' in the file; computed the mean of 4096 mapped samples")
+    disc = None
+    if d_state is not None and d_cfg is not None:
+        disc = Discriminator(**d_cfg.to_dict())
+        check_state_dict(src, {k: v.shape for k, v in disc.state_dict().items()}, d_state,
+                         what="discriminator", error=ConversionError)
+        disc.load_state_dict({k: v.float() for k, v in d_state.items()}, strict=True)
+    notes.append(NVIDIA_LICENCE)
+    save_stylegan2(dst, gen, disc, extra={"source": source, "source_file": src.name,
+                                          "notes": notes, "licence": NVIDIA_LICENCE})
+    n = len(gen.state_dict()) + (0 if disc is None else len(disc.state_dict()))
+    return ConversionResult(path=dst, kind=KIND, plugin=PLUGIN, n_tensors=n, notes=tuple(notes))
+
+
+class RosinalityConverter(Converter):
+    """rosinality/stylegan2-pytorch checkpoint (.pt) → stylebridge generator."""
+
+    name = "stylegan2-rosinality"
+    source = "rosinality .pt (g_ema, latent_avg, optional g/d), e.g. stylegan2-ffhq-config-f.pt"
+
+    def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
+        src, dst = Path(src), Path(dst)
+        ck = read_rosinality(src)
+        g_cfg = infer_generator_config(ck.g_ema, path=src,
+                                       lr_mlp=float(options.get("lr_mlp", 0.01)))
+        _expect_size(g_cfg, options, src)
+        with_d = bool(options.get("discriminator", True)) and ck.d is not None
+        d_cfg = infer_discriminator_config(ck.d, path=src) if with_d and ck.d is not None else None
+        return build_and_save(src, dst, g_cfg=g_cfg, g_state=ck.g_ema, latent_avg=ck.latent_avg,
+                              d_cfg=d_cfg, d_state=ck.d if with_d else None,
+                              source="rosinality/stylegan2-pytorch", notes=list(ck.notes))
+
+
+class NVlabsConverter(Converter):
+    """NVlabs stylegan2-ada-pytorch network pickle (.pkl) → stylebridge generator."""
+
+    name = "stylegan2-nvlabs"
+    source = "stylegan2-ada-pytorch .pkl (G_ema, D); embedded code is never run"
+
+    def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
+        from stylebridge.core.safe_pickle import load_nvlabs_pickle, module_state_dict
+        from stylebridge.core.stylegan2.nvlabs import (
+            convert_nvlabs_discriminator,
+            convert_nvlabs_generator,
+        )
+
+        src, dst = Path(src), Path(dst)
+        data = load_nvlabs_pickle(src)
+        g_obj = data.get("G_ema") or data.get("G")
+        if g_obj is None:
+            raise ConversionError("has no 'G_ema' or 'G' network", path=src)
+        notes = [] if data.get("G_ema") is not None else ["no 'G_ema'; used the non-EMA 'G'"]
+        g_state, g_config, latent_avg = convert_nvlabs_generator(
+            module_state_dict(g_obj), getattr(g_obj, "init_kwargs", None), path=src)
+        g_cfg = GeneratorConfig.from_dict(g_config)
+        _expect_size(g_cfg, options, src)
+        d_cfg = d_state = None
+        if bool(options.get("discriminator", True)) and data.get("D") is not None:
+            d_obj = data["D"]
+            d_state, d_config = convert_nvlabs_discriminator(
+                module_state_dict(d_obj), getattr(d_obj, "init_kwargs", None), path=src)
+            d_cfg = DiscriminatorConfig.from_dict(d_config)
+        return build_and_save(src, dst, g_cfg=g_cfg, g_state=g_state, latent_avg=latent_avg,
+                              d_cfg=d_cfg, d_state=d_state, source="NVlabs/stylegan2-ada-pytorch",
+                              notes=notes)
+
+
+@hookimpl
+def register_converters(register: Any) -> None:
+    register(RosinalityConverter())
+    register(NVlabsConverter())

@@ -1,0 +1,65 @@
+"""Hook specifications: the whole plugin API is these seven hooks.
+
+A plugin module implements any of them with ``@hookimpl`` and calls
+``register(obj)`` once per thing it provides::
+
+    from stylebridge.registry import hookimpl
+
+    @hookimpl
+    def register_encoders(register):
+        register(MyEncoder)          # a subclass of stylebridge.core.interfaces.Encoder
+
+``obj`` is a class for encoders, domain methods, losses, metrics and
+calibrators (the registry builds it from a config) and an instance for
+converters and commands.  The registered name is ``obj.name`` unless
+``register(obj, name="...")`` gives one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+PROJECT = "stylebridge"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_encoders(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Encoder` subclasses."""
+
+
+@hookspec
+def register_domain_methods(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.DomainMethod` subclasses."""
+
+
+@hookspec
+def register_losses(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Loss` subclasses."""
+
+
+@hookspec
+def register_metrics(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Metric` subclasses."""
+
+
+@hookspec
+def register_calibrators(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Calibrator` subclasses."""
+
+
+@hookspec
+def register_converters(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Converter` instances."""
+
+
+@hookspec
+def register_commands(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Command` instances (CLI subcommands)."""

@@ -1,0 +1,59 @@
+"""Shared test helpers: the read-only fixtures in ../shared and small networks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SG2_FIXTURES = SHARED / "fixtures" / "stylegan2"
+ENCODER_FIXTURES = SHARED / "fixtures" / "encoders"
+
+# Fixture channels: replaces the default dict (see the fixture README).
+TINY_CHANNELS = {4: 64, 8: 64, 16: 64, 32: 32, 64: 16}
+
+
+def require_sg2_fixture() -> Path:
+    if not (SG2_FIXTURES / "rosinality_tiny64.pt").is_file():
+        pytest.skip(f"StyleGAN2 parity fixture not found at {SG2_FIXTURES} "
+                    "(the shared/ folder beside the checkout)")
+    return SG2_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def sg2_fixture() -> dict:
+    """The tiny rosinality checkpoint, its config and the expected tensors."""
+    from safetensors.torch import load_file
+
+    fx = require_sg2_fixture()
+    ckpt = torch.load(fx / "rosinality_tiny64.pt", map_location="cpu", weights_only=True)
+    # clone: safetensors tensors are not 64-byte aligned (see the fixture README)
+    expected = {k: v.clone() for k, v in load_file(fx / "rosinality_tiny64_expected.safetensors").items()}
+    config = json.loads((fx / "rosinality_tiny64_config.json").read_text())
+    return {"ckpt": ckpt, "expected": expected, "config": config, "dir": fx}
+
+
+@pytest.fixture(scope="session")
+def converted_tiny(tmp_path_factory: pytest.TempPathFactory, sg2_fixture: dict) -> Path:
+    """The fixture converted once to our format by the rosinality converter."""
+    from stylebridge.plugins.stylegan2 import RosinalityConverter
+
+    dst = tmp_path_factory.mktemp("converted") / "tiny64.safetensors"
+    RosinalityConverter().convert(sg2_fixture["dir"] / "rosinality_tiny64.pt", dst)
+    return dst
+
+
+def tiny_generator(seed: int = 0, size: int = 32, style_dim: int = 32, **kw) -> torch.nn.Module:
+    from stylebridge.core.stylegan2 import Generator
+
+    torch.manual_seed(seed)
+    channels = kw.pop("channels", {r: 32 if r <= 16 else 16 for r in (4, 8, 16, 32, 64, 128)})
+    gen = Generator(size=size, style_dim=style_dim, n_mlp=2, channels=channels, **kw)
+    with torch.no_grad():  # non-trivial biases and noise strengths
+        for p in gen.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return gen.eval()

@@ -1,0 +1,144 @@
+"""CLI: plugins, info, convert, generate, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from stylebridge.cli.main import main
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.registry import KINDS, reset_registry
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    reset_registry()
+    yield
+    reset_registry()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("stylebridge ")
+
+
+def test_plugins_json_lists_every_kind(capsys) -> None:
+    code, out, _ = run(capsys, "plugins", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(KINDS) <= set(data)
+    names = {row["name"] for row in data["converter"]}
+    assert {"stylegan2-rosinality", "stylegan2-nvlabs"} <= names
+    assert {row["name"] for row in data["command"]} >= {"plugins", "info", "convert", "generate"}
+
+
+def test_info_json(capsys, tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.safetensors", {"a": torch.zeros(2, 3), "b": torch.ones(4)},
+                           kind="encoder", plugin="toy", config={"k": 1})
+    code, out, _ = run(capsys, "info", str(path), "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert (info["kind"], info["plugin"], info["n_tensors"], info["n_parameters"]) == ("encoder", "toy", 2, 10)
+    assert info["config"] == {"k": 1}
+    code, out, _ = run(capsys, "info", f"toy:{path}", "--json")
+    assert code == 0
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(1)}, str(plain))
+    enc = save_checkpoint(tmp_path / "enc.safetensors", {"x": torch.zeros(1)}, kind="encoder",
+                          plugin="e4e")
+    missing = tmp_path / "missing.safetensors"
+    return [
+        (["convert", "stylegan2-rosinaliti", str(plain), str(tmp_path / "o.safetensors")],
+         "unknown converter 'stylegan2-rosinaliti'; did you mean 'stylegan2-rosinality'"),
+        (["info", f"e4e:{plain}:oops"], "malformed option 'oops'"),
+        (["info", "E4E:x"], "invalid name 'E4E'"),
+        (["generate", "--generator", "stylegan2:", "--out", str(tmp_path / "g")], "ends with ':'"),
+        (["info", str(missing)], f"{missing}: no such file"),
+        (["generate", "--generator", str(missing), "--out", str(tmp_path / "g")], "no such file"),
+        (["info", str(plain)], "without a stylebridge header"),
+        (["generate", "--generator", str(enc), "--out", str(tmp_path / "g")],
+         "is a 'encoder' checkpoint (e4e), expected a 'generator'"),
+        (["info", f"fse:{enc}"], "plugin 'e4e', expected 'fse'"),
+        (["convert", "stylegan2-rosinality", str(missing), str(tmp_path / "o.safetensors")],
+         "no such file"),
+    ]
+
+
+def test_bad_input_gives_one_line_error_and_nonzero_exit(capsys, tmp_path: Path) -> None:
+    for argv, message in _bad_inputs(tmp_path):
+        code, _out, err = run(capsys, *argv)
+        assert code != 0, argv
+        assert message in err, (argv, err)
+        assert err.count("\n") == 1 and err.startswith("error: "), (argv, err)
+        assert "Traceback" not in err
+
+
+def test_console_script_has_no_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "stylebridge.cli", "info", str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {missing}: no such file"
+    debug = subprocess.run([sys.executable, "-m", "stylebridge.cli", "info", str(missing), "--debug"],
+                           capture_output=True, text=True, timeout=120)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def _pixels(path: Path) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(Image.open(path), dtype=np.int16).copy())
+
+
+def test_convert_and_generate_from_fixture(capsys, tmp_path: Path, sg2_fixture) -> None:
+    dst = tmp_path / "g.safetensors"
+    src = sg2_fixture["dir"] / "rosinality_tiny64.pt"
+    code, _out, err = run(capsys, "convert", "stylegan2-rosinality", str(src), str(dst))
+    assert code == 0, err
+    code, _, err = run(capsys, "convert", "stylegan2-rosinality", str(src), str(dst))
+    assert code == 2 and "already exists" in err
+    out_dir = tmp_path / "imgs"
+    code, _, err = run(capsys, "generate", "-g", f"stylegan2:{dst}", "--seeds", "0-2,7",
+                       "--truncation", "0.7", "--out", str(out_dir), "--device", "cpu")
+    assert code == 0, err
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["grid.png", "seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
+    img = Image.open(out_dir / "seed0001.png")
+    assert img.size == (64, 64) and img.mode == "RGB"
+    # same seed → same image; different seeds → different images
+    code, _, _ = run(capsys, "generate", "-g", str(dst), "--seeds", "1", "--truncation", "0.7",
+                     "--out", str(tmp_path / "again"), "--batch", "1")
+    assert code == 0
+    a = _pixels(out_dir / "seed0001.png")
+    b = _pixels(tmp_path / "again" / "seed0001.png")
+    c = _pixels(out_dir / "seed0002.png")
+    assert (a - b).abs().max() <= 1  # batch 4 vs 1: float rounding only
+    assert (a - c).abs().float().mean() > 5
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seeds", "3-1"], "is empty"), (["--seeds", "a"], "expected e.g. 0-7"),
+    (["--truncation", "0"], "must be in (0, 1]"), (["--batch", "0"], "must be >= 1"),
+    (["--device", "tpu"], "expected auto, cpu or cuda"),
+])
+def test_generate_rejects_out_of_range_values(capsys, tmp_path, converted_tiny, args, message) -> None:
+    code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--out", str(tmp_path / "o"),
+                       *args)
+    assert code == 2 and message in err and err.count("\n") == 1

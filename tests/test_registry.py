@@ -1,0 +1,176 @@
+"""The pluggy registry: built-ins via hooks, entry-point discovery, conflicts, lookup errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tomllib
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from stylebridge.core.interfaces import Converter, Encoder, Inversion, Preprocessing
+from stylebridge.errors import RegistryError
+from stylebridge.registry import KINDS, Registry, hookimpl
+from stylebridge.registry import registry as registry_mod
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "stylebridge-example-encoder"
+
+
+class _ToyEncoder(Encoder):
+    name = "toy"
+
+    def __init__(self, n_latent: int = 4, style_dim: int = 8) -> None:
+        super().__init__()
+        self.preprocessing = Preprocessing(size=8)
+        self.n_latent, self.style_dim = n_latent, style_dim
+        self.w = torch.nn.Parameter(torch.zeros(n_latent, style_dim))
+
+    def config(self) -> dict[str, Any]:
+        return {"n_latent": self.n_latent, "style_dim": self.style_dim}
+
+    def encode(self, images: torch.Tensor) -> Inversion:
+        return Inversion(w_plus=self.w.expand(images.shape[0], -1, -1))
+
+
+def _plugin(name: str, *classes: type) -> types.ModuleType:
+    mod = types.ModuleType(name)
+
+    @hookimpl
+    def register_encoders(register):
+        for cls in classes:
+            register(cls)
+
+    mod.register_encoders = register_encoders  # type: ignore[attr-defined]
+    return mod
+
+
+def test_builtins_register_through_hooks() -> None:
+    reg = Registry(entry_points=False)
+    assert {"stylegan2-rosinality", "stylegan2-nvlabs"} <= set(reg.names("converter"))
+    assert {"plugins", "info", "convert", "generate"} <= set(reg.names("command"))
+    for entry in reg.all_entries():
+        assert entry.provider == "stylebridge"
+    # every built-in kind is a hook of the plugin manager, and only those
+    hooks = {name for name in dir(reg.plugin_manager.hook) if name.startswith("register_")}
+    assert hooks == {spec[0] for spec in KINDS.values()}
+
+
+def test_extra_plugin_is_created_by_name() -> None:
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("toy_pkg", _ToyEncoder)])
+    entry = reg.get("encoder", "toy")
+    assert entry.provider == "toy_pkg"
+    enc = reg.create("encoder", "toy", n_latent=3, style_dim=5)
+    inv = enc.encode(torch.zeros(2, 3, 8, 8))
+    assert inv.w_plus.shape == (2, 3, 5)
+
+
+def test_duplicate_names_name_both_providers() -> None:
+    reg = Registry(builtins=False, entry_points=False,
+                   extra_plugins=[_plugin("pkg_one", _ToyEncoder), _plugin("pkg_two", _ToyEncoder)])
+    with pytest.raises(RegistryError, match="'toy' is registered twice: by 'pkg_one' and by 'pkg_two'"):
+        reg.names("encoder")
+
+
+def test_unknown_name_suggests_close_matches() -> None:
+    reg = Registry(entry_points=False)
+    with pytest.raises(RegistryError) as info:
+        reg.get("converter", "stylegan2-rosinaliti")
+    msg = str(info.value)
+    assert "did you mean 'stylegan2-rosinality'" in msg and "known:" in msg
+    with pytest.raises(RegistryError, match="unknown encoder 'zzz' \\(known: none are installed\\)"):
+        reg.get("encoder", "zzz")
+    with pytest.raises(RegistryError, match="unknown plugin kind"):
+        reg.get("widget", "x")
+
+
+def test_wrong_type_and_bad_name_are_rejected() -> None:
+    class NotAnEncoder:
+        name = "nope"
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("bad", NotAnEncoder)])
+    with pytest.raises(RegistryError, match="must be a subclass of Encoder"):
+        reg.names("encoder")
+
+    class BadName(_ToyEncoder):
+        name = "Bad Name"
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("bad", BadName)])
+    with pytest.raises(RegistryError, match="invalid name 'Bad Name'"):
+        reg.names("encoder")
+
+
+def test_converter_instances_register() -> None:
+    class Conv(Converter):
+        name = "noop-conv"
+
+        def convert(self, src, dst, **options):  # pragma: no cover - not called
+            raise NotImplementedError
+
+    mod = types.ModuleType("conv_pkg")
+
+    @hookimpl
+    def register_converters(register):
+        register(Conv())
+
+    mod.register_converters = register_converters  # type: ignore[attr-defined]
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[mod])
+    assert reg.names("converter") == ["noop-conv"]
+    assert reg.create("converter", "noop-conv") is reg.get("converter", "noop-conv").obj
+
+
+def _example_entry_points() -> list[importlib.metadata.EntryPoint]:
+    meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
+    eps = meta["project"]["entry-points"]["stylebridge"]
+    return [importlib.metadata.EntryPoint(name=k, value=v, group="stylebridge") for k, v in eps.items()]
+
+
+def test_entry_point_discovery_of_the_example_plugin(monkeypatch) -> None:
+    """The example package's declared entry point, loaded through the registry's discovery."""
+    monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
+    eps = _example_entry_points()
+    monkeypatch.setattr(registry_mod.importlib.metadata, "entry_points",
+                        lambda group=None: eps if group == "stylebridge" else [])
+    reg = Registry()
+    entry = reg.get("encoder", "tiny-pool")
+    assert entry.provider.startswith("stylebridge_example_encoder") or entry.provider
+    enc = reg.create("encoder", "tiny-pool", n_latent=6, style_dim=16, input_size=32)
+    images = torch.rand(2, 3, 50, 40)
+    assert enc.encode(images).w_plus.shape == (2, 6, 16)
+
+
+def test_broken_entry_point_is_reported_not_fatal(monkeypatch) -> None:
+    ep = importlib.metadata.EntryPoint(name="broken", value="no_such_module_xyz", group="stylebridge")
+    monkeypatch.setattr(registry_mod.importlib.metadata, "entry_points",
+                        lambda group=None: [ep] if group == "stylebridge" else [])
+    reg = Registry()
+    assert "stylegan2-rosinality" in reg.names("converter")
+    assert len(reg.failures) == 1 and "ModuleNotFoundError" in reg.failures[0].error
+
+
+def test_installed_example_plugin_is_discovered_for_real() -> None:
+    """When the example package is pip-installed (CI does it), real discovery finds it."""
+    try:
+        importlib.metadata.distribution("stylebridge-example-encoder")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("stylebridge-example-encoder is not installed (.ci/run installs it)")
+    reg = Registry()
+    assert reg.get("encoder", "tiny-pool").provider == "stylebridge-example-encoder"
+
+
+def test_save_and_load_plugin_object_from_checkpoint(tmp_path: Path) -> None:
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("toy_pkg", _ToyEncoder)])
+    enc = reg.create("encoder", "toy", n_latent=2, style_dim=3)
+    with torch.no_grad():
+        enc.w.copy_(torch.arange(6.0).view(2, 3))
+    path = save_checkpoint(tmp_path / "toy.safetensors", enc.state_dict(), kind="encoder",
+                           plugin=enc.name, config=enc.config())
+    again = reg.load("encoder", path)
+    assert isinstance(again, _ToyEncoder) and torch.equal(again.w, enc.w)
+    with pytest.raises(RegistryError, match="unknown encoder 'toy'"):
+        Registry(builtins=False, entry_points=False).load("encoder", path)
