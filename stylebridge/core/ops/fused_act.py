@@ -1,0 +1,76 @@
+"""Fused bias + leaky ReLU + gain (+ optional clamp)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stylebridge.core.ops.backend import use_cuda
+
+DEFAULT_SLOPE = 0.2
+DEFAULT_GAIN = math.sqrt(2.0)
+
+
+def _broadcast_bias(bias: Tensor, ndim: int) -> Tensor:
+    return bias.view(1, -1, *([1] * (ndim - 2)))
+
+
+def fused_leaky_relu_native(
+    x: Tensor,
+    bias: Tensor | None = None,
+    negative_slope: float = DEFAULT_SLOPE,
+    scale: float = DEFAULT_GAIN,
+    clamp: float | None = None,
+) -> Tensor:
+    """``leaky_relu(x + bias) * scale``, clamped to ``[-clamp, clamp]`` if given.
+
+    When no gradient is needed the work is done in place on one buffer.
+    """
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or (bias is not None and bias.requires_grad))
+    if not needs_grad:
+        out = x + _broadcast_bias(bias, x.ndim) if bias is not None else x.clone()
+        F.leaky_relu_(out, negative_slope)
+        out.mul_(scale)
+        if clamp is not None:
+            out.clamp_(-clamp, clamp)
+        return out
+    if bias is not None:
+        x = x + _broadcast_bias(bias, x.ndim)
+    out = F.leaky_relu(x, negative_slope) * scale
+    if clamp is not None:
+        out = out.clamp(-clamp, clamp)
+    return out
+
+
+def fused_leaky_relu(
+    x: Tensor,
+    bias: Tensor | None = None,
+    negative_slope: float = DEFAULT_SLOPE,
+    scale: float = DEFAULT_GAIN,
+    clamp: float | None = None,
+) -> Tensor:
+    """Bias + leaky ReLU + gain on dim 1; dispatches to CUDA when available."""
+    if use_cuda(x.is_cuda):
+        from stylebridge.core.ops import _cuda
+
+        return _cuda.fused_leaky_relu(x, bias, negative_slope, scale, clamp)
+    return fused_leaky_relu_native(x, bias, negative_slope, scale, clamp)
+
+
+class FusedLeakyReLU(nn.Module):
+    """Learned per-channel bias followed by the fused activation (key: ``bias``)."""
+
+    def __init__(self, channels: int, negative_slope: float = DEFAULT_SLOPE,
+                 scale: float = DEFAULT_GAIN, clamp: float | None = None) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.negative_slope = negative_slope
+        self.scale = scale
+        self.clamp = clamp
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fused_leaky_relu(x, self.bias, self.negative_slope, self.scale, self.clamp)

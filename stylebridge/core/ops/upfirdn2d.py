@@ -1,0 +1,66 @@
+"""upfirdn2d: upsample (zero insertion), FIR filter, downsample — per channel.
+
+Semantics follow the StyleGAN2 op: the input ``[N, C, H, W]`` is upsampled by
+inserting ``up - 1`` zeros after every sample, padded (negative = crop) by
+``pad = (x0, x1, y0, y1)``, convolved (true convolution, kernel flipped) with
+the 2-D ``kernel``, and every ``down``-th sample is kept.  Output size per
+axis: ``(in * up + pad0 + pad1 - k) // down + 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylebridge.core.ops.backend import use_cuda
+
+Pair = int | tuple[int, int]
+
+
+def _pair(value: Pair) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _pad4(pad: Sequence[int]) -> tuple[int, int, int, int]:
+    """(p0, p1) for both axes, or (x0, x1, y0, y1)."""
+    if len(pad) == 2:
+        return int(pad[0]), int(pad[1]), int(pad[0]), int(pad[1])
+    if len(pad) == 4:
+        return int(pad[0]), int(pad[1]), int(pad[2]), int(pad[3])
+    raise ValueError(f"pad must have 2 or 4 entries, got {len(pad)}")
+
+
+def upfirdn2d_native(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
+                     pad: Sequence[int] = (0, 0)) -> Tensor:
+    """Reference implementation in plain PyTorch ops (any order of derivatives)."""
+    up_x, up_y = _pair(up)
+    down_x, down_y = _pair(down)
+    px0, px1, py0, py1 = _pad4(pad)
+    n, c, h, w = x.shape
+    kh, kw = kernel.shape
+    out = x.reshape(n * c, 1, h, w)
+    if up_x > 1 or up_y > 1:
+        out = out.reshape(n * c, 1, h, 1, w, 1)
+        out = F.pad(out, [0, up_x - 1, 0, 0, 0, up_y - 1])
+        out = out.reshape(n * c, 1, h * up_y, w * up_x)
+    if px0 or px1 or py0 or py1:
+        out = F.pad(out, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        out = out[:, :,
+                  max(-py0, 0): out.shape[2] - max(-py1, 0),
+                  max(-px0, 0): out.shape[3] - max(-px1, 0)]
+    weight = torch.flip(kernel, [0, 1]).reshape(1, 1, kh, kw).to(out.dtype)
+    out = F.conv2d(out, weight, stride=(down_y, down_x))
+    return out.reshape(n, c, out.shape[2], out.shape[3])
+
+
+def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
+              pad: Sequence[int] = (0, 0)) -> Tensor:
+    """Dispatching entry point (CUDA extension for CUDA tensors when available)."""
+    if use_cuda(x.is_cuda):
+        from stylebridge.core.ops import _cuda
+
+        return _cuda.upfirdn2d(x, kernel, _pair(up), _pair(down), _pad4(pad))
+    return upfirdn2d_native(x, kernel, up, down, pad)

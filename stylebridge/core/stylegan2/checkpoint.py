@@ -1,0 +1,109 @@
+"""Saving and loading StyleGAN2 networks in the stylebridge checkpoint format.
+
+A generator checkpoint has ``kind="generator"``, ``plugin="stylegan2"``, tensors
+``g_ema.*`` (the generator, including its ``latent_avg`` buffer) and optionally
+``d.*`` (the discriminator), and a header config
+``{"generator": {...}, "discriminator": {...} | null}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylebridge.core.checkpoint import (
+    CheckpointHeader,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
+from stylebridge.core.stylegan2.discriminator import Discriminator
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.errors import CheckpointError
+
+KIND = "generator"
+PLUGIN = "stylegan2"
+
+
+@dataclass
+class StyleGAN2Checkpoint:
+    """A loaded generator checkpoint."""
+
+    generator: Generator
+    discriminator: Discriminator | None
+    header: CheckpointHeader
+    path: Path
+
+
+def save_stylegan2(
+    path: str | Path,
+    generator: Generator,
+    discriminator: Discriminator | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write generator (+ discriminator) atomically."""
+    tensors = {f"g_ema.{k}": v for k, v in generator.state_dict().items()}
+    if discriminator is not None:
+        tensors.update({f"d.{k}": v for k, v in discriminator.state_dict().items()})
+    config = {
+        "generator": generator.config(),
+        "discriminator": None if discriminator is None else discriminator.config(),
+    }
+    return save_checkpoint(path, tensors, kind=KIND, plugin=PLUGIN, config=config, extra=extra)
+
+
+def _split(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    n = len(prefix)
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _build(path: Path, cls: type, config: Any, what: str) -> Any:
+    if not isinstance(config, dict):
+        raise CheckpointError(f"header has no {what} config", path=path)
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"invalid {what} config in header: {exc}", path=path) from None
+
+
+def load_stylegan2(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    discriminator: bool = False,
+    expect_size: int | None = None,
+) -> StyleGAN2Checkpoint:
+    """Load a generator checkpoint; validate config, keys and shapes with one-line errors."""
+    path = Path(path)
+    header, tensors = load_checkpoint(path, kind=KIND)
+    if header.plugin != PLUGIN:
+        raise CheckpointError(f"generator plugin {header.plugin!r} is not supported (expected "
+                              f"{PLUGIN!r})", path=path)
+    gen = _build(path, Generator, header.config.get("generator"), "generator")
+    if expect_size is not None and gen.size != expect_size:
+        raise CheckpointError(
+            f"is a {gen.size}px generator with {gen.n_latent} latent rows, expected {expect_size}px",
+            path=path)
+    g_state = _split(tensors, "g_ema.")
+    check_state_dict(path, {k: v.shape for k, v in gen.state_dict().items()}, g_state,
+                     what="generator")
+    gen.load_state_dict(g_state, strict=True)
+    disc = None
+    if discriminator:
+        d_config = header.config.get("discriminator")
+        if d_config is None:
+            raise CheckpointError("has no discriminator (convert the upstream file with its 'd')",
+                                  path=path)
+        disc = _build(path, Discriminator, d_config, "discriminator")
+        d_state = _split(tensors, "d.")
+        check_state_dict(path, {k: v.shape for k, v in disc.state_dict().items()}, d_state,
+                         what="discriminator")
+        disc.load_state_dict(d_state, strict=True)
+        disc = disc.to(device).eval().requires_grad_(False)
+    gen = gen.to(device).eval().requires_grad_(False)
+    return StyleGAN2Checkpoint(generator=gen, discriminator=disc, header=header, path=path)

@@ -1,0 +1,124 @@
+"""Configurations of the StyleGAN2 generator and discriminator."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
+    """Upstream's width per resolution for config-f (``channel_multiplier=2``)."""
+    return {
+        4: 512, 8: 512, 16: 512, 32: 512,
+        64: 256 * channel_multiplier, 128: 128 * channel_multiplier,
+        256: 64 * channel_multiplier, 512: 32 * channel_multiplier,
+        1024: 16 * channel_multiplier,
+    }
+
+
+def _int_keys(channels: Mapping[Any, int]) -> dict[int, int]:
+    return {int(k): int(v) for k, v in channels.items()}
+
+
+def _check_size(size: int) -> int:
+    size = int(size)
+    if size < 4 or size & (size - 1):
+        raise ValueError(f"size must be a power of two >= 4, got {size}")
+    return size
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Everything that fixes a generator's architecture (JSON round-trippable)."""
+
+    size: int = 1024
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
+    lr_mlp: float = 0.01
+    channels: dict[int, int] = field(default_factory=dict)
+    conv_clamp: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", _check_size(self.size))
+        object.__setattr__(self, "blur_kernel", tuple(int(t) for t in self.blur_kernel))
+        chans = _int_keys(self.channels) if self.channels else default_channels(self.channel_multiplier)
+        missing = [r for r in self.resolutions if r not in chans]
+        if missing:
+            raise ValueError(f"channels has no width for resolution(s) {missing}")
+        object.__setattr__(self, "channels", {r: chans[r] for r in sorted(chans) if r <= self.size})
+
+    @property
+    def log_size(self) -> int:
+        return int(math.log2(self.size))
+
+    @property
+    def resolutions(self) -> list[int]:
+        return [2**i for i in range(2, self.log_size + 1)]
+
+    @property
+    def n_latent(self) -> int:
+        """Rows of w+ (18 at 1024 px)."""
+        return self.log_size * 2 - 2
+
+    @property
+    def num_layers(self) -> int:
+        """Noise inputs / styled convolutions (17 at 1024 px)."""
+        return (self.log_size - 2) * 2 + 1
+
+    @property
+    def n_style_layers(self) -> int:
+        """Modulated layers incl. ToRGB, i.e. entries of the StyleSpace list (26 at 1024 px)."""
+        return self.num_layers + (self.log_size - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["blur_kernel"] = list(self.blur_kernel)
+        data["channels"] = {str(k): v for k, v in self.channels.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown generator config key(s): {', '.join(unknown)}")
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Architecture of the residual StyleGAN2 discriminator."""
+
+    size: int = 1024
+    channel_multiplier: int = 2
+    blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
+    channels: dict[int, int] = field(default_factory=dict)
+    stddev_group: int = 4
+    stddev_feat: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", _check_size(self.size))
+        object.__setattr__(self, "blur_kernel", tuple(int(t) for t in self.blur_kernel))
+        chans = _int_keys(self.channels) if self.channels else default_channels(self.channel_multiplier)
+        res = [2**i for i in range(2, int(math.log2(self.size)) + 1)]
+        missing = [r for r in res if r not in chans]
+        if missing:
+            raise ValueError(f"channels has no width for resolution(s) {missing}")
+        object.__setattr__(self, "channels", {r: chans[r] for r in sorted(chans) if r <= self.size})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["blur_kernel"] = list(self.blur_kernel)
+        data["channels"] = {str(k): v for k, v in self.channels.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DiscriminatorConfig:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown discriminator config key(s): {', '.join(unknown)}")
+        return cls(**dict(data))

@@ -1,0 +1,288 @@
+"""StyleGAN2 building blocks with equalised learning rate.
+
+Parameter names follow the rosinality/stylegan2-pytorch layout so that the
+official checkpoints load with a plain key check; the code is ours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stylebridge.core.ops import FusedLeakyReLU, fused_leaky_relu, upfirdn2d
+
+
+def make_kernel(taps: Sequence[float]) -> Tensor:
+    """2-D FIR kernel from 1-D taps (outer product), normalised to sum 1."""
+    k = torch.tensor(list(taps), dtype=torch.float32)
+    if k.ndim == 1:
+        k = k[None, :] * k[:, None]
+    return k / k.sum()
+
+
+class PixelNorm(nn.Module):
+    """Normalise each latent to unit second moment (the first mapping layer)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with runtime weight scaling ``lr_mul / sqrt(in)`` (bias scaled by ``lr_mul``)."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
+        self.activation = activation
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_mul
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
+        return F.linear(x, self.weight * self.scale, bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}"
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d with runtime weight scaling ``1 / sqrt(fan_in)``."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.stride = stride
+        self.padding = padding
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride,
+                        padding=self.padding)
+
+
+class Blur(nn.Module):
+    """FIR low-pass filter with padding (``kernel`` is a persistent buffer, as upstream)."""
+
+    def __init__(self, taps: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1) -> None:
+        super().__init__()
+        kernel = make_kernel(taps)
+        if upsample_factor > 1:
+            kernel = kernel * upsample_factor**2
+        self.register_buffer("kernel", kernel)
+        self.pad = pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """2× upsampling with an FIR filter (for the RGB skip connections)."""
+
+    def __init__(self, taps: Sequence[float], factor: int = 2) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(taps) * factor**2)
+        p = self.kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, down=1, pad=self.pad)
+
+
+class ModulatedConv2d(nn.Module):
+    """Modulated (and optionally demodulated) convolution, optionally upsampling 2×.
+
+    ``forward(x, s)`` takes the style vector ``s`` = ``modulation(w)`` computed
+    by the caller, so that style-space methods can change ``s`` in between.
+
+    Two equivalent evaluation orders are used: with one sample (or on request)
+    the per-sample weight is folded and a grouped convolution runs (upstream's
+    "fused" order); with several samples the input is scaled by ``s``, one
+    shared-weight convolution runs and the output is demodulated, which is
+    much faster on CPUs.  Both agree to float32 rounding.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1)) -> None:
+        super().__init__()
+        self.eps = 1e-8
+        self.kernel_size = kernel_size
+        self.in_channel = in_ch
+        self.out_channel = out_ch
+        self.upsample = upsample
+        self.demodulate = demodulate
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1),
+                             upsample_factor=factor)
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.fused: bool | None = None  # None: choose per batch size
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channel}, {self.out_channel}, k={self.kernel_size}, "
+                f"upsample={self.upsample}, demodulate={self.demodulate}")
+
+    def _demod(self, s: Tensor) -> Tensor:
+        """Per-sample, per-output-channel demodulation coefficients ``[B, out]``."""
+        wsq = (self.weight[0] * self.scale).pow(2).sum(dim=(2, 3))  # [out, in]
+        return torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)
+
+    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+        batch = x.shape[0]
+        fused = self.fused if self.fused is not None else batch == 1
+        if fused:
+            return self._forward_grouped(x, s)
+        return self._forward_shared(x, s)
+
+    def _forward_grouped(self, x: Tensor, s: Tensor) -> Tensor:
+        batch, in_ch, height, width = x.shape
+        weight = self.scale * self.weight * s.view(batch, 1, in_ch, 1, 1)
+        if self.demodulate:
+            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
+            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+        k = self.kernel_size
+        x = x.reshape(1, batch * in_ch, height, width)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * in_ch, self.out_channel, k, k)
+            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
+            out = out.view(batch, self.out_channel, out.shape[2], out.shape[3])
+            return self.blur(out)
+        weight = weight.view(batch * self.out_channel, in_ch, k, k)
+        out = F.conv2d(x, weight, padding=self.padding, groups=batch)
+        return out.view(batch, self.out_channel, height, width)
+
+    def _forward_shared(self, x: Tensor, s: Tensor) -> Tensor:
+        batch = x.shape[0]
+        x = x * s.view(batch, -1, 1, 1)
+        weight = self.weight[0] * self.scale
+        if self.upsample:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            out = out * self._demod(s).view(batch, -1, 1, 1)
+        if self.upsample:
+            out = self.blur(out)
+        return out
+
+
+class NoiseInjection(nn.Module):
+    """Adds ``weight * noise`` (a learned scalar strength)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor, noise: Tensor) -> Tensor:
+        return x + self.weight * noise
+
+
+class ConstantInput(nn.Module):
+    """The learned 4×4 input of the synthesis network (key ``input``)."""
+
+    def __init__(self, channels: int, size: int = 4) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class StyledConv(nn.Module):
+    """Modulated conv → noise → bias + leaky ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int,
+                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1),
+                 demodulate: bool = True, conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, demodulate=demodulate,
+                                    upsample=upsample, blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch, clamp=conv_clamp)
+
+    def forward(self, x: Tensor, s: Tensor, noise: Tensor) -> Tensor:
+        return self.activate(self.noise(self.conv(x, s), noise))
+
+
+class ToRGB(nn.Module):
+    """1×1 modulated conv to RGB (no demodulation) plus the upsampled previous skip."""
+
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1),
+                 conv_clamp: float | None = None) -> None:
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: Tensor, s: Tensor, skip: Tensor | None = None) -> Tensor:
+        out = self.conv(x, s) + self.bias
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class ScaledLeakyReLU(nn.Module):
+    """Leaky ReLU with gain sqrt(2), for bias-free conv layers."""
+
+    def __init__(self, negative_slope: float = 0.2) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope) * math.sqrt(2)
+
+
+class ConvLayer(nn.Sequential):
+    """[Blur] → EqualConv2d → activation, as a Sequential (upstream key layout)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, downsample: bool = False,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), bias: bool = True,
+                 activate: bool = True) -> None:
+        layers: list[nn.Module] = []
+        if downsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) + (kernel_size - 1)
+            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
+                                  bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_ch) if bias else ScaledLeakyReLU(0.2))
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    """Discriminator residual block: two 3×3 convs (second downsamples) + 1×1 skip."""
+
+    def __init__(self, in_ch: int, out_ch: int, blur_kernel: Sequence[float] = (1, 3, 3, 1)) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(in_ch, in_ch, 3, blur_kernel=blur_kernel)
+        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
+        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel,
+                              activate=False, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(self.conv1(x))
+        return (out + self.skip(x)) * (1.0 / math.sqrt(2))
