@@ -117,31 +117,17 @@ class NVlabsConverter(Converter):
     source = "stylegan2-ada-pytorch .pkl (G_ema, D); embedded code is never run"
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
-        from stylebridge.core.safe_pickle import load_nvlabs_pickle, module_state_dict
-        from stylebridge.core.stylegan2.nvlabs import (
-            convert_nvlabs_discriminator,
-            convert_nvlabs_generator,
-        )
+        from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_pickle
 
         src, dst = Path(src), Path(dst)
-        data = load_nvlabs_pickle(src)
-        g_obj = data.get("G_ema") or data.get("G")
-        if g_obj is None:
-            raise ConversionError("has no 'G_ema' or 'G' network", path=src)
-        notes = [] if data.get("G_ema") is not None else ["no 'G_ema'; used the non-EMA 'G'"]
-        g_state, g_config, latent_avg = convert_nvlabs_generator(
-            module_state_dict(g_obj), getattr(g_obj, "init_kwargs", None), path=src)
-        g_cfg = GeneratorConfig.from_dict(g_config)
+        with_d = bool(options.get("discriminator", True))
+        ck = convert_nvlabs_pickle(src, discriminator=with_d)
+        g_cfg = GeneratorConfig.from_dict(ck.config)
         _expect_size(g_cfg, options, src)
-        d_cfg = d_state = None
-        if bool(options.get("discriminator", True)) and data.get("D") is not None:
-            d_obj = data["D"]
-            d_state, d_config = convert_nvlabs_discriminator(
-                module_state_dict(d_obj), getattr(d_obj, "init_kwargs", None), path=src)
-            d_cfg = DiscriminatorConfig.from_dict(d_config)
-        return build_and_save(src, dst, g_cfg=g_cfg, g_state=g_state, latent_avg=latent_avg,
-                              d_cfg=d_cfg, d_state=d_state, source="NVlabs/stylegan2-ada-pytorch",
-                              notes=notes)
+        d_cfg = DiscriminatorConfig.from_dict(ck.d_config) if ck.d_config is not None else None
+        return build_and_save(src, dst, g_cfg=g_cfg, g_state=ck.g_ema, latent_avg=ck.latent_avg,
+                              d_cfg=d_cfg, d_state=ck.d, source="NVlabs/stylegan2-ada-pytorch",
+                              notes=list(ck.notes))
 
 
 @hookimpl

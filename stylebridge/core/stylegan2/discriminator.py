@@ -30,7 +30,7 @@ class Discriminator(nn.Module):
         self.convs = nn.Sequential(*blocks)
         self.stddev_group = cfg.stddev_group
         self.stddev_feat = cfg.stddev_feat
-        self.final_conv = ConvLayer(in_ch + 1, ch[4], 3)
+        self.final_conv = ConvLayer(in_ch + cfg.stddev_feat, ch[4], 3)
         self.final_linear = nn.Sequential(
             EqualLinear(ch[4] * 4 * 4, ch[4], activation=True),
             EqualLinear(ch[4], 1),
