@@ -29,8 +29,44 @@ def _check_size(size: int) -> int:
     return size
 
 
+def _resolve_channels(size: int, channels: Mapping[Any, int], channel_multiplier: int) -> dict[int, int]:
+    """Widths for 4..size px (the given dict, else the config-f defaults), checked complete."""
+    chans = _int_keys(channels) if channels else default_channels(channel_multiplier)
+    res = [2**i for i in range(2, int(math.log2(size)) + 1)]
+    missing = [r for r in res if r not in chans]
+    if missing:
+        raise ValueError(f"channels has no width for resolution(s) {missing}")
+    return {r: chans[r] for r in res}
+
+
+class _JsonConfig:
+    """``to_dict``/``from_dict`` for the frozen config dataclasses (JSON-safe keys)."""
+
+    def _normalise(self) -> None:
+        object.__setattr__(self, "size", _check_size(self.size))  # type: ignore[attr-defined]
+        object.__setattr__(self, "blur_kernel",
+                           tuple(int(t) for t in self.blur_kernel))  # type: ignore[attr-defined]
+        object.__setattr__(self, "channels", _resolve_channels(
+            self.size, self.channels, self.channel_multiplier))  # type: ignore[attr-defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        data["blur_kernel"] = list(data["blur_kernel"])
+        data["channels"] = {str(k): v for k, v in data["channels"].items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            what = cls.__name__.removesuffix("Config").lower()
+            raise ValueError(f"unknown {what} config key(s): {', '.join(unknown)}")
+        return cls(**dict(data))
+
+
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(_JsonConfig):
     """Everything that fixes a generator's architecture (JSON round-trippable)."""
 
     size: int = 1024
@@ -43,13 +79,7 @@ class GeneratorConfig:
     conv_clamp: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _check_size(self.size))
-        object.__setattr__(self, "blur_kernel", tuple(int(t) for t in self.blur_kernel))
-        chans = _int_keys(self.channels) if self.channels else default_channels(self.channel_multiplier)
-        missing = [r for r in self.resolutions if r not in chans]
-        if missing:
-            raise ValueError(f"channels has no width for resolution(s) {missing}")
-        object.__setattr__(self, "channels", {r: chans[r] for r in sorted(chans) if r <= self.size})
+        self._normalise()
 
     @property
     def log_size(self) -> int:
@@ -74,23 +104,10 @@ class GeneratorConfig:
         """Modulated layers incl. ToRGB, i.e. entries of the StyleSpace list (26 at 1024 px)."""
         return self.num_layers + (self.log_size - 1)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["blur_kernel"] = list(self.blur_kernel)
-        data["channels"] = {str(k): v for k, v in self.channels.items()}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown generator config key(s): {', '.join(unknown)}")
-        return cls(**dict(data))
 
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(_JsonConfig):
     """Architecture of the residual StyleGAN2 discriminator."""
 
     size: int = 1024
@@ -101,24 +118,4 @@ class DiscriminatorConfig:
     stddev_feat: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _check_size(self.size))
-        object.__setattr__(self, "blur_kernel", tuple(int(t) for t in self.blur_kernel))
-        chans = _int_keys(self.channels) if self.channels else default_channels(self.channel_multiplier)
-        res = [2**i for i in range(2, int(math.log2(self.size)) + 1)]
-        missing = [r for r in res if r not in chans]
-        if missing:
-            raise ValueError(f"channels has no width for resolution(s) {missing}")
-        object.__setattr__(self, "channels", {r: chans[r] for r in sorted(chans) if r <= self.size})
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["blur_kernel"] = list(self.blur_kernel)
-        data["channels"] = {str(k): v for k, v in self.channels.items()}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DiscriminatorConfig:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown discriminator config key(s): {', '.join(unknown)}")
-        return cls(**dict(data))
+        self._normalise()

@@ -110,6 +110,9 @@ class Generator(nn.Module):
                                       conv_clamp=cfg.conv_clamp))
             in_ch = out_ch
         self.register_buffer("latent_avg", torch.zeros(cfg.style_dim))
+        # Activation memory layout: None = channels_last on CPU (oneDNN's convolutions, and
+        # especially the transposed ones, are much faster in NHWC), NCHW elsewhere.
+        self.channels_last: bool | None = None
 
     # -- configuration -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -245,15 +248,20 @@ class Generator(nn.Module):
         if bad or (stop_at is not None and not 0 <= stop_at < self.n_latent):
             raise ValueError(f"activation index out of range 0..{self.n_latent - 1}: {bad or stop_at}")
         batch = styles[0].shape[0]
+        fmt = torch.contiguous_format
+        use_cl = self.channels_last
+        if use_cl or (use_cl is None and styles[0].device.type == "cpu"):
+            fmt = torch.channels_last
         if start is None:
             first = 0
-            out, skip = self.input(batch), None
+            out, skip = self.input(batch).contiguous(memory_format=fmt), None
             if 0 in features:
                 out = torch.lerp(out, features[0].to(out.dtype), feature_scale)
             if stop_at == 0:
-                return out, skip
+                return out.contiguous(), skip
         else:
             first, out, skip = start
+            out = out.contiguous(memory_format=fmt)
             if first >= 1 and skip is None:
                 raise ValueError(f"starting synthesis at activation {first} needs the RGB skip "
                                  "computed up to that layer (see features_upto)")
@@ -270,8 +278,9 @@ class Generator(nn.Module):
             if step.activation in features:
                 out = torch.lerp(out, features[step.activation].to(out.dtype), feature_scale)
             if stop_at == step.activation:
-                return out, skip
+                return out.contiguous(), skip
         assert skip is not None
+        skip = skip.contiguous()
         return skip, skip
 
     def synthesis(

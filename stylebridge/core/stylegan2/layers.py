@@ -189,7 +189,9 @@ class NoiseInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: Tensor, noise: Tensor) -> Tensor:
-        return x + self.weight * noise
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return x + self.weight * noise
+        return x.addcmul_(noise, self.weight)  # inference: no extra buffer
 
 
 class ConstantInput(nn.Module):

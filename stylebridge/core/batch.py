@@ -1,0 +1,84 @@
+"""Batch commands over many files: skip and report bad inputs instead of dying.
+
+A command collects per-file failures in a :class:`BatchReport`; at the end it
+prints the table of skipped files and exits with :data:`EXIT_PARTIAL` when some
+(but not all) inputs failed, :data:`EXIT_FAILED` when all failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import Tensor
+
+from stylebridge.core.images import load_image
+from stylebridge.errors import StylebridgeError
+
+EXIT_OK = 0
+EXIT_FAILED = 2
+EXIT_PARTIAL = 3  # some inputs were skipped; the rest were written
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class BatchReport:
+    """Which inputs succeeded and which were skipped (with a one-line reason)."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def ok(self, path: Path) -> None:
+        self.done.append(path)
+
+    def skip(self, path: Path, reason: str) -> None:
+        self.skipped.append((path, " ".join(reason.split())))
+
+    @property
+    def exit_code(self) -> int:
+        if not self.skipped:
+            return EXIT_OK
+        return EXIT_PARTIAL if self.done else EXIT_FAILED
+
+    def as_dict(self) -> dict[str, object]:
+        return {"done": [str(p) for p in self.done],
+                "skipped": [{"file": str(p), "reason": r} for p, r in self.skipped]}
+
+    def print(self, console: object) -> None:
+        """Print a short summary and the skipped files (``console`` is a rich Console)."""
+        from rich.table import Table
+
+        console.print(f"{len(self.done)} done, {len(self.skipped)} skipped")  # type: ignore[attr-defined]
+        if self.skipped:
+            table = Table(title="skipped")
+            table.add_column("file")
+            table.add_column("reason")
+            for path, reason in self.skipped:
+                table.add_row(str(path), reason)
+            console.print(table)  # type: ignore[attr-defined]
+
+
+def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
+    """Files as given, and the image files (sorted) of any directory among them."""
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir()
+                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(path)
+    return out
+
+
+def iter_images(paths: Iterable[Path], report: BatchReport) -> Iterator[tuple[Path, Tensor]]:
+    """Yield ``(path, image [3, H, W] in [0, 1])``; unreadable files go to ``report``."""
+    for path in paths:
+        try:
+            image = load_image(path)
+        except StylebridgeError as exc:
+            report.skip(path, str(exc).removeprefix(f"{path}: "))
+            continue
+        yield path, image

@@ -1,0 +1,337 @@
+"""The CUDA implementation of the custom ops, compiled on first use.
+
+Nothing is compiled when this module (or any stylebridge module) is imported:
+the extension in ``csrc/`` is built by :func:`available` the first time it is
+asked, with :func:`torch.utils.cpp_extension.load`, and cached for the life of
+the process.  Build products go to ``$STYLEBRIDGE_HOME/torch_extensions/...``
+when ``STYLEBRIDGE_HOME`` is set, else to torch's default
+(``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
+
+If CUDA is missing, no toolkit is found or the build fails, :func:`available`
+prints one notice per process and returns ``False`` (the callers then use the
+native ops), or raises :class:`~stylebridge.errors.StylebridgeError` when the
+CUDA ops were explicitly required.
+
+The autograd wrappers here treat ``kernel`` (upfirdn2d) as a constant and
+fall back to the native ops for the few argument combinations the kernels do
+not cover (a kernel that requires grad, a negative slope, non-float dtypes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.errors import StylebridgeError
+
+EXTENSION_NAME = "stylebridge_ops"
+CSRC_DIR = Path(__file__).resolve().parent / "csrc"
+SOURCES: tuple[str, ...] = ("ops.cpp", "fused_bias_act.cu", "upfirdn2d.cu")
+NOTICE_PREFIX = "stylebridge: CUDA ops unavailable"
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+_lock = threading.RLock()
+_ext: ModuleType | None = None
+_error: str | None = None
+_notified = False
+
+
+class CudaOpsUnavailableWarning(RuntimeWarning):
+    """Issued once per process when the CUDA ops fall back to the native ones."""
+
+
+# --------------------------------------------------------------------------- #
+# Building and availability
+# --------------------------------------------------------------------------- #
+
+
+def _one_line(exc: BaseException) -> str:
+    """A single-line description of a build failure (first line + first error line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    head = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if len(head) > 160:
+        head = head[:157] + "..."
+    detail = next((line for line in lines[1:] if re.search(r"\berror\b", line, re.I)), None)
+    if detail is not None:
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        head = f"{head}; {detail}"
+    return " ".join(head.split())
+
+
+def build_directory() -> str | None:
+    """Where the extension is built: under ``$STYLEBRIDGE_HOME`` if set, else torch's default.
+
+    ``None`` means torch's default (``$TORCH_EXTENSIONS_DIR`` or
+    ``~/.cache/torch_extensions/<python>_<cuda>``).
+    """
+    home = os.environ.get("STYLEBRIDGE_HOME", "").strip()
+    if not home:
+        return None
+    cuda = (torch.version.cuda or "cpu").replace(".", "")
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}_cu{cuda}_torch{torch.__version__}"
+    return str(Path(home).expanduser() / "torch_extensions" / tag / EXTENSION_NAME)
+
+
+def _precheck() -> str | None:
+    """Why the extension cannot be used here, or ``None`` if it is worth building."""
+    if not torch.cuda.is_available():
+        return "torch.cuda.is_available() is False"
+    from torch.utils import cpp_extension
+
+    cuda_home = getattr(cpp_extension, "CUDA_HOME", None)
+    if not cuda_home:
+        return "no CUDA toolkit found; set CUDA_HOME"
+    nvcc = Path(cuda_home) / "bin" / ("nvcc.exe" if os.name == "nt" else "nvcc")
+    if not nvcc.is_file():
+        return f"nvcc not found at {nvcc}; set CUDA_HOME"
+    if not (Path(cuda_home) / "include" / "cuda_runtime.h").is_file():
+        return f"CUDA headers not found under {cuda_home}/include; set CUDA_HOME"
+    return None
+
+
+def build(verbose: bool = False) -> ModuleType:
+    """Compile (or load the cached build of) the extension and cache it in this process.
+
+    Does not check for a GPU: it can be called on a machine without one to
+    check that the sources compile (set ``TORCH_CUDA_ARCH_LIST`` then, e.g.
+    ``"9.0"``).  Raises whatever the build raises.
+    """
+    global _ext, _error
+    with _lock:
+        if _ext is not None:
+            return _ext
+        from torch.utils import cpp_extension
+
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+            raise RuntimeError("no CUDA device visible; set TORCH_CUDA_ARCH_LIST to build anyway")
+        directory = build_directory()
+        if directory is not None:
+            os.makedirs(directory, exist_ok=True)
+        module = cpp_extension.load(
+            name=EXTENSION_NAME,
+            sources=[str(CSRC_DIR / name) for name in SOURCES],
+            extra_cflags=["-O3"],
+            extra_cuda_cflags=["-O3"],
+            build_directory=directory,
+            verbose=verbose,
+        )
+        _ext, _error = module, None
+        return module
+
+
+def _notify(reason: str) -> None:
+    global _notified
+    if _notified:
+        return
+    _notified = True
+    message = f"{NOTICE_PREFIX} ({reason}); using the native PyTorch ops"
+    warnings.warn(message, CudaOpsUnavailableWarning, stacklevel=3)
+    print(message, file=sys.stderr, flush=True)
+
+
+def available(required: bool = False) -> bool:
+    """Whether the CUDA ops can be used; builds the extension on the first call.
+
+    On failure returns ``False`` after a one-time notice (a warning plus one
+    line on stderr), or with ``required=True`` raises
+    :class:`~stylebridge.errors.StylebridgeError` carrying the one-line reason.
+    The outcome is cached until :func:`reset`.
+    """
+    global _error
+    with _lock:
+        if _ext is None and _error is None:
+            reason = _precheck()
+            if reason is None:
+                try:
+                    build()
+                except Exception as exc:  # any build failure means "fall back"
+                    reason = _one_line(exc)
+            _error = reason
+        if _ext is not None:
+            return True
+        reason = _error or "unknown reason"
+        if required:
+            raise StylebridgeError(f"CUDA ops unavailable: {reason}")
+        _notify(reason)
+        return False
+
+
+def build_error() -> str | None:
+    """The one-line reason the CUDA ops are unavailable (``None`` if untried or built)."""
+    return _error
+
+
+def reset() -> None:
+    """Forget the cached outcome and the notice (for tests; a loaded module stays loaded)."""
+    global _ext, _error, _notified
+    with _lock:
+        _ext, _error, _notified = None, None, False
+
+
+def _extension() -> ModuleType:
+    if _ext is None:
+        available(required=True)
+    assert _ext is not None
+    return _ext
+
+
+# --------------------------------------------------------------------------- #
+# Fused bias + leaky ReLU
+# --------------------------------------------------------------------------- #
+
+
+class _FusedBiasActGrad(torch.autograd.Function):
+    """``grad_x = grad_y * m(y)``; linear in ``grad_y`` with the same mask, so its own
+    backward is itself (any order of derivatives)."""
+
+    @staticmethod
+    def forward(ctx: Any, grad: Tensor, y: Tensor, slope: float, scale: float,
+                clamp: float | None) -> Tensor:
+        ctx.save_for_backward(y)
+        ctx.args = (slope, scale, clamp)
+        return _extension().fused_bias_act_grad(grad, y, slope, scale, clamp)
+
+    @staticmethod
+    def backward(ctx: Any, grad_grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        (y,) = ctx.saved_tensors
+        out = _FusedBiasActGrad.apply(grad_grad, y, *ctx.args) if ctx.needs_input_grad[0] else None
+        # m(y) is piecewise constant: no gradient flows to y.
+        return out, None, None, None, None
+
+
+class _FusedBiasAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, bias: Tensor | None, slope: float, scale: float,
+                clamp: float | None) -> Tensor:
+        y = _extension().fused_bias_act(x, bias, slope, scale, clamp)
+        ctx.save_for_backward(y)
+        ctx.args = (slope, scale, clamp)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        (y,) = ctx.saved_tensors
+        need_x, need_bias = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_x or need_bias):
+            return None, None, None, None, None
+        grad_x = _FusedBiasActGrad.apply(grad, y, *ctx.args)
+        grad_bias = None
+        if need_bias:
+            grad_bias = grad_x.sum(dim=[0, *range(2, grad_x.ndim)])
+        return (grad_x if need_x else None), grad_bias, None, None, None
+
+
+def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float, scale: float,
+                     clamp: float | None) -> Tensor:
+    """CUDA ``leaky_relu(x + bias) * scale`` (optionally clamped), differentiable to any order.
+
+    Same semantics and dtype promotion as
+    :func:`stylebridge.core.ops.fused_act.fused_leaky_relu_native`.
+    """
+    slope, gain = float(negative_slope), float(scale)
+    limit = None if clamp is None else float(clamp)
+    if (slope < 0 or (limit is not None and limit < 0) or x.dtype not in _FLOAT_DTYPES
+            or (bias is not None and (x.ndim < 2 or bias.dtype not in _FLOAT_DTYPES))):
+        from stylebridge.core.ops.fused_act import fused_leaky_relu_native
+
+        return fused_leaky_relu_native(x, bias, negative_slope, scale, clamp)
+    if bias is not None:
+        dtype = torch.result_type(x, bias)
+        x, bias = x.to(dtype), bias.to(dtype)
+    return _FusedBiasAct.apply(x, bias, slope, gain, limit)
+
+
+# --------------------------------------------------------------------------- #
+# upfirdn2d
+# --------------------------------------------------------------------------- #
+
+
+def upfirdn2d_output_size(in_size: int, kernel_size: int, up: int, down: int,
+                          pad0: int, pad1: int) -> int:
+    """Output length of one axis: ``(in * up + pad0 + pad1 - k) // down + 1``."""
+    return (in_size * up + pad0 + pad1 - kernel_size) // down + 1
+
+
+def upfirdn2d_backward_pad(in_hw: tuple[int, int], kernel_hw: tuple[int, int],
+                           up: tuple[int, int], down: tuple[int, int],
+                           pad: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Pads ``(x0, x1, y0, y1)`` that turn upfirdn2d's backward into another upfirdn2d.
+
+    For ``y = upfirdn2d(x, k, up, down, pad)`` with ``x`` of spatial size
+    ``in_hw = (H, W)`` and ``k`` of size ``kernel_hw = (kh, kw)``::
+
+        dL/dx = upfirdn2d(dL/dy, flip(k), up=down, down=up, pad=upfirdn2d_backward_pad(...))
+
+    Per axis (input length ``L``, kernel length ``K``, factors ``U``/``D``,
+    pads ``p0``/``p1``, output length ``O``): ``y[o] = sum_t u[o*D + t - p0] k[K-1-t]``
+    so ``dx[m] = sum_o dy[o] k[K-1 - (m*U + p0 - o*D)]``.  Writing this as an
+    upfirdn2d of ``dy`` (up ``D``, down ``U``, kernel ``k' = flip(k)``, pad ``q0``)
+    gives ``sum_o dy[o] k[o*D - m*U + q0]``, hence ``q0 = K - 1 - p0``; ``q1``
+    makes the output length exactly ``L``: ``q1 = L*U - O*D + p0 - U + 1``.
+    """
+    in_h, in_w = in_hw
+    kh, kw = kernel_hw
+    up_x, up_y = up
+    down_x, down_y = down
+    px0, px1, py0, py1 = pad
+    out_w = upfirdn2d_output_size(in_w, kw, up_x, down_x, px0, px1)
+    out_h = upfirdn2d_output_size(in_h, kh, up_y, down_y, py0, py1)
+    return (
+        kw - 1 - px0,
+        in_w * up_x - out_w * down_x + px0 - up_x + 1,
+        kh - 1 - py0,
+        in_h * up_y - out_h * down_y + py0 - up_y + 1,
+    )
+
+
+class _UpFirDn2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, kernel: Tensor, up: tuple[int, int],
+                down: tuple[int, int], pad: tuple[int, int, int, int]) -> Tensor:
+        ctx.save_for_backward(kernel)
+        ctx.args = ((x.shape[2], x.shape[3]), up, down, pad)
+        return _extension().upfirdn2d(x, kernel, up[0], up[1], down[0], down[1], *pad)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        (kernel,) = ctx.saved_tensors
+        in_hw, up, down, pad = ctx.args
+        grad_pad = upfirdn2d_backward_pad(in_hw, (kernel.shape[0], kernel.shape[1]), up, down,
+                                          pad)
+        # upfirdn2d is linear in x: its backward is an upfirdn2d, differentiable in turn.
+        grad_x = _UpFirDn2d.apply(grad, torch.flip(kernel, [0, 1]), down, up, grad_pad)
+        return grad_x, None, None, None, None
+
+
+def upfirdn2d(x: Tensor, kernel: Tensor, up: tuple[int, int], down: tuple[int, int],
+              pad: tuple[int, int, int, int]) -> Tensor:
+    """CUDA upfirdn2d (``up``/``down`` as ``(x, y)``, ``pad`` as ``(x0, x1, y0, y1)``).
+
+    Same semantics as :func:`stylebridge.core.ops.upfirdn2d.upfirdn2d_native`;
+    ``kernel`` is a constant (a kernel that requires grad goes to the native op).
+    """
+    up = (int(up[0]), int(up[1]))
+    down = (int(down[0]), int(down[1]))
+    pad = (int(pad[0]), int(pad[1]), int(pad[2]), int(pad[3]))
+    if kernel.requires_grad or x.dtype not in _FLOAT_DTYPES or not kernel.is_floating_point():
+        from stylebridge.core.ops.upfirdn2d import upfirdn2d_native
+
+        return upfirdn2d_native(x, kernel, up, down, pad)
+    if x.ndim != 4 or kernel.ndim != 2:
+        raise ValueError(
+            f"upfirdn2d expects x [N, C, H, W] and a 2-D kernel, got {tuple(x.shape)} "
+            f"and {tuple(kernel.shape)}")
+    return _UpFirDn2d.apply(x, kernel, up, down, pad)

@@ -1,0 +1,108 @@
+// Python bindings and argument checks for stylebridge's custom ops.
+//
+// The kernels live in fused_bias_act.cu and upfirdn2d.cu.  Every entry point
+// accepts CUDA tensors (the real use) and CPU tensors (the same per-element
+// code run in a host loop, so the index arithmetic can be tested on machines
+// without a GPU).  Inputs are made contiguous here; outputs are contiguous.
+
+#include <torch/extension.h>
+
+#include <optional>
+
+namespace stylebridge {
+
+// fused_bias_act.cu
+at::Tensor fused_bias_act_forward_impl(const at::Tensor& x, const at::Tensor& bias, double slope,
+                                       double scale, std::optional<double> clamp);
+at::Tensor fused_bias_act_backward_impl(const at::Tensor& grad, const at::Tensor& y, double slope,
+                                        double scale, std::optional<double> clamp);
+// upfirdn2d.cu
+at::Tensor upfirdn2d_impl(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,
+                          int64_t up_y, int64_t down_x, int64_t down_y, int64_t pad_x0,
+                          int64_t pad_x1, int64_t pad_y0, int64_t pad_y1);
+
+}  // namespace stylebridge
+
+namespace {
+
+bool is_supported_float(const at::Tensor& t) {
+  const auto s = t.scalar_type();
+  return s == at::kFloat || s == at::kDouble || s == at::kHalf || s == at::kBFloat16;
+}
+
+void check_clamp(std::optional<double> clamp) {
+  TORCH_CHECK(!clamp.has_value() || *clamp >= 0.0, "fused_bias_act: clamp must be >= 0");
+}
+
+// y = leaky_relu(x + bias[c], slope) * scale, clamped to [-clamp, clamp] when given.
+// bias (optional) has one entry per channel (dim 1 of x).
+at::Tensor fused_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& bias, double slope,
+                          double scale, std::optional<double> clamp) {
+  TORCH_CHECK(is_supported_float(x), "fused_bias_act: unsupported dtype ", x.scalar_type());
+  check_clamp(clamp);
+  at::Tensor b;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(x.dim() >= 2, "fused_bias_act: x needs a channel dimension (dim 1) for bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1),
+                "fused_bias_act: bias must have shape [", x.size(1), "], got ", bias->sizes());
+    TORCH_CHECK(bias->scalar_type() == x.scalar_type(),
+                "fused_bias_act: bias dtype ", bias->scalar_type(), " != x dtype ",
+                x.scalar_type());
+    TORCH_CHECK(bias->device() == x.device(), "fused_bias_act: bias is on ", bias->device(),
+                ", x on ", x.device());
+    b = bias->contiguous();
+  }
+  return stylebridge::fused_bias_act_forward_impl(x.contiguous(), b, slope, scale, clamp);
+}
+
+// grad_x = grad_y * d y / d x, from the forward's output y (see fused_bias_act.cu).
+at::Tensor fused_bias_act_grad(const at::Tensor& grad, const at::Tensor& y, double slope,
+                               double scale, std::optional<double> clamp) {
+  TORCH_CHECK(is_supported_float(y), "fused_bias_act_grad: unsupported dtype ", y.scalar_type());
+  check_clamp(clamp);
+  TORCH_CHECK(grad.sizes() == y.sizes(), "fused_bias_act_grad: grad shape ", grad.sizes(),
+              " != output shape ", y.sizes());
+  TORCH_CHECK(grad.scalar_type() == y.scalar_type(), "fused_bias_act_grad: grad dtype ",
+              grad.scalar_type(), " != output dtype ", y.scalar_type());
+  TORCH_CHECK(grad.device() == y.device(), "fused_bias_act_grad: grad is on ", grad.device(),
+              ", output on ", y.device());
+  return stylebridge::fused_bias_act_backward_impl(grad.contiguous(), y.contiguous(), slope, scale,
+                                                   clamp);
+}
+
+// Zero-insert upsampling by (up_x, up_y), padding (negative = crop), true convolution
+// with the 2-D kernel, and keeping every (down_x, down_y)-th sample.
+at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x, int64_t up_y,
+                     int64_t down_x, int64_t down_y, int64_t pad_x0, int64_t pad_x1,
+                     int64_t pad_y0, int64_t pad_y1) {
+  TORCH_CHECK(is_supported_float(x), "upfirdn2d: unsupported dtype ", x.scalar_type());
+  TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be [N, C, H, W], got ", x.sizes());
+  TORCH_CHECK(kernel.dim() == 2, "upfirdn2d: kernel must be 2-D, got ", kernel.sizes());
+  TORCH_CHECK(kernel.size(0) >= 1 && kernel.size(1) >= 1, "upfirdn2d: empty kernel");
+  TORCH_CHECK(up_x >= 1 && up_y >= 1 && down_x >= 1 && down_y >= 1,
+              "upfirdn2d: up and down factors must be >= 1");
+  const int64_t padded_h = x.size(2) * up_y + pad_y0 + pad_y1;
+  const int64_t padded_w = x.size(3) * up_x + pad_x0 + pad_x1;
+  TORCH_CHECK(padded_h >= kernel.size(0) && padded_w >= kernel.size(1),
+              "upfirdn2d: padded input ", padded_h, "x", padded_w, " is smaller than the kernel ",
+              kernel.size(0), "x", kernel.size(1));
+  TORCH_CHECK(padded_h < (int64_t{1} << 30) && padded_w < (int64_t{1} << 30),
+              "upfirdn2d: spatial size too large");
+  return stylebridge::upfirdn2d_impl(x.contiguous(), kernel, up_x, up_y, down_x, down_y, pad_x0,
+                                     pad_x1, pad_y0, pad_y1);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "stylebridge custom ops (fused bias + leaky ReLU, upfirdn2d)";
+  m.def("fused_bias_act", &fused_bias_act, "leaky_relu(x + bias) * scale, optional clamp",
+        py::arg("x"), py::arg("bias"), py::arg("slope"), py::arg("scale"), py::arg("clamp"));
+  m.def("fused_bias_act_grad", &fused_bias_act_grad,
+        "gradient of fused_bias_act w.r.t. x, from the saved output", py::arg("grad"),
+        py::arg("y"), py::arg("slope"), py::arg("scale"), py::arg("clamp"));
+  m.def("upfirdn2d", &upfirdn2d, "upsample, FIR filter, downsample", py::arg("x"),
+        py::arg("kernel"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"),
+        py::arg("down_y"), py::arg("pad_x0"), py::arg("pad_x1"), py::arg("pad_y0"),
+        py::arg("pad_y1"));
+}
