@@ -3,15 +3,35 @@
 Importing this package is cheap: it compiles nothing, downloads nothing and
 builds no model.  Entry points:
 
+* :func:`create_encoder` — an encoder plugin by name (and checkpoint);
 * :func:`stylebridge.registry.get_registry` — every plugin by kind and name;
 * :mod:`stylebridge.core.checkpoint` — our safetensors checkpoint format;
-* :mod:`stylebridge.core.stylegan2` — the StyleGAN2 generator and discriminator.
+* :mod:`stylebridge.core.stylegan2` — the StyleGAN2 generator and discriminator;
+* :mod:`stylebridge.core.pipeline` — plugins from specs, synthesis of inversions.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from pathlib import Path
+from typing import Any
 
 from stylebridge.errors import StylebridgeError
 
-__all__ = ["StylebridgeError", "__version__"]
+__version__ = "0.1.0"
+
+
+def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: str = "cpu",
+                   **config: Any) -> Any:
+    """``create_encoder("fse", checkpoint="fse.safetensors", mode="shift")`` → an Encoder.
+
+    Without ``checkpoint`` the encoder is built from its defaults and ``config``
+    (plugins that need weights refuse that with a hint).
+    """
+    from stylebridge.core.pipeline import load_plugin
+    from stylebridge.core.spec import PluginSpec
+
+    spec = PluginSpec(name=name, path=None if checkpoint is None else Path(checkpoint))
+    return load_plugin("encoder", spec, device=device, **config)
+
+
+__all__ = ["StylebridgeError", "__version__", "create_encoder"]

@@ -1,0 +1,81 @@
+"""The steps every workflow shares: build plugins from specs, synthesise an inversion.
+
+``load_plugin("encoder", "e4e:e4e.safetensors")`` turns a command-line spec into
+an object (see :mod:`stylebridge.core.spec`); :func:`synthesize` renders an
+:class:`~stylebridge.core.interfaces.Inversion` through a generator, optionally
+in a new domain, honouring the inversion's feature mode:
+
+* ``replace`` (FSE *features*, SFE): the encoder's feature replaces activation K,
+  also when a domain method changes the styles;
+* ``shift`` (FSE *generator shift*): the feature is corrected by the change the
+  domain makes at layer K, ``F' = F + G^K(s_domain) - G^K(s)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.interfaces import DomainMethod, Inversion
+from stylebridge.core.spec import PluginSpec, coerce_option, parse_plugin_spec
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.errors import StylebridgeError
+
+
+def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "cpu",
+                registry: Any = None, **overrides: Any) -> Any:
+    """Build a plugin object from ``NAME``, ``PATH``, ``NAME:PATH`` or ``NAME:PATH:k=v``.
+
+    With a checkpoint, the header names the plugin and holds its config (a
+    given ``NAME`` must agree); options override config entries.  A bare
+    ``NAME`` builds the plugin from its defaults and options; plugins whose
+    class sets ``requires_weights = True`` refuse that with a hint.
+    """
+    from stylebridge.registry import get_registry
+
+    registry = registry or get_registry()
+    if isinstance(spec, str):
+        spec = parse_plugin_spec(spec, what=kind.replace("_", " "))
+    options = {k: coerce_option(v) for k, v in spec.options.items()}
+    options.update(overrides)
+    if spec.path is not None:
+        obj = registry.load(kind, spec.path, name=spec.name, device=str(device), **options)
+    else:
+        assert spec.name is not None
+        entry = registry.get(kind, spec.name)
+        if getattr(entry.obj, "requires_weights", False):
+            raise StylebridgeError(
+                f"{kind.replace('_', ' ')} {spec.name!r} needs weights: use "
+                f"{spec.name}:CHECKPOINT (convert the official file with `stylebridge convert`)")
+        obj = registry.create(kind, spec.name, **options)
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.to(device).eval()
+    return obj
+
+
+def synthesize(
+    generator: Generator,
+    inversion: Inversion,
+    *,
+    method: DomainMethod | None = None,
+    offset_scale: Sequence[float] | Tensor | None = None,
+    noise: Sequence[Tensor | None] | None = None,
+    randomize_noise: bool = False,
+) -> Tensor:
+    """Render ``inversion`` (optionally through a domain ``method``) → images in ``[-1, 1]``."""
+    w_plus = inversion.w_plus
+    source_styles = generator.styles(w_plus)
+    styles = source_styles if method is None else method.styles(generator, w_plus, offset_scale)
+    features: dict[int, Tensor] = {}
+    for k, feat in inversion.features.items():
+        if inversion.feature_mode == "shift" and styles is not source_styles:
+            kw: dict[str, Any] = {"noise": noise, "randomize_noise": False}
+            new, _ = generator.features_upto(styles, k, **kw)
+            old, _ = generator.features_upto(source_styles, k, **kw)
+            feat = feat + (new - old)
+        features[k] = feat
+    return generator.synthesis(styles, noise=noise, randomize_noise=randomize_noise,
+                               features=features)

@@ -1,0 +1,100 @@
+"""CLIP models through open_clip, with weights from a local file (never downloaded).
+
+``load_clip("ViT-B-32", weights="ViT-B-32.safetensors")`` builds the
+architecture with ``pretrained=None`` and loads a state dict from a
+``.safetensors`` file or a weights-only ``.pt``/``.bin``.  Without ``weights``
+the model has **random** weights and :attr:`ClipModel.random_weights` says so;
+callers must surface that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylebridge.errors import CheckpointError, StylebridgeError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipModel:
+    """An open_clip model with tensor-based preprocessing and its tokenizer."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    image_size: int
+    random_weights: bool
+
+    def preprocess(self, images01: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` in ``[0, 1]`` → resized (bicubic, antialiased) and normalised."""
+        x = F.interpolate(images01, size=(self.image_size, self.image_size), mode="bicubic",
+                          align_corners=False, antialias=True)
+        mean = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        std = x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def encode_images(self, images01: Tensor, normalize: bool = True) -> Tensor:
+        emb = self.model.encode_image(self.preprocess(images01))
+        return F.normalize(emb, dim=-1) if normalize else emb
+
+    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> Tensor:
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(list(texts)).to(device)
+        emb = self.model.encode_text(tokens)
+        return F.normalize(emb, dim=-1) if normalize else emb
+
+
+def _read_state(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise CheckpointError("no such file", path=path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"not a readable safetensors file ({exc})", path=path) from None
+    from stylebridge.core.stylegan2.rosinality import torch_load_safe
+
+    try:
+        obj = torch_load_safe(path)
+    except StylebridgeError as exc:
+        raise CheckpointError(
+            f"{str(exc).removeprefix(f'{path}: ')}; OpenAI's TorchScript .pt files are not "
+            "loaded (they are code): export the state dict to .safetensors", path=path) from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError("does not hold a CLIP state dict", path=path)
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
+              device: str | torch.device = "cpu") -> ClipModel:
+    """Build an open_clip model (``ViT-B-32``, ``ViT-B-16``, ...) and load local weights."""
+    import open_clip
+
+    if name not in open_clip.list_models():
+        raise StylebridgeError(f"unknown CLIP model {name!r} (e.g. ViT-B-32, ViT-B-16)")
+    model = open_clip.create_model(name, pretrained=None)
+    if weights is not None:
+        path = Path(weights)
+        state = _read_state(path)
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys:
+            raise CheckpointError(f"is not a {name} state dict: {len(result.missing_keys)} missing "
+                                  f"tensor(s), e.g. {result.missing_keys[0]}", path=path)
+    model = model.to(device).eval().requires_grad_(False)
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, tuple | list) else int(size)
+    return ClipModel(name=name, model=model, tokenizer=open_clip.get_tokenizer(name),
+                     image_size=size, random_weights=weights is None)
