@@ -142,3 +142,30 @@ def test_generate_rejects_out_of_range_values(capsys, tmp_path, converted_tiny, 
     code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--out", str(tmp_path / "o"),
                        *args)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_full_disk_fails_cleanly_without_partial_files(capsys, tmp_path, converted_tiny,
+                                                       monkeypatch) -> None:
+    import errno
+
+    def no_space(self, fp, format=None, **params):
+        Path(fp).write_bytes(b"\x89PNG partial")
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", no_space)
+    out = tmp_path / "o"
+    code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0-1",
+                       "--out", str(out))
+    assert code == 2 and "No space left on device" in err and err.count("\n") == 1
+    assert list(out.iterdir()) == []  # the temporary file was removed, nothing half-written
+
+
+def test_out_of_gpu_memory_is_one_line(capsys, monkeypatch) -> None:
+    from stylebridge.cli import commands
+
+    def oom(self, args, console):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(commands.PluginsCommand, "run", oom)
+    code, _, err = run(capsys, "plugins")
+    assert code == 2 and err == "error: out of GPU memory; try a smaller --batch (or --device cpu)\n"

@@ -59,9 +59,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
-    except Exception as exc:  # a bug: still one line unless --debug
+    except MemoryError:
         if debug:
             raise
+        _error("out of memory; try a smaller --batch or image size")
+        return 2
+    except OSError as exc:  # full disk, permissions, ...: the write failed cleanly (atomic)
+        if debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            _error("out of GPU memory; try a smaller --batch (or --device cpu)")
+            return 2
         text = " ".join(str(exc).split()) or type(exc).__name__
         _error(f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)")
         return 1
