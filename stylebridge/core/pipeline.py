@@ -31,8 +31,10 @@ def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device
 
     With a checkpoint, the header names the plugin and holds its config (a
     given ``NAME`` must agree); options override config entries.  A bare
-    ``NAME`` builds the plugin from its defaults and options; plugins whose
-    class sets ``requires_weights = True`` refuse that with a hint.
+    ``NAME`` loads the weights installed by ``stylebridge weights`` for that
+    plugin, else builds the plugin from its defaults and options; plugins whose
+    class sets ``requires_weights = True`` refuse that with a hint telling how
+    to fetch or register the official file.
     """
     from stylebridge.registry import get_registry
 
@@ -46,11 +48,19 @@ def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device
     else:
         assert spec.name is not None
         entry = registry.get(kind, spec.name)
-        if getattr(entry.obj, "requires_weights", False):
-            raise StylebridgeError(
-                f"{kind.replace('_', ' ')} {spec.name!r} needs weights: use "
-                f"{spec.name}:CHECKPOINT (convert the official file with `stylebridge convert`)")
-        obj = registry.create(kind, spec.name, **options)
+        from stylebridge.core.weights import WeightsManager
+
+        manager = WeightsManager()
+        cached = manager.resolve(kind, spec.name)
+        if cached is not None:
+            obj = registry.load(kind, cached, name=spec.name, device=str(device), **options)
+        elif getattr(entry.obj, "requires_weights", False):
+            known = manager.candidates(kind, spec.name)
+            hint = (manager.missing_message(known[0]) if known else
+                    f"use {spec.name}:CHECKPOINT (convert the official file with `stylebridge convert`)")
+            raise StylebridgeError(f"{kind.replace('_', ' ')} {spec.name!r} needs weights; {hint}")
+        else:
+            obj = registry.create(kind, spec.name, **options)
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
     return obj
