@@ -1,0 +1,139 @@
+"""Write the bad-input corpus (binary cases are generated, never committed).
+
+    python tests/data/bad/make_corpus.py OUT_DIR
+
+Every file name says what is wrong with it; ``CASES`` maps each name to its
+category.  The tests (``tests/test_bad_inputs.py``) generate the corpus into a
+temporary folder and run each file through the relevant CLI command.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+# name -> category ("image" files go to image commands, "checkpoint" files to checkpoint commands)
+CASES: dict[str, str] = {
+    "truncated.jpg": "image",
+    "truncated.png": "image",
+    "zero_bytes.png": "image",
+    "text_named.png": "image",
+    "sixteen_bit.png": "image-ok",      # readable: converted, not refused
+    "cmyk.jpg": "image-ok",
+    "rgba.png": "image-ok",
+    "grayscale.png": "image-ok",
+    "huge_dimensions.png": "image",     # header claims 100000 x 100000 pixels
+    "no_face.png": "image-noface",
+    "corrupt_header.safetensors": "checkpoint",
+    "wrong_shapes.safetensors": "checkpoint",
+    "other_resolution.safetensors": "checkpoint",
+    "nan_weights.safetensors": "checkpoint",
+    "no_stylebridge_header.safetensors": "checkpoint",
+    "encoder_kind.safetensors": "checkpoint",
+}
+
+
+def _png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _huge_png_header(width: int, height: int) -> bytes:
+    """A syntactically valid PNG whose IHDR claims a gigantic size (tiny file)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def _tiny_generator_checkpoint(path: Path, size: int, mutate=None) -> None:
+    from stylebridge.core.stylegan2 import Generator
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+
+    torch.manual_seed(0)
+    gen = Generator(size=size, style_dim=8, n_mlp=1,
+                    channels={r: 4 for r in (4, 8, 16, 32, 64)})
+    save_stylegan2(path, gen)
+    if mutate is not None:
+        mutate(path)
+
+
+def make_corpus(out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    jpg = io.BytesIO()
+    photo.save(jpg, format="JPEG")
+    png = _png_bytes(photo)
+    files = {
+        "truncated.jpg": jpg.getvalue()[: len(jpg.getvalue()) // 2],
+        "truncated.png": png[: len(png) // 2],
+        "zero_bytes.png": b"",
+        "text_named.png": b"this is a text file, not a PNG\n",
+        "huge_dimensions.png": _huge_png_header(100_000, 100_000),
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    Image.fromarray(rng.integers(0, 65535, (64, 64), dtype=np.uint16)).save(out / "sixteen_bit.png")
+    photo.convert("CMYK").save(out / "cmyk.jpg", format="JPEG")
+    photo.convert("RGBA").save(out / "rgba.png")
+    photo.convert("L").save(out / "grayscale.png")
+    try:
+        from skimage import data as skdata
+
+        Image.fromarray(skdata.chelsea()).save(out / "no_face.png")  # a cat
+    except ImportError:  # pragma: no cover - scikit-image is a dependency
+        photo.save(out / "no_face.png")
+
+    ck = out / "corrupt_header.safetensors"
+    _tiny_generator_checkpoint(ck, 16)
+    raw = bytearray(ck.read_bytes())
+    raw[10:40] = b"{" * 30
+    ck.write_bytes(bytes(raw))
+
+    def wrong_shapes(path: Path) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata()
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        tensors["g_ema.conv1.activate.bias"] = torch.zeros(7)
+        save_file(tensors, str(path), metadata=meta)
+
+    def nan_weights(path: Path) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata()
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        tensors["g_ema.style.1.weight"][0, 0] = float("nan")
+        save_file(tensors, str(path), metadata=meta)
+
+    _tiny_generator_checkpoint(out / "wrong_shapes.safetensors", 16, wrong_shapes)
+    _tiny_generator_checkpoint(out / "other_resolution.safetensors", 64)
+    _tiny_generator_checkpoint(out / "nan_weights.safetensors", 16, nan_weights)
+    save_file({"x": torch.zeros(2)}, str(out / "no_stylebridge_header.safetensors"))
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    save_checkpoint(out / "encoder_kind.safetensors", {"x": torch.zeros(2)}, kind="encoder",
+                    plugin="e4e", config={})
+    (out / "CASES.json").write_text(json.dumps(CASES, indent=1))
+    return {name: out / name for name in CASES}
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bad-corpus")
+    for name in make_corpus(target):
+        print(target / name)

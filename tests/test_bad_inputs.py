@@ -1,0 +1,117 @@
+"""The bad-input corpus (tests/data/bad) through the CLI: one line, non-zero exit, no partial output.
+
+One parametrised table lists every (file, command, expected message).  Image commands added by
+later plugins extend ``IMAGE_COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylebridge.cli.main import main
+from stylebridge.core.images import load_image
+from stylebridge.errors import ImageError
+
+_spec = importlib.util.spec_from_file_location(
+    "make_corpus", Path(__file__).parent / "data" / "bad" / "make_corpus.py")
+assert _spec is not None and _spec.loader is not None
+make_corpus = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_corpus)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_corpus.make_corpus(tmp_path_factory.mktemp("bad"))
+
+
+IMAGE_ERRORS = {
+    "truncated.jpg": "cannot read image",
+    "truncated.png": "cannot read image",
+    "zero_bytes.png": "cannot read image",
+    "text_named.png": "cannot read image",
+    "huge_dimensions.png": "pixel limit",
+}
+
+CHECKPOINT_ERRORS = {
+    "corrupt_header.safetensors": "not a readable safetensors file",
+    "wrong_shapes.safetensors": "generator tensor conv1.activate.bias has shape [7], expected [4]",
+    "nan_weights.safetensors": "generator tensor style.1.weight contains NaN or Inf values",
+    "no_stylebridge_header.safetensors": "without a stylebridge header",
+    "encoder_kind.safetensors": "is a 'encoder' checkpoint (e4e), expected a 'generator'",
+}
+
+
+def test_corpus_lists_every_case(corpus: dict[str, Path]) -> None:
+    assert set(corpus) == set(make_corpus.CASES)
+    covered = set(IMAGE_ERRORS) | set(CHECKPOINT_ERRORS) | {
+        n for n, c in make_corpus.CASES.items() if c in ("image-ok", "image-noface")} | {
+        "other_resolution.safetensors"}
+    assert covered == set(make_corpus.CASES)
+    for path in corpus.values():
+        assert path.exists()
+
+
+@pytest.mark.parametrize(("name", "message"), sorted(IMAGE_ERRORS.items()))
+def test_bad_images_are_refused_with_one_line(corpus, name, message) -> None:
+    with pytest.raises(ImageError) as info:
+        load_image(corpus[name])
+    text = str(info.value)
+    assert message in text and str(corpus[name]) in text and "\n" not in text
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in make_corpus.CASES.items() if c == "image-ok"))
+def test_unusual_but_valid_images_are_converted(corpus, name) -> None:
+    image = load_image(corpus[name])
+    assert image.shape == (3, 64, 64) and image.dtype == torch.float32
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+    assert float(image.std()) > 0.05  # real content, not a blank conversion
+
+
+HEADER_CASES = {"corrupt_header.safetensors", "no_stylebridge_header.safetensors",
+                "encoder_kind.safetensors"}
+CHECKPOINT_RUNS = [(name, "generate") for name in sorted(CHECKPOINT_ERRORS)] + [
+    (name, "info") for name in sorted(HEADER_CASES)]  # info reads headers, not weights
+
+
+@pytest.mark.parametrize(("name", "command"), CHECKPOINT_RUNS)
+def test_bad_checkpoints_through_the_cli(corpus, tmp_path, capsys, name, command) -> None:
+    out = tmp_path / "out"
+    message = CHECKPOINT_ERRORS[name]
+    if command == "generate":
+        argv = ["generate", "-g", str(corpus[name]), "--seeds", "0", "--out", str(out)]
+    else:
+        argv = ["info", f"stylegan2:{corpus[name]}"]
+        if name == "encoder_kind.safetensors":
+            message = "holds a encoder of plugin 'e4e', expected 'stylegan2'"
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_other_resolution_checkpoint_is_named(corpus) -> None:
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+    from stylebridge.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="is a 64px generator with 10 latent rows, expected 16px"):
+        load_stylegan2(corpus["other_resolution.safetensors"], expect_size=16)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["generate", "-g", "x.safetensors", "--seeds", "5-1", "--out", "o"], "range 5-1 is empty"),
+    (["generate", "-g", "x.safetensors", "--truncation", "1.5", "--out", "o"], "must be in (0, 1]"),
+    (["generate", "-g", "x.safetensors", "--batch", "-3", "--out", "o"], "must be >= 1"),
+    (["info", "e4e::x"], "empty path"),
+    (["info", "e4e:x.safetensors:k"], "malformed option 'k'"),
+    (["convert", "nope", "a", "b"], "unknown converter 'nope'"),
+])
+def test_out_of_range_values_and_bad_specs(capsys, argv, message) -> None:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
