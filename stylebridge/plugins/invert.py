@@ -1,0 +1,333 @@
+"""``stylebridge invert``: photos → encoder → StyleGAN2 reconstructions (+ saved latents).
+
+Per input image ``<stem>`` the command writes into ``--out``:
+
+* ``<stem>_inversion.png``: the generator's rendering of the inversion;
+* with ``--save-latents``, ``<stem>_inversion.safetensors``: a stylebridge
+  checkpoint of ``kind="inversion"``, ``plugin=<encoder name>`` (see
+  :func:`save_inversion` / :func:`load_inversion`);
+
+and ``grid.png`` (one row per image: input | inversion).  Faces are FFHQ-aligned
+first (``--align``, the default; :mod:`stylebridge.plugins.alignment`, at
+``--align-size`` pixels, then the encoder's own preprocessing resizes); use
+``--no-align`` for images that are already aligned.  Unreadable images and
+photos without a face are skipped and reported; the exit code is 3 when some
+inputs were skipped and 2 when all were.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stylebridge.core.interfaces import Command
+from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
+from stylebridge.registry import hookimpl
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
+    from torch import Tensor
+
+    from stylebridge.core.checkpoint import CheckpointHeader
+    from stylebridge.core.interfaces import Inversion
+    from stylebridge.core.stylegan2.generator import Generator
+
+KIND = "inversion"
+IMAGE_SUFFIX = "_inversion.png"
+LATENTS_SUFFIX = "_inversion.safetensors"
+GRID_TILE = 256  # largest tile edge in grid.png
+RANDOM_NOTICE = "random weights"
+
+
+# ---------------------------------------------------------------------------------------------
+# Inversion files
+
+
+def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, encoder_spec: str,
+                   generator: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write one inversion (batch 1) as a stylebridge checkpoint, atomically.
+
+    Tensors: ``w_plus`` ``[1, n_latent, style_dim]``, ``feature_<K>`` ``[1, C, H, W]``
+    per injected activation K, ``extra_<name>`` per encoder extra.  Header:
+    ``kind="inversion"``, ``plugin=encoder``, config ``{"feature_mode", "encoder"
+    (the spec text), "generator" (its checkpoint path)}``.
+    """
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    if inversion.batch_size != 1:
+        raise ValueError(f"save_inversion writes one inversion, got a batch of {inversion.batch_size}")
+    tensors = {"w_plus": inversion.w_plus}
+    tensors.update({f"feature_{k}": v for k, v in sorted(inversion.features.items())})
+    tensors.update({f"extra_{k}": v for k, v in sorted(inversion.extras.items())})
+    config = {"feature_mode": inversion.feature_mode, "encoder": str(encoder_spec),
+              "generator": str(generator)}
+    return save_checkpoint(path, tensors, kind=KIND, plugin=encoder, config=config,
+                           extra=dict(extra or {}))
+
+
+def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
+                   ) -> tuple[Inversion, CheckpointHeader]:
+    """Read a file written by :func:`save_inversion` → (:class:`Inversion`, header)."""
+    from stylebridge.core.checkpoint import load_checkpoint
+    from stylebridge.core.interfaces import Inversion
+
+    header, tensors = load_checkpoint(path, kind=KIND, device=device)
+    if "w_plus" not in tensors:
+        raise CheckpointError("inversion file has no 'w_plus' tensor", path=path)
+    mode = header.config.get("feature_mode", "replace")
+    if mode not in ("replace", "shift"):
+        raise CheckpointError(f"inversion file has an unknown feature_mode {mode!r}", path=path)
+    features: dict[int, Tensor] = {}
+    extras: dict[str, Tensor] = {}
+    for name, tensor in tensors.items():
+        if name == "w_plus":
+            continue
+        if name.startswith("feature_") and name.removeprefix("feature_").isdigit():
+            features[int(name.removeprefix("feature_"))] = tensor
+        elif name.startswith("extra_"):
+            extras[name.removeprefix("extra_")] = tensor
+        else:
+            raise CheckpointError(f"inversion file has an unexpected tensor {name!r}", path=path)
+    try:
+        inversion = Inversion(w_plus=tensors["w_plus"], features=features, feature_mode=mode,
+                              extras=extras)
+    except ValueError as exc:
+        raise CheckpointError(f"inversion file is inconsistent: {exc}", path=path) from None
+    return inversion, header
+
+
+def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
+    """One-line error when ``inversion`` does not fit ``generator`` (latent rows/width, features)."""
+    _, rows, dim = inversion.w_plus.shape
+    if (rows, dim) != (generator.n_latent, generator.style_dim):
+        raise StylebridgeError(
+            f"{what} gives w+ with {rows} rows × {dim}, but the {generator.size}px generator needs "
+            f"{generator.n_latent} × {generator.style_dim} (encoder and generator do not match)")
+    shapes = generator.feature_shapes()
+    for k, feat in inversion.features.items():
+        if k not in shapes:
+            raise StylebridgeError(f"{what} gives a feature for activation {k}, but the generator "
+                                   f"has activations 0..{generator.n_latent - 1}")
+        if tuple(feat.shape[1:]) != shapes[k]:
+            raise StylebridgeError(f"{what} gives a feature of shape {list(feat.shape[1:])} at "
+                                   f"activation {k}; the generator needs {list(shapes[k])}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def resize_square(image: Tensor, size: int) -> Tensor:
+    """``[3, H, W]`` → ``[3, size, size]``: bilinear + antialias, as :class:`Preprocessing` does."""
+    import torch.nn.functional as F
+
+    if image.shape[-2:] == (size, size):
+        return image
+    return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True)[0]
+
+
+def labelled_grid(rows: Sequence[tuple[Tensor, Tensor]], labels: Sequence[str],
+                  pad: int = 2) -> Tensor:
+    """``[3, H, W]`` grid with one row per ``(input, output)`` pair and a label strip on top."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageDraw
+
+    from stylebridge.core.images import make_grid
+
+    tiles = [t for pair in rows for t in pair]
+    grid = make_grid(tiles, ncol=2, pad=pad)
+    tile = tiles[0].shape[-1]
+    strip = 14
+    arr = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    canvas = Image.new("RGB", (arr.shape[1], arr.shape[0] + strip), "white")
+    canvas.paste(Image.fromarray(arr), (0, strip))
+    draw = ImageDraw.Draw(canvas)
+    for col, label in enumerate(labels):
+        text = label
+        while text and draw.textlength(text) > tile - 2:
+            text = text[:-1]
+        draw.text((pad + col * (tile + pad) + 1, 1), text, fill="black")
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
+def _generator_is_random(header: CheckpointHeader) -> bool:
+    notes = header.extra.get("notes", [])
+    return isinstance(notes, list) and any("random weights" in str(n).lower() for n in notes)
+
+
+@dataclass
+class _Item:
+    path: Path
+    enc_input: Tensor   # [3, P, P] in [0, 1]
+    tile: Tensor        # [3, T, T] in [0, 1] (grid tile of what the encoder saw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command
+
+
+class InvertCommand(Command):
+    """Invert face photos with an encoder and render them with a StyleGAN2 generator."""
+
+    name = "invert"
+    help = "encode face photos with an encoder and render them with a StyleGAN2 generator"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("images", nargs="+", metavar="IMAGE",
+                            help="image files or folders (their image files, sorted)")
+        parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
+                            help="encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)")
+        parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
+                            help="generator checkpoint (convert upstream files with `convert`)")
+        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        parser.add_argument("--save-latents", action="store_true",
+                            help="also write <stem>_inversion.safetensors (w+ and features)")
+        parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                            help="FFHQ-align faces first (default); --no-align for aligned inputs")
+        parser.add_argument("--align-size", type=int, default=1024, metavar="N",
+                            help="size of the aligned crop before the encoder resizes it (default 1024)")
+        parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
+        from stylebridge.cli.commands import add_device_argument
+
+        add_device_argument(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        import torch
+        from rich.progress import Progress
+
+        from stylebridge.cli.commands import checkpoint_spec
+        from stylebridge.core.batch import BatchReport, expand_inputs, iter_images
+        from stylebridge.core.device import resolve_device
+        from stylebridge.core.images import save_png
+        from stylebridge.core.interfaces import Encoder
+        from stylebridge.core.pipeline import load_plugin
+        from stylebridge.core.spec import parse_plugin_spec
+        from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+        from stylebridge.plugins.alignment import align_face, output_names
+
+        if args.batch < 1:
+            raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
+        if args.align_size < 1:
+            raise StylebridgeError(f"--align-size {args.align_size}: must be >= 1")
+        device = resolve_device(args.device)
+        g_name, g_path = checkpoint_spec(args.generator, "generator")
+        if g_name not in (None, "stylegan2"):
+            raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {g_name!r} "
+                                   "(known: stylegan2)")
+        spec = parse_plugin_spec(args.encoder, what="encoder")
+        paths = expand_inputs(args.images)
+        if not paths:
+            raise StylebridgeError("no input images (folders are searched for image files)")
+
+        g_ckpt = load_stylegan2(g_path, device=device)
+        gen = g_ckpt.generator
+        encoder = load_plugin("encoder", spec, device=device)
+        if not isinstance(encoder, Encoder):
+            raise StylebridgeError(f"--encoder {args.encoder!r} did not build an encoder")
+        enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
+        enc_random = bool(getattr(encoder, "random_weights", spec.path is None))
+        gen_random = _generator_is_random(g_ckpt.header)
+        if enc_random:
+            console.print(f"[bold yellow]encoder {enc_name!r} has no checkpoint: it runs on "
+                          "untrained (random) weights; the inversions show no trained result"
+                          "[/bold yellow]")
+        if gen_random:
+            console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
+        prep = getattr(encoder, "preprocessing", None)
+        enc_size = int(getattr(prep, "size", 0) or (args.align_size if args.align else gen.size))
+        tile = min(gen.size, GRID_TILE)
+
+        names, clashes = output_names(paths, "")
+        report = BatchReport()
+        for p, reason in clashes.items():
+            report.skip(p, reason)
+        todo = [p for p in paths if p in names]
+        args.out.mkdir(parents=True, exist_ok=True)
+        grid_rows: list[tuple[Tensor, Tensor]] = []
+        pending: list[_Item] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            batch = torch.stack([it.enc_input for it in pending]).to(device)
+            with torch.no_grad():
+                inversion = encoder.encode(batch)
+                check_compatible(inversion, gen, f"encoder {enc_name!r}")
+                if inversion.batch_size != len(pending):
+                    raise StylebridgeError(f"encoder {enc_name!r} returned {inversion.batch_size} "
+                                           f"inversions for {len(pending)} images")
+                inversion = inversion.detach()
+                images = synth(inversion)
+            for i, item in enumerate(pending):
+                stem = names[item.path]
+                out01 = images[i]
+                save_png(args.out / f"{stem}{IMAGE_SUFFIX}", out01)
+                if args.save_latents:
+                    single = _select(inversion, i)
+                    save_inversion(args.out / f"{stem}{LATENTS_SUFFIX}", single, encoder=enc_name,
+                                   encoder_spec=spec.text, generator=g_path,
+                                   extra={"source": str(item.path), "aligned": bool(args.align),
+                                          "align_size": args.align_size if args.align else None,
+                                          "random_weights": enc_random or gen_random})
+                grid_rows.append((item.tile, resize_square(out01, tile)))
+                report.ok(item.path)
+            pending.clear()
+
+        def synth(inversion: Inversion) -> Tensor:
+            from stylebridge.core.images import from_generator_range
+            from stylebridge.core.pipeline import synthesize
+
+            return from_generator_range(synthesize(gen, inversion)).cpu()
+
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"inverting with {enc_name}", total=len(todo))
+            for path, image in iter_images(todo, report):
+                if args.align:
+                    try:
+                        image = align_face(image, args.align_size, path=path).to_tensor()
+                    except ImageError as exc:  # NoFaceError included
+                        report.skip(path, str(exc).removeprefix(f"{path}: "))
+                        image = None
+                if image is not None:
+                    pending.append(_Item(path, resize_square(image, enc_size),
+                                         resize_square(image, tile)))
+                    if len(pending) >= args.batch:
+                        flush()
+                progress.update(task, completed=len(report.done) + len(report.skipped)
+                                + len(pending) - len(clashes))
+            flush()
+            progress.update(task, completed=len(todo))
+
+        if grid_rows:
+            labels = ["input (aligned)" if args.align else "input",
+                      f"inversion: {enc_name}" + (f" [{RANDOM_NOTICE}]"
+                                                   if enc_random or gen_random else "")]
+            save_png(args.out / "grid.png", labelled_grid(grid_rows, labels))
+            console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
+                          f"{args.out}")
+        report.print(console)
+        return report.exit_code
+
+
+def _select(inversion: Inversion, i: int) -> Inversion:
+    from stylebridge.core.interfaces import Inversion
+
+    return Inversion(w_plus=inversion.w_plus[i:i + 1],
+                     features={k: v[i:i + 1] for k, v in inversion.features.items()},
+                     feature_mode=inversion.feature_mode,
+                     extras={k: v[i:i + 1] if v.ndim and v.shape[0] == inversion.batch_size else v
+                             for k, v in inversion.extras.items()})
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(InvertCommand())
+
+
+__all__ = ["InvertCommand", "check_compatible", "load_inversion", "save_inversion"]

@@ -1,0 +1,323 @@
+"""FFHQ face alignment: the maths on a synthetic face, dlib on real photos, `stylebridge align`.
+
+Expected positions come from the FFHQ procedure written out by hand (crop square
+of half-size ``s = max(2 |eye_to_eye|, 1.8 |eye_to_mouth|)`` centred at
+``eye_avg + 0.1 eye_to_mouth``, mapped onto the output square), never from an
+earlier output of our code.  Real photos: scikit-image's astronaut (a face) and
+chelsea (a cat: no human face).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from stylebridge.core.images import load_image
+from stylebridge.errors import ImageError
+from stylebridge.plugins.alignment import (
+    NoFaceError,
+    align_face,
+    align_from_landmarks,
+    detect_landmarks,
+    ffhq_quad,
+    to_rgb_uint8,
+)
+
+skdata = pytest.importorskip("skimage.data")
+
+EYES_L, EYES_R = slice(36, 42), slice(42, 48)
+
+
+def eye_centres(lm: np.ndarray) -> np.ndarray:
+    return np.stack([lm[EYES_L].mean(axis=0), lm[EYES_R].mean(axis=0)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The alignment maths, without dlib
+
+
+def synthetic_landmarks(eye_l, eye_r, mouth_l, mouth_r) -> np.ndarray:
+    """68 points whose eye groups average to the given centres (hexagons of radius 3)."""
+    lm = np.tile(np.asarray(eye_l, dtype=np.float64), (68, 1))
+    hexagon = np.array([[3 * math.cos(a), 3 * math.sin(a)] for a in np.arange(6) * math.pi / 3])
+    lm[36:42] = np.asarray(eye_l) + hexagon
+    lm[42:48] = np.asarray(eye_r) + hexagon
+    lm[48], lm[54] = mouth_l, mouth_r
+    return lm
+
+
+def test_ffhq_quad_upright_face_by_hand() -> None:
+    # eyes 100 px apart at y=200, mouth corners 100 px below the eye midpoint
+    lm = synthetic_landmarks((250, 200), (350, 200), (270, 300), (330, 300))
+    quad = ffhq_quad(lm)
+    # x = e2e - rot90(e2m) = (100, 0) - (-100, 0) = (200, 0); |x| -> max(200, 180) = 200
+    # c = eye_avg + 0.1 e2m = (300, 210)
+    expected = np.array([[100, 10], [100, 410], [500, 410], [500, 10]], dtype=np.float64)
+    np.testing.assert_allclose(quad, expected, atol=1e-9)
+    # a long face: 1.8 |e2m| wins (|e2m| = 150 -> half-size 270)
+    lm = synthetic_landmarks((250, 200), (350, 200), (270, 350), (330, 350))
+    quad = ffhq_quad(lm)
+    np.testing.assert_allclose(quad[2] - quad[0], [540, 540], atol=1e-9)
+    np.testing.assert_allclose(quad.mean(axis=0), [300, 215], atol=1e-9)
+
+
+def _rotated_face_image(theta_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """A 420×360 picture with coloured dots at the eyes and mouth corners of a tilted face.
+
+    Face frame: eyes at (∓50, 0), mouth corners at (∓30, 100) (eye distance 100,
+    eye-to-mouth 100) around (190, 150); the crop square leaves the picture, so
+    the padding step runs.
+    """
+    t = math.radians(theta_deg)
+    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    origin = np.array([190.0, 150.0])
+    pts = [origin + rot @ np.array(p, dtype=np.float64)
+           for p in ((-50, 0), (50, 0), (-30, 100), (30, 100))]
+    yy, xx = np.mgrid[:360, :420]
+    bg = 110 + 30 * np.sin(xx / 23.0) * np.cos(yy / 31.0)
+    img = Image.fromarray(np.repeat(bg[..., None], 3, axis=2).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 255)]
+    for (x, y), col in zip(pts, colours, strict=True):
+        draw.ellipse((x - 6, y - 6, x + 6, y + 6), fill=col)
+    return np.asarray(img), synthetic_landmarks(*pts)
+
+
+def _centroid(arr: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    dist = np.abs(arr.astype(np.int32) - np.array(colour)).sum(axis=2)
+    ys, xs = np.nonzero(dist < 120)
+    assert len(xs) > 3, f"colour {colour} not found in the aligned image"
+    return np.array([xs.mean(), ys.mean()])
+
+
+@pytest.mark.parametrize("theta", [0.0, 23.0, -35.0])
+def test_warp_puts_dots_at_ffhq_template(theta: float) -> None:
+    size = 256
+    image, lm = _rotated_face_image(theta)
+    face = align_from_landmarks(image, lm, size, transform_size=1024)
+    assert face.image.size == (size, size)
+    out = np.asarray(face.image)
+    # By hand: s = max(2*100, 1.8*100) = 200, c = eye_avg + (0, 10) in the face frame.
+    # Pixel centre of a point at face-frame offset (a, b) from c:
+    #   u = size * (a / s + 1) / 2 - 0.5,  v = size * (b / s + 1) / 2 - 0.5
+    def expect(a: float, b: float) -> np.ndarray:
+        return np.array([size * (a / 200 + 1) / 2 - 0.5, size * (b / 200 + 1) / 2 - 0.5])
+
+    expected = {(255, 0, 0): expect(-50, -10), (0, 255, 0): expect(50, -10),
+                (0, 0, 255): expect(-30, 90), (255, 0, 255): expect(30, 90)}
+    for colour, want in expected.items():
+        np.testing.assert_allclose(_centroid(out, colour), want, atol=1.0)
+    # the same maths through the public mapping
+    pts = np.stack([lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), lm[48], lm[54]])
+    np.testing.assert_allclose(face.to_output(pts), np.stack(list(expected.values())), atol=1e-6)
+
+
+def test_padding_fills_outside_the_photo() -> None:
+    image, lm = _rotated_face_image(23.0)
+    padded = np.asarray(align_from_landmarks(image, lm, 128, transform_size=512).image)
+    bare = np.asarray(align_from_landmarks(image, lm, 128, transform_size=512,
+                                           enable_padding=False).image)
+    # the crop square's top-left corner is outside the photo: black without padding,
+    # close to the photo's colours (reflect + blur + fade to median) with it
+    assert bare[:6, :6].max() == 0
+    assert padded[:6, :6].min() > 60
+    assert abs(float(padded[:6, :6].mean()) - float(np.median(image))) < 40
+
+
+def test_to_rgb_uint8_conversions() -> None:
+    gray16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    out = to_rgb_uint8(gray16)
+    assert out.shape == (3, 4, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., 0], np.round(gray16 / 65535 * 255).astype(np.uint8))
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[..., 0] = 200
+    rgba[0, 0, 3] = 255  # opaque red-ish; the others fully transparent -> white
+    out = to_rgb_uint8(rgba)
+    np.testing.assert_array_equal(out[0, 0], [200, 0, 0])
+    np.testing.assert_array_equal(out[1, 1], [255, 255, 255])
+    t = torch.tensor([[[0.0, 1.0]], [[0.5, 0.25]], [[1.0, 0.0]]])  # [3, 1, 2]
+    np.testing.assert_array_equal(to_rgb_uint8(t), [[[0, 128, 255], [255, 64, 0]]])
+    with pytest.raises(ValueError):
+        to_rgb_uint8(np.zeros((4, 4, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# dlib on real photos
+
+needs_dlib = pytest.mark.skipif(importlib.util.find_spec("dlib") is None,
+                                reason="dlib (package dlib-bin) is not installed")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.ascontiguousarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="module")
+def aligned_1024(astronaut: np.ndarray):
+    return align_face(astronaut)
+
+
+@pytest.fixture(scope="module")
+def aligned_256(astronaut: np.ndarray):
+    return align_face(astronaut, 256)
+
+
+@needs_dlib
+def test_landmarks_on_the_face(astronaut: np.ndarray) -> None:
+    face = detect_landmarks(astronaut)
+    assert face is not None
+    left, top, right, bottom = face.box
+    # Eileen Collins' face is in the upper middle; dlib also fires weakly on the mission
+    # patch (y > 330), which must not be chosen
+    assert 150 < (left + right) / 2 < 290 and 60 < (top + bottom) / 2 < 190
+    inner = face.landmarks[17:]  # brows, nose, eyes, mouth
+    assert (inner[:, 0] >= left - 3).all() and (inner[:, 0] <= right + 3).all()
+    assert (inner[:, 1] >= top - 3).all() and (inner[:, 1] <= bottom + 3).all()
+    eyes = eye_centres(face.landmarks)
+    assert eyes[0, 0] < eyes[1, 0]                           # image-left eye first
+    assert eyes[:, 1].max() < face.landmarks[33, 1] < face.landmarks[51, 1]  # eyes > nose > lip
+
+
+@needs_dlib
+def test_large_photo_is_detected_downscaled_and_mapped_back(astronaut: np.ndarray) -> None:
+    import sys
+
+    small = detect_landmarks(astronaut)
+    big = np.asarray(Image.fromarray(astronaut).resize((1536, 1536), Image.Resampling.BICUBIC))
+    face = detect_landmarks(big, detect_size=640)  # detection at 640 px, landmarks at 1536
+    assert small is not None and face is not None
+    # pixel index i at 512 px is centred on 3 i + 1 at 1536 px
+    np.testing.assert_allclose(eye_centres(face.landmarks), 3 * eye_centres(small.landmarks) + 1,
+                               atol=4.0)
+    np.testing.assert_allclose(face.box, 3 * np.asarray(small.box) + 1, atol=30.0)
+    # the dlib model files were found by path; the package itself is never imported
+    assert "face_recognition_models" not in sys.modules
+
+
+def _check_template(aligned, size: int, tol_px: float) -> None:
+    """Re-detect on the aligned output; compare with the FFHQ geometry."""
+    assert aligned.image.size == (size, size)
+    again = detect_landmarks(np.asarray(aligned.image))
+    assert again is not None
+    # 1. eye centres where the alignment maths puts the input's eyes
+    expected = aligned.to_output(eye_centres(aligned.landmarks))
+    np.testing.assert_allclose(eye_centres(again.landmarks), expected, atol=tol_px)
+    # 2. the fixed FFHQ frame: centre point and scale of the crop square
+    lm = again.landmarks
+    eyes = eye_centres(lm)
+    eye_avg = eyes.mean(axis=0)
+    e2e = eyes[1] - eyes[0]
+    e2m = (lm[48] + lm[54]) / 2 - eye_avg
+    centre = eye_avg + 0.1 * e2m
+    np.testing.assert_allclose(centre, [size / 2 - 0.5] * 2, atol=2 * tol_px)
+    half = max(2 * np.hypot(*e2e), 1.8 * np.hypot(*e2m))
+    assert abs(half / (size / 2) - 1) < 0.03
+    # 3. the crop's x axis (e2e - rot90(e2m)) is horizontal
+    x = e2e - np.array([-e2m[1], e2m[0]])
+    assert abs(math.degrees(math.atan2(x[1], x[0]))) < 1.5
+
+
+@needs_dlib
+def test_align_1024_eyes_at_template(aligned_1024) -> None:
+    _check_template(aligned_1024, 1024, tol_px=4.0)
+
+
+@needs_dlib
+def test_align_256(aligned_256) -> None:
+    _check_template(aligned_256, 256, tol_px=1.5)
+
+
+@needs_dlib
+def test_flipped_photo_gives_mirrored_alignment(astronaut: np.ndarray) -> None:
+    size = 512
+    plain = align_face(astronaut, size)
+    flipped = align_face(np.ascontiguousarray(astronaut[:, ::-1]), size)
+    a = detect_landmarks(np.asarray(plain.image))
+    b = detect_landmarks(np.asarray(flipped.image))
+    assert a is not None and b is not None
+    eyes_a = eye_centres(a.landmarks)
+    eyes_b = eye_centres(b.landmarks)[::-1]          # the image-left eye is the other eye
+    eyes_b[:, 0] = size - 1 - eyes_b[:, 0]           # mirror back
+    np.testing.assert_allclose(eyes_b, eyes_a, atol=3.0)
+    img_a = np.asarray(plain.image, dtype=np.float64) / 255
+    img_b = np.asarray(flipped.image, dtype=np.float64)[:, ::-1] / 255
+    assert np.abs(img_a - img_b).mean() < 0.04
+
+
+@needs_dlib
+@pytest.mark.parametrize("kind", ["gray", "rgba", "gray16"])
+def test_gray_rgba_16bit_files(tmp_path: Path, astronaut: np.ndarray, aligned_256, kind: str) -> None:
+    path = tmp_path / f"{kind}.png"
+    gray = (astronaut.astype(np.float64) @ [0.299, 0.587, 0.114])
+    if kind == "gray":
+        Image.fromarray(gray.round().astype(np.uint8), "L").save(path)
+    elif kind == "rgba":
+        alpha = np.full(astronaut.shape[:2], 255, np.uint8)
+        alpha[400:, :] = 0  # transparent bottom strip, away from the face
+        Image.fromarray(np.dstack([astronaut, alpha]), "RGBA").save(path)
+    else:
+        Image.fromarray((gray / 255 * 65535).round().astype(np.uint16)).save(path)
+        assert Image.open(path).mode.startswith("I")
+    face = align_face(load_image(path), 256, path=path)
+    assert face.image.size == (256, 256) and face.image.mode == "RGB"
+    np.testing.assert_allclose(face.to_output(eye_centres(face.landmarks)),
+                               aligned_256.to_output(eye_centres(aligned_256.landmarks)), atol=3.0)
+    if kind != "rgba":
+        arr = np.asarray(face.image)
+        assert np.array_equal(arr[..., 0], arr[..., 2])  # still gray after alignment
+
+
+@needs_dlib
+def test_no_face_on_a_cat(tmp_path: Path) -> None:
+    cat = skdata.chelsea()
+    with pytest.raises(NoFaceError) as info:
+        align_face(cat, 256)
+    assert isinstance(info.value, ImageError)
+    assert str(info.value) == "no face found"
+    with pytest.raises(NoFaceError, match=r"^cat\.png: no face found$"):
+        align_face(cat, 256, path="cat.png")
+
+
+@needs_dlib
+def test_align_command_skips_bad_inputs(tmp_path: Path, astronaut: np.ndarray, capsys) -> None:
+    from stylebridge.cli.main import main
+    from stylebridge.registry import reset_registry
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "astronaut.png")
+    Image.fromarray(skdata.chelsea()).save(src / "chelsea.png")
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, format="JPEG", quality=90)
+    (src / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
+    (src / "notes.png").write_text("this is not an image\n")
+    out = tmp_path / "out"
+    reset_registry()
+    try:
+        code = main(["align", str(src), "--out", str(out), "--size", "256", "--json",
+                     "--landmarks"])
+    finally:
+        reset_registry()
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3
+    assert report["done"] == [str(src / "astronaut.png")]
+    reasons = {Path(s["file"]).name: s["reason"] for s in report["skipped"]}
+    assert reasons["chelsea.png"] == "no face found"
+    assert reasons["truncated.jpg"].startswith("cannot read image")
+    assert reasons["notes.png"].startswith("cannot read image")
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["astronaut.png", "landmarks.json"]  # no temporary files left behind
+    with Image.open(out / "astronaut.png") as img:
+        assert img.size == (256, 256)
+    marks = json.loads((out / "landmarks.json").read_text())
+    assert len(marks["faces"][str(src / "astronaut.png")]["landmarks"]) == 68

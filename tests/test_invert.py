@@ -1,0 +1,262 @@
+"""`stylebridge invert`: a tiny generator, a tiny test encoder, outputs checked against the API."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from stylebridge.cli.main import main
+from stylebridge.core.checkpoint import read_header, save_checkpoint
+from stylebridge.core.images import from_generator_range, load_image, to_uint8
+from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
+from stylebridge.core.pipeline import synthesize
+from stylebridge.core.stylegan2.checkpoint import load_stylegan2, save_stylegan2
+from stylebridge.plugins.invert import load_inversion, save_inversion
+from stylebridge.registry import get_registry, hookimpl, reset_registry
+
+FEATURE_K = 2  # activation replaced by the test encoder's feature (32 × 8 × 8 in tiny_generator)
+
+
+class PoolEncoder(Encoder):
+    """w+ from a 2×2 average pool of the image; a feature for activation 2 from an 8×8 pool."""
+
+    name = "test-pool-feature"
+
+    def __init__(self, n_latent: int = 8, style_dim: int = 32, size: int = 32,
+                 channels: int = 32, res: int = 8) -> None:
+        super().__init__()
+        self._config = {"n_latent": n_latent, "style_dim": style_dim, "size": size,
+                        "channels": channels, "res": res}
+        self.preprocessing = Preprocessing(size=size)
+        self.head = nn.Linear(12, n_latent * style_dim)
+        self.feat = nn.Conv2d(3, channels, 1)
+        self.res = res
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def encode(self, images: Tensor) -> Inversion:
+        x = self.preprocessing(images)
+        pooled = nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+        w_plus = self.head(pooled).view(x.shape[0], self._config["n_latent"], -1)
+        feat = self.feat(nn.functional.adaptive_avg_pool2d(x, self.res))
+        return Inversion(w_plus=w_plus, features={FEATURE_K: feat})
+
+
+class _TestPlugin:
+    @staticmethod
+    @hookimpl
+    def register_encoders(register: Any) -> None:
+        register(PoolEncoder)
+
+
+@pytest.fixture(autouse=True)
+def _registry():
+    reset_registry()
+    get_registry().add_plugin(_TestPlugin, "test-invert")
+    yield
+    reset_registry()
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> dict[str, Path]:
+    from conftest import tiny_generator
+
+    gen = save_stylegan2(tmp_path / "gen.safetensors", tiny_generator(seed=3))
+    torch.manual_seed(7)
+    enc = PoolEncoder()
+    with torch.no_grad():
+        enc.head.weight.mul_(4.0)
+    ckpt = save_checkpoint(tmp_path / "enc.safetensors", enc.state_dict(), kind="encoder",
+                           plugin=PoolEncoder.name, config=enc.config())
+    return {"generator": gen, "encoder": ckpt}
+
+
+def _photo(path: Path, h: int, w: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    base = rng.uniform(0.2, 0.8, 3)
+    arr = np.stack([base[c] + 0.2 * np.sin((xx + 3 * c) / (4 + seed)) * np.cos(yy / 5)
+                    for c in range(3)], axis=2)
+    Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def _expected(models: dict[str, Path], image_path: Path) -> np.ndarray:
+    """What the command should write for one image: encoder → synthesize, via the public API."""
+    enc = get_registry().load("encoder", models["encoder"])
+    gen = load_stylegan2(models["generator"]).generator
+    with torch.no_grad():
+        inv = enc.encode(load_image(image_path)[None])
+        return to_uint8(from_generator_range(synthesize(gen, inv)))[0]
+
+
+def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, capsys) -> None:
+    src = tmp_path / "aligned"
+    src.mkdir()
+    a = _photo(src / "a.png", 32, 32, 1)
+    b = _photo(src / "b.png", 48, 40, 2)  # not square, not the encoder's size
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "invert", "--encoder", f"{PoolEncoder.name}:{models['encoder']}",
+                       "--generator", f"stylegan2:{models['generator']}", str(src),
+                       "--out", str(out), "--no-align", "--save-latents", "--batch", "1",
+                       "--device", "cpu")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_inversion.png", "a_inversion.safetensors", "b_inversion.png",
+        "b_inversion.safetensors", "grid.png"]  # and no temporary files
+    for img in (a, b):
+        got = _png(out / f"{img.stem}_inversion.png")
+        assert got.shape == (32, 32, 3)
+        want = _expected(models, img)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert not np.array_equal(_png(out / "a_inversion.png"), _png(out / "b_inversion.png"))
+
+    # latents: header, shapes, and a round trip to the same picture
+    header = read_header(out / "a_inversion.safetensors")
+    assert (header.kind, header.plugin) == ("inversion", PoolEncoder.name)
+    assert header.config == {"feature_mode": "replace",
+                             "encoder": f"{PoolEncoder.name}:{models['encoder']}",
+                             "generator": str(models["generator"])}
+    inv, _ = load_inversion(out / "a_inversion.safetensors")
+    assert inv.w_plus.shape == (1, 8, 32)
+    assert set(inv.features) == {FEATURE_K} and inv.features[FEATURE_K].shape == (1, 32, 8, 8)
+    gen = load_stylegan2(models["generator"]).generator
+    with torch.no_grad():
+        again = to_uint8(from_generator_range(synthesize(gen, inv)))[0]
+    np.testing.assert_array_equal(again, _png(out / "a_inversion.png"))
+
+    # grid: label strip (14 px) + one row per image, input | inversion, 32 px tiles, pad 2
+    grid = _png(out / "grid.png")
+    assert grid.shape == (14 + 2 * 34 + 2, 2 * 34 + 2, 3)
+    row0 = grid[14 + 2:14 + 34]
+    np.testing.assert_array_equal(row0[:, 2:34], _png(a))
+    np.testing.assert_array_equal(row0[:, 36:68], _png(out / "a_inversion.png"))
+
+
+def test_invert_skips_bad_images_exit_3(tmp_path: Path, models, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short relative paths in the report table
+    src = Path("in")
+    src.mkdir()
+    _photo(src / "good.png", 32, 32, 3)
+    (src / "broken.png").write_text("not a png")
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(buf, format="JPEG")
+    (src / "cut.jpg").write_bytes(buf.getvalue()[:200])
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "invert", "-e", f"{PoolEncoder.name}:{models['encoder']}",
+                          "-g", str(models["generator"]), str(src), "--out", str(out),
+                          "--no-align", "--batch", "4")
+    assert code == 3
+    assert "1 done, 2 skipped" in stdout
+    assert "in/broken.png" in stdout and "in/cut.jpg" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["good_inversion.png", "grid.png"]
+    got = _png(out / "good_inversion.png")
+    assert np.abs(got.astype(int) - _expected(models, src / "good.png").astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="dlib is not installed")
+def test_invert_with_alignment_skips_faceless_photos(tmp_path: Path, models, capsys) -> None:
+    skdata = pytest.importorskip("skimage.data")
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(skdata.astronaut()).save(src / "astronaut.png")
+    Image.fromarray(skdata.chelsea()).save(src / "chelsea.png")
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "invert", "-e", f"{PoolEncoder.name}:{models['encoder']}",
+                          "-g", str(models["generator"]), str(src / "astronaut.png"),
+                          str(src / "chelsea.png"), "--out", str(out), "--align-size", "256",
+                          "--save-latents")
+    assert code == 3
+    assert "no face found" in stdout
+    assert (out / "astronaut_inversion.png").is_file()
+    assert not (out / "chelsea_inversion.png").exists()
+    assert read_header(out / "astronaut_inversion.safetensors").extra["aligned"] is True
+    # the inversion is of the aligned face, not of the raw photo
+    from stylebridge.plugins.alignment import align_face
+
+    aligned = align_face(load_image(src / "astronaut.png"), 256).to_tensor()
+    enc = get_registry().load("encoder", models["encoder"])
+    gen = load_stylegan2(models["generator"]).generator
+    with torch.no_grad():
+        want = to_uint8(from_generator_range(synthesize(gen, enc.encode(aligned[None]))))[0]
+    got = _png(out / "astronaut_inversion.png")
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_wrong_encoder_checkpoints_give_one_line_errors(tmp_path: Path, models, capsys) -> None:
+    img = _photo(tmp_path / "x.png", 32, 32, 4)
+    out = tmp_path / "out"
+    base = ["invert", str(img), "--out", str(out), "--no-align", "-g", str(models["generator"])]
+    # a generator checkpoint given as the encoder
+    code, _, err = run(capsys, *base, "-e", f"{PoolEncoder.name}:{models['generator']}")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "'generator' checkpoint" in err and "expected a 'encoder'" in err
+    # an encoder checkpoint of another plugin
+    code, _, err = run(capsys, *base, "-e", f"tiny-pool:{models['encoder']}")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert f"plugin '{PoolEncoder.name}', expected 'tiny-pool'" in err
+    # an encoder whose w+ does not fit the generator (18 × 512 vs 8 × 32)
+    wide = PoolEncoder(n_latent=18, style_dim=512)
+    ckpt = save_checkpoint(tmp_path / "wide.safetensors", wide.state_dict(), kind="encoder",
+                           plugin=PoolEncoder.name, config=wide.config())
+    code, _, err = run(capsys, *base, "-e", str(ckpt))
+    assert code == 2
+    assert err.count("\n") == 1 and "18 rows × 512" in err and "8 × 32" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("stylebridge_example_encoder") is None,
+                    reason="the example plugin package is not installed")
+def test_invert_with_example_plugin_says_random_weights(tmp_path: Path, models, capsys) -> None:
+    img = _photo(tmp_path / "face.png", 40, 40, 5)
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "invert", str(img), "--out", str(out), "--no-align",
+                            "-g", str(models["generator"]),
+                            "-e", "tiny-pool:n_latent=8,style_dim=32,input_size=32",
+                            "--save-latents")
+    assert code == 0, err
+    assert "random" in " ".join(stdout.split())
+    assert _png(out / "face_inversion.png").shape == (32, 32, 3)
+    assert read_header(out / "face_inversion.safetensors").extra["random_weights"] is True
+
+
+def test_save_inversion_rejects_batches_and_load_checks_kind(tmp_path: Path, models) -> None:
+    inv = Inversion(w_plus=torch.randn(2, 8, 32))
+    with pytest.raises(ValueError, match="batch of 2"):
+        save_inversion(tmp_path / "x.safetensors", inv, encoder="e", encoder_spec="e",
+                       generator="g")
+    from stylebridge.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="'generator' checkpoint"):
+        load_inversion(models["generator"])
+    one = Inversion(w_plus=torch.randn(1, 8, 32), features={3: torch.randn(1, 32, 8, 8)},
+                    feature_mode="shift", extras={"c1": torch.randn(1, 4, 2, 2)})
+    path = save_inversion(tmp_path / "one.safetensors", one, encoder="e", encoder_spec="e:x",
+                          generator="g.safetensors")
+    back, header = load_inversion(path)
+    assert back.feature_mode == "shift" and header.config["encoder"] == "e:x"
+    torch.testing.assert_close(back.w_plus, one.w_plus, rtol=0, atol=0)
+    torch.testing.assert_close(back.features[3], one.features[3], rtol=0, atol=0)
+    torch.testing.assert_close(back.extras["c1"], one.extras["c1"], rtol=0, atol=0)
