@@ -1,0 +1,558 @@
+"""Domain adaptation of real photos: the :class:`Adapter` pipeline, ``stylebridge adapt`` and
+``stylebridge calibrate``.
+
+Pipeline (thesis, chapter 4): encode each photo **once** with an encoder,
+optionally correct the encoder/domain mismatch (a :class:`Calibrator`, e.g.
+alpha-rescaling: per-layer offset scales ``1/α_i``; ``skip_layers``: no change
+on the listed style layers, the thesis' "indomain" remedy for the first
+layer), then render the inversion through every domain method::
+
+    adapter = Adapter(encoder, generator, {"pixar": pixar, "joker": joker},
+                      calibrator=alpha, skip_layers=[0])
+    images = adapter.run(images01)   # {"inversion": [B,3,S,S], "pixar": ..., "joker": ...}
+
+``stylebridge adapt --encoder E --generator G --method NAME:DOMAIN.safetensors
+[--method ...] [--calibrate alpha:STATS] [--skip-layers 0,1] [--align/--no-align]
+IMAGES... --out DIR`` writes per photo ``<stem>_inversion.png`` and
+``<stem>_<domain>.png`` (the domain name is the checkpoint's file stem),
+``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
+(inputs, outputs, offset scales, skipped files) and, when the ``mse``/``psnr``
+metrics are installed, ``metrics.json`` (input vs inversion).  Unreadable
+images (and, with ``--align``, photos without a face) are skipped and reported;
+exit code 3 when some inputs were skipped, 2 when all were.
+
+Skip layers are style-layer indices (:mod:`stylebridge.core.stylegan2.generator`:
+0 = ``conv1``, 1 = ``to_rgb1``, then ``2+3j``/``3+3j`` convs and ``4+3j`` ToRGB of
+stage ``j``).  The thesis' remedy for FSE ("without first-layer offsets") is
+``--skip-layers 0``; StyleDomain's ``no_coarse`` training flag (heads conv_0 …
+conv_5, 4–32 px) corresponds to ``--skip-layers 0,2,3,5,6,8``.
+
+``stylebridge calibrate alpha --encoder E --generator G --images DIR --out
+STATS.safetensors [--samples 3000]`` fits the alpha-rescaling statistics (see
+:mod:`stylebridge.plugins.calibrators`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.interfaces import Calibrator, Command, DomainMethod, Encoder, Inversion
+from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.plugins.calibrators import parse_layers, skip_scale
+from stylebridge.registry import hookimpl
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from stylebridge.core.batch import BatchReport
+    from stylebridge.core.stylegan2.generator import Generator
+
+INVERSION = "inversion"
+GRID_TILE = 256          # largest tile edge in grid.png
+GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
+RANDOM_NOTICE = "random weights"
+
+
+# ---------------------------------------------------------------------------------------------
+# Python API
+
+
+def _resize(image: Tensor, size: int) -> Tensor:
+    """``[3, H, W]`` or ``[B, 3, H, W]`` → square ``size`` (bilinear + antialias, as Preprocessing)."""
+    import torch.nn.functional as F
+
+    batch = image if image.ndim == 4 else image[None]
+    if batch.shape[-2:] != (size, size):
+        batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True)
+    return batch if image.ndim == 4 else batch[0]
+
+
+def _method_label(method: DomainMethod) -> str:
+    return str(getattr(method, "label", "") or method.name or "domain")
+
+
+class Adapter:
+    """Encoder + generator + domain methods (+ calibrator): photos → adapted images.
+
+    ``methods``: ``{name: method}`` or a sequence (named by each method's
+    ``label``/``name``, made unique).  ``skip_layers``: style-layer indices whose
+    domain change is switched off (scale 0), on top of the calibrator's scales.
+    Every method is checked against the generator when the adapter is built.
+    :attr:`encoded_images` counts the images passed to the encoder.
+    """
+
+    def __init__(self, encoder: Encoder, generator: Generator,
+                 methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
+                 calibrator: Calibrator | None = None,
+                 skip_layers: Sequence[int] | str = ()) -> None:
+        self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
+        if isinstance(methods, Mapping):
+            items = list(methods.items())
+        else:
+            items = [(_method_label(m), m) for m in methods]
+        self.methods: dict[str, DomainMethod] = {}
+        for name, method in items:
+            unique, k = str(name), 2
+            while unique in self.methods or unique == INVERSION:
+                unique, k = f"{name}-{k}", k + 1
+            self.methods[unique] = method
+        for method in self.methods.values():
+            check = getattr(method, "check_generator", None)
+            if check is not None:
+                check(generator)
+        self.skip_layers = parse_layers(skip_layers)
+        n = generator.n_style_layers
+        base = None if calibrator is None else calibrator.offset_scale(n)
+        self.offset_scale: Tensor | None = skip_scale(n, self.skip_layers, base)
+        self.encoded_images = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.input.input.device
+
+    @torch.no_grad()
+    def encode(self, images01: Tensor) -> Inversion:
+        """Images ``[B, 3, H, W]`` in ``[0, 1]`` → (calibrated) inversion on the generator's device."""
+        if images01.ndim != 4 or images01.shape[1] != 3:
+            raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
+        inversion = self.encoder.encode(images01.to(self.device))
+        self.encoded_images += int(images01.shape[0])
+        _check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")
+        if inversion.batch_size != images01.shape[0]:
+            raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
+                                   f"inversions for {images01.shape[0]} images")
+        inversion = inversion.detach().to(self.device)
+        if self.calibrator is not None:
+            inversion = self.calibrator.apply(inversion)
+        return inversion
+
+    @torch.no_grad()
+    def render(self, inversion: Inversion) -> dict[str, Tensor]:
+        """The inversion without and with every domain → ``{name: [B, 3, S, S]}`` in ``[0, 1]``."""
+        from stylebridge.core.images import from_generator_range
+        from stylebridge.core.pipeline import synthesize
+
+        out = {INVERSION: from_generator_range(synthesize(self.generator, inversion))}
+        for name, method in self.methods.items():
+            applied = getattr(method, "applied", None)
+            ctx = (applied(self.generator, self.offset_scale) if applied is not None
+                   else contextlib.nullcontext())
+            with ctx:
+                images = synthesize(self.generator, inversion, method=method,
+                                    offset_scale=self.offset_scale)
+            out[name] = from_generator_range(images)
+        return out
+
+    def run(self, images01: Tensor) -> dict[str, Tensor]:
+        """Encode once, render the inversion and every domain (images in ``[0, 1]``)."""
+        return self.render(self.encode(images01))
+
+
+def _check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
+    _, rows, dim = inversion.w_plus.shape
+    if (rows, dim) != (generator.n_latent, generator.style_dim):
+        raise StylebridgeError(
+            f"{what} gives w+ with {rows} rows × {dim}, but the {generator.size}px generator needs "
+            f"{generator.n_latent} × {generator.style_dim} (encoder and generator do not match)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared CLI pieces
+
+
+def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pad: int = 2,
+                  notice: str | None = None) -> Tensor:
+    """Tiles ``rows[r][c]`` (``[3, T, T]`` in ``[0, 1]``) under a strip of column ``labels``."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from stylebridge.core.images import make_grid, to_uint8
+
+    ncol = len(labels)
+    tiles = [t for row in rows for t in row]
+    grid = make_grid(tiles, ncol=ncol, pad=pad)
+    tile = tiles[0].shape[-1]
+    strip = 14
+    foot = 14 if notice else 0
+    arr = to_uint8(grid[None])[0]
+    canvas = Image.new("RGB", (arr.shape[1], arr.shape[0] + strip + foot), "white")
+    canvas.paste(Image.fromarray(arr), (0, strip))
+    draw = ImageDraw.Draw(canvas)
+    for col, label in enumerate(labels):
+        text = label
+        while text and draw.textlength(text) > tile - 2:
+            text = text[:-1]
+        draw.text((pad + col * (tile + pad) + 1, 1), text, fill="black")
+    if notice:
+        draw.text((pad + 1, strip + arr.shape[0]), notice.upper(), fill="red")
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
+def _is_random(extra: Mapping[str, Any]) -> bool:
+    if extra.get("random_weights"):
+        return True
+    notes = extra.get("notes", [])
+    return isinstance(notes, list) and any("random weights" in str(n).lower() for n in notes)
+
+
+def _load_generator(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
+    from stylebridge.cli.commands import checkpoint_spec
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+
+    name, path = checkpoint_spec(spec, "generator")
+    if name not in (None, "stylegan2"):
+        raise StylebridgeError(f"--generator {spec!r}: unknown generator {name!r} (known: stylegan2)")
+    ck = load_stylegan2(path, device=device)
+    return ck.generator, _is_random(ck.header.extra), path
+
+
+def _load_encoder(spec_text: str, device: torch.device) -> tuple[Encoder, bool]:
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.core.pipeline import load_plugin
+    from stylebridge.core.spec import parse_plugin_spec
+
+    spec = parse_plugin_spec(spec_text, what="encoder")
+    encoder = load_plugin("encoder", spec, device=device)
+    if not isinstance(encoder, Encoder):
+        raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
+    random = bool(getattr(encoder, "random_weights", spec.path is None))
+    if spec.path is not None and _is_random(read_header(spec.path).extra):
+        random = True
+    return encoder, random
+
+
+@dataclass
+class _Pending:
+    paths: list[Path] = field(default_factory=list)
+    inputs: list[Tensor] = field(default_factory=list)   # encoder-sized
+    tiles: list[Tensor] = field(default_factory=list)    # grid-sized
+    targets: list[Tensor] = field(default_factory=list)  # generator-sized (metrics)
+
+
+def _batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile: int,
+             batch: int, align: bool, align_size: int, target: int = 0) -> Iterator[_Pending]:
+    """Readable (and, with ``align``, aligned) photos in batches; failures go to ``report``."""
+    from stylebridge.core.batch import iter_images
+
+    pending = _Pending()
+    for path, image in iter_images(paths, report):
+        if align:
+            from stylebridge.plugins.alignment import align_face
+
+            try:
+                image = align_face(image, align_size, path=path).to_tensor()
+            except ImageError as exc:  # NoFaceError included
+                report.skip(path, str(exc).removeprefix(f"{path}: "))
+                continue
+        pending.paths.append(path)
+        pending.inputs.append(_resize(image, enc_size))
+        pending.tiles.append(_resize(image, tile))
+        if target:
+            pending.targets.append(_resize(image, target))
+        if len(pending.paths) >= batch:
+            yield pending
+            pending = _Pending()
+    if pending.paths:
+        yield pending
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    from stylebridge.cli.commands import add_device_argument
+
+    parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
+                        help="encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)")
+    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
+                        help="generator checkpoint (convert upstream files with `convert`)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                        help="FFHQ-align faces first (default); --no-align for aligned inputs")
+    parser.add_argument("--align-size", type=int, default=1024, metavar="N",
+                        help="size of the aligned crop before the encoder resizes it (default 1024)")
+    parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
+    add_device_argument(parser)
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    if args.batch < 1:
+        raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
+    if args.align_size < 1:
+        raise StylebridgeError(f"--align-size {args.align_size}: must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# stylebridge adapt
+
+
+def _domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
+    from stylebridge.core.spec import parse_plugin_spec
+
+    spec = parse_plugin_spec(spec_text, what="domain method")
+    name = spec.path.stem if spec.path is not None else (spec.name or method.name)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
+    return safe or f"domain{index}"
+
+
+def _metrics(names: Sequence[str], device: torch.device) -> dict[str, Any]:
+    from stylebridge.registry import get_registry
+
+    registry = get_registry()
+    known = set(registry.names("metric"))
+    out = {}
+    for name in names:
+        if name in known:
+            metric = registry.create("metric", name)
+            metric.reset()
+            out[name] = metric
+    return out
+
+
+class AdaptCommand(Command):
+    """Encode photos once and render them in one or more new domains."""
+
+    name = "adapt"
+    help = "encode photos once and render them through domain methods (StyleSpace, Affine+...)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("images", nargs="+", metavar="IMAGE",
+                            help="image files or folders (their image files, sorted)")
+        parser.add_argument("--method", "-m", action="append", required=True,
+                            metavar="[NAME:]DOMAIN.safetensors",
+                            help="domain checkpoint, repeatable; its file stem names the outputs")
+        parser.add_argument("--calibrate", metavar="NAME:STATS",
+                            help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
+        parser.add_argument("--skip-layers", default="", metavar="0,1",
+                            help="style layers that get no domain change (e.g. 0 = conv1)")
+        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        _add_common(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        from rich.progress import Progress
+        from rich.table import Table
+
+        from stylebridge.core.batch import BatchReport, expand_inputs
+        from stylebridge.core.device import resolve_device
+        from stylebridge.core.images import save_png
+        from stylebridge.core.io import write_json
+        from stylebridge.core.pipeline import load_plugin
+        from stylebridge.plugins.alignment import output_names
+        from stylebridge.plugins.domains import load_domain
+
+        _check_common(args)
+        skip = parse_layers(args.skip_layers)
+        device = resolve_device(args.device)
+        paths = expand_inputs(args.images)
+        if not paths:
+            raise StylebridgeError("no input images (folders are searched for image files)")
+        gen, gen_random, g_path = _load_generator(args.generator, device)
+        encoder, enc_random = _load_encoder(args.encoder, device)
+        methods: dict[str, DomainMethod] = {}
+        for i, spec in enumerate(args.method):
+            method = load_domain(spec, device=device)
+            name = _domain_name(spec, method, i)
+            unique, k = name, 2
+            while unique in methods or unique == INVERSION:
+                unique, k = f"{name}-{k}", k + 1
+            methods[unique] = method
+        calibrator = None
+        if args.calibrate:
+            calibrator = load_plugin("calibrator", args.calibrate, device=device)
+        adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip)
+        random = enc_random or gen_random
+        if enc_random:
+            console.print(f"[bold yellow]encoder {encoder.name!r} has no checkpoint: it runs on "
+                          "untrained (random) weights; the results show no trained model"
+                          "[/bold yellow]")
+        if gen_random:
+            console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
+
+        prep = getattr(encoder, "preprocessing", None)
+        enc_size = int(getattr(prep, "size", 0) or gen.size)
+        tile = min(gen.size, GRID_TILE)
+        names, clashes = output_names(paths, "")
+        report = BatchReport()
+        for p, reason in clashes.items():
+            report.skip(p, reason)
+        todo = [p for p in paths if p in names]
+        args.out.mkdir(parents=True, exist_ok=True)
+        metrics = _metrics(("mse", "psnr"), device)
+        grid_rows: list[list[Tensor]] = []
+        outputs: dict[str, dict[str, str]] = {}
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"adapting with {len(methods)} domain(s)", total=len(todo))
+            for chunk in _batches(todo, report, enc_size=enc_size, tile=tile, batch=args.batch,
+                                  align=args.align, align_size=args.align_size,
+                                  target=gen.size if metrics else 0):
+                images = adapter.run(torch.stack(chunk.inputs))
+                rendered = {k: v.cpu() for k, v in images.items()}
+                for metric in metrics.values():
+                    metric.update(rendered[INVERSION], torch.stack(chunk.targets))
+                for i, path in enumerate(chunk.paths):
+                    stem = names[path]
+                    files = {}
+                    for key, batch in rendered.items():
+                        dst = args.out / f"{stem}_{key}.png"
+                        save_png(dst, batch[i])
+                        files[key] = dst.name
+                    outputs[str(path)] = files
+                    if len(grid_rows) < GRID_MAX_ROWS:
+                        grid_rows.append([chunk.tiles[i]] + [_resize(rendered[k][i], tile)
+                                                             for k in rendered])
+                    report.ok(path)
+                progress.update(task, completed=len(report.done) + len(report.skipped)
+                                - len(clashes))
+        scale = adapter.offset_scale
+        summary: dict[str, Any] = {
+            "encoder": args.encoder, "generator": str(g_path),
+            "domains": {name: str(spec) for name, spec in zip(methods, args.method, strict=True)},
+            "calibrator": args.calibrate, "skip_layers": skip,
+            "offset_scale": None if scale is None else [float(v) for v in scale],
+            "aligned": bool(args.align), "random_weights": random,
+            "outputs": outputs, **report.as_dict()}
+        if metrics:
+            values: dict[str, Any] = {}
+            for metric in metrics.values():
+                values.update({k: float(v) if math.isfinite(float(v)) else None
+                               for k, v in metric.compute().items()})
+            summary["metrics_input_vs_inversion"] = values
+            write_json(args.out / "metrics.json", {"input_vs_inversion": values,
+                                                   "random_weights": random})
+        write_json(args.out / "adapt.json", summary)
+        if grid_rows:
+            labels = ["input (aligned)" if args.align else "input",
+                      f"inversion: {encoder.name}", *methods]
+            notice = f"{RANDOM_NOTICE}: not a trained model" if random else None
+            save_png(args.out / "grid.png", labelled_grid(grid_rows, labels, notice=notice))
+            console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
+                          f"{len(methods) + 1} images and grid.png to {args.out}")
+        if metrics and report.done:
+            table = Table(title="input vs inversion" + (f" [{RANDOM_NOTICE}]" if random else ""))
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for key, value in summary["metrics_input_vs_inversion"].items():
+                table.add_row(key, "n/a" if value is None else f"{value:.4g}")
+            console.print(table)
+        report.print(console)
+        return report.exit_code
+
+
+# ---------------------------------------------------------------------------------------------
+# stylebridge calibrate
+
+
+class CalibrateCommand(Command):
+    """Fit a calibrator (alpha-rescaling) from an encoder's styles on photos."""
+
+    name = "calibrate"
+    help = "fit calibration statistics, e.g. alpha-rescaling of domain offsets for an encoder"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
+        parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
+                            help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
+        parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
+        parser.add_argument("--samples", type=int, default=3000,
+                            help="z samples for the mapping network's style means (default 3000)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
+        parser.add_argument("--skip-layers", default="", metavar="0,1",
+                            help="style layers whose offsets are always switched off (e.g. 0)")
+        parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
+                            help="least squares through the origin (default) or with intercept")
+        parser.add_argument("--power", type=float, default=-1.0,
+                            help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
+        parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+        _add_common(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        from rich.progress import Progress
+        from rich.table import Table
+
+        from stylebridge.core.batch import BatchReport, expand_inputs
+        from stylebridge.core.device import resolve_device
+        from stylebridge.plugins.calibrators import encoder_style_means, mapping_style_means
+        from stylebridge.registry import get_registry
+
+        _check_common(args)
+        if args.samples < 1:
+            raise StylebridgeError(f"--samples {args.samples}: must be >= 1")
+        if args.out.exists() and not args.force:
+            raise StylebridgeError("already exists (use --force to overwrite)", path=args.out)
+        cls = get_registry().get("calibrator", args.calibrator).obj
+        if not hasattr(cls, "from_style_means"):
+            raise StylebridgeError(f"calibrator {args.calibrator!r} cannot be fitted by "
+                                   "`stylebridge calibrate`")
+        skip = parse_layers(args.skip_layers)
+        device = resolve_device(args.device)
+        paths = expand_inputs(args.images)
+        if not paths:
+            raise StylebridgeError("no input images (folders are searched for image files)")
+        gen, gen_random, g_path = _load_generator(args.generator, device)
+        skip_scale(gen.n_style_layers, skip)  # range check before the long part
+        encoder, enc_random = _load_encoder(args.encoder, device)
+        prep = getattr(encoder, "preprocessing", None)
+        enc_size = int(getattr(prep, "size", 0) or gen.size)
+        report = BatchReport()
+
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("encoding photos", total=len(paths))
+
+            def batches() -> Iterator[Tensor]:
+                for chunk in _batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
+                                      align=args.align, align_size=args.align_size):
+                    yield torch.stack(chunk.inputs)
+                    for p in chunk.paths:
+                        report.ok(p)
+                    progress.update(task, completed=len(report.done) + len(report.skipped))
+
+            try:
+                enc_means, n_images = encoder_style_means(encoder, gen, batches())
+            except StylebridgeError:
+                report.print(console)
+                raise
+            progress.update(task, description=f"sampling {args.samples} z", completed=0,
+                            total=None)
+            src_means = mapping_style_means(gen, args.samples, seed=args.seed)
+        calib = cls.from_style_means(src_means, enc_means, skip_layers=skip, fit=args.fit,
+                                     power=args.power)
+        random = enc_random or gen_random
+        extra = {"encoder": args.encoder, "generator": g_path.name, "n_images": n_images,
+                 "samples": args.samples, "seed": args.seed, "aligned": bool(args.align),
+                 "random_weights": random}
+        if random:
+            extra["notes"] = ["computed with random weights: not real statistics"]
+        calib.save(args.out, extra=extra)
+
+        table = Table(title=f"alpha per style layer ({n_images} photos, {args.samples} samples)"
+                      + (f" [{RANDOM_NOTICE}]" if random else ""))
+        for col in ("layer", "name", "alpha", "offset scale", "R²"):
+            table.add_column(col, justify="right" if col != "name" else "left")
+        scale = calib.offset_scale(gen.n_style_layers)
+        for layer in gen.style_layers():
+            i = layer.index
+            table.add_row(str(i), layer.name, f"{float(calib.alpha[i]):.4g}", f"{float(scale[i]):.4g}",
+                          f"{float(calib.r2[i]):.3f}")
+        console.print(table)
+        bad = calib.unreliable_layers()
+        if bad:
+            console.print(f"[yellow]layers {bad} have alpha <= {calib.min_alpha} (or undefined): "
+                          "they get no domain offset[/yellow]")
+        console.print(f"[green]wrote[/green] {args.out}")
+        report.print(console)
+        return report.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(AdaptCommand())
+    register(CalibrateCommand())
+
+
+__all__ = ["AdaptCommand", "Adapter", "CalibrateCommand", "labelled_grid"]

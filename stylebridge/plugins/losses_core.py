@@ -1,0 +1,86 @@
+"""Losses on style vectors that need no pretrained network: ``corr``.
+
+``corr`` is the correlation regulariser of the thesis ("Future work / Latent
+correlations")::
+
+    L_corr = Σ_i Σ_{j≠i} [ (s_i^new)ᵀ s_j^new − (s_i^old)ᵀ s_j^old ]²
+
+What ``i`` and ``j`` index.  The thesis does not say; it wants to "save the
+correlation between style codes ... while preserving the relationship between
+style codes", in StyleSpace training and in encoder training ("force the
+distribution of correlations between predicted latents to stay the same",
+"regularize outputs' correlations").  We read ``i, j`` as the **samples of a
+batch**, within one modulated layer: (1) ``s_iᵀ s_j`` needs vectors of equal
+length, and style vectors of different layers differ in width (512 … 32 at
+1024 px); (2) the second line can only come from the first when ``i`` and ``j``
+share one offset (``Δs_i = Δs_j``), as the samples of a batch do under a layer's
+StyleSpace offset, while two layers have different offsets.  So for every style
+layer ``l`` given we compute the Gram matrices ``G = S Sᵀ`` (``S`` = ``[B, C_l]``)
+of the adapted and the source styles and sum the squared off-diagonal
+differences over layers::
+
+    L_corr = Σ_l Σ_{i≠j} (G_new^l − G_old^l)_{ij}²
+
+Even with a shared offset ``Δ`` the second line equals the first only when also
+``s_iᵀΔ = s_jᵀΔ`` (the exact term is ``Δᵀ(Δ + s_i + s_j)``): it is a
+simplification, and we implement the definition (first line).  With a batch of
+one there are no pairs and the loss is 0.  ``reduction="mean"`` divides by the
+number of (layer, ordered pair) terms, ``"sum"`` (default) is the formula as
+written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.interfaces import Loss, LossBatch
+from stylebridge.registry import hookimpl
+
+
+class CorrLoss(Loss):
+    """Keeps the pairwise inner products of the batch's style vectors (thesis L_corr)."""
+
+    name = "corr"
+    description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
+
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"corr: reduction must be 'sum' or 'mean', got {reduction!r}")
+        self.reduction = reduction
+
+    def config(self) -> dict[str, Any]:
+        return {"reduction": self.reduction}
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        """``batch.styles`` / ``batch.source_styles``: one ``[B, C_l]`` tensor per style layer."""
+        new = batch.require("styles", self.name)
+        old = batch.require("source_styles", self.name)
+        if len(new) != len(old):
+            raise ValueError(f"loss 'corr': {len(new)} adapted style layers but {len(old)} source ones")
+        if not new:
+            raise ValueError("loss 'corr': no style layers in the batch")
+        total: Tensor | None = None
+        terms = 0
+        for layer, (s_new, s_old) in enumerate(zip(new, old, strict=True)):
+            if s_new.shape != s_old.shape or s_new.ndim != 2:
+                raise ValueError(f"loss 'corr': style layer {layer} has shapes {list(s_new.shape)} "
+                                 f"and {list(s_old.shape)}, expected equal [B, C]")
+            b = s_new.shape[0]
+            off_diag = ~torch.eye(b, dtype=torch.bool, device=s_new.device)
+            diff = s_new @ s_new.transpose(0, 1) - s_old.to(s_new) @ s_old.to(s_new).transpose(0, 1)
+            value = diff.pow(2).masked_select(off_diag).sum()
+            total = value if total is None else total + value
+            terms += b * (b - 1)
+        assert total is not None
+        if self.reduction == "mean":
+            return total / max(terms, 1)
+        return total
+
+
+@hookimpl
+def register_losses(register: Any) -> None:
+    register(CorrLoss)

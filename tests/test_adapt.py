@@ -1,0 +1,292 @@
+"""The Adapter pipeline and the ``adapt`` / ``calibrate`` commands, on a tiny generator and a
+tiny test encoder (registered from this module for the CLI tests)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_generator
+from PIL import Image
+from torch import Tensor, nn
+from torch.testing import assert_close
+
+from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
+from stylebridge.core.images import from_generator_range, load_image
+from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.plugins.adapt import Adapter
+from stylebridge.plugins.calibrators import AlphaCalibrator
+from stylebridge.plugins.domains import AffinePlus, DomainMismatchError, StyleSpace
+from stylebridge.registry import hookimpl
+
+SIZE, SD, N_LATENT = 32, 32, 8
+
+
+class TinyEncoder(Encoder):
+    """Pools the image to 2×2 and maps it linearly to w+ (counts the images it encodes)."""
+
+    name = "test-adapt-tiny"
+    images_seen = 0
+
+    def __init__(self, n_latent: int = N_LATENT, style_dim: int = SD, seed: int = 0) -> None:
+        super().__init__()
+        self._config = {"n_latent": n_latent, "style_dim": style_dim, "seed": seed}
+        self.preprocessing = Preprocessing(size=16)
+        self.head = nn.Linear(12, n_latent * style_dim)
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(seed)
+            self.head.weight.copy_(torch.randn(self.head.weight.shape, generator=g))
+            self.head.bias.copy_(torch.randn(self.head.bias.shape, generator=g))
+        self.n_latent, self.style_dim = n_latent, style_dim
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def encode(self, images: Tensor) -> Inversion:
+        TinyEncoder.images_seen += int(images.shape[0])
+        x = nn.functional.adaptive_avg_pool2d(self.preprocessing(images), 2).flatten(1)
+        return Inversion(w_plus=self.head(x).view(-1, self.n_latent, self.style_dim))
+
+
+@hookimpl
+def register_encoders(register: Any) -> None:
+    register(TinyEncoder)
+
+
+def _desc(gen: Any) -> dict[str, Any]:
+    return {"size": gen.size, "style_dim": gen.style_dim,
+            "channels": {str(r): c for r, c in gen.cfg.channels.items()}}
+
+
+def _domain(gen: Any, seed: int, scale: float = 1.0) -> StyleSpace:
+    method = StyleSpace(**_desc(gen))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in method.offsets.values():
+            p.copy_(scale * torch.randn(p.shape, generator=g))
+    return method
+
+
+@pytest.fixture(scope="module")
+def gen() -> Any:
+    return tiny_generator(seed=0, size=SIZE, style_dim=SD)
+
+
+@pytest.fixture(scope="module")
+def images() -> Tensor:
+    return torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(5))
+
+
+def _render_by_hand(gen: Any, w_plus: Tensor, offsets: dict[int, Tensor]) -> Tensor:
+    styles = gen.styles(w_plus)
+    for i, off in offsets.items():
+        styles[i] = styles[i] + off
+    return from_generator_range(gen.synthesis(styles, randomize_noise=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Adapter
+
+
+def test_all_zero_domain_reproduces_the_inversion_and_encodes_once(gen: Any,
+                                                                   images: Tensor) -> None:
+    zero = StyleSpace(**_desc(gen))
+    adapter = Adapter(TinyEncoder(), gen, {"zero": zero, "a": _domain(gen, 1),
+                                           "b": _domain(gen, 2)})
+    TinyEncoder.images_seen = 0
+    out = adapter.run(images)
+    assert TinyEncoder.images_seen == 2 and adapter.encoded_images == 2  # once, not per domain
+    assert set(out) == {"inversion", "zero", "a", "b"}
+    assert torch.equal(out["zero"], out["inversion"])
+    assert (out["a"] - out["inversion"]).abs().max() > 1e-3
+    assert out["a"].shape == (2, 3, SIZE, SIZE) and 0 <= float(out["a"].min()) <= float(out["a"].max()) <= 1
+
+
+def test_alpha_rescaling_and_skip_layers_by_hand(gen: Any, images: Tensor) -> None:
+    domain = _domain(gen, 3, scale=0.5)
+    i = 5  # convs.2 conv
+    n = gen.n_style_layers
+    means = [torch.linspace(0.5, 1.5, layer.channels) for layer in gen.style_layers()]
+    alphas = [2.0 if k == i else 1.0 for k in range(n)]
+    calib = AlphaCalibrator.from_style_means(means, [a * m for a, m in zip(alphas, means,
+                                                                         strict=True)])
+    adapter = Adapter(TinyEncoder(), gen, [domain], calibrator=calib)
+    expected_scale = torch.ones(n)
+    expected_scale[i] = 0.5
+    assert_close(adapter.offset_scale, expected_scale, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        inv = adapter.encode(images)
+        got = adapter.render(inv)["stylespace"]
+        styles = domain.styles(gen, inv.w_plus, adapter.offset_scale)
+        src = gen.styles(inv.w_plus)
+        offsets = {int(k): v.detach() for k, v in domain.offsets.items()}
+        # α = 2 on layer i: s_i = source + offset / 2; other layers: source + offset
+        assert_close(styles[i], src[i] + offsets[i] / 2, atol=1e-6, rtol=0)
+        assert_close(styles[8], src[8] + offsets[8], atol=1e-6, rtol=0)
+        by_hand = {k: (v / 2 if k == i else v) for k, v in offsets.items()}
+        assert_close(got, _render_by_hand(gen, inv.w_plus, by_hand), atol=1e-5, rtol=0)
+
+        # skip layers (no calibrator): offsets of layers 0 and i are switched off
+        skipped = Adapter(TinyEncoder(), gen, [domain], skip_layers="0,5")
+        assert skipped.offset_scale is not None
+        assert skipped.offset_scale[[0, 5]].tolist() == [0.0, 0.0]
+        got = skipped.render(inv)["stylespace"]
+        by_hand = {k: v for k, v in offsets.items() if k not in (0, 5)}
+        assert_close(got, _render_by_hand(gen, inv.w_plus, by_hand), atol=1e-5, rtol=0)
+        # skip layers on top of the calibrator
+        both = Adapter(TinyEncoder(), gen, [domain], calibrator=calib, skip_layers=[0])
+        assert both.offset_scale is not None
+        assert both.offset_scale[[0, 5, 8]].tolist() == [0.0, 0.5, 1.0]
+
+
+def test_skip_layers_also_switch_off_affine_plus_and_its_weight_offsets(gen: Any,
+                                                                        images: Tensor) -> None:
+    i = 6
+    method = AffinePlus(**_desc(gen), weight_offset_layers=[i]).init_from(gen)
+    with torch.no_grad():
+        method.affine_weight[str(i)].mul_(3.0)
+        method.weight_offsets[str(i)].normal_(generator=torch.Generator().manual_seed(1))
+        plain = Adapter(TinyEncoder(), gen, [method])
+        skipped = Adapter(TinyEncoder(), gen, [method], skip_layers=[i])
+        inv = plain.encode(images)
+        changed = plain.render(inv)
+        restored = skipped.render(inv)
+    assert (changed["affine_plus"] - changed["inversion"]).abs().max() > 1e-3
+    assert torch.equal(restored["affine_plus"], restored["inversion"])
+
+
+def test_domain_for_another_generator_is_refused(gen: Any) -> None:
+    other = tiny_generator(seed=1, size=64, style_dim=SD)
+    domain = _domain(other, 4)
+    domain.label = "pixar.safetensors"
+    with pytest.raises(DomainMismatchError) as exc:
+        Adapter(TinyEncoder(), gen, [domain])
+    assert str(exc.value) == ("domain pixar.safetensors was trained for a 64px generator "
+                              "(14 style layers), this generator is 32px (11)")
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    from stylebridge.registry import get_registry, reset_registry
+
+    reset_registry()
+    get_registry().add_plugin(sys.modules[__name__], "tests")
+    yield
+    reset_registry()
+
+
+@pytest.fixture
+def files(tmp_path: Path, gen: Any) -> dict[str, Path]:
+    enc = TinyEncoder()
+    out = {
+        "gen": save_stylegan2(tmp_path / "gen.safetensors", gen),
+        "enc": save_checkpoint(tmp_path / "enc.safetensors", enc.state_dict(), kind="encoder",
+                               plugin=enc.name, config=enc.config()),
+        "pixar": _domain(gen, 7).save(tmp_path / "pixar.safetensors"),
+        "zero": StyleSpace(**_desc(gen)).save(tmp_path / "zero.safetensors"),
+        "big": _domain(tiny_generator(seed=2, size=64, style_dim=SD), 1).save(
+            tmp_path / "big.safetensors"),
+    }
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    g = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        Image.fromarray(g.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(photos / f"{name}.png")
+    (photos / "broken.png").write_bytes(b"not an image")
+    out["photos"] = photos
+    return out
+
+
+def test_cli_adapt_writes_images_grid_and_report(files: dict[str, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 registered: None) -> None:
+    from stylebridge.cli.main import main
+
+    out = tmp_path / "out"
+    TinyEncoder.images_seen = 0
+    rc = main(["adapt", "--encoder", f"test-adapt-tiny:{files['enc']}", "--generator",
+               str(files["gen"]), "--method", str(files["pixar"]), "--method",
+               f"stylespace:{files['zero']}", "--no-align", "--batch", "2", "--device", "cpu",
+               str(files["photos"]), "--out", str(out)])
+    assert rc == 3  # broken.png skipped, the rest written
+    assert TinyEncoder.images_seen == 3  # each photo encoded once for both domains
+    for stem in ("a", "b", "c"):
+        for key in ("inversion", "pixar", "zero"):
+            assert (out / f"{stem}_{key}.png").is_file()
+        assert torch.equal(load_image(out / f"{stem}_zero.png"),
+                           load_image(out / f"{stem}_inversion.png"))
+        assert not torch.equal(load_image(out / f"{stem}_pixar.png"),
+                               load_image(out / f"{stem}_inversion.png"))
+    grid = load_image(out / "grid.png")
+    assert grid.shape[-1] == 4 * SIZE + 5 * 2  # input | inversion | pixar | zero
+    report = json.loads((out / "adapt.json").read_text())
+    assert [s["file"] for s in report["skipped"]] == [str(files["photos"] / "broken.png")]
+    assert report["offset_scale"] is None and list(report["domains"]) == ["pixar", "zero"]
+    assert "3 done, 1 skipped" in capsys.readouterr().out
+    if (out / "metrics.json").is_file():  # mse/psnr metrics installed: input vs inversion
+        metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]
+        assert metrics["mse"] > 0 and metrics["psnr"] == pytest.approx(
+            -10 * np.log10(metrics["mse"]), rel=0.2)
+
+
+def test_cli_adapt_refuses_a_domain_of_another_generator(files: dict[str, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         registered: None) -> None:
+    from stylebridge.cli.main import main
+
+    rc = main(["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+               "-m", str(files["big"]), "--no-align", "--device", "cpu", str(files["photos"]),
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err == ("error: domain big.safetensors was trained for a 64px generator "
+                   "(14 style layers), this generator is 32px (11)")
+
+
+def test_cli_calibrate_then_adapt_with_alpha(files: dict[str, Path], tmp_path: Path,
+                                            gen: Any, registered: None) -> None:
+    from stylebridge.cli.main import main
+
+    stats = tmp_path / "alpha.safetensors"
+    rc = main(["calibrate", "alpha", "-e", f"test-adapt-tiny:{files['enc']}", "-g",
+               str(files["gen"]), "--images", str(files["photos"]), "--samples", "64",
+               "--no-align", "--device", "cpu", "--out", str(stats)])
+    assert rc == 3  # broken.png
+    header, tensors = load_checkpoint(stats, kind="calibrator", plugin="alpha")
+    assert header.extra["n_images"] == 3 and header.extra["samples"] == 64
+    alpha = tensors["alpha"]
+    assert alpha.shape == (gen.n_style_layers,)
+    # by hand: through-origin least squares of the encoder's mean styles on the mapping's
+    enc = TinyEncoder()
+    photos = torch.stack([nn.functional.interpolate(load_image(files["photos"] / f"{s}.png")[None],
+                                                    size=(16, 16), mode="bilinear",
+                                                    align_corners=False, antialias=True)[0]
+                          for s in ("a", "b", "c")])
+    with torch.no_grad():
+        enc_means = [s.mean(0) for s in gen.styles(enc.encode(photos).w_plus)]
+    for i in (0, 5, 10):
+        x, y = tensors[f"source_mean_{i}"], enc_means[i]
+        assert_close(tensors[f"encoder_mean_{i}"], y, atol=1e-5, rtol=1e-5)
+        assert_close(alpha[i], (x * y).sum() / (x * x).sum(), atol=1e-5, rtol=1e-4)
+
+    out = tmp_path / "out"
+    rc = main(["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+               "-m", str(files["pixar"]), "--calibrate", f"alpha:{stats}", "--skip-layers", "0",
+               "--no-align", "--device", "cpu", str(files["photos"] / "a.png"), "--out", str(out)])
+    assert rc == 0
+    scale = json.loads((out / "adapt.json").read_text())["offset_scale"]
+    ok = (alpha > 1e-3) & torch.isfinite(alpha)
+    expected = torch.where(ok, 1 / alpha.clamp(min=1e-3), torch.zeros_like(alpha))
+    expected[0] = 0.0
+    assert_close(torch.tensor(scale), expected, atol=1e-5, rtol=1e-5)
