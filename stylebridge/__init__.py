@@ -34,4 +34,13 @@ def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: s
     return load_plugin("encoder", spec, device=device, **config)
 
 
-__all__ = ["StylebridgeError", "__version__", "create_encoder"]
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``stylebridge.Adapter`` (encode once, render several domains)."""
+    if name == "Adapter":
+        from stylebridge.plugins.adapt import Adapter
+
+        return Adapter
+    raise AttributeError(f"module 'stylebridge' has no attribute {name!r}")
+
+
+__all__ = ["Adapter", "StylebridgeError", "__version__", "create_encoder"]

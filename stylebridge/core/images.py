@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from stylebridge.core.io import atomic_path
@@ -53,6 +53,29 @@ def make_grid(images01: Tensor | Sequence[Tensor], ncol: int | None = None, pad:
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[:, y:y + h, x:x + w] = batch[i]
     return grid
+
+
+def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pad: int = 2,
+                  notice: str | None = None) -> Tensor:
+    """Tiles ``rows[r][c]`` (``[3, T, T]`` in ``[0, 1]``) under a strip of column ``labels``."""
+    ncol = len(labels)
+    tiles = [t for row in rows for t in row]
+    grid = make_grid(tiles, ncol=ncol, pad=pad)
+    tile = tiles[0].shape[-1]
+    strip = 14
+    foot = 14 if notice else 0
+    arr = to_uint8(grid[None])[0]
+    canvas = Image.new("RGB", (arr.shape[1], arr.shape[0] + strip + foot), "white")
+    canvas.paste(Image.fromarray(arr), (0, strip))
+    draw = ImageDraw.Draw(canvas)
+    for col, label in enumerate(labels):
+        text = label
+        while text and draw.textlength(text) > tile - 2:
+            text = text[:-1]
+        draw.text((pad + col * (tile + pad) + 1, 1), text, fill="black")
+    if notice:
+        draw.text((pad + 1, strip + arr.shape[0]), notice.upper(), fill="red")
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
 def load_image(path: str | Path) -> Tensor:

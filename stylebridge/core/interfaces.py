@@ -10,6 +10,7 @@ name alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -149,6 +150,20 @@ class DomainMethod(nn.Module, Plugin, ABC):
         offset_scale: Sequence[float] | Tensor | None = None,
     ) -> list[Tensor]:
         """The adapted style vectors for ``w_plus``, one tensor ``[B, C_i]`` per modulated layer."""
+
+    def applied(
+        self,
+        generator: Generator,
+        offset_scale: Sequence[float] | Tensor | None = None,
+    ) -> contextlib.AbstractContextManager[None]:
+        """A context in which ``generator`` renders this domain.
+
+        Methods that also change generator weights (StyleDomain's Affine+ tunes
+        the 64 px convolutions) swap them in here and restore them on exit; the
+        default has nothing to swap.  :func:`stylebridge.core.pipeline.synthesize`
+        renders inside it.
+        """
+        return contextlib.nullcontext()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

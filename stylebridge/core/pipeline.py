@@ -77,15 +77,36 @@ def synthesize(
 ) -> Tensor:
     """Render ``inversion`` (optionally through a domain ``method``) → images in ``[-1, 1]``."""
     w_plus = inversion.w_plus
+    kw: dict[str, Any] = {"noise": noise, "randomize_noise": randomize_noise}
     source_styles = generator.styles(w_plus)
-    styles = source_styles if method is None else method.styles(generator, w_plus, offset_scale)
-    features: dict[int, Tensor] = {}
+    if method is None:
+        return generator.synthesis(source_styles, features=dict(inversion.features), **kw)
+    shift = inversion.feature_mode == "shift"
+    old = {k: generator.features_upto(source_styles, k, noise=noise, randomize_noise=False)[0]
+           for k in inversion.features} if shift else {}
+    with method.applied(generator, offset_scale):
+        styles = method.styles(generator, w_plus, offset_scale)
+        features: dict[int, Tensor] = {}
+        for k, feat in inversion.features.items():
+            if shift:
+                new, _ = generator.features_upto(styles, k, noise=noise, randomize_noise=False)
+                feat = feat + (new - old[k])
+            features[k] = feat
+        return generator.synthesis(styles, features=features, **kw)
+
+
+def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
+    """One-line error when ``inversion`` does not fit ``generator`` (latent rows/width, features)."""
+    _, rows, dim = inversion.w_plus.shape
+    if (rows, dim) != (generator.n_latent, generator.style_dim):
+        raise StylebridgeError(
+            f"{what} gives w+ with {rows} rows × {dim}, but the {generator.size}px generator needs "
+            f"{generator.n_latent} × {generator.style_dim} (encoder and generator do not match)")
+    shapes = generator.feature_shapes()
     for k, feat in inversion.features.items():
-        if inversion.feature_mode == "shift" and styles is not source_styles:
-            kw: dict[str, Any] = {"noise": noise, "randomize_noise": False}
-            new, _ = generator.features_upto(styles, k, **kw)
-            old, _ = generator.features_upto(source_styles, k, **kw)
-            feat = feat + (new - old)
-        features[k] = feat
-    return generator.synthesis(styles, noise=noise, randomize_noise=randomize_noise,
-                               features=features)
+        if k not in shapes:
+            raise StylebridgeError(f"{what} gives a feature for activation {k}, but the generator "
+                                   f"has activations 0..{generator.n_latent - 1}")
+        if tuple(feat.shape[1:]) != shapes[k]:
+            raise StylebridgeError(f"{what} gives a feature of shape {list(feat.shape[1:])} at "
+                                   f"activation {k}; the generator needs {list(shapes[k])}")

@@ -35,7 +35,6 @@ STATS.safetensors [--samples 3000]`` fits the alpha-rescaling statistics (see
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.images import labelled_grid
 from stylebridge.core.interfaces import Calibrator, Command, DomainMethod, Encoder, Inversion
+from stylebridge.core.pipeline import check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.plugins.calibrators import parse_layers, skip_scale
 from stylebridge.registry import hookimpl
@@ -127,7 +128,7 @@ class Adapter:
             raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
         inversion = self.encoder.encode(images01.to(self.device))
         self.encoded_images += int(images01.shape[0])
-        _check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")
+        check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")
         if inversion.batch_size != images01.shape[0]:
             raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
                                    f"inversions for {images01.shape[0]} images")
@@ -143,13 +144,9 @@ class Adapter:
         from stylebridge.core.pipeline import synthesize
 
         out = {INVERSION: from_generator_range(synthesize(self.generator, inversion))}
-        for name, method in self.methods.items():
-            applied = getattr(method, "applied", None)
-            ctx = (applied(self.generator, self.offset_scale) if applied is not None
-                   else contextlib.nullcontext())
-            with ctx:
-                images = synthesize(self.generator, inversion, method=method,
-                                    offset_scale=self.offset_scale)
+        for name, method in self.methods.items():  # synthesize enters method.applied(...)
+            images = synthesize(self.generator, inversion, method=method,
+                                offset_scale=self.offset_scale)
             out[name] = from_generator_range(images)
         return out
 
@@ -158,44 +155,8 @@ class Adapter:
         return self.render(self.encode(images01))
 
 
-def _check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
-    _, rows, dim = inversion.w_plus.shape
-    if (rows, dim) != (generator.n_latent, generator.style_dim):
-        raise StylebridgeError(
-            f"{what} gives w+ with {rows} rows × {dim}, but the {generator.size}px generator needs "
-            f"{generator.n_latent} × {generator.style_dim} (encoder and generator do not match)")
-
-
 # ---------------------------------------------------------------------------------------------
 # Shared CLI pieces
-
-
-def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pad: int = 2,
-                  notice: str | None = None) -> Tensor:
-    """Tiles ``rows[r][c]`` (``[3, T, T]`` in ``[0, 1]``) under a strip of column ``labels``."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    from stylebridge.core.images import make_grid, to_uint8
-
-    ncol = len(labels)
-    tiles = [t for row in rows for t in row]
-    grid = make_grid(tiles, ncol=ncol, pad=pad)
-    tile = tiles[0].shape[-1]
-    strip = 14
-    foot = 14 if notice else 0
-    arr = to_uint8(grid[None])[0]
-    canvas = Image.new("RGB", (arr.shape[1], arr.shape[0] + strip + foot), "white")
-    canvas.paste(Image.fromarray(arr), (0, strip))
-    draw = ImageDraw.Draw(canvas)
-    for col, label in enumerate(labels):
-        text = label
-        while text and draw.textlength(text) > tile - 2:
-            text = text[:-1]
-        draw.text((pad + col * (tile + pad) + 1, 1), text, fill="black")
-    if notice:
-        draw.text((pad + 1, strip + arr.shape[0]), notice.upper(), fill="red")
-    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
 def _is_random(extra: Mapping[str, Any]) -> bool:
@@ -555,4 +516,4 @@ def register_commands(register: Any) -> None:
     register(CalibrateCommand())
 
 
-__all__ = ["AdaptCommand", "Adapter", "CalibrateCommand", "labelled_grid"]
+__all__ = ["AdaptCommand", "Adapter", "CalibrateCommand"]

@@ -232,15 +232,16 @@ class StyleDomainMethod(DomainMethod):
 
         The generator's ``weight`` parameters are swapped for computed tensors
         (so gradients reach the offsets) and restored on exit, also on error.
-        Without weight offsets this does nothing.
+        Without weight offsets this does nothing; nested use by the same method is a no-op.
         """
         self.check_generator(generator)
         if not self.weight_offsets:
             yield
             return
         key = id(generator)
-        if key in self._applied_to:
-            raise RuntimeError(f"domain {self.label} is already applied to this generator")
+        if key in self._applied_to:  # nested use (e.g. synthesize inside applied): already in place
+            yield
+            return
         first = next(iter(self.weight_offsets.values()))
         scale = _as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
         swapped: list[tuple[nn.Module, dict[str, nn.Parameter | None]]] = []

@@ -18,12 +18,14 @@ inputs were skipped and 2 when all were.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stylebridge.core.images import labelled_grid
 from stylebridge.core.interfaces import Command
+from stylebridge.core.pipeline import check_compatible
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 
     from stylebridge.core.checkpoint import CheckpointHeader
     from stylebridge.core.interfaces import Inversion
-    from stylebridge.core.stylegan2.generator import Generator
 
 KIND = "inversion"
 IMAGE_SUFFIX = "_inversion.png"
@@ -100,23 +101,6 @@ def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
     return inversion, header
 
 
-def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
-    """One-line error when ``inversion`` does not fit ``generator`` (latent rows/width, features)."""
-    _, rows, dim = inversion.w_plus.shape
-    if (rows, dim) != (generator.n_latent, generator.style_dim):
-        raise StylebridgeError(
-            f"{what} gives w+ with {rows} rows × {dim}, but the {generator.size}px generator needs "
-            f"{generator.n_latent} × {generator.style_dim} (encoder and generator do not match)")
-    shapes = generator.feature_shapes()
-    for k, feat in inversion.features.items():
-        if k not in shapes:
-            raise StylebridgeError(f"{what} gives a feature for activation {k}, but the generator "
-                                   f"has activations 0..{generator.n_latent - 1}")
-        if tuple(feat.shape[1:]) != shapes[k]:
-            raise StylebridgeError(f"{what} gives a feature of shape {list(feat.shape[1:])} at "
-                                   f"activation {k}; the generator needs {list(shapes[k])}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -129,31 +113,6 @@ def resize_square(image: Tensor, size: int) -> Tensor:
         return image
     return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
                          antialias=True)[0]
-
-
-def labelled_grid(rows: Sequence[tuple[Tensor, Tensor]], labels: Sequence[str],
-                  pad: int = 2) -> Tensor:
-    """``[3, H, W]`` grid with one row per ``(input, output)`` pair and a label strip on top."""
-    import numpy as np
-    import torch
-    from PIL import Image, ImageDraw
-
-    from stylebridge.core.images import make_grid
-
-    tiles = [t for pair in rows for t in pair]
-    grid = make_grid(tiles, ncol=2, pad=pad)
-    tile = tiles[0].shape[-1]
-    strip = 14
-    arr = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    canvas = Image.new("RGB", (arr.shape[1], arr.shape[0] + strip), "white")
-    canvas.paste(Image.fromarray(arr), (0, strip))
-    draw = ImageDraw.Draw(canvas)
-    for col, label in enumerate(labels):
-        text = label
-        while text and draw.textlength(text) > tile - 2:
-            text = text[:-1]
-        draw.text((pad + col * (tile + pad) + 1, 1), text, fill="black")
-    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
 def _generator_is_random(header: CheckpointHeader) -> bool:
