@@ -19,34 +19,7 @@ from rich.table import Table
 
 from stylebridge.core.interfaces import Command
 
-CAPTION_LINES = 3
 RANDOM_WEIGHTS_NOTICE = "RANDOM WEIGHTS - demo of the code paths, not a trained model"
-
-
-def _caption(image01: Any, text: str) -> Any:
-    """Add a caption strip under a ``[3, H, W]`` image (PIL's built-in font)."""
-    import numpy as np
-    import torch
-    from PIL import Image, ImageDraw
-
-    arr = (image01.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    img = Image.fromarray(arr)
-    draw = ImageDraw.Draw(img)
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        if draw.textlength(f"{line} {word}".strip()) > img.width - 4 and line:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines = ([*lines, line])[:CAPTION_LINES]
-    canvas = Image.new("RGB", (img.width, img.height + 12 * CAPTION_LINES + 2), "white")
-    canvas.paste(img, (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for i, text_line in enumerate(lines):
-        draw.text((2, img.height + 1 + 12 * i), text_line, fill="black")
-    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
 class DemoCommand(Command):
@@ -63,7 +36,7 @@ class DemoCommand(Command):
     def run(self, args: argparse.Namespace, console: Console) -> int:
         import torch
 
-        from stylebridge.core.images import from_generator_range, make_grid, save_png
+        from stylebridge.core.images import caption, from_generator_range, make_grid, save_png
         from stylebridge.core.io import write_json
         from stylebridge.core.stylegan2 import Generator
         from stylebridge.core.stylegan2.checkpoint import load_stylegan2, save_stylegan2
@@ -105,7 +78,7 @@ class DemoCommand(Command):
         tiles = []
         for label, images in rows:
             for i, img in enumerate(from_generator_range(images)):
-                tiles.append(_caption(img, f"{label} #{i} [random weights]"))
+                tiles.append(caption(img, f"{label} #{i} [random weights]"))
         grid = make_grid(tiles, ncol=2)
         save_png(args.out / "demo_grid.png", grid)
         elapsed = time.perf_counter() - start

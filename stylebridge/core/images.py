@@ -78,6 +78,28 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
     return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
+def caption(image01: Tensor, text: str, max_lines: int = 3) -> Tensor:
+    """Add a caption strip (``max_lines`` lines of PIL's built-in font) under a ``[3, H, W]`` image."""
+    arr = (image01.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    img = Image.fromarray(arr)
+    draw = ImageDraw.Draw(img)
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if draw.textlength(f"{line} {word}".strip()) > img.width - 4 and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines = [*lines, line][:max_lines]
+    canvas = Image.new("RGB", (img.width, img.height + 12 * max_lines + 2), "white")
+    canvas.paste(img, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, text_line in enumerate(lines):
+        draw.text((2, img.height + 1 + 12 * i), text_line, fill="black")
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
 def load_image(path: str | Path) -> Tensor:
     """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``.
 
