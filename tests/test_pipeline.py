@@ -96,3 +96,22 @@ def test_load_plugin_by_name_and_from_checkpoint(tmp_path) -> None:
         load_plugin("encoder", f"e4e:{path}")
     with pytest.raises(RegistryError, match="unknown encoder"):
         load_plugin("encoder", "nope")
+
+
+def test_modifiers_follow_the_domain_path() -> None:
+    """A modifier (StyleRes-style) acts on the rendered path's own activation K."""
+    gen = tiny_generator(seed=4)
+    k = 3
+    z = torch.randn(2, gen.style_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        w_plus = gen.make_wplus([z])
+    inv = Inversion(w_plus=w_plus, modifiers={k: lambda x: 0.5 * x + 0.1})
+    method = _Offset(layer=0, value=0.7)
+    with torch.no_grad():
+        got = synthesize(gen, inv, method=method)
+        styles = method.styles(gen, w_plus)
+        feat, skip = gen.features_upto(styles, k, randomize_noise=False)
+        want = gen.synthesize_from(k, 0.5 * feat + 0.1, skip, styles, randomize_noise=False)
+        plain = synthesize(gen, Inversion(w_plus=w_plus), method=method)
+    assert_close(got, want, atol=1e-6, rtol=0)
+    assert (got - plain).abs().max() > 1e-3

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -67,13 +67,18 @@ class Inversion:
     the convention) to a tensor that replaces that activation.  With
     ``feature_mode="shift"`` the synthesiser adds ``G^K(w') - G^K(w)`` to the
     feature when the styles are changed (FSE's generator-shift mode).
-    ``extras`` holds encoder-specific tensors (e.g. StyleRes' 64×64 features).
+    ``modifiers`` maps an activation index K to a function applied to the
+    generator's own activation K on whatever path is rendered (StyleRes' gated
+    residual ``x + gate(x)·ΔF(x)``): unlike a replaced feature it follows a
+    domain change.  ``extras`` holds encoder-specific tensors (e.g. StyleRes'
+    64×64 encoder features).
     """
 
     w_plus: Tensor
     features: dict[int, Tensor] = field(default_factory=dict)
     feature_mode: FeatureMode = "replace"
     extras: dict[str, Tensor] = field(default_factory=dict)
+    modifiers: dict[int, Callable[[Tensor], Tensor]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.w_plus.ndim != 3:
@@ -123,6 +128,14 @@ class Encoder(nn.Module, Plugin, ABC):
     @abstractmethod
     def encode(self, images: Tensor) -> Inversion:
         """Invert a batch of aligned face images ``[B, 3, H, W]`` in ``[0, 1]``."""
+
+    def bind_generator(self, generator: Generator | None) -> Encoder:
+        """Tell the encoder which generator it will be rendered with (StyleRes needs it).
+
+        The default needs none and returns ``self``; callers (``invert``, ``adapt``)
+        call it once after loading both.
+        """
+        return self
 
     def forward(self, images: Tensor) -> Inversion:
         return self.encode(images)

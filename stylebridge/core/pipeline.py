@@ -8,7 +8,9 @@ in a new domain, honouring the inversion's feature mode:
 * ``replace`` (FSE *features*, SFE): the encoder's feature replaces activation K,
   also when a domain method changes the styles;
 * ``shift`` (FSE *generator shift*): the feature is corrected by the change the
-  domain makes at layer K, ``F' = F + G^K(s_domain) - G^K(s)``.
+  domain makes at layer K, ``F' = F + G^K(s_domain) - G^K(s)``;
+* ``modifiers`` (StyleRes): a function of the generator's own activation K,
+  applied on the rendered (possibly domain-changed) path.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def synthesize(
     """Render ``inversion`` (optionally through a domain ``method``) → images in ``[-1, 1]``."""
     w_plus = inversion.w_plus
     kw: dict[str, Any] = {"noise": noise, "randomize_noise": randomize_noise}
+    kw["modifiers"] = inversion.modifiers
     source_styles = generator.styles(w_plus)
     if method is None:
         return generator.synthesis(source_styles, features=dict(inversion.features), **kw)

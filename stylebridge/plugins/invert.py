@@ -189,6 +189,7 @@ class InvertCommand(Command):
         encoder = load_plugin("encoder", spec, device=device)
         if not isinstance(encoder, Encoder):
             raise StylebridgeError(f"--encoder {args.encoder!r} did not build an encoder")
+        encoder.bind_generator(gen)
         enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
         enc_random = bool(getattr(encoder, "random_weights", spec.path is None))
         gen_random = _generator_is_random(g_ckpt.header)

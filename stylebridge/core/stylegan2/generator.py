@@ -25,7 +25,7 @@ the w path — the convention of the FSE and SFE code.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,9 +241,11 @@ class Generator(nn.Module):
         feature_scale: float = 1.0,
         stop_at: int | None = None,
         start: tuple[int, Tensor, Tensor | None] | None = None,
+        modifiers: Mapping[int, Callable[[Tensor], Tensor]] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         self._check_styles(styles)
         features = features or {}
+        modifiers = modifiers or {}
         bad = sorted(k for k in features if not 0 <= k < self.n_latent)
         if bad or (stop_at is not None and not 0 <= stop_at < self.n_latent):
             raise ValueError(f"activation index out of range 0..{self.n_latent - 1}: {bad or stop_at}")
@@ -277,6 +279,8 @@ class Generator(nn.Module):
                 skip = step.rgb(out, styles[step.rgb_style], skip)
             if step.activation in features:
                 out = torch.lerp(out, features[step.activation].to(out.dtype), feature_scale)
+            if step.activation in modifiers:
+                out = modifiers[step.activation](out)
             if stop_at == step.activation:
                 return out.contiguous(), skip
         assert skip is not None
@@ -291,13 +295,16 @@ class Generator(nn.Module):
         randomize_noise: bool = True,
         features: Mapping[int, Tensor] | None = None,
         feature_scale: float = 1.0,
+        modifiers: Mapping[int, Callable[[Tensor], Tensor]] | None = None,
     ) -> Tensor:
         """Style vectors (from :meth:`styles`, possibly changed) → image ``[B, 3, size, size]``.
 
-        ``features={K: F}`` replaces activation K by ``lerp(G^K, F, feature_scale)``.
+        ``features={K: F}`` replaces activation K by ``lerp(G^K, F, feature_scale)``;
+        ``modifiers={K: f}`` replaces it by ``f(G^K)`` (after any replacement).
         """
         image, _ = self._run(styles, self._noise_list(noise, randomize_noise),
-                             features=features, feature_scale=feature_scale)
+                             features=features, feature_scale=feature_scale,
+                             modifiers=modifiers)
         return image
 
     def features_upto(
