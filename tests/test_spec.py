@@ -61,3 +61,9 @@ def test_coerce_option() -> None:
     assert coerce_option("5") == 5 and coerce_option("0.5") == 0.5
     assert coerce_option("true") is True and coerce_option("off") is False
     assert coerce_option("shift") == "shift"
+
+
+def test_option_values_may_be_paths() -> None:
+    spec = parse_plugin_spec("fid:ref_stats=/data/ffhq_stats.safetensors,batch=8")
+    assert spec.name == "fid" and spec.path is None
+    assert spec.options == {"ref_stats": "/data/ffhq_stats.safetensors", "batch": "8"}

@@ -79,7 +79,8 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     if not rest:
         raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH)")
     path_part, _, opt_part = rest.partition(":")
-    if "=" in path_part and not _looks_like_path(path_part):
+    first_key = path_part.split("=", 1)[0].split(",", 1)[0]
+    if "=" in path_part and first_key.isidentifier():  # NAME:k=v,... (values may be paths)
         if opt_part:
             raise SpecError(f"{what} spec {raw!r}: options must come last (NAME:PATH:key=value)")
         return PluginSpec(name=name, path=None, options=_parse_options(path_part, raw), text=raw)
