@@ -380,8 +380,10 @@ def test_cuda_fused_leaky_relu_matches_native(dtype: torch.dtype, clamp: float |
     gen = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randn(shape, device="cuda", generator=gen).to(dtype)
     bias = torch.randn(shape[1], device="cuda", generator=gen).to(dtype)
-    x_ref, b_ref = x.float().requires_grad_(True), bias.float().requires_grad_(True)
-    x_cu, b_cu = x.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+    x_ref = x.detach().float().clone().requires_grad_(True)
+    b_ref = bias.detach().float().clone().requires_grad_(True)
+    x_cu = x.detach().clone().requires_grad_(True)
+    b_cu = bias.detach().clone().requires_grad_(True)
     y_ref = fused_leaky_relu_native(x_ref, b_ref, 0.2, SQRT2, clamp)
     y_cu = _cuda.fused_leaky_relu(x_cu, b_cu, 0.2, SQRT2, clamp)
     assert y_cu.dtype == dtype and y_cu.shape == y_ref.shape
