@@ -290,3 +290,34 @@ def test_cli_calibrate_then_adapt_with_alpha(files: dict[str, Path], tmp_path: P
     expected = torch.where(ok, 1 / alpha.clamp(min=1e-3), torch.zeros_like(alpha))
     expected[0] = 0.0
     assert_close(torch.tensor(scale), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_adapter_renders_domains_through_featureshift(tmp_path) -> None:
+    """--featureshift: domains go through FeatureShift(F, Δ) with Δ from the guide's latents."""
+    from test_featureshift import LAYER, ToyFSE, ToyGuide, ToyOffsets, _widths
+
+    from stylebridge.core.images import from_generator_range
+    from stylebridge.plugins import featureshift as fs
+    from stylebridge.plugins.adapt import Adapter
+
+    gen = tiny_generator(seed=0)
+    method = ToyOffsets(_widths(gen), seed=3, strength=0.5)
+    torch.manual_seed(0)
+    model = fs.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
+    encoder, guide = ToyFSE().eval(), ToyGuide().eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    adapter = Adapter(encoder, gen, {"toy": method}, featureshift=model, guide=guide)
+    out = adapter.run(images)
+    with torch.no_grad():
+        expected = fs.apply_featureshift(gen, model, encoder.encode(images),
+                                         guide.encode(images).w_plus, method)
+        plain = Adapter(encoder, gen, {"toy": method}).run(images)
+    torch.testing.assert_close(out["toy"], from_generator_range(expected), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out["inversion"], plain["inversion"], atol=0, rtol=0)
+    assert (out["toy"] - plain["toy"]).abs().max() > 1e-3
+    # without a guide, the encoder's own latents guide (FeatureShift on FSE)
+    own = Adapter(encoder, gen, {"toy": method}, featureshift=model).run(images)
+    with torch.no_grad():
+        inv = encoder.encode(images)
+        expected_own = fs.apply_featureshift(gen, model, inv, inv.w_plus, method)
+    torch.testing.assert_close(own["toy"], from_generator_range(expected_own), atol=1e-6, rtol=0)

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
 INVERSION = "inversion"
+GUIDE_KEY = "guide_w_plus"  # Inversion.extras entry holding the FeatureShift guide's latents
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
 RANDOM_NOTICE = "random weights"
@@ -95,8 +96,17 @@ class Adapter:
     def __init__(self, encoder: Encoder, generator: Generator,
                  methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
                  calibrator: Calibrator | None = None,
-                 skip_layers: Sequence[int] | str = ()) -> None:
+                 skip_layers: Sequence[int] | str = (),
+                 featureshift: torch.nn.Module | None = None,
+                 guide: Encoder | None = None) -> None:
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
+        # FeatureShift (thesis step 4): the encoder (FSE, features) gives F and w_F, the guide
+        # (e4e, or None = the encoder's own latents) gives the latents whose domain change
+        # at layer K becomes Δ; domains then render through FeatureShift(F, Δ).
+        self.featureshift, self.guide = featureshift, guide
+        encoder.bind_generator(generator)
+        if guide is not None:
+            guide.bind_generator(generator)
         if isinstance(methods, Mapping):
             items = list(methods.items())
         else:
@@ -133,6 +143,10 @@ class Adapter:
             raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
                                    f"inversions for {images01.shape[0]} images")
         inversion = inversion.detach().to(self.device)
+        if self.featureshift is not None:
+            guide_w = (inversion.w_plus if self.guide is None
+                       else self.guide.encode(images01.to(self.device)).w_plus.detach())
+            inversion.extras[GUIDE_KEY] = guide_w
         if self.calibrator is not None:
             inversion = self.calibrator.apply(inversion)
         return inversion
@@ -145,8 +159,15 @@ class Adapter:
 
         out = {INVERSION: from_generator_range(synthesize(self.generator, inversion))}
         for name, method in self.methods.items():  # synthesize enters method.applied(...)
-            images = synthesize(self.generator, inversion, method=method,
-                                offset_scale=self.offset_scale)
+            if self.featureshift is not None:
+                from stylebridge.plugins.featureshift import apply_featureshift
+
+                images = apply_featureshift(self.generator, self.featureshift, inversion,
+                                            inversion.extras[GUIDE_KEY], method,
+                                            offset_scale=self.offset_scale)
+            else:
+                images = synthesize(self.generator, inversion, method=method,
+                                    offset_scale=self.offset_scale)
             out[name] = from_generator_range(images)
         return out
 
@@ -292,6 +313,12 @@ class AdaptCommand(Command):
                             help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
         parser.add_argument("--skip-layers", default="", metavar="0,1",
                             help="style layers that get no domain change (e.g. 0 = conv1)")
+        parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
+                            help="render domains through a trained FeatureShift (encoder: fse "
+                                 "with mode=features)")
+        parser.add_argument("--guide", metavar="NAME[:CKPT]",
+                            help="FeatureShift's guiding encoder (default: the one recorded in "
+                                 "the model, else the encoder's own latents)")
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         _add_common(parser)
 
@@ -326,7 +353,17 @@ class AdaptCommand(Command):
         calibrator = None
         if args.calibrate:
             calibrator = load_plugin("calibrator", args.calibrate, device=device)
-        adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip)
+        featureshift = guide = None
+        if args.featureshift is not None:
+            from stylebridge.plugins.featureshift import load_featureshift
+
+            featureshift, fs_header = load_featureshift(args.featureshift, device=device)
+            guide_spec = args.guide or fs_header.extra.get("sources", {}).get("guide")
+            if guide_spec and guide_spec != args.encoder:
+                guide, guide_random = _load_encoder(str(guide_spec), device)
+                enc_random = enc_random or guide_random
+        adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
+                          featureshift=featureshift, guide=guide)
         random = enc_random or gen_random
         if enc_random:
             console.print(f"[bold yellow]encoder {encoder.name!r} has no checkpoint: it runs on "

@@ -1,0 +1,714 @@
+"""FeatureShift: network, Δ, dataset builder, trainer (phases, losses, resume, NaN guard, DDP).
+
+Everything runs on the conftest 32 px generator with toy stand-ins defined here: a guiding
+encoder (w+ only), an FSE-like encoder (w+ and a feature replacing activation K = 3,
+32×8×8) and a per-layer-offset domain method.  They are registered as a third-party
+plugin module (this module) in an isolated registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_generator
+from PIL import Image
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from stylebridge.core.checkpoint import read_header, save_checkpoint
+from stylebridge.core.interfaces import (
+    DomainMethod,
+    Encoder,
+    Inversion,
+    Loss,
+    LossBatch,
+    Preprocessing,
+)
+from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.plugins import featureshift as fs
+from stylebridge.plugins import losses_recon
+from stylebridge.plugins._featureshift_data import (
+    DatasetError,
+    FeatureShiftDataset,
+    SamplePlan,
+    build_dataset,
+)
+from stylebridge.registry import Registry, hookimpl
+
+LAYER = 3            # activation K of the 32 px generator: second 8×8 conv, 32 channels
+FEAT = (32, 8, 8)
+N_LATENT, STYLE_DIM = 8, 32
+
+
+# ---------------------------------------------------------------------------------------------
+# Toy stand-ins (a third-party plugin module)
+
+
+def _seeded_(module: nn.Module, seed: int, scale: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+class ToyGuide(Encoder):
+    """Guiding encoder: w+ from a fixed random projection of a 4×4 thumbnail."""
+
+    name = "toy-guide"
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = seed
+        self.preprocessing = Preprocessing(size=16)
+        self.proj = nn.Linear(48, N_LATENT * STYLE_DIM)
+        _seeded_(self, seed, 0.3)
+
+    def config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+    def encode(self, images: Tensor) -> Inversion:
+        x = F.adaptive_avg_pool2d(self.preprocessing(images), 4).flatten(1)
+        return Inversion(w_plus=self.proj(x).view(-1, N_LATENT, STYLE_DIM))
+
+
+class ToyFSE(Encoder):
+    """FSE-like: w+ and a 32×8×8 feature (1×1 conv of an 8×8 thumbnail) replacing activation 3."""
+
+    name = "toy-fse"
+
+    def __init__(self, seed: int = 1, layer: int = LAYER) -> None:
+        super().__init__()
+        self.seed, self.layer = seed, layer
+        self.preprocessing = Preprocessing(size=16)
+        self.proj = nn.Linear(48, N_LATENT * STYLE_DIM)
+        self.feat = nn.Conv2d(3, FEAT[0], 1)
+        _seeded_(self, seed, 0.3)
+
+    def config(self) -> dict[str, Any]:
+        return {"seed": self.seed, "layer": self.layer}
+
+    def encode(self, images: Tensor) -> Inversion:
+        x = self.preprocessing(images)
+        w = self.proj(F.adaptive_avg_pool2d(x, 4).flatten(1)).view(-1, N_LATENT, STYLE_DIM)
+        feat = self.feat(F.adaptive_avg_pool2d(x, FEAT[1:]))
+        return Inversion(w_plus=w, features={self.layer: feat}, feature_mode="replace")
+
+
+class ToyOffsets(DomainMethod):
+    """Per-style-layer additive offsets (a StyleSpace stand-in)."""
+
+    name = "toy-offsets"
+
+    def __init__(self, widths: list[int] | None = None, seed: int = 0, strength: float = 1.0) -> None:
+        super().__init__()
+        self.widths = list(widths or [])
+        self.seed, self.strength = seed, strength
+        g = torch.Generator().manual_seed(seed)
+        self.offsets = nn.ParameterList(
+            [nn.Parameter(torch.randn(c, generator=g) * strength) for c in self.widths])
+
+    def config(self) -> dict[str, Any]:
+        return {"widths": self.widths, "seed": self.seed, "strength": self.strength}
+
+    def styles(self, generator: Any, w_plus: Tensor, offset_scale: Any = None) -> list[Tensor]:
+        return [s + o for s, o in zip(generator.styles(w_plus), self.offsets, strict=True)]
+
+
+class ToyWhite(Loss):
+    """Pulls the output towards white, ignoring the target: a loss with a known optimum."""
+
+    name = "toy-white"
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        return ((batch.require("reconstructions", self.name) - 1.0) ** 2).mean()
+
+
+class ToyNaN(Loss):
+    """MSE that turns NaN from step ``nan_at`` on."""
+
+    name = "toy-nan"
+
+    def __init__(self, nan_at: int = 3) -> None:
+        super().__init__()
+        self.nan_at = nan_at
+
+    def config(self) -> dict[str, Any]:
+        return {"nan_at": self.nan_at}
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        value = losses_recon.MSELoss()(batch)
+        return value * float("nan") if batch.extras["step"] >= self.nan_at else value
+
+
+@hookimpl
+def register_encoders(register: Any) -> None:
+    register(ToyGuide)
+    register(ToyFSE)
+
+
+@hookimpl
+def register_domain_methods(register: Any) -> None:
+    register(ToyOffsets)
+
+
+@hookimpl
+def register_losses(register: Any) -> None:
+    register(ToyWhite)
+    register(ToyNaN)
+
+
+def make_registry(*, with_toys: bool = True) -> Registry:
+    from stylebridge.plugins import losses_core
+
+    mods: list[Any] = [losses_recon, losses_core, fs]
+    if with_toys:
+        mods.append(sys.modules[__name__])
+    return Registry(builtins=False, entry_points=False, extra_plugins=mods)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Any:
+    """Tiny tensors: one intra-op thread (two threads on shared, loaded cores spin for ages)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+
+@dataclass
+class Env:
+    root: Path
+    gen_path: Path
+    images: list[Path]
+    domains: list[Path]
+    data: Path          # per-domain Δ/targets stored, float16
+    data32: Path        # no per-domain quantities, float32
+
+
+def _widths(gen: Any) -> list[int]:
+    return [layer.channels for layer in gen.style_layers()]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    from stylebridge.core.stylegan2 import Discriminator
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+
+    root = tmp_path_factory.mktemp("fs")
+    gen = tiny_generator(seed=0)
+    torch.manual_seed(5)
+    disc = Discriminator(size=32, channels={4: 8, 8: 8, 16: 8, 32: 8})
+    gen_path = root / "gen.safetensors"
+    save_stylegan2(gen_path, gen, disc)
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(5):
+        path = root / "images" / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+        images.append(path)
+    domains = []
+    for d in range(2):
+        method = ToyOffsets(_widths(gen), seed=10 + d, strength=0.5)
+        path = root / f"dom{d}.safetensors"
+        save_checkpoint(path, method.state_dict(), kind="domain_method", plugin=method.name,
+                        config=method.config())
+        domains.append(path)
+    methods = [(p.stem, _load_method(p)) for p in domains]
+    common = dict(generator=gen, encoder=ToyFSE(), guide=ToyGuide(), domains=methods,
+                  image_size=32, shard_size=2, batch_size=2)
+    build_dataset(images, root / "data", per_domain=True, dtype="float16", **common)
+    build_dataset(images, root / "data32", per_domain=False, dtype="float32", **common)
+    return Env(root, gen_path, images, domains, root / "data", root / "data32")
+
+
+def _load_method(path: Path) -> DomainMethod:
+    from stylebridge.core.pipeline import load_plugin
+
+    return load_plugin("domain_method", str(path), registry=make_registry())
+
+
+def tiny_cfg(env: Env, out: Path, **kw: Any) -> fs.TrainConfig:
+    base = dict(data=str(env.data), generator=str(env.gen_path), out=str(out),
+                losses=["mse:1.0"], pretrain_inversion_steps=2, steps=6, batch_size=2, lr=1e-3,
+                hidden=48, n_blocks=6, checkpoint_every=0, log_every=1, sample_every=0,
+                device="cpu", seed=0)
+    base.update(kw)
+    return fs.TrainConfig(**base)
+
+
+def _log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+
+
+def _ibasic_params(cin: int, cout: int) -> int:
+    """IBasicBlock: BN(in), 3×3 in→out, BN(out), PReLU(out), 3×3 out→out, BN(out) [+ 1×1 + BN]."""
+    n = 2 * cin + 9 * cin * cout + 2 * cout + cout + 9 * cout * cout + 2 * cout
+    return n + (cin * cout + 2 * cout if cin != cout else 0)
+
+
+def test_featureshift_official_architecture() -> None:
+    with torch.device("meta"):
+        model = fs.FeatureShift()
+    assert model.config() == {"feature_channels": 512, "hidden": 768, "n_blocks": 6, "layer": 5,
+                              "residual": False}
+    assert model.block_channels() == [(1024, 1024), (1024, 1024), (1024, 768), (768, 768),
+                                      (768, 512), (512, 512)]
+    projections = [b.downsample is not None for b in model.blocks]
+    assert projections == [False, False, True, False, True, False]
+    assert all(b.conv1.stride == (1, 1) and b.conv2.stride == (1, 1) for b in model.blocks)
+    expected = sum(_ibasic_params(i, o) for i, o in model.block_channels())
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_featureshift_forward_contract_and_residual() -> None:
+    torch.manual_seed(0)
+    plain = fs.FeatureShift(feature_channels=32, hidden=48, n_blocks=4, layer=LAYER).eval()
+    res = fs.FeatureShift(feature_channels=32, hidden=48, n_blocks=4, layer=LAYER,
+                          residual=True).eval()
+    res.load_state_dict(plain.state_dict())
+    f, d = torch.randn(2, *FEAT), torch.randn(2, *FEAT)
+    out = plain(f, d)
+    assert out.shape == f.shape
+    assert torch.allclose(res(f, d) - out, f, atol=1e-6)
+    assert plain.block_channels() == [(64, 64), (64, 64), (64, 48), (48, 32)]
+    with pytest.raises(ValueError, match="same shape"):
+        plain(f, d[:, :16])
+    with pytest.raises(ValueError, match="n_blocks >= 3"):
+        fs.FeatureShift(n_blocks=2)
+
+
+def test_featureshift_checkpoint_roundtrip_records_delta_sign(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = fs.FeatureShift(feature_channels=32, hidden=48, layer=LAYER)
+    path = fs.save_featureshift(tmp_path / "fs.safetensors", model, extra={"step": 7})
+    header = read_header(path)
+    assert (header.kind, header.plugin) == ("featureshift", "featureshift")
+    assert header.extra["delta_sign"] == "source_minus_domain"
+    assert header.extra["layer"] == LAYER and header.extra["step"] == 7
+    loaded, _ = fs.load_featureshift(path)
+    f, d = torch.randn(1, *FEAT), torch.randn(1, *FEAT)
+    assert torch.equal(loaded(f, d), model.eval()(f, d))
+    flipped = tmp_path / "flipped.safetensors"
+    save_checkpoint(flipped, model.state_dict(), kind="featureshift", plugin="featureshift",
+                    config=model.config(), extra={"delta_sign": "domain_minus_source"})
+    with pytest.raises(CheckpointError, match="sign convention"):
+        fs.load_featureshift(flipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# Δ, targets, inference
+
+
+def test_domain_delta_sign_target_and_apply() -> None:
+    gen = tiny_generator(seed=0)
+    method = ToyOffsets(_widths(gen), seed=3, strength=0.5)
+    w = ToyGuide().encode(torch.rand(2, 3, 32, 32)).w_plus
+    with torch.no_grad():
+        delta, target = fs.domain_quantities(gen, method, w, LAYER, image_size=16)
+        src, _ = gen.features_upto(gen.styles(w), LAYER, randomize_noise=False)
+        dom, _ = gen.features_upto(method.styles(gen, w), LAYER, randomize_noise=False)
+        full = gen.synthesis(method.styles(gen, w), randomize_noise=False)
+    assert torch.allclose(delta, src - dom, atol=1e-6)                   # Δ = G^K(w) - G^K(w')
+    assert delta.abs().mean() > 1e-3
+    assert torch.allclose(target, F.avg_pool2d(full, 2), atol=1e-5)      # 32 → 16 px, area
+    zero = ToyOffsets(_widths(gen), strength=0.0)
+    assert fs.domain_delta(gen, zero, w, LAYER).abs().max() == 0
+
+    torch.manual_seed(0)
+    model = fs.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
+    inv = ToyFSE().encode(torch.rand(2, 3, 32, 32))
+    with torch.no_grad():
+        image = fs.apply_featureshift(gen, model, inv, w, method)
+        shifted = model(inv.features[LAYER], delta)
+        manual = gen.synthesis(method.styles(gen, inv.w_plus), features={LAYER: shifted},
+                               randomize_noise=False)
+    assert torch.allclose(image, manual, atol=1e-6)
+    with pytest.raises(StylebridgeError, match="mode=features"):
+        fs.apply_featureshift(gen, model, Inversion(w_plus=inv.w_plus), w, method)
+
+
+class _WeightMethod(ToyOffsets):
+    """A domain that also scales conv1's weight inside ``applied`` (like Affine+ weight offsets)."""
+
+    def has_weight_offsets(self) -> bool:
+        return True
+
+    @contextlib.contextmanager
+    def applied(self, generator: Any, offset_scale: Any = None) -> Any:
+        weight = generator.conv1.conv.weight
+        with torch.no_grad():
+            weight.mul_(1.5)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                weight.div_(1.5)
+
+
+def test_mixed_domain_batch_renders_weight_changing_domains_separately() -> None:
+    gen = tiny_generator(seed=0)
+    methods = [ToyOffsets(_widths(gen), seed=1), _WeightMethod(_widths(gen), seed=2)]
+    w = ToyGuide().encode(torch.rand(3, 3, 32, 32)).w_plus
+    keys = torch.tensor([1, -1, 0])
+    feat = torch.randn(3, *FEAT)
+    with torch.no_grad():
+        per_sample = [methods[1].styles(gen, w), gen.styles(w), methods[0].styles(gen, w)]
+        styles = [torch.stack([per_sample[i][layer][i] for i in range(3)])
+                  for layer in range(len(per_sample[0]))]
+        out = fs._synthesis(gen, styles, LAYER, feat, keys, methods)
+        for i, key in enumerate(keys.tolist()):
+            ctx = methods[key].applied(gen) if key == 1 else contextlib.nullcontext()
+            with ctx:
+                one = gen.synthesis([s[i:i + 1] for s in styles], features={LAYER: feat[i:i + 1]},
+                                    randomize_noise=False)
+            assert torch.allclose(out[i:i + 1], one, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset
+
+
+def test_dataset_holds_the_pipeline_quantities(env: Env) -> None:
+    gen = tiny_generator(seed=0)
+    guide, enc = ToyGuide(), ToyFSE()
+    data32 = FeatureShiftDataset(env.data32)
+    data16 = FeatureShiftDataset(env.data)
+    assert data32.layer == LAYER and data32.feature_shape == FEAT and len(data32) == 5
+    assert data32.shard_rows == [2, 2, 1]                       # 5 images, shard size 2
+    assert data16.per_domain and not data32.per_domain
+    from stylebridge.core.images import load_image
+
+    x = load_image(env.images[2]).unsqueeze(0)                  # shard 1, row 0
+    with torch.no_grad():
+        w_e = guide.encode(x).w_plus
+        g_we = gen.synthesis(gen.styles(w_e), randomize_noise=False)
+        inv = enc.encode(((g_we + 1) / 2).clamp(0, 1))
+        real = enc.encode(x)
+        method = _load_method(env.domains[1])
+        delta, target = fs.domain_quantities(gen, method, w_e, LAYER, image_size=32)
+    row32 = data32.read(torch.tensor([[1, 0, 1]]))
+    assert torch.allclose(row32["w_guide"], w_e, atol=1e-6)
+    assert torch.allclose(row32["w_inv"], inv.w_plus, atol=1e-5)
+    assert torch.allclose(row32["f_inv"], inv.features[LAYER], atol=1e-5)
+    assert torch.allclose(row32["w_real"], real.w_plus, atol=1e-6)
+    assert torch.allclose(row32["f_real"], real.features[LAYER], atol=1e-6)
+    expected_image = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True,
+                                   align_corners=False)
+    assert (row32["image"].float() / 255 - expected_image).abs().max() <= 0.5 / 255 + 1e-4
+    assert "delta" not in row32
+    row16 = data16.read(torch.tensor([[1, 0, 1]]))
+    assert row16["f_inv"].dtype == torch.float32                 # stored float16, read as float32
+    assert torch.allclose(row16["delta"], delta, atol=2e-3, rtol=1e-2)
+    assert torch.equal(row16["target"], fs.images_to_uint8(target, 32))
+    assert row16["domain"].tolist() == [1]
+    assert data16.names(1)[0] == str(env.images[2])
+
+
+def test_dataset_build_resumes_and_reports_bad_images(env: Env, tmp_path: Path) -> None:
+    gen = tiny_generator(seed=0)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    inputs = [*env.images[:3], bad]
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    kw = dict(generator=gen, encoder=ToyFSE(), guide=ToyGuide(), domains=methods, image_size=32,
+              shard_size=2, batch_size=2, per_domain=True)
+    done = {"n": 0}
+
+    def interrupt(n: int) -> None:
+        done["n"] += n
+        if done["n"] >= 5:   # while computing shard 0, domain 1: base and domain 0 are written
+            raise KeyboardInterrupt
+
+    out = tmp_path / "ds"
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(inputs, out, progress=interrupt, **kw)
+    first = (out / "shards/00000.safetensors").read_bytes()
+    index = json.loads((out / "index.json").read_text())
+    assert not index["complete"] and index["shards"][0]["rows"] == 2
+    with pytest.raises(DatasetError, match="did not finish"):
+        FeatureShiftDataset(out)
+    result = build_dataset(inputs, out, **kw)
+    assert result.skipped_files == 2                             # shard 0 + its domain-0 file
+    assert (out / "shards/00000.safetensors").read_bytes() == first
+    assert result.n_rows == 3 and result.report.exit_code == 3   # partial: one file skipped
+    assert [str(p) for p, _ in result.report.skipped] == [str(bad)]
+    ds = FeatureShiftDataset(out)
+    assert ds.shard_rows == [2, 1]
+    with pytest.raises(DatasetError, match="different settings"):
+        build_dataset(inputs, out, **{**kw, "image_size": 16})
+
+
+def test_sample_plan_is_deterministic_and_covers_every_row() -> None:
+    plan = SamplePlan([2, 3, 0, 1], n_domains=3, seed=4)
+    e0 = plan.epoch(0)
+    assert torch.equal(e0, SamplePlan([2, 3, 0, 1], 3, seed=4).epoch(0))
+    assert not torch.equal(e0, plan.epoch(1))
+    assert sorted(map(tuple, e0[:, :2].tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (3, 0)]
+    assert e0[:, 2].min() >= 0 and e0[:, 2].max() < 3
+    batch, epoch, offset = plan.batch(0, 4, 4)                   # crosses into epoch 1
+    assert (epoch, offset) == (1, 4) and torch.equal(batch, plan.epoch(1)[:4])
+
+
+def test_split_specs() -> None:
+    assert fs.split_specs(["a.safetensors,b.safetensors", "stylespace:c.safetensors:x=1,y=2"]) == [
+        "a.safetensors", "b.safetensors", "stylespace:c.safetensors:x=1,y=2"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _eval_loss(trainer: fs.FeatureShiftTrainer, entries: Tensor, step: int) -> float:
+    data = {k: v.to(trainer.device) for k, v in trainer.data.read(entries).items()}
+    trainer.model.eval()
+    try:
+        with torch.no_grad():
+            total, _ = trainer._forward(data, step)
+    finally:
+        trainer.model.train()
+    assert total is not None
+    return float(total)
+
+
+def test_featureshift_tiny_training_reduces_the_loss(env: Env, tmp_path: Path) -> None:
+    cfg = tiny_cfg(env, tmp_path / "run", steps=40, pretrain_inversion_steps=10)
+    trainer = fs.FeatureShiftTrainer(cfg, registry=make_registry())
+    trainer.setup()
+    entries = torch.tensor([[0, 0, 0], [1, 1, 1], [2, 0, 0], [0, 1, 1]])
+    before = _eval_loss(trainer, entries, step=100)
+    trainer.run()
+    after = _eval_loss(trainer, entries, step=100)
+    assert after < 0.7 * before
+    log = _log(tmp_path / "run" / "log.jsonl")
+    phases = [r["phase"] for r in log if "phase" in r]
+    assert phases[:10] == ["inversion"] * 10 and set(phases[10:]) == {"joint"}
+    assert "domain/mse" not in log[1] and "domain/mse" in log[11]   # pre-training first
+    header = read_header(tmp_path / "run" / "model.safetensors")
+    assert header.extra["step"] == 40 and header.extra["delta_sign"] == "source_minus_domain"
+    assert header.extra["guiding_encoder"]["name"] == "toy-guide"
+
+
+def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    import importlib.metadata
+
+    # `toy-white` comes from a third-party package found through an entry point
+    ep = importlib.metadata.EntryPoint(name="toys", value=__name__, group="stylebridge")
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: [ep] if group == "stylebridge" else [])
+    from stylebridge.plugins import losses_core
+
+    registry = Registry(builtins=False, entry_points=True,
+                        extra_plugins=[losses_recon, losses_core, fs])
+    assert registry.get("loss", "toy-white").provider == __name__
+    runs = {}
+    for name in ("mse", "toy-white"):
+        cfg = tiny_cfg(env, tmp_path / name, losses=[f"{name}:1.0"], steps=12,
+                       pretrain_inversion_steps=12)
+        fs.train_featureshift(cfg, registry=registry)
+        runs[name] = _log(tmp_path / name / "log.jsonl")
+    for name, log in runs.items():
+        other = "toy-white" if name == "mse" else "mse"
+        assert [t["name"] for t in log[0]["losses"]["inversion"]] == [name]
+        assert f"inversion/{name}" in log[-2] and f"inversion/{other}" not in log[-2]
+    white = [r["inversion/toy-white"] for r in runs["toy-white"] if "total" in r]
+    assert white[-1] < 0.5 * white[0]                              # it optimised toward white
+    # and the trained networks differ in what they render: whiter with toy-white
+    means = {}
+    for name in runs:
+        model, _ = fs.load_featureshift(tmp_path / name / "model.safetensors")
+        trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / f"probe-{name}"),
+                                         registry=registry)
+        trainer.setup()
+        trainer.model.load_state_dict(model.state_dict())
+        data = trainer.data.read(torch.tensor([[0, 0, 0], [1, 0, 0]]))
+        with torch.no_grad():
+            parts = trainer._compose(data, domain=False, adapted=False)
+            images, _ = trainer._render(trainer.model.eval(), parts)
+        means[name] = float(images.mean())
+    assert means["toy-white"] > means["mse"]
+
+
+def test_featureshift_resume_reaches_the_same_weights(env: Env, tmp_path: Path) -> None:
+    """An interrupted and resumed run equals an uninterrupted one (phases, EMA, cosine, epochs)."""
+    kw = dict(steps=8, pretrain_inversion_steps=3, checkpoint_every=2, ema=0.9,
+              scheduler="cosine", warmup_steps=2, optimizer="adamw", weight_decay=0.01,
+              domain_inversion_losses=["mse:0.2"])
+    registry = make_registry()
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "a", **kw), registry=registry)
+
+    class Stop(Exception):
+        pass
+
+    def crash(trainer: fs.FeatureShiftTrainer) -> None:
+        if trainer.step == 5:      # after the checkpoint at step 4: step 5 is lost
+            raise Stop
+
+    with pytest.raises(Stop):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "b", **kw), registry=registry,
+                              on_step=crash)
+    assert read_header(tmp_path / "b" / "state.safetensors").extra["step"] == 4
+    with pytest.raises(StylebridgeError, match="--resume"):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "b", **kw), registry=registry)
+    with pytest.raises(StylebridgeError, match="different settings"):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **{**kw, "lr": 1e-2}),
+                              registry=registry)
+    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **kw),
+                                   registry=registry)
+    assert result.step == 8
+    a = load_file(tmp_path / "a" / "state.safetensors")
+    b = load_file(tmp_path / "b" / "state.safetensors")
+    assert sorted(a) == sorted(b)
+    assert any(k.startswith("optim.") for k in a) and any(k.startswith("ema.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ha = read_header(tmp_path / "a" / "state.safetensors").extra
+    hb = read_header(tmp_path / "b" / "state.safetensors").extra
+    assert ha["cursor"] == hb["cursor"] and ha["scheduler"] == hb["scheduler"]
+    ma = load_file(tmp_path / "a" / "model.safetensors")
+    mb = load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    assert all(torch.equal(ma[k], a[f"ema.{k}"]) for k in ma)     # model.safetensors holds the EMA
+
+
+def test_featureshift_nan_guard_stops_and_keeps_the_last_good_checkpoint(env: Env, tmp_path: Path
+                                                                         ) -> None:
+    cfg = tiny_cfg(env, tmp_path / "run", losses=["toy-nan:1.0:nan_at=3"], checkpoint_every=2)
+    with pytest.raises(fs.TrainingDivergedError, match=r"step 3.*NaN.*step 2"):
+        fs.train_featureshift(cfg, registry=make_registry())
+    assert read_header(tmp_path / "run" / "model.safetensors").extra["step"] == 2
+    log = _log(tmp_path / "run" / "log.jsonl")
+    assert log[-1]["event"] == "diverged" and log[-1]["step"] == 3
+
+
+def test_featureshift_adversarial_switch_domain_inversion_and_samples(env: Env, tmp_path: Path
+                                                                      ) -> None:
+    cfg = tiny_cfg(env, tmp_path / "run", data=str(env.data32), steps=4,
+                   pretrain_inversion_steps=1, adversarial=0.01, adversarial_after=3,
+                   domain_inversion_losses=["mse:0.2", "corr:0.001"], sample_every=4,
+                   n_samples=3)
+    fs.train_featureshift(cfg, registry=make_registry())
+    log = [r for r in _log(tmp_path / "run" / "log.jsonl") if "total" in r]
+    assert ["inversion/adversarial" in r for r in log] == [False, False, False, True]
+    assert all("domain-inversion/mse" in r and "domain-inversion/corr" in r for r in log[1:])
+    assert "domain-inversion/mse" not in log[0]
+    grid = Image.open(tmp_path / "run" / "samples" / "step_0000004.png")
+    assert grid.size == (5 * (32 + 2) + 2, 3 * (32 + 2) + 2)      # 5 columns, 3 samples
+
+
+def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path) -> None:
+    registry = make_registry()
+    stored = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "s"), registry=registry)
+    stored.setup()
+    fly = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "f", data=str(env.data32)),
+                                 registry=registry)
+    fly.setup()
+    entries = torch.tensor([[0, 1, 1], [2, 0, 0], [1, 1, 0]])
+    d_stored, t_stored = stored._domain_inputs(stored.data.read(entries))
+    d_fly, t_fly = fly._domain_inputs(fly.data.read(entries))
+    assert torch.allclose(d_stored, d_fly, atol=2e-3, rtol=1e-2)  # float16 storage
+    assert torch.equal(t_stored, t_fly)
+
+
+def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.cli.main import main
+    from stylebridge.plugins import train_domain
+    from stylebridge.registry import registry as registry_module
+
+    registry = make_registry()
+    registry.add_plugin(train_domain, "stylebridge")     # the `train` command and its targets
+    monkeypatch.setattr(registry_module, "_REGISTRY", registry)
+    data = tmp_path / "data"
+    argv = ["featureshift", "build-dataset", "--encoder", "toy-fse", "--guide", "toy-guide:seed=0",
+            "--generator", str(env.gen_path), "--images", str(env.root / "images"),
+            "--domains", f"{env.domains[0]},{env.domains[1]}", "--out", str(data),
+            "--image-size", "32", "--shard-size", "4", "--device", "cpu"]
+    assert main(argv) == 0
+    index = json.loads((data / "index.json").read_text())
+    assert index["complete"] and [d["name"] for d in index["domains"]] == ["dom0", "dom1"]
+    assert index["sources"]["guide"] == "toy-guide:seed=0"
+    assert main(argv) == 0                                         # resumed: nothing to do
+    run = tmp_path / "run"
+    assert fs.HAS_TRAIN_TARGET
+    code = main(["train", "featureshift", "--data", str(data), "--generator", str(env.gen_path),
+                 "--loss", "mse:1.0", "--loss", "corr:1e-3", "--inversion-loss", "mse:1.0",
+                 "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
+                 "--hidden", "48", "--log-every", "1", "--sample-every", "0",
+                 "--out", str(run), "--device", "cpu"])
+    assert code == 0
+    start = _log(run / "log.jsonl")[0]
+    assert [t["name"] for t in start["losses"]["domain"]] == ["mse", "corr"]
+    assert [t["weight"] for t in start["losses"]["domain"]] == [1.0, 0.001]
+    assert read_header(run / "model.safetensors").extra["sources"]["encoder"] == "toy-fse"
+    assert main(["train", "featureshift", "--data", str(tmp_path / "nothing"), "--generator",
+                 str(env.gen_path), "--out", str(tmp_path / "r2"), "--device", "cpu"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP (2 CPU processes, gloo)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: fs.TrainConfig, out: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+    def dump(trainer: fs.FeatureShiftTrainer) -> None:
+        if trainer.step == trainer.cfg.steps:
+            assert trainer.dist.world == world and trainer.dist.rank == rank
+            save_checkpoint(Path(out) / f"rank{rank}.safetensors", trainer.model.state_dict(),
+                            kind="test", plugin="test")
+
+    fs.train_featureshift(cfg, registry=make_registry(), on_step=dump)
+
+
+def test_featureshift_ddp_two_gloo_processes(env: Env, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    cfg = tiny_cfg(env, tmp_path / "run", steps=3, pretrain_inversion_steps=1, batch_size=1)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    r0 = load_file(tmp_path / "rank0.safetensors")
+    r1 = load_file(tmp_path / "rank1.safetensors")
+    params = {k for k in r0 if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(r0[k], r1[k]) for k in params)            # gradients were averaged
+    log = _log(tmp_path / "run" / "log.jsonl")
+    assert log[0]["world_size"] == 2
+    assert read_header(tmp_path / "run" / "model.safetensors").extra["step"] == 3
+    assert all(np.isfinite(r["total"]) for r in log if "total" in r)
+
+
+def test_train_config_refuses_bad_values(env: Env, tmp_path: Path) -> None:
+    for bad in ({"optimizer": "sgd"}, {"amp": "fp8"}, {"ema": 1.0}, {"steps": 0}):
+        with pytest.raises(StylebridgeError):
+            fs.FeatureShiftTrainer(replace(tiny_cfg(env, tmp_path / "x"), **bad))
