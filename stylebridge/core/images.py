@@ -55,49 +55,84 @@ def make_grid(images01: Tensor | Sequence[Tensor], ncol: int | None = None, pad:
     return grid
 
 
+LINE = 12  # pixels per line of PIL's built-in font
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; words longer than a line are cut."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if draw.textlength(candidate) > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    lines.append(line)
+    out = []
+    for text_line in lines[:max_lines]:
+        while text_line and draw.textlength(text_line) > width:
+            text_line = text_line[:-1]
+        out.append(text_line)
+    return out
+
+
+def _to_tensor(canvas: Image.Image) -> Tensor:
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
 def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pad: int = 2,
-                  notice: str | None = None) -> Tensor:
-    """Tiles ``rows[r][c]`` (``[3, T, T]`` in ``[0, 1]``) under a strip of column ``labels``."""
+                  notice: str | None = None, row_labels: Sequence[str] | None = None,
+                  min_tile: int = 0, label_lines: int = 2) -> Tensor:
+    """Tiles ``rows[r][c]`` (``[3, T, T]`` in ``[0, 1]``) with column ``labels`` on top.
+
+    ``row_labels`` adds a column of row names on the left; tiles smaller than
+    ``min_tile`` are enlarged (nearest) so labels fit; ``notice`` is printed in red
+    under the grid (wrapped).
+    """
     ncol = len(labels)
     tiles = [t for row in rows for t in row]
+    if tiles and tiles[0].shape[-1] < min_tile:
+        factor = -(-min_tile // tiles[0].shape[-1])
+        tiles = [torch.nn.functional.interpolate(t[None], scale_factor=factor, mode="nearest")[0]
+                 for t in tiles]
     grid = make_grid(tiles, ncol=ncol, pad=pad)
     tile = tiles[0].shape[-1]
-    strip = 14
-    foot = 14 if notice else 0
     arr = to_uint8(grid[None])[0]
-    canvas = Image.new("RGB", (arr.shape[1], arr.shape[0] + strip + foot), "white")
-    canvas.paste(Image.fromarray(arr), (0, strip))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 0
+    if row_labels:
+        left = min(160, max(int(probe.textlength(t)) for t in row_labels) + 8)
+    header = LINE * label_lines + 2
+    notice_lines = _wrap(probe, notice.upper(), arr.shape[1] + left - 4, 4) if notice else []
+    foot = LINE * len(notice_lines) + (2 if notice_lines else 0)
+    canvas = Image.new("RGB", (arr.shape[1] + left, arr.shape[0] + header + foot), "white")
+    canvas.paste(Image.fromarray(arr), (left, header))
     draw = ImageDraw.Draw(canvas)
     for col, label in enumerate(labels):
-        text = label
-        while text and draw.textlength(text) > tile - 2:
-            text = text[:-1]
-        draw.text((pad + col * (tile + pad) + 1, 1), text, fill="black")
-    if notice:
-        draw.text((pad + 1, strip + arr.shape[0]), notice.upper(), fill="red")
-    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+        for i, text in enumerate(_wrap(draw, label, tile - 2, label_lines)):
+            draw.text((left + pad + col * (tile + pad) + 1, 1 + LINE * i), text, fill="black")
+    for r, label in enumerate(row_labels or []):
+        y = header + pad + r * (tile + pad) + tile // 2 - LINE
+        for i, text in enumerate(_wrap(draw, label, left - 6, 3)):
+            draw.text((2, y + LINE * i), text, fill="black")
+    for i, text in enumerate(notice_lines):
+        draw.text((2, header + arr.shape[0] + 1 + LINE * i), text, fill="red")
+    return _to_tensor(canvas)
 
 
 def caption(image01: Tensor, text: str, max_lines: int = 3) -> Tensor:
     """Add a caption strip (``max_lines`` lines of PIL's built-in font) under a ``[3, H, W]`` image."""
     arr = (image01.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     img = Image.fromarray(arr)
-    draw = ImageDraw.Draw(img)
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        if draw.textlength(f"{line} {word}".strip()) > img.width - 4 and line:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines = [*lines, line][:max_lines]
-    canvas = Image.new("RGB", (img.width, img.height + 12 * max_lines + 2), "white")
+    lines = _wrap(ImageDraw.Draw(img), text, img.width - 4, max_lines)
+    canvas = Image.new("RGB", (img.width, img.height + LINE * max_lines + 2), "white")
     canvas.paste(img, (0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, text_line in enumerate(lines):
-        draw.text((2, img.height + 1 + 12 * i), text_line, fill="black")
-    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+        draw.text((2, img.height + 1 + LINE * i), text_line, fill="black")
+    return _to_tensor(canvas)
 
 
 def load_image(path: str | Path) -> Tensor:
