@@ -230,7 +230,8 @@ class DemoCommand(Command):
         labels = ["aligned photo", "inversion", *domains]
         notice = f"{RANDOM_WEIGHTS_NOTICE}" if models.random else None
         grid = labelled_grid(rows, [labels[0], *(f"{lbl}{tag}" for lbl in labels[1:])], notice=notice,
-                             row_labels=[label for label, _ in variants], min_tile=128)
+                             row_labels=[label for label, _ in variants], min_tile=128,
+                             label_lines=2)
         save_png(args.out / "demo_grid.png", grid)
         self._print(console, table_rows, models.random)
         elapsed = time.perf_counter() - start

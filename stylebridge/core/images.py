@@ -84,7 +84,7 @@ def _to_tensor(canvas: Image.Image) -> Tensor:
 
 def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pad: int = 2,
                   notice: str | None = None, row_labels: Sequence[str] | None = None,
-                  min_tile: int = 0, label_lines: int = 2) -> Tensor:
+                  min_tile: int = 0, label_lines: int = 1) -> Tensor:
     """Tiles ``rows[r][c]`` (``[3, T, T]`` in ``[0, 1]``) with column ``labels`` on top.
 
     ``row_labels`` adds a column of row names on the left; tiles smaller than
