@@ -1,0 +1,303 @@
+"""``stylebridge analyze latents``: α per layer, the thesis' layer patterns, Eq. 5 and the plots,
+on hand-made vectors and on a tiny generator with a test encoder whose styles are a known
+per-layer multiple of the mapping network's (registered from this module for the CLI tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_generator
+from PIL import Image
+from torch import Tensor
+from torch.nn import functional as F
+
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.plugins.analyze import (
+    LayerRef,
+    SimilarityAccumulator,
+    build_report,
+    collect_mapping_stats,
+    plot_distributions,
+    render_markdown,
+)
+from stylebridge.plugins.calibrators import mapping_style_means
+from stylebridge.plugins.domains import StyleSpace
+from stylebridge.registry import hookimpl
+
+SIZE, SD = 32, 32
+N_IMAGES = 6  # readable photos in the CLI tests = --samples, so both sides see the same z
+
+
+class BankEncoder(Encoder):
+    """Ignores the pixels: the k-th image encoded gets ``row_scale · mapping(z_k)`` as w+.
+
+    ``z_k`` are the first ``samples`` draws of ``torch.randn(samples, style_dim)`` from seed
+    ``seed`` — what ``analyze latents --samples N --seed S`` samples for the mapping network —
+    and row ``r`` of w+ is multiplied by ``base + step * r``.  With zero affine biases, style
+    layer ``i`` (reading row ``r_i``) then has ``s_enc = (base + step * r_i) · s_orig`` exactly.
+    """
+
+    name = "test-analyze-bank"
+
+    def __init__(self, samples: int = N_IMAGES, style_dim: int = SD, seed: int = 0,
+                 base: float = 1.0, step: float = 0.0) -> None:
+        super().__init__()
+        self._config = {"samples": samples, "style_dim": style_dim, "seed": seed, "base": base,
+                        "step": step}
+        self.preprocessing = Preprocessing(size=16)
+        self.register_buffer("bank", torch.randn(samples, style_dim,
+                                                 generator=torch.Generator().manual_seed(seed)))
+        self.base, self.step = float(base), float(step)
+        self.used = 0
+        self._generator: list[Any] = []
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def bind_generator(self, generator: Any) -> BankEncoder:
+        self._generator = [generator]
+        return self
+
+    def encode(self, images: Tensor) -> Inversion:
+        gen = self._generator[0]
+        z = self.bank[self.used:self.used + images.shape[0]]
+        assert z.shape[0] == images.shape[0], "more images than z in the bank"
+        self.used += int(images.shape[0])
+        w_plus = gen.make_wplus(z)
+        scale = self.base + self.step * torch.arange(gen.n_latent, dtype=w_plus.dtype)
+        return Inversion(w_plus=w_plus * scale.view(1, -1, 1))
+
+
+@hookimpl
+def register_encoders(register: Any) -> None:
+    register(BankEncoder)
+
+
+def _desc(gen: Any) -> dict[str, Any]:
+    return {"size": gen.size, "style_dim": gen.style_dim,
+            "channels": {str(r): c for r, c in gen.cfg.channels.items()}}
+
+
+@pytest.fixture(scope="module")
+def gen() -> Any:
+    """Tiny generator with zero affine biases: every style vector is linear in its w row."""
+    g = tiny_generator(seed=0, size=SIZE, style_dim=SD)
+    with torch.no_grad():
+        for layer in g.style_layers():
+            g.get_submodule(layer.name).modulation.bias.zero_()
+    return g
+
+
+def _cos(a: Tensor, b: Tensor) -> Tensor:
+    return F.cosine_similarity(a.double(), b.double(), dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Python API
+
+
+def test_mapping_side_draws_the_same_z_as_the_calibrator(gen: Any) -> None:
+    means, sims = collect_mapping_stats(gen, samples=700, seed=3)
+    expected = mapping_style_means(gen, 700, seed=3)  # crosses its 500-sample batch boundary
+    assert sims == {} and len(means) == gen.n_style_layers
+    for a, b in zip(means, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_alpha_and_patterns_recovered_from_synthetic_means() -> None:
+    g = torch.Generator().manual_seed(0)
+    alphas = [1.0, 1.03, 1.6, 0.55]
+    src, enc, refs = [], [], []
+    for i, a in enumerate(alphas):
+        x = 2 * torch.randn(64, generator=g) + 1
+        src.append(x)
+        enc.append(a * x + 0.02 * torch.randn(64, generator=g))
+        refs.append(LayerRef(i, f"layer{i}", 64, False, i))
+    src.append(torch.randn(64, generator=g))  # layer 4: encoder means unrelated to the mapping's
+    enc.append(torch.randn(64, generator=g))
+    refs.append(LayerRef(4, "layer4", 64, False, 4))
+    report = build_report(src, enc, refs)
+    got = [r["alpha"] for r in report["layers"]]
+    for a, b in zip(got[:4], alphas, strict=True):
+        assert a == pytest.approx(b, abs=0.01)
+    assert all(r["r2"] > 0.99 for r in report["layers"][:4])
+    assert report["layers"][4]["corr_r2"] < 0.2
+    assert [r["pattern"] for r in report["layers"]] == [
+        "calibrated", "calibrated", "scaled", "scaled", "independent"]
+    assert report["patterns"] == {"independent": [4], "calibrated": [0, 1], "scaled": [2, 3]}
+    # thresholds are options: a tighter tolerance makes layer 1 "scaled"
+    tight = build_report(src, enc, refs, alpha_tol=0.01)
+    assert tight["layers"][1]["pattern"] == "scaled"
+
+    # the figure: exactly one panel per layer, random weights in the title
+    report["meta"] = {"random_weights": True, "random_inputs": {"encoder": True}}
+    fig = plot_distributions(src, enc, report)
+    assert len(fig.axes) == len(refs)
+    assert "RANDOM WEIGHTS" in fig._suptitle.get_text()
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["0", "1", "2", "3", "4"]
+    # each panel holds the y = x line and the fitted y = α·x line
+    slopes = [np.diff(line.get_ydata())[0] / np.diff(line.get_xdata())[0]
+              for line in fig.axes[2].get_lines()]
+    assert slopes == pytest.approx([1.0, got[2]], rel=1e-6)
+
+
+def test_eq5_on_hand_computed_vectors() -> None:
+    # layer 0 (2 channels): Δ = (0, 2); layer 1 (3 channels): no change
+    orig = [torch.tensor([[2.0, 0.0], [0.0, 3.0]]), torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])]
+    enc = [torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 0.0, -1.0]])]
+    delta = [torch.tensor([0.0, 2.0]), torch.zeros(3)]
+    src_sims, enc_sims = SimilarityAccumulator(), SimilarityAccumulator()
+    src_sims.add(orig, [s + d for s, d in zip(orig, delta, strict=True)])
+    enc_sims.add(enc, [s + d for s, d in zip(enc, delta, strict=True)])
+    refs = [LayerRef(0, "conv1.conv", 2, False, 0), LayerRef(1, "to_rgb1.conv", 3, True, None)]
+    report = build_report([s.mean(0) for s in orig], [s.mean(0) for s in enc], refs,
+                          source_sims={"d": src_sims}, encoder_sims={"d": enc_sims})
+    row0, row1 = report["domains"]["d"]["layers"]
+    # by hand: cos((2,0),(2,2)) = 1/√2, cos((0,3),(0,5)) = 1, cos((1,1),(1,3)) = 4/√20
+    orig_cos = (1 / math.sqrt(2) + 1.0) / 2
+    enc_cos = 4 / math.sqrt(20)
+    assert row0["orig_cos"] == pytest.approx(orig_cos, abs=1e-12)
+    assert row0["enc_cos"] == pytest.approx(enc_cos, abs=1e-12)
+    assert row0["adaptability"] == pytest.approx(enc_cos - orig_cos, abs=1e-12)  # 0.040874
+    # dot-product reading: ⟨(2,0),(2,2)⟩ = 4, ⟨(0,3),(0,5)⟩ = 15 → 9.5; ⟨(1,1),(1,3)⟩ = 4
+    assert (row0["orig_dot"], row0["enc_dot"], row0["adaptability_dot"]) == pytest.approx(
+        (9.5, 4.0, -5.5))
+    assert (row1["orig_cos"], row1["enc_cos"], row1["adaptability"]) == pytest.approx((1, 1, 0))
+    assert (row1["orig_dot"], row1["enc_dot"]) == pytest.approx((2.5, 1.0))
+    md = render_markdown(report)
+    assert "| 0 | conv1.conv | 0.8536 | 0.8944 | +0.0409 | 9.5 | 4 | -5.5 |" in md
+    assert "| 1 | to_rgb1.conv | 1.0000 | 1.0000 | +0.0000 | 2.5 | 1 | -1.5 |" in md
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    from stylebridge.registry import get_registry, reset_registry
+
+    reset_registry()
+    get_registry().add_plugin(sys.modules[__name__], "tests")
+    yield
+    reset_registry()
+
+
+@pytest.fixture
+def files(tmp_path: Path, gen: Any) -> dict[str, Path]:
+    domain = StyleSpace(**_desc(gen))
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in domain.offsets.values():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(N_IMAGES):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(photos / f"{k}.png")
+    (photos / "broken.png").write_bytes(b"not an image")
+    enc = BankEncoder()
+    return {"gen": save_stylegan2(tmp_path / "gen.safetensors", gen),
+            "pixar": domain.save(tmp_path / "pixar.safetensors"),
+            "enc": save_checkpoint(tmp_path / "bank.safetensors", enc.state_dict(), kind="encoder",
+                                   plugin=enc.name, config=enc.config()),
+            "photos": photos, "offsets": {int(k): v.detach() for k, v in domain.offsets.items()}}
+
+
+def test_cli_recovers_a_known_per_layer_alpha_and_eq5(files: dict[str, Path], gen: Any,
+                                                       tmp_path: Path, registered: None,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from stylebridge.cli.main import main
+
+    base, step = 1.5, 0.25
+    out = tmp_path / "out"
+    rc = main(["analyze", "latents", "--encoder", f"test-analyze-bank:base={base},step={step}",
+               "--generator", str(files["gen"]), "--images", str(files["photos"]),
+               "--samples", str(N_IMAGES), "--domain", str(files["pixar"]), "--per-layer",
+               "--no-align", "--batch", "4", "--device", "cpu", "--out", str(out)])
+    assert rc == 3  # broken.png skipped, the rest analysed
+    assert "6 done, 1 skipped" in capsys.readouterr().out
+    data = json.loads((out / "latents.json").read_text())
+    assert [s["file"] for s in data["skipped"]] == [str(files["photos"] / "broken.png")]
+    assert data["meta"]["n_images"] == N_IMAGES and data["meta"]["samples"] == N_IMAGES
+    layers = gen.style_layers()
+    assert [r["index"] for r in data["layers"]] == list(range(gen.n_style_layers))
+    for row, layer in zip(data["layers"], layers, strict=True):
+        assert row["name"] == layer.name
+        assert row["alpha"] == pytest.approx(base + step * layer.latent_index, rel=1e-4)
+        assert row["r2"] == pytest.approx(1.0, abs=1e-4)
+        expected = "calibrated" if abs(row["alpha"] - 1) <= 0.1 else "scaled"
+        assert row["pattern"] == expected
+    # random weights (the encoder has no checkpoint) are labelled
+    assert data["meta"]["random_weights"] is True
+    assert data["meta"]["random_inputs"] == {"encoder": True, "generator": False, "domains": False}
+    md = (out / "latents.md").read_text()
+    assert "RANDOM WEIGHTS" in md
+    for layer in layers:
+        assert f"| {layer.index} | {layer.name} |" in md
+
+    # Eq. 5 by hand: s_orig from the same z, s_enc = α_i · s_orig, s' = s + Δ
+    with torch.no_grad():
+        z = torch.randn(N_IMAGES, SD, generator=torch.Generator().manual_seed(0))
+        s_orig = gen.styles(gen.make_wplus(z))
+    dom = data["domains"]["pixar"]
+    assert dom["method"] == "stylespace" and dom["weight_offsets_excluded"] is False
+    assert [r["index"] for r in dom["layers"]] == list(range(gen.n_style_layers))
+    for row, layer in zip(dom["layers"], layers, strict=True):
+        if layer.is_rgb:  # StyleSpace has no ToRGB offsets: s' = s
+            assert (row["orig_cos"], row["enc_cos"], row["adaptability"]) == pytest.approx(
+                (1, 1, 0), abs=1e-9)
+            continue
+        s, d = s_orig[layer.index], files["offsets"][layer.index]
+        a = base + step * layer.latent_index
+        o, e = _cos(s, s + d).mean().item(), _cos(a * s, a * s + d).mean().item()
+        assert row["orig_cos"] == pytest.approx(o, abs=1e-5)
+        assert row["enc_cos"] == pytest.approx(e, abs=1e-5)
+        assert row["adaptability"] == pytest.approx(e - o, abs=1e-5)
+        assert row["adaptability_dot"] == pytest.approx(
+            ((a * s) * (a * s + d)).sum(1).mean().item() - (s * (s + d)).sum(1).mean().item(),
+            rel=1e-4)
+    # one panel per layer: 11 layers → 6 × 2 grid of 300 × 300 px panels (+ title band)
+    with Image.open(out / "latents.png") as im:
+        assert im.size == (6 * 300, 2 * 300 + 80)
+    assert sorted(p.name for p in (out / "layers").iterdir()) == [
+        f"layer_{i:02d}.png" for i in range(gen.n_style_layers)]
+
+
+def test_cli_matching_encoder_is_calibrated_on_conv_layers(files: dict[str, Path], gen: Any,
+                                                           tmp_path: Path,
+                                                           registered: None) -> None:
+    from stylebridge.cli.main import main
+
+    photos = files["photos"]
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    rc = main(["analyze", "latents", "-e", f"test-analyze-bank:{files['enc']}",
+               "-g", str(files["gen"]), "--images", str(photos), "--samples", str(N_IMAGES),
+               "-d", f"stylespace:{files['pixar']}", "--layers", "conv", "--no-align",
+               "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    data = json.loads((out / "latents.json").read_text())
+    convs = gen.conv_style_indices()
+    assert [r["index"] for r in data["layers"]] == convs
+    assert [r["conv_index"] for r in data["layers"]] == list(range(len(convs)))
+    for row in data["layers"]:  # same z, same styles: α = 1, the "well-calibrated" pattern
+        assert row["alpha"] == pytest.approx(1.0, abs=1e-5)
+        assert row["pattern"] == "calibrated"
+    assert data["patterns"]["calibrated"] == convs
+    for row in data["domains"]["pixar"]["layers"]:  # identical latents: Eq. 5 is 0
+        assert row["adaptability"] == pytest.approx(0.0, abs=1e-6)
+        assert row["orig_cos"] < 1.0  # the domain does change these layers
+    assert data["meta"]["random_weights"] is False
+    assert "RANDOM WEIGHTS" not in (out / "latents.md").read_text()
+    assert (out / "latents.png").is_file() and not (out / "layers").exists()
