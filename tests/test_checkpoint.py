@@ -176,3 +176,17 @@ def test_sigkill_during_writes_leaves_a_complete_checkpoint(tmp_path: Path) -> N
     assert i >= 2
     for t in tensors.values():
         assert bool((t == float(i)).all())
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        from stylebridge.core import io as sb_io
+
+        sb_io._umask.cache_clear()
+        path = save_checkpoint(tmp_path / "m.safetensors", {"x": torch.zeros(1)}, kind="a",
+                               plugin="b")
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+        sb_io._umask.cache_clear()
