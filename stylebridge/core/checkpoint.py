@@ -205,3 +205,11 @@ def check_state_dict(
         t = actual[name]
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)
+
+
+def is_random_weights(extra: Mapping[str, Any]) -> bool:
+    """Whether a header's ``extra`` marks untrained weights (``random_weights`` or a note)."""
+    if extra.get("random_weights"):
+        return True
+    notes = extra.get("notes", [])
+    return isinstance(notes, list) and any("random weights" in str(n).lower() for n in notes)

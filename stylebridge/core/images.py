@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
@@ -53,6 +54,15 @@ def make_grid(images01: Tensor | Sequence[Tensor], ncol: int | None = None, pad:
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[:, y:y + h, x:x + w] = batch[i]
     return grid
+
+
+def resize_square(image: Tensor, size: int) -> Tensor:
+    """``[3, H, W]`` or ``[B, 3, H, W]`` → square ``size`` (bilinear + antialias, as Preprocessing)."""
+    batch = image if image.ndim == 4 else image[None]
+    if batch.shape[-2:] != (size, size):
+        batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True)
+    return batch if image.ndim == 4 else batch[0]
 
 
 LINE = 12  # pixels per line of PIL's built-in font

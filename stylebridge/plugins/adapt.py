@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from stylebridge.core.images import labelled_grid
+from stylebridge.core.checkpoint import is_random_weights
+from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Calibrator, Command, DomainMethod, Encoder, Inversion
 from stylebridge.core.pipeline import check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
@@ -66,17 +67,6 @@ RANDOM_NOTICE = "random weights"
 
 # ---------------------------------------------------------------------------------------------
 # Python API
-
-
-def _resize(image: Tensor, size: int) -> Tensor:
-    """``[3, H, W]`` or ``[B, 3, H, W]`` → square ``size`` (bilinear + antialias, as Preprocessing)."""
-    import torch.nn.functional as F
-
-    batch = image if image.ndim == 4 else image[None]
-    if batch.shape[-2:] != (size, size):
-        batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
-    return batch if image.ndim == 4 else batch[0]
 
 
 def _method_label(method: DomainMethod) -> str:
@@ -180,14 +170,7 @@ class Adapter:
 # Shared CLI pieces
 
 
-def _is_random(extra: Mapping[str, Any]) -> bool:
-    if extra.get("random_weights"):
-        return True
-    notes = extra.get("notes", [])
-    return isinstance(notes, list) and any("random weights" in str(n).lower() for n in notes)
-
-
-def _load_generator(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
+def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
     from stylebridge.cli.commands import checkpoint_spec
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 
@@ -195,10 +178,10 @@ def _load_generator(spec: str, device: torch.device) -> tuple[Generator, bool, P
     if name not in (None, "stylegan2"):
         raise StylebridgeError(f"--generator {spec!r}: unknown generator {name!r} (known: stylegan2)")
     ck = load_stylegan2(path, device=device)
-    return ck.generator, _is_random(ck.header.extra), path
+    return ck.generator, is_random_weights(ck.header.extra), path
 
 
-def _load_encoder(spec_text: str, device: torch.device) -> tuple[Encoder, bool]:
+def load_encoder_arg(spec_text: str, device: torch.device) -> tuple[Encoder, bool]:
     from stylebridge.core.checkpoint import read_header
     from stylebridge.core.pipeline import load_plugin
     from stylebridge.core.spec import parse_plugin_spec
@@ -208,7 +191,7 @@ def _load_encoder(spec_text: str, device: torch.device) -> tuple[Encoder, bool]:
     if not isinstance(encoder, Encoder):
         raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
     random = bool(getattr(encoder, "random_weights", spec.path is None))
-    if spec.path is not None and _is_random(read_header(spec.path).extra):
+    if spec.path is not None and is_random_weights(read_header(spec.path).extra):
         random = True
     return encoder, random
 
@@ -221,7 +204,7 @@ class _Pending:
     targets: list[Tensor] = field(default_factory=list)  # generator-sized (metrics)
 
 
-def _batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile: int,
+def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile: int,
              batch: int, align: bool, align_size: int, target: int = 0) -> Iterator[_Pending]:
     """Readable (and, with ``align``, aligned) photos in batches; failures go to ``report``."""
     from stylebridge.core.batch import iter_images
@@ -237,10 +220,10 @@ def _batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile:
                 report.skip(path, str(exc).removeprefix(f"{path}: "))
                 continue
         pending.paths.append(path)
-        pending.inputs.append(_resize(image, enc_size))
-        pending.tiles.append(_resize(image, tile))
+        pending.inputs.append(resize_square(image, enc_size))
+        pending.tiles.append(resize_square(image, tile))
         if target:
-            pending.targets.append(_resize(image, target))
+            pending.targets.append(resize_square(image, target))
         if len(pending.paths) >= batch:
             yield pending
             pending = _Pending()
@@ -248,7 +231,7 @@ def _batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile:
         yield pending
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
     from stylebridge.cli.commands import add_device_argument
 
     parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
@@ -263,7 +246,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def _check_common(args: argparse.Namespace) -> None:
+def check_photo_arguments(args: argparse.Namespace) -> None:
     if args.batch < 1:
         raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
     if args.align_size < 1:
@@ -274,7 +257,7 @@ def _check_common(args: argparse.Namespace) -> None:
 # stylebridge adapt
 
 
-def _domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
+def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
     from stylebridge.core.spec import parse_plugin_spec
 
     spec = parse_plugin_spec(spec_text, what="domain method")
@@ -320,7 +303,7 @@ class AdaptCommand(Command):
                             help="FeatureShift's guiding encoder (default: the one recorded in "
                                  "the model, else the encoder's own latents)")
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
-        _add_common(parser)
+        add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from rich.progress import Progress
@@ -334,18 +317,18 @@ class AdaptCommand(Command):
         from stylebridge.plugins.alignment import output_names
         from stylebridge.plugins.domains import load_domain
 
-        _check_common(args)
+        check_photo_arguments(args)
         skip = parse_layers(args.skip_layers)
         device = resolve_device(args.device)
         paths = expand_inputs(args.images)
         if not paths:
             raise StylebridgeError("no input images (folders are searched for image files)")
-        gen, gen_random, g_path = _load_generator(args.generator, device)
-        encoder, enc_random = _load_encoder(args.encoder, device)
+        gen, gen_random, g_path = load_generator_arg(args.generator, device)
+        encoder, enc_random = load_encoder_arg(args.encoder, device)
         methods: dict[str, DomainMethod] = {}
         for i, spec in enumerate(args.method):
             method = load_domain(spec, device=device)
-            name = _domain_name(spec, method, i)
+            name = domain_name(spec, method, i)
             unique, k = name, 2
             while unique in methods or unique == INVERSION:
                 unique, k = f"{name}-{k}", k + 1
@@ -360,7 +343,7 @@ class AdaptCommand(Command):
             featureshift, fs_header = load_featureshift(args.featureshift, device=device)
             guide_spec = args.guide or fs_header.extra.get("sources", {}).get("guide")
             if guide_spec and guide_spec != args.encoder:
-                guide, guide_random = _load_encoder(str(guide_spec), device)
+                guide, guide_random = load_encoder_arg(str(guide_spec), device)
                 enc_random = enc_random or guide_random
         adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                           featureshift=featureshift, guide=guide)
@@ -386,7 +369,7 @@ class AdaptCommand(Command):
         outputs: dict[str, dict[str, str]] = {}
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"adapting with {len(methods)} domain(s)", total=len(todo))
-            for chunk in _batches(todo, report, enc_size=enc_size, tile=tile, batch=args.batch,
+            for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, batch=args.batch,
                                   align=args.align, align_size=args.align_size,
                                   target=gen.size if metrics else 0):
                 images = adapter.run(torch.stack(chunk.inputs))
@@ -402,7 +385,7 @@ class AdaptCommand(Command):
                         files[key] = dst.name
                     outputs[str(path)] = files
                     if len(grid_rows) < GRID_MAX_ROWS:
-                        grid_rows.append([chunk.tiles[i]] + [_resize(rendered[k][i], tile)
+                        grid_rows.append([chunk.tiles[i]] + [resize_square(rendered[k][i], tile)
                                                              for k in rendered])
                     report.ok(path)
                 progress.update(task, completed=len(report.done) + len(report.skipped)
@@ -467,7 +450,7 @@ class CalibrateCommand(Command):
         parser.add_argument("--power", type=float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-        _add_common(parser)
+        add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from rich.progress import Progress
@@ -478,7 +461,7 @@ class CalibrateCommand(Command):
         from stylebridge.plugins.calibrators import encoder_style_means, mapping_style_means
         from stylebridge.registry import get_registry
 
-        _check_common(args)
+        check_photo_arguments(args)
         if args.samples < 1:
             raise StylebridgeError(f"--samples {args.samples}: must be >= 1")
         if args.out.exists() and not args.force:
@@ -492,9 +475,9 @@ class CalibrateCommand(Command):
         paths = expand_inputs(args.images)
         if not paths:
             raise StylebridgeError("no input images (folders are searched for image files)")
-        gen, gen_random, g_path = _load_generator(args.generator, device)
+        gen, gen_random, g_path = load_generator_arg(args.generator, device)
         skip_scale(gen.n_style_layers, skip)  # range check before the long part
-        encoder, enc_random = _load_encoder(args.encoder, device)
+        encoder, enc_random = load_encoder_arg(args.encoder, device)
         prep = getattr(encoder, "preprocessing", None)
         enc_size = int(getattr(prep, "size", 0) or gen.size)
         report = BatchReport()
@@ -503,7 +486,7 @@ class CalibrateCommand(Command):
             task = progress.add_task("encoding photos", total=len(paths))
 
             def batches() -> Iterator[Tensor]:
-                for chunk in _batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
+                for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
                                       align=args.align, align_size=args.align_size):
                     yield torch.stack(chunk.inputs)
                     for p in chunk.paths:

@@ -454,7 +454,7 @@ def save_figure(fig: Figure, dst: Path, *, dpi: int = 100) -> Path:
 
 
 def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
-    from stylebridge.plugins.adapt import _add_common
+    from stylebridge.plugins.adapt import add_photo_arguments
 
     p.add_argument("--images", nargs="+", required=True, metavar="PATH",
                    help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
@@ -474,16 +474,15 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r2-min", type=float, default=0.5,
                    help="squared correlation below which a layer counts as independent")
     p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
-    _add_common(p)
+    add_photo_arguments(p)
 
 
 def _domain_random(spec_text: str) -> bool:
-    from stylebridge.core.checkpoint import read_header
+    from stylebridge.core.checkpoint import is_random_weights, read_header
     from stylebridge.core.spec import parse_plugin_spec
-    from stylebridge.plugins.adapt import _is_random
 
     spec = parse_plugin_spec(spec_text, what="domain method")
-    return spec.path is not None and _is_random(read_header(spec.path).extra)
+    return spec.path is not None and is_random_weights(read_header(spec.path).extra)
 
 
 def run_latents(args: argparse.Namespace, console: Console) -> int:
@@ -496,15 +495,15 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.core.io import atomic_path, write_json
     from stylebridge.plugins.adapt import (
         INVERSION,
-        _batches,
-        _check_common,
-        _domain_name,
-        _load_encoder,
-        _load_generator,
+        check_photo_arguments,
+        domain_name,
+        load_encoder_arg,
+        load_generator_arg,
+        photo_batches,
     )
     from stylebridge.plugins.domains import load_domain
 
-    _check_common(args)
+    check_photo_arguments(args)
     if args.samples < 1:
         raise StylebridgeError(f"--samples {args.samples}: must be >= 1")
     if args.alpha_tol < 0:
@@ -513,9 +512,9 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     paths = expand_inputs(args.images)
     if not paths:
         raise StylebridgeError("no input images (folders are searched for image files)")
-    gen, gen_random, g_path = _load_generator(args.generator, device)
+    gen, gen_random, g_path = load_generator_arg(args.generator, device)
     refs = layer_refs(gen, args.layers)
-    encoder, enc_random = _load_encoder(args.encoder, device)
+    encoder, enc_random = load_encoder_arg(args.encoder, device)
     encoder.bind_generator(gen)
     domains: dict[str, DomainMethod] = {}
     domain_info: dict[str, dict[str, Any]] = {}
@@ -525,7 +524,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         check = getattr(method, "check_generator", None)
         if check is not None:
             check(gen)
-        name = _domain_name(spec, method, i)
+        name = domain_name(spec, method, i)
         unique, k = name, 2
         while unique in domains or unique == INVERSION:
             unique, k = f"{name}-{k}", k + 1
@@ -552,7 +551,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         task = progress.add_task("encoding photos", total=len(paths))
 
         def batches() -> Iterable[Tensor]:
-            for chunk in _batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
+            for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
                                   align=args.align, align_size=args.align_size):
                 yield torch.stack(chunk.inputs)
                 for p in chunk.paths:

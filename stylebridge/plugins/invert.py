@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylebridge.core.images import labelled_grid
+from stylebridge.core.checkpoint import is_random_weights
+from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Command
 from stylebridge.core.pipeline import check_compatible
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
@@ -105,21 +106,6 @@ def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
 # Helpers
 
 
-def resize_square(image: Tensor, size: int) -> Tensor:
-    """``[3, H, W]`` → ``[3, size, size]``: bilinear + antialias, as :class:`Preprocessing` does."""
-    import torch.nn.functional as F
-
-    if image.shape[-2:] == (size, size):
-        return image
-    return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=True)[0]
-
-
-def _generator_is_random(header: CheckpointHeader) -> bool:
-    notes = header.extra.get("notes", [])
-    return isinstance(notes, list) and any("random weights" in str(n).lower() for n in notes)
-
-
 @dataclass
 class _Item:
     path: Path
@@ -192,7 +178,7 @@ class InvertCommand(Command):
         encoder.bind_generator(gen)
         enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
         enc_random = bool(getattr(encoder, "random_weights", spec.path is None))
-        gen_random = _generator_is_random(g_ckpt.header)
+        gen_random = is_random_weights(g_ckpt.header.extra)
         if enc_random:
             console.print(f"[bold yellow]encoder {enc_name!r} has no checkpoint: it runs on "
                           "untrained (random) weights; the inversions show no trained result"

@@ -183,10 +183,10 @@ class ReproduceCommand(Command):
 
 def _header_random(extra: Mapping[str, Any]) -> bool:
     """A stylebridge header that says its weights (or the CLIP that trained them) are random."""
-    from stylebridge.plugins.adapt import _is_random
+    from stylebridge.core.checkpoint import is_random_weights
 
     clip = extra.get("clip")
-    return _is_random(extra) or (isinstance(clip, Mapping) and bool(clip.get("random_weights")))
+    return is_random_weights(extra) or (isinstance(clip, Mapping) and bool(clip.get("random_weights")))
 
 
 def _file_random(path: Path) -> bool:
@@ -1155,11 +1155,10 @@ def _readable_images(paths: Sequence[Path], report: BatchReport) -> list[Path]:
 
 def _photo_batches(paths: Sequence[Path], size: int, batch: int) -> Iterator[Tensor]:
     """Photos resized to ``size`` × ``size`` (as ``adapt``), ``[b, 3, size, size]`` in [0, 1]."""
-    from stylebridge.core.images import load_image
-    from stylebridge.plugins.adapt import _resize
+    from stylebridge.core.images import load_image, resize_square
 
     for start in range(0, len(paths), batch):
-        yield torch.stack([_resize(load_image(p), size) for p in paths[start:start + batch]])
+        yield torch.stack([resize_square(load_image(p), size) for p in paths[start:start + batch]])
 
 
 def run_thesis_tables(args: argparse.Namespace, console: Console) -> int:
@@ -1172,7 +1171,7 @@ def run_thesis_tables(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.core.interfaces import Inversion
     from stylebridge.core.io import atomic_path, write_json
     from stylebridge.core.pipeline import synthesize
-    from stylebridge.plugins.adapt import _load_generator
+    from stylebridge.plugins.adapt import load_generator_arg
 
     if args.preset == "tiny":
         _apply_preset(args, console)
@@ -1185,7 +1184,7 @@ def run_thesis_tables(args: argparse.Namespace, console: Console) -> int:
     sources = Sources(e4e=_encoder_spec(args.e4e, "e4e"), fse=_encoder_spec(args.fse, "fse"),
                       featureshift_e4e=args.featureshift_e4e,
                       featureshift_fse=args.featureshift_fse)
-    gen, gen_random, g_path = _load_generator(args.generator, device)
+    gen, gen_random, g_path = load_generator_arg(args.generator, device)
     report = BatchReport()
     domains = collect_domains(args.domains, args.targets, report, generator=gen, device=device)
     if not domains:

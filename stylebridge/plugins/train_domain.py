@@ -411,6 +411,7 @@ class DomainTrainer:
         if self.guide is not None:
             extra["clip"] = {"models": self.guide.names, "random_weights": self.random_clip}
         if self.random_clip:
+            extra["random_weights"] = True  # a domain trained through random CLIP is not real
             extra["notes"] = [*extra.get("notes", []),
                               f"{RANDOM_CLIP_NOTICE}: trained with untrained CLIP models, "
                               "not a real domain"]
