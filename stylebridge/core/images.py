@@ -176,6 +176,7 @@ def load_image(path: str | Path) -> Tensor:
         raise ImageError(f"image is larger than the {MAX_PIXELS} pixel limit", path=path) from None
     except (OSError, ValueError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.replace(f" '{path}'", "").replace(f" {path}", "")  # named once, in front
         raise ImageError(f"cannot read image ({reason})", path=path) from None
     arr8 = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(arr8.copy()).permute(2, 0, 1).float().div_(255.0)

@@ -40,6 +40,10 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
         # mkstemp creates 0600 files; give the result the permissions a plain open() would
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dst)
+    except OSError as exc:  # disk full, permissions: name the output, not the temporary file
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror or str(exc), str(dst)) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

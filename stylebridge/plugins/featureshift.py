@@ -69,6 +69,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy
 import torch
 from torch import Tensor, nn
 
@@ -575,6 +576,8 @@ class FeatureShiftTrainer:
         # the network
         channels = int(self.data.feature_shape[0])
         torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)  # saved and restored with the run: seed them too
+        numpy.random.seed(cfg.seed)
         self.model = FeatureShift(feature_channels=channels,
                                   hidden=cfg.hidden or (3 * channels) // 2,
                                   n_blocks=cfg.n_blocks, layer=self.layer,
@@ -890,8 +893,15 @@ class FeatureShiftTrainer:
         record = {"time": round(time.time(), 3), **_json_safe(record)}
         self.history.append(record)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # an append-only JSON-lines log: a line cut short (full disk, kill) is ended first so
+        # the next record stays readable
+        torn = False
+        if self.log_path.is_file() and self.log_path.stat().st_size:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                torn = fh.read(1) != b"\n"
         with open(self.log_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(("\n" if torn else "") + json.dumps(record) + "\n")
 
     @torch.no_grad()
     def write_samples(self) -> Path | None:

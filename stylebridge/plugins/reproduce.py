@@ -997,18 +997,20 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
             method.save(root / "domains" / f"{name}.safetensors",
                         extra={"target": {"text": prompt}, **_random_extra("domain")})
 
+        from stylebridge.core.io import atomic_path, write_json
+
         clip_weights: dict[str, Path] = {}
         for name, cfg in TINY_CLIPS.items():
             cfg_path = root / "clip" / f"{name}.json"
-            cfg_path.write_text(json.dumps(cfg, indent=1) + "\n", encoding="utf-8")
+            write_json(cfg_path, cfg)
         open_clip.add_model_config(root / "clip")
         for name in TINY_CLIPS:
             model = _quiet(lambda n=name: open_clip.create_model(n, pretrained=None))
             clip_weights[name] = root / "clip" / f"{name}.safetensors"
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                      str(clip_weights[name]),
-                      metadata={"random_weights": "true",
-                                "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
+            with atomic_path(clip_weights[name]) as tmp:
+                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                          metadata={"random_weights": "true",
+                                    "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
     return TinyPreset(root=root, generator=paths["generator"], e4e=paths["e4e"],
                       fse=paths["fse"], featureshift_e4e=paths["featureshift_e4e"],
                       featureshift_fse=paths["featureshift_fse"], domains=root / "domains",

@@ -418,12 +418,9 @@ class DomainTrainer:
         return extra
 
     def save(self) -> Path:
-        """Write the method checkpoint, then the training state (each atomically)."""
+        """Write the training state, then the method checkpoint (each atomically)."""
         from stylebridge.core.checkpoint import save_checkpoint
 
-        save_checkpoint(self.out, self.method.state_dict(), kind="domain_method",
-                        plugin=self.method.name, config=self.method.config(),
-                        extra=self.checkpoint_extra())
         tensors: dict[str, Tensor] = {f"method.{k}": v for k, v in self.method.state_dict().items()}
         tensors.update(_flatten_optimizer_state(self.optimizer))
         tensors["rng"] = self.rng.get_state()
@@ -436,6 +433,11 @@ class DomainTrainer:
                         extra={"step": self.step, "steps": self.settings.steps,
                                "fingerprint": _json_roundtrip(self.fingerprint),
                                "checkpoint": str(self.out)})
+        # the state first: it holds the method weights too, so --resume works even if the
+        # process dies before the checkpoint below is written
+        save_checkpoint(self.out, self.method.state_dict(), kind="domain_method",
+                        plugin=self.method.name, config=self.method.config(),
+                        extra=self.checkpoint_extra())
         self.last_checkpoint = self.out
         self.saved_step = self.step
         return self.out
