@@ -1,12 +1,16 @@
-"""Encoder throughput for the IR-SE50 family (psp, e4e, styleres) at the official input size.
+"""Encoder throughput (psp, e4e, styleres, fse) at each encoder's official input size.
 
-Images per second of ``encode`` on 256×256 inputs, batch 1 and 8, CPU by default.
-The encoders are built at the official FFHQ configuration with RANDOM (untrained)
-weights: the numbers are timings only, no output is meaningful.  Writes JSON.
+Images per second of ``encode``, batch 1 and 8, CPU by default: 256×256 inputs for the
+IR-SE50 family, 1024×1024 for FSE (which downsamples to 256 itself, as upstream).  The
+encoders are built at the official FFHQ configuration with RANDOM (untrained) weights:
+the numbers are timings only, no output is meaningful.  Writes JSON.
 
-    python benchmarks/bench_encoders_irse.py                      # psp, e4e, styleres; batch 1, 8
-    python benchmarks/bench_encoders_irse.py --encoders e4e --batches 1 --repeats 5
-    python benchmarks/bench_encoders_irse.py --device cuda
+    python benchmarks/bench_encoders.py                      # every encoder; batch 1, 8
+    python benchmarks/bench_encoders.py --encoders e4e fse:features --batches 1 --repeats 5
+    python benchmarks/bench_encoders.py --device cuda
+
+FSE's modes differ only in whether the feature branch runs (``fse:latents`` skips it);
+the generator-shift work happens at synthesis, timed by ``bench_encoder_fse.py``.
 
 ``styleres`` is timed as everything StyleRes adds to the generator call: the e4e
 encoder plus its feature modules (alignment, extraction, gates) at 64×64, with a random
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from stylebridge.plugins.fse import FSEEncoder
 from stylebridge.plugins.psp import E4EEncoder, PSPEncoder
 from stylebridge.plugins.styleres import StyleResEncoder
 
@@ -38,9 +43,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+ENCODERS = ("psp", "e4e", "styleres", "fse:latents", "fse:features")
+
+
+def input_size(name: str) -> int:
+    return 1024 if name.startswith("fse") else 256
+
+
 def _runner(name: str, batch: int, device: torch.device) -> Callable[[], torch.Tensor]:
     torch.manual_seed(0)
-    images = torch.rand(batch, 3, 256, 256, device=device)
+    size = input_size(name)
+    images = torch.rand(batch, 3, size, size, device=device)
+    if name.startswith("fse"):
+        fse = FSEEncoder(mode=name.split(":")[1]).to(device).eval()
+        return lambda: fse.encode(images).w_plus
     if name == "psp":
         enc = PSPEncoder().to(device).eval()
         return lambda: enc.encode(images).w_plus
@@ -77,7 +93,7 @@ def bench(names: list[str], batch: int, args: argparse.Namespace, device: torch.
     del runners
     return {
         "batch": batch,
-        "input_size": 256,
+        "input_size": {n: input_size(n) for n in names},
         "median_s": {n: statistics.median(t) for n, t in times.items()},
         "images_per_s": {n: batch / statistics.median(t) for n, t in times.items()},
     }
@@ -85,14 +101,13 @@ def bench(names: list[str], batch: int, args: argparse.Namespace, device: torch.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoders", nargs="+", choices=("psp", "e4e", "styleres"),
-                        default=["psp", "e4e", "styleres"])
+    parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=list(ENCODERS))
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/encoders_irse.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/encoders.json"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -103,7 +118,7 @@ def main() -> None:
         r = bench(args.encoders, batch, args, device)
         results.append(r)
         line = ", ".join(f"{n} {v:.3f} img/s" for n, v in r["images_per_s"].items())
-        print(f"256px batch {batch}: {line}", flush=True)
+        print(f"batch {batch}: {line}", flush=True)
     device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else platform.processor() or platform.machine())
     meta = {"device": device_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
