@@ -115,3 +115,24 @@ def test_out_of_range_values_and_bad_specs(capsys, argv, message) -> None:
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+ALIGN_REASONS = {**IMAGE_ERRORS, "no_face.png": "no face found"}
+
+
+@pytest.mark.parametrize(("name", "message"), sorted(ALIGN_REASONS.items()))
+def test_bad_images_through_a_batch_command(corpus, tmp_path, capsys, name, message) -> None:
+    """`align` on one bad file: skipped and reported with its reason; nothing written; exit 2."""
+    import json
+
+    out = tmp_path / "aligned"
+    code = main(["align", str(corpus[name]), "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out[captured.out.index("{"):])
+    assert code == 2  # every input failed (a partial success exits 3)
+    assert report["done"] == []
+    assert [s["file"] for s in report["skipped"]] == [str(corpus[name])]
+    assert message in report["skipped"][0]["reason"]
+    assert "\n" not in report["skipped"][0]["reason"]
+    assert "Traceback" not in captured.err
+    assert not out.exists() or not any(out.iterdir())
