@@ -110,7 +110,7 @@ def _trainer(paths: dict[str, Any], data: str, out: Path, pretrain: int,
         data=str(paths[data]), generator=str(paths["gen"]), out=str(out),
         losses=["mse:1.0"], domain_inversion_losses=[], pretrain_inversion_steps=pretrain,
         steps=10**9, batch_size=args.batch, checkpoint_every=0, log_every=0, sample_every=0,
-        device=args.device, n_blocks=6)
+        device=args.device, n_blocks=6, amp=args.amp)
     trainer = featureshift.FeatureShiftTrainer(cfg, registry=registry)
     trainer.setup()
     return trainer
@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: keep)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
+                        help="mixed precision on CUDA (auto = bf16 where supported)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     if args.threads:
