@@ -2,9 +2,11 @@
 
 ``load_clip("ViT-B-32", weights="ViT-B-32.safetensors")`` builds the
 architecture with ``pretrained=None`` and loads a state dict from a
-``.safetensors`` file or a weights-only ``.pt``/``.bin``.  Without ``weights``
-the model has **random** weights and :attr:`ClipModel.random_weights` says so;
-callers must surface that.
+``.safetensors`` file, a weights-only ``.pt``/``.bin``, or OpenAI's original
+TorchScript ``ViT-B-32.pt`` (its weights are read from the archive without running
+its code, see :mod:`stylebridge.core.torchscript`; OpenAI's models use QuickGELU,
+which is then switched on).  Without ``weights`` the model has **random** weights
+and :attr:`ClipModel.random_weights` says so; callers must surface that.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ class ClipModel:
         return F.normalize(emb, dim=-1) if normalize else emb
 
 
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (OpenAI's original CLIP ``.pt``)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
 def _read_state(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise CheckpointError("no such file", path=path)
@@ -63,19 +75,34 @@ def _read_state(path: Path) -> dict[str, Tensor]:
             return load_file(str(path))
         except Exception as exc:
             raise CheckpointError(f"not a readable safetensors file ({exc})", path=path) from None
+    if is_torchscript(path):
+        from stylebridge.core.torchscript import read_torchscript_state_dict
+
+        return read_torchscript_state_dict(path)
     from stylebridge.core.stylegan2.rosinality import torch_load_safe
 
     try:
         obj = torch_load_safe(path)
     except StylebridgeError as exc:
-        raise CheckpointError(
-            f"{str(exc).removeprefix(f'{path}: ')}; OpenAI's TorchScript .pt files are not "
-            "loaded (they are code): export the state dict to .safetensors", path=path) from None
+        raise CheckpointError(f"{str(exc).removeprefix(f'{path}: ')}", path=path) from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise CheckpointError("does not hold a CLIP state dict", path=path)
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _marked_quick_gelu(path: Path) -> bool:
+    """Converted OpenAI weights carry ``quick_gelu=true`` in their safetensors metadata."""
+    if path.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return (fh.metadata() or {}).get("quick_gelu") == "true"
+    except Exception:
+        return False
 
 
 def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
@@ -85,7 +112,11 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
 
     if name not in open_clip.list_models():
         raise StylebridgeError(f"unknown CLIP model {name!r} (e.g. ViT-B-32, ViT-B-16)")
-    model = open_clip.create_model(name, pretrained=None)
+    quick_gelu = False
+    if weights is not None:
+        path = Path(weights)
+        quick_gelu = path.is_file() and (is_torchscript(path) or _marked_quick_gelu(path))
+    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
     if weights is not None:
         path = Path(weights)
         state = _read_state(path)
