@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,6 +229,18 @@ def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, 
             pending = _Pending()
     if pending.paths:
         yield pending
+
+
+def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Namespace,
+                   enc_size: int, on_batch: Callable[[], None]) -> Iterator[Tensor]:
+    """Stacked encoder inputs of the readable photos (``--align``/``--batch`` from ``args``);
+    each yielded photo is marked done in ``report``, then ``on_batch`` runs."""
+    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
+                               align=args.align, align_size=args.align_size):
+        yield torch.stack(chunk.inputs)
+        for p in chunk.paths:
+            report.ok(p)
+        on_batch()
 
 
 def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -485,16 +497,11 @@ class CalibrateCommand(Command):
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("encoding photos", total=len(paths))
 
-            def batches() -> Iterator[Tensor]:
-                for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
-                                      align=args.align, align_size=args.align_size):
-                    yield torch.stack(chunk.inputs)
-                    for p in chunk.paths:
-                        report.ok(p)
-                    progress.update(task, completed=len(report.done) + len(report.skipped))
-
+            batches = encoder_inputs(paths, report, args, enc_size,
+                                     lambda: progress.update(task, completed=len(report.done)
+                                                             + len(report.skipped)))
             try:
-                enc_means, n_images = encoder_style_means(encoder, gen, batches())
+                enc_means, n_images = encoder_style_means(encoder, gen, batches)
             except StylebridgeError:
                 report.print(console)
                 raise

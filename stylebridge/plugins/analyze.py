@@ -497,9 +497,9 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         INVERSION,
         check_photo_arguments,
         domain_name,
+        encoder_inputs,
         load_encoder_arg,
         load_generator_arg,
-        photo_batches,
     )
     from stylebridge.plugins.domains import load_domain
 
@@ -550,16 +550,11 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("encoding photos", total=len(paths))
 
-        def batches() -> Iterable[Tensor]:
-            for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
-                                  align=args.align, align_size=args.align_size):
-                yield torch.stack(chunk.inputs)
-                for p in chunk.paths:
-                    report.ok(p)
-                progress.update(task, completed=len(report.done) + len(report.skipped))
-
+        batches = encoder_inputs(paths, report, args, enc_size,
+                                 lambda: progress.update(task, completed=len(report.done)
+                                                         + len(report.skipped)))
         try:
-            enc_means, n_images, enc_sims = collect_encoder_stats(encoder, gen, batches(), domains)
+            enc_means, n_images, enc_sims = collect_encoder_stats(encoder, gen, batches, domains)
         except StylebridgeError:
             report.print(console)
             raise
