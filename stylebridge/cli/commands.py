@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,52 @@ from rich.table import Table
 
 from stylebridge.core.interfaces import Command
 from stylebridge.core.spec import coerce_option, parse_plugin_spec
-from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import KINDS, get_registry, hookimpl
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ``stylebridge COMMAND TARGET`` entry (e.g. ``train domain``)."""
+
+    name: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Any], int]
+    help: str = ""
+
+
+class TargetGroup:
+    """The targets of a command such as ``train`` or ``reproduce``, added by plugins.
+
+    A plugin calls :meth:`register` when its module is imported (the registry imports
+    every plugin module before the CLI parser is built).  Registering the same ``run``
+    twice is a no-op; another one under a taken name is an error.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.targets: dict[str, Target] = {}
+
+    def register(self, name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                 run: Callable[[argparse.Namespace, Any], int], *, help: str = "") -> None:
+        old = self.targets.get(name)
+        if old is not None and old.run is not run:
+            raise RegistryError(f"{self.command} target {name!r} is registered twice")
+        self.targets[name] = Target(name, add_arguments, run, help)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+        for target in sorted(self.targets.values(), key=lambda t: t.name):
+            p = sub.add_parser(target.name, help=target.help, description=target.help)
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show full tracebacks instead of one-line errors")
+            target.add_arguments(p)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        target = self.targets.get(args.target)
+        if target is None:  # pragma: no cover - argparse rejects unknown targets
+            raise StylebridgeError(f"unknown {self.command} target {args.target!r}")
+        return int(target.run(args, console) or 0)
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -87,8 +87,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from stylebridge.cli.commands import TargetGroup
 from stylebridge.core.interfaces import Command, DomainMethod, Encoder
-from stylebridge.errors import RegistryError, StylebridgeError
+from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
@@ -135,25 +136,10 @@ FSE_MODES = {"fse_latents": "latents", "fse_features": "features", "fse_shift": 
 # `reproduce` targets
 
 
-@dataclass(frozen=True)
-class ReproduceTarget:
-    name: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Any], int]
-    help: str = ""
-
-
-REPRODUCE_TARGETS: dict[str, ReproduceTarget] = {}
-
-
-def register_reproduce_target(name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                              run: Callable[[argparse.Namespace, Any], int], *,
-                              help: str = "") -> None:
-    """Add ``stylebridge reproduce NAME`` (call it when your plugin module is imported)."""
-    old = REPRODUCE_TARGETS.get(name)
-    if old is not None and old.run is not run:
-        raise RegistryError(f"reproduce target {name!r} is registered twice")
-    REPRODUCE_TARGETS[name] = ReproduceTarget(name, add_arguments, run, help)
+#: ``stylebridge reproduce TARGET``.
+REPRODUCE = TargetGroup("reproduce")
+REPRODUCE_TARGETS = REPRODUCE.targets
+register_reproduce_target = REPRODUCE.register
 
 
 class ReproduceCommand(Command):
@@ -163,18 +149,10 @@ class ReproduceCommand(Command):
     help = "recompute the thesis' results: `reproduce thesis-tables` (Tables 4.1-4.3)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-        for target in sorted(REPRODUCE_TARGETS.values(), key=lambda t: t.name):
-            p = sub.add_parser(target.name, help=target.help, description=target.help)
-            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                           help="show full tracebacks instead of one-line errors")
-            target.add_arguments(p)
+        REPRODUCE.add_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        target = REPRODUCE_TARGETS.get(args.target)
-        if target is None:  # pragma: no cover - argparse rejects unknown targets
-            raise StylebridgeError(f"unknown reproduce target {args.target!r}")
-        return int(target.run(args, console) or 0)
+        return REPRODUCE.run(args, console)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,13 +55,14 @@ import hashlib
 import inspect
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stylebridge.cli.commands import Target, TargetGroup
 from stylebridge.core.interfaces import Command
-from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
+from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
@@ -86,31 +87,11 @@ N_COARSE_CONV = 6
 # The `train` command and its targets
 
 
-@dataclass(frozen=True)
-class TrainTarget:
-    """One ``stylebridge train TARGET`` entry."""
-
-    name: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Any], int]
-    help: str = ""
-
-
-#: ``stylebridge train TARGET``: target name → :class:`TrainTarget`.
-TRAIN_TARGETS: dict[str, TrainTarget] = {}
-
-
-def register_train_target(name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                          run: Callable[[argparse.Namespace, Any], int], *, help: str = "") -> None:
-    """Add ``stylebridge train NAME``: ``add_arguments(parser)`` fills its sub-parser,
-    ``run(args, console)`` returns the exit code.  Call it when your plugin module is
-    imported (the registry imports every plugin module before the CLI parser is built).
-    Registering the same ``run`` twice is a no-op; another one under a taken name is an error.
-    """
-    old = TRAIN_TARGETS.get(name)
-    if old is not None and old.run is not run:
-        raise RegistryError(f"train target {name!r} is registered twice")
-    TRAIN_TARGETS[name] = TrainTarget(name=name, add_arguments=add_arguments, run=run, help=help)
+#: ``stylebridge train TARGET``: the targets (``domain`` here, ``featureshift`` from its plugin).
+TRAIN = TargetGroup("train")
+TRAIN_TARGETS = TRAIN.targets
+TrainTarget = Target
+register_train_target = TRAIN.register
 
 
 class TrainCommand(Command):
@@ -118,18 +99,10 @@ class TrainCommand(Command):
     help = "train a model: `train domain` (text prompt or reference image), ..."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-        for target in sorted(TRAIN_TARGETS.values(), key=lambda t: t.name):
-            p = sub.add_parser(target.name, help=target.help, description=target.help)
-            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                           help="show full tracebacks instead of one-line errors")
-            target.add_arguments(p)
+        TRAIN.add_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        target = TRAIN_TARGETS.get(args.target)
-        if target is None:  # pragma: no cover - argparse rejects unknown targets
-            raise StylebridgeError(f"unknown train target {args.target!r}")
-        return int(target.run(args, console) or 0)
+        return TRAIN.run(args, console)
 
 
 # ---------------------------------------------------------------------------------------------
