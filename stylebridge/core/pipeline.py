@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from stylebridge.core.interfaces import DomainMethod, Inversion
+from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion
 from stylebridge.core.spec import PluginSpec, coerce_option, parse_plugin_spec
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
@@ -113,3 +113,23 @@ def check_compatible(inversion: Inversion, generator: Generator, what: str) -> N
         if tuple(feat.shape[1:]) != shapes[k]:
             raise StylebridgeError(f"{what} gives a feature of shape {list(feat.shape[1:])} at "
                                    f"activation {k}; the generator needs {list(shapes[k])}")
+
+
+def load_encoder(spec_text: str, device: str | torch.device = "cpu") -> tuple[Encoder, bool]:
+    """An encoder from a ``--encoder`` spec, and whether it runs on untrained weights
+    (no checkpoint given or installed, or a checkpoint marked ``random_weights``)."""
+    from stylebridge.core.checkpoint import is_random_weights, read_header
+
+    spec = parse_plugin_spec(spec_text, what="encoder")
+    encoder = load_plugin("encoder", spec, device=device)
+    if not isinstance(encoder, Encoder):
+        raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
+    path = spec.path
+    if path is None and spec.name is not None:  # a bare name may load installed weights
+        from stylebridge.core.weights import WeightsManager
+
+        path = WeightsManager().resolve("encoder", spec.name)
+    random = bool(getattr(encoder, "random_weights", path is None))
+    if path is not None and is_random_weights(read_header(path).extra):
+        random = True
+    return encoder, random

@@ -47,7 +47,7 @@ from torch import Tensor
 from stylebridge.core.checkpoint import is_random_weights
 from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Calibrator, Command, DomainMethod, Encoder, Inversion
-from stylebridge.core.pipeline import check_compatible
+from stylebridge.core.pipeline import check_compatible, load_encoder
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.plugins.calibrators import parse_layers, skip_scale
 from stylebridge.registry import hookimpl
@@ -179,21 +179,6 @@ def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool
         raise StylebridgeError(f"--generator {spec!r}: unknown generator {name!r} (known: stylegan2)")
     ck = load_stylegan2(path, device=device)
     return ck.generator, is_random_weights(ck.header.extra), path
-
-
-def load_encoder_arg(spec_text: str, device: torch.device) -> tuple[Encoder, bool]:
-    from stylebridge.core.checkpoint import read_header
-    from stylebridge.core.pipeline import load_plugin
-    from stylebridge.core.spec import parse_plugin_spec
-
-    spec = parse_plugin_spec(spec_text, what="encoder")
-    encoder = load_plugin("encoder", spec, device=device)
-    if not isinstance(encoder, Encoder):
-        raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
-    random = bool(getattr(encoder, "random_weights", spec.path is None))
-    if spec.path is not None and is_random_weights(read_header(spec.path).extra):
-        random = True
-    return encoder, random
 
 
 @dataclass
@@ -336,7 +321,7 @@ class AdaptCommand(Command):
         if not paths:
             raise StylebridgeError("no input images (folders are searched for image files)")
         gen, gen_random, g_path = load_generator_arg(args.generator, device)
-        encoder, enc_random = load_encoder_arg(args.encoder, device)
+        encoder, enc_random = load_encoder(args.encoder, device)
         methods: dict[str, DomainMethod] = {}
         for i, spec in enumerate(args.method):
             method = load_domain(spec, device=device)
@@ -355,15 +340,14 @@ class AdaptCommand(Command):
             featureshift, fs_header = load_featureshift(args.featureshift, device=device)
             guide_spec = args.guide or fs_header.extra.get("sources", {}).get("guide")
             if guide_spec and guide_spec != args.encoder:
-                guide, guide_random = load_encoder_arg(str(guide_spec), device)
+                guide, guide_random = load_encoder(str(guide_spec), device)
                 enc_random = enc_random or guide_random
         adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                           featureshift=featureshift, guide=guide)
         random = enc_random or gen_random
         if enc_random:
-            console.print(f"[bold yellow]encoder {encoder.name!r} has no checkpoint: it runs on "
-                          "untrained (random) weights; the results show no trained model"
-                          "[/bold yellow]")
+            console.print(f"[bold yellow]encoder {encoder.name!r} runs on untrained (random) "
+                          "weights; the results show no trained model[/bold yellow]")
         if gen_random:
             console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
 
@@ -489,7 +473,7 @@ class CalibrateCommand(Command):
             raise StylebridgeError("no input images (folders are searched for image files)")
         gen, gen_random, g_path = load_generator_arg(args.generator, device)
         skip_scale(gen.n_style_layers, skip)  # range check before the long part
-        encoder, enc_random = load_encoder_arg(args.encoder, device)
+        encoder, enc_random = load_encoder(args.encoder, device)
         prep = getattr(encoder, "preprocessing", None)
         enc_size = int(getattr(prep, "size", 0) or gen.size)
         report = BatchReport()

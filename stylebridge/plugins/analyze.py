@@ -493,12 +493,12 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.core.batch import BatchReport, expand_inputs
     from stylebridge.core.device import resolve_device
     from stylebridge.core.io import atomic_path, write_json
+    from stylebridge.core.pipeline import load_encoder
     from stylebridge.plugins.adapt import (
         INVERSION,
         check_photo_arguments,
         domain_name,
         encoder_inputs,
-        load_encoder_arg,
         load_generator_arg,
     )
     from stylebridge.plugins.domains import load_domain
@@ -514,7 +514,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         raise StylebridgeError("no input images (folders are searched for image files)")
     gen, gen_random, g_path = load_generator_arg(args.generator, device)
     refs = layer_refs(gen, args.layers)
-    encoder, enc_random = load_encoder_arg(args.encoder, device)
+    encoder, enc_random = load_encoder(args.encoder, device)
     encoder.bind_generator(gen)
     domains: dict[str, DomainMethod] = {}
     domain_info: dict[str, dict[str, Any]] = {}

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stylebridge.core.checkpoint import is_random_weights
 from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Command
-from stylebridge.core.pipeline import check_compatible
+from stylebridge.core.pipeline import check_compatible, load_encoder
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -150,8 +150,6 @@ class InvertCommand(Command):
         from stylebridge.core.batch import BatchReport, expand_inputs, iter_images
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import save_png
-        from stylebridge.core.interfaces import Encoder
-        from stylebridge.core.pipeline import load_plugin
         from stylebridge.core.spec import parse_plugin_spec
         from stylebridge.core.stylegan2.checkpoint import load_stylegan2
         from stylebridge.plugins.alignment import align_face, output_names
@@ -172,17 +170,13 @@ class InvertCommand(Command):
 
         g_ckpt = load_stylegan2(g_path, device=device)
         gen = g_ckpt.generator
-        encoder = load_plugin("encoder", spec, device=device)
-        if not isinstance(encoder, Encoder):
-            raise StylebridgeError(f"--encoder {args.encoder!r} did not build an encoder")
+        encoder, enc_random = load_encoder(args.encoder, device)
         encoder.bind_generator(gen)
         enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
-        enc_random = bool(getattr(encoder, "random_weights", spec.path is None))
         gen_random = is_random_weights(g_ckpt.header.extra)
         if enc_random:
-            console.print(f"[bold yellow]encoder {enc_name!r} has no checkpoint: it runs on "
-                          "untrained (random) weights; the inversions show no trained result"
-                          "[/bold yellow]")
+            console.print(f"[bold yellow]encoder {enc_name!r} runs on untrained (random) "
+                          "weights; the inversions show no trained result[/bold yellow]")
         if gen_random:
             console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
         prep = getattr(encoder, "preprocessing", None)
