@@ -46,7 +46,8 @@ class Entry:
 
     @property
     def description(self) -> str:
-        text = getattr(self.obj, "description", "") or (self.obj.__doc__ or "")
+        text = (getattr(self.obj, "description", "") or getattr(self.obj, "help", "")
+                or (self.obj.__doc__ or ""))
         return text.strip().splitlines()[0] if text.strip() else ""
 
 
