@@ -180,37 +180,10 @@ def ref_encoder(sd: Mapping[str, Tensor], x: Tensor, mode: str, n_styles: int,
 
 
 def ros_to_nv(g: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Our (rosinality-layout) generator state → NVlabs StyleGAN2 names (StyleRes' generator_smooth)."""
-    nv: dict[str, Tensor] = {}
-    n_mlp = sum(1 for k in g if re.match(r"^style\.\d+\.weight$", k))
-    n_rgbs = sum(1 for k in g if re.match(r"^to_rgbs\.\d+\.conv\.weight$", k))
-    for i in range(n_mlp):
-        nv[f"mapping.fc{i}.weight"], nv[f"mapping.fc{i}.bias"] = g[f"style.{i + 1}.weight"], g[f"style.{i + 1}.bias"]
-    nv["mapping.w_avg"] = g["latent_avg"]
+    """Our (rosinality-layout) generator state → NVlabs names (StyleRes' generator_smooth)."""
+    from test_nvlabs import ros_to_nv_generator
 
-    def layer(dst: str, src: str, noise: str) -> None:
-        nv[f"{dst}.weight"] = g[f"{src}.conv.weight"][0]
-        nv[f"{dst}.noise_strength"] = g[f"{src}.noise.weight"].reshape(())
-        nv[f"{dst}.bias"] = g[f"{src}.activate.bias"]
-        nv[f"{dst}.noise_const"] = g[f"noises.{noise}"][0, 0]
-        nv[f"{dst}.affine.weight"] = g[f"{src}.conv.modulation.weight"]
-        nv[f"{dst}.affine.bias"] = g[f"{src}.conv.modulation.bias"]
-
-    def torgb(dst: str, src: str) -> None:
-        nv[f"{dst}.weight"] = g[f"{src}.conv.weight"][0]
-        nv[f"{dst}.bias"] = g[f"{src}.bias"].reshape(3)
-        nv[f"{dst}.affine.weight"] = g[f"{src}.conv.modulation.weight"]
-        nv[f"{dst}.affine.bias"] = g[f"{src}.conv.modulation.bias"]
-
-    nv["synthesis.b4.const"] = g["input.input"][0]
-    layer("synthesis.b4.conv1", "conv1", "noise_0")
-    torgb("synthesis.b4.torgb", "to_rgb1")
-    for i in range(n_rgbs):
-        r = 2 ** (i + 3)
-        layer(f"synthesis.b{r}.conv0", f"convs.{2 * i}", f"noise_{2 * i + 1}")
-        layer(f"synthesis.b{r}.conv1", f"convs.{2 * i + 1}", f"noise_{2 * i + 2}")
-        torgb(f"synthesis.b{r}.torgb", f"to_rgbs.{i}")
-    return nv
+    return ros_to_nv_generator({k: v for k, v in g.items() if k != "latent_avg"}, g["latent_avg"])
 
 
 def _images(n: int = 2, size: int = 32, seed: int = 5) -> Tensor:
