@@ -28,11 +28,11 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import interleaved
 
 from stylebridge.core.interfaces import DomainMethod
 from stylebridge.core.pipeline import synthesize
@@ -53,16 +53,6 @@ class Conv1Offset(DomainMethod):
         styles = generator.styles(w_plus)
         styles[0] = styles[0] + self.offset
         return styles
-
-
-def _time(fn: Callable[[], object], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
 
 
 def build(gen_size: int, device: torch.device) -> tuple[dict[str, FSEEncoder], dict[str, FSEEncoder],
@@ -101,14 +91,8 @@ def bench(batch: int, built: tuple, args: argparse.Namespace, device: torch.devi
         variants[f"encode/{mode}"] = lambda e=encode_only[mode]: e.encode(images)
         variants[f"encode+synthesis/{mode}"] = (
             lambda e=with_gen[mode]: synthesize(gen, e.encode(images), method=method))
-    times: dict[str, list[float]] = {k: [] for k in variants}
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            for fn in variants.values():
-                fn()
-        for _ in range(args.repeats):
-            for name, fn in variants.items():
-                times[name].append(_time(fn, device))
+        times = interleaved(variants, device, repeats=args.repeats, warmup=args.warmup)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"batch": batch, "seconds_median": med, "seconds_all": times,
             "images_per_s": {k: batch / v for k, v in med.items()}}

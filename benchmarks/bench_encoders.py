@@ -25,22 +25,17 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import interleaved
 
 from stylebridge.plugins.fse import FSEEncoder
 from stylebridge.plugins.psp import E4EEncoder, PSPEncoder
 from stylebridge.plugins.styleres import StyleResEncoder
 
 RANDOM_WEIGHTS = "random (untrained) weights: timings only, outputs are meaningless"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 ENCODERS = ("psp", "e4e", "styleres", "fse:latents", "fse:features")
@@ -77,19 +72,12 @@ def _runner(name: str, batch: int, device: torch.device) -> Callable[[], torch.T
 
 def bench(names: list[str], batch: int, args: argparse.Namespace, device: torch.device) -> dict:
     runners = {n: _runner(n, batch, device) for n in names}
-    times: dict[str, list[float]] = {n: [] for n in names}
     with torch.inference_mode():
         for _ in range(args.warmup):
             for n, fn in runners.items():
                 if not bool(torch.isfinite(fn()).all()):
                     raise RuntimeError(f"{n}: non-finite output")
-        for _ in range(args.repeats):
-            for n, fn in runners.items():
-                _sync(device)
-                t0 = time.perf_counter()
-                fn()
-                _sync(device)
-                times[n].append(time.perf_counter() - t0)
+        times = interleaved(runners, device, repeats=args.repeats, warmup=0)
     del runners
     return {
         "batch": batch,

@@ -1,22 +1,37 @@
-"""FeatureShift training throughput (steps/s) on a tiny configuration.
+"""FeatureShift training throughput (steps/s): phases and precisions side by side.
 
-Builds a tiny dataset in a temporary folder (a small random-weight StyleGAN2, random
-stand-in encoders, StyleSpace domains with random offsets: nothing here is a trained
-model, only the code paths are timed), then times training steps of three variants
-side by side, interleaved on every repeat (these machines are noisy), and reports
-medians and ratios.  Writes JSON.
+Builds a dataset (a random-weight StyleGAN2, random stand-in encoders, StyleSpace domains
+with random offsets: nothing here is a trained model, only the code paths are timed), then
+times training steps of every (variant, precision) pair, interleaved on every repeat (these
+machines are noisy), and reports medians and ratios.  Writes JSON.
 
-    python benchmarks/bench_featureshift.py                    # CPU, 32 px, batch 4
-    python benchmarks/bench_featureshift.py --size 64 --batch 8 --threads 1 --out res.json
-    python benchmarks/bench_featureshift.py --device cuda --size 256 --channels 128
+    python benchmarks/bench_featureshift.py                         # CPU, tiny preset
+    python benchmarks/bench_featureshift.py --threads 1 --out res.json
+    python benchmarks/bench_featureshift.py --preset full --device cuda \\
+        --precisions fp32,amp --losses thesis --data /tmp/fs-full     # the thesis's size
 
-Variants:
+Presets: ``tiny`` (32 px generator, 32 channels, batch 4) and ``full`` (the thesis's
+size: 1024 px config-f generator with 512-d styles and 8 mapping layers, FSE's
+512×16×16 feature at layer K = 5, FeatureShift 1024 → 768 → 512, 256 px training
+images, batch 8).  Any preset value can be overridden (``--size``, ``--batch``, ...).
+
+Variants (``--variants``):
 * ``inversion``: the pre-training phase (inversion loss only, Δ = 0);
 * ``joint-stored``: inversion + domain loss with Δ and the e4e domain targets read from
   the dataset (``build-dataset`` default);
 * ``joint-on-the-fly``: the same with Δ and targets computed from the stored guiding
   latents each step (``build-dataset --no-per-domain``): two generator passes to
   layer K and one domain render more per step, in exchange for a much smaller dataset.
+
+Precisions (``--precisions``): ``fp32`` and, on CUDA, ``amp`` (bf16 where supported,
+else fp16), ``bf16`` or ``fp16`` — the trainer's ``--amp``.
+
+Losses (``--losses``): ``mse`` (MSE 1.0 only: the generator and FeatureShift dominate)
+or ``thesis`` (MSE 1.0 + LPIPS 0.8 at 256 and 128 px + ID 0.1, with full-size AlexNet and
+IR-SE50 networks on random weights written to the data folder).
+
+``--data DIR`` keeps the generated datasets in DIR and reuses them on the next run (the
+dataset builder resumes), so a GPU session spends its minutes on training steps.
 """
 
 from __future__ import annotations
@@ -27,16 +42,22 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _timing import interleaved
 from PIL import Image
 from torch import Tensor, nn
 
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
+from stylebridge.core.ops import get_backend
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.plugins import domains, featureshift, losses_recon
@@ -44,6 +65,15 @@ from stylebridge.plugins._featureshift_data import build_dataset
 from stylebridge.registry import Registry
 
 LAYER = 5  # FSE's activation: the second 16×16 conv
+VARIANTS = ("inversion", "joint-stored", "joint-on-the-fly")
+PRECISIONS = {"fp32": "off", "amp": "auto", "bf16": "bf16", "fp16": "fp16"}
+PRESETS: dict[str, dict[str, Any]] = {
+    # channels: generator width up to 16 px (None: config-f, 512); images: dataset size
+    "tiny": dict(size=32, channels=32, style_dim=32, n_mlp=2, image_size=32, batch=4,
+                 images=16, domains=2, steps=5, repeats=5, warmup=2),
+    "full": dict(size=1024, channels=None, style_dim=512, n_mlp=8, image_size=256, batch=8,
+                 images=16, domains=2, steps=3, repeats=3, warmup=1),
+}
 
 
 class _StandIn(Encoder):
@@ -71,20 +101,32 @@ class _StandIn(Encoder):
         return Inversion(w_plus=w, features={LAYER: feat})
 
 
-def _setup(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _generator(args: argparse.Namespace) -> Generator:
     torch.manual_seed(0)
-    ch = args.channels
-    gen = Generator(size=args.size, style_dim=args.style_dim, n_mlp=2,
-                    channels={r: (ch if r <= 16 else max(ch // 2, 8)) for r in
-                              (4, 8, 16, 32, 64, 128, 256, 512, 1024)})
+    kw: dict[str, Any] = dict(size=args.size, style_dim=args.style_dim, n_mlp=args.n_mlp)
+    if args.channels is not None:
+        ch = args.channels
+        kw["channels"] = {r: (ch if r <= 16 else max(ch // 2, 8))
+                          for r in (4, 8, 16, 32, 64, 128, 256, 512, 1024)}
+    return Generator(**kw)
+
+
+def _setup(root: Path, args: argparse.Namespace, device: torch.device,
+           variants: list[str]) -> dict[str, Path]:
+    """Generator, images and the datasets the variants need (reused when already built)."""
+    gen = _generator(args)
     gen_path = root / "gen.safetensors"
-    save_stylegan2(gen_path, gen)
-    (root / "images").mkdir()
-    rng = np.random.default_rng(0)
+    save_stylegan2(gen_path, gen)  # deterministic: rewriting it keeps the datasets valid
+    gen = gen.to(device)
     images = []
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    side = args.image_size
     for i in range(args.images):
         path = root / "images" / f"{i:04d}.png"
-        Image.fromarray(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)).save(path)
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        if not path.exists():
+            Image.fromarray(pixels).save(path)
         images.append(path)
     methods = []
     for d in range(args.domains):
@@ -94,78 +136,143 @@ def _setup(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         with torch.no_grad():
             for p in method.offsets.values():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        methods.append((f"domain{d}", method))
-    kw = dict(generator=gen, encoder=_StandIn(gen, True, 1), guide=_StandIn(gen, False, 2),
-              domains=methods, image_size=min(args.size, 256), shard_size=64, batch_size=8)
-    build_dataset(images, root / "stored", per_domain=True, **kw)
-    build_dataset(images, root / "fly", per_domain=False, **kw)
-    return {"gen": gen_path, "stored": root / "stored", "fly": root / "fly"}
+        methods.append((f"domain{d}", method.to(device)))
+    kw = dict(generator=gen, encoder=_StandIn(gen, True, 1).to(device),
+              guide=_StandIn(gen, False, 2).to(device), domains=methods,
+              image_size=args.image_size, shard_size=64, batch_size=min(args.batch, 8),
+              device=device)
+    paths = {"gen": gen_path}
+    wanted = {("fly" if v == "joint-on-the-fly" else "stored") for v in variants}
+    for kind in sorted(wanted):
+        paths[kind] = root / kind
+        build_dataset(images, root / kind, per_domain=kind == "stored", **kw)
+    return paths
 
 
-def _trainer(paths: dict[str, Any], data: str, out: Path, pretrain: int,
-             args: argparse.Namespace) -> featureshift.FeatureShiftTrainer:
+def _thesis_losses(root: Path) -> list[str]:
+    """The thesis's loss set with full-size loss networks on random weights (timing only)."""
+    import torchvision
+
+    from stylebridge.plugins._backbones import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
+
+    alex = root / "alexnet-random.pth"
+    if not alex.exists():
+        torch.manual_seed(0)
+        torch.save(torchvision.models.alexnet(weights=None).state_dict(), alex)
+    arcface = root / "arcface-irse50-random.safetensors"
+    if not arcface.exists():
+        torch.manual_seed(0)
+        model = ArcFaceIRSE50()
+        save_checkpoint(arcface, model.state_dict(), kind=ARCFACE_KIND, plugin=ARCFACE_PLUGIN,
+                        config=model.config(), extra={"note": "random weights (benchmark)"})
+    return ["mse:1.0", f"lpips:0.8:backbone={alex}", f"id:0.1:weights={arcface}"]
+
+
+def _trainer(paths: dict[str, Path], variant: str, precision: str, losses: list[str],
+             out: Path, args: argparse.Namespace) -> featureshift.FeatureShiftTrainer:
     registry = Registry(builtins=False, entry_points=False,
                         extra_plugins=[domains, losses_recon, featureshift])
+    data = paths["fly" if variant == "joint-on-the-fly" else "stored"]
     cfg = featureshift.TrainConfig(
-        data=str(paths[data]), generator=str(paths["gen"]), out=str(out),
-        losses=["mse:1.0"], domain_inversion_losses=[], pretrain_inversion_steps=pretrain,
+        data=str(data), generator=str(paths["gen"]), out=str(out),
+        losses=losses, domain_inversion_losses=[],
+        pretrain_inversion_steps=10**9 if variant == "inversion" else 0,
         steps=10**9, batch_size=args.batch, checkpoint_every=0, log_every=0, sample_every=0,
-        device=args.device, n_blocks=6, amp=args.amp)
+        device=args.device, n_blocks=6, amp=PRECISIONS[precision])
     trainer = featureshift.FeatureShiftTrainer(cfg, registry=registry)
     trainer.setup()
     return trainer
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+@contextmanager
+def _workdir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-featureshift-") as tmp:
+        yield Path(tmp)
+
+
+def _csv(text: str, allowed: tuple[str, ...] | dict[str, str], what: str) -> list[str]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise SystemExit(f"bench_featureshift: --{what} {text!r}: expected a comma-separated "
+                         f"list of {', '.join(allowed)}")
+    return items
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="tiny")
+    for name, kind in (("size", int), ("channels", int), ("style-dim", int), ("n-mlp", int),
+                       ("image-size", int), ("batch", int), ("images", int), ("domains", int),
+                       ("steps", int), ("repeats", int), ("warmup", int)):
+        parser.add_argument(f"--{name}", type=kind, help="override the preset's value")
+    parser.add_argument("--variants", default=None,
+                        help=f"comma-separated subset of {', '.join(VARIANTS)} "
+                             "(default: all for tiny, joint-stored for full)")
+    parser.add_argument("--precisions", default=None,
+                        help="comma-separated fp32, amp, bf16, fp16 (default: fp32 on the CPU, "
+                             "fp32,amp on CUDA)")
+    parser.add_argument("--losses", choices=("mse", "thesis"), default="mse")
+    parser.add_argument("--data", type=Path, help="keep (and reuse) the datasets in this folder")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: keep)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args()
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=32, help="generator resolution (default 32)")
-    parser.add_argument("--channels", type=int, default=32, help="generator width up to 16 px")
-    parser.add_argument("--style-dim", type=int, default=32)
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--domains", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per repeat")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: keep)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
-                        help="mixed precision on CUDA (auto = bf16 where supported)")
-    parser.add_argument("--out", type=Path, help="write the results as JSON")
-    args = parser.parse_args()
+    args = _parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    variants = _csv(args.variants or ("joint-stored" if args.preset == "full"
+                                      else ",".join(VARIANTS)), VARIANTS, "variants")
+    precisions = _csv(args.precisions or ("fp32,amp" if device.type == "cuda" else "fp32"),
+                      PRECISIONS, "precisions")
+    if device.type != "cuda" and precisions != ["fp32"]:
+        raise SystemExit("bench_featureshift: mixed precision is CUDA-only; use --precisions fp32 "
+                         "on the CPU")
 
-    with tempfile.TemporaryDirectory(prefix="bench-featureshift-") as tmp:
-        root = Path(tmp)
+    with _workdir(args.data) as root:
         t0 = time.perf_counter()
-        paths = _setup(root, args)
+        paths = _setup(root, args, device, variants)
         build_s = time.perf_counter() - t0
-        variants = {
-            "inversion": _trainer(paths, "stored", root / "r1", 10**9, args),
-            "joint-stored": _trainer(paths, "stored", root / "r2", 0, args),
-            "joint-on-the-fly": _trainer(paths, "fly", root / "r3", 0, args),
-        }
-        device = next(iter(variants.values())).device
-        for trainer in variants.values():
-            for _ in range(args.warmup):
-                trainer._train_step()
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.repeats):
-            for name, trainer in variants.items():
-                _sync(device)
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    trainer._train_step()
-                _sync(device)
-                times[name].append(args.steps / (time.perf_counter() - start))
+        losses = _thesis_losses(root) if args.losses == "thesis" else ["mse:1.0"]
+        trainers = {f"{v}/{p}": _trainer(paths, v, p, losses, root / "runs" / f"{v}-{p}", args)
+                    for v in variants for p in precisions}
+        amp_dtypes = {k: str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "fp32"
+                      for k, t in trainers.items()}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = interleaved({k: t._train_step for k, t in trainers.items()}, device,
+                              repeats=args.repeats, warmup=args.warmup, calls=args.steps)
+        peak = (torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda"
+                else None)
 
-    med = {name: statistics.median(v) for name, v in times.items()}
+    rates = {k: [1.0 / s for s in v] for k, v in seconds.items()}
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    ratios: dict[str, float] = {}
+    for v in variants:
+        for p in precisions[1:]:
+            ratios[f"{v}: {p} / {precisions[0]}"] = round(med[f"{v}/{p}"]
+                                                          / med[f"{v}/{precisions[0]}"], 3)
+    for p in precisions:
+        if "inversion" in variants and "joint-stored" in variants:
+            ratios[f"{p}: joint-stored / inversion"] = round(
+                med[f"joint-stored/{p}"] / med[f"inversion/{p}"], 3)
+        if "joint-stored" in variants and "joint-on-the-fly" in variants:
+            ratios[f"{p}: joint-on-the-fly / joint-stored"] = round(
+                med[f"joint-on-the-fly/{p}"] / med[f"joint-stored/{p}"], 3)
     result = {
         "benchmark": "featureshift-train-steps",
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -173,14 +280,14 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "losses": losses if args.losses == "mse" else ["mse:1.0", "lpips:0.8", "id:0.1"],
+        "autocast_dtype": amp_dtypes,
+        "ops_backend": get_backend(),
         "dataset_build_s": round(build_s, 3),
+        "peak_gpu_memory_gib": None if peak is None else round(peak, 2),
         "steps_per_s_median": {k: round(v, 3) for k, v in med.items()},
-        "steps_per_s_all": {k: [round(x, 3) for x in v] for k, v in times.items()},
-        "ratios": {
-            "joint-stored / inversion": round(med["joint-stored"] / med["inversion"], 3),
-            "joint-on-the-fly / joint-stored": round(med["joint-on-the-fly"]
-                                                     / med["joint-stored"], 3),
-        },
+        "steps_per_s_all": {k: [round(x, 3) for x in v] for k, v in rates.items()},
+        "ratios": ratios,
         "note": "random-weight stand-ins: throughput of the code paths, not of trained models",
     }
     print(json.dumps(result, indent=2))

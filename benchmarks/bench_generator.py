@@ -28,12 +28,12 @@ import json
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import interleaved
 
 from stylebridge.core.ops import fused_act
 from stylebridge.core.stylegan2 import Generator
@@ -84,16 +84,6 @@ def load_reference(path: Path, gen: Generator) -> torch.nn.Module:
     return ref.eval()
 
 
-def _time(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
-
-
 def bench(size: int, batch: int, args: argparse.Namespace, device: torch.device,
           dtype: torch.dtype) -> dict:
     torch.manual_seed(0)
@@ -117,15 +107,9 @@ def bench(size: int, batch: int, args: argparse.Namespace, device: torch.device,
     variants: dict[str, Callable[[], torch.Tensor]] = {"ours": ours, "plain": plain}
     if ref is not None:
         variants["rosinality"] = lambda: ref([w], input_is_latent=True, noise=noise)[0]
-    times: dict[str, list[float]] = {k: [] for k in variants}
     with torch.no_grad():
         outputs = {k: fn() for k, fn in variants.items()}  # warm-up + agreement check
-        for _ in range(args.warmup - 1):
-            for fn in variants.values():
-                fn()
-        for _ in range(args.repeats):
-            for name, fn in variants.items():
-                times[name].append(_time(fn, device))
+        times = interleaved(variants, device, repeats=args.repeats, warmup=args.warmup - 1)
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
         "size": size, "batch": batch, "dtype": str(dtype).removeprefix("torch."),

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _timing import sync, timed
 
 from stylebridge.plugins import metrics as M
 
@@ -58,11 +59,6 @@ def build(name: str, args: argparse.Namespace) -> M.BaseMetric:
             "id": M.IDMetric}[name](device=device)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_metric(metric: M.BaseMetric, args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     n_batches = max(1, args.images // args.batch)
@@ -72,12 +68,8 @@ def time_metric(metric: M.BaseMetric, args: argparse.Namespace) -> dict[str, Any
     rates = []
     for _ in range(args.repeats):
         metric.reset()
-        _sync(device)
-        start = time.perf_counter()
-        for pred, target in batches:
-            metric.update(pred, target)
-        _sync(device)
-        rates.append(n_batches * args.batch / (time.perf_counter() - start))
+        seconds = timed(lambda: [metric.update(p, t) for p, t in batches], device)
+        rates.append(n_batches * args.batch / seconds)
     start = time.perf_counter()
     values = metric.compute()  # once per evaluation (FID: two 2048² eigenproblems)
     compute_s = time.perf_counter() - start
@@ -104,7 +96,7 @@ def fid_stream(args: argparse.Namespace) -> dict[str, Any]:
         if done % (args.batch * 50) < args.batch:
             rss.append((done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     fid = metric.compute()["fid"]
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
     out: dict[str, Any] = {"images": done, "seconds": seconds, "pairs_per_s": done / seconds,
                            "peak_rss_mib_by_images": rss, "random_weights": metric.random_weights,

@@ -693,19 +693,69 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: fs.TrainConfig, out: str)
     fs.train_featureshift(cfg, registry=make_registry(), on_step=dump)
 
 
-def test_featureshift_ddp_two_gloo_processes(env: Env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("world", [1, 2])
+def test_featureshift_ddp_gloo_processes(env: Env, tmp_path: Path, world: int) -> None:
+    """torchrun's variables → DDP, also with one process (``--nproc_per_node 1``)."""
     import torch.multiprocessing as mp
 
     cfg = tiny_cfg(env, tmp_path / "run", steps=3, pretrain_inversion_steps=1, batch_size=1)
-    mp.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
-    r0 = load_file(tmp_path / "rank0.safetensors")
-    r1 = load_file(tmp_path / "rank1.safetensors")
-    params = {k for k in r0 if "running" not in k and "num_batches" not in k}
-    assert all(torch.equal(r0[k], r1[k]) for k in params)            # gradients were averaged
+    mp.spawn(_ddp_worker, args=(world, _free_port(), cfg, str(tmp_path)), nprocs=world, join=True)
+    ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in range(world)]
+    params = {k for k in ranks[0] if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(ranks[0][k], r[k]) for r in ranks[1:] for k in params)  # averaged
     log = _log(tmp_path / "run" / "log.jsonl")
-    assert log[0]["world_size"] == 2
+    assert log[0]["world_size"] == world and log[0]["backend"] == "gloo"
     assert read_header(tmp_path / "run" / "model.safetensors").extra["step"] == 3
     assert all(np.isfinite(r["total"]) for r in log if "total" in r)
+
+
+def test_featureshift_torchrun_cli_two_processes(env: Env, tmp_path: Path) -> None:
+    """The real launcher: ``torchrun --nproc_per_node 2 -m stylebridge train featureshift``.
+
+    The dataset's domains are real ``stylespace`` checkpoints so that the child processes,
+    which know only the installed plugins, can load them.
+    """
+    import os
+    import subprocess
+
+    from stylebridge.plugins import domains as domain_plugins
+
+    gen = tiny_generator(seed=0)
+    methods = []
+    for d in range(2):
+        method = domain_plugins.StyleSpace(size=gen.size, style_dim=gen.style_dim,
+                                           channels=gen.cfg.channels)
+        with torch.no_grad():
+            for p in method.offsets.values():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(d)) * 0.5)
+        methods.append((f"ss{d}", method))
+    data = tmp_path / "data"
+    build_dataset(env.images, data, generator=gen, encoder=ToyFSE(), guide=ToyGuide(),
+                  domains=methods, image_size=32, shard_size=2, batch_size=2)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "stylebridge", "train", "featureshift", "--data", str(data),
+           "--generator", str(env.gen_path), "--loss", "mse:1.0", "--batch", "1", "--hidden", "48",
+           "--pretrain-inversion-steps", "1", "--steps", "3", "--log-every", "1",
+           "--sample-every", "0", "--device", "cpu", "--out", str(run)]
+    child_env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=child_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = _log(run / "log.jsonl")
+    assert log[0]["world_size"] == 2 and log[0]["backend"] == "gloo"
+    assert [r["step"] for r in log if "total" in r] == [1, 2, 3]        # rank 0 logs alone
+    assert read_header(run / "model.safetensors").extra["step"] == 3
+
+
+def test_featureshift_single_process_has_no_process_group(env: Env, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "4")        # a stray variable alone does not start DDP
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "run", steps=1),
+                                     registry=make_registry())
+    trainer.setup()
+    assert trainer.dist.backend is None and trainer.ddp is trainer.model
 
 
 def test_train_config_refuses_bad_values(env: Env, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ class Target:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, Any], int]
     help: str = ""
+    epilog: str = ""
 
 
 class TargetGroup:
@@ -42,16 +43,18 @@ class TargetGroup:
         self.targets: dict[str, Target] = {}
 
     def register(self, name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                 run: Callable[[argparse.Namespace, Any], int], *, help: str = "") -> None:
+                 run: Callable[[argparse.Namespace, Any], int], *, help: str = "",
+                 epilog: str = "") -> None:
         old = self.targets.get(name)
         if old is not None and old.run is not run:
             raise RegistryError(f"{self.command} target {name!r} is registered twice")
-        self.targets[name] = Target(name, add_arguments, run, help)
+        self.targets[name] = Target(name, add_arguments, run, help, epilog)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
         for target in sorted(self.targets.values(), key=lambda t: t.name):
-            p = sub.add_parser(target.name, help=target.help, description=target.help)
+            p = sub.add_parser(target.name, help=target.help, description=target.help,
+                               epilog=target.epilog or None)
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                            help="show full tracebacks instead of one-line errors")
             target.add_arguments(p)

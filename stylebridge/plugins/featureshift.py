@@ -460,22 +460,32 @@ class _Dist:
     rank: int = 0
     local_rank: int = 0
     created: bool = False
+    backend: str | None = None   # None: a plain single process (no process group)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
+def _launched_distributed() -> bool:
+    """Whether a launcher (torchrun, or a test setting the same variables) asked for DDP.
+
+    ``torchrun`` always sets ``RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR``; with them a run
+    uses DistributedDataParallel even with one process (``--nproc_per_node 1``), so the
+    multi-GPU code path can be checked on one GPU.
+    """
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR"))
+
+
 def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
-    """Single process, or DDP when launched by torchrun (``WORLD_SIZE > 1``)."""
+    """Single process, or DDP (NCCL on CUDA, gloo on the CPU) when launched by torchrun."""
     import torch.distributed as dist
 
     from stylebridge.core.device import resolve_device
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if not _launched_distributed():
         return _Dist(), resolve_device(device_name)
-    rank = int(os.environ.get("RANK", "0"))
+    rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     device = resolve_device(device_name)
     if device.type == "cuda":
@@ -486,7 +496,7 @@ def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         created = True
     return _Dist(world=dist.get_world_size(), rank=dist.get_rank(), local_rank=local,
-                 created=created), device
+                 created=created, backend=str(dist.get_backend())), device
 
 
 def _all_min(value: float, dist_info: _Dist, device: torch.device) -> float:
@@ -625,7 +635,7 @@ class FeatureShiftTrainer:
         self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ddp: nn.Module = self.model
-        if self.dist.world > 1:
+        if self.dist.backend is not None:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp = DistributedDataParallel(
@@ -952,7 +962,8 @@ class FeatureShiftTrainer:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         self._log({"event": "start", "step": self.step, "resumed": self.step > 0,
-                   "world_size": self.dist.world, "device": str(self.device),
+                   "world_size": self.dist.world, "backend": self.dist.backend,
+                   "device": str(self.device),
                    "losses": {k: [t.describe() for t in v] for k, v in self.loss_sets.items()},
                    "config": cfg.to_json(), "model": self.model.config(),
                    "delta_sign": DELTA_SIGN, "layer": self.layer})
@@ -1118,6 +1129,9 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
 
 
 TRAIN_HELP = "train FeatureShift on a `featureshift build-dataset` dataset (thesis losses and phases)"
+TRAIN_EPILOG = ("Multi-GPU: `torchrun --nproc_per_node N -m stylebridge train featureshift ...` "
+                "trains with DistributedDataParallel (NCCL on CUDA, gloo on the CPU); --batch is "
+                "per process and rank 0 writes the checkpoints, log and samples.")
 
 
 def _register_train_target() -> bool:
@@ -1126,7 +1140,8 @@ def _register_train_target() -> bool:
         from stylebridge.plugins.train_domain import register_train_target
     except ImportError:
         return False
-    register_train_target("featureshift", add_train_arguments, run_train, help=TRAIN_HELP)
+    register_train_target("featureshift", add_train_arguments, run_train, help=TRAIN_HELP,
+                          epilog=TRAIN_EPILOG)
     return True
 
 
