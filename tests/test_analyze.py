@@ -301,3 +301,39 @@ def test_cli_matching_encoder_is_calibrated_on_conv_layers(files: dict[str, Path
     assert data["meta"]["random_weights"] is False
     assert "RANDOM WEIGHTS" not in (out / "latents.md").read_text()
     assert (out / "latents.png").is_file() and not (out / "layers").exists()
+
+
+def test_cli_two_encoders_side_by_side(files: dict[str, Path], gen: Any, tmp_path: Path,
+                                       registered: None) -> None:
+    """Repeated --encoder: per-encoder reports in subfolders and one comparison (Fig. 4.10)."""
+    from stylebridge.cli.main import main
+
+    (files["photos"] / "broken.png").unlink()
+    out = tmp_path / "out"
+    rc = main(["analyze", "latents", "-e", "test-analyze-bank:base=1.5,step=0.25",
+               "-e", f"test-analyze-bank:{files['enc']}", "-g", str(files["gen"]),
+               "--images", str(files["photos"]), "--samples", str(N_IMAGES),
+               "-d", str(files["pixar"]), "--no-align", "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    a, b = "test-analyze-bank", "test-analyze-bank-2"
+    comparison = json.loads((out / "latents.json").read_text())
+    assert comparison["encoders"] == [a, b]
+    assert comparison["meta"]["random_parts"] == [f"encoder {a}"]   # b has a checkpoint
+    single = {e: json.loads((out / e / "latents.json").read_text()) for e in (a, b)}
+    assert single[a]["meta"]["random_weights"] and not single[b]["meta"]["random_weights"]
+    layers = gen.style_layers()
+    for row, layer in zip(comparison["layers"], layers, strict=True):
+        assert row["encoders"][a]["alpha"] == pytest.approx(1.5 + 0.25 * layer.latent_index,
+                                                            rel=1e-4)
+        assert row["encoders"][b]["alpha"] == pytest.approx(1.0, abs=1e-5)
+        assert row["encoders"][b]["pattern"] == "calibrated"
+    for k, row in enumerate(comparison["domains"]["pixar"]["layers"]):
+        for e in (a, b):  # the same numbers as the encoder's own report
+            own = single[e]["domains"]["pixar"]["layers"][k]
+            assert row["orig_cos"] == own["orig_cos"]
+            assert row["encoders"][e]["adaptability"] == own["adaptability"]
+        assert row["encoders"][b]["adaptability"] == pytest.approx(0.0, abs=1e-6)
+    md = (out / "latents.md").read_text()
+    assert "RANDOM WEIGHTS" in md and f"| stoch_sim | {a}_sim | {b}_sim |" in md
+    with Image.open(out / "latents.png") as im:
+        assert im.size == (6 * 300, 2 * 300 + 80)

@@ -228,11 +228,17 @@ def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Na
         on_batch()
 
 
-def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
+def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
     from stylebridge.cli.commands import add_device_argument
 
-    parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
-                        help="encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)")
+    help_text = "encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)"
+    if several_encoders:
+        parser.add_argument("--encoder", "-e", required=True, action="append",
+                            metavar="NAME[:CKPT][:k=v,...]",
+                            help=help_text + "; repeatable: encoders compared side by side")
+    else:
+        parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
+                            help=help_text)
     parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
                         help="generator checkpoint (convert upstream files with `convert`)")
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,

@@ -58,13 +58,17 @@ carry are not a change of ``s`` and are not part of Eq. 5 (flagged as
 
 CLI::
 
-    stylebridge analyze latents --encoder e4e:e4e.safetensors --generator ffhq.safetensors \\
+    stylebridge analyze latents --encoder e4e:e4e.safetensors [--encoder fse:fse.safetensors] \\
+        --generator ffhq.safetensors \\
         --images ffhq_small/ --out analysis/ [--samples 3000] [--domain pixar.safetensors ...]
 
 writes ``latents.png`` (one panel per layer: density-coloured scatter of the
 channel means, the ``y = x`` line in green and the fitted ``y = α·x`` line),
 ``layers/layer_XX.png`` with ``--per-layer``, ``latents.md`` and
-``latents.json`` (atomic writes).  Unreadable photos (and, with ``--align``,
+``latents.json`` (atomic writes).  ``--encoder`` is repeatable (the thesis compares
+e4e and FSE): each encoder's report then goes to ``OUT/<encoder>/`` and ``OUT/latents.*``
+hold the side-by-side comparison (one colour per encoder in every panel; α and pattern
+per encoder; per domain Fig. 4.10's ``stoch_sim`` / ``<encoder>_sim`` / ``<encoder>_diff``).  Unreadable photos (and, with ``--align``,
 photos without a face) are skipped and reported; exit 3 when some were
 skipped, 2 when none could be used.  Anything computed with random weights is
 labelled as such in the plot titles, the markdown and the JSON.
@@ -474,7 +478,7 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r2-min", type=float, default=0.5,
                    help="squared correlation below which a layer counts as independent")
     p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
-    add_photo_arguments(p)
+    add_photo_arguments(p, several_encoders=True)
 
 
 def _domain_random(spec_text: str) -> bool:
@@ -483,6 +487,154 @@ def _domain_random(spec_text: str) -> bool:
 
     spec = parse_plugin_spec(spec_text, what="domain method")
     return spec.path is not None and is_random_weights(read_header(spec.path).extra)
+
+
+@dataclass
+class _EncoderRun:
+    """One ``--encoder`` of ``analyze latents``: its statistics and report."""
+
+    label: str
+    spec: str
+    random: bool
+    means: list[Tensor]
+    n_images: int
+    sims: dict[str, SimilarityAccumulator]
+    batch: Any  # BatchReport
+    result: dict[str, Any] | None = None
+
+
+def _write_report(out: Path, result: dict[str, Any], src_means: Sequence[Tensor],
+                  enc_means: Sequence[Tensor], per_layer: bool) -> dict[str, str]:
+    """``latents.png`` (+ ``layers/``), ``latents.md`` and ``latents.json`` of one encoder."""
+    from stylebridge.core.io import atomic_path, write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"plot": "latents.png", "markdown": "latents.md", "json": "latents.json"}
+    save_figure(plot_distributions(src_means, enc_means, result), out / files["plot"])
+    if per_layer:
+        for row in result["layers"]:
+            i = row["index"]
+            save_figure(plot_layer(src_means[i], enc_means[i], row, result["meta"]),
+                        out / "layers" / f"layer_{i:02d}.png")
+        files["per_layer"] = "layers/"
+    result["files"] = files
+    with atomic_path(out / files["markdown"]) as tmp:
+        tmp.write_text(render_markdown(result), encoding="utf-8")
+    write_json(out / files["json"], result)
+    return files
+
+
+def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Several encoders' reports side by side (thesis Fig. 4.9 panels, Fig. 4.10 table).
+
+    ``layers``: per layer, each encoder's α / R² / pattern; ``domains``: per domain
+    and layer, the mapping network's ``orig_cos`` (Fig. 4.10's ``stoch_sim``), each
+    encoder's ``enc_cos`` (``<encoder>_sim``) and adaptability (``<encoder>_diff``).
+    """
+    labels = list(results)
+    first = results[labels[0]]
+    layers = []
+    for k, row in enumerate(first["layers"]):
+        layers.append({"index": row["index"], "name": row["name"], "conv_index": row["conv_index"],
+                       "encoders": {e: {key: results[e]["layers"][k][key]
+                                        for key in ("alpha", "r2", "corr_r2", "pattern")}
+                                    for e in labels}})
+    domains: dict[str, Any] = {}
+    for dname, dom in first["domains"].items():
+        rows = []
+        for k, row in enumerate(dom["layers"]):
+            rows.append({"index": row["index"], "orig_cos": row["orig_cos"],
+                         "encoders": {e: {key: results[e]["domains"][dname]["layers"][k][key]
+                                          for key in ("enc_cos", "adaptability")}
+                                      for e in labels}})
+        domains[dname] = {"layers": rows}
+    return {"encoders": labels, "layers": layers, "domains": domains,
+            "patterns": {e: results[e]["patterns"] for e in labels}}
+
+
+def render_comparison_markdown(comparison: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """The side-by-side report as markdown (one α table, one Eq. 5 table per domain)."""
+    labels = list(comparison["encoders"])
+    lines = ["# Latent distributions: encoders vs mapping network", ""]
+    if meta.get("random_weights"):
+        lines += [f"**{RANDOM_NOTICE}** ({', '.join(meta.get('random_parts', [])) or 'inputs'}): "
+                  "these numbers show no trained model.", ""]
+    for key in ("generator", "samples", "seed", "n_images"):
+        if key in meta:
+            lines.append(f"- {key}: {meta[key]}")
+    lines += [f"- per-encoder reports: {', '.join(f'{e}/latents.md' for e in labels)}", "",
+              "## α per layer", "",
+              "| layer | name | " + " | ".join(f"α {e} | pattern {e}" for e in labels) + " |",
+              "|---:|---|" + "---:|---|" * len(labels)]
+    for row in comparison["layers"]:
+        cells = " | ".join(f"{_fmt(row['encoders'][e]['alpha'])} | {row['encoders'][e]['pattern']}"
+                           for e in labels)
+        lines.append(f"| {row['index']} | {row['name']} | {cells} |")
+    lines.append("")
+    names = {r["index"]: r["name"] for r in comparison["layers"]}
+    for dname, dom in comparison["domains"].items():
+        lines += [f"## Domain adaptability (Eq. 5): {dname}", "",
+                  "stoch_sim = mean cos(s_orig, s_orig + Δs) over z samples; <encoder>_sim the "
+                  "same over the encoded photos; <encoder>_diff = <encoder>_sim − stoch_sim.", "",
+                  "| layer | name | stoch_sim | " + " | ".join(f"{e}_sim" for e in labels) + " | "
+                  + " | ".join(f"{e}_diff" for e in labels) + " |",
+                  "|---:|---|---:|" + "---:|" * (2 * len(labels))]
+        for row in dom["layers"]:
+            sims = " | ".join(_fmt(row["encoders"][e]["enc_cos"], ".4f") for e in labels)
+            diffs = " | ".join(_fmt(row["encoders"][e]["adaptability"], "+.4f") for e in labels)
+            lines.append(f"| {row['index']} | {names.get(row['index'], '')} | "
+                         f"{_fmt(row['orig_cos'], '.4f')} | {sims} | {diffs} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot_comparison(source_means: Sequence[Tensor], encoder_means: Mapping[str, Sequence[Tensor]],
+                    results: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any], *,
+                    ncols: int = 6) -> Figure:
+    """Fig. 4.9 with several encoders: per layer, one colour per encoder and its α line."""
+    from matplotlib.figure import Figure
+
+    labels = list(results)
+    rows = list(results[labels[0]]["layers"])
+    n = len(rows)
+    cols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / cols))
+    fig = Figure(figsize=(3.0 * cols, 3.0 * nrows + 0.8), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False).flatten()
+    colours = ["tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+    for k, (ax, row) in enumerate(zip(axes, rows, strict=False)):
+        i = row["index"]
+        x = source_means[i].double().cpu().numpy()
+        values = [x]
+        title = []
+        for j, e in enumerate(labels):
+            y = encoder_means[e][i].double().cpu().numpy()
+            values.append(y)
+            colour = colours[j % len(colours)]
+            ax.scatter(x, y, s=5, color=colour, alpha=0.5, linewidths=0, zorder=3, label=e)
+            alpha = results[e]["layers"][k]["alpha"]
+            title.append(f"α_{e}={_fmt(alpha, '.3g')}")
+            if alpha is not None:
+                lo, hi = float(x.min()), float(x.max())
+                b = results[e]["layers"][k]["intercept"] or 0.0
+                ax.plot([lo, hi], [alpha * lo + b, alpha * hi + b], color=colour, lw=1, ls="--",
+                        zorder=2)
+        lo = float(min(v.min() for v in values))
+        hi = float(max(v.max() for v in values))
+        ax.plot([lo, hi], [lo, hi], color="tab:green", lw=1, zorder=1, label="y = x")
+        ax.set_title(f"{i}: {row['name']}\n" + " ".join(title), fontsize=7)
+        ax.tick_params(labelsize=6)
+        if k == 0:
+            ax.legend(fontsize=6, loc="upper left")
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    fig.supxlabel("mapping network: per-channel mean of s over z ~ N(0, I)", fontsize=9)
+    fig.supylabel("encoders: per-channel mean of s over the images", fontsize=9)
+    title = "per-channel style means: " + ", ".join(labels) + " vs the mapping network"
+    if meta.get("random_weights"):
+        title += f"\n{RANDOM_NOTICE} ({', '.join(meta.get('random_parts', []))}): not a trained model"
+    fig.suptitle(title, fontsize=10, color="tab:red" if meta.get("random_weights") else "black")
+    return fig
 
 
 def run_latents(args: argparse.Namespace, console: Console) -> int:
@@ -504,6 +656,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.plugins.domains import load_domain
 
     check_photo_arguments(args)
+    specs: list[str] = args.encoder if isinstance(args.encoder, list) else [args.encoder]
     if args.samples < 1:
         raise StylebridgeError(f"--samples {args.samples}: must be >= 1")
     if args.alpha_tol < 0:
@@ -514,8 +667,17 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         raise StylebridgeError("no input images (folders are searched for image files)")
     gen, gen_random, g_path = load_generator_arg(args.generator, device)
     refs = layer_refs(gen, args.layers)
-    encoder, enc_random = load_encoder(args.encoder, device)
-    encoder.bind_generator(gen)
+    encoders: list[tuple[str, str, Encoder, bool]] = []
+    for spec in specs:
+        encoder, enc_random = load_encoder(spec, device)
+        encoder.bind_generator(gen)
+        label, k = encoder.name, 2
+        while label in {e[0] for e in encoders}:
+            label, k = f"{encoder.name}-{k}", k + 1
+        encoders.append((label, spec, encoder, enc_random))
+        if enc_random:
+            console.print(f"[bold yellow]encoder {encoder.name!r} runs on untrained (random) "
+                          "weights: the statistics show no trained model[/bold yellow]")
     domains: dict[str, DomainMethod] = {}
     domain_info: dict[str, dict[str, Any]] = {}
     dom_random = False
@@ -534,76 +696,107 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         has_w = getattr(method, "has_weight_offsets", None)
         domain_info[unique] = {"spec": spec, "method": method.name, "random_weights": rnd,
                                "weight_offsets_excluded": bool(has_w and has_w())}
-    random_inputs = {"encoder": enc_random, "generator": gen_random, "domains": dom_random}
-    random = enc_random or gen_random
-    if enc_random:
-        console.print(f"[bold yellow]encoder {encoder.name!r} runs on untrained (random) weights: "
-                      "the statistics show no trained model[/bold yellow]")
     if gen_random:
         console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
     if dom_random:
         console.print("[bold yellow]some domains are random-weight checkpoints[/bold yellow]")
 
-    prep = getattr(encoder, "preprocessing", None)
-    enc_size = int(getattr(prep, "size", 0) or gen.size)
-    report = BatchReport()
+    runs: list[_EncoderRun] = []
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("encoding photos", total=len(paths))
+        for label, spec, encoder, enc_random in encoders:
+            prep = getattr(encoder, "preprocessing", None)
+            enc_size = int(getattr(prep, "size", 0) or gen.size)
+            report = BatchReport()
+            task = progress.add_task(f"encoding photos ({label})", total=len(paths))
 
-        batches = encoder_inputs(paths, report, args, enc_size,
-                                 lambda: progress.update(task, completed=len(report.done)
-                                                         + len(report.skipped)))
-        try:
-            enc_means, n_images, enc_sims = collect_encoder_stats(encoder, gen, batches, domains)
-        except StylebridgeError:
-            report.print(console)
-            raise
+            def tick(report: BatchReport = report, task: Any = task) -> None:
+                progress.update(task, completed=len(report.done) + len(report.skipped))
+
+            batches = encoder_inputs(paths, report, args, enc_size, tick)
+            try:
+                means, n_images, sims = collect_encoder_stats(encoder, gen, batches, domains)
+            except StylebridgeError:
+                report.print(console)
+                raise
+            runs.append(_EncoderRun(label, spec, enc_random, means, n_images, sims, report))
         sample_task = progress.add_task(f"sampling {args.samples} z", total=args.samples)
         src_means, src_sims = collect_mapping_stats(
             gen, domains, args.samples, seed=args.seed,
             advance=lambda n: progress.advance(sample_task, n))
 
-    result = build_report(src_means, enc_means, refs, source_sims=src_sims, encoder_sims=enc_sims,
-                          fit=args.fit, alpha_tol=args.alpha_tol, r2_min=args.r2_min)
-    for name, info in domain_info.items():
-        result["domains"][name] = {**info, **result["domains"][name]}
-    meta = {"encoder": args.encoder, "generator": str(g_path), "n_images": n_images,
-            "samples": args.samples, "seed": args.seed, "layers": args.layers,
-            "aligned": bool(args.align), "random_weights": random or dom_random,
-            "random_inputs": random_inputs}
-    if random or dom_random:
-        meta["notes"] = ["computed with random weights: not real statistics"]
-    result = {"meta": meta, **result}
+    for run in runs:
+        result = build_report(src_means, run.means, refs, source_sims=src_sims,
+                              encoder_sims=run.sims, fit=args.fit, alpha_tol=args.alpha_tol,
+                              r2_min=args.r2_min)
+        for name, info in domain_info.items():
+            result["domains"][name] = {**info, **result["domains"][name]}
+        random_inputs = {"encoder": run.random, "generator": gen_random, "domains": dom_random}
+        meta = {"encoder": run.spec, "generator": str(g_path), "n_images": run.n_images,
+                "samples": args.samples, "seed": args.seed, "layers": args.layers,
+                "aligned": bool(args.align), "random_weights": any(random_inputs.values()),
+                "random_inputs": random_inputs}
+        if meta["random_weights"]:
+            meta["notes"] = ["computed with random weights: not real statistics"]
+        run.result = {"meta": meta, **result, **run.batch.as_dict()}
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"plot": "latents.png", "markdown": "latents.md", "json": "latents.json"}
-    fig = plot_distributions(src_means, enc_means, result)
-    save_figure(fig, out / files["plot"])
-    if args.per_layer:
-        for row in result["layers"]:
-            i = row["index"]
-            save_figure(plot_layer(src_means[i], enc_means[i], row, result["meta"]),
-                        out / "layers" / f"layer_{i:02d}.png")
-        files["per_layer"] = "layers/"
-    result["files"] = files
-    result.update(report.as_dict())
-    with atomic_path(out / files["markdown"]) as tmp:
-        tmp.write_text(render_markdown(result), encoding="utf-8")
-    write_json(out / files["json"], result)
+    random = gen_random or dom_random or any(r.random for r in runs)
+    if len(runs) == 1:
+        run = runs[0]
+        assert run.result is not None
+        written = list(_write_report(out, run.result, src_means, run.means,
+                                     args.per_layer).values())
+    else:
+        for run in runs:
+            assert run.result is not None
+            _write_report(out / run.label, run.result, src_means, run.means, args.per_layer)
+        results = {r.label: r.result for r in runs if r.result is not None}
+        parts = [f"encoder {r.label}" for r in runs if r.random]
+        parts += ["generator"] * gen_random + ["domains"] * dom_random
+        meta = {"encoders": {r.label: r.spec for r in runs}, "generator": str(g_path),
+                "samples": args.samples, "seed": args.seed,
+                "n_images": {r.label: r.n_images for r in runs},
+                "random_weights": random, "random_parts": parts}
+        comparison = {"meta": meta, **compare_reports(results)}
+        save_figure(plot_comparison(src_means, {r.label: r.means for r in runs}, results, meta),
+                    out / "latents.png")
+        with atomic_path(out / "latents.md") as tmp:
+            tmp.write_text(render_comparison_markdown(comparison, meta), encoding="utf-8")
+        write_json(out / "latents.json", comparison)
+        written = ["latents.png", "latents.md", "latents.json",
+                   *(f"{r.label}/" for r in runs)]
 
-    table = Table(title=f"alpha per style layer ({n_images} photos, {args.samples} samples)"
-                  + (f" [{RANDOM_NOTICE}]" if random or dom_random else ""))
-    for col in ("layer", "name", "alpha", "R²", "corr r²", "pattern", *domains):
-        table.add_column(col, justify="left" if col in ("name", "pattern") else "right")
-    for k, row in enumerate(result["layers"]):
-        adapt = [_fmt(result["domains"][d]["layers"][k]["adaptability"], "+.3f") for d in domains]
-        table.add_row(str(row["index"]), row["name"], _fmt(row["alpha"]), _fmt(row["r2"], ".3f"),
-                      _fmt(row["corr_r2"], ".3f"), row["pattern"], *adapt)
+    n_text = ", ".join(f"{r.n_images} photos" + (f" ({r.label})" if len(runs) > 1 else "")
+                       for r in runs)
+    table = Table(title=f"alpha per style layer ({n_text}, {args.samples} samples)"
+                  + (f" [{RANDOM_NOTICE}]" if random else ""))
+    table.add_column("layer", justify="right")
+    table.add_column("name")
+    for run in runs:
+        tag = f" {run.label}" if len(runs) > 1 else ""
+        table.add_column(f"alpha{tag}", justify="right")
+        if len(runs) == 1:
+            table.add_column("R²", justify="right")
+            table.add_column("corr r²", justify="right")
+        table.add_column(f"pattern{tag}")
+        for d in domains:
+            table.add_column(d + tag, justify="right")
+    for k, ref in enumerate(refs):
+        cells = [str(ref.index), ref.name]
+        for run in runs:
+            assert run.result is not None
+            row = run.result["layers"][k]
+            cells.append(_fmt(row["alpha"]))
+            if len(runs) == 1:
+                cells += [_fmt(row["r2"], ".3f"), _fmt(row["corr_r2"], ".3f")]
+            cells.append(row["pattern"])
+            cells += [_fmt(run.result["domains"][d]["layers"][k]["adaptability"], "+.3f")
+                      for d in domains]
+        table.add_row(*cells)
     console.print(table)
-    console.print(f"[green]wrote[/green] {', '.join(files.values())} to {out}")
-    report.print(console)
-    return report.exit_code
+    console.print(f"[green]wrote[/green] {', '.join(written)} to {out}")
+    runs[0].batch.print(console)  # every encoder reads the same photos: one report
+    return max(run.batch.exit_code for run in runs)
 
 
 class AnalyzeCommand(Command):
