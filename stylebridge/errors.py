@@ -43,3 +43,7 @@ class UnsafePickleError(ConversionError):
 
 class ImageError(StylebridgeError):
     """An image file that cannot be read or used."""
+
+
+class LossInputError(StylebridgeError, ValueError):
+    """A loss that needs a batch field the trainer does not fill."""

@@ -251,3 +251,12 @@ def test_adversarial_needs_a_discriminator(tmp_path: Path) -> None:
     save_stylegan2(path, gen)
     with pytest.raises(StylebridgeError, match="has no discriminator"):
         AdversarialLoss(discriminator=str(path))
+
+
+@pytest.mark.parametrize("value", ["nope", "true:net=vgg", 2])
+def test_allow_random_takes_only_booleans(value: Any) -> None:
+    """`allow_random=nope` must not enable a random-weight loss network (bool("nope") is True)."""
+    for cls in (LPIPSLoss, IDLoss):
+        with pytest.raises(ValueError, match=r"allow_random=.*expected true or false"):
+            cls(allow_random=value)
+    assert IDLoss(allow_random="yes").random_weights

@@ -634,3 +634,41 @@ def test_eval_labels_random_weights_and_duplicates(eval_dirs, tmp_path: Path, ca
     assert clip["config"]["text"] == "a pixar character, 3d render"
     assert {"ssim[ssim]", "ssim[ssim:gaussian=true]", "lpips", "clip_quality"} <= set(data["mean"])
     assert all(-1.0 <= row["clip_quality"] <= 1.0 for row in data["per_image"])
+
+
+def test_eval_runs_a_metric_written_to_the_bare_interface(eval_dirs, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys) -> None:
+    """A third-party Metric with only reset/update/compute (the documented interface) works."""
+    import types
+
+    from stylebridge.core.interfaces import Metric
+    from stylebridge.registry import hookimpl
+    from stylebridge.registry import registry as registry_mod
+
+    class MeanAbsDiff(Metric):
+        name = "mean-abs-diff"
+
+        def reset(self) -> None:
+            self.total, self.n = 0.0, 0
+
+        def update(self, pred, target=None, **context) -> None:
+            self.total += float((pred - target).abs().mean(dim=(1, 2, 3)).sum())
+            self.n += pred.shape[0]
+
+        def compute(self) -> dict[str, float]:
+            return {"mad": self.total / self.n}
+
+    mod = types.ModuleType("bare_metric_pkg")
+    mod.register_metrics = hookimpl(lambda register: register(MeanAbsDiff))  # type: ignore[attr-defined]
+    monkeypatch.setattr(registry_mod, "_REGISTRY", Registry(extra_plugins=[mod],
+                                                            entry_points=False))
+    pred, target, pairs = eval_dirs
+    out_json = tmp_path / "r.json"
+    code = main(["eval", "--metric", "mean-abs-diff", "--pred", str(pred), "--target",
+                 str(target), "--json", str(out_json)])
+    assert code == 3, capsys.readouterr()   # the unreadable pair is skipped
+    data = json.loads(out_json.read_text())
+    expected = np.mean([np.abs(p / 255.0 - t / 255.0).mean() for p, t in pairs.values()])
+    assert data["mean"]["mad"] == pytest.approx(expected, abs=1e-4)
+    assert data["metrics"]["mean-abs-diff"]["random_weights"] is False

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from stylebridge.core.interfaces import Converter, Encoder, Inversion, Preprocessing
-from stylebridge.errors import RegistryError
+from stylebridge.errors import CheckpointError, RegistryError
 from stylebridge.registry import KINDS, Registry, hookimpl
 from stylebridge.registry import registry as registry_mod
 
@@ -173,5 +173,115 @@ def test_save_and_load_plugin_object_from_checkpoint(tmp_path: Path) -> None:
                            plugin=enc.name, config=enc.config())
     again = reg.load("encoder", path)
     assert isinstance(again, _ToyEncoder) and torch.equal(again.w, enc.w)
-    with pytest.raises(RegistryError, match="unknown encoder 'toy'"):
+    with pytest.raises(CheckpointError, match="needs the encoder plugin 'toy', which is not "
+                       "installed"):
         Registry(builtins=False, entry_points=False).load("encoder", path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A faulty installed package is isolated: reported, its hook dropped, everything else works
+
+
+def _install(monkeypatch: pytest.MonkeyPatch, *modules: types.ModuleType) -> None:
+    """Make ``modules`` importable and declare each as an entry point of the group."""
+    import sys
+
+    eps = []
+    for mod in modules:
+        monkeypatch.setitem(sys.modules, mod.__name__, mod)
+        eps.append(importlib.metadata.EntryPoint(name=mod.__name__, value=mod.__name__,
+                                                 group="stylebridge"))
+    monkeypatch.setattr(registry_mod.importlib.metadata, "entry_points",
+                        lambda group=None: eps if group == "stylebridge" else [])
+
+
+def _module(name: str, **hooks: Any) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    for attr, fn in hooks.items():
+        setattr(mod, attr, hookimpl(fn))
+    return mod
+
+
+class _E4EClash(_ToyEncoder):
+    name = "e4e"
+
+
+class _BadName(_ToyEncoder):
+    name = "Bad Name"
+
+
+def _raising(register):
+    raise RuntimeError("exploded on purpose")
+
+
+def test_faulty_installed_packages_are_isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = _plugin("good_pkg", _ToyEncoder)
+    raising = _module("raising_pkg", register_encoders=_raising)
+    signature = _module("signature_pkg", register_calibrators=lambda reg: None)
+    clash = _plugin("clash_pkg", _E4EClash)
+    partial = _plugin("partial_pkg", type("Fine", (_ToyEncoder,), {"name": "fine"}), _BadName)
+    typo = _module("typo_pkg", register_calibrator=lambda register: None,
+                   register_losses=lambda register: None)
+    _install(monkeypatch, good, raising, signature, clash, partial, typo)
+    reg = Registry()
+    names = reg.names("encoder")
+    assert "toy" in names and "e4e" in names and "fine" not in names  # partial: all or nothing
+    assert reg.get("encoder", "e4e").provider == "stylebridge"
+    assert "stylegan2-rosinality" in reg.names("converter")
+    errors = {f.provider: f.error for f in reg.failures}
+    assert set(errors) == {"raising_pkg", "signature_pkg", "clash_pkg", "partial_pkg", "typo_pkg"}
+    assert "register_encoders failed" in errors["raising_pkg"]
+    assert "RuntimeError: exploded on purpose" in errors["raising_pkg"]
+    assert errors["signature_pkg"].startswith("not loaded:") and "reg" in errors["signature_pkg"]
+    assert "'e4e' is registered twice: by 'stylebridge' and by 'clash_pkg'" in errors["clash_pkg"]
+    assert "invalid name 'Bad Name'" in errors["partial_pkg"]
+    assert "did you mean 'register_calibrators'" in errors["typo_pkg"]
+    # an unknown name points at the packages that failed
+    with pytest.raises(RegistryError, match="failed to load, see `stylebridge plugins`") as info:
+        reg.get("encoder", "fine")
+    assert "clash_pkg" in str(info.value) and "raising_pkg" in str(info.value)
+
+
+def test_cli_keeps_working_with_a_broken_package(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from stylebridge.cli.main import main
+
+    _install(monkeypatch, _module("raising_pkg", register_encoders=_raising))
+    monkeypatch.setattr(registry_mod, "_REGISTRY", None)
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [f["provider"] for f in data["failed"]] == ["raising_pkg"]
+    assert "e4e" in {e["name"] for e in data["encoder"]}
+    monkeypatch.setattr(registry_mod, "_REGISTRY", None)
+
+
+def test_explicit_plugins_still_fail_loudly() -> None:
+    """extra_plugins (tests, embedding code) are the caller's code: faults raise at once."""
+    with pytest.raises(RegistryError, match="not a stylebridge hook; did you mean "
+                                            "'register_calibrators'"):
+        Registry(builtins=False, entry_points=False,
+                 extra_plugins=[_module("typo", register_calibrator=lambda register: None)])
+    with pytest.raises(RegistryError, match="hook signature does not match"):
+        Registry(builtins=False, entry_points=False,
+                 extra_plugins=[_module("sig", register_calibrators=lambda reg: None)])
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_module(
+        "raising", register_encoders=_raising)])
+    with pytest.raises(RuntimeError, match="exploded"):
+        reg.names("encoder")
+
+
+def test_constructor_value_errors_name_the_plugin_and_package() -> None:
+    class Picky(_ToyEncoder):
+        name = "picky"
+
+        def __init__(self, mode: str = "a") -> None:
+            if mode not in ("a", "b"):
+                raise ValueError(f"mode must be a or b, got {mode!r}")
+            super().__init__()
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("picky_pkg", Picky)])
+    with pytest.raises(RegistryError, match=r"cannot build encoder 'picky' \(from picky_pkg\) "
+                                            r"from its options: ValueError: mode must be a or b"):
+        reg.create("encoder", "picky", mode="zzz")

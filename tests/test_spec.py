@@ -50,7 +50,8 @@ def test_loss_specs() -> None:
     assert parse_loss_spec("corr:1e3").weight == pytest.approx(1000.0)
     spec = parse_loss_spec("lpips:0.8:net=vgg")
     assert (spec.name, spec.options) == ("lpips", {"net": "vgg"})
-    assert parse_loss_spec("id").weight == 1.0
+    with pytest.raises(SpecError, match=r"give the weight, NAME:WEIGHT \(e.g. id:1.0\)"):
+        parse_loss_spec("id")
     for bad, msg in [("lpips:x", "not a number"), ("lpips:-1", ">= 0"), ("lpips:nan", "finite"),
                      ("", "empty"), ("Bad:1", "invalid name")]:
         with pytest.raises(SpecError, match=msg):

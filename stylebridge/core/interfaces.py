@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
@@ -190,13 +191,26 @@ class DomainMethod(nn.Module, Plugin, ABC):
 class LossBatch:
     """Everything a loss may read.  A loss reads only the fields it needs.
 
-    Unset fields are ``None``; :meth:`require` raises a clear error naming the
-    loss and the missing field.
+    Unset fields are ``None``; :meth:`require` raises a one-line error naming the
+    loss and the missing field.  Images are RGB in ``[-1, 1]``.  What each trainer fills:
+
+    * ``train featureshift`` (paired): ``images`` = the *target* (the real photo for
+      the inversion loss, the e4e domain inversion for the domain loss),
+      ``reconstructions`` = the generator output being trained, ``latents``,
+      ``styles`` / ``source_styles`` (with / without the domain), ``features`` (F'),
+      ``target_features`` (F); extras ``step``, ``phase`` and, in the domain phases,
+      ``delta`` and ``domain``.
+    * ``train domain`` (unpaired): ``images`` = the adapted generator output being
+      trained, ``source_images`` = the frozen source generator's output for the same
+      w+, ``latents``, ``styles`` / ``source_styles``, ``text`` (the prompt); extras
+      ``step``, ``total_steps``, ``clip_guide`` and, for encoder-based losses,
+      ``target_latents`` / ``source_latents``.  ``reconstructions`` is not set, so
+      reconstruction losses (``mse``, ``lpips``, ``id``) are FeatureShift-only.
     """
 
-    images: Tensor | None = None           # targets in [-1, 1]
-    reconstructions: Tensor | None = None  # generator output in [-1, 1]
-    source_images: Tensor | None = None    # e.g. frozen-source generator output
+    images: Tensor | None = None           # featureshift: target; train domain: output
+    reconstructions: Tensor | None = None  # featureshift: generator output being trained
+    source_images: Tensor | None = None    # train domain: frozen-source generator output
     latents: Tensor | None = None          # w+ [B, n_latent, style_dim]
     styles: list[Tensor] | None = None     # adapted s, one per modulated layer
     source_styles: list[Tensor] | None = None
@@ -208,7 +222,10 @@ class LossBatch:
     def require(self, name: str, loss: str) -> Any:
         value = getattr(self, name) if name in {f.name for f in fields(self)} else self.extras.get(name)
         if value is None:
-            raise ValueError(f"loss {loss!r} needs '{name}' in its batch, which the trainer did not supply")
+            from stylebridge.errors import LossInputError
+
+            raise LossInputError(f"loss {loss!r} needs '{name}' in its batch, which this trainer "
+                                 "does not supply (see LossBatch for what each trainer fills)")
         return value
 
 
@@ -225,7 +242,24 @@ class Loss(nn.Module, Plugin, ABC):
 
 
 class Metric(Plugin, ABC):
-    """A streaming metric: ``update`` per batch, ``compute`` at the end."""
+    """A streaming metric: ``update`` per batch, ``compute`` at the end.
+
+    ``stylebridge eval`` also reads the attributes below (the defaults suit a metric
+    that compares pairs and reports only means) and passes ``device=`` when
+    ``__init__`` takes a ``device`` parameter.  For per-image values subclass
+    :class:`stylebridge.plugins.metrics.PerImageMetric` and implement ``score``.
+    """
+
+    #: ``update`` needs a target batch (``eval`` then requires ``--target``).
+    needs_target: ClassVar[bool] = True
+    #: the metric runs on untrained weights: its numbers are labelled, never reported as real.
+    random_weights: bool = False
+    #: per-image values of the latest ``update`` (``{key: [one float per image]}``), if any.
+    last: Mapping[str, Sequence[float]] = MappingProxyType({})
+
+    def notes(self) -> list[str]:
+        """Lines ``eval`` prints under the table (e.g. which weights were used)."""
+        return ["RANDOM WEIGHTS: this number is not the real metric"] if self.random_weights else []
 
     @abstractmethod
     def reset(self) -> None: ...

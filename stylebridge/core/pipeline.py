@@ -58,8 +58,11 @@ def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device
             obj = registry.load(kind, cached, name=spec.name, device=str(device), **options)
         elif getattr(entry.obj, "requires_weights", False):
             known = manager.candidates(kind, spec.name)
+            how = ("convert the official file with `stylebridge convert`"
+                   if entry.provider == "stylebridge" else
+                   f"its weights come with plugin package {entry.provider}")
             hint = (manager.missing_message(known[0]) if known else
-                    f"use {spec.name}:CHECKPOINT (convert the official file with `stylebridge convert`)")
+                    f"use {spec.name}:CHECKPOINT ({how})")
             raise StylebridgeError(f"{kind.replace('_', ' ')} {spec.name!r} needs weights; {hint}")
         else:
             obj = registry.create(kind, spec.name, **options)

@@ -94,7 +94,7 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A parsed ``NAME[:WEIGHT][:OPTIONS]`` loss specification."""
+    """A parsed ``NAME:WEIGHT[:OPTIONS]`` loss specification."""
 
     name: str
     weight: float = 1.0
@@ -110,14 +110,14 @@ def parse_loss_spec(text: str) -> LossSpec:
     name = parts[0]
     if not _NAME_RE.match(name):
         raise SpecError(f"loss spec {raw!r}: invalid name {name!r}")
-    weight = 1.0
-    if len(parts) >= 2:
-        try:
-            weight = float(parts[1])
-        except ValueError:
-            raise SpecError(f"loss spec {raw!r}: weight {parts[1]!r} is not a number") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise SpecError(f"loss spec {raw!r}: weight must be a finite number >= 0")
+    if len(parts) < 2 or not parts[1].strip():
+        raise SpecError(f"loss spec {raw!r}: give the weight, NAME:WEIGHT (e.g. {name}:1.0)")
+    try:
+        weight = float(parts[1])
+    except ValueError:
+        raise SpecError(f"loss spec {raw!r}: weight {parts[1]!r} is not a number") from None
+    if not math.isfinite(weight) or weight < 0:
+        raise SpecError(f"loss spec {raw!r}: weight must be a finite number >= 0")
     options = _parse_options(parts[2], raw) if len(parts) == 3 else {}
     return LossSpec(name=name, weight=weight, options=options)
 
@@ -137,3 +137,22 @@ def coerce_option(value: str) -> bool | int | float | str:
         return float(value)
     except ValueError:
         return value
+
+
+def as_bool(value: object, option: str) -> bool:
+    """A boolean plugin option: ``True``/``False`` or true/false, yes/no, on/off, 1/0.
+
+    Anything else is refused (``bool("nope")`` would be ``True``).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in {"true", "yes", "on", "1"}:
+            return True
+        if low in {"false", "no", "off", "0"}:
+            return False
+    raise ValueError(f"{option}={value!r}: expected true or false (options are separated by "
+                     "commas: name:weight:a=1,b=2)")

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylebridge.core.interfaces import Loss, LossBatch
+from stylebridge.core.spec import as_bool
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -138,7 +139,7 @@ class LPIPSLoss(Loss):
         self.net = net
         self.backbone = None if backbone is None else str(backbone)
         self.resolutions = _parse_resolutions(resolutions)
-        self.allow_random = bool(allow_random)
+        self.allow_random = as_bool(allow_random, "allow_random")
         import lpips
 
         from stylebridge.plugins.metrics import TORCHVISION_FILES, load_lpips_backbone
@@ -200,7 +201,7 @@ class IDLoss(Loss):
     def __init__(self, weights: str | None = None, allow_random: bool = False) -> None:
         super().__init__()
         self.weights = None if weights is None else str(weights)
-        self.allow_random = bool(allow_random)
+        self.allow_random = as_bool(allow_random, "allow_random")
         if self.weights is not None:
             from stylebridge.plugins._backbones import load_arcface_irse50
 

@@ -56,6 +56,7 @@ from rich.console import Console
 from torch import Tensor
 
 from stylebridge.core.interfaces import Command, ConversionResult, Converter, Metric
+from stylebridge.core.spec import as_bool
 from stylebridge.errors import CheckpointError, ConversionError, SpecError, StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -84,6 +85,8 @@ class BaseMetric(Metric):
     random_weights: bool = False
 
     def __init__(self, **config: Any) -> None:
+        if "allow_random" in config:  # refuse "allow_random=nope" (truthy as a string)
+            config["allow_random"] = as_bool(config["allow_random"], "allow_random")
         self._config = {k: v for k, v in config.items() if v is not None}
         self.device = torch.device(config.get("device") or "cpu")
         self.last: dict[str, list[float]] = {}
@@ -91,10 +94,6 @@ class BaseMetric(Metric):
 
     def config(self) -> dict[str, Any]:
         return dict(self._config)
-
-    def notes(self) -> list[str]:
-        """One-line remarks for the user (random weights, left-out images...)."""
-        return ["RANDOM WEIGHTS: this number is not the real metric"] if self.random_weights else []
 
     def _check_pair(self, pred: Tensor, target: Tensor | None) -> None:
         _check_images(pred, f"{self.name}: pred")
@@ -706,7 +705,9 @@ class EvalCommand(Command):
                 options["text"] = args.domain_text
             if "device" in inspect.signature(cls.__init__).parameters:
                 options.setdefault("device", str(device))
-            metrics.append(registry.create("metric", req.name, **options))
+            metric = registry.create("metric", req.name, **options)
+            metric.reset()  # the interface's contract: reset, then update per batch, compute
+            metrics.append(metric)
         return metrics
 
     @staticmethod

@@ -15,7 +15,7 @@ from typing import Any
 import pluggy
 
 from stylebridge.core import interfaces as itf
-from stylebridge.errors import RegistryError
+from stylebridge.errors import RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
 ENTRY_POINT_GROUP = "stylebridge"
@@ -53,7 +53,12 @@ class Entry:
 
 @dataclass(frozen=True)
 class PluginFailure:
-    """A third-party plugin package that could not be imported (reported, not fatal)."""
+    """A third-party plugin package, or one of its hooks, that failed (reported, not fatal).
+
+    An installed package that cannot be imported, has a hook with a wrong signature,
+    raises in a hook, or registers something invalid or under a taken name loses that
+    hook's registrations; every other plugin keeps working.
+    """
 
     provider: str
     entry_point: str
@@ -72,6 +77,11 @@ class Registry:
     ``Registry()`` loads the built-in plugins and every package that declares an
     entry point in the ``stylebridge`` group; tests pass ``entry_points=False``
     and ``extra_plugins`` to build an isolated one.
+
+    Faults: a fault in an *installed* package (entry point) is recorded in
+    :attr:`failures` and only that hook's registrations are dropped, so one broken
+    package cannot break the CLI.  Built-ins and ``extra_plugins`` are code the
+    caller controls: their faults raise :class:`RegistryError` at once.
     """
 
     def __init__(
@@ -84,6 +94,7 @@ class Registry:
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.plugin_manager.add_hookspecs(hookspecs)
         self._providers: dict[str, str] = {}  # plugin name in pm -> provider package
+        self._installed: dict[str, str] = {}  # plugin name in pm -> entry-point name (tolerant)
         self.failures: list[PluginFailure] = []
         if builtins:
             for module in _builtin_modules():
@@ -96,13 +107,54 @@ class Registry:
         self._entries: dict[str, dict[str, Entry]] | None = None
 
     # -- loading ---------------------------------------------------------------------------------
-    def _add(self, plugin: object, name: str, provider: str) -> None:
+    def _add(self, plugin: object, name: str, provider: str, entry_point: str | None = None) -> None:
         if self.plugin_manager.is_registered(plugin):
             return
-        registered = self.plugin_manager.register(plugin, name=name)
+        unknown = self._unknown_hooks(plugin)
+        try:
+            registered = self.plugin_manager.register(plugin, name=name)
+        except Exception as exc:  # pluggy.PluginValidationError: a hook's signature is wrong
+            text = " ".join(str(exc).split())
+            why = (f"a hook signature does not match stylebridge's hook specs ({text}); every "
+                   "hook takes one argument, `register`"
+                   if isinstance(exc, pluggy.PluginValidationError) else _one_line(exc))
+            if entry_point is None:
+                raise RegistryError(f"plugin {provider!r}: {why}") from None
+            self._fail(provider, entry_point, f"not loaded: {why}")
+            return
         if registered is None:  # blocked name
             return
         self._providers[registered] = provider
+        if entry_point is not None:
+            self._installed[registered] = entry_point
+        for hook in unknown:
+            message = f"@hookimpl {hook!r} is not a stylebridge hook{_did_you_mean(hook, self._hook_names())}"
+            if entry_point is None:
+                raise RegistryError(f"plugin {provider!r}: {message}")
+            self._fail(provider, entry_point, message + " (ignored)")
+
+    def _hook_names(self) -> list[str]:
+        return sorted(spec[0] for spec in KINDS.values())
+
+    def _unknown_hooks(self, plugin: object) -> list[str]:
+        """Attributes marked ``@hookimpl`` whose name is no hook (a typo pluggy would ignore)."""
+        hooks = set(self._hook_names())
+        out = []
+        for attr in dir(plugin):
+            if attr.startswith("_") or attr in hooks:
+                continue
+            try:
+                opts = self.plugin_manager.parse_hookimpl_opts(plugin, attr)
+            except Exception:  # an attribute that cannot be read: not a hook
+                continue
+            if opts is not None:
+                out.append(attr)
+        return out
+
+    def _fail(self, provider: str, entry_point: str, error: str) -> None:
+        failure = PluginFailure(provider, entry_point, error)
+        if failure not in self.failures:
+            self.failures.append(failure)
 
     def _load_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -110,9 +162,9 @@ class Registry:
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken third-party package must not break the CLI
-                self.failures.append(PluginFailure(dist, ep.name, f"{type(exc).__name__}: {exc}"))
+                self._fail(dist, ep.name, f"{type(exc).__name__}: {exc}")
                 continue
-            self._add(plugin, f"{dist}:{ep.name}", dist)
+            self._add(plugin, f"{dist}:{ep.name}", dist, entry_point=ep.name)
 
     def add_plugin(self, plugin: object, provider: str) -> None:
         """Register another plugin module/object at run time (invalidates the cache)."""
@@ -125,18 +177,32 @@ class Registry:
             hook = getattr(self.plugin_manager.hook, hook_name)
             for impl in hook.get_hookimpls():  # registration order
                 provider = self._providers.get(impl.plugin_name, impl.plugin_name)
+                staged: dict[str, Entry] = {}
 
                 def register(obj: Any, name: str | None = None, *, _kind: str = kind,
                              _base: type = base, _as_class: bool = as_class,
-                             _provider: str = provider) -> None:
-                    self._register_one(entries[_kind], _kind, _base, _as_class, _provider, obj, name)
+                             _provider: str = provider, _staged: dict[str, Entry] = staged
+                             ) -> None:
+                    self._register_one(entries[_kind], _staged, _kind, _base, _as_class,
+                                       _provider, obj, name)
 
-                impl.function(register=register)
+                entry_point = self._installed.get(impl.plugin_name)
+                if entry_point is None:
+                    impl.function(register=register)
+                else:
+                    try:
+                        impl.function(register=register)
+                    except Exception as exc:  # an installed package's fault: drop this hook
+                        self._fail(provider, entry_point,
+                                   f"{hook_name} failed, its {kind}s are not available: "
+                                   f"{_one_line(exc)}")
+                        continue
+                entries[kind].update(staged)
         return entries
 
     @staticmethod
-    def _register_one(table: dict[str, Entry], kind: str, base: type, as_class: bool,
-                      provider: str, obj: Any, name: str | None) -> None:
+    def _register_one(table: dict[str, Entry], staged: dict[str, Entry], kind: str, base: type,
+                      as_class: bool, provider: str, obj: Any, name: str | None) -> None:
         ok = (isinstance(obj, type) and issubclass(obj, base)) if as_class else isinstance(obj, base)
         if not ok:
             what = f"a subclass of {base.__name__}" if as_class else f"an instance of {base.__name__}"
@@ -146,10 +212,11 @@ class Registry:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise RegistryError(f"plugin {provider!r} registered a {kind} with invalid name {name!r} "
                                 "(use lower-case letters, digits, '_', '-', '.')")
-        if name in table:
-            other = table[name].provider
-            raise RegistryError(f"{kind} {name!r} is registered twice: by {other!r} and by {provider!r}")
-        table[name] = Entry(kind=kind, name=name, obj=obj, provider=provider)
+        taken = table.get(name) or staged.get(name)
+        if taken is not None:
+            raise RegistryError(f"{kind} {name!r} is registered twice: by {taken.provider!r} and "
+                                f"by {provider!r}")
+        staged[name] = Entry(kind=kind, name=name, obj=obj, provider=provider)
 
     @property
     def entries(self) -> dict[str, dict[str, Entry]]:
@@ -172,20 +239,31 @@ class Registry:
             return table[name]
         label = kind.replace("_", " ")
         known = sorted(table)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if known else "none are installed"
-        raise RegistryError(f"unknown {label} {name!r}{hint} (known: {listing})")
+        broken = sorted({f.provider for f in self.failures})
+        note = (f"; note: plugin package(s) {', '.join(broken)} failed to load, see "
+                "`stylebridge plugins`" if broken else "")
+        raise RegistryError(f"unknown {label} {name!r}{_did_you_mean(name, known)} "
+                            f"(known: {listing}){note}")
 
     def create(self, kind: str, name: str, **config: Any) -> Any:
-        """Instantiate a class-registered plugin from its config."""
+        """Instantiate a class-registered plugin from its config.
+
+        A plugin rejects a bad option by raising ``TypeError``/``ValueError`` (or a
+        :class:`StylebridgeError`, passed through); the CLI shows it in one line with
+        the plugin's name and package.
+        """
         entry = self.get(kind, name)
         if not isinstance(entry.obj, type):
             return entry.obj
         try:
             return entry.obj(**config)
-        except TypeError as exc:
-            raise RegistryError(f"cannot build {kind.replace('_', ' ')} {name!r} from config: {exc}") from None
+        except StylebridgeError:
+            raise
+        except (TypeError, ValueError) as exc:
+            where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
+            raise RegistryError(f"cannot build {kind.replace('_', ' ')} {name!r}{where} from its "
+                                f"options: {_one_line(exc)}") from None
 
     def load(self, kind: str, path: str | Path, *, name: str | None = None,
              device: str = "cpu", **overrides: Any) -> Any:
@@ -194,6 +272,13 @@ class Registry:
         from stylebridge.errors import CheckpointError
 
         header, tensors = load_checkpoint(path, kind=kind, plugin=name, device=device)
+        if header.plugin not in self._table(kind):
+            broken = sorted({f.provider for f in self.failures})
+            note = f"; plugin package(s) {', '.join(broken)} failed to load" if broken else ""
+            raise CheckpointError(
+                f"needs the {kind.replace('_', ' ')} plugin {header.plugin!r}, which is not "
+                "installed (install the package that provides it; `stylebridge plugins` lists "
+                f"what is installed){note}", path=path)
         obj = self.create(kind, header.plugin, **{**header.config, **overrides})
         try:
             result = obj.load_state_dict(tensors, strict=True)
@@ -207,6 +292,16 @@ class Registry:
     def all_entries(self) -> Iterable[Entry]:
         for kind in KINDS:
             yield from (self.entries[kind][n] for n in sorted(self.entries[kind]))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 _REGISTRY: Registry | None = None
