@@ -572,12 +572,19 @@ def test_featureshift_resume_reaches_the_same_weights(env: Env, tmp_path: Path) 
     assert read_header(tmp_path / "b" / "state.safetensors").extra["step"] == 4
     with pytest.raises(StylebridgeError, match="--resume"):
         fs.train_featureshift(tiny_cfg(env, tmp_path / "b", **kw), registry=registry)
-    with pytest.raises(StylebridgeError, match="different settings"):
+    with pytest.raises(StylebridgeError, match=r"different settings \(--lr\)"):
         fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **{**kw, "lr": 1e-2}),
                               registry=registry)
-    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **kw),
+    with pytest.raises(StylebridgeError, match="is not the dataset this run was trained on"):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True,
+                                       **{**kw, "data": str(env.data32)}), registry=registry)
+    # --amp auto and off are the same computation on the CPU: accepted
+    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, amp="off", **kw),
                                    registry=registry)
     assert result.step == 8
+    # the records of the lost step 5 were dropped from the log, then written again once
+    steps = [r["step"] for r in _log(tmp_path / "b" / "log.jsonl") if "total" in r]
+    assert steps == list(range(1, 9))
     a = load_file(tmp_path / "a" / "state.safetensors")
     b = load_file(tmp_path / "b" / "state.safetensors")
     assert sorted(a) == sorted(b)
@@ -596,7 +603,7 @@ def test_featureshift_resume_reaches_the_same_weights(env: Env, tmp_path: Path) 
 def test_featureshift_nan_guard_stops_and_keeps_the_last_good_checkpoint(env: Env, tmp_path: Path
                                                                          ) -> None:
     cfg = tiny_cfg(env, tmp_path / "run", losses=["toy-nan:1.0:nan_at=3"], checkpoint_every=2)
-    with pytest.raises(fs.TrainingDivergedError, match=r"step 3.*NaN.*step 2"):
+    with pytest.raises(fs.TrainingDivergedError, match=r"step 4 \(after 3 completed\).*NaN.*step 2"):
         fs.train_featureshift(cfg, registry=make_registry())
     assert read_header(tmp_path / "run" / "model.safetensors").extra["step"] == 2
     log = _log(tmp_path / "run" / "log.jsonl")
@@ -607,7 +614,7 @@ def test_featureshift_adversarial_switch_domain_inversion_and_samples(env: Env, 
                                                                       ) -> None:
     cfg = tiny_cfg(env, tmp_path / "run", data=str(env.data32), steps=4,
                    pretrain_inversion_steps=1, adversarial=0.01, adversarial_after=3,
-                   domain_inversion_losses=["mse:0.2", "corr:0.001"], sample_every=4,
+                   domain_inversion_losses=["mse:0.2", "corr:0.001:on=features"], sample_every=4,
                    n_samples=3)
     fs.train_featureshift(cfg, registry=make_registry())
     log = [r for r in _log(tmp_path / "run" / "log.jsonl") if "total" in r]
@@ -654,7 +661,7 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     run = tmp_path / "run"
     assert fs.HAS_TRAIN_TARGET
     code = main(["train", "featureshift", "--data", str(data), "--generator", str(env.gen_path),
-                 "--loss", "mse:1.0", "--loss", "corr:1e-3", "--inversion-loss", "mse:1.0",
+                 "--loss", "mse:1.0", "--loss", "corr:1e-3:on=features", "--inversion-loss", "mse:1.0",
                  "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
                  "--hidden", "48", "--log-every", "1", "--sample-every", "0",
                  "--out", str(run), "--device", "cpu"])
@@ -759,6 +766,80 @@ def test_featureshift_single_process_has_no_process_group(env: Env, tmp_path: Pa
 
 
 def test_train_config_refuses_bad_values(env: Env, tmp_path: Path) -> None:
-    for bad in ({"optimizer": "sgd"}, {"amp": "fp8"}, {"ema": 1.0}, {"steps": 0}):
-        with pytest.raises(StylebridgeError):
+    for bad, option in (({"optimizer": "sgd"}, "--optimizer"), ({"amp": "fp8"}, "--amp"),
+                        ({"ema": 1.0}, "--ema"), ({"steps": 0}, "--steps"),
+                        ({"hidden": 0}, "--hidden"), ({"adversarial": -1.0}, "--adversarial"),
+                        ({"pretrain_inversion_steps": -3}, "--pretrain-inversion-steps"),
+                        ({"betas": (0.9, 1.5)}, "--betas"), ({"clip_grad": -1.0}, "--clip-grad"),
+                        ({"n_blocks": 0}, "--n-blocks")):
+        with pytest.raises(StylebridgeError, match=option):
             fs.FeatureShiftTrainer(replace(tiny_cfg(env, tmp_path / "x"), **bad))
+
+
+def test_loss_terms_without_a_gradient_are_refused(env: Env, tmp_path: Path) -> None:
+    """corr on styles cannot change FeatureShift (the styles do not depend on it)."""
+    cfg = tiny_cfg(env, tmp_path / "run", losses=["mse:1.0", "corr:1e3"], steps=3,
+                   pretrain_inversion_steps=0, inversion_losses=["mse:1.0"])
+    with pytest.raises(StylebridgeError, match=r"does not depend on FeatureShift's output.*"
+                                               r"corr:WEIGHT:on=features"):
+        fs.train_featureshift(cfg, registry=make_registry())
+    cfg = replace(cfg, out=str(tmp_path / "ok"), losses=["mse:1.0", "corr:1e-3:on=features"])
+    result = fs.train_featureshift(cfg, registry=make_registry())
+    assert all(r["domain/corr"] > 0 for r in result.history if "domain/corr" in r)
+
+
+def test_dataset_without_rows_is_not_complete(env: Env, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    with pytest.raises(DatasetError, match="no image could be encoded"):
+        build_dataset([bad], tmp_path / "data", generator=tiny_generator(seed=0),
+                      encoder=ToyFSE(), guide=ToyGuide(), domains=methods, image_size=32)
+    with pytest.raises(DatasetError, match="did not finish"):
+        FeatureShiftDataset(tmp_path / "data")
+
+
+def test_dataset_build_resume_removes_stale_temporary_files(env: Env, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(env.data, data)
+    stale = data / "shards" / ".00001.safetensors.abc123.tmp"   # a build killed mid-write
+    stale.write_bytes(b"x" * 100)
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    build_dataset(env.images, data, generator=tiny_generator(seed=0), encoder=ToyFSE(),
+                  guide=ToyGuide(), domains=methods, image_size=32, shard_size=2, batch_size=2,
+                  dtype="float16")
+    assert not stale.exists()
+
+
+def test_featureshift_must_fit_generator_and_encoder() -> None:
+    gen = tiny_generator(seed=0)
+    channels = int(gen.feature_shapes()[5][0])
+    fs.check_featureshift(fs.FeatureShift(feature_channels=channels, hidden=8, layer=5), gen)
+    with pytest.raises(StylebridgeError, match="layer 99, but this 32 px generator has layers"):
+        fs.check_featureshift(fs.FeatureShift(feature_channels=channels, hidden=8, layer=99), gen)
+    with pytest.raises(StylebridgeError, match=f"trained on {channels + 1}-channel features"):
+        fs.check_featureshift(fs.FeatureShift(feature_channels=channels + 1, hidden=8, layer=5),
+                              gen)
+    encoder = ToyFSE()
+    encoder.layer = 3  # type: ignore[attr-defined]
+    with pytest.raises(StylebridgeError, match=r"returns layer 3 .*layer=5"):
+        fs.check_featureshift(fs.FeatureShift(feature_channels=channels, hidden=8, layer=5), gen,
+                              encoder)
+
+
+def test_dataset_builds_with_the_real_fse_and_e4e(env: Env, tmp_path: Path) -> None:
+    """The built-in encoders carry BatchNorm buffers (0-dim num_batches_tracked): the
+    dataset's network digests must handle them."""
+    from stylebridge.plugins.reproduce import random_e4e, random_fse
+
+    gen = tiny_generator(seed=0)
+    fse, e4e = random_fse(gen, "features", seed=0), random_e4e(gen, seed=1)
+    assert any(t.ndim == 0 for t in fse.state_dict().values())
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    result = build_dataset(env.images[:2], tmp_path / "data", generator=gen, encoder=fse,
+                           guide=e4e, domains=methods, image_size=32)
+    assert result.n_rows == 2
+    data = FeatureShiftDataset(tmp_path / "data")
+    assert data.feature_shape == tuple(gen.feature_shapes()[data.layer])

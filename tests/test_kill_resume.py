@@ -416,6 +416,9 @@ def test_train_featureshift_resume_after_kill_equals_uninterrupted_run(
     assert any(not torch.equal(final[k], at_checkpoint[k]) for k in final)
     # the resumed run's losses repeat the reference's steps 3..6 exactly
     ref_losses = {r["step"]: r["total"] for r in _log(ref_out / "log.jsonl") if "total" in r}
-    new_losses = {r["step"]: r["total"] for r in log[len(before):] if "total" in r}
+    resumed_at = log.index(starts[-1])
+    new_losses = {r["step"]: r["total"] for r in log[resumed_at:] if "total" in r}
     assert sorted(new_losses) == list(range(resume_step + 1, STEPS + 1))
     assert all(new_losses[s] == ref_losses[s] for s in new_losses)
+    # the killed run's records after the checkpoint were dropped: every step is logged once
+    assert [r["step"] for r in log if "total" in r] == list(range(1, STEPS + 1))

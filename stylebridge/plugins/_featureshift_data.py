@@ -78,7 +78,7 @@ def _state_digest(module: torch.nn.Module) -> str:
     for key, tensor in sorted(module.state_dict().items()):
         h.update(key.encode())
         h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -227,6 +227,8 @@ def build_dataset(
                             config=method.config(), extra={"name": info["name"]})
     write_json(index_path, index)
 
+    for stale in out.rglob(".*.tmp"):  # left by a build killed while writing a file
+        stale.unlink(missing_ok=True)
     report = BatchReport()
     skipped_files = 0
     total_rows = 0
@@ -269,11 +271,11 @@ def build_dataset(
                                 progress=progress)
             shard["domains"][d] = _domain_shard_name(j, d)
             write_json(index_path, index)
+    if total_rows == 0:  # not marked complete: the trainer must not take it
+        raise DatasetError("no image could be encoded; nothing to train on", path=out)
     index["complete"] = True
     index["n_rows"] = total_rows
     write_json(index_path, index)
-    if total_rows == 0:
-        raise DatasetError("no image could be encoded; nothing to train on", path=out)
     return BuildResult(root=out, report=report, n_rows=total_rows, n_shards=len(shards),
                        skipped_files=skipped_files)
 
@@ -403,6 +405,9 @@ class FeatureShiftDataset:
             raise DatasetError("the dataset build did not finish; rerun the same "
                                "`stylebridge featureshift build-dataset` command to complete it",
                                path=path)
+        if not any(int(shard.get("rows") or 0) for shard in index.get("shards", [])):
+            raise DatasetError("the dataset has no rows (no input image could be encoded)",
+                               path=path)
         self.index = index
         self.settings: dict[str, Any] = index["settings"]
         self.layer = int(self.settings["layer"])
@@ -419,6 +424,13 @@ class FeatureShiftDataset:
                     raise DatasetError(f"shard file {rel} is missing", path=self.root)
         self._open: OrderedDict[str, Any] = OrderedDict()
         self._max_open = max_open
+
+    def identity(self) -> str:
+        """A digest of what the dataset holds (settings, domains, rows per shard), not of
+        where it lies: a training run resumes only on the same dataset."""
+        what = {"settings": self.settings, "domains": [d.get("name") for d in self.domains],
+                "shard_rows": self.shard_rows}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def __len__(self) -> int:
         return sum(self.shard_rows)

@@ -95,6 +95,10 @@ class Adapter:
         # at layer K becomes Δ; domains then render through FeatureShift(F, Δ).
         self.featureshift, self.guide = featureshift, guide
         encoder.bind_generator(generator)
+        if featureshift is not None:
+            from stylebridge.plugins.featureshift import check_featureshift
+
+            check_featureshift(featureshift, generator, encoder)  # type: ignore[arg-type]
         if guide is not None:
             guide.bind_generator(generator)
         if isinstance(methods, Mapping):
@@ -397,6 +401,9 @@ class AdaptCommand(Command):
             "encoder": args.encoder, "generator": str(g_path),
             "domains": {name: str(spec) for name, spec in zip(methods, args.method, strict=True)},
             "calibrator": args.calibrate, "skip_layers": skip,
+            "featureshift": None if featureshift is None else {
+                "model": str(args.featureshift), "layer": featureshift.layer,
+                "guide": str(guide_spec) if guide is not None else f"{args.encoder} (latents)"},
             "offset_scale": None if scale is None else [float(v) for v in scale],
             "aligned": bool(args.align), "random_weights": random,
             "outputs": outputs, **report.as_dict()}

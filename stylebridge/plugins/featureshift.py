@@ -79,7 +79,14 @@ from stylebridge.core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from stylebridge.core.interfaces import Command, DomainMethod, Inversion, Loss, LossBatch
+from stylebridge.core.interfaces import (
+    Command,
+    DomainMethod,
+    Encoder,
+    Inversion,
+    Loss,
+    LossBatch,
+)
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -286,6 +293,26 @@ def _synthesis(generator: Generator, styles: Sequence[Tensor], layer: int, featu
     return torch.cat(parts)[torch.argsort(perm)]
 
 
+def check_featureshift(model: FeatureShift, generator: Generator, encoder: Encoder | None = None,
+                       *, what: str = "FeatureShift") -> None:
+    """Refuse, before any image is encoded, a FeatureShift that cannot work with this
+    generator (layer, channels) or encoder (the layer of the feature it returns)."""
+    shapes = generator.feature_shapes()
+    if not 0 <= model.layer < len(shapes):
+        raise StylebridgeError(f"{what} works at generator layer {model.layer}, but this "
+                               f"{generator.size} px generator has layers 0..{len(shapes) - 1}")
+    channels = int(shapes[model.layer][0])
+    if channels != model.feature_channels:
+        raise StylebridgeError(f"{what} was trained on {model.feature_channels}-channel features "
+                               f"at layer {model.layer}; this generator has {channels} there "
+                               "(another generator?)")
+    enc_layer = getattr(encoder, "layer", None) if encoder is not None else None
+    if isinstance(enc_layer, int) and enc_layer != model.layer:
+        raise StylebridgeError(f"{what} works on the feature at generator layer {model.layer}, "
+                               f"but encoder {encoder.name!r} returns layer {enc_layer} "
+                               f"(give the encoder layer={model.layer})")
+
+
 def apply_featureshift(
     generator: Generator, model: FeatureShift, inversion: Inversion, guide_w_plus: Tensor,
     method: DomainMethod, *, offset_scale: Sequence[float] | Tensor | None = None,
@@ -345,7 +372,8 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any, label: str,
         options = {k: coerce_option(v) for k, v in spec.options.items()}
         after = options.pop("after", 0)
         if not isinstance(after, int) or after < 0:
-            raise StylebridgeError(f"--{label}-loss {text!r}: after={after!r} must be a step >= 0")
+            option = "--loss" if label == "domain" else f"--{label}-loss"
+            raise StylebridgeError(f"{option} {text!r}: after={after!r} must be a step >= 0")
         cache_key = (spec.name, json.dumps(options, sort_keys=True, default=str))
         module = cache.get(cache_key)
         if module is None:
@@ -370,6 +398,12 @@ def evaluate_terms(terms: Sequence[LossTerm], batch: LossBatch, step: int, label
         if term.weight == 0 or step < term.after:
             continue
         value = term.module(batch)
+        if torch.is_grad_enabled() and not value.requires_grad:
+            raise StylebridgeError(
+                f"{label} loss {term.name!r} does not depend on FeatureShift's output (its value "
+                "has no gradient): FeatureShift changes only `reconstructions` and `features` "
+                "of the loss batch" + ("; use corr:WEIGHT:on=features" if term.name == "corr"
+                                       else ""))
         values[f"{label}/{term.key}"] = float(value.detach())
         total = term.weight * value if total is None else total + term.weight * value
     return total
@@ -438,9 +472,31 @@ class TrainConfig:
             raise StylebridgeError(f"--ema {self.ema}: expected a decay in [0, 1)")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise StylebridgeError(f"--lr {self.lr}: must be > 0")
-        for name in ("checkpoint_every", "log_every", "sample_every"):
+        for name in ("checkpoint_every", "log_every", "sample_every", "pretrain_inversion_steps",
+                     "adversarial_after", "warmup_steps"):
             if getattr(self, name) < 0:
-                raise StylebridgeError(f"--{name.replace('_', '-')} must be >= 0")
+                raise StylebridgeError(f"{option_name(name)} must be >= 0")
+        for name in ("adversarial", "clip_grad", "weight_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise StylebridgeError(f"{option_name(name)} {value}: must be a number >= 0")
+        if self.hidden is not None and self.hidden < 1:
+            raise StylebridgeError(f"--hidden {self.hidden}: must be >= 1")
+        if self.n_blocks < 1:
+            raise StylebridgeError(f"--n-blocks {self.n_blocks}: must be >= 1")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise StylebridgeError(f"--betas {','.join(map(str, self.betas))}: expected two "
+                                   "numbers in [0, 1)")
+
+
+#: TrainConfig fields whose command-line option is not ``--`` + the field name.
+_OPTION_NAMES = {"batch_size": "--batch", "losses": "--loss", "inversion_losses": "--inversion-loss",
+                 "domain_inversion_losses": "--domain-inversion-loss"}
+
+
+def option_name(field_name: str) -> str:
+    """The ``train featureshift`` option of a :class:`TrainConfig` field."""
+    return _OPTION_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 @dataclass
@@ -475,6 +531,10 @@ def _launched_distributed() -> bool:
     multi-GPU code path can be checked on one GPU.
     """
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR"))
+
+
+def _amp_name(dtype: torch.dtype | None) -> str:
+    return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
@@ -781,11 +841,28 @@ class FeatureShiftTrainer:
         return {"step": self.step, "phase": self.phase(step), "total": float(total.detach()),
                 **values, "grad_norm": grad_norm, "lr": lr}
 
+    def _mean_over_ranks(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Under DDP, the loss values of a log record averaged over the processes (every
+        rank calls this; a loss of a whole global batch, not of rank 0's share)."""
+        if self.dist.world == 1:
+            return record
+        import torch.distributed as dist
+
+        keys = [k for k, v in record.items() if (k == "total" or "/" in k)
+                and isinstance(v, float)]
+        t = torch.tensor([record[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {**record, **{k: float(v) / self.dist.world for k, v in zip(keys, t.tolist(),
+                                                                           strict=True)}}
+
     def _diverged(self, step: int, what: str) -> None:
-        where = (f"the last good checkpoint is {self.state_path} (step {self.last_saved})"
+        """Stop at update ``step + 1`` (``step`` updates were done, as the log counts)."""
+        where = (f"the last checkpoint, written before this, is {self.state_path} (step "
+                 f"{self.last_saved}; resume from it with other settings, e.g. a lower --lr)"
                  if self.last_saved >= 0 else "no checkpoint was written yet")
         self._log({"event": "diverged", "step": step, "reason": what})
-        raise TrainingDivergedError(f"training stopped at step {step}: {what}; {where}")
+        raise TrainingDivergedError(f"training stopped at step {step + 1} (after {step} "
+                                    f"completed): {what}; {where}")
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _model_extra(self) -> dict[str, Any]:
@@ -807,6 +884,8 @@ class FeatureShiftTrainer:
             return
         import numpy as np
 
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged(self.step - 1, "the weights became NaN/Inf (not saved)")
         tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.ema is not None:
             tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
@@ -835,7 +914,9 @@ class FeatureShiftTrainer:
             "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
             "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "train_config": self.cfg.to_json(),
+            "amp_effective": _amp_name(self.amp_dtype),
             "world_size": self.dist.world,
+            "dataset": self.data.identity(),
         }
         save_checkpoint(self.state_path, tensors, kind=STATE_KIND, plugin=PLUGIN,
                         config=self.model.config(), extra=extra)
@@ -851,12 +932,28 @@ class FeatureShiftTrainer:
         extra = header.extra
         old = extra.get("train_config", {})
         now = self.cfg.to_json()
-        diff = sorted(k for k in now if k not in TrainConfig.RESUMABLE_CHANGES
-                      and old.get(k) != now[k])
+        diff = [k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != now[k]]
+        if "amp" in diff and extra.get("amp_effective") == _amp_name(self.amp_dtype):
+            diff.remove("amp")  # e.g. auto vs off on the CPU: the same computation
         if diff:
-            raise StylebridgeError(f"was written with different settings ({', '.join(diff)}); "
-                                   "resume with the same ones or start a new --out",
+            names = ", ".join(sorted(option_name(k) for k in diff))
+            raise StylebridgeError(f"was written with different settings ({names}); resume with "
+                                   "the same ones or start a new --out", path=self.state_path)
+        if "amp" not in diff and extra.get("amp_effective") not in (None, _amp_name(self.amp_dtype)):
+            raise StylebridgeError(f"was trained with --amp {extra['amp_effective']}, this run "
+                                   f"would use {_amp_name(self.amp_dtype)} (another device?); "
+                                   "resume where it was trained", path=self.state_path)
+        world = int(extra.get("world_size", 1))
+        if world != self.dist.world:
+            raise StylebridgeError(f"was trained by {world} process(es), this run has "
+                                   f"{self.dist.world}: the global batch and the data order would "
+                                   "change; resume with the same torchrun --nproc_per_node",
                                    path=self.state_path)
+        dataset = extra.get("dataset")
+        if dataset is not None and dataset != self.data.identity():
+            raise StylebridgeError(f"--data {self.cfg.data} is not the dataset this run was trained "
+                                   "on (other images, domains or shard layout); a moved copy of "
+                                   "the same dataset is fine", path=self.state_path)
         if header.config != self.model.config():
             raise CheckpointError(f"holds a FeatureShift {header.config}, expected "
                                   f"{self.model.config()}", path=self.state_path)
@@ -895,6 +992,25 @@ class FeatureShiftTrainer:
         self.epoch = int(extra["cursor"]["epoch"])
         self.offset = int(extra["cursor"]["offset"])
         self.last_saved = self.step
+        self._trim_log(self.step)
+
+    def _trim_log(self, step: int) -> None:
+        """Drop log records of steps after ``step`` (written after the checkpoint a resumed
+        run continues from, and about to be written again)."""
+        if not self.dist.main or not self.log_path.is_file():
+            return
+        from stylebridge.core.io import atomic_path
+
+        keep = []
+        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+            if int(record.get("step", 0)) <= step:
+                keep.append(line)
+        with atomic_path(self.log_path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
     # -- logs and samples ------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
@@ -981,7 +1097,7 @@ class FeatureShiftTrainer:
                         dt = time.perf_counter() - t0
                         record["steps_per_s"] = (self.step - s0) / dt if dt > 0 else None
                         t0, s0 = time.perf_counter(), self.step
-                        self._log(record)
+                        self._log(self._mean_over_ranks(record))
                     progress.update(task, completed=self.step,
                                     info=f"{record['phase']} loss {record['total']:.4f}")
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:

@@ -27,6 +27,14 @@ simplification, and we implement the definition (first line).  With a batch of
 one there are no pairs and the loss is 0.  ``reduction="mean"`` divides by the
 number of (layer, ordered pair) terms, ``"sum"`` (default) is the formula as
 written.
+
+``on=styles`` (default) regularises ``LossBatch.styles`` against ``source_styles`` —
+what ``train domain`` trains.  ``on=features`` applies the same Gram-matrix
+penalty to feature maps, ``features`` against ``target_features`` (each sample's
+map flattened to one vector): in ``train featureshift`` that keeps the pairwise
+inner products of the shifted features F' close to those of FSE's F (the thesis'
+"regularization on ... feature maps", Experiments), since FeatureShift does not
+change the styles at all.
 """
 
 from __future__ import annotations
@@ -46,19 +54,27 @@ class CorrLoss(Loss):
     name = "corr"
     description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
 
-    def __init__(self, reduction: str = "sum") -> None:
+    def __init__(self, reduction: str = "sum", on: str = "styles") -> None:
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"corr: reduction must be 'sum' or 'mean', got {reduction!r}")
+        if on not in ("styles", "features"):
+            raise ValueError(f"corr: on must be 'styles' or 'features', got {on!r}")
         self.reduction = reduction
+        self.on = on
 
     def config(self) -> dict[str, Any]:
-        return {"reduction": self.reduction}
+        return {"reduction": self.reduction, "on": self.on}
 
     def forward(self, batch: LossBatch) -> Tensor:
-        """``batch.styles`` / ``batch.source_styles``: one ``[B, C_l]`` tensor per style layer."""
-        new = batch.require("styles", self.name)
-        old = batch.require("source_styles", self.name)
+        """``on=styles``: ``batch.styles`` / ``batch.source_styles``, one ``[B, C_l]`` tensor
+        per style layer; ``on=features``: ``batch.features`` / ``batch.target_features``."""
+        if self.on == "features":
+            new = [batch.require("features", self.name).flatten(1)]
+            old = [batch.require("target_features", self.name).flatten(1)]
+        else:
+            new = batch.require("styles", self.name)
+            old = batch.require("source_styles", self.name)
         if len(new) != len(old):
             raise ValueError(f"loss 'corr': {len(new)} adapted style layers but {len(old)} source ones")
         if not new:
