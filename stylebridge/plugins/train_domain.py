@@ -638,7 +638,7 @@ def parse_freeze_layers(text: str, generator: Generator) -> tuple[int, ...]:
 
 
 def build_losses(specs: Sequence[str], *, registry: Any = None) -> list[tuple[str, float, Loss]]:
-    """``NAME[:WEIGHT][:k=v,...]`` → ``(name, weight, Loss)``; names must be unique."""
+    """``NAME:WEIGHT[:k=v,...]`` → ``(name, weight, Loss)``; names must be unique."""
     from stylebridge.core.spec import coerce_option, parse_loss_spec
     from stylebridge.registry import get_registry
 
@@ -736,7 +736,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DOMAIN.safetensors")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default: 250 text, 301 image)")
-    parser.add_argument("--loss", action="append", metavar="NAME[:WEIGHT][:k=v]",
+    parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
                         help="repeatable; replaces the defaults (text: clip_direction:1.0 "
                              "indomain:0.25; image: clip_direction:1.0 difa_w:6.0 difa_local:1.0)")
     parser.add_argument("--clip", action="append", metavar="MODEL",
