@@ -843,3 +843,65 @@ def test_dataset_builds_with_the_real_fse_and_e4e(env: Env, tmp_path: Path) -> N
     assert result.n_rows == 2
     data = FeatureShiftDataset(tmp_path / "data")
     assert data.feature_shape == tuple(gen.feature_shapes()[data.layer])
+
+
+def test_pretraining_keeps_the_delta_input_statistics_neutral(env: Env, tmp_path: Path) -> None:
+    """Δ = 0 throughout pre-training: the input BatchNorm must not learn 'Δ has variance 0'."""
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "run", steps=3,
+                                              pretrain_inversion_steps=10), registry=make_registry())
+    trainer.setup()
+    for _ in range(3):
+        trainer._train_step()
+    bn = trainer.model.blocks[0].bn1
+    c = trainer.model.feature_channels
+    assert torch.equal(bn.running_var[c:], torch.ones(c))
+    assert torch.equal(bn.running_mean[c:], torch.zeros(c))
+    assert not torch.equal(bn.running_var[:c], torch.ones(c))   # F's statistics are learnt
+    # in eval mode a real Δ now moves F' by an amount of the order of F' itself
+    model = trainer.model.eval()
+    data = trainer.data.read(torch.tensor([[0, 0, 0], [0, 1, 1]]))
+    f, delta = data["f_real"], data["delta"].float()
+    with torch.no_grad():
+        base, moved = model(f, torch.zeros_like(f)), model(f, delta)
+    assert float((moved - base).abs().mean()) < 10 * float(base.abs().mean())
+
+
+class _Fp16Stub:
+    """A GradScaler as fp16 AMP behaves when every gradient is NaN: it halves its scale."""
+
+    def __init__(self) -> None:
+        self.scale_value = 2.0 ** 16
+
+    def is_enabled(self) -> bool:
+        return True
+
+    def get_scale(self) -> float:
+        return self.scale_value
+
+    def scale(self, loss: Tensor) -> Tensor:
+        return loss
+
+    def unscale_(self, optimizer: Any) -> None:
+        pass
+
+    def step(self, optimizer: Any) -> None:
+        pass        # skipped: the gradients were not finite
+
+    def update(self) -> None:
+        self.scale_value /= 2
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+def test_fp16_guard_stops_when_the_scaler_keeps_skipping(env: Env, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fs, "MAX_SKIPPED_STEPS", 4)
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "run", steps=20),
+                                     registry=make_registry())
+    trainer.setup()
+    trainer.scaler = _Fp16Stub()  # type: ignore[assignment]
+    with pytest.raises(fs.TrainingDivergedError, match="NaN/Inf 4 steps in a row"):
+        trainer.run()
+    assert trainer.step == 3

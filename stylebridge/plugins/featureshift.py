@@ -101,6 +101,8 @@ STATE_KIND = "featureshift_state"
 DELTA_SIGN = "source_minus_domain"
 DELTA_FORMULA = "delta = G^K(s(w_guide)) - G^K(s_domain(w_guide))"
 THESIS_LOSSES = ("mse:1.0", "lpips:0.8", "id:0.1")
+#: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
+MAX_SKIPPED_STEPS = 50
 THESIS_DOMAIN_INVERSION_LOSSES = ("lpips:0.2", "id:0.025")
 
 
@@ -159,6 +161,17 @@ class FeatureShift(nn.Module):
             out.append((prev, width))
             prev = width
         return out
+
+    @torch.no_grad()
+    def reset_delta_input_stats(self) -> None:
+        """Set the first BatchNorm's running statistics of the Δ channels to mean 0, var 1.
+
+        In inversion-only pre-training Δ is always 0, so those statistics would decay to
+        a variance of 0 and an eval-mode network would blow a real Δ up by 1/sqrt(eps).
+        """
+        bn = self.blocks[0].bn1
+        bn.running_mean[self.feature_channels:].zero_()
+        bn.running_var[self.feature_channels:].fill_(1.0)
 
     def forward(self, features: Tensor, delta: Tensor) -> Tensor:
         if features.shape != delta.shape or features.ndim != 4:
@@ -614,6 +627,7 @@ class FeatureShiftTrainer:
         self.epoch = 0
         self.offset = 0
         self.last_saved = -1
+        self.skipped_in_a_row = 0  # consecutive steps the fp16 grad scaler skipped
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -828,8 +842,19 @@ class FeatureShiftTrainer:
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
             self._diverged(step, "the gradients are NaN/Inf")
         lr = float(self.optimizer.param_groups[0]["lr"])
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if scale is not None:  # fp16: the scaler skips steps with NaN/Inf gradients
+            self.skipped_in_a_row = (self.skipped_in_a_row + 1
+                                     if self.scaler.get_scale() < scale else 0)
+            if self.skipped_in_a_row >= MAX_SKIPPED_STEPS:
+                self._diverged(step, f"the gradients were NaN/Inf {MAX_SKIPPED_STEPS} steps in a "
+                                     "row (fp16 loss scaling did not recover; try --amp bf16)")
+        if self.phase(step) == "inversion":
+            # Δ = 0 in this phase: keep the input BatchNorm's Δ statistics neutral, so a
+            # checkpoint or sample grid of this phase treats a real Δ sensibly in eval mode
+            self.model.reset_delta_input_stats()
         self.scheduler.step()
         if self.ema is not None:
             with torch.no_grad():
@@ -915,6 +940,7 @@ class FeatureShiftTrainer:
             "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "train_config": self.cfg.to_json(),
             "amp_effective": _amp_name(self.amp_dtype),
+            "skipped_in_a_row": self.skipped_in_a_row,
             "world_size": self.dist.world,
             "dataset": self.data.identity(),
         }
@@ -992,6 +1018,7 @@ class FeatureShiftTrainer:
         self.epoch = int(extra["cursor"]["epoch"])
         self.offset = int(extra["cursor"]["offset"])
         self.last_saved = self.step
+        self.skipped_in_a_row = int(extra.get("skipped_in_a_row", 0))
         self._trim_log(self.step)
 
     def _trim_log(self, step: int) -> None:
