@@ -169,3 +169,111 @@ def test_out_of_gpu_memory_is_one_line(capsys, monkeypatch) -> None:
     monkeypatch.setattr(commands.PluginsCommand, "run", oom)
     code, _, err = run(capsys, "plugins")
     assert code == 2 and err == "error: out of GPU memory; try a smaller --batch (or --device cpu)\n"
+
+
+def test_every_command_and_subcommand_accepts_debug() -> None:
+    """README: every command accepts --debug (also `analyze latents`, `weights list`, ...)."""
+    from stylebridge.cli.main import _subparsers, build_parser
+
+    parser, _ = build_parser()
+    parsers = _subparsers(parser)
+    names = {p.prog for p in parsers}
+    assert {"stylebridge analyze latents", "stylebridge weights list",
+            "stylebridge train featureshift"} <= names
+    assert all("--debug" in p._option_string_actions for p in parsers)
+
+
+@pytest.fixture
+def tiny_gen_files(tmp_path: Path) -> dict[str, Path]:
+    """A tiny 32 px generator saved twice: plain and marked as random weights."""
+    from conftest import tiny_generator
+
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+
+    gen = tiny_generator(seed=1)
+    return {"trained": save_stylegan2(tmp_path / "gen.safetensors", gen),
+            "random": save_stylegan2(tmp_path / "rgen.safetensors", gen,
+                                     extra={"random_weights": True})}
+
+
+def test_generate_random_noise_depends_only_on_each_seed(capsys, tmp_path, tiny_gen_files) -> None:
+    g = str(tiny_gen_files["trained"])
+    for name, seeds, batch, noise in (("b4", "0-3", "4", "random"), ("b1", "1", "1", "random"),
+                                      ("b2", "3,2,1", "2", "random"), ("const", "1", "1", "const")):
+        code, _, err = run(capsys, "generate", "-g", g, "--seeds", seeds, "--batch", batch,
+                           "--noise", noise, "--out", str(tmp_path / name), "--device", "cpu")
+        assert code == 0, err
+    alone = _pixels(tmp_path / "b1" / "seed0001.png")
+    # seed 1 gets the same picture whatever its batch and place in it (float rounding only)
+    assert (_pixels(tmp_path / "b4" / "seed0001.png") - alone).abs().max() <= 1
+    assert (_pixels(tmp_path / "b2" / "seed0001.png") - alone).abs().max() <= 1
+    assert (_pixels(tmp_path / "b2" / "seed0002.png")
+            - _pixels(tmp_path / "b4" / "seed0002.png")).abs().max() <= 1
+    # the noise is really drawn (not the stored buffers) and differs between seeds
+    assert (_pixels(tmp_path / "const" / "seed0001.png") - alone).abs().max() > 1
+    assert (_pixels(tmp_path / "b4" / "seed0000.png") - alone).abs().float().mean() > 1
+
+
+def test_seed_inputs_are_drawn_from_the_seed_alone(tiny_gen_files) -> None:
+    from stylebridge.cli.commands import seed_inputs
+
+    shapes = [(1, 1, 4, 4), (1, 1, 8, 8)]
+    z, noise = seed_inputs(7, 16, shapes)
+    g = torch.Generator().manual_seed(7)
+    torch.testing.assert_close(z, torch.randn(16, generator=g), rtol=0, atol=0)
+    assert noise is not None and [tuple(n.shape) for n in noise] == shapes
+    torch.testing.assert_close(noise[0], torch.randn(1, 1, 4, 4, generator=g), rtol=0, atol=0)
+    z_const, none = seed_inputs(7, 16, None)
+    assert none is None and torch.equal(z_const, z)  # z is the same with and without noise
+
+
+@pytest.mark.parametrize(("seeds", "message"), [
+    ("99999999999999999999", "out of range (seeds must be in 0..4294967295)"),
+    ("4294967296", "out of range"),
+    ("0-200000", "is too many"), ("0-4294967295", "is too many"),
+])
+def test_generate_rejects_seeds_torch_cannot_use(capsys, tmp_path, tiny_gen_files, seeds,
+                                                 message) -> None:
+    out = tmp_path / "o"
+    code, _, err = run(capsys, "generate", "-g", str(tiny_gen_files["trained"]), "--seeds", seeds,
+                       "--out", str(out), "--device", "cpu")
+    assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("error: ")
+    assert not out.exists()
+
+
+def test_generate_largest_seed_works(capsys, tmp_path, tiny_gen_files) -> None:
+    code, _, err = run(capsys, "generate", "-g", str(tiny_gen_files["trained"]), "--seeds",
+                       "4294967295", "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 0, err
+    assert (tmp_path / "o" / "seed4294967295.png").is_file()
+
+
+def _red(arr: np.ndarray) -> np.ndarray:
+    arr = arr.astype(int)
+    return (arr[..., 0] > 200) & (arr[..., 1] < 80) & (arr[..., 2] < 80)
+
+
+def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_files,
+                                                   monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "500")
+    code, out, err = run(capsys, "generate", "-g", str(tiny_gen_files["trained"]), "--seeds",
+                         "0-3", "--out", str(tmp_path / "t"), "--device", "cpu")
+    assert code == 0, err
+    assert "RANDOM WEIGHTS" not in out
+    plain = np.asarray(Image.open(tmp_path / "t" / "grid.png"))
+    assert plain.shape == (2 * 34 + 2, 2 * 34 + 2, 3)  # 2×2 tiles of 32 px, no notice
+
+    code, out, err = run(capsys, "generate", "-g", str(tiny_gen_files["random"]), "--seeds",
+                         "0-3", "--out", str(tmp_path / "r"), "--device", "cpu")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert f"RANDOM WEIGHTS: {tiny_gen_files['random']} is a random-weight generator" in text
+    assert "grid.png to" in text and text.endswith("[RANDOM WEIGHTS]")
+    grid = np.asarray(Image.open(tmp_path / "r" / "grid.png"))
+    assert grid.shape[1] == plain.shape[1] and grid.shape[0] > plain.shape[0] + 14
+    tiles = grid[14:14 + plain.shape[0]]  # under a blank label strip: the same tiles
+    assert np.array_equal(tiles, plain)
+    assert _red(grid[14 + plain.shape[0]:]).any()  # the notice under the tiles
+    # the images themselves are the generator's (same weights, same seeds)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "r" / "seed0002.png")),
+                          np.asarray(Image.open(tmp_path / "t" / "seed0002.png")))

@@ -672,3 +672,29 @@ def test_eval_runs_a_metric_written_to_the_bare_interface(eval_dirs, tmp_path: P
     expected = np.mean([np.abs(p / 255.0 - t / 255.0).mean() for p, t in pairs.values()])
     assert data["mean"]["mad"] == pytest.approx(expected, abs=1e-4)
     assert data["metrics"]["mean-abs-diff"]["random_weights"] is False
+
+
+def test_eval_pairs_two_explicit_files_whatever_their_names(eval_dirs, tmp_path: Path,
+                                                             capsys) -> None:
+    from skimage.metrics import peak_signal_noise_ratio
+
+    pred, target, pairs = eval_dirs
+    p, _ = pairs["face0"]
+    out_json = tmp_path / "r.json"
+    assert main(["eval", "--metric", "psnr", "--pred", str(pred / "face0.png"),
+                 "--target", str(target / "lonely.png"), "--json", str(out_json)]) == 0
+    other = np.asarray(Image.open(target / "lonely.png").convert("RGB"))
+    data = json.loads(out_json.read_text())
+    assert data["mean"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(other / 255.0, p / 255.0, data_range=1.0), abs=1e-4)
+
+
+def test_eval_refuses_an_unwritable_output_before_the_work(eval_dirs, tmp_path: Path,
+                                                           capsys) -> None:
+    pred, target, _ = eval_dirs
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["eval", "--metric", "psnr", "--pred", str(pred), "--target", str(target),
+                 "--json", str(blocker / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(blocker / "r.json") in err and ".tmp" not in err

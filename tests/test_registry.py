@@ -285,3 +285,11 @@ def test_constructor_value_errors_name_the_plugin_and_package() -> None:
     with pytest.raises(RegistryError, match=r"cannot build encoder 'picky' \(from picky_pkg\) "
                                             r"from its options: ValueError: mode must be a or b"):
         reg.create("encoder", "picky", mode="zzz")
+
+
+def test_an_unknown_option_lists_the_accepted_ones() -> None:
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("toy_pkg", _ToyEncoder)])
+    with pytest.raises(RegistryError, match=r"encoder 'toy' \(from toy_pkg\): unknown option\(s\) "
+                                            r"n_latnet; did you mean 'n_latent'\? \(accepted: "
+                                            r"n_latent, style_dim\)"):
+        reg.create("encoder", "toy", n_latnet=3)

@@ -264,3 +264,24 @@ def test_converter_accepts_the_official_ffhq_layout(tmp_path, sg2_fixture) -> No
     assert ck.generator.cfg.channels == {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256,
                                          256: 128, 512: 64, 1024: 32}
     assert ck.generator.state_dict()["style.1.weight"][0, 0] == 1.0
+
+
+def test_converter_options_are_checked_and_typed(tmp_path) -> None:
+    """`convert -o`: a misspelled option is an error, values are parsed strictly."""
+    import pytest
+
+    from stylebridge.errors import ConversionError
+    from stylebridge.plugins.stylegan2 import NVlabsConverter, RosinalityConverter
+
+    src = tmp_path / "g.pt"
+    src.write_bytes(b"not read: the options are checked first")
+    for conv, options, message in (
+            (RosinalityConverter(), {"expect_sise": 1024}, r"unknown converter option\(s\) "
+                                                           r"expect_sise for stylegan2-rosinality"),
+            (RosinalityConverter(), {"lr_mlp": "abc"}, r"option lr_mlp='abc': expected float"),
+            (RosinalityConverter(), {"discriminator": "maybe"}, "option discriminator='maybe'"),
+            (NVlabsConverter(), {"foo": 1}, r"unknown converter option\(s\) foo")):
+        with pytest.raises(ConversionError, match=message) as info:
+            conv.convert(src, tmp_path / "out.safetensors", **options)
+        assert str(src) in str(info.value)
+    assert not (tmp_path / "out.safetensors").exists()

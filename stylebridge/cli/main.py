@@ -28,11 +28,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
         entry = registry.get("command", name)
         cmd = entry.obj
         p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show full tracebacks instead of one-line errors")
         cmd.add_arguments(p)
         commands[name] = cmd
+    for p in _subparsers(parser):  # every (sub-)command accepts --debug, whoever built it
+        if "--debug" not in p._option_string_actions:
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show full tracebacks instead of one-line errors")
     return parser, commands
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """All parsers below ``parser`` (commands, their targets, their actions, ...)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found.append(child)
+                found.extend(_subparsers(child))
+    return found
 
 
 def _error(message: str) -> None:

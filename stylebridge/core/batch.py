@@ -49,27 +49,36 @@ class BatchReport:
     def print(self, console: object) -> None:
         """Print a short summary and the skipped files (``console`` is a rich Console)."""
         from rich.table import Table
+        from rich.text import Text
 
         console.print(f"{len(self.done)} done, {len(self.skipped)} skipped")  # type: ignore[attr-defined]
         if self.skipped:
             table = Table(title="skipped")
             table.add_column("file")
             table.add_column("reason")
-            for path, reason in self.skipped:
-                table.add_row(str(path), reason)
+            for path, reason in self.skipped:  # plain Text: a file name is not rich markup
+                table.add_row(Text(str(path)), Text(reason))
             console.print(table)  # type: ignore[attr-defined]
 
 
 def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """Files as given, and the image files (sorted) of any directory among them."""
+    """Files as given, and the image files (sorted) of any directory among them.
+
+    A file given twice (twice by name, or by name and through its folder) is kept once,
+    where it first appears.
+    """
     out: list[Path] = []
+    seen: set[Path] = set()
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir()
-                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            out.append(path)
+        found = (sorted(p for p in path.iterdir()
+                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                 if path.is_dir() else [path])
+        for p in found:
+            key = p.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
     return out
 
 

@@ -306,12 +306,45 @@ class ConversionResult:
 
 
 class Converter(Plugin, ABC):
-    """Turns an upstream checkpoint file into a stylebridge checkpoint."""
+    """Turns an upstream checkpoint file into a stylebridge checkpoint.
+
+    ``convert`` should start with ``self.check_options(options, src)`` so that a
+    misspelled ``-o`` option is an error, not silently ignored, and read typed values
+    with :meth:`option`.
+    """
 
     source: ClassVar[str] = ""  # what file it reads, for `stylebridge plugins` / `convert --help`
+    #: the ``-o KEY=VALUE`` options it accepts
+    accepted_options: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult: ...
+
+    def check_options(self, options: Mapping[str, Any], src: Path) -> None:
+        from stylebridge.errors import ConversionError
+
+        unknown = sorted(set(options) - set(self.accepted_options))
+        if unknown:
+            raise ConversionError(f"unknown converter option(s) {', '.join(unknown)} for "
+                                  f"{self.name} (known: "
+                                  f"{', '.join(sorted(self.accepted_options)) or 'none'})",
+                                  path=src)
+
+    @staticmethod
+    def option(options: Mapping[str, Any], key: str, kind: type, default: Any, src: Path) -> Any:
+        """``options[key]`` as ``kind`` (bool, int, float or str), or ``default``; one-line
+        errors naming the option and the source file."""
+        from stylebridge.core.spec import as_bool
+        from stylebridge.errors import ConversionError
+
+        if key not in options or options[key] is None:
+            return default
+        value = options[key]
+        try:
+            return as_bool(value, key) if kind is bool else kind(value)
+        except (TypeError, ValueError):
+            raise ConversionError(f"option {key}={value!r}: expected {kind.__name__}",
+                                  path=src) from None
 
 
 # ---------------------------------------------------------------------------------------------

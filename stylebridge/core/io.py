@@ -19,6 +19,17 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_beside(dst: Path) -> Path:
+    """A new empty hidden ``.NAME.*.tmp`` file in ``dst``'s folder (created if needed)."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    except OSError as exc:  # the folder cannot be made or written: name the output
+        raise OSError(exc.errno, exc.strerror or str(exc), str(dst)) from None
+    os.close(fd)
+    return Path(tmp_name)
+
+
 @contextlib.contextmanager
 def atomic_path(dst: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dst``; on success it is renamed over ``dst``.
@@ -29,10 +40,7 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
     hard kill, left as a hidden ``.*.tmp`` file that nobody reads).
     """
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary_beside(dst)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -54,3 +62,9 @@ def write_json(dst: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(dst) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def check_writable(dst: str | Path) -> None:
+    """Fail early, naming ``dst``, when its folder cannot be created or written (run this
+    before expensive work whose result goes to ``dst``)."""
+    _temporary_beside(Path(dst)).unlink()

@@ -80,7 +80,7 @@ def synthesize(
     noise: Sequence[Tensor | None] | None = None,
     randomize_noise: bool = False,
 ) -> Tensor:
-    """Render ``inversion`` (optionally through a domain ``method``) → images in ``[-1, 1]``."""
+    """Render ``inversion`` (optionally through a domain ``method``) → images, nominally ``[-1, 1]`` (unclamped, as the generator gives them)."""
     w_plus = inversion.w_plus
     kw: dict[str, Any] = {"noise": noise, "randomize_noise": randomize_noise}
     kw["modifiers"] = inversion.modifiers

@@ -64,8 +64,8 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     text = text.strip()
     if not text:
         raise SpecError(f"empty {what} spec")
-    if _looks_like_path(text) and ":" not in text:
-        return PluginSpec(name=None, path=Path(text), text=raw)
+    if ":" not in text and (_looks_like_path(text) or Path(text).is_file()):
+        return PluginSpec(name=None, path=Path(text), text=raw)  # an existing file wins
     name, _, rest = text.partition(":")
     if not name:
         raise SpecError(f"{what} spec {raw!r} has no name before ':' (expected NAME:PATH)")
@@ -154,5 +154,5 @@ def as_bool(value: object, option: str) -> bool:
             return True
         if low in {"false", "no", "off", "0"}:
             return False
-    raise ValueError(f"{option}={value!r}: expected true or false (options are separated by "
-                     "commas: name:weight:a=1,b=2)")
+    raise ValueError(f"{option}={value!r}: expected true or false (several options are "
+                     "separated by commas: a=1,b=2)")

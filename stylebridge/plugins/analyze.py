@@ -86,6 +86,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from rich.markup import escape
 from torch import Tensor
 
 from stylebridge.core.interfaces import Command, DomainMethod, Encoder
@@ -697,7 +698,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         domain_info[unique] = {"spec": spec, "method": method.name, "random_weights": rnd,
                                "weight_offsets_excluded": bool(has_w and has_w())}
     if gen_random:
-        console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
+        console.print(f"[bold yellow]{escape(str(g_path))} is a random-weight generator[/bold yellow]")
     if dom_random:
         console.print("[bold yellow]some domains are random-weight checkpoints[/bold yellow]")
 
@@ -794,7 +795,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
                       for d in domains]
         table.add_row(*cells)
     console.print(table)
-    console.print(f"[green]wrote[/green] {', '.join(written)} to {out}")
+    console.print(f"[green]wrote[/green] {escape(', '.join(written))} to {escape(str(out))}")
     runs[0].batch.print(console)  # every encoder reads the same photos: one report
     return max(run.batch.exit_code for run in runs)
 

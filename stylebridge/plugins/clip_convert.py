@@ -32,6 +32,7 @@ class ClipOpenAIConverter(Converter):
         from stylebridge.plugins._clip import is_torchscript
 
         src, dst = Path(src), Path(dst)
+        self.check_options(options, src)
         if not src.is_file():
             raise ConversionError("no such file", path=src)
         if not is_torchscript(src):

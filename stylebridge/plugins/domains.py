@@ -68,6 +68,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.checkpoint import check_state_dict, save_checkpoint
 from stylebridge.core.interfaces import ConversionResult, Converter, DomainMethod
+from stylebridge.core.spec import as_bool
 from stylebridge.core.stylegan2.config import GeneratorConfig
 from stylebridge.errors import CheckpointError, ConversionError
 from stylebridge.registry import hookimpl
@@ -308,7 +309,7 @@ class StyleSpace(StyleDomainMethod):
                  channels: Mapping[Any, int] | None = None, torgb: bool = False,
                  weight_offset_layers: Sequence[int] = ()) -> None:
         super().__init__(size, style_dim, channels, weight_offset_layers)
-        self.torgb = bool(torgb)
+        self.torgb = as_bool(torgb, "torgb")
         self.offsets = nn.ParameterDict([
             (str(layer.index), nn.Parameter(torch.zeros(layer.in_ch)))
             for layer in self.layout if self.torgb or not layer.is_rgb])
@@ -571,7 +572,7 @@ def _convert_similar(src: Path, dst: Path, options: Mapping[str, Any]) -> Conver
     if not isinstance(state, Mapping):
         raise ConversionError(f"state_dict is a {type(state).__name__}, not a dict", path=src)
     sg2 = ck.get("sg2_params") if isinstance(ck.get("sg2_params"), Mapping) else {}
-    style_dim = int(sg2.get("latent_size", options.get("style_dim", 512)))
+    style_dim = int(sg2.get("latent_size", Converter.option(options, "style_dim", int, 512, src)))
     desc, offsets = similar_domains_offsets(state, style_dim=style_dim, path=src)
     img_size = sg2.get("img_size")
     if img_size is not None and int(img_size) != desc["size"]:
@@ -944,11 +945,13 @@ class StyleDomainConverter(Converter):
     """StyleDomain checkpoints → stylebridge domain methods (stylespace / affine_plus / affinelight_plus)."""
 
     name = "styledomain"
+    accepted_options = frozenset({"patch_key", "style_dim", "method"})
     source = ("StyleDomain: SimilarDomains StyleSpace .pt (s_delta) or a DissimilarDomains "
               "StyleGAN2-ADA .pkl (StyleSpace / Affine+ / AffineLight+); pickled code never runs")
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
         src, dst = Path(src), Path(dst)
+        self.check_options(options, src)
         if not src.is_file():
             raise ConversionError("no such file" if not src.exists() else "is not a file", path=src)
         if zipfile.is_zipfile(src) or src.suffix.lower() in (".pt", ".pth"):

@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 import torch
+from rich.markup import escape
 from torch import Tensor, nn
 
 from stylebridge.core.checkpoint import (
@@ -717,7 +718,7 @@ class FeatureShiftTrainer:
         if cfg.resume and self.state_path.exists():
             self._load_state()
         elif cfg.resume and self.console is not None and self.dist.main:
-            self.console.print(f"no training state in {self.out}; starting a new run")
+            self.console.print(f"no training state in {escape(str(self.out))}; starting a new run")
 
     # -- one step --------------------------------------------------------------------------------
     def _next_batch(self) -> dict[str, Tensor]:
@@ -1136,6 +1137,10 @@ class FeatureShiftTrainer:
             if self.last_saved != self.step:
                 self.save()
             self._log({"event": "end", "step": self.step})
+            if self.dist.backend is not None:
+                import torch.distributed as dist
+
+                dist.barrier()  # no rank tears the group down while rank 0 still writes
         finally:
             if self.dist.created:
                 import torch.distributed as dist
@@ -1266,8 +1271,8 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
     cfg = config_from_args(args)
     result = train_featureshift(cfg, console=console)
     if int(os.environ.get("RANK", "0")) == 0:
-        console.print(f"[green]trained[/green] {result.step} steps → {result.model_path} "
-                      f"(log {result.log_path})")
+        console.print(f"[green]trained[/green] {result.step} steps → "
+                      f"{escape(str(result.model_path))} (log {escape(str(result.log_path))})")
     return 0
 
 
@@ -1382,7 +1387,7 @@ class FeatureShiftCommand(Command):
                          "generator": str(gen_path), "domains": specs},
                 progress=lambda n: progress.advance(task, n))
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
-                      f"to {result.root}" + (f" ({result.skipped_files} file(s) were already done)"
+                      f"to {escape(str(result.root))}" + (f" ({result.skipped_files} file(s) were already done)"
                                              if result.skipped_files else ""))
         result.report.print(console)
         return result.report.exit_code

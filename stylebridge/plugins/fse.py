@@ -399,16 +399,14 @@ class FSEConverter(Converter):
     """Official FSE weights (``143_enc.pth``) + pSp ``latent_avg`` → stylebridge ``fse`` encoder."""
 
     name = "fse"
+    accepted_options = frozenset(_OPTIONS)
     description = "official FSE weights (143_enc.pth) + pSp latent_avg -> fse encoder"
     source = ("FSE 143_enc.pth (plain fs_encoder_v2 state dict) or training checkpoint.pth; "
               "option latent_avg=psp_ffhq_encode.pt (or a stylebridge generator checkpoint)")
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
         src, dst = Path(src), Path(dst)
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ConversionError(f"unknown fse converter option(s) {', '.join(unknown)} (known: "
-                                  f"{', '.join(sorted(_OPTIONS))})", path=src)
+        self.check_options(options, src)
         notes: list[str] = []
         state = fse_state_from_file(torch_load_safe(src), src, notes)
         cfg = infer_config(state, path=src, **options)

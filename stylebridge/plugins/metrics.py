@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.markup import escape
 from torch import Tensor
 
 from stylebridge.core.interfaces import Command, ConversionResult, Converter, Metric
@@ -228,7 +229,7 @@ class SSIMMetric(PerImageMetric):
 
     def __init__(self, gaussian: bool = False, device: str = "cpu") -> None:
         super().__init__(gaussian=bool(gaussian), device=device)
-        self.gaussian = bool(gaussian)
+        self.gaussian = as_bool(gaussian, "gaussian")
 
     def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
         assert target is not None
@@ -672,7 +673,8 @@ class EvalCommand(Command):
         parser.add_argument("--pred", required=True, nargs="+", metavar="DIR|FILE",
                             help="predicted images (directories are expanded)")
         parser.add_argument("--target", nargs="+", metavar="DIR|FILE",
-                            help="target images, paired with --pred by file name (stem)")
+                            help="target images, paired with --pred by file name (stem); "
+                                 "one file each: paired as given")
         parser.add_argument("--domain-text", metavar="TEXT",
                             help="domain description for clip_quality (unless it has text= or "
                                  "reference=)")
@@ -792,6 +794,11 @@ class EvalCommand(Command):
         if not pred_files:
             raise StylebridgeError(f"--pred {' '.join(args.pred)}: no image files found")
 
+        from stylebridge.core.io import check_writable
+
+        for dst in (args.json, args.csv):  # before the work, not after it
+            if dst is not None:
+                check_writable(dst)
         metrics = self._build(requests, args, device)
         need_target = [r.name for r, m in zip(requests, metrics, strict=True) if m.needs_target]
         if need_target and target_files is None:
@@ -800,7 +807,12 @@ class EvalCommand(Command):
         prefixes = self._labels(requests)
 
         report = BatchReport()
-        pairs = pair_files(pred_files, target_files, report)
+        single = (len(args.pred) == 1 and args.target is not None and len(args.target) == 1
+                  and Path(args.pred[0]).is_file() and Path(args.target[0]).is_file())
+        if single:  # two files named explicitly: a pair, whatever their names
+            pairs = [(pred_files[0].stem, pred_files[0], target_files[0])]  # type: ignore[index]
+        else:
+            pairs = pair_files(pred_files, target_files, report)
         if not pairs:
             report.print(console)
             raise StylebridgeError("no image pairs to evaluate (file names of --pred and "
@@ -861,10 +873,10 @@ class EvalCommand(Command):
                                for k, v in r.items()} for r in rows],
                 "report": report.as_dict(),
             })
-            console.print(f"[green]wrote[/green] {args.json}")
+            console.print(f"[green]wrote[/green] {escape(str(args.json))}")
         if args.csv:
             self._write_csv(args.csv, rows, means, per_image_cols, columns, random_cols)
-            console.print(f"[green]wrote[/green] {args.csv}")
+            console.print(f"[green]wrote[/green] {escape(str(args.csv))}")
         report.print(console)
         return report.exit_code
 

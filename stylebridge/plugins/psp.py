@@ -312,15 +312,10 @@ def write_rosinality_generator(src: Path, dst: Path, decoder: Mapping[str, Tenso
     return [f"generator: {n}" for n in result.notes]
 
 
-def check_options(options: Mapping[str, Any], known: set[str], src: Path) -> None:
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConversionError(f"unknown converter option(s) {', '.join(unknown)} (known: "
-                              f"{', '.join(sorted(known)) or 'none'})", path=src)
-
-
 class _PSPFamilyConverter(Converter):
     """``{"state_dict": {encoder.*, decoder.*}, "opts", "latent_avg"}`` → our encoder (+ generator)."""
+
+    accepted_options = frozenset({"generator"})
 
     encoder_cls: ClassVar[type[IRSEStyleEncoder]]
     encoder_type: ClassVar[str]   # opts["encoder_type"] upstream
@@ -332,7 +327,7 @@ class _PSPFamilyConverter(Converter):
         from stylebridge.core.stylegan2.rosinality import torch_load_safe
 
         src, dst = Path(src), Path(dst)
-        check_options(options, {"generator"}, src)
+        self.check_options(options, src)
         obj = torch_load_safe(src)
         if not isinstance(obj, Mapping):
             raise ConversionError(f"holds a {type(obj).__name__}, expected the {self.name} dict "
@@ -437,7 +432,7 @@ class ArcFaceConverter(Converter):
         from stylebridge.core.stylegan2.rosinality import torch_load_safe
 
         src, dst = Path(src), Path(dst)
-        check_options(options, set(), src)
+        self.check_options(options, src)
         notes: list[str] = []
         state, config = arcface_state_from_upstream(torch_load_safe(src), path=src, notes=notes)
         notes.append(ARCFACE_LICENCE)

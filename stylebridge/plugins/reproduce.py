@@ -85,6 +85,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from rich.markup import escape
 from torch import Tensor
 
 from stylebridge.cli.commands import TargetGroup
@@ -1264,7 +1265,8 @@ def run_thesis_tables(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[{style}]note:[/{style}] {note}")
     if random:
         console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
-    console.print(f"[green]wrote[/green] {args.out / MARKDOWN_FILE} and {args.out / JSON_FILE}")
+    console.print(f"[green]wrote[/green] {escape(str(args.out / MARKDOWN_FILE))} and "
+                  f"{escape(str(args.out / JSON_FILE))}")
     report.print(console)
     code = report.exit_code
     if failed and code == 0:

@@ -37,10 +37,10 @@ NVIDIA_LICENCE = ("licence: official StyleGAN2 weights (FFHQ etc.) are NVIDIA's,
 
 
 def _expect_size(cfg: GeneratorConfig, options: Mapping[str, Any], src: Path) -> None:
-    want = options.get("expect_size")
+    want = Converter.option(options, "expect_size", int, None, src)
     if want is None:
         return
-    want_cfg = GeneratorConfig(size=int(want))
+    want_cfg = GeneratorConfig(size=want)
     if cfg.size != want_cfg.size:
         raise ConversionError(
             f"expected {want_cfg.n_style_layers} style layers for size {want_cfg.size}, found "
@@ -96,14 +96,17 @@ class RosinalityConverter(Converter):
 
     name = "stylegan2-rosinality"
     source = "rosinality .pt (g_ema, latent_avg, optional g/d), e.g. stylegan2-ffhq-config-f.pt"
+    accepted_options = frozenset({"lr_mlp", "expect_size", "discriminator"})
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
         src, dst = Path(src), Path(dst)
+        self.check_options(options, src)
+        lr_mlp = self.option(options, "lr_mlp", float, 0.01, src)
+        want_d = self.option(options, "discriminator", bool, True, src)
         ck = read_rosinality(src)
-        g_cfg = infer_generator_config(ck.g_ema, path=src,
-                                       lr_mlp=float(options.get("lr_mlp", 0.01)))
+        g_cfg = infer_generator_config(ck.g_ema, path=src, lr_mlp=lr_mlp)
         _expect_size(g_cfg, options, src)
-        with_d = bool(options.get("discriminator", True)) and ck.d is not None
+        with_d = want_d and ck.d is not None
         d_cfg = infer_discriminator_config(ck.d, path=src) if with_d and ck.d is not None else None
         return build_and_save(src, dst, g_cfg=g_cfg, g_state=ck.g_ema, latent_avg=ck.latent_avg,
                               d_cfg=d_cfg, d_state=ck.d if with_d else None,
@@ -115,12 +118,14 @@ class NVlabsConverter(Converter):
 
     name = "stylegan2-nvlabs"
     source = "stylegan2-ada-pytorch .pkl (G_ema, D); embedded code is never run"
+    accepted_options = frozenset({"expect_size", "discriminator"})
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
         from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_pickle
 
         src, dst = Path(src), Path(dst)
-        with_d = bool(options.get("discriminator", True))
+        self.check_options(options, src)
+        with_d = self.option(options, "discriminator", bool, True, src)
         ck = convert_nvlabs_pickle(src, discriminator=with_d)
         g_cfg = GeneratorConfig.from_dict(ck.config)
         _expect_size(g_cfg, options, src)

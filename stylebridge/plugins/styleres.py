@@ -62,7 +62,6 @@ from stylebridge.plugins._backbones import IRSE50_UNITS, IRSE50_WIDTHS, describe
 from stylebridge.plugins.psp import (
     IRSEStyleEncoder,
     build_encoder_state,
-    check_options,
     infer_style_net_config,
     latent_avg_rows,
 )
@@ -349,6 +348,7 @@ class StyleResConverter(Converter):
     """hamzapehlivan/StyleRes ``styleres_ffhq.pth`` → stylebridge ``styleres`` encoder (+ generator)."""
 
     name = "styleres"
+    accepted_options = frozenset({"generator"})
     description = ("StyleRes styleres_ffhq.pth -> styleres encoder (generator=PATH also writes its "
                    "generator); non-commercial licence")
     source = ("StyleRes .pth {e4e, latent_avg, generator_smooth (NVlabs naming + "
@@ -362,7 +362,7 @@ class StyleResConverter(Converter):
         from stylebridge.plugins.stylegan2 import build_and_save
 
         src, dst = Path(src), Path(dst)
-        check_options(options, {"generator"}, src)
+        self.check_options(options, src)
         obj = torch_load_safe(src)
         if not isinstance(obj, Mapping) or not {"e4e", "generator_smooth"} <= set(obj):
             hint = describe_upstream(obj) if isinstance(obj, Mapping) else None

@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from stylebridge.cli.commands import Target, TargetGroup
 from stylebridge.core.interfaces import Command
 from stylebridge.errors import CheckpointError, StylebridgeError
@@ -893,16 +895,16 @@ def run_domain(args: argparse.Namespace, console: Console) -> int:
     if args.resume:
         step = trainer.load_state(state_path)
         if step >= steps:
-            console.print(f"{args.out} is already trained for {step} steps (--steps {steps}); "
+            console.print(f"{escape(str(args.out))} is already trained for {step} steps (--steps {steps}); "
                           "nothing to do")
             return 0
-        console.print(f"resuming from step {step} ({state_path})")
+        console.print(f"resuming from step {step} ({escape(str(state_path))})")
     result = trainer.train(console=console)
     notice = f" [bold yellow]{RANDOM_CLIP_NOTICE}[/bold yellow]" if trainer.random_clip else ""
     summary = ", ".join(f"{k} {v:.4f}" for k, v in trainer.last_losses.items())
-    console.print(f"[green]wrote[/green] {args.out} (step {result.step}/{steps}; {summary}){notice}")
+    console.print(f"[green]wrote[/green] {escape(str(args.out))} (step {result.step}/{steps}; {summary}){notice}")
     if result.samples:
-        console.print(f"samples: {trainer.samples_dir}{notice}")
+        console.print(f"samples: {escape(str(trainer.samples_dir))}{notice}")
     return 0
 
 

@@ -206,11 +206,11 @@ class Registry:
         ok = (isinstance(obj, type) and issubclass(obj, base)) if as_class else isinstance(obj, base)
         if not ok:
             what = f"a subclass of {base.__name__}" if as_class else f"an instance of {base.__name__}"
-            raise RegistryError(f"plugin {provider!r} registered {obj!r} as a {kind}, "
-                                f"but a {kind} must be {what}")
+            raise RegistryError(f"plugin {provider!r} registered {obj!r} as {kind} plugin, "
+                                f"but {kind} plugins must be {what}")
         name = name or getattr(obj, "name", "")
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise RegistryError(f"plugin {provider!r} registered a {kind} with invalid name {name!r} "
+            raise RegistryError(f"plugin {provider!r} registered {kind} plugin with invalid name {name!r} "
                                 "(use lower-case letters, digits, '_', '-', '.')")
         taken = table.get(name) or staged.get(name)
         if taken is not None:
@@ -262,7 +262,14 @@ class Registry:
             raise
         except (TypeError, ValueError) as exc:
             where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
-            raise RegistryError(f"cannot build {kind.replace('_', ' ')} {name!r}{where} from its "
+            label = kind.replace("_", " ")
+            unknown = sorted(set(config) - set(accepted_options(entry.obj) or config))
+            if isinstance(exc, TypeError) and unknown:
+                known = ", ".join(accepted_options(entry.obj) or []) or "none"
+                raise RegistryError(f"{label} {name!r}{where}: unknown option(s) "
+                                    f"{', '.join(unknown)}{_did_you_mean(unknown[0], known.split(', '))} "
+                                    f"(accepted: {known})") from None
+            raise RegistryError(f"cannot build {label} {name!r}{where} from its "
                                 f"options: {_one_line(exc)}") from None
 
     def load(self, kind: str, path: str | Path, *, name: str | None = None,
@@ -292,6 +299,20 @@ class Registry:
     def all_entries(self) -> Iterable[Entry]:
         for kind in KINDS:
             yield from (self.entries[kind][n] for n in sorted(self.entries[kind]))
+
+
+def accepted_options(cls: type) -> list[str] | None:
+    """The keyword options ``cls(...)`` accepts, or None when it takes ``**kwargs``."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                 inspect.Parameter.KEYWORD_ONLY)]
 
 
 def _one_line(exc: BaseException) -> str:
