@@ -198,3 +198,229 @@ def test_weights_cli(tmp_path: Path, capsys, monkeypatch) -> None:
     assert err.startswith("error: weights 'e4e-ffhq' are not installed") and err.count("\n") == 1
     assert main(["weights", "register", "fse-ffhq", "--from", str(tmp_path / "none.pth")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# -- registration never damages what is installed ------------------------------------------------
+
+def _tree(home: Path) -> dict[str, bytes]:
+    """Every file under the cache home, by relative path (staging leftovers included)."""
+    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def _tiny_fse(path: Path) -> Path:
+    """A small file in the official FSE layout (a plain state dict); style width 8 like tiny_pt."""
+    from stylebridge.plugins.fse import FSEEncoder
+
+    enc = FSEEncoder(n_latent=8, style_dim=8, width=4, layers=(1, 1, 1, 1), feature_channels=8)
+    torch.save({k: v for k, v in enc.state_dict().items() if k != "latent_avg"}, path)
+    return path
+
+
+def _pair_manager(home: Path) -> WeightsManager:
+    """Two Drive-style entries (no URL, no published hash); converting tiny-fse reads tiny-gen's
+    upstream file, like fse-ffhq reads psp-ffhq's."""
+    gen = WeightsEntry(name="tiny-gen", kind="generator", plugin="stylegan2",
+                       converter="stylegan2-rosinality", filename="tiny.pt", source="the README")
+    fse = WeightsEntry(name="tiny-fse", kind="encoder", plugin="fse", converter="fse",
+                       filename="143_enc.pth", source="the FSE README",
+                       convert_options={"latent_avg": "@tiny-gen"})
+    return WeightsManager(home, manifest=[gen, fse])
+
+
+def test_a_failed_register_leaves_the_previous_installation_untouched(tmp_path: Path,
+                                                                      tiny_pt: bytes) -> None:
+    from stylebridge.core.pipeline import load_plugin
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+    from stylebridge.errors import StylebridgeError
+
+    home = tmp_path / "home"
+    manager = _pair_manager(home)
+    good = tmp_path / "good.pt"
+    good.write_bytes(tiny_pt)
+    fse_src = _tiny_fse(tmp_path / "143_enc.pth")
+    # the prerequisite is missing: refused before anything is copied
+    with pytest.raises(WeightsError, match=r"converting needs 'tiny-gen' first"):
+        manager.register("tiny-fse", fse_src)
+    assert _tree(home) == {}
+    manager.register("tiny-gen", good)
+    manager.register("tiny-fse", fse_src)
+    before = _tree(home)
+    assert set(before) == {"downloads/tiny.pt", "downloads/143_enc.pth", "index.json",
+                           "weights/tiny-gen.safetensors", "weights/tiny-fse.safetensors"}
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint" * 50)
+    for name in ("tiny-gen", "tiny-fse"):
+        with pytest.raises(StylebridgeError) as info:
+            manager.register(name, junk)
+        message = str(info.value)
+        assert message.startswith(f"{junk}: "), message  # the user's file, not the cache copy
+        assert str(home) not in message and "\n" not in message
+        assert _tree(home) == before  # same files, same bytes, no junk copy, no staging folder
+        assert junk.read_bytes() == b"this is not a checkpoint" * 50  # the user's file is kept
+
+    assert manager.verify() == {"tiny-fse": "ok", "tiny-gen": "ok"}
+    assert (home / "downloads" / "tiny.pt").read_bytes() == tiny_pt
+    assert load_stylegan2(manager.path("tiny-gen")).generator.size == 8
+    # the dependent conversion still reads the good upstream file of tiny-gen
+    again = manager.register("tiny-fse", fse_src)
+    enc = load_plugin("encoder", f"fse:{again}")
+    assert torch.equal(enc.latent_avg, torch.zeros(8, 8))  # tiny_pt's latent_avg, repeated
+
+
+def test_register_replaces_a_good_installation_with_another_good_one(tmp_path: Path,
+                                                                    tiny_pt: bytes) -> None:
+    from conftest import tiny_generator
+
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+
+    home = tmp_path / "home"
+    manager = _pair_manager(home)
+    first = tmp_path / "first.pt"
+    first.write_bytes(tiny_pt)
+    manager.register("tiny-gen", first)
+    gen = tiny_generator(seed=7, size=8, style_dim=8, channels={4: 4, 8: 4})
+    second = tmp_path / "second.pt"
+    torch.save({"g_ema": {k: v for k, v in gen.state_dict().items() if k != "latent_avg"},
+                "latent_avg": torch.full((8,), 0.5)}, second)
+    path = manager.register("tiny-gen", second)
+    assert (home / "downloads" / "tiny.pt").read_bytes() == second.read_bytes()
+    assert manager.index()["tiny-gen"]["sha256"] == hashlib.sha256(second.read_bytes()).hexdigest()
+    assert torch.equal(load_stylegan2(path).generator.latent_avg, torch.full((8,), 0.5))
+    assert manager.verify() == {"tiny-gen": "ok"}
+    assert not [p for p in home.iterdir() if p.name.startswith(".")]  # no staging folder left
+    # registering the installed file itself (re-convert) works and copies nothing
+    assert manager.register("tiny-gen", home / "downloads" / "tiny.pt") == path
+
+
+def test_a_wrong_hash_register_keeps_the_users_file(tmp_path: Path, server: _Server) -> None:
+    manager = _manager(tmp_path, server, url=None)
+    wrong = tmp_path / "mine.pt.part"  # a user's file is never deleted, whatever its name
+    wrong.write_bytes(b"x" * len(server.payload))
+    with pytest.raises(WeightsError, match=r"does not match the published") as info:
+        manager.register("tiny-gen", wrong)
+    assert str(info.value).startswith(f"{wrong}: ") and "discarded" not in str(info.value)
+    assert wrong.is_file() and manager.installed("tiny-gen") is None
+    assert _tree(tmp_path / "home") == {}
+
+
+# -- guidance: prerequisites up front --------------------------------------------------------------
+
+def test_missing_message_lists_the_prerequisite_steps_first(tmp_path: Path, tiny_pt: bytes,
+                                                            capsys, monkeypatch) -> None:
+    from stylebridge.cli.main import main
+    from stylebridge.core.pipeline import load_plugin
+    from stylebridge.errors import StylebridgeError
+
+    manager = _pair_manager(tmp_path / "home")
+    message = manager.missing_message(manager.entry("tiny-fse"))
+    assert message == (
+        "weights 'tiny-fse' are not installed, and converting them needs 'tiny-gen' first: "
+        "1) download tiny.pt from the README and run "
+        "`stylebridge weights register tiny-gen --from FILE`; "
+        "2) download 143_enc.pth from the FSE README and run "
+        "`stylebridge weights register tiny-fse --from FILE`")
+    good = tmp_path / "good.pt"
+    good.write_bytes(tiny_pt)
+    manager.register("tiny-gen", good)  # once the prerequisite is there, only the last step
+    assert manager.missing_message(manager.entry("tiny-fse")) == (
+        "weights 'tiny-fse' are not installed: download 143_enc.pth from the FSE README and run "
+        "`stylebridge weights register tiny-fse --from FILE`")
+
+    # the shipped manifest: `--encoder fse` and `weights path fse-ffhq` name psp-ffhq first
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "empty"))
+    with pytest.raises(StylebridgeError) as info:
+        load_plugin("encoder", "fse")
+    text = str(info.value)
+    assert text.startswith("encoder 'fse' needs weights; weights 'fse-ffhq' are not installed, "
+                           "and converting them needs 'psp-ffhq' first: 1) download "
+                           "psp_ffhq_encode.pt"), text
+    assert (text.index("`stylebridge weights register psp-ffhq --from FILE`")
+            < text.index("2) download 143_enc.pth")
+            < text.index("`stylebridge weights register fse-ffhq --from FILE`"))
+    assert main(["weights", "path", "fse-ffhq"]) == 2
+    err = capsys.readouterr().err
+    assert "needs 'psp-ffhq' first: 1)" in err and err.count("\n") == 1
+    # entries without prerequisites keep the short message
+    assert main(["weights", "path", "e4e-ffhq"]) == 2
+    assert "first" not in capsys.readouterr().err
+
+
+# -- fetch says whether it checked a hash ---------------------------------------------------------
+
+def test_fetch_says_whether_a_published_sha256_was_checked(tmp_path: Path, server: _Server,
+                                                           capsys, monkeypatch) -> None:
+    from stylebridge.cli.main import main
+
+    hashed = {"name": "tiny-gen", "kind": "generator", "plugin": "stylegan2",
+              "converter": "stylegan2-rosinality", "filename": "tiny.pt",
+              "url": f"{server.url}/weights.pt", "sha256": hashlib.sha256(server.payload).hexdigest(),
+              "licence": "test"}
+    unhashed = {**hashed, "name": "tiny-nohash", "filename": "nohash.pt", "sha256": None}
+    entries = [WeightsEntry(**hashed), WeightsEntry(**unhashed)]  # type: ignore[arg-type]
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.core.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=entries))
+    monkeypatch.setenv("COLUMNS", "400")  # long tmp paths stay on one line
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["weights", "fetch", "--help"])
+    assert exit_info.value.code == 0
+    assert "check size and sha256 where the manifest has them" in " ".join(
+        capsys.readouterr().out.split())
+
+    assert main(["weights", "fetch", "tiny-gen", "tiny-nohash"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    digest = hashlib.sha256(server.payload).hexdigest()
+    assert f"installed tiny-gen → {home / 'weights' / 'tiny-gen.safetensors'}" in out
+    assert f"sha256: matches the published {digest[:16]}…" in out
+    assert ("sha256: not checked, the manifest has no published hash for tiny-nohash; "
+            f"recorded {digest[:16]}… for `stylebridge weights verify`") in out
+    assert out.count("sha256:") == 2
+
+    # a file already in downloads/ is checked too, and kept (it may be the user's only copy)
+    raw = home / "downloads" / "tiny.pt"
+    raw.write_bytes(b"y" * len(server.payload))
+    manager = WeightsManager(home, manifest=entries)
+    with pytest.raises(WeightsError, match=r"does not match the published .*delete it and run "
+                                           r"the fetch again"):
+        manager.fetch("tiny-gen")
+    assert raw.is_file() and len(server.requests) == 2
+
+
+# -- `weights list` at 80 columns -----------------------------------------------------------------
+
+def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypatch) -> None:
+    import json
+
+    from stylebridge.cli.main import main
+    from stylebridge.core.weights import load_manifest
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "80")
+    manifest = load_manifest()
+
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "…" not in out and max(len(line) for line in lines) <= 80
+    for entry in manifest:  # every name, kind and plugin whole, on one row
+        row = next(line for line in lines if f" {entry.name} " in line)
+        assert f" {entry.kind} " in row and f" {entry.plugin} " in row
+        assert (" fetch " if entry.url else " register ") in row
+    assert "stylebridge weights list --long" in " ".join(out.split())
+
+    assert main(["weights", "list", "--long"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    flat = " ".join(out.split())
+    for entry in manifest:  # licences and sources wrap, whole
+        assert " ".join(entry.licence.split()) in flat and " ".join(entry.source.split()) in flat
+    fse = flat[flat.index("fse-ffhq encoder"):]
+    assert fse.index("needs psp-ffhq installed first") < fse.index("licence")
+    assert "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af" in flat
+
+    assert main(["weights", "list", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["weights"]}
+    assert rows["fse-ffhq"]["needs"] == ["psp-ffhq"] and rows["psp-ffhq"]["needs"] == []
+    assert rows["clip-vit-b-32"]["sha256"].startswith("40d36571") and rows["e4e-ffhq"]["sha256"] is None
