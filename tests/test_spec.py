@@ -68,3 +68,11 @@ def test_option_values_may_be_paths() -> None:
     spec = parse_plugin_spec("fid:ref_stats=/data/ffhq_stats.safetensors,batch=8")
     assert spec.name == "fid" and spec.path is None
     assert spec.options == {"ref_stats": "/data/ffhq_stats.safetensors", "batch": "8"}
+
+
+def test_an_existing_file_is_a_path_even_without_a_suffix(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fsemodel").write_bytes(b"x")
+    spec = parse_plugin_spec("fsemodel")
+    assert spec.name is None and spec.path == Path("fsemodel")
+    assert parse_plugin_spec("fse").name == "fse"          # no such file: a plugin name
