@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylebridge.cli import demo
 from stylebridge.cli.main import main
+
+FS_ROW = "FeatureShift on e4e (RANDOM WEIGHTS: untrained FeatureShift)"
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +29,11 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     assert info["random_weights"] is True and "RANDOM WEIGHTS" in info["notice"]
     assert info["photo"] == "skimage.data.astronaut()"
     assert info["rows"] == ["e4e", "e4e + alpha", "FSE features", "FSE shift",
-                            "FSE shift, no offsets on layer 0", "FeatureShift on e4e"]
+                            "FSE shift, no offsets on layer 0", FS_ROW]
+    assert info["random_rows"] == info["rows"]
+    assert info["random_inputs"] == {
+        "generator": True, "e4e": True, "fse": True, "featureshift": True,
+        "domains": {"random domain A": True, "random domain B": True}}
     assert info["columns"] == ["aligned photo", "inversion", "random domain A", "random domain B"]
     stages = [s["stage"] for s in info["stages"]]
     assert stages[0].startswith("align") and stages[1].startswith("alpha calibration")
@@ -54,3 +61,98 @@ def test_demo_with_a_photo_without_a_face_is_one_line(tmp_path: Path, capsys) ->
     assert main(["demo", "--out", str(tmp_path / "d"), "--image", str(cat)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no face found" in err and str(cat) in err
+
+
+def _trained_preset(device: object) -> demo.DemoModels:
+    """Stands in for installed official weights: the tiny preset, not marked as random."""
+    models = demo._tiny_preset(0)
+    models.random = False
+    models.sources = {"generator": "official (test)", "e4e": "official (test)",
+                      "fse": "official (test)"}
+    return models
+
+
+def _domain_for(size: int, style_dim: int, channels: dict[int, int], path: Path,
+                **extra: object) -> Path:
+    import torch
+
+    from stylebridge.plugins.domains import StyleSpace
+
+    method = StyleSpace(size=size, style_dim=style_dim, channels=channels)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for off in method.offsets.values():
+            off.copy_(torch.randn(off.shape, generator=g))
+    return method.save(path, extra=extra or None)
+
+
+def _red(arr: np.ndarray) -> np.ndarray:
+    arr = arr.astype(int)
+    return (arr[..., 0] > 200) & (arr[..., 1] < 80) & (arr[..., 2] < 80)
+
+
+def test_demo_with_official_weights_labels_the_untrained_featureshift(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "_official", _trained_preset)
+    monkeypatch.setenv("COLUMNS", "300")
+    gen = demo._tiny_preset(0).generator
+    joker = _domain_for(gen.size, gen.style_dim, gen.cfg.channels, tmp_path / "joker.safetensors")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--device", "cpu",
+                 "--method", f"stylespace:{joker}"]) == 0
+    terminal = " ".join(capsys.readouterr().out.split())
+    assert "RANDOM WEIGHTS - demo of the code paths" not in terminal  # the models are trained
+    assert FS_ROW in terminal  # the table row
+    assert "RANDOM WEIGHTS: row 'FeatureShift on e4e' uses an untrained FeatureShift" in terminal
+    info = json.loads((out / "demo.json").read_text())
+    assert info["columns"] == ["aligned photo", "inversion", "joker"]  # the file stem
+    assert info["domains"] == ["joker"]
+    assert info["rows"][-1] == FS_ROW and info["random_rows"] == [FS_ROW]
+    assert info["random_weights"] is True and "untrained FeatureShift" in info["notice"]
+    assert info["random_inputs"] == {"generator": False, "e4e": False, "fse": False,
+                                     "featureshift": True, "domains": {"joker": False}}
+    assert FS_ROW in info["metrics_photo_vs_inversion"]
+    # the grid: 6 rows x 3 columns of 128 px tiles, a 2-line header, a red notice underneath
+    grid = np.asarray(Image.open(out / "demo_grid.png"))
+    assert grid.shape[0] > 26 + 6 * 130 + 2
+    assert _red(grid[26 + 6 * 130 + 2:]).any()
+
+
+def test_demo_labels_a_random_weight_domain(tmp_path: Path, capsys,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "_official", _trained_preset)
+    gen = demo._tiny_preset(0).generator
+    joker = _domain_for(gen.size, gen.style_dim, gen.cfg.channels,
+                        tmp_path / "joker.safetensors", random_weights=True)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--device", "cpu", "--method", str(joker)]) == 0
+    info = json.loads((out / "demo.json").read_text())
+    assert info["random_inputs"]["domains"] == {"joker": True}
+    assert "domain joker has random weights" in info["notice"]
+
+
+def test_demo_checks_method_checkpoints_before_aligning(tmp_path: Path, capsys,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from stylebridge.core.checkpoint import save_checkpoint
+    from stylebridge.plugins import alignment
+
+    def no_alignment(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the photo was aligned before the domains were checked")
+
+    monkeypatch.setattr(alignment, "align_face", no_alignment)
+    encoder = save_checkpoint(tmp_path / "enc.safetensors", {"x": torch.zeros(1)},
+                              kind="encoder", plugin="e4e")
+    big = _domain_for(128, 64, {4: 64, 8: 64, 16: 48, 32: 32, 64: 24, 128: 16},
+                      tmp_path / "big.safetensors")
+    missing = tmp_path / "missing.safetensors"
+    out = tmp_path / "demo"
+    for method, message in ((missing, f"{missing}: no such file"),
+                            (encoder, "expected a 'domain_method'"),
+                            (big, "this generator is 64px")):
+        code = main(["demo", "--out", str(out), "--device", "cpu", "--method", str(method)])
+        err = capsys.readouterr().err
+        assert code == 2, method
+        assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+        assert not out.exists()

@@ -260,3 +260,40 @@ def test_save_inversion_rejects_batches_and_load_checks_kind(tmp_path: Path, mod
     torch.testing.assert_close(back.w_plus, one.w_plus, rtol=0, atol=0)
     torch.testing.assert_close(back.features[3], one.features[3], rtol=0, atol=0)
     torch.testing.assert_close(back.extras["c1"], one.extras["c1"], rtol=0, atol=0)
+
+
+def _grid_foot(path: Path, rows: int) -> np.ndarray:
+    """The part of grid.png under its tiles (label strip 14 px, 32 px tiles, pad 2)."""
+    return _png(path)[14 + rows * 34 + 2:]
+
+
+def test_invert_grid_has_a_red_random_weights_footer(tmp_path: Path, models, capsys,
+                                                     monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "500")
+    img = _photo(tmp_path / "x.png", 32, 32, 4)
+    gen = load_stylegan2(models["generator"]).generator
+    rgen = save_stylegan2(tmp_path / "rgen.safetensors", gen, extra={"random_weights": True})
+    base = ["invert", str(img), "--no-align", "--device", "cpu", "-e",
+            f"{PoolEncoder.name}:{models['encoder']}"]
+    # trained: no footer under the tiles, no notice
+    code, stdout, err = run(capsys, *base, "-g", str(models["generator"]),
+                            "--out", str(tmp_path / "t"))
+    assert code == 0, err
+    assert "RANDOM WEIGHTS" not in stdout
+    assert _grid_foot(tmp_path / "t" / "grid.png", 1).size == 0
+    # random generator: the notice on screen and a red footer that is not cut to a tile
+    code, stdout, err = run(capsys, *base, "-g", str(rgen), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert f"RANDOM WEIGHTS: {rgen} is a random-weight generator" in " ".join(stdout.split())
+    foot = _grid_foot(tmp_path / "r" / "grid.png", 1).astype(int)
+    assert foot.shape[0] >= 12
+    assert ((foot[..., 0] > 200) & (foot[..., 1] < 80) & (foot[..., 2] < 80)).any()
+
+
+def test_invert_early_error_leaves_no_output_folder(tmp_path: Path, models, capsys) -> None:
+    img = _photo(tmp_path / "x.png", 32, 32, 4)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "invert", str(img), "--out", str(out), "--no-align",
+                       "-g", str(models["generator"]), "-e", f"{PoolEncoder.name}:n_latent=18")
+    assert code == 2 and err.count("\n") == 1 and "18 rows" in err
+    assert not out.exists()

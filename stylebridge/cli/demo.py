@@ -32,6 +32,9 @@ from stylebridge.core.interfaces import Command, DomainMethod, Encoder
 from stylebridge.errors import StylebridgeError
 
 RANDOM_WEIGHTS_NOTICE = "RANDOM WEIGHTS - demo of the code paths, not a trained model"
+RANDOM_TAG = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
+FEATURESHIFT_ROW = "FeatureShift on e4e"
+UNTRAINED_FEATURESHIFT = "untrained FeatureShift"
 ALIGN_SIZE = 256
 
 
@@ -85,6 +88,7 @@ def _tiny_preset(seed: int) -> DemoModels:
 
 def _official(device: torch.device) -> DemoModels | None:
     """The installed official weights, when generator, e4e and FSE are all there."""
+    from stylebridge.core.checkpoint import is_random_weights, read_header
     from stylebridge.core.pipeline import load_plugin
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
     from stylebridge.core.weights import WeightsManager
@@ -98,7 +102,9 @@ def _official(device: torch.device) -> DemoModels | None:
     gen = load_stylegan2(g_path, device=device).generator
     e4e = load_plugin("encoder", f"e4e:{e_path}", device=device)
     fse = load_plugin("encoder", f"fse:{f_path}:mode=features", device=device)
-    return DemoModels(gen, e4e, fse, {}, random=False,
+    # a file registered in place of the official one may still be marked as random weights
+    random = any(is_random_weights(read_header(p).extra) for p in (g_path, e_path, f_path))
+    return DemoModels(gen, e4e, fse, {}, random=random,
                       sources={"generator": str(g_path), "e4e": str(e_path), "fse": str(f_path)})
 
 
@@ -119,6 +125,14 @@ def _random_domains(gen: Any, seed: int) -> dict[str, DomainMethod]:
         method.label = name
         domains[name] = method.eval()
     return domains
+
+
+def _check_domains(domains: dict[str, DomainMethod], gen: Any) -> None:
+    """One-line error for a domain trained for another generator (before anything runs)."""
+    for method in domains.values():
+        check = getattr(method, "check_generator", None)
+        if check is not None:
+            check(gen)
 
 
 def _demo_image(path: Path | None) -> tuple[Tensor, str]:
@@ -147,44 +161,53 @@ class DemoCommand(Command):
         parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        from rich.markup import escape
+
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import labelled_grid, save_png
         from stylebridge.core.io import write_json
-        from stylebridge.plugins.adapt import Adapter
+        from stylebridge.plugins.adapt import Adapter, load_domains
         from stylebridge.plugins.alignment import align_face
         from stylebridge.plugins.calibrators import (
             AlphaCalibrator,
             encoder_style_means,
             mapping_style_means,
         )
-        from stylebridge.plugins.domains import load_domain
         from stylebridge.plugins.featureshift import FeatureShift
 
         start = time.perf_counter()
         device = resolve_device(args.device)
-        args.out.mkdir(parents=True, exist_ok=True)
         stages: list[tuple[str, str]] = []
 
+        # everything is loaded and checked before the photo is aligned or a file written
         image, source = _demo_image(args.image)
-        face = align_face(image, size=ALIGN_SIZE, path=args.image)
-        aligned = torch.from_numpy(np.asarray(face.image, dtype=np.uint8).copy())
-        aligned = aligned.permute(2, 0, 1).float() / 255
-        save_png(args.out / "aligned.png", aligned)
-        stages.append(("align (dlib 68 landmarks, FFHQ procedure)", str(args.out / "aligned.png")))
-
+        domains, domain_random = load_domains(args.method, device)
         models = _official(device)
         if models is None:
             console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
             console.print("Official weights are not installed (see `stylebridge weights list`); "
                           "using a 64 px random-weight preset.")
             models = _tiny_preset(args.seed)
+        elif models.random:
+            console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
+            console.print("The installed weights are marked as random weights.")
         gen = models.generator.to(device)
         e4e, fse = models.e4e.to(device), models.fse.to(device)
-        domains = ({Path(m).stem: load_domain(m, device=device) for m in args.method}
-                   or _random_domains(gen, args.seed))
+        if domains:
+            _check_domains(domains, gen)
+        else:
+            domains = _random_domains(gen, args.seed)
+            domain_random = dict.fromkeys(domains, True)  # random offsets: no trained domain
         fse_shift = type(fse)(**{**fse.config(), "mode": "shift"}).to(device).eval()
         fse_shift.load_state_dict(fse.state_dict())
-        tag = " [random weights]" if models.random else ""
+        tag = f" [{RANDOM_TAG}]" if models.random else ""
+
+        face = align_face(image, size=ALIGN_SIZE, path=args.image)
+        aligned = torch.from_numpy(np.asarray(face.image, dtype=np.uint8).copy())
+        aligned = aligned.permute(2, 0, 1).float() / 255
+        args.out.mkdir(parents=True, exist_ok=True)
+        save_png(args.out / "aligned.png", aligned)
+        stages.append(("align (dlib 68 landmarks, FFHQ procedure)", str(args.out / "aligned.png")))
 
         # alpha-rescaling: encoder vs mapping-network style means (thesis); the calibration
         # images here are 16 generator samples (the thesis uses 3000 FFHQ photos)
@@ -201,17 +224,27 @@ class DemoCommand(Command):
         k = fse.layer
         c_k = gen.feature_shapes()[k][0]
         torch.manual_seed(args.seed)
+        # no FeatureShift weights are installed: the demo's FeatureShift is always a fresh,
+        # untrained network, so its row says so even with the official generator and encoders
         featureshift = FeatureShift(feature_channels=c_k, hidden=max(8, c_k * 3 // 2),
                                     layer=k, residual=True).to(device).eval()
+        fs_random = True
+        fs_row = (f"{FEATURESHIFT_ROW} ({RANDOM_TAG}: {UNTRAINED_FEATURESHIFT})" if fs_random
+                  else FEATURESHIFT_ROW)
         variants: list[tuple[str, Adapter]] = [
             ("e4e", Adapter(e4e, gen, domains)),
             ("e4e + alpha", Adapter(e4e, gen, domains, calibrator=alpha)),
             ("FSE features", Adapter(fse, gen, domains)),
             ("FSE shift", Adapter(fse_shift, gen, domains)),
             ("FSE shift, no offsets on layer 0", Adapter(fse_shift, gen, domains, skip_layers=[0])),
-            ("FeatureShift on e4e", Adapter(fse, gen, domains, featureshift=featureshift,
-                                            guide=e4e)),
+            (fs_row, Adapter(fse, gen, domains, featureshift=featureshift, guide=e4e)),
         ]
+        random_inputs: dict[str, Any] = {
+            "generator": models.random, "e4e": models.random, "fse": models.random,
+            "featureshift": fs_random, "domains": domain_random}
+        random_rows = [label for label, _ in variants
+                       if models.random or (fs_random and label == fs_row)]
+        random = models.random or fs_random or any(domain_random.values())
         photo = aligned.unsqueeze(0).to(device)
         target = torch.nn.functional.interpolate(photo, size=(gen.size, gen.size), mode="area")
         metrics = self._metrics()
@@ -228,25 +261,40 @@ class DemoCommand(Command):
             table_rows.append((label, values))
             stages.append((f"invert + adapt: {label}", f"{len(outputs) - 1} domains"))
         labels = ["aligned photo", "inversion", *domains]
-        notice = f"{RANDOM_WEIGHTS_NOTICE}" if models.random else None
-        grid = labelled_grid(rows, [labels[0], *(f"{lbl}{tag}" for lbl in labels[1:])], notice=notice,
+        columns = [labels[0], f"inversion{tag}",
+                   *(f"{name}{tag}" if models.random or not domain_random[name]
+                     else f"{name} [{RANDOM_TAG}]" for name in domains)]
+        if models.random:
+            notice: str | None = RANDOM_WEIGHTS_NOTICE
+        elif random:
+            parts = [f"row '{FEATURESHIFT_ROW}' uses an {UNTRAINED_FEATURESHIFT}"] * fs_random
+            if not args.method:
+                parts += ["the domains are random StyleSpace offsets"]
+            else:
+                parts += [f"domain {name} has random weights"
+                          for name, rnd in domain_random.items() if rnd]
+            notice = f"{RANDOM_TAG}: {'; '.join(parts)} - not a trained model"
+        else:
+            notice = None
+        grid = labelled_grid(rows, columns, notice=notice,
                              row_labels=[label for label, _ in variants], min_tile=128,
                              label_lines=2)
         save_png(args.out / "demo_grid.png", grid)
         self._print(console, table_rows, models.random)
         elapsed = time.perf_counter() - start
         write_json(args.out / "demo.json", {
-            "random_weights": models.random,
-            "notice": RANDOM_WEIGHTS_NOTICE if models.random else None,
+            "random_weights": random, "notice": notice,
+            "random_inputs": random_inputs, "random_rows": random_rows,
             "photo": source, "models": models.sources, "domains": list(domains),
             "rows": [label for label, _ in variants], "columns": labels,
             "metrics_photo_vs_inversion": {label: values for label, values in table_rows},
             "stages": [{"stage": s, "output": o} for s, o in stages],
             "seconds": round(elapsed, 2),
         })
-        console.print(f"wrote {args.out / 'demo_grid.png'} and demo.json in {elapsed:.1f}s")
-        if models.random:
-            console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
+        console.print(f"wrote {escape(str(args.out / 'demo_grid.png'))} and demo.json in "
+                      f"{elapsed:.1f}s")
+        if notice is not None:
+            console.print(f"[bold yellow]{escape(notice)}[/bold yellow]")
         return 0
 
     @staticmethod

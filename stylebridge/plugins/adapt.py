@@ -17,7 +17,10 @@ IMAGES... --out DIR`` writes per photo ``<stem>_inversion.png`` and
 ``<stem>_<domain>.png`` (the domain name is the checkpoint's file stem),
 ``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
 (inputs, outputs, offset scales, skipped files) and, when the ``mse``/``psnr``
-metrics are installed, ``metrics.json`` (input vs inversion).  Unreadable
+metrics are installed, ``metrics.json`` (input vs inversion).  Inputs on random
+(untrained) weights (encoder, generator, domains, calibrator, FeatureShift, guide)
+are named in the terminal, in a red notice under ``grid.png`` and in both JSON
+files (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable
 images (and, with ``--align``, photos without a face) are skipped and reported;
 exit code 3 when some inputs were skipped, 2 when all were.
 
@@ -62,7 +65,7 @@ INVERSION = "inversion"
 GUIDE_KEY = "guide_w_plus"  # Inversion.extras entry holding the FeatureShift guide's latents
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
-RANDOM_NOTICE = "random weights"
+RANDOM_NOTICE = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +186,72 @@ def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool
         raise StylebridgeError(f"--generator {spec!r}: unknown generator {name!r} (known: stylegan2)")
     ck = load_stylegan2(path, device=device)
     return ck.generator, is_random_weights(ck.header.extra), path
+
+
+def load_domains(specs: Sequence[str], device: torch.device
+                 ) -> tuple[dict[str, DomainMethod], dict[str, bool]]:
+    """``--method``/``--domain`` checkpoints (one-line errors for a missing file or a wrong
+    kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``), and
+    which of them hold random (untrained) weights."""
+    from stylebridge.plugins.domains import load_domain
+
+    domains: dict[str, DomainMethod] = {}
+    random: dict[str, bool] = {}
+    for i, spec in enumerate(specs):
+        method = load_domain(spec, device=device)
+        name = domain_name(spec, method, i)
+        unique, k = name, 2
+        while unique in domains or unique == INVERSION:
+            unique, k = f"{name}-{k}", k + 1
+        domains[unique] = method
+        random[unique] = spec_random("domain_method", spec, method)
+    return domains, random
+
+
+def spec_random(kind: str, spec_text: str, obj: Any = None) -> bool:
+    """Whether the plugin built from ``spec_text`` runs on untrained weights: its checkpoint's
+    header marks random weights, or (as for :func:`load_encoder`) no checkpoint was given or
+    installed and the plugin does not say otherwise (``obj.random_weights``)."""
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.core.spec import parse_plugin_spec
+
+    spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
+    path = spec.path
+    if path is None and spec.name is not None:
+        from stylebridge.core.weights import WeightsManager
+
+        path = WeightsManager().resolve(kind, spec.name)
+    random = bool(getattr(obj, "random_weights", path is None))
+    if path is not None and is_random_weights(read_header(path).extra):
+        random = True
+    return random
+
+
+def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
+    """``{"encoder": True, "domains": {"joker": True}, ...}`` → ``["encoder", "domain joker"]``."""
+    parts: list[str] = []
+    for key, value in random_inputs.items():
+        if isinstance(value, Mapping):
+            parts += [f"{key.removesuffix('s')} {name}" for name, rnd in value.items() if rnd]
+        elif value:
+            parts.append(key)
+    return parts
+
+
+def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
+                         encoder: str = "", generator: Path | str | None = None) -> None:
+    """One bold yellow line per input that runs on random (untrained) weights."""
+    from rich.markup import escape
+
+    for part in random_parts(random_inputs):
+        if part == "encoder":
+            text = (f"{RANDOM_NOTICE}: encoder {encoder!r} runs on untrained (random) weights; "
+                    "the results show no trained model")
+        elif part == "generator":
+            text = f"{RANDOM_NOTICE}: {generator} is a random-weight generator"
+        else:
+            text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
+        console.print(f"[bold yellow]{escape(text)}[/bold yellow]")
 
 
 @dataclass
@@ -313,6 +382,7 @@ class AdaptCommand(Command):
         add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        from rich.markup import escape
         from rich.progress import Progress
         from rich.table import Table
 
@@ -322,7 +392,6 @@ class AdaptCommand(Command):
         from stylebridge.core.io import write_json
         from stylebridge.core.pipeline import load_plugin
         from stylebridge.plugins.alignment import output_names
-        from stylebridge.plugins.domains import load_domain
 
         check_photo_arguments(args)
         skip = parse_layers(args.skip_layers)
@@ -332,34 +401,29 @@ class AdaptCommand(Command):
             raise StylebridgeError("no input images (folders are searched for image files)")
         gen, gen_random, g_path = load_generator_arg(args.generator, device)
         encoder, enc_random = load_encoder(args.encoder, device)
-        methods: dict[str, DomainMethod] = {}
-        for i, spec in enumerate(args.method):
-            method = load_domain(spec, device=device)
-            name = domain_name(spec, method, i)
-            unique, k = name, 2
-            while unique in methods or unique == INVERSION:
-                unique, k = f"{name}-{k}", k + 1
-            methods[unique] = method
+        # which inputs run on random (untrained) weights: every one is labelled, in the
+        # terminal, on grid.png and in adapt.json / metrics.json
+        random_inputs: dict[str, Any] = {"encoder": enc_random, "generator": gen_random}
+        methods, domain_random = load_domains(args.method, device)
+        random_inputs["domains"] = domain_random
         calibrator = None
         if args.calibrate:
             calibrator = load_plugin("calibrator", args.calibrate, device=device)
+            random_inputs["calibrator"] = spec_random("calibrator", args.calibrate, calibrator)
         featureshift = guide = None
         if args.featureshift is not None:
             from stylebridge.plugins.featureshift import load_featureshift
 
             featureshift, fs_header = load_featureshift(args.featureshift, device=device)
+            random_inputs["featureshift"] = is_random_weights(fs_header.extra)
             guide_spec = args.guide or fs_header.extra.get("sources", {}).get("guide")
             if guide_spec and guide_spec != args.encoder:
-                guide, guide_random = load_encoder(str(guide_spec), device)
-                enc_random = enc_random or guide_random
+                guide, random_inputs["guide"] = load_encoder(str(guide_spec), device)
         adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                           featureshift=featureshift, guide=guide)
-        random = enc_random or gen_random
-        if enc_random:
-            console.print(f"[bold yellow]encoder {encoder.name!r} runs on untrained (random) "
-                          "weights; the results show no trained model[/bold yellow]")
-        if gen_random:
-            console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
+        parts = random_parts(random_inputs)
+        random = bool(parts)
+        print_random_notices(console, random_inputs, encoder=encoder.name, generator=g_path)
 
         prep = getattr(encoder, "preprocessing", None)
         enc_size = int(getattr(prep, "size", 0) or gen.size)
@@ -369,7 +433,8 @@ class AdaptCommand(Command):
         for p, reason in clashes.items():
             report.skip(p, reason)
         todo = [p for p in paths if p in names]
-        args.out.mkdir(parents=True, exist_ok=True)
+        # the output folder is made once the first batch has passed the encoder/generator
+        # check (or, with no readable photo, for the report): an early error leaves no folder
         metrics = _metrics(("mse", "psnr"), device)
         grid_rows: list[list[Tensor]] = []
         outputs: dict[str, dict[str, str]] = {}
@@ -380,6 +445,7 @@ class AdaptCommand(Command):
                                   target=gen.size if metrics else 0):
                 images = adapter.run(torch.stack(chunk.inputs))
                 rendered = {k: v.cpu() for k, v in images.items()}
+                args.out.mkdir(parents=True, exist_ok=True)
                 for metric in metrics.values():
                     metric.update(rendered[INVERSION], torch.stack(chunk.targets))
                 for i, path in enumerate(chunk.paths):
@@ -406,7 +472,12 @@ class AdaptCommand(Command):
                 "guide": str(guide_spec) if guide is not None else f"{args.encoder} (latents)"},
             "offset_scale": None if scale is None else [float(v) for v in scale],
             "aligned": bool(args.align), "random_weights": random,
+            "random_inputs": random_inputs, "random_parts": parts,
             "outputs": outputs, **report.as_dict()}
+        notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
+        if random:
+            summary["notice"] = notice
+        args.out.mkdir(parents=True, exist_ok=True)
         if metrics:
             values: dict[str, Any] = {}
             for metric in metrics.values():
@@ -414,17 +485,21 @@ class AdaptCommand(Command):
                                for k, v in metric.compute().items()})
             summary["metrics_input_vs_inversion"] = values
             write_json(args.out / "metrics.json", {"input_vs_inversion": values,
-                                                   "random_weights": random})
+                                                   "random_weights": random,
+                                                   "random_inputs": random_inputs,
+                                                   "random_parts": parts})
         write_json(args.out / "adapt.json", summary)
         if grid_rows:
             labels = ["input (aligned)" if args.align else "input",
-                      f"inversion: {encoder.name}", *methods]
-            notice = f"{RANDOM_NOTICE}: not a trained model" if random else None
+                      f"inversion: {encoder.name}",
+                      *(f"{name} [{RANDOM_NOTICE}]" if domain_random[name] else name
+                        for name in methods)]
             save_png(args.out / "grid.png", labelled_grid(grid_rows, labels, notice=notice))
             console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
-                          f"{len(methods) + 1} images and grid.png to {args.out}")
+                          f"{len(methods) + 1} images and grid.png to {escape(str(args.out))}")
         if metrics and report.done:
-            table = Table(title="input vs inversion" + (f" [{RANDOM_NOTICE}]" if random else ""))
+            table = Table(title="input vs inversion"
+                          + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
             table.add_column("metric")
             table.add_column("value", justify="right")
             for key, value in summary["metrics_input_vs_inversion"].items():
@@ -462,6 +537,7 @@ class CalibrateCommand(Command):
         add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        from rich.markup import escape
         from rich.progress import Progress
         from rich.table import Table
 
@@ -487,6 +563,9 @@ class CalibrateCommand(Command):
         gen, gen_random, g_path = load_generator_arg(args.generator, device)
         skip_scale(gen.n_style_layers, skip)  # range check before the long part
         encoder, enc_random = load_encoder(args.encoder, device)
+        random_inputs = {"encoder": enc_random, "generator": gen_random}
+        random = enc_random or gen_random
+        print_random_notices(console, random_inputs, encoder=encoder.name, generator=g_path)
         prep = getattr(encoder, "preprocessing", None)
         enc_size = int(getattr(prep, "size", 0) or gen.size)
         report = BatchReport()
@@ -507,16 +586,16 @@ class CalibrateCommand(Command):
             src_means = mapping_style_means(gen, args.samples, seed=args.seed)
         calib = cls.from_style_means(src_means, enc_means, skip_layers=skip, fit=args.fit,
                                      power=args.power)
-        random = enc_random or gen_random
         extra = {"encoder": args.encoder, "generator": g_path.name, "n_images": n_images,
                  "samples": args.samples, "seed": args.seed, "aligned": bool(args.align),
-                 "random_weights": random}
+                 "random_weights": random, "random_inputs": random_inputs}
         if random:
-            extra["notes"] = ["computed with random weights: not real statistics"]
+            parts = ", ".join(random_parts(random_inputs))
+            extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
         calib.save(args.out, extra=extra)
 
         table = Table(title=f"alpha per style layer ({n_images} photos, {args.samples} samples)"
-                      + (f" [{RANDOM_NOTICE}]" if random else ""))
+                      + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
         for col in ("layer", "name", "alpha", "offset scale", "R²"):
             table.add_column(col, justify="right" if col != "name" else "left")
         scale = calib.offset_scale(gen.n_style_layers)
@@ -527,9 +606,11 @@ class CalibrateCommand(Command):
         console.print(table)
         bad = calib.unreliable_layers()
         if bad:
-            console.print(f"[yellow]layers {bad} have alpha <= {calib.min_alpha} (or undefined): "
-                          "they get no domain offset[/yellow]")
-        console.print(f"[green]wrote[/green] {args.out}")
+            console.print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "
+                          "(or undefined): they get no domain offset[/yellow]")
+        console.print(f"[green]wrote[/green] {escape(str(args.out))}"
+                      + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
+                         if random else ""))
         report.print(console)
         return report.exit_code
 

@@ -42,7 +42,7 @@ KIND = "inversion"
 IMAGE_SUFFIX = "_inversion.png"
 LATENTS_SUFFIX = "_inversion.safetensors"
 GRID_TILE = 256  # largest tile edge in grid.png
-RANDOM_NOTICE = "random weights"
+RANDOM_NOTICE = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +144,7 @@ class InvertCommand(Command):
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         import torch
+        from rich.markup import escape
         from rich.progress import Progress
 
         from stylebridge.cli.commands import checkpoint_spec
@@ -174,11 +175,15 @@ class InvertCommand(Command):
         encoder.bind_generator(gen)
         enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
         gen_random = is_random_weights(g_ckpt.header.extra)
+        random = enc_random or gen_random
+        parts = [name for name, rnd in (("encoder", enc_random), ("generator", gen_random)) if rnd]
         if enc_random:
-            console.print(f"[bold yellow]encoder {enc_name!r} runs on untrained (random) "
-                          "weights; the inversions show no trained result[/bold yellow]")
+            console.print("[bold yellow]" + escape(
+                f"{RANDOM_NOTICE}: encoder {enc_name!r} runs on untrained (random) weights; "
+                "the inversions show no trained result") + "[/bold yellow]")
         if gen_random:
-            console.print(f"[bold yellow]{g_path} is a random-weight generator[/bold yellow]")
+            console.print("[bold yellow]" + escape(
+                f"{RANDOM_NOTICE}: {g_path} is a random-weight generator") + "[/bold yellow]")
         prep = getattr(encoder, "preprocessing", None)
         enc_size = int(getattr(prep, "size", 0) or (args.align_size if args.align else gen.size))
         tile = min(gen.size, GRID_TILE)
@@ -188,7 +193,8 @@ class InvertCommand(Command):
         for p, reason in clashes.items():
             report.skip(p, reason)
         todo = [p for p in paths if p in names]
-        args.out.mkdir(parents=True, exist_ok=True)
+        # the output folder is made when the first batch has passed the encoder/generator
+        # check, so that an early error leaves no empty folder behind
         grid_rows: list[tuple[Tensor, Tensor]] = []
         pending: list[_Item] = []
 
@@ -204,6 +210,7 @@ class InvertCommand(Command):
                                            f"inversions for {len(pending)} images")
                 inversion = inversion.detach()
                 images = synth(inversion)
+            args.out.mkdir(parents=True, exist_ok=True)
             for i, item in enumerate(pending):
                 stem = names[item.path]
                 out01 = images[i]
@@ -214,7 +221,7 @@ class InvertCommand(Command):
                                    encoder_spec=spec.text, generator=g_path,
                                    extra={"source": str(item.path), "aligned": bool(args.align),
                                           "align_size": args.align_size if args.align else None,
-                                          "random_weights": enc_random or gen_random})
+                                          "random_weights": random})
                 grid_rows.append((item.tile, resize_square(out01, tile)))
                 report.ok(item.path)
             pending.clear()
@@ -226,7 +233,7 @@ class InvertCommand(Command):
             return from_generator_range(synthesize(gen, inversion)).cpu()
 
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"inverting with {enc_name}", total=len(todo))
+            task = progress.add_task(f"inverting with {escape(enc_name)}", total=len(todo))
             for path, image in iter_images(todo, report):
                 if args.align:
                     try:
@@ -246,11 +253,13 @@ class InvertCommand(Command):
 
         if grid_rows:
             labels = ["input (aligned)" if args.align else "input",
-                      f"inversion: {enc_name}" + (f" [{RANDOM_NOTICE}]"
-                                                   if enc_random or gen_random else "")]
-            save_png(args.out / "grid.png", labelled_grid(grid_rows, labels))
+                      f"inversion: {enc_name}" + (f" [{RANDOM_NOTICE}]" if random else "")]
+            # the column label is cut to the tile width: the red footer carries the notice
+            notice = (f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
+                      if random else None)
+            save_png(args.out / "grid.png", labelled_grid(grid_rows, labels, notice=notice))
             console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
-                          f"{args.out}")
+                          f"{escape(str(args.out))}")
         report.print(console)
         return report.exit_code
 
