@@ -894,7 +894,7 @@ class _Fp16Stub:
         return {}
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+@pytest.mark.filterwarnings("ignore:Detected call of")
 def test_fp16_guard_stops_when_the_scaler_keeps_skipping(env: Env, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fs, "MAX_SKIPPED_STEPS", 4)

@@ -424,3 +424,28 @@ def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypa
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["weights"]}
     assert rows["fse-ffhq"]["needs"] == ["psp-ffhq"] and rows["psp-ffhq"]["needs"] == []
     assert rows["clip-vit-b-32"]["sha256"].startswith("40d36571") and rows["e4e-ffhq"]["sha256"] is None
+
+
+def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: bytes,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """README: a name without a checkpoint uses the installed weights or says how to get them."""
+    from stylebridge.cli.commands import checkpoint_spec
+    from stylebridge.cli.main import main
+    from stylebridge.errors import SpecError
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    with pytest.raises(SpecError, match="no generator weights are installed; weights "
+                                        "'stylegan2-ffhq-1024' are not installed: run "
+                                        "`stylebridge weights fetch stylegan2-ffhq-1024`"):
+        checkpoint_spec("stylegan2", "generator")
+    src = tmp_path / "stylegan2-ffhq-config-f.pt"
+    src.write_bytes(tiny_pt)
+    assert main(["weights", "register", "stylegan2-ffhq-config-f", "--from", str(src)]) == 0
+    installed = tmp_path / "home" / "weights" / "stylegan2-ffhq-config-f.safetensors"
+    assert checkpoint_spec("stylegan2", "generator") == ("stylegan2", installed)
+    assert checkpoint_spec("stylegan2-ffhq-config-f", "generator") == ("stylegan2", installed)
+    capsys.readouterr()
+    assert main(["generate", "--generator", "stylegan2", "--seeds", "0-1",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) >= 2

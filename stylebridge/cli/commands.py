@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.core.interfaces import Command
 from stylebridge.core.spec import coerce_option, parse_plugin_spec
 from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import KINDS, get_registry, hookimpl
+
+RANDOM_NOTICE = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,34 @@ def print_json(data: Any) -> None:
 
 
 def checkpoint_spec(text: str, what: str) -> tuple[str | None, Path]:
-    """``[NAME:]PATH`` → (plugin name or None, path); a path is required."""
+    """``[NAME:]PATH`` → (plugin name or None, path).
+
+    Without a path, ``NAME`` may name installed weights of this kind (``stylebridge
+    weights``): a plugin (``--generator stylegan2`` → the installed FFHQ generator) or a
+    weights entry (``--generator stylegan2-ffhq-1024``); otherwise the error says how to
+    get them.
+    """
     spec = parse_plugin_spec(text, what=what)
-    if spec.path is None:
-        raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
     if spec.options:
         raise SpecError(f"{what} spec {text!r}: options are not accepted here")
-    return spec.name, spec.path
+    if spec.path is not None:
+        return spec.name, spec.path
+    from stylebridge.core.weights import WeightsManager
+
+    manager = WeightsManager()
+    entry = manager.entries.get(spec.name or "")
+    if entry is not None and entry.kind == what:
+        if manager.installed(entry.name):
+            return entry.plugin, manager.path(entry.name)
+        raise SpecError(f"{what} {text!r}: {manager.missing_message(entry)}")
+    path = manager.resolve(what, spec.name or "")
+    if path is not None:
+        return spec.name, path
+    known = manager.candidates(what, spec.name or "")
+    if known:
+        raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
+                        f"{manager.missing_message(known[0])}")
+    raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
 
 
 class PluginsCommand(Command):
@@ -111,12 +136,14 @@ class PluginsCommand(Command):
             rows = data[kind]
             if not rows:
                 table.add_row(kind, "[dim](none yet)[/dim]", "", "")
-            for row in rows:
-                table.add_row(kind, row["name"], row["provider"], row["description"])
+            for row in rows:  # plain text: a "[word]" in a description is no rich tag
+                table.add_row(kind, escape(row["name"]), escape(row["provider"]),
+                              escape(row["description"] or ""))
         console.print(table)
         for fail in data["failed"]:
-            console.print(f"[yellow]plugin {fail['provider']} ({fail['entry_point']}) failed to "
-                          f"load:[/yellow] {fail['error']}")
+            console.print(f"[yellow]plugin {escape(str(fail['provider']))} "
+                          f"({escape(str(fail['entry_point']))}) failed to "
+                          f"load:[/yellow] {escape(str(fail['error']))}")
         return 0
 
 
@@ -154,16 +181,16 @@ class InfoCommand(Command):
         if args.json:
             print_json(info)
             return 0
-        table = Table(show_header=False, title=str(args.checkpoint))
+        table = Table(show_header=False, title=escape(str(args.checkpoint)))
         table.add_column("field", style="bold")
         table.add_column("value")
         for key in ("kind", "plugin", "format_version", "n_tensors", "n_parameters", "bytes"):
             value = info[key]
-            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))
         table.add_row("dtypes", ", ".join(f"{k}: {v:,}" for k, v in dtypes.items()))
-        table.add_row("config", json.dumps(header.config))
+        table.add_row("config", escape(json.dumps(header.config)))
         if header.extra:
-            table.add_row("extra", json.dumps(header.extra))
+            table.add_row("extra", escape(json.dumps(header.extra)))
         console.print(table)
         return 0
 
@@ -202,20 +229,24 @@ class ConvertCommand(Command):
             raise StylebridgeError("already exists (use --force to overwrite)", path=args.dst)
         if args.dst.resolve() == args.src.resolve():
             raise StylebridgeError("DST is the same file as SRC", path=args.dst)
-        with console.status(f"converting {args.src} with {args.kind}"):
+        with console.status(f"converting {escape(str(args.src))} with {escape(args.kind)}"):
             result = converter.convert(args.src, args.dst, **options)
-        console.print(f"[green]wrote[/green] {result.path} ({result.kind}/{result.plugin}, "
-                      f"{result.n_tensors} tensors)")
+        console.print(f"[green]wrote[/green] {escape(str(result.path))} "
+                      f"({escape(f'{result.kind}/{result.plugin}')}, {result.n_tensors} tensors)")
         for note in result.notes:
-            console.print(f"  note: {note}")
+            console.print(f"  note: {escape(str(note))}")
         return 0
 
 
 _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
+# torch's CPU generator (mt19937) keeps only the low 32 bits of a seed for its draws (seeds 0 and
+# 2**32 give the same numbers), so larger seeds would silently repeat images
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 100_000
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-7"``, ``"1,5,9"``, ``"0-3,10"`` → list of seeds."""
+    """``"0-7"``, ``"1,5,9"``, ``"0-3,10"`` → list of seeds (each in ``0..MAX_SEED``)."""
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -225,10 +256,27 @@ def parse_seeds(text: str) -> list[int]:
         a, b = int(lo), int(hi or lo)
         if b < a:
             raise SpecError(f"--seeds {text!r}: range {part} is empty")
+        if b > MAX_SEED:
+            raise SpecError(f"--seeds {text!r}: seed {b} is out of range (seeds must be in "
+                            f"0..{MAX_SEED})")
+        if len(seeds) + (b - a + 1) > MAX_SEEDS:  # checked before the range is expanded
+            raise SpecError(f"--seeds {text!r}: more than {MAX_SEEDS:,} seeds is too many")
         seeds.extend(range(a, b + 1))
-    if len(seeds) > 100_000:
-        raise SpecError(f"--seeds {text!r}: {len(seeds)} seeds is too many")
     return seeds
+
+
+def seed_inputs(seed: int, style_dim: int, noise_shapes: list[tuple[int, ...]] | None,
+                ) -> tuple[Any, list[Any] | None]:
+    """The z ``[style_dim]`` of one seed and, with ``noise_shapes``, its noise maps
+    ``[1, *shape[1:]]``: all drawn from a generator seeded by this seed alone, so an image
+    does not depend on the other seeds of its batch (z first, as without noise)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(style_dim, generator=g)
+    if noise_shapes is None:
+        return z, None
+    return z, [torch.randn(1, *shape[1:], generator=g) for shape in noise_shapes]
 
 
 class GenerateCommand(Command):
@@ -238,21 +286,25 @@ class GenerateCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
                             help="generator checkpoint (convert upstream files with `convert`)")
-        parser.add_argument("--seeds", default="0-7", help="seeds, e.g. 0-7 or 1,5,9 (default 0-7)")
+        parser.add_argument("--seeds", default="0-7",
+                            help=f"seeds in 0..{MAX_SEED}, e.g. 0-7 or 1,5,9 (default 0-7)")
         parser.add_argument("--truncation", type=float, default=1.0,
                             help="truncation psi in (0, 1]; 1 = none (default)")
         parser.add_argument("--noise", choices=("const", "random"), default="const",
-                            help="stored noise buffers (default) or per-seed random noise")
+                            help="stored noise buffers (default) or random noise drawn from "
+                                 "each image's own seed (independent of --batch)")
         parser.add_argument("--batch", type=int, default=4, help="images per forward pass")
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         add_device_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         import torch
+        from rich.markup import escape
         from rich.progress import Progress
 
+        from stylebridge.core.checkpoint import is_random_weights
         from stylebridge.core.device import resolve_device
-        from stylebridge.core.images import from_generator_range, make_grid, save_png
+        from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
         from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 
         if not 0.0 < args.truncation <= 1.0:
@@ -265,28 +317,47 @@ class GenerateCommand(Command):
         if name not in (None, "stylegan2"):
             raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {name!r} "
                                    "(known: stylegan2)")
-        gen = load_stylegan2(path, device=device).generator
+        ckpt = load_stylegan2(path, device=device)
+        gen = ckpt.generator
+        random = is_random_weights(ckpt.header.extra)
+        if random:
+            console.print("[bold yellow]" + escape(
+                f"{RANDOM_NOTICE}: {path} is a random-weight generator; the images show no "
+                "trained model") + "[/bold yellow]")
+        noise_shapes = None
+        if args.noise == "random":
+            noise_shapes = [tuple(getattr(gen.noises, f"noise_{k}").shape)
+                            for k in range(gen.num_layers)]
         args.out.mkdir(parents=True, exist_ok=True)
         images = []
         with Progress(console=console, transient=True) as progress, torch.no_grad():
             task = progress.add_task("generating", total=len(seeds))
             for i in range(0, len(seeds), args.batch):
                 chunk = seeds[i:i + args.batch]
-                z = torch.stack([torch.randn(gen.style_dim, generator=torch.Generator().manual_seed(s))
-                                 for s in chunk]).to(device)
+                drawn = [seed_inputs(s, gen.style_dim, noise_shapes) for s in chunk]
+                z = torch.stack([d[0] for d in drawn]).to(device)
                 noise = None
-                if args.noise == "random":
-                    g = torch.Generator().manual_seed(chunk[0] + 1_000_003)
-                    noise = [torch.randn(len(chunk), 1, *getattr(gen.noises, f"noise_{k}").shape[2:],
-                                         generator=g).to(device) for k in range(gen.num_layers)]
+                if noise_shapes is not None:
+                    noise = [torch.cat([d[1][k] for d in drawn]).to(device)  # type: ignore[index]
+                             for k in range(len(noise_shapes))]
                 out = gen([z], truncation=args.truncation, noise=noise, randomize_noise=False)
                 out01 = from_generator_range(out).cpu()
                 for seed, img in zip(chunk, out01, strict=True):
                     save_png(args.out / f"seed{seed:04d}.png", img)
                     images.append(img)
                 progress.advance(task, len(chunk))
-        save_png(args.out / "grid.png", make_grid(images))
-        console.print(f"[green]wrote[/green] {len(seeds)} images and grid.png to {args.out}")
+        if random:  # a red notice under the grid (blank column header: the grid has no labels)
+            ncol = min(len(images), max(1, math.ceil(math.sqrt(len(images)))))
+            grid = labelled_grid([images], [""] * ncol,
+                                 notice=f"{RANDOM_NOTICE}: random-weight generator, not a "
+                                        "trained model")
+        else:
+            grid = make_grid(images)
+        save_png(args.out / "grid.png", grid)
+        console.print(f"[green]wrote[/green] {len(seeds)} images and grid.png to "
+                      f"{escape(str(args.out))}"
+                      + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
+                         if random else ""))
         return 0
 
 

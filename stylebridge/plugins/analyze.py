@@ -482,14 +482,6 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     add_photo_arguments(p, several_encoders=True)
 
 
-def _domain_random(spec_text: str) -> bool:
-    from stylebridge.core.checkpoint import is_random_weights, read_header
-    from stylebridge.core.spec import parse_plugin_spec
-
-    spec = parse_plugin_spec(spec_text, what="domain method")
-    return spec.path is not None and is_random_weights(read_header(spec.path).extra)
-
-
 @dataclass
 class _EncoderRun:
     """One ``--encoder`` of ``analyze latents``: its statistics and report."""
@@ -648,13 +640,11 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.core.io import atomic_path, write_json
     from stylebridge.core.pipeline import load_encoder
     from stylebridge.plugins.adapt import (
-        INVERSION,
         check_photo_arguments,
-        domain_name,
         encoder_inputs,
+        load_domains,
         load_generator_arg,
     )
-    from stylebridge.plugins.domains import load_domain
 
     check_photo_arguments(args)
     specs: list[str] = args.encoder if isinstance(args.encoder, list) else [args.encoder]
@@ -679,24 +669,17 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         if enc_random:
             console.print(f"[bold yellow]encoder {encoder.name!r} runs on untrained (random) "
                           "weights: the statistics show no trained model[/bold yellow]")
-    domains: dict[str, DomainMethod] = {}
+    domains, domain_random = load_domains(args.domain, device)
     domain_info: dict[str, dict[str, Any]] = {}
-    dom_random = False
-    for i, spec in enumerate(args.domain):
-        method = load_domain(spec, device=device)
+    for (name, method), spec in zip(domains.items(), args.domain, strict=True):
         check = getattr(method, "check_generator", None)
         if check is not None:
             check(gen)
-        name = domain_name(spec, method, i)
-        unique, k = name, 2
-        while unique in domains or unique == INVERSION:
-            unique, k = f"{name}-{k}", k + 1
-        domains[unique] = method
-        rnd = _domain_random(spec)
-        dom_random = dom_random or rnd
         has_w = getattr(method, "has_weight_offsets", None)
-        domain_info[unique] = {"spec": spec, "method": method.name, "random_weights": rnd,
-                               "weight_offsets_excluded": bool(has_w and has_w())}
+        domain_info[name] = {"spec": spec, "method": method.name,
+                             "random_weights": domain_random[name],
+                             "weight_offsets_excluded": bool(has_w and has_w())}
+    dom_random = any(domain_random.values())
     if gen_random:
         console.print(f"[bold yellow]{escape(str(g_path))} is a random-weight generator[/bold yellow]")
     if dom_random:
