@@ -12,6 +12,9 @@
 # FULL (default 1; 0 skips step 2), WORK (scratch folder, default /tmp/fs-gpu; datasets
 # there are reused by a second run), FULL_TIMEOUT (seconds for step 2, default 420).
 set -euo pipefail
+# native ops by default: building the CUDA extension on a fresh machine takes minutes of the
+# GPU time (STYLEBRIDGE_OPS=auto to use it; the JSON records which ops ran)
+export STYLEBRIDGE_OPS=${STYLEBRIDGE_OPS:-native}
 out_dir=${1:-benchmarks/results}
 device=${DEVICE:-cuda}
 work=${WORK:-/tmp/fs-gpu}
