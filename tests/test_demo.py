@@ -42,6 +42,11 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
         assert row in info["rows"]
         assert {"mse", "psnr", "ssim"} <= set(values)
         assert all(np.isfinite(v) for v in values.values())
+    # the domain table tells the variants apart: how much each changed the inversion
+    domain_metrics = info["metrics_domains"]
+    change = {row: domain_metrics[row]["change (mse vs inversion)"] for row in info["rows"]}
+    assert all(np.isfinite(v) and v > 0 for v in change.values())
+    assert change["FSE shift, no offsets on layer 0"] != change["FSE shift"]
     aligned = Image.open(out / "aligned.png")
     assert aligned.size == (256, 256)
     # the grid: 6 rows x 4 columns of 128 px tiles (2 px padding), a 2-line header, a notice

@@ -146,6 +146,9 @@ def _demo_image(path: Path | None) -> tuple[Tensor, str]:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255, "skimage.data.astronaut()"
 
 
+DOMAIN_TABLE_TITLE = "domain outputs, mean over the domains"
+
+
 class DemoCommand(Command):
     name = "demo"
     help = "run the toolkit end to end on a real photo and write a labelled grid + metrics"
@@ -248,7 +251,7 @@ class DemoCommand(Command):
         photo = aligned.unsqueeze(0).to(device)
         target = torch.nn.functional.interpolate(photo, size=(gen.size, gen.size), mode="area")
         metrics = self._metrics()
-        rows, table_rows = [], []
+        rows, table_rows, domain_rows = [], [], []
         for label, adapter in variants:
             outputs = adapter.run(photo)
             rows.append([target[0].cpu(), *(outputs[name][0].cpu() for name in outputs)])
@@ -259,6 +262,7 @@ class DemoCommand(Command):
                 values.update({f"{mname}:{key}" if key != mname else mname: float(v)
                                for key, v in metric.compute().items()})
             table_rows.append((label, values))
+            domain_rows.append((label, self._domain_metrics(metrics, outputs, target, domains)))
             stages.append((f"invert + adapt: {label}", f"{len(outputs) - 1} domains"))
         labels = ["aligned photo", "inversion", *domains]
         columns = [labels[0], f"inversion{tag}",
@@ -281,6 +285,7 @@ class DemoCommand(Command):
                              label_lines=2)
         save_png(args.out / "demo_grid.png", grid)
         self._print(console, table_rows, models.random)
+        self._print(console, domain_rows, models.random, title=DOMAIN_TABLE_TITLE)
         elapsed = time.perf_counter() - start
         write_json(args.out / "demo.json", {
             "random_weights": random, "notice": notice,
@@ -288,6 +293,8 @@ class DemoCommand(Command):
             "photo": source, "models": models.sources, "domains": list(domains),
             "rows": [label for label, _ in variants], "columns": labels,
             "metrics_photo_vs_inversion": {label: values for label, values in table_rows},
+            "metrics_domains": {"description": DOMAIN_TABLE_TITLE,
+                                **{label: values for label, values in domain_rows}},
             "stages": [{"stage": s, "output": o} for s, o in stages],
             "seconds": round(elapsed, 2),
         })
@@ -308,8 +315,27 @@ class DemoCommand(Command):
         return out
 
     @staticmethod
-    def _print(console: Console, rows: list[tuple[str, dict[str, float]]], random: bool) -> None:
-        title = "photo vs inversion" + (" (RANDOM WEIGHTS)" if random else "")
+    def _domain_metrics(metrics: dict[str, Any], outputs: dict[str, Tensor], target: Tensor,
+                        domains: dict[str, Any]) -> dict[str, float]:
+        """Means over the domains: how much each domain changed the inversion (MSE) and how
+        much of the photo's identity survived (ID similarity, when dlib's models exist)."""
+        values: dict[str, float] = {}
+        pairs = {"mse": ("inversion", "change (mse vs inversion)"),
+                 "id": ("photo", "identity (id vs photo)")}
+        for mname, (against, column) in pairs.items():
+            metric = metrics.get(mname)
+            if metric is None or not domains:
+                continue
+            metric.reset()
+            for name in domains:
+                metric.update(outputs[name], target if against == "photo" else outputs["inversion"])
+            values[column] = float(metric.compute()[mname])
+        return values
+
+    @staticmethod
+    def _print(console: Console, rows: list[tuple[str, dict[str, float]]], random: bool,
+               title: str = "photo vs inversion") -> None:
+        title += " (RANDOM WEIGHTS)" if random else ""
         table = Table(title=title)
         table.add_column("variant")
         keys = sorted({k for _, values in rows for k in values})
