@@ -580,3 +580,25 @@ def test_alpha_calibrator_offset_scale() -> None:
         calib.offset_scale(26)
     assert skip_scale(5, []) is None
     assert_close(skip_scale(5, [1]), torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0]))
+
+
+def test_affine_plus_trains_the_64px_block_by_default() -> None:
+    """StyleDomain's Affine+ = the affine layers + the 64 px block's weights (b64)."""
+    from stylebridge.core.stylegan2 import Generator
+    from stylebridge.plugins.domains import AffineLightPlus, AffinePlus, block_layers
+
+    gen = Generator(size=64, style_dim=16, n_mlp=1, channels={r: 8 for r in (4, 8, 16, 32, 64)})
+    names = {layer.index: layer.name for layer in gen.style_layers()}
+    assert block_layers(1024, 64) == [11, 12, 13] == block_layers(64, 64)
+    assert [names[i] for i in block_layers(64, 64)] == ["convs.6.conv", "convs.7.conv",
+                                                        "to_rgbs.3.conv"]
+    kw = dict(size=64, style_dim=16, channels=gen.cfg.channels)
+    for cls in (AffinePlus, AffineLightPlus):
+        assert cls(**kw).weight_offset_layers == [11, 12, 13]
+        assert cls(**kw, weight_offset_layers=()).weight_offset_layers == []
+        assert cls(**kw, weight_offset_layers="12+13").weight_offset_layers == [12, 13]
+        assert cls(**kw, layers=2).layers == [2]
+    assert AffinePlus(size=32, style_dim=16,
+                      channels={r: 8 for r in (4, 8, 16, 32)}).weight_offset_layers == []
+    with pytest.raises(ValueError, match="style-layer indices like 11\\+12\\+13"):
+        AffinePlus(**kw, weight_offset_layers="11,12")

@@ -526,6 +526,12 @@ def test_cli_resume_equals_uninterrupted_run(registry: Any, tiny_clips_in_cli: l
                         "--batch", "3")
     assert code == 2 and "cannot resume" in err and "batch" in err
     assert len(err.strip().splitlines()) == 1
+    # ... and so is resuming with other CLIP weights than the run started with (random here)
+    weights = tmp_path / "clip.safetensors"
+    weights.write_bytes(b"stand-in weights file (the fake loader does not read it)")
+    code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "6", "--resume"),
+                        "--clip-weights", f"ViT-B-32={weights}")
+    assert code == 2 and "cannot resume: the run used clip_weights=" in err and "random" in err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,3 +696,60 @@ def test_cli_with_real_vit_b_32_on_random_weights(registry: Any, generator_ckpt:
     assert code == 0, err
     assert "RANDOM CLIP WEIGHTS" in stdout
     assert read_header(out).extra["clip"] == {"models": ["ViT-B-32"], "random_weights": True}
+
+
+class _Recorder(Loss):
+    """Test loss: mean image value; keeps the first batch it sees."""
+
+    name = "test-recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: LossBatch | None = None
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        if self.first is None:
+            self.first = batch
+        return batch.require("images", self.name).mean()
+
+
+def test_source_and_adapted_branches_get_independent_noise(tmp_path: Path) -> None:
+    """A fresh domain is the identity: with shared noise ΔI = 0 at step 0 and the direction
+    loss's gradient is ~1/eps (StyleGAN-NADA and StyleDomain draw noise per branch)."""
+    gen = tiny_generator()
+    recorder = _Recorder()
+    trainer = td.DomainTrainer(gen, Offsets.for_generator(gen), [("rec", 1.0, recorder)],
+                               td.TrainSettings(steps=1, batch=2), out=tmp_path / "d.safetensors")
+    trainer.train()
+    assert recorder.first is not None
+    images, source = recorder.first.images, recorder.first.source_images
+    assert not torch.allclose(images.detach(), source)
+    with torch.no_grad():  # the same noise would give the same image: only the noise differs
+        same, _ = td.render(gen, recorder.first.latents)
+        again, _ = td.render(gen, recorder.first.latents)
+    assert torch.equal(same, again)
+
+
+def test_frozen_layers_keep_their_values_when_a_domain_is_continued(tmp_path: Path) -> None:
+    """StyleDomain freezes the coarse layers' gradients, not their effect: continuing a
+    domain with coarse offsets trains and saves the same model."""
+    from stylebridge.plugins.domains import StyleSpace
+
+    gen = tiny_generator()
+    method = StyleSpace(size=gen.size, style_dim=gen.style_dim, channels=gen.cfg.channels)
+    with torch.no_grad():
+        for p in method.offsets.values():
+            p.fill_(0.5)
+    frozen = td.parse_freeze_layers("coarse", gen)
+    trainer = td.DomainTrainer(gen, method, [("rec", 1.0, _Recorder())],
+                               td.TrainSettings(steps=3, batch=2, lr=0.05, freeze_layers=frozen),
+                               out=tmp_path / "d.safetensors")
+    assert trainer.offset_scale is None          # the frozen offsets still apply
+    trainer.train()
+    for key, p in method.offsets.items():
+        if int(key) in frozen:
+            assert torch.equal(p, torch.full_like(p, 0.5)), key
+    assert any(not torch.equal(p, torch.full_like(p, 0.5)) for key, p in method.offsets.items()
+               if int(key) not in frozen)
+    assert set(map(id, method.layer_parameters(frozen))) == {
+        id(method.offsets[str(i)]) for i in frozen if str(i) in method.offsets}

@@ -120,6 +120,14 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
     if weights is not None:
         path = Path(weights)
         state = _read_state(path)
+        expected = model.state_dict()
+        wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+        if wrong:
+            k = wrong[0]
+            raise CheckpointError(f"is not a {name} state dict: {k} has shape "
+                                  f"{list(state[k].shape)}, {name} needs "
+                                  f"{list(expected[k].shape)} (weights of another CLIP model?)",
+                                  path=path)
         result = model.load_state_dict(state, strict=False)
         if result.missing_keys:
             raise CheckpointError(f"is not a {name} state dict: {len(result.missing_keys)} missing "

@@ -57,7 +57,7 @@ import math
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,13 +177,14 @@ class StyleDomainMethod(DomainMethod):
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
                  channels: Mapping[Any, int] | None = None,
-                 weight_offset_layers: Sequence[int] = ()) -> None:
+                 weight_offset_layers: Sequence[int] | int | str = ()) -> None:
         super().__init__()
         self.generator_config = _generator_config(size, style_dim, channels)
         self.layout = generator_layout(self.generator_config)
         self.label = self.name
         n = len(self.layout)
-        self.weight_offset_layers = sorted({int(i) for i in weight_offset_layers})
+        self.weight_offset_layers = sorted(set(
+            parse_layer_list(weight_offset_layers, "weight_offset_layers") or []))
         bad = [i for i in self.weight_offset_layers if not 0 <= i < n]
         if bad:
             raise ValueError(f"weight_offset_layers {bad} out of range 0..{n - 1}")
@@ -221,6 +222,13 @@ class StyleDomainMethod(DomainMethod):
         a, b = _describe(mine, theirs)
         raise DomainMismatchError(f"domain {self.label} was trained for a {mine.size}px generator "
                                   f"with {a}, this generator has {b}")
+
+    def layer_parameters(self, indices: Iterable[int]) -> list[nn.Parameter]:
+        """The parameters that change style layers ``indices`` (every per-layer
+        ``ParameterDict`` is keyed by the style-layer index), e.g. to freeze them."""
+        keys = {str(int(i)) for i in indices}
+        return [p for module in self.modules() if isinstance(module, nn.ParameterDict)
+                for key, p in module.items() if key in keys]
 
     # -- weight offsets -----------------------------------------------------------------------
     def has_weight_offsets(self) -> bool:
@@ -335,12 +343,52 @@ class StyleSpace(StyleDomainMethod):
         return styles
 
 
+def block_layers(size: int, resolution: int) -> list[int]:
+    """Style-layer indices of the synthesis block at ``resolution`` (its two convs and its
+    ToRGB; 64 px → 11, 12, 13), or ``[]`` when the generator has no such block."""
+    if resolution < 8 or resolution > size or resolution & (resolution - 1):
+        return []
+    stage = int(math.log2(resolution)) - 3        # 8 px is stage 0: style layers 2, 3, 4
+    return [2 + 3 * stage, 3 + 3 * stage, 4 + 3 * stage]
+
+
+def parse_layer_list(value: Sequence[int] | int | str | None, option: str) -> list[int] | None:
+    """``[11, 12]``, ``11`` or ``"11+12+13"`` (a list option on the command line, where
+    commas separate options) → a list of ints; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = [p for p in value.replace(";", "+").split("+") if p.strip()]
+        try:
+            return [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{option}={value!r}: expected style-layer indices like "
+                             "11+12+13") from None
+    return [int(v) for v in value]
+
+
+#: Affine+/AffineLight+ (StyleDomain's DissimilarDomains) also train the 64 px block's
+#: conv weights (``synt_weights_offset.b64``, ``tRGB_weights_offset.b64``).
+AFFINE_PLUS_BLOCK = 64
+
+
 class _AffineMethod(StyleDomainMethod):
-    """Shared by Affine+ / AffineLight+: a set of style layers whose affine is changed."""
+    """Shared by Affine+ / AffineLight+: a set of style layers whose affine is changed.
+
+    ``weight_offset_layers=None`` (default) = the 64 px block's layers, as StyleDomain's
+    Affine+ ("+" = the block); ``()`` = affine layers only.
+    """
 
     def __init__(self, size: int, style_dim: int, channels: Mapping[Any, int] | None,
-                 layers: Sequence[int] | None, weight_offset_layers: Sequence[int]) -> None:
-        super().__init__(size, style_dim, channels, weight_offset_layers)
+                 layers: Sequence[int] | int | str | None,
+                 weight_offset_layers: Sequence[int] | int | str | None) -> None:
+        offsets = parse_layer_list(weight_offset_layers, "weight_offset_layers")
+        if offsets is None:
+            offsets = block_layers(int(size), AFFINE_PLUS_BLOCK)
+        layers = parse_layer_list(layers, "layers")
+        super().__init__(size, style_dim, channels, offsets)
         n = self.n_style_layers
         chosen = list(range(n)) if layers is None else sorted({int(i) for i in layers})
         bad = [i for i in chosen if not 0 <= i < n]
@@ -373,8 +421,9 @@ class AffinePlus(_AffineMethod):
     description = "Affine+: fine-tuned affine (w -> s) layers, optional conv weight offsets (StyleDomain)"
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
-                 channels: Mapping[Any, int] | None = None, layers: Sequence[int] | None = None,
-                 weight_offset_layers: Sequence[int] = ()) -> None:
+                 channels: Mapping[Any, int] | None = None,
+                 layers: Sequence[int] | int | str | None = None,
+                 weight_offset_layers: Sequence[int] | int | str | None = None) -> None:
         super().__init__(size, style_dim, channels, layers, weight_offset_layers)
         sd = self.generator_config.style_dim
         self.affine_weight = nn.ParameterDict([
@@ -416,8 +465,10 @@ class AffineLightPlus(_AffineMethod):
     description = "AffineLight+: low-rank offsets of the affine (w -> s) layers (StyleDomain)"
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
-                 channels: Mapping[Any, int] | None = None, layers: Sequence[int] | None = None,
-                 rank: int = 5, weight_offset_layers: Sequence[int] = (), seed: int = 0) -> None:
+                 channels: Mapping[Any, int] | None = None,
+                 layers: Sequence[int] | int | str | None = None, rank: int = 5,
+                 weight_offset_layers: Sequence[int] | int | str | None = None,
+                 seed: int = 0) -> None:
         super().__init__(size, style_dim, channels, layers, weight_offset_layers)
         if rank < 1:
             raise ValueError(f"rank must be >= 1, got {rank}")

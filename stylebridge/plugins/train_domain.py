@@ -213,22 +213,24 @@ def sample_wplus(generator: Generator, n: int, rng: torch.Generator, *,
 
 
 def render(generator: Generator, w_plus: Tensor, method: DomainMethod | None = None,
-           offset_scale: Sequence[float] | None = None) -> tuple[Tensor, list[Tensor]]:
+           offset_scale: Sequence[float] | None = None, *,
+           noise: Sequence[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
     """Images ``[B, 3, H, W]`` in ``[-1, 1]`` and their styles; ``method=None`` = the source.
 
-    Noise inputs are the generator's stored buffers, so source and adapted images
-    share them.  A method with an ``applied(generator, offset_scale)`` context (weight
-    offsets, :mod:`stylebridge.plugins.domains`) renders inside it; the generator's
-    own weights are restored on exit.
+    ``noise``: per-layer noise inputs; by default the generator's stored buffers (sample
+    grids: source and adapted images then share them).  A method with an
+    ``applied(generator, offset_scale)`` context (weight offsets,
+    :mod:`stylebridge.plugins.domains`) renders inside it; the generator's own weights
+    are restored on exit.
     """
     if method is None:
         styles = generator.styles(w_plus)
-        return generator.synthesis(styles, randomize_noise=False), styles
+        return generator.synthesis(styles, noise=noise, randomize_noise=False), styles
     applied = getattr(method, "applied", None)
     context = applied(generator, offset_scale) if callable(applied) else contextlib.nullcontext()
     with context:
         styles = method.styles(generator, w_plus, offset_scale)
-        return generator.synthesis(styles, randomize_noise=False), styles
+        return generator.synthesis(styles, noise=noise, randomize_noise=False), styles
 
 
 class DomainTrainer:
@@ -238,7 +240,7 @@ class DomainTrainer:
     CLIP losses in ``LossBatch.extras["clip_guide"]``; ``encoder``: inverts the images
     for losses that read ``target_latents``/``source_latents`` (``difa_w``).
     ``settings.freeze_layers`` are style-layer indices (the generator's convention)
-    whose change is held at zero with ``offset_scale = 0`` during training.
+    whose parameters are not trained (they keep their values, as in StyleDomain).
     The generator is put in eval mode with ``requires_grad_(False)``; its weights are
     never changed.  Use :meth:`train`; :meth:`load_state` before it resumes a run.
     """
@@ -276,18 +278,25 @@ class DomainTrainer:
         if guide is not None:
             for _, _, loss in self.losses:
                 guide.token_layers |= set(getattr(loss, "clip_layers", ()))
-        params = list(method.trainable_parameters())
-        if not params:
-            raise StylebridgeError(f"domain method {method.name!r} has no trainable parameters")
-        self.params = params
-        self.optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas)
         n_layers = generator.n_style_layers
         bad = [i for i in settings.freeze_layers if not 0 <= i < n_layers]
         if bad:
             raise StylebridgeError(f"--freeze-layers {bad[0]}: style layers are 0..{n_layers - 1}")
         frozen = set(settings.freeze_layers)
+        # StyleDomain's freeze: the frozen layers' parameters get no gradient but keep
+        # their values (they still apply: continuing a domain trains what is saved).  A
+        # method that cannot name its per-layer parameters is frozen by zeroing the change.
+        layer_parameters = getattr(method, "layer_parameters", None)
+        frozen_ids = ({id(p) for p in layer_parameters(frozen)}
+                      if frozen and callable(layer_parameters) else set())
         self.offset_scale = ([0.0 if i in frozen else 1.0 for i in range(n_layers)]
-                             if frozen else None)
+                             if frozen and not callable(layer_parameters) else None)
+        params = [p for p in method.trainable_parameters() if id(p) not in frozen_ids]
+        if not params:
+            raise StylebridgeError(f"domain method {method.name!r} has no trainable parameters"
+                                   + (" outside the frozen layers" if frozen_ids else ""))
+        self.params = params
+        self.optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas)
         self.rng = torch.Generator().manual_seed(settings.seed)
         self.step = 0
         self.last_checkpoint: Path | None = None
@@ -323,6 +332,15 @@ class DomainTrainer:
                  if self.last_checkpoint is not None else "no checkpoint was written in this run")
         return TrainingDiverged(f"{what} became {word} at step {self.step + 1}; {where} ({detail})")
 
+    def _noise(self, batch: int) -> list[Tensor]:
+        """Per-layer noise ``[B, 1, H, W]`` drawn from the run's generator (resumable)."""
+        import torch
+
+        buffers = [getattr(self.generator.noises, f"noise_{i}")
+                   for i in range(self.generator.num_layers)]
+        return [torch.randn(batch, 1, *b.shape[-2:], generator=self.rng).to(b.device)
+                for b in buffers]
+
     def training_step(self) -> dict[str, float]:
         """One optimisation step; returns the weighted loss values and ``total``."""
         import torch
@@ -331,9 +349,13 @@ class DomainTrainer:
 
         s = self.settings
         w_plus = sample_wplus(self.generator, s.batch, self.rng, mixing=s.mixing)
+        # independent noise for the two branches, as StyleGAN-NADA and StyleDomain draw it:
+        # with shared noise a fresh (identity) domain gives ΔI = 0 and the direction loss's
+        # first gradient is ~1/eps, which stalls Adam for the whole run
         with torch.no_grad():
-            source, source_styles = render(self.generator, w_plus)
-        images, styles = render(self.generator, w_plus, self.method, self.offset_scale)
+            source, source_styles = render(self.generator, w_plus, noise=self._noise(s.batch))
+        images, styles = render(self.generator, w_plus, self.method, self.offset_scale,
+                                noise=self._noise(s.batch))
         extras: dict[str, Any] = {"step": self.step, "total_steps": s.steps}
         if self.guide is not None:
             extras["clip_guide"] = self.guide
@@ -857,9 +879,16 @@ def run_domain(args: argparse.Namespace, console: Console) -> int:
         target = {"image": str(args.image), "image_sha256": file_sha256(args.image),
                   "source_samples": args.source_samples,
                   "source_truncation": args.source_truncation}
+    # which weights the losses use: a resumed run must not mix CLIP (or generator) weights,
+    # and a run that started on random CLIP weights stays labelled as such
+    clip_files = {name: clip_weights.get(name) or installed_clip_weights(name)
+                  for name in clip_names} if uses_clip else {}
     fingerprint = {
         "method": {"plugin": method.name, "config": method.config()},
-        "generator_config": generator.config(), "target": target,
+        "generator_config": generator.config(), "generator_sha256": file_sha256(gen_path),
+        "clip_weights": {name: file_sha256(path) if path is not None and path.is_file()
+                         else "random" for name, path in clip_files.items()},
+        "target": target,
         "losses": list(args.loss or d.losses), "clip": clip_names if uses_clip else [],
         "encoder": args.encoder, "batch": settings.batch, "lr": settings.lr,
         "warmup_steps": settings.warmup_steps, "mixing": settings.mixing,
