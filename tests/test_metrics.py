@@ -698,3 +698,55 @@ def test_eval_refuses_an_unwritable_output_before_the_work(eval_dirs, tmp_path: 
                  "--json", str(blocker / "r.json")])
     err = capsys.readouterr().err
     assert code == 2 and str(blocker / "r.json") in err and ".tmp" not in err
+
+
+def test_eval_fid_takes_the_targets_as_an_unpaired_reference_set(tmp_path: Path, capsys) -> None:
+    """FID compares two sets: names need not match and nothing is resized to a partner."""
+    gen, real = tmp_path / "gen", tmp_path / "real"
+    gen.mkdir()
+    real.mkdir()
+    photos = _photos()
+    for i, img in enumerate(photos):
+        Image.fromarray(_degraded(img[:96, :96], i)).save(gen / f"g{i}.png")
+        Image.fromarray(img[:80, :120]).save(real / f"photo{i}.png")   # other names and sizes
+    out_json = tmp_path / "fid.json"
+    code = main(["eval", "--metric", "fid:allow_random=true", "--pred", str(gen), "--target",
+                 str(real), "--json", str(out_json)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out_json.read_text())
+    assert data["n_images"] == len(photos) and data["report"]["skipped"] == []
+    assert data["metrics"]["fid:allow_random=true"]["random_weights"] is True
+    assert np.isfinite(data["mean"]["fid"])
+    # no reference at all is refused before any image is read
+    assert main(["eval", "--metric", "fid:allow_random=true", "--pred", str(gen)]) == 2
+    assert "no reference: give --target DIR" in capsys.readouterr().err
+
+
+def test_clip_weights_of_another_model_are_a_one_line_error(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from stylebridge.errors import CheckpointError
+    from stylebridge.plugins._clip import load_clip
+
+    path = tmp_path / "vit-b-16-patch.safetensors"
+    save_file({"visual.conv1.weight": torch.zeros(768, 3, 16, 16)}, str(path))   # B/16's patch
+    with pytest.raises(CheckpointError, match=r"visual.conv1.weight has shape \[768, 3, 16, 16\], "
+                                              r"ViT-B-32 needs \[768, 3, 32, 32\]") as info:
+        load_clip("ViT-B-32", weights=path)
+    assert str(path) in str(info.value)
+
+
+def test_eval_json_and_csv_agree_on_non_finite_values(tmp_path: Path, capsys) -> None:
+    """PSNR of identical images is +inf: JSON says "inf" like the CSV, not null."""
+    img = _photos()[0][:64, :64]
+    for d in ("p", "t"):
+        (tmp_path / d).mkdir()
+        Image.fromarray(img).save(tmp_path / d / "same.png")
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    assert main(["eval", "--metric", "psnr", "--pred", str(tmp_path / "p"), "--target",
+                 str(tmp_path / "t"), "--json", str(out_json), "--csv", str(out_csv)]) == 0
+    data = json.loads(out_json.read_text())
+    rows = list(csv.DictReader(out_csv.open()))
+    assert data["per_image"][0]["psnr"] == "inf" == rows[0]["psnr"]
+    assert data["mean"]["psnr"] == "inf" == rows[-1]["psnr"]

@@ -223,3 +223,21 @@ def test_argument_and_input_errors(tmp_path: Path, capsys) -> None:
     table = R.read_targets(good)
     assert table["a.safetensors"] == {"text": "The Joker"}
     assert table["b"] == {"text": "sketch", "image": tmp_path / "refs" / "b.png", "kind": "image"}
+
+
+def test_a_domain_file_named_inversion_does_not_take_the_inversion_key(tmp_path: Path) -> None:
+    """The Adapter keys its un-adapted output "inversion": a domain of that name is renamed
+    here too, so its scores are read from the domain's own images."""
+    import torch
+
+    from stylebridge.core.batch import BatchReport
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+
+    preset = R.build_tiny_preset(tmp_path / "preset", seed=1)
+    domains = tmp_path / "domains"
+    domains.mkdir()
+    shutil.copy(preset.domains / "tiny-pixar.safetensors", domains / "inversion.safetensors")
+    gen = load_stylegan2(preset.generator).generator
+    entries = R.collect_domains([domains], [], BatchReport(), generator=gen,
+                                device=torch.device("cpu"))
+    assert [e.name for e in entries] == ["inversion-2"]

@@ -17,7 +17,11 @@ Reconstruction (pairs of prediction and target, images RGB in ``[0, 1]``):
   it is refused unless ``allow_random=true``, and then labelled.
 * ``id``: identity cosine similarity, ``backend=dlib`` (dlib's face-recognition
   ResNet, shipped by ``face-recognition-models``) or ``backend=arcface``
-  (IR-SE50 as in pSp, ``weights=PATH``).
+  (IR-SE50 as in pSp, ``weights=PATH``).  dlib's descriptors are trained for a
+  Euclidean threshold, not for cosine: its values crowd near 1 (unrelated images
+  ~0.85) and are not comparable with pSp-family ID numbers (CurricularFace /
+  ArcFace): compare dlib values only with each other.
+* MSE, PSNR, SSIM work on images in ``[0, 1]`` (pSp's ``l2`` on ``[-1, 1]`` is 4× MSE).
 
 Realism and domain adaptation (no pairing needed):
 
@@ -435,6 +439,14 @@ class FIDMetric(BaseMetric):
             else:
                 self._targets_ignored += target.shape[0]
 
+    def update_reference(self, images: Tensor) -> None:
+        """Reference images, unpaired (``eval --target`` when no metric compares pairs)."""
+        _check_images(images, f"{self.name}: reference")
+        if self._ref is None:
+            self.target_stats.update(self.features(images))
+        else:
+            self._targets_ignored += images.shape[0]
+
     def compute(self) -> dict[str, float]:
         from stylebridge.plugins import _fid
 
@@ -646,8 +658,10 @@ def pair_files(pred: list[Path], target: list[Path] | None, report: Any
     return pairs
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _json_number(value: float) -> float | str:
+    """A float for JSON; ``inf``/``-inf``/``nan`` as those strings (as the CSV writes them:
+    PSNR of identical images is inf, an ID without a face is nan)."""
+    return value if math.isfinite(value) else str(value)
 
 
 def _fmt(value: float) -> str:
@@ -674,7 +688,8 @@ class EvalCommand(Command):
                             help="predicted images (directories are expanded)")
         parser.add_argument("--target", nargs="+", metavar="DIR|FILE",
                             help="target images, paired with --pred by file name (stem); "
-                                 "one file each: paired as given")
+                                 "one file each: paired as given; when no metric compares "
+                                 "pairs (fid alone): the reference set, names need not match")
         parser.add_argument("--domain-text", metavar="TEXT",
                             help="domain description for clip_quality (unless it has text= or "
                                  "reference=)")
@@ -807,9 +822,22 @@ class EvalCommand(Command):
         prefixes = self._labels(requests)
 
         report = BatchReport()
+        # no metric compares pairs (FID, CLIP diversity): --target is a reference *set*,
+        # read on its own, without matching names or resizing to a partner
+        unpaired = target_files is not None and not any(m.needs_target for m in metrics)
+        takes_reference = [m for m in metrics if hasattr(m, "update_reference")]
+        for metric, req in zip(metrics, requests, strict=True):
+            if (hasattr(metric, "update_reference") and target_files is None
+                    and getattr(metric, "_ref", None) is None):
+                raise StylebridgeError(f"{req.text}: no reference: give --target DIR (the "
+                                       "reference images) or fid:ref_stats=PATH")
+        if unpaired and not takes_reference:
+            console.print("[yellow]note:[/yellow] no requested metric uses --target; ignored")
         single = (len(args.pred) == 1 and args.target is not None and len(args.target) == 1
                   and Path(args.pred[0]).is_file() and Path(args.target[0]).is_file())
-        if single:  # two files named explicitly: a pair, whatever their names
+        if unpaired:
+            pairs = pair_files(pred_files, None, report)
+        elif single:  # two files named explicitly: a pair, whatever their names
             pairs = [(pred_files[0].stem, pred_files[0], target_files[0])]  # type: ignore[index]
         else:
             pairs = pair_files(pred_files, target_files, report)
@@ -838,6 +866,16 @@ class EvalCommand(Command):
         if not rows:
             report.print(console)
             raise StylebridgeError("no image could be read")
+        if unpaired and takes_reference:
+            n_reference = 0
+            references = pair_files(target_files or [], None, report)
+            for _, images, _ in self._batches(references, args, report, console):
+                for metric in takes_reference:
+                    metric.update_reference(images)  # type: ignore[attr-defined]
+                n_reference += images.shape[0]
+            if n_reference == 0:
+                report.print(console)
+                raise StylebridgeError("no --target image could be read as the reference set")
 
         results: dict[str, Any] = {}
         means: dict[str, float] = {}
@@ -848,7 +886,7 @@ class EvalCommand(Command):
             means.update(labelled)
             if metric.random_weights:
                 random_cols.update(labelled)
-            results[req.text] = {"values": {k: _finite_or_none(v) for k, v in labelled.items()},
+            results[req.text] = {"values": {k: _json_number(v) for k, v in labelled.items()},
                                  "config": metric.config(), "random_weights": metric.random_weights,
                                  "notes": metric.notes()}
 
@@ -868,8 +906,8 @@ class EvalCommand(Command):
                 "target": [str(t) for t in args.target] if args.target else None,
                 "n_images": len(rows),
                 "metrics": results,
-                "mean": {k: _finite_or_none(v) for k, v in means.items()},
-                "per_image": [{k: (_finite_or_none(v) if isinstance(v, float) else v)
+                "mean": {k: _json_number(v) for k, v in means.items()},
+                "per_image": [{k: (_json_number(v) if isinstance(v, float) else v)
                                for k, v in r.items()} for r in rows],
                 "report": report.as_dict(),
             })
@@ -885,12 +923,12 @@ class EvalCommand(Command):
                per_image_cols: list[str], random_cols: set[str], show: int, table_cls: Any) -> None:
         table = table_cls(title=f"stylebridge eval: {len(rows)} image(s)")
         table.add_column("image")
-        for col in means:
-            table.add_column(col + (" (RANDOM WEIGHTS)" if col in random_cols else ""),
+        for col in means:  # "ssim[ssim:gaussian=true]" is a label, not rich markup
+            table.add_column(escape(col) + (" (RANDOM WEIGHTS)" if col in random_cols else ""),
                              justify="right")
         if len(rows) <= show:
             for row in rows:
-                table.add_row(row["name"], *(_fmt(row[c]) if c in per_image_cols and c in row
+                table.add_row(escape(row["name"]), *(_fmt(row[c]) if c in per_image_cols and c in row
                                               else "" for c in means))
             table.add_section()
         table.add_row("[bold]mean[/bold]", *(f"[bold]{_fmt(v)}[/bold]" for v in means.values()))

@@ -12,7 +12,10 @@ domain, a set of images is adapted to the domain and scored with the
 for each CLIP model (``--clip``, the thesis uses ViT-B-16 and ViT-B-32).  The tables
 average the per-domain values over the domains: over all of them (Table 4.1 layout:
 Quality and Diversity per CLIP model) and separately over image and text domains
-(Tables 4.2 / 4.3 layout: per CLIP model, Image | Text).
+(Tables 4.2 / 4.3 layout: per CLIP model, Image | Text).  Note: Table 4.1's caption says
+"all considered Similar Domains", but its printed ViT-B-32 values equal Table 4.2's
+Image column, so the thesis' Table 4.1 looks like an image-domain average: compare our
+Image column with it (or pass only image domains).
 
 Rows (the thesis' names; StyleSpace offsets applied through
 :class:`stylebridge.plugins.adapt.Adapter` / :func:`stylebridge.core.pipeline.synthesize`):
@@ -289,6 +292,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
     """Load every domain checkpoint of ``items`` (folders: their ``*.safetensors``) with its
     Quality target; unusable domains go to ``report``."""
     from stylebridge.core.checkpoint import read_header
+    from stylebridge.plugins.adapt import INVERSION
     from stylebridge.plugins.domains import KIND, load_domain
 
     files: list[Path] = []
@@ -336,7 +340,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
             continue
         kind = target.get("kind") or header_kind or ("image" if image is not None else "text")
         name, k = path.stem, 2
-        while name in names:
+        while name in names or name == INVERSION:  # "inversion" is the Adapter's own key
             name, k = f"{path.stem}-{k}", k + 1
         names.add(name)
         method.label = name
@@ -803,7 +807,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     parts.append(f"Domains adapted with their StyleSpace / domain-method offsets; Quality against "
                  f"the domain text (template `{result['text_template']}`) or reference image; "
                  f"{result['n_images']} photo(s), {result['samples']} random sample(s) for Orig; "
-                 "values averaged over domains.")
+                 "values averaged over domains. (The thesis' Table 4.1 values equal its Table "
+                 "4.2 Image column: compare them with the Image column here.)")
     for title, header, body in table_layouts(result):
         parts += [f"## {title}", _md_table(header, body)]
     for title, header, body in per_domain_layouts(result):
