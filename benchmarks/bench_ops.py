@@ -28,13 +28,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from stylebridge.core.ops import _cuda
+from stylebridge.core.ops.fused_act import fused_leaky_relu_native
+from stylebridge.core.ops.upfirdn2d import upfirdn2d_native
 
-from stylebridge.core.ops import _cuda  # noqa: E402
-from stylebridge.core.ops.fused_act import fused_leaky_relu_native  # noqa: E402
-from stylebridge.core.ops.upfirdn2d import upfirdn2d_native  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "ops.json"
 BLUR_1D = (1.0, 3.0, 3.0, 1.0)

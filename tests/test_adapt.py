@@ -234,10 +234,10 @@ def test_cli_adapt_writes_images_grid_and_report(files: dict[str, Path], tmp_pat
     assert [s["file"] for s in report["skipped"]] == [str(files["photos"] / "broken.png")]
     assert report["offset_scale"] is None and list(report["domains"]) == ["pixar", "zero"]
     assert "3 done, 1 skipped" in capsys.readouterr().out
-    if (out / "metrics.json").is_file():  # mse/psnr metrics installed: input vs inversion
-        metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]
-        assert metrics["mse"] > 0 and metrics["psnr"] == pytest.approx(
-            -10 * np.log10(metrics["mse"]), rel=0.2)
+    # mse/psnr are built-in metrics: metrics.json (input vs inversion) is always written
+    metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]
+    assert metrics["mse"] > 0 and metrics["psnr"] == pytest.approx(
+        -10 * np.log10(metrics["mse"]), rel=0.2)
 
 
 def test_cli_adapt_refuses_a_domain_of_another_generator(files: dict[str, Path], tmp_path: Path,

@@ -135,10 +135,10 @@ def _adapt(files: dict[str, Path], capsys: pytest.CaptureFixture[str], out: Path
                 "--device", "cpu", str(files["photos"]), "--out", str(out))
 
 
-def _reports(out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _reports(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """adapt.json and metrics.json (mse/psnr are built in: both are always written)."""
     adapt = json.loads((out / "adapt.json").read_text())
-    metrics = (json.loads((out / "metrics.json").read_text())
-               if (out / "metrics.json").is_file() else None)
+    metrics = json.loads((out / "metrics.json").read_text())
     return adapt, metrics
 
 
@@ -148,14 +148,13 @@ def test_adapt_with_trained_inputs_has_no_notice(files: dict[str, Path], tmp_pat
     out = tmp_path / "out"
     code, text, err = _adapt(files, capsys, out)
     assert code == 0, err
-    assert _no_notice(text)
+    assert _no_notice(text) and "input vs inversion" in text  # the metrics table, unlabelled
     adapt, metrics = _reports(out)
     assert adapt["random_weights"] is False and adapt["random_parts"] == []
     assert adapt["random_inputs"] == {"encoder": False, "generator": False,
                                       "domains": {"pixar": False}}
     assert "notice" not in adapt
-    if metrics is not None:
-        assert metrics["random_weights"] is False
+    assert metrics["random_weights"] is False and metrics["random_parts"] == []
     assert not _red_footer(out / "grid.png")
 
 
@@ -184,16 +183,15 @@ def test_adapt_labels_each_random_input(case: str, files: dict[str, Path], tmp_p
     code, text, err = _adapt(files, capsys, out, *extra, enc=enc, method=method)
     assert code == 0, err
     assert "RANDOM WEIGHTS:" in text  # the terminal notice
-    assert "input vs inversion [RANDOM WEIGHTS]" in text or "mse" not in text  # table title
+    assert "input vs inversion [RANDOM WEIGHTS]" in text  # the metrics table's title
     adapt, metrics = _reports(out)
     assert adapt["random_weights"] is True
     assert adapt["random_parts"] == want_parts
     assert adapt["random_inputs"][key[0]] == key[1]
     assert adapt["notice"].startswith("RANDOM WEIGHTS: not a trained model")
     assert want_parts[0] in adapt["notice"]
-    if metrics is not None:
-        assert metrics["random_weights"] is True and metrics["random_parts"] == want_parts
-        assert metrics["random_inputs"] == adapt["random_inputs"]
+    assert metrics["random_weights"] is True and metrics["random_parts"] == want_parts
+    assert metrics["random_inputs"] == adapt["random_inputs"]
     assert _red_footer(out / "grid.png")
 
 

@@ -30,7 +30,7 @@ from stylebridge.plugins.analyze import (
     plot_distributions,
     render_markdown,
 )
-from stylebridge.plugins.calibrators import mapping_style_means
+from stylebridge.plugins.calibrators import mapping_style_means, mapping_wplus_batches
 from stylebridge.plugins.domains import StyleSpace
 from stylebridge.registry import hookimpl
 
@@ -112,6 +112,24 @@ def test_mapping_side_draws_the_same_z_as_the_calibrator(gen: Any) -> None:
     assert sims == {} and len(means) == gen.n_style_layers
     for a, b in zip(means, expected, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_mapping_z_are_drawn_in_batches_of_500_from_a_cpu_generator(gen: Any) -> None:
+    """The shared sampler draws the z the calibrator always drew: 500 then 200 from one
+    seeded CPU generator; ``analyze`` reports progress per batch."""
+    batches = list(mapping_wplus_batches(gen, 700, seed=3))
+    assert [int(w.shape[0]) for w in batches] == [500, 200]
+    rng = torch.Generator().manual_seed(3)
+    z = torch.cat([torch.randn(n, SD, generator=rng) for n in (500, 200)])
+    with torch.no_grad():
+        torch.testing.assert_close(torch.cat(batches), gen.make_wplus(z))
+    assert not batches[0].requires_grad
+    seen: list[int] = []
+    collect_mapping_stats(gen, samples=700, seed=3, advance=seen.append)
+    assert seen == [500, 200]
+    for sample in (mapping_style_means, collect_mapping_stats):
+        with pytest.raises(ValueError, match="samples must be >= 1, got 0"):
+            sample(gen, samples=0)
 
 
 def test_alpha_and_patterns_recovered_from_synthetic_means() -> None:
@@ -214,6 +232,7 @@ def files(tmp_path: Path, gen: Any) -> dict[str, Path]:
             "photos": photos, "offsets": {int(k): v.detach() for k, v in domain.offsets.items()}}
 
 
+@pytest.mark.slow  # the analyze CLI end to end (~2 s)
 def test_cli_recovers_a_known_per_layer_alpha_and_eq5(files: dict[str, Path], gen: Any,
                                                        tmp_path: Path, registered: None,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -303,6 +322,7 @@ def test_cli_matching_encoder_is_calibrated_on_conv_layers(files: dict[str, Path
     assert (out / "latents.png").is_file() and not (out / "layers").exists()
 
 
+@pytest.mark.slow  # the analyze CLI twice, end to end (~3 s)
 def test_cli_two_encoders_side_by_side(files: dict[str, Path], gen: Any, tmp_path: Path,
                                        registered: None) -> None:
     """Repeated --encoder: per-encoder reports in subfolders and one comparison (Fig. 4.10)."""

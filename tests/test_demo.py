@@ -20,6 +20,7 @@ def _empty_weights_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
 
 
+@pytest.mark.slow  # the full demo run (~5 s on CPU)
 def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
@@ -96,6 +97,7 @@ def _red(arr: np.ndarray) -> np.ndarray:
     return (arr[..., 0] > 200) & (arr[..., 1] < 80) & (arr[..., 2] < 80)
 
 
+@pytest.mark.slow  # a full demo run (~3-4 s on CPU)
 def test_demo_with_official_weights_labels_the_untrained_featureshift(
         tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo, "_official", _trained_preset)

@@ -355,6 +355,7 @@ def test_config_round_trip_and_validation() -> None:
 # (4) optimisation: FSE learns to reconstruct a tiny generator's images via feature replacement
 
 
+@pytest.mark.slow  # 250 training steps (~10 s on CPU)
 def test_training_through_feature_replacement_reduces_reconstruction_error() -> None:
     torch.manual_seed(0)
     gen = tiny_generator(seed=0).requires_grad_(False)

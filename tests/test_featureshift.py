@@ -659,7 +659,7 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     assert index["sources"]["guide"] == "toy-guide:seed=0"
     assert main(argv) == 0                                         # resumed: nothing to do
     run = tmp_path / "run"
-    assert fs.HAS_TRAIN_TARGET
+    assert "featureshift" in train_domain.TRAIN_TARGETS
     code = main(["train", "featureshift", "--data", str(data), "--generator", str(env.gen_path),
                  "--loss", "mse:1.0", "--loss", "corr:1e-3:on=features", "--inversion-loss", "mse:1.0",
                  "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
@@ -700,6 +700,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: fs.TrainConfig, out: str)
     fs.train_featureshift(cfg, registry=make_registry(), on_step=dump)
 
 
+@pytest.mark.slow  # spawns DDP worker processes (4-8 s each)
 @pytest.mark.parametrize("world", [1, 2])
 def test_featureshift_ddp_gloo_processes(env: Env, tmp_path: Path, world: int) -> None:
     """torchrun's variables → DDP, also with one process (``--nproc_per_node 1``)."""
@@ -716,6 +717,7 @@ def test_featureshift_ddp_gloo_processes(env: Env, tmp_path: Path, world: int) -
     assert all(np.isfinite(r["total"]) for r in log if "total" in r)
 
 
+@pytest.mark.slow  # torchrun with two processes (~5-8 s)
 def test_featureshift_torchrun_cli_two_processes(env: Env, tmp_path: Path) -> None:
     """The real launcher: ``torchrun --nproc_per_node 2 -m stylebridge train featureshift``.
 
@@ -829,6 +831,7 @@ def test_featureshift_must_fit_generator_and_encoder() -> None:
                               encoder)
 
 
+@pytest.mark.slow  # builds the full-size FSE and e4e (~5 s)
 def test_dataset_builds_with_the_real_fse_and_e4e(env: Env, tmp_path: Path) -> None:
     """The built-in encoders carry BatchNorm buffers (0-dim num_batches_tracked): the
     dataset's network digests must handle them."""

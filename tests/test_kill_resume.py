@@ -231,10 +231,9 @@ KILL_POINTS = {
     "mid-interval": ("step:3", 3, 2),
     "mid-write": ("state-write:4", 4, 2),
 }
-# One kill point per trainer runs by default; the other is `slow` (each case costs three
-# subprocesses, ~10-15 s on the shared 2-core machine).
-DOMAIN_POINTS = ["mid-write", pytest.param("mid-interval", marks=pytest.mark.slow)]
-FS_POINTS = ["mid-interval", pytest.param("mid-write", marks=pytest.mark.slow)]
+# Every case is `slow`: each costs three subprocesses (6-15 s on the shared 2-core machine).
+DOMAIN_POINTS = ["mid-write", "mid-interval"]
+FS_POINTS = ["mid-interval", "mid-write"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +253,7 @@ def _domain_argv(gen: Path, out: Path, *extra: str) -> list[str]:
             "--checkpoint-every", str(EVERY), "--sample-every", "0", "--seed", "3", *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", DOMAIN_POINTS)
 def test_train_domain_resume_after_kill_equals_uninterrupted_run(
         generator_ckpt: Path, tmp_path: Path, point: str) -> None:
@@ -383,6 +383,7 @@ def _log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", FS_POINTS)
 def test_train_featureshift_resume_after_kill_equals_uninterrupted_run(
         fs_dataset: tuple[Path, Path], tmp_path: Path, point: str) -> None:

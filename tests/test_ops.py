@@ -552,3 +552,26 @@ def test_build_cuda_extension_with_nvcc(tmp_path: Path) -> None:
     assert Path(report["module"]).is_relative_to(tmp_path)
     print(f"\nstylebridge_ops built in {report['build_seconds']:.1f} s "
           f"(TORCH_CUDA_ARCH_LIST={extra['TORCH_CUDA_ARCH_LIST']})")
+
+
+@pytest.mark.parametrize(("up", "down", "kernel_used"),
+                         [(2, 1, True), (1, 2, True), (1, 1, False)])
+def test_auto_dispatch_uses_the_kernel_for_resampling_only(monkeypatch: pytest.MonkeyPatch,
+                                                           up: int, down: int,
+                                                           kernel_used: bool) -> None:
+    """STYLEBRIDGE_OPS=auto: the CUDA kernel for up- and down-sampling (measured faster on
+    an H200, forward + backward), cuDNN's depthwise convolution for plain filtering."""
+    import importlib
+
+    module = importlib.import_module("stylebridge.core.ops.upfirdn2d")
+    calls: list[tuple] = []
+    monkeypatch.setattr(module, "use_cuda", lambda is_cuda: True)
+    monkeypatch.setattr(_cuda, "upfirdn2d", lambda *a: calls.append(a) or a[0])
+    set_backend("auto")
+    try:
+        x = torch.randn(1, 2, 8, 8)
+        kernel = torch.ones(4, 4) / 16
+        module.upfirdn2d(x, kernel, up=up, down=down, pad=(1, 1))
+    finally:
+        set_backend(None)
+    assert bool(calls) is kernel_used

@@ -129,18 +129,66 @@ def _example_entry_points() -> list[importlib.metadata.EntryPoint]:
     return [importlib.metadata.EntryPoint(name=k, value=v, group="stylebridge") for k, v in eps.items()]
 
 
-def test_entry_point_discovery_of_the_example_plugin(monkeypatch) -> None:
-    """The example package's declared entry point, loaded through the registry's discovery."""
+@pytest.fixture
+def example_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """A registry that discovers the example package from examples/ through its declared
+    entry point (not a pip-installed copy, which may be older than the source)."""
+    import sys
+
+    module = "stylebridge_example_encoder"
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
+    monkeypatch.setitem(sys.modules, module, None)  # restored (or removed) after the test
+    monkeypatch.delitem(sys.modules, module)        # so the import below reads examples/
     eps = _example_entry_points()
     monkeypatch.setattr(registry_mod.importlib.metadata, "entry_points",
                         lambda group=None: eps if group == "stylebridge" else [])
     reg = Registry()
+    assert Path(sys.modules[module].__file__).is_relative_to(EXAMPLE / "src")
+    return reg
+
+
+def test_entry_point_discovery_of_the_example_plugin(example_registry: Registry) -> None:
+    """The example package's declared entry point, loaded through the registry's discovery."""
+    reg = example_registry
     entry = reg.get("encoder", "tiny-pool")
-    assert entry.provider.startswith("stylebridge_example_encoder") or entry.provider
+    # no distribution behind the entry point here: the provider is the entry point's module
+    assert entry.provider == "stylebridge_example_encoder"
+    assert not reg.failures
     enc = reg.create("encoder", "tiny-pool", n_latent=6, style_dim=16, input_size=32)
     images = torch.rand(2, 3, 50, 40)
     assert enc.encode(images).w_plus.shape == (2, 6, 16)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"n_latent": -1}, "ValueError: n_latent must be >= 1, got -1"),
+    ({"style_dim": 0}, "ValueError: style_dim must be >= 1, got 0"),
+    ({"grid": 0}, "ValueError: grid must be >= 1, got 0"),
+    ({"input_size": -64}, "ValueError: input_size must be >= 1, got -64"),
+    ({"n_latent": 2.5}, "TypeError: n_latent must be an integer, got 2.5"),
+    ({"style_dim": "wide"}, "TypeError: style_dim must be an integer, got 'wide'"),
+    ({"grid": True}, "TypeError: grid must be an integer, got True"),
+])
+def test_example_plugin_rejects_bad_options(example_registry: Registry, options: dict[str, Any],
+                                            message: str) -> None:
+    """Bad options are a one-line error naming the plugin and its package, not a torch
+    RuntimeError."""
+    with pytest.raises(RegistryError) as exc:
+        example_registry.create("encoder", "tiny-pool", **options)
+    assert str(exc.value) == ("cannot build encoder 'tiny-pool' (from stylebridge_example_encoder) "
+                              f"from its options: {message}")
+
+
+def test_example_plugin_spec_with_a_negative_option_is_one_line(
+        example_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--encoder tiny-pool:n_latent=-1``: the spec path of every command."""
+    from stylebridge.core.pipeline import load_plugin
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    with pytest.raises(RegistryError, match=r"^cannot build encoder 'tiny-pool' .*: "
+                       r"ValueError: n_latent must be >= 1, got -1$"):
+        load_plugin("encoder", "tiny-pool:n_latent=-1", registry=example_registry)
+    enc = load_plugin("encoder", "tiny-pool:n_latent=2,style_dim=4", registry=example_registry)
+    assert enc.config() == {"n_latent": 2, "style_dim": 4, "grid": 4, "input_size": 64}
 
 
 def test_broken_entry_point_is_reported_not_fatal(monkeypatch) -> None:

@@ -38,11 +38,9 @@ def test_state_dict_of_a_traced_module(tmp_path: Path) -> None:
     assert all(torch.equal(state[k], ref[k]) and state[k].dtype == ref[k].dtype for k in ref)
 
 
-def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypatch) -> None:
+def _tiny_openai_clip(tmp_path: Path) -> torch.nn.Module:
+    """Register the ``tiny-openai`` open_clip config and build it with seeded random weights."""
     import open_clip
-
-    from stylebridge.plugins._clip import load_clip
-    from stylebridge.plugins.clip_convert import ClipOpenAIConverter
 
     cfg_dir = tmp_path / "cfg"
     cfg_dir.mkdir()
@@ -51,7 +49,16 @@ def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypa
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = open_clip.create_model("tiny-openai", pretrained=None).eval()
+        return open_clip.create_model("tiny-openai", pretrained=None).eval()
+
+
+def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypatch) -> None:
+    import open_clip
+
+    from stylebridge.plugins._clip import load_clip
+    from stylebridge.plugins.clip_convert import ClipOpenAIConverter
+
+    ref = _tiny_openai_clip(tmp_path)
     image = torch.rand(2, 3, 32, 32)
     text = open_clip.get_tokenizer("tiny-openai")(["a photo", "a painting"])
     archive = _traced(ref, (image, text), tmp_path / "tiny.pt")
@@ -68,6 +75,32 @@ def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypa
         converted = load_clip("tiny-openai", weights=result.path)
         torch.testing.assert_close(converted.model.encode_image(image), want[0], atol=1e-5,
                                    rtol=1e-5)
+
+
+def test_clip_weights_from_a_weights_only_pt_and_bad_files(tmp_path: Path) -> None:
+    """Plain CLIP weights go through the same reader as LPIPS's backbones
+    (``metrics._read_plain_state``): a ``state_dict`` wrapper and ``module.`` prefixes are
+    removed, and bad files are one-line :class:`CheckpointError` naming the file."""
+    from stylebridge.errors import CheckpointError
+    from stylebridge.plugins._clip import load_clip
+
+    ref = _tiny_openai_clip(tmp_path)
+    pt = tmp_path / "tiny.pt"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}},
+               pt)
+    image = torch.rand(2, 3, 32, 32)
+    clip = load_clip("tiny-openai", weights=pt)
+    assert not clip.random_weights
+    with torch.no_grad():
+        torch.testing.assert_close(clip.model.encode_image(image), ref.encode_image(image))
+    bad = tmp_path / "bad.pt"
+    torch.save({"state_dict": {"visual.proj": 1}}, bad)
+    for path, message in ((bad, "does not hold a CLIP state dict of tensors"),
+                          (tmp_path / "absent.pt", "no such file"),
+                          (tmp_path, "is not a file")):
+        with pytest.raises(CheckpointError) as info:
+            load_clip("tiny-openai", weights=path)
+        assert str(info.value) == f"{path}: {message}"
 
 
 def test_bad_archives_are_refused(tmp_path: Path) -> None:

@@ -160,8 +160,12 @@ class DemoCommand(Command):
                             help="a face photo (default: scikit-image's astronaut)")
         parser.add_argument("--method", action="append", default=[], metavar="DOMAIN.safetensors",
                             help="real domain checkpoints to use instead of random offsets")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]")
+        from stylebridge.cli.commands import add_device_argument
+
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the random-weight preset, domains and samples "
+                                 "(default 0)")
+        add_device_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from rich.markup import escape
@@ -293,8 +297,8 @@ class DemoCommand(Command):
             "photo": source, "models": models.sources, "domains": list(domains),
             "rows": [label for label, _ in variants], "columns": labels,
             "metrics_photo_vs_inversion": {label: values for label, values in table_rows},
-            "metrics_domains": {"description": DOMAIN_TABLE_TITLE,
-                                **{label: values for label, values in domain_rows}},
+            "metrics_domains": {label: values for label, values in domain_rows},
+            "metrics_domains_description": DOMAIN_TABLE_TITLE,
             "stages": [{"stage": s, "output": o} for s, o in stages],
             "seconds": round(elapsed, 2),
         })

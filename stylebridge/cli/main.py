@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from stylebridge import __version__
@@ -54,6 +55,9 @@ def _error(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it is
+    # also a warning, which the command line would show a second time
+    warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
     debug = "--debug" in argv or os.environ.get("STYLEBRIDGE_DEBUG") == "1"
     try:
         parser, commands = build_parser()

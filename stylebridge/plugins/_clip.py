@@ -65,33 +65,6 @@ def is_torchscript(path: Path) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
-def _read_state(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise CheckpointError("no such file", path=path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:
-            raise CheckpointError(f"not a readable safetensors file ({exc})", path=path) from None
-    if is_torchscript(path):
-        from stylebridge.core.torchscript import read_torchscript_state_dict
-
-        return read_torchscript_state_dict(path)
-    from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
-    try:
-        obj = torch_load_safe(path)
-    except StylebridgeError as exc:
-        raise CheckpointError(f"{str(exc).removeprefix(f'{path}: ')}", path=path) from None
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise CheckpointError("does not hold a CLIP state dict", path=path)
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
 def _marked_quick_gelu(path: Path) -> bool:
     """Converted OpenAI weights carry ``quick_gelu=true`` in their safetensors metadata."""
     if path.suffix != ".safetensors":
@@ -112,14 +85,19 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
 
     if name not in open_clip.list_models():
         raise StylebridgeError(f"unknown CLIP model {name!r} (e.g. ViT-B-32, ViT-B-16)")
-    quick_gelu = False
-    if weights is not None:
-        path = Path(weights)
-        quick_gelu = path.is_file() and (is_torchscript(path) or _marked_quick_gelu(path))
+    path = None if weights is None else Path(weights)
+    torchscript = path is not None and path.is_file() and is_torchscript(path)
+    quick_gelu = torchscript or (path is not None and _marked_quick_gelu(path))
     model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
-    if weights is not None:
-        path = Path(weights)
-        state = _read_state(path)
+    if path is not None:
+        if torchscript:
+            from stylebridge.core.torchscript import read_torchscript_state_dict
+
+            state = read_torchscript_state_dict(path)
+        else:  # .safetensors or a weights-only .pt/.bin, as LPIPS's backbones
+            from stylebridge.plugins.metrics import _read_plain_state
+
+            state = _read_plain_state(path, what="CLIP")
         expected = model.state_dict()
         wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
         if wrong:

@@ -16,8 +16,8 @@ layer), then render the inversion through every domain method::
 IMAGES... --out DIR`` writes per photo ``<stem>_inversion.png`` and
 ``<stem>_<domain>.png`` (the domain name is the checkpoint's file stem),
 ``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
-(inputs, outputs, offset scales, skipped files) and, when the ``mse``/``psnr``
-metrics are installed, ``metrics.json`` (input vs inversion).  Inputs on random
+(inputs, outputs, offset scales, skipped files) and ``metrics.json`` (MSE and PSNR,
+input vs inversion).  Inputs on random
 (untrained) weights (encoder, generator, domains, calibrator, FeatureShift, guide)
 are named in the terminal, in a red notice under ``grid.png`` and in both JSON
 files (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable
@@ -342,17 +342,16 @@ def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
     return safe or f"domain{index}"
 
 
-def _metrics(names: Sequence[str], device: torch.device) -> dict[str, Any]:
+def _metrics(names: Sequence[str]) -> dict[str, Any]:
+    """Built-in metrics (input vs inversion), reset and ready."""
     from stylebridge.registry import get_registry
 
     registry = get_registry()
-    known = set(registry.names("metric"))
     out = {}
     for name in names:
-        if name in known:
-            metric = registry.create("metric", name)
-            metric.reset()
-            out[name] = metric
+        metric = registry.create("metric", name)
+        metric.reset()
+        out[name] = metric
     return out
 
 
@@ -435,14 +434,14 @@ class AdaptCommand(Command):
         todo = [p for p in paths if p in names]
         # the output folder is made once the first batch has passed the encoder/generator
         # check (or, with no readable photo, for the report): an early error leaves no folder
-        metrics = _metrics(("mse", "psnr"), device)
+        metrics = _metrics(("mse", "psnr"))
         grid_rows: list[list[Tensor]] = []
         outputs: dict[str, dict[str, str]] = {}
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"adapting with {len(methods)} domain(s)", total=len(todo))
             for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, batch=args.batch,
                                   align=args.align, align_size=args.align_size,
-                                  target=gen.size if metrics else 0):
+                                  target=gen.size):
                 images = adapter.run(torch.stack(chunk.inputs))
                 rendered = {k: v.cpu() for k, v in images.items()}
                 args.out.mkdir(parents=True, exist_ok=True)

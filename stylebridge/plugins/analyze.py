@@ -91,7 +91,13 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import Command, DomainMethod, Encoder
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins.calibrators import FITS, StyleMeanAccumulator, fit_alpha
+from stylebridge.plugins.calibrators import (
+    FITS,
+    MAPPING_BATCH,
+    StyleMeanAccumulator,
+    fit_alpha,
+    mapping_wplus_batches,
+)
 from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
@@ -104,7 +110,7 @@ PATTERNS = ("independent", "calibrated", "scaled")
 THESIS_GROUPS = {"independent": 1, "calibrated": 2, "scaled": 3}
 LAYER_SETS = ("all", "conv")
 RANDOM_NOTICE = "RANDOM WEIGHTS"
-SAMPLE_BATCH = 500  # as calibrators.mapping_style_means, so both draw the same z
+SAMPLE_BATCH = MAPPING_BATCH  # as calibrators.mapping_style_means, so both draw the same z
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,27 +171,19 @@ def collect_mapping_stats(generator: Generator, domains: Mapping[str, DomainMeth
     """Mapping-network side: per-channel style means over ``samples`` z and Eq. 5's ``orig`` terms.
 
     Draws the same z as :func:`stylebridge.plugins.calibrators.mapping_style_means`
-    (same seed, batches of 500), so the means equal the ones ``calibrate`` stores.
+    (both use :func:`~stylebridge.plugins.calibrators.mapping_wplus_batches`: same seed,
+    batches of 500), so the means equal the ones ``calibrate`` stores.
     """
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
     domains = dict(domains or {})
     means = StyleMeanAccumulator()
     sims = {name: SimilarityAccumulator() for name in domains}
-    device = generator.input.input.device
-    gen = torch.Generator().manual_seed(seed)
-    done = 0
-    while done < samples:
-        n = min(batch, samples - done)
-        z = torch.randn(n, generator.style_dim, generator=gen).to(device)
-        w_plus = generator.make_wplus(z)
+    for w_plus in mapping_wplus_batches(generator, samples, seed=seed, batch=batch):
         styles = generator.styles(w_plus)
         means.add(styles)
         for name, method in domains.items():
             sims[name].add(styles, _domain_styles(method, generator, w_plus))
-        done += n
         if advance is not None:
-            advance(n)
+            advance(int(w_plus.shape[0]))
     return means.means(), sims
 
 
@@ -793,7 +791,8 @@ class AnalyzeCommand(Command):
         sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
         p = sub.add_parser("latents", help="per-layer style means of an encoder vs the mapping "
                            "network (thesis Fig. 4.9), alpha per layer and Eq. 5 adaptability",
-                           description=__doc__.split("\n\n")[0] if __doc__ else None)
+                           description=__doc__.split("\n\n")[0].replace("``", "")
+                           if __doc__ else None)
         _add_latents_arguments(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:

@@ -35,7 +35,7 @@ blow up or flip the offsets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
 FITS = ("origin", "intercept")
+MAPPING_BATCH = 500  # z per batch: with the seed, it fixes which z are drawn
 
 
 class StyleMeanAccumulator:
@@ -96,20 +97,36 @@ def encoder_style_means(encoder: Encoder, generator: Generator,
 
 
 @torch.no_grad()
-def mapping_style_means(generator: Generator, samples: int = 3000, *, batch: int = 500,
-                        seed: int = 0) -> list[Tensor]:
-    """Per-channel means of the styles of ``samples`` mapped ``z ~ N(0, I)`` (no truncation)."""
+def mapping_wplus_batches(generator: Generator, samples: int, *, seed: int = 0,
+                          batch: int = MAPPING_BATCH) -> Iterator[Tensor]:
+    """``w+`` of ``samples`` mapped ``z ~ N(0, I)`` (no truncation), ``batch`` at a time.
+
+    The z come from a CPU ``torch.Generator`` seeded with ``seed`` and are drawn in
+    batches of ``batch`` (the last one smaller): the same ``seed`` and ``batch`` give the
+    same z on every device, so :func:`mapping_style_means` and ``stylebridge analyze``
+    (:func:`stylebridge.plugins.analyze.collect_mapping_stats`) see the same samples.
+    """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    acc = StyleMeanAccumulator()
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
     device = generator.input.input.device
     gen = torch.Generator().manual_seed(seed)
     done = 0
     while done < samples:
         n = min(batch, samples - done)
         z = torch.randn(n, generator.style_dim, generator=gen).to(device)
-        acc.add(generator.styles(generator.make_wplus(z)))
+        yield generator.make_wplus(z)
         done += n
+
+
+@torch.no_grad()
+def mapping_style_means(generator: Generator, samples: int = 3000, *, batch: int = MAPPING_BATCH,
+                        seed: int = 0) -> list[Tensor]:
+    """Per-channel means of the styles of ``samples`` mapped ``z ~ N(0, I)`` (no truncation)."""
+    acc = StyleMeanAccumulator()
+    for w_plus in mapping_wplus_batches(generator, samples, seed=seed, batch=batch):
+        acc.add(generator.styles(w_plus))
     return acc.means()
 
 

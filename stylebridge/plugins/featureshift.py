@@ -64,7 +64,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1282,32 +1282,16 @@ TRAIN_EPILOG = ("Multi-GPU: `torchrun --nproc_per_node N -m stylebridge train fe
                 "per process and rank 0 writes the checkpoints, log and samples.")
 
 
-def _register_train_target() -> bool:
-    """``stylebridge train featureshift`` through the ``train`` command's target table."""
-    try:
-        from stylebridge.plugins.train_domain import register_train_target
-    except ImportError:
-        return False
+def _register_train_target() -> None:
+    """``stylebridge train featureshift`` through the ``train`` command's target table
+    (at import: the registry imports every plugin module before the CLI is built)."""
+    from stylebridge.plugins.train_domain import register_train_target
+
     register_train_target("featureshift", add_train_arguments, run_train, help=TRAIN_HELP,
                           epilog=TRAIN_EPILOG)
-    return True
 
 
-#: Whether ``train featureshift`` exists; otherwise the ``train-featureshift`` command stands in.
-HAS_TRAIN_TARGET = _register_train_target()
-
-
-class TrainFeatureShiftCommand(Command):
-    """Stand-in for ``train featureshift`` when the ``train`` command is not installed."""
-
-    name = "train-featureshift"
-    help = TRAIN_HELP
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_train_arguments(parser)
-
-    def run(self, args: argparse.Namespace, console: Console) -> int:
-        return run_train(args, console)
+_register_train_target()
 
 
 class FeatureShiftCommand(Command):
@@ -1320,8 +1304,11 @@ class FeatureShiftCommand(Command):
         from stylebridge.cli.commands import add_device_argument
 
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-        p = sub.add_parser("build-dataset", help="encode images with FSE and the guiding encoder, "
-                           "store w+, F and per-domain Δ/targets in resumable shards")
+        build_help = ("encode images with FSE and the guiding encoder, store w+, F and "
+                      "per-domain Δ/targets in resumable shards")
+        p = sub.add_parser("build-dataset", help=build_help,
+                           description=build_help + ". Rerunning the same command resumes an "
+                           "interrupted build; unreadable images are skipped and reported.")
         p.add_argument("--encoder", required=True, metavar="SPEC",
                        help="the FSE-like inverter with a feature, e.g. fse:fse.safetensors")
         p.add_argument("--guide", required=True, metavar="SPEC",
@@ -1393,16 +1380,9 @@ class FeatureShiftCommand(Command):
         return result.report.exit_code
 
 
-def _iter_commands() -> Iterator[Command]:
-    yield FeatureShiftCommand()
-    if not HAS_TRAIN_TARGET:
-        yield TrainFeatureShiftCommand()
-
-
 @hookimpl
 def register_commands(register: Any) -> None:
-    for cmd in _iter_commands():
-        register(cmd)
+    register(FeatureShiftCommand())
 
 
 __all__ = [

@@ -246,8 +246,13 @@ class SSIMMetric(PerImageMetric):
 TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 
 
-def _read_plain_state(path: Path) -> dict[str, Tensor]:
-    """A plain state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth``."""
+def _read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
+    """A plain state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth``/``.bin``.
+
+    Also reads CLIP weights (:func:`stylebridge.plugins._clip.load_clip`; ``what="CLIP"``
+    names them in the error).  A ``{"state_dict": ...}`` wrapper and DataParallel's
+    ``module.`` prefixes are removed.  Errors are :class:`CheckpointError` naming the file.
+    """
     if not path.is_file():
         raise CheckpointError("no such file" if not path.exists() else "is not a file", path=path)
     if path.suffix == ".safetensors":
@@ -263,7 +268,8 @@ def _read_plain_state(path: Path) -> dict[str, Tensor]:
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError("does not hold a state dict of tensors", path=path)
+        raise CheckpointError(f"does not hold a {what + ' ' if what else ''}state dict of "
+                              "tensors", path=path)
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

@@ -879,17 +879,6 @@ class TinyPreset:
     clip_config: Path
     clip_weights: dict[str, Path]
 
-    def cli_args(self) -> list[str]:
-        """The ``reproduce thesis-tables`` options that use every file of the preset."""
-        args = ["--images", str(self.images), "--domains", str(self.domains),
-                "--generator", str(self.generator), "--e4e", str(self.e4e),
-                "--fse", str(self.fse), "--featureshift-e4e", str(self.featureshift_e4e),
-                "--featureshift-fse", str(self.featureshift_fse),
-                "--clip-config", str(self.clip_config)]
-        for name, path in self.clip_weights.items():
-            args += ["--clip", name, "--clip-weights", f"{name}={path}"]
-        return args
-
 
 TINY_PROMPTS = (("tiny-pixar", "3D render in the style of Pixar"),
                 ("tiny-sketch", "Pencil sketch portrait"))

@@ -16,7 +16,9 @@ def get_backend() -> Backend:
         return _override
     value = os.environ.get("STYLEBRIDGE_OPS", "auto").strip().lower() or "auto"
     if value not in _VALID:
-        raise ValueError(f"STYLEBRIDGE_OPS={value!r} is not one of {', '.join(_VALID)}")
+        from stylebridge.errors import StylebridgeError
+
+        raise StylebridgeError(f"STYLEBRIDGE_OPS={value!r} is not one of {', '.join(_VALID)}")
     return value  # type: ignore[return-value]
 
 

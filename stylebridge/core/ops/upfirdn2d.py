@@ -61,14 +61,15 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
               pad: Sequence[int] = (0, 0)) -> Tensor:
     """Dispatching entry point.
 
-    With ``STYLEBRIDGE_OPS=auto`` the CUDA kernel runs only for up-sampling, where
-    it measured 1.4-1.9x faster than the native path on an H200; plain filtering
-    and down-sampling stay on cuDNN's depthwise convolution, which was as fast or
-    faster there (``benchmarks/RESULTS.md``).  ``STYLEBRIDGE_OPS=cuda`` forces the
-    kernel for every call.
+    With ``STYLEBRIDGE_OPS=auto`` the CUDA kernel runs for up- and down-sampling, where
+    it measured faster than the native path on an H200 (up 2: 1.4x forward, 1.9x
+    forward + backward; down 2: a tie forward, 1.35x forward + backward, the case that
+    matters in training); plain filtering (the blur) stays on cuDNN's depthwise
+    convolution, 1.7x faster there than the untiled kernel (``benchmarks/RESULTS.md``).
+    ``STYLEBRIDGE_OPS=cuda`` forces the kernel for every call.
     """
-    up_pair = _pair(up)
-    wants_kernel = get_backend() == "cuda" or max(up_pair) > 1
+    up_pair, down_pair = _pair(up), _pair(down)
+    wants_kernel = get_backend() == "cuda" or max(up_pair) > 1 or max(down_pair) > 1
     if wants_kernel and use_cuda(x.is_cuda):
         from stylebridge.core.ops import _cuda
 

@@ -17,6 +17,15 @@ class TinyPoolEncoder(Encoder):
 
     def __init__(self, n_latent: int = 18, style_dim: int = 512, grid: int = 4,
                  input_size: int = 64) -> None:
+        # Reject bad options here, before any tensor is made: stylebridge shows a
+        # ValueError/TypeError as one line naming the plugin and this package
+        # (`--encoder tiny-pool:n_latent=-1`), where torch would raise a RuntimeError.
+        for option, value in (("n_latent", n_latent), ("style_dim", style_dim),
+                              ("grid", grid), ("input_size", input_size)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{option} must be an integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{option} must be >= 1, got {value}")
         super().__init__()
         self._config = {"n_latent": n_latent, "style_dim": style_dim, "grid": grid,
                         "input_size": input_size}
