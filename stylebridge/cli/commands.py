@@ -70,6 +70,12 @@ class TargetGroup:
         return int(target.run(args, console) or 0)
 
 
+def add_images_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``IMAGE...`` of the batch commands (files or folders)."""
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files or folders (their image files, sorted)")
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]",
                         help="where to run (default: auto = CUDA when available)")

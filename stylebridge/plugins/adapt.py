@@ -362,8 +362,9 @@ class AdaptCommand(Command):
     help = "encode photos once and render them through domain methods (StyleSpace, Affine+...)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("images", nargs="+", metavar="IMAGE",
-                            help="image files or folders (their image files, sorted)")
+        from stylebridge.cli.commands import add_images_argument
+
+        add_images_argument(parser)
         parser.add_argument("--method", "-m", action="append", required=True,
                             metavar="[NAME:]DOMAIN.safetensors",
                             help="domain checkpoint, repeatable; its file stem names the outputs")

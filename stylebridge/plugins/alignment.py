@@ -409,8 +409,9 @@ class AlignCommand(Command):
     help = "FFHQ-align face photos (dlib 68 landmarks), as pSp/e4e/FSE expect"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("images", nargs="+", metavar="IMAGE",
-                            help="image files or folders (their image files, sorted)")
+        from stylebridge.cli.commands import add_images_argument
+
+        add_images_argument(parser)
         parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                             help="output folder: <stem>.png per face")
         parser.add_argument("--size", type=int, default=DEFAULT_SIZE,

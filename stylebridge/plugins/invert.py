@@ -124,23 +124,14 @@ class InvertCommand(Command):
     help = "encode face photos with an encoder and render them with a StyleGAN2 generator"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("images", nargs="+", metavar="IMAGE",
-                            help="image files or folders (their image files, sorted)")
-        parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
-                            help="encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)")
-        parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
-                            help="generator checkpoint (convert upstream files with `convert`)")
+        from stylebridge.cli.commands import add_images_argument
+        from stylebridge.plugins.adapt import add_photo_arguments
+
+        add_images_argument(parser)
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         parser.add_argument("--save-latents", action="store_true",
                             help="also write <stem>_inversion.safetensors (w+ and features)")
-        parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                            help="FFHQ-align faces first (default); --no-align for aligned inputs")
-        parser.add_argument("--align-size", type=int, default=1024, metavar="N",
-                            help="size of the aligned crop before the encoder resizes it (default 1024)")
-        parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
-        from stylebridge.cli.commands import add_device_argument
-
-        add_device_argument(parser)
+        add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         import torch
@@ -153,12 +144,10 @@ class InvertCommand(Command):
         from stylebridge.core.images import save_png
         from stylebridge.core.spec import parse_plugin_spec
         from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+        from stylebridge.plugins.adapt import check_photo_arguments
         from stylebridge.plugins.alignment import align_face, output_names
 
-        if args.batch < 1:
-            raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
-        if args.align_size < 1:
-            raise StylebridgeError(f"--align-size {args.align_size}: must be >= 1")
+        check_photo_arguments(args)
         device = resolve_device(args.device)
         g_name, g_path = checkpoint_spec(args.generator, "generator")
         if g_name not in (None, "stylegan2"):
