@@ -718,23 +718,36 @@ def test_eval_fid_takes_the_targets_as_an_unpaired_reference_set(tmp_path: Path,
     assert data["n_images"] == len(photos) and data["report"]["skipped"] == []
     assert data["metrics"]["fid:allow_random=true"]["random_weights"] is True
     assert np.isfinite(data["mean"]["fid"])
-    # no reference at all is refused before any image is read
+    # no reference at all, or a single image, is refused before any image is read
     assert main(["eval", "--metric", "fid:allow_random=true", "--pred", str(gen)]) == 2
     assert "no reference: give --target DIR" in capsys.readouterr().err
+    assert main(["eval", "--metric", "fid:allow_random=true", "--pred", str(gen / "g0.png"),
+                 "--target", str(real)]) == 2
+    assert "needs at least 2 predicted images, got 1" in capsys.readouterr().err
 
 
 def test_clip_weights_of_another_model_are_a_one_line_error(tmp_path: Path) -> None:
+    import warnings
+
     from safetensors.torch import save_file
 
     from stylebridge.errors import CheckpointError
-    from stylebridge.plugins._clip import load_clip
+    from stylebridge.plugins._clip import ClipActivationWarning, load_clip
 
     path = tmp_path / "vit-b-16-patch.safetensors"
     save_file({"visual.conv1.weight": torch.zeros(768, 3, 16, 16)}, str(path))   # B/16's patch
-    with pytest.raises(CheckpointError, match=r"visual.conv1.weight has shape \[768, 3, 16, 16\], "
-                                              r"ViT-B-32 needs \[768, 3, 32, 32\]") as info:
+    message = r"visual.conv1.weight has shape \[768, 3, 16, 16\], ViT-B-32 needs \[768, 3, 32, 32\]"
+    # a plain state dict does not record GELU vs QuickGELU: the user is told which is assumed
+    with pytest.warns(ClipActivationWarning, match="loaded with GELU"), \
+            pytest.raises(CheckpointError, match=message) as info:
         load_clip("ViT-B-32", weights=path)
     assert str(path) in str(info.value)
+    save_file({"visual.conv1.weight": torch.zeros(768, 3, 16, 16)}, str(path),
+              metadata={"quick_gelu": "false"})                                # recorded: silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClipActivationWarning)
+        with pytest.raises(CheckpointError, match=message):
+            load_clip("ViT-B-32", weights=path)
 
 
 def test_eval_json_and_csv_agree_on_non_finite_values(tmp_path: Path, capsys) -> None:

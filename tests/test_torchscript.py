@@ -77,6 +77,7 @@ def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypa
                                    rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::stylebridge.plugins._clip.ClipActivationWarning")
 def test_clip_weights_from_a_weights_only_pt_and_bad_files(tmp_path: Path) -> None:
     """Plain CLIP weights go through the same reader as LPIPS's backbones
     (``metrics._read_plain_state``): a ``state_dict`` wrapper and ``module.`` prefixes are

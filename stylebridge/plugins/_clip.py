@@ -11,6 +11,7 @@ and :attr:`ClipModel.random_weights` says so; callers must surface that.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,17 +66,23 @@ def is_torchscript(path: Path) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
-def _marked_quick_gelu(path: Path) -> bool:
-    """Converted OpenAI weights carry ``quick_gelu=true`` in their safetensors metadata."""
+def _recorded_activation(path: Path) -> bool | None:
+    """``quick_gelu`` recorded in a safetensors file's metadata (the ``clip-openai``
+    converter writes ``true``, files of open_clip models ``false``); None = not recorded."""
     if path.suffix != ".safetensors":
-        return False
+        return None
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return (fh.metadata() or {}).get("quick_gelu") == "true"
+            value = (fh.metadata() or {}).get("quick_gelu")
     except Exception:
-        return False
+        return None
+    return None if value is None else value == "true"
+
+
+class ClipActivationWarning(UserWarning):
+    """A CLIP state dict whose activation (GELU or QuickGELU) is assumed, not recorded."""
 
 
 def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
@@ -87,7 +94,15 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
         raise StylebridgeError(f"unknown CLIP model {name!r} (e.g. ViT-B-32, ViT-B-16)")
     path = None if weights is None else Path(weights)
     torchscript = path is not None and path.is_file() and is_torchscript(path)
-    quick_gelu = torchscript or (path is not None and _marked_quick_gelu(path))
+    recorded = None if path is None else _recorded_activation(path)
+    quick_gelu = torchscript or bool(recorded)
+    if path is not None and path.is_file() and not torchscript and recorded is None:
+        # a plain state dict does not say which activation it was trained with: OpenAI's
+        # CLIP (what the thesis and StyleGAN-NADA use) needs QuickGELU, open_clip's GELU
+        warnings.warn(f"{path}: a plain CLIP state dict is loaded with GELU (open_clip/LAION "
+                      "weights); OpenAI's CLIP weights need QuickGELU: convert OpenAI's .pt "
+                      "with `stylebridge convert clip-openai`, which records it",
+                      ClipActivationWarning, stacklevel=2)
     model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
     if path is not None:
         if torchscript:

@@ -247,7 +247,7 @@ class FeatureStats:
     def cov(self) -> np.ndarray:
         """Unbiased covariance (divides by ``N - 1``, like ``numpy.cov``)."""
         if self.n < 2 or self._sum is None or self._outer is None:
-            raise StylebridgeError(f"a covariance needs at least 2 images, got {self.n}")
+            raise StylebridgeError(f"fid: a covariance needs at least 2 images per set, got {self.n}")
         centred = self._sum / self.n
         cov = (self._outer - self.n * torch.outer(centred, centred)) / (self.n - 1)
         return cov.numpy()

@@ -833,6 +833,9 @@ class EvalCommand(Command):
         unpaired = target_files is not None and not any(m.needs_target for m in metrics)
         takes_reference = [m for m in metrics if hasattr(m, "update_reference")]
         for metric, req in zip(metrics, requests, strict=True):
+            if hasattr(metric, "update_reference") and len(pred_files) < 2:
+                raise StylebridgeError(f"{req.text}: FID compares distributions and needs at "
+                                       f"least 2 predicted images, got {len(pred_files)}")
             if (hasattr(metric, "update_reference") and target_files is None
                     and getattr(metric, "_ref", None) is None):
                 raise StylebridgeError(f"{req.text}: no reference: give --target DIR (the "

@@ -982,7 +982,7 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
             clip_weights[name] = root / "clip" / f"{name}.safetensors"
             with atomic_path(clip_weights[name]) as tmp:
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                          metadata={"random_weights": "true",
+                          metadata={"random_weights": "true", "quick_gelu": "false",
                                     "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
     return TinyPreset(root=root, generator=paths["generator"], e4e=paths["e4e"],
                       fse=paths["fse"], featureshift_e4e=paths["featureshift_e4e"],
