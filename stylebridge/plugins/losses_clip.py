@@ -290,9 +290,11 @@ class ClipGuide:
 def mean_embeddings(models: Sequence[ClipModel], batches: Iterable[Tensor]) -> list[Tensor]:
     """``v_source`` per model: mean of the unnormalised CLIP embeddings of ``batches``, normalised.
 
-    ``batches`` yields ``[B, 3, H, W]`` images in ``[0, 1]`` (source-generator samples);
-    StyleDomain averages unnormalised embeddings of samples at truncation 0.8 and
-    normalises the mean (``_mean_clip_image_src_embedding``, ``emb.type: mean``).
+    ``batches`` yields ``[B, 3, H, W]`` images in ``[0, 1]`` (source-generator samples).
+    StyleDomain's ``emb.type: mean`` reads DiFa's precomputed mean CLIP embeddings of
+    source-generator samples (pickles not available here) and normalises them; we
+    recompute that mean from ``--source-samples`` samples (truncation 0.8 by default) and
+    normalise it.
     """
     sums: list[Tensor | None] = [None] * len(models)
     count = 0
