@@ -645,6 +645,8 @@ def test_image_mode_defaults_and_encoder(registry: Any, tiny_clips_in_cli: list,
     assert header.extra["target"]["image"] == str(ref) and len(header.extra["target"]["image_sha256"]) == 64
     assert header.extra["clip"] == {"models": ["tiny-ViT-B-32"], "random_weights": True}
     assert "RANDOM CLIP WEIGHTS" in stdout
+    # 2 steps never pass DiFa's 50-step window: the user is told difa_w stays at 0
+    assert "loss 'difa_w' stays at weight 0 for --steps 2" in " ".join(stdout.split())
     import numpy as np
 
     grid = np.asarray(Image.open(tmp_path / "img_samples" / "step000001.png"))

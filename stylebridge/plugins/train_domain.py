@@ -859,6 +859,12 @@ def run_domain(args: argparse.Namespace, console: Console) -> int:
         mixing=args.mixing if args.mixing is not None else d.mixing,
         freeze_layers=parse_freeze_layers(args.freeze_layers or d.freeze_layers, generator),
         seed=args.seed, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+    for name, _, loss in losses:  # DiFa's ramp: no weight until the window has passed
+        ramp = getattr(loss, "ramp", None)
+        if callable(ramp) and ramp(steps, steps) == 0.0:
+            console.print(f"[yellow]note:[/yellow] loss {name!r} stays at weight 0 for "
+                          f"--steps {steps} (its ramp starts after its window of "
+                          f"{getattr(loss, 'window', '?')} steps)")
     encoder = None
     needs_latents = any("target_latents" in getattr(loss, "batch_extras", ())
                         for _, _, loss in losses)
