@@ -42,7 +42,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -254,25 +254,39 @@ def main() -> None:
                       for k, t in trainers.items()}
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        seconds = interleaved({k: t._train_step for k, t in trainers.items()}, device,
+        diverged: dict[str, str] = {}
+
+        def runner(key: str, trainer: featureshift.FeatureShiftTrainer) -> Callable[[], None]:
+            def step() -> None:  # a diverging precision (fp16) must not lose the others
+                if key in diverged:
+                    return
+                try:
+                    trainer._train_step()
+                except featureshift.TrainingDivergedError as exc:
+                    diverged[key] = str(exc)
+            return step
+
+        seconds = interleaved({k: runner(k, t) for k, t in trainers.items()}, device,
                               repeats=args.repeats, warmup=args.warmup, calls=args.steps)
+        seconds = {k: v for k, v in seconds.items() if k not in diverged}
         peak = (torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda"
                 else None)
 
     rates = {k: [1.0 / s for s in v] for k, v in seconds.items()}
     med = {k: statistics.median(v) for k, v in rates.items()}
     ratios: dict[str, float] = {}
+
+    def ratio(name: str, a: str, b: str) -> None:
+        if a in med and b in med:  # a diverged variant has no timing
+            ratios[name] = round(med[a] / med[b], 3)
+
     for v in variants:
         for p in precisions[1:]:
-            ratios[f"{v}: {p} / {precisions[0]}"] = round(med[f"{v}/{p}"]
-                                                          / med[f"{v}/{precisions[0]}"], 3)
+            ratio(f"{v}: {p} / {precisions[0]}", f"{v}/{p}", f"{v}/{precisions[0]}")
     for p in precisions:
-        if "inversion" in variants and "joint-stored" in variants:
-            ratios[f"{p}: joint-stored / inversion"] = round(
-                med[f"joint-stored/{p}"] / med[f"inversion/{p}"], 3)
-        if "joint-stored" in variants and "joint-on-the-fly" in variants:
-            ratios[f"{p}: joint-on-the-fly / joint-stored"] = round(
-                med[f"joint-on-the-fly/{p}"] / med[f"joint-stored/{p}"], 3)
+        ratio(f"{p}: joint-stored / inversion", f"joint-stored/{p}", f"inversion/{p}")
+        ratio(f"{p}: joint-on-the-fly / joint-stored", f"joint-on-the-fly/{p}",
+              f"joint-stored/{p}")
     result = {
         "benchmark": "featureshift-train-steps",
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -283,6 +297,9 @@ def main() -> None:
         "losses": losses if args.losses == "mse" else ["mse:1.0", "lpips:0.8", "id:0.1"],
         "autocast_dtype": amp_dtypes,
         "ops_backend": get_backend(),
+        "tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
+                 "matmul": torch.backends.cuda.matmul.allow_tf32},
+        "diverged": diverged,
         "dataset_build_s": round(build_s, 3),
         "peak_gpu_memory_gib": None if peak is None else round(peak, 2),
         "steps_per_s_median": {k: round(v, 3) for k, v in med.items()},
