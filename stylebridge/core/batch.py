@@ -82,6 +82,16 @@ def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def require_inputs(items: Iterable[str | Path]) -> list[Path]:
+    """:func:`expand_inputs`, refusing an empty result in one line (batch commands)."""
+    from stylebridge.errors import StylebridgeError
+
+    paths = expand_inputs(items)
+    if not paths:
+        raise StylebridgeError("no input images (folders are searched for image files)")
+    return paths
+
+
 def iter_images(paths: Iterable[Path], report: BatchReport) -> Iterator[tuple[Path, Tensor]]:
     """Yield ``(path, image [3, H, W] in [0, 1])``; unreadable files go to ``report``."""
     for path in paths:

@@ -386,7 +386,7 @@ class AdaptCommand(Command):
         from rich.progress import Progress
         from rich.table import Table
 
-        from stylebridge.core.batch import BatchReport, expand_inputs
+        from stylebridge.core.batch import BatchReport, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import save_png
         from stylebridge.core.io import write_json
@@ -396,9 +396,7 @@ class AdaptCommand(Command):
         check_photo_arguments(args)
         skip = parse_layers(args.skip_layers)
         device = resolve_device(args.device)
-        paths = expand_inputs(args.images)
-        if not paths:
-            raise StylebridgeError("no input images (folders are searched for image files)")
+        paths = require_inputs(args.images)
         gen, gen_random, g_path = load_generator_arg(args.generator, device)
         encoder, enc_random = load_encoder(args.encoder, device)
         # which inputs run on random (untrained) weights: every one is labelled, in the
@@ -541,7 +539,7 @@ class CalibrateCommand(Command):
         from rich.progress import Progress
         from rich.table import Table
 
-        from stylebridge.core.batch import BatchReport, expand_inputs
+        from stylebridge.core.batch import BatchReport, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.plugins.calibrators import encoder_style_means, mapping_style_means
         from stylebridge.registry import get_registry
@@ -557,9 +555,7 @@ class CalibrateCommand(Command):
                                    "`stylebridge calibrate`")
         skip = parse_layers(args.skip_layers)
         device = resolve_device(args.device)
-        paths = expand_inputs(args.images)
-        if not paths:
-            raise StylebridgeError("no input images (folders are searched for image files)")
+        paths = require_inputs(args.images)
         gen, gen_random, g_path = load_generator_arg(args.generator, device)
         skip_scale(gen.n_style_layers, skip)  # range check before the long part
         encoder, enc_random = load_encoder(args.encoder, device)

@@ -429,15 +429,13 @@ class AlignCommand(Command):
         from rich.progress import Progress
 
         from stylebridge.cli.commands import print_json
-        from stylebridge.core.batch import BatchReport, expand_inputs, iter_images
+        from stylebridge.core.batch import BatchReport, iter_images, require_inputs
         from stylebridge.core.io import atomic_path, write_json
 
         check_positive(args.size, "--size")
         if args.transform_size is not None:
             check_positive(args.transform_size, "--transform-size")
-        paths = expand_inputs(args.images)
-        if not paths:
-            raise StylebridgeError("no input images (folders are searched for image files)")
+        paths = require_inputs(args.images)
         names, clashes = output_names(paths, ".png")
         report = BatchReport()
         for p, reason in clashes.items():

@@ -633,7 +633,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from stylebridge.core.batch import BatchReport, expand_inputs
+    from stylebridge.core.batch import BatchReport, require_inputs
     from stylebridge.core.device import resolve_device
     from stylebridge.core.io import atomic_path, write_json
     from stylebridge.core.pipeline import load_encoder
@@ -651,9 +651,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     if args.alpha_tol < 0:
         raise StylebridgeError(f"--alpha-tol {args.alpha_tol}: must be >= 0")
     device = resolve_device(args.device)
-    paths = expand_inputs(args.images)
-    if not paths:
-        raise StylebridgeError("no input images (folders are searched for image files)")
+    paths = require_inputs(args.images)
     gen, gen_random, g_path = load_generator_arg(args.generator, device)
     refs = layer_refs(gen, args.layers)
     encoders: list[tuple[str, str, Encoder, bool]] = []

@@ -139,7 +139,7 @@ class InvertCommand(Command):
         from rich.progress import Progress
 
         from stylebridge.cli.commands import checkpoint_spec
-        from stylebridge.core.batch import BatchReport, expand_inputs, iter_images
+        from stylebridge.core.batch import BatchReport, iter_images, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import save_png
         from stylebridge.core.spec import parse_plugin_spec
@@ -154,9 +154,7 @@ class InvertCommand(Command):
             raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {g_name!r} "
                                    "(known: stylegan2)")
         spec = parse_plugin_spec(args.encoder, what="encoder")
-        paths = expand_inputs(args.images)
-        if not paths:
-            raise StylebridgeError("no input images (folders are searched for image files)")
+        paths = require_inputs(args.images)
 
         g_ckpt = load_stylegan2(g_path, device=device)
         gen = g_ckpt.generator
