@@ -35,8 +35,7 @@ domain method (it does not produce styles), so it is not registered in a plugin
 table: the class lives here, its checkpoints have their own kind ``"featureshift"``
 (:func:`save_featureshift` / :func:`load_featureshift`), and this module registers the
 command ``featureshift build-dataset`` and the ``train featureshift`` target of the
-``train`` command (``train-featureshift`` when that command is not installed; see
-:mod:`stylebridge.plugins._featureshift_data` for the dataset).  Inference:
+``train`` command (see :mod:`stylebridge.plugins._featureshift_data` for the dataset).  Inference:
 :func:`apply_featureshift`.
 
 **Training** (:func:`train_featureshift`, thesis losses and phases):
@@ -1205,7 +1204,7 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``train featureshift`` / ``train-featureshift`` options."""
+    """The ``train featureshift`` options."""
     from stylebridge.cli.commands import add_device_argument
 
     d = TrainConfig(data="", generator="", out="")
