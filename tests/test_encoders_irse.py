@@ -748,3 +748,23 @@ def test_malicious_and_corrupt_files(tmp_path: Path, conv: Any) -> None:
     with pytest.raises(ConversionError) as info:
         conv.convert(tmp_path / "absent.pt", tmp_path / "o.safetensors")
     assert "no such file" in _one_line(info.value, tmp_path / "absent.pt")
+
+
+def test_e4e_without_latent_avg_uses_the_decoders_mean_w(tmp_path: Path) -> None:
+    """Upstream e4e falls back to decoder.mean_latent(10000) when the file has no latent_avg."""
+    src, parts = _psp_file(tmp_path, "e4e")
+    obj = dict(parts["obj"])
+    del obj["latent_avg"]
+    torch.save(obj, src)
+    result = E4EConverter().convert(src, tmp_path / "e4e.safetensors")
+    assert any("mean w over 10000" in n for n in result.notes)
+    enc = stylebridge.create_encoder("e4e", checkpoint=tmp_path / "e4e.safetensors")
+    with torch.no_grad():
+        z = torch.randn(10_000, TINY["style_dim"], generator=torch.Generator().manual_seed(0))
+        want = parts["gen"].mapping(z).mean(0)          # the decoder the file was made from
+    assert_close(enc.latent_avg, want.expand_as(enc.latent_avg), atol=1e-5, rtol=1e-5)
+    # no latent_avg and no decoder: nothing to fall back on
+    obj["state_dict"] = {k: v for k, v in obj["state_dict"].items() if k.startswith("encoder.")}
+    torch.save(obj, src)
+    with pytest.raises(ConversionError, match="no 'latent_avg' and no decoder"):
+        E4EConverter().convert(src, tmp_path / "e4e2.safetensors")

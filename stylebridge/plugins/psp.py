@@ -289,6 +289,22 @@ def build_encoder_state(cls: type[IRSEStyleEncoder], enc_state: Mapping[str, Any
     return as_float_state(state)
 
 
+def decoder_mean_w(decoder: Mapping[str, Tensor], src: Path, n: int = 10_000) -> Tensor:
+    """Mean w ``[style_dim]`` of the embedded rosinality decoder's mapping network."""
+    from stylebridge.core.stylegan2 import Generator
+    from stylebridge.core.stylegan2.rosinality import infer_generator_config
+
+    g_cfg = infer_generator_config(decoder, path=src)
+    gen = Generator(**g_cfg.to_dict())
+    mapping = {k: v for k, v in decoder.items() if k.startswith("style.")}
+    missing = gen.style.load_state_dict({k[len("style."):]: v for k, v in mapping.items()},
+                                        strict=False).missing_keys
+    if missing:
+        raise ConversionError(f"decoder mapping network lacks {missing[0]}", path=src)
+    with torch.no_grad():
+        return gen.mean_latent(n, seed=0).float()
+
+
 def write_rosinality_generator(src: Path, dst: Path, decoder: Mapping[str, Tensor],
                                latent_avg: Tensor | None, *, source: str, notes: list[str]) -> list[str]:
     """The embedded rosinality ``decoder.*`` generator → a stylebridge generator checkpoint."""
@@ -354,8 +370,15 @@ class _PSPFamilyConverter(Converter):
             notes.append("opts.start_from_latent_avg is False: codes are used as predicted "
                          "(latent_avg = 0)")
         elif file_avg is None:
-            latent_avg = torch.zeros(n, d)
-            notes.append("no 'latent_avg' in the file: codes are used as predicted (latent_avg = 0)")
+            # upstream then uses the decoder's mean w (decoder.mean_latent(10000)); we draw
+            # the 10000 z from a fixed seed so the conversion is reproducible
+            decoder = _strip(inner, "decoder.")
+            if not decoder:
+                raise ConversionError("has no 'latent_avg' and no decoder.* tensors to compute "
+                                      "it from (upstream uses the decoder's mean w)", path=src)
+            latent_avg = decoder_mean_w(decoder, src).expand(n, d).clone()
+            notes.append("no 'latent_avg' in the file: the embedded decoder's mean w over 10000 "
+                         "z samples (seed 0), as upstream's decoder.mean_latent(10000)")
         else:
             latent_avg = file_avg
         state = build_encoder_state(self.encoder_cls, enc, latent_avg, config, path=src,
