@@ -322,6 +322,15 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
     add_device_argument(parser)
 
 
+def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
+    """Photos vs mapping-network samples, as ``calibrate`` and ``analyze latents`` compare."""
+    parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
+                        help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
+    parser.add_argument("--samples", type=int, default=3000,
+                        help="z samples for the mapping network's style means (default 3000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
+
+
 def check_photo_arguments(args: argparse.Namespace) -> None:
     if args.batch < 1:
         raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
@@ -519,12 +528,8 @@ class CalibrateCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
-        parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
-                            help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
         parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
-        parser.add_argument("--samples", type=int, default=3000,
-                            help="z samples for the mapping network's style means (default 3000)")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
+        add_style_means_arguments(parser)
         parser.add_argument("--skip-layers", default="", metavar="0,1",
                             help="style layers whose offsets are always switched off (e.g. 0)")
         parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",

@@ -457,14 +457,10 @@ def save_figure(fig: Figure, dst: Path, *, dpi: int = 100) -> Path:
 
 
 def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
-    from stylebridge.plugins.adapt import add_photo_arguments
+    from stylebridge.plugins.adapt import add_photo_arguments, add_style_means_arguments
 
-    p.add_argument("--images", nargs="+", required=True, metavar="PATH",
-                   help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
+    add_style_means_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
-    p.add_argument("--samples", type=int, default=3000,
-                   help="z samples for the mapping network's style means (default 3000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
     p.add_argument("--domain", "-d", action="append", default=[],
                    metavar="[NAME:]DOMAIN.safetensors",
                    help="domain checkpoint for the Eq. 5 adaptability table, repeatable")
@@ -642,6 +638,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         encoder_inputs,
         load_domains,
         load_generator_arg,
+        print_random_notices,
     )
 
     check_photo_arguments(args)
@@ -662,9 +659,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         while label in {e[0] for e in encoders}:
             label, k = f"{encoder.name}-{k}", k + 1
         encoders.append((label, spec, encoder, enc_random))
-        if enc_random:
-            console.print(f"[bold yellow]encoder {encoder.name!r} runs on untrained (random) "
-                          "weights: the statistics show no trained model[/bold yellow]")
+        print_random_notices(console, {"encoder": enc_random}, encoder=encoder.name)
     domains, domain_random = load_domains(args.domain, device)
     domain_info: dict[str, dict[str, Any]] = {}
     for (name, method), spec in zip(domains.items(), args.domain, strict=True):
@@ -676,10 +671,8 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
                              "random_weights": domain_random[name],
                              "weight_offsets_excluded": bool(has_w and has_w())}
     dom_random = any(domain_random.values())
-    if gen_random:
-        console.print(f"[bold yellow]{escape(str(g_path))} is a random-weight generator[/bold yellow]")
-    if dom_random:
-        console.print("[bold yellow]some domains are random-weight checkpoints[/bold yellow]")
+    print_random_notices(console, {"generator": gen_random, "domains": domain_random},
+                         generator=g_path)
 
     runs: list[_EncoderRun] = []
     with Progress(console=console, transient=True) as progress:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylebridge.core.checkpoint import is_random_weights
 from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Command
 from stylebridge.core.pipeline import check_compatible, load_encoder
@@ -138,39 +137,30 @@ class InvertCommand(Command):
         from rich.markup import escape
         from rich.progress import Progress
 
-        from stylebridge.cli.commands import checkpoint_spec
         from stylebridge.core.batch import BatchReport, iter_images, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import save_png
         from stylebridge.core.spec import parse_plugin_spec
-        from stylebridge.core.stylegan2.checkpoint import load_stylegan2
-        from stylebridge.plugins.adapt import check_photo_arguments
+        from stylebridge.plugins.adapt import (
+            check_photo_arguments,
+            load_generator_arg,
+            print_random_notices,
+            random_parts,
+        )
         from stylebridge.plugins.alignment import align_face, output_names
 
         check_photo_arguments(args)
         device = resolve_device(args.device)
-        g_name, g_path = checkpoint_spec(args.generator, "generator")
-        if g_name not in (None, "stylegan2"):
-            raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {g_name!r} "
-                                   "(known: stylegan2)")
         spec = parse_plugin_spec(args.encoder, what="encoder")
         paths = require_inputs(args.images)
-
-        g_ckpt = load_stylegan2(g_path, device=device)
-        gen = g_ckpt.generator
+        gen, gen_random, g_path = load_generator_arg(args.generator, device)
         encoder, enc_random = load_encoder(args.encoder, device)
         encoder.bind_generator(gen)
         enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
-        gen_random = is_random_weights(g_ckpt.header.extra)
-        random = enc_random or gen_random
-        parts = [name for name, rnd in (("encoder", enc_random), ("generator", gen_random)) if rnd]
-        if enc_random:
-            console.print("[bold yellow]" + escape(
-                f"{RANDOM_NOTICE}: encoder {enc_name!r} runs on untrained (random) weights; "
-                "the inversions show no trained result") + "[/bold yellow]")
-        if gen_random:
-            console.print("[bold yellow]" + escape(
-                f"{RANDOM_NOTICE}: {g_path} is a random-weight generator") + "[/bold yellow]")
+        random_inputs = {"encoder": enc_random, "generator": gen_random}
+        parts = random_parts(random_inputs)
+        random = bool(parts)
+        print_random_notices(console, random_inputs, encoder=enc_name, generator=g_path)
         prep = getattr(encoder, "preprocessing", None)
         enc_size = int(getattr(prep, "size", 0) or (args.align_size if args.align else gen.size))
         tile = min(gen.size, GRID_TILE)
