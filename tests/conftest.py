@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,25 @@ def tiny_generator(seed: int = 0, size: int = 32, style_dim: int = 32, **kw) -> 
         for p in gen.parameters():
             p.add_(0.1 * torch.randn_like(p))
     return gen.eval()
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: tiny networks run much faster so on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture
+def registered(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The process-wide registry with the requesting test module added as a plugin."""
+    from stylebridge.registry import get_registry, reset_registry
+
+    reset_registry()
+    get_registry().add_plugin(request.module, "tests")
+    yield
+    reset_registry()

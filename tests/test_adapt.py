@@ -4,8 +4,6 @@ tiny test encoder (registered from this module for the CLI tests)."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,16 +172,6 @@ def test_domain_for_another_generator_is_refused(gen: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # CLI
-
-
-@pytest.fixture
-def registered() -> Iterator[None]:
-    from stylebridge.registry import get_registry, reset_registry
-
-    reset_registry()
-    get_registry().add_plugin(sys.modules[__name__], "tests")
-    yield
-    reset_registry()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,16 +197,6 @@ def test_eq5_on_hand_computed_vectors() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # CLI
-
-
-@pytest.fixture
-def registered() -> Iterator[None]:
-    from stylebridge.registry import get_registry, reset_registry
-
-    reset_registry()
-    get_registry().add_plugin(sys.modules[__name__], "tests")
-    yield
-    reset_registry()
 
 
 @pytest.fixture

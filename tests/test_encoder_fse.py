@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ENCODER_FIXTURES, tiny_generator
+from conftest import ENCODER_FIXTURES, one_torch_thread, tiny_generator
 from torch.testing import assert_close
 
 from stylebridge.core.checkpoint import read_header
@@ -42,10 +42,8 @@ def _manifest() -> dict:
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: intra-op threads only add contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def _registry() -> Registry:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ENCODER_FIXTURES, tiny_generator
+from conftest import ENCODER_FIXTURES, one_torch_thread, tiny_generator
 from torch import Tensor
 from torch.testing import assert_close
 
@@ -73,10 +73,8 @@ def _fresh_registry() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """Small models run much faster single-threaded on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def _one_line(exc: BaseException, path: Path) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_generator
+from conftest import one_torch_thread, tiny_generator
 from PIL import Image
 from safetensors.torch import load_file
 from torch import Tensor, nn
@@ -183,10 +183,8 @@ def make_registry(*, with_toys: bool = True) -> Registry:
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Any:
     """Tiny tensors: one intra-op thread (two threads on shared, loaded cores spin for ages)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 

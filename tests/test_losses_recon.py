@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import one_torch_thread
 
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.errors import StylebridgeError
@@ -41,10 +42,8 @@ def tiny_gan() -> tuple[torch.nn.Module, torch.nn.Module]:
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Any:
     """Tiny tensors: one intra-op thread (two threads on shared, loaded cores spin for ages)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def _images(seed: int, n: int = 2, size: int = 32) -> torch.Tensor:

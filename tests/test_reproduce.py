@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_torch_thread
 from safetensors.torch import load_file
 
 from stylebridge.cli.main import main
@@ -24,10 +25,8 @@ THESIS_ROWS = ["Orig", "E4E latents", "FSE latents", "FSE features", "FSE genera
 def _one_thread(monkeypatch: pytest.MonkeyPatch):
     """One torch thread (the machine is shared) and a wide terminal for rich's tables."""
     monkeypatch.setenv("COLUMNS", "200")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def _orig_reference(preset_root: Path, domain: str, clip_name: str, n: int, seed: int = 0

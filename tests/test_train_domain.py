@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_generator
+from conftest import one_torch_thread, tiny_generator
 from torch import Tensor, nn
 
 from stylebridge.cli.main import main
@@ -51,10 +51,8 @@ TEMPLATES = ["a photo of {}.", "{} art"]
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """Single-threaded: much faster for these tiny networks on a shared machine, deterministic."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def tiny_clip(seed: int, patch: int = 8, name: str = "tiny") -> ClipModel:
