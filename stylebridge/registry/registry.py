@@ -263,12 +263,12 @@ class Registry:
         except (TypeError, ValueError) as exc:
             where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
             label = kind.replace("_", " ")
-            unknown = sorted(set(config) - set(accepted_options(entry.obj) or config))
+            accepted = accepted_options(entry.obj)
+            unknown = sorted(set(config) - set(accepted or config))
             if isinstance(exc, TypeError) and unknown:
-                known = ", ".join(accepted_options(entry.obj) or []) or "none"
                 raise RegistryError(f"{label} {name!r}{where}: unknown option(s) "
-                                    f"{', '.join(unknown)}{_did_you_mean(unknown[0], known.split(', '))} "
-                                    f"(accepted: {known})") from None
+                                    f"{', '.join(unknown)}{_did_you_mean(unknown[0], accepted)} "
+                                    f"(accepted: {', '.join(accepted or []) or 'none'})") from None
             raise RegistryError(f"cannot build {label} {name!r}{where} from its "
                                 f"options: {_one_line(exc)}") from None
 
