@@ -56,6 +56,7 @@ import collections
 import hashlib
 import io
 import pickle
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -252,7 +253,9 @@ def _load_from_bytes(data: Any) -> Any:
     """Storage bytes (legacy ``torch.save`` format), read by torch's weights-only loader."""
     if not isinstance(data, bytes | bytearray):
         raise pickle.UnpicklingError("storage payload is not bytes")
-    return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # a damaged protocol byte: the error says it in one line
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
 
 
 def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
