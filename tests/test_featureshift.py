@@ -895,7 +895,20 @@ class _Fp16Stub:
         return {}
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of")
+@pytest.mark.filterwarnings("error:Detected call of")  # the schedule counts skipped steps
+def test_fp16_skipped_steps_are_logged_and_keep_the_schedule(env: Env, tmp_path: Path) -> None:
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "run", steps=20, warmup_steps=4),
+                                     registry=make_registry())
+    trainer.setup()
+    trainer.scaler = _Fp16Stub()  # type: ignore[assignment]
+    records = [trainer._train_step() for _ in range(2)]
+    assert [r["skipped"] for r in records] == [True, True]
+    assert trainer.skipped_in_a_row == 2
+    # warm-up is linear in the step count, skipped steps included
+    assert records[1]["lr"] > records[0]["lr"]
+    assert trainer.scheduler.last_epoch == 2
+
+
 def test_fp16_guard_stops_when_the_scaler_keeps_skipping(env: Env, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fs, "MAX_SKIPPED_STEPS", 4)

@@ -63,6 +63,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -566,7 +567,10 @@ def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
         torch.cuda.set_device(device)
     created = False
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":  # bound to this rank's GPU (barriers need not guess it)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
         created = True
     return _Dist(world=dist.get_world_size(), rank=dist.get_rank(), local_rank=local,
                  created=created, backend=str(dist.get_backend())), device
@@ -845,9 +849,9 @@ class FeatureShiftTrainer:
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        skipped = scale is not None and self.scaler.get_scale() < scale
         if scale is not None:  # fp16: the scaler skips steps with NaN/Inf gradients
-            self.skipped_in_a_row = (self.skipped_in_a_row + 1
-                                     if self.scaler.get_scale() < scale else 0)
+            self.skipped_in_a_row = self.skipped_in_a_row + 1 if skipped else 0
             if self.skipped_in_a_row >= MAX_SKIPPED_STEPS:
                 self._diverged(step, f"the gradients were NaN/Inf {MAX_SKIPPED_STEPS} steps in a "
                                      "row (fp16 loss scaling did not recover; try --amp bf16)")
@@ -855,7 +859,11 @@ class FeatureShiftTrainer:
             # Δ = 0 in this phase: keep the input BatchNorm's Δ statistics neutral, so a
             # checkpoint or sample grid of this phase treats a real Δ sensibly in eval mode
             self.model.reset_delta_input_stats()
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # the learning rate follows the step count, skipped fp16 steps included (phases
+            # and resume count steps too); torch warns when the very first step was skipped
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.scheduler.step()
         if self.ema is not None:
             with torch.no_grad():
                 for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
@@ -864,7 +872,8 @@ class FeatureShiftTrainer:
                     be.copy_(bm)
         self.step += 1
         return {"step": self.step, "phase": self.phase(step), "total": float(total.detach()),
-                **values, "grad_norm": grad_norm, "lr": lr}
+                **values, "grad_norm": grad_norm, "lr": lr,
+                **({"skipped": skipped} if scale is not None else {})}
 
     def _mean_over_ranks(self, record: dict[str, Any]) -> dict[str, Any]:
         """Under DDP, the loss values of a log record averaged over the processes (every
@@ -1225,7 +1234,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-grad", type=float, default=d.clip_grad, metavar="NORM",
                    help="max gradient norm (0 = off)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
-                   help="mixed precision on CUDA (auto: bf16 where supported); off on CPU")
+                   help="mixed precision on CUDA (auto: bf16 where supported); off on CPU. "
+                        "At the thesis's size it measured no faster than fp32 on an H200 "
+                        "(benchmarks/RESULTS.md)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999); model.safetensors holds it")
     p.add_argument("--hidden", type=int, help="middle-stage width (default 1.5 × feature channels)")
