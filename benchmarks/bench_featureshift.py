@@ -32,6 +32,13 @@ IR-SE50 networks on random weights written to the data folder).
 
 ``--data DIR`` keeps the generated datasets in DIR and reuses them on the next run (the
 dataset builder resumes), so a GPU session spends its minutes on training steps.
+
+More side-by-side axes: ``--ops native,auto,cuda`` (the custom-op backend each step runs
+with; ``cuda`` builds the extension first) and ``--layouts nchw,nhwc`` (the generator's
+activation layout).  Each (variant, precision) has one trainer, stepped with every setting
+in turn.  ``--profile`` adds one profiled step per entry: wall time, the summed device-kernel
+time (``device_busy_ms``; on the CPU the aten ops' own time), the kernel count and the top
+kernels and aten ops, which says where a step's time goes.
 """
 
 from __future__ import annotations
@@ -50,14 +57,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _timing import interleaved
+from _timing import interleaved, sync
 from PIL import Image
 from torch import Tensor, nn
 
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
-from stylebridge.core.ops import get_backend
+from stylebridge.core.ops import get_backend, set_backend
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.plugins import domains, featureshift, losses_recon
@@ -66,6 +73,8 @@ from stylebridge.registry import Registry
 
 LAYER = 5  # FSE's activation: the second 16×16 conv
 VARIANTS = ("inversion", "joint-stored", "joint-on-the-fly")
+#: generator activation layouts (Generator.channels_last): None = its device default
+LAYOUTS: dict[str, bool | None] = {"default": None, "nchw": False, "nhwc": True}
 PRECISIONS = {"fp32": "off", "amp": "auto", "bf16": "bf16", "fp16": "fp16"}
 PRESETS: dict[str, dict[str, Any]] = {
     # channels: generator width up to 16 px (None: config-f, 512); images: dataset size
@@ -184,6 +193,52 @@ def _trainer(paths: dict[str, Path], variant: str, precision: str, losses: list[
     return trainer
 
 
+def _profile(step: Callable[[], None], device: torch.device, top: int = 12) -> dict[str, Any]:
+    """One profiled call of ``step``: wall time (profiler overhead included), the summed
+    time of all device kernels (busy << wall means launch/CPU-bound: lower precision cannot
+    help there) and the kernels and aten ops with the most device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
+                                           else [])
+    step()  # the profiled call is not the first of its kind
+    sync(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        step()
+        sync(device)
+        wall = time.perf_counter() - start
+    events = prof.key_averages()
+
+    cuda = device.type == "cuda"  # on the CPU: the ops' own CPU time instead
+
+    def self_dev(e: Any) -> float:  # microseconds
+        return float(getattr(e, "self_device_time_total" if cuda else "self_cpu_time_total", 0))
+
+    def dev(e: Any) -> float:
+        return float(getattr(e, "device_time_total" if cuda else "cpu_time_total", 0))
+
+    def is_kernel(e: Any) -> bool:  # CPU ops also carry their kernels' time: not twice
+        if cuda:
+            return e.device_type == torch.autograd.DeviceType.CUDA
+        return e.key.startswith("aten::")
+
+    kernels = sorted((e for e in events if self_dev(e) > 0 and is_kernel(e)), key=self_dev,
+                     reverse=True)
+    ops = sorted((e for e in events if e.key.startswith("aten::") and dev(e) > 0), key=dev,
+                 reverse=True)
+    busy = sum(self_dev(e) for e in kernels) / 1e3
+    return {
+        "wall_ms": round(wall * 1e3, 1),
+        "device_busy_ms": round(busy, 1),
+        "kernel_launches": sum(e.count for e in kernels),
+        "top_kernels": [{"name": e.key[:100], "calls": e.count,
+                         "ms": round(self_dev(e) / 1e3, 2)} for e in kernels[:top]],
+        "top_aten_ops_inclusive": [{"name": e.key, "calls": e.count,
+                                    "ms": round(dev(e) / 1e3, 2)} for e in ops[:top]],
+    }
+
+
 @contextmanager
 def _workdir(path: Path | None) -> Iterator[Path]:
     if path is not None:
@@ -222,6 +277,16 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="keep (and reuse) the datasets in this folder")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: keep)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ops", default=None,
+                        help="comma-separated custom-op backends to time side by side: native, "
+                             "auto, cuda (default: $STYLEBRIDGE_OPS as it is; cuda builds the "
+                             "extension first and fails if it cannot)")
+    parser.add_argument("--layouts", default=None,
+                        help="comma-separated generator activation layouts to time side by "
+                             "side: default (NHWC on the CPU, NCHW elsewhere), nchw, nhwc")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, profile one step of each (variant, precision): "
+                             "GPU busy time per step and the top kernels (torch.profiler)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     for key, value in PRESETS[args.preset].items():
@@ -243,34 +308,56 @@ def main() -> None:
         raise SystemExit("bench_featureshift: mixed precision is CUDA-only; use --precisions fp32 "
                          "on the CPU")
 
+    ops: list[str | None] = [None]
+    layouts = _csv(args.layouts, LAYOUTS, "layouts") if args.layouts else ["default"]
+    if args.ops:
+        ops = list(_csv(args.ops, ("native", "auto", "cuda"), "ops"))
+        if "cuda" in ops:
+            from stylebridge.core.ops import _cuda
+
+            t0 = time.perf_counter()
+            _cuda.build()
+            print(f"CUDA ops extension ready in {time.perf_counter() - t0:.1f} s", flush=True)
+
     with _workdir(args.data) as root:
         t0 = time.perf_counter()
         paths = _setup(root, args, device, variants)
         build_s = time.perf_counter() - t0
         losses = _thesis_losses(root) if args.losses == "thesis" else ["mse:1.0"]
-        trainers = {f"{v}/{p}": _trainer(paths, v, p, losses, root / "runs" / f"{v}-{p}", args)
-                    for v in variants for p in precisions}
+        built = {f"{v}/{p}": _trainer(paths, v, p, losses, root / "runs" / f"{v}-{p}", args)
+                 for v in variants for p in precisions}
+        # one trainer per (variant, precision), stepped with each setting (ops, layout) in turn
+        settings = {"/".join(([str(o)] if len(ops) > 1 else [])
+                             + ([la] if len(layouts) > 1 else [])): (o, LAYOUTS[la])
+                    for o in ops for la in layouts}
+        trainers = {"/".join(filter(None, (k, tag))): (t, *setting) for k, t in built.items()
+                    for tag, setting in settings.items()}
         amp_dtypes = {k: str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "fp32"
-                      for k, t in trainers.items()}
+                      for k, t in built.items()}
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         diverged: dict[str, str] = {}
 
-        def runner(key: str, trainer: featureshift.FeatureShiftTrainer) -> Callable[[], None]:
+        def runner(key: str, trainer: featureshift.FeatureShiftTrainer, backend: str | None,
+                   channels_last: bool | None) -> Callable[[], None]:
             def step() -> None:  # a diverging precision (fp16) must not lose the others
                 if key in diverged:
                     return
+                set_backend(backend)  # type: ignore[arg-type]
+                trainer.generator.channels_last = channels_last
                 try:
                     trainer._train_step()
                 except featureshift.TrainingDivergedError as exc:
                     diverged[key] = str(exc)
             return step
 
-        seconds = interleaved({k: runner(k, t) for k, t in trainers.items()}, device,
+        seconds = interleaved({k: runner(k, *to) for k, to in trainers.items()}, device,
                               repeats=args.repeats, warmup=args.warmup, calls=args.steps)
         seconds = {k: v for k, v in seconds.items() if k not in diverged}
         peak = (torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda"
                 else None)
+        profiles = ({k: _profile(runner(k, *to), device) for k, to in trainers.items()
+                     if k not in diverged} if args.profile else None)
 
     rates = {k: [1.0 / s for s in v] for k, v in seconds.items()}
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -280,13 +367,22 @@ def main() -> None:
         if a in med and b in med:  # a diverged variant has no timing
             ratios[name] = round(med[a] / med[b], 3)
 
+    tags = list(settings)
+    for tag in tags:
+        tail, at = (f"/{tag}", f" ({tag})") if tag else ("", "")
+        for v in variants:
+            for p in precisions[1:]:
+                ratio(f"{v}: {p} / {precisions[0]}{at}", f"{v}/{p}{tail}",
+                      f"{v}/{precisions[0]}{tail}")
+        for p in precisions:
+            ratio(f"{p}: joint-stored / inversion{at}", f"joint-stored/{p}{tail}",
+                  f"inversion/{p}{tail}")
+            ratio(f"{p}: joint-on-the-fly / joint-stored{at}", f"joint-on-the-fly/{p}{tail}",
+                  f"joint-stored/{p}{tail}")
     for v in variants:
-        for p in precisions[1:]:
-            ratio(f"{v}: {p} / {precisions[0]}", f"{v}/{p}", f"{v}/{precisions[0]}")
-    for p in precisions:
-        ratio(f"{p}: joint-stored / inversion", f"joint-stored/{p}", f"inversion/{p}")
-        ratio(f"{p}: joint-on-the-fly / joint-stored", f"joint-on-the-fly/{p}",
-              f"joint-stored/{p}")
+        for p in precisions:
+            for tag in tags[1:]:
+                ratio(f"{v}/{p}: {tag} / {tags[0]}", f"{v}/{p}/{tag}", f"{v}/{p}/{tags[0]}")
     result = {
         "benchmark": "featureshift-train-steps",
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -296,7 +392,8 @@ def main() -> None:
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "losses": losses if args.losses == "mse" else ["mse:1.0", "lpips:0.8", "id:0.1"],
         "autocast_dtype": amp_dtypes,
-        "ops_backend": get_backend(),
+        "ops_backend": ops if len(ops) > 1 else get_backend(),
+        "layouts": layouts,
         "tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
                  "matmul": torch.backends.cuda.matmul.allow_tf32},
         "diverged": diverged,
@@ -305,6 +402,7 @@ def main() -> None:
         "steps_per_s_median": {k: round(v, 3) for k, v in med.items()},
         "steps_per_s_all": {k: [round(x, 3) for x in v] for k, v in rates.items()},
         "ratios": ratios,
+        **({"profile": profiles} if profiles is not None else {}),
         "note": "random-weight stand-ins: throughput of the code paths, not of trained models",
     }
     print(json.dumps(result, indent=2))
