@@ -16,7 +16,7 @@
 #       --implementation cp --platform manylinux2014_x86_64 -d .whl lpips==0.1.4
 # Without it, step 2 times MSE only and its JSON says so ("losses").
 #
-# The device call (one `run`, kind left out, carry [".whl"], timeout_s 540; about 3-5 min):
+# The device call (one `run`, kind left out, carry [".whl"], timeout_s 540; 77 s on an H200):
 #   set -o pipefail; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader;
 #   DDP_TIMEOUT=120 FULL_TIMEOUT=300 bash benchmarks/gpu_featureshift.sh "$OUT" 2>&1 | tee "$OUT/run.log"
 # then copy the JSON files from the returned folder to benchmarks/results/ and give the

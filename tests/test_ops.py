@@ -560,7 +560,7 @@ def test_auto_dispatch_uses_the_kernel_for_resampling_only(monkeypatch: pytest.M
                                                            up: int, down: int,
                                                            kernel_used: bool) -> None:
     """STYLEBRIDGE_OPS=auto: the CUDA kernel for up- and down-sampling (measured faster on
-    an H200, forward + backward), cuDNN's depthwise convolution for plain filtering."""
+    an H200, forward + backward), PyTorch's depthwise convolution for plain filtering."""
     import importlib
 
     module = importlib.import_module("stylebridge.core.ops.upfirdn2d")

@@ -64,7 +64,7 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
     With ``STYLEBRIDGE_OPS=auto`` the CUDA kernel runs for up- and down-sampling, where
     it measured faster than the native path on an H200 (up 2: 1.4x forward, 1.9x
     forward + backward; down 2: a tie forward, 1.35x forward + backward, the case that
-    matters in training); plain filtering (the blur) stays on cuDNN's depthwise
+    matters in training); plain filtering (the blur) stays on PyTorch's depthwise
     convolution, 1.7x faster there than the untiled kernel (``benchmarks/RESULTS.md``).
     ``STYLEBRIDGE_OPS=cuda`` forces the kernel for every call.
     """
