@@ -341,3 +341,16 @@ def test_an_unknown_option_lists_the_accepted_ones() -> None:
                                             r"n_latnet; did you mean 'n_latent'\? \(accepted: "
                                             r"n_latent, style_dim\)"):
         reg.create("encoder", "toy", n_latnet=3)
+
+
+def test_an_option_for_a_plugin_without_options_is_named_unknown() -> None:
+    class Bare(_ToyEncoder):
+        name = "bare"
+
+        def __init__(self) -> None:
+            super().__init__()
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("bare_pkg", Bare)])
+    with pytest.raises(RegistryError, match=r"encoder 'bare' \(from bare_pkg\): unknown option\(s\) "
+                                            r"size \(accepted: none\)"):
+        reg.create("encoder", "bare", size=3)

@@ -264,11 +264,12 @@ class Registry:
             where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
             label = kind.replace("_", " ")
             accepted = accepted_options(entry.obj)
-            unknown = sorted(set(config) - set(accepted or config))
+            # None: the plugin takes **kwargs, so no option is unknown by its signature
+            unknown = sorted(set(config) - set(accepted)) if accepted is not None else []
             if isinstance(exc, TypeError) and unknown:
                 raise RegistryError(f"{label} {name!r}{where}: unknown option(s) "
                                     f"{', '.join(unknown)}{_did_you_mean(unknown[0], accepted)} "
-                                    f"(accepted: {', '.join(accepted or []) or 'none'})") from None
+                                    f"(accepted: {', '.join(accepted) or 'none'})") from None
             raise RegistryError(f"cannot build {label} {name!r}{where} from its "
                                 f"options: {_one_line(exc)}") from None
 
