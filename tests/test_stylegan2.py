@@ -285,3 +285,31 @@ def test_converter_options_are_checked_and_typed(tmp_path) -> None:
             conv.convert(src, tmp_path / "out.safetensors", **options)
         assert str(src) in str(info.value)
     assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("batch", [1, 3])  # grouped and shared-weight modulation
+def test_autocast_keeps_activations_in_its_dtype(batch: int) -> None:
+    """Under bf16 autocast the bias, noise and styles follow the activations: every styled
+    conv returns bf16 (no promotion back to float32 between layers), the image stays close
+    to the float32 one and the parameters' gradients stay float32."""
+    from stylebridge.core.stylegan2.layers import StyledConv
+
+    model = tiny_generator(seed=3)
+    wplus = _wplus(model, batch=batch, seed=4)
+    with torch.no_grad():
+        ref = model([wplus], input_is_latent=True, randomize_noise=False)
+    dtypes: list[torch.dtype] = []
+    for m in model.modules():
+        if isinstance(m, StyledConv):
+            m.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        image = model([wplus], input_is_latent=True, randomize_noise=False)
+    image.float().square().mean().backward()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert image.dtype == torch.float32  # the RGB skip sums in float32
+    err = (image.detach() - ref).abs()
+    assert float(err.max()) < 0.15 and float(err.mean()) < 0.02, (err.max(), err.mean())
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    for name in ("convs.0.activate.bias", "convs.0.noise.weight", "convs.0.conv.weight"):
+        grad = grads[name]
+        assert grad is not None and grad.dtype == torch.float32 and grad.abs().sum() > 0, name

@@ -46,6 +46,21 @@ def fused_leaky_relu_native(
     return out
 
 
+def autocast_like(t: Tensor, x: Tensor) -> Tensor:
+    """``t`` in ``x``'s dtype when autocast runs ``x`` in half/bfloat16, else ``t`` unchanged.
+
+    Under autocast a convolution returns bf16/fp16, but adding a float32 bias, noise or
+    style would promote the activation back to float32 (PyTorch's type promotion), and the
+    next convolution would cast it down again: twice the memory traffic plus a cast kernel
+    per layer, which measured to eat autocast's gain in FeatureShift training.  Parameters
+    that follow the activation keep it in the autocast dtype; their gradients stay float32.
+    """
+    if (t.dtype == torch.float32 and x.dtype in (torch.float16, torch.bfloat16)
+            and torch.is_autocast_enabled(x.device.type)):
+        return t.to(x.dtype)
+    return t
+
+
 def fused_leaky_relu(
     x: Tensor,
     bias: Tensor | None = None,
@@ -73,4 +88,5 @@ class FusedLeakyReLU(nn.Module):
         self.clamp = clamp
 
     def forward(self, x: Tensor) -> Tensor:
-        return fused_leaky_relu(x, self.bias, self.negative_slope, self.scale, self.clamp)
+        return fused_leaky_relu(x, autocast_like(self.bias, x), self.negative_slope, self.scale,
+                                self.clamp)

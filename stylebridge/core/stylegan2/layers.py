@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylebridge.core.ops import FusedLeakyReLU, fused_leaky_relu, upfirdn2d
+from stylebridge.core.ops import FusedLeakyReLU, autocast_like, fused_leaky_relu, upfirdn2d
 
 
 def make_kernel(taps: Sequence[float]) -> Tensor:
@@ -168,14 +168,14 @@ class ModulatedConv2d(nn.Module):
 
     def _forward_shared(self, x: Tensor, s: Tensor) -> Tensor:
         batch = x.shape[0]
-        x = x * s.view(batch, -1, 1, 1)
+        x = x * autocast_like(s, x).view(batch, -1, 1, 1)
         weight = self.weight[0] * self.scale
         if self.upsample:
             out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
         else:
             out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            out = out * self._demod(s).view(batch, -1, 1, 1)
+            out = out * autocast_like(self._demod(s), out).view(batch, -1, 1, 1)
         if self.upsample:
             out = self.blur(out)
         return out
@@ -189,9 +189,10 @@ class NoiseInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: Tensor, noise: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
-            return x + self.weight * noise
-        return x.addcmul_(noise, self.weight)  # inference: no extra buffer
+        weight, noise = autocast_like(self.weight, x), autocast_like(noise, x)
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+            return x + weight * noise
+        return x.addcmul_(noise, weight)  # inference: no extra buffer
 
 
 class ConstantInput(nn.Module):
