@@ -64,8 +64,11 @@ from torch import Tensor, nn
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
+from stylebridge.core.ops import fused_act as fused_act_module
 from stylebridge.core.ops import get_backend, set_backend
+from stylebridge.core.ops.fused_act import autocast_like
 from stylebridge.core.stylegan2 import Generator
+from stylebridge.core.stylegan2 import layers as sg2_layers
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.plugins import domains, featureshift, losses_recon
 from stylebridge.plugins._featureshift_data import build_dataset
@@ -75,6 +78,7 @@ LAYER = 5  # FSE's activation: the second 16×16 conv
 VARIANTS = ("inversion", "joint-stored", "joint-on-the-fly")
 #: generator activation layouts (Generator.channels_last): None = its device default
 LAYOUTS: dict[str, bool | None] = {"default": None, "nchw": False, "nhwc": True}
+ACTIVATIONS = ("follow", "promote")
 PRECISIONS = {"fp32": "off", "amp": "auto", "bf16": "bf16", "fp16": "fp16"}
 PRESETS: dict[str, dict[str, Any]] = {
     # channels: generator width up to 16 px (None: config-f, 512); images: dataset size
@@ -193,6 +197,18 @@ def _trainer(paths: dict[str, Path], variant: str, precision: str, losses: list[
     return trainer
 
 
+def _keep_dtype(t: Tensor, x: Tensor) -> Tensor:
+    return t
+
+
+def _autocast_activations(policy: str) -> None:
+    """``follow``: the shipped ``autocast_like``; ``promote``: float32 bias, noise and styles
+    promote autocast activations back to float32 (patched in for the comparison only)."""
+    fn = autocast_like if policy == "follow" else _keep_dtype
+    fused_act_module.autocast_like = fn
+    sg2_layers.autocast_like = fn
+
+
 def _profile(step: Callable[[], None], device: torch.device, top: int = 12) -> dict[str, Any]:
     """One profiled call of ``step``: wall time (profiler overhead included), the summed
     time of all device kernels (busy << wall means launch/CPU-bound: lower precision cannot
@@ -284,6 +300,11 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--layouts", default=None,
                         help="comma-separated generator activation layouts to time side by "
                              "side: default (NHWC on the CPU, NCHW elsewhere), nchw, nhwc")
+    parser.add_argument("--amp-activations", default="follow",
+                        help="comma-separated, side by side: follow (as shipped: under autocast "
+                             "bias, noise and styles follow the activations' dtype) and/or "
+                             "promote (the previous behaviour: float32 parameters promote the "
+                             "activations back to float32 after every convolution)")
     parser.add_argument("--profile", action="store_true",
                         help="after timing, profile one step of each (variant, precision): "
                              "GPU busy time per step and the top kernels (torch.profiler)")
@@ -310,6 +331,7 @@ def main() -> None:
 
     ops: list[str | None] = [None]
     layouts = _csv(args.layouts, LAYOUTS, "layouts") if args.layouts else ["default"]
+    acts = _csv(args.amp_activations, ACTIVATIONS, "amp-activations")
     if args.ops:
         ops = list(_csv(args.ops, ("native", "auto", "cuda"), "ops"))
         if "cuda" in ops:
@@ -326,10 +348,13 @@ def main() -> None:
         losses = _thesis_losses(root) if args.losses == "thesis" else ["mse:1.0"]
         built = {f"{v}/{p}": _trainer(paths, v, p, losses, root / "runs" / f"{v}-{p}", args)
                  for v in variants for p in precisions}
-        # one trainer per (variant, precision), stepped with each setting (ops, layout) in turn
+        # one trainer per (variant, precision), stepped with each setting (ops, layout,
+        # autocast activations) in turn
         settings = {"/".join(([str(o)] if len(ops) > 1 else [])
-                             + ([la] if len(layouts) > 1 else [])): (o, LAYOUTS[la])
-                    for o in ops for la in layouts}
+                             + ([la] if len(layouts) > 1 else [])
+                             + ([f"{ac}-acts"] if len(acts) > 1 else [])):
+                    (o, LAYOUTS[la], ac)
+                    for o in ops for la in layouts for ac in acts}
         trainers = {"/".join(filter(None, (k, tag))): (t, *setting) for k, t in built.items()
                     for tag, setting in settings.items()}
         amp_dtypes = {k: str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "fp32"
@@ -339,12 +364,13 @@ def main() -> None:
         diverged: dict[str, str] = {}
 
         def runner(key: str, trainer: featureshift.FeatureShiftTrainer, backend: str | None,
-                   channels_last: bool | None) -> Callable[[], None]:
+                   channels_last: bool | None, activations: str) -> Callable[[], None]:
             def step() -> None:  # a diverging precision (fp16) must not lose the others
                 if key in diverged:
                     return
                 set_backend(backend)  # type: ignore[arg-type]
                 trainer.generator.channels_last = channels_last
+                _autocast_activations(activations)
                 try:
                     trainer._train_step()
                 except featureshift.TrainingDivergedError as exc:
@@ -394,6 +420,7 @@ def main() -> None:
         "autocast_dtype": amp_dtypes,
         "ops_backend": ops if len(ops) > 1 else get_backend(),
         "layouts": layouts,
+        "amp_activations": acts,
         "tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
                  "matmul": torch.backends.cuda.matmul.allow_tf32},
         "diverged": diverged,
