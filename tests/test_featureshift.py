@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import sys
 from dataclasses import dataclass, replace
@@ -919,3 +920,23 @@ def test_fp16_guard_stops_when_the_scaler_keeps_skipping(env: Env, tmp_path: Pat
     with pytest.raises(fs.TrainingDivergedError, match="NaN/Inf 4 steps in a row"):
         trainer.run()
     assert trainer.step == 3
+
+
+def test_bf16_autocast_step_keeps_the_generator_in_bf16(env: Env, tmp_path: Path) -> None:
+    """The trainer's AMP path (CUDA-only from the CLI) on CPU autocast: the generator after
+    layer K runs in bf16, the loss and the float32 gradients are finite."""
+    from stylebridge.core.stylegan2.layers import StyledConv
+
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "run", pretrain_inversion_steps=0),
+                                     registry=make_registry())
+    trainer.setup()
+    trainer.amp_dtype = torch.bfloat16
+    dtypes: list[torch.dtype] = []
+    for m in trainer.generator.modules():
+        if isinstance(m, StyledConv):
+            m.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    records = [trainer._train_step() for _ in range(2)]
+    assert torch.bfloat16 in dtypes and torch.float32 not in dtypes[-3:]
+    assert all(math.isfinite(r["total"]) and math.isfinite(r["grad_norm"]) for r in records)
+    assert all(p.dtype == torch.float32 and p.grad is not None and bool(p.grad.isfinite().all())
+               for p in trainer.model.parameters() if p.requires_grad)
