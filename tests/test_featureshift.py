@@ -897,17 +897,22 @@ class _Fp16Stub:
 
 
 @pytest.mark.filterwarnings("error:Detected call of")  # the schedule counts skipped steps
-def test_fp16_skipped_steps_are_logged_and_keep_the_schedule(env: Env, tmp_path: Path) -> None:
-    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "run", steps=20, warmup_steps=4),
+def test_fp16_skipped_steps_are_logged_and_keep_the_schedule(env: Env, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.setattr(fs, "MAX_SKIPPED_STEPS", 100)
+    out = tmp_path / "run"
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, out, steps=5, warmup_steps=4, log_every=2),
                                      registry=make_registry())
     trainer.setup()
     trainer.scaler = _Fp16Stub()  # type: ignore[assignment]
-    records = [trainer._train_step() for _ in range(2)]
-    assert [r["skipped"] for r in records] == [True, True]
-    assert trainer.skipped_in_a_row == 2
+    trainer.run()
+    records = [r for r in _log(out / "log.jsonl") if "total" in r]
+    # every skipped step is counted in the next record, also those between records
+    assert [(r["step"], r["skipped_steps"]) for r in records] == [(2, 2), (4, 2), (5, 1)]
+    assert trainer.skipped_in_a_row == 5
     # warm-up is linear in the step count, skipped steps included
-    assert records[1]["lr"] > records[0]["lr"]
-    assert trainer.scheduler.last_epoch == 2
+    assert records[0]["lr"] < records[1]["lr"] and trainer.scheduler.last_epoch == 5
 
 
 def test_fp16_guard_stops_when_the_scaler_keeps_skipping(env: Env, tmp_path: Path,

@@ -632,6 +632,8 @@ class FeatureShiftTrainer:
         self.offset = 0
         self.last_saved = -1
         self.skipped_in_a_row = 0  # consecutive steps the fp16 grad scaler skipped
+        self.skipped_since_log = 0  # steps it skipped since the last log record
+        self.scheduler_stepped = False  # in this process
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -852,6 +854,7 @@ class FeatureShiftTrainer:
         skipped = scale is not None and self.scaler.get_scale() < scale
         if scale is not None:  # fp16: the scaler skips steps with NaN/Inf gradients
             self.skipped_in_a_row = self.skipped_in_a_row + 1 if skipped else 0
+            self.skipped_since_log += int(skipped)
             if self.skipped_in_a_row >= MAX_SKIPPED_STEPS:
                 self._diverged(step, f"the gradients were NaN/Inf {MAX_SKIPPED_STEPS} steps in a "
                                      "row (fp16 loss scaling did not recover; try --amp bf16)")
@@ -859,11 +862,15 @@ class FeatureShiftTrainer:
             # Δ = 0 in this phase: keep the input BatchNorm's Δ statistics neutral, so a
             # checkpoint or sample grid of this phase treats a real Δ sensibly in eval mode
             self.model.reset_delta_input_stats()
-        with warnings.catch_warnings():
-            # the learning rate follows the step count, skipped fp16 steps included (phases
-            # and resume count steps too); torch warns when the very first step was skipped
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+        if self.scheduler_stepped:
             self.scheduler.step()
+        else:  # the learning rate follows the step count, skipped fp16 steps included (phases
+            # and resume count steps too); torch warns on its first call if that step was
+            # skipped.  Only the first call: a filter resets Python's once-per-run warnings
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
+                self.scheduler.step()
+            self.scheduler_stepped = True
         if self.ema is not None:
             with torch.no_grad():
                 for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
@@ -873,7 +880,7 @@ class FeatureShiftTrainer:
         self.step += 1
         return {"step": self.step, "phase": self.phase(step), "total": float(total.detach()),
                 **values, "grad_norm": grad_norm, "lr": lr,
-                **({"skipped": skipped} if scale is not None else {})}
+                **({"skipped_steps": self.skipped_since_log} if scale is not None else {})}
 
     def _mean_over_ranks(self, record: dict[str, Any]) -> dict[str, Any]:
         """Under DDP, the loss values of a log record averaged over the processes (every
@@ -1134,6 +1141,7 @@ class FeatureShiftTrainer:
                         record["steps_per_s"] = (self.step - s0) / dt if dt > 0 else None
                         t0, s0 = time.perf_counter(), self.step
                         self._log(self._mean_over_ranks(record))
+                        self.skipped_since_log = 0
                     progress.update(task, completed=self.step,
                                     info=f"{record['phase']} loss {record['total']:.4f}")
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
