@@ -575,3 +575,16 @@ def test_auto_dispatch_uses_the_kernel_for_resampling_only(monkeypatch: pytest.M
     finally:
         set_backend(None)
     assert bool(calls) is kernel_used
+
+
+def test_autocast_like_follows_only_lower_precision_activations_under_autocast() -> None:
+    from stylebridge.core.ops import autocast_like
+
+    bias, x16 = torch.zeros(3), torch.zeros(2, 3, dtype=torch.bfloat16)
+    assert autocast_like(bias, x16).dtype == torch.float32  # autocast off: unchanged
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert autocast_like(bias, x16).dtype == torch.bfloat16
+        assert autocast_like(bias, torch.zeros(2, 3)).dtype == torch.float32
+        assert autocast_like(bias.double(), x16).dtype == torch.float64
+    meta = torch.empty(2, 3, device="meta", dtype=torch.bfloat16)  # no autocast for meta
+    assert autocast_like(torch.empty(3, device="meta"), meta).dtype == torch.float32

@@ -292,24 +292,38 @@ def test_autocast_keeps_activations_in_its_dtype(batch: int) -> None:
     """Under bf16 autocast the bias, noise and styles follow the activations: every styled
     conv returns bf16 (no promotion back to float32 between layers), the image stays close
     to the float32 one and the parameters' gradients stay float32."""
-    from stylebridge.core.stylegan2.layers import StyledConv
+    from stylebridge.core.stylegan2.layers import StyledConv, ToRGB
 
     model = tiny_generator(seed=3)
     wplus = _wplus(model, batch=batch, seed=4)
     with torch.no_grad():
         ref = model([wplus], input_is_latent=True, randomize_noise=False)
     dtypes: list[torch.dtype] = []
+    skips: list[torch.dtype] = []
     for m in model.modules():
         if isinstance(m, StyledConv):
             m.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+        if isinstance(m, ToRGB) and hasattr(m, "upsample"):
+            m.upsample.register_forward_hook(lambda m, i, o: skips.append(o.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         image = model([wplus], input_is_latent=True, randomize_noise=False)
     image.float().square().mean().backward()
     assert dtypes and set(dtypes) == {torch.bfloat16}
-    assert image.dtype == torch.float32  # the RGB skip sums in float32
+    assert image.dtype == torch.float32 and set(skips) == {torch.float32}  # RGB skip: float32
     err = (image.detach() - ref).abs()
     assert float(err.max()) < 0.15 and float(err.mean()) < 0.02, (err.max(), err.mean())
     grads = {n: p.grad for n, p in model.named_parameters()}
     for name in ("convs.0.activate.bias", "convs.0.noise.weight", "convs.0.conv.weight"):
         grad = grads[name]
         assert grad is not None and grad.dtype == torch.float32 and grad.abs().sum() > 0, name
+
+
+def test_minibatch_stddev_of_identical_half_precision_samples_has_finite_gradients() -> None:
+    """A group of identical samples has variance 0; the 1e-8 that keeps sqrt differentiable
+    there must not vanish in fp16 (the statistic is taken in float32)."""
+    disc = Discriminator(size=8, channels={4: 8, 8: 8})
+    x = torch.randn(1, 8, 4, 4).repeat(4, 1, 1, 1).half().requires_grad_(True)
+    y = disc.minibatch_stddev(x)
+    assert y.dtype == torch.float16 and y.shape == (4, 9, 4, 4)
+    y.float().sum().backward()
+    assert x.grad is not None and bool(x.grad.isfinite().all())

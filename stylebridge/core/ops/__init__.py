@@ -13,7 +13,13 @@ import).  Which one runs is chosen per call:
 """
 
 from stylebridge.core.ops.backend import get_backend, set_backend
-from stylebridge.core.ops.fused_act import FusedLeakyReLU, autocast_like, fused_leaky_relu
+from stylebridge.core.ops.fused_act import (
+    FusedLeakyReLU,
+    autocast_enabled,
+    autocast_like,
+    fused_leaky_relu,
+)
 from stylebridge.core.ops.upfirdn2d import upfirdn2d
 
-__all__ = ["FusedLeakyReLU", "autocast_like", "fused_leaky_relu", "get_backend", "set_backend", "upfirdn2d"]
+__all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "fused_leaky_relu",
+           "get_backend", "set_backend", "upfirdn2d"]

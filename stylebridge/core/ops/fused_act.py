@@ -46,6 +46,15 @@ def fused_leaky_relu_native(
     return out
 
 
+def autocast_enabled(device: torch.device) -> bool:
+    """Whether autocast is on for ``device``'s type (False for types it does not know, e.g.
+    meta)."""
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except RuntimeError:
+        return False
+
+
 def autocast_like(t: Tensor, x: Tensor) -> Tensor:
     """``t`` in ``x``'s dtype when autocast runs ``x`` in half/bfloat16, else ``t`` unchanged.
 
@@ -56,7 +65,7 @@ def autocast_like(t: Tensor, x: Tensor) -> Tensor:
     that follow the activation keep it in the autocast dtype; their gradients stay float32.
     """
     if (t.dtype == torch.float32 and x.dtype in (torch.float16, torch.bfloat16)
-            and torch.is_autocast_enabled(x.device.type)):
+            and autocast_enabled(x.device)):
         return t.to(x.dtype)
     return t
 

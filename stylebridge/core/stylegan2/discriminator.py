@@ -47,7 +47,8 @@ class Discriminator(nn.Module):
             raise ValueError(f"discriminator batch {batch} is not divisible by its minibatch-stddev "
                              f"group {group}")
         y = x.view(group, -1, self.stddev_feat, channels // self.stddev_feat, height, width)
-        y = torch.sqrt(y.var(0, unbiased=False) + 1e-8)
+        # float32: the 1e-8 vanishes in fp16 under autocast (then sqrt'(0) = inf)
+        y = torch.sqrt(y.float().var(0, unbiased=False) + 1e-8).to(x.dtype)
         y = y.mean([2, 3, 4], keepdim=True).squeeze(2)
         y = y.repeat(group, 1, height, width)
         return torch.cat([x, y], 1)

@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylebridge.core.ops import FusedLeakyReLU, autocast_like, fused_leaky_relu, upfirdn2d
+from stylebridge.core.ops import (
+    FusedLeakyReLU,
+    autocast_enabled,
+    autocast_like,
+    fused_leaky_relu,
+    upfirdn2d,
+)
 
 
 def make_kernel(taps: Sequence[float]) -> Tensor:
@@ -240,6 +246,10 @@ class ToRGB(nn.Module):
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
+            if skip.dtype == torch.float32 and autocast_enabled(skip.device):
+                # the RGB skip sums in float32: no autocast rounding at each up-sampling
+                with torch.autocast(skip.device.type, enabled=False):
+                    return out.float() + self.upsample(skip)
             out = out + self.upsample(skip)
         return out
 
