@@ -236,7 +236,9 @@ def _profile(step: Callable[[], None], device: torch.device, top: int = 12) -> d
 
     def is_kernel(e: Any) -> bool:  # CPU ops also carry their kernels' time: not twice
         if cuda:
-            return e.device_type == torch.autograd.DeviceType.CUDA
+            # not user annotations (e.g. the optimizer step's span): their kernels count already
+            return (e.device_type == torch.autograd.DeviceType.CUDA
+                    and not getattr(e, "is_user_annotation", False))
         return e.key.startswith("aten::")
 
     kernels = sorted((e for e in events if self_dev(e) > 0 and is_kernel(e)), key=self_dev,

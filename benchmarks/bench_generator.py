@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from _timing import interleaved
 
-from stylebridge.core.ops import fused_act
+from stylebridge.core.ops import fused_act, get_backend
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2 import layers as sg2_layers
 
@@ -157,7 +157,7 @@ def main() -> None:
     device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else platform.processor() or platform.machine())
     meta = {"device": device_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "repeats": args.repeats, "results": results}
+            "ops_backend": get_backend(), "repeats": args.repeats, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {args.out}")
