@@ -15,12 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.interfaces import Command
 from stylebridge.core.spec import coerce_option, parse_plugin_spec
 from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import KINDS, get_registry, hookimpl
-
-RANDOM_NOTICE = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.interfaces import Command, DomainMethod, Encoder
 from stylebridge.errors import StylebridgeError
 
-RANDOM_WEIGHTS_NOTICE = "RANDOM WEIGHTS - demo of the code paths, not a trained model"
-RANDOM_TAG = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
+RANDOM_WEIGHTS_NOTICE = f"{RANDOM_NOTICE} - demo of the code paths, not a trained model"
 FEATURESHIFT_ROW = "FeatureShift on e4e"
 UNTRAINED_FEATURESHIFT = "untrained FeatureShift"
 ALIGN_SIZE = 256
@@ -207,7 +207,7 @@ class DemoCommand(Command):
             domain_random = dict.fromkeys(domains, True)  # random offsets: no trained domain
         fse_shift = type(fse)(**{**fse.config(), "mode": "shift"}).to(device).eval()
         fse_shift.load_state_dict(fse.state_dict())
-        tag = f" [{RANDOM_TAG}]" if models.random else ""
+        tag = f" [{RANDOM_NOTICE}]" if models.random else ""
 
         face = align_face(image, size=ALIGN_SIZE, path=args.image)
         aligned = torch.from_numpy(np.asarray(face.image, dtype=np.uint8).copy())
@@ -236,7 +236,7 @@ class DemoCommand(Command):
         featureshift = FeatureShift(feature_channels=c_k, hidden=max(8, c_k * 3 // 2),
                                     layer=k, residual=True).to(device).eval()
         fs_random = True
-        fs_row = (f"{FEATURESHIFT_ROW} ({RANDOM_TAG}: {UNTRAINED_FEATURESHIFT})" if fs_random
+        fs_row = (f"{FEATURESHIFT_ROW} ({RANDOM_NOTICE}: {UNTRAINED_FEATURESHIFT})" if fs_random
                   else FEATURESHIFT_ROW)
         variants: list[tuple[str, Adapter]] = [
             ("e4e", Adapter(e4e, gen, domains)),
@@ -271,7 +271,7 @@ class DemoCommand(Command):
         labels = ["aligned photo", "inversion", *domains]
         columns = [labels[0], f"inversion{tag}",
                    *(f"{name}{tag}" if models.random or not domain_random[name]
-                     else f"{name} [{RANDOM_TAG}]" for name in domains)]
+                     else f"{name} [{RANDOM_NOTICE}]" for name in domains)]
         if models.random:
             notice: str | None = RANDOM_WEIGHTS_NOTICE
         elif random:
@@ -281,7 +281,7 @@ class DemoCommand(Command):
             else:
                 parts += [f"domain {name} has random weights"
                           for name, rnd in domain_random.items() if rnd]
-            notice = f"{RANDOM_TAG}: {'; '.join(parts)} - not a trained model"
+            notice = f"{RANDOM_NOTICE}: {'; '.join(parts)} - not a trained model"
         else:
             notice = None
         grid = labelled_grid(rows, columns, notice=notice,

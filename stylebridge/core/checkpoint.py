@@ -207,6 +207,11 @@ def check_state_dict(
             raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)
 
 
+#: The label of anything computed with untrained weights (terminal, grids, JSON, markdown).
+#: Upper case: rich would take "[random weights]" for a markup tag.
+RANDOM_NOTICE = "RANDOM WEIGHTS"
+
+
 def is_random_weights(extra: Mapping[str, Any]) -> bool:
     """Whether a header's ``extra`` marks untrained weights (``random_weights`` or a note)."""
     if extra.get("random_weights"):

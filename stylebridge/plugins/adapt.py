@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import is_random_weights
+from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Calibrator, Command, DomainMethod, Encoder, Inversion
 from stylebridge.core.pipeline import check_compatible, load_encoder
@@ -65,7 +65,6 @@ INVERSION = "inversion"
 GUIDE_KEY = "guide_w_plus"  # Inversion.extras entry holding the FeatureShift guide's latents
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
-RANDOM_NOTICE = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ import torch.nn.functional as F
 from rich.markup import escape
 from torch import Tensor
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.interfaces import Command, DomainMethod, Encoder
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.calibrators import (
@@ -109,7 +110,6 @@ if TYPE_CHECKING:
 PATTERNS = ("independent", "calibrated", "scaled")
 THESIS_GROUPS = {"independent": 1, "calibrated": 2, "scaled": 3}
 LAYER_SETS = ("all", "conv")
-RANDOM_NOTICE = "RANDOM WEIGHTS"
 SAMPLE_BATCH = MAPPING_BATCH  # as calibrators.mapping_style_means, so both draw the same z
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Command
 from stylebridge.core.pipeline import check_compatible, load_encoder
@@ -41,7 +42,6 @@ KIND = "inversion"
 IMAGE_SUFFIX = "_inversion.png"
 LATENTS_SUFFIX = "_inversion.safetensors"
 GRID_TILE = 256  # largest tile edge in grid.png
-RANDOM_NOTICE = "RANDOM WEIGHTS"  # upper case: rich would take "[random weights]" for a tag
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ from rich.markup import escape
 from torch import Tensor
 
 from stylebridge.cli.commands import TargetGroup
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.interfaces import Command, DomainMethod, Encoder
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
@@ -102,8 +103,7 @@ if TYPE_CHECKING:
     from stylebridge.core.batch import BatchReport
     from stylebridge.core.stylegan2.generator import Generator
 
-RANDOM_NOTICE = "RANDOM WEIGHTS"
-RANDOM_SENTENCE = ("RANDOM WEIGHTS: some networks of this run are untrained; the numbers test "
+RANDOM_SENTENCE = (f"{RANDOM_NOTICE}: some networks of this run are untrained; the numbers test "
                    "the code paths and are not the thesis' metrics")
 DEFAULT_CLIPS = ("ViT-B-16", "ViT-B-32")   # Table 4.1's column order
 DEFAULT_TEMPLATE = "A {}"
