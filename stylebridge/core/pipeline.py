@@ -120,19 +120,28 @@ def check_compatible(inversion: Inversion, generator: Generator, what: str) -> N
 
 def load_encoder(spec_text: str, device: str | torch.device = "cpu") -> tuple[Encoder, bool]:
     """An encoder from a ``--encoder`` spec, and whether it runs on untrained weights
-    (no checkpoint given or installed, or a checkpoint marked ``random_weights``)."""
-    from stylebridge.core.checkpoint import is_random_weights, read_header
-
+    (see :func:`spec_random`)."""
     spec = parse_plugin_spec(spec_text, what="encoder")
     encoder = load_plugin("encoder", spec, device=device)
     if not isinstance(encoder, Encoder):
         raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
+    return encoder, spec_random("encoder", spec, encoder)
+
+
+def spec_random(kind: str, spec: str | PluginSpec, obj: Any = None) -> bool:
+    """Whether the plugin built from ``spec`` runs on untrained weights: its checkpoint's
+    header marks random weights, or no checkpoint was given or installed (a bare name may
+    load installed weights) and the plugin does not say otherwise (``obj.random_weights``)."""
+    from stylebridge.core.checkpoint import is_random_weights, read_header
+
+    if isinstance(spec, str):
+        spec = parse_plugin_spec(spec, what=kind.replace("_", " "))
     path = spec.path
-    if path is None and spec.name is not None:  # a bare name may load installed weights
+    if path is None and spec.name is not None:
         from stylebridge.core.weights import WeightsManager
 
-        path = WeightsManager().resolve("encoder", spec.name)
-    random = bool(getattr(encoder, "random_weights", path is None))
+        path = WeightsManager().resolve(kind, spec.name)
+    random = bool(getattr(obj, "random_weights", path is None))
     if path is not None and is_random_weights(read_header(path).extra):
         random = True
-    return encoder, random
+    return random

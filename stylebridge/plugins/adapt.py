@@ -50,7 +50,7 @@ from torch import Tensor
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.images import labelled_grid, resize_square
 from stylebridge.core.interfaces import Calibrator, Command, DomainMethod, Encoder, Inversion
-from stylebridge.core.pipeline import check_compatible, load_encoder
+from stylebridge.core.pipeline import check_compatible, load_encoder, spec_random
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.plugins.calibrators import parse_layers, skip_scale
 from stylebridge.registry import hookimpl
@@ -205,25 +205,6 @@ def load_domains(specs: Sequence[str], device: torch.device
         domains[unique] = method
         random[unique] = spec_random("domain_method", spec, method)
     return domains, random
-
-
-def spec_random(kind: str, spec_text: str, obj: Any = None) -> bool:
-    """Whether the plugin built from ``spec_text`` runs on untrained weights: its checkpoint's
-    header marks random weights, or (as for :func:`load_encoder`) no checkpoint was given or
-    installed and the plugin does not say otherwise (``obj.random_weights``)."""
-    from stylebridge.core.checkpoint import read_header
-    from stylebridge.core.spec import parse_plugin_spec
-
-    spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
-    path = spec.path
-    if path is None and spec.name is not None:
-        from stylebridge.core.weights import WeightsManager
-
-        path = WeightsManager().resolve(kind, spec.name)
-    random = bool(getattr(obj, "random_weights", path is None))
-    if path is not None and is_random_weights(read_header(path).extra):
-        random = True
-    return random
 
 
 def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
