@@ -127,14 +127,6 @@ def _random_domains(gen: Any, seed: int) -> dict[str, DomainMethod]:
     return domains
 
 
-def _check_domains(domains: dict[str, DomainMethod], gen: Any) -> None:
-    """One-line error for a domain trained for another generator (before anything runs)."""
-    for method in domains.values():
-        check = getattr(method, "check_generator", None)
-        if check is not None:
-            check(gen)
-
-
 def _demo_image(path: Path | None) -> tuple[Tensor, str]:
     from stylebridge.core.images import load_image
 
@@ -173,7 +165,7 @@ class DemoCommand(Command):
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import labelled_grid, save_png
         from stylebridge.core.io import write_json
-        from stylebridge.plugins.adapt import Adapter, load_domains
+        from stylebridge.plugins.adapt import Adapter, check_domains, load_domains
         from stylebridge.plugins.alignment import align_face
         from stylebridge.plugins.calibrators import (
             AlphaCalibrator,
@@ -201,7 +193,7 @@ class DemoCommand(Command):
         gen = models.generator.to(device)
         e4e, fse = models.e4e.to(device), models.fse.to(device)
         if domains:
-            _check_domains(domains, gen)
+            check_domains(domains.values(), gen)
         else:
             domains = _random_domains(gen, args.seed)
             domain_random = dict.fromkeys(domains, True)  # random offsets: no trained domain

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,10 +113,7 @@ class Adapter:
             while unique in self.methods or unique == INVERSION:
                 unique, k = f"{name}-{k}", k + 1
             self.methods[unique] = method
-        for method in self.methods.values():
-            check = getattr(method, "check_generator", None)
-            if check is not None:
-                check(generator)
+        check_domains(self.methods.values(), generator)
         self.skip_layers = parse_layers(skip_layers)
         n = generator.n_style_layers
         base = None if calibrator is None else calibrator.offset_scale(n)
@@ -185,6 +182,14 @@ def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool
         raise StylebridgeError(f"--generator {spec!r}: unknown generator {name!r} (known: stylegan2)")
     ck = load_stylegan2(path, device=device)
     return ck.generator, is_random_weights(ck.header.extra), path
+
+
+def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None:
+    """One-line error for a domain trained for another generator (``check_generator``)."""
+    for method in methods:
+        check = getattr(method, "check_generator", None)
+        if check is not None:
+            check(generator)
 
 
 def load_domains(specs: Sequence[str], device: torch.device

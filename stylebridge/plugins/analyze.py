@@ -634,6 +634,7 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.core.io import atomic_path, write_json
     from stylebridge.core.pipeline import load_encoder
     from stylebridge.plugins.adapt import (
+        check_domains,
         check_photo_arguments,
         encoder_inputs,
         load_domains,
@@ -662,10 +663,8 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
         print_random_notices(console, {"encoder": enc_random}, encoder=encoder.name)
     domains, domain_random = load_domains(args.domain, device)
     domain_info: dict[str, dict[str, Any]] = {}
+    check_domains(domains.values(), gen)
     for (name, method), spec in zip(domains.items(), args.domain, strict=True):
-        check = getattr(method, "check_generator", None)
-        if check is not None:
-            check(gen)
         has_w = getattr(method, "has_weight_offsets", None)
         domain_info[name] = {"spec": spec, "method": method.name,
                              "random_weights": domain_random[name],

@@ -292,7 +292,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
     """Load every domain checkpoint of ``items`` (folders: their ``*.safetensors``) with its
     Quality target; unusable domains go to ``report``."""
     from stylebridge.core.checkpoint import read_header
-    from stylebridge.plugins.adapt import INVERSION
+    from stylebridge.plugins.adapt import INVERSION, check_domains
     from stylebridge.plugins.domains import KIND, load_domain
 
     files: list[Path] = []
@@ -318,9 +318,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
                 raise StylebridgeError(f"is a {header.kind!r} checkpoint, not a domain "
                                        f"({KIND})", path=path)
             method = load_domain(str(path), device=device)
-            check = getattr(method, "check_generator", None)
-            if check is not None:
-                check(generator)
+            check_domains([method], generator)
         except StylebridgeError as exc:
             report.skip(path, str(exc).removeprefix(f"{path}: "))
             continue
