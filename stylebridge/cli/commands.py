@@ -56,10 +56,9 @@ class TargetGroup:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
         for target in sorted(self.targets.values(), key=lambda t: t.name):
+            # --debug is added to every sub-parser by the CLI (stylebridge.cli.main)
             p = sub.add_parser(target.name, help=target.help, description=target.help,
                                epilog=target.epilog or None)
-            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                           help="show full tracebacks instead of one-line errors")
             target.add_arguments(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
