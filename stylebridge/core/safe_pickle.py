@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import hashlib
 import io
 import pickle
@@ -249,12 +250,20 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
     return func(*args)
 
 
+@contextlib.contextmanager
+def quiet_protocol_warning() -> Iterator[None]:
+    """Silence torch's warning about an unusual pickle protocol byte while loading: a damaged
+    file then gives only its one-line error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        yield
+
+
 def _load_from_bytes(data: Any) -> Any:
     """Storage bytes (legacy ``torch.save`` format), read by torch's weights-only loader."""
     if not isinstance(data, bytes | bytearray):
         raise pickle.UnpicklingError("storage payload is not bytes")
-    with warnings.catch_warnings():  # a damaged protocol byte: the error says it in one line
-        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+    with quiet_protocol_warning():
         return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
 
 

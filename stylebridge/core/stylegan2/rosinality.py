@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.safe_pickle import quiet_protocol_warning
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from stylebridge.core.stylegan2.layers import make_kernel
 from stylebridge.errors import ConversionError
@@ -35,8 +35,7 @@ def torch_load_safe(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise ConversionError("is empty (0 bytes)", path=path)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # damaged file
+        with torch.serialization.safe_globals([argparse.Namespace]), quiet_protocol_warning():
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
