@@ -16,7 +16,7 @@ repeat (these machines are noisy), as medians:
   for ``latents`` (no content branch), ``features`` and ``shift`` (same network
   as ``features``; the modes differ in synthesis);
 * ``encode+synthesis``: the same followed by
-  :func:`stylebridge.core.pipeline.synthesize` through a ``--gen-size`` generator
+  :func:`stylebridge.core.synthesis.synthesize` through a ``--gen-size`` generator
   (default 256 px, so an FSE with that generator's number of latent rows, the
   official backbone and F at activation 5) with a StyleSpace-like offset on the
   conv1 style, so ``shift`` pays its two extra partial syntheses ``G^5(s')``, ``G^5(s)``.
@@ -35,9 +35,9 @@ import torch
 from _timing import interleaved
 
 from stylebridge.core.interfaces import DomainMethod
-from stylebridge.core.pipeline import synthesize
 from stylebridge.core.stylegan2 import Generator
-from stylebridge.plugins.fse import MODES, FSEEncoder
+from stylebridge.core.synthesis import synthesize
+from stylebridge.plugins.encoders.fse import MODES, FSEEncoder
 
 
 class Conv1Offset(DomainMethod):

@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from _timing import interleaved
 
-from stylebridge.plugins.fse import FSEEncoder
-from stylebridge.plugins.psp import E4EEncoder, PSPEncoder
-from stylebridge.plugins.styleres import StyleResEncoder
+from stylebridge.plugins.encoders.fse import FSEEncoder
+from stylebridge.plugins.encoders.psp import E4EEncoder, PSPEncoder
+from stylebridge.plugins.encoders.styleres import StyleResEncoder
 
 RANDOM_WEIGHTS = "random (untrained) weights: timings only, outputs are meaningless"
 

@@ -70,8 +70,10 @@ from stylebridge.core.ops.fused_act import autocast_like
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2 import layers as sg2_layers
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.plugins import domains, featureshift, losses_recon
-from stylebridge.plugins._featureshift_data import build_dataset
+from stylebridge.pipelines.featureshift import trainer as featureshift
+from stylebridge.pipelines.featureshift.dataset import build_dataset
+from stylebridge.plugins.domains import styledomain as domains
+from stylebridge.plugins.losses import recon as losses_recon
 from stylebridge.registry import Registry
 
 LAYER = 5  # FSE's activation: the second 16×16 conv
@@ -166,7 +168,7 @@ def _thesis_losses(root: Path) -> list[str]:
     """The thesis's loss set with full-size loss networks on random weights (timing only)."""
     import torchvision
 
-    from stylebridge.plugins._backbones import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
+    from stylebridge.plugins.nets.irse import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
 
     alex = root / "alexnet-random.pth"
     if not alex.exists():

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from _timing import sync, timed
 
-from stylebridge.plugins import metrics as M
+from stylebridge.plugins.metrics import builtin as M
 
 ALL = ("mse", "psnr", "ssim", "lpips", "id", "fid", "clip_quality", "clip_diversity")
 

@@ -7,7 +7,8 @@ builds no model.  Entry points:
 * :func:`stylebridge.registry.get_registry` — every plugin by kind and name;
 * :mod:`stylebridge.core.checkpoint` — our safetensors checkpoint format;
 * :mod:`stylebridge.core.stylegan2` — the StyleGAN2 generator and discriminator;
-* :mod:`stylebridge.core.pipeline` — plugins from specs, synthesis of inversions.
+* :mod:`stylebridge.registry.resolve` — plugins from specs;
+* :mod:`stylebridge.core.synthesis` — synthesis of inversions.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: s
     Without ``checkpoint`` the encoder is built from its defaults and ``config``
     (plugins that need weights refuse that with a hint).
     """
-    from stylebridge.core.pipeline import load_plugin
-    from stylebridge.core.spec import PluginSpec
+    from stylebridge.registry.resolve import load_plugin
+    from stylebridge.registry.spec import PluginSpec
 
     spec = PluginSpec(name=name, path=None if checkpoint is None else Path(checkpoint))
     return load_plugin("encoder", spec, device=device, **config)
@@ -37,7 +38,7 @@ def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: s
 def __getattr__(name: str) -> Any:
     """Lazy exports: ``stylebridge.Adapter`` (encode once, render several domains)."""
     if name == "Adapter":
-        from stylebridge.plugins.adapt import Adapter
+        from stylebridge.pipelines.adapt import Adapter
 
         return Adapter
     raise AttributeError(f"module 'stylebridge' has no attribute {name!r}")

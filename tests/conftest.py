@@ -42,7 +42,7 @@ def sg2_fixture() -> dict:
 @pytest.fixture(scope="session")
 def converted_tiny(tmp_path_factory: pytest.TempPathFactory, sg2_fixture: dict) -> Path:
     """The fixture converted once to our format by the rosinality converter."""
-    from stylebridge.plugins.stylegan2 import RosinalityConverter
+    from stylebridge.plugins.converters.stylegan2 import RosinalityConverter
 
     dst = tmp_path_factory.mktemp("converted") / "tiny64.safetensors"
     RosinalityConverter().convert(sg2_fixture["dir"] / "rosinality_tiny64.pt", dst)

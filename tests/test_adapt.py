@@ -19,9 +19,9 @@ from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
 from stylebridge.core.images import from_generator_range, load_image
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.plugins.adapt import Adapter
-from stylebridge.plugins.calibrators import AlphaCalibrator
-from stylebridge.plugins.domains import AffinePlus, DomainMismatchError, StyleSpace
+from stylebridge.pipelines.adapt import Adapter
+from stylebridge.plugins.calibrators.alpha import AlphaCalibrator
+from stylebridge.plugins.domains.styledomain import AffinePlus, DomainMismatchError, StyleSpace
 from stylebridge.registry import hookimpl
 
 SIZE, SD, N_LATENT = 32, 32, 8
@@ -285,8 +285,8 @@ def test_adapter_renders_domains_through_featureshift(tmp_path) -> None:
     from test_featureshift import LAYER, ToyFSE, ToyGuide, ToyOffsets, _widths
 
     from stylebridge.core.images import from_generator_range
-    from stylebridge.plugins import featureshift as fs
-    from stylebridge.plugins.adapt import Adapter
+    from stylebridge.pipelines.adapt import Adapter
+    from stylebridge.pipelines.featureshift import trainer as fs
 
     gen = tiny_generator(seed=0)
     method = ToyOffsets(_widths(gen), seed=3, strength=0.5)

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from stylebridge.core.images import load_image
 from stylebridge.errors import ImageError
-from stylebridge.plugins.alignment import (
+from stylebridge.pipelines.align import (
     NoFaceError,
     align_face,
     align_from_landmarks,

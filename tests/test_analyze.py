@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.plugins.analyze import (
+from stylebridge.pipelines.analyze import (
     LayerRef,
     SimilarityAccumulator,
     build_report,
@@ -28,8 +28,8 @@ from stylebridge.plugins.analyze import (
     plot_distributions,
     render_markdown,
 )
-from stylebridge.plugins.calibrators import mapping_style_means, mapping_wplus_batches
-from stylebridge.plugins.domains import StyleSpace
+from stylebridge.plugins.calibrators.alpha import mapping_style_means, mapping_wplus_batches
+from stylebridge.plugins.domains.styledomain import StyleSpace
 from stylebridge.registry import hookimpl
 
 SIZE, SD = 32, 32

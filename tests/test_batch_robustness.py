@@ -164,7 +164,7 @@ def _table_rows(stdout: str) -> list[str]:
 
 
 def _aligned(path: Path) -> torch.Tensor:
-    from stylebridge.plugins.alignment import align_face
+    from stylebridge.pipelines.align import align_face
 
     return align_face(load_image(path), SIZE).to_tensor()
 
@@ -206,7 +206,7 @@ def test_invert_100_images_5_bad_exit_3(faces: Path, corpus: dict[str, Path], en
         [f"{s}_inversion.png" for s in GOOD_STEMS] + ["grid.png"])
     enc = get_registry().load("encoder", encoder_ckpt)
     gen = load_stylegan2(corpus["generator"]).generator
-    from stylebridge.core.pipeline import synthesize
+    from stylebridge.core.synthesis import synthesize
 
     for stem in ("face003", "face090"):
         with torch.no_grad():
@@ -219,7 +219,7 @@ def test_invert_100_images_5_bad_exit_3(faces: Path, corpus: dict[str, Path], en
 @needs_faces
 def test_adapt_100_images_5_bad_exit_3(faces: Path, corpus: dict[str, Path], encoder_ckpt: Path,
                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stylebridge.plugins.domains import StyleSpace
+    from stylebridge.plugins.domains.styledomain import StyleSpace
 
     gen = load_stylegan2(corpus["generator"]).generator
     zero = StyleSpace(size=gen.size, style_dim=gen.style_dim,

@@ -161,7 +161,7 @@ def test_full_disk_fails_cleanly_without_partial_files(capsys, tmp_path, convert
 
 
 def test_out_of_gpu_memory_is_one_line(capsys, monkeypatch) -> None:
-    from stylebridge.cli import commands
+    from stylebridge.cli import common as commands
 
     def oom(self, args, console):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -215,7 +215,7 @@ def test_generate_random_noise_depends_only_on_each_seed(capsys, tmp_path, tiny_
 
 
 def test_seed_inputs_are_drawn_from_the_seed_alone(tiny_gen_files) -> None:
-    from stylebridge.cli.commands import seed_inputs
+    from stylebridge.cli.common import seed_inputs
 
     shapes = [(1, 1, 4, 4), (1, 1, 8, 8)]
     z, noise = seed_inputs(7, 16, shapes)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylebridge.cli import demo
 from stylebridge.cli.main import main
+from stylebridge.pipelines import demo
 
 FS_ROW = "FeatureShift on e4e (RANDOM WEIGHTS: untrained FeatureShift)"
 
@@ -82,7 +82,7 @@ def _domain_for(size: int, style_dim: int, channels: dict[int, int], path: Path,
                 **extra: object) -> Path:
     import torch
 
-    from stylebridge.plugins.domains import StyleSpace
+    from stylebridge.plugins.domains.styledomain import StyleSpace
 
     method = StyleSpace(size=size, style_dim=style_dim, channels=channels)
     g = torch.Generator().manual_seed(3)
@@ -143,7 +143,7 @@ def test_demo_checks_method_checkpoints_before_aligning(tmp_path: Path, capsys,
     import torch
 
     from stylebridge.core.checkpoint import save_checkpoint
-    from stylebridge.plugins import alignment
+    from stylebridge.pipelines import align as alignment
 
     def no_alignment(*args: object, **kwargs: object) -> None:
         raise AssertionError("the photo was aligned before the domains were checked")

@@ -19,11 +19,11 @@ from conftest import ENCODER_FIXTURES, tiny_generator
 from torch.testing import assert_close
 
 from stylebridge.core.interfaces import LossBatch
-from stylebridge.core.pipeline import load_plugin, synthesize
 from stylebridge.core.stylegan2.config import GeneratorConfig, default_channels
+from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import CheckpointError, ConversionError
-from stylebridge.plugins.calibrators import AlphaCalibrator, fit_alpha, skip_scale
-from stylebridge.plugins.domains import (
+from stylebridge.plugins.calibrators.alpha import AlphaCalibrator, fit_alpha, skip_scale
+from stylebridge.plugins.domains.styledomain import (
     AffineLightPlus,
     AffinePlus,
     DomainMismatchError,
@@ -34,7 +34,8 @@ from stylebridge.plugins.domains import (
     load_domain,
     similar_domains_offsets,
 )
-from stylebridge.plugins.losses_core import CorrLoss
+from stylebridge.plugins.losses.corr import CorrLoss
+from stylebridge.registry.resolve import load_plugin
 
 SIZE, SD = 32, 32
 
@@ -70,7 +71,7 @@ def _random_offsets(method: StyleSpace, seed: int = 1) -> None:
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_generator_layout_matches_the_generator(size: int) -> None:
-    from stylebridge.plugins.domains import generator_layout
+    from stylebridge.plugins.domains.styledomain import generator_layout
 
     g = tiny_generator(seed=0, size=size, style_dim=16)
     layout = generator_layout(g.cfg)
@@ -585,7 +586,7 @@ def test_alpha_calibrator_offset_scale() -> None:
 def test_affine_plus_trains_the_64px_block_by_default() -> None:
     """StyleDomain's Affine+ = the affine layers + the 64 px block's weights (b64)."""
     from stylebridge.core.stylegan2 import Generator
-    from stylebridge.plugins.domains import AffineLightPlus, AffinePlus, block_layers
+    from stylebridge.plugins.domains.styledomain import AffineLightPlus, AffinePlus, block_layers
 
     gen = Generator(size=64, style_dim=16, n_mlp=1, channels={r: 8 for r in (4, 8, 16, 32, 64)})
     names = {layer.index: layer.name for layer in gen.style_layers()}

@@ -20,13 +20,15 @@ from torch.testing import assert_close
 
 from stylebridge.core.checkpoint import read_header
 from stylebridge.core.interfaces import DomainMethod
-from stylebridge.core.pipeline import load_plugin, synthesize
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import ConversionError, StylebridgeError
-from stylebridge.plugins import _iresnet, fse
-from stylebridge.plugins.fse import FSEConfigError, FSEConverter, FSEEncoder
+from stylebridge.plugins.encoders import fse
+from stylebridge.plugins.encoders.fse import FSEConfigError, FSEConverter, FSEEncoder
+from stylebridge.plugins.nets import iresnet as _iresnet
 from stylebridge.registry import Registry
+from stylebridge.registry.resolve import load_plugin
 
 MANIFEST = ENCODER_FIXTURES / "fse_ffhq_keys.json"
 # reduced width, official depth (3/4/14/3) and 18 styles: key names identical to upstream

@@ -27,26 +27,26 @@ import stylebridge
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import read_header
 from stylebridge.core.interfaces import Inversion
-from stylebridge.core.pipeline import synthesize
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
+from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import ConversionError, StylebridgeError
-from stylebridge.plugins._backbones import ArcFaceIRSE50, expected_shapes, load_arcface_irse50
-from stylebridge.plugins.psp import (
+from stylebridge.plugins.encoders.psp import (
     ArcFaceConverter,
     E4EConverter,
     E4EEncoder,
     PSPConverter,
     PSPEncoder,
 )
-from stylebridge.plugins.styleres import (
+from stylebridge.plugins.encoders.styleres import (
     EXTRA_ALIGNED,
     EXTRA_ENCODER,
     StyleResConverter,
     StyleResEncoder,
     StyleResLicenceWarning,
 )
+from stylebridge.plugins.nets.irse import ArcFaceIRSE50, expected_shapes, load_arcface_irse50
 from stylebridge.registry import get_registry, reset_registry
 
 # Tiny variants: 4 stages of distinct depths (so converters can infer them), 32 px input,

@@ -36,14 +36,14 @@ from stylebridge.core.interfaces import (
     Preprocessing,
 )
 from stylebridge.errors import CheckpointError, StylebridgeError
-from stylebridge.plugins import featureshift as fs
-from stylebridge.plugins import losses_recon
-from stylebridge.plugins._featureshift_data import (
+from stylebridge.pipelines.featureshift import trainer as fs
+from stylebridge.pipelines.featureshift.dataset import (
     DatasetError,
     FeatureShiftDataset,
     SamplePlan,
     build_dataset,
 )
+from stylebridge.plugins.losses import recon as losses_recon
 from stylebridge.registry import Registry, hookimpl
 
 LAYER = 3            # activation K of the 32 px generator: second 8×8 conv, 32 channels
@@ -169,7 +169,7 @@ def register_losses(register: Any) -> None:
 
 
 def make_registry(*, with_toys: bool = True) -> Registry:
-    from stylebridge.plugins import losses_core
+    from stylebridge.plugins.losses import corr as losses_core
 
     mods: list[Any] = [losses_recon, losses_core, fs]
     if with_toys:
@@ -238,7 +238,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
 
 
 def _load_method(path: Path) -> DomainMethod:
-    from stylebridge.core.pipeline import load_plugin
+    from stylebridge.registry.resolve import load_plugin
 
     return load_plugin("domain_method", str(path), registry=make_registry())
 
@@ -517,7 +517,7 @@ def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_pa
     ep = importlib.metadata.EntryPoint(name="toys", value=__name__, group="stylebridge")
     monkeypatch.setattr(importlib.metadata, "entry_points",
                         lambda group=None: [ep] if group == "stylebridge" else [])
-    from stylebridge.plugins import losses_core
+    from stylebridge.plugins.losses import corr as losses_core
 
     registry = Registry(builtins=False, entry_points=True,
                         extra_plugins=[losses_recon, losses_core, fs])
@@ -641,7 +641,7 @@ def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path
 def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from stylebridge.cli.main import main
-    from stylebridge.plugins import train_domain
+    from stylebridge.pipelines import train_domain
     from stylebridge.registry import registry as registry_module
 
     registry = make_registry()
@@ -726,7 +726,7 @@ def test_featureshift_torchrun_cli_two_processes(env: Env, tmp_path: Path) -> No
     import os
     import subprocess
 
-    from stylebridge.plugins import domains as domain_plugins
+    from stylebridge.plugins.domains import styledomain as domain_plugins
 
     gen = tiny_generator(seed=0)
     methods = []
@@ -834,7 +834,7 @@ def test_featureshift_must_fit_generator_and_encoder() -> None:
 def test_dataset_builds_with_the_real_fse_and_e4e(env: Env, tmp_path: Path) -> None:
     """The built-in encoders carry BatchNorm buffers (0-dim num_batches_tracked): the
     dataset's network digests must handle them."""
-    from stylebridge.plugins.reproduce import random_e4e, random_fse
+    from stylebridge.pipelines.reproduce import random_e4e, random_fse
 
     gen = tiny_generator(seed=0)
     fse, e4e = random_fse(gen, "features", seed=0), random_e4e(gen, seed=1)

@@ -75,7 +75,7 @@ def test_fuzz_stylebridge_checkpoint_reader(tmp_path: Path) -> None:
 def test_fuzz_rosinality_converter(tmp_path: Path) -> None:
     from conftest import tiny_generator
 
-    from stylebridge.plugins.stylegan2 import RosinalityConverter
+    from stylebridge.plugins.converters.stylegan2 import RosinalityConverter
 
     gen = tiny_generator(size=8, style_dim=8, channels={4: 4, 8: 4})
     state = {k: v for k, v in gen.state_dict().items() if k != "latent_avg"}

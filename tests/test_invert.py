@@ -17,9 +17,9 @@ from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import read_header, save_checkpoint
 from stylebridge.core.images import from_generator_range, load_image, to_uint8
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
-from stylebridge.core.pipeline import synthesize
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2, save_stylegan2
-from stylebridge.plugins.invert import load_inversion, save_inversion
+from stylebridge.core.synthesis import synthesize
+from stylebridge.pipelines.invert import load_inversion, save_inversion
 from stylebridge.registry import get_registry, hookimpl, reset_registry
 
 FEATURE_K = 2  # activation replaced by the test encoder's feature (32 × 8 × 8 in tiny_generator)
@@ -192,7 +192,7 @@ def test_invert_with_alignment_skips_faceless_photos(tmp_path: Path, models, cap
     assert not (out / "chelsea_inversion.png").exists()
     assert read_header(out / "astronaut_inversion.safetensors").extra["aligned"] is True
     # the inversion is of the aligned face, not of the raw photo
-    from stylebridge.plugins.alignment import align_face
+    from stylebridge.pipelines.align import align_face
 
     aligned = align_face(load_image(src / "astronaut.png"), 256).to_tensor()
     enc = get_registry().load("encoder", models["encoder"])

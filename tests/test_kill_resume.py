@@ -51,8 +51,8 @@ import json, os, sys, time
 import torch
 torch.set_num_threads(1)
 
-from stylebridge.plugins import train_domain as td
-from stylebridge.plugins import featureshift as fs
+from stylebridge.pipelines import train_domain as td
+from stylebridge.pipelines.featureshift import trainer as fs
 import stylebridge.core.checkpoint as ck
 
 HANG = os.environ.get("SB_HANG", "")
@@ -93,7 +93,7 @@ def tokenize(texts):
 
 def tiny_clip_models(names, weights, *, allow_random, device="cpu"):
     """Tiny CLIP-shaped models on RANDOM weights instead of ViT-B-32/16 (tests only)."""
-    from stylebridge.plugins._clip import ClipModel
+    from stylebridge.plugins.nets.clip import ClipModel
 
     if not allow_random:
         raise td.StylebridgeError("no CLIP weights (test driver)")
@@ -342,8 +342,8 @@ def _seed(module: nn.Module, seed: int) -> None:
 @pytest.fixture(scope="module")
 def fs_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(generator checkpoint, dataset dir): 5 images, one built-in ``stylespace`` domain."""
-    from stylebridge.plugins._featureshift_data import build_dataset
-    from stylebridge.plugins.domains import StyleSpace
+    from stylebridge.pipelines.featureshift.dataset import build_dataset
+    from stylebridge.plugins.domains.styledomain import StyleSpace
 
     root = tmp_path_factory.mktemp("fs")
     gen = tiny_generator(seed=0)

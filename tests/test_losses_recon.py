@@ -1,4 +1,4 @@
-"""The reconstruction losses mse / lpips / id / adversarial (stylebridge.plugins.losses_recon)."""
+"""The reconstruction losses mse / lpips / id / adversarial (stylebridge.plugins.losses.recon)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from conftest import one_torch_thread
 
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins import losses_recon
-from stylebridge.plugins.losses_recon import (
+from stylebridge.plugins.losses import recon as losses_recon
+from stylebridge.plugins.losses.recon import (
     AdversarialLoss,
     IDLoss,
     LPIPSLoss,
@@ -157,7 +157,7 @@ def test_lpips_rejects_an_unknown_net() -> None:
 @pytest.fixture(scope="module")
 def arcface_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from stylebridge.core.checkpoint import save_checkpoint
-    from stylebridge.plugins._backbones import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
+    from stylebridge.plugins.nets.irse import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
 
     torch.manual_seed(1)
     model = ArcFaceIRSE50(widths=(16, 16, 32, 32), units=(1, 1, 1, 1)).eval()

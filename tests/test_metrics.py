@@ -15,8 +15,9 @@ from PIL import Image
 
 from stylebridge.cli.main import main
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins import _face_id, _fid
-from stylebridge.plugins import metrics as M
+from stylebridge.plugins.metrics import builtin as M
+from stylebridge.plugins.nets import face_id as _face_id
+from stylebridge.plugins.nets import fid as _fid
 from stylebridge.registry import Registry, reset_registry
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -408,7 +409,7 @@ def test_arcface_preprocessing_is_psp_crop() -> None:
 def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StylebridgeError, match="needs weights"):
         M.IDMetric(backend="arcface")
-    monkeypatch.setitem(sys.modules, "stylebridge.plugins._backbones", None)  # not importable
+    monkeypatch.setitem(sys.modules, "stylebridge.plugins.nets.irse", None)  # not importable
     with pytest.raises(StylebridgeError, match="arcface is not available"):
         M.IDMetric(backend="arcface", weights="x.safetensors")
 
@@ -419,9 +420,9 @@ def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
             seen.append(x)
             return torch.nn.functional.normalize(x.mean(dim=(2, 3)), dim=1)
 
-    fake = type(sys)("stylebridge.plugins._backbones")
+    fake = type(sys)("stylebridge.plugins.nets.irse")
     fake.load_arcface_irse50 = lambda path, device: FakeArcFace()
-    monkeypatch.setitem(sys.modules, "stylebridge.plugins._backbones", fake)
+    monkeypatch.setitem(sys.modules, "stylebridge.plugins.nets.irse", fake)
     metric = M.IDMetric(backend="arcface", weights="x.safetensors")
     a = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     metric.update(a, a)
@@ -431,7 +432,7 @@ def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_arcface_backend_with_irse_checkpoint(tmp_path: Path) -> None:
     """A small IR-SE ArcFace in our checkpoint format; reference = pSp's IDLoss steps, inline."""
-    backbones = pytest.importorskip("stylebridge.plugins._backbones")
+    backbones = pytest.importorskip("stylebridge.plugins.nets.irse")
     from stylebridge.core.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
@@ -732,7 +733,7 @@ def test_clip_weights_of_another_model_are_a_one_line_error(tmp_path: Path) -> N
     from safetensors.torch import save_file
 
     from stylebridge.errors import CheckpointError
-    from stylebridge.plugins._clip import ClipActivationWarning, load_clip
+    from stylebridge.plugins.nets.clip import ClipActivationWarning, load_clip
 
     path = tmp_path / "vit-b-16-patch.safetensors"
     save_file({"visual.conv1.weight": torch.zeros(768, 3, 16, 16)}, str(path))   # B/16's patch

@@ -7,7 +7,8 @@ from conftest import tiny_generator
 from torch.testing import assert_close
 
 from stylebridge.core.interfaces import DomainMethod, Inversion
-from stylebridge.core.pipeline import load_plugin, synthesize
+from stylebridge.core.synthesis import synthesize
+from stylebridge.registry.resolve import load_plugin
 
 
 class _Offset(DomainMethod):

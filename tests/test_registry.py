@@ -181,7 +181,7 @@ def test_example_plugin_rejects_bad_options(example_registry: Registry, options:
 def test_example_plugin_spec_with_a_negative_option_is_one_line(
         example_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--encoder tiny-pool:n_latent=-1``: the spec path of every command."""
-    from stylebridge.core.pipeline import load_plugin
+    from stylebridge.registry.resolve import load_plugin
 
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
     with pytest.raises(RegistryError, match=r"^cannot build encoder 'tiny-pool' .*: "

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from stylebridge.cli.main import main
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins import reproduce as R
+from stylebridge.pipelines import reproduce as R
 
 # The thesis' row names (Tables 4.1 and 4.3), in its order.
 THESIS_ROWS = ["Orig", "E4E latents", "FSE latents", "FSE features", "FSE generator shift",
@@ -35,7 +35,7 @@ def _orig_reference(preset_root: Path, domain: str, clip_name: str, n: int, seed
     z from the seeded CPU generator, s + Δ added by hand, CLIP embeddings, explicit pairs."""
     from stylebridge.core.checkpoint import read_header
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
-    from stylebridge.plugins._clip import load_clip
+    from stylebridge.plugins.nets.clip import load_clip
 
     gen = load_stylegan2(preset_root / "generator.safetensors").generator
     path = preset_root / "domains" / f"{domain}.safetensors"
@@ -112,7 +112,7 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
 
 def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: Path,
                                                                       capsys) -> None:
-    from stylebridge.plugins.domains import load_domain
+    from stylebridge.plugins.domains.styledomain import load_domain
 
     preset = R.build_tiny_preset(tmp_path / "preset", seed=1)
     images = tmp_path / "photos"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stylebridge.core.spec import coerce_option, parse_loss_spec, parse_plugin_spec
+from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError
+from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
 
 
 @pytest.mark.parametrize(

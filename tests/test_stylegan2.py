@@ -15,7 +15,7 @@ from torch.testing import assert_close
 from stylebridge.core.stylegan2 import Discriminator, Generator, GeneratorConfig
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2, save_stylegan2
 from stylebridge.errors import CheckpointError, ConversionError
-from stylebridge.plugins.stylegan2 import RosinalityConverter
+from stylebridge.plugins.converters.stylegan2 import RosinalityConverter
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +271,7 @@ def test_converter_options_are_checked_and_typed(tmp_path) -> None:
     import pytest
 
     from stylebridge.errors import ConversionError
-    from stylebridge.plugins.stylegan2 import NVlabsConverter, RosinalityConverter
+    from stylebridge.plugins.converters.stylegan2 import NVlabsConverter, RosinalityConverter
 
     src = tmp_path / "g.pt"
     src.write_bytes(b"not read: the options are checked first")

@@ -55,8 +55,8 @@ def _tiny_openai_clip(tmp_path: Path) -> torch.nn.Module:
 def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypatch) -> None:
     import open_clip
 
-    from stylebridge.plugins._clip import load_clip
-    from stylebridge.plugins.clip_convert import ClipOpenAIConverter
+    from stylebridge.plugins.converters.clip_openai import ClipOpenAIConverter
+    from stylebridge.plugins.nets.clip import load_clip
 
     ref = _tiny_openai_clip(tmp_path)
     image = torch.rand(2, 3, 32, 32)
@@ -77,13 +77,13 @@ def test_openai_style_clip_archive_loads_into_open_clip(tmp_path: Path, monkeypa
                                    rtol=1e-5)
 
 
-@pytest.mark.filterwarnings("ignore::stylebridge.plugins._clip.ClipActivationWarning")
+@pytest.mark.filterwarnings("ignore::stylebridge.plugins.nets.clip.ClipActivationWarning")
 def test_clip_weights_from_a_weights_only_pt_and_bad_files(tmp_path: Path) -> None:
     """Plain CLIP weights go through the same reader as LPIPS's backbones
     (``metrics._read_plain_state``): a ``state_dict`` wrapper and ``module.`` prefixes are
     removed, and bad files are one-line :class:`CheckpointError` naming the file."""
     from stylebridge.errors import CheckpointError
-    from stylebridge.plugins._clip import load_clip
+    from stylebridge.plugins.nets.clip import load_clip
 
     ref = _tiny_openai_clip(tmp_path)
     pt = tmp_path / "tiny.pt"

@@ -1,7 +1,7 @@
 """Training a domain from a text prompt or one reference image.
 
-CLIP losses (``stylebridge.plugins.losses_clip``), the trainer and ``stylebridge train
-domain`` (``stylebridge.plugins.train_domain``).  The CLIP networks here are tiny
+CLIP losses (``stylebridge.plugins.losses.clip``), the trainer and ``stylebridge train
+domain`` (``stylebridge.pipelines.train_domain``).  The CLIP networks here are tiny
 open_clip ``CLIP`` models on RANDOM weights (tests only: they check the arithmetic and
 the training machinery, not the quality of a domain); the generator is the 32 px
 ``tiny_generator``.  Expected values are computed directly from open_clip outputs with
@@ -31,9 +31,8 @@ from stylebridge.core.interfaces import (
 )
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import RegistryError, StylebridgeError
-from stylebridge.plugins import train_domain as td
-from stylebridge.plugins._clip import ClipModel
-from stylebridge.plugins.losses_clip import (
+from stylebridge.pipelines import train_domain as td
+from stylebridge.plugins.losses.clip import (
     ClipDirectionLoss,
     ClipGuide,
     DifaLocalLoss,
@@ -43,6 +42,7 @@ from stylebridge.plugins.losses_clip import (
     mean_embeddings,
     text_templates,
 )
+from stylebridge.plugins.nets.clip import ClipModel
 from stylebridge.registry import get_registry, hookimpl, reset_registry
 
 TEMPLATES = ["a photo of {}.", "{} art"]
@@ -733,7 +733,7 @@ def test_source_and_adapted_branches_get_independent_noise(tmp_path: Path) -> No
 def test_frozen_layers_keep_their_values_when_a_domain_is_continued(tmp_path: Path) -> None:
     """StyleDomain freezes the coarse layers' gradients, not their effect: continuing a
     domain with coarse offsets trains and saves the same model."""
-    from stylebridge.plugins.domains import StyleSpace
+    from stylebridge.plugins.domains.styledomain import StyleSpace
 
     gen = tiny_generator()
     method = StyleSpace(size=gen.size, style_dim=gen.style_dim, channels=gen.cfg.channels)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylebridge.core.weights import WeightsEntry, WeightsError, WeightsManager
+from stylebridge.registry.weights import WeightsEntry, WeightsError, WeightsManager
 
 
 class _Server:
@@ -161,7 +161,7 @@ def test_plugins_resolve_names_from_the_cache(tmp_path: Path, server: _Server, m
     """`--encoder NAME` without a path loads the installed weights, or says how to get them."""
     import importlib.util
 
-    from stylebridge.core import pipeline
+    from stylebridge.registry import resolve
     from stylebridge.core.checkpoint import save_checkpoint
 
     if importlib.util.find_spec("stylebridge_example_encoder") is None:
@@ -173,10 +173,10 @@ def test_plugins_resolve_names_from_the_cache(tmp_path: Path, server: _Server, m
                            plugin="tiny-pool", config=enc.config())
     entry = WeightsEntry(name="tiny-pool-w", kind="encoder", plugin="tiny-pool", filename="tp.safetensors")
     manager = WeightsManager(tmp_path / "home", manifest=[entry])
-    monkeypatch.setattr("stylebridge.core.weights.WeightsManager",
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
                         lambda *a, **k: WeightsManager(tmp_path / "home", manifest=[entry]))
     manager.register("tiny-pool-w", ckpt)
-    loaded = pipeline.load_plugin("encoder", "tiny-pool")
+    loaded = resolve.load_plugin("encoder", "tiny-pool")
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
                                                   enc.state_dict().values(), strict=True))
 
@@ -209,7 +209,7 @@ def _tree(home: Path) -> dict[str, bytes]:
 
 def _tiny_fse(path: Path) -> Path:
     """A small file in the official FSE layout (a plain state dict); style width 8 like tiny_pt."""
-    from stylebridge.plugins.fse import FSEEncoder
+    from stylebridge.plugins.encoders.fse import FSEEncoder
 
     enc = FSEEncoder(n_latent=8, style_dim=8, width=4, layers=(1, 1, 1, 1), feature_channels=8)
     torch.save({k: v for k, v in enc.state_dict().items() if k != "latent_avg"}, path)
@@ -229,9 +229,9 @@ def _pair_manager(home: Path) -> WeightsManager:
 
 def test_a_failed_register_leaves_the_previous_installation_untouched(tmp_path: Path,
                                                                       tiny_pt: bytes) -> None:
-    from stylebridge.core.pipeline import load_plugin
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
     from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.resolve import load_plugin
 
     home = tmp_path / "home"
     manager = _pair_manager(home)
@@ -309,8 +309,8 @@ def test_a_wrong_hash_register_keeps_the_users_file(tmp_path: Path, server: _Ser
 def test_missing_message_lists_the_prerequisite_steps_first(tmp_path: Path, tiny_pt: bytes,
                                                             capsys, monkeypatch) -> None:
     from stylebridge.cli.main import main
-    from stylebridge.core.pipeline import load_plugin
     from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.resolve import load_plugin
 
     manager = _pair_manager(tmp_path / "home")
     message = manager.missing_message(manager.entry("tiny-fse"))
@@ -359,7 +359,7 @@ def test_fetch_says_whether_a_published_sha256_was_checked(tmp_path: Path, serve
     unhashed = {**hashed, "name": "tiny-nohash", "filename": "nohash.pt", "sha256": None}
     entries = [WeightsEntry(**hashed), WeightsEntry(**unhashed)]  # type: ignore[arg-type]
     home = tmp_path / "home"
-    monkeypatch.setattr("stylebridge.core.weights.WeightsManager",
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
                         lambda *a, **k: WeightsManager(home, manifest=entries))
     monkeypatch.setenv("COLUMNS", "400")  # long tmp paths stay on one line
 
@@ -394,7 +394,7 @@ def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypa
     import json
 
     from stylebridge.cli.main import main
-    from stylebridge.core.weights import load_manifest
+    from stylebridge.registry.weights import load_manifest
 
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "80")
@@ -430,7 +430,7 @@ def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: b
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """README: a name without a checkpoint uses the installed weights or says how to get them."""
-    from stylebridge.cli.commands import checkpoint_spec
+    from stylebridge.cli.common import checkpoint_spec
     from stylebridge.cli.main import main
     from stylebridge.errors import SpecError
 

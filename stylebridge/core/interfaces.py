@@ -9,7 +9,6 @@ name alone.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -22,8 +21,6 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from stylebridge.core.stylegan2.generator import Generator
 
 
@@ -174,7 +171,7 @@ class DomainMethod(nn.Module, Plugin, ABC):
 
         Methods that also change generator weights (StyleDomain's Affine+ tunes
         the 64 px convolutions) swap them in here and restore them on exit; the
-        default has nothing to swap.  :func:`stylebridge.core.pipeline.synthesize`
+        default has nothing to swap.  :func:`stylebridge.core.synthesis.synthesize`
         renders inside it.
         """
         return contextlib.nullcontext()
@@ -247,7 +244,7 @@ class Metric(Plugin, ABC):
     ``stylebridge eval`` also reads the attributes below (the defaults suit a metric
     that compares pairs and reports only means) and passes ``device=`` when
     ``__init__`` takes a ``device`` parameter.  For per-image values subclass
-    :class:`stylebridge.plugins.metrics.PerImageMetric` and implement ``score``.
+    :class:`stylebridge.plugins.metrics.builtin.PerImageMetric` and implement ``score``.
     """
 
     #: ``update`` needs a target batch (``eval`` then requires ``--target``).
@@ -334,7 +331,7 @@ class Converter(Plugin, ABC):
     def option(options: Mapping[str, Any], key: str, kind: type, default: Any, src: Path) -> Any:
         """``options[key]`` as ``kind`` (bool, int, float or str), or ``default``; one-line
         errors naming the option and the source file."""
-        from stylebridge.core.spec import as_bool
+        from stylebridge.core.options import as_bool
         from stylebridge.errors import ConversionError
 
         if key not in options or options[key] is None:
@@ -345,19 +342,3 @@ class Converter(Plugin, ABC):
         except (TypeError, ValueError):
             raise ConversionError(f"option {key}={value!r}: expected {kind.__name__}",
                                   path=src) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI commands
-
-
-class Command(Plugin, ABC):
-    """A ``stylebridge`` subcommand contributed by a plugin."""
-
-    help: ClassVar[str] = ""
-
-    @abstractmethod
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    @abstractmethod
-    def run(self, args: argparse.Namespace, console: Console) -> int: ...

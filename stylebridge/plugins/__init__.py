@@ -1,17 +1,5 @@
-"""Built-in plugins.  They register through the same hooks as third-party packages.
+"""Built-in plugins, by kind: ``encoders/``, ``domains/``, ``losses/``, ``metrics/``,
+``calibrators/``, ``renderers/``, ``converters/`` and ``nets/`` (shared networks, no hooks).
 
-Every module in this package is a plugin module (found with :mod:`pkgutil`, in
-name order); modules whose name starts with ``_`` are helpers, not plugins.
+They register through the same hooks as third-party packages.
 """
-
-from __future__ import annotations
-
-import pkgutil
-
-
-def _plugin_modules() -> list[str]:
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
-    return [f"{__name__}.{name}" for name in names]
-
-
-BUILTIN_PLUGIN_MODULES: list[str] = [*_plugin_modules(), "stylebridge.cli.commands"]

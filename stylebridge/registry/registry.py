@@ -29,7 +29,8 @@ KINDS: dict[str, tuple[str, type, bool]] = {
     "metric": ("register_metrics", itf.Metric, True),
     "calibrator": ("register_calibrators", itf.Calibrator, True),
     "converter": ("register_converters", itf.Converter, False),
-    "command": ("register_commands", itf.Command, False),
+    # commands are argparse objects: the CLI layer checks them against cli.base.Command
+    "command": ("register_commands", object, False),
 }
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -65,10 +66,23 @@ class PluginFailure:
     error: str
 
 
-def _builtin_modules() -> list[ModuleType]:
-    from stylebridge.plugins import BUILTIN_PLUGIN_MODULES
+_BUILTIN_PACKAGES = ("stylebridge.plugins", "stylebridge.pipelines", "stylebridge.cli")
 
-    return [importlib.import_module(name) for name in BUILTIN_PLUGIN_MODULES]
+
+def _builtin_modules() -> list[ModuleType]:
+    """Every module of the built-in packages that implements a hook (interim discovery)."""
+    import pkgutil
+
+    found: list[ModuleType] = []
+    for package in _BUILTIN_PACKAGES:
+        pkg = importlib.import_module(package)
+        for info in sorted(pkgutil.walk_packages(pkg.__path__, package + "."), key=lambda m: m.name):
+            if info.ispkg or any(part.startswith("_") for part in info.name.split(".")):
+                continue
+            module = importlib.import_module(info.name)
+            if any(name in vars(module) for name, _, _ in KINDS.values()):
+                found.append(module)
+    return found
 
 
 class Registry:

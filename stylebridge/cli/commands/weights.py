@@ -1,0 +1,167 @@
+"""``stylebridge weights list|fetch|register|verify|path``: the official-checkpoint cache."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.registry import hookimpl
+
+
+class WeightsCommand(Command):
+    name = "weights"
+    help = "list, download, register, verify and locate official checkpoints"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+        def add(name: str, text: str) -> argparse.ArgumentParser:
+            # the one-line help also heads the action's own --help
+            return actions.add_parser(name, help=text, description=text)
+
+        p = add("list", "the supported checkpoints and what is installed")
+        p.add_argument("--long", action="store_true",
+                       help="also how to get each one, what it needs first, licence, source, "
+                            "published sha256 and installed path")
+        p.add_argument("--json", action="store_true", help="everything, as JSON")
+        p = add("fetch", "download (resumable), check size and sha256 where the manifest has "
+                         "them (most entries have none), convert")
+        p.add_argument("names", nargs="+", metavar="NAME")
+        p.add_argument("--no-convert", action="store_true")
+        p = add("register", "add a file you downloaded yourself: checked against the sha256 where "
+                            "the manifest has one, converted, and only then installed")
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("--from", dest="source", required=True, metavar="FILE")
+        p.add_argument("--no-convert", action="store_true")
+        p.add_argument("--link", action="store_true",
+                       help="record FILE where it is instead of copying it into the cache")
+        p = add("verify", "re-hash installed files (against the published sha256, else the one "
+                          "recorded at install)")
+        p.add_argument("names", nargs="*", metavar="NAME")
+        p = add("path", "print the path of an installed checkpoint")
+        p.add_argument("name", metavar="NAME")
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        from stylebridge.registry.weights import WeightsManager
+
+        manager = WeightsManager()
+        if args.action == "list":
+            return self._list(manager, args, console)
+        if args.action == "path":
+            print(manager.path(args.name))
+            return 0
+        if args.action == "verify":
+            results = manager.verify(args.names or None)
+            for name, status in results.items():
+                style = "green" if status == "ok" else "red"
+                console.print(f"{name}: [{style}]{status}[/{style}]")
+            return 0 if all(s == "ok" for s in results.values()) else 2
+        if args.action == "register":
+            path = manager.register(args.name, args.source, convert=not args.no_convert,
+                                    copy=not args.link)
+            console.print(f"[green]registered[/green] {args.name} → {path}", highlight=False)
+            self._hash_note(manager, args.name, console)
+            console.print(f"licence: {manager.entry(args.name).licence}", markup=False)
+            return 0
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        for name in args.names:
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          DownloadColumn(), TransferSpeedColumn(), console=console,
+                          transient=True) as progress:
+                task = progress.add_task(name, total=None)
+
+                def update(done: int, total: int | None, _task: Any = task,
+                           _p: Progress = progress) -> None:
+                    _p.update(_task, completed=done, total=total)
+
+                path = manager.fetch(name, progress=update, convert=not args.no_convert)
+            console.print(f"[green]installed[/green] {name} → {path}", markup=True,
+                          highlight=False)
+            self._hash_note(manager, name, console)
+            console.print(f"licence: {manager.entry(name).licence}", markup=False)
+        return 0
+
+    @staticmethod
+    def _hash_note(manager: Any, name: str, console: Console) -> None:
+        """Say whether the file was checked against a published sha256 (only some have one)."""
+        entry = manager.entry(name)
+        record = manager.installed(name) or {}
+        digest = str(record.get("sha256") or "")
+        if entry.sha256:
+            console.print(f"sha256: matches the published {entry.sha256[:16]}…", markup=False)
+        else:
+            console.print(f"sha256: not checked, the manifest has no published hash for {name}; "
+                          f"recorded {digest[:16]}… for `stylebridge weights verify`",
+                          markup=False)
+
+    @staticmethod
+    def _list(manager: Any, args: argparse.Namespace, console: Console) -> int:
+        from rich.padding import Padding
+        from rich.text import Text
+
+        from stylebridge.cli.common import print_json
+
+        rows = []
+        for entry in manager.entries.values():
+            record = manager.installed(entry.name)
+            rows.append({"name": entry.name, "kind": entry.kind, "plugin": entry.plugin,
+                         "installed": record is not None,
+                         "path": (record.get("converted") or record.get("raw")) if record else None,
+                         "download": "url" if entry.url else "register --from",
+                         "needs": [dep.name for dep in manager.prerequisites(entry)],
+                         "how": manager.how_to_install(entry),
+                         "sha256": entry.sha256,
+                         "source": entry.source, "licence": entry.licence})
+        if args.json:
+            print_json({"home": str(manager.home), "weights": rows})
+            return 0
+        console.print(Text(f"weights cache: {manager.home}"), overflow="fold")
+        if args.long:
+            # one block per entry: a wide table of licences and sources cannot fit 80 columns
+            for row in rows:
+                state = "[green]installed[/green]" if row["installed"] else "not installed"
+                console.print(Text.assemble("\n", (row["name"], "bold"),
+                                            f"  {row['kind']} · {row['plugin']} · ")
+                              + Text.from_markup(state), overflow="fold")
+                grid = Table.grid(padding=(0, 1))
+                grid.add_column(no_wrap=True, style="dim")
+                grid.add_column(overflow="fold")
+                if row["needs"]:
+                    grid.add_row("needs", Text(", ".join(row["needs"]) + " installed first"))
+                grid.add_row("get", Text(row["how"]))
+                grid.add_row("licence", Text(row["licence"]))
+                grid.add_row("source", Text(row["source"]))
+                grid.add_row("sha256", Text(row["sha256"] or "none published: not checked at "
+                                                             "install; the hash is recorded for "
+                                                             "`weights verify`"))
+                if row["path"]:
+                    grid.add_row("path", Text(row["path"]))
+                console.print(Padding(grid, (0, 0, 0, 2)))
+            return 0
+        table = Table()
+        # fits 80 columns; narrower terminals wrap (fold) the cells rather than cut them with "…"
+        table.add_column("name", overflow="fold")
+        table.add_column("kind", overflow="fold")
+        table.add_column("plugin", overflow="fold")
+        table.add_column("installed", overflow="fold")
+        table.add_column("get", overflow="fold")
+        for row in rows:
+            table.add_row(Text(row["name"]), row["kind"], Text(row["plugin"]),
+                          "[green]yes[/green]" if row["installed"] else "no",
+                          "fetch" if row["download"] == "url" else "register")
+        console.print(table)
+        console.print("fetch: `stylebridge weights fetch NAME`; register: download the file "
+                      "yourself, then `stylebridge weights register NAME --from FILE`. "
+                      "Licences, sources and what each needs first: `stylebridge weights list "
+                      "--long` (or --json).", markup=False, highlight=False)
+        return 0
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(WeightsCommand())

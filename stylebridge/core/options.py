@@ -1,0 +1,39 @@
+"""Typed plugin options from command-line strings: ``coerce_option`` and ``as_bool``."""
+
+from __future__ import annotations
+
+
+def coerce_option(value: str) -> bool | int | float | str:
+    """``"true"``→True, ``"3"``→3, ``"0.5"``→0.5, otherwise the string."""
+    low = value.lower()
+    if low in {"true", "yes", "on"}:
+        return True
+    if low in {"false", "no", "off"}:
+        return False
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def as_bool(value: object, option: str) -> bool:
+    """A boolean plugin option: ``True``/``False`` or true/false, yes/no, on/off, 1/0.
+
+    Anything else is refused (``bool("nope")`` would be ``True``).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in {"true", "yes", "on", "1"}:
+            return True
+        if low in {"false", "no", "off", "0"}:
+            return False
+    raise ValueError(f"{option}={value!r}: expected true or false (several options are "
+                     "separated by commas: a=1,b=2)")

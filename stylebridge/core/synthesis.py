@@ -1,0 +1,73 @@
+"""Synthesis of an inversion: the one render path.
+
+:func:`synthesize` renders an
+:class:`~stylebridge.core.interfaces.Inversion` through a generator, optionally
+in a new domain, honouring the inversion's feature mode:
+
+* ``replace`` (FSE *features*, SFE): the encoder's feature replaces activation K,
+  also when a domain method changes the styles;
+* ``shift`` (FSE *generator shift*): the feature is corrected by the change the
+  domain makes at layer K, ``F' = F + G^K(s_domain) - G^K(s)``;
+* ``modifiers`` (StyleRes): a function of the generator's own activation K,
+  applied on the rendered (possibly domain-changed) path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor
+
+from stylebridge.core.interfaces import DomainMethod, Inversion
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.errors import StylebridgeError
+
+
+def synthesize(
+    generator: Generator,
+    inversion: Inversion,
+    *,
+    method: DomainMethod | None = None,
+    offset_scale: Sequence[float] | Tensor | None = None,
+    noise: Sequence[Tensor | None] | None = None,
+    randomize_noise: bool = False,
+) -> Tensor:
+    """Render ``inversion`` (optionally through a domain ``method``) → images, nominally ``[-1, 1]`` (unclamped, as the generator gives them)."""
+    w_plus = inversion.w_plus
+    kw: dict[str, Any] = {"noise": noise, "randomize_noise": randomize_noise}
+    kw["modifiers"] = inversion.modifiers
+    source_styles = generator.styles(w_plus)
+    if method is None:
+        return generator.synthesis(source_styles, features=dict(inversion.features), **kw)
+    shift = inversion.feature_mode == "shift"
+    old = {k: generator.features_upto(source_styles, k, noise=noise, randomize_noise=False)[0]
+           for k in inversion.features} if shift else {}
+    with method.applied(generator, offset_scale):
+        styles = method.styles(generator, w_plus, offset_scale)
+        features: dict[int, Tensor] = {}
+        for k, feat in inversion.features.items():
+            if shift:
+                new, _ = generator.features_upto(styles, k, noise=noise, randomize_noise=False)
+                feat = feat + (new - old[k])
+            features[k] = feat
+        return generator.synthesis(styles, features=features, **kw)
+
+
+def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
+    """One-line error when ``inversion`` does not fit ``generator`` (latent rows/width, features)."""
+    _, rows, dim = inversion.w_plus.shape
+    if (rows, dim) != (generator.n_latent, generator.style_dim):
+        raise StylebridgeError(
+            f"{what} gives w+ with {rows} rows × {dim}, but the {generator.size}px generator needs "
+            f"{generator.n_latent} × {generator.style_dim} (encoder and generator do not match)")
+    shapes = generator.feature_shapes()
+    for k, feat in inversion.features.items():
+        if k not in shapes:
+            raise StylebridgeError(f"{what} gives a feature for activation {k}, but the generator "
+                                   f"has activations 0..{generator.n_latent - 1}")
+        if tuple(feat.shape[1:]) != shapes[k]:
+            raise StylebridgeError(f"{what} gives a feature of shape {list(feat.shape[1:])} at "
+                                   f"activation {k}; the generator needs {list(shapes[k])}")
+
+

@@ -1,0 +1,494 @@
+"""FFHQ face alignment (dlib 68 landmarks) and the ``stylebridge align`` command.
+
+Every FFHQ encoder (pSp, e4e, StyleRes, FSE, SFE) expects faces cropped and
+rotated the way the FFHQ data set was made (NVlabs/ffhq-dataset
+``recreate_aligned_images``; e4e/pSp ``utils/alignment.py`` is the same maths).
+:func:`align_face` reproduces that procedure:
+
+1. **Landmarks**: dlib's HOG frontal face detector (upsampling once) finds the
+   faces; the *largest* one gets the 68-point ``shape_predictor_68_face_landmarks``.
+2. **Oriented crop square** from the eyes and the mouth corners (points 48, 54)::
+
+       eye_to_eye   = eye_right - eye_left
+       eye_to_mouth = mouth_avg - eye_avg
+       x  = eye_to_eye - rot90(eye_to_mouth)       rot90(v) = (-v_y, v_x)
+       x *= max(2 |eye_to_eye|, 1.8 |eye_to_mouth|) / |x|
+       y  = rot90(x);   c = eye_avg + 0.1 eye_to_mouth
+       quad = [c - x - y, c - x + y, c + x + y, c + x - y]   (TL, BL, BR, TR)
+
+3. **Shrink** (``shrink = floor(qsize / size / 2)``; if > 1 the image is resized
+   by ``1/shrink``, antialiased), **crop** to the quad plus a 10 % border,
+   **pad** (reflect) where the quad leaves the image, with a blur and a fade to
+   the median colour that grow towards the padded edge, then the **quad
+   transform** to ``transform_size`` (bilinear) and an antialiased resize to
+   ``size``.
+
+The output pixel of an input point ``p`` (pixel-index coordinates) is therefore::
+
+    u = size * ((p - c)·x/|x|² + 1) / 2 - 1/2,   v = size * ((p - c)·y/|y|² + 1) / 2 - 1/2
+
+(:meth:`AlignedFace.to_output`); ``c`` lands in the centre and
+``max(2 |eye_to_eye|, 1.8 |eye_to_mouth|)`` becomes ``size / 2``.
+
+Deliberate differences from the reference, none of which changes the maths of
+steps 2-3:
+
+* the reference takes the *last* face dlib reports; we take the largest (among
+  faces within 80 % of the largest area, the most confident one - a mission
+  patch or a poster does not beat a real face of equal size);
+* the reference detects on the full image; we detect on a copy whose longer
+  side is at most ``detect_size`` (640) pixels and map the box back, then
+  predict the landmarks on the full-resolution image (HOG detection cost grows
+  with the pixel count; the landmark predictor's does not);
+* ``transform_size`` defaults to ``4 × size`` (FFHQ: 4096 for 1024); e4e/pSp's
+  ``align_face`` uses ``transform_size = size`` - pass it to reproduce that;
+* 16-bit, grayscale, palette and RGBA inputs are converted to 8-bit RGB first
+  (:func:`stylebridge.core.images.load_image` semantics: alpha over white).
+
+The dlib model files come from the ``face-recognition-models`` package, found by
+path (that package's ``__init__`` needs ``pkg_resources``, so it is not imported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from stylebridge.cli.base import Command
+from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.registry import hookimpl
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
+
+LANDMARKS_MODEL = "shape_predictor_68_face_landmarks.dat"
+DEFAULT_SIZE = 1024
+DEFAULT_DETECT_SIZE = 640
+
+# 68-point (iBUG 300-W) landmark groups, as in the FFHQ script.
+EYE_LEFT = slice(36, 42)    # the eye on the image's left
+EYE_RIGHT = slice(42, 48)
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54
+
+
+class NoFaceError(ImageError):
+    """No face was found in an image."""
+
+    def __init__(self, message: str = "no face found", *, path: str | Path | None = None) -> None:
+        super().__init__(message, path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# dlib models
+
+
+def dlib_model_path(filename: str = LANDMARKS_MODEL) -> Path:
+    """Path of a model file shipped by the ``face-recognition-models`` package (not imported)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise StylebridgeError("face alignment needs the dlib model files of the "
+                               "'face-recognition-models' package (pip install face-recognition-models)")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "models" / filename
+        if path.is_file():
+            return path
+    raise StylebridgeError(f"the 'face-recognition-models' package has no models/{filename}")
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_models() -> tuple[Any, Any]:
+    """(HOG frontal face detector, 68-landmark shape predictor), loaded once."""
+    try:
+        import dlib
+    except ImportError:
+        raise StylebridgeError("face alignment needs dlib (pip install dlib-bin)") from None
+    predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_MODEL)))
+    return dlib.get_frontal_face_detector(), predictor
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def to_rgb_uint8(image: Any) -> np.ndarray:
+    """PIL image, ``np.ndarray`` or tensor → contiguous ``uint8 [H, W, 3]`` RGB.
+
+    Arrays: ``[H, W]``, ``[H, W, 1|3|4]``; ``uint8``, ``uint16`` (scaled by
+    65535) or float in ``[0, 1]``.  Tensors: ``[3, H, W]`` / ``[1, 3, H, W]`` in
+    ``[0, 1]`` (the layout of :func:`~stylebridge.core.images.load_image`).
+    Alpha is composited over white.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+            image = np.asarray(image)
+        else:
+            if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+            return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    if not isinstance(image, np.ndarray):  # a torch tensor (not imported at module level)
+        if not hasattr(image, "detach"):
+            raise TypeError(f"expected a PIL image, array or tensor, got {type(image).__name__}")
+        t = image.detach().float().cpu()
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim != 3 or t.shape[0] not in (1, 3):
+            raise ValueError(f"expected an image tensor [3, H, W], got {list(t.shape)}")
+        image = t.clamp(0, 1).permute(1, 2, 0).numpy()
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an image array [H, W] or [H, W, 3|4], got {list(arr.shape)}")
+    if arr.dtype == np.uint8:
+        f = arr.astype(np.float32) / 255.0
+    elif np.issubdtype(arr.dtype, np.integer):
+        f = arr.astype(np.float64) / (65535.0 if arr.max(initial=0) > 255 else 255.0)
+    elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
+        f = arr.astype(np.float64)
+    else:
+        raise ValueError(f"unsupported image dtype {arr.dtype}")
+    if f.ndim == 2:
+        f = np.repeat(f[..., None], 3, axis=2)
+    if f.shape[2] == 4:
+        alpha = f[..., 3:4]
+        f = f[..., :3] * alpha + (1.0 - alpha)
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)
+    return np.ascontiguousarray((np.clip(f, 0.0, 1.0) * 255.0).round().astype(np.uint8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """The chosen face: detector box ``(left, top, right, bottom)`` and 68 points, input pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray  # [68, 2] float64, (x, y) pixel indices of the input image
+
+
+def detect_landmarks(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZE,
+                     upsample: int = 1) -> FaceLandmarks | None:
+    """Find the largest face and its 68 landmarks; ``None`` when there is none.
+
+    Detection runs on a copy whose longer side is at most ``detect_size``
+    (``None``: the full image); the box is mapped back and the landmarks are
+    predicted on the full-resolution image.
+    """
+    import dlib
+
+    rgb = to_rgb_uint8(image)
+    detector, predictor = _dlib_models()
+    h, w = rgb.shape[:2]
+    scale = 1.0
+    small = rgb
+    if detect_size is not None and max(h, w) > detect_size:
+        scale = detect_size / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR,
+                                                       reducing_gap=2.0))
+        scale = size[0] / w  # the exact horizontal factor
+    rects, scores, _ = detector.run(np.ascontiguousarray(small), upsample, 0.0)
+    if len(rects) == 0:
+        return None
+    areas = [r.width() * r.height() for r in rects]
+    biggest = max(areas)
+    best = max((i for i in range(len(rects)) if areas[i] >= 0.8 * biggest), key=lambda i: scores[i])
+    r = rects[best]
+    box = (r.left() / scale, r.top() / scale, (r.right() + 1) / scale - 1, (r.bottom() + 1) / scale - 1)
+    full = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
+    shape = predictor(rgb, full)
+    pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)],
+                   dtype=np.float64)
+    return FaceLandmarks(box=box, score=float(scores[best]), landmarks=pts)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFHQ alignment maths
+
+
+def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
+    """The FFHQ oriented crop square ``[4, 2]`` (TL, BL, BR, TR) from 68 landmarks ``[68, 2]``."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"expected 68 landmarks [68, 2], got {list(lm.shape)}")
+    eye_left = lm[EYE_LEFT].mean(axis=0)
+    eye_right = lm[EYE_RIGHT].mean(axis=0)
+    eye_avg = (eye_left + eye_right) * 0.5
+    eye_to_eye = eye_right - eye_left
+    mouth_avg = (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) * 0.5
+    eye_to_mouth = mouth_avg - eye_avg
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    norm = np.hypot(*x)
+    if not norm > 0:
+        raise ValueError("degenerate landmarks: eyes and mouth coincide")
+    x = x / norm * max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    y = np.flipud(x) * [-1, 1]
+    c = eye_avg + eye_to_mouth * 0.1
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def quad_to_output(quad: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
+    """Map input pixel coordinates ``[N, 2]`` into the ``size``-pixel aligned image.
+
+    Exact for the quad transform and the final resize (pixel centres at
+    ``i + 1/2``); the reference's integer shrink adds at most half a shrunk pixel.
+    """
+    quad = np.asarray(quad, dtype=np.float64)
+    c = quad.mean(axis=0)
+    x = (quad[3] - quad[0]) / 2.0
+    y = (quad[1] - quad[0]) / 2.0
+    p = np.asarray(points, dtype=np.float64) - c
+    u = size * ((p @ x) / (x @ x) + 1.0) / 2.0 - 0.5
+    v = size * ((p @ y) / (y @ y) + 1.0) / 2.0 - 0.5
+    return np.stack([u, v], axis=-1)
+
+
+def warp_quad(rgb: np.ndarray, quad: np.ndarray, size: int, *, transform_size: int | None = None,
+              enable_padding: bool = True) -> Image.Image:
+    """FFHQ steps shrink → crop → pad (reflect + blur + fade) → quad transform → resize.
+
+    ``rgb`` is ``uint8 [H, W, 3]``; ``quad`` the ``[4, 2]`` crop square in its
+    pixel coordinates.  Returns a ``size × size`` RGB image.
+    """
+    transform_size = transform_size or 4 * size
+    img = Image.fromarray(rgb)
+    quad = np.array(quad, dtype=np.float64)
+    qsize = np.hypot(*(quad[3] - quad[0]))
+
+    # Shrink.
+    shrink = int(np.floor(qsize / size * 0.5))
+    if shrink > 1:
+        rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
+        img = img.resize(rsize, Image.Resampling.LANCZOS)
+        quad /= shrink
+        qsize /= shrink
+
+    # Crop.
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    crop = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))),
+            int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
+    crop = (max(crop[0] - border, 0), max(crop[1] - border, 0),
+            min(crop[2] + border, img.size[0]), min(crop[3] + border, img.size[1]))
+    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
+        img = img.crop(crop)
+        quad -= crop[0:2]
+
+    # Pad.
+    pad = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))),
+           int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
+    pad = (max(-pad[0] + border, 0), max(-pad[1] + border, 0),
+           max(pad[2] - img.size[0] + border, 0), max(pad[3] - img.size[1] + border, 0))
+    if enable_padding and max(pad) > border - 4:
+        import scipy.ndimage
+
+        pad = np.maximum(pad, max(int(np.rint(qsize * 0.3)), 1))
+        arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
+        h, w, _ = arr.shape
+        yy, xx, _ = np.ogrid[:h, :w, :1]
+        mask = np.maximum(1.0 - np.minimum(np.float32(xx) / pad[0], np.float32(w - 1 - xx) / pad[2]),
+                          1.0 - np.minimum(np.float32(yy) / pad[1], np.float32(h - 1 - yy) / pad[3]))
+        blur = qsize * 0.02
+        arr += (scipy.ndimage.gaussian_filter(arr, [blur, blur, 0]) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+        arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
+        img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
+        quad += pad[:2]
+
+    # Transform.
+    img = img.transform((transform_size, transform_size), Image.Transform.QUAD,
+                        tuple((quad + 0.5).flatten()), Image.Resampling.BILINEAR)
+    if size < transform_size:
+        img = img.resize((size, size), Image.Resampling.LANCZOS)
+    return img
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """An FFHQ-aligned face.
+
+    ``image``: RGB ``size × size``; ``landmarks``: the 68 points ``[68, 2]`` and
+    ``quad``: the crop square ``[4, 2]`` (TL, BL, BR, TR), both in the *input*
+    image's pixel coordinates; ``box``: the detector's box there.
+    """
+
+    image: Image.Image
+    landmarks: np.ndarray
+    quad: np.ndarray
+    box: tuple[float, float, float, float] | None = None
+
+    @property
+    def size(self) -> int:
+        return self.image.size[0]
+
+    def to_output(self, points: np.ndarray) -> np.ndarray:
+        """Input pixel coordinates ``[N, 2]`` → coordinates in :attr:`image`."""
+        return quad_to_output(self.quad, points, self.size)
+
+    def to_tensor(self) -> torch.Tensor:
+        """The aligned image as ``[3, size, size]`` float in ``[0, 1]``."""
+        import torch
+
+        arr = np.asarray(self.image, dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def align_from_landmarks(image: Any, landmarks: np.ndarray, size: int = DEFAULT_SIZE, *,
+                         transform_size: int | None = None,
+                         enable_padding: bool = True) -> AlignedFace:
+    """FFHQ-align ``image`` given its 68 landmarks (no detection)."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    rgb = to_rgb_uint8(image)
+    lm = np.asarray(landmarks, dtype=np.float64)
+    quad = ffhq_quad(lm)
+    out = warp_quad(rgb, quad, size, transform_size=transform_size, enable_padding=enable_padding)
+    return AlignedFace(image=out, landmarks=lm, quad=quad)
+
+
+def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | None = None,
+               enable_padding: bool = True, detect_size: int | None = DEFAULT_DETECT_SIZE,
+               path: str | Path | None = None) -> AlignedFace:
+    """Detect the largest face and FFHQ-align it to ``size × size``.
+
+    ``image``: PIL image, ``np.ndarray`` (``uint8``/``uint16``/float, gray, RGB or
+    RGBA) or tensor ``[3, H, W]`` in ``[0, 1]``.  Raises :class:`NoFaceError`
+    ("no face found", naming ``path`` when given).
+    """
+    rgb = to_rgb_uint8(image)
+    face = detect_landmarks(rgb, detect_size=detect_size)
+    if face is None:
+        raise NoFaceError(path=path)
+    aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
+                                   enable_padding=enable_padding)
+    return AlignedFace(image=aligned.image, landmarks=aligned.landmarks, quad=aligned.quad,
+                       box=face.box)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def output_names(paths: Sequence[Path], suffix: str) -> tuple[dict[Path, str], dict[Path, str]]:
+    """``{path: '<stem><suffix>'}`` for unique stems, and ``{path: reason}`` for collisions."""
+    seen: dict[str, Path] = {}
+    names: dict[Path, str] = {}
+    clashes: dict[Path, str] = {}
+    for p in paths:
+        name = f"{p.stem}{suffix}"
+        if name in seen:
+            clashes[p] = f"output name {name} is already used by {seen[name]}"
+        else:
+            seen[name] = p
+            names[p] = name
+    return names, clashes
+
+
+def check_positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise StylebridgeError(f"{flag} {value}: must be >= 1")
+    return value
+
+
+class AlignCommand(Command):
+    """FFHQ-align face photos (dlib 68 landmarks) for the FFHQ encoders."""
+
+    name = "align"
+    help = "FFHQ-align face photos (dlib 68 landmarks), as pSp/e4e/FSE expect"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from stylebridge.cli.common import add_images_argument
+
+        add_images_argument(parser)
+        parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                            help="output folder: <stem>.png per face")
+        parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                            help=f"output size in pixels (default {DEFAULT_SIZE})")
+        parser.add_argument("--transform-size", type=int, default=None, metavar="N",
+                            help="supersampling size of the quad transform (default 4×size, "
+                                 "FFHQ's 4096 at 1024; e4e/pSp use N = size)")
+        parser.add_argument("--no-padding", action="store_true",
+                            help="no blur-padding where the crop leaves the photo")
+        parser.add_argument("--landmarks", action="store_true",
+                            help="also write landmarks.json (68 points, quad, box; input pixels)")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        from rich.progress import Progress
+
+        from stylebridge.cli.common import print_json
+        from stylebridge.core.batch import BatchReport, iter_images, require_inputs
+        from stylebridge.core.io import atomic_path, write_json
+
+        check_positive(args.size, "--size")
+        if args.transform_size is not None:
+            check_positive(args.transform_size, "--transform-size")
+        paths = require_inputs(args.images)
+        names, clashes = output_names(paths, ".png")
+        report = BatchReport()
+        for p, reason in clashes.items():
+            report.skip(p, reason)
+        args.out.mkdir(parents=True, exist_ok=True)
+        records: dict[str, Any] = {}
+        todo = [p for p in paths if p in names]
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("aligning", total=len(todo))
+            for path, image in iter_images(todo, report):
+                try:
+                    dst = args.out / names[path]
+                    if dst.resolve() == path.resolve():
+                        raise ImageError("output would overwrite the input", path=path)
+                    face = align_face(image, args.size, transform_size=args.transform_size,
+                                      enable_padding=not args.no_padding, path=path)
+                except ImageError as exc:
+                    report.skip(path, str(exc).removeprefix(f"{path}: "))
+                else:
+                    with atomic_path(dst) as tmp:
+                        face.image.save(tmp, format="PNG")
+                    report.ok(path)
+                    records[str(path)] = {"output": str(dst),
+                                          "landmarks": face.landmarks.tolist(),
+                                          "quad": face.quad.tolist(),
+                                          "box": list(face.box) if face.box else None}
+                progress.update(task, completed=len(report.done) + len(report.skipped)
+                                - len(clashes))
+        if args.landmarks and records:
+            write_json(args.out / "landmarks.json", {"size": args.size, "faces": records})
+        if args.json:
+            print_json(report.as_dict())
+        else:
+            report.print(console)
+        return report.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(AlignCommand())
+
+
+__all__ = [
+    "AlignCommand",
+    "AlignedFace",
+    "FaceLandmarks",
+    "NoFaceError",
+    "align_face",
+    "align_from_landmarks",
+    "detect_landmarks",
+    "dlib_model_path",
+    "ffhq_quad",
+    "quad_to_output",
+    "to_rgb_uint8",
+    "warp_quad",
+]

@@ -1,0 +1,526 @@
+"""FeatureShift training data: the streaming dataset builder and the shard reader.
+
+``stylebridge featureshift build-dataset`` runs the first steps of the thesis pipeline
+("Improving the gap") once per image and stores the results, so that training only
+runs FeatureShift and the generator:
+
+* ``w_guide`` ``[L, D]``: the guiding encoder's latents ``w_E`` of the real image
+  (e4e, or FSE in latents-only mode, or any registered encoder);
+* ``w_inv``/``f_inv``: the FSE inversion ``(w_F, F)`` of the e4e-inverted image
+  ``G(w_E)`` (``F`` replaces generator activation ``K``; ``[L, D]`` and ``[C, H, W]``);
+* ``w_real``/``f_real``: the FSE inversion of the real image (inversion loss, inference);
+* ``image``: the real image, ``uint8 [3, S, S]`` at ``image_size`` (inversion target);
+* per domain ``d`` (optional, ``per_domain=True``): ``delta`` ``[C, H, W]`` =
+  ``G^K(s(w_E)) - G^K(s_d(w_E))`` (sign convention :data:`DELTA_SIGN`) and ``target``
+  ``uint8 [3, S, S]`` = the e4e domain inversion ``G(s_d(w_E))``.  Without them the
+  trainer computes both on the fly from ``w_guide`` (same functions, full precision).
+
+Layout of ``DATASET/``::
+
+    index.json                  format, settings, domains, shards (progress)
+    domains/000.safetensors     each domain method, re-saved as a stylebridge checkpoint
+    shards/00000.safetensors    per-image tensors of images [0, shard_size), rows in order
+    shards/00000.d000.safetensors   per-domain tensors of shard 0, domain 0 (same rows)
+
+Shard ``j`` covers the sorted inputs ``[j·shard_size, (j+1)·shard_size)``; unreadable
+images are skipped (``index.json`` lists them) so a shard may hold fewer rows; its
+metadata names the source file of every row.  Every file is written atomically and
+``index.json`` is rewritten after each file, so an interrupted build resumes where it
+stopped (finished files are skipped) and the builder holds at most one shard in memory.
+
+The reader (:class:`FeatureShiftDataset`) never loads a whole shard: it memory-maps
+shard files and reads the rows a batch needs.  :class:`SamplePlan` is the
+deterministic epoch order (shards shuffled, rows shuffled within a shard, a random
+domain per sample) that makes a resumed run see exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from stylebridge.core.batch import BatchReport
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.interfaces import DomainMethod, Encoder
+from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift.trainer import (
+    DELTA_SIGN,
+    domain_quantities,
+    images_to_uint8,
+)
+
+FORMAT = "stylebridge-featureshift-dataset"
+VERSION = 1
+INDEX = "index.json"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+BASE_KEYS = ("image", "w_guide", "w_inv", "f_inv", "w_real", "f_real")
+DOMAIN_KEYS = ("delta", "target")
+
+
+class DatasetError(StylebridgeError):
+    """A FeatureShift dataset that is missing, incomplete or inconsistent."""
+
+
+def _state_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _shard_name(j: int) -> str:
+    return f"shards/{j:05d}.safetensors"
+
+
+def _domain_shard_name(j: int, d: int) -> str:
+    return f"shards/{j:05d}.d{d:03d}.safetensors"
+
+
+def _group_by_shape(images: Sequence[Tensor]) -> list[list[int]]:
+    """Runs of consecutive indices whose images have the same shape (encoders need a batch)."""
+    runs: list[list[int]] = []
+    for i, img in enumerate(images):
+        if runs and images[runs[-1][0]].shape == img.shape:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# Builder
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build_dataset` did."""
+
+    root: Path
+    report: BatchReport
+    n_rows: int
+    n_shards: int
+    skipped_files: int  # dataset files already present from an earlier run
+
+
+def _feature(inversion: Any, layer: int, what: str) -> Tensor:
+    feat = inversion.features.get(layer)
+    if feat is None:
+        have = sorted(inversion.features)
+        raise DatasetError(f"{what} returned no feature at generator layer {layer} (it returned "
+                           f"{have or 'none'}); use an FSE-like encoder in a feature mode, e.g. "
+                           "fse:CKPT:mode=features")
+    return feat
+
+
+def build_dataset(
+    inputs: Sequence[Path],
+    out: Path,
+    *,
+    generator: Generator,
+    encoder: Encoder,
+    guide: Encoder,
+    domains: Sequence[tuple[str, DomainMethod]],
+    layer: int | None = None,
+    image_size: int = 256,
+    shard_size: int = 256,
+    batch_size: int = 4,
+    per_domain: bool = True,
+    dtype: str = "float16",
+    device: torch.device | str = "cpu",
+    sources: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BuildResult:
+    """Encode every image of ``inputs`` once and write the shards under ``out``.
+
+    ``encoder`` is the FSE-like inverter (its inversion must hold a feature at generator
+    activation ``layer``; ``None`` = the only feature it returns), ``guide`` the guiding
+    encoder (only its ``w_plus`` is used), ``domains`` ``(name, method)`` pairs.
+    ``sources`` (JSON) records where the networks came from.  ``progress(n)`` is called
+    with the number of work units done (one per image, plus one per image and domain
+    with ``per_domain``).  Resumes an interrupted build of the same settings.
+    """
+    out = Path(out)
+    device = torch.device(device)
+    if dtype not in DTYPES:
+        raise DatasetError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if shard_size < 1 or batch_size < 1 or image_size < 8:
+        raise DatasetError("shard size and batch must be >= 1 and the image size >= 8")
+    if not domains:
+        raise DatasetError("no domains given (--domains D1.safetensors,D2.safetensors,...)")
+    names = [name for name, _ in domains]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"two domains have the same name: {names}")
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise DatasetError("no input images")
+    store = DTYPES[dtype]
+    generator = generator.to(device).eval()
+    encoder, guide = encoder.to(device).eval(), guide.to(device).eval()
+    methods = [m.to(device).eval() for _, m in domains]
+
+    # -- settings (a resumed build must use the same ones) ------------------------------------
+    domain_info = [{"name": name, "plugin": m.name, "config": m.config(),
+                    "digest": _state_digest(m), "file": f"domains/{d:03d}.safetensors"}
+                   for d, (name, m) in enumerate(domains)]
+    settings = {
+        "layer": layer,
+        "image_size": int(image_size),
+        "shard_size": int(shard_size),
+        "per_domain": bool(per_domain),
+        "dtype": dtype,
+        "delta_sign": DELTA_SIGN,
+        "encoder": {"name": encoder.name, "config": encoder.config(), "digest": _state_digest(encoder)},
+        "guide": {"name": guide.name, "config": guide.config(), "digest": _state_digest(guide)},
+        "generator": {"config": generator.config(), "digest": _state_digest(generator)},
+        "domains": [{k: v for k, v in info.items() if k != "file"} for info in domain_info],
+        "inputs": [str(p) for p in inputs],
+    }
+    index_path = out / INDEX
+    index: dict[str, Any]
+    if index_path.exists():
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"unreadable dataset index ({exc})", path=index_path) from None
+        if index.get("format") != FORMAT:
+            raise DatasetError("is not a FeatureShift dataset index", path=index_path)
+        old = index.get("settings", {})
+        if layer is None:
+            settings["layer"] = old.get("layer")
+        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        if diff:
+            raise DatasetError(f"was built with different settings ({', '.join(diff)} differ); "
+                               "resume with the same arguments or choose a new --out", path=index_path)
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise DatasetError("exists and is not an unfinished FeatureShift dataset "
+                               "(no index.json); choose a new --out", path=out)
+        index = {"format": FORMAT, "version": VERSION, "complete": False, "settings": settings,
+                 "sources": sources or {}, "domains": domain_info, "shards": [], "skipped": [],
+                 "feature_shape": None, "latent_shape": None}
+    n_shards = (len(inputs) + shard_size - 1) // shard_size
+    shards: list[dict[str, Any]] = index["shards"]
+    while len(shards) < n_shards:
+        j = len(shards)
+        shards.append({"file": _shard_name(j), "start": j * shard_size,
+                       "stop": min((j + 1) * shard_size, len(inputs)), "rows": None,
+                       "domains": [None] * len(domains)})
+
+    for info, (_, method) in zip(domain_info, domains, strict=True):
+        path = out / info["file"]
+        if not path.exists():
+            save_checkpoint(path, method.state_dict(), kind="domain_method", plugin=method.name,
+                            config=method.config(), extra={"name": info["name"]})
+    write_json(index_path, index)
+
+    for stale in out.rglob(".*.tmp"):  # left by a build killed while writing a file
+        stale.unlink(missing_ok=True)
+    report = BatchReport()
+    skipped_files = 0
+    total_rows = 0
+    for j, shard in enumerate(shards):
+        shard_path = out / shard["file"]
+        span = {str(p) for p in inputs[shard["start"]:shard["stop"]]}
+        if shard["rows"] is not None and shard_path.exists():
+            skipped_files += 1
+            for name in _read_names(shard_path):
+                report.ok(Path(name))
+            for entry in index["skipped"]:
+                if entry["file"] in span:
+                    report.skip(Path(entry["file"]), entry["reason"])
+            if progress:
+                progress(shard["stop"] - shard["start"])
+        else:
+            rows, skipped = _build_base_shard(
+                inputs[shard["start"]:shard["stop"]], shard_path, generator=generator,
+                encoder=encoder, guide=guide, index=index, image_size=image_size,
+                batch_size=batch_size, store=store, device=device, report=report,
+                progress=progress)
+            shard["rows"] = rows
+            shard["domains"] = [None] * len(domains)  # rebuilt rows: the domain files are stale
+            index["skipped"] = [e for e in index["skipped"] if e["file"] not in span]
+            index["skipped"].extend({"file": str(p), "reason": r} for p, r in skipped)
+            write_json(index_path, index)
+        total_rows += int(shard["rows"])
+        if not per_domain:
+            continue
+        for d, method in enumerate(methods):
+            dpath = out / _domain_shard_name(j, d)
+            if shard["domains"][d] is not None and dpath.exists():
+                skipped_files += 1
+                if progress:
+                    progress(int(shard["rows"]))
+                continue
+            _build_domain_shard(shard_path, dpath, generator=generator, method=method,
+                                layer=index["settings"]["layer"], image_size=image_size,
+                                batch_size=batch_size, store=store, device=device,
+                                progress=progress)
+            shard["domains"][d] = _domain_shard_name(j, d)
+            write_json(index_path, index)
+    if total_rows == 0:  # not marked complete: the trainer must not take it
+        raise DatasetError("no image could be encoded; nothing to train on", path=out)
+    index["complete"] = True
+    index["n_rows"] = total_rows
+    write_json(index_path, index)
+    return BuildResult(root=out, report=report, n_rows=total_rows, n_shards=len(shards),
+                       skipped_files=skipped_files)
+
+
+def _read_names(path: Path) -> list[str]:
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    return list(json.loads(meta.get("names", "[]")))
+
+
+@torch.no_grad()
+def _build_base_shard(
+    paths: Sequence[Path], shard_path: Path, *, generator: Generator, encoder: Encoder,
+    guide: Encoder, index: dict[str, Any], image_size: int, batch_size: int, store: torch.dtype,
+    device: torch.device, report: BatchReport, progress: Callable[[int], None] | None,
+) -> tuple[int, list[tuple[Path, str]]]:
+    from stylebridge.core.images import load_image
+
+    columns: dict[str, list[Tensor]] = {k: [] for k in BASE_KEYS}
+    names: list[str] = []
+    skipped: list[tuple[Path, str]] = []
+    settings = index["settings"]
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        loaded: list[tuple[Path, Tensor]] = []
+        for path in chunk:
+            try:
+                loaded.append((path, load_image(path)))
+            except StylebridgeError as exc:
+                reason = str(exc).removeprefix(f"{path}: ")
+                report.skip(path, reason)
+                skipped.append((path, reason))
+        for run in _group_by_shape([img for _, img in loaded]):
+            x01 = torch.stack([loaded[i][1] for i in run]).to(device)
+            real = encoder.encode(x01)
+            layer = settings["layer"]
+            if layer is None:
+                if len(real.features) != 1:
+                    raise DatasetError(f"encoder {encoder.name!r} returned features at layers "
+                                       f"{sorted(real.features) or 'none'}; give --layer K")
+                layer = settings["layer"] = int(next(iter(real.features)))
+            f_real = _feature(real, layer, f"encoder {encoder.name!r}")
+            want = generator.feature_shapes()[layer]
+            if tuple(f_real.shape[1:]) != tuple(want):
+                raise DatasetError(f"encoder {encoder.name!r} feature at layer {layer} has shape "
+                                   f"{list(f_real.shape[1:])}, the generator's is {list(want)}")
+            w_guide = guide.encode(x01).w_plus
+            styles = generator.styles(w_guide)
+            e4e_image = generator.synthesis(styles, randomize_noise=False)  # G(w_E) in [-1, 1]
+            inv = encoder.encode(((e4e_image + 1.0) / 2.0).clamp(0.0, 1.0))
+            f_inv = _feature(inv, layer, f"encoder {encoder.name!r}")
+            columns["image"].append(images_to_uint8(x01 * 2.0 - 1.0, image_size).cpu())
+            columns["w_guide"].append(w_guide.float().cpu())
+            columns["w_inv"].append(inv.w_plus.float().cpu())
+            columns["f_inv"].append(f_inv.to(store).cpu())
+            columns["w_real"].append(real.w_plus.float().cpu())
+            columns["f_real"].append(f_real.to(store).cpu())
+            names.extend(str(loaded[i][0]) for i in run)
+            for i in run:
+                report.ok(loaded[i][0])
+            index["feature_shape"] = list(f_real.shape[1:])
+            index["latent_shape"] = list(real.w_plus.shape[1:])
+        if progress:
+            progress(len(chunk))
+    if not names:  # every image of the shard failed: an empty shard keeps the numbering
+        tensors = {"empty": torch.zeros(0)}
+    else:
+        tensors = {k: torch.cat(v) for k, v in columns.items()}
+    with atomic_path(shard_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"names": json.dumps(names), "format": FORMAT})
+    return len(names), skipped
+
+
+@torch.no_grad()
+def _build_domain_shard(
+    shard_path: Path, out_path: Path, *, generator: Generator, method: DomainMethod,
+    layer: int | None, image_size: int, batch_size: int, store: torch.dtype, device: torch.device,
+    progress: Callable[[int], None] | None,
+) -> None:
+    deltas: list[Tensor] = []
+    targets: list[Tensor] = []
+    with safe_open(str(shard_path), framework="pt") as fh:
+        n = fh.get_slice("w_guide").get_shape()[0] if "w_guide" in fh.keys() else 0  # noqa: SIM118
+        for start in range(0, n, batch_size):
+            assert layer is not None  # known once a row was written
+            w = fh.get_slice("w_guide")[start:start + batch_size].to(device)
+            delta, target = domain_quantities(generator, method, w, layer, image_size=image_size)
+            deltas.append(delta.to(store).cpu())
+            targets.append(images_to_uint8(target, image_size).cpu())
+            if progress:
+                progress(int(w.shape[0]))
+    tensors = ({"delta": torch.cat(deltas), "target": torch.cat(targets)} if deltas
+               else {"empty": torch.zeros(0)})
+    with atomic_path(out_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+
+
+# ---------------------------------------------------------------------------------------------
+# Reader
+
+
+class FeatureShiftDataset:
+    """A finished dataset directory, read row by row (memory-mapped shards).
+
+    ``shard_rows[j]`` is the number of rows of shard ``j``; :meth:`read` takes
+    ``entries`` ``[N, 3]`` = ``(shard, row, domain)`` and returns a dict of batched
+    tensors (see :data:`BASE_KEYS`; ``delta``/``target`` only when stored, ``domain``
+    always), on the CPU, features as float32 and images as uint8.
+    """
+
+    def __init__(self, root: str | Path, *, max_open: int = 16) -> None:
+        self.root = Path(root)
+        path = self.root / INDEX
+        if not path.is_file():
+            raise DatasetError("is not a FeatureShift dataset (no index.json; build it with "
+                               "`stylebridge featureshift build-dataset`)", path=self.root)
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"unreadable dataset index ({exc})", path=path) from None
+        if index.get("format") != FORMAT or not isinstance(index.get("version"), int):
+            raise DatasetError("is not a FeatureShift dataset index", path=path)
+        if index["version"] > VERSION:
+            raise DatasetError(f"dataset format version {index['version']} is newer than this "
+                               f"stylebridge reads ({VERSION})", path=path)
+        if not index.get("complete"):
+            raise DatasetError("the dataset build did not finish; rerun the same "
+                               "`stylebridge featureshift build-dataset` command to complete it",
+                               path=path)
+        if not any(int(shard.get("rows") or 0) for shard in index.get("shards", [])):
+            raise DatasetError("the dataset has no rows (no input image could be encoded)",
+                               path=path)
+        self.index = index
+        self.settings: dict[str, Any] = index["settings"]
+        self.layer = int(self.settings["layer"])
+        self.image_size = int(self.settings["image_size"])
+        self.feature_shape = tuple(index["feature_shape"])
+        self.latent_shape = tuple(index["latent_shape"])
+        self.domains: list[dict[str, Any]] = index["domains"]
+        self.per_domain = bool(self.settings["per_domain"])
+        self.shard_rows = [int(s["rows"]) for s in index["shards"]]
+        self._shards = index["shards"]
+        for j, shard in enumerate(self._shards):
+            for rel in [shard["file"], *(shard["domains"] if self.per_domain else [])]:
+                if self.shard_rows[j] and not (self.root / rel).is_file():
+                    raise DatasetError(f"shard file {rel} is missing", path=self.root)
+        self._open: OrderedDict[str, Any] = OrderedDict()
+        self._max_open = max_open
+
+    def identity(self) -> str:
+        """A digest of what the dataset holds (settings, domains, rows per shard), not of
+        where it lies: a training run resumes only on the same dataset."""
+        what = {"settings": self.settings, "domains": [d.get("name") for d in self.domains],
+                "shard_rows": self.shard_rows}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return sum(self.shard_rows)
+
+    @property
+    def n_domains(self) -> int:
+        return len(self.domains)
+
+    def domain_path(self, d: int) -> Path:
+        return self.root / self.domains[d]["file"]
+
+    def _handle(self, rel: str) -> Any:
+        handle = self._open.get(rel)
+        if handle is None:
+            try:
+                handle = safe_open(str(self.root / rel), framework="pt")
+            except Exception as exc:
+                raise DatasetError(f"unreadable shard ({exc})", path=self.root / rel) from None
+            self._open[rel] = handle
+            if len(self._open) > self._max_open:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(rel)
+        return handle
+
+    def names(self, shard: int) -> list[str]:
+        return _read_names(self.root / self._shards[shard]["file"])
+
+    def read(self, entries: Tensor) -> dict[str, Tensor]:
+        entries = torch.as_tensor(entries, dtype=torch.long).reshape(-1, 3)
+        keys = list(BASE_KEYS) + (list(DOMAIN_KEYS) if self.per_domain else [])
+        rows: dict[str, list[Tensor]] = {k: [] for k in keys}
+        for shard, row, domain in entries.tolist():
+            base = self._handle(self._shards[shard]["file"])
+            for key in BASE_KEYS:
+                rows[key].append(base.get_slice(key)[row:row + 1])
+            if self.per_domain:
+                dom = self._handle(self._shards[shard]["domains"][domain])
+                for key in DOMAIN_KEYS:
+                    rows[key].append(dom.get_slice(key)[row:row + 1])
+        out = {k: torch.cat(v) for k, v in rows.items()}
+        for key in ("w_guide", "w_inv", "w_real", "f_inv", "f_real", "delta"):
+            if key in out:
+                out[key] = out[key].float()
+        out["domain"] = entries[:, 2].clone()
+        return out
+
+
+class SamplePlan:
+    """The deterministic order of samples ``(shard, row, domain)`` in each epoch.
+
+    Epoch ``e`` uses a generator seeded from ``(seed, e)``: shards in a random order,
+    the rows of each shard in a random order (consecutive samples come from the same
+    shard, which keeps the reader's file accesses local), and a uniformly random
+    domain per sample.  The same ``(seed, e)`` always gives the same order.
+    """
+
+    def __init__(self, shard_rows: Sequence[int], n_domains: int, seed: int = 0) -> None:
+        self.shard_rows = [int(n) for n in shard_rows]
+        self.n_domains = int(n_domains)
+        self.seed = int(seed)
+        self.size = sum(self.shard_rows)
+        self._cache: tuple[int, Tensor] | None = None
+
+    def epoch(self, e: int) -> Tensor:
+        if self._cache is not None and self._cache[0] == e:
+            return self._cache[1]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(e))
+        parts = []
+        for j in torch.randperm(len(self.shard_rows), generator=g).tolist():
+            n = self.shard_rows[j]
+            if n == 0:
+                continue
+            rows = torch.randperm(n, generator=g)
+            parts.append(torch.stack([torch.full((n,), j), rows], 1))
+        order = torch.cat(parts) if parts else torch.zeros(0, 2, dtype=torch.long)
+        domains = torch.randint(0, max(self.n_domains, 1), (len(order), 1), generator=g)
+        plan = torch.cat([order, domains], 1)
+        self._cache = (e, plan)
+        return plan
+
+    def batch(self, epoch: int, offset: int, size: int) -> tuple[Tensor, int, int]:
+        """The ``size`` samples at ``(epoch, offset)`` and the position after them.
+
+        An epoch's last incomplete batch is dropped (every batch has ``size`` samples).
+        """
+        if size > self.size:
+            raise DatasetError(f"the dataset has {self.size} samples, fewer than one batch "
+                               f"({size}); lower --batch")
+        if offset + size > self.size:
+            epoch, offset = epoch + 1, 0
+        plan = self.epoch(epoch)
+        return plan[offset:offset + size], epoch, offset + size

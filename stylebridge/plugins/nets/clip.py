@@ -1,0 +1,132 @@
+"""CLIP models through open_clip, with weights from a local file (never downloaded).
+
+``load_clip("ViT-B-32", weights="ViT-B-32.safetensors")`` builds the
+architecture with ``pretrained=None`` and loads a state dict from a
+``.safetensors`` file, a weights-only ``.pt``/``.bin``, or OpenAI's original
+TorchScript ``ViT-B-32.pt`` (its weights are read from the archive without running
+its code, see :mod:`stylebridge.core.torchscript`; OpenAI's models use QuickGELU,
+which is then switched on).  Without ``weights`` the model has **random** weights
+and :attr:`ClipModel.random_weights` says so; callers must surface that.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylebridge.errors import CheckpointError, StylebridgeError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipModel:
+    """An open_clip model with tensor-based preprocessing and its tokenizer."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    image_size: int
+    random_weights: bool
+
+    def preprocess(self, images01: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` in ``[0, 1]`` → resized (bicubic, antialiased) and normalised."""
+        x = F.interpolate(images01, size=(self.image_size, self.image_size), mode="bicubic",
+                          align_corners=False, antialias=True)
+        mean = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        std = x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def encode_images(self, images01: Tensor, normalize: bool = True) -> Tensor:
+        emb = self.model.encode_image(self.preprocess(images01))
+        return F.normalize(emb, dim=-1) if normalize else emb
+
+    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> Tensor:
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(list(texts)).to(device)
+        emb = self.model.encode_text(tokens)
+        return F.normalize(emb, dim=-1) if normalize else emb
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (OpenAI's original CLIP ``.pt``)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
+def _recorded_activation(path: Path) -> bool | None:
+    """``quick_gelu`` recorded in a safetensors file's metadata (the ``clip-openai``
+    converter writes ``true``, files of open_clip models ``false``); None = not recorded."""
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            value = (fh.metadata() or {}).get("quick_gelu")
+    except Exception:
+        return None
+    return None if value is None else value == "true"
+
+
+class ClipActivationWarning(UserWarning):
+    """A CLIP state dict whose activation (GELU or QuickGELU) is assumed, not recorded."""
+
+
+def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
+              device: str | torch.device = "cpu") -> ClipModel:
+    """Build an open_clip model (``ViT-B-32``, ``ViT-B-16``, ...) and load local weights."""
+    import open_clip
+
+    if name not in open_clip.list_models():
+        raise StylebridgeError(f"unknown CLIP model {name!r} (e.g. ViT-B-32, ViT-B-16)")
+    path = None if weights is None else Path(weights)
+    torchscript = path is not None and path.is_file() and is_torchscript(path)
+    recorded = None if path is None else _recorded_activation(path)
+    quick_gelu = torchscript or bool(recorded)
+    if path is not None and path.is_file() and not torchscript and recorded is None:
+        # a plain state dict does not say which activation it was trained with: OpenAI's
+        # CLIP (what the thesis and StyleGAN-NADA use) needs QuickGELU, open_clip's GELU
+        warnings.warn(f"{path}: a plain CLIP state dict is loaded with GELU (open_clip/LAION "
+                      "weights); OpenAI's CLIP weights need QuickGELU: convert OpenAI's .pt "
+                      "with `stylebridge convert clip-openai`, which records it",
+                      ClipActivationWarning, stacklevel=2)
+    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+    if path is not None:
+        if torchscript:
+            from stylebridge.core.torchscript import read_torchscript_state_dict
+
+            state = read_torchscript_state_dict(path)
+        else:  # .safetensors or a weights-only .pt/.bin, as LPIPS's backbones
+            from stylebridge.plugins.metrics.builtin import _read_plain_state
+
+            state = _read_plain_state(path, what="CLIP")
+        expected = model.state_dict()
+        wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+        if wrong:
+            k = wrong[0]
+            raise CheckpointError(f"is not a {name} state dict: {k} has shape "
+                                  f"{list(state[k].shape)}, {name} needs "
+                                  f"{list(expected[k].shape)} (weights of another CLIP model?)",
+                                  path=path)
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys:
+            raise CheckpointError(f"is not a {name} state dict: {len(result.missing_keys)} missing "
+                                  f"tensor(s), e.g. {result.missing_keys[0]}", path=path)
+    model = model.to(device).eval().requires_grad_(False)
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, tuple | list) else int(size)
+    return ClipModel(name=name, model=model, tokenizer=open_clip.get_tokenizer(name),
+                     image_size=size, random_weights=weights is None)

@@ -1,0 +1,125 @@
+"""Command-line specifications of plugins: ``NAME``, ``PATH``, ``NAME:PATH``, ``NAME:PATH:k=v,...``.
+
+Plugin specs (``--encoder``, ``--method``, ``--calibrate``)::
+
+    e4e                       registered name, default weights
+    e4e:ckpt.safetensors      name + checkpoint (the header must agree with the name)
+    ckpt.safetensors          checkpoint alone; the header names the plugin
+    fse:fse.safetensors:mode=shift,layer=5
+    fse:mode=latents          name + options, no checkpoint
+
+Loss specs (``--loss``)::
+
+    lpips:0.8                 name + weight
+    lpips:0.8:net=vgg         name + weight + options
+    id                        weight 1
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stylebridge.core.options import as_bool, coerce_option
+from stylebridge.errors import SpecError
+
+__all__ = ["LossSpec", "PluginSpec", "as_bool", "coerce_option", "parse_loss_spec", "parse_plugin_spec"]
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+_CKPT_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def _parse_options(text: str, spec: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise SpecError(f"malformed option {item!r} in {spec!r}: expected key=value")
+        if key in options:
+            raise SpecError(f"option {key!r} is given twice in {spec!r}")
+        options[key] = value.strip()
+    return options
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.lower().endswith(_CKPT_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A parsed ``NAME[:PATH][:OPTIONS]`` specification."""
+
+    name: str | None
+    path: Path | None
+    options: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
+    """Parse a plugin spec; raise :class:`SpecError` with a one-line reason."""
+    raw = text
+    text = text.strip()
+    if not text:
+        raise SpecError(f"empty {what} spec")
+    if ":" not in text and (_looks_like_path(text) or Path(text).is_file()):
+        return PluginSpec(name=None, path=Path(text), text=raw)  # an existing file wins
+    name, _, rest = text.partition(":")
+    if not name:
+        raise SpecError(f"{what} spec {raw!r} has no name before ':' (expected NAME:PATH)")
+    if not _NAME_RE.match(name):
+        if _looks_like_path(text):
+            raise SpecError(f"{what} spec {raw!r}: expected NAME:PATH, got a path with ':' in it")
+        raise SpecError(f"{what} spec {raw!r}: invalid name {name!r} "
+                        "(lower-case letters, digits, '_', '-', '.')")
+    if not _:
+        return PluginSpec(name=name, path=None, text=raw)
+    if not rest:
+        raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH)")
+    path_part, _, opt_part = rest.partition(":")
+    first_key = path_part.split("=", 1)[0].split(",", 1)[0]
+    if "=" in path_part and first_key.isidentifier():  # NAME:k=v,... (values may be paths)
+        if opt_part:
+            raise SpecError(f"{what} spec {raw!r}: options must come last (NAME:PATH:key=value)")
+        return PluginSpec(name=name, path=None, options=_parse_options(path_part, raw), text=raw)
+    if not path_part:
+        raise SpecError(f"{what} spec {raw!r} has an empty path")
+    options = _parse_options(opt_part, raw) if opt_part else {}
+    if _ and opt_part == "" and rest.endswith(":"):
+        raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH:key=value)")
+    return PluginSpec(name=name, path=Path(path_part), options=options, text=raw)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A parsed ``NAME:WEIGHT[:OPTIONS]`` loss specification."""
+
+    name: str
+    weight: float = 1.0
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def parse_loss_spec(text: str) -> LossSpec:
+    raw = text
+    text = text.strip()
+    if not text:
+        raise SpecError("empty loss spec (expected NAME:WEIGHT, e.g. lpips:0.8)")
+    parts = text.split(":", 2)
+    name = parts[0]
+    if not _NAME_RE.match(name):
+        raise SpecError(f"loss spec {raw!r}: invalid name {name!r}")
+    if len(parts) < 2 or not parts[1].strip():
+        raise SpecError(f"loss spec {raw!r}: give the weight, NAME:WEIGHT (e.g. {name}:1.0)")
+    try:
+        weight = float(parts[1])
+    except ValueError:
+        raise SpecError(f"loss spec {raw!r}: weight {parts[1]!r} is not a number") from None
+    if not math.isfinite(weight) or weight < 0:
+        raise SpecError(f"loss spec {raw!r}: weight must be a finite number >= 0")
+    options = _parse_options(parts[2], raw) if len(parts) == 3 else {}
+    return LossSpec(name=name, weight=weight, options=options)
