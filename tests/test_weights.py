@@ -161,8 +161,8 @@ def test_plugins_resolve_names_from_the_cache(tmp_path: Path, server: _Server, m
     """`--encoder NAME` without a path loads the installed weights, or says how to get them."""
     import importlib.util
 
-    from stylebridge.registry import resolve
     from stylebridge.core.checkpoint import save_checkpoint
+    from stylebridge.registry import resolve
 
     if importlib.util.find_spec("stylebridge_example_encoder") is None:
         pytest.skip("example plugin not installed (.ci/run installs it)")
