@@ -286,18 +286,18 @@ def test_adapter_renders_domains_through_featureshift(tmp_path) -> None:
 
     from stylebridge.core.images import from_generator_range
     from stylebridge.pipelines.adapt import Adapter
-    from stylebridge.pipelines.featureshift import trainer as fs
+    from stylebridge.plugins.renderers import featureshift as fsr
 
     gen = tiny_generator(seed=0)
     method = ToyOffsets(_widths(gen), seed=3, strength=0.5)
     torch.manual_seed(0)
-    model = fs.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
+    model = fsr.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
     encoder, guide = ToyFSE().eval(), ToyGuide().eval()
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     adapter = Adapter(encoder, gen, {"toy": method}, featureshift=model, guide=guide)
     out = adapter.run(images)
     with torch.no_grad():
-        expected = fs.apply_featureshift(gen, model, encoder.encode(images),
+        expected = fsr.apply_featureshift(gen, model, encoder.encode(images),
                                          guide.encode(images).w_plus, method)
         plain = Adapter(encoder, gen, {"toy": method}).run(images)
     torch.testing.assert_close(out["toy"], from_generator_range(expected), atol=1e-6, rtol=0)
@@ -307,5 +307,5 @@ def test_adapter_renders_domains_through_featureshift(tmp_path) -> None:
     own = Adapter(encoder, gen, {"toy": method}, featureshift=model).run(images)
     with torch.no_grad():
         inv = encoder.encode(images)
-        expected_own = fs.apply_featureshift(gen, model, inv, inv.w_plus, method)
+        expected_own = fsr.apply_featureshift(gen, model, inv, inv.w_plus, method)
     torch.testing.assert_close(own["toy"], from_generator_range(expected_own), atol=1e-6, rtol=0)

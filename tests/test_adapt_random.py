@@ -20,7 +20,7 @@ from PIL import Image
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import is_random_weights, read_header, save_checkpoint
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.pipelines.featureshift.trainer import FeatureShift, save_featureshift
+from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
 
 RANDOM = {"random_weights": True}
 

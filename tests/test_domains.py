@@ -211,7 +211,7 @@ def test_affinelight_plus_low_rank_offset_by_hand(gen: Any, w_plus: torch.Tensor
     assert sum(p.numel() for p in full.parameters()) == 637_824  # manifest's trainable count
 
 
-def test_weight_offsets_are_applied_and_restored(gen: Any, w_plus: torch.Tensor) -> None:
+def test_weight_offsets_reach_synthesis_as_arguments(gen: Any, w_plus: torch.Tensor) -> None:
     i = 6  # convs.3 (16px second conv)
     method = StyleSpace(**_desc(gen), weight_offset_layers=[i])
     layer = gen.style_layers()[i]
@@ -226,9 +226,9 @@ def test_weight_offsets_are_applied_and_restored(gen: Any, w_plus: torch.Tensor)
     inv = Inversion(w_plus=w_plus)
     scale = torch.ones(gen.n_style_layers)
     scale[i] = 0.5
-    with torch.no_grad(), method.applied(gen, scale):
-        assert not isinstance(mod.weight, torch.nn.Parameter)
+    with torch.no_grad():
         got = synthesize(gen, inv, method=method, offset_scale=scale)
+    # the generator's own parameters are never touched
     assert mod.weight is original and torch.equal(mod.weight, before)
     assert [n for n, _ in mod.named_parameters()] == ["weight", "modulation.weight",
                                                       "modulation.bias"]
@@ -238,20 +238,29 @@ def test_weight_offsets_are_applied_and_restored(gen: Any, w_plus: torch.Tensor)
         ref.get_submodule(layer.name).weight.add_(0.5 * off.unsqueeze(0))
         expected = ref.synthesis(ref.styles(w_plus), randomize_noise=False)
     assert_close(got, expected, atol=1e-5, rtol=0)
-    # gradients reach the offsets through the swapped weight
-    with method.applied(gen):
-        image = gen.synthesis(method.styles(gen, w_plus), randomize_noise=False)
-        image.square().mean().backward()
+    deltas = method.weight_deltas(gen, scale)
+    assert sorted(deltas) == [i]
+    assert_close(deltas[i], 0.5 * off.unsqueeze(0), atol=0, rtol=0)
+    # gradients reach the offsets through the delta argument
+    image = gen.synthesis(method.styles(gen, w_plus), randomize_noise=False,
+                          weight_deltas=method.weight_deltas(gen))
+    image.square().mean().backward()
     assert method.weight_offsets[str(i)].grad is not None
     assert float(method.weight_offsets[str(i)].grad.abs().sum()) > 0
+    assert original.grad is None or float(original.grad.abs().sum()) > 0  # W itself is a leaf
     gen.zero_grad(set_to_none=True)
+    # two domains with weight offsets on the same layer render from one generator, interleaved
     other = StyleSpace(**_desc(gen), weight_offset_layers=[i])
-    with method.applied(gen), pytest.raises(RuntimeError, match="already replaced"), \
-            other.applied(gen):
-        pass
-    assert mod.weight is original  # restored after the refused nesting too
-    with pytest.warns(UserWarning, match="also changes conv weights"):
-        method.styles(gen, w_plus)
+    with torch.no_grad():
+        other.weight_offsets[str(i)].copy_(-off)
+        a = synthesize(gen, inv, method=method, offset_scale=scale)
+        b = synthesize(gen, inv, method=other, offset_scale=scale)
+        plain = synthesize(gen, inv, method=StyleSpace(**_desc(gen)), offset_scale=scale)
+    assert torch.equal(a, got)
+    assert not torch.allclose(a, b, atol=1e-3) and not torch.allclose(a, plain, atol=1e-3)
+    assert torch.equal(mod.weight, before)
+    with pytest.raises(ValueError, match="style layer"):
+        gen.synthesis(gen.styles(w_plus), weight_deltas={gen.n_style_layers: off})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +433,7 @@ def test_convert_dissimilar_affine_plus_and_light(gen: Any, w_plus: torch.Tensor
     assert StyleDomainConverter().convert(pkl, dst).plugin == "affine_plus"
     method = load_domain(dst)
     assert method.weight_offset_layers == [5, 6, 7]
-    with torch.no_grad(), method.applied(gen):
+    with torch.no_grad():
         out = method.styles(gen, w_plus)
         for layer in gen.style_layers():
             weight, bias = tuned[layer.index]

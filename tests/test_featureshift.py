@@ -8,7 +8,6 @@ plugin module (this module) in an isolated registry.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import socket
@@ -44,6 +43,7 @@ from stylebridge.pipelines.featureshift.dataset import (
     build_dataset,
 )
 from stylebridge.plugins.losses import recon as losses_recon
+from stylebridge.plugins.renderers import featureshift as fsr
 from stylebridge.registry import Registry, hookimpl
 
 LAYER = 3            # activation K of the 32 px generator: second 8×8 conv, 32 channels
@@ -268,7 +268,7 @@ def _ibasic_params(cin: int, cout: int) -> int:
 
 def test_featureshift_official_architecture() -> None:
     with torch.device("meta"):
-        model = fs.FeatureShift()
+        model = fsr.FeatureShift()
     assert model.config() == {"feature_channels": 512, "hidden": 768, "n_blocks": 6, "layer": 5,
                               "residual": False}
     assert model.block_channels() == [(1024, 1024), (1024, 1024), (1024, 768), (768, 768),
@@ -282,8 +282,8 @@ def test_featureshift_official_architecture() -> None:
 
 def test_featureshift_forward_contract_and_residual() -> None:
     torch.manual_seed(0)
-    plain = fs.FeatureShift(feature_channels=32, hidden=48, n_blocks=4, layer=LAYER).eval()
-    res = fs.FeatureShift(feature_channels=32, hidden=48, n_blocks=4, layer=LAYER,
+    plain = fsr.FeatureShift(feature_channels=32, hidden=48, n_blocks=4, layer=LAYER).eval()
+    res = fsr.FeatureShift(feature_channels=32, hidden=48, n_blocks=4, layer=LAYER,
                           residual=True).eval()
     res.load_state_dict(plain.state_dict())
     f, d = torch.randn(2, *FEAT), torch.randn(2, *FEAT)
@@ -294,25 +294,25 @@ def test_featureshift_forward_contract_and_residual() -> None:
     with pytest.raises(ValueError, match="same shape"):
         plain(f, d[:, :16])
     with pytest.raises(ValueError, match="n_blocks >= 3"):
-        fs.FeatureShift(n_blocks=2)
+        fsr.FeatureShift(n_blocks=2)
 
 
 def test_featureshift_checkpoint_roundtrip_records_delta_sign(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = fs.FeatureShift(feature_channels=32, hidden=48, layer=LAYER)
-    path = fs.save_featureshift(tmp_path / "fs.safetensors", model, extra={"step": 7})
+    model = fsr.FeatureShift(feature_channels=32, hidden=48, layer=LAYER)
+    path = fsr.save_featureshift(tmp_path / "fs.safetensors", model, extra={"step": 7})
     header = read_header(path)
     assert (header.kind, header.plugin) == ("featureshift", "featureshift")
     assert header.extra["delta_sign"] == "source_minus_domain"
     assert header.extra["layer"] == LAYER and header.extra["step"] == 7
-    loaded, _ = fs.load_featureshift(path)
+    loaded, _ = fsr.load_featureshift(path)
     f, d = torch.randn(1, *FEAT), torch.randn(1, *FEAT)
     assert torch.equal(loaded(f, d), model.eval()(f, d))
     flipped = tmp_path / "flipped.safetensors"
     save_checkpoint(flipped, model.state_dict(), kind="featureshift", plugin="featureshift",
                     config=model.config(), extra={"delta_sign": "domain_minus_source"})
     with pytest.raises(CheckpointError, match="sign convention"):
-        fs.load_featureshift(flipped)
+        fsr.load_featureshift(flipped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ def test_domain_delta_sign_target_and_apply() -> None:
     method = ToyOffsets(_widths(gen), seed=3, strength=0.5)
     w = ToyGuide().encode(torch.rand(2, 3, 32, 32)).w_plus
     with torch.no_grad():
-        delta, target = fs.domain_quantities(gen, method, w, LAYER, image_size=16)
+        delta, target = fsr.domain_quantities(gen, method, w, LAYER, image_size=16)
         src, _ = gen.features_upto(gen.styles(w), LAYER, randomize_noise=False)
         dom, _ = gen.features_upto(method.styles(gen, w), LAYER, randomize_noise=False)
         full = gen.synthesis(method.styles(gen, w), randomize_noise=False)
@@ -332,37 +332,29 @@ def test_domain_delta_sign_target_and_apply() -> None:
     assert delta.abs().mean() > 1e-3
     assert torch.allclose(target, F.avg_pool2d(full, 2), atol=1e-5)      # 32 → 16 px, area
     zero = ToyOffsets(_widths(gen), strength=0.0)
-    assert fs.domain_delta(gen, zero, w, LAYER).abs().max() == 0
+    assert fsr.domain_delta(gen, zero, w, LAYER).abs().max() == 0
 
     torch.manual_seed(0)
-    model = fs.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
+    model = fsr.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
     inv = ToyFSE().encode(torch.rand(2, 3, 32, 32))
     with torch.no_grad():
-        image = fs.apply_featureshift(gen, model, inv, w, method)
+        image = fsr.apply_featureshift(gen, model, inv, w, method)
         shifted = model(inv.features[LAYER], delta)
         manual = gen.synthesis(method.styles(gen, inv.w_plus), features={LAYER: shifted},
                                randomize_noise=False)
     assert torch.allclose(image, manual, atol=1e-6)
     with pytest.raises(StylebridgeError, match="mode=features"):
-        fs.apply_featureshift(gen, model, Inversion(w_plus=inv.w_plus), w, method)
+        fsr.apply_featureshift(gen, model, Inversion(w_plus=inv.w_plus), w, method)
 
 
 class _WeightMethod(ToyOffsets):
-    """A domain that also scales conv1's weight inside ``applied`` (like Affine+ weight offsets)."""
+    """A domain that also scales conv1's weight by 1.5 (like Affine+ weight offsets)."""
 
     def has_weight_offsets(self) -> bool:
         return True
 
-    @contextlib.contextmanager
-    def applied(self, generator: Any, offset_scale: Any = None) -> Any:
-        weight = generator.conv1.conv.weight
-        with torch.no_grad():
-            weight.mul_(1.5)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                weight.div_(1.5)
+    def weight_deltas(self, generator: Any, offset_scale: Any = None) -> dict[int, torch.Tensor]:
+        return {0: 0.5 * generator.conv1.conv.weight}  # style layer 0 = conv1
 
 
 def test_mixed_domain_batch_renders_weight_changing_domains_separately() -> None:
@@ -377,10 +369,9 @@ def test_mixed_domain_batch_renders_weight_changing_domains_separately() -> None
                   for layer in range(len(per_sample[0]))]
         out = fs._synthesis(gen, styles, LAYER, feat, keys, methods)
         for i, key in enumerate(keys.tolist()):
-            ctx = methods[key].applied(gen) if key == 1 else contextlib.nullcontext()
-            with ctx:
-                one = gen.synthesis([s[i:i + 1] for s in styles], features={LAYER: feat[i:i + 1]},
-                                    randomize_noise=False)
+            deltas = methods[key].weight_deltas(gen) if key == 1 else None
+            one = gen.synthesis([s[i:i + 1] for s in styles], features={LAYER: feat[i:i + 1]},
+                                randomize_noise=False, weight_deltas=deltas)
             assert torch.allclose(out[i:i + 1], one, atol=1e-5)
 
 
@@ -405,7 +396,7 @@ def test_dataset_holds_the_pipeline_quantities(env: Env) -> None:
         inv = enc.encode(((g_we + 1) / 2).clamp(0, 1))
         real = enc.encode(x)
         method = _load_method(env.domains[1])
-        delta, target = fs.domain_quantities(gen, method, w_e, LAYER, image_size=32)
+        delta, target = fsr.domain_quantities(gen, method, w_e, LAYER, image_size=32)
     row32 = data32.read(torch.tensor([[1, 0, 1]]))
     assert torch.allclose(row32["w_guide"], w_e, atol=1e-6)
     assert torch.allclose(row32["w_inv"], inv.w_plus, atol=1e-5)
@@ -537,7 +528,7 @@ def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_pa
     # and the trained networks differ in what they render: whiter with toy-white
     means = {}
     for name in runs:
-        model, _ = fs.load_featureshift(tmp_path / name / "model.safetensors")
+        model, _ = fsr.load_featureshift(tmp_path / name / "model.safetensors")
         trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / f"probe-{name}"),
                                          registry=registry)
         trainer.setup()
@@ -635,7 +626,12 @@ def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path
     d_stored, t_stored = stored._domain_inputs(stored.data.read(entries))
     d_fly, t_fly = fly._domain_inputs(fly.data.read(entries))
     assert torch.allclose(d_stored, d_fly, atol=2e-3, rtol=1e-2)  # float16 storage
-    assert torch.equal(t_stored, t_fly)
+    # both are uint8-quantised renders of the same latents, computed in different batch
+    # compositions: float rounding may flip a value that sits on a rounding boundary by one
+    # uint8 step (seen: 1 of 9216 values on one CPU), never more
+    diff = (t_stored - t_fly).abs()
+    assert float(diff.max()) <= 1 / 127.5 + 1e-6
+    assert int((diff > 0).sum()) <= diff.numel() // 1000
 
 
 def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
@@ -817,16 +813,16 @@ def test_dataset_build_resume_removes_stale_temporary_files(env: Env, tmp_path: 
 def test_featureshift_must_fit_generator_and_encoder() -> None:
     gen = tiny_generator(seed=0)
     channels = int(gen.feature_shapes()[5][0])
-    fs.check_featureshift(fs.FeatureShift(feature_channels=channels, hidden=8, layer=5), gen)
+    fsr.check_featureshift(fsr.FeatureShift(feature_channels=channels, hidden=8, layer=5), gen)
     with pytest.raises(StylebridgeError, match="layer 99, but this 32 px generator has layers"):
-        fs.check_featureshift(fs.FeatureShift(feature_channels=channels, hidden=8, layer=99), gen)
+        fsr.check_featureshift(fsr.FeatureShift(feature_channels=channels, hidden=8, layer=99), gen)
     with pytest.raises(StylebridgeError, match=f"trained on {channels + 1}-channel features"):
-        fs.check_featureshift(fs.FeatureShift(feature_channels=channels + 1, hidden=8, layer=5),
+        fsr.check_featureshift(fsr.FeatureShift(feature_channels=channels + 1, hidden=8, layer=5),
                               gen)
     encoder = ToyFSE()
     encoder.layer = 3  # type: ignore[attr-defined]
     with pytest.raises(StylebridgeError, match=r"returns layer 3 .*layer=5"):
-        fs.check_featureshift(fs.FeatureShift(feature_channels=channels, hidden=8, layer=5), gen,
+        fsr.check_featureshift(fsr.FeatureShift(feature_channels=channels, hidden=8, layer=5), gen,
                               encoder)
 
 

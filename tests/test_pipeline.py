@@ -59,7 +59,7 @@ def test_shift_mode_adds_the_domain_delta_at_layer_k() -> None:
             new, _ = gen.features_upto(dst, k, randomize_noise=False)
             old, _ = gen.features_upto(src, k, randomize_noise=False)
             expected = gen.synthesis(dst, randomize_noise=False,
-                                     features={k: inv.features[k] + new - old})
+                                     features={k: inv.features[k] + (new - old)})
             assert_close(synthesize(gen, inv, method=m), expected, atol=1e-6, rtol=0)
         replaced = synthesize(gen, Inversion(inv.w_plus, inv.features, "replace"), method=method2)
         shifted = synthesize(gen, inv, method=method2)

@@ -9,7 +9,6 @@ name alone.
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -108,10 +107,17 @@ class Inversion:
 
 
 class Plugin:
-    """Shared by every registered class: a ``name`` and a JSON config that rebuilds it."""
+    """Shared by every registered class: a ``name`` and a JSON config that rebuilds it.
+
+    ``random_weights``: ``True`` when the object runs on untrained weights (its numbers and
+    images are then labelled, never reported as real), ``False`` when it needs no weights or
+    has real ones, ``None`` (default) when that follows from whether a checkpoint was loaded
+    (:func:`stylebridge.registry.resolve.spec_random`).
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    random_weights: bool | None = None
 
     def config(self) -> dict[str, Any]:
         """Keyword arguments such that ``type(self)(**self.config())`` rebuilds the object."""
@@ -126,6 +132,16 @@ class Encoder(nn.Module, Plugin, ABC):
     @abstractmethod
     def encode(self, images: Tensor) -> Inversion:
         """Invert a batch of aligned face images ``[B, 3, H, W]`` in ``[0, 1]``."""
+
+    @property
+    def feature_layer(self) -> int | None:
+        """The generator activation ``K`` whose feature map :meth:`encode` returns in
+        ``Inversion.features`` (FSE: its ``layer``); ``None`` for latents-only encoders."""
+        return None
+
+    def check_generator(self, generator: Generator) -> None:
+        """Raise a one-line error unless ``generator`` can render this encoder's output
+        (latent rows and width, feature shapes).  Default: accept any."""
 
     def bind_generator(self, generator: Generator | None) -> Encoder:
         """Tell the encoder which generator it will be rendered with (StyleRes needs it).
@@ -151,7 +167,16 @@ class DomainMethod(nn.Module, Plugin, ABC):
     replace the affine layers that produce them (Affine+).  ``offset_scale``
     multiplies the method's change of layer ``i`` (alpha-rescaling sets it to
     ``1/α_i``; skipped layers get 0).
+
+    A method that also changes conv weights (StyleDomain's Affine+ tunes the 64 px
+    convolutions) returns them from :meth:`weight_deltas`, and the renderer passes them
+    to :meth:`Generator.synthesis` as an argument: the generator's own parameters are
+    never swapped, so one generator can render several domains at once, from several
+    threads, under DDP or ``torch.compile``.
     """
+
+    #: how messages name this domain (e.g. the checkpoint file's stem); ``name`` when empty
+    label: str = ""
 
     @abstractmethod
     def styles(
@@ -162,19 +187,22 @@ class DomainMethod(nn.Module, Plugin, ABC):
     ) -> list[Tensor]:
         """The adapted style vectors for ``w_plus``, one tensor ``[B, C_i]`` per modulated layer."""
 
-    def applied(
+    def weight_deltas(
         self,
         generator: Generator,
         offset_scale: Sequence[float] | Tensor | None = None,
-    ) -> contextlib.AbstractContextManager[None]:
-        """A context in which ``generator`` renders this domain.
+    ) -> dict[int, Tensor]:
+        """Style-layer index ``i`` → ``ΔW_i`` added to that layer's conv weight (broadcast to
+        ``[1, out, in, k, k]``), already multiplied by ``offset_scale[i]``.  Default: none."""
+        return {}
 
-        Methods that also change generator weights (StyleDomain's Affine+ tunes
-        the 64 px convolutions) swap them in here and restore them on exit; the
-        default has nothing to swap.  :func:`stylebridge.core.synthesis.synthesize`
-        renders inside it.
-        """
-        return contextlib.nullcontext()
+    def has_weight_offsets(self) -> bool:
+        """Whether :meth:`weight_deltas` changes anything (a batch mixing this domain with
+        others then needs one generator pass per domain).  Default: ``False``."""
+        return False
+
+    def check_generator(self, generator: Generator) -> None:
+        """Raise a one-line error unless the method fits ``generator``; default: accept any."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

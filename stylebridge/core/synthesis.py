@@ -43,15 +43,16 @@ def synthesize(
     shift = inversion.feature_mode == "shift"
     old = {k: generator.features_upto(source_styles, k, noise=noise, randomize_noise=False)[0]
            for k in inversion.features} if shift else {}
-    with method.applied(generator, offset_scale):
-        styles = method.styles(generator, w_plus, offset_scale)
-        features: dict[int, Tensor] = {}
-        for k, feat in inversion.features.items():
-            if shift:
-                new, _ = generator.features_upto(styles, k, noise=noise, randomize_noise=False)
-                feat = feat + (new - old[k])
-            features[k] = feat
-        return generator.synthesis(styles, features=features, **kw)
+    styles = method.styles(generator, w_plus, offset_scale)
+    deltas = method.weight_deltas(generator, offset_scale)
+    features: dict[int, Tensor] = {}
+    for k, feat in inversion.features.items():
+        if shift:
+            new, _ = generator.features_upto(styles, k, noise=noise, randomize_noise=False,
+                                             weight_deltas=deltas)
+            feat = feat + (new - old[k])
+        features[k] = feat
+    return generator.synthesis(styles, features=features, weight_deltas=deltas, **kw)
 
 
 def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:

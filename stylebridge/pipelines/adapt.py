@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +100,7 @@ class Adapter:
         self.featureshift, self.guide = featureshift, guide
         encoder.bind_generator(generator)
         if featureshift is not None:
-            from stylebridge.pipelines.featureshift.trainer import check_featureshift
+            from stylebridge.plugins.renderers.featureshift import check_featureshift
 
             check_featureshift(featureshift, generator, encoder)  # type: ignore[arg-type]
         if guide is not None:
@@ -153,9 +153,9 @@ class Adapter:
         from stylebridge.core.synthesis import synthesize
 
         out = {INVERSION: from_generator_range(synthesize(self.generator, inversion))}
-        for name, method in self.methods.items():  # synthesize enters method.applied(...)
+        for name, method in self.methods.items():
             if self.featureshift is not None:
-                from stylebridge.pipelines.featureshift.trainer import apply_featureshift
+                from stylebridge.plugins.renderers.featureshift import apply_featureshift
 
                 images = apply_featureshift(self.generator, self.featureshift, inversion,
                                             inversion.extras[GUIDE_KEY], method,
@@ -167,6 +167,7 @@ class Adapter:
         return out
 
     def run(self, images01: Tensor) -> dict[str, Tensor]:
+
         """Encode once, render the inversion and every domain (images in ``[0, 1]``)."""
         return self.render(self.encode(images01))
 
@@ -225,22 +226,6 @@ def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
-def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
-                         encoder: str = "", generator: Path | str | None = None) -> None:
-    """One bold yellow line per input that runs on random (untrained) weights."""
-    from rich.markup import escape
-
-    for part in random_parts(random_inputs):
-        if part == "encoder":
-            text = (f"{RANDOM_NOTICE}: encoder {encoder!r} runs on untrained (random) weights; "
-                    "the results show no trained model")
-        elif part == "generator":
-            text = f"{RANDOM_NOTICE}: {generator} is a random-weight generator"
-        else:
-            text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
-        console.print(f"[bold yellow]{escape(text)}[/bold yellow]")
-
-
 @dataclass
 class _Pending:
     paths: list[Path] = field(default_factory=list)
@@ -274,55 +259,6 @@ def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, 
             pending = _Pending()
     if pending.paths:
         yield pending
-
-
-def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Namespace,
-                   enc_size: int, on_batch: Callable[[], None]) -> Iterator[Tensor]:
-    """Stacked encoder inputs of the readable photos (``--align``/``--batch`` from ``args``);
-    each yielded photo is marked done in ``report``, then ``on_batch`` runs."""
-    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
-                               align=args.align, align_size=args.align_size):
-        yield torch.stack(chunk.inputs)
-        for p in chunk.paths:
-            report.ok(p)
-        on_batch()
-
-
-def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
-    from stylebridge.cli.common import add_device_argument
-
-    help_text = "encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)"
-    if several_encoders:
-        parser.add_argument("--encoder", "-e", required=True, action="append",
-                            metavar="NAME[:CKPT][:k=v,...]",
-                            help=help_text + "; repeatable: encoders compared side by side")
-    else:
-        parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
-                            help=help_text)
-    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
-                        help="generator checkpoint (convert upstream files with `convert`)")
-    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                        help="FFHQ-align faces first (default); --no-align for aligned inputs")
-    parser.add_argument("--align-size", type=int, default=1024, metavar="N",
-                        help="size of the aligned crop before the encoder resizes it (default 1024)")
-    parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
-    add_device_argument(parser)
-
-
-def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
-    """Photos vs mapping-network samples, as ``calibrate`` and ``analyze latents`` compare."""
-    parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
-                        help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
-    parser.add_argument("--samples", type=int, default=3000,
-                        help="z samples for the mapping network's style means (default 3000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
-
-
-def check_photo_arguments(args: argparse.Namespace) -> None:
-    if args.batch < 1:
-        raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
-    if args.align_size < 1:
-        raise StylebridgeError(f"--align-size {args.align_size}: must be >= 1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +295,7 @@ class AdaptCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from stylebridge.cli.common import add_images_argument
+        from stylebridge.cli.options import add_photo_arguments
 
         add_images_argument(parser)
         parser.add_argument("--method", "-m", action="append", required=True,
@@ -382,6 +319,7 @@ class AdaptCommand(Command):
         from rich.progress import Progress
         from rich.table import Table
 
+        from stylebridge.cli.options import check_photo_arguments, print_random_notices
         from stylebridge.core.batch import BatchReport, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import save_png
@@ -406,7 +344,7 @@ class AdaptCommand(Command):
             random_inputs["calibrator"] = spec_random("calibrator", args.calibrate, calibrator)
         featureshift = guide = None
         if args.featureshift is not None:
-            from stylebridge.pipelines.featureshift.trainer import load_featureshift
+            from stylebridge.plugins.renderers.featureshift import load_featureshift
 
             featureshift, fs_header = load_featureshift(args.featureshift, device=device)
             random_inputs["featureshift"] = is_random_weights(fs_header.extra)
@@ -514,6 +452,8 @@ class CalibrateCommand(Command):
     help = "fit calibration statistics, e.g. alpha-rescaling of domain offsets for an encoder"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from stylebridge.cli.options import add_photo_arguments, add_style_means_arguments
+
         parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
         parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
         add_style_means_arguments(parser)
@@ -531,6 +471,11 @@ class CalibrateCommand(Command):
         from rich.progress import Progress
         from rich.table import Table
 
+        from stylebridge.cli.options import (
+            check_photo_arguments,
+            encoder_inputs,
+            print_random_notices,
+        )
         from stylebridge.core.batch import BatchReport, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.plugins.calibrators.alpha import encoder_style_means, mapping_style_means

@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,13 +156,6 @@ class SimilarityAccumulator:
         return self.cos / self.count, self.dot / self.count
 
 
-def _domain_styles(method: DomainMethod, generator: Generator, w_plus: Tensor) -> list[Tensor]:
-    """``method.styles`` without the "weight offsets not applied" warning (not part of Eq. 5)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*also changes conv weights.*")
-        return method.styles(generator, w_plus)
-
-
 @torch.no_grad()
 def collect_mapping_stats(generator: Generator, domains: Mapping[str, DomainMethod] | None = None,
                           samples: int = 3000, *, seed: int = 0, batch: int = SAMPLE_BATCH,
@@ -182,7 +174,7 @@ def collect_mapping_stats(generator: Generator, domains: Mapping[str, DomainMeth
         styles = generator.styles(w_plus)
         means.add(styles)
         for name, method in domains.items():
-            sims[name].add(styles, _domain_styles(method, generator, w_plus))
+            sims[name].add(styles, method.styles(generator, w_plus))
         if advance is not None:
             advance(int(w_plus.shape[0]))
     return means.means(), sims
@@ -209,7 +201,7 @@ def collect_encoder_stats(encoder: Encoder, generator: Generator, batches: Itera
         styles = generator.styles(w_plus)
         means.add(styles)
         for name, method in domains.items():
-            sims[name].add(styles, _domain_styles(method, generator, w_plus))
+            sims[name].add(styles, method.styles(generator, w_plus))
     if means.count == 0:
         raise StylebridgeError("no readable images to compute the encoder's style means from")
     return means.means(), means.count, sims
@@ -458,7 +450,7 @@ def save_figure(fig: Figure, dst: Path, *, dpi: int = 100) -> Path:
 
 
 def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
-    from stylebridge.pipelines.adapt import add_photo_arguments, add_style_means_arguments
+    from stylebridge.cli.options import add_photo_arguments, add_style_means_arguments
 
     add_style_means_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -630,17 +622,11 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from stylebridge.cli.options import check_photo_arguments, encoder_inputs, print_random_notices
     from stylebridge.core.batch import BatchReport, require_inputs
     from stylebridge.core.device import resolve_device
     from stylebridge.core.io import atomic_path, write_json
-    from stylebridge.pipelines.adapt import (
-        check_domains,
-        check_photo_arguments,
-        encoder_inputs,
-        load_domains,
-        load_generator_arg,
-        print_random_notices,
-    )
+    from stylebridge.pipelines.adapt import check_domains, load_domains, load_generator_arg
     from stylebridge.registry.resolve import load_encoder
 
     check_photo_arguments(args)
@@ -666,10 +652,9 @@ def run_latents(args: argparse.Namespace, console: Console) -> int:
     domain_info: dict[str, dict[str, Any]] = {}
     check_domains(domains.values(), gen)
     for (name, method), spec in zip(domains.items(), args.domain, strict=True):
-        has_w = getattr(method, "has_weight_offsets", None)
         domain_info[name] = {"spec": spec, "method": method.name,
                              "random_weights": domain_random[name],
-                             "weight_offsets_excluded": bool(has_w and has_w())}
+                             "weight_offsets_excluded": method.has_weight_offsets()}
     dom_random = any(domain_random.values())
     print_random_notices(console, {"generator": gen_random, "domains": domain_random},
                          generator=g_path)

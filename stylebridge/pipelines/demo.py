@@ -168,12 +168,12 @@ class DemoCommand(Command):
         from stylebridge.core.io import write_json
         from stylebridge.pipelines.adapt import Adapter, check_domains, load_domains
         from stylebridge.pipelines.align import align_face
-        from stylebridge.pipelines.featureshift.trainer import FeatureShift
         from stylebridge.plugins.calibrators.alpha import (
             AlphaCalibrator,
             encoder_style_means,
             mapping_style_means,
         )
+        from stylebridge.plugins.renderers.featureshift import FeatureShift
 
         start = time.perf_counter()
         device = resolve_device(args.device)

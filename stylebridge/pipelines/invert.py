@@ -125,7 +125,7 @@ class InvertCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from stylebridge.cli.common import add_images_argument
-        from stylebridge.pipelines.adapt import add_photo_arguments
+        from stylebridge.cli.options import add_photo_arguments
 
         add_images_argument(parser)
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -138,15 +138,11 @@ class InvertCommand(Command):
         from rich.markup import escape
         from rich.progress import Progress
 
+        from stylebridge.cli.options import check_photo_arguments, print_random_notices
         from stylebridge.core.batch import BatchReport, iter_images, require_inputs
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import save_png
-        from stylebridge.pipelines.adapt import (
-            check_photo_arguments,
-            load_generator_arg,
-            print_random_notices,
-            random_parts,
-        )
+        from stylebridge.pipelines.adapt import load_generator_arg, random_parts
         from stylebridge.pipelines.align import align_face, output_names
         from stylebridge.registry.spec import parse_plugin_spec
 

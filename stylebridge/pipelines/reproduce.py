@@ -550,7 +550,7 @@ def random_fse(generator: Generator, mode: str, seed: int, layer: int = 5) -> En
 
 def random_featureshift(generator: Generator, layer: int, seed: int) -> torch.nn.Module:
     """A FeatureShift (6 blocks, hidden = 1.5 C as 768 / 512) with random weights at ``layer``."""
-    from stylebridge.pipelines.featureshift.trainer import FeatureShift
+    from stylebridge.plugins.renderers.featureshift import FeatureShift
 
     channels = generator.feature_shapes()[layer][0]
     with _random_seeded(seed):
@@ -635,7 +635,7 @@ class RowBuilder:
                     layer = int(read_header(spec.path).config.get("layer", layer))
             model = random_featureshift(self.generator, layer, self.seed).to(self.device)
             return model, True, RANDOM_SOURCE, notes
-        from stylebridge.pipelines.featureshift.trainer import load_featureshift
+        from stylebridge.plugins.renderers.featureshift import load_featureshift
 
         model, header = load_featureshift(path, device=self.device)
         recorded = header.extra.get("guiding_encoder")
@@ -916,10 +916,10 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
     from stylebridge.core.images import from_generator_range, save_png
     from stylebridge.core.stylegan2 import Generator
     from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-    from stylebridge.pipelines.featureshift.trainer import FeatureShift, save_featureshift
     from stylebridge.plugins.domains.styledomain import StyleSpace
     from stylebridge.plugins.encoders.fse import FSEEncoder
     from stylebridge.plugins.encoders.psp import E4EEncoder
+    from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
 
     root = Path(root)
     for sub in ("images", "domains", "clip"):

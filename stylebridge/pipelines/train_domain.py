@@ -50,7 +50,6 @@ module) without editing this file::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import inspect
 import json
@@ -218,19 +217,16 @@ def render(generator: Generator, w_plus: Tensor, method: DomainMethod | None = N
     """Images ``[B, 3, H, W]`` in ``[-1, 1]`` and their styles; ``method=None`` = the source.
 
     ``noise``: per-layer noise inputs; by default the generator's stored buffers (sample
-    grids: source and adapted images then share them).  A method with an
-    ``applied(generator, offset_scale)`` context (weight offsets,
-    :mod:`stylebridge.plugins.domains.styledomain`) renders inside it; the generator's own weights
-    are restored on exit.
+    grids: source and adapted images then share them).  A method's conv weight offsets
+    (:meth:`DomainMethod.weight_deltas`) go to the synthesis as an argument.
     """
     if method is None:
         styles = generator.styles(w_plus)
         return generator.synthesis(styles, noise=noise, randomize_noise=False), styles
-    applied = getattr(method, "applied", None)
-    context = applied(generator, offset_scale) if callable(applied) else contextlib.nullcontext()
-    with context:
-        styles = method.styles(generator, w_plus, offset_scale)
-        return generator.synthesis(styles, noise=noise, randomize_noise=False), styles
+    styles = method.styles(generator, w_plus, offset_scale)
+    deltas = method.weight_deltas(generator, offset_scale)
+    return generator.synthesis(styles, noise=noise, randomize_noise=False,
+                               weight_deltas=deltas), styles
 
 
 class DomainTrainer:
@@ -607,10 +603,8 @@ def build_domain_method(spec_text: str, generator: Generator, *, registry: Any =
         w = generator.make_wplus(torch.zeros(1, generator.style_dim, device=device),
                                  input_is_latent=True)
         want = [tuple(t.shape) for t in generator.styles(w)]
-        applied = getattr(method, "applied", None)
         try:
-            with applied(generator) if callable(applied) else contextlib.nullcontext():
-                got = [tuple(t.shape) for t in method.styles(generator, w)]
+            got = [tuple(t.shape) for t in method.styles(generator, w)]
         except (ValueError, RuntimeError, IndexError, KeyError, TypeError) as exc:
             reason = " ".join(str(exc).split())[:200]
             raise StylebridgeError(f"domain method {label} does not fit {generator_label} "

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from stylebridge.core.interfaces import Encoder
+from stylebridge.core.interfaces import Encoder, Plugin
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
@@ -84,7 +84,8 @@ def spec_random(kind: str, spec: str | PluginSpec, obj: Any = None) -> bool:
         from stylebridge.registry.weights import WeightsManager
 
         path = WeightsManager().resolve(kind, spec.name)
-    random = bool(getattr(obj, "random_weights", path is None))
+    declared = obj.random_weights if isinstance(obj, Plugin) else None
+    random = path is None if declared is None else bool(declared)
     if path is not None and is_random_weights(read_header(path).extra):
         random = True
     return random

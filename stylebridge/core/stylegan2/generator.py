@@ -242,10 +242,16 @@ class Generator(nn.Module):
         stop_at: int | None = None,
         start: tuple[int, Tensor, Tensor | None] | None = None,
         modifiers: Mapping[int, Callable[[Tensor], Tensor]] | None = None,
+        weight_deltas: Mapping[int, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         self._check_styles(styles)
         features = features or {}
         modifiers = modifiers or {}
+        deltas = weight_deltas or {}
+        bad_deltas = sorted(i for i in deltas if not 0 <= i < self.n_style_layers)
+        if bad_deltas:
+            raise ValueError(f"weight delta for style layer(s) {bad_deltas}: the generator has "
+                             f"style layers 0..{self.n_style_layers - 1}")
         bad = sorted(k for k in features if not 0 <= k < self.n_latent)
         if bad or (stop_at is not None and not 0 <= stop_at < self.n_latent):
             raise ValueError(f"activation index out of range 0..{self.n_latent - 1}: {bad or stop_at}")
@@ -274,9 +280,9 @@ class Generator(nn.Module):
             if n is None:
                 res = out.shape[-1] * (2 if step.conv.conv.upsample else 1)
                 n = out.new_empty(batch, 1, res, res).normal_()
-            out = step.conv(out, styles[step.style], n)
+            out = step.conv(out, styles[step.style], n, deltas.get(step.style))
             if step.rgb is not None:
-                skip = step.rgb(out, styles[step.rgb_style], skip)
+                skip = step.rgb(out, styles[step.rgb_style], skip, deltas.get(step.rgb_style))
             if step.activation in features:
                 out = torch.lerp(out, features[step.activation].to(out.dtype), feature_scale)
             if step.activation in modifiers:
@@ -296,15 +302,18 @@ class Generator(nn.Module):
         features: Mapping[int, Tensor] | None = None,
         feature_scale: float = 1.0,
         modifiers: Mapping[int, Callable[[Tensor], Tensor]] | None = None,
+        weight_deltas: Mapping[int, Tensor] | None = None,
     ) -> Tensor:
         """Style vectors (from :meth:`styles`, possibly changed) → image ``[B, 3, size, size]``.
 
         ``features={K: F}`` replaces activation K by ``lerp(G^K, F, feature_scale)``;
-        ``modifiers={K: f}`` replaces it by ``f(G^K)`` (after any replacement).
+        ``modifiers={K: f}`` replaces it by ``f(G^K)`` (after any replacement);
+        ``weight_deltas={i: ΔW}`` adds ``ΔW`` to the conv weight of style layer ``i`` for
+        this call (a domain's weight offsets; the module's parameters are never changed).
         """
         image, _ = self._run(styles, self._noise_list(noise, randomize_noise),
                              features=features, feature_scale=feature_scale,
-                             modifiers=modifiers)
+                             modifiers=modifiers, weight_deltas=weight_deltas)
         return image
 
     def features_upto(
@@ -314,9 +323,11 @@ class Generator(nn.Module):
         *,
         noise: Sequence[Tensor | None] | None = None,
         randomize_noise: bool = True,
+        weight_deltas: Mapping[int, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Run the synthesis up to activation ``k``; return ``(G^k, rgb_skip)``."""
-        return self._run(styles, self._noise_list(noise, randomize_noise), stop_at=k)
+        return self._run(styles, self._noise_list(noise, randomize_noise), stop_at=k,
+                         weight_deltas=weight_deltas)
 
     def synthesize_from(
         self,
@@ -327,12 +338,13 @@ class Generator(nn.Module):
         *,
         noise: Sequence[Tensor | None] | None = None,
         randomize_noise: bool = True,
+        weight_deltas: Mapping[int, Tensor] | None = None,
     ) -> Tensor:
         """Continue the synthesis from activation ``k`` given its value and the RGB skip."""
         if not 0 <= k < self.n_latent:
             raise ValueError(f"activation index {k} out of range 0..{self.n_latent - 1}")
         image, _ = self._run(styles, self._noise_list(noise, randomize_noise),
-                             start=(k, feature, skip))
+                             start=(k, feature, skip), weight_deltas=weight_deltas)
         return image
 
     def forward(

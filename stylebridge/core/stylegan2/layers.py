@@ -143,21 +143,24 @@ class ModulatedConv2d(nn.Module):
         return (f"{self.in_channel}, {self.out_channel}, k={self.kernel_size}, "
                 f"upsample={self.upsample}, demodulate={self.demodulate}")
 
-    def _demod(self, s: Tensor) -> Tensor:
+    def _demod(self, s: Tensor, raw: Tensor) -> Tensor:
         """Per-sample, per-output-channel demodulation coefficients ``[B, out]``."""
-        wsq = (self.weight[0] * self.scale).pow(2).sum(dim=(2, 3))  # [out, in]
+        wsq = (raw[0] * self.scale).pow(2).sum(dim=(2, 3))  # [out, in]
         return torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)
 
-    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, weight_delta: Tensor | None = None) -> Tensor:
+        """``weight_delta`` (``[1, out, in, k|1, k|1]``, broadcast) is added to the conv
+        weight for this call only: a domain's weight offsets, never stored in the module."""
         batch = x.shape[0]
+        raw = self.weight if weight_delta is None else self.weight + weight_delta
         fused = self.fused if self.fused is not None else batch == 1
         if fused:
-            return self._forward_grouped(x, s)
-        return self._forward_shared(x, s)
+            return self._forward_grouped(x, s, raw)
+        return self._forward_shared(x, s, raw)
 
-    def _forward_grouped(self, x: Tensor, s: Tensor) -> Tensor:
+    def _forward_grouped(self, x: Tensor, s: Tensor, raw: Tensor) -> Tensor:
         batch, in_ch, height, width = x.shape
-        weight = self.scale * self.weight * s.view(batch, 1, in_ch, 1, 1)
+        weight = self.scale * raw * s.view(batch, 1, in_ch, 1, 1)
         if self.demodulate:
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
             weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
@@ -172,16 +175,16 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, height, width)
 
-    def _forward_shared(self, x: Tensor, s: Tensor) -> Tensor:
+    def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor) -> Tensor:
         batch = x.shape[0]
         x = x * autocast_like(s, x).view(batch, -1, 1, 1)
-        weight = self.weight[0] * self.scale
+        weight = raw[0] * self.scale
         if self.upsample:
             out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
         else:
             out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            out = out * autocast_like(self._demod(s), out).view(batch, -1, 1, 1)
+            out = out * autocast_like(self._demod(s, raw), out).view(batch, -1, 1, 1)
         if self.upsample:
             out = self.blur(out)
         return out
@@ -224,8 +227,9 @@ class StyledConv(nn.Module):
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_ch, clamp=conv_clamp)
 
-    def forward(self, x: Tensor, s: Tensor, noise: Tensor) -> Tensor:
-        return self.activate(self.noise(self.conv(x, s), noise))
+    def forward(self, x: Tensor, s: Tensor, noise: Tensor,
+                weight_delta: Tensor | None = None) -> Tensor:
+        return self.activate(self.noise(self.conv(x, s, weight_delta), noise))
 
 
 class ToRGB(nn.Module):
@@ -241,8 +245,9 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
         self.conv_clamp = conv_clamp
 
-    def forward(self, x: Tensor, s: Tensor, skip: Tensor | None = None) -> Tensor:
-        out = self.conv(x, s) + self.bias
+    def forward(self, x: Tensor, s: Tensor, skip: Tensor | None = None,
+                weight_delta: Tensor | None = None) -> Tensor:
+        out = self.conv(x, s, weight_delta) + self.bias
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:

@@ -76,13 +76,24 @@ from torch import Tensor, nn
 
 from stylebridge.cli.base import Command
 from stylebridge.core.checkpoint import (
-    CheckpointHeader,
     check_state_dict,
     load_checkpoint,
     save_checkpoint,
 )
-from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion, Loss, LossBatch
+from stylebridge.core.interfaces import DomainMethod, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.plugins.renderers.featureshift import (
+    DELTA_FORMULA,
+    DELTA_SIGN,
+    KIND,
+    PLUGIN,
+    FeatureShift,
+    apply_featureshift,
+    domain_delta,
+    domain_quantities,
+    load_featureshift,
+    save_featureshift,
+)
 from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
@@ -90,11 +101,7 @@ if TYPE_CHECKING:
 
     from stylebridge.core.stylegan2.generator import Generator
 
-KIND = "featureshift"
-PLUGIN = "featureshift"
 STATE_KIND = "featureshift_state"
-DELTA_SIGN = "source_minus_domain"
-DELTA_FORMULA = "delta = G^K(s(w_guide)) - G^K(s_domain(w_guide))"
 THESIS_LOSSES = ("mse:1.0", "lpips:0.8", "id:0.1")
 #: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
 MAX_SKIPPED_STEPS = 50
@@ -106,119 +113,7 @@ class TrainingDivergedError(StylebridgeError):
 
 
 # ---------------------------------------------------------------------------------------------
-# The network
-
-
-class FeatureShift(nn.Module):
-    """``(F [B, C, H, W], Δ [B, C, H, W]) → F' [B, C, H, W]`` (see the module docstring).
-
-    ``feature_channels`` = C (512 at 1024 px, layer 5), ``hidden`` the middle stage
-    width (768), ``n_blocks`` (6, at least 3), ``layer`` the generator activation K the
-    output replaces (5), ``residual`` adds F to the output.
-    """
-
-    name = "featureshift"
-
-    def __init__(self, feature_channels: int = 512, hidden: int = 768, n_blocks: int = 6,
-                 layer: int = 5, residual: bool = False) -> None:
-        super().__init__()
-        if feature_channels < 1 or hidden < 1:
-            raise ValueError(f"feature_channels and hidden must be >= 1, got {feature_channels}, "
-                             f"{hidden}")
-        if n_blocks < 3:
-            raise ValueError(f"FeatureShift needs n_blocks >= 3 (three stages), got {n_blocks}")
-        if layer < 0:
-            raise ValueError(f"layer must be a generator activation index >= 0, got {layer}")
-        from stylebridge.plugins.nets.iresnet import IBasicBlock
-
-        self.feature_channels = int(feature_channels)
-        self.hidden = int(hidden)
-        self.n_blocks = int(n_blocks)
-        self.layer = int(layer)
-        self.residual = bool(residual)
-        self.blocks = nn.Sequential(*[IBasicBlock(i, o) for i, o in self.block_channels()])
-
-    def config(self) -> dict[str, Any]:
-        return {"feature_channels": self.feature_channels, "hidden": self.hidden,
-                "n_blocks": self.n_blocks, "layer": self.layer, "residual": self.residual}
-
-    def stage_widths(self) -> tuple[int, int, int]:
-        c = self.feature_channels
-        return 2 * c, self.hidden, c
-
-    def block_channels(self) -> list[tuple[int, int]]:
-        """``(in, out)`` channels of every block (block ``i`` is in stage ``⌊3i/n⌋``)."""
-        widths = self.stage_widths()
-        out: list[tuple[int, int]] = []
-        prev = widths[0]
-        for i in range(self.n_blocks):
-            width = widths[min(3 * i // self.n_blocks, 2)]
-            out.append((prev, width))
-            prev = width
-        return out
-
-    @torch.no_grad()
-    def reset_delta_input_stats(self) -> None:
-        """Set the first BatchNorm's running statistics of the Δ channels to mean 0, var 1.
-
-        In inversion-only pre-training Δ is always 0, so those statistics would decay to
-        a variance of 0 and an eval-mode network would blow a real Δ up by 1/sqrt(eps).
-        """
-        bn = self.blocks[0].bn1
-        bn.running_mean[self.feature_channels:].zero_()
-        bn.running_var[self.feature_channels:].fill_(1.0)
-
-    def forward(self, features: Tensor, delta: Tensor) -> Tensor:
-        if features.shape != delta.shape or features.ndim != 4:
-            raise ValueError(f"FeatureShift expects F and Δ of the same shape [B, C, H, W], got "
-                             f"{list(features.shape)} and {list(delta.shape)}")
-        if features.shape[1] != self.feature_channels:
-            raise ValueError(f"FeatureShift was built for {self.feature_channels}-channel features, "
-                             f"got {features.shape[1]}")
-        out = self.blocks(torch.cat([features, delta], dim=1))
-        return features + out if self.residual else out
-
-
-def save_featureshift(path: str | Path, model: FeatureShift, *,
-                      extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` as a ``featureshift`` checkpoint (header records the Δ sign convention)."""
-    info = {"delta_sign": DELTA_SIGN, "delta": DELTA_FORMULA, "layer": model.layer, **(extra or {})}
-    return save_checkpoint(path, model.state_dict(), kind=KIND, plugin=PLUGIN,
-                           config=model.config(), extra=info)
-
-
-def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
-                      **overrides: Any) -> tuple[FeatureShift, CheckpointHeader]:
-    """Load a ``featureshift`` checkpoint (eval mode) and its header; one-line errors."""
-    header, tensors = load_checkpoint(path, kind=KIND, plugin=PLUGIN, device=str(device))
-    sign = header.extra.get("delta_sign", DELTA_SIGN)
-    if sign != DELTA_SIGN:
-        raise CheckpointError(f"uses the Δ sign convention {sign!r}, this stylebridge uses "
-                              f"{DELTA_SIGN!r}", path=path)
-    try:
-        model = FeatureShift(**{**header.config, **overrides})
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
-    check_state_dict(path, {k: v.shape for k, v in model.state_dict().items()}, tensors,
-                     what="FeatureShift")
-    model.load_state_dict(tensors, strict=True)
-    return model.to(device).eval(), header
-
-
-# ---------------------------------------------------------------------------------------------
 # Domain deltas, targets and synthesis
-
-
-def _applied(method: DomainMethod | None, generator: Generator,
-             offset_scale: Sequence[float] | Tensor | None = None) -> contextlib.AbstractContextManager:
-    """``method.applied(generator, offset_scale)`` (a no-op context without a method)."""
-    return contextlib.nullcontext() if method is None else method.applied(generator, offset_scale)
-
-
-def _needs_own_pass(method: DomainMethod) -> bool:
-    """Whether ``method`` changes the generator's weights (it cannot share a batch)."""
-    fn = getattr(method, "has_weight_offsets", None)
-    return bool(fn()) if callable(fn) else False
 
 
 def images_to_uint8(images: Tensor, size: int) -> Tensor:
@@ -232,36 +127,6 @@ def images_to_uint8(images: Tensor, size: int) -> Tensor:
 def uint8_to_images(images: Tensor) -> Tensor:
     """``uint8 [B, 3, H, W]`` → float in ``[-1, 1]``."""
     return images.float() / 127.5 - 1.0
-
-
-def domain_delta(generator: Generator, method: DomainMethod, w_plus: Tensor, layer: int, *,
-                 offset_scale: Sequence[float] | Tensor | None = None) -> Tensor:
-    """``Δ = G^K(s(w+)) − G^K(s_domain(w+))`` ``[B, C, H, W]`` (fixed noise buffers)."""
-    return domain_quantities(generator, method, w_plus, layer, offset_scale=offset_scale,
-                             image_size=None)[0]
-
-
-def domain_quantities(
-    generator: Generator, method: DomainMethod, w_plus: Tensor, layer: int, *,
-    image_size: int | None = 256, offset_scale: Sequence[float] | Tensor | None = None,
-) -> tuple[Tensor, Tensor | None]:
-    """``(Δ, target)`` for guiding latents ``w_plus`` ``[B, L, D]`` and one domain.
-
-    ``target`` is the e4e domain inversion ``G(s_domain(w+))`` in ``[-1, 1]`` resized
-    to ``image_size`` (``None``: no target is rendered).  Noise: the generator's
-    fixed buffers, as everywhere in FeatureShift.
-    """
-    src, _ = generator.features_upto(generator.styles(w_plus), layer, randomize_noise=False)
-    styles = method.styles(generator, w_plus, offset_scale)
-    with _applied(method, generator, offset_scale):
-        dom, skip = generator.features_upto(styles, layer, randomize_noise=False)
-        target = None
-        if image_size is not None:
-            from stylebridge.plugins.losses.recon import resize_images
-
-            image = generator.synthesize_from(layer, dom, skip, styles, randomize_noise=False)
-            target = resize_images(image, image_size)
-    return src - dom, target
 
 
 def domain_styles(generator: Generator, methods: Sequence[DomainMethod], w_plus: Tensor,
@@ -287,62 +152,17 @@ def _synthesis(generator: Generator, styles: Sequence[Tensor], layer: int, featu
     One generator pass, unless a domain changes conv weights: then one pass per domain.
     """
     used = sorted(set(keys.tolist()))
-    if not any(d >= 0 and _needs_own_pass(methods[d]) for d in used):
+    if not any(d >= 0 and methods[d].has_weight_offsets() for d in used):
         return generator.synthesis(styles, features={layer: feature}, randomize_noise=False)
     parts, order = [], []
     for d in used:
         idx = (keys == d).nonzero().squeeze(1).to(feature.device)
-        with _applied(methods[d] if d >= 0 else None, generator):
-            parts.append(generator.synthesis([s[idx] for s in styles],
-                                             features={layer: feature[idx]},
-                                             randomize_noise=False))
+        deltas = methods[d].weight_deltas(generator) if d >= 0 else None
+        parts.append(generator.synthesis([s[idx] for s in styles], features={layer: feature[idx]},
+                                         randomize_noise=False, weight_deltas=deltas))
         order.append(idx)
     perm = torch.cat(order)
     return torch.cat(parts)[torch.argsort(perm)]
-
-
-def check_featureshift(model: FeatureShift, generator: Generator, encoder: Encoder | None = None,
-                       *, what: str = "FeatureShift") -> None:
-    """Refuse, before any image is encoded, a FeatureShift that cannot work with this
-    generator (layer, channels) or encoder (the layer of the feature it returns)."""
-    shapes = generator.feature_shapes()
-    if not 0 <= model.layer < len(shapes):
-        raise StylebridgeError(f"{what} works at generator layer {model.layer}, but this "
-                               f"{generator.size} px generator has layers 0..{len(shapes) - 1}")
-    channels = int(shapes[model.layer][0])
-    if channels != model.feature_channels:
-        raise StylebridgeError(f"{what} was trained on {model.feature_channels}-channel features "
-                               f"at layer {model.layer}; this generator has {channels} there "
-                               "(another generator?)")
-    enc_layer = getattr(encoder, "layer", None) if encoder is not None else None
-    if isinstance(enc_layer, int) and enc_layer != model.layer:
-        raise StylebridgeError(f"{what} works on the feature at generator layer {model.layer}, "
-                               f"but encoder {encoder.name!r} returns layer {enc_layer} "
-                               f"(give the encoder layer={model.layer})")
-
-
-def apply_featureshift(
-    generator: Generator, model: FeatureShift, inversion: Inversion, guide_w_plus: Tensor,
-    method: DomainMethod, *, offset_scale: Sequence[float] | Tensor | None = None,
-) -> Tensor:
-    """Inference (thesis step 4): FSE inversion of the image + Δ from the guide → image in ``[-1, 1]``.
-
-    ``inversion`` must hold the FSE feature at ``model.layer`` (any feature mode: the
-    shifted feature always *replaces* the activation); ``guide_w_plus`` are the
-    guiding encoder's latents of the same images.
-    """
-    layer = model.layer
-    feat = inversion.features.get(layer)
-    if feat is None:
-        raise StylebridgeError(f"FeatureShift works on the encoder feature at generator layer "
-                               f"{layer}, but the inversion has "
-                               f"{sorted(inversion.features) or 'no features'} (use fse in "
-                               "mode=features)")
-    delta = domain_delta(generator, method, guide_w_plus, layer, offset_scale=offset_scale)
-    shifted = model(feat, delta.to(feat.dtype))
-    with _applied(method, generator, offset_scale):
-        styles = method.styles(generator, inversion.w_plus, offset_scale)
-        return generator.synthesis(styles, features={layer: shifted}, randomize_noise=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,11 +27,11 @@ synthesis weights of one block (``synt_weights_offset.b64`` /
 ``tRGB_weights_offset.b64``: ``W + O`` with ``O`` [out, in, 1, 1] broadcast over
 the kernel).  That is not a change of ``s``, so ``styles()`` cannot express it:
 every method here carries optional ``weight_offsets`` (style-layer index →
-[out, in, 1, 1]) that :meth:`StyleDomainMethod.applied` puts into the
-generator's conv weights for the duration of a ``with`` block, scaled by the
-same ``offset_scale`` entry as the layer's style change.  Render such a domain
-inside ``with method.applied(generator, offset_scale): ...``;
-:class:`stylebridge.pipelines.adapt.Adapter` does.
+[out, in, 1, 1]) that :meth:`StyleDomainMethod.weight_deltas` returns, scaled by
+the same ``offset_scale`` entry as the layer's style change, for
+:meth:`Generator.synthesis` to add to the conv weights of that call
+(``synthesize`` and every renderer pass them; the generator's parameters are
+never swapped).
 
 Index convention: every per-layer tensor is keyed by the *style-layer index* of
 :mod:`stylebridge.core.stylegan2.generator` (0 = ``conv1``, 1 = ``to_rgb1``, then
@@ -51,13 +51,11 @@ Checkpoints: kind ``domain_method`` (:meth:`StyleDomainMethod.save`; load with
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import re
-import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,8 +190,6 @@ class StyleDomainMethod(DomainMethod):
         self.weight_offsets = nn.ParameterDict([
             (str(i), nn.Parameter(torch.zeros(self.layout[i].out_ch, self.layout[i].in_ch, 1, 1)))
             for i in self.weight_offset_layers])
-        self._applied_to: set[int] = set()
-        self._warned = False
 
     # -- description --------------------------------------------------------------------------
     def generator_description(self) -> dict[str, Any]:
@@ -234,65 +230,30 @@ class StyleDomainMethod(DomainMethod):
     def has_weight_offsets(self) -> bool:
         return any(bool(p.detach().ne(0).any()) for p in self.weight_offsets.values())
 
-    @contextlib.contextmanager
-    def applied(self, generator: Generator,
-                offset_scale: Sequence[float] | Tensor | None = None) -> Iterator[None]:
-        """Put ``W + scale_i * O_i`` into the generator's conv weights inside the block.
-
-        The generator's ``weight`` parameters are swapped for computed tensors
-        (so gradients reach the offsets) and restored on exit, also on error.
-        Without weight offsets this does nothing; nested use by the same method is a no-op.
-        """
+    def weight_deltas(self, generator: Generator,
+                      offset_scale: Sequence[float] | Tensor | None = None) -> dict[int, Tensor]:
+        """``scale_i * O_i`` for every style layer ``i`` with conv weight offsets, shaped
+        ``[1, out, in, 1, 1]`` (broadcast over the k×k taps), for
+        :meth:`Generator.synthesis` (gradients reach the offsets)."""
         self.check_generator(generator)
         if not self.weight_offsets:
-            yield
-            return
-        key = id(generator)
-        if key in self._applied_to:  # nested use (e.g. synthesize inside applied): already in place
-            yield
-            return
+            return {}
         first = next(iter(self.weight_offsets.values()))
         scale = _as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
-        swapped: list[tuple[nn.Module, dict[str, nn.Parameter | None]]] = []
-        try:
-            for name, offset in self.weight_offsets.items():
-                i = int(name)
-                mod = generator.get_submodule(self.layout[i].name)
-                original = dict(mod._parameters)
-                weight = original.get("weight")
-                if weight is None:
-                    raise RuntimeError(f"{self.layout[i].name}.weight of this generator is already "
-                                       "replaced (another domain's weight offsets are applied)")
-                delta = offset.to(weight).unsqueeze(0)  # [1, out, in, 1, 1]: broadcast over k×k
-                if scale is not None:
-                    delta = delta * scale[i].to(weight)
-                swapped.append((mod, original))
-                del mod._parameters["weight"]
-                object.__setattr__(mod, "weight", weight + delta)
-            self._applied_to.add(key)
-            yield
-        finally:
-            self._applied_to.discard(key)
-            for mod, original in reversed(swapped):
-                mod.__dict__.pop("weight", None)
-                mod._parameters.clear()
-                mod._parameters.update(original)
-
-    def _warn_unapplied(self, generator: Generator) -> None:
-        if self._warned or not self.weight_offsets or id(generator) in self._applied_to:
-            return
-        if self.has_weight_offsets():
-            self._warned = True
-            warnings.warn(
-                f"domain {self.label} also changes conv weights (style layers "
-                f"{self.weight_offset_layers}); render it inside `with method.applied(generator, "
-                "offset_scale):` or those changes are missing", stacklevel=3)
+        deltas: dict[int, Tensor] = {}
+        for name, offset in self.weight_offsets.items():
+            i = int(name)
+            weight = generator.get_submodule(self.layout[i].name).weight
+            delta = offset.to(weight).unsqueeze(0)  # [1, out, in, 1, 1]: broadcast over k×k
+            if scale is not None:
+                delta = delta * scale[i].to(weight)
+            deltas[i] = delta
+        return deltas
 
     def _prepare(self, generator: Generator, w_plus: Tensor,
                  offset_scale: Sequence[float] | Tensor | None
                  ) -> tuple[Tensor, list[Tensor], Tensor | None]:
         self.check_generator(generator)
-        self._warn_unapplied(generator)
         if w_plus.ndim == 2:
             w_plus = w_plus.unsqueeze(1).expand(-1, generator.n_latent, -1)
         styles = generator.styles(w_plus)
@@ -869,7 +830,7 @@ def dissimilar_domains_tensors(
     config["weight_offset_layers"] = sorted(weight_layers)
     if weight_layers:
         notes.append(f"conv weight offsets on style layers {sorted(weight_layers)}: render with "
-                     "method.applied(generator) (stylebridge adapt does)")
+                     "method.weight_deltas(generator) (every stylebridge renderer does)")
 
     if detected == "stylespace":
         torgb = False

@@ -169,6 +169,10 @@ class FSEEncoder(Encoder):
         side = self.input_size // (8 * self.feature_stride)
         return (self.feature_channels, side, side)
 
+    @property
+    def feature_layer(self) -> int | None:
+        return self.layer
+
     def check_generator(self, generator: Any) -> None:
         """Raise :class:`FSEConfigError` (one line) if ``generator`` cannot take this encoder's output."""
         if (generator.n_latent, generator.style_dim) != (self.n_latent, self.style_dim):

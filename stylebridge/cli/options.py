@@ -1,0 +1,84 @@
+"""Command-line options and console output shared by several commands (argparse + rich)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.batch import BatchReport
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import photo_batches, random_parts
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
+                         encoder: str = "", generator: Path | str | None = None) -> None:
+    """One bold yellow line per input that runs on random (untrained) weights."""
+    from rich.markup import escape
+
+    for part in random_parts(random_inputs):
+        if part == "encoder":
+            text = (f"{RANDOM_NOTICE}: encoder {encoder!r} runs on untrained (random) weights; "
+                    "the results show no trained model")
+        elif part == "generator":
+            text = f"{RANDOM_NOTICE}: {generator} is a random-weight generator"
+        else:
+            text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
+        console.print(f"[bold yellow]{escape(text)}[/bold yellow]")
+
+
+def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Namespace,
+                   enc_size: int, on_batch: Callable[[], None]) -> Iterator[Tensor]:
+    """Stacked encoder inputs of the readable photos (``--align``/``--batch`` from ``args``);
+    each yielded photo is marked done in ``report``, then ``on_batch`` runs."""
+    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
+                               align=args.align, align_size=args.align_size):
+        yield torch.stack(chunk.inputs)
+        for p in chunk.paths:
+            report.ok(p)
+        on_batch()
+
+
+def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
+    from stylebridge.cli.common import add_device_argument
+
+    help_text = "encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)"
+    if several_encoders:
+        parser.add_argument("--encoder", "-e", required=True, action="append",
+                            metavar="NAME[:CKPT][:k=v,...]",
+                            help=help_text + "; repeatable: encoders compared side by side")
+    else:
+        parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
+                            help=help_text)
+    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
+                        help="generator checkpoint (convert upstream files with `convert`)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                        help="FFHQ-align faces first (default); --no-align for aligned inputs")
+    parser.add_argument("--align-size", type=int, default=1024, metavar="N",
+                        help="size of the aligned crop before the encoder resizes it (default 1024)")
+    parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
+    add_device_argument(parser)
+
+
+def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
+    """Photos vs mapping-network samples, as ``calibrate`` and ``analyze latents`` compare."""
+    parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
+                        help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
+    parser.add_argument("--samples", type=int, default=3000,
+                        help="z samples for the mapping network's style means (default 3000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
+
+
+def check_photo_arguments(args: argparse.Namespace) -> None:
+    if args.batch < 1:
+        raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
+    if args.align_size < 1:
+        raise StylebridgeError(f"--align-size {args.align_size}: must be >= 1")
