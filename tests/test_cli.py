@@ -161,7 +161,7 @@ def test_full_disk_fails_cleanly_without_partial_files(capsys, tmp_path, convert
 
 
 def test_out_of_gpu_memory_is_one_line(capsys, monkeypatch) -> None:
-    from stylebridge.cli import common as commands
+    from stylebridge.cli.commands import plugins as commands
 
     def oom(self, args, console):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -215,7 +215,7 @@ def test_generate_random_noise_depends_only_on_each_seed(capsys, tmp_path, tiny_
 
 
 def test_seed_inputs_are_drawn_from_the_seed_alone(tiny_gen_files) -> None:
-    from stylebridge.cli.common import seed_inputs
+    from stylebridge.cli.commands.generate import seed_inputs
 
     shapes = [(1, 1, 4, 4), (1, 1, 8, 8)]
     z, noise = seed_inputs(7, 16, shapes)
@@ -277,3 +277,46 @@ def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_fi
     # the images themselves are the generator's (same weights, same seeds)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "r" / "seed0002.png")),
                           np.asarray(Image.open(tmp_path / "t" / "seed0002.png")))
+
+
+def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(capsys,
+                                                                               monkeypatch) -> None:
+    """The registry sits below the CLI and cannot check the Command type: the CLI does."""
+    import types
+
+    from stylebridge.cli.base import Command
+    from stylebridge.registry import hookimpl
+    from stylebridge.registry import registry as registry_mod
+
+    class Hello(Command):
+        name = "hello-test"
+        help = "says hello"
+
+        def add_arguments(self, parser) -> None:
+            parser.add_argument("--who", default="world")
+
+        def run(self, args, console) -> int:
+            print(f"hello {args.who}")
+            return 0
+
+    class NotACommand:
+        name = "broken-test"
+
+    plugin = types.ModuleType("thirdparty_cmds")
+
+    @hookimpl
+    def register_commands(register) -> None:
+        register(Hello())
+        register(NotACommand())
+
+    plugin.register_commands = register_commands
+    reg = registry_mod.Registry(entry_points=False, extra_plugins=[plugin])
+    monkeypatch.setattr(registry_mod, "_REGISTRY", reg)
+    code, out, err = run(capsys, "hello-test", "--who", "plugins")
+    assert code == 0 and out == "hello plugins\n"
+    assert ("warning: plugin 'thirdparty_cmds' registered a NotACommand as command "
+            "'broken-test', but commands must be instances of stylebridge.cli.base.Command "
+            "(ignored)") in err
+    with pytest.raises(SystemExit) as exc:
+        main(["broken-test"])
+    assert exc.value.code == 2 and "invalid choice: 'broken-test'" in capsys.readouterr().err

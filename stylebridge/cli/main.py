@@ -1,4 +1,5 @@
-"""``stylebridge`` command line: subcommands come from the registry (``register_commands``)."""
+"""``stylebridge`` command line: subcommands come from the ``register_commands`` hook (built-in
+commands under :mod:`stylebridge.cli.commands`, third-party ones from their packages)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import warnings
 from collections.abc import Sequence
 
 from stylebridge import __version__
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import RegistryError, StylebridgeError
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    """The ``stylebridge`` parser: one sub-command per object registered through the
+    ``register_commands`` hook (built-in and third-party alike)."""
+    from stylebridge.cli.base import Command
     from stylebridge.registry import get_registry
+    from stylebridge.registry.registry import BUILTIN_PROVIDER
 
     registry = get_registry()
     parser = argparse.ArgumentParser(
@@ -28,6 +33,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     for name in registry.names("command"):
         entry = registry.get("command", name)
         cmd = entry.obj
+        if not isinstance(cmd, Command):  # the registry cannot check this: it is below the CLI
+            message = (f"plugin {entry.provider!r} registered a {type(cmd).__name__} as command {name!r}, but "
+                       "commands must be instances of stylebridge.cli.base.Command")
+            if entry.provider == BUILTIN_PROVIDER:
+                raise RegistryError(message)
+            print(f"warning: {message} (ignored)", file=sys.stderr)
+            continue
         p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help)
         cmd.add_arguments(p)
         commands[name] = cmd

@@ -1,0 +1,68 @@
+"""``stylebridge info``: a stylebridge checkpoint's header, tensor and parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import checkpoint_spec, print_json
+from stylebridge.registry import hookimpl
+
+
+class InfoCommand(Command):
+    name = "info"
+    help = "show a stylebridge checkpoint's header, tensor and parameter counts"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("checkpoint", metavar="[NAME:]CKPT",
+                            help="checkpoint file; with NAME:, also check that it holds that plugin")
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        from stylebridge.core.checkpoint import load_checkpoint
+
+        name, path = checkpoint_spec(args.checkpoint, "checkpoint")
+        args.checkpoint = path
+        header, tensors = load_checkpoint(path, plugin=name)
+        dtypes: dict[str, int] = {}
+        for t in tensors.values():
+            dtypes[str(t.dtype).removeprefix("torch.")] = dtypes.get(
+                str(t.dtype).removeprefix("torch."), 0) + t.numel()
+        info = {
+            "path": str(args.checkpoint),
+            "bytes": args.checkpoint.stat().st_size,
+            "format_version": header.version,
+            "kind": header.kind,
+            "plugin": header.plugin,
+            "config": header.config,
+            "extra": header.extra,
+            "n_tensors": len(tensors),
+            "n_parameters": sum(t.numel() for t in tensors.values()),
+            "dtypes": dtypes,
+        }
+        if args.json:
+            print_json(info)
+            return 0
+        table = Table(show_header=False, title=escape(str(args.checkpoint)))
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        for key in ("kind", "plugin", "format_version", "n_tensors", "n_parameters", "bytes"):
+            value = info[key]
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))
+        table.add_row("dtypes", ", ".join(f"{k}: {v:,}" for k, v in dtypes.items()))
+        table.add_row("config", escape(json.dumps(header.config)))
+        if header.extra:
+            table.add_row("extra", escape(json.dumps(header.extra)))
+        console.print(table)
+        return 0
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(InfoCommand())
