@@ -38,7 +38,7 @@ from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.registry import get_registry, reset_registry
 
 SIZE = 32
-ENOSPC = "No space left on device"
+ENOSPC = "disk full (or file size limit) writing "  # issue 19: the message names the path
 
 
 def _no_space() -> OSError:

@@ -96,7 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # full disk, permissions, ...: the write failed cleanly (atomic)
         if debug:
             raise
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        from stylebridge.core.io import DISK_FULL, disk_full_message
+
+        if exc.errno in DISK_FULL:
+            _error(disk_full_message(exc.filename or "the output"))
+            return 2
+        where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")
         return 2
     except Exception as exc:

@@ -1,11 +1,15 @@
-"""Atomic file output: a file is either the old version or the complete new one."""
+"""File output: a file is either the old version or the complete new one; streams and
+devices are written in place (see :func:`atomic_path`)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,43 +23,128 @@ def _umask() -> int:
     return mask
 
 
-def _temporary_beside(dst: Path) -> Path:
-    """A new empty hidden ``.NAME.*.tmp`` file in ``dst``'s folder (created if needed)."""
+def _temporary_beside(dst: Path, name: Path | None = None) -> Path:
+    """A new empty hidden ``.NAME.*.tmp`` file in ``dst``'s folder (created if needed);
+    errors name ``name`` (what the user gave, e.g. a symlink to ``dst``) or ``dst``."""
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     except OSError as exc:  # the folder cannot be made or written: name the output
-        raise OSError(exc.errno, exc.strerror or str(exc), str(dst)) from None
+        raise _named_error(exc, name or dst) from None
     os.close(fd)
     return Path(tmp_name)
 
 
+#: output names that mean "print it": the bytes go to the process's own stream
+STREAMS = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
+#: errno values reported as a full disk (or a file-size limit, ``ulimit -f``)
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def disk_full_message(path: str | Path) -> str:
+    return f"disk full (or file size limit) writing {path}"
+
+
+def _named_error(exc: OSError, dst: Path) -> OSError:
+    """``exc`` naming the output ``dst`` (not a temporary file); a full disk says so."""
+    if exc.errno in DISK_FULL:
+        return OSError(exc.errno, "disk full (or file size limit)", str(dst))
+    return OSError(exc.errno, exc.strerror or str(exc), str(dst))
+
+
+def output_target(dst: str | Path) -> tuple[str, Path]:
+    """How an output path is written: ``("stream", path)`` for ``-``, ``/dev/stdout`` and
+    ``/dev/stderr``; ``("in-place", target)`` for a character device, FIFO or socket (or a
+    symlink to one); otherwise ``("atomic", target)``, where ``target`` is the regular file
+    (or new path) a symlink chain ends at: the link itself stays a link."""
+    text = str(dst)
+    if text in STREAMS:
+        return "stream", Path(text)
+    path = Path(dst)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = target.stat().st_mode
+    except OSError:  # a new file (or a dangling link: its target is created)
+        return "atomic", target
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", text)
+    if stat.S_ISREG(mode):
+        return "atomic", target
+    return "in-place", target
+
+
+def _copy_into(src: Path, dst: Path, fd: int | None = None) -> None:
+    """Write ``src``'s bytes to the open descriptor ``fd`` or into ``dst`` (opened for
+    writing, not replaced); a short or failed write is an error naming ``dst``."""
+    own = fd is None
+    if own:
+        fd = os.open(dst, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    assert fd is not None
+    try:
+        with open(src, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    n = os.write(fd, view)
+                    if n <= 0:
+                        raise OSError(errno.EIO, "short write", str(dst))
+                    view = view[n:]
+    finally:
+        if own:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(dst: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dst``; on success it is renamed over ``dst``.
+    """Yield a temporary path to write; when the body succeeds it becomes ``dst``.
 
-    The temporary file lives in the same directory so that the final
-    :func:`os.replace` is atomic.  If the body raises (or the process dies), the
-    destination is untouched and the temporary file is removed (or, after a
-    hard kill, left as a hidden ``.*.tmp`` file that nobody reads).
+    * a regular file or a new path: the temporary file lives in the same folder and is
+      renamed over the file (:func:`os.replace`, atomic): ``dst`` is either the old
+      version or the complete new one;
+    * a symlink is followed: the file it points to is replaced the same way (in that
+      file's folder) and the link stays a link;
+    * ``-``, ``/dev/stdout`` and ``/dev/stderr`` print the bytes; a character device, FIFO
+      or socket (``/dev/null``, a pipe) is written in place, never replaced by a file.
+
+    If the body raises (or the process dies), the destination is untouched and the
+    temporary file is removed (or, after a hard kill, left as a hidden ``.*.tmp`` file that
+    nobody reads).  A failed or short write is an ``OSError`` naming ``dst``; a full disk
+    (or file-size limit) says so.
     """
     dst = Path(dst)
-    tmp = _temporary_beside(dst)
+    how, target = output_target(dst)
+    if how == "atomic":
+        tmp = _temporary_beside(target, name=dst)
+    else:
+        fd, name = tempfile.mkstemp(prefix="stylebridge-out.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, dst)
+        if how == "stream":
+            stream = sys.stdout if STREAMS[str(dst)] == 1 else sys.stderr
+            stream.flush()
+            _copy_into(tmp, dst, fd=STREAMS[str(dst)])
+        elif how == "in-place":
+            _copy_into(tmp, dst if dst.is_symlink() else target)
+        else:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            # mkstemp creates 0600 files; give the result the permissions a plain open() would
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
     except OSError as exc:  # disk full, permissions: name the output, not the temporary file
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise OSError(exc.errno, exc.strerror or str(exc), str(dst)) from None
+        raise _named_error(exc, dst) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    else:
+        if how != "atomic":
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def write_json(dst: str | Path, data: Any) -> None:
@@ -66,5 +155,8 @@ def write_json(dst: str | Path, data: Any) -> None:
 
 def check_writable(dst: str | Path) -> None:
     """Fail early, naming ``dst``, when its folder cannot be created or written (run this
-    before expensive work whose result goes to ``dst``)."""
-    _temporary_beside(Path(dst)).unlink()
+    before expensive work whose result goes to ``dst``).  Streams and devices are not
+    checked: they are written in place."""
+    how, target = output_target(dst)
+    if how == "atomic":
+        _temporary_beside(target, name=Path(dst)).unlink()
