@@ -426,7 +426,11 @@ def test_malicious_global_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafePickleError) as info:
         load_nvlabs_pickle(path)
     text = _one_line(info.value, path)
-    assert "not on the allow-list" in text and "no code was run" in text
+    if name == "builtins.getattr":  # our own getattr answers only pickled network objects
+        assert "calls getattr on a str, not on a pickled network object" in text
+    else:
+        assert "not on the allow-list" in text
+    assert "no code was run" in text
     assert not marker.exists()
 
 

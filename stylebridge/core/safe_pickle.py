@@ -44,6 +44,9 @@ What is allowed, and why (all of it constructs data, none of it runs user code):
 * ``builtins``: ``set``, ``frozenset`` (protocol < 4 sets), ``bytearray``,
   ``complex``, ``slice``; ``_codecs.encode`` only with ``latin1`` (protocol 2
   writes ``bytes`` that way).
+* ``builtins.getattr`` → :func:`_placeholder_getattr`: bound methods of pickled network
+  objects (DissimilarDomains' AffineLight+ ``(self.get_parameter, name)`` pairs) become
+  :class:`MethodRef` records; getattr on anything else, or for a ``_``-name, is refused.
 
 Persistent IDs (``torch.save``'s way to reference storages) are refused: an
 NVlabs network pickle never contains them.
@@ -73,6 +76,7 @@ from stylebridge.errors import ConversionError, UnsafePickleError
 __all__ = [
     "ALLOWED_GLOBALS",
     "EasyDict",
+    "MethodRef",
     "PersistentObject",
     "SafeUnpickler",
     "TFNetworkStub",
@@ -174,6 +178,49 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentObject:
         module_src=src,
         version=version if isinstance(version, int) else None,
     )
+
+
+@dataclass(frozen=True)
+class MethodRef:
+    """A bound method of a pickled network object, as data: ``owner.name``.
+
+    DissimilarDomains' AffineLight+ layers keep ``(self.get_parameter, "weights_offset_in_0")``
+    pairs in their state, which a pickle rebuilds with ``builtins.getattr(layer,
+    "get_parameter")``.  :func:`_placeholder_getattr` answers that call with this record;
+    nothing is looked up or called (``resolve`` reads the named entry from the owner's
+    recorded ``_parameters`` / ``_buffers``).
+    """
+
+    owner: PersistentObject = field(repr=False)
+    name: str
+
+    def resolve(self, key: str) -> Any:
+        """What ``owner.get_parameter(key)`` / ``get_buffer(key)`` would return, from data."""
+        for table in ("_parameters", "_buffers"):
+            value = self.owner.state.get(table)
+            if isinstance(value, Mapping) and key in value:
+                return value[key]
+        raise KeyError(f"{self.owner.class_name} records no parameter or buffer {key!r}")
+
+
+def _placeholder_getattr(obj: Any, name: Any, *default: Any) -> MethodRef:
+    """``builtins.getattr`` for pickles: only a public name of one of our placeholder objects
+    (a :class:`PersistentObject`) resolves, to a :class:`MethodRef` record.  Every other
+    target — a module, a class, an allowed function, a record, a dunder such as
+    ``__class__`` or ``__globals__`` — is refused, so ``getattr`` cannot reach
+    ``os.system``, ``eval`` or a placeholder's class internals."""
+    if default:
+        raise UnsafePickleError("refuses to load: the pickle calls getattr with a default "
+                                "(no code was run)")
+    if not isinstance(obj, PersistentObject):
+        raise UnsafePickleError(f"refuses to load: the pickle calls getattr on a "
+                                f"{type(obj).__name__}, not on a pickled network object "
+                                "(no code was run)")
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        raise UnsafePickleError(f"refuses to load: the pickle calls getattr for {name!r} on "
+                                f"{obj.class_name} (only public method names are read; no code "
+                                "was run)")
+    return MethodRef(owner=obj, name=name)
 
 
 class _TypeMarker:
@@ -321,6 +368,7 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "bytearray"): bytearray,
     ("builtins", "complex"): complex,
     ("builtins", "slice"): slice,
+    ("builtins", "getattr"): _placeholder_getattr,
     ("_codecs", "encode"): _codecs_encode,
     **_numpy_globals(),
     **_torch_dtypes(),
