@@ -39,7 +39,7 @@ IMAGE_ERRORS = {
 CHECKPOINT_ERRORS = {
     "corrupt_header.safetensors": "not a readable safetensors file",
     "wrong_shapes.safetensors": "generator tensor conv1.activate.bias has shape [7], expected [4]",
-    "nan_weights.safetensors": "generator tensor style.1.weight contains NaN or Inf values",
+    "nan_weights.safetensors": "tensor g_ema.style.1.weight contains NaN or Inf values",
     "no_stylebridge_header.safetensors": "without a stylebridge header",
     "encoder_kind.safetensors": "is a 'encoder' checkpoint (e4e), expected a 'generator'",
 }

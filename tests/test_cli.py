@@ -156,7 +156,7 @@ def test_full_disk_fails_cleanly_without_partial_files(capsys, tmp_path, convert
     out = tmp_path / "o"
     code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0-1",
                        "--out", str(out))
-    assert code == 2 and "No space left on device" in err and err.count("\n") == 1
+    assert code == 2 and err == f"error: disk full (or file size limit) writing {out / 'seed0000.png'}\n"
     assert list(out.iterdir()) == []  # the temporary file was removed, nothing half-written
 
 
@@ -319,4 +319,29 @@ def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(ca
             "(ignored)") in err
     with pytest.raises(SystemExit) as exc:
         main(["broken-test"])
-    assert exc.value.code == 2 and "invalid choice: 'broken-test'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "\nerror: COMMAND: invalid choice: 'broken-test'" in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["generate", "-g", "x.safetensors", "--out", "o", "--truncation", "abc"],
+     "error: --truncation: expected a number, got 'abc' (see stylebridge generate --help)\n"),
+    (["generate", "-g", "x.safetensors", "--out", "o", "--batch", "2.5"],
+     "error: --batch: expected an integer, got '2.5' (see stylebridge generate --help)\n"),
+    (["generate", "--out", "o"],
+     "error: the following arguments are required: --generator/-g "
+     "(see stylebridge generate --help)\n"),
+    (["weights", "lst"], None),
+    (["plugins", "--nope"], "error: unrecognized arguments: --nope (see stylebridge --help)\n"),
+])
+def test_usage_errors_are_one_line(capsys, argv: list[str], expected: str | None) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and "usage:" not in err
+    if expected is not None:
+        assert err == expected
+    else:
+        assert err.startswith("error: ACTION: invalid choice: 'lst'")
+        assert err.endswith("(see stylebridge weights --help)\n")

@@ -5,12 +5,39 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from stylebridge import __version__
 from stylebridge.errors import RegistryError, StylebridgeError
+
+_ARGPARSE_VALUE = re.compile(r"^argument (?P<opt>[^:]+): invalid (?P<type>\w+) value: (?P<val>.*)$")
+_ARGPARSE_OTHER = re.compile(r"^argument (?P<opt>[^:]+): (?P<rest>.*)$")
+_EXPECTED = {"float": "a number", "int": "an integer", "finite_float": "a finite number"}
+
+
+def one_line_usage_error(message: str, prog: str) -> str:
+    """argparse's message as one line: ``--truncation: expected a number, got 'abc' (see
+    stylebridge generate --help)`` instead of a usage block."""
+    m = _ARGPARSE_VALUE.match(message)
+    if m:
+        what = _EXPECTED.get(m["type"], f"a valid {m['type']}")
+        text = f"{m['opt']}: expected {what}, got {m['val']}"
+    else:
+        m = _ARGPARSE_OTHER.match(message)
+        text = f"{m['opt']}: {m['rest']}" if m else message
+    return f"{' '.join(text.split())} (see {prog} --help)"
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` (and, through ``add_subparsers``, every parser below it) whose
+    usage errors are one line on stderr and exit code 2, like every other stylebridge error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {one_line_usage_error(message, self.prog)}\n")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
@@ -21,7 +48,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     from stylebridge.registry.registry import BUILTIN_PROVIDER
 
     registry = get_registry()
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="stylebridge",
         description="StyleGAN2 encoders and domain adaptation, composed from plugins.",
     )

@@ -95,11 +95,34 @@ def save_checkpoint(
     return path
 
 
+#: the largest stylebridge JSON header read (bytes); real ones are a few kB
+MAX_HEADER_BYTES = 4 * 1024 * 1024
+#: the deepest nesting of JSON objects/arrays accepted in a header; real ones are < 6
+MAX_HEADER_DEPTH = 32
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise CheckpointError("no such file", path=path)
     if path.is_dir():
         raise CheckpointError("is a directory, expected a .safetensors checkpoint", path=path)
+    if not path.is_file():  # a FIFO would block forever, a device never ends
+        raise CheckpointError("is not a regular file (a FIFO, socket or device?), expected a "
+                              ".safetensors checkpoint", path=path)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of JSON data, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_HEADER_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def read_header(path: str | Path) -> CheckpointHeader:
@@ -119,10 +142,18 @@ def read_header(path: str | Path) -> CheckpointHeader:
             "convert it first with `stylebridge convert`",
             path=path,
         )
+    if len(raw) > MAX_HEADER_BYTES:
+        raise CheckpointError(f"stylebridge header is {len(raw):,} bytes, more than the "
+                              f"{MAX_HEADER_BYTES:,} accepted", path=path)
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"stylebridge header is not valid JSON ({exc.msg})", path=path) from None
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_HEADER_DEPTH:
+        raise CheckpointError(f"stylebridge header is nested more than {MAX_HEADER_DEPTH} "
+                              "levels deep", path=path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError("header does not declare format 'stylebridge'", path=path)
     version = data.get("version")
@@ -168,6 +199,9 @@ def load_checkpoint(
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"tensor data is unreadable ({reason})", path=path) from None
+    for name, tensor in tensors.items():  # every loader gets finite weights, whatever it checks
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"tensor {name} contains NaN or Inf values", path=path)
     return header, tensors
 
 
