@@ -79,7 +79,7 @@ def test_non_finite_weights_are_refused_by_every_loader(tmp_path: Path, bad: flo
     w[1, 2] = bad
     path = save_checkpoint(tmp_path / "m.safetensors", {"ok": torch.ones(2), "layer.weight": w},
                            kind="domain_method", plugin="stylespace", config={})
-    with pytest.raises(CheckpointError, match="tensor layer.weight contains NaN or Inf") as exc:
+    with pytest.raises(CheckpointError, match=r"tensor layer\.weight contains NaN or Inf") as exc:
         load_checkpoint(path)
     assert str(path) in str(exc.value)
     ints = save_checkpoint(tmp_path / "i.safetensors", {"steps": torch.tensor([2**40])},

@@ -7,6 +7,9 @@ prints the table of skipped files and exits with :data:`EXIT_PARTIAL` when some
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,21 +64,47 @@ class BatchReport:
             console.print(table)  # type: ignore[attr-defined]
 
 
+def _folder_entries(folder: Path) -> list[Path]:
+    """The entries of ``folder`` a batch reads or reports: image files (by suffix, also
+    through symlinks) and every entry that is no regular file or folder (a FIFO, device,
+    socket or a symlink loop), so that those are reported as skipped, not silently dropped."""
+    out = []
+    for p in folder.iterdir():
+        try:
+            mode = p.stat().st_mode
+        except OSError:  # a dangling link or a symlink loop
+            if p.suffix.lower() in IMAGE_SUFFIXES or _loops(p):
+                out.append(p)
+            continue
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode) or p.suffix.lower() in IMAGE_SUFFIXES:
+            out.append(p)
+    return sorted(out)
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """Files as given, and the image files (sorted) of any directory among them.
+    """Files as given, and the image files (sorted) of any directory among them, plus a
+    folder's non-regular entries (reported as skipped when read).
 
     A file given twice (twice by name, or by name and through its folder) is kept once,
     where it first appears.
     """
     out: list[Path] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for item in items:
         path = Path(item)
-        found = (sorted(p for p in path.iterdir()
-                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-                 if path.is_dir() else [path])
+        found = _folder_entries(path) if path.is_dir() else [path]
         for p in found:
-            key = p.resolve()
+            key = os.path.realpath(p)  # never raises, also for a symlink loop
             if key not in seen:
                 seen.add(key)
                 out.append(p)

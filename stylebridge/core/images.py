@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -145,6 +147,17 @@ def caption(image01: Tensor, text: str, max_lines: int = 3) -> Tensor:
     return _to_tensor(canvas)
 
 
+def _float_image(arr: np.ndarray, path: Path) -> Tensor:
+    """A one-channel float image → RGB in ``[0, 1]``, by its value range: ``[0, 1]`` as is
+    (the float convention), else ``[0, 255]`` or ``[0, 65535]`` scaled down."""
+    if not np.isfinite(arr).all():
+        raise ImageError("float image contains NaN or Inf values", path=path)
+    top = float(arr.max(initial=0.0))
+    scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
+    arr = np.clip(arr / scale, 0.0, 1.0)
+    return torch.from_numpy(np.repeat(arr[None], 3, axis=0).astype(np.float32)).contiguous()
+
+
 def load_image(path: str | Path) -> Tensor:
     """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``.
 
@@ -152,14 +165,24 @@ def load_image(path: str | Path) -> Tensor:
     truncated or oversized files raise :class:`ImageError` naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageError("no such file" if not path.exists() else "is not a file", path=path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        why = ("is a symlink loop" if exc.errno == errno.ELOOP else
+               "is a broken symlink" if path.is_symlink() else "no such file")
+        raise ImageError(why, path=path) from None
+    if stat.S_ISDIR(mode):
+        raise ImageError("is a folder, not an image file", path=path)
+    if not stat.S_ISREG(mode):  # a FIFO would block, /dev/zero never ends
+        raise ImageError("is not a regular file (a FIFO, socket or device?)", path=path)
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageError(f"image is {img.width}×{img.height}, larger than the "
                                  f"{MAX_PIXELS} pixel limit", path=path)
             img.load()
+            if img.mode == "F":  # 32-bit float (TIFF): [0, 1] by convention
+                return _float_image(np.asarray(img, dtype=np.float64), path)
             if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
                 arr16 = np.asarray(img, dtype=np.float64)
                 scale = 65535.0 if arr16.max() > 255 else 255.0

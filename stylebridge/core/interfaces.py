@@ -133,11 +133,9 @@ class Encoder(nn.Module, Plugin, ABC):
     def encode(self, images: Tensor) -> Inversion:
         """Invert a batch of aligned face images ``[B, 3, H, W]`` in ``[0, 1]``."""
 
-    @property
-    def feature_layer(self) -> int | None:
-        """The generator activation ``K`` whose feature map :meth:`encode` returns in
-        ``Inversion.features`` (FSE: its ``layer``); ``None`` for latents-only encoders."""
-        return None
+    #: the generator activation ``K`` this encoder acts at, through ``Inversion.features``
+    #: (FSE: its ``layer``) or ``Inversion.modifiers`` (StyleRes); ``None``: latents only
+    feature_layer: int | None = None
 
     def check_generator(self, generator: Generator) -> None:
         """Raise a one-line error unless ``generator`` can render this encoder's output
