@@ -1,9 +1,10 @@
-"""Shared test helpers: the read-only fixtures in ../shared and small networks."""
+"""Shared test helpers: the reference fixtures (tests/data) and small networks."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +12,20 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SG2_FIXTURES = SHARED / "fixtures" / "stylegan2"
-ENCODER_FIXTURES = SHARED / "fixtures" / "encoders"
+DATA = REPO / "tests" / "data"
+# The developers' read-only folder beside the checkout; STYLEBRIDGE_SHARED points elsewhere
+# (a non-existent path checks that a fresh clone tests itself from tests/data alone).
+SHARED = Path(os.environ.get("STYLEBRIDGE_SHARED", REPO.parent / "shared"))
+
+
+def _fixture_dir(kind: str, probe: str) -> Path:
+    """tests/data/<kind> (vendored, see tests/data/README.md), else ../shared/fixtures/<kind>."""
+    vendored = DATA / kind
+    return vendored if (vendored / probe).is_file() else SHARED / "fixtures" / kind
+
+
+SG2_FIXTURES = _fixture_dir("stylegan2", "rosinality_tiny64.pt")
+ENCODER_FIXTURES = _fixture_dir("encoders", "fse_ffhq_keys.json")
 
 # Fixture channels: replaces the default dict (see the fixture README).
 TINY_CHANNELS = {4: 64, 8: 64, 16: 64, 32: 32, 64: 16}
@@ -22,7 +34,7 @@ TINY_CHANNELS = {4: 64, 8: 64, 16: 64, 32: 32, 64: 16}
 def require_sg2_fixture() -> Path:
     if not (SG2_FIXTURES / "rosinality_tiny64.pt").is_file():
         pytest.skip(f"StyleGAN2 parity fixture not found at {SG2_FIXTURES} "
-                    "(the shared/ folder beside the checkout)")
+                    "(vendored in tests/data/stylegan2; see tests/data/README.md)")
     return SG2_FIXTURES
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import SG2_FIXTURES
 from torch import Tensor
 
 from stylebridge.core.safe_pickle import (
@@ -46,11 +47,10 @@ from stylebridge.core.stylegan2.nvlabs import (
 )
 from stylebridge.errors import ConversionError, UnsafePickleError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures" / "stylegan2"
+FIXTURES = SG2_FIXTURES
 needs_fixtures = pytest.mark.skipif(
     not (FIXTURES / "rosinality_tiny64.pt").is_file(),
-    reason=f"shared StyleGAN2 fixtures not found under {FIXTURES}",
+    reason=f"StyleGAN2 fixtures not found under {FIXTURES}",
 )
 TAPS = (1, 3, 3, 1)
 BUFFER_NAMES = {"resample_filter", "noise_const", "w_avg"}
@@ -304,7 +304,7 @@ def ros_to_nv_discriminator(d: Mapping[str, Tensor]) -> dict[str, Tensor]:
 @pytest.fixture(scope="module")
 def tiny() -> dict[str, Any]:
     if not (FIXTURES / "rosinality_tiny64.pt").is_file():
-        pytest.skip(f"shared StyleGAN2 fixtures not found under {FIXTURES}")
+        pytest.skip(f"StyleGAN2 fixtures not found under {FIXTURES}")
     ckpt = torch.load(FIXTURES / "rosinality_tiny64.pt", map_location="cpu", weights_only=True)
     cfg = json.loads((FIXTURES / "rosinality_tiny64_config.json").read_text())
     return {"ckpt": ckpt, "cfg": cfg}

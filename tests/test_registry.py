@@ -137,8 +137,9 @@ def example_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
 
     module = "stylebridge_example_encoder"
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
-    monkeypatch.setitem(sys.modules, module, None)  # restored (or removed) after the test
-    monkeypatch.delitem(sys.modules, module)        # so the import below reads examples/
+    for name in (module, f"{module}.encoder", f"{module}.info"):
+        monkeypatch.setitem(sys.modules, name, None)  # restored (or removed) after the test
+        monkeypatch.delitem(sys.modules, name)        # so the import below reads examples/
     eps = _example_entry_points()
     monkeypatch.setattr(registry_mod.importlib.metadata, "entry_points",
                         lambda group=None: eps if group == "stylebridge" else [])
@@ -152,7 +153,7 @@ def test_entry_point_discovery_of_the_example_plugin(example_registry: Registry)
     reg = example_registry
     entry = reg.get("encoder", "tiny-pool")
     # no distribution behind the entry point here: the provider is the entry point's module
-    assert entry.provider == "stylebridge_example_encoder"
+    assert entry.provider == "stylebridge_example_encoder.encoder"
     assert not reg.failures
     enc = reg.create("encoder", "tiny-pool", n_latent=6, style_dim=16, input_size=32)
     images = torch.rand(2, 3, 50, 40)
@@ -174,8 +175,8 @@ def test_example_plugin_rejects_bad_options(example_registry: Registry, options:
     RuntimeError."""
     with pytest.raises(RegistryError) as exc:
         example_registry.create("encoder", "tiny-pool", **options)
-    assert str(exc.value) == ("cannot build encoder 'tiny-pool' (from stylebridge_example_encoder) "
-                              f"from its options: {message}")
+    assert str(exc.value) == ("cannot build encoder 'tiny-pool' (from "
+                              f"stylebridge_example_encoder.encoder) from its options: {message}")
 
 
 def test_example_plugin_spec_with_a_negative_option_is_one_line(

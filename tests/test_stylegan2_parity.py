@@ -1,4 +1,4 @@
-"""Parity with the reference implementation's outputs (../shared/fixtures/stylegan2).
+"""Parity with the reference implementation's outputs (tests/data/stylegan2, from ../shared).
 
 Every test here has ``parity`` in its name: ``pytest -k parity`` runs exactly them.
 Tolerances are the fixture README's.

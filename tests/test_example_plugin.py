@@ -1,0 +1,154 @@
+"""The example third-party package (examples/stylebridge-example-encoder), installed as users
+install it, through the real ``stylebridge`` command: its command ``example-info`` and its
+encoder ``tiny-pool`` inside ``adapt``, on a tiny random generator.
+
+Skips when the package is not pip-installed (``.ci/run`` installs it), or when the installed
+copy predates the ``example-info`` entry point (reinstall it).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, one_torch_thread, tiny_generator
+from PIL import Image
+from safetensors.torch import load_file
+
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.images import from_generator_range, load_image, to_uint8
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.core.synthesis import synthesize
+
+DIST = "stylebridge-example-encoder"
+EXAMPLE = REPO / "examples" / DIST
+INSTALL = f"pip install -e ./examples/{DIST}"
+SIZE, STYLE_DIM, GRID = 32, 32, 2
+TIMEOUT = 180  # seconds per command on a loaded 2-core machine
+
+
+def _installed_entry_points() -> set[str]:
+    try:
+        dist = importlib.metadata.distribution(DIST)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{DIST} is not installed (.ci/run installs it: {INSTALL})")
+    return {ep.value for ep in dist.entry_points if ep.group == "stylebridge"}
+
+
+@pytest.fixture(scope="module")
+def installed() -> None:
+    values = _installed_entry_points()
+    if "stylebridge_example_encoder.info" not in values:
+        pytest.skip(f"the installed {DIST} predates its example-info command "
+                    f"(entry points {sorted(values)}); reinstall it: {INSTALL}")
+
+
+def _stylebridge(*args: object, home: Path) -> subprocess.CompletedProcess[str]:
+    """``stylebridge ARGS`` in a fresh process (real entry-point discovery)."""
+    env = {**os.environ, "STYLEBRIDGE_HOME": str(home), "OMP_NUM_THREADS": "1",
+           "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "stylebridge", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False)
+
+
+@pytest.fixture(scope="module")
+def files(installed: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from stylebridge_example_encoder.encoder import TinyPoolEncoder
+
+    root = tmp_path_factory.mktemp("example")
+    gen = tiny_generator(seed=3, size=SIZE, style_dim=STYLE_DIM)
+    torch.manual_seed(5)
+    enc = TinyPoolEncoder(n_latent=gen.n_latent, style_dim=STYLE_DIM, grid=GRID,
+                          input_size=SIZE)
+    photos = root / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for stem in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(
+            photos / f"{stem}.png")
+    return {
+        "root": root,
+        "generator": save_stylegan2(root / "gen.safetensors", gen),
+        "encoder": save_checkpoint(root / "tiny_pool.safetensors", enc.state_dict(),
+                                   kind="encoder", plugin="tiny-pool", config=enc.config()),
+        "photos": photos,
+    }
+
+
+def test_plugins_lists_both_plugins_of_the_package(files: dict[str, Path]) -> None:
+    result = _stylebridge("plugins", "--json", home=files["root"] / "home")
+    assert result.returncode == 0, result.stderr
+    listing = json.dumps(json.loads(result.stdout))
+    assert "tiny-pool" in listing and "example-info" in listing
+    assert DIST in listing and '"failed": []' in listing.replace("\n", "")
+
+
+def test_example_info_describes_a_tiny_pool_checkpoint(files: dict[str, Path]) -> None:
+    result = _stylebridge("example-info", files["encoder"], "--json", home=files["root"] / "home")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    n_latent = 2 * int(math.log2(SIZE)) - 2   # w+ rows of a 32 px StyleGAN2: 8
+    assert info["plugin"] == "tiny-pool"
+    assert info["config"] == {"n_latent": n_latent, "style_dim": STYLE_DIM, "grid": GRID,
+                              "input_size": SIZE}
+    assert info["input"] == [3, SIZE, SIZE] and info["w_plus"] == [n_latent, STYLE_DIM]
+    assert info["tensors"] == {"head.weight": [n_latent * STYLE_DIM, 3 * GRID * GRID],
+                               "head.bias": [n_latent * STYLE_DIM]}
+    assert info["parameters"] == n_latent * STYLE_DIM * (3 * GRID * GRID + 1)
+    assert info["random_weights"] is False
+
+    table = _stylebridge("example-info", files["encoder"], home=files["root"] / "home")
+    assert table.returncode == 0, table.stderr
+    assert f"{info['parameters']:,} parameters" in table.stdout and "head.weight" in table.stdout
+
+
+def test_example_info_refuses_another_checkpoint_in_one_line(files: dict[str, Path]) -> None:
+    result = _stylebridge("example-info", files["generator"], home=files["root"] / "home")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(files["generator"]) in lines[0]
+    assert "tiny-pool" in lines[0]
+
+
+def test_adapt_with_the_example_encoder(files: dict[str, Path]) -> None:
+    """``adapt --encoder tiny-pool:CKPT``: the third-party encoder through the whole command;
+    the inversion written is the generator's image of the encoder's w+ for that photo."""
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+    from stylebridge.plugins.domains.styledomain import StyleSpace
+
+    gen = load_stylegan2(files["generator"]).generator
+    zero = StyleSpace(size=gen.size, style_dim=gen.style_dim,
+                      channels={str(r): c for r, c in gen.cfg.channels.items()})
+    zero_path = zero.save(files["root"] / "zero.safetensors")
+    out = files["root"] / "adapted"
+    result = _stylebridge("adapt", "--encoder", f"tiny-pool:{files['encoder']}",
+                          "--generator", files["generator"], "--method", zero_path, "--no-align",
+                          "--device", "cpu", files["photos"], "--out", out,
+                          home=files["root"] / "home")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{s}_{k}.png" for s in ("a", "b") for k in ("inversion", "zero")]
+        + ["adapt.json", "grid.png", "metrics.json"])
+
+    from stylebridge_example_encoder.encoder import TinyPoolEncoder
+
+    state = {k: v.clone() for k, v in load_file(files["encoder"]).items()}
+    enc = TinyPoolEncoder(n_latent=gen.n_latent, style_dim=STYLE_DIM, grid=GRID, input_size=SIZE)
+    enc.load_state_dict(state)
+    for stem in ("a", "b"):
+        with torch.no_grad(), one_torch_thread():
+            image = load_image(files["photos"] / f"{stem}.png")[None]
+            want = to_uint8(from_generator_range(synthesize(gen.eval(), enc.eval().encode(image))))[0]
+        with Image.open(out / f"{stem}_inversion.png") as img:
+            got = np.asarray(img.convert("RGB"))
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, stem
+        with Image.open(out / f"{stem}_zero.png") as img:
+            np.testing.assert_array_equal(np.asarray(img.convert("RGB")), got)
