@@ -311,6 +311,14 @@ class Registry:
         del result
         return obj
 
+    def resolve(self, kind: str, spec: Any, **options: Any) -> Any:
+        """``(object, provenance)`` from a spec (``NAME``, ``NAME:CKPT``, ``CKPT``,
+        ``NAME:CKPT:k=v``) with this registry's plugins: see
+        :func:`stylebridge.registry.resolve.create`."""
+        from stylebridge.registry.resolve import create  # resolve imports this module
+
+        return create(kind, spec, registry=self, **options)
+
     def all_entries(self) -> Iterable[Entry]:
         for kind in KINDS:
             yield from (self.entries[kind][n] for n in sorted(self.entries[kind]))
