@@ -158,6 +158,21 @@ def test_checkpoint_roundtrip_and_generator_mismatch(gen: Any, w_plus: torch.Ten
 # affine_plus / affinelight_plus
 
 
+def test_for_generator_builds_fresh_methods_that_fit(gen: Any, w_plus: torch.Tensor) -> None:
+    """``train domain`` starts from ``cls.for_generator(G, **options)``."""
+    src = gen.styles(w_plus)
+    space = StyleSpace.for_generator(gen, torgb=True)
+    assert space.config() == {**_desc(gen), "weight_offset_layers": [], "torgb": True}
+    affine = AffinePlus.for_generator(gen, layers="3+4")
+    light = AffineLightPlus.for_generator(gen, rank=2)
+    assert affine.layers == [3, 4] and light.rank == 2
+    with torch.no_grad():
+        for method in (space, affine, light):  # untrained = the identity domain, bit-exact
+            for a, b in zip(method.styles(gen, w_plus), src, strict=True):
+                assert torch.equal(a, b)
+
+
+
 def test_affine_plus_interpolates_between_source_and_tuned_affine(gen: Any,
                                                                   w_plus: torch.Tensor) -> None:
     method = AffinePlus(**_desc(gen))

@@ -97,6 +97,14 @@ class AffinePlus(_AffineMethod):
             (str(i), nn.Parameter(torch.zeros(self.layout[i].in_ch))) for i in self.layers])
         self._ready = False
 
+    @classmethod
+    def for_generator(cls, generator: Generator, **options: Any) -> AffinePlus:
+        """A new Affine+ for ``generator`` that starts as the identity domain (its affine
+        layers copied from the generator's, see :meth:`init_from`)."""
+        method = super().for_generator(generator, **options)
+        assert isinstance(method, AffinePlus)
+        return method.init_from(generator)
+
     @torch.no_grad()
     def init_from(self, generator: Generator) -> AffinePlus:
         """Start from the generator's own affine layers (the identity domain)."""

@@ -164,6 +164,14 @@ class StyleDomainMethod(DomainMethod):
             (str(i), nn.Parameter(torch.zeros(self.layout[i].out_ch, self.layout[i].in_ch, 1, 1)))
             for i in self.weight_offset_layers])
 
+    @classmethod
+    def for_generator(cls, generator: Generator, **options: Any) -> StyleDomainMethod:
+        """A new, untrained method for ``generator``: its ``size``, ``style_dim`` and
+        ``channels`` fill whatever ``options`` leaves open (``train domain`` starts here)."""
+        cfg = generator.config()
+        fill = {k: cfg[k] for k in ("size", "style_dim", "channels") if k not in options}
+        return cls(**fill, **options)
+
     # -- description --------------------------------------------------------------------------
     def generator_description(self) -> dict[str, Any]:
         cfg = self.generator_config
