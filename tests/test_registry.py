@@ -494,3 +494,10 @@ def test_create_resolves_the_generator(tmp_path: Path, monkeypatch: pytest.Monke
         create("generator", "nothing-installed")
     with pytest.raises(SpecError, match="no generator weights are installed"):
         create("generator", "stylegan2")
+
+
+def test_create_gives_instance_plugins_no_weights_provenance() -> None:
+    from stylebridge.registry.resolve import create
+
+    conv, prov = create("converter", "stylegan2-rosinality", registry=Registry(entry_points=False))
+    assert isinstance(conv, Converter) and prov.origin == "none" and not prov.random

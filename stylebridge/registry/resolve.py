@@ -180,6 +180,7 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
     config = {k: coerce_option(v) for k, v in spec.options.items()}
     config.update(options)
     installed: Path | None = None
+    instance = False  # converters and commands are registered as ready objects: no weights
     if spec.path is not None:
         obj = registry.load(kind, spec.path, name=spec.name, device=str(device), **config)
     else:
@@ -193,10 +194,12 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
                 and entry.obj.requires_weights:
             raise _needs_weights(kind, spec.name, entry.provider, manager)
         else:
+            instance = not isinstance(entry.obj, type)
             obj = registry.create(kind, spec.name, **config)
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
-    prov = provenance(kind, spec, obj, installed=installed)
+    prov = (Provenance("none", spec=spec.text or str(spec)) if instance
+            else provenance(kind, spec, obj, installed=installed))
     _record(obj, prov)
     return Created(obj, prov)
 

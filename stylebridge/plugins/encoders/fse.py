@@ -50,7 +50,7 @@ checkpoint header (``extra.licence``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +96,7 @@ class FSEEncoder(Encoder):
 
     name = "fse"
     description = "Feature-Style Encoder (w+ and a generator feature at layer K=5; modes latents/features/shift)"
-    requires_weights = True
+    requires_weights: ClassVar[bool] = True
 
     def __init__(
         self,
