@@ -22,7 +22,10 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import check_state_dict, save_checkpoint
 from stylebridge.core.interfaces import ConversionResult, Converter
+from stylebridge.core.stylegan2 import Generator
+from stylebridge.core.stylegan2.rosinality import infer_generator_config, torch_load_safe
 from stylebridge.errors import ConversionError
+from stylebridge.plugins.converters.stylegan2 import build_and_save
 from stylebridge.plugins.encoders.psp import (
     E4E_LICENCE,
     PSP_LICENCE,
@@ -120,9 +123,6 @@ def build_encoder_state(cls: type[IRSEStyleEncoder], enc_state: Mapping[str, Any
 
 def decoder_mean_w(decoder: Mapping[str, Tensor], src: Path, n: int = 10_000) -> Tensor:
     """Mean w ``[style_dim]`` of the embedded rosinality decoder's mapping network."""
-    from stylebridge.core.stylegan2 import Generator
-    from stylebridge.core.stylegan2.rosinality import infer_generator_config
-
     g_cfg = infer_generator_config(decoder, path=src)
     gen = Generator(**g_cfg.to_dict())
     mapping = {k: v for k, v in decoder.items() if k.startswith("style.")}
@@ -137,9 +137,6 @@ def decoder_mean_w(decoder: Mapping[str, Tensor], src: Path, n: int = 10_000) ->
 def write_rosinality_generator(src: Path, dst: Path, decoder: Mapping[str, Tensor],
                                latent_avg: Tensor | None, *, source: str, notes: list[str]) -> list[str]:
     """The embedded rosinality ``decoder.*`` generator → a stylebridge generator checkpoint."""
-    from stylebridge.core.stylegan2.rosinality import infer_generator_config
-    from stylebridge.plugins.converters.stylegan2 import build_and_save
-
     if not decoder:
         raise ConversionError("has no decoder.* tensors to write as a generator", path=src)
     g_cfg = infer_generator_config(decoder, path=src)
@@ -169,8 +166,6 @@ class _PSPFamilyConverter(Converter):
     licence: ClassVar[str]
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
-        from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
         src, dst = Path(src), Path(dst)
         self.check_options(options, src)
         obj = torch_load_safe(src)
@@ -281,8 +276,6 @@ class ArcFaceConverter(Converter):
     source = "ArcFace IR-SE50 state dict (model_ir_se50.pth, as used by pSp/e4e for the ID loss)"
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
-        from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
         src, dst = Path(src), Path(dst)
         self.check_options(options, src)
         notes: list[str] = []

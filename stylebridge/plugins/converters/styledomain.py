@@ -21,6 +21,9 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import check_state_dict
 from stylebridge.core.interfaces import ConversionResult, Converter
+from stylebridge.core.safe_pickle import PersistentObject, load_nvlabs_pickle, module_state_dict
+from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
+from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import ConversionError
 from stylebridge.plugins.domains.affine import AffineLightPlus, AffinePlus
 from stylebridge.plugins.domains.base import (
@@ -130,8 +133,6 @@ def similar_domains_offsets(state: Mapping[str, Any], *, style_dim: int = 512,
 
 
 def _convert_similar(src: Path, dst: Path, options: Mapping[str, Any]) -> ConversionResult:
-    from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
     ck = torch_load_safe(src)
     if not isinstance(ck, Mapping):
         raise ConversionError(f"holds a {type(ck).__name__}, expected the SimilarDomains dict "
@@ -251,8 +252,6 @@ class DissimilarDomain:
 
 def _layer_parametrizations(g: Any, default: Parametrization) -> dict[tuple[int, str], Parametrization]:
     """Per-layer parametrisation strings recorded in the pickled layer state (if any)."""
-    from stylebridge.core.safe_pickle import PersistentObject
-
     out: dict[tuple[int, str], Parametrization] = {}
     if not isinstance(g, PersistentObject):
         return out
@@ -312,8 +311,6 @@ def dissimilar_domains_tensors(
     layouts).  Parametrisations come from ``layer_params`` (the pickled layer
     state) or the recorded ``synthesis_kwargs``.
     """
-    from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
-
     kw = dict(init_kwargs or {})
     default, parts = _global_parametrization(kw)
     layer_params = dict(layer_params or {})
@@ -507,8 +504,6 @@ def expected_shapes(method: str, config: Mapping[str, Any]) -> dict[str, tuple[i
 
 
 def _convert_dissimilar(src: Path, dst: Path, options: Mapping[str, Any]) -> ConversionResult:
-    from stylebridge.core.safe_pickle import load_nvlabs_pickle, module_state_dict
-
     data = load_nvlabs_pickle(src)
     g = data["G_ema"]
     state = module_state_dict(g)

@@ -18,12 +18,16 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import ConversionResult, Converter
+from stylebridge.core.stylegan2.config import GeneratorConfig
+from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
+from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import ConversionError
 from stylebridge.plugins.converters.psp import (
     build_encoder_state,
     infer_style_net_config,
     latent_avg_rows,
 )
+from stylebridge.plugins.converters.stylegan2 import build_and_save
 from stylebridge.plugins.encoders.styleres import (
     STYLERES_LICENCE,
     UPSTREAM_CONV_CLAMP,
@@ -47,11 +51,6 @@ class StyleResConverter(Converter):
               "NVIDIA Source Code License (non-commercial)")
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
-        from stylebridge.core.stylegan2.config import GeneratorConfig
-        from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
-        from stylebridge.core.stylegan2.rosinality import torch_load_safe
-        from stylebridge.plugins.converters.stylegan2 import build_and_save
-
         src, dst = Path(src), Path(dst)
         self.check_options(options, src)
         obj = torch_load_safe(src)
