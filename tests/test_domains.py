@@ -23,19 +23,17 @@ from stylebridge.core.stylegan2.config import GeneratorConfig, default_channels
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import CheckpointError, ConversionError
 from stylebridge.plugins.calibrators.alpha import AlphaCalibrator, fit_alpha, skip_scale
-from stylebridge.plugins.domains.styledomain import (
-    AffineLightPlus,
-    AffinePlus,
-    DomainMismatchError,
+from stylebridge.plugins.converters.styledomain import (
     StyleDomainConverter,
-    StyleSpace,
     dissimilar_domains_tensors,
     expected_shapes,
-    load_domain,
     similar_domains_offsets,
 )
+from stylebridge.plugins.domains.affine import AffineLightPlus, AffinePlus
+from stylebridge.plugins.domains.base import DomainMismatchError
+from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.plugins.losses.corr import CorrLoss
-from stylebridge.registry.resolve import load_plugin
+from stylebridge.registry.resolve import load_domain, load_plugin
 
 SIZE, SD = 32, 32
 
@@ -71,7 +69,7 @@ def _random_offsets(method: StyleSpace, seed: int = 1) -> None:
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_generator_layout_matches_the_generator(size: int) -> None:
-    from stylebridge.plugins.domains.styledomain import generator_layout
+    from stylebridge.plugins.domains.base import generator_layout
 
     g = tiny_generator(seed=0, size=size, style_dim=16)
     layout = generator_layout(g.cfg)
@@ -158,6 +156,21 @@ def test_checkpoint_roundtrip_and_generator_mismatch(gen: Any, w_plus: torch.Ten
 
 # ---------------------------------------------------------------------------------------------
 # affine_plus / affinelight_plus
+
+
+def test_for_generator_builds_fresh_methods_that_fit(gen: Any, w_plus: torch.Tensor) -> None:
+    """``train domain`` starts from ``cls.for_generator(G, **options)``."""
+    src = gen.styles(w_plus)
+    space = StyleSpace.for_generator(gen, torgb=True)
+    assert space.config() == {**_desc(gen), "weight_offset_layers": [], "torgb": True}
+    affine = AffinePlus.for_generator(gen, layers="3+4")
+    light = AffineLightPlus.for_generator(gen, rank=2)
+    assert affine.layers == [3, 4] and light.rank == 2
+    with torch.no_grad():
+        for method in (space, affine, light):  # untrained = the identity domain, bit-exact
+            for a, b in zip(method.styles(gen, w_plus), src, strict=True):
+                assert torch.equal(a, b)
+
 
 
 def test_affine_plus_interpolates_between_source_and_tuned_affine(gen: Any,
@@ -595,7 +608,7 @@ def test_alpha_calibrator_offset_scale() -> None:
 def test_affine_plus_trains_the_64px_block_by_default() -> None:
     """StyleDomain's Affine+ = the affine layers + the 64 px block's weights (b64)."""
     from stylebridge.core.stylegan2 import Generator
-    from stylebridge.plugins.domains.styledomain import AffineLightPlus, AffinePlus, block_layers
+    from stylebridge.plugins.domains.base import block_layers
 
     gen = Generator(size=64, style_dim=16, n_mlp=1, channels={r: 8 for r in (4, 8, 16, 32, 64)})
     names = {layer.index: layer.name for layer in gen.style_layers()}

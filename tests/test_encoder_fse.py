@@ -24,8 +24,9 @@ from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import ConversionError, StylebridgeError
+from stylebridge.plugins.converters.fse import FSEConverter, infer_config
 from stylebridge.plugins.encoders import fse
-from stylebridge.plugins.encoders.fse import FSEConfigError, FSEConverter, FSEEncoder
+from stylebridge.plugins.encoders.fse import FSEConfigError, FSEEncoder
 from stylebridge.plugins.nets import iresnet as _iresnet
 from stylebridge.registry import Registry
 from stylebridge.registry.resolve import load_plugin
@@ -96,7 +97,7 @@ def test_converter_infers_the_official_config_from_full_size_shapes() -> None:
     with torch.device("meta"):
         state = {k: torch.empty(shape, dtype=getattr(torch, dt))
                  for k, (shape, dt) in manifest["keys"].items()}
-    assert fse.infer_config(state) == {
+    assert infer_config(state) == {
         "mode": "features", "layer": 5, "n_latent": 18, "style_dim": 512, "width": 64,
         "layers": [3, 4, 14, 3], "feature_channels": 512, "feature_stride": 2,
         "input_size": 256, "resolution": 1024}

@@ -32,17 +32,12 @@ from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import ConversionError, StylebridgeError
-from stylebridge.plugins.encoders.psp import (
-    ArcFaceConverter,
-    E4EConverter,
-    E4EEncoder,
-    PSPConverter,
-    PSPEncoder,
-)
+from stylebridge.plugins.converters.psp import ArcFaceConverter, E4EConverter, PSPConverter
+from stylebridge.plugins.converters.styleres import StyleResConverter
+from stylebridge.plugins.encoders.psp import E4EEncoder, PSPEncoder
 from stylebridge.plugins.encoders.styleres import (
     EXTRA_ALIGNED,
     EXTRA_ENCODER,
-    StyleResConverter,
     StyleResEncoder,
     StyleResLicenceWarning,
 )

@@ -355,3 +355,150 @@ def test_an_option_for_a_plugin_without_options_is_named_unknown() -> None:
     with pytest.raises(RegistryError, match=r"encoder 'bare' \(from bare_pkg\): unknown option\(s\) "
                                             r"size \(accepted: none\)"):
         reg.create("encoder", "bare", size=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# resolve.create: the one way from a spec to an object and its provenance
+
+
+class _NeedsWeights(_ToyEncoder):
+    name = "needy"
+    requires_weights = True
+
+
+def _toy_registry() -> Registry:
+    return Registry(builtins=False, entry_points=False,
+                    extra_plugins=[_plugin("toy_pkg", _ToyEncoder, _NeedsWeights)])
+
+
+def _toy_checkpoint(path: Path, **extra: Any) -> tuple[Path, _ToyEncoder]:
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    enc = _ToyEncoder(n_latent=2, style_dim=3)
+    with torch.no_grad():
+        enc.w.copy_(torch.arange(6.0).view(2, 3))
+    save_checkpoint(path, enc.state_dict(), kind="encoder", plugin="toy", config=enc.config(),
+                    extra=extra or None)
+    return path, enc
+
+
+def test_create_takes_the_four_spec_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.registry.resolve import Provenance, create, provenance_of, spec_random
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    reg = _toy_registry()
+    path, enc = _toy_checkpoint(tmp_path / "toy.safetensors")
+
+    # NAME: built from its defaults, no checkpoint -> random weights
+    obj, prov = create("encoder", "toy", registry=reg)
+    assert isinstance(obj, _ToyEncoder) and obj.config() == {"n_latent": 4, "style_dim": 8}
+    assert prov == Provenance("random", None, spec="toy") and prov.random
+    assert provenance_of(obj) is prov and spec_random("encoder", "toy", obj)
+    assert not obj.training  # modules come back in eval mode
+
+    # CKPT: the header names the plugin
+    obj, prov = create("encoder", str(path), registry=reg)
+    assert isinstance(obj, _ToyEncoder) and torch.equal(obj.w, enc.w)
+    assert prov.origin == "checkpoint" and prov.path == path and not prov.random
+    assert prov.describe() == f"checkpoint {path}"
+
+    # NAME:CKPT (the name must agree with the header)
+    obj, prov = create("encoder", f"toy:{path}", registry=reg)
+    assert torch.equal(obj.w, enc.w) and prov.origin == "checkpoint"
+    with pytest.raises(CheckpointError):
+        create("encoder", f"needy:{path}", registry=reg)
+
+    # NAME:CKPT:k=v -- options override the header's config (here: a shape that no longer fits)
+    with pytest.raises(CheckpointError, match="weights do not fit encoder 'toy'"):
+        create("encoder", f"toy:{path}:n_latent=5", registry=reg)
+    obj, _ = create("encoder", f"toy:{path}:style_dim=3", registry=reg)
+    assert obj.config() == {"n_latent": 2, "style_dim": 3}
+    # NAME:k=v: no file, options build it
+    obj, prov = create("encoder", "toy:n_latent=3", registry=reg)
+    assert obj.config() == {"n_latent": 3, "style_dim": 8} and prov.random
+    # Registry.resolve is the same entry
+    obj, prov = reg.resolve("encoder", str(path))
+    assert torch.equal(obj.w, enc.w) and prov.origin == "checkpoint"
+
+
+def test_create_provenance_follows_the_checkpoint_header(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.registry.resolve import create, spec_random
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    reg = _toy_registry()
+    rand, _ = _toy_checkpoint(tmp_path / "rand.safetensors", random_weights=True)
+    obj, prov = create("encoder", str(rand), registry=reg)
+    assert prov.random and prov.origin == "random" and prov.path == rand
+    assert spec_random("encoder", str(rand), obj)
+    conv, _ = _toy_checkpoint(tmp_path / "conv.safetensors", source_file="upstream.pt")
+    obj, prov = create("encoder", str(conv), registry=reg)
+    assert prov.origin == "converted" and prov.source_file == "upstream.pt" and not prov.random
+    assert prov.describe() == f"converted from upstream.pt ({conv})"
+    assert not spec_random("encoder", str(conv), obj)
+    # a plugin that declares real weights is not random without a checkpoint
+    fresh = _ToyEncoder()
+    fresh.random_weights = False
+    assert not spec_random("encoder", "toy", fresh)
+
+
+def test_create_official_weights_and_the_missing_weights_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.resolve import create
+    from stylebridge.registry.weights import WeightsEntry, WeightsManager
+
+    reg = _toy_registry()
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    with pytest.raises(StylebridgeError) as info:
+        create("encoder", "needy", registry=reg)
+    text = str(info.value)
+    assert text == ("encoder 'needy' needs weights; use needy:CHECKPOINT (its weights come with "
+                    "plugin package toy_pkg)")
+    assert "\n" not in text
+
+    # a bare name loads the installed weights, which are "official"
+    path, enc = _toy_checkpoint(tmp_path / "toy.safetensors", source_file="toy_upstream.pt")
+    entry = WeightsEntry(name="toy-w", kind="encoder", plugin="toy", filename="toy.safetensors")
+    home = tmp_path / "home"
+    WeightsManager(home, manifest=[entry]).register("toy-w", path)
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=[entry]))
+    obj, prov = create("encoder", "toy", registry=reg)
+    assert torch.equal(obj.w, enc.w)
+    assert prov.origin == "official" and prov.source_file == "toy_upstream.pt" and not prov.random
+
+
+def test_create_resolves_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import tiny_generator
+
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+    from stylebridge.errors import SpecError, StylebridgeError
+    from stylebridge.registry.resolve import create, load_generator
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    gen = tiny_generator()
+    path = save_stylegan2(tmp_path / "g.safetensors", gen, extra={"source_file": "ffhq.pkl"})
+    for spec in (str(path), f"stylegan2:{path}"):
+        loaded, prov = create("generator", spec)
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                      gen.state_dict().values(), strict=True))
+        assert prov.origin == "converted" and prov.path == path and not prov.random
+    rand = save_stylegan2(tmp_path / "r.safetensors", gen, extra={"random_weights": True})
+    _, prov = load_generator(str(rand))
+    assert prov.random
+    with pytest.raises(StylebridgeError) as info:
+        load_generator(f"stylegan3:{path}")
+    assert str(info.value) == (f"--generator 'stylegan3:{path}': unknown generator 'stylegan3' "
+                               "(known: stylegan2)")
+    with pytest.raises(SpecError, match="names no checkpoint file"):
+        create("generator", "nothing-installed")
+    with pytest.raises(SpecError, match="no generator weights are installed"):
+        create("generator", "stylegan2")
+
+
+def test_create_gives_instance_plugins_no_weights_provenance() -> None:
+    from stylebridge.registry.resolve import create
+
+    conv, prov = create("converter", "stylegan2-rosinality", registry=Registry(entry_points=False))
+    assert isinstance(conv, Converter) and prov.origin == "none" and not prov.random

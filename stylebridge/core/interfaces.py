@@ -118,6 +118,8 @@ class Plugin:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     random_weights: bool | None = None
+    #: a bare ``NAME`` without installed weights is refused (resolve.create) instead of built random
+    requires_weights: ClassVar[bool] = False
 
     def config(self) -> dict[str, Any]:
         """Keyword arguments such that ``type(self)(**self.config())`` rebuilds the object."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import inspect
+import pkgutil
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +17,8 @@ from typing import Any
 import pluggy
 
 from stylebridge.core import interfaces as itf
-from stylebridge.errors import RegistryError, StylebridgeError
+from stylebridge.core.checkpoint import load_checkpoint
+from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
 ENTRY_POINT_GROUP = "stylebridge"
@@ -71,8 +74,6 @@ _BUILTIN_PACKAGES = ("stylebridge.plugins", "stylebridge.pipelines", "stylebridg
 
 def _builtin_modules() -> list[ModuleType]:
     """Every module of the built-in packages that implements a hook (interim discovery)."""
-    import pkgutil
-
     found: list[ModuleType] = []
     for package in _BUILTIN_PACKAGES:
         pkg = importlib.import_module(package)
@@ -290,9 +291,6 @@ class Registry:
     def load(self, kind: str, path: str | Path, *, name: str | None = None,
              device: str = "cpu", **overrides: Any) -> Any:
         """Recreate a plugin object from a stylebridge checkpoint (header → class → weights)."""
-        from stylebridge.core.checkpoint import load_checkpoint
-        from stylebridge.errors import CheckpointError
-
         header, tensors = load_checkpoint(path, kind=kind, plugin=name, device=device)
         if header.plugin not in self._table(kind):
             broken = sorted({f.provider for f in self.failures})
@@ -311,6 +309,14 @@ class Registry:
         del result
         return obj
 
+    def resolve(self, kind: str, spec: Any, **options: Any) -> Any:
+        """``(object, provenance)`` from a spec (``NAME``, ``NAME:CKPT``, ``CKPT``,
+        ``NAME:CKPT:k=v``) with this registry's plugins: see
+        :func:`stylebridge.registry.resolve.create`."""
+        from stylebridge.registry.resolve import create  # resolve imports this module
+
+        return create(kind, spec, registry=self, **options)
+
     def all_entries(self) -> Iterable[Entry]:
         for kind in KINDS:
             yield from (self.entries[kind][n] for n in sorted(self.entries[kind]))
@@ -318,8 +324,6 @@ class Registry:
 
 def accepted_options(cls: type) -> list[str] | None:
     """The keyword options ``cls(...)`` accepts, or None when it takes ``**kwargs``."""
-    import inspect
-
     try:
         params = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):

@@ -1,91 +1,307 @@
-"""From a command-line spec to a plugin object: ``NAME``, ``PATH``, ``NAME:PATH``, ``NAME:PATH:k=v``.
+"""The one way in: from a spec to a plugin object and where its weights came from.
 
-``load_plugin("encoder", "e4e:e4e.safetensors")`` turns a spec (see
-:mod:`stylebridge.registry.spec`) into an object, with installed weights resolved
-by the weights manager.
+``create("encoder", "e4e:e4e.safetensors")`` turns a spec (grammar in
+:mod:`stylebridge.registry.spec`) into ``(object, provenance)``:
+
+=========================  ==============================================================
+``NAME``                   the weights installed by ``stylebridge weights`` for that plugin,
+                           else the plugin built from its defaults (refused with a one-line
+                           hint when the class sets ``requires_weights``)
+``NAME:CKPT``              a checkpoint whose header must name that plugin
+``CKPT``                   a checkpoint alone: its header names the plugin
+``NAME:CKPT:k=v,...``      options override the checkpoint's config (``NAME:k=v``: no file)
+=========================  ==============================================================
+
+The :class:`Provenance` (official / converted from FILE / checkpoint / random / none) is
+computed once, here, and recorded beside the object (:func:`provenance_of`).  The
+generator resolves the same way: ``create("generator", "stylegan2:ffhq.safetensors")`` or
+:func:`load_generator`.  :func:`load_plugin`, :func:`load_encoder`, :func:`load_domain` and
+:func:`spec_random` are thin names over :func:`create`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
 
 import torch
 
-from stylebridge.core.interfaces import Encoder, Plugin
+from stylebridge.core.checkpoint import is_random_weights, read_header
+from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin
 from stylebridge.core.options import coerce_option
-from stylebridge.errors import StylebridgeError
+from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
+from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.registry import weights as weights_mod
+from stylebridge.registry.registry import BUILTIN_PROVIDER, Registry, get_registry
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
 
+__all__ = ["GENERATORS", "Created", "Provenance", "create", "load_domain", "load_encoder",
+           "load_generator", "load_plugin", "provenance", "provenance_of", "resolve_checkpoint",
+           "spec_random"]
 
-def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "cpu",
-                registry: Any = None, **overrides: Any) -> Any:
-    """Build a plugin object from ``NAME``, ``PATH``, ``NAME:PATH`` or ``NAME:PATH:k=v``.
+#: the generator plugins a ``--generator`` spec may name (checkpoint ``plugin`` field)
+GENERATORS: tuple[str, ...] = (STYLEGAN2,)
 
-    With a checkpoint, the header names the plugin and holds its config (a
-    given ``NAME`` must agree); options override config entries.  A bare
-    ``NAME`` loads the weights installed by ``stylebridge weights`` for that
-    plugin, else builds the plugin from its defaults and options; plugins whose
-    class sets ``requires_weights = True`` refuse that with a hint telling how
-    to fetch or register the official file.
+Origin = Literal["official", "converted", "checkpoint", "random", "none"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an object's weights came from, decided once by :func:`create`.
+
+    ``origin``: ``"official"`` (installed by ``stylebridge weights``), ``"converted"`` (a
+    checkpoint converted from the upstream file ``source_file``), ``"checkpoint"`` (one of
+    ours, e.g. trained by stylebridge), ``"random"`` (untrained: its header says so, or no
+    checkpoint was given or installed and the plugin does not declare otherwise) or
+    ``"none"`` (no checkpoint and the plugin declares real weights or needs none).
     """
-    from stylebridge.registry import get_registry
 
+    origin: Origin
+    path: Path | None = None
+    source_file: str | None = None
+    spec: str = ""
+
+    @property
+    def random(self) -> bool:
+        """Whether the object runs on untrained weights (its outputs are labelled)."""
+        return self.origin == "random"
+
+    def describe(self) -> str:
+        """One phrase for messages and reports, e.g. ``converted from e4e_ffhq_encode.pt``."""
+        where = f" ({self.path})" if self.path is not None else ""
+        if self.origin == "official":
+            return f"official weights{where}"
+        if self.origin == "converted":
+            return f"converted from {self.source_file}{where}"
+        if self.origin == "checkpoint":
+            return f"checkpoint {self.path}"
+        if self.origin == "random":
+            return f"random weights{where}"
+        return "no weights file"
+
+
+class Created(NamedTuple):
+    """What :func:`create` returns: the object and its :class:`Provenance` (unpacks as a pair)."""
+
+    obj: Any
+    provenance: Provenance
+
+
+# object -> its provenance, for callers that hold only the object (weak: no leak)
+_PROVENANCE: weakref.WeakKeyDictionary[Any, Provenance] = weakref.WeakKeyDictionary()
+
+
+def provenance_of(obj: Any) -> Provenance | None:
+    """The provenance :func:`create` recorded for ``obj`` (``None`` if it did not build it)."""
+    try:
+        return _PROVENANCE.get(obj)
+    except TypeError:  # not weak-referenceable / unhashable: never recorded
+        return None
+
+
+def _record(obj: Any, prov: Provenance) -> None:
+    with contextlib.suppress(TypeError):  # not weak-referenceable: not recorded
+        _PROVENANCE[obj] = prov
+
+
+def _label(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def _parse(kind: str, spec: str | PluginSpec) -> PluginSpec:
+    return parse_plugin_spec(spec, what=_label(kind)) if isinstance(spec, str) else spec
+
+
+def provenance(kind: str, spec: str | PluginSpec, obj: Any = None, *,
+               installed: Path | None = None) -> Provenance:
+    """The :class:`Provenance` of the object built from ``spec``.
+
+    ``installed``: the weights-manager file a bare ``NAME`` loaded (looked up when not
+    given).  ``obj.random_weights`` (``None``: follows the checkpoint) overrides whether a
+    checkpoint-less object counts as random; a header that marks random weights always wins.
+    """
+    spec = _parse(kind, spec)
+    path, official = spec.path, False
+    if path is None and spec.name is not None:
+        path = installed if installed is not None else weights_mod.WeightsManager().resolve(
+            kind, spec.name)
+        official = path is not None
+    declared = obj.random_weights if isinstance(obj, Plugin) else None
+    random = path is None if declared is None else bool(declared)
+    extra = read_header(path).extra if path is not None else {}
+    if path is not None and is_random_weights(extra):
+        random = True
+    text = spec.text or str(spec)
+    if random:
+        return Provenance("random", path, spec=text)
+    if path is None:
+        return Provenance("none", spec=text)
+    if official:
+        return Provenance("official", path, str(extra.get("source_file") or "") or None, text)
+    source_file = extra.get("source_file")
+    if source_file:
+        return Provenance("converted", path, str(source_file), text)
+    return Provenance("checkpoint", path, spec=text)
+
+
+def _needs_weights(kind: str, name: str, provider: str, manager: Any) -> StylebridgeError:
+    known = manager.candidates(kind, name)
+    how = ("convert the official file with `stylebridge convert`" if provider == BUILTIN_PROVIDER
+           else f"its weights come with plugin package {provider}")
+    hint = manager.missing_message(known[0]) if known else f"use {name}:CHECKPOINT ({how})"
+    return StylebridgeError(f"{_label(kind)} {name!r} needs weights; {hint}")
+
+
+def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "cpu",
+           registry: Registry | None = None, **options: Any) -> Created:
+    """Build a plugin (or, for ``kind="generator"``, a generator) from a spec.
+
+    Specs: ``NAME``, ``NAME:CKPT``, ``CKPT`` (the header names the plugin) or
+    ``NAME:CKPT:k=v`` / ``NAME:k=v``.  With a checkpoint, the header holds the config (a
+    given ``NAME`` must agree) and options override its entries.  A bare ``NAME`` loads the
+    weights installed by ``stylebridge weights`` for that plugin, else builds the plugin
+    from its defaults and options; a class that declares ``requires_weights`` refuses that
+    with a one-line hint telling how to fetch or register the official file.  Modules are
+    moved to ``device`` in eval mode.  Returns ``(object, provenance)``; the provenance is
+    also recorded for :func:`provenance_of`.
+    """
+    if kind == "generator":
+        if options:
+            raise SpecError(f"generator spec {str(spec)!r}: options are not accepted here")
+        generator, prov = load_generator(spec, device)
+        return Created(generator, prov)
     registry = registry or get_registry()
-    if isinstance(spec, str):
-        spec = parse_plugin_spec(spec, what=kind.replace("_", " "))
-    options = {k: coerce_option(v) for k, v in spec.options.items()}
-    options.update(overrides)
+    spec = _parse(kind, spec)
+    config = {k: coerce_option(v) for k, v in spec.options.items()}
+    config.update(options)
+    installed: Path | None = None
+    instance = False  # converters and commands are registered as ready objects: no weights
     if spec.path is not None:
-        obj = registry.load(kind, spec.path, name=spec.name, device=str(device), **options)
+        obj = registry.load(kind, spec.path, name=spec.name, device=str(device), **config)
     else:
         assert spec.name is not None
         entry = registry.get(kind, spec.name)
-        from stylebridge.registry.weights import WeightsManager
-
-        manager = WeightsManager()
-        cached = manager.resolve(kind, spec.name)
-        if cached is not None:
-            obj = registry.load(kind, cached, name=spec.name, device=str(device), **options)
-        elif getattr(entry.obj, "requires_weights", False):
-            known = manager.candidates(kind, spec.name)
-            how = ("convert the official file with `stylebridge convert`"
-                   if entry.provider == "stylebridge" else
-                   f"its weights come with plugin package {entry.provider}")
-            hint = (manager.missing_message(known[0]) if known else
-                    f"use {spec.name}:CHECKPOINT ({how})")
-            raise StylebridgeError(f"{kind.replace('_', ' ')} {spec.name!r} needs weights; {hint}")
+        manager = weights_mod.WeightsManager()
+        installed = manager.resolve(kind, spec.name)
+        if installed is not None:
+            obj = registry.load(kind, installed, name=spec.name, device=str(device), **config)
+        elif isinstance(entry.obj, type) and issubclass(entry.obj, Plugin) \
+                and entry.obj.requires_weights:
+            raise _needs_weights(kind, spec.name, entry.provider, manager)
         else:
-            obj = registry.create(kind, spec.name, **options)
+            instance = not isinstance(entry.obj, type)
+            obj = registry.create(kind, spec.name, **config)
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
-    return obj
+    prov = (Provenance("none", spec=spec.text or str(spec)) if instance
+            else provenance(kind, spec, obj, installed=installed))
+    _record(obj, prov)
+    return Created(obj, prov)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thin names over create()
+
+
+def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "cpu",
+                registry: Registry | None = None, **overrides: Any) -> Any:
+    """The object of :func:`create` alone."""
+    return create(kind, spec, device=device, registry=registry, **overrides).obj
 
 
 def load_encoder(spec_text: str, device: str | torch.device = "cpu") -> tuple[Encoder, bool]:
-    """An encoder from a ``--encoder`` spec, and whether it runs on untrained weights
-    (see :func:`spec_random`)."""
-    spec = parse_plugin_spec(spec_text, what="encoder")
-    encoder = load_plugin("encoder", spec, device=device)
+    """An encoder from a ``--encoder`` spec, and whether it runs on untrained weights."""
+    encoder, prov = create("encoder", spec_text, device=device)
     if not isinstance(encoder, Encoder):
         raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
-    return encoder, spec_random("encoder", spec, encoder)
+    return encoder, prov.random
+
+
+def load_domain(spec: str | Path, *, device: str | torch.device = "cpu",
+                registry: Registry | None = None, **overrides: Any) -> DomainMethod:
+    """A domain method from ``PATH`` or ``NAME:PATH[:k=v]``; loaded from a file, its
+    :attr:`~stylebridge.core.interfaces.DomainMethod.label` is the file name."""
+    parsed = parse_plugin_spec(str(spec), what="domain method")
+    method = create("domain_method", parsed, device=device, registry=registry, **overrides).obj
+    if parsed.path is not None and isinstance(method, DomainMethod):
+        method.label = parsed.path.name
+    return method
 
 
 def spec_random(kind: str, spec: str | PluginSpec, obj: Any = None) -> bool:
-    """Whether the plugin built from ``spec`` runs on untrained weights: its checkpoint's
-    header marks random weights, or no checkpoint was given or installed (a bare name may
-    load installed weights) and the plugin does not say otherwise (``obj.random_weights``)."""
-    from stylebridge.core.checkpoint import is_random_weights, read_header
+    """Whether the object built from ``spec`` runs on untrained weights: the provenance
+    :func:`create` recorded for ``obj``, else :func:`provenance` of ``spec``."""
+    recorded = provenance_of(obj) if obj is not None else None
+    return (recorded or provenance(kind, spec, obj)).random
 
-    if isinstance(spec, str):
-        spec = parse_plugin_spec(spec, what=kind.replace("_", " "))
-    path = spec.path
-    if path is None and spec.name is not None:
-        from stylebridge.registry.weights import WeightsManager
 
-        path = WeightsManager().resolve(kind, spec.name)
-    declared = obj.random_weights if isinstance(obj, Plugin) else None
-    random = path is None if declared is None else bool(declared)
-    if path is not None and is_random_weights(read_header(path).extra):
-        random = True
-    return random
+# ---------------------------------------------------------------------------------------------
+# Checkpoints named by a spec, and the generator
+
+
+def resolve_checkpoint(text: str, what: str) -> tuple[str | None, Path]:
+    """``[NAME:]PATH`` → (plugin name or None, path), for checkpoints that are no plugin
+    object (the generator).
+
+    Without a path, ``NAME`` may name installed weights of this kind (``stylebridge
+    weights``): a plugin (``--generator stylegan2`` → the installed FFHQ generator) or a
+    weights entry (``--generator stylegan2-ffhq-1024``); otherwise the one-line error says
+    how to get them.
+    """
+    spec = parse_plugin_spec(text, what=what)
+    if spec.options:
+        raise SpecError(f"{what} spec {text!r}: options are not accepted here")
+    if spec.path is not None:
+        return spec.name, spec.path
+    manager = weights_mod.WeightsManager()
+    entry = manager.entries.get(spec.name or "")
+    if entry is not None and entry.kind == what:
+        if manager.installed(entry.name):
+            return entry.plugin, manager.path(entry.name)
+        raise SpecError(f"{what} {text!r}: {manager.missing_message(entry)}")
+    path = manager.resolve(what, spec.name or "")
+    if path is not None:
+        return spec.name, path
+    known = manager.candidates(what, spec.name or "")
+    if known:
+        raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
+                        f"{manager.missing_message(known[0])}")
+    raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
+
+
+def generator_path(spec: str | PluginSpec, *, option: str = "--generator") -> tuple[Path, bool]:
+    """The checkpoint file of a generator spec and whether it is installed (official)
+    weights; an unknown generator name is refused in one line."""
+    text = spec if isinstance(spec, str) else (spec.text or str(spec))
+    name, path = resolve_checkpoint(text, "generator")
+    if name not in (None, *GENERATORS):
+        raise StylebridgeError(f"{option} {text!r}: unknown generator {name!r} "
+                               f"(known: {', '.join(GENERATORS)})")
+    parsed = parse_plugin_spec(text, what="generator")
+    return path, parsed.path is None
+
+
+def load_generator(spec: str | PluginSpec, device: str | torch.device = "cpu", *,
+                   option: str = "--generator") -> tuple[Generator, Provenance]:
+    """A generator from ``[stylegan2:]CKPT`` or an installed name (``stylegan2``,
+    ``stylegan2-ffhq-1024``), on ``device`` in eval mode, and its :class:`Provenance`."""
+    text = spec if isinstance(spec, str) else (spec.text or str(spec))
+    path, official = generator_path(text, option=option)
+    ck = load_stylegan2(path, device=device)
+    extra = ck.header.extra
+    source_file = str(extra.get("source_file") or "") or None
+    if is_random_weights(extra):
+        prov = Provenance("random", path, spec=text)
+    elif official:
+        prov = Provenance("official", path, source_file, text)
+    elif source_file:
+        prov = Provenance("converted", path, source_file, text)
+    else:
+        prov = Provenance("checkpoint", path, spec=text)
+    _record(ck.generator, prov)
+    return ck.generator, prov

@@ -8,6 +8,13 @@ Plugin specs (``--encoder``, ``--method``, ``--calibrate``)::
     fse:fse.safetensors:mode=shift,layer=5
     fse:mode=latents          name + options, no checkpoint
 
+Generator specs (``--generator``, :func:`stylebridge.registry.resolve.load_generator`)::
+
+    ffhq.safetensors          checkpoint alone
+    stylegan2:ffhq.safetensors
+    stylegan2                 the installed generator weights (``stylebridge weights``)
+    stylegan2-ffhq-1024       a weights entry by name
+
 Loss specs (``--loss``)::
 
     lpips:0.8                 name + weight

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -209,7 +209,7 @@ class AlphaCalibrator(Calibrator):
 
     name = "alpha"
     description = "alpha-rescaling: scale each layer's domain offset by 1/alpha (encoder vs mapping styles)"
-    requires_weights = True
+    requires_weights: ClassVar[bool] = True
 
     def __init__(self, widths: Sequence[int] = (), skip_layers: Sequence[int] | str | int = (),
                  fit: str = "origin", power: float = -1.0, min_alpha: float = 1e-3) -> None:

@@ -39,32 +39,27 @@ path, so under a domain method or an edit step 3 is recomputed on the new path, 
 ``noise_mode='const'``, i.e. our ``randomize_noise=False``.
 
 Licence: StyleRes code and weights are under the *NVIDIA Source Code License for
-StyleRes* (non-commercial research use only); converting or loading the weights says so.
+StyleRes* (non-commercial research use only); converting
+(:mod:`stylebridge.plugins.converters.styleres`) or loading the weights says so.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylebridge.core.checkpoint import save_checkpoint
-from stylebridge.core.interfaces import ConversionResult, Converter, Inversion
-from stylebridge.errors import CheckpointError, ConversionError
+from stylebridge.core.interfaces import Inversion
+from stylebridge.errors import CheckpointError
 from stylebridge.plugins.encoders.psp import (
     IRSEStyleEncoder,
-    build_encoder_state,
-    infer_style_net_config,
-    latent_avg_rows,
 )
-from stylebridge.plugins.nets.irse import IRSE50_UNITS, IRSE50_WIDTHS, describe_upstream
+from stylebridge.plugins.nets.irse import IRSE50_UNITS, IRSE50_WIDTHS
 from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
@@ -214,7 +209,9 @@ class StyleResEncoder(IRSEStyleEncoder):
             raise ValueError(f"activation {k} is {res}x{res} but the encoder feature c1 is "
                              f"{input_size // 4}x{input_size // 4} (input_size {input_size}); they "
                              "must match and be divisible by 4")
-        self.feature_layer = k
+        #: activation K of the gated residual (config ``feature_layer``); ``encode`` returns
+        #: no feature there, so the interface's ``feature_layer`` stays ``None``
+        self.residual_layer = k
         self.feature_channels = int(feature_channels)
         self.hidden = int(hidden)
         enc_ch = self.encoder.widths[1]
@@ -226,7 +223,7 @@ class StyleResEncoder(IRSEStyleEncoder):
         object.__setattr__(self, "_generator", None)  # not a submodule: not in the state dict
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "feature_layer": self.feature_layer,
+        return {**super().config(), "feature_layer": self.residual_layer,
                 "feature_channels": self.feature_channels, "hidden": self.hidden}
 
     # -- weights -------------------------------------------------------------------------------
@@ -241,14 +238,14 @@ class StyleResEncoder(IRSEStyleEncoder):
     # -- generator -----------------------------------------------------------------------------
     def check_generator(self, generator: Generator) -> None:
         """Raise a one-line :class:`CheckpointError` when ``generator`` does not fit these modules."""
-        want = (self.feature_channels, *(2 * (activation_resolution(self.feature_layer),)))
-        got = generator.feature_shapes().get(self.feature_layer)
+        want = (self.feature_channels, *(2 * (activation_resolution(self.residual_layer),)))
+        got = generator.feature_shapes().get(self.residual_layer)
         if generator.n_latent != self.encoder.n_styles or generator.style_dim != self.encoder.style_dim:
             raise CheckpointError(f"generator has {generator.n_latent}x{generator.style_dim} latents, "
                                   f"the styleres encoder predicts {self.encoder.n_styles}x"
                                   f"{self.encoder.style_dim}")
         if got != want:
-            raise CheckpointError(f"generator activation {self.feature_layer} is {list(got or ())}, "
+            raise CheckpointError(f"generator activation {self.residual_layer} is {list(got or ())}, "
                                   f"the styleres feature modules expect {list(want)}")
 
     def bind_generator(self, generator: Generator | None) -> StyleResEncoder:
@@ -287,7 +284,7 @@ class StyleResEncoder(IRSEStyleEncoder):
         self.check_generator(generator)
         if source_feature is None:
             source_feature, _ = generator.features_upto(
-                generator.styles(inversion.w_plus), self.feature_layer, noise=noise,
+                generator.styles(inversion.w_plus), self.residual_layer, noise=noise,
                 randomize_noise=False)
         enc = inversion.extras[EXTRA_ENCODER].to(source_feature.dtype)
         return self.modify_feature_extraction(self.modify_feature_alignment(enc, source_feature))
@@ -306,11 +303,11 @@ class StyleResEncoder(IRSEStyleEncoder):
         the gate recomputed on its path (``pipeline.synthesize`` does this).
         """
         self.check_generator(generator)
-        feat, _ = generator.features_upto(generator.styles(inversion.w_plus), self.feature_layer,
+        feat, _ = generator.features_upto(generator.styles(inversion.w_plus), self.residual_layer,
                                           noise=noise, randomize_noise=False)
         aligned = self.aligned_features(generator, inversion, source_feature=feat)
         return Inversion(w_plus=inversion.w_plus,
-                         modifiers={self.feature_layer: functools.partial(self._residual, aligned)},
+                         modifiers={self.residual_layer: functools.partial(self._residual, aligned)},
                          extras={**inversion.extras, EXTRA_ALIGNED: aligned})
 
     def _residual(self, aligned: Tensor, feature: Tensor) -> Tensor:
@@ -329,123 +326,14 @@ class StyleResEncoder(IRSEStyleEncoder):
         """
         self.check_generator(generator)
         styles = list(generator.styles(inversion.w_plus) if styles is None else styles)
-        feat, skip = generator.features_upto(styles, self.feature_layer, noise=noise,
+        feat, skip = generator.features_upto(styles, self.residual_layer, noise=noise,
                                              randomize_noise=randomize_noise)
         aligned = self.aligned_features(generator, inversion, noise=noise)
         out, _ = self.modify(feat, aligned)
-        return generator.synthesize_from(self.feature_layer, out, skip, styles, noise=noise,
+        return generator.synthesize_from(self.residual_layer, out, skip, styles, noise=noise,
                                          randomize_noise=randomize_noise)
-
-
-# ---------------------------------------------------------------------------------------------
-# Converter
-
-
-_MODULE_RX = re.compile(r"^synthesis\.b(\d+)\.(modify_feature_(?:alignment|extraction|gates))\.(.+)$")
-
-
-class StyleResConverter(Converter):
-    """hamzapehlivan/StyleRes ``styleres_ffhq.pth`` → stylebridge ``styleres`` encoder (+ generator)."""
-
-    name = "styleres"
-    accepted_options = frozenset({"generator"})
-    description = ("StyleRes styleres_ffhq.pth -> styleres encoder (generator=PATH also writes its "
-                   "generator); non-commercial licence")
-    source = ("StyleRes .pth {e4e, latent_avg, generator_smooth (NVlabs naming + "
-              "synthesis.b64.modify_feature_*)}; option generator=PATH writes its generator too; "
-              "NVIDIA Source Code License (non-commercial)")
-
-    def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
-        from stylebridge.core.stylegan2.config import GeneratorConfig
-        from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
-        from stylebridge.core.stylegan2.rosinality import torch_load_safe
-        from stylebridge.plugins.converters.stylegan2 import build_and_save
-
-        src, dst = Path(src), Path(dst)
-        self.check_options(options, src)
-        obj = torch_load_safe(src)
-        if not isinstance(obj, Mapping) or not {"e4e", "generator_smooth"} <= set(obj):
-            hint = describe_upstream(obj) if isinstance(obj, Mapping) else None
-            if hint is not None and "StyleRes" not in hint:
-                raise ConversionError(f"{hint}; not a StyleRes checkpoint", path=src)
-            keys = ", ".join(sorted(map(str, obj))[:6]) if isinstance(obj, Mapping) else type(obj).__name__
-            raise ConversionError("is not a StyleRes checkpoint (expected top-level 'e4e', "
-                                  f"'latent_avg', 'generator_smooth'; found {keys})", path=src)
-        enc, gen = obj["e4e"], obj["generator_smooth"]
-        if not isinstance(enc, Mapping) or not isinstance(gen, Mapping):
-            raise ConversionError("'e4e' and 'generator_smooth' must be state dicts", path=src)
-        notes: list[str] = []
-        config = infer_style_net_config(enc, path=src, what="StyleRes e4e encoder")
-
-        modules: dict[str, Tensor] = {}
-        base: dict[str, Tensor] = {}
-        resolutions: set[int] = set()
-        for key, value in gen.items():
-            m = _MODULE_RX.match(str(key))
-            if m:
-                resolutions.add(int(m.group(1)))
-                modules[f"{m.group(2)}.{m.group(3)}"] = value
-            else:
-                base[str(key)] = value
-        if not modules:
-            raise ConversionError("generator_smooth has no StyleRes feature modules "
-                                  "(synthesis.b64.modify_feature_*)", path=src)
-        if len(resolutions) != 1:
-            raise ConversionError(f"generator_smooth has feature modules at several resolutions "
-                                  f"{sorted(resolutions)}", path=src)
-        res = resolutions.pop()
-        if res < 8 or res & (res - 1):
-            raise ConversionError(f"feature modules sit at {res}x{res}, not a power of two >= 8",
-                                  path=src)
-        k = 2 * res.bit_length() - 6  # first conv of the res x res stage: 64 -> 8
-        g_state, g_config, w_avg = convert_nvlabs_generator(
-            base, {"synthesis_kwargs": {"conv_clamp": UPSTREAM_CONV_CLAMP}}, path=src)
-        first = modules.get("modify_feature_alignment.first_layer.weight")
-        if not isinstance(first, Tensor) or first.ndim != 4:
-            raise ConversionError("generator_smooth lacks a 4-D synthesis.b64.modify_feature_"
-                                  "alignment.first_layer.weight", path=src)
-        config.update(feature_layer=k, feature_channels=int(g_config["channels"][res]),
-                      hidden=int(first.shape[0]))
-        if config["input_size"] // 4 != res:
-            raise ConversionError(f"encoder features are {config['input_size'] // 4}px but the "
-                                  f"feature modules sit at {res}x{res}", path=src)
-        if "latent_avg" not in obj:
-            raise ConversionError("has no 'latent_avg' (StyleRes adds it to every code)", path=src)
-        latent_avg = latent_avg_rows(obj["latent_avg"], config["n_styles"], config["style_dim"],
-                                     path=src)
-        state = build_encoder_state(StyleResEncoder, enc, latent_avg, config, path=src,
-                                    what="StyleRes checkpoint", notes=notes, extra_state=modules)
-        notes.append(f"the feature modules act at generator activation K={k} ({res}x{res}, "
-                     f"upstream synthesis.b{res}.conv0)")
-        notes.append(STYLERES_LICENCE)
-        extra_notes: list[str] = []
-        gen_path = options.get("generator")
-        if gen_path:
-            g_notes = [f"StyleRes renders with conv_clamp={UPSTREAM_CONV_CLAMP:g} "
-                       "(its SynthesisBlock default); kept in the generator config",
-                       STYLERES_LICENCE]
-            result = build_and_save(src, Path(str(gen_path)),
-                                    g_cfg=GeneratorConfig.from_dict(g_config), g_state=g_state,
-                                    latent_avg=w_avg, d_cfg=None, d_state=None,
-                                    source=f"hamzapehlivan/StyleRes (generator_smooth of {src.name})",
-                                    notes=g_notes)
-            notes.append(f"wrote StyleRes' generator as generator checkpoint {gen_path}")
-            extra_notes = [f"generator: {n}" for n in result.notes]
-        else:
-            notes.append("the feature modules were trained with this file's generator_smooth; pass "
-                         "generator=PATH to write it")
-        save_checkpoint(dst, state, kind="encoder", plugin=self.name, config=config,
-                        extra={"source": "hamzapehlivan/StyleRes", "source_file": src.name,
-                               "notes": notes, "licence": STYLERES_LICENCE})
-        return ConversionResult(path=dst, kind="encoder", plugin=self.name, n_tensors=len(state),
-                                notes=tuple(notes + extra_notes))
 
 
 @hookimpl
 def register_encoders(register: Any) -> None:
     register(StyleResEncoder)
-
-
-@hookimpl
-def register_converters(register: Any) -> None:
-    register(StyleResConverter())

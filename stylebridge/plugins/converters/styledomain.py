@@ -1,80 +1,40 @@
-"""StyleDomain parameterisations as domain methods, and the ``styledomain`` converter.
+"""The ``styledomain`` converter: StyleDomain checkpoints → stylebridge domain methods.
 
-StyleDomain (Alanov et al., ICCV 2023; AIRI-Institute/StyleDomain) adapts a frozen
-StyleGAN2 to a new domain with few parameters.  Three of its parameterisations are
-domain methods here (``DomainMethod.styles(generator, w_plus, offset_scale)``):
-
-``stylespace``
-    Additive offsets on the style vectors: ``s_i' = s_i + scale_i * Δ_i``.
-    SimilarDomains' ``s_delta`` has one offset per *conv* layer (17 at 1024 px,
-    ``heads.conv_{k}.params_in`` [1, C]), none on ToRGB; ``torgb=True`` adds
-    ToRGB offsets (DissimilarDomains' StyleSpace has them).
-``affine_plus``
-    Affine+: the method holds its own copies of the modulation (affine, w → s)
-    ``EqualLinear`` weights and biases of ``layers`` (all 26 at 1024 px, as in
-    DissimilarDomains) and computes ``s_i' = lerp(A_i(w), A'_i(w), scale_i)``,
-    i.e. ``s_src + scale_i * (s_tuned - s_src)``; the source affine ``A_i`` is
-    the generator's.
-``affinelight_plus``
-    AffineLight+: a low-rank offset of every affine weight,
-    ``A'_i = A_i + U_i V_i`` (``U`` [C_i, rank], ``V`` [rank, style_dim], rank 5
-    in DissimilarDomains' ``affine_out_in_5_1_additive``), so
-    ``s_i' = s_i + scale_i * ((U_i V_i) * g) w`` with ``g = 1/sqrt(style_dim)``
-    (the affine's equalised-lr gain); the bias is untouched.
-
-Weight offsets.  DissimilarDomains' Affine+ and AffineLight+ also fine-tune the
-synthesis weights of one block (``synt_weights_offset.b64`` /
-``tRGB_weights_offset.b64``: ``W + O`` with ``O`` [out, in, 1, 1] broadcast over
-the kernel).  That is not a change of ``s``, so ``styles()`` cannot express it:
-every method here carries optional ``weight_offsets`` (style-layer index →
-[out, in, 1, 1]) that :meth:`StyleDomainMethod.weight_deltas` returns, scaled by
-the same ``offset_scale`` entry as the layer's style change, for
-:meth:`Generator.synthesis` to add to the conv weights of that call
-(``synthesize`` and every renderer pass them; the generator's parameters are
-never swapped).
-
-Index convention: every per-layer tensor is keyed by the *style-layer index* of
-:mod:`stylebridge.core.stylegan2.generator` (0 = ``conv1``, 1 = ``to_rgb1``, then
-per stage ``j``: ``2+3j``, ``3+3j`` = the two convs, ``4+3j`` = ToRGB; 26 at
-1024 px); ``offset_scale`` has one entry per style layer.  In the rosinality
-layout ``s`` is the *unscaled* output of the modulation layer (the conv applies
-``1/sqrt(fan_in)`` to its weight), which for convs equals NVlabs' ``affine(w)``;
-for ToRGB NVlabs multiplies ``s`` by ``1/sqrt(C_in)``, which the converter
-accounts for.
-
-Each method records the generator it belongs to (``size``, ``style_dim``,
-``channels``) in its config and refuses another one with a one-line error.
-Checkpoints: kind ``domain_method`` (:meth:`StyleDomainMethod.save`; load with
-``Registry.load`` / :func:`stylebridge.registry.resolve.load_plugin` /
-:func:`load_domain`).
+Reads SimilarDomains' StyleSpace ``.pt`` files (``s_delta``) into ``stylespace`` and
+DissimilarDomains' StyleGAN2-ADA pickles into ``stylespace`` / ``affine_plus`` /
+``affinelight_plus`` (pickled code never runs).  Index convention and the ToRGB scale:
+:mod:`stylebridge.plugins.domains.base`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from stylebridge.core.checkpoint import check_state_dict, save_checkpoint
-from stylebridge.core.interfaces import ConversionResult, Converter, DomainMethod
-from stylebridge.core.options import as_bool
-from stylebridge.core.stylegan2.config import GeneratorConfig
-from stylebridge.errors import CheckpointError, ConversionError
+from stylebridge.core.checkpoint import check_state_dict
+from stylebridge.core.interfaces import ConversionResult, Converter
+from stylebridge.core.safe_pickle import PersistentObject, load_nvlabs_pickle, module_state_dict
+from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
+from stylebridge.core.stylegan2.rosinality import torch_load_safe
+from stylebridge.errors import ConversionError
+from stylebridge.plugins.domains.affine import AffineLightPlus, AffinePlus
+from stylebridge.plugins.domains.base import (
+    KIND,
+    LayerShape,
+    StyleDomainMethod,
+    generator_layout,
+    make_generator_config,
+)
+from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.registry import hookimpl
-
-if TYPE_CHECKING:
-    from stylebridge.core.stylegan2.generator import Generator
-
-KIND = "domain_method"
 
 SIMILAR_LICENCE = ("licence: StyleDomain's SimilarDomains ships no licence for its trained offsets "
                    "(check with the authors before redistributing); they were trained on NVIDIA's "
@@ -83,390 +43,9 @@ DISSIMILAR_LICENCE = ("licence: StyleDomain's DissimilarDomains is under the NVI
                       "License for StyleGAN2-ADA (non-commercial use); the converted file keeps it")
 
 
-class DomainMismatchError(CheckpointError):
-    """A domain used with a generator of another architecture."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Generator layout
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """One modulated layer: style index, module path, w+ row, weight shape."""
-
-    index: int
-    name: str          # e.g. "convs.6.conv" (a ModulatedConv2d)
-    row: int
-    in_ch: int         # = len(s_i)
-    out_ch: int
-    kernel: int
-    is_rgb: bool
-
-
-@functools.lru_cache(maxsize=16)
-def _layout_cached(size: int, channels: tuple[tuple[int, int], ...]) -> tuple[LayerShape, ...]:
-    ch = dict(channels)
-    out = [LayerShape(0, "conv1.conv", 0, ch[4], ch[4], 3, False),
-           LayerShape(1, "to_rgb1.conv", 1, ch[4], 3, 1, True)]
-    for j in range(int(math.log2(size)) - 2):
-        r = 2 ** (j + 3)
-        out += [LayerShape(2 + 3 * j, f"convs.{2 * j}.conv", 2 * j + 1, ch[r // 2], ch[r], 3, False),
-                LayerShape(3 + 3 * j, f"convs.{2 * j + 1}.conv", 2 * j + 2, ch[r], ch[r], 3, False),
-                LayerShape(4 + 3 * j, f"to_rgbs.{j}.conv", 2 * j + 3, ch[r], 3, 1, True)]
-    return tuple(out)
-
-
-def generator_layout(cfg: GeneratorConfig) -> tuple[LayerShape, ...]:
-    """The modulated layers of a generator with config ``cfg``, in style-index order.
-
-    Follows :class:`~stylebridge.core.stylegan2.generator.Generator`'s construction
-    (``_style_modules``); the tests check it against ``style_layers()`` and the weights.
-    """
-    return _layout_cached(cfg.size, tuple(sorted(cfg.channels.items())))
-
-
-def _generator_config(size: int, style_dim: int, channels: Mapping[Any, int] | None) -> GeneratorConfig:
-    try:
-        return GeneratorConfig(size=int(size), style_dim=int(style_dim), channels=dict(channels or {}))
-    except ValueError as exc:
-        raise CheckpointError(f"invalid generator description in domain config: {exc}") from None
-
-
-def _describe(cfg: GeneratorConfig, other: GeneratorConfig) -> tuple[str, str]:
-    """The fields in which two configs of the same size differ, as (mine, theirs)."""
-    mine, theirs = [], []
-    if cfg.style_dim != other.style_dim:
-        mine.append(f"style_dim {cfg.style_dim}")
-        theirs.append(f"style_dim {other.style_dim}")
-    diff = [r for r in cfg.channels if cfg.channels[r] != other.channels.get(r)]
-    if diff:
-        mine.append("channels " + ", ".join(f"{r}px: {cfg.channels[r]}" for r in diff))
-        theirs.append("channels " + ", ".join(f"{r}px: {other.channels.get(r)}" for r in diff))
-    return " and ".join(mine), " and ".join(theirs)
-
-
-def _as_scale(offset_scale: Sequence[float] | Tensor | None, n_layers: int, *,
-              device: torch.device, dtype: torch.dtype) -> Tensor | None:
-    """``offset_scale`` as a ``[n_layers]`` tensor (``None`` stays ``None``)."""
-    if offset_scale is None:
-        return None
-    scale = torch.as_tensor(offset_scale, dtype=dtype, device=device)
-    if scale.ndim != 1 or scale.shape[0] != n_layers:
-        raise ValueError(f"offset_scale must have one entry per style layer ({n_layers}), "
-                         f"got shape {list(scale.shape)}")
-    return scale
-
-
-# ---------------------------------------------------------------------------------------------
-# Methods
-
-
-class StyleDomainMethod(DomainMethod):
-    """Shared by ``stylespace``, ``affine_plus`` and ``affinelight_plus``.
-
-    Holds the generator description, the optional conv ``weight_offsets``
-    (style index → ``[out, in, 1, 1]``), the compatibility check and
-    :meth:`save`.  ``label`` names the domain in messages (the checkpoint file
-    name when loaded through :func:`load_domain` or ``stylebridge adapt``).
-    """
-
-    requires_weights = True
-
-    def __init__(self, size: int = 1024, style_dim: int = 512,
-                 channels: Mapping[Any, int] | None = None,
-                 weight_offset_layers: Sequence[int] | int | str = ()) -> None:
-        super().__init__()
-        self.generator_config = _generator_config(size, style_dim, channels)
-        self.layout = generator_layout(self.generator_config)
-        self.label = self.name
-        n = len(self.layout)
-        self.weight_offset_layers = sorted(set(
-            parse_layer_list(weight_offset_layers, "weight_offset_layers") or []))
-        bad = [i for i in self.weight_offset_layers if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"weight_offset_layers {bad} out of range 0..{n - 1}")
-        # (key, value) pairs: ParameterDict would sort a plain dict's keys as strings
-        self.weight_offsets = nn.ParameterDict([
-            (str(i), nn.Parameter(torch.zeros(self.layout[i].out_ch, self.layout[i].in_ch, 1, 1)))
-            for i in self.weight_offset_layers])
-
-    # -- description --------------------------------------------------------------------------
-    def generator_description(self) -> dict[str, Any]:
-        cfg = self.generator_config
-        return {"size": cfg.size, "style_dim": cfg.style_dim,
-                "channels": {str(r): c for r, c in cfg.channels.items()}}
-
-    def config(self) -> dict[str, Any]:
-        return {**self.generator_description(), "weight_offset_layers": list(self.weight_offset_layers)}
-
-    @property
-    def n_style_layers(self) -> int:
-        return len(self.layout)
-
-    def check_generator(self, generator: Generator) -> None:
-        """Raise a one-line :class:`DomainMismatchError` unless ``generator`` has our architecture."""
-        mine, theirs = self.generator_config, generator.cfg
-        if (mine.size, mine.style_dim, mine.channels) == (theirs.size, theirs.style_dim,
-                                                           dict(theirs.channels)):
-            return
-        if mine.size != theirs.size:
-            raise DomainMismatchError(
-                f"domain {self.label} was trained for a {mine.size}px generator "
-                f"({mine.n_style_layers} style layers), this generator is {theirs.size}px "
-                f"({theirs.n_style_layers})")
-        a, b = _describe(mine, theirs)
-        raise DomainMismatchError(f"domain {self.label} was trained for a {mine.size}px generator "
-                                  f"with {a}, this generator has {b}")
-
-    def layer_parameters(self, indices: Iterable[int]) -> list[nn.Parameter]:
-        """The parameters that change style layers ``indices`` (every per-layer
-        ``ParameterDict`` is keyed by the style-layer index), e.g. to freeze them."""
-        keys = {str(int(i)) for i in indices}
-        return [p for module in self.modules() if isinstance(module, nn.ParameterDict)
-                for key, p in module.items() if key in keys]
-
-    # -- weight offsets -----------------------------------------------------------------------
-    def has_weight_offsets(self) -> bool:
-        return any(bool(p.detach().ne(0).any()) for p in self.weight_offsets.values())
-
-    def weight_deltas(self, generator: Generator,
-                      offset_scale: Sequence[float] | Tensor | None = None) -> dict[int, Tensor]:
-        """``scale_i * O_i`` for every style layer ``i`` with conv weight offsets, shaped
-        ``[1, out, in, 1, 1]`` (broadcast over the k×k taps), for
-        :meth:`Generator.synthesis` (gradients reach the offsets)."""
-        self.check_generator(generator)
-        if not self.weight_offsets:
-            return {}
-        first = next(iter(self.weight_offsets.values()))
-        scale = _as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
-        deltas: dict[int, Tensor] = {}
-        for name, offset in self.weight_offsets.items():
-            i = int(name)
-            weight = generator.get_submodule(self.layout[i].name).weight
-            delta = offset.to(weight).unsqueeze(0)  # [1, out, in, 1, 1]: broadcast over k×k
-            if scale is not None:
-                delta = delta * scale[i].to(weight)
-            deltas[i] = delta
-        return deltas
-
-    def _prepare(self, generator: Generator, w_plus: Tensor,
-                 offset_scale: Sequence[float] | Tensor | None
-                 ) -> tuple[Tensor, list[Tensor], Tensor | None]:
-        self.check_generator(generator)
-        if w_plus.ndim == 2:
-            w_plus = w_plus.unsqueeze(1).expand(-1, generator.n_latent, -1)
-        styles = generator.styles(w_plus)
-        scale = _as_scale(offset_scale, self.n_style_layers, device=styles[0].device,
-                          dtype=styles[0].dtype)
-        return w_plus, styles, scale
-
-    # -- checkpoints --------------------------------------------------------------------------
-    def save(self, path: str | Path, *, extra: Mapping[str, Any] | None = None) -> Path:
-        """Write this domain as a stylebridge checkpoint (kind ``domain_method``)."""
-        return save_checkpoint(path, self.state_dict(), kind=KIND, plugin=self.name,
-                               config=self.config(), extra=extra)
-
-
-class StyleSpace(StyleDomainMethod):
-    """StyleSpace: per-layer additive offsets on the style vectors s (StyleDomain)."""
-
-    name = "stylespace"
-    description = "StyleSpace: additive per-layer offsets on the style vectors s (StyleDomain)"
-
-    def __init__(self, size: int = 1024, style_dim: int = 512,
-                 channels: Mapping[Any, int] | None = None, torgb: bool = False,
-                 weight_offset_layers: Sequence[int] = ()) -> None:
-        super().__init__(size, style_dim, channels, weight_offset_layers)
-        self.torgb = as_bool(torgb, "torgb")
-        self.offsets = nn.ParameterDict([
-            (str(layer.index), nn.Parameter(torch.zeros(layer.in_ch)))
-            for layer in self.layout if self.torgb or not layer.is_rgb])
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "torgb": self.torgb}
-
-    @property
-    def layers(self) -> list[int]:
-        """Style-layer indices that carry an offset."""
-        return [int(k) for k in self.offsets]
-
-    def styles(self, generator: Generator, w_plus: Tensor,
-               offset_scale: Sequence[float] | Tensor | None = None) -> list[Tensor]:
-        """``s_i + scale_i * Δ_i`` for every layer with an offset, the source ``s_i`` elsewhere."""
-        _, styles, scale = self._prepare(generator, w_plus, offset_scale)
-        for key, offset in self.offsets.items():
-            i = int(key)
-            delta = offset.to(styles[i])
-            if scale is not None:
-                delta = delta * scale[i]
-            styles[i] = styles[i] + delta
-        return styles
-
-
-def block_layers(size: int, resolution: int) -> list[int]:
-    """Style-layer indices of the synthesis block at ``resolution`` (its two convs and its
-    ToRGB; 64 px → 11, 12, 13), or ``[]`` when the generator has no such block."""
-    if resolution < 8 or resolution > size or resolution & (resolution - 1):
-        return []
-    stage = int(math.log2(resolution)) - 3        # 8 px is stage 0: style layers 2, 3, 4
-    return [2 + 3 * stage, 3 + 3 * stage, 4 + 3 * stage]
-
-
-def parse_layer_list(value: Sequence[int] | int | str | None, option: str) -> list[int] | None:
-    """``[11, 12]``, ``11`` or ``"11+12+13"`` (a list option on the command line, where
-    commas separate options) → a list of ints; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        parts = [p for p in value.replace(";", "+").split("+") if p.strip()]
-        try:
-            return [int(p) for p in parts]
-        except ValueError:
-            raise ValueError(f"{option}={value!r}: expected style-layer indices like "
-                             "11+12+13") from None
-    return [int(v) for v in value]
-
-
-#: Affine+/AffineLight+ (StyleDomain's DissimilarDomains) also train the 64 px block's
-#: conv weights (``synt_weights_offset.b64``, ``tRGB_weights_offset.b64``).
-AFFINE_PLUS_BLOCK = 64
-
-
-class _AffineMethod(StyleDomainMethod):
-    """Shared by Affine+ / AffineLight+: a set of style layers whose affine is changed.
-
-    ``weight_offset_layers=None`` (default) = the 64 px block's layers, as StyleDomain's
-    Affine+ ("+" = the block); ``()`` = affine layers only.
-    """
-
-    def __init__(self, size: int, style_dim: int, channels: Mapping[Any, int] | None,
-                 layers: Sequence[int] | int | str | None,
-                 weight_offset_layers: Sequence[int] | int | str | None) -> None:
-        offsets = parse_layer_list(weight_offset_layers, "weight_offset_layers")
-        if offsets is None:
-            offsets = block_layers(int(size), AFFINE_PLUS_BLOCK)
-        layers = parse_layer_list(layers, "layers")
-        super().__init__(size, style_dim, channels, offsets)
-        n = self.n_style_layers
-        chosen = list(range(n)) if layers is None else sorted({int(i) for i in layers})
-        bad = [i for i in chosen if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"layers {bad} out of range 0..{n - 1}")
-        self.layers = chosen
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "layers": list(self.layers)}
-
-    def _tuned(self, key: str, w: Tensor, modulation: nn.Module, source: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def styles(self, generator: Generator, w_plus: Tensor,
-               offset_scale: Sequence[float] | Tensor | None = None) -> list[Tensor]:
-        """``lerp(s_src_i, s_tuned_i, scale_i)`` for the tuned layers, ``s_src_i`` elsewhere."""
-        w_plus, styles, scale = self._prepare(generator, w_plus, offset_scale)
-        for i in self.layers:
-            layer = self.layout[i]
-            modulation = generator.get_submodule(layer.name).modulation
-            tuned = self._tuned(str(i), w_plus[:, layer.row], modulation, styles[i])
-            styles[i] = tuned if scale is None else torch.lerp(styles[i], tuned, scale[i])
-        return styles
-
-
-class AffinePlus(_AffineMethod):
-    """Affine+: fine-tuned copies of the affine (w → s) layers (StyleDomain DissimilarDomains)."""
-
-    name = "affine_plus"
-    description = "Affine+: fine-tuned affine (w -> s) layers, optional conv weight offsets (StyleDomain)"
-
-    def __init__(self, size: int = 1024, style_dim: int = 512,
-                 channels: Mapping[Any, int] | None = None,
-                 layers: Sequence[int] | int | str | None = None,
-                 weight_offset_layers: Sequence[int] | int | str | None = None) -> None:
-        super().__init__(size, style_dim, channels, layers, weight_offset_layers)
-        sd = self.generator_config.style_dim
-        self.affine_weight = nn.ParameterDict([
-            (str(i), nn.Parameter(torch.zeros(self.layout[i].in_ch, sd))) for i in self.layers])
-        self.affine_bias = nn.ParameterDict([
-            (str(i), nn.Parameter(torch.zeros(self.layout[i].in_ch))) for i in self.layers])
-        self._ready = False
-
-    @torch.no_grad()
-    def init_from(self, generator: Generator) -> AffinePlus:
-        """Start from the generator's own affine layers (the identity domain)."""
-        self.check_generator(generator)
-        for i in self.layers:
-            mod = generator.get_submodule(self.layout[i].name).modulation
-            self.affine_weight[str(i)].copy_(mod.weight)
-            self.affine_bias[str(i)].copy_(mod.bias)
-        self._ready = True
-        return self
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
-                        assign: bool = False) -> Any:
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._ready = True
-        return result
-
-    def _tuned(self, key: str, w: Tensor, modulation: nn.Module, source: Tensor) -> Tensor:
-        if not self._ready:
-            raise CheckpointError(f"domain {self.label} has no tuned affine weights yet: load a "
-                                  "checkpoint or call init_from(generator)")
-        weight = self.affine_weight[key].to(w) * modulation.scale
-        bias = self.affine_bias[key].to(w) * modulation.lr_mul
-        return F.linear(w, weight, bias)
-
-
-class AffineLightPlus(_AffineMethod):
-    """AffineLight+: low-rank offsets of the affine layers (StyleDomain DissimilarDomains)."""
-
-    name = "affinelight_plus"
-    description = "AffineLight+: low-rank offsets of the affine (w -> s) layers (StyleDomain)"
-
-    def __init__(self, size: int = 1024, style_dim: int = 512,
-                 channels: Mapping[Any, int] | None = None,
-                 layers: Sequence[int] | int | str | None = None, rank: int = 5,
-                 weight_offset_layers: Sequence[int] | int | str | None = None,
-                 seed: int = 0) -> None:
-        super().__init__(size, style_dim, channels, layers, weight_offset_layers)
-        if rank < 1:
-            raise ValueError(f"rank must be >= 1, got {rank}")
-        self.rank, self.seed = int(rank), int(seed)
-        sd = self.generator_config.style_dim
-        gen = torch.Generator().manual_seed(self.seed)
-        # DissimilarDomains' init: V = randn with unit rows (trained), U = 0 (so A' = A at first).
-        self.affine_in = nn.ParameterDict()
-        self.affine_out = nn.ParameterDict()
-        for i in self.layers:
-            v = torch.randn(self.rank, sd, generator=gen)
-            self.affine_in[str(i)] = nn.Parameter(v / v.norm(dim=1, keepdim=True))
-            self.affine_out[str(i)] = nn.Parameter(torch.zeros(self.layout[i].in_ch, self.rank))
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "rank": self.rank, "seed": self.seed}
-
-    def _tuned(self, key: str, w: Tensor, modulation: nn.Module, source: Tensor) -> Tensor:
-        delta_w = self.affine_out[key].to(w) @ self.affine_in[key].to(w)  # [C, style_dim]
-        return source + F.linear(w, delta_w * modulation.scale)
-
-
+#: the domain methods this converter writes, by registered name
 METHODS: dict[str, type[StyleDomainMethod]] = {
     cls.name: cls for cls in (StyleSpace, AffinePlus, AffineLightPlus)}
-
-
-def load_domain(spec: str | Path, *, device: str | torch.device = "cpu", registry: Any = None,
-                **overrides: Any) -> DomainMethod:
-    """Load a domain checkpoint (``PATH`` or ``NAME:PATH[:k=v]``); its label is the file name."""
-    from stylebridge.registry.resolve import load_plugin
-    from stylebridge.registry.spec import parse_plugin_spec
-
-    parsed = parse_plugin_spec(str(spec), what="domain method")
-    method = load_plugin(KIND, parsed, device=device, registry=registry, **overrides)
-    if parsed.path is not None and isinstance(method, StyleDomainMethod):
-        method.label = parsed.path.name
-    return method
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,7 +124,7 @@ def similar_domains_offsets(state: Mapping[str, Any], *, style_dim: int = 512,
                 f"head {widths[2 * j + 1][0]} has {widths[2 * j + 1][1]} channels, but the "
                 f"{r // 2}px layer before it has {channels[r // 2]}", path=path)
         channels[r] = widths[2 * j + 2][1]
-    cfg = _generator_config(2 ** log_size, style_dim, channels)
+    cfg = make_generator_config(2 ** log_size, style_dim, channels)
     conv_idx = [layer.index for layer in generator_layout(cfg) if not layer.is_rgb]
     offsets = {conv_idx[k]: state[key].reshape(-1) for k, (key, _) in enumerate(widths)}
     desc = {"size": cfg.size, "style_dim": cfg.style_dim,
@@ -554,8 +133,6 @@ def similar_domains_offsets(state: Mapping[str, Any], *, style_dim: int = 512,
 
 
 def _convert_similar(src: Path, dst: Path, options: Mapping[str, Any]) -> ConversionResult:
-    from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
     ck = torch_load_safe(src)
     if not isinstance(ck, Mapping):
         raise ConversionError(f"holds a {type(ck).__name__}, expected the SimilarDomains dict "
@@ -675,8 +252,6 @@ class DissimilarDomain:
 
 def _layer_parametrizations(g: Any, default: Parametrization) -> dict[tuple[int, str], Parametrization]:
     """Per-layer parametrisation strings recorded in the pickled layer state (if any)."""
-    from stylebridge.core.safe_pickle import PersistentObject
-
     out: dict[tuple[int, str], Parametrization] = {}
     if not isinstance(g, PersistentObject):
         return out
@@ -736,8 +311,6 @@ def dissimilar_domains_tensors(
     layouts).  Parametrisations come from ``layer_params`` (the pickled layer
     state) or the recorded ``synthesis_kwargs``.
     """
-    from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
-
     kw = dict(init_kwargs or {})
     default, parts = _global_parametrization(kw)
     layer_params = dict(layer_params or {})
@@ -751,7 +324,7 @@ def dissimilar_domains_tensors(
         else:
             base[key] = value
     _, g_config, _ = convert_nvlabs_generator(base, kw, path=path)
-    cfg = _generator_config(g_config["size"], g_config["style_dim"], g_config["channels"])
+    cfg = make_generator_config(g_config["size"], g_config["style_dim"], g_config["channels"])
     layout = generator_layout(cfg)
     desc = {"size": cfg.size, "style_dim": cfg.style_dim,
             "channels": {str(r): c for r, c in cfg.channels.items()}}
@@ -850,7 +423,7 @@ def dissimilar_domains_tensors(
                                       f"[1, {layer.in_ch}]", path=path)
             if "offset_mask" in items:
                 off = off * items["offset_mask"].float()
-            if layer.is_rgb:  # NVlabs: s = affine(w) / sqrt(C_in) + offset (see module docstring)
+            if layer.is_rgb:  # NVlabs: s = affine(w) / sqrt(C_in) + offset (see stylebridge.plugins.domains.base)
                 off = off * math.sqrt(layer.in_ch * layer.kernel ** 2)
                 torgb = True
             tensors[f"offsets.{layer.index}"] = off.reshape(-1)
@@ -931,8 +504,6 @@ def expected_shapes(method: str, config: Mapping[str, Any]) -> dict[str, tuple[i
 
 
 def _convert_dissimilar(src: Path, dst: Path, options: Mapping[str, Any]) -> ConversionResult:
-    from stylebridge.core.safe_pickle import load_nvlabs_pickle, module_state_dict
-
     data = load_nvlabs_pickle(src)
     g = data["G_ema"]
     state = module_state_dict(g)
@@ -970,11 +541,6 @@ class StyleDomainConverter(Converter):
             return _convert_similar(src, dst, options)
         return _convert_dissimilar(src, dst, options)
 
-
-@hookimpl
-def register_domain_methods(register: Any) -> None:
-    for cls in METHODS.values():
-        register(cls)
 
 
 @hookimpl
