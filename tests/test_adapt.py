@@ -21,7 +21,9 @@ from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.pipelines.adapt import Adapter
 from stylebridge.plugins.calibrators.alpha import AlphaCalibrator
-from stylebridge.plugins.domains.styledomain import AffinePlus, DomainMismatchError, StyleSpace
+from stylebridge.plugins.domains.affine import AffinePlus
+from stylebridge.plugins.domains.base import DomainMismatchError
+from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.registry import hookimpl
 
 SIZE, SD, N_LATENT = 32, 32, 8

@@ -29,7 +29,7 @@ from stylebridge.pipelines.analyze import (
     render_markdown,
 )
 from stylebridge.plugins.calibrators.alpha import mapping_style_means, mapping_wplus_batches
-from stylebridge.plugins.domains.styledomain import StyleSpace
+from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.registry import hookimpl
 
 SIZE, SD = 32, 32

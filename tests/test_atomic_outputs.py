@@ -143,7 +143,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(
                 root / folder / f"p{i}.png")
         files[folder] = root / folder
-    from stylebridge.plugins.domains.styledomain import StyleSpace
+    from stylebridge.plugins.domains.stylespace import StyleSpace
 
     zero = StyleSpace(size=gen.size, style_dim=gen.style_dim,
                       channels={str(r): c for r, c in gen.cfg.channels.items()})

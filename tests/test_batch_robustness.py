@@ -219,7 +219,7 @@ def test_invert_100_images_5_bad_exit_3(faces: Path, corpus: dict[str, Path], en
 @needs_faces
 def test_adapt_100_images_5_bad_exit_3(faces: Path, corpus: dict[str, Path], encoder_ckpt: Path,
                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stylebridge.plugins.domains.styledomain import StyleSpace
+    from stylebridge.plugins.domains.stylespace import StyleSpace
 
     gen = load_stylegan2(corpus["generator"]).generator
     zero = StyleSpace(size=gen.size, style_dim=gen.style_dim,

@@ -82,7 +82,7 @@ def _domain_for(size: int, style_dim: int, channels: dict[int, int], path: Path,
                 **extra: object) -> Path:
     import torch
 
-    from stylebridge.plugins.domains.styledomain import StyleSpace
+    from stylebridge.plugins.domains.stylespace import StyleSpace
 
     method = StyleSpace(size=size, style_dim=style_dim, channels=channels)
     g = torch.Generator().manual_seed(3)

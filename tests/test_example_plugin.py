@@ -122,7 +122,7 @@ def test_adapt_with_the_example_encoder(files: dict[str, Path]) -> None:
     """``adapt --encoder tiny-pool:CKPT``: the third-party encoder through the whole command;
     the inversion written is the generator's image of the encoder's w+ for that photo."""
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
-    from stylebridge.plugins.domains.styledomain import StyleSpace
+    from stylebridge.plugins.domains.stylespace import StyleSpace
 
     gen = load_stylegan2(files["generator"]).generator
     zero = StyleSpace(size=gen.size, style_dim=gen.style_dim,

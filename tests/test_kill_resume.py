@@ -343,7 +343,7 @@ def _seed(module: nn.Module, seed: int) -> None:
 def fs_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(generator checkpoint, dataset dir): 5 images, one built-in ``stylespace`` domain."""
     from stylebridge.pipelines.featureshift.dataset import build_dataset
-    from stylebridge.plugins.domains.styledomain import StyleSpace
+    from stylebridge.plugins.domains.stylespace import StyleSpace
 
     root = tmp_path_factory.mktemp("fs")
     gen = tiny_generator(seed=0)

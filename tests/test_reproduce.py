@@ -112,7 +112,7 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
 
 def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: Path,
                                                                       capsys) -> None:
-    from stylebridge.plugins.domains.styledomain import load_domain
+    from stylebridge.registry.resolve import load_domain
 
     preset = R.build_tiny_preset(tmp_path / "preset", seed=1)
     images = tmp_path / "photos"

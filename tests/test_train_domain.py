@@ -733,7 +733,7 @@ def test_source_and_adapted_branches_get_independent_noise(tmp_path: Path) -> No
 def test_frozen_layers_keep_their_values_when_a_domain_is_continued(tmp_path: Path) -> None:
     """StyleDomain freezes the coarse layers' gradients, not their effect: continuing a
     domain with coarse offsets trains and saves the same model."""
-    from stylebridge.plugins.domains.styledomain import StyleSpace
+    from stylebridge.plugins.domains.stylespace import StyleSpace
 
     gen = tiny_generator()
     method = StyleSpace(size=gen.size, style_dim=gen.style_dim, channels=gen.cfg.channels)
