@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,16 +85,21 @@ def check_photo_arguments(args: argparse.Namespace) -> None:
 @contextmanager
 def progress_bar(console: Console) -> Iterator[ProgressCallback]:
     """A transient rich progress bar as a pipeline's plain progress callback
-    ``(completed, total, description)`` (the description is shown as text, not markup)."""
+    ``(completed, total, description)`` (the description is shown as text, not markup).
+
+    The bar starts at the first call, so an error raised before any progress (a bad
+    option, a missing file) prints nothing but the error."""
     from rich.markup import escape
     from rich.progress import Progress, TaskID
 
-    with Progress(console=console, transient=True) as bar:
+    with ExitStack() as stack:
+        bar: Progress | None = None
         task: TaskID | None = None
 
         def update(completed: int, total: int | None, description: str) -> None:
-            nonlocal task
-            if task is None:
+            nonlocal bar, task
+            if bar is None or task is None:
+                bar = stack.enter_context(Progress(console=console, transient=True))
                 task = bar.add_task(escape(description), total=total, completed=completed)
             else:
                 bar.update(task, completed=completed, total=total,
