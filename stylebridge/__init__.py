@@ -8,7 +8,8 @@ builds no model.  Entry points:
 * :mod:`stylebridge.core.checkpoint` — our safetensors checkpoint format;
 * :mod:`stylebridge.core.stylegan2` — the StyleGAN2 generator and discriminator;
 * :mod:`stylebridge.registry.resolve` — plugins from specs;
-* :mod:`stylebridge.core.synthesis` — synthesis of inversions.
+* :mod:`stylebridge.core.synthesis` — synthesis of inversions (the plain renderer);
+* :class:`stylebridge.Adapter` — encode once, render several domains through a renderer.
 """
 
 from __future__ import annotations

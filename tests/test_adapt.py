@@ -296,7 +296,7 @@ def test_adapter_renders_domains_through_featureshift(tmp_path) -> None:
     model = fsr.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
     encoder, guide = ToyFSE().eval(), ToyGuide().eval()
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
-    adapter = Adapter(encoder, gen, {"toy": method}, featureshift=model, guide=guide)
+    adapter = Adapter(encoder, gen, {"toy": method}, renderer=model, guide=guide)
     out = adapter.run(images)
     with torch.no_grad():
         expected = fsr.apply_featureshift(gen, model, encoder.encode(images),
@@ -306,8 +306,82 @@ def test_adapter_renders_domains_through_featureshift(tmp_path) -> None:
     torch.testing.assert_close(out["inversion"], plain["inversion"], atol=0, rtol=0)
     assert (out["toy"] - plain["toy"]).abs().max() > 1e-3
     # without a guide, the encoder's own latents guide (FeatureShift on FSE)
-    own = Adapter(encoder, gen, {"toy": method}, featureshift=model).run(images)
+    own = Adapter(encoder, gen, {"toy": method}, renderer=model).run(images)
     with torch.no_grad():
         inv = encoder.encode(images)
         expected_own = fsr.apply_featureshift(gen, model, inv, inv.w_plus, method)
     torch.testing.assert_close(own["toy"], from_generator_range(expected_own), atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderers
+
+
+def test_featureshift_renderer_is_apply_featureshift() -> None:
+    from test_featureshift import LAYER, ToyFSE, ToyGuide, ToyOffsets, _widths
+
+    from stylebridge.core.interfaces import Renderer
+    from stylebridge.core.synthesis import synthesize
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.plugins.renderers import featureshift as fsr
+
+    gen = tiny_generator(seed=0)
+    method = ToyOffsets(_widths(gen), seed=3, strength=0.5)
+    torch.manual_seed(0)
+    model = fsr.FeatureShift(feature_channels=32, hidden=48, layer=LAYER).eval()
+    assert isinstance(model, Renderer) and model.needs_guide
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    scale = torch.ones(gen.n_style_layers)
+    scale[0] = 0.0
+    with torch.no_grad():
+        inv, guide = ToyFSE().eval().encode(images), ToyGuide().eval().encode(images).w_plus
+        for offset_scale in (None, scale):
+            got = model.render(gen, inv, method, offset_scale=offset_scale, guide=guide)
+            want = fsr.apply_featureshift(gen, model, inv, guide, method,
+                                          offset_scale=offset_scale)
+            assert torch.equal(got, want)
+        assert torch.equal(model.render(gen, inv, guide=guide), synthesize(gen, inv))
+        with pytest.raises(StylebridgeError, match="guide"):
+            model.render(gen, inv, method)
+    # the renderer checks the generator when an Adapter is built
+    wrong = fsr.FeatureShift(feature_channels=16, hidden=8, layer=LAYER)
+    with pytest.raises(StylebridgeError, match="16-channel"):
+        Adapter(ToyFSE(), gen, [method], renderer=wrong)
+
+
+def test_adapter_renders_through_any_renderer(gen: Any, images: Tensor) -> None:
+    """Adapter(renderer=...): the inversion and every domain go through the renderer, which
+    gets the offset scales and (if it needs one) the guide's latents."""
+    from stylebridge.core.interfaces import Renderer
+    from stylebridge.core.synthesis import synthesize
+    from stylebridge.errors import StylebridgeError
+
+    calls: list[tuple[bool, Any, Any]] = []
+
+    class Halved(Renderer):
+        name = "test-halved"
+        needs_guide = True
+
+        def render(self, generator, inversion, method=None, *, offset_scale=None, guide=None):
+            calls.append((method is not None, offset_scale, guide))
+            return 0.5 * synthesize(generator, inversion, method=method,
+                                    offset_scale=offset_scale)
+
+    domain = _domain(gen, 1)
+    adapter = Adapter(TinyEncoder(), gen, {"a": domain}, skip_layers=[0], renderer=Halved())
+    out = adapter.run(images)
+    with torch.no_grad():
+        inv = adapter.encode(images)
+        domain_image = synthesize(gen, inv, method=domain, offset_scale=adapter.offset_scale)
+    assert_close(out["inversion"], from_generator_range(0.5 * synthesize(gen, inv)), atol=1e-6,
+                 rtol=0)
+    assert_close(out["a"], from_generator_range(0.5 * domain_image), atol=1e-6, rtol=0)
+    assert [c[0] for c in calls[:2]] == [False, True]
+    assert calls[1][1] is adapter.offset_scale and calls[1][1][0] == 0
+    assert_close(calls[0][2], inv.w_plus, atol=0, rtol=0)  # no guide encoder: own latents
+    # with a guide encoder, render() needs the guide's latents
+    guided = Adapter(TinyEncoder(), gen, {"a": domain}, renderer=Halved(), guide=TinyEncoder())
+    with pytest.raises(StylebridgeError, match="guide"):
+        guided.render(inv)
+    got = guided.render(inv, guide=guided.guide_latents(images, inv))
+    assert_close(got["a"], guided.run(images)["a"], atol=1e-6, rtol=0)

@@ -116,3 +116,63 @@ def test_modifiers_follow_the_domain_path() -> None:
         plain = synthesize(gen, Inversion(w_plus=w_plus), method=method)
     assert_close(got, want, atol=1e-6, rtol=0)
     assert (got - plain).abs().max() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderers
+
+
+def test_plain_renderer_is_synthesize_bit_for_bit() -> None:
+    from stylebridge.core.interfaces import Renderer
+    from stylebridge.core.synthesis import PlainRenderer
+
+    gen = tiny_generator(seed=4)
+    renderer = PlainRenderer()
+    assert isinstance(renderer, Renderer) and not renderer.needs_guide
+    scale = torch.ones(gen.n_style_layers)
+    scale[6] = 0.5
+    for mode in ("replace", "shift"):
+        inv, _ = _inversion(gen, 3, mode)
+        method = _Offset(layer=1, value=0.7)
+        with torch.no_grad():
+            assert torch.equal(renderer.render(gen, inv), synthesize(gen, inv))
+            assert torch.equal(renderer.render(gen, inv, method),
+                               synthesize(gen, inv, method=method))
+            assert torch.equal(renderer.render(gen, inv, _Offset(6, 2.0), offset_scale=scale),
+                               synthesize(gen, inv, method=_Offset(6, 2.0), offset_scale=scale))
+
+
+def test_renderers_are_registered_and_a_third_party_renderer_is_found_by_name() -> None:
+    import types
+
+    from stylebridge.core.interfaces import Renderer
+    from stylebridge.core.synthesis import PlainRenderer
+    from stylebridge.plugins.renderers.featureshift import FeatureShift
+    from stylebridge.registry import Registry, hookimpl
+
+    class Negative(Renderer):
+        """A third-party renderer: the plain image, negated."""
+
+        name = "test-negative"
+
+        def render(self, generator, inversion, method=None, *, offset_scale=None, guide=None):
+            return -synthesize(generator, inversion, method=method, offset_scale=offset_scale)
+
+    @hookimpl
+    def register_renderers(register):
+        register(Negative)
+
+    module = types.ModuleType("third_party_renderer")
+    module.register_renderers = register_renderers  # type: ignore[attr-defined]
+    registry = Registry(entry_points=False, extra_plugins=[module])
+    assert registry.get("renderer", "plain").obj is PlainRenderer
+    assert registry.get("renderer", "featureshift").obj is FeatureShift
+    entry = registry.get("renderer", "test-negative")
+    assert entry.obj is Negative and entry.provider == "third_party_renderer"
+    renderer = registry.create("renderer", "test-negative")
+    gen = tiny_generator(seed=4)
+    inv, _ = _inversion(gen, 3, "replace")
+    with torch.no_grad():
+        assert torch.equal(renderer.render(gen, inv), -synthesize(gen, inv))
+    fs = registry.create("renderer", "featureshift", feature_channels=32, hidden=8, layer=3)
+    assert isinstance(fs, FeatureShift) and fs.needs_guide and fs.layer == 3

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
-from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.adapt import photo_batches, random_parts
+from stylebridge.pipelines.adapt import (
+    ProgressCallback,
+    check_photo_options,
+    encoder_batches,
+    random_parts,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,12 +43,8 @@ def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Na
                    enc_size: int, on_batch: Callable[[], None]) -> Iterator[Tensor]:
     """Stacked encoder inputs of the readable photos (``--align``/``--batch`` from ``args``);
     each yielded photo is marked done in ``report``, then ``on_batch`` runs."""
-    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=args.batch,
-                               align=args.align, align_size=args.align_size):
-        yield torch.stack(chunk.inputs)
-        for p in chunk.paths:
-            report.ok(p)
-        on_batch()
+    yield from encoder_batches(paths, report, enc_size=enc_size, batch=args.batch,
+                               align=args.align, align_size=args.align_size, on_batch=on_batch)
 
 
 def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
@@ -78,7 +78,31 @@ def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_photo_arguments(args: argparse.Namespace) -> None:
-    if args.batch < 1:
-        raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
-    if args.align_size < 1:
-        raise StylebridgeError(f"--align-size {args.align_size}: must be >= 1")
+    """One-line errors for ``--batch`` / ``--align-size`` below 1."""
+    check_photo_options(args.batch, args.align_size)
+
+
+@contextmanager
+def progress_bar(console: Console) -> Iterator[ProgressCallback]:
+    """A transient rich progress bar as a pipeline's plain progress callback
+    ``(completed, total, description)`` (the description is shown as text, not markup).
+
+    The bar starts at the first call, so an error raised before any progress (a bad
+    option, a missing file) prints nothing but the error."""
+    from rich.markup import escape
+    from rich.progress import Progress, TaskID
+
+    with ExitStack() as stack:
+        bar: Progress | None = None
+        task: TaskID | None = None
+
+        def update(completed: int, total: int | None, description: str) -> None:
+            nonlocal bar, task
+            if bar is None or task is None:
+                bar = stack.enter_context(Progress(console=console, transient=True))
+                task = bar.add_task(escape(description), total=total, completed=completed)
+            else:
+                bar.update(task, completed=completed, total=total,
+                           description=escape(description))
+
+        yield update

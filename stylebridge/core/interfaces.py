@@ -370,3 +370,40 @@ class Converter(Plugin, ABC):
         except (TypeError, ValueError):
             raise ConversionError(f"option {key}={value!r}: expected {kind.__name__}",
                                   path=src) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderers
+
+
+class Renderer(nn.Module, Plugin, ABC):
+    """Inversion (optionally + a domain method) → image through a generator.
+
+    :meth:`render` returns the generator's output, nominally in ``[-1, 1]`` (unclamped).
+    With ``method=None`` it renders the inversion itself; with a method, the adapted
+    image (thesis, chapter 4), the method's change of style layer ``i`` multiplied by
+    ``offset_scale[i]``.  The plain renderer is :func:`stylebridge.core.synthesis.synthesize`;
+    FeatureShift (thesis, "Improving the gap") is another.
+
+    ``needs_guide``: the renderer needs a guiding encoder's latents ``w+`` of the same
+    images (FeatureShift's ``Δ`` comes from them); the caller then passes them as
+    ``guide`` ``[B, n_latent, style_dim]``.  Default: no guide.
+    """
+
+    needs_guide: ClassVar[bool] = False
+
+    @abstractmethod
+    def render(
+        self,
+        generator: Generator,
+        inversion: Inversion,
+        method: DomainMethod | None = None,
+        *,
+        offset_scale: Sequence[float] | Tensor | None = None,
+        guide: Tensor | None = None,
+    ) -> Tensor:
+        """Images ``[B, 3, S, S]``, nominally ``[-1, 1]``, of ``inversion`` (through ``method``)."""
+
+    def check_generator(self, generator: Generator, encoder: Encoder | None = None) -> None:
+        """Raise a one-line error, before any image is encoded, unless the renderer can
+        render ``generator`` with what ``encoder`` returns.  Default: accept any."""

@@ -15,11 +15,11 @@ in a new domain, honouring the inversion's feature mode:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
-from stylebridge.core.interfaces import DomainMethod, Inversion
+from stylebridge.core.interfaces import DomainMethod, Inversion, Renderer
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 
@@ -53,6 +53,30 @@ def synthesize(
             feat = feat + (new - old[k])
         features[k] = feat
     return generator.synthesis(styles, features=features, weight_deltas=deltas, **kw)
+
+
+class PlainRenderer(Renderer):
+    """The plain renderer: :func:`synthesize` (fixed noise buffers), no guide, no weights.
+
+    Registered as renderer ``plain`` (:mod:`stylebridge.plugins.renderers.plain`); the
+    default of :class:`stylebridge.pipelines.adapt.Adapter`.
+    """
+
+    name: ClassVar[str] = "plain"
+    description: ClassVar[str] = "the generator's own synthesis of the inversion (core.synthesis)"
+    random_weights = False  # it has no weights
+
+    def render(
+        self,
+        generator: Generator,
+        inversion: Inversion,
+        method: DomainMethod | None = None,
+        *,
+        offset_scale: Sequence[float] | Tensor | None = None,
+        guide: Tensor | None = None,
+    ) -> Tensor:
+        """:func:`synthesize` of ``inversion`` (through ``method``); ``guide`` is not used."""
+        return synthesize(generator, inversion, method=method, offset_scale=offset_scale)
 
 
 def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:

@@ -1,45 +1,39 @@
-"""Domain adaptation of real photos: the :class:`Adapter` pipeline, ``stylebridge adapt`` and
-``stylebridge calibrate``.
+"""Domain adaptation of real photos: the :class:`Adapter` and the ``adapt`` pipeline.
 
 Pipeline (thesis, chapter 4): encode each photo **once** with an encoder,
 optionally correct the encoder/domain mismatch (a :class:`Calibrator`, e.g.
 alpha-rescaling: per-layer offset scales ``1/α_i``; ``skip_layers``: no change
 on the listed style layers, the thesis' "indomain" remedy for the first
-layer), then render the inversion through every domain method::
+layer), then render the inversion through every domain method with a
+:class:`~stylebridge.core.interfaces.Renderer` (default: the plain
+:func:`~stylebridge.core.synthesis.synthesize`; FeatureShift is another)::
 
     adapter = Adapter(encoder, generator, {"pixar": pixar, "joker": joker},
                       calibrator=alpha, skip_layers=[0])
     images = adapter.run(images01)   # {"inversion": [B,3,S,S], "pixar": ..., "joker": ...}
 
-``stylebridge adapt --encoder E --generator G --method NAME:DOMAIN.safetensors
-[--method ...] [--calibrate alpha:STATS] [--skip-layers 0,1] [--align/--no-align]
-IMAGES... --out DIR`` writes per photo ``<stem>_inversion.png`` and
-``<stem>_<domain>.png`` (the domain name is the checkpoint's file stem),
-``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
-(inputs, outputs, offset scales, skipped files) and ``metrics.json`` (MSE and PSNR,
-input vs inversion).  Inputs on random
-(untrained) weights (encoder, generator, domains, calibrator, FeatureShift, guide)
-are named in the terminal, in a red notice under ``grid.png`` and in both JSON
-files (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable
-images (and, with ``--align``, photos without a face) are skipped and reported;
-exit code 3 when some inputs were skipped, 2 when all were.
+:func:`adapt` (``stylebridge adapt``, :mod:`stylebridge.cli.commands.adapt`) runs it over
+photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per photo
+``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (the domain name is the checkpoint's
+file stem), ``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
+(inputs, outputs, offset scales, skipped files) and ``metrics.json`` (MSE and PSNR, input vs
+inversion).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
+FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
+(``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable images (and, with
+``align``, photos without a face) are skipped and reported in the result's
+:class:`~stylebridge.core.batch.BatchReport`.
 
 Skip layers are style-layer indices (:mod:`stylebridge.core.stylegan2.generator`:
 0 = ``conv1``, 1 = ``to_rgb1``, then ``2+3j``/``3+3j`` convs and ``4+3j`` ToRGB of
 stage ``j``).  The thesis' remedy for FSE ("without first-layer offsets") is
-``--skip-layers 0``; StyleDomain's ``no_coarse`` training flag (heads conv_0 …
-conv_5, 4–32 px) corresponds to ``--skip-layers 0,2,3,5,6,8``.
-
-``stylebridge calibrate alpha --encoder E --generator G --images DIR --out
-STATS.safetensors [--samples 3000]`` fits the alpha-rescaling statistics (see
-:mod:`stylebridge.plugins.calibrators.alpha`).
+``skip_layers=[0]``; StyleDomain's ``no_coarse`` training flag (heads conv_0 …
+conv_5, 4–32 px) corresponds to ``skip_layers=[0, 2, 3, 5, 6, 8]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,26 +41,33 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from stylebridge.cli.base import Command
+from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.images import labelled_grid, resize_square
-from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion
-from stylebridge.core.synthesis import check_compatible
-from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
+from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.io import write_json
+from stylebridge.core.synthesis import PlainRenderer, check_compatible
+from stylebridge.errors import ImageError, SpecError, StylebridgeError
+from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
-from stylebridge.registry import hookimpl
-from stylebridge.registry.resolve import load_encoder, spec_random
+from stylebridge.registry import get_registry
+from stylebridge.registry.resolve import load_encoder, load_plugin, spec_random
+from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from stylebridge.core.batch import BatchReport
     from stylebridge.core.stylegan2.generator import Generator
 
 INVERSION = "inversion"
-GUIDE_KEY = "guide_w_plus"  # Inversion.extras entry holding the FeatureShift guide's latents
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
+
+#: progress of a pipeline: ``(completed, total or None, description)``, plain text
+ProgressCallback = Callable[[int, "int | None", str], None]
+
+
+def _no_progress(completed: int, total: int | None, description: str) -> None:
+    """The default progress callback: report nothing."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,35 +75,34 @@ GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
 
 
 def _method_label(method: DomainMethod) -> str:
-    return str(getattr(method, "label", "") or method.name or "domain")
+    return str(method.label or method.name or "domain")
 
 
 class Adapter:
-    """Encoder + generator + domain methods (+ calibrator): photos → adapted images.
+    """Encoder + generator + domain methods (+ calibrator, renderer): photos → adapted images.
 
     ``methods``: ``{name: method}`` or a sequence (named by each method's
     ``label``/``name``, made unique).  ``skip_layers``: style-layer indices whose
     domain change is switched off (scale 0), on top of the calibrator's scales.
-    Every method is checked against the generator when the adapter is built.
-    :attr:`encoded_images` counts the images passed to the encoder.
+    ``renderer``: how an inversion (and a domain) becomes an image (default
+    :class:`~stylebridge.core.synthesis.PlainRenderer`).  A renderer that
+    ``needs_guide`` (FeatureShift) gets the latents of the ``guide`` encoder (e4e), or,
+    without one, the encoder's own latents.  Every method and the renderer are checked
+    against the generator when the adapter is built.  :attr:`encoded_images` counts the
+    images passed to the encoder.
     """
 
     def __init__(self, encoder: Encoder, generator: Generator,
                  methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
                  calibrator: Calibrator | None = None,
-                 skip_layers: Sequence[int] | str = (),
-                 featureshift: torch.nn.Module | None = None,
+                 skip_layers: Sequence[int] | str = (), *,
+                 renderer: Renderer | None = None,
                  guide: Encoder | None = None) -> None:
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
-        # FeatureShift (thesis step 4): the encoder (FSE, features) gives F and w_F, the guide
-        # (e4e, or None = the encoder's own latents) gives the latents whose domain change
-        # at layer K becomes Δ; domains then render through FeatureShift(F, Δ).
-        self.featureshift, self.guide = featureshift, guide
+        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
+        self.guide = guide
         encoder.bind_generator(generator)
-        if featureshift is not None:
-            from stylebridge.plugins.renderers.featureshift import check_featureshift
-
-            check_featureshift(featureshift, generator, encoder)  # type: ignore[arg-type]
+        self.renderer.check_generator(generator, encoder)
         if guide is not None:
             guide.bind_generator(generator)
         if isinstance(methods, Mapping):
@@ -127,8 +127,8 @@ class Adapter:
         return self.generator.input.input.device
 
     @torch.no_grad()
-    def encode(self, images01: Tensor) -> Inversion:
-        """Images ``[B, 3, H, W]`` in ``[0, 1]`` → (calibrated) inversion on the generator's device."""
+    def _invert(self, images01: Tensor) -> Inversion:
+        """The encoder's (uncalibrated) inversion, checked against the generator."""
         if images01.ndim != 4 or images01.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
         inversion = self.encoder.encode(images01.to(self.device))
@@ -137,47 +137,90 @@ class Adapter:
         if inversion.batch_size != images01.shape[0]:
             raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
                                    f"inversions for {images01.shape[0]} images")
-        inversion = inversion.detach().to(self.device)
-        if self.featureshift is not None:
-            guide_w = (inversion.w_plus if self.guide is None
-                       else self.guide.encode(images01.to(self.device)).w_plus.detach())
-            inversion.extras[GUIDE_KEY] = guide_w
-        if self.calibrator is not None:
-            inversion = self.calibrator.apply(inversion)
-        return inversion
+        return inversion.detach().to(self.device)
+
+    def _calibrated(self, inversion: Inversion) -> Inversion:
+        return inversion if self.calibrator is None else self.calibrator.apply(inversion)
 
     @torch.no_grad()
-    def render(self, inversion: Inversion) -> dict[str, Tensor]:
-        """The inversion without and with every domain → ``{name: [B, 3, S, S]}`` in ``[0, 1]``."""
-        from stylebridge.core.images import from_generator_range
-        from stylebridge.core.synthesis import synthesize
+    def encode(self, images01: Tensor) -> Inversion:
+        """Images ``[B, 3, H, W]`` in ``[0, 1]`` → (calibrated) inversion on the generator's device."""
+        return self._calibrated(self._invert(images01))
 
-        out = {INVERSION: from_generator_range(synthesize(self.generator, inversion))}
+    @torch.no_grad()
+    def guide_latents(self, images01: Tensor, inversion: Inversion) -> Tensor | None:
+        """What a renderer that ``needs_guide`` gets: the guide encoder's ``w+`` of the
+        images, or (no guide encoder) the encoder's own ``inversion.w_plus``; ``None`` when
+        the renderer needs no guide."""
+        if not self.renderer.needs_guide:
+            return None
+        if self.guide is None:
+            return inversion.w_plus
+        return self.guide.encode(images01.to(self.device)).w_plus.detach()
+
+    @torch.no_grad()
+    def render(self, inversion: Inversion, guide: Tensor | None = None) -> dict[str, Tensor]:
+        """The inversion without and with every domain → ``{name: [B, 3, S, S]}`` in ``[0, 1]``.
+
+        ``guide``: the guiding latents (:meth:`guide_latents`) when the renderer needs them;
+        omitted, they are the inversion's own latents (only valid without a guide encoder).
+        """
+        if self.renderer.needs_guide and guide is None:
+            if self.guide is not None:
+                raise StylebridgeError(f"renderer {self.renderer.name!r} needs the latents of "
+                                       f"guide encoder {self.guide.name!r}: pass "
+                                       "guide=adapter.guide_latents(images, inversion)")
+            guide = inversion.w_plus
+        render, gen = self.renderer.render, self.generator
+        out = {INVERSION: from_generator_range(render(gen, inversion, guide=guide))}
         for name, method in self.methods.items():
-            if self.featureshift is not None:
-                from stylebridge.plugins.renderers.featureshift import apply_featureshift
-
-                images = apply_featureshift(self.generator, self.featureshift, inversion,
-                                            inversion.extras[GUIDE_KEY], method,
-                                            offset_scale=self.offset_scale)
-            else:
-                images = synthesize(self.generator, inversion, method=method,
-                                    offset_scale=self.offset_scale)
-            out[name] = from_generator_range(images)
+            out[name] = from_generator_range(render(gen, inversion, method,
+                                                    offset_scale=self.offset_scale, guide=guide))
         return out
 
     def run(self, images01: Tensor) -> dict[str, Tensor]:
-
         """Encode once, render the inversion and every domain (images in ``[0, 1]``)."""
-        return self.render(self.encode(images01))
+        inversion = self._invert(images01)
+        guide = self.guide_latents(images01, inversion)
+        return self.render(self._calibrated(inversion), guide=guide)
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared CLI pieces
+# Loading pieces shared by the pipelines
+
+
+def checkpoint_spec(text: str, what: str) -> tuple[str | None, Path]:
+    """``[NAME:]PATH`` → (plugin name or None, path).
+
+    Without a path, ``NAME`` may name installed weights of this kind (``stylebridge
+    weights``): a plugin (``stylegan2`` → the installed FFHQ generator) or a weights entry
+    (``stylegan2-ffhq-1024``); otherwise the error says how to get them.
+    """
+    spec = parse_plugin_spec(text, what=what)
+    if spec.options:
+        raise SpecError(f"{what} spec {text!r}: options are not accepted here")
+    if spec.path is not None:
+        return spec.name, spec.path
+    from stylebridge.registry.weights import WeightsManager
+
+    manager = WeightsManager()
+    entry = manager.entries.get(spec.name or "")
+    if entry is not None and entry.kind == what:
+        if manager.installed(entry.name):
+            return entry.plugin, manager.path(entry.name)
+        raise SpecError(f"{what} {text!r}: {manager.missing_message(entry)}")
+    path = manager.resolve(what, spec.name or "")
+    if path is not None:
+        return spec.name, path
+    known = manager.candidates(what, spec.name or "")
+    if known:
+        raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
+                        f"{manager.missing_message(known[0])}")
+    raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
 
 
 def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
-    from stylebridge.cli.common import checkpoint_spec
+    """``[stylegan2:]CKPT`` (or installed weights) → (generator, random weights?, path)."""
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 
     name, path = checkpoint_spec(spec, "generator")
@@ -190,9 +233,15 @@ def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool
 def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None:
     """One-line error for a domain trained for another generator (``check_generator``)."""
     for method in methods:
-        check = getattr(method, "check_generator", None)
-        if check is not None:
-            check(generator)
+        method.check_generator(generator)
+
+
+def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
+    """A domain's output name: its checkpoint's file stem (safe characters only)."""
+    spec = parse_plugin_spec(spec_text, what="domain method")
+    name = spec.path.stem if spec.path is not None else (spec.name or method.name)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
+    return safe or f"domain{index}"
 
 
 def load_domains(specs: Sequence[str], device: torch.device
@@ -226,6 +275,18 @@ def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def check_photo_options(batch: int, align_size: int) -> None:
+    """One-line errors for a batch size or an alignment size below 1."""
+    if batch < 1:
+        raise StylebridgeError(f"--batch {batch}: must be >= 1")
+    if align_size < 1:
+        raise StylebridgeError(f"--align-size {align_size}: must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos in batches
+
+
 @dataclass
 class _Pending:
     paths: list[Path] = field(default_factory=list)
@@ -235,15 +296,11 @@ class _Pending:
 
 
 def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile: int,
-             batch: int, align: bool, align_size: int, target: int = 0) -> Iterator[_Pending]:
+                  batch: int, align: bool, align_size: int, target: int = 0) -> Iterator[_Pending]:
     """Readable (and, with ``align``, aligned) photos in batches; failures go to ``report``."""
-    from stylebridge.core.batch import iter_images
-
     pending = _Pending()
     for path, image in iter_images(paths, report):
         if align:
-            from stylebridge.pipelines.align import align_face
-
             try:
                 image = align_face(image, align_size, path=path).to_tensor()
             except ImageError as exc:  # NoFaceError included
@@ -261,23 +318,22 @@ def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, 
         yield pending
 
 
-# ---------------------------------------------------------------------------------------------
-# stylebridge adapt
-
-
-def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
-    from stylebridge.registry.spec import parse_plugin_spec
-
-    spec = parse_plugin_spec(spec_text, what="domain method")
-    name = spec.path.stem if spec.path is not None else (spec.name or method.name)
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
-    return safe or f"domain{index}"
+def encoder_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, batch: int,
+                    align: bool, align_size: int,
+                    on_batch: Callable[[], None] | None = None) -> Iterator[Tensor]:
+    """Stacked encoder inputs of the readable photos; each yielded photo is marked done in
+    ``report``, then ``on_batch`` runs."""
+    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=batch,
+                               align=align, align_size=align_size):
+        yield torch.stack(chunk.inputs)
+        for p in chunk.paths:
+            report.ok(p)
+        if on_batch is not None:
+            on_batch()
 
 
 def _metrics(names: Sequence[str]) -> dict[str, Any]:
     """Built-in metrics (input vs inversion), reset and ready."""
-    from stylebridge.registry import get_registry
-
     registry = get_registry()
     out = {}
     for name in names:
@@ -287,271 +343,201 @@ def _metrics(names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-class AdaptCommand(Command):
-    """Encode photos once and render them in one or more new domains."""
-
-    name = "adapt"
-    help = "encode photos once and render them through domain methods (StyleSpace, Affine+...)"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from stylebridge.cli.common import add_images_argument
-        from stylebridge.cli.options import add_photo_arguments
-
-        add_images_argument(parser)
-        parser.add_argument("--method", "-m", action="append", required=True,
-                            metavar="[NAME:]DOMAIN.safetensors",
-                            help="domain checkpoint, repeatable; its file stem names the outputs")
-        parser.add_argument("--calibrate", metavar="NAME:STATS",
-                            help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
-        parser.add_argument("--skip-layers", default="", metavar="0,1",
-                            help="style layers that get no domain change (e.g. 0 = conv1)")
-        parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
-                            help="render domains through a trained FeatureShift (encoder: fse "
-                                 "with mode=features)")
-        parser.add_argument("--guide", metavar="NAME[:CKPT]",
-                            help="FeatureShift's guiding encoder (default: the one recorded in "
-                                 "the model, else the encoder's own latents)")
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
-        add_photo_arguments(parser)
-
-    def run(self, args: argparse.Namespace, console: Console) -> int:
-        from rich.markup import escape
-        from rich.progress import Progress
-        from rich.table import Table
-
-        from stylebridge.cli.options import check_photo_arguments, print_random_notices
-        from stylebridge.core.batch import BatchReport, require_inputs
-        from stylebridge.core.device import resolve_device
-        from stylebridge.core.images import save_png
-        from stylebridge.core.io import write_json
-        from stylebridge.pipelines.align import output_names
-        from stylebridge.registry.resolve import load_plugin
-
-        check_photo_arguments(args)
-        skip = parse_layers(args.skip_layers)
-        device = resolve_device(args.device)
-        paths = require_inputs(args.images)
-        gen, gen_random, g_path = load_generator_arg(args.generator, device)
-        encoder, enc_random = load_encoder(args.encoder, device)
-        # which inputs run on random (untrained) weights: every one is labelled, in the
-        # terminal, on grid.png and in adapt.json / metrics.json
-        random_inputs: dict[str, Any] = {"encoder": enc_random, "generator": gen_random}
-        methods, domain_random = load_domains(args.method, device)
-        random_inputs["domains"] = domain_random
-        calibrator = None
-        if args.calibrate:
-            calibrator = load_plugin("calibrator", args.calibrate, device=device)
-            random_inputs["calibrator"] = spec_random("calibrator", args.calibrate, calibrator)
-        featureshift = guide = None
-        if args.featureshift is not None:
-            from stylebridge.plugins.renderers.featureshift import load_featureshift
-
-            featureshift, fs_header = load_featureshift(args.featureshift, device=device)
-            random_inputs["featureshift"] = is_random_weights(fs_header.extra)
-            guide_spec = args.guide or fs_header.extra.get("sources", {}).get("guide")
-            if guide_spec and guide_spec != args.encoder:
-                guide, random_inputs["guide"] = load_encoder(str(guide_spec), device)
-        adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
-                          featureshift=featureshift, guide=guide)
-        parts = random_parts(random_inputs)
-        random = bool(parts)
-        print_random_notices(console, random_inputs, encoder=encoder.name, generator=g_path)
-
-        prep = getattr(encoder, "preprocessing", None)
-        enc_size = int(getattr(prep, "size", 0) or gen.size)
-        tile = min(gen.size, GRID_TILE)
-        names, clashes = output_names(paths, "")
-        report = BatchReport()
-        for p, reason in clashes.items():
-            report.skip(p, reason)
-        todo = [p for p in paths if p in names]
-        # the output folder is made once the first batch has passed the encoder/generator
-        # check (or, with no readable photo, for the report): an early error leaves no folder
-        metrics = _metrics(("mse", "psnr"))
-        grid_rows: list[list[Tensor]] = []
-        outputs: dict[str, dict[str, str]] = {}
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"adapting with {len(methods)} domain(s)", total=len(todo))
-            for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, batch=args.batch,
-                                  align=args.align, align_size=args.align_size,
-                                  target=gen.size):
-                images = adapter.run(torch.stack(chunk.inputs))
-                rendered = {k: v.cpu() for k, v in images.items()}
-                args.out.mkdir(parents=True, exist_ok=True)
-                for metric in metrics.values():
-                    metric.update(rendered[INVERSION], torch.stack(chunk.targets))
-                for i, path in enumerate(chunk.paths):
-                    stem = names[path]
-                    files = {}
-                    for key, batch in rendered.items():
-                        dst = args.out / f"{stem}_{key}.png"
-                        save_png(dst, batch[i])
-                        files[key] = dst.name
-                    outputs[str(path)] = files
-                    if len(grid_rows) < GRID_MAX_ROWS:
-                        grid_rows.append([chunk.tiles[i]] + [resize_square(rendered[k][i], tile)
-                                                             for k in rendered])
-                    report.ok(path)
-                progress.update(task, completed=len(report.done) + len(report.skipped)
-                                - len(clashes))
-        scale = adapter.offset_scale
-        summary: dict[str, Any] = {
-            "encoder": args.encoder, "generator": str(g_path),
-            "domains": {name: str(spec) for name, spec in zip(methods, args.method, strict=True)},
-            "calibrator": args.calibrate, "skip_layers": skip,
-            "featureshift": None if featureshift is None else {
-                "model": str(args.featureshift), "layer": featureshift.layer,
-                "guide": str(guide_spec) if guide is not None else f"{args.encoder} (latents)"},
-            "offset_scale": None if scale is None else [float(v) for v in scale],
-            "aligned": bool(args.align), "random_weights": random,
-            "random_inputs": random_inputs, "random_parts": parts,
-            "outputs": outputs, **report.as_dict()}
-        notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
-        if random:
-            summary["notice"] = notice
-        args.out.mkdir(parents=True, exist_ok=True)
-        if metrics:
-            values: dict[str, Any] = {}
-            for metric in metrics.values():
-                values.update({k: float(v) if math.isfinite(float(v)) else None
-                               for k, v in metric.compute().items()})
-            summary["metrics_input_vs_inversion"] = values
-            write_json(args.out / "metrics.json", {"input_vs_inversion": values,
-                                                   "random_weights": random,
-                                                   "random_inputs": random_inputs,
-                                                   "random_parts": parts})
-        write_json(args.out / "adapt.json", summary)
-        if grid_rows:
-            labels = ["input (aligned)" if args.align else "input",
-                      f"inversion: {encoder.name}",
-                      *(f"{name} [{RANDOM_NOTICE}]" if domain_random[name] else name
-                        for name in methods)]
-            save_png(args.out / "grid.png", labelled_grid(grid_rows, labels, notice=notice))
-            console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
-                          f"{len(methods) + 1} images and grid.png to {escape(str(args.out))}")
-        if metrics and report.done:
-            table = Table(title="input vs inversion"
-                          + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
-            table.add_column("metric")
-            table.add_column("value", justify="right")
-            for key, value in summary["metrics_input_vs_inversion"].items():
-                table.add_row(key, "n/a" if value is None else f"{value:.4g}")
-            console.print(table)
-        report.print(console)
-        return report.exit_code
-
-
 # ---------------------------------------------------------------------------------------------
-# stylebridge calibrate
+# The adapt pipeline
 
 
-class CalibrateCommand(Command):
-    """Fit a calibrator (alpha-rescaling) from an encoder's styles on photos."""
+@dataclass
+class AdaptConfig:
+    """What :func:`adapt` does: specs as the CLI takes them (``NAME[:CKPT]`` etc.)."""
 
-    name = "calibrate"
-    help = "fit calibration statistics, e.g. alpha-rescaling of domain offsets for an encoder"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from stylebridge.cli.options import add_photo_arguments, add_style_means_arguments
-
-        parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
-        parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
-        add_style_means_arguments(parser)
-        parser.add_argument("--skip-layers", default="", metavar="0,1",
-                            help="style layers whose offsets are always switched off (e.g. 0)")
-        parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
-                            help="least squares through the origin (default) or with intercept")
-        parser.add_argument("--power", type=float, default=-1.0,
-                            help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
-        parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-        add_photo_arguments(parser)
-
-    def run(self, args: argparse.Namespace, console: Console) -> int:
-        from rich.markup import escape
-        from rich.progress import Progress
-        from rich.table import Table
-
-        from stylebridge.cli.options import (
-            check_photo_arguments,
-            encoder_inputs,
-            print_random_notices,
-        )
-        from stylebridge.core.batch import BatchReport, require_inputs
-        from stylebridge.core.device import resolve_device
-        from stylebridge.plugins.calibrators.alpha import encoder_style_means, mapping_style_means
-        from stylebridge.registry import get_registry
-
-        check_photo_arguments(args)
-        if args.samples < 1:
-            raise StylebridgeError(f"--samples {args.samples}: must be >= 1")
-        if args.out.exists() and not args.force:
-            raise StylebridgeError("already exists (use --force to overwrite)", path=args.out)
-        cls = get_registry().get("calibrator", args.calibrator).obj
-        if not hasattr(cls, "from_style_means"):
-            raise StylebridgeError(f"calibrator {args.calibrator!r} cannot be fitted by "
-                                   "`stylebridge calibrate`")
-        skip = parse_layers(args.skip_layers)
-        device = resolve_device(args.device)
-        paths = require_inputs(args.images)
-        gen, gen_random, g_path = load_generator_arg(args.generator, device)
-        skip_scale(gen.n_style_layers, skip)  # range check before the long part
-        encoder, enc_random = load_encoder(args.encoder, device)
-        random_inputs = {"encoder": enc_random, "generator": gen_random}
-        random = enc_random or gen_random
-        print_random_notices(console, random_inputs, encoder=encoder.name, generator=g_path)
-        prep = getattr(encoder, "preprocessing", None)
-        enc_size = int(getattr(prep, "size", 0) or gen.size)
-        report = BatchReport()
-
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("encoding photos", total=len(paths))
-
-            batches = encoder_inputs(paths, report, args, enc_size,
-                                     lambda: progress.update(task, completed=len(report.done)
-                                                             + len(report.skipped)))
-            try:
-                enc_means, n_images = encoder_style_means(encoder, gen, batches)
-            except StylebridgeError:
-                report.print(console)
-                raise
-            progress.update(task, description=f"sampling {args.samples} z", completed=0,
-                            total=None)
-            src_means = mapping_style_means(gen, args.samples, seed=args.seed)
-        calib = cls.from_style_means(src_means, enc_means, skip_layers=skip, fit=args.fit,
-                                     power=args.power)
-        extra = {"encoder": args.encoder, "generator": g_path.name, "n_images": n_images,
-                 "samples": args.samples, "seed": args.seed, "aligned": bool(args.align),
-                 "random_weights": random, "random_inputs": random_inputs}
-        if random:
-            parts = ", ".join(random_parts(random_inputs))
-            extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
-        calib.save(args.out, extra=extra)
-
-        table = Table(title=f"alpha per style layer ({n_images} photos, {args.samples} samples)"
-                      + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
-        for col in ("layer", "name", "alpha", "offset scale", "R²"):
-            table.add_column(col, justify="right" if col != "name" else "left")
-        scale = calib.offset_scale(gen.n_style_layers)
-        for layer in gen.style_layers():
-            i = layer.index
-            table.add_row(str(i), layer.name, f"{float(calib.alpha[i]):.4g}", f"{float(scale[i]):.4g}",
-                          f"{float(calib.r2[i]):.3f}")
-        console.print(table)
-        bad = calib.unreliable_layers()
-        if bad:
-            console.print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "
-                          "(or undefined): they get no domain offset[/yellow]")
-        console.print(f"[green]wrote[/green] {escape(str(args.out))}"
-                      + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
-                         if random else ""))
-        report.print(console)
-        return report.exit_code
+    images: Sequence[str | Path]
+    encoder: str
+    generator: str
+    methods: Sequence[str]
+    out: Path
+    calibrate: str | None = None
+    skip_layers: str | Sequence[int] = ""
+    featureshift: Path | None = None
+    guide: str | None = None
+    align: bool = True
+    align_size: int = 1024
+    batch: int = 4
+    device: str = "auto"
 
 
-@hookimpl
-def register_commands(register: Any) -> None:
-    register(AdaptCommand())
-    register(CalibrateCommand())
+@dataclass
+class AdaptJob:
+    """Everything :func:`prepare_adapt` loaded and checked, before any photo is read."""
+
+    config: AdaptConfig
+    paths: list[Path]
+    adapter: Adapter
+    generator_path: Path
+    domain_random: dict[str, bool]
+    random_inputs: dict[str, Any]
+    featureshift: dict[str, Any] | None = None
+
+    @property
+    def parts(self) -> list[str]:
+        return random_parts(self.random_inputs)
 
 
-__all__ = ["AdaptCommand", "Adapter", "CalibrateCommand"]
+@dataclass
+class AdaptResult:
+    """What :func:`run_adapt` wrote: ``summary`` (= ``adapt.json``), the batch report,
+    input-vs-inversion metrics (``None`` when no photo was done) and whether ``grid.png``
+    was written."""
+
+    summary: dict[str, Any]
+    report: BatchReport
+    metrics: dict[str, float | None] | None
+    grid: Path | None
+    n_images: int  # images per photo: the inversion and every domain
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+
+def prepare_adapt(config: AdaptConfig) -> AdaptJob:
+    """Load and check every input (one-line errors) before a photo is read or a file written."""
+    check_photo_options(config.batch, config.align_size)
+    skip = parse_layers(config.skip_layers)
+    device = resolve_device(config.device)
+    paths = require_inputs(config.images)
+    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    encoder, enc_random = load_encoder(config.encoder, device)
+    # which inputs run on random (untrained) weights: every one is labelled, on grid.png and
+    # in adapt.json / metrics.json
+    random_inputs: dict[str, Any] = {"encoder": enc_random, "generator": gen_random}
+    methods, domain_random = load_domains(config.methods, device)
+    random_inputs["domains"] = domain_random
+    calibrator = None
+    if config.calibrate:
+        calibrator = load_plugin("calibrator", config.calibrate, device=device)
+        random_inputs["calibrator"] = spec_random("calibrator", config.calibrate, calibrator)
+    renderer: Renderer | None = None
+    guide = None
+    fs_info = None
+    if config.featureshift is not None:
+        from stylebridge.plugins.renderers.featureshift import load_featureshift
+
+        model, fs_header = load_featureshift(config.featureshift, device=device)
+        renderer = model
+        random_inputs["featureshift"] = is_random_weights(fs_header.extra)
+        guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
+        if guide_spec and guide_spec != config.encoder:
+            guide, random_inputs["guide"] = load_encoder(str(guide_spec), device)
+        fs_info = {"model": str(config.featureshift), "layer": model.layer,
+                   "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
+    adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
+                      renderer=renderer, guide=guide)
+    return AdaptJob(config=config, paths=paths, adapter=adapter, generator_path=g_path,
+                    domain_random=domain_random, random_inputs=random_inputs,
+                    featureshift=fs_info)
+
+
+def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptResult:
+    """Adapt every photo of ``job`` and write the outputs (see the module docstring)."""
+    config, adapter = job.config, job.adapter
+    progress = progress or _no_progress
+    gen, encoder, methods = adapter.generator, adapter.encoder, adapter.methods
+    parts = job.parts
+    random = bool(parts)
+    enc_size = int(encoder.preprocessing.size or gen.size)
+    tile = min(gen.size, GRID_TILE)
+    names, clashes = output_names(job.paths, "")
+    report = BatchReport()
+    for p, reason in clashes.items():
+        report.skip(p, reason)
+    todo = [p for p in job.paths if p in names]
+    # the output folder is made once the first batch has passed the encoder/generator
+    # check (or, with no readable photo, for the report): an early error leaves no folder
+    metrics = _metrics(("mse", "psnr"))
+    grid_rows: list[list[Tensor]] = []
+    outputs: dict[str, dict[str, str]] = {}
+    description = f"adapting with {len(methods)} domain(s)"
+    progress(0, len(todo), description)
+    for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, batch=config.batch,
+                               align=config.align, align_size=config.align_size,
+                               target=gen.size):
+        images = adapter.run(torch.stack(chunk.inputs))
+        rendered = {k: v.cpu() for k, v in images.items()}
+        config.out.mkdir(parents=True, exist_ok=True)
+        for metric in metrics.values():
+            metric.update(rendered[INVERSION], torch.stack(chunk.targets))
+        for i, path in enumerate(chunk.paths):
+            stem = names[path]
+            files = {}
+            for key, batch in rendered.items():
+                dst = config.out / f"{stem}_{key}.png"
+                save_png(dst, batch[i])
+                files[key] = dst.name
+            outputs[str(path)] = files
+            if len(grid_rows) < GRID_MAX_ROWS:
+                grid_rows.append([chunk.tiles[i]] + [resize_square(rendered[k][i], tile)
+                                                     for k in rendered])
+            report.ok(path)
+        progress(len(report.done) + len(report.skipped) - len(clashes), len(todo), description)
+    scale = adapter.offset_scale
+    summary: dict[str, Any] = {
+        "encoder": config.encoder, "generator": str(job.generator_path),
+        "domains": {name: str(spec) for name, spec in zip(methods, config.methods, strict=True)},
+        "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
+        "featureshift": job.featureshift,
+        "offset_scale": None if scale is None else [float(v) for v in scale],
+        "aligned": bool(config.align), "random_weights": random,
+        "random_inputs": job.random_inputs, "random_parts": parts,
+        "outputs": outputs, **report.as_dict()}
+    notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
+    if random:
+        summary["notice"] = notice
+    config.out.mkdir(parents=True, exist_ok=True)
+    values: dict[str, Any] = {}
+    for metric in metrics.values():
+        values.update({k: float(v) if math.isfinite(float(v)) else None
+                       for k, v in metric.compute().items()})
+    summary["metrics_input_vs_inversion"] = values
+    write_json(config.out / "metrics.json", {"input_vs_inversion": values,
+                                             "random_weights": random,
+                                             "random_inputs": job.random_inputs,
+                                             "random_parts": parts})
+    write_json(config.out / "adapt.json", summary)
+    grid = None
+    if grid_rows:
+        labels = ["input (aligned)" if config.align else "input",
+                  f"inversion: {encoder.name}",
+                  *(f"{name} [{RANDOM_NOTICE}]" if job.domain_random[name] else name
+                    for name in methods)]
+        grid = config.out / "grid.png"
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
+    return AdaptResult(summary=summary, report=report, metrics=values if report.done else None,
+                       grid=grid, n_images=len(methods) + 1)
+
+
+def adapt(config: AdaptConfig, progress: ProgressCallback | None = None) -> AdaptResult:
+    """:func:`prepare_adapt` then :func:`run_adapt`."""
+    return run_adapt(prepare_adapt(config), progress)
+
+
+__all__ = [
+    "INVERSION",
+    "AdaptConfig",
+    "AdaptJob",
+    "AdaptResult",
+    "Adapter",
+    "ProgressCallback",
+    "adapt",
+    "check_domains",
+    "check_photo_options",
+    "checkpoint_spec",
+    "domain_name",
+    "encoder_batches",
+    "load_domains",
+    "load_generator_arg",
+    "photo_batches",
+    "prepare_adapt",
+    "random_parts",
+    "run_adapt",
+]

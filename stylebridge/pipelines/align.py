@@ -1,4 +1,4 @@
-"""FFHQ face alignment (dlib 68 landmarks) and the ``stylebridge align`` command.
+"""FFHQ face alignment (dlib 68 landmarks) and the ``align`` pipeline (``stylebridge align``).
 
 Every FFHQ encoder (pSp, e4e, StyleRes, FSE, SFE) expects faces cropped and
 rotated the way the FFHQ data set was made (NVlabs/ffhq-dataset
@@ -51,24 +51,22 @@ path (that package's ``__init__`` needs ``pkg_resources``, so it is not imported
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.util
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from stylebridge.cli.base import Command
+from stylebridge.core.batch import BatchReport, iter_images, require_inputs
+from stylebridge.core.io import atomic_path, write_json
 from stylebridge.errors import ImageError, StylebridgeError
-from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
     import torch
-    from rich.console import Console
 
 LANDMARKS_MODEL = "shape_predictor_68_face_landmarks.dat"
 DEFAULT_SIZE = 1024
@@ -378,7 +376,7 @@ def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | No
 
 
 # ---------------------------------------------------------------------------------------------
-# CLI
+# The align pipeline
 
 
 def output_names(paths: Sequence[Path], suffix: str) -> tuple[dict[Path, str], dict[Path, str]]:
@@ -402,92 +400,85 @@ def check_positive(value: int, flag: str) -> int:
     return value
 
 
-class AlignCommand(Command):
-    """FFHQ-align face photos (dlib 68 landmarks) for the FFHQ encoders."""
+@dataclass
+class AlignConfig:
+    """What :func:`align` does: photos (files or folders) → ``out/<stem>.png`` per face."""
 
-    name = "align"
-    help = "FFHQ-align face photos (dlib 68 landmarks), as pSp/e4e/FSE expect"
+    images: Sequence[str | Path]
+    out: Path
+    size: int = DEFAULT_SIZE
+    transform_size: int | None = None
+    padding: bool = True
+    landmarks: bool = False  # also write landmarks.json (68 points, quad, box; input pixels)
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from stylebridge.cli.common import add_images_argument
 
-        add_images_argument(parser)
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                            help="output folder: <stem>.png per face")
-        parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                            help=f"output size in pixels (default {DEFAULT_SIZE})")
-        parser.add_argument("--transform-size", type=int, default=None, metavar="N",
-                            help="supersampling size of the quad transform (default 4×size, "
-                                 "FFHQ's 4096 at 1024; e4e/pSp use N = size)")
-        parser.add_argument("--no-padding", action="store_true",
-                            help="no blur-padding where the crop leaves the photo")
-        parser.add_argument("--landmarks", action="store_true",
-                            help="also write landmarks.json (68 points, quad, box; input pixels)")
-        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+@dataclass
+class AlignResult:
+    """The batch report and, per aligned photo, its output, landmarks, quad and box."""
 
-    def run(self, args: argparse.Namespace, console: Console) -> int:
-        from rich.progress import Progress
+    report: BatchReport
+    faces: dict[str, Any] = field(default_factory=dict)
 
-        from stylebridge.cli.common import print_json
-        from stylebridge.core.batch import BatchReport, iter_images, require_inputs
-        from stylebridge.core.io import atomic_path, write_json
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
 
-        check_positive(args.size, "--size")
-        if args.transform_size is not None:
-            check_positive(args.transform_size, "--transform-size")
-        paths = require_inputs(args.images)
-        names, clashes = output_names(paths, ".png")
-        report = BatchReport()
-        for p, reason in clashes.items():
-            report.skip(p, reason)
-        args.out.mkdir(parents=True, exist_ok=True)
-        records: dict[str, Any] = {}
-        todo = [p for p in paths if p in names]
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("aligning", total=len(todo))
-            for path, image in iter_images(todo, report):
-                try:
-                    dst = args.out / names[path]
-                    if dst.resolve() == path.resolve():
-                        raise ImageError("output would overwrite the input", path=path)
-                    face = align_face(image, args.size, transform_size=args.transform_size,
-                                      enable_padding=not args.no_padding, path=path)
-                except ImageError as exc:
-                    report.skip(path, str(exc).removeprefix(f"{path}: "))
-                else:
-                    with atomic_path(dst) as tmp:
-                        face.image.save(tmp, format="PNG")
-                    report.ok(path)
-                    records[str(path)] = {"output": str(dst),
-                                          "landmarks": face.landmarks.tolist(),
-                                          "quad": face.quad.tolist(),
-                                          "box": list(face.box) if face.box else None}
-                progress.update(task, completed=len(report.done) + len(report.skipped)
-                                - len(clashes))
-        if args.landmarks and records:
-            write_json(args.out / "landmarks.json", {"size": args.size, "faces": records})
-        if args.json:
-            print_json(report.as_dict())
+
+def align(config: AlignConfig,
+          progress: Callable[[int, int | None, str], None] | None = None) -> AlignResult:
+    """FFHQ-align every photo of ``config`` (unreadable photos and photos without a face are
+    skipped and reported); ``progress(completed, total, description)`` after each photo."""
+    check_positive(config.size, "--size")
+    if config.transform_size is not None:
+        check_positive(config.transform_size, "--transform-size")
+    paths = require_inputs(config.images)
+    names, clashes = output_names(paths, ".png")
+    report = BatchReport()
+    for p, reason in clashes.items():
+        report.skip(p, reason)
+    config.out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, Any] = {}
+    todo = [p for p in paths if p in names]
+    if progress is not None:
+        progress(0, len(todo), "aligning")
+    for path, image in iter_images(todo, report):
+        try:
+            dst = config.out / names[path]
+            if dst.resolve() == path.resolve():
+                raise ImageError("output would overwrite the input", path=path)
+            face = align_face(image, config.size, transform_size=config.transform_size,
+                              enable_padding=config.padding, path=path)
+        except ImageError as exc:
+            report.skip(path, str(exc).removeprefix(f"{path}: "))
         else:
-            report.print(console)
-        return report.exit_code
-
-
-@hookimpl
-def register_commands(register: Any) -> None:
-    register(AlignCommand())
+            with atomic_path(dst) as tmp:
+                face.image.save(tmp, format="PNG")
+            report.ok(path)
+            records[str(path)] = {"output": str(dst),
+                                  "landmarks": face.landmarks.tolist(),
+                                  "quad": face.quad.tolist(),
+                                  "box": list(face.box) if face.box else None}
+        if progress is not None:
+            progress(len(report.done) + len(report.skipped) - len(clashes), len(todo),
+                     "aligning")
+    if config.landmarks and records:
+        write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
+    return AlignResult(report=report, faces=records)
 
 
 __all__ = [
-    "AlignCommand",
+    "AlignConfig",
+    "AlignResult",
     "AlignedFace",
     "FaceLandmarks",
     "NoFaceError",
+    "align",
     "align_face",
     "align_from_landmarks",
     "detect_landmarks",
     "dlib_model_path",
     "ffhq_quad",
+    "output_names",
     "quad_to_output",
     "to_rgb_uint8",
     "warp_quad",

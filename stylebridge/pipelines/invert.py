@@ -1,6 +1,8 @@
-"""``stylebridge invert``: photos → encoder → StyleGAN2 reconstructions (+ saved latents).
+"""The ``invert`` pipeline: photos → encoder → StyleGAN2 reconstructions (+ saved latents).
 
-Per input image ``<stem>`` the command writes into ``--out``:
+:func:`invert` (``stylebridge invert``, :mod:`stylebridge.cli.commands.invert`) takes an
+:class:`InvertConfig` and returns an :class:`InvertResult`.  Per input image ``<stem>`` it
+writes into ``out``:
 
 * ``<stem>_inversion.png``: the generator's rendering of the inversion;
 * with ``--save-latents``, ``<stem>_inversion.safetensors``: a stylebridge
@@ -8,36 +10,43 @@ Per input image ``<stem>`` the command writes into ``--out``:
   :func:`save_inversion` / :func:`load_inversion`);
 
 and ``grid.png`` (one row per image: input | inversion).  Faces are FFHQ-aligned
-first (``--align``, the default; :mod:`stylebridge.pipelines.align`, at
-``--align-size`` pixels, then the encoder's own preprocessing resizes); use
-``--no-align`` for images that are already aligned.  Unreadable images and
-photos without a face are skipped and reported; the exit code is 3 when some
-inputs were skipped and 2 when all were.
+first (``align``, the default; :mod:`stylebridge.pipelines.align`, at
+``align_size`` pixels, then the encoder's own preprocessing resizes); use
+``align=False`` for images that are already aligned.  Unreadable images and
+photos without a face are skipped and reported in the result's batch report
+(the CLI's exit code is 3 when some inputs were skipped and 2 when all were).
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylebridge.cli.base import Command
-from stylebridge.core.checkpoint import RANDOM_NOTICE
-from stylebridge.core.images import labelled_grid, resize_square
-from stylebridge.core.synthesis import check_compatible
+import torch
+from torch import Tensor
+
+from stylebridge.core.batch import BatchReport, iter_images, require_inputs
+from stylebridge.core.checkpoint import RANDOM_NOTICE, load_checkpoint, save_checkpoint
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
+from stylebridge.core.interfaces import Encoder, Inversion
+from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
-from stylebridge.registry import hookimpl
+from stylebridge.pipelines.adapt import (
+    ProgressCallback,
+    check_photo_options,
+    load_generator_arg,
+    random_parts,
+)
+from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.registry.resolve import load_encoder
+from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
-    import torch
-    from rich.console import Console
-    from torch import Tensor
-
     from stylebridge.core.checkpoint import CheckpointHeader
-    from stylebridge.core.interfaces import Inversion
+    from stylebridge.core.stylegan2.generator import Generator
 
 KIND = "inversion"
 IMAGE_SUFFIX = "_inversion.png"
@@ -58,8 +67,6 @@ def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, enco
     ``kind="inversion"``, ``plugin=encoder``, config ``{"feature_mode", "encoder"
     (the spec text), "generator" (its checkpoint path)}``.
     """
-    from stylebridge.core.checkpoint import save_checkpoint
-
     if inversion.batch_size != 1:
         raise ValueError(f"save_inversion writes one inversion, got a batch of {inversion.batch_size}")
     tensors = {"w_plus": inversion.w_plus}
@@ -74,9 +81,6 @@ def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, enco
 def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
                    ) -> tuple[Inversion, CheckpointHeader]:
     """Read a file written by :func:`save_inversion` → (:class:`Inversion`, header)."""
-    from stylebridge.core.checkpoint import load_checkpoint
-    from stylebridge.core.interfaces import Inversion
-
     header, tensors = load_checkpoint(path, kind=KIND, device=device)
     if "w_plus" not in tensors:
         raise CheckpointError("inversion file has no 'w_plus' tensor", path=path)
@@ -103,7 +107,52 @@ def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers
+# The invert pipeline
+
+
+@dataclass
+class InvertConfig:
+    """What :func:`invert` does: encoder and generator specs as the CLI takes them."""
+
+    images: Sequence[str | Path]
+    encoder: str
+    generator: str
+    out: Path
+    save_latents: bool = False
+    align: bool = True
+    align_size: int = 1024
+    batch: int = 4
+    device: str = "auto"
+
+
+@dataclass
+class InvertJob:
+    """Everything :func:`prepare_invert` loaded and checked, before any photo is read."""
+
+    config: InvertConfig
+    paths: list[Path]
+    encoder: Encoder
+    encoder_name: str
+    encoder_spec: str
+    generator: Generator
+    generator_path: Path
+    random_inputs: dict[str, bool]
+
+    @property
+    def parts(self) -> list[str]:
+        return random_parts(self.random_inputs)
+
+
+@dataclass
+class InvertResult:
+    """The batch report and the grid (``None`` when no photo was inverted)."""
+
+    report: BatchReport
+    grid: Path | None
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
 
 
 @dataclass
@@ -113,134 +162,106 @@ class _Item:
     tile: Tensor        # [3, T, T] in [0, 1] (grid tile of what the encoder saw)
 
 
-# ---------------------------------------------------------------------------------------------
-# Command
+def prepare_invert(config: InvertConfig) -> InvertJob:
+    """Load and check encoder and generator (one-line errors) before a photo is read."""
+    check_photo_options(config.batch, config.align_size)
+    device = resolve_device(config.device)
+    spec = parse_plugin_spec(config.encoder, what="encoder")
+    paths = require_inputs(config.images)
+    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    encoder, enc_random = load_encoder(config.encoder, device)
+    encoder.bind_generator(gen)
+    return InvertJob(config=config, paths=paths, encoder=encoder,
+                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
+                     generator=gen, generator_path=g_path,
+                     random_inputs={"encoder": enc_random, "generator": gen_random})
 
 
-class InvertCommand(Command):
-    """Invert face photos with an encoder and render them with a StyleGAN2 generator."""
+def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> InvertResult:
+    """Invert every photo of ``job`` and write the outputs (see the module docstring)."""
+    config, gen, encoder, enc_name = job.config, job.generator, job.encoder, job.encoder_name
+    device = gen.input.input.device
+    parts = job.parts
+    random = bool(parts)
+    enc_size = int(encoder.preprocessing.size
+                   or (config.align_size if config.align else gen.size))
+    tile = min(gen.size, GRID_TILE)
+    names, clashes = output_names(job.paths, "")
+    report = BatchReport()
+    for p, reason in clashes.items():
+        report.skip(p, reason)
+    todo = [p for p in job.paths if p in names]
+    # the output folder is made when the first batch has passed the encoder/generator
+    # check, so that an early error leaves no empty folder behind
+    grid_rows: list[tuple[Tensor, Tensor]] = []
+    pending: list[_Item] = []
 
-    name = "invert"
-    help = "encode face photos with an encoder and render them with a StyleGAN2 generator"
+    def flush() -> None:
+        if not pending:
+            return
+        batch = torch.stack([it.enc_input for it in pending]).to(device)
+        with torch.no_grad():
+            inversion = encoder.encode(batch)
+            check_compatible(inversion, gen, f"encoder {enc_name!r}")
+            if inversion.batch_size != len(pending):
+                raise StylebridgeError(f"encoder {enc_name!r} returned {inversion.batch_size} "
+                                       f"inversions for {len(pending)} images")
+            inversion = inversion.detach()
+            images = from_generator_range(synthesize(gen, inversion)).cpu()
+        config.out.mkdir(parents=True, exist_ok=True)
+        for i, item in enumerate(pending):
+            stem = names[item.path]
+            out01 = images[i]
+            save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01)
+            if config.save_latents:
+                save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", _select(inversion, i),
+                               encoder=enc_name, encoder_spec=job.encoder_spec,
+                               generator=job.generator_path,
+                               extra={"source": str(item.path), "aligned": bool(config.align),
+                                      "align_size": config.align_size if config.align else None,
+                                      "random_weights": random})
+            grid_rows.append((item.tile, resize_square(out01, tile)))
+            report.ok(item.path)
+        pending.clear()
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from stylebridge.cli.common import add_images_argument
-        from stylebridge.cli.options import add_photo_arguments
+    description = f"inverting with {enc_name}"
+    if progress is not None:
+        progress(0, len(todo), description)
+    for path, image in iter_images(todo, report):
+        if config.align:
+            try:
+                image = align_face(image, config.align_size, path=path).to_tensor()
+            except ImageError as exc:  # NoFaceError included
+                report.skip(path, str(exc).removeprefix(f"{path}: "))
+                image = None
+        if image is not None:
+            pending.append(_Item(path, resize_square(image, enc_size), resize_square(image, tile)))
+            if len(pending) >= config.batch:
+                flush()
+        if progress is not None:
+            progress(len(report.done) + len(report.skipped) + len(pending) - len(clashes),
+                     len(todo), description)
+    flush()
+    if progress is not None:
+        progress(len(todo), len(todo), description)
 
-        add_images_argument(parser)
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
-        parser.add_argument("--save-latents", action="store_true",
-                            help="also write <stem>_inversion.safetensors (w+ and features)")
-        add_photo_arguments(parser)
+    grid = None
+    if grid_rows:
+        labels = ["input (aligned)" if config.align else "input",
+                  f"inversion: {enc_name}" + (f" [{RANDOM_NOTICE}]" if random else "")]
+        # the column label is cut to the tile width: the red footer carries the notice
+        notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
+        grid = config.out / "grid.png"
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
+    return InvertResult(report=report, grid=grid)
 
-    def run(self, args: argparse.Namespace, console: Console) -> int:
-        import torch
-        from rich.markup import escape
-        from rich.progress import Progress
 
-        from stylebridge.cli.options import check_photo_arguments, print_random_notices
-        from stylebridge.core.batch import BatchReport, iter_images, require_inputs
-        from stylebridge.core.device import resolve_device
-        from stylebridge.core.images import save_png
-        from stylebridge.pipelines.adapt import load_generator_arg, random_parts
-        from stylebridge.pipelines.align import align_face, output_names
-        from stylebridge.registry.spec import parse_plugin_spec
-
-        check_photo_arguments(args)
-        device = resolve_device(args.device)
-        spec = parse_plugin_spec(args.encoder, what="encoder")
-        paths = require_inputs(args.images)
-        gen, gen_random, g_path = load_generator_arg(args.generator, device)
-        encoder, enc_random = load_encoder(args.encoder, device)
-        encoder.bind_generator(gen)
-        enc_name = getattr(encoder, "name", "") or spec.name or "encoder"
-        random_inputs = {"encoder": enc_random, "generator": gen_random}
-        parts = random_parts(random_inputs)
-        random = bool(parts)
-        print_random_notices(console, random_inputs, encoder=enc_name, generator=g_path)
-        prep = getattr(encoder, "preprocessing", None)
-        enc_size = int(getattr(prep, "size", 0) or (args.align_size if args.align else gen.size))
-        tile = min(gen.size, GRID_TILE)
-
-        names, clashes = output_names(paths, "")
-        report = BatchReport()
-        for p, reason in clashes.items():
-            report.skip(p, reason)
-        todo = [p for p in paths if p in names]
-        # the output folder is made when the first batch has passed the encoder/generator
-        # check, so that an early error leaves no empty folder behind
-        grid_rows: list[tuple[Tensor, Tensor]] = []
-        pending: list[_Item] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            batch = torch.stack([it.enc_input for it in pending]).to(device)
-            with torch.no_grad():
-                inversion = encoder.encode(batch)
-                check_compatible(inversion, gen, f"encoder {enc_name!r}")
-                if inversion.batch_size != len(pending):
-                    raise StylebridgeError(f"encoder {enc_name!r} returned {inversion.batch_size} "
-                                           f"inversions for {len(pending)} images")
-                inversion = inversion.detach()
-                images = synth(inversion)
-            args.out.mkdir(parents=True, exist_ok=True)
-            for i, item in enumerate(pending):
-                stem = names[item.path]
-                out01 = images[i]
-                save_png(args.out / f"{stem}{IMAGE_SUFFIX}", out01)
-                if args.save_latents:
-                    single = _select(inversion, i)
-                    save_inversion(args.out / f"{stem}{LATENTS_SUFFIX}", single, encoder=enc_name,
-                                   encoder_spec=spec.text, generator=g_path,
-                                   extra={"source": str(item.path), "aligned": bool(args.align),
-                                          "align_size": args.align_size if args.align else None,
-                                          "random_weights": random})
-                grid_rows.append((item.tile, resize_square(out01, tile)))
-                report.ok(item.path)
-            pending.clear()
-
-        def synth(inversion: Inversion) -> Tensor:
-            from stylebridge.core.images import from_generator_range
-            from stylebridge.core.synthesis import synthesize
-
-            return from_generator_range(synthesize(gen, inversion)).cpu()
-
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"inverting with {escape(enc_name)}", total=len(todo))
-            for path, image in iter_images(todo, report):
-                if args.align:
-                    try:
-                        image = align_face(image, args.align_size, path=path).to_tensor()
-                    except ImageError as exc:  # NoFaceError included
-                        report.skip(path, str(exc).removeprefix(f"{path}: "))
-                        image = None
-                if image is not None:
-                    pending.append(_Item(path, resize_square(image, enc_size),
-                                         resize_square(image, tile)))
-                    if len(pending) >= args.batch:
-                        flush()
-                progress.update(task, completed=len(report.done) + len(report.skipped)
-                                + len(pending) - len(clashes))
-            flush()
-            progress.update(task, completed=len(todo))
-
-        if grid_rows:
-            labels = ["input (aligned)" if args.align else "input",
-                      f"inversion: {enc_name}" + (f" [{RANDOM_NOTICE}]" if random else "")]
-            # the column label is cut to the tile width: the red footer carries the notice
-            notice = (f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
-                      if random else None)
-            save_png(args.out / "grid.png", labelled_grid(grid_rows, labels, notice=notice))
-            console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
-                          f"{escape(str(args.out))}")
-        report.print(console)
-        return report.exit_code
+def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:
+    """:func:`prepare_invert` then :func:`run_invert`."""
+    return run_invert(prepare_invert(config), progress)
 
 
 def _select(inversion: Inversion, i: int) -> Inversion:
-    from stylebridge.core.interfaces import Inversion
-
     return Inversion(w_plus=inversion.w_plus[i:i + 1],
                      features={k: v[i:i + 1] for k, v in inversion.features.items()},
                      feature_mode=inversion.feature_mode,
@@ -248,9 +269,5 @@ def _select(inversion: Inversion, i: int) -> Inversion:
                              for k, v in inversion.extras.items()})
 
 
-@hookimpl
-def register_commands(register: Any) -> None:
-    register(InvertCommand())
-
-
-__all__ = ["InvertCommand", "check_compatible", "load_inversion", "save_inversion"]
+__all__ = ["InvertConfig", "InvertJob", "InvertResult", "check_compatible", "invert",
+           "load_inversion", "prepare_invert", "run_invert", "save_inversion"]

@@ -56,6 +56,11 @@ def register_calibrators(register: Register) -> Any:
 
 
 @hookspec
+def register_renderers(register: Register) -> Any:
+    """Register :class:`~stylebridge.core.interfaces.Renderer` subclasses."""
+
+
+@hookspec
 def register_converters(register: Register) -> Any:
     """Register :class:`~stylebridge.core.interfaces.Converter` instances."""
 

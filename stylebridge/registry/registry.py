@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[str, type, bool]] = {
     "loss": ("register_losses", itf.Loss, True),
     "metric": ("register_metrics", itf.Metric, True),
     "calibrator": ("register_calibrators", itf.Calibrator, True),
+    "renderer": ("register_renderers", itf.Renderer, True),
     "converter": ("register_converters", itf.Converter, False),
     # commands are argparse objects: the CLI layer checks them against cli.base.Command
     "command": ("register_commands", object, False),

@@ -29,8 +29,10 @@ block of a stage projecting from the previous width::
 (off by default, as in the thesis/SFE, which predict ``F'`` directly) adds ``F`` to the
 output.  The block is the one of :mod:`stylebridge.plugins.nets.iresnet` (the FSE backbone).
 
-Checkpoints have their own kind ``"featureshift"`` (:func:`save_featureshift` /
-:func:`load_featureshift`); inference is :func:`apply_featureshift`.  Training lives in
+FeatureShift is a :class:`~stylebridge.core.interfaces.Renderer` (registered as renderer
+``featureshift``, :attr:`~FeatureShift.needs_guide`): ``FeatureShift.render(generator,
+inversion, method, guide=w_E)`` is :func:`apply_featureshift`.  Checkpoints have their own
+kind ``"featureshift"`` (:func:`save_featureshift` / :func:`load_featureshift`).  Training lives in
 :mod:`stylebridge.pipelines.featureshift`.
 """
 
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -49,8 +51,10 @@ from stylebridge.core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion
+from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
@@ -61,15 +65,22 @@ DELTA_SIGN = "source_minus_domain"
 DELTA_FORMULA = "delta = G^K(s(w_guide)) - G^K(s_domain(w_guide))"
 
 
-class FeatureShift(nn.Module):
+class FeatureShift(Renderer):
     """``(F [B, C, H, W], Δ [B, C, H, W]) → F' [B, C, H, W]`` (see the module docstring).
 
     ``feature_channels`` = C (512 at 1024 px, layer 5), ``hidden`` the middle stage
     width (768), ``n_blocks`` (6, at least 3), ``layer`` the generator activation K the
     output replaces (5), ``residual`` adds F to the output.
+
+    As a renderer (:meth:`render`) it renders a domain through ``F'`` with ``Δ`` from the
+    guiding encoder's latents (``needs_guide``), and the inversion itself (no method) as
+    the plain renderer does.
     """
 
-    name = "featureshift"
+    name: ClassVar[str] = "featureshift"
+    description: ClassVar[str] = ("FeatureShift: domains shift the encoder's feature F by the "
+                                  "guide's domain change (thesis step 4)")
+    needs_guide: ClassVar[bool] = True
 
     def __init__(self, feature_channels: int = 512, hidden: int = 768, n_blocks: int = 6,
                  layer: int = 5, residual: bool = False) -> None:
@@ -119,6 +130,30 @@ class FeatureShift(nn.Module):
         bn = self.blocks[0].bn1
         bn.running_mean[self.feature_channels:].zero_()
         bn.running_var[self.feature_channels:].fill_(1.0)
+
+    def render(
+        self,
+        generator: Generator,
+        inversion: Inversion,
+        method: DomainMethod | None = None,
+        *,
+        offset_scale: Sequence[float] | Tensor | None = None,
+        guide: Tensor | None = None,
+    ) -> Tensor:
+        """With ``method``: :func:`apply_featureshift` (``guide`` = the guiding encoder's
+        latents, required); without: the inversion, :func:`~stylebridge.core.synthesis.synthesize`."""
+        if method is None:
+            return synthesize(generator, inversion)
+        if guide is None:
+            raise StylebridgeError("the FeatureShift renderer needs the guiding encoder's latents "
+                                   "(guide=) to render a domain")
+        return apply_featureshift(generator, self, inversion, guide, method,
+                                  offset_scale=offset_scale)
+
+    def check_generator(self, generator: Generator, encoder: Encoder | None = None) -> None:
+        """:func:`check_featureshift`: layer and channels fit ``generator``, ``encoder``
+        returns the feature at :attr:`layer`."""
+        check_featureshift(self, generator, encoder)
 
     def forward(self, features: Tensor, delta: Tensor) -> Tensor:
         if features.shape != delta.shape or features.ndim != 4:
@@ -234,3 +269,8 @@ def apply_featureshift(
     styles = method.styles(generator, inversion.w_plus, offset_scale)
     return generator.synthesis(styles, features={layer: shifted}, randomize_noise=False,
                                weight_deltas=method.weight_deltas(generator, offset_scale))
+
+
+@hookimpl
+def register_renderers(register: Any) -> None:
+    register(FeatureShift)

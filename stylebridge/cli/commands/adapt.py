@@ -1,0 +1,90 @@
+"""``stylebridge adapt``: encode photos once and render them in one or more new domains.
+
+``stylebridge adapt --encoder E --generator G --method NAME:DOMAIN.safetensors [--method ...]
+[--calibrate alpha:STATS] [--skip-layers 0,1] [--featureshift RUN.safetensors [--guide E2]]
+[--align/--no-align] IMAGES... --out DIR``: the :mod:`stylebridge.pipelines.adapt` pipeline
+(outputs described there).  Inputs on random (untrained) weights are also named in the
+terminal; exit code 3 when some inputs were skipped, 2 when all were.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import add_images_argument
+from stylebridge.cli.options import (
+    add_photo_arguments,
+    check_photo_arguments,
+    print_random_notices,
+    progress_bar,
+)
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt, run_adapt
+from stylebridge.registry import hookimpl
+
+
+class AdaptCommand(Command):
+    """Encode photos once and render them in one or more new domains."""
+
+    name = "adapt"
+    help = "encode photos once and render them through domain methods (StyleSpace, Affine+...)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_images_argument(parser)
+        parser.add_argument("--method", "-m", action="append", required=True,
+                            metavar="[NAME:]DOMAIN.safetensors",
+                            help="domain checkpoint, repeatable; its file stem names the outputs")
+        parser.add_argument("--calibrate", metavar="NAME:STATS",
+                            help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
+        parser.add_argument("--skip-layers", default="", metavar="0,1",
+                            help="style layers that get no domain change (e.g. 0 = conv1)")
+        parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
+                            help="render domains through a trained FeatureShift (encoder: fse "
+                                 "with mode=features)")
+        parser.add_argument("--guide", metavar="NAME[:CKPT]",
+                            help="FeatureShift's guiding encoder (default: the one recorded in "
+                                 "the model, else the encoder's own latents)")
+        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        add_photo_arguments(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        check_photo_arguments(args)
+        config = AdaptConfig(images=args.images, encoder=args.encoder, generator=args.generator,
+                             methods=args.method, out=args.out, calibrate=args.calibrate,
+                             skip_layers=args.skip_layers, featureshift=args.featureshift,
+                             guide=args.guide, align=args.align, align_size=args.align_size,
+                             batch=args.batch, device=args.device)
+        job = prepare_adapt(config)
+        print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
+                             generator=job.generator_path)
+        with progress_bar(console) as progress:
+            result = run_adapt(job, progress)
+        report = result.report
+        if result.grid is not None:
+            console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
+                          f"{result.n_images} images and grid.png to {escape(str(args.out))}")
+        if result.metrics is not None:
+            table = Table(title="input vs inversion"
+                          + (escape(f" [{RANDOM_NOTICE}]") if job.parts else ""))
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for key, value in result.metrics.items():
+                table.add_row(key, "n/a" if value is None else f"{value:.4g}")
+            console.print(table)
+        report.print(console)
+        return result.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(AdaptCommand())
+
+
+__all__ = ["AdaptCommand"]

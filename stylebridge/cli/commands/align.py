@@ -1,0 +1,59 @@
+"""``stylebridge align``: FFHQ-align face photos (dlib 68 landmarks), the
+:mod:`stylebridge.pipelines.align` pipeline; exit code 3 when some inputs were skipped, 2
+when all were."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import add_images_argument, print_json
+from stylebridge.cli.options import progress_bar
+from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
+from stylebridge.registry import hookimpl
+
+
+class AlignCommand(Command):
+    """FFHQ-align face photos (dlib 68 landmarks) for the FFHQ encoders."""
+
+    name = "align"
+    help = "FFHQ-align face photos (dlib 68 landmarks), as pSp/e4e/FSE expect"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_images_argument(parser)
+        parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                            help="output folder: <stem>.png per face")
+        parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                            help=f"output size in pixels (default {DEFAULT_SIZE})")
+        parser.add_argument("--transform-size", type=int, default=None, metavar="N",
+                            help="supersampling size of the quad transform (default 4×size, "
+                                 "FFHQ's 4096 at 1024; e4e/pSp use N = size)")
+        parser.add_argument("--no-padding", action="store_true",
+                            help="no blur-padding where the crop leaves the photo")
+        parser.add_argument("--landmarks", action="store_true",
+                            help="also write landmarks.json (68 points, quad, box; input pixels)")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        config = AlignConfig(images=args.images, out=args.out, size=args.size,
+                             transform_size=args.transform_size, padding=not args.no_padding,
+                             landmarks=args.landmarks)
+        with progress_bar(console) as progress:
+            result = align(config, progress)
+        if args.json:
+            print_json(result.report.as_dict())
+        else:
+            result.report.print(console)
+        return result.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(AlignCommand())
+
+
+__all__ = ["AlignCommand"]

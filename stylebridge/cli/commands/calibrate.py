@@ -1,0 +1,92 @@
+"""``stylebridge calibrate alpha --encoder E --generator G --images DIR --out STATS.safetensors
+[--samples 3000]``: fit the alpha-rescaling statistics (:mod:`stylebridge.pipelines.calibrate`,
+:mod:`stylebridge.plugins.calibrators.alpha`) and print alpha per style layer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.options import (
+    add_photo_arguments,
+    add_style_means_arguments,
+    check_photo_arguments,
+    print_random_notices,
+    progress_bar,
+)
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
+from stylebridge.registry import hookimpl
+
+
+class CalibrateCommand(Command):
+    """Fit a calibrator (alpha-rescaling) from an encoder's styles on photos."""
+
+    name = "calibrate"
+    help = "fit calibration statistics, e.g. alpha-rescaling of domain offsets for an encoder"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
+        parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
+        add_style_means_arguments(parser)
+        parser.add_argument("--skip-layers", default="", metavar="0,1",
+                            help="style layers whose offsets are always switched off (e.g. 0)")
+        parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
+                            help="least squares through the origin (default) or with intercept")
+        parser.add_argument("--power", type=float, default=-1.0,
+                            help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
+        parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+        add_photo_arguments(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        check_photo_arguments(args)
+        config = CalibrateConfig(
+            calibrator=args.calibrator, images=args.images, encoder=args.encoder,
+            generator=args.generator, out=args.out, samples=args.samples, seed=args.seed,
+            skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force,
+            align=args.align, align_size=args.align_size, batch=args.batch, device=args.device)
+        job = prepare_calibrate(config)
+        print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
+                             generator=job.generator_path)
+        with progress_bar(console) as progress:
+            try:
+                result = run_calibrate(job, progress)
+            except StylebridgeError:
+                job.report.print(console)
+                raise
+        calib, n_images, random = result.calibrator, result.n_images, result.random
+        gen = job.generator
+        table = Table(title=f"alpha per style layer ({n_images} photos, {args.samples} samples)"
+                      + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
+        for col in ("layer", "name", "alpha", "offset scale", "R²"):
+            table.add_column(col, justify="right" if col != "name" else "left")
+        scale = calib.offset_scale(gen.n_style_layers)
+        for layer in gen.style_layers():
+            i = layer.index
+            table.add_row(str(i), layer.name, f"{float(calib.alpha[i]):.4g}",
+                          f"{float(scale[i]):.4g}", f"{float(calib.r2[i]):.3f}")
+        console.print(table)
+        bad = calib.unreliable_layers()
+        if bad:
+            console.print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "
+                          "(or undefined): they get no domain offset[/yellow]")
+        console.print(f"[green]wrote[/green] {escape(str(args.out))}"
+                      + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
+                         if random else ""))
+        result.report.print(console)
+        return result.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(CalibrateCommand())
+
+
+__all__ = ["CalibrateCommand"]

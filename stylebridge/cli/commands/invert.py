@@ -1,0 +1,65 @@
+"""``stylebridge invert``: photos → encoder → StyleGAN2 reconstructions (+ saved latents).
+
+The :mod:`stylebridge.pipelines.invert` pipeline; faces are FFHQ-aligned first (``--align``,
+the default; ``--no-align`` for aligned inputs).  Exit code 3 when some inputs were skipped,
+2 when all were.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import add_images_argument
+from stylebridge.cli.options import (
+    add_photo_arguments,
+    check_photo_arguments,
+    print_random_notices,
+    progress_bar,
+)
+from stylebridge.pipelines.invert import InvertConfig, prepare_invert, run_invert
+from stylebridge.registry import hookimpl
+
+
+class InvertCommand(Command):
+    """Invert face photos with an encoder and render them with a StyleGAN2 generator."""
+
+    name = "invert"
+    help = "encode face photos with an encoder and render them with a StyleGAN2 generator"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_images_argument(parser)
+        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        parser.add_argument("--save-latents", action="store_true",
+                            help="also write <stem>_inversion.safetensors (w+ and features)")
+        add_photo_arguments(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        check_photo_arguments(args)
+        config = InvertConfig(images=args.images, encoder=args.encoder, generator=args.generator,
+                              out=args.out, save_latents=args.save_latents, align=args.align,
+                              align_size=args.align_size, batch=args.batch, device=args.device)
+        job = prepare_invert(config)
+        print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
+                             generator=job.generator_path)
+        with progress_bar(console) as progress:
+            result = run_invert(job, progress)
+        report = result.report
+        if result.grid is not None:
+            console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
+                          f"{escape(str(args.out))}")
+        report.print(console)
+        return result.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(InvertCommand())
+
+
+__all__ = ["InvertCommand"]

@@ -1,0 +1,158 @@
+"""Fit a calibrator (alpha-rescaling) from an encoder's styles on photos: the ``calibrate``
+pipeline (``stylebridge calibrate``, :mod:`stylebridge.cli.commands.calibrate`).
+
+Alpha-rescaling (thesis, chapter 4; :mod:`stylebridge.plugins.calibrators.alpha`): the
+per-channel style means of the encoder's inversions of real photos are regressed, layer by
+layer, on the style means of ``samples`` mapping-network samples, ``s̄_enc,i ≈ α_i s̄_map,i``;
+a domain's offset on layer ``i`` is then scaled by ``α_i ** power`` (``1/α_i`` by default).
+:class:`CalibrateConfig` in, :class:`CalibrateResult` out (the fitted calibrator, saved to
+``out``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stylebridge.core.batch import BatchReport, require_inputs
+from stylebridge.core.device import resolve_device
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import (
+    ProgressCallback,
+    check_photo_options,
+    encoder_batches,
+    load_generator_arg,
+    random_parts,
+)
+from stylebridge.plugins.calibrators.alpha import (
+    encoder_style_means,
+    mapping_style_means,
+    parse_layers,
+    skip_scale,
+)
+from stylebridge.registry import get_registry
+from stylebridge.registry.resolve import load_encoder
+
+if TYPE_CHECKING:
+    from stylebridge.core.interfaces import Calibrator, Encoder
+    from stylebridge.core.stylegan2.generator import Generator
+
+
+@dataclass
+class CalibrateConfig:
+    """What :func:`calibrate` fits: calibrator name, encoder and generator specs, photos."""
+
+    calibrator: str
+    images: list[str | Path]
+    encoder: str
+    generator: str
+    out: Path
+    samples: int = 3000
+    seed: int = 0
+    skip_layers: str | list[int] = ""
+    fit: str = "origin"
+    power: float = -1.0
+    force: bool = False
+    align: bool = True
+    align_size: int = 1024
+    batch: int = 4
+    device: str = "auto"
+
+
+@dataclass
+class CalibrateJob:
+    """Everything :func:`prepare_calibrate` loaded and checked before the long part."""
+
+    config: CalibrateConfig
+    cls: type
+    skip: list[int]
+    paths: list[Path]
+    generator: Generator
+    generator_path: Path
+    encoder: Encoder
+    random_inputs: dict[str, bool]
+    report: BatchReport = field(default_factory=BatchReport)
+
+    @property
+    def random(self) -> bool:
+        return any(self.random_inputs.values())
+
+
+@dataclass
+class CalibrateResult:
+    """The fitted (and saved) calibrator, the number of photos it saw, the batch report."""
+
+    calibrator: Calibrator
+    n_images: int
+    report: BatchReport
+    random: bool
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+
+def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
+    """Check the options and load generator and encoder (one-line errors)."""
+    check_photo_options(config.batch, config.align_size)
+    if config.samples < 1:
+        raise StylebridgeError(f"--samples {config.samples}: must be >= 1")
+    if config.out.exists() and not config.force:
+        raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
+    cls = get_registry().get("calibrator", config.calibrator).obj
+    if not hasattr(cls, "from_style_means"):
+        raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
+                               "`stylebridge calibrate`")
+    skip = parse_layers(config.skip_layers)
+    device = resolve_device(config.device)
+    paths = require_inputs(config.images)
+    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    skip_scale(gen.n_style_layers, skip)  # range check before the long part
+    encoder, enc_random = load_encoder(config.encoder, device)
+    return CalibrateJob(config=config, cls=cls, skip=skip, paths=paths, generator=gen,
+                        generator_path=g_path, encoder=encoder,
+                        random_inputs={"encoder": enc_random, "generator": gen_random})
+
+
+def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -> CalibrateResult:
+    """Encoder style means over the photos, mapping style means, fit, save to ``config.out``.
+
+    Unreadable photos go to ``job.report``; when none is left the error is raised with the
+    report filled in."""
+    config, gen, report = job.config, job.generator, job.report
+    enc_size = int(job.encoder.preprocessing.size or gen.size)
+
+    def update() -> None:
+        if progress is not None:
+            progress(len(report.done) + len(report.skipped), len(job.paths), "encoding photos")
+
+    if progress is not None:
+        progress(0, len(job.paths), "encoding photos")
+    batches = encoder_batches(job.paths, report, enc_size=enc_size, batch=config.batch,
+                              align=config.align, align_size=config.align_size, on_batch=update)
+    enc_means, n_images = encoder_style_means(job.encoder, gen, batches)
+    if progress is not None:
+        progress(0, None, f"sampling {config.samples} z")
+    src_means = mapping_style_means(gen, config.samples, seed=config.seed)
+    calib = job.cls.from_style_means(src_means, enc_means, skip_layers=job.skip, fit=config.fit,
+                                     power=config.power)
+    extra: dict[str, Any] = {
+        "encoder": config.encoder, "generator": job.generator_path.name, "n_images": n_images,
+        "samples": config.samples, "seed": config.seed, "aligned": bool(config.align),
+        "random_weights": job.random, "random_inputs": job.random_inputs}
+    if job.random:
+        parts = ", ".join(random_parts(job.random_inputs))
+        extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
+    calib.save(config.out, extra=extra)
+    return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=job.random)
+
+
+def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None
+              ) -> CalibrateResult:
+    """:func:`prepare_calibrate` then :func:`run_calibrate`."""
+    return run_calibrate(prepare_calibrate(config), progress)
+
+
+__all__ = ["CalibrateConfig", "CalibrateJob", "CalibrateResult", "calibrate",
+           "prepare_calibrate", "run_calibrate"]
