@@ -249,7 +249,7 @@ def load_domains(specs: Sequence[str], device: torch.device
     """``--method``/``--domain`` checkpoints (one-line errors for a missing file or a wrong
     kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``), and
     which of them hold random (untrained) weights."""
-    from stylebridge.plugins.domains.styledomain import load_domain
+    from stylebridge.registry.resolve import load_domain
 
     domains: dict[str, DomainMethod] = {}
     random: dict[str, bool] = {}
