@@ -6,12 +6,10 @@ import difflib
 import importlib
 import importlib.metadata
 import inspect
-import pkgutil
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -70,21 +68,22 @@ class PluginFailure:
     error: str
 
 
-_BUILTIN_PACKAGES = ("stylebridge.plugins", "stylebridge.pipelines", "stylebridge.cli")
+def builtin_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """stylebridge's own entry points in the ``stylebridge`` group, one per built-in plugin
+    module (``[project.entry-points.stylebridge]`` in pyproject.toml): the built-ins register
+    exactly as a third-party package does, and the registry imports no plugin package."""
+    try:
+        dist = importlib.metadata.distribution(BUILTIN_PROVIDER)
+    except importlib.metadata.PackageNotFoundError:
+        raise RegistryError("stylebridge is not installed, so its built-in plugins (entry "
+                            "points) cannot be found; install it with `pip install -e .`"
+                            ) from None
+    return sorted((ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP),
+                  key=lambda ep: ep.name)
 
 
-def _builtin_modules() -> list[ModuleType]:
-    """Every module of the built-in packages that implements a hook (interim discovery)."""
-    found: list[ModuleType] = []
-    for package in _BUILTIN_PACKAGES:
-        pkg = importlib.import_module(package)
-        for info in sorted(pkgutil.walk_packages(pkg.__path__, package + "."), key=lambda m: m.name):
-            if info.ispkg or any(part.startswith("_") for part in info.name.split(".")):
-                continue
-            module = importlib.import_module(info.name)
-            if any(name in vars(module) for name, _, _ in KINDS.values()):
-                found.append(module)
-    return found
+def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == BUILTIN_PROVIDER
 
 
 class Registry:
@@ -112,8 +111,14 @@ class Registry:
         self._providers: dict[str, str] = {}  # plugin name in pm -> provider package
         self._installed: dict[str, str] = {}  # plugin name in pm -> entry-point name (tolerant)
         self.failures: list[PluginFailure] = []
-        if builtins:
-            for module in _builtin_modules():
+        if builtins:  # first, so that built-in names win over third-party ones
+            for ep in builtin_entry_points():
+                try:
+                    module = ep.load()
+                except ImportError as exc:  # a stale install: name the fix
+                    raise RegistryError(f"built-in plugin module {ep.value} (entry point "
+                                        f"{ep.name!r}) cannot be imported: {exc}; reinstall "
+                                        "stylebridge (`pip install -e .`)") from None
                 self._add(module, module.__name__, BUILTIN_PROVIDER)
         if entry_points:
             self._load_entry_points()
@@ -174,6 +179,8 @@ class Registry:
 
     def _load_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if _is_builtin(ep):  # loaded (or deliberately not) by the builtins switch
+                continue
             dist = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
             try:
                 plugin = ep.load()
