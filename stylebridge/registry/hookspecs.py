@@ -1,4 +1,4 @@
-"""Hook specifications: the whole plugin API is these seven hooks.
+"""Hook specifications: the whole plugin API is these eight hooks.
 
 A plugin module implements any of them with ``@hookimpl`` and calls
 ``register(obj)`` once per thing it provides::
@@ -9,10 +9,11 @@ A plugin module implements any of them with ``@hookimpl`` and calls
     def register_encoders(register):
         register(MyEncoder)          # a subclass of stylebridge.core.interfaces.Encoder
 
-``obj`` is a class for encoders, domain methods, losses, metrics and
-calibrators (the registry builds it from a config) and an instance for
-converters and commands.  The registered name is ``obj.name`` unless
-``register(obj, name="...")`` gives one.
+``obj`` is a class for encoders, domain methods, losses, metrics, calibrators and
+renderers (the registry builds it from a config) and an instance for converters and
+commands.  The registered name is ``obj.name`` unless ``register(obj, name="...")`` gives
+one.  A package declares each module that implements hooks as one entry point in the
+``stylebridge`` group; stylebridge's own plugins are found the same way.
 """
 
 from __future__ import annotations
@@ -67,4 +68,7 @@ def register_converters(register: Register) -> Any:
 
 @hookspec
 def register_commands(register: Register) -> Any:
-    """Register :class:`~stylebridge.core.interfaces.Command` instances (CLI subcommands)."""
+    """Register :class:`~stylebridge.cli.base.Command` instances (CLI subcommands).
+
+    The registry sits below the CLI and does not check the type; ``stylebridge.cli.main``
+    does, when it builds the parser."""
