@@ -368,7 +368,5 @@ class GenerateCommand(Command):
 
 @hookimpl
 def register_commands(register: Any) -> None:
-    from stylebridge.pipelines.demo import DemoCommand
-
-    for cmd in (PluginsCommand(), InfoCommand(), ConvertCommand(), GenerateCommand(), DemoCommand()):
+    for cmd in (PluginsCommand(), InfoCommand(), ConvertCommand(), GenerateCommand()):
         register(cmd)
