@@ -25,16 +25,22 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch import Tensor
 
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.images import from_generator_range, save_png
 from stylebridge.core.interfaces import Encoder
+from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.stylegan2 import Generator
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.plugins.domains.styledomain import StyleSpace
 from stylebridge.plugins.encoders.fse import FSEEncoder
-
-if TYPE_CHECKING:
-    from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.plugins.encoders.psp import E4EEncoder
+from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
 
 
 @contextlib.contextmanager
@@ -151,7 +157,6 @@ def spread_outputs(encoder: Encoder, images01: Tensor, target: float = 0.5) -> N
 def tiny_generator(spec: TinySpec, seed: int) -> Generator:
     """The preset's StyleGAN2 (draws from torch's current CPU generator; ``seed`` seeds the
     w average)."""
-    from stylebridge.core.stylegan2 import Generator
 
     gen = Generator(size=spec.size, style_dim=spec.style_dim, n_mlp=spec.n_mlp,
                     channels=dict(spec.channels))
@@ -178,8 +183,6 @@ def build_tiny_models(spec: TinySpec, seed: int = 0) -> TinyModels:
 def draw_tiny_models(spec: TinySpec, seed: int = 0) -> TinyModels:
     """:func:`build_tiny_models` drawing from torch's current CPU random state (callers that
     draw more networks from the same stream, as :func:`build_tiny_preset`, seed it)."""
-    from stylebridge.core.images import from_generator_range
-    from stylebridge.plugins.encoders.psp import E4EEncoder
 
     gen = tiny_generator(spec, seed)
     images = None
@@ -215,7 +218,6 @@ def draw_tiny_models(spec: TinySpec, seed: int = 0) -> TinyModels:
 def random_e4e(generator: Generator, seed: int) -> Encoder:
     """An e4e of the official architecture (IR-SE50, 256 px) with random weights, sized to
     ``generator`` and starting at its average w."""
-    from stylebridge.plugins.encoders.psp import E4EEncoder
 
     with random_seeded(seed):
         enc = E4EEncoder(n_styles=generator.n_latent, style_dim=generator.style_dim)
@@ -248,7 +250,6 @@ def random_fse(generator: Generator, mode: str, seed: int, layer: int = 5) -> En
 
 def random_featureshift(generator: Generator, layer: int, seed: int) -> torch.nn.Module:
     """A FeatureShift (6 blocks, hidden = 1.5 C as 768 / 512) with random weights at ``layer``."""
-    from stylebridge.plugins.renderers.featureshift import FeatureShift
 
     channels = generator.feature_shapes()[layer][0]
     with random_seeded(seed):
@@ -308,14 +309,6 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
     checkpoint's header says RANDOM WEIGHTS.
     """
     import open_clip
-    from safetensors.torch import save_file
-
-    from stylebridge.core.checkpoint import save_checkpoint
-    from stylebridge.core.images import save_png
-    from stylebridge.core.io import atomic_path, write_json
-    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-    from stylebridge.plugins.domains.styledomain import StyleSpace
-    from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
 
     root = Path(root)
     for sub in ("images", "domains", "clip"):
