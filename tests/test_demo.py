@@ -163,3 +163,19 @@ def test_demo_checks_method_checkpoints_before_aligning(tmp_path: Path, capsys,
         assert code == 2, method
         assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
         assert not out.exists()
+
+
+@pytest.mark.slow  # a full demo run (~5 s on CPU)
+def test_run_demo_without_the_cli_reports_its_stages(tmp_path: Path) -> None:
+    """The pipeline: a DemoConfig in, a DemoResult out, the notices and stages through the
+    plain callback, in the order the stages ran."""
+    events: list[demo.DemoProgress] = []
+    result = demo.run_demo(demo.DemoConfig(out=tmp_path / "d", device="cpu"),
+                           progress=events.append)
+    assert events[0].kind == "random-preset"
+    stages = [e.label for e in events if e.kind == "stage"]
+    assert stages == [s["stage"] for s in result.data["stages"]]
+    assert result.models_random and result.notice == demo.RANDOM_WEIGHTS_NOTICE
+    assert [label for label, _ in result.photo_rows] == result.data["rows"]
+    assert json.loads(result.json_path.read_text()) == result.data
+    assert result.grid_path.is_file() and (tmp_path / "d" / "aligned.png").is_file()

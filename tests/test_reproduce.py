@@ -179,7 +179,7 @@ def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: P
     setup = R.RowBuilder(gen, sources, device=torch.device("cpu"), methods=methods,
                          allow_random=True, seed=0).build("featureshift_fse")
     assert setup.random and setup.sources["featureshift"] == R.RANDOM_SOURCE
-    assert setup.adapter.featureshift.layer == R.TINY_FSE_LAYER
+    assert setup.adapter.renderer.layer == R.TINY_FSE_LAYER
     rendered = setup.adapter.run(torch.rand(2, 3, 32, 32))
     assert rendered["pixar"].shape == (2, 3, 32, 32) and bool(rendered["pixar"].isfinite().all())
 
@@ -240,3 +240,54 @@ def test_a_domain_file_named_inversion_does_not_take_the_inversion_key(tmp_path:
     entries = R.collect_domains([domains], [], BatchReport(), generator=gen,
                                 device=torch.device("cpu"))
     assert [e.name for e in entries] == ["inversion-2"]
+
+
+def test_the_pipeline_runs_without_the_cli_and_reports_progress(tmp_path: Path) -> None:
+    """`run_thesis_tables` takes a config and returns the tables; its plain callback sees
+    the preset, the CLIP loading and every row from start to end."""
+    events: list[R.TablesProgress] = []
+    config = R.ThesisTablesConfig(preset="tiny", out=tmp_path / "out", device="cpu",
+                                  samples=2, batch=2)
+    result = R.run_thesis_tables(config, progress=events.append)
+    assert result.exit_code == 0 and not result.failed and result.random_weights
+    assert json.loads(result.json_path.read_text()) == result.data
+    assert result.markdown_path.read_text().startswith("# Thesis Tables")
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "preset" and events[0].path == tmp_path / "out" / R.PRESET_DIR
+    assert kinds.index("clips") < kinds.index("clips-done") < kinds.index("row")
+    starts = [e.label for e in events if e.kind == "row"]
+    assert starts == [e.label for e in events if e.kind == "row-done"] == THESIS_ROWS
+    for label in THESIS_ROWS:
+        total = next(e.total for e in events if e.kind == "row" and e.label == label)
+        assert sum(e.count for e in events if e.kind == "advance" and e.label == label) == total
+    assert [r["status"] for r in result.data["rows"]] == ["done"] * len(THESIS_ROWS)
+
+
+def test_the_pipeline_error_carries_the_skipped_files(tmp_path: Path) -> None:
+    empty = tmp_path / "no-domains"
+    empty.mkdir()
+    config = R.ThesisTablesConfig(preset="tiny", out=tmp_path / "out", device="cpu",
+                                  domains=[str(empty)])
+    with pytest.raises(R.NoUsableInputs, match="no usable domain") as info:
+        R.run_thesis_tables(config)
+    assert isinstance(info.value, StylebridgeError) and info.value.report.exit_code == 0
+
+
+@pytest.mark.parametrize("module", ["stylebridge/pipelines/presets.py",
+                                    "stylebridge/pipelines/demo.py",
+                                    *sorted(str(p.relative_to(Path(R.__file__).parents[3]))
+                                            for p in Path(R.__file__).parent.glob("*.py"))])
+def test_the_pipelines_import_no_argparse_rich_or_cli(module: str) -> None:
+    """Layering (issue 15): the reproduce / demo / presets pipelines import neither argparse
+    nor rich nor the CLI, and every module stays under 600 lines."""
+    import ast
+
+    path = Path(R.__file__).parents[3] / module
+    source = path.read_text(encoding="utf-8")
+    assert source.count("\n") < 600, module
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        for name in names:
+            assert name.split(".")[0] not in ("argparse", "rich"), (module, name)
+            assert not name.startswith("stylebridge.cli"), (module, name)

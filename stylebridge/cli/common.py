@@ -13,7 +13,6 @@ from typing import Any
 from rich.console import Console
 
 from stylebridge.errors import RegistryError, SpecError, StylebridgeError
-from stylebridge.registry import hookimpl
 from stylebridge.registry.spec import parse_plugin_spec
 
 
@@ -107,10 +106,3 @@ def checkpoint_spec(text: str, what: str) -> tuple[str | None, Path]:
         raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
                         f"{manager.missing_message(known[0])}")
     raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
-
-
-@hookimpl
-def register_commands(register: Any) -> None:
-    from stylebridge.pipelines.demo import DemoCommand  # until demo has its own command file
-
-    register(DemoCommand())

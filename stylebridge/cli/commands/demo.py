@@ -1,0 +1,82 @@
+"""``stylebridge demo``: the whole toolkit on one real photo, in one command (the pipeline is
+:mod:`stylebridge.pipelines.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import add_device_argument
+from stylebridge.pipelines.demo import (
+    DOMAIN_TABLE_TITLE,
+    PHOTO_TABLE_TITLE,
+    RANDOM_WEIGHTS_NOTICE,
+    DemoConfig,
+    DemoProgress,
+    MetricRows,
+    run_demo,
+)
+from stylebridge.registry import hookimpl
+
+
+def print_metrics(console: Console, rows: MetricRows, random: bool,
+                  title: str = PHOTO_TABLE_TITLE) -> None:
+    """One metrics table: a row per variant, a column per metric."""
+    title += " (RANDOM WEIGHTS)" if random else ""
+    table = Table(title=title)
+    table.add_column("variant")
+    keys = sorted({k for _, values in rows for k in values})
+    for key in keys:
+        table.add_column(key, justify="right")
+    for label, values in rows:
+        table.add_row(label, *(f"{values[k]:.4g}" if k in values else "" for k in keys))
+    console.print(table)
+
+
+class DemoCommand(Command):
+    name = "demo"
+    help = "run the toolkit end to end on a real photo and write a labelled grid + metrics"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--out", type=Path, default=Path("stylebridge-demo"), metavar="DIR",
+                            help="output folder (default: ./stylebridge-demo)")
+        parser.add_argument("--image", type=Path, default=None, metavar="PHOTO",
+                            help="a face photo (default: scikit-image's astronaut)")
+        parser.add_argument("--method", action="append", default=[], metavar="DOMAIN.safetensors",
+                            help="real domain checkpoints to use instead of random offsets")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the random-weight preset, domains and samples "
+                                 "(default 0)")
+        add_device_argument(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        def show(event: DemoProgress) -> None:
+            if event.kind == "random-preset":
+                console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
+                console.print("Official weights are not installed (see `stylebridge weights "
+                              "list`); using a 64 px random-weight preset.")
+            elif event.kind == "random-installed":
+                console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
+                console.print("The installed weights are marked as random weights.")
+
+        config = DemoConfig(out=args.out, image=args.image, methods=list(args.method),
+                            seed=args.seed, device=args.device)
+        result = run_demo(config, progress=show)
+        print_metrics(console, result.photo_rows, result.models_random)
+        print_metrics(console, result.domain_rows, result.models_random, title=DOMAIN_TABLE_TITLE)
+        console.print(f"wrote {escape(str(result.grid_path))} and demo.json in "
+                      f"{result.seconds:.1f}s")
+        if result.notice is not None:
+            console.print(f"[bold yellow]{escape(result.notice)}[/bold yellow]")
+        return 0
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(DemoCommand())

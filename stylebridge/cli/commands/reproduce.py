@@ -1,0 +1,202 @@
+"""``stylebridge reproduce TARGET``: recompute a result of the thesis.
+
+The built-in target is ``thesis-tables`` (CLIP Quality / Diversity, thesis Tables 4.1–4.3;
+the pipeline is :mod:`stylebridge.pipelines.reproduce`).  Other commands add targets with
+:func:`register_reproduce_target`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, TaskID
+from rich.status import Status
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import TargetGroup, add_device_argument
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.pipelines.reproduce import (
+    DEFAULT_TEMPLATE,
+    JSON_FILE,
+    MARKDOWN_FILE,
+    RANDOM_SENTENCE,
+    NoUsableInputs,
+    TablesProgress,
+    ThesisTablesConfig,
+    run_thesis_tables,
+    table_layouts,
+)
+from stylebridge.registry import hookimpl
+
+#: ``stylebridge reproduce TARGET``.
+REPRODUCE = TargetGroup("reproduce")
+REPRODUCE_TARGETS = REPRODUCE.targets
+register_reproduce_target = REPRODUCE.register
+
+
+class ReproduceCommand(Command):
+    """``stylebridge reproduce TARGET``: recompute a result of the thesis."""
+
+    name = "reproduce"
+    help = "recompute the thesis' results: `reproduce thesis-tables` (Tables 4.1-4.3)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        REPRODUCE.add_arguments(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        return REPRODUCE.run(args, console)
+
+
+def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", nargs="+", metavar="DIR|FILE",
+                        help="aligned face photos for the encoder rows (e.g. FFHQ / CelebA-HQ)")
+    parser.add_argument("--domains", nargs="+", metavar="DIR|FILE",
+                        help="domain checkpoints (folders: their *.safetensors and targets.json)")
+    parser.add_argument("--targets", action="append", default=[], type=Path, metavar="JSON",
+                        help="domain file -> text or {\"text\"|\"image\": ...} (overrides headers)")
+    parser.add_argument("--generator", "-g", metavar="[stylegan2:]CKPT",
+                        help="the StyleGAN2 the domains and encoders belong to")
+    parser.add_argument("--e4e", metavar="[e4e:]CKPT",
+                        help="e4e checkpoint (default: installed weights)")
+    parser.add_argument("--fse", metavar="[fse:]CKPT",
+                        help="FSE checkpoint, used in modes latents/features/shift "
+                             "(default: installed weights)")
+    parser.add_argument("--featureshift-e4e", type=Path, metavar="MODEL.safetensors",
+                        help="FeatureShift trained with the e4e guide")
+    parser.add_argument("--featureshift-fse", type=Path, metavar="MODEL.safetensors",
+                        help="FeatureShift trained with the FSE-latents guide")
+    parser.add_argument("--clip", action="append", metavar="NAME",
+                        help="open_clip model, repeatable (default: ViT-B-16 and ViT-B-32)")
+    parser.add_argument("--clip-weights", action="append", default=[], metavar="NAME=PATH",
+                        help="local CLIP weights (.safetensors / state-dict .pt), repeatable")
+    parser.add_argument("--clip-config", action="append", default=[], type=Path,
+                        metavar="JSON|DIR", help="extra open_clip architecture configs")
+    parser.add_argument("--samples", type=int, metavar="N",
+                        help="random samples for the Orig row (default: the number of photos)")
+    parser.add_argument("--truncation", type=float, default=1.0,
+                        help="truncation of the Orig samples (default 1 = none)")
+    parser.add_argument("--text-template", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
+                        help=f"domain text for Quality, '{{}}' = the text (default "
+                             f"{DEFAULT_TEMPLATE!r}, as StyleDomain's evaluation)")
+    parser.add_argument("--allow-random", action="store_true",
+                        help="compute rows (and CLIP models) without weights on random weights, "
+                             "labelled RANDOM WEIGHTS")
+    parser.add_argument("--preset", choices=("tiny",),
+                        help="tiny: build random-weight tiny models into OUT/tiny-preset and use "
+                             "them for everything not given (tests the code paths)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of samples and random weights")
+    parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
+    parser.add_argument("--out", type=Path, default=Path("thesis-tables"), metavar="DIR",
+                        help="output folder (default ./thesis-tables)")
+    add_device_argument(parser)
+
+
+def thesis_tables_config(args: argparse.Namespace) -> ThesisTablesConfig:
+    """The pipeline's config from the parsed options."""
+    return ThesisTablesConfig(
+        images=args.images, domains=args.domains, targets=list(args.targets),
+        generator=args.generator, e4e=args.e4e, fse=args.fse,
+        featureshift_e4e=args.featureshift_e4e, featureshift_fse=args.featureshift_fse,
+        clip=args.clip, clip_weights=list(args.clip_weights),
+        clip_config=list(args.clip_config), samples=args.samples, truncation=args.truncation,
+        text_template=args.text_template, allow_random=args.allow_random, preset=args.preset,
+        seed=args.seed, batch=args.batch, out=args.out, device=args.device)
+
+
+class _Display:
+    """Turns the pipeline's :class:`TablesProgress` events into terminal output: notices, a
+    status line while the CLIP models load, a transient progress bar per row."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.status: Status | None = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, event: TablesProgress) -> None:
+        console = self.console
+        if event.kind == "preset":
+            console.print(f"[bold red]{RANDOM_NOTICE}[/bold red]: --preset tiny built "
+                          f"random-weight tiny models in {event.path}; the numbers test the "
+                          "code paths only")
+        elif event.kind == "random":
+            console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
+        elif event.kind == "clips":
+            self.status = console.status("loading the CLIP models")
+            self.status.start()
+        elif event.kind == "clips-done":
+            self._stop_status()
+        elif event.kind == "row":
+            if self.progress is None:
+                self.progress = Progress(console=console, transient=True)
+                self.progress.start()
+            self.task = self.progress.add_task(event.label, total=event.total)
+        elif event.kind == "advance" and self.progress is not None and self.task is not None:
+            self.progress.advance(self.task, event.count)
+        elif event.kind == "row-done" and self.progress is not None and self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+
+    def _stop_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def close(self) -> None:
+        self._stop_status()
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def print_tables(console: Console, result: Mapping[str, Any]) -> None:
+    """The thesis-layout tables (:func:`table_layouts`) as rich tables."""
+    for title, header, body in table_layouts(result):
+        table = Table(title=title, title_style="bold red" if result["random_weights"] else None)
+        for i, col in enumerate(header):
+            table.add_column(col.replace(" ", "\n", 1) if i else "",
+                             justify="right" if i else "left", no_wrap=not i,
+                             overflow="fold")
+        for row in body:
+            table.add_row(*row)
+        console.print(table)
+
+
+def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
+    """``stylebridge reproduce thesis-tables`` (see :mod:`stylebridge.pipelines.reproduce`)."""
+    display = _Display(console)
+    try:
+        result = run_thesis_tables(thesis_tables_config(args), progress=display)
+    except NoUsableInputs as exc:
+        display.close()
+        exc.report.print(console)
+        raise
+    finally:
+        display.close()
+    data = result.data
+    print_tables(console, data)
+    for note in data["notes"]:
+        style = "bold red" if RANDOM_NOTICE in note else "yellow"
+        console.print(f"[{style}]note:[/{style}] {note}")
+    if result.random_weights:
+        console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
+    console.print(f"[green]wrote[/green] {escape(str(args.out / MARKDOWN_FILE))} and "
+                  f"{escape(str(args.out / JSON_FILE))}")
+    result.report.print(console)
+    return result.exit_code
+
+
+register_reproduce_target("thesis-tables", add_thesis_tables_arguments, thesis_tables_command,
+                          help="CLIP Quality / Diversity of Tables 4.1-4.3 (orig, e4e, FSE, "
+                               "FeatureShift rows x domains x CLIP models)")
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(ReproduceCommand())

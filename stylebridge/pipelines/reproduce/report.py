@@ -1,0 +1,162 @@
+"""The tables of ``reproduce thesis-tables``: averages over domains, layouts, markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.pipelines.reproduce.common import KINDS, RANDOM_SENTENCE
+from stylebridge.pipelines.reproduce.domains import DomainEntry
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def aggregate(per_domain: Mapping[str, Mapping[str, Mapping[str, float]]],
+              domains: Sequence[DomainEntry]) -> dict[str, Any]:
+    """Averages over domains: ``{"all": {clip: {q, d}}, "image": ..., "text": ...}``
+    (``None`` where no domain of that kind was evaluated)."""
+    out: dict[str, Any] = {}
+    for group in ("all", *KINDS):
+        names = [d.name for d in domains if group == "all" or d.kind == group]
+        names = [n for n in names if n in per_domain]
+        if not names:
+            out[group] = None
+            continue
+        clips = list(per_domain[names[0]])
+        out[group] = {c: {m: _mean([per_domain[n][c][m] for n in names])
+                          for m in ("quality", "diversity")} for c in clips}
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _row_label(row: Mapping[str, Any], run_random: bool) -> str:
+    # when the whole run is random the titles say it; otherwise mark the random rows
+    return row["label"] + (f" ({RANDOM_NOTICE})" if row.get("random_weights") and not run_random
+                           else "")
+
+
+def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The tables as (title, header, rows of cells): Table 4.1's layout (all domains), then
+    Tables 4.2/4.3's (Image | Text) per CLIP model."""
+    clips = [c["name"] for c in result["clip_models"]]
+    rows = [r for r in result["rows"] if r["status"] == "done"]
+    random = bool(result["random_weights"])
+    mark = f" [{RANDOM_NOTICE}]" if random else ""
+    n_dom = len(result["domains"])
+    tables = []
+    header = ["", *(f"Quality {c}" for c in clips), *(f"Diversity {c}" for c in clips)]
+    body = []
+    for row in rows:
+        avg = row["mean"]["all"] or {}
+        body.append([_row_label(row, random),
+                     *(_fmt(avg.get(c, {}).get("quality")) for c in clips),
+                     *(_fmt(avg.get(c, {}).get("diversity")) for c in clips)])
+    tables.append((f"Quality and Diversity averaged over {n_dom} domain(s) "
+                   f"(Table 4.1 layout){mark}", header, body))
+    counts = {k: sum(1 for d in result["domains"] if d["kind"] == k) for k in KINDS}
+    for clip in clips:
+        header = ["", "Quality Image", "Quality Text", "Diversity Image", "Diversity Text"]
+        body = []
+        for row in rows:
+            cells = [_row_label(row, random)]
+            for metric in ("quality", "diversity"):
+                for kind in KINDS:
+                    group = row["mean"][kind]
+                    cells.append(_fmt(None if group is None else group[clip][metric]))
+            body.append(cells)
+        tables.append((f"CLIP {clip}: image ({counts['image']}) and text ({counts['text']}) "
+                       f"domains (Tables 4.2 / 4.3 layout){mark}", header, body))
+    return tables
+
+
+def per_domain_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per CLIP model: rows × domains, cells ``quality / diversity``."""
+    clips = [c["name"] for c in result["clip_models"]]
+    rows = [r for r in result["rows"] if r["status"] == "done"]
+    random = bool(result["random_weights"])
+    mark = f" [{RANDOM_NOTICE}]" if random else ""
+    names = [d["name"] for d in result["domains"]]
+    out = []
+    for clip in clips:
+        header = ["", *(f"{n} ({d['kind']})" for n, d in zip(names, result["domains"],
+                                                           strict=True))]
+        body = [[_row_label(row, random),
+                 *(f"{_fmt(row['per_domain'][n][clip]['quality'])} / "
+                   f"{_fmt(row['per_domain'][n][clip]['diversity'])}" for n in names)]
+                for row in rows]
+        out.append((f"{clip} per domain, quality / diversity{mark}", header, body))
+    return out
+
+
+def _md_table(header: Sequence[str], body: Sequence[Sequence[str]], *,
+              numeric: bool = True) -> str:
+    """A markdown table; ``numeric``: right-align every column but the first."""
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    align = "---:" if numeric else "---"
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |",
+             "|" + "|".join(["---"] + [align] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_markdown(result: Mapping[str, Any]) -> str:
+    """The markdown report: notice, the thesis-layout tables, per-domain tables, notes."""
+    parts = ["# Thesis Tables 4.1–4.3: CLIP Quality and Diversity"]
+    if result["random_weights"]:
+        parts.append(f"**{RANDOM_SENTENCE}.**")
+    parts.append(f"Domains adapted with their StyleSpace / domain-method offsets; Quality against "
+                 f"the domain text (template `{result['text_template']}`) or reference image; "
+                 f"{result['n_images']} photo(s), {result['samples']} random sample(s) for Orig; "
+                 "values averaged over domains. (The thesis' Table 4.1 values equal its Table "
+                 "4.2 Image column: compare them with the Image column here.)")
+    for title, header, body in table_layouts(result):
+        parts += [f"## {title}", _md_table(header, body)]
+    for title, header, body in per_domain_layouts(result):
+        parts += [f"## {title}", _md_table(header, body)]
+    parts.append("## Domains")
+    parts.append(_md_table(["domain", "kind", "Quality target", "from"],
+                           [[d["name"], d["kind"],
+                             d["text"] if d["text"] is not None else f"image {d['image']}",
+                             d["target_source"]] for d in result["domains"]],
+                           numeric=False))
+    parts.append("## Rows")
+    parts.append(_md_table(["row", "status", "weights"],
+                           [[r["label"], r["status"] + (f": {r['reason']}" if r.get("reason")
+                                                        else ""),
+                             "; ".join(f"{k}: {v}" for k, v in r.get("sources", {}).items())]
+                            for r in result["rows"]], numeric=False))
+    if result["notes"]:
+        parts.append("## Notes")
+        parts.append("\n".join(f"- {n}" for n in result["notes"]))
+    skipped = result["report"]["skipped"]
+    if skipped:
+        parts.append("## Skipped inputs")
+        parts.append(_md_table(["file", "reason"], [[s["file"], s["reason"]] for s in skipped],
+                               numeric=False))
+    return "\n\n".join(parts) + "\n"
+
+
+def json_ready(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    return obj
+

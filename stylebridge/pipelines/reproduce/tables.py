@@ -1,0 +1,326 @@
+"""``reproduce thesis-tables`` as a pipeline: a :class:`ThesisTablesConfig` in, the tables
+(:class:`ThesisTablesResult`, ``thesis_tables.json`` and ``thesis_tables.md``) out.
+
+Progress and notices go to an optional plain callback that receives
+:class:`TablesProgress` events; the CLI (``stylebridge.cli.commands.reproduce``) turns them
+into terminal output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.batch import EXIT_PARTIAL, BatchReport, expand_inputs, iter_images
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import from_generator_range, load_image, resize_square
+from stylebridge.core.interfaces import Inversion
+from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.synthesis import synthesize
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import load_generator_arg
+from stylebridge.pipelines.presets import TinyPreset, build_tiny_preset, quiet
+from stylebridge.pipelines.reproduce.clips import (
+    Scorer,
+    parse_clip_weights,
+    register_clip_configs,
+    resolve_clips,
+)
+from stylebridge.pipelines.reproduce.common import (
+    DEFAULT_CLIPS,
+    DEFAULT_TEMPLATE,
+    JSON_FILE,
+    MARKDOWN_FILE,
+    PRESET_DIR,
+    RANDOM_SENTENCE,
+    ROWS,
+)
+from stylebridge.pipelines.reproduce.domains import collect_domains
+from stylebridge.pipelines.reproduce.report import aggregate, json_ready, render_markdown
+from stylebridge.pipelines.reproduce.rows import (
+    RowBuilder,
+    RowSkipped,
+    Sources,
+    encoder_spec,
+    orig_latents,
+)
+
+
+@dataclass
+class ThesisTablesConfig:
+    """The inputs of ``reproduce thesis-tables`` (one field per CLI option; see the package
+    docstring of :mod:`stylebridge.pipelines.reproduce`)."""
+
+    images: list[str] | None = None
+    domains: list[str] | None = None
+    targets: list[Path] = field(default_factory=list)
+    generator: str | None = None
+    e4e: str | None = None
+    fse: str | None = None
+    featureshift_e4e: Path | None = None
+    featureshift_fse: Path | None = None
+    clip: list[str] | None = None
+    clip_weights: list[str] = field(default_factory=list)
+    clip_config: list[Path] = field(default_factory=list)
+    samples: int | None = None
+    truncation: float = 1.0
+    text_template: str = DEFAULT_TEMPLATE
+    allow_random: bool = False
+    preset: str | None = None
+    seed: int = 0
+    batch: int = 4
+    out: Path = Path("thesis-tables")
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TablesProgress:
+    """A progress event of :func:`run_thesis_tables`.
+
+    ``kind``: ``"preset"`` (the tiny preset was built in ``path``), ``"random"`` (some shared
+    network has random weights), ``"clips"`` / ``"clips-done"`` (loading the CLIP models),
+    ``"row"`` (row ``label`` starts, ``total`` images), ``"advance"`` (``count`` more images of
+    the current row), ``"row-done"`` (the current row ended: done, skipped or failed).
+    """
+
+    kind: str
+    label: str = ""
+    total: int = 0
+    count: int = 0
+    path: Path | None = None
+
+
+ProgressCallback = Callable[[TablesProgress], None]
+
+
+class NoUsableInputs(StylebridgeError):
+    """No usable domain, or fewer than two readable photos; ``report`` lists the skipped
+    files (the CLI prints it before the error)."""
+
+    def __init__(self, message: str, report: BatchReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ThesisTablesResult:
+    """What :func:`run_thesis_tables` computed and wrote.
+
+    ``data``: the content of ``thesis_tables.json`` (every value, per domain too); ``failed``:
+    some row raised (the other rows ran); :attr:`exit_code`: 0, or 3 when inputs were skipped
+    or a row failed.
+    """
+
+    data: dict[str, Any]
+    report: BatchReport
+    failed: bool
+    json_path: Path
+    markdown_path: Path
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.data["random_weights"])
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.data["notes"])
+
+    @property
+    def exit_code(self) -> int:
+        code = self.report.exit_code
+        return EXIT_PARTIAL if self.failed and code == 0 else code
+
+
+def apply_preset(config: ThesisTablesConfig) -> tuple[ThesisTablesConfig, TinyPreset]:
+    """Build the tiny preset in ``OUT/tiny-preset``; the config with every input it does not
+    give taken from the preset."""
+    preset = build_tiny_preset(config.out / PRESET_DIR, seed=config.seed)
+    changes: dict[str, Any] = {
+        "images": config.images or [str(preset.images)],
+        "domains": config.domains or [str(preset.domains)],
+        "generator": config.generator or str(preset.generator),
+        "e4e": config.e4e or str(preset.e4e),
+        "fse": config.fse or str(preset.fse),
+        "featureshift_e4e": config.featureshift_e4e or preset.featureshift_e4e,
+        "featureshift_fse": config.featureshift_fse or preset.featureshift_fse,
+        "clip_config": [*config.clip_config, preset.clip_config],
+    }
+    if not config.clip:
+        changes["clip"] = list(preset.clip_weights)
+        given = {w.partition("=")[0].strip() for w in config.clip_weights}
+        changes["clip_weights"] = [*config.clip_weights,
+                                   *(f"{n}={p}" for n, p in preset.clip_weights.items()
+                                     if n not in given)]
+    return replace(config, **changes), preset
+
+
+def check_config(config: ThesisTablesConfig) -> None:
+    """One-line errors for missing or out-of-range options (named as on the command line)."""
+    missing = [opt for opt, value in (("--images", config.images), ("--domains", config.domains),
+                                      ("--generator", config.generator)) if not value]
+    if missing:
+        raise StylebridgeError(f"give {', '.join(missing)} (or --preset tiny for a random-weight "
+                               "smoke run)")
+    if config.batch < 1:
+        raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
+    if config.samples is not None and config.samples < 2:
+        raise StylebridgeError(f"--samples {config.samples}: Diversity needs at least 2")
+    if not 0.0 <= config.truncation <= 1.0:
+        raise StylebridgeError(f"--truncation {config.truncation}: must be in [0, 1]")
+    if config.text_template.count("{}") != 1:
+        raise StylebridgeError(f"--text-template {config.text_template!r}: must contain '{{}}' "
+                               "once")
+    for path in (config.featureshift_e4e, config.featureshift_fse):
+        if path is not None and not Path(path).is_file():
+            raise StylebridgeError("no such file", path=path)
+    for item in config.images or []:
+        if not Path(item).exists():
+            raise StylebridgeError("no such file or directory", path=item)
+
+
+def readable_images(paths: Sequence[Path], report: BatchReport) -> list[Path]:
+    """Validation pass: the readable photos (others go to ``report``)."""
+    good = []
+    for path, _ in iter_images(paths, report):
+        report.ok(path)
+        good.append(path)
+    return good
+
+
+def photo_batches(paths: Sequence[Path], size: int, batch: int) -> Iterator[Tensor]:
+    """Photos resized to ``size`` × ``size`` (as ``adapt``), ``[b, 3, size, size]`` in [0, 1]."""
+    for start in range(0, len(paths), batch):
+        yield torch.stack([resize_square(load_image(p), size) for p in paths[start:start + batch]])
+
+
+def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | None = None
+                      ) -> ThesisTablesResult:
+    """Compute the thesis' CLIP Quality / Diversity tables and write them to ``config.out``.
+
+    Every row of :data:`ROWS` × every domain × every CLIP model: images adapted to the domain
+    and scored with ``clip_quality`` / ``clip_diversity`` (HyperDomainNet A.3.3), averaged
+    over all domains and over image / text domains (thesis Tables 4.1–4.3).  A row whose
+    weights are missing is skipped (or built on random weights with ``allow_random``), a row
+    that raises is reported as failed; the others still run.
+    """
+    def emit(kind: str, **fields: Any) -> None:
+        if progress is not None:
+            progress(TablesProgress(kind, **fields))
+
+    if config.preset == "tiny":
+        config, preset = apply_preset(config)
+        emit("preset", path=preset.root)
+    check_config(config)
+    assert config.images is not None and config.domains is not None
+    assert config.generator is not None
+    device = resolve_device(config.device)
+    notes: list[str] = []
+    register_clip_configs(config.clip_config)
+    clips = resolve_clips(config.clip or list(DEFAULT_CLIPS),
+                          parse_clip_weights(config.clip_weights),
+                          allow_random=config.allow_random, notes=notes)
+    sources = Sources(e4e=encoder_spec(config.e4e, "e4e"), fse=encoder_spec(config.fse, "fse"),
+                      featureshift_e4e=config.featureshift_e4e,
+                      featureshift_fse=config.featureshift_fse)
+    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    report = BatchReport()
+    domains = collect_domains(config.domains, config.targets, report, generator=gen,
+                              device=device)
+    if not domains:
+        raise NoUsableInputs("no usable domain (see the skipped files above)", report)
+    photos = readable_images(expand_inputs(config.images), report)
+    if len(photos) < 2:
+        raise NoUsableInputs(f"{len(photos)} readable photo(s): Diversity needs at least 2",
+                             report)
+    n_samples = config.samples or len(photos)
+    shared_random = gen_random or any(c.random for c in clips) or any(d.random for d in domains)
+    if shared_random:
+        emit("random")
+
+    emit("clips")
+    scorer = quiet(lambda: Scorer(domains, clips, template=config.text_template,
+                                  device=device, seed=config.seed))
+    emit("clips-done")
+    builder = RowBuilder(gen, sources, device=device,
+                         methods={d.name: d.method for d in domains},
+                         allow_random=config.allow_random, seed=config.seed)
+    rows: list[dict[str, Any]] = []
+    failed = False
+    for spec in ROWS:
+        row: dict[str, Any] = {"key": spec.key, "label": spec.label}
+        rows.append(row)
+        emit("row", label=spec.label, total=n_samples if spec.key == "orig" else len(photos))
+        setup = None
+        try:
+            setup = builder.build(spec.key)
+            scorer.reset()
+            if setup.adapter is None:
+                for w_plus in orig_latents(gen, n_samples, seed=config.seed,
+                                           truncation=config.truncation, batch=config.batch):
+                    inversion = Inversion(w_plus=w_plus)
+                    for d in domains:
+                        with torch.no_grad():
+                            images = synthesize(gen, inversion, method=d.method)
+                        scorer.update(d.name, from_generator_range(images))
+                    emit("advance", label=spec.label, count=int(w_plus.shape[0]))
+            else:
+                for batch in photo_batches(photos, gen.size, config.batch):
+                    rendered = setup.adapter.run(batch)
+                    for d in domains:
+                        scorer.update(d.name, rendered[d.name])
+                    emit("advance", label=spec.label, count=int(batch.shape[0]))
+            per_domain = scorer.compute()
+        except RowSkipped as exc:
+            row.update(status="skipped", reason=str(exc))
+            notes.append(f"row {spec.label!r} skipped: {exc}")
+            continue
+        except (StylebridgeError, ValueError, RuntimeError) as exc:
+            # the other rows still run; the table says which one failed and why
+            reason = str(exc) if isinstance(exc, StylebridgeError) else \
+                f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            row.update(status="failed", reason=reason)
+            notes.append(f"row {spec.label!r} failed: {reason}")
+            failed = True
+            continue
+        finally:
+            emit("row-done", label=spec.label)
+        row_random = bool(setup.random)
+        if row_random and not shared_random:
+            notes.append(f"row {spec.label!r}: {RANDOM_NOTICE} "
+                         f"({', '.join(setup.sources.values())})")
+        notes.extend(f"row {spec.label!r}: {n}" for n in setup.notes)
+        row.update(status="done", random_weights=row_random or shared_random,
+                   sources=setup.sources, mean=aggregate(per_domain, domains),
+                   per_domain=per_domain)
+        del setup
+
+    random = shared_random or any(r.get("random_weights") for r in rows)
+    data: dict[str, Any] = {
+        "title": "Thesis Tables 4.1-4.3: CLIP Quality and Diversity"
+                 + (f" [{RANDOM_NOTICE}]" if random else ""),
+        "random_weights": random,
+        "notice": RANDOM_SENTENCE if random else None,
+        "preset": config.preset,
+        "generator": str(g_path), "generator_random_weights": gen_random,
+        "clip_models": [{"name": c.name, "weights": None if c.weights is None else str(c.weights),
+                         "random_weights": c.random} for c in clips],
+        "text_template": config.text_template,
+        "n_images": len(photos), "samples": n_samples, "seed": config.seed,
+        "truncation": config.truncation,
+        "domains": [d.describe(config.text_template) for d in domains],
+        "rows": rows, "notes": notes, "report": report.as_dict(),
+    }
+    data = json_ready(data)
+    config.out.mkdir(parents=True, exist_ok=True)
+    write_json(config.out / JSON_FILE, data)
+    with atomic_path(config.out / MARKDOWN_FILE) as tmp:
+        tmp.write_text(render_markdown(data), encoding="utf-8")
+    return ThesisTablesResult(data=data, report=report, failed=failed,
+                              json_path=config.out / JSON_FILE,
+                              markdown_path=config.out / MARKDOWN_FILE)
