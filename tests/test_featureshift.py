@@ -25,6 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from stylebridge.cli.commands import featureshift as fs_cli
 from stylebridge.core.checkpoint import read_header, save_checkpoint
 from stylebridge.core.interfaces import (
     DomainMethod,
@@ -129,15 +130,17 @@ class ToyWhite(Loss):
     """Pulls the output towards white, ignoring the target: a loss with a known optimum."""
 
     name = "toy-white"
+    requires = frozenset({"output"})
 
     def forward(self, batch: LossBatch) -> Tensor:
-        return ((batch.require("reconstructions", self.name) - 1.0) ** 2).mean()
+        return ((batch.require("output", self.name) - 1.0) ** 2).mean()
 
 
 class ToyNaN(Loss):
     """MSE that turns NaN from step ``nan_at`` on."""
 
     name = "toy-nan"
+    requires = frozenset({"output", "target", "step"})
 
     def __init__(self, nan_at: int = 3) -> None:
         super().__init__()
@@ -148,7 +151,7 @@ class ToyNaN(Loss):
 
     def forward(self, batch: LossBatch) -> Tensor:
         value = losses_recon.MSELoss()(batch)
-        return value * float("nan") if batch.extras["step"] >= self.nan_at else value
+        return value * float("nan") if batch.require("step", self.name) >= self.nan_at else value
 
 
 @hookimpl
@@ -171,7 +174,7 @@ def register_losses(register: Any) -> None:
 def make_registry(*, with_toys: bool = True) -> Registry:
     from stylebridge.plugins.losses import corr as losses_core
 
-    mods: list[Any] = [losses_recon, losses_core, fs]
+    mods: list[Any] = [losses_recon, losses_core, fs_cli]
     if with_toys:
         mods.append(sys.modules[__name__])
     return Registry(builtins=False, entry_points=False, extra_plugins=mods)
@@ -511,7 +514,7 @@ def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_pa
     from stylebridge.plugins.losses import corr as losses_core
 
     registry = Registry(builtins=False, entry_points=True,
-                        extra_plugins=[losses_recon, losses_core, fs])
+                        extra_plugins=[losses_recon, losses_core, fs_cli])
     assert registry.get("loss", "toy-white").provider == __name__
     runs = {}
     for name in ("mse", "toy-white"):
@@ -636,12 +639,12 @@ def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path
 
 def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.cli.commands import train as train_cli
     from stylebridge.cli.main import main
-    from stylebridge.pipelines import train_domain
     from stylebridge.registry import registry as registry_module
 
     registry = make_registry()
-    registry.add_plugin(train_domain, "stylebridge")     # the `train` command and its targets
+    registry.add_plugin(train_cli, "stylebridge")     # the `train` command and its targets
     monkeypatch.setattr(registry_module, "_REGISTRY", registry)
     data = tmp_path / "data"
     argv = ["featureshift", "build-dataset", "--encoder", "toy-fse", "--guide", "toy-guide:seed=0",
@@ -654,7 +657,7 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     assert index["sources"]["guide"] == "toy-guide:seed=0"
     assert main(argv) == 0                                         # resumed: nothing to do
     run = tmp_path / "run"
-    assert "featureshift" in train_domain.TRAIN_TARGETS
+    assert "featureshift" in train_cli.TRAIN_TARGETS
     code = main(["train", "featureshift", "--data", str(data), "--generator", str(env.gen_path),
                  "--loss", "mse:1.0", "--loss", "corr:1e-3:on=features", "--inversion-loss", "mse:1.0",
                  "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
