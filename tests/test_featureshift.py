@@ -99,6 +99,10 @@ class ToyFSE(Encoder):
     def config(self) -> dict[str, Any]:
         return {"seed": self.seed, "layer": self.layer}
 
+    @property
+    def feature_layer(self) -> int:
+        return self.layer
+
     def encode(self, images: Tensor) -> Inversion:
         x = self.preprocessing(images)
         w = self.proj(F.adaptive_avg_pool2d(x, 4).flatten(1)).view(-1, N_LATENT, STYLE_DIM)
