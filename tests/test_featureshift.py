@@ -948,3 +948,105 @@ def test_bf16_autocast_step_keeps_the_generator_in_bf16(env: Env, tmp_path: Path
     assert all(math.isfinite(r["total"]) and math.isfinite(r["grad_norm"]) for r in records)
     assert all(p.dtype == torch.float32 and p.grad is not None and bool(p.grad.isfinite().all())
                for p in trainer.model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# One loss class in both trainers; LossBatch requirements checked when a trainer is built
+
+
+class ToyNeedsGuide(Loss):
+    """Reads a field FeatureShift training never fills (a CLIP guide)."""
+
+    name = "toy-needs-guide"
+    requires = frozenset({"output", "clip_guide"})
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        return batch.require("output", self.name).mean() * 0 + 1
+
+
+class ToyDelta(Loss):
+    """Reads Δ, which only the domain loss sets fill."""
+
+    name = "toy-delta"
+    requires = frozenset({"output", "delta"})
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        delta = batch.require("delta", self.name)
+        return batch.require("output", self.name).mean() * 0 + delta.float().abs().mean()
+
+
+def _registry_with(*losses: type[Loss]) -> Registry:
+    registry = make_registry()
+
+    class _Extra:
+        @staticmethod
+        @hookimpl
+        def register_losses(register: Any) -> None:
+            for cls in losses:
+                register(cls)
+
+    registry.add_plugin(_Extra, "test-extra-losses")
+    return registry
+
+
+def test_one_loss_class_trains_in_both_trainers(env: Env, tmp_path: Path) -> None:
+    """``toy-white`` (requires ``output`` only) is written once and trains FeatureShift and a
+    domain method alike: each trainer fills ``output`` with the image it trains."""
+    from stylebridge.pipelines.training import build_loss_terms
+    from stylebridge.pipelines.training.domain import DomainTrainer, TrainSettings, render
+
+    registry = make_registry()
+    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "fs", losses=["toy-white:1.0"],
+                                            steps=6, pretrain_inversion_steps=3), registry=registry)
+    white = [r["inversion/toy-white"] for r in result.history if "total" in r]
+    assert len(white) == 6 and white[-1] < white[0]
+    assert any("domain/toy-white" in r for r in result.history)
+
+    gen = tiny_generator(seed=0)
+    method = ToyOffsets(_widths(gen), seed=3, strength=0.0)
+    terms = build_loss_terms(["toy-white:1.0"], registry=registry)
+    trainer = DomainTrainer(gen, method, terms, TrainSettings(steps=6, batch=2, lr=0.05,
+                                                              mixing=0.0, checkpoint_every=0),
+                            out=tmp_path / "d.safetensors")
+    w = gen.make_wplus(torch.randn(4, gen.style_dim, generator=torch.Generator().manual_seed(9)))
+
+    def whiteness_loss() -> float:
+        with torch.no_grad():
+            images, _ = render(gen, w, method)
+        return float(terms[0].module(LossBatch(output=images)))
+
+    before = whiteness_loss()
+    history = trainer.train().history
+    assert len(history) == 6 and all("toy-white" in h for h in history)
+    assert whiteness_loss() < before
+    assert type(terms[0].module) is type(registry.create("loss", "toy-white"))
+
+
+def test_a_loss_needing_an_unfilled_field_is_refused_when_the_trainer_is_built(
+        env: Env, tmp_path: Path) -> None:
+    from stylebridge.pipelines.training import build_loss_terms
+    from stylebridge.pipelines.training.domain import DomainTrainer, TrainSettings
+
+    registry = _registry_with(ToyNeedsGuide, ToyDelta)
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "a", losses=["mse:1.0"],
+                                              inversion_losses=["toy-needs-guide:1.0"]),
+                                     registry=registry)
+    with pytest.raises(StylebridgeError, match=r"^loss 'toy-needs-guide' needs the batch field "
+                                               r"'clip_guide', which train featureshift "
+                                               r"\(inversion loss\) does not provide"):
+        trainer.setup()
+    assert trainer.step == 0 and not (tmp_path / "a" / "log.jsonl").exists()
+    # Δ exists in the domain sets only
+    with pytest.raises(StylebridgeError, match=r"'toy-delta' needs the batch field 'delta'"):
+        fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "b", losses=["mse:1.0"],
+                                        inversion_losses=["toy-delta:1.0"]),
+                               registry=registry).setup()
+    ok = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "c", losses=["mse:1.0", "toy-delta:1.0"],
+                                         inversion_losses=["mse:1.0"]), registry=registry)
+    ok.setup()
+    # the domain trainer fills no paired target
+    gen = tiny_generator(seed=0)
+    with pytest.raises(StylebridgeError, match=r"^loss 'mse' needs the batch field 'target', "
+                                               r"which train domain does not provide"):
+        DomainTrainer(gen, ToyOffsets(_widths(gen)), build_loss_terms(["mse:1"], registry=registry),
+                      TrainSettings(steps=1, batch=2), out=tmp_path / "d.safetensors")

@@ -757,3 +757,21 @@ def test_frozen_layers_keep_their_values_when_a_domain_is_continued(tmp_path: Pa
                if int(key) not in frozen)
     assert set(map(id, method.layer_parameters(frozen))) == {
         id(method.offsets[str(i)]) for i in frozen if str(i) in method.offsets}
+
+
+def test_loss_terms_follow_the_shared_rules(registry: Any, tmp_path: Path) -> None:
+    """One rule set for both trainers: a loss named twice is keyed NAME#2, ``after=N``
+    starts a term at step N; ``after`` must be a step."""
+    terms = td.build_losses(["test-nan-after:1:at=99", "test-nan-after:0.5:at=99,after=2"])
+    assert [(t.key, t.weight, t.after) for t in terms] == [
+        ("test-nan-after", 1.0, 0), ("test-nan-after#2", 0.5, 2)]
+    gen = tiny_generator()
+    trainer = td.DomainTrainer(gen, Offsets.for_generator(gen), terms,
+                               td.TrainSettings(steps=4, batch=1, checkpoint_every=0),
+                               out=tmp_path / "d.safetensors")
+    history = trainer.train().history
+    assert ["test-nan-after#2" in h for h in history] == [False, False, True, True]
+    header = read_header(tmp_path / "d.safetensors")
+    assert header.extra["losses"]["test-nan-after#2"]["weight"] == 0.5
+    with pytest.raises(StylebridgeError, match=r"--loss 'test-nan-after:1:after=-1': after=-1"):
+        td.build_losses(["test-nan-after:1:after=-1"])
