@@ -68,7 +68,6 @@ from stylebridge.pipelines.training.domain import (
     STATE_SUFFIX,
     WARMUP_START_LR,
     DomainTrainer,
-    TrainResult,
     TrainSettings,
     render,
     sample_wplus,
@@ -78,6 +77,7 @@ from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms
 from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import load_plugin

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from stylebridge.errors import StylebridgeError
@@ -98,18 +97,6 @@ _OPTION_NAMES = {"batch_size": "--batch", "losses": "--loss", "inversion_losses"
 def option_name(field_name: str) -> str:
     """The ``train featureshift`` option of a :class:`TrainConfig` field."""
     return _OPTION_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
-
-
-@dataclass
-class TrainResult:
-    """What a run ended with."""
-
-    step: int
-    model_path: Path
-    state_path: Path
-    log_path: Path
-    history: list[dict[str, Any]]
-
 
 
 def split_specs(items: Sequence[str] | None) -> list[str]:

@@ -83,7 +83,6 @@ from stylebridge.pipelines.featureshift.config import (
     THESIS_DOMAIN_INVERSION_LOSSES,
     THESIS_LOSSES,
     TrainConfig,
-    TrainResult,
     option_name,
     split_specs,
 )
@@ -113,6 +112,7 @@ from stylebridge.pipelines.featureshift.state import (
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.log import JsonlLog
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import warmup_cosine_factor
 from stylebridge.pipelines.training.state import seed_everything
 from stylebridge.plugins.losses.recon import resize_images
@@ -486,7 +486,8 @@ class FeatureShiftTrainer:
         finally:
             if self.dist.created:
                 dist.destroy_process_group()
-        return TrainResult(self.step, self.model_path, self.state_path, self.log_path, self.history)
+        return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
+                           state_path=self.state_path, log_path=self.log_path)
 
 
 def train_featureshift(cfg: TrainConfig, *, registry: Any = None,

@@ -7,6 +7,7 @@
 * :mod:`.state`: exact resume (optimiser, RNG and loss state as tensors + JSON), file
   digests;
 * :mod:`.log`: the JSON-lines log; :mod:`.progress`: the progress callback;
+  :mod:`.result`: :class:`TrainResult`, what both trainers return;
 * :mod:`.schedule`: learning-rate schedules and phases; :mod:`.options`: option parsers.
 """
 
@@ -21,10 +22,12 @@ from stylebridge.pipelines.training.losses import (
 )
 from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, ProgressEvent
+from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip, json_safe
 
 __all__ = [
-    "JsonlLog", "LossTerm", "ProgressCallback", "ProgressEvent", "TrainingDivergedError",
+    "JsonlLog", "LossTerm", "ProgressCallback", "ProgressEvent", "TrainResult",
+    "TrainingDivergedError",
     "build_loss_terms", "check_requirements", "evaluate", "file_sha256", "json_roundtrip",
     "json_safe", "parse_clip_weights", "required_fields",
 ]

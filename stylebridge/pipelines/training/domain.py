@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from stylebridge.pipelines.training.losses import (
     required_fields,
 )
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import linear_warmup_lr
 from stylebridge.pipelines.training.state import (
     json_roundtrip,
@@ -89,16 +90,6 @@ class TrainSettings:
         for ok, message in checks:
             if not ok:
                 raise StylebridgeError(message)
-
-
-@dataclass
-class TrainResult:
-    """What :meth:`DomainTrainer.train` did."""
-
-    step: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    checkpoint: Path | None = None
-    samples: list[Path] = field(default_factory=list)
 
 
 def state_path_for(out: str | Path) -> Path:
@@ -415,7 +406,7 @@ class DomainTrainer:
         """
         s = self.settings
         stop = s.steps if until is None else min(until, s.steps)
-        result = TrainResult(step=self.step)
+        result = TrainResult(step=self.step, state_path=self.state_path)
         label = "training" + (f" [{RANDOM_CLIP_NOTICE}]" if self.random_clip else "")
         emit(progress, "start", step=self.step, total=stop, text=label)
         try:
