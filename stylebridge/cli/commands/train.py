@@ -155,7 +155,8 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimisation steps (default: 250 text, 301 image)")
     parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
                         help="repeatable; replaces the defaults (text: clip_direction:1.0 "
-                             "indomain:0.25; image: clip_direction:1.0 difa_w:6.0 difa_local:1.0)")
+                             "indomain:0.25; image: clip_direction:1.0 difa_w:6.0 difa_local:1.0); "
+                             "option after=N starts a term at step N")
     parser.add_argument("--clip", action="append", metavar="MODEL",
                         help="CLIP model, repeatable (default: ViT-B-32 and ViT-B-16)")
     parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
