@@ -96,7 +96,12 @@ from stylebridge.pipelines.featureshift.distributed import (
     mean_over_ranks,
     setup_distributed,
 )
-from stylebridge.pipelines.featureshift.losses import build_loss_sets, evaluate_set, phase
+from stylebridge.pipelines.featureshift.losses import (
+    PROVIDES,
+    build_loss_sets,
+    evaluate_set,
+    phase,
+)
 from stylebridge.pipelines.featureshift.render import (
     domain_styles,
     images_to_uint8,
@@ -135,7 +140,14 @@ MAX_SKIPPED_STEPS = 50
 
 
 class FeatureShiftTrainer:
-    """One training run (see :func:`train_featureshift`)."""
+    """One training run (see :func:`train_featureshift`).
+
+    The LossBatch fields it fills, per loss set: :data:`PROVIDES` (checked in
+    :meth:`setup` against every loss's ``requires``).
+    """
+
+    #: loss set → the LossBatch fields this trainer fills for it
+    PROVIDES = PROVIDES
 
     def __init__(self, cfg: TrainConfig, *, registry: Any = None,
                  progress: ProgressCallback | None = None,
