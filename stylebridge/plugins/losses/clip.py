@@ -115,8 +115,13 @@ class EncodedImages:
     tokens: dict[int, Tensor] = field(default_factory=dict)
 
 
-def _n_prefix_tokens(visual: Any) -> int:
-    return 1 if getattr(visual, "class_embedding", None) is not None else 0
+def _vit(clip: ClipModel) -> Any:
+    """The CLIP model's visual tower if it is open_clip's ``VisionTransformer`` (whose blocks'
+    tokens ``difa_local`` reads), else ``None`` (e.g. a ModifiedResNet)."""
+    from open_clip.transformer import VisionTransformer
+
+    visual = clip.model.visual
+    return visual if isinstance(visual, VisionTransformer) else None
 
 
 def clip_encode(clip: ClipModel, images01: Tensor, layers: Iterable[int] = ()) -> EncodedImages:
@@ -125,21 +130,23 @@ def clip_encode(clip: ClipModel, images01: Tensor, layers: Iterable[int] = ()) -
     Gradients flow to ``images01`` (the CLIP weights are frozen by ``load_clip``).
     """
     layers = sorted(set(layers))
-    visual = clip.model.visual
-    transformer = getattr(visual, "transformer", None)
-    blocks = getattr(transformer, "resblocks", None)
-    if layers and blocks is None:
+    vit = _vit(clip) if layers else None
+    if layers and vit is None:
         raise StylebridgeError(f"CLIP model {clip.name!r} is not a vision transformer: its "
                                "intermediate tokens (difa_local) are not available")
     captured: dict[int, Tensor] = {}
     handles = []
-    if layers:
+    if vit is not None:
+        blocks = vit.transformer.resblocks
         bad = [layer for layer in layers if not 0 <= layer < len(blocks)]
         if bad:
             raise StylebridgeError(f"CLIP layer {bad[0]} is out of range for {clip.name} "
                                    f"(0..{len(blocks) - 1})")
-        batch_first = getattr(transformer, "batch_first", True)
-        skip = _n_prefix_tokens(visual)
+        # open_clip version probe (not a plugin capability): recent releases run the
+        # transformer batch-first and say so; releases without the attribute run it
+        # sequence-first
+        batch_first = bool(getattr(vit.transformer, "batch_first", False))
+        skip = 1  # the class token, which every open_clip VisionTransformer prepends
 
         def make_hook(layer: int) -> Any:
             def hook(module: Any, inputs: Any, output: Tensor) -> None:
