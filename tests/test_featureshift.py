@@ -25,6 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from stylebridge.cli.commands import featureshift as fs_cli
 from stylebridge.core.checkpoint import read_header, save_checkpoint
 from stylebridge.core.interfaces import (
     DomainMethod,
@@ -98,6 +99,10 @@ class ToyFSE(Encoder):
     def config(self) -> dict[str, Any]:
         return {"seed": self.seed, "layer": self.layer}
 
+    @property
+    def feature_layer(self) -> int:
+        return self.layer
+
     def encode(self, images: Tensor) -> Inversion:
         x = self.preprocessing(images)
         w = self.proj(F.adaptive_avg_pool2d(x, 4).flatten(1)).view(-1, N_LATENT, STYLE_DIM)
@@ -129,15 +134,17 @@ class ToyWhite(Loss):
     """Pulls the output towards white, ignoring the target: a loss with a known optimum."""
 
     name = "toy-white"
+    requires = frozenset({"output"})
 
     def forward(self, batch: LossBatch) -> Tensor:
-        return ((batch.require("reconstructions", self.name) - 1.0) ** 2).mean()
+        return ((batch.require("output", self.name) - 1.0) ** 2).mean()
 
 
 class ToyNaN(Loss):
     """MSE that turns NaN from step ``nan_at`` on."""
 
     name = "toy-nan"
+    requires = frozenset({"output", "target", "step"})
 
     def __init__(self, nan_at: int = 3) -> None:
         super().__init__()
@@ -148,7 +155,7 @@ class ToyNaN(Loss):
 
     def forward(self, batch: LossBatch) -> Tensor:
         value = losses_recon.MSELoss()(batch)
-        return value * float("nan") if batch.extras["step"] >= self.nan_at else value
+        return value * float("nan") if batch.require("step", self.name) >= self.nan_at else value
 
 
 @hookimpl
@@ -171,7 +178,7 @@ def register_losses(register: Any) -> None:
 def make_registry(*, with_toys: bool = True) -> Registry:
     from stylebridge.plugins.losses import corr as losses_core
 
-    mods: list[Any] = [losses_recon, losses_core, fs]
+    mods: list[Any] = [losses_recon, losses_core, fs_cli]
     if with_toys:
         mods.append(sys.modules[__name__])
     return Registry(builtins=False, entry_points=False, extra_plugins=mods)
@@ -511,7 +518,7 @@ def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_pa
     from stylebridge.plugins.losses import corr as losses_core
 
     registry = Registry(builtins=False, entry_points=True,
-                        extra_plugins=[losses_recon, losses_core, fs])
+                        extra_plugins=[losses_recon, losses_core, fs_cli])
     assert registry.get("loss", "toy-white").provider == __name__
     runs = {}
     for name in ("mse", "toy-white"):
@@ -636,12 +643,12 @@ def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path
 
 def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.cli.commands import train as train_cli
     from stylebridge.cli.main import main
-    from stylebridge.pipelines import train_domain
     from stylebridge.registry import registry as registry_module
 
     registry = make_registry()
-    registry.add_plugin(train_domain, "stylebridge")     # the `train` command and its targets
+    registry.add_plugin(train_cli, "stylebridge")     # the `train` command and its targets
     monkeypatch.setattr(registry_module, "_REGISTRY", registry)
     data = tmp_path / "data"
     argv = ["featureshift", "build-dataset", "--encoder", "toy-fse", "--guide", "toy-guide:seed=0",
@@ -654,7 +661,7 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     assert index["sources"]["guide"] == "toy-guide:seed=0"
     assert main(argv) == 0                                         # resumed: nothing to do
     run = tmp_path / "run"
-    assert "featureshift" in train_domain.TRAIN_TARGETS
+    assert "featureshift" in train_cli.TRAIN_TARGETS
     code = main(["train", "featureshift", "--data", str(data), "--generator", str(env.gen_path),
                  "--loss", "mse:1.0", "--loss", "corr:1e-3:on=features", "--inversion-loss", "mse:1.0",
                  "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
@@ -941,3 +948,105 @@ def test_bf16_autocast_step_keeps_the_generator_in_bf16(env: Env, tmp_path: Path
     assert all(math.isfinite(r["total"]) and math.isfinite(r["grad_norm"]) for r in records)
     assert all(p.dtype == torch.float32 and p.grad is not None and bool(p.grad.isfinite().all())
                for p in trainer.model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# One loss class in both trainers; LossBatch requirements checked when a trainer is built
+
+
+class ToyNeedsGuide(Loss):
+    """Reads a field FeatureShift training never fills (a CLIP guide)."""
+
+    name = "toy-needs-guide"
+    requires = frozenset({"output", "clip_guide"})
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        return batch.require("output", self.name).mean() * 0 + 1
+
+
+class ToyDelta(Loss):
+    """Reads Δ, which only the domain loss sets fill."""
+
+    name = "toy-delta"
+    requires = frozenset({"output", "delta"})
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        delta = batch.require("delta", self.name)
+        return batch.require("output", self.name).mean() * 0 + delta.float().abs().mean()
+
+
+def _registry_with(*losses: type[Loss]) -> Registry:
+    registry = make_registry()
+
+    class _Extra:
+        @staticmethod
+        @hookimpl
+        def register_losses(register: Any) -> None:
+            for cls in losses:
+                register(cls)
+
+    registry.add_plugin(_Extra, "test-extra-losses")
+    return registry
+
+
+def test_one_loss_class_trains_in_both_trainers(env: Env, tmp_path: Path) -> None:
+    """``toy-white`` (requires ``output`` only) is written once and trains FeatureShift and a
+    domain method alike: each trainer fills ``output`` with the image it trains."""
+    from stylebridge.pipelines.training import build_loss_terms
+    from stylebridge.pipelines.training.domain import DomainTrainer, TrainSettings, render
+
+    registry = make_registry()
+    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "fs", losses=["toy-white:1.0"],
+                                            steps=6, pretrain_inversion_steps=3), registry=registry)
+    white = [r["inversion/toy-white"] for r in result.history if "total" in r]
+    assert len(white) == 6 and white[-1] < white[0]
+    assert any("domain/toy-white" in r for r in result.history)
+
+    gen = tiny_generator(seed=0)
+    method = ToyOffsets(_widths(gen), seed=3, strength=0.0)
+    terms = build_loss_terms(["toy-white:1.0"], registry=registry)
+    trainer = DomainTrainer(gen, method, terms, TrainSettings(steps=6, batch=2, lr=0.05,
+                                                              mixing=0.0, checkpoint_every=0),
+                            out=tmp_path / "d.safetensors")
+    w = gen.make_wplus(torch.randn(4, gen.style_dim, generator=torch.Generator().manual_seed(9)))
+
+    def whiteness_loss() -> float:
+        with torch.no_grad():
+            images, _ = render(gen, w, method)
+        return float(terms[0].module(LossBatch(output=images)))
+
+    before = whiteness_loss()
+    history = trainer.train().history
+    assert len(history) == 6 and all("toy-white" in h for h in history)
+    assert whiteness_loss() < before
+    assert type(terms[0].module) is type(registry.create("loss", "toy-white"))
+
+
+def test_a_loss_needing_an_unfilled_field_is_refused_when_the_trainer_is_built(
+        env: Env, tmp_path: Path) -> None:
+    from stylebridge.pipelines.training import build_loss_terms
+    from stylebridge.pipelines.training.domain import DomainTrainer, TrainSettings
+
+    registry = _registry_with(ToyNeedsGuide, ToyDelta)
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "a", losses=["mse:1.0"],
+                                              inversion_losses=["toy-needs-guide:1.0"]),
+                                     registry=registry)
+    with pytest.raises(StylebridgeError, match=r"^loss 'toy-needs-guide' needs the batch field "
+                                               r"'clip_guide', which train featureshift "
+                                               r"\(inversion loss\) does not provide"):
+        trainer.setup()
+    assert trainer.step == 0 and not (tmp_path / "a" / "log.jsonl").exists()
+    # Δ exists in the domain sets only
+    with pytest.raises(StylebridgeError, match=r"'toy-delta' needs the batch field 'delta'"):
+        fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "b", losses=["mse:1.0"],
+                                        inversion_losses=["toy-delta:1.0"]),
+                               registry=registry).setup()
+    ok = fs.FeatureShiftTrainer(tiny_cfg(env, tmp_path / "c", losses=["mse:1.0", "toy-delta:1.0"],
+                                         inversion_losses=["mse:1.0"]), registry=registry)
+    ok.setup()
+    # the domain trainer fills no paired target
+    gen = tiny_generator(seed=0)
+    with pytest.raises(StylebridgeError, match=r"^loss 'mse' needs the batch field 'target', "
+                                               r"which train domain does not provide"):
+        DomainTrainer(gen, ToyOffsets(_widths(gen)), build_loss_terms(["mse:1"], registry=registry),
+                      TrainSettings(steps=1, batch=2), out=tmp_path / "d.safetensors")

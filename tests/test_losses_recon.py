@@ -59,16 +59,16 @@ def test_losses_are_registered_by_name() -> None:
 
 def test_mse_resizes_the_reconstruction_by_area_averaging() -> None:
     recon, target = _images(0, size=64), _images(1, size=32)
-    value = MSELoss()(LossBatch(images=target, reconstructions=recon))
+    value = MSELoss()(LossBatch(target=target, output=recon))
     pooled = recon.reshape(2, 3, 32, 2, 32, 2).mean(dim=(3, 5))  # 2×2 box average
     assert value.item() == pytest.approx(((pooled - target) ** 2).mean().item(), rel=1e-5)
-    same = MSELoss()(LossBatch(images=target, reconstructions=target.clone()))
+    same = MSELoss()(LossBatch(target=target, output=target.clone()))
     assert same.item() == 0.0
 
 
 def test_mse_names_a_missing_field() -> None:
-    with pytest.raises(ValueError, match="'mse' needs 'images'"):
-        MSELoss()(LossBatch(reconstructions=_images(0)))
+    with pytest.raises(ValueError, match="'mse' needs 'target'"):
+        MSELoss()(LossBatch(output=_images(0)))
 
 
 def test_resize_images_identity_and_bilinear() -> None:
@@ -133,15 +133,15 @@ def test_lpips_loads_local_backbone_and_package_heads(alexnet_file: Path, lpips_
 def test_lpips_sums_over_resolutions_and_is_zero_on_equal_images(lpips_loss: LPIPSLoss) -> None:
     loss = lpips_loss
     a, b = _images(3, size=64), _images(4, size=64)
-    value = loss(LossBatch(images=b, reconstructions=a))
+    value = loss(LossBatch(target=b, output=a))
     at64 = loss.model(a, b).mean()
     at32 = loss.model(a.reshape(2, 3, 32, 2, 32, 2).mean(dim=(3, 5)),
                       b.reshape(2, 3, 32, 2, 32, 2).mean(dim=(3, 5))).mean()
     assert value.item() == pytest.approx((at64 + at32).item(), rel=1e-5)
     assert value.item() > 0
-    assert loss(LossBatch(images=a, reconstructions=a.clone())).item() == pytest.approx(0, abs=1e-7)
+    assert loss(LossBatch(target=a, output=a.clone())).item() == pytest.approx(0, abs=1e-7)
     recon = a.clone().requires_grad_(True)
-    loss(LossBatch(images=b, reconstructions=recon)).backward()
+    loss(LossBatch(target=b, output=recon)).backward()
     assert recon.grad is not None and recon.grad.abs().sum() > 0
 
 
@@ -181,20 +181,20 @@ def test_id_loss_is_one_minus_cosine_on_psp_crop(arcface_file: Path) -> None:
     loss = IDLoss(weights=str(arcface_file))
     assert not loss.random_weights
     a, b = _images(5, size=256), _images(6, size=256)
-    value = loss(LossBatch(images=b, reconstructions=a))
+    value = loss(LossBatch(target=b, output=a))
     ea = F.normalize(loss.model(_psp_crop(a)), dim=-1)
     eb = F.normalize(loss.model(_psp_crop(b)), dim=-1)
     expected = (1 - (ea * eb).sum(-1)).mean()
     assert value.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
     assert 0 < value.item() <= 2
-    assert loss(LossBatch(images=a, reconstructions=a.clone())).item() == pytest.approx(0, abs=1e-5)
+    assert loss(LossBatch(target=a, output=a.clone())).item() == pytest.approx(0, abs=1e-5)
 
 
 def test_id_loss_gradients_reach_only_the_reconstruction(arcface_file: Path) -> None:
     loss = IDLoss(weights=str(arcface_file))
     recon = _images(7, size=256).requires_grad_(True)
     target = _images(8, size=256).requires_grad_(True)
-    loss(LossBatch(images=target, reconstructions=recon)).backward()
+    loss(LossBatch(target=target, output=recon)).backward()
     assert recon.grad is not None and recon.grad.abs().sum() > 0
     assert target.grad is None
 
@@ -223,13 +223,13 @@ def test_adversarial_is_softplus_of_minus_d(gan_file: Path) -> None:
     loss = AdversarialLoss(discriminator=str(gan_file))
     x = _images(9, n=4, size=32)
     expected = F.softplus(-loss.model(x)).mean()
-    assert loss(LossBatch(reconstructions=x)).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss(LossBatch(output=x)).item() == pytest.approx(expected.item(), rel=1e-6)
     # a 64 px reconstruction is area-resized to the discriminator's 32 px
     big = F.interpolate(x, scale_factor=2, mode="nearest")
-    assert loss(LossBatch(reconstructions=big)).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss(LossBatch(output=big)).item() == pytest.approx(expected.item(), rel=1e-5)
     assert not any(p.requires_grad for p in loss.parameters())
     recon = x.clone().requires_grad_(True)
-    loss(LossBatch(reconstructions=recon)).backward()
+    loss(LossBatch(output=recon)).backward()
     assert recon.grad is not None and recon.grad.abs().sum() > 0
 
 

@@ -1,7 +1,8 @@
 """Training a domain from a text prompt or one reference image.
 
-CLIP losses (``stylebridge.plugins.losses.clip``), the trainer and ``stylebridge train
-domain`` (``stylebridge.pipelines.train_domain``).  The CLIP networks here are tiny
+CLIP losses (``stylebridge.plugins.losses.clip``), the trainer
+(``stylebridge.pipelines.training.domain``), the pipeline (``stylebridge.pipelines.train_domain``)
+and ``stylebridge train domain`` (``stylebridge.cli.commands.train``).  The CLIP networks here are tiny
 open_clip ``CLIP`` models on RANDOM weights (tests only: they check the arithmetic and
 the training machinery, not the quality of a domain); the generator is the 32 px
 ``tiny_generator``.  Expected values are computed directly from open_clip outputs with
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from conftest import one_torch_thread, tiny_generator
 from torch import Tensor, nn
 
+from stylebridge.cli.commands import train as train_cli
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import load_checkpoint, read_header
 from stylebridge.core.interfaces import (
@@ -129,6 +131,7 @@ class NanAfter(Loss):
     """Test loss: mean image value, NaN from (0-based) step ``at`` on."""
 
     name = "test-nan-after"
+    requires = frozenset({"output", "step"})
 
     def __init__(self, at: int = 3) -> None:
         super().__init__()
@@ -138,8 +141,8 @@ class NanAfter(Loss):
         return {"at": self.at}
 
     def forward(self, batch: LossBatch) -> Tensor:
-        value = batch.require("images", self.name).mean()
-        return value * float("nan") if batch.extras["step"] >= self.at else value
+        value = batch.require("output", self.name).mean()
+        return value * float("nan") if batch.require("step", self.name) >= self.at else value
 
 
 class _TestPlugins:
@@ -224,7 +227,7 @@ def test_clip_direction_text_matches_direct_open_clip(clips: list[ClipModel]) ->
         d_i = _direct_embed(clip, trg) - _direct_embed(clip, src)
         cos = (d_i @ d_t) / (d_i.norm(dim=1) * d_t.norm())
         expected.append((1 - cos).mean())
-    batch = LossBatch(images=trg, source_images=src, extras={"clip_guide": guide})
+    batch = LossBatch(output=trg, source=src, clip_guide=guide)
     got = ClipDirectionLoss()(batch)
     assert torch.allclose(got, sum(expected), atol=1e-5)   # StyleDomain: summed over models
     mean = ClipDirectionLoss(reduction="mean")(batch)
@@ -248,7 +251,7 @@ def test_clip_direction_image_target_is_difa_global_loss(clips: list[ClipModel])
         d_i = _direct_embed(clip, trg) - _direct_embed(clip, src)
         expected += float((1 - (d_i @ d_domain) / (d_i.norm(dim=1) * d_domain.norm())).mean())
     guide = ClipGuide.from_image(clips, ref, v_source)
-    got = ClipDirectionLoss()(LossBatch(images=trg, source_images=src, extras={"clip_guide": guide}))
+    got = ClipDirectionLoss()(LossBatch(output=trg, source=src, clip_guide=guide))
     assert abs(float(got) - expected) < 1e-5
 
 
@@ -261,13 +264,13 @@ def test_indomain_matches_pairwise_loop(clips: list[ClipModel]) -> None:
         es, et = _direct_embed(clip, src), _direct_embed(clip, trg)
         pairs = [(i, j) for i in range(4) for j in range(i)]
         expected += sum(float((es[i] @ es[j] - et[i] @ et[j]) ** 2) for i, j in pairs) / len(pairs)
-    got = InDomainLoss()(LossBatch(images=trg, source_images=src, extras={"clip_guide": guide}))
+    got = InDomainLoss()(LossBatch(output=trg, source=src, clip_guide=guide))
     assert abs(float(got) - expected) < 1e-6 and expected > 0
-    same = InDomainLoss()(LossBatch(images=src, source_images=src, extras={"clip_guide": guide}))
+    same = InDomainLoss()(LossBatch(output=src, source=src, clip_guide=guide))
     assert float(same) == pytest.approx(0.0, abs=1e-10)
     with pytest.raises(StylebridgeError, match="batch 2"):
-        InDomainLoss()(LossBatch(images=trg[:1], source_images=src[:1],
-                                 extras={"clip_guide": guide}))
+        InDomainLoss()(LossBatch(output=trg[:1], source=src[:1],
+                                 clip_guide=guide))
 
 
 @torch.no_grad()
@@ -286,14 +289,14 @@ def test_difa_local_matches_token_matching_loop(clips: list[ClipModel]) -> None:
             per_image.append(max(float(cost.min(dim=1).values.mean()),
                                  float(cost.min(dim=0).values.mean())))
         expected += sum(per_image) / len(per_image)
-    got = DifaLocalLoss(layer=layer)(LossBatch(images=trg, extras={"clip_guide": guide}))
+    got = DifaLocalLoss(layer=layer)(LossBatch(output=trg, clip_guide=guide))
     assert abs(float(got) - expected) < 1e-5 and expected > 0
     # the reference against itself: every token finds itself, cost 0
-    self_batch = LossBatch(images=ref[None] * 2 - 1, extras={"clip_guide": guide})
+    self_batch = LossBatch(output=ref[None] * 2 - 1, clip_guide=guide)
     assert float(DifaLocalLoss(layer=layer)(self_batch)) == pytest.approx(0.0, abs=1e-5)
     text_guide = ClipGuide.from_text(clips, "a", "b", ["{}"])
     with pytest.raises(StylebridgeError, match="reference image"):
-        DifaLocalLoss()(LossBatch(images=trg, extras={"clip_guide": text_guide}))
+        DifaLocalLoss()(LossBatch(output=trg, clip_guide=text_guide))
 
 
 def test_difa_w_window_mask_and_ramp_match_hand_computation() -> None:
@@ -312,15 +315,15 @@ def test_difa_w_window_mask_and_ramp_match_hand_computation() -> None:
         step, total = 3 + k, 9
         ramp = max(0.0, (step - 2) / (total - 2))
         expected = ramp * float((mask * (t - s)).abs().mean())
-        got = loss(LossBatch(extras={"target_latents": trg, "source_latents": src,
-                                     "step": step, "total_steps": total}))
+        got = loss(LossBatch(target_latents=trg, source_latents=src, step=step,
+                             total_steps=total))
         assert float(got) == pytest.approx(expected, rel=1e-6, abs=1e-9)
         assert expected > 0
     # the window state survives a round trip (resume)
     copy = DifaSccLoss(alpha=0.5, window=2, keep_rows=2)
     copy.load_training_state(loss.training_state())
     nxt = {"target_latents": calls[0][1], "source_latents": calls[0][0], "step": 8, "total_steps": 9}
-    assert float(copy(LossBatch(extras=dict(nxt)))) == float(loss(LossBatch(extras=dict(nxt))))
+    assert float(copy(LossBatch(**nxt))) == float(loss(LossBatch(**nxt)))
     assert loss.ramp(1, 9) == 0.0 and loss.ramp(9, 9) == 1.0 and DifaSccLoss().ramp(40, 30) == 0.0
 
 
@@ -558,7 +561,7 @@ def test_nan_before_any_checkpoint_says_so(tmp_path: Path) -> None:
     gen = tiny_generator()
     trainer = td.DomainTrainer(gen, Offsets.for_generator(gen), [("nan", 1.0, NanAfter(at=0))],
                                td.TrainSettings(steps=3, batch=1), out=tmp_path / "d.safetensors")
-    with pytest.raises(td.TrainingDiverged,
+    with pytest.raises(td.TrainingDivergedError,
                        match="loss became NaN at step 1; no checkpoint was written in this run"):
         trainer.train()
     assert not (tmp_path / "d.safetensors").exists()
@@ -669,12 +672,13 @@ def test_train_targets_can_be_added_by_other_plugins(registry: Any, monkeypatch:
         seen.append(args.n)
         return 0
 
-    monkeypatch.setitem(td.TRAIN_TARGETS, "dummy", td.TrainTarget("dummy", add_arguments, run))
+    monkeypatch.setitem(train_cli.TRAIN_TARGETS, "dummy",
+                        train_cli.TrainTarget("dummy", add_arguments, run))
     assert main(["train", "dummy", "--n", "7"]) == 0 and seen == [7]
-    td.register_train_target("dummy", add_arguments, run)          # same run: no-op
+    train_cli.register_train_target("dummy", add_arguments, run)          # same run: no-op
     with pytest.raises(RegistryError, match="registered twice"):
-        td.register_train_target("dummy", add_arguments, lambda a, c: 0)
-    assert {"domain", "dummy"} <= set(td.TRAIN_TARGETS)
+        train_cli.register_train_target("dummy", add_arguments, lambda a, c: 0)
+    assert {"domain", "dummy"} <= set(train_cli.TRAIN_TARGETS)
 
 
 def test_lr_warmup_follows_styledomain_lambda(tmp_path: Path) -> None:
@@ -710,7 +714,7 @@ class _Recorder(Loss):
     def forward(self, batch: LossBatch) -> Tensor:
         if self.first is None:
             self.first = batch
-        return batch.require("images", self.name).mean()
+        return batch.require("output", self.name).mean()
 
 
 def test_source_and_adapted_branches_get_independent_noise(tmp_path: Path) -> None:
@@ -722,7 +726,7 @@ def test_source_and_adapted_branches_get_independent_noise(tmp_path: Path) -> No
                                td.TrainSettings(steps=1, batch=2), out=tmp_path / "d.safetensors")
     trainer.train()
     assert recorder.first is not None
-    images, source = recorder.first.images, recorder.first.source_images
+    images, source = recorder.first.output, recorder.first.source
     assert not torch.allclose(images.detach(), source)
     with torch.no_grad():  # the same noise would give the same image: only the noise differs
         same, _ = td.render(gen, recorder.first.latents)
@@ -753,3 +757,21 @@ def test_frozen_layers_keep_their_values_when_a_domain_is_continued(tmp_path: Pa
                if int(key) not in frozen)
     assert set(map(id, method.layer_parameters(frozen))) == {
         id(method.offsets[str(i)]) for i in frozen if str(i) in method.offsets}
+
+
+def test_loss_terms_follow_the_shared_rules(registry: Any, tmp_path: Path) -> None:
+    """One rule set for both trainers: a loss named twice is keyed NAME#2, ``after=N``
+    starts a term at step N; ``after`` must be a step."""
+    terms = td.build_losses(["test-nan-after:1:at=99", "test-nan-after:0.5:at=99,after=2"])
+    assert [(t.key, t.weight, t.after) for t in terms] == [
+        ("test-nan-after", 1.0, 0), ("test-nan-after#2", 0.5, 2)]
+    gen = tiny_generator()
+    trainer = td.DomainTrainer(gen, Offsets.for_generator(gen), terms,
+                               td.TrainSettings(steps=4, batch=1, checkpoint_every=0),
+                               out=tmp_path / "d.safetensors")
+    history = trainer.train().history
+    assert ["test-nan-after#2" in h for h in history] == [False, False, True, True]
+    header = read_header(tmp_path / "d.safetensors")
+    assert header.extra["losses"]["test-nan-after#2"]["weight"] == 0.5
+    with pytest.raises(StylebridgeError, match=r"--loss 'test-nan-after:1:after=-1': after=-1"):
+        td.build_losses(["test-nan-after:1:after=-1"])

@@ -10,7 +10,7 @@ name alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -207,6 +207,30 @@ class DomainMethod(nn.Module, Plugin, ABC):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    # -- training capabilities (``stylebridge train domain``) ---------------------------------
+    @classmethod
+    def for_generator(cls, generator: Generator, **options: Any) -> DomainMethod:
+        """A new, untrained method for ``generator``.  Default: ``cls(**kwargs, **options)``
+        where the generator's config fills every ``__init__`` parameter named like a
+        :class:`GeneratorConfig` field (``size``, ``style_dim``, ``channels``, ...) that
+        ``options`` leaves open."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters
+        kwargs = {k: v for k, v in generator.config().items() if k in params and k not in options}
+        return cls(**kwargs, **options)
+
+    def init_from(self, generator: Generator) -> Any:
+        """Start a fresh method from ``generator`` (Affine+ copies its affine layers).
+        Called once after :meth:`for_generator`.  Default: nothing."""
+
+    def layer_parameters(self, indices: Iterable[int]) -> list[nn.Parameter] | None:
+        """The parameters that change style layers ``indices`` (``--freeze-layers`` takes
+        them out of the optimiser; they keep their values).  Default ``None``: the method
+        cannot name them, and the trainer freezes those layers by zeroing their change
+        (``offset_scale`` 0)."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------------
 # Losses
@@ -214,38 +238,52 @@ class DomainMethod(nn.Module, Plugin, ABC):
 
 @dataclass
 class LossBatch:
-    """Everything a loss may read.  A loss reads only the fields it needs.
+    """Everything a loss may read, named by role.  A loss reads only the fields it declares
+    in :attr:`Loss.requires`; a trainer fills what it provides (``provides`` on the trainer)
+    and refuses, when it is built, a loss that requires a field it does not provide.
 
-    Unset fields are ``None``; :meth:`require` raises a one-line error naming the
-    loss and the missing field.  Images are RGB in ``[-1, 1]``.  What each trainer fills:
+    Unset fields are ``None``; :meth:`require` raises a one-line error naming the loss and
+    the missing field.  Images are RGB in ``[-1, 1]``.
 
-    * ``train featureshift`` (paired): ``images`` = the *target* (the real photo for
-      the inversion loss, the e4e domain inversion for the domain loss),
-      ``reconstructions`` = the generator output being trained, ``latents``,
-      ``styles`` / ``source_styles`` (with / without the domain), ``features`` (F'),
-      ``target_features`` (F); extras ``step``, ``phase`` and, in the domain phases,
-      ``delta`` and ``domain``.
-    * ``train domain`` (unpaired): ``images`` = the adapted generator output being
-      trained, ``source_images`` = the frozen source generator's output for the same
-      w+, ``latents``, ``styles`` / ``source_styles``, ``text`` (the prompt); extras
-      ``step``, ``total_steps``, ``clip_guide`` and, for encoder-based losses,
-      ``target_latents`` / ``source_latents``.  ``reconstructions`` is not set, so
-      reconstruction losses (``mse``, ``lpips``, ``id``) are FeatureShift-only.
+    Images: ``output`` (the image being trained, with gradients), ``target`` (its paired
+    target: the real photo or the e4e domain inversion in ``train featureshift``),
+    ``source`` (the frozen source generator's output for the same w+, ``train domain``).
+    Latents and styles: ``latents`` (w+ ``[B, n_latent, style_dim]``), ``styles`` (the
+    styles ``output`` was rendered with, one ``[B, C_i]`` per modulated layer),
+    ``styles_source`` (the same w+ without the domain).  Features: ``features`` (F', the
+    feature being trained), ``features_target`` (the encoder's F).  Text: ``text``.
+    Encoder latents of the images: ``target_latents`` (of ``output``), ``source_latents``
+    (of ``source``).  Schedule: ``step`` (0-based), ``total_steps``, ``phase``.  Domain:
+    ``clip_guide`` (a :class:`~stylebridge.plugins.losses.clip.ClipGuide`), ``delta`` (Δ at
+    the FeatureShift layer), ``domain`` (domain index per sample).  ``cache`` is scratch
+    space shared by the losses of one step (e.g. CLIP encodings); ``extras`` holds anything
+    else a third-party trainer adds.
     """
 
-    images: Tensor | None = None           # featureshift: target; train domain: output
-    reconstructions: Tensor | None = None  # featureshift: generator output being trained
-    source_images: Tensor | None = None    # train domain: frozen-source generator output
-    latents: Tensor | None = None          # w+ [B, n_latent, style_dim]
-    styles: list[Tensor] | None = None     # adapted s, one per modulated layer
-    source_styles: list[Tensor] | None = None
+    output: Tensor | None = None
+    target: Tensor | None = None
+    source: Tensor | None = None
+    latents: Tensor | None = None
+    styles: list[Tensor] | None = None
+    styles_source: list[Tensor] | None = None
     features: Tensor | None = None
-    target_features: Tensor | None = None
+    features_target: Tensor | None = None
     text: Sequence[str] | None = None
+    target_latents: Tensor | None = None
+    source_latents: Tensor | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    phase: str | None = None
+    clip_guide: Any = None
+    delta: Tensor | None = None
+    domain: Tensor | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require(self, name: str, loss: str) -> Any:
-        value = getattr(self, name) if name in {f.name for f in fields(self)} else self.extras.get(name)
+        """The field ``name`` (or ``extras[name]``); a one-line error when it is unset."""
+        value = (getattr(self, name) if name in LOSS_BATCH_FIELDS
+                 else self.extras.get(name))
         if value is None:
             from stylebridge.errors import LossInputError
 
@@ -254,12 +292,56 @@ class LossBatch:
         return value
 
 
+#: the :class:`LossBatch` fields a loss may require (``cache`` and ``extras`` excluded)
+LOSS_BATCH_FIELDS: frozenset[str] = frozenset(
+    f.name for f in fields(LossBatch) if f.name not in ("cache", "extras"))
+
+
 class Loss(nn.Module, Plugin, ABC):
-    """A named, keyword-configurable loss; the caller supplies the weight."""
+    """A named, keyword-configurable loss; the caller supplies the weight.
+
+    Capabilities the trainers read (all optional, with defaults):
+
+    * ``requires``: the :class:`LossBatch` fields :meth:`forward` reads
+      (:meth:`required_fields` when they depend on the options).  A trainer checks
+      them when it is built and refuses a loss whose fields it does not provide, with a
+      one-line error naming the loss and the field.
+    * ``clip_layers``: CLIP visual-transformer blocks whose tokens the loss reads (the
+      trainer's CLIP guide captures them in its one forward per model).
+    * :meth:`training_state` / :meth:`load_training_state`: state across steps, saved with
+      the training state so that a resumed run continues exactly.
+    * :meth:`ramp`: the factor the loss applies to itself at a step (the trainer uses it
+      to warn about a loss that stays at weight 0), with ``window`` the steps it waits.
+    """
+
+    #: the LossBatch fields forward() reads (see LOSS_BATCH_FIELDS)
+    requires: ClassVar[frozenset[str]] = frozenset()
+    #: CLIP blocks whose tokens the loss reads (CLIP losses)
+    clip_layers: tuple[int, ...] = ()
+    #: steps the loss waits before its ramp starts (None: no ramp)
+    window: int | None = None
 
     @abstractmethod
     def forward(self, batch: LossBatch) -> Tensor:
         """Return a scalar tensor."""
+
+    def required_fields(self) -> frozenset[str]:
+        """The fields this instance reads: :attr:`requires` unless its options change them
+        (``corr:on=features``)."""
+        return self.requires
+
+    def training_state(self) -> dict[str, Tensor]:
+        """State across steps, as tensors (saved with the training state).  Default: none."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Tensor],
+                            device: torch.device | str = "cpu") -> None:
+        """Restore :meth:`training_state` output.  Default: nothing to restore."""
+
+    def ramp(self, step: int, total_steps: int) -> float:
+        """The factor the loss applies to its own value at ``step`` of ``total_steps``
+        (DiFa's ramp).  Default: 1."""
+        return 1.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.featureshift.trainer import images_to_uint8
+from stylebridge.pipelines.featureshift.render import images_to_uint8
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
 
 FORMAT = "stylebridge-featureshift-dataset"

@@ -47,14 +47,13 @@ rinongal/StyleGAN-nada (``ZSSGAN/criteria/clip_loss.py``):
   entries count as zeros), ramp denominator = the run's number of iterations.
 
 How the trainer feeds these losses (:class:`~stylebridge.core.interfaces.LossBatch`):
-``images`` = adapted generator output ``[B, 3, H, W]`` in ``[-1, 1]``,
-``source_images`` = frozen-source output for the same w+, ``extras["clip_guide"]`` =
-a :class:`ClipGuide` (CLIP models, domain directions, reference image), and for
-``difa_w`` ``extras["target_latents"]``/``["source_latents"]`` (``[B, n_latent, D]``)
-plus ``extras["step"]`` (0-based) and ``extras["total_steps"]``.  A loss class lists
-the extras it reads in ``batch_extras``.  Losses with state across steps
-(``difa_w``'s window) expose ``training_state()`` / ``load_training_state()`` so that a
-resumed run continues exactly.
+``output`` = adapted generator output ``[B, 3, H, W]`` in ``[-1, 1]``,
+``source`` = frozen-source output for the same w+, ``clip_guide`` = a :class:`ClipGuide`
+(CLIP models, domain directions, reference image), and for ``difa_w``
+``target_latents``/``source_latents`` (``[B, n_latent, D]``) plus ``step`` (0-based) and
+``total_steps``.  A loss class lists the fields it reads in ``requires``.  Losses with
+state across steps (``difa_w``'s window) implement ``training_state()`` /
+``load_training_state()`` so that a resumed run continues exactly.
 
 CLIP models come from :func:`stylebridge.plugins.nets.clip.load_clip` (weights from a file).
 A model with random weights is only for tests; :attr:`ClipGuide.random_weights` says
@@ -85,8 +84,7 @@ DEFAULT_SOURCE_TEXT = "Human"
 #: The one OpenAI ImageNet template that StyleGAN-NADA and StyleDomain leave out.
 _DROPPED_TEMPLATE = "a photo of many {}."
 
-GUIDE_KEY = "clip_guide"
-_CACHE_KEY = "_clip_encodings"
+_CACHE_KEY = "clip_encodings"
 
 
 def text_templates(kind: str = "imagenet") -> list[str]:
@@ -117,8 +115,13 @@ class EncodedImages:
     tokens: dict[int, Tensor] = field(default_factory=dict)
 
 
-def _n_prefix_tokens(visual: Any) -> int:
-    return 1 if getattr(visual, "class_embedding", None) is not None else 0
+def _vit(clip: ClipModel) -> Any:
+    """The CLIP model's visual tower if it is open_clip's ``VisionTransformer`` (whose blocks'
+    tokens ``difa_local`` reads), else ``None`` (e.g. a ModifiedResNet)."""
+    from open_clip.transformer import VisionTransformer
+
+    visual = clip.model.visual
+    return visual if isinstance(visual, VisionTransformer) else None
 
 
 def clip_encode(clip: ClipModel, images01: Tensor, layers: Iterable[int] = ()) -> EncodedImages:
@@ -127,21 +130,23 @@ def clip_encode(clip: ClipModel, images01: Tensor, layers: Iterable[int] = ()) -
     Gradients flow to ``images01`` (the CLIP weights are frozen by ``load_clip``).
     """
     layers = sorted(set(layers))
-    visual = clip.model.visual
-    transformer = getattr(visual, "transformer", None)
-    blocks = getattr(transformer, "resblocks", None)
-    if layers and blocks is None:
+    vit = _vit(clip) if layers else None
+    if layers and vit is None:
         raise StylebridgeError(f"CLIP model {clip.name!r} is not a vision transformer: its "
                                "intermediate tokens (difa_local) are not available")
     captured: dict[int, Tensor] = {}
     handles = []
-    if layers:
+    if vit is not None:
+        blocks = vit.transformer.resblocks
         bad = [layer for layer in layers if not 0 <= layer < len(blocks)]
         if bad:
             raise StylebridgeError(f"CLIP layer {bad[0]} is out of range for {clip.name} "
                                    f"(0..{len(blocks) - 1})")
-        batch_first = getattr(transformer, "batch_first", True)
-        skip = _n_prefix_tokens(visual)
+        # open_clip version probe (not a plugin capability): recent releases run the
+        # transformer batch-first and say so; releases without the attribute run it
+        # sequence-first
+        batch_first = bool(getattr(vit.transformer, "batch_first", False))
+        skip = 1  # the class token, which every open_clip VisionTransformer prepends
 
         def make_hook(layer: int) -> Any:
             def hook(module: Any, inputs: Any, output: Tensor) -> None:
@@ -265,14 +270,15 @@ class ClipGuide:
     # -- per-batch encodings -----------------------------------------------------------------
     def encode(self, batch: LossBatch, name: str, loss: str,
                layers: Iterable[int] = ()) -> list[EncodedImages]:
-        """CLIP encodings of ``batch.<name>`` (``[-1, 1]`` images), one per model, cached in the batch.
+        """CLIP encodings of ``batch.<name>`` (``[-1, 1]`` images), one per model, cached in
+        ``batch.cache``.
 
         Every loss of a step shares one forward per model and field; tokens of all
         ``token_layers`` are captured in that forward.
         """
         layers = set(layers)
         self.token_layers |= layers
-        cache: dict[tuple[str, int], EncodedImages] = batch.extras.setdefault(_CACHE_KEY, {})
+        cache: dict[tuple[str, int], EncodedImages] = batch.cache.setdefault(_CACHE_KEY, {})
         images = None
         out = []
         for i, clip in enumerate(self.models):
@@ -316,7 +322,7 @@ def mean_embeddings(models: Sequence[ClipModel], batches: Iterable[Tensor]) -> l
 class _ClipLoss(Loss):
     """Shared by the CLIP losses: guide lookup and reduction over CLIP models."""
 
-    batch_extras: ClassVar[tuple[str, ...]] = (GUIDE_KEY,)
+    requires: ClassVar[frozenset[str]] = frozenset({"output", "source", "clip_guide"})
 
     def __init__(self, reduction: Reduction = "sum") -> None:
         super().__init__()
@@ -328,9 +334,9 @@ class _ClipLoss(Loss):
         return {"reduction": self.reduction}
 
     def guide(self, batch: LossBatch) -> ClipGuide:
-        guide = batch.require(GUIDE_KEY, self.name)
+        guide = batch.require("clip_guide", self.name)
         if not isinstance(guide, ClipGuide):
-            raise TypeError(f"loss {self.name!r}: extras['{GUIDE_KEY}'] must be a ClipGuide")
+            raise TypeError(f"loss {self.name!r}: LossBatch.clip_guide must be a ClipGuide")
         return guide
 
     def reduce(self, values: list[Tensor]) -> Tensor:
@@ -346,8 +352,8 @@ class ClipDirectionLoss(_ClipLoss):
 
     def forward(self, batch: LossBatch) -> Tensor:
         guide = self.guide(batch)
-        target = guide.encode(batch, "images", self.name)
-        source = guide.encode(batch, "source_images", self.name)
+        target = guide.encode(batch, "output", self.name)
+        source = guide.encode(batch, "source", self.name)
         values = []
         for trg, src, direction in zip(target, source, guide.directions, strict=True):
             delta_i = trg.embedding - src.embedding
@@ -364,8 +370,8 @@ class InDomainLoss(_ClipLoss):
 
     def forward(self, batch: LossBatch) -> Tensor:
         guide = self.guide(batch)
-        target = guide.encode(batch, "images", self.name)
-        source = guide.encode(batch, "source_images", self.name)
+        target = guide.encode(batch, "output", self.name)
+        source = guide.encode(batch, "source", self.name)
         n = target[0].embedding.shape[0]
         if n < 2:
             raise StylebridgeError("loss 'indomain' compares pairs of images: use --batch 2 or more")
@@ -383,6 +389,7 @@ class DifaLocalLoss(_ClipLoss):
 
     name = "difa_local"
     description = "DiFa local: CLIP token matching to the reference image (block `layer`)"
+    requires: ClassVar[frozenset[str]] = frozenset({"output", "clip_guide"})
 
     def __init__(self, layer: int = 3, reduction: Reduction = "sum") -> None:
         super().__init__(reduction)
@@ -407,7 +414,7 @@ class DifaLocalLoss(_ClipLoss):
 
     def forward(self, batch: LossBatch) -> Tensor:
         guide = self.guide(batch)
-        target = guide.encode(batch, "images", self.name, layers=[self.layer])
+        target = guide.encode(batch, "output", self.name, layers=[self.layer])
         values = []
         for i, trg in enumerate(target):
             ref = guide.reference_tokens(i, self.layer)
@@ -420,8 +427,8 @@ class DifaSccLoss(Loss):
 
     name = "difa_w"
     description = "DiFa selective cross-domain consistency |mask(Δw, α)·(w_domain - w_source)|_1"
-    batch_extras: ClassVar[tuple[str, ...]] = ("target_latents", "source_latents", "step",
-                                               "total_steps")
+    requires: ClassVar[frozenset[str]] = frozenset({"target_latents", "source_latents", "step",
+                                                    "total_steps"})
 
     def __init__(self, alpha: float = 0.6, window: int = 50, keep_rows: int = 7) -> None:
         super().__init__()

@@ -28,9 +28,9 @@ one there are no pairs and the loss is 0.  ``reduction="mean"`` divides by the
 number of (layer, ordered pair) terms, ``"sum"`` (default) is the formula as
 written.
 
-``on=styles`` (default) regularises ``LossBatch.styles`` against ``source_styles`` —
+``on=styles`` (default) regularises ``LossBatch.styles`` against ``styles_source`` —
 what ``train domain`` trains.  ``on=features`` applies the same Gram-matrix
-penalty to feature maps, ``features`` against ``target_features`` (each sample's
+penalty to feature maps, ``features`` against ``features_target`` (each sample's
 map flattened to one vector): in ``train featureshift`` that keeps the pairwise
 inner products of the shifted features F' close to those of FSE's F (the thesis'
 "regularization on ... feature maps", Experiments), since FeatureShift does not
@@ -39,7 +39,7 @@ change the styles at all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -53,6 +53,7 @@ class CorrLoss(Loss):
 
     name = "corr"
     description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
+    requires: ClassVar[frozenset[str]] = frozenset({"styles", "styles_source"})
 
     def __init__(self, reduction: str = "sum", on: str = "styles") -> None:
         super().__init__()
@@ -66,15 +67,20 @@ class CorrLoss(Loss):
     def config(self) -> dict[str, Any]:
         return {"reduction": self.reduction, "on": self.on}
 
+    def required_fields(self) -> frozenset[str]:
+        if self.on == "features":
+            return frozenset({"features", "features_target"})
+        return self.requires
+
     def forward(self, batch: LossBatch) -> Tensor:
-        """``on=styles``: ``batch.styles`` / ``batch.source_styles``, one ``[B, C_l]`` tensor
-        per style layer; ``on=features``: ``batch.features`` / ``batch.target_features``."""
+        """``on=styles``: ``batch.styles`` / ``batch.styles_source``, one ``[B, C_l]`` tensor
+        per style layer; ``on=features``: ``batch.features`` / ``batch.features_target``."""
         if self.on == "features":
             new = [batch.require("features", self.name).flatten(1)]
-            old = [batch.require("target_features", self.name).flatten(1)]
+            old = [batch.require("features_target", self.name).flatten(1)]
         else:
             new = batch.require("styles", self.name)
-            old = batch.require("source_styles", self.name)
+            old = batch.require("styles_source", self.name)
         if len(new) != len(old):
             raise ValueError(f"loss 'corr': {len(new)} adapted style layers but {len(old)} source ones")
         if not new:

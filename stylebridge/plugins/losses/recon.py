@@ -5,9 +5,9 @@ The thesis trains FeatureShift (and pSp/e4e/FSE are trained) with
     L = λ_MSE · MSE + λ_LPIPS · LPIPS(256 & 128 px) + λ_ID · ID [+ λ_adv · adversarial]
 
 (weights 1.0 / 0.8 / 0.1 / 0.01 for FeatureShift; the caller supplies them,
-``--loss lpips:0.8``).  Every loss reads ``batch.reconstructions`` (generator output,
+``--loss lpips:0.8``).  Every loss reads ``batch.output`` (generator output,
 ``[B, 3, H, W]`` in ``[-1, 1]``, with gradients) and, except ``adversarial``,
-``batch.images`` (targets in ``[-1, 1]``).  The two may have different sizes: the
+``batch.target`` (targets in ``[-1, 1]``); they declare it in ``requires``.  The two may have different sizes: the
 reconstruction is resized to what each loss compares at (see :func:`resize_images`),
 so a 1024 px generator output can be compared with 256 px stored targets.  Targets
 never receive gradients.
@@ -41,7 +41,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -73,10 +73,10 @@ def resize_images(images: Tensor, size: int) -> Tensor:
 
 
 def _pair(batch: LossBatch, loss: str) -> tuple[Tensor, Tensor]:
-    recon = batch.require("reconstructions", loss)
-    target = batch.require("images", loss)
+    recon = batch.require("output", loss)
+    target = batch.require("target", loss)
     if recon.ndim != 4 or target.ndim != 4 or recon.shape[:2] != target.shape[:2]:
-        raise ValueError(f"loss {loss!r}: reconstructions {list(recon.shape)} and images "
+        raise ValueError(f"loss {loss!r}: output {list(recon.shape)} and target "
                          f"{list(target.shape)} must be [B, 3, H, W] with the same B")
     return recon, target.detach()
 
@@ -112,6 +112,7 @@ class MSELoss(Loss):
     """Mean squared error between reconstruction and target, at the target's size."""
 
     name = "mse"
+    requires: ClassVar[frozenset[str]] = frozenset({"output", "target"})
     description = "mean squared error in [-1, 1] units (reconstruction resized to the target)"
 
     def forward(self, batch: LossBatch) -> Tensor:
@@ -128,6 +129,7 @@ class LPIPSLoss(Loss):
     """LPIPS v0.1 summed over several resolutions (default 256 and 128 px)."""
 
     name = "lpips"
+    requires: ClassVar[frozenset[str]] = frozenset({"output", "target"})
     description = "LPIPS (lpips package, local backbone weights) at 256 and 128 px"
 
     def __init__(self, net: str = "alex", backbone: str | None = None,
@@ -196,6 +198,7 @@ class IDLoss(Loss):
     """``1 - cos`` of ArcFace IR-SE50 embeddings of reconstruction and target (pSp's ID loss)."""
 
     name = "id"
+    requires: ClassVar[frozenset[str]] = frozenset({"output", "target"})
     description = "identity loss 1 - cos(ArcFace(recon), ArcFace(target)) (IR-SE50, local weights)"
 
     def __init__(self, weights: str | None = None, allow_random: bool = False) -> None:
@@ -242,6 +245,7 @@ class AdversarialLoss(Loss):
     """Non-saturating ``softplus(-D(recon))`` with a frozen StyleGAN2 discriminator."""
 
     name = "adversarial"
+    requires: ClassVar[frozenset[str]] = frozenset({"output"})
     description = "non-saturating GAN loss with the frozen StyleGAN2 discriminator of a checkpoint"
 
     def __init__(self, discriminator: str | None = None) -> None:
@@ -275,7 +279,7 @@ class AdversarialLoss(Loss):
         return torch.cat([self.model(chunk) for chunk in x.split(self.group)])
 
     def forward(self, batch: LossBatch) -> Tensor:
-        recon = batch.require("reconstructions", self.name)
+        recon = batch.require("output", self.name)
         return F.softplus(-self.logits(recon)).mean()
 
 

@@ -1,0 +1,102 @@
+"""``stylebridge featureshift build-dataset``: encode images once for FeatureShift training.
+
+The pipeline is :func:`stylebridge.pipelines.featureshift.dataset.build_dataset`; training
+is ``stylebridge train featureshift`` (:mod:`stylebridge.cli.commands.train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import add_device_argument, checkpoint_spec
+from stylebridge.core.batch import expand_inputs
+from stylebridge.core.device import resolve_device
+from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift.config import split_specs
+from stylebridge.pipelines.featureshift.dataset import build_dataset
+from stylebridge.registry import hookimpl
+from stylebridge.registry.resolve import load_plugin
+from stylebridge.registry.spec import parse_plugin_spec
+
+
+class FeatureShiftCommand(Command):
+    """FeatureShift tools: ``featureshift build-dataset``."""
+
+    name = "featureshift"
+    help = "FeatureShift tools: build-dataset (encode images once for training)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        build_help = ("encode images with FSE and the guiding encoder, store w+, F and "
+                      "per-domain Δ/targets in resumable shards")
+        p = sub.add_parser("build-dataset", help=build_help,
+                           description=build_help + ". Rerunning the same command resumes an "
+                           "interrupted build; unreadable images are skipped and reported.")
+        p.add_argument("--encoder", required=True, metavar="SPEC",
+                       help="the FSE-like inverter with a feature, e.g. fse:fse.safetensors")
+        p.add_argument("--guide", required=True, metavar="SPEC",
+                       help="the guiding encoder, e.g. e4e:e4e.safetensors or "
+                            "fse:fse.safetensors:mode=latents")
+        p.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+        p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE")
+        p.add_argument("--domains", required=True, action="append", metavar="D1,D2,...",
+                       help="domain checkpoints (comma-separated and/or repeated)")
+        p.add_argument("--out", required=True, type=Path, metavar="DATASET")
+        p.add_argument("--layer", type=int, help="generator activation K (default: the encoder's)")
+        p.add_argument("--image-size", type=int, default=256,
+                       help="stored image/target size (default 256, where the losses compare)")
+        p.add_argument("--shard-size", type=int, default=256, help="images per shard")
+        p.add_argument("--batch", type=int, default=4)
+        p.add_argument("--no-per-domain", action="store_true",
+                       help="store no per-domain Δ/targets (the trainer computes them)")
+        p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16",
+                       help="storage type of features and Δ (latents are float32)")
+        add_device_argument(p)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        device = resolve_device(args.device)
+        name, gen_path = checkpoint_spec(args.generator, "generator")
+        if name not in (None, "stylegan2"):
+            raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {name!r}")
+        generator = load_stylegan2(gen_path, device=device).generator
+        encoder = load_plugin("encoder", args.encoder, device=device)
+        guide = load_plugin("encoder", args.guide, device=device)
+        specs = split_specs(args.domains)
+        domains = []
+        for text in specs:
+            spec = parse_plugin_spec(text, what="domain method")
+            method = load_plugin("domain_method", spec, device=device)
+            domains.append((spec.path.stem if spec.path is not None else str(spec.name), method))
+        inputs = expand_inputs(args.images)
+        n_units = len(inputs) * (1 + (0 if args.no_per_domain else len(domains)))
+        with Progress(TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("encode", total=n_units)
+            result = build_dataset(
+                inputs, args.out, generator=generator, encoder=encoder, guide=guide,
+                domains=domains, layer=args.layer, image_size=args.image_size,
+                shard_size=args.shard_size, batch_size=args.batch,
+                per_domain=not args.no_per_domain, dtype=args.dtype, device=device,
+                sources={"encoder": args.encoder, "guide": args.guide,
+                         "generator": str(gen_path), "domains": specs},
+                progress=lambda n: progress.advance(task, n))
+        console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
+                      f"to {escape(str(result.root))}" + (f" ({result.skipped_files} file(s) were already done)"
+                                             if result.skipped_files else ""))
+        result.report.print(console)
+        return result.report.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(FeatureShiftCommand())
+
+

@@ -1,0 +1,340 @@
+"""``stylebridge train TARGET``: ``train domain`` and ``train featureshift``.
+
+The ``train`` command dispatches on its first argument through :data:`TRAIN` (a
+:class:`~stylebridge.cli.common.TargetGroup`); other plugins add targets with
+:func:`register_train_target` (at import of their module) without editing this file::
+
+    from stylebridge.cli.commands.train import register_train_target
+    register_train_target("mine", add_arguments, run, help="train my model")
+
+The pipelines are :mod:`stylebridge.pipelines.train_domain` and
+:mod:`stylebridge.pipelines.featureshift.trainer`; this module turns arguments into their
+typed configs, their progress events into a rich progress bar, and prints the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.status import Status
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import Target, TargetGroup, add_device_argument, checkpoint_spec
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines import train_domain as td
+from stylebridge.pipelines.featureshift.config import THESIS_LOSSES, TrainConfig
+from stylebridge.pipelines.featureshift.trainer import train_featureshift
+from stylebridge.pipelines.training.progress import ProgressEvent
+from stylebridge.registry import hookimpl
+
+#: ``stylebridge train TARGET``: the targets (``domain`` and ``featureshift`` here).
+TRAIN = TargetGroup("train")
+TRAIN_TARGETS = TRAIN.targets
+TrainTarget = Target
+register_train_target = TRAIN.register
+
+
+class TrainCommand(Command):
+    name = "train"
+    help = "train a model: `train domain` (text prompt or reference image), ..."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        TRAIN.add_arguments(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        return TRAIN.run(args, console)
+
+
+class RichProgress:
+    """A :class:`ProgressEvent` callback drawing a rich progress bar and printing notes.
+
+    ``style="domain"``: a transient bar whose description carries the loss;
+    ``style="featureshift"``: a persistent ``featureshift`` bar with the loss and the
+    time remaining.
+    """
+
+    def __init__(self, console: Console, style: str) -> None:
+        self.console = console
+        self.style = style
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+        self.status: Status | None = None
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop_status()
+        self._stop_bar()
+
+    def _stop_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def _stop_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        kind = event.kind
+        if kind != "status" or not event.text:
+            self._stop_status()
+        if kind == "status" and event.text:
+            self.status = self.console.status(event.text)
+            self.status.start()
+        elif kind == "note":
+            self.console.print(f"[yellow]note:[/yellow] {escape(event.text)}")
+        elif kind == "notice":
+            self.console.print(f"[bold yellow]{escape(event.text)}[/bold yellow]"
+                               f"{escape(event.detail)}")
+        elif kind == "info":
+            self.console.print(escape(event.text))
+        elif kind == "start":
+            self._start_bar(event)
+        elif kind == "step" and self.bar is not None and self.task is not None:
+            if self.style == "domain":
+                self.bar.update(self.task, completed=event.step, description=escape(event.text))
+            else:
+                self.bar.update(self.task, completed=event.step, info=escape(event.text))
+        elif kind == "end":
+            self._stop_bar()
+
+    def _start_bar(self, event: ProgressEvent) -> None:
+        if self.style == "domain":
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(escape(event.text), total=event.total,
+                                          completed=event.step)
+        else:
+            self.bar = Progress(TextColumn("[bold]featureshift"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                                TimeRemainingColumn(), console=self.console, transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=event.total, completed=event.step,
+                                          info="")
+
+
+# ---------------------------------------------------------------------------------------------
+# `stylebridge train domain`
+
+
+def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--text", metavar="PROMPT",
+                        help="target domain as text (StyleGAN-NADA + in-domain consistency)")
+    target.add_argument("--image", type=Path, metavar="REF.png",
+                        help="target domain as one reference image (DiFa)")
+    parser.add_argument("--source-text", default=None, metavar="PROMPT",
+                        help="description of the generator's own domain (default: Human)")
+    parser.add_argument("--templates", choices=("imagenet", "none"), default="imagenet",
+                        help="prompt templates for text targets (default: the 79 ImageNet ones)")
+    parser.add_argument("--method", default="stylespace", metavar="NAME[:k=v]|DOMAIN.safetensors",
+                        help="domain method to train (default stylespace), or a domain "
+                             "checkpoint to continue from")
+    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+    parser.add_argument("--out", type=Path, required=True, metavar="DOMAIN.safetensors")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimisation steps (default: 250 text, 301 image)")
+    parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+                        help="repeatable; replaces the defaults (text: clip_direction:1.0 "
+                             "indomain:0.25; image: clip_direction:1.0 difa_w:6.0 difa_local:1.0); "
+                             "option after=N starts a term at step N")
+    parser.add_argument("--clip", action="append", metavar="MODEL",
+                        help="CLIP model, repeatable (default: ViT-B-32 and ViT-B-16)")
+    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
+                        help="weights file of a CLIP model (.safetensors state dict), repeatable")
+    parser.add_argument("--allow-random-clip", action="store_true",
+                        help=f"run CLIP models without weights on {td.RANDOM_CLIP_NOTICE} "
+                             "(tests only; every output says so)")
+    parser.add_argument("--encoder", default=None, metavar="NAME:CKPT",
+                        help="encoder that inverts images for difa_w (DiFa uses e4e)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam lr (default 0.05 text, 0.08 image)")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="linear lr warm-up from 0.001 (default 0 text, 30 image)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default 4 text, 2 image)")
+    parser.add_argument("--mixing", type=float, default=None,
+                        help="style-mixing probability (default 0.9 text, 0.0 image)")
+    parser.add_argument("--freeze-layers", default=None, metavar="none|coarse|I,J,...",
+                        help="style layers kept unchanged (default: coarse for text = StyleDomain's "
+                             "no_coarse, none for image)")
+    parser.add_argument("--source-samples", type=int, default=256,
+                        help="source samples averaged for v_source (image targets; default 256)")
+    parser.add_argument("--source-truncation", type=float, default=0.8,
+                        help="truncation of those samples (default 0.8)")
+    parser.add_argument("--sample-every", type=int, default=50,
+                        help="write a source | adapted grid every N steps (0 = never; default 50)")
+    parser.add_argument("--checkpoint-every", type=int, default=25,
+                        help="write the checkpoint and training state every N steps (default 25)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose training state lies beside --out")
+    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
+    parser.add_argument("--seed", type=int, default=0)
+    add_device_argument(parser)
+
+
+def _generator_path(text: str) -> Path:
+    name, path = checkpoint_spec(text, "generator")
+    if name not in (None, "stylegan2"):
+        raise StylebridgeError(f"--generator {text!r}: unknown generator {name!r}")
+    return path
+
+
+def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
+    """The :class:`~stylebridge.pipelines.train_domain.DomainTrainConfig` of ``train domain``
+    arguments."""
+    return td.DomainTrainConfig(
+        generator=args.generator, out=args.out, text=args.text, image=args.image,
+        source_text=args.source_text, templates=args.templates, method=args.method,
+        steps=args.steps, losses=list(args.loss) if args.loss else None, clip=args.clip,
+        clip_weights=list(args.clip_weights or []), allow_random_clip=args.allow_random_clip,
+        encoder=args.encoder, lr=args.lr, warmup_steps=args.warmup_steps, batch=args.batch,
+        mixing=args.mixing, freeze_layers=args.freeze_layers,
+        source_samples=args.source_samples, source_truncation=args.source_truncation,
+        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+        resume=args.resume, force=args.force, seed=args.seed, device=args.device)
+
+
+def run_domain(args: argparse.Namespace, console: Console) -> int:
+    with RichProgress(console, "domain") as progress:
+        outcome = td.train_domain(domain_config(args), progress=progress,
+                                  resolve_generator=_generator_path)
+    out, steps = escape(str(outcome.out)), outcome.steps
+    if outcome.result is None:
+        console.print(f"{out} is already trained for {outcome.step} steps (--steps {steps}); "
+                      "nothing to do")
+        return 0
+    notice = f" [bold yellow]{td.RANDOM_CLIP_NOTICE}[/bold yellow]" if outcome.random_clip else ""
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
+    console.print(f"[green]wrote[/green] {out} (step {outcome.step}/{steps}; {summary}){notice}")
+    if outcome.result.samples:
+        console.print(f"samples: {escape(str(outcome.samples_dir))}{notice}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# `stylebridge train featureshift`
+
+
+def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+                   help="domain-loss term, repeatable (default: thesis mse:1.0 lpips:0.8 id:0.1); "
+                        "any registered loss plugin; option after=N starts it at step N")
+    p.add_argument("--inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+                   help="inversion-loss term, repeatable (default: the same terms as --loss)")
+    p.add_argument("--domain-inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+                   help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
+    p.add_argument("--adversarial", type=float, default=0.0, metavar="WEIGHT",
+                   help="add the frozen-discriminator adversarial term to the inversion loss "
+                        "(thesis 0.01)")
+    p.add_argument("--adversarial-after", type=int, default=0, metavar="N",
+                   help="switch the adversarial term on at step N")
+    p.add_argument("--discriminator", metavar="CKPT",
+                   help="generator checkpoint holding the discriminator (default: --generator)")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``train featureshift`` options."""
+    d = TrainConfig(data="", generator="", out="")
+    p.add_argument("--data", required=True, metavar="DATASET", help="from `featureshift build-dataset`")
+    p.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+    p.add_argument("--out", required=True, metavar="RUN")
+    _add_loss_arguments(p)
+    p.add_argument("--pretrain-inversion-steps", type=int, default=d.pretrain_inversion_steps,
+                   metavar="N", help=f"inversion-only steps first (default {d.pretrain_inversion_steps})")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"total steps (default {d.steps})")
+    p.add_argument("--batch", type=int, default=d.batch_size, help="batch per process")
+    p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--betas", default="0.9,0.999", metavar="B1,B2")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--scheduler", choices=("constant", "cosine"), default=d.scheduler)
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--clip-grad", type=float, default=d.clip_grad, metavar="NORM",
+                   help="max gradient norm (0 = off)")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
+                   help="mixed precision on CUDA (auto: bf16 where supported); off on CPU. "
+                        "At the thesis's size on an H200, bf16 cut the GPU time per step by "
+                        "about a sixth (benchmarks/RESULTS.md)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an EMA of the weights (e.g. 0.999); model.safetensors holds it")
+    p.add_argument("--hidden", type=int, help="middle-stage width (default 1.5 × feature channels)")
+    p.add_argument("--n-blocks", type=int, default=d.n_blocks)
+    p.add_argument("--residual", action="store_true", help="predict F' - F instead of F'")
+    p.add_argument("--init", metavar="CKPT", help="start from a featureshift checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N")
+    p.add_argument("--log-every", type=int, default=d.log_every, metavar="N")
+    p.add_argument("--sample-every", type=int, default=d.sample_every, metavar="N")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    add_device_argument(p)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of ``train featureshift`` arguments."""
+    try:
+        b1, b2 = (float(v) for v in args.betas.split(","))
+    except ValueError:
+        raise StylebridgeError(f"--betas {args.betas!r}: expected two numbers B1,B2") from None
+    name, gen_path = checkpoint_spec(args.generator, "generator")
+    if name not in (None, "stylegan2"):
+        raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {name!r}")
+    return TrainConfig(
+        data=str(args.data), generator=str(gen_path), out=str(args.out),
+        losses=list(args.loss) if args.loss else list(THESIS_LOSSES),
+        inversion_losses=list(args.inversion_loss) if args.inversion_loss else None,
+        domain_inversion_losses=list(args.domain_inversion_loss or []),
+        adversarial=args.adversarial, adversarial_after=args.adversarial_after,
+        discriminator=args.discriminator,
+        pretrain_inversion_steps=args.pretrain_inversion_steps, steps=args.steps,
+        batch_size=args.batch, optimizer=args.optimizer, lr=args.lr, betas=(b1, b2),
+        weight_decay=args.weight_decay, scheduler=args.scheduler, warmup_steps=args.warmup_steps,
+        clip_grad=args.clip_grad, amp=args.amp, ema=args.ema, hidden=args.hidden,
+        n_blocks=args.n_blocks, residual=args.residual, init=args.init, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        sample_every=args.sample_every, device=args.device, resume=args.resume)
+
+
+def run_featureshift(args: argparse.Namespace, console: Console) -> int:
+    cfg = config_from_args(args)
+    with RichProgress(console, "featureshift") as progress:
+        result = train_featureshift(cfg, progress=progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(f"[green]trained[/green] {result.step} steps → "
+                      f"{escape(str(result.model_path))} (log {escape(str(result.log_path))})")
+    return 0
+
+
+TRAIN_HELP = "train FeatureShift on a `featureshift build-dataset` dataset (thesis losses and phases)"
+TRAIN_EPILOG = ("Multi-GPU: `torchrun --nproc_per_node N -m stylebridge train featureshift ...` "
+                "trains with DistributedDataParallel (NCCL on CUDA, gloo on the CPU); --batch is "
+                "per process and rank 0 writes the checkpoints, log and samples.")
+
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(TrainCommand())
+
+
+register_train_target("domain", add_domain_arguments, run_domain,
+                      help="train a domain method from a text prompt or one reference image")
+register_train_target("featureshift", add_train_arguments, run_featureshift, help=TRAIN_HELP,
+                      epilog=TRAIN_EPILOG)

@@ -1,0 +1,117 @@
+"""The typed configuration of a FeatureShift run (``train featureshift``) and its result."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from stylebridge.errors import StylebridgeError
+
+THESIS_LOSSES = ("mse:1.0", "lpips:0.8", "id:0.1")
+THESIS_DOMAIN_INVERSION_LOSSES = ("lpips:0.2", "id:0.025")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a FeatureShift run depends on (JSON; stored in the training state)."""
+
+    data: str
+    generator: str
+    out: str
+    losses: list[str] = field(default_factory=lambda: list(THESIS_LOSSES))
+    inversion_losses: list[str] | None = None     # None: the same as ``losses``
+    domain_inversion_losses: list[str] = field(default_factory=list)
+    adversarial: float = 0.0                      # inversion-loss weight of `adversarial`
+    adversarial_after: int = 0
+    discriminator: str | None = None              # default: the generator checkpoint
+    pretrain_inversion_steps: int = 10_000
+    steps: int = 100_000
+    batch_size: int = 4                           # per process
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    scheduler: str = "constant"                   # constant | cosine (after warm-up)
+    warmup_steps: int = 0
+    clip_grad: float = 1.0                        # max gradient norm; 0 = off
+    amp: str = "auto"                             # auto | off | bf16 | fp16 (CUDA only)
+    ema: float = 0.0                              # EMA decay; 0 = off
+    hidden: int | None = None                     # default: 1.5 × feature channels (768 for 512)
+    n_blocks: int = 6
+    residual: bool = False
+    init: str | None = None                       # start from a featureshift checkpoint
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    sample_every: int = 1000
+    n_samples: int = 4
+    device: str = "auto"
+    resume: bool = False
+
+    # fields that may change when a run is resumed
+    RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "sample_every", "n_samples",
+                         "device", "resume", "out", "data", "generator", "discriminator")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise StylebridgeError("--steps and --batch must be >= 1")
+        if self.optimizer not in ("adam", "adamw"):
+            raise StylebridgeError(f"--optimizer {self.optimizer!r}: expected adam or adamw")
+        if self.scheduler not in ("constant", "cosine"):
+            raise StylebridgeError(f"--scheduler {self.scheduler!r}: expected constant or cosine")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise StylebridgeError(f"--amp {self.amp!r}: expected auto, off, bf16 or fp16")
+        if not 0.0 <= self.ema < 1.0:
+            raise StylebridgeError(f"--ema {self.ema}: expected a decay in [0, 1)")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise StylebridgeError(f"--lr {self.lr}: must be > 0")
+        for name in ("checkpoint_every", "log_every", "sample_every", "pretrain_inversion_steps",
+                     "adversarial_after", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise StylebridgeError(f"{option_name(name)} must be >= 0")
+        for name in ("adversarial", "clip_grad", "weight_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise StylebridgeError(f"{option_name(name)} {value}: must be a number >= 0")
+        if self.hidden is not None and self.hidden < 1:
+            raise StylebridgeError(f"--hidden {self.hidden}: must be >= 1")
+        if self.n_blocks < 1:
+            raise StylebridgeError(f"--n-blocks {self.n_blocks}: must be >= 1")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise StylebridgeError(f"--betas {','.join(map(str, self.betas))}: expected two "
+                                   "numbers in [0, 1)")
+
+
+#: TrainConfig fields whose command-line option is not ``--`` + the field name.
+_OPTION_NAMES = {"batch_size": "--batch", "losses": "--loss", "inversion_losses": "--inversion-loss",
+                 "domain_inversion_losses": "--domain-inversion-loss"}
+
+
+def option_name(field_name: str) -> str:
+    """The ``train featureshift`` option of a :class:`TrainConfig` field."""
+    return _OPTION_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def split_specs(items: Sequence[str] | None) -> list[str]:
+    """``["a.safetensors,b.safetensors", "stylespace:c.safetensors:k=v,k2=v"]`` → one spec each.
+
+    Commas separate specs, except inside a spec's ``key=value`` options.
+    """
+    out: list[str] = []
+    for item in items or []:
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if out and "=" in part and ":" not in part and "/" not in part:
+                out[-1] = f"{out[-1]},{part}"  # another option of the previous spec
+            else:
+                out.append(part)
+    return out

@@ -1,0 +1,90 @@
+"""FeatureShift's three loss sets and its phases (thesis, "Improving the gap").
+
+* ``inversion``: ``G(s(w_F^real), K := FeatureShift(F^real, 0))`` vs the real image
+  (``--inversion-loss``, default the ``--loss`` terms; ``--adversarial`` adds the frozen
+  discriminator's term from ``--adversarial-after``);
+* ``domain``: ``G(s_d(w_F), K := FeatureShift(F, Δ))`` vs the e4e domain inversion
+  (``--loss``);
+* ``domain_inversion`` (optional): the inference path ``G(s_d(w_F^real),
+  K := FeatureShift(F^real, Δ))`` vs the real image (``--domain-inversion-loss``).
+
+Phases: ``inversion`` (the inversion set alone) for the first
+``pretrain_inversion_steps`` steps, then ``joint`` (all sets).  The terms follow the
+shared rules of :mod:`stylebridge.pipelines.training.losses`; equal specs share one
+module across the sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.interfaces import Loss, LossBatch
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift.config import TrainConfig
+from stylebridge.pipelines.training.losses import (
+    LossTerm,
+    build_loss_terms,
+    check_requirements,
+    evaluate,
+)
+from stylebridge.pipelines.training.schedule import phase_at
+
+#: LossBatch fields every set fills; the domain sets also fill ``delta`` and ``domain``
+BASE_FIELDS = frozenset({"output", "target", "latents", "styles", "styles_source", "features",
+                         "features_target", "step", "total_steps", "phase"})
+PROVIDES = {"inversion": BASE_FIELDS, "domain": BASE_FIELDS | {"delta", "domain"},
+            "domain_inversion": BASE_FIELDS | {"delta", "domain"}}
+#: how the sets are named in log records (``inversion/mse``) and options
+LABELS = {"inversion": "inversion", "domain": "domain", "domain_inversion": "domain-inversion"}
+
+
+def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
+                    ) -> dict[str, list[LossTerm]]:
+    """The three sets of ``cfg`` (checked against the fields each set provides)."""
+    cache: dict[tuple[str, str], Loss] = {}
+    inversion = list(cfg.losses if cfg.inversion_losses is None else cfg.inversion_losses)
+    if cfg.adversarial > 0:
+        disc = cfg.discriminator or cfg.generator
+        inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_after},"
+                         f"discriminator={disc}")
+    kw = {"registry": registry, "cache": cache, "device": device}
+    sets = {
+        "domain": build_loss_terms(cfg.losses, option="--loss", **kw),
+        "inversion": build_loss_terms(inversion, option="--inversion-loss", **kw),
+        "domain_inversion": build_loss_terms(cfg.domain_inversion_losses,
+                                             option="--domain-inversion-loss", **kw),
+    }
+    if not sets["inversion"]:
+        raise StylebridgeError("the inversion loss set is empty (give --inversion-loss)")
+    if cfg.steps > cfg.pretrain_inversion_steps and not sets["domain"]:
+        raise StylebridgeError("the domain loss set is empty (give --loss)")
+    for name, terms in sets.items():
+        check_requirements(terms, PROVIDES[name], f"train featureshift ({LABELS[name]} loss)")
+    return sets
+
+
+def phase(cfg: TrainConfig, step: int) -> str:
+    """``inversion`` during pre-training, then ``joint``."""
+    return phase_at(step, [("inversion", 0), ("joint", cfg.pretrain_inversion_steps)])
+
+
+def evaluate_set(terms: Sequence[LossTerm], batch: LossBatch, step: int, label: str,
+                 values: dict[str, float]) -> Tensor | None:
+    """``Σ weight · loss`` over the active terms (weight 0 skipped); unweighted values go to
+    ``values[label/key]``.  A term whose value has no gradient (it does not depend on
+    FeatureShift) is refused."""
+    total: Tensor | None = None
+    for term, value in evaluate(terms, batch, step, skip_zero_weight=True):
+        if torch.is_grad_enabled() and not value.requires_grad:
+            raise StylebridgeError(
+                f"{label} loss {term.name!r} does not depend on FeatureShift's output (its value "
+                "has no gradient): FeatureShift changes only `output` and `features` "
+                "of the loss batch" + ("; use corr:WEIGHT:on=features" if term.name == "corr"
+                                       else ""))
+        values[f"{label}/{term.key}"] = float(value.detach())
+        total = term.weight * value if total is None else total + term.weight * value
+    return total

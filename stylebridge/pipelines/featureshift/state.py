@@ -1,0 +1,151 @@
+"""Checkpoints of a FeatureShift run: ``OUT/state.safetensors`` (exact resume) and
+``OUT/model.safetensors`` (the ``featureshift`` checkpoint, EMA weights when on).
+
+The state holds the weights, EMA, optimiser, scheduler, grad scaler, every RNG state,
+the data position and the state of losses that keep one
+(:meth:`~stylebridge.core.interfaces.Loss.training_state`); its header records the
+settings, so that a resume with other settings, another dataset, another world size or
+another AMP mode is refused in one line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
+from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
+from stylebridge.pipelines.featureshift.distributed import amp_name
+from stylebridge.pipelines.training.state import (
+    global_rng_state,
+    json_safe,
+    load_loss_states,
+    load_optimizer_tensors,
+    loss_state_tensors,
+    optimizer_tensors,
+    set_global_rng_state,
+)
+from stylebridge.plugins.renderers.featureshift import PLUGIN, save_featureshift
+
+if TYPE_CHECKING:
+    from stylebridge.pipelines.featureshift.trainer import FeatureShiftTrainer
+
+STATE_KIND = "featureshift_state"
+
+
+def _loss_modules(trainer: FeatureShiftTrainer) -> list[tuple[str, Any]]:
+    """``(prefix, Loss)`` of every term, by set and index (shared modules once)."""
+    out, seen = [], set()
+    for name, terms in trainer.loss_sets.items():
+        for j, term in enumerate(terms):
+            if id(term.module) not in seen:
+                seen.add(id(term.module))
+                out.append((f"loss.{name}.{j}.", term.module))
+    return out
+
+
+def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
+    """The header ``extra`` of ``model.safetensors``."""
+    s = trainer.data.settings
+    return {
+        "step": trainer.step,
+        "ema": trainer.cfg.ema or None,
+        "guiding_encoder": {"name": s["guide"]["name"], "config": s["guide"]["config"]},
+        "encoder": {"name": s["encoder"]["name"], "config": s["encoder"]["config"]},
+        "generator": s["generator"]["config"],
+        "domains": [d["name"] for d in trainer.data.domains],
+        "sources": trainer.data.index.get("sources", {}),
+        "dataset": str(trainer.cfg.data),
+    }
+
+
+def save_state(trainer: FeatureShiftTrainer) -> None:
+    """Write the training state and ``model.safetensors`` (atomically; the caller is rank 0)."""
+    t = trainer
+    tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in t.model.state_dict().items()}
+    if t.ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in t.ema.state_dict().items()})
+    opt = t.optimizer.state_dict()
+    optim, scalars = optimizer_tensors(t.optimizer, scalars_as_tensors=False)
+    tensors.update(optim)
+    rng, rng_extra = global_rng_state(t.device)
+    tensors.update(rng)
+    tensors.update(loss_state_tensors(_loss_modules(t)))
+    extra = {
+        "step": t.step,
+        "cursor": {"epoch": t.epoch, "offset": t.offset},
+        "param_groups": json_safe(opt["param_groups"]),
+        "optim_scalars": json_safe(scalars),
+        "scheduler": json_safe(t.scheduler.state_dict()),
+        "scaler": json_safe(t.scaler.state_dict()),
+        **rng_extra,
+        "train_config": t.cfg.to_json(),
+        "amp_effective": amp_name(t.amp_dtype),
+        "skipped_in_a_row": t.skipped_in_a_row,
+        "world_size": t.dist.world,
+        "dataset": t.data.identity(),
+    }
+    save_checkpoint(t.state_path, tensors, kind=STATE_KIND, plugin=PLUGIN,
+                    config=t.model.config(), extra=extra)
+    save_featureshift(t.model_path, t.ema if t.ema is not None else t.model,
+                      extra=model_extra(t))
+
+
+def load_state(trainer: FeatureShiftTrainer) -> None:
+    """Restore the state of ``trainer.state_path`` into ``trainer`` (checked first)."""
+    t = trainer
+    header, tensors = load_checkpoint(t.state_path, kind=STATE_KIND, plugin=PLUGIN, device="cpu")
+    extra = header.extra
+    old = extra.get("train_config", {})
+    now = t.cfg.to_json()
+    diff = [k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != now[k]]
+    if "amp" in diff and extra.get("amp_effective") == amp_name(t.amp_dtype):
+        diff.remove("amp")  # e.g. auto vs off on the CPU: the same computation
+    if diff:
+        names = ", ".join(sorted(option_name(k) for k in diff))
+        raise StylebridgeError(f"was written with different settings ({names}); resume with "
+                               "the same ones or start a new --out", path=t.state_path)
+    if "amp" not in diff and extra.get("amp_effective") not in (None, amp_name(t.amp_dtype)):
+        raise StylebridgeError(f"was trained with --amp {extra['amp_effective']}, this run "
+                               f"would use {amp_name(t.amp_dtype)} (another device?); "
+                               "resume where it was trained", path=t.state_path)
+    world = int(extra.get("world_size", 1))
+    if world != t.dist.world:
+        raise StylebridgeError(f"was trained by {world} process(es), this run has "
+                               f"{t.dist.world}: the global batch and the data order would "
+                               "change; resume with the same torchrun --nproc_per_node",
+                               path=t.state_path)
+    dataset = extra.get("dataset")
+    if dataset is not None and dataset != t.data.identity():
+        raise StylebridgeError(f"--data {t.cfg.data} is not the dataset this run was trained "
+                               "on (other images, domains or shard layout); a moved copy of "
+                               "the same dataset is fine", path=t.state_path)
+    if header.config != t.model.config():
+        raise CheckpointError(f"holds a FeatureShift {header.config}, expected "
+                              f"{t.model.config()}", path=t.state_path)
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_state_dict(t.state_path, {k: v.shape for k, v in t.model.state_dict().items()},
+                     model_state, what="FeatureShift state")
+    t.model.load_state_dict(model_state)
+    if t.ema is not None:
+        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        t.ema.load_state_dict(ema_state if ema_state else model_state)
+    load_optimizer_tensors(t.optimizer, tensors, extra.get("optim_scalars", {}),
+                           extra["param_groups"])
+    t.scheduler.load_state_dict(extra["scheduler"])
+    if extra.get("scaler"):
+        t.scaler.load_state_dict(extra["scaler"])
+    set_global_rng_state(tensors, extra, t.device)
+    load_loss_states(_loss_modules(t), tensors, t.device)
+    t.step = int(extra["step"])
+    t.epoch = int(extra["cursor"]["epoch"])
+    t.offset = int(extra["cursor"]["offset"])
+    t.last_saved = t.step
+    t.skipped_in_a_row = int(extra.get("skipped_in_a_row", 0))
+
+
+def all_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())

@@ -1,0 +1,429 @@
+"""The domain trainer: a :class:`~stylebridge.core.interfaces.DomainMethod` on a frozen StyleGAN2.
+
+Each step samples w+ (with style mixing), renders the frozen source ``G_θ0(w)`` and the
+adapted ``G_θ(w)`` (the method's styles on the same generator, whose own weights never
+change) and minimises a weighted sum of :class:`~stylebridge.core.interfaces.Loss`
+terms (see :mod:`stylebridge.pipelines.train_domain` for the command and its defaults).
+
+It fills these :class:`~stylebridge.core.interfaces.LossBatch` fields
+(:meth:`DomainTrainer.provides`): ``output`` (adapted image, trained), ``source``
+(frozen-source image for the same w+), ``latents``, ``styles``, ``styles_source``,
+``step``, ``total_steps``; with a CLIP guide also ``clip_guide`` and ``text``; with an
+encoder also ``target_latents`` / ``source_latents`` (its inversions of ``output`` /
+``source``).  Paired fields (``target``, ``features``, ...) are not filled: a loss that
+requires them is refused when the trainer is built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
+from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
+from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
+from stylebridge.pipelines.training.losses import (
+    LossTerm,
+    check_requirements,
+    evaluate,
+    required_fields,
+)
+from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.result import TrainResult
+from stylebridge.pipelines.training.schedule import linear_warmup_lr
+from stylebridge.pipelines.training.state import (
+    json_roundtrip,
+    load_loss_states,
+    load_optimizer_tensors,
+    loss_state_tensors,
+    optimizer_tensors,
+)
+
+if TYPE_CHECKING:
+    from stylebridge.core.stylegan2.generator import Generator
+    from stylebridge.plugins.losses.clip import ClipGuide
+
+RANDOM_CLIP_NOTICE = "RANDOM CLIP WEIGHTS"
+STATE_KIND = "train_state"
+STATE_SUFFIX = ".train-state.safetensors"
+WARMUP_START_LR = 0.001  # StyleDomain scheduler.start_lr
+
+#: the LossBatch fields the domain trainer always fills
+BASE_FIELDS = frozenset({"output", "source", "latents", "styles", "styles_source", "step",
+                         "total_steps"})
+LATENT_FIELDS = frozenset({"target_latents", "source_latents"})
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings of :class:`DomainTrainer` (steps are counted from 0)."""
+
+    steps: int
+    batch: int = 4
+    lr: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    warmup_start_lr: float = WARMUP_START_LR
+    mixing: float = 0.9
+    freeze_layers: tuple[int, ...] = ()
+    seed: int = 0
+    checkpoint_every: int = 25
+    sample_every: int = 0
+    n_samples: int = 4
+    sample_truncation: float = 0.7
+
+    def __post_init__(self) -> None:
+        checks = [(self.steps >= 1, "steps must be >= 1"), (self.batch >= 1, "batch must be >= 1"),
+                  (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number"),
+                  (self.warmup_steps >= 0, "warm-up steps must be >= 0"),
+                  (0.0 <= self.mixing <= 1.0, "mixing probability must be in [0, 1]"),
+                  (self.checkpoint_every >= 0 and self.sample_every >= 0,
+                   "checkpoint/sample intervals must be >= 0"),
+                  (self.n_samples >= 1, "n_samples must be >= 1")]
+        for ok, message in checks:
+            if not ok:
+                raise StylebridgeError(message)
+
+
+def state_path_for(out: str | Path) -> Path:
+    """``DOMAIN.safetensors`` → ``DOMAIN.train-state.safetensors``."""
+    out = Path(out)
+    return out.with_name(out.stem + STATE_SUFFIX) if out.suffix else Path(f"{out}{STATE_SUFFIX}")
+
+
+def sample_wplus(generator: Generator, n: int, rng: torch.Generator, *,
+                 truncation: float = 1.0, mixing: float = 0.0) -> Tensor:
+    """z ~ N(0, I) drawn from ``rng`` (a CPU generator) → w+ ``[n, n_latent, style_dim]``.
+
+    With probability ``mixing`` two z are mixed at a random row in ``1 .. n_latent - 1``
+    (StyleDomain's ``mixing_noise``).  The result lives on the generator's device.
+    """
+    device = generator.latent_avg.device
+    mix = mixing > 0 and float(torch.rand((), generator=rng)) < mixing
+    zs = [torch.randn(n, generator.style_dim, generator=rng)]
+    inject = None
+    if mix:
+        zs.append(torch.randn(n, generator.style_dim, generator=rng))
+        inject = int(torch.randint(1, generator.n_latent, (), generator=rng))
+    return generator.make_wplus([z.to(device) for z in zs], truncation=truncation,
+                                inject_index=inject)
+
+
+def render(generator: Generator, w_plus: Tensor, method: DomainMethod | None = None,
+           offset_scale: Sequence[float] | None = None, *,
+           noise: Sequence[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
+    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` and their styles; ``method=None`` = the source.
+
+    ``noise``: per-layer noise inputs; by default the generator's stored buffers (sample
+    grids: source and adapted images then share them).  A method's conv weight offsets
+    (:meth:`DomainMethod.weight_deltas`) go to the synthesis as an argument.
+    """
+    if method is None:
+        styles = generator.styles(w_plus)
+        return generator.synthesis(styles, noise=noise, randomize_noise=False), styles
+    styles = method.styles(generator, w_plus, offset_scale)
+    deltas = method.weight_deltas(generator, offset_scale)
+    return generator.synthesis(styles, noise=noise, randomize_noise=False,
+                               weight_deltas=deltas), styles
+
+
+class DomainTrainer:
+    """Trains ``method`` on a frozen ``generator`` with weighted losses.
+
+    ``losses``: :class:`LossTerm` s (or ``(name, weight, Loss)`` tuples); ``guide``: the
+    :class:`ClipGuide` the CLIP losses read from ``LossBatch.clip_guide``; ``encoder``:
+    inverts the images for losses that read ``target_latents``/``source_latents``
+    (``difa_w``).  ``settings.freeze_layers`` are style-layer indices (the generator's
+    convention) whose parameters are not trained (they keep their values, as in
+    StyleDomain; :meth:`DomainMethod.layer_parameters`).  The generator is put in eval
+    mode with ``requires_grad_(False)``; its weights are never changed.  Use
+    :meth:`train`; :meth:`load_state` before it resumes a run.
+    """
+
+    def __init__(self, generator: Generator, method: DomainMethod,
+                 losses: Sequence[LossTerm | tuple[str, float, Loss]], settings: TrainSettings,
+                 *, out: str | Path, guide: ClipGuide | None = None,
+                 encoder: Encoder | None = None, header_extra: dict[str, Any] | None = None,
+                 fingerprint: dict[str, Any] | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.method = method.to(self.device).train()
+        self.terms = [LossTerm.of(item) for item in losses]
+        for term in self.terms:
+            term.module = term.module.to(self.device)
+        if not self.terms:
+            raise StylebridgeError("no loss to train with (give --loss NAME:WEIGHT)")
+        self.settings = settings
+        self.out = Path(out)
+        self.guide = guide
+        self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder else None
+        self.header_extra = dict(header_extra or {})
+        self.fingerprint = dict(fingerprint or {})
+        needs = required_fields(self.terms)
+        self.needs_latents = bool(needs & LATENT_FIELDS)
+        if self.needs_latents and self.encoder is None:
+            names = [t.key for t in self.terms if t.module.required_fields() & LATENT_FIELDS]
+            raise StylebridgeError(
+                f"loss {names[0]!r} compares encoder inversions of the images: give --encoder "
+                "(DiFa uses e4e, e.g. --encoder e4e:e4e.safetensors) or leave it out with --loss")
+        if "clip_guide" in needs and guide is None:
+            raise StylebridgeError("the CLIP losses need a ClipGuide (text or image target)")
+        check_requirements(self.terms, self.provides(), "train domain")
+        if guide is not None:
+            for term in self.terms:
+                guide.token_layers |= set(term.module.clip_layers)
+        n_layers = generator.n_style_layers
+        bad = [i for i in settings.freeze_layers if not 0 <= i < n_layers]
+        if bad:
+            raise StylebridgeError(f"--freeze-layers {bad[0]}: style layers are 0..{n_layers - 1}")
+        frozen = set(settings.freeze_layers)
+        # StyleDomain's freeze: the frozen layers' parameters get no gradient but keep
+        # their values (they still apply: continuing a domain trains what is saved).  A
+        # method that cannot name its per-layer parameters is frozen by zeroing the change.
+        named = method.layer_parameters(frozen) if frozen else None
+        frozen_ids = {id(p) for p in named} if named is not None else set()
+        self.offset_scale = ([0.0 if i in frozen else 1.0 for i in range(n_layers)]
+                             if frozen and named is None else None)
+        params = [p for p in method.trainable_parameters() if id(p) not in frozen_ids]
+        if not params:
+            raise StylebridgeError(f"domain method {method.name!r} has no trainable parameters"
+                                   + (" outside the frozen layers" if frozen_ids else ""))
+        self.params = params
+        self.optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas)
+        self.rng = torch.Generator().manual_seed(settings.seed)
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+        self.saved_step = -1
+        self.last_losses: dict[str, float] = {}
+
+    def provides(self) -> frozenset[str]:
+        """The LossBatch fields this trainer fills (see the module doc)."""
+        out = set(BASE_FIELDS)
+        if self.guide is not None:
+            out |= {"clip_guide", "text"}
+        if self.encoder is not None:
+            out |= LATENT_FIELDS
+        return frozenset(out)
+
+    @property
+    def losses(self) -> list[tuple[str, float, Loss]]:
+        """``(key, weight, Loss)`` of every term (the older view of :attr:`terms`)."""
+        return [(t.key, t.weight, t.module) for t in self.terms]
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return state_path_for(self.out)
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.out.with_name(f"{self.out.stem}_samples")
+
+    @property
+    def random_clip(self) -> bool:
+        return bool(self.guide is not None and self.guide.random_weights)
+
+    def lr_at(self, step: int) -> float:
+        """StyleDomain's LambdaLR: ``start + min(1, step / warmup) * (lr - start)``."""
+        s = self.settings
+        return linear_warmup_lr(step, s.lr, s.warmup_steps, s.warmup_start_lr)
+
+    # -- one step ----------------------------------------------------------------------------
+    def _diverged(self, what: str, value: float | None, detail: str) -> TrainingDivergedError:
+        """``loss became NaN at step N; last good checkpoint kept at PATH (detail)``; N is 1-based."""
+        where = (f"last good checkpoint kept at {self.last_checkpoint}"
+                 if self.last_checkpoint is not None else "no checkpoint was written in this run")
+        return TrainingDivergedError(f"{what} became {non_finite_word(value)} at step "
+                                     f"{self.step + 1}; {where} ({detail})")
+
+    def _noise(self, batch: int) -> list[Tensor]:
+        """Per-layer noise ``[B, 1, H, W]`` drawn from the run's generator (resumable)."""
+        buffers = [getattr(self.generator.noises, f"noise_{i}")
+                   for i in range(self.generator.num_layers)]
+        return [torch.randn(batch, 1, *b.shape[-2:], generator=self.rng).to(b.device)
+                for b in buffers]
+
+    def training_step(self) -> dict[str, float]:
+        """One optimisation step; returns the weighted loss values and ``total``."""
+        s = self.settings
+        w_plus = sample_wplus(self.generator, s.batch, self.rng, mixing=s.mixing)
+        # independent noise for the two branches, as StyleGAN-NADA and StyleDomain draw it:
+        # with shared noise a fresh (identity) domain gives ΔI = 0 and the direction loss's
+        # first gradient is ~1/eps, which stalls Adam for the whole run
+        with torch.no_grad():
+            source, source_styles = render(self.generator, w_plus, noise=self._noise(s.batch))
+        images, styles = render(self.generator, w_plus, self.method, self.offset_scale,
+                                noise=self._noise(s.batch))
+        batch = LossBatch(output=images, source=source, latents=w_plus, styles=styles,
+                          styles_source=source_styles, step=self.step, total_steps=s.steps,
+                          clip_guide=self.guide,
+                          text=[self.guide.target] if self.guide is not None else None)
+        if self.needs_latents:
+            assert self.encoder is not None
+            batch.target_latents = self.encoder.encode((images + 1.0) / 2.0).w_plus
+            with torch.no_grad():
+                batch.source_latents = self.encoder.encode((source + 1.0) / 2.0).w_plus
+        values: dict[str, float] = {}
+        total = images.new_zeros(())
+        for term, value in evaluate(self.terms, batch, self.step):
+            number = float(value.detach())
+            if not math.isfinite(number):
+                raise self._diverged("loss", number, f"{term.key} = {number}")
+            values[term.key] = number * term.weight
+            total = total + term.weight * value
+        total_number = float(total.detach())
+        if not math.isfinite(total_number):
+            raise self._diverged("loss", total_number, f"total = {total_number}")
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        for p in self.params:
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                raise self._diverged("gradient", None, "non-finite gradient of the method's "
+                                     "parameters")
+        self.optimizer.step()
+        self.step += 1
+        values["total"] = total_number
+        self.last_losses = values
+        return values
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoint_extra(self) -> dict[str, Any]:
+        extra = dict(self.header_extra)
+        extra.update({
+            "step": self.step, "steps": self.settings.steps,
+            "losses": {t.key: {"weight": t.weight, "value": self.last_losses.get(t.key)}
+                       for t in self.terms},
+            "total_loss": self.last_losses.get("total"),
+            "generator_config": json_roundtrip(self.generator.config()),
+        })
+        if self.guide is not None:
+            extra["clip"] = {"models": self.guide.names, "random_weights": self.random_clip}
+        if self.random_clip:
+            extra["random_weights"] = True  # a domain trained through random CLIP is not real
+            extra["notes"] = [*extra.get("notes", []),
+                              f"{RANDOM_CLIP_NOTICE}: trained with untrained CLIP models, "
+                              "not a real domain"]
+        return extra
+
+    def _loss_modules(self) -> list[tuple[str, Loss]]:
+        return [(f"loss.{j}.", t.module) for j, t in enumerate(self.terms)]
+
+    def save(self) -> Path:
+        """Write the training state, then the method checkpoint (each atomically)."""
+        tensors: dict[str, Tensor] = {f"method.{k}": v for k, v in self.method.state_dict().items()}
+        tensors.update(optimizer_tensors(self.optimizer, scalars_as_tensors=True)[0])
+        tensors["rng"] = self.rng.get_state()
+        tensors.update(loss_state_tensors(self._loss_modules()))
+        save_checkpoint(self.state_path, tensors, kind=STATE_KIND, plugin=self.method.name,
+                        config=self.method.config(),
+                        extra={"step": self.step, "steps": self.settings.steps,
+                               "fingerprint": json_roundtrip(self.fingerprint),
+                               "checkpoint": str(self.out)})
+        # the state first: it holds the method weights too, so --resume works even if the
+        # process dies before the checkpoint below is written
+        save_checkpoint(self.out, self.method.state_dict(), kind="domain_method",
+                        plugin=self.method.name, config=self.method.config(),
+                        extra=self.checkpoint_extra())
+        self.last_checkpoint = self.out
+        self.saved_step = self.step
+        return self.out
+
+    def load_state(self, path: str | Path | None = None) -> int:
+        """Restore a state written by :meth:`save`; return the step it had reached."""
+        import json
+
+        path = Path(path) if path is not None else self.state_path
+        header, tensors = load_checkpoint(path, kind=STATE_KIND)
+        if header.plugin != self.method.name:
+            raise CheckpointError(f"holds the training state of a {header.plugin!r} domain, "
+                                  f"this run trains {self.method.name!r}", path=path)
+        saved = header.extra.get("fingerprint", {})
+        mine = json_roundtrip(self.fingerprint)
+        for key in sorted(set(saved) | set(mine)):
+            if saved.get(key) != mine.get(key):
+                raise CheckpointError(
+                    f"cannot resume: the run used {key}={json.dumps(saved.get(key))}, this "
+                    f"command has {key}={json.dumps(mine.get(key))}", path=path)
+        method_state = {k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")}
+        try:
+            self.method.load_state_dict(method_state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"method state does not fit: {str(exc).splitlines()[0]}",
+                                  path=path) from None
+        load_optimizer_tensors(self.optimizer, tensors)
+        self.rng.set_state(tensors["rng"].to(torch.uint8))
+        load_loss_states(self._loss_modules(), tensors, self.device)
+        self.step = int(header.extra.get("step", 0))
+        if self.out.is_file():
+            self.last_checkpoint = self.out
+            self.saved_step = self.step
+        return self.step
+
+    # -- samples -----------------------------------------------------------------------------
+    def sample_grid(self) -> Tensor:
+        """``[3, H', W']`` in ``[0, 1]``: one row per fixed seed, source | adapted."""
+        from stylebridge.core.images import caption, from_generator_range, make_grid
+
+        s = self.settings
+        rng = torch.Generator().manual_seed(s.seed + 2)
+        was_training = self.method.training
+        self.method.eval()
+        with torch.no_grad():
+            w_plus = sample_wplus(self.generator, s.n_samples, rng, truncation=s.sample_truncation)
+            source, _ = render(self.generator, w_plus)
+            adapted, _ = render(self.generator, w_plus, self.method, self.offset_scale)
+        self.method.train(was_training)
+        tiles = [t for pair in zip(from_generator_range(source).cpu(),
+                                   from_generator_range(adapted).cpu(), strict=True) for t in pair]
+        grid = make_grid(tiles, ncol=2)
+        if self.random_clip:
+            grid = caption(grid, f"{RANDOM_CLIP_NOTICE} - not a trained domain")
+        return grid
+
+    def write_samples(self) -> Path:
+        from stylebridge.core.images import save_png
+
+        return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid())
+
+    # -- loop --------------------------------------------------------------------------------
+    def train(self, *, until: int | None = None,
+              progress: ProgressCallback | None = None) -> TrainResult:
+        """Run steps ``self.step .. until`` (default ``settings.steps``), saving as configured.
+
+        ``progress`` receives ``start`` (label ``training`` [+ RANDOM CLIP WEIGHTS]),
+        ``step`` (text ``loss TOTAL``) and ``end`` events.
+        """
+        s = self.settings
+        stop = s.steps if until is None else min(until, s.steps)
+        result = TrainResult(step=self.step, state_path=self.state_path)
+        label = "training" + (f" [{RANDOM_CLIP_NOTICE}]" if self.random_clip else "")
+        emit(progress, "start", step=self.step, total=stop, text=label)
+        try:
+            while self.step < stop:
+                values = self.training_step()
+                result.history.append(values)
+                emit(progress, "step", step=self.step, total=stop,
+                     text=f"{label} loss {values['total']:.4f}")
+                if s.checkpoint_every and self.step % s.checkpoint_every == 0:
+                    result.checkpoint = self.save()
+                if s.sample_every and self.step % s.sample_every == 0:
+                    result.samples.append(self.write_samples())
+        finally:
+            emit(progress, "end", step=self.step, total=stop)
+        if self.saved_step != self.step:
+            result.checkpoint = self.save()
+        else:
+            result.checkpoint = self.out
+        result.step = self.step
+        return result

@@ -1,0 +1,49 @@
+"""The append-only JSON-lines training log (``log.jsonl``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from stylebridge.core.io import atomic_path
+from stylebridge.pipelines.training.state import json_safe
+
+
+class JsonlLog:
+    """One JSON record per line; a line cut short (full disk, kill) is ended before the
+    next record so that it stays readable, and :meth:`trim` drops records of steps a
+    resumed run is about to repeat."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write ``{"time": ..., **record}`` (JSON-safe) and return it."""
+        record = {"time": round(time.time(), 3), **json_safe(record)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = False
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                torn = fh.read(1) != b"\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(("\n" if torn else "") + json.dumps(record) + "\n")
+        return record
+
+    def trim(self, step: int) -> None:
+        """Drop records of steps after ``step`` (and lines a kill cut short), atomically."""
+        if not self.path.is_file():
+            return
+        keep = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+            if int(record.get("step", 0)) <= step:
+                keep.append(line)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")

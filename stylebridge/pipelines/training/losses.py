@@ -1,0 +1,130 @@
+"""Weighted loss terms from ``--loss NAME:WEIGHT[:k=v]`` specs: one rule set for every trainer.
+
+A spec names a registered :class:`~stylebridge.core.interfaces.Loss`, its weight and its
+keyword options (``lpips:0.8:backbone=PATH``).  The rules, shared by ``train domain`` and
+``train featureshift``:
+
+* the option ``after=N`` is reserved: the term is active from (0-based) step ``N`` on;
+* a loss may be named more than once (with other options or weights): the first term is
+  keyed ``NAME``, the next ``NAME#2``, ``NAME#3`` ... (log records, checkpoint headers);
+* equal specs (same name and options) share one module when the caller passes a
+  ``cache`` (FeatureShift's loss sets share their LPIPS and ArcFace networks).
+
+:func:`check_requirements` refuses, when a trainer is built, a loss that requires a
+:class:`~stylebridge.core.interfaces.LossBatch` field the trainer does not provide.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.interfaces import LOSS_BATCH_FIELDS, Loss, LossBatch
+from stylebridge.errors import StylebridgeError
+
+
+@dataclass
+class LossTerm:
+    """One weighted loss; ``key`` names it in logs (``NAME`` or ``NAME#k``); ``after``:
+    active from that step on."""
+
+    key: str
+    name: str
+    weight: float
+    module: Loss
+    after: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def active(self, step: int) -> bool:
+        return step >= self.after
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "weight": self.weight, "after": self.after,
+                "options": self.options}
+
+    @classmethod
+    def of(cls, item: LossTerm | tuple[str, float, Loss]) -> LossTerm:
+        """A term from a term or a ``(name, weight, Loss)`` tuple (the older Python API)."""
+        if isinstance(item, LossTerm):
+            return item
+        name, weight, module = item
+        return cls(key=name, name=name, weight=float(weight), module=module)
+
+
+def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str = "--loss",
+                     cache: dict[tuple[str, str], Loss] | None = None,
+                     device: torch.device | str | None = None) -> list[LossTerm]:
+    """``["mse:1.0", "lpips:0.8:backbone=P", "difa_w:6:after=50"]`` → terms (see the module
+    doc for the rules).  ``option`` names the command-line option in errors.  With
+    ``device`` the modules are moved there, frozen and put in eval mode."""
+    from stylebridge.core.options import coerce_option
+    from stylebridge.registry import get_registry
+    from stylebridge.registry.spec import parse_loss_spec
+
+    registry = registry or get_registry()
+    terms: list[LossTerm] = []
+    seen: dict[str, int] = {}
+    for text in specs:
+        spec = parse_loss_spec(text)
+        options = {k: coerce_option(v) for k, v in spec.options.items()}
+        after = options.pop("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise StylebridgeError(f"{option} {text!r}: after={after!r} must be a step >= 0")
+        cache_key = (spec.name, json.dumps(options, sort_keys=True, default=str))
+        module = cache.get(cache_key) if cache is not None else None
+        if module is None:
+            try:
+                module = registry.create("loss", spec.name, **options)
+            except (TypeError, ValueError) as exc:
+                raise StylebridgeError(f"{option} {text!r}: {' '.join(str(exc).split())}") from None
+            if device is not None:
+                module = module.to(device).eval().requires_grad_(False)
+            if cache is not None:
+                cache[cache_key] = module
+        n = seen.get(spec.name, 0)
+        seen[spec.name] = n + 1
+        key = spec.name if n == 0 else f"{spec.name}#{n + 1}"
+        terms.append(LossTerm(key, spec.name, float(spec.weight), module, after, options))
+    return terms
+
+
+def check_requirements(terms: Iterable[LossTerm], provides: Iterable[str], trainer: str) -> None:
+    """Refuse a term whose loss requires a LossBatch field that ``trainer`` does not provide
+    (one line, naming the loss and the field)."""
+    provided = frozenset(provides)
+    for term in terms:
+        needed = term.module.required_fields()
+        unknown = sorted(needed - LOSS_BATCH_FIELDS)
+        if unknown:
+            raise StylebridgeError(f"loss {term.name!r} requires {unknown[0]!r}, which is not a "
+                                   "LossBatch field")
+        missing = sorted(needed - provided)
+        if missing:
+            raise StylebridgeError(
+                f"loss {term.name!r} needs the batch field {missing[0]!r}, which {trainer} does "
+                f"not provide (it provides: {', '.join(sorted(provided))})")
+
+
+def required_fields(terms: Iterable[LossTerm]) -> frozenset[str]:
+    """Every field the terms' losses read."""
+    out: set[str] = set()
+    for term in terms:
+        out |= term.module.required_fields()
+    return frozenset(out)
+
+
+def evaluate(terms: Sequence[LossTerm], batch: LossBatch, step: int, *,
+             skip_zero_weight: bool = False) -> list[tuple[LossTerm, Tensor]]:
+    """``(term, unweighted value)`` of every term active at ``step`` (``after``); with
+    ``skip_zero_weight`` terms of weight 0 are not evaluated."""
+    out = []
+    for term in terms:
+        if not term.active(step) or (skip_zero_weight and term.weight == 0):
+            continue
+        out.append((term, term.module(batch)))
+    return out

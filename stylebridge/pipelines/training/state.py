@@ -1,0 +1,149 @@
+"""Exact resume: optimiser and RNG state as tensors + JSON, file digests, JSON helpers.
+
+A training state file is a stylebridge checkpoint (written atomically by
+:func:`stylebridge.core.checkpoint.save_checkpoint`): tensors for everything that is a
+tensor, JSON in the header for the rest.  These helpers turn the pieces of a run into
+that form and back, so that a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy
+import torch
+from torch import Tensor
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def json_roundtrip(data: Any) -> Any:
+    """``data`` as it reads back from JSON (sorted keys, tuples → lists)."""
+    return json.loads(json.dumps(data, sort_keys=True))
+
+
+def json_safe(obj: Any) -> Any:
+    """Tensors → numbers/lists, keys → strings, anything else unknown → ``str``."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    if isinstance(obj, float | int | str | bool) or obj is None:
+        return obj
+    return str(obj)
+
+
+# -- optimiser -------------------------------------------------------------------------------
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, *, scalars_as_tensors: bool
+                      ) -> tuple[dict[str, Tensor], dict[str, dict[str, Any]]]:
+    """Per-parameter state as ``optim.<index>.<name>`` tensors; non-tensor values become
+    tensors (``scalars_as_tensors``) or go to the returned ``{index: {name: value}}``."""
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{idx}.{key}"] = value
+            elif scalars_as_tensors:
+                tensors[f"optim.{idx}.{key}"] = torch.tensor(value)
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, scalars
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[str, Tensor],
+                           scalars: Mapping[str, Mapping[str, Any]] | None = None,
+                           param_groups: list[dict[str, Any]] | None = None) -> None:
+    """Inverse of :func:`optimizer_tensors`; ``param_groups`` (JSON) replace the current
+    ones when given (betas back to tuples)."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, items in (scalars or {}).items():
+        state.setdefault(int(idx), {}).update(items)
+    if param_groups is None:
+        groups = optimizer.state_dict()["param_groups"]
+    else:
+        groups = copy.deepcopy(param_groups)
+        for group in groups:
+            if "betas" in group:
+                group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# -- global RNGs (torch, CUDA, numpy, Python) ------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's, Python's and numpy's global generators (all saved with a run)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    numpy.random.seed(seed)
+
+
+def global_rng_state(device: torch.device) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The global RNG states: tensors (``rng.torch``, ``rng.cuda.<i>``, ``rng.numpy``) and
+    JSON (``rng_python``, ``rng_numpy``)."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and device.type == "cuda":
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    np_state = numpy.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(numpy.asarray(np_state[1], dtype=numpy.int64))
+    py_state = random.getstate()
+    extra = {"rng_python": [py_state[0], list(py_state[1]), py_state[2]],
+             "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]),
+                           float(np_state[4])]}
+    return tensors, extra
+
+
+def set_global_rng_state(tensors: Mapping[str, Tensor], extra: Mapping[str, Any],
+                         device: torch.device) -> None:
+    """Inverse of :func:`global_rng_state`."""
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda_states and device.type == "cuda":
+        torch.cuda.set_rng_state_all(cuda_states)
+    name, pos, has_gauss, cached = extra["rng_numpy"]
+    numpy.random.set_state((name, tensors["rng.numpy"].numpy().astype(numpy.uint32), pos,
+                            has_gauss, cached))
+    version, internal, gauss = extra["rng_python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# -- loss state (Loss.training_state) --------------------------------------------------------
+
+
+def loss_state_tensors(modules: Iterable[tuple[str, Any]]) -> dict[str, Tensor]:
+    """``{PREFIX + key: tensor}`` of every loss's :meth:`~Loss.training_state`."""
+    out: dict[str, Tensor] = {}
+    for prefix, module in modules:
+        out.update({f"{prefix}{k}": v for k, v in module.training_state().items()})
+    return out
+
+
+def load_loss_states(modules: Iterable[tuple[str, Any]], tensors: Mapping[str, Tensor],
+                     device: torch.device | str) -> None:
+    """Give every loss the tensors saved under its prefix."""
+    for prefix, module in modules:
+        module.load_training_state(
+            {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, device)
