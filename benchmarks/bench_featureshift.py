@@ -72,7 +72,7 @@ from stylebridge.core.stylegan2 import layers as sg2_layers
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.pipelines.featureshift import trainer as featureshift
 from stylebridge.pipelines.featureshift.dataset import build_dataset
-from stylebridge.plugins.domains import styledomain as domains
+from stylebridge.plugins.domains import stylespace as domains
 from stylebridge.plugins.losses import recon as losses_recon
 from stylebridge.registry import Registry
 

@@ -539,16 +539,16 @@ def test_corr_loss_hand_value() -> None:
     # layer B (B=2, C=3): old [1,2,0]·[0,1,1] = 2, new [2,0,1]·[1,1,1] = 3 → 2·(3-2)² = 2
     old = [torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]])]
     new = [torch.tensor([[1.0, 1.0], [0.0, 1.0]]), torch.tensor([[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]])]
-    batch = LossBatch(styles=new, source_styles=old)
+    batch = LossBatch(styles=new, styles_source=old)
     assert float(CorrLoss()(batch)) == 4.0
     assert float(CorrLoss(reduction="mean")(batch)) == 1.0  # 4 / (2 layers × 2 ordered pairs)
     # B = 3, one layer, C = 1: old s = [1, 2, 3], new s = [1, 2, 4]
     # pairs (i,j): old products 2, 3, 6; new 2, 4, 8 → diffs 0, 1, 2 → 2·(0 + 1 + 4) = 10
     batch = LossBatch(styles=[torch.tensor([[1.0], [2.0], [4.0]])],
-                      source_styles=[torch.tensor([[1.0], [2.0], [3.0]])])
+                      styles_source=[torch.tensor([[1.0], [2.0], [3.0]])])
     assert float(CorrLoss()(batch)) == 10.0
     # the diagonal (|s_i|²) is not part of the loss; a single sample has no pairs
-    one = LossBatch(styles=[torch.tensor([[5.0, 5.0]])], source_styles=[torch.tensor([[1.0, 0.0]])])
+    one = LossBatch(styles=[torch.tensor([[5.0, 5.0]])], styles_source=[torch.tensor([[1.0, 0.0]])])
     assert float(CorrLoss()(one)) == 0.0
     with pytest.raises(ValueError, match="needs 'source_styles'"):
         CorrLoss()(LossBatch(styles=new))
@@ -559,7 +559,7 @@ def test_corr_loss_gradient_and_registry() -> None:
     assert isinstance(loss, CorrLoss)
     offset = torch.zeros(3, requires_grad=True)
     s_old = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    value = loss(LossBatch(styles=[s_old + offset], source_styles=[s_old]))
+    value = loss(LossBatch(styles=[s_old + offset], styles_source=[s_old]))
     value.backward()
     assert float(value.detach()) == 0.0 and offset.grad is not None
     assert torch.equal(offset.grad, torch.zeros(3))  # minimum at Δs = 0

@@ -729,7 +729,7 @@ def test_featureshift_torchrun_cli_two_processes(env: Env, tmp_path: Path) -> No
     import os
     import subprocess
 
-    from stylebridge.plugins.domains import styledomain as domain_plugins
+    from stylebridge.plugins.domains import stylespace as domain_plugins
 
     gen = tiny_generator(seed=0)
     methods = []

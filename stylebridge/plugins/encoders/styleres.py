@@ -56,9 +56,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.interfaces import Inversion
 from stylebridge.errors import CheckpointError
-from stylebridge.plugins.encoders.psp import (
-    IRSEStyleEncoder,
-)
+from stylebridge.plugins.encoders.psp import IRSEStyleEncoder
 from stylebridge.plugins.nets.irse import IRSE50_UNITS, IRSE50_WIDTHS
 from stylebridge.registry import hookimpl
 
