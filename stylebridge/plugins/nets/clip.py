@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from stylebridge.core.torchscript import read_torchscript_state_dict
 from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.plugins.nets.state import read_plain_state
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -106,13 +108,9 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
     model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
     if path is not None:
         if torchscript:
-            from stylebridge.core.torchscript import read_torchscript_state_dict
-
             state = read_torchscript_state_dict(path)
         else:  # .safetensors or a weights-only .pt/.bin, as LPIPS's backbones
-            from stylebridge.plugins.metrics.builtin import _read_plain_state
-
-            state = _read_plain_state(path, what="CLIP")
+            state = read_plain_state(path, what="CLIP")
         expected = model.state_dict()
         wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
         if wrong:
