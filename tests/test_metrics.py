@@ -618,6 +618,38 @@ def test_eval_command_outputs_and_partial_exit(eval_dirs, tmp_path: Path, capsys
     assert float(rows[-1]["ssim"]) == pytest.approx(data["mean"]["ssim"], abs=1e-12)
 
 
+def test_evaluate_from_python_without_the_cli(eval_dirs) -> None:
+    """The pipeline alone: a typed config in, a result out, progress through plain callbacks."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, evaluate
+
+    class Counting(EvalProgress):
+        def __init__(self) -> None:
+            self.total, self.done, self.stopped = 0, 0, False
+
+        def start(self, total: int) -> None:
+            self.total = total
+
+        def advance(self, n: int) -> None:
+            self.done += n
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    pred, target, pairs = eval_dirs
+    progress = Counting()
+    result = evaluate(EvalConfig(metrics=["psnr"], pred=[pred], target=[target], batch=2,
+                                 device="cpu"), progress=progress)
+    assert result.exit_code == 3 and result.written == []   # broken.png, lonely.png skipped
+    assert (progress.total, progress.done, progress.stopped) == (4, 3, True)
+    expected = {name: peak_signal_noise_ratio(t / 255.0, p / 255.0, data_range=1.0)
+                for name, (p, t) in pairs.items()}
+    assert {row["name"]: row["psnr"] for row in result.rows} == pytest.approx(expected, abs=1e-4)
+    assert result.as_json()["mean"]["psnr"] == pytest.approx(np.mean(list(expected.values())),
+                                                            abs=1e-4)
+
+
 def test_eval_command_errors(eval_dirs, capsys) -> None:
     reset_registry()
     pred, target, _ = eval_dirs

@@ -12,6 +12,7 @@ and :attr:`ClipModel.random_weights` says so; callers must surface that.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import Tensor
 
 from stylebridge.core.torchscript import read_torchscript_state_dict
@@ -60,8 +62,6 @@ class ClipModel:
 
 def is_torchscript(path: Path) -> bool:
     """Whether ``path`` is a TorchScript archive (OpenAI's original CLIP ``.pt``)."""
-    import zipfile
-
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:
@@ -73,8 +73,6 @@ def _recorded_activation(path: Path) -> bool | None:
     converter writes ``true``, files of open_clip models ``false``); None = not recorded."""
     if path.suffix != ".safetensors":
         return None
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as fh:
             value = (fh.metadata() or {}).get("quick_gelu")
