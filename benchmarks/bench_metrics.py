@@ -31,7 +31,12 @@ import torch
 import torch.nn.functional as F
 from _timing import sync, timed
 
-from stylebridge.plugins.metrics import builtin as M
+from stylebridge.plugins.metrics.base import BaseMetric
+from stylebridge.plugins.metrics.clip import ClipDiversityMetric, ClipQualityMetric
+from stylebridge.plugins.metrics.fid import FIDMetric
+from stylebridge.plugins.metrics.id import IDMetric
+from stylebridge.plugins.metrics.image import MSEMetric, PSNRMetric, SSIMMetric
+from stylebridge.plugins.metrics.lpips import LPIPSMetric
 
 ALL = ("mse", "psnr", "ssim", "lpips", "id", "fid", "clip_quality", "clip_diversity")
 
@@ -43,23 +48,23 @@ def synthetic_batch(batch: int, size: int, seed: int) -> torch.Tensor:
     return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp_(0, 1)
 
 
-def build(name: str, args: argparse.Namespace) -> M.BaseMetric:
+def build(name: str, args: argparse.Namespace) -> BaseMetric:
     device = str(args.device)
     if name == "lpips":
-        return M.LPIPSMetric(backbone=args.lpips_backbone, allow_random=True, device=device)
+        return LPIPSMetric(backbone=args.lpips_backbone, allow_random=True, device=device)
     if name == "fid":
-        return M.FIDMetric(weights=args.fid_weights, allow_random=True, device=device)
+        return FIDMetric(weights=args.fid_weights, allow_random=True, device=device)
     if name == "clip_quality":
-        return M.ClipQualityMetric(model=args.clip_model, weights=args.clip_weights,
+        return ClipQualityMetric(model=args.clip_model, weights=args.clip_weights,
                                    text="a portrait", allow_random=True, device=device)
     if name == "clip_diversity":
-        return M.ClipDiversityMetric(model=args.clip_model, weights=args.clip_weights,
+        return ClipDiversityMetric(model=args.clip_model, weights=args.clip_weights,
                                      allow_random=True, device=device)
-    return {"mse": M.MSEMetric, "psnr": M.PSNRMetric, "ssim": M.SSIMMetric,
-            "id": M.IDMetric}[name](device=device)
+    return {"mse": MSEMetric, "psnr": PSNRMetric, "ssim": SSIMMetric,
+            "id": IDMetric}[name](device=device)
 
 
-def time_metric(metric: M.BaseMetric, args: argparse.Namespace) -> dict[str, Any]:
+def time_metric(metric: BaseMetric, args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     n_batches = max(1, args.images // args.batch)
     batches = [(synthetic_batch(args.batch, args.size, 2 * i),
@@ -81,7 +86,7 @@ def time_metric(metric: M.BaseMetric, args: argparse.Namespace) -> dict[str, Any
 def fid_stream(args: argparse.Namespace) -> dict[str, Any]:
     """Stream ``--fid-stream`` images through FID; memory must stay flat."""
     device = torch.device(args.device)
-    metric = M.FIDMetric(weights=args.fid_weights, allow_random=True, device=str(device))
+    metric = FIDMetric(weights=args.fid_weights, allow_random=True, device=str(device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss = []

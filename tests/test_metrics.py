@@ -13,9 +13,22 @@ import pytest
 import torch
 from PIL import Image
 
+from stylebridge.cli.commands import eval as eval_command
 from stylebridge.cli.main import main
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins.metrics import builtin as M
+from stylebridge.pipelines.evaluate import parse_metric_spec
+from stylebridge.plugins.converters import fid_inception
+from stylebridge.plugins.converters.fid_inception import FIDInceptionConverter
+from stylebridge.plugins.metrics import clip as clip_metrics
+from stylebridge.plugins.metrics import fid as fid_metrics
+from stylebridge.plugins.metrics import id as id_metrics
+from stylebridge.plugins.metrics import image as image_metrics
+from stylebridge.plugins.metrics import lpips as lpips_metrics
+from stylebridge.plugins.metrics.clip import ClipDiversityMetric, ClipQualityMetric
+from stylebridge.plugins.metrics.fid import FIDMetric
+from stylebridge.plugins.metrics.id import IDMetric
+from stylebridge.plugins.metrics.image import MSEMetric, PSNRMetric, SSIMMetric
+from stylebridge.plugins.metrics.lpips import LPIPSMetric
 from stylebridge.plugins.nets import face_id as _face_id
 from stylebridge.plugins.nets import fid as _fid
 from stylebridge.registry import Registry, reset_registry
@@ -67,8 +80,8 @@ def test_pixel_metrics_equal_scikit_image_on_photos() -> None:
     preds = [_degraded(p, i) for i, p in enumerate(photos)]
     target = torch.cat([_t(p) for p in photos])
     pred = torch.cat([_t(p) for p in preds])
-    metrics = {"mse": M.MSEMetric(), "psnr": M.PSNRMetric(), "ssim": M.SSIMMetric(),
-               "ssim_g": M.SSIMMetric(gaussian=True)}
+    metrics = {"mse": MSEMetric(), "psnr": PSNRMetric(), "ssim": SSIMMetric(),
+               "ssim_g": SSIMMetric(gaussian=True)}
     for m in metrics.values():
         m.update(pred[:2], target[:2])   # two batches: the mean is over images
         m.update(pred[2:], target[2:])
@@ -91,7 +104,7 @@ def test_pixel_metrics_equal_scikit_image_on_photos() -> None:
 
 def test_psnr_identical_is_inf_and_shapes_checked() -> None:
     x = _t(_photos()[0])
-    m = M.PSNRMetric()
+    m = PSNRMetric()
     m.update(x, x)
     assert m.compute()["psnr"] == float("inf")
     with pytest.raises(ValueError, match="differ in shape"):
@@ -99,7 +112,7 @@ def test_psnr_identical_is_inf_and_shapes_checked() -> None:
     with pytest.raises(ValueError, match="needs a target"):
         m.update(x)
     with pytest.raises(StylebridgeError, match="smaller than"):
-        M.SSIMMetric().update(x[:, :, :5, :5], x[:, :, :5, :5])
+        SSIMMetric().update(x[:, :, :5, :5], x[:, :, :5, :5])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +144,7 @@ def test_lpips_equals_lpips_package(alexnet_file, monkeypatch: pytest.MonkeyPatc
     photos = _photos()
     target = torch.cat([_t(p) for p in photos]).float()
     pred = torch.cat([_t(_degraded(p, 7 + i)) for i, p in enumerate(photos)]).float()
-    metric = M.LPIPSMetric(net="alex", backbone=str(path))
+    metric = LPIPSMetric(net="alex", backbone=str(path))
     metric.update(pred, target)
     with torch.no_grad():
         expected = reference(pred * 2 - 1, target * 2 - 1).reshape(-1)
@@ -143,13 +156,13 @@ def test_lpips_equals_lpips_package(alexnet_file, monkeypatch: pytest.MonkeyPatc
 
 def test_lpips_refuses_random_backbone(alexnet_file) -> None:
     with pytest.raises(StylebridgeError, match=r"alexnet-owt-7be5be79\.pth.*allow_random=true"):
-        M.LPIPSMetric(net="alex")
-    metric = M.LPIPSMetric(net="alex", allow_random=True)
+        LPIPSMetric(net="alex")
+    metric = LPIPSMetric(net="alex", allow_random=True)
     assert metric.random_weights and "RANDOM WEIGHTS" in metric.notes()[0]
     with pytest.raises(StylebridgeError, match=r"features\.0"):
         bad = alexnet_file[0].parent / "bad.pth"
         torch.save({"x": torch.zeros(1)}, bad)
-        M.LPIPSMetric(net="alex", backbone=str(bad))
+        LPIPSMetric(net="alex", backbone=str(bad))
 
 
 def test_lpips_finds_torch_hub_cache(alexnet_file, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +171,7 @@ def test_lpips_finds_torch_hub_cache(alexnet_file, monkeypatch: pytest.MonkeyPat
     (hub / "checkpoints").mkdir(parents=True)
     (hub / "checkpoints" / path.name).write_bytes(path.read_bytes())
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    metric = M.LPIPSMetric(net="alex")
+    metric = LPIPSMetric(net="alex")
     assert metric.random_weights is False and metric.backbone_path.parent.parent == hub
 
 
@@ -293,7 +306,7 @@ def test_fid_inception_converter(tmp_path: Path) -> None:
     upstream = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     src = tmp_path / _fid.UPSTREAM_FILE
     torch.save(upstream, src)
-    result = M.FIDInceptionConverter().convert(src, tmp_path / "fid.safetensors")
+    result = FIDInceptionConverter().convert(src, tmp_path / "fid.safetensors")
     assert result.kind == "backbone" and result.plugin == "fid-inception"
     assert result.n_tensors == len(upstream) and "Apache" in result.notes[0]
     for path in (result.path, src):  # our conversion, and the upstream .pth read directly
@@ -302,7 +315,7 @@ def test_fid_inception_converter(tmp_path: Path) -> None:
     del upstream["fc.weight"]
     torch.save(upstream, tmp_path / "broken.pth")
     with pytest.raises(StylebridgeError, match=r"broken\.pth: FID Inception is missing 1 tensor"):
-        M.FIDInceptionConverter().convert(tmp_path / "broken.pth", tmp_path / "x.safetensors")
+        FIDInceptionConverter().convert(tmp_path / "broken.pth", tmp_path / "x.safetensors")
 
 
 class _CheapFeatures(torch.nn.Module):
@@ -319,11 +332,11 @@ class _CheapFeatures(torch.nn.Module):
 def test_fid_metric_streams_and_caches_reference(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached weights
     with pytest.raises(StylebridgeError, match=r"pt_inception-2015-12-05-6726825d\.pth"):
-        M.FIDMetric()
+        FIDMetric()
     images = torch.rand(80, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     other = images.flip(-1) * 0.5
     ref = tmp_path / "ref.safetensors"
-    metric = M.FIDMetric(ref_stats=str(ref), allow_random=True)
+    metric = FIDMetric(ref_stats=str(ref), allow_random=True)
     assert metric.random_weights and metric.notes()[0].startswith("RANDOM WEIGHTS")
     metric.random_weights = False  # the stand-in network below is deterministic, not "random"
     metric.model = _CheapFeatures()
@@ -338,7 +351,7 @@ def test_fid_metric_streams_and_caches_reference(tmp_path: Path, monkeypatch) ->
                                      feats_b.mean(0), np.cov(feats_b, rowvar=False))
     assert fid == pytest.approx(expected, rel=1e-6) and fid > 1.0
 
-    cached = M.FIDMetric(ref_stats=str(ref), allow_random=True)
+    cached = FIDMetric(ref_stats=str(ref), allow_random=True)
     cached.model = _CheapFeatures()
     cached.update(images, other)  # the set against its own cached statistics; targets unused
     assert cached.compute()["fid"] == pytest.approx(0.0, abs=1e-6 * fid)
@@ -355,7 +368,7 @@ def test_dlib_identity_on_real_faces() -> None:
     mirror = _t(astronaut[:, ::-1]).float()
     crop = _t(astronaut[10:300, 100:340]).float()
     hopper = _t(_grace_hopper()).float()
-    metric = M.IDMetric(backend="dlib", detect="hog")
+    metric = IDMetric(backend="dlib", detect="hog")
     sims = {}
     for name, other in (("mirror", mirror), ("crop", crop), ("other", hopper)):
         metric.reset()
@@ -368,12 +381,12 @@ def test_dlib_identity_on_real_faces() -> None:
 def test_dlib_no_face_is_left_out_or_noted() -> None:
     face = _t(skimage_data.astronaut()[:256, 128:384]).float()
     coffee = _t(skimage_data.coffee()[:256, :256]).float()
-    strict = M.IDMetric(detect="hog")
+    strict = IDMetric(detect="hog")
     strict.update(torch.cat([face, coffee]), torch.cat([face, coffee]))
     assert strict.last["id"][0] == pytest.approx(1.0) and np.isnan(strict.last["id"][1])
     assert strict.compute()["id"] == pytest.approx(1.0)
     assert any("left out" in n for n in strict.notes())
-    auto = M.IDMetric(detect="auto")
+    auto = IDMetric(detect="auto")
     auto.update(coffee, coffee)
     assert auto.compute()["id"] == pytest.approx(1.0) and "whole image" in auto.notes()[0]
     auto.reset()
@@ -408,10 +421,10 @@ def test_arcface_preprocessing_is_psp_crop() -> None:
 
 def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StylebridgeError, match="needs weights"):
-        M.IDMetric(backend="arcface")
+        IDMetric(backend="arcface")
     monkeypatch.setitem(sys.modules, "stylebridge.plugins.nets.irse", None)  # not importable
     with pytest.raises(StylebridgeError, match="arcface is not available"):
-        M.IDMetric(backend="arcface", weights="x.safetensors")
+        IDMetric(backend="arcface", weights="x.safetensors")
 
     seen = []
 
@@ -423,7 +436,7 @@ def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = type(sys)("stylebridge.plugins.nets.irse")
     fake.load_arcface_irse50 = lambda path, device: FakeArcFace()
     monkeypatch.setitem(sys.modules, "stylebridge.plugins.nets.irse", fake)
-    metric = M.IDMetric(backend="arcface", weights="x.safetensors")
+    metric = IDMetric(backend="arcface", weights="x.safetensors")
     a = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     metric.update(a, a)
     assert seen[0].shape == (2, 3, 112, 112) and float(seen[0].min()) >= -1.0
@@ -440,7 +453,7 @@ def test_arcface_backend_with_irse_checkpoint(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "arcface.safetensors", net.state_dict(),
                            kind=backbones.ARCFACE_KIND, plugin=backbones.ARCFACE_PLUGIN,
                            config=net.config())
-    metric = M.IDMetric(backend="arcface", weights=str(path))
+    metric = IDMetric(backend="arcface", weights=str(path))
     a = torch.cat([_t(p) for p in _photos()]).float()
     b = torch.cat([_t(_degraded(p, 3 + i)) for i, p in enumerate(_photos())]).float()
     metric.update(a, b)
@@ -498,8 +511,8 @@ def test_clip_metrics_equal_direct_open_clip(clip_weights, tmp_path: Path) -> No
             model.encode_text(open_clip.get_tokenizer("ViT-B-32")([text])), dim=-1)[0]
     images = torch.stack([load_image(f) for f in files])
 
-    quality = M.ClipQualityMetric(model="ViT-B-32", weights=str(path), text=text)
-    diversity = M.ClipDiversityMetric(model="ViT-B-32", weights=str(path))
+    quality = ClipQualityMetric(model="ViT-B-32", weights=str(path), text=text)
+    diversity = ClipDiversityMetric(model="ViT-B-32", weights=str(path))
     for m in (quality, diversity):
         m.update(images[:3])
         m.update(images[3:])
@@ -510,7 +523,7 @@ def test_clip_metrics_equal_direct_open_clip(clip_weights, tmp_path: Path) -> No
     pairs = [1 - float(ref_img[i] @ ref_img[j]) for i in range(n) for j in range(i + 1, n)]
     assert diversity.compute()["clip_diversity"] == pytest.approx(float(np.mean(pairs)), abs=1e-4)
 
-    by_image = M.ClipQualityMetric(model="ViT-B-32", weights=str(path), reference=str(files[0]))
+    by_image = ClipQualityMetric(model="ViT-B-32", weights=str(path), reference=str(files[0]))
     by_image.update(images)
     expected = (ref_img @ ref_img[0]).double()
     assert by_image.last["clip_quality"] == pytest.approx(expected.tolist(), abs=1e-4)
@@ -519,10 +532,10 @@ def test_clip_metrics_equal_direct_open_clip(clip_weights, tmp_path: Path) -> No
 
 def test_clip_metrics_refuse_random_weights() -> None:
     with pytest.raises(StylebridgeError, match="clip_quality:model=ViT-B-32,weights=PATH"):
-        M.ClipQualityMetric(text="joker")
+        ClipQualityMetric(text="joker")
     with pytest.raises(StylebridgeError, match="exactly one of text"):
-        M.ClipQualityMetric(weights="w.safetensors")
-    metric = M.ClipDiversityMetric(model="ViT-S-32", allow_random=True)
+        ClipQualityMetric(weights="w.safetensors")
+    metric = ClipDiversityMetric(model="ViT-S-32", allow_random=True)
     assert metric.random_weights and metric.notes()[0].startswith("RANDOM WEIGHTS")
     metric.update(torch.rand(1, 3, 32, 32))
     with pytest.raises(StylebridgeError, match="at least 2 images"):
@@ -534,7 +547,9 @@ def test_clip_metrics_refuse_random_weights() -> None:
 
 
 def test_registered_and_rebuilt_from_config() -> None:
-    registry = Registry(builtins=False, entry_points=False, extra_plugins=[M])
+    registry = Registry(builtins=False, entry_points=False, extra_plugins=[
+        image_metrics, lpips_metrics, id_metrics, fid_metrics, clip_metrics, fid_inception,
+        eval_command])
     assert set(registry.names("metric")) == {"mse", "psnr", "ssim", "lpips", "id", "fid",
                                              "clip_quality", "clip_diversity"}
     assert registry.names("converter") == ["fid-inception"]
@@ -545,16 +560,16 @@ def test_registered_and_rebuilt_from_config() -> None:
 
 
 def test_parse_metric_spec() -> None:
-    assert M.parse_metric_spec("psnr").options == {}
-    spec = M.parse_metric_spec("lpips:net=vgg,allow_random=true")
+    assert parse_metric_spec("psnr").options == {}
+    spec = parse_metric_spec("lpips:net=vgg,allow_random=true")
     assert (spec.name, spec.options) == ("lpips", {"net": "vgg", "allow_random": True})
-    spec = M.parse_metric_spec("fid:ref_stats=/data/ffhq.safetensors,allow_random=yes")
+    spec = parse_metric_spec("fid:ref_stats=/data/ffhq.safetensors,allow_random=yes")
     assert spec.options == {"ref_stats": "/data/ffhq.safetensors", "allow_random": True}
-    spec = M.parse_metric_spec("clip_quality:/w/vitb16.safetensors:model=ViT-B-16")
+    spec = parse_metric_spec("clip_quality:/w/vitb16.safetensors:model=ViT-B-16")
     assert spec.options == {"weights": "/w/vitb16.safetensors", "model": "ViT-B-16"}
-    assert M.parse_metric_spec("fid:net").options == {"weights": "net"}  # NAME:PATH
+    assert parse_metric_spec("fid:net").options == {"weights": "net"}  # NAME:PATH
     with pytest.raises(StylebridgeError, match="malformed option"):
-        M.parse_metric_spec("lpips:net=vgg,size")
+        parse_metric_spec("lpips:net=vgg,size")
 
 
 @pytest.fixture()
@@ -601,6 +616,38 @@ def test_eval_command_outputs_and_partial_exit(eval_dirs, tmp_path: Path, capsys
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["name"] for r in rows] == ["face0", "face1", "face2", "mean"]
     assert float(rows[-1]["ssim"]) == pytest.approx(data["mean"]["ssim"], abs=1e-12)
+
+
+def test_evaluate_from_python_without_the_cli(eval_dirs) -> None:
+    """The pipeline alone: a typed config in, a result out, progress through plain callbacks."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, evaluate
+
+    class Counting(EvalProgress):
+        def __init__(self) -> None:
+            self.total, self.done, self.stopped = 0, 0, False
+
+        def start(self, total: int) -> None:
+            self.total = total
+
+        def advance(self, n: int) -> None:
+            self.done += n
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    pred, target, pairs = eval_dirs
+    progress = Counting()
+    result = evaluate(EvalConfig(metrics=["psnr"], pred=[pred], target=[target], batch=2,
+                                 device="cpu"), progress=progress)
+    assert result.exit_code == 3 and result.written == []   # broken.png, lonely.png skipped
+    assert (progress.total, progress.done, progress.stopped) == (4, 3, True)
+    expected = {name: peak_signal_noise_ratio(t / 255.0, p / 255.0, data_range=1.0)
+                for name, (p, t) in pairs.items()}
+    assert {row["name"]: row["psnr"] for row in result.rows} == pytest.approx(expected, abs=1e-4)
+    assert result.as_json()["mean"]["psnr"] == pytest.approx(np.mean(list(expected.values())),
+                                                            abs=1e-4)
 
 
 def test_eval_command_errors(eval_dirs, capsys) -> None:

@@ -354,11 +354,15 @@ class Metric(Plugin, ABC):
     ``stylebridge eval`` also reads the attributes below (the defaults suit a metric
     that compares pairs and reports only means) and passes ``device=`` when
     ``__init__`` takes a ``device`` parameter.  For per-image values subclass
-    :class:`stylebridge.plugins.metrics.builtin.PerImageMetric` and implement ``score``.
+    :class:`stylebridge.plugins.metrics.base.PerImageMetric` and implement ``score``.
     """
 
     #: ``update`` needs a target batch (``eval`` then requires ``--target``).
     needs_target: ClassVar[bool] = True
+    #: the metric compares the predictions with a reference *set* (FID): when no requested
+    #: metric compares pairs, ``eval`` feeds the unpaired ``--target`` images to
+    #: :meth:`update_reference`, and it needs at least 2 predictions.
+    takes_reference: ClassVar[bool] = False
     #: the metric runs on untrained weights: its numbers are labelled, never reported as real.
     random_weights: bool = False
     #: per-image values of the latest ``update`` (``{key: [one float per image]}``), if any.
@@ -367,6 +371,16 @@ class Metric(Plugin, ABC):
     def notes(self) -> list[str]:
         """Lines ``eval`` prints under the table (e.g. which weights were used)."""
         return ["RANDOM WEIGHTS: this number is not the real metric"] if self.random_weights else []
+
+    def has_reference(self) -> bool:
+        """Whether the reference is known without any reference image (FID's cached
+        ``ref_stats``); read only when :attr:`takes_reference`.  Default: ``False``."""
+        return False
+
+    def update_reference(self, images: Tensor) -> None:
+        """Accumulate a batch of the unpaired reference set (RGB in ``[0, 1]``); called only
+        when :attr:`takes_reference`."""
+        raise NotImplementedError(f"metric {self.name!r} takes no reference set")
 
     @abstractmethod
     def reset(self) -> None: ...

@@ -12,6 +12,7 @@ and :attr:`ClipModel.random_weights` says so; callers must surface that.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import Tensor
 
+from stylebridge.core.torchscript import read_torchscript_state_dict
 from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.plugins.nets.state import read_plain_state
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -58,8 +62,6 @@ class ClipModel:
 
 def is_torchscript(path: Path) -> bool:
     """Whether ``path`` is a TorchScript archive (OpenAI's original CLIP ``.pt``)."""
-    import zipfile
-
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:
@@ -71,8 +73,6 @@ def _recorded_activation(path: Path) -> bool | None:
     converter writes ``true``, files of open_clip models ``false``); None = not recorded."""
     if path.suffix != ".safetensors":
         return None
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as fh:
             value = (fh.metadata() or {}).get("quick_gelu")
@@ -106,13 +106,9 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
     model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
     if path is not None:
         if torchscript:
-            from stylebridge.core.torchscript import read_torchscript_state_dict
-
             state = read_torchscript_state_dict(path)
         else:  # .safetensors or a weights-only .pt/.bin, as LPIPS's backbones
-            from stylebridge.plugins.metrics.builtin import _read_plain_state
-
-            state = _read_plain_state(path, what="CLIP")
+            state = read_plain_state(path, what="CLIP")
         expected = model.state_dict()
         wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
         if wrong:

@@ -19,6 +19,7 @@ images is the dot product (cosine similarity).
 from __future__ import annotations
 
 import importlib.util
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,20 @@ def dlib_model_dir() -> Path:
         f"package (it ships {DLIB_RECOGNITION_FILE} and {DLIB_LANDMARKS_FILE})")
 
 
-class DlibFaceEmbedder:
+class FaceEmbedder(ABC):
+    """Images ``[B, 3, H, W]`` in ``[0, 1]`` → L2-normalised face embeddings (float64)."""
+
+    #: images since the last reset in which no face was detected and the whole image was
+    #: taken as the face box (dlib's ``detect="auto"``); always 0 for an embedder that does
+    #: not detect faces.  The ``id`` metric resets it and reports it.
+    n_fallback: int = 0
+
+    @abstractmethod
+    def embed(self, images01: Tensor) -> tuple[Tensor, Tensor]:
+        """``(embeddings [B, D], found [B] bool)``; rows without a face are NaN."""
+
+
+class DlibFaceEmbedder(FaceEmbedder):
     """Images ``[B, 3, H, W]`` in ``[0, 1]`` → L2-normalised 128-d dlib descriptors (float64).
 
     ``embed`` returns ``(embeddings [B, 128], found [B] bool)``; a row whose face
@@ -118,7 +132,7 @@ def arcface_preprocess(images01: Tensor) -> Tensor:
     return F.adaptive_avg_pool2d(x, (ARCFACE_SIZE, ARCFACE_SIZE))
 
 
-class ArcFaceEmbedder:
+class ArcFaceEmbedder(FaceEmbedder):
     """Images in ``[0, 1]`` → L2-normalised 512-d ArcFace IR-SE50 embeddings (float64)."""
 
     def __init__(self, weights: str | Path | None, device: str | torch.device = "cpu") -> None:

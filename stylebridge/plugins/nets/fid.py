@@ -41,6 +41,7 @@ from torchvision.models.inception import (
 )
 
 from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
+from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, ConversionError, StylebridgeError
 
 UPSTREAM_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -193,8 +194,6 @@ def load_fid_inception(path: str | Path, device: str | torch.device = "cpu") -> 
         check_state_dict(path, _expected_shapes(FIDInceptionV3()), tensors, what="FID Inception")
         state = tensors
     else:
-        from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
         state = upstream_state_dict(torch_load_safe(path), path)
     model = _load_into(FIDInceptionV3(), state)
     return model.to(device).eval().requires_grad_(False)

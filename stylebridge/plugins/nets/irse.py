@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stylebridge.core.checkpoint import check_state_dict, load_checkpoint
+from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, ConversionError
 
 IRSE50_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
@@ -260,8 +262,6 @@ def arcface_state_from_upstream(obj: Any, *, path: Path | None = None,
     prefixes (DataParallel).  Keys and shapes are checked against :class:`ArcFaceIRSE50`
     with one-line :class:`ConversionError` messages.
     """
-    from stylebridge.core.checkpoint import check_state_dict
-
     what = "ArcFace IR-SE"
     hint = describe_upstream(obj) if isinstance(obj, Mapping) else None
     if hint is not None and "ArcFace" not in hint:
@@ -346,8 +346,6 @@ def load_arcface_irse50(path: str | Path, device: str | torch.device = "cpu") ->
     ``torch.load(weights_only=True)``).  The module maps ``[B, 3, 112, 112]`` in
     ``[-1, 1]`` to L2-normalised ``[B, 512]`` embeddings; gradients flow to the input.
     """
-    from stylebridge.core.checkpoint import check_state_dict, load_checkpoint
-
     path = Path(path)
     if path.suffix == ".safetensors":
         header, tensors = load_checkpoint(path, kind=ARCFACE_KIND, plugin=ARCFACE_PLUGIN)
@@ -359,8 +357,6 @@ def load_arcface_irse50(path: str | Path, device: str | torch.device = "cpu") ->
                          what="ArcFace IR-SE")
         model.load_state_dict(tensors, strict=True)
     else:
-        from stylebridge.core.stylegan2.rosinality import torch_load_safe
-
         state, config = arcface_state_from_upstream(torch_load_safe(path), path=path)
         with torch.device("meta"):
             model = ArcFaceIRSE50(**config)

@@ -1,0 +1,158 @@
+"""``stylebridge analyze``: the command line of :mod:`stylebridge.pipelines.analyze`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.options import (
+    add_photo_arguments,
+    add_style_means_arguments,
+    print_random_notices,
+)
+from stylebridge.core.batch import BatchReport
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines import analyze as _analyze
+from stylebridge.pipelines.analyze import (
+    LAYER_SETS,
+    LatentsConfig,
+    LatentsProgress,
+    LatentsResult,
+    run_latents,
+)
+from stylebridge.pipelines.analyze.markdown import fmt
+from stylebridge.plugins.calibrators.alpha import FITS
+from stylebridge.registry import hookimpl
+
+
+def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
+    add_style_means_arguments(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--domain", "-d", action="append", default=[],
+                   metavar="[NAME:]DOMAIN.safetensors",
+                   help="domain checkpoint for the Eq. 5 adaptability table, repeatable")
+    p.add_argument("--layers", choices=LAYER_SETS, default="all",
+                   help="all style layers (default, incl. ToRGB) or only the modulated convs")
+    p.add_argument("--fit", choices=FITS, default="origin",
+                   help="alpha by least squares through the origin (default) or with intercept")
+    p.add_argument("--alpha-tol", type=float, default=0.1,
+                   help="|alpha - 1| up to which a correlated layer counts as calibrated")
+    p.add_argument("--r2-min", type=float, default=0.5,
+                   help="squared correlation below which a layer counts as independent")
+    p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
+    add_photo_arguments(p, several_encoders=True)
+
+
+class _ConsoleProgress(LatentsProgress):
+    """Random-weights notices as bold yellow lines; one transient progress bar per step."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def random_inputs(self, random_inputs: Mapping[str, Any], *, encoder: str = "",
+                      generator: Path | None = None) -> None:
+        print_random_notices(self.console, random_inputs, encoder=encoder, generator=generator)
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Progress(console=self.console, transient=True)
+            self.bar.start()
+        if what not in self.tasks:
+            self.tasks[what] = self.bar.add_task(what, total=total)
+        self.bar.update(self.tasks[what], completed=done)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def failed(self, report: BatchReport) -> None:
+        report.print(self.console)
+
+
+def print_latents(console: Console, result: LatentsResult) -> None:
+    """The α table (per encoder: α, pattern, each domain's adaptability) and what was written."""
+    runs = result.runs
+    n_text = ", ".join(f"{r.n_images} photos" + (f" ({r.label})" if len(runs) > 1 else "")
+                       for r in runs)
+    table = Table(title=f"alpha per style layer ({n_text}, {result.samples} samples)"
+                  + (f" [{RANDOM_NOTICE}]" if result.random else ""))
+    table.add_column("layer", justify="right")
+    table.add_column("name")
+    for run in runs:
+        tag = f" {run.label}" if len(runs) > 1 else ""
+        table.add_column(f"alpha{tag}", justify="right")
+        if len(runs) == 1:
+            table.add_column("R²", justify="right")
+            table.add_column("corr r²", justify="right")
+        table.add_column(f"pattern{tag}")
+        for d in result.domains:
+            table.add_column(d + tag, justify="right")
+    for k, ref in enumerate(result.layers):
+        cells = [str(ref.index), ref.name]
+        for run in runs:
+            row = run.result["layers"][k]
+            cells.append(fmt(row["alpha"]))
+            if len(runs) == 1:
+                cells += [fmt(row["r2"], ".3f"), fmt(row["corr_r2"], ".3f")]
+            cells.append(row["pattern"])
+            cells += [fmt(run.result["domains"][d]["layers"][k]["adaptability"], "+.3f")
+                      for d in result.domains]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"[green]wrote[/green] {escape(', '.join(result.written))} to "
+                  f"{escape(str(result.out))}")
+
+
+def run_latents_command(args: argparse.Namespace, console: Console) -> int:
+    """``stylebridge analyze latents``: see :mod:`stylebridge.pipelines.analyze`."""
+    config = LatentsConfig(
+        encoders=args.encoder if isinstance(args.encoder, list) else [args.encoder],
+        generator=args.generator, images=list(args.images), out=args.out,
+        domains=list(args.domain), samples=args.samples, seed=args.seed, layers=args.layers,
+        fit=args.fit, alpha_tol=args.alpha_tol, r2_min=args.r2_min, per_layer=args.per_layer,
+        align=args.align, align_size=args.align_size, batch=args.batch, device=args.device)
+    progress = _ConsoleProgress(console)
+    try:
+        result = run_latents(config, progress)
+    finally:
+        progress.stop()
+    print_latents(console, result)
+    result.runs[0].batch.print(console)  # every encoder reads the same photos: one report
+    return result.exit_code
+
+
+class AnalyzeCommand(Command):
+    """Analysis tools: ``analyze latents``."""
+
+    name = "analyze"
+    help = "analysis tools: latents (encoder vs mapping-network style distributions, Eq. 5)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+        doc = _analyze.__doc__
+        p = sub.add_parser("latents", help="per-layer style means of an encoder vs the mapping "
+                           "network (thesis Fig. 4.9), alpha per layer and Eq. 5 adaptability",
+                           description=doc.split("\n\n")[0].replace("``", "") if doc else None)
+        _add_latents_arguments(p)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        if args.target == "latents":
+            return run_latents_command(args, console)
+        raise StylebridgeError(f"unknown analyze target {args.target!r}")
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(AnalyzeCommand())

@@ -1,0 +1,134 @@
+"""``stylebridge eval``: the command line of :mod:`stylebridge.pipelines.evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from stylebridge.cli.base import Command
+from stylebridge.cli.common import add_device_argument
+from stylebridge.core.batch import BatchReport
+from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, EvalResult, evaluate
+from stylebridge.registry import hookimpl
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+
+
+class _ConsoleProgress(EvalProgress):
+    """Notes as yellow lines, a transient progress bar while the predictions are scored."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[yellow]note:[/yellow] {escape(text)}")
+
+    def start(self, total: int) -> None:
+        self.bar = Progress(console=self.console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("evaluating", total=total)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task, n)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def failed(self, report: BatchReport) -> None:
+        report.print(self.console)
+
+
+def print_result(console: Console, result: EvalResult, show: int) -> None:
+    """The table (per-image rows when there are at most ``show`` images, then the means) and
+    each metric's notes."""
+    rows, means = result.rows, result.means
+    per_image, random_cols = set(result.per_image_columns), result.random_columns
+    table = Table(title=f"stylebridge eval: {len(rows)} image(s)")
+    table.add_column("image")
+    for col in means:  # "ssim[ssim:gaussian=true]" is a label, not rich markup
+        table.add_column(escape(col) + (" (RANDOM WEIGHTS)" if col in random_cols else ""),
+                         justify="right")
+    if len(rows) <= show:
+        for row in rows:
+            table.add_row(escape(row["name"]), *(_fmt(row[c]) if c in per_image and c in row
+                                                 else "" for c in means))
+        table.add_section()
+    table.add_row("[bold]mean[/bold]", *(f"[bold]{_fmt(v)}[/bold]" for v in means.values()))
+    console.print(table)
+    for metric in result.metrics:
+        for note in metric.notes:
+            style = "bold red" if note.startswith("RANDOM") else "yellow"
+            console.print(f"[{style}]{escape(metric.text)}:[/{style}] {escape(note)}")
+
+
+class EvalCommand(Command):
+    name = "eval"
+    help = "evaluate predictions against targets (mse, psnr, ssim, lpips, id, fid, clip_*)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--metric", "-m", action="append", required=True,
+                            metavar="NAME[:k=v,...]",
+                            help="metric, repeatable: mse, psnr, ssim[:gaussian=true], "
+                                 "lpips[:net=vgg,backbone=PATH], id[:backend=dlib|arcface], "
+                                 "fid[:weights=PATH,ref_stats=PATH], "
+                                 "clip_quality[:model=ViT-B-16,weights=PATH,reference=IMG], "
+                                 "clip_diversity[:model=...,weights=PATH]")
+        parser.add_argument("--pred", required=True, nargs="+", metavar="DIR|FILE",
+                            help="predicted images (directories are expanded)")
+        parser.add_argument("--target", nargs="+", metavar="DIR|FILE",
+                            help="target images, paired with --pred by file name (stem); "
+                                 "one file each: paired as given; when no metric compares "
+                                 "pairs (fid alone): the reference set, names need not match")
+        parser.add_argument("--domain-text", metavar="TEXT",
+                            help="domain description for clip_quality (unless it has text= or "
+                                 "reference=)")
+        parser.add_argument("--size", type=int, metavar="N",
+                            help="resize every image to N×N first (default: targets' size; "
+                                 "predictions of another size are resized to their target)")
+        parser.add_argument("--batch", type=int, default=8, help="images per batch (default 8)")
+        parser.add_argument("--json", type=Path, metavar="OUT", help="write all values as JSON")
+        parser.add_argument("--csv", type=Path, metavar="OUT",
+                            help="write per-image values (and a 'mean' row) as CSV")
+        parser.add_argument("--show", type=int, default=20, metavar="N",
+                            help="print per-image rows when there are at most N images (default 20)")
+        add_device_argument(parser)
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        config = EvalConfig(metrics=list(args.metric), pred=list(args.pred),
+                            target=list(args.target) if args.target else None,
+                            domain_text=args.domain_text, size=args.size, batch=args.batch,
+                            device=args.device, json=args.json, csv=args.csv)
+        report = BatchReport()
+        progress = _ConsoleProgress(console)
+        try:
+            result = evaluate(config, report, progress)
+        finally:
+            progress.stop()
+        print_result(console, result, args.show)
+        for path in result.written:
+            console.print(f"[green]wrote[/green] {escape(str(path))}")
+        report.print(console)
+        return result.exit_code
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register(EvalCommand())

@@ -1,0 +1,272 @@
+"""``analyze latents`` end to end: load the generator, encoders and domains, collect the
+statistics, build the reports and write ``latents.png`` / ``.md`` / ``.json`` (see the
+package docstring).  :class:`LatentsConfig` in, :class:`LatentsResult` out; what happens
+meanwhile goes to a :class:`LatentsProgress`, whose methods do nothing by default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.batch import BatchReport, require_inputs
+from stylebridge.core.device import resolve_device
+from stylebridge.core.interfaces import Encoder
+from stylebridge.core.io import atomic_path, write_json
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import (
+    check_domains,
+    load_domains,
+    load_generator_arg,
+    photo_batches,
+)
+from stylebridge.pipelines.analyze.markdown import render_comparison_markdown, render_markdown
+from stylebridge.pipelines.analyze.plots import (
+    plot_comparison,
+    plot_distributions,
+    plot_layer,
+    save_figure,
+)
+from stylebridge.pipelines.analyze.report import LayerRef, build_report, compare_reports, layer_refs
+from stylebridge.pipelines.analyze.stats import (
+    SimilarityAccumulator,
+    collect_encoder_stats,
+    collect_mapping_stats,
+)
+from stylebridge.registry.resolve import load_encoder
+
+
+@dataclass
+class LatentsConfig:
+    """One ``analyze latents`` run (the command's options).
+
+    ``encoders``: encoder specs (several: compared side by side); ``generator``: a
+    ``[stylegan2:]CKPT`` spec; ``images``: photos (files or folders); ``domains``: domain
+    checkpoints for Eq. 5; ``samples`` z drawn from ``seed`` for the mapping network;
+    ``layers``: ``all`` or ``conv``; ``fit``: ``origin`` or ``intercept``; ``alpha_tol`` /
+    ``r2_min``: the pattern thresholds; ``per_layer``: also one PNG per layer.
+    """
+
+    encoders: list[str]
+    generator: str
+    images: list[str | Path]
+    out: Path
+    domains: list[str] = field(default_factory=list)
+    samples: int = 3000
+    seed: int = 0
+    layers: str = "all"
+    fit: str = "origin"
+    alpha_tol: float = 0.1
+    r2_min: float = 0.5
+    per_layer: bool = False
+    align: bool = True
+    align_size: int = 1024
+    batch: int = 4
+    device: str = "auto"
+
+
+class LatentsProgress:
+    """What :func:`run_latents` reports while it works; every method does nothing here."""
+
+    def random_inputs(self, random_inputs: Mapping[str, Any], *, encoder: str = "",
+                      generator: Path | None = None) -> None:
+        """Inputs just loaded, and whether each runs on random (untrained) weights:
+        ``{"encoder": bool}`` per encoder, then ``{"generator": bool, "domains": {name: bool}}``."""
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        """``done`` of ``total`` items of ``what`` (``encoding photos (e4e)``, ``sampling N z``)."""
+
+    def stop(self) -> None:
+        """Every statistic is collected (reports and plots follow)."""
+
+    def failed(self, report: BatchReport) -> None:
+        """An encoder's statistics failed (e.g. no readable photo); ``report`` says which
+        photos were skipped.  The error is raised right after."""
+
+
+@dataclass
+class EncoderRun:
+    """One encoder of ``analyze latents``: its statistics, photo report and JSON report."""
+
+    label: str
+    spec: str
+    random: bool
+    means: list[Tensor]
+    n_images: int
+    sims: dict[str, SimilarityAccumulator]
+    batch: BatchReport
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LatentsResult:
+    """What :func:`run_latents` computed and wrote.
+
+    ``runs``: one per encoder (``result`` holds its JSON report); ``layers``: the reported
+    style layers; ``domains``: the domain names; ``random``: some input had random weights;
+    ``written``: the files and folders written in ``out``; ``comparison``: the side-by-side
+    report (several encoders only).
+    """
+
+    runs: list[EncoderRun]
+    layers: list[LayerRef]
+    domains: list[str]
+    samples: int
+    random: bool
+    out: Path
+    written: list[str]
+    comparison: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return max(run.batch.exit_code for run in self.runs)
+
+
+def _check(config: LatentsConfig) -> None:
+    if config.batch < 1:
+        raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
+    if config.align_size < 1:
+        raise StylebridgeError(f"--align-size {config.align_size}: must be >= 1")
+    if config.samples < 1:
+        raise StylebridgeError(f"--samples {config.samples}: must be >= 1")
+    if config.alpha_tol < 0:
+        raise StylebridgeError(f"--alpha-tol {config.alpha_tol}: must be >= 0")
+
+
+def _encoder_batches(paths: Sequence[Path], report: BatchReport, config: LatentsConfig,
+                     enc_size: int, what: str, progress: LatentsProgress) -> Iterator[Tensor]:
+    """Stacked encoder inputs of the readable photos; each yielded photo is marked done."""
+    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=config.batch,
+                               align=config.align, align_size=config.align_size):
+        yield torch.stack(chunk.inputs)
+        for p in chunk.paths:
+            report.ok(p)
+        progress.progress(what, len(report.done) + len(report.skipped), len(paths))
+
+
+def write_report(out: Path, result: dict[str, Any], src_means: Sequence[Tensor],
+                 enc_means: Sequence[Tensor], per_layer: bool) -> dict[str, str]:
+    """``latents.png`` (+ ``layers/``), ``latents.md`` and ``latents.json`` of one encoder."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"plot": "latents.png", "markdown": "latents.md", "json": "latents.json"}
+    save_figure(plot_distributions(src_means, enc_means, result), out / files["plot"])
+    if per_layer:
+        for row in result["layers"]:
+            i = row["index"]
+            save_figure(plot_layer(src_means[i], enc_means[i], row, result["meta"]),
+                        out / "layers" / f"layer_{i:02d}.png")
+        files["per_layer"] = "layers/"
+    result["files"] = files
+    with atomic_path(out / files["markdown"]) as tmp:
+        tmp.write_text(render_markdown(result), encoding="utf-8")
+    write_json(out / files["json"], result)
+    return files
+
+
+def _load_encoders(config: LatentsConfig, device: torch.device, gen: Any,
+                   progress: LatentsProgress) -> list[tuple[str, str, Encoder, bool]]:
+    """``(label, spec, encoder, random)`` per spec; a repeated name becomes ``name-2`` ..."""
+    encoders: list[tuple[str, str, Encoder, bool]] = []
+    for spec in config.encoders:
+        encoder, enc_random = load_encoder(spec, device)
+        encoder.bind_generator(gen)
+        label, k = encoder.name, 2
+        while label in {e[0] for e in encoders}:
+            label, k = f"{encoder.name}-{k}", k + 1
+        encoders.append((label, spec, encoder, enc_random))
+        progress.random_inputs({"encoder": enc_random}, encoder=encoder.name)
+    return encoders
+
+
+def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) -> LatentsResult:
+    """``analyze latents``: see the package docstring.  One-line errors for bad options or
+    inputs; photos that cannot be read (or aligned) are skipped and reported per encoder."""
+    progress = LatentsProgress() if progress is None else progress
+    _check(config)
+    device = resolve_device(config.device)
+    paths = require_inputs(config.images)
+    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    refs = layer_refs(gen, config.layers)
+    encoders = _load_encoders(config, device, gen, progress)
+    domains, domain_random = load_domains(config.domains, device)
+    domain_info: dict[str, dict[str, Any]] = {}
+    check_domains(domains.values(), gen)
+    for (name, method), spec in zip(domains.items(), config.domains, strict=True):
+        domain_info[name] = {"spec": spec, "method": method.name,
+                             "random_weights": domain_random[name],
+                             "weight_offsets_excluded": method.has_weight_offsets()}
+    dom_random = any(domain_random.values())
+    progress.random_inputs({"generator": gen_random, "domains": domain_random}, generator=g_path)
+
+    runs: list[EncoderRun] = []
+    try:
+        for label, spec, encoder, enc_random in encoders:
+            enc_size = int(encoder.preprocessing.size or gen.size)
+            report = BatchReport()
+            what = f"encoding photos ({label})"
+            progress.progress(what, 0, len(paths))
+            batches = _encoder_batches(paths, report, config, enc_size, what, progress)
+            try:
+                means, n_images, sims = collect_encoder_stats(encoder, gen, batches, domains)
+            except StylebridgeError:
+                progress.failed(report)
+                raise
+            runs.append(EncoderRun(label, spec, enc_random, means, n_images, sims, report))
+        what, sampled = f"sampling {config.samples} z", [0]
+        progress.progress(what, 0, config.samples)
+
+        def advance(n: int) -> None:
+            sampled[0] += n
+            progress.progress(what, sampled[0], config.samples)
+
+        src_means, src_sims = collect_mapping_stats(gen, domains, config.samples,
+                                                    seed=config.seed, advance=advance)
+    finally:
+        progress.stop()
+
+    for run in runs:
+        result = build_report(src_means, run.means, refs, source_sims=src_sims,
+                              encoder_sims=run.sims, fit=config.fit, alpha_tol=config.alpha_tol,
+                              r2_min=config.r2_min)
+        for name, info in domain_info.items():
+            result["domains"][name] = {**info, **result["domains"][name]}
+        random_inputs = {"encoder": run.random, "generator": gen_random, "domains": dom_random}
+        meta = {"encoder": run.spec, "generator": str(g_path), "n_images": run.n_images,
+                "samples": config.samples, "seed": config.seed, "layers": config.layers,
+                "aligned": bool(config.align), "random_weights": any(random_inputs.values()),
+                "random_inputs": random_inputs}
+        if meta["random_weights"]:
+            meta["notes"] = ["computed with random weights: not real statistics"]
+        run.result = {"meta": meta, **result, **run.batch.as_dict()}
+
+    out = config.out
+    random = gen_random or dom_random or any(r.random for r in runs)
+    comparison = None
+    if len(runs) == 1:
+        run = runs[0]
+        written = list(write_report(out, run.result, src_means, run.means,
+                                    config.per_layer).values())
+    else:
+        for run in runs:
+            write_report(out / run.label, run.result, src_means, run.means, config.per_layer)
+        results = {r.label: r.result for r in runs}
+        parts = [f"encoder {r.label}" for r in runs if r.random]
+        parts += ["generator"] * gen_random + ["domains"] * dom_random
+        meta = {"encoders": {r.label: r.spec for r in runs}, "generator": str(g_path),
+                "samples": config.samples, "seed": config.seed,
+                "n_images": {r.label: r.n_images for r in runs},
+                "random_weights": random, "random_parts": parts}
+        comparison = {"meta": meta, **compare_reports(results)}
+        save_figure(plot_comparison(src_means, {r.label: r.means for r in runs}, results, meta),
+                    out / "latents.png")
+        with atomic_path(out / "latents.md") as tmp:
+            tmp.write_text(render_comparison_markdown(comparison, meta), encoding="utf-8")
+        write_json(out / "latents.json", comparison)
+        written = ["latents.png", "latents.md", "latents.json",
+                   *(f"{r.label}/" for r in runs)]
+    return LatentsResult(runs=runs, layers=refs, domains=list(domains), samples=config.samples,
+                         random=random, out=out, written=written, comparison=comparison)

@@ -1,0 +1,96 @@
+"""The ``analyze latents`` report and the side-by-side comparison as markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+
+
+def fmt(value: Any, spec: str = ".4g") -> str:
+    """A report number for a table: ``n/a`` for ``None`` (not finite)."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as markdown: the α table, the pattern summary and one Eq. 5 table per domain."""
+    meta = report.get("meta", {})
+    lines = ["# Latent distributions: encoder vs mapping network", ""]
+    if meta.get("random_weights"):
+        parts = ", ".join(k for k, v in meta.get("random_inputs", {}).items() if v) or "inputs"
+        lines += [f"**{RANDOM_NOTICE}** ({parts}): these numbers show no trained model.", ""]
+    for key in ("encoder", "generator", "n_images", "samples", "seed"):
+        if key in meta:
+            lines.append(f"- {key}: {meta[key]}")
+    lines.append(f"- fit: {report['fit']} (α from the per-channel style means, "
+                 "stylebridge.plugins.calibrators.alpha.fit_alpha)")
+    th = report["thresholds"]
+    lines += [f"- patterns: independent if corr r² < {th['r2_min']}, else calibrated if "
+              f"|α − 1| ≤ {th['alpha_tol']}, else scaled (thesis groups 1 / 2 / 3)", ""]
+    lines += ["## α per layer", "",
+              "| layer | name | conv # | channels | α | intercept | R² (fit) | corr r² | pattern |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in report["layers"]:
+        conv = "" if r["conv_index"] is None else str(r["conv_index"])
+        lines.append(f"| {r['index']} | {r['name']} | {conv} | {r['channels']} | "
+                     f"{fmt(r['alpha'])} | {fmt(r['intercept'])} | {fmt(r['r2'], '.3f')} | "
+                     f"{fmt(r['corr_r2'], '.3f')} | {r['pattern']} |")
+    lines += ["", "Layers by pattern: " + "; ".join(
+        f"{p}: {', '.join(map(str, idx)) or '-'}" for p, idx in report["patterns"].items()), ""]
+    if report["domains"]:
+        lines += ["## Domain adaptability (Eq. 5)", "",
+                  "adaptability = mean cos(s_enc, s_enc + Δs) − mean cos(s_orig, s_orig + Δs) "
+                  "(the thesis' cosine similarities, Fig. 4.10); the *dot* columns read ⟨·,·⟩ "
+                  "as a plain dot product (scale-dependent, for reference).", ""]
+        names = {r["index"]: r["name"] for r in report["layers"]}
+        for dname, dom in report["domains"].items():
+            lines += [f"### {dname}", ""]
+            if dom.get("weight_offsets_excluded"):
+                lines += ["(this domain also changes conv weights; those changes are not a "
+                          "change of s and are not included)", ""]
+            lines += ["| layer | name | orig cos | enc cos | adaptability | orig dot | enc dot | "
+                      "adaptability (dot) |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+            for r in dom["layers"]:
+                lines.append(f"| {r['index']} | {names.get(r['index'], '')} | "
+                             f"{fmt(r['orig_cos'], '.4f')} | {fmt(r['enc_cos'], '.4f')} | "
+                             f"{fmt(r['adaptability'], '+.4f')} | {fmt(r['orig_dot'])} | "
+                             f"{fmt(r['enc_dot'])} | {fmt(r['adaptability_dot'], '+.4g')} |")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_comparison_markdown(comparison: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """The side-by-side report as markdown (one α table, one Eq. 5 table per domain)."""
+    labels = list(comparison["encoders"])
+    lines = ["# Latent distributions: encoders vs mapping network", ""]
+    if meta.get("random_weights"):
+        lines += [f"**{RANDOM_NOTICE}** ({', '.join(meta.get('random_parts', [])) or 'inputs'}): "
+                  "these numbers show no trained model.", ""]
+    for key in ("generator", "samples", "seed", "n_images"):
+        if key in meta:
+            lines.append(f"- {key}: {meta[key]}")
+    lines += [f"- per-encoder reports: {', '.join(f'{e}/latents.md' for e in labels)}", "",
+              "## α per layer", "",
+              "| layer | name | " + " | ".join(f"α {e} | pattern {e}" for e in labels) + " |",
+              "|---:|---|" + "---:|---|" * len(labels)]
+    for row in comparison["layers"]:
+        cells = " | ".join(f"{fmt(row['encoders'][e]['alpha'])} | {row['encoders'][e]['pattern']}"
+                           for e in labels)
+        lines.append(f"| {row['index']} | {row['name']} | {cells} |")
+    lines.append("")
+    names = {r["index"]: r["name"] for r in comparison["layers"]}
+    for dname, dom in comparison["domains"].items():
+        lines += [f"## Domain adaptability (Eq. 5): {dname}", "",
+                  "stoch_sim = mean cos(s_orig, s_orig + Δs) over z samples; <encoder>_sim the "
+                  "same over the encoded photos; <encoder>_diff = <encoder>_sim − stoch_sim.", "",
+                  "| layer | name | stoch_sim | " + " | ".join(f"{e}_sim" for e in labels) + " | "
+                  + " | ".join(f"{e}_diff" for e in labels) + " |",
+                  "|---:|---|---:|" + "---:|" * (2 * len(labels))]
+        for row in dom["layers"]:
+            sims = " | ".join(fmt(row["encoders"][e]["enc_cos"], ".4f") for e in labels)
+            diffs = " | ".join(fmt(row["encoders"][e]["adaptability"], "+.4f") for e in labels)
+            lines.append(f"| {row['index']} | {names.get(row['index'], '')} | "
+                         f"{fmt(row['orig_cos'], '.4f')} | {sims} | {diffs} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,128 @@
+"""The ``analyze latents`` report: α / R² / pattern per style layer (Fig. 4.9) and Eq. 5 per
+domain (Fig. 4.10), as JSON-ready dicts; several encoders side by side."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.analyze.stats import SimilarityAccumulator
+from stylebridge.plugins.calibrators.alpha import FITS, fit_alpha
+
+PATTERNS = ("independent", "calibrated", "scaled")
+THESIS_GROUPS = {"independent": 1, "calibrated": 2, "scaled": 3}
+LAYER_SETS = ("all", "conv")
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A style layer as reported: its style index, module name, conv index (None for ToRGB)."""
+
+    index: int
+    name: str
+    channels: int
+    is_rgb: bool
+    conv_index: int | None
+
+
+def layer_refs(generator: Generator, which: str = "all") -> list[LayerRef]:
+    """The generator's style layers (``which="all"``) or only the non-RGB ones (``"conv"``)."""
+    if which not in LAYER_SETS:
+        raise StylebridgeError(f"--layers {which!r}: expected one of {', '.join(LAYER_SETS)}")
+    conv = {i: k for k, i in enumerate(generator.conv_style_indices())}
+    refs = [LayerRef(layer.index, layer.name, layer.channels, layer.is_rgb, conv.get(layer.index))
+            for layer in generator.style_layers()]
+    return refs if which == "all" else [r for r in refs if not r.is_rgb]
+
+
+def classify(alpha: float, corr_r2: float, *, alpha_tol: float = 0.1, r2_min: float = 0.5) -> str:
+    """The thesis' layer pattern (module doc): ``independent`` / ``calibrated`` / ``scaled``."""
+    if not (math.isfinite(corr_r2) and corr_r2 >= r2_min):
+        return "independent"
+    if math.isfinite(alpha) and abs(alpha - 1.0) <= alpha_tol:
+        return "calibrated"
+    return "scaled"
+
+
+def _num(value: float | Tensor) -> float | None:
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor],
+                 layers: Sequence[LayerRef], *,
+                 source_sims: Mapping[str, SimilarityAccumulator] | None = None,
+                 encoder_sims: Mapping[str, SimilarityAccumulator] | None = None,
+                 fit: str = "origin", alpha_tol: float = 0.1, r2_min: float = 0.5
+                 ) -> dict[str, Any]:
+    """Per-layer α / R² / pattern and per-domain Eq. 5 rows, as a JSON-ready dict.
+
+    ``source_means`` / ``encoder_means`` have one ``[C_i]`` tensor per style layer
+    of the generator (all of them); ``layers`` picks and names the reported ones.
+    Non-finite numbers become ``None``.
+    """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    pick = [r.index for r in layers]
+    xs = [source_means[i] for i in pick]
+    ys = [encoder_means[i] for i in pick]
+    chosen = fit_alpha(xs, ys, fit)
+    corr = fit_alpha(xs, ys, "intercept").r2
+    rows = []
+    for k, ref in enumerate(layers):
+        alpha, r2c = float(chosen.alpha[k]), float(corr[k])
+        rows.append({"index": ref.index, "name": ref.name, "conv_index": ref.conv_index,
+                     "channels": ref.channels, "is_rgb": ref.is_rgb,
+                     "alpha": _num(alpha), "intercept": _num(chosen.intercept[k]),
+                     "r2": _num(chosen.r2[k]), "corr_r2": _num(r2c),
+                     "pattern": classify(alpha, r2c, alpha_tol=alpha_tol, r2_min=r2_min)})
+    groups = {p: [r["index"] for r in rows if r["pattern"] == p] for p in PATTERNS}
+    domains: dict[str, Any] = {}
+    source_sims, encoder_sims = source_sims or {}, encoder_sims or {}
+    for name in source_sims:
+        o_cos, o_dot = source_sims[name].means()
+        e_cos, e_dot = encoder_sims[name].means()
+        domains[name] = {"layers": [
+            {"index": i, "orig_cos": _num(o_cos[i]), "enc_cos": _num(e_cos[i]),
+             "adaptability": _num(e_cos[i] - o_cos[i]),
+             "orig_dot": _num(o_dot[i]), "enc_dot": _num(e_dot[i]),
+             "adaptability_dot": _num(e_dot[i] - o_dot[i])} for i in pick]}
+    return {"fit": fit, "thresholds": {"alpha_tol": alpha_tol, "r2_min": r2_min},
+            "layers": rows, "patterns": groups,
+            "thesis_groups": {p: THESIS_GROUPS[p] for p in PATTERNS}, "domains": domains}
+
+
+
+def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Several encoders' reports side by side (thesis Fig. 4.9 panels, Fig. 4.10 table).
+
+    ``layers``: per layer, each encoder's α / R² / pattern; ``domains``: per domain
+    and layer, the mapping network's ``orig_cos`` (Fig. 4.10's ``stoch_sim``), each
+    encoder's ``enc_cos`` (``<encoder>_sim``) and adaptability (``<encoder>_diff``).
+    """
+    labels = list(results)
+    first = results[labels[0]]
+    layers = []
+    for k, row in enumerate(first["layers"]):
+        layers.append({"index": row["index"], "name": row["name"], "conv_index": row["conv_index"],
+                       "encoders": {e: {key: results[e]["layers"][k][key]
+                                        for key in ("alpha", "r2", "corr_r2", "pattern")}
+                                    for e in labels}})
+    domains: dict[str, Any] = {}
+    for dname, dom in first["domains"].items():
+        rows = []
+        for k, row in enumerate(dom["layers"]):
+            rows.append({"index": row["index"], "orig_cos": row["orig_cos"],
+                         "encoders": {e: {key: results[e]["domains"][dname]["layers"][k][key]
+                                          for key in ("enc_cos", "adaptability")}
+                                      for e in labels}})
+        domains[dname] = {"layers": rows}
+    return {"encoders": labels, "layers": layers, "domains": domains,
+            "patterns": {e: results[e]["patterns"] for e in labels}}
+

@@ -1,0 +1,424 @@
+"""Evaluate predictions against targets with registered metrics (``stylebridge eval``).
+
+:func:`evaluate` takes an :class:`EvalConfig` (metric specs, prediction and target files or
+folders), pairs the files by name, streams size-matched batches through every metric and
+returns an :class:`EvalResult`: the means, the per-image values, each metric's config,
+random-weights flag and notes, and the :class:`~stylebridge.core.batch.BatchReport` of
+skipped files; with ``json`` / ``csv`` it also writes them (atomically; both paths are
+checked before any work).  What it has to say while it works (notes, progress) goes to an
+:class:`EvalProgress`, whose methods do nothing by default.
+
+Pairing: predictions and targets are paired by file stem; two files named explicitly are a
+pair whatever their names.  When no requested metric compares pairs (FID, CLIP), the targets
+are an unpaired reference *set*, fed to the metrics that take one
+(:attr:`~stylebridge.core.interfaces.Metric.takes_reference`).
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylebridge.core.batch import BatchReport, expand_inputs
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import load_image
+from stylebridge.core.interfaces import Metric
+from stylebridge.core.io import atomic_path, check_writable, write_json
+from stylebridge.core.options import coerce_option
+from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.registry import get_registry
+from stylebridge.registry.spec import parse_plugin_spec
+
+# ---------------------------------------------------------------------------------------------
+# Metric specs and file pairing
+
+
+@dataclass
+class MetricRequest:
+    """A parsed ``--metric NAME[:PATH][:k=v,...]`` (PATH becomes ``weights``)."""
+
+    text: str
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_TEXT_OPTIONS = frozenset({"weights", "backbone", "ref_stats", "reference", "text", "model"})
+
+
+def parse_metric_spec(text: str) -> MetricRequest:
+    """``psnr``, ``lpips:net=vgg``, ``fid:pt_inception.pth``, ``clip_quality:w.pt:model=ViT-B-16``."""
+    spec = parse_plugin_spec(text, what="metric")
+    if spec.name is None:
+        raise SpecError(f"metric spec {text!r}: expected NAME[:k=v,...], e.g. lpips:net=vgg")
+    raw_options = dict(spec.options)
+    if spec.path is not None:
+        if "weights" in raw_options:
+            raise SpecError(f"metric spec {text!r} gives weights twice (PATH and weights=)")
+        raw_options["weights"] = str(spec.path)
+    options: dict[str, Any] = {}
+    for key, value in raw_options.items():
+        options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value)
+    return MetricRequest(text=text.strip(), name=spec.name, options=options)
+
+
+def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport
+               ) -> list[tuple[str, Path, Path | None]]:
+    """Pair prediction and target files by stem; unpaired or ambiguous files go to ``report``."""
+
+    def by_stem(paths: list[Path]) -> dict[str, Path]:
+        table: dict[str, list[Path]] = {}
+        for p in paths:
+            table.setdefault(p.stem, []).append(p)
+        out: dict[str, Path] = {}
+        for stem, group in table.items():
+            if len(group) > 1:
+                for p in group:
+                    report.skip(p, f"{len(group)} files share the name {stem!r} "
+                                   f"({', '.join(q.name for q in group)})")
+            else:
+                out[stem] = group[0]
+        return out
+
+    preds = by_stem(pred)
+    if target is None:
+        return [(stem, p, None) for stem, p in preds.items()]
+    targets = by_stem(target)
+    pairs = []
+    for stem, p in preds.items():
+        if stem in targets:
+            pairs.append((stem, p, targets[stem]))
+        else:
+            report.skip(p, f"no target image named {stem}.*")
+    for stem, t in targets.items():
+        if stem not in preds:
+            report.skip(t, f"no prediction named {stem}.*")
+    return pairs
+
+
+def json_number(value: float) -> float | str:
+    """A float for JSON; ``inf``/``-inf``/``nan`` as those strings (as the CSV writes them:
+    PSNR of identical images is inf, an ID without a face is nan)."""
+    return value if math.isfinite(value) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config, progress and result
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation: what ``stylebridge eval``'s options say.
+
+    ``metrics``: specs ``NAME[:PATH][:k=v,...]``; ``pred`` / ``target``: files or folders;
+    ``domain_text``: the text of ``clip_quality`` unless its spec has ``text=`` or
+    ``reference=``; ``size``: resize every image to ``size``×``size`` first (default: the
+    targets' size); ``batch``: images per batch; ``json`` / ``csv``: outputs to write.
+    """
+
+    metrics: list[str]
+    pred: list[str | Path]
+    target: list[str | Path] | None = None
+    domain_text: str | None = None
+    size: int | None = None
+    batch: int = 8
+    device: str = "auto"
+    json: Path | None = None
+    csv: Path | None = None
+
+
+class EvalProgress:
+    """What :func:`evaluate` reports while it works; every method does nothing here."""
+
+    def note(self, text: str) -> None:
+        """A remark for the user (plain text), e.g. that images were resized."""
+
+    def start(self, total: int) -> None:
+        """The ``total`` predictions (pairs) are about to be scored."""
+
+    def advance(self, n: int) -> None:
+        """``n`` more predictions were scored."""
+
+    def stop(self) -> None:
+        """Every prediction was scored (an unpaired reference set may follow)."""
+
+    def failed(self, report: BatchReport) -> None:
+        """Nothing could be evaluated; ``report`` says which files were skipped and why.
+        The error is raised right after."""
+
+
+@dataclass
+class MetricResult:
+    """One requested metric: its spec, means (by column), config, random flag and notes."""
+
+    text: str
+    values: dict[str, float]
+    config: dict[str, Any]
+    random_weights: bool
+    notes: list[str]
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` computed.
+
+    ``rows``: one dict per image (``name``, ``pred``, ``target`` and one value per per-image
+    column); ``means``: column → mean; ``columns`` the column order; ``per_image_columns``
+    the columns with per-image values; ``random_columns`` those computed with random weights.
+    A column is the metric's key, or ``key[spec]`` when the same metric is requested twice.
+    """
+
+    config: EvalConfig
+    metrics: list[MetricResult]
+    rows: list[dict[str, Any]]
+    means: dict[str, float]
+    per_image_columns: list[str]
+    random_columns: set[str]
+    report: BatchReport
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.means)
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON document of ``eval --json`` (non-finite numbers as strings)."""
+        cfg = self.config
+        return {
+            "pred": [str(p) for p in cfg.pred],
+            "target": [str(t) for t in cfg.target] if cfg.target else None,
+            "n_images": len(self.rows),
+            "metrics": {m.text: {"values": {k: json_number(v) for k, v in m.values.items()},
+                                 "config": m.config, "random_weights": m.random_weights,
+                                 "notes": m.notes} for m in self.metrics},
+            "mean": {k: json_number(v) for k, v in self.means.items()},
+            "per_image": [{k: (json_number(v) if isinstance(v, float) else v)
+                           for k, v in r.items()} for r in self.rows],
+            "report": self.report.as_dict(),
+        }
+
+    def write_json(self, path: Path) -> Path:
+        write_json(path, self.as_json())
+        return path
+
+    def write_csv(self, path: Path) -> Path:
+        """Per-image values, a ``mean`` row and, if any, a ``random_weights`` row."""
+        columns, per_image = self.columns, set(self.per_image_columns)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["name", "pred", "target", *columns])
+            for row in self.rows:
+                writer.writerow([row["name"], row["pred"], row["target"] or "",
+                                 *(repr(row[c]) if c in per_image and c in row else ""
+                                   for c in columns)])
+            writer.writerow(["mean", "", "", *(repr(self.means[c]) for c in columns)])
+            if self.random_columns:
+                writer.writerow(["random_weights", "", "",
+                                 *("yes" if c in self.random_columns else "" for c in columns)])
+        return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def build_metrics(requests: list[MetricRequest], device: torch.device,
+                  domain_text: str | None = None) -> list[Metric]:
+    """The registered metrics, reset; ``device=`` is passed when ``__init__`` takes it and
+    ``domain_text`` becomes ``clip_quality``'s ``text`` unless it has text or a reference."""
+    registry = get_registry()
+    metrics = []
+    for req in requests:
+        options = dict(req.options)
+        cls = registry.get("metric", req.name).obj
+        if (req.name == "clip_quality" and "text" not in options
+                and "reference" not in options and domain_text):
+            options["text"] = domain_text
+        if "device" in inspect.signature(cls.__init__).parameters:
+            options.setdefault("device", str(device))
+        metric = registry.create("metric", req.name, **options)
+        metric.reset()  # the interface's contract: reset, then update per batch, compute
+        metrics.append(metric)
+    return metrics
+
+
+def _labels(requests: list[MetricRequest]) -> list[str]:
+    """Column prefix per metric: the name, or the whole spec when a name repeats."""
+    counts: dict[str, int] = {}
+    for req in requests:
+        counts[req.name] = counts.get(req.name, 0) + 1
+    return [req.text if counts[req.name] > 1 else "" for req in requests]
+
+
+def _resize(img: Tensor, hw: tuple[int, int]) -> Tensor:
+    if tuple(img.shape[-2:]) == hw:
+        return img
+    return F.interpolate(img.unsqueeze(0), size=hw, mode="bilinear", align_corners=False,
+                         antialias=True)[0].clamp_(0, 1)
+
+
+def _batches(pairs: list[tuple[str, Path, Path | None]], config: EvalConfig,
+             report: BatchReport, progress: EvalProgress
+             ) -> Iterator[tuple[list[str], Tensor, Tensor | None]]:
+    """Loaded, size-matched batches; unreadable pairs go to ``report``."""
+    names: list[str] = []
+    preds: list[Tensor] = []
+    targets: list[Tensor] = []
+    noted = False
+    for stem, p_path, t_path in pairs:
+        try:
+            pred = load_image(p_path)
+        except StylebridgeError as exc:
+            report.skip(p_path, str(exc).removeprefix(f"{p_path}: "))
+            continue
+        target = None
+        if t_path is not None:
+            try:
+                target = load_image(t_path)
+            except StylebridgeError as exc:
+                report.skip(t_path, str(exc).removeprefix(f"{t_path}: "))
+                continue
+        if config.size:
+            pred = _resize(pred, (config.size, config.size))
+            target = None if target is None else _resize(target, (config.size, config.size))
+        elif target is not None and target.shape != pred.shape:
+            if not noted:
+                progress.note(f"predictions whose size differs from their target are resized "
+                              f"to it (first: {p_path.name}, {pred.shape[-1]}×{pred.shape[-2]} "
+                              f"→ {target.shape[-1]}×{target.shape[-2]})")
+                noted = True
+            pred = _resize(pred, tuple(target.shape[-2:]))
+        if preds and (pred.shape != preds[0].shape or len(preds) >= config.batch):
+            yield names, torch.stack(preds), torch.stack(targets) if targets else None
+            names, preds, targets = [], [], []
+        report.ok(p_path)
+        names.append(stem)
+        preds.append(pred)
+        if target is not None:
+            targets.append(target)
+    if preds:
+        yield names, torch.stack(preds), torch.stack(targets) if targets else None
+
+
+def _fail(report: BatchReport, progress: EvalProgress, message: str) -> StylebridgeError:
+    progress.failed(report)
+    return StylebridgeError(message)
+
+
+def evaluate(config: EvalConfig, report: BatchReport | None = None,
+             progress: EvalProgress | None = None) -> EvalResult:
+    """Run the evaluation of ``config`` (see the module docstring); one-line errors for bad
+    options, missing files or nothing to evaluate.  Skipped files go to ``report``."""
+    report = BatchReport() if report is None else report
+    progress = EvalProgress() if progress is None else progress
+    if config.batch < 1:
+        raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
+    if config.size is not None and config.size < 8:
+        raise StylebridgeError(f"--size {config.size}: must be >= 8")
+    requests = [parse_metric_spec(t) for t in config.metrics]
+    device = resolve_device(config.device)
+    for item in (*config.pred, *(config.target or [])):
+        if not Path(item).exists():
+            raise StylebridgeError("no such file or directory", path=item)
+    pred_files = expand_inputs(config.pred)
+    target_files = expand_inputs(config.target) if config.target else None
+    if not pred_files:
+        raise StylebridgeError(f"--pred {' '.join(map(str, config.pred))}: no image files found")
+    for dst in (config.json, config.csv):  # before the work, not after it
+        if dst is not None:
+            check_writable(dst)
+    metrics = build_metrics(requests, device, config.domain_text)
+    need_target = [r.name for r, m in zip(requests, metrics, strict=True) if m.needs_target]
+    if need_target and target_files is None:
+        raise StylebridgeError(f"metric(s) {', '.join(need_target)} compare pairs: "
+                               "give --target DIR")
+    prefixes = _labels(requests)
+
+    # no metric compares pairs (FID, CLIP diversity): --target is a reference *set*,
+    # read on its own, without matching names or resizing to a partner
+    unpaired = target_files is not None and not any(m.needs_target for m in metrics)
+    takes_reference = [m for m in metrics if m.takes_reference]
+    for metric, req in zip(metrics, requests, strict=True):
+        if metric.takes_reference and len(pred_files) < 2:
+            raise StylebridgeError(f"{req.text}: FID compares distributions and needs at "
+                                   f"least 2 predicted images, got {len(pred_files)}")
+        if metric.takes_reference and target_files is None and not metric.has_reference():
+            raise StylebridgeError(f"{req.text}: no reference: give --target DIR (the "
+                                   "reference images) or fid:ref_stats=PATH")
+    if unpaired and not takes_reference:
+        progress.note("no requested metric uses --target; ignored")
+    single = (len(config.pred) == 1 and config.target is not None and len(config.target) == 1
+              and Path(config.pred[0]).is_file() and Path(config.target[0]).is_file())
+    if unpaired:
+        pairs = pair_files(pred_files, None, report)
+    elif single:  # two files named explicitly: a pair, whatever their names
+        pairs = [(pred_files[0].stem, pred_files[0], target_files[0])]  # type: ignore[index]
+    else:
+        pairs = pair_files(pred_files, target_files, report)
+    if not pairs:
+        raise _fail(report, progress, "no image pairs to evaluate (file names of --pred and "
+                                      "--target must match)")
+
+    rows: list[dict[str, Any]] = []
+    paths = {stem: (p, t) for stem, p, t in pairs}
+    progress.start(len(pairs))
+    try:
+        for names, pred, target in _batches(pairs, config, report, progress):
+            batch_rows = [{"name": n, "pred": str(paths[n][0]),
+                           "target": None if paths[n][1] is None else str(paths[n][1])}
+                          for n in names]
+            for prefix, metric in zip(prefixes, metrics, strict=True):
+                metric.update(pred, target)
+                for key, values in metric.last.items():
+                    col = f"{key}[{prefix}]" if prefix else key
+                    for row, value in zip(batch_rows, values, strict=True):
+                        row[col] = value
+            rows.extend(batch_rows)
+            progress.advance(len(names))
+    finally:
+        progress.stop()
+
+    if not rows:
+        raise _fail(report, progress, "no image could be read")
+    if unpaired and takes_reference:
+        n_reference = 0
+        references = pair_files(target_files or [], None, report)
+        for _, images, _ in _batches(references, config, report, progress):
+            for metric in takes_reference:
+                metric.update_reference(images)
+            n_reference += images.shape[0]
+        if n_reference == 0:
+            raise _fail(report, progress, "no --target image could be read as the reference set")
+
+    results: list[MetricResult] = []
+    means: dict[str, float] = {}
+    random_cols: set[str] = set()
+    for prefix, req, metric in zip(prefixes, requests, metrics, strict=True):
+        values = metric.compute()
+        labelled = {(f"{k}[{prefix}]" if prefix else k): v for k, v in values.items()}
+        means.update(labelled)
+        if metric.random_weights:
+            random_cols.update(labelled)
+        results.append(MetricResult(text=req.text, values=labelled, config=metric.config(),
+                                    random_weights=metric.random_weights, notes=metric.notes()))
+    per_image_cols = [c for c in means if any(c in r for r in rows)]
+    result = EvalResult(config=config, metrics=results, rows=rows, means=means,
+                        per_image_columns=per_image_cols, random_columns=random_cols,
+                        report=report)
+    if config.json is not None:
+        result.written.append(result.write_json(config.json))
+    if config.csv is not None:
+        result.written.append(result.write_csv(config.csv))
+    return result

@@ -1,0 +1,102 @@
+"""What the built-in metrics share: input checks, the config, device and random-weights flag,
+and the mean of per-image values (:class:`PerImageMetric`)."""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.interfaces import Metric
+from stylebridge.core.options import as_bool
+from stylebridge.errors import StylebridgeError
+
+
+def check_images(images: Tensor, what: str) -> None:
+    """``ValueError`` unless ``images`` is a batch ``[B, 3, H, W]``."""
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = list(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"{what} must be images [B, 3, H, W] in [0, 1], got {shape}")
+
+
+def random_refused(metric: str, what: str, hint: str) -> StylebridgeError:
+    """The one-line error of a metric asked to run without its trained weights."""
+    return StylebridgeError(
+        f"{metric}: {what} not available ({hint}); with random weights the number is not "
+        f"{metric}: pass allow_random=true to compute it anyway, labelled as random")
+
+
+class BaseMetric(Metric):
+    """Common parts: the config, device, ``random_weights`` flag and notes."""
+
+    needs_target: ClassVar[bool] = True   # update() requires a target batch
+    per_image: ClassVar[bool] = True      # each image has its own value (see ``last``)
+    same_size: ClassVar[bool] = True      # pred and target must have the same H, W
+    random_weights: bool = False
+
+    def __init__(self, **config: Any) -> None:
+        if "allow_random" in config:  # refuse "allow_random=nope" (truthy as a string)
+            config["allow_random"] = as_bool(config["allow_random"], "allow_random")
+        self._config = {k: v for k, v in config.items() if v is not None}
+        self.device = torch.device(config.get("device") or "cpu")
+        self.last: dict[str, list[float]] = {}
+        self.reset()
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def _check_pair(self, pred: Tensor, target: Tensor | None) -> None:
+        check_images(pred, f"{self.name}: pred")
+        if target is None:
+            if self.needs_target:
+                raise ValueError(f"metric {self.name!r} compares pairs: update(pred, target) "
+                                 "needs a target batch")
+            return
+        check_images(target, f"{self.name}: target")
+        if self.needs_target and target.shape[0] != pred.shape[0]:
+            raise ValueError(f"{self.name}: pred has {pred.shape[0]} images, target "
+                             f"{target.shape[0]}")
+        if self.needs_target and self.same_size and target.shape != pred.shape:
+            raise ValueError(f"{self.name}: pred {list(pred.shape)} and target "
+                             f"{list(target.shape)} differ in shape")
+
+
+class PerImageMetric(BaseMetric):
+    """A metric that is the mean of per-image values (NaN values are left out of the mean)."""
+
+    def reset(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._skipped: dict[str, int] = {}
+        self.last = {}
+
+    @abstractmethod
+    def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
+        """Per-image values ``{key: [B]}`` for a batch (inputs on ``self.device``)."""
+
+    def update(self, pred: Tensor, target: Tensor | None = None, **context: Any) -> None:
+        self._check_pair(pred, target)
+        with torch.no_grad():
+            values = self.score(pred.to(self.device),
+                                None if target is None else target.to(self.device), **context)
+        self.last = {}
+        for key, value in values.items():
+            v = value.detach().to("cpu", torch.float64).reshape(-1)
+            ok = ~torch.isnan(v)
+            self._sums[key] = self._sums.get(key, 0.0) + float(v[ok].sum())
+            self._counts[key] = self._counts.get(key, 0) + int(ok.sum())
+            self._skipped[key] = self._skipped.get(key, 0) + int((~ok).sum())
+            self.last[key] = v.tolist()
+
+    def compute(self) -> dict[str, float]:
+        return {k: (self._sums[k] / self._counts[k] if self._counts[k] else math.nan)
+                for k in self._sums}
+
+    def notes(self) -> list[str]:
+        notes = super().notes()
+        notes += [f"{n} image(s) without a value were left out of the {k} mean"
+                  for k, n in self._skipped.items() if n]
+        return notes

@@ -1,0 +1,105 @@
+"""CLIP metrics of domain adaptation (thesis, from HyperDomainNet A.3.3), through
+:mod:`stylebridge.plugins.nets.clip` (``model=ViT-B-32|ViT-B-16|...``, ``weights=PATH``):
+
+* ``clip_quality``: ``1/N Σ_i <E_T(text), E_I(image_i)>``, or against the embedding of a
+  ``reference`` image for image domains.
+* ``clip_diversity``: ``2/(N(N-1)) Σ_{i<j} (1 - <E_I(image_i), E_I(image_j)>)``, streamed
+  through the sum of the embeddings.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.images import load_image
+from stylebridge.errors import StylebridgeError
+from stylebridge.plugins.metrics.base import BaseMetric, PerImageMetric, random_refused
+from stylebridge.plugins.nets.clip import load_clip
+from stylebridge.registry import hookimpl
+
+
+class _ClipMetric(BaseMetric):
+    def _load_clip(self, model: str, weights: str | None, allow_random: bool) -> None:
+        if weights is None and not allow_random:
+            raise random_refused(self.name, f"CLIP {model} weights are",
+                                 f"pass {self.name}:model={model},weights=PATH")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.clip = load_clip(model, weights=weights, device=self.device)
+        self.random_weights = self.clip.random_weights
+
+    @torch.no_grad()
+    def embed(self, images01: Tensor) -> Tensor:
+        """L2-normalised CLIP image embeddings ``[B, D]`` (float64)."""
+        return self.clip.encode_images(images01.to(self.device).float()).double()
+
+
+class ClipQualityMetric(_ClipMetric, PerImageMetric):
+    """CLIP Quality: cosine of each image with the domain text (or reference image) embedding."""
+
+    name = "clip_quality"
+    needs_target = False
+
+    def __init__(self, model: str = "ViT-B-32", weights: str | None = None,
+                 text: str | None = None, reference: str | None = None,
+                 allow_random: bool = False, device: str = "cpu") -> None:
+        PerImageMetric.__init__(self, model=model, weights=weights, text=text,
+                                reference=reference, allow_random=allow_random, device=device)
+        if (text is None) == (reference is None):
+            raise StylebridgeError("clip_quality needs exactly one of text=... (the domain "
+                                   "description, or --domain-text) and reference=IMAGE")
+        self._load_clip(model, weights, allow_random)
+        with torch.no_grad():
+            if text is not None:
+                emb = self.clip.encode_text([str(text)])
+            else:
+                emb = self.clip.encode_images(load_image(reference).unsqueeze(0).to(self.device))
+        self.domain_embedding = emb[0].double()
+
+    def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
+        return {"clip_quality": self.embed(pred) @ self.domain_embedding}
+
+
+class ClipDiversityMetric(_ClipMetric):
+    """CLIP Diversity: mean ``1 - cos`` over all pairs of images (streamed: O(D) memory)."""
+
+    name = "clip_diversity"
+    needs_target = False
+    per_image = False
+
+    def __init__(self, model: str = "ViT-B-32", weights: str | None = None,
+                 allow_random: bool = False, device: str = "cpu") -> None:
+        BaseMetric.__init__(self, model=model, weights=weights, allow_random=allow_random,
+                            device=device)
+        self._load_clip(model, weights, allow_random)
+
+    def reset(self) -> None:
+        self.n = 0
+        self._sum: Tensor | None = None
+        self._sq = 0.0
+        self.last = {}
+
+    def update(self, pred: Tensor, target: Tensor | None = None, **context: Any) -> None:
+        self._check_pair(pred, target)
+        emb = self.embed(pred).cpu()
+        self._sum = emb.sum(0) if self._sum is None else self._sum + emb.sum(0)
+        self._sq += float((emb * emb).sum())
+        self.n += emb.shape[0]
+
+    def compute(self) -> dict[str, float]:
+        if self.n < 2 or self._sum is None:
+            raise StylebridgeError(f"clip_diversity needs at least 2 images, got {self.n}")
+        pairs = self.n * (self.n - 1) / 2.0
+        # Σ_{i<j} <e_i, e_j> = (‖Σ e_i‖² - Σ ‖e_i‖²) / 2
+        cross = (float(self._sum @ self._sum) - self._sq) / 2.0
+        return {"clip_diversity": 1.0 - cross / pairs}
+
+
+@hookimpl
+def register_metrics(register: Any) -> None:
+    for cls in (ClipQualityMetric, ClipDiversityMetric):
+        register(cls)

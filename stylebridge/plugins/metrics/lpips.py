@@ -1,0 +1,69 @@
+"""``lpips``: the ``lpips`` package (v0.1, ``net=alex|vgg``).
+
+Its linear heads ship with the package; the torchvision ImageNet backbone is read from a
+local file (``backbone=PATH``, or torchvision's own cache
+``~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``),
+never downloaded (:mod:`stylebridge.plugins.nets.lpips`).  A random backbone is not LPIPS:
+it is refused unless ``allow_random=true``, and then labelled.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylebridge.errors import StylebridgeError
+from stylebridge.plugins.metrics.base import PerImageMetric, random_refused
+from stylebridge.plugins.nets.lpips import TORCHVISION_FILES, load_lpips_backbone
+from stylebridge.registry import hookimpl
+
+
+class LPIPSMetric(PerImageMetric):
+    """LPIPS v0.1 (lpips package), ``net=alex|vgg``; lower is more similar."""
+
+    name = "lpips"
+
+    def __init__(self, net: str = "alex", backbone: str | None = None, size: int | None = None,
+                 allow_random: bool = False, device: str = "cpu") -> None:
+        super().__init__(net=net, backbone=backbone, size=size, allow_random=allow_random,
+                         device=device)
+        if net not in TORCHVISION_FILES:
+            raise StylebridgeError(f"lpips: net={net!r}; expected alex or vgg")
+        import lpips
+
+        with warnings.catch_warnings():  # torchvision's notice about `pretrained=False`
+            warnings.simplefilter("ignore")
+            model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+        path = Path(backbone) if backbone is not None else None
+        if path is None:
+            cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[net]
+            path = cached if cached.is_file() else None
+        if path is not None:
+            load_lpips_backbone(model, path)
+        elif not allow_random:
+            raise random_refused("lpips", f"the torchvision ImageNet {net} backbone is",
+                                 f"pass lpips:net={net},backbone=PATH to {TORCHVISION_FILES[net]}"
+                                 " or put it in the torch hub cache")
+        self.random_weights = path is None
+        self.backbone_path = path
+        self.size = None if size is None else int(size)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+
+    def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
+        assert target is not None
+        if self.size is not None:
+            pred, target = (F.interpolate(t, size=(self.size, self.size), mode="bilinear",
+                                          align_corners=False, antialias=True)
+                            for t in (pred, target))
+        out = self.model(pred.float(), target.float(), normalize=True)
+        return {"lpips": out.reshape(-1)}
+
+
+@hookimpl
+def register_metrics(register: Any) -> None:
+    register(LPIPSMetric)

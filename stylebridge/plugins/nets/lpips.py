@@ -1,0 +1,40 @@
+"""The torchvision ImageNet backbone of LPIPS, read from a local file (never downloaded).
+
+Shared by the ``lpips`` metric and the ``lpips`` loss: the ``lpips`` package ships its
+linear heads but fetches the AlexNet / VGG16 trunk from torchvision; we copy a local
+torchvision state dict (``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``) into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from stylebridge.errors import CheckpointError
+from stylebridge.plugins.nets.state import read_plain_state
+
+#: torchvision's file names of the ImageNet backbones, per lpips ``net``
+TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+
+
+def load_lpips_backbone(model: torch.nn.Module, path: Path) -> None:
+    """Copy torchvision ``features.N.*`` weights into the lpips trunk ``net.sliceK.N.*``."""
+    state = read_plain_state(path)
+    target = model.net.state_dict()
+    mapped: dict[str, Tensor] = {}
+    for key, ours in target.items():
+        _, index_param = key.split(".", 1)          # "slice2.3.weight" -> "3.weight"
+        src = state.get(f"features.{index_param}")
+        if src is None:
+            raise CheckpointError(f"is not a torchvision {model.pnet_type} state dict: "
+                                  f"no features.{index_param}", path=path)
+        if src.shape != ours.shape:
+            raise CheckpointError(f"features.{index_param} has shape {list(src.shape)}, expected "
+                                  f"{list(ours.shape)} (wrong network for lpips net="
+                                  f"{model.pnet_type}?)", path=path)
+        if not bool(torch.isfinite(src).all()):
+            raise CheckpointError(f"features.{index_param} contains NaN or Inf values", path=path)
+        mapped[key] = src.float()
+    model.net.load_state_dict(mapped, strict=True)

@@ -1,0 +1,36 @@
+"""Plain state dicts read from local weight files (shared by the LPIPS and CLIP backbones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors.torch import load_file
+from torch import Tensor
+
+from stylebridge.core.stylegan2.rosinality import torch_load_safe
+from stylebridge.errors import CheckpointError
+
+
+def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
+    """A plain state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth``/``.bin``.
+
+    Used for torchvision backbones (LPIPS) and CLIP weights
+    (:func:`stylebridge.plugins.nets.clip.load_clip`; ``what="CLIP"`` names them in the
+    error).  A ``{"state_dict": ...}`` wrapper and DataParallel's ``module.`` prefixes are
+    removed.  Errors are :class:`CheckpointError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("no such file" if not path.exists() else "is not a file", path=path)
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"not a readable safetensors file ({exc})", path=path) from None
+    obj = torch_load_safe(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError(f"does not hold a {what + ' ' if what else ''}state dict of "
+                              "tensors", path=path)
+    return {k.removeprefix("module."): v for k, v in obj.items()}
