@@ -3,7 +3,7 @@
 
 What is measured.  For every *row* (a way to obtain latents / features) and every
 domain, a set of images is adapted to the domain and scored with the
-``clip_quality`` and ``clip_diversity`` metrics of :mod:`stylebridge.plugins.metrics.builtin`
+``clip_quality`` and ``clip_diversity`` metrics of :mod:`stylebridge.plugins.metrics.clip`
 (HyperDomainNet A.3.3, thesis)::
 
     Quality   = 1/N Σ_i <E_T(domain text), E_I(image_i)>

@@ -80,7 +80,7 @@ def resolve_clips(names: Sequence[str], weights: Mapping[str, Path], *, allow_ra
 class Scorer:
     """``clip_quality`` and ``clip_diversity`` for every (domain, CLIP model).
 
-    The metric objects come from the registry (:mod:`stylebridge.plugins.metrics.builtin`).  Each
+    The metric objects come from the registry (:mod:`stylebridge.plugins.metrics.clip`).  Each
     builds its own CLIP network; all metrics of one CLIP model then share the first one's
     network (the same weights file, or the same seed for random weights, so the networks
     are identical) and the others are freed: 70 domains keep one copy per model in memory.

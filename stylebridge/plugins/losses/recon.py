@@ -144,7 +144,7 @@ class LPIPSLoss(Loss):
         self.allow_random = as_bool(allow_random, "allow_random")
         import lpips
 
-        from stylebridge.plugins.metrics.builtin import TORCHVISION_FILES, load_lpips_backbone
+        from stylebridge.plugins.nets.lpips import TORCHVISION_FILES, load_lpips_backbone
 
         path = Path(self.backbone) if self.backbone is not None else None
         if path is None:
