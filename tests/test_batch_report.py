@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from stylebridge.cli.options import print_batch_report
 from stylebridge.core.batch import BatchReport, expand_inputs
 
 
@@ -14,7 +15,7 @@ def test_skipped_file_names_are_not_rich_markup() -> None:
     report.skip(Path("photos/img[bad].jpg"), "cannot read image")
     report.skip(Path("q[/b].jpg"), "no face [found]")
     console = Console(record=True, width=200)
-    report.print(console)
+    print_batch_report(console, report)
     text = console.export_text()
     assert "photos/img[bad].jpg" in text and "q[/b].jpg" in text and "no face [found]" in text
 

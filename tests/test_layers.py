@@ -12,8 +12,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "stylebridge"
 MAX_LINES = 600
 CLI_LIBRARIES = ("argparse", "rich")
@@ -78,7 +76,6 @@ def _above(layer: str) -> tuple[str, ...]:
     return tuple(f"stylebridge.{upper}" for upper in LAYERS[LAYERS.index(layer) + 1:])
 
 
-in_progress = pytest.mark.xfail(strict=False, reason="issue 15 in progress")
 
 
 def test_the_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
@@ -96,7 +93,6 @@ def test_the_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
         "probe.py:6 imports stylebridge.pipelines"]
 
 
-@in_progress
 def test_core_imports_nothing_above_it() -> None:
     """core: torch + safetensors; never registry, plugins, pipelines, cli, argparse or rich."""
     found = _violations("core", _above("core") + CLI_LIBRARIES)
@@ -116,21 +112,18 @@ def test_registry_imports_only_core_and_errors() -> None:
     assert not found, "\n".join(found)
 
 
-@in_progress
 def test_plugins_import_neither_pipelines_nor_cli() -> None:
     """plugins: usable from Python with no CLI: never pipelines, cli, argparse or rich."""
     found = _violations("plugins", _above("plugins") + CLI_LIBRARIES)
     assert not found, "\n".join(found)
 
 
-@in_progress
 def test_pipelines_import_no_cli() -> None:
     """pipelines: typed configs in, results out: never cli, argparse or rich."""
     found = _violations("pipelines", _above("pipelines") + CLI_LIBRARIES)
     assert not found, "\n".join(found)
 
 
-@in_progress
 def test_plugin_nets_import_no_other_plugin_kind() -> None:
     """plugins.nets holds shared backbones: it imports no encoder, loss, metric, ... module."""
     others = tuple(f"stylebridge.plugins.{kind}" for kind in PLUGIN_KINDS if kind != "nets")
@@ -154,7 +147,6 @@ def test_no_layer_imports_the_package_root() -> None:
     assert not found, "\n".join(found)
 
 
-@in_progress
 def test_no_module_over_600_lines() -> None:
     long = [f"{path.relative_to(PACKAGE.parent)}: {n} lines"
             for path in sorted(PACKAGE.rglob("*.py"))

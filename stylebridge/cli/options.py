@@ -106,3 +106,18 @@ def progress_bar(console: Console) -> Iterator[ProgressCallback]:
                            description=escape(description))
 
         yield update
+
+
+def print_batch_report(console: Console, report: BatchReport) -> None:
+    """A short summary and the table of skipped files (a file name is never rich markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(f"{len(report.done)} done, {len(report.skipped)} skipped")
+    if report.skipped:
+        table = Table(title="skipped")
+        table.add_column("file")
+        table.add_column("reason")
+        for path, reason in report.skipped:
+            table.add_row(Text(str(path)), Text(reason))
+        console.print(table)

@@ -1,7 +1,7 @@
 """Batch commands over many files: skip and report bad inputs instead of dying.
 
-A command collects per-file failures in a :class:`BatchReport`; at the end it
-prints the table of skipped files and exits with :data:`EXIT_PARTIAL` when some
+A command collects per-file failures in a :class:`BatchReport`; at the end the CLI
+prints the table of skipped files (``stylebridge.cli.options.print_batch_report``) and exits with :data:`EXIT_PARTIAL` when some
 (but not all) inputs failed, :data:`EXIT_FAILED` when all failed.
 """
 
@@ -49,19 +49,6 @@ class BatchReport:
         return {"done": [str(p) for p in self.done],
                 "skipped": [{"file": str(p), "reason": r} for p, r in self.skipped]}
 
-    def print(self, console: object) -> None:
-        """Print a short summary and the skipped files (``console`` is a rich Console)."""
-        from rich.table import Table
-        from rich.text import Text
-
-        console.print(f"{len(self.done)} done, {len(self.skipped)} skipped")  # type: ignore[attr-defined]
-        if self.skipped:
-            table = Table(title="skipped")
-            table.add_column("file")
-            table.add_column("reason")
-            for path, reason in self.skipped:  # plain Text: a file name is not rich markup
-                table.add_row(Text(str(path)), Text(reason))
-            console.print(table)  # type: ignore[attr-defined]
 
 
 def _folder_entries(folder: Path) -> list[Path]:

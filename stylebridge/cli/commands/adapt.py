@@ -22,6 +22,7 @@ from stylebridge.cli.common import add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     check_photo_arguments,
+    print_batch_report,
     print_random_notices,
     progress_bar,
 )
@@ -78,7 +79,7 @@ class AdaptCommand(Command):
             for key, value in result.metrics.items():
                 table.add_row(key, "n/a" if value is None else f"{value:.4g}")
             console.print(table)
-        report.print(console)
+        print_batch_report(console, report)
         return result.exit_code
 
 

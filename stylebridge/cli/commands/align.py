@@ -12,7 +12,7 @@ from rich.console import Console
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_images_argument, print_json
-from stylebridge.cli.options import progress_bar
+from stylebridge.cli.options import print_batch_report, progress_bar
 from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
 from stylebridge.registry import hookimpl
 
@@ -47,7 +47,7 @@ class AlignCommand(Command):
         if args.json:
             print_json(result.report.as_dict())
         else:
-            result.report.print(console)
+            print_batch_report(console, result.report)
         return result.exit_code
 
 

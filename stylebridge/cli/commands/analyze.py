@@ -16,6 +16,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_style_means_arguments,
+    print_batch_report,
     print_random_notices,
 )
 from stylebridge.core.batch import BatchReport
@@ -78,7 +79,7 @@ class _ConsoleProgress(LatentsProgress):
             self.bar = None
 
     def failed(self, report: BatchReport) -> None:
-        report.print(self.console)
+        print_batch_report(self.console, report)
 
 
 def print_latents(console: Console, result: LatentsResult) -> None:
@@ -129,7 +130,7 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
     finally:
         progress.stop()
     print_latents(console, result)
-    result.runs[0].batch.print(console)  # every encoder reads the same photos: one report
+    print_batch_report(console, result.runs[0].batch)  # every encoder reads the same photos: one report
     return result.exit_code
 
 

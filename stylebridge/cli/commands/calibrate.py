@@ -17,6 +17,7 @@ from stylebridge.cli.options import (
     add_photo_arguments,
     add_style_means_arguments,
     check_photo_arguments,
+    print_batch_report,
     print_random_notices,
     progress_bar,
 )
@@ -59,7 +60,7 @@ class CalibrateCommand(Command):
             try:
                 result = run_calibrate(job, progress)
             except StylebridgeError:
-                job.report.print(console)
+                print_batch_report(console, job.report)
                 raise
         calib, n_images, random = result.calibrator, result.n_images, result.random
         gen = job.generator
@@ -80,7 +81,7 @@ class CalibrateCommand(Command):
         console.print(f"[green]wrote[/green] {escape(str(args.out))}"
                       + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
                          if random else ""))
-        result.report.print(console)
+        print_batch_report(console, result.report)
         return result.exit_code
 
 

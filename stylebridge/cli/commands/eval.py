@@ -14,6 +14,7 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument
+from stylebridge.cli.options import print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, EvalResult, evaluate
 from stylebridge.registry import hookimpl
@@ -53,7 +54,7 @@ class _ConsoleProgress(EvalProgress):
             self.bar = None
 
     def failed(self, report: BatchReport) -> None:
-        report.print(self.console)
+        print_batch_report(self.console, report)
 
 
 def print_result(console: Console, result: EvalResult, show: int) -> None:
@@ -125,7 +126,7 @@ class EvalCommand(Command):
         print_result(console, result, args.show)
         for path in result.written:
             console.print(f"[green]wrote[/green] {escape(str(path))}")
-        report.print(console)
+        print_batch_report(console, report)
         return result.exit_code
 
 

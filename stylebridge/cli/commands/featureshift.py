@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument, checkpoint_spec
+from stylebridge.cli.options import print_batch_report
 from stylebridge.core.batch import expand_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
@@ -91,7 +92,7 @@ class FeatureShiftCommand(Command):
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
                       f"to {escape(str(result.root))}" + (f" ({result.skipped_files} file(s) were already done)"
                                              if result.skipped_files else ""))
-        result.report.print(console)
+        print_batch_report(console, result.report)
         return result.report.exit_code
 
 

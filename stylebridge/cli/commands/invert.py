@@ -19,6 +19,7 @@ from stylebridge.cli.common import add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     check_photo_arguments,
+    print_batch_report,
     print_random_notices,
     progress_bar,
 )
@@ -53,7 +54,7 @@ class InvertCommand(Command):
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
                           f"{escape(str(args.out))}")
-        report.print(console)
+        print_batch_report(console, report)
         return result.exit_code
 
 

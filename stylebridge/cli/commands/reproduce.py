@@ -20,6 +20,7 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import TargetGroup, add_device_argument
+from stylebridge.cli.options import print_batch_report
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.reproduce import (
     DEFAULT_TEMPLATE,
@@ -175,7 +176,7 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
         result = run_thesis_tables(thesis_tables_config(args), progress=display)
     except NoUsableInputs as exc:
         display.close()
-        exc.report.print(console)
+        print_batch_report(console, exc.report)
         raise
     finally:
         display.close()
@@ -188,7 +189,7 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
     console.print(f"[green]wrote[/green] {escape(str(args.out / MARKDOWN_FILE))} and "
                   f"{escape(str(args.out / JSON_FILE))}")
-    result.report.print(console)
+    print_batch_report(console, result.report)
     return result.exit_code
 
 

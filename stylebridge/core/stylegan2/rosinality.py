@@ -4,14 +4,14 @@ Accepted files: ``convert_weight.py`` output (``g_ema`` + ``latent_avg`` [+ ``g`
 ``d``]), ``train.py`` checkpoints (``g``, ``d``, ``g_ema``, optimisers, an
 ``argparse.Namespace``), or a bare generator state dict.  Loading always uses
 ``torch.load(weights_only=True)``; the only class admitted besides tensors is
-``argparse.Namespace`` (plain attributes, no code).
+``argparse.Namespace``, read as a plain attribute holder (:data:`UpstreamOptions`; no code).
 """
 
 from __future__ import annotations
 
-import argparse
 import pickle
 import re
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,10 @@ from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConf
 from stylebridge.core.stylegan2.layers import make_kernel
 from stylebridge.errors import ConversionError
 
+#: what an upstream training checkpoint's ``argparse.Namespace`` (``opts``) is read as: a plain
+#: attribute holder standing in for it, so loading neither imports nor builds argparse objects
+UpstreamOptions = types.SimpleNamespace
+
 
 def torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with one-line errors naming the file."""
@@ -35,7 +39,8 @@ def torch_load_safe(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise ConversionError("is empty (0 bytes)", path=path)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]), quiet_protocol_warning():
+        with torch.serialization.safe_globals([(UpstreamOptions, "argparse.Namespace")]), \
+                quiet_protocol_warning():
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"

@@ -11,7 +11,6 @@ NVIDIA's FFHQ StyleGAN2 (NVIDIA Source Code License-NC).  The encoders are in
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +22,11 @@ from torch import Tensor
 from stylebridge.core.checkpoint import check_state_dict, save_checkpoint
 from stylebridge.core.interfaces import ConversionResult, Converter
 from stylebridge.core.stylegan2 import Generator
-from stylebridge.core.stylegan2.rosinality import infer_generator_config, torch_load_safe
+from stylebridge.core.stylegan2.rosinality import (
+    UpstreamOptions,
+    infer_generator_config,
+    torch_load_safe,
+)
 from stylebridge.errors import ConversionError
 from stylebridge.plugins.converters.stylegan2 import build_and_save
 from stylebridge.plugins.encoders.psp import (
@@ -88,8 +91,9 @@ def latent_avg_rows(value: Any, n_styles: int, style_dim: int, *, path: Path | N
 
 
 def plain_opts(value: Any) -> dict[str, Any]:
-    """The ``opts`` entry as a dict (a dict, an ``argparse.Namespace`` or absent)."""
-    if isinstance(value, argparse.Namespace):
+    """The ``opts`` entry as a dict (a dict, an ``argparse.Namespace`` — read as
+    :data:`~stylebridge.core.stylegan2.rosinality.UpstreamOptions` — or absent)."""
+    if isinstance(value, UpstreamOptions):
         return dict(vars(value))
     if isinstance(value, Mapping):
         return dict(value)
