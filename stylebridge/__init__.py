@@ -3,7 +3,8 @@
 Importing this package is cheap: it compiles nothing, downloads nothing and
 builds no model.  Entry points:
 
-* :func:`create_encoder` — an encoder plugin by name (and checkpoint);
+* :func:`create` — any plugin (or the generator) from a spec, with its provenance
+  (:func:`provenance_of`); :func:`create_encoder` — an encoder by name and checkpoint;
 * :func:`stylebridge.registry.get_registry` — every plugin by kind and name;
 * :mod:`stylebridge.core.checkpoint` — our safetensors checkpoint format;
 * :mod:`stylebridge.core.stylegan2` — the StyleGAN2 generator and discriminator;
@@ -20,6 +21,29 @@ from typing import Any
 from stylebridge.errors import StylebridgeError
 
 __version__ = "0.1.0"
+
+
+def create(kind: str, spec: str, *, device: str = "cpu", **options: Any) -> Any:
+    """The one way in: ``create("encoder", "fse:fse.safetensors:mode=shift")`` → the object.
+
+    ``kind`` is a plugin kind (``encoder``, ``domain_method``, ``loss``, ``metric``,
+    ``calibrator``, ``renderer``, ``converter``, ``command``) or ``generator``; ``spec`` is
+    ``NAME``, ``NAME:CKPT``, ``CKPT`` (the header names the plugin) or ``NAME:CKPT:k=v,...``.
+    A bare name loads the weights installed by ``stylebridge weights``.  Where the weights
+    came from (official, converted from a file, random) is recorded once:
+    :func:`provenance_of` reads it.
+    """
+    from stylebridge.registry.resolve import create as _create
+
+    return _create(kind, spec, device=device, **options).obj
+
+
+def provenance_of(obj: Any) -> Any:
+    """The :class:`~stylebridge.registry.resolve.Provenance` :func:`create` recorded for
+    ``obj`` (``origin``: official / converted / checkpoint / random / none), or ``None``."""
+    from stylebridge.registry.resolve import provenance_of as _provenance_of
+
+    return _provenance_of(obj)
 
 
 def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: str = "cpu",
@@ -45,4 +69,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'stylebridge' has no attribute {name!r}")
 
 
-__all__ = ["Adapter", "StylebridgeError", "__version__", "create_encoder"]
+__all__ = ["Adapter", "StylebridgeError", "__version__", "create", "create_encoder", "provenance_of"]

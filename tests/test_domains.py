@@ -550,7 +550,7 @@ def test_corr_loss_hand_value() -> None:
     # the diagonal (|s_i|²) is not part of the loss; a single sample has no pairs
     one = LossBatch(styles=[torch.tensor([[5.0, 5.0]])], styles_source=[torch.tensor([[1.0, 0.0]])])
     assert float(CorrLoss()(one)) == 0.0
-    with pytest.raises(ValueError, match="needs 'source_styles'"):
+    with pytest.raises(ValueError, match="needs 'styles_source'"):
         CorrLoss()(LossBatch(styles=new))
 
 

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from stylebridge.registry import hookspecs
 from stylebridge.registry.registry import builtin_entry_points
@@ -76,3 +77,29 @@ def test_builtins_are_loaded_before_third_party_packages() -> None:
     if third:  # e.g. the example package: loaded after the built-ins, named as provider
         full = Registry()
         assert {e.provider for e in full.all_entries()} >= {"stylebridge", *third}
+
+
+def test_stylebridge_create_is_the_one_way_in(tmp_path: Path) -> None:
+    import stylebridge
+    from stylebridge.core.checkpoint import save_checkpoint
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+    from stylebridge.registry import get_registry
+
+    enc = get_registry().create("encoder", "e4e", n_styles=6, style_dim=32, input_size=64)
+    ckpt = save_checkpoint(tmp_path / "e4e.safetensors", enc.state_dict(), kind="encoder",
+                           plugin="e4e", config=enc.config(), extra={"random_weights": True})
+    loaded = stylebridge.create("encoder", str(ckpt))
+    assert type(loaded).__name__ == "E4EEncoder" and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                  enc.state_dict().values(), strict=True))
+    prov = stylebridge.provenance_of(loaded)
+    assert prov.origin == "random" and prov.path == ckpt
+    from conftest import tiny_generator
+
+    gen = tiny_generator(seed=0)
+    gpath = tmp_path / "g.safetensors"
+    save_stylegan2(gpath, gen)
+    g = stylebridge.create("generator", f"stylegan2:{gpath}")
+    assert stylebridge.provenance_of(g).origin in {"checkpoint", "random"}
+    with pytest.raises(stylebridge.StylebridgeError, match="unknown generator 'biggan'"):
+        stylebridge.create("generator", f"biggan:{gpath}")

@@ -152,3 +152,78 @@ def test_adapt_with_the_example_encoder(files: dict[str, Path]) -> None:
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, stem
         with Image.open(out / f"{stem}_zero.png") as img:
             np.testing.assert_array_equal(np.asarray(img.convert("RGB")), got)
+
+
+@pytest.fixture(scope="module")
+def fs_data(files: dict[str, Path]) -> Path:
+    """A tiny FeatureShift dataset (2 photos, one domain) on the module's 32 px generator,
+    built with the toy encoders of the kill/resume tests."""
+    from test_kill_resume import _FSE, _Guide
+
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+    from stylebridge.pipelines.featureshift.dataset import build_dataset
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+
+    gen = load_stylegan2(files["generator"]).generator
+    domain = StyleSpace(size=gen.size, style_dim=gen.style_dim,
+                        channels={str(r): c for r, c in gen.cfg.channels.items()})
+    with torch.no_grad():
+        for p in domain.offsets.values():
+            p.copy_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(4)))
+    data = files["root"] / "fs_data"
+    with one_torch_thread():
+        build_dataset(sorted(files["photos"].iterdir()), data, generator=gen, encoder=_FSE(),
+                      guide=_Guide(), domains=[("dom", domain)], image_size=SIZE, shard_size=4,
+                      batch_size=2, per_domain=True, dtype="float32")
+    return data
+
+
+def test_train_featureshift_with_the_example_loss(files: dict[str, Path], fs_data: Path) -> None:
+    """``--loss charbonnier:1.0`` (a third-party loss) next to a built-in one, in both phases."""
+    out = files["root"] / "fs_run"
+    result = _stylebridge("train", "featureshift", "--data", fs_data,
+                          "--generator", files["generator"], "--loss", "charbonnier:1.0",
+                          "--loss", "mse:0.5", "--inversion-loss", "charbonnier:1.0",
+                          "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
+                          "--hidden", "24", "--n-blocks", "3", "--sample-every", "0",
+                          "--log-every", "1", "--device", "cpu", "--out", out,
+                          home=files["root"] / "home")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "step" in r and any("charbonnier" in k for k in r)]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    for record in steps:
+        values = [v for k, v in record.items() if "charbonnier" in k]
+        assert values and all(isinstance(v, float) and math.isfinite(v) and v > 0
+                              for v in values)
+    assert (out / "model.safetensors").is_file()
+
+
+def test_train_domain_refuses_the_example_loss_before_training(files: dict[str, Path]) -> None:
+    """``train domain`` has no paired target: the loss's declared ``requires`` is checked
+    when the trainer is built, in one line naming the loss and the field."""
+    out = files["root"] / "domain_run"
+    result = _stylebridge("train", "domain", "--method", "stylespace", "--text", "a sketch",
+                          "--generator", files["generator"], "--loss", "charbonnier:1.0",
+                          "--steps", "2", "--allow-random-clip", "--device", "cpu",
+                          "--out", out / "d.safetensors", home=files["root"] / "home")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "loss 'charbonnier' needs the batch field 'target'" in lines[0]
+    assert not (out / "d.safetensors").exists()
+
+
+def test_the_example_loss_by_itself(installed: None) -> None:
+    from stylebridge.core.interfaces import LossBatch
+    from stylebridge.registry import get_registry
+
+    loss = get_registry().create("loss", "charbonnier", eps=0.5)
+    out = torch.zeros(1, 3, 4, 4)
+    assert float(loss(LossBatch(output=out, target=out))) == 0.0
+    target = torch.full((1, 3, 2, 2), 1.5)  # smaller target: output is resized to it
+    expected = math.sqrt(1.5**2 + 0.25) - 0.5
+    assert math.isclose(float(loss(LossBatch(output=out, target=target))), expected,
+                        rel_tol=1e-6)
+    with pytest.raises(Exception, match="eps must be a finite number > 0"):
+        get_registry().create("loss", "charbonnier", eps=float("nan"))

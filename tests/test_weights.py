@@ -430,9 +430,9 @@ def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: b
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """README: a name without a checkpoint uses the installed weights or says how to get them."""
-    from stylebridge.cli.common import checkpoint_spec
     from stylebridge.cli.main import main
     from stylebridge.errors import SpecError
+    from stylebridge.registry.resolve import resolve_checkpoint as checkpoint_spec
 
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
     with pytest.raises(SpecError, match="no generator weights are installed; weights "

@@ -7,13 +7,11 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from stylebridge.errors import RegistryError, SpecError, StylebridgeError
-from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.errors import RegistryError, StylebridgeError
 
 
 @dataclass(frozen=True)
@@ -75,34 +73,3 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
-
-
-def checkpoint_spec(text: str, what: str) -> tuple[str | None, Path]:
-    """``[NAME:]PATH`` → (plugin name or None, path).
-
-    Without a path, ``NAME`` may name installed weights of this kind (``stylebridge
-    weights``): a plugin (``--generator stylegan2`` → the installed FFHQ generator) or a
-    weights entry (``--generator stylegan2-ffhq-1024``); otherwise the error says how to
-    get them.
-    """
-    spec = parse_plugin_spec(text, what=what)
-    if spec.options:
-        raise SpecError(f"{what} spec {text!r}: options are not accepted here")
-    if spec.path is not None:
-        return spec.name, spec.path
-    from stylebridge.registry.weights import WeightsManager
-
-    manager = WeightsManager()
-    entry = manager.entries.get(spec.name or "")
-    if entry is not None and entry.kind == what:
-        if manager.installed(entry.name):
-            return entry.plugin, manager.path(entry.name)
-        raise SpecError(f"{what} {text!r}: {manager.missing_message(entry)}")
-    path = manager.resolve(what, spec.name or "")
-    if path is not None:
-        return spec.name, path
-    known = manager.candidates(what, spec.name or "")
-    if known:
-        raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
-                        f"{manager.missing_message(known[0])}")
-    raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")

@@ -410,6 +410,16 @@ class Calibrator(nn.Module, Plugin, ABC):
     def offset_scale(self, n_layers: int) -> Tensor | None:
         return None
 
+    #: ``stylebridge calibrate`` can fit it (it implements :meth:`from_style_means`)
+    fittable: ClassVar[bool] = False
+
+    @classmethod
+    def from_style_means(cls, source_means: Sequence[Tensor], encoder_means: Sequence[Tensor],
+                         **config: Any) -> Calibrator:
+        """Fit from per-style-layer channel means of the mapping network (source) and of an
+        encoder's inversions (what ``stylebridge calibrate`` measures); set ``fittable``."""
+        raise NotImplementedError(f"calibrator {cls.name!r} cannot be fitted from style means")
+
 
 # ---------------------------------------------------------------------------------------------
 # Converters

@@ -48,11 +48,11 @@ from stylebridge.core.images import from_generator_range, labelled_grid, resize_
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.io import write_json
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
-from stylebridge.errors import ImageError, SpecError, StylebridgeError
+from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
 from stylebridge.registry import get_registry
-from stylebridge.registry.resolve import load_encoder, load_plugin, spec_random
+from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -189,45 +189,10 @@ class Adapter:
 # Loading pieces shared by the pipelines
 
 
-def checkpoint_spec(text: str, what: str) -> tuple[str | None, Path]:
-    """``[NAME:]PATH`` → (plugin name or None, path).
-
-    Without a path, ``NAME`` may name installed weights of this kind (``stylebridge
-    weights``): a plugin (``stylegan2`` → the installed FFHQ generator) or a weights entry
-    (``stylegan2-ffhq-1024``); otherwise the error says how to get them.
-    """
-    spec = parse_plugin_spec(text, what=what)
-    if spec.options:
-        raise SpecError(f"{what} spec {text!r}: options are not accepted here")
-    if spec.path is not None:
-        return spec.name, spec.path
-    from stylebridge.registry.weights import WeightsManager
-
-    manager = WeightsManager()
-    entry = manager.entries.get(spec.name or "")
-    if entry is not None and entry.kind == what:
-        if manager.installed(entry.name):
-            return entry.plugin, manager.path(entry.name)
-        raise SpecError(f"{what} {text!r}: {manager.missing_message(entry)}")
-    path = manager.resolve(what, spec.name or "")
-    if path is not None:
-        return spec.name, path
-    known = manager.candidates(what, spec.name or "")
-    if known:
-        raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
-                        f"{manager.missing_message(known[0])}")
-    raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
-
-
 def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
     """``[stylegan2:]CKPT`` (or installed weights) → (generator, random weights?, path)."""
-    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
-
-    name, path = checkpoint_spec(spec, "generator")
-    if name not in (None, "stylegan2"):
-        raise StylebridgeError(f"--generator {spec!r}: unknown generator {name!r} (known: stylegan2)")
-    ck = load_stylegan2(path, device=device)
-    return ck.generator, is_random_weights(ck.header.extra), path
+    generator, provenance = load_generator(spec, device)
+    return generator, provenance.random, provenance.path
 
 
 def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None:
@@ -531,7 +496,6 @@ __all__ = [
     "adapt",
     "check_domains",
     "check_photo_options",
-    "checkpoint_spec",
     "domain_name",
     "encoder_batches",
     "load_domains",

@@ -101,7 +101,7 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     if config.out.exists() and not config.force:
         raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
     cls = get_registry().get("calibrator", config.calibrator).obj
-    if not hasattr(cls, "from_style_means"):
+    if not cls.fittable:
         raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
                                "`stylebridge calibrate`")
     skip = parse_layers(config.skip_layers)

@@ -47,7 +47,7 @@ and returns a :class:`DomainTrainOutcome`; the command line lives in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +80,7 @@ from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.registry import get_registry
-from stylebridge.registry.resolve import load_plugin
+from stylebridge.registry.resolve import generator_path, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
 from stylebridge.registry.weights import WeightsManager
 
@@ -302,19 +302,7 @@ class DomainTrainOutcome:
     samples_dir: Path | None = None
 
 
-def _generator_path(spec: str) -> Path:
-    """``[stylegan2:]PATH`` → PATH (the CLI passes a resolver that also knows installed
-    weights)."""
-    parsed = parse_plugin_spec(spec, what="generator")
-    if parsed.name not in (None, "stylegan2"):
-        raise StylebridgeError(f"--generator {spec!r}: unknown generator {parsed.name!r}")
-    if parsed.path is None:
-        raise StylebridgeError(f"generator spec {spec!r} names no checkpoint file")
-    return parsed.path
-
-
 def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = None,
-                 resolve_generator: Callable[[str], Path] = _generator_path
                  ) -> DomainTrainOutcome:
     """Run ``train domain`` (see the module doc).  Cheap checks come first, so that a bad
     option is a one-line error before anything is loaded.  ``progress`` receives the
@@ -355,7 +343,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
 
     device = resolve_device(cfg.device)
-    gen_path = resolve_generator(cfg.generator)
+    gen_path, _ = generator_path(cfg.generator)
     generator = load_stylegan2(gen_path, device=device).generator
     method = build_domain_method(cfg.method, generator, device=device,
                                  generator_label=str(gen_path))

@@ -15,16 +15,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument, checkpoint_spec
+from stylebridge.cli.common import add_device_argument
 from stylebridge.cli.options import print_batch_report
 from stylebridge.core.batch import expand_inputs
 from stylebridge.core.device import resolve_device
-from stylebridge.core.stylegan2.checkpoint import load_stylegan2
-from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.config import split_specs
 from stylebridge.pipelines.featureshift.dataset import build_dataset
 from stylebridge.registry import hookimpl
-from stylebridge.registry.resolve import load_plugin
+from stylebridge.registry.resolve import load_generator, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
 
 
@@ -64,10 +62,8 @@ class FeatureShiftCommand(Command):
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         device = resolve_device(args.device)
-        name, gen_path = checkpoint_spec(args.generator, "generator")
-        if name not in (None, "stylegan2"):
-            raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {name!r}")
-        generator = load_stylegan2(gen_path, device=device).generator
+        generator, provenance = load_generator(args.generator, device)
+        gen_path = provenance.path
         encoder = load_plugin("encoder", args.encoder, device=device)
         guide = load_plugin("encoder", args.guide, device=device)
         specs = split_specs(args.domains)

@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument, checkpoint_spec
+from stylebridge.cli.common import add_device_argument
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.registry import hookimpl
+from stylebridge.registry.resolve import load_generator
 
 _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
 # torch's CPU generator (mt19937) keeps only the low 32 bits of a seed for its draws (seeds 0 and
@@ -80,10 +81,8 @@ class GenerateCommand(Command):
         import torch
         from rich.progress import Progress
 
-        from stylebridge.core.checkpoint import is_random_weights
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
-        from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 
         if not 0.0 < args.truncation <= 1.0:
             raise StylebridgeError(f"--truncation {args.truncation}: must be in (0, 1]")
@@ -91,13 +90,8 @@ class GenerateCommand(Command):
             raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
         seeds = parse_seeds(args.seeds)
         device = resolve_device(args.device)
-        name, path = checkpoint_spec(args.generator, "generator")
-        if name not in (None, "stylegan2"):
-            raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {name!r} "
-                                   "(known: stylegan2)")
-        ckpt = load_stylegan2(path, device=device)
-        gen = ckpt.generator
-        random = is_random_weights(ckpt.header.extra)
+        gen, provenance = load_generator(args.generator, device)
+        path, random = provenance.path, provenance.random
         if random:
             console.print("[bold yellow]" + escape(
                 f"{RANDOM_NOTICE}: {path} is a random-weight generator; the images show no "

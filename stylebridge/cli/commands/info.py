@@ -11,8 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import checkpoint_spec, print_json
+from stylebridge.cli.common import print_json
 from stylebridge.registry import hookimpl
+from stylebridge.registry.resolve import resolve_checkpoint
 
 
 class InfoCommand(Command):
@@ -27,7 +28,7 @@ class InfoCommand(Command):
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from stylebridge.core.checkpoint import load_checkpoint
 
-        name, path = checkpoint_spec(args.checkpoint, "checkpoint")
+        name, path = resolve_checkpoint(args.checkpoint, "checkpoint")
         args.checkpoint = path
         header, tensors = load_checkpoint(path, plugin=name)
         dtypes: dict[str, int] = {}

@@ -33,13 +33,14 @@ from rich.progress import (
 from rich.status import Status
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import Target, TargetGroup, add_device_argument, checkpoint_spec
+from stylebridge.cli.common import Target, TargetGroup, add_device_argument
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import THESIS_LOSSES, TrainConfig
 from stylebridge.pipelines.featureshift.trainer import train_featureshift
 from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
+from stylebridge.registry.resolve import generator_path
 
 #: ``stylebridge train TARGET``: the targets (``domain`` and ``featureshift`` here).
 TRAIN = TargetGroup("train")
@@ -190,13 +191,6 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def _generator_path(text: str) -> Path:
-    name, path = checkpoint_spec(text, "generator")
-    if name not in (None, "stylegan2"):
-        raise StylebridgeError(f"--generator {text!r}: unknown generator {name!r}")
-    return path
-
-
 def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
     """The :class:`~stylebridge.pipelines.train_domain.DomainTrainConfig` of ``train domain``
     arguments."""
@@ -215,7 +209,7 @@ def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
 def run_domain(args: argparse.Namespace, console: Console) -> int:
     with RichProgress(console, "domain") as progress:
         outcome = td.train_domain(domain_config(args), progress=progress,
-                                  resolve_generator=_generator_path)
+)
     out, steps = escape(str(outcome.out)), outcome.steps
     if outcome.result is None:
         console.print(f"{out} is already trained for {outcome.step} steps (--steps {steps}); "
@@ -293,9 +287,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         b1, b2 = (float(v) for v in args.betas.split(","))
     except ValueError:
         raise StylebridgeError(f"--betas {args.betas!r}: expected two numbers B1,B2") from None
-    name, gen_path = checkpoint_spec(args.generator, "generator")
-    if name not in (None, "stylegan2"):
-        raise StylebridgeError(f"--generator {args.generator!r}: unknown generator {name!r}")
+    gen_path, _ = generator_path(args.generator)
     return TrainConfig(
         data=str(args.data), generator=str(gen_path), out=str(args.out),
         losses=list(args.loss) if args.loss else list(THESIS_LOSSES),

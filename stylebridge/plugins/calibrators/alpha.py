@@ -231,6 +231,8 @@ class AlphaCalibrator(Calibrator):
         return {"widths": list(self.widths), "skip_layers": list(self.skip_layers), "fit": self.fit,
                 "power": self.power, "min_alpha": self.min_alpha}
 
+    fittable = True
+
     @classmethod
     def from_style_means(cls, source_means: Sequence[Tensor], encoder_means: Sequence[Tensor],
                          **config: Any) -> AlphaCalibrator:
