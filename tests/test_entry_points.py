@@ -103,3 +103,26 @@ def test_stylebridge_create_is_the_one_way_in(tmp_path: Path) -> None:
     assert stylebridge.provenance_of(g).origin in {"checkpoint", "random"}
     with pytest.raises(stylebridge.StylebridgeError, match="unknown generator 'biggan'"):
         stylebridge.create("generator", f"biggan:{gpath}")
+
+
+def test_a_featureshift_checkpoint_is_created_as_a_renderer(tmp_path: Path) -> None:
+    """FeatureShift is a renderer whose checkpoints keep their own header kind
+    (``checkpoint_kind``); its ``check_header`` refuses the other Δ sign convention."""
+    import stylebridge
+    from stylebridge.core.checkpoint import save_checkpoint
+    from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
+
+    torch.manual_seed(0)
+    model = FeatureShift(feature_channels=8, hidden=8, n_blocks=3, layer=3)
+    path = save_featureshift(tmp_path / "fs.safetensors", model)
+    loaded = stylebridge.create("renderer", str(path))
+    assert isinstance(loaded, FeatureShift) and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                  model.state_dict().values(), strict=True))
+    bad = save_checkpoint(tmp_path / "bad.safetensors", model.state_dict(), kind="featureshift",
+                          plugin="featureshift", config=model.config(),
+                          extra={"delta_sign": "domain_minus_source"})
+    with pytest.raises(stylebridge.StylebridgeError, match="Δ sign convention"):
+        stylebridge.create("renderer", str(bad))
+    with pytest.raises(stylebridge.StylebridgeError, match="is a 'featureshift' checkpoint"):
+        stylebridge.create("encoder", str(path))

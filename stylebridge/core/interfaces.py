@@ -117,6 +117,9 @@ class Plugin:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: the header ``kind`` of this plugin's checkpoints when it is not its registry kind
+    #: (FeatureShift, a renderer, writes ``featureshift`` checkpoints); ``None``: the same
+    checkpoint_kind: ClassVar[str | None] = None
     random_weights: bool | None = None
     #: a bare ``NAME`` without installed weights is refused (resolve.create) instead of built random
     requires_weights: ClassVar[bool] = False
@@ -124,6 +127,12 @@ class Plugin:
     def config(self) -> dict[str, Any]:
         """Keyword arguments such that ``type(self)(**self.config())`` rebuilds the object."""
         return {}
+
+    @classmethod
+    def check_header(cls, extra: Mapping[str, Any]) -> str | None:
+        """Called with a checkpoint header's ``extra`` before the object is built from it:
+        the reason to refuse the file (one line), or ``None`` to accept it (default)."""
+        return None
 
 
 class Encoder(nn.Module, Plugin, ABC):

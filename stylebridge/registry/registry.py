@@ -299,14 +299,24 @@ class Registry:
     def load(self, kind: str, path: str | Path, *, name: str | None = None,
              device: str = "cpu", **overrides: Any) -> Any:
         """Recreate a plugin object from a stylebridge checkpoint (header → class → weights)."""
-        header, tensors = load_checkpoint(path, kind=kind, plugin=name, device=device)
-        if header.plugin not in self._table(kind):
+        header, tensors = load_checkpoint(path, plugin=name, device=device)
+        cls = self._table(kind).get(header.plugin)
+        plugin_cls = (cls.obj if cls is not None and isinstance(cls.obj, type)
+                      and issubclass(cls.obj, itf.Plugin) else None)
+        own_kind = plugin_cls.checkpoint_kind if plugin_cls is not None else None
+        if header.kind != kind and header.kind != own_kind:
+            raise CheckpointError(f"is a {header.kind!r} checkpoint ({header.plugin}), expected "
+                                  f"a {kind!r}", path=path)
+        if cls is None:
             broken = sorted({f.provider for f in self.failures})
             note = f"; plugin package(s) {', '.join(broken)} failed to load" if broken else ""
             raise CheckpointError(
                 f"needs the {kind.replace('_', ' ')} plugin {header.plugin!r}, which is not "
                 "installed (install the package that provides it; `stylebridge plugins` lists "
                 f"what is installed){note}", path=path)
+        refused = plugin_cls.check_header(header.extra) if plugin_cls is not None else None
+        if refused:
+            raise CheckpointError(refused, path=path)
         obj = self.create(kind, header.plugin, **{**header.config, **overrides})
         try:
             result = obj.load_state_dict(tensors, strict=True)

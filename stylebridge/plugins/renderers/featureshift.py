@@ -38,7 +38,7 @@ kind ``"featureshift"`` (:func:`save_featureshift` / :func:`load_featureshift`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -78,6 +78,7 @@ class FeatureShift(Renderer):
     """
 
     name: ClassVar[str] = "featureshift"
+    checkpoint_kind: ClassVar[str | None] = KIND
     description: ClassVar[str] = ("FeatureShift: domains shift the encoder's feature F by the "
                                   "guide's domain change (thesis step 4)")
     needs_guide: ClassVar[bool] = True
@@ -155,6 +156,14 @@ class FeatureShift(Renderer):
         returns the feature at :attr:`layer`."""
         check_featureshift(self, generator, encoder)
 
+    @classmethod
+    def check_header(cls, extra: Mapping[str, Any]) -> str | None:
+        """A checkpoint trained with the other Δ sign convention is refused."""
+        sign = extra.get("delta_sign", DELTA_SIGN)
+        if sign != DELTA_SIGN:
+            return f"uses the Δ sign convention {sign!r}, this stylebridge uses {DELTA_SIGN!r}"
+        return None
+
     def forward(self, features: Tensor, delta: Tensor) -> Tensor:
         if features.shape != delta.shape or features.ndim != 4:
             raise ValueError(f"FeatureShift expects F and Δ of the same shape [B, C, H, W], got "
@@ -178,10 +187,9 @@ def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
                       **overrides: Any) -> tuple[FeatureShift, CheckpointHeader]:
     """Load a ``featureshift`` checkpoint (eval mode) and its header; one-line errors."""
     header, tensors = load_checkpoint(path, kind=KIND, plugin=PLUGIN, device=str(device))
-    sign = header.extra.get("delta_sign", DELTA_SIGN)
-    if sign != DELTA_SIGN:
-        raise CheckpointError(f"uses the Δ sign convention {sign!r}, this stylebridge uses "
-                              f"{DELTA_SIGN!r}", path=path)
+    refused = FeatureShift.check_header(header.extra)
+    if refused:
+        raise CheckpointError(refused, path=path)
     try:
         model = FeatureShift(**{**header.config, **overrides})
     except (TypeError, ValueError) as exc:
