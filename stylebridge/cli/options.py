@@ -121,3 +121,41 @@ def print_batch_report(console: Console, report: BatchReport) -> None:
         for path, reason in report.skipped:
             table.add_row(Text(str(path)), Text(reason))
         console.print(table)
+
+
+class ConsoleBars:
+    """Transient rich progress bars on ``console``, one per named step, started at the first
+    update (an error before any progress prints only the error); ``failed`` prints a batch
+    report.  The console side of the pipelines' progress objects (``analyze``, ``eval``)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def _task(self, what: str, total: int | None) -> Any:
+        if self.bar is None:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=self.console, transient=True)
+            self.bar.start()
+        if what not in self.tasks:
+            self.tasks[what] = self.bar.add_task(what, total=total)
+        return self.tasks[what]
+
+    def update(self, what: str, done: int, total: int | None) -> None:
+        task = self._task(what, total)
+        self.bar.update(task, completed=done)
+
+    def advance(self, what: str, n: int, total: int | None = None) -> None:
+        task = self._task(what, total)
+        self.bar.advance(task, n)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+            self.tasks = {}
+
+    def failed(self, report: BatchReport) -> None:
+        print_batch_report(self.console, report)

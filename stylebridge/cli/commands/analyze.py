@@ -9,17 +9,16 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.options import (
+    ConsoleBars,
     add_photo_arguments,
     add_style_means_arguments,
     print_batch_report,
     print_random_notices,
 )
-from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import analyze as _analyze
@@ -53,33 +52,15 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     add_photo_arguments(p, several_encoders=True)
 
 
-class _ConsoleProgress(LatentsProgress):
+class _ConsoleProgress(ConsoleBars, LatentsProgress):
     """Random-weights notices as bold yellow lines; one transient progress bar per step."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.bar: Progress | None = None
-        self.tasks: dict[str, TaskID] = {}
 
     def random_inputs(self, random_inputs: Mapping[str, Any], *, encoder: str = "",
                       generator: Path | None = None) -> None:
         print_random_notices(self.console, random_inputs, encoder=encoder, generator=generator)
 
     def progress(self, what: str, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = Progress(console=self.console, transient=True)
-            self.bar.start()
-        if what not in self.tasks:
-            self.tasks[what] = self.bar.add_task(what, total=total)
-        self.bar.update(self.tasks[what], completed=done)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-    def failed(self, report: BatchReport) -> None:
-        print_batch_report(self.console, report)
+        self.update(what, done, total)
 
 
 def print_latents(console: Console, result: LatentsResult) -> None:

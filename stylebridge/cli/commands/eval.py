@@ -9,12 +9,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument
-from stylebridge.cli.options import print_batch_report
+from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, EvalResult, evaluate
 from stylebridge.registry import hookimpl
@@ -28,33 +27,17 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
-class _ConsoleProgress(EvalProgress):
+class _ConsoleProgress(ConsoleBars, EvalProgress):
     """Notes as yellow lines, a transient progress bar while the predictions are scored."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.bar: Progress | None = None
-        self.task: TaskID | None = None
 
     def note(self, text: str) -> None:
         self.console.print(f"[yellow]note:[/yellow] {escape(text)}")
 
     def start(self, total: int) -> None:
-        self.bar = Progress(console=self.console, transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("evaluating", total=total)
+        self._task("evaluating", total)
 
-    def advance(self, n: int) -> None:
-        if self.bar is not None and self.task is not None:
-            self.bar.advance(self.task, n)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-    def failed(self, report: BatchReport) -> None:
-        print_batch_report(self.console, report)
+    def advance(self, n: int) -> None:  # type: ignore[override]
+        ConsoleBars.advance(self, "evaluating", n)
 
 
 def print_result(console: Console, result: EvalResult, show: int) -> None:

@@ -1,43 +1,11 @@
 """FeatureShift: correct an FSE feature map for a domain-adapted image (thesis, "Improving the gap").
 
-FSE (``features`` mode) reconstructs an image well by replacing generator activation
-``K`` (5 = the second 16×16 conv, 512 channels at 1024 px) with its own feature ``F``,
-but then a domain method that changes the styles barely changes the image.  e4e
-latents adapt well but reconstruct poorly.  FeatureShift (the thesis' name for
-StyleFeatureEditor's feature editor, trained for domains) takes ``F`` and the change
-that the domain makes to the generator's layer-``K`` features of the *guiding*
-encoder's latents ``w_E`` (e4e, or FSE latents-only)::
-
-    Δ  = G^K(s(w_E)) − G^K(s_domain(w_E))        (DELTA_SIGN = "source_minus_domain")
-    F' = FeatureShift(concat(F, Δ))               [B, 2C, H, W] → [B, C, H, W]
-    image = G(s_domain(w_F), activation K := F')
-
-The sign is the thesis' ``Δ = F_{w_E} − F_{w'_E}`` and StyleFeatureEditor's
-``delta = orig − edited``; it is recorded in every checkpoint header
-(``extra.delta_sign``) and in the dataset index.  ``Δ = 0`` means "no domain": the
-network must then reproduce ``F`` (inversion loss).
-
-**Network** (:class:`FeatureShift`): an iResNet of ``n_blocks`` (6) insightface
-``IBasicBlock`` s (BN → Conv3×3 → BN → PReLU → Conv3×3 → BN, plus the identity, or a
-1×1 conv + BN projection when the channel count changes; stride 1).  The thesis'
-"each 2 blocks lower the channel number 1024 → 768 → 512" is read as three stages of
-two blocks with widths ``2C``, ``hidden``, ``C`` (1024, 768, 512 officially), the first
-block of a stage projecting from the previous width::
-
-    blocks: 2C→2C, 2C→2C, 2C→hidden, hidden→hidden, hidden→C, C→C
-
-(other ``n_blocks >= 3`` split the blocks into three near-equal stages).  ``residual``
-(off by default, as in the thesis/SFE, which predict ``F'`` directly) adds ``F`` to the
-output.  The block is the one of :mod:`stylebridge.plugins.nets.iresnet` (the FSE backbone).
-
-**Plugin kind.**  FeatureShift is neither an encoder (it does not read images) nor a
-domain method (it does not produce styles), so it is not registered in a plugin
-table: the class lives in :mod:`stylebridge.plugins.renderers.featureshift`, its
-checkpoints have their own kind ``"featureshift"`` (:func:`save_featureshift` /
-:func:`load_featureshift`).  The commands ``featureshift build-dataset`` and ``train
-featureshift`` live in :mod:`stylebridge.cli.commands.featureshift` and
-:mod:`stylebridge.cli.commands.train` (see :mod:`stylebridge.pipelines.featureshift.dataset`
-for the dataset).  Inference: :func:`apply_featureshift`.
+The network, its Δ convention (``Δ = G^K(s(w_E)) − G^K(s_domain(w_E))``, recorded in every
+checkpoint header and in the dataset index; ``Δ = 0`` means "no domain") and inference are
+in :mod:`stylebridge.plugins.renderers.featureshift`, where FeatureShift is a renderer
+plugin; the dataset in :mod:`stylebridge.pipelines.featureshift.dataset`; the commands
+``featureshift build-dataset`` and ``train featureshift`` in
+:mod:`stylebridge.cli.commands.featureshift` and :mod:`stylebridge.cli.commands.train`.
 
 This package: :mod:`.config` (:class:`TrainConfig`), :mod:`.losses` (the three loss
 sets and the phases), :mod:`.render` (mixed-domain batches), :mod:`.distributed` (DDP),
