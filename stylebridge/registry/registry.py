@@ -15,7 +15,7 @@ from typing import Any
 import pluggy
 
 from stylebridge.core import interfaces as itf
-from stylebridge.core.checkpoint import load_checkpoint
+from stylebridge.core.checkpoint import load_checkpoint, read_header
 from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
@@ -299,7 +299,7 @@ class Registry:
     def load(self, kind: str, path: str | Path, *, name: str | None = None,
              device: str = "cpu", **overrides: Any) -> Any:
         """Recreate a plugin object from a stylebridge checkpoint (header → class → weights)."""
-        header, tensors = load_checkpoint(path, plugin=name, device=device)
+        header = read_header(path)  # kind and plugin are checked before any tensor is read
         cls = self._table(kind).get(header.plugin)
         plugin_cls = (cls.obj if cls is not None and isinstance(cls.obj, type)
                       and issubclass(cls.obj, itf.Plugin) else None)
@@ -307,6 +307,9 @@ class Registry:
         if header.kind != kind and header.kind != own_kind:
             raise CheckpointError(f"is a {header.kind!r} checkpoint ({header.plugin}), expected "
                                   f"a {kind!r}", path=path)
+        if name is not None and header.plugin != name:
+            raise CheckpointError(f"holds a {header.kind} of plugin {header.plugin!r}, expected "
+                                  f"{name!r}", path=path)
         if cls is None:
             broken = sorted({f.provider for f in self.failures})
             note = f"; plugin package(s) {', '.join(broken)} failed to load" if broken else ""
@@ -317,6 +320,7 @@ class Registry:
         refused = plugin_cls.check_header(header.extra) if plugin_cls is not None else None
         if refused:
             raise CheckpointError(refused, path=path)
+        _, tensors = load_checkpoint(path, device=device)
         obj = self.create(kind, header.plugin, **{**header.config, **overrides})
         try:
             result = obj.load_state_dict(tensors, strict=True)
