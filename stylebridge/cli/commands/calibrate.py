@@ -15,6 +15,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.options import (
     add_photo_arguments,
+    add_skip_layers_argument,
     add_style_means_arguments,
     check_photo_arguments,
     print_batch_report,
@@ -37,8 +38,7 @@ class CalibrateCommand(Command):
         parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
         parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
         add_style_means_arguments(parser)
-        parser.add_argument("--skip-layers", default="", metavar="0,1",
-                            help="style layers whose offsets are always switched off (e.g. 0)")
+        add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
         parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
                             help="least squares through the origin (default) or with intercept")
         parser.add_argument("--power", type=float, default=-1.0,
