@@ -246,11 +246,12 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
                    help="generator checkpoint holding the frozen discriminator (default: "
                         "--generator; one without a discriminator is refused while "
                         "--adversarial > 0)")
-    p.add_argument("--domain-discriminator", type=float, default=0.0, metavar="WEIGHT",
+    p.add_argument("--domain-discriminator", metavar="WEIGHT[:k=v,...]",
                    help="train a small StyleGAN2-style domain discriminator alongside (own Adam "
-                        "optimiser, saved and resumed with the run; real = e4e domain targets) "
-                        "and add its term to the domain loss with this weight (default 0 = off: "
-                        "the thesis found no gain); options via --loss domain_adversarial:W:k=v")
+                        "optimiser, saved and resumed with the run; real = the e4e domain "
+                        "targets) and add its term to the domain loss with this weight; options "
+                        "size=256, channels=64, lr=0.002, beta1=0, beta2=0.99, r1=0 (ours). Off by "
+                        "default: the thesis supports it but found no gain")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ class TrainConfig:
     adversarial: float = THESIS_ADVERSARIAL       # inversion-loss weight of `adversarial`
     adversarial_after: int | None = None          # None: = pretrain_inversion_steps
     discriminator: str | None = None              # default: the generator checkpoint
-    domain_discriminator: float = 0.0             # domain-loss weight of `domain_adversarial`
+    domain_discriminator: str | None = None       # "WEIGHT[:k=v,...]" of `domain_adversarial`
     pretrain_inversion_steps: int = 10_000
     steps: int = 100_000
     batch_size: int = THESIS_BATCH                # per process
@@ -90,7 +90,16 @@ class TrainConfig:
                      "adversarial_after", "warmup_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise StylebridgeError(f"{option_name(name)} must be >= 0")
-        for name in ("adversarial", "domain_discriminator", "clip_grad", "weight_decay"):
+        if self.domain_discriminator is not None:
+            head = str(self.domain_discriminator).split(":", 1)[0]
+            try:
+                ok = math.isfinite(float(head)) and float(head) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise StylebridgeError(f"--domain-discriminator {self.domain_discriminator!r}: "
+                                       "expected WEIGHT[:key=value,...] with a weight >= 0")
+        for name in ("adversarial", "clip_grad", "weight_decay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise StylebridgeError(f"{option_name(name)} {value}: must be a number >= 0")

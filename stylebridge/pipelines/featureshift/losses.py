@@ -55,7 +55,7 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_start()},"
                          f"discriminator={disc}")
     domain = list(cfg.losses)
-    if cfg.domain_discriminator > 0:
+    if cfg.domain_discriminator:
         domain.append(f"domain_adversarial:{cfg.domain_discriminator}")
     kw = {"registry": registry, "cache": cache, "device": device}
     sets = {
