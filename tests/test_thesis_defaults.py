@@ -68,3 +68,38 @@ def test_a_toRGB_number_is_refused_not_silently_skipped() -> None:
     assert scale is not None
     assert scale.tolist() == [0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1]
     assert torch.equal(skip_scale(26, parse_layers("first"))[1:], torch.ones(25))
+
+
+# -- alpha fit (thesis "Examining latent distributions") ----------------------------------------
+
+
+def test_alpha_fit_default_is_through_the_origin_and_both_fits_are_reported() -> None:
+    import inspect
+
+    from stylebridge.pipelines.analyze import LatentsConfig, build_report
+    from stylebridge.pipelines.analyze.report import LayerRef
+    from stylebridge.pipelines.calibrate import CalibrateConfig
+    from stylebridge.plugins.calibrators.alpha import AlphaCalibrator
+
+    # the thesis' hypothesis w_enc = α·w_orig (no intercept) is the default everywhere
+    assert inspect.signature(AlphaCalibrator).parameters["fit"].default == "origin"
+    assert LatentsConfig.__dataclass_fields__["fit"].default == "origin"
+    assert CalibrateConfig.__dataclass_fields__["fit"].default == "origin"
+    # hand-made means: layer 0 y = 2x exactly; layer 1 y = x + 1 (the fits disagree);
+    # layer 2 encoder means ≈ 0 (α near 0: reported, not silently dropped)
+    x0 = torch.tensor([1.0, 2.0, 3.0])
+    src = [x0, x0.clone(), x0.clone()]
+    enc = [2 * x0, x0 + 1, torch.tensor([1e-5, -1e-5, 0.0])]
+    refs = [LayerRef(i, f"l{i}", 3, False, i) for i in range(3)]
+    report = build_report(src, enc, refs)
+    rows = report["layers"]
+    assert rows[0]["fits"]["origin"]["alpha"] == pytest.approx(2.0)
+    assert rows[0]["fits"]["intercept"]["alpha"] == pytest.approx(2.0)
+    # layer 1: origin α = Σxy/Σx² = (2+6+12)/14 = 20/14; with intercept: slope 1, b = 1
+    assert rows[1]["alpha"] == pytest.approx(20 / 14)
+    assert rows[1]["fits"]["intercept"]["alpha"] == pytest.approx(1.0)
+    assert rows[1]["fits"]["intercept"]["intercept"] == pytest.approx(1.0)
+    assert report["near_zero_alpha"] == {"origin": [2], "intercept": [2]}
+    calib = AlphaCalibrator.from_style_means(src, enc)
+    assert calib.unreliable_layers() == [2]
+    assert calib.offset_scale(3).tolist() == pytest.approx([0.5, 14 / 20, 0.0])

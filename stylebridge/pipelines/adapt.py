@@ -122,6 +122,8 @@ class Adapter:
         self.skip_layers = parse_layers(skip_layers, n_layers=n)
         base = None if calibrator is None else calibrator.offset_scale(n)
         self.offset_scale: Tensor | None = skip_scale(n, self.skip_layers, base)
+        #: layers the calibrator gives no offset (alpha: α near 0), reported in adapt.json
+        self.calibrator_zeroed_layers = [] if calibrator is None else calibrator.unreliable_layers()
         self.encoded_images = 0
 
     @property
@@ -455,6 +457,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
         "featureshift": job.featureshift,
         "offset_scale": None if scale is None else [float(v) for v in scale],
+        "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
         "aligned": bool(config.align), "random_weights": random,
         "random_inputs": job.random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}

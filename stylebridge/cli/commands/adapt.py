@@ -68,6 +68,11 @@ class AdaptCommand(Command):
         with progress_bar(console) as progress:
             result = run_adapt(job, progress)
         report = result.report
+        zeroed = result.summary.get("calibrator_zeroed_layers") or []
+        if zeroed:
+            console.print(f"[yellow]the calibrator gives style layers {escape(str(zeroed))} no "
+                          "domain offset (alpha near 0 or undefined there; see `stylebridge "
+                          "analyze latents`)[/yellow]")
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
                           f"{result.n_images} images and grid.png to {escape(str(args.out))}")

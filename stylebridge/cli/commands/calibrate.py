@@ -40,7 +40,12 @@ class CalibrateCommand(Command):
         add_style_means_arguments(parser)
         add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
         parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
-                            help="least squares through the origin (default) or with intercept")
+                            help="the thesis' \"simple Linear Regression\" has two readings: origin (default) = "
+                            "least squares of y = alpha*x, its hypothesis w_enc = alpha*w_orig and "
+                            "the y = alpha*x lines of Fig. 4.9, the only form whose offsets a "
+                            "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
+                            "squares y = alpha*x + b (a library's default LinearRegression), "
+                            "whose slope is used")
         parser.add_argument("--power", type=float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")

@@ -35,6 +35,7 @@ blow up or flip the offsets).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
 FITS = ("origin", "intercept")
+#: α at or below this (or not finite) is "near 0": no usable offset scale (1/α would blow up)
+MIN_ALPHA = 1e-3
 MAPPING_BATCH = 500  # z per batch: with the seed, it fixes which z are drawn
 
 
@@ -243,6 +246,11 @@ def _span(part: str, text: str, what: str) -> range:
     return range(a, b + 1)
 
 
+def alpha_usable(alpha: float | None, min_alpha: float = MIN_ALPHA) -> bool:
+    """Whether ``α`` gives a usable offset scale: a finite number above ``min_alpha``."""
+    return alpha is not None and math.isfinite(float(alpha)) and float(alpha) > min_alpha
+
+
 def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-layers",
                  n_layers: int | None = None) -> list[int]:
     """A skip set → sorted unique style-layer indices (see :data:`LAYER_TABLE_DOC`).
@@ -315,7 +323,7 @@ class AlphaCalibrator(Calibrator):
     requires_weights: ClassVar[bool] = True
 
     def __init__(self, widths: Sequence[int] = (), skip_layers: Sequence[int] | str | int = (),
-                 fit: str = "origin", power: float = -1.0, min_alpha: float = 1e-3) -> None:
+                 fit: str = "origin", power: float = -1.0, min_alpha: float = MIN_ALPHA) -> None:
         super().__init__()
         if fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
@@ -352,10 +360,10 @@ class AlphaCalibrator(Calibrator):
         return calib
 
     def unreliable_layers(self) -> list[int]:
-        """Layers whose α is not a finite number above ``min_alpha`` (they get no offset)."""
-        a = self.alpha
-        return [i for i in range(a.numel()) if not (bool(torch.isfinite(a[i])) and
-                                                    float(a[i]) > self.min_alpha)]
+        """Layers whose α is near 0 (not a finite number above ``min_alpha``): they get no
+        offset, and ``calibrate`` / ``adapt`` / ``analyze latents`` report them by name."""
+        return [i for i in range(self.alpha.numel())
+                if not alpha_usable(float(self.alpha[i]), self.min_alpha)]
 
     def offset_scale(self, n_layers: int) -> Tensor:
         """``α_i ** power`` (``1/α_i`` by default) per style layer; 0 on skipped/unreliable layers."""
