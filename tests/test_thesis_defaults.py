@@ -103,3 +103,12 @@ def test_alpha_fit_default_is_through_the_origin_and_both_fits_are_reported() ->
     calib = AlphaCalibrator.from_style_means(src, enc)
     assert calib.unreliable_layers() == [2]
     assert calib.offset_scale(3).tolist() == pytest.approx([0.5, 14 / 20, 0.0])
+
+
+def test_docs_layer_table_is_the_help_text() -> None:
+    from pathlib import Path
+
+    from stylebridge.plugins.calibrators.alpha import LAYER_TABLE_DOC
+
+    doc = (Path(__file__).parents[1] / "docs" / "layers.md").read_text()
+    assert LAYER_TABLE_DOC in doc

@@ -25,12 +25,22 @@ power", which is ``α``, not ``1/α``.  ``offset_scale`` returns ``α ** power``
 with ``power = -1`` (the formula) by default; ``power = 1`` gives the other
 reading.
 
+Which fit each thesis figure implies: Fig. 4.9 draws ``y = α·x`` lines and the text states
+the hypothesis ``w_enc = α·w_orig`` (origin); Fig. 4.11 scales offsets by ``1/α``, which only
+corrects a proportional mismatch (origin); Fig. 4.10 (Eq. 5) uses no α.  "Simple Linear
+Regression" alone would suggest a library default with intercept, so ``intercept`` stays
+selectable, and ``stylebridge analyze latents`` draws and tables both.  The thesis prints no α
+values to decide between them numerically; the default is ``origin``.
+
 Layers: every modulated layer of the generator (style-layer indices of
 :mod:`stylebridge.core.stylegan2.generator`, 26 at 1024 px incl. ToRGB).
-``skip_layers`` (the thesis' "indomain" observation: no offsets on the first
-layer(s), e.g. 0 = ``conv1``) get scale 0, and so do layers whose ``α`` is not
-a finite number above ``min_alpha`` (a near-zero or negative mean ratio would
-blow up or flip the offsets).
+``skip_layers`` (:func:`parse_layers`: ``coarse`` = StyleDomain's ``no_coarse``, the
+thesis' in-domain remedy; ``first`` = ``conv1``; indices; ``w:N`` W+ rows) get scale 0,
+and so do layers whose ``α`` is not a finite number above ``min_alpha`` (a near-zero or
+negative mean ratio would blow up or flip the offsets); those are not silent:
+:meth:`AlphaCalibrator.unreliable_layers` lists them and ``calibrate``, ``adapt``
+(``adapt.json``: ``calibrator_zeroed_layers``) and ``analyze latents``
+(``near_zero_alpha``) report them.
 """
 
 from __future__ import annotations
