@@ -193,7 +193,8 @@ def _trainer(paths: dict[str, Path], variant: str, precision: str, losses: list[
         losses=losses, domain_inversion_losses=[],
         pretrain_inversion_steps=10**9 if variant == "inversion" else 0,
         steps=10**9, batch_size=args.batch, checkpoint_every=0, log_every=0, sample_every=0,
-        device=args.device, n_blocks=6, amp=PRECISIONS[precision])
+        device=args.device, n_blocks=6, amp=PRECISIONS[precision],
+        adversarial=0.0)  # the loss sets measured in RESULTS.md (no frozen discriminator)
     trainer = featureshift.FeatureShiftTrainer(cfg, registry=registry)
     trainer.setup()
     return trainer

@@ -64,7 +64,7 @@ ddp() {  # every command checked: a failure here must not cost step 2
     --variants joint-stored --steps 1 --repeats 1 --warmup 0 --data "$work/tiny" > /dev/null || return
 rm -rf "$work/ddp"
 local train=(-m stylebridge train featureshift --data "$work/tiny/stored"
-       --generator "$work/tiny/gen.safetensors" --loss mse:1.0 --batch 2
+       --generator "$work/tiny/gen.safetensors" --loss mse:1.0 --batch 2 --adversarial 0
        --pretrain-inversion-steps 2 --checkpoint-every 2 --log-every 1 --sample-every 3
        --device "$device" --out "$work/ddp")
 local run=(timeout "${DDP_TIMEOUT:-120}" "$py" -m torch.distributed.run --standalone

@@ -385,3 +385,18 @@ def test_adapter_renders_through_any_renderer(gen: Any, images: Tensor) -> None:
         guided.render(inv)
     got = guided.render(inv, guide=guided.guide_latents(images, inv))
     assert_close(got["a"], guided.run(images)["a"], atol=1e-6, rtol=0)
+
+
+def test_layers_the_calibrator_zeroes_are_reported_not_silent(gen: Any, images: Tensor) -> None:
+    from stylebridge.plugins.calibrators.alpha import AlphaCalibrator
+
+    widths = [layer.channels for layer in gen.style_layers()]
+    src = [torch.ones(c) for c in widths]
+    enc = [torch.full((c,), 2.0) for c in widths]
+    enc[3] = torch.zeros(widths[3])            # α = 0 on style layer 3
+    calib = AlphaCalibrator.from_style_means(src, enc)
+    adapter = Adapter(TinyEncoder(), gen, [], calibrator=calib)
+    assert adapter.calibrator_zeroed_layers == [3]
+    assert adapter.offset_scale is not None and float(adapter.offset_scale[3]) == 0.0
+    assert float(adapter.offset_scale[0]) == pytest.approx(0.5)
+    assert Adapter(TinyEncoder(), gen, []).calibrator_zeroed_layers == []

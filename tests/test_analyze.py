@@ -161,10 +161,11 @@ def test_alpha_and_patterns_recovered_from_synthetic_means() -> None:
     assert len(fig.axes) == len(refs)
     assert "RANDOM WEIGHTS" in fig._suptitle.get_text()
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["0", "1", "2", "3", "4"]
-    # each panel holds the y = x line and the fitted y = α·x line
+    # each panel holds the y = x line and both fitted lines (origin, then with intercept)
     slopes = [np.diff(line.get_ydata())[0] / np.diff(line.get_xdata())[0]
               for line in fig.axes[2].get_lines()]
-    assert slopes == pytest.approx([1.0, got[2]], rel=1e-6)
+    with_b = report["layers"][2]["fits"]["intercept"]["alpha"]
+    assert slopes == pytest.approx([1.0, got[2], with_b], rel=1e-6)
 
 
 def test_eq5_on_hand_computed_vectors() -> None:

@@ -30,7 +30,7 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     assert info["random_weights"] is True and "RANDOM WEIGHTS" in info["notice"]
     assert info["photo"] == "skimage.data.astronaut()"
     assert info["rows"] == ["e4e", "e4e + alpha", "FSE features", "FSE shift",
-                            "FSE shift, no offsets on layer 0", FS_ROW]
+                            demo.COARSE_ROW, FS_ROW]
     assert info["random_rows"] == info["rows"]
     assert info["random_inputs"] == {
         "generator": True, "e4e": True, "fse": True, "featureshift": True,
@@ -47,7 +47,7 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     domain_metrics = info["metrics_domains"]
     change = {row: domain_metrics[row]["change (mse vs inversion)"] for row in info["rows"]}
     assert all(np.isfinite(v) and v > 0 for v in change.values())
-    assert change["FSE shift, no offsets on layer 0"] != change["FSE shift"]
+    assert change[demo.COARSE_ROW] != change["FSE shift"]
     aligned = Image.open(out / "aligned.png")
     assert aligned.size == (256, 256)
     # the grid: 6 rows x 4 columns of 128 px tiles (2 px padding), a 2-line header, a notice

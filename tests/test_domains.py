@@ -597,7 +597,7 @@ def test_alpha_calibrator_offset_scale() -> None:
     assert calib.unreliable_layers() == [3]
     skipped = AlphaCalibrator.from_style_means(source, [a * x for a, x in zip(alphas, source,
                                                                             strict=True)],
-                                               skip_layers="0,4", power=1.0)
+                                               skip_layers="0,rgb:4", power=1.0)
     assert_close(skipped.offset_scale(5), torch.tensor([0.0, 0.5, 1.0, 0.0, 0.0]))
     with pytest.raises(Exception, match="alpha statistics have 5 style layers, this generator has 26"):
         calib.offset_scale(26)

@@ -186,8 +186,8 @@ def test_train_featureshift_with_the_example_loss(files: dict[str, Path], fs_dat
                           "--loss", "mse:0.5", "--inversion-loss", "charbonnier:1.0",
                           "--pretrain-inversion-steps", "1", "--steps", "3", "--batch", "2",
                           "--hidden", "24", "--n-blocks", "3", "--sample-every", "0",
-                          "--log-every", "1", "--device", "cpu", "--out", out,
-                          home=files["root"] / "home")
+                          "--log-every", "1", "--device", "cpu", "--adversarial", "0",
+                          "--out", out, home=files["root"] / "home")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "step" in r and any("charbonnier" in k for k in r)]

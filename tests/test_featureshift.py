@@ -254,7 +254,7 @@ def tiny_cfg(env: Env, out: Path, **kw: Any) -> fs.TrainConfig:
     base = dict(data=str(env.data), generator=str(env.gen_path), out=str(out),
                 losses=["mse:1.0"], pretrain_inversion_steps=2, steps=6, batch_size=2, lr=1e-3,
                 hidden=48, n_blocks=6, checkpoint_every=0, log_every=1, sample_every=0,
-                device="cpu", seed=0)
+                device="cpu", seed=0, adversarial=0.0)  # the thesis' 0.01 default: own tests
     base.update(kw)
     return fs.TrainConfig(**base)
 

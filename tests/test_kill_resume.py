@@ -376,7 +376,8 @@ def _fs_argv(gen: Path, data: Path, out: Path, *extra: str) -> list[str]:
             "--loss", "mse:1.0", "--inversion-loss", "mse:1.0", "--pretrain-inversion-steps", "3",
             "--steps", str(STEPS), "--batch", "2", "--hidden", "24", "--n-blocks", "3",
             "--lr", "1e-2", "--checkpoint-every", str(EVERY), "--log-every", "1",
-            "--sample-every", "0", "--seed", "5", "--out", str(out), "--device", "cpu", *extra]
+            "--sample-every", "0", "--seed", "5", "--adversarial", "0", "--out", str(out),
+            "--device", "cpu", *extra]
 
 
 def _log(path: Path) -> list[dict[str, Any]]:

@@ -159,3 +159,19 @@ class ConsoleBars:
 
     def failed(self, report: BatchReport) -> None:
         print_batch_report(self.console, report)
+
+
+def add_skip_layers_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--skip-layers`` (named sets, style-layer indices, ``w:N`` rows), its table in the epilog."""
+    from stylebridge.plugins.calibrators.alpha import LAYER_TABLE_DOC
+
+    parser.add_argument("--skip-layers", default="", metavar="coarse|first|0,2-3|w:N",
+                        help=f"{what}: a named set, `coarse` (StyleDomain's no_coarse, the "
+                             "in-domain remedy the thesis recommends for FSE: style layers "
+                             "0,2,3,5,6,8) or `first` (conv1 only), or style-layer indices "
+                             "(26 at 1024 px; a ToRGB index is refused), `w:N` for W+ row N of "
+                             "the thesis'/upstream 18-layer numbering, `rgb:N` for a ToRGB layer "
+                             "on purpose (table below)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    table = LAYER_TABLE_DOC.replace("``", "")
+    parser.epilog = f"{parser.epilog}\n\n{table}" if parser.epilog else table

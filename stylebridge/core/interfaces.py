@@ -419,6 +419,11 @@ class Calibrator(nn.Module, Plugin, ABC):
     def offset_scale(self, n_layers: int) -> Tensor | None:
         return None
 
+    def unreliable_layers(self) -> list[int]:
+        """Style layers whose offsets :meth:`offset_scale` switches off because its statistics
+        give no usable scale there (alpha: α near 0); reported, never silent.  Default: none."""
+        return []
+
     #: ``stylebridge calibrate`` can fit it (it implements :meth:`from_style_means`)
     fittable: ClassVar[bool] = False
 

@@ -4,12 +4,12 @@ Pipeline (thesis, chapter 4): encode each photo **once** with an encoder,
 optionally correct the encoder/domain mismatch (a :class:`Calibrator`, e.g.
 alpha-rescaling: per-layer offset scales ``1/α_i``; ``skip_layers``: no change
 on the listed style layers, the thesis' "indomain" remedy for the first
-layer), then render the inversion through every domain method with a
+layers), then render the inversion through every domain method with a
 :class:`~stylebridge.core.interfaces.Renderer` (default: the plain
 :func:`~stylebridge.core.synthesis.synthesize`; FeatureShift is another)::
 
     adapter = Adapter(encoder, generator, {"pixar": pixar, "joker": joker},
-                      calibrator=alpha, skip_layers=[0])
+                      calibrator=alpha, skip_layers="coarse")
     images = adapter.run(images01)   # {"inversion": [B,3,S,S], "pixar": ..., "joker": ...}
 
 :func:`adapt` (``stylebridge adapt``, :mod:`stylebridge.cli.commands.adapt`) runs it over
@@ -25,9 +25,11 @@ FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JS
 
 Skip layers are style-layer indices (:mod:`stylebridge.core.stylegan2.generator`:
 0 = ``conv1``, 1 = ``to_rgb1``, then ``2+3j``/``3+3j`` convs and ``4+3j`` ToRGB of
-stage ``j``).  The thesis' remedy for FSE ("without first-layer offsets") is
-``skip_layers=[0]``; StyleDomain's ``no_coarse`` training flag (heads conv_0 …
-conv_5, 4–32 px) corresponds to ``skip_layers=[0, 2, 3, 5, 6, 8]``.
+stage ``j``) or a named set (:func:`~stylebridge.plugins.calibrators.alpha.parse_layers`).
+The thesis' remedy for FSE is what *in-domain* adaptation does ("indomain adaptation does not
+shift first layer latents"): StyleDomain's in-domain configs train with ``no_coarse`` (heads
+conv_0 … conv_5, 4–32 px), i.e. ``skip_layers="coarse"`` = ``[0, 2, 3, 5, 6, 8]``;
+``"first"`` = ``[0]`` (conv1 only) is the narrower variant.
 """
 
 from __future__ import annotations
@@ -116,10 +118,12 @@ class Adapter:
                 unique, k = f"{name}-{k}", k + 1
             self.methods[unique] = method
         check_domains(self.methods.values(), generator)
-        self.skip_layers = parse_layers(skip_layers)
         n = generator.n_style_layers
+        self.skip_layers = parse_layers(skip_layers, n_layers=n)
         base = None if calibrator is None else calibrator.offset_scale(n)
         self.offset_scale: Tensor | None = skip_scale(n, self.skip_layers, base)
+        #: layers the calibrator gives no offset (alpha: α near 0), reported in adapt.json
+        self.calibrator_zeroed_layers = [] if calibrator is None else calibrator.unreliable_layers()
         self.encoded_images = 0
 
     @property
@@ -368,10 +372,11 @@ class AdaptResult:
 def prepare_adapt(config: AdaptConfig) -> AdaptJob:
     """Load and check every input (one-line errors) before a photo is read or a file written."""
     check_photo_options(config.batch, config.align_size)
-    skip = parse_layers(config.skip_layers)
+    parse_layers(config.skip_layers)  # syntax check before anything is loaded
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     encoder, enc_random = load_encoder(config.encoder, device)
     # which inputs run on random (untrained) weights: every one is labelled, on grid.png and
     # in adapt.json / metrics.json
@@ -452,6 +457,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
         "featureshift": job.featureshift,
         "offset_scale": None if scale is None else [float(v) for v in scale],
+        "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
         "aligned": bool(config.align), "random_weights": random,
         "random_inputs": job.random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}

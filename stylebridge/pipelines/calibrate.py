@@ -108,6 +108,7 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
     encoder, enc_random = load_encoder(config.encoder, device)
     return CalibrateJob(config=config, cls=cls, skip=skip, paths=paths, generator=gen,

@@ -53,6 +53,7 @@ from stylebridge.registry.weights import WeightsManager
 
 RANDOM_WEIGHTS_NOTICE = f"{RANDOM_NOTICE} - demo of the code paths, not a trained model"
 FEATURESHIFT_ROW = "FeatureShift on e4e"
+COARSE_ROW = "FSE shift, in-domain (no coarse offsets)"  # thesis remedy: StyleDomain no_coarse
 UNTRAINED_FEATURESHIFT = "untrained FeatureShift"
 ALIGN_SIZE = 256
 DOMAIN_TABLE_TITLE = "domain outputs, mean over the domains"
@@ -268,7 +269,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
         ("e4e + alpha", Adapter(e4e, gen, domains, calibrator=alpha)),
         ("FSE features", Adapter(fse, gen, domains)),
         ("FSE shift", Adapter(fse_shift, gen, domains)),
-        ("FSE shift, no offsets on layer 0", Adapter(fse_shift, gen, domains, skip_layers=[0])),
+        (COARSE_ROW, Adapter(fse_shift, gen, domains, skip_layers="coarse")),
         (fs_row, Adapter(fse, gen, domains, renderer=featureshift, guide=e4e)),
     ]
     random_inputs: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """``stylebridge adapt``: encode photos once and render them in one or more new domains.
 
 ``stylebridge adapt --encoder E --generator G --method NAME:DOMAIN.safetensors [--method ...]
-[--calibrate alpha:STATS] [--skip-layers 0,1] [--featureshift RUN.safetensors [--guide E2]]
+[--calibrate alpha:STATS] [--skip-layers coarse] [--featureshift RUN.safetensors [--guide E2]]
 [--align/--no-align] IMAGES... --out DIR``: the :mod:`stylebridge.pipelines.adapt` pipeline
 (outputs described there).  Inputs on random (untrained) weights are also named in the
 terminal; exit code 3 when some inputs were skipped, 2 when all were.
@@ -21,6 +21,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
+    add_skip_layers_argument,
     check_photo_arguments,
     print_batch_report,
     print_random_notices,
@@ -44,8 +45,7 @@ class AdaptCommand(Command):
                             help="domain checkpoint, repeatable; its file stem names the outputs")
         parser.add_argument("--calibrate", metavar="NAME:STATS",
                             help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
-        parser.add_argument("--skip-layers", default="", metavar="0,1",
-                            help="style layers that get no domain change (e.g. 0 = conv1)")
+        add_skip_layers_argument(parser, "style layers that get no domain change")
         parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
                             help="render domains through a trained FeatureShift (encoder: fse "
                                  "with mode=features)")
@@ -68,6 +68,11 @@ class AdaptCommand(Command):
         with progress_bar(console) as progress:
             result = run_adapt(job, progress)
         report = result.report
+        zeroed = result.summary.get("calibrator_zeroed_layers") or []
+        if zeroed:
+            console.print(f"[yellow]the calibrator gives style layers {escape(str(zeroed))} no "
+                          "domain offset (alpha near 0 or undefined there; see `stylebridge "
+                          "analyze latents`)[/yellow]")
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
                           f"{result.n_images} images and grid.png to {escape(str(args.out))}")

@@ -43,7 +43,12 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", choices=LAYER_SETS, default="all",
                    help="all style layers (default, incl. ToRGB) or only the modulated convs")
     p.add_argument("--fit", choices=FITS, default="origin",
-                   help="alpha by least squares through the origin (default) or with intercept")
+                   help="the thesis' \"simple Linear Regression\" has two readings: origin (default) = "
+                        "least squares of y = alpha*x, its hypothesis w_enc = alpha*w_orig and "
+                        "the y = alpha*x lines of Fig. 4.9, the only form whose offsets a "
+                        "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
+                        "squares y = alpha*x + b (a library's default LinearRegression), "
+                        "whose slope is used" + "; both fits are drawn and tabled either way")
     p.add_argument("--alpha-tol", type=float, default=0.1,
                    help="|alpha - 1| up to which a correlated layer counts as calibrated")
     p.add_argument("--r2-min", type=float, default=0.5,

@@ -15,6 +15,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.options import (
     add_photo_arguments,
+    add_skip_layers_argument,
     add_style_means_arguments,
     check_photo_arguments,
     print_batch_report,
@@ -37,10 +38,14 @@ class CalibrateCommand(Command):
         parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
         parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
         add_style_means_arguments(parser)
-        parser.add_argument("--skip-layers", default="", metavar="0,1",
-                            help="style layers whose offsets are always switched off (e.g. 0)")
+        add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
         parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
-                            help="least squares through the origin (default) or with intercept")
+                            help="the thesis' \"simple Linear Regression\" has two readings: origin (default) = "
+                            "least squares of y = alpha*x, its hypothesis w_enc = alpha*w_orig and "
+                            "the y = alpha*x lines of Fig. 4.9, the only form whose offsets a "
+                            "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
+                            "squares y = alpha*x + b (a library's default LinearRegression), "
+                            "whose slope is used")
         parser.add_argument("--power", type=float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")

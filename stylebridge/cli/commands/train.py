@@ -36,7 +36,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import Target, TargetGroup, add_device_argument
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
-from stylebridge.pipelines.featureshift.config import THESIS_LOSSES, TrainConfig
+from stylebridge.pipelines.featureshift.config import THESIS_ADVERSARIAL, THESIS_LOSSES, TrainConfig
 from stylebridge.pipelines.featureshift.trainer import train_featureshift
 from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
@@ -235,13 +235,23 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
                    help="inversion-loss term, repeatable (default: the same terms as --loss)")
     p.add_argument("--domain-inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
                    help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
-    p.add_argument("--adversarial", type=float, default=0.0, metavar="WEIGHT",
-                   help="add the frozen-discriminator adversarial term to the inversion loss "
-                        "(thesis 0.01)")
-    p.add_argument("--adversarial-after", type=int, default=0, metavar="N",
-                   help="switch the adversarial term on at step N")
+    p.add_argument("--adversarial", type=float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",
+                   help="weight of the frozen StyleGAN2 discriminator's term in the inversion "
+                        f"loss (default {THESIS_ADVERSARIAL}, the thesis' λ_Adv; 0 = off)")
+    p.add_argument("--adversarial-after", type=int, default=None, metavar="N",
+                   help="switch the adversarial term on at step N (default: "
+                        "--pretrain-inversion-steps; the thesis applies it \"only after the "
+                        "sufficient number of training iterations\")")
     p.add_argument("--discriminator", metavar="CKPT",
-                   help="generator checkpoint holding the discriminator (default: --generator)")
+                   help="generator checkpoint holding the frozen discriminator (default: "
+                        "--generator; one without a discriminator is refused while "
+                        "--adversarial > 0)")
+    p.add_argument("--domain-discriminator", metavar="WEIGHT[:k=v,...]",
+                   help="train a small StyleGAN2-style domain discriminator alongside (own Adam "
+                        "optimiser, saved and resumed with the run; real = the e4e domain "
+                        "targets) and add its term to the domain loss with this weight; options "
+                        "size=256, channels=64, lr=0.002, beta1=0, beta2=0.99, r1=0 (ours). Off by "
+                        "default: the thesis supports it but found no gain")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -253,16 +263,23 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _add_loss_arguments(p)
     p.add_argument("--pretrain-inversion-steps", type=int, default=d.pretrain_inversion_steps,
                    metavar="N", help=f"inversion-only steps first (default {d.pretrain_inversion_steps})")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"total steps (default {d.steps})")
-    p.add_argument("--batch", type=int, default=d.batch_size, help="batch per process")
-    p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help=f"total steps (default {d.steps}, ours: the thesis gives only the "
+                        "10 000 pre-training steps)")
+    p.add_argument("--batch", type=int, default=d.batch_size,
+                   help=f"batch per process (default {d.batch_size}: the thesis' 10 000 "
+                        "pre-training iterations = 12 epochs over its 10k images → 12 images "
+                        "per iteration; StyleFeatureEditor trains with 8)")
+    p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer,
+                   help="ours (the thesis names none); StyleFeatureEditor trains its encoder with Ranger")
+    p.add_argument("--lr", type=float, default=d.lr,
+                   help=f"learning rate (default {d.lr}, ours; the value cited for StyleFeatureEditor)")
     p.add_argument("--betas", default="0.9,0.999", metavar="B1,B2")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--scheduler", choices=("constant", "cosine"), default=d.scheduler)
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--clip-grad", type=float, default=d.clip_grad, metavar="NORM",
-                   help="max gradient norm (0 = off)")
+                   help=f"max gradient norm (default {d.clip_grad}, ours; 0 = off)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
                    help="mixed precision on CUDA (auto: bf16 where supported); off on CPU. "
                         "At the thesis's size on an H200, bf16 cut the GPU time per step by "
@@ -294,7 +311,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         inversion_losses=list(args.inversion_loss) if args.inversion_loss else None,
         domain_inversion_losses=list(args.domain_inversion_loss or []),
         adversarial=args.adversarial, adversarial_after=args.adversarial_after,
-        discriminator=args.discriminator,
+        discriminator=args.discriminator, domain_discriminator=args.domain_discriminator,
         pretrain_inversion_steps=args.pretrain_inversion_steps, steps=args.steps,
         batch_size=args.batch, optimizer=args.optimizer, lr=args.lr, betas=(b1, b2),
         weight_decay=args.weight_decay, scheduler=args.scheduler, warmup_steps=args.warmup_steps,

@@ -24,20 +24,33 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         if key in meta:
             lines.append(f"- {key}: {meta[key]}")
     lines.append(f"- fit: {report['fit']} (α from the per-channel style means, "
-                 "stylebridge.plugins.calibrators.alpha.fit_alpha)")
+                 "stylebridge.plugins.calibrators.alpha.fit_alpha); both fits are tabled and "
+                 "drawn: origin = least squares of y = α·x (the thesis' hypothesis "
+                 "w_enc = α·w_orig and Fig. 4.9's lines), intercept = ordinary least squares "
+                 "y = α·x + b (a library's default \"Linear Regression\")")
     th = report["thresholds"]
     lines += [f"- patterns: independent if corr r² < {th['r2_min']}, else calibrated if "
               f"|α − 1| ≤ {th['alpha_tol']}, else scaled (thesis groups 1 / 2 / 3)", ""]
     lines += ["## α per layer", "",
-              "| layer | name | conv # | channels | α | intercept | R² (fit) | corr r² | pattern |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| layer | name | conv # | channels | α | intercept | R² (fit) | corr r² | pattern "
+              "| α (origin) | α (intercept) | b (intercept) |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in report["layers"]:
         conv = "" if r["conv_index"] is None else str(r["conv_index"])
+        fits = r.get("fits", {})
+        both = " | ".join(fmt(fits.get(k, {}).get("alpha")) for k in ("origin", "intercept"))
         lines.append(f"| {r['index']} | {r['name']} | {conv} | {r['channels']} | "
                      f"{fmt(r['alpha'])} | {fmt(r['intercept'])} | {fmt(r['r2'], '.3f')} | "
-                     f"{fmt(r['corr_r2'], '.3f')} | {r['pattern']} |")
+                     f"{fmt(r['corr_r2'], '.3f')} | {r['pattern']} | {both} | "
+                     f"{fmt(fits.get('intercept', {}).get('intercept'))} |")
     lines += ["", "Layers by pattern: " + "; ".join(
         f"{p}: {', '.join(map(str, idx)) or '-'}" for p, idx in report["patterns"].items()), ""]
+    near = report.get("near_zero_alpha", {})
+    if any(near.values()):
+        limit = report["thresholds"].get("min_alpha")
+        lines += ["**α near 0** (≤ " + str(limit) + " or undefined; `calibrate alpha` gives these "
+                  "layers no domain offset): " + "; ".join(
+                      f"{k} fit: {', '.join(map(str, v)) or '-'}" for k, v in near.items()), ""]
     if report["domains"]:
         lines += ["## Domain adaptability (Eq. 5)", "",
                   "adaptability = mean cos(s_enc, s_enc + Δs) − mean cos(s_orig, s_orig + Δs) "

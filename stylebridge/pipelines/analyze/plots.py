@@ -32,6 +32,19 @@ def _density(x: Any, y: Any) -> Any:
     return np.exp(-0.5 * (d ** 2).sum(-1)).sum(1)
 
 
+#: line colour and style of each α fit: through the origin (the thesis' ``y = α·x``) and
+#: ordinary least squares with intercept (the other reading of "simple Linear Regression")
+FIT_STYLE = {"origin": ("tab:red", "--"), "intercept": ("tab:purple", ":")}
+
+
+def _fits(row: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The row's fits, origin first (a row without ``fits`` has only its chosen one)."""
+    if "fits" in row:
+        return {k: row["fits"][k] for k in FIT_STYLE if k in row["fits"]}
+    kind = "intercept" if row.get("intercept") else "origin"
+    return {kind: {"alpha": row["alpha"], "intercept": row.get("intercept")}}
+
+
 def _panel(ax: Any, x: Tensor, y: Tensor, row: Mapping[str, Any]) -> None:
     xn, yn = x.double().numpy(), y.double().numpy()
     dens = _density(xn, yn)
@@ -42,11 +55,16 @@ def _panel(ax: Any, x: Tensor, y: Tensor, row: Mapping[str, Any]) -> None:
     pad = 0.05 * (hi - lo or 1.0)
     line = np.array([lo - pad, hi + pad])
     ax.plot(line, line, color="tab:green", lw=1, label="y = x", zorder=1)
-    if row["alpha"] is not None:
-        b = row["intercept"] or 0.0
-        ax.plot(line, row["alpha"] * line + b, color="tab:red", lw=1, ls="--", zorder=2,
-                label=f"y = {row['alpha']:.3g}·x" + (f" + {b:.3g}" if b else ""))
-    ax.set_title(f"{row['index']}: {row['name']}\nα={fmt(row['alpha'], '.3g')} "
+    for kind, f in _fits(row).items():
+        if f["alpha"] is None:
+            continue
+        b = f["intercept"] or 0.0
+        ax.plot(line, f["alpha"] * line + b, color=FIT_STYLE[kind][0], lw=1,
+                ls=FIT_STYLE[kind][1], zorder=2,
+                label=f"{kind}: y = {f['alpha']:.3g}·x" + (f" + {b:.3g}" if b else ""))
+    both = _fits(row)
+    alphas = " ".join(f"α_{k[0]}={fmt(f['alpha'], '.3g')}" for k, f in both.items())
+    ax.set_title(f"{row['index']}: {row['name']}\n{alphas} "
                  f"R²={fmt(row['r2'], '.2f')} ({row['pattern']})", fontsize=8)
     ax.tick_params(labelsize=6)
 
@@ -138,13 +156,14 @@ def plot_comparison(source_means: Sequence[Tensor], encoder_means: Mapping[str, 
             values.append(y)
             colour = colours[j % len(colours)]
             ax.scatter(x, y, s=5, color=colour, alpha=0.5, linewidths=0, zorder=3, label=e)
-            alpha = results[e]["layers"][k]["alpha"]
-            title.append(f"α_{e}={fmt(alpha, '.3g')}")
-            if alpha is not None:
-                lo, hi = float(x.min()), float(x.max())
-                b = results[e]["layers"][k]["intercept"] or 0.0
-                ax.plot([lo, hi], [alpha * lo + b, alpha * hi + b], color=colour, lw=1, ls="--",
-                        zorder=2)
+            row_e = results[e]["layers"][k]
+            title.append(f"α_{e}={fmt(row_e['alpha'], '.3g')}")
+            lo, hi = float(x.min()), float(x.max())
+            for kind, f in _fits(row_e).items():  # origin dashed, intercept dotted
+                if f["alpha"] is not None:
+                    b = f["intercept"] or 0.0
+                    ax.plot([lo, hi], [f["alpha"] * lo + b, f["alpha"] * hi + b], color=colour,
+                            lw=1, ls=FIT_STYLE[kind][1], zorder=2)
         lo = float(min(v.min() for v in values))
         hi = float(max(v.max() for v in values))
         ax.plot([lo, hi], [lo, hi], color="tab:green", lw=1, zorder=1, label="y = x")

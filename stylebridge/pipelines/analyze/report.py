@@ -13,7 +13,7 @@ from torch import Tensor
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.analyze.stats import SimilarityAccumulator
-from stylebridge.plugins.calibrators.alpha import FITS, fit_alpha
+from stylebridge.plugins.calibrators.alpha import FITS, MIN_ALPHA, alpha_usable, fit_alpha
 
 PATTERNS = ("independent", "calibrated", "scaled")
 THESIS_GROUPS = {"independent": 1, "calibrated": 2, "scaled": 3}
@@ -59,9 +59,14 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
                  layers: Sequence[LayerRef], *,
                  source_sims: Mapping[str, SimilarityAccumulator] | None = None,
                  encoder_sims: Mapping[str, SimilarityAccumulator] | None = None,
-                 fit: str = "origin", alpha_tol: float = 0.1, r2_min: float = 0.5
-                 ) -> dict[str, Any]:
+                 fit: str = "origin", alpha_tol: float = 0.1, r2_min: float = 0.5,
+                 min_alpha: float = MIN_ALPHA) -> dict[str, Any]:
     """Per-layer α / R² / pattern and per-domain Eq. 5 rows, as a JSON-ready dict.
+
+    Every row carries both fits (``fits.origin`` / ``fits.intercept``); ``alpha`` /
+    ``intercept`` / ``r2`` are the chosen ``fit``'s.  ``near_zero_alpha`` lists, per fit,
+    the layers whose α is not a finite number above ``min_alpha`` (the alpha calibrator
+    gives those layers no offset, and says so).
 
     ``source_means`` / ``encoder_means`` have one ``[C_i]`` tensor per style layer
     of the generator (all of them); ``layers`` picks and names the reported ones.
@@ -72,8 +77,9 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
     pick = [r.index for r in layers]
     xs = [source_means[i] for i in pick]
     ys = [encoder_means[i] for i in pick]
-    chosen = fit_alpha(xs, ys, fit)
-    corr = fit_alpha(xs, ys, "intercept").r2
+    fits = {kind: fit_alpha(xs, ys, kind) for kind in FITS}
+    chosen = fits[fit]
+    corr = fits["intercept"].r2
     rows = []
     for k, ref in enumerate(layers):
         alpha, r2c = float(chosen.alpha[k]), float(corr[k])
@@ -81,8 +87,14 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
                      "channels": ref.channels, "is_rgb": ref.is_rgb,
                      "alpha": _num(alpha), "intercept": _num(chosen.intercept[k]),
                      "r2": _num(chosen.r2[k]), "corr_r2": _num(r2c),
-                     "pattern": classify(alpha, r2c, alpha_tol=alpha_tol, r2_min=r2_min)})
+                     "pattern": classify(alpha, r2c, alpha_tol=alpha_tol, r2_min=r2_min),
+                     # both readings of the thesis' "simple Linear Regression", always
+                     "fits": {kind: {"alpha": _num(f.alpha[k]), "intercept": _num(f.intercept[k]),
+                                     "r2": _num(f.r2[k])} for kind, f in fits.items()}})
     groups = {p: [r["index"] for r in rows if r["pattern"] == p] for p in PATTERNS}
+    near_zero = {kind: [r["index"] for r in rows if not alpha_usable(r["fits"][kind]["alpha"],
+                                                                     min_alpha)]
+                 for kind in FITS}
     domains: dict[str, Any] = {}
     source_sims, encoder_sims = source_sims or {}, encoder_sims or {}
     for name in source_sims:
@@ -93,8 +105,9 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
              "adaptability": _num(e_cos[i] - o_cos[i]),
              "orig_dot": _num(o_dot[i]), "enc_dot": _num(e_dot[i]),
              "adaptability_dot": _num(e_dot[i] - o_dot[i])} for i in pick]}
-    return {"fit": fit, "thresholds": {"alpha_tol": alpha_tol, "r2_min": r2_min},
-            "layers": rows, "patterns": groups,
+    return {"fit": fit, "thresholds": {"alpha_tol": alpha_tol, "r2_min": r2_min,
+                                       "min_alpha": min_alpha},
+            "layers": rows, "patterns": groups, "near_zero_alpha": near_zero,
             "thesis_groups": {p: THESIS_GROUPS[p] for p in PATTERNS}, "domains": domains}
 
 
@@ -112,7 +125,8 @@ def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     for k, row in enumerate(first["layers"]):
         layers.append({"index": row["index"], "name": row["name"], "conv_index": row["conv_index"],
                        "encoders": {e: {key: results[e]["layers"][k][key]
-                                        for key in ("alpha", "r2", "corr_r2", "pattern")}
+                                        for key in ("alpha", "intercept", "r2", "corr_r2", "pattern",
+                                                    "fits") if key in results[e]["layers"][k]}
                                     for e in labels}})
     domains: dict[str, Any] = {}
     for dname, dom in first["domains"].items():
@@ -124,5 +138,6 @@ def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                                       for e in labels}})
         domains[dname] = {"layers": rows}
     return {"encoders": labels, "layers": layers, "domains": domains,
-            "patterns": {e: results[e]["patterns"] for e in labels}}
+            "patterns": {e: results[e]["patterns"] for e in labels},
+            "near_zero_alpha": {e: results[e].get("near_zero_alpha", {}) for e in labels}}
 

@@ -11,6 +11,13 @@ from stylebridge.errors import StylebridgeError
 
 THESIS_LOSSES = ("mse:1.0", "lpips:0.8", "id:0.1")
 THESIS_DOMAIN_INVERSION_LOSSES = ("lpips:0.2", "id:0.025")
+#: λ_Adv of the inversion loss ("Adversarial loss with λ_Adv = 0.01 ... the original StyleGAN
+#: discriminator stays frozen and is applied only after the sufficient number of training
+#: iterations"): on from the end of the inversion-only pre-training by default
+THESIS_ADVERSARIAL = 0.01
+#: "the first 10000 iterations which equals to 12 epochs over our dataset" (10k images):
+#: 12 × 10 000 images / 10 000 iterations = 12 images per iteration
+THESIS_BATCH = 12
 
 
 @dataclass
@@ -23,12 +30,13 @@ class TrainConfig:
     losses: list[str] = field(default_factory=lambda: list(THESIS_LOSSES))
     inversion_losses: list[str] | None = None     # None: the same as ``losses``
     domain_inversion_losses: list[str] = field(default_factory=list)
-    adversarial: float = 0.0                      # inversion-loss weight of `adversarial`
-    adversarial_after: int = 0
+    adversarial: float = THESIS_ADVERSARIAL       # inversion-loss weight of `adversarial`
+    adversarial_after: int | None = None          # None: = pretrain_inversion_steps
     discriminator: str | None = None              # default: the generator checkpoint
+    domain_discriminator: str | None = None       # "WEIGHT[:k=v,...]" of `domain_adversarial`
     pretrain_inversion_steps: int = 10_000
     steps: int = 100_000
-    batch_size: int = 4                           # per process
+    batch_size: int = THESIS_BATCH                # per process
     optimizer: str = "adam"
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
@@ -54,6 +62,12 @@ class TrainConfig:
     RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "sample_every", "n_samples",
                          "device", "resume", "out", "data", "generator", "discriminator")
 
+    def adversarial_start(self) -> int:
+        """The step the frozen-discriminator term starts at (``adversarial_after``, default the
+        end of the inversion-only pre-training)."""
+        return (self.pretrain_inversion_steps if self.adversarial_after is None
+                else self.adversarial_after)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["betas"] = list(self.betas)
@@ -74,8 +88,17 @@ class TrainConfig:
             raise StylebridgeError(f"--lr {self.lr}: must be > 0")
         for name in ("checkpoint_every", "log_every", "sample_every", "pretrain_inversion_steps",
                      "adversarial_after", "warmup_steps"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise StylebridgeError(f"{option_name(name)} must be >= 0")
+        if self.domain_discriminator is not None:
+            head = str(self.domain_discriminator).split(":", 1)[0]
+            try:
+                ok = math.isfinite(float(head)) and float(head) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise StylebridgeError(f"--domain-discriminator {self.domain_discriminator!r}: "
+                                       "expected WEIGHT[:key=value,...] with a weight >= 0")
         for name in ("adversarial", "clip_grad", "weight_decay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -1,10 +1,12 @@
 """FeatureShift's three loss sets and its phases (thesis, "Improving the gap").
 
 * ``inversion``: ``G(s(w_F^real), K := FeatureShift(F^real, 0))`` vs the real image
-  (``--inversion-loss``, default the ``--loss`` terms; ``--adversarial`` adds the frozen
-  discriminator's term from ``--adversarial-after``);
+  (``--inversion-loss``, default the ``--loss`` terms; ``--adversarial`` (thesis λ_Adv =
+  0.01, the default) adds the frozen discriminator's term from ``--adversarial-after``,
+  default the end of the inversion-only pre-training);
 * ``domain``: ``G(s_d(w_F), K := FeatureShift(F, Δ))`` vs the e4e domain inversion
-  (``--loss``);
+  (``--loss``; ``--domain-discriminator W`` adds the trainable domain discriminator's
+  term, ``domain_adversarial``, off by default);
 * ``domain_inversion`` (optional): the inference path ``G(s_d(w_F^real),
   K := FeatureShift(F^real, Δ))`` vs the real image (``--domain-inversion-loss``).
 
@@ -49,11 +51,15 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
     inversion = list(cfg.losses if cfg.inversion_losses is None else cfg.inversion_losses)
     if cfg.adversarial > 0:
         disc = cfg.discriminator or cfg.generator
-        inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_after},"
+        check_discriminator(disc, explicit=cfg.discriminator is not None)
+        inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_start()},"
                          f"discriminator={disc}")
+    domain = list(cfg.losses)
+    if cfg.domain_discriminator:
+        domain.append(f"domain_adversarial:{cfg.domain_discriminator}")
     kw = {"registry": registry, "cache": cache, "device": device}
     sets = {
-        "domain": build_loss_terms(cfg.losses, option="--loss", **kw),
+        "domain": build_loss_terms(domain, option="--loss", **kw),
         "inversion": build_loss_terms(inversion, option="--inversion-loss", **kw),
         "domain_inversion": build_loss_terms(cfg.domain_inversion_losses,
                                              option="--domain-inversion-loss", **kw),
@@ -65,6 +71,25 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
     for name, terms in sets.items():
         check_requirements(terms, PROVIDES[name], f"train featureshift ({LABELS[name]} loss)")
     return sets
+
+
+def check_discriminator(path: str, *, explicit: bool) -> None:
+    """The frozen discriminator must be in ``path``; a one-line error says how to get one or
+    switch the term off (the thesis' λ_Adv = 0.01 is on by default)."""
+    from stylebridge.core.checkpoint import read_header
+
+    try:
+        header = read_header(path)
+    except (OSError, StylebridgeError):
+        return  # the generator/discriminator loader reports a missing or bad file itself
+    if isinstance(header.config, dict) and "generator" in header.config and \
+            header.config.get("discriminator") is None:
+        where = "--discriminator" if explicit else "--generator (the default --discriminator)"
+        raise StylebridgeError(
+            f"{where} {path} holds no StyleGAN2 discriminator, which the thesis' adversarial "
+            "term (--adversarial 0.01, on after the pre-training) needs: convert the upstream "
+            "checkpoint with its discriminator (rosinality's .pt has `d`) and pass "
+            "--discriminator CKPT, or switch the term off with --adversarial 0")
 
 
 def phase(cfg: TrainConfig, step: int) -> str:

@@ -25,16 +25,27 @@ power", which is ``α``, not ``1/α``.  ``offset_scale`` returns ``α ** power``
 with ``power = -1`` (the formula) by default; ``power = 1`` gives the other
 reading.
 
+Which fit each thesis figure implies: Fig. 4.9 draws ``y = α·x`` lines and the text states
+the hypothesis ``w_enc = α·w_orig`` (origin); Fig. 4.11 scales offsets by ``1/α``, which only
+corrects a proportional mismatch (origin); Fig. 4.10 (Eq. 5) uses no α.  "Simple Linear
+Regression" alone would suggest a library default with intercept, so ``intercept`` stays
+selectable, and ``stylebridge analyze latents`` draws and tables both.  The thesis prints no α
+values to decide between them numerically; the default is ``origin``.
+
 Layers: every modulated layer of the generator (style-layer indices of
 :mod:`stylebridge.core.stylegan2.generator`, 26 at 1024 px incl. ToRGB).
-``skip_layers`` (the thesis' "indomain" observation: no offsets on the first
-layer(s), e.g. 0 = ``conv1``) get scale 0, and so do layers whose ``α`` is not
-a finite number above ``min_alpha`` (a near-zero or negative mean ratio would
-blow up or flip the offsets).
+``skip_layers`` (:func:`parse_layers`: ``coarse`` = StyleDomain's ``no_coarse``, the
+thesis' in-domain remedy; ``first`` = ``conv1``; indices; ``w:N`` W+ rows) get scale 0,
+and so do layers whose ``α`` is not a finite number above ``min_alpha`` (a near-zero or
+negative mean ratio would blow up or flip the offsets); those are not silent:
+:meth:`AlphaCalibrator.unreliable_layers` lists them and ``calibrate``, ``adapt``
+(``adapt.json``: ``calibrator_zeroed_layers``) and ``analyze latents``
+(``near_zero_alpha``) report them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +63,8 @@ if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
 FITS = ("origin", "intercept")
+#: α at or below this (or not finite) is "near 0": no usable offset scale (1/α would blow up)
+MIN_ALPHA = 1e-3
 MAPPING_BATCH = 500  # z per batch: with the seed, it fixes which z are drawn
 
 
@@ -167,8 +180,99 @@ def fit_alpha(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor],
                     torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in r2]).float())
 
 
-def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-layers") -> list[int]:
-    """``"0,1"`` / ``"0-2,5"`` / ``[0, 1]`` → sorted unique layer indices."""
+# Named skip sets, in our style-layer indexing (see LAYER_TABLE_DOC).
+#: StyleDomain's ``no_coarse`` (SimilarDomains/core/parametrizations.py,
+#: ``BaseParametrization.level_to_conv_name_map["coarse"]`` = heads ``conv_0 … conv_5``; heads are
+#: the 17 modulated convs in execution order, ``get_stylegan_conv_dimensions``): ``conv1`` (4 px),
+#: both 8 px convs, both 16 px convs and the first 32 px conv.  Its in-domain configs
+#: (``configs/td_nada_ffhq*.yaml``: ``no_coarse: True`` with the ``indomain`` loss) train with it:
+#: the thesis' "indomain adaptation does not shift first layer latents" remedy.
+SKIP_SETS: dict[str, tuple[int, ...]] = {
+    "coarse": (0, 2, 3, 5, 6, 8),
+    "first": (0,),
+    "none": (),
+}
+
+LAYER_TABLE_DOC = """\
+Layer numbering (1024 px; smaller generators stop earlier).  ``--skip-layers`` takes our
+26 style-layer indices; the thesis' figures and upstream W+ code number the 18 W+ rows.
+``w:N`` translates W+ row N to the style layers that read it; StyleDomain's heads
+(``conv_N``, the 17 convs) are listed for the ``coarse`` set.
+
+| W+ row (thesis/upstream, 18) | style layers (ours, 26) | StyleDomain head |
+|---|---|---|
+| 0 | 0 = conv1 (4 px) | conv_0 |
+| 1 | 1 = to_rgb1 (ToRGB), 2 = convs.0 (8 px) | -, conv_1 |
+| 2 | 3 = convs.1 (8 px) | conv_2 |
+| 3 | 4 = to_rgbs.0 (ToRGB), 5 = convs.2 (16 px) | -, conv_3 |
+| 4 | 6 = convs.3 (16 px) | conv_4 |
+| 5 | 7 = to_rgbs.1 (ToRGB), 8 = convs.4 (32 px) | -, conv_5 |
+| 2j+2 (j = 0..7) | 3+3j = convs.(2j+1) | conv_(2j+2) |
+| 2j+3 (j = 0..6) | 4+3j = to_rgbs.j (ToRGB), 5+3j = convs.(2j+2) | -, conv_(2j+3) |
+| 17 | 25 = to_rgbs.7 (ToRGB) | - |
+
+Named sets: ``coarse`` = 0,2,3,5,6,8 (StyleDomain ``no_coarse``: heads conv_0 … conv_5, the
+in-domain remedy the thesis recommends for FSE); ``first`` = 0 (conv1 only); ``none``.
+A plain number that names a ToRGB layer (1, 4, 7, …) is refused: in the 18-row numbering
+those numbers are convs, and StyleSpace domains (without ``torgb``) put no offset on ToRGB,
+so skipping one would silently do nothing.  Write ``w:N`` for a thesis/upstream row or
+``rgb:N`` to skip that ToRGB layer on purpose.
+"""
+
+
+def is_rgb_layer(i: int) -> bool:
+    """Whether style layer ``i`` is a ToRGB layer (1 = ``to_rgb1``, ``4+3j`` = ``to_rgbs[j]``)."""
+    return i >= 1 and (i - 1) % 3 == 0
+
+
+def layer_name(i: int) -> str:
+    """``conv1`` / ``to_rgb1`` / ``convs.K`` / ``to_rgbs.J`` for style layer ``i``."""
+    if i == 0:
+        return "conv1"
+    if i == 1:
+        return "to_rgb1"
+    j, r = divmod(i - 2, 3)
+    return f"to_rgbs.{j}" if r == 2 else f"convs.{2 * j + r}"
+
+
+def wplus_row_layers(row: int) -> list[int]:
+    """Style layers that read W+ row ``row`` (1024-px layout; out-of-range ones are range-checked later)."""
+    if row == 0:
+        return [0]
+    if row % 2 == 0:          # 2j+2 → convs[2j+1]
+        return [3 + 3 * ((row - 2) // 2)]
+    j = (row - 3) // 2        # row 1 → to_rgb1 and convs[0]; 2j+3 → to_rgbs[j] and convs[2j+2]
+    return [1, 2] if row == 1 else [4 + 3 * j, 5 + 3 * j]
+
+
+def _span(part: str, text: str, what: str) -> range:
+    lo, sep, hi = part.partition("-")
+    if not lo.isdigit() or (sep and not hi.isdigit()):
+        raise StylebridgeError(f"{what} {text!r}: expected a set name ({', '.join(SKIP_SETS)}) or "
+                               "layer indices like 0,2-3, w:1 (W+ row) or rgb:4")
+    a, b = int(lo), int(hi) if sep else int(lo)
+    if b < a:
+        raise StylebridgeError(f"{what} {text!r}: range {part} is empty")
+    return range(a, b + 1)
+
+
+def alpha_usable(alpha: float | None, min_alpha: float = MIN_ALPHA) -> bool:
+    """Whether ``α`` gives a usable offset scale: a finite number above ``min_alpha``."""
+    return alpha is not None and math.isfinite(float(alpha)) and float(alpha) > min_alpha
+
+
+def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-layers",
+                 n_layers: int | None = None) -> list[int]:
+    """A skip set → sorted unique style-layer indices (see :data:`LAYER_TABLE_DOC`).
+
+    Text: comma-separated items, each a set name (``coarse``, ``first``, ``none``), a style-layer
+    index or range (``0``, ``2-3``; a ToRGB index is refused), ``w:N`` / ``w:A-B`` (W+ rows of
+    the thesis' 18-layer numbering, translated) or ``rgb:N`` (a ToRGB layer on purpose).
+    An int or a sequence of ints is taken as already-resolved style-layer indices.  With
+    ``n_layers`` (the generator's style-layer count), a W+ row's conv that the generator does
+    not have (the last row reads only the last ToRGB) is left out instead of failing the range
+    check in :func:`skip_scale`.
+    """
     if text is None or text == "":
         return []
     if isinstance(text, int):
@@ -176,15 +280,32 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
     if not isinstance(text, str):
         return sorted({int(i) for i in text})
     out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise StylebridgeError(f"{what} {text!r}: expected layer indices like 0,1 or 0-3")
-        a, b = int(lo), int(hi) if sep else int(lo)
-        if b < a:
-            raise StylebridgeError(f"{what} {text!r}: range {part} is empty")
-        out.update(range(a, b + 1))
+    for raw in text.split(","):
+        part = raw.strip().lower()
+        if part in SKIP_SETS:
+            out.update(SKIP_SETS[part])
+        elif part.startswith("w:"):
+            for row in _span(part[2:].strip(), text, what):
+                layers = wplus_row_layers(row)
+                if n_layers is not None and layers[0] < n_layers:
+                    layers = [i for i in layers if i < n_layers]
+                out.update(layers)
+        elif part.startswith("rgb:"):
+            for i in _span(part[4:].strip(), text, what):
+                if not is_rgb_layer(i):
+                    raise StylebridgeError(f"{what} {text!r}: rgb:{i} is {layer_name(i)}, not a "
+                                           "ToRGB layer")
+                out.add(i)
+        else:
+            for i in _span(part, text, what):
+                if is_rgb_layer(i):
+                    raise StylebridgeError(
+                        f"{what} {text!r}: style layer {i} is {layer_name(i)} (ToRGB), which "
+                        "StyleSpace domains do not offset; our numbering has 26 style layers, "
+                        f"the thesis'/upstream 18 W+ rows: write w:{i} for W+ row {i} (style "
+                        f"layers {','.join(map(str, wplus_row_layers(i)))}), rgb:{i} to skip the "
+                        "ToRGB layer on purpose, or coarse for the in-domain set")
+                out.add(i)
     return sorted(out)
 
 
@@ -212,7 +333,7 @@ class AlphaCalibrator(Calibrator):
     requires_weights: ClassVar[bool] = True
 
     def __init__(self, widths: Sequence[int] = (), skip_layers: Sequence[int] | str | int = (),
-                 fit: str = "origin", power: float = -1.0, min_alpha: float = 1e-3) -> None:
+                 fit: str = "origin", power: float = -1.0, min_alpha: float = MIN_ALPHA) -> None:
         super().__init__()
         if fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
@@ -249,10 +370,10 @@ class AlphaCalibrator(Calibrator):
         return calib
 
     def unreliable_layers(self) -> list[int]:
-        """Layers whose α is not a finite number above ``min_alpha`` (they get no offset)."""
-        a = self.alpha
-        return [i for i in range(a.numel()) if not (bool(torch.isfinite(a[i])) and
-                                                    float(a[i]) > self.min_alpha)]
+        """Layers whose α is near 0 (not a finite number above ``min_alpha``): they get no
+        offset, and ``calibrate`` / ``adapt`` / ``analyze latents`` report them by name."""
+        return [i for i in range(self.alpha.numel())
+                if not alpha_usable(float(self.alpha[i]), self.min_alpha)]
 
     def offset_scale(self, n_layers: int) -> Tensor:
         """``α_i ** power`` (``1/α_i`` by default) per style layer; 0 on skipped/unreliable layers."""

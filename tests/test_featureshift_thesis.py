@@ -1,0 +1,164 @@
+# ruff: noqa: F811  (the `env` fixture of test_featureshift is imported and used as a parameter)
+"""FeatureShift as the thesis trains it (issue 16): the adversarial default and its start, the
+batch, the trainable domain discriminator (trained, resumed exactly) and ``feature_reg``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import tiny_generator
+from safetensors.torch import load_file
+from test_featureshift import Env, _one_thread, env, tiny_cfg  # noqa: F401  (fixtures)
+
+from stylebridge.cli.commands import featureshift as fs_cli
+from stylebridge.cli.commands import train as train_cli
+from stylebridge.core.interfaces import LossBatch
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift import trainer as fs
+from stylebridge.plugins.losses import corr as losses_corr
+from stylebridge.plugins.losses import domain_disc, feature_reg
+from stylebridge.plugins.losses import recon as losses_recon
+from stylebridge.registry import Registry
+
+
+def registry() -> Registry:
+    mods: list[Any] = [losses_recon, losses_corr, feature_reg, domain_disc, fs_cli,
+                       sys.modules["test_featureshift"]]
+    return Registry(builtins=False, entry_points=False, extra_plugins=mods)
+
+
+def _log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# -- defaults --------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_thesis_values() -> None:
+    cfg = fs.TrainConfig(data="d", generator="g", out="o")
+    # "Adversarial loss with λ_Adv = 0.01 ... applied only after the sufficient number of
+    # training iterations": on, from the end of the inversion-only pre-training
+    assert cfg.adversarial == 0.01
+    assert cfg.pretrain_inversion_steps == 10_000 and cfg.adversarial_start() == 10_000
+    assert replace(cfg, adversarial_after=7).adversarial_start() == 7
+    # "the first 10000 iterations which equals to 12 epochs over our dataset" of 10k images
+    assert cfg.batch_size == 12 * 10_000 // 10_000
+    # ours, documented as such: Adam, lr 1e-4, clipping 1.0; the domain discriminator off
+    assert (cfg.optimizer, cfg.lr, cfg.clip_grad) == ("adam", 1e-4, 1.0)
+    assert cfg.domain_discriminator is None
+    # the command line has the same defaults
+    parser = argparse.ArgumentParser()
+    train_cli.add_train_arguments(parser)
+    args = parser.parse_args(["--data", "d", "--generator", "g.safetensors", "--out", "o"])
+    assert (args.adversarial, args.adversarial_after, args.batch) == (0.01, None, 12)
+    assert args.domain_discriminator is None
+
+
+def test_adversarial_switches_on_after_the_pretraining_by_default(env: Env, tmp_path: Path
+                                                                  ) -> None:
+    cfg = tiny_cfg(env, tmp_path / "run", data=str(env.data32), steps=4,
+                   pretrain_inversion_steps=2, adversarial=0.01, adversarial_after=None)
+    fs.train_featureshift(cfg, registry=registry())
+    log = _log(tmp_path / "run" / "log.jsonl")
+    inv = log[0]["losses"]["inversion"]
+    assert [(t["name"], t["weight"]) for t in inv] == [("mse", 1.0), ("adversarial", 0.01)]
+    steps = [r for r in log if "total" in r]
+    assert [r["phase"] for r in steps] == ["inversion", "inversion", "joint", "joint"]
+    assert ["inversion/adversarial" in r for r in steps] == [False, False, True, True]
+
+
+def test_a_generator_without_discriminator_is_refused_while_adversarial_is_on(
+        env: Env, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.safetensors"
+    save_stylegan2(bare, tiny_generator(seed=0))
+    cfg = tiny_cfg(env, tmp_path / "run", adversarial=0.01, discriminator=str(bare))
+    with pytest.raises(StylebridgeError, match=r"holds no StyleGAN2 discriminator.*--adversarial 0"):
+        fs.train_featureshift(cfg, registry=registry())
+
+
+# -- feature_reg -----------------------------------------------------------------------------
+
+
+def test_feature_reg_value_by_hand() -> None:
+    pred = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 1.0]]]])
+    target = torch.tensor([[[[0.0, 2.0], [1.0, 4.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])
+    # squared differences: sample 0: 1, 0, 4, 0 (sum 5); sample 1: 0, 0, 0, 1 (sum 1)
+    batch = LossBatch(features=pred, features_target=target)
+    assert float(feature_reg.FeatureRegLoss()(batch)) == pytest.approx(6 / 8)
+    assert float(feature_reg.FeatureRegLoss(reduction="sum")(batch)) == pytest.approx(3.0)
+    with pytest.raises(StylebridgeError, match="differ in shape"):
+        feature_reg.FeatureRegLoss()(LossBatch(features=pred, features_target=target[:1, :, :1]))
+
+
+def test_feature_reg_trains_featureshift(env: Env, tmp_path: Path) -> None:
+    cfg = tiny_cfg(env, tmp_path / "run", steps=8, pretrain_inversion_steps=8,
+                   inversion_losses=["feature_reg:1.0"])
+    fs.train_featureshift(cfg, registry=registry())
+    values = [r["inversion/feature_reg"] for r in _log(tmp_path / "run" / "log.jsonl")
+              if "total" in r]
+    assert len(values) == 8 and all(v > 0 for v in values)
+    assert values[-1] < 0.5 * values[0]   # F' is pulled towards FSE's F
+
+
+# -- the trainable domain discriminator ------------------------------------------------------
+
+
+def _disc(trainer: fs.FeatureShiftTrainer) -> domain_disc.DomainDiscriminatorLoss:
+    (loss,) = [t.module for t in trainer.loss_sets["domain"]
+               if isinstance(t.module, domain_disc.DomainDiscriminatorLoss)]
+    return loss
+
+
+def test_domain_discriminator_trains_and_resumes_exactly(env: Env, tmp_path: Path) -> None:
+    spec = "0.1:size=32,channels=8"
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def snap(trainer: fs.FeatureShiftTrainer) -> None:
+        snapshots.append({k: v.clone() for k, v in _disc(trainer).model.state_dict().items()})
+
+    base = dict(steps=5, pretrain_inversion_steps=2, domain_discriminator=spec, adversarial=0.0)
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "ref", **base), registry=registry(),
+                          on_step=snap)
+    same = [all(torch.equal(a[k], b[k]) for k in a) for a, b in itertools.pairwise(snapshots)]
+    # steps 1-2 are inversion-only (no domain loss, no discriminator step); 3-5 train it
+    assert same == [True, False, False, False]
+    log = _log(tmp_path / "ref" / "log.jsonl")
+    assert [t["name"] for t in log[0]["losses"]["domain"]] == ["mse", "domain_adversarial"]
+    assert all("domain/domain_adversarial" in r for r in log if r.get("phase") == "joint")
+
+    # 3 steps, then --resume to 5: the same discriminator, optimiser and FeatureShift
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "run", **{**base, "steps": 3}),
+                          registry=registry())
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "run", **base, resume=True),
+                          registry=registry())
+    ref, run = (load_file(tmp_path / name / "state.safetensors") for name in ("ref", "run"))
+    d_keys = [k for k in ref if ".d." in k or (k.startswith("loss.domain") and ".optim." in k)]
+    assert any(".d." in k for k in d_keys) and any(".optim." in k for k in d_keys)
+    assert sorted(ref) == sorted(run)
+    for k in ref:
+        assert torch.equal(ref[k], run[k]), k
+    final = {k.split(".d.", 1)[1]: v for k, v in ref.items() if ".d." in k}
+    assert all(torch.equal(final[k], snapshots[-1][k]) for k in snapshots[-1])
+    assert not all(torch.equal(final[k], snapshots[0][k]) for k in snapshots[0])
+
+
+def test_cli_options_reach_the_config(env: Env) -> None:
+    parser = argparse.ArgumentParser()
+    train_cli.add_train_arguments(parser)
+    args = parser.parse_args(["--data", str(env.data), "--generator", str(env.gen_path),
+                              "--out", "o", "--domain-discriminator", "0.05:size=32",
+                              "--adversarial-after", "3", "--inversion-loss", "feature_reg:0.5"])
+    cfg = train_cli.config_from_args(args)
+    assert cfg.domain_discriminator == "0.05:size=32" and cfg.adversarial_start() == 3
+    assert cfg.inversion_losses == ["feature_reg:0.5"]
+    with pytest.raises(StylebridgeError, match="--domain-discriminator"):
+        replace(cfg, domain_discriminator="lots").validate()
