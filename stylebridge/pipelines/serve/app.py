@@ -116,25 +116,28 @@ def build_app(backend: ServeBackend) -> Any:
                                                  visible=False, elem_id="download-latents")
 
         def on_upload(path: str | None, current: Photo, progress: Any = gr.Progress()) -> Any:  # noqa: B008
+            # the drop zone is emptied each time, ready for the next photo
             if not path:
-                return current, gr.update(), gr.update(), gr.update()
+                return current, gr.update(), gr.update(), gr.update(), None
             progress(0.2, desc="aligning")
             try:
                 new = backend.load_photo(path)
             except Exception as exc:  # the page shows it; the server keeps serving
-                return current, gr.update(), gr.update(), error_line(exc)
+                return current, gr.update(), gr.update(), error_line(exc), None
             return (new, new.image.permute(1, 2, 0).numpy(), new.aligned_pil(),
-                    f"photo: {_html(new.name)} (face found and aligned)")
+                    f"photo: {_html(new.name)} (face found and aligned)", None)
 
         def on_domain_files(paths: list[str] | None, chosen: list[str]) -> Any:
             added: list[str] = []
+            errors: list[str] = []
             for path in paths or []:
                 try:
                     added.append(backend.add_domain_file(path))
-                except Exception as exc:
-                    return gr.update(), error_line(exc)
+                except Exception as exc:  # name the file as uploaded, not its server path
+                    errors.append(error_line(exc).replace(f"{Path(path).parent}/", ""))
+            status_text = errors[0] if errors else f"added domain(s): {_html(', '.join(added))}"
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, *added]),
-                    f"added domain(s): {_html(', '.join(added))}")
+                    status_text, None)
 
         def on_train(text: str, n_steps: float, chosen: list[str],
                      progress: Any = gr.Progress()) -> Any:  # noqa: B008
@@ -169,8 +172,9 @@ def build_app(backend: ServeBackend) -> Any:
                     gr.update(value=_banner(backend, result.random_parts),
                               visible=bool(backend.banner or result.random_parts)))
 
-        upload.upload(on_upload, [upload, photo], [photo, original, aligned, status])
-        domain_files.upload(on_domain_files, [domain_files, domains], [domains, status])
+        upload.upload(on_upload, [upload, photo], [photo, original, aligned, status, upload])
+        domain_files.upload(on_domain_files, [domain_files, domains],
+                            [domains, status, domain_files])
         train.click(on_train, [prompt, steps, domains], [domains, status])
         run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift],
                   [result_status, grid, metrics, download_images, download_latents, banner])

@@ -150,7 +150,7 @@ def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
                          path=path.name) from None
     if width * height > max_pixels:
         raise ImageError(f"image is {width}×{height} ({width * height / 1e6:.0f} megapixels), "
-                         f"larger than the web app's {max_pixels / 1e6:.0f} megapixel limit",
+                         f"larger than the web app's {max_pixels / 1e6:g} megapixel limit",
                          path=path.name)
 
 
