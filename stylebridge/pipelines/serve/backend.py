@@ -412,8 +412,7 @@ class ServeBackend:
                                                                              encoder)
             if request.featureshift:
                 renderer, random_inputs["featureshift"] = self.featureshift(encoder)
-                if self.preset is not None and request.encoder.split(":")[0] != "e4e":
-                    guide, random_inputs["guide (e4e)"] = self.encoder("e4e")
+                guide = self._guide(request.encoder, random_inputs)
             for name in request.domains:
                 random_inputs[f"domain {name}"] = self.domain_random[name]
             methods = {name: self.domains[name] for name in request.domains}
@@ -466,6 +465,17 @@ class ServeBackend:
         return RunResult(images=outputs, grid=grid, columns=columns, rows=rows,
                          random_parts=parts, notice=notice, grid_path=grid_path,
                          images_zip=images_zip, latents_path=latents_path)
+
+    def _guide(self, encoder_spec: str, random_inputs: dict[str, bool]) -> Encoder | None:
+        """FeatureShift's guiding encoder: e4e (installed or the preset's), as the thesis
+        trains it; without one, the renderer takes the encoder's own latents."""
+        if parse_plugin_spec(encoder_spec, what="encoder").name == "e4e":
+            return None
+        try:
+            guide, random_inputs["guide (e4e)"] = self.encoder("e4e")
+        except StylebridgeError:
+            return None
+        return guide
 
     def _metrics(self, outputs: dict[str, Tensor], target: Tensor
                  ) -> tuple[list[str], list[tuple[str, dict[str, float]]]]:
