@@ -22,7 +22,9 @@ class ServeCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1",
-                            help="address to listen on (default 127.0.0.1: this machine only)")
+                            help="address to listen on (default 127.0.0.1: this machine only; "
+                                 "on another address anyone who reaches it can run models and "
+                                 "name checkpoint files of this machine in the encoder field)")
         parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
         parser.add_argument("--generator", default=None, metavar="SPEC",
                             help="[stylegan2:]CKPT or an installed name (default: the installed "
