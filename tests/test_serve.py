@@ -8,11 +8,13 @@ import math
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +56,17 @@ def test_photo_checks_refuse_text_huge_and_faceless_files(tmp_path: Path) -> Non
     with pytest.raises(ImageError, match=r"200×100 .*0\.01 megapixel limit"):
         check_photo_file(big, max_pixels=10_000)
     check_photo_file(big, max_pixels=20_000)  # at the limit: accepted
+    # a PNG header claiming 30000 × 30000 pixels (PIL refuses it on opening)
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    giant = tmp_path / "giant.png"
+    giant.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"")
+                      + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match=r"^giant\.png: image is (30000×30000 .*)?larger than"):
+        check_photo_file(giant)
 
 
 def test_serve_help_and_bad_port(capsys: pytest.CaptureFixture[str]) -> None:

@@ -145,7 +145,10 @@ def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
     try:
         with Image.open(path) as img:
             width, height = img.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # PIL refuses the header of a giant image itself
+        raise ImageError(f"image is larger than the web app's {max_pixels / 1e6:g} megapixel "
+                         "limit", path=path.name) from None
+    except (OSError, ValueError, SyntaxError):
         raise ImageError("is not an image file (PNG, JPEG, WebP, ... expected)",
                          path=path.name) from None
     if width * height > max_pixels:
