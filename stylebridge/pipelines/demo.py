@@ -57,6 +57,7 @@ COARSE_ROW = "FSE shift, in-domain (no coarse offsets)"  # thesis remedy: StyleD
 UNTRAINED_FEATURESHIFT = "untrained FeatureShift"
 ALIGN_SIZE = 256
 DOMAIN_TABLE_TITLE = "domain outputs, mean over the domains"
+ALPHA_IMAGES = 16  # generator samples the quick alpha fit encodes
 PHOTO_TABLE_TITLE = "photo vs inversion"
 
 
@@ -97,7 +98,7 @@ def _official(device: torch.device) -> DemoModels | None:
                       sources={"generator": str(g_path), "e4e": str(e_path), "fse": str(f_path)})
 
 
-def _random_domains(gen: Any, seed: int) -> dict[str, DomainMethod]:
+def random_domains(gen: Any, seed: int) -> dict[str, DomainMethod]:
     """Two StyleSpace domains with random offsets on the coarse and the colour layers."""
     g = torch.Generator().manual_seed(seed + 1)
     domains: dict[str, DomainMethod] = {}
@@ -114,6 +115,34 @@ def _random_domains(gen: Any, seed: int) -> dict[str, DomainMethod]:
     return domains
 
 
+def fit_alpha_on_samples(encoder: Encoder, gen: Any, seed: int, n_images: int = ALPHA_IMAGES,
+                         n_samples: int = 1024) -> AlphaCalibrator:
+    """Alpha-rescaling (thesis): the encoder's vs the mapping network's style means.
+
+    The calibration images are ``n_images`` generator samples (the thesis uses 3000 FFHQ
+    photos; ``stylebridge calibrate`` fits on photos): a quick stand-in for the demo and the
+    web app, said so where it is used."""
+    device = gen.latent_avg.device
+    with torch.no_grad():
+        z = torch.randn(n_images, gen.style_dim, generator=torch.Generator().manual_seed(seed))
+        samples = (gen([z.to(device)], randomize_noise=False) + 1) / 2
+        source_means = mapping_style_means(gen, n_samples, seed=seed)
+        enc_means, _ = encoder_style_means(encoder, gen, [samples.clamp(0, 1)])
+    return AlphaCalibrator.from_style_means(source_means, enc_means)
+
+
+def load_demo_models(device: torch.device, seed: int = 0) -> DemoModels:
+    """The installed official generator, e4e and FSE, else the 64 px random-weight preset
+    (``models.random`` says which)."""
+    models = _official(device)
+    return models if models is not None else _tiny_preset(seed)
+
+
+def demo_image(path: Path | None = None) -> tuple[Tensor, str]:
+    """A photo ``[3, H, W]`` in ``[0, 1]`` and where it came from (default: the astronaut)."""
+    return _demo_image(path)
+
+
 def _demo_image(path: Path | None) -> tuple[Tensor, str]:
     if path is not None:
         return load_image(path), str(path)
@@ -123,7 +152,8 @@ def _demo_image(path: Path | None) -> tuple[Tensor, str]:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255, "skimage.data.astronaut()"
 
 
-def _metrics() -> dict[str, Any]:
+def photo_metrics() -> dict[str, Any]:
+    """MSE, PSNR, SSIM and (when dlib's models are installed) ID, built through the registry."""
     registry = get_registry()
     out = {name: registry.create("metric", name) for name in ("mse", "psnr", "ssim")}
     with contextlib.suppress(StylebridgeError):  # dlib's models missing: skip ID only
@@ -228,7 +258,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     if domains:
         check_domains(domains.values(), gen)
     else:
-        domains = _random_domains(gen, config.seed)
+        domains = random_domains(gen, config.seed)
         domain_random = dict.fromkeys(domains, True)  # random offsets: no trained domain
     fse_shift = type(fse)(**{**fse.config(), "mode": "shift"}).to(device).eval()
     fse_shift.load_state_dict(fse.state_dict())
@@ -241,14 +271,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     save_png(config.out / "aligned.png", aligned)
     stage("align (dlib 68 landmarks, FFHQ procedure)", str(config.out / "aligned.png"))
 
-    # alpha-rescaling: encoder vs mapping-network style means (thesis); the calibration
-    # images here are 16 generator samples (the thesis uses 3000 FFHQ photos)
-    with torch.no_grad():
-        z = torch.randn(16, gen.style_dim, generator=torch.Generator().manual_seed(config.seed))
-        samples = (gen([z.to(device)], randomize_noise=False) + 1) / 2
-        source_means = mapping_style_means(gen, 1024, seed=config.seed)
-        enc_means, _ = encoder_style_means(e4e, gen, [samples.clamp(0, 1)])
-    alpha = AlphaCalibrator.from_style_means(source_means, enc_means)
+    alpha = fit_alpha_on_samples(e4e, gen, config.seed)
     a = alpha.alpha
     stage("alpha calibration (e4e)",
           f"{a.numel()} layers, alpha {float(a.min()):.2f}..{float(a.max()):.2f}")
@@ -280,7 +303,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     random = models.random or fs_random or any(domain_random.values())
     photo = aligned.unsqueeze(0).to(device)
     target = torch.nn.functional.interpolate(photo, size=(gen.size, gen.size), mode="area")
-    metrics = _metrics()
+    metrics = photo_metrics()
     rows, table_rows, domain_rows = [], [], []
     for label, adapter in variants:
         outputs = adapter.run(photo)

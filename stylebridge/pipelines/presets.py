@@ -298,6 +298,37 @@ def _random_extra(what: str) -> dict[str, Any]:
             "notes": [f"RANDOM WEIGHTS: tiny {what} of `reproduce thesis-tables --preset tiny`"]}
 
 
+def register_tiny_clip_configs(folder: Path) -> list[str]:
+    """Write the open_clip configs of :data:`TINY_CLIPS` under ``folder`` and register them
+    with open_clip (``load_clip(name)`` then builds them, with random weights); their names."""
+    import open_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, cfg in TINY_CLIPS.items():
+        write_json(folder / f"{name}.json", cfg)
+    open_clip.add_model_config(folder)
+    return list(TINY_CLIPS)
+
+
+def write_tiny_clips(folder: Path) -> dict[str, Path]:
+    """The two tiny CLIPs of :data:`TINY_CLIPS` with random weights (drawn from torch's
+    current CPU random state): their open_clip configs and weights files (metadata
+    ``random_weights``) under ``folder``, configs registered with open_clip.  Returns
+    ``{model name: weights file}``."""
+    import open_clip
+
+    register_tiny_clip_configs(folder)
+    clip_weights: dict[str, Path] = {}
+    for name in TINY_CLIPS:
+        model = quiet(lambda n=name: open_clip.create_model(n, pretrained=None))
+        clip_weights[name] = folder / f"{name}.safetensors"
+        with atomic_path(clip_weights[name]) as tmp:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                      metadata={"random_weights": "true", "quick_gelu": "false",
+                                "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
+    return clip_weights
+
+
 def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> TinyPreset:
     """Write the tiny random-weight preset under ``root`` (seconds on a CPU).
 
@@ -308,8 +339,6 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
     models (open_clip configs + weights files whose metadata says ``random_weights``).  Every
     checkpoint's header says RANDOM WEIGHTS.
     """
-    import open_clip
-
     root = Path(root)
     for sub in ("images", "domains", "clip"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -342,17 +371,7 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
             method.save(root / "domains" / f"{name}.safetensors",
                         extra={"target": {"text": prompt}, **_random_extra("domain")})
 
-        clip_weights: dict[str, Path] = {}
-        for name, cfg in TINY_CLIPS.items():
-            write_json(root / "clip" / f"{name}.json", cfg)
-        open_clip.add_model_config(root / "clip")
-        for name in TINY_CLIPS:
-            model = quiet(lambda n=name: open_clip.create_model(n, pretrained=None))
-            clip_weights[name] = root / "clip" / f"{name}.safetensors"
-            with atomic_path(clip_weights[name]) as tmp:
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                          metadata={"random_weights": "true", "quick_gelu": "false",
-                                    "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
+        clip_weights = write_tiny_clips(root / "clip")
     return TinyPreset(root=root, generator=paths["generator"], e4e=paths["e4e"],
                       fse=paths["fse"], featureshift_e4e=paths["featureshift_e4e"],
                       featureshift_fse=paths["featureshift_fse"], domains=root / "domains",

@@ -1,0 +1,201 @@
+"""The Gradio page of ``stylebridge serve`` on a :class:`~.backend.ServeBackend`.
+
+gradio is imported inside :func:`build_app` / :func:`launch` only (an optional dependency:
+``pip install 'stylebridge[serve]'``).  Every handler calls the back end; a bad input (a
+StylebridgeError: not an image, no face, a huge image, a bad option) is shown as one line in
+the page and the server keeps serving.  Long work (alignment, training, a run) goes through
+Gradio's queue, one request at a time, with a progress bar.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.serve.backend import (
+    MAX_FILE_MB,
+    MAX_TRAIN_STEPS,
+    TRAIN_STEPS,
+    Photo,
+    RunRequest,
+    ServeBackend,
+)
+
+TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
+SKIP_PRESETS = [("none", ""), ("0: no offsets on the first layer (thesis, FSE)", "0"),
+                ("coarse 0,2,3,5,6,8 (StyleDomain no_coarse)", "0,2,3,5,6,8")]
+CSS = """
+#random-banner { background: #fff1f0; border: 2px solid #d4380d; border-radius: 6px;
+                 padding: 6px 12px; color: #a8071a; font-weight: 600; }
+#status .error, #result-status .error { color: #a8071a; font-weight: 600; }
+"""
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a failed request shows in the page."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, StylebridgeError):
+        text = f"internal error ({type(exc).__name__}): {text}"
+    return f'<span class="error">error: {_html(text)}</span>'
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _banner(backend: ServeBackend, parts: list[str] | None = None) -> str:
+    lines = [backend.banner] if backend.banner else []
+    if parts and not backend.banner:
+        lines.append(f"{RANDOM_NOTICE}: the last result used untrained parts "
+                     f"({', '.join(parts)}) - not a trained model")
+    return "<br>".join(_html(line) for line in lines)
+
+
+def build_app(backend: ServeBackend) -> Any:
+    """The ``gr.Blocks`` page (not launched)."""
+    import gradio as gr
+
+    astronaut = backend.load_photo(None)
+    domain_names = backend.domain_choices()
+    encoders = backend.encoder_choices()
+
+    with gr.Blocks(title=TITLE) as app:
+        gr.Markdown(f"## {TITLE}\nDrop a face photo → FFHQ alignment → an encoder inverts it → "
+                    "the chosen domains restyle it.  Generator: "
+                    f"`{_html(backend.generator_label)}`.")
+        banner = gr.HTML(_banner(backend), elem_id="random-banner",
+                         visible=bool(backend.banner))
+        photo = gr.State(astronaut)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="face photo: drop or click (the astronaut is preloaded)",
+                                 file_count="single", type="filepath", elem_id="photo-upload",
+                                 height=170)
+                status = gr.HTML(f"photo: {astronaut.name}", elem_id="status")
+            with gr.Column(scale=1):
+                original = gr.Image(astronaut.image.permute(1, 2, 0).numpy(), label="photo",
+                                    interactive=False, height=220, elem_id="photo-preview")
+            with gr.Column(scale=1):
+                aligned = gr.Image(astronaut.aligned_pil(), label="aligned (FFHQ, dlib landmarks)",
+                                   interactive=False, height=220, elem_id="aligned-preview")
+        with gr.Row():
+            with gr.Column(scale=1):
+                encoder = gr.Dropdown(encoders, value=encoders[0][1] if encoders else None,
+                                      label="encoder (or a spec: NAME:CHECKPOINT)",
+                                      allow_custom_value=True, elem_id="encoder")
+                domains = gr.CheckboxGroup(domain_names, value=domain_names[:2],
+                                           label="domains", elem_id="domains")
+                domain_files = gr.File(label="add domain checkpoints (.safetensors)",
+                                       file_count="multiple", type="filepath", height=140,
+                                       elem_id="domain-files")
+            with gr.Column(scale=1):
+                prompt = gr.Textbox(label="text domain: a prompt trained on the spot",
+                                    placeholder="a 3d render in the style of Pixar",
+                                    elem_id="prompt")
+                steps = gr.Slider(1, MAX_TRAIN_STEPS, value=TRAIN_STEPS, step=1,
+                                  label="training steps", elem_id="steps")
+                train = gr.Button("train text domain", elem_id="train")
+                skip = gr.Dropdown(SKIP_PRESETS, value="", allow_custom_value=True,
+                                   label="skip layers (no domain change on these style layers)",
+                                   elem_id="skip-layers")
+                with gr.Row():
+                    alpha = gr.Checkbox(label="alpha calibration", elem_id="alpha")
+                    featureshift = gr.Checkbox(label="FeatureShift (FSE)", elem_id="featureshift")
+        run = gr.Button("run", variant="primary", elem_id="run")
+        result_status = gr.HTML("", elem_id="result-status")
+        grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid")
+        metrics = gr.Dataframe(label="metrics (against the aligned photo)", interactive=False,
+                               elem_id="metrics")
+        with gr.Row():
+            download_images = gr.DownloadButton("download images (.zip)", visible=False,
+                                                elem_id="download-images")
+            download_latents = gr.DownloadButton("download latents (.safetensors)",
+                                                 visible=False, elem_id="download-latents")
+
+        def on_upload(path: str | None, current: Photo, progress: Any = gr.Progress()) -> Any:  # noqa: B008
+            # the drop zone is emptied each time, ready for the next photo
+            if not path:
+                return current, gr.update(), gr.update(), gr.update(), None
+            progress(0.2, desc="aligning")
+            try:
+                new = backend.load_photo(path)
+            except Exception as exc:  # the page shows it; the server keeps serving
+                return current, gr.update(), gr.update(), error_line(exc), None
+            return (new, new.image.permute(1, 2, 0).numpy(), new.aligned_pil(),
+                    f"photo: {_html(new.name)} (face found and aligned)", None)
+
+        def on_domain_files(paths: list[str] | None, chosen: list[str]) -> Any:
+            added: list[str] = []
+            errors: list[str] = []
+            for path in paths or []:
+                try:
+                    added.append(backend.add_domain_file(path))
+                except Exception as exc:  # name the file as uploaded, not its server path
+                    errors.append(error_line(exc).replace(f"{Path(path).parent}/", ""))
+            status_text = errors[0] if errors else f"added domain(s): {_html(', '.join(added))}"
+            return (gr.update(choices=backend.domain_choices(), value=[*chosen, *added]),
+                    status_text, None)
+
+        def on_train(text: str, n_steps: float, chosen: list[str],
+                     progress: Any = gr.Progress()) -> Any:  # noqa: B008
+            try:
+                name = backend.train_text_domain(
+                    text, int(n_steps), progress=lambda f, d: progress(f, desc=d))
+            except Exception as exc:
+                return gr.update(), error_line(exc)
+            note = f" [{RANDOM_NOTICE}: random CLIP or generator]" \
+                if backend.domain_random[name] else ""
+            return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
+                    f"trained domain {_html(name)!r}{_html(note)}")
+
+        def on_run(current: Photo, enc: str, chosen: list[str], skip_text: str, use_alpha: bool,
+                   use_fs: bool, progress: Any = gr.Progress()) -> Any:  # noqa: B008
+            request = RunRequest(encoder=enc or "", domains=list(chosen or []),
+                                 skip_layers=skip_text or "", alpha=bool(use_alpha),
+                                 featureshift=bool(use_fs))
+            try:
+                result = backend.run(current, request,
+                                     progress=lambda f, d: progress(f, desc=d))
+            except Exception as exc:
+                return (error_line(exc), gr.update(), gr.update(), gr.update(), gr.update(),
+                        gr.update())
+            import pandas as pd
+
+            table = pd.DataFrame(result.table(), columns=["output", *result.columns])
+            text = _html(result.notice or "all inputs are trained models")
+            return (text, str(result.grid_path), table,
+                    gr.update(value=str(result.images_zip), visible=True),
+                    gr.update(value=str(result.latents_path), visible=True),
+                    gr.update(value=_banner(backend, result.random_parts),
+                              visible=bool(backend.banner or result.random_parts)))
+
+        upload.upload(on_upload, [upload, photo], [photo, original, aligned, status, upload])
+        domain_files.upload(on_domain_files, [domain_files, domains],
+                            [domains, status, domain_files])
+        train.click(on_train, [prompt, steps, domains], [domains, status])
+        run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift],
+                  [result_status, grid, metrics, download_images, download_latents, banner])
+    return app
+
+
+def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
+           block: bool = True) -> Any:
+    """Build the page and serve it (``block=False``: return at once, for tests)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    import gradio as gr
+
+    system = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
+    theme = gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])
+    app = build_app(backend)
+    app.queue(default_concurrency_limit=1)
+    app.launch(server_name=host, server_port=port, show_error=True, quiet=True,
+               max_file_size=f"{MAX_FILE_MB}mb", allowed_paths=[str(Path(backend.work_dir))],
+               prevent_thread_lock=not block, theme=theme, css=CSS, ssr_mode=False,
+               share=False, footer_links=[])
+    return app
+
+
+__all__ = ["build_app", "error_line", "launch"]

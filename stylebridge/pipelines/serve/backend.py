@@ -1,0 +1,514 @@
+"""The back end of ``stylebridge serve``: one model cache per process, plain Python calls.
+
+:class:`ServeBackend` holds the generator, the encoders, the domains, the calibrators and the
+FeatureShift renderer built so far, and runs every request through the same API as the
+command line: :func:`stylebridge.pipelines.align.align_face` for the alignment preview,
+:class:`stylebridge.pipelines.adapt.Adapter` for inversion and adaptation,
+:func:`stylebridge.pipelines.adapt.load_domains` for domain files,
+:func:`stylebridge.pipelines.train_domain.train_domain` for a text prompt trained on the
+spot, metrics created through the registry.  Without official weights it uses the demo's
+64 px random-weight preset (:func:`stylebridge.pipelines.demo.load_demo_models`) and says so
+(:attr:`ServeBackend.banner`).  The web page itself is :mod:`stylebridge.pipelines.serve.app`.
+
+Progress goes to a plain callback ``progress(fraction, description)``; bad input raises a
+one-line :class:`~stylebridge.errors.StylebridgeError` that the page shows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from torch import Tensor
+
+from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import labelled_grid, load_image, resize_square, save_png
+from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
+from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.pipelines.adapt import INVERSION, Adapter, check_domains, load_domains
+from stylebridge.pipelines.align import align_face
+from stylebridge.pipelines.demo import (
+    ALPHA_IMAGES,
+    DemoModels,
+    demo_image,
+    fit_alpha_on_samples,
+    load_demo_models,
+    photo_metrics,
+    random_domains,
+)
+from stylebridge.plugins.calibrators.alpha import parse_layers
+from stylebridge.registry import get_registry
+from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
+from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.registry.weights import WeightsManager
+
+#: progress of a request: ``(fraction done in [0, 1], description)``
+Progress = Callable[[float, str], None]
+MAX_PIXELS = 40_000_000     # photos above 40 megapixels are refused (server memory)
+MAX_FILE_MB = 50            # uploads above this size are refused by the web server
+ALIGN_SIZE = 256            # the aligned photo (the encoders resize it to their input)
+TRAIN_STEPS = 4             # default steps of a text domain trained on the spot
+MAX_TRAIN_STEPS = 200
+GRID_MIN_TILE = 128         # grid tiles smaller than this are enlarged (nearest)
+METRIC_COLUMNS = ("mse", "psnr", "ssim", "id")   # against the aligned photo
+CHANGE_COLUMN = "change (mse vs inversion)"
+DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
+
+
+def _no_progress(fraction: float, description: str) -> None:
+    """The default progress callback: report nothing."""
+
+
+@dataclass
+class ServeConfig:
+    """How the web app's back end is set up (``stylebridge serve`` options).
+
+    ``generator``: a generator spec; ``None``: the installed official one, else the demo's
+    64 px random-weight preset.  ``domains``: domain checkpoints offered in the page (besides
+    installed ones).  ``calibrate``: an alpha calibrator file for "alpha calibration on";
+    ``None``: fitted on the spot on generator samples.  ``featureshift``: a trained
+    FeatureShift checkpoint; ``None``: an untrained one (labelled RANDOM WEIGHTS).
+    ``work_dir``: where results and trained domains go (default: a new temporary folder).
+    """
+
+    generator: str | None = None
+    domains: list[str] = field(default_factory=list)
+    calibrate: str | None = None
+    featureshift: Path | None = None
+    device: str = "auto"
+    seed: int = 0
+    work_dir: Path | None = None
+    max_pixels: int = MAX_PIXELS
+
+
+@dataclass
+class Photo:
+    """An uploaded photo: the image ``[3, H, W]``, its FFHQ-aligned crop and its name."""
+
+    image: Tensor
+    aligned: Tensor
+    name: str
+
+    def aligned_pil(self) -> Image.Image:
+        arr = (self.aligned.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        return Image.fromarray(arr)
+
+
+@dataclass
+class RunRequest:
+    """One click on "Run": the encoder spec, the chosen domains and the correction options."""
+
+    encoder: str
+    domains: list[str]
+    skip_layers: str = ""
+    alpha: bool = False
+    featureshift: bool = False
+
+
+@dataclass
+class RunResult:
+    """What a run produced: ``images`` (``inversion`` and every domain, ``[3, S, S]``),
+    the labelled ``grid``, the metrics table (``columns``, rows of ``(name, values)``),
+    the inputs on random weights, and the files offered for download."""
+
+    images: dict[str, Tensor]
+    grid: Tensor
+    columns: list[str]
+    rows: list[tuple[str, dict[str, float]]]
+    random_parts: list[str]
+    notice: str | None
+    grid_path: Path
+    images_zip: Path
+    latents_path: Path
+
+    def table(self) -> list[list[Any]]:
+        """The metrics as rows ``[name, value per column]`` (``None`` where not computed)."""
+        return [[name, *(round(values[c], 4) if c in values else None for c in self.columns)]
+                for name, values in self.rows]
+
+
+def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse a file that is no image or is larger than ``max_pixels`` before decoding it
+    (PIL reads only the header here); one-line :class:`ImageError` naming the file."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:  # PIL refuses the header of a giant image itself
+        raise ImageError(f"image is larger than the web app's {max_pixels / 1e6:g} megapixel "
+                         "limit", path=path.name) from None
+    except (OSError, ValueError, SyntaxError):
+        raise ImageError("is not an image file (PNG, JPEG, WebP, ... expected)",
+                         path=path.name) from None
+    if width * height > max_pixels:
+        raise ImageError(f"image is {width}×{height} ({width * height / 1e6:.0f} megapixels), "
+                         f"larger than the web app's {max_pixels / 1e6:g} megapixel limit",
+                         path=path.name)
+
+
+class ServeBackend:
+    """The model cache of one ``stylebridge serve`` process and the requests of the page."""
+
+    def __init__(self, config: ServeConfig | None = None) -> None:
+        self.config = config or ServeConfig()
+        self.device = resolve_device(self.config.device)
+        self.lock = threading.RLock()  # one request at a time touches the cache
+        self.work_dir = Path(self.config.work_dir or tempfile.mkdtemp(prefix="stylebridge-serve-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._runs = 0
+        self._cache: dict[tuple[str, str], Any] = {}
+        self.preset: DemoModels | None = None
+        if self.config.generator is not None:
+            self.generator, prov = load_generator(self.config.generator, self.device)
+            self.generator_random = prov.random
+            self.generator_file: Path | None = prov.path
+            self.generator_label = str(prov.path)
+        else:
+            models = load_demo_models(self.device, self.config.seed)
+            self.preset = models
+            self.generator = models.generator.to(self.device).eval()
+            self.generator_random = models.random
+            self.generator_file = None
+            self.generator_label = models.sources.get("generator", "generator")
+        self.domains: dict[str, DomainMethod] = {}
+        self.domain_random: dict[str, bool] = {}
+        self.domain_sources: dict[str, str] = {}
+        if self.generator_random and self.preset is not None:
+            for name, method in random_domains(self.generator, self.config.seed).items():
+                self._add_domain(name, method, True, "random StyleSpace offsets")
+        for spec in [*self._installed_domains(), *self.config.domains]:
+            self.add_domain_file(spec)
+
+    # -- what the page offers ------------------------------------------------------------------
+    @property
+    def banner(self) -> str | None:
+        """The RANDOM WEIGHTS line of the page, or ``None`` when the models are trained."""
+        if self.generator_random:
+            return (f"{RANDOM_NOTICE}: no official weights are installed, so this page runs "
+                    "the demo's 64 px random-weight preset (generator, e4e, FSE) - it shows "
+                    "that every stage runs, not what trained models produce. Install weights "
+                    "with `stylebridge weights`.")
+        return None
+
+    def encoder_choices(self) -> list[tuple[str, str]]:
+        """``(label, spec)`` for every registered encoder (and FSE's shift mode): the label
+        says where its weights come from."""
+        manager = WeightsManager()
+        choices: list[tuple[str, str]] = []
+        for name in get_registry().names("encoder"):
+            installed = manager.resolve("encoder", name) is not None
+            if installed:
+                how = "installed weights"
+            elif self.preset is not None and name in ("e4e", "fse") and self.generator_random:
+                how = f"{RANDOM_NOTICE}: tiny preset"
+            else:
+                entry = get_registry().get("encoder", name)
+                needs = isinstance(entry.obj, type) and entry.obj.requires_weights
+                how = "needs weights (stylebridge weights)" if needs else "default config"
+            choices.append((f"{name} ({how})", name))
+            if name == "fse":
+                choices.append((f"fse, generator-shift mode ({how})", "fse:mode=shift"))
+        return choices
+
+    def domain_choices(self) -> list[str]:
+        return list(self.domains)
+
+    def _installed_domains(self) -> list[str]:
+        manager = WeightsManager()
+        found = []
+        for entry in manager.entries.values():
+            if entry.kind in DOMAIN_KINDS and manager.installed(entry.name):
+                found.append(f"{entry.plugin}:{manager.path(entry.name)}")
+        return found
+
+    def _add_domain(self, name: str, method: DomainMethod, random: bool, source: str) -> str:
+        unique, k = name, 2
+        while unique in self.domains or unique == INVERSION:
+            unique, k = f"{name}-{k}", k + 1
+        self.domains[unique] = method
+        self.domain_random[unique] = random
+        self.domain_sources[unique] = source
+        return unique
+
+    def add_domain_file(self, spec: str | Path) -> str:
+        """Load a domain checkpoint (``[NAME:]FILE``) as the CLI's ``--method`` does, check it
+        against the generator and offer it; returns its name in the page."""
+        with self.lock:
+            loaded, random = load_domains([str(spec)], self.device)
+            check_domains(loaded.values(), self.generator)
+            (name, method), = loaded.items()
+            return self._add_domain(name, method, random[name], str(spec))
+
+    # -- photos --------------------------------------------------------------------------------
+    def load_photo(self, path: str | Path | None = None) -> Photo:
+        """A photo file (``None``: scikit-image's astronaut) → :class:`Photo` with its
+        FFHQ-aligned crop; one-line errors for no image, a huge image or no face."""
+        if path is None:
+            image, name = demo_image(None)
+        else:
+            check_photo_file(path, self.config.max_pixels)
+            try:
+                image = load_image(path)
+            except ImageError as exc:
+                raise ImageError(str(exc).removeprefix(f"{path}: "), path=Path(path).name) from None
+            name = Path(path).name
+        with self.lock:
+            face = align_face(image, ALIGN_SIZE, path=name)
+        return Photo(image=image, aligned=face.to_tensor(), name=name)
+
+    # -- the model cache -------------------------------------------------------------------------
+    def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
+        if (kind, key) not in self._cache:
+            self._cache[(kind, key)] = build()
+        return self._cache[(kind, key)]
+
+    def encoder(self, spec: str) -> tuple[Encoder, bool]:
+        """An encoder by spec, built once: the tiny preset's e4e / FSE while the preset is in
+        use and no weights are installed for them, else :func:`load_encoder` (the CLI's)."""
+        spec = spec.strip()
+        if not spec:
+            raise StylebridgeError("choose an encoder")
+        return self._cached("encoder", spec, lambda: self._build_encoder(spec))
+
+    def _build_encoder(self, spec: str) -> tuple[Encoder, bool]:
+        parsed = parse_plugin_spec(spec, what="encoder")
+        preset = self.preset
+        if (preset is not None and self.generator_random and parsed.path is None
+                and parsed.name in ("e4e", "fse")
+                and WeightsManager().resolve("encoder", parsed.name) is None):
+            base: Encoder = preset.e4e if parsed.name == "e4e" else preset.fse
+            if not parsed.options:
+                return base.to(self.device).eval(), True
+            enc = type(base)(**{**base.config(), **parsed.options})
+            enc.load_state_dict(base.state_dict())
+            return enc.to(self.device).eval(), True
+        return load_encoder(spec, self.device)
+
+    def calibrator(self, encoder_spec: str, encoder: Encoder) -> tuple[Calibrator, bool, str]:
+        """Alpha-rescaling: the ``--calibrate`` file, else fitted on generator samples."""
+        if self.config.calibrate:
+            spec = self.config.calibrate
+            calib = self._cached("calibrator", spec,
+                                 lambda: load_plugin("calibrator", spec, device=self.device))
+            return calib, spec_random("calibrator", spec, calib), spec
+        calib = self._cached("alpha-fit", encoder_spec,
+                             lambda: fit_alpha_on_samples(encoder, self.generator,
+                                                          self.config.seed))
+        return calib, False, f"alpha fitted on {ALPHA_IMAGES} generator samples"
+
+    def featureshift(self, encoder: Encoder) -> tuple[Renderer, bool]:
+        """The ``--featureshift`` model, else an untrained FeatureShift at the encoder's layer."""
+        from stylebridge.plugins.renderers.featureshift import FeatureShift, load_featureshift
+
+        if self.config.featureshift is not None:
+            path = self.config.featureshift
+            model, header = self._cached(
+                "featureshift", str(path), lambda: load_featureshift(path, device=self.device))
+            return model, is_random_weights(header.extra)
+        layer = encoder.feature_layer
+        if layer is None:
+            raise StylebridgeError(f"FeatureShift shifts FSE's feature map: encoder "
+                                   f"{encoder.name!r} has none; choose fse (features mode)")
+        channels = self.generator.feature_shapes()[layer][0]
+
+        def build() -> Renderer:
+            torch.manual_seed(self.config.seed)
+            return FeatureShift(feature_channels=channels, hidden=max(8, channels * 3 // 2),
+                                layer=layer, residual=True).to(self.device).eval()
+
+        return self._cached("featureshift", f"untrained@{layer}", build), True
+
+    # -- text domains ----------------------------------------------------------------------------
+    def _generator_path(self) -> Path:
+        """The generator as a file (``train domain`` reads one): the preset is saved once."""
+        if self.generator_file is None:
+            path = self.work_dir / "preset-generator.safetensors"
+            save_stylegan2(path, self.generator,
+                           extra={"random_weights": True,
+                                  "notes": ["RANDOM WEIGHTS: the demo's 64 px preset"]})
+            self.generator_file = path
+        return self.generator_file
+
+    def _clip_setup(self) -> tuple[list[str], bool]:
+        """CLIP models for text training: the installed official ViT-B/32 + ViT-B/16, else
+        two tiny CLIPs with random weights (the result is then labelled RANDOM WEIGHTS)."""
+        from stylebridge.pipelines.presets import register_tiny_clip_configs
+        from stylebridge.pipelines.train_domain import DEFAULT_CLIP, installed_clip_weights
+
+        if all(installed_clip_weights(name) is not None for name in DEFAULT_CLIP):
+            return list(DEFAULT_CLIP), False
+        names = self._cached("clip", "tiny",
+                             lambda: register_tiny_clip_configs(self.work_dir / "tiny-clip"))
+        return list(names), True
+
+    def train_text_domain(self, prompt: str, steps: int = TRAIN_STEPS,
+                          progress: Progress = _no_progress) -> str:
+        """Train a StyleSpace domain for ``prompt`` with the ``train domain`` pipeline
+        (``steps`` steps, batch 2) and offer it; returns its name in the page."""
+        from stylebridge.pipelines.presets import quiet
+        from stylebridge.pipelines.train_domain import DomainTrainConfig, train_domain
+        from stylebridge.pipelines.training.progress import ProgressEvent
+
+        prompt = " ".join(prompt.split())
+        if not prompt:
+            raise StylebridgeError("the text prompt is empty: describe the target domain, "
+                                   "e.g. \"a 3d render in the style of Pixar\"")
+        if not 1 <= int(steps) <= MAX_TRAIN_STEPS:
+            raise StylebridgeError(f"steps {steps}: must be in 1..{MAX_TRAIN_STEPS}")
+        steps = int(steps)
+        with self.lock:
+            clip, random_clip = self._clip_setup()
+            safe = "".join(ch if ch.isalnum() else "-" for ch in prompt.lower())[:40].strip("-")
+            self._runs += 1
+            out = self.work_dir / "domains" / f"{self._runs:03d}-{safe or 'text'}.safetensors"
+            out.parent.mkdir(parents=True, exist_ok=True)
+
+            def on_event(event: ProgressEvent) -> None:
+                if event.kind in ("start", "step") and event.total:
+                    progress(event.step / event.total,
+                             f"training {prompt!r}: step {event.step}/{event.total}")
+                elif event.kind == "status" and event.text:
+                    progress(0.0, event.text)
+
+            progress(0.0, f"training {prompt!r}")
+            config = DomainTrainConfig(generator=str(self._generator_path()), out=out,
+                                       text=prompt, steps=steps, batch=2, clip=clip,
+                                       allow_random_clip=random_clip, checkpoint_every=0,
+                                       sample_every=0, seed=self.config.seed,
+                                       device=str(self.device))
+            quiet(lambda: train_domain(config, progress=on_event))
+            (_, method), = load_domains([str(out)], self.device)[0].items()
+            random = random_clip or self.generator_random or spec_random(
+                "domain_method", str(out), method)
+            return self._add_domain(prompt, method, random,
+                                    f"trained on the spot ({steps} steps): {out}")
+
+    # -- a run ---------------------------------------------------------------------------------
+    def run(self, photo: Photo, request: RunRequest, progress: Progress = _no_progress
+            ) -> RunResult:
+        """Invert the aligned photo, render it through every chosen domain, compute the
+        metrics and write the downloads (grid PNG, a zip of the images, the latents)."""
+        unknown = [d for d in request.domains if d not in self.domains]
+        if unknown:
+            raise StylebridgeError(f"unknown domain {unknown[0]!r}")
+        skip = parse_layers(request.skip_layers)
+        with self.lock:
+            progress(0.05, "loading the encoder")
+            encoder, enc_random = self.encoder(request.encoder)
+            random_inputs: dict[str, bool] = {"generator": self.generator_random,
+                                              "encoder": enc_random}
+            calibrator = renderer = guide = None
+            if request.alpha:
+                progress(0.15, "alpha calibration")
+                calibrator, random_inputs["calibrator"], _ = self.calibrator(request.encoder,
+                                                                             encoder)
+            if request.featureshift:
+                renderer, random_inputs["featureshift"] = self.featureshift(encoder)
+                guide = self._guide(request.encoder, random_inputs)
+            for name in request.domains:
+                random_inputs[f"domain {name}"] = self.domain_random[name]
+            methods = {name: self.domains[name] for name in request.domains}
+            adapter = Adapter(encoder, self.generator, methods, calibrator=calibrator,
+                              skip_layers=skip, renderer=renderer, guide=guide)
+            gen = self.generator
+            enc_size = int(encoder.preprocessing.size or gen.size)
+            x = resize_square(photo.aligned, enc_size)[None]
+            progress(0.3, f"inverting and adapting to {len(methods)} domain(s)")
+            outputs = {k: v[0].cpu() for k, v in adapter.run(x).items()}
+            inversion = adapter.encode(x)
+            progress(0.7, "metrics")
+            target = torch.nn.functional.interpolate(photo.aligned[None], size=(gen.size,) * 2,
+                                                     mode="area")[0]
+            columns, rows = self._metrics(outputs, target)
+        parts = [k for k, v in random_inputs.items() if v]
+        notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
+        progress(0.85, "writing the downloads")
+        self._runs += 1
+        out = self.work_dir / f"run-{self._runs:03d}"
+        out.mkdir(parents=True, exist_ok=True)
+        labels = ["aligned photo", f"inversion: {request.encoder}",
+                  *(f"{n} [{RANDOM_NOTICE}]" if self.domain_random[n] else n for n in methods)]
+        photo_tile = resize_square(photo.aligned, gen.size)
+        grid = labelled_grid([[photo_tile, *outputs.values()]], labels, notice=notice,
+                             min_tile=GRID_MIN_TILE, label_lines=2)
+        grid_path = save_png(out / "grid.png", grid)
+        images_zip = out / "stylebridge-images.zip"
+        with atomic_path(images_zip) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+            zf.write(grid_path, "grid.png")
+            for key, image in {"aligned": photo.aligned, **outputs}.items():
+                png = save_png(out / f"{_safe(key)}.png", image)
+                zf.write(png, png.name)
+        latents_path = out / "latents.safetensors"
+        tensors = {"w_plus": inversion.w_plus.detach().cpu().contiguous()}
+        tensors.update({f"features.{k}": v.detach().cpu().contiguous()
+                        for k, v in (inversion.features or {}).items()})
+        with atomic_path(latents_path) as tmp:
+            save_file(tensors, str(tmp), metadata={
+                "encoder": request.encoder, "photo": photo.name,
+                "calibrated": str(bool(request.alpha)).lower(),
+                "random_weights": str(bool(parts)).lower()})
+        write_json(out / "run.json", {"photo": photo.name, "encoder": request.encoder,
+                                      "domains": list(methods), "skip_layers": skip,
+                                      "alpha": request.alpha,
+                                      "featureshift": request.featureshift,
+                                      "random_parts": parts, "notice": notice,
+                                      "metrics": dict(rows)})
+        progress(1.0, "done")
+        return RunResult(images=outputs, grid=grid, columns=columns, rows=rows,
+                         random_parts=parts, notice=notice, grid_path=grid_path,
+                         images_zip=images_zip, latents_path=latents_path)
+
+    def _guide(self, encoder_spec: str, random_inputs: dict[str, bool]) -> Encoder | None:
+        """FeatureShift's guiding encoder: e4e (installed or the preset's), as the thesis
+        trains it; without one, the renderer takes the encoder's own latents."""
+        if parse_plugin_spec(encoder_spec, what="encoder").name == "e4e":
+            return None
+        try:
+            guide, random_inputs["guide (e4e)"] = self.encoder("e4e")
+        except StylebridgeError:
+            return None
+        return guide
+
+    def _metrics(self, outputs: dict[str, Tensor], target: Tensor
+                 ) -> tuple[list[str], list[tuple[str, dict[str, float]]]]:
+        """Per output: the registry's MSE, PSNR, SSIM and ID against the aligned photo; per
+        domain also the change (MSE) against the inversion."""
+        metrics = self._cached("metrics", "photo", photo_metrics)
+        columns = [c for c in METRIC_COLUMNS if c in metrics]
+        rows: list[tuple[str, dict[str, float]]] = []
+        for name, image in outputs.items():
+            values: dict[str, float] = {}
+            for column in columns:
+                metric = metrics[column]
+                metric.reset()
+                metric.update(image[None], target[None])
+                values[column] = float(metric.compute()[column])
+            if name != INVERSION:
+                metric = metrics["mse"]
+                metric.reset()
+                metric.update(image[None], outputs[INVERSION][None])
+                values[CHANGE_COLUMN] = float(metric.compute()["mse"])
+            rows.append((name, values))
+        if len(outputs) > 1:
+            columns.append(CHANGE_COLUMN)
+        return columns, rows
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._") or "x"
+
+
+__all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "METRIC_COLUMNS",
+           "Photo", "Progress", "RunRequest", "RunResult", "ServeBackend", "ServeConfig",
+           "check_photo_file"]

@@ -1,0 +1,317 @@
+"""`stylebridge serve`: the back end called directly, and the page driven in a real browser
+(Debian's chromium through Playwright; skipped with the reason where either is missing)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+
+from stylebridge.cli.main import main
+from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.pipelines.serve import RunRequest, ServeBackend, ServeConfig, check_photo_file
+
+REPO = Path(__file__).resolve().parents[1]
+PRESET_SIZE = 64        # the demo's random-weight preset renders 64 px images
+DOMAINS = ["random domain A", "random domain B"]
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeBackend]:
+    root = tmp_path_factory.mktemp("serve")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STYLEBRIDGE_HOME", str(root / "no-weights"))  # no official weights
+        yield ServeBackend(ServeConfig(device="cpu", work_dir=root / "work"))
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a.double() - b.double()) ** 2).mean())
+
+
+def test_photo_checks_refuse_text_huge_and_faceless_files(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    with pytest.raises(ImageError, match=r"^notes\.txt: is not an image file"):
+        check_photo_file(text)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (200, 100)).save(big)
+    with pytest.raises(ImageError, match=r"200×100 .*0\.01 megapixel limit"):
+        check_photo_file(big, max_pixels=10_000)
+    check_photo_file(big, max_pixels=20_000)  # at the limit: accepted
+    # a PNG header claiming 30000 × 30000 pixels (PIL refuses it on opening)
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    giant = tmp_path / "giant.png"
+    giant.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"")
+                      + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match=r"^giant\.png: image is (30000×30000 .*)?larger than"):
+        check_photo_file(giant)
+
+
+def test_serve_help_and_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--port" in help_text and "random-weight" in help_text
+    assert main(["serve", "--port", "70000"]) != 0
+    assert "error: --port 70000: must be in 1..65535" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # builds the random preset and aligns the astronaut (~6 s on 2 CPUs)
+def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
+                                                         tmp_path: Path) -> None:
+    assert backend.banner is not None and backend.banner.startswith("RANDOM WEIGHTS")
+    assert backend.domain_choices() == DOMAINS
+    values = [value for _, value in backend.encoder_choices()]
+    assert {"e4e", "fse", "fse:mode=shift", "psp", "styleres"} <= set(values)
+
+    photo = backend.load_photo(None)
+    assert photo.name == "skimage.data.astronaut()"
+    assert tuple(photo.aligned.shape) == (3, 256, 256)
+    events: list[tuple[float, str]] = []
+    result = backend.run(photo, RunRequest("e4e", DOMAINS),
+                         progress=lambda f, d: events.append((f, d)))
+    assert events[-1] == (1.0, "done") and all(0 <= f <= 1 for f, _ in events)
+    assert list(result.images) == ["inversion", *DOMAINS]
+    for image in result.images.values():
+        assert tuple(image.shape) == (3, PRESET_SIZE, PRESET_SIZE)
+    # metrics, recomputed here: MSE / PSNR against the aligned photo (area-downsampled)
+    target = F.interpolate(photo.aligned[None], size=(PRESET_SIZE,) * 2, mode="area")[0]
+    rows = dict(result.rows)
+    assert [name for name, _ in result.rows] == ["inversion", *DOMAINS]
+    for name, image in result.images.items():
+        mse = _mse(image, target)
+        assert rows[name]["mse"] == pytest.approx(mse, rel=1e-4)
+        assert rows[name]["psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
+    for name in DOMAINS:
+        change = _mse(result.images[name], result.images["inversion"])
+        assert change > 0
+        assert rows[name]["change (mse vs inversion)"] == pytest.approx(change, rel=1e-4)
+    assert result.notice is not None and "RANDOM WEIGHTS" in result.notice
+    assert {"generator", "encoder", "domain random domain A"} <= set(result.random_parts)
+    # downloads: every image in the zip, the latents = the encoder's own w+ of the photo
+    with zipfile.ZipFile(result.images_zip) as zf:
+        assert set(zf.namelist()) == {"grid.png", "aligned.png", "inversion.png",
+                                      "random_domain_A.png", "random_domain_B.png"}
+        zf.extract("inversion.png", tmp_path)
+    saved = np.asarray(Image.open(tmp_path / "inversion.png"), dtype=np.float64) / 255
+    ours = result.images["inversion"].permute(1, 2, 0).double().numpy()
+    assert np.abs(saved - ours).max() <= 0.5 / 255 + 1e-9
+    encoder, _ = backend.encoder("e4e")
+    with torch.no_grad():
+        size = encoder.preprocessing.size
+        x = F.interpolate(photo.aligned[None], size=(size, size), mode="area")
+        expected = encoder.encode(x).w_plus
+    latents = load_file(result.latents_path)
+    assert latents["w_plus"].shape == expected.shape
+    # the grid: 4 columns of 128 px tiles (64 px enlarged twice) with 2 px gaps
+    assert result.grid.shape[-1] == 4 * 128 + 5 * 2
+
+
+@pytest.mark.slow  # shares the module's backend; each run is ~1 s
+def test_backend_options_and_errors(backend: ServeBackend) -> None:
+    photo = backend.load_photo(None)
+    n_layers = backend.generator.n_style_layers
+    # no domain change on any style layer: every domain output is the inversion
+    every = ",".join(str(i) for i in range(n_layers))
+    result = backend.run(photo, RunRequest("e4e", DOMAINS, skip_layers=every))
+    for name in DOMAINS:
+        assert torch.equal(result.images[name], result.images["inversion"])
+    calibrated = backend.run(photo, RunRequest("e4e", DOMAINS[:1], alpha=True))
+    plain = backend.run(photo, RunRequest("e4e", DOMAINS[:1]))
+    assert not torch.equal(calibrated.images[DOMAINS[0]], plain.images[DOMAINS[0]])
+    shifted = backend.run(photo, RunRequest("fse", DOMAINS[:1], featureshift=True))
+    assert {"featureshift", "guide (e4e)"} <= set(shifted.random_parts)
+    with pytest.raises(StylebridgeError, match="FeatureShift shifts FSE's feature map"):
+        backend.run(photo, RunRequest("e4e", DOMAINS, featureshift=True))
+    with pytest.raises(StylebridgeError, match="unknown domain 'pixar'"):
+        backend.run(photo, RunRequest("e4e", ["pixar"]))
+    with pytest.raises(StylebridgeError, match="encoder 'psp' needs weights"):
+        backend.run(photo, RunRequest("psp", DOMAINS))
+    with pytest.raises(StylebridgeError, match="out of range"):
+        backend.run(photo, RunRequest("e4e", DOMAINS, skip_layers=str(n_layers)))
+    # a domain file, loaded as `adapt --method` loads it, offered under its file stem
+    saved = backend.work_dir / "upload" / "joker.safetensors"
+    saved.parent.mkdir(exist_ok=True)
+    backend.domains[DOMAINS[0]].save(saved, extra={"random_weights": True})
+    name = backend.add_domain_file(saved)
+    assert name == "joker" and backend.domain_choices()[-1] == "joker"
+    assert backend.domain_random["joker"] is True  # the file says RANDOM WEIGHTS
+    again = backend.run(photo, RunRequest("e4e", ["joker", DOMAINS[0]]))
+    assert torch.equal(again.images["joker"], again.images[DOMAINS[0]])
+    with pytest.raises(StylebridgeError, match="prompt is empty"):
+        backend.train_text_domain("   ")
+
+
+@pytest.mark.slow  # a text domain trained through the train-domain pipeline (~10 s)
+def test_text_domain_trained_on_the_spot(backend: ServeBackend, tmp_path: Path) -> None:
+    events: list[tuple[float, str]] = []
+    name = backend.train_text_domain("a pencil sketch", steps=2,
+                                     progress=lambda f, d: events.append((f, d)))
+    assert name == "a pencil sketch" and name in backend.domain_choices()
+    assert backend.domain_random[name] is True  # random generator and random CLIPs
+    assert (1.0, "training 'a pencil sketch': step 2/2") in events
+    photo = backend.load_photo(None)
+    result = backend.run(photo, RunRequest("e4e", [name]))
+    assert f"domain {name}" in result.random_parts
+
+
+@pytest.mark.slow  # shares the module's backend
+def test_bad_photos_raise_one_line_errors(backend: ServeBackend, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ImageError, match=r"^notes\.txt: is not an image file"):
+        backend.load_photo(text)
+    flat = tmp_path / "wall.png"
+    Image.new("RGB", (160, 160), (128, 128, 128)).save(flat)
+    with pytest.raises(ImageError, match=r"wall\.png: no face found"):
+        backend.load_photo(flat)
+
+
+# ---------------------------------------------------------------------------------------------
+# The page in a real browser
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the server did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    for module in ("gradio", "playwright"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install 'stylebridge[serve]')")
+    if _chromium() is None:
+        pytest.skip("no chromium browser found (Debian: apt-get install -y chromium)")
+    root = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {**os.environ, "STYLEBRIDGE_HOME": str(root / "no-weights"),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(root / "server.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([sys.executable, "-m", "stylebridge", "serve", "--port", str(port),
+                             "--device", "cpu", "--work-dir", str(root / "work")],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for(url, proc, timeout=180)
+        yield url
+        assert proc.poll() is None, "the server stopped while serving"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.slow  # starts the server and a browser (~30 s on 2 CPUs)
+def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+    from skimage import data as skdata
+
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(skdata.astronaut()).save(astronaut)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(server)
+            page.wait_for_selector("#run", timeout=60_000)
+            assert page.inner_text("#random-banner").startswith("RANDOM WEIGHTS")
+            page.set_input_files("#photo-upload input[type=file]", str(astronaut))
+            page.wait_for_function(
+                "() => document.querySelector('#status').innerText"
+                ".includes('astronaut.png (face found and aligned)')", timeout=60_000)
+            # pick the two domains (preselected: clear them, then tick both)
+            boxes = [page.locator("#domains label", has_text=name).locator("input")
+                     for name in DOMAINS]
+            for box in boxes:
+                box.uncheck()
+            for box in boxes:
+                box.check()
+            page.click("#run")
+            page.wait_for_selector("#result-grid img", timeout=120_000)
+            width, height = page.eval_on_selector("#result-grid img",
+                                                  "i => [i.naturalWidth, i.naturalHeight]")
+            assert width == 4 * 128 + 5 * 2 and height > 128 + 4  # 4 columns of 128 px tiles
+            # the metrics table: a row per output (Gradio's table: ARIA rows, row 1 = header)
+            page.wait_for_function("() => document.querySelector('#metrics').innerText"
+                                   ".includes('random domain B')", timeout=30_000)
+            cells = page.eval_on_selector_all(
+                "#metrics [role=row]",
+                "rows => rows.filter(r => r.getAttribute('aria-rowindex') !== '1').map("
+                "r => Array.from(r.querySelectorAll('[role=cell],[role=gridcell],td'))"
+                ".map(c => c.innerText.trim()))")
+            assert [row[0] for row in cells] == ["inversion", *DOMAINS]
+            assert all(math.isfinite(float(row[1])) for row in cells)  # the mse column
+            assert page.locator("#download-images").is_visible()
+            if os.environ.get("STYLEBRIDGE_SCREENSHOT"):
+                page.screenshot(path=os.environ["STYLEBRIDGE_SCREENSHOT"], full_page=True)
+            # a text file: one clear line in the page, and the page keeps working
+            page.set_input_files("#photo-upload input[type=file]",
+                                 files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                         "buffer": b"not a photo"}])
+            page.wait_for_selector("#status .error", timeout=60_000)
+            assert page.inner_text("#status").strip() == (
+                "error: notes.txt: is not an image file (PNG, JPEG, WebP, ... expected)")
+            # the server keeps serving: a text domain trained on the spot joins the domains
+            page.fill("#prompt textarea", "a pencil sketch")
+            page.fill("#steps input[type=number]", "2")
+            page.press("#steps input[type=number]", "Enter")
+            page.click("#train")
+            page.wait_for_selector("#domains label:has-text('a pencil sketch') input:checked",
+                                   timeout=120_000)
+            assert "trained domain 'a pencil sketch'" in page.inner_text("#status")
+        finally:
+            browser.close()
