@@ -365,16 +365,21 @@ class WeightsManager:
                 part.unlink()
             marker.write_text(here)
             expected = None if member else entry.size
-            if kind == "url":
-                sources.http_download(str(source["url"]), part, progress=progress,
-                                      timeout=timeout, expected=expected)
-            elif kind == "gdrive":
-                sources.gdrive_download(str(source["id"]), part, progress=progress,
-                                        timeout=timeout)
-            elif kind == "hf":
-                sources.hf_download(source, part, timeout=timeout)
-            else:
-                raise WeightsError(f"{entry.name}: unknown source type {kind!r} in the manifest")
+            try:
+                if kind == "url":
+                    sources.http_download(str(source["url"]), part, progress=progress,
+                                          timeout=timeout, expected=expected)
+                elif kind == "gdrive":
+                    sources.gdrive_download(str(source["id"]), part, progress=progress,
+                                            timeout=timeout)
+                elif kind == "hf":
+                    sources.hf_download(source, part, timeout=timeout)
+                else:
+                    raise WeightsError(f"{entry.name}: unknown source type {kind!r} in the "
+                                       "manifest")
+            finally:
+                if not part.is_file():  # nothing to resume: no marker either
+                    marker.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
             if member:
                 os.replace(part, target)
