@@ -428,3 +428,28 @@ def test_demo_fetch_without_network_falls_back_with_the_reason(
     data = json.loads((out_dir / "demo.json").read_text())
     assert data["random_weights"] is True and data["fetch"]["requested"] is True
     assert data["fetch"]["failed"] == reason.removeprefix("could not fetch the demo weights: ")
+
+
+def test_demo_fetch_needs_the_licences_accepted_before_anything_runs(
+        tmp_path: Path, server: _Server, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.demo import fetch_demo_weights
+
+    entries = _domain_catalogue(server.url)
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=entries,
+                                                       sets={"demo": ["pixar"]}))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--fetch", "--out", str(out_dir)]) == 2
+    captured = capsys.readouterr()
+    assert "licence of sd-archive: non-commercial test licence" in captured.out
+    assert captured.err.startswith("error: sd-archive is under a non-commercial licence")
+    assert not out_dir.exists() and server.log == []
+    with pytest.raises(LicenceError):  # the pipeline refuses too; it never falls back on this
+        fetch_demo_weights(accept_licence=False)
+    # the archive is missing on the server: the one-line reason, nothing installed
+    reason = fetch_demo_weights(accept_licence=True)
+    assert reason == (f"download of sd-archive failed: HTTP 404 not found "
+                      f"({server.url}/checkpoints.tar.gz)")

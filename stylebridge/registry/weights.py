@@ -339,6 +339,8 @@ class WeightsManager:
             except (sources.SourceError, WeightsError) as exc:
                 failures.append(f"{sources.describe(source)}: {exc}" if len(entry.all_sources) > 1
                                 else str(exc))
+        if len(failures) == 1 and failures[0].startswith("download of "):
+            raise WeightsError(failures[0])  # the archive it lives in failed: say that once
         raise WeightsError(f"download of {entry.name} failed: {'; '.join(failures)}")
 
     def _from_source(self, entry: WeightsEntry, source: Mapping[str, Any], raw: Path, *,

@@ -77,8 +77,9 @@ class DemoCommand(Command):
                               f"{escape(event.output)}", highlight=False)
             elif event.kind == "random-preset":
                 console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
-                console.print("Official weights are not installed (see `stylebridge weights "
-                              "list`); using a 64 px random-weight preset.")
+                console.print("Official weights are not installed (`stylebridge demo --fetch` "
+                              "gets them; see `stylebridge weights list`); using a 64 px "
+                              "random-weight preset.")
             elif event.kind == "random-installed":
                 console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
                 console.print("The installed weights are marked as random weights.")
