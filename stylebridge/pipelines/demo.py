@@ -263,6 +263,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     else:
         domains = _random_domains(gen, config.seed)
         domain_random = dict.fromkeys(domains, True)  # random offsets: no trained domain
+    random_offsets = all(domain_random.values()) and not config.methods
     fse_shift = type(fse)(**{**fse.config(), "mode": "shift"}).to(device).eval()
     fse_shift.load_state_dict(fse.state_dict())
     tag = f" [{RANDOM_NOTICE}]" if models.random else ""
@@ -335,7 +336,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
         notice: str | None = RANDOM_WEIGHTS_NOTICE
     elif random:
         parts = [f"row '{FEATURESHIFT_ROW}' uses an {UNTRAINED_FEATURESHIFT}"] * fs_random
-        if not config.methods:
+        if random_offsets:
             parts += ["the domains are random StyleSpace offsets"]
         else:
             parts += [f"domain {name} has random weights"
