@@ -453,3 +453,49 @@ def test_demo_fetch_needs_the_licences_accepted_before_anything_runs(
     reason = fetch_demo_weights(accept_licence=True)
     assert reason == (f"download of sd-archive failed: HTTP 404 not found "
                       f"({server.url}/checkpoints.tar.gz)")
+
+
+@pytest.mark.slow  # a full demo run (~5 s on CPU)
+def test_demo_fetch_installs_the_set_and_runs_on_it(tmp_path: Path, server: _Server, capsys,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`demo --fetch`: the set's domain is fetched from the archive, converted and used by name
+    (the generator and encoders stand in for installed official weights, as in test_demo)."""
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines import demo
+
+    gen = demo._tiny_preset(0).generator
+    g = torch.Generator().manual_seed(5)
+    state = {f"heads.conv_{k}.params_in": torch.randn(1, layer.channels, generator=g)
+             for k, layer in enumerate(x for x in gen.style_layers() if not x.is_rgb)}
+    buf = io.BytesIO()
+    torch.save({"model_type": "parametrization", "patch_key": "s_delta", "state_dict": state,
+                "da_type": "td", "sg2_params": {"img_size": gen.size,
+                                                "latent_size": gen.style_dim}}, buf)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w:gz") as tf:
+        info = tarfile.TarInfo("pixar_0/models/models_10.pt")
+        info.size = len(buf.getvalue())
+        tf.addfile(info, io.BytesIO(buf.getvalue()))
+    server.files["/checkpoints.tar.gz"] = tar.getvalue()
+
+    def trained(device: object) -> demo.DemoModels:
+        models = demo._tiny_preset(0)
+        models.random = False
+        return models
+
+    entries = _domain_catalogue(server.url)
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=entries,
+                                                       sets={"demo": ["pixar"]}))
+    monkeypatch.setattr(demo, "_official", trained)
+    monkeypatch.setenv("COLUMNS", "300")
+    out = tmp_path / "demo"
+    assert main(["demo", "--fetch", "--accept-licence", "--out", str(out), "--device", "cpu"]) == 0
+    terminal = " ".join(capsys.readouterr().out.split())
+    assert "could not fetch" not in terminal
+    assert "licences accepted (--accept-licence)" in terminal
+    data = json.loads((out / "demo.json").read_text())
+    assert data["fetch"] == {"requested": True, "failed": None}
+    assert data["domains"] == ["pixar"] and data["random_inputs"]["domains"] == {"pixar": False}
+    assert "random StyleSpace offsets" not in data["notice"]  # only the untrained FeatureShift
