@@ -499,3 +499,50 @@ def test_demo_fetch_installs_the_set_and_runs_on_it(tmp_path: Path, server: _Ser
     assert data["fetch"] == {"requested": True, "failed": None}
     assert data["domains"] == ["pixar"] and data["random_inputs"]["domains"] == {"pixar": False}
     assert "random StyleSpace offsets" not in data["notice"]  # only the untrained FeatureShift
+
+
+def test_the_shipped_manifest_is_complete_and_says_where_each_source_is_from() -> None:
+    from stylebridge.registry.sources import SOURCE_TYPES
+    from stylebridge.registry.weights import load_manifest, load_sets
+
+    entries = {e.name: e for e in load_manifest()}
+    for entry in entries.values():
+        assert entry.all_sources, entry.name  # `fetch` for every entry
+        assert entry.licence and entry.source, entry.name
+        for src in entry.sources:
+            assert src["type"] in SOURCE_TYPES and src.get("found_in"), (entry.name, src)
+            if src["type"] == "archive":
+                assert entries[src["entry"]].kind == "archive"
+                assert entries[src["entry"]].noncommercial or not entry.noncommercial
+            if src.get("member"):
+                assert src.get("archive"), (entry.name, src)
+    domains = [e for e in entries.values() if e.kind == "domain_method"]
+    assert {"pixar", "joker", "anastasia", "mermaid"} <= {e.name for e in domains}
+    assert all(e.converter == "styledomain" and e.noncommercial for e in domains)
+    assert set(load_sets()["demo"]) == {"stylegan2-ffhq-1024", "e4e-ffhq", "psp-ffhq",
+                                        "fse-ffhq", "pixar", "joker"}
+    assert all(name in entries for name in load_sets()["demo"])
+
+
+def test_a_terminal_yes_accepts_the_licence(tmp_path: Path, server: _Server, capsys,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.cli.main import main
+
+    server.files["/tiny.pt"] = _tiny_gen_pt()
+    entries = [_gen_entry(sources=[{"type": "url", "url": f"{server.url}/tiny.pt"}],
+                          noncommercial=True, licence="NC test licence")]
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(tmp_path / "home", manifest=entries))
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("no\n"))
+    assert main(["weights", "fetch", "tiny-gen"]) == 2
+    assert "licence not accepted; nothing was downloaded" in capsys.readouterr().err
+    assert server.log == []
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert main(["weights", "fetch", "tiny-gen"]) == 0
+    out = capsys.readouterr().out
+    assert "licence of tiny-gen: NC test licence" in out and "installed tiny-gen" in out
