@@ -343,6 +343,14 @@ def test_styledomain_domains_fetch_by_name_convert_and_resolve(
         manager.fetch("mermaid", accept_licence=True)
     assert manager.installed("mermaid") is None
 
+    # a domain the catalogue does not list but the installed archive holds becomes an entry
+    assert "pixar_indomain" not in manager.entries
+    again = WeightsManager(home, manifest=entries)
+    extra = again.entry("pixar_indomain")
+    assert extra.kind == "domain_method" and extra.licence == "non-commercial test licence"
+    assert again.fetch("pixar_indomain", accept_licence=True).name == "pixar_indomain.safetensors"
+    assert [p for _, p, _ in server.log] == ["/checkpoints.tar.gz"]  # still one download
+
 
 # -- licences, trust on first use, sets, the CLI ---------------------------------------------
 
@@ -393,7 +401,8 @@ def test_cli_fetch_set_licence_gate_and_list_kind(tmp_path: Path, server: _Serve
     assert main(["weights", "list", "--kind", "domain", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["weights"]
     assert [(r["name"], r["installed"], r["download"]) for r in rows] == [
-        ("pixar", True, "fetch"), ("joker", False, "fetch"), ("mermaid", False, "fetch")]
+        ("pixar", True, "fetch"), ("joker", False, "fetch"), ("mermaid", False, "fetch"),
+        ("pixar_indomain", False, "fetch")]  # found in the installed archive
     assert main(["weights", "list", "--long", "--kind", "domain"]) == 0
     flat = " ".join(capsys.readouterr().out.split())
     assert "non-commercial: accept with --accept-licence" in flat

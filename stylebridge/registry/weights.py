@@ -162,6 +162,26 @@ class WeightsManager:
         self.entries = {e.name: e for e in (manifest if manifest is not None else load_manifest())}
         self.sets = ({k: list(v) for k, v in sets.items()} if sets is not None
                      else load_sets() if manifest is None else {})
+        self._add_archive_domains()
+
+    def _add_archive_domains(self) -> None:
+        """Domains found in an installed StyleDomain archive that the manifest does not list
+        become entries too (listed when the archive was installed; same licence)."""
+        try:
+            index = self.index()
+        except WeightsError:
+            return  # reported by whichever command reads the index
+        for archive in [e for e in self.entries.values() if e.kind == "archive"]:
+            for name in (index.get(archive.name) or {}).get("domains") or []:
+                if not isinstance(name, str) or not name or name in self.entries:
+                    continue
+                self.entries[name] = WeightsEntry(
+                    name=name, kind="domain_method", plugin="stylespace",
+                    converter="styledomain", filename=f"styledomain-{name}.pt",
+                    source=f"a StyleSpace domain found in the installed {archive.name}",
+                    licence=archive.licence, noncommercial=archive.noncommercial,
+                    sources=({"type": "archive", "entry": archive.name, "select": name,
+                              "found_in": f"the member list of the installed {archive.name}"},))
 
     # -- paths and index -----------------------------------------------------------------------
     @property
@@ -521,7 +541,11 @@ class WeightsManager:
             converted = self.home / "weights" / f"{entry.name}.safetensors"
             converted.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged_converted, converted)
-        self._record(entry.name, {"raw": str(raw), "converted": str(converted) if converted else None,
+        listed: dict[str, Any] = {}
+        if entry.kind == "archive" and entry.plugin == "styledomain":
+            listed["domains"] = sources.styledomain_domains(raw)
+        self._record(entry.name, {**listed,
+                                  "raw": str(raw), "converted": str(converted) if converted else None,
                                   "sha256": digest, "size": size,
                                   "kind": entry.kind, "plugin": entry.plugin,
                                   "licence": entry.licence, "source": source or "registered",
