@@ -395,6 +395,10 @@ def test_cli_fetch_set_licence_gate_and_list_kind(tmp_path: Path, server: _Serve
     assert main(["weights", "fetch", "--set", "demo", "--accept-licence"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "installed tiny-gen" in out and "installed pixar" in out and "joker" not in out
+    requests = len(server.log)
+    assert main(["weights", "fetch", "--set", "demo"]) == 0  # installed: nothing to accept or fetch
+    assert "every entry of the set 'demo' is installed" in capsys.readouterr().out
+    assert len(server.log) == requests
     assert main(["weights", "fetch", "--set", "nope"]) == 2
     assert "unknown set 'nope' (known: demo)" in capsys.readouterr().err
 

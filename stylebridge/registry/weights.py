@@ -296,7 +296,7 @@ class WeightsManager:
             for dep in deps:
                 if self._raw_file(dep.name) is None:
                     visit(dep)
-            if entry.noncommercial and entry not in out and self.installed(entry.name) is None:
+            if entry.noncommercial and entry not in out:
                 out.append(entry)
 
         for name in names:
@@ -336,12 +336,21 @@ class WeightsManager:
         # checked again when it was already there (an earlier download or registration)
         digest = self._check(entry, raw, advice="; delete it and run the fetch again",
                              recorded=self._recorded_sha256(entry.name))
+        if used is None:  # already downloaded (or registered) earlier: keep what it was
+            used = (self.index().get(name) or {}).get("source")
         return self._install(entry, raw, convert=convert, digest=digest, source=used,
                              licence_accepted=accept_licence or not entry.noncommercial)
 
+    def missing_from_set(self, set_name: str) -> list[str]:
+        """The entries of a named set that are not installed yet, in order."""
+        return [n for n in self.set_members(set_name) if self.installed(n) is None]
+
     def fetch_set(self, set_name: str, **kwargs: Any) -> list[Path]:
-        """:meth:`fetch` every entry of a named set, in order."""
-        return [self.fetch(name, **kwargs) for name in self.set_members(set_name)]
+        """:meth:`fetch` every entry of a named set that is not installed yet, in order;
+        returns the paths of the whole set."""
+        for name in self.missing_from_set(set_name):
+            self.fetch(name, **kwargs)
+        return [self.path(name) for name in self.set_members(set_name)]
 
     def _recorded_sha256(self, name: str) -> str | None:
         record = self.index().get(name)

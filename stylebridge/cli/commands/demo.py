@@ -69,7 +69,8 @@ class DemoCommand(Command):
             from stylebridge.registry import weights as weights_mod
 
             manager = weights_mod.WeightsManager()
-            accept_licences(manager, manager.set_members("demo"), args.accept_licence, console)
+            accept_licences(manager, manager.missing_from_set("demo"), args.accept_licence,
+                            console)
 
         def show(event: DemoProgress) -> None:
             if event.kind == "fetch-failed":

@@ -105,7 +105,12 @@ class WeightsCommand(Command):
             return 0
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        names = list(args.names) + (manager.set_members(args.set_name) if args.set_name else [])
+        # a set fetches what is not installed yet; named entries are fetched (again) as asked
+        names = list(args.names) + (manager.missing_from_set(args.set_name) if args.set_name
+                                    else [])
+        if args.set_name and not names:
+            console.print(f"every entry of the set {args.set_name!r} is installed", markup=False)
+            return 0
         if not names:
             raise StylebridgeError("weights fetch: name at least one entry or --set SET")
         for name in names:
