@@ -415,7 +415,7 @@ def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypa
     for entry in manifest:  # licences and sources wrap, whole
         assert " ".join(entry.licence.split()) in flat and " ".join(entry.source.split()) in flat
     fse = flat[flat.index("fse-ffhq encoder"):]
-    assert fse.index("needs psp-ffhq installed first") < fse.index("licence")
+    assert fse.index("needs psp-ffhq (fetch installs it first)") < fse.index("licence")
     assert "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af" in flat
 
     assert main(["weights", "list", "--json"]) == 0

@@ -193,7 +193,7 @@ class WeightsCommand(Command):
                 grid.add_column(no_wrap=True, style="dim")
                 grid.add_column(overflow="fold")
                 if row["needs"]:
-                    grid.add_row("needs", Text(", ".join(row["needs"]) + " installed first"))
+                    grid.add_row("needs", Text(", ".join(row["needs"]) + " (fetch installs it first)"))
                 grid.add_row("get", Text(row["how"]))
                 licence = row["licence"] + (" [non-commercial: accept with --accept-licence or "
                                             "a yes when asked]" if row["noncommercial"] else "")
