@@ -21,7 +21,6 @@ reference afterwards (trust on first use). A file the user already has is added 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -37,8 +36,10 @@ from typing import Any
 from stylebridge.core.io import write_json
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import sources
+from stylebridge.registry.weights_files import copy_hashing as _copy_hashing
+from stylebridge.registry.weights_files import sha256_file
+from stylebridge.registry.weights_files import stamp_header as _stamp_header
 
-CHUNK = 1 << 20
 STAGING_PREFIX = ".install-"  # folders under the cache home where an install is prepared
 STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed process
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
@@ -109,47 +110,6 @@ def load_manifest() -> list[WeightsEntry]:
 def load_sets() -> dict[str, list[str]]:
     """Named sets of entries (``demo``), from the manifest."""
     return {k: list(v) for k, v in _manifest_data().get("sets", {}).items()}
-
-
-def _stamp_header(path: Path, info: Mapping[str, Any]) -> None:
-    """Add ``extra.weights`` (entry, licence, source) to a converted checkpoint's header, and
-    ``extra.licence`` when the converter wrote none."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    from stylebridge.core.checkpoint import METADATA_KEY
-
-    with safe_open(str(path), framework="pt") as fh:
-        metadata = dict(fh.metadata() or {})
-    header = json.loads(metadata[METADATA_KEY])
-    extra = header.setdefault("extra", {})
-    extra["weights"] = dict(info)
-    extra.setdefault("licence", info["licence"])
-    metadata[METADATA_KEY] = json.dumps(header, sort_keys=True)
-    tensors = load_file(str(path))
-    tmp = path.with_name(path.name + ".stamp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _copy_hashing(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst`` (flushed to disk) and return the sha256 of what was copied."""
-    digest = hashlib.sha256()
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        for block in iter(lambda: fin.read(CHUNK), b""):
-            digest.update(block)
-            fout.write(block)
-        fout.flush()
-        os.fsync(fout.fileno())
-    return digest.hexdigest()
 
 
 class WeightsManager:
