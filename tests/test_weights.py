@@ -327,20 +327,17 @@ def test_missing_message_lists_the_prerequisite_steps_first(tmp_path: Path, tiny
         "weights 'tiny-fse' are not installed: download 143_enc.pth from the FSE README and run "
         "`stylebridge weights register tiny-fse --from FILE`")
 
-    # the shipped manifest: `--encoder fse` and `weights path fse-ffhq` name psp-ffhq first
+    # the shipped manifest: `--encoder fse` and `weights path fse-ffhq` say that one fetch
+    # installs psp-ffhq first
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "empty"))
     with pytest.raises(StylebridgeError) as info:
         load_plugin("encoder", "fse")
-    text = str(info.value)
-    assert text.startswith("encoder 'fse' needs weights; weights 'fse-ffhq' are not installed, "
-                           "and converting them needs 'psp-ffhq' first: 1) download "
-                           "psp_ffhq_encode.pt"), text
-    assert (text.index("`stylebridge weights register psp-ffhq --from FILE`")
-            < text.index("2) download 143_enc.pth")
-            < text.index("`stylebridge weights register fse-ffhq --from FILE`"))
+    assert str(info.value) == ("encoder 'fse' needs weights; weights 'fse-ffhq' are not installed: "
+                               "run `stylebridge weights fetch fse-ffhq` (it fetches psp-ffhq "
+                               "first)")
     assert main(["weights", "path", "fse-ffhq"]) == 2
     err = capsys.readouterr().err
-    assert "needs 'psp-ffhq' first: 1)" in err and err.count("\n") == 1
+    assert "(it fetches psp-ffhq first)" in err and err.count("\n") == 1
     # entries without prerequisites keep the short message
     assert main(["weights", "path", "e4e-ffhq"]) == 2
     assert "first" not in capsys.readouterr().err
@@ -375,7 +372,8 @@ def test_fetch_says_whether_a_published_sha256_was_checked(tmp_path: Path, serve
     assert f"installed tiny-gen → {home / 'weights' / 'tiny-gen.safetensors'}" in out
     assert f"sha256: matches the published {digest[:16]}…" in out
     assert ("sha256: not checked, the manifest has no published hash for tiny-nohash; "
-            f"recorded {digest[:16]}… for `stylebridge weights verify`") in out
+            f"recorded {digest[:16]}… (trust on first use: later fetches and "
+            "`stylebridge weights verify` check it)") in out
     assert out.count("sha256:") == 2
 
     # a file already in downloads/ is checked too, and kept (it may be the user's only copy)
@@ -407,7 +405,7 @@ def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypa
     for entry in manifest:  # every name, kind and plugin whole, on one row
         row = next(line for line in lines if f" {entry.name} " in line)
         assert f" {entry.kind} " in row and f" {entry.plugin} " in row
-        assert (" fetch " if entry.url else " register ") in row
+        assert " fetch " in row  # every shipped entry has a source
     assert "stylebridge weights list --long" in " ".join(out.split())
 
     assert main(["weights", "list", "--long"]) == 0
@@ -417,13 +415,14 @@ def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypa
     for entry in manifest:  # licences and sources wrap, whole
         assert " ".join(entry.licence.split()) in flat and " ".join(entry.source.split()) in flat
     fse = flat[flat.index("fse-ffhq encoder"):]
-    assert fse.index("needs psp-ffhq installed first") < fse.index("licence")
+    assert fse.index("needs psp-ffhq (fetch installs it first)") < fse.index("licence")
     assert "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af" in flat
 
     assert main(["weights", "list", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["weights"]}
     assert rows["fse-ffhq"]["needs"] == ["psp-ffhq"] and rows["psp-ffhq"]["needs"] == []
     assert rows["clip-vit-b-32"]["sha256"].startswith("40d36571") and rows["e4e-ffhq"]["sha256"] is None
+    assert "trust on first use" in flat
 
 
 def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: bytes,

@@ -7,10 +7,13 @@ generator-shift modes) → adapt to two domains → the alpha-calibrated variant
 aligned photo and each inversion) → a labelled grid and a metrics table.
 
 With the official weights installed (``stylebridge weights``: a StyleGAN2 FFHQ generator,
-e4e and FSE) the demo uses them.  Otherwise it builds a small **random-weight** preset and
+e4e and FSE) the demo uses them; ``DemoConfig.fetch`` (``stylebridge demo --fetch``) first
+fetches the manifest's ``demo`` set (generator, e4e, pSp for FSE's latent average, FSE and two
+StyleDomain domains, pixar and joker) and, when that fails (no network), says why in one
+line and goes on with what is installed.  Otherwise it builds a small **random-weight** preset and
 says so in the terminal, in every label of the grid and in ``demo.json``: it then shows
 that every stage runs, not what trained models produce.  Domains are random StyleSpace
-offsets unless ``--method DOMAIN.safetensors`` names real ones.
+offsets unless ``--method`` names real ones or the demo set's domains are installed.
 
 :func:`run_demo` takes a :class:`DemoConfig` and returns a :class:`DemoResult` (it writes
 ``aligned.png``, ``demo_grid.png`` and ``demo.json``); notices and stages go to an optional
@@ -48,8 +51,9 @@ from stylebridge.plugins.calibrators.alpha import (
 from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.plugins.renderers.featureshift import FeatureShift
 from stylebridge.registry import get_registry
-from stylebridge.registry.resolve import load_plugin
-from stylebridge.registry.weights import WeightsManager
+from stylebridge.registry import weights as weights_mod
+from stylebridge.registry.resolve import load_domain, load_plugin
+from stylebridge.registry.weights import LicenceError
 
 RANDOM_WEIGHTS_NOTICE = f"{RANDOM_NOTICE} - demo of the code paths, not a trained model"
 FEATURESHIFT_ROW = "FeatureShift on e4e"
@@ -83,7 +87,7 @@ def _tiny_preset(seed: int) -> DemoModels:
 
 def _official(device: torch.device) -> DemoModels | None:
     """The installed official weights, when generator, e4e and FSE are all there."""
-    manager = WeightsManager()
+    manager = weights_mod.WeightsManager()
     g_path = manager.resolve("generator", "stylegan2")
     e_path = manager.resolve("encoder", "e4e")
     f_path = manager.resolve("encoder", "fse")
@@ -96,6 +100,27 @@ def _official(device: torch.device) -> DemoModels | None:
     random = any(is_random_weights(read_header(p).extra) for p in (g_path, e_path, f_path))
     return DemoModels(gen, e4e, fse, {}, random=random,
                       sources={"generator": str(g_path), "e4e": str(e_path), "fse": str(f_path)})
+
+
+def fetch_demo_weights(accept_licence: bool) -> str | None:
+    """Fetch the manifest's ``demo`` set; ``None`` when it worked, else the one-line reason
+    (no network, a source down, ...). A licence not accepted is an error, not a fallback."""
+    try:
+        weights_mod.WeightsManager().fetch_set("demo", accept_licence=accept_licence)
+    except LicenceError:
+        raise
+    except StylebridgeError as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
+def _installed_domains(device: torch.device) -> dict[str, DomainMethod]:
+    """The demo set's StyleDomain domains that are installed, by name."""
+    manager = weights_mod.WeightsManager()
+    names = manager.sets.get("demo", [])
+    return {name: load_domain(name, device=device) for name in names
+            if name in manager.entries and manager.entries[name].kind == "domain_method"
+            and manager.installed(name) is not None}
 
 
 def random_domains(gen: Any, seed: int) -> dict[str, DomainMethod]:
@@ -188,13 +213,16 @@ class DemoConfig:
     methods: list[str] = field(default_factory=list)   # domain checkpoints; none: random
     seed: int = 0
     device: str = "auto"
+    fetch: bool = False                # fetch the `demo` weights set first (falls back offline)
+    accept_licence: bool = False       # accept the set's non-commercial licences
 
 
 @dataclass(frozen=True)
 class DemoProgress:
     """A progress event of :func:`run_demo`.
 
-    ``kind``: ``"random-preset"`` (no official weights: the random-weight preset is used),
+    ``kind``: ``"fetch-failed"`` (``output``: why the demo set could not be fetched),
+    ``"random-preset"`` (no official weights: the random-weight preset is used),
     ``"random-installed"`` (the installed weights are marked as random weights), ``"stage"``
     (stage ``label`` is done; ``output`` says what it wrote or computed).
     """
@@ -247,7 +275,13 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
 
     image, source = _demo_image(config.image)
     domains, domain_random = load_domains(config.methods, device)
+    fetch_failed = fetch_demo_weights(config.accept_licence) if config.fetch else None
+    if fetch_failed is not None:
+        emit("fetch-failed", output=fetch_failed)
     models = _official(device)
+    if models is not None and not models.random and not domains:
+        domains = _installed_domains(device)
+        domain_random = dict.fromkeys(domains, False)
     if models is None:
         emit("random-preset")
         models = _tiny_preset(config.seed)
@@ -260,6 +294,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     else:
         domains = random_domains(gen, config.seed)
         domain_random = dict.fromkeys(domains, True)  # random offsets: no trained domain
+    random_offsets = all(domain_random.values()) and not config.methods
     fse_shift = type(fse)(**{**fse.config(), "mode": "shift"}).to(device).eval()
     fse_shift.load_state_dict(fse.state_dict())
     tag = f" [{RANDOM_NOTICE}]" if models.random else ""
@@ -325,7 +360,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
         notice: str | None = RANDOM_WEIGHTS_NOTICE
     elif random:
         parts = [f"row '{FEATURESHIFT_ROW}' uses an {UNTRAINED_FEATURESHIFT}"] * fs_random
-        if not config.methods:
+        if random_offsets:
             parts += ["the domains are random StyleSpace offsets"]
         else:
             parts += [f"domain {name} has random weights"
@@ -340,6 +375,8 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     elapsed = time.perf_counter() - start
     data = {
         "random_weights": random, "notice": notice,
+        "fetch": ({"requested": True, "failed": fetch_failed} if config.fetch
+                  else {"requested": False}),
         "random_inputs": random_inputs, "random_rows": random_rows,
         "photo": source, "models": models.sources, "domains": list(domains),
         "rows": [label for label, _ in variants], "columns": labels,

@@ -149,6 +149,19 @@ def provenance(kind: str, spec: str | PluginSpec, obj: Any = None, *,
     return Provenance("checkpoint", path, spec=text)
 
 
+def _catalogue_entry(kind: str, name: str | None) -> Path | None:
+    """The installed file of the weights entry called ``name`` of this kind (``pixar``), or
+    ``None`` when no entry has that name; an entry that is not installed is a one-line error
+    saying how to fetch it. Plugin names are never entry names, so plugins keep their names."""
+    manager = weights_mod.WeightsManager()
+    entry = manager.entries.get(name or "")
+    if entry is None or entry.kind != kind or entry.plugin == name:
+        return None
+    if manager.installed(entry.name) is None:
+        raise StylebridgeError(f"{_label(kind)} {name!r}: {manager.missing_message(entry)}")
+    return manager.path(entry.name)
+
+
 def _needs_weights(kind: str, name: str, provider: str, manager: Any) -> StylebridgeError:
     known = manager.candidates(kind, name)
     how = ("convert the official file with `stylebridge convert`" if provider == BUILTIN_PROVIDER
@@ -183,6 +196,10 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
     instance = False  # converters and commands are registered as ready objects: no weights
     if spec.path is not None:
         obj = registry.load(kind, spec.path, name=spec.name, device=str(device), **config)
+    elif (listed := _catalogue_entry(kind, spec.name)) is not None:
+        # a weights entry's own name (``--method pixar``): its installed file, or how to get it
+        installed = listed
+        obj = registry.load(kind, installed, device=str(device), **config)
     else:
         assert spec.name is not None
         entry = registry.get(kind, spec.name)
@@ -227,9 +244,12 @@ def load_domain(spec: str | Path, *, device: str | torch.device = "cpu",
     """A domain method from ``PATH`` or ``NAME:PATH[:k=v]``; loaded from a file, its
     :attr:`~stylebridge.core.interfaces.DomainMethod.label` is the file name."""
     parsed = parse_plugin_spec(str(spec), what="domain method")
-    method = create("domain_method", parsed, device=device, registry=registry, **overrides).obj
+    created = create("domain_method", parsed, device=device, registry=registry, **overrides)
+    method = created.obj
     if parsed.path is not None and isinstance(method, DomainMethod):
         method.label = parsed.path.name
+    elif created.provenance.origin == "official" and isinstance(method, DomainMethod):
+        method.label = parsed.name or method.label  # a catalogue name: ``pixar``
     return method
 
 

@@ -10,22 +10,22 @@ Layout under the cache home (``$STYLEBRIDGE_HOME``, else ``$XDG_CACHE_HOME/style
                                     moved into place only once everything succeeded
 
 The manifest (``weights_manifest.json`` beside this module, data not code) lists
-the checkpoints stylebridge supports: source, URL (``null`` for files hosted on
-Google Drive, which users download themselves and add with
-``stylebridge weights register NAME --from FILE``), size and sha256 where
-published, the converter, and the licence.
+the checkpoints stylebridge supports: their sources (plain URLs, Google Drive ids, Hugging
+Face Hub mirrors, members of another entry's archive: :mod:`stylebridge.registry.sources`,
+each with the upstream file that publishes it), size and sha256 where published, the
+converter, the licence (``noncommercial`` ones must be accepted before download), and named
+sets (``demo``). Without a published sha256 the hash recorded at the first install is the
+reference afterwards (trust on first use). A file the user already has is added with
+``stylebridge weights register NAME --from FILE``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,8 +35,11 @@ from typing import Any
 
 from stylebridge.core.io import write_json
 from stylebridge.errors import StylebridgeError
+from stylebridge.registry import sources
+from stylebridge.registry.weights_files import copy_hashing as _copy_hashing
+from stylebridge.registry.weights_files import sha256_file
+from stylebridge.registry.weights_files import stamp_header as _stamp_header
 
-CHUNK = 1 << 20
 STAGING_PREFIX = ".install-"  # folders under the cache home where an install is prepared
 STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed process
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
@@ -44,6 +47,10 @@ Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 class WeightsError(StylebridgeError):
     """A download, hash, registration or lookup problem."""
+
+
+class LicenceError(WeightsError):
+    """A non-commercial licence was not accepted."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,26 @@ class WeightsEntry:
     source: str = ""
     licence: str = ""
     convert_options: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[dict[str, Any], ...] = ()
+    noncommercial: bool = False
+    note: str = ""
+
+    @property
+    def all_sources(self) -> list[dict[str, Any]]:
+        """The manifest's ``sources``, or the single ``url`` of an older-style entry."""
+        if self.sources:
+            return [dict(s) for s in self.sources]
+        return [{"type": "url", "url": self.url}] if self.url else []
+
+    def __hash__(self) -> int:
+        return hash(self.name)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WeightsEntry:
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["sources"] = tuple(dict(src) for src in values.get("sources") or ())
+        return cls(**values)
 
 
 def default_home() -> Path:
@@ -76,38 +98,50 @@ def default_home() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "stylebridge"
 
 
-def load_manifest() -> list[WeightsEntry]:
+def _manifest_data() -> dict[str, Any]:
     text = resources.files("stylebridge.registry").joinpath("weights_manifest.json").read_text()
-    return [WeightsEntry.from_dict(d) for d in json.loads(text)["weights"]]
+    return json.loads(text)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def load_manifest() -> list[WeightsEntry]:
+    return [WeightsEntry.from_dict(d) for d in _manifest_data()["weights"]]
 
 
-def _copy_hashing(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst`` (flushed to disk) and return the sha256 of what was copied."""
-    digest = hashlib.sha256()
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        for block in iter(lambda: fin.read(CHUNK), b""):
-            digest.update(block)
-            fout.write(block)
-        fout.flush()
-        os.fsync(fout.fileno())
-    return digest.hexdigest()
+def load_sets() -> dict[str, list[str]]:
+    """Named sets of entries (``demo``), from the manifest."""
+    return {k: list(v) for k, v in _manifest_data().get("sets", {}).items()}
 
 
 class WeightsManager:
     """Downloads, registers, verifies and finds official checkpoints."""
 
     def __init__(self, home: str | Path | None = None,
-                 manifest: Sequence[WeightsEntry] | None = None) -> None:
+                 manifest: Sequence[WeightsEntry] | None = None,
+                 sets: Mapping[str, Sequence[str]] | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.entries = {e.name: e for e in (manifest if manifest is not None else load_manifest())}
+        self.sets = ({k: list(v) for k, v in sets.items()} if sets is not None
+                     else load_sets() if manifest is None else {})
+        self._add_archive_domains()
+
+    def _add_archive_domains(self) -> None:
+        """Domains found in an installed StyleDomain archive that the manifest does not list
+        become entries too (listed when the archive was installed; same licence)."""
+        try:
+            index = self.index()
+        except WeightsError:
+            return  # reported by whichever command reads the index
+        for archive in [e for e in self.entries.values() if e.kind == "archive"]:
+            for name in (index.get(archive.name) or {}).get("domains") or []:
+                if not isinstance(name, str) or not name or name in self.entries:
+                    continue
+                self.entries[name] = WeightsEntry(
+                    name=name, kind="domain_method", plugin="stylespace",
+                    converter="styledomain", filename=f"styledomain-{name}.pt",
+                    source=f"a StyleSpace domain found in the installed {archive.name}",
+                    licence=archive.licence, noncommercial=archive.noncommercial,
+                    sources=({"type": "archive", "entry": archive.name, "select": name,
+                              "found_in": f"the member list of the installed {archive.name}"},))
 
     # -- paths and index -----------------------------------------------------------------------
     @property
@@ -159,6 +193,9 @@ class WeightsManager:
         needed = [dep for dep in self.prerequisites(entry) if self._raw_file(dep.name) is None]
         if not needed:
             return f"weights {entry.name!r} are not installed: {how}"
+        if entry.all_sources and all(dep.all_sources for dep in needed):  # fetch does it all
+            names = ", ".join(dep.name for dep in needed)
+            return f"weights {entry.name!r} are not installed: {how} (it fetches {names} first)"
         steps = [self.how_to_install(dep) for dep in needed] + [how]
         names = " and ".join(repr(dep.name) for dep in needed)
         numbered = "; ".join(f"{i}) {step}" for i, step in enumerate(steps, 1))
@@ -168,7 +205,7 @@ class WeightsManager:
     @staticmethod
     def how_to_install(entry: WeightsEntry) -> str:
         """The one step that installs ``entry`` itself (see :meth:`missing_message`)."""
-        if entry.url:
+        if entry.all_sources:
             return f"run `stylebridge weights fetch {entry.name}`"
         return (f"download {entry.filename} from {entry.source} and run "
                 f"`stylebridge weights register {entry.name} --from FILE`")
@@ -208,65 +245,147 @@ class WeightsManager:
         return [e for e in self.entries.values() if e.kind == kind and e.plugin == plugin]
 
     # -- download ------------------------------------------------------------------------------
+    def licence_gate(self, names: Sequence[str]) -> list[WeightsEntry]:
+        """The entries a fetch of ``names`` downloads (theirs prerequisites and archives
+        included) whose licence forbids commercial use: shown and accepted before download."""
+        out: list[WeightsEntry] = []
+
+        def visit(entry: WeightsEntry) -> None:
+            deps = self.prerequisites(entry) + [self.entry(src["entry"]) for src in entry.all_sources
+                                               if src.get("type") == "archive"]
+            for dep in deps:
+                if self._raw_file(dep.name) is None:
+                    visit(dep)
+            if entry.noncommercial and entry not in out:
+                out.append(entry)
+
+        for name in names:
+            visit(self.entry(name))
+        return out
+
+    def set_members(self, set_name: str) -> list[str]:
+        """The entry names of a named set (``demo``: what ``stylebridge demo`` needs)."""
+        if set_name not in self.sets:
+            known = ", ".join(sorted(self.sets)) or "none"
+            raise WeightsError(f"unknown set {set_name!r} (known: {known})")
+        return list(self.sets[set_name])
+
     def fetch(self, name: str, *, progress: Progress | None = None, timeout: float = 60.0,
-              convert: bool = True) -> Path:
-        """Download (resuming a ``.part``), check size and sha256 where the manifest has them,
-        rename, convert, record."""
+              convert: bool = True, accept_licence: bool = False) -> Path:
+        """Download from the first source that works (resuming a ``.part``), fetch what the
+        conversion reads first, check size and sha256 (published, else the one recorded at the
+        first install), rename, convert, record. A non-commercial licence must be accepted."""
         entry = self.entry(name)
-        if not entry.url:
+        if not entry.all_sources:
             raise WeightsError(self.missing_message(entry))
+        gated = self.licence_gate([name])
+        if gated and not accept_licence:
+            first = gated[0]
+            raise LicenceError(f"{first.name} is under {first.licence}; accept it with "
+                               "--accept-licence (or answer yes when asked) to download it")
+        for dep in self.prerequisites(entry):  # fse-ffhq reads psp-ffhq's upstream file
+            if self._raw_file(dep.name) is None:
+                self.fetch(dep.name, progress=progress, timeout=timeout, convert=convert,
+                           accept_licence=accept_licence)
         self._check_before_install(entry, convert=convert)  # before a long download
         raw = self.home / "downloads" / entry.filename
+        used = None
         if not raw.is_file():
-            self._download(entry, raw, progress=progress, timeout=timeout)
+            used = self._download(entry, raw, progress=progress, timeout=timeout,
+                                  accept_licence=accept_licence)
         # checked again when it was already there (an earlier download or registration)
-        digest = self._check(entry, raw, advice="; delete it and run the fetch again")
-        return self._install(entry, raw, convert=convert, digest=digest)
+        digest = self._check(entry, raw, advice="; delete it and run the fetch again",
+                             recorded=self._recorded_sha256(entry.name))
+        if used is None:  # already downloaded (or registered) earlier: keep what it was
+            used = (self.index().get(name) or {}).get("source")
+        return self._install(entry, raw, convert=convert, digest=digest, source=used,
+                             licence_accepted=accept_licence or not entry.noncommercial)
+
+    def missing_from_set(self, set_name: str) -> list[str]:
+        """The entries of a named set that are not installed yet, in order."""
+        return [n for n in self.set_members(set_name) if self.installed(n) is None]
+
+    def fetch_set(self, set_name: str, **kwargs: Any) -> list[Path]:
+        """:meth:`fetch` every entry of a named set that is not installed yet, in order;
+        returns the paths of the whole set."""
+        for name in self.missing_from_set(set_name):
+            self.fetch(name, **kwargs)
+        return [self.path(name) for name in self.set_members(set_name)]
+
+    def _recorded_sha256(self, name: str) -> str | None:
+        record = self.index().get(name)
+        return str(record["sha256"]) if record and record.get("sha256") else None
 
     def _download(self, entry: WeightsEntry, raw: Path, *, progress: Progress | None,
-                  timeout: float) -> None:
-        assert entry.url is not None
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        part = raw.with_name(raw.name + ".part")
-        have = part.stat().st_size if part.is_file() else 0
-        request = urllib.request.Request(entry.url, headers={"User-Agent": "stylebridge"})
-        if have:
-            request.add_header("Range", f"bytes={have}-")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
-                status = getattr(resp, "status", 200)
-                if have and status != 206:  # server ignored the range: start over
-                    have = 0
-                length = resp.headers.get("Content-Length")
-                total = have + int(length) if length is not None else entry.size
-                with open(part, "ab" if have else "wb") as fh:
-                    done = have
-                    while True:
-                        block = resp.read(CHUNK)
-                        if not block:
-                            break
-                        fh.write(block)
-                        done += len(block)
-                        if progress is not None:
-                            progress(done, total)
-        except urllib.error.HTTPError as exc:
-            raise WeightsError(f"download of {entry.name} failed: HTTP {exc.code} {exc.reason} "
-                               f"({entry.url})") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            kept = part.stat().st_size if part.is_file() else 0
-            raise WeightsError(f"download of {entry.name} interrupted after {kept} bytes ({reason}); "
-                               "run the same command again to resume") from None
-        size = part.stat().st_size
-        if total is not None and size < total:
-            raise WeightsError(f"download of {entry.name} interrupted after {size} of {total} bytes; "
-                               "run the same command again to resume")
-        self._check(entry, part, discard=True)
+                  timeout: float, accept_licence: bool) -> str:
+        """Try each source in order; returns the one that delivered the file."""
+        failures: list[str] = []
+        for source in entry.all_sources:
+            try:
+                self._from_source(entry, source, raw, progress=progress, timeout=timeout,
+                                  accept_licence=accept_licence)
+                return sources.describe(source)
+            except (sources.SourceError, WeightsError) as exc:
+                failures.append(f"{sources.describe(source)}: {exc}" if len(entry.all_sources) > 1
+                                else str(exc))
+        if len(failures) == 1 and failures[0].startswith("download of "):
+            raise WeightsError(failures[0])  # the archive it lives in failed: say that once
+        raise WeightsError(f"download of {entry.name} failed: {'; '.join(failures)}")
+
+    def _from_source(self, entry: WeightsEntry, source: Mapping[str, Any], raw: Path, *,
+                     progress: Progress | None, timeout: float, accept_licence: bool) -> None:
+        downloads = raw.parent
+        downloads.mkdir(parents=True, exist_ok=True)
+        kind = source.get("type")
+        if kind == "archive":  # a member of another entry's archive
+            parent = self.entry(str(source["entry"]))
+            archive = self._raw_file(parent.name)
+            if archive is None:
+                archive = self.fetch(parent.name, progress=progress, timeout=timeout,
+                                     accept_licence=accept_licence)
+            part = raw.with_name(raw.name + ".part")
+            sources.extract_member(archive, part, member=source.get("member"),
+                                   styledomain=source.get("select"))
+        else:
+            member = source.get("member")
+            target = downloads / str(source["archive"]) if member else raw
+            part = target.with_name(target.name + ".part")
+            marker = part.with_name(part.name + ".source")  # a .part resumes from its own source
+            here = sources.describe(source)
+            if part.is_file() and (not marker.is_file() or marker.read_text() != here):
+                part.unlink()
+            marker.write_text(here)
+            expected = None if member else entry.size
+            try:
+                if kind == "url":
+                    sources.http_download(str(source["url"]), part, progress=progress,
+                                          timeout=timeout, expected=expected)
+                elif kind == "gdrive":
+                    sources.gdrive_download(str(source["id"]), part, progress=progress,
+                                            timeout=timeout)
+                elif kind == "hf":
+                    sources.hf_download(source, part, timeout=timeout)
+                else:
+                    raise WeightsError(f"{entry.name}: unknown source type {kind!r} in the "
+                                       "manifest")
+            finally:
+                if not part.is_file():  # nothing to resume: no marker either
+                    marker.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+            if member:
+                os.replace(part, target)
+                part = raw.with_name(raw.name + ".part")
+                try:
+                    sources.extract_member(target, part, member=str(member))
+                finally:
+                    target.unlink(missing_ok=True)
+        self._check(entry, part, discard=True, recorded=self._recorded_sha256(entry.name))
         os.replace(part, raw)
 
     def _check(self, entry: WeightsEntry, path: Path, *, digest: str | None = None,
-               discard: bool = False, advice: str = "") -> str:
-        """Check size and sha256 where the manifest has them; return the sha256.
+               discard: bool = False, advice: str = "", recorded: str | None = None) -> str:
+        """Check size and sha256 where the manifest has them, else against ``recorded`` (the
+        sha256 of the first install: trust on first use); return the sha256.
 
         ``discard`` deletes a failing file (a corrupt download is not resumable); a user's
         file is never deleted. ``advice`` is added to the error.
@@ -284,6 +403,12 @@ class WeightsManager:
                 path.unlink()
             raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… does not match the published "
                                f"{entry.sha256[:16]}…{tail}", path=path)
+        if entry.sha256 is None and recorded and digest != recorded:
+            if discard:
+                path.unlink()
+            raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… differs from the "
+                               f"{recorded[:16]}… recorded at its first install (trust on first "
+                               f"use){tail}", path=path)
         return digest
 
     # -- registration --------------------------------------------------------------------------
@@ -344,9 +469,11 @@ class WeightsManager:
 
     def _install(self, entry: WeightsEntry, raw: Path, *, convert: bool,
                  digest: str | None = None, read_from: Path | None = None,
-                 staged_raw: Path | None = None, staging: Path | None = None) -> Path:
+                 staged_raw: Path | None = None, staging: Path | None = None,
+                 source: str | None = None, licence_accepted: bool | None = None) -> Path:
         """Convert ``read_from`` (default ``raw``) into a staging folder, then move the staged
-        files into place (``staged_raw`` over ``raw`` when given) and record them.
+        files into place (``staged_raw`` over ``raw`` when given) and record them. The
+        converted file's header records the entry, its licence and where the file came from.
 
         Nothing installed changes until the conversion succeeded; the staging folder goes away
         whatever happens.
@@ -355,7 +482,8 @@ class WeightsManager:
             self._check_before_install(entry, convert=convert)
             with self._staging() as fresh:
                 return self._install(entry, raw, convert=convert, digest=digest,
-                                     read_from=read_from, staged_raw=staged_raw, staging=fresh)
+                                     read_from=read_from, staged_raw=staged_raw, staging=fresh,
+                                     source=source, licence_accepted=licence_accepted)
         digest = digest or sha256_file(staged_raw or raw)
         size = (staged_raw or raw).stat().st_size
         staged_converted: Path | None = None
@@ -368,6 +496,11 @@ class WeightsManager:
             if not staged_converted.is_file():
                 raise WeightsError(f"converter {entry.converter!r} wrote no file",
                                    path=read_from or raw)
+            _stamp_header(staged_converted, {
+                "name": entry.name, "licence": entry.licence, "noncommercial": entry.noncommercial,
+                "licence_accepted": licence_accepted, "source": source or "registered by the user",
+                "upstream_file": entry.filename, "upstream_sha256": digest,
+                "sha256_published": entry.sha256 is not None})
         # everything succeeded: replace the installed files
         if staged_raw is not None:
             raw.parent.mkdir(parents=True, exist_ok=True)
@@ -377,10 +510,15 @@ class WeightsManager:
             converted = self.home / "weights" / f"{entry.name}.safetensors"
             converted.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged_converted, converted)
-        self._record(entry.name, {"raw": str(raw), "converted": str(converted) if converted else None,
+        listed: dict[str, Any] = {}
+        if entry.kind == "archive" and entry.plugin == "styledomain":
+            listed["domains"] = sources.styledomain_domains(raw)
+        self._record(entry.name, {**listed,
+                                  "raw": str(raw), "converted": str(converted) if converted else None,
                                   "sha256": digest, "size": size,
                                   "kind": entry.kind, "plugin": entry.plugin,
-                                  "licence": entry.licence})
+                                  "licence": entry.licence, "source": source or "registered",
+                                  "sha256_published": entry.sha256 is not None})
         return converted or raw
 
     def _convert_options(self, entry: WeightsEntry) -> dict[str, Any]:

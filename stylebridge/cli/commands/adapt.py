@@ -41,8 +41,10 @@ class AdaptCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_images_argument(parser)
         parser.add_argument("--method", "-m", action="append", required=True,
-                            metavar="[NAME:]DOMAIN.safetensors",
-                            help="domain checkpoint, repeatable; its file stem names the outputs")
+                            metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
+                            help="domain checkpoint, or an installed catalogue domain by name "
+                                 "(pixar: `stylebridge weights list --kind domain`); repeatable; "
+                                 "the file stem or name names the outputs")
         parser.add_argument("--calibrate", metavar="NAME:STATS",
                             help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
         add_skip_layers_argument(parser, "style layers that get no domain change")

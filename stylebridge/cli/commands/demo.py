@@ -48,25 +48,46 @@ class DemoCommand(Command):
                             help="output folder (default: ./stylebridge-demo)")
         parser.add_argument("--image", type=Path, default=None, metavar="PHOTO",
                             help="a face photo (default: scikit-image's astronaut)")
-        parser.add_argument("--method", action="append", default=[], metavar="DOMAIN.safetensors",
-                            help="real domain checkpoints to use instead of random offsets")
+        parser.add_argument("--method", action="append", default=[], metavar="DOMAIN",
+                            help="real domains to use instead of random offsets: a checkpoint "
+                                 "or an installed catalogue name (pixar)")
         parser.add_argument("--seed", type=int, default=0,
                             help="seed of the random-weight preset, domains and samples "
                                  "(default 0)")
+        parser.add_argument("--fetch", action="store_true",
+                            help="first fetch exactly the weights the demo uses (`stylebridge "
+                                 "weights fetch --set demo`), then run on them; without network "
+                                 "it says why in one line and runs the random-weight preset")
+        parser.add_argument("--accept-licence", action="store_true",
+                            help="with --fetch: accept the non-commercial licences of those "
+                                 "weights (shown first; otherwise a terminal asks yes/no)")
         add_device_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        if args.fetch:
+            from stylebridge.cli.commands.weights import accept_licences
+            from stylebridge.registry import weights as weights_mod
+
+            manager = weights_mod.WeightsManager()
+            accept_licences(manager, manager.missing_from_set("demo"), args.accept_licence,
+                            console)
+
         def show(event: DemoProgress) -> None:
-            if event.kind == "random-preset":
+            if event.kind == "fetch-failed":
+                console.print(f"[bold yellow]could not fetch the demo weights:[/bold yellow] "
+                              f"{escape(event.output)}", highlight=False)
+            elif event.kind == "random-preset":
                 console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
-                console.print("Official weights are not installed (see `stylebridge weights "
-                              "list`); using a 64 px random-weight preset.")
+                console.print("Official weights are not installed (`stylebridge demo --fetch` "
+                              "gets them; see `stylebridge weights list`); using a 64 px "
+                              "random-weight preset.")
             elif event.kind == "random-installed":
                 console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
                 console.print("The installed weights are marked as random weights.")
 
         config = DemoConfig(out=args.out, image=args.image, methods=list(args.method),
-                            seed=args.seed, device=args.device)
+                            seed=args.seed, device=args.device, fetch=args.fetch,
+                            accept_licence=True)  # accepted above (flag or prompt) or not needed
         result = run_demo(config, progress=show)
         print_metrics(console, result.photo_rows, result.models_random)
         print_metrics(console, result.domain_rows, result.models_random, title=DOMAIN_TABLE_TITLE)

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
+
+KIND_ALIASES = {"domain": "domain_method", "domains": "domain_method"}
+TOFU = ("none published: trust on first use - the sha256 recorded at the first download is "
+        "checked by every later fetch and by `weights verify`")
+
+
+def accept_licences(manager: Any, names: list[str], accepted: bool, console: Console) -> None:
+    """Show the non-commercial licences a fetch of ``names`` would download and require
+    ``--accept-licence`` or, on a terminal, an interactive yes; raise otherwise."""
+    gated = manager.licence_gate(names)
+    if not gated:
+        return
+    for entry in gated:
+        console.print(f"licence of {entry.name}: {entry.licence}", markup=False, highlight=False)
+    if accepted:
+        console.print("licences accepted (--accept-licence)", markup=False)
+        return
+    if sys.stdin is not None and sys.stdin.isatty():
+        answer = console.input("Non-commercial licences: accept them and download? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            return
+        raise StylebridgeError("licence not accepted; nothing was downloaded")
+    raise StylebridgeError(f"{gated[0].name} is under a non-commercial licence (shown above); "
+                           "pass --accept-licence to accept it and download")
 
 
 class WeightsCommand(Command):
@@ -28,9 +54,19 @@ class WeightsCommand(Command):
                        help="also how to get each one, what it needs first, licence, source, "
                             "published sha256 and installed path")
         p.add_argument("--json", action="store_true", help="everything, as JSON")
-        p = add("fetch", "download (resumable), check size and sha256 where the manifest has "
-                         "them (most entries have none), convert")
-        p.add_argument("names", nargs="+", metavar="NAME")
+        p.add_argument("--kind", metavar="KIND",
+                       help="only this kind: generator, encoder, domain (StyleDomain's "
+                            "domains), backbone, clip, archive")
+        p = add("fetch", "download from the first source that works (URL, Google Drive, "
+                         "Hugging Face mirror; resumable), check size and sha256 where the "
+                         "manifest has them (else trust on first use), convert")
+        p.add_argument("names", nargs="*", metavar="NAME")
+        p.add_argument("--set", dest="set_name", metavar="SET",
+                       help="fetch a named set: `demo` is exactly what `stylebridge demo` uses")
+        p.add_argument("--accept-licence", action="store_true",
+                       help="accept the non-commercial licences of what is downloaded (they "
+                            "are shown first; without this flag a terminal asks yes/no and "
+                            "anything else refuses)")
         p.add_argument("--no-convert", action="store_true")
         p = add("register", "add a file you downloaded yourself: checked against the sha256 where "
                             "the manifest has one, converted, and only then installed")
@@ -69,7 +105,18 @@ class WeightsCommand(Command):
             return 0
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        for name in args.names:
+        # a set fetches what is not installed yet; named entries are fetched (again) as asked
+        names = list(args.names) + (manager.missing_from_set(args.set_name) if args.set_name
+                                    else [])
+        if args.set_name and not names:
+            console.print(f"every entry of the set {args.set_name!r} is installed", markup=False)
+            return 0
+        if not names:
+            raise StylebridgeError("weights fetch: name at least one entry or --set SET")
+        for name in names:
+            manager.entry(name)  # unknown names fail before any download
+        accept_licences(manager, names, args.accept_licence, console)
+        for name in names:
             with Progress("[progress.description]{task.description}", BarColumn(),
                           DownloadColumn(), TransferSpeedColumn(), console=console,
                           transient=True) as progress:
@@ -79,7 +126,8 @@ class WeightsCommand(Command):
                            _p: Progress = progress) -> None:
                     _p.update(_task, completed=done, total=total)
 
-                path = manager.fetch(name, progress=update, convert=not args.no_convert)
+                path = manager.fetch(name, progress=update, convert=not args.no_convert,
+                                     accept_licence=True)
             console.print(f"[green]installed[/green] {name} → {path}", markup=True,
                           highlight=False)
             self._hash_note(manager, name, console)
@@ -96,8 +144,8 @@ class WeightsCommand(Command):
             console.print(f"sha256: matches the published {entry.sha256[:16]}…", markup=False)
         else:
             console.print(f"sha256: not checked, the manifest has no published hash for {name}; "
-                          f"recorded {digest[:16]}… for `stylebridge weights verify`",
-                          markup=False)
+                          f"recorded {digest[:16]}… (trust on first use: later fetches and "
+                          "`stylebridge weights verify` check it)", markup=False)
 
     @staticmethod
     def _list(manager: Any, args: argparse.Namespace, console: Console) -> int:
@@ -105,17 +153,30 @@ class WeightsCommand(Command):
         from rich.text import Text
 
         from stylebridge.cli.common import print_json
+        from stylebridge.registry import sources
 
+        kind = KIND_ALIASES.get(args.kind or "", args.kind)
+        known_kinds = sorted({e.kind for e in manager.entries.values()})
+        if kind is not None and kind not in known_kinds:
+            raise StylebridgeError(f"--kind {args.kind}: unknown kind (known: "
+                                   f"{', '.join(known_kinds)}, domain)")
         rows = []
         for entry in manager.entries.values():
+            if kind is not None and entry.kind != kind:
+                continue
             record = manager.installed(entry.name)
             rows.append({"name": entry.name, "kind": entry.kind, "plugin": entry.plugin,
                          "installed": record is not None,
                          "path": (record.get("converted") or record.get("raw")) if record else None,
-                         "download": "url" if entry.url else "register --from",
+                         "download": "fetch" if entry.all_sources else "register --from",
                          "needs": [dep.name for dep in manager.prerequisites(entry)],
                          "how": manager.how_to_install(entry),
                          "sha256": entry.sha256,
+                         "sha256_recorded": (record or {}).get("sha256"),
+                         "noncommercial": entry.noncommercial,
+                         "sources": [{**src, "description": sources.describe(src)}
+                                     for src in entry.all_sources],
+                         "note": entry.note,
                          "source": entry.source, "licence": entry.licence})
         if args.json:
             print_json({"home": str(manager.home), "weights": rows})
@@ -132,13 +193,20 @@ class WeightsCommand(Command):
                 grid.add_column(no_wrap=True, style="dim")
                 grid.add_column(overflow="fold")
                 if row["needs"]:
-                    grid.add_row("needs", Text(", ".join(row["needs"]) + " installed first"))
+                    grid.add_row("needs", Text(", ".join(row["needs"]) + " (fetch installs it first)"))
                 grid.add_row("get", Text(row["how"]))
-                grid.add_row("licence", Text(row["licence"]))
+                licence = row["licence"] + (" [non-commercial: accept with --accept-licence or "
+                                            "a yes when asked]" if row["noncommercial"] else "")
+                grid.add_row("licence", Text(licence))
                 grid.add_row("source", Text(row["source"]))
-                grid.add_row("sha256", Text(row["sha256"] or "none published: not checked at "
-                                                             "install; the hash is recorded for "
-                                                             "`weights verify`"))
+                for i, src in enumerate(row["sources"], 1):
+                    grid.add_row(f"from {i}", Text(f"{src['description']} (found in "
+                                                   f"{src.get('found_in', '?')})"))
+                if row["note"]:
+                    grid.add_row("note", Text(row["note"]))
+                sha = row["sha256"] or TOFU + (f" (recorded {row['sha256_recorded'][:16]}…)"
+                                               if row["sha256_recorded"] else "")
+                grid.add_row("sha256", Text(sha))
                 if row["path"]:
                     grid.add_row("path", Text(row["path"]))
                 console.print(Padding(grid, (0, 0, 0, 2)))
@@ -153,10 +221,10 @@ class WeightsCommand(Command):
         for row in rows:
             table.add_row(Text(row["name"]), row["kind"], Text(row["plugin"]),
                           "[green]yes[/green]" if row["installed"] else "no",
-                          "fetch" if row["download"] == "url" else "register")
+                          row["download"].split()[0])
         console.print(table)
-        console.print("fetch: `stylebridge weights fetch NAME`; register: download the file "
-                      "yourself, then `stylebridge weights register NAME --from FILE`. "
+        console.print("fetch: `stylebridge weights fetch NAME` (or `--set demo`); a file you "
+                      "already have: `stylebridge weights register NAME --from FILE`. "
                       "Licences, sources and what each needs first: `stylebridge weights list "
                       "--long` (or --json).", markup=False, highlight=False)
         return 0
