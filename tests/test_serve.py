@@ -135,7 +135,8 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
     photo = backend.load_photo(None)
     n_layers = backend.generator.n_style_layers
     # no domain change on any style layer: every domain output is the inversion
-    every = ",".join(str(i) for i in range(n_layers))
+    every = ",".join(f"rgb:{layer.index}" if layer.is_rgb else str(layer.index)
+                     for layer in backend.generator.style_layers())  # ToRGB named on purpose
     result = backend.run(photo, RunRequest("e4e", DOMAINS, skip_layers=every))
     for name in DOMAINS:
         assert torch.equal(result.images[name], result.images["inversion"])
