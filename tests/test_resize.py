@@ -113,3 +113,29 @@ def test_fse_input_path_is_upstreams(astronaut_1024):
     got = enc.prepare(_tensor(small))
     assert got.shape == (1, 3, 256, 256)
     assert (got - x).abs().max().item() < 1e-5
+
+
+TINY_IRSE = {"n_styles": 8, "style_dim": 32, "input_size": 32, "widths": [16, 24, 32, 48],
+             "units": [1, 2, 1, 1]}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_encoder_instances_feed_the_upstream_input(astronaut_1024):
+    """Each encoder's own preprocessing of the 1024 px photo equals upstream's PIL path:
+    pSp/e4e ``Resize`` (bilinear) → ToTensor → Normalize(0.5); StyleRes ``image.resize``
+    (bicubic) → ``(x - 127.5) / 127.5``."""
+    psp, e4e, styleres, _ = _encoders()
+    size = TINY_IRSE["input_size"]
+    bilinear = _tensor(astronaut_1024.resize((size, size), Image.Resampling.BILINEAR)) * 2 - 1
+    bicubic = _tensor(astronaut_1024.resize((size, size), Image.Resampling.BICUBIC)) * 2 - 1
+    x = _tensor(astronaut_1024)
+    for enc, want in ((psp(**TINY_IRSE), bilinear), (e4e(**TINY_IRSE), bilinear),
+                      (styleres(**TINY_IRSE, feature_layer=2, feature_channels=32, hidden=16),
+                       bicubic)):
+        got = enc.preprocessing(x)
+        assert (got - want).abs().max().item() < 1e-5, enc.name
+        assert "resize" not in enc.config()
+    other = styleres(**TINY_IRSE, feature_layer=2, feature_channels=32, hidden=16,
+                     resize="pil-bilinear")
+    assert other.config()["resize"] == "pil-bilinear"
+    assert type(other)(**other.config()).preprocessing.resize == "pil-bilinear"
