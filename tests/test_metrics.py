@@ -373,7 +373,7 @@ def test_dlib_identity_on_real_faces() -> None:
     for name, other in (("mirror", mirror), ("crop", crop), ("other", hopper)):
         metric.reset()
         metric.update(face, other)
-        sims[name] = metric.compute()["id"]
+        sims[name] = metric.compute()["id[dlib]"]
     assert sims["mirror"] > 0.97 and sims["crop"] > 0.97
     assert sims["other"] < min(sims["mirror"], sims["crop"]) - 0.05
 
@@ -381,14 +381,14 @@ def test_dlib_identity_on_real_faces() -> None:
 def test_dlib_no_face_is_left_out_or_noted() -> None:
     face = _t(skimage_data.astronaut()[:256, 128:384]).float()
     coffee = _t(skimage_data.coffee()[:256, :256]).float()
-    strict = IDMetric(detect="hog")
+    strict = IDMetric(backend="dlib", detect="hog")
     strict.update(torch.cat([face, coffee]), torch.cat([face, coffee]))
-    assert strict.last["id"][0] == pytest.approx(1.0) and np.isnan(strict.last["id"][1])
-    assert strict.compute()["id"] == pytest.approx(1.0)
+    assert strict.last["id[dlib]"][0] == pytest.approx(1.0) and np.isnan(strict.last["id[dlib]"][1])
+    assert strict.compute()["id[dlib]"] == pytest.approx(1.0)
     assert any("left out" in n for n in strict.notes())
-    auto = IDMetric(detect="auto")
+    auto = IDMetric(backend="dlib", detect="auto")
     auto.update(coffee, coffee)
-    assert auto.compute()["id"] == pytest.approx(1.0) and "whole image" in auto.notes()[0]
+    assert auto.compute()["id[dlib]"] == pytest.approx(1.0) and "whole image" in auto.notes()[0]
     auto.reset()
     assert auto.notes() == []
 
@@ -419,7 +419,8 @@ def test_arcface_preprocessing_is_psp_crop() -> None:
     torch.testing.assert_close(_face_id.arcface_preprocess(big), out)
 
 
-def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_arcface_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
     with pytest.raises(StylebridgeError, match="needs weights"):
         IDMetric(backend="arcface")
     monkeypatch.setitem(sys.modules, "stylebridge.plugins.nets.irse", None)  # not importable
@@ -440,7 +441,7 @@ def test_arcface_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     a = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     metric.update(a, a)
     assert seen[0].shape == (2, 3, 112, 112) and float(seen[0].min()) >= -1.0
-    assert metric.last["id"] == pytest.approx([1.0, 1.0])
+    assert metric.last["id[arcface]"] == pytest.approx([1.0, 1.0])
 
 
 def test_arcface_backend_with_irse_checkpoint(tmp_path: Path) -> None:
@@ -464,7 +465,7 @@ def test_arcface_backend_with_irse_checkpoint(tmp_path: Path) -> None:
 
     with torch.no_grad():
         expected = (feats(a) * feats(b)).sum(1)
-    assert metric.last["id"] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert metric.last["id[arcface]"] == pytest.approx(expected.tolist(), abs=1e-5)
     assert not metric.random_weights
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
 from stylebridge.core.io import atomic_path
+from stylebridge.core.resize import resize as resize_filtered
 from stylebridge.errors import ImageError
 
 # Refuse images above ~ 16k × 16k instead of PIL's warning-then-error behaviour.
@@ -58,12 +58,12 @@ def make_grid(images01: Tensor | Sequence[Tensor], ncol: int | None = None, pad:
     return grid
 
 
-def resize_square(image: Tensor, size: int) -> Tensor:
-    """``[3, H, W]`` or ``[B, 3, H, W]`` → square ``size`` (bilinear + antialias, as Preprocessing)."""
+def resize_square(image: Tensor, size: int, name: str = "torch-bilinear") -> Tensor:
+    """``[3, H, W]`` or ``[B, 3, H, W]`` → square ``size`` with the named filter of
+    :mod:`stylebridge.core.resize` (default: bilinear + antialias; pass an encoder's
+    ``preprocessing.resize`` to prepare its input as upstream does)."""
     batch = image if image.ndim == 4 else image[None]
-    if batch.shape[-2:] != (size, size):
-        batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
+    batch = resize_filtered(batch, size, name)
     return batch if image.ndim == 4 else batch[0]
 
 

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from stylebridge.core.resize import RESIZE_FILTERS
+from stylebridge.core.resize import resize as resize_filtered
+
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
@@ -29,24 +32,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How an encoder wants its input: square size and per-channel normalisation.
+    """How an encoder wants its input: square size, resize filter and per-channel normalisation.
 
-    Callers give images in ``[0, 1]``; :meth:`__call__` resizes (bilinear,
-    antialiased) and normalises, so a caller cannot pair an encoder with the
-    wrong transform.
+    Callers give images in ``[0, 1]``; :meth:`__call__` resizes with the named ``resize``
+    filter (:mod:`stylebridge.core.resize`: ``pil-bilinear``, ``pil-bicubic`` reproduce PIL on
+    8-bit images, ``torch-bilinear`` is antialiased float bilinear) and normalises, so a
+    caller cannot pair an encoder with the wrong transform.  Each built-in encoder declares
+    its upstream filter; ``torch-bilinear`` is the default for other encoders.
     """
 
     size: int
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    resize: str = "torch-bilinear"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_FILTERS:
+            raise ValueError(f"unknown resize filter {self.resize!r}; choose one of "
+                             f"{', '.join(RESIZE_FILTERS)}")
+
+    def resized(self, images: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` or ``[3, H, W]`` in ``[0, 1]`` → ``size`` × ``size`` with this filter."""
+        if not self.size:
+            return images
+        batch = images if images.ndim == 4 else images[None]
+        out = resize_filtered(batch, self.size, self.resize)
+        return out if images.ndim == 4 else out[0]
 
     def __call__(self, images: Tensor) -> Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape [B, 3, H, W], got {list(images.shape)}")
-        if images.shape[-2:] != (self.size, self.size):
-            images = nn.functional.interpolate(
-                images, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                antialias=True)
+        images = self.resized(images)
         mean = images.new_tensor(self.mean).view(1, 3, 1, 1)
         std = images.new_tensor(self.std).view(1, 3, 1, 1)
         return (images - mean) / std

@@ -265,8 +265,10 @@ class _Pending:
 
 
 def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile: int,
-                  batch: int, align: bool, align_size: int, target: int = 0) -> Iterator[_Pending]:
-    """Readable (and, with ``align``, aligned) photos in batches; failures go to ``report``."""
+                  batch: int, align: bool, align_size: int, target: int = 0,
+                  enc_filter: str = "torch-bilinear") -> Iterator[_Pending]:
+    """Readable (and, with ``align``, aligned) photos in batches; failures go to ``report``.
+    Encoder inputs are resized with ``enc_filter`` (the encoder's ``preprocessing.resize``)."""
     pending = _Pending()
     for path, image in iter_images(paths, report):
         if align:
@@ -276,7 +278,7 @@ def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, 
                 report.skip(path, str(exc).removeprefix(f"{path}: "))
                 continue
         pending.paths.append(path)
-        pending.inputs.append(resize_square(image, enc_size))
+        pending.inputs.append(resize_square(image, enc_size, enc_filter))
         pending.tiles.append(resize_square(image, tile))
         if target:
             pending.targets.append(resize_square(image, target))
@@ -289,11 +291,12 @@ def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, 
 
 def encoder_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, batch: int,
                     align: bool, align_size: int,
-                    on_batch: Callable[[], None] | None = None) -> Iterator[Tensor]:
+                    on_batch: Callable[[], None] | None = None,
+                    enc_filter: str = "torch-bilinear") -> Iterator[Tensor]:
     """Stacked encoder inputs of the readable photos; each yielded photo is marked done in
     ``report``, then ``on_batch`` runs."""
     for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=batch,
-                               align=align, align_size=align_size):
+                               align=align, align_size=align_size, enc_filter=enc_filter):
         yield torch.stack(chunk.inputs)
         for p in chunk.paths:
             report.ok(p)
@@ -431,7 +434,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     progress(0, len(todo), description)
     for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, batch=config.batch,
                                align=config.align, align_size=config.align_size,
-                               target=gen.size):
+                               target=gen.size, enc_filter=encoder.preprocessing.resize):
         images = adapter.run(torch.stack(chunk.inputs))
         rendered = {k: v.cpu() for k, v in images.items()}
         config.out.mkdir(parents=True, exist_ok=True)

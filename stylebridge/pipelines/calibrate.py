@@ -131,7 +131,8 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     if progress is not None:
         progress(0, len(job.paths), "encoding photos")
     batches = encoder_batches(job.paths, report, enc_size=enc_size, batch=config.batch,
-                              align=config.align, align_size=config.align_size, on_batch=update)
+                              align=config.align, align_size=config.align_size, on_batch=update,
+                              enc_filter=job.encoder.preprocessing.resize)
     enc_means, n_images = encoder_style_means(job.encoder, gen, batches)
     if progress is not None:
         progress(0, None, f"sampling {config.samples} z")

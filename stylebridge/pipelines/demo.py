@@ -200,7 +200,9 @@ def _domain_metrics(metrics: dict[str, Any], outputs: dict[str, Tensor], target:
         metric.reset()
         for name in domains:
             metric.update(outputs[name], target if against == "photo" else outputs["inversion"])
-        values[column] = float(metric.compute()[mname])
+        result = metric.compute()
+        key = mname if mname in result else metric.key  # the id metric names its backend
+        values[column.replace("(id ", f"({key} ")] = float(result[key])
     return values
 
 

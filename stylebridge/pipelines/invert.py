@@ -235,7 +235,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                 report.skip(path, str(exc).removeprefix(f"{path}: "))
                 image = None
         if image is not None:
-            pending.append(_Item(path, resize_square(image, enc_size), resize_square(image, tile)))
+            pending.append(_Item(path, resize_square(image, enc_size, encoder.preprocessing.resize),
+                                  resize_square(image, tile)))
             if len(pending) >= config.batch:
                 flush()
         if progress is not None:

@@ -30,6 +30,7 @@ from stylebridge.pipelines.analyze import (
     run_latents,
 )
 from stylebridge.pipelines.analyze.markdown import fmt
+from stylebridge.pipelines.analyze.shift import ShiftNormsConfig, run_shift_norms
 from stylebridge.plugins.calibrators.alpha import FITS
 from stylebridge.registry import hookimpl
 
@@ -120,11 +121,46 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
     return result.exit_code
 
 
+def _add_shift_norms_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", nargs="+", required=True, metavar="PATH",
+                   help="photos (files or folders)")
+    p.add_argument("--domain", "-d", action="append", required=True, metavar="DOMAIN.safetensors",
+                   help="domain checkpoint, repeatable")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    add_photo_arguments(p)
+
+
+def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
+    """``stylebridge analyze shift-norms``: see :mod:`stylebridge.pipelines.analyze.shift`."""
+    result = run_shift_norms(ShiftNormsConfig(
+        encoder=args.encoder, generator=args.generator, images=list(args.images),
+        domains=list(args.domain), out=args.out, align=args.align, align_size=args.align_size,
+        batch=args.batch, device=args.device))
+    data = result.data
+    title = f"‖F‖ vs ‖G^K(w~) - G^K(w)‖ at activation {data['layer']} ({data['n_images']} photos)"
+    if data["random_weights"]:
+        console.print(f"[bold yellow]{RANDOM_NOTICE}: some networks are untrained; not the "
+                      "thesis' numbers[/bold yellow]")
+        title += f" [{RANDOM_NOTICE}]"
+    table = Table(title=title)
+    for col in ("domain", "mean ‖F‖", "mean shift", "ratio", "median ratio"):
+        table.add_column(col, justify="left" if col == "domain" else "right")
+    for name, r in data["domains"].items():
+        table.add_row(name, *(fmt(r[k]) for k in ("feature_norm", "shift_norm", "ratio",
+                                                   "ratio_median")))
+    console.print(table)
+    console.print(f"[green]wrote[/green] {escape(str(args.out))}/"
+                  f"{{{', '.join(result.written)}}}")
+    print_batch_report(console, result.report)
+    return result.exit_code
+
+
 class AnalyzeCommand(Command):
-    """Analysis tools: ``analyze latents``."""
+    """Analysis tools: ``analyze latents``, ``analyze shift-norms``."""
 
     name = "analyze"
-    help = "analysis tools: latents (encoder vs mapping-network style distributions, Eq. 5)"
+    help = ("analysis tools: latents (encoder vs mapping-network style distributions, Eq. 5), "
+            "shift-norms (FSE ‖F‖ vs generator shift)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
@@ -133,10 +169,15 @@ class AnalyzeCommand(Command):
                            "network (thesis Fig. 4.9), alpha per layer and Eq. 5 adaptability",
                            description=doc.split("\n\n")[0].replace("``", "") if doc else None)
         _add_latents_arguments(p)
+        p = sub.add_parser("shift-norms", help="FSE: ‖F‖ vs ‖G^K(w~) - G^K(w)‖ per domain (the "
+                           "thesis finds the shift ~100x smaller)")
+        _add_shift_norms_arguments(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         if args.target == "latents":
             return run_latents_command(args, console)
+        if args.target == "shift-norms":
+            return run_shift_norms_command(args, console)
         raise StylebridgeError(f"unknown analyze target {args.target!r}")
 
 

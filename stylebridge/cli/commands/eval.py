@@ -71,7 +71,9 @@ class EvalCommand(Command):
         parser.add_argument("--metric", "-m", action="append", required=True,
                             metavar="NAME[:k=v,...]",
                             help="metric, repeatable: mse, psnr, ssim[:gaussian=true], "
-                                 "lpips[:net=vgg,backbone=PATH], id[:backend=dlib|arcface], "
+                                 "lpips[:net=vgg,backbone=PATH], id[:backend=auto|arcface|dlib] (auto: ArcFace "
+                                 "IR-SE50, the thesis's pSp ID, when arcface-irse50 is installed, else dlib; "
+                                 "reported as id[arcface] or id[dlib]), "
                                  "fid[:weights=PATH,ref_stats=PATH], "
                                  "clip_quality[:model=ViT-B-16,weights=PATH,reference=IMG], "
                                  "clip_diversity[:model=...,weights=PATH]")

@@ -76,7 +76,8 @@ labelled as such in the plot titles, the markdown and the JSON.
 The package: :mod:`.stats` (style means and similarities), :mod:`.report` (α, patterns,
 Eq. 5 rows, the comparison), :mod:`.markdown`, :mod:`.plots` (matplotlib, imported lazily)
 and :mod:`.latents` (:func:`run_latents`: :class:`LatentsConfig` in, :class:`LatentsResult`
-out).  The command line is :mod:`stylebridge.cli.commands.analyze`.
+out); :mod:`.shift` is ``analyze shift-norms`` (FSE's ‖F‖ versus the generator shift
+‖G^K(w̃) − G^K(w)‖ per domain, which the thesis finds ~100× smaller).  The command line is :mod:`stylebridge.cli.commands.analyze`.
 """
 
 from __future__ import annotations

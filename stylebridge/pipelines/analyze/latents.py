@@ -138,10 +138,12 @@ def _check(config: LatentsConfig) -> None:
 
 
 def _encoder_batches(paths: Sequence[Path], report: BatchReport, config: LatentsConfig,
-                     enc_size: int, what: str, progress: LatentsProgress) -> Iterator[Tensor]:
+                     enc_size: int, what: str, progress: LatentsProgress,
+                     enc_filter: str = "torch-bilinear") -> Iterator[Tensor]:
     """Stacked encoder inputs of the readable photos; each yielded photo is marked done."""
     for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=config.batch,
-                               align=config.align, align_size=config.align_size):
+                               align=config.align, align_size=config.align_size,
+                               enc_filter=enc_filter):
         yield torch.stack(chunk.inputs)
         for p in chunk.paths:
             report.ok(p)
@@ -209,7 +211,8 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
             report = BatchReport()
             what = f"encoding photos ({label})"
             progress.progress(what, 0, len(paths))
-            batches = _encoder_batches(paths, report, config, enc_size, what, progress)
+            batches = _encoder_batches(paths, report, config, enc_size, what, progress,
+                                       encoder.preprocessing.resize)
             try:
                 means, n_images, sims = collect_encoder_stats(encoder, gen, batches, domains)
             except StylebridgeError:

@@ -54,10 +54,19 @@ for Quality and its *kind* (image / text, for the split tables):
   (``{"text": ...}`` or ``{"image": PATH}``); the converter's ``extra.da_type``
   (``td`` = text, ``im2im*`` = image) gives the kind only.
 
-Quality uses the domain text when there is one (the thesis' formula), formatted with
-``--text-template`` (default ``"A {}"``, as StyleDomain's ``EvaluationManager._encode_text``),
-else the CLIP embedding of the reference image (``clip_quality:reference=``).  A domain
-without a target is skipped and reported.  The kind is ``image`` for domains trained from
+Quality target per table (``--quality-target [TABLE=]text|reference-image``,
+:mod:`.groups`): text domains use their text (the thesis' formula), formatted with
+``--text-template`` (default ``"A {}"``, as StyleDomain's ``EvaluationManager._encode_text``).
+Image domains are scored against a text in Tables 4.1 / 4.2 (their ≈ 0.25 values are an
+image–text cosine range) and against the CLIP embedding of their reference image
+(``clip_quality:reference=``) in Table 4.3 (≈ 0.64–0.77, an image–image range); a domain
+that has only one of the two uses it everywhere.  A domain without a target is skipped and
+reported.
+
+Domain groups (:mod:`.groups`): the domains are sorted, per kind, by the Quality gap
+``E4E latents − FSE features`` and cut into thirds (different / middle / similar); the
+report prints the groups and Table 4.3's layout over the "different" domains, as the
+thesis does.  The kind is ``image`` for domains trained from
 an image, ``text`` otherwise.
 
 Outputs (``--out DIR``, written atomically): ``thesis_tables.md`` (the tables and one
@@ -73,6 +82,7 @@ metadata, ``--allow-random``) the terminal, the table titles, the markdown and t
 say RANDOM WEIGHTS.
 
 Modules: :mod:`.common` (file names, the rows), :mod:`.domains` (domains and their targets),
+:mod:`.groups` (Quality target per table, domain groups),
 :mod:`.clips` (CLIP models, the scorer), :mod:`.rows` (what renders each row),
 :mod:`.report` (averages, table layouts, markdown) and :mod:`.tables` (the pipeline:
 :class:`ThesisTablesConfig` → :func:`run_thesis_tables` → :class:`ThesisTablesResult`).

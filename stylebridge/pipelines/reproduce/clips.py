@@ -92,7 +92,8 @@ class Scorer:
         registry = registry or get_registry()
         self.domains = list(domains)
         self.clips = list(clips)
-        self.quality: dict[str, dict[str, Any]] = {d.name: {} for d in self.domains}
+        # quality[domain][clip][target]: one clip_quality per Quality target the domain has
+        self.quality: dict[str, dict[str, dict[str, Any]]] = {d.name: {} for d in self.domains}
         self.diversity: dict[str, dict[str, Any]] = {d.name: {} for d in self.domains}
 
         def build(name: str, **options: Any) -> Any:
@@ -107,30 +108,47 @@ class Scorer:
             base = build("clip_diversity", **common)
             shared = base.clip
             for d in self.domains:
-                quality = build("clip_quality", **common, **d.quality_options(template))
-                quality.clip = shared
-                self.quality[d.name][clip.name] = quality
+                per_target = {}
+                for target, options in d.quality_targets(template).items():
+                    quality = build("clip_quality", **common, **options)
+                    quality.clip = shared
+                    per_target[target] = quality
+                self.quality[d.name][clip.name] = per_target
                 diversity = copy.copy(base)
                 diversity.reset()
                 self.diversity[d.name][clip.name] = diversity
 
     def reset(self) -> None:
-        for table in (self.quality, self.diversity):
-            for per_clip in table.values():
-                for metric in per_clip.values():
+        for per_clip in self.diversity.values():
+            for metric in per_clip.values():
+                metric.reset()
+        for per_clip_targets in self.quality.values():
+            for per_target in per_clip_targets.values():
+                for metric in per_target.values():
                     metric.reset()
 
     @torch.no_grad()
     def update(self, domain: str, images01: Tensor) -> None:
         """Score adapted images ``[B, 3, H, W]`` in ``[0, 1]`` of one domain."""
         for clip in self.clips:
-            self.quality[domain][clip.name].update(images01)
+            for metric in self.quality[domain][clip.name].values():
+                metric.update(images01)
             self.diversity[domain][clip.name].update(images01)
 
     def compute(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{domain: {clip: {"quality": q, "diversity": d}}}``."""
-        return {d.name: {c.name: {
-            "quality": float(self.quality[d.name][c.name].compute()["clip_quality"]),
-            "diversity": float(self.diversity[d.name][c.name].compute()["clip_diversity"])}
-            for c in self.clips} for d in self.domains}
+        """``{domain: {clip: {"quality", "quality_text", "quality_image", "diversity"}}}``:
+        ``quality_text`` / ``quality_image`` against the domain's text / reference image
+        (``None`` when it has none), ``quality`` the text one when there is one."""
+        out: dict[str, dict[str, dict[str, float | None]]] = {}
+        for d in self.domains:
+            out[d.name] = {}
+            for c in self.clips:
+                metrics = self.quality[d.name][c.name]
+                q = {t: float(m.compute()["clip_quality"]) for t, m in metrics.items()}
+                text, image = q.get("text"), q.get("reference-image")
+                out[d.name][c.name] = {
+                    "quality": text if text is not None else image,
+                    "quality_text": text, "quality_image": image,
+                    "diversity": float(self.diversity[d.name][c.name].compute()["clip_diversity"])}
+        return out
 

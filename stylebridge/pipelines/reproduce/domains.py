@@ -42,6 +42,18 @@ class DomainEntry:
         assert self.image is not None
         return {"reference": str(self.image)}
 
+    def quality_targets(self, template: str) -> dict[str, dict[str, str]]:
+        """Every Quality target the domain has: ``{"text": {"text": ...}, "reference-image":
+        {"reference": PATH}}`` (those it has); the tables pick one per table
+        (:mod:`stylebridge.pipelines.reproduce.groups`)."""
+        out: dict[str, dict[str, str]] = {}
+        if self.text is not None:
+            out["text"] = {"text": template.format(self.text)}
+        if self.image is not None and Path(self.image).is_file():
+            out["reference-image"] = {"reference": str(self.image)}
+        return out or {"text" if self.text is not None else "reference-image":
+                       self.quality_options(template)}
+
     def describe(self, template: str) -> dict[str, Any]:
         return {"name": self.name, "file": str(self.path), "kind": self.kind,
                 "text": self.text, "image": None if self.image is None else str(self.image),

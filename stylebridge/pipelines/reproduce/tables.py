@@ -42,6 +42,14 @@ from stylebridge.pipelines.reproduce.common import (
     ROWS,
 )
 from stylebridge.pipelines.reproduce.domains import collect_domains
+from stylebridge.pipelines.reproduce.groups import (
+    DEFAULT_GAP_ROW,
+    GAP_ROWS,
+    group_domains,
+    parse_quality_targets,
+    pick_group_clip,
+    table_values,
+)
 from stylebridge.pipelines.reproduce.report import aggregate, json_ready, render_markdown
 from stylebridge.pipelines.reproduce.rows import (
     RowBuilder,
@@ -77,6 +85,13 @@ class ThesisTablesConfig:
     batch: int = 4
     out: Path = Path("thesis-tables")
     device: str = "auto"
+    #: ``[TABLE=]text|reference-image`` items (default per table: 4.1/4.2 text, 4.3
+    #: reference-image; :mod:`stylebridge.pipelines.reproduce.groups`)
+    quality_target: list[str] = field(default_factory=list)
+    #: the FSE row whose Quality gap to E4E groups the domains (Table 4.3's "different")
+    group_gap_row: str = DEFAULT_GAP_ROW
+    #: ``(different_above, similar_below)`` gap thresholds instead of thirds per kind
+    group_thresholds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +188,14 @@ def check_config(config: ThesisTablesConfig) -> None:
         raise StylebridgeError(f"--samples {config.samples}: Diversity needs at least 2")
     if not 0.0 <= config.truncation <= 1.0:
         raise StylebridgeError(f"--truncation {config.truncation}: must be in [0, 1]")
+    parse_quality_targets(config.quality_target)
+    if config.group_gap_row not in GAP_ROWS:
+        raise StylebridgeError(f"--group-gap-row {config.group_gap_row!r}: expected one of "
+                               f"{', '.join(GAP_ROWS)}")
+    if config.group_thresholds is not None and not (
+            config.group_thresholds[0] >= config.group_thresholds[1]):
+        raise StylebridgeError(f"--group-thresholds {list(config.group_thresholds)}: the "
+                               "'different' threshold must be >= the 'similar' one")
     if config.text_template.count("{}") != 1:
         raise StylebridgeError(f"--text-template {config.text_template!r}: must contain '{{}}' "
                                "once")
@@ -300,6 +323,21 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                    per_domain=per_domain)
         del setup
 
+    targets = parse_quality_targets(config.quality_target)
+    kinds = {d.name: d.kind for d in domains}
+    done = {r["key"]: r for r in rows if r.get("status") == "done"}
+    group_clip = pick_group_clip([c.name for c in clips])
+    groups: dict[str, Any] | None = None
+    if "e4e" in done and config.group_gap_row in done:
+        groups = group_domains(done["e4e"]["per_domain"],
+                               done[config.group_gap_row]["per_domain"], kinds,
+                               clip=group_clip, target=targets["4.2"],
+                               thresholds=config.group_thresholds)
+    else:
+        notes.append(f"no domain groups and no Table 4.3 layout: they need the rows 'e4e' and "
+                     f"{config.group_gap_row!r}")
+    for row in done.values():
+        row["tables"] = table_values(row["per_domain"], kinds, targets, groups)
     random = shared_random or any(r.get("random_weights") for r in rows)
     data: dict[str, Any] = {
         "title": "Thesis Tables 4.1-4.3: CLIP Quality and Diversity"
@@ -311,6 +349,12 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         "clip_models": [{"name": c.name, "weights": None if c.weights is None else str(c.weights),
                          "random_weights": c.random} for c in clips],
         "text_template": config.text_template,
+        "quality_targets": targets,
+        "groups": None if groups is None else {
+            "clip": group_clip, "gap_row": config.group_gap_row, "target": targets["4.2"],
+            "rule": ("thirds per kind" if config.group_thresholds is None else
+                     f"thresholds {list(config.group_thresholds)}"),
+            "domains": groups},
         "n_images": len(photos), "samples": n_samples, "seed": config.seed,
         "truncation": config.truncation,
         "domains": [d.describe(config.text_template) for d in domains],

@@ -17,14 +17,14 @@ checkpoint (``psp_ffhq_encode.pt['latent_avg']``), not in the FSE file.
 
 **Input.**  Upstream ``test.py`` does ``Resize((1024, 1024))`` (PIL, bilinear) →
 ``ToTensor`` → ``Normalize(0.5, 0.5)``, then the trainer halves the image twice with
-``F.interpolate(scale_factor=0.5, mode="bilinear")`` → 256×256.  Here
-:attr:`FSEEncoder.preprocessing` resizes to ``resolution`` (1024) with antialiased
-bilinear interpolation and normalises with mean/std 0.5, and :meth:`FSEEncoder.prepare`
-then halves the image ``log2(resolution / input_size)`` times with exactly the
-upstream call (a 2×2 mean each time).  Differences from upstream: PIL resizes the
-8-bit image and rounds the result to 8 bits, we resize in float; and PIL's and
-torch's antialiased bilinear filters differ slightly when the input is not
-1024×1024.  A 1024×1024 input is processed exactly as upstream.
+``F.interpolate(scale_factor=0.5, mode="bilinear")`` → 256×256 (InterDigitalInc/
+FeatureStyleEncoder ``test.py`` and ``trainer.py``).  Here :attr:`FSEEncoder.preprocessing`
+resizes to ``resolution`` (1024) with PIL's bilinear filter reproduced in torch
+(``resize="pil-bilinear"``, :mod:`stylebridge.core.resize`, 8-bit rounding included) and
+normalises with mean/std 0.5, and :meth:`FSEEncoder.prepare` then halves the image
+``log2(resolution / input_size)`` times with exactly the upstream call (a 2×2 mean each
+time).  Any input size is therefore processed as upstream; config ``resize`` overrides
+the first filter.
 
 **Modes** (``mode`` config, the thesis' three uses of FSE, section 4):
 
@@ -111,6 +111,7 @@ class FSEEncoder(Encoder):
         feature_stride: int = 2,
         input_size: int = 256,
         resolution: int = 1024,
+        resize: str = "pil-bilinear",
     ) -> None:
         super().__init__()
         layers = tuple(int(n) for n in layers)
@@ -124,7 +125,7 @@ class FSEEncoder(Encoder):
         self.input_size, self.resolution = int(input_size), int(resolution)
         self.n_downscale = (resolution // input_size).bit_length() - 1
         self.preprocessing = Preprocessing(size=self.resolution, mean=(0.5, 0.5, 0.5),
-                                           std=(0.5, 0.5, 0.5))
+                                           std=(0.5, 0.5, 0.5), resize=resize)
 
         channels = stage_channels(width)
         self.conv = stem(width)
@@ -150,6 +151,8 @@ class FSEEncoder(Encoder):
             "style_dim": self.style_dim, "width": self.width, "layers": list(self.layers),
             "feature_channels": self.feature_channels, "feature_stride": self.feature_stride,
             "input_size": self.input_size, "resolution": self.resolution,
+            **({} if self.preprocessing.resize == "pil-bilinear"
+               else {"resize": self.preprocessing.resize}),
         }
 
     @property

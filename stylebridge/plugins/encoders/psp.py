@@ -14,7 +14,11 @@ with ``f_i = c3`` for ``i < 3``, ``p2 = up(c3) + latlayer1(c2)`` for ``3 <= i < 
 The inversion is ``w+ = codes + latent_avg`` (``start_from_latent_avg``), rendered by the
 FFHQ StyleGAN2 with ``input_is_latent=True``.
 
-Preprocessing: 256×256, ``(x - 0.5) / 0.5``; faces must be FFHQ-aligned (dlib 68 landmarks).
+Preprocessing: 256×256 with PIL's bilinear filter (``resize="pil-bilinear"``, upstream's
+torchvision ``Resize((256, 256))`` on a PIL image: eladrich/pixel2style2pixel and
+omertov/encoder4editing ``configs/transforms_config.py``, ``EncodeTransforms``), then
+``(x - 0.5) / 0.5``; faces must be FFHQ-aligned (dlib 68 landmarks).  Config ``resize``
+(one of :data:`stylebridge.core.resize.RESIZE_FILTERS`) overrides the filter.
 
 Converters for the official files: :mod:`stylebridge.plugins.converters.psp`.
 """
@@ -153,16 +157,22 @@ class IRSEStyleEncoder(Encoder):
 
     mode: ClassVar[Mode] = "e4e"
     requires_weights: ClassVar[bool] = True
+    #: the upstream input resize (:mod:`stylebridge.core.resize`); config ``resize`` overrides it
+    resize_filter: ClassVar[str] = "pil-bilinear"
 
     def __init__(self, n_styles: int = 18, style_dim: int = 512, input_size: int = 256,
-                 widths: Sequence[int] = IRSE50_WIDTHS, units: Sequence[int] = IRSE50_UNITS) -> None:
+                 widths: Sequence[int] = IRSE50_WIDTHS, units: Sequence[int] = IRSE50_UNITS,
+                 resize: str | None = None) -> None:
         super().__init__()
-        self.preprocessing = Preprocessing(size=int(input_size))
+        self.preprocessing = Preprocessing(size=int(input_size),
+                                           resize=resize or self.resize_filter)
         self.encoder = IRSEStyleNet(self.mode, n_styles, style_dim, input_size, widths, units)
         self.register_buffer("latent_avg", torch.zeros(int(n_styles), int(style_dim)))
 
     def config(self) -> dict[str, Any]:
-        return self.encoder.arch_config()
+        extra = ({} if self.preprocessing.resize == self.resize_filter
+                 else {"resize": self.preprocessing.resize})
+        return {**self.encoder.arch_config(), **extra}
 
     def codes(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Images in ``[0, 1]`` → ``(w+ [B, n_styles, style_dim], c1)``; ``w+`` includes ``latent_avg``."""

@@ -192,12 +192,16 @@ class StyleResEncoder(IRSEStyleEncoder):
     description = "StyleRes encoder (e4e + gated residual at the 64x64 generator block); non-commercial"
     mode = "e4e"
     licence: ClassVar[str] = STYLERES_LICENCE
+    #: PIL's default filter, bicubic (hamzapehlivan/StyleRes ``datasets/process_image.py``,
+    #: ``ImageProcessor.preprocess_image``: ``image.resize((256, 256))``)
+    resize_filter: ClassVar[str] = "pil-bicubic"
     _licence_noted: ClassVar[bool] = False
 
     def __init__(self, n_styles: int = 18, style_dim: int = 512, input_size: int = 256,
                  widths: Sequence[int] = IRSE50_WIDTHS, units: Sequence[int] = IRSE50_UNITS,
-                 feature_layer: int = 8, feature_channels: int = 512, hidden: int = 512) -> None:
-        super().__init__(n_styles, style_dim, input_size, widths, units)
+                 feature_layer: int = 8, feature_channels: int = 512, hidden: int = 512,
+                 resize: str | None = None) -> None:
+        super().__init__(n_styles, style_dim, input_size, widths, units, resize)
         k = int(feature_layer)
         if k < 2 or k % 2 or k >= n_styles:
             raise ValueError(f"feature_layer must be an even activation index (a stage's first conv) "

@@ -205,10 +205,18 @@ class IDLoss(Loss):
         super().__init__()
         self.weights = None if weights is None else str(weights)
         self.allow_random = as_bool(allow_random, "allow_random")
-        if self.weights is not None:
+        #: the file loaded: ``weights``, else the installed official ``arcface-irse50``
+        #: (the same default as the ``id`` metric), else ``None`` (random, tests only)
+        self.weights_path: str | None = self.weights
+        if self.weights_path is None:
+            from stylebridge.plugins.nets.face_id import installed_arcface_weights
+
+            found = installed_arcface_weights()
+            self.weights_path = None if found is None else str(found)
+        if self.weights_path is not None:
             from stylebridge.plugins.nets.irse import load_arcface_irse50
 
-            model: nn.Module = load_arcface_irse50(self.weights)
+            model: nn.Module = load_arcface_irse50(self.weights_path)
         elif self.allow_random:
             from stylebridge.plugins.nets.irse import ArcFaceIRSE50
 
@@ -217,8 +225,9 @@ class IDLoss(Loss):
         else:
             raise _random_refused("id", "ArcFace IR-SE50 weights are",
                                   "pass id:WEIGHT:weights=PATH to model_ir_se50.pth or its "
-                                  "conversion")
-        self.random_weights = self.weights is None
+                                  "conversion, or install them: `stylebridge weights register "
+                                  "arcface-irse50 --from model_ir_se50.pth`")
+        self.random_weights = self.weights_path is None
         self.model = model.eval().requires_grad_(False)
 
     def config(self) -> dict[str, Any]:

@@ -1,10 +1,19 @@
 """``id``: identity cosine similarity of face embeddings (:mod:`stylebridge.plugins.nets.face_id`).
 
-``backend=dlib`` (dlib's face-recognition ResNet, shipped by ``face-recognition-models``) or
-``backend=arcface`` (IR-SE50 as in pSp, ``weights=PATH``).  dlib's descriptors are trained
-for a Euclidean threshold, not for cosine: its values crowd near 1 (unrelated images ~0.85)
-and are not comparable with pSp-family ID numbers (CurricularFace / ArcFace): compare dlib
-values only with each other.
+Backends:
+
+* ``arcface``: the ArcFace IR-SE50 of pSp, "the ID metric from pSp" that the thesis reports
+  (cosine of embeddings of pSp's 112 px face crop).  Weights: ``weights=PATH``, else the
+  installed official weights ``arcface-irse50`` (``stylebridge weights register
+  arcface-irse50 --from model_ir_se50.pth``).
+* ``dlib``: dlib's face-recognition ResNet, shipped by ``face-recognition-models``.  Its
+  descriptors are trained for a Euclidean threshold, not for cosine: values crowd near 1
+  (unrelated faces ~0.85) and are not comparable with the thesis's (pSp) ID numbers.
+* ``auto`` (default): ``arcface`` when ``weights=`` is given or ``arcface-irse50`` is
+  installed, else ``dlib`` with a notice (:meth:`IDMetric.notes`).
+
+The value is reported under a key that names the backend, ``id[arcface]`` or ``id[dlib]``,
+so that numbers from the two are never put in one column by accident.
 """
 
 from __future__ import annotations
@@ -15,36 +24,70 @@ from torch import Tensor
 
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import PerImageMetric
-from stylebridge.plugins.nets.face_id import ArcFaceEmbedder, DlibFaceEmbedder, FaceEmbedder
+from stylebridge.plugins.nets.face_id import (
+    ARCFACE_WEIGHTS,
+    ArcFaceEmbedder,
+    DlibFaceEmbedder,
+    FaceEmbedder,
+    installed_arcface_weights,
+)
 from stylebridge.registry import hookimpl
+
+BACKENDS = ("auto", "arcface", "dlib")
+
+
+def metric_key(backend: str) -> str:
+    """The result key of the ``id`` metric with ``backend`` (``id[arcface]``, ``id[dlib]``)."""
+    return f"id[{backend}]"
 
 
 class IDMetric(PerImageMetric):
-    """Identity similarity: cosine of face embeddings of pred and target (higher = same person)."""
+    """Identity similarity: cosine of face embeddings of pred and target (higher = same person).
+
+    ``backend``: ``auto`` (ArcFace IR-SE50 when its weights are available, else dlib),
+    ``arcface`` or ``dlib`` (see the module docstring).  After construction ``backend`` is
+    the one in use and :attr:`key` the result key (``id[arcface]`` / ``id[dlib]``).
+    """
 
     name = "id"
     same_size = False  # each image's face is found on its own
 
-    def __init__(self, backend: str = "dlib", weights: str | None = None, detect: str = "auto",
+    def __init__(self, backend: str = "auto", weights: str | None = None, detect: str = "auto",
                  device: str = "cpu") -> None:
         self.embedder: FaceEmbedder | None = None  # reset() runs before it is built
+        self.fallback_notice: str | None = None
         super().__init__(backend=backend, weights=weights, detect=detect, device=device)
+        if backend not in BACKENDS:
+            raise StylebridgeError(f"id: backend={backend!r}; expected one of {', '.join(BACKENDS)}")
+        if backend == "auto":
+            if weights is None:
+                found = installed_arcface_weights()
+                weights = None if found is None else str(found)
+            if weights is not None:
+                backend = "arcface"
+            else:
+                backend = "dlib"
+                self.fallback_notice = (
+                    f"id uses dlib's face descriptor because the ArcFace IR-SE50 weights "
+                    f"({ARCFACE_WEIGHTS}) are not installed; its values ({metric_key('dlib')}) "
+                    f"are not comparable with the thesis's pSp ID metric: install them with "
+                    f"`stylebridge weights register {ARCFACE_WEIGHTS} --from model_ir_se50.pth`")
         self.backend = backend
+        self.weights = weights
+        self.key = metric_key(backend)
         if backend == "dlib":
             if weights is not None:
                 raise StylebridgeError("id: backend=dlib uses the face-recognition-models files; "
                                        "weights= is for backend=arcface")
             self.embedder = DlibFaceEmbedder(detect=detect)
-        elif backend == "arcface":
-            self.embedder = ArcFaceEmbedder(weights, self.device)
         else:
-            raise StylebridgeError(f"id: backend={backend!r}; expected dlib or arcface")
+            self.embedder = ArcFaceEmbedder(weights, self.device)
 
     def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
         assert target is not None and self.embedder is not None
         a, _ = self.embedder.embed(pred)
         b, _ = self.embedder.embed(target)
-        return {"id": (a * b).sum(dim=1)}  # NaN where a face was not found
+        return {self.key: (a * b).sum(dim=1)}  # NaN where a face was not found
 
     def reset(self) -> None:
         super().reset()
@@ -53,6 +96,8 @@ class IDMetric(PerImageMetric):
 
     def notes(self) -> list[str]:
         notes = super().notes()
+        if self.fallback_notice:
+            notes.insert(0, self.fallback_notice)
         fallback = self.embedder.n_fallback if self.embedder is not None else 0
         if fallback:
             notes.append(f"no face was detected in {fallback} image(s); the whole image was "

@@ -40,6 +40,19 @@ ARCFACE_PRE_SIZE = 256
 ARCFACE_CROP_ROWS = (35, 223)
 ARCFACE_CROP_COLS = (32, 220)
 ARCFACE_SIZE = 112
+ARCFACE_WEIGHTS = "arcface-irse50"  # the weights manifest entry (registry/weights_manifest.json)
+
+
+def installed_arcface_weights() -> Path | None:
+    """The installed ``arcface-irse50`` file under the weights home (``$STYLEBRIDGE_HOME``),
+    or ``None`` when it is not installed."""
+    from stylebridge.registry.weights import WeightsManager
+
+    manager = WeightsManager()
+    try:
+        return manager.path(ARCFACE_WEIGHTS) if manager.installed(ARCFACE_WEIGHTS) else None
+    except StylebridgeError:  # an unreadable index: treated as not installed
+        return None
 
 
 def dlib_model_dir() -> Path:
