@@ -485,12 +485,15 @@ class ServeBackend:
         """Per output: the registry's MSE, PSNR, SSIM and ID against the aligned photo; per
         domain also the change (MSE) against the inversion."""
         metrics = self._cached("metrics", "photo", photo_metrics)
-        columns = [c for c in METRIC_COLUMNS if c in metrics]
+        # the id metric names its backend in its key (id[dlib] / id[arcface]): never compared
+        # with the other backend's numbers by accident
+        labels = {c: (metrics[c].key if c == "id" else c) for c in METRIC_COLUMNS if c in metrics}
+        columns = list(labels.values())
         rows: list[tuple[str, dict[str, float]]] = []
         for name, image in outputs.items():
             values: dict[str, float] = {}
-            for column in columns:
-                metric = metrics[column]
+            for metric_name, column in labels.items():
+                metric = metrics[metric_name]
                 metric.reset()
                 metric.update(image[None], target[None])
                 values[column] = float(metric.compute()[column])
