@@ -47,7 +47,7 @@ CHECKPOINT_ERRORS = {
 
 def test_corpus_lists_every_case(corpus: dict[str, Path]) -> None:
     assert set(corpus) == set(make_corpus.CASES)
-    covered = set(IMAGE_ERRORS) | set(CHECKPOINT_ERRORS) | {
+    covered = set(IMAGE_ERRORS) | set(CHECKPOINT_ERRORS) | set(CRAFTED_ERRORS) | {
         n for n, c in make_corpus.CASES.items() if c in ("image-ok", "image-noface")} | {
         "other_resolution.safetensors"}
     assert covered == set(make_corpus.CASES)
@@ -135,4 +135,85 @@ def test_bad_images_through_a_batch_command(corpus, tmp_path, capsys, name, mess
     assert message in report["skipped"][0]["reason"]
     assert "\n" not in report["skipped"][0]["reason"]
     assert "Traceback" not in captured.err
+    assert not out.exists() or not any(out.iterdir())
+
+
+# -- crafted headers (issue 19, item 2): every config checked against its plugin's schema ----
+CRAFTED_ERRORS = {
+    "crafted_n_mlp.safetensors": "config n_mlp=1000000000: expected an integer in 1..32",
+    "crafted_channels.safetensors": "expected a map resolution -> width in 1..4096",
+    "crafted_float_size.safetensors": "config size=32.5: expected an integer power of two in 4..4096",
+    "crafted_string_size.safetensors": "config size='32': expected an integer power of two",
+    "crafted_nan_lr_mlp.safetensors": "config lr_mlp=nan: expected a finite number",
+    "crafted_implied_memory.safetensors": "has shape [4], expected [4096] by its config",
+    "crafted_units.safetensors": "encoder 'e4e': config units=[1000000, 1000000, 1000000, "
+                                 "1000000]: expected a list of integers in 1..64",
+    "crafted_n_styles.safetensors": "encoder 'e4e': config n_styles=1048576: expected an "
+                                    "integer in 1..22",
+    "crafted_foreign_option.safetensors": "its header config has option(s) torgb that domain "
+                                          "method 'affine_plus' does not take",
+}
+
+
+def _crafted_argv(corpus: dict[str, Path], name: str, out: Path) -> list[str]:
+    if make_corpus.CASES[name] == "crafted-generator":
+        return ["generate", "-g", str(corpus[name]), "--seeds", "0", "--out", str(out)]
+    if make_corpus.CASES[name] == "crafted-encoder":
+        return ["invert", str(corpus["rgba.png"]), "--no-align", "-e", f"e4e:{corpus[name]}",
+                "-g", str(corpus["other_resolution.safetensors"]), "--out", str(out)]
+    return ["info", "--help"]  # domains: through stylebridge.create below
+
+
+@pytest.mark.parametrize(("name", "message"), sorted(
+    (n, m) for n, m in CRAFTED_ERRORS.items() if make_corpus.CASES[n] != "crafted-domain"))
+def test_crafted_headers_through_the_cli(corpus, tmp_path, capsys, name, message) -> None:
+    out = tmp_path / "out"
+    code = main(_crafted_argv(corpus, name, out))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {corpus[name]}: ") and err.count("\n") == 1, err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_crafted_domain_header_names_the_foreign_option(corpus) -> None:
+    import stylebridge
+    from stylebridge.errors import CheckpointError
+
+    name = "crafted_foreign_option.safetensors"
+    with pytest.raises(CheckpointError) as info:
+        stylebridge.create("domain_method", str(corpus[name]))
+    text = str(info.value)
+    assert text.startswith(f"{corpus[name]}: ") and CRAFTED_ERRORS[name] in text
+
+
+_BOUNDED = """
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from stylebridge.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["crafted_n_mlp.safetensors", "crafted_channels.safetensors",
+                                  "crafted_units.safetensors", "crafted_n_styles.safetensors",
+                                  "crafted_implied_memory.safetensors"])
+def test_crafted_header_is_refused_before_allocation(corpus, tmp_path, name) -> None:
+    """Under a 6 GiB address-space limit (torch itself maps ~4), each crafted header is refused
+    with its one-line error: had anything been built from it, the allocation (GBs to PBs) would
+    fail with MemoryError or the allocator's message instead."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _BOUNDED, str(6 * 2**30),
+                           *_crafted_argv(corpus, name, out)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert CRAFTED_ERRORS[name] in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not out.exists() or not any(out.iterdir())

@@ -15,7 +15,7 @@ are stored as safetensors, so loading a checkpoint never runs code.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,39 @@ def check_state_dict(
         t = actual[name]
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)
+
+
+#: slack for tensors a config implies beyond the file's (non-persistent buffers, caches)
+IMPLIED_SLACK_BYTES = 256 * 1024 * 1024
+
+
+def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.Module],
+                         tensors: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
+                         prefix: str = "", error: type[CheckpointError] = CheckpointError
+                         ) -> None:
+    """Before a module is allocated from a header's config, build it on the ``meta`` device
+    (no memory) and compare the tensor shapes the config implies with the file's: a tensor
+    of another shape is refused by name, and a config that implies far more memory than the
+    file holds (more than twice, plus :data:`IMPLIED_SLACK_BYTES`) is refused with both
+    sizes.  A module that cannot be built on ``meta`` is not pre-checked (its own loader still
+    checks keys and shapes after building it)."""
+    try:
+        with torch.device("meta"):
+            module = build()
+        implied = {prefix + k: v for k, v in module.state_dict().items()}
+    except Exception:
+        return
+    for name in sorted(set(implied) & set(tensors)):
+        want, got = tuple(implied[name].shape), tuple(tensors[name].shape)
+        if want != got:
+            raise error(f"{what} tensor {name[len(prefix):]} has shape {list(got)}, expected "
+                        f"{list(want)} by its config", path=path)
+    need = sum(t.numel() * t.element_size() for t in implied.values())
+    have = sum(t.numel() * t.element_size() for t in tensors.values())
+    if need > 2 * have + IMPLIED_SLACK_BYTES:
+        raise error(f"the {what} config implies {need / 2**20:,.0f} MiB of tensors but "
+                    f"the file holds {have / 2**20:,.0f} MiB; refused before allocating (a "
+                    "crafted or corrupt header)", path=path)
 
 
 #: The label of anything computed with untrained weights (terminal, grids, JSON, markdown).

@@ -35,7 +35,7 @@ blow up or flip the offsets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,6 +45,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import Calibrator, Encoder
+from stylebridge.core.schema import LAYER_INDEX, Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -210,6 +211,11 @@ class AlphaCalibrator(Calibrator):
     name = "alpha"
     description = "alpha-rescaling: scale each layer's domain offset by 1/alpha (encoder vs mapping styles)"
     requires_weights: ClassVar[bool] = True
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "widths": Field("ints", 1, 4096, max_len=64), "skip_layers": LAYER_INDEX,
+        "fit": Field("str", choices=FITS), "power": Field("float", -100.0, 100.0),
+        "min_alpha": Field("float", 1e-12, 1.0),
+    }
 
     def __init__(self, widths: Sequence[int] = (), skip_layers: Sequence[int] | str | int = (),
                  fit: str = "origin", power: float = -1.0, min_alpha: float = 1e-3) -> None:

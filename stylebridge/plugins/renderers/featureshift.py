@@ -52,6 +52,7 @@ from stylebridge.core.checkpoint import (
     save_checkpoint,
 )
 from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.schema import WIDTH, Field
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.registry import hookimpl
@@ -82,6 +83,10 @@ class FeatureShift(Renderer):
     description: ClassVar[str] = ("FeatureShift: domains shift the encoder's feature F by the "
                                   "guide's domain change (thesis step 4)")
     needs_guide: ClassVar[bool] = True
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "feature_channels": WIDTH, "hidden": WIDTH, "n_blocks": Field("int", 3, 64),
+        "layer": Field("int", 0, 21), "residual": Field("bool"),
+    }
 
     def __init__(self, feature_channels: int = 512, hidden: int = 768, n_blocks: int = 6,
                  layer: int = 5, residual: bool = False) -> None:

@@ -39,6 +39,16 @@ CASES: dict[str, str] = {
     "nan_weights.safetensors": "checkpoint",
     "no_stylebridge_header.safetensors": "checkpoint",
     "encoder_kind.safetensors": "checkpoint",
+    # crafted headers (issue 19, item 2): refused before anything is allocated
+    "crafted_n_mlp.safetensors": "crafted-generator",
+    "crafted_channels.safetensors": "crafted-generator",
+    "crafted_float_size.safetensors": "crafted-generator",
+    "crafted_string_size.safetensors": "crafted-generator",
+    "crafted_nan_lr_mlp.safetensors": "crafted-generator",
+    "crafted_implied_memory.safetensors": "crafted-generator",
+    "crafted_units.safetensors": "crafted-encoder",
+    "crafted_n_styles.safetensors": "crafted-encoder",
+    "crafted_foreign_option.safetensors": "crafted-domain",
 }
 
 
@@ -68,6 +78,60 @@ def _tiny_generator_checkpoint(path: Path, size: int, mutate=None) -> None:
     save_stylegan2(path, gen)
     if mutate is not None:
         mutate(path)
+
+
+def _with_config(src: Path, dst: Path, change, plugin: str | None = None) -> None:
+    """Copy checkpoint ``src`` to ``dst`` with ``change(config)`` applied to its header."""
+    from safetensors import safe_open
+
+    with safe_open(str(src), framework="pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    header = json.loads(meta["stylebridge"])
+    change(header["config"])
+    header["plugin"] = plugin or header["plugin"]
+    meta["stylebridge"] = json.dumps(header)  # NaN stays NaN (json writes it)
+    save_file(tensors, str(dst), metadata=meta)
+
+
+def _crafted(out: Path) -> None:
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+    from stylebridge.plugins.encoders.psp import E4EEncoder
+
+    gen = out / "_tiny_generator.safetensors"
+    _tiny_generator_checkpoint(gen, 16)
+
+    def generator(name: str, **changes) -> None:
+        _with_config(gen, out / name, lambda c: c["generator"].update(changes))
+
+    generator("crafted_n_mlp.safetensors", n_mlp=10**9)
+    generator("crafted_channels.safetensors", channels={"4": 2**31, "8": 4, "16": 4})
+    generator("crafted_float_size.safetensors", size=32.5)
+    generator("crafted_string_size.safetensors", size="32")
+    generator("crafted_nan_lr_mlp.safetensors", lr_mlp=float("nan"))
+    # within every range, but 4096 channels at 1024 px imply ~10 GB the file does not hold
+    generator("crafted_implied_memory.safetensors", size=1024,
+              channels={str(2**i): 4096 for i in range(2, 11)})
+    gen.unlink()
+
+    torch.manual_seed(0)
+    enc = out / "_tiny_encoder.safetensors"
+    e4e = E4EEncoder(n_styles=8, style_dim=8, input_size=64, widths=(16, 16, 16, 16),
+                     units=(1, 1, 1, 1))
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    save_checkpoint(enc, e4e.state_dict(), kind="encoder", plugin="e4e", config=e4e.config())
+    _with_config(enc, out / "crafted_units.safetensors", lambda c: c.update(units=[10**6] * 4))
+    _with_config(enc, out / "crafted_n_styles.safetensors", lambda c: c.update(n_styles=2**20))
+    enc.unlink()
+    dom = StyleSpace(size=16, style_dim=8, channels={4: 4, 8: 4, 16: 4})
+    dom_path = out / "_tiny_domain.safetensors"
+    save_checkpoint(dom_path, dom.state_dict(), kind="domain_method", plugin="stylespace",
+                    config=dom.config())
+    # a StyleSpace config under an affine_plus header: `torgb`, which affine_plus does not take
+    _with_config(dom_path, out / "crafted_foreign_option.safetensors", lambda c: None,
+                 plugin="affine_plus")
+    dom_path.unlink()
 
 
 def make_corpus(out: Path) -> dict[str, Path]:
@@ -129,6 +193,7 @@ def make_corpus(out: Path) -> dict[str, Path]:
 
     save_checkpoint(out / "encoder_kind.safetensors", {"x": torch.zeros(2)}, kind="encoder",
                     plugin="e4e", config={})
+    _crafted(out)
     (out / "CASES.json").write_text(json.dumps(CASES, indent=1))
     return {name: out / name for name in CASES}
 
