@@ -152,6 +152,11 @@ CRAFTED_ERRORS = {
                                     "integer in 1..22",
     "crafted_foreign_option.safetensors": "its header config has option(s) torgb that domain "
                                           "method 'affine_plus' does not take",
+    "int_domain_weights.safetensors": "domain method 'stylespace' tensor offsets.0 has dtype "
+                                      "int64, expected a floating-point tensor",
+    "nan_domain_weights.safetensors": "tensor offsets.0 contains NaN or Inf values",
+    "nan_upstream_generator.pt": "tensor g_ema.style.1.weight contains NaN or Inf values",
+    "inf_clip_weights.safetensors": "tensor visual.proj contains NaN or Inf values",
 }
 
 
@@ -165,7 +170,8 @@ def _crafted_argv(corpus: dict[str, Path], name: str, out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("name", "message"), sorted(
-    (n, m) for n, m in CRAFTED_ERRORS.items() if make_corpus.CASES[n] != "crafted-domain"))
+    (n, m) for n, m in CRAFTED_ERRORS.items() if make_corpus.CASES[n].startswith("crafted-")
+    and make_corpus.CASES[n] != "crafted-domain"))
 def test_crafted_headers_through_the_cli(corpus, tmp_path, capsys, name, message) -> None:
     out = tmp_path / "out"
     code = main(_crafted_argv(corpus, name, out))
@@ -176,11 +182,12 @@ def test_crafted_headers_through_the_cli(corpus, tmp_path, capsys, name, message
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_crafted_domain_header_names_the_foreign_option(corpus) -> None:
+@pytest.mark.parametrize("name", sorted(
+    n for n, c in make_corpus.CASES.items() if c == "crafted-domain"))
+def test_crafted_domain_files_are_refused_by_name(corpus, name) -> None:
     import stylebridge
     from stylebridge.errors import CheckpointError
 
-    name = "crafted_foreign_option.safetensors"
     with pytest.raises(CheckpointError) as info:
         stylebridge.create("domain_method", str(corpus[name]))
     text = str(info.value)
@@ -217,3 +224,55 @@ def test_crafted_header_is_refused_before_allocation(corpus, tmp_path, name) -> 
     assert proc.returncode == 2, proc.stderr
     assert CRAFTED_ERRORS[name] in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_nonfinite_upstream_weights_are_refused_by_the_converter(corpus, tmp_path, capsys) -> None:
+    name = "nan_upstream_generator.pt"
+    dst = tmp_path / "gen.safetensors"
+    code = main(["convert", "stylegan2-rosinality", str(corpus[name]), str(dst)])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"error: {corpus[name]}: {CRAFTED_ERRORS[name]}\n"
+    assert not dst.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_nonfinite_clip_weights_are_refused(corpus) -> None:
+    from stylebridge.errors import CheckpointError
+    from stylebridge.plugins.nets.state import read_plain_state
+
+    name = "inf_clip_weights.safetensors"
+    with pytest.raises(CheckpointError) as info:
+        read_plain_state(corpus[name], what="CLIP")
+    assert str(info.value) == f"{corpus[name]}: {CRAFTED_ERRORS[name]}"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["generate", "-g", "x.safetensors", "--truncation", "nan", "--out", "o"],
+     "--truncation: expected a finite number, got 'nan'"),
+    (["calibrate", "--power", "inf"], "--power: expected a finite number, got 'inf'"),
+    (["train", "domain", "--lr=-inf"], "--lr: expected a finite number, got '-inf'"),
+    (["generate", "-g", "x.safetensors", "--truncation", "abc", "--out", "o"],
+     "--truncation: expected a number, got 'abc'"),
+])
+def test_nonfinite_float_options_are_refused(capsys, argv, message) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-Infinity", "1e999"])
+def test_nonfinite_plugin_options_are_refused(text) -> None:
+    from stylebridge.core.options import coerce_option
+    from stylebridge.errors import SpecError
+
+    with pytest.raises(SpecError, match=f"option power={text}: expected a finite number"):
+        coerce_option(text, "power")
+    assert coerce_option("0.5", "power") == 0.5 and coerce_option("3") == 3
+
+
+def test_nonfinite_plugin_option_through_a_spec(corpus) -> None:
+    import stylebridge
+    from stylebridge.errors import StylebridgeError
+
+    with pytest.raises(StylebridgeError, match="option power=nan: expected a finite number"):
+        stylebridge.create("calibrator", "alpha:power=nan")

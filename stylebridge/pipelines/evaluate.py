@@ -66,7 +66,7 @@ def parse_metric_spec(text: str) -> MetricRequest:
         raw_options["weights"] = str(spec.path)
     options: dict[str, Any] = {}
     for key, value in raw_options.items():
-        options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value)
+        options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value, key)
     return MetricRequest(text=text.strip(), name=spec.name, options=options)
 
 

@@ -134,7 +134,7 @@ def build_domain_method(spec_text: str, generator: Generator, *, registry: Any =
     """
     registry = registry or get_registry()
     spec = parse_plugin_spec(spec_text, what="domain method")
-    options = {k: coerce_option(v) for k, v in spec.options.items()}
+    options = {k: coerce_option(v, k) for k, v in spec.options.items()}
     if spec.path is not None:
         header = read_header(spec.path)
         trained_for = header.extra.get("generator_config")

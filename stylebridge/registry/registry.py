@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+import torch
 
 from stylebridge.core import interfaces as itf
-from stylebridge.core.checkpoint import check_implied_shapes, load_checkpoint
+from stylebridge.core.checkpoint import check_implied_shapes, load_checkpoint, refuse_wrong_dtypes
 from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
@@ -341,6 +342,8 @@ class Registry:
             obj = self.create(kind, header.plugin, **config)
         except RegistryError as exc:
             raise CheckpointError(str(exc), path=path) from None
+        if isinstance(obj, torch.nn.Module):  # also when the meta pre-check could not run
+            refuse_wrong_dtypes(path, obj.state_dict(), tensors, what=label)
         try:
             result = obj.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:

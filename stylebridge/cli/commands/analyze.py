@@ -13,6 +13,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.common import finite_float
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_style_means_arguments,
@@ -45,9 +46,9 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
                    help="all style layers (default, incl. ToRGB) or only the modulated convs")
     p.add_argument("--fit", choices=FITS, default="origin",
                    help="alpha by least squares through the origin (default) or with intercept")
-    p.add_argument("--alpha-tol", type=float, default=0.1,
+    p.add_argument("--alpha-tol", type=finite_float, default=0.1,
                    help="|alpha - 1| up to which a correlated layer counts as calibrated")
-    p.add_argument("--r2-min", type=float, default=0.5,
+    p.add_argument("--r2-min", type=finite_float, default=0.5,
                    help="squared correlation below which a layer counts as independent")
     p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
     add_photo_arguments(p, several_encoders=True)

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.common import finite_float
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_style_means_arguments,
@@ -41,7 +42,7 @@ class CalibrateCommand(Command):
                             help="style layers whose offsets are always switched off (e.g. 0)")
         parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
                             help="least squares through the origin (default) or with intercept")
-        parser.add_argument("--power", type=float, default=-1.0,
+        parser.add_argument("--power", type=finite_float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
         add_photo_arguments(parser)

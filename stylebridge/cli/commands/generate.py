@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument
+from stylebridge.cli.common import add_device_argument, finite_float
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.registry import hookimpl
@@ -68,7 +68,7 @@ class GenerateCommand(Command):
                             help="generator checkpoint (convert upstream files with `convert`)")
         parser.add_argument("--seeds", default="0-7",
                             help=f"seeds in 0..{MAX_SEED}, e.g. 0-7 or 1,5,9 (default 0-7)")
-        parser.add_argument("--truncation", type=float, default=1.0,
+        parser.add_argument("--truncation", type=finite_float, default=1.0,
                             help="truncation psi in (0, 1]; 1 = none (default)")
         parser.add_argument("--noise", choices=("const", "random"), default="const",
                             help="stored noise buffers (default) or random noise drawn from "

@@ -19,7 +19,7 @@ from rich.status import Status
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import TargetGroup, add_device_argument
+from stylebridge.cli.common import TargetGroup, add_device_argument, finite_float
 from stylebridge.cli.options import print_batch_report
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.reproduce import (
@@ -80,7 +80,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="JSON|DIR", help="extra open_clip architecture configs")
     parser.add_argument("--samples", type=int, metavar="N",
                         help="random samples for the Orig row (default: the number of photos)")
-    parser.add_argument("--truncation", type=float, default=1.0,
+    parser.add_argument("--truncation", type=finite_float, default=1.0,
                         help="truncation of the Orig samples (default 1 = none)")
     parser.add_argument("--text-template", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                         help=f"domain text for Quality, '{{}}' = the text (default "

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.safe_pickle import quiet_protocol_warning
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from stylebridge.core.stylegan2.layers import make_kernel
@@ -41,7 +42,7 @@ def torch_load_safe(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([(UpstreamOptions, "argparse.Namespace")]), \
                 quiet_protocol_warning():
-            return torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
@@ -53,6 +54,8 @@ def torch_load_safe(path: Path) -> Any:
     except Exception as exc:  # torch raises many types for corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"not a readable PyTorch checkpoint ({first})", path=path) from None
+    refuse_nonfinite(obj, path, error=ConversionError)
+    return obj
 
 
 def _count(state: Mapping[str, Tensor], pattern: str) -> int:

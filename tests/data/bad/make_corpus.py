@@ -49,6 +49,11 @@ CASES: dict[str, str] = {
     "crafted_units.safetensors": "crafted-encoder",
     "crafted_n_styles.safetensors": "crafted-encoder",
     "crafted_foreign_option.safetensors": "crafted-domain",
+    # non-finite and mistyped weights (issue 19, item 3)
+    "nan_upstream_generator.pt": "nonfinite-upstream",
+    "inf_clip_weights.safetensors": "nonfinite-clip",
+    "int_domain_weights.safetensors": "crafted-domain",
+    "nan_domain_weights.safetensors": "crafted-domain",
 }
 
 
@@ -131,7 +136,20 @@ def _crafted(out: Path) -> None:
     # a StyleSpace config under an affine_plus header: `torgb`, which affine_plus does not take
     _with_config(dom_path, out / "crafted_foreign_option.safetensors", lambda c: None,
                  plugin="affine_plus")
+    tensors = dom.state_dict()
+    name = sorted(tensors)[0]
+    save_checkpoint(out / "int_domain_weights.safetensors",
+                    {**tensors, name: tensors[name].to(torch.int64)}, kind="domain_method",
+                    plugin="stylespace", config=dom.config())
+    bad = tensors[name].clone()
+    bad[0] = float("nan")
+    save_checkpoint(out / "nan_domain_weights.safetensors", {**tensors, name: bad},
+                    kind="domain_method", plugin="stylespace", config=dom.config())
     dom_path.unlink()
+    torch.save({"g_ema": {"style.1.weight": torch.full((2, 2), float("nan"))}},
+               out / "nan_upstream_generator.pt")
+    save_file({"visual.proj": torch.tensor([[1.0, float("inf")]])},
+              str(out / "inf_clip_weights.safetensors"))
 
 
 def make_corpus(out: Path) -> dict[str, Path]:
