@@ -276,3 +276,53 @@ def test_nonfinite_plugin_option_through_a_spec(corpus) -> None:
 
     with pytest.raises(StylebridgeError, match="option power=nan: expected a finite number"):
         stylebridge.create("calibrator", "alpha:power=nan")
+
+
+# -- unbounded work (issue 19, item 6): refused up front, the limit in the message and --help --
+@pytest.mark.parametrize(("argv", "message"), [
+    (["generate", "-g", "x.safetensors", "--seeds", "0", "--batch", "100000", "--out", "o"],
+     "--batch 100000: more than the limit of 256"),
+    (["eval", "--pred", "p", "--target", "t", "-m", "mse", "--size", "100000"],
+     "--size 100000: more than the limit of 4,096"),
+    (["calibrate", "alpha", "--out", "o.safetensors", "--images", "i", "-e", "e4e", "-g", "x",
+      "--samples", "1000000000"], "--samples 1000000000: more than the limit of 1,000,000"),
+    (["featureshift", "build-dataset", "--encoder", "fse", "--guide", "e4e", "--generator", "x",
+      "--images", "i", "--domains", "d.safetensors", "--out", "o", "--image-size", "100000"],
+     "--image-size 100000: more than the limit of 1,024"),
+    (["align", "i.png", "--out", "o", "--size", "100000"], "--size 100000: more than the limit"),
+])
+def test_unbounded_sizes_are_refused_up_front(tmp_path, monkeypatch, capsys, argv, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(("command", "limit"), [
+    (["generate"], "at most 256"), (["eval"], "8..4096"), (["calibrate"], "at most 1,000,000"),
+    (["featureshift", "build-dataset"], "8..1024"), (["align"], "at most 4096")])
+def test_limits_are_stated_in_help(capsys, command, limit) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert limit in " ".join(capsys.readouterr().out.split())
+
+
+def test_documented_pixel_limit_is_the_one_that_applies(tmp_path) -> None:
+    """Pillow alone refuses > ~179 M pixels; MAX_PIXELS (268 M) is what applies.  Only headers
+    are parsed, nothing is decoded."""
+    from PIL import Image
+
+    from stylebridge.core.images import MAX_PIXELS, open_image
+
+    assert MAX_PIXELS == 16384 * 16384
+    below = tmp_path / "below.png"  # 200 M pixels: above Pillow's default, below ours
+    below.write_bytes(make_corpus._huge_png_header(20_000, 10_000))
+    assert 2 * Image.MAX_IMAGE_PIXELS < 200_000_000 < MAX_PIXELS
+    with open_image(below) as img:
+        assert img.size == (20_000, 10_000)
+    above = tmp_path / "above.png"
+    above.write_bytes(make_corpus._huge_png_header(17_000, 17_000))
+    with pytest.raises(ImageError, match="image is 17000×17000, larger than the 268,435,456 pixel"):
+        open_image(above)
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's global is restored

@@ -16,7 +16,12 @@ import pluggy
 import torch
 
 from stylebridge.core import interfaces as itf
-from stylebridge.core.checkpoint import check_implied_shapes, load_checkpoint, refuse_wrong_dtypes
+from stylebridge.core.checkpoint import (
+    check_implied_shapes,
+    load_checkpoint,
+    read_header,
+    refuse_wrong_dtypes,
+)
 from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
@@ -305,7 +310,7 @@ class Registry:
     def load(self, kind: str, path: str | Path, *, name: str | None = None,
              device: str = "cpu", **overrides: Any) -> Any:
         """Recreate a plugin object from a stylebridge checkpoint (header → class → weights)."""
-        header, tensors = load_checkpoint(path, plugin=name, device=device)
+        header = read_header(path)  # kind and plugin are checked before any tensor is read
         cls = self._table(kind).get(header.plugin)
         plugin_cls = (cls.obj if cls is not None and isinstance(cls.obj, type)
                       and issubclass(cls.obj, itf.Plugin) else None)
@@ -313,6 +318,7 @@ class Registry:
         if header.kind != kind and header.kind != own_kind:
             raise CheckpointError(f"is a {header.kind!r} checkpoint ({header.plugin}), expected "
                                   f"a {kind!r}", path=path)
+        header, tensors = load_checkpoint(path, plugin=name, device=device)
         if cls is None:
             broken = sorted({f.provider for f in self.failures})
             note = f"; plugin package(s) {', '.join(broken)} failed to load" if broken else ""
