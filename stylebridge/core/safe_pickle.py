@@ -304,6 +304,8 @@ def quiet_protocol_warning() -> Iterator[None]:
     file then gives only its one-line error."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        # torch's TorchScript-dispatch notice: stylebridge never runs TorchScript through torch
+        warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
         yield
 
 

@@ -62,10 +62,13 @@ class ClipModel:
 
 def is_torchscript(path: Path) -> bool:
     """Whether ``path`` is a TorchScript archive (OpenAI's original CLIP ``.pt``)."""
-    if not zipfile.is_zipfile(path):
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):  # damaged: its reader names the problem
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())
 
 
 def _recorded_activation(path: Path) -> bool | None:
