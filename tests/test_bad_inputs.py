@@ -48,6 +48,7 @@ CHECKPOINT_ERRORS = {
 def test_corpus_lists_every_case(corpus: dict[str, Path]) -> None:
     assert set(corpus) == set(make_corpus.CASES)
     covered = set(IMAGE_ERRORS) | set(CHECKPOINT_ERRORS) | set(CRAFTED_ERRORS) | {
+        "torchscript_model.pt", "c:olon_generator.safetensors"} | {
         n for n, c in make_corpus.CASES.items() if c in ("image-ok", "image-noface")} | {
         "other_resolution.safetensors"}
     assert covered == set(make_corpus.CASES)
@@ -326,3 +327,25 @@ def test_documented_pixel_limit_is_the_one_that_applies(tmp_path) -> None:
     with pytest.raises(ImageError, match="image is 17000×17000, larger than the 268,435,456 pixel"):
         open_image(above)
     assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's global is restored
+
+
+def test_torchscript_archive_through_a_converter(corpus, tmp_path, capsys) -> None:
+    src = corpus["torchscript_model.pt"]
+    dst = tmp_path / "out.safetensors"
+    code = main(["convert", "stylegan2-rosinality", str(src), str(dst)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {src}: is a TorchScript archive (torch.jit.save)")
+    assert err.count("\n") == 1 and "weights_only" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generator_named_like_a_spec_is_read_as_its_file(corpus, tmp_path, monkeypatch,
+                                                         capsys) -> None:
+    """`c:olon_generator.safetensors` would parse as plugin `c`, path `olon_...`: the existing
+    file wins (relative, as users type it)."""
+    monkeypatch.chdir(corpus["c:olon_generator.safetensors"].parent)
+    out = tmp_path / "out"
+    code = main(["generate", "-g", "c:olon_generator.safetensors", "--seeds", "0",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "seed0000.png").is_file()

@@ -54,6 +54,10 @@ CASES: dict[str, str] = {
     "inf_clip_weights.safetensors": "nonfinite-clip",
     "int_domain_weights.safetensors": "crafted-domain",
     "nan_domain_weights.safetensors": "crafted-domain",
+    # a TorchScript archive given to a state-dict converter (item 4): named, no torch advice
+    "torchscript_model.pt": "torchscript",
+    # a valid generator whose name parses as NAME:PATH (item 7): read as the file it is
+    "c:olon_generator.safetensors": "colon-path",
 }
 
 
@@ -148,6 +152,12 @@ def _crafted(out: Path) -> None:
     dom_path.unlink()
     torch.save({"g_ema": {"style.1.weight": torch.full((2, 2), float("nan"))}},
                out / "nan_upstream_generator.pt")
+    import warnings
+
+    with warnings.catch_warnings():  # torch.jit.script is deprecated; the archive format is not
+        warnings.simplefilter("ignore")
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(out / "torchscript_model.pt"))
+    _tiny_generator_checkpoint(out / "c:olon_generator.safetensors", 16)
     save_file({"visual.proj": torch.tensor([[1.0, float("inf")]])},
               str(out / "inf_clip_weights.safetensors"))
 
