@@ -306,7 +306,13 @@ def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.M
         with torch.device("meta"):
             module = build()
         implied = {prefix + k: v for k, v in module.state_dict().items()}
-    except Exception:
+    except MemoryError:  # even the memory-free build is too big: an absurd config
+        raise error(f"the {what} config is too large to build (out of memory before a weight "
+                    "was allocated; a crafted or corrupt header)", path=path) from None
+    except Exception as exc:
+        if "overflow" in str(exc).lower():  # tensor sizes beyond int64: an absurd config
+            raise error(f"the {what} config implies tensors too large to index (a crafted or "
+                        "corrupt header)", path=path) from None
         return
     refuse_wrong_dtypes(path, implied, tensors, what=what, prefix=prefix, error=error)
     for name in sorted(set(implied) & set(tensors)):
