@@ -349,3 +349,21 @@ def test_generator_named_like_a_spec_is_read_as_its_file(corpus, tmp_path, monke
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert (out / "seed0000.png").is_file()
+
+
+def test_converter_config_out_of_schema_names_the_file(tmp_path) -> None:
+    """A NaN lr_mlp (Python API; the CLI refuses `-o lr_mlp=nan` while parsing) is refused by
+    the generator schema, as a one-line error naming the upstream file."""
+    from stylebridge.core.stylegan2 import Generator
+    from stylebridge.errors import ConversionError
+    from stylebridge.registry import get_registry
+
+    src = tmp_path / "rosinality.pt"
+    torch.save({"g_ema": Generator(size=8, style_dim=8, n_mlp=1,
+                                   channels={4: 4, 8: 4}).state_dict()}, src)
+    converter = get_registry().get("converter", "stylegan2-rosinality").obj
+    with pytest.raises(ConversionError) as info:
+        converter.convert(src, tmp_path / "out.safetensors", lr_mlp=float("nan"))
+    assert str(info.value) == (f"{src}: its network configuration is not usable: config "
+                               "lr_mlp=nan: expected a finite number in 1e-06..10")
+    assert not (tmp_path / "out.safetensors").exists()
