@@ -157,6 +157,9 @@ CRAFTED_ERRORS = {
                                       "int64, expected a floating-point tensor",
     "nan_domain_weights.safetensors": "tensor offsets.0 contains NaN or Inf values",
     "nan_upstream_generator.pt": "tensor g_ema.style.1.weight contains NaN or Inf values",
+    "crafted_featureshift_hidden.safetensors": "invalid FeatureShift config in header: config "
+                                               "hidden=10000000: expected an integer in 1..4096",
+    "crafted_arcface_units.safetensors": "invalid ArcFace config in header: config units=",
     "inf_clip_weights.safetensors": "tensor visual.proj contains NaN or Inf values",
 }
 
@@ -171,8 +174,8 @@ def _crafted_argv(corpus: dict[str, Path], name: str, out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("name", "message"), sorted(
-    (n, m) for n, m in CRAFTED_ERRORS.items() if make_corpus.CASES[n].startswith("crafted-")
-    and make_corpus.CASES[n] != "crafted-domain"))
+    (n, m) for n, m in CRAFTED_ERRORS.items()
+    if make_corpus.CASES[n] in ("crafted-generator", "crafted-encoder")))
 def test_crafted_headers_through_the_cli(corpus, tmp_path, capsys, name, message) -> None:
     out = tmp_path / "out"
     code = main(_crafted_argv(corpus, name, out))
@@ -367,3 +370,16 @@ def test_converter_config_out_of_schema_names_the_file(tmp_path) -> None:
     assert str(info.value) == (f"{src}: its network configuration is not usable: config "
                                "lr_mlp=nan: expected a finite number in 1e-06..10")
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_crafted_headers_of_other_loaders(corpus) -> None:
+    """FeatureShift models and ArcFace backbones are built from headers too: same schema rule."""
+    from stylebridge.errors import CheckpointError
+    from stylebridge.plugins.nets.irse import load_arcface_irse50
+    from stylebridge.plugins.renderers.featureshift import load_featureshift
+
+    for name, load in (("crafted_featureshift_hidden.safetensors", load_featureshift),
+                       ("crafted_arcface_units.safetensors", load_arcface_irse50)):
+        with pytest.raises(CheckpointError) as info:
+            load(corpus[name])
+        assert str(info.value).startswith(f"{corpus[name]}: {CRAFTED_ERRORS[name]}")

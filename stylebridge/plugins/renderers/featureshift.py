@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.checkpoint import (
     CheckpointHeader,
+    check_implied_shapes,
     check_state_dict,
     load_checkpoint,
     save_checkpoint,
@@ -195,8 +196,14 @@ def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
     refused = FeatureShift.check_header(header.extra)
     if refused:
         raise CheckpointError(refused, path=path)
+    config = {**header.config, **overrides}
     try:
-        model = FeatureShift(**{**header.config, **overrides})
+        FeatureShift.check_config(config)  # types and ranges, before anything is built
+    except ValueError as exc:
+        raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
+    check_implied_shapes(path, lambda: FeatureShift(**config), tensors, what="FeatureShift")
+    try:
+        model = FeatureShift(**config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
     check_state_dict(path, {k: v.shape for k, v in model.state_dict().items()}, tensors,

@@ -54,6 +54,8 @@ CASES: dict[str, str] = {
     "inf_clip_weights.safetensors": "nonfinite-clip",
     "int_domain_weights.safetensors": "crafted-domain",
     "nan_domain_weights.safetensors": "crafted-domain",
+    "crafted_featureshift_hidden.safetensors": "crafted-loader",
+    "crafted_arcface_units.safetensors": "crafted-loader",
     # a TorchScript archive given to a state-dict converter (item 4): named, no torch advice
     "torchscript_model.pt": "torchscript",
     # a valid generator whose name parses as NAME:PATH (item 7): read as the file it is
@@ -152,6 +154,22 @@ def _crafted(out: Path) -> None:
     dom_path.unlink()
     torch.save({"g_ema": {"style.1.weight": torch.full((2, 2), float("nan"))}},
                out / "nan_upstream_generator.pt")
+    from stylebridge.plugins.nets.irse import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
+    from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
+
+    fs_path = out / "_tiny_featureshift.safetensors"
+    save_featureshift(fs_path, FeatureShift(feature_channels=8, hidden=8, n_blocks=3, layer=3))
+    _with_config(fs_path, out / "crafted_featureshift_hidden.safetensors",
+                 lambda c: c.update(hidden=10**7))
+    fs_path.unlink()
+    arc = ArcFaceIRSE50(input_size=32, embedding_dim=8, widths=(16, 16, 16, 16),
+                        units=(1, 1, 1, 1))
+    arc_path = out / "_tiny_arcface.safetensors"
+    save_checkpoint(arc_path, arc.state_dict(), kind=ARCFACE_KIND, plugin=ARCFACE_PLUGIN,
+                    config=arc.config())
+    _with_config(arc_path, out / "crafted_arcface_units.safetensors",
+                 lambda c: c.update(units=[10**6] * 4))
+    arc_path.unlink()
     import warnings
 
     with warnings.catch_warnings():  # torch.jit.script is deprecated; the archive format is not
