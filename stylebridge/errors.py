@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: the longest error message shown (characters); longer ones keep their start and end
+MAX_MESSAGE = 600
+
 
 class StylebridgeError(Exception):
     """Base class: a user-facing problem with a one-line explanation."""
@@ -18,6 +21,10 @@ class StylebridgeError(Exception):
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
         text = " ".join(str(message).split())  # always one line
+        if len(text) > MAX_MESSAGE:  # an 8 KB line helps nobody: keep both ends
+            cut = len(text) - MAX_MESSAGE
+            text = f"{text[:MAX_MESSAGE * 2 // 3]} [... {cut} characters cut ...] " \
+                   f"{text[-MAX_MESSAGE // 3:]}"
         super().__init__(f"{self.path}: {text}" if self.path is not None else text)
 
 

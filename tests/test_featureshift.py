@@ -456,6 +456,44 @@ def test_dataset_build_resumes_and_reports_bad_images(env: Env, tmp_path: Path) 
         build_dataset(inputs, out, **{**kw, "image_size": 16})
 
 
+def test_dataset_bad_layer_is_refused_before_anything_is_written(env: Env, tmp_path: Path) -> None:
+    """Issue 19 (5): a wrong --layer is refused up front, so the corrected rerun works; an index
+    left with no encoded shard (an older build) is replaced instead of refused."""
+    gen = tiny_generator(seed=0)
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    kw = dict(generator=gen, encoder=ToyFSE(), guide=ToyGuide(), domains=methods, image_size=32,
+              shard_size=2, batch_size=2, per_domain=False)
+    out = tmp_path / "ds"
+    with pytest.raises(DatasetError, match=f"--layer {LAYER + 2}: encoder 'toy-fse' returns its "
+                                           f"feature at layer {LAYER}"):
+        build_dataset(env.images[:2], out, layer=LAYER + 2, **kw)
+    with pytest.raises(DatasetError, match="--layer 99: must be a generator activation index"):
+        build_dataset(env.images[:2], out, layer=99, **kw)
+    assert not out.exists()
+    # an index with no encoded shard, under other settings (what older versions left behind)
+    out.mkdir()
+    (out / "shards").mkdir()
+    (out / "shards" / "00000.safetensors.stale").write_bytes(b"x")
+    (out / "index.json").write_text(json.dumps({
+        "format": "stylebridge-featureshift-dataset", "version": 1, "complete": False,
+        "settings": {"layer": LAYER + 2}, "shards": [{"rows": None}], "skipped": []}))
+    index_format = json.loads((out / "index.json").read_text())["format"]
+    from stylebridge.pipelines.featureshift import dataset as ds_module
+
+    if index_format != ds_module.FORMAT:  # keep the crafted index honest about the format
+        (out / "index.json").write_text((out / "index.json").read_text().replace(
+            index_format, ds_module.FORMAT))
+    result = build_dataset(env.images[:2], out, layer=LAYER, **kw)
+    assert result.n_rows == 2
+    assert json.loads((out / "index.json").read_text())["settings"]["layer"] == LAYER
+    assert not (out / "shards" / "00000.safetensors.stale").exists()
+    from stylebridge.errors import StylebridgeError
+
+    with pytest.raises(StylebridgeError, match="--image-size 100000: more than the limit of 1,024"):
+        build_dataset(env.images[:2], tmp_path / "big", **{**kw, "image_size": 100_000})
+    assert not (tmp_path / "big").exists()
+
+
 def test_sample_plan_is_deterministic_and_covers_every_row() -> None:
     plan = SamplePlan([2, 3, 0, 1], n_domains=3, seed=4)
     e0 = plan.epoch(0)

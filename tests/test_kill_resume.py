@@ -91,7 +91,7 @@ def tokenize(texts):
     return torch.tensor(rows, dtype=torch.long)
 
 
-def tiny_clip_models(names, weights, *, allow_random, device="cpu"):
+def tiny_clip_models(names, weights, *, allow_random, device="cpu", seed=0):
     """Tiny CLIP-shaped models on RANDOM weights instead of ViT-B-32/16 (tests only)."""
     from stylebridge.plugins.nets.clip import ClipModel
 

@@ -77,3 +77,50 @@ def test_an_existing_file_is_a_path_even_without_a_suffix(tmp_path, monkeypatch)
     spec = parse_plugin_spec("fsemodel")
     assert spec.name is None and spec.path == Path("fsemodel")
     assert parse_plugin_spec("fse").name == "fse"          # no such file: a plugin name
+
+
+# -- paths with ':' (issue 19, item 7): existing files first, then the grammar --------------------
+def test_existing_paths_with_colons_are_read_as_files(tmp_path, monkeypatch) -> None:
+    from stylebridge.registry.spec import parse_plugin_spec
+
+    folder = tmp_path / "c:olon"
+    folder.mkdir()
+    ckpt = folder / "e4e.safetensors"
+    ckpt.write_bytes(b"x")
+    named = tmp_path / "fse:odd.safetensors"
+    named.write_bytes(b"x")
+    alone = parse_plugin_spec(str(ckpt))
+    assert (alone.name, alone.path, alone.options) == (None, ckpt, {})
+    with_name = parse_plugin_spec(f"e4e:{ckpt}")
+    assert (with_name.name, with_name.path) == ("e4e", ckpt)
+    with_opts = parse_plugin_spec(f"fse:{ckpt}:mode=shift,layer=5")
+    assert (with_opts.name, with_opts.path, with_opts.options) == (
+        "fse", ckpt, {"mode": "shift", "layer": "5"})
+    monkeypatch.chdir(tmp_path)
+    whole = parse_plugin_spec("fse:odd.safetensors")  # an existing file named like NAME:PATH
+    assert (whole.name, whole.path) == (None, Path("fse:odd.safetensors"))
+    escaped = parse_plugin_spec("./e4e:missing.safetensors")  # the documented escape
+    assert (escaped.name, escaped.path) == (None, Path("e4e:missing.safetensors"))
+    # without files the grammar is unchanged
+    plain = parse_plugin_spec("e4e:missing.safetensors:mode=x")
+    assert (plain.name, plain.path, plain.options) == ("e4e", Path("missing.safetensors"),
+                                                       {"mode": "x"})
+
+
+def test_generator_in_a_folder_with_a_colon_through_the_cli(tmp_path, capsys) -> None:
+    import torch
+
+    from stylebridge.cli.main import main
+    from stylebridge.core.stylegan2 import Generator
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+
+    folder = tmp_path / "c:olon"
+    folder.mkdir()
+    torch.manual_seed(0)
+    save_stylegan2(folder / "gen.safetensors", Generator(size=8, style_dim=8, n_mlp=1,
+                                                         channels={4: 4, 8: 4}))
+    for spec in (str(folder / "gen.safetensors"), f"stylegan2:{folder / 'gen.safetensors'}"):
+        out = tmp_path / f"out{len(spec)}"
+        assert main(["generate", "-g", spec, "--seeds", "0", "--out", str(out)]) == 0, \
+            capsys.readouterr().err
+        assert (out / "seed0000.png").is_file()

@@ -178,8 +178,9 @@ def tiny_clips_in_cli(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Make the CLI load tiny random CLIP models instead of ViT-B-32/16 (tests only)."""
     calls: list[dict[str, Any]] = []
 
-    def fake(names: Any, weights: Any, *, allow_random: bool, device: Any = "cpu") -> list[ClipModel]:
-        calls.append({"names": list(names), "allow_random": allow_random})
+    def fake(names: Any, weights: Any, *, allow_random: bool, device: Any = "cpu",
+             seed: int = 0) -> list[ClipModel]:
+        calls.append({"names": list(names), "allow_random": allow_random, "seed": seed})
         if not allow_random:
             raise StylebridgeError("no weights for CLIP (fake loader)")
         return [tiny_clip(i, 8, f"tiny-{n}") for i, n in enumerate(names)]

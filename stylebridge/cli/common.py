@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,20 @@ class TargetGroup:
         if target is None:  # pragma: no cover - argparse rejects unknown targets
             raise StylebridgeError(f"unknown {self.command} target {args.target!r}")
         return int(target.run(args, console) or 0)
+
+
+def finite_float(text: str) -> float:
+    """argparse ``type`` of every float option: a number, never NaN or +-Inf (``--power nan``
+    would otherwise turn every image black and exit 0), reported in one line as
+    ``--power: expected a finite number, got 'nan'``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r} (NaN and Inf "
+                                         "are refused)")
+    return value
 
 
 def add_images_argument(parser: argparse.ArgumentParser) -> None:

@@ -92,6 +92,31 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+#: the options that bound a command's memory, named when it runs out (first: the command words)
+_OOM_OPTIONS: dict[tuple[str, ...], str] = {
+    ("generate",): "--batch",
+    ("invert",): "--batch or --align-size",
+    ("adapt",): "--batch or --align-size",
+    ("calibrate",): "--batch, --align-size or --samples",
+    ("eval",): "--batch or --size",
+    ("align",): "--size or --transform-size",
+    ("featureshift",): "--batch, --image-size or --shard-size",
+    ("train",): "--batch",
+    ("analyze",): "--batch or --samples",
+    ("reproduce",): "--batch or --samples",
+    ("demo",): "--device cpu",
+}
+
+
+def oom_advice(argv: Sequence[str]) -> str:
+    """``try a smaller --batch`` with the option(s) that bound the command's memory."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    options = _OOM_OPTIONS.get((command,), "--batch")
+    if options == "--device cpu":
+        return "try --device cpu"
+    return f"try a smaller {options}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it is
@@ -118,7 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         if debug:
             raise
-        _error("out of memory; try a smaller --batch or image size")
+        _error(f"out of memory; {oom_advice(argv)}")
+        return 2
+    except RecursionError:
+        if debug:
+            raise
+        _error("an input is nested too deeply to read (a crafted or corrupt file?)")
         return 2
     except OSError as exc:  # full disk, permissions, ...: the write failed cleanly (atomic)
         if debug:
@@ -135,9 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
-            _error("out of GPU memory; try a smaller --batch (or --device cpu)")
+            _error(f"out of GPU memory; {oom_advice(argv)} (or --device cpu)")
             return 2
         text = " ".join(str(exc).split()) or type(exc).__name__
+        if "enforce fail at alloc_cpu" in text or "DefaultCPUAllocator: can't allocate" in text:
+            _error(f"out of memory; {oom_advice(argv)}")
+            return 2
+        if len(text) > 400:
+            text = text[:400] + f" [... {len(text) - 400} characters cut]"
         _error(f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)")
         return 1
 

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, MAX_SAMPLES
 from stylebridge.pipelines.adapt import (
     ProgressCallback,
     check_photo_options,
@@ -63,8 +64,9 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="FFHQ-align faces first (default); --no-align for aligned inputs")
     parser.add_argument("--align-size", type=int, default=1024, metavar="N",
-                        help="size of the aligned crop before the encoder resizes it (default 1024)")
-    parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
+                        help="size of the aligned crop before the encoder resizes it (default 1024, "
+                             f"at most {MAX_IMAGE_SIZE})")
+    parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
     add_device_argument(parser)
 
 
@@ -73,7 +75,8 @@ def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
                         help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
     parser.add_argument("--samples", type=int, default=3000,
-                        help="z samples for the mapping network's style means (default 3000)")
+                        help="z samples for the mapping network's style means (default 3000, at "
+                             f"most {MAX_SAMPLES:,})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
 
 

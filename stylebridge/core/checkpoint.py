@@ -15,7 +15,7 @@ are stored as safetensors, so loading a checkpoint never runs code.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,9 +199,7 @@ def load_checkpoint(
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"tensor data is unreadable ({reason})", path=path) from None
-    for name, tensor in tensors.items():  # every loader gets finite weights, whatever it checks
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"tensor {name} contains NaN or Inf values", path=path)
+    refuse_nonfinite(tensors, path)  # every loader gets finite weights, whatever it checks
     return header, tensors
 
 
@@ -239,6 +237,95 @@ def check_state_dict(
         t = actual[name]
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)
+
+
+def refuse_nonfinite(obj: Any, path: str | Path | None, *, what: str = "tensor",
+                     error: type[CheckpointError] = CheckpointError) -> None:
+    """Raise a one-line ``error`` naming the first floating-point tensor in ``obj`` (a tensor,
+    or dicts/lists/tuples/namespaces of them, as upstream files hold) with NaN or Inf values.
+    Every weight file stylebridge reads (its own, upstream checkpoints for the converters,
+    CLIP/ArcFace/LPIPS/Inception weights) goes through this.  A tensor named ``*mask*``
+    (an attention mask) may hold -inf, never NaN."""
+    stack: list[tuple[str, Any, int]] = [("", obj, 0)]
+    seen: set[int] = set()  # shared and cyclic references are walked once
+    while stack:
+        name, item, depth = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, torch.Tensor):
+            if item.is_floating_point() and not bool(torch.isfinite(item).all()):
+                # attention masks (CLIP's attn_mask) hold -inf by design; never NaN
+                mask = "mask" in name.rsplit(".", 1)[-1]
+                if not mask or bool(torch.isnan(item).any()):
+                    label = f"{what} {name}" if name else what
+                    raise error(f"{label} contains NaN or Inf values", path=path)
+            continue
+        if depth > 64:
+            continue
+        if isinstance(item, Mapping):
+            children = list(item.items())
+        elif isinstance(item, list | tuple):
+            children = list(enumerate(item))
+        elif hasattr(item, "__dict__") and not isinstance(item, type):
+            children = list(vars(item).items())
+        else:
+            continue
+        stack.extend((f"{name}.{k}" if name else str(k), v, depth + 1) for k, v in children)
+
+
+def refuse_wrong_dtypes(path: str | Path | None, expected: Mapping[str, torch.Tensor],
+                        actual: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
+                        prefix: str = "", error: type[CheckpointError] = CheckpointError
+                        ) -> None:
+    """An integer or bool tensor in the file where the module holds a float one (it would be
+    cast silently) is refused by name."""
+    for name in sorted(set(expected) & set(actual)):
+        want, got = expected[name], actual[name]
+        if want.is_floating_point() and not got.is_floating_point():
+            raise error(f"{what} tensor {name[len(prefix):]} has dtype "
+                        f"{str(got.dtype).removeprefix('torch.')}, expected a floating-point "
+                        "tensor", path=path)
+
+
+#: slack for tensors a config implies beyond the file's (non-persistent buffers, caches)
+IMPLIED_SLACK_BYTES = 256 * 1024 * 1024
+
+
+def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.Module],
+                         tensors: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
+                         prefix: str = "", error: type[CheckpointError] = CheckpointError
+                         ) -> None:
+    """Before a module is allocated from a header's config, build it on the ``meta`` device
+    (no memory) and compare the tensor shapes the config implies with the file's: a tensor
+    of another shape is refused by name, and a config that implies far more memory than the
+    file holds (more than twice, plus :data:`IMPLIED_SLACK_BYTES`) is refused with both
+    sizes.  A module that cannot be built on ``meta`` is not pre-checked (its own loader still
+    checks keys and shapes after building it)."""
+    try:
+        with torch.device("meta"):
+            module = build()
+        implied = {prefix + k: v for k, v in module.state_dict().items()}
+    except MemoryError:  # even the memory-free build is too big: an absurd config
+        raise error(f"the {what} config is too large to build (out of memory before a weight "
+                    "was allocated; a crafted or corrupt header)", path=path) from None
+    except Exception as exc:
+        if "overflow" in str(exc).lower():  # tensor sizes beyond int64: an absurd config
+            raise error(f"the {what} config implies tensors too large to index (a crafted or "
+                        "corrupt header)", path=path) from None
+        return
+    refuse_wrong_dtypes(path, implied, tensors, what=what, prefix=prefix, error=error)
+    for name in sorted(set(implied) & set(tensors)):
+        want, got = tuple(implied[name].shape), tuple(tensors[name].shape)
+        if want != got:
+            raise error(f"{what} tensor {name[len(prefix):]} has shape {list(got)}, expected "
+                        f"{list(want)} by its config", path=path)
+    need = sum(t.numel() * t.element_size() for t in implied.values())
+    have = sum(t.numel() * t.element_size() for t in tensors.values())
+    if need > 2 * have + IMPLIED_SLACK_BYTES:
+        raise error(f"the {what} config implies {need / 2**20:,.0f} MiB of tensors but "
+                    f"the file holds {have / 2**20:,.0f} MiB; refused before allocating (a "
+                    "crafted or corrupt header)", path=path)
 
 
 #: The label of anything computed with untrained weights (terminal, grids, JSON, markdown).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import math
 import stat
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,8 +19,31 @@ from stylebridge.core.io import atomic_path
 from stylebridge.core.resize import resize as resize_filtered
 from stylebridge.errors import ImageError
 
-# Refuse images above ~ 16k × 16k instead of PIL's warning-then-error behaviour.
+#: the largest image read (pixels, 16384 × 16384 = 268,435,456); larger ones are refused with a
+#: one-line error before decoding.  Pillow's own decompression-bomb limit (~179 M pixels, with a
+#: warning above ~89 M) is lifted while opening, so this documented limit is the one that applies.
 MAX_PIXELS = 16384 * 16384
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def open_image(path: Path) -> Image.Image:
+    """``Image.open(path)`` (lazy: only the header is read) with :data:`MAX_PIXELS` as the only
+    size limit: Pillow's bomb check is set above it while the header is parsed (under a lock,
+    as ``Image.MAX_IMAGE_PIXELS`` is global) and its warning silenced."""
+    with _PIL_LIMIT_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises above twice this, warns above it
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+    if img.width * img.height > MAX_PIXELS:
+        img.close()
+        raise ImageError(f"image is {img.width}×{img.height}, larger than the {MAX_PIXELS:,} "
+                         "pixel limit", path=path)
+    return img
 
 
 def from_generator_range(images: Tensor) -> Tensor:
@@ -176,10 +201,7 @@ def load_image(path: str | Path) -> Tensor:
     if not stat.S_ISREG(mode):  # a FIFO would block, /dev/zero never ends
         raise ImageError("is not a regular file (a FIFO, socket or device?)", path=path)
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"image is {img.width}×{img.height}, larger than the "
-                                 f"{MAX_PIXELS} pixel limit", path=path)
+        with open_image(path) as img:
             img.load()
             if img.mode == "F":  # 32-bit float (TIFF): [0, 1] by convention
                 return _float_image(np.asarray(img, dtype=np.float64), path)
@@ -196,7 +218,7 @@ def load_image(path: str | Path) -> Tensor:
     except ImageError:
         raise
     except Image.DecompressionBombError:
-        raise ImageError(f"image is larger than the {MAX_PIXELS} pixel limit", path=path) from None
+        raise ImageError(f"image is larger than the {MAX_PIXELS:,} pixel limit", path=path) from None
     except (OSError, ValueError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         reason = reason.replace(f" '{path}'", "").replace(f" {path}", "")  # named once, in front

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.resize import RESIZE_FILTERS
 from stylebridge.core.resize import resize as resize_filtered
+from stylebridge.core.schema import Field, validate_config
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
@@ -139,6 +140,16 @@ class Plugin:
     random_weights: bool | None = None
     #: a bare ``NAME`` without installed weights is refused (resolve.create) instead of built random
     requires_weights: ClassVar[bool] = False
+    #: key -> :class:`~stylebridge.core.schema.Field`: types and ranges of the config, checked
+    #: (with finiteness of every float) before the constructor runs (``Registry.create``/``load``)
+    config_schema: ClassVar[Mapping[str, Field]] = MappingProxyType({})
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        """Raise :class:`~stylebridge.core.schema.ConfigSchemaError` (one line, naming the key
+        and the allowed range) unless ``config`` fits :attr:`config_schema`; a plugin may
+        extend it with cross-key checks (call ``super().check_config(config)`` first)."""
+        validate_config(cls.config_schema, config)
 
     def config(self) -> dict[str, Any]:
         """Keyword arguments such that ``type(self)(**self.config())`` rebuilds the object."""

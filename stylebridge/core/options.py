@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
 
-def coerce_option(value: str) -> bool | int | float | str:
-    """``"true"``→True, ``"3"``→3, ``"0.5"``→0.5, otherwise the string."""
+from stylebridge.errors import SpecError
+
+
+def coerce_option(value: str, key: str = "") -> bool | int | float | str:
+    """``"true"``→True, ``"3"``→3, ``"0.5"``→0.5, otherwise the string.
+
+    ``nan``, ``inf`` and ``-inf`` (any spelling float() takes) are refused with a one-line
+    :class:`~stylebridge.errors.SpecError` naming ``key``: no plugin option is ever NaN."""
     low = value.lower()
     if low in {"true", "yes", "on"}:
         return True
@@ -15,9 +22,13 @@ def coerce_option(value: str) -> bool | int | float | str:
     except ValueError:
         pass
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return value
+    if not math.isfinite(number):
+        name = f"{key}={value}" if key else repr(value)
+        raise SpecError(f"option {name}: expected a finite number (NaN and Inf are refused)")
+    return number
 
 
 def as_bool(value: object, option: str) -> bool:

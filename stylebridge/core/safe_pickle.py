@@ -71,6 +71,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.errors import ConversionError, UnsafePickleError
 
 __all__ = [
@@ -303,6 +304,8 @@ def quiet_protocol_warning() -> Iterator[None]:
     file then gives only its one-line error."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        # torch's TorchScript-dispatch notice: stylebridge never runs TorchScript through torch
+        warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
         yield
 
 
@@ -426,7 +429,7 @@ def safe_load(path: str | Path) -> Any:
                               "other file?)", path=path)
     try:
         with path.open("rb") as fh:
-            return SafeUnpickler(fh).load()
+            data = SafeUnpickler(fh).load()
     except UnsafePickleError as exc:
         # Raised by find_class/persistent_load without a path; add it.
         raise UnsafePickleError(_strip_path(exc), path=path) from None
@@ -449,6 +452,8 @@ def safe_load(path: str | Path) -> Any:
             raise
         raise ConversionError(f"not a readable network pickle ({type(exc).__name__}: "
                               f"{_first_line(exc)})", path=path) from None
+    refuse_nonfinite(data, path, error=ConversionError)
+    return data
 
 
 def _strip_path(exc: UnsafePickleError) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.safe_pickle import SafeUnpickler
 from stylebridge.errors import ConversionError, UnsafePickleError
 
@@ -113,4 +114,5 @@ def read_torchscript_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise ConversionError("TorchScript archive holds no module", path=path)
     state: dict[str, Tensor] = OrderedDict()
     _walk(root, "", state)
+    refuse_nonfinite(state, path, error=ConversionError)
     return {k: v.clone() for k, v in state.items()}

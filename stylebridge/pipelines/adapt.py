@@ -49,6 +49,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.io import write_json
+from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import align_face, output_names
@@ -246,10 +247,8 @@ def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
 
 def check_photo_options(batch: int, align_size: int) -> None:
     """One-line errors for a batch size or an alignment size below 1."""
-    if batch < 1:
-        raise StylebridgeError(f"--batch {batch}: must be >= 1")
-    if align_size < 1:
-        raise StylebridgeError(f"--align-size {align_size}: must be >= 1")
+    check_range("--batch", batch, 1, MAX_BATCH)
+    check_range("--align-size", align_size, 1, MAX_IMAGE_SIZE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from stylebridge.core.batch import BatchReport, require_inputs
 from stylebridge.core.device import resolve_device
+from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import (
     ProgressCallback,
@@ -96,8 +97,7 @@ class CalibrateResult:
 def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors)."""
     check_photo_options(config.batch, config.align_size)
-    if config.samples < 1:
-        raise StylebridgeError(f"--samples {config.samples}: must be >= 1")
+    check_range("--samples", config.samples, 1, MAX_SAMPLES)
     if config.out.exists() and not config.force:
         raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
     cls = get_registry().get("calibrator", config.calibrator).obj

@@ -33,6 +33,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import atomic_path, check_writable, write_json
+from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.registry import get_registry
@@ -66,7 +67,7 @@ def parse_metric_spec(text: str) -> MetricRequest:
         raw_options["weights"] = str(spec.path)
     options: dict[str, Any] = {}
     for key, value in raw_options.items():
-        options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value)
+        options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value, key)
     return MetricRequest(text=text.strip(), name=spec.name, options=options)
 
 
@@ -323,10 +324,9 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     options, missing files or nothing to evaluate.  Skipped files go to ``report``."""
     report = BatchReport() if report is None else report
     progress = EvalProgress() if progress is None else progress
-    if config.batch < 1:
-        raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
-    if config.size is not None and config.size < 8:
-        raise StylebridgeError(f"--size {config.size}: must be >= 8")
+    check_range("--batch", config.batch, 1, MAX_BATCH)
+    if config.size is not None:
+        check_range("--size", config.size, 8, MAX_IMAGE_SIZE)
     requests = [parse_metric_spec(t) for t in config.metrics]
     device = resolve_device(config.device)
     for item in (*config.pred, *(config.target or [])):

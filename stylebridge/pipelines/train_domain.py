@@ -134,7 +134,7 @@ def build_domain_method(spec_text: str, generator: Generator, *, registry: Any =
     """
     registry = registry or get_registry()
     spec = parse_plugin_spec(spec_text, what="domain method")
-    options = {k: coerce_option(v) for k, v in spec.options.items()}
+    options = {k: coerce_option(v, k) for k, v in spec.options.items()}
     if spec.path is not None:
         header = read_header(spec.path)
         trained_for = header.extra.get("generator_config")
@@ -218,8 +218,9 @@ def installed_clip_weights(name: str) -> Path | None:
 
 
 def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_random: bool,
-                      device: str | torch.device = "cpu") -> list[ClipModel]:
-    """Load each CLIP model with its weights file; random weights only with ``allow_random``."""
+                      device: str | torch.device = "cpu", seed: int = 0) -> list[ClipModel]:
+    """Load each CLIP model with its weights file; random weights only with ``allow_random``,
+    then seeded by ``seed`` (+ the model's position) so that a run is reproducible."""
     from stylebridge.plugins.nets.clip import load_clip
 
     unknown = sorted(set(weights) - set(names))
@@ -227,14 +228,14 @@ def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_r
         raise StylebridgeError(f"--clip-weights {unknown[0]}=...: {unknown[0]} is not among the "
                                f"--clip models ({', '.join(names)})")
     models = []
-    for name in names:
+    for i, name in enumerate(names):
         path = weights.get(name) or installed_clip_weights(name)
         if path is None and not allow_random:
             raise StylebridgeError(
                 f"no weights for CLIP {name}: give --clip-weights {name}=PATH (a .safetensors "
                 f"state dict of open_clip's {name}); --allow-random-clip trains with "
                 f"{RANDOM_CLIP_NOTICE} (tests only)")
-        models.append(load_clip(name, weights=path, device=device))
+        models.append(load_clip(name, weights=path, device=device, seed=seed + i))
     return models
 
 
@@ -401,7 +402,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     guide = None
     if uses_clip:
         models = build_clip_models(clip_names, clip_weights, allow_random=cfg.allow_random_clip,
-                                   device=device)
+                                   device=device, seed=settings.seed)
         if any(m.random_weights for m in models):
             emit(progress, "notice", text=RANDOM_CLIP_NOTICE,
                  detail=f": {', '.join(m.name for m in models if m.random_weights)} "

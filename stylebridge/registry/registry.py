@@ -13,9 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+import torch
 
 from stylebridge.core import interfaces as itf
-from stylebridge.core.checkpoint import load_checkpoint, read_header
+from stylebridge.core.checkpoint import (
+    check_implied_shapes,
+    load_checkpoint,
+    read_header,
+    refuse_wrong_dtypes,
+)
 from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
@@ -279,12 +285,17 @@ class Registry:
         entry = self.get(kind, name)
         if not isinstance(entry.obj, type):
             return entry.obj
+        where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
+        if issubclass(entry.obj, itf.Plugin):
+            try:
+                entry.obj.check_config(config)
+            except ValueError as exc:  # ConfigSchemaError or a plugin's cross-key check
+                raise RegistryError(f"{kind.replace('_', ' ')} {name!r}{where}: {exc}") from None
         try:
             return entry.obj(**config)
         except StylebridgeError:
             raise
         except (TypeError, ValueError) as exc:
-            where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
             label = kind.replace("_", " ")
             accepted = accepted_options(entry.obj)
             # None: the plugin takes **kwargs, so no option is unknown by its signature
@@ -321,7 +332,27 @@ class Registry:
         if refused:
             raise CheckpointError(refused, path=path)
         _, tensors = load_checkpoint(path, device=device)
-        obj = self.create(kind, header.plugin, **{**header.config, **overrides})
+        config = {**header.config, **overrides}
+        label = f"{kind.replace('_', ' ')} {header.plugin!r}"
+        if plugin_cls is not None:
+            try:
+                plugin_cls.check_config(config)
+            except ValueError as exc:  # ConfigSchemaError and a plugin's own cross-key checks
+                raise CheckpointError(f"{label}: {exc}", path=path) from None
+            accepted = accepted_options(plugin_cls)
+            foreign = sorted(set(header.config) - set(accepted)) if accepted is not None else []
+            if foreign:
+                raise CheckpointError(
+                    f"its header config has option(s) {', '.join(foreign)} that {label} does not "
+                    f"take (accepted: {', '.join(accepted) or 'none'}); is it a checkpoint of "
+                    "another plugin or another stylebridge version?", path=path)
+            check_implied_shapes(path, lambda: plugin_cls(**config), tensors, what=label)
+        try:
+            obj = self.create(kind, header.plugin, **config)
+        except RegistryError as exc:
+            raise CheckpointError(str(exc), path=path) from None
+        if isinstance(obj, torch.nn.Module):  # also when the meta pre-check could not run
+            refuse_wrong_dtypes(path, obj.state_dict(), tensors, what=label)
         try:
             result = obj.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:

@@ -190,7 +190,7 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
         return Created(generator, prov)
     registry = registry or get_registry()
     spec = _parse(kind, spec)
-    config = {k: coerce_option(v) for k, v in spec.options.items()}
+    config = {k: coerce_option(v, k) for k, v in spec.options.items()}
     config.update(options)
     installed: Path | None = None
     instance = False  # converters and commands are registered as ready objects: no weights

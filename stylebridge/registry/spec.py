@@ -15,6 +15,12 @@ Generator specs (``--generator``, :func:`stylebridge.registry.resolve.load_gener
     stylegan2                 the installed generator weights (``stylebridge weights``)
     stylegan2-ffhq-1024       a weights entry by name
 
+Existing files are resolved before the grammar, so a path with ``:`` in it works wherever the
+file exists: ``dir/c:olon/gen.safetensors``, ``e4e:dir/c:olon/e4e.safetensors``,
+``fse:a:b.safetensors:mode=shift``.  Escape: a file that does not exist yet cannot be told
+from ``NAME:PATH``; prefix a relative path with ``./`` (``./e4e:x.safetensors``) so that it is
+never read as a name.
+
 Loss specs (``--loss``)::
 
     lpips:0.8                 name + weight
@@ -68,6 +74,35 @@ class PluginSpec:
         return self.text
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long for the OS, a NUL byte
+        return False
+
+
+def _existing_path_spec(text: str, raw: str, what: str) -> PluginSpec | None:
+    """Existing files first, then the grammar: a path with ``:`` in it is read as a file when
+    that file exists, alone (``dir/c:olon/gen.safetensors``), after a name
+    (``e4e:dir/c:olon/e4e.safetensors``) or before options (``NAME:PATH:k=v``)."""
+    if ":" not in text:
+        return None
+    if _is_file(text):
+        return PluginSpec(name=None, path=Path(text), text=raw)
+    name, _, rest = text.partition(":")
+    if not _NAME_RE.match(name) or not rest:
+        return None
+    if _is_file(rest):
+        return PluginSpec(name=name, path=Path(rest), text=raw)
+    cut = len(rest)
+    while (cut := rest.rfind(":", 0, cut)) > 0:  # NAME:PATH:OPTIONS, PATH with ':' in it
+        path_part, opt_part = rest[:cut], rest[cut + 1:]
+        if "=" in opt_part and _is_file(path_part):
+            return PluginSpec(name=name, path=Path(path_part),
+                              options=_parse_options(opt_part, raw), text=raw)
+    return None
+
+
 def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     """Parse a plugin spec; raise :class:`SpecError` with a one-line reason."""
     raw = text
@@ -76,12 +111,15 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
         raise SpecError(f"empty {what} spec")
     if ":" not in text and (_looks_like_path(text) or Path(text).is_file()):
         return PluginSpec(name=None, path=Path(text), text=raw)  # an existing file wins
+    existing = _existing_path_spec(text, raw, what)
+    if existing is not None:
+        return existing
     name, _, rest = text.partition(":")
     if not name:
         raise SpecError(f"{what} spec {raw!r} has no name before ':' (expected NAME:PATH)")
     if not _NAME_RE.match(name):
-        if _looks_like_path(text):
-            raise SpecError(f"{what} spec {raw!r}: expected NAME:PATH, got a path with ':' in it")
+        if _looks_like_path(name):  # ./x:y.safetensors, dir/c:olon/...: a path, not NAME:...
+            return PluginSpec(name=None, path=Path(text), text=raw)
         raise SpecError(f"{what} spec {raw!r}: invalid name {name!r} "
                         "(lower-case letters, digits, '_', '-', '.')")
     if not _:

@@ -13,6 +13,7 @@ from rich.console import Console
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_images_argument, print_json
 from stylebridge.cli.options import print_batch_report, progress_bar
+from stylebridge.core.limits import MAX_IMAGE_SIZE, check_range
 from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
 from stylebridge.registry import hookimpl
 
@@ -28,10 +29,11 @@ class AlignCommand(Command):
         parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                             help="output folder: <stem>.png per face")
         parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                            help=f"output size in pixels (default {DEFAULT_SIZE})")
+                            help=f"output size in pixels (default {DEFAULT_SIZE}, at most {MAX_IMAGE_SIZE})")
         parser.add_argument("--transform-size", type=int, default=None, metavar="N",
                             help="supersampling size of the quad transform (default 4×size, "
-                                 "FFHQ's 4096 at 1024; e4e/pSp use N = size)")
+                                 "FFHQ's 4096 at 1024; e4e/pSp use N = size; at most "
+                                 f"{4 * MAX_IMAGE_SIZE})")
         parser.add_argument("--no-padding", action="store_true",
                             help="no blur-padding where the crop leaves the photo")
         parser.add_argument("--landmarks", action="store_true",
@@ -39,6 +41,9 @@ class AlignCommand(Command):
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        check_range("--size", args.size, 1, MAX_IMAGE_SIZE)
+        if args.transform_size is not None:
+            check_range("--transform-size", args.transform_size, 1, 4 * MAX_IMAGE_SIZE)
         config = AlignConfig(images=args.images, out=args.out, size=args.size,
                              transform_size=args.transform_size, padding=not args.no_padding,
                              landmarks=args.landmarks)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.common import finite_float
 from stylebridge.cli.options import (
     ConsoleBars,
     add_photo_arguments,
@@ -50,9 +51,9 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
                         "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
                         "squares y = alpha*x + b (a library's default LinearRegression), "
                         "whose slope is used" + "; both fits are drawn and tabled either way")
-    p.add_argument("--alpha-tol", type=float, default=0.1,
+    p.add_argument("--alpha-tol", type=finite_float, default=0.1,
                    help="|alpha - 1| up to which a correlated layer counts as calibrated")
-    p.add_argument("--r2-min", type=float, default=0.5,
+    p.add_argument("--r2-min", type=finite_float, default=0.5,
                    help="squared correlation below which a layer counts as independent")
     p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
     add_photo_arguments(p, several_encoders=True)

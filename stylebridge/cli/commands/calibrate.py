@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.common import finite_float
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
@@ -46,7 +47,7 @@ class CalibrateCommand(Command):
                             "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
                             "squares y = alpha*x + b (a library's default LinearRegression), "
                             "whose slope is used")
-        parser.add_argument("--power", type=float, default=-1.0,
+        parser.add_argument("--power", type=finite_float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
         add_photo_arguments(parser)

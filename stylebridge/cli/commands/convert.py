@@ -21,7 +21,7 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"--option {item!r}: expected KEY=VALUE")
-        options[key.strip().replace("-", "_")] = coerce_option(value.strip())
+        options[key.strip().replace("-", "_")] = coerce_option(value.strip(), key.strip())
     return options
 
 

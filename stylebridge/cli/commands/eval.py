@@ -15,6 +15,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument
 from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
+from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE
 from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, EvalResult, evaluate
 from stylebridge.registry import hookimpl
 
@@ -87,9 +88,9 @@ class EvalCommand(Command):
                             help="domain description for clip_quality (unless it has text= or "
                                  "reference=)")
         parser.add_argument("--size", type=int, metavar="N",
-                            help="resize every image to N×N first (default: targets' size; "
+                            help=f"resize every image to N×N first (8..{MAX_IMAGE_SIZE}; default: targets' size; "
                                  "predictions of another size are resized to their target)")
-        parser.add_argument("--batch", type=int, default=8, help="images per batch (default 8)")
+        parser.add_argument("--batch", type=int, default=8, help=f"images per batch (default 8, at most {MAX_BATCH})")
         parser.add_argument("--json", type=Path, metavar="OUT", help="write all values as JSON")
         parser.add_argument("--csv", type=Path, metavar="OUT",
                             help="write per-image values (and a 'mean' row) as CSV")

@@ -19,6 +19,7 @@ from stylebridge.cli.common import add_device_argument
 from stylebridge.cli.options import print_batch_report
 from stylebridge.core.batch import expand_inputs
 from stylebridge.core.device import resolve_device
+from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.pipelines.featureshift.config import split_specs
 from stylebridge.pipelines.featureshift.dataset import build_dataset
 from stylebridge.registry import hookimpl
@@ -51,9 +52,10 @@ class FeatureShiftCommand(Command):
         p.add_argument("--out", required=True, type=Path, metavar="DATASET")
         p.add_argument("--layer", type=int, help="generator activation K (default: the encoder's)")
         p.add_argument("--image-size", type=int, default=256,
-                       help="stored image/target size (default 256, where the losses compare)")
-        p.add_argument("--shard-size", type=int, default=256, help="images per shard")
-        p.add_argument("--batch", type=int, default=4)
+                       help="stored image/target size (default 256, where the losses compare; "
+                            f"8..{MAX_DATASET_IMAGE_SIZE})")
+        p.add_argument("--shard-size", type=int, default=256, help=f"images per shard (default 256, at most {MAX_SHARD_SIZE})")
+        p.add_argument("--batch", type=int, default=4, help=f"default 4, at most {MAX_BATCH}")
         p.add_argument("--no-per-domain", action="store_true",
                        help="store no per-domain Δ/targets (the trainer computes them)")
         p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16",
@@ -61,6 +63,9 @@ class FeatureShiftCommand(Command):
         add_device_argument(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        check_range("--image-size", args.image_size, 8, MAX_DATASET_IMAGE_SIZE)  # before loading
+        check_range("--shard-size", args.shard_size, 1, MAX_SHARD_SIZE)
+        check_range("--batch", args.batch, 1, MAX_BATCH)
         device = resolve_device(args.device)
         generator, provenance = load_generator(args.generator, device)
         gen_path = provenance.path

@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument
+from stylebridge.cli.common import add_device_argument, finite_float
 from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import load_generator
@@ -68,12 +69,12 @@ class GenerateCommand(Command):
                             help="generator checkpoint (convert upstream files with `convert`)")
         parser.add_argument("--seeds", default="0-7",
                             help=f"seeds in 0..{MAX_SEED}, e.g. 0-7 or 1,5,9 (default 0-7)")
-        parser.add_argument("--truncation", type=float, default=1.0,
+        parser.add_argument("--truncation", type=finite_float, default=1.0,
                             help="truncation psi in (0, 1]; 1 = none (default)")
         parser.add_argument("--noise", choices=("const", "random"), default="const",
                             help="stored noise buffers (default) or random noise drawn from "
                                  "each image's own seed (independent of --batch)")
-        parser.add_argument("--batch", type=int, default=4, help="images per forward pass")
+        parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         add_device_argument(parser)
 
@@ -86,8 +87,7 @@ class GenerateCommand(Command):
 
         if not 0.0 < args.truncation <= 1.0:
             raise StylebridgeError(f"--truncation {args.truncation}: must be in (0, 1]")
-        if args.batch < 1:
-            raise StylebridgeError(f"--batch {args.batch}: must be >= 1")
+        check_range("--batch", args.batch, 1, MAX_BATCH)
         seeds = parse_seeds(args.seeds)
         device = resolve_device(args.device)
         gen, provenance = load_generator(args.generator, device)

@@ -20,9 +20,10 @@ from rich.status import Status
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import TargetGroup, add_device_argument
+from stylebridge.cli.common import TargetGroup, add_device_argument, finite_float
 from stylebridge.cli.options import print_batch_report
 from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES
 from stylebridge.pipelines.reproduce import (
     DEFAULT_TEMPLATE,
     JSON_FILE,
@@ -80,8 +81,9 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-config", action="append", default=[], type=Path,
                         metavar="JSON|DIR", help="extra open_clip architecture configs")
     parser.add_argument("--samples", type=int, metavar="N",
-                        help="random samples for the Orig row (default: the number of photos)")
-    parser.add_argument("--truncation", type=float, default=1.0,
+                        help="random samples for the Orig row (default: the number of photos, "
+                             f"at most {MAX_SAMPLES:,})")
+    parser.add_argument("--truncation", type=finite_float, default=1.0,
                         help="truncation of the Orig samples (default 1 = none)")
     parser.add_argument("--text-template", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                         help=f"domain text for Quality, '{{}}' = the text (default "
@@ -107,7 +109,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiny: build random-weight tiny models into OUT/tiny-preset and use "
                              "them for everything not given (tests the code paths)")
     parser.add_argument("--seed", type=int, default=0, help="seed of samples and random weights")
-    parser.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
+    parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
     parser.add_argument("--out", type=Path, default=Path("thesis-tables"), metavar="DIR",
                         help="output folder (default ./thesis-tables)")
     add_device_argument(parser)

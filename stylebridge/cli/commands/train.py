@@ -33,7 +33,7 @@ from rich.progress import (
 from rich.status import Status
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import Target, TargetGroup, add_device_argument
+from stylebridge.cli.common import Target, TargetGroup, add_device_argument, finite_float
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import THESIS_ADVERSARIAL, THESIS_LOSSES, TrainConfig
@@ -167,18 +167,18 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
                              "(tests only; every output says so)")
     parser.add_argument("--encoder", default=None, metavar="NAME:CKPT",
                         help="encoder that inverts images for difa_w (DiFa uses e4e)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam lr (default 0.05 text, 0.08 image)")
+    parser.add_argument("--lr", type=finite_float, default=None, help="Adam lr (default 0.05 text, 0.08 image)")
     parser.add_argument("--warmup-steps", type=int, default=None,
                         help="linear lr warm-up from 0.001 (default 0 text, 30 image)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 4 text, 2 image)")
-    parser.add_argument("--mixing", type=float, default=None,
+    parser.add_argument("--mixing", type=finite_float, default=None,
                         help="style-mixing probability (default 0.9 text, 0.0 image)")
     parser.add_argument("--freeze-layers", default=None, metavar="none|coarse|I,J,...",
                         help="style layers kept unchanged (default: coarse for text = StyleDomain's "
                              "no_coarse, none for image)")
     parser.add_argument("--source-samples", type=int, default=256,
                         help="source samples averaged for v_source (image targets; default 256)")
-    parser.add_argument("--source-truncation", type=float, default=0.8,
+    parser.add_argument("--source-truncation", type=finite_float, default=0.8,
                         help="truncation of those samples (default 0.8)")
     parser.add_argument("--sample-every", type=int, default=50,
                         help="write a source | adapted grid every N steps (0 = never; default 50)")
@@ -235,7 +235,7 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
                    help="inversion-loss term, repeatable (default: the same terms as --loss)")
     p.add_argument("--domain-inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
                    help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
-    p.add_argument("--adversarial", type=float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",
+    p.add_argument("--adversarial", type=finite_float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",
                    help="weight of the frozen StyleGAN2 discriminator's term in the inversion "
                         f"loss (default {THESIS_ADVERSARIAL}, the thesis' λ_Adv; 0 = off)")
     p.add_argument("--adversarial-after", type=int, default=None, metavar="N",
@@ -272,19 +272,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "per iteration; StyleFeatureEditor trains with 8)")
     p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer,
                    help="ours (the thesis names none); StyleFeatureEditor trains its encoder with Ranger")
-    p.add_argument("--lr", type=float, default=d.lr,
+    p.add_argument("--lr", type=finite_float, default=d.lr,
                    help=f"learning rate (default {d.lr}, ours; the value cited for StyleFeatureEditor)")
     p.add_argument("--betas", default="0.9,0.999", metavar="B1,B2")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
     p.add_argument("--scheduler", choices=("constant", "cosine"), default=d.scheduler)
     p.add_argument("--warmup-steps", type=int, default=0)
-    p.add_argument("--clip-grad", type=float, default=d.clip_grad, metavar="NORM",
+    p.add_argument("--clip-grad", type=finite_float, default=d.clip_grad, metavar="NORM",
                    help=f"max gradient norm (default {d.clip_grad}, ours; 0 = off)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
                    help="mixed precision on CUDA (auto: bf16 where supported); off on CPU. "
                         "At the thesis's size on an H200, bf16 cut the GPU time per step by "
                         "about a sixth (benchmarks/RESULTS.md)")
-    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+    p.add_argument("--ema", type=finite_float, default=0.0, metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999); model.safetensors holds it")
     p.add_argument("--hidden", type=int, help="middle-stage width (default 1.5 × feature channels)")
     p.add_argument("--n-blocks", type=int, default=d.n_blocks)
@@ -301,7 +301,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of ``train featureshift`` arguments."""
     try:
-        b1, b2 = (float(v) for v in args.betas.split(","))
+        b1, b2 = (finite_float(v) for v in args.betas.split(","))
     except ValueError:
         raise StylebridgeError(f"--betas {args.betas!r}: expected two numbers B1,B2") from None
     gen_path, _ = generator_path(args.generator)

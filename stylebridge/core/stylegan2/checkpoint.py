@@ -17,10 +17,12 @@ import torch
 
 from stylebridge.core.checkpoint import (
     CheckpointHeader,
+    check_implied_shapes,
     check_state_dict,
     load_checkpoint,
     save_checkpoint,
 )
+from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from stylebridge.core.stylegan2.discriminator import Discriminator
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import CheckpointError
@@ -62,9 +64,18 @@ def _split(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _build(path: Path, cls: type, config: Any, what: str) -> Any:
+def _build(path: Path, cls: type, config: Any, what: str,
+           tensors: Mapping[str, torch.Tensor], prefix: str) -> Any:
+    """Validate the header's config (types, ranges), check the shapes it implies against the
+    file on the meta device, then build: nothing is allocated for a crafted header."""
     if not isinstance(config, dict):
         raise CheckpointError(f"header has no {what} config", path=path)
+    config_cls = GeneratorConfig if cls is Generator else DiscriminatorConfig
+    try:
+        config_cls.from_dict(config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"invalid {what} config in header: {exc}", path=path) from None
+    check_implied_shapes(path, lambda: cls(**config), tensors, what=what, prefix=prefix)
     try:
         return cls(**config)
     except (TypeError, ValueError) as exc:
@@ -84,7 +95,8 @@ def load_stylegan2(
     if header.plugin != PLUGIN:
         raise CheckpointError(f"generator plugin {header.plugin!r} is not supported (expected "
                               f"{PLUGIN!r})", path=path)
-    gen = _build(path, Generator, header.config.get("generator"), "generator")
+    gen = _build(path, Generator, header.config.get("generator"), "generator", tensors,
+                 "g_ema.")
     if expect_size is not None and gen.size != expect_size:
         raise CheckpointError(
             f"is a {gen.size}px generator with {gen.n_latent} latent rows, expected {expect_size}px",
@@ -99,7 +111,7 @@ def load_stylegan2(
         if d_config is None:
             raise CheckpointError("has no discriminator (convert the upstream file with its 'd')",
                                   path=path)
-        disc = _build(path, Discriminator, d_config, "discriminator")
+        disc = _build(path, Discriminator, d_config, "discriminator", tensors, "d.")
         d_state = _split(tensors, "d.")
         check_state_dict(path, {k: v.shape for k, v in disc.state_dict().items()}, d_state,
                          what="discriminator")

@@ -7,6 +7,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stylebridge.core.schema import (
+    CHANNELS,
+    SIZE,
+    STYLE_DIM,
+    ConfigSchemaError,
+    Field,
+    validate_config,
+)
+
 
 def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
     """Upstream's width per resolution for config-f (``channel_multiplier=2``)."""
@@ -23,10 +32,31 @@ def _int_keys(channels: Mapping[Any, int]) -> dict[int, int]:
 
 
 def _check_size(size: int) -> int:
-    size = int(size)
-    if size < 4 or size & (size - 1):
-        raise ValueError(f"size must be a power of two >= 4, got {size}")
-    return size
+    validate_config({"size": SIZE}, {"size": size})
+    return int(size)
+
+
+#: types and ranges of a generator config (SECURITY.md states them); checked before any layer
+#: is built, so a crafted header cannot make the mapping network or a convolution huge
+GENERATOR_SCHEMA: Mapping[str, Field] = {
+    "size": SIZE,
+    "style_dim": STYLE_DIM,
+    "n_mlp": Field("int", 1, 32),
+    "channel_multiplier": Field("int", 1, 8),
+    "blur_kernel": Field("ints", 1, 64, max_len=8),
+    "lr_mlp": Field("float", 1e-6, 10.0),
+    "channels": CHANNELS,
+    "conv_clamp": Field("float", 0.0, 1e6, nullable=True),
+}
+#: the discriminator's (``stddev_*``: upstream 4 and 1)
+DISCRIMINATOR_SCHEMA: Mapping[str, Field] = {
+    "size": SIZE,
+    "channel_multiplier": Field("int", 1, 8),
+    "blur_kernel": Field("ints", 1, 64, max_len=8),
+    "channels": CHANNELS,
+    "stddev_group": Field("int", 1, 64),
+    "stddev_feat": Field("int", 1, 64),
+}
 
 
 def _resolve_channels(size: int, channels: Mapping[Any, int], channel_multiplier: int) -> dict[int, int]:
@@ -42,7 +72,12 @@ def _resolve_channels(size: int, channels: Mapping[Any, int], channel_multiplier
 class _JsonConfig:
     """``to_dict``/``from_dict`` for the frozen config dataclasses (JSON-safe keys)."""
 
+    schema: Mapping[str, Field] = {}
+
     def _normalise(self) -> None:
+        validate_config(self.schema, {f: getattr(self, f) for f in self.__dataclass_fields__})  # type: ignore[attr-defined]
+        if len(self.blur_kernel) < 1:  # type: ignore[attr-defined]
+            raise ConfigSchemaError("config blur_kernel=[]: expected 1..8 taps")
         object.__setattr__(self, "size", _check_size(self.size))  # type: ignore[attr-defined]
         object.__setattr__(self, "blur_kernel",
                            tuple(int(t) for t in self.blur_kernel))  # type: ignore[attr-defined]
@@ -77,6 +112,8 @@ class GeneratorConfig(_JsonConfig):
     lr_mlp: float = 0.01
     channels: dict[int, int] = field(default_factory=dict)
     conv_clamp: float | None = None
+
+    schema = GENERATOR_SCHEMA
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -116,6 +153,8 @@ class DiscriminatorConfig(_JsonConfig):
     channels: dict[int, int] = field(default_factory=dict)
     stddev_group: int = 4
     stddev_feat: int = 1
+
+    schema = DISCRIMINATOR_SCHEMA
 
     def __post_init__(self) -> None:
         self._normalise()

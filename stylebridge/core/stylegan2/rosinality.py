@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 import re
 import types
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.safe_pickle import quiet_protocol_warning
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from stylebridge.core.stylegan2.layers import make_kernel
@@ -30,6 +32,29 @@ from stylebridge.errors import ConversionError
 UpstreamOptions = types.SimpleNamespace
 
 
+def _is_torchscript(path: Path) -> bool:
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _reason(text: str) -> str:
+    """torch's message, without its advice to load with ``weights_only=False`` (which would
+    run the file's code: never), its "report an enhancement" note or the allocator's jargon."""
+    if "weights_only" in text and "likely succeed" in text:
+        return "a weights-only load cannot read it"
+    if "enforce fail at alloc_cpu" in text or "can't allocate memory" in text:
+        return "it asks for more memory than there is: corrupt or crafted"
+    text = re.sub(r"\s*\(Could this error message be improved\?.*$", "", text)
+    text = text.replace('Expected hasRecord("version") to be true, but got false.',
+                        "a zip archive without torch's version record (damaged?)")
+    return text[:300]
+
+
 def torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with one-line errors naming the file."""
     if not path.exists():
@@ -38,10 +63,16 @@ def torch_load_safe(path: Path) -> Any:
         raise ConversionError("is a directory, expected a checkpoint file", path=path)
     if path.stat().st_size == 0:
         raise ConversionError("is empty (0 bytes)", path=path)
+    if not path.is_file():  # a FIFO would block, a device never ends
+        raise ConversionError("is not a regular file (a FIFO, socket or device?)", path=path)
+    if _is_torchscript(path):
+        raise ConversionError("is a TorchScript archive (torch.jit.save), not a weights "
+                              "checkpoint; stylebridge never runs TorchScript code (OpenAI's "
+                              "CLIP .pt: `stylebridge convert clip-openai`)", path=path)
     try:
         with torch.serialization.safe_globals([(UpstreamOptions, "argparse.Namespace")]), \
                 quiet_protocol_warning():
-            return torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
@@ -49,10 +80,17 @@ def torch_load_safe(path: Path) -> Any:
             what = match.group(1) if match else "a non-tensor object"
             raise ConversionError(f"refused: the file references {what}, which a weights-only load "
                                   "does not allow (no code was run)", path=path) from None
-        raise ConversionError(f"not a readable PyTorch checkpoint ({first})", path=path) from None
+        raise ConversionError(f"not a readable PyTorch checkpoint ({_reason(first)})",
+                              path=path) from None
+    except MemoryError:
+        raise ConversionError("not a readable PyTorch checkpoint (out of memory while loading: "
+                              "a corrupt or crafted file?)", path=path) from None
     except Exception as exc:  # torch raises many types for corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(f"not a readable PyTorch checkpoint ({first})", path=path) from None
+        raise ConversionError(f"not a readable PyTorch checkpoint ({_reason(first)})",
+                              path=path) from None
+    refuse_nonfinite(obj, path, error=ConversionError)
+    return obj
 
 
 def _count(state: Mapping[str, Tensor], pattern: str) -> int:

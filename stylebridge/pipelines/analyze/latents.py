@@ -17,6 +17,7 @@ from stylebridge.core.batch import BatchReport, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import Encoder
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import (
     check_domains,
@@ -127,12 +128,9 @@ class LatentsResult:
 
 
 def _check(config: LatentsConfig) -> None:
-    if config.batch < 1:
-        raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
-    if config.align_size < 1:
-        raise StylebridgeError(f"--align-size {config.align_size}: must be >= 1")
-    if config.samples < 1:
-        raise StylebridgeError(f"--samples {config.samples}: must be >= 1")
+    check_range("--batch", config.batch, 1, MAX_BATCH)
+    check_range("--align-size", config.align_size, 1, MAX_IMAGE_SIZE)
+    check_range("--samples", config.samples, 1, MAX_SAMPLES)
     if config.alpha_tol < 0:
         raise StylebridgeError(f"--alpha-tol {config.alpha_tol}: must be >= 0")
 

@@ -53,6 +53,7 @@ from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.render import images_to_uint8
@@ -154,8 +155,9 @@ def build_dataset(
     device = torch.device(device)
     if dtype not in DTYPES:
         raise DatasetError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    if shard_size < 1 or batch_size < 1 or image_size < 8:
-        raise DatasetError("shard size and batch must be >= 1 and the image size >= 8")
+    check_range("--shard-size", shard_size, 1, MAX_SHARD_SIZE)
+    check_range("--batch", batch_size, 1, MAX_BATCH)
+    check_range("--image-size", image_size, 8, MAX_DATASET_IMAGE_SIZE)
     if not domains:
         raise DatasetError("no domains given (--domains D1.safetensors,D2.safetensors,...)")
     names = [name for name, _ in domains]
@@ -164,6 +166,18 @@ def build_dataset(
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise DatasetError("no input images")
+    # --layer is checked before anything is written (a wrong one used to leave an index.json
+    # that made the corrected rerun fail)
+    shapes = generator.feature_shapes()
+    own = encoder.feature_layer
+    if layer is not None and int(layer) not in shapes:
+        raise DatasetError(f"--layer {layer}: must be a generator activation index in "
+                           f"{min(shapes)}..{max(shapes)}")
+    if own is not None and layer is not None and int(layer) != own:
+        raise DatasetError(f"--layer {layer}: encoder {encoder.name!r} returns its feature at "
+                           f"layer {own}; give --layer {own} or leave --layer out")
+    if layer is None and own is not None:
+        layer = own
     store = DTYPES[dtype]
     generator = generator.to(device).eval()
     encoder, guide = encoder.to(device).eval(), guide.to(device).eval()
@@ -199,7 +213,16 @@ def build_dataset(
         if layer is None:
             settings["layer"] = old.get("layer")
         diff = sorted(k for k in settings if old.get(k) != settings[k])
-        if diff:
+        if diff and not any(sh.get("rows") is not None for sh in index.get("shards", [])):
+            # nothing was encoded under the old settings: start afresh instead of refusing
+            for sub in ("shards", "domains"):
+                for stale in sorted((out / sub).glob("*")) if (out / sub).is_dir() else []:
+                    if stale.is_file():
+                        stale.unlink()
+            index = {"format": FORMAT, "version": VERSION, "complete": False,
+                     "settings": settings, "sources": sources or {}, "domains": domain_info,
+                     "shards": [], "skipped": [], "feature_shape": None, "latent_shape": None}
+        elif diff:
             raise DatasetError(f"was built with different settings ({', '.join(diff)} differ); "
                                "resume with the same arguments or choose a new --out", path=index_path)
     else:

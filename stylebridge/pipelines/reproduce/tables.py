@@ -22,6 +22,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, load_image, resize_square
 from stylebridge.core.interfaces import Inversion
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES, check_range
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import load_generator_arg
@@ -182,10 +183,11 @@ def check_config(config: ThesisTablesConfig) -> None:
     if missing:
         raise StylebridgeError(f"give {', '.join(missing)} (or --preset tiny for a random-weight "
                                "smoke run)")
-    if config.batch < 1:
-        raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
+    check_range("--batch", config.batch, 1, MAX_BATCH)
     if config.samples is not None and config.samples < 2:
         raise StylebridgeError(f"--samples {config.samples}: Diversity needs at least 2")
+    if config.samples is not None:
+        check_range("--samples", config.samples, 2, MAX_SAMPLES)
     if not 0.0 <= config.truncation <= 1.0:
         raise StylebridgeError(f"--truncation {config.truncation}: must be in [0, 1]")
     parse_quality_targets(config.quality_target)

@@ -71,7 +71,7 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str 
     seen: dict[str, int] = {}
     for text in specs:
         spec = parse_loss_spec(text)
-        options = {k: coerce_option(v) for k, v in spec.options.items()}
+        options = {k: coerce_option(v, k) for k, v in spec.options.items()}
         after = options.pop("after", 0)
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise StylebridgeError(f"{option} {text!r}: after={after!r} must be a step >= 0")

@@ -46,7 +46,7 @@ negative mean ratio would blow up or flip the offsets); those are not silent:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -56,6 +56,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import Calibrator, Encoder
+from stylebridge.core.schema import LAYER_INDEX, Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -331,6 +332,11 @@ class AlphaCalibrator(Calibrator):
     name = "alpha"
     description = "alpha-rescaling: scale each layer's domain offset by 1/alpha (encoder vs mapping styles)"
     requires_weights: ClassVar[bool] = True
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "widths": Field("ints", 1, 4096, max_len=64), "skip_layers": LAYER_INDEX,
+        "fit": Field("str", choices=FITS), "power": Field("float", -100.0, 100.0),
+        "min_alpha": Field("float", 1e-12, 1.0),
+    }
 
     def __init__(self, widths: Sequence[int] = (), skip_layers: Sequence[int] | str | int = (),
                  fit: str = "origin", power: float = -1.0, min_alpha: float = MIN_ALPHA) -> None:

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +105,28 @@ class RosinalityConverter(Converter):
         lr_mlp = self.option(options, "lr_mlp", float, 0.01, src)
         want_d = self.option(options, "discriminator", bool, True, src)
         ck = read_rosinality(src)
-        g_cfg = infer_generator_config(ck.g_ema, path=src, lr_mlp=lr_mlp)
-        _expect_size(g_cfg, options, src)
         with_d = want_d and ck.d is not None
-        d_cfg = infer_discriminator_config(ck.d, path=src) if with_d and ck.d is not None else None
+        with _config_errors(src):
+            g_cfg = infer_generator_config(ck.g_ema, path=src, lr_mlp=lr_mlp)
+            d_cfg = (infer_discriminator_config(ck.d, path=src) if with_d and ck.d is not None
+                     else None)
+        _expect_size(g_cfg, options, src)
         return build_and_save(src, dst, g_cfg=g_cfg, g_state=ck.g_ema, latent_avg=ck.latent_avg,
                               d_cfg=d_cfg, d_state=ck.d if with_d else None,
                               source="rosinality/stylegan2-pytorch", notes=list(ck.notes))
+
+
+@contextmanager
+def _config_errors(src: Path) -> Iterator[None]:
+    """The architecture read from an upstream file, outside the generator schema's ranges (a
+    crafted file, or ``-o lr_mlp=nan`` from Python), as a one-line error naming the file."""
+    try:
+        yield
+    except ConversionError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConversionError(f"its network configuration is not usable: {exc}",
+                              path=src) from None
 
 
 class NVlabsConverter(Converter):
@@ -127,9 +143,11 @@ class NVlabsConverter(Converter):
         self.check_options(options, src)
         with_d = self.option(options, "discriminator", bool, True, src)
         ck = convert_nvlabs_pickle(src, discriminator=with_d)
-        g_cfg = GeneratorConfig.from_dict(ck.config)
+        with _config_errors(src):
+            g_cfg = GeneratorConfig.from_dict(ck.config)
+            d_cfg = (DiscriminatorConfig.from_dict(ck.d_config) if ck.d_config is not None
+                     else None)
         _expect_size(g_cfg, options, src)
-        d_cfg = DiscriminatorConfig.from_dict(ck.d_config) if ck.d_config is not None else None
         return build_and_save(src, dst, g_cfg=g_cfg, g_state=ck.g_ema, latent_avg=ck.latent_avg,
                               d_cfg=d_cfg, d_state=ck.d, source="NVlabs/stylegan2-ada-pytorch",
                               notes=list(ck.notes))

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import DomainMethod
+from stylebridge.core.schema import CHANNELS, LAYER_INDEX, SIZE, STYLE_DIM, Field
 from stylebridge.core.stylegan2.config import GeneratorConfig
 from stylebridge.errors import CheckpointError
 
@@ -145,6 +146,11 @@ class StyleDomainMethod(DomainMethod):
     """
 
     requires_weights: ClassVar[bool] = True
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "size": SIZE, "style_dim": STYLE_DIM, "channels": CHANNELS,
+        "weight_offset_layers": LAYER_INDEX, "layers": LAYER_INDEX,
+        "torgb": Field("bool"), "rank": Field("int", 1, 512), "seed": Field("int", 0, 2**63 - 1),
+    }
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
                  channels: Mapping[Any, int] | None = None,

@@ -49,7 +49,7 @@ checkpoint header (``extra.licence``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -61,6 +61,7 @@ from stylebridge.core.interfaces import (
     Inversion,
     Preprocessing,
 )
+from stylebridge.core.schema import N_LATENT, STYLE_DIM, WIDTH, Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.nets.iresnet import (
     BN_EPS,
@@ -97,6 +98,13 @@ class FSEEncoder(Encoder):
     name = "fse"
     description = "Feature-Style Encoder (w+ and a generator feature at layer K=5; modes latents/features/shift)"
     requires_weights: ClassVar[bool] = True
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "mode": Field("str", choices=MODES), "layer": Field("int", 0, 21),
+        "n_latent": N_LATENT, "style_dim": STYLE_DIM, "width": Field("int", 1, 1024),
+        "layers": Field("ints", 1, 64, length=4), "feature_channels": WIDTH,
+        "feature_stride": Field("int", 1, 2), "input_size": Field("int", 8, 1024),
+        "resolution": Field("int", 8, 4096),
+    }
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ Converters for the official files: :mod:`stylebridge.plugins.converters.psp`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -38,6 +38,7 @@ from stylebridge.core.interfaces import (
     Inversion,
     Preprocessing,
 )
+from stylebridge.core.schema import N_LATENT, STYLE_DIM, Field
 from stylebridge.core.stylegan2.layers import EqualLinear
 from stylebridge.plugins.nets.irse import (
     IRSE50_UNITS,
@@ -159,6 +160,11 @@ class IRSEStyleEncoder(Encoder):
     requires_weights: ClassVar[bool] = True
     #: the upstream input resize (:mod:`stylebridge.core.resize`); config ``resize`` overrides it
     resize_filter: ClassVar[str] = "pil-bilinear"
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "n_styles": N_LATENT, "style_dim": STYLE_DIM,
+        "input_size": Field("int", 16, 1024, pow2=True),
+        "widths": Field("ints", 16, 2048, max_len=8), "units": Field("ints", 1, 64, max_len=8),
+    }
 
     def __init__(self, n_styles: int = 18, style_dim: int = 512, input_size: int = 256,
                  widths: Sequence[int] = IRSE50_WIDTHS, units: Sequence[int] = IRSE50_UNITS,

@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylebridge.core.interfaces import Inversion
+from stylebridge.core.schema import WIDTH, Field
 from stylebridge.errors import CheckpointError
 from stylebridge.plugins.encoders.psp import IRSEStyleEncoder
 from stylebridge.plugins.nets.irse import IRSE50_UNITS, IRSE50_WIDTHS
@@ -196,6 +197,10 @@ class StyleResEncoder(IRSEStyleEncoder):
     #: ``ImageProcessor.preprocess_image``: ``image.resize((256, 256))``)
     resize_filter: ClassVar[str] = "pil-bicubic"
     _licence_noted: ClassVar[bool] = False
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        **IRSEStyleEncoder.config_schema, "feature_layer": Field("int", 2, 21, even=True),
+        "feature_channels": WIDTH, "hidden": WIDTH,
+    }
 
     def __init__(self, n_styles: int = 18, style_dim: int = 512, input_size: int = 256,
                  widths: Sequence[int] = IRSE50_WIDTHS, units: Sequence[int] = IRSE50_UNITS,

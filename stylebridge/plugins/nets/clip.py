@@ -11,6 +11,7 @@ and :attr:`ClipModel.random_weights` says so; callers must surface that.
 
 from __future__ import annotations
 
+import logging
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -62,10 +63,13 @@ class ClipModel:
 
 def is_torchscript(path: Path) -> bool:
     """Whether ``path`` is a TorchScript archive (OpenAI's original CLIP ``.pt``)."""
-    if not zipfile.is_zipfile(path):
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):  # damaged: its reader names the problem
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())
 
 
 def _recorded_activation(path: Path) -> bool | None:
@@ -85,9 +89,34 @@ class ClipActivationWarning(UserWarning):
     """A CLIP state dict whose activation (GELU or QuickGELU) is assumed, not recorded."""
 
 
+class _NoPretrainedNotice(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly": stylebridge
+    loads the weights itself right after (or labels the model RANDOM WEIGHTS)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("No pretrained weights loaded")
+
+
+def _create_model(open_clip: Any, name: str, quick_gelu: bool, seed: int) -> Any:
+    """``open_clip.create_model`` without its misleading notice, its random initialisation
+    seeded by ``seed`` (two builds are equal) without touching the global RNG."""
+    quiet = _NoPretrainedNotice()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+    finally:
+        root.removeFilter(quiet)
+
+
 def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
-              device: str | torch.device = "cpu") -> ClipModel:
-    """Build an open_clip model (``ViT-B-32``, ``ViT-B-16``, ...) and load local weights."""
+              device: str | torch.device = "cpu", *, seed: int = 0) -> ClipModel:
+    """Build an open_clip model (``ViT-B-32``, ``ViT-B-16``, ...) and load local weights.
+
+    Without ``weights`` the model keeps its random initialisation (tests only; labelled),
+    seeded by ``seed`` so that two builds with the same seed are equal."""
     import open_clip
 
     if name not in open_clip.list_models():
@@ -103,7 +132,7 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
                       "weights); OpenAI's CLIP weights need QuickGELU: convert OpenAI's .pt "
                       "with `stylebridge convert clip-openai`, which records it",
                       ClipActivationWarning, stacklevel=2)
-    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+    model = _create_model(open_clip, name, quick_gelu, seed)
     if path is not None:
         if torchscript:
             state = read_torchscript_state_dict(path)

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylebridge.core.checkpoint import check_state_dict, load_checkpoint
+from stylebridge.core.checkpoint import check_implied_shapes, check_state_dict, load_checkpoint
+from stylebridge.core.schema import Field, validate_config
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, ConversionError
 
@@ -338,6 +339,14 @@ def describe_upstream(state: Mapping[str, Any]) -> str | None:
 # Loading
 
 
+#: types and ranges of an ArcFace checkpoint's header config (checked before building)
+ARCFACE_SCHEMA = {
+    "input_size": Field("int", 16, 1024), "embedding_dim": Field("int", 1, 4096),
+    "affine": Field("bool"), "drop_ratio": Field("float", 0.0, 1.0),
+    "widths": Field("ints", 16, 2048, max_len=8), "units": Field("ints", 1, 64, max_len=8),
+}
+
+
 def load_arcface_irse50(path: str | Path, device: str | torch.device = "cpu") -> ArcFaceIRSE50:
     """Load ArcFace IR-SE50 for ID losses/metrics, frozen and in eval mode.
 
@@ -349,6 +358,12 @@ def load_arcface_irse50(path: str | Path, device: str | torch.device = "cpu") ->
     path = Path(path)
     if path.suffix == ".safetensors":
         header, tensors = load_checkpoint(path, kind=ARCFACE_KIND, plugin=ARCFACE_PLUGIN)
+        try:
+            validate_config(ARCFACE_SCHEMA, header.config)
+        except ValueError as exc:
+            raise CheckpointError(f"invalid ArcFace config in header: {exc}", path=path) from None
+        check_implied_shapes(path, lambda: ArcFaceIRSE50(**header.config), tensors,
+                             what="ArcFace IR-SE")
         try:
             model = ArcFaceIRSE50(**header.config)
         except (TypeError, ValueError) as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import Tensor
 
+from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError
 
@@ -24,9 +25,12 @@ def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
         raise CheckpointError("no such file" if not path.exists() else "is not a file", path=path)
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path))
+            state = load_file(str(path))
         except Exception as exc:
-            raise CheckpointError(f"not a readable safetensors file ({exc})", path=path) from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"not a readable safetensors file ({reason})", path=path) from None
+        refuse_nonfinite(state, path)
+        return state
     obj = torch_load_safe(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]

@@ -47,11 +47,13 @@ from torch import Tensor, nn
 
 from stylebridge.core.checkpoint import (
     CheckpointHeader,
+    check_implied_shapes,
     check_state_dict,
     load_checkpoint,
     save_checkpoint,
 )
 from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.schema import WIDTH, Field
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.registry import hookimpl
@@ -82,6 +84,10 @@ class FeatureShift(Renderer):
     description: ClassVar[str] = ("FeatureShift: domains shift the encoder's feature F by the "
                                   "guide's domain change (thesis step 4)")
     needs_guide: ClassVar[bool] = True
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "feature_channels": WIDTH, "hidden": WIDTH, "n_blocks": Field("int", 3, 64),
+        "layer": Field("int", 0, 21), "residual": Field("bool"),
+    }
 
     def __init__(self, feature_channels: int = 512, hidden: int = 768, n_blocks: int = 6,
                  layer: int = 5, residual: bool = False) -> None:
@@ -190,8 +196,14 @@ def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
     refused = FeatureShift.check_header(header.extra)
     if refused:
         raise CheckpointError(refused, path=path)
+    config = {**header.config, **overrides}
     try:
-        model = FeatureShift(**{**header.config, **overrides})
+        FeatureShift.check_config(config)  # types and ranges, before anything is built
+    except ValueError as exc:
+        raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
+    check_implied_shapes(path, lambda: FeatureShift(**config), tensors, what="FeatureShift")
+    try:
+        model = FeatureShift(**config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
     check_state_dict(path, {k: v.shape for k, v in model.state_dict().items()}, tensors,

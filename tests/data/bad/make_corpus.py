@@ -39,6 +39,27 @@ CASES: dict[str, str] = {
     "nan_weights.safetensors": "checkpoint",
     "no_stylebridge_header.safetensors": "checkpoint",
     "encoder_kind.safetensors": "checkpoint",
+    # crafted headers (issue 19, item 2): refused before anything is allocated
+    "crafted_n_mlp.safetensors": "crafted-generator",
+    "crafted_channels.safetensors": "crafted-generator",
+    "crafted_float_size.safetensors": "crafted-generator",
+    "crafted_string_size.safetensors": "crafted-generator",
+    "crafted_nan_lr_mlp.safetensors": "crafted-generator",
+    "crafted_implied_memory.safetensors": "crafted-generator",
+    "crafted_units.safetensors": "crafted-encoder",
+    "crafted_n_styles.safetensors": "crafted-encoder",
+    "crafted_foreign_option.safetensors": "crafted-domain",
+    # non-finite and mistyped weights (issue 19, item 3)
+    "nan_upstream_generator.pt": "nonfinite-upstream",
+    "inf_clip_weights.safetensors": "nonfinite-clip",
+    "int_domain_weights.safetensors": "crafted-domain",
+    "nan_domain_weights.safetensors": "crafted-domain",
+    "crafted_featureshift_hidden.safetensors": "crafted-loader",
+    "crafted_arcface_units.safetensors": "crafted-loader",
+    # a TorchScript archive given to a state-dict converter (item 4): named, no torch advice
+    "torchscript_model.pt": "torchscript",
+    # a valid generator whose name parses as NAME:PATH (item 7): read as the file it is
+    "c:olon_generator.safetensors": "colon-path",
 }
 
 
@@ -68,6 +89,95 @@ def _tiny_generator_checkpoint(path: Path, size: int, mutate=None) -> None:
     save_stylegan2(path, gen)
     if mutate is not None:
         mutate(path)
+
+
+def _with_config(src: Path, dst: Path, change, plugin: str | None = None) -> None:
+    """Copy checkpoint ``src`` to ``dst`` with ``change(config)`` applied to its header."""
+    from safetensors import safe_open
+
+    with safe_open(str(src), framework="pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    header = json.loads(meta["stylebridge"])
+    change(header["config"])
+    header["plugin"] = plugin or header["plugin"]
+    meta["stylebridge"] = json.dumps(header)  # NaN stays NaN (json writes it)
+    save_file(tensors, str(dst), metadata=meta)
+
+
+def _crafted(out: Path) -> None:
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+    from stylebridge.plugins.encoders.psp import E4EEncoder
+
+    gen = out / "_tiny_generator.safetensors"
+    _tiny_generator_checkpoint(gen, 16)
+
+    def generator(name: str, **changes) -> None:
+        _with_config(gen, out / name, lambda c: c["generator"].update(changes))
+
+    generator("crafted_n_mlp.safetensors", n_mlp=10**9)
+    generator("crafted_channels.safetensors", channels={"4": 2**31, "8": 4, "16": 4})
+    generator("crafted_float_size.safetensors", size=32.5)
+    generator("crafted_string_size.safetensors", size="32")
+    generator("crafted_nan_lr_mlp.safetensors", lr_mlp=float("nan"))
+    # within every range, but 4096 channels at 1024 px imply ~10 GB the file does not hold
+    generator("crafted_implied_memory.safetensors", size=1024,
+              channels={str(2**i): 4096 for i in range(2, 11)})
+    gen.unlink()
+
+    torch.manual_seed(0)
+    enc = out / "_tiny_encoder.safetensors"
+    e4e = E4EEncoder(n_styles=8, style_dim=8, input_size=64, widths=(16, 16, 16, 16),
+                     units=(1, 1, 1, 1))
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    save_checkpoint(enc, e4e.state_dict(), kind="encoder", plugin="e4e", config=e4e.config())
+    _with_config(enc, out / "crafted_units.safetensors", lambda c: c.update(units=[10**6] * 4))
+    _with_config(enc, out / "crafted_n_styles.safetensors", lambda c: c.update(n_styles=2**20))
+    enc.unlink()
+    dom = StyleSpace(size=16, style_dim=8, channels={4: 4, 8: 4, 16: 4})
+    dom_path = out / "_tiny_domain.safetensors"
+    save_checkpoint(dom_path, dom.state_dict(), kind="domain_method", plugin="stylespace",
+                    config=dom.config())
+    # a StyleSpace config under an affine_plus header: `torgb`, which affine_plus does not take
+    _with_config(dom_path, out / "crafted_foreign_option.safetensors", lambda c: None,
+                 plugin="affine_plus")
+    tensors = dom.state_dict()
+    name = sorted(tensors)[0]
+    save_checkpoint(out / "int_domain_weights.safetensors",
+                    {**tensors, name: tensors[name].to(torch.int64)}, kind="domain_method",
+                    plugin="stylespace", config=dom.config())
+    bad = tensors[name].clone()
+    bad[0] = float("nan")
+    save_checkpoint(out / "nan_domain_weights.safetensors", {**tensors, name: bad},
+                    kind="domain_method", plugin="stylespace", config=dom.config())
+    dom_path.unlink()
+    torch.save({"g_ema": {"style.1.weight": torch.full((2, 2), float("nan"))}},
+               out / "nan_upstream_generator.pt")
+    from stylebridge.plugins.nets.irse import ARCFACE_KIND, ARCFACE_PLUGIN, ArcFaceIRSE50
+    from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
+
+    fs_path = out / "_tiny_featureshift.safetensors"
+    save_featureshift(fs_path, FeatureShift(feature_channels=8, hidden=8, n_blocks=3, layer=3))
+    _with_config(fs_path, out / "crafted_featureshift_hidden.safetensors",
+                 lambda c: c.update(hidden=10**7))
+    fs_path.unlink()
+    arc = ArcFaceIRSE50(input_size=32, embedding_dim=8, widths=(16, 16, 16, 16),
+                        units=(1, 1, 1, 1))
+    arc_path = out / "_tiny_arcface.safetensors"
+    save_checkpoint(arc_path, arc.state_dict(), kind=ARCFACE_KIND, plugin=ARCFACE_PLUGIN,
+                    config=arc.config())
+    _with_config(arc_path, out / "crafted_arcface_units.safetensors",
+                 lambda c: c.update(units=[10**6] * 4))
+    arc_path.unlink()
+    import warnings
+
+    with warnings.catch_warnings():  # torch.jit.script is deprecated; the archive format is not
+        warnings.simplefilter("ignore")
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(out / "torchscript_model.pt"))
+    _tiny_generator_checkpoint(out / "c:olon_generator.safetensors", 16)
+    save_file({"visual.proj": torch.tensor([[1.0, float("inf")]])},
+              str(out / "inf_clip_weights.safetensors"))
 
 
 def make_corpus(out: Path) -> dict[str, Path]:
@@ -129,6 +239,7 @@ def make_corpus(out: Path) -> dict[str, Path]:
 
     save_checkpoint(out / "encoder_kind.safetensors", {"x": torch.zeros(2)}, kind="encoder",
                     plugin="e4e", config={})
+    _crafted(out)
     (out / "CASES.json").write_text(json.dumps(CASES, indent=1))
     return {name: out / name for name in CASES}
 
