@@ -98,7 +98,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("fse_latents", "fse_features", "fse_shift"),
                         help="FSE row whose Quality gap to E4E latents sorts the domains into "
                              "the thesis' three groups, per kind (default fse_features)")
-    parser.add_argument("--group-thresholds", type=float, nargs=2,
+    parser.add_argument("--group-thresholds", type=finite_float, nargs=2,
                         metavar=("DIFFERENT_ABOVE", "SIMILAR_BELOW"),
                         help="group by absolute gap thresholds instead of thirds per kind "
                              "(the thesis gives none; thirds is our reading)")
