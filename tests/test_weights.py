@@ -3,63 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from test_weights_sources import _Server as _SourcesServer
 
 from stylebridge.registry.weights import WeightsEntry, WeightsError, WeightsManager
 
 
-class _Server:
-    """Serves one payload; supports Range; can cut the next transfer after N bytes."""
+class _Server(_SourcesServer):
+    """The sources tests' local server with one plain-URL file, ``/weights.pt`` (HTTP ranges,
+    a transfer that can be cut); ``requests`` lists the Range header of every GET."""
 
     def __init__(self, payload: bytes) -> None:
+        super().__init__()
         self.payload = payload
-        self.cut_after: int | None = None
-        self.requests: list[str | None] = []
-        outer = self
+        self.files["/weights.pt"] = payload
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.requests.append(self.headers.get("Range"))
-                if self.path != "/weights.pt":
-                    self.send_error(404, "not found")
-                    return
-                start = 0
-                rng = self.headers.get("Range")
-                if rng:
-                    start = int(rng.removeprefix("bytes=").split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range",
-                                     f"bytes {start}-{len(outer.payload) - 1}/{len(outer.payload)}")
-                else:
-                    self.send_response(200)
-                body = outer.payload[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if outer.cut_after is not None:
-                    self.wfile.write(body[:outer.cut_after])
-                    self.wfile.flush()
-                    outer.cut_after = None
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def requests(self) -> list[str | None]:
+        return [rng for method, _, rng in self.log if method == "GET"]
 
 
 @pytest.fixture
