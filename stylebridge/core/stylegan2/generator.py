@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from stylebridge.core.stylegan2.config import GeneratorConfig
 from stylebridge.core.stylegan2.layers import (
     ConstantInput,
+    ConvEdit,
     EqualLinear,
     ModulatedConv2d,
     PixelNorm,
@@ -242,7 +243,7 @@ class Generator(nn.Module):
         stop_at: int | None = None,
         start: tuple[int, Tensor, Tensor | None] | None = None,
         modifiers: Mapping[int, Callable[[Tensor], Tensor]] | None = None,
-        weight_deltas: Mapping[int, Tensor] | None = None,
+        weight_deltas: Mapping[int, Tensor | ConvEdit] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         self._check_styles(styles)
         features = features or {}
@@ -302,14 +303,16 @@ class Generator(nn.Module):
         features: Mapping[int, Tensor] | None = None,
         feature_scale: float = 1.0,
         modifiers: Mapping[int, Callable[[Tensor], Tensor]] | None = None,
-        weight_deltas: Mapping[int, Tensor] | None = None,
+        weight_deltas: Mapping[int, Tensor | ConvEdit] | None = None,
     ) -> Tensor:
         """Style vectors (from :meth:`styles`, possibly changed) → image ``[B, 3, size, size]``.
 
         ``features={K: F}`` replaces activation K by ``lerp(G^K, F, feature_scale)``;
         ``modifiers={K: f}`` replaces it by ``f(G^K)`` (after any replacement);
         ``weight_deltas={i: ΔW}`` adds ``ΔW`` to the conv weight of style layer ``i`` for
-        this call (a domain's weight offsets; the module's parameters are never changed).
+        this call (a domain's weight offsets; the module's parameters are never changed); a
+        :class:`~stylebridge.core.stylegan2.layers.ConvEdit` value may also carry a
+        post-demodulation input gain (domain modulation).
         """
         image, _ = self._run(styles, self._noise_list(noise, randomize_noise),
                              features=features, feature_scale=feature_scale,
@@ -323,7 +326,7 @@ class Generator(nn.Module):
         *,
         noise: Sequence[Tensor | None] | None = None,
         randomize_noise: bool = True,
-        weight_deltas: Mapping[int, Tensor] | None = None,
+        weight_deltas: Mapping[int, Tensor | ConvEdit] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Run the synthesis up to activation ``k``; return ``(G^k, rgb_skip)``."""
         return self._run(styles, self._noise_list(noise, randomize_noise), stop_at=k,
@@ -338,7 +341,7 @@ class Generator(nn.Module):
         *,
         noise: Sequence[Tensor | None] | None = None,
         randomize_noise: bool = True,
-        weight_deltas: Mapping[int, Tensor] | None = None,
+        weight_deltas: Mapping[int, Tensor | ConvEdit] | None = None,
     ) -> Tensor:
         """Continue the synthesis from activation ``k`` given its value and the RGB skip."""
         if not 0 <= k < self.n_latent:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +106,21 @@ class Upsample(nn.Module):
         return upfirdn2d(x, self.kernel, up=self.factor, down=1, pad=self.pad)
 
 
+@dataclass(frozen=True)
+class ConvEdit:
+    """A change of one modulated conv for one synthesis call (never stored in the module).
+
+    ``weight_delta`` (``[1, out, in, k|1, k|1]``, broadcast) is added to the weight before
+    modulation (StyleDomain's Affine+ weight offsets); ``input_gain`` (``[in]`` or
+    ``[B, in]``) multiplies the modulated, *demodulated* weight per input channel,
+    ``W' = demod(W·s)·g`` (HyperDomainNet's ``cin_mult`` domain modulation, which upstream
+    applies after demodulation, so it is not the same as scaling ``s``).
+    """
+
+    weight_delta: Tensor | None = None
+    input_gain: Tensor | None = None
+
+
 class ModulatedConv2d(nn.Module):
     """Modulated (and optionally demodulated) convolution, optionally upsampling 2×.
 
@@ -148,22 +164,31 @@ class ModulatedConv2d(nn.Module):
         wsq = (raw[0] * self.scale).pow(2).sum(dim=(2, 3))  # [out, in]
         return torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)
 
-    def forward(self, x: Tensor, s: Tensor, weight_delta: Tensor | None = None) -> Tensor:
-        """``weight_delta`` (``[1, out, in, k|1, k|1]``, broadcast) is added to the conv
-        weight for this call only: a domain's weight offsets, never stored in the module."""
+    def forward(self, x: Tensor, s: Tensor, weight_delta: Tensor | ConvEdit | None = None
+                ) -> Tensor:
+        """``weight_delta`` changes this call only (never the module): a tensor
+        (``[1, out, in, k|1, k|1]``, broadcast) is added to the conv weight; a
+        :class:`ConvEdit` may also carry a post-demodulation input gain."""
         batch = x.shape[0]
-        raw = self.weight if weight_delta is None else self.weight + weight_delta
+        delta, gain = weight_delta, None
+        if isinstance(weight_delta, ConvEdit):
+            delta, gain = weight_delta.weight_delta, weight_delta.input_gain
+            gain = None if gain is None else gain.reshape(-1, self.in_channel)
+        raw = self.weight if delta is None else self.weight + delta
         fused = self.fused if self.fused is not None else batch == 1
         if fused:
-            return self._forward_grouped(x, s, raw)
-        return self._forward_shared(x, s, raw)
+            return self._forward_grouped(x, s, raw, gain)
+        return self._forward_shared(x, s, raw, gain)
 
-    def _forward_grouped(self, x: Tensor, s: Tensor, raw: Tensor) -> Tensor:
+    def _forward_grouped(self, x: Tensor, s: Tensor, raw: Tensor,
+                         gain: Tensor | None = None) -> Tensor:
         batch, in_ch, height, width = x.shape
         weight = self.scale * raw * s.view(batch, 1, in_ch, 1, 1)
         if self.demodulate:
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
             weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+        if gain is not None:  # after demodulation (HyperDomainNet's cin_mult)
+            weight = weight * gain.to(weight).expand(batch, -1).reshape(batch, 1, in_ch, 1, 1)
         k = self.kernel_size
         x = x.reshape(1, batch * in_ch, height, width)
         if self.upsample:
@@ -175,9 +200,13 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, height, width)
 
-    def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor) -> Tensor:
+    def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor,
+                        gain: Tensor | None = None) -> Tensor:
         batch = x.shape[0]
-        x = x * autocast_like(s, x).view(batch, -1, 1, 1)
+        # a post-demodulation input gain scales the input, not the demodulation (which is
+        # computed from s alone below)
+        scaled = s if gain is None else s * gain.to(s)
+        x = x * autocast_like(scaled, x).view(batch, -1, 1, 1)
         weight = raw[0] * self.scale
         if self.upsample:
             out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)

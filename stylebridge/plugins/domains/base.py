@@ -120,7 +120,7 @@ def _describe(cfg: GeneratorConfig, other: GeneratorConfig) -> tuple[str, str]:
     return " and ".join(mine), " and ".join(theirs)
 
 
-def _as_scale(offset_scale: Sequence[float] | Tensor | None, n_layers: int, *,
+def as_scale(offset_scale: Sequence[float] | Tensor | None, n_layers: int, *,
               device: torch.device, dtype: torch.dtype) -> Tensor | None:
     """``offset_scale`` as a ``[n_layers]`` tensor (``None`` stays ``None``)."""
     if offset_scale is None:
@@ -226,7 +226,7 @@ class StyleDomainMethod(DomainMethod):
         if not self.weight_offsets:
             return {}
         first = next(iter(self.weight_offsets.values()))
-        scale = _as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
+        scale = as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
         deltas: dict[int, Tensor] = {}
         for name, offset in self.weight_offsets.items():
             i = int(name)
@@ -244,7 +244,7 @@ class StyleDomainMethod(DomainMethod):
         if w_plus.ndim == 2:
             w_plus = w_plus.unsqueeze(1).expand(-1, generator.n_latent, -1)
         styles = generator.styles(w_plus)
-        scale = _as_scale(offset_scale, self.n_style_layers, device=styles[0].device,
+        scale = as_scale(offset_scale, self.n_style_layers, device=styles[0].device,
                           dtype=styles[0].dtype)
         return w_plus, styles, scale
 
