@@ -1,0 +1,105 @@
+"""Domain methods side by side: parameters per domain and training time per ``train domain`` step.
+
+Parameters are counted at the architecture given (1024 px by default, built on torch's meta
+device: nothing is allocated).  Steps are timed on a generator of ``--size`` px (default 32:
+the tiny random preset, a CPU-sized run) with one tiny random CLIP and the text losses
+(``clip_direction:1``, ``indomain:0.25``), every method trained in turn on each repeat
+(interleaved, medians).  Everything here runs on random weights: the numbers are the cost of
+the code paths, not of trained models.
+
+    python benchmarks/bench_domain_methods.py --out benchmarks/results/domain_methods_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from _timing import interleaved
+
+METHODS = {  # name -> (plugin, options at full size; the tiny run uses the defaults)
+    "stylespace": ("stylespace", {}),
+    "stylespace+torgb": ("stylespace", {"torgb": True}),
+    "domain_modulation": ("domain_modulation", {}),
+    "affinelight_plus": ("affinelight_plus", {"rank": 5, "weight_offset_layers": [11, 12, 13]}),
+    "affine_plus": ("affine_plus", {"weight_offset_layers": [11, 12, 13]}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--param-size", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=32, help="generator size for the timing")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed call")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from conftest import tiny_generator
+    from test_train_domain import tiny_clip
+
+    from stylebridge.pipelines import train_domain as td
+    from stylebridge.plugins.losses.clip import ClipGuide
+    from stylebridge.registry import get_registry
+
+    registry = get_registry()
+    params: dict[str, int] = {}
+    with torch.device("meta"):
+        for label, (plugin, options) in METHODS.items():
+            method = registry.create("domain_method", plugin, size=args.param_size, **options)
+            params[label] = sum(p.numel() for p in method.parameters())
+
+    gen = tiny_generator(size=args.size)
+    guide = ClipGuide.from_text([tiny_clip(0, 8, "tiny-a")], "pixar", "human", ["{}"])
+    losses = td.build_losses(["clip_direction:1", "indomain:0.25"], registry=registry)
+    tmp = Path("/tmp") if Path("/tmp").is_dir() else Path(".")
+    runners = {}
+    for label, (plugin, options) in METHODS.items():
+        if label == "stylespace+torgb":
+            options = {"torgb": True}
+        elif plugin in ("affine_plus", "affinelight_plus"):
+            options = {k: v for k, v in options.items() if k != "weight_offset_layers"}
+        spec = plugin + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
+        method = td.build_domain_method(spec, gen)
+        settings = td.TrainSettings(steps=args.steps, batch=args.batch, lr=0.05, freeze_layers=(),
+                                    checkpoint_every=0, sample_every=0)
+
+        def run(method=method, settings=settings, label=label) -> None:
+            td.DomainTrainer(gen, method, losses, settings, guide=guide,
+                             out=tmp / f"bench_domain_{label}.safetensors").train()
+        runners[label] = run
+    times = interleaved(runners, torch.device("cpu"), repeats=args.repeats, warmup=1)
+    ms = {k: 1000 * statistics.median(v) / args.steps for k, v in times.items()}
+    base = ms["stylespace"]
+    result = {
+        "machine": platform.platform(), "torch": torch.__version__, "threads": args.threads,
+        "param_size": args.param_size, "timing_size": args.size, "batch": args.batch,
+        "steps_per_call": args.steps, "repeats": args.repeats,
+        "params_per_domain": params,
+        "ms_per_step_median": {k: round(v, 2) for k, v in ms.items()},
+        "ms_per_step_all": {k: [round(1000 * t / args.steps, 2) for t in v]
+                            for k, v in times.items()},
+        "ratios": {f"{k} / stylespace": round(v / base, 3) for k, v in ms.items()},
+        "note": "random-weight stand-ins (tiny CLIP, random generator): the cost of the code "
+                "paths, not of trained models",
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
