@@ -6,8 +6,11 @@ variants are interleaved on every repeat and reported as medians and ratios.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,3 +45,12 @@ def interleaved(runners: Mapping[str, Callable[[], object]], device: torch.devic
                     fn()
             times[name].append(timed(block, device) / calls)
     return times
+
+
+def report(result: Mapping[str, Any], out: Path | None) -> None:
+    """Print ``result`` as JSON and, with ``out``, write it there too."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

@@ -13,7 +13,6 @@ the code paths, not of trained models.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -24,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _timing import interleaved
+from _timing import interleaved, report
 
 METHODS = {  # name -> (plugin, options at full size; the tiny run uses the defaults)
     "stylespace": ("stylespace", {}),
@@ -95,10 +94,7 @@ def main() -> None:
         "note": "random-weight stand-ins (tiny CLIP, random generator): the cost of the code "
                 "paths, not of trained models",
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

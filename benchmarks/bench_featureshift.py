@@ -44,7 +44,6 @@ kernels and aten ops, which says where a step's time goes.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -57,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _timing import interleaved, sync
+from _timing import interleaved, report, sync
 from PIL import Image
 from torch import Tensor, nn
 
@@ -437,10 +436,7 @@ def main() -> None:
         **({"profile": profiles} if profiles is not None else {}),
         "note": "random-weight stand-ins: throughput of the code paths, not of trained models",
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from conftest import tiny_generator
-from test_domains import SD, SIZE, _nv, _nv_prefix
+from test_domains import SD, SIZE, affinelight_nv
 from test_nvlabs import _Persistent, g_init_kwargs, nv_tree, nvlabs_stand_in_modules
 
 from stylebridge.core.interfaces import Inversion
@@ -71,17 +71,7 @@ def test_affinelight_snapshot_with_bound_method_pairs_converts_and_renders(
         tmp_path: Path) -> None:
     gen = tiny_generator(seed=0, size=SIZE, style_dim=SD)
     assert gen.size == SIZE
-    g = torch.Generator().manual_seed(5)
-    nv = _nv(gen)
-    us, vs = {}, {}
-    for layer in gen.style_layers():
-        p = _nv_prefix(layer.index)
-        for t in range(2):
-            vs[layer.index, t] = torch.randn(2, SD, generator=g)
-            us[layer.index, t] = torch.randn(layer.channels, 2, generator=g)
-            nv[f"{p}.affine.weights_offset_in_{t}"] = vs[layer.index, t]
-            nv[f"{p}.affine.weights_offset_out_{t}"] = us[layer.index, t]
-        nv[f"{p}.affine.ones_weights"] = torch.ones(layer.channels, SD)
+    nv, us, vs = affinelight_nv(gen, torch.Generator().manual_seed(5))
     with_pairs = _snapshot(tmp_path / "pairs.pkl", nv, gen, with_pairs=True)
     plain = _snapshot(tmp_path / "plain.pkl", nv, gen, with_pairs=False)
     a, b = tmp_path / "pairs.safetensors", tmp_path / "plain.safetensors"

@@ -383,6 +383,24 @@ def _write(path: Path, nv: dict[str, torch.Tensor], gen: Any, parametrization: s
     return write_nvlabs_pickle(path, nv, None, path.with_suffix(".marker"), g_kwargs=kw)
 
 
+def affinelight_nv(gen: Any, g: torch.Generator
+                   ) -> tuple[dict[str, torch.Tensor], dict[Any, torch.Tensor],
+                              dict[Any, torch.Tensor]]:
+    """NVlabs tensors of ``gen`` with DissimilarDomains' ``affine_out_in_2_2_additive`` terms on
+    every affine: ``(nv, us, vs)`` with ``us[i, t]`` [C_i, 2] and ``vs[i, t]`` [2, style_dim]."""
+    nv = _nv(gen)
+    us, vs = {}, {}
+    for layer in gen.style_layers():
+        p = _nv_prefix(layer.index)
+        for t in range(2):
+            vs[layer.index, t] = torch.randn(2, gen.style_dim, generator=g)
+            us[layer.index, t] = torch.randn(layer.channels, 2, generator=g)
+            nv[f"{p}.affine.weights_offset_in_{t}"] = vs[layer.index, t]
+            nv[f"{p}.affine.weights_offset_out_{t}"] = us[layer.index, t]
+        nv[f"{p}.affine.ones_weights"] = torch.ones(layer.channels, gen.style_dim)
+    return nv, us, vs
+
+
 def _nv_prefix(index: int) -> str:
     if index < 2:
         return f"synthesis.b4.{('conv1', 'torgb')[index]}"
@@ -457,16 +475,7 @@ def test_convert_dissimilar_affine_plus_and_light(gen: Any, w_plus: torch.Tensor
             assert torch.equal(method.weight_offsets[str(i)], woff[i])
 
     # AffineLight+: rank-2 terms, two of them (affine_out_in_2_2_additive) → rank 4, U / 2
-    nv = _nv(gen)
-    us, vs = {}, {}
-    for layer in gen.style_layers():
-        p = _nv_prefix(layer.index)
-        for t in range(2):
-            vs[layer.index, t] = torch.randn(2, SD, generator=g)
-            us[layer.index, t] = torch.randn(layer.channels, 2, generator=g)
-            nv[f"{p}.affine.weights_offset_in_{t}"] = vs[layer.index, t]
-            nv[f"{p}.affine.weights_offset_out_{t}"] = us[layer.index, t]
-        nv[f"{p}.affine.ones_weights"] = torch.ones(layer.channels, SD)
+    nv, us, vs = affinelight_nv(gen, g)
     pkl = _write(tmp_path / "al.pkl", nv, gen, "affine_out_in_2_2_additive",
                  ["synt_affine_weights_offset", "tRGB_affine_weights_offset"])
     dst = tmp_path / "al.safetensors"
