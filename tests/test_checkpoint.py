@@ -190,3 +190,20 @@ def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
         sb_io._umask.cache_clear()
+
+
+def test_check_state_dict_refuses_an_integer_tensor_where_a_float_is_expected(tmp_path):
+    """Shapes alone would let an int64 "weight" through: load_state_dict casts it silently."""
+    from stylebridge.core.checkpoint import check_state_dict
+
+    module = torch.nn.Linear(3, 2)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    check_state_dict(tmp_path / "ok.safetensors", module.state_dict(), state)  # floats pass
+    state_half = {k: v.half() for k, v in state.items()}
+    check_state_dict(tmp_path / "half.safetensors", module.state_dict(), state_half)
+    state["weight"] = torch.zeros(2, 3, dtype=torch.int64)
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors.*weight has dtype int64, "
+                                              r"expected a floating-point tensor"):
+        check_state_dict(tmp_path / "bad.safetensors", module.state_dict(), state)
+    # shapes only (upstream layouts): the old contract, no dtype check
+    check_state_dict(None, {k: v.shape for k, v in module.state_dict().items()}, state)

@@ -205,14 +205,22 @@ def load_checkpoint(
 
 def check_state_dict(
     path: str | Path | None,
-    expected: Mapping[str, torch.Size | tuple[int, ...]],
+    expected: Mapping[str, torch.Size | tuple[int, ...] | torch.Tensor],
     actual: Mapping[str, torch.Tensor],
     *,
     what: str = "checkpoint",
     ignore: Iterable[str] = (),
     error: type[CheckpointError] = CheckpointError,
 ) -> None:
-    """Raise a one-line ``error`` on missing/extra keys, shape mismatches or NaN/Inf values."""
+    """Raise a one-line ``error`` on missing/extra keys, shape or dtype mismatches or NaN/Inf
+    values.
+
+    ``expected`` maps names to shapes, or to tensors (a module's ``state_dict()``): then the
+    kind of dtype is checked too.  A floating-point tensor may arrive in any floating
+    dtype (upstream files hold fp16 and fp64; ``load_state_dict`` casts), but an integer,
+    bool or complex tensor where a float is expected, or a float where an integer buffer
+    is expected, is refused: ``load_state_dict`` would cast it silently.
+    """
     ignored = set(ignore)
     exp_keys = set(expected) - ignored
     act_keys = set(actual) - ignored
@@ -229,14 +237,27 @@ def check_state_dict(
         raise error(f"{what} has {len(unexpected)} unexpected tensor(s): {_few(unexpected)}",
                               path=path)
     for name in sorted(exp_keys):
-        want, got = tuple(expected[name]), tuple(actual[name].shape)
+        ref = expected[name]
+        want = tuple(ref.shape) if isinstance(ref, torch.Tensor) else tuple(ref)
+        got = tuple(actual[name].shape)
         if want != got:
             raise error(f"{what} tensor {name} has shape {list(got)}, expected {list(want)}",
                                   path=path)
+        if isinstance(ref, torch.Tensor) and _dtype_kind(ref) != _dtype_kind(actual[name]):
+            raise error(f"{what} tensor {name} has dtype {str(actual[name].dtype)[6:]}, "
+                        f"expected a {_dtype_kind(ref)} tensor", path=path)
     for name in sorted(exp_keys):
         t = actual[name]
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)
+
+
+def _dtype_kind(t: torch.Tensor) -> str:
+    if t.is_complex():
+        return "complex"
+    if t.is_floating_point():
+        return "floating-point"
+    return "bool" if t.dtype == torch.bool else "integer"
 
 
 def refuse_nonfinite(obj: Any, path: str | Path | None, *, what: str = "tensor",

@@ -102,7 +102,7 @@ def load_stylegan2(
             f"is a {gen.size}px generator with {gen.n_latent} latent rows, expected {expect_size}px",
             path=path)
     g_state = _split(tensors, "g_ema.")
-    check_state_dict(path, {k: v.shape for k, v in gen.state_dict().items()}, g_state,
+    check_state_dict(path, gen.state_dict(), g_state,
                      what="generator")
     gen.load_state_dict(g_state, strict=True)
     disc = None
@@ -113,7 +113,7 @@ def load_stylegan2(
                                   path=path)
         disc = _build(path, Discriminator, d_config, "discriminator", tensors, "d.")
         d_state = _split(tensors, "d.")
-        check_state_dict(path, {k: v.shape for k, v in disc.state_dict().items()}, d_state,
+        check_state_dict(path, disc.state_dict(), d_state,
                          what="discriminator")
         disc.load_state_dict(d_state, strict=True)
         disc = disc.to(device).eval().requires_grad_(False)

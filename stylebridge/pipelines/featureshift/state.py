@@ -127,7 +127,7 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         raise CheckpointError(f"holds a FeatureShift {header.config}, expected "
                               f"{t.model.config()}", path=t.state_path)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    check_state_dict(t.state_path, {k: v.shape for k, v in t.model.state_dict().items()},
+    check_state_dict(t.state_path, t.model.state_dict(),
                      model_state, what="FeatureShift state")
     t.model.load_state_dict(model_state)
     if t.ema is not None:

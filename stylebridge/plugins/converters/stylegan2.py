@@ -73,7 +73,7 @@ def build_and_save(
             state[name] = buf
             if "no stored noise buffers; random ones were drawn" not in notes:
                 notes.append("no stored noise buffers; random ones were drawn")
-    check_state_dict(src, {k: v.shape for k, v in gen.state_dict().items()}, state,
+    check_state_dict(src, gen.state_dict(), state,
                      what="generator", error=ConversionError)
     gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     if latent_avg is None:
@@ -82,7 +82,7 @@ def build_and_save(
     disc = None
     if d_state is not None and d_cfg is not None:
         disc = Discriminator(**d_cfg.to_dict())
-        check_state_dict(src, {k: v.shape for k, v in disc.state_dict().items()}, d_state,
+        check_state_dict(src, disc.state_dict(), d_state,
                          what="discriminator", error=ConversionError)
         disc.load_state_dict({k: v.float() for k, v in d_state.items()}, strict=True)
     notes.append(NVIDIA_LICENCE)

@@ -368,7 +368,7 @@ def load_arcface_irse50(path: str | Path, device: str | torch.device = "cpu") ->
             model = ArcFaceIRSE50(**header.config)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"invalid ArcFace config in header: {exc}", path=path) from None
-        check_state_dict(path, {k: v.shape for k, v in model.state_dict().items()}, tensors,
+        check_state_dict(path, model.state_dict(), tensors,
                          what="ArcFace IR-SE")
         model.load_state_dict(tensors, strict=True)
     else:

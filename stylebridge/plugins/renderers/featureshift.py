@@ -206,7 +206,7 @@ def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
         model = FeatureShift(**config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
-    check_state_dict(path, {k: v.shape for k, v in model.state_dict().items()}, tensors,
+    check_state_dict(path, model.state_dict(), tensors,
                      what="FeatureShift")
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), header
