@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import one_torch_thread, tiny_generator
+from test_weights_sources import server as server  # the local HTTP server fixture
 from torch.testing import assert_close
 
 from stylebridge.cli.main import main
@@ -205,3 +206,39 @@ def test_cli_convert(gen: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert err.startswith(f"error: {src}: holds a 'csep_mult'") and err.count("\n") == 1
     assert not bad.exists()
+
+
+def test_shipped_catalogue_fetches_a_hyperdomainnet_domain_from_the_zip(
+        gen: Any, tmp_path: Path, server: Any) -> None:
+    """The manifest's HyperDomainNet entries, their Dropbox URL played by a local server: one
+    zip download, the member copied out, converted, loadable by name."""
+    import dataclasses
+    import io
+    import zipfile
+
+    from stylebridge.registry.weights import WeightsError, WeightsManager, load_manifest
+
+    shipped = {e.name: e for e in load_manifest()}
+    archive = shipped["hdn-checkpoints"]
+    assert archive.all_sources[0]["url"] == ("https://www.dropbox.com/s/r8816i09t9n94hy/"
+                                             "checkpoints.zip?dl=0")   # upstream's download.py
+    names = [n for n, e in shipped.items() if e.converter == "hyperdomainnet"]
+    assert len(names) == 16 and all(shipped[n].plugin == "domain_modulation" for n in names)
+    src = tmp_path / "td_pixar.pt"
+    vectors = _hdn_file(src, gen, seed=7)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.write(src, "checkpoints/td_checkpoints/td_pixar.pt")
+        zf.writestr("checkpoints/mapper_20_td.pt", b"not read")
+    server.files["/checkpoints.zip"] = buffer.getvalue()
+    local = dataclasses.replace(archive, sources=({"type": "url",
+                                                   "url": f"{server.url}/checkpoints.zip"},))
+    manager = WeightsManager(tmp_path / "home", manifest=[local, shipped["hdn-pixar"],
+                                                          shipped["hdn-joker"]])
+    path = manager.fetch("hdn-pixar", accept_licence=True)
+    assert [p for _, p, _ in server.log] == ["/checkpoints.zip"]
+    method = load_domain(str(path))
+    assert isinstance(method, DomainModulation)
+    assert torch.equal(method.modulation["2"].detach(), vectors[1])
+    with pytest.raises(WeightsError, match=r"has no 'td_joker\.pt'"):
+        manager.fetch("hdn-joker", accept_licence=True)
