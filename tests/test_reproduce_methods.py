@@ -123,14 +123,46 @@ def test_given_domains_are_grouped_by_their_method(run: dict[str, Any], tmp_path
                for n in data["notes"])
 
 
-def test_a_method_without_recipe_is_skipped_with_a_note(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_method_without_recipe_is_skipped_and_a_registered_recipe_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension point as the merger uses it: a recipe (RecipeInputs -> TrainedDomain
+    list) under RECIPES["hyperdomain"] makes that method a row; one removed is skipped."""
+    import torch
+
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+    from stylebridge.plugins.domains.modulation import DomainModulation
+
+    seen: list[M.RecipeInputs] = []
+
+    def fake_hyperdomain(inputs: M.RecipeInputs) -> list[M.TrainedDomain]:
+        seen.append(inputs)
+        gen = load_stylegan2(inputs.generator).generator
+        out = []
+        for i, (name, prompt) in enumerate(inputs.prompts):
+            method = DomainModulation.for_generator(gen)
+            with torch.no_grad():
+                for d in method.modulation.values():
+                    d.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(i))
+            path = inputs.out_dir / f"{name}.safetensors"
+            method.save(path, extra={"target": {"text": prompt}})
+            out.append(M.TrainedDomain(name=f"hyper-{name}", spec=f"domain_modulation:{path}",
+                                       path=path, text=prompt, seconds=1.5, params=1234))
+        return out
+
     monkeypatch.delitem(M.RECIPES, "affine_plus")
+    monkeypatch.setitem(M.RECIPES, "hyperdomain", fake_hyperdomain)
     result = R.run_thesis_tables(R.ThesisTablesConfig(
-        preset="tiny", methods=["stylespace,affine_plus"], method_steps=1, samples=2,
-        out=tmp_path / "out", device="cpu"))
+        preset="tiny", methods=["stylespace,affine_plus", "hyperdomain"], method_steps=1,
+        samples=2, out=tmp_path / "out", device="cpu"))
     cmp = {m["method"]: m for m in result.data["methods"]["methods"]}
-    assert list(cmp) == ["stylespace", "affine_plus"]
+    assert list(cmp) == ["stylespace", "affine_plus", "hyperdomain"]
+    assert [i.steps for i in seen] == [1] and seen[0].prompts == R.TINY_PROMPTS
+    assert seen[0].out_dir == tmp_path / "out" / R.PRESET_DIR / "methods" / "hyperdomain"
+    assert seen[0].reference_image.is_file()
+    hyper = cmp["hyperdomain"]   # grouped by the recipe's name, not the file's plugin
+    assert hyper["status"] == "done" and hyper["domains"] == ["hyper-tiny-pixar",
+                                                              "hyper-tiny-sketch"]
+    assert hyper["params_per_domain"] == 1234 and hyper["train_seconds"] == 1.5
     assert cmp["affine_plus"]["status"] == "skipped"
     assert "no training recipe" in cmp["affine_plus"]["reason"]
     assert any("'affine_plus' skipped: no training recipe" in n for n in result.notes)

@@ -202,9 +202,10 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
 def load_checked_domain(path: Path, *, generator: Generator, device: torch.device,
                         spec: str | None = None) -> tuple[Any, DomainMethod]:
     """(header, method) of a domain checkpoint that fits ``generator``; one-line errors.
-    ``spec`` (``NAME:PATH[:k=v]``) loads ``path`` with options (default: the path)."""
+    ``spec`` (``NAME:PATH[:k=v]``) loads ``path`` with options, as the plugin ``NAME`` reads
+    it (a hyper-network file need not be a ``domain_method`` checkpoint); default: the path."""
     header = read_header(path)
-    if header.kind != KIND:
+    if spec is None and header.kind != KIND:
         raise StylebridgeError(f"is a {header.kind!r} checkpoint, not a domain ({KIND})",
                                path=path)
     method = load_domain(spec or str(path), device=device)

@@ -24,7 +24,8 @@ domain method is a one-line error listing the known ones.
 list[TrainedDomain]`` that trains and saves its domains under ``inputs.out_dir`` and returns
 one :class:`TrainedDomain` per domain (``spec`` is what ``load_domain`` reads, e.g.
 ``"hyperdomain:NET.safetensors:text=a sketch"``; ``params`` when the method's
-``parameters()`` do not count what one domain costs; ``seconds`` its training time), then
+``parameters()`` do not count what one domain costs; ``seconds`` its training time, a
+training shared by several domains divided among them), then
 register it: ``RECIPES["hyperdomain"] = train_hyperdomain`` (or :func:`register_recipe`).
 """
 
@@ -71,13 +72,14 @@ class TrainedDomain:
 
     name: str                   # unique in the run, e.g. "stylespace-tiny-pixar"
     spec: str                   # ``PATH`` or ``NAME:PATH[:k=v]`` for ``load_domain``
-    path: Path                  # the checkpoint file (its header names the method)
+    path: Path                  # the file the recipe wrote (for the report)
     kind: str = "text"          # "text" | "image"
     text: str | None = None     # Quality target: the prompt ...
     image: Path | None = None   # ... or the reference image
     seconds: float | None = None   # wall-clock training time of this domain
     params: int | None = None   # parameters per domain, if not the method's parameters()
     notes: list[str] = field(default_factory=list)
+    method: str = ""            # the comparison row; :func:`run_recipes` fills in the recipe's
 
 
 #: a method's training recipe: trains its domains from :class:`RecipeInputs`
@@ -172,6 +174,7 @@ def run_recipes(methods: Sequence[str], inputs: RecipeInputs, notes: list[str],
         folder.mkdir(parents=True, exist_ok=True)
         domains = recipe(replace(inputs, out_dir=folder))
         for d in domains:
+            d.method = d.method or method
             notes.extend(f"method {method!r}, domain {d.name!r}: {n}" for n in d.notes)
         trained.extend(domains)
     return trained, skipped
@@ -186,15 +189,15 @@ def trained_domains(methods: Sequence[str], inputs: RecipeInputs, generator: Any
     trained, skipped = run_recipes(methods, inputs, notes, on_start)
     out: list[DomainEntry] = []
     for d in trained:
-        header, method = load_checked_domain(d.path, generator=generator, device=device,
-                                             spec=d.spec)
+        _, method = load_checked_domain(d.path, generator=generator, device=device,
+                                        spec=d.spec)
         if any(e.name == d.name for e in out) or d.name == INVERSION:
             raise StylebridgeError(f"recipe domain name {d.name!r} is not unique")
         method.label = d.name
         out.append(DomainEntry(name=d.name, path=d.path, method=method.eval(), kind=d.kind,
                                text=d.text, image=d.image, target_source="recipe",
                                # trained on the tiny preset's random generator and CLIPs
-                               random=True, plugin=header.plugin,
+                               random=True, plugin=d.method,
                                train_seconds=d.seconds, params=d.params))
     return out, skipped
 
