@@ -531,7 +531,8 @@ def test_the_shipped_manifest_is_complete_and_says_where_each_source_is_from() -
                 assert src.get("archive"), (entry.name, src)
     domains = [e for e in entries.values() if e.kind == "domain_method"]
     assert {"pixar", "joker", "anastasia", "mermaid"} <= {e.name for e in domains}
-    assert all(e.converter == "styledomain" and e.noncommercial for e in domains)
+    assert all(e.converter in ("styledomain", "hyperdomainnet") and e.noncommercial
+               for e in domains)
     assert set(load_sets()["demo"]) == {"stylegan2-ffhq-1024", "e4e-ffhq", "psp-ffhq",
                                         "fse-ffhq", "pixar", "joker"}
     assert all(name in entries for name in load_sets()["demo"])

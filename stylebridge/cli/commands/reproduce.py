@@ -25,10 +25,12 @@ from stylebridge.cli.options import print_batch_report
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES
 from stylebridge.pipelines.reproduce import (
+    DEFAULT_METHOD_STEPS,
     DEFAULT_TEMPLATE,
     JSON_FILE,
     MARKDOWN_FILE,
     RANDOM_SENTENCE,
+    ROWS,
     NoUsableInputs,
     TablesProgress,
     ThesisTablesConfig,
@@ -102,6 +104,17 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("DIFFERENT_ABOVE", "SIMILAR_BELOW"),
                         help="group by absolute gap thresholds instead of thirds per kind "
                              "(the thesis gives none; thirds is our reading)")
+    parser.add_argument("--methods", action="append", metavar="M1,M2,...",
+                        help="compare domain methods (stylespace, affine_plus, domain_modulation, "
+                             "hyperdomain, mindthegap, or any registered one): group the domains "
+                             "by their method and add one table, a row per method; with "
+                             "--preset tiny and no --domains, each method's recipe first trains "
+                             "one domain per preset prompt for --method-steps steps")
+    parser.add_argument("--methods-row", choices=[r.key for r in ROWS], metavar="ROW",
+                        help="latent row of the methods table (default e4e if it ran, else orig)")
+    parser.add_argument("--method-steps", type=int, default=DEFAULT_METHOD_STEPS, metavar="N",
+                        help=f"training steps per domain of the --methods recipes on the tiny "
+                             f"preset (default {DEFAULT_METHOD_STEPS})")
     parser.add_argument("--allow-random", action="store_true",
                         help="compute rows (and CLIP models) without weights on random weights, "
                              "labelled RANDOM WEIGHTS")
@@ -126,7 +139,8 @@ def thesis_tables_config(args: argparse.Namespace) -> ThesisTablesConfig:
         text_template=args.text_template, allow_random=args.allow_random, preset=args.preset,
         seed=args.seed, batch=args.batch, out=args.out, device=args.device,
         quality_target=list(args.quality_target), group_gap_row=args.group_gap_row,
-        group_thresholds=None if args.group_thresholds is None else tuple(args.group_thresholds))
+        group_thresholds=None if args.group_thresholds is None else tuple(args.group_thresholds),
+        methods=args.methods, methods_row=args.methods_row, method_steps=args.method_steps)
 
 
 class _Display:
@@ -145,6 +159,8 @@ class _Display:
             console.print(f"[bold red]{RANDOM_NOTICE}[/bold red]: --preset tiny built "
                           f"random-weight tiny models in {event.path}; the numbers test the "
                           "code paths only")
+        elif event.kind == "train":
+            console.print(f"training {escape(event.label)} domains (--methods recipe)")
         elif event.kind == "random":
             console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
         elif event.kind == "clips":
@@ -214,7 +230,8 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
 
 register_reproduce_target("thesis-tables", add_thesis_tables_arguments, thesis_tables_command,
                           help="CLIP Quality / Diversity of Tables 4.1-4.3 (orig, e4e, FSE, "
-                               "FeatureShift rows x domains x CLIP models)")
+                               "FeatureShift rows x domains x CLIP models; --methods adds a "
+                               "table comparing domain methods)")
 
 
 @hookimpl

@@ -211,8 +211,9 @@ class WeightsCommand(Command):
                     grid.add_row("path", Text(row["path"]))
                 console.print(Padding(grid, (0, 0, 0, 2)))
             return 0
-        table = Table()
-        # fits 80 columns; narrower terminals wrap (fold) the cells rather than cut them with "…"
+        # fits 80 columns (no rules: room for plugin "domain_modulation"); narrower
+        # terminals wrap (fold) the cells rather than cut them with "…"
+        table = Table(box=None)
         table.add_column("name", overflow="fold")
         table.add_column("kind", overflow="fold")
         table.add_column("plugin", overflow="fold")

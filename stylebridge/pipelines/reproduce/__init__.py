@@ -81,7 +81,20 @@ run has random weights (checkpoint header ``random_weights`` / notes, CLIP weigh
 metadata, ``--allow-random``) the terminal, the table titles, the markdown and the JSON
 say RANDOM WEIGHTS.
 
+Methods side by side (``--methods stylespace,affine_plus,domain_modulation,hyperdomain,
+mindthegap``, :mod:`.methods`): the domains are grouped by their method (the checkpoint
+header's ``plugin``) and the report adds one table, a row per method: Quality / Diversity per
+CLIP model averaged over that method's domains on one latent row (``--methods-row``, default
+``e4e`` when it ran, else ``orig``; image domains' Quality target as Table 4.1), its number of
+domains, the parameters one domain stores and, when known, its training time.  With
+``--preset tiny`` and no ``--domains``, each method's recipe (``methods.RECIPES``, name →
+function) first trains one domain per preset prompt for ``--method-steps`` steps (seconds)
+and those are the run's domains; a method without a recipe keeps a row marked skipped, with a
+note; an unknown name is a one-line error listing the known ones.  Without ``--methods``
+nothing changes.
+
 Modules: :mod:`.common` (file names, the rows), :mod:`.domains` (domains and their targets),
+:mod:`.methods` (the ``--methods`` recipes and comparison),
 :mod:`.groups` (Quality target per table, domain groups),
 :mod:`.clips` (CLIP models, the scorer), :mod:`.rows` (what renders each row),
 :mod:`.report` (averages, table layouts, markdown) and :mod:`.tables` (the pipeline:
@@ -125,6 +138,15 @@ from stylebridge.pipelines.reproduce.common import (
     RowSpec,
 )
 from stylebridge.pipelines.reproduce.domains import DomainEntry, collect_domains, read_targets
+from stylebridge.pipelines.reproduce.methods import (
+    DEFAULT_METHOD_STEPS,
+    METHOD_ORDER,
+    RECIPES,
+    Recipe,
+    RecipeInputs,
+    TrainedDomain,
+    register_recipe,
+)
 from stylebridge.pipelines.reproduce.report import (
     aggregate,
     per_domain_layouts,
@@ -147,13 +169,54 @@ from stylebridge.pipelines.reproduce.tables import (
 )
 
 __all__ = [
-    "DEFAULT_CLIPS", "DEFAULT_TEMPLATE", "FSE_MODES", "JSON_FILE", "KINDS", "MARKDOWN_FILE",
-    "PRESET_DIR", "RANDOM_SENTENCE", "RANDOM_SOURCE", "ROWS", "TARGETS_FILE", "TINY_CLIPS",
-    "TINY_FSE_LAYER", "TINY_PROMPTS", "ClipChoice", "DomainEntry", "NoUsableInputs", "RowBuilder",
-    "RowSetup", "RowSkipped", "RowSpec", "Scorer", "Sources", "TablesProgress",
-    "ThesisTablesConfig", "ThesisTablesResult", "TinyPreset", "aggregate", "build_tiny_preset",
-    "collect_domains", "fse_random_config", "orig_latents", "parse_clip_weights",
-    "per_domain_layouts", "random_e4e", "random_featureshift", "random_fse", "read_targets",
-    "register_clip_configs", "render_markdown", "resolve_clips", "run_thesis_tables",
+    "DEFAULT_CLIPS",
+    "DEFAULT_METHOD_STEPS",
+    "DEFAULT_TEMPLATE",
+    "FSE_MODES",
+    "JSON_FILE",
+    "KINDS",
+    "MARKDOWN_FILE",
+    "METHOD_ORDER",
+    "PRESET_DIR",
+    "RANDOM_SENTENCE",
+    "RANDOM_SOURCE",
+    "RECIPES",
+    "ROWS",
+    "TARGETS_FILE",
+    "TINY_CLIPS",
+    "TINY_FSE_LAYER",
+    "TINY_PROMPTS",
+    "ClipChoice",
+    "DomainEntry",
+    "NoUsableInputs",
+    "Recipe",
+    "RecipeInputs",
+    "RowBuilder",
+    "RowSetup",
+    "RowSkipped",
+    "RowSpec",
+    "Scorer",
+    "Sources",
+    "TablesProgress",
+    "ThesisTablesConfig",
+    "ThesisTablesResult",
+    "TinyPreset",
+    "TrainedDomain",
+    "aggregate",
+    "build_tiny_preset",
+    "collect_domains",
+    "fse_random_config",
+    "orig_latents",
+    "parse_clip_weights",
+    "per_domain_layouts",
+    "random_e4e",
+    "random_featureshift",
+    "random_fse",
+    "read_targets",
+    "register_clip_configs",
+    "register_recipe",
+    "render_markdown",
+    "resolve_clips",
+    "run_thesis_tables",
     "table_layouts",
 ]

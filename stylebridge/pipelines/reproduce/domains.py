@@ -34,6 +34,19 @@ class DomainEntry:
     image: Path | None = None
     target_source: str = "header"
     random: bool = False
+    #: the domain method's registered name (the checkpoint header's ``plugin``)
+    plugin: str = ""
+    #: wall-clock seconds its training took, when known (``--methods`` recipes)
+    train_seconds: float | None = None
+    #: parameters per domain when the method's own ``parameters()`` do not say it (a
+    #: hyper-network's domain); ``None`` = count them (:meth:`n_parameters`)
+    params: int | None = None
+
+    def n_parameters(self) -> int:
+        """Parameters this domain stores (``params``, else the method's parameters)."""
+        if self.params is not None:
+            return int(self.params)
+        return sum(p.numel() for p in self.method.parameters())
 
     def quality_options(self, template: str) -> dict[str, str]:
         """``text=`` (formatted) or ``reference=`` for ``clip_quality``."""
@@ -154,12 +167,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
     names: set[str] = set()
     for path in files:
         try:
-            header = read_header(path)
-            if header.kind != KIND:
-                raise StylebridgeError(f"is a {header.kind!r} checkpoint, not a domain "
-                                       f"({KIND})", path=path)
-            method = load_domain(str(path), device=device)
-            check_domains([method], generator)
+            header, method = load_checked_domain(path, generator=generator, device=device)
         except StylebridgeError as exc:
             report.skip(path, str(exc).removeprefix(f"{path}: "))
             continue
@@ -186,6 +194,21 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
         out.append(DomainEntry(name=name, path=path, method=method.eval(), kind=kind,
                                text=target.get("text"),
                                image=None if image is None else Path(image),
-                               target_source=source, random=header_random(header.extra)))
+                               target_source=source, random=header_random(header.extra),
+                               plugin=header.plugin))
     return out
+
+
+def load_checked_domain(path: Path, *, generator: Generator, device: torch.device,
+                        spec: str | None = None) -> tuple[Any, DomainMethod]:
+    """(header, method) of a domain checkpoint that fits ``generator``; one-line errors.
+    ``spec`` (``NAME:PATH[:k=v]``) loads ``path`` with options, as the plugin ``NAME`` reads
+    it (a hyper-network file need not be a ``domain_method`` checkpoint); default: the path."""
+    header = read_header(path)
+    if spec is None and header.kind != KIND:
+        raise StylebridgeError(f"is a {header.kind!r} checkpoint, not a domain ({KIND})",
+                               path=path)
+    method = load_domain(spec or str(path), device=device)
+    check_domains([method], generator)
+    return header, method
 

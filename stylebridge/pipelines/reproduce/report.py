@@ -84,6 +84,8 @@ def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[
         tables.append((f"CLIP {clip}: image ({counts['image']}) and text ({counts['text']}) "
                        f"domains (Table 4.2 layout; image domains' Quality target: "
                        f"{targets['4.2']}){mark}", split, body))
+    if result.get("methods"):
+        tables.append(methods_layout(result["methods"], clips, mark))
     groups = result.get("groups")
     if groups:
         entries = sorted(groups["domains"].items(),
@@ -103,6 +105,27 @@ def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[
                            f"({n_diff['text']}) domains (Table 4.3 layout; image domains' "
                            f"Quality target: {targets['4.3']}){mark}", split, body))
     return tables
+
+
+def methods_layout(methods: Mapping[str, Any], clips: Sequence[str], mark: str
+                   ) -> tuple[str, list[str], list[list[str]]]:
+    """``--methods``: one row per method, Quality / Diversity per CLIP model averaged over its
+    domains on one latent row, its domain count, parameters and training seconds per domain."""
+    header = ["method", "domains", *(f"Quality {c}" for c in clips),
+              *(f"Diversity {c}" for c in clips), "params / domain", "train s / domain"]
+    body = []
+    for m in methods["methods"]:
+        mean = m.get("mean") or {}
+        params = m.get("params_per_domain")
+        body.append([m["method"] + ("" if m["status"] == "done" else f" ({m['status']})"),
+                     str(len(m["domains"])),
+                     *(_fmt(mean.get(c, {}).get("quality")) for c in clips),
+                     *(_fmt(mean.get(c, {}).get("diversity")) for c in clips),
+                     "–" if params is None else f"{params:,.0f}",
+                     _fmt(m.get("train_seconds"), 2)])
+    row = methods.get("row_label") or "no row"
+    return (f"Domain methods compared: {row}, averaged over each method's domains (image "
+            f"domains' Quality target: {methods['quality_target']}){mark}", header, body)
 
 
 def per_domain_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:

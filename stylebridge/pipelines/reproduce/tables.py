@@ -26,7 +26,7 @@ from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES, check_range
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import load_generator_arg
-from stylebridge.pipelines.presets import TinyPreset, build_tiny_preset, quiet
+from stylebridge.pipelines.presets import TINY_PROMPTS, TinyPreset, build_tiny_preset, quiet
 from stylebridge.pipelines.reproduce.clips import (
     Scorer,
     parse_clip_weights,
@@ -51,6 +51,17 @@ from stylebridge.pipelines.reproduce.groups import (
     pick_group_clip,
     table_values,
 )
+from stylebridge.pipelines.reproduce.methods import (
+    DEFAULT_METHOD_STEPS,
+    MAX_METHOD_STEPS,
+    METHODS_DIR,
+    RecipeInputs,
+    compare_methods,
+    methods_domains,
+    parse_methods,
+    pick_methods_row,
+    trained_domains,
+)
 from stylebridge.pipelines.reproduce.report import aggregate, json_ready, render_markdown
 from stylebridge.pipelines.reproduce.rows import (
     RowBuilder,
@@ -59,6 +70,7 @@ from stylebridge.pipelines.reproduce.rows import (
     encoder_spec,
     orig_latents,
 )
+from stylebridge.registry import get_registry
 
 
 @dataclass
@@ -93,6 +105,12 @@ class ThesisTablesConfig:
     group_gap_row: str = DEFAULT_GAP_ROW
     #: ``(different_above, similar_below)`` gap thresholds instead of thirds per kind
     group_thresholds: tuple[float, float] | None = None
+    #: compare these domain methods (:mod:`stylebridge.pipelines.reproduce.methods`)
+    methods: list[str] | None = None
+    #: the latent row of the methods comparison (default e4e if it ran, else orig)
+    methods_row: str | None = None
+    #: training steps per domain of the methods' recipes (``--preset tiny``)
+    method_steps: int = DEFAULT_METHOD_STEPS
 
 
 @dataclass(frozen=True)
@@ -102,7 +120,8 @@ class TablesProgress:
     ``kind``: ``"preset"`` (the tiny preset was built in ``path``), ``"random"`` (some shared
     network has random weights), ``"clips"`` / ``"clips-done"`` (loading the CLIP models),
     ``"row"`` (row ``label`` starts, ``total`` images), ``"advance"`` (``count`` more images of
-    the current row), ``"row-done"`` (the current row ended: done, skipped or failed).
+    the current row), ``"row-done"`` (the current row ended: done, skipped or failed),
+    ``"train"`` (``--methods``: the recipe of method ``label`` starts training).
     """
 
     kind: str
@@ -198,6 +217,10 @@ def check_config(config: ThesisTablesConfig) -> None:
             config.group_thresholds[0] >= config.group_thresholds[1]):
         raise StylebridgeError(f"--group-thresholds {list(config.group_thresholds)}: the "
                                "'different' threshold must be >= the 'similar' one")
+    if config.methods_row is not None and config.methods_row not in {r.key for r in ROWS}:
+        raise StylebridgeError(f"--methods-row {config.methods_row!r}: expected one of "
+                               f"{', '.join(r.key for r in ROWS)}")
+    check_range("--method-steps", config.method_steps, 1, MAX_METHOD_STEPS)
     if config.text_template.count("{}") != 1:
         raise StylebridgeError(f"--text-template {config.text_template!r}: must contain '{{}}' "
                                "once")
@@ -238,6 +261,11 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         if progress is not None:
             progress(TablesProgress(kind, **fields))
 
+    methods = None
+    if config.methods is not None:
+        methods = parse_methods(config.methods, get_registry().names("domain_method"))
+    train_methods = methods is not None and config.preset == "tiny" and not config.domains
+    preset: TinyPreset | None = None
     if config.preset == "tiny":
         config, preset = apply_preset(config)
         emit("preset", path=preset.root)
@@ -255,8 +283,24 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                       featureshift_fse=config.featureshift_fse)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     report = BatchReport()
-    domains = collect_domains(config.domains, config.targets, report, generator=gen,
-                              device=device)
+    skipped_methods: dict[str, str] = {}
+    if train_methods:
+        assert methods is not None and preset is not None
+        assert config.clip is not None
+        weights = parse_clip_weights(config.clip_weights)
+        inputs = RecipeInputs(
+            generator=preset.generator, out_dir=preset.root / METHODS_DIR,
+            prompts=TINY_PROMPTS, reference_image=sorted(preset.images.glob("*.png"))[0],
+            clip=tuple(config.clip),
+            clip_weights={n: weights[n] for n in config.clip if n in weights},
+            steps=config.method_steps, seed=config.seed, device=str(device))
+        domains, skipped_methods = trained_domains(methods, inputs, gen, device, notes,
+                                                   lambda m: emit("train", label=m))
+    else:
+        domains = collect_domains(config.domains, config.targets, report, generator=gen,
+                                  device=device)
+        if methods is not None:
+            domains = methods_domains(domains, methods, notes)
     if not domains:
         raise NoUsableInputs("no usable domain (see the skipped files above)", report)
     photos = readable_images(expand_inputs(config.images), report)
@@ -362,6 +406,16 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         "domains": [d.describe(config.text_template) for d in domains],
         "rows": rows, "notes": notes, "report": report.as_dict(),
     }
+    if methods is not None:
+        key = pick_methods_row(config.methods_row, list(done))
+        if key is None:
+            notes.append(f"methods comparison: the row {config.methods_row or 'e4e/orig'!r} "
+                         "did not run")
+        data["methods"] = {
+            "row": key, "row_label": next((r.label for r in ROWS if r.key == key), None),
+            "quality_target": targets["4.1"], "trained": train_methods,
+            "methods": compare_methods(methods, domains, done.get(key) if key else None,
+                                       target=targets["4.1"], skipped=skipped_methods)}
     data = json_ready(data)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / JSON_FILE, data)

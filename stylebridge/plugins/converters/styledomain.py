@@ -25,6 +25,13 @@ from stylebridge.core.safe_pickle import PersistentObject, load_nvlabs_pickle, m
 from stylebridge.core.stylegan2.nvlabs import convert_nvlabs_generator
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import ConversionError
+from stylebridge.plugins.converters.parametrization import (
+    check_img_size,
+    conv_heads_layout,
+    parametrization_extra,
+    parametrization_state,
+    sg2_params,
+)
 from stylebridge.plugins.domains.affine import AffineLightPlus, AffinePlus
 from stylebridge.plugins.domains.base import (
     KIND,
@@ -53,13 +60,6 @@ METHODS: dict[str, type[StyleDomainMethod]] = {
 
 _HEAD_RX = re.compile(r"^heads\.conv_(\d+)\.params_in$")
 _NV_HEAD_RX = re.compile(r"^heads\.b(\d+)\.(conv0|conv1)$")
-
-
-def _log2_size(n_convs: int, path: Path | None) -> int:
-    if n_convs < 1 or n_convs % 2 == 0:
-        raise ConversionError(f"has {n_convs} StyleSpace heads; a StyleGAN2 has an odd number "
-                              "(17 at 1024 px)", path=path)
-    return (n_convs - 1) // 2 + 2
 
 
 def _head_width(value: Any, key: str, path: Path | None) -> int:
@@ -115,77 +115,33 @@ def similar_domains_offsets(state: Mapping[str, Any], *, style_dim: int = 512,
                 widths.append((nv[(r, c)], _head_width(state[nv[(r, c)]], f"b{r}.{c}", path)))
     else:
         raise ConversionError("has no StyleSpace heads (heads.conv_{k}.params_in)", path=path)
-    log_size = _log2_size(len(widths), path)
-    channels = {4: widths[0][1]}
-    for j in range(log_size - 2):
-        r = 2 ** (j + 3)
-        if widths[2 * j + 1][1] != channels[r // 2]:
-            raise ConversionError(
-                f"head {widths[2 * j + 1][0]} has {widths[2 * j + 1][1]} channels, but the "
-                f"{r // 2}px layer before it has {channels[r // 2]}", path=path)
-        channels[r] = widths[2 * j + 2][1]
-    cfg = make_generator_config(2 ** log_size, style_dim, channels)
-    conv_idx = [layer.index for layer in generator_layout(cfg) if not layer.is_rgb]
+    desc, conv_idx = conv_heads_layout(widths, style_dim, path)
     offsets = {conv_idx[k]: state[key].reshape(-1) for k, (key, _) in enumerate(widths)}
-    desc = {"size": cfg.size, "style_dim": cfg.style_dim,
-            "channels": {str(r): c for r, c in cfg.channels.items()}}
     return desc, offsets
 
 
 def _convert_similar(src: Path, dst: Path, options: Mapping[str, Any]) -> ConversionResult:
     ck = torch_load_safe(src)
-    if not isinstance(ck, Mapping):
-        raise ConversionError(f"holds a {type(ck).__name__}, expected the SimilarDomains dict "
-                              "(model_type, patch_key, state_dict, ...)", path=src)
     notes: list[str] = []
-    if "state_dict" in ck:
-        state, patch_key = ck["state_dict"], ck.get("patch_key")
-    elif "trainable" in ck:  # training checkpoint.pt
-        state, patch_key = ck["trainable"], options.get("patch_key")
-    elif ck and all(isinstance(k, str) and k.startswith("heads.") for k in ck):
-        state, patch_key = ck, options.get("patch_key")
-    else:
-        keys = ", ".join(sorted(map(str, ck))[:8]) or "none"
-        raise ConversionError(f"is not a SimilarDomains checkpoint (top-level keys: {keys})",
-                              path=src)
-    if patch_key is None:
-        raise ConversionError("does not say its parameterisation (s_delta and s_mod share the key "
-                              "layout); pass -o patch_key=s_delta if it is StyleSpace", path=src)
+    state, patch_key = parametrization_state(
+        ck, options, src, what="SimilarDomains",
+        hint="s_delta and s_mod share the key layout); pass -o patch_key=s_delta if it is StyleSpace")
     if patch_key != "s_delta":
+        hint = (" (domain modulation: `stylebridge convert hyperdomainnet`)"
+                if patch_key == "cin_mult" else "")
         raise ConversionError(f"holds a {patch_key!r} parameterisation; only StyleSpace ('s_delta') "
-                              "can be converted", path=src)
-    model_type = ck.get("model_type", "parametrization")
-    if model_type != "parametrization":
-        raise ConversionError(f"has model_type {model_type!r}; only 'parametrization' checkpoints "
-                              "hold StyleSpace offsets", path=src)
-    if not isinstance(state, Mapping):
-        raise ConversionError(f"state_dict is a {type(state).__name__}, not a dict", path=src)
-    sg2 = ck.get("sg2_params") if isinstance(ck.get("sg2_params"), Mapping) else {}
+                              f"can be converted here{hint}", path=src)
+    sg2 = sg2_params(ck)
     style_dim = int(sg2.get("latent_size", Converter.option(options, "style_dim", int, 512, src)))
     desc, offsets = similar_domains_offsets(state, style_dim=style_dim, path=src)
-    img_size = sg2.get("img_size")
-    if img_size is not None and int(img_size) != desc["size"]:
-        raise ConversionError(f"sg2_params say img_size={img_size}, but the heads describe a "
-                              f"{desc['size']}px generator", path=src)
+    check_img_size(ck, desc, src)
     method = StyleSpace(**desc, torgb=False)
     tensors = {f"offsets.{i}": t.detach().float() for i, t in offsets.items()}
     check_state_dict(src, {k: v.shape for k, v in method.state_dict().items()}, tensors,
                      what="StyleSpace domain", error=ConversionError)
     method.load_state_dict(tensors, strict=True)
     extra: dict[str, Any] = {"source": "AIRI-Institute/StyleDomain SimilarDomains",
-                             "source_file": src.name, "patch_key": patch_key}
-    da_type = ck.get("da_type")
-    if da_type is not None:
-        extra["da_type"] = str(da_type)
-    latents = ck.get("style_latents")
-    if isinstance(latents, Tensor):
-        extra["style_latents"] = latents.detach().float().cpu().tolist()
-        extra["style_latents_shape"] = list(latents.shape)
-        notes.append(f"kept style_latents {list(latents.shape)} (w+ rows 7.. of the style image, "
-                     "used by StyleDomain for style mixing) in the header extra")
-    if sg2:
-        extra["sg2_params"] = {k: v for k, v in sg2.items()
-                               if isinstance(v, str | int | float | bool) and k != "device"}
+                             **parametrization_extra(ck, src, notes), "patch_key": patch_key}
     zero = [i for i, t in offsets.items() if not bool(t.ne(0).any())]
     if zero:
         notes.append(f"style layers {zero} have all-zero offsets (frozen during training, e.g. "
