@@ -375,3 +375,14 @@ def test_converter_reads_upstream_layout_and_refuses_others(tmp_path: Path) -> N
         with pytest.raises(StylebridgeError, match=message) as info:
             converter.convert(path, tmp_path / f"{name}.safetensors")
         assert "\n" not in str(info.value)
+
+
+def test_adapt_names_outputs_by_file_and_text() -> None:
+    from stylebridge.pipelines.adapt import domain_name
+
+    gen = tiny_generator()
+    net = HyperDomain(**_desc(gen), embed_dim=8, width=16, inner=16)
+    dm = DomainModulation(**_desc(gen))
+    assert domain_name("hyperdomain:/x/net.safetensors:text=\"a sketch\"", net, 0) == "net_a_sketch"
+    assert domain_name("hyperdomain:/x/net.safetensors", net, 0) == "net"
+    assert domain_name("domain_modulation:/x/dm.safetensors", dm, 0) == "dm"
