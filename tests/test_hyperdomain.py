@@ -171,6 +171,7 @@ def test_tt_direction_by_hand() -> None:
 # Training
 
 
+@pytest.mark.slow
 def test_trains_separates_prompts_round_trips_and_renders_with_two_encoders(
         tmp_path: Path, tiny_clips: list) -> None:
     gen = tiny_generator()
@@ -270,8 +271,9 @@ def test_cli_train_hyperdomain(tmp_path: Path, tiny_clips: list,
     base = ["train", "hyperdomain", "--generator", str(gen), "--out", str(out), "--steps", "2",
             "--batch", "2", "--templates", "none", "--width", "16", "--inner", "16",
             "--allow-random-clip", "--device", "cpu"]
-    code, stdout, err = _cli(capsys, *base, "--prompts", str(prompts))
+    code, stdout, err = _cli(capsys, *base, "--prompts", str(prompts), "--sample-every", "2")
     assert code == 0, err
+    assert [p.name for p in (tmp_path / "net_samples").iterdir()] == ["step000002.png"]
     assert "RANDOM CLIP WEIGHTS" in stdout and "2 prompts" in stdout
     header, _ = load_checkpoint(out)
     assert header.plugin == "hyperdomain" and header.config["prompts"] == ["a pixar render",
@@ -386,3 +388,21 @@ def test_adapt_names_outputs_by_file_and_text() -> None:
     assert domain_name("hyperdomain:/x/net.safetensors:text=\"a sketch\"", net, 0) == "net_a_sketch"
     assert domain_name("hyperdomain:/x/net.safetensors", net, 0) == "net"
     assert domain_name("domain_modulation:/x/dm.safetensors", dm, 0) == "dm"
+
+
+@pytest.mark.slow
+def test_a_random_clip_network_encodes_new_prompts_with_the_training_clip() -> None:
+    """Trained through random CLIP (tests), an unseen prompt is encoded by the same random
+    model train hyperdomain built (build_clip_models: model i seeded seed + i)."""
+    training = td.build_clip_models(["ViT-B-32"], {}, allow_random=True, seed=3)[0]
+    with torch.no_grad():
+        seen = training.encode_text(["a sketch"])
+        unseen = training.encode_text(["a werewolf"])
+    gen = tiny_generator()
+    net = HyperDomain(**_desc(gen), clip=["ViT-B-32"], prompts=["a sketch"], random_clip=True,
+                      clip_seed=3, width=16, inner=16)
+    with torch.no_grad():
+        net.prompt_embeddings.copy_(seen)
+        torch.testing.assert_close(net.embed(["a werewolf", "a sketch"]),
+                                   torch.cat([unseen, seen]), atol=1e-5, rtol=0)
+    assert net.random_weights is True
