@@ -360,6 +360,14 @@ def test_converter_reads_upstream_layout_and_refuses_others(tmp_path: Path) -> N
         got = net.vectors(emb)
     for layer, w in zip(convs, want, strict=True):
         torch.testing.assert_close(got[layer.index], w, atol=1e-6, rtol=0)
+    # the same weights saved from upstream's DataParallel wrapper ("module." keys)
+    wrapped = {**ck, "state_dict": {f"module.{k}": v for k, v in root.state_dict().items()}}
+    torch.save(wrapped, tmp_path / "wrapped.pt")
+    registry.get("converter", "hyperdomain-net").obj.convert(tmp_path / "wrapped.pt",
+                                                             tmp_path / "wrapped.safetensors")
+    _, a = load_checkpoint(dst)
+    _, b = load_checkpoint(tmp_path / "wrapped.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # refused layouts, one line each
     converter = registry.get("converter", "hyperdomain-net").obj
     cases = {

@@ -83,6 +83,8 @@ def convert_state(ck: Mapping[str, Any], src: Path) -> tuple[dict[str, Any], dic
     state = ck.get("state_dict")
     if not isinstance(state, Mapping) or not state:
         raise ConversionError("has no state_dict", path=src)
+    if all(str(k).startswith("module.") for k in state):  # saved from upstream's DataParallel
+        state = {str(k)[len("module."):]: v for k, v in state.items()}
     tensors: dict[str, Tensor] = {}
     backbone: set[int] = set()
     heads: dict[int, set[int]] = {}
