@@ -213,6 +213,9 @@ class DomainMethod(nn.Module, Plugin, ABC):
 
     #: how messages name this domain (e.g. the checkpoint file's stem); ``name`` when empty
     label: str = ""
+    #: the method renders the domain of a text prompt, its option ``text=`` (HyperDomainNet's
+    #: hyper-network); without one it refuses to render with a one-line error
+    text_conditioned: ClassVar[bool] = False
 
     @abstractmethod
     def styles(

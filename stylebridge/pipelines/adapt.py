@@ -210,6 +210,8 @@ def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
     """A domain's output name: its checkpoint's file stem (safe characters only)."""
     spec = parse_plugin_spec(spec_text, what="domain method")
     name = spec.path.stem if spec.path is not None else (spec.name or method.name)
+    if method.text_conditioned and spec.options.get("text"):  # hyperdomain: one file, many texts
+        name = f"{name}_{str(spec.options['text']).strip(chr(34) + chr(39))}"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
     return safe or f"domain{index}"
 

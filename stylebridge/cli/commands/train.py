@@ -347,3 +347,8 @@ register_train_target("domain", add_domain_arguments, run_domain,
                       help="train a domain method from a text prompt or one reference image")
 register_train_target("featureshift", add_train_arguments, run_featureshift, help=TRAIN_HELP,
                       epilog=TRAIN_EPILOG)
+
+from stylebridge.cli.commands import train_hyperdomain as _hyperdomain  # noqa: E402
+
+register_train_target("hyperdomain", _hyperdomain.add_arguments, _hyperdomain.run,
+                      help=_hyperdomain.HELP)

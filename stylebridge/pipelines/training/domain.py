@@ -251,6 +251,15 @@ class DomainTrainer:
         return [torch.randn(batch, 1, *b.shape[-2:], generator=self.rng).to(b.device)
                 for b in buffers]
 
+    # hooks for trainers built on this loop (``train hyperdomain``): draw from ``self.rng``
+    # only, so that a resumed run continues exactly
+    def render_adapted(self, w_plus: Tensor, noise: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """The adapted images of one training step (with gradients) and their styles."""
+        return render(self.generator, w_plus, self.method, self.offset_scale, noise=noise)
+
+    def extend_batch(self, batch: LossBatch) -> None:
+        """Change or add :class:`LossBatch` fields before the losses run.  Default: nothing."""
+
     def training_step(self) -> dict[str, float]:
         """One optimisation step; returns the weighted loss values and ``total``."""
         s = self.settings
@@ -260,12 +269,12 @@ class DomainTrainer:
         # first gradient is ~1/eps, which stalls Adam for the whole run
         with torch.no_grad():
             source, source_styles = render(self.generator, w_plus, noise=self._noise(s.batch))
-        images, styles = render(self.generator, w_plus, self.method, self.offset_scale,
-                                noise=self._noise(s.batch))
+        images, styles = self.render_adapted(w_plus, self._noise(s.batch))
         batch = LossBatch(output=images, source=source, latents=w_plus, styles=styles,
                           styles_source=source_styles, step=self.step, total_steps=s.steps,
                           clip_guide=self.guide,
                           text=[self.guide.target] if self.guide is not None else None)
+        self.extend_batch(batch)
         if self.needs_latents:
             assert self.encoder is not None
             batch.target_latents = self.encoder.encode((images + 1.0) / 2.0).w_plus

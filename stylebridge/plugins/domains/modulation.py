@@ -76,13 +76,27 @@ class DomainModulation(StyleDomainMethod):
         edits: dict[int, Tensor | ConvEdit] = dict(super().weight_deltas(generator, offset_scale))
         first = next(iter(self.modulation.values()))
         scale = as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
-        for key, d in self.modulation.items():
-            i = int(key)
-            change = d if scale is None else d * scale[i]
-            delta = edits.get(i)
-            edits[i] = ConvEdit(weight_delta=delta if isinstance(delta, Tensor) else None,
-                                input_gain=1.0 + change)
-        return edits
+        return modulation_edits(edits, {int(k): d for k, d in self.modulation.items()}, scale)
+
+
+def modulation_edits(edits: Mapping[int, Tensor | ConvEdit], vectors: Mapping[int, Tensor],
+                     scale: Tensor | None) -> dict[int, Tensor | ConvEdit]:
+    """The domain-modulation edits: ``edits`` (conv weight offsets by style-layer index) plus,
+    for every conv ``i`` in ``vectors``, a :class:`ConvEdit` with the input gain
+    ``1 + scale_i · d_i`` (``d_i``: ``[C_in]`` for one domain, ``[B, C_in]`` for one domain
+    vector per sample) that keeps a weight offset of that layer.
+
+    Shared by ``domain_modulation`` (one learnt vector per conv) and ``hyperdomain`` (vectors
+    predicted from a CLIP text embedding), so both apply ``W' = demod(W·s)·(1 + d)`` and
+    alpha-rescaling / ``--skip-layers`` (``scale``) the same way.
+    """
+    out: dict[int, Tensor | ConvEdit] = dict(edits)
+    for i, d in vectors.items():
+        change = d if scale is None else d * scale[i].to(d)
+        delta = out.get(i)
+        out[i] = ConvEdit(weight_delta=delta if isinstance(delta, Tensor) else None,
+                          input_gain=1.0 + change)
+    return out
 
 
 @hookimpl

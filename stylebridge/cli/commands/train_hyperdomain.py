@@ -1,0 +1,110 @@
+"""``stylebridge train hyperdomain``: arguments → :class:`HyperDomainTrainConfig`, progress bar.
+
+The pipeline is :mod:`stylebridge.pipelines.train_hyperdomain`; :mod:`.train` registers this
+target with :func:`add_arguments` and :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from stylebridge.cli.common import add_device_argument, finite_float
+from stylebridge.pipelines import train_hyperdomain as th
+from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
+
+HELP = "train HyperDomainNet's hyper-network (text -> domain modulation) over a list of prompts"
+
+
+def _off_or_float(text: str) -> float | None:
+    return None if text.strip().lower() in ("off", "none", "0") else finite_float(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompts", type=Path, required=True, metavar="prompts.txt",
+                        help="one target domain per line: 'Target' or 'Target - Source' "
+                             "(upstream's domain_list format); # comments")
+    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+    parser.add_argument("--out", type=Path, required=True, metavar="NET.safetensors")
+    parser.add_argument("--source-text", default=th.DEFAULT_SOURCE, metavar="PROMPT",
+                        help="source domain of lines without ' - Source' (default: Photo)")
+    parser.add_argument("--templates", choices=("imagenet", "none"), default="imagenet",
+                        help="templates of the loss text embeddings (default: the 79 ImageNet ones)")
+    parser.add_argument("--steps", type=int, default=th.STEPS,
+                        help=f"optimisation steps (default {th.STEPS}, td_multiple.yaml)")
+    parser.add_argument("--batch", type=int, default=th.BATCH,
+                        help=f"samples (and prompts) per step (default {th.BATCH})")
+    parser.add_argument("--lr", type=finite_float, default=th.LR,
+                        help=f"Adam lr (default {th.LR})")
+    parser.add_argument("--mixing", type=finite_float, default=th.MIXING,
+                        help=f"style-mixing probability (default {th.MIXING})")
+    parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+                        help="repeatable; replaces the defaults "
+                             f"({' '.join(th.DEFAULT_LOSSES)}); e.g. add indomain:1.5")
+    parser.add_argument("--clip", action="append", metavar="MODEL",
+                        help="CLIP model of the losses, repeatable (default: ViT-B-32; upstream "
+                             "drops ViT-B-16 when resampling)")
+    parser.add_argument("--mapper-clip", action="append", metavar="MODEL",
+                        help="CLIP model whose text embedding the network reads (default ViT-B-32)")
+    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
+                        help="weights file of a CLIP model (.safetensors state dict), repeatable")
+    parser.add_argument("--allow-random-clip", action="store_true",
+                        help=f"run CLIP models without weights on {RANDOM_CLIP_NOTICE} "
+                             "(tests only; every output says so)")
+    parser.add_argument("--no-convex", dest="convex", action="store_false",
+                        help="do not mix the batch's prompts (upstream convex_hull: on)")
+    parser.add_argument("--resample", type=_off_or_float, default=th.RESAMPLE_COS,
+                        metavar="COS|off", help="resample target text embeddings at cosine >= "
+                                                f"COS (default {th.RESAMPLE_COS})")
+    parser.add_argument("--crop", type=_off_or_float, default=th.CROP, metavar="FRACTION|off",
+                        help=f"random crop CLIP sees, as a fraction of the side (default {th.CROP})")
+    parser.add_argument("--width", type=int, default=512, help="network width (default 512)")
+    parser.add_argument("--inner", type=int, default=512,
+                        help="inner width of its residual blocks (default 512)")
+    parser.add_argument("--backbone-depth", type=int, default=4, help="default 4")
+    parser.add_argument("--head-depth", type=int, default=2, help="default 2")
+    parser.add_argument("--sample-every", type=int, default=500,
+                        help="source | adapted grid of the first prompt every N steps (0 = never)")
+    parser.add_argument("--checkpoint-every", type=int, default=250,
+                        help="write the checkpoint and training state every N steps")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose training state lies beside --out")
+    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
+    parser.add_argument("--seed", type=int, default=0)
+    add_device_argument(parser)
+
+
+def config(args: argparse.Namespace) -> th.HyperDomainTrainConfig:
+    return th.HyperDomainTrainConfig(
+        generator=args.generator, out=args.out, prompts=args.prompts,
+        source_text=args.source_text, templates=args.templates, steps=args.steps,
+        batch=args.batch, lr=args.lr, mixing=args.mixing,
+        losses=list(args.loss) if args.loss else None, clip=args.clip,
+        mapper_clip=args.mapper_clip, clip_weights=list(args.clip_weights or []),
+        allow_random_clip=args.allow_random_clip, convex=args.convex, resample=args.resample,
+        crop=args.crop, width=args.width, inner=args.inner, backbone_depth=args.backbone_depth,
+        head_depth=args.head_depth, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, force=args.force,
+        seed=args.seed, device=args.device)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from stylebridge.cli.commands.train import RichProgress
+
+    with RichProgress(console, "domain") as progress:
+        outcome = th.train_hyperdomain(config(args), progress=progress)
+    out = escape(str(outcome.out))
+    if outcome.result is None:
+        console.print(f"{out} is already trained for {outcome.step} steps (--steps "
+                      f"{outcome.steps}); nothing to do")
+        return 0
+    notice = f" [bold yellow]{RANDOM_CLIP_NOTICE}[/bold yellow]" if outcome.random_clip else ""
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
+    console.print(f"[green]wrote[/green] {out} ({len(outcome.prompts)} prompts, step "
+                  f"{outcome.step}/{outcome.steps}; {summary}){notice}")
+    console.print(f"render: --method hyperdomain:{out}:text=PROMPT (commas are not allowed "
+                  "in PROMPT)")
+    return 0
