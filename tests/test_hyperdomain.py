@@ -1,5 +1,5 @@
 """HyperDomainNet's hyper-network (issue 17): ``hyperdomain`` method, ``tt_direction`` loss,
-``train hyperdomain`` on the shared domain loop, the ``hyperdomain-net`` converter.
+``train hyperdomain`` on the shared domain loop, the ``hyperdomainnet-mapper`` converter.
 
 Tiny generator, tiny random CLIP (tests only)."""
 
@@ -349,7 +349,7 @@ def test_converter_reads_upstream_layout_and_refuses_others(tmp_path: Path) -> N
     src, dst = tmp_path / "mapper_20_td.pt", tmp_path / "net.safetensors"
     torch.save(ck, src)
     registry = get_registry()
-    result = registry.get("converter", "hyperdomain-net").obj.convert(src, dst)
+    result = registry.get("converter", "hyperdomainnet-mapper").obj.convert(src, dst)
     assert result.plugin == "hyperdomain"
     net = load_domain(f"hyperdomain:{dst}:text=x")
     assert net.clip == ["ViT-B-32"] and net.layers == gen.conv_style_indices()
@@ -363,13 +363,13 @@ def test_converter_reads_upstream_layout_and_refuses_others(tmp_path: Path) -> N
     # the same weights saved from upstream's DataParallel wrapper ("module." keys)
     wrapped = {**ck, "state_dict": {f"module.{k}": v for k, v in root.state_dict().items()}}
     torch.save(wrapped, tmp_path / "wrapped.pt")
-    registry.get("converter", "hyperdomain-net").obj.convert(tmp_path / "wrapped.pt",
+    registry.get("converter", "hyperdomainnet-mapper").obj.convert(tmp_path / "wrapped.pt",
                                                              tmp_path / "wrapped.safetensors")
     _, a = load_checkpoint(dst)
     _, b = load_checkpoint(tmp_path / "wrapped.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # refused layouts, one line each
-    converter = registry.get("converter", "hyperdomain-net").obj
+    converter = registry.get("converter", "hyperdomainnet-mapper").obj
     cases = {
         "model_type": ({**ck, "model_type": "parameterization"}, "expected 'mapper'"),
         "im2im": ({**ck, "da_type": "im2im"}, "only text mappers"),

@@ -39,7 +39,7 @@ the (one) mapper CLIP model instead.  The ``text=`` option is one string
 without commas (commas separate spec options); surrounding quotes are removed.
 
 Train it with ``stylebridge train hyperdomain`` (:mod:`stylebridge.pipelines.train_hyperdomain`);
-convert the published upstream networks with ``stylebridge convert hyperdomain-net``.
+convert the published upstream networks with ``stylebridge convert hyperdomainnet-mapper``.
 """
 
 from __future__ import annotations

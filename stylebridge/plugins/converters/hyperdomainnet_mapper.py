@@ -1,4 +1,4 @@
-"""The ``hyperdomain-net`` converter: HyperDomainNet's published text hyper-networks → ``hyperdomain``.
+"""The ``hyperdomainnet-mapper`` converter: HyperDomainNet's published text hyper-networks → ``hyperdomain``.
 
 MACderRu/HyperDomainNet's README ("Pretrained model Inference") publishes its checkpoints in
 one archive, ``checkpoints.zip``, whose link is in the repository's ``download.py``
@@ -146,7 +146,7 @@ def convert_state(ck: Mapping[str, Any], src: Path) -> tuple[dict[str, Any], dic
 class HyperDomainNetConverter(Converter):
     """HyperDomainNet text hyper-networks (``mapper_*_td.pt``) → the ``hyperdomain`` method."""
 
-    name = "hyperdomain-net"
+    name = "hyperdomainnet-mapper"
     source = ("HyperDomainNet text mapper .pt (mapper_20_td.pt, mapper_large_resample_td.pt; "
               "residual_channelin, cin_mult); pickled code never runs")
 
