@@ -121,12 +121,42 @@ def train_with_train_domain(method: str) -> Recipe:
     return recipe
 
 
-#: method name → recipe.  The ``hyperdomain`` (a list of prompts) and ``mindthegap`` (one
-#: reference image) recipes are added here by their modules (see the module docstring).
+def train_with_hyperdomain(inputs: RecipeInputs) -> list[TrainedDomain]:
+    """One hyper-network trained once over all the prompts (``train hyperdomain``, its
+    default losses; width 64 on the tiny preset, no prompt templates, batch 2), then one
+    domain per prompt read from it (``hyperdomain:NET:text=PROMPT``).  Its training time
+    is divided among the domains; ``params`` is the whole network (what one stores for
+    any number of domains; the vector it predicts per domain has ``domain_modulation``'s
+    size)."""
+    from stylebridge.pipelines.train_domain import state_path_for
+    from stylebridge.pipelines.train_hyperdomain import HyperDomainTrainConfig, train_hyperdomain
+
+    path = inputs.out_dir / "hyperdomain.safetensors"
+    clip = list(inputs.clip)
+    start = time.perf_counter()
+    outcome = train_hyperdomain(HyperDomainTrainConfig(
+        generator=str(inputs.generator), out=path,
+        prompt_list=[prompt for _, prompt in inputs.prompts], templates="none",
+        steps=inputs.steps, batch=2, clip=clip, mapper_clip=clip[:1],
+        clip_weights=[f"{n}={p}" for n, p in inputs.clip_weights.items()], width=64, inner=64,
+        sample_every=0, checkpoint_every=0, force=True, seed=inputs.seed, device=inputs.device))
+    seconds = (time.perf_counter() - start) / max(1, len(inputs.prompts))
+    state_path_for(outcome.out).unlink(missing_ok=True)
+    # params: the method's parameters() = the network (the cached prompt embeddings are buffers)
+    return [TrainedDomain(name=f"hyperdomain-{domain}", spec=f"hyperdomain:{path}:text={prompt}",
+                          path=path, kind="text", text=prompt, seconds=seconds,
+                          notes=[f"one network for all {len(inputs.prompts)} prompts"] if i == 0
+                          else [])
+            for i, (domain, prompt) in enumerate(inputs.prompts)]
+
+
+#: method name → recipe (see the module docstring); ``mindthegap`` (one reference image)
+#: is added below
 RECIPES: dict[str, Recipe] = {
     "stylespace": train_with_train_domain("stylespace"),
     "affine_plus": train_with_train_domain("affine_plus"),
     "domain_modulation": train_with_train_domain("domain_modulation"),
+    "hyperdomain": train_with_hyperdomain,
 }
 
 
