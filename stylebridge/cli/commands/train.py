@@ -33,6 +33,7 @@ from rich.progress import (
 from rich.status import Status
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands import train_mindthegap
 from stylebridge.cli.common import Target, TargetGroup, add_device_argument, finite_float
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
@@ -347,3 +348,6 @@ register_train_target("domain", add_domain_arguments, run_domain,
                       help="train a domain method from a text prompt or one reference image")
 register_train_target("featureshift", add_train_arguments, run_featureshift, help=TRAIN_HELP,
                       epilog=TRAIN_EPILOG)
+
+register_train_target("mindthegap", train_mindthegap.add_arguments, train_mindthegap.run,
+                      help=train_mindthegap.HELP)

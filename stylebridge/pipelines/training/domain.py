@@ -213,6 +213,11 @@ class DomainTrainer:
             out |= LATENT_FIELDS
         return frozenset(out)
 
+    def extend_batch(self, batch: LossBatch) -> None:
+        """Fill the fields a subclass provides beyond the base ones (MindTheGap's reference
+        reconstruction; list them in :meth:`provides`); called once per step, after the
+        images are rendered and before the losses.  Default: nothing."""
+
     @property
     def losses(self) -> list[tuple[str, float, Loss]]:
         """``(key, weight, Loss)`` of every term (the older view of :attr:`terms`)."""
@@ -266,6 +271,7 @@ class DomainTrainer:
                           styles_source=source_styles, step=self.step, total_steps=s.steps,
                           clip_guide=self.guide,
                           text=[self.guide.target] if self.guide is not None else None)
+        self.extend_batch(batch)
         if self.needs_latents:
             assert self.encoder is not None
             batch.target_latents = self.encoder.encode((images + 1.0) / 2.0).w_plus
