@@ -363,3 +363,25 @@ def test_cli_smoke_and_bad_reference(preset: TinyPreset, tmp_path: Path,
     assert main(argv3) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "give --encoder" in err[0]
+
+
+def test_a_published_style_installs_as_a_delta_of_the_registered_base(tmp_path: Path) -> None:
+    """The manifest's ``mtg-*`` entries convert against ``mindthegap-ffhq`` (here tiny files
+    registered under those names; nothing is downloaded)."""
+    from stylebridge.registry.weights import WeightsManager, load_manifest
+
+    gen = tiny_generator(seed=10)
+    tuned = _fine_tuned(gen, seed=11, torgb=False)
+    entries = [e for e in load_manifest() if e.name in ("mindthegap-ffhq", "mtg-jojo")]
+    manager = WeightsManager(tmp_path / "home", manifest=entries)
+    with pytest.raises(StylebridgeError, match="mindthegap-ffhq"):
+        manager.register("mtg-jojo", _rosinality(tmp_path / "jojo.pt", tuned))
+    manager.register("mindthegap-ffhq", _rosinality(tmp_path / "ffhq.pt", gen))
+    path = manager.register("mtg-jojo", tmp_path / "jojo.pt")
+    method = get_registry().load("domain_method", path)
+    assert isinstance(method, MindTheGap) and read_header(path).extra["base_file"]
+    w = gen.make_wplus(torch.randn(2, gen.style_dim, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        torch.testing.assert_close(synthesize(gen, Inversion(w_plus=w), method=method),
+                                   tuned.synthesis(tuned.styles(w), randomize_noise=False),
+                                   atol=2e-5, rtol=0)
