@@ -314,6 +314,15 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     if not cfg.resume and state_path.is_file():
         state_path.unlink()   # a stale state of an earlier run must not be resumed later
 
+    uses_clip = any("clip_guide" in t.module.required_fields() for t in terms)
+    models = []
+    if uses_clip:   # before the inversion: a missing CLIP model is a cheap one-line error
+        models = td.build_clip_models(clip_names, clip_weights, allow_random=cfg.allow_random_clip,
+                                      device=device, seed=cfg.seed)
+        if any(m.random_weights for m in models):
+            emit(progress, "notice", text=RANDOM_CLIP_NOTICE,
+                 detail=f": {', '.join(m.name for m in models if m.random_weights)} without "
+                        "weights; the result is not a real domain (tests only)")
     target = {"image": str(cfg.reference), "image_sha256": file_sha256(Path(cfg.reference)),
               "encoder": cfg.encoder, "refine_steps": cfg.refine_steps, "refine_lr": cfg.refine_lr}
     refine_history: list[float] = []
@@ -331,7 +340,6 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                                     "refine_history": refine_history})
 
     method = MindTheGap.for_phase(generator, cfg.phase).to(device)
-    uses_clip = any("clip_guide" in t.module.required_fields() for t in terms)
     clip_files = {name: clip_weights.get(name) or td.installed_clip_weights(name)
                   for name in clip_names} if uses_clip else {}
     settings = TrainSettings(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, betas=cfg.betas,
@@ -355,12 +363,6 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     guide = None
     reference = reference01.to(device) * 2.0 - 1.0
     if uses_clip:
-        models = td.build_clip_models(clip_names, clip_weights, allow_random=cfg.allow_random_clip,
-                                      device=device, seed=cfg.seed)
-        if any(m.random_weights for m in models):
-            emit(progress, "notice", text=RANDOM_CLIP_NOTICE,
-                 detail=f": {', '.join(m.name for m in models if m.random_weights)} without "
-                        "weights; the result is not a real domain (tests only)")
         with torch.no_grad():
             source_rec, _ = render(generator, w_ref)
             v_source = [m.encode_images((source_rec + 1.0) / 2.0) for m in models]
