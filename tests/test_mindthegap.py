@@ -328,6 +328,14 @@ def test_converter_turns_a_fine_tuned_file_into_the_same_generator(tmp_path: Pat
     with pytest.raises(ConversionError, match="not the generator it was fine-tuned from"):
         registry.get("converter", "mindthegap").obj.convert(src, tmp_path / "y.safetensors",
                                                             base=str(other))
+    # the base may also be our conversion of it
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+
+    ours = save_stylegan2(tmp_path / "ffhq.safetensors", gen)
+    again = registry.load("domain_method", registry.get("converter", "mindthegap").obj.convert(
+        src, tmp_path / "d2.safetensors", base=str(ours)).path)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                  method.state_dict().values(), strict=True))
     with pytest.raises(ConversionError, match="needs -o base=PATH"):
         registry.get("converter", "mindthegap").obj.convert(src, tmp_path / "z.safetensors")
 
@@ -337,7 +345,8 @@ def test_converter_turns_a_fine_tuned_file_into_the_same_generator(tmp_path: Pat
 
 
 def test_cli_smoke_and_bad_reference(preset: TinyPreset, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "cli.safetensors"
     argv = ["train", "mindthegap", str(preset.images / "photo2.png"), "--generator",
             str(preset.generator), "--out", str(out), "--refine-steps", "2", "--steps", "2",
@@ -357,6 +366,11 @@ def test_cli_smoke_and_bad_reference(preset: TinyPreset, tmp_path: Path,
     assert main(argv2) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.jpg" in err[0], err
+    # no VGG16 for LPIPS (the hub cache is redirected to an empty folder): told what to give
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    assert main([a for a in argv if a != "--allow-random-lpips"] + ["--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lpips-backbone" in err[0], err
     # neither an encoder nor a refinement: told what to give
     i = argv.index("--refine-steps")
     argv3 = argv[:i] + argv[i + 2:] + ["--force"]

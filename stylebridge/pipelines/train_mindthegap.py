@@ -72,6 +72,9 @@ DEFAULT_BETAS = (0.0, 0.99 ** (4 / 5))
 DEFAULT_STEPS = 600
 DEFAULT_BATCH = 4
 DEFAULT_CLIP = ("ViT-B-32", "ViT-B-16")
+LPIPS_HINT = ("the LPIPS terms need torchvision's VGG16 weights: give --lpips-backbone PATH "
+              "to vgg16-397923af.pth or put it in the torch hub cache (--allow-random-lpips: "
+              "a random VGG, tests only)")
 REFERENCE_FIELDS = frozenset({"reference", "reference_output", "reference_source"})
 LATENT_KIND = "mindthegap_reference"
 
@@ -310,7 +313,12 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     reference01 = load_reference(Path(cfg.reference), generator.size)   # one-line ImageError
     loss_specs = _loss_specs(cfg)
     with random_seeded(cfg.seed):   # losses on random weights (tests) are the same every run
-        terms = td.build_losses(loss_specs)
+        try:
+            terms = td.build_losses(loss_specs)
+        except StylebridgeError as exc:
+            if cfg.losses or "vgg backbone" not in str(exc):
+                raise
+            raise StylebridgeError(LPIPS_HINT) from None
     if not cfg.resume and state_path.is_file():
         state_path.unlink()   # a stale state of an earlier run must not be resumed later
 
