@@ -180,6 +180,39 @@ def test_offset_scale_scales_the_delta_per_layer() -> None:
                                    atol=1e-6, rtol=0)
 
 
+def test_reference_mixing_renders_the_fine_rows_of_the_reference(tmp_path: Path) -> None:
+    gen = tiny_generator(seed=12)
+    tuned = _fine_tuned(gen, seed=13, torgb=False)
+    method = MindTheGap(**_desc(gen), mix_from=3)
+    method.set_from_generators(gen.state_dict(), tuned.state_dict())
+    g = torch.Generator().manual_seed(14)
+    ref = gen.make_wplus(torch.randn(1, gen.style_dim, generator=g))[0] + 0.3
+    method.set_reference_latent(ref)
+    assert method.mix and method.config()["mix_from"] == 3
+    w = gen.make_wplus(torch.randn(2, gen.style_dim, generator=g))
+    mixed = w.clone()
+    mixed[:, 3:] = ref[3:]          # upstream: output_latent[:, 7:] = style_latent[:, 7:]
+    inv = Inversion(w_plus=w)
+    with torch.no_grad():
+        torch.testing.assert_close(synthesize(gen, inv, method=method),
+                                   tuned.synthesis(tuned.styles(mixed), randomize_noise=False),
+                                   atol=2e-5, rtol=0)
+        plain = tuned.synthesis(tuned.styles(w), randomize_noise=False)
+        with method.mixing(False):  # what training renders
+            torch.testing.assert_close(synthesize(gen, inv, method=method), plain,
+                                       atol=2e-5, rtol=0)
+        zero = synthesize(gen, inv, method=method, offset_scale=[0.0] * gen.n_style_layers)
+        assert torch.equal(zero, gen.synthesis(gen.styles(w), randomize_noise=False))
+        # saved and loaded; mix=false at load time renders the input's own rows
+        path = method.save(tmp_path / "m.safetensors")
+        loaded = get_registry().load("domain_method", path)
+        assert torch.equal(loaded.reference_latent, method.reference_latent)
+        torch.testing.assert_close(synthesize(gen, inv, method=loaded),
+                                   synthesize(gen, inv, method=method), atol=0, rtol=0)
+        off = get_registry().load("domain_method", path, mix=False)
+        torch.testing.assert_close(synthesize(gen, inv, method=off), plain, atol=2e-5, rtol=0)
+
+
 def test_phases_follow_upstream_rosinality_indices() -> None:
     # 1024 px: 17 styled convs; rosinality convs[k] is style layer k + 2 + k // 2
     assert phase_layers("default", 26) == [0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21,
@@ -249,6 +282,8 @@ def test_trains_round_trips_and_renders_with_two_encoders(preset: TinyPreset,
     assert outcome.reference_png == tmp_path / "run_reference.png"
     assert png.shape == (gen.size, 3 * gen.size, 3)
     w_ref = mtg.load_checkpoint(outcome.reference_latent, kind=mtg.LATENT_KIND)[1]["w_plus"]
+    # upstream's inference mixing: rows round(7·8/18) = 3: from the reference
+    assert loaded.mix and loaded.mix_from == 3 and torch.equal(loaded.reference_latent, w_ref[0])
     with torch.no_grad():
         adapted = synthesize(gen, Inversion(w_plus=w_ref), method=loaded)
     tile = torch.from_numpy(png[:, 2 * gen.size:].copy()).permute(2, 0, 1).float() / 255
@@ -294,9 +329,14 @@ def test_tiny_helper_returns_the_checkpoint(preset: TinyPreset, tmp_path: Path) 
 # converter
 
 
-def _rosinality(path: Path, gen: torch.nn.Module) -> Path:
+def _rosinality(path: Path, gen: torch.nn.Module, style_latent: torch.Tensor | None = None) -> Path:
+    """A file laid out as upstream's train.py saves it (``g_ema``, ``latent_avg``,
+    ``style_latent`` ``[1, n_latent, style_dim]``)."""
     state = {k: v for k, v in gen.state_dict().items() if k != "latent_avg"}
-    torch.save({"g_ema": state, "latent_avg": gen.latent_avg.clone()}, path)
+    obj = {"g_ema": state, "latent_avg": gen.latent_avg.clone()}
+    if style_latent is not None:
+        obj["style_latent"] = style_latent
+    torch.save(obj, path)
     return path
 
 
@@ -306,11 +346,15 @@ def test_converter_turns_a_fine_tuned_file_into_the_same_generator(tmp_path: Pat
     with torch.no_grad():
         tuned.to_rgbs[1].bias.add_(0.3)    # one ToRGB changed too: its layer is carried
     base = _rosinality(tmp_path / "ffhq.pt", gen)
-    src = _rosinality(tmp_path / "style.pt", tuned)
+    style_latent = torch.randn(1, gen.n_latent, gen.style_dim, generator=torch.Generator().manual_seed(3))
+    src = _rosinality(tmp_path / "style.pt", tuned, style_latent)
     registry = get_registry()
     result = registry.get("converter", "mindthegap").obj.convert(
         src, tmp_path / "d.safetensors", base=str(base))
     method = registry.load("domain_method", result.path)
+    assert method.mix and method.mix_from == 7   # upstream's rows 7: (inference.py)
+    assert torch.equal(method.reference_latent, style_latent[0])
+    method.mix = False   # the fine-tuned generator itself, on the input's own latents
     rgb_layer = 4 + 3 * 1
     assert method.layers == sorted([*gen.conv_style_indices(), rgb_layer]) and method.use_input
     w = gen.make_wplus(torch.randn(2, gen.style_dim, generator=torch.Generator().manual_seed(1)))
@@ -334,8 +378,8 @@ def test_converter_turns_a_fine_tuned_file_into_the_same_generator(tmp_path: Pat
     ours = save_stylegan2(tmp_path / "ffhq.safetensors", gen)
     again = registry.load("domain_method", registry.get("converter", "mindthegap").obj.convert(
         src, tmp_path / "d2.safetensors", base=str(ours)).path)
-    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
-                                                  method.state_dict().values(), strict=True))
+    assert again.mix and all(torch.equal(again.state_dict()[k], v)
+                             for k, v in method.state_dict().items())
     with pytest.raises(ConversionError, match="needs -o base=PATH"):
         registry.get("converter", "mindthegap").obj.convert(src, tmp_path / "z.safetensors")
 

@@ -65,6 +65,7 @@ from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 if TYPE_CHECKING:
     from stylebridge.core.interfaces import LossBatch
     from stylebridge.core.stylegan2.generator import Generator
+    from stylebridge.plugins.domains.mindthegap import MindTheGap
 
 #: upstream ``--lr 0.002`` times ``g_reg_ratio = 4/5`` (``--g_reg_every 4``), as ``train.py``
 DEFAULT_LR = 0.002 * 4 / 5
@@ -94,7 +95,9 @@ class MindTheGapTrainer(DomainTrainer):
     ``[-1, 1]``, ``[1, 3, size, size]``), ``reference_source`` (``G0(w_B)``, computed once)
     and ``reference_output`` (``G(w_B)`` through the method being trained)."""
 
-    def __init__(self, generator: Generator, method: Any, losses: Sequence[Any],
+    method: MindTheGap
+
+    def __init__(self, generator: Generator, method: MindTheGap, losses: Sequence[Any],
                  settings: TrainSettings, *, reference: Tensor, w_ref: Tensor,
                  **kwargs: Any) -> None:
         self.reference = reference
@@ -107,6 +110,11 @@ class MindTheGapTrainer(DomainTrainer):
 
     def provides(self) -> frozenset[str]:
         return super().provides() | REFERENCE_FIELDS
+
+    def training_step(self) -> dict[str, float]:
+        """The shared step, without reference mixing (upstream trains on plain w)."""
+        with self.method.mixing(False):
+            return super().training_step()
 
     def extend_batch(self, batch: LossBatch) -> None:
         batch.reference = self.reference
@@ -188,6 +196,8 @@ class MindTheGapConfig:
     lpips_backbone: str | None = None  # VGG16 weights for mtg_ref_lpips and the refinement
     allow_random_lpips: bool = False   # tests only
     phase: str = "default"
+    mix: bool = True                   # render with the reference's fine rows (upstream inference)
+    mix_from: int | None = None        # first mixed W+ row; None: 7 at 1024 px, scaled (ours)
     steps: int = DEFAULT_STEPS
     batch: int = DEFAULT_BATCH
     lr: float = DEFAULT_LR
@@ -245,6 +255,7 @@ def _check(cfg: MindTheGapConfig) -> None:
               (cfg.refine_lr > 0 and math.isfinite(cfg.refine_lr),
                "--refine-lr must be a positive number"),
               (cfg.phase in PHASES, f"--phase {cfg.phase!r}: expected one of {', '.join(PHASES)}"),
+              (cfg.mix_from is None or cfg.mix_from >= 0, "--mix-from must be a W+ row >= 0"),
               (cfg.encoder is not None or cfg.refine_steps > 0,
                "give --encoder NAME:CKPT to invert the reference, or --refine-steps N to "
                "optimise its w+ from the average w (II2S-lite)")]
@@ -292,7 +303,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     """Run ``train mindthegap`` (see the module doc); cheap checks first."""
     from stylebridge.pipelines import train_domain as td
     from stylebridge.pipelines.training.options import parse_clip_weights
-    from stylebridge.plugins.domains.mindthegap import MindTheGap
+    from stylebridge.plugins.domains.mindthegap import MindTheGap, default_mix_from, phase_layers
     from stylebridge.plugins.losses.clip import ClipGuide
     from stylebridge.registry.resolve import generator_path
 
@@ -347,7 +358,14 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                         plugin="mindthegap", extra={"target": target,
                                                     "refine_history": refine_history})
 
-    method = MindTheGap.for_phase(generator, cfg.phase).to(device)
+    mix_from = default_mix_from(generator.n_latent) if cfg.mix_from is None else cfg.mix_from
+    if mix_from >= generator.n_latent:
+        raise StylebridgeError(f"--mix-from {mix_from}: the {generator.size}px generator has W+ "
+                               f"rows 0..{generator.n_latent - 1}")
+    method = MindTheGap.for_generator(
+        generator, layers=phase_layers(cfg.phase, generator.n_style_layers), mix_from=mix_from)
+    method.set_reference_latent(w_ref, mix=cfg.mix)   # upstream's inference mixing (rows 7:)
+    method = method.to(device)
     clip_files = {name: clip_weights.get(name) or td.installed_clip_weights(name)
                   for name in clip_names} if uses_clip else {}
     settings = TrainSettings(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, betas=cfg.betas,

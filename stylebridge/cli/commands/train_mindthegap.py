@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("default", "texture", "shape", "no_fine", "shape_expanded"),
                         help="which convs are fine-tuned, as upstream's --phase (default: the "
                              "constant input and every styled conv; never ToRGB or mapping)")
+    parser.add_argument("--no-mix", dest="mix", action="store_false",
+                        help="render the domain without the reference's fine W+ rows (upstream's "
+                             "inference and generate.py take rows 7: from the reference; the "
+                             "domain does so unless this is given, or mix=false at adapt time)")
+    parser.add_argument("--mix-from", type=int, default=None, metavar="ROW",
+                        help="first W+ row taken from the reference (default 7 at 1024 px, "
+                             "upstream; round(7*rows/18) for other sizes, ours)")
     parser.add_argument("--steps", type=int, default=d.steps,
                         help=f"fine-tuning steps (default {d.steps}, upstream's --iter)")
     parser.add_argument("--batch", type=int, default=d.batch, help=f"batch (default {d.batch})")
@@ -76,7 +83,7 @@ def config(args: argparse.Namespace) -> mtg.MindTheGapConfig:
         reference=args.reference, generator=args.generator, out=args.out, encoder=args.encoder,
         refine_steps=args.refine_steps, refine_lr=args.refine_lr,
         lpips_backbone=args.lpips_backbone, allow_random_lpips=args.allow_random_lpips,
-        phase=args.phase, steps=args.steps, batch=args.batch, lr=args.lr,
+        phase=args.phase, mix=args.mix, mix_from=args.mix_from, steps=args.steps, batch=args.batch, lr=args.lr,
         losses=list(args.loss) if args.loss else None, clip=args.clip,
         clip_weights=list(args.clip_weights or []), allow_random_clip=args.allow_random_clip,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,

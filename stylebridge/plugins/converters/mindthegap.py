@@ -19,16 +19,21 @@ Noise buffers and ``latent_avg`` are not parameters and are not compared.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import check_state_dict
+from stylebridge.core.checkpoint import check_state_dict, refuse_nonfinite
 from stylebridge.core.interfaces import ConversionResult, Converter
 from stylebridge.core.stylegan2 import Generator, GeneratorConfig
-from stylebridge.core.stylegan2.rosinality import infer_generator_config, read_rosinality
+from stylebridge.core.stylegan2.rosinality import (
+    infer_generator_config,
+    read_rosinality,
+    torch_load_safe,
+)
 from stylebridge.errors import ConversionError
 from stylebridge.plugins.domains.base import KIND, generator_layout
 from stylebridge.plugins.domains.mindthegap import MindTheGap, parameter_names
@@ -54,6 +59,23 @@ def _read_generator(path: Path, what: str) -> tuple[GeneratorConfig, dict[str, T
             raise
         raise ConversionError(f"its network configuration is not usable: {exc}", path=path) from None
     return cfg, dict(ck.g_ema)
+
+
+def _style_latent(path: Path, cfg: GeneratorConfig) -> Tensor | None:
+    """The reference's W+ that upstream's ``train.py`` saves as ``style_latent``
+    (``[1, n_latent, style_dim]``), or ``None`` (a bare generator, our conversion)."""
+    if path.suffix == ".safetensors":
+        return None
+    obj = torch_load_safe(path)
+    latent = obj.get("style_latent") if isinstance(obj, Mapping) else None
+    if latent is None:
+        return None
+    if not isinstance(latent, Tensor) or latent.numel() != cfg.n_latent * cfg.style_dim:
+        shape = list(latent.shape) if isinstance(latent, Tensor) else type(latent).__name__
+        raise ConversionError(f"'style_latent' is {shape}; a {cfg.size}px generator needs "
+                              f"[1, {cfg.n_latent}, {cfg.style_dim}]", path=path)
+    refuse_nonfinite(latent, path, what="'style_latent'", error=ConversionError)
+    return latent.float().reshape(cfg.n_latent, cfg.style_dim)
 
 
 def _describe(cfg: GeneratorConfig) -> str:
@@ -106,9 +128,16 @@ class MindTheGapConverter(Converter):
             raise ConversionError(f"changed {missing[0]}, which a mindthegap delta does not "
                                   "carry", path=src)
         method.set_from_generators(base, tuned)
+        style_latent = _style_latent(src, t_cfg)
+        if style_latent is not None:   # upstream renders with its rows 7: (inference.py)
+            method.set_reference_latent(style_latent, mix=True)
         notes = [f"{len(changed)} changed parameter tensor(s) in style layers {method.layers}"
                  + (" and the constant input" if method.use_input else ""),
-                 f"base generator: {base_path.name}", LICENCE]
+                 f"base generator: {base_path.name}",
+                 f"reference latent ('style_latent') kept: W+ rows {method.mix_from}: are taken "
+                 "from it when rendering, as upstream's inference.py (mix=false turns it off)"
+                 if style_latent is not None else
+                 "no 'style_latent' in the file: renders without reference mixing", LICENCE]
         if not changed:
             notes.insert(0, "the fine-tuned generator equals its base: the delta is zero")
         method.save(dst, extra={"source": REPO, "source_file": src.name,

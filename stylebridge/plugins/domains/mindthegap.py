@@ -25,11 +25,24 @@ follows layer 0.  ``layers`` (default: every conv layer, upstream's default phas
 style layers that carry a delta; ToRGB layers may be listed (upstream's ``--phase all``; the
 converter adds them when a published file changed them); the mapping network cannot be
 carried (a W+ method never sees it) and the converter refuses a file that changed it.
+
+Reference mixing.  Upstream's ``inference.py`` and ``generate.py`` render every input with
+the W+ rows ``7:`` replaced by the reference's own inversion (``style_latent``, saved in each
+published checkpoint): the fine rows carry the reference's colours.  The method keeps that
+latent (``reference_latent`` ``[n_latent, style_dim]``) and, with ``mix=true`` (what
+``train mindthegap`` and the converter write when they have the latent), renders every
+style layer that reads a row ``>= mix_from`` from ``lerp(w_row, reference_row, scale_i)``;
+``mix=false`` (``--method mindthegap:RUN.safetensors:mix=false``) renders the fine-tuned
+generator on the input's own latents (upstream's "without_color" samples).  Training never
+mixes (upstream trains on plain w; :meth:`mixing` switches it off).  ``mix_from`` is 7 at
+1024 px (upstream); ``train mindthegap`` scales it to other depths as ``round(7·n/18)``
+(ours).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -48,6 +61,15 @@ from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
+
+#: upstream's first W+ row taken from the reference at inference (``output_latent[:, 7:]``)
+UPSTREAM_MIX_FROM = 7
+
+
+def default_mix_from(n_latent: int) -> int:
+    """Upstream's 7 of 18 rows; ``round(7·n/18)`` for generators of another depth (ours)."""
+    return UPSTREAM_MIX_FROM if n_latent == 18 else max(1, round(UPSTREAM_MIX_FROM * n_latent / 18))
+
 
 #: upstream's ``--phase`` choices (``SG2Generator.get_training_layers``) as rosinality
 #: ``convs`` slices; every phase except ``all`` also trains ``input`` and ``conv1``
@@ -89,13 +111,21 @@ class MindTheGap(StyleDomainMethod):
                    "generator delta and applied per call")
     config_schema: ClassVar[Mapping[str, Field]] = {
         "size": SIZE, "style_dim": STYLE_DIM, "channels": CHANNELS, "layers": LAYER_INDEX,
-        "input": Field("bool"),
+        "input": Field("bool"), "mix": Field("bool"), "mix_from": Field("int", 0, 21),
     }
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
                  channels: Mapping[Any, int] | None = None,
-                 layers: Sequence[int] | int | str | None = None, input: bool = True) -> None:
+                 layers: Sequence[int] | int | str | None = None, input: bool = True,
+                 mix: bool = False, mix_from: int = UPSTREAM_MIX_FROM) -> None:
         super().__init__(size, style_dim, channels)
+        n_latent = self.generator_config.n_latent
+        if not 0 <= int(mix_from) < n_latent:
+            raise ValueError(f"mix_from {mix_from} out of range 0..{n_latent - 1} (W+ rows)")
+        self.mix = bool(mix)
+        self.mix_from = int(mix_from)
+        self._mixing_enabled = True
+        self.register_buffer("reference_latent", torch.zeros(n_latent, style_dim))
         n = len(self.layout)
         chosen = parse_layer_list(layers, "layers")
         if chosen is None:
@@ -128,7 +158,28 @@ class MindTheGap(StyleDomainMethod):
 
     def config(self) -> dict[str, Any]:
         return {**self.generator_description(), "layers": list(self.layers),
-                "input": self.use_input}
+                "input": self.use_input, "mix": self.mix, "mix_from": self.mix_from}
+
+    @torch.no_grad()
+    def set_reference_latent(self, w_plus: Tensor, *, mix: bool = True) -> None:
+        """Keep the reference's W+ (``[n_latent, style_dim]`` or ``[1, n_latent, style_dim]``)
+        for reference mixing, and switch it on (``mix``)."""
+        w = w_plus.detach().reshape(-1, w_plus.shape[-1])
+        if tuple(w.shape) != tuple(self.reference_latent.shape):
+            raise ValueError(f"reference latent of shape {list(w_plus.shape)}; this generator "
+                             f"needs {list(self.reference_latent.shape)}")
+        self.reference_latent.copy_(w.to(self.reference_latent))
+        self.mix = bool(mix)
+
+    @contextlib.contextmanager
+    def mixing(self, enabled: bool) -> Iterator[None]:
+        """Switch reference mixing on/off inside the block (training renders plain w)."""
+        before = self._mixing_enabled
+        self._mixing_enabled = enabled
+        try:
+            yield
+        finally:
+            self._mixing_enabled = before
 
     # -- parameters per generator tensor ------------------------------------------------------
     def generator_parameters(self) -> dict[str, Tensor]:
@@ -160,10 +211,20 @@ class MindTheGap(StyleDomainMethod):
         """The source styles plus ``scale_i · ΔA_i(w+[:, row_i])`` on every layer with a delta."""
         w_plus, styles, scale = self._prepare(generator, w_plus, offset_scale)
         out = list(styles)
+        mixed: dict[int, Tensor] = {}
+        if self.mix and self._mixing_enabled:
+            for layer in self.layout:
+                if layer.row < self.mix_from:
+                    continue
+                x = w_plus[:, layer.row]
+                step = self.reference_latent[layer.row].to(x) - x
+                x = x + (step if scale is None else step * scale[layer.index].to(x))
+                mixed[layer.index] = x
+                out[layer.index] = generator.get_submodule(layer.name).modulation(x)
         for i in self.layers:
             key, layer = str(i), self.layout[i]
             mod = generator.get_submodule(layer.name).modulation
-            x = w_plus[:, layer.row]
+            x = mixed.get(i, w_plus[:, layer.row])
             change = F.linear(x, self.affine_weight[key].to(x) * mod.scale,
                               self.affine_bias[key].to(x) * mod.lr_mul)
             if scale is not None:
