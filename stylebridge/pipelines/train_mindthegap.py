@@ -23,7 +23,10 @@ reference to every step's batch.
    phase (constant input + every styled conv; ``--phase`` picks upstream's others).
    Differences: noise inputs of the reference renders are the generator's stored buffers
    (upstream draws fresh noise), so ``G0(w_B)`` is computed once.
-3. **Outputs** (atomic): ``--out RUN.safetensors`` (kind ``domain_method``, plugin
+3. **Reference mixing** (upstream's ``inference.py``/``generate.py``): the domain keeps
+   ``w_B`` and renders W+ rows ``>= mix_from`` (7 at 1024 px) from it; ``--no-mix`` turns
+   that off; training steps never mix (:meth:`MindTheGapTrainer.training_step`).
+4. **Outputs** (atomic): ``--out RUN.safetensors`` (kind ``domain_method``, plugin
    ``mindthegap``), ``RUN.train-state.safetensors`` (``--resume``), ``RUN_samples/``,
    ``RUN_reference.safetensors`` (``w_B``, reused on resume) and ``RUN_reference.png``:
    reference | source reconstruction ``G0(w_B)`` | adapted reconstruction ``G(w_B)``, each
