@@ -315,6 +315,17 @@ def test_resume_continues_exactly(preset: TinyPreset, tmp_path: Path) -> None:
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
+def test_phase_and_mix_options_reach_the_domain(preset: TinyPreset, tmp_path: Path) -> None:
+    out = tmp_path / "shape.safetensors"
+    mtg.train_mindthegap(_config(preset, out, steps=1, phase="shape", mix=False, mix_from=5))
+    config = read_header(out).config
+    # upstream's "shape" phase: input, conv1 and rosinality convs[0:2] = style layers 2, 3
+    assert config["layers"] == [0, 2, 3] and config["input"] is True
+    assert config["mix"] is False and config["mix_from"] == 5
+    with pytest.raises(StylebridgeError, match="--mix-from 8: the 32px generator has W"):
+        mtg.train_mindthegap(_config(preset, out, steps=1, mix_from=8, force=True))
+
+
 def test_tiny_helper_returns_the_checkpoint(preset: TinyPreset, tmp_path: Path) -> None:
     path = mtg.train_tiny_mindthegap(preset.generator, preset.images / "photo1.png",
                                      tmp_path / "t.safetensors", encoder=f"e4e:{preset.e4e}",
