@@ -31,6 +31,7 @@ METHODS = {  # name -> (plugin, options at full size; the tiny run uses the defa
     "domain_modulation": ("domain_modulation", {}),
     "affinelight_plus": ("affinelight_plus", {"rank": 5, "weight_offset_layers": [11, 12, 13]}),
     "affine_plus": ("affine_plus", {"weight_offset_layers": [11, 12, 13]}),
+    "mindthegap": ("mindthegap", {}),
 }
 
 

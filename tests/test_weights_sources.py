@@ -531,8 +531,12 @@ def test_the_shipped_manifest_is_complete_and_says_where_each_source_is_from() -
                 assert src.get("archive"), (entry.name, src)
     domains = [e for e in entries.values() if e.kind == "domain_method"]
     assert {"pixar", "joker", "anastasia", "mermaid"} <= {e.name for e in domains}
-    assert all(e.converter in ("styledomain", "hyperdomainnet") and e.noncommercial
-               for e in domains)
+    assert all(e.converter in ("styledomain", "hyperdomainnet", "mindthegap")
+               and e.noncommercial for e in domains)
+    # MindTheGap's published generators become deltas from the base they were tuned from
+    mtg = [e for e in domains if e.converter == "mindthegap"]
+    assert len(mtg) == 18 and all(e.convert_options == {"base": "@mindthegap-ffhq"} for e in mtg)
+    assert entries["mindthegap-ffhq"].converter == "stylegan2-rosinality"
     assert set(load_sets()["demo"]) == {"stylegan2-ffhq-1024", "e4e-ffhq", "psp-ffhq",
                                         "fse-ffhq", "pixar", "joker"}
     assert all(name in entries for name in load_sets()["demo"])

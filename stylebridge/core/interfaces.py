@@ -294,7 +294,10 @@ class LossBatch:
     Encoder latents of the images: ``target_latents`` (of ``output``), ``source_latents``
     (of ``source``).  Schedule: ``step`` (0-based), ``total_steps``, ``phase``.  Domain:
     ``clip_guide`` (a :class:`~stylebridge.plugins.losses.clip.ClipGuide`), ``delta`` (Δ at
-    the FeatureShift layer), ``domain`` (domain index per sample).  ``cache`` is scratch
+    the FeatureShift layer), ``domain`` (domain index per sample).  One-shot reference
+    (MindTheGap): ``reference`` (the reference image ``[1, 3, H, W]``), ``reference_output``
+    (its W+ inversion rendered by the generator being trained, with gradients),
+    ``reference_source`` (the same W+ through the frozen source).  ``cache`` is scratch
     space shared by the losses of one step (e.g. CLIP encodings); ``extras`` holds anything
     else a third-party trainer adds.
     """
@@ -316,6 +319,9 @@ class LossBatch:
     clip_guide: Any = None
     delta: Tensor | None = None
     domain: Tensor | None = None
+    reference: Tensor | None = None
+    reference_output: Tensor | None = None
+    reference_source: Tensor | None = None
     cache: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -33,6 +33,7 @@ from rich.progress import (
 from rich.status import Status
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands import train_mindthegap
 from stylebridge.cli.common import Target, TargetGroup, add_device_argument, finite_float
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
@@ -352,3 +353,6 @@ from stylebridge.cli.commands import train_hyperdomain as _hyperdomain  # noqa: 
 
 register_train_target("hyperdomain", _hyperdomain.add_arguments, _hyperdomain.run,
                       help=_hyperdomain.HELP)
+
+register_train_target("mindthegap", train_mindthegap.add_arguments, train_mindthegap.run,
+                      help=train_mindthegap.HELP)

@@ -96,6 +96,8 @@ class FusedLeakyReLU(nn.Module):
         self.scale = scale
         self.clamp = clamp
 
-    def forward(self, x: Tensor) -> Tensor:
-        return fused_leaky_relu(x, autocast_like(self.bias, x), self.negative_slope, self.scale,
+    def forward(self, x: Tensor, bias_delta: Tensor | None = None) -> Tensor:
+        """``bias_delta`` (``[channels]``) is added to the bias for this call only."""
+        bias = self.bias if bias_delta is None else self.bias + bias_delta.reshape(-1)
+        return fused_leaky_relu(x, autocast_like(bias, x), self.negative_slope, self.scale,
                                 self.clamp)

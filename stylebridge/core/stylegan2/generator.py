@@ -253,6 +253,11 @@ class Generator(nn.Module):
         if bad_deltas:
             raise ValueError(f"weight delta for style layer(s) {bad_deltas}: the generator has "
                              f"style layers 0..{self.n_style_layers - 1}")
+        stray = sorted(i for i, d in deltas.items()
+                       if i != 0 and isinstance(d, ConvEdit) and d.input_delta is not None)
+        if stray:
+            raise ValueError(f"input_delta on style layer(s) {stray}: only style layer 0 "
+                             "(conv1) reads the constant input")
         bad = sorted(k for k in features if not 0 <= k < self.n_latent)
         if bad or (stop_at is not None and not 0 <= stop_at < self.n_latent):
             raise ValueError(f"activation index out of range 0..{self.n_latent - 1}: {bad or stop_at}")
@@ -263,7 +268,11 @@ class Generator(nn.Module):
             fmt = torch.channels_last
         if start is None:
             first = 0
-            out, skip = self.input(batch).contiguous(memory_format=fmt), None
+            out, skip = self.input(batch), None
+            edit = deltas.get(0)
+            if isinstance(edit, ConvEdit) and edit.input_delta is not None:
+                out = out + edit.input_delta.to(out)
+            out = out.contiguous(memory_format=fmt)
             if 0 in features:
                 out = torch.lerp(out, features[0].to(out.dtype), feature_scale)
             if stop_at == 0:
@@ -312,7 +321,8 @@ class Generator(nn.Module):
         ``weight_deltas={i: ΔW}`` adds ``ΔW`` to the conv weight of style layer ``i`` for
         this call (a domain's weight offsets; the module's parameters are never changed); a
         :class:`~stylebridge.core.stylegan2.layers.ConvEdit` value may also carry a
-        post-demodulation input gain (domain modulation).
+        post-demodulation input gain (domain modulation) and changes of the layer's bias,
+        noise strength and (layer 0) the constant input (a generator delta, MindTheGap).
         """
         image, _ = self._run(styles, self._noise_list(noise, randomize_noise),
                              features=features, feature_scale=feature_scale,

@@ -115,10 +115,19 @@ class ConvEdit:
     ``[B, in]``) multiplies the modulated, *demodulated* weight per input channel,
     ``W' = demod(W·s)·g`` (HyperDomainNet's ``cin_mult`` domain modulation, which upstream
     applies after demodulation, so it is not the same as scaling ``s``).
+
+    The rest of the layer's block (a generator delta such as MindTheGap's fine-tuning):
+    ``bias_delta`` is added to the bias after the conv (a StyledConv's activation bias
+    ``[out]``, a ToRGB's ``[1, 3, 1, 1]``), ``noise_delta`` (``[1]``) to a StyledConv's
+    noise strength, and ``input_delta`` (``[1, C, 4, 4]``) to the constant input; the
+    generator reads ``input_delta`` only on style layer 0 (``conv1``, which consumes it).
     """
 
     weight_delta: Tensor | None = None
     input_gain: Tensor | None = None
+    bias_delta: Tensor | None = None
+    noise_delta: Tensor | None = None
+    input_delta: Tensor | None = None
 
 
 class ModulatedConv2d(nn.Module):
@@ -226,8 +235,10 @@ class NoiseInjection(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: Tensor, noise: Tensor) -> Tensor:
-        weight, noise = autocast_like(self.weight, x), autocast_like(noise, x)
+    def forward(self, x: Tensor, noise: Tensor, weight_delta: Tensor | None = None) -> Tensor:
+        """``weight_delta`` is added to the strength for this call only."""
+        weight = self.weight if weight_delta is None else self.weight + weight_delta
+        weight, noise = autocast_like(weight, x), autocast_like(noise, x)
         if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
             return x + weight * noise
         return x.addcmul_(noise, weight)  # inference: no extra buffer
@@ -257,7 +268,11 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch, clamp=conv_clamp)
 
     def forward(self, x: Tensor, s: Tensor, noise: Tensor,
-                weight_delta: Tensor | None = None) -> Tensor:
+                weight_delta: Tensor | ConvEdit | None = None) -> Tensor:
+        if isinstance(weight_delta, ConvEdit) and (weight_delta.noise_delta is not None
+                                                   or weight_delta.bias_delta is not None):
+            out = self.noise(self.conv(x, s, weight_delta), noise, weight_delta.noise_delta)
+            return self.activate(out, weight_delta.bias_delta)
         return self.activate(self.noise(self.conv(x, s, weight_delta), noise))
 
 
@@ -275,8 +290,11 @@ class ToRGB(nn.Module):
         self.conv_clamp = conv_clamp
 
     def forward(self, x: Tensor, s: Tensor, skip: Tensor | None = None,
-                weight_delta: Tensor | None = None) -> Tensor:
-        out = self.conv(x, s, weight_delta) + self.bias
+                weight_delta: Tensor | ConvEdit | None = None) -> Tensor:
+        bias = self.bias
+        if isinstance(weight_delta, ConvEdit) and weight_delta.bias_delta is not None:
+            bias = bias + weight_delta.bias_delta.reshape(1, -1, 1, 1)
+        out = self.conv(x, s, weight_delta) + bias
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:

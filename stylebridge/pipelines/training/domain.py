@@ -251,14 +251,17 @@ class DomainTrainer:
         return [torch.randn(batch, 1, *b.shape[-2:], generator=self.rng).to(b.device)
                 for b in buffers]
 
-    # hooks for trainers built on this loop (``train hyperdomain``): draw from ``self.rng``
+    # hooks for trainers built on this loop (``train hyperdomain``, ``train mindthegap``):
+    # draw from ``self.rng``
     # only, so that a resumed run continues exactly
     def render_adapted(self, w_plus: Tensor, noise: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """The adapted images of one training step (with gradients) and their styles."""
         return render(self.generator, w_plus, self.method, self.offset_scale, noise=noise)
 
     def extend_batch(self, batch: LossBatch) -> None:
-        """Change or add :class:`LossBatch` fields before the losses run.  Default: nothing."""
+        """Change or add :class:`LossBatch` fields (list added ones in :meth:`provides`, e.g.
+        MindTheGap's reference reconstruction); called once per step, after the images are
+        rendered and before the losses.  Default: nothing."""
 
     def training_step(self) -> dict[str, float]:
         """One optimisation step; returns the weighted loss values and ``total``."""
