@@ -17,6 +17,7 @@ from stylebridge.pipelines import reproduce as R
 from stylebridge.pipelines.reproduce import methods as M
 
 THREE = ["stylespace", "affine_plus", "domain_modulation"]
+ALL = [*THREE, "hyperdomain", "mindthegap"]
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One CLI run: --preset tiny --methods with the three methods built here."""
+    """One CLI run: --preset tiny --methods with all five methods of issue 17."""
     out = tmp_path_factory.mktemp("methods") / "out"
     import contextlib
     import io
@@ -36,7 +37,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     buffer = io.StringIO()
     with one_torch_thread(), contextlib.redirect_stdout(buffer):
         code = main(["reproduce", "thesis-tables", "--preset", "tiny", "--methods",
-                     ",".join(THREE), "--method-steps", "2", "--out", str(out),
+                     ",".join(ALL), "--method-steps", "2", "--out", str(out),
                      "--device", "cpu"])
     return {"code": code, "out": out, "text": buffer.getvalue(),
             "data": json.loads((out / R.JSON_FILE).read_text())}
@@ -53,7 +54,24 @@ def _counts_by_hand(generator_path: Path) -> dict[str, int]:
     rgbs = [gen.to_rgb1.conv, *[t.conv for t in gen.to_rgbs]]
     per_conv = sum(int(c.weight.shape[2]) for c in convs)
     affine = sum(int(c.weight.shape[2]) * (gen.style_dim + 1) for c in [*convs, *rgbs])
-    return {"stylespace": per_conv, "domain_modulation": per_conv, "affine_plus": affine}
+    # MindTheGap's delta: every styled conv's weight, affine (weight + bias), activation bias
+    # and noise strength, and the constant input (upstream trains these, never ToRGB)
+    mtg = sum(c.weight.numel() + int(c.weight.shape[2]) * (gen.style_dim + 1)
+              + int(c.weight.shape[1]) + 1 for c in convs) + gen.input.input.numel()
+    return {"stylespace": per_conv, "domain_modulation": per_conv, "affine_plus": affine,
+            "mindthegap": mtg}
+
+
+def _network_size(path: Path) -> int:
+    """The hyper-network's trainable parameters, read from its file (not the cached prompt
+    embeddings, nor the batch-norm statistics)."""
+    from safetensors import safe_open
+
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    with safe_open(str(path), framework="pt") as fh:
+        return sum(math.prod(fh.get_slice(k).get_shape())
+                   for k in fh.keys()  # noqa: SIM118 - safe_open is not a mapping
+                   if k != "prompt_embeddings" and not k.endswith(stats))
 
 
 def test_one_table_row_per_method_with_finite_values(run: dict[str, Any]) -> None:
@@ -62,16 +80,26 @@ def test_one_table_row_per_method_with_finite_values(run: dict[str, Any]) -> Non
     clips = list(R.TINY_CLIPS)
     cmp = data["methods"]
     assert cmp["row"] == "e4e" and cmp["trained"] is True
-    assert [m["method"] for m in cmp["methods"]] == THREE
-    # the domains of the run are the recipes' (one per method and prompt), not the preset's
+    assert [m["method"] for m in cmp["methods"]] == ALL
+    # the domains of the run are the recipes' (one per method and prompt; MindTheGap: one
+    # from the reference photo), not the preset's
     names = [d["name"] for d in data["domains"]]
-    assert names == [f"{m}-{p}" for m in THREE for p, _ in R.TINY_PROMPTS]
+    assert names == [f"{m}-{p}" for m in ALL[:4] for p, _ in R.TINY_PROMPTS] + [
+        "mindthegap-photo0"]
     e4e = next(r for r in data["rows"] if r["key"] == "e4e")
     hand = _counts_by_hand(out / R.PRESET_DIR / "generator.safetensors")
-    assert hand == {"stylespace": 208, "domain_modulation": 208, "affine_plus": 320 * 33}
+    assert {k: hand[k] for k in THREE} == {"stylespace": 208, "domain_modulation": 208,
+                                           "affine_plus": 320 * 33}
+    hand["hyperdomain"] = _network_size(out / R.PRESET_DIR / "methods" / "hyperdomain"
+                                        / "hyperdomain.safetensors")
     for m in cmp["methods"]:
         assert m["status"] == "done"
-        assert m["domains"] == [f"{m['method']}-{p}" for p, _ in R.TINY_PROMPTS]
+        if m["method"] != "mindthegap":
+            assert m["domains"] == [f"{m['method']}-{p}" for p, _ in R.TINY_PROMPTS]
+            assert m["quality_vs"] == ["text"]
+        else:   # an image domain with only its reference: scored against the reference
+            assert m["domains"] == ["mindthegap-photo0"]
+            assert m["quality_vs"] == ["reference image"]
         assert m["params_per_domain"] == hand[m["method"]]
         assert m["train_seconds"] is not None and 0 < m["train_seconds"] < 120
         for clip in clips:
@@ -80,12 +108,14 @@ def test_one_table_row_per_method_with_finite_values(run: dict[str, Any]) -> Non
                 assert math.isfinite(value) and low <= value <= high
                 # the mean of that method's domains on the E4E row (text domains: their text)
                 cells = [e4e["per_domain"][n][clip] for n in m["domains"]]
-                key = "quality_text" if metric == "quality" else metric
+                key = metric
+                if metric == "quality":
+                    key = "quality_image" if m["method"] == "mindthegap" else "quality_text"
                 expected = sum(c.get(key, c[metric]) for c in cells) / len(cells)
                 assert value == pytest.approx(expected, abs=1e-12)
     # the methods did train: their domains differ from each other
     first = {round(m["mean"][clips[0]]["diversity"], 8) for m in cmp["methods"]}
-    assert len(first) == 3
+    assert len(first) == len(ALL)
     # the terminal and the markdown show the table
     assert "Domain methods compared: E4E latents" in run["text"]
     markdown = (out / R.MARKDOWN_FILE).read_text()

@@ -61,6 +61,7 @@ class RecipeInputs:
     reference_image: Path                       # one photo (one-shot image methods)
     clip: tuple[str, ...]                       # CLIP model names for the losses
     clip_weights: Mapping[str, Path]            # their weights files
+    encoder: str | None = None                  # inverts the reference (``e4e:PATH``)
     steps: int = DEFAULT_METHOD_STEPS
     seed: int = 0
     device: str = "cpu"
@@ -150,13 +151,33 @@ def train_with_hyperdomain(inputs: RecipeInputs) -> list[TrainedDomain]:
             for i, (domain, prompt) in enumerate(inputs.prompts)]
 
 
-#: method name → recipe (see the module docstring); ``mindthegap`` (one reference image)
-#: is added below
+def train_with_mindthegap(inputs: RecipeInputs) -> list[TrainedDomain]:
+    """One MindTheGap run from the reference image (``train mindthegap``, its default
+    losses, batch 2; the reference inverted by ``inputs.encoder``): one image domain whose
+    Quality target is that reference."""
+    from stylebridge.pipelines.train_domain import state_path_for
+    from stylebridge.pipelines.train_mindthegap import train_tiny_mindthegap
+
+    path = inputs.out_dir / f"mindthegap-{inputs.reference_image.stem}.safetensors"
+    start = time.perf_counter()
+    out = train_tiny_mindthegap(inputs.generator, inputs.reference_image, path,
+                                encoder=inputs.encoder, clip_weights=dict(inputs.clip_weights),
+                                steps=inputs.steps, batch=2, seed=inputs.seed,
+                                device=inputs.device)
+    seconds = time.perf_counter() - start
+    state_path_for(out).unlink(missing_ok=True)
+    return [TrainedDomain(name=f"mindthegap-{inputs.reference_image.stem}", spec=str(out),
+                          path=out, kind="image", image=inputs.reference_image,
+                          seconds=seconds)]
+
+
+#: method name → recipe (see the module docstring)
 RECIPES: dict[str, Recipe] = {
     "stylespace": train_with_train_domain("stylespace"),
     "affine_plus": train_with_train_domain("affine_plus"),
     "domain_modulation": train_with_train_domain("domain_modulation"),
     "hyperdomain": train_with_hyperdomain,
+    "mindthegap": train_with_mindthegap,
 }
 
 
@@ -270,6 +291,12 @@ def compare_methods(methods: Sequence[str], domains: Sequence[DomainEntry],
                          reason=skipped.get(method, "no domain of this method"))
             out.append(entry)
             continue
+        # what Quality compared each domain with (domain_quality's rule): a domain with only
+        # a reference image is scored against it, an image-image cosine on another scale
+        entry["quality_vs"] = sorted({
+            "reference image" if d.text is None or (d.kind == "image"
+                                                    and target == "reference-image")
+            else "text" for d in mine})
         params = [d.n_parameters() for d in mine]
         seconds = [d.train_seconds for d in mine if d.train_seconds is not None]
         entry.update(

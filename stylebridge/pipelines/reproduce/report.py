@@ -110,15 +110,17 @@ def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[
 def methods_layout(methods: Mapping[str, Any], clips: Sequence[str], mark: str
                    ) -> tuple[str, list[str], list[list[str]]]:
     """``--methods``: one row per method, Quality / Diversity per CLIP model averaged over its
-    domains on one latent row, its domain count, parameters and training seconds per domain."""
-    header = ["method", "domains", *(f"Quality {c}" for c in clips),
+    domains on one latent row, its domain count, what Quality compared with (a text, or a
+    reference image: an image-image cosine, not comparable with text rows), parameters and
+    training seconds per domain."""
+    header = ["method", "domains", "Quality vs", *(f"Quality {c}" for c in clips),
               *(f"Diversity {c}" for c in clips), "params / domain", "train s / domain"]
     body = []
     for m in methods["methods"]:
         mean = m.get("mean") or {}
         params = m.get("params_per_domain")
         body.append([m["method"] + ("" if m["status"] == "done" else f" ({m['status']})"),
-                     str(len(m["domains"])),
+                     str(len(m["domains"])), " + ".join(m.get("quality_vs") or ["–"]),
                      *(_fmt(mean.get(c, {}).get("quality")) for c in clips),
                      *(_fmt(mean.get(c, {}).get("diversity")) for c in clips),
                      "–" if params is None else f"{params:,.0f}",

@@ -293,7 +293,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
             prompts=TINY_PROMPTS, reference_image=sorted(preset.images.glob("*.png"))[0],
             clip=tuple(config.clip),
             clip_weights={n: weights[n] for n in config.clip if n in weights},
-            steps=config.method_steps, seed=config.seed, device=str(device))
+            encoder=f"e4e:{preset.e4e}", steps=config.method_steps, seed=config.seed,
+            device=str(device))
         domains, skipped_methods = trained_domains(methods, inputs, gen, device, notes,
                                                    lambda m: emit("train", label=m))
     else:

@@ -252,8 +252,7 @@ class DomainTrainer:
                 for b in buffers]
 
     # hooks for trainers built on this loop (``train hyperdomain``, ``train mindthegap``):
-    # draw from ``self.rng``
-    # only, so that a resumed run continues exactly
+    # they draw random numbers from ``self.rng`` only, so a resumed run continues exactly
     def render_adapted(self, w_plus: Tensor, noise: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """The adapted images of one training step (with gradients) and their styles."""
         return render(self.generator, w_plus, self.method, self.offset_scale, noise=noise)
