@@ -1,10 +1,12 @@
-"""Domain methods side by side: parameters per domain and training time per ``train domain`` step.
+"""Domain methods side by side: parameters per domain and training time per training step.
 
 Parameters are counted at the architecture given (1024 px by default, built on torch's meta
 device: nothing is allocated).  Steps are timed on a generator of ``--size`` px (default 32:
 the tiny random preset, a CPU-sized run) with one tiny random CLIP and the text losses
-(``clip_direction:1``, ``indomain:0.25``), every method trained in turn on each repeat
-(interleaved, medians).  Everything here runs on random weights: the numbers are the cost of
+(``clip_direction:1``, ``indomain:0.25``; ``hyperdomain``: its own trainer and losses,
+``clip_direction`` + ``tt_direction``, over two prompts, network width 512 as upstream),
+every method trained in turn on each repeat (interleaved, medians).  ``mindthegap`` is timed
+with the text losses too (its reference losses need an inverted reference image).  Everything here runs on random weights: the numbers are the cost of
 the code paths, not of trained models.
 
     python benchmarks/bench_domain_methods.py --out benchmarks/results/domain_methods_cpu.json
@@ -80,6 +82,32 @@ def main() -> None:
             td.DomainTrainer(gen, method, losses, settings, guide=guide,
                              out=tmp / f"bench_domain_{label}.safetensors").train()
         runners[label] = run
+    # the hyper-network: one network for many prompts, trained by its own trainer on the same
+    # loop (upstream's losses clip_direction + tt_direction, per-sample prompts)
+    from stylebridge.pipelines import train_hyperdomain as th
+    from stylebridge.plugins.domains.hyperdomain import HyperDomain
+    from stylebridge.plugins.losses.hyperdomain import PromptBatchGuide
+
+    with torch.device("meta"):
+        params["hyperdomain"] = sum(p.numel() for p in HyperDomain(
+            size=args.param_size, embed_dim=512).parameters())
+    clip = guide.models[0]
+    bank = th.encode_prompts([("pixar", "human"), ("sketch", "human")], [clip], [clip], ["{}"])
+    hyper_losses = td.build_losses(list(th.DEFAULT_LOSSES), registry=registry)
+
+    def run_hyper() -> None:
+        cfg = gen.config()
+        method = HyperDomain(size=cfg["size"], style_dim=cfg["style_dim"],
+                             channels=cfg["channels"], prompts=bank.prompts,
+                             embed_dim=int(bank.mapper.shape[1]))
+        with torch.no_grad():
+            method.prompt_embeddings.copy_(bank.mapper)
+        settings = td.TrainSettings(steps=args.steps, batch=args.batch, lr=5e-5,
+                                    checkpoint_every=0, sample_every=0)
+        th.HyperDomainTrainer(gen, method, hyper_losses, settings, bank=bank,
+                              guide=PromptBatchGuide([clip], target="2 prompts"),
+                              out=tmp / "bench_domain_hyperdomain.safetensors").train()
+    runners["hyperdomain"] = run_hyper
     times = interleaved(runners, torch.device("cpu"), repeats=args.repeats, warmup=1)
     ms = {k: 1000 * statistics.median(v) / args.steps for k, v in times.items()}
     base = ms["stylespace"]

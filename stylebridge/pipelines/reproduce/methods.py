@@ -26,7 +26,12 @@ one :class:`TrainedDomain` per domain (``spec`` is what ``load_domain`` reads, e
 ``"hyperdomain:NET.safetensors:text=a sketch"``; ``params`` when the method's
 ``parameters()`` do not count what one domain costs; ``seconds`` its training time, a
 training shared by several domains divided among them), then
-register it: ``RECIPES["hyperdomain"] = train_hyperdomain`` (or :func:`register_recipe`).
+register it: ``register_recipe("my_method", train_my_method)``.  The five built-in recipes:
+``stylespace``, ``affine_plus`` and ``domain_modulation`` train one domain per prompt with
+``train domain``; ``hyperdomain`` trains one network over all the prompts and reads one domain
+per prompt from it; ``mindthegap`` trains one domain from the preset's reference photo
+(inverted by the preset's e4e), an image domain whose Quality is measured against that
+photo (the table's "Quality vs" column says so: an image-image cosine, on another scale).
 """
 
 from __future__ import annotations
