@@ -23,3 +23,23 @@ def test_random_clip_build_is_seeded_and_quiet(caplog) -> None:
     assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
     assert torch.equal(torch.random.get_rng_state(), before)   # the global RNG is untouched
     assert not any("No pretrained weights" in r.getMessage() for r in caplog.records)
+
+
+def test_a_clip_weights_file_marked_random_loads_as_random(tmp_path) -> None:
+    """The tiny preset's CLIP files carry ``random_weights: true`` in their metadata: a model
+    loaded from one is labelled random like a model built without weights (so whatever is
+    trained through it says RANDOM), and an unmarked file is not."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from stylebridge.pipelines.presets import register_tiny_clip_configs
+    from stylebridge.plugins.nets.clip import load_clip
+
+    register_tiny_clip_configs(tmp_path / "clip")
+    name = "tiny-vit-p8"
+    model = open_clip.create_model(name, pretrained=None)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp_path / "marked.safetensors"), metadata={"random_weights": "true"})
+    save_file(state, str(tmp_path / "plain.safetensors"), metadata={"format": "pt"})
+    assert load_clip(name, tmp_path / "marked.safetensors").random_weights is True
+    assert load_clip(name, tmp_path / "plain.safetensors").random_weights is False

@@ -360,3 +360,18 @@ def is_random_weights(extra: Mapping[str, Any]) -> bool:
         return True
     notes = extra.get("notes", [])
     return isinstance(notes, list) and any("random weights" in str(n).lower() for n in notes)
+
+
+def file_random(path: str | Path) -> bool:
+    """A plain ``.safetensors`` weights file (CLIP, LPIPS, ...) whose metadata says
+    ``random_weights: true`` (the tiny preset's stand-ins); unreadable files: ``False`` (their
+    loader reports them with its own message)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception:
+        return False
+    return str(meta.get("random_weights", "")).lower() in {"1", "true", "yes"}

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import file_random
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.reproduce.common import file_random
 from stylebridge.pipelines.reproduce.domains import DomainEntry
 from stylebridge.registry import get_registry
 

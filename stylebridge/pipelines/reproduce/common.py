@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from safetensors import safe_open
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 
@@ -48,16 +45,3 @@ def header_random(extra: Mapping[str, Any]) -> bool:
     """A stylebridge header that says its weights (or the CLIP that trained them) are random."""
     clip = extra.get("clip")
     return is_random_weights(extra) or (isinstance(clip, Mapping) and bool(clip.get("random_weights")))
-
-
-def file_random(path: Path) -> bool:
-    """A plain ``.safetensors`` weights file whose metadata has ``random_weights: true``."""
-    if path.suffix != ".safetensors":
-        return False
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception:  # unreadable: load_clip reports it with its own message
-        return False
-    return str(meta.get("random_weights", "")).lower() in {"1", "true", "yes"}
-

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import Tensor
 
+from stylebridge.core.checkpoint import file_random
 from stylebridge.core.torchscript import read_torchscript_state_dict
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.plugins.nets.state import read_plain_state
@@ -154,4 +155,6 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
     size = model.visual.image_size
     size = size[0] if isinstance(size, tuple | list) else int(size)
     return ClipModel(name=name, model=model, tokenizer=open_clip.get_tokenizer(name),
-                     image_size=size, random_weights=weights is None)
+                     image_size=size,
+                     # a weights file whose metadata says random (the tiny preset's) is no better
+                     random_weights=path is None or file_random(path))
