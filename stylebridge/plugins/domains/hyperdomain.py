@@ -229,12 +229,20 @@ class HyperDomain(StyleDomainMethod):
         self._encoded.clear()
 
     def _clip_encoder(self) -> TextEncoder:
+        import open_clip
+
         from stylebridge.plugins.nets.clip import load_clip
         from stylebridge.registry.weights import WeightsManager
 
         device = self.prompt_embeddings.device
         models = []
         for i, name in enumerate(self.clip):
+            if name not in open_clip.list_models():
+                raise StylebridgeError(
+                    f"domain {self.label}: text={self.text!r} is not one of its "
+                    f"{len(self.prompts)} training prompts, and encoding it needs CLIP {name}, "
+                    "which open_clip does not know here (a tiny-preset test model? only the "
+                    "training prompts render)")
             path = Path(self.clip_weights) if self.clip_weights is not None else None
             if path is None and not self.random_clip:
                 path = WeightsManager().resolve("clip", name)
