@@ -40,7 +40,8 @@ from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2 import layers as sg2_layers
 
 
-def _unfused_act(x, bias=None, negative_slope=0.2, scale=fused_act.DEFAULT_GAIN, clamp=None):
+def _unfused_act(x, bias=None, negative_slope=0.2, scale=fused_act.DEFAULT_GAIN, clamp=None,
+                 inplace=False):
     if bias is not None:
         x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
     return F.leaky_relu(x, negative_slope) * scale

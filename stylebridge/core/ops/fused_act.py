@@ -76,12 +76,25 @@ def fused_leaky_relu(
     negative_slope: float = DEFAULT_SLOPE,
     scale: float = DEFAULT_GAIN,
     clamp: float | None = None,
+    *,
+    inplace: bool = False,
 ) -> Tensor:
-    """Bias + leaky ReLU + gain on dim 1; dispatches to CUDA when available."""
+    """Bias + leaky ReLU + gain on dim 1; dispatches to CUDA when available.
+
+    ``inplace=True`` lets the native op overwrite ``x`` when no gradient is needed (the
+    caller owns ``x``: a fresh convolution output); otherwise it is ignored.
+    """
     if use_cuda(x.is_cuda):
         from stylebridge.core.ops import _cuda
 
         return _cuda.fused_leaky_relu(x, bias, negative_slope, scale, clamp)
+    if inplace and not (torch.is_grad_enabled() and (
+            x.requires_grad or (bias is not None and bias.requires_grad))) and (
+            bias is None or torch.result_type(x, bias) == x.dtype):
+        out = x if bias is None else x.add_(_broadcast_bias(bias, x.ndim))
+        F.leaky_relu_(out, negative_slope)
+        out.mul_(scale)
+        return out if clamp is None else out.clamp_(-clamp, clamp)
     return fused_leaky_relu_native(x, bias, negative_slope, scale, clamp)
 
 
@@ -96,6 +109,10 @@ class FusedLeakyReLU(nn.Module):
         self.scale = scale
         self.clamp = clamp
 
-    def forward(self, x: Tensor) -> Tensor:
-        return fused_leaky_relu(x, autocast_like(self.bias, x), self.negative_slope, self.scale,
-                                self.clamp)
+    def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
+        """``inplace=True``: ``x`` may be overwritten when no gradient is needed."""
+        bias = autocast_like(self.bias, x)
+        if inplace:
+            return fused_leaky_relu(x, bias, self.negative_slope, self.scale, self.clamp,
+                                    inplace=True)
+        return fused_leaky_relu(x, bias, self.negative_slope, self.scale, self.clamp)
