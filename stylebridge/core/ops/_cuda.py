@@ -276,7 +276,7 @@ def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float, scal
 
         return fused_leaky_relu_native(x, bias, negative_slope, scale, clamp)
     if bias is not None:
-        dtype = torch.result_type(x, bias)
+        dtype = torch.promote_types(x.dtype, bias.dtype)
         x, bias = x.to(dtype), bias.to(dtype)
     return _fused_bias_act_op(x, bias, slope, gain, limit)
 

@@ -90,7 +90,7 @@ def fused_leaky_relu(
         return _cuda.fused_leaky_relu(x, bias, negative_slope, scale, clamp)
     if inplace and not (torch.is_grad_enabled() and (
             x.requires_grad or (bias is not None and bias.requires_grad))) and (
-            bias is None or torch.result_type(x, bias) == x.dtype):
+            bias is None or torch.promote_types(x.dtype, bias.dtype) == x.dtype):
         out = x if bias is None else x.add_(_broadcast_bias(bias, x.ndim))
         F.leaky_relu_(out, negative_slope)
         out.mul_(scale)
