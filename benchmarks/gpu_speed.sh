@@ -21,9 +21,9 @@
 #   set -o pipefail; bash benchmarks/gpu_speed.sh "$OUT" 2>&1 | tee "$OUT/run.log"
 # then copy the JSON files to benchmarks/results/ and give the machine back.
 #
-# Patches applied to the peers' copies (outside the repository), for toolchains newer than
-# theirs (torch >= 2.4, CUDA >= 12.8), found by compiling them with nvcc 13 on a CPU machine:
-# see patch_peers below; each is listed in OUT/peer_patches.txt.
+# Patches applied to the peers' copies (outside the repository) where torch 2.14 / CUDA 13 break
+# them, found by building their plugins with nvcc 13 on a CPU machine: benchmarks/patch_peers.py
+# (NVlabs' plugin loader only); each change is listed in OUT/peer_patches.txt.
 #
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
 # (default python3), BENCH_TIMEOUT (step 3, default 330 s), FS_TIMEOUT (step 4, default
@@ -61,18 +61,8 @@ echo "== device $device ($tag), work $work"
 # --------------------------------------------------------------------------------------------
 # the peers, copied outside the repository and patched where new toolchains break them
 peers=""
-patch_peers() {  # dir; appends what it changed to $out_dir/peer_patches.txt
-    local dir=$1 log="$out_dir/peer_patches.txt"
-    : > "$log"
-    # rosinality op/*.cpp and NVlabs *.cpp: `x.type().is_cuda()` is gone from new ATen
-    # (DeprecatedTypeProperties was removed), `x.is_cuda()` means the same
-    while IFS= read -r f; do
-        if grep -q '\.type()\.is_cuda()' "$f"; then
-            sed -i 's/\.type()\.is_cuda()/.is_cuda()/g' "$f"
-            echo "${f#"$dir"/}: x.type().is_cuda() -> x.is_cuda()" >> "$log"
-        fi
-    done < <(find "$dir" -name '*.cpp' -o -name '*.cu' -o -name '*.h')
-    echo "-- peer patches:"; cat "$log"
+patch_peers() {  # dir; what it changed goes to $out_dir/peer_patches.txt
+    "$py" "$here/patch_peers.py" "$1" | tee "$out_dir/peer_patches.txt"
 }
 if [ -d "$repo/.peers/rosinality" ] || [ -d "$repo/.peers/nvlabs" ]; then
     rm -rf "$work/peers"
