@@ -45,6 +45,7 @@ from stylebridge.core.compiled import CompiledSynthesis
 from stylebridge.core.ops import _cuda, get_backend, set_backend
 from stylebridge.core.stylegan2 import Generator
 
+START = time.perf_counter()
 TINY = {"size": 32, "style_dim": 32, "n_mlp": 2}  # config-f channels (512), as rosinality builds
 
 
@@ -250,10 +251,14 @@ def throughput(args: argparse.Namespace, device: torch.device,
     for batch in args.batches:
         errors: dict[str, str] = {}
         info: dict[str, Any] = {}
+        compiled = args.compiled
+        if args.budget and time.perf_counter() - START > args.budget:
+            compiled = []  # each compile costs a minute or more: keep the rest within budget
+            errors["compiled"] = f"left out: past the {args.budget:.0f} s budget"
         g = torch.Generator(device="cpu").manual_seed(batch)
         with torch.no_grad():
             w = gen.mapping(torch.randn(batch, gen.style_dim, generator=g).to(device))
-            variants = our_variants(gen, w, device, args.compiled, errors)
+            variants = our_variants(gen, w, device, compiled, errors)
             variants.update(peer_variants(args, gen, w, device, errors, info))
             outputs = {k: fn() for k, fn in variants.items()}  # warm-up
             times = interleaved(variants, device, repeats=args.repeats, warmup=args.warmup,
@@ -288,6 +293,9 @@ def main() -> None:
     parser.add_argument("--compiled", nargs="*", choices=("fp32", "bf16"),
                         default=["fp32", "bf16"],
                         help="compiled variants (each compiles once per batch size)")
+    parser.add_argument("--budget", type=float, default=0,
+                        help="seconds after which batches are measured without the compiled "
+                             "variants (0: no limit)")
     parser.add_argument("--peers", type=Path, default=None,
                         help="folder with rosinality/ and nvlabs/ checkouts (outside the repo)")
     parser.add_argument("--skip", choices=("agreement", "throughput"), action="append",
