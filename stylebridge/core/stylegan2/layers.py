@@ -228,18 +228,24 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, height, width)
 
-    def _prepared(self, raw: Tensor, cache: bool) -> tuple[Tensor, Tensor]:
+    def _prepared(self, raw: Tensor, cache: bool, channels_last: bool = False
+                  ) -> tuple[Tensor, Tensor]:
         """``(sum_k (scale W)^2 [out, in], scale W [out|in, in|out, k, k])``: the scaled weight
-        in the layout its convolution wants (``[in, out, k, k]`` for the transposed one, contiguous),
-        cached while the weight is unchanged (its version counter) and needs no gradient."""
+        in the layout its convolution wants (``[in, out, k, k]`` for the transposed one;
+        channels-last for channels-last input, which oneDNN would otherwise convert it to on
+        every call), cached while the weight is unchanged (its version counter) and needs no
+        gradient."""
         def compute() -> tuple[Tensor, Tensor]:
             weight = raw[0] * self.scale
             wsq = weight.pow(2).sum(dim=(2, 3))
-            return wsq, (weight.transpose(0, 1).contiguous() if self.upsample else weight)
+            if self.upsample:
+                weight = weight.transpose(0, 1)
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            return wsq, weight.contiguous(memory_format=fmt)
 
         if not cache or (torch.is_grad_enabled() and raw.requires_grad) or _compiling():
             return compute()
-        key = (raw._version, raw.data_ptr(), raw.dtype, raw.device)
+        key = (raw._version, raw.data_ptr(), raw.dtype, raw.device, channels_last)
         cached = self.__dict__.get("_prepared_cache")
         if cached is None or cached[0] != key:
             with torch.no_grad():
@@ -255,7 +261,7 @@ class ModulatedConv2d(nn.Module):
         the output around the shared weight.  Same numbers as the other two orders up to
         float32 rounding; 1x1 convolutions on channels-last CPU tensors run as a matmul."""
         batch, in_ch, height, width = x.shape
-        wsq, conv_weight = self._prepared(raw, cache)
+        wsq, conv_weight = self._prepared(raw, cache, _is_channels_last(x))
         if self.demodulate:
             demod = torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)  # [B, out]
         k = self.kernel_size
