@@ -229,3 +229,26 @@ def test_registered_autograd_traces_backward_with_the_same_ops() -> None:
     shapes = {tuple(n.meta["val"].shape) for n in graph.graph.nodes if n.op == "output"
               for n in n.args[0]}
     assert shapes == {(1, 3, 8, 8), (1, 3, 4, 4)}
+
+
+def test_op_dispatch_traces_without_graph_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend choice (a lock, an environment lookup, a one-time build) is evaluated once
+    while tracing, so dynamo takes the dispatching ops whole (fullgraph=True fails on a
+    break); the CUDA-tensor branch is exercised with the extension reported unavailable."""
+    from stylebridge.core.ops import _cuda, backend, fused_leaky_relu, upfirdn2d
+
+    monkeypatch.setattr(_cuda, "_precheck", lambda: "no CUDA in this test")
+    _cuda.reset()  # available() takes its lock and notifies once: nothing dynamo can trace
+    kernel = torch.outer(torch.tensor([1.0, 3.0, 3.0, 1.0]), torch.tensor([1.0, 3.0, 3.0, 1.0]))
+
+    def fn(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        assert not backend.use_cuda(True)  # what a CUDA tensor would ask
+        y = fused_leaky_relu(x, b)
+        return upfirdn2d(upfirdn2d(y, kernel / 16, pad=(2, 1)), kernel / 4, up=2, pad=(2, 1))
+
+    x, b = torch.randn(1, 3, 6, 6), torch.randn(3)
+    torch._dynamo.reset()
+    with pytest.warns(_cuda.CudaOpsUnavailableWarning):
+        got = torch.compile(fn, fullgraph=True, backend="eager")(x, b)
+    assert_close(got, fn(x, b), atol=0, rtol=0)
+    _cuda.reset()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylebridge.core.ops.backend import get_backend, use_cuda
+from stylebridge.core.ops.backend import forced_cuda, use_cuda
 
 Pair = int | tuple[int, int]
 
@@ -91,7 +91,7 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
     ``STYLEBRIDGE_OPS=cuda`` forces the kernel for every call.
     """
     up_pair, down_pair = _pair(up), _pair(down)
-    wants_kernel = get_backend() == "cuda" or max(up_pair) > 1 or max(down_pair) > 1
+    wants_kernel = max(up_pair) > 1 or max(down_pair) > 1 or forced_cuda()
     if wants_kernel and use_cuda(x.is_cuda):
         from stylebridge.core.ops import _cuda
 
