@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,10 @@ def load_nvlabs(path: Path, size: int, tiny: bool, device: torch.device, fp16_re
     """NVlabs stylegan2-ada-pytorch's Generator (random weights), its plugins built."""
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+    try:
+        import requests  # noqa: F401  (dnnlib imports it for URL downloads, unused here)
+    except ImportError:
+        sys.modules["requests"] = types.ModuleType("requests")
     networks = importlib.import_module("training.networks")
     ops = {name: importlib.import_module(f"torch_utils.ops.{name}")
            for name in ("bias_act", "upfirdn2d")}

@@ -9,7 +9,8 @@
 #      CUDA ops), NVlabs fp32 and fp16 top-4 resolutions (its plugins), side by side; after
 #      BENCH_BUDGET seconds the remaining batch sizes run without the compiled variants; the
 #      JSON is rewritten after every batch size, so a timeout keeps what was measured;
-#   3. the FeatureShift full-size training step, fp32 vs AMP (bf16), as issue 8 measured it;
+#   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), with the GPU kernel
+#      time per step (torch.profiler), as benchmarks/RESULTS.md measured it before;
 #   4. tests/test_ops.py -m gpu (CUDA vs native, forward and backward, fp32/fp16/bf16).
 # Every step has its own timeout and a failure does not stop the next; JSON (with machine,
 # driver and torch versions) goes to OUT.
@@ -29,7 +30,7 @@
 #
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
 # (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 150), BENCH_TIMEOUT (step 2,
-# 280), FS_TIMEOUT (step 3, 90), TEST_TIMEOUT (step 4, 60): 580 s in all; BENCH_BUDGET (180),
+# 270), FS_TIMEOUT (step 3, 100), TEST_TIMEOUT (step 4, 60): 580 s in all; BENCH_BUDGET (180),
 # COMPILED ("fp32 bf16": the compiled variants), BATCHES (default "1 8 32").
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -106,15 +107,17 @@ args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-fp32 bf16}
       --budget "${BENCH_BUDGET:-180}")
 if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-1 8 32}); fi
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT:-280}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
+timeout "${BENCH_TIMEOUT:-270}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
 
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
     fs=(--preset tiny --device cpu --precisions fp32 --steps 1 --repeats 1 --warmup 0)
 else
-    fs=(--preset full --device cuda --precisions fp32,amp)
+    # joint stored step (the full preset's default variant); --profile: GPU kernel time per
+    # step, the measure issue 20's FeatureShift goal is stated in
+    fs=(--preset full --device cuda --precisions fp32,amp --profile)
 fi
-timeout "${FS_TIMEOUT:-90}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
+timeout "${FS_TIMEOUT:-100}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?
 if [ "$device" = cuda ]; then
     echo "== 4. GPU op tests (what time is left)"

@@ -8,7 +8,8 @@ rosinality/stylegan2-pytorch (bef283a) builds unchanged (``x.type()`` only warns
 NVlabs/stylegan2-ada-pytorch (d72cc7d): ``torch_utils/custom_ops.py`` imports the built plugin
 by name, relying on ``torch.utils.cpp_extension.load`` having put the build folder on
 ``sys.path``, which new torch no longer does, so both plugins "fail to build" and NVlabs falls
-back to its reference ops; the patch uses the module ``load()`` returns.
+back to its reference ops; the patch uses the module ``load()`` returns.  ``dnnlib/util.py``
+imports ``distutils``, which Python 3.12 removed: its one function is defined in place.
 """
 
 from __future__ import annotations
@@ -35,9 +36,28 @@ def patch_nvlabs(root: Path) -> list[str]:
             "sys.path)"]
 
 
+def patch_nvlabs_distutils(root: Path) -> list[str]:
+    """Python 3.12 removed ``distutils``; dnnlib/util.py imports its ``strtobool`` (used only
+    by an interactive yes/no prompt)."""
+    path = root / "nvlabs" / "dnnlib" / "util.py"
+    line = "from distutils.util import strtobool\n"
+    if not path.is_file() or line not in path.read_text():
+        return []
+    shim = ("def strtobool(val):  # distutils.util.strtobool (distutils left Python in 3.12)\n"
+            "    val = val.lower()\n"
+            "    if val in ('y', 'yes', 't', 'true', 'on', '1'):\n"
+            "        return 1\n"
+            "    if val in ('n', 'no', 'f', 'false', 'off', '0'):\n"
+            "        return 0\n"
+            "    raise ValueError(f'invalid truth value {val!r}')\n")
+    path.write_text(path.read_text().replace(line, shim))
+    return [f"{path.relative_to(root)}: distutils.util.strtobool defined in place (Python 3.12 "
+            "has no distutils)"]
+
+
 def main() -> None:
     root = Path(sys.argv[1])
-    for line in patch_nvlabs(root):
+    for line in patch_nvlabs(root) + patch_nvlabs_distutils(root):
         print(line)
 
 
