@@ -531,6 +531,32 @@ _BUILD_CHECK = """
         fn = lambda t: _cuda.upfirdn2d(t, k, up, down, pad)
         assert torch.autograd.gradcheck(fn, (xs,))
         assert torch.autograd.gradgradcheck(fn, (xs,))
+
+    # the torch.library registrations: schema, fake and autograd (opcheck), and
+    # torch.compile through the ops without a graph break (fullgraph=True), grads included
+    x = torch.randn(2, 3, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    ops = torch.ops.stylebridge
+    for args in ((x, b, 0.2, 1.4, None), (x, None, 0.0, 2.0, 0.5)):
+        torch.library.opcheck(ops.fused_bias_act.default, args)
+    y = ops.fused_bias_act(x, b, 0.2, 1.4, 0.5).detach()
+    torch.library.opcheck(ops.fused_bias_act_grad.default,
+                          (torch.randn_like(y).requires_grad_(), y, 0.2, 1.4, 0.5))
+    for pad in ((2, 1, 2, 1), (1, 1, 1, 1)):
+        torch.library.opcheck(ops.upfirdn2d.default, (x, k, 2, 2, 1, 1, *pad))
+        torch.library.opcheck(ops.upfirdn2d.default, (x, k, 1, 1, 2, 2, *pad))
+
+    def both(x, b):
+        h = _cuda.fused_leaky_relu(x, b, 0.2, math.sqrt(2), None)
+        return _cuda.upfirdn2d(h, k, (2, 2), (1, 1), (2, 1, 2, 1))
+
+    compiled = torch.compile(both, fullgraph=True, backend="aot_eager")
+    got, want = compiled(x, b), both(x, b)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    g = torch.randn_like(got)
+    for a_, w_ in zip(torch.autograd.grad(got, (x, b), g), torch.autograd.grad(want, (x, b), g)):
+        torch.testing.assert_close(a_, w_, atol=1e-12, rtol=1e-12)
     print(json.dumps({"build_seconds": build_seconds, "module": ext.__file__}))
 """
 

@@ -86,5 +86,12 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
                         help="where to run (default: auto = CUDA when available)")
 
 
+def add_compile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                        help="run the synthesis network through torch.compile (CUDA graphs on "
+                             "CUDA); auto = only where it measured faster (so far: nowhere; "
+                             "docs/speed.md); a failed compile prints one line and runs eagerly")
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))

@@ -45,6 +45,7 @@ from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
+from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
@@ -337,6 +338,7 @@ class AdaptConfig:
     align_size: int = 1024
     batch: int = 4
     device: str = "auto"
+    compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
 
 
 @dataclass
@@ -380,6 +382,7 @@ def prepare_adapt(config: AdaptConfig) -> AdaptJob:
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    compile_synthesis(gen, config.compile)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     encoder, enc_random = load_encoder(config.encoder, device)
     # which inputs run on random (untrained) weights: every one is labelled, on grid.png and

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE, load_checkpoint, save_checkpoint
+from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Encoder, Inversion
@@ -123,6 +124,7 @@ class InvertConfig:
     align_size: int = 1024
     batch: int = 4
     device: str = "auto"
+    compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
 
 
 @dataclass
@@ -169,6 +171,7 @@ def prepare_invert(config: InvertConfig) -> InvertJob:
     spec = parse_plugin_spec(config.encoder, what="encoder")
     paths = require_inputs(config.images)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    compile_synthesis(gen, config.compile)
     encoder, enc_random = load_encoder(config.encoder, device)
     encoder.bind_generator(gen)
     return InvertJob(config=config, paths=paths, encoder=encoder,

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_images_argument
+from stylebridge.cli.common import add_compile_argument, add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
@@ -56,6 +56,7 @@ class AdaptCommand(Command):
                                  "the model, else the encoder's own latents)")
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         add_photo_arguments(parser)
+        add_compile_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         check_photo_arguments(args)
@@ -63,7 +64,7 @@ class AdaptCommand(Command):
                              methods=args.method, out=args.out, calibrate=args.calibrate,
                              skip_layers=args.skip_layers, featureshift=args.featureshift,
                              guide=args.guide, align=args.align, align_size=args.align_size,
-                             batch=args.batch, device=args.device)
+                             batch=args.batch, device=args.device, compile=args.compile)
         job = prepare_adapt(config)
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)

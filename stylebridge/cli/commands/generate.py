@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument, finite_float
+from stylebridge.cli.common import add_compile_argument, add_device_argument, finite_float
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.errors import SpecError, StylebridgeError
@@ -77,11 +77,13 @@ class GenerateCommand(Command):
         parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         add_device_argument(parser)
+        add_compile_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         import torch
         from rich.progress import Progress
 
+        from stylebridge.core.compiled import compile_synthesis
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
 
@@ -92,6 +94,7 @@ class GenerateCommand(Command):
         device = resolve_device(args.device)
         gen, provenance = load_generator(args.generator, device)
         path, random = provenance.path, provenance.random
+        compile_synthesis(gen, args.compile)
         if random:
             console.print("[bold yellow]" + escape(
                 f"{RANDOM_NOTICE}: {path} is a random-weight generator; the images show no "

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_images_argument
+from stylebridge.cli.common import add_compile_argument, add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     check_photo_arguments,
@@ -39,12 +39,14 @@ class InvertCommand(Command):
         parser.add_argument("--save-latents", action="store_true",
                             help="also write <stem>_inversion.safetensors (w+ and features)")
         add_photo_arguments(parser)
+        add_compile_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         check_photo_arguments(args)
         config = InvertConfig(images=args.images, encoder=args.encoder, generator=args.generator,
                               out=args.out, save_latents=args.save_latents, align=args.align,
-                              align_size=args.align_size, batch=args.batch, device=args.device)
+                              align_size=args.align_size, batch=args.batch, device=args.device,
+                              compile=args.compile)
         job = prepare_invert(config)
         print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
                              generator=job.generator_path)

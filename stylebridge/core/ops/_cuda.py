@@ -12,7 +12,10 @@ prints one notice per process and returns ``False`` (the callers then use the
 native ops), or raises :class:`~stylebridge.errors.StylebridgeError` when the
 CUDA ops were explicitly required.
 
-The autograd wrappers here treat ``kernel`` (upfirdn2d) as a constant and
+The kernels are registered as ``torch.library`` custom ops (``stylebridge::fused_bias_act``,
+``stylebridge::fused_bias_act_grad``, ``stylebridge::upfirdn2d``) with fake implementations
+and autograd formulas, so ``torch.compile`` and CUDA graphs see them as single nodes.
+The wrappers here treat ``kernel`` (upfirdn2d) as a constant and
 fall back to the native ops for the few argument combinations the kernels do
 not cover (a kernel that requires grad, a negative slope, non-float dtypes).
 """
@@ -191,45 +194,71 @@ def _extension() -> ModuleType:
 # --------------------------------------------------------------------------- #
 
 
-class _FusedBiasActGrad(torch.autograd.Function):
-    """``grad_x = grad_y * m(y)``; linear in ``grad_y`` with the same mask, so its own
-    backward is itself (any order of derivatives)."""
-
-    @staticmethod
-    def forward(ctx: Any, grad: Tensor, y: Tensor, slope: float, scale: float,
-                clamp: float | None) -> Tensor:
-        ctx.save_for_backward(y)
-        ctx.args = (slope, scale, clamp)
-        return _extension().fused_bias_act_grad(grad, y, slope, scale, clamp)
-
-    @staticmethod
-    def backward(ctx: Any, grad_grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
-        (y,) = ctx.saved_tensors
-        out = _FusedBiasActGrad.apply(grad_grad, y, *ctx.args) if ctx.needs_input_grad[0] else None
-        # m(y) is piecewise constant: no gradient flows to y.
-        return out, None, None, None, None
+# Every kernel is a ``torch.library`` custom op (``stylebridge::...``) with a fake (meta)
+# implementation and a registered autograd formula, so ``torch.compile`` traces through it
+# without a graph break and CUDA graphs can capture it; the backward formulas are written
+# with the same ops, so every order of derivatives works.
 
 
-class _FusedBiasAct(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, bias: Tensor | None, slope: float, scale: float,
-                clamp: float | None) -> Tensor:
-        y = _extension().fused_bias_act(x, bias, slope, scale, clamp)
-        ctx.save_for_backward(y)
-        ctx.args = (slope, scale, clamp)
-        return y
+@torch.library.custom_op("stylebridge::fused_bias_act", mutates_args=(),
+                         schema="(Tensor x, Tensor? bias, float slope, float scale, "
+                                "float? clamp) -> Tensor")
+def _fused_bias_act_op(x: Tensor, bias: Tensor | None, slope: float, scale: float,
+                       clamp: float | None) -> Tensor:
+    return _extension().fused_bias_act(x, bias, slope, scale, clamp)
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
-        (y,) = ctx.saved_tensors
-        need_x, need_bias = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (need_x or need_bias):
-            return None, None, None, None, None
-        grad_x = _FusedBiasActGrad.apply(grad, y, *ctx.args)
-        grad_bias = None
-        if need_bias:
-            grad_bias = grad_x.sum(dim=[0, *range(2, grad_x.ndim)])
-        return (grad_x if need_x else None), grad_bias, None, None, None
+
+@_fused_bias_act_op.register_fake
+def _(x: Tensor, bias: Tensor | None, slope: float, scale: float,
+      clamp: float | None) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("stylebridge::fused_bias_act_grad", mutates_args=(),
+                         schema="(Tensor grad, Tensor y, float slope, float scale, "
+                                "float? clamp) -> Tensor")
+def _fused_bias_act_grad_op(grad: Tensor, y: Tensor, slope: float, scale: float,
+                            clamp: float | None) -> Tensor:
+    return _extension().fused_bias_act_grad(grad, y, slope, scale, clamp)
+
+
+@_fused_bias_act_grad_op.register_fake
+def _(grad: Tensor, y: Tensor, slope: float, scale: float, clamp: float | None) -> Tensor:
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+def _fba_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    x, bias, slope, scale, clamp = inputs
+    ctx.save_for_backward(output)
+    ctx.args = (slope, scale, clamp)
+    ctx.bias_ndim = None if bias is None else x.ndim
+
+
+def _fba_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None,
+                                                   None]:
+    (y,) = ctx.saved_tensors
+    grad_x = _fused_bias_act_grad_op(grad.contiguous(), y, *ctx.args)
+    grad_bias = None
+    if ctx.bias_ndim is not None and ctx.needs_input_grad[1]:
+        grad_bias = grad_x.sum(dim=[0, *range(2, grad_x.ndim)])
+    return grad_x, grad_bias, None, None, None
+
+
+def _fba_grad_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    _, y, slope, scale, clamp = inputs
+    ctx.save_for_backward(y)
+    ctx.args = (slope, scale, clamp)
+
+
+def _fba_grad_backward(ctx: Any, grad_grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+    # grad_x = grad_y * m(y) is linear in grad_y with the same mask, so its backward is
+    # itself; m(y) is piecewise constant: no gradient flows to y.
+    (y,) = ctx.saved_tensors
+    return _fused_bias_act_grad_op(grad_grad.contiguous(), y, *ctx.args), None, None, None, None
+
+
+_fused_bias_act_op.register_autograd(_fba_backward, setup_context=_fba_setup)
+_fused_bias_act_grad_op.register_autograd(_fba_grad_backward, setup_context=_fba_grad_setup)
 
 
 def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float, scale: float,
@@ -247,9 +276,9 @@ def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float, scal
 
         return fused_leaky_relu_native(x, bias, negative_slope, scale, clamp)
     if bias is not None:
-        dtype = torch.result_type(x, bias)
+        dtype = torch.promote_types(x.dtype, bias.dtype)
         x, bias = x.to(dtype), bias.to(dtype)
-    return _FusedBiasAct.apply(x, bias, slope, gain, limit)
+    return _fused_bias_act_op(x, bias, slope, gain, limit)
 
 
 # --------------------------------------------------------------------------- #
@@ -295,25 +324,43 @@ def upfirdn2d_backward_pad(in_hw: tuple[int, int], kernel_hw: tuple[int, int],
     )
 
 
-class _UpFirDn2d(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, kernel: Tensor, up: tuple[int, int],
-                down: tuple[int, int], pad: tuple[int, int, int, int]) -> Tensor:
-        ctx.save_for_backward(kernel)
-        ctx.args = ((x.shape[2], x.shape[3]), up, down, pad)
-        return _extension().upfirdn2d(x, kernel, up[0], up[1], down[0], down[1], *pad)
+@torch.library.custom_op("stylebridge::upfirdn2d", mutates_args=(),
+                         schema="(Tensor x, Tensor kernel, int up_x, int up_y, int down_x, "
+                                "int down_y, int pad_x0, int pad_x1, int pad_y0, int pad_y1) "
+                                "-> Tensor")
+def _upfirdn2d_op(x: Tensor, kernel: Tensor, up_x: int, up_y: int, down_x: int, down_y: int,
+                  pad_x0: int, pad_x1: int, pad_y0: int, pad_y1: int) -> Tensor:
+    return _extension().upfirdn2d(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1,
+                                  pad_y0, pad_y1)
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
-        (kernel,) = ctx.saved_tensors
-        in_hw, up, down, pad = ctx.args
-        grad_pad = upfirdn2d_backward_pad(in_hw, (kernel.shape[0], kernel.shape[1]), up, down,
-                                          pad)
-        # upfirdn2d is linear in x: its backward is an upfirdn2d, differentiable in turn.
-        grad_x = _UpFirDn2d.apply(grad, torch.flip(kernel, [0, 1]), down, up, grad_pad)
-        return grad_x, None, None, None, None
+
+@_upfirdn2d_op.register_fake
+def _(x: Tensor, kernel: Tensor, up_x: int, up_y: int, down_x: int, down_y: int,
+      pad_x0: int, pad_x1: int, pad_y0: int, pad_y1: int) -> Tensor:
+    out_h = upfirdn2d_output_size(x.shape[2], kernel.shape[0], up_y, down_y, pad_y0, pad_y1)
+    out_w = upfirdn2d_output_size(x.shape[3], kernel.shape[1], up_x, down_x, pad_x0, pad_x1)
+    return x.new_empty((x.shape[0], x.shape[1], out_h, out_w))
+
+
+def _upfirdn2d_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    x, kernel, *factors = inputs
+    ctx.save_for_backward(kernel)
+    ctx.in_hw = (x.shape[2], x.shape[3])
+    ctx.factors = tuple(factors)
+
+
+def _upfirdn2d_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+    (kernel,) = ctx.saved_tensors
+    up_x, up_y, down_x, down_y, *pad = ctx.factors
+    grad_pad = upfirdn2d_backward_pad(ctx.in_hw, (kernel.shape[0], kernel.shape[1]),
+                                      (up_x, up_y), (down_x, down_y), tuple(pad))
+    # upfirdn2d is linear in x: its backward is an upfirdn2d, differentiable in turn.
+    grad_x = _upfirdn2d_op(grad.contiguous(), torch.flip(kernel, [0, 1]), down_x, down_y,
+                           up_x, up_y, *grad_pad)
+    return (grad_x, *([None] * 9))
+
+
+_upfirdn2d_op.register_autograd(_upfirdn2d_backward, setup_context=_upfirdn2d_setup)
 
 
 def upfirdn2d(x: Tensor, kernel: Tensor, up: tuple[int, int], down: tuple[int, int],
@@ -334,4 +381,4 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: tuple[int, int], down: tuple[int, i
         raise ValueError(
             f"upfirdn2d expects x [N, C, H, W] and a 2-D kernel, got {tuple(x.shape)} "
             f"and {tuple(kernel.shape)}")
-    return _UpFirDn2d.apply(x, kernel, up, down, pad)
+    return _upfirdn2d_op(x, kernel, up[0], up[1], down[0], down[1], *pad)

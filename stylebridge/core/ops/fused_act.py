@@ -76,12 +76,25 @@ def fused_leaky_relu(
     negative_slope: float = DEFAULT_SLOPE,
     scale: float = DEFAULT_GAIN,
     clamp: float | None = None,
+    *,
+    inplace: bool = False,
 ) -> Tensor:
-    """Bias + leaky ReLU + gain on dim 1; dispatches to CUDA when available."""
+    """Bias + leaky ReLU + gain on dim 1; dispatches to CUDA when available.
+
+    ``inplace=True`` lets the native op overwrite ``x`` when no gradient is needed (the
+    caller owns ``x``: a fresh convolution output); otherwise it is ignored.
+    """
     if use_cuda(x.is_cuda):
         from stylebridge.core.ops import _cuda
 
         return _cuda.fused_leaky_relu(x, bias, negative_slope, scale, clamp)
+    if inplace and not (torch.is_grad_enabled() and (
+            x.requires_grad or (bias is not None and bias.requires_grad))) and (
+            bias is None or torch.promote_types(x.dtype, bias.dtype) == x.dtype):
+        out = x if bias is None else x.add_(_broadcast_bias(bias, x.ndim))
+        F.leaky_relu_(out, negative_slope)
+        out.mul_(scale)
+        return out if clamp is None else out.clamp_(-clamp, clamp)
     return fused_leaky_relu_native(x, bias, negative_slope, scale, clamp)
 
 
@@ -96,8 +109,13 @@ class FusedLeakyReLU(nn.Module):
         self.scale = scale
         self.clamp = clamp
 
-    def forward(self, x: Tensor, bias_delta: Tensor | None = None) -> Tensor:
-        """``bias_delta`` (``[channels]``) is added to the bias for this call only."""
+    def forward(self, x: Tensor, bias_delta: Tensor | None = None, inplace: bool = False
+                ) -> Tensor:
+        """``bias_delta`` (``[channels]``) is added to the bias for this call only;
+        ``inplace=True``: ``x`` may be overwritten when no gradient is needed."""
         bias = self.bias if bias_delta is None else self.bias + bias_delta.reshape(-1)
-        return fused_leaky_relu(x, autocast_like(bias, x), self.negative_slope, self.scale,
-                                self.clamp)
+        bias = autocast_like(bias, x)
+        if inplace:
+            return fused_leaky_relu(x, bias, self.negative_slope, self.scale, self.clamp,
+                                    inplace=True)
+        return fused_leaky_relu(x, bias, self.negative_slope, self.scale, self.clamp)

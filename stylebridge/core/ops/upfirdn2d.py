@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylebridge.core.ops.backend import get_backend, use_cuda
+from stylebridge.core.ops.backend import forced_cuda, use_cuda
 
 Pair = int | tuple[int, int]
 
@@ -35,26 +35,48 @@ def _pad4(pad: Sequence[int]) -> tuple[int, int, int, int]:
 
 def upfirdn2d_native(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
                      pad: Sequence[int] = (0, 0)) -> Tensor:
-    """Reference implementation in plain PyTorch ops (any order of derivatives)."""
+    """Reference implementation in plain PyTorch ops (any order of derivatives).
+
+    Every case is one depthwise (``groups=C``) convolution, much faster on CPUs than
+    folding channels into the batch; the zero insertion and padding are left to the
+    convolution where it can do them (no padded copy of the input):
+
+    * up-sampling with ``0 <= pad0 <= k - 1`` and no down-sampling: a transposed
+      convolution with stride ``up`` (``y[o] = sum_i x[i] k[o + P - up*i]``, ``P = k-1-pad0``);
+    * symmetric, non-negative padding: the convolution's own zero padding;
+    * anything else: explicit zero insertion, padding/cropping, then the convolution.
+    """
     up_x, up_y = _pair(up)
     down_x, down_y = _pair(down)
     px0, px1, py0, py1 = _pad4(pad)
     n, c, h, w = x.shape
     kh, kw = kernel.shape
+    if (up_x > 1 or up_y > 1) and down_x == down_y == 1:
+        # output_padding makes the length (in*up + pad0 + pad1 - k + 1); it must be < up
+        opx, opy = px1 - px0 + up_x - 1, py1 - py0 + up_y - 1
+        if (0 <= px0 <= kw - 1 and 0 <= py0 <= kh - 1 and 0 <= opx < up_x and 0 <= opy < up_y
+                and opx + (w - 1) * up_x - 2 * (kw - 1 - px0) + kw > 0
+                and opy + (h - 1) * up_y - 2 * (kh - 1 - py0) + kh > 0):
+            weight = kernel.to(x.dtype).reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
+            return F.conv_transpose2d(x, weight, stride=(up_y, up_x),
+                                      padding=(kh - 1 - py0, kw - 1 - px0),
+                                      output_padding=(opy, opx), groups=c)
     out = x
     if up_x > 1 or up_y > 1:  # zero insertion
         out = out.reshape(n, c, h, 1, w, 1)
         out = F.pad(out, [0, up_x - 1, 0, 0, 0, up_y - 1])
         out = out.reshape(n, c, h * up_y, w * up_x)
-    if px0 or px1 or py0 or py1:
+    conv_pad = (0, 0)
+    if px0 == px1 >= 0 and py0 == py1 >= 0:
+        conv_pad = (py0, px0)
+    elif px0 or px1 or py0 or py1:
         out = F.pad(out, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
         out = out[:, :,
                   max(-py0, 0): out.shape[2] - max(-py1, 0),
                   max(-px0, 0): out.shape[3] - max(-px1, 0)]
-    # depthwise (groups=C) convolution with the flipped kernel: true convolution per channel;
-    # much faster on CPUs than folding channels into the batch.
+    # depthwise convolution with the flipped kernel: true convolution per channel
     weight = torch.flip(kernel, [0, 1]).to(out.dtype).reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
-    return F.conv2d(out, weight, stride=(down_y, down_x), groups=c)
+    return F.conv2d(out, weight, stride=(down_y, down_x), padding=conv_pad, groups=c)
 
 
 def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
@@ -69,7 +91,7 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
     ``STYLEBRIDGE_OPS=cuda`` forces the kernel for every call.
     """
     up_pair, down_pair = _pair(up), _pair(down)
-    wants_kernel = get_backend() == "cuda" or max(up_pair) > 1 or max(down_pair) > 1
+    wants_kernel = max(up_pair) > 1 or max(down_pair) > 1 or forced_cuda()
     if wants_kernel and use_cuda(x.is_cuda):
         from stylebridge.core.ops import _cuda
 

@@ -130,17 +130,43 @@ class ConvEdit:
     input_delta: Tensor | None = None
 
 
+def _compiling() -> bool:
+    return bool(torch.compiler.is_compiling())
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    """A channels-last CPU tensor outside autocast (under autocast the convolution keeps the
+    rounding the bf16 tolerances were set with)."""
+    return (x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last)
+            and not autocast_enabled(x.device))
+
+
+def _conv1x1_nhwc(x: Tensor, weight: Tensor) -> Tensor:
+    """1x1 convolution of a channels-last ``x`` with per-sample ``weight [B|1, out, in]`` as
+    one matmul over the pixels (oneDNN's 1x1 convolution with 3 outputs is slow); the result
+    is channels-last ``[B, out, H, W]``."""
+    batch, in_ch, height, width = x.shape
+    pixels = x.permute(0, 2, 3, 1).reshape(batch, height * width, in_ch)
+    out = torch.matmul(pixels, weight.transpose(1, 2))  # [B, HW, out]
+    return out.view(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
 class ModulatedConv2d(nn.Module):
     """Modulated (and optionally demodulated) convolution, optionally upsampling 2×.
 
     ``forward(x, s)`` takes the style vector ``s`` = ``modulation(w)`` computed
     by the caller, so that style-space methods can change ``s`` in between.
 
-    Two equivalent evaluation orders are used: with one sample (or on request)
-    the per-sample weight is folded and a grouped convolution runs (upstream's
-    "fused" order); with several samples the input is scaled by ``s``, one
-    shared-weight convolution runs and the output is demodulated, which is
-    much faster on CPUs.  Both agree to float32 rounding.
+    Two equivalent evaluation orders are used: the per-sample weight is folded and a
+    grouped convolution runs (upstream's "fused" order, ``fused=True``), or the input is
+    scaled by ``s``, one shared-weight convolution runs and the output is demodulated
+    (``fused=False``).  By default (``fused=None``) CUDA uses the first for one sample and
+    the second for batches; other devices choose per layer (:meth:`_forward_auto`).  All
+    agree to float32 rounding.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int,
@@ -184,6 +210,8 @@ class ModulatedConv2d(nn.Module):
             delta, gain = weight_delta.weight_delta, weight_delta.input_gain
             gain = None if gain is None else gain.reshape(-1, self.in_channel)
         raw = self.weight if delta is None else self.weight + delta
+        if self.fused is None and x.device.type != "cuda":
+            return self._forward_auto(x, s, raw, gain, cache=delta is None)
         fused = self.fused if self.fused is not None else batch == 1
         if fused:
             return self._forward_grouped(x, s, raw, gain)
@@ -208,6 +236,76 @@ class ModulatedConv2d(nn.Module):
         weight = weight.view(batch * self.out_channel, in_ch, k, k)
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, height, width)
+
+    def _prepared(self, raw: Tensor, cache: bool, channels_last: bool = False
+                  ) -> tuple[Tensor, Tensor]:
+        """``(sum_k (scale W)^2 [out, in], scale W [out|in, in|out, k, k])``: the scaled weight
+        in the layout its convolution wants (``[in, out, k, k]`` for the transposed one;
+        channels-last for channels-last input, which oneDNN would otherwise convert it to on
+        every call), cached while the weight is unchanged (its version counter) and needs no
+        gradient."""
+        def compute() -> tuple[Tensor, Tensor]:
+            weight = raw[0] * self.scale
+            wsq = weight.pow(2).sum(dim=(2, 3))
+            if self.upsample:
+                weight = weight.transpose(0, 1)
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            return wsq, weight.contiguous(memory_format=fmt)
+
+        if not cache or (torch.is_grad_enabled() and raw.requires_grad) or _compiling():
+            return compute()
+        key = (raw._version, raw.data_ptr(), raw.dtype, raw.device, channels_last)
+        cached = self.__dict__.get("_prepared_cache")
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, *compute())
+            self.__dict__["_prepared_cache"] = cached
+        return cached[1], cached[2]
+
+    def _forward_auto(self, x: Tensor, s: Tensor, raw: Tensor, gain: Tensor | None,
+                      cache: bool) -> Tensor:
+        """The default evaluation order, per layer: one pass over the weight (with the
+        demodulation from the cached ``sum (scale W)^2``) for a single sample whose
+        activations outweigh the weight, else modulation of the input and demodulation of
+        the output around the shared weight.  Same numbers as the other two orders up to
+        float32 rounding; 1x1 convolutions on channels-last CPU tensors run as a matmul."""
+        batch, in_ch, height, width = x.shape
+        wsq, conv_weight = self._prepared(raw, cache, _is_channels_last(x))
+        if self.demodulate:
+            demod = torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)  # [B, out]
+        k = self.kernel_size
+        out_hw = (2 * height + 1) * (2 * width + 1) if self.upsample else height * width
+        if batch == 1 and x.numel() + self.out_channel * out_hw > raw.numel():
+            coef = s.view(1, in_ch)
+            if gain is not None:  # after demodulation (HyperDomainNet's cin_mult)
+                coef = coef * gain.to(coef)
+            coef = coef.expand(self.out_channel, in_ch)
+            if self.demodulate:
+                coef = coef * demod.view(self.out_channel, 1)
+            if self.upsample:
+                weight = conv_weight * coef.t().reshape(in_ch, self.out_channel, 1, 1)
+                return self.blur(F.conv_transpose2d(x, weight, padding=0, stride=2))
+            weight = conv_weight * coef.reshape(self.out_channel, in_ch, 1, 1)
+            if k == 1 and _is_channels_last(x):
+                return _conv1x1_nhwc(x, weight[:, :, 0, 0].unsqueeze(0))
+            return F.conv2d(x, weight, padding=self.padding)
+        scaled = s if gain is None else s * gain.to(s)
+        if k == 1 and not self.upsample and _is_channels_last(x):
+            weight = conv_weight[:, :, 0, 0].unsqueeze(0) * scaled.unsqueeze(1)  # [B, out, in]
+            if self.demodulate:
+                weight = weight * demod.unsqueeze(2)
+            return _conv1x1_nhwc(x, autocast_like(weight, x))
+        x = x * autocast_like(scaled, x).view(batch, -1, 1, 1)
+        if self.upsample:
+            out = F.conv_transpose2d(x, conv_weight, padding=0, stride=2)
+        else:
+            out = F.conv2d(x, conv_weight, padding=self.padding)
+        if self.demodulate:
+            d = autocast_like(demod, out).view(batch, -1, 1, 1)
+            out = out.mul_(d) if not _needs_grad(out, d) else out * d
+        if self.upsample:
+            out = self.blur(out)
+        return out
 
     def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor,
                         gain: Tensor | None = None) -> Tensor:
@@ -273,7 +371,8 @@ class StyledConv(nn.Module):
                                                    or weight_delta.bias_delta is not None):
             out = self.noise(self.conv(x, s, weight_delta), noise, weight_delta.noise_delta)
             return self.activate(out, weight_delta.bias_delta)
-        return self.activate(self.noise(self.conv(x, s, weight_delta), noise))
+        # the activation may overwrite the fresh convolution output (inference only)
+        return self.activate(self.noise(self.conv(x, s, weight_delta), noise), inplace=True)
 
 
 class ToRGB(nn.Module):

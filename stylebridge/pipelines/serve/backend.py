@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
+from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import labelled_grid, load_image, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
@@ -88,6 +89,7 @@ class ServeConfig:
     featureshift: Path | None = None
     device: str = "auto"
     seed: int = 0
+    compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
     work_dir: Path | None = None
     max_pixels: int = MAX_PIXELS
 
@@ -181,6 +183,7 @@ class ServeBackend:
             self.generator_random = models.random
             self.generator_file = None
             self.generator_label = models.sources.get("generator", "generator")
+        compile_synthesis(self.generator, self.config.compile)
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}

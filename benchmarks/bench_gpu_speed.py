@@ -1,0 +1,347 @@
+"""Synthesis speed of every fast path, side by side with rosinality and NVlabs (issue 20).
+
+One process, on one device:
+
+1. **agreement** (``--check-size``, default 256 px config-f, batch 2, TF32 off): every fast
+   path of ours against the fp32 eager network on the native ops: CUDA ops fp32, compiled
+   fp32 (``reduce-overhead`` = CUDA graphs on CUDA), bf16 and fp16 autocast, compiled bf16.
+   fp32 paths must agree within 1e-4 (max |diff|, images in [-1, 1]); bf16/fp16 report their
+   max and mean |diff| (stated, not a pass/fail bound);
+2. **throughput** (``--size``, default 1024 px config-f, ``--batches``, default 1 8 32):
+   images/s from w of ours (fp32, bf16 autocast, compiled fp32, compiled bf16), rosinality
+   fp32 with its CUDA ops, NVlabs stylegan2-ada fp32 and fp16 (top 4 resolutions) with its
+   plugins, interleaved, medians of ``--repeats`` x ``--calls`` calls.  Random weights (speed
+   does not depend on the values); rosinality runs our weights (its output is compared).
+
+A variant that fails (a peer's plugin does not build, a compile error) is recorded with a
+one-line reason and the rest goes on.  ``--dry-run`` runs everything on the CPU at a tiny
+size in seconds (peers included when ``--peers`` is given, on their CPU paths), to check the
+script before a GPU session.  Writes JSON with the machine, driver and versions.
+
+    python benchmarks/bench_gpu_speed.py --peers /tmp/peers --out speed_h200.json
+    python benchmarks/bench_gpu_speed.py --dry-run --peers /tmp/peers --out /tmp/dry.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from _timing import interleaved, sync
+
+from stylebridge.core.compiled import CompiledSynthesis
+from stylebridge.core.ops import _cuda, get_backend, set_backend
+from stylebridge.core.stylegan2 import Generator
+
+START = time.perf_counter()
+TINY = {"size": 32, "style_dim": 32, "n_mlp": 2}  # config-f channels (512), as rosinality builds
+
+
+def one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text[:300]
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda,
+                            "python": platform.python_version(), "platform": platform.platform(),
+                            "cpu": platform.processor() or platform.machine(),
+                            "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                    capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version())
+        with contextlib.suppress(Exception):
+            info["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+    return info
+
+
+def make_generator(size: int, tiny: bool, device: torch.device, seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    gen = Generator(**TINY) if tiny else Generator(size=size)
+    with torch.no_grad():  # non-trivial biases and noise strengths
+        for name, p in gen.named_parameters():
+            if name.endswith("bias") or "noise" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    return gen.to(device).eval()
+
+
+@contextlib.contextmanager
+def ops_backend(name: str) -> Iterator[None]:
+    old = get_backend()
+    set_backend(name)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        set_backend(old)
+
+
+def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
+                 compiled_dtypes: list[str], errors: dict[str, str]
+                 ) -> dict[str, Callable[[], torch.Tensor]]:
+    """Our paths (CUDA ops as ``STYLEBRIDGE_OPS=auto`` picks them), each ``() -> image``."""
+    noise = [getattr(gen.noises, f"noise_{i}") for i in range(gen.num_layers)]
+    with torch.no_grad():
+        styles = gen.styles(w)
+    amp = torch.bfloat16
+
+    def eager() -> torch.Tensor:
+        return gen.synthesis(styles, noise=noise)
+
+    def autocast(dtype: torch.dtype) -> Callable[[], torch.Tensor]:
+        def fn() -> torch.Tensor:
+            with torch.autocast(device.type, dtype=dtype):
+                return gen.synthesis(styles, noise=noise)
+        return fn
+
+    variants = {"ours_fp32": eager, "ours_bf16": autocast(amp)}
+    if device.type == "cuda":
+        variants["ours_fp16"] = autocast(torch.float16)
+    for tag in compiled_dtypes:
+        name, dtype = f"ours_compiled_{tag}", {"fp32": None, "bf16": amp}[tag]
+        notices: list[str] = []
+        wrapper = CompiledSynthesis(gen, device=device, notice=notices.append)
+        def run(wrapper: CompiledSynthesis = wrapper,
+                dtype: torch.dtype | None = dtype) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=dtype or torch.float32,
+                                enabled=dtype is not None):
+                return wrapper(styles, noise=noise)
+        start = time.perf_counter()
+        with torch.no_grad():
+            run()  # compile (and capture) now, not inside the timing
+            run()
+        sync(device)
+        if notices or not wrapper.compiled:
+            errors[name] = notices[0] if notices else "not compiled"
+            continue
+        errors[f"{name}_compile_seconds"] = f"{time.perf_counter() - start:.1f}"
+        variants[name] = run
+    return variants
+
+
+def agreement(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Every fast path of ours vs the fp32 eager network on native ops."""
+    gen = make_generator(args.check_size, args.dry_run, device, seed=1)
+    g = torch.Generator(device="cpu").manual_seed(2)
+    w = gen.mapping(torch.randn(2, gen.style_dim, generator=g).to(device)).detach()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    with torch.no_grad(), ops_backend("native"):
+        noise = [getattr(gen.noises, f"noise_{i}") for i in range(gen.num_layers)]
+        ref = gen.synthesis(gen.styles(w), noise=noise).float()
+    errors: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    with torch.no_grad():
+        variants = our_variants(gen, w, device, args.compiled, errors)
+        for name, fn in variants.items():
+            out = fn().float()
+            diff = (out - ref).abs()
+            row = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+            if "fp32" in name:
+                row["bound"] = 1e-4
+                row["ok"] = row["max_abs_diff"] <= 1e-4
+            results[name] = row
+    torch.backends.cuda.matmul.allow_tf32 = True  # back to what the throughput runs use
+    torch.backends.cudnn.allow_tf32 = True
+    return {"size": gen.size, "batch": 2, "tf32": False, "reference": "ours fp32, native ops",
+            "variants": results, "notes": errors,
+            "ok": all(r.get("ok", True) for r in results.values())}
+
+
+# ---------------------------------------------------------------------------------------------
+# peers (checkouts kept outside this repository; see gpu_speed.sh)
+
+
+def load_rosinality(path: Path, gen: Generator, device: torch.device
+                    ) -> tuple[torch.nn.Module, bool]:
+    """rosinality's Generator with ``gen``'s weights; on CUDA its ops build at import."""
+    import torch.utils.cpp_extension as cpp_ext
+
+    original_load = cpp_ext.load
+    if device.type != "cuda":  # its op/ modules build CUDA code at import; only on a GPU
+        cpp_ext.load = lambda *a, **k: None
+    sys.path.insert(0, str(path))
+    try:
+        model = importlib.import_module("model")
+    finally:
+        sys.path.remove(str(path))
+        cpp_ext.load = original_load
+    cfg = gen.cfg
+    ref = model.Generator(cfg.size, cfg.style_dim, cfg.n_mlp,
+                          channel_multiplier=cfg.channel_multiplier)
+    state = {k: v for k, v in gen.state_dict().items() if k != "latent_avg"}
+    ref.load_state_dict(state, strict=True)
+    return ref.to(device).eval(), device.type == "cuda"
+
+
+def load_nvlabs(path: Path, size: int, tiny: bool, device: torch.device, fp16_res: int
+                ) -> tuple[torch.nn.Module, dict[str, bool]]:
+    """NVlabs stylegan2-ada-pytorch's Generator (random weights), its plugins built."""
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    try:
+        import requests  # noqa: F401  (dnnlib imports it for URL downloads, unused here)
+    except ImportError:
+        sys.modules["requests"] = types.ModuleType("requests")
+    networks = importlib.import_module("training.networks")
+    ops = {name: importlib.import_module(f"torch_utils.ops.{name}")
+           for name in ("bias_act", "upfirdn2d")}
+    kwargs: dict[str, Any] = {"channel_base": 32768 if not tiny else 512, "channel_max": 512,
+                              "num_fp16_res": fp16_res, "conv_clamp": 256 if fp16_res else None}
+    torch.manual_seed(0)
+    gen = networks.Generator(z_dim=512 if not tiny else 32, c_dim=0,
+                             w_dim=512 if not tiny else 32, img_resolution=size, img_channels=3,
+                             mapping_kwargs={"num_layers": 8 if not tiny else 2},
+                             synthesis_kwargs=kwargs).to(device).eval()
+    plugins = {}
+    if device.type == "cuda":
+        plugins = {name: bool(mod._init()) for name, mod in ops.items()}
+    return gen, plugins
+
+
+def peer_variants(args: argparse.Namespace, gen: Generator, w: torch.Tensor,
+                  device: torch.device, errors: dict[str, str], info: dict[str, Any]
+                  ) -> dict[str, Callable[[], torch.Tensor]]:
+    variants: dict[str, Callable[[], torch.Tensor]] = {}
+    noise = [getattr(gen.noises, f"noise_{i}") for i in range(gen.num_layers)]
+    if args.peers is None:
+        return variants
+    rosi_dir, nv_dir = args.peers / "rosinality", args.peers / "nvlabs"
+    if rosi_dir.is_dir():
+        try:
+            ref, cuda_ops = load_rosinality(rosi_dir, gen, device)
+            info["rosinality_cuda_ops"] = cuda_ops
+            variants["rosinality_fp32"] = lambda: ref([w], input_is_latent=True, noise=noise)[0]
+        except Exception as exc:
+            errors["rosinality_fp32"] = one_line(exc)
+            traceback.print_exc()
+    if nv_dir.is_dir():
+        for name, fp16_res in (("nvlabs_fp32", 0), ("nvlabs_fp16_top4", 4)):
+            try:
+                nv, plugins = load_nvlabs(nv_dir, gen.size, args.dry_run, device, fp16_res)
+                info[f"{name}_plugins"] = plugins
+                ws = w[:, None, :].expand(-1, nv.num_ws, -1)[..., :nv.w_dim].contiguous()
+
+                def run(nv: torch.nn.Module = nv, ws: torch.Tensor = ws,
+                        fp16_res: int = fp16_res) -> torch.Tensor:
+                    return nv.synthesis(ws, noise_mode="const", force_fp32=not fp16_res)
+                with torch.no_grad():
+                    run()
+                variants[name] = run
+            except Exception as exc:
+                errors[name] = one_line(exc)
+                traceback.print_exc()
+    return variants
+
+
+def throughput(args: argparse.Namespace, device: torch.device,
+               emit: Callable[[dict[str, Any]], object]) -> None:
+    """One row per batch size, handed to ``emit`` as soon as it is measured."""
+    gen = make_generator(args.size, args.dry_run, device)
+    for batch in args.batches:
+        errors: dict[str, str] = {}
+        info: dict[str, Any] = {}
+        compiled = args.compiled
+        if args.budget and time.perf_counter() - START > args.budget:
+            compiled = []  # each compile costs a minute or more: keep the rest within budget
+            errors["compiled"] = f"left out: past the {args.budget:.0f} s budget"
+        g = torch.Generator(device="cpu").manual_seed(batch)
+        with torch.no_grad():
+            w = gen.mapping(torch.randn(batch, gen.style_dim, generator=g).to(device))
+            variants = our_variants(gen, w, device, compiled, errors)
+            variants.update(peer_variants(args, gen, w, device, errors, info))
+            outputs = {k: fn() for k, fn in variants.items()}  # warm-up
+            times = interleaved(variants, device, repeats=args.repeats, warmup=args.warmup,
+                                calls=args.calls)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        ref = outputs["ours_fp32"].float()
+        row = {"size": gen.size, "batch": batch,
+               "images_per_s": {k: batch / v for k, v in med.items()},
+               "seconds_median": med, "seconds_all": times,
+               "max_abs_diff_vs_ours_fp32": {
+                   k: float((o.float() - ref).abs().max()) for k, o in outputs.items()
+                   if k.startswith(("ours", "rosinality")) and k != "ours_fp32"},
+               "failed_or_notes": errors, "peers": info}
+        emit(row)
+        print(json.dumps({"batch": batch, "images_per_s": {
+            k: round(v, 2) for k, v in row["images_per_s"].items()}, "notes": errors}),
+            flush=True)
+        del variants, outputs
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--check-size", type=int, default=256)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--compiled", nargs="*", choices=("fp32", "bf16"),
+                        default=["fp32", "bf16"],
+                        help="compiled variants (each compiles once per batch size)")
+    parser.add_argument("--budget", type=float, default=0,
+                        help="seconds after which batches are measured without the compiled "
+                             "variants (0: no limit)")
+    parser.add_argument("--peers", type=Path, default=None,
+                        help="folder with rosinality/ and nvlabs/ checkouts (outside the repo)")
+    parser.add_argument("--skip", choices=("agreement", "throughput"), action="append",
+                        default=[])
+    parser.add_argument("--dry-run", action="store_true",
+                        help="tiny generator, CPU, batches 1 2, one repeat: checks the script")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.dry_run:
+        args.device = args.device or "cpu"
+        args.size = args.check_size = TINY["size"]
+        args.batches, args.repeats, args.calls, args.warmup = [1, 2], 1, 1, 0
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # every (variant, batch) is its own graph: keep dynamo from silently going eager
+    torch._dynamo.config.cache_size_limit = 64
+    result: dict[str, Any] = {"machine": machine(device), "ops_backend": get_backend(),
+                              "dry_run": args.dry_run, "argv": sys.argv[1:]}
+
+    def save() -> None:
+        from torch._dynamo.utils import counters
+
+        result["dynamo_counters"] = {k: dict(v) for k, v in counters.items()
+                                     if k in ("stats", "graph_break", "recompiles")}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if device.type == "cuda":
+        start = time.perf_counter()
+        result["cuda_ops"] = _cuda.available()
+        result["cuda_ops_build_seconds"] = round(time.perf_counter() - start, 1)
+        result["cuda_ops_error"] = _cuda.build_error()
+    if "agreement" not in args.skip:
+        result["agreement"] = agreement(args, device)
+        print(json.dumps({"agreement": result["agreement"]}, indent=1), flush=True)
+        save()
+    if "throughput" not in args.skip:
+        result["throughput"] = []
+        throughput(args, device, lambda row: (result["throughput"].append(row), save()))
+    save()
+    print(f"wrote {args.out}")
+    sys.exit(0 if result.get("agreement", {}).get("ok", True) else 1)
+
+
+if __name__ == "__main__":
+    main()
