@@ -93,5 +93,41 @@ def add_compile_argument(parser: argparse.ArgumentParser) -> None:
                              "docs/speed.md); a failed compile prints one line and runs eagerly")
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,
+                      checkpoint_every: int, seed: int = 0, seed_help: str | None = None,
+                      sample_help: str = "write a source | adapted grid every N steps") -> None:
+    """``--sample-every``, ``--checkpoint-every``, ``--resume``, ``--force``, ``--seed`` and
+    ``--device``: what every domain trainer's command takes."""
+    parser.add_argument("--sample-every", type=int, default=sample_every, metavar="N",
+                        help=f"{sample_help} (0 = never; default {sample_every})")
+    parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
+                        help="write the checkpoint and training state every N steps "
+                             f"(default {checkpoint_every})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose training state lies beside --out")
+    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
+    parser.add_argument("--seed", type=int, default=seed, help=seed_help or f"default {seed}")
+    add_device_argument(parser)
+
+
+def print_training_outcome(console: Any, outcome: Any, notice_text: str,
+                           what: str = "") -> str | None:
+    """The end of a domain trainer's command: ``already trained`` (a resumed run with nothing
+    left; returns ``None``) or ``wrote OUT (WHAT step N/M; losses) [NOTICE]``; returns the
+    notice markup (empty when the run used trained CLIP weights) for the lines that follow."""
+    from rich.markup import escape
+
+    out = escape(str(outcome.out))
+    if outcome.result is None:
+        console.print(f"{out} is already trained for {outcome.step} steps (--steps "
+                      f"{outcome.steps}); nothing to do")
+        return None
+    notice = f" [bold yellow]{notice_text}[/bold yellow]" if outcome.random_clip else ""
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
+    console.print(f"[green]wrote[/green] {out} ({what}step {outcome.step}/{outcome.steps}; "
+                  f"{summary}){notice}")
+    return notice
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))

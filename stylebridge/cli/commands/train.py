@@ -34,7 +34,14 @@ from rich.status import Status
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands import train_mindthegap
-from stylebridge.cli.common import Target, TargetGroup, add_device_argument, finite_float
+from stylebridge.cli.common import (
+    Target,
+    TargetGroup,
+    add_device_argument,
+    add_run_arguments,
+    finite_float,
+    print_training_outcome,
+)
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import THESIS_ADVERSARIAL, THESIS_LOSSES, TrainConfig
@@ -181,15 +188,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source samples averaged for v_source (image targets; default 256)")
     parser.add_argument("--source-truncation", type=finite_float, default=0.8,
                         help="truncation of those samples (default 0.8)")
-    parser.add_argument("--sample-every", type=int, default=50,
-                        help="write a source | adapted grid every N steps (0 = never; default 50)")
-    parser.add_argument("--checkpoint-every", type=int, default=25,
-                        help="write the checkpoint and training state every N steps (default 25)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run whose training state lies beside --out")
-    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
-    parser.add_argument("--seed", type=int, default=0)
-    add_device_argument(parser)
+    add_run_arguments(parser, sample_every=50, checkpoint_every=25)
 
 
 def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
@@ -209,16 +208,11 @@ def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
 
 def run_domain(args: argparse.Namespace, console: Console) -> int:
     with RichProgress(console, "domain") as progress:
-        outcome = td.train_domain(domain_config(args), progress=progress,
-)
-    out, steps = escape(str(outcome.out)), outcome.steps
-    if outcome.result is None:
-        console.print(f"{out} is already trained for {outcome.step} steps (--steps {steps}); "
-                      "nothing to do")
+        outcome = td.train_domain(domain_config(args), progress=progress)
+    notice = print_training_outcome(console, outcome, td.RANDOM_CLIP_NOTICE)
+    if notice is None:
         return 0
-    notice = f" [bold yellow]{td.RANDOM_CLIP_NOTICE}[/bold yellow]" if outcome.random_clip else ""
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
-    console.print(f"[green]wrote[/green] {out} (step {outcome.step}/{steps}; {summary}){notice}")
+    assert outcome.result is not None
     if outcome.result.samples:
         console.print(f"samples: {escape(str(outcome.samples_dir))}{notice}")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from stylebridge.cli.common import add_device_argument, finite_float
+from stylebridge.cli.common import add_run_arguments, finite_float, print_training_outcome
 from stylebridge.pipelines import train_hyperdomain as th
 from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
 
@@ -66,15 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inner width of its residual blocks (default 512)")
     parser.add_argument("--backbone-depth", type=int, default=4, help="default 4")
     parser.add_argument("--head-depth", type=int, default=2, help="default 2")
-    parser.add_argument("--sample-every", type=int, default=500,
-                        help="source | adapted grid of the first prompt every N steps (0 = never)")
-    parser.add_argument("--checkpoint-every", type=int, default=250,
-                        help="write the checkpoint and training state every N steps")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run whose training state lies beside --out")
-    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
-    parser.add_argument("--seed", type=int, default=0)
-    add_device_argument(parser)
+    add_run_arguments(parser, sample_every=500, checkpoint_every=250,
+                      sample_help="source | adapted grid of the first prompt every N steps")
 
 
 def config(args: argparse.Namespace) -> th.HyperDomainTrainConfig:
@@ -96,15 +89,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     with RichProgress(console, "domain") as progress:
         outcome = th.train_hyperdomain(config(args), progress=progress)
-    out = escape(str(outcome.out))
-    if outcome.result is None:
-        console.print(f"{out} is already trained for {outcome.step} steps (--steps "
-                      f"{outcome.steps}); nothing to do")
+    notice = print_training_outcome(console, outcome, RANDOM_CLIP_NOTICE,
+                                    f"{len(outcome.prompts)} prompts, ")
+    if notice is None:
         return 0
-    notice = f" [bold yellow]{RANDOM_CLIP_NOTICE}[/bold yellow]" if outcome.random_clip else ""
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
-    console.print(f"[green]wrote[/green] {out} ({len(outcome.prompts)} prompts, step "
-                  f"{outcome.step}/{outcome.steps}; {summary}){notice}")
+    out = escape(str(outcome.out))
     console.print(f"render: --method hyperdomain:{out}:text=PROMPT (commas are not allowed "
                   "in PROMPT)")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from stylebridge.cli.common import add_device_argument, finite_float
+from stylebridge.cli.common import add_run_arguments, finite_float, print_training_outcome
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_mindthegap as mtg
 from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
@@ -68,14 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"run CLIP without weights on {RANDOM_CLIP_NOTICE} (tests only)")
     parser.add_argument("--allow-random-lpips", action="store_true",
                         help="run LPIPS on a random VGG when no backbone is found (tests only)")
-    parser.add_argument("--sample-every", type=int, default=d.sample_every,
-                        help=f"write a source | adapted grid every N steps (default {d.sample_every})")
-    parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                        help=f"write the checkpoint and state every N steps (default {d.checkpoint_every})")
-    parser.add_argument("--resume", action="store_true", help="continue the run beside --out")
-    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed} (upstream's)")
-    add_device_argument(parser)
+    add_run_arguments(parser, sample_every=d.sample_every, checkpoint_every=d.checkpoint_every,
+                      seed=d.seed, seed_help=f"default {d.seed} (upstream's)")
 
 
 def config(args: argparse.Namespace) -> mtg.MindTheGapConfig:
@@ -97,14 +91,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise StylebridgeError("--sample-every and --checkpoint-every must be >= 0")
     with RichProgress(console, "domain") as progress:
         outcome = mtg.train_mindthegap(config(args), progress=progress)
-    out = escape(str(outcome.out))
-    if outcome.result is None:
-        console.print(f"{out} is already trained for {outcome.step} steps (--steps "
-                      f"{outcome.steps}); nothing to do")
+    notice = print_training_outcome(console, outcome, RANDOM_CLIP_NOTICE)
+    if notice is None:
         return 0
-    notice = f" [bold yellow]{RANDOM_CLIP_NOTICE}[/bold yellow]" if outcome.random_clip else ""
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
-    console.print(f"[green]wrote[/green] {out} (step {outcome.step}/{outcome.steps}; "
-                  f"{summary}){notice}")
     console.print(f"reference | source | adapted: {escape(str(outcome.reference_png))}{notice}")
     return 0
