@@ -69,6 +69,7 @@ from stylebridge.pipelines.training.domain import (
     WARMUP_START_LR,
     DomainTrainer,
     TrainSettings,
+    check_run_out,
     render,
     sample_wplus,
     state_path_for,
@@ -330,13 +331,8 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     d = TEXT_DEFAULTS if text_mode else IMAGE_DEFAULTS
     steps = cfg.steps if cfg.steps is not None else d.steps
     out = Path(cfg.out)
-    state_path = state_path_for(out)
-    if cfg.resume and not state_path.is_file():
-        raise StylebridgeError(f"--resume: no training state at {state_path}")
-    if not cfg.resume and out.exists() and not cfg.force:
-        raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
-                               path=out)
-    if not cfg.resume and state_path.is_file() and (cfg.force or not out.exists()):
+    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
+    if not cfg.resume and state_path.is_file():
         state_path.unlink()  # a stale state of an earlier run must not be resumed later
     if cfg.source_samples < 1:
         raise StylebridgeError("--source-samples must be >= 1")

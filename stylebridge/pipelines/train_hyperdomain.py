@@ -57,7 +57,12 @@ from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
-from stylebridge.pipelines.training.domain import DomainTrainer, TrainSettings, state_path_for
+from stylebridge.pipelines.training.domain import (
+    DomainTrainer,
+    TrainSettings,
+    check_run_out,
+    state_path_for,
+)
 from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
@@ -347,13 +352,9 @@ def _clip_models(cfg: HyperDomainTrainConfig, seed: int, device: torch.device
 
 
 def _prepare_out(cfg: HyperDomainTrainConfig) -> Path:
-    out, state_path = Path(cfg.out), state_path_for(cfg.out)
-    if cfg.resume and not state_path.is_file():
-        raise StylebridgeError(f"--resume: no training state at {state_path}")
-    if not cfg.resume and out.exists() and not cfg.force:
-        raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
-                               path=out)
-    if not cfg.resume and state_path.is_file() and (cfg.force or not out.exists()):
+    out = Path(cfg.out)
+    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
+    if not cfg.resume and state_path.is_file():
         state_path.unlink()
     return out
 

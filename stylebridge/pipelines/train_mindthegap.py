@@ -58,8 +58,8 @@ from stylebridge.pipelines.training.domain import (
     RANDOM_CLIP_NOTICE,
     DomainTrainer,
     TrainSettings,
+    check_run_out,
     render,
-    state_path_for,
 )
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
@@ -313,12 +313,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     _check(cfg)
     out = Path(cfg.out)
     latent_path, png_path = reference_paths(out)
-    state_path = state_path_for(out)
-    if cfg.resume and not state_path.is_file():
-        raise StylebridgeError(f"--resume: no training state at {state_path}")
-    if not cfg.resume and out.exists() and not cfg.force:
-        raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
-                               path=out)
+    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
     device = resolve_device(cfg.device)

@@ -98,6 +98,19 @@ def state_path_for(out: str | Path) -> Path:
     return out.with_name(out.stem + STATE_SUFFIX) if out.suffix else Path(f"{out}{STATE_SUFFIX}")
 
 
+def check_run_out(out: str | Path, *, resume: bool, force: bool) -> Path:
+    """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume one
+    that left no state; returns the training-state path beside ``out``.  A caller starting
+    over deletes a stale state (``not resume``) once its own checks have passed."""
+    out, state_path = Path(out), state_path_for(out)
+    if resume and not state_path.is_file():
+        raise StylebridgeError(f"--resume: no training state at {state_path}")
+    if not resume and out.exists() and not force:
+        raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
+                               path=out)
+    return state_path
+
+
 def sample_wplus(generator: Generator, n: int, rng: torch.Generator, *,
                  truncation: float = 1.0, mixing: float = 0.0) -> Tensor:
     """z ~ N(0, I) drawn from ``rng`` (a CPU generator) → w+ ``[n, n_latent, style_dim]``.
