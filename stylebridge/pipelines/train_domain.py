@@ -424,16 +424,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                             device=device)
     outcome = DomainTrainOutcome(out=out, steps=steps, step=0, random_clip=trainer.random_clip,
                                  samples_dir=trainer.samples_dir)
-    if cfg.resume:
-        step = trainer.load_state(state_path)
-        outcome.step = step
-        if step >= steps:
-            return outcome
-        emit(progress, "info", text=f"resuming from step {step} ({state_path})")
-    outcome.result = trainer.train(progress=progress)
-    outcome.step = outcome.result.step
-    outcome.losses = dict(trainer.last_losses)
-    return outcome
+    return trainer.resume_and_train(outcome, resume=cfg.resume, progress=progress)
 
 
 __all__ = [

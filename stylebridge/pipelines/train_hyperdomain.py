@@ -61,7 +61,6 @@ from stylebridge.pipelines.training.domain import (
     DomainTrainer,
     TrainSettings,
     check_run_out,
-    state_path_for,
 )
 from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
@@ -421,15 +420,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     outcome = HyperDomainOutcome(out=out, steps=settings.steps, step=0, prompts=bank.prompts,
                                  random_clip=trainer.random_clip,
                                  samples_dir=trainer.samples_dir)
-    if cfg.resume:
-        outcome.step = trainer.load_state(state_path_for(out))
-        if outcome.step >= settings.steps:
-            return outcome
-        emit(progress, "info", text=f"resuming from step {outcome.step}")
-    outcome.result = trainer.train(progress=progress)
-    outcome.step = outcome.result.step
-    outcome.losses = dict(trainer.last_losses)
-    return outcome
+    return trainer.resume_and_train(outcome, resume=cfg.resume, progress=progress)
 
 
 def train_tiny_hyperdomain(preset: TinyPreset, out: str | Path, prompts: Sequence[str], *,

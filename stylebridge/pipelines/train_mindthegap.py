@@ -400,15 +400,9 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                 reference_latent=latent_path, refine_history=refine_history,
                                 random_clip=trainer.random_clip,
                                 samples_dir=trainer.samples_dir)
-    if cfg.resume:
-        outcome.step = trainer.load_state(state_path)
-        if outcome.step >= cfg.steps:
-            return outcome
-        emit(progress, "info", text=f"resuming from step {outcome.step} ({state_path})")
-    outcome.result = trainer.train(progress=progress)
-    outcome.step = outcome.result.step
-    outcome.losses = dict(trainer.last_losses)
-    save_png(png_path, trainer.reference_strip())
+    trainer.resume_and_train(outcome, resume=cfg.resume, progress=progress)
+    if outcome.result is not None:
+        save_png(png_path, trainer.reference_strip())
     return outcome
 
 

@@ -421,6 +421,21 @@ class DomainTrainer:
         return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid())
 
     # -- loop --------------------------------------------------------------------------------
+    def resume_and_train(self, outcome: Any, *, resume: bool,
+                         progress: ProgressCallback | None = None) -> Any:
+        """What every domain-training pipeline ends with: with ``resume``, restore the state
+        beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``);
+        then :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``."""
+        if resume:
+            outcome.step = self.load_state(self.state_path)
+            if outcome.step >= self.settings.steps:
+                return outcome
+            emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
+        outcome.result = self.train(progress=progress)
+        outcome.step = outcome.result.step
+        outcome.losses = dict(self.last_losses)
+        return outcome
+
     def train(self, *, until: int | None = None,
               progress: ProgressCallback | None = None) -> TrainResult:
         """Run steps ``self.step .. until`` (default ``settings.steps``), saving as configured.
