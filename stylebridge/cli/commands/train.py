@@ -50,7 +50,8 @@ from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import generator_path
 
-#: ``stylebridge train TARGET``: the targets (``domain`` and ``featureshift`` here).
+#: ``stylebridge train TARGET``: the targets (``domain``, ``featureshift``, ``hyperdomain``,
+#: ``mindthegap`` here).
 TRAIN = TargetGroup("train")
 TRAIN_TARGETS = TRAIN.targets
 TrainTarget = Target
@@ -59,7 +60,9 @@ register_train_target = TRAIN.register
 
 class TrainCommand(Command):
     name = "train"
-    help = "train a model: `train domain` (text prompt or reference image), ..."
+    help = ("train a model: `train domain` (a domain method from a text prompt or one "
+            "reference image), `train hyperdomain` (one network for many prompts), "
+            "`train mindthegap` (one reference image), `train featureshift`")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         TRAIN.add_arguments(parser)
