@@ -124,3 +124,12 @@ def test_generator_in_a_folder_with_a_colon_through_the_cli(tmp_path, capsys) ->
         assert main(["generate", "-g", spec, "--seeds", "0", "--out", str(out)]) == 0, \
             capsys.readouterr().err
         assert (out / "seed0000.png").is_file()
+
+
+def test_a_quoted_option_value_may_hold_commas() -> None:
+    spec = parse_plugin_spec('hyperdomain:net.safetensors:text="a sketch, in pencil",alpha=2')
+    assert spec.name == "hyperdomain" and str(spec.path) == "net.safetensors"
+    assert spec.options == {"text": "a sketch, in pencil", "alpha": "2"}
+    assert parse_plugin_spec('fse:mode="shift"').options == {"mode": "shift"}
+    with pytest.raises(SpecError, match="unbalanced double quote"):
+        parse_plugin_spec('hyperdomain:net.safetensors:text="a sketch, in pencil')

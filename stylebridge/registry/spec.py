@@ -7,6 +7,8 @@ Plugin specs (``--encoder``, ``--method``, ``--calibrate``)::
     ckpt.safetensors          checkpoint alone; the header names the plugin
     fse:fse.safetensors:mode=shift,layer=5
     fse:mode=latents          name + options, no checkpoint
+    hyperdomain:net.safetensors:text="a sketch, in pencil"
+                              a value in double quotes may hold commas
 
 Generator specs (``--generator``, :func:`stylebridge.registry.resolve.load_generator`)::
 
@@ -44,11 +46,30 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _CKPT_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt")
 
 
+def _split_options(text: str, spec: str) -> list[str]:
+    """``a=1,b="x, y"`` → ``['a=1', 'b="x, y"']``: commas inside double quotes do not split."""
+    items, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if quoted:
+        raise SpecError(f"unbalanced double quote in {spec!r}")
+    items.append("".join(current))
+    return items
+
+
 def _parse_options(text: str, spec: str) -> dict[str, str]:
     options: dict[str, str] = {}
-    for item in text.split(","):
+    for item in _split_options(text, spec):
         key, sep, value = item.partition("=")
-        key = key.strip()
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]   # a quoted value: kept as written, commas included
         if not sep or not key or not value.strip():
             raise SpecError(f"malformed option {item!r} in {spec!r}: expected key=value")
         if key in options:

@@ -94,6 +94,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if notice is None:
         return 0
     out = escape(str(outcome.out))
-    console.print(f"render: --method hyperdomain:{out}:text=PROMPT (commas are not allowed "
-                  "in PROMPT)")
+    console.print(f"render: --method 'hyperdomain:{out}:text=\"PROMPT\"' (the double quotes "
+                  "let PROMPT hold commas)")
     return 0

@@ -149,7 +149,7 @@ def train_with_hyperdomain(inputs: RecipeInputs) -> list[TrainedDomain]:
     seconds = (time.perf_counter() - start) / max(1, len(inputs.prompts))
     state_path_for(outcome.out).unlink(missing_ok=True)
     # params: the method's parameters() = the network (the cached prompt embeddings are buffers)
-    return [TrainedDomain(name=f"hyperdomain-{domain}", spec=f"hyperdomain:{path}:text={prompt}",
+    return [TrainedDomain(name=f"hyperdomain-{domain}", spec=f'hyperdomain:{path}:text="{prompt}"',
                           path=path, kind="text", text=prompt, seconds=seconds,
                           notes=[f"one network for all {len(inputs.prompts)} prompts"] if i == 0
                           else [])

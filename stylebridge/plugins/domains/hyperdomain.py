@@ -35,8 +35,9 @@ Another prompt is encoded with the CLIP model(s) recorded in the config, loaded 
 weights installed with ``stylebridge weights`` (as ``train domain`` loads CLIP); a network
 trained through random CLIP weights (tests) rebuilds the same random models from the
 recorded seed and is labelled RANDOM, never real; ``clip_weights=PATH`` names the weights file of
-the (one) mapper CLIP model instead.  The ``text=`` option is one string
-without commas (commas separate spec options); surrounding quotes are removed.
+the (one) mapper CLIP model instead.  The ``text=`` option is one string; a
+prompt with commas goes in double quotes (``text="a sketch, in pencil"``: commas otherwise
+separate spec options); surrounding quotes are removed.
 
 Train it with ``stylebridge train hyperdomain`` (:mod:`stylebridge.pipelines.train_hyperdomain`);
 convert the published upstream networks with ``stylebridge convert hyperdomainnet-mapper``.
