@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the `files` / `registered` fixtures of test_adapt_random are imported and used as parameters)
 """The photo pipelines share :class:`PhotoOptions` (the configs keep their old keyword
 arguments) and read random-weight provenance from the loaded objects, not from booleans."""
 
@@ -5,22 +6,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import test_adapt as ta
 import torch
-from conftest import tiny_generator
-from PIL import Image
+from test_adapt_random import files, registered  # noqa: F401  (fixtures)
 
 from stylebridge.cli.commands.adapt import AdaptCommand
 from stylebridge.cli.commands.calibrate import CalibrateCommand
 from stylebridge.cli.commands.invert import InvertCommand
 from stylebridge.cli.photo_args import photo_options
-from stylebridge.core.checkpoint import save_checkpoint
-from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate
@@ -28,7 +24,6 @@ from stylebridge.pipelines.invert import InvertConfig, prepare_invert
 from stylebridge.pipelines.photos import PhotoOptions, is_random
 from stylebridge.registry.resolve import provenance_of
 
-RANDOM = {"random_weights": True}
 PHOTO_FIELDS = {"images", "align", "align_size", "batch", "device"}
 # every field each config had before PhotoOptions (names must keep working)
 OLD_FIELDS = {
@@ -41,36 +36,6 @@ OLD_FIELDS = {
                       "skip_layers", "fit", "power", "force", "align", "align_size", "batch",
                       "device"},
 }
-
-
-@pytest.fixture
-def registered() -> Iterator[None]:
-    from stylebridge.registry import get_registry, reset_registry
-
-    reset_registry()
-    get_registry().add_plugin(ta, "tests")
-    yield
-    reset_registry()
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    gen = tiny_generator(seed=0, size=ta.SIZE, style_dim=ta.SD)
-    enc = ta.TinyEncoder()
-    out: dict[str, Path] = {}
-    for tag, extra in (("", None), ("r", RANDOM)):
-        out[f"{tag}gen"] = save_stylegan2(tmp_path / f"{tag}gen.safetensors", gen, extra=extra)
-        out[f"{tag}enc"] = save_checkpoint(tmp_path / f"{tag}enc.safetensors", enc.state_dict(),
-                                           kind="encoder", plugin=enc.name, config=enc.config(),
-                                           extra=extra)
-    out["pixar"] = ta._domain(gen, 7).save(tmp_path / "pixar.safetensors")
-    out["joker"] = ta._domain(gen, 8).save(tmp_path / "joker.safetensors", extra=RANDOM)
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(photos / "a.png")
-    out["photos"] = photos
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
