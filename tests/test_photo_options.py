@@ -21,7 +21,7 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate
 from stylebridge.pipelines.invert import InvertConfig, prepare_invert
-from stylebridge.pipelines.photos import PhotoOptions, is_random
+from stylebridge.pipelines.photos import PhotoOptions, generator_file, is_random
 from stylebridge.registry.resolve import provenance_of
 
 PHOTO_FIELDS = {"images", "align", "align_size", "batch", "device"}
@@ -95,6 +95,8 @@ def test_is_random_reads_the_recorded_provenance_else_the_declaration() -> None:
     encoder.random_weights = True
     assert is_random(encoder) is True
     assert is_random(torch.nn.Linear(2, 2)) is False  # neither recorded nor a plugin
+    with pytest.raises(StylebridgeError, match="checkpoint file is unknown"):
+        generator_file(torch.nn.Linear(2, 2))
 
 
 def test_invert_and_calibrate_jobs_read_random_weights_from_the_objects(

@@ -56,10 +56,10 @@ from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     check_photo_options,
+    generator_file,
     is_random,
     open_encoder,
     open_generator,
-    weights_path,
 )
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
 from stylebridge.registry import get_registry
@@ -440,10 +440,9 @@ def prepare_adapt(config: AdaptConfig) -> AdaptJob:
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                       renderer=renderer, guide=guide)
-    g_path = weights_path(gen)
-    assert g_path is not None  # load_generator records the checkpoint file
-    return AdaptJob(config=config, paths=paths, adapter=adapter, generator_path=g_path,
-                    featureshift=fs_info, featureshift_random=fs_random)
+    return AdaptJob(config=config, paths=paths, adapter=adapter,
+                    generator_path=generator_file(gen), featureshift=fs_info,
+                    featureshift_random=fs_random)
 
 
 def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptResult:

@@ -22,10 +22,10 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
 from stylebridge.pipelines.photos import (
     PhotoOptions,
+    generator_file,
     is_random,
     open_encoder,
     open_generator,
-    weights_path,
 )
 from stylebridge.plugins.calibrators.alpha import (
     encoder_style_means,
@@ -112,10 +112,8 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
     encoder = open_encoder(config.encoder, device)
-    g_path = weights_path(gen)
-    assert g_path is not None  # load_generator records the checkpoint file
     return CalibrateJob(config=config, cls=cls, skip=skip, paths=paths, generator=gen,
-                        generator_path=g_path, encoder=encoder)
+                        generator_path=generator_file(gen), encoder=encoder)
 
 
 def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -> CalibrateResult:

@@ -39,10 +39,10 @@ from stylebridge.pipelines.adapt import ProgressCallback, random_parts
 from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.pipelines.photos import (
     PhotoOptions,
+    generator_file,
     is_random,
     open_encoder,
     open_generator,
-    weights_path,
 )
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -176,11 +176,9 @@ def prepare_invert(config: InvertConfig) -> InvertJob:
     compile_synthesis(gen, config.compile)
     encoder = open_encoder(config.encoder, device)
     encoder.bind_generator(gen)
-    g_path = weights_path(gen)
-    assert g_path is not None  # load_generator records the checkpoint file
     return InvertJob(config=config, paths=paths, encoder=encoder,
                      encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
-                     generator=gen, generator_path=g_path)
+                     generator=gen, generator_path=generator_file(gen))
 
 
 def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> InvertResult:

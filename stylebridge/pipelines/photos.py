@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from stylebridge.core.interfaces import Encoder, Plugin
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
+from stylebridge.errors import StylebridgeError
 from stylebridge.registry.resolve import load_encoder, load_generator, provenance_of
 
 if TYPE_CHECKING:
@@ -77,6 +78,15 @@ def weights_path(obj: Any) -> Path | None:
     return None if prov is None else prov.path
 
 
+def generator_file(generator: Generator) -> Path:
+    """The checkpoint file ``generator`` was loaded from (:func:`open_generator` records it)."""
+    path = weights_path(generator)
+    if path is None:
+        raise StylebridgeError("the generator's checkpoint file is unknown (it was not loaded "
+                               "by open_generator / load_generator)")
+    return path
+
+
 def open_generator(spec: str, device: torch.device) -> Generator:
     """``[stylegan2:]CKPT`` (or installed weights) → the generator; its provenance (file,
     random weights) is recorded beside it (:func:`is_random`, :func:`weights_path`)."""
@@ -90,5 +100,5 @@ def open_encoder(spec: str, device: torch.device) -> Encoder:
     return encoder
 
 
-__all__ = ["PhotoOptions", "check_photo_options", "is_random", "open_encoder",
-           "open_generator", "weights_path"]
+__all__ = ["PhotoOptions", "check_photo_options", "generator_file", "is_random",
+           "open_encoder", "open_generator", "weights_path"]
