@@ -50,13 +50,20 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.io import write_json
-from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.photos import (
+    PhotoOptions,
+    check_photo_options,
+    generator_file,
+    is_random,
+    open_encoder,
+    open_generator,
+)
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
 from stylebridge.registry import get_registry
-from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
+from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -196,7 +203,9 @@ class Adapter:
 
 
 def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
-    """``[stylegan2:]CKPT`` (or installed weights) → (generator, random weights?, path)."""
+    """``[stylegan2:]CKPT`` (or installed weights) → (generator, random weights?, path).
+    The photo pipelines use :func:`~stylebridge.pipelines.photos.open_generator` and read
+    both from the generator's recorded provenance."""
     generator, provenance = load_generator(spec, device)
     return generator, provenance.random, provenance.path
 
@@ -217,15 +226,14 @@ def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
     return safe or f"domain{index}"
 
 
-def load_domains(specs: Sequence[str], device: torch.device
-                 ) -> tuple[dict[str, DomainMethod], dict[str, bool]]:
+def open_domains(specs: Sequence[str], device: torch.device) -> dict[str, DomainMethod]:
     """``--method``/``--domain`` checkpoints (one-line errors for a missing file or a wrong
-    kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``), and
-    which of them hold random (untrained) weights."""
+    kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``);
+    whether each holds random weights is recorded beside it
+    (:func:`~stylebridge.pipelines.photos.is_random`)."""
     from stylebridge.registry.resolve import load_domain
 
     domains: dict[str, DomainMethod] = {}
-    random: dict[str, bool] = {}
     for i, spec in enumerate(specs):
         method = load_domain(spec, device=device)
         name = domain_name(spec, method, i)
@@ -233,7 +241,15 @@ def load_domains(specs: Sequence[str], device: torch.device
         while unique in domains or unique == INVERSION:
             unique, k = f"{name}-{k}", k + 1
         domains[unique] = method
-        random[unique] = spec_random("domain_method", spec, method)
+    return domains
+
+
+def load_domains(specs: Sequence[str], device: torch.device
+                 ) -> tuple[dict[str, DomainMethod], dict[str, bool]]:
+    """:func:`open_domains`, and which of them hold random (untrained) weights."""
+    domains = open_domains(specs, device)
+    random = {name: spec_random("domain_method", spec, method)
+              for (name, method), spec in zip(domains.items(), specs, strict=True)}
     return domains, random
 
 
@@ -246,12 +262,6 @@ def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
         elif value:
             parts.append(key)
     return parts
-
-
-def check_photo_options(batch: int, align_size: int) -> None:
-    """One-line errors for a batch size or an alignment size below 1."""
-    check_range("--batch", batch, 1, MAX_BATCH)
-    check_range("--align-size", align_size, 1, MAX_IMAGE_SIZE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,10 +332,11 @@ def _metrics(names: Sequence[str]) -> dict[str, Any]:
 
 
 @dataclass
-class AdaptConfig:
-    """What :func:`adapt` does: specs as the CLI takes them (``NAME[:CKPT]`` etc.)."""
+class AdaptConfig(PhotoOptions):
+    """What :func:`adapt` does: specs as the CLI takes them (``NAME[:CKPT]`` etc.); the
+    photo options (``images``, ``align``, ``align_size``, ``batch``, ``device``, keywords
+    only) are :class:`~stylebridge.pipelines.photos.PhotoOptions`."""
 
-    images: Sequence[str | Path]
     encoder: str
     generator: str
     methods: Sequence[str]
@@ -334,24 +345,45 @@ class AdaptConfig:
     skip_layers: str | Sequence[int] = ""
     featureshift: Path | None = None
     guide: str | None = None
-    align: bool = True
-    align_size: int = 1024
-    batch: int = 4
-    device: str = "auto"
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
 
 
 @dataclass
 class AdaptJob:
-    """Everything :func:`prepare_adapt` loaded and checked, before any photo is read."""
+    """Everything :func:`prepare_adapt` loaded and checked, before any photo is read.
+
+    Which inputs run on random weights is read from the loaded objects (their recorded
+    provenance); only the FeatureShift model, read from its file by
+    :func:`~stylebridge.plugins.renderers.featureshift.load_featureshift`, carries it here
+    (``featureshift_random``, from its header)."""
 
     config: AdaptConfig
     paths: list[Path]
     adapter: Adapter
     generator_path: Path
-    domain_random: dict[str, bool]
-    random_inputs: dict[str, Any]
     featureshift: dict[str, Any] | None = None
+    featureshift_random: bool = False
+
+    @property
+    def domain_random(self) -> dict[str, bool]:
+        """Domain name → whether it holds random (untrained) weights."""
+        return {name: is_random(method) for name, method in self.adapter.methods.items()}
+
+    @property
+    def random_inputs(self) -> dict[str, Any]:
+        """Which inputs run on random weights: ``encoder``, ``generator``, ``domains`` (by
+        name), and ``calibrator``, ``featureshift``, ``guide`` when used (``adapt.json``)."""
+        adapter = self.adapter
+        out: dict[str, Any] = {"encoder": is_random(adapter.encoder),
+                               "generator": is_random(adapter.generator),
+                               "domains": self.domain_random}
+        if adapter.calibrator is not None:
+            out["calibrator"] = is_random(adapter.calibrator)
+        if self.featureshift is not None:
+            out["featureshift"] = self.featureshift_random
+        if adapter.guide is not None:
+            out["guide"] = is_random(adapter.guide)
+        return out
 
     @property
     def parts(self) -> list[str]:
@@ -377,42 +409,40 @@ class AdaptResult:
 
 def prepare_adapt(config: AdaptConfig) -> AdaptJob:
     """Load and check every input (one-line errors) before a photo is read or a file written."""
-    check_photo_options(config.batch, config.align_size)
+    config.check_photos()
     parse_layers(config.skip_layers)  # syntax check before anything is loaded
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
-    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    gen = open_generator(config.generator, device)
     compile_synthesis(gen, config.compile)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
-    encoder, enc_random = load_encoder(config.encoder, device)
-    # which inputs run on random (untrained) weights: every one is labelled, on grid.png and
-    # in adapt.json / metrics.json
-    random_inputs: dict[str, Any] = {"encoder": enc_random, "generator": gen_random}
-    methods, domain_random = load_domains(config.methods, device)
-    random_inputs["domains"] = domain_random
+    # every input on random (untrained) weights is labelled, on grid.png and in adapt.json /
+    # metrics.json: AdaptJob.random_inputs reads that from the loaded objects
+    encoder = open_encoder(config.encoder, device)
+    methods = open_domains(config.methods, device)
     calibrator = None
     if config.calibrate:
         calibrator = load_plugin("calibrator", config.calibrate, device=device)
-        random_inputs["calibrator"] = spec_random("calibrator", config.calibrate, calibrator)
     renderer: Renderer | None = None
     guide = None
     fs_info = None
+    fs_random = False
     if config.featureshift is not None:
         from stylebridge.plugins.renderers.featureshift import load_featureshift
 
         model, fs_header = load_featureshift(config.featureshift, device=device)
         renderer = model
-        random_inputs["featureshift"] = is_random_weights(fs_header.extra)
+        fs_random = is_random_weights(fs_header.extra)
         guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
         if guide_spec and guide_spec != config.encoder:
-            guide, random_inputs["guide"] = load_encoder(str(guide_spec), device)
+            guide = open_encoder(str(guide_spec), device)
         fs_info = {"model": str(config.featureshift), "layer": model.layer,
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                       renderer=renderer, guide=guide)
-    return AdaptJob(config=config, paths=paths, adapter=adapter, generator_path=g_path,
-                    domain_random=domain_random, random_inputs=random_inputs,
-                    featureshift=fs_info)
+    return AdaptJob(config=config, paths=paths, adapter=adapter,
+                    generator_path=generator_file(gen), featureshift=fs_info,
+                    featureshift_random=fs_random)
 
 
 def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptResult:
@@ -420,7 +450,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     config, adapter = job.config, job.adapter
     progress = progress or _no_progress
     gen, encoder, methods = adapter.generator, adapter.encoder, adapter.methods
-    parts = job.parts
+    random_inputs = job.random_inputs
+    parts = random_parts(random_inputs)
     random = bool(parts)
     enc_size = int(encoder.preprocessing.size or gen.size)
     tile = min(gen.size, GRID_TILE)
@@ -436,8 +467,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     outputs: dict[str, dict[str, str]] = {}
     description = f"adapting with {len(methods)} domain(s)"
     progress(0, len(todo), description)
-    for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, batch=config.batch,
-                               align=config.align, align_size=config.align_size,
+    for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, **config.batching,
                                target=gen.size, enc_filter=encoder.preprocessing.resize):
         images = adapter.run(torch.stack(chunk.inputs))
         rendered = {k: v.cpu() for k, v in images.items()}
@@ -466,7 +496,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "offset_scale": None if scale is None else [float(v) for v in scale],
         "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
         "aligned": bool(config.align), "random_weights": random,
-        "random_inputs": job.random_inputs, "random_parts": parts,
+        "random_inputs": random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
     if random:
@@ -479,14 +509,14 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     summary["metrics_input_vs_inversion"] = values
     write_json(config.out / "metrics.json", {"input_vs_inversion": values,
                                              "random_weights": random,
-                                             "random_inputs": job.random_inputs,
+                                             "random_inputs": random_inputs,
                                              "random_parts": parts})
     write_json(config.out / "adapt.json", summary)
     grid = None
     if grid_rows:
         labels = ["input (aligned)" if config.align else "input",
                   f"inversion: {encoder.name}",
-                  *(f"{name} [{RANDOM_NOTICE}]" if job.domain_random[name] else name
+                  *(f"{name} [{RANDOM_NOTICE}]" if random_inputs["domains"][name] else name
                     for name in methods)]
         grid = config.out / "grid.png"
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
@@ -513,6 +543,7 @@ __all__ = [
     "encoder_batches",
     "load_domains",
     "load_generator_arg",
+    "open_domains",
     "photo_batches",
     "prepare_adapt",
     "random_parts",

@@ -19,12 +19,13 @@ from stylebridge.core.batch import BatchReport, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.adapt import (
-    ProgressCallback,
-    check_photo_options,
-    encoder_batches,
-    load_generator_arg,
-    random_parts,
+from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
+from stylebridge.pipelines.photos import (
+    PhotoOptions,
+    generator_file,
+    is_random,
+    open_encoder,
+    open_generator,
 )
 from stylebridge.plugins.calibrators.alpha import (
     encoder_style_means,
@@ -33,7 +34,6 @@ from stylebridge.plugins.calibrators.alpha import (
     skip_scale,
 )
 from stylebridge.registry import get_registry
-from stylebridge.registry.resolve import load_encoder
 
 if TYPE_CHECKING:
     from stylebridge.core.interfaces import Calibrator, Encoder
@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class CalibrateConfig:
-    """What :func:`calibrate` fits: calibrator name, encoder and generator specs, photos."""
+class CalibrateConfig(PhotoOptions):
+    """What :func:`calibrate` fits: calibrator name, encoder and generator specs, photos (the
+    photo options ``images``, ``align``, ``align_size``, ``batch``, ``device``, keywords only,
+    are :class:`~stylebridge.pipelines.photos.PhotoOptions`)."""
 
     calibrator: str
-    images: list[str | Path]
     encoder: str
     generator: str
     out: Path
@@ -55,10 +56,6 @@ class CalibrateConfig:
     fit: str = "origin"
     power: float = -1.0
     force: bool = False
-    align: bool = True
-    align_size: int = 1024
-    batch: int = 4
-    device: str = "auto"
 
 
 @dataclass
@@ -72,8 +69,12 @@ class CalibrateJob:
     generator: Generator
     generator_path: Path
     encoder: Encoder
-    random_inputs: dict[str, bool]
     report: BatchReport = field(default_factory=BatchReport)
+
+    @property
+    def random_inputs(self) -> dict[str, bool]:
+        """Whether the encoder and the generator run on random weights (their provenance)."""
+        return {"encoder": is_random(self.encoder), "generator": is_random(self.generator)}
 
     @property
     def random(self) -> bool:
@@ -96,7 +97,7 @@ class CalibrateResult:
 
 def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors)."""
-    check_photo_options(config.batch, config.align_size)
+    config.check_photos()
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
     if config.out.exists() and not config.force:
         raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
@@ -107,13 +108,12 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     skip = parse_layers(config.skip_layers)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
-    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    gen = open_generator(config.generator, device)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
-    encoder, enc_random = load_encoder(config.encoder, device)
+    encoder = open_encoder(config.encoder, device)
     return CalibrateJob(config=config, cls=cls, skip=skip, paths=paths, generator=gen,
-                        generator_path=g_path, encoder=encoder,
-                        random_inputs={"encoder": enc_random, "generator": gen_random})
+                        generator_path=generator_file(gen), encoder=encoder)
 
 
 def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -> CalibrateResult:
@@ -130,24 +130,25 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
 
     if progress is not None:
         progress(0, len(job.paths), "encoding photos")
-    batches = encoder_batches(job.paths, report, enc_size=enc_size, batch=config.batch,
-                              align=config.align, align_size=config.align_size, on_batch=update,
-                              enc_filter=job.encoder.preprocessing.resize)
+    batches = encoder_batches(job.paths, report, enc_size=enc_size, **config.batching,
+                              on_batch=update, enc_filter=job.encoder.preprocessing.resize)
     enc_means, n_images = encoder_style_means(job.encoder, gen, batches)
     if progress is not None:
         progress(0, None, f"sampling {config.samples} z")
     src_means = mapping_style_means(gen, config.samples, seed=config.seed)
     calib = job.cls.from_style_means(src_means, enc_means, skip_layers=job.skip, fit=config.fit,
                                      power=config.power)
+    random_inputs = job.random_inputs
+    random = any(random_inputs.values())
     extra: dict[str, Any] = {
         "encoder": config.encoder, "generator": job.generator_path.name, "n_images": n_images,
         "samples": config.samples, "seed": config.seed, "aligned": bool(config.align),
-        "random_weights": job.random, "random_inputs": job.random_inputs}
-    if job.random:
-        parts = ", ".join(random_parts(job.random_inputs))
+        "random_weights": random, "random_inputs": random_inputs}
+    if random:
+        parts = ", ".join(random_parts(random_inputs))
         extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
     calib.save(config.out, extra=extra)
-    return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=job.random)
+    return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=random)
 
 
 def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None

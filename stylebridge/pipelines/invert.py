@@ -19,7 +19,7 @@ photos without a face are skipped and reported in the result's batch report
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,14 +35,15 @@ from stylebridge.core.images import from_generator_range, labelled_grid, resize_
 from stylebridge.core.interfaces import Encoder, Inversion
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
-from stylebridge.pipelines.adapt import (
-    ProgressCallback,
-    check_photo_options,
-    load_generator_arg,
-    random_parts,
-)
+from stylebridge.pipelines.adapt import ProgressCallback, random_parts
 from stylebridge.pipelines.align import align_face, output_names
-from stylebridge.registry.resolve import load_encoder
+from stylebridge.pipelines.photos import (
+    PhotoOptions,
+    generator_file,
+    is_random,
+    open_encoder,
+    open_generator,
+)
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -112,18 +113,15 @@ def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
 
 
 @dataclass
-class InvertConfig:
-    """What :func:`invert` does: encoder and generator specs as the CLI takes them."""
+class InvertConfig(PhotoOptions):
+    """What :func:`invert` does: encoder and generator specs as the CLI takes them; the photo
+    options (``images``, ``align``, ``align_size``, ``batch``, ``device``, keywords only) are
+    :class:`~stylebridge.pipelines.photos.PhotoOptions`."""
 
-    images: Sequence[str | Path]
     encoder: str
     generator: str
     out: Path
     save_latents: bool = False
-    align: bool = True
-    align_size: int = 1024
-    batch: int = 4
-    device: str = "auto"
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
 
 
@@ -138,7 +136,11 @@ class InvertJob:
     encoder_spec: str
     generator: Generator
     generator_path: Path
-    random_inputs: dict[str, bool]
+
+    @property
+    def random_inputs(self) -> dict[str, bool]:
+        """Whether the encoder and the generator run on random weights (their provenance)."""
+        return {"encoder": is_random(self.encoder), "generator": is_random(self.generator)}
 
     @property
     def parts(self) -> list[str]:
@@ -166,18 +168,17 @@ class _Item:
 
 def prepare_invert(config: InvertConfig) -> InvertJob:
     """Load and check encoder and generator (one-line errors) before a photo is read."""
-    check_photo_options(config.batch, config.align_size)
+    config.check_photos()
     device = resolve_device(config.device)
     spec = parse_plugin_spec(config.encoder, what="encoder")
     paths = require_inputs(config.images)
-    gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    gen = open_generator(config.generator, device)
     compile_synthesis(gen, config.compile)
-    encoder, enc_random = load_encoder(config.encoder, device)
+    encoder = open_encoder(config.encoder, device)
     encoder.bind_generator(gen)
     return InvertJob(config=config, paths=paths, encoder=encoder,
                      encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
-                     generator=gen, generator_path=g_path,
-                     random_inputs={"encoder": enc_random, "generator": gen_random})
+                     generator=gen, generator_path=generator_file(gen))
 
 
 def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> InvertResult:

@@ -22,11 +22,11 @@ from stylebridge.cli.common import add_compile_argument, add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
-    check_photo_arguments,
     print_batch_report,
     print_random_notices,
     progress_bar,
 )
+from stylebridge.cli.photo_args import photo_options
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt, run_adapt
 from stylebridge.registry import hookimpl
@@ -59,12 +59,11 @@ class AdaptCommand(Command):
         add_compile_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        check_photo_arguments(args)
-        config = AdaptConfig(images=args.images, encoder=args.encoder, generator=args.generator,
-                             methods=args.method, out=args.out, calibrate=args.calibrate,
-                             skip_layers=args.skip_layers, featureshift=args.featureshift,
-                             guide=args.guide, align=args.align, align_size=args.align_size,
-                             batch=args.batch, device=args.device, compile=args.compile)
+        config = AdaptConfig(**photo_options(args), encoder=args.encoder,
+                             generator=args.generator, methods=args.method, out=args.out,
+                             calibrate=args.calibrate, skip_layers=args.skip_layers,
+                             featureshift=args.featureshift, guide=args.guide,
+                             compile=args.compile)
         job = prepare_adapt(config)
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)

@@ -18,11 +18,11 @@ from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
     add_style_means_arguments,
-    check_photo_arguments,
     print_batch_report,
     print_random_notices,
     progress_bar,
 )
+from stylebridge.cli.photo_args import photo_options
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
@@ -53,12 +53,10 @@ class CalibrateCommand(Command):
         add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        check_photo_arguments(args)
         config = CalibrateConfig(
-            calibrator=args.calibrator, images=args.images, encoder=args.encoder,
+            **photo_options(args), calibrator=args.calibrator, encoder=args.encoder,
             generator=args.generator, out=args.out, samples=args.samples, seed=args.seed,
-            skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force,
-            align=args.align, align_size=args.align_size, batch=args.batch, device=args.device)
+            skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force)
         job = prepare_calibrate(config)
         print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
                              generator=job.generator_path)

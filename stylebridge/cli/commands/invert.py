@@ -18,11 +18,11 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_compile_argument, add_images_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
-    check_photo_arguments,
     print_batch_report,
     print_random_notices,
     progress_bar,
 )
+from stylebridge.cli.photo_args import photo_options
 from stylebridge.pipelines.invert import InvertConfig, prepare_invert, run_invert
 from stylebridge.registry import hookimpl
 
@@ -42,11 +42,9 @@ class InvertCommand(Command):
         add_compile_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        check_photo_arguments(args)
-        config = InvertConfig(images=args.images, encoder=args.encoder, generator=args.generator,
-                              out=args.out, save_latents=args.save_latents, align=args.align,
-                              align_size=args.align_size, batch=args.batch, device=args.device,
-                              compile=args.compile)
+        config = InvertConfig(**photo_options(args), encoder=args.encoder,
+                              generator=args.generator, out=args.out,
+                              save_latents=args.save_latents, compile=args.compile)
         job = prepare_invert(config)
         print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
                              generator=job.generator_path)

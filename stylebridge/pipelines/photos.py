@@ -1,0 +1,104 @@
+"""What the photo pipelines (``invert``, ``adapt``, ``calibrate``) share: the photo-input
+options and where their models' weights came from.
+
+:class:`PhotoOptions` holds the options every photo pipeline takes (photos, FFHQ alignment,
+batch size, device); :class:`~stylebridge.pipelines.adapt.AdaptConfig`,
+:class:`~stylebridge.pipelines.invert.InvertConfig` and
+:class:`~stylebridge.pipelines.calibrate.CalibrateConfig` extend it, so their fields keep
+their names (``config.images``, ``config.align_size``, ...).  Its fields are keyword-only.
+
+Whether a model runs on random (untrained) weights is read from the object itself
+(:func:`is_random`): :func:`~stylebridge.registry.resolve.create` and
+:func:`~stylebridge.registry.resolve.load_generator` record a
+:class:`~stylebridge.registry.resolve.Provenance` beside every object they build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stylebridge.core.interfaces import Encoder, Plugin
+from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
+from stylebridge.errors import StylebridgeError
+from stylebridge.registry.resolve import load_encoder, load_generator, provenance_of
+
+if TYPE_CHECKING:
+    import torch
+
+    from stylebridge.core.stylegan2.generator import Generator
+
+DEFAULT_ALIGN_SIZE = 1024
+DEFAULT_BATCH = 4
+
+
+def check_photo_options(batch: int, align_size: int) -> None:
+    """One-line errors for a batch size or an alignment size below 1."""
+    check_range("--batch", batch, 1, MAX_BATCH)
+    check_range("--align-size", align_size, 1, MAX_IMAGE_SIZE)
+
+
+@dataclass(kw_only=True)
+class PhotoOptions:
+    """The photo inputs of a pipeline: ``images`` (files or folders), FFHQ-``align`` them
+    first (at ``align_size`` pixels, before the encoder's own resize), ``batch`` photos per
+    forward pass, on ``device`` (``auto``: CUDA when available)."""
+
+    images: Sequence[str | Path]
+    align: bool = True
+    align_size: int = DEFAULT_ALIGN_SIZE
+    batch: int = DEFAULT_BATCH
+    device: str = "auto"
+
+    def check_photos(self) -> None:
+        """One-line errors for ``batch`` / ``align_size`` out of range."""
+        check_photo_options(self.batch, self.align_size)
+
+    @property
+    def batching(self) -> dict[str, Any]:
+        """``batch``, ``align`` and ``align_size``, as the photo-batch readers take them."""
+        return {"batch": self.batch, "align": self.align, "align_size": self.align_size}
+
+
+def is_random(obj: Any) -> bool:
+    """Whether ``obj`` runs on random (untrained) weights: the provenance recorded when it
+    was built (:func:`~stylebridge.registry.resolve.provenance_of`); an object built
+    elsewhere counts as what it declares (:attr:`~stylebridge.core.interfaces.Plugin.random_weights`)."""
+    prov = provenance_of(obj)
+    if prov is not None:
+        return prov.random
+    return isinstance(obj, Plugin) and bool(obj.random_weights)
+
+
+def weights_path(obj: Any) -> Path | None:
+    """The checkpoint file ``obj`` was loaded from, as recorded when it was built."""
+    prov = provenance_of(obj)
+    return None if prov is None else prov.path
+
+
+def generator_file(generator: Generator) -> Path:
+    """The checkpoint file ``generator`` was loaded from (:func:`open_generator` records it)."""
+    path = weights_path(generator)
+    if path is None:
+        raise StylebridgeError("the generator's checkpoint file is unknown (it was not loaded "
+                               "by open_generator / load_generator)")
+    return path
+
+
+def open_generator(spec: str, device: torch.device) -> Generator:
+    """``[stylegan2:]CKPT`` (or installed weights) → the generator; its provenance (file,
+    random weights) is recorded beside it (:func:`is_random`, :func:`weights_path`)."""
+    generator, _ = load_generator(spec, device)
+    return generator
+
+
+def open_encoder(spec: str, device: torch.device) -> Encoder:
+    """An encoder from a ``--encoder`` spec; its provenance is recorded beside it."""
+    encoder, _ = load_encoder(spec, device)
+    return encoder
+
+
+__all__ = ["PhotoOptions", "check_photo_options", "generator_file", "is_random",
+           "open_encoder", "open_generator", "weights_path"]

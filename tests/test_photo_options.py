@@ -1,0 +1,132 @@
+# ruff: noqa: F811  (the `files` / `registered` fixtures of test_adapt_random are imported and used as parameters)
+"""The photo pipelines share :class:`PhotoOptions` (the configs keep their old keyword
+arguments) and read random-weight provenance from the loaded objects, not from booleans."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pytest
+import test_adapt as ta
+import torch
+from test_adapt_random import files, registered  # noqa: F401  (fixtures)
+
+from stylebridge.cli.commands.adapt import AdaptCommand
+from stylebridge.cli.commands.calibrate import CalibrateCommand
+from stylebridge.cli.commands.invert import InvertCommand
+from stylebridge.cli.photo_args import photo_options
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt
+from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate
+from stylebridge.pipelines.invert import InvertConfig, prepare_invert
+from stylebridge.pipelines.photos import PhotoOptions, generator_file, is_random
+from stylebridge.registry.resolve import provenance_of
+
+PHOTO_FIELDS = {"images", "align", "align_size", "batch", "device"}
+# every field each config had before PhotoOptions (names must keep working)
+OLD_FIELDS = {
+    AdaptConfig: {"images", "encoder", "generator", "methods", "out", "calibrate",
+                  "skip_layers", "featureshift", "guide", "align", "align_size", "batch",
+                  "device", "compile"},
+    InvertConfig: {"images", "encoder", "generator", "out", "save_latents", "align",
+                   "align_size", "batch", "device", "compile"},
+    CalibrateConfig: {"calibrator", "images", "encoder", "generator", "out", "samples", "seed",
+                      "skip_layers", "fit", "power", "force", "align", "align_size", "batch",
+                      "device"},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# PhotoOptions
+
+
+@pytest.mark.parametrize("cls", list(OLD_FIELDS))
+def test_configs_keep_their_fields_and_defaults(cls: type, tmp_path: Path) -> None:
+    assert issubclass(cls, PhotoOptions)
+    assert {f.name for f in dataclasses.fields(cls)} == OLD_FIELDS[cls]
+    required = {"images": ["a.png"], "encoder": "e", "generator": "g", "out": tmp_path,
+                "methods": ["m"], "calibrator": "alpha"}
+    config = cls(**{k: v for k, v in required.items() if k in OLD_FIELDS[cls]})
+    # the defaults each config had before
+    assert (config.align, config.align_size, config.batch, config.device) == (True, 1024, 4,
+                                                                            "auto")
+    config = cls(**{k: v for k, v in required.items() if k in OLD_FIELDS[cls]}, align=False,
+                 align_size=256, batch=2, device="cpu")
+    assert (config.images, config.align, config.align_size, config.batch, config.device) == (
+        ["a.png"], False, 256, 2, "cpu")
+    assert config.batching == {"batch": 2, "align": False, "align_size": 256}
+
+
+@pytest.mark.parametrize(("option", "value", "flag"), [("batch", 0, "--batch"),
+                                                       ("align_size", 0, "--align-size"),
+                                                       ("batch", 10**9, "--batch")])
+def test_photo_options_are_checked_in_one_line(option: str, value: int, flag: str) -> None:
+    options = PhotoOptions(images=["a.png"], **{option: value})
+    with pytest.raises(StylebridgeError) as info:
+        options.check_photos()
+    assert str(info.value).startswith(flag) and "\n" not in str(info.value)
+    PhotoOptions(images=["a.png"], batch=1, align_size=1).check_photos()  # the lower bounds pass
+
+
+@pytest.mark.parametrize("command", [AdaptCommand, InvertCommand, CalibrateCommand])
+def test_photo_args_read_back_what_the_parser_took(command: type) -> None:
+    parser = argparse.ArgumentParser()
+    command().add_arguments(parser)
+    argv = ["-e", "e4e", "-g", "g.safetensors", "--out", "o", "--no-align", "--align-size",
+            "256", "--batch", "3", "--device", "cpu"]
+    argv += {AdaptCommand: ["-m", "d.safetensors", "x.png"], InvertCommand: ["x.png"],
+             CalibrateCommand: ["alpha", "--images", "x.png"]}[command]
+    got = photo_options(parser.parse_args(argv))
+    assert got == {"images": ["x.png"], "align": False, "align_size": 256, "batch": 3,
+                   "device": "cpu"}
+    with pytest.raises(StylebridgeError, match=r"^--batch"):
+        photo_options(parser.parse_args([*argv, "--batch", "0"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance read from the objects
+
+
+def test_is_random_reads_the_recorded_provenance_else_the_declaration() -> None:
+    encoder = ta.TinyEncoder()  # not built by create(): nothing recorded
+    assert provenance_of(encoder) is None and is_random(encoder) is False
+    encoder.random_weights = True
+    assert is_random(encoder) is True
+    assert is_random(torch.nn.Linear(2, 2)) is False  # neither recorded nor a plugin
+    with pytest.raises(StylebridgeError, match="checkpoint file is unknown"):
+        generator_file(torch.nn.Linear(2, 2))
+
+
+def test_invert_and_calibrate_jobs_read_random_weights_from_the_objects(
+        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+    job = prepare_invert(InvertConfig(images=[files["photos"]],
+                                      encoder=f"test-adapt-tiny:{files['enc']}",
+                                      generator=str(files["rgen"]), out=tmp_path / "inv",
+                                      device="cpu", compile="off"))
+    assert job.random_inputs == {"encoder": False, "generator": True}
+    assert job.parts == ["generator"] and job.generator_path == files["rgen"]
+    assert provenance_of(job.generator).random and not provenance_of(job.encoder).random
+
+    cal = prepare_calibrate(CalibrateConfig(calibrator="alpha", images=[files["photos"]],
+                                            encoder=f"test-adapt-tiny:{files['renc']}",
+                                            generator=str(files["gen"]),
+                                            out=tmp_path / "a.safetensors", device="cpu"))
+    assert cal.random_inputs == {"encoder": True, "generator": False} and cal.random
+    assert cal.generator_path == files["gen"]
+
+
+def test_adapt_job_reads_random_weights_from_the_objects(
+        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+    job = prepare_adapt(AdaptConfig(images=[files["photos"]],
+                                    encoder=f"test-adapt-tiny:{files['renc']}",
+                                    generator=str(files["gen"]),
+                                    methods=[str(files["pixar"]), str(files["joker"])],
+                                    out=tmp_path / "ad", device="cpu", compile="off"))
+    assert job.domain_random == {"pixar": False, "joker": True}
+    assert list(job.random_inputs) == ["encoder", "generator", "domains"]
+    assert job.random_inputs == {"encoder": True, "generator": False,
+                                 "domains": {"pixar": False, "joker": True}}
+    assert job.parts == ["encoder", "domain joker"]
+    assert job.generator_path == files["gen"]
