@@ -110,6 +110,15 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,
     add_device_argument(parser)
 
 
+def add_clip_weights_arguments(parser: argparse.ArgumentParser, notice: str) -> None:
+    """``--clip-weights MODEL=PATH`` and ``--allow-random-clip`` (the domain trainers)."""
+    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
+                        help="weights file of a CLIP model (.safetensors state dict), repeatable")
+    parser.add_argument("--allow-random-clip", action="store_true",
+                        help=f"run CLIP models without weights on {notice} "
+                             "(tests only; every output says so)")
+
+
 def print_training_outcome(console: Any, outcome: Any, notice_text: str,
                            what: str = "") -> str | None:
     """The end of a domain trainer's command: ``already trained`` (a resumed run with nothing

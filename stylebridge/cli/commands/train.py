@@ -37,6 +37,7 @@ from stylebridge.cli.commands import train_mindthegap
 from stylebridge.cli.common import (
     Target,
     TargetGroup,
+    add_clip_weights_arguments,
     add_device_argument,
     add_run_arguments,
     finite_float,
@@ -171,11 +172,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
                              "option after=N starts a term at step N")
     parser.add_argument("--clip", action="append", metavar="MODEL",
                         help="CLIP model, repeatable (default: ViT-B-32 and ViT-B-16)")
-    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
-                        help="weights file of a CLIP model (.safetensors state dict), repeatable")
-    parser.add_argument("--allow-random-clip", action="store_true",
-                        help=f"run CLIP models without weights on {td.RANDOM_CLIP_NOTICE} "
-                             "(tests only; every output says so)")
+    add_clip_weights_arguments(parser, td.RANDOM_CLIP_NOTICE)
     parser.add_argument("--encoder", default=None, metavar="NAME:CKPT",
                         help="encoder that inverts images for difa_w (DiFa uses e4e)")
     parser.add_argument("--lr", type=finite_float, default=None, help="Adam lr (default 0.05 text, 0.08 image)")

@@ -12,7 +12,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from stylebridge.cli.common import add_run_arguments, finite_float, print_training_outcome
+from stylebridge.cli.common import (
+    add_clip_weights_arguments,
+    add_run_arguments,
+    finite_float,
+    print_training_outcome,
+)
 from stylebridge.pipelines import train_hyperdomain as th
 from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
 
@@ -49,11 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "drops ViT-B-16 when resampling)")
     parser.add_argument("--mapper-clip", action="append", metavar="MODEL",
                         help="CLIP model whose text embedding the network reads (default ViT-B-32)")
-    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
-                        help="weights file of a CLIP model (.safetensors state dict), repeatable")
-    parser.add_argument("--allow-random-clip", action="store_true",
-                        help=f"run CLIP models without weights on {RANDOM_CLIP_NOTICE} "
-                             "(tests only; every output says so)")
+    add_clip_weights_arguments(parser, RANDOM_CLIP_NOTICE)
     parser.add_argument("--no-convex", dest="convex", action="store_false",
                         help="do not mix the batch's prompts (upstream convex_hull: on)")
     parser.add_argument("--resample", type=_off_or_float, default=th.RESAMPLE_COS,

@@ -13,7 +13,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from stylebridge.cli.common import add_run_arguments, finite_float, print_training_outcome
+from stylebridge.cli.common import (
+    add_clip_weights_arguments,
+    add_run_arguments,
+    finite_float,
+    print_training_outcome,
+)
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_mindthegap as mtg
 from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
@@ -62,10 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "mtg_ref_lpips:10)")
     parser.add_argument("--clip", action="append", metavar="MODEL",
                         help="CLIP model, repeatable (default: ViT-B-32 and ViT-B-16)")
-    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
-                        help="weights file of a CLIP model, repeatable")
-    parser.add_argument("--allow-random-clip", action="store_true",
-                        help=f"run CLIP without weights on {RANDOM_CLIP_NOTICE} (tests only)")
+    add_clip_weights_arguments(parser, RANDOM_CLIP_NOTICE)
     parser.add_argument("--allow-random-lpips", action="store_true",
                         help="run LPIPS on a random VGG when no backbone is found (tests only)")
     add_run_arguments(parser, sample_every=d.sample_every, checkpoint_every=d.checkpoint_every,
