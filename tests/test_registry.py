@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from stylebridge.core.interfaces import Converter, Encoder, Inversion, Preprocessing
-from stylebridge.errors import CheckpointError, RegistryError
+from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import KINDS, Registry, hookimpl
 from stylebridge.registry import registry as registry_mod
 
@@ -502,3 +502,23 @@ def test_create_gives_instance_plugins_no_weights_provenance() -> None:
 
     conv, prov = create("converter", "stylegan2-rosinality", registry=Registry(entry_points=False))
     assert isinstance(conv, Converter) and prov.origin == "none" and not prov.random
+
+
+def test_needs_weights_hints_say_how_to_make_them(tmp_path, monkeypatch) -> None:
+    """A bare name of a plugin that needs weights: alpha says to fit one with `calibrate`; a
+    domain method, which has many published domains, lists some by name instead of picking
+    one as if it were the method's weights."""
+    from stylebridge.registry.resolve import create
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path))   # nothing installed
+    with pytest.raises(StylebridgeError) as info:
+        create("calibrator", "alpha")
+    assert str(info.value) == ("calibrator 'alpha' needs weights; use alpha:CHECKPOINT (fit one "
+                               "for your encoder and generator with `stylebridge calibrate`)")
+    with pytest.raises(StylebridgeError) as info:
+        create("domain_method", "stylespace")
+    text = str(info.value)
+    assert text.startswith("domain method 'stylespace' needs weights: give stylespace:CHECKPOINT "
+                           "(train one with `stylebridge train domain` or convert an official "
+                           "domain with `stylebridge convert`) or a published one by name (")
+    assert "pixar" in text and text.endswith("`stylebridge weights list`)") and "\n" not in text

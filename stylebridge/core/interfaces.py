@@ -140,6 +140,9 @@ class Plugin:
     random_weights: bool | None = None
     #: a bare ``NAME`` without installed weights is refused (resolve.create) instead of built random
     requires_weights: ClassVar[bool] = False
+    #: how to make or get the weights of a ``requires_weights`` plugin when none are installed,
+    #: for the one-line refusal (``None``: convert the official file with ``stylebridge convert``)
+    weights_hint: ClassVar[str | None] = None
     #: key -> :class:`~stylebridge.core.schema.Field`: types and ranges of the config, checked
     #: (with finiteness of every float) before the constructor runs (``Registry.create``/``load``)
     config_schema: ClassVar[Mapping[str, Field]] = MappingProxyType({})

@@ -162,10 +162,17 @@ def _catalogue_entry(kind: str, name: str | None) -> Path | None:
     return manager.path(entry.name)
 
 
-def _needs_weights(kind: str, name: str, provider: str, manager: Any) -> StylebridgeError:
+def _needs_weights(kind: str, name: str, provider: str, manager: Any,
+                   hint_of_plugin: str | None = None) -> StylebridgeError:
     known = manager.candidates(kind, name)
-    how = ("convert the official file with `stylebridge convert`" if provider == BUILTIN_PROVIDER
-           else f"its weights come with plugin package {provider}")
+    how = hint_of_plugin or (
+        "convert the official file with `stylebridge convert`" if provider == BUILTIN_PROVIDER
+        else f"its weights come with plugin package {provider}")
+    if len(known) > 1:   # e.g. a domain method: many published domains, none is "the" one
+        shown = ", ".join(e.name for e in known[:3]) + (", ..." if len(known) > 3 else "")
+        return StylebridgeError(
+            f"{_label(kind)} {name!r} needs weights: give {name}:CHECKPOINT ({how}) or a "
+            f"published one by name ({shown}; `stylebridge weights list`)")
     hint = manager.missing_message(known[0]) if known else f"use {name}:CHECKPOINT ({how})"
     return StylebridgeError(f"{_label(kind)} {name!r} needs weights; {hint}")
 
@@ -209,7 +216,8 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
             obj = registry.load(kind, installed, name=spec.name, device=str(device), **config)
         elif isinstance(entry.obj, type) and issubclass(entry.obj, Plugin) \
                 and entry.obj.requires_weights:
-            raise _needs_weights(kind, spec.name, entry.provider, manager)
+            raise _needs_weights(kind, spec.name, entry.provider, manager,
+                                 entry.obj.weights_hint)
         else:
             instance = not isinstance(entry.obj, type)
             obj = registry.create(kind, spec.name, **config)

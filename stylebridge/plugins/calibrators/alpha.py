@@ -332,6 +332,8 @@ class AlphaCalibrator(Calibrator):
     name = "alpha"
     description = "alpha-rescaling: scale each layer's domain offset by 1/alpha (encoder vs mapping styles)"
     requires_weights: ClassVar[bool] = True
+    weights_hint: ClassVar[str | None] = (
+        "fit one for your encoder and generator with `stylebridge calibrate`")
     config_schema: ClassVar[Mapping[str, Field]] = {
         "widths": Field("ints", 1, 4096, max_len=64), "skip_layers": LAYER_INDEX,
         "fit": Field("str", choices=FITS), "power": Field("float", -100.0, 100.0),

@@ -146,6 +146,9 @@ class StyleDomainMethod(DomainMethod):
     """
 
     requires_weights: ClassVar[bool] = True
+    weights_hint: ClassVar[str | None] = (
+        "train one with `stylebridge train domain` or convert an official domain with "
+        "`stylebridge convert`")
     config_schema: ClassVar[Mapping[str, Field]] = {
         "size": SIZE, "style_dim": STYLE_DIM, "channels": CHANNELS,
         "weight_offset_layers": LAYER_INDEX, "layers": LAYER_INDEX,
