@@ -180,6 +180,56 @@ def test_text_domain_trained_on_the_spot(backend: ServeBackend, tmp_path: Path) 
 
 
 @pytest.mark.slow  # shares the module's backend
+def test_a_hyper_network_turns_prompts_into_domains_without_training(
+        backend: ServeBackend) -> None:
+    """A hyperdomain file without text= is a hyper-network, not a domain: the prompt box then
+    adds the domain of a prompt at once, rendering what the network predicts for it."""
+    from stylebridge.plugins.domains.hyperdomain import HyperDomain
+    from stylebridge.registry.resolve import load_domain
+
+    gen = backend.generator
+    net = HyperDomain(size=gen.size, style_dim=gen.style_dim,
+                      channels={str(r): c for r, c in gen.cfg.channels.items()},
+                      clip=["tiny-vit-p16"], prompts=["a marble statue", "a pencil sketch"],
+                      embed_dim=8, width=16, inner=16)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.3)
+        net.prompt_embeddings.normal_()
+    path = backend.work_dir / "upload" / "net.safetensors"
+    path.parent.mkdir(exist_ok=True)
+    net.save(path, extra={"random_weights": True})
+    before = backend.domain_choices()
+    assert backend.add_domain_file(path) == "net"
+    assert backend.domain_choices() == before and list(backend.hypernets) == ["net"]
+    events: list[tuple[float, str]] = []
+    name = backend.text_domain("  a marble   statue ", progress=lambda f, d: events.append((f, d)))
+    assert name == "a marble statue" and backend.domain_choices() == [*before, name]
+    assert backend.domain_random[name] is True
+    assert events == [(0.0, "'a marble statue' through hyper-network net")]
+    photo = backend.load_photo(None)
+    result = backend.run(photo, RunRequest("e4e", [name]))
+    # the same prompt through the hyper-network itself (its own weight_deltas path), on the
+    # run's own latents
+    from stylebridge.core.images import from_generator_range
+    from stylebridge.core.interfaces import Inversion
+    from stylebridge.core.synthesis import synthesize
+
+    direct = load_domain(f"hyperdomain:{path}:text=a marble statue", device="cpu")
+    w_plus = load_file(result.latents_path)["w_plus"]
+    with torch.no_grad():
+        inversion = from_generator_range(synthesize(gen, Inversion(w_plus=w_plus)))[0]
+        adapted = from_generator_range(synthesize(gen, Inversion(w_plus=w_plus), method=direct))[0]
+    torch.testing.assert_close(result.images["inversion"], inversion, atol=1e-5, rtol=0)
+    torch.testing.assert_close(result.images[name], adapted, atol=1e-5, rtol=0)
+    assert _mse(result.images[name], result.images["inversion"]) > 0
+    with pytest.raises(StylebridgeError, match="prompt is empty"):
+        backend.text_domain("  ")
+    backend.hypernets.clear()   # the module's later tests train text domains again
+
+
+@pytest.mark.slow  # shares the module's backend
 def test_bad_photos_raise_one_line_errors(backend: ServeBackend, tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello")

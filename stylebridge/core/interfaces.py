@@ -219,6 +219,13 @@ class DomainMethod(nn.Module, Plugin, ABC):
     #: the method renders the domain of a text prompt, its option ``text=`` (HyperDomainNet's
     #: hyper-network); without one it refuses to render with a one-line error
     text_conditioned: ClassVar[bool] = False
+    #: the prompt a text-conditioned method renders (its ``text=`` option); ``None``: none yet
+    text: str | None = None
+
+    def for_text(self, text: str) -> DomainMethod:
+        """A method that renders the domain of ``text`` (text-conditioned methods: the
+        hyper-network's prediction frozen into a plain domain; ``serve`` adds prompts so)."""
+        raise NotImplementedError(f"domain method {self.name!r} is not text-conditioned")
 
     @abstractmethod
     def styles(

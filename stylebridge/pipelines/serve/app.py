@@ -92,7 +92,8 @@ def build_app(backend: ServeBackend) -> Any:
                                        file_count="multiple", type="filepath", height=140,
                                        elem_id="domain-files")
             with gr.Column(scale=1):
-                prompt = gr.Textbox(label="text domain: a prompt trained on the spot",
+                prompt = gr.Textbox(label="text domain: a prompt (a loaded hyper-network "
+                                          "renders it at once, else it is trained on the spot)",
                                     placeholder="a 3d render in the style of Pixar",
                                     elem_id="prompt")
                 steps = gr.Slider(1, MAX_TRAIN_STEPS, value=TRAIN_STEPS, step=1,
@@ -130,26 +131,32 @@ def build_app(backend: ServeBackend) -> Any:
         def on_domain_files(paths: list[str] | None, chosen: list[str]) -> Any:
             added: list[str] = []
             errors: list[str] = []
+            nets: list[str] = []
             for path in paths or []:
                 try:
-                    added.append(backend.add_domain_file(path))
+                    name = backend.add_domain_file(path)
+                    (added if name in backend.domains else nets).append(name)
                 except Exception as exc:  # name the file as uploaded, not its server path
                     errors.append(error_line(exc).replace(f"{Path(path).parent}/", ""))
-            status_text = errors[0] if errors else f"added domain(s): {_html(', '.join(added))}"
+            status_text = errors[0] if errors else "; ".join(
+                [f"added domain(s): {_html(', '.join(added))}"] * bool(added or not nets)
+                + [f"hyper-network {_html(n)}: type a prompt for a domain" for n in nets])
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, *added]),
                     status_text, None)
 
         def on_train(text: str, n_steps: float, chosen: list[str],
                      progress: Any = gr.Progress()) -> Any:  # noqa: B008
             try:
-                name = backend.train_text_domain(
+                hyper = bool(backend.hypernets)
+                name = backend.text_domain(
                     text, int(n_steps), progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:
                 return gr.update(), error_line(exc)
             note = f" [{RANDOM_NOTICE}: random CLIP or generator]" \
                 if backend.domain_random[name] else ""
+            how = "added domain" if hyper else "trained domain"
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
-                    f"trained domain {_html(name)!r}{_html(note)}")
+                    f"{how} {_html(name)!r}{_html(note)}")
 
         def on_run(current: Photo, enc: str, chosen: list[str], skip_text: str, use_alpha: bool,
                    use_fs: bool, progress: Any = gr.Progress()) -> Any:  # noqa: B008

@@ -187,6 +187,10 @@ class ServeBackend:
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}
+        #: text-conditioned methods loaded without a prompt (a hyper-network): the page's
+        #: prompt box turns a prompt into a domain through the last one, without training
+        self.hypernets: dict[str, DomainMethod] = {}
+        self.hypernet_random: dict[str, bool] = {}
         if self.generator_random and self.preset is not None:
             for name, method in random_domains(self.generator, self.config.seed).items():
                 self._add_domain(name, method, True, "random StyleSpace offsets")
@@ -251,7 +255,28 @@ class ServeBackend:
             loaded, random = load_domains([str(spec)], self.device)
             check_domains(loaded.values(), self.generator)
             (name, method), = loaded.items()
+            if method.text_conditioned and not method.text:
+                self.hypernets[name] = method
+                self.hypernet_random[name] = random[name]
+                return name
             return self._add_domain(name, method, random[name], str(spec))
+
+    def text_domain(self, prompt: str, steps: int = TRAIN_STEPS,
+                    progress: Progress = _no_progress) -> str:
+        """A domain for ``prompt``: rendered at once by the last hyper-network loaded (no
+        training), else trained on the spot (:meth:`train_text_domain`); its name."""
+        if not self.hypernets:
+            return self.train_text_domain(prompt, steps, progress)
+        prompt = " ".join(prompt.split())
+        if not prompt:
+            raise StylebridgeError("the text prompt is empty: describe the target domain, "
+                                   "e.g. \"a 3d render in the style of Pixar\"")
+        with self.lock:
+            name, net = list(self.hypernets.items())[-1]
+            progress(0.0, f"{prompt!r} through hyper-network {name}")
+            method = net.for_text(prompt).to(self.device).eval()
+            return self._add_domain(prompt, method, self.hypernet_random[name],
+                                    f"hyper-network {name} (no training)")
 
     # -- photos --------------------------------------------------------------------------------
     def load_photo(self, path: str | Path | None = None) -> Photo:

@@ -309,6 +309,14 @@ class HyperDomain(StyleDomainMethod):
             self.net.train(was)
         return {i: v[0] for i, v in vectors.items()}
 
+    def for_text(self, text: str) -> DomainModulation:
+        """:meth:`domain_modulation` of ``text``, labelled with the prompt."""
+        method = self.domain_modulation(text)
+        method.label = _clean_text(text) or self.label
+        if self.random_weights:
+            method.random_weights = True
+        return method
+
     def domain_modulation(self, text: str | None = None) -> DomainModulation:
         """A ``domain_modulation`` method holding the vectors of one prompt."""
         desc = self.generator_description()
