@@ -98,7 +98,7 @@ def build_app(backend: ServeBackend) -> Any:
                                     elem_id="prompt")
                 steps = gr.Slider(1, MAX_TRAIN_STEPS, value=TRAIN_STEPS, step=1,
                                   label="training steps", elem_id="steps")
-                train = gr.Button("train text domain", elem_id="train")
+                train = gr.Button("add text domain", elem_id="train")
                 skip = gr.Dropdown(SKIP_PRESETS, value="", allow_custom_value=True,
                                    label="skip layers (no domain change on these style layers)",
                                    elem_id="skip-layers")
