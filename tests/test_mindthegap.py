@@ -409,7 +409,7 @@ def test_cli_smoke_and_bad_reference(preset: TinyPreset, tmp_path: Path,
             *_clip_args(preset)]
     assert main(argv) == 0, capsys.readouterr().err
     stdout = capsys.readouterr().out
-    assert "wrote" in stdout and "cli_reference.png" in " ".join(stdout.split())
+    assert "wrote" in stdout and "cli_reference.png" in "".join(stdout.split())  # rich wraps
     assert read_header(out).extra["step"] == 2
     assert (tmp_path / "cli_reference.png").is_file()
     assert sorted(p.name for p in (tmp_path / "cli_samples").iterdir()) == [

@@ -23,8 +23,9 @@ THESIS_ROWS = ["Orig", "E4E latents", "FSE latents", "FSE features", "FSE genera
 
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One torch thread (the machine is shared) and a wide terminal for rich's tables."""
-    monkeypatch.setenv("COLUMNS", "200")
+    """One torch thread (the machine is shared) and a terminal wide enough that rich's tables
+    never cut a long temporary path (pytest-xdist's are longer)."""
+    monkeypatch.setenv("COLUMNS", "400")
     with one_torch_thread():
         yield
 
