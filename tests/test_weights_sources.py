@@ -531,7 +531,7 @@ def test_the_shipped_manifest_is_complete_and_says_where_each_source_is_from() -
                 assert src.get("archive"), (entry.name, src)
     domains = [e for e in entries.values() if e.kind == "domain_method"]
     assert {"pixar", "joker", "anastasia", "mermaid"} <= {e.name for e in domains}
-    assert all(e.converter in ("styledomain", "hyperdomainnet", "mindthegap")
+    assert all(e.converter in ("styledomain", "hyperdomainnet", "hyperdomainnet-mapper", "mindthegap")
                and e.noncommercial for e in domains)
     # MindTheGap's published generators become deltas from the base they were tuned from
     mtg = [e for e in domains if e.converter == "mindthegap"]
