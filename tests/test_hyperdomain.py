@@ -387,6 +387,53 @@ def test_converter_reads_upstream_layout_and_refuses_others(tmp_path: Path) -> N
         assert "\n" not in str(info.value)
 
 
+def test_shipped_hyper_network_entry_fetches_from_the_zip(tmp_path: Path) -> None:
+    """``hdn-mapper-20``: upstream's Dropbox zip played by a local server, the mapper member
+    copied out, converted by hyperdomainnet-mapper and usable by name with text=."""
+    import dataclasses
+    import io
+    import zipfile
+
+    from test_weights_sources import _Server
+
+    from stylebridge.registry.weights import WeightsManager, load_manifest
+
+    shipped = {e.name: e for e in load_manifest()}
+    entry = shipped["hdn-mapper-20"]
+    assert entry.converter == "hyperdomainnet-mapper" and entry.plugin == "hyperdomain"
+    assert entry.all_sources[0]["member"] == "mapper_20_td.pt"
+    gen = tiny_generator()
+    convs = [layer for layer in gen.style_layers() if not layer.is_rgb]
+    root = _upstream_mapper([layer.channels for layer in convs])
+    ck = {"model_type": "mapper", "patch_key": "cin_mult", "da_type": "td",
+          "mapper_config": {"backbone_type": "shared", "mapper_type": "residual_channelin",
+                            "activation": "relu", "input_dimension": 16, "width": 16,
+                            "head_depth": 2, "backbone_depth": 3},
+          "state_dict": root.state_dict(),
+          "sg2_params": {"img_size": gen.size, "latent_size": gen.style_dim}}
+    member = io.BytesIO()
+    torch.save(ck, member)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("checkpoints/mapper_20_td.pt", member.getvalue())
+    server = _Server()
+    try:
+        server.files["/checkpoints.zip"] = buffer.getvalue()
+        archive = dataclasses.replace(shipped["hdn-checkpoints"], sources=(
+            {"type": "url", "url": f"{server.url}/checkpoints.zip"},))
+        manager = WeightsManager(tmp_path / "home", manifest=[archive, entry])
+        path = manager.fetch("hdn-mapper-20", accept_licence=True)
+    finally:
+        server.close()
+    net = load_domain(f'hyperdomain:{path}:text="a sketch, in pencil"')
+    assert net.text == "a sketch, in pencil"
+    emb = F.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(4)), dim=-1)
+    with torch.no_grad():
+        want, got = _upstream_forward(root, emb), net.vectors(emb)
+    for layer, w in zip(convs, want, strict=True):
+        torch.testing.assert_close(got[layer.index], w, atol=1e-6, rtol=0)
+
+
 def test_adapt_names_outputs_by_file_and_text() -> None:
     from stylebridge.pipelines.adapt import domain_name
 
