@@ -69,6 +69,7 @@ from stylebridge.core.ops.fused_act import autocast_like
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2 import layers as sg2_layers
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.core.stylegan2.polyphase import UPCONV_ORDERS
 from stylebridge.pipelines.featureshift import trainer as featureshift
 from stylebridge.pipelines.featureshift.dataset import build_dataset
 from stylebridge.plugins.domains import stylespace as domains
@@ -309,6 +310,11 @@ def _parse_args() -> argparse.Namespace:
                              "bias, noise and styles follow the activations' dtype) and/or "
                              "promote (the previous behaviour: float32 parameters promote the "
                              "activations back to float32 after every convolution)")
+    parser.add_argument("--upconv", default=None,
+                        help="comma-separated up-sampling convolution orders to time side by "
+                             "side: transpose (upstream's: transposed conv, then the blur), "
+                             "polyphase (the blur folded into the weight; default: the "
+                             "device's, core/stylegan2/polyphase.py)")
     parser.add_argument("--profile", action="store_true",
                         help="after timing, profile one step of each (variant, precision): "
                              "GPU busy time per step and the top kernels (torch.profiler)")
@@ -336,6 +342,8 @@ def main() -> None:
     ops: list[str | None] = [None]
     layouts = _csv(args.layouts, LAYOUTS, "layouts") if args.layouts else ["default"]
     acts = _csv(args.amp_activations, ACTIVATIONS, "amp-activations")
+    upconvs: list[str | None] = (list(_csv(args.upconv, UPCONV_ORDERS, "upconv"))
+                                 if args.upconv else [None])
     if args.ops:
         ops = list(_csv(args.ops, ("native", "auto", "cuda"), "ops"))
         if "cuda" in ops:
@@ -356,9 +364,10 @@ def main() -> None:
         # autocast activations) in turn
         settings = {"/".join(([str(o)] if len(ops) > 1 else [])
                              + ([la] if len(layouts) > 1 else [])
-                             + ([f"{ac}-acts"] if len(acts) > 1 else [])):
-                    (o, LAYOUTS[la], ac)
-                    for o in ops for la in layouts for ac in acts}
+                             + ([f"{ac}-acts"] if len(acts) > 1 else [])
+                             + ([str(uc)] if len(upconvs) > 1 else [])):
+                    (o, LAYOUTS[la], ac, uc)
+                    for o in ops for la in layouts for ac in acts for uc in upconvs}
         trainers = {"/".join(filter(None, (k, tag))): (t, *setting) for k, t in built.items()
                     for tag, setting in settings.items()}
         amp_dtypes = {k: str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "fp32"
@@ -368,12 +377,14 @@ def main() -> None:
         diverged: dict[str, str] = {}
 
         def runner(key: str, trainer: featureshift.FeatureShiftTrainer, backend: str | None,
-                   channels_last: bool | None, activations: str) -> Callable[[], None]:
+                   channels_last: bool | None, activations: str,
+                   upconv: str | None) -> Callable[[], None]:
             def step() -> None:  # a diverging precision (fp16) must not lose the others
                 if key in diverged:
                     return
                 set_backend(backend)  # type: ignore[arg-type]
                 trainer.generator.channels_last = channels_last
+                trainer.generator.set_upconv(upconv)
                 _autocast_activations(activations)
                 try:
                     trainer._train_step()
@@ -425,6 +436,7 @@ def main() -> None:
         "ops_backend": ops if len(ops) > 1 else get_backend(),
         "layouts": layouts,
         "amp_activations": acts,
+        "upconv": [str(u) for u in upconvs],
         "tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
                  "matmul": torch.backends.cuda.matmul.allow_tf32},
         "diverged": diverged,

@@ -3,12 +3,14 @@
 One process, on one device:
 
 1. **agreement** (``--check-size``, default 256 px config-f, batch 2, TF32 off): every fast
-   path of ours against the fp32 eager network on the native ops: CUDA ops fp32, compiled
-   fp32 (``reduce-overhead`` = CUDA graphs on CUDA), bf16 and fp16 autocast, compiled bf16.
+   path of ours against the fp32 eager network on the native ops: CUDA ops fp32, the
+   polyphase up-sampling convolution fp32, compiled fp32 (``reduce-overhead`` = CUDA graphs on
+   CUDA), bf16 and fp16 autocast (plain and polyphase), compiled bf16.
    fp32 paths must agree within 1e-4 (max |diff|, images in [-1, 1]); bf16/fp16 report their
    max and mean |diff| (stated, not a pass/fail bound);
 2. **throughput** (``--size``, default 1024 px config-f, ``--batches``, default 1 8 32):
-   images/s from w of ours (fp32, bf16 autocast, compiled fp32, compiled bf16), rosinality
+   images/s from w of ours (fp32, bf16 autocast, each also with the polyphase up-sampling
+   convolution; compiled fp32, bf16, bf16 polyphase, bf16 on native ops), rosinality
    fp32 with its CUDA ops, NVlabs stylegan2-ada fp32 and fp16 (top 4 resolutions) with its
    plugins, interleaved, medians of ``--repeats`` x ``--calls`` calls.  Random weights (speed
    does not depend on the values); rosinality runs our weights (its output is compared).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib
 import json
 import platform
@@ -82,7 +85,7 @@ def make_generator(size: int, tiny: bool, device: torch.device, seed: int = 0) -
 
 
 @contextlib.contextmanager
-def ops_backend(name: str) -> Iterator[None]:
+def ops_backend(name: str | None) -> Iterator[None]:
     old = get_backend()
     set_backend(name)  # type: ignore[arg-type]
     try:
@@ -91,35 +94,64 @@ def ops_backend(name: str) -> Iterator[None]:
         set_backend(old)
 
 
+COMPILED_CHOICES = ("fp32", "bf16", "bf16-polyphase", "bf16-native")
+
+
 def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
-                 compiled_dtypes: list[str], errors: dict[str, str]
+                 compiled_tags: list[str], errors: dict[str, str], budget: float = 0
                  ) -> dict[str, Callable[[], torch.Tensor]]:
-    """Our paths (CUDA ops as ``STYLEBRIDGE_OPS=auto`` picks them), each ``() -> image``."""
+    """Our paths (CUDA ops as ``STYLEBRIDGE_OPS=auto`` picks them), each ``() -> image``:
+    eager fp32/bf16(/fp16), the same with the polyphase up-sampling convolution, and the
+    compiled ``compiled_tags`` (``fp32``, ``bf16``; ``bf16-polyphase``; ``bf16-native``: the
+    native ops, so inductor fuses the elementwise work itself).  Each compiled flavour runs on
+    its own copy of the generator, told apart by dynamo's guards (see below).  Past
+    ``budget`` seconds since the start (0: no limit) no further variant is compiled (each
+    costs a minute or more at 1024 px)."""
     noise = [getattr(gen.noises, f"noise_{i}") for i in range(gen.num_layers)]
     with torch.no_grad():
         styles = gen.styles(w)
     amp = torch.bfloat16
+    poly = copy.deepcopy(gen)
+    poly.set_upconv("polyphase")
 
-    def eager() -> torch.Tensor:
-        return gen.synthesis(styles, noise=noise)
-
-    def autocast(dtype: torch.dtype) -> Callable[[], torch.Tensor]:
+    def eager(model: Generator, dtype: torch.dtype | None = None,
+              backend: str | None = None) -> Callable[[], torch.Tensor]:
         def fn() -> torch.Tensor:
-            with torch.autocast(device.type, dtype=dtype):
-                return gen.synthesis(styles, noise=noise)
+            with (torch.autocast(device.type, dtype=dtype or torch.float32,
+                                 enabled=dtype is not None),
+                  ops_backend(backend) if backend else contextlib.nullcontext()):
+                return model.synthesis(styles, noise=noise)
         return fn
 
-    variants = {"ours_fp32": eager, "ours_bf16": autocast(amp)}
+    variants = {"ours_fp32": eager(gen), "ours_bf16": eager(gen, amp),
+                "ours_polyphase_fp32": eager(poly), "ours_polyphase_bf16": eager(poly, amp)}
     if device.type == "cuda":
-        variants["ours_fp16"] = autocast(torch.float16)
-    for tag in compiled_dtypes:
-        name, dtype = f"ours_compiled_{tag}", {"fp32": None, "bf16": amp}[tag]
+        variants["ours_fp16"] = eager(gen, torch.float16)
+    for tag in compiled_tags:
+        precision, _, flavour = tag.partition("-")
+        name = f"ours_compiled_{precision}" + (f"_{flavour}" if flavour else "")
+        if budget and time.perf_counter() - START > budget:
+            errors[name] = f"left out: past the {budget:.0f} s budget"
+            continue
+        dtype = {"fp32": None, "bf16": amp}[precision]
+        model = gen
+        if flavour == "polyphase":
+            model = poly
+        elif flavour == "native":
+            # dynamo's guards do not tell two copies of a generator apart, and the op choice
+            # is a constant of the graph: the copy's explicit (default) order is guarded, so
+            # it gets its own graph, traced with the native ops
+            model = copy.deepcopy(gen)
+            model.set_upconv("transpose")
         notices: list[str] = []
-        wrapper = CompiledSynthesis(gen, device=device, notice=notices.append)
-        def run(wrapper: CompiledSynthesis = wrapper,
-                dtype: torch.dtype | None = dtype) -> torch.Tensor:
-            with torch.autocast(device.type, dtype=dtype or torch.float32,
-                                enabled=dtype is not None):
+        wrapper = CompiledSynthesis(model, device=device, notice=notices.append)
+        backend = "native" if flavour == "native" else None
+
+        def run(wrapper: CompiledSynthesis = wrapper, dtype: torch.dtype | None = dtype,
+                backend: str | None = backend) -> torch.Tensor:
+            with (torch.autocast(device.type, dtype=dtype or torch.float32,
+                                 enabled=dtype is not None),
+                  ops_backend(backend) if backend else contextlib.nullcontext()):
                 return wrapper(styles, noise=noise)
         start = time.perf_counter()
         with torch.no_grad():
@@ -147,7 +179,10 @@ def agreement(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     errors: dict[str, str] = {}
     results: dict[str, Any] = {}
     with torch.no_grad():
-        variants = our_variants(gen, w, device, args.compiled, errors)
+        # the fp32 bound is checked compiled; the bf16 flavours' differences are in the
+        # throughput rows (max_abs_diff_vs_ours_fp32)
+        compiled = [tag for tag in args.compiled if tag in ("fp32", "bf16")]
+        variants = our_variants(gen, w, device, compiled, errors)
         for name, fn in variants.items():
             out = fn().float()
             diff = (out - ref).abs()
@@ -256,14 +291,10 @@ def throughput(args: argparse.Namespace, device: torch.device,
     for batch in args.batches:
         errors: dict[str, str] = {}
         info: dict[str, Any] = {}
-        compiled = args.compiled
-        if args.budget and time.perf_counter() - START > args.budget:
-            compiled = []  # each compile costs a minute or more: keep the rest within budget
-            errors["compiled"] = f"left out: past the {args.budget:.0f} s budget"
         g = torch.Generator(device="cpu").manual_seed(batch)
         with torch.no_grad():
             w = gen.mapping(torch.randn(batch, gen.style_dim, generator=g).to(device))
-            variants = our_variants(gen, w, device, compiled, errors)
+            variants = our_variants(gen, w, device, args.compiled, errors, args.budget)
             variants.update(peer_variants(args, gen, w, device, errors, info))
             outputs = {k: fn() for k, fn in variants.items()}  # warm-up
             times = interleaved(variants, device, repeats=args.repeats, warmup=args.warmup,
@@ -295,9 +326,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--compiled", nargs="*", choices=("fp32", "bf16"),
+    parser.add_argument("--compiled", nargs="*", choices=COMPILED_CHOICES,
                         default=["fp32", "bf16"],
-                        help="compiled variants (each compiles once per batch size)")
+                        help="compiled variants (each compiles once per batch size): "
+                             "bf16-polyphase = the polyphase up-sampling convolution, "
+                             "bf16-native = native ops (inductor fuses the elementwise work)")
     parser.add_argument("--budget", type=float, default=0,
                         help="seconds after which batches are measured without the compiled "
                              "variants (0: no limit)")

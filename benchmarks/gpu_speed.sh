@@ -5,12 +5,14 @@
 #      upfirdn2d_plugin), after the patches below; build logs and the patch list go to OUT;
 #   2. bench_gpu_speed.py: every fast path of ours against fp32 eager on the native ops
 #      (256 px, fp32 bound 1e-4; bf16/fp16 errors stated), then 1024 px synthesis at batch
-#      1/8/32: ours fp32, bf16, fp16, compiled (CUDA graphs) fp32/bf16, rosinality fp32 (its
-#      CUDA ops), NVlabs fp32 and fp16 top-4 resolutions (its plugins), side by side; after
-#      BENCH_BUDGET seconds the remaining batch sizes run without the compiled variants; the
-#      JSON is rewritten after every batch size, so a timeout keeps what was measured;
-#   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), with the GPU kernel
-#      time per step (torch.profiler), as benchmarks/RESULTS.md measured it before;
+#      1/32/8: ours fp32, bf16, fp16, the same with the polyphase up-sampling convolution,
+#      compiled (CUDA graphs) bf16 / bf16 polyphase / bf16 on native ops / fp32, rosinality
+#      fp32 (its CUDA ops), NVlabs fp32 and fp16 top-4 resolutions (its plugins), side by
+#      side; after BENCH_BUDGET seconds nothing more is compiled; the JSON is rewritten after
+#      every batch size, so a timeout keeps what was measured;
+#   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), each with the
+#      transposed and the polyphase up-sampling convolution, with the GPU kernel time per step
+#      (torch.profiler), as benchmarks/RESULTS.md measured it before;
 #   4. tests/test_ops.py -m gpu (CUDA vs native, forward and backward, fp32/fp16/bf16).
 # Every step has its own timeout and a failure does not stop the next; JSON (with machine,
 # driver and torch versions) goes to OUT.
@@ -31,7 +33,8 @@
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
 # (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 150), BENCH_TIMEOUT (step 2,
 # 270), FS_TIMEOUT (step 3, 100), TEST_TIMEOUT (step 4, 60): 580 s in all; BENCH_BUDGET (180),
-# COMPILED ("fp32 bf16": the compiled variants), BATCHES (default "1 8 32").
+# COMPILED ("bf16 bf16-polyphase bf16-native fp32": the compiled variants, in the order they
+# are compiled), BATCHES (default "1 32 8": batch 1, where compiling matters most, first).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -103,9 +106,9 @@ print('bias_act plugin:', bias_act._init(), 'upfirdn2d plugin:', upfirdn2d._init
 fi
 
 echo "== 2. agreement and 1024 px throughput"
-args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-fp32 bf16}
+args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-bf16 bf16-polyphase bf16-native fp32}
       --budget "${BENCH_BUDGET:-180}")
-if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-1 8 32}); fi
+if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-1 32 8}); fi
 # shellcheck disable=SC2086
 timeout "${BENCH_TIMEOUT:-270}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
 
@@ -114,8 +117,8 @@ if [ "$dry" = 1 ]; then
     fs=(--preset tiny --device cpu --precisions fp32 --steps 1 --repeats 1 --warmup 0)
 else
     # joint stored step (the full preset's default variant); --profile: GPU kernel time per
-    # step, the measure issue 20's FeatureShift goal is stated in
-    fs=(--preset full --device cuda --precisions fp32,amp --profile)
+    # step, the measure issue 20's FeatureShift goal is stated in; both up-sampling orders
+    fs=(--preset full --device cuda --precisions fp32,amp --upconv transpose,polyphase --profile)
 fi
 timeout "${FS_TIMEOUT:-100}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.stylegan2.config import GeneratorConfig
 from stylebridge.core.stylegan2.layers import (
+    UPCONV_ORDERS,
     ConstantInput,
     ConvEdit,
     EqualLinear,
@@ -183,6 +184,17 @@ class Generator(nn.Module):
                 (f"to_rgbs.{j}.conv", rgb.conv, 2 * j + 3, res, True),
             ]
         return out
+
+    def set_upconv(self, order: str | None) -> None:
+        """How the up-sampling convolutions evaluate ("transposed conv, then blur"):
+        ``"transpose"``, ``"polyphase"`` (the blur folded into the weight), or ``None`` for the
+        device default (:data:`~stylebridge.core.stylegan2.layers.UPCONV_BY_DEVICE`).  Same
+        image to float rounding; a speed choice only."""
+        if order is not None and order not in UPCONV_ORDERS:
+            raise ValueError(f"upconv must be one of {', '.join(UPCONV_ORDERS)}, got {order!r}")
+        for module in self.modules():
+            if isinstance(module, ModulatedConv2d) and module.upsample:
+                module.upconv = order
 
     def style_layers(self) -> list[StyleLayer]:
         """The modulated layers in execution order (see the module docstring)."""

@@ -21,6 +21,12 @@ from stylebridge.core.ops import (
     fused_leaky_relu,
     upfirdn2d,
 )
+from stylebridge.core.stylegan2.polyphase import (
+    UPCONV_BY_DEVICE,
+    UPCONV_ORDERS,
+    phase_taps,
+    polyphase_weight,
+)
 
 
 def make_kernel(taps: Sequence[float]) -> Tensor:
@@ -179,16 +185,22 @@ class ModulatedConv2d(nn.Module):
         self.out_channel = out_ch
         self.upsample = upsample
         self.demodulate = demodulate
+        self._polyphase: tuple[int, int] | None = None  # (pad before, after) if it applies
         if upsample:
             factor = 2
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1),
                              upsample_factor=factor)
+            pad0, pad1 = self.blur.pad
+            spec = phase_taps(kernel_size, len(blur_kernel), pad0)
+            if spec is not None and pad0 + pad1 == len(blur_kernel) - kernel_size + 1:
+                self._polyphase = (spec[1], spec[2])
         self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
         self.fused: bool | None = None  # None: choose per batch size
+        self.upconv: str | None = None  # None: UPCONV_BY_DEVICE
 
     def extra_repr(self) -> str:
         return (f"{self.in_channel}, {self.out_channel}, k={self.kernel_size}, "
@@ -198,6 +210,43 @@ class ModulatedConv2d(nn.Module):
         """Per-sample, per-output-channel demodulation coefficients ``[B, out]``."""
         wsq = (raw[0] * self.scale).pow(2).sum(dim=(2, 3))  # [out, in]
         return torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)
+
+    def _use_polyphase(self, device: torch.device) -> bool:
+        """Whether this call's up-sampling runs in the polyphase order (``upconv``, else the
+        device's entry in :data:`UPCONV_BY_DEVICE`; ``transpose`` where the form does not
+        apply)."""
+        if not self.upsample:
+            return False
+        order = self.upconv or UPCONV_BY_DEVICE.get(device.type, "transpose")
+        if order not in UPCONV_ORDERS:
+            raise ValueError(f"upconv must be one of {', '.join(UPCONV_ORDERS)}, got {order!r}")
+        return order == "polyphase" and self._polyphase is not None
+
+    def _fold(self, weight: Tensor) -> Tensor:
+        """``[out, in, k, k]`` scaled weight -> its polyphase weight (:func:`polyphase_weight`)."""
+        return polyphase_weight(weight, self.blur.kernel, self.blur.pad[0])
+
+    def _polyphase_modulated(self, x: Tensor, folded: Tensor, coef: Tensor) -> Tensor:
+        """Per-sample modulated polyphase convolution: ``coef [B, out, in]`` scales every
+        (out, in) pair of ``folded`` (one grouped convolution over the batch)."""
+        batch, in_ch, height, width = x.shape
+        size = folded.shape[-1]
+        weight = (folded.view(1, self.out_channel, 4, in_ch, size, size)
+                  * coef.to(folded).view(batch, self.out_channel, 1, in_ch, 1, 1))
+        weight = weight.reshape(batch * self.out_channel * 4, in_ch, size, size)
+        out = self._polyphase_conv(x.reshape(1, batch * in_ch, height, width), weight,
+                                   groups=batch)
+        return out.view(batch, self.out_channel, out.shape[2], out.shape[3])
+
+    def _polyphase_conv(self, x: Tensor, weight: Tensor, groups: int = 1) -> Tensor:
+        """Stride-1 convolution with a polyphase weight, then the 2x pixel shuffle: the
+        up-sampled, blurred output."""
+        pad0, pad1 = self._polyphase or (0, 0)
+        if pad0 == pad1:
+            out = F.conv2d(x, weight, padding=pad0, groups=groups)
+        else:
+            out = F.conv2d(F.pad(x, [pad0, pad1, pad0, pad1]), weight, groups=groups)
+        return F.pixel_shuffle(out, 2)
 
     def forward(self, x: Tensor, s: Tensor, weight_delta: Tensor | ConvEdit | None = None
                 ) -> Tensor:
@@ -214,12 +263,21 @@ class ModulatedConv2d(nn.Module):
             return self._forward_auto(x, s, raw, gain, cache=delta is None)
         fused = self.fused if self.fused is not None else batch == 1
         if fused:
-            return self._forward_grouped(x, s, raw, gain)
-        return self._forward_shared(x, s, raw, gain)
+            return self._forward_grouped(x, s, raw, gain, cache=delta is None)
+        return self._forward_shared(x, s, raw, gain, cache=delta is None)
 
     def _forward_grouped(self, x: Tensor, s: Tensor, raw: Tensor,
-                         gain: Tensor | None = None) -> Tensor:
+                         gain: Tensor | None = None, cache: bool = False) -> Tensor:
         batch, in_ch, height, width = x.shape
+        if self._use_polyphase(x.device):
+            # the fold is linear per (out, in) pair: modulate the (cached) folded weight
+            wsq, folded = self._prepared(raw, cache, polyphase=True)
+            coef = s.view(batch, 1, in_ch)
+            if self.demodulate:
+                coef = coef * torch.rsqrt(s.pow(2) @ wsq.t() + self.eps).view(batch, -1, 1)
+            if gain is not None:  # after demodulation (HyperDomainNet's cin_mult)
+                coef = coef * gain.to(coef).expand(batch, -1).reshape(batch, 1, in_ch)
+            return self._polyphase_modulated(x, folded, coef)
         weight = self.scale * raw * s.view(batch, 1, in_ch, 1, 1)
         if self.demodulate:
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
@@ -237,29 +295,34 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, height, width)
 
-    def _prepared(self, raw: Tensor, cache: bool, channels_last: bool = False
-                  ) -> tuple[Tensor, Tensor]:
+    def _prepared(self, raw: Tensor, cache: bool, channels_last: bool = False,
+                  polyphase: bool = False) -> tuple[Tensor, Tensor]:
         """``(sum_k (scale W)^2 [out, in], scale W [out|in, in|out, k, k])``: the scaled weight
         in the layout its convolution wants (``[in, out, k, k]`` for the transposed one;
         channels-last for channels-last input, which oneDNN would otherwise convert it to on
-        every call), cached while the weight is unchanged (its version counter) and needs no
-        gradient."""
+        every call; ``polyphase``: the folded ``[4 out, in, S, S]`` weight), cached while the
+        weight is unchanged (its version counter) and needs no gradient."""
         def compute() -> tuple[Tensor, Tensor]:
             weight = raw[0] * self.scale
             wsq = weight.pow(2).sum(dim=(2, 3))
-            if self.upsample:
+            if polyphase:
+                weight = self._fold(weight)
+            elif self.upsample:
                 weight = weight.transpose(0, 1)
             fmt = torch.channels_last if channels_last else torch.contiguous_format
             return wsq, weight.contiguous(memory_format=fmt)
 
         if not cache or (torch.is_grad_enabled() and raw.requires_grad) or _compiling():
             return compute()
-        key = (raw._version, raw.data_ptr(), raw.dtype, raw.device, channels_last)
-        cached = self.__dict__.get("_prepared_cache")
+        # one entry per layout, so that alternating layouts (a benchmark of both orders, a
+        # channels-last caller beside another) does not recompute them on every call
+        key = (raw._version, raw.data_ptr(), raw.dtype, raw.device)
+        store = self.__dict__.setdefault("_prepared_cache", {})
+        cached = store.get((channels_last, polyphase))
         if cached is None or cached[0] != key:
             with torch.no_grad():
                 cached = (key, *compute())
-            self.__dict__["_prepared_cache"] = cached
+            store[(channels_last, polyphase)] = cached
         return cached[1], cached[2]
 
     def _forward_auto(self, x: Tensor, s: Tensor, raw: Tensor, gain: Tensor | None,
@@ -270,7 +333,9 @@ class ModulatedConv2d(nn.Module):
         the output around the shared weight.  Same numbers as the other two orders up to
         float32 rounding; 1x1 convolutions on channels-last CPU tensors run as a matmul."""
         batch, in_ch, height, width = x.shape
-        wsq, conv_weight = self._prepared(raw, cache, _is_channels_last(x))
+        polyphase = self._use_polyphase(x.device)
+        wsq, conv_weight = self._prepared(raw, cache, _is_channels_last(x) and not polyphase,
+                                          polyphase)
         if self.demodulate:
             demod = torch.rsqrt(s.pow(2) @ wsq.t() + self.eps)  # [B, out]
         k = self.kernel_size
@@ -282,6 +347,8 @@ class ModulatedConv2d(nn.Module):
             coef = coef.expand(self.out_channel, in_ch)
             if self.demodulate:
                 coef = coef * demod.view(self.out_channel, 1)
+            if polyphase:
+                return self._polyphase_modulated(x, conv_weight, coef.unsqueeze(0))
             if self.upsample:
                 weight = conv_weight * coef.t().reshape(in_ch, self.out_channel, 1, 1)
                 return self.blur(F.conv_transpose2d(x, weight, padding=0, stride=2))
@@ -296,24 +363,31 @@ class ModulatedConv2d(nn.Module):
                 weight = weight * demod.unsqueeze(2)
             return _conv1x1_nhwc(x, autocast_like(weight, x))
         x = x * autocast_like(scaled, x).view(batch, -1, 1, 1)
-        if self.upsample:
+        if polyphase:
+            out = self._polyphase_conv(x, conv_weight)
+        elif self.upsample:
             out = F.conv_transpose2d(x, conv_weight, padding=0, stride=2)
         else:
             out = F.conv2d(x, conv_weight, padding=self.padding)
         if self.demodulate:
             d = autocast_like(demod, out).view(batch, -1, 1, 1)
             out = out.mul_(d) if not _needs_grad(out, d) else out * d
-        if self.upsample:
+        if self.upsample and not polyphase:
             out = self.blur(out)
         return out
 
     def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor,
-                        gain: Tensor | None = None) -> Tensor:
+                        gain: Tensor | None = None, cache: bool = False) -> Tensor:
         batch = x.shape[0]
         # a post-demodulation input gain scales the input, not the demodulation (which is
         # computed from s alone below)
         scaled = s if gain is None else s * gain.to(s)
         x = x * autocast_like(scaled, x).view(batch, -1, 1, 1)
+        if self._use_polyphase(x.device):
+            out = self._polyphase_conv(x, self._prepared(raw, cache, polyphase=True)[1])
+            if self.demodulate:
+                out = out * autocast_like(self._demod(s, raw), out).view(batch, -1, 1, 1)
+            return out
         weight = raw[0] * self.scale
         if self.upsample:
             out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
