@@ -420,3 +420,26 @@ def test_dispatch_traces_without_graph_breaks(monkeypatch: pytest.MonkeyPatch) -
     with pytest.warns(_cuda.CudaOpsUnavailableWarning):
         got = torch.compile(fn, fullgraph=True, backend="eager")(*args)
     assert torch.equal(got, fn(*args))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("shape", "channels_last"), [((2, 40000, 1, 2), False),
+                                                      ((1, 4, 300, 300), True)])
+def test_cuda_more_rows_than_the_grid_has(shape: tuple[int, int, int, int],
+                                          channels_last: bool) -> None:
+    """Over 65,535 memory rows (planes, or pixels for channels-last): the kernel loops over
+    the grid's y dimension."""
+    assert _cuda.available(required=True)
+    gen = torch.Generator(device="cuda").manual_seed(4)
+    batch, channels, height, width = shape
+    x = torch.randn(shape, device="cuda", generator=gen)
+    demod = torch.rand(batch, channels, device="cuda", generator=gen) + 0.5
+    noise = torch.randn(batch, 1, height, width, device="cuda", generator=gen)
+    strength = torch.full((1,), 0.3, device="cuda")
+    bias = torch.randn(channels, device="cuda", generator=gen)
+    want = _formula(x, demod, noise, strength, bias, 0.2, SQRT2, None)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    got = _cuda.modulated_bias_act(x, demod, noise, strength, bias, 0.2, SQRT2, None)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -313,7 +313,8 @@ def _(x: Tensor, demod: Tensor | None, noise: Tensor | None, strength: Tensor | 
 
 def _mba_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
     x, demod, noise, strength, bias, slope, scale, clamp = inputs
-    ctx.save_for_backward(x, demod, noise, strength, output)
+    # x only for demod's gradient (it is the activation: not kept alive without demod)
+    ctx.save_for_backward(None if demod is None else x, demod, noise, strength, output)
     ctx.args = (slope, scale, clamp)
     ctx.has_bias = bias is not None
 

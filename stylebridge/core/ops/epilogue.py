@@ -82,8 +82,9 @@ def modulated_bias_act_native(
     ``FusedLeakyReLU``), with the same rounding; differentiable to any order.
 
     Steps that need no gradient work in place: on ``x`` itself with ``inplace=True`` (the
-    caller owns it: a fresh convolution output), else on the buffer the first op allocates.  An in-place step is skipped for an input of a wider dtype (no
-    autocast), so the result dtype is PyTorch's promotion either way.  The bias + activation
+    caller owns it: a fresh convolution output), else on the buffer the first op allocates.
+    An in-place step is skipped for an input of a wider dtype (no autocast), so the result
+    dtype is PyTorch's promotion either way.  The bias + activation
     step is :func:`~stylebridge.core.ops.fused_act.fused_leaky_relu`, which itself runs the
     ``fused_bias_act`` kernel on CUDA where the backend says so, as the layers do today.
     """

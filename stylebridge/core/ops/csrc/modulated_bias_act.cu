@@ -10,8 +10,9 @@
 // (the three-op native sequence rounds after each op; the results agree within the dtype's
 // tolerance).  The work is split into memory rows (a (b, c) plane, or a pixel's channels
 // for channels-last) so that the per-element code needs no index division; the host loop
-// for CPU tensors runs the same two functions (row_terms, epilogue_element).  The backward needs no kernel of its own: the activation's mask comes from y
-// through fused_bias_act_grad (see fused_bias_act.cu and _cuda.py).
+// for CPU tensors runs the same two functions (row_terms, epilogue_element).  The backward
+// needs no kernel of its own: the activation's mask comes from y through fused_bias_act_grad
+// (see fused_bias_act.cu and _cuda.py).
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
