@@ -3,10 +3,15 @@
 Usage::
 
     python benchmarks/bench_ops.py [--out benchmarks/results/ops.json] [--iters 20]
+    python benchmarks/bench_ops.py --ops epilogue --dtypes float32,bfloat16   # one op
 
 For each op, dtype and mode (forward under ``no_grad``; forward + backward) it
 prints the native and CUDA times side by side with their ratio (native / CUDA,
 > 1 means the extension is faster) and writes everything to ``--out`` as JSON.
+The ``epilogue`` rows compare the fused styled-conv epilogue kernel
+(``modulated_bias_act``) with today's three-op sequence (demodulation, noise,
+bias + activation through the ``fused_bias_act`` kernel): their ratio is what
+decides ``EPILOGUE_MEASURED_FASTER`` in ``stylebridge/core/ops/backend.py``.
 The CUDA extension is compiled on first use (minutes the first time).
 
 Without a CUDA device the script says so, times the native ops on the CPU
@@ -44,7 +49,7 @@ class Case:
 
     name: str
     shape: tuple[int, int, int, int]  # input [N, C, H, W]; N is replaced by --batch
-    kind: str  # "bias_act" or "upfirdn2d"
+    kind: str  # "bias_act", "epilogue" or "upfirdn2d"
     up: int = 1
     down: int = 1
     pad: tuple[int, int] = (0, 0)
@@ -52,6 +57,8 @@ class Case:
 
 CASES: tuple[Case, ...] = (
     Case("bias_act 512ch 64x64", (8, 512, 64, 64), "bias_act"),
+    Case("epilogue 512ch 64x64", (8, 512, 64, 64), "epilogue"),
+    Case("epilogue 64ch 512x512", (8, 64, 512, 512), "epilogue"),
     Case("upfirdn2d up2 4x4 512ch 128x128", (8, 512, 128, 128), "upfirdn2d", up=2, pad=(2, 1)),
     Case("upfirdn2d down2 4x4 512ch 128x128", (8, 512, 128, 128), "upfirdn2d", down=2,
          pad=(1, 1)),
@@ -78,12 +85,48 @@ def make_ops(case: Case, channels: int, dtype: torch.dtype,
             "native": lambda x: fused_leaky_relu_native(x, bias, slope, gain, None),
             "cuda": lambda x: _cuda.fused_leaky_relu(x, bias, slope, gain, None),
         }
+    if case.kind == "epilogue":
+        return epilogue_ops(channels, dtype, device)
     kernel = blur_kernel(device) * (case.up * case.up)
     pad4 = (case.pad[0], case.pad[1], case.pad[0], case.pad[1])
     up, down = (case.up, case.up), (case.down, case.down)
     return {
         "native": lambda x: upfirdn2d_native(x, kernel, up, down, pad4),
         "cuda": lambda x: _cuda.upfirdn2d(x, kernel, up, down, pad4),
+    }
+
+
+def epilogue_ops(channels: int, dtype: torch.dtype, device: torch.device) -> dict[str, OpFn]:
+    """The styled-conv epilogue: ``"native"`` is today's three-op sequence as the layers run
+    it (demodulation multiply, noise ``addcmul``, then bias + activation through the
+    ``fused_bias_act`` kernel when the extension is loaded, else natively); ``"cuda"`` the
+    fused ``modulated_bias_act`` kernel.  Demodulation, strength and bias require grad, as
+    in training; the noise map is shared by the batch (one per resolution, as ``generate``
+    passes it)."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    slope, gain = 0.2, math.sqrt(2.0)
+    params: dict[str, Tensor] = {}
+
+    def inputs(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if not params:  # made on first use: the batch and size come with x
+            params["demod"] = torch.rand(x.shape[0], channels, device=device, generator=gen,
+                                         dtype=dtype).add_(0.5).requires_grad_(True)
+            params["noise"] = torch.randn(1, 1, x.shape[2], x.shape[3], device=device,
+                                          generator=gen, dtype=dtype)
+            params["strength"] = torch.full((1,), 0.1, device=device, dtype=dtype,
+                                            requires_grad=True)
+            params["bias"] = torch.randn(channels, device=device, generator=gen, dtype=dtype,
+                                         ).requires_grad_(True)
+        return params["demod"], params["noise"], params["strength"], params["bias"]
+
+    def native(x: Tensor) -> Tensor:
+        from stylebridge.core.ops.epilogue import modulated_bias_act_native
+
+        return modulated_bias_act_native(x, *inputs(x), slope, gain, None)
+
+    return {
+        "native": native,
+        "cuda": lambda x: _cuda.modulated_bias_act(x, *inputs(x), slope, gain, None),
     }
 
 
@@ -135,6 +178,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtypes", default=None,
                         help="comma list of float32,float16,bfloat16 (default float32,float16 "
                              "on a GPU, float32 on the CPU)")
+    parser.add_argument("--ops", default=None,
+                        help="comma list of words; only the cases whose name contains one "
+                             "(e.g. 'epilogue' for the fused epilogue vs the three-op sequence)")
     parser.add_argument("--modes", default=None,
                         help="comma list of fwd,fwd+bwd (default both on a GPU, fwd on the CPU)")
     return parser.parse_args(argv)
@@ -177,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         header += f" {'cuda ms':>10s} {'native/cuda':>11s}"
     print(header)
     print("-" * len(header))
-    for case in CASES:
+    words = [w.strip() for w in (args.ops or "").split(",") if w.strip()]
+    cases = [c for c in CASES if not words or any(w in c.name for w in words)]
+    if not cases:
+        raise SystemExit(f"bench_ops: no case matches --ops {args.ops!r}")
+    for case in cases:
         shape = (batch, *case.shape[1:])
         for dtype in dtypes:
             x = torch.randn(shape, device=device, dtype=dtype)

@@ -557,6 +557,81 @@ _BUILD_CHECK = """
     g = torch.randn_like(got)
     for a_, w_ in zip(torch.autograd.grad(got, (x, b), g), torch.autograd.grad(want, (x, b), g)):
         torch.testing.assert_close(a_, w_, atol=1e-12, rtol=1e-12)
+
+    # the fused styled-conv epilogue (stylebridge::modulated_bias_act): its CPU path against
+    # the native three-op sequence (contiguous and channels-last, batched and shared noise,
+    # each optional input left out in turn), gradients, opcheck, compile
+    from stylebridge.core.ops.epilogue import modulated_bias_act_native
+
+    def epilogue_inputs(noise_batch, dtype=torch.float64, grad=False):
+        t = dict(x=torch.randn(3, 5, 4, 6, generator=gen, dtype=dtype),
+                 demod=torch.rand(3, 5, generator=gen, dtype=dtype) + 0.5,
+                 noise=torch.randn(noise_batch, 1, 4, 6, generator=gen, dtype=dtype),
+                 strength=torch.randn(1, generator=gen, dtype=dtype),
+                 bias=torch.randn(5, generator=gen, dtype=dtype))
+        return {k: v.requires_grad_(grad) for k, v in t.items()}
+
+    leave_out = ((), ("demod",), ("noise", "strength"), ("bias",),
+                 ("demod", "noise", "strength", "bias"))
+    for channels_last in (False, True):
+        for noise_batch in (3, 1):
+            for missing in leave_out:
+                for clamp in (None, 0.7):
+                    ref_in = epilogue_inputs(noise_batch)
+                    for name in missing:
+                        ref_in[name] = None
+                    ref = modulated_bias_act_native(**ref_in, negative_slope=0.2,
+                                                    scale=math.sqrt(2), clamp=clamp)
+                    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6),
+                                       (torch.float16, 1e-2), (torch.bfloat16, 6e-2)):
+                        args = {k: None if v is None else v.to(dtype) for k, v in ref_in.items()}
+                        if channels_last:
+                            args["x"] = args["x"].to(memory_format=torch.channels_last)
+                        got = _cuda.modulated_bias_act(**args, negative_slope=0.2,
+                                                       scale=math.sqrt(2), clamp=clamp)
+                        assert got.dtype == dtype and got.shape == ref.shape
+                        layout = torch.channels_last if channels_last else torch.contiguous_format
+                        assert got.is_contiguous(memory_format=layout)
+                        torch.testing.assert_close(got.double(), ref, atol=tol, rtol=tol)
+    for noise_batch in (2, 1):
+        for clamp in (None, 0.9):
+            t = epilogue_inputs(noise_batch, grad=True)
+            t["x"] = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64,
+                                 requires_grad=True)
+            t["demod"] = (torch.rand(2, 3, generator=gen, dtype=torch.float64) + 0.5
+                          ).requires_grad_(True)
+            t["noise"] = torch.randn(noise_batch, 1, 4, 5, generator=gen, dtype=torch.float64,
+                                     requires_grad=True)
+            t["bias"] = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+            names = ("x", "demod", "noise", "strength", "bias")
+            inputs = tuple(t[k] for k in names)
+            fn = lambda *a: _cuda.modulated_bias_act(*a, 0.2, math.sqrt(2), clamp)
+            assert torch.autograd.gradcheck(fn, inputs)
+            assert torch.autograd.gradgradcheck(fn, inputs)
+            y = fn(*inputs)
+            g = torch.randn_like(y)
+            want = torch.autograd.grad(
+                modulated_bias_act_native(*inputs, 0.2, math.sqrt(2), clamp), inputs, g)
+            for a_, w_ in zip(torch.autograd.grad(y, inputs, g), want):
+                torch.testing.assert_close(a_, w_)
+    t = epilogue_inputs(3, grad=True)
+    for args in ((t["x"], t["demod"], t["noise"], t["strength"], t["bias"], 0.2, 1.4, None),
+                 (t["x"].detach().to(memory_format=torch.channels_last).requires_grad_(),
+                  None, t["noise"][:1], t["strength"], None, 0.0, 2.0, 0.5),
+                 (t["x"], t["demod"], None, None, t["bias"], 0.2, 1.4, 0.5)):
+        torch.library.opcheck(ops.modulated_bias_act.default, args)
+
+    def epilogue(x, d, n, s, b):
+        h = _cuda.modulated_bias_act(x, d, n, s, b, 0.2, math.sqrt(2), 0.8)
+        return _cuda.upfirdn2d(h, k, (2, 2), (1, 1), (2, 1, 2, 1))
+
+    inputs = (t["x"], t["demod"], t["noise"], t["strength"], t["bias"])
+    compiled = torch.compile(epilogue, fullgraph=True, backend="aot_eager")
+    got, want = compiled(*inputs), epilogue(*inputs)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    g = torch.randn_like(got)
+    for a_, w_ in zip(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g)):
+        torch.testing.assert_close(a_, w_, atol=1e-12, rtol=1e-12)
     print(json.dumps({"build_seconds": build_seconds, "module": ext.__file__}))
 """
 

@@ -1,4 +1,4 @@
-"""StyleGAN2's custom ops: fused bias + leaky ReLU and upfirdn2d.
+"""StyleGAN2's custom ops: fused bias + leaky ReLU, upfirdn2d and the styled-conv epilogue.
 
 Each op has a native PyTorch implementation (always available, differentiable
 to any order) and a CUDA implementation compiled on first use (never at
@@ -10,9 +10,21 @@ import).  Which one runs is chosen per call:
 * ``STYLEBRIDGE_OPS=cuda``: CUDA for CUDA tensors, and a build failure is an error.
 
 :func:`set_backend` does the same from Python.
+
+The styled-conv epilogue (:func:`modulated_bias_act`: demodulation + noise + bias + leaky
+ReLU) has its own switch on top, ``STYLEBRIDGE_EPILOGUE=auto|on|off`` (or
+:func:`set_fused_epilogue`): ``on`` runs its fused CUDA kernel wherever the backend uses the
+extension, ``off`` never, ``auto`` where it measured faster (no GPU has measured it yet, so
+only with ``STYLEBRIDGE_OPS=cuda``).
 """
 
-from stylebridge.core.ops.backend import get_backend, set_backend
+from stylebridge.core.ops.backend import (
+    fused_epilogue,
+    get_backend,
+    set_backend,
+    set_fused_epilogue,
+)
+from stylebridge.core.ops.epilogue import modulated_bias_act
 from stylebridge.core.ops.fused_act import (
     FusedLeakyReLU,
     autocast_enabled,
@@ -21,5 +33,6 @@ from stylebridge.core.ops.fused_act import (
 )
 from stylebridge.core.ops.upfirdn2d import upfirdn2d
 
-__all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "fused_leaky_relu",
-           "get_backend", "set_backend", "upfirdn2d"]
+__all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "fused_epilogue",
+           "fused_leaky_relu", "get_backend", "modulated_bias_act", "set_backend",
+           "set_fused_epilogue", "upfirdn2d"]

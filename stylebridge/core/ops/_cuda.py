@@ -13,7 +13,8 @@ native ops), or raises :class:`~stylebridge.errors.StylebridgeError` when the
 CUDA ops were explicitly required.
 
 The kernels are registered as ``torch.library`` custom ops (``stylebridge::fused_bias_act``,
-``stylebridge::fused_bias_act_grad``, ``stylebridge::upfirdn2d``) with fake implementations
+``stylebridge::fused_bias_act_grad``, ``stylebridge::modulated_bias_act``,
+``stylebridge::upfirdn2d``) with fake implementations
 and autograd formulas, so ``torch.compile`` and CUDA graphs see them as single nodes.
 The wrappers here treat ``kernel`` (upfirdn2d) as a constant and
 fall back to the native ops for the few argument combinations the kernels do
@@ -38,7 +39,8 @@ from stylebridge.errors import StylebridgeError
 
 EXTENSION_NAME = "stylebridge_ops"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCES: tuple[str, ...] = ("ops.cpp", "fused_bias_act.cu", "upfirdn2d.cu")
+SOURCES: tuple[str, ...] = ("ops.cpp", "fused_bias_act.cu", "modulated_bias_act.cu",
+                            "upfirdn2d.cu")
 NOTICE_PREFIX = "stylebridge: CUDA ops unavailable"
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -279,6 +281,103 @@ def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float, scal
         dtype = torch.promote_types(x.dtype, bias.dtype)
         x, bias = x.to(dtype), bias.to(dtype)
     return _fused_bias_act_op(x, bias, slope, gain, limit)
+
+
+# --------------------------------------------------------------------------- #
+# The styled-conv epilogue: demodulation + noise + bias + leaky ReLU + gain (+ clamp)
+# --------------------------------------------------------------------------- #
+
+
+def _epilogue_layout(x: Tensor) -> torch.memory_format:
+    """The kernel's output layout: channels-last for a channels-last (not also contiguous)
+    input, contiguous otherwise (the same rule as ``ops.cpp``)."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+@torch.library.custom_op("stylebridge::modulated_bias_act", mutates_args=(),
+                         schema="(Tensor x, Tensor? demod, Tensor? noise, Tensor? strength, "
+                                "Tensor? bias, float slope, float scale, float? clamp) -> Tensor")
+def _modulated_bias_act_op(x: Tensor, demod: Tensor | None, noise: Tensor | None,
+                           strength: Tensor | None, bias: Tensor | None, slope: float,
+                           scale: float, clamp: float | None) -> Tensor:
+    return _extension().modulated_bias_act(x, demod, noise, strength, bias, slope, scale, clamp)
+
+
+@_modulated_bias_act_op.register_fake
+def _(x: Tensor, demod: Tensor | None, noise: Tensor | None, strength: Tensor | None,
+      bias: Tensor | None, slope: float, scale: float, clamp: float | None) -> Tensor:
+    return torch.empty_like(x, memory_format=_epilogue_layout(x))
+
+
+def _mba_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    x, demod, noise, strength, bias, slope, scale, clamp = inputs
+    # x only for demod's gradient (it is the activation: not kept alive without demod)
+    ctx.save_for_backward(None if demod is None else x, demod, noise, strength, output)
+    ctx.args = (slope, scale, clamp)
+    ctx.has_bias = bias is not None
+
+
+def _mba_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+    # y = act(z), z = x * demod + strength * noise + bias: the activation's derivative (a
+    # piecewise constant mask, from y) by fused_bias_act_grad, then the products' rules.
+    x, demod, noise, strength, y = ctx.saved_tensors
+    g = _fused_bias_act_grad_op(grad.contiguous(), y.contiguous(), *ctx.args)
+    need = ctx.needs_input_grad
+    grad_x = grad_demod = grad_noise = grad_strength = grad_bias = None
+    if need[0]:
+        grad_x = g if demod is None else g * demod[:, :, None, None]
+    if demod is not None and need[1]:
+        grad_demod = (g * x).sum(dim=(2, 3))
+    if noise is not None and need[2]:
+        grad_noise = g.sum(dim=1, keepdim=True) * strength
+        if noise.shape[0] != g.shape[0]:
+            grad_noise = grad_noise.sum(dim=0, keepdim=True)
+    if noise is not None and need[3]:
+        grad_strength = (g * noise).sum().reshape(strength.shape)
+    if ctx.has_bias and need[4]:
+        grad_bias = g.sum(dim=(0, 2, 3))
+    return grad_x, grad_demod, grad_noise, grad_strength, grad_bias, None, None, None
+
+
+_modulated_bias_act_op.register_autograd(_mba_backward, setup_context=_mba_setup)
+
+
+def modulated_bias_act(x: Tensor, demod: Tensor | None, noise: Tensor | None,
+                       strength: Tensor | None, bias: Tensor | None, negative_slope: float,
+                       scale: float, clamp: float | None) -> Tensor:
+    """The fused epilogue kernel (see :func:`stylebridge.core.ops.epilogue.modulated_bias_act`
+    for the semantics and checked shapes), differentiable to any order: the backward is
+    ``fused_bias_act_grad`` and plain PyTorch ops.
+
+    All inputs are promoted to one dtype first (PyTorch's promotion, as the native sequence
+    gives); a negative slope or clamp, or non-float inputs, go to the native sequence.
+    """
+    slope, gain = float(negative_slope), float(scale)
+    limit = None if clamp is None else float(clamp)
+    given = [t for t in (x, demod, noise, strength, bias) if t is not None]
+    if slope < 0 or (limit is not None and limit < 0) or any(
+            t.dtype not in _FLOAT_DTYPES for t in given):
+        from stylebridge.core.ops.epilogue import modulated_bias_act_native
+
+        return modulated_bias_act_native(x, demod, noise, strength, bias, negative_slope,
+                                         scale, clamp)
+    dtype = x.dtype
+    for t in given[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+
+    def cast(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(dtype)
+
+    if noise is None:
+        strength = None
+    elif strength is not None:
+        strength = strength.reshape(1)
+    if demod is not None:
+        demod = demod.reshape(x.shape[0], x.shape[1])
+    return _modulated_bias_act_op(x.to(dtype), cast(demod), cast(noise), cast(strength),
+                                  cast(bias), slope, gain, limit)
 
 
 # --------------------------------------------------------------------------- #

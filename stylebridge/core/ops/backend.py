@@ -57,3 +57,57 @@ def forced_cuda() -> bool:
     """Whether the backend is ``cuda`` (every op call on a CUDA tensor uses the kernels);
     constant under ``torch.compile`` as :func:`use_cuda`'s choice is."""
     return get_backend() == "cuda"
+
+
+# --------------------------------------------------------------------------- #
+# The fused styled-conv epilogue (stylebridge.core.ops.epilogue)
+# --------------------------------------------------------------------------- #
+
+Epilogue = Literal["auto", "on", "off"]
+_EPILOGUE_VALID = ("auto", "on", "off")
+_epilogue_override: Epilogue | None = None
+
+# Whether the fused epilogue kernel (``stylebridge::modulated_bias_act``) measured faster than
+# the three-op sequence (demodulation, noise, bias + activation) on a GPU.  No GPU has measured
+# it yet (``benchmarks/bench_ops.py`` reports the ratio), so ``auto`` keeps the three ops on
+# CUDA until a GPU run sets this to True.
+EPILOGUE_MEASURED_FASTER = False
+
+
+def fused_epilogue() -> Epilogue:
+    """The fused-epilogue setting: :func:`set_fused_epilogue` if called, else
+    ``$STYLEBRIDGE_EPILOGUE``, else ``auto``."""
+    if _epilogue_override is not None:
+        return _epilogue_override
+    value = os.environ.get("STYLEBRIDGE_EPILOGUE", "auto").strip().lower() or "auto"
+    if value not in _EPILOGUE_VALID:
+        from stylebridge.errors import StylebridgeError
+
+        raise StylebridgeError(
+            f"STYLEBRIDGE_EPILOGUE={value!r} is not one of {', '.join(_EPILOGUE_VALID)}")
+    return value  # type: ignore[return-value]
+
+
+def set_fused_epilogue(value: Epilogue | None) -> None:
+    """Force ``"on"``/``"off"``/``"auto"``; ``None`` returns control to the env var."""
+    global _epilogue_override
+    if value is not None and value not in _EPILOGUE_VALID:
+        raise ValueError(f"fused epilogue {value!r} is not one of {', '.join(_EPILOGUE_VALID)}")
+    _epilogue_override = value
+
+
+@torch.compiler.assume_constant_result
+def _epilogue_chosen() -> bool:
+    """Whether the fused-epilogue setting asks for the kernel on CUDA tensors: ``on``, or
+    ``auto`` where it measured faster (:data:`EPILOGUE_MEASURED_FASTER`) or when
+    ``STYLEBRIDGE_OPS=cuda`` forces every kernel; constant under ``torch.compile``."""
+    setting = fused_epilogue()
+    if setting == "auto":
+        return EPILOGUE_MEASURED_FASTER or get_backend() == "cuda"
+    return setting == "on"
+
+
+def use_fused_epilogue(tensor_is_cuda: bool) -> bool:
+    """Whether this epilogue call runs the fused kernel: a CUDA tensor, a backend that uses
+    the extension (never with ``STYLEBRIDGE_OPS=native``) and a setting that asks for it."""
+    return tensor_is_cuda and _epilogue_chosen() and use_cuda(tensor_is_cuda)

@@ -1,6 +1,6 @@
 // Python bindings and argument checks for stylebridge's custom ops.
 //
-// The kernels live in fused_bias_act.cu and upfirdn2d.cu.  Every entry point
+// The kernels live in fused_bias_act.cu, modulated_bias_act.cu and upfirdn2d.cu.  Every entry point
 // accepts CUDA tensors (the real use) and CPU tensors (the same per-element
 // code run in a host loop, so the index arithmetic can be tested on machines
 // without a GPU).  Inputs are made contiguous here; outputs are contiguous.
@@ -16,6 +16,11 @@ at::Tensor fused_bias_act_forward_impl(const at::Tensor& x, const at::Tensor& bi
                                        double scale, std::optional<double> clamp);
 at::Tensor fused_bias_act_backward_impl(const at::Tensor& grad, const at::Tensor& y, double slope,
                                         double scale, std::optional<double> clamp);
+// modulated_bias_act.cu
+at::Tensor modulated_bias_act_impl(const at::Tensor& x, const at::Tensor& demod,
+                                   const at::Tensor& noise, const at::Tensor& strength,
+                                   const at::Tensor& bias, double slope, double scale,
+                                   std::optional<double> clamp, bool channels_last);
 // upfirdn2d.cu
 at::Tensor upfirdn2d_impl(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,
                           int64_t up_y, int64_t down_x, int64_t down_y, int64_t pad_x0,
@@ -70,6 +75,54 @@ at::Tensor fused_bias_act_grad(const at::Tensor& grad, const at::Tensor& y, doub
                                                    clamp);
 }
 
+// An optional input of modulated_bias_act: checked against x and made contiguous
+// (undefined when absent).
+at::Tensor epilogue_input(const std::optional<at::Tensor>& t, const at::Tensor& x,
+                          const char* name, at::IntArrayRef shape) {
+  if (!t.has_value() || !t->defined()) {
+    return at::Tensor();
+  }
+  TORCH_CHECK(t->sizes() == shape, "modulated_bias_act: ", name, " must have shape ", shape,
+              ", got ", t->sizes());
+  TORCH_CHECK(t->scalar_type() == x.scalar_type(), "modulated_bias_act: ", name, " dtype ",
+              t->scalar_type(), " != x dtype ", x.scalar_type());
+  TORCH_CHECK(t->device() == x.device(), "modulated_bias_act: ", name, " is on ", t->device(),
+              ", x on ", x.device());
+  return t->contiguous();
+}
+
+// y = clamp(leaky_relu(x * demod[b, c] + strength * noise[b | 0, 0, h, w] + bias[c], slope)
+//           * scale, -clamp, clamp), each of demod, noise (with strength) and bias optional.
+// x [B, C, H, W], contiguous or channels-last (kept; any other layout is made contiguous).
+at::Tensor modulated_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& demod,
+                              const std::optional<at::Tensor>& noise,
+                              const std::optional<at::Tensor>& strength,
+                              const std::optional<at::Tensor>& bias, double slope, double scale,
+                              std::optional<double> clamp) {
+  TORCH_CHECK(is_supported_float(x), "modulated_bias_act: unsupported dtype ", x.scalar_type());
+  TORCH_CHECK(x.dim() == 4, "modulated_bias_act: x must be [B, C, H, W], got ", x.sizes());
+  TORCH_CHECK(!clamp.has_value() || *clamp >= 0.0, "modulated_bias_act: clamp must be >= 0");
+  const int64_t batch = x.size(0), channels = x.size(1);
+  const at::Tensor d = epilogue_input(demod, x, "demod", {batch, channels});
+  const bool has_noise = noise.has_value() && noise->defined();
+  at::Tensor n, s;
+  if (has_noise) {
+    TORCH_CHECK(noise->dim() == 4 && (noise->size(0) == 1 || noise->size(0) == batch),
+                "modulated_bias_act: noise must be [", batch, " or 1, 1, ", x.size(2), ", ",
+                x.size(3), "], got ", noise->sizes());
+    n = epilogue_input(noise, x, "noise", {noise->size(0), 1, x.size(2), x.size(3)});
+    TORCH_CHECK(strength.has_value() && strength->defined(),
+                "modulated_bias_act: noise needs a strength");
+    s = epilogue_input(strength, x, "strength", {1});
+  }
+  const at::Tensor b = epilogue_input(bias, x, "bias", {channels});
+  const bool channels_last =
+      !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor xc = channels_last ? x : x.contiguous();
+  return stylebridge::modulated_bias_act_impl(xc, d, n, s, b, slope, scale, clamp,
+                                              channels_last);
+}
+
 // Zero-insert upsampling by (up_x, up_y), padding (negative = crop), true convolution
 // with the 2-D kernel, and keeping every (down_x, down_y)-th sample.
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x, int64_t up_y,
@@ -95,12 +148,16 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "stylebridge custom ops (fused bias + leaky ReLU, upfirdn2d)";
+  m.doc() = "stylebridge custom ops (fused bias + leaky ReLU, styled-conv epilogue, upfirdn2d)";
   m.def("fused_bias_act", &fused_bias_act, "leaky_relu(x + bias) * scale, optional clamp",
         py::arg("x"), py::arg("bias"), py::arg("slope"), py::arg("scale"), py::arg("clamp"));
   m.def("fused_bias_act_grad", &fused_bias_act_grad,
         "gradient of fused_bias_act w.r.t. x, from the saved output", py::arg("grad"),
         py::arg("y"), py::arg("slope"), py::arg("scale"), py::arg("clamp"));
+  m.def("modulated_bias_act", &modulated_bias_act,
+        "leaky_relu(x * demod + strength * noise + bias) * scale, optional clamp",
+        py::arg("x"), py::arg("demod"), py::arg("noise"), py::arg("strength"), py::arg("bias"),
+        py::arg("slope"), py::arg("scale"), py::arg("clamp"));
   m.def("upfirdn2d", &upfirdn2d, "upsample, FIR filter, downsample", py::arg("x"),
         py::arg("kernel"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"),
         py::arg("down_y"), py::arg("pad_x0"), py::arg("pad_x1"), py::arg("pad_y0"),
