@@ -4,13 +4,14 @@ One process, on one device:
 
 1. **agreement** (``--check-size``, default 256 px config-f, batch 2, TF32 off): every fast
    path of ours against the fp32 eager network on the native ops: CUDA ops fp32, the
-   polyphase up-sampling convolution fp32, compiled fp32 (``reduce-overhead`` = CUDA graphs on
+   polyphase up-sampling convolution fp32, the fused styled-conv epilogue fp32, compiled fp32 (``reduce-overhead`` = CUDA graphs on
    CUDA), bf16 and fp16 autocast (plain and polyphase), compiled bf16.
    fp32 paths must agree within 1e-4 (max |diff|, images in [-1, 1]); bf16/fp16 report their
    max and mean |diff| (stated, not a pass/fail bound);
 2. **throughput** (``--size``, default 1024 px config-f, ``--batches``, default 1 8 32):
    images/s from w of ours (fp32, bf16 autocast, each also with the polyphase up-sampling
-   convolution; compiled fp32, bf16, bf16 polyphase, bf16 on native ops), rosinality
+   convolution and with the fused epilogue; compiled fp32, bf16, bf16 polyphase, bf16 on
+   native ops), rosinality
    fp32 with its CUDA ops, NVlabs stylegan2-ada fp32 and fp16 (top 4 resolutions) with its
    plugins, interleaved, medians of ``--repeats`` x ``--calls`` calls.  Random weights (speed
    does not depend on the values); rosinality runs our weights (its output is compared).
@@ -46,7 +47,7 @@ import torch
 from _timing import interleaved, sync
 
 from stylebridge.core.compiled import CompiledSynthesis
-from stylebridge.core.ops import _cuda, get_backend, set_backend
+from stylebridge.core.ops import _cuda, get_backend, set_backend, set_fused_epilogue
 from stylebridge.core.stylegan2 import Generator
 
 START = time.perf_counter()
@@ -115,11 +116,11 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
     poly.set_upconv("polyphase")
 
     def eager(model: Generator, dtype: torch.dtype | None = None,
-              backend: str | None = None) -> Callable[[], torch.Tensor]:
+              epilogue: bool = False) -> Callable[[], torch.Tensor]:
         def fn() -> torch.Tensor:
             with (torch.autocast(device.type, dtype=dtype or torch.float32,
                                  enabled=dtype is not None),
-                  ops_backend(backend) if backend else contextlib.nullcontext()):
+                  fused_epilogue_on() if epilogue else contextlib.nullcontext()):
                 return model.synthesis(styles, noise=noise)
         return fn
 
@@ -127,6 +128,10 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
                 "ours_polyphase_fp32": eager(poly), "ours_polyphase_bf16": eager(poly, amp)}
     if device.type == "cuda":
         variants["ours_fp16"] = eager(gen, torch.float16)
+        # the fused styled-conv epilogue (its kernel runs on CUDA tensors only)
+        variants.update(ours_epilogue_fp32=eager(gen, epilogue=True),
+                        ours_epilogue_bf16=eager(gen, amp, epilogue=True),
+                        ours_polyphase_epilogue_bf16=eager(poly, amp, epilogue=True))
     for tag in compiled_tags:
         precision, _, flavour = tag.partition("-")
         name = f"ours_compiled_{precision}" + (f"_{flavour}" if flavour else "")
@@ -196,6 +201,17 @@ def agreement(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     return {"size": gen.size, "batch": 2, "tf32": False, "reference": "ours fp32, native ops",
             "variants": results, "notes": errors,
             "ok": all(r.get("ok", True) for r in results.values())}
+
+
+@contextlib.contextmanager
+def fused_epilogue_on() -> Iterator[None]:
+    """``STYLEBRIDGE_EPILOGUE=on`` inside (the fused kernel on CUDA tensors); after it the
+    environment decides again (this script sets no other override)."""
+    set_fused_epilogue("on")
+    try:
+        yield
+    finally:
+        set_fused_epilogue(None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@
 #   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), each with the
 #      transposed and the polyphase up-sampling convolution, with the GPU kernel time per step
 #      (torch.profiler), as benchmarks/RESULTS.md measured it before;
-#   4. tests/test_ops.py -m gpu (CUDA vs native, forward and backward, fp32/fp16/bf16).
+#   4. the fused styled-conv epilogue kernel vs the three ops it replaces (bench_ops.py --ops
+#      epilogue), then tests/test_ops.py and tests/test_ops_epilogue.py -m gpu (CUDA vs native,
+#      forward and backward, fp32/fp16/bf16).
 # Every step has its own timeout and a failure does not stop the next; JSON (with machine,
 # driver and torch versions) goes to OUT.
 #
@@ -31,8 +33,9 @@
 # (NVlabs' plugin loader only); each change is listed in OUT/peer_patches.txt.
 #
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
-# (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 150), BENCH_TIMEOUT (step 2,
-# 270), FS_TIMEOUT (step 3, 100), TEST_TIMEOUT (step 4, 60): 580 s in all; BENCH_BUDGET (180),
+# (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 140), BENCH_TIMEOUT (step 2,
+# 255), FS_TIMEOUT (step 3, 100), EPI_TIMEOUT + TEST_TIMEOUT (step 4, 30 + 60): 585 s in all;
+# BENCH_BUDGET (170, seconds into step 2 after which nothing more is compiled),
 # COMPILED ("bf16 bf16-polyphase bf16-native fp32": the compiled variants, in the order they
 # are compiled), BATCHES (default "1 32 8": batch 1, where compiling matters most, first).
 set -uo pipefail
@@ -84,14 +87,14 @@ build_rc=0 test_rc=0 bench_rc=0 fs_rc=0
 if [ "$device" = cuda ]; then
     echo "== 1. build the CUDA plugins (in parallel; logs in $out_dir/build_*.log)"
     start=$(date +%s)
-    timeout "${BUILD_TIMEOUT:-150}" "$py" -c "from stylebridge.core.ops import _cuda; _cuda.build()" \
+    timeout "${BUILD_TIMEOUT:-140}" "$py" -c "from stylebridge.core.ops import _cuda; _cuda.build()" \
         > "$out_dir/build_ours.log" 2>&1 &
     pids=($!)
     if [ -n "$peers" ]; then
-        (cd "$work/peers/rosinality" && timeout "${BUILD_TIMEOUT:-150}" "$py" -c "import op" \
+        (cd "$work/peers/rosinality" && timeout "${BUILD_TIMEOUT:-140}" "$py" -c "import op" \
             > "$out_dir/build_rosinality.log" 2>&1) &
         pids+=($!)
-        (cd "$work/peers/nvlabs" && timeout "${BUILD_TIMEOUT:-150}" "$py" -c "
+        (cd "$work/peers/nvlabs" && timeout "${BUILD_TIMEOUT:-140}" "$py" -c "
 from torch_utils import custom_ops
 custom_ops.verbosity = 'full'
 from torch_utils.ops import bias_act, upfirdn2d
@@ -107,10 +110,10 @@ fi
 
 echo "== 2. agreement and 1024 px throughput"
 args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-bf16 bf16-polyphase bf16-native fp32}
-      --budget "${BENCH_BUDGET:-180}")
+      --budget "${BENCH_BUDGET:-170}")
 if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-1 32 8}); fi
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT:-270}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
+timeout "${BENCH_TIMEOUT:-255}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
 
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
@@ -123,9 +126,11 @@ fi
 timeout "${FS_TIMEOUT:-100}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?
 if [ "$device" = cuda ]; then
-    echo "== 4. GPU op tests (what time is left)"
+    echo "== 4. the fused epilogue alone, then the GPU op tests (what time is left)"
+    timeout "${EPI_TIMEOUT:-30}" "$py" "$here/bench_ops.py" --ops epilogue \
+        --dtypes float32,bfloat16 --out "$out_dir/ops_epilogue_$tag.json" 2>&1 | tail -n 12
     timeout "${TEST_TIMEOUT:-60}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
-        -m gpu 2>&1 | tail -n 15 || test_rc=$?
+        "$repo/tests/test_ops_epilogue.py" -m gpu 2>&1 | tail -n 15 || test_rc=$?
 fi
 echo "== done: build $build_rc, speed $bench_rc, featureshift $fs_rc, op tests $test_rc"
 exit $(( build_rc != 0 || test_rc != 0 || bench_rc != 0 || fs_rc != 0 ))

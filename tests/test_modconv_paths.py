@@ -121,3 +121,49 @@ def test_in_place_activation_never_touches_a_callers_tensor() -> None:
     with torch.no_grad():
         layer(inp, torch.randn(1, 4), torch.randn(1, 1, 8, 8))
     assert torch.equal(inp, before)
+
+
+@pytest.mark.parametrize("upconv", ["transpose", "polyphase"])
+@pytest.mark.parametrize("upsample", [False, True])
+@pytest.mark.parametrize("fused", [True, False])
+def test_styled_conv_through_the_fused_epilogue_matches(monkeypatch: pytest.MonkeyPatch,
+                                                        fused: bool, upsample: bool,
+                                                        upconv: str) -> None:
+    """Where the fused epilogue is chosen (CUDA only; forced here, its op then runs its
+    native path on the CPU), a StyledConv defers the shared order's demodulation to it and
+    gives the separate ops' image, ConvEdit bias/noise deltas and gradients included."""
+    from stylebridge.core.stylegan2 import layers
+
+    torch.manual_seed(7)
+    layer = StyledConv(6, 5, 3, 8, upsample=upsample)
+    layer.conv.fused, layer.conv.upconv = fused, upconv
+    with torch.no_grad():
+        layer.noise.weight.fill_(0.3)
+        layer.activate.bias.copy_(torch.randn(5))
+    x, s = torch.randn(2, 6, 5, 5), torch.randn(2, 6)
+    res = 10 if upsample else 5
+    noise = torch.randn(2, 1, res, res)
+    edit = ConvEdit(input_gain=1 + 0.2 * torch.randn(6), bias_delta=0.1 * torch.randn(5),
+                    noise_delta=torch.tensor([0.05]))
+    results = {}
+    real = layers.modulated_bias_act
+    calls: list[bool] = []
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(args[1] is not None)  # a demodulation handed over
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layers, "modulated_bias_act", spy)
+    for on in (False, True):
+        monkeypatch.setattr(layers, "use_fused_epilogue", lambda is_cuda, on=on: on)
+        calls.clear()
+        with torch.no_grad():
+            plain, edited = layer(x, s, noise), layer(x, s, noise, edit)
+        s_grad = s.clone().requires_grad_(True)
+        layer(x, s_grad, noise, edit).square().sum().backward()
+        results[on] = (plain, edited, s_grad.grad)
+        # the shared order hands its demodulation to the epilogue; the grouped one has it
+        # in the weight already
+        assert calls == ([not fused] * 3 if on else [])
+    for got, want in zip(results[True], results[False], strict=True):
+        assert_close(got, want, atol=1e-5, rtol=1e-4)  # deferred demod: after the blur

@@ -19,8 +19,10 @@ from stylebridge.core.ops import (
     autocast_enabled,
     autocast_like,
     fused_leaky_relu,
+    modulated_bias_act,
     upfirdn2d,
 )
+from stylebridge.core.ops.backend import use_fused_epilogue
 from stylebridge.core.stylegan2.polyphase import (
     UPCONV_BY_DEVICE,
     UPCONV_ORDERS,
@@ -253,6 +255,15 @@ class ModulatedConv2d(nn.Module):
         """``weight_delta`` changes this call only (never the module): a tensor
         (``[1, out, in, k|1, k|1]``, broadcast) is added to the conv weight; a
         :class:`ConvEdit` may also carry a post-demodulation input gain."""
+        return self.forward_parts(x, s, weight_delta, defer_demod=False)[0]
+
+    def forward_parts(self, x: Tensor, s: Tensor,
+                      weight_delta: Tensor | ConvEdit | None = None, *,
+                      defer_demod: bool = True) -> tuple[Tensor, Tensor | None]:
+        """:meth:`forward`, except that where the demodulation is a factor on the output (the
+        shared-weight order) it is returned, not applied: ``(out, demod [B, out])``, for a
+        fused epilogue to apply (:func:`~stylebridge.core.ops.modulated_bias_act`); ``(out,
+        None)`` where it is already in the weight or ``defer_demod`` is false."""
         batch = x.shape[0]
         delta, gain = weight_delta, None
         if isinstance(weight_delta, ConvEdit):
@@ -260,11 +271,12 @@ class ModulatedConv2d(nn.Module):
             gain = None if gain is None else gain.reshape(-1, self.in_channel)
         raw = self.weight if delta is None else self.weight + delta
         if self.fused is None and x.device.type != "cuda":
-            return self._forward_auto(x, s, raw, gain, cache=delta is None)
+            return self._forward_auto(x, s, raw, gain, cache=delta is None), None
         fused = self.fused if self.fused is not None else batch == 1
         if fused:
-            return self._forward_grouped(x, s, raw, gain, cache=delta is None)
-        return self._forward_shared(x, s, raw, gain, cache=delta is None)
+            return self._forward_grouped(x, s, raw, gain, cache=delta is None), None
+        return self._forward_shared(x, s, raw, gain, cache=delta is None,
+                                    defer_demod=defer_demod)
 
     def _forward_grouped(self, x: Tensor, s: Tensor, raw: Tensor,
                          gain: Tensor | None = None, cache: bool = False) -> Tensor:
@@ -376,28 +388,33 @@ class ModulatedConv2d(nn.Module):
             out = self.blur(out)
         return out
 
-    def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor,
-                        gain: Tensor | None = None, cache: bool = False) -> Tensor:
+    def _forward_shared(self, x: Tensor, s: Tensor, raw: Tensor, gain: Tensor | None = None,
+                        cache: bool = False, defer_demod: bool = False
+                        ) -> tuple[Tensor, Tensor | None]:
+        """``(out, None)``, or with ``defer_demod`` ``(out without demodulation, demod)``
+        (deferred, it comes after the blur: the same up to rounding, a per-channel factor)."""
         batch = x.shape[0]
         # a post-demodulation input gain scales the input, not the demodulation (which is
         # computed from s alone below)
         scaled = s if gain is None else s * gain.to(s)
         x = x * autocast_like(scaled, x).view(batch, -1, 1, 1)
+        demod = self._demod(s, raw) if self.demodulate else None
         if self._use_polyphase(x.device):
             out = self._polyphase_conv(x, self._prepared(raw, cache, polyphase=True)[1])
-            if self.demodulate:
-                out = out * autocast_like(self._demod(s, raw), out).view(batch, -1, 1, 1)
-            return out
-        weight = raw[0] * self.scale
-        if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
         else:
-            out = F.conv2d(x, weight, padding=self.padding)
-        if self.demodulate:
-            out = out * autocast_like(self._demod(s, raw), out).view(batch, -1, 1, 1)
-        if self.upsample:
+            weight = raw[0] * self.scale
+            if self.upsample:
+                out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
+            else:
+                out = F.conv2d(x, weight, padding=self.padding)
+        if defer_demod:
+            return (self.blur(out) if self.upsample and not self._use_polyphase(x.device)
+                    else out), demod
+        if demod is not None:
+            out = out * autocast_like(demod, out).view(batch, -1, 1, 1)
+        if self.upsample and not self._use_polyphase(x.device):
             out = self.blur(out)
-        return out
+        return out, None
 
 
 class NoiseInjection(nn.Module):
@@ -441,12 +458,29 @@ class StyledConv(nn.Module):
 
     def forward(self, x: Tensor, s: Tensor, noise: Tensor,
                 weight_delta: Tensor | ConvEdit | None = None) -> Tensor:
+        if use_fused_epilogue(x.is_cuda):
+            return self._forward_fused_epilogue(x, s, noise, weight_delta)
         if isinstance(weight_delta, ConvEdit) and (weight_delta.noise_delta is not None
                                                    or weight_delta.bias_delta is not None):
             out = self.noise(self.conv(x, s, weight_delta), noise, weight_delta.noise_delta)
             return self.activate(out, weight_delta.bias_delta)
         # the activation may overwrite the fresh convolution output (inference only)
         return self.activate(self.noise(self.conv(x, s, weight_delta), noise), inplace=True)
+
+    def _forward_fused_epilogue(self, x: Tensor, s: Tensor, noise: Tensor,
+                                weight_delta: Tensor | ConvEdit | None) -> Tensor:
+        """Demodulation (where the conv order leaves it on the output), noise, bias and the
+        activation in one fused op (``STYLEBRIDGE_EPILOGUE``, CUDA only)."""
+        out, demod = self.conv.forward_parts(x, s, weight_delta)
+        strength, bias = self.noise.weight, self.activate.bias
+        if isinstance(weight_delta, ConvEdit):
+            if weight_delta.noise_delta is not None:
+                strength = strength + weight_delta.noise_delta
+            if weight_delta.bias_delta is not None:
+                bias = bias + weight_delta.bias_delta.reshape(-1)
+        act = self.activate
+        return modulated_bias_act(out, demod, noise, strength, bias, act.negative_slope,
+                                  act.scale, act.clamp, inplace=True)
 
 
 class ToRGB(nn.Module):

@@ -19,9 +19,10 @@ from torch import Tensor
 #: :func:`polyphase_weight`): ``transpose`` (upstream's order) or ``polyphase`` (the blur folded
 #: into the weight: one stride-1 convolution to 4x the channels and a pixel shuffle, exact to
 #: float rounding, 4x the multiply-adds of the transposed conv but no separate blur pass).
-#: Per device type, from measurements: on the CPU polyphase ran 1.0-2.7x slower per layer
-#: (``docs/speed.md``); CUDA has not been measured yet (``benchmarks/gpu_speed.sh`` does), so it
-#: stays ``transpose`` there.  ``ModulatedConv2d.upconv`` (or
+#: Per device type, from measurements: on the CPU (2 cores, 256 px batch 1) polyphase ran
+#: 1.2-4.5x slower per layer, 1.8x in all (``benchmarks/results/upconv_cpu_256_b1.json``);
+#: CUDA has not been measured yet (``benchmarks/gpu_speed.sh`` does), so it stays
+#: ``transpose`` there.  ``ModulatedConv2d.upconv`` (or
 #: :meth:`~stylebridge.core.stylegan2.Generator.set_upconv`) overrides it per layer.
 UPCONV_BY_DEVICE: dict[str, str] = {"cpu": "transpose", "cuda": "transpose"}
 UPCONV_ORDERS: tuple[str, ...] = ("transpose", "polyphase")
