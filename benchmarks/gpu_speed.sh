@@ -26,7 +26,8 @@
 #   benchmarks/prepare_peers.sh .peers [ROSINALITY_GIT_DIR] [NVLABS_GIT_DIR]
 # The device call (one `run`, carry [".peers"], timeout_s 600):
 #   set -o pipefail; bash benchmarks/gpu_speed.sh "$OUT" 2>&1 | tee "$OUT/run.log"
-# then copy the JSON files to benchmarks/results/ and give the machine back.
+# then copy the JSON files to benchmarks/results/ and give the machine back; OUT/summary_<gpu>.md
+# (benchmarks/summarize_gpu_speed.py) says what they show and which switches they turn on.
 #
 # Patches applied to the peers' copies (outside the repository) where torch 2.14 / CUDA 13 break
 # them, found by building their plugins with nvcc 13 on a CPU machine: benchmarks/patch_peers.py
@@ -117,7 +118,8 @@ timeout "${BENCH_TIMEOUT:-255}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $p
 
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
-    fs=(--preset tiny --device cpu --precisions fp32 --steps 1 --repeats 1 --warmup 0)
+    fs=(--preset tiny --device cpu --precisions fp32 --steps 1 --repeats 1 --warmup 0
+        --upconv transpose,polyphase)
 else
     # joint stored step (the full preset's default variant); --profile: GPU kernel time per
     # step, the measure issue 20's FeatureShift goal is stated in; both up-sampling orders
@@ -132,5 +134,11 @@ if [ "$device" = cuda ]; then
     timeout "${TEST_TIMEOUT:-60}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
         "$repo/tests/test_ops_epilogue.py" -m gpu 2>&1 | tail -n 15 || test_rc=$?
 fi
+echo "== summary (what the JSON shows, and the switches it decides): $out_dir/summary_$tag.md"
+sum_args=("$out_dir/speed_$tag.json" --out "$out_dir/summary_$tag.md")
+[ -f "$out_dir/featureshift_full_speed_$tag.json" ] \
+    && sum_args+=(--featureshift "$out_dir/featureshift_full_speed_$tag.json")
+[ -f "$out_dir/ops_epilogue_$tag.json" ] && sum_args+=(--epilogue "$out_dir/ops_epilogue_$tag.json")
+[ -f "$out_dir/speed_$tag.json" ] && "$py" "$here/summarize_gpu_speed.py" "${sum_args[@]}" | tail -n 25
 echo "== done: build $build_rc, speed $bench_rc, featureshift $fs_rc, op tests $test_rc"
 exit $(( build_rc != 0 || test_rc != 0 || bench_rc != 0 || fs_rc != 0 ))
