@@ -10,8 +10,8 @@ One process, on one device:
    max and mean |diff| (stated, not a pass/fail bound);
 2. **throughput** (``--size``, default 1024 px config-f, ``--batches``, default 1 8 32):
    images/s from w of ours (fp32, bf16 autocast, each also with the polyphase up-sampling
-   convolution and with the fused epilogue; compiled fp32, bf16, bf16 polyphase, bf16 on
-   native ops), rosinality
+   convolution and with the fused epilogue, bf16 channels-last; compiled fp32, bf16, bf16
+   polyphase, bf16 on native ops), rosinality
    fp32 with its CUDA ops, NVlabs stylegan2-ada fp32 and fp16 (top 4 resolutions) with its
    plugins, interleaved, medians of ``--repeats`` x ``--calls`` calls.  Random weights (speed
    does not depend on the values); rosinality runs our weights (its output is compared).
@@ -132,6 +132,10 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
         variants.update(ours_epilogue_fp32=eager(gen, epilogue=True),
                         ours_epilogue_bf16=eager(gen, amp, epilogue=True),
                         ours_polyphase_epilogue_bf16=eager(poly, amp, epilogue=True))
+        # channels-last activations (NCHW is the CUDA default; cuDNN may prefer NHWC in bf16)
+        nhwc = copy.deepcopy(gen)
+        nhwc.channels_last = True
+        variants["ours_nhwc_bf16"] = eager(nhwc, amp)
     for tag in compiled_tags:
         precision, _, flavour = tag.partition("-")
         name = f"ours_compiled_{precision}" + (f"_{flavour}" if flavour else "")
