@@ -136,6 +136,10 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
         nhwc = copy.deepcopy(gen)
         nhwc.channels_last = True
         variants["ours_nhwc_bf16"] = eager(nhwc, amp)
+        # all three together: no blur pass, one epilogue pass, no layout conversions
+        nhwc_poly = copy.deepcopy(poly)
+        nhwc_poly.channels_last = True
+        variants["ours_nhwc_polyphase_epilogue_bf16"] = eager(nhwc_poly, amp, epilogue=True)
     for tag in compiled_tags:
         precision, _, flavour = tag.partition("-")
         name = f"ours_compiled_{precision}" + (f"_{flavour}" if flavour else "")

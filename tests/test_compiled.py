@@ -201,9 +201,13 @@ def test_fused_bias_act_fake_keeps_shape_and_dtype() -> None:
             memory_format=torch.channels_last)
         y = torch.ops.stylebridge.fused_bias_act(x, torch.empty(5, dtype=torch.bfloat16), 0.2,
                                                  1.4, None)
-        g = torch.ops.stylebridge.fused_bias_act_grad(y, y, 0.2, 1.4, 0.5)
-    for t in (y, g):  # the kernels return contiguous tensors; the fakes say so
-        assert t.shape == (2, 5, 3, 4) and t.dtype == torch.bfloat16 and t.is_contiguous()
+        g = torch.ops.stylebridge.fused_bias_act_grad(y.contiguous(), y, 0.2, 1.4, 0.5)
+        flat = torch.ops.stylebridge.fused_bias_act(x.contiguous(), None, 0.2, 1.4, None)
+    # the kernels keep a channels-last input's layout (the gradient takes y's); the fakes say so
+    for t in (y, g):
+        assert t.shape == (2, 5, 3, 4) and t.dtype == torch.bfloat16
+        assert t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    assert flat.is_contiguous()
 
 
 def test_registered_autograd_traces_backward_with_the_same_ops() -> None:

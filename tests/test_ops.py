@@ -373,12 +373,16 @@ LOW_PRECISION = {torch.float16: 1e-2, torch.bfloat16: 6e-2}
 @requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("clamp", [None, 0.5])
-@pytest.mark.parametrize("shape", [(4, 8, 5, 7), (6, 16)])
+@pytest.mark.parametrize("shape", [(4, 8, 5, 7), (6, 16), "channels_last"])
 def test_cuda_fused_leaky_relu_matches_native(dtype: torch.dtype, clamp: float | None,
-                                              shape: tuple[int, ...]) -> None:
+                                              shape: tuple[int, ...] | str) -> None:
     assert _cuda.available(required=True)
+    channels_last = shape == "channels_last"
+    shape = (4, 8, 5, 7) if channels_last else shape
     gen = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randn(shape, device="cuda", generator=gen).to(dtype)
+    if channels_last:  # kept: the output (and x's gradient) stay channels-last
+        x = x.contiguous(memory_format=torch.channels_last)
     bias = torch.randn(shape[1], device="cuda", generator=gen).to(dtype)
     x_ref = x.detach().float().clone().requires_grad_(True)
     b_ref = bias.detach().float().clone().requires_grad_(True)
@@ -387,6 +391,8 @@ def test_cuda_fused_leaky_relu_matches_native(dtype: torch.dtype, clamp: float |
     y_ref = fused_leaky_relu_native(x_ref, b_ref, 0.2, SQRT2, clamp)
     y_cu = _cuda.fused_leaky_relu(x_cu, b_cu, 0.2, SQRT2, clamp)
     assert y_cu.dtype == dtype and y_cu.shape == y_ref.shape
+    if channels_last:
+        assert y_cu.is_contiguous(memory_format=torch.channels_last)
     tol = LOW_PRECISION.get(dtype, 1e-5)
     torch.testing.assert_close(y_cu.float(), y_ref.detach(), atol=tol, rtol=tol)
     grad = torch.randn(shape, device="cuda", generator=gen)
@@ -515,6 +521,34 @@ _BUILD_CHECK = """
     x = torch.randn(2, 3, generator=gen)
     torch.testing.assert_close(_cuda.fused_leaky_relu(x, None, 0.1, 2.0, None),
                                fused_leaky_relu_native(x, None, 0.1, 2.0, None))
+    # channels-last activations keep their layout (the bias is indexed by the fastest
+    # dimension there), forward and backward, and give the contiguous numbers
+    cl = torch.channels_last
+    for clamp in (None, 0.7):
+        x = torch.randn(2, 5, 3, 4, generator=gen, dtype=torch.float64).to(memory_format=cl)
+        b = torch.randn(5, generator=gen, dtype=torch.float64)
+        got = _cuda.fused_leaky_relu(x, b, 0.2, math.sqrt(2), clamp)
+        assert got.is_contiguous(memory_format=cl) and not got.is_contiguous()
+        torch.testing.assert_close(got, fused_leaky_relu_native(x.contiguous(), b, 0.2,
+                                                                math.sqrt(2), clamp),
+                                   atol=1e-12, rtol=1e-12)
+        xg, bg = x.detach().requires_grad_(True), b.detach().requires_grad_(True)
+        fn = lambda x, b: _cuda.fused_leaky_relu(x, b, 0.2, math.sqrt(2), clamp)
+        y = fn(xg, bg)
+        for g in (torch.randn_like(y), torch.randn_like(y).contiguous()):  # either layout
+            got = torch.autograd.grad(y, (xg, bg), g, retain_graph=True)
+            want = torch.autograd.grad(
+                fused_leaky_relu_native(xg, bg, 0.2, math.sqrt(2), clamp), (xg, bg), g)
+            assert got[0].is_contiguous(memory_format=cl)
+            for a_, w_ in zip(got, want):
+                torch.testing.assert_close(a_, w_, atol=1e-12, rtol=1e-12)
+        assert torch.autograd.gradcheck(fn, (xg, bg))
+        assert torch.autograd.gradgradcheck(fn, (xg, bg))
+        torch.library.opcheck(torch.ops.stylebridge.fused_bias_act.default,
+                              (xg, bg, 0.2, 1.4, clamp))
+        torch.library.opcheck(torch.ops.stylebridge.fused_bias_act_grad.default,
+                              (torch.randn_like(y).contiguous().requires_grad_(), y.detach(),
+                               0.2, 1.4, clamp))
 
     cases = json.loads(sys.argv[1])
     for up, down, pad, khw in cases:

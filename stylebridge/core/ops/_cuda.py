@@ -202,6 +202,16 @@ def _extension() -> ModuleType:
 # with the same ops, so every order of derivatives works.
 
 
+def _kept_layout(x: Tensor) -> torch.memory_format:
+    """The layout ``fused_bias_act``/``modulated_bias_act`` give their output (``ops.cpp``):
+    channels-last for a 4-D channels-last input that is not also contiguous (so channels-last
+    activations stay channels-last, no conversion per layer), contiguous otherwise."""
+    if (x.ndim == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 @torch.library.custom_op("stylebridge::fused_bias_act", mutates_args=(),
                          schema="(Tensor x, Tensor? bias, float slope, float scale, "
                                 "float? clamp) -> Tensor")
@@ -213,7 +223,7 @@ def _fused_bias_act_op(x: Tensor, bias: Tensor | None, slope: float, scale: floa
 @_fused_bias_act_op.register_fake
 def _(x: Tensor, bias: Tensor | None, slope: float, scale: float,
       clamp: float | None) -> Tensor:
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return torch.empty_like(x, memory_format=_kept_layout(x))
 
 
 @torch.library.custom_op("stylebridge::fused_bias_act_grad", mutates_args=(),
@@ -226,7 +236,7 @@ def _fused_bias_act_grad_op(grad: Tensor, y: Tensor, slope: float, scale: float,
 
 @_fused_bias_act_grad_op.register_fake
 def _(grad: Tensor, y: Tensor, slope: float, scale: float, clamp: float | None) -> Tensor:
-    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+    return torch.empty_like(y, memory_format=_kept_layout(y))
 
 
 def _fba_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -239,7 +249,7 @@ def _fba_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
 def _fba_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None,
                                                    None]:
     (y,) = ctx.saved_tensors
-    grad_x = _fused_bias_act_grad_op(grad.contiguous(), y, *ctx.args)
+    grad_x = _fused_bias_act_grad_op(grad, y, *ctx.args)  # in y's layout
     grad_bias = None
     if ctx.bias_ndim is not None and ctx.needs_input_grad[1]:
         grad_bias = grad_x.sum(dim=[0, *range(2, grad_x.ndim)])
@@ -256,7 +266,7 @@ def _fba_grad_backward(ctx: Any, grad_grad: Tensor) -> tuple[Tensor, None, None,
     # grad_x = grad_y * m(y) is linear in grad_y with the same mask, so its backward is
     # itself; m(y) is piecewise constant: no gradient flows to y.
     (y,) = ctx.saved_tensors
-    return _fused_bias_act_grad_op(grad_grad.contiguous(), y, *ctx.args), None, None, None, None
+    return _fused_bias_act_grad_op(grad_grad, y, *ctx.args), None, None, None, None
 
 
 _fused_bias_act_op.register_autograd(_fba_backward, setup_context=_fba_setup)
@@ -288,14 +298,6 @@ def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float, scal
 # --------------------------------------------------------------------------- #
 
 
-def _epilogue_layout(x: Tensor) -> torch.memory_format:
-    """The kernel's output layout: channels-last for a channels-last (not also contiguous)
-    input, contiguous otherwise (the same rule as ``ops.cpp``)."""
-    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 @torch.library.custom_op("stylebridge::modulated_bias_act", mutates_args=(),
                          schema="(Tensor x, Tensor? demod, Tensor? noise, Tensor? strength, "
                                 "Tensor? bias, float slope, float scale, float? clamp) -> Tensor")
@@ -308,7 +310,7 @@ def _modulated_bias_act_op(x: Tensor, demod: Tensor | None, noise: Tensor | None
 @_modulated_bias_act_op.register_fake
 def _(x: Tensor, demod: Tensor | None, noise: Tensor | None, strength: Tensor | None,
       bias: Tensor | None, slope: float, scale: float, clamp: float | None) -> Tensor:
-    return torch.empty_like(x, memory_format=_epilogue_layout(x))
+    return torch.empty_like(x, memory_format=_kept_layout(x))
 
 
 def _mba_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -323,7 +325,7 @@ def _mba_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
     # y = act(z), z = x * demod + strength * noise + bias: the activation's derivative (a
     # piecewise constant mask, from y) by fused_bias_act_grad, then the products' rules.
     x, demod, noise, strength, y = ctx.saved_tensors
-    g = _fused_bias_act_grad_op(grad.contiguous(), y.contiguous(), *ctx.args)
+    g = _fused_bias_act_grad_op(grad, y, *ctx.args)  # in y's layout
     need = ctx.needs_input_grad
     grad_x = grad_demod = grad_noise = grad_strength = grad_bias = None
     if need[0]:

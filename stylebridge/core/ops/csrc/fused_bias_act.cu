@@ -37,8 +37,9 @@ struct BiasActArgs {
   opmath_t clamp;      // forward: clamp bound in op-math precision
   opmath_t clamp_ref;  // backward: the bound as stored in the output dtype
   bool has_clamp;
-  int64_t channels;  // size of dim 1 (1 when there is no bias)
-  int64_t inner;     // product of the sizes after dim 1
+  bool channels_last;  // x is a channels-last [N, C, H, W]: the channel is the fastest index
+  int64_t channels;    // size of dim 1 (1 when there is no bias)
+  int64_t inner;       // product of the sizes after dim 1
 };
 
 template <typename scalar_t, typename opmath_t>
@@ -47,7 +48,7 @@ C10_HOST_DEVICE inline scalar_t bias_act_forward_element(const scalar_t* x, cons
                                                          const BiasActArgs<opmath_t>& a) {
   opmath_t v = static_cast<opmath_t>(x[i]);
   if (bias != nullptr) {
-    v += static_cast<opmath_t>(bias[(i / a.inner) % a.channels]);
+    v += static_cast<opmath_t>(bias[a.channels_last ? i % a.channels : (i / a.inner) % a.channels]);
   }
   v = v > opmath_t(0) ? v : v * a.slope;
   v *= a.scale;
@@ -103,7 +104,7 @@ int64_t num_blocks(int64_t n) {
 
 template <typename scalar_t, typename opmath_t>
 BiasActArgs<opmath_t> make_args(const at::Tensor& ref, bool with_bias, double slope, double scale,
-                                std::optional<double> clamp) {
+                                std::optional<double> clamp, bool channels_last) {
   BiasActArgs<opmath_t> a;
   a.slope = static_cast<opmath_t>(slope);
   a.scale = static_cast<opmath_t>(scale);
@@ -111,6 +112,7 @@ BiasActArgs<opmath_t> make_args(const at::Tensor& ref, bool with_bias, double sl
   a.clamp = static_cast<opmath_t>(clamp.value_or(0.0));
   // An output clamped to `clamp` holds the bound rounded to scalar_t.
   a.clamp_ref = static_cast<opmath_t>(static_cast<scalar_t>(a.clamp));
+  a.channels_last = channels_last;
   a.channels = 1;
   a.inner = 1;
   if (with_bias) {
@@ -124,9 +126,12 @@ BiasActArgs<opmath_t> make_args(const at::Tensor& ref, bool with_bias, double sl
 
 }  // namespace
 
+// x is contiguous, or (channels_last) a channels-last 4-D tensor; y has x's layout.
 at::Tensor fused_bias_act_forward_impl(const at::Tensor& x, const at::Tensor& bias, double slope,
-                                       double scale, std::optional<double> clamp) {
-  at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+                                       double scale, std::optional<double> clamp,
+                                       bool channels_last) {
+  at::Tensor y = at::empty_like(
+      x, channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   const int64_t n = x.numel();
   if (n == 0) {
     return y;
@@ -135,7 +140,8 @@ at::Tensor fused_bias_act_forward_impl(const at::Tensor& x, const at::Tensor& bi
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::ScalarType::Half, at::ScalarType::BFloat16, x.scalar_type(), "fused_bias_act", [&] {
         using opmath_t = at::opmath_type<scalar_t>;
-        const auto a = make_args<scalar_t, opmath_t>(x, with_bias, slope, scale, clamp);
+        const auto a =
+            make_args<scalar_t, opmath_t>(x, with_bias, slope, scale, clamp, channels_last);
         const scalar_t* xp = x.const_data_ptr<scalar_t>();
         const scalar_t* bp = with_bias ? bias.const_data_ptr<scalar_t>() : nullptr;
         scalar_t* yp = y.mutable_data_ptr<scalar_t>();
@@ -157,9 +163,13 @@ at::Tensor fused_bias_act_forward_impl(const at::Tensor& x, const at::Tensor& bi
   return y;
 }
 
+// grad and y share one layout (contiguous, or channels_last); the result has it too.  The
+// computation is element by element in memory order, so the layout only decides the output's.
 at::Tensor fused_bias_act_backward_impl(const at::Tensor& grad, const at::Tensor& y, double slope,
-                                        double scale, std::optional<double> clamp) {
-  at::Tensor out = at::empty_like(y, at::MemoryFormat::Contiguous);
+                                        double scale, std::optional<double> clamp,
+                                        bool channels_last) {
+  at::Tensor out = at::empty_like(
+      y, channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   const int64_t n = y.numel();
   if (n == 0) {
     return out;
@@ -168,7 +178,7 @@ at::Tensor fused_bias_act_backward_impl(const at::Tensor& grad, const at::Tensor
       at::ScalarType::Half, at::ScalarType::BFloat16, y.scalar_type(), "fused_bias_act_grad",
       [&] {
         using opmath_t = at::opmath_type<scalar_t>;
-        const auto a = make_args<scalar_t, opmath_t>(y, false, slope, scale, clamp);
+        const auto a = make_args<scalar_t, opmath_t>(y, false, slope, scale, clamp, false);
         const scalar_t* gp = grad.const_data_ptr<scalar_t>();
         const scalar_t* yp = y.const_data_ptr<scalar_t>();
         scalar_t* op = out.mutable_data_ptr<scalar_t>();

@@ -3,7 +3,8 @@
 // The kernels live in fused_bias_act.cu, modulated_bias_act.cu and upfirdn2d.cu.  Every entry point
 // accepts CUDA tensors (the real use) and CPU tensors (the same per-element
 // code run in a host loop, so the index arithmetic can be tested on machines
-// without a GPU).  Inputs are made contiguous here; outputs are contiguous.
+// without a GPU).  Inputs are made contiguous here, except that fused_bias_act and
+// modulated_bias_act keep a channels-last 4-D input's layout; outputs have the input's.
 
 #include <torch/extension.h>
 
@@ -13,9 +14,11 @@ namespace stylebridge {
 
 // fused_bias_act.cu
 at::Tensor fused_bias_act_forward_impl(const at::Tensor& x, const at::Tensor& bias, double slope,
-                                       double scale, std::optional<double> clamp);
+                                       double scale, std::optional<double> clamp,
+                                       bool channels_last);
 at::Tensor fused_bias_act_backward_impl(const at::Tensor& grad, const at::Tensor& y, double slope,
-                                        double scale, std::optional<double> clamp);
+                                        double scale, std::optional<double> clamp,
+                                        bool channels_last);
 // modulated_bias_act.cu
 at::Tensor modulated_bias_act_impl(const at::Tensor& x, const at::Tensor& demod,
                                    const at::Tensor& noise, const at::Tensor& strength,
@@ -39,6 +42,12 @@ void check_clamp(std::optional<double> clamp) {
   TORCH_CHECK(!clamp.has_value() || *clamp >= 0.0, "fused_bias_act: clamp must be >= 0");
 }
 
+// A 4-D tensor laid out channels-last and not also contiguous (the layout the kernels keep;
+// any other layout is made contiguous).
+bool is_channels_last(const at::Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 // y = leaky_relu(x + bias[c], slope) * scale, clamped to [-clamp, clamp] when given.
 // bias (optional) has one entry per channel (dim 1 of x).
 at::Tensor fused_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& bias, double slope,
@@ -57,7 +66,9 @@ at::Tensor fused_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& 
                 ", x on ", x.device());
     b = bias->contiguous();
   }
-  return stylebridge::fused_bias_act_forward_impl(x.contiguous(), b, slope, scale, clamp);
+  const bool channels_last = is_channels_last(x);
+  return stylebridge::fused_bias_act_forward_impl(channels_last ? x : x.contiguous(), b, slope,
+                                                  scale, clamp, channels_last);
 }
 
 // grad_x = grad_y * d y / d x, from the forward's output y (see fused_bias_act.cu).
@@ -71,8 +82,11 @@ at::Tensor fused_bias_act_grad(const at::Tensor& grad, const at::Tensor& y, doub
               grad.scalar_type(), " != output dtype ", y.scalar_type());
   TORCH_CHECK(grad.device() == y.device(), "fused_bias_act_grad: grad is on ", grad.device(),
               ", output on ", y.device());
-  return stylebridge::fused_bias_act_backward_impl(grad.contiguous(), y.contiguous(), slope, scale,
-                                                   clamp);
+  // the kernel pairs grad and y element by element in memory: one layout for both, y's
+  const bool channels_last = is_channels_last(y);
+  const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  return stylebridge::fused_bias_act_backward_impl(grad.contiguous(format), y.contiguous(format),
+                                                   slope, scale, clamp, channels_last);
 }
 
 // An optional input of modulated_bias_act: checked against x and made contiguous
@@ -116,8 +130,7 @@ at::Tensor modulated_bias_act(const at::Tensor& x, const std::optional<at::Tenso
     s = epilogue_input(strength, x, "strength", {1});
   }
   const at::Tensor b = epilogue_input(bias, x, "bias", {channels});
-  const bool channels_last =
-      !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const bool channels_last = is_channels_last(x);
   const at::Tensor xc = channels_last ? x : x.contiguous();
   return stylebridge::modulated_bias_act_impl(xc, d, n, s, b, slope, scale, clamp,
                                               channels_last);
