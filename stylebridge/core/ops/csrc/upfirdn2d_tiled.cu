@@ -7,8 +7,11 @@
 //      zero outside the input) and the flipped kernel into shared memory, converted to the
 //      op-math type (float for half/bfloat16, double for double);
 //   2. waits at a barrier;
-//   3. (compute) lets every thread produce several outputs of the tile from shared memory,
-//      visiting only the taps that land on real (non-inserted) samples.
+//   3. (compute) lets every thread produce several outputs of the tile from shared memory:
+//      without up-sampling (the blur, down 2) a vertical strip of 8 (4 for down 2) outputs
+//      with the kernel in registers, each input row read once for the whole strip; with
+//      up 2 one output at a time, visiting only the taps that land on real (non-inserted)
+//      samples.
 //
 // Per axis, output o of a tile starting at output o0 reads u[o*D + t - p0] for taps
 // t < K; with u[j] = x[j/U] for j % U == 0, the input samples are ceil((o*D - p0) / U) up to
@@ -55,7 +58,7 @@ at::Tensor upfirdn2d_impl(const at::Tensor& x, const at::Tensor& kernel, int64_t
 namespace {
 
 constexpr int kMaxTaps = 8;                    // kernels up to 8x8
-constexpr int kMaxThreads = 1024;
+constexpr int kMaxThreads = 256;              // __launch_bounds__: up to 255 registers
 constexpr int64_t kMaxGridY = 65535;
 constexpr int64_t kSharedBytes = 48 * 1024;    // without the opt-in to more
 
@@ -147,8 +150,9 @@ C10_HOST_DEVICE inline void tile_load(int64_t plane, int tile, int thread,
   }
 }
 
-// Phase 3 for one thread: outputs thread, thread + threads, ... of the tile (row-major, so
-// neighbouring threads write neighbouring outputs), each from shared memory only.
+// Phase 3 for one thread (with up-sampling): outputs thread, thread + threads, ... of the tile
+// (row-major, so neighbouring threads write neighbouring outputs), each from shared memory;
+// the taps on real samples change from output to output (the phase o * D - p0 mod U).
 template <typename scalar_t, typename opmath_t, int UP, int DOWN, int KMAX>
 C10_HOST_DEVICE inline void tile_compute(int64_t plane, int tile, int thread,
                                          const opmath_t* __restrict__ shared,
@@ -207,12 +211,115 @@ C10_HOST_DEVICE inline void tile_compute(int64_t plane, int tile, int thread,
   }
 }
 
+// Phase 3 without up-sampling (U = 1: every tap lands on a real sample, the same taps for
+// every output): each thread takes a vertical strip of kStripRows outputs (one column of the
+// tile), keeps the kernel in registers (zero beyond kernel_h x kernel_w) and reads each input
+// row of the strip's window once for all the outputs that use it:
+// (kStripRows - 1) * D + K rows of K values instead of kStripRows * K * K reads.
+template <int DOWN>
+constexpr int strip_rows() {
+  return DOWN == 1 ? 8 : 4;
+}
+
+template <typename scalar_t, typename opmath_t, int DOWN, int KMAX>
+C10_HOST_DEVICE inline void tile_compute_strips(int64_t plane, int tile, int thread,
+                                                const opmath_t* __restrict__ shared,
+                                                scalar_t* __restrict__ y, const TiledArgs& a) {
+  constexpr int kRows = strip_rows<DOWN>();
+  constexpr int kWindow = (kRows - 1) * DOWN + KMAX;  // input rows a full strip can use
+  const int taps = a.kernel_h * a.kernel_w;
+  [[maybe_unused]] const int in_size = a.tile_in_h * a.tile_in_w;  // host checks only
+  const opmath_t* in = shared + taps;
+  opmath_t k[KMAX][KMAX];
+#pragma unroll
+  for (int ty = 0; ty < KMAX; ++ty) {
+#pragma unroll
+    for (int tx = 0; tx < KMAX; ++tx) {
+      const bool real = ty < a.kernel_h && tx < a.kernel_w;
+      STYLEBRIDGE_TILE_CHECK(!real || ty * a.kernel_w + tx < taps);
+      k[ty][tx] = real ? shared[ty * a.kernel_w + tx] : opmath_t(0);
+    }
+  }
+  const TileOrigin o = tile_origin<1, DOWN>(tile, a);
+  scalar_t* yp = y + plane * a.out_h * a.out_w;
+  const int rows = a.out_h - o.out_y0 < a.tile_out_h ? a.out_h - o.out_y0 : a.tile_out_h;
+  const int cols = a.out_w - o.out_x0 < a.tile_out_w ? a.out_w - o.out_x0 : a.tile_out_w;
+  // work item (strip, lx), lx fastest so that neighbouring threads write neighbouring outputs
+  int strip = thread / a.tile_out_w;
+  int lx = thread - strip * a.tile_out_w;
+  const int step_strip = a.threads / a.tile_out_w;
+  const int step_x = a.threads - step_strip * a.tile_out_w;
+  while (strip * kRows < rows) {
+    const int ly0 = strip * kRows;
+    const int count = rows - ly0 < kRows ? rows - ly0 : kRows;  // outputs in this strip
+    if (lx < cols) {
+      // U = 1: the tile starts at input sample base (in_x0 == base_x), so output (ly, lx)
+      // reads tile rows ly * D + ty and columns lx * D + tx.
+      const int rx = lx * DOWN;
+      const int last_row = (count - 1) * DOWN + a.kernel_h;  // window rows this strip needs
+      opmath_t acc[kRows];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        acc[r] = opmath_t(0);
+      }
+#pragma unroll
+      for (int j = 0; j < kWindow; ++j) {
+        if (j < last_row) {
+          const int in_row = (ly0 * DOWN + j) * a.tile_in_w + rx;
+          opmath_t v[KMAX];
+#pragma unroll
+          for (int tx = 0; tx < KMAX; ++tx) {
+            STYLEBRIDGE_TILE_CHECK(tx >= a.kernel_w ||
+                                   (rx + tx < a.tile_in_w && in_row + tx < in_size));
+            v[tx] = tx < a.kernel_w ? in[in_row + tx] : opmath_t(0);
+          }
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            const int ty = j - r * DOWN;  // a constant once the loops are unrolled
+            if (ty >= 0 && ty < KMAX && r < count) {
+#pragma unroll
+              for (int tx = 0; tx < KMAX; ++tx) {
+                acc[r] += v[tx] * k[ty][tx];
+              }
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (r < count) {
+          yp[static_cast<int64_t>(o.out_y0 + ly0 + r) * a.out_w + o.out_x0 + lx] =
+              static_cast<scalar_t>(acc[r]);
+        }
+      }
+    }
+    strip += step_strip;
+    lx += step_x;
+    if (lx >= a.tile_out_w) {
+      lx -= a.tile_out_w;
+      ++strip;
+    }
+  }
+}
+
+// The compute phase for the factors: strips without up-sampling, else one output at a time.
+template <typename scalar_t, typename opmath_t, int UP, int DOWN, int KMAX>
+C10_HOST_DEVICE inline void tile_compute_phase(int64_t plane, int tile, int thread,
+                                               const opmath_t* __restrict__ shared,
+                                               scalar_t* __restrict__ y, const TiledArgs& a) {
+  if constexpr (UP == 1) {
+    tile_compute_strips<scalar_t, opmath_t, DOWN, KMAX>(plane, tile, thread, shared, y, a);
+  } else {
+    tile_compute<scalar_t, opmath_t, UP, DOWN, KMAX>(plane, tile, thread, shared, y, a);
+  }
+}
+
 // blockIdx.x: the tile; blockIdx.y: the plane (looping when there are more than the grid's
 // y dimension holds, with a barrier before the tile is overwritten).
 template <typename scalar_t, typename opmath_t, int UP, int DOWN, int KMAX>
-__global__ void upfirdn2d_tiled_kernel(const scalar_t* __restrict__ x,
-                                       const opmath_t* __restrict__ kernel,
-                                       scalar_t* __restrict__ y, int64_t planes, TiledArgs a) {
+__global__ void __launch_bounds__(kMaxThreads)
+    upfirdn2d_tiled_kernel(const scalar_t* __restrict__ x, const opmath_t* __restrict__ kernel,
+                           scalar_t* __restrict__ y, int64_t planes, TiledArgs a) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   opmath_t* shared = reinterpret_cast<opmath_t*>(shared_bytes);
   const int tile = static_cast<int>(blockIdx.x);
@@ -223,7 +330,7 @@ __global__ void upfirdn2d_tiled_kernel(const scalar_t* __restrict__ x,
     }
     tile_load<scalar_t, opmath_t, UP, DOWN>(plane, tile, thread, x, kernel, shared, a);
     __syncthreads();
-    tile_compute<scalar_t, opmath_t, UP, DOWN, KMAX>(plane, tile, thread, shared, y, a);
+    tile_compute_phase<scalar_t, opmath_t, UP, DOWN, KMAX>(plane, tile, thread, shared, y, a);
   }
 }
 
@@ -231,8 +338,8 @@ template <typename scalar_t, typename opmath_t, int UP, int DOWN, int KMAX>
 void run_tiled(const scalar_t* x, const opmath_t* kernel, scalar_t* y, int64_t planes,
                const TiledArgs& a, bool cuda) {
   const int tiles = a.tiles_x * ((a.out_h + a.tile_out_h - 1) / a.tile_out_h);
-  const int64_t shared_elems =
-      static_cast<int64_t>(a.kernel_h) * a.kernel_w + static_cast<int64_t>(a.tile_in_h) * a.tile_in_w;
+  const int64_t shared_elems = static_cast<int64_t>(a.kernel_h) * a.kernel_w +
+                               static_cast<int64_t>(a.tile_in_h) * a.tile_in_w;
   if (cuda) {
     const dim3 grid(static_cast<unsigned>(tiles),
                     static_cast<unsigned>(std::min<int64_t>(planes, kMaxGridY)));
@@ -254,7 +361,8 @@ void run_tiled(const scalar_t* x, const opmath_t* kernel, scalar_t* y, int64_t p
         tile_load<scalar_t, opmath_t, UP, DOWN>(plane, tile, t, x, kernel, shared.data(), a);
       }
       for (int t = 0; t < a.threads; ++t) {
-        tile_compute<scalar_t, opmath_t, UP, DOWN, KMAX>(plane, tile, t, shared.data(), y, a);
+        tile_compute_phase<scalar_t, opmath_t, UP, DOWN, KMAX>(plane, tile, t, shared.data(), y,
+                                                               a);
       }
     }
   });
