@@ -58,7 +58,7 @@ at::Tensor upfirdn2d_impl(const at::Tensor& x, const at::Tensor& kernel, int64_t
 namespace {
 
 constexpr int kMaxTaps = 8;                    // kernels up to 8x8
-constexpr int kMaxThreads = 256;              // __launch_bounds__: up to 255 registers
+constexpr int kMaxThreads = 256;               // __launch_bounds__: up to 255 registers
 constexpr int64_t kMaxGridY = 65535;
 constexpr int64_t kSharedBytes = 48 * 1024;    // without the opt-in to more
 
