@@ -659,6 +659,7 @@ _BUILD_CHECK = """
     # small tiles (outputs w x h, threads): several tiles per plane, partial edge tiles,
     # fewer and more threads than outputs, a single thread
     tiles = ((5, 3, 7), (4, 4, 16), (1, 1, 1), (16, 2, 5), (3, 7, 64), (2, 9, 3))
+    infinite_outputs = 0
     for up, down, pad, khw in tiled_cases:
         up, down, pad = tuple(up), tuple(down), tuple(pad)
         k = torch.randn(*khw, generator=gen, dtype=torch.float64)
@@ -674,6 +675,16 @@ _BUILD_CHECK = """
                     torch.testing.assert_close(got.double(), ref, atol=tol, rtol=tol)
                 got = torch.ops.stylebridge.upfirdn2d_tiled(x.to(dtype), k, *up, *down, *pad)
                 torch.testing.assert_close(got.double(), ref, atol=tol, rtol=tol)
+            # infinities: the tiled kernel multiplies only the samples under each output's
+            # real taps (as the generic kernel does), so no 0 * inf turns into NaN elsewhere
+            xi = x.clone()
+            xi[0, 0, 3, 4], xi[0, -1, 0, 0] = math.inf, -math.inf
+            kp = k.abs() + 0.1
+            want = ext.upfirdn2d(xi, kp, *up, *down, *pad)
+            infinite_outputs += int(torch.isinf(want).sum())
+            for tw, th, threads in tiles[:3]:
+                got = ext.upfirdn2d_tiled_with_tile(xi, kp, *up, *down, *pad, tw, th, threads)
+                torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12, equal_nan=True)
         # the default tiles (64x32, 64x64 or 32x32 outputs): several per plane, in both axes
         x = torch.randn(1, 2, 41, 70, generator=gen, dtype=torch.float64)
         ref = upfirdn2d_native(x, k, up, down, pad)
@@ -690,6 +701,7 @@ _BUILD_CHECK = """
         fn = lambda t: torch.ops.stylebridge.upfirdn2d_tiled(t, k, *up, *down, *pad)
         assert torch.autograd.gradcheck(fn, (xs,))
         assert torch.autograd.gradgradcheck(fn, (xs,))
+    assert infinite_outputs > 100, infinite_outputs
     # arguments it does not cover: an error with a chosen tile, the generic kernel in the op
     x = torch.randn(2, 3, 7, 9, generator=gen, dtype=torch.float64)
     for up, down, pad, khw in cases:

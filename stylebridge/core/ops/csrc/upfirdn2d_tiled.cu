@@ -9,9 +9,11 @@
 //   2. waits at a barrier;
 //   3. (compute) lets every thread produce several outputs of the tile from shared memory:
 //      without up-sampling (the blur, down 2) a vertical strip of 8 (4 for down 2) outputs
-//      with the kernel in registers, each input row read once for the whole strip; with
-//      up 2 one output at a time, visiting only the taps that land on real (non-inserted)
-//      samples.
+//      with the kernel in registers, each input row read once for the whole strip; for
+//      up 2 a 2x2 block of outputs (all four phases) from one register window of input
+//      samples; for up 2 with down 2 one output at a time.  Every output sums only the
+//      samples under its real taps (those that land on non-inserted samples), as the
+//      generic kernel does.
 //
 // Per axis, output o of a tile starting at output o0 reads u[o*D + t - p0] for taps
 // t < K; with u[j] = x[j/U] for j % U == 0, the input samples are ceil((o*D - p0) / U) up to
@@ -276,7 +278,9 @@ C10_HOST_DEVICE inline void tile_compute_strips(int64_t plane, int tile, int thr
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
             const int ty = j - r * DOWN;  // a constant once the loops are unrolled
-            if (ty >= 0 && ty < KMAX && r < count) {
+            // (ty < kernel_h: no 0 * x for samples outside this output's window, so an inf
+            // there cannot turn into NaN)
+            if (ty >= 0 && ty < KMAX && ty < a.kernel_h && r < count) {
 #pragma unroll
               for (int tx = 0; tx < KMAX; ++tx) {
                 acc[r] += v[tx] * k[ty][tx];
@@ -302,13 +306,154 @@ C10_HOST_DEVICE inline void tile_compute_strips(int64_t plane, int tile, int thr
   }
 }
 
-// The compute phase for the factors: strips without up-sampling, else one output at a time.
+// Phase 3 for up 2, down 1: each thread takes a 2x2 block of outputs (both phases on both
+// axes), whose taps fall on a (KMAX/2 + 1)^2 window of input samples: the window is read
+// once into registers and the kernel is kept in registers.  Output lx = 2 * bx + e (tile
+// coordinates) has u-index base_x + lx; with P the parity of base_x, its first real sample
+// is off(e) past the block's first one, at tap t0(e): P = 0: off = (0, 1), t0 = (0, 1);
+// P = 1: off = (0, 0), t0 = (1, 0).  P is the same for the whole tile, so the block code is
+// compiled for each (PX, PY) and every index below is a constant once unrolled.
+template <int P>
+C10_HOST_DEVICE constexpr int up2_offset(int e) {
+  return P == 0 ? e : 0;
+}
+
+template <int P>
+C10_HOST_DEVICE constexpr int up2_first_tap(int e) {
+  return (P + e) & 1;
+}
+
+// Samples of the window (from the block's first one) that the block's valid outputs use on
+// one axis: max over e < count of off(e) + (number of taps t0(e), t0(e) + 2, ... below K).
+template <int P>
+C10_HOST_DEVICE inline int up2_needed(int count, int kernel_len) {
+  int needed = up2_offset<P>(0) + (kernel_len - up2_first_tap<P>(0) + 1) / 2;
+  if (count > 1) {
+    const int second = up2_offset<P>(1) + (kernel_len - up2_first_tap<P>(1) + 1) / 2;
+    needed = second > needed ? second : needed;
+  }
+  return needed;
+}
+
+template <typename opmath_t, int KMAX, int PX, int PY>
+C10_HOST_DEVICE inline void up2_block(const opmath_t* __restrict__ in,
+                                      const opmath_t (&k)[KMAX][KMAX], int rx, int ry,
+                                      int count_x, int count_y, opmath_t (&acc)[2][2],
+                                      const TiledArgs& a) {
+  constexpr int kSteps = KMAX / 2;     // taps per axis on real samples, at most
+  constexpr int kWindow = kSteps + 1;  // window samples per axis
+  [[maybe_unused]] const int in_size = a.tile_in_h * a.tile_in_w;  // host checks only
+  const int rows = up2_needed<PY>(count_y, a.kernel_h);
+  const int cols = up2_needed<PX>(count_x, a.kernel_w);
+#pragma unroll
+  for (int j = 0; j < kWindow; ++j) {
+    if (j < rows) {
+      const int in_row = (ry + j) * a.tile_in_w + rx;
+      opmath_t v[kWindow];
+#pragma unroll
+      for (int c = 0; c < kWindow; ++c) {
+        STYLEBRIDGE_TILE_CHECK(c >= cols || (rx + c < a.tile_in_w && in_row + c < in_size));
+        v[c] = c < cols ? in[in_row + c] : opmath_t(0);
+      }
+#pragma unroll
+      for (int ey = 0; ey < 2; ++ey) {
+        const int sy = j - up2_offset<PY>(ey);
+        const int ty = up2_first_tap<PY>(ey) + 2 * sy;
+        if (sy >= 0 && sy < kSteps && ty < a.kernel_h) {
+#pragma unroll
+          for (int ex = 0; ex < 2; ++ex) {
+#pragma unroll
+            for (int sx = 0; sx < kSteps; ++sx) {
+              const int tx = up2_first_tap<PX>(ex) + 2 * sx;
+              if (tx < a.kernel_w) {
+                acc[ey][ex] += v[up2_offset<PX>(ex) + sx] * k[ty][tx];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename scalar_t, typename opmath_t, int KMAX>
+C10_HOST_DEVICE inline void tile_compute_up2(int64_t plane, int tile, int thread,
+                                             const opmath_t* __restrict__ shared,
+                                             scalar_t* __restrict__ y, const TiledArgs& a) {
+  const int taps = a.kernel_h * a.kernel_w;
+  const opmath_t* in = shared + taps;
+  opmath_t k[KMAX][KMAX];
+#pragma unroll
+  for (int ty = 0; ty < KMAX; ++ty) {
+#pragma unroll
+    for (int tx = 0; tx < KMAX; ++tx) {
+      const bool real = ty < a.kernel_h && tx < a.kernel_w;
+      STYLEBRIDGE_TILE_CHECK(!real || ty * a.kernel_w + tx < taps);
+      k[ty][tx] = real ? shared[ty * a.kernel_w + tx] : opmath_t(0);
+    }
+  }
+  const TileOrigin o = tile_origin<2, 1>(tile, a);
+  const int px = o.base_x & 1;
+  const int py = o.base_y & 1;
+  scalar_t* yp = y + plane * a.out_h * a.out_w;
+  const int rows = a.out_h - o.out_y0 < a.tile_out_h ? a.out_h - o.out_y0 : a.tile_out_h;
+  const int cols = a.out_w - o.out_x0 < a.tile_out_w ? a.out_w - o.out_x0 : a.tile_out_w;
+  const int blocks_w = (a.tile_out_w + 1) / 2;
+  int by = thread / blocks_w;
+  int bx = thread - by * blocks_w;
+  const int step_y = a.threads / blocks_w;
+  const int step_x = a.threads - step_y * blocks_w;
+  while (2 * by < rows) {
+    if (2 * bx < cols) {
+      const int lx = 2 * bx;
+      const int ly = 2 * by;
+      const int count_x = cols - lx < 2 ? cols - lx : 2;
+      const int count_y = rows - ly < 2 ? rows - ly : 2;
+      // the block's first real sample: ceil((base + 2b) / 2) = ceil(base / 2) + b = in0 + b
+      const int rx = bx;
+      const int ry = by;
+      opmath_t acc[2][2] = {{opmath_t(0), opmath_t(0)}, {opmath_t(0), opmath_t(0)}};
+      if (py == 0) {
+        if (px == 0) {
+          up2_block<opmath_t, KMAX, 0, 0>(in, k, rx, ry, count_x, count_y, acc, a);
+        } else {
+          up2_block<opmath_t, KMAX, 1, 0>(in, k, rx, ry, count_x, count_y, acc, a);
+        }
+      } else if (px == 0) {
+        up2_block<opmath_t, KMAX, 0, 1>(in, k, rx, ry, count_x, count_y, acc, a);
+      } else {
+        up2_block<opmath_t, KMAX, 1, 1>(in, k, rx, ry, count_x, count_y, acc, a);
+      }
+#pragma unroll
+      for (int ey = 0; ey < 2; ++ey) {
+#pragma unroll
+        for (int ex = 0; ex < 2; ++ex) {
+          if (ey < count_y && ex < count_x) {
+            yp[static_cast<int64_t>(o.out_y0 + ly + ey) * a.out_w + o.out_x0 + lx + ex] =
+                static_cast<scalar_t>(acc[ey][ex]);
+          }
+        }
+      }
+    }
+    by += step_y;
+    bx += step_x;
+    if (bx >= blocks_w) {
+      bx -= blocks_w;
+      ++by;
+    }
+  }
+}
+
+// The compute phase for the factors: strips without up-sampling, 2x2 blocks for up 2, one
+// output at a time for up 2 with down 2.
 template <typename scalar_t, typename opmath_t, int UP, int DOWN, int KMAX>
 C10_HOST_DEVICE inline void tile_compute_phase(int64_t plane, int tile, int thread,
                                                const opmath_t* __restrict__ shared,
                                                scalar_t* __restrict__ y, const TiledArgs& a) {
   if constexpr (UP == 1) {
     tile_compute_strips<scalar_t, opmath_t, DOWN, KMAX>(plane, tile, thread, shared, y, a);
+  } else if constexpr (DOWN == 1) {
+    tile_compute_up2<scalar_t, opmath_t, KMAX>(plane, tile, thread, shared, y, a);
   } else {
     tile_compute<scalar_t, opmath_t, UP, DOWN, KMAX>(plane, tile, thread, shared, y, a);
   }
