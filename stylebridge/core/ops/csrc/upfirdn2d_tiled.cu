@@ -1,32 +1,25 @@
-// upfirdn2d with shared-memory tiles: the same operation as upfirdn2d.cu (see the formula
-// there), organised so that every input sample is read from global memory about once.
-//
-// Each block owns a tile of tile_out_h x tile_out_w outputs of one [H, W] plane.  It
-//
-//   1. (load) copies the input samples the tile's taps can reach (the tile plus its halo,
-//      zero outside the input) and the flipped kernel into shared memory, converted to the
-//      op-math type (float for half/bfloat16, double for double);
+// upfirdn2d with shared-memory tiles: the operation of upfirdn2d.cu (see the formula there),
+// organised so that every input sample is read from global memory about once.  Each block
+// owns a tile of tile_out_h x tile_out_w outputs of one [H, W] plane.  It
+//   1. (load) copies the input samples the tile's taps reach (tile plus halo, zero outside the
+//      input) and the flipped kernel into shared memory, in op-math precision (float for
+//      half/bfloat16, double for double);
 //   2. waits at a barrier;
-//   3. (compute) lets every thread produce several outputs of the tile from shared memory:
-//      without up-sampling (the blur, down 2) a vertical strip of 8 (4 for down 2) outputs
-//      with the kernel in registers, each input row read once for the whole strip; for
-//      up 2 a 2x2 block of outputs (all four phases) from one register window of input
-//      samples; for up 2 with down 2 one output at a time.  Every output sums only the
-//      samples under its real taps (those that land on non-inserted samples), as the
-//      generic kernel does.
+//   3. (compute) lets every thread produce several outputs from shared memory: without
+//      up-sampling (the blur, down 2) a vertical strip of outputs with the kernel in registers,
+//      each input row read once for the strip; for up 2 a 2x2 block of outputs (all four
+//      phases) from one register window; for up 2 with down 2 one output at a time.  Every
+//      output sums only the samples under its real taps (those on non-inserted samples).
+// Per axis, outputs o0 .. o0+T-1 read inputs ceil((o0*D - p0) / U) .. floor(((o0+T-1)*D - p0
+// + K - 1) / U): at most floor(((T-1)*D + K - 1) / U) + 1 samples.  Up and down (in {1, 2},
+// equal on both axes) are template parameters, the kernel is at most 4x4 or 8x8 (the unrolled
+// tap loops); anything else goes to the generic kernel of upfirdn2d.cu.
 //
-// Per axis, output o of a tile starting at output o0 reads u[o*D + t - p0] for taps
-// t < K; with u[j] = x[j/U] for j % U == 0, the input samples are ceil((o*D - p0) / U) up to
-// floor((o*D - p0 + K - 1) / U), so the tile needs floor(((T-1)*D + K - 1) / U) + 1 samples
-// from ceil((o0*D - p0) / U) on (T outputs).  The factors are template parameters
-// (up, down in {1, 2}, the same on both axes) and the kernel is at most 4x4 or 8x8 (the
-// unrolled tap loops); anything else goes to the generic kernel of upfirdn2d.cu.
-//
-// Both phases are C10_HOST_DEVICE functions of (plane, tile, thread index, shared buffer):
-// the CUDA kernel runs load, __syncthreads(), compute; for CPU tensors the host emulates
-// the grid (every block: the load phase for every thread index, then the compute phase for
-// every thread index) with a NaN-filled buffer and bounds checks on every shared-memory
-// access, so the tests exercise exactly the GPU's tiling, halo and edge indexing.
+// Both phases are C10_HOST_DEVICE functions of (plane, tile, thread index, shared buffer): the
+// CUDA kernel runs load, __syncthreads(), compute; for CPU tensors the host emulates the grid
+// (every block: the load phase for every thread index, then the compute phase for every thread
+// index) with a NaN-filled buffer and bounds checks on every shared-memory access, so the
+// tests exercise exactly the GPU's tiling, halo and edge indexing.
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -80,8 +73,8 @@ struct TiledArgs {
   int threads;
 };
 
-// The default tiles (chosen for an H200-class GPU, not yet tuned by measurement): 256
-// threads, 8 to 16 outputs per thread; at most 70x70 op-math values of shared memory.
+// The default tiles (first guesses for an H200-class GPU, not tuned by measurement): 256
+// threads, 4 to 16 outputs per thread; at most 70x70 op-math values of shared memory.
 TileConfig default_tile(int up, int down) {
   if (up == 1 && down == 1) return {64, 32, 256};  // the blur: 8 outputs per thread
   if (up == 2 && down == 1) return {64, 64, 256};  // 16 per thread from a 34x34 tile
@@ -91,6 +84,23 @@ TileConfig default_tile(int up, int down) {
 C10_HOST_DEVICE inline int floor_div(int a, int b) {
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
+
+// A thread's items thread, thread + threads, ... of a row-major grid `width` wide, as (row,
+// col), stepping without division (col fastest: neighbouring threads take neighbours).
+struct Walk {
+  int row, col, step_row, step_col, width;
+  C10_HOST_DEVICE Walk(int thread, int threads, int w)
+      : row(thread / w), col(thread % w), step_row(threads / w), step_col(threads % w),
+        width(w) {}
+  C10_HOST_DEVICE void next() {
+    row += step_row;
+    col += step_col;
+    if (col >= width) {
+      col -= width;
+      ++row;
+    }
+  }
+};
 
 // Where a tile starts: its first output, the u-index of tap 0 of that output
 // (o0 * D - p0) and the first input sample the tile can reach (ceil(base / U)).
@@ -129,12 +139,9 @@ C10_HOST_DEVICE inline void tile_load(int64_t plane, int tile, int thread,
   const TileOrigin o = tile_origin<UP, DOWN>(tile, a);
   const scalar_t* xp = x + plane * a.in_h * a.in_w;
   opmath_t* in = shared + taps;
-  // element (row, col) of the tile, stepping by the block's thread count without division
-  int row = thread / a.tile_in_w;
-  int col = thread - row * a.tile_in_w;
-  const int step_row = a.threads / a.tile_in_w;
-  const int step_col = a.threads - step_row * a.tile_in_w;
-  while (row < a.tile_in_h) {
+  // element (row, col) of the input tile
+  for (Walk w(thread, a.threads, a.tile_in_w); w.row < a.tile_in_h; w.next()) {
+    const int row = w.row, col = w.col;
     const int ix = o.in_x0 + col;
     const int iy = o.in_y0 + row;
     opmath_t v = opmath_t(0);
@@ -143,12 +150,6 @@ C10_HOST_DEVICE inline void tile_load(int64_t plane, int tile, int thread,
     }
     STYLEBRIDGE_TILE_CHECK(col >= 0 && col < a.tile_in_w);
     in[row * a.tile_in_w + col] = v;
-    row += step_row;
-    col += step_col;
-    if (col >= a.tile_in_w) {
-      col -= a.tile_in_w;
-      ++row;
-    }
   }
 }
 
@@ -167,11 +168,8 @@ C10_HOST_DEVICE inline void tile_compute(int64_t plane, int tile, int thread,
   scalar_t* yp = y + plane * a.out_h * a.out_w;
   const int rows = a.out_h - o.out_y0 < a.tile_out_h ? a.out_h - o.out_y0 : a.tile_out_h;
   const int cols = a.out_w - o.out_x0 < a.tile_out_w ? a.out_w - o.out_x0 : a.tile_out_w;
-  int ly = thread / a.tile_out_w;
-  int lx = thread - ly * a.tile_out_w;
-  const int step_y = a.threads / a.tile_out_w;
-  const int step_x = a.threads - step_y * a.tile_out_w;
-  while (ly < rows) {
+  for (Walk w(thread, a.threads, a.tile_out_w); w.row < rows; w.next()) {
+    const int ly = w.row, lx = w.col;
     if (lx < cols) {
       // per axis: the first real sample under the taps, its tap t0 in [0, U) and its
       // place in the tile; the taps on real samples are t0, t0 + U, ...
@@ -204,11 +202,20 @@ C10_HOST_DEVICE inline void tile_compute(int64_t plane, int tile, int thread,
       yp[static_cast<int64_t>(o.out_y0 + ly) * a.out_w + o.out_x0 + lx] =
           static_cast<scalar_t>(acc);
     }
-    ly += step_y;
-    lx += step_x;
-    if (lx >= a.tile_out_w) {
-      lx -= a.tile_out_w;
-      ++ly;
+  }
+}
+
+// The flipped kernel from shared memory into registers, zero beyond kernel_h x kernel_w.
+template <typename opmath_t, int KMAX>
+C10_HOST_DEVICE inline void taps_to_registers(const opmath_t* __restrict__ shared,
+                                              opmath_t (&k)[KMAX][KMAX], const TiledArgs& a) {
+#pragma unroll
+  for (int ty = 0; ty < KMAX; ++ty) {
+#pragma unroll
+    for (int tx = 0; tx < KMAX; ++tx) {
+      const bool real = ty < a.kernel_h && tx < a.kernel_w;
+      STYLEBRIDGE_TILE_CHECK(!real || ty * a.kernel_w + tx < a.kernel_h * a.kernel_w);
+      k[ty][tx] = real ? shared[ty * a.kernel_w + tx] : opmath_t(0);
     }
   }
 }
@@ -233,26 +240,14 @@ C10_HOST_DEVICE inline void tile_compute_strips(int64_t plane, int tile, int thr
   [[maybe_unused]] const int in_size = a.tile_in_h * a.tile_in_w;  // host checks only
   const opmath_t* in = shared + taps;
   opmath_t k[KMAX][KMAX];
-#pragma unroll
-  for (int ty = 0; ty < KMAX; ++ty) {
-#pragma unroll
-    for (int tx = 0; tx < KMAX; ++tx) {
-      const bool real = ty < a.kernel_h && tx < a.kernel_w;
-      STYLEBRIDGE_TILE_CHECK(!real || ty * a.kernel_w + tx < taps);
-      k[ty][tx] = real ? shared[ty * a.kernel_w + tx] : opmath_t(0);
-    }
-  }
+  taps_to_registers<opmath_t, KMAX>(shared, k, a);
   const TileOrigin o = tile_origin<1, DOWN>(tile, a);
   scalar_t* yp = y + plane * a.out_h * a.out_w;
   const int rows = a.out_h - o.out_y0 < a.tile_out_h ? a.out_h - o.out_y0 : a.tile_out_h;
   const int cols = a.out_w - o.out_x0 < a.tile_out_w ? a.out_w - o.out_x0 : a.tile_out_w;
-  // work item (strip, lx), lx fastest so that neighbouring threads write neighbouring outputs
-  int strip = thread / a.tile_out_w;
-  int lx = thread - strip * a.tile_out_w;
-  const int step_strip = a.threads / a.tile_out_w;
-  const int step_x = a.threads - step_strip * a.tile_out_w;
-  while (strip * kRows < rows) {
-    const int ly0 = strip * kRows;
+  // work item (strip, lx)
+  for (Walk w(thread, a.threads, a.tile_out_w); w.row * kRows < rows; w.next()) {
+    const int ly0 = w.row * kRows, lx = w.col;
     const int count = rows - ly0 < kRows ? rows - ly0 : kRows;  // outputs in this strip
     if (lx < cols) {
       // U = 1: the tile starts at input sample base (in_x0 == base_x), so output (ly, lx)
@@ -296,12 +291,6 @@ C10_HOST_DEVICE inline void tile_compute_strips(int64_t plane, int tile, int thr
               static_cast<scalar_t>(acc[r]);
         }
       }
-    }
-    strip += step_strip;
-    lx += step_x;
-    if (lx >= a.tile_out_w) {
-      lx -= a.tile_out_w;
-      ++strip;
     }
   }
 }
@@ -383,15 +372,7 @@ C10_HOST_DEVICE inline void tile_compute_up2(int64_t plane, int tile, int thread
   const int taps = a.kernel_h * a.kernel_w;
   const opmath_t* in = shared + taps;
   opmath_t k[KMAX][KMAX];
-#pragma unroll
-  for (int ty = 0; ty < KMAX; ++ty) {
-#pragma unroll
-    for (int tx = 0; tx < KMAX; ++tx) {
-      const bool real = ty < a.kernel_h && tx < a.kernel_w;
-      STYLEBRIDGE_TILE_CHECK(!real || ty * a.kernel_w + tx < taps);
-      k[ty][tx] = real ? shared[ty * a.kernel_w + tx] : opmath_t(0);
-    }
-  }
+  taps_to_registers<opmath_t, KMAX>(shared, k, a);
   const TileOrigin o = tile_origin<2, 1>(tile, a);
   const int px = o.base_x & 1;
   const int py = o.base_y & 1;
@@ -399,11 +380,8 @@ C10_HOST_DEVICE inline void tile_compute_up2(int64_t plane, int tile, int thread
   const int rows = a.out_h - o.out_y0 < a.tile_out_h ? a.out_h - o.out_y0 : a.tile_out_h;
   const int cols = a.out_w - o.out_x0 < a.tile_out_w ? a.out_w - o.out_x0 : a.tile_out_w;
   const int blocks_w = (a.tile_out_w + 1) / 2;
-  int by = thread / blocks_w;
-  int bx = thread - by * blocks_w;
-  const int step_y = a.threads / blocks_w;
-  const int step_x = a.threads - step_y * blocks_w;
-  while (2 * by < rows) {
+  for (Walk w(thread, a.threads, blocks_w); 2 * w.row < rows; w.next()) {
+    const int by = w.row, bx = w.col;
     if (2 * bx < cols) {
       const int lx = 2 * bx;
       const int ly = 2 * by;
@@ -413,12 +391,10 @@ C10_HOST_DEVICE inline void tile_compute_up2(int64_t plane, int tile, int thread
       const int rx = bx;
       const int ry = by;
       opmath_t acc[2][2] = {{opmath_t(0), opmath_t(0)}, {opmath_t(0), opmath_t(0)}};
-      if (py == 0) {
-        if (px == 0) {
-          up2_block<opmath_t, KMAX, 0, 0>(in, k, rx, ry, count_x, count_y, acc, a);
-        } else {
-          up2_block<opmath_t, KMAX, 1, 0>(in, k, rx, ry, count_x, count_y, acc, a);
-        }
+      if (py == 0 && px == 0) {
+        up2_block<opmath_t, KMAX, 0, 0>(in, k, rx, ry, count_x, count_y, acc, a);
+      } else if (py == 0) {
+        up2_block<opmath_t, KMAX, 1, 0>(in, k, rx, ry, count_x, count_y, acc, a);
       } else if (px == 0) {
         up2_block<opmath_t, KMAX, 0, 1>(in, k, rx, ry, count_x, count_y, acc, a);
       } else {
@@ -434,12 +410,6 @@ C10_HOST_DEVICE inline void tile_compute_up2(int64_t plane, int tile, int thread
           }
         }
       }
-    }
-    by += step_y;
-    bx += step_x;
-    if (bx >= blocks_w) {
-      bx -= blocks_w;
-      ++by;
     }
   }
 }
