@@ -7,7 +7,8 @@
   with one notice;
 * ``gpu``: CUDA vs native parity (skipped without a CUDA device);
 * ``slow``: compiles the extension with nvcc (only with ``STYLEBRIDGE_TEST_BUILD=1``)
-  and checks the compiled kernels' element code through its CPU path.
+  and checks the compiled kernels' element code through its CPU path (for the tiled
+  upfirdn2d kernel: the CUDA grid emulated block by block, load phase then compute phase).
 """
 
 from __future__ import annotations
