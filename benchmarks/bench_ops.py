@@ -12,6 +12,14 @@ The ``epilogue`` rows compare the fused styled-conv epilogue kernel
 (``modulated_bias_act``) with today's three-op sequence (demodulation, noise,
 bias + activation through the ``fused_bias_act`` kernel): their ratio is what
 decides ``EPILOGUE_MEASURED_FASTER`` in ``stylebridge/core/ops/backend.py``.
+The ``upfirdn2d`` and ``blur`` rows time three implementations: native (PyTorch's
+convolutions), the generic CUDA kernel (``cuda``: one thread per output) and the tiled
+shared-memory kernel (``tiled``); ``native/tiled`` and ``cuda/tiled`` decide
+``TILED_UPFIRDN2D_MEASURED_FASTER`` (the tiled kernel must win against the generic one on
+the resampling cases and against native on the blur, forward and forward + backward).
+The ``blur ... gen`` cases are the 4x4 blur after every up-sampling convolution of the
+1024 px config-f generator (input ``2r + 1`` square from the stride-2 transposed
+convolution, pad (1, 1), output ``2r``).
 The CUDA extension is compiled on first use (minutes the first time).
 
 Without a CUDA device the script says so, times the native ops on the CPU
@@ -63,6 +71,11 @@ CASES: tuple[Case, ...] = (
     Case("upfirdn2d down2 4x4 512ch 128x128", (8, 512, 128, 128), "upfirdn2d", down=2,
          pad=(1, 1)),
     Case("blur 4x4 32ch 1024x1024", (8, 32, 1024, 1024), "upfirdn2d", pad=(2, 1)),
+    Case("blur 4x4 512ch 65x65 gen", (8, 512, 65, 65), "upfirdn2d", pad=(1, 1)),
+    Case("blur 4x4 256ch 129x129 gen", (8, 256, 129, 129), "upfirdn2d", pad=(1, 1)),
+    Case("blur 4x4 128ch 257x257 gen", (8, 128, 257, 257), "upfirdn2d", pad=(1, 1)),
+    Case("blur 4x4 64ch 513x513 gen", (8, 64, 513, 513), "upfirdn2d", pad=(1, 1)),
+    Case("blur 4x4 32ch 1025x1025 gen", (8, 32, 1025, 1025), "upfirdn2d", pad=(1, 1)),
 )
 
 OpFn = Callable[[Tensor], Tensor]
@@ -77,7 +90,8 @@ def blur_kernel(device: torch.device) -> Tensor:
 
 def make_ops(case: Case, channels: int, dtype: torch.dtype,
              device: torch.device) -> dict[str, OpFn]:
-    """``{"native": fn, "cuda": fn}`` applying the case's op to an input tensor."""
+    """``{"native": fn, "cuda": fn}`` (and ``"tiled"`` for upfirdn2d) applying the case's op
+    to an input tensor."""
     if case.kind == "bias_act":
         bias = torch.randn(channels, device=device, dtype=dtype)
         slope, gain = 0.2, math.sqrt(2.0)
@@ -90,9 +104,11 @@ def make_ops(case: Case, channels: int, dtype: torch.dtype,
     kernel = blur_kernel(device) * (case.up * case.up)
     pad4 = (case.pad[0], case.pad[1], case.pad[0], case.pad[1])
     up, down = (case.up, case.up), (case.down, case.down)
+    ops = torch.ops.stylebridge
     return {
         "native": lambda x: upfirdn2d_native(x, kernel, up, down, pad4),
-        "cuda": lambda x: _cuda.upfirdn2d(x, kernel, up, down, pad4),
+        "cuda": lambda x: ops.upfirdn2d(x, kernel, *up, *down, *pad4),
+        "tiled": lambda x: ops.upfirdn2d_tiled(x, kernel, *up, *down, *pad4),
     }
 
 
@@ -220,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, object]] = []
     header = f"{'op':36s} {'dtype':9s} {'mode':8s} {'native ms':>10s}"
     if cuda_ok:
-        header += f" {'cuda ms':>10s} {'native/cuda':>11s}"
+        header += (f" {'cuda ms':>10s} {'native/cuda':>11s} {'tiled ms':>10s} "
+                   f"{'native/tiled':>12s} {'cuda/tiled':>10s}")
     print(header)
     print("-" * len(header))
     words = [w.strip() for w in (args.ops or "").split(",") if w.strip()]
@@ -234,16 +251,25 @@ def main(argv: list[str] | None = None) -> int:
             ops = make_ops(case, shape[1], dtype, device)
             for mode in modes:
                 times = {b: bench_one(ops[b], x, mode, iters, warmup) for b in backends}
+                if cuda_ok and "tiled" in ops:
+                    times["tiled"] = bench_one(ops["tiled"], x, mode, iters, warmup)
+                tiled = times.get("tiled")
                 row: dict[str, object] = {
                     "op": case.name, "shape": list(shape), "dtype": str(dtype).removeprefix(
                         "torch."), "mode": mode, "native_ms": times["native"],
                     "cuda_ms": times.get("cuda"),
                     "speedup": times["native"] / times["cuda"] if "cuda" in times else None,
+                    "tiled_ms": tiled,
+                    "native_over_tiled": times["native"] / tiled if tiled else None,
+                    "cuda_over_tiled": times["cuda"] / tiled if tiled else None,
                 }
                 results.append(row)
                 line = f"{case.name:36s} {row['dtype']!s:9s} {mode:8s} {times['native']:10.3f}"
                 if cuda_ok:
                     line += f" {times['cuda']:10.3f} {row['speedup']:10.2f}x"
+                    if tiled:
+                        line += (f" {tiled:10.3f} {row['native_over_tiled']:11.2f}x "
+                                 f"{row['cuda_over_tiled']:9.2f}x")
                 print(line, flush=True)
             del x, ops
             if has_cuda:

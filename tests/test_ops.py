@@ -7,7 +7,8 @@
   with one notice;
 * ``gpu``: CUDA vs native parity (skipped without a CUDA device);
 * ``slow``: compiles the extension with nvcc (only with ``STYLEBRIDGE_TEST_BUILD=1``)
-  and checks the compiled kernels' element code through its CPU path.
+  and checks the compiled kernels' element code through its CPU path (for the tiled
+  upfirdn2d kernel: the CUDA grid emulated block by block, load phase then compute phase).
 """
 
 from __future__ import annotations
@@ -666,6 +667,119 @@ _BUILD_CHECK = """
     g = torch.randn_like(got)
     for a_, w_ in zip(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g)):
         torch.testing.assert_close(a_, w_, atol=1e-12, rtol=1e-12)
+
+    # the tiled upfirdn2d kernel (stylebridge::upfirdn2d_tiled): its CPU path emulates the
+    # CUDA grid (every block: the load phase for every thread, then the compute phase), with a
+    # NaN-filled shared buffer and bounds checks, so these run the GPU's tiling and edges
+    import itertools
+    from stylebridge.core.ops import backend
+
+    for kh, kw, ux, uy, dx, dy in itertools.product((1, 4, 8, 9), (1, 5, 9), (1, 2, 3),
+                                                    (1, 2), (1, 2, 3), (1, 2)):
+        assert ext.upfirdn2d_tiled_supported(kh, kw, ux, uy, dx, dy) == _cuda.tiled_supported(
+            (ux, uy), (dx, dy), (kh, kw)), (kh, kw, ux, uy, dx, dy)
+    assert ext.upfirdn2d_tiled_supported(4, 4, 2, 2, 1, 1)
+    assert ext.upfirdn2d_tiled_supported(8, 8, 1, 1, 2, 2)
+    tiled_cases = [c for c in cases if _cuda.tiled_supported(tuple(c[0]), tuple(c[1]),
+                                                             tuple(c[3]))]
+    assert len(tiled_cases) == 6, tiled_cases
+    tiled_cases += [
+        ((1, 1), (1, 1), (-2, 1, 3, -1), (4, 4)),   # blur with crops
+        ((2, 2), (1, 1), (-3, 2, 1, -2), (3, 5)),   # up 2, crops, odd kernel
+        ((1, 1), (2, 2), (4, -1, -1, 3), (8, 8)),   # down 2, the 8x8 path
+        ((2, 2), (2, 2), (0, 3, 2, 0), (7, 6)),     # up and down, the 8x8 path
+        ((2, 2), (1, 1), (5, 5, 0, 6), (1, 8)),     # pads wider than the kernel
+        ((1, 1), (1, 1), (3, 3, 3, 3), (6, 2)),
+    ]
+    # small tiles (outputs w x h, threads): several tiles per plane, partial edge tiles,
+    # fewer and more threads than outputs, a single thread
+    tiles = ((5, 3, 7), (4, 4, 16), (1, 1, 1), (16, 2, 5), (3, 7, 64), (2, 9, 3))
+    infinite_outputs = 0
+    for up, down, pad, khw in tiled_cases:
+        up, down, pad = tuple(up), tuple(down), tuple(pad)
+        k = torch.randn(*khw, generator=gen, dtype=torch.float64)
+        for shape in ((2, 3, 7, 9), (1, 2, 13, 6)):
+            x = torch.randn(*shape, generator=gen, dtype=torch.float64)
+            ref = upfirdn2d_native(x, k, up, down, pad)
+            for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5),
+                               (torch.float16, 3e-2), (torch.bfloat16, 2e-1)):
+                for tw, th, threads in tiles:
+                    got = ext.upfirdn2d_tiled_with_tile(x.to(dtype), k, up[0], up[1], down[0],
+                                                        down[1], *pad, tw, th, threads)
+                    assert got.dtype == dtype and got.shape == ref.shape
+                    torch.testing.assert_close(got.double(), ref, atol=tol, rtol=tol)
+                got = torch.ops.stylebridge.upfirdn2d_tiled(x.to(dtype), k, *up, *down, *pad)
+                torch.testing.assert_close(got.double(), ref, atol=tol, rtol=tol)
+            # infinities: the tiled kernel multiplies only the samples under each output's
+            # real taps (as the generic kernel does), so no 0 * inf turns into NaN elsewhere
+            xi = x.clone()
+            xi[0, 0, 3, 4], xi[0, -1, 0, 0] = math.inf, -math.inf
+            kp = k.abs() + 0.1
+            want = ext.upfirdn2d(xi, kp, *up, *down, *pad)
+            infinite_outputs += int(torch.isinf(want).sum())
+            for tw, th, threads in tiles[:3]:
+                got = ext.upfirdn2d_tiled_with_tile(xi, kp, *up, *down, *pad, tw, th, threads)
+                torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12, equal_nan=True)
+        # the default tiles (64x32, 64x64 or 32x32 outputs): several per plane, in both axes
+        x = torch.randn(1, 2, 41, 70, generator=gen, dtype=torch.float64)
+        ref = upfirdn2d_native(x, k, up, down, pad)
+        for dtype, tol in ((torch.float64, 1e-12), (torch.bfloat16, 2e-1)):
+            got = torch.ops.stylebridge.upfirdn2d_tiled(x.to(dtype), k, *up, *down, *pad)
+            torch.testing.assert_close(got.double(), ref, atol=tol, rtol=tol)
+        generic = ext.upfirdn2d(x.float(), k, *up, *down, *pad)
+        torch.testing.assert_close(
+            torch.ops.stylebridge.upfirdn2d_tiled(x.float(), k, *up, *down, *pad), generic,
+            atol=1e-6, rtol=1e-6)
+        # gradients to second order: the backward is the tiled op again (flipped kernel,
+        # swapped factors, derived pads)
+        xs = torch.randn(1, 2, 6, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+        fn = lambda t: torch.ops.stylebridge.upfirdn2d_tiled(t, k, *up, *down, *pad)
+        assert torch.autograd.gradcheck(fn, (xs,))
+        assert torch.autograd.gradgradcheck(fn, (xs,))
+    assert infinite_outputs > 100, infinite_outputs
+    # arguments it does not cover: an error with a chosen tile, the generic kernel in the op
+    x = torch.randn(2, 3, 7, 9, generator=gen, dtype=torch.float64)
+    for up, down, pad, khw in cases:
+        k = torch.randn(*khw, generator=gen, dtype=torch.float64)
+        torch.testing.assert_close(
+            torch.ops.stylebridge.upfirdn2d_tiled(x, k, *up, *down, *pad),
+            upfirdn2d_native(x, k, tuple(up), tuple(down), tuple(pad)), atol=1e-12, rtol=1e-12)
+    k9 = torch.randn(9, 9, generator=gen, dtype=torch.float64)
+    for bad in ((k, 3, 3, 1, 1), (k, 2, 1, 1, 1), (k9, 1, 1, 1, 1)):
+        try:
+            ext.upfirdn2d_tiled_with_tile(x, *bad, 4, 4, 4, 4, 4, 4, 16)
+        except RuntimeError as exc:
+            assert "not covered" in str(exc), exc
+        else:
+            raise AssertionError(f"upfirdn2d_tiled_with_tile accepted {bad[1:]}")
+    torch.testing.assert_close(
+        torch.ops.stylebridge.upfirdn2d_tiled(x, k9, 1, 1, 1, 1, 4, 4, 4, 4),
+        upfirdn2d_native(x, k9, 1, 1, (4, 4, 4, 4)), atol=1e-12, rtol=1e-12)
+    x = torch.randn(2, 3, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    for args in ((x, k, 2, 2, 1, 1, 2, 1, 2, 1), (x, k, 1, 1, 2, 2, 1, 1, 1, 1),
+                 (x, k, 1, 1, 1, 1, 2, 1, 2, 1), (x, k, 2, 2, 2, 2, -1, 2, 0, -1),
+                 (x, k, 3, 1, 1, 2, 1, 0, 2, 1)):
+        torch.library.opcheck(ops.upfirdn2d_tiled.default, args)
+
+    # the dispatch with the tiled kernel chosen, compiled whole (the setting is a constant)
+    backend.set_upfirdn2d_tiled("tiled")
+    try:
+        def chain(x):
+            h = _cuda.upfirdn2d(x, k, (2, 2), (1, 1), (2, 1, 2, 1))
+            return _cuda.upfirdn2d(h, k, (1, 1), (2, 2), (1, 1, 1, 1))
+
+        compiled = torch.compile(chain, fullgraph=True, backend="aot_eager")
+        got, want = compiled(x), chain(x)
+        ref = upfirdn2d_native(upfirdn2d_native(x, k, 2, 1, (2, 1)), k, 1, 2, (1, 1))
+        torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+        g = torch.randn_like(got)
+        (gx,) = torch.autograd.grad(got, (x,), g)
+        torch.testing.assert_close(gx, torch.autograd.grad(ref, (x,), g)[0], atol=1e-12,
+                                   rtol=1e-12)
+    finally:
+        backend.set_upfirdn2d_tiled(None)
     print(json.dumps({"build_seconds": build_seconds, "module": ext.__file__}))
 """
 

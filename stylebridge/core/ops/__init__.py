@@ -16,6 +16,13 @@ ReLU) has its own switch on top, ``STYLEBRIDGE_EPILOGUE=auto|on|off`` (or
 :func:`set_fused_epilogue`): ``on`` runs its fused CUDA kernel wherever the backend uses the
 extension, ``off`` never, ``auto`` where it measured faster (no GPU has measured it yet, so
 only with ``STYLEBRIDGE_OPS=cuda``).
+
+upfirdn2d has a second CUDA kernel, tiled in shared memory: ``STYLEBRIDGE_UPFIRDN2D=
+auto|tiled|generic`` (or :func:`set_upfirdn2d_tiled`).  ``tiled`` runs it wherever a kernel
+runs and it covers the arguments (up and down 1 or 2, kernels up to 8x8), and sends the
+plain blur on CUDA to it instead of PyTorch's depthwise convolution; ``generic`` keeps the
+one-thread-per-output kernel; ``auto`` uses the tiled one where it measured faster (no GPU
+has measured it yet, so nowhere).
 """
 
 from stylebridge.core.ops.backend import (
@@ -23,6 +30,8 @@ from stylebridge.core.ops.backend import (
     get_backend,
     set_backend,
     set_fused_epilogue,
+    set_upfirdn2d_tiled,
+    upfirdn2d_tiled,
 )
 from stylebridge.core.ops.epilogue import modulated_bias_act
 from stylebridge.core.ops.fused_act import (
@@ -35,4 +44,4 @@ from stylebridge.core.ops.upfirdn2d import upfirdn2d
 
 __all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "fused_epilogue",
            "fused_leaky_relu", "get_backend", "modulated_bias_act", "set_backend",
-           "set_fused_epilogue", "upfirdn2d"]
+           "set_fused_epilogue", "set_upfirdn2d_tiled", "upfirdn2d", "upfirdn2d_tiled"]

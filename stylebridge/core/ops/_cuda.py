@@ -14,7 +14,7 @@ CUDA ops were explicitly required.
 
 The kernels are registered as ``torch.library`` custom ops (``stylebridge::fused_bias_act``,
 ``stylebridge::fused_bias_act_grad``, ``stylebridge::modulated_bias_act``,
-``stylebridge::upfirdn2d``) with fake implementations
+``stylebridge::upfirdn2d``, ``stylebridge::upfirdn2d_tiled``) with fake implementations
 and autograd formulas, so ``torch.compile`` and CUDA graphs see them as single nodes.
 The wrappers here treat ``kernel`` (upfirdn2d) as a constant and
 fall back to the native ops for the few argument combinations the kernels do
@@ -35,12 +35,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.ops.backend import use_tiled_upfirdn2d
 from stylebridge.errors import StylebridgeError
 
 EXTENSION_NAME = "stylebridge_ops"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 SOURCES: tuple[str, ...] = ("ops.cpp", "fused_bias_act.cu", "modulated_bias_act.cu",
-                            "upfirdn2d.cu")
+                            "upfirdn2d.cu", "upfirdn2d_tiled.cu")
 NOTICE_PREFIX = "stylebridge: CUDA ops unavailable"
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -435,12 +436,39 @@ def _upfirdn2d_op(x: Tensor, kernel: Tensor, up_x: int, up_y: int, down_x: int, 
                                   pad_y0, pad_y1)
 
 
-@_upfirdn2d_op.register_fake
-def _(x: Tensor, kernel: Tensor, up_x: int, up_y: int, down_x: int, down_y: int,
-      pad_x0: int, pad_x1: int, pad_y0: int, pad_y1: int) -> Tensor:
+def _upfirdn2d_fake(x: Tensor, kernel: Tensor, up_x: int, up_y: int, down_x: int, down_y: int,
+                    pad_x0: int, pad_x1: int, pad_y0: int, pad_y1: int) -> Tensor:
     out_h = upfirdn2d_output_size(x.shape[2], kernel.shape[0], up_y, down_y, pad_y0, pad_y1)
     out_w = upfirdn2d_output_size(x.shape[3], kernel.shape[1], up_x, down_x, pad_x0, pad_x1)
     return x.new_empty((x.shape[0], x.shape[1], out_h, out_w))
+
+
+# The same operation by shared-memory tiles (csrc/upfirdn2d_tiled.cu): up and down in {1, 2}
+# (equal on both axes), kernels up to 8x8; the C++ op runs the generic kernel for the rest.
+@torch.library.custom_op("stylebridge::upfirdn2d_tiled", mutates_args=(),
+                         schema="(Tensor x, Tensor kernel, int up_x, int up_y, int down_x, "
+                                "int down_y, int pad_x0, int pad_x1, int pad_y0, int pad_y1) "
+                                "-> Tensor")
+def _upfirdn2d_tiled_op(x: Tensor, kernel: Tensor, up_x: int, up_y: int, down_x: int,
+                        down_y: int, pad_x0: int, pad_x1: int, pad_y0: int,
+                        pad_y1: int) -> Tensor:
+    return _extension().upfirdn2d_tiled(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1,
+                                        pad_y0, pad_y1)
+
+
+TILED_MAX_TAPS = 8
+
+
+def tiled_supported(up: tuple[int, int], down: tuple[int, int],
+                    kernel_hw: tuple[int, int]) -> bool:
+    """Whether the tiled kernel covers these factors ``(x, y)`` and kernel size ``(h, w)``
+    (the same rule as ``upfirdn2d_tiled_supported`` in ``csrc/upfirdn2d_tiled.cu``)."""
+    return (up[0] == up[1] in (1, 2) and down[0] == down[1] in (1, 2)
+            and kernel_hw[0] <= TILED_MAX_TAPS and kernel_hw[1] <= TILED_MAX_TAPS)
+
+
+_upfirdn2d_op.register_fake(_upfirdn2d_fake)
+_upfirdn2d_tiled_op.register_fake(_upfirdn2d_fake)
 
 
 def _upfirdn2d_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -450,18 +478,27 @@ def _upfirdn2d_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
     ctx.factors = tuple(factors)
 
 
-def _upfirdn2d_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-    (kernel,) = ctx.saved_tensors
-    up_x, up_y, down_x, down_y, *pad = ctx.factors
-    grad_pad = upfirdn2d_backward_pad(ctx.in_hw, (kernel.shape[0], kernel.shape[1]),
-                                      (up_x, up_y), (down_x, down_y), tuple(pad))
-    # upfirdn2d is linear in x: its backward is an upfirdn2d, differentiable in turn.
-    grad_x = _upfirdn2d_op(grad.contiguous(), torch.flip(kernel, [0, 1]), down_x, down_y,
-                           up_x, up_y, *grad_pad)
-    return (grad_x, *([None] * 9))
+def _upfirdn2d_backward_by(op: Any) -> Any:
+    """The backward of an upfirdn2d op, written with the same op (so the tiled kernel's
+    gradients run the tiled kernel too)."""
+
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        (kernel,) = ctx.saved_tensors
+        up_x, up_y, down_x, down_y, *pad = ctx.factors
+        grad_pad = upfirdn2d_backward_pad(ctx.in_hw, (kernel.shape[0], kernel.shape[1]),
+                                          (up_x, up_y), (down_x, down_y), tuple(pad))
+        # upfirdn2d is linear in x: its backward is an upfirdn2d, differentiable in turn.
+        grad_x = op(grad.contiguous(), torch.flip(kernel, [0, 1]), down_x, down_y,
+                    up_x, up_y, *grad_pad)
+        return (grad_x, *([None] * 9))
+
+    return backward
 
 
-_upfirdn2d_op.register_autograd(_upfirdn2d_backward, setup_context=_upfirdn2d_setup)
+_upfirdn2d_op.register_autograd(_upfirdn2d_backward_by(_upfirdn2d_op),
+                                setup_context=_upfirdn2d_setup)
+_upfirdn2d_tiled_op.register_autograd(_upfirdn2d_backward_by(_upfirdn2d_tiled_op),
+                                      setup_context=_upfirdn2d_setup)
 
 
 def upfirdn2d(x: Tensor, kernel: Tensor, up: tuple[int, int], down: tuple[int, int],
@@ -469,7 +506,9 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: tuple[int, int], down: tuple[int, i
     """CUDA upfirdn2d (``up``/``down`` as ``(x, y)``, ``pad`` as ``(x0, x1, y0, y1)``).
 
     Same semantics as :func:`stylebridge.core.ops.upfirdn2d.upfirdn2d_native`;
-    ``kernel`` is a constant (a kernel that requires grad goes to the native op).
+    ``kernel`` is a constant (a kernel that requires grad goes to the native op).  The tiled
+    kernel runs where :func:`~stylebridge.core.ops.backend.use_tiled_upfirdn2d` chooses it
+    and it covers the arguments (:func:`tiled_supported`), else the generic kernel.
     """
     up = (int(up[0]), int(up[1]))
     down = (int(down[0]), int(down[1]))
@@ -482,4 +521,7 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: tuple[int, int], down: tuple[int, i
         raise ValueError(
             f"upfirdn2d expects x [N, C, H, W] and a 2-D kernel, got {tuple(x.shape)} "
             f"and {tuple(kernel.shape)}")
-    return _upfirdn2d_op(x, kernel, up[0], up[1], down[0], down[1], *pad)
+    op = _upfirdn2d_op
+    if use_tiled_upfirdn2d() and tiled_supported(up, down, (kernel.shape[0], kernel.shape[1])):
+        op = _upfirdn2d_tiled_op
+    return op(x, kernel, up[0], up[1], down[0], down[1], *pad)

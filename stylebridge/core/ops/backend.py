@@ -111,3 +111,59 @@ def use_fused_epilogue(tensor_is_cuda: bool) -> bool:
     """Whether this epilogue call runs the fused kernel: a CUDA tensor, a backend that uses
     the extension (never with ``STYLEBRIDGE_OPS=native``) and a setting that asks for it."""
     return tensor_is_cuda and _epilogue_chosen() and use_cuda(tensor_is_cuda)
+
+
+# --------------------------------------------------------------------------- #
+# The tiled upfirdn2d kernel (csrc/upfirdn2d_tiled.cu)
+# --------------------------------------------------------------------------- #
+
+Upfirdn2dKernel = Literal["auto", "tiled", "generic"]
+_UPFIRDN2D_VALID = ("auto", "tiled", "generic")
+_upfirdn2d_override: Upfirdn2dKernel | None = None
+
+# Whether the shared-memory tiled upfirdn2d kernel (``stylebridge::upfirdn2d_tiled``) measured
+# faster than the generic one-thread-per-output kernel (and, for the plain 4x4 blur, than
+# PyTorch's depthwise convolution) on a GPU.  No GPU has measured it yet (its logic is checked
+# on the CPU by emulating the grid; ``benchmarks/bench_ops.py`` reports the ratios), so
+# ``auto`` keeps today's kernels until a GPU run sets this to True.
+TILED_UPFIRDN2D_MEASURED_FASTER = False
+
+
+def upfirdn2d_tiled() -> Upfirdn2dKernel:
+    """The upfirdn2d kernel setting: :func:`set_upfirdn2d_tiled` if called, else
+    ``$STYLEBRIDGE_UPFIRDN2D``, else ``auto``."""
+    if _upfirdn2d_override is not None:
+        return _upfirdn2d_override
+    value = os.environ.get("STYLEBRIDGE_UPFIRDN2D", "auto").strip().lower() or "auto"
+    if value not in _UPFIRDN2D_VALID:
+        from stylebridge.errors import StylebridgeError
+
+        raise StylebridgeError(
+            f"STYLEBRIDGE_UPFIRDN2D={value!r} is not one of {', '.join(_UPFIRDN2D_VALID)}")
+    return value  # type: ignore[return-value]
+
+
+def set_upfirdn2d_tiled(value: Upfirdn2dKernel | None) -> None:
+    """Force ``"tiled"``/``"generic"``/``"auto"``; ``None`` returns control to the env var."""
+    global _upfirdn2d_override
+    if value is not None and value not in _UPFIRDN2D_VALID:
+        raise ValueError(f"upfirdn2d kernel {value!r} is not one of "
+                         f"{', '.join(_UPFIRDN2D_VALID)}")
+    _upfirdn2d_override = value
+
+
+@torch.compiler.assume_constant_result
+def _tiled_upfirdn2d_chosen() -> bool:
+    """Whether the setting asks for the tiled kernel: ``tiled``, or ``auto`` where it
+    measured faster (:data:`TILED_UPFIRDN2D_MEASURED_FASTER`); constant under
+    ``torch.compile``.  ``STYLEBRIDGE_OPS=cuda`` does not change it (both are kernels)."""
+    setting = upfirdn2d_tiled()
+    if setting == "auto":
+        return TILED_UPFIRDN2D_MEASURED_FASTER
+    return setting == "tiled"
+
+
+def use_tiled_upfirdn2d() -> bool:
+    """Whether an upfirdn2d call that runs a CUDA kernel runs the tiled one (where it covers
+    the arguments); the backend decides separately whether a kernel runs at all."""
+    return _tiled_upfirdn2d_chosen()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylebridge.core.ops.backend import forced_cuda, use_cuda
+from stylebridge.core.ops.backend import forced_cuda, use_cuda, use_tiled_upfirdn2d
 
 Pair = int | tuple[int, int]
 
@@ -89,11 +89,19 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: Pair = 1, down: Pair = 1,
     matters in training); plain filtering (the blur) stays on PyTorch's depthwise
     convolution, 1.7x faster there than the untiled kernel (``benchmarks/RESULTS.md``).
     ``STYLEBRIDGE_OPS=cuda`` forces the kernel for every call.
+
+    ``STYLEBRIDGE_UPFIRDN2D=tiled`` (or :func:`~stylebridge.core.ops.set_upfirdn2d_tiled`)
+    runs the shared-memory tiled kernel wherever a kernel runs and it covers the arguments,
+    and also sends plain filtering that it covers to it instead of the depthwise
+    convolution; ``generic`` never uses it; ``auto`` (default) only where it measured
+    faster, which no GPU has yet (so today ``auto`` is ``generic``).
     """
     up_pair, down_pair = _pair(up), _pair(down)
     wants_kernel = max(up_pair) > 1 or max(down_pair) > 1 or forced_cuda()
-    if wants_kernel and use_cuda(x.is_cuda):
+    if (wants_kernel or use_tiled_upfirdn2d()) and use_cuda(x.is_cuda):
         from stylebridge.core.ops import _cuda
 
-        return _cuda.upfirdn2d(x, kernel, up_pair, _pair(down), _pad4(pad))
+        if wants_kernel or _cuda.tiled_supported(up_pair, down_pair,
+                                                 (kernel.shape[0], kernel.shape[1])):
+            return _cuda.upfirdn2d(x, kernel, up_pair, down_pair, _pad4(pad))
     return upfirdn2d_native(x, kernel, up, down, pad)

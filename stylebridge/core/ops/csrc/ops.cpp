@@ -1,6 +1,7 @@
 // Python bindings and argument checks for stylebridge's custom ops.
 //
-// The kernels live in fused_bias_act.cu, modulated_bias_act.cu and upfirdn2d.cu.  Every entry point
+// The kernels live in fused_bias_act.cu, modulated_bias_act.cu, upfirdn2d.cu and
+// upfirdn2d_tiled.cu.  Every entry point
 // accepts CUDA tensors (the real use) and CPU tensors (the same per-element
 // code run in a host loop, so the index arithmetic can be tested on machines
 // without a GPU).  Inputs are made contiguous here, except that fused_bias_act and
@@ -28,6 +29,13 @@ at::Tensor modulated_bias_act_impl(const at::Tensor& x, const at::Tensor& demod,
 at::Tensor upfirdn2d_impl(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,
                           int64_t up_y, int64_t down_x, int64_t down_y, int64_t pad_x0,
                           int64_t pad_x1, int64_t pad_y0, int64_t pad_y1);
+// upfirdn2d_tiled.cu
+bool upfirdn2d_tiled_supported(int64_t kernel_h, int64_t kernel_w, int64_t up_x, int64_t up_y,
+                               int64_t down_x, int64_t down_y);
+at::Tensor upfirdn2d_tiled_impl(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,
+                                int64_t up_y, int64_t down_x, int64_t down_y, int64_t pad_x0,
+                                int64_t pad_x1, int64_t pad_y0, int64_t pad_y1, int64_t tile_w,
+                                int64_t tile_h, int64_t threads, bool fallback);
 
 }  // namespace stylebridge
 
@@ -136,32 +144,68 @@ at::Tensor modulated_bias_act(const at::Tensor& x, const std::optional<at::Tenso
                                               channels_last);
 }
 
+// The argument checks shared by the upfirdn2d entry points.
+void check_upfirdn2d(const char* name, const at::Tensor& x, const at::Tensor& kernel,
+                     int64_t up_x, int64_t up_y, int64_t down_x, int64_t down_y, int64_t pad_x0,
+                     int64_t pad_x1, int64_t pad_y0, int64_t pad_y1) {
+  TORCH_CHECK(is_supported_float(x), name, ": unsupported dtype ", x.scalar_type());
+  TORCH_CHECK(x.dim() == 4, name, ": x must be [N, C, H, W], got ", x.sizes());
+  TORCH_CHECK(kernel.dim() == 2, name, ": kernel must be 2-D, got ", kernel.sizes());
+  TORCH_CHECK(kernel.size(0) >= 1 && kernel.size(1) >= 1, name, ": empty kernel");
+  TORCH_CHECK(up_x >= 1 && up_y >= 1 && down_x >= 1 && down_y >= 1,
+              name, ": up and down factors must be >= 1");
+  const int64_t padded_h = x.size(2) * up_y + pad_y0 + pad_y1;
+  const int64_t padded_w = x.size(3) * up_x + pad_x0 + pad_x1;
+  TORCH_CHECK(padded_h >= kernel.size(0) && padded_w >= kernel.size(1),
+              name, ": padded input ", padded_h, "x", padded_w, " is smaller than the kernel ",
+              kernel.size(0), "x", kernel.size(1));
+  TORCH_CHECK(padded_h < (int64_t{1} << 30) && padded_w < (int64_t{1} << 30),
+              name, ": spatial size too large");
+}
+
 // Zero-insert upsampling by (up_x, up_y), padding (negative = crop), true convolution
 // with the 2-D kernel, and keeping every (down_x, down_y)-th sample.
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x, int64_t up_y,
                      int64_t down_x, int64_t down_y, int64_t pad_x0, int64_t pad_x1,
                      int64_t pad_y0, int64_t pad_y1) {
-  TORCH_CHECK(is_supported_float(x), "upfirdn2d: unsupported dtype ", x.scalar_type());
-  TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be [N, C, H, W], got ", x.sizes());
-  TORCH_CHECK(kernel.dim() == 2, "upfirdn2d: kernel must be 2-D, got ", kernel.sizes());
-  TORCH_CHECK(kernel.size(0) >= 1 && kernel.size(1) >= 1, "upfirdn2d: empty kernel");
-  TORCH_CHECK(up_x >= 1 && up_y >= 1 && down_x >= 1 && down_y >= 1,
-              "upfirdn2d: up and down factors must be >= 1");
-  const int64_t padded_h = x.size(2) * up_y + pad_y0 + pad_y1;
-  const int64_t padded_w = x.size(3) * up_x + pad_x0 + pad_x1;
-  TORCH_CHECK(padded_h >= kernel.size(0) && padded_w >= kernel.size(1),
-              "upfirdn2d: padded input ", padded_h, "x", padded_w, " is smaller than the kernel ",
-              kernel.size(0), "x", kernel.size(1));
-  TORCH_CHECK(padded_h < (int64_t{1} << 30) && padded_w < (int64_t{1} << 30),
-              "upfirdn2d: spatial size too large");
+  check_upfirdn2d("upfirdn2d", x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0,
+                  pad_y1);
   return stylebridge::upfirdn2d_impl(x.contiguous(), kernel, up_x, up_y, down_x, down_y, pad_x0,
                                      pad_x1, pad_y0, pad_y1);
+}
+
+// The same operation by the shared-memory tiled kernel (default tiles); arguments it does
+// not cover (see upfirdn2d_tiled_supported) run the generic kernel instead.
+at::Tensor upfirdn2d_tiled(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,
+                           int64_t up_y, int64_t down_x, int64_t down_y, int64_t pad_x0,
+                           int64_t pad_x1, int64_t pad_y0, int64_t pad_y1) {
+  check_upfirdn2d("upfirdn2d_tiled", x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1,
+                  pad_y0, pad_y1);
+  return stylebridge::upfirdn2d_tiled_impl(x.contiguous(), kernel, up_x, up_y, down_x, down_y,
+                                           pad_x0, pad_x1, pad_y0, pad_y1, 0, 0, 0, true);
+}
+
+// The tiled kernel with a chosen tile (outputs tile_w x tile_h, `threads` per block) and no
+// fallback: for tests of the tiling (small tiles: several per plane, partial edge tiles).
+at::Tensor upfirdn2d_tiled_with_tile(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,
+                                     int64_t up_y, int64_t down_x, int64_t down_y,
+                                     int64_t pad_x0, int64_t pad_x1, int64_t pad_y0,
+                                     int64_t pad_y1, int64_t tile_w, int64_t tile_h,
+                                     int64_t threads) {
+  check_upfirdn2d("upfirdn2d_tiled", x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1,
+                  pad_y0, pad_y1);
+  TORCH_CHECK(tile_w >= 1 && tile_h >= 1 && threads >= 1,
+              "upfirdn2d_tiled: tile sizes and threads must be >= 1");
+  return stylebridge::upfirdn2d_tiled_impl(x.contiguous(), kernel, up_x, up_y, down_x, down_y,
+                                           pad_x0, pad_x1, pad_y0, pad_y1, tile_w, tile_h,
+                                           threads, false);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "stylebridge custom ops (fused bias + leaky ReLU, styled-conv epilogue, upfirdn2d)";
+  m.doc() =
+      "stylebridge custom ops (fused bias + leaky ReLU, styled-conv epilogue, upfirdn2d, tiled)";
   m.def("fused_bias_act", &fused_bias_act, "leaky_relu(x + bias) * scale, optional clamp",
         py::arg("x"), py::arg("bias"), py::arg("slope"), py::arg("scale"), py::arg("clamp"));
   m.def("fused_bias_act_grad", &fused_bias_act_grad,
@@ -175,4 +219,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("kernel"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"),
         py::arg("down_y"), py::arg("pad_x0"), py::arg("pad_x1"), py::arg("pad_y0"),
         py::arg("pad_y1"));
+  m.def("upfirdn2d_tiled", &upfirdn2d_tiled,
+        "upsample, FIR filter, downsample by shared-memory tiles (else the generic kernel)",
+        py::arg("x"), py::arg("kernel"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"),
+        py::arg("down_y"), py::arg("pad_x0"), py::arg("pad_x1"), py::arg("pad_y0"),
+        py::arg("pad_y1"));
+  m.def("upfirdn2d_tiled_with_tile", &upfirdn2d_tiled_with_tile,
+        "the tiled kernel with a given tile and no fallback (tests)", py::arg("x"),
+        py::arg("kernel"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"),
+        py::arg("down_y"), py::arg("pad_x0"), py::arg("pad_x1"), py::arg("pad_y0"),
+        py::arg("pad_y1"), py::arg("tile_w"), py::arg("tile_h"), py::arg("threads"));
+  m.def("upfirdn2d_tiled_supported", &stylebridge::upfirdn2d_tiled_supported,
+        "whether the tiled kernel covers these factors and kernel size", py::arg("kernel_h"),
+        py::arg("kernel_w"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"),
+        py::arg("down_y"));
 }
