@@ -4,13 +4,15 @@ One process, on one device:
 
 1. **agreement** (``--check-size``, default 256 px config-f, batch 2, TF32 off): every fast
    path of ours against the fp32 eager network on the native ops: CUDA ops fp32, the
-   polyphase up-sampling convolution fp32, the fused styled-conv epilogue fp32, compiled fp32 (``reduce-overhead`` = CUDA graphs on
+   polyphase up-sampling convolution fp32, the fused styled-conv epilogue fp32, the tiled
+   upfirdn2d fp32, compiled fp32 (``reduce-overhead`` = CUDA graphs on
    CUDA), bf16 and fp16 autocast (plain and polyphase), compiled bf16.
    fp32 paths must agree within 1e-4 (max |diff|, images in [-1, 1]); bf16/fp16 report their
    max and mean |diff| (stated, not a pass/fail bound);
 2. **throughput** (``--size``, default 1024 px config-f, ``--batches``, default 1 8 32):
    images/s from w of ours (fp32, bf16 autocast, each also with the polyphase up-sampling
-   convolution and with the fused epilogue, bf16 channels-last; compiled fp32, bf16, bf16
+   convolution and with the fused epilogue, with the tiled upfirdn2d kernel, bf16
+   channels-last; compiled fp32, bf16, bf16
    polyphase, bf16 on native ops), rosinality
    fp32 with its CUDA ops, NVlabs stylegan2-ada fp32 and fp16 (top 4 resolutions) with its
    plugins, interleaved, medians of ``--repeats`` x ``--calls`` calls.  Random weights (speed
@@ -47,7 +49,13 @@ import torch
 from _timing import interleaved, sync
 
 from stylebridge.core.compiled import CompiledSynthesis
-from stylebridge.core.ops import _cuda, get_backend, set_backend, set_fused_epilogue
+from stylebridge.core.ops import (
+    _cuda,
+    get_backend,
+    set_backend,
+    set_fused_epilogue,
+    set_upfirdn2d_tiled,
+)
 from stylebridge.core.stylegan2 import Generator
 
 START = time.perf_counter()
@@ -115,12 +123,13 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
     poly = copy.deepcopy(gen)
     poly.set_upconv("polyphase")
 
-    def eager(model: Generator, dtype: torch.dtype | None = None,
-              epilogue: bool = False) -> Callable[[], torch.Tensor]:
+    def eager(model: Generator, dtype: torch.dtype | None = None, epilogue: bool = False,
+              tiled: bool = False) -> Callable[[], torch.Tensor]:
         def fn() -> torch.Tensor:
             with (torch.autocast(device.type, dtype=dtype or torch.float32,
                                  enabled=dtype is not None),
-                  fused_epilogue_on() if epilogue else contextlib.nullcontext()):
+                  fused_epilogue_on() if epilogue else contextlib.nullcontext(),
+                  tiled_upfirdn2d_on() if tiled else contextlib.nullcontext()):
                 return model.synthesis(styles, noise=noise)
         return fn
 
@@ -132,6 +141,10 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
         variants.update(ours_epilogue_fp32=eager(gen, epilogue=True),
                         ours_epilogue_bf16=eager(gen, amp, epilogue=True),
                         ours_polyphase_epilogue_bf16=eager(poly, amp, epilogue=True))
+        # the tiled upfirdn2d kernel (the blur after every transposed up-sampling conv, the
+        # RGB skips' up-sampling)
+        variants.update(ours_tiled_fp32=eager(gen, tiled=True),
+                        ours_tiled_bf16=eager(gen, amp, tiled=True))
         # channels-last activations (NCHW is the CUDA default; cuDNN may prefer NHWC in bf16)
         nhwc = copy.deepcopy(gen)
         nhwc.channels_last = True
@@ -220,6 +233,16 @@ def fused_epilogue_on() -> Iterator[None]:
         yield
     finally:
         set_fused_epilogue(None)
+
+
+@contextlib.contextmanager
+def tiled_upfirdn2d_on() -> Iterator[None]:
+    """``STYLEBRIDGE_UPFIRDN2D=tiled`` inside; after it the environment decides again."""
+    set_upfirdn2d_tiled("tiled")
+    try:
+        yield
+    finally:
+        set_upfirdn2d_tiled(None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@
 #   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), each with the
 #      transposed and the polyphase up-sampling convolution, with the GPU kernel time per step
 #      (torch.profiler), as benchmarks/RESULTS.md measured it before;
-#   4. the fused styled-conv epilogue kernel vs the three ops it replaces (bench_ops.py --ops
-#      epilogue), then tests/test_ops.py and tests/test_ops_epilogue.py -m gpu (CUDA vs native,
-#      forward and backward, fp32/fp16/bf16).
+#   4. the fused styled-conv epilogue kernel vs the three ops it replaces, and the tiled
+#      upfirdn2d kernel vs the generic one and the native depthwise convolution (bench_ops.py
+#      --ops epilogue / upfirdn2d,blur), then tests/test_ops.py, test_ops_epilogue.py and
+#      test_ops_tiled.py -m gpu (CUDA vs native, forward and backward, fp32/fp16/bf16).
 # Every step has its own timeout and a failure does not stop the next; JSON (with machine,
 # driver and torch versions) goes to OUT.
 #
@@ -35,8 +36,9 @@
 #
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
 # (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 140), BENCH_TIMEOUT (step 2,
-# 255), FS_TIMEOUT (step 3, 100), EPI_TIMEOUT + TEST_TIMEOUT (step 4, 30 + 60): 585 s in all;
-# BENCH_BUDGET (170, seconds into step 2 after which nothing more is compiled),
+# 230), FS_TIMEOUT (step 3, 90), EPI_TIMEOUT + TILE_TIMEOUT + TEST_TIMEOUT (step 4,
+# 30 + 45 + 50): 585 s in all;
+# BENCH_BUDGET (150, seconds into step 2 after which nothing more is compiled),
 # COMPILED ("bf16 bf16-polyphase bf16-native fp32": the compiled variants, in the order they
 # are compiled), BATCHES (default "1 32 8": batch 1, where compiling matters most, first).
 set -uo pipefail
@@ -111,10 +113,10 @@ fi
 
 echo "== 2. agreement and 1024 px throughput"
 args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-bf16 bf16-polyphase bf16-native fp32}
-      --budget "${BENCH_BUDGET:-170}")
+      --budget "${BENCH_BUDGET:-150}")
 if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-1 32 8}); fi
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT:-255}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
+timeout "${BENCH_TIMEOUT:-230}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
 
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
@@ -125,20 +127,24 @@ else
     # step, the measure issue 20's FeatureShift goal is stated in; both up-sampling orders
     fs=(--preset full --device cuda --precisions fp32,amp --upconv transpose,polyphase --profile)
 fi
-timeout "${FS_TIMEOUT:-100}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
+timeout "${FS_TIMEOUT:-90}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?
 if [ "$device" = cuda ]; then
-    echo "== 4. the fused epilogue alone, then the GPU op tests (what time is left)"
+    echo "== 4. the fused epilogue and the tiled upfirdn2d alone, then the GPU op tests"
     timeout "${EPI_TIMEOUT:-30}" "$py" "$here/bench_ops.py" --ops epilogue \
         --dtypes float32,bfloat16 --out "$out_dir/ops_epilogue_$tag.json" 2>&1 | tail -n 12
-    timeout "${TEST_TIMEOUT:-60}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
-        "$repo/tests/test_ops_epilogue.py" -m gpu 2>&1 | tail -n 15 || test_rc=$?
+    timeout "${TILE_TIMEOUT:-45}" "$py" "$here/bench_ops.py" --ops upfirdn2d,blur \
+        --dtypes float32,bfloat16 --out "$out_dir/ops_upfirdn2d_$tag.json" 2>&1 | tail -n 40
+    timeout "${TEST_TIMEOUT:-50}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
+        "$repo/tests/test_ops_epilogue.py" "$repo/tests/test_ops_tiled.py" -m gpu 2>&1 \
+        | tail -n 15 || test_rc=$?
 fi
 echo "== summary (what the JSON shows, and the switches it decides): $out_dir/summary_$tag.md"
 sum_args=("$out_dir/speed_$tag.json" --out "$out_dir/summary_$tag.md")
 [ -f "$out_dir/featureshift_full_speed_$tag.json" ] \
     && sum_args+=(--featureshift "$out_dir/featureshift_full_speed_$tag.json")
 [ -f "$out_dir/ops_epilogue_$tag.json" ] && sum_args+=(--epilogue "$out_dir/ops_epilogue_$tag.json")
+[ -f "$out_dir/ops_upfirdn2d_$tag.json" ] && sum_args+=(--upfirdn2d "$out_dir/ops_upfirdn2d_$tag.json")
 [ -f "$out_dir/speed_$tag.json" ] && "$py" "$here/summarize_gpu_speed.py" "${sum_args[@]}" | tail -n 25
 echo "== done: build $build_rc, speed $bench_rc, featureshift $fs_rc, op tests $test_rc"
 exit $(( build_rc != 0 || test_rc != 0 || bench_rc != 0 || fs_rc != 0 ))

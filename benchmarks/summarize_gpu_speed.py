@@ -10,13 +10,16 @@ For the GPU session that ran it, so the decisions are made by one stated rule, n
   fp32 agreement within bound" (else it stays off):
   ``MEASURED_FASTER["cuda"]`` (core/compiled.py: compiled vs eager),
   ``UPCONV_BY_DEVICE["cuda"]`` (core/stylegan2/polyphase.py: polyphase vs transpose, eager),
-  ``EPILOGUE_MEASURED_FASTER`` (core/ops/backend.py: fused epilogue vs the three ops);
+  ``EPILOGUE_MEASURED_FASTER`` (core/ops/backend.py: fused epilogue vs the three ops),
+  ``TILED_UPFIRDN2D_MEASURED_FASTER`` (core/ops/backend.py: tiled upfirdn2d; it must also win
+  every row of bench_ops.py alone: vs the generic kernel on up/down, vs native on the blur);
 * FeatureShift: GPU kernel time per joint step against the issue's baseline (186 ms fp32,
   155 ms bf16), goal 1.6x lower.
 
     python benchmarks/summarize_gpu_speed.py OUT/speed_h200.json \\
         [--featureshift OUT/featureshift_full_speed_h200.json] \\
-        [--epilogue OUT/ops_epilogue_h200.json] [--out summary.md]
+        [--epilogue OUT/ops_epilogue_h200.json] [--upfirdn2d OUT/ops_upfirdn2d_h200.json] \\
+        [--out summary.md]
 """
 
 from __future__ import annotations
@@ -40,7 +43,10 @@ SWITCHES: dict[str, list[tuple[str, str]]] = {
         ("ours_polyphase_fp32", "ours_fp32"), ("ours_polyphase_bf16", "ours_bf16")],
     "EPILOGUE_MEASURED_FASTER = True (core/ops/backend.py)": [
         ("ours_epilogue_fp32", "ours_fp32"), ("ours_epilogue_bf16", "ours_bf16")],
+    "TILED_UPFIRDN2D_MEASURED_FASTER = True (core/ops/backend.py)": [
+        ("ours_tiled_fp32", "ours_fp32"), ("ours_tiled_bf16", "ours_bf16")],
 }
+TILED_SWITCH = "TILED_UPFIRDN2D_MEASURED_FASTER = True (core/ops/backend.py)"
 # the fp32 variant whose agreement each switch also needs
 SWITCH_AGREEMENT = {name: pairs[0][0] for name, pairs in SWITCHES.items()}
 
@@ -102,8 +108,10 @@ def goal_lines(rows: list[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def switch_decisions(result: Mapping[str, Any]) -> dict[str, tuple[bool, str]]:
-    """Each switch -> (turn it on?, why), by the rule in the module docstring."""
+def switch_decisions(result: Mapping[str, Any], upfirdn2d_ops: Mapping[str, Any] | None = None
+                     ) -> dict[str, tuple[bool, str]]:
+    """Each switch -> (turn it on?, why), by the rule in the module docstring (the tiled
+    kernel's also by :func:`tiled_ops_check` on ``upfirdn2d_ops``)."""
     rows = result.get("throughput", [])
     agreement = result.get("agreement", {}).get("variants", {})
     decisions: dict[str, tuple[bool, str]] = {}
@@ -128,9 +136,32 @@ def switch_decisions(result: Mapping[str, Any]) -> dict[str, tuple[bool, str]]:
                           f"> {FP32_BOUND:g}")
         if missing or not rows:
             decisions[switch] = (False, "not measured: " + (", ".join(missing) or "no rows"))
-        else:
-            decisions[switch] = (ok, "; ".join(ratios))
+            continue
+        if switch == TILED_SWITCH:
+            ops_ok, why = tiled_ops_check(upfirdn2d_ops)
+            ok = ok and ops_ok
+            ratios.append(why)
+        decisions[switch] = (ok, "; ".join(ratios))
     return decisions
+
+
+def tiled_ops_check(ops: Mapping[str, Any] | None) -> tuple[bool, str]:
+    """The tiled upfirdn2d kernel alone must also win every row of bench_ops.py: against the
+    generic kernel on up/down-sampling (``cuda/tiled``) and against the native depthwise
+    convolution on the plain blur (``native/tiled``), every dtype and mode."""
+    rows = [r for r in (ops or {}).get("results", []) if r.get("tiled_ms")]
+    if not rows:
+        return False, "bench_ops.py upfirdn2d rows not measured"
+    worst: tuple[float, str] | None = None
+    for row in rows:
+        blur = row["op"].startswith("blur")
+        ratio = row["native_over_tiled"] if blur else row["cuda_over_tiled"]
+        what = f"{'native' if blur else 'cuda'}/tiled {ratio:.2f}× on {row['op']} " \
+               f"{row['dtype']} {row['mode']}"
+        if worst is None or ratio < worst[0]:
+            worst = (ratio, what)
+    assert worst is not None
+    return worst[0] > 1.0, f"bench_ops.py's least: {worst[1]}"
 
 
 def featureshift_lines(fs: Mapping[str, Any]) -> list[str]:
@@ -162,8 +193,23 @@ def epilogue_lines(ops: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def upfirdn2d_lines(ops: Mapping[str, Any]) -> list[str]:
+    lines = ["", "upfirdn2d alone (bench_ops.py; ms; > 1: tiled faster):", "",
+             "| case | dtype | mode | native | generic | tiled | native/tiled | generic/tiled |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for row in ops.get("results", []):
+        if not row.get("tiled_ms"):
+            continue
+        lines.append(f"| {row['op']} | {row['dtype']} | {row['mode']} | "
+                     f"{_fmt(row['native_ms'], 3)} | {_fmt(row.get('cuda_ms'), 3)} | "
+                     f"{_fmt(row['tiled_ms'], 3)} | {_fmt(row['native_over_tiled'], 2)} | "
+                     f"{_fmt(row['cuda_over_tiled'], 2)} |")
+    return lines
+
+
 def summarize(result: Mapping[str, Any], featureshift: Mapping[str, Any] | None = None,
-              epilogue: Mapping[str, Any] | None = None) -> str:
+              epilogue: Mapping[str, Any] | None = None,
+              upfirdn2d: Mapping[str, Any] | None = None) -> str:
     machine = result.get("machine", {})
     lines = [f"Machine: {machine.get('gpu', machine.get('cpu', '?'))}, driver "
              f"{machine.get('driver', '?')}, torch {machine.get('torch', '?')}, CUDA "
@@ -178,12 +224,14 @@ def summarize(result: Mapping[str, Any], featureshift: Mapping[str, Any] | None 
     lines += goal_lines(rows)
     lines += ["", "Switches (on only if faster at every measured batch, fp32 and bf16, and the "
               "fp32 path agrees):", ""]
-    for switch, (on, why) in switch_decisions(result).items():
+    for switch, (on, why) in switch_decisions(result, upfirdn2d).items():
         lines.append(f"- {switch}: {'**yes**' if on else 'no'} ({why})")
     if featureshift is not None:
         lines += featureshift_lines(featureshift)
     if epilogue is not None:
         lines += epilogue_lines(epilogue)
+    if upfirdn2d is not None:
+        lines += upfirdn2d_lines(upfirdn2d)
     return "\n".join(lines) + "\n"
 
 
@@ -192,12 +240,14 @@ def main() -> None:
     parser.add_argument("speed", type=Path, help="speed_<gpu>.json from gpu_speed.sh")
     parser.add_argument("--featureshift", type=Path, default=None)
     parser.add_argument("--epilogue", type=Path, default=None)
+    parser.add_argument("--upfirdn2d", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
 
     def load(path: Path | None) -> Any:
         return None if path is None else json.loads(path.read_text())
     args = parser.parse_args()
-    text = summarize(load(args.speed), load(args.featureshift), load(args.epilogue))
+    text = summarize(load(args.speed), load(args.featureshift), load(args.epilogue),
+                     load(args.upfirdn2d))
     print(text, end="")
     if args.out:
         args.out.write_text(text)

@@ -32,6 +32,7 @@ def speed_json() -> dict:
                       "variants": {
                           "ours_compiled_fp32": ok,
                           "ours_polyphase_fp32": ok,
+                          "ours_tiled_fp32": ok,
                           # the epilogue is faster below but disagrees: it must stay off
                           "ours_epilogue_fp32": {"max_abs_diff": 2e-3, "mean_abs_diff": 1e-4,
                                                  "bound": 1e-4, "ok": False}}},
@@ -40,21 +41,43 @@ def speed_json() -> dict:
             row(1, {"ours_fp32": 100.0, "ours_bf16": 110.0, "ours_compiled_fp32": 250.0,
                     "ours_compiled_bf16": 260.0, "ours_polyphase_fp32": 120.0,
                     "ours_polyphase_bf16": 130.0, "ours_epilogue_fp32": 101.0,
-                    "ours_epilogue_bf16": 111.0, "rosinality_fp32": 65.0}),
+                    "ours_epilogue_bf16": 111.0, "ours_tiled_fp32": 105.0,
+                    "ours_tiled_bf16": 115.0, "rosinality_fp32": 65.0}),
             row(32, {"ours_fp32": 300.0, "ours_bf16": 900.0, "ours_compiled_fp32": 290.0,
                      "ours_compiled_bf16": 1200.0, "ours_polyphase_fp32": 310.0,
                      "ours_polyphase_bf16": 950.0, "ours_epilogue_fp32": 301.0,
-                     "ours_epilogue_bf16": 901.0, "rosinality_fp32": 45.0}),
+                     "ours_epilogue_bf16": 901.0, "ours_tiled_fp32": 320.0,
+                     "ours_tiled_bf16": 990.0, "rosinality_fp32": 45.0}),
         ],
     }
 
 
+def ops_rows(blur_native_over_tiled: float) -> dict:
+    def row(op: str, native_over: float, cuda_over: float) -> dict:
+        return {"op": op, "dtype": "bfloat16", "mode": "fwd+bwd", "native_ms": 1.0,
+                "cuda_ms": 1.0, "tiled_ms": 0.5, "native_over_tiled": native_over,
+                "cuda_over_tiled": cuda_over}
+    return {"results": [row("upfirdn2d up2 4x4 512ch 128x128", 0.9, 1.4),  # generic decides
+                        row("blur 4x4 32ch 1024x1024", blur_native_over_tiled, 3.0),
+                        {"op": "bias_act 512ch 64x64", "dtype": "float32", "mode": "fwd",
+                         "native_ms": 1.0, "cuda_ms": 0.5, "tiled_ms": None}]}
+
+
 def test_switches_follow_the_rule() -> None:
-    decisions = summary.switch_decisions(speed_json())
-    (compiled, why_c), (poly, why_p), (epi, why_e) = decisions.values()
+    decisions = summary.switch_decisions(speed_json(), ops_rows(1.2))
+    (compiled, why_c), (poly, why_p), (epi, why_e), (tiled, why_t) = decisions.values()
     assert not compiled and "ours_compiled_fp32 / ours_fp32 at batch 32: 0.97×" in why_c
     assert poly and "ours_polyphase_bf16 / ours_bf16 at batch 32: 1.06×" in why_p
     assert not epi and "2.00e-03 > 0.0001" in why_e
+    assert tiled and "least: native/tiled 1.20× on blur 4x4 32ch 1024x1024" in why_t
+
+
+def test_the_tiled_kernel_must_also_win_alone() -> None:
+    # faster in synthesis, but the depthwise convolution wins the blur alone: off
+    on, why = list(summary.switch_decisions(speed_json(), ops_rows(0.8)).values())[3]
+    assert not on and "native/tiled 0.80× on blur" in why
+    on, why = list(summary.switch_decisions(speed_json(), None).values())[3]
+    assert not on and "upfirdn2d rows not measured" in why
 
 
 def test_a_switch_without_measurements_stays_off() -> None:
