@@ -12,23 +12,34 @@ _VALID = ("auto", "native", "cuda")
 _override: Backend | None = None
 
 
-def get_backend() -> Backend:
-    """The active backend: :func:`set_backend` if called, else ``$STYLEBRIDGE_OPS``, else auto."""
-    if _override is not None:
-        return _override
-    value = os.environ.get("STYLEBRIDGE_OPS", "auto").strip().lower() or "auto"
-    if value not in _VALID:
+def _setting(env: str, valid: tuple[str, ...], override: str | None) -> str:
+    """A switch's value: the Python override if set, else ``$env`` (case-insensitive, empty
+    = ``auto``), else ``auto``; a value outside ``valid`` is a one-line error."""
+    if override is not None:
+        return override
+    value = os.environ.get(env, "auto").strip().lower() or "auto"
+    if value not in valid:
         from stylebridge.errors import StylebridgeError
 
-        raise StylebridgeError(f"STYLEBRIDGE_OPS={value!r} is not one of {', '.join(_VALID)}")
-    return value  # type: ignore[return-value]
+        raise StylebridgeError(f"{env}={value!r} is not one of {', '.join(valid)}")
+    return value
+
+
+def _checked(value: str | None, valid: tuple[str, ...], what: str) -> None:
+    """A Python override must be one of ``valid`` (or ``None``: back to the env var)."""
+    if value is not None and value not in valid:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(valid)}")
+
+
+def get_backend() -> Backend:
+    """The active backend: :func:`set_backend` if called, else ``$STYLEBRIDGE_OPS``, else auto."""
+    return _setting("STYLEBRIDGE_OPS", _VALID, _override)  # type: ignore[return-value]
 
 
 def set_backend(backend: Backend | None) -> None:
     """Force ``"native"``/``"cuda"``/``"auto"``; ``None`` returns control to the env var."""
     global _override
-    if backend is not None and backend not in _VALID:
-        raise ValueError(f"backend {backend!r} is not one of {', '.join(_VALID)}")
+    _checked(backend, _VALID, "backend")
     _override = backend
 
 
@@ -77,22 +88,14 @@ EPILOGUE_MEASURED_FASTER = False
 def fused_epilogue() -> Epilogue:
     """The fused-epilogue setting: :func:`set_fused_epilogue` if called, else
     ``$STYLEBRIDGE_EPILOGUE``, else ``auto``."""
-    if _epilogue_override is not None:
-        return _epilogue_override
-    value = os.environ.get("STYLEBRIDGE_EPILOGUE", "auto").strip().lower() or "auto"
-    if value not in _EPILOGUE_VALID:
-        from stylebridge.errors import StylebridgeError
-
-        raise StylebridgeError(
-            f"STYLEBRIDGE_EPILOGUE={value!r} is not one of {', '.join(_EPILOGUE_VALID)}")
-    return value  # type: ignore[return-value]
+    return _setting("STYLEBRIDGE_EPILOGUE", _EPILOGUE_VALID,  # type: ignore[return-value]
+                    _epilogue_override)
 
 
 def set_fused_epilogue(value: Epilogue | None) -> None:
     """Force ``"on"``/``"off"``/``"auto"``; ``None`` returns control to the env var."""
     global _epilogue_override
-    if value is not None and value not in _EPILOGUE_VALID:
-        raise ValueError(f"fused epilogue {value!r} is not one of {', '.join(_EPILOGUE_VALID)}")
+    _checked(value, _EPILOGUE_VALID, "fused epilogue")
     _epilogue_override = value
 
 
@@ -132,23 +135,14 @@ TILED_UPFIRDN2D_MEASURED_FASTER = False
 def upfirdn2d_tiled() -> Upfirdn2dKernel:
     """The upfirdn2d kernel setting: :func:`set_upfirdn2d_tiled` if called, else
     ``$STYLEBRIDGE_UPFIRDN2D``, else ``auto``."""
-    if _upfirdn2d_override is not None:
-        return _upfirdn2d_override
-    value = os.environ.get("STYLEBRIDGE_UPFIRDN2D", "auto").strip().lower() or "auto"
-    if value not in _UPFIRDN2D_VALID:
-        from stylebridge.errors import StylebridgeError
-
-        raise StylebridgeError(
-            f"STYLEBRIDGE_UPFIRDN2D={value!r} is not one of {', '.join(_UPFIRDN2D_VALID)}")
-    return value  # type: ignore[return-value]
+    return _setting("STYLEBRIDGE_UPFIRDN2D", _UPFIRDN2D_VALID,  # type: ignore[return-value]
+                    _upfirdn2d_override)
 
 
 def set_upfirdn2d_tiled(value: Upfirdn2dKernel | None) -> None:
     """Force ``"tiled"``/``"generic"``/``"auto"``; ``None`` returns control to the env var."""
     global _upfirdn2d_override
-    if value is not None and value not in _UPFIRDN2D_VALID:
-        raise ValueError(f"upfirdn2d kernel {value!r} is not one of "
-                         f"{', '.join(_UPFIRDN2D_VALID)}")
+    _checked(value, _UPFIRDN2D_VALID, "upfirdn2d kernel")
     _upfirdn2d_override = value
 
 
