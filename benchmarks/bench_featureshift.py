@@ -64,12 +64,16 @@ from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.ops import fused_act as fused_act_module
-from stylebridge.core.ops import get_backend, set_backend
+from stylebridge.core.ops import (
+    get_backend,
+    set_backend,
+    set_fused_epilogue,
+    set_upfirdn2d_tiled,
+)
 from stylebridge.core.ops.fused_act import autocast_like
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2 import layers as sg2_layers
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.core.stylegan2.polyphase import UPCONV_ORDERS
 from stylebridge.pipelines.featureshift import trainer as featureshift
 from stylebridge.pipelines.featureshift.dataset import build_dataset
 from stylebridge.plugins.domains import stylespace as domains
@@ -279,6 +283,18 @@ def _csv(text: str, allowed: tuple[str, ...] | dict[str, str], what: str) -> lis
     return items
 
 
+FAST_PATHS = ("none", "polyphase", "epilogue", "tiled", "all")
+
+
+def _fast_paths(generator: Generator, which: str) -> None:
+    """Turn issue 20's unmeasured fast paths on (``which`` names one, ``all`` or ``none``);
+    the others go back to the defaults."""
+    every = which == "all"
+    generator.set_upconv("polyphase" if every or which == "polyphase" else None)
+    set_fused_epilogue("on" if every or which == "epilogue" else None)
+    set_upfirdn2d_tiled("tiled" if every or which == "tiled" else None)
+
+
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -310,11 +326,12 @@ def _parse_args() -> argparse.Namespace:
                              "bias, noise and styles follow the activations' dtype) and/or "
                              "promote (the previous behaviour: float32 parameters promote the "
                              "activations back to float32 after every convolution)")
-    parser.add_argument("--upconv", default=None,
-                        help="comma-separated up-sampling convolution orders to time side by "
-                             "side: transpose (upstream's: transposed conv, then the blur), "
-                             "polyphase (the blur folded into the weight; default: the "
-                             "device's, core/stylegan2/polyphase.py)")
+    parser.add_argument("--fast-paths", default=None,
+                        help="comma-separated, side by side: none (the defaults), polyphase "
+                             "(the up-sampling convolution with the blur folded into the "
+                             "weight), epilogue (the fused styled-conv epilogue kernel), tiled "
+                             "(the tiled upfirdn2d kernel), all (the three together); the "
+                             "kernels run on CUDA only")
     parser.add_argument("--profile", action="store_true",
                         help="after timing, profile one step of each (variant, precision): "
                              "GPU busy time per step and the top kernels (torch.profiler)")
@@ -342,8 +359,7 @@ def main() -> None:
     ops: list[str | None] = [None]
     layouts = _csv(args.layouts, LAYOUTS, "layouts") if args.layouts else ["default"]
     acts = _csv(args.amp_activations, ACTIVATIONS, "amp-activations")
-    upconvs: list[str | None] = (list(_csv(args.upconv, UPCONV_ORDERS, "upconv"))
-                                 if args.upconv else [None])
+    fast = _csv(args.fast_paths, FAST_PATHS, "fast-paths") if args.fast_paths else ["none"]
     if args.ops:
         ops = list(_csv(args.ops, ("native", "auto", "cuda"), "ops"))
         if "cuda" in ops:
@@ -365,9 +381,9 @@ def main() -> None:
         settings = {"/".join(([str(o)] if len(ops) > 1 else [])
                              + ([la] if len(layouts) > 1 else [])
                              + ([f"{ac}-acts"] if len(acts) > 1 else [])
-                             + ([str(uc)] if len(upconvs) > 1 else [])):
-                    (o, LAYOUTS[la], ac, uc)
-                    for o in ops for la in layouts for ac in acts for uc in upconvs}
+                             + ([fp] if len(fast) > 1 else [])):
+                    (o, LAYOUTS[la], ac, fp)
+                    for o in ops for la in layouts for ac in acts for fp in fast}
         trainers = {"/".join(filter(None, (k, tag))): (t, *setting) for k, t in built.items()
                     for tag, setting in settings.items()}
         amp_dtypes = {k: str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "fp32"
@@ -378,13 +394,13 @@ def main() -> None:
 
         def runner(key: str, trainer: featureshift.FeatureShiftTrainer, backend: str | None,
                    channels_last: bool | None, activations: str,
-                   upconv: str | None) -> Callable[[], None]:
+                   fast_path: str) -> Callable[[], None]:
             def step() -> None:  # a diverging precision (fp16) must not lose the others
                 if key in diverged:
                     return
                 set_backend(backend)  # type: ignore[arg-type]
                 trainer.generator.channels_last = channels_last
-                trainer.generator.set_upconv(upconv)
+                _fast_paths(trainer.generator, fast_path)
                 _autocast_activations(activations)
                 try:
                     trainer._train_step()
@@ -436,7 +452,7 @@ def main() -> None:
         "ops_backend": ops if len(ops) > 1 else get_backend(),
         "layouts": layouts,
         "amp_activations": acts,
-        "upconv": [str(u) for u in upconvs],
+        "fast_paths": fast,
         "tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
                  "matmul": torch.backends.cuda.matmul.allow_tf32},
         "diverged": diverged,

@@ -10,9 +10,10 @@
 #      fp32 (its CUDA ops), NVlabs fp32 and fp16 top-4 resolutions (its plugins), side by
 #      side; after BENCH_BUDGET seconds nothing more is compiled; the JSON is rewritten after
 #      every batch size, so a timeout keeps what was measured;
-#   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), each with the
-#      transposed and the polyphase up-sampling convolution, with the GPU kernel time per step
-#      (torch.profiler), as benchmarks/RESULTS.md measured it before;
+#   3. the FeatureShift full-size joint training step, fp32 vs AMP (bf16), each as shipped and
+#      with all three unmeasured fast paths on (polyphase up-sampling convolution, fused
+#      epilogue, tiled upfirdn2d), with the GPU kernel time per step (torch.profiler), as
+#      benchmarks/RESULTS.md measured it before;
 #   4. the fused styled-conv epilogue kernel vs the three ops it replaces, and the tiled
 #      upfirdn2d kernel vs the generic one and the native depthwise convolution (bench_ops.py
 #      --ops epilogue / upfirdn2d,blur), then tests/test_ops.py, test_ops_epilogue.py and
@@ -121,11 +122,11 @@ timeout "${BENCH_TIMEOUT:-230}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $p
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
     fs=(--preset tiny --device cpu --precisions fp32 --steps 1 --repeats 1 --warmup 0
-        --upconv transpose,polyphase)
+        --fast-paths none,all)
 else
     # joint stored step (the full preset's default variant); --profile: GPU kernel time per
-    # step, the measure issue 20's FeatureShift goal is stated in; both up-sampling orders
-    fs=(--preset full --device cuda --precisions fp32,amp --upconv transpose,polyphase --profile)
+    # step, the measure issue 20's FeatureShift goal is stated in; as shipped vs fast paths
+    fs=(--preset full --device cuda --precisions fp32,amp --fast-paths none,all --profile)
 fi
 timeout "${FS_TIMEOUT:-90}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?
