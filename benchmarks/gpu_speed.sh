@@ -5,7 +5,7 @@
 #      upfirdn2d_plugin), after the patches below; build logs and the patch list go to OUT;
 #   2. bench_gpu_speed.py: every fast path of ours against fp32 eager on the native ops
 #      (256 px, fp32 bound 1e-4; bf16/fp16 errors stated), then 1024 px synthesis at batch
-#      1/32/8: ours fp32, bf16, fp16, the same with the polyphase up-sampling convolution,
+#      32/1/8: ours fp32, bf16, fp16, the same with the polyphase up-sampling convolution,
 #      compiled (CUDA graphs) bf16 / bf16 polyphase / bf16 on native ops / fp32, rosinality
 #      fp32 (its CUDA ops), NVlabs fp32 and fp16 top-4 resolutions (its plugins), side by
 #      side; after BENCH_BUDGET seconds nothing more is compiled; the JSON is rewritten after
@@ -36,12 +36,13 @@
 # (NVlabs' plugin loader only); each change is listed in OUT/peer_patches.txt.
 #
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
-# (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 140), BENCH_TIMEOUT (step 2,
-# 230), FS_TIMEOUT (step 3, 90), EPI_TIMEOUT + TILE_TIMEOUT + TEST_TIMEOUT (step 4,
-# 30 + 45 + 50): 585 s in all;
-# BENCH_BUDGET (150, seconds into step 2 after which nothing more is compiled),
+# (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 120), BENCH_TIMEOUT (step 2,
+# 270), FS_TIMEOUT (step 3, 70), EPI_TIMEOUT + TILE_TIMEOUT + TEST_TIMEOUT (step 4,
+# 25 + 40 + 50): 575 s in all;
+# BENCH_BUDGET (190, seconds into step 2 after which nothing more is compiled),
 # COMPILED ("bf16 bf16-polyphase bf16-native fp32": the compiled variants, in the order they
-# are compiled), BATCHES (default "1 32 8": batch 1, where compiling matters most, first).
+# are compiled, at batch 1), COMPILED_FOR ("32=bf16,bf16-polyphase 8=": fewer compiles at the
+# other batch sizes, each about a minute), BATCHES (default "32 1 8": the headline goal first).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -91,14 +92,14 @@ build_rc=0 test_rc=0 bench_rc=0 fs_rc=0
 if [ "$device" = cuda ]; then
     echo "== 1. build the CUDA plugins (in parallel; logs in $out_dir/build_*.log)"
     start=$(date +%s)
-    timeout "${BUILD_TIMEOUT:-140}" "$py" -c "from stylebridge.core.ops import _cuda; _cuda.build()" \
+    timeout "${BUILD_TIMEOUT:-120}" "$py" -c "from stylebridge.core.ops import _cuda; _cuda.build()" \
         > "$out_dir/build_ours.log" 2>&1 &
     pids=($!)
     if [ -n "$peers" ]; then
-        (cd "$work/peers/rosinality" && timeout "${BUILD_TIMEOUT:-140}" "$py" -c "import op" \
+        (cd "$work/peers/rosinality" && timeout "${BUILD_TIMEOUT:-120}" "$py" -c "import op" \
             > "$out_dir/build_rosinality.log" 2>&1) &
         pids+=($!)
-        (cd "$work/peers/nvlabs" && timeout "${BUILD_TIMEOUT:-140}" "$py" -c "
+        (cd "$work/peers/nvlabs" && timeout "${BUILD_TIMEOUT:-120}" "$py" -c "
 from torch_utils import custom_ops
 custom_ops.verbosity = 'full'
 from torch_utils.ops import bias_act, upfirdn2d
@@ -114,10 +115,11 @@ fi
 
 echo "== 2. agreement and 1024 px throughput"
 args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-bf16 bf16-polyphase bf16-native fp32}
-      --budget "${BENCH_BUDGET:-150}")
-if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-1 32 8}); fi
+      --compiled-for ${COMPILED_FOR:-32=bf16,bf16-polyphase 8=}
+      --budget "${BENCH_BUDGET:-190}")
+if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-32 1 8}); fi
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT:-230}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
+timeout "${BENCH_TIMEOUT:-270}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
 
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
@@ -128,13 +130,13 @@ else
     # step, the measure issue 20's FeatureShift goal is stated in; as shipped vs fast paths
     fs=(--preset full --device cuda --precisions fp32,amp --fast-paths none,all --profile)
 fi
-timeout "${FS_TIMEOUT:-90}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
+timeout "${FS_TIMEOUT:-70}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?
 if [ "$device" = cuda ]; then
     echo "== 4. the fused epilogue and the tiled upfirdn2d alone, then the GPU op tests"
-    timeout "${EPI_TIMEOUT:-30}" "$py" "$here/bench_ops.py" --ops epilogue \
+    timeout "${EPI_TIMEOUT:-25}" "$py" "$here/bench_ops.py" --ops epilogue \
         --dtypes float32,bfloat16 --out "$out_dir/ops_epilogue_$tag.json" 2>&1 | tail -n 12
-    timeout "${TILE_TIMEOUT:-45}" "$py" "$here/bench_ops.py" --ops upfirdn2d,blur \
+    timeout "${TILE_TIMEOUT:-40}" "$py" "$here/bench_ops.py" --ops upfirdn2d,blur \
         --dtypes float32,bfloat16 --out "$out_dir/ops_upfirdn2d_$tag.json" 2>&1 | tail -n 40
     timeout "${TEST_TIMEOUT:-50}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
         "$repo/tests/test_ops_epilogue.py" "$repo/tests/test_ops_tiled.py" -m gpu 2>&1 \

@@ -85,7 +85,17 @@ def test_a_switch_without_measurements_stays_off() -> None:
     for row in data["throughput"]:
         del row["images_per_s"]["ours_epilogue_bf16"]
     on, why = list(summary.switch_decisions(data).values())[2]
-    assert not on and why.startswith("not measured: ours_epilogue_bf16 at batch 1")
+    assert not on and why.startswith("not measured: ours_epilogue_bf16")
+
+
+def test_a_pair_counts_where_it_was_measured() -> None:
+    """Compiled fp32 measured at batch 1 only (the GPU run compiles fewer variants at the
+    larger batches): judged there; a pair measured nowhere keeps the switch off."""
+    data = speed_json()
+    del data["throughput"][1]["images_per_s"]["ours_compiled_fp32"]  # the 0.97× at batch 32
+    on, why = next(iter(summary.switch_decisions(data).values()))
+    assert on and "ours_compiled_fp32 / ours_fp32 at batch 1: 2.50×" in why
+    assert "ours_compiled_fp32 / ours_fp32 at batch 32" not in why
 
 
 def test_goals_and_tables(tmp_path: Path) -> None:
