@@ -399,7 +399,8 @@ class ModulatedConv2d(nn.Module):
         scaled = s if gain is None else s * gain.to(s)
         x = x * autocast_like(scaled, x).view(batch, -1, 1, 1)
         demod = self._demod(s, raw) if self.demodulate else None
-        if self._use_polyphase(x.device):
+        polyphase = self._use_polyphase(x.device)
+        if polyphase:
             out = self._polyphase_conv(x, self._prepared(raw, cache, polyphase=True)[1])
         else:
             weight = raw[0] * self.scale
@@ -407,12 +408,12 @@ class ModulatedConv2d(nn.Module):
                 out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
             else:
                 out = F.conv2d(x, weight, padding=self.padding)
+        blur = self.upsample and not polyphase
         if defer_demod:
-            return (self.blur(out) if self.upsample and not self._use_polyphase(x.device)
-                    else out), demod
+            return (self.blur(out) if blur else out), demod
         if demod is not None:
             out = out * autocast_like(demod, out).view(batch, -1, 1, 1)
-        if self.upsample and not self._use_polyphase(x.device):
+        if blur:
             out = self.blur(out)
         return out, None
 
