@@ -93,3 +93,25 @@ def registered(request: pytest.FixtureRequest) -> Iterator[None]:
     get_registry().add_plugin(request.module, "tests")
     yield
     reset_registry()
+
+
+OPS_SWITCHES = ("STYLEBRIDGE_OPS", "STYLEBRIDGE_EPILOGUE", "STYLEBRIDGE_UPFIRDN2D")
+
+
+@pytest.fixture
+def clean_ops_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The ops' switches at their defaults (no environment variable, no Python override) and
+    the CUDA extension untried, before and after the test."""
+    from stylebridge.core.ops import _cuda, set_backend, set_fused_epilogue, set_upfirdn2d_tiled
+
+    def reset() -> None:
+        set_backend(None)
+        set_fused_epilogue(None)
+        set_upfirdn2d_tiled(None)
+        _cuda.reset()
+
+    for name in OPS_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    reset()
+    yield
+    reset()

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -54,14 +54,8 @@ UPFIRDN_CASES: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int, int,
 CASE_IDS = [f"up{u}-down{d}-pad{p}-k{k}".replace(" ", "") for u, d, p, k in UPFIRDN_CASES]
 
 
-@pytest.fixture(autouse=True)
-def _clean_state() -> Iterator[None]:
-    """Every test starts with the default backend and an untried extension."""
-    set_backend(None)
-    _cuda.reset()
-    yield
-    set_backend(None)
-    _cuda.reset()
+# every test starts with the default switches and an untried extension
+pytestmark = pytest.mark.usefixtures("clean_ops_state")
 
 
 def _subprocess_env(**extra: str) -> dict[str, str]:

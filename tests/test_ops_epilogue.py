@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -28,7 +27,6 @@ from stylebridge.core.ops import (
     fused_epilogue,
     fused_leaky_relu,
     modulated_bias_act,
-    set_backend,
     set_fused_epilogue,
 )
 from stylebridge.core.ops import epilogue as epilogue_module
@@ -40,17 +38,7 @@ SQRT2 = math.sqrt(2.0)
 B, C, H, W = 3, 4, 5, 6
 
 
-@pytest.fixture(autouse=True)
-def _clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("STYLEBRIDGE_EPILOGUE", raising=False)
-    monkeypatch.delenv("STYLEBRIDGE_OPS", raising=False)
-    set_backend(None)
-    set_fused_epilogue(None)
-    _cuda.reset()
-    yield
-    set_backend(None)
-    set_fused_epilogue(None)
-    _cuda.reset()
+pytestmark = pytest.mark.usefixtures("clean_ops_state")
 
 
 def _inputs(noise_batch: int = B, dtype: torch.dtype = torch.float32,

@@ -14,7 +14,6 @@ phase then compute phase) is checked in ``tests/test_ops.py``'s build test.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -23,7 +22,6 @@ from torch import Tensor
 from stylebridge.core.ops import (
     _cuda,
     backend,
-    set_backend,
     set_upfirdn2d_tiled,
     upfirdn2d_tiled,
 )
@@ -33,17 +31,7 @@ from stylebridge.errors import StylebridgeError
 upfirdn2d_module = importlib.import_module("stylebridge.core.ops.upfirdn2d")
 
 
-@pytest.fixture(autouse=True)
-def _clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("STYLEBRIDGE_UPFIRDN2D", raising=False)
-    monkeypatch.delenv("STYLEBRIDGE_OPS", raising=False)
-    set_backend(None)
-    set_upfirdn2d_tiled(None)
-    _cuda.reset()
-    yield
-    set_backend(None)
-    set_upfirdn2d_tiled(None)
-    _cuda.reset()
+pytestmark = pytest.mark.usefixtures("clean_ops_state")
 
 
 def blur(size: int = 4) -> Tensor:
