@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -60,6 +61,16 @@ def converted_tiny(tmp_path_factory: pytest.TempPathFactory, sg2_fixture: dict) 
     RosinalityConverter().convert(sg2_fixture["dir"] / "rosinality_tiny64.pt", dst)
     return dst
 
+
+
+def load_script(path: Path, name: str | None = None):
+    """A script that is not part of a package (``benchmarks/*.py``, ``tests/data/*``) as a
+    module, so tests can call its functions."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 def tiny_generator(seed: int = 0, size: int = 32, style_dim: int = 32, **kw) -> torch.nn.Module:
     from stylebridge.core.stylegan2 import Generator

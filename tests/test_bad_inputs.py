@@ -6,21 +6,17 @@ later plugins extend ``IMAGE_COMMANDS``.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from stylebridge.cli.main import main
 from stylebridge.core.images import load_image
 from stylebridge.errors import ImageError
 
-_spec = importlib.util.spec_from_file_location(
-    "make_corpus", Path(__file__).parent / "data" / "bad" / "make_corpus.py")
-assert _spec is not None and _spec.loader is not None
-make_corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_corpus)
+make_corpus = load_script(Path(__file__).parent / "data" / "bad" / "make_corpus.py")
 
 
 @pytest.fixture(scope="module")

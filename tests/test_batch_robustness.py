@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_generator
+from conftest import load_script, tiny_generator
 from PIL import Image, ImageOps
 
 from stylebridge.cli.main import main
@@ -35,11 +35,7 @@ needs_faces = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None or importlib.util.find_spec("skimage") is None,
     reason="face alignment needs dlib; the face photos come from scikit-image")
 
-_spec = importlib.util.spec_from_file_location(
-    "make_corpus", Path(__file__).parent / "data" / "bad" / "make_corpus.py")
-assert _spec is not None and _spec.loader is not None
-make_corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_corpus)
+make_corpus = load_script(Path(__file__).parent / "data" / "bad" / "make_corpus.py")
 
 N_GOOD = 95
 SIZE = 32               # generator, encoder input, aligned crops

@@ -6,18 +6,16 @@ layout bench_gpu_speed.py, bench_featureshift.py and bench_ops.py write.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "summarize_gpu_speed.py"
-spec = importlib.util.spec_from_file_location("summarize_gpu_speed", SCRIPT)
-assert spec is not None and spec.loader is not None
-summary = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(summary)
+summary = load_script(SCRIPT)
 
 
 def speed_json() -> dict:
