@@ -287,12 +287,23 @@ FAST_PATHS = ("none", "polyphase", "epilogue", "tiled", "all")
 
 
 def _fast_paths(generator: Generator, which: str) -> None:
-    """Turn issue 20's unmeasured fast paths on (``which`` names one, ``all`` or ``none``);
-    the others go back to the defaults."""
-    every = which == "all"
-    generator.set_upconv("polyphase" if every or which == "polyphase" else None)
-    set_fused_epilogue("on" if every or which == "epilogue" else None)
-    set_upfirdn2d_tiled("tiled" if every or which == "tiled" else None)
+    """Turn issue 20's unmeasured fast paths on (``which`` names one, several joined by ``+``,
+    ``all`` or ``none``); the others go back to the defaults."""
+    on = set(FAST_PATHS[1:4]) if which == "all" else set(which.split("+"))
+    generator.set_upconv("polyphase" if "polyphase" in on else None)
+    set_fused_epilogue("on" if "epilogue" in on else None)
+    set_upfirdn2d_tiled("tiled" if "tiled" in on else None)
+
+
+def _fast_path_list(text: str) -> list[str]:
+    """``--fast-paths``: names from :data:`FAST_PATHS`, or several joined by ``+``."""
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in FAST_PATHS
+           and not all(part in FAST_PATHS[1:4] for part in s.split("+"))]
+    if bad or not items:
+        raise SystemExit(f"bench_featureshift: --fast-paths {text!r}: expected a comma-separated "
+                         f"list of {', '.join(FAST_PATHS)} (or of them joined by +)")
+    return items
 
 
 def _parse_args() -> argparse.Namespace:
@@ -330,8 +341,9 @@ def _parse_args() -> argparse.Namespace:
                         help="comma-separated, side by side: none (the defaults), polyphase "
                              "(the up-sampling convolution with the blur folded into the "
                              "weight), epilogue (the fused styled-conv epilogue kernel), tiled "
-                             "(the tiled upfirdn2d kernel), all (the three together); the "
-                             "kernels run on CUDA only")
+                             "(the tiled upfirdn2d kernel), all (the three together), or "
+                             "several joined by + (polyphase+tiled); the kernels run on CUDA "
+                             "only")
     parser.add_argument("--profile", action="store_true",
                         help="after timing, profile one step of each (variant, precision): "
                              "GPU busy time per step and the top kernels (torch.profiler)")
@@ -359,7 +371,7 @@ def main() -> None:
     ops: list[str | None] = [None]
     layouts = _csv(args.layouts, LAYOUTS, "layouts") if args.layouts else ["default"]
     acts = _csv(args.amp_activations, ACTIVATIONS, "amp-activations")
-    fast = _csv(args.fast_paths, FAST_PATHS, "fast-paths") if args.fast_paths else ["none"]
+    fast = _fast_path_list(args.fast_paths) if args.fast_paths else ["none"]
     if args.ops:
         ops = list(_csv(args.ops, ("native", "auto", "cuda"), "ops"))
         if "cuda" in ops:

@@ -19,8 +19,10 @@ One process, on one device:
    plugins, interleaved, medians of ``--repeats`` x ``--calls`` calls.  Random weights (speed
    does not depend on the values); rosinality runs our weights (its output is compared).
 
-A variant that fails (a peer's plugin does not build, a compile error) is recorded with a
-one-line reason and the rest goes on.  ``--dry-run`` runs everything on the CPU at a tiny
+A variant that fails (a peer's plugin does not build, a compile error, a kernel that raises)
+is recorded with a one-line reason and the rest goes on; ``--exclude epilogue tiled`` leaves
+out the variants of a kernel whose first launch failed in ``gpu_smoke.py`` (a bad launch can
+spoil the process's CUDA context, which no ``except`` recovers).  ``--dry-run`` runs everything on the CPU at a tiny
 size in seconds (peers included when ``--peers`` is given, on their CPU paths), to check the
 script before a GPU session.  Writes JSON with the machine, driver and versions.
 
@@ -107,16 +109,20 @@ def ops_backend(name: str | None) -> Iterator[None]:
 COMPILED_CHOICES = ("fp32", "bf16", "bf16-polyphase", "bf16-native")
 
 
+KERNELS = ("epilogue", "tiled")  # the kernels gpu_smoke.py checks before this script runs
+
+
 def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
-                 compiled_tags: list[str], errors: dict[str, str], budget: float = 0
-                 ) -> dict[str, Callable[[], torch.Tensor]]:
+                 compiled_tags: list[str], errors: dict[str, str], budget: float = 0,
+                 exclude: tuple[str, ...] = ()) -> dict[str, Callable[[], torch.Tensor]]:
     """Our paths (CUDA ops as ``STYLEBRIDGE_OPS=auto`` picks them), each ``() -> image``:
     eager fp32/bf16(/fp16), the same with the polyphase up-sampling convolution, and the
     compiled ``compiled_tags`` (``fp32``, ``bf16``; ``bf16-polyphase``; ``bf16-native``: the
     native ops, so inductor fuses the elementwise work itself).  Each compiled flavour runs on
     its own copy of the generator, told apart by dynamo's guards (see below).  Past
     ``budget`` seconds since the start (0: no limit) no further variant is compiled (each
-    costs a minute or more at 1024 px)."""
+    costs a minute or more at 1024 px).  The variants that use a kernel in ``exclude`` (its
+    first launch failed in ``gpu_smoke.py``) are left out, with the reason in ``errors``."""
     noise = [getattr(gen.noises, f"noise_{i}") for i in range(gen.num_layers)]
     with torch.no_grad():
         styles = gen.styles(w)
@@ -154,6 +160,10 @@ def our_variants(gen: Generator, w: torch.Tensor, device: torch.device,
         nhwc_poly = copy.deepcopy(poly)
         nhwc_poly.channels_last = True
         variants["ours_nhwc_polyphase_epilogue_bf16"] = eager(nhwc_poly, amp, epilogue=True)
+    for kernel in exclude:
+        for name in [n for n in variants if kernel in n]:
+            del variants[name]
+            errors[name] = f"left out: the {kernel} kernel failed its first launch (gpu_smoke.py)"
     for tag in compiled_tags:
         precision, _, flavour = tag.partition("-")
         name = f"ours_compiled_{precision}" + (f"_{flavour}" if flavour else "")
@@ -209,9 +219,14 @@ def agreement(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         # the fp32 bound is checked compiled; the bf16 flavours' differences are in the
         # throughput rows (max_abs_diff_vs_ours_fp32): one compile here, not one per flavour
         compiled = [tag for tag in args.compiled if tag == "fp32"]
-        variants = our_variants(gen, w, device, compiled, errors)
+        variants = our_variants(gen, w, device, compiled, errors, exclude=tuple(args.exclude))
         for name, fn in variants.items():
-            out = fn().float()
+            try:
+                out = fn().float()
+            except Exception as exc:  # recorded; the other variants still run
+                errors[name] = one_line(exc)
+                traceback.print_exc()
+                continue
             diff = (out - ref).abs()
             row = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
             if "fp32" in name:
@@ -343,9 +358,17 @@ def throughput(args: argparse.Namespace, device: torch.device,
         with torch.no_grad():
             w = gen.mapping(torch.randn(batch, gen.style_dim, generator=g).to(device))
             compiled = args.compiled_for.get(batch, args.compiled)
-            variants = our_variants(gen, w, device, compiled, errors, args.budget)
+            variants = our_variants(gen, w, device, compiled, errors, args.budget,
+                                    exclude=tuple(args.exclude))
             variants.update(peer_variants(args, gen, w, device, errors, info))
-            outputs = {k: fn() for k, fn in variants.items()}  # warm-up
+            outputs = {}
+            for name, fn in list(variants.items()):  # warm-up; a failing variant is dropped
+                try:
+                    outputs[name] = fn()
+                except Exception as exc:
+                    errors[name] = one_line(exc)
+                    traceback.print_exc()
+                    del variants[name]
             times = interleaved(variants, device, repeats=args.repeats, warmup=args.warmup,
                                 calls=args.calls)
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -404,6 +427,9 @@ def main() -> None:
                         help="folder with rosinality/ and nvlabs/ checkouts (outside the repo)")
     parser.add_argument("--skip", choices=("agreement", "throughput"), action="append",
                         default=[])
+    parser.add_argument("--exclude", nargs="*", choices=KERNELS, default=[],
+                        help="leave out the variants that use these kernels (gpu_speed.sh: "
+                             "the ones whose first launch failed in gpu_smoke.py)")
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny generator, CPU, batches 1 2, one repeat: checks the script")
     parser.add_argument("--out", type=Path, required=True)
@@ -417,7 +443,8 @@ def main() -> None:
     # every (variant, batch) is its own graph: keep dynamo from silently going eager
     torch._dynamo.config.cache_size_limit = 64
     result: dict[str, Any] = {"machine": machine(device), "ops_backend": get_backend(),
-                              "dry_run": args.dry_run, "argv": sys.argv[1:]}
+                              "dry_run": args.dry_run, "argv": sys.argv[1:],
+                              "excluded_kernels": list(args.exclude)}
 
     def save() -> None:
         from torch._dynamo.utils import counters

@@ -3,6 +3,10 @@
 #   1. build the CUDA plugins once, in parallel, outside the repository: ours
 #      (stylebridge_ops), rosinality's (fused, upfirdn2d) and NVlabs' (bias_act_plugin,
 #      upfirdn2d_plugin), after the patches below; build logs and the patch list go to OUT;
+#      once ours is built, gpu_smoke.py launches each new kernel (fused epilogue, tiled
+#      upfirdn2d) for the first time, alone in its process: a kernel that fails there is left
+#      out of steps 2-4's benchmarks (a bad launch would spoil its process's CUDA context and
+#      every measurement after it) and its switch stays off;
 #   2. bench_gpu_speed.py: every fast path of ours against fp32 eager on the native ops
 #      (256 px, fp32 bound 1e-4; bf16/fp16 errors stated), then 1024 px synthesis at batch
 #      32/1/8: ours fp32, bf16, fp16, the same with the polyphase up-sampling convolution,
@@ -36,10 +40,11 @@
 # (NVlabs' plugin loader only); each change is listed in OUT/peer_patches.txt.
 #
 # Environment: DRY_RUN (1: CPU, tiny), WORK (scratch, default /tmp/speed-gpu), PYTHON
-# (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 120), BENCH_TIMEOUT (step 2,
-# 270), FS_TIMEOUT (step 3, 70), EPI_TIMEOUT + TILE_TIMEOUT + TEST_TIMEOUT (step 4,
-# 25 + 40 + 50): 575 s in all;
-# BENCH_BUDGET (190, seconds into step 2 after which nothing more is compiled),
+# (default python3), timeouts in seconds: BUILD_TIMEOUT (step 1, 120) + SMOKE_TIMEOUT (step 1,
+# after our build, 25 per kernel), BENCH_TIMEOUT (step 2, 245), FS_TIMEOUT (step 3, 70),
+# EPI_TIMEOUT + TILE_TIMEOUT + TEST_TIMEOUT (step 4, 25 + 40 + 45): 595 s in all at worst
+# (the smoke tests overlap the peers' builds);
+# BENCH_BUDGET (175, seconds into step 2 after which nothing more is compiled),
 # COMPILED ("bf16 bf16-polyphase bf16-native fp32": the compiled variants, in the order they
 # are compiled, at batch 1), COMPILED_FOR ("32=bf16,bf16-polyphase 8=": fewer compiles at the
 # other batch sizes, each about a minute), BATCHES (default "32 1 8": the headline goal first).
@@ -89,11 +94,20 @@ fi
 
 # --------------------------------------------------------------------------------------------
 build_rc=0 test_rc=0 bench_rc=0 fs_rc=0
+rm -f "$work/excluded"
+smoke() {  # first launch of each new kernel, one process each; failures -> $work/excluded
+    for kernel in epilogue tiled; do
+        CUDA_LAUNCH_BLOCKING=1 timeout "${SMOKE_TIMEOUT:-25}" "$py" "$here/gpu_smoke.py" \
+            --path "$kernel" --device "$device" --out "$out_dir/smoke_${kernel}_$tag.json" \
+            > "$out_dir/smoke_${kernel}.log" 2>&1 || echo "$kernel" >> "$work/excluded"
+    done
+}
 if [ "$device" = cuda ]; then
-    echo "== 1. build the CUDA plugins (in parallel; logs in $out_dir/build_*.log)"
+    echo "== 1. build the CUDA plugins (in parallel; logs in $out_dir/build_*.log), then the" \
+         "first launch of each new kernel (smoke_*.json)"
     start=$(date +%s)
-    timeout "${BUILD_TIMEOUT:-120}" "$py" -c "from stylebridge.core.ops import _cuda; _cuda.build()" \
-        > "$out_dir/build_ours.log" 2>&1 &
+    (timeout "${BUILD_TIMEOUT:-120}" "$py" -c "from stylebridge.core.ops import _cuda; _cuda.build()" \
+        > "$out_dir/build_ours.log" 2>&1; rc=$?; smoke; exit $rc) &
     pids=($!)
     if [ -n "$peers" ]; then
         (cd "$work/peers/rosinality" && timeout "${BUILD_TIMEOUT:-120}" "$py" -c "import op" \
@@ -110,35 +124,54 @@ print('bias_act plugin:', bias_act._init(), 'upfirdn2d plugin:', upfirdn2d._init
     for p in "${pids[@]}"; do wait "$p" || build_rc=$?; done
     echo "built in $(( $(date +%s) - start )) s (status $build_rc)"
     tail -n 3 "$out_dir"/build_*.log
-
+else
+    smoke  # on the CPU nothing is launched: this checks the script and the plumbing
+fi
+excluded=$(sort -u "$work/excluded" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+if [ -n "$excluded" ]; then
+    echo "!! left out of the benchmarks (first launch failed, see $out_dir/smoke_*): $excluded"
+fi
+# the FeatureShift step's fast paths: all three, or those that passed their first launch
+fast_all=all
+if [ -n "$excluded" ]; then
+    fast_all=polyphase
+    for kernel in epilogue tiled; do
+        case " $excluded " in *" $kernel "*) ;; *) fast_all="$fast_all+$kernel" ;; esac
+    done
 fi
 
 echo "== 2. agreement and 1024 px throughput"
 args=(--out "$out_dir/speed_$tag.json" --compiled ${COMPILED:-bf16 bf16-polyphase bf16-native fp32}
       --compiled-for ${COMPILED_FOR:-32=bf16,bf16-polyphase 8=}
-      --budget "${BENCH_BUDGET:-190}")
+      --budget "${BENCH_BUDGET:-175}")
+# shellcheck disable=SC2206
+[ -n "$excluded" ] && args+=(--exclude $excluded)
 if [ "$dry" = 1 ]; then args+=(--dry-run); else args+=(--batches ${BATCHES:-32 1 8}); fi
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT:-270}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
+timeout "${BENCH_TIMEOUT:-245}" "$py" "$here/bench_gpu_speed.py" "${args[@]}" $peers || bench_rc=$?
 
 echo "== 3. FeatureShift, full size, fp32 vs AMP (bf16)"
 if [ "$dry" = 1 ]; then
     fs=(--preset tiny --device cpu --precisions fp32 --steps 1 --repeats 1 --warmup 0
-        --fast-paths none,all)
+        --fast-paths "none,$fast_all")
 else
     # joint stored step (the full preset's default variant); --profile: GPU kernel time per
     # step, the measure issue 20's FeatureShift goal is stated in; as shipped vs fast paths
-    fs=(--preset full --device cuda --precisions fp32,amp --fast-paths none,all --profile)
+    fs=(--preset full --device cuda --precisions fp32,amp --fast-paths "none,$fast_all" --profile)
 fi
 timeout "${FS_TIMEOUT:-70}" "$py" "$here/bench_featureshift.py" "${fs[@]}" \
     --data "$work/fs" --out "$out_dir/featureshift_full_speed_$tag.json" || fs_rc=$?
 if [ "$device" = cuda ]; then
     echo "== 4. the fused epilogue and the tiled upfirdn2d alone, then the GPU op tests"
+    case " $excluded " in *" epilogue "*) echo "(epilogue left out)" ;; *)
     timeout "${EPI_TIMEOUT:-25}" "$py" "$here/bench_ops.py" --ops epilogue \
-        --dtypes float32,bfloat16 --out "$out_dir/ops_epilogue_$tag.json" 2>&1 | tail -n 12
+        --dtypes float32,bfloat16 --out "$out_dir/ops_epilogue_$tag.json" 2>&1 | tail -n 12 ;;
+    esac
+    case " $excluded " in *" tiled "*) echo "(tiled upfirdn2d left out)" ;; *)
     timeout "${TILE_TIMEOUT:-40}" "$py" "$here/bench_ops.py" --ops upfirdn2d,blur \
-        --dtypes float32,bfloat16 --out "$out_dir/ops_upfirdn2d_$tag.json" 2>&1 | tail -n 40
-    timeout "${TEST_TIMEOUT:-50}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
+        --dtypes float32,bfloat16 --out "$out_dir/ops_upfirdn2d_$tag.json" 2>&1 | tail -n 40 ;;
+    esac
+    timeout "${TEST_TIMEOUT:-45}" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/test_ops.py" \
         "$repo/tests/test_ops_epilogue.py" "$repo/tests/test_ops_tiled.py" -m gpu 2>&1 \
         | tail -n 15 || test_rc=$?
 fi

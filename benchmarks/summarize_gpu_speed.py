@@ -220,6 +220,10 @@ def summarize(result: Mapping[str, Any], featureshift: Mapping[str, Any] | None 
              f"{result.get('ops_backend', '?')}"
              + ("; **dry run (CPU, tiny): not a measurement**" if result.get("dry_run") else ""),
              ""]
+    if result.get("excluded_kernels"):
+        lines += [f"**Left out:** {', '.join(result['excluded_kernels'])}: the first launch "
+                  "failed in gpu_smoke.py (see smoke_*.json and the GPU op tests); its switch "
+                  "stays off.", ""]
     if "agreement" in result:
         lines += agreement_lines(result["agreement"])
     rows = result.get("throughput", [])
