@@ -29,9 +29,9 @@ PHOTO_FIELDS = {"images", "align", "align_size", "batch", "device"}
 OLD_FIELDS = {
     AdaptConfig: {"images", "encoder", "generator", "methods", "out", "calibrate",
                   "skip_layers", "featureshift", "guide", "align", "align_size", "batch",
-                  "device", "compile"},
+                  "device", "compile", "precision"},
     InvertConfig: {"images", "encoder", "generator", "out", "save_latents", "align",
-                   "align_size", "batch", "device", "compile"},
+                   "align_size", "batch", "device", "compile", "precision"},
     CalibrateConfig: {"calibrator", "images", "encoder", "generator", "out", "samples", "seed",
                       "skip_layers", "fit", "power", "force", "align", "align_size", "batch",
                       "device"},

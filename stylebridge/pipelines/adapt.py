@@ -50,6 +50,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.io import write_json
+from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import align_face, output_names
@@ -346,6 +347,7 @@ class AdaptConfig(PhotoOptions):
     featureshift: Path | None = None
     guide: str | None = None
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
+    precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
 
 
 @dataclass
@@ -412,8 +414,10 @@ def prepare_adapt(config: AdaptConfig) -> AdaptJob:
     config.check_photos()
     parse_layers(config.skip_layers)  # syntax check before anything is loaded
     device = resolve_device(config.device)
+    check_precision(config.precision, device)
     paths = require_inputs(config.images)
     gen = open_generator(config.generator, device)
+    gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     # every input on random (untrained) weights is labelled, on grid.png and in adapt.json /

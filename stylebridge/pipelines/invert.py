@@ -33,6 +33,7 @@ from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Encoder, Inversion
+from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
@@ -123,6 +124,7 @@ class InvertConfig(PhotoOptions):
     out: Path
     save_latents: bool = False
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
+    precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
 
 
 @dataclass
@@ -170,9 +172,11 @@ def prepare_invert(config: InvertConfig) -> InvertJob:
     """Load and check encoder and generator (one-line errors) before a photo is read."""
     config.check_photos()
     device = resolve_device(config.device)
+    check_precision(config.precision, device)
     spec = parse_plugin_spec(config.encoder, what="encoder")
     paths = require_inputs(config.images)
     gen = open_generator(config.generator, device)
+    gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile)
     encoder = open_encoder(config.encoder, device)
     encoder.bind_generator(gen)

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_compile_argument, add_images_argument
+from stylebridge.cli.common import add_compile_argument, add_images_argument, add_precision_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
@@ -57,13 +57,14 @@ class AdaptCommand(Command):
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         add_photo_arguments(parser)
         add_compile_argument(parser)
+        add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         config = AdaptConfig(**photo_options(args), encoder=args.encoder,
                              generator=args.generator, methods=args.method, out=args.out,
                              calibrate=args.calibrate, skip_layers=args.skip_layers,
                              featureshift=args.featureshift, guide=args.guide,
-                             compile=args.compile)
+                             compile=args.compile, precision=args.precision)
         job = prepare_adapt(config)
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)

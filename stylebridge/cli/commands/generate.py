@@ -12,7 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_compile_argument, add_device_argument, finite_float
+from stylebridge.cli.common import (
+    add_compile_argument,
+    add_device_argument,
+    add_precision_argument,
+    finite_float,
+)
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.errors import SpecError, StylebridgeError
@@ -78,6 +83,7 @@ class GenerateCommand(Command):
         parser.add_argument("--out", type=Path, required=True, metavar="DIR")
         add_device_argument(parser)
         add_compile_argument(parser)
+        add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         import torch
@@ -86,14 +92,17 @@ class GenerateCommand(Command):
         from stylebridge.core.compiled import compile_synthesis
         from stylebridge.core.device import resolve_device
         from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
+        from stylebridge.core.precision import check_precision
 
         if not 0.0 < args.truncation <= 1.0:
             raise StylebridgeError(f"--truncation {args.truncation}: must be in (0, 1]")
         check_range("--batch", args.batch, 1, MAX_BATCH)
         seeds = parse_seeds(args.seeds)
         device = resolve_device(args.device)
+        check_precision(args.precision, device)
         gen, provenance = load_generator(args.generator, device)
         path, random = provenance.path, provenance.random
+        gen.set_precision(args.precision)
         compile_synthesis(gen, args.compile)
         if random:
             console.print("[bold yellow]" + escape(

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_compile_argument, add_images_argument
+from stylebridge.cli.common import add_compile_argument, add_images_argument, add_precision_argument
 from stylebridge.cli.options import (
     add_photo_arguments,
     print_batch_report,
@@ -40,11 +40,12 @@ class InvertCommand(Command):
                             help="also write <stem>_inversion.safetensors (w+ and features)")
         add_photo_arguments(parser)
         add_compile_argument(parser)
+        add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         config = InvertConfig(**photo_options(args), encoder=args.encoder,
                               generator=args.generator, out=args.out,
-                              save_latents=args.save_latents, compile=args.compile)
+                              save_latents=args.save_latents, compile=args.compile, precision=args.precision)
         job = prepare_invert(config)
         print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
                              generator=job.generator_path)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_compile_argument, add_device_argument
+from stylebridge.cli.common import add_compile_argument, add_device_argument, add_precision_argument
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -45,6 +45,7 @@ class ServeCommand(Command):
         parser.add_argument("--seed", type=int, default=0, help="seed of the random preset")
         add_device_argument(parser)
         add_compile_argument(parser)
+        add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         if not 0 < args.port < 65536:
@@ -60,7 +61,7 @@ class ServeCommand(Command):
         config = ServeConfig(generator=args.generator, domains=list(args.method),
                              calibrate=args.calibrate, featureshift=args.featureshift,
                              device=args.device, seed=args.seed, work_dir=args.work_dir,
-                             compile=args.compile)
+                             compile=args.compile, precision=args.precision)
         console.print("loading models ...")
         backend = ServeBackend(config)
         if backend.banner:

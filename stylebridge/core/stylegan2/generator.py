@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stylebridge.core.precision import autocast_dtype
 from stylebridge.core.stylegan2.config import GeneratorConfig
 from stylebridge.core.stylegan2.layers import (
     UPCONV_ORDERS,
@@ -115,6 +116,9 @@ class Generator(nn.Module):
         # Activation memory layout: None = channels_last on CPU (oneDNN's convolutions, and
         # especially the transposed ones, are much faster in NHWC), NCHW elsewhere.
         self.channels_last: bool | None = None
+        # Synthesis precision (stylebridge.core.precision): "fp32" (the reference), or "bf16" /
+        # "fp16" under torch.autocast with float32 outputs; see set_precision.
+        self.precision = "fp32"
 
     # -- configuration -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -196,6 +200,13 @@ class Generator(nn.Module):
             if isinstance(module, ModulatedConv2d) and module.upsample:
                 module.upconv = order
 
+    def set_precision(self, precision: str) -> None:
+        """``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: the dtype the synthesis network runs
+        in (under :func:`torch.autocast`; it returns float32 either way).  A speed choice that
+        changes the numbers: see :mod:`stylebridge.core.precision`."""
+        autocast_dtype(precision)  # ValueError if unknown
+        self.precision = precision
+
     def style_layers(self) -> list[StyleLayer]:
         """The modulated layers in execution order (see the module docstring)."""
         return [StyleLayer(i, name, row, mod.in_channel, res, is_rgb)
@@ -245,7 +256,20 @@ class Generator(nn.Module):
         if len(styles) != self.n_style_layers:
             raise ValueError(f"expected {self.n_style_layers} style vectors, got {len(styles)}")
 
-    def _run(
+    def _run(self, styles: Sequence[Tensor], noise: list[Tensor | None], **kwargs: Any
+             ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`_run_layers` in the generator's :attr:`precision` (float32 results)."""
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            return self._run_layers(styles, noise, **kwargs)
+        if kwargs.get("start") is not None:  # the activation in the dtype it has in one run
+            k, feature, skip = kwargs["start"]
+            kwargs["start"] = (k, feature.to(dtype), skip)
+        with torch.autocast(styles[0].device.type, dtype=dtype):
+            out, skip = self._run_layers(styles, noise, **kwargs)
+        return out.float(), None if skip is None else skip.float()
+
+    def _run_layers(
         self,
         styles: Sequence[Tensor],
         noise: list[Tensor | None],

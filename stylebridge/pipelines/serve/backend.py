@@ -35,6 +35,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import labelled_grid, load_image, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import INVERSION, Adapter, check_domains, load_domains
@@ -90,6 +91,7 @@ class ServeConfig:
     device: str = "auto"
     seed: int = 0
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
+    precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
     work_dir: Path | None = None
     max_pixels: int = MAX_PIXELS
 
@@ -165,6 +167,7 @@ class ServeBackend:
     def __init__(self, config: ServeConfig | None = None) -> None:
         self.config = config or ServeConfig()
         self.device = resolve_device(self.config.device)
+        check_precision(self.config.precision, self.device)
         self.lock = threading.RLock()  # one request at a time touches the cache
         self.work_dir = Path(self.config.work_dir or tempfile.mkdtemp(prefix="stylebridge-serve-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +186,7 @@ class ServeBackend:
             self.generator_random = models.random
             self.generator_file = None
             self.generator_label = models.sources.get("generator", "generator")
+        self.generator.set_precision(self.config.precision)
         compile_synthesis(self.generator, self.config.compile)
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
