@@ -8,6 +8,7 @@ anything is loaded.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,9 @@ def test_adapt_precision_from_the_command_line(files: dict[str, Path], tmp_path:
     assert code == 0, err
     code, _, err = _adapt(files, capsys, tmp_path / "bf16", "--precision", "bf16")
     assert code == 0, err
+    for precision in ("fp32", "bf16"):  # adapt.json says which the images were made in
+        assert json.loads((tmp_path / precision / "adapt.json").read_text())["precision"] == \
+            precision
     a, b = _grid(tmp_path / "fp32" / "grid.png"), _grid(tmp_path / "bf16" / "grid.png")
     assert a.shape == b.shape and (a != b).any()
     assert np.abs(a - b).mean() < 4  # a few 8-bit levels

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -111,6 +112,8 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
         assert rows[name]["change (mse vs inversion)"] == pytest.approx(change, rel=1e-4)
     assert result.notice is not None and "RANDOM WEIGHTS" in result.notice
     assert {"generator", "encoder", "domain random domain A"} <= set(result.random_parts)
+    run = json.loads((result.grid_path.parent / "run.json").read_text())
+    assert run["precision"] == "fp32" and run["random_parts"] == result.random_parts
     # downloads: every image in the zip, the latents = the encoder's own w+ of the photo
     with zipfile.ZipFile(result.images_zip) as zf:
         assert set(zf.namelist()) == {"grid.png", "aligned.png", "inversion.png",

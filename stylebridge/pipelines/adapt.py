@@ -499,8 +499,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "featureshift": job.featureshift,
         "offset_scale": None if scale is None else [float(v) for v in scale],
         "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
-        "aligned": bool(config.align), "random_weights": random,
-        "random_inputs": random_inputs, "random_parts": parts,
+        "aligned": bool(config.align), "precision": config.precision,
+        "random_weights": random, "random_inputs": random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
     if random:

@@ -494,6 +494,7 @@ class ServeBackend:
                                       "domains": list(methods), "skip_layers": skip,
                                       "alpha": request.alpha,
                                       "featureshift": request.featureshift,
+                                      "precision": self.generator.precision,
                                       "random_parts": parts, "notice": notice,
                                       "metrics": dict(rows)})
         progress(1.0, "done")
