@@ -62,6 +62,7 @@ import numpy as np
 from PIL import Image
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
+from stylebridge.core.images import PNG_COMPRESS_LEVEL
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.errors import ImageError, StylebridgeError
 
@@ -452,7 +453,7 @@ def align(config: AlignConfig,
             report.skip(path, str(exc).removeprefix(f"{path}: "))
         else:
             with atomic_path(dst) as tmp:
-                face.image.save(tmp, format="PNG")
+                face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
             report.ok(path)
             records[str(path)] = {"output": str(dst),
                                   "landmarks": face.landmarks.tolist(),
