@@ -10,8 +10,8 @@ once per kernel (``CUDA_LAUNCH_BLOCKING=1``) and leaves a kernel that fails here
 benchmarks; the GPU op tests still run it, to show why.
 
 The check, on a config-f generator at 32 px (512 channels) with batch 2: synthesis with the
-kernel chosen against the fp32 network on the native ops (fp32 within 1e-4; bf16 autocast
-finite), the gradient of a loss with respect to the styles (fp32, within 1e-4 of the largest
+kernel chosen against the fp32 network on the native ops (fp32 within 1e-4, also with
+channels-last activations; bf16 autocast finite), the gradient of a loss with respect to the styles (fp32, within 1e-4 of the largest
 gradient), and that the kernel's op really ran (a dispatch mode counts its calls).  On the CPU nothing is
 launched: the paths fall back to the native ops, which checks only this script
 (``DRY_RUN=1 gpu_speed.sh``).
@@ -105,18 +105,26 @@ def check(path: str, device: torch.device) -> dict[str, Any]:
     with chosen(path), OpCounter() as counter:
         image, grad = image_and_grad()
         bf16_image, _ = image_and_grad(torch.bfloat16)
+        gen.channels_last = True  # the benchmarks' NHWC variants (NCHW is CUDA's default)
+        with torch.no_grad():
+            nhwc_image = gen.synthesis(styles, noise=noise).float()
+        gen.channels_last = None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     launches = counter.calls.get(PATHS[path], 0)
     image_diff = float((image - ref_image).abs().max())
     grad_diff = float((grad - ref_grad).abs().max() / ref_grad.abs().max().clamp_min(1e-12))
+    nhwc_diff = float((nhwc_image - ref_image).abs().max())
     result = {"fp32_image_max_abs_diff": image_diff, "fp32_grad_max_rel_diff": grad_diff,
+              "fp32_channels_last_max_abs_diff": nhwc_diff,
               "bf16_finite": bool(torch.isfinite(bf16_image).all()),
               "bf16_image_max_abs_diff": float((bf16_image - ref_image).abs().max()),
               "op_calls": launches, "bound": BOUND}
     problems = []
     if image_diff > BOUND:
         problems.append(f"fp32 image differs by {image_diff:.2e} (bound {BOUND:g})")
+    if nhwc_diff > BOUND:
+        problems.append(f"fp32 channels-last image differs by {nhwc_diff:.2e}")
     if grad_diff > BOUND:
         problems.append(f"fp32 gradient differs by {grad_diff:.2e} of its largest value")
     if not result["bf16_finite"]:

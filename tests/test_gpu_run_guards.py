@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import load_script
 
-from stylebridge.core.ops import fused_act, fused_epilogue, upfirdn2d_tiled
+from stylebridge.core.ops import fused_epilogue, upfirdn2d_tiled
 from stylebridge.core.stylegan2 import Generator
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -39,13 +40,15 @@ def test_smoke_passes_the_same_network():
     result = smoke.check("epilogue", torch.device("cpu"))
     assert result["ok"], result["problems"]
     assert result["fp32_image_max_abs_diff"] == 0.0 and result["fp32_grad_max_rel_diff"] == 0.0
+    assert result["fp32_channels_last_max_abs_diff"] < 1e-5  # CPU default is NHWC already
     assert result["bf16_finite"] and 0 < result["bf16_image_max_abs_diff"] < 0.5
 
 
 def test_smoke_fails_a_kernel_that_is_off_by_a_little(monkeypatch):
-    """A "kernel" whose activation is 0.1 % too large: image and gradient both flagged."""
-    native = fused_act.fused_leaky_relu_native
+    """A "kernel" whose activation is 0.1 % too large (with and without gradients, in place
+    or not): image, gradient and channels-last image all flagged."""
     real_chosen = smoke.chosen
+    leaky, leaky_ = F.leaky_relu, F.leaky_relu_
 
     @contextlib.contextmanager
     def wrong_kernel(path, backend=None) -> Iterator[None]:
@@ -53,12 +56,13 @@ def test_smoke_fails_a_kernel_that_is_off_by_a_little(monkeypatch):
             if path is None:
                 yield
                 return
-            monkeypatch.setattr(fused_act, "fused_leaky_relu_native",
-                                lambda *a, **k: native(*a, **k) * 1.001)
+            monkeypatch.setattr(F, "leaky_relu", lambda x, *a, **k: leaky(x, *a, **k) * 1.001)
+            monkeypatch.setattr(F, "leaky_relu_", lambda x, *a, **k: leaky_(x, *a, **k).mul_(1.001))
             try:
                 yield
             finally:
-                monkeypatch.setattr(fused_act, "fused_leaky_relu_native", native)
+                monkeypatch.setattr(F, "leaky_relu", leaky)
+                monkeypatch.setattr(F, "leaky_relu_", leaky_)
 
     monkeypatch.setattr(smoke, "chosen", wrong_kernel)
     result = smoke.check("tiled", torch.device("cpu"))
@@ -66,6 +70,7 @@ def test_smoke_fails_a_kernel_that_is_off_by_a_little(monkeypatch):
     assert result["fp32_image_max_abs_diff"] > smoke.BOUND
     assert any(p.startswith("fp32 image differs") for p in result["problems"])
     assert any(p.startswith("fp32 gradient differs") for p in result["problems"])
+    assert any(p.startswith("fp32 channels-last image differs") for p in result["problems"])
 
 
 def test_smoke_command_line_reports_a_forced_failure(tmp_path):
