@@ -328,8 +328,8 @@ def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(ca
      "error: --truncation: expected a number, got 'abc' (see stylebridge generate --help)\n"),
     (["generate", "-g", "x.safetensors", "--out", "o", "--batch", "2.5"],
      "error: --batch: expected an integer, got '2.5' (see stylebridge generate --help)\n"),
-    (["generate", "--out", "o"],
-     "error: the following arguments are required: --generator/-g "
+    (["generate", "-g", "x.safetensors"],
+     "error: the following arguments are required: --out "
      "(see stylebridge generate --help)\n"),
     (["weights", "lst"], None),
     (["plugins", "--nope"], "error: unrecognized arguments: --nope (see stylebridge --help)\n"),

@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -80,6 +81,40 @@ def add_images_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``IMAGE...`` of the batch commands (files or folders)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files or folders (their image files, sorted)")
+
+
+#: ``--generator``'s default: the installed official FFHQ generator (``stylebridge weights``)
+DEFAULT_GENERATOR = "stylegan2"
+
+
+def add_generator_argument(parser: argparse.ArgumentParser) -> None:
+    """``--generator``/``-g``, by default the installed official FFHQ 1024 px generator."""
+    parser.add_argument("--generator", "-g", default=DEFAULT_GENERATOR,
+                        metavar="[stylegan2:]CKPT",
+                        help="generator checkpoint (convert upstream files with `convert`) or an "
+                             "installed name (default: stylegan2, the installed official FFHQ "
+                             "generator: `stylebridge weights fetch stylegan2-ffhq-1024`)")
+
+
+def add_out_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--out DIR`` of a photo command; without it, ``default`` in the current folder, or
+    ``default-2``, ``default-3``... when that one already holds files (never mixed)."""
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"output folder (default: ./{default}, or ./{default}-2, -3... "
+                             "when it already holds files)")
+
+
+def out_dir(given: Path | None, default: str) -> Path:
+    """``--out`` as given, else the first of ``default``, ``default-2``, ... that does not
+    exist or is an empty folder (an earlier run's files are never overwritten by default)."""
+    if given is not None:
+        return given
+    k = 1
+    while True:
+        candidate = Path(default if k == 1 else f"{default}-{k}")
+        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
+            return candidate
+        k += 1
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -49,7 +49,7 @@ def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Na
 
 
 def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
-    from stylebridge.cli.common import add_device_argument
+    from stylebridge.cli.common import add_device_argument, add_generator_argument
 
     help_text = "encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)"
     if several_encoders:
@@ -59,8 +59,7 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
     else:
         parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
                             help=help_text)
-    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
-                        help="generator checkpoint (convert upstream files with `convert`)")
+    add_generator_argument(parser)
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="FFHQ-align faces first (default); --no-align for aligned inputs")
     parser.add_argument("--align-size", type=int, default=1024, metavar="N",

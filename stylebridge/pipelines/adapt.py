@@ -64,6 +64,7 @@ from stylebridge.pipelines.photos import (
 )
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
 from stylebridge.registry import get_registry
+from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -349,6 +350,19 @@ class AdaptConfig(PhotoOptions):
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
 
+    def weight_requests(self) -> list[Request]:
+        """What this run loads, as ``(kind, spec, option)``: official weights named here
+        and not installed are reported together (:func:`~stylebridge.registry.needed.
+        missing_weights`), and ``adapt --fetch`` fetches them."""
+        out: list[Request] = [("generator", self.generator, "--generator"),
+                              ("encoder", self.encoder, "--encoder")]
+        out += [("domain_method", str(m), "--method") for m in self.methods]
+        if self.calibrate:
+            out.append(("calibrator", self.calibrate, "--calibrate"))
+        if self.guide:
+            out.append(("encoder", self.guide, "--guide"))
+        return out
+
 
 @dataclass
 class AdaptJob:
@@ -409,13 +423,19 @@ class AdaptResult:
         return self.report.exit_code
 
 
-def prepare_adapt(config: AdaptConfig) -> AdaptJob:
-    """Load and check every input (one-line errors) before a photo is read or a file written."""
+def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_weights
+                  ) -> AdaptJob:
+    """Load and check every input (one-line errors) before a photo is read or a file written.
+
+    ``ensure_weights`` gets :meth:`AdaptConfig.weight_requests` after the cheap checks (photo
+    options, layers, device, input files) and before anything loads: by default one error
+    naming every official checkpoint that is not installed; ``adapt --fetch`` downloads them."""
     config.check_photos()
     parse_layers(config.skip_layers)  # syntax check before anything is loaded
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     paths = require_inputs(config.images)
+    ensure_weights(config.weight_requests())  # every missing download named at once
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile)

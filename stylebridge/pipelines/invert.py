@@ -45,6 +45,7 @@ from stylebridge.pipelines.photos import (
     open_encoder,
     open_generator,
 )
+from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -126,6 +127,11 @@ class InvertConfig(PhotoOptions):
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
 
+    def weight_requests(self) -> list[Request]:
+        """What this run loads, as ``(kind, spec, option)`` (see ``AdaptConfig``)."""
+        return [("generator", self.generator, "--generator"),
+                ("encoder", self.encoder, "--encoder")]
+
 
 @dataclass
 class InvertJob:
@@ -168,13 +174,16 @@ class _Item:
     tile: Tensor        # [3, T, T] in [0, 1] (grid tile of what the encoder saw)
 
 
-def prepare_invert(config: InvertConfig) -> InvertJob:
-    """Load and check encoder and generator (one-line errors) before a photo is read."""
+def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_weights
+                   ) -> InvertJob:
+    """Load and check encoder and generator (one-line errors) before a photo is read;
+    ``ensure_weights`` as in :func:`~stylebridge.pipelines.adapt.prepare_adapt`."""
     config.check_photos()
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     spec = parse_plugin_spec(config.encoder, what="encoder")
     paths = require_inputs(config.images)
+    ensure_weights(config.weight_requests())  # every missing download named at once
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile)

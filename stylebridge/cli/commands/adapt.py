@@ -1,10 +1,13 @@
 """``stylebridge adapt``: encode photos once and render them in one or more new domains.
 
-``stylebridge adapt --encoder E --generator G --method NAME:DOMAIN.safetensors [--method ...]
+``stylebridge adapt --encoder E [--generator G] --method NAME:DOMAIN.safetensors [--method ...]
 [--calibrate alpha:STATS] [--skip-layers coarse] [--featureshift RUN.safetensors [--guide E2]]
-[--align/--no-align] IMAGES... --out DIR``: the :mod:`stylebridge.pipelines.adapt` pipeline
-(outputs described there).  Inputs on random (untrained) weights are also named in the
-terminal; exit code 3 when some inputs were skipped, 2 when all were.
+[--align/--no-align] [--fetch] IMAGES... [--out DIR]``: the :mod:`stylebridge.pipelines.adapt`
+pipeline (outputs described there).  The generator defaults to the installed FFHQ one, the
+output folder to ``./adapted`` (``-2``... when it holds files); official weights the run names
+and lacks are listed in one error, or fetched first with ``--fetch``.  Inputs on random
+(untrained) weights are also named in the terminal; exit code 3 when some inputs were skipped,
+2 when all were.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_compile_argument, add_images_argument, add_precision_argument
+from stylebridge.cli.commands.weights import add_fetch_arguments, ensure_weights
+from stylebridge.cli.common import (
+    add_compile_argument,
+    add_images_argument,
+    add_out_argument,
+    add_precision_argument,
+    out_dir,
+)
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
@@ -54,18 +64,20 @@ class AdaptCommand(Command):
         parser.add_argument("--guide", metavar="NAME[:CKPT]",
                             help="FeatureShift's guiding encoder (default: the one recorded in "
                                  "the model, else the encoder's own latents)")
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        add_out_argument(parser, "adapted")
+        add_fetch_arguments(parser)
         add_photo_arguments(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        out = out_dir(args.out, "adapted")
         config = AdaptConfig(**photo_options(args), encoder=args.encoder,
-                             generator=args.generator, methods=args.method, out=args.out,
+                             generator=args.generator, methods=args.method, out=out,
                              calibrate=args.calibrate, skip_layers=args.skip_layers,
                              featureshift=args.featureshift, guide=args.guide,
                              compile=args.compile, precision=args.precision)
-        job = prepare_adapt(config)
+        job = prepare_adapt(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)
         with progress_bar(console) as progress:
@@ -78,7 +90,7 @@ class AdaptCommand(Command):
                           "analyze latents`)[/yellow]")
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
-                          f"{result.n_images} images and grid.png to {escape(str(args.out))}")
+                          f"{result.n_images} images and grid.png to {escape(str(out))}")
         if result.metrics is not None:
             table = Table(title="input vs inversion"
                           + (escape(f" [{RANDOM_NOTICE}]") if job.parts else ""))

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import accept_licences, add_fetch_arguments
 from stylebridge.cli.common import add_device_argument
 from stylebridge.pipelines.demo import (
     DOMAIN_TABLE_TITLE,
@@ -54,18 +55,14 @@ class DemoCommand(Command):
         parser.add_argument("--seed", type=int, default=0,
                             help="seed of the random-weight preset, domains and samples "
                                  "(default 0)")
-        parser.add_argument("--fetch", action="store_true",
-                            help="first fetch exactly the weights the demo uses (`stylebridge "
-                                 "weights fetch --set demo`), then run on them; without network "
-                                 "it says why in one line and runs the random-weight preset")
-        parser.add_argument("--accept-licence", action="store_true",
-                            help="with --fetch: accept the non-commercial licences of those "
-                                 "weights (shown first; otherwise a terminal asks yes/no)")
+        add_fetch_arguments(parser, "first fetch exactly the weights the demo uses "
+                                    "(`stylebridge weights fetch --set demo`), then run on "
+                                    "them; without network it says why in one line and runs "
+                                    "the random-weight preset")
         add_device_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         if args.fetch:
-            from stylebridge.cli.commands.weights import accept_licences
             from stylebridge.registry import weights as weights_mod
 
             manager = weights_mod.WeightsManager()

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument
+from stylebridge.cli.common import add_device_argument, add_generator_argument
 from stylebridge.cli.options import print_batch_report
 from stylebridge.core.batch import expand_inputs
 from stylebridge.core.device import resolve_device
@@ -45,7 +45,7 @@ class FeatureShiftCommand(Command):
         p.add_argument("--guide", required=True, metavar="SPEC",
                        help="the guiding encoder, e.g. e4e:e4e.safetensors or "
                             "fse:fse.safetensors:mode=latents")
-        p.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+        add_generator_argument(p)
         p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE")
         p.add_argument("--domains", required=True, action="append", metavar="D1,D2,...",
                        help="domain checkpoints (comma-separated and/or repeated)")

@@ -15,6 +15,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import (
     add_compile_argument,
     add_device_argument,
+    add_generator_argument,
     add_precision_argument,
     finite_float,
 )
@@ -70,8 +71,7 @@ class GenerateCommand(Command):
     help = "sample images from a generator checkpoint (PNG files + a grid)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
-                            help="generator checkpoint (convert upstream files with `convert`)")
+        add_generator_argument(parser)
         parser.add_argument("--seeds", default="0-7",
                             help=f"seeds in 0..{MAX_SEED}, e.g. 0-7 or 1,5,9 (default 0-7)")
         parser.add_argument("--truncation", type=finite_float, default=1.0,

@@ -8,14 +8,20 @@ the default; ``--no-align`` for aligned inputs).  Exit code 3 when some inputs w
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_compile_argument, add_images_argument, add_precision_argument
+from stylebridge.cli.commands.weights import add_fetch_arguments, ensure_weights
+from stylebridge.cli.common import (
+    add_compile_argument,
+    add_images_argument,
+    add_out_argument,
+    add_precision_argument,
+    out_dir,
+)
 from stylebridge.cli.options import (
     add_photo_arguments,
     print_batch_report,
@@ -35,7 +41,8 @@ class InvertCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_images_argument(parser)
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        add_out_argument(parser, "inverted")
+        add_fetch_arguments(parser)
         parser.add_argument("--save-latents", action="store_true",
                             help="also write <stem>_inversion.safetensors (w+ and features)")
         add_photo_arguments(parser)
@@ -43,10 +50,11 @@ class InvertCommand(Command):
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        out = out_dir(args.out, "inverted")
         config = InvertConfig(**photo_options(args), encoder=args.encoder,
-                              generator=args.generator, out=args.out,
+                              generator=args.generator, out=out,
                               save_latents=args.save_latents, compile=args.compile, precision=args.precision)
-        job = prepare_invert(config)
+        job = prepare_invert(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
                              generator=job.generator_path)
         with progress_bar(console) as progress:
@@ -54,7 +62,7 @@ class InvertCommand(Command):
         report = result.report
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
-                          f"{escape(str(args.out))}")
+                          f"{escape(str(out))}")
         print_batch_report(console, report)
         return result.exit_code
 

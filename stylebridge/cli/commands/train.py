@@ -39,6 +39,7 @@ from stylebridge.cli.common import (
     TargetGroup,
     add_clip_weights_arguments,
     add_device_argument,
+    add_generator_argument,
     add_run_arguments,
     finite_float,
     print_training_outcome,
@@ -162,7 +163,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="stylespace", metavar="NAME[:k=v]|DOMAIN.safetensors",
                         help="domain method to train (default stylespace), or a domain "
                              "checkpoint to continue from")
-    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+    add_generator_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DOMAIN.safetensors")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default: 250 text, 301 image)")

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
+    add_generator_argument,
     add_run_arguments,
     finite_float,
     print_training_outcome,
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", type=Path, required=True, metavar="prompts.txt",
                         help="one target domain per line: 'Target' or 'Target - Source' "
                              "(upstream's domain_list format); # comments")
-    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+    add_generator_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="NET.safetensors")
     parser.add_argument("--source-text", default=th.DEFAULT_SOURCE, metavar="PROMPT",
                         help="source domain of lines without ' - Source' (default: Photo)")

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
+    add_generator_argument,
     add_run_arguments,
     finite_float,
     print_training_outcome,
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = mtg.MindTheGapConfig(reference=Path(), generator="", out=Path())
     parser.add_argument("reference", type=Path, metavar="REF.jpg",
                         help="the reference image (an aligned face crop; centre-cropped to a square)")
-    parser.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
+    add_generator_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="RUN.safetensors",
                         help="the mindthegap domain (RUN_reference.png and "
                              "RUN_reference.safetensors are written beside it)")

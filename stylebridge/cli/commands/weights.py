@@ -38,6 +38,71 @@ def accept_licences(manager: Any, names: list[str], accepted: bool, console: Con
                            "pass --accept-licence to accept it and download")
 
 
+def hash_note(manager: Any, name: str, console: Console) -> None:
+    """Say whether the file was checked against a published sha256 (only some have one)."""
+    entry = manager.entry(name)
+    record = manager.installed(name) or {}
+    digest = str(record.get("sha256") or "")
+    if entry.sha256:
+        console.print(f"sha256: matches the published {entry.sha256[:16]}…", markup=False)
+    else:
+        console.print(f"sha256: not checked, the manifest has no published hash for {name}; "
+                      f"recorded {digest[:16]}… (trust on first use: later fetches and "
+                      "`stylebridge weights verify` check it)", markup=False)
+
+
+def fetch_entries(manager: Any, names: list[str], console: Console, *,
+                  convert: bool = True) -> None:
+    """Fetch ``names`` in order with a download bar each (licences already accepted), then
+    say where each went, how its hash was checked and its licence."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    for name in names:
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      DownloadColumn(), TransferSpeedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task(name, total=None)
+
+            def update(done: int, total: int | None, _task: Any = task,
+                       _p: Progress = progress) -> None:
+                _p.update(_task, completed=done, total=total)
+
+            path = manager.fetch(name, progress=update, convert=convert, accept_licence=True)
+        console.print(f"[green]installed[/green] {name} → {path}", markup=True, highlight=False)
+        hash_note(manager, name, console)
+        console.print(f"licence: {manager.entry(name).licence}", markup=False)
+
+
+def add_fetch_arguments(parser: argparse.ArgumentParser, fetch_help: str = "") -> None:
+    """``--fetch`` and ``--accept-licence`` of the commands that load official weights by
+    name (``adapt``, ``invert``, ``demo``)."""
+    parser.add_argument("--fetch", action="store_true",
+                        help=fetch_help or "first download the official weights named here "
+                             "that are not installed (as `stylebridge weights fetch` does: "
+                             "checked, converted, resumable)")
+    parser.add_argument("--accept-licence", action="store_true",
+                        help="with --fetch: accept the non-commercial licences of what is "
+                             "downloaded (shown first; otherwise a terminal asks yes/no)")
+
+
+def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) -> None:
+    """Before a run loads anything: with ``--fetch``, download every official checkpoint it
+    names and lacks; without, one line naming all of them and how to get them."""
+    from stylebridge.registry.needed import check_files, missing_message, missing_weights
+    from stylebridge.registry.weights import WeightsManager
+
+    check_files(requests)
+    manager = WeightsManager()
+    missing = missing_weights(requests, manager)
+    if not missing:
+        return
+    if not args.fetch:
+        raise StylebridgeError(f"{missing_message(missing)}; or add --fetch to this command")
+    names = [m.name for m in missing]
+    accept_licences(manager, names, args.accept_licence, console)
+    fetch_entries(manager, names, console)
+
+
 class WeightsCommand(Command):
     name = "weights"
     help = "list, download, register, verify and locate official checkpoints"
@@ -100,11 +165,9 @@ class WeightsCommand(Command):
             path = manager.register(args.name, args.source, convert=not args.no_convert,
                                     copy=not args.link)
             console.print(f"[green]registered[/green] {args.name} → {path}", highlight=False)
-            self._hash_note(manager, args.name, console)
+            hash_note(manager, args.name, console)
             console.print(f"licence: {manager.entry(args.name).licence}", markup=False)
             return 0
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
         # a set fetches what is not installed yet; named entries are fetched (again) as asked
         names = list(args.names) + (manager.missing_from_set(args.set_name) if args.set_name
                                     else [])
@@ -116,36 +179,8 @@ class WeightsCommand(Command):
         for name in names:
             manager.entry(name)  # unknown names fail before any download
         accept_licences(manager, names, args.accept_licence, console)
-        for name in names:
-            with Progress("[progress.description]{task.description}", BarColumn(),
-                          DownloadColumn(), TransferSpeedColumn(), console=console,
-                          transient=True) as progress:
-                task = progress.add_task(name, total=None)
-
-                def update(done: int, total: int | None, _task: Any = task,
-                           _p: Progress = progress) -> None:
-                    _p.update(_task, completed=done, total=total)
-
-                path = manager.fetch(name, progress=update, convert=not args.no_convert,
-                                     accept_licence=True)
-            console.print(f"[green]installed[/green] {name} → {path}", markup=True,
-                          highlight=False)
-            self._hash_note(manager, name, console)
-            console.print(f"licence: {manager.entry(name).licence}", markup=False)
+        fetch_entries(manager, names, console, convert=not args.no_convert)
         return 0
-
-    @staticmethod
-    def _hash_note(manager: Any, name: str, console: Console) -> None:
-        """Say whether the file was checked against a published sha256 (only some have one)."""
-        entry = manager.entry(name)
-        record = manager.installed(name) or {}
-        digest = str(record.get("sha256") or "")
-        if entry.sha256:
-            console.print(f"sha256: matches the published {entry.sha256[:16]}…", markup=False)
-        else:
-            console.print(f"sha256: not checked, the manifest has no published hash for {name}; "
-                          f"recorded {digest[:16]}… (trust on first use: later fetches and "
-                          "`stylebridge weights verify` check it)", markup=False)
 
     @staticmethod
     def _list(manager: Any, args: argparse.Namespace, console: Console) -> int:

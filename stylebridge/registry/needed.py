@@ -1,0 +1,134 @@
+"""Which official weights a run needs and does not have yet, found before anything loads.
+
+``stylebridge adapt --encoder fse --method pixar photo.jpg`` on a fresh install needs three
+downloads (the FFHQ generator, FSE, StyleDomain's pixar).  Loading stops at the first missing
+one, so :func:`missing_weights` looks at every spec first, and :func:`missing_message` says
+in one line what to fetch, with one command for all of them.
+
+A request is ``(kind, spec, option)``: ``("encoder", "fse", "--encoder")``.  Only bare names
+count: a spec with a checkpoint path, a plugin that runs without weights, and a plugin name
+that several entries could serve (``--method stylespace``: which domain?) are left to the
+one-line errors of loading, which say what to give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from stylebridge.core.interfaces import Plugin
+from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
+from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.registry import weights as weights_mod
+from stylebridge.registry.registry import get_registry
+from stylebridge.registry.spec import parse_plugin_spec
+
+#: a run's weights requests: ``(kind, spec, option)``, e.g. ``("generator", "stylegan2",
+#: "--generator")``
+Request = tuple[str, str, str]
+#: what a pipeline calls with its requests before loading: :func:`require_weights` raises,
+#: the CLI's ``--fetch`` downloads
+WeightsCheck = Callable[[list[Request]], None]
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An official weights entry a request needs that is not installed."""
+
+    name: str        # the weights entry (``fse-ffhq``)
+    request: str     # what asked for it (``--encoder fse``)
+    needs: tuple[str, ...] = ()  # entries a fetch downloads first (``psp-ffhq``)
+    noncommercial: bool = False
+
+
+def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str) -> str | None:
+    """The weights entry that loading ``spec_text`` as ``kind`` reads and that is not
+    installed; ``None`` when it is installed, needs none, or is not ours to guess."""
+    try:
+        spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
+    except StylebridgeError:
+        return None  # loading reports the syntax error
+    if spec.path is not None or not spec.name:
+        return None
+    entry = manager.entries.get(spec.name)
+    if entry is not None and entry.kind == kind and entry.plugin != spec.name:
+        return None if manager.installed(entry.name) else entry.name
+    if manager.resolve(kind, spec.name) is not None:
+        return None
+    known = manager.candidates(kind, spec.name)
+    if kind == "generator":
+        # ``--generator stylegan2``: the first listed generator is the default one
+        return known[0].name if spec.name == STYLEGAN2 and known else None
+    try:
+        plugin = get_registry().get(kind, spec.name).obj
+    except StylebridgeError:
+        return None  # an unknown name: loading lists the known ones
+    needs_weights = isinstance(plugin, type) and issubclass(plugin, Plugin) \
+        and plugin.requires_weights
+    return known[0].name if needs_weights and len(known) == 1 else None
+
+
+def missing_weights(requests: Iterable[Request],
+                    manager: weights_mod.WeightsManager | None = None) -> list[Missing]:
+    """The official weights the ``requests`` need and that are not installed, each once, in
+    the order asked."""
+    manager = manager or weights_mod.WeightsManager()
+    out: dict[str, Missing] = {}
+    for kind, spec_text, option in requests:
+        name = _entry_for(manager, kind, spec_text)
+        if name is None or name in out:
+            continue
+        entry = manager.entry(name)
+        needs = tuple(dep.name for dep in manager.prerequisites(entry)
+                      if manager.installed(dep.name) is None and dep.name not in out)
+        out[name] = Missing(name, f"{option} {spec_text}", needs, bool(entry.noncommercial))
+    return list(out.values())
+
+
+def missing_message(missing: Sequence[Missing]) -> str:
+    """One line: what is missing, for which option, and the one command that fetches all."""
+    parts = []
+    for m in missing:
+        first = f"; fetches {', '.join(m.needs)} first" if m.needs else ""
+        parts.append(f"{m.name} (for {m.request}{first})")
+    # a fetch downloads an entry's prerequisites itself: they are not listed in the command
+    command = "stylebridge weights fetch " + " ".join(m.name for m in missing)
+    gated = sum(m.noncommercial for m in missing)
+    licence = "" if not gated else (
+        " (non-commercial licence, shown before download)" if len(missing) == 1 else
+        f" ({'all' if gated == len(missing) else gated} under non-commercial licences, shown "
+        "before download)")
+    return f"official weights are not installed: {', '.join(parts)}; run `{command}`{licence}"
+
+
+def check_files(requests: Iterable[Request]) -> None:
+    """A checkpoint file named in a spec (``e4e:e4e.safetensors``) that does not exist, in
+    one line: checked before any download, so a typo is not found after one."""
+    for kind, spec_text, option in requests:
+        try:
+            spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
+        except StylebridgeError:
+            continue  # loading reports the syntax error
+        if spec.path is not None and not spec.path.exists():
+            raise CheckpointError(f"no such file ({option} {spec_text})", path=spec.path)
+
+
+def require_weights(requests: Sequence[Request]) -> None:
+    """Raise one line naming every missing official checkpoint of a run, before loading
+    (after :func:`check_files`)."""
+    check_files(requests)
+    missing = missing_weights(requests)
+    if missing:
+        raise MissingWeightsError(missing)
+
+
+class MissingWeightsError(StylebridgeError):
+    """Official weights a run needs are not installed (:attr:`missing` lists them)."""
+
+    def __init__(self, missing: Sequence[Missing]) -> None:
+        super().__init__(missing_message(missing))
+        self.missing = list(missing)
+
+
+__all__ = ["Missing", "MissingWeightsError", "Request", "WeightsCheck", "check_files", "missing_message",
+           "missing_weights", "require_weights"]
