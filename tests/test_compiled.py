@@ -256,3 +256,21 @@ def test_op_dispatch_traces_without_graph_breaks(monkeypatch: pytest.MonkeyPatch
         got = torch.compile(fn, fullgraph=True, backend="eager")(x, b)
     assert_close(got, fn(x, b), atol=0, rtol=0)
     _cuda.reset()
+
+
+def test_constant_mark_is_the_one_torch_sets() -> None:
+    """``backend.constant_under_compile`` stands in for ``torch.compiler.
+    assume_constant_result`` (which imports ``torch._dynamo``, ~0.8 s at every CLI start): it
+    must leave exactly the marks torch's decorator leaves; the test above shows dynamo honours
+    them (fullgraph=True fails on the lock they hide)."""
+    from stylebridge.core.ops import backend
+
+    def ours() -> bool:
+        return True
+
+    def torchs() -> bool:
+        return True
+
+    assert backend.constant_under_compile(ours) is ours
+    assert torch.compiler.assume_constant_result(torchs) is torchs
+    assert vars(ours) == vars(torchs) != {}

@@ -9,7 +9,6 @@ from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import ConversionResult, Converter
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import ConversionError
-from stylebridge.plugins.nets import fid as _fid
 from stylebridge.registry import hookimpl
 
 
@@ -20,6 +19,8 @@ class FIDInceptionConverter(Converter):
     source = "pytorch-fid pt_inception-2015-12-05-6726825d.pth (the TF-FID Inception-v3)"
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
+        from stylebridge.plugins.nets import fid as _fid  # torchvision: imported when used
+
         src, dst = Path(src), Path(dst)
         if options:
             raise ConversionError(f"fid-inception takes no options, got {sorted(options)}",

@@ -9,6 +9,7 @@ Statistics are streamed.
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -16,8 +17,16 @@ from torch import Tensor
 
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import BaseMetric, check_images, random_refused
-from stylebridge.plugins.nets import fid as _fid
 from stylebridge.registry import hookimpl
+
+
+def _net() -> ModuleType:
+    """:mod:`stylebridge.plugins.nets.fid`, imported at first use: its network subclasses
+    torchvision's Inception blocks, and importing torchvision (which imports ``torch._dynamo``)
+    would add about a second to every start of the CLI, which registers this plugin."""
+    from stylebridge.plugins.nets import fid
+
+    return fid
 
 
 class FIDMetric(BaseMetric):
@@ -32,25 +41,25 @@ class FIDMetric(BaseMetric):
                  allow_random: bool = False, device: str = "cpu") -> None:
         super().__init__(weights=weights, ref_stats=ref_stats, allow_random=allow_random,
                          device=device)
-        path = Path(weights) if weights is not None else _fid.default_weights_path()
+        path = Path(weights) if weights is not None else _net().default_weights_path()
         if path is not None:
-            self.model = _fid.load_fid_inception(path, self.device)
+            self.model = _net().load_fid_inception(path, self.device)
         elif allow_random:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                self.model = _fid.FIDInceptionV3().to(self.device).eval().requires_grad_(False)
+                self.model = _net().FIDInceptionV3().to(self.device).eval().requires_grad_(False)
         else:
             raise random_refused("fid", "the FID Inception weights are",
-                                 f"pass fid:weights=PATH to {_fid.UPSTREAM_FILE} or its conversion")
+                                 f"pass fid:weights=PATH to {_net().UPSTREAM_FILE} or its conversion")
         self.random_weights = path is None
         self.ref_path = Path(ref_stats) if ref_stats is not None else None
         self._ref: tuple[Any, Any, int | None] | None = None
         if self.ref_path is not None and self.ref_path.exists():
-            self._ref = _fid.load_fid_stats(self.ref_path)
+            self._ref = _net().load_fid_stats(self.ref_path)
 
     def reset(self) -> None:
-        self.pred_stats = _fid.FeatureStats()
-        self.target_stats = _fid.FeatureStats()
+        self.pred_stats = _net().FeatureStats()
+        self.target_stats = _net().FeatureStats()
         self._targets_ignored = 0
         self.last = {}
 
@@ -95,10 +104,10 @@ class FIDMetric(BaseMetric):
         elif self.target_stats.n:
             mu2, sigma2 = self.target_stats.mean(), self.target_stats.cov()
             if self.ref_path is not None and not self.random_weights:
-                _fid.save_fid_stats(self.ref_path, mu2, sigma2, n=self.target_stats.n)
+                _net().save_fid_stats(self.ref_path, mu2, sigma2, n=self.target_stats.n)
         else:
             raise StylebridgeError("fid: no reference: give target images or fid:ref_stats=PATH")
-        return {"fid": _fid.frechet_distance(self.pred_stats.mean(), self.pred_stats.cov(),
+        return {"fid": _net().frechet_distance(self.pred_stats.mean(), self.pred_stats.cov(),
                                              mu2, sigma2)}
 
     def notes(self) -> list[str]:
