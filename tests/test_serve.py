@@ -80,6 +80,63 @@ def test_serve_help_and_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert "error: --port 70000: must be in 1..65535" in capsys.readouterr().err
 
 
+def test_serve_fetch_gets_the_demo_set_before_loading_or_says_why_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``serve --fetch``: the demo set's missing entries are downloaded (from 127.0.0.1 here)
+    before the models load; without a source it says why in one line and serves anyway."""
+    import hashlib
+
+    from conftest import tiny_generator
+    from test_weights_sources import _Server
+
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+    from stylebridge.pipelines import serve as serve_mod
+    from stylebridge.pipelines.serve import app
+    from stylebridge.registry.weights import WeightsEntry, WeightsManager
+
+    pytest.importorskip("gradio")
+    payload = save_stylegan2(tmp_path / "g.safetensors", tiny_generator(size=8, style_dim=8,
+                                                                        channels={4: 4, 8: 4}))
+    server = _Server()
+    server.files["/g.safetensors"] = payload.read_bytes()
+    data = server.files["/g.safetensors"]
+    entry = WeightsEntry(name="tiny-gen", kind="generator", plugin="stylegan2",
+                         filename="g.safetensors", url=f"{server.url}/g.safetensors",
+                         size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                         licence="test licence", noncommercial=True)
+    homes = [tmp_path / "home"]
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(homes[-1], manifest=[entry],
+                                                       sets={"demo": ["tiny-gen"]}))
+    built: list[bool] = []
+
+    class Recorder:
+        banner = None
+        work_dir = tmp_path
+
+        def __init__(self, config: ServeConfig) -> None:
+            built.append(WeightsManager(homes[-1], manifest=[entry]).installed("tiny-gen")
+                         is not None)
+
+    monkeypatch.setattr(serve_mod, "ServeBackend", Recorder)
+    monkeypatch.setattr(app, "launch", lambda *args: None)
+    try:
+        assert main(["serve", "--fetch"]) == 2  # not a terminal: the licence needs the flag
+        assert "pass --accept-licence" in capsys.readouterr().err and built == []
+        assert main(["serve", "--fetch", "--accept-licence"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "licence of tiny-gen: test licence" in out and "installed tiny-gen" in out
+        assert built == [True]  # fetched before the models load
+        assert [path for method, path, _ in server.log if method == "GET"] == ["/g.safetensors"]
+    finally:
+        server.close()
+    homes.append(tmp_path / "fresh-home")  # nothing installed, and the source is down now
+    assert main(["serve", "--fetch", "--accept-licence"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "could not fetch the demo weights:" in out and built == [True, False]
+
+
 @pytest.mark.slow  # builds the random preset and aligns the astronaut (~6 s on 2 CPUs)
 def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
                                                          tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_demo_set
 from stylebridge.cli.common import add_compile_argument, add_device_argument, add_precision_argument
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
@@ -43,6 +44,10 @@ class ServeCommand(Command):
                             help="where results, downloads and trained domains go "
                                  "(default: a new temporary folder)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the random preset")
+        add_fetch_arguments(parser, "first fetch the weights the demo uses (`stylebridge "
+                                    "weights fetch --set demo`: FFHQ generator, e4e, pSp, FSE, "
+                                    "pixar, joker), then serve them; without network it says "
+                                    "why in one line and serves what is installed")
         add_device_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
@@ -57,6 +62,9 @@ class ServeCommand(Command):
                                    "pip install 'stylebridge[serve]'") from None
         from stylebridge.pipelines.serve import ServeBackend, ServeConfig
         from stylebridge.pipelines.serve.app import launch
+
+        if args.fetch:
+            fetch_demo_set(args.accept_licence, console)
 
         config = ServeConfig(generator=args.generator, domains=list(args.method),
                              calibrate=args.calibrate, featureshift=args.featureshift,

@@ -85,6 +85,26 @@ def add_fetch_arguments(parser: argparse.ArgumentParser, fetch_help: str = "") -
                              "downloaded (shown first; otherwise a terminal asks yes/no)")
 
 
+def fetch_demo_set(accepted: bool, console: Console) -> None:
+    """``serve --fetch``: the licences of the demo set's missing entries (accepted by flag or
+    a yes, else an error), then their download; a download that fails (no network, a source
+    down) is one yellow line and the command goes on with what is installed."""
+    from rich.markup import escape
+
+    from stylebridge.registry.weights import WeightsManager
+
+    manager = WeightsManager()
+    missing = manager.missing_from_set("demo")
+    if not missing:
+        return
+    accept_licences(manager, missing, accepted, console)
+    try:
+        fetch_entries(manager, missing, console)
+    except StylebridgeError as exc:
+        console.print(f"[bold yellow]could not fetch the demo weights:[/bold yellow] "
+                      f"{escape(str(exc))}", highlight=False)
+
+
 def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) -> None:
     """Before a run loads anything: with ``--fetch``, download every official checkpoint it
     names and lacks; without, one line naming all of them and how to get them."""
