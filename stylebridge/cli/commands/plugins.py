@@ -12,6 +12,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import print_json
 from stylebridge.registry import KINDS, get_registry, hookimpl
+from stylebridge.registry.registry import BUILTIN_PROVIDER
 
 
 class PluginsCommand(Command):
@@ -33,16 +34,24 @@ class PluginsCommand(Command):
         if args.json:
             print_json(data)
             return 0
-        table = Table(title="stylebridge plugins")
-        for col in ("kind", "name", "provider", "description"):
-            table.add_column(col)
-        for kind in KINDS:
+        # one section per kind; the description gets the width (readable at 80 columns), and a
+        # plugin from another package names it there
+        table = Table(title="stylebridge plugins", show_lines=False)
+        table.add_column("name", no_wrap=True)
+        table.add_column("description (provider when not stylebridge)", ratio=1,
+                         overflow="fold")
+        for i, kind in enumerate(KINDS):
+            if i:
+                table.add_section()
+            table.add_row(f"[bold cyan]{escape(kind)}[/bold cyan]", "")
             rows = data[kind]
             if not rows:
-                table.add_row(kind, "[dim](none yet)[/dim]", "", "")
+                table.add_row("  [dim](none yet)[/dim]", "")
             for row in rows:  # plain text: a "[word]" in a description is no rich tag
-                table.add_row(kind, escape(row["name"]), escape(row["provider"]),
-                              escape(row["description"] or ""))
+                provider = ("" if row["provider"] == BUILTIN_PROVIDER
+                            else f" [dim](from {escape(row['provider'])})[/dim]")
+                table.add_row(f"  {escape(row['name'])}",
+                              escape(row["description"] or "") + provider)
         console.print(table)
         for fail in data["failed"]:
             console.print(f"[yellow]plugin {escape(str(fail['provider']))} "
