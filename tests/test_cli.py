@@ -38,6 +38,30 @@ def test_version(capsys) -> None:
     assert capsys.readouterr().out.startswith("stylebridge ")
 
 
+def test_plugins_table_reads_at_80_columns(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind heads its own section, every plugin is listed by its full name, no line is
+    wider than the terminal; a plugin of another package names it (the example plugin, when
+    installed)."""
+    from stylebridge.registry import get_registry
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    cells = [line.strip("│ ").split("│")[0].strip() for line in lines]
+    registry = get_registry()
+    for kind in KINDS:
+        assert kind in cells
+        assert set(registry.names(kind)) <= set(cells)
+    third = [(kind, name) for kind in KINDS for name in registry.names(kind)
+             if registry.get(kind, name).provider != "stylebridge"]
+    if third:
+        assert "(from" in out
+    else:
+        assert "(from" not in out
+
+
 def test_plugins_json_lists_every_kind(capsys) -> None:
     code, out, _ = run(capsys, "plugins", "--json")
     assert code == 0
