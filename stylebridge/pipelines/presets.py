@@ -202,8 +202,8 @@ def draw_tiny_models(spec: TinySpec, seed: int = 0) -> TinyModels:
     if spec.calibration == "feature_std":
         match_feature_std(fse, gen, seed)
     elif spec.calibration == "spread":
-        if images is None:
-            raise ValueError("calibration 'spread' needs n_images > 0")
+        if images is None or len(images) < 2:  # one image has no spread: 0.5 / 1e-8 would
+            raise ValueError("calibration 'spread' needs n_images >= 2")  # blow w+ up to 1e7
         spread_outputs(e4e, images)
         spread_outputs(fse, images)
     else:
@@ -339,6 +339,8 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
     models (open_clip configs + weights files whose metadata says ``random_weights``).  Every
     checkpoint's header says RANDOM WEIGHTS.
     """
+    if n_images < 2:  # checked before any folder is made (draw_tiny_models checks it too)
+        raise ValueError("calibration 'spread' needs n_images >= 2")
     root = Path(root)
     for sub in ("images", "domains", "clip"):
         (root / sub).mkdir(parents=True, exist_ok=True)
