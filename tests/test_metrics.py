@@ -32,6 +32,7 @@ from stylebridge.plugins.metrics.lpips import LPIPSMetric
 from stylebridge.plugins.nets import face_id as _face_id
 from stylebridge.plugins.nets import fid as _fid
 from stylebridge.registry import Registry, reset_registry
+from stylebridge.registry.weights import WeightsManager
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -173,6 +174,61 @@ def test_lpips_finds_torch_hub_cache(alexnet_file, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     metric = LPIPSMetric(net="alex")
     assert metric.random_weights is False and metric.backbone_path.parent.parent == hub
+
+
+def _installed_backbones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         *names: str) -> WeightsManager:
+    """A weights home whose manifest has ``names`` as plain backbone entries (no converter,
+    no published hash), as the real lpips-*/fid-inception entries are found by name."""
+    from stylebridge.registry.weights import WeightsEntry
+
+    entries = [WeightsEntry(name=n, kind="backbone", plugin=n, filename=f"{n}.pth",
+                            licence="test") for n in names]
+    home = tmp_path / "weights-home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=entries))
+    return WeightsManager(home, manifest=entries)
+
+
+def test_lpips_uses_the_installed_backbone_before_the_hub_cache(
+        alexnet_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.plugins.losses.recon import LPIPSLoss
+
+    path, _ = alexnet_file
+    manager = _installed_backbones(tmp_path, monkeypatch, "lpips-alex")
+    with pytest.raises(StylebridgeError, match=r"run `stylebridge weights fetch lpips-alex`, or "
+                                               r"pass lpips:net=alex,backbone=PATH"):
+        LPIPSMetric(net="alex")
+    with pytest.raises(StylebridgeError, match=r"fetch lpips-alex`, or pass "
+                                               r"lpips:WEIGHT:backbone=PATH"):
+        LPIPSLoss(net="alex")
+    hub = tmp_path / "hub-other"
+    (hub / "checkpoints").mkdir(parents=True)
+    (hub / "checkpoints" / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    installed = manager.register("lpips-alex", path)
+    metric = LPIPSMetric(net="alex")
+    assert metric.random_weights is False and metric.backbone_path == installed
+    loss = LPIPSLoss(net="alex")
+    assert loss.random_weights is False
+    for ours, given in zip(loss.model.net.state_dict().values(),
+                           LPIPSMetric(net="alex", backbone=str(path)).model.net
+                           .state_dict().values(), strict=True):
+        assert torch.equal(ours, given)
+
+
+def test_fid_uses_the_installed_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stylebridge weights fetch fid-inception` is what `eval --metric fid` then reads (it
+    used to look only in the torch hub cache)."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    manager = _installed_backbones(tmp_path, monkeypatch, "fid-inception")
+    assert _fid.default_weights_path() is None
+    with pytest.raises(StylebridgeError, match=r"run `stylebridge weights fetch fid-inception`"):
+        FIDMetric()
+    src = tmp_path / "net.pth"
+    src.write_bytes(b"any bytes: only where it is found matters here")
+    installed = manager.register("fid-inception", src)
+    assert _fid.default_weights_path() == installed
 
 
 # ---------------------------------------------------------------------------------------------

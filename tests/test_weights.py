@@ -351,6 +351,44 @@ def test_fetch_says_whether_a_published_sha256_was_checked(tmp_path: Path, serve
     assert raw.is_file() and len(server.requests) == 2
 
 
+def test_a_hash_prefix_in_the_file_name_is_checked(tmp_path: Path, server: _Server, capsys,
+                                                  monkeypatch) -> None:
+    """torchvision publishes the first hex digits of a file's sha256 in its name
+    (``alexnet-owt-7be5be79.pth``): a download that does not start with them is discarded."""
+    from stylebridge.cli.main import main
+
+    digest = hashlib.sha256(server.payload).hexdigest()
+    fields = {"kind": "generator", "plugin": "stylegan2", "converter": "stylegan2-rosinality",
+              "url": f"{server.url}/weights.pt", "licence": "test"}
+    good = WeightsEntry(name="good", filename=f"tiny-{digest[:8]}.pt",
+                        sha256_prefix=digest[:8], **fields)  # type: ignore[arg-type]
+    wrong = "0" * 8 if not digest.startswith("0" * 8) else "f" * 8
+    bad = WeightsEntry(name="bad", filename=f"tiny-{wrong}.pt", sha256_prefix=wrong,
+                       **fields)  # type: ignore[arg-type]
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=[good, bad]))
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["weights", "fetch", "good"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"sha256: starts with the {digest[:8]} published in the file name; recorded "
+            f"{digest[:16]}…") in out
+    assert main(["weights", "fetch", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert f"bad: sha256 {digest[:16]}… does not start with the published {wrong}" in err
+    manager = WeightsManager(home, manifest=[good, bad])
+    assert manager.installed("bad") is None and not (home / "downloads" / bad.filename).exists()
+
+
+def test_the_manifest_prefixes_are_the_file_names_hashes() -> None:
+    """Each published prefix is the one in its file name, and the URL ends with that name."""
+    entries = [e for e in WeightsManager(Path("unused")).entries.values() if e.sha256_prefix]
+    assert {e.name for e in entries} >= {"lpips-alex", "lpips-vgg"}
+    for entry in entries:
+        assert entry.filename.rsplit("-", 1)[1] == f"{entry.sha256_prefix}.pth"
+        assert all(src["url"].endswith("/" + entry.filename) for src in entry.all_sources)
+
+
 # -- `weights list` at 80 columns -----------------------------------------------------------------
 
 def test_weights_list_is_readable_at_80_columns(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -76,9 +76,9 @@ DEFAULT_BETAS = (0.0, 0.99 ** (4 / 5))
 DEFAULT_STEPS = 600
 DEFAULT_BATCH = 4
 DEFAULT_CLIP = ("ViT-B-32", "ViT-B-16")
-LPIPS_HINT = ("the LPIPS terms need torchvision's VGG16 weights: give --lpips-backbone PATH "
-              "to vgg16-397923af.pth or put it in the torch hub cache (--allow-random-lpips: "
-              "a random VGG, tests only)")
+LPIPS_HINT = ("the LPIPS terms need torchvision's VGG16 weights: run `stylebridge weights "
+              "fetch lpips-vgg`, or give --lpips-backbone PATH to vgg16-397923af.pth "
+              "(--allow-random-lpips: a random VGG, tests only)")
 REFERENCE_FIELDS = frozenset({"reference", "reference_output", "reference_source"})
 LATENT_KIND = "mindthegap_reference"
 

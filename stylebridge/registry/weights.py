@@ -65,6 +65,9 @@ class WeightsEntry:
     url: str | None = None
     size: int | None = None
     sha256: str | None = None
+    #: the leading hex digits of the sha256 that a file name publishes (torchvision's
+    #: ``alexnet-owt-7be5be79.pth``, checked as torch.hub does) when no full sha256 is published
+    sha256_prefix: str | None = None
     source: str = ""
     licence: str = ""
     convert_options: dict[str, Any] = field(default_factory=dict)
@@ -403,6 +406,12 @@ class WeightsManager:
                 path.unlink()
             raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… does not match the published "
                                f"{entry.sha256[:16]}…{tail}", path=path)
+        prefix = (entry.sha256_prefix or "").lower()
+        if entry.sha256 is None and prefix and not digest.startswith(prefix):
+            if discard:
+                path.unlink()
+            raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… does not start with the "
+                               f"published {prefix} (the hash in the file name){tail}", path=path)
         if entry.sha256 is None and recorded and digest != recorded:
             if discard:
                 path.unlink()

@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-lr", type=finite_float, default=d.refine_lr,
                         help=f"lr of the refinement (default {d.refine_lr}, II2S's)")
     parser.add_argument("--lpips-backbone", default=None, metavar="PATH",
-                        help="torchvision vgg16-397923af.pth for the LPIPS terms (default: the "
-                             "torch hub cache)")
+                        help="torchvision vgg16-397923af.pth for the LPIPS terms (default: "
+                             "the installed lpips-vgg weights, else the torch hub cache)")
     parser.add_argument("--phase", default=d.phase,
                         choices=("default", "texture", "shape", "no_fine", "shape_expanded"),
                         help="which convs are fine-tuned, as upstream's --phase (default: the "

@@ -45,6 +45,10 @@ def hash_note(manager: Any, name: str, console: Console) -> None:
     digest = str(record.get("sha256") or "")
     if entry.sha256:
         console.print(f"sha256: matches the published {entry.sha256[:16]}…", markup=False)
+    elif entry.sha256_prefix:
+        console.print(f"sha256: starts with the {entry.sha256_prefix} published in the file "
+                      f"name; recorded {digest[:16]}… (later fetches and `stylebridge weights "
+                      "verify` check the whole hash)", markup=False)
     else:
         console.print(f"sha256: not checked, the manifest has no published hash for {name}; "
                       f"recorded {digest[:16]}… (trust on first use: later fetches and "
@@ -227,6 +231,7 @@ class WeightsCommand(Command):
                          "needs": [dep.name for dep in manager.prerequisites(entry)],
                          "how": manager.how_to_install(entry),
                          "sha256": entry.sha256,
+                         "sha256_prefix": entry.sha256_prefix,
                          "sha256_recorded": (record or {}).get("sha256"),
                          "noncommercial": entry.noncommercial,
                          "sources": [{**src, "description": sources.describe(src)}
@@ -259,8 +264,11 @@ class WeightsCommand(Command):
                                                    f"{src.get('found_in', '?')})"))
                 if row["note"]:
                     grid.add_row("note", Text(row["note"]))
-                sha = row["sha256"] or TOFU + (f" (recorded {row['sha256_recorded'][:16]}…)"
-                                               if row["sha256_recorded"] else "")
+                recorded = (f" (recorded {row['sha256_recorded'][:16]}…)"
+                            if row["sha256_recorded"] else "")
+                sha = row["sha256"] or (
+                    f"starts with {row['sha256_prefix']} (published in the file name); the "
+                    f"rest: {TOFU}{recorded}" if row["sha256_prefix"] else TOFU + recorded)
                 grid.add_row("sha256", Text(sha))
                 if row["path"]:
                     grid.add_row("path", Text(row["path"]))

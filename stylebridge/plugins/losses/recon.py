@@ -144,16 +144,17 @@ class LPIPSLoss(Loss):
         self.allow_random = as_bool(allow_random, "allow_random")
         import lpips
 
-        from stylebridge.plugins.nets.lpips import TORCHVISION_FILES, load_lpips_backbone
+        from stylebridge.plugins.nets.lpips import (
+            default_lpips_backbone,
+            load_lpips_backbone,
+            missing_backbone_hint,
+        )
 
-        path = Path(self.backbone) if self.backbone is not None else None
-        if path is None:
-            cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[net]
-            path = cached if cached.is_file() else None
+        path = (Path(self.backbone) if self.backbone is not None
+                else default_lpips_backbone(net))
         if path is None and not self.allow_random:
             raise _random_refused("lpips", f"the torchvision ImageNet {net} backbone is",
-                                  f"pass lpips:WEIGHT:backbone=PATH to {TORCHVISION_FILES[net]} "
-                                  "or put it in the torch hub cache")
+                                  missing_backbone_hint(net, "lpips:WEIGHT:backbone=PATH"))
         with warnings.catch_warnings():  # torchvision's notice about `pretrained=False`
             warnings.simplefilter("ignore")
             # pnet_rand=True: the trunk is built without touching the network; the linear

@@ -50,7 +50,9 @@ class FIDMetric(BaseMetric):
                 self.model = _net().FIDInceptionV3().to(self.device).eval().requires_grad_(False)
         else:
             raise random_refused("fid", "the FID Inception weights are",
-                                 f"pass fid:weights=PATH to {_net().UPSTREAM_FILE} or its conversion")
+                                 f"run `stylebridge weights fetch {_net().WEIGHTS_ENTRY}`, or "
+                                 f"pass fid:weights=PATH to {_net().UPSTREAM_FILE} or its "
+                                 "conversion")
         self.random_weights = path is None
         self.ref_path = Path(ref_stats) if ref_stats is not None else None
         self._ref: tuple[Any, Any, int | None] | None = None

@@ -1,9 +1,9 @@
 """``lpips``: the ``lpips`` package (v0.1, ``net=alex|vgg``).
 
 Its linear heads ship with the package; the torchvision ImageNet backbone is read from a
-local file (``backbone=PATH``, or torchvision's own cache
-``~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``),
-never downloaded (:mod:`stylebridge.plugins.nets.lpips`).  A random backbone is not LPIPS:
+local file (``backbone=PATH``, else the installed ``lpips-alex`` / ``lpips-vgg`` weights,
+else torchvision's own cache ``~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth`` /
+``vgg16-397923af.pth``), never downloaded here (:mod:`stylebridge.plugins.nets.lpips`).  A random backbone is not LPIPS:
 it is refused unless ``allow_random=true``, and then labelled.
 """
 
@@ -13,13 +13,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import PerImageMetric, random_refused
-from stylebridge.plugins.nets.lpips import TORCHVISION_FILES, load_lpips_backbone
+from stylebridge.plugins.nets.lpips import (
+    TORCHVISION_FILES,
+    default_lpips_backbone,
+    load_lpips_backbone,
+    missing_backbone_hint,
+)
 from stylebridge.registry import hookimpl
 
 
@@ -39,16 +43,12 @@ class LPIPSMetric(PerImageMetric):
         with warnings.catch_warnings():  # torchvision's notice about `pretrained=False`
             warnings.simplefilter("ignore")
             model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
-        path = Path(backbone) if backbone is not None else None
-        if path is None:
-            cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[net]
-            path = cached if cached.is_file() else None
+        path = Path(backbone) if backbone is not None else default_lpips_backbone(net)
         if path is not None:
             load_lpips_backbone(model, path)
         elif not allow_random:
             raise random_refused("lpips", f"the torchvision ImageNet {net} backbone is",
-                                 f"pass lpips:net={net},backbone=PATH to {TORCHVISION_FILES[net]}"
-                                 " or put it in the torch hub cache")
+                                 missing_backbone_hint(net, f"lpips:net={net},backbone=PATH"))
         self.random_weights = path is None
         self.backbone_path = path
         self.size = None if size is None else int(size)

@@ -46,13 +46,9 @@ ARCFACE_WEIGHTS = "arcface-irse50"  # the weights manifest entry (registry/weigh
 def installed_arcface_weights() -> Path | None:
     """The installed ``arcface-irse50`` file under the weights home (``$STYLEBRIDGE_HOME``),
     or ``None`` when it is not installed."""
-    from stylebridge.registry.weights import WeightsManager
+    from stylebridge.plugins.nets.state import installed_weights
 
-    manager = WeightsManager()
-    try:
-        return manager.path(ARCFACE_WEIGHTS) if manager.installed(ARCFACE_WEIGHTS) else None
-    except StylebridgeError:  # an unreadable index: treated as not installed
-        return None
+    return installed_weights(ARCFACE_WEIGHTS)
 
 
 def dlib_model_dir() -> Path:

@@ -43,10 +43,12 @@ from torchvision.models.inception import (
 from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, ConversionError, StylebridgeError
+from stylebridge.plugins.nets.state import default_backbone
 
 UPSTREAM_FILE = "pt_inception-2015-12-05-6726825d.pth"
 NETWORK_KIND = "backbone"
 NETWORK_PLUGIN = "fid-inception"
+WEIGHTS_ENTRY = "fid-inception"  # stylebridge weights fetch fid-inception
 STATS_KIND = "fid_stats"
 STATS_PLUGIN = "fid"
 FEATURE_DIM = 2048
@@ -200,9 +202,10 @@ def load_fid_inception(path: str | Path, device: str | torch.device = "cpu") -> 
 
 
 def default_weights_path() -> Path | None:
-    """pytorch-fid's download location in the torch hub cache, if the file is there."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / UPSTREAM_FILE
-    return path if path.is_file() else None
+    """The network used without ``weights=PATH``: the installed ``fid-inception`` entry
+    (``stylebridge weights fetch fid-inception``), else pytorch-fid's download in the torch
+    hub cache; ``None`` when neither is there."""
+    return default_backbone(WEIGHTS_ENTRY, UPSTREAM_FILE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The torchvision ImageNet backbone of LPIPS, read from a local file (never downloaded).
+"""The torchvision ImageNet backbone of LPIPS, read from a local file (never downloaded here:
+``stylebridge weights fetch lpips-alex`` installs it).
 
 Shared by the ``lpips`` metric and the ``lpips`` loss: the ``lpips`` package ships its
 linear heads but fetches the AlexNet / VGG16 trunk from torchvision; we copy a local
@@ -13,10 +14,24 @@ import torch
 from torch import Tensor
 
 from stylebridge.errors import CheckpointError
-from stylebridge.plugins.nets.state import read_plain_state
+from stylebridge.plugins.nets.state import default_backbone, read_plain_state
 
 #: torchvision's file names of the ImageNet backbones, per lpips ``net``
 TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+#: their weights entries (``stylebridge weights fetch lpips-alex``)
+WEIGHTS_ENTRIES = {"alex": "lpips-alex", "vgg": "lpips-vgg"}
+
+
+def default_lpips_backbone(net: str) -> Path | None:
+    """The backbone file used without ``backbone=PATH``: the installed ``lpips-NET`` entry,
+    else torchvision's file in the torch hub cache; ``None`` when neither is there."""
+    return default_backbone(WEIGHTS_ENTRIES[net], TORCHVISION_FILES[net])
+
+
+def missing_backbone_hint(net: str, option: str) -> str:
+    """How to provide the backbone, for the one-line refusal of a random one."""
+    return (f"run `stylebridge weights fetch {WEIGHTS_ENTRIES[net]}`, or pass {option} to "
+            f"{TORCHVISION_FILES[net]}")
 
 
 def load_lpips_backbone(model: torch.nn.Module, path: Path) -> None:

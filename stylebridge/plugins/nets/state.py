@@ -1,4 +1,5 @@
-"""Plain state dicts read from local weight files (shared by the LPIPS and CLIP backbones)."""
+"""Plain state dicts read from local weight files (shared by the LPIPS and CLIP backbones),
+and the installed file of a backbone's weights entry (``stylebridge weights fetch NAME``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
-from stylebridge.errors import CheckpointError
+from stylebridge.errors import CheckpointError, StylebridgeError
 
 
 def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
@@ -38,3 +39,27 @@ def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
         raise CheckpointError(f"does not hold a {what + ' ' if what else ''}state dict of "
                               "tensors", path=path)
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def installed_weights(name: str) -> Path | None:
+    """The installed file of weights entry ``name`` (``arcface-irse50``, ``lpips-alex``...)
+    under the weights home (``$STYLEBRIDGE_HOME``), or ``None`` when it is not installed."""
+    from stylebridge.registry.weights import WeightsManager
+
+    manager = WeightsManager()
+    try:
+        return manager.path(name) if manager.installed(name) else None
+    except StylebridgeError:  # an unreadable index: treated as not installed
+        return None
+
+
+def default_backbone(name: str, hub_file: str) -> Path | None:
+    """A backbone's weights when none are given: the installed entry ``name``, else
+    ``hub_file`` in torch's hub cache (where torchvision or pytorch-fid would have put it)."""
+    import torch
+
+    found = installed_weights(name)
+    if found is not None:
+        return found
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / hub_file
+    return cached if cached.is_file() else None
