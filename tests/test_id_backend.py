@@ -90,13 +90,19 @@ def test_id_loss_uses_the_installed_weights(random_arcface_installed) -> None:
 def test_falls_back_to_dlib_with_a_notice(no_weights) -> None:
     metric = IDMetric()
     assert metric.backend == "dlib" and metric.key == "id[dlib]"
-    assert "arcface-irse50" in metric.notes()[0] and "not comparable" in metric.notes()[0]
+    assert "not comparable" in metric.notes()[0]
+    assert metric.notes()[0].endswith("install them with `stylebridge weights fetch "
+                                      "arcface-irse50`")
     a, _ = _faces()
     metric.update(a.float(), a.float())
     assert list(metric.compute()) == ["id[dlib]"]
     assert metric.compute()["id[dlib]"] == pytest.approx(1.0)
     with pytest.raises(Exception, match="needs weights"):
         IDMetric(backend="arcface")
+    from stylebridge.plugins.losses.recon import IDLoss
+
+    with pytest.raises(Exception, match=r"run `stylebridge weights fetch arcface-irse50`"):
+        IDLoss()
 
 
 def test_explicit_backend_wins(random_arcface_installed) -> None:

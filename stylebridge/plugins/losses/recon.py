@@ -225,9 +225,9 @@ class IDLoss(Loss):
             model = ArcFaceIRSE50(widths=(16, 16, 32, 32), units=(1, 1, 1, 1))
         else:
             raise _random_refused("id", "ArcFace IR-SE50 weights are",
-                                  "pass id:WEIGHT:weights=PATH to model_ir_se50.pth or its "
-                                  "conversion, or install them: `stylebridge weights register "
-                                  "arcface-irse50 --from model_ir_se50.pth`")
+                                  "run `stylebridge weights fetch arcface-irse50` (or `weights "
+                                  "register arcface-irse50 --from model_ir_se50.pth`), or pass "
+                                  "id:WEIGHT:weights=PATH to that file or its conversion")
         self.random_weights = self.weights_path is None
         self.model = model.eval().requires_grad_(False)
 

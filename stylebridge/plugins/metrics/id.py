@@ -4,8 +4,8 @@ Backends:
 
 * ``arcface``: the ArcFace IR-SE50 of pSp, "the ID metric from pSp" that the thesis reports
   (cosine of embeddings of pSp's 112 px face crop).  Weights: ``weights=PATH``, else the
-  installed official weights ``arcface-irse50`` (``stylebridge weights register
-  arcface-irse50 --from model_ir_se50.pth``).
+  installed official weights ``arcface-irse50`` (``stylebridge weights fetch
+  arcface-irse50``, or ``weights register arcface-irse50 --from model_ir_se50.pth``).
 * ``dlib``: dlib's face-recognition ResNet, shipped by ``face-recognition-models``.  Its
   descriptors are trained for a Euclidean threshold, not for cosine: values crowd near 1
   (unrelated faces ~0.85) and are not comparable with the thesis's (pSp) ID numbers.
@@ -71,7 +71,7 @@ class IDMetric(PerImageMetric):
                     f"id uses dlib's face descriptor because the ArcFace IR-SE50 weights "
                     f"({ARCFACE_WEIGHTS}) are not installed; its values ({metric_key('dlib')}) "
                     f"are not comparable with the thesis's pSp ID metric: install them with "
-                    f"`stylebridge weights register {ARCFACE_WEIGHTS} --from model_ir_se50.pth`")
+                    f"`stylebridge weights fetch {ARCFACE_WEIGHTS}`")
         self.backend = backend
         self.weights = weights
         self.key = metric_key(backend)
