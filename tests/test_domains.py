@@ -574,6 +574,23 @@ def test_corr_loss_gradient_and_registry() -> None:
     assert torch.equal(offset.grad, torch.zeros(3))  # minimum at Δs = 0
 
 
+def test_corr_subject_follows_the_trainer_only_when_not_given() -> None:
+    """Without on=, a trainer that changes the features but no styles (train featureshift)
+    makes corr read the features; a trainer that changes styles, or an explicit on=, keeps
+    it; the recorded config says what was used."""
+    features_only = frozenset({"output", "features"})
+    loss = CorrLoss()
+    loss.bind_trained_fields(features_only)
+    assert loss.on == "features" and loss.config()["on"] == "features"
+    assert loss.required_fields() == {"features", "features_target"}
+    kept = CorrLoss()
+    kept.bind_trained_fields(frozenset({"output", "styles"}))
+    assert kept.on == "styles" and kept.required_fields() == {"styles", "styles_source"}
+    explicit = CorrLoss(on="styles")
+    explicit.bind_trained_fields(features_only)
+    assert explicit.on == "styles"
+
+
 # ---------------------------------------------------------------------------------------------
 # alpha fit
 

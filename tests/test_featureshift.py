@@ -169,10 +169,20 @@ def register_domain_methods(register: Any) -> None:
     register(ToyOffsets)
 
 
+class ToyConstant(Loss):
+    """Declares no fields and returns a constant: no gradient reaches FeatureShift."""
+
+    name = "toy-constant"
+
+    def forward(self, batch: LossBatch) -> Tensor:
+        return torch.tensor(1.0)
+
+
 @hookimpl
 def register_losses(register: Any) -> None:
     register(ToyWhite)
     register(ToyNaN)
+    register(ToyConstant)
 
 
 def make_registry(*, with_toys: bool = True) -> Registry:
@@ -819,15 +829,33 @@ def test_train_config_refuses_bad_values(env: Env, tmp_path: Path) -> None:
 
 
 def test_loss_terms_without_a_gradient_are_refused(env: Env, tmp_path: Path) -> None:
-    """corr on styles cannot change FeatureShift (the styles do not depend on it)."""
-    cfg = tiny_cfg(env, tmp_path / "run", losses=["mse:1.0", "corr:1e3"], steps=3,
+    """corr on styles cannot change FeatureShift (the styles do not depend on it): refused
+    before any step (no output folder); a loss that declares no fields and gives no gradient
+    is refused at its first step."""
+    cfg = tiny_cfg(env, tmp_path / "run", losses=["mse:1.0", "corr:1e3:on=styles"], steps=3,
                    pretrain_inversion_steps=0, inversion_losses=["mse:1.0"])
-    with pytest.raises(StylebridgeError, match=r"does not depend on FeatureShift's output.*"
-                                               r"corr:WEIGHT:on=features"):
+    with pytest.raises(StylebridgeError, match=r"^loss 'corr' reads styles, styles_source, "
+                                               r"none of which FeatureShift changes \(features, "
+                                               r"output\): it cannot train it$"):
         fs.train_featureshift(cfg, registry=make_registry())
-    cfg = replace(cfg, out=str(tmp_path / "ok"), losses=["mse:1.0", "corr:1e-3:on=features"])
-    result = fs.train_featureshift(cfg, registry=make_registry())
-    assert all(r["domain/corr"] > 0 for r in result.history if "domain/corr" in r)
+    assert not (tmp_path / "run").exists()
+    cfg = replace(cfg, losses=["mse:1.0", "toy-constant:1.0"])
+    with pytest.raises(StylebridgeError, match=r"domain loss 'toy-constant' does not depend on "
+                                               r"FeatureShift's output"):
+        fs.train_featureshift(cfg, registry=make_registry())
+
+
+def test_corr_as_written_regularises_the_features(env: Env, tmp_path: Path) -> None:
+    """`--loss corr:W` without on=: in train featureshift it reads the features it shifts,
+    exactly as an explicit on=features (the brief's `--loss corr:1e3` runs as written)."""
+    runs = {}
+    for tag, spec in (("default", "corr:1e-3"), ("explicit", "corr:1e-3:on=features")):
+        cfg = tiny_cfg(env, tmp_path / tag, losses=["mse:1.0", spec], steps=3,
+                       pretrain_inversion_steps=0, inversion_losses=["mse:1.0"])
+        runs[tag] = [r["domain/corr"] for r in fs.train_featureshift(
+            cfg, registry=make_registry()).history if "domain/corr" in r]
+    assert runs["default"] and all(v > 0 for v in runs["default"])
+    assert runs["default"] == runs["explicit"]
 
 
 def test_dataset_without_rows_is_not_complete(env: Env, tmp_path: Path) -> None:

@@ -367,6 +367,8 @@ class Loss(nn.Module, Plugin, ABC):
       the training state so that a resumed run continues exactly.
     * :meth:`ramp`: the factor the loss applies to itself at a step (the trainer uses it
       to warn about a loss that stays at weight 0), with ``window`` the steps it waits.
+    * :meth:`bind_trained_fields`: the fields the trainer's module changes, for a loss whose
+      subject is an option left at its default.
     """
 
     #: the LossBatch fields forward() reads (see LOSS_BATCH_FIELDS)
@@ -397,6 +399,12 @@ class Loss(nn.Module, Plugin, ABC):
         """The factor the loss applies to its own value at ``step`` of ``total_steps``
         (DiFa's ramp).  Default: 1."""
         return 1.0
+
+    def bind_trained_fields(self, fields: frozenset[str]) -> None:
+        """Told once by a trainer which :class:`LossBatch` fields its trained module changes
+        (``train featureshift``: ``output`` and ``features``); a loss whose subject was left
+        at its default may pick one of them (``corr`` then regularises ``features``).
+        Default: nothing."""
 
 
 # ---------------------------------------------------------------------------------------------

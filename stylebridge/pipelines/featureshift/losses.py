@@ -31,6 +31,7 @@ from stylebridge.pipelines.training.losses import (
     LossTerm,
     build_loss_terms,
     check_requirements,
+    check_trainable,
     evaluate,
 )
 from stylebridge.pipelines.training.schedule import phase_at
@@ -40,6 +41,8 @@ BASE_FIELDS = frozenset({"output", "target", "latents", "styles", "styles_source
                          "features_target", "step", "total_steps", "phase"})
 PROVIDES = {"inversion": BASE_FIELDS, "domain": BASE_FIELDS | {"delta", "domain"},
             "domain_inversion": BASE_FIELDS | {"delta", "domain"}}
+#: the fields FeatureShift changes: the image and the generator feature it shifts
+TRAINED = frozenset({"output", "features"})
 #: how the sets are named in log records (``inversion/mse``) and options
 LABELS = {"inversion": "inversion", "domain": "domain", "domain_inversion": "domain-inversion"}
 
@@ -69,6 +72,7 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
     if cfg.steps > cfg.pretrain_inversion_steps and not sets["domain"]:
         raise StylebridgeError("the domain loss set is empty (give --loss)")
     for name, terms in sets.items():
+        check_trainable(terms, TRAINED, "FeatureShift")
         check_requirements(terms, PROVIDES[name], f"train featureshift ({LABELS[name]} loss)")
     return sets
 

@@ -110,6 +110,19 @@ def check_requirements(terms: Iterable[LossTerm], provides: Iterable[str], train
                 f"not provide (it provides: {', '.join(sorted(provided))})")
 
 
+def check_trainable(terms: Iterable[LossTerm], trained: frozenset[str], trainer: str) -> None:
+    """Tell each loss which fields ``trainer`` changes (:meth:`Loss.bind_trained_fields`),
+    then refuse, before any step, a loss that reads fields and none of those: it would
+    give no gradient (one line naming the loss)."""
+    for term in terms:
+        term.module.bind_trained_fields(trained)
+        needed = term.module.required_fields()
+        if needed and not needed & trained:
+            raise StylebridgeError(
+                f"loss {term.name!r} reads {', '.join(sorted(needed))}, none of which {trainer} "
+                f"changes ({', '.join(sorted(trained))}): it cannot train it")
+
+
 def required_fields(terms: Iterable[LossTerm]) -> frozenset[str]:
     """Every field the terms' losses read."""
     out: set[str] = set()

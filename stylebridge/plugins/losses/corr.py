@@ -28,8 +28,10 @@ one there are no pairs and the loss is 0.  ``reduction="mean"`` divides by the
 number of (layer, ordered pair) terms, ``"sum"`` (default) is the formula as
 written.
 
-``on=styles`` (default) regularises ``LossBatch.styles`` against ``styles_source`` —
-what ``train domain`` trains.  ``on=features`` applies the same Gram-matrix
+``on=styles`` (the default, except in ``train featureshift``) regularises
+``LossBatch.styles`` against ``styles_source`` — what ``train domain`` trains.
+``on=features`` (the default in ``train featureshift``, which changes no styles, so that
+``--loss corr:1e3`` works there as written) applies the same Gram-matrix
 penalty to feature maps, ``features`` against ``features_target`` (each sample's
 map flattened to one vector): in ``train featureshift`` that keeps the pairwise
 inner products of the shifted features F' close to those of FSE's F (the thesis'
@@ -55,14 +57,22 @@ class CorrLoss(Loss):
     description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
     requires: ClassVar[frozenset[str]] = frozenset({"styles", "styles_source"})
 
-    def __init__(self, reduction: str = "sum", on: str = "styles") -> None:
+    def __init__(self, reduction: str = "sum", on: str | None = None) -> None:
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"corr: reduction must be 'sum' or 'mean', got {reduction!r}")
-        if on not in ("styles", "features"):
+        if on not in (None, "styles", "features"):
             raise ValueError(f"corr: on must be 'styles' or 'features', got {on!r}")
         self.reduction = reduction
-        self.on = on
+        self.on = on or "styles"
+        self._on_given = on is not None
+
+    def bind_trained_fields(self, fields: frozenset[str]) -> None:
+        """Without ``on=``, a trainer that changes no styles but the features (``train
+        featureshift``) gets ``on=features``: the only reading in which this loss can train
+        its module.  An explicit ``on=`` is kept (and refused there if it cannot train)."""
+        if not self._on_given and "styles" not in fields and "features" in fields:
+            self.on = "features"
 
     def config(self) -> dict[str, Any]:
         return {"reduction": self.reduction, "on": self.on}
