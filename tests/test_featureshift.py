@@ -845,6 +845,15 @@ def test_loss_terms_without_a_gradient_are_refused(env: Env, tmp_path: Path) -> 
         fs.train_featureshift(cfg, registry=make_registry())
 
 
+def test_a_batch_larger_than_the_dataset_is_refused_before_the_run_starts(
+        env: Env, tmp_path: Path) -> None:
+    cfg = tiny_cfg(env, tmp_path / "run", batch_size=6)  # the dataset holds 5 images
+    with pytest.raises(StylebridgeError, match=r"the dataset has 5 samples, fewer than one "
+                                               r"batch \(6\); lower --batch$"):
+        fs.train_featureshift(cfg, registry=make_registry())
+    assert not (tmp_path / "run").exists()
+
+
 def test_corr_as_written_regularises_the_features(env: Env, tmp_path: Path) -> None:
     """`--loss corr:W` without on=: in train featureshift it reads the features it shifts,
     exactly as an explicit on=features (the brief's `--loss corr:1e3` runs as written)."""

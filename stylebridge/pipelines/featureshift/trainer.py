@@ -158,6 +158,12 @@ class FeatureShiftTrainer:
                                     registry=self.registry).requires_grad_(False)
                         for d in range(self.data.n_domains)]
         self.plan = SamplePlan(self.data.shard_rows, self.data.n_domains, seed=cfg.seed)
+        per_step = cfg.batch_size * self.dist.world
+        if per_step > self.plan.size:  # before any step, log or folder
+            raise StylebridgeError(
+                f"the dataset has {self.plan.size} samples, fewer than one batch ({per_step}"
+                f"{f' = {cfg.batch_size} x {self.dist.world} processes' if self.dist.world > 1 else ''}"
+                "); lower --batch", path=cfg.data)
 
         # the network
         channels = int(self.data.feature_shape[0])
