@@ -26,6 +26,7 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
     terminal = capsys.readouterr().out
     assert "RANDOM WEIGHTS" in terminal and "photo vs inversion" in terminal
+    assert "id[dlib]" in terminal  # the column keeps its name (no rich tag)
     info = json.loads((out / "demo.json").read_text())
     assert info["random_weights"] is True and "RANDOM WEIGHTS" in info["notice"]
     assert info["photo"] == "skimage.data.astronaut()"
@@ -41,7 +42,7 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     assert len(stages) == 2 + len(info["rows"])
     for row, values in info["metrics_photo_vs_inversion"].items():
         assert row in info["rows"]
-        assert {"mse", "psnr", "ssim"} <= set(values)
+        assert set(values) == {"mse", "psnr", "ssim", "id[dlib]"}  # the metric's own keys
         assert all(np.isfinite(v) for v in values.values())
     # the domain table tells the variants apart: how much each changed the inversion
     domain_metrics = info["metrics_domains"]

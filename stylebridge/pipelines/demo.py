@@ -349,7 +349,8 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
         for mname, metric in metrics.items():
             metric.reset()
             metric.update(outputs["inversion"], target)
-            values.update({f"{mname}:{key}" if key != mname else mname: float(v)
+            # a key that already names its metric (id[dlib]) is kept; others get its name
+            values.update({key if key.startswith(mname) else f"{mname}:{key}": float(v)
                            for key, v in metric.compute().items()})
         table_rows.append((label, values))
         domain_rows.append((label, _domain_metrics(metrics, outputs, target, domains)))

@@ -97,7 +97,7 @@ class AdaptCommand(Command):
             table.add_column("metric")
             table.add_column("value", justify="right")
             for key, value in result.metrics.items():
-                table.add_row(key, "n/a" if value is None else f"{value:.4g}")
+                table.add_row(escape(key), "n/a" if value is None else f"{value:.4g}")
             console.print(table)
         print_batch_report(console, report)
         return result.exit_code

@@ -87,7 +87,7 @@ def print_latents(console: Console, result: LatentsResult) -> None:
             table.add_column("corr r²", justify="right")
         table.add_column(f"pattern{tag}")
         for d in result.domains:
-            table.add_column(d + tag, justify="right")
+            table.add_column(escape(d + tag), justify="right")  # a file stem: no markup
     for k, ref in enumerate(result.layers):
         cells = [str(ref.index), ref.name]
         for run in runs:
@@ -147,7 +147,7 @@ def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
     for col in ("domain", "mean ‖F‖", "mean shift", "ratio", "median ratio"):
         table.add_column(col, justify="left" if col == "domain" else "right")
     for name, r in data["domains"].items():
-        table.add_row(name, *(fmt(r[k]) for k in ("feature_norm", "shift_norm", "ratio",
+        table.add_row(escape(name), *(fmt(r[k]) for k in ("feature_norm", "shift_norm", "ratio",
                                                    "ratio_median")))
     console.print(table)
     console.print(f"[green]wrote[/green] {escape(str(args.out))}/"

@@ -33,10 +33,10 @@ def print_metrics(console: Console, rows: MetricRows, random: bool,
     table = Table(title=title)
     table.add_column("variant")
     keys = sorted({k for _, values in rows for k in values})
-    for key in keys:
-        table.add_column(key, justify="right")
+    for key in keys:  # plain text: "id[dlib]" is no rich tag
+        table.add_column(escape(key), justify="right")
     for label, values in rows:
-        table.add_row(label, *(f"{values[k]:.4g}" if k in values else "" for k in keys))
+        table.add_row(escape(label), *(f"{values[k]:.4g}" if k in values else "" for k in keys))
     console.print(table)
 
 

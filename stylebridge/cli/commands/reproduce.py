@@ -196,11 +196,11 @@ def print_tables(console: Console, result: Mapping[str, Any]) -> None:
     for title, header, body in table_layouts(result):
         table = Table(title=title, title_style="bold red" if result["random_weights"] else None)
         for i, col in enumerate(header):
-            table.add_column(col.replace(" ", "\n", 1) if i else "",
+            table.add_column(escape(col.replace(" ", "\n", 1)) if i else "",
                              justify="right" if i else "left", no_wrap=not i,
                              overflow="fold")
-        for row in body:
-            table.add_row(*row)
+        for row in body:  # names of domains and encoders: plain text, never markup
+            table.add_row(*(escape(str(cell)) for cell in row))
         console.print(table)
 
 
