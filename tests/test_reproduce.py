@@ -201,12 +201,16 @@ def test_random_fse_fits_the_official_generator() -> None:
                                         "input_size": 256, "resolution": 1024}
 
 
-def test_argument_and_input_errors(tmp_path: Path, capsys) -> None:
+def test_argument_and_input_errors(tmp_path: Path, capsys,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
     assert main(["reproduce", "thesis-tables", "--out", str(tmp_path)]) == 2
     assert "give --images, --domains, --generator" in capsys.readouterr().err
 
     notes: list[str] = []
-    with pytest.raises(StylebridgeError, match="--clip-weights NAME=PATH"):
+    with pytest.raises(StylebridgeError, match=r"no CLIP model has weights \(ViT-B-32: run "
+                                               r"`stylebridge weights fetch clip-vit-b-32`, or "
+                                               r"give --clip-weights ViT-B-32=PATH; or "):
         R.resolve_clips(["ViT-B-32"], {}, allow_random=False, notes=notes)
     chosen = R.resolve_clips(["ViT-B-16", "ViT-B-32"], {}, allow_random=True, notes=notes)
     assert [(c.name, c.random) for c in chosen] == [("ViT-B-16", True), ("ViT-B-32", True)]
@@ -292,3 +296,25 @@ def test_the_pipelines_import_no_argparse_rich_or_cli(module: str) -> None:
         for name in names:
             assert name.split(".")[0] not in ("argparse", "rich"), (module, name)
             assert not name.startswith("stylebridge.cli"), (module, name)
+
+
+def test_installed_clip_weights_are_used_without_clip_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stylebridge weights fetch clip-vit-b-32` is enough for reproduce, as for train domain."""
+    from stylebridge.pipelines.presets import write_tiny_clips
+    from stylebridge.registry.weights import WeightsEntry, WeightsManager
+
+    files = write_tiny_clips(tmp_path / "clip")
+    name = sorted(files)[0]
+    entry = WeightsEntry(name="tiny-clip", kind="clip", plugin=name, filename="tiny.safetensors",
+                         licence="test")
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=[entry]))
+    notes: list[str] = []
+    with pytest.raises(StylebridgeError, match=rf"{name}: run `stylebridge weights fetch "
+                                               r"tiny-clip`, or give --clip-weights"):
+        R.resolve_clips([name], {}, allow_random=False, notes=notes)
+    installed = WeightsManager(home, manifest=[entry]).register("tiny-clip", files[name])
+    chosen = R.resolve_clips([name], {}, allow_random=False, notes=notes)
+    assert [(c.name, c.weights, c.random) for c in chosen] == [(name, installed, True)]

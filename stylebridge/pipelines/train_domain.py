@@ -80,10 +80,10 @@ from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
+from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import generator_path, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
-from stylebridge.registry.weights import WeightsManager
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
@@ -210,14 +210,6 @@ def build_losses(specs: Sequence[str], *, registry: Any = None) -> list[LossTerm
     return build_loss_terms(specs, registry=registry, option="--loss")
 
 
-def installed_clip_weights(name: str) -> Path | None:
-    """CLIP weights registered with the weights manager, if it is available."""
-    try:
-        return WeightsManager().resolve("clip", name)
-    except StylebridgeError:
-        return None
-
-
 def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_random: bool,
                       device: str | torch.device = "cpu", seed: int = 0) -> list[ClipModel]:
     """Load each CLIP model with its weights file; random weights only with ``allow_random``,
@@ -233,9 +225,9 @@ def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_r
         path = weights.get(name) or installed_clip_weights(name)
         if path is None and not allow_random:
             raise StylebridgeError(
-                f"no weights for CLIP {name}: give --clip-weights {name}=PATH (a .safetensors "
-                f"state dict of open_clip's {name}); --allow-random-clip trains with "
-                f"{RANDOM_CLIP_NOTICE} (tests only)")
+                f"no weights for CLIP {name}: {clip_fetch_hint(name)}give --clip-weights "
+                f"{name}=PATH (a .safetensors state dict of open_clip's {name}); "
+                f"--allow-random-clip trains with {RANDOM_CLIP_NOTICE} (tests only)")
         models.append(load_clip(name, weights=path, device=device, seed=seed + i))
     return models
 

@@ -14,6 +14,7 @@ from torch import Tensor
 from stylebridge.core.checkpoint import file_random
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.reproduce.domains import DomainEntry
+from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
 
 
@@ -61,7 +62,8 @@ def resolve_clips(names: Sequence[str], weights: Mapping[str, Path], *, allow_ra
                                f"{list(names)}")
     out: list[ClipChoice] = []
     for name in dict.fromkeys(names):
-        path = weights.get(name)
+        given = weights.get(name)
+        path = given or installed_clip_weights(name)
         if path is not None:
             if not path.is_file():
                 raise StylebridgeError("no such file", path=path)
@@ -69,11 +71,14 @@ def resolve_clips(names: Sequence[str], weights: Mapping[str, Path], *, allow_ra
         elif allow_random:
             out.append(ClipChoice(name, None, True))
         else:
-            notes.append(f"CLIP {name} left out: no weights (give --clip-weights {name}=PATH, or "
-                         "--allow-random for a labelled random-weight run)")
+            notes.append(f"CLIP {name} left out: no weights ({clip_fetch_hint(name)}give "
+                         f"--clip-weights {name}=PATH, or --allow-random for a labelled "
+                         "random-weight run)")
     if not out:
-        raise StylebridgeError("no CLIP model has weights: give --clip-weights NAME=PATH for "
-                               f"{', '.join(names)} (or --allow-random to test the code paths)")
+        hints = "; ".join(f"{name}: {clip_fetch_hint(name)}give --clip-weights {name}=PATH"
+                          for name in dict.fromkeys(names))
+        raise StylebridgeError(f"no CLIP model has weights ({hints}; or --allow-random to "
+                               "test the code paths)")
     return out
 
 

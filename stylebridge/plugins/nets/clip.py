@@ -158,3 +158,26 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
                      image_size=size,
                      # a weights file whose metadata says random (the tiny preset's) is no better
                      random_weights=path is None or file_random(path))
+
+
+def installed_clip_weights(name: str) -> Path | None:
+    """The installed official weights of CLIP model ``name`` (``stylebridge weights fetch
+    clip-vit-b-32``), or ``None``."""
+    from stylebridge.registry.weights import WeightsManager
+
+    try:
+        return WeightsManager().resolve("clip", name)
+    except StylebridgeError:
+        return None
+
+
+def clip_fetch_hint(name: str) -> str:
+    """``"run `stylebridge weights fetch clip-vit-b-32`, or "`` when the manifest lists the
+    official weights of CLIP model ``name``; empty otherwise."""
+    from stylebridge.registry.weights import WeightsManager
+
+    try:
+        known = WeightsManager().candidates("clip", name)
+    except StylebridgeError:
+        return ""
+    return f"run `stylebridge weights fetch {known[0].name}`, or " if known else ""
