@@ -587,8 +587,11 @@ def test_clip_metrics_equal_direct_open_clip(clip_weights, tmp_path: Path) -> No
     assert by_image.last["clip_quality"][0] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_clip_metrics_refuse_random_weights() -> None:
-    with pytest.raises(StylebridgeError, match="clip_quality:model=ViT-B-32,weights=PATH"):
+def test_clip_metrics_refuse_random_weights(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    with pytest.raises(StylebridgeError, match=r"run `stylebridge weights fetch clip-vit-b-32`, "
+                                               r"or pass clip_quality:model=ViT-B-32,weights=PATH"):
         ClipQualityMetric(text="joker")
     with pytest.raises(StylebridgeError, match="exactly one of text"):
         ClipQualityMetric(weights="w.safetensors")
@@ -868,3 +871,25 @@ def test_eval_json_and_csv_agree_on_non_finite_values(tmp_path: Path, capsys) ->
     rows = list(csv.DictReader(out_csv.open()))
     assert data["per_image"][0]["psnr"] == "inf" == rows[0]["psnr"]
     assert data["mean"]["psnr"] == "inf" == rows[-1]["psnr"]
+
+
+def test_clip_metrics_use_the_installed_weights(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eval --metric clip_quality` after `weights fetch clip-...`: no weights= needed."""
+    from stylebridge.pipelines.presets import write_tiny_clips
+    from stylebridge.registry.weights import WeightsEntry
+
+    files = write_tiny_clips(tmp_path / "clip")
+    name = sorted(files)[0]
+    entry = WeightsEntry(name="tiny-clip", kind="clip", plugin=name, filename="t.safetensors",
+                         licence="test")
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=[entry]))
+    WeightsManager(home, manifest=[entry]).register("tiny-clip", files[name])
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    installed = ClipDiversityMetric(model=name)
+    given = ClipDiversityMetric(model=name, weights=str(files[name]))
+    for metric in (installed, given):
+        metric.update(images)
+    assert installed.compute() == given.compute()

@@ -1,6 +1,9 @@
 """CLIP metrics of domain adaptation (thesis, from HyperDomainNet A.3.3), through
 :mod:`stylebridge.plugins.nets.clip` (``model=ViT-B-32|ViT-B-16|...``, ``weights=PATH``):
 
+Without ``weights=`` the installed official weights of ``model`` are used
+(``stylebridge weights fetch clip-vit-b-32``).
+
 * ``clip_quality``: ``1/N Σ_i <E_T(text), E_I(image_i)>``, or against the embedding of a
   ``reference`` image for image domains.
 * ``clip_diversity``: ``2/(N(N-1)) Σ_{i<j} (1 - <E_I(image_i), E_I(image_j)>)``, streamed
@@ -18,15 +21,19 @@ from torch import Tensor
 from stylebridge.core.images import load_image
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import BaseMetric, PerImageMetric, random_refused
-from stylebridge.plugins.nets.clip import load_clip
+from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights, load_clip
 from stylebridge.registry import hookimpl
 
 
 class _ClipMetric(BaseMetric):
     def _load_clip(self, model: str, weights: str | None, allow_random: bool) -> None:
+        if weights is None:  # the installed official weights (`weights fetch clip-vit-b-32`)
+            found = installed_clip_weights(model)
+            weights = None if found is None else str(found)
         if weights is None and not allow_random:
             raise random_refused(self.name, f"CLIP {model} weights are",
-                                 f"pass {self.name}:model={model},weights=PATH")
+                                 f"{clip_fetch_hint(model)}pass "
+                                 f"{self.name}:model={model},weights=PATH")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.clip = load_clip(model, weights=weights, device=self.device)
