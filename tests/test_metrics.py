@@ -710,6 +710,40 @@ def test_evaluate_from_python_without_the_cli(eval_dirs) -> None:
                                                             abs=1e-4)
 
 
+def test_eval_pairs_adapt_outputs_by_suffix(eval_dirs, tmp_path: Path, capsys) -> None:
+    """adapt/invert write photo_inversion.png, photo_pixar.png, grid.png: --suffix picks one
+    kind and pairs it by the name without the suffix; without it, the error names the fix."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from stylebridge.pipelines.evaluate import EvalConfig, evaluate
+
+    reset_registry()
+    _, target, pairs = eval_dirs
+    adapted = tmp_path / "adapted"
+    adapted.mkdir()
+    for name, (deg, img) in pairs.items():
+        Image.fromarray(deg).save(adapted / f"{name}_inversion.png")
+        Image.fromarray(255 - img).save(adapted / f"{name}_pixar.png")
+    Image.fromarray(pairs["face0"][0]).save(adapted / "grid.png")
+    assert main(["eval", "-m", "psnr", "--pred", str(adapted), "--target", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("error: no image pairs to evaluate (file names of --pred and --target "
+                        "must match); the predictions are named <target>_inversion, as invert "
+                        "and adapt write them: give --suffix _inversion (found _inversion, "
+                        "_pixar)\n")
+    result = evaluate(EvalConfig(metrics=["psnr"], pred=[adapted], target=[target],
+                                 suffix="_inversion", device="cpu"))
+    expected = {name: peak_signal_noise_ratio(t / 255.0, p / 255.0, data_range=1.0)
+                for name, (p, t) in pairs.items()}
+    assert {row["name"]: row["psnr"] for row in result.rows} == pytest.approx(expected, abs=1e-4)
+    assert {row["pred"] for row in result.rows} == {
+        str(adapted / f"{n}_inversion.png") for n in pairs}  # no _pixar, no grid.png
+    assert main(["eval", "-m", "psnr", "--pred", str(adapted), "--suffix", "_nope",
+                 "--target", str(target)]) == 2
+    assert capsys.readouterr().err == ("error: --suffix _nope: no file of --pred has a name "
+                                       "ending with it\n")
+
+
 def test_eval_command_errors(eval_dirs, capsys) -> None:
     reset_registry()
     pred, target, _ = eval_dirs

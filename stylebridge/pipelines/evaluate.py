@@ -71,14 +71,15 @@ def parse_metric_spec(text: str) -> MetricRequest:
     return MetricRequest(text=text.strip(), name=spec.name, options=options)
 
 
-def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport
-               ) -> list[tuple[str, Path, Path | None]]:
-    """Pair prediction and target files by stem; unpaired or ambiguous files go to ``report``."""
+def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport,
+               suffix: str = "") -> list[tuple[str, Path, Path | None]]:
+    """Pair prediction and target files by stem (a prediction's stem without ``suffix``:
+    ``photo_pixar`` → ``photo``); unpaired or ambiguous files go to ``report``."""
 
-    def by_stem(paths: list[Path]) -> dict[str, Path]:
+    def by_stem(paths: list[Path], cut: str = "") -> dict[str, Path]:
         table: dict[str, list[Path]] = {}
         for p in paths:
-            table.setdefault(p.stem, []).append(p)
+            table.setdefault(p.stem[:len(p.stem) - len(cut)], []).append(p)
         out: dict[str, Path] = {}
         for stem, group in table.items():
             if len(group) > 1:
@@ -89,7 +90,7 @@ def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport
                 out[stem] = group[0]
         return out
 
-    preds = by_stem(pred)
+    preds = by_stem(pred, suffix)
     if target is None:
         return [(stem, p, None) for stem, p in preds.items()]
     targets = by_stem(target)
@@ -98,11 +99,29 @@ def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport
         if stem in targets:
             pairs.append((stem, p, targets[stem]))
         else:
-            report.skip(p, f"no target image named {stem}.*")
+            report.skip(p, f"no target image named {stem}.*")  # by the stem without suffix
     for stem, t in targets.items():
         if stem not in preds:
             report.skip(t, f"no prediction named {stem}.*")
     return pairs
+
+
+def suffix_hint(pred: list[Path], target: list[Path]) -> str:
+    """When predictions are named ``<target stem>_<what>`` (what ``invert`` and ``adapt``
+    write: ``photo_inversion.png``, ``photo_pixar.png``), the ``--suffix`` that pairs them."""
+    stems = sorted({t.stem for t in target}, key=len, reverse=True)  # longest match first
+    found: dict[str, None] = {}
+    for p in pred:
+        for stem in stems:
+            if p.stem.startswith(stem + "_"):
+                found[p.stem[len(stem):]] = None
+                break
+    if not found:
+        return ""
+    shown = sorted(found)
+    return (f"; the predictions are named <target>{shown[0]}, as invert and adapt write them: "
+            f"give --suffix {shown[0]} (found {', '.join(shown[:6])}"
+            f"{', ...' if len(shown) > 6 else ''})")
 
 
 def json_number(value: float) -> float | str:
@@ -122,7 +141,9 @@ class EvalConfig:
     ``metrics``: specs ``NAME[:PATH][:k=v,...]``; ``pred`` / ``target``: files or folders;
     ``domain_text``: the text of ``clip_quality`` unless its spec has ``text=`` or
     ``reference=``; ``size``: resize every image to ``size``×``size`` first (default: the
-    targets' size); ``batch``: images per batch; ``json`` / ``csv``: outputs to write.
+    targets' size); ``batch``: images per batch; ``json`` / ``csv``: outputs to write;
+    ``suffix``: only the predictions whose stem ends with it, paired by the stem without it
+    (``_pixar``: ``adapt``'s ``photo_pixar.png`` against the target ``photo.png``).
     """
 
     metrics: list[str]
@@ -134,6 +155,7 @@ class EvalConfig:
     device: str = "auto"
     json: Path | None = None
     csv: Path | None = None
+    suffix: str = ""
 
 
 class EvalProgress:
@@ -336,6 +358,12 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     target_files = expand_inputs(config.target) if config.target else None
     if not pred_files:
         raise StylebridgeError(f"--pred {' '.join(map(str, config.pred))}: no image files found")
+    if config.suffix:  # the other files of an adapt folder (other domains, grid.png) are not
+        pred_files = [p for p in pred_files  # predictions of this evaluation
+                      if p.stem.endswith(config.suffix) and p.stem != config.suffix]
+        if not pred_files:
+            raise StylebridgeError(f"--suffix {config.suffix}: no file of --pred has a name "
+                                   "ending with it")
     for dst in (config.json, config.csv):  # before the work, not after it
         if dst is not None:
             check_writable(dst)
@@ -366,10 +394,11 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     elif single:  # two files named explicitly: a pair, whatever their names
         pairs = [(pred_files[0].stem, pred_files[0], target_files[0])]  # type: ignore[index]
     else:
-        pairs = pair_files(pred_files, target_files, report)
+        pairs = pair_files(pred_files, target_files, report, config.suffix)
     if not pairs:
+        hint = "" if config.suffix or not target_files else suffix_hint(pred_files, target_files)
         raise _fail(report, progress, "no image pairs to evaluate (file names of --pred and "
-                                      "--target must match)")
+                                      f"--target must match){hint}")
 
     rows: list[dict[str, Any]] = []
     paths = {stem: (p, t) for stem, p, t in pairs}

@@ -84,6 +84,11 @@ class EvalCommand(Command):
                             help="target images, paired with --pred by file name (stem); "
                                  "one file each: paired as given; when no metric compares "
                                  "pairs (fid alone): the reference set, names need not match")
+        parser.add_argument("--suffix", default="", metavar="SUFFIX",
+                            help="only the predictions whose name ends with SUFFIX, paired by "
+                                 "the name without it: `--pred adapted/ --suffix _pixar "
+                                 "--target aligned/` scores adapt's photo_pixar.png against "
+                                 "photo.png (_inversion for invert's and adapt's inversions)")
         parser.add_argument("--domain-text", metavar="TEXT",
                             help="domain description for clip_quality (unless it has text= or "
                                  "reference=)")
@@ -102,7 +107,8 @@ class EvalCommand(Command):
         config = EvalConfig(metrics=list(args.metric), pred=list(args.pred),
                             target=list(args.target) if args.target else None,
                             domain_text=args.domain_text, size=args.size, batch=args.batch,
-                            device=args.device, json=args.json, csv=args.csv)
+                            device=args.device, json=args.json, csv=args.csv,
+                            suffix=args.suffix)
         report = BatchReport()
         progress = _ConsoleProgress(console)
         try:
