@@ -352,9 +352,9 @@ def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(ca
      "error: --truncation: expected a number, got 'abc' (see stylebridge generate --help)\n"),
     (["generate", "-g", "x.safetensors", "--out", "o", "--batch", "2.5"],
      "error: --batch: expected an integer, got '2.5' (see stylebridge generate --help)\n"),
-    (["generate", "-g", "x.safetensors"],
-     "error: the following arguments are required: --out "
-     "(see stylebridge generate --help)\n"),
+    (["invert", "photo.jpg"],
+     "error: the following arguments are required: --encoder/-e "
+     "(see stylebridge invert --help)\n"),
     (["weights", "lst"], None),
     (["plugins", "--nope"], "error: unrecognized arguments: --nope (see stylebridge --help)\n"),
 ])

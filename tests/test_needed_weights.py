@@ -231,3 +231,17 @@ def test_fetch_downloads_what_the_run_lacks_then_runs(served: tuple[_Server, Pat
     assert len(_gets(server)) == 3
     assert (tmp_path / "adapted" / "grid.png").read_bytes() == before
     assert (tmp_path / "adapted-2" / "grid.png").read_bytes() == before  # same inputs, same image
+
+
+def test_generate_writes_to_samples_then_samples_2(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    gen = save_stylegan2(tmp_path / "g.safetensors", tiny_generator(size=8, style_dim=8,
+                                                                    channels={4: 4, 8: 4}))
+    argv = ["generate", "-g", str(gen), "--seeds", "0-1", "--device", "cpu"]
+    assert main(argv) == 0 and main(argv) == 0
+    for folder in ("samples", "samples-2"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
+            "grid.png", "seed0000.png", "seed0001.png"]
+    assert (tmp_path / "samples" / "seed0001.png").read_bytes() == \
+        (tmp_path / "samples-2" / "seed0001.png").read_bytes()  # same seed, same image

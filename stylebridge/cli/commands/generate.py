@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,8 +15,10 @@ from stylebridge.cli.common import (
     add_compile_argument,
     add_device_argument,
     add_generator_argument,
+    add_out_argument,
     add_precision_argument,
     finite_float,
+    out_dir,
 )
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, check_range
@@ -80,7 +81,7 @@ class GenerateCommand(Command):
                             help="stored noise buffers (default) or random noise drawn from "
                                  "each image's own seed (independent of --batch)")
         parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+        add_out_argument(parser, "samples")
         add_device_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
@@ -98,6 +99,7 @@ class GenerateCommand(Command):
             raise StylebridgeError(f"--truncation {args.truncation}: must be in (0, 1]")
         check_range("--batch", args.batch, 1, MAX_BATCH)
         seeds = parse_seeds(args.seeds)
+        args.out = out_dir(args.out, "samples")
         device = resolve_device(args.device)
         check_precision(args.precision, device)
         gen, provenance = load_generator(args.generator, device)
