@@ -191,10 +191,16 @@ def _installed_backbones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_lpips_uses_the_installed_backbone_before_the_hub_cache(
-        alexnet_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
     from stylebridge.plugins.losses.recon import LPIPSLoss
 
-    path, _ = alexnet_file
+    torch.manual_seed(3)  # the trunk only (what LPIPS reads): 10 MB instead of 244
+    features = torchvision.models.alexnet(weights=None).features
+    path = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     manager = _installed_backbones(tmp_path, monkeypatch, "lpips-alex")
     with pytest.raises(StylebridgeError, match=r"run `stylebridge weights fetch lpips-alex`, or "
                                                r"pass lpips:net=alex,backbone=PATH"):
