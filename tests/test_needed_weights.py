@@ -245,3 +245,16 @@ def test_generate_writes_to_samples_then_samples_2(tmp_path: Path,
             "grid.png", "seed0000.png", "seed0001.png"]
     assert (tmp_path / "samples" / "seed0001.png").read_bytes() == \
         (tmp_path / "samples-2" / "seed0001.png").read_bytes()  # same seed, same image
+
+
+def test_align_writes_to_aligned_by_default(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stylebridge align photo.jpg` → ./aligned/photo.png, the name `eval --target aligned/`
+    pairs with adapt's photo_<domain>.png (--suffix)."""
+    from skimage import data as skdata
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(skdata.astronaut()).save("photo.jpg")
+    assert main(["align", "photo.jpg", "--size", "64"]) == 0
+    assert sorted(p.name for p in (tmp_path / "aligned").iterdir()) == ["photo.png"]
+    assert Image.open(tmp_path / "aligned" / "photo.png").size == (64, 64)

@@ -5,13 +5,12 @@ when all were."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_images_argument, print_json
+from stylebridge.cli.common import add_images_argument, add_out_argument, out_dir, print_json
 from stylebridge.cli.options import print_batch_report, progress_bar
 from stylebridge.core.limits import MAX_IMAGE_SIZE, check_range
 from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
@@ -26,8 +25,7 @@ class AlignCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_images_argument(parser)
-        parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                            help="output folder: <stem>.png per face")
+        add_out_argument(parser, "aligned")  # <stem>.png per face
         parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
                             help=f"output size in pixels (default {DEFAULT_SIZE}, at most {MAX_IMAGE_SIZE})")
         parser.add_argument("--transform-size", type=int, default=None, metavar="N",
@@ -44,7 +42,7 @@ class AlignCommand(Command):
         check_range("--size", args.size, 1, MAX_IMAGE_SIZE)
         if args.transform_size is not None:
             check_range("--transform-size", args.transform_size, 1, 4 * MAX_IMAGE_SIZE)
-        config = AlignConfig(images=args.images, out=args.out, size=args.size,
+        config = AlignConfig(images=args.images, out=out_dir(args.out, "aligned"), size=args.size,
                              transform_size=args.transform_size, padding=not args.no_padding,
                              landmarks=args.landmarks)
         with progress_bar(console) as progress:
