@@ -225,9 +225,39 @@ def test_cli_adapt_writes_images_grid_and_report(files: dict[str, Path], tmp_pat
     assert report["offset_scale"] is None and list(report["domains"]) == ["pixar", "zero"]
     assert "3 done, 1 skipped" in capsys.readouterr().out
     # mse/psnr are built-in metrics: metrics.json (input vs inversion) is always written
-    metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]
+    written = json.loads((out / "metrics.json").read_text())
+    metrics = written["input_vs_inversion"]
     assert metrics["mse"] > 0 and metrics["psnr"] == pytest.approx(
         -10 * np.log10(metrics["mse"]), rel=0.2)
+    # each domain against the input too: "zero" renders the inversion exactly, pixar does not
+    domains = written["input_vs_domain"]
+    assert domains["zero"] == metrics and domains["pixar"]["mse"] != metrics["mse"]
+    assert written["metrics"] == ["mse", "psnr"]
+
+
+def test_cli_adapt_metrics_are_chosen_like_evals(files: dict[str, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 registered: None) -> None:
+    from stylebridge.cli.main import main
+
+    base = ["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+            "-m", str(files["pixar"]), "-m", f"stylespace:{files['zero']}", "--no-align",
+            "--device", "cpu", str(files["photos"])]
+    out = tmp_path / "out"
+    assert main([*base, "--metric", "ssim", "--metric", "id:backend=dlib", "--out",
+                 str(out)]) == 3
+    text = " ".join(capsys.readouterr().out.split())
+    assert "input vs inversion and each domain" in text and "id[dlib]" in text
+    written = json.loads((out / "metrics.json").read_text())
+    assert set(written["input_vs_inversion"]) == {"ssim", "id[dlib]"}
+    assert written["input_vs_domain"]["zero"] == written["input_vs_inversion"]
+    assert written["input_vs_domain"]["pixar"]["ssim"] != written["input_vs_inversion"]["ssim"]
+    # random 24x20 pictures hold no face: said once, not once per output
+    assert [n.split(";")[0] for n in written["notes"]] == [
+        "no face was detected in 6 image(s)"]
+    assert main([*base, "--metric", "fid", "--out", str(tmp_path / "fid")]) == 2
+    assert capsys.readouterr().err.startswith("error: --metric fid: it compares sets of images")
+    assert not (tmp_path / "fid").exists()
 
 
 def test_cli_adapt_refuses_a_domain_of_another_generator(files: dict[str, Path], tmp_path: Path,

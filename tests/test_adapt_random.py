@@ -183,7 +183,7 @@ def test_adapt_labels_each_random_input(case: str, files: dict[str, Path], tmp_p
     code, text, err = _adapt(files, capsys, out, *extra, enc=enc, method=method)
     assert code == 0, err
     assert "RANDOM WEIGHTS:" in text  # the terminal notice
-    assert "input vs inversion [RANDOM WEIGHTS]" in text  # the metrics table's title
+    assert "input vs inversion and each domain [RANDOM WEIGHTS]" in text  # the table's title
     adapt, metrics = _reports(out)
     assert adapt["random_weights"] is True
     assert adapt["random_parts"] == want_parts
@@ -240,7 +240,7 @@ def test_adapt_prints_bracketed_paths_verbatim(files: dict[str, Path], tmp_path:
     code, text, err = _adapt(files, capsys, out, enc="test-adapt-tiny:{renc}")
     assert code == 0, err
     assert f"grid.png to {out}" in text
-    assert "input vs inversion [RANDOM WEIGHTS]" in text
+    assert "input vs inversion and each domain [RANDOM WEIGHTS]" in text
 
 
 if __name__ == "__main__":  # pragma: no cover

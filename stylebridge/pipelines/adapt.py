@@ -16,8 +16,8 @@ layers), then render the inversion through every domain method with a
 photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per photo
 ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (the domain name is the checkpoint's
 file stem), ``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
-(inputs, outputs, offset scales, skipped files) and ``metrics.json`` (MSE and PSNR, input vs
-inversion).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
+(inputs, outputs, offset scales, skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
+default MSE and PSNR, of the inversion and of every domain against the input photo).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
 FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
 (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable images (and, with
 ``align``, photos without a face) are skipped and reported in the result's
@@ -34,7 +34,6 @@ conv_0 … conv_5, 4–32 px), i.e. ``skip_layers="coarse"`` = ``[0, 2, 3, 5, 6,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,14 @@ from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.output_metrics import (
+    DEFAULT_METRICS,
+    OutputMetrics,
+    build_output_metrics,
+    compute_output_metrics,
+    output_metric_notes,
+    update_output_metrics,
+)
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     check_photo_options,
@@ -63,7 +70,6 @@ from stylebridge.pipelines.photos import (
     open_generator,
 )
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
-from stylebridge.registry import get_registry
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
 from stylebridge.registry.spec import parse_plugin_spec
@@ -318,17 +324,6 @@ def encoder_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int
             on_batch()
 
 
-def _metrics(names: Sequence[str]) -> dict[str, Any]:
-    """Built-in metrics (input vs inversion), reset and ready."""
-    registry = get_registry()
-    out = {}
-    for name in names:
-        metric = registry.create("metric", name)
-        metric.reset()
-        out[name] = metric
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # The adapt pipeline
 
@@ -349,6 +344,8 @@ class AdaptConfig(PhotoOptions):
     guide: str | None = None
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
+    #: ``eval`` metric specs, each output (inversion, every domain) against the input photo
+    metrics: Sequence[str] = DEFAULT_METRICS
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)``: official weights named here
@@ -379,6 +376,7 @@ class AdaptJob:
     generator_path: Path
     featureshift: dict[str, Any] | None = None
     featureshift_random: bool = False
+    metrics: OutputMetrics = field(default_factory=dict)  # per output, built by prepare_adapt
 
     @property
     def domain_random(self) -> dict[str, bool]:
@@ -417,6 +415,8 @@ class AdaptResult:
     metrics: dict[str, float | None] | None
     grid: Path | None
     n_images: int  # images per photo: the inversion and every domain
+    domain_metrics: dict[str, dict[str, float | None]] | None = None  # input vs each domain
+    metric_notes: list[str] = field(default_factory=list)  # which ID backend, random weights
 
     @property
     def exit_code(self) -> int:
@@ -464,9 +464,10 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                       renderer=renderer, guide=guide)
+    metrics = build_output_metrics(config.metrics, [INVERSION, *methods])
     return AdaptJob(config=config, paths=paths, adapter=adapter,
                     generator_path=generator_file(gen), featureshift=fs_info,
-                    featureshift_random=fs_random)
+                    featureshift_random=fs_random, metrics=metrics)
 
 
 def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptResult:
@@ -486,7 +487,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     todo = [p for p in job.paths if p in names]
     # the output folder is made once the first batch has passed the encoder/generator
     # check (or, with no readable photo, for the report): an early error leaves no folder
-    metrics = _metrics(("mse", "psnr"))
+    metrics = job.metrics
     grid_rows: list[list[Tensor]] = []
     outputs: dict[str, dict[str, str]] = {}
     description = f"adapting with {len(methods)} domain(s)"
@@ -496,8 +497,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         images = adapter.run(torch.stack(chunk.inputs))
         rendered = {k: v.cpu() for k, v in images.items()}
         config.out.mkdir(parents=True, exist_ok=True)
-        for metric in metrics.values():
-            metric.update(rendered[INVERSION], torch.stack(chunk.targets))
+        update_output_metrics(metrics, rendered, torch.stack(chunk.targets))
         for i, path in enumerate(chunk.paths):
             stem = names[path]
             files = {}
@@ -526,12 +526,15 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     if random:
         summary["notice"] = notice
     config.out.mkdir(parents=True, exist_ok=True)
-    values: dict[str, Any] = {}
-    for metric in metrics.values():
-        values.update({k: float(v) if math.isfinite(float(v)) else None
-                       for k, v in metric.compute().items()})
+    per_output = compute_output_metrics(metrics) if report.done else {}
+    values = per_output.get(INVERSION, {})
+    domain_values = {name: per_output[name] for name in methods if name in per_output}
+    notes = output_metric_notes(metrics)
     summary["metrics_input_vs_inversion"] = values
+    summary["metrics_input_vs_domain"] = domain_values
     write_json(config.out / "metrics.json", {"input_vs_inversion": values,
+                                             "input_vs_domain": domain_values,
+                                             "metrics": list(config.metrics), "notes": notes,
                                              "random_weights": random,
                                              "random_inputs": random_inputs,
                                              "random_parts": parts})
@@ -545,7 +548,9 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         grid = config.out / "grid.png"
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
     return AdaptResult(summary=summary, report=report, metrics=values if report.done else None,
-                       grid=grid, n_images=len(methods) + 1)
+                       grid=grid, n_images=len(methods) + 1,
+                       domain_metrics=domain_values if report.done else None,
+                       metric_notes=notes)
 
 
 def adapt(config: AdaptConfig, progress: ProgressCallback | None = None) -> AdaptResult:
