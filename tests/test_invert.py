@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,29 @@ def _expected(models: dict[str, Path], image_path: Path) -> np.ndarray:
         return to_uint8(from_generator_range(synthesize(gen, inv)))[0]
 
 
+def test_invert_metrics_are_the_inversion_against_the_input(tmp_path: Path, models,
+                                                            capsys) -> None:
+    """Inputs at the generator's size are their own targets: metrics.json's MSE and PSNR are
+    those of the written inversions against them (up to the PNG's 8-bit rounding)."""
+    src = tmp_path / "aligned"
+    src.mkdir()
+    photos = [_photo(src / f"{n}.png", 32, 32, seed) for n, seed in (("a", 1), ("b", 2))]
+    out = tmp_path / "out"
+    code, text, err = run(capsys, "invert", "--encoder", f"{PoolEncoder.name}:{models['encoder']}",
+                          "--generator", f"stylegan2:{models['generator']}", str(src),
+                          "--out", str(out), "--no-align", "--device", "cpu",
+                          "--metric", "mse", "--metric", "psnr")
+    assert code == 0, err
+    assert "input vs inversion" in text
+    mses = [float(np.mean((_png(out / f"{p.stem}_inversion.png") / 255.0
+                           - _png(p) / 255.0) ** 2)) for p in photos]
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["metrics"] == ["mse", "psnr"]
+    got = written["input_vs_inversion"]
+    assert got["mse"] == pytest.approx(np.mean(mses), abs=2e-4)
+    assert got["psnr"] == pytest.approx(np.mean([-10 * np.log10(m) for m in mses]), abs=0.05)
+
+
 def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, capsys) -> None:
     src = tmp_path / "aligned"
     src.mkdir()
@@ -123,7 +147,7 @@ def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, 
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
         "a_inversion.png", "a_inversion.safetensors", "b_inversion.png",
-        "b_inversion.safetensors", "grid.png"]  # and no temporary files
+        "b_inversion.safetensors", "grid.png", "metrics.json"]  # and no temporary files
     for img in (a, b):
         got = _png(out / f"{img.stem}_inversion.png")
         assert got.shape == (32, 32, 3)
@@ -169,7 +193,8 @@ def test_invert_skips_bad_images_exit_3(tmp_path: Path, models, capsys, monkeypa
     assert code == 3
     assert "1 done, 2 skipped" in stdout
     assert "in/broken.png" in stdout and "in/cut.jpg" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["good_inversion.png", "grid.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["good_inversion.png", "grid.png",
+                                                     "metrics.json"]
     got = _png(out / "good_inversion.png")
     assert np.abs(got.astype(int) - _expected(models, src / "good.png").astype(int)).max() <= 1
 

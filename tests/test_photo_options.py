@@ -31,7 +31,7 @@ OLD_FIELDS = {
                   "skip_layers", "featureshift", "guide", "align", "align_size", "batch",
                   "device", "compile", "precision", "metrics"},
     InvertConfig: {"images", "encoder", "generator", "out", "save_latents", "align",
-                   "align_size", "batch", "device", "compile", "precision"},
+                   "align_size", "batch", "device", "compile", "precision", "metrics"},
     CalibrateConfig: {"calibrator", "images", "encoder", "generator", "out", "samples", "seed",
                       "skip_layers", "fit", "power", "force", "align", "align_size", "batch",
                       "device"},

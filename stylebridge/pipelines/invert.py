@@ -9,7 +9,8 @@ writes into ``out``:
   checkpoint of ``kind="inversion"``, ``plugin=<encoder name>`` (see
   :func:`save_inversion` / :func:`load_inversion`);
 
-and ``grid.png`` (one row per image: input | inversion).  Faces are FFHQ-aligned
+and ``grid.png`` (one row per image: input | inversion) and ``metrics.json`` (``metrics``,
+default MSE and PSNR, of the inversion against the input).  Faces are FFHQ-aligned
 first (``align``, the default; :mod:`stylebridge.pipelines.align`, at
 ``align_size`` pixels, then the encoder's own preprocessing resizes); use
 ``align=False`` for images that are already aligned.  Unreadable images and
@@ -19,8 +20,8 @@ photos without a face are skipped and reported in the result's batch report
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,21 @@ from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Encoder, Inversion
+from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
+from stylebridge.pipelines.adapt import INVERSION as INVERSION_KEY
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
 from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.output_metrics import (
+    DEFAULT_METRICS,
+    OutputMetrics,
+    build_output_metrics,
+    compute_output_metrics,
+    output_metric_notes,
+    update_output_metrics,
+)
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     generator_file,
@@ -126,6 +137,8 @@ class InvertConfig(PhotoOptions):
     save_latents: bool = False
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
+    #: ``eval`` metric specs of the inversion against the input photo (``metrics.json``)
+    metrics: Sequence[str] = DEFAULT_METRICS
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)`` (see ``AdaptConfig``)."""
@@ -144,6 +157,7 @@ class InvertJob:
     encoder_spec: str
     generator: Generator
     generator_path: Path
+    metrics: OutputMetrics = field(default_factory=dict)  # {"inversion": [...]}
 
     @property
     def random_inputs(self) -> dict[str, bool]:
@@ -161,6 +175,8 @@ class InvertResult:
 
     report: BatchReport
     grid: Path | None
+    metrics: dict[str, float | None] | None = None  # input vs inversion; None: no photo done
+    metric_notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -172,6 +188,7 @@ class _Item:
     path: Path
     enc_input: Tensor   # [3, P, P] in [0, 1]
     tile: Tensor        # [3, T, T] in [0, 1] (grid tile of what the encoder saw)
+    target: Tensor      # [3, S, S] in [0, 1]: the input at the generator's size (metrics)
 
 
 def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_weights
@@ -191,7 +208,8 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     encoder.bind_generator(gen)
     return InvertJob(config=config, paths=paths, encoder=encoder,
                      encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
-                     generator=gen, generator_path=generator_file(gen))
+                     generator=gen, generator_path=generator_file(gen),
+                     metrics=build_output_metrics(config.metrics, [INVERSION_KEY]))
 
 
 def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> InvertResult:
@@ -212,6 +230,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
     # check, so that an early error leaves no empty folder behind
     grid_rows: list[tuple[Tensor, Tensor]] = []
     pending: list[_Item] = []
+    metrics = job.metrics
 
     def flush() -> None:
         if not pending:
@@ -225,6 +244,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                                        f"inversions for {len(pending)} images")
             inversion = inversion.detach()
             images = from_generator_range(synthesize(gen, inversion)).cpu()
+        update_output_metrics(metrics, {INVERSION_KEY: images},
+                              torch.stack([it.target for it in pending]))
         config.out.mkdir(parents=True, exist_ok=True)
         for i, item in enumerate(pending):
             stem = names[item.path]
@@ -253,7 +274,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                 image = None
         if image is not None:
             pending.append(_Item(path, resize_square(image, enc_size, encoder.preprocessing.resize),
-                                  resize_square(image, tile)))
+                                  resize_square(image, tile), resize_square(image, gen.size)))
             if len(pending) >= config.batch:
                 flush()
         if progress is not None:
@@ -271,7 +292,14 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
         grid = config.out / "grid.png"
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
-    return InvertResult(report=report, grid=grid)
+    values = compute_output_metrics(metrics)[INVERSION_KEY] if report.done else None
+    notes = output_metric_notes(metrics)
+    if values is not None:
+        write_json(config.out / "metrics.json", {"input_vs_inversion": values,
+                                                 "metrics": list(config.metrics),
+                                                 "notes": notes, "random_weights": random,
+                                                 "random_parts": parts})
+    return InvertResult(report=report, grid=grid, metrics=values, metric_notes=notes)
 
 
 def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:

@@ -43,6 +43,14 @@ from stylebridge.pipelines.output_metrics import DEFAULT_METRICS
 from stylebridge.registry import hookimpl
 
 
+def add_metric_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--metric NAME[:k=v]`` of ``adapt`` and ``invert``."""
+    parser.add_argument("--metric", action="append", default=None, metavar="NAME[:k=v]",
+                        help=f"a metric of {what} against the input photo, as `eval` takes it; "
+                             "repeatable (default: mse, psnr); ssim, lpips, and id (how much "
+                             "identity survived; dlib: ~0.9 s per 1024 px image on 2 cores)")
+
+
 def print_output_metrics(console: Console, inversion: dict[str, float | None],
                          domains: dict[str, dict[str, float | None]], *, random: bool) -> None:
     """One table: a row per output (the inversion, then each domain), a column per metric
@@ -81,11 +89,7 @@ class AdaptCommand(Command):
         parser.add_argument("--guide", metavar="NAME[:CKPT]",
                             help="FeatureShift's guiding encoder (default: the one recorded in "
                                  "the model, else the encoder's own latents)")
-        parser.add_argument("--metric", action="append", default=None, metavar="NAME[:k=v]",
-                            help="a metric of each output (the inversion and every domain) "
-                                 "against the input photo, as `eval` takes it; repeatable "
-                                 "(default: mse, psnr). `id` says how much identity survived "
-                                 "(dlib: ~0.9 s per 1024 px image on 2 cores); ssim, lpips too")
+        add_metric_argument(parser, "each output (the inversion and every domain)")
         add_out_argument(parser, "adapted")
         add_fetch_arguments(parser)
         add_photo_arguments(parser)
@@ -128,4 +132,4 @@ def register_commands(register: Any) -> None:
     register(AdaptCommand())
 
 
-__all__ = ["AdaptCommand"]
+__all__ = ["AdaptCommand", "add_metric_argument", "print_output_metrics"]

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.adapt import add_metric_argument, print_output_metrics
 from stylebridge.cli.commands.weights import add_fetch_arguments, ensure_weights
 from stylebridge.cli.common import (
     add_compile_argument,
@@ -30,6 +31,7 @@ from stylebridge.cli.options import (
 )
 from stylebridge.cli.photo_args import photo_options
 from stylebridge.pipelines.invert import InvertConfig, prepare_invert, run_invert
+from stylebridge.pipelines.output_metrics import DEFAULT_METRICS
 from stylebridge.registry import hookimpl
 
 
@@ -41,6 +43,7 @@ class InvertCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_images_argument(parser)
+        add_metric_argument(parser, "the inversion")
         add_out_argument(parser, "inverted")
         add_fetch_arguments(parser)
         parser.add_argument("--save-latents", action="store_true",
@@ -53,7 +56,9 @@ class InvertCommand(Command):
         out = out_dir(args.out, "inverted")
         config = InvertConfig(**photo_options(args), encoder=args.encoder,
                               generator=args.generator, out=out,
-                              save_latents=args.save_latents, compile=args.compile, precision=args.precision)
+                              save_latents=args.save_latents, compile=args.compile,
+                              precision=args.precision,
+                              metrics=tuple(args.metric or DEFAULT_METRICS))
         job = prepare_invert(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
                              generator=job.generator_path)
@@ -63,6 +68,10 @@ class InvertCommand(Command):
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
                           f"{escape(str(out))}")
+        if result.metrics is not None:
+            print_output_metrics(console, result.metrics, {}, random=bool(job.parts))
+            for note in result.metric_notes:
+                console.print(f"[dim]{escape(note)}[/dim]")
         print_batch_report(console, report)
         return result.exit_code
 
