@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -126,3 +127,19 @@ def clean_ops_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset()
     yield
     reset()
+
+
+def tiny_clip_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path, Any]:
+    """A tiny random CLIP written under ``tmp_path`` and a weights home whose manifest lists it
+    as ``tiny-clip``, not installed yet: ``(model name, its file, the manager)``."""
+    from stylebridge.pipelines.presets import write_tiny_clips
+    from stylebridge.registry.weights import WeightsEntry, WeightsManager
+
+    files = write_tiny_clips(tmp_path / "clip")
+    name = sorted(files)[0]
+    entry = WeightsEntry(name="tiny-clip", kind="clip", plugin=name, filename="tiny.safetensors",
+                         licence="test")
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=[entry]))
+    return name, files[name], WeightsManager(home, manifest=[entry])

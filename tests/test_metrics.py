@@ -916,20 +916,13 @@ def test_eval_json_and_csv_agree_on_non_finite_values(tmp_path: Path, capsys) ->
 def test_clip_metrics_use_the_installed_weights(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """`eval --metric clip_quality` after `weights fetch clip-...`: no weights= needed."""
-    from stylebridge.pipelines.presets import write_tiny_clips
-    from stylebridge.registry.weights import WeightsEntry
+    from conftest import tiny_clip_entry
 
-    files = write_tiny_clips(tmp_path / "clip")
-    name = sorted(files)[0]
-    entry = WeightsEntry(name="tiny-clip", kind="clip", plugin=name, filename="t.safetensors",
-                         licence="test")
-    home = tmp_path / "home"
-    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
-                        lambda *a, **k: WeightsManager(home, manifest=[entry]))
-    WeightsManager(home, manifest=[entry]).register("tiny-clip", files[name])
+    name, path, manager = tiny_clip_entry(tmp_path, monkeypatch)
+    manager.register("tiny-clip", path)
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     installed = ClipDiversityMetric(model=name)
-    given = ClipDiversityMetric(model=name, weights=str(files[name]))
+    given = ClipDiversityMetric(model=name, weights=str(path))
     for metric in (installed, given):
         metric.update(images)
     assert installed.compute() == given.compute()

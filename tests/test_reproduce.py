@@ -301,20 +301,13 @@ def test_the_pipelines_import_no_argparse_rich_or_cli(module: str) -> None:
 def test_installed_clip_weights_are_used_without_clip_weights(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`stylebridge weights fetch clip-vit-b-32` is enough for reproduce, as for train domain."""
-    from stylebridge.pipelines.presets import write_tiny_clips
-    from stylebridge.registry.weights import WeightsEntry, WeightsManager
+    from conftest import tiny_clip_entry
 
-    files = write_tiny_clips(tmp_path / "clip")
-    name = sorted(files)[0]
-    entry = WeightsEntry(name="tiny-clip", kind="clip", plugin=name, filename="tiny.safetensors",
-                         licence="test")
-    home = tmp_path / "home"
-    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
-                        lambda *a, **k: WeightsManager(home, manifest=[entry]))
+    name, path, manager = tiny_clip_entry(tmp_path, monkeypatch)
     notes: list[str] = []
     with pytest.raises(StylebridgeError, match=rf"{name}: run `stylebridge weights fetch "
                                                r"tiny-clip`, or give --clip-weights"):
         R.resolve_clips([name], {}, allow_random=False, notes=notes)
-    installed = WeightsManager(home, manifest=[entry]).register("tiny-clip", files[name])
+    installed = manager.register("tiny-clip", path)
     chosen = R.resolve_clips([name], {}, allow_random=False, notes=notes)
     assert [(c.name, c.weights, c.random) for c in chosen] == [(name, installed, True)]

@@ -38,17 +38,10 @@ from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
+from stylebridge.pipelines import output_metrics as om
 from stylebridge.pipelines.adapt import INVERSION as INVERSION_KEY
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
 from stylebridge.pipelines.align import align_face, output_names
-from stylebridge.pipelines.output_metrics import (
-    DEFAULT_METRICS,
-    OutputMetrics,
-    build_output_metrics,
-    compute_output_metrics,
-    output_metric_notes,
-    update_output_metrics,
-)
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     generator_file,
@@ -138,7 +131,7 @@ class InvertConfig(PhotoOptions):
     compile: str = "auto"  # the synthesis network through torch.compile: auto/on/off
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
     #: ``eval`` metric specs of the inversion against the input photo (``metrics.json``)
-    metrics: Sequence[str] = DEFAULT_METRICS
+    metrics: Sequence[str] = om.DEFAULT_METRICS
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)`` (see ``AdaptConfig``)."""
@@ -157,7 +150,7 @@ class InvertJob:
     encoder_spec: str
     generator: Generator
     generator_path: Path
-    metrics: OutputMetrics = field(default_factory=dict)  # {"inversion": [...]}
+    metrics: om.OutputMetrics = field(default_factory=dict)  # {"inversion": [...]}
 
     @property
     def random_inputs(self) -> dict[str, bool]:
@@ -209,7 +202,7 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     return InvertJob(config=config, paths=paths, encoder=encoder,
                      encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
                      generator=gen, generator_path=generator_file(gen),
-                     metrics=build_output_metrics(config.metrics, [INVERSION_KEY]))
+                     metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY]))
 
 
 def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> InvertResult:
@@ -244,7 +237,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                                        f"inversions for {len(pending)} images")
             inversion = inversion.detach()
             images = from_generator_range(synthesize(gen, inversion)).cpu()
-        update_output_metrics(metrics, {INVERSION_KEY: images},
+        om.update_output_metrics(metrics, {INVERSION_KEY: images},
                               torch.stack([it.target for it in pending]))
         config.out.mkdir(parents=True, exist_ok=True)
         for i, item in enumerate(pending):
@@ -292,8 +285,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
         grid = config.out / "grid.png"
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
-    values = compute_output_metrics(metrics)[INVERSION_KEY] if report.done else None
-    notes = output_metric_notes(metrics)
+    values = om.compute_output_metrics(metrics)[INVERSION_KEY] if report.done else None
+    notes = om.output_metric_notes(metrics)
     if values is not None:
         write_json(config.out / "metrics.json", {"input_vs_inversion": values,
                                                  "metrics": list(config.metrics),
