@@ -563,6 +563,21 @@ def test_corr_loss_hand_value() -> None:
         CorrLoss()(LossBatch(styles=new))
 
 
+def test_corr_loss_cosine_reading_hand_value_and_scale_free() -> None:
+    """norm=cosine compares cos(s_i, s_j): old [1,0]·[0,1] → 0, new [1,1]/√2·[0,1] → 1/√2;
+    2 ordered pairs → 2·(1/√2)² = 1; scaling every vector changes nothing."""
+    old = [torch.tensor([[1.0, 0.0], [0.0, 1.0]])]
+    new = [torch.tensor([[1.0, 1.0], [0.0, 1.0]])]
+    loss = CorrLoss(norm="cosine")
+    assert float(loss(LossBatch(styles=new, styles_source=old))) == pytest.approx(1.0)
+    scaled = LossBatch(styles=[1000.0 * new[0]], styles_source=[0.01 * old[0]])
+    assert float(loss(scaled)) == pytest.approx(1.0)
+    assert float(CorrLoss()(scaled)) > 1e5  # the formula as written grows with the scale
+    assert loss.config() == {"reduction": "sum", "on": "styles", "norm": "cosine"}
+    with pytest.raises(ValueError, match="norm must be 'none' or 'cosine'"):
+        CorrLoss(norm="l2")
+
+
 def test_corr_loss_gradient_and_registry() -> None:
     loss = load_plugin("loss", "corr")
     assert isinstance(loss, CorrLoss)

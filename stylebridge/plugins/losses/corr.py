@@ -28,6 +28,15 @@ one there are no pairs and the loss is 0.  ``reduction="mean"`` divides by the
 number of (layer, ordered pair) terms, ``"sum"`` (default) is the formula as
 written.
 
+``norm``: the formula compares raw inner products (``norm=none``, the default: the thesis
+as written, and the reading for style vectors, whose scale the generator fixes).  Feature maps
+are another matter: their Gram entries grow with the map's size (about 1e9 at weight 1e3 on
+the tiny preset), so the thesis's weights do not carry over.  ``norm=cosine`` is the other
+reading, "the correlation between" vectors taken literally: each sample's vector is
+L2-normalised first, so ``G_ij = cos(s_i, s_j)`` is scale-free and every term is at most 4.
+It is not the default because it changes every value of the formula as written; pick it
+(with ``reduction=mean``) for ``on=features``.
+
 ``on=styles`` (the default, except in ``train featureshift``) regularises
 ``LossBatch.styles`` against ``styles_source`` — what ``train domain`` trains.
 ``on=features`` (the default in ``train featureshift``, which changes no styles, so that
@@ -57,10 +66,13 @@ class CorrLoss(Loss):
     description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
     requires: ClassVar[frozenset[str]] = frozenset({"styles", "styles_source"})
 
-    def __init__(self, reduction: str = "sum", on: str | None = None) -> None:
+    def __init__(self, reduction: str = "sum", on: str | None = None, norm: str = "none") -> None:
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"corr: reduction must be 'sum' or 'mean', got {reduction!r}")
+        if norm not in ("none", "cosine"):
+            raise ValueError(f"corr: norm must be 'none' or 'cosine', got {norm!r}")
+        self.norm = norm
         if on not in (None, "styles", "features"):
             raise ValueError(f"corr: on must be 'styles' or 'features', got {on!r}")
         self.reduction = reduction
@@ -75,7 +87,7 @@ class CorrLoss(Loss):
             self.on = "features"
 
     def config(self) -> dict[str, Any]:
-        return {"reduction": self.reduction, "on": self.on}
+        return {"reduction": self.reduction, "on": self.on, "norm": self.norm}
 
     def required_fields(self) -> frozenset[str]:
         if self.on == "features":
@@ -102,8 +114,12 @@ class CorrLoss(Loss):
                 raise ValueError(f"loss 'corr': style layer {layer} has shapes {list(s_new.shape)} "
                                  f"and {list(s_old.shape)}, expected equal [B, C]")
             b = s_new.shape[0]
+            s_old = s_old.to(s_new)
+            if self.norm == "cosine":  # directions only: G_ij = cos(s_i, s_j)
+                s_new = torch.nn.functional.normalize(s_new, dim=1)
+                s_old = torch.nn.functional.normalize(s_old, dim=1)
             off_diag = ~torch.eye(b, dtype=torch.bool, device=s_new.device)
-            diff = s_new @ s_new.transpose(0, 1) - s_old.to(s_new) @ s_old.to(s_new).transpose(0, 1)
+            diff = s_new @ s_new.transpose(0, 1) - s_old @ s_old.transpose(0, 1)
             value = diff.pow(2).masked_select(off_diag).sum()
             total = value if total is None else total + value
             terms += b * (b - 1)
