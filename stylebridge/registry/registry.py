@@ -57,7 +57,10 @@ class Entry:
     def description(self) -> str:
         text = (getattr(self.obj, "description", "") or getattr(self.obj, "help", "")
                 or (self.obj.__doc__ or ""))
-        return text.strip().splitlines()[0] if text.strip() else ""
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        # a docstring's first line reads as the other descriptions do: no reST literals, no
+        # closing full stop
+        return first.replace("``", "").rstrip(".")
 
 
 @dataclass(frozen=True)
