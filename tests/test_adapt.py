@@ -252,9 +252,10 @@ def test_cli_adapt_metrics_are_chosen_like_evals(files: dict[str, Path], tmp_pat
     assert set(written["input_vs_inversion"]) == {"ssim", "id[dlib]"}
     assert written["input_vs_domain"]["zero"] == written["input_vs_inversion"]
     assert written["input_vs_domain"]["pixar"]["ssim"] != written["input_vs_inversion"]["ssim"]
-    # random 24x20 pictures hold no face: said once, not once per output
-    assert [n.split(";")[0] for n in written["notes"]] == [
-        "no face was detected in 6 image(s)"]
+    # random 24x20 pictures hold no face: said once, not once per output, and for which
+    assert written["notes"] == [
+        "no face was detected in 6 image(s); the whole image was taken as the face box, "
+        "id:detect=hog leaves them out (every output)"]
     assert main([*base, "--metric", "fid", "--out", str(tmp_path / "fid")]) == 2
     assert capsys.readouterr().err.startswith("error: --metric fid: it compares sets of images")
     assert not (tmp_path / "fid").exists()
@@ -430,3 +431,15 @@ def test_layers_the_calibrator_zeroes_are_reported_not_silent(gen: Any, images: 
     assert adapter.offset_scale is not None and float(adapter.offset_scale[3]) == 0.0
     assert float(adapter.offset_scale[0]) == pytest.approx(0.5)
     assert Adapter(TinyEncoder(), gen, []).calibrator_zeroed_layers == []
+
+
+def test_grouped_notes_name_the_rows_each_note_holds_for() -> None:
+    from stylebridge.pipelines.output_metrics import grouped_notes
+
+    notes = {"inversion": ["backend B", "no face in 1"],
+             "pixar": ["backend B", "no face in 2", "no face in 2"],
+             "sketch": ["backend B", "no face in 1"]}
+    assert grouped_notes(notes) == ["backend B (every output)", "no face in 1 (inversion, sketch)",
+                                    "no face in 2 (pixar)"]
+    assert grouped_notes({"inversion": ["a", "b", "a"]}) == ["a", "b"]  # one row: no suffix
+    assert grouped_notes({"inversion": [], "pixar": []}) == []

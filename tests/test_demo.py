@@ -180,3 +180,9 @@ def test_run_demo_without_the_cli_reports_its_stages(tmp_path: Path) -> None:
     assert [label for label, _ in result.photo_rows] == result.data["rows"]
     assert json.loads(result.json_path.read_text()) == result.data
     assert result.grid_path.is_file() and (tmp_path / "d" / "aligned.png").is_file()
+    # the random preset renders colour blobs, no face: the ID numbers compare whole images,
+    # and the notes say so, naming the rows (here all of them) and which pass (domains)
+    assert result.notes == result.data["notes"]
+    no_face = [n for n in result.notes if "no face was detected" in n]
+    assert [n.split(":")[0] for n in no_face] == ["id", "id (domains)"]
+    assert all(n.endswith("(every row)") for n in no_face)

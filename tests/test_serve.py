@@ -171,6 +171,20 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
     assert {"generator", "encoder", "domain random domain A"} <= set(result.random_parts)
     run = json.loads((result.grid_path.parent / "run.json").read_text())
     assert run["precision"] == "fp32" and run["random_parts"] == result.random_parts
+    assert run["notes"] == result.notes
+    # an output in which dlib's detector finds no face gets an ID from the whole image: the
+    # notes say so and name exactly those outputs (checked with the detector on its own)
+    from stylebridge.plugins.nets.face_id import DlibFaceEmbedder
+
+    _, found = DlibFaceEmbedder(detect="hog").embed(torch.stack(list(result.images.values())))
+    faceless = [name for name, ok in zip(result.images, found.tolist(), strict=True) if not ok]
+    no_face = [n for n in result.notes if "no face was detected" in n]
+    if faceless:
+        assert len(no_face) == 1 and no_face[0].startswith("id[dlib]: no face was detected in 1 ")
+        assert no_face[0].endswith("(every output)" if len(faceless) == len(result.images)
+                                   else f"({', '.join(faceless)})")
+    else:
+        assert no_face == []
     # downloads: every image in the zip, the latents = the encoder's own w+ of the photo
     with zipfile.ZipFile(result.images_zip) as zf:
         assert set(zf.namelist()) == {"grid.png", "aligned.png", "inversion.png",
@@ -407,6 +421,9 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             assert [row[0] for row in cells] == ["inversion", *DOMAINS]
             assert all(math.isfinite(float(row[1])) for row in cells)  # the mse column
             assert page.locator("#download-images").is_visible()
+            # the preset's blobs hold no face (the backend test checks that with the
+            # detector): the note under the table says the ID compared whole images
+            assert page.inner_text("#metric-notes").startswith("note: id[dlib]: no face was")
             if os.environ.get("STYLEBRIDGE_SCREENSHOT"):
                 page.screenshot(path=os.environ["STYLEBRIDGE_SCREENSHOT"], full_page=True)
             # a text file: one clear line in the page, and the page keeps working

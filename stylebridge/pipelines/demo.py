@@ -42,6 +42,7 @@ from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import align as alignment
 from stylebridge.pipelines.adapt import Adapter, check_domains, load_domains
+from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.presets import DEMO_TINY, build_tiny_models
 from stylebridge.plugins.calibrators.alpha import (
     AlphaCalibrator,
@@ -242,7 +243,8 @@ class DemoResult:
     """What :func:`run_demo` computed and wrote.
 
     ``data``: the content of ``demo.json``; ``photo_rows`` / ``domain_rows``: per variant,
-    the photo-vs-inversion metrics and the domain-output metrics; ``models_random``: the
+    the photo-vs-inversion metrics and the domain-output metrics; ``notes``: what the metrics
+    have to say (no face found, which ID backend), naming the rows; ``models_random``: the
     generator and encoders are untrained; ``notice``: the RANDOM WEIGHTS line of the grid
     (``None`` when every network is trained).
     """
@@ -250,6 +252,7 @@ class DemoResult:
     data: dict[str, Any]
     photo_rows: MetricRows
     domain_rows: MetricRows
+    notes: list[str]
     models_random: bool
     notice: str | None
     seconds: float
@@ -342,6 +345,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     target = torch.nn.functional.interpolate(photo, size=(gen.size, gen.size), mode="area")
     metrics = photo_metrics()
     rows, table_rows, domain_rows = [], [], []
+    notes: dict[str, list[str]] = {}
     for label, adapter in variants:
         outputs = adapter.run(photo)
         rows.append([target[0].cpu(), *(outputs[name][0].cpu() for name in outputs)])
@@ -353,7 +357,10 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
             values.update({key if key.startswith(mname) else f"{mname}:{key}": float(v)
                            for key, v in metric.compute().items()})
         table_rows.append((label, values))
+        notes[label] = [f"{mname}: {note}" for mname, m in metrics.items() for note in m.notes()]
         domain_rows.append((label, _domain_metrics(metrics, outputs, target, domains)))
+        notes[label] += [f"{mname} (domains): {note}" for mname in ("mse", "id")
+                         if mname in metrics for note in metrics[mname].notes()]
         stage(f"invert + adapt: {label}", f"{len(outputs) - 1} domains")
     labels = ["aligned photo", "inversion", *domains]
     columns = [labels[0], f"inversion{tag}",
@@ -386,10 +393,12 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
         "metrics_photo_vs_inversion": {label: values for label, values in table_rows},
         "metrics_domains": {label: values for label, values in domain_rows},
         "metrics_domains_description": DOMAIN_TABLE_TITLE,
+        "notes": grouped_notes(notes, every="every row"),
         "stages": [{"stage": s, "output": o} for s, o in stages],
         "seconds": round(elapsed, 2),
     }
     write_json(config.out / "demo.json", data)
     return DemoResult(data=data, photo_rows=table_rows, domain_rows=domain_rows,
+                      notes=data["notes"],
                       models_random=models.random, notice=notice, seconds=elapsed,
                       grid_path=config.out / "demo_grid.png", json_path=config.out / "demo.json")

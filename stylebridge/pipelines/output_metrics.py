@@ -64,13 +64,27 @@ def compute_output_metrics(metrics: OutputMetrics) -> dict[str, dict[str, float 
 
 
 def output_metric_notes(metrics: OutputMetrics) -> list[str]:
-    """What the metrics have to say (which ID backend, random weights), each line once."""
-    notes: dict[str, None] = {}
-    for group in metrics.values():
-        for metric in group:
-            notes.update(dict.fromkeys(metric.notes()))
-    return list(notes)
+    """What the metrics have to say (which ID backend, no face found, random weights), each
+    line once, naming the outputs it is about when not all of them (:func:`grouped_notes`)."""
+    return grouped_notes({name: [line for metric in group for line in metric.notes()]
+                          for name, group in metrics.items()})
+
+
+def grouped_notes(notes_by_row: Mapping[str, Sequence[str]], every: str = "every output"
+                  ) -> list[str]:
+    """Each distinct note once, in first-seen order, ending with the rows it came from when
+    there are several: ``"... face box (inversion, pixar)"``, or ``(every output)``.  A note
+    may hold a count of its own row (``no face was detected in 1 image(s)``), so it is never
+    left without saying which rows it holds for."""
+    rows_of: dict[str, list[str]] = {}
+    for row, notes in notes_by_row.items():
+        for note in dict.fromkeys(notes):
+            rows_of.setdefault(note, []).append(row)
+    if len(notes_by_row) < 2:
+        return list(rows_of)
+    return [f"{note} ({every})" if len(rows) == len(notes_by_row)
+            else f"{note} ({', '.join(rows)})" for note, rows in rows_of.items()]
 
 
 __all__ = ["DEFAULT_METRICS", "OutputMetrics", "build_output_metrics", "compute_output_metrics",
-           "output_metric_notes", "update_output_metrics"]
+           "grouped_notes", "output_metric_notes", "update_output_metrics"]

@@ -88,6 +88,8 @@ class DemoCommand(Command):
         result = run_demo(config, progress=show)
         print_metrics(console, result.photo_rows, result.models_random)
         print_metrics(console, result.domain_rows, result.models_random, title=DOMAIN_TABLE_TITLE)
+        for note in result.notes:
+            console.print(f"note: {escape(note)}")
         console.print(f"wrote {escape(str(result.grid_path))} and demo.json in "
                       f"{result.seconds:.1f}s")
         if result.notice is not None:

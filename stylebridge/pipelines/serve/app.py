@@ -110,6 +110,7 @@ def build_app(backend: ServeBackend) -> Any:
         grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid")
         metrics = gr.Dataframe(label="metrics (against the aligned photo)", interactive=False,
                                elem_id="metrics")
+        metric_notes = gr.HTML("", elem_id="metric-notes")
         with gr.Row():
             download_images = gr.DownloadButton("download images (.zip)", visible=False,
                                                 elem_id="download-images")
@@ -168,12 +169,13 @@ def build_app(backend: ServeBackend) -> Any:
                                      progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:
                 return (error_line(exc), gr.update(), gr.update(), gr.update(), gr.update(),
-                        gr.update())
+                        gr.update(), gr.update())
             import pandas as pd
 
             table = pd.DataFrame(result.table(), columns=["output", *result.columns])
             text = _html(result.notice or "all inputs are trained models")
-            return (text, str(result.grid_path), table,
+            notes = "<br>".join(_html(f"note: {line}") for line in result.notes)
+            return (text, str(result.grid_path), table, notes,
                     gr.update(value=str(result.images_zip), visible=True),
                     gr.update(value=str(result.latents_path), visible=True),
                     gr.update(value=_banner(backend, result.random_parts),
@@ -184,7 +186,8 @@ def build_app(backend: ServeBackend) -> Any:
                             [domains, status, domain_files])
         train.click(on_train, [prompt, steps, domains], [domains, status])
         run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift],
-                  [result_status, grid, metrics, download_images, download_latents, banner])
+                  [result_status, grid, metrics, metric_notes, download_images, download_latents,
+                   banner])
     return app
 
 

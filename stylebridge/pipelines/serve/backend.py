@@ -49,6 +49,7 @@ from stylebridge.pipelines.demo import (
     photo_metrics,
     random_domains,
 )
+from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
@@ -123,13 +124,15 @@ class RunRequest:
 @dataclass
 class RunResult:
     """What a run produced: ``images`` (``inversion`` and every domain, ``[3, S, S]``),
-    the labelled ``grid``, the metrics table (``columns``, rows of ``(name, values)``),
-    the inputs on random weights, and the files offered for download."""
+    the labelled ``grid``, the metrics table (``columns``, rows of ``(name, values)``) and
+    its ``notes`` (e.g. no face found in an output), the inputs on random weights, and the
+    files offered for download."""
 
     images: dict[str, Tensor]
     grid: Tensor
     columns: list[str]
     rows: list[tuple[str, dict[str, float]]]
+    notes: list[str]
     random_parts: list[str]
     notice: str | None
     grid_path: Path
@@ -462,7 +465,7 @@ class ServeBackend:
             progress(0.7, "metrics")
             target = torch.nn.functional.interpolate(photo.aligned[None], size=(gen.size,) * 2,
                                                      mode="area")[0]
-            columns, rows = self._metrics(outputs, target)
+            columns, rows, notes = self._metrics(outputs, target)
         parts = [k for k, v in random_inputs.items() if v]
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
         progress(0.85, "writing the downloads")
@@ -496,9 +499,9 @@ class ServeBackend:
                                       "featureshift": request.featureshift,
                                       "precision": self.generator.precision,
                                       "random_parts": parts, "notice": notice,
-                                      "metrics": dict(rows)})
+                                      "metrics": dict(rows), "notes": notes})
         progress(1.0, "done")
-        return RunResult(images=outputs, grid=grid, columns=columns, rows=rows,
+        return RunResult(images=outputs, grid=grid, columns=columns, rows=rows, notes=notes,
                          random_parts=parts, notice=notice, grid_path=grid_path,
                          images_zip=images_zip, latents_path=latents_path)
 
@@ -514,22 +517,26 @@ class ServeBackend:
         return guide
 
     def _metrics(self, outputs: dict[str, Tensor], target: Tensor
-                 ) -> tuple[list[str], list[tuple[str, dict[str, float]]]]:
+                 ) -> tuple[list[str], list[tuple[str, dict[str, float]]], list[str]]:
         """Per output: the registry's MSE, PSNR, SSIM and ID against the aligned photo; per
-        domain also the change (MSE) against the inversion."""
+        domain also the change (MSE) against the inversion.  Then the metrics' notes (no face
+        found in an output, which ID backend), each naming the outputs it is about."""
         metrics = self._cached("metrics", "photo", photo_metrics)
         # the id metric names its backend in its key (id[dlib] / id[arcface]): never compared
         # with the other backend's numbers by accident
         labels = {c: (metrics[c].key if c == "id" else c) for c in METRIC_COLUMNS if c in metrics}
         columns = list(labels.values())
         rows: list[tuple[str, dict[str, float]]] = []
+        notes: dict[str, list[str]] = {}
         for name, image in outputs.items():
             values: dict[str, float] = {}
+            notes[name] = []
             for metric_name, column in labels.items():
                 metric = metrics[metric_name]
                 metric.reset()
                 metric.update(image[None], target[None])
                 values[column] = float(metric.compute()[column])
+                notes[name] += [f"{column}: {note}" for note in metric.notes()]
             if name != INVERSION:
                 metric = metrics["mse"]
                 metric.reset()
@@ -538,7 +545,7 @@ class ServeBackend:
             rows.append((name, values))
         if len(outputs) > 1:
             columns.append(CHANGE_COLUMN)
-        return columns, rows
+        return columns, rows, grouped_notes(notes)
 
 
 def _safe(name: str) -> str:

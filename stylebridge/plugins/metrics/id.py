@@ -101,7 +101,7 @@ class IDMetric(PerImageMetric):
         fallback = self.embedder.n_fallback if self.embedder is not None else 0
         if fallback:
             notes.append(f"no face was detected in {fallback} image(s); the whole image was "
-                         "taken as the face box (use id:detect=hog to leave them out)")
+                         "taken as the face box, id:detect=hog leaves them out")
         return notes
 
 
