@@ -528,6 +528,16 @@ def test_unreadable_files(tmp_path: Path, kind: str) -> None:
     _one_line(info.value, path)
 
 
+def test_a_photo_or_text_given_as_the_pickle_is_named_for_what_it_is(tmp_path: Path) -> None:
+    cases = {"photo.pkl": (b"\x89PNG\r\n\x1a\n" + bytes(8), "is a PNG image, not a network pickle"),
+             "notes.pkl": (b"G_ema = generator\n", "is a text file, not a network pickle")}
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ConversionError) as info:
+            convert_nvlabs_pickle(tmp_path / name)
+        assert str(info.value) == f"{tmp_path / name}: {message}"
+
+
 def test_tensorflow_pickle_is_recognised(tmp_path: Path) -> None:
     marker = tmp_path / "TF_BUILD_RAN"
     nets = tuple(_FakeTFNetwork({"version": 4, "name": n, "static_kwargs": {},

@@ -202,15 +202,21 @@ def test_converter_rejects_non_stylegan_and_broken_files(tmp_path) -> None:
     cases = {
         "empty.pt": b"",
         "text.pt": b"this is not a checkpoint\n",
+        "photo.pt": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",  # a JPEG's first bytes
     }
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "ours.pt"))  # a safetensors file
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
     torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "other.pt")
     good = tmp_path / "good.pt"
     torch.save({"g_ema": {"x": torch.zeros(1000)}}, good)
     (tmp_path / "trunc.pt").write_bytes(good.read_bytes()[:-300])
-    expected = {"empty.pt": "is empty", "text.pt": "not a readable PyTorch checkpoint",
-                "other.pt": "no 'g_ema' or 'g' entry", "trunc.pt": "not a readable PyTorch checkpoint"}
+    expected = {"empty.pt": "is empty", "text.pt": "is a text file, not a PyTorch checkpoint",
+                "other.pt": "no 'g_ema' or 'g' entry", "trunc.pt": "not a readable PyTorch checkpoint",
+                "photo.pt": "is a JPEG image, not a PyTorch checkpoint",
+                "ours.pt": "is a safetensors file .already converted"}
     for name, msg in expected.items():
         with pytest.raises(ConversionError, match=msg):
             conv.convert(tmp_path / name, tmp_path / "out.safetensors")

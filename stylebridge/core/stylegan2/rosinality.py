@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
-from stylebridge.core.safe_pickle import quiet_protocol_warning
+from stylebridge.core.safe_pickle import not_a_pickle, quiet_protocol_warning
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from stylebridge.core.stylegan2.layers import make_kernel
 from stylebridge.errors import ConversionError
@@ -69,6 +69,11 @@ def torch_load_safe(path: Path) -> Any:
         raise ConversionError("is a TorchScript archive (torch.jit.save), not a weights "
                               "checkpoint; stylebridge never runs TorchScript code (OpenAI's "
                               "CLIP .pt: `stylebridge convert clip-openai`)", path=path)
+    with path.open("rb") as fh:
+        zipped = fh.read(2) == b"PK"  # a zip, perhaps damaged: torch's own error says how
+    what = None if zipped else not_a_pickle(path)
+    if what is not None:  # torch.save writes a zip archive, or (legacy) a pickle
+        raise ConversionError(f"is {what}, not a PyTorch checkpoint", path=path)
     try:
         with torch.serialization.safe_globals([(UpstreamOptions, "argparse.Namespace")]), \
                 quiet_protocol_warning():
