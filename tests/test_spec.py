@@ -133,3 +133,15 @@ def test_a_quoted_option_value_may_hold_commas() -> None:
     assert parse_plugin_spec('fse:mode="shift"').options == {"mode": "shift"}
     with pytest.raises(SpecError, match="unbalanced double quote"):
         parse_plugin_spec('hyperdomain:net.safetensors:text="a sketch, in pencil')
+
+
+def test_a_folder_that_is_no_name_is_read_as_a_path(tmp_path: Path, monkeypatch) -> None:
+    """`.` and `..` cannot be plugin names: they are paths, so the loader can say "is a
+    directory" instead of "invalid name"; a folder named like a plugin does not shadow it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e4e").mkdir()
+    assert parse_plugin_spec(".").path == Path(".") and parse_plugin_spec(".").name is None
+    assert parse_plugin_spec("..").path == Path("..")
+    assert parse_plugin_spec("e4e").name == "e4e" and parse_plugin_spec("e4e").path is None
+    with pytest.raises(SpecError, match="invalid name '.nothere'"):
+        parse_plugin_spec(".nothere")

@@ -139,7 +139,8 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     if not name:
         raise SpecError(f"{what} spec {raw!r} has no name before ':' (expected NAME:PATH)")
     if not _NAME_RE.match(name):
-        if _looks_like_path(name):  # ./x:y.safetensors, dir/c:olon/...: a path, not NAME:...
+        if _looks_like_path(name) or (not _ and Path(text).is_dir()):
+            # ./x:y.safetensors, dir/c:olon/..., `.`: a path (the loader names the problem)
             return PluginSpec(name=None, path=Path(text), text=raw)
         raise SpecError(f"{what} spec {raw!r}: invalid name {name!r} "
                         "(lower-case letters, digits, '_', '-', '.')")
