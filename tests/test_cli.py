@@ -356,7 +356,12 @@ def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(ca
      "error: the following arguments are required: --encoder/-e "
      "(see stylebridge invert --help)\n"),
     (["weights", "lst"], None),
-    (["plugins", "--nope"], "error: unrecognized arguments: --nope (see stylebridge --help)\n"),
+    # an unknown option points to the help of the command it was given to, however deep
+    (["plugins", "--nope"],
+     "error: unrecognized arguments: --nope (see stylebridge plugins --help)\n"),
+    (["weights", "fetch", "e4e-ffhq", "--out", "x"],
+     "error: unrecognized arguments: --out x (see stylebridge weights fetch --help)\n"),
+    (["--nope"], "error: unrecognized arguments: --nope (see stylebridge --help)\n"),
 ])
 def test_usage_errors_are_one_line(capsys, argv: list[str], expected: str | None) -> None:
     with pytest.raises(SystemExit) as exc:

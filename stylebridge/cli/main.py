@@ -9,7 +9,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from stylebridge import __version__
 from stylebridge.errors import RegistryError, StylebridgeError
@@ -32,12 +32,28 @@ def one_line_usage_error(message: str, prog: str) -> str:
     return f"{' '.join(text.split())} (see {prog} --help)"
 
 
+_PROG = "_stylebridge_prog"  # the namespace attribute naming the command that parsed last
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` (and, through ``add_subparsers``, every parser below it) whose
     usage errors are one line on stderr and exit code 2, like every other stylebridge error."""
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {one_line_usage_error(message, self.prog)}\n")
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
+        self.exit(2, f"error: {one_line_usage_error(message, prog or self.prog)}\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, _PROG):  # the innermost (sub-)command's parser returns first
+            setattr(parsed, _PROG, self.prog)
+        return parsed, extras
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # the help to see is the command's, not the top level's
+            self.error(f"unrecognized arguments: {' '.join(extras)}", getattr(parsed, _PROG))
+        delattr(parsed, _PROG)
+        return parsed
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
