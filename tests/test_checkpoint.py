@@ -77,8 +77,12 @@ def test_shared_storage_tensors_are_saved(tmp_path: Path) -> None:
     ("make", "message"),
     [
         (lambda p: None, "no such file"),
-        (lambda p: p.write_bytes(b""), "not a readable safetensors file"),
-        (lambda p: p.write_text("hello, not a checkpoint"), "not a readable safetensors file"),
+        (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+        (lambda p: p.write_text("hello, not a checkpoint"), "is a text file, not a .safetensors"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF"), "is a JPEG image, not a"),
+        (lambda p: torch.save({"x": torch.zeros(2)}, p), "convert it with `stylebridge convert"),
+        (lambda p: p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"x\": truncated"),
+         "not a readable safetensors file"),
         (lambda p: save_file({"x": torch.zeros(2)}, str(p)), "without a stylebridge header"),
         (lambda p: save_file({"x": torch.zeros(2)}, str(p), metadata={"stylebridge": "{oops"}),
          "not valid JSON"),
@@ -91,7 +95,7 @@ def test_shared_storage_tensors_are_saved(tmp_path: Path) -> None:
         (lambda p: save_file({"x": torch.zeros(2)}, str(p), metadata={"stylebridge": json.dumps(
             {"format": "stylebridge", "version": 1, "plugin": "b"})}), "has no 'kind'"),
     ],
-    ids=["missing", "empty", "text", "no-header", "bad-json", "other-format", "newer", "no-kind"],
+    ids=["missing", "empty", "text", "jpeg", "torch-save", "broken", "no-header", "bad-json", "other-format", "newer", "no-kind"],
 )
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path: Path, make, message) -> None:
     path = tmp_path / "bad.safetensors"

@@ -390,3 +390,13 @@ def test_the_cli_starts_without_dynamo_or_torchvision() -> None:
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_no_input_images_names_what_was_given(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a photo")
+    assert main(["align", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: no input images in {tmp_path / 'empty'} (folders are searched for "
+                   "image files)\n")
+    assert not (tmp_path / "out").exists()

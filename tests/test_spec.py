@@ -143,5 +143,5 @@ def test_a_folder_that_is_no_name_is_read_as_a_path(tmp_path: Path, monkeypatch)
     assert parse_plugin_spec(".").path == Path(".") and parse_plugin_spec(".").name is None
     assert parse_plugin_spec("..").path == Path("..")
     assert parse_plugin_spec("e4e").name == "e4e" and parse_plugin_spec("e4e").path is None
-    with pytest.raises(SpecError, match="invalid name '.nothere'"):
+    with pytest.raises(SpecError, match=r"invalid name '\.nothere'"):
         parse_plugin_spec(".nothere")

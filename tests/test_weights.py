@@ -163,6 +163,10 @@ def test_weights_cli(tmp_path: Path, capsys, monkeypatch) -> None:
     assert err.startswith("error: weights 'e4e-ffhq' are not installed") and err.count("\n") == 1
     assert main(["weights", "register", "fse-ffhq", "--from", str(tmp_path / "none.pth")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["weights", "verify"]) == 0  # nothing to verify: said, not silent
+    assert " ".join(capsys.readouterr().out.split()) == (
+        f"no official weights are installed in {tmp_path / 'home'} (`stylebridge weights list` "
+        "shows what can be fetched)")
 
 
 # -- registration never damages what is installed ------------------------------------------------

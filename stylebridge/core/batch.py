@@ -102,9 +102,12 @@ def require_inputs(items: Iterable[str | Path]) -> list[Path]:
     """:func:`expand_inputs`, refusing an empty result in one line (batch commands)."""
     from stylebridge.errors import StylebridgeError
 
+    items = list(items)
     paths = expand_inputs(items)
     if not paths:
-        raise StylebridgeError("no input images (folders are searched for image files)")
+        given = ", ".join(str(item) for item in items[:3]) + (", ..." if len(items) > 3 else "")
+        raise StylebridgeError(f"no input images in {given or 'the arguments'} (folders are "
+                               "searched for image files)")
     return paths
 
 

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from stylebridge.core.io import atomic_path
+from stylebridge.core.sniff import file_kind
 from stylebridge.errors import CheckpointError
 
 FORMAT = "stylebridge"
@@ -125,6 +126,23 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def unreadable_safetensors(path: Path, exc: BaseException) -> CheckpointError:
+    """The one-line error for a file safetensors cannot read: what the file is instead where
+    its first bytes tell (an upstream ``torch.save`` file, a photo), else safetensors' reason."""
+    if path.stat().st_size == 0:
+        return CheckpointError("is empty (0 bytes), expected a .safetensors checkpoint", path=path)
+    kind, what = file_kind(path)
+    if kind in ("zip", "pickle"):
+        return CheckpointError(
+            f"is {what} (an upstream PyTorch checkpoint?), not a .safetensors checkpoint: "
+            "convert it with `stylebridge convert KIND SRC DST`, or `stylebridge weights "
+            "register NAME --from FILE` for an official one", path=path)
+    if kind not in ("safetensors", "unknown"):
+        return CheckpointError(f"is {what}, not a .safetensors checkpoint", path=path)
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return CheckpointError(f"not a readable safetensors file ({reason})", path=path)
+
+
 def read_header(path: str | Path) -> CheckpointHeader:
     """Read and validate the header only (no tensor data is loaded)."""
     path = Path(path)
@@ -133,8 +151,7 @@ def read_header(path: str | Path) -> CheckpointHeader:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"not a readable safetensors file ({reason})", path=path) from None
+        raise unreadable_safetensors(path, exc) from None
     raw = metadata.get(METADATA_KEY)
     if raw is None:
         raise CheckpointError(

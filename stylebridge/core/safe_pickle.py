@@ -72,6 +72,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
+from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ConversionError, UnsafePickleError
 
 __all__ = [
@@ -410,28 +411,15 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-#: leading bytes of files people hand a converter by mistake, and what to call them
-_SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"),
-               (b"GIF8", "a GIF image"), (b"RIFF", "a RIFF file (WebP image?)"),
-               (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"))
-
-
 def not_a_pickle(path: Path) -> str | None:
-    """What ``path`` (an existing, non-empty file that is not a zip archive) is instead of a
-    pickle (``"a JPEG image"``), or ``None`` when it starts as one: every ``pickle.dump`` at protocol 2 or later, and so
-    every NVlabs pickle and legacy ``torch.save`` file, begins with the PROTO opcode 0x80."""
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    if head[:1] == b"\x80":
+    """What ``path`` is instead of a pickle (``"a JPEG image"``), or ``None`` when it starts
+    as one (:func:`stylebridge.core.sniff.file_kind`)."""
+    kind, what = file_kind(path)
+    if kind == "pickle":
         return None
-    for magic, what in _SIGNATURES:
-        if head.startswith(magic):
-            return what
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 27:
+    if kind == "safetensors":
         return "a safetensors file (already converted? `stylebridge info` reads it)"
-    if head and all(32 <= c < 127 or c in b"\t\r\n" for c in head):
-        return "a text file"
-    return "a file without a pickle protocol header"
+    return "a file without a pickle protocol header" if kind == "unknown" else what
 
 
 def safe_load(path: str | Path) -> Any:

@@ -181,6 +181,9 @@ class WeightsCommand(Command):
             return 0
         if args.action == "verify":
             results = manager.verify(args.names or None)
+            if not results:
+                console.print(f"no official weights are installed in {manager.home} (`stylebridge "
+                              "weights list` shows what can be fetched)", markup=False)
             for name, status in results.items():
                 style = "green" if status == "ok" else "red"
                 console.print(f"{name}: [{style}]{status}[/{style}]")

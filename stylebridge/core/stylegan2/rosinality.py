@@ -23,6 +23,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.safe_pickle import not_a_pickle, quiet_protocol_warning
+from stylebridge.core.sniff import file_kind
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from stylebridge.core.stylegan2.layers import make_kernel
 from stylebridge.errors import ConversionError
@@ -69,9 +70,8 @@ def torch_load_safe(path: Path) -> Any:
         raise ConversionError("is a TorchScript archive (torch.jit.save), not a weights "
                               "checkpoint; stylebridge never runs TorchScript code (OpenAI's "
                               "CLIP .pt: `stylebridge convert clip-openai`)", path=path)
-    with path.open("rb") as fh:
-        zipped = fh.read(2) == b"PK"  # a zip, perhaps damaged: torch's own error says how
-    what = None if zipped else not_a_pickle(path)
+    # a zip, perhaps damaged, is left to torch, whose own error says what is wrong
+    what = None if file_kind(path)[0] == "zip" else not_a_pickle(path)
     if what is not None:  # torch.save writes a zip archive, or (legacy) a pickle
         raise ConversionError(f"is {what}, not a PyTorch checkpoint", path=path)
     try:

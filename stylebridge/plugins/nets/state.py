@@ -8,7 +8,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import Tensor
 
-from stylebridge.core.checkpoint import refuse_nonfinite
+from stylebridge.core.checkpoint import refuse_nonfinite, unreadable_safetensors
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, StylebridgeError
 
@@ -28,8 +28,7 @@ def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
         try:
             state = load_file(str(path))
         except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"not a readable safetensors file ({reason})", path=path) from None
+            raise unreadable_safetensors(path, exc) from None
         refuse_nonfinite(state, path)
         return state
     obj = torch_load_safe(path)
