@@ -277,6 +277,43 @@ def test_gray_rgba_16bit_files(tmp_path: Path, astronaut: np.ndarray, aligned_25
         assert np.array_equal(arr[..., 0], arr[..., 2])  # still gray after alignment
 
 
+def _with_orientation(image: Image.Image, path: Path, orientation: int) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path: Path, astronaut: np.ndarray,
+                                                     orientation: int) -> None:
+    """Every EXIF orientation turns the pixels as Pillow's own ``ImageOps.exif_transpose``
+    (the oracle) does; PNG keeps the pixels exact."""
+    from PIL import ImageOps
+
+    picture = Image.fromarray(astronaut[40:200, 100:340])  # not square, not symmetric
+    path = _with_orientation(picture, tmp_path / f"o{orientation}.png", orientation)
+    with Image.open(path) as img:
+        expected = np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.float32)
+    got = load_image(path).permute(1, 2, 0).numpy() * 255
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    if orientation in (5, 6, 7, 8):
+        assert got.shape[:2] == (240, 160)  # turned a quarter
+
+
+@needs_dlib
+def test_a_sideways_phone_photo_is_aligned_upright(tmp_path: Path, astronaut: np.ndarray,
+                                                   aligned_256) -> None:
+    """A phone stores a portrait sideways with orientation 6 (turn 90° clockwise to view):
+    read upright, its face aligns like the upright photo's."""
+    sideways = Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_90)  # 90° CCW
+    path = _with_orientation(sideways, tmp_path / "phone.jpg", 6)
+    face = align_face(load_image(path), 256, path=path)
+    np.testing.assert_allclose(face.to_output(eye_centres(face.landmarks)),
+                               aligned_256.to_output(eye_centres(aligned_256.landmarks)), atol=3.0)
+
+
 @needs_dlib
 def test_no_face_on_a_cat(tmp_path: Path) -> None:
     cat = skdata.chelsea()

@@ -189,11 +189,31 @@ def _float_image(arr: np.ndarray, path: Path) -> Tensor:
     return torch.from_numpy(np.repeat(arr[None], 3, axis=0).astype(np.float32)).contiguous()
 
 
-def load_image(path: str | Path) -> Tensor:
-    """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``.
+#: EXIF orientation (tag 0x0112) → the transposition that shows the picture upright
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_90}
 
-    Grayscale, palette, RGBA, CMYK and 16-bit files are converted; unreadable,
-    truncated or oversized files raise :class:`ImageError` naming the file.
+
+def exif_upright(img: Image.Image) -> Image.Image:
+    """``img`` as it is meant to be seen: a phone photo stored sideways with an EXIF
+    orientation is turned upright (as viewers do), so the face detector sees an upright
+    face.  Unreadable EXIF data counts as no orientation."""
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # malformed EXIF from a camera or an editor: the pixels still count
+        return img
+    method = _ORIENTATION.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
+def load_image(path: str | Path) -> Tensor:
+    """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``, upright.
+
+    Grayscale, palette, RGBA, CMYK and 16-bit files are converted; an EXIF orientation
+    (phone photos) is applied (:func:`exif_upright`); unreadable, truncated or oversized
+    files raise :class:`ImageError` naming the file.
     """
     path = Path(path)
     try:
@@ -207,8 +227,9 @@ def load_image(path: str | Path) -> Tensor:
     if not stat.S_ISREG(mode):  # a FIFO would block, /dev/zero never ends
         raise ImageError("is not a regular file (a FIFO, socket or device?)", path=path)
     try:
-        with open_image(path) as img:
-            img.load()
+        with open_image(path) as opened:
+            opened.load()
+            img = exif_upright(opened)
             if img.mode == "F":  # 32-bit float (TIFF): [0, 1] by convention
                 return _float_image(np.asarray(img, dtype=np.float64), path)
             if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
