@@ -400,3 +400,19 @@ def test_no_input_images_names_what_was_given(tmp_path: Path, capsys) -> None:
     assert err == (f"error: no input images in {tmp_path / 'empty'} (folders are searched for "
                    "image files)\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_json_on_a_pipe_is_only_json(tmp_path: Path) -> None:
+    """A progress bar draws only on a terminal: `--json | jq` gets the report and nothing
+    else (rich's transient bar used to leave a blank line in front of it)."""
+    from PIL import Image
+
+    Image.new("RGB", (48, 40), (90, 120, 30)).save(tmp_path / "flat.png")
+    proc = subprocess.run([sys.executable, "-m", "stylebridge", "eval", "--pred",
+                           str(tmp_path), "--target", str(tmp_path), "--metric", "mse",
+                           "--json", "/dev/stdout"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("{")
+    report, _ = json.JSONDecoder().raw_decode(proc.stdout)  # the table follows it
+    assert report["mean"] == {"mse": 0.0} and report["n_images"] == 1

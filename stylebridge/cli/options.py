@@ -101,7 +101,8 @@ def progress_bar(console: Console) -> Iterator[ProgressCallback]:
         def update(completed: int, total: int | None, description: str) -> None:
             nonlocal bar, task
             if bar is None or task is None:
-                bar = stack.enter_context(Progress(console=console, transient=True))
+                bar = stack.enter_context(Progress(console=console, transient=True,
+                                                           disable=not console.is_terminal))
                 task = bar.add_task(escape(description), total=total, completed=completed)
             else:
                 bar.update(task, completed=completed, total=total,
@@ -139,7 +140,8 @@ class ConsoleBars:
         if self.bar is None:
             from rich.progress import Progress
 
-            self.bar = Progress(console=self.console, transient=True)
+            self.bar = Progress(console=self.console, transient=True,
+                                disable=not self.console.is_terminal)
             self.bar.start()
         if what not in self.tasks:
             self.tasks[what] = self.bar.add_task(what, total=total)

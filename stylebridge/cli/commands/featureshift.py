@@ -80,7 +80,8 @@ class FeatureShiftCommand(Command):
         inputs = expand_inputs(args.images)
         n_units = len(inputs) * (1 + (0 if args.no_per_domain else len(domains)))
         with Progress(TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console) as progress:
+                      TimeRemainingColumn(), console=console,
+                      disable=not console.is_terminal) as progress:
             task = progress.add_task("encode", total=n_units)
             result = build_dataset(
                 inputs, args.out, generator=generator, encoder=encoder, guide=guide,

@@ -116,7 +116,8 @@ class GenerateCommand(Command):
                             for k in range(gen.num_layers)]
         args.out.mkdir(parents=True, exist_ok=True)
         images = []
-        with Progress(console=console, transient=True) as progress, torch.no_grad():
+        with Progress(console=console, transient=True,
+                      disable=not console.is_terminal) as progress, torch.no_grad():
             task = progress.add_task("generating", total=len(seeds))
             for i in range(0, len(seeds), args.batch):
                 chunk = seeds[i:i + args.batch]

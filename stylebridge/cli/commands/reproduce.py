@@ -170,7 +170,8 @@ class _Display:
             self._stop_status()
         elif event.kind == "row":
             if self.progress is None:
-                self.progress = Progress(console=console, transient=True)
+                self.progress = Progress(console=console, transient=True,
+                                         disable=not console.is_terminal)
                 self.progress.start()
             self.task = self.progress.add_task(event.label, total=event.total)
         elif event.kind == "advance" and self.progress is not None and self.task is not None:

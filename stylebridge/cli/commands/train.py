@@ -133,7 +133,8 @@ class RichProgress:
     def _start_bar(self, event: ProgressEvent) -> None:
         if self.style == "domain":
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), console=self.console, transient=True)
+                                MofNCompleteColumn(), console=self.console, transient=True,
+                                disable=not self.console.is_terminal)
             self.bar.start()
             self.task = self.bar.add_task(escape(event.text), total=event.total,
                                           completed=event.step)

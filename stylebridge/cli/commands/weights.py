@@ -64,7 +64,7 @@ def fetch_entries(manager: Any, names: list[str], console: Console, *,
     for name in names:
         with Progress("[progress.description]{task.description}", BarColumn(),
                       DownloadColumn(), TransferSpeedColumn(), console=console,
-                      transient=True) as progress:
+                      transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(name, total=None)
 
             def update(done: int, total: int | None, _task: Any = task,
