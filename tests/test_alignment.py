@@ -358,3 +358,42 @@ def test_align_command_skips_bad_inputs(tmp_path: Path, astronaut: np.ndarray, c
         assert img.size == (256, 256)
     marks = json.loads((out / "landmarks.json").read_text())
     assert len(marks["faces"][str(src / "astronaut.png")]["landmarks"]) == 68
+
+
+@needs_dlib
+def test_all_faces_of_a_group_photo_largest_first(tmp_path: Path, astronaut: np.ndarray,
+                                                  capsys) -> None:
+    """Two astronauts, the second at 320/512 scale: `--all-faces` writes both, largest first;
+    face 00 is what the default (largest face) writes, face 01's eyes are the small copy's
+    eyes scaled into place, and `--min-face` leaves the small one out."""
+    from stylebridge.cli.main import main
+
+    photo = Image.fromarray(astronaut)
+    canvas = Image.new("RGB", (900, 512), (128, 128, 128))
+    canvas.paste(photo, (0, 0))
+    canvas.paste(photo.resize((320, 320), Image.Resampling.LANCZOS), (560, 150))
+    src = tmp_path / "group.png"
+    canvas.save(src)
+    assert main(["align", str(src), "--out", str(tmp_path / "one"), "--size", "256"]) == 0
+    assert main(["align", str(src), "--out", str(tmp_path / "all"), "--size", "256",
+                 "--all-faces", "--landmarks"]) == 0
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "group_00.png", "group_01.png", "landmarks.json"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "all" / "group_00.png")),
+                          np.asarray(Image.open(tmp_path / "one" / "group.png")))
+    faces = json.loads((tmp_path / "all" / "landmarks.json").read_text())["faces"]
+    big = eye_centres(np.array(faces[f"{src}#00"]["landmarks"]))
+    small = eye_centres(np.array(faces[f"{src}#01"]["landmarks"]))
+    np.testing.assert_allclose(small, big * 320 / 512 + [560, 150], atol=3.0)
+    side = min(np.subtract(faces[f"{src}#01"]["box"][2:], faces[f"{src}#01"]["box"][:2])) + 1
+    assert main(["align", str(src), "--out", str(tmp_path / "big"), "--size", "256",
+                 "--all-faces", "--min-face", str(int(side) + 1)]) == 0
+    assert sorted(p.name for p in (tmp_path / "big").iterdir()) == ["group_00.png"]
+    capsys.readouterr()
+    assert main(["align", str(src), "--out", str(tmp_path / "none"), "--all-faces",
+                 "--min-face", "2000", "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == [{"file": str(src),
+                                  "reason": "no face of at least 2000 pixels found"}]
+    assert main(["align", str(src), "--out", str(tmp_path / "x"), "--min-face", "10"]) == 2
+    assert capsys.readouterr().err == "error: --min-face applies with --all-faces\n"

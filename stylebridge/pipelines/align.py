@@ -179,18 +179,11 @@ class FaceLandmarks:
     landmarks: np.ndarray  # [68, 2] float64, (x, y) pixel indices of the input image
 
 
-def detect_landmarks(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZE,
-                     upsample: int = 1) -> FaceLandmarks | None:
-    """Find the largest face and its 68 landmarks; ``None`` when there is none.
-
-    Detection runs on a copy whose longer side is at most ``detect_size``
-    (``None``: the full image); the box is mapped back and the landmarks are
-    predicted on the full-resolution image.
-    """
-    import dlib
-
-    rgb = to_rgb_uint8(image)
-    detector, predictor = _dlib_models()
+def _detect(rgb: np.ndarray, detect_size: int | None, upsample: int
+            ) -> tuple[list[tuple[float, float, float, float]], list[float]]:
+    """dlib's HOG boxes (input pixels, ``(left, top, right, bottom)``) and scores; detection
+    runs on a copy whose longer side is at most ``detect_size``."""
+    detector, _ = _dlib_models()
     h, w = rgb.shape[:2]
     scale = 1.0
     small = rgb
@@ -201,18 +194,56 @@ def detect_landmarks(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZ
                                                        reducing_gap=2.0))
         scale = size[0] / w  # the exact horizontal factor
     rects, scores, _ = detector.run(np.ascontiguousarray(small), upsample, 0.0)
-    if len(rects) == 0:
-        return None
-    areas = [r.width() * r.height() for r in rects]
-    biggest = max(areas)
-    best = max((i for i in range(len(rects)) if areas[i] >= 0.8 * biggest), key=lambda i: scores[i])
-    r = rects[best]
-    box = (r.left() / scale, r.top() / scale, (r.right() + 1) / scale - 1, (r.bottom() + 1) / scale - 1)
+    boxes = [(r.left() / scale, r.top() / scale, (r.right() + 1) / scale - 1,
+              (r.bottom() + 1) / scale - 1) for r in rects]
+    return boxes, [float(s) for s in scores]
+
+
+def _landmarks(rgb: np.ndarray, box: tuple[float, float, float, float], score: float
+               ) -> FaceLandmarks:
+    """The 68 landmarks, predicted on the full-resolution image inside ``box``."""
+    import dlib
+
+    _, predictor = _dlib_models()
     full = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
     shape = predictor(rgb, full)
     pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)],
                    dtype=np.float64)
-    return FaceLandmarks(box=box, score=float(scores[best]), landmarks=pts)
+    return FaceLandmarks(box=box, score=score, landmarks=pts)
+
+
+def _area(box: tuple[float, float, float, float]) -> float:
+    return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+
+
+def detect_landmarks(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZE,
+                     upsample: int = 1) -> FaceLandmarks | None:
+    """Find the largest face and its 68 landmarks; ``None`` when there is none.
+
+    Among the boxes at least 0.8 times the largest one's area the most confident wins.
+    Detection runs on a copy whose longer side is at most ``detect_size`` (``None``: the
+    full image); the box is mapped back and the landmarks are predicted on the
+    full-resolution image.
+    """
+    rgb = to_rgb_uint8(image)
+    boxes, scores = _detect(rgb, detect_size, upsample)
+    if not boxes:
+        return None
+    areas = [_area(b) for b in boxes]
+    biggest = max(areas)
+    best = max((i for i in range(len(boxes)) if areas[i] >= 0.8 * biggest), key=lambda i: scores[i])
+    return _landmarks(rgb, boxes[best], scores[best])
+
+
+def detect_faces(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZE, upsample: int = 1,
+                 min_size: float = 0.0) -> list[FaceLandmarks]:
+    """Every face whose box is at least ``min_size`` input pixels on its shorter side, with
+    its 68 landmarks, largest first (as FFHQ's own script, which aligned every face)."""
+    rgb = to_rgb_uint8(image)
+    boxes, scores = _detect(rgb, detect_size, upsample)
+    keep = [i for i, b in enumerate(boxes) if min(b[2] - b[0], b[3] - b[1]) + 1 >= min_size]
+    keep.sort(key=lambda i: (-_area(boxes[i]), -scores[i]))
+    return [_landmarks(rgb, boxes[i], scores[i]) for i in keep]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +407,25 @@ def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | No
                        box=face.box)
 
 
+def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | None = None,
+                enable_padding: bool = True, detect_size: int | None = DEFAULT_DETECT_SIZE,
+                min_size: float = 0.0, path: str | Path | None = None) -> list[AlignedFace]:
+    """:func:`align_face` for every face (:func:`detect_faces`: largest first, boxes at least
+    ``min_size`` pixels); :class:`NoFaceError` when there is none."""
+    rgb = to_rgb_uint8(image)
+    faces = detect_faces(rgb, detect_size=detect_size, min_size=min_size)
+    if not faces:
+        raise NoFaceError("no face found" if not min_size else
+                          f"no face of at least {min_size:g} pixels found", path=path)
+    out = []
+    for face in faces:
+        aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
+                                       enable_padding=enable_padding)
+        out.append(AlignedFace(image=aligned.image, landmarks=aligned.landmarks,
+                               quad=aligned.quad, box=face.box))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The align pipeline
 
@@ -403,7 +453,9 @@ def check_positive(value: int, flag: str) -> int:
 
 @dataclass
 class AlignConfig:
-    """What :func:`align` does: photos (files or folders) → ``out/<stem>.png`` per face."""
+    """What :func:`align` does: photos (files or folders) → ``out/<stem>.png``, the largest
+    face; with ``all_faces``, ``out/<stem>_00.png``, ``_01``... for every face, largest first,
+    whose box is at least ``min_face`` pixels on its shorter side."""
 
     images: Sequence[str | Path]
     out: Path
@@ -411,11 +463,14 @@ class AlignConfig:
     transform_size: int | None = None
     padding: bool = True
     landmarks: bool = False  # also write landmarks.json (68 points, quad, box; input pixels)
+    all_faces: bool = False
+    min_face: int = 0
 
 
 @dataclass
 class AlignResult:
-    """The batch report and, per aligned photo, its output, landmarks, quad and box."""
+    """The batch report and, per aligned face, its output, landmarks, quad and box (keyed by
+    the photo's path; ``PATH#00``, ``PATH#01``... with ``all_faces``)."""
 
     report: BatchReport
     faces: dict[str, Any] = field(default_factory=dict)
@@ -432,8 +487,12 @@ def align(config: AlignConfig,
     check_positive(config.size, "--size")
     if config.transform_size is not None:
         check_positive(config.transform_size, "--transform-size")
+    if config.min_face < 0:
+        raise StylebridgeError(f"--min-face {config.min_face}: must be >= 0")
+    if config.min_face and not config.all_faces:
+        raise StylebridgeError("--min-face applies with --all-faces")
     paths = require_inputs(config.images)
-    names, clashes = output_names(paths, ".png")
+    names, clashes = output_names(paths, "" if config.all_faces else ".png")
     report = BatchReport()
     for p, reason in clashes.items():
         report.skip(p, reason)
@@ -444,21 +503,28 @@ def align(config: AlignConfig,
         progress(0, len(todo), "aligning")
     for path, image in iter_images(todo, report):
         try:
-            dst = config.out / names[path]
-            if dst.resolve() == path.resolve():
+            if config.all_faces:
+                faces = align_faces(image, config.size, transform_size=config.transform_size,
+                                    enable_padding=config.padding, min_size=config.min_face,
+                                    path=path)
+                written = {f"{path}#{i:02d}": (config.out / f"{names[path]}_{i:02d}.png", face)
+                           for i, face in enumerate(faces)}
+            else:
+                written = {str(path): (config.out / names[path], align_face(
+                    image, config.size, transform_size=config.transform_size,
+                    enable_padding=config.padding, path=path))}
+            if any(dst.resolve() == path.resolve() for dst, _ in written.values()):
                 raise ImageError("output would overwrite the input", path=path)
-            face = align_face(image, config.size, transform_size=config.transform_size,
-                              enable_padding=config.padding, path=path)
         except ImageError as exc:
             report.skip(path, str(exc).removeprefix(f"{path}: "))
         else:
-            with atomic_path(dst) as tmp:
-                face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+            for key, (dst, face) in written.items():
+                with atomic_path(dst) as tmp:
+                    face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+                records[key] = {"output": str(dst), "landmarks": face.landmarks.tolist(),
+                                "quad": face.quad.tolist(),
+                                "box": list(face.box) if face.box else None}
             report.ok(path)
-            records[str(path)] = {"output": str(dst),
-                                  "landmarks": face.landmarks.tolist(),
-                                  "quad": face.quad.tolist(),
-                                  "box": list(face.box) if face.box else None}
         if progress is not None:
             progress(len(report.done) + len(report.skipped) - len(clashes), len(todo),
                      "aligning")
@@ -475,7 +541,9 @@ __all__ = [
     "NoFaceError",
     "align",
     "align_face",
+    "align_faces",
     "align_from_landmarks",
+    "detect_faces",
     "detect_landmarks",
     "dlib_model_path",
     "ffhq_quad",

@@ -34,6 +34,12 @@ class AlignCommand(Command):
                                  f"{4 * MAX_IMAGE_SIZE})")
         parser.add_argument("--no-padding", action="store_true",
                             help="no blur-padding where the crop leaves the photo")
+        parser.add_argument("--all-faces", action="store_true",
+                            help="every face of a photo, largest first: <stem>_00.png, "
+                                 "<stem>_01.png... (default: the largest face, <stem>.png)")
+        parser.add_argument("--min-face", type=int, default=0, metavar="PX",
+                            help="with --all-faces: leave out faces whose detector box is "
+                                 "smaller than PX input pixels on its shorter side (default 0)")
         parser.add_argument("--landmarks", action="store_true",
                             help="also write landmarks.json (68 points, quad, box; input pixels)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -44,7 +50,8 @@ class AlignCommand(Command):
             check_range("--transform-size", args.transform_size, 1, 4 * MAX_IMAGE_SIZE)
         config = AlignConfig(images=args.images, out=out_dir(args.out, "aligned"), size=args.size,
                              transform_size=args.transform_size, padding=not args.no_padding,
-                             landmarks=args.landmarks)
+                             landmarks=args.landmarks, all_faces=args.all_faces,
+                             min_face=args.min_face)
         with progress_bar(console) as progress:
             result = align(config, progress)
         if args.json:
