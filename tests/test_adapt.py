@@ -19,6 +19,7 @@ from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
 from stylebridge.core.images import from_generator_range, load_image
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import Adapter
 from stylebridge.plugins.calibrators.alpha import AlphaCalibrator
 from stylebridge.plugins.domains.affine import AffinePlus
@@ -146,6 +147,35 @@ def test_alpha_rescaling_and_skip_layers_by_hand(gen: Any, images: Tensor) -> No
         assert both.offset_scale[[0, 5, 8]].tolist() == [0.0, 0.5, 1.0]
 
 
+def test_strength_scales_each_domain_change_by_hand(gen: Any, images: Tensor) -> None:
+    """StyleSpace at strength k is s + k·Δs (times alpha and skip scales); 0 is the
+    inversion to the bit, 1 is the default output to the bit; names say the strength."""
+    domain = _domain(gen, 4, scale=0.5)
+    plain = Adapter(TinyEncoder(), gen, {"pixar": domain})
+    swept = Adapter(TinyEncoder(), gen, {"pixar": domain}, strength=(0.0, 0.5, 1.0, -1.5))
+    assert list(swept.outputs) == ["pixar@0", "pixar@0.5", "pixar", "pixar@-1.5"]
+    assert swept.outputs["pixar@0.5"] == ("pixar", 0.5)
+    with torch.no_grad():
+        inv = plain.encode(images)
+        base = plain.render(inv)
+        out = swept.render(inv)
+        offsets = {int(k): v.detach() for k, v in domain.offsets.items()}
+        for key, k in (("pixar@0.5", 0.5), ("pixar@-1.5", -1.5)):
+            by_hand = {i: k * v for i, v in offsets.items()}
+            assert_close(out[key], _render_by_hand(gen, inv.w_plus, by_hand), atol=1e-5, rtol=0)
+    assert torch.equal(out["pixar@0"], base["inversion"])
+    assert torch.equal(out["pixar"], base["pixar"])
+    # on top of skip layers: a skipped layer stays off at any strength
+    skipped = Adapter(TinyEncoder(), gen, {"pixar": domain}, skip_layers="0", strength=2.0)
+    assert list(skipped.outputs) == ["pixar@2"]
+    scale = skipped.scale_at(2.0)
+    assert scale is not None and scale[0] == 0 and bool((scale[1:] == 2).all())
+    for bad, message in ((float("nan"), "finite"), (11.0, "finite number in"),
+                         ((1.0, 1.0), "given twice"), ((), "at least one")):
+        with pytest.raises(StylebridgeError, match=message):
+            Adapter(TinyEncoder(), gen, {"pixar": domain}, strength=bad)
+
+
 def test_skip_layers_also_switch_off_affine_plus_and_its_weight_offsets(gen: Any,
                                                                         images: Tensor) -> None:
     i = 6
@@ -259,6 +289,39 @@ def test_cli_adapt_metrics_are_chosen_like_evals(files: dict[str, Path], tmp_pat
     assert main([*base, "--metric", "fid", "--out", str(tmp_path / "fid")]) == 2
     assert capsys.readouterr().err.startswith("error: --metric fid: it compares sets of images")
     assert not (tmp_path / "fid").exists()
+
+
+def test_cli_adapt_strength_sweep(files: dict[str, Path], tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    from stylebridge.cli.main import main
+
+    base = ["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+            "-m", str(files["pixar"]), "--no-align", "--device", "cpu", str(files["photos"])]
+    out = tmp_path / "out"
+    assert main([*base, "--strength", "0,1,1.5", "--out", str(out)]) == 3  # broken.png skipped
+    text = " ".join(capsys.readouterr().out.split())
+    assert "pixar@1.5" in text and "pixar@0 " in text
+    stem = sorted(files["photos"].glob("*.png"))[0].stem
+    for key in ("inversion", "pixar@0", "pixar", "pixar@1.5"):
+        assert (out / f"{stem}_{key}.png").is_file()
+    assert torch.equal(load_image(out / f"{stem}_pixar@0.png"),
+                       load_image(out / f"{stem}_inversion.png"))
+    summary = json.loads((out / "adapt.json").read_text())
+    assert summary["strength"] == [0.0, 1.0, 1.5] and list(summary["domains"]) == ["pixar"]
+    per_domain = json.loads((out / "metrics.json").read_text())["input_vs_domain"]
+    assert list(per_domain) == ["pixar@0", "pixar", "pixar@1.5"]
+    assert per_domain["pixar@0"] == json.loads((out / "metrics.json").read_text())[
+        "input_vs_inversion"]
+    grid = load_image(out / "grid.png")
+    assert grid.shape[-1] == 5 * SIZE + 6 * 2  # input | inversion | three strengths
+    for bad, message in (("1,1", "given twice"), ("20", "finite number in")):
+        assert main([*base, "--strength", bad, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: a usage error, one line
+        main([*base, "--strength", "0.5,a", "--out", str(tmp_path / "bad")])
+    assert capsys.readouterr().err == ("error: --strength: expected a number, got 'a' (see "
+                                       "stylebridge adapt --help)\n")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_cli_adapt_refuses_a_domain_of_another_generator(files: dict[str, Path], tmp_path: Path,

@@ -85,3 +85,23 @@ def test_alpha_and_skip_layers_scale_the_change_of_each_layer(cls) -> None:
                                                 method=method))
     torch.testing.assert_close(outputs["d"], by_hand, atol=2e-5, rtol=0)
     assert not torch.allclose(outputs["d"], plain, atol=1e-3)   # the scale did something
+
+
+@pytest.mark.parametrize("cls", [DomainModulation, MindTheGap])
+def test_strength_scales_the_change_like_a_uniform_alpha(cls) -> None:
+    """`--strength k` is the scale k on every layer: the change of each layer times k
+    (checked against a method whose parameters are scaled by hand), 0 = the inversion."""
+    gen = tiny_generator(seed=0)
+    method = cls(**_desc(gen))
+    _random_like(method, 3)
+    encoder = random_e4e(gen, seed=0)
+    images = torch.rand(2, 3, gen.size, gen.size, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = Adapter(encoder, gen, {"d": method}, strength=(0.0, 0.4)).run(images)
+        inv = encoder.encode(images)
+        k = torch.full((gen.n_style_layers,), 0.4)
+        by_hand = from_generator_range(synthesize(gen, Inversion(w_plus=inv.w_plus),
+                                                  method=_scaled_copy(method, cls, gen, k)))
+    torch.testing.assert_close(out["d@0.4"], by_hand, atol=2e-5, rtol=0)
+    torch.testing.assert_close(out["d@0"], out["inversion"], atol=2e-6, rtol=0)
+    assert not torch.allclose(out["d@0.4"], out["inversion"], atol=1e-3)

@@ -217,6 +217,16 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
     calibrated = backend.run(photo, RunRequest("e4e", DOMAINS[:1], alpha=True))
     plain = backend.run(photo, RunRequest("e4e", DOMAINS[:1]))
     assert not torch.equal(calibrated.images[DOMAINS[0]], plain.images[DOMAINS[0]])
+    # the strength slider: 0 renders the inversion, 1 the domain as trained, other values
+    # are named in the output and its grid label
+    off = backend.run(photo, RunRequest("e4e", DOMAINS[:1], strength=0.0))
+    assert list(off.images) == ["inversion", f"{DOMAINS[0]}@0"]
+    assert torch.equal(off.images[f"{DOMAINS[0]}@0"], plain.images["inversion"])
+    half = backend.run(photo, RunRequest("e4e", DOMAINS[:1], strength=0.5))
+    change = {k: float((r.images[name] - plain.images["inversion"]).abs().mean())
+              for k, r, name in ((0.5, half, f"{DOMAINS[0]}@0.5"), (1.0, plain, DOMAINS[0]))}
+    assert 0 < change[0.5] < change[1.0]
+    assert json.loads((half.grid_path.parent / "run.json").read_text())["strength"] == 0.5
     shifted = backend.run(photo, RunRequest("fse", DOMAINS[:1], featureshift=True))
     assert {"featureshift", "guide (e4e)"} <= set(shifted.random_parts)
     with pytest.raises(StylebridgeError, match="FeatureShift shifts FSE's feature map"):

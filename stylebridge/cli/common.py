@@ -77,6 +77,14 @@ def finite_float(text: str) -> float:
     return value
 
 
+def finite_floats(text: str) -> list[float]:
+    """argparse ``type`` of a comma-separated list of finite numbers (``0.5,1,1.5``)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+    return [finite_float(part) for part in parts]
+
+
 def add_images_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``IMAGE...`` of the batch commands (files or folders)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE",

@@ -1,21 +1,12 @@
-"""Domain adaptation of real photos: the :class:`Adapter` and the ``adapt`` pipeline.
+"""Domain adaptation of real photos: the ``adapt`` pipeline over photo files.
 
-Pipeline (thesis, chapter 4): encode each photo **once** with an encoder,
-optionally correct the encoder/domain mismatch (a :class:`Calibrator`, e.g.
-alpha-rescaling: per-layer offset scales ``1/α_i``; ``skip_layers``: no change
-on the listed style layers, the thesis' "indomain" remedy for the first
-layers), then render the inversion through every domain method with a
-:class:`~stylebridge.core.interfaces.Renderer` (default: the plain
-:func:`~stylebridge.core.synthesis.synthesize`; FeatureShift is another)::
-
-    adapter = Adapter(encoder, generator, {"pixar": pixar, "joker": joker},
-                      calibrator=alpha, skip_layers="coarse")
-    images = adapter.run(images01)   # {"inversion": [B,3,S,S], "pixar": ..., "joker": ...}
-
+The :class:`~stylebridge.pipelines.adapter.Adapter` (encode once; calibrator, skip layers,
+strength; any renderer) lives in :mod:`stylebridge.pipelines.adapter` and is re-exported here.
 :func:`adapt` (``stylebridge adapt``, :mod:`stylebridge.cli.commands.adapt`) runs it over
 photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per photo
 ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (the domain name is the checkpoint's
-file stem), ``grid.png`` (rows: input | inversion | each domain, labelled), ``adapt.json``
+file stem; ``<stem>_<domain>@<k>.png`` at a strength ``k`` other than 1), ``grid.png``
+(rows: input | inversion | each output, labelled), ``adapt.json``
 (inputs, outputs, offset scales, skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
 default MSE and PSNR, of the inversion and of every domain against the input photo).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
 FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
@@ -34,7 +25,7 @@ conv_0 … conv_5, 4–32 px), i.e. ``skip_layers="coarse"`` = ``[0, 2, 3, 5, 6,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,12 +37,12 @@ from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
-from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.images import labelled_grid, resize_square, save_png
+from stylebridge.core.interfaces import DomainMethod, Renderer
 from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
-from stylebridge.core.synthesis import PlainRenderer, check_compatible
-from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.errors import ImageError
+from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.pipelines.output_metrics import (
     DEFAULT_METRICS,
@@ -69,7 +60,7 @@ from stylebridge.pipelines.photos import (
     open_encoder,
     open_generator,
 )
-from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
+from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
 from stylebridge.registry.spec import parse_plugin_spec
@@ -77,7 +68,6 @@ from stylebridge.registry.spec import parse_plugin_spec
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
-INVERSION = "inversion"
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
 
@@ -90,123 +80,6 @@ def _no_progress(completed: int, total: int | None, description: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Python API
-
-
-def _method_label(method: DomainMethod) -> str:
-    return str(method.label or method.name or "domain")
-
-
-class Adapter:
-    """Encoder + generator + domain methods (+ calibrator, renderer): photos → adapted images.
-
-    ``methods``: ``{name: method}`` or a sequence (named by each method's
-    ``label``/``name``, made unique).  ``skip_layers``: style-layer indices whose
-    domain change is switched off (scale 0), on top of the calibrator's scales.
-    ``renderer``: how an inversion (and a domain) becomes an image (default
-    :class:`~stylebridge.core.synthesis.PlainRenderer`).  A renderer that
-    ``needs_guide`` (FeatureShift) gets the latents of the ``guide`` encoder (e4e), or,
-    without one, the encoder's own latents.  Every method and the renderer are checked
-    against the generator when the adapter is built.  :attr:`encoded_images` counts the
-    images passed to the encoder.
-    """
-
-    def __init__(self, encoder: Encoder, generator: Generator,
-                 methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
-                 calibrator: Calibrator | None = None,
-                 skip_layers: Sequence[int] | str = (), *,
-                 renderer: Renderer | None = None,
-                 guide: Encoder | None = None) -> None:
-        self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
-        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
-        self.guide = guide
-        encoder.bind_generator(generator)
-        self.renderer.check_generator(generator, encoder)
-        if guide is not None:
-            guide.bind_generator(generator)
-        if isinstance(methods, Mapping):
-            items = list(methods.items())
-        else:
-            items = [(_method_label(m), m) for m in methods]
-        self.methods: dict[str, DomainMethod] = {}
-        for name, method in items:
-            unique, k = str(name), 2
-            while unique in self.methods or unique == INVERSION:
-                unique, k = f"{name}-{k}", k + 1
-            self.methods[unique] = method
-        check_domains(self.methods.values(), generator)
-        n = generator.n_style_layers
-        self.skip_layers = parse_layers(skip_layers, n_layers=n)
-        base = None if calibrator is None else calibrator.offset_scale(n)
-        self.offset_scale: Tensor | None = skip_scale(n, self.skip_layers, base)
-        #: layers the calibrator gives no offset (alpha: α near 0), reported in adapt.json
-        self.calibrator_zeroed_layers = [] if calibrator is None else calibrator.unreliable_layers()
-        self.encoded_images = 0
-
-    @property
-    def device(self) -> torch.device:
-        return self.generator.input.input.device
-
-    @torch.no_grad()
-    def _invert(self, images01: Tensor) -> Inversion:
-        """The encoder's (uncalibrated) inversion, checked against the generator."""
-        if images01.ndim != 4 or images01.shape[1] != 3:
-            raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
-        inversion = self.encoder.encode(images01.to(self.device))
-        self.encoded_images += int(images01.shape[0])
-        check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")
-        if inversion.batch_size != images01.shape[0]:
-            raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
-                                   f"inversions for {images01.shape[0]} images")
-        return inversion.detach().to(self.device)
-
-    def _calibrated(self, inversion: Inversion) -> Inversion:
-        return inversion if self.calibrator is None else self.calibrator.apply(inversion)
-
-    @torch.no_grad()
-    def encode(self, images01: Tensor) -> Inversion:
-        """Images ``[B, 3, H, W]`` in ``[0, 1]`` → (calibrated) inversion on the generator's device."""
-        return self._calibrated(self._invert(images01))
-
-    @torch.no_grad()
-    def guide_latents(self, images01: Tensor, inversion: Inversion) -> Tensor | None:
-        """What a renderer that ``needs_guide`` gets: the guide encoder's ``w+`` of the
-        images, or (no guide encoder) the encoder's own ``inversion.w_plus``; ``None`` when
-        the renderer needs no guide."""
-        if not self.renderer.needs_guide:
-            return None
-        if self.guide is None:
-            return inversion.w_plus
-        return self.guide.encode(images01.to(self.device)).w_plus.detach()
-
-    @torch.no_grad()
-    def render(self, inversion: Inversion, guide: Tensor | None = None) -> dict[str, Tensor]:
-        """The inversion without and with every domain → ``{name: [B, 3, S, S]}`` in ``[0, 1]``.
-
-        ``guide``: the guiding latents (:meth:`guide_latents`) when the renderer needs them;
-        omitted, they are the inversion's own latents (only valid without a guide encoder).
-        """
-        if self.renderer.needs_guide and guide is None:
-            if self.guide is not None:
-                raise StylebridgeError(f"renderer {self.renderer.name!r} needs the latents of "
-                                       f"guide encoder {self.guide.name!r}: pass "
-                                       "guide=adapter.guide_latents(images, inversion)")
-            guide = inversion.w_plus
-        render, gen = self.renderer.render, self.generator
-        out = {INVERSION: from_generator_range(render(gen, inversion, guide=guide))}
-        for name, method in self.methods.items():
-            out[name] = from_generator_range(render(gen, inversion, method,
-                                                    offset_scale=self.offset_scale, guide=guide))
-        return out
-
-    def run(self, images01: Tensor) -> dict[str, Tensor]:
-        """Encode once, render the inversion and every domain (images in ``[0, 1]``)."""
-        inversion = self._invert(images01)
-        guide = self.guide_latents(images01, inversion)
-        return self.render(self._calibrated(inversion), guide=guide)
-
-
-# ---------------------------------------------------------------------------------------------
 # Loading pieces shared by the pipelines
 
 
@@ -216,12 +89,6 @@ def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool
     both from the generator's recorded provenance."""
     generator, provenance = load_generator(spec, device)
     return generator, provenance.random, provenance.path
-
-
-def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None:
-    """One-line error for a domain trained for another generator (``check_generator``)."""
-    for method in methods:
-        method.check_generator(generator)
 
 
 def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
@@ -346,6 +213,9 @@ class AdaptConfig(PhotoOptions):
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
     #: ``eval`` metric specs, each output (inversion, every domain) against the input photo
     metrics: Sequence[str] = DEFAULT_METRICS
+    #: how much of each domain's change: 1 = as trained; several values render each domain
+    #: once per value (:class:`~stylebridge.pipelines.adapter.Adapter`)
+    strength: float | Sequence[float] = 1.0
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)``: official weights named here
@@ -432,6 +302,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     naming every official checkpoint that is not installed; ``adapt --fetch`` downloads them."""
     config.check_photos()
     parse_layers(config.skip_layers)  # syntax check before anything is loaded
+    check_strengths(config.strength)
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     paths = require_inputs(config.images)
@@ -463,8 +334,8 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
         fs_info = {"model": str(config.featureshift), "layer": model.layer,
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
-                      renderer=renderer, guide=guide)
-    metrics = build_output_metrics(config.metrics, [INVERSION, *methods])
+                      renderer=renderer, guide=guide, strength=config.strength)
+    metrics = build_output_metrics(config.metrics, [INVERSION, *adapter.outputs])
     return AdaptJob(config=config, paths=paths, adapter=adapter,
                     generator_path=generator_file(gen), featureshift=fs_info,
                     featureshift_random=fs_random, metrics=metrics)
@@ -475,6 +346,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     config, adapter = job.config, job.adapter
     progress = progress or _no_progress
     gen, encoder, methods = adapter.generator, adapter.encoder, adapter.methods
+    domain_of = {key: name for key, (name, _) in adapter.outputs.items()}
     random_inputs = job.random_inputs
     parts = random_parts(random_inputs)
     random = bool(parts)
@@ -490,7 +362,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     metrics = job.metrics
     grid_rows: list[list[Tensor]] = []
     outputs: dict[str, dict[str, str]] = {}
-    description = f"adapting with {len(methods)} domain(s)"
+    description = f"adapting with {len(methods)} domain(s)" + (
+        f" at {len(adapter.strengths)} strengths" if len(adapter.strengths) > 1 else "")
     progress(0, len(todo), description)
     for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, **config.batching,
                                target=gen.size, enc_filter=encoder.preprocessing.resize):
@@ -516,6 +389,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "encoder": config.encoder, "generator": str(job.generator_path),
         "domains": {name: str(spec) for name, spec in zip(methods, config.methods, strict=True)},
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
+        "strength": list(adapter.strengths),
         "featureshift": job.featureshift,
         "offset_scale": None if scale is None else [float(v) for v in scale],
         "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
@@ -528,7 +402,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     config.out.mkdir(parents=True, exist_ok=True)
     per_output = compute_output_metrics(metrics) if report.done else {}
     values = per_output.get(INVERSION, {})
-    domain_values = {name: per_output[name] for name in methods if name in per_output}
+    domain_values = {key: per_output[key] for key in adapter.outputs if key in per_output}
     notes = output_metric_notes(metrics)
     summary["metrics_input_vs_inversion"] = values
     summary["metrics_input_vs_domain"] = domain_values
@@ -543,12 +417,12 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     if grid_rows:
         labels = ["input (aligned)" if config.align else "input",
                   f"inversion: {encoder.name}",
-                  *(f"{name} [{RANDOM_NOTICE}]" if random_inputs["domains"][name] else name
-                    for name in methods)]
+                  *(f"{key} [{RANDOM_NOTICE}]" if random_inputs["domains"][domain_of[key]]
+                    else key for key in adapter.outputs)]
         grid = config.out / "grid.png"
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
     return AdaptResult(summary=summary, report=report, metrics=values if report.done else None,
-                       grid=grid, n_images=len(methods) + 1,
+                       grid=grid, n_images=len(adapter.outputs) + 1,
                        domain_metrics=domain_values if report.done else None,
                        metric_notes=notes)
 
@@ -568,6 +442,7 @@ __all__ = [
     "adapt",
     "check_domains",
     "check_photo_options",
+    "check_strengths",
     "domain_name",
     "encoder_batches",
     "load_domains",

@@ -27,6 +27,7 @@ from stylebridge.cli.common import (
     add_images_argument,
     add_out_argument,
     add_precision_argument,
+    finite_floats,
     out_dir,
 )
 from stylebridge.cli.options import (
@@ -39,6 +40,7 @@ from stylebridge.cli.options import (
 from stylebridge.cli.photo_args import photo_options
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt, run_adapt
+from stylebridge.pipelines.adapter import MAX_STRENGTH
 from stylebridge.pipelines.output_metrics import DEFAULT_METRICS
 from stylebridge.registry import hookimpl
 
@@ -89,6 +91,12 @@ class AdaptCommand(Command):
         parser.add_argument("--guide", metavar="NAME[:CKPT]",
                             help="FeatureShift's guiding encoder (default: the one recorded in "
                                  "the model, else the encoder's own latents)")
+        parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
+                            help="how much of each domain's change: 1 = as trained (default), "
+                                 "0 = the inversion, 0.5 half-way, 1.5 beyond; several values "
+                                 "render each domain once per value (outputs NAME@K; the "
+                                 f"calibrator's and skip layers' scales still apply; |K| <= "
+                                 f"{MAX_STRENGTH:g})")
         add_metric_argument(parser, "each output (the inversion and every domain)")
         add_out_argument(parser, "adapted")
         add_fetch_arguments(parser)
@@ -103,7 +111,8 @@ class AdaptCommand(Command):
                              calibrate=args.calibrate, skip_layers=args.skip_layers,
                              featureshift=args.featureshift, guide=args.guide,
                              compile=args.compile, precision=args.precision,
-                             metrics=tuple(args.metric or DEFAULT_METRICS))
+                             metrics=tuple(args.metric or DEFAULT_METRICS),
+                             strength=args.strength)
         job = prepare_adapt(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)

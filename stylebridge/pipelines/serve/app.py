@@ -102,6 +102,8 @@ def build_app(backend: ServeBackend) -> Any:
                 skip = gr.Dropdown(SKIP_PRESETS, value="", allow_custom_value=True,
                                    label="skip layers (no domain change on these style layers)",
                                    elem_id="skip-layers")
+                strength = gr.Slider(0.0, 2.0, value=1.0, step=0.05, elem_id="strength",
+                                     label="domain strength (1 = as trained, 0 = the inversion)")
                 with gr.Row():
                     alpha = gr.Checkbox(label="alpha calibration", elem_id="alpha")
                     featureshift = gr.Checkbox(label="FeatureShift (FSE)", elem_id="featureshift")
@@ -160,10 +162,11 @@ def build_app(backend: ServeBackend) -> Any:
                     f"{how} {_html(name)!r}{_html(note)}")
 
         def on_run(current: Photo, enc: str, chosen: list[str], skip_text: str, use_alpha: bool,
-                   use_fs: bool, progress: Any = gr.Progress()) -> Any:  # noqa: B008
+                   use_fs: bool, strength_value: float,
+                   progress: Any = gr.Progress()) -> Any:  # noqa: B008
             request = RunRequest(encoder=enc or "", domains=list(chosen or []),
                                  skip_layers=skip_text or "", alpha=bool(use_alpha),
-                                 featureshift=bool(use_fs))
+                                 featureshift=bool(use_fs), strength=float(strength_value))
             try:
                 result = backend.run(current, request,
                                      progress=lambda f, d: progress(f, desc=d))
@@ -185,7 +188,7 @@ def build_app(backend: ServeBackend) -> Any:
         domain_files.upload(on_domain_files, [domain_files, domains],
                             [domains, status, domain_files])
         train.click(on_train, [prompt, steps, domains], [domains, status])
-        run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift],
+        run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],
                   [result_status, grid, metrics, metric_notes, download_images, download_latents,
                    banner])
     return app

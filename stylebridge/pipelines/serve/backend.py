@@ -119,6 +119,7 @@ class RunRequest:
     skip_layers: str = ""
     alpha: bool = False
     featureshift: bool = False
+    strength: float = 1.0  # how much of each domain's change (Adapter's ``strength``)
 
 
 @dataclass
@@ -455,6 +456,7 @@ class ServeBackend:
                 random_inputs[f"domain {name}"] = self.domain_random[name]
             methods = {name: self.domains[name] for name in request.domains}
             adapter = Adapter(encoder, self.generator, methods, calibrator=calibrator,
+                              strength=request.strength,
                               skip_layers=skip, renderer=renderer, guide=guide)
             gen = self.generator
             enc_size = int(encoder.preprocessing.size or gen.size)
@@ -473,7 +475,8 @@ class ServeBackend:
         out = self.work_dir / f"run-{self._runs:03d}"
         out.mkdir(parents=True, exist_ok=True)
         labels = ["aligned photo", f"inversion: {request.encoder}",
-                  *(f"{n} [{RANDOM_NOTICE}]" if self.domain_random[n] else n for n in methods)]
+                  *(f"{key} [{RANDOM_NOTICE}]" if self.domain_random[name] else key
+                    for key, (name, _) in adapter.outputs.items())]
         photo_tile = resize_square(photo.aligned, gen.size)
         grid = labelled_grid([[photo_tile, *outputs.values()]], labels, notice=notice,
                              min_tile=GRID_MIN_TILE, label_lines=2)
@@ -495,6 +498,7 @@ class ServeBackend:
                 "random_weights": str(bool(parts)).lower()})
         write_json(out / "run.json", {"photo": photo.name, "encoder": request.encoder,
                                       "domains": list(methods), "skip_layers": skip,
+                                      "strength": request.strength,
                                       "alpha": request.alpha,
                                       "featureshift": request.featureshift,
                                       "precision": self.generator.precision,

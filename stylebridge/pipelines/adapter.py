@@ -1,0 +1,203 @@
+"""The :class:`Adapter`: encode photos once, render them through domain methods.
+
+Pipeline (thesis, chapter 4): encode each photo **once** with an encoder, optionally correct
+the encoder/domain mismatch (a :class:`Calibrator`, e.g. alpha-rescaling: per-layer offset
+scales ``1/α_i``; ``skip_layers``: no change on the listed style layers, the thesis'
+"indomain" remedy for the first layers), then render the inversion through every domain
+method with a :class:`~stylebridge.core.interfaces.Renderer` (default: the plain
+:func:`~stylebridge.core.synthesis.synthesize`; FeatureShift is another)::
+
+    adapter = Adapter(encoder, generator, {"pixar": pixar, "joker": joker},
+                      calibrator=alpha, skip_layers="coarse")
+    images = adapter.run(images01)   # {"inversion": [B,3,S,S], "pixar": ..., "joker": ...}
+
+``strength`` scales every domain's change on top of the calibrator's and the skip layers'
+per-layer scales: ``0`` renders the inversion, ``1`` (the default) the domain as trained,
+``0.5`` half-way, ``1.5`` beyond; several strengths render each domain once per strength
+(outputs ``pixar@0.5``, ``pixar``, ``pixar@1.5``).  Every method takes the scale the way it
+takes alpha-rescaling (StyleSpace: ``s + k·Δs``; weight and modulation offsets likewise).
+:mod:`stylebridge.pipelines.adapt` runs the adapter over photo files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.images import from_generator_range
+from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.synthesis import PlainRenderer, check_compatible
+from stylebridge.errors import StylebridgeError
+from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
+
+if TYPE_CHECKING:
+    from stylebridge.core.stylegan2.generator import Generator
+
+INVERSION = "inversion"
+MAX_STRENGTH = 10.0  # |strength| above this only blows the picture up
+
+
+def check_strengths(strength: float | Sequence[float]) -> tuple[float, ...]:
+    """Strengths as a tuple: finite, within ``±MAX_STRENGTH``, each once."""
+    values = (strength,) if isinstance(strength, int | float) else tuple(strength)
+    if not values:
+        raise StylebridgeError("--strength: give at least one value")
+    for k in values:
+        if not math.isfinite(float(k)) or abs(float(k)) > MAX_STRENGTH:
+            raise StylebridgeError(f"--strength {k}: must be a finite number in "
+                                   f"[-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]")
+    if len(set(values)) != len(values):
+        raise StylebridgeError(f"--strength {','.join(f'{k:g}' for k in values)}: a value is "
+                               "given twice")
+    return tuple(float(k) for k in values)
+
+
+def output_name(domain: str, strength: float) -> str:
+    """``pixar`` at strength 1 (as trained), ``pixar@0.5`` otherwise."""
+    return domain if strength == 1.0 else f"{domain}@{strength:g}"
+
+
+def _method_label(method: DomainMethod) -> str:
+    return str(method.label or method.name or "domain")
+
+
+class Adapter:
+    """Encoder + generator + domain methods (+ calibrator, renderer): photos → adapted images.
+
+    ``methods``: ``{name: method}`` or a sequence (named by each method's
+    ``label``/``name``, made unique).  ``skip_layers``: style-layer indices whose
+    domain change is switched off (scale 0), on top of the calibrator's scales.
+    ``renderer``: how an inversion (and a domain) becomes an image (default
+    :class:`~stylebridge.core.synthesis.PlainRenderer`).  A renderer that
+    ``needs_guide`` (FeatureShift) gets the latents of the ``guide`` encoder (e4e), or,
+    without one, the encoder's own latents.  Every method and the renderer are checked
+    against the generator when the adapter is built.  ``strength``: one value or several
+    (module docstring); :attr:`outputs` maps each output name to its domain and strength.
+    :attr:`encoded_images` counts the images passed to the encoder.
+    """
+
+    def __init__(self, encoder: Encoder, generator: Generator,
+                 methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
+                 calibrator: Calibrator | None = None,
+                 skip_layers: Sequence[int] | str = (), *,
+                 renderer: Renderer | None = None,
+                 guide: Encoder | None = None,
+                 strength: float | Sequence[float] = 1.0) -> None:
+        self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
+        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
+        self.guide = guide
+        encoder.bind_generator(generator)
+        self.renderer.check_generator(generator, encoder)
+        if guide is not None:
+            guide.bind_generator(generator)
+        if isinstance(methods, Mapping):
+            items = list(methods.items())
+        else:
+            items = [(_method_label(m), m) for m in methods]
+        self.methods: dict[str, DomainMethod] = {}
+        for name, method in items:
+            unique, k = str(name), 2
+            while unique in self.methods or unique == INVERSION:
+                unique, k = f"{name}-{k}", k + 1
+            self.methods[unique] = method
+        check_domains(self.methods.values(), generator)
+        n = generator.n_style_layers
+        self.skip_layers = parse_layers(skip_layers, n_layers=n)
+        base = None if calibrator is None else calibrator.offset_scale(n)
+        self.offset_scale: Tensor | None = skip_scale(n, self.skip_layers, base)
+        #: layers the calibrator gives no offset (alpha: α near 0), reported in adapt.json
+        self.calibrator_zeroed_layers = [] if calibrator is None else calibrator.unreliable_layers()
+        self.strengths = check_strengths(strength)
+        #: output name → (domain name, strength), in render order
+        self.outputs: dict[str, tuple[str, float]] = {
+            output_name(name, k): (name, k) for name in self.methods for k in self.strengths}
+        self.encoded_images = 0
+
+    def scale_at(self, strength: float) -> Tensor | None:
+        """The per-layer offset scale at ``strength``: the calibrator's and skip layers'
+        scale times ``strength`` (``None``, i.e. unscaled, at strength 1 without either)."""
+        if strength == 1.0:
+            return self.offset_scale
+        base = (torch.ones(self.generator.n_style_layers) if self.offset_scale is None
+                else self.offset_scale)
+        return base * strength
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.input.input.device
+
+    @torch.no_grad()
+    def _invert(self, images01: Tensor) -> Inversion:
+        """The encoder's (uncalibrated) inversion, checked against the generator."""
+        if images01.ndim != 4 or images01.shape[1] != 3:
+            raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
+        inversion = self.encoder.encode(images01.to(self.device))
+        self.encoded_images += int(images01.shape[0])
+        check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")
+        if inversion.batch_size != images01.shape[0]:
+            raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
+                                   f"inversions for {images01.shape[0]} images")
+        return inversion.detach().to(self.device)
+
+    def _calibrated(self, inversion: Inversion) -> Inversion:
+        return inversion if self.calibrator is None else self.calibrator.apply(inversion)
+
+    @torch.no_grad()
+    def encode(self, images01: Tensor) -> Inversion:
+        """Images ``[B, 3, H, W]`` in ``[0, 1]`` → (calibrated) inversion on the generator's device."""
+        return self._calibrated(self._invert(images01))
+
+    @torch.no_grad()
+    def guide_latents(self, images01: Tensor, inversion: Inversion) -> Tensor | None:
+        """What a renderer that ``needs_guide`` gets: the guide encoder's ``w+`` of the
+        images, or (no guide encoder) the encoder's own ``inversion.w_plus``; ``None`` when
+        the renderer needs no guide."""
+        if not self.renderer.needs_guide:
+            return None
+        if self.guide is None:
+            return inversion.w_plus
+        return self.guide.encode(images01.to(self.device)).w_plus.detach()
+
+    @torch.no_grad()
+    def render(self, inversion: Inversion, guide: Tensor | None = None) -> dict[str, Tensor]:
+        """The inversion without and with every domain (at every strength) → ``{output:
+        [B, 3, S, S]}`` in ``[0, 1]``, keyed as :attr:`outputs`.
+
+        ``guide``: the guiding latents (:meth:`guide_latents`) when the renderer needs them;
+        omitted, they are the inversion's own latents (only valid without a guide encoder).
+        """
+        if self.renderer.needs_guide and guide is None:
+            if self.guide is not None:
+                raise StylebridgeError(f"renderer {self.renderer.name!r} needs the latents of "
+                                       f"guide encoder {self.guide.name!r}: pass "
+                                       "guide=adapter.guide_latents(images, inversion)")
+            guide = inversion.w_plus
+        render, gen = self.renderer.render, self.generator
+        out = {INVERSION: from_generator_range(render(gen, inversion, guide=guide))}
+        for key, (name, strength) in self.outputs.items():
+            out[key] = from_generator_range(render(gen, inversion, self.methods[name],
+                                                   offset_scale=self.scale_at(strength),
+                                                   guide=guide))
+        return out
+
+    def run(self, images01: Tensor) -> dict[str, Tensor]:
+        """Encode once, render the inversion and every domain (images in ``[0, 1]``)."""
+        inversion = self._invert(images01)
+        guide = self.guide_latents(images01, inversion)
+        return self.render(self._calibrated(inversion), guide=guide)
+
+
+
+
+def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None:
+    """One-line error for a domain trained for another generator (``check_generator``)."""
+    for method in methods:
+        method.check_generator(generator)
+
+
+__all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "check_domains", "check_strengths",
+           "output_name"]
