@@ -85,6 +85,19 @@ def tiny_generator(seed: int = 0, size: int = 32, style_dim: int = 32, **kw) -> 
     return gen.eval()
 
 
+def random_stylespace(gen: Any, seed: int, scale: float = 1.0) -> Any:
+    """A StyleSpace domain for ``gen`` whose offsets are ``scale`` × seeded normal noise."""
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+
+    method = StyleSpace(size=gen.size, style_dim=gen.style_dim,
+                        channels={str(r): c for r, c in gen.cfg.channels.items()})
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in method.offsets.values():
+            p.copy_(scale * torch.randn(p.shape, generator=g))
+    return method
+
+
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """One intra-op thread: tiny networks run much faster so on a shared 2-core machine."""

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_generator
+from conftest import random_stylespace, tiny_generator
 from PIL import Image
 from torch import Tensor, nn
 from torch.testing import assert_close
@@ -67,12 +67,7 @@ def _desc(gen: Any) -> dict[str, Any]:
 
 
 def _domain(gen: Any, seed: int, scale: float = 1.0) -> StyleSpace:
-    method = StyleSpace(**_desc(gen))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in method.offsets.values():
-            p.copy_(scale * torch.randn(p.shape, generator=g))
-    return method
+    return random_stylespace(gen, seed, scale)
 
 
 @pytest.fixture(scope="module")

@@ -239,7 +239,7 @@ def test_generate_random_noise_depends_only_on_each_seed(capsys, tmp_path, tiny_
 
 
 def test_seed_inputs_are_drawn_from_the_seed_alone(tiny_gen_files) -> None:
-    from stylebridge.cli.commands.generate import seed_inputs
+    from stylebridge.pipelines.generate import seed_inputs
 
     shapes = [(1, 1, 4, 4), (1, 1, 8, 8)]
     z, noise = seed_inputs(7, 16, shapes)

@@ -1,10 +1,9 @@
-"""``stylebridge generate``: sample images from a generator checkpoint."""
+"""``stylebridge generate``: sample images from a generator checkpoint, and render the
+samples through domains (:mod:`stylebridge.pipelines.generate`)."""
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
 from typing import Any
 
 from rich.console import Console
@@ -18,58 +17,22 @@ from stylebridge.cli.common import (
     add_out_argument,
     add_precision_argument,
     finite_float,
+    finite_floats,
     out_dir,
 )
+from stylebridge.cli.options import print_random_notices, progress_bar
 from stylebridge.core.checkpoint import RANDOM_NOTICE
-from stylebridge.core.limits import MAX_BATCH, check_range
-from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.core.limits import MAX_BATCH
+from stylebridge.pipelines.adapter import MAX_STRENGTH
+from stylebridge.pipelines.generate import MAX_SEED, GenerateConfig, generate, parse_seeds
 from stylebridge.registry import hookimpl
-from stylebridge.registry.resolve import load_generator
 
-_SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
-# torch's CPU generator (mt19937) keeps only the low 32 bits of a seed for its draws (seeds 0 and
-# 2**32 give the same numbers), so larger seeds would silently repeat images
-MAX_SEED = 2**32 - 1
-MAX_SEEDS = 100_000
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-7"``, ``"1,5,9"``, ``"0-3,10"`` → list of seeds (each in ``0..MAX_SEED``)."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not _SEEDS_RE.match(part):
-            raise SpecError(f"--seeds {text!r}: expected e.g. 0-7 or 1,5,9")
-        lo, _, hi = part.partition("-")
-        a, b = int(lo), int(hi or lo)
-        if b < a:
-            raise SpecError(f"--seeds {text!r}: range {part} is empty")
-        if b > MAX_SEED:
-            raise SpecError(f"--seeds {text!r}: seed {b} is out of range (seeds must be in "
-                            f"0..{MAX_SEED})")
-        if len(seeds) + (b - a + 1) > MAX_SEEDS:  # checked before the range is expanded
-            raise SpecError(f"--seeds {text!r}: more than {MAX_SEEDS:,} seeds is too many")
-        seeds.extend(range(a, b + 1))
-    return seeds
-
-
-def seed_inputs(seed: int, style_dim: int, noise_shapes: list[tuple[int, ...]] | None,
-                ) -> tuple[Any, list[Any] | None]:
-    """The z ``[style_dim]`` of one seed and, with ``noise_shapes``, its noise maps
-    ``[1, *shape[1:]]``: all drawn from a generator seeded by this seed alone, so an image
-    does not depend on the other seeds of its batch (z first, as without noise)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(style_dim, generator=g)
-    if noise_shapes is None:
-        return z, None
-    return z, [torch.randn(1, *shape[1:], generator=g) for shape in noise_shapes]
+__all__ = ["GenerateCommand", "parse_seeds"]
 
 
 class GenerateCommand(Command):
     name = "generate"
-    help = "sample images from a generator checkpoint (PNG files + a grid)"
+    help = "sample images from a generator checkpoint (PNG files + a grid), also through domains"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_generator_argument(parser)
@@ -80,71 +43,36 @@ class GenerateCommand(Command):
         parser.add_argument("--noise", choices=("const", "random"), default="const",
                             help="stored noise buffers (default) or random noise drawn from "
                                  "each image's own seed (independent of --batch)")
-        parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
+        parser.add_argument("--method", "-m", action="append", default=[],
+                            metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
+                            help="also render every sample through this domain (as `adapt "
+                                 "--method` takes it): seed0000_NAME.png and a labelled grid, "
+                                 "a row per seed; repeatable")
+        parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
+                            help="with --method: how much of each domain's change (1 = as "
+                                 "trained, default; 0 = the sample); several values render "
+                                 f"each domain once per value (NAME@K; |K| <= {MAX_STRENGTH:g})")
+        parser.add_argument("--batch", type=int, default=4,
+                            help=f"images per forward pass (default 4, at most {MAX_BATCH})")
         add_out_argument(parser, "samples")
         add_device_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        import torch
-        from rich.progress import Progress
-
-        from stylebridge.core.compiled import compile_synthesis
-        from stylebridge.core.device import resolve_device
-        from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
-        from stylebridge.core.precision import check_precision
-
-        if not 0.0 < args.truncation <= 1.0:
-            raise StylebridgeError(f"--truncation {args.truncation}: must be in (0, 1]")
-        check_range("--batch", args.batch, 1, MAX_BATCH)
-        seeds = parse_seeds(args.seeds)
-        args.out = out_dir(args.out, "samples")
-        device = resolve_device(args.device)
-        check_precision(args.precision, device)
-        gen, provenance = load_generator(args.generator, device)
-        path, random = provenance.path, provenance.random
-        gen.set_precision(args.precision)
-        compile_synthesis(gen, args.compile)
-        if random:
-            console.print("[bold yellow]" + escape(
-                f"{RANDOM_NOTICE}: {path} is a random-weight generator; the images show no "
-                "trained model") + "[/bold yellow]")
-        noise_shapes = None
-        if args.noise == "random":
-            noise_shapes = [tuple(getattr(gen.noises, f"noise_{k}").shape)
-                            for k in range(gen.num_layers)]
-        args.out.mkdir(parents=True, exist_ok=True)
-        images = []
-        with Progress(console=console, transient=True,
-                      disable=not console.is_terminal) as progress, torch.no_grad():
-            task = progress.add_task("generating", total=len(seeds))
-            for i in range(0, len(seeds), args.batch):
-                chunk = seeds[i:i + args.batch]
-                drawn = [seed_inputs(s, gen.style_dim, noise_shapes) for s in chunk]
-                z = torch.stack([d[0] for d in drawn]).to(device)
-                noise = None
-                if noise_shapes is not None:
-                    noise = [torch.cat([d[1][k] for d in drawn]).to(device)  # type: ignore[index]
-                             for k in range(len(noise_shapes))]
-                out = gen([z], truncation=args.truncation, noise=noise, randomize_noise=False)
-                out01 = from_generator_range(out).cpu()
-                for seed, img in zip(chunk, out01, strict=True):
-                    save_png(args.out / f"seed{seed:04d}.png", img)
-                    images.append(img)
-                progress.advance(task, len(chunk))
-        if random:  # a red notice under the grid (blank column header: the grid has no labels)
-            ncol = min(len(images), max(1, math.ceil(math.sqrt(len(images)))))
-            grid = labelled_grid([images], [""] * ncol,
-                                 notice=f"{RANDOM_NOTICE}: random-weight generator, not a "
-                                        "trained model")
-        else:
-            grid = make_grid(images)
-        save_png(args.out / "grid.png", grid)
-        console.print(f"[green]wrote[/green] {len(seeds)} images and grid.png to "
-                      f"{escape(str(args.out))}"
+        config = GenerateConfig(
+            generator=args.generator, out=out_dir(args.out, "samples"), seeds=args.seeds,
+            truncation=args.truncation, noise=args.noise, batch=args.batch, device=args.device,
+            compile=args.compile, precision=args.precision, methods=list(args.method),
+            strength=args.strength)
+        with progress_bar(console) as progress:
+            result = generate(config, progress)
+        print_random_notices(console, result.random_inputs, generator=result.generator_path)
+        n = sum(len(f) for f in result.files.values())
+        console.print(f"[green]wrote[/green] {n} images and grid.png to "
+                      f"{escape(str(config.out))}"
                       + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
-                         if random else ""))
+                         if result.random_parts else ""))
         return 0
 
 

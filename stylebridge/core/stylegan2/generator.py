@@ -243,6 +243,10 @@ class Generator(nn.Module):
                 shapes[2 * j] = shapes[2 * j + 1] = (self.cfg.channels[res], res, res)
         return shapes
 
+    def noise_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of each fixed noise buffer (``[1, 1, res, res]``), in layer order."""
+        return [tuple(getattr(self.noises, f"noise_{i}").shape) for i in range(self.num_layers)]
+
     def _noise_list(self, noise: Sequence[Tensor | None] | None, randomize: bool) -> list[Tensor | None]:
         if noise is not None:
             if len(noise) != self.num_layers:

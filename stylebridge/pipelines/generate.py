@@ -1,0 +1,212 @@
+"""Samples of a generator, and of its domains: the ``generate`` pipeline.
+
+Each seed draws its own z (and, with ``noise="random"``, its own noise maps) from a torch
+generator seeded by that seed alone, so an image never depends on the other seeds of its
+batch or on ``batch``.  ``seed0007.png`` is the generator's sample; with domain ``methods``
+(checkpoints or installed names, as ``adapt --method`` takes them) the same w+ and noise are
+also rendered through every domain, ``seed0007_pixar.png`` (``pixar@0.5`` at a
+:attr:`GenerateConfig.strength` other than 1): the stochastic setting in which the domain
+methods are trained and the thesis' Quality / Diversity are measured.  ``grid.png``: the
+samples, or with domains a row per seed (source | each domain, labelled).  Inputs on random
+weights are named in a red notice under the grid and in :attr:`GenerateResult.random_parts`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.compiled import compile_synthesis
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
+from stylebridge.core.interfaces import Inversion
+from stylebridge.core.io import write_json
+from stylebridge.core.limits import MAX_BATCH, check_range
+from stylebridge.core.precision import check_precision
+from stylebridge.core.synthesis import synthesize
+from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
+from stylebridge.pipelines.adapter import check_strengths, output_name
+from stylebridge.registry.resolve import load_generator
+
+_SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
+# torch's CPU generator (mt19937) keeps only the low 32 bits of a seed for its draws (seeds 0 and
+# 2**32 give the same numbers), so larger seeds would silently repeat images
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 100_000
+SOURCE = "source"  # the generator's own sample, the first grid column with domains
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-7"``, ``"1,5,9"``, ``"0-3,10"`` → list of seeds (each in ``0..MAX_SEED``)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not _SEEDS_RE.match(part):
+            raise SpecError(f"--seeds {text!r}: expected e.g. 0-7 or 1,5,9")
+        lo, _, hi = part.partition("-")
+        a, b = int(lo), int(hi or lo)
+        if b < a:
+            raise SpecError(f"--seeds {text!r}: range {part} is empty")
+        if b > MAX_SEED:
+            raise SpecError(f"--seeds {text!r}: seed {b} is out of range (seeds must be in "
+                            f"0..{MAX_SEED})")
+        if len(seeds) + (b - a + 1) > MAX_SEEDS:  # checked before the range is expanded
+            raise SpecError(f"--seeds {text!r}: more than {MAX_SEEDS:,} seeds is too many")
+        seeds.extend(range(a, b + 1))
+    return seeds
+
+
+def seed_inputs(seed: int, style_dim: int, noise_shapes: list[tuple[int, ...]] | None,
+                ) -> tuple[Tensor, list[Tensor] | None]:
+    """The z ``[style_dim]`` of one seed and, with ``noise_shapes``, its noise maps
+    ``[1, *shape[1:]]``: all drawn from a generator seeded by this seed alone, so an image
+    does not depend on the other seeds of its batch (z first, as without noise)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(style_dim, generator=g)
+    if noise_shapes is None:
+        return z, None
+    return z, [torch.randn(1, *shape[1:], generator=g) for shape in noise_shapes]
+
+
+@dataclass
+class GenerateConfig:
+    """What :func:`generate` does (one field per ``stylebridge generate`` option)."""
+
+    generator: str = "stylegan2"
+    out: Path = Path("samples")
+    seeds: str | Sequence[int] = "0-7"
+    truncation: float = 1.0              # psi in (0, 1]; 1 = none
+    noise: str = "const"                 # const: stored buffers; random: drawn from each seed
+    batch: int = 4
+    device: str = "auto"
+    compile: str = "auto"
+    precision: str = "fp32"
+    methods: Sequence[str] = ()          # domains: each sample is also rendered through them
+    strength: float | Sequence[float] = 1.0
+
+    def seed_list(self) -> list[int]:
+        if isinstance(self.seeds, str):
+            return parse_seeds(self.seeds)
+        seeds = [int(s) for s in self.seeds]
+        if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+            raise SpecError(f"seeds must be 1 to {MAX_SEEDS:,} values in 0..{MAX_SEED}")
+        return seeds
+
+    def check(self) -> list[int]:
+        """The cheap checks, before anything loads; the seeds."""
+        if not 0.0 < self.truncation <= 1.0:
+            raise StylebridgeError(f"--truncation {self.truncation}: must be in (0, 1]")
+        if self.noise not in ("const", "random"):
+            raise StylebridgeError(f"--noise {self.noise!r}: expected const or random")
+        check_range("--batch", self.batch, 1, MAX_BATCH)
+        check_strengths(self.strength)
+        return self.seed_list()
+
+
+@dataclass
+class GenerateResult:
+    """What :func:`generate` wrote: per seed ``{output: file}`` (``source`` and each domain
+    output), ``grid.png``, and the inputs on random weights."""
+
+    files: dict[int, dict[str, Path]]
+    grid: Path
+    outputs: list[str]
+    generator_path: Path
+    random_inputs: dict[str, Any] = field(default_factory=dict)  # generator, domains by name
+    random_parts: list[str] = field(default_factory=list)
+    notice: str | None = None
+
+
+def generate(config: GenerateConfig,
+             progress: Callable[[int, int | None, str], None] | None = None) -> GenerateResult:
+    """Sample every seed of ``config`` (and render it through every domain); write the PNGs,
+    ``grid.png`` and, with domains, ``generate.json``.  ``progress(done, total, text)``."""
+    seeds = config.check()
+    device = resolve_device(config.device)
+    check_precision(config.precision, device)
+    gen, provenance = load_generator(config.generator, device)
+    gen.set_precision(config.precision)
+    compile_synthesis(gen, config.compile)
+    domains, domain_random = load_domains(config.methods, device)
+    check_domains(domains.values(), gen)
+    strengths = check_strengths(config.strength)
+    outputs = {output_name(name, k): (name, k) for name in domains for k in strengths}
+    random_inputs: dict[str, Any] = {"generator": provenance.random, "domains": domain_random}
+    parts = random_parts(random_inputs)
+    noise_shapes = None
+    if config.noise == "random":
+        noise_shapes = gen.noise_shapes()
+    config.out.mkdir(parents=True, exist_ok=True)
+    files: dict[int, dict[str, Path]] = {}
+    rows: list[list[Tensor]] = []
+    if progress is not None:
+        progress(0, len(seeds), "generating")
+    with torch.no_grad():
+        for i in range(0, len(seeds), config.batch):
+            chunk = seeds[i:i + config.batch]
+            drawn = [seed_inputs(s, gen.style_dim, noise_shapes) for s in chunk]
+            z = torch.stack([d[0] for d in drawn]).to(device)
+            noise = None
+            if noise_shapes is not None:
+                noise = [torch.cat([d[1][k] for d in drawn]).to(device)  # type: ignore[index]
+                         for k in range(len(noise_shapes))]
+            w_plus = gen.make_wplus([z], truncation=config.truncation)
+            images = {SOURCE: gen.synthesis(gen.styles(w_plus), noise=noise,
+                                            randomize_noise=False)}
+            for key, (name, k) in outputs.items():
+                scale = None if k == 1.0 else torch.full((gen.n_style_layers,), k)
+                images[key] = synthesize(gen, Inversion(w_plus=w_plus), method=domains[name],
+                                         offset_scale=scale, noise=noise)
+            cpu = {key: from_generator_range(v).cpu() for key, v in images.items()}
+            for j, seed in enumerate(chunk):
+                files[seed] = {}
+                for key, batch in cpu.items():
+                    suffix = "" if key == SOURCE else f"_{key}"
+                    files[seed][key] = save_png(config.out / f"seed{seed:04d}{suffix}.png",
+                                                batch[j])
+                rows.append([batch[j] for batch in cpu.values()])
+            if progress is not None:
+                progress(min(i + config.batch, len(seeds)), len(seeds), "generating")
+    notice = None
+    if parts == ["generator"]:
+        notice = f"{RANDOM_NOTICE}: random-weight generator, not a trained model"
+    elif parts:
+        notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
+    grid_path = config.out / "grid.png"
+    save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice))
+    if outputs:
+        write_json(config.out / "generate.json", {
+            "generator": str(provenance.path), "seeds": seeds, "truncation": config.truncation,
+            "noise": config.noise, "domains": dict(zip(domains, config.methods, strict=True)),
+            "strength": list(strengths), "random_parts": parts, "notice": notice,
+            "files": {str(s): {k: p.name for k, p in f.items()} for s, f in files.items()}})
+    return GenerateResult(files=files, grid=grid_path, outputs=[SOURCE, *outputs],
+                          generator_path=provenance.path, random_inputs=random_inputs,
+                          random_parts=parts, notice=notice)
+
+
+def _grid(rows: list[list[Tensor]], keys: list[str], domain_random: dict[str, bool],
+          outputs: dict[str, tuple[str, float]], notice: str | None) -> Tensor:
+    """The samples as a square-ish grid; with domains a labelled row per seed."""
+    images = [row[0] for row in rows]
+    if keys:
+        labels = ["sample", *(f"{key} [{RANDOM_NOTICE}]" if domain_random[outputs[key][0]]
+                              else key for key in keys)]
+        return labelled_grid(rows, labels, notice=notice)
+    if notice is not None:  # a red notice under the grid (blank column headers: no labels)
+        ncol = min(len(images), max(1, math.ceil(math.sqrt(len(images)))))
+        return labelled_grid([images], [""] * ncol, notice=notice)
+    return make_grid(images)
+
+
+__all__ = ["MAX_SEED", "MAX_SEEDS", "GenerateConfig", "GenerateResult", "generate",
+           "parse_seeds", "seed_inputs"]
