@@ -47,6 +47,10 @@ def test_the_readme_python_api_block_runs_and_its_numbers_hold(
     for image in outputs.values():
         assert image.shape == (2, 3, size, size) and image.min() >= 0 and image.max() <= 1
     assert (outputs["pixar"] - outputs["inversion"]).abs().mean() > 1e-3
+    sweep = ns["sweep"]  # half the change moves the picture less than one and a half
+    assert set(sweep) == {"inversion", "pixar@0.5", "pixar@1.5"}
+    moved = {k: float((sweep[k] - sweep["inversion"]).abs().mean()) for k in sweep}
+    assert 0 < moved["pixar@0.5"] < moved["pixar@1.5"]
     assert set(ns["shifted"].run(ns["images01"])) == {"inversion", "pixar"}
 
     # synthesize is deterministic (fixed noise): the README's call again gives the same image
