@@ -319,6 +319,37 @@ def test_cli_adapt_strength_sweep(files: dict[str, Path], tmp_path: Path,
     assert not (tmp_path / "bad").exists()
 
 
+def test_cli_adapt_save_latents_render_later_without_the_encoder(
+        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+    """`--save-latents` writes the encoder's inversion; loaded back, the Adapter renders the
+    same domain picture from it (to the PNG's 8 bits) without encoding anything."""
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.inversion_file import load_inversion
+
+    out = tmp_path / "out"
+    assert main(["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+                 "-m", str(files["pixar"]), "--no-align", "--device", "cpu", "--save-latents",
+                 str(files["photos"]), "--out", str(out)]) == 3  # broken.png skipped
+    stem = sorted(files["photos"].glob("*.png"))[0].stem
+    inversion, header = load_inversion(out / f"{stem}_inversion.safetensors")
+    assert header.plugin == "test-adapt-tiny" and inversion.w_plus.shape == (1, N_LATENT, SD)
+    assert header.extra["source"] == str(files["photos"] / f"{stem}.png")
+    summary = json.loads((out / "adapt.json").read_text())
+    assert summary["outputs"][header.extra["source"]]["latents"] == f"{stem}_inversion.safetensors"
+    from stylebridge.registry.resolve import load_domain, load_generator
+
+    gen, _ = load_generator(str(files["gen"]), "cpu")
+    TinyEncoder.images_seen = 0
+    adapter = Adapter(TinyEncoder(), gen, {"pixar": load_domain(files["pixar"])})
+    with torch.no_grad():
+        images = adapter.render(inversion)
+    assert TinyEncoder.images_seen == 0
+    for key in ("inversion", "pixar"):
+        written = load_image(out / f"{stem}_{key}.png")
+        assert_close(written, torch.round(images[key][0] * 255) / 255, atol=1 / 255 + 1e-6,
+                     rtol=0)
+
+
 def test_cli_adapt_refuses_a_domain_of_another_generator(files: dict[str, Path], tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str],
                                                          registered: None) -> None:

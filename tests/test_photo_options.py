@@ -29,7 +29,7 @@ PHOTO_FIELDS = {"images", "align", "align_size", "batch", "device"}
 OLD_FIELDS = {
     AdaptConfig: {"images", "encoder", "generator", "methods", "out", "calibrate",
                   "skip_layers", "featureshift", "guide", "align", "align_size", "batch",
-                  "device", "compile", "precision", "metrics", "strength"},
+                  "device", "compile", "precision", "metrics", "strength", "save_latents"},
     InvertConfig: {"images", "encoder", "generator", "out", "save_latents", "align",
                    "align_size", "batch", "device", "compile", "precision", "metrics"},
     CalibrateConfig: {"calibrator", "images", "encoder", "generator", "out", "samples", "seed",

@@ -44,6 +44,11 @@ from stylebridge.core.precision import check_precision
 from stylebridge.errors import ImageError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.inversion_file import (
+    LATENTS_SUFFIX,
+    save_inversion,
+    select_inversion,
+)
 from stylebridge.pipelines.output_metrics import (
     DEFAULT_METRICS,
     OutputMetrics,
@@ -216,6 +221,8 @@ class AdaptConfig(PhotoOptions):
     #: how much of each domain's change: 1 = as trained; several values render each domain
     #: once per value (:class:`~stylebridge.pipelines.adapter.Adapter`)
     strength: float | Sequence[float] = 1.0
+    #: also write each photo's (uncalibrated) inversion, ``<stem>_inversion.safetensors``
+    save_latents: bool = False
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)``: official weights named here
@@ -367,7 +374,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     progress(0, len(todo), description)
     for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, **config.batching,
                                target=gen.size, enc_filter=encoder.preprocessing.resize):
-        images = adapter.run(torch.stack(chunk.inputs))
+        inversion, images = adapter.invert_and_render(torch.stack(chunk.inputs))
         rendered = {k: v.cpu() for k, v in images.items()}
         config.out.mkdir(parents=True, exist_ok=True)
         update_output_metrics(metrics, rendered, torch.stack(chunk.targets))
@@ -378,6 +385,14 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                 dst = config.out / f"{stem}_{key}.png"
                 save_png(dst, batch[i])
                 files[key] = dst.name
+            if config.save_latents:
+                files["latents"] = save_inversion(
+                    config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
+                    encoder=encoder.name, encoder_spec=config.encoder,
+                    generator=job.generator_path,
+                    extra={"source": str(path), "aligned": bool(config.align),
+                           "align_size": config.align_size if config.align else None,
+                           "random_weights": random}).name
             outputs[str(path)] = files
             if len(grid_rows) < GRID_MAX_ROWS:
                 grid_rows.append([chunk.tiles[i]] + [resize_square(rendered[k][i], tile)

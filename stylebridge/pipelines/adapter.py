@@ -186,9 +186,14 @@ class Adapter:
 
     def run(self, images01: Tensor) -> dict[str, Tensor]:
         """Encode once, render the inversion and every domain (images in ``[0, 1]``)."""
+        return self.invert_and_render(images01)[1]
+
+    def invert_and_render(self, images01: Tensor) -> tuple[Inversion, dict[str, Tensor]]:
+        """:meth:`run`, also returning the encoder's own (uncalibrated) inversion, e.g. to
+        save it (:func:`~stylebridge.pipelines.inversion_file.save_inversion`)."""
         inversion = self._invert(images01)
         guide = self.guide_latents(images01, inversion)
-        return self.render(self._calibrated(inversion), guide=guide)
+        return inversion, self.render(self._calibrated(inversion), guide=guide)
 
 
 

@@ -20,28 +20,34 @@ photos without a face are skipped and reported in the result's batch report
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
-from stylebridge.core.checkpoint import RANDOM_NOTICE, load_checkpoint, save_checkpoint
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
-from stylebridge.core.interfaces import Encoder, Inversion
+from stylebridge.core.interfaces import Encoder
 from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
-from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
+from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines import output_metrics as om
 from stylebridge.pipelines.adapt import INVERSION as INVERSION_KEY
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
 from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.inversion_file import (
+    LATENTS_SUFFIX,
+    load_inversion,
+    save_inversion,
+    select_inversion,
+)
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     generator_file,
@@ -53,65 +59,10 @@ from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
-    from stylebridge.core.checkpoint import CheckpointHeader
     from stylebridge.core.stylegan2.generator import Generator
 
-KIND = "inversion"
 IMAGE_SUFFIX = "_inversion.png"
-LATENTS_SUFFIX = "_inversion.safetensors"
 GRID_TILE = 256  # largest tile edge in grid.png
-
-
-# ---------------------------------------------------------------------------------------------
-# Inversion files
-
-
-def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, encoder_spec: str,
-                   generator: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write one inversion (batch 1) as a stylebridge checkpoint, atomically.
-
-    Tensors: ``w_plus`` ``[1, n_latent, style_dim]``, ``feature_<K>`` ``[1, C, H, W]``
-    per injected activation K, ``extra_<name>`` per encoder extra.  Header:
-    ``kind="inversion"``, ``plugin=encoder``, config ``{"feature_mode", "encoder"
-    (the spec text), "generator" (its checkpoint path)}``.
-    """
-    if inversion.batch_size != 1:
-        raise ValueError(f"save_inversion writes one inversion, got a batch of {inversion.batch_size}")
-    tensors = {"w_plus": inversion.w_plus}
-    tensors.update({f"feature_{k}": v for k, v in sorted(inversion.features.items())})
-    tensors.update({f"extra_{k}": v for k, v in sorted(inversion.extras.items())})
-    config = {"feature_mode": inversion.feature_mode, "encoder": str(encoder_spec),
-              "generator": str(generator)}
-    return save_checkpoint(path, tensors, kind=KIND, plugin=encoder, config=config,
-                           extra=dict(extra or {}))
-
-
-def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
-                   ) -> tuple[Inversion, CheckpointHeader]:
-    """Read a file written by :func:`save_inversion` → (:class:`Inversion`, header)."""
-    header, tensors = load_checkpoint(path, kind=KIND, device=device)
-    if "w_plus" not in tensors:
-        raise CheckpointError("inversion file has no 'w_plus' tensor", path=path)
-    mode = header.config.get("feature_mode", "replace")
-    if mode not in ("replace", "shift"):
-        raise CheckpointError(f"inversion file has an unknown feature_mode {mode!r}", path=path)
-    features: dict[int, Tensor] = {}
-    extras: dict[str, Tensor] = {}
-    for name, tensor in tensors.items():
-        if name == "w_plus":
-            continue
-        if name.startswith("feature_") and name.removeprefix("feature_").isdigit():
-            features[int(name.removeprefix("feature_"))] = tensor
-        elif name.startswith("extra_"):
-            extras[name.removeprefix("extra_")] = tensor
-        else:
-            raise CheckpointError(f"inversion file has an unexpected tensor {name!r}", path=path)
-    try:
-        inversion = Inversion(w_plus=tensors["w_plus"], features=features, feature_mode=mode,
-                              extras=extras)
-    except ValueError as exc:
-        raise CheckpointError(f"inversion file is inconsistent: {exc}", path=path) from None
-    return inversion, header
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +196,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
             out01 = images[i]
             save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01)
             if config.save_latents:
-                save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", _select(inversion, i),
+                save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
                                encoder=enc_name, encoder_spec=job.encoder_spec,
                                generator=job.generator_path,
                                extra={"source": str(item.path), "aligned": bool(config.align),
@@ -298,14 +249,6 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
 def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:
     """:func:`prepare_invert` then :func:`run_invert`."""
     return run_invert(prepare_invert(config), progress)
-
-
-def _select(inversion: Inversion, i: int) -> Inversion:
-    return Inversion(w_plus=inversion.w_plus[i:i + 1],
-                     features={k: v[i:i + 1] for k, v in inversion.features.items()},
-                     feature_mode=inversion.feature_mode,
-                     extras={k: v[i:i + 1] if v.ndim and v.shape[0] == inversion.batch_size else v
-                             for k, v in inversion.extras.items()})
 
 
 __all__ = ["InvertConfig", "InvertJob", "InvertResult", "check_compatible", "invert",

@@ -97,6 +97,10 @@ class AdaptCommand(Command):
                                  "render each domain once per value (outputs NAME@K; the "
                                  f"calibrator's and skip layers' scales still apply; |K| <= "
                                  f"{MAX_STRENGTH:g})")
+        parser.add_argument("--save-latents", action="store_true",
+                            help="also write <stem>_inversion.safetensors (the encoder's w+ and "
+                                 "features, before calibration), to render more domains later "
+                                 "without the encoder (pipelines.inversion_file.load_inversion)")
         add_metric_argument(parser, "each output (the inversion and every domain)")
         add_out_argument(parser, "adapted")
         add_fetch_arguments(parser)
@@ -112,7 +116,7 @@ class AdaptCommand(Command):
                              featureshift=args.featureshift, guide=args.guide,
                              compile=args.compile, precision=args.precision,
                              metrics=tuple(args.metric or DEFAULT_METRICS),
-                             strength=args.strength)
+                             strength=args.strength, save_latents=args.save_latents)
         job = prepare_adapt(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)

@@ -1,0 +1,84 @@
+"""Inversion files: one encoder inversion per file, a stylebridge checkpoint of kind
+``inversion`` that ``invert --save-latents`` and ``adapt --save-latents`` write
+(``<stem>_inversion.safetensors``) and :func:`load_inversion` reads back, e.g. to render it
+through more domains later without running the encoder again::
+
+    inversion, header = load_inversion("inverted/photo_inversion.safetensors")
+    images = Adapter(encoder, gen, {"joker": joker}).render(inversion)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.checkpoint import CheckpointHeader, load_checkpoint, save_checkpoint
+from stylebridge.core.interfaces import Inversion
+from stylebridge.errors import CheckpointError
+
+KIND = "inversion"
+LATENTS_SUFFIX = "_inversion.safetensors"  # <stem> + this, beside <stem>_inversion.png
+
+
+def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, encoder_spec: str,
+                   generator: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write one inversion (batch 1) as a stylebridge checkpoint, atomically.
+
+    Tensors: ``w_plus`` ``[1, n_latent, style_dim]``, ``feature_<K>`` ``[1, C, H, W]``
+    per injected activation K, ``extra_<name>`` per encoder extra.  Header:
+    ``kind="inversion"``, ``plugin=encoder``, config ``{"feature_mode", "encoder"
+    (the spec text), "generator" (its checkpoint path)}``.
+    """
+    if inversion.batch_size != 1:
+        raise ValueError(f"save_inversion writes one inversion, got a batch of {inversion.batch_size}")
+    tensors = {"w_plus": inversion.w_plus}
+    tensors.update({f"feature_{k}": v for k, v in sorted(inversion.features.items())})
+    tensors.update({f"extra_{k}": v for k, v in sorted(inversion.extras.items())})
+    config = {"feature_mode": inversion.feature_mode, "encoder": str(encoder_spec),
+              "generator": str(generator)}
+    return save_checkpoint(path, tensors, kind=KIND, plugin=encoder, config=config,
+                           extra=dict(extra or {}))
+
+
+def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
+                   ) -> tuple[Inversion, CheckpointHeader]:
+    """Read a file written by :func:`save_inversion` → (:class:`Inversion`, header)."""
+    header, tensors = load_checkpoint(path, kind=KIND, device=device)
+    if "w_plus" not in tensors:
+        raise CheckpointError("inversion file has no 'w_plus' tensor", path=path)
+    mode = header.config.get("feature_mode", "replace")
+    if mode not in ("replace", "shift"):
+        raise CheckpointError(f"inversion file has an unknown feature_mode {mode!r}", path=path)
+    features: dict[int, Tensor] = {}
+    extras: dict[str, Tensor] = {}
+    for name, tensor in tensors.items():
+        if name == "w_plus":
+            continue
+        if name.startswith("feature_") and name.removeprefix("feature_").isdigit():
+            features[int(name.removeprefix("feature_"))] = tensor
+        elif name.startswith("extra_"):
+            extras[name.removeprefix("extra_")] = tensor
+        else:
+            raise CheckpointError(f"inversion file has an unexpected tensor {name!r}", path=path)
+    try:
+        inversion = Inversion(w_plus=tensors["w_plus"], features=features, feature_mode=mode,
+                              extras=extras)
+    except ValueError as exc:
+        raise CheckpointError(f"inversion file is inconsistent: {exc}", path=path) from None
+    return inversion, header
+
+
+def select_inversion(inversion: Inversion, i: int) -> Inversion:
+    """Sample ``i`` of a batched inversion, as a batch of one."""
+    return Inversion(w_plus=inversion.w_plus[i:i + 1],
+                     features={k: v[i:i + 1] for k, v in inversion.features.items()},
+                     feature_mode=inversion.feature_mode,
+                     extras={k: v[i:i + 1] if v.ndim and v.shape[0] == inversion.batch_size else v
+                             for k, v in inversion.extras.items()})
+
+
+__all__ = ["KIND", "LATENTS_SUFFIX", "load_inversion", "save_inversion", "select_inversion"]
