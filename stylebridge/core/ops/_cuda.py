@@ -106,6 +106,12 @@ def _precheck() -> str | None:
     return None
 
 
+def precheck() -> str | None:
+    """Why the CUDA ops cannot be built or used here (no GPU, no toolkit), or ``None`` when a
+    build is worth trying; builds nothing."""
+    return _precheck()
+
+
 def build(verbose: bool = False) -> ModuleType:
     """Compile (or load the cached build of) the extension and cache it in this process.
 

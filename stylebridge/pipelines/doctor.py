@@ -1,0 +1,173 @@
+"""``stylebridge doctor``: what this installation has and lacks, for a bug report or a first run.
+
+:func:`diagnose` returns a :class:`Diagnosis`: sections of :class:`Check` rows (an item, its
+value, a status: empty for a plain fact, else ``ok`` / ``note`` / ``missing`` / ``error``,
+and what it enables or what to do).  Nothing is downloaded, no network is loaded and the CUDA ops are not compiled unless
+``build_cuda`` asks for it (minutes on the first build).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from stylebridge import __version__
+from stylebridge.core.ops import _cuda
+from stylebridge.core.ops.backend import get_backend
+from stylebridge.errors import StylebridgeError
+from stylebridge.registry import get_registry
+from stylebridge.registry.registry import BUILTIN_PROVIDER
+from stylebridge.registry.weights import WeightsManager
+
+#: optional packages: (distribution, import name, what it enables, how to install)
+OPTIONAL = (
+    ("dlib-bin", "dlib", "face alignment and the dlib ID metric", "pip install dlib-bin"),
+    ("face-recognition-models", "face_recognition_models", "dlib's landmark and face models",
+     "pip install face-recognition-models"),
+    ("lpips", "lpips", "the lpips loss and metric", "pip install lpips"),
+    ("open_clip_torch", "open_clip", "CLIP losses and metrics, text domains",
+     "pip install open_clip_torch"),
+    ("gdown", "gdown", "Google Drive downloads in `weights fetch`",
+     "pip install 'stylebridge[weights]'"),
+    ("huggingface_hub", "huggingface_hub", "Hugging Face mirrors in `weights fetch`",
+     "pip install 'stylebridge[weights]'"),
+    ("gradio", "gradio", "the web app (`stylebridge serve`)", "pip install 'stylebridge[serve]'"),
+    ("playwright", "playwright", "the web app's browser test", "pip install 'stylebridge[serve]'"),
+)
+
+
+@dataclass
+class Check:
+    item: str
+    value: str
+    status: str = ""            # "" (a fact) | ok | note | missing | error
+    hint: str = ""
+
+
+@dataclass
+class Diagnosis:
+    sections: dict[str, list[Check]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, list[dict[str, str]]]:
+        return {name: [asdict(c) for c in checks] for name, checks in self.sections.items()}
+
+    @property
+    def problems(self) -> list[Check]:
+        """Rows whose status is ``error`` (something installed is broken)."""
+        return [c for checks in self.sections.values() for c in checks if c.status == "error"]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _system() -> list[Check]:
+    rows = [Check("stylebridge", __version__),
+            Check("python", f"{platform.python_version()} ({sys.executable})"),
+            Check("platform", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+            Check("torch", torch.__version__),
+            Check("torchvision", _version("torchvision") or "not installed",
+                  "" if _version("torchvision") else "error", "" if _version("torchvision")
+                  else "pip install torchvision (a stylebridge dependency)")]
+    threads = f"{torch.get_num_threads()} threads, {os.cpu_count()} cores"
+    capability = torch.backends.cpu.get_cpu_capability()
+    rows.append(Check("cpu", f"{threads}; {capability}"))
+    return rows
+
+
+def _cuda_rows(build_cuda: bool) -> list[Check]:
+    rows = [Check("torch built with CUDA", torch.version.cuda or "no (a CPU build)",
+                  "" if torch.version.cuda else "note",
+                  "" if torch.version.cuda else "GPU runs need a CUDA build of torch")]
+    if not torch.cuda.is_available():
+        rows.append(Check("GPUs", "none visible", "note", "everything runs on the CPU"))
+    else:
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            rows.append(Check(f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
+                                           f"sm_{props.major}{props.minor}"))
+    rows.append(Check("ops backend (STYLEBRIDGE_OPS)", get_backend()))
+    reason = _cuda.precheck()
+    if reason is not None:
+        rows.append(Check("CUDA ops", f"not usable: {reason}", "note",
+                          "the native PyTorch ops are used (same results)"))
+    elif not build_cuda:
+        rows.append(Check("CUDA ops", "buildable (not built now)", "note",
+                          "`stylebridge doctor --build-cuda` compiles them (minutes, once)"))
+    else:
+        try:
+            _cuda.available(required=True)
+            rows.append(Check("CUDA ops", "built and loaded", "ok"))
+        except StylebridgeError as exc:
+            rows.append(Check("CUDA ops", str(exc), "error",
+                              "run with --debug; docs/speed.md lists what the build needs"))
+    return rows
+
+
+def _packages() -> list[Check]:
+    rows = []
+    for dist, module, enables, install in OPTIONAL:
+        version = _version(dist)
+        if version is None or importlib.util.find_spec(module) is None:
+            rows.append(Check(dist, "not installed", "missing", f"{install} ({enables})"))
+        else:
+            rows.append(Check(dist, version, "ok", enables))
+    if _version("face-recognition-models"):
+        from stylebridge.pipelines.align import LANDMARKS_MODEL, dlib_model_path
+
+        try:
+            rows.append(Check("dlib landmark model", str(dlib_model_path(LANDMARKS_MODEL)),
+                              "ok"))
+        except StylebridgeError as exc:
+            rows.append(Check("dlib landmark model", str(exc), "error",
+                              "pip install --force-reinstall face-recognition-models"))
+    return rows
+
+
+def _weights() -> list[Check]:
+    manager = WeightsManager()
+    index = manager.index()
+    rows = [Check("cache (STYLEBRIDGE_HOME)", str(manager.home))]
+    installed = sorted(index)
+    rows.append(Check("installed official weights", ", ".join(installed) or "none",
+                      "ok" if installed else "note",
+                      "" if installed else "random-weight presets are used until you "
+                      "`stylebridge weights fetch` (see `stylebridge weights list`)"))
+    missing = [name for name in manager.sets.get("demo", []) if name not in index]
+    if missing:
+        rows.append(Check("demo set", f"missing {', '.join(missing)}", "note",
+                          "`stylebridge weights fetch --set demo`"))
+    return rows
+
+
+def _plugins() -> list[Check]:
+    registry = get_registry()
+    providers: dict[str, int] = {}
+    for entry in registry.all_entries():
+        providers[entry.provider] = providers.get(entry.provider, 0) + 1
+    rows = [Check(f"plugins from {name}", f"{count}") for name, count in
+            sorted(providers.items(), key=lambda kv: (kv[0] != BUILTIN_PROVIDER, kv[0]))]
+    for failure in registry.failures:
+        rows.append(Check(f"plugin package {failure.provider}",
+                          f"{failure.entry_point}: {failure.error}", "error",
+                          "fix or uninstall that package; every other plugin works"))
+    return rows
+
+
+def diagnose(build_cuda: bool = False) -> Diagnosis:
+    """The report: system, CUDA, optional packages, weights, plugins."""
+    return Diagnosis(sections={
+        "system": _system(), "cuda": _cuda_rows(build_cuda), "packages": _packages(),
+        "weights": _weights(), "plugins": _plugins()})
+
+
+__all__ = ["OPTIONAL", "Check", "Diagnosis", "diagnose"]
