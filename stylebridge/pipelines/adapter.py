@@ -12,9 +12,10 @@ method with a :class:`~stylebridge.core.interfaces.Renderer` (default: the plain
     images = adapter.run(images01)   # {"inversion": [B,3,S,S], "pixar": ..., "joker": ...}
 
 ``strength`` scales every domain's change on top of the calibrator's and the skip layers'
-per-layer scales: ``0`` renders the inversion, ``1`` (the default) the domain as trained,
-``0.5`` half-way, ``1.5`` beyond; several strengths render each domain once per strength
-(outputs ``pixar@0.5``, ``pixar``, ``pixar@1.5``).  Every method takes the scale the way it
+per-layer scales: ``0`` makes no domain change (the plain renderer then gives the inversion
+itself; FeatureShift still passes F through its network), ``1`` (the default) the domain as
+trained, ``0.5`` half-way, ``1.5`` beyond; several strengths render each domain once per
+strength (outputs ``pixar@0.5``, ``pixar``, ``pixar@1.5``).  Every method takes the scale the way it
 takes alpha-rescaling (StyleSpace: ``s + k·Δs``; weight and modulation offsets likewise).
 :mod:`stylebridge.pipelines.adapt` runs the adapter over photo files.
 """

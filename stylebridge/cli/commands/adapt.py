@@ -93,7 +93,7 @@ class AdaptCommand(Command):
                                  "the model, else the encoder's own latents)")
         parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
                             help="how much of each domain's change: 1 = as trained (default), "
-                                 "0 = the inversion, 0.5 half-way, 1.5 beyond; several values "
+                                 "0 = no change (the inversion), 0.5 half-way, 1.5 beyond; several values "
                                  "render each domain once per value (outputs NAME@K; the "
                                  f"calibrator's and skip layers' scales still apply; |K| <= "
                                  f"{MAX_STRENGTH:g})")
