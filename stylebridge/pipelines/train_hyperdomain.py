@@ -90,7 +90,8 @@ def read_prompts(path: str | Path, source_text: str = DEFAULT_SOURCE) -> list[tu
     """``(target, source)`` pairs of a prompts file (see the module doc), duplicates dropped."""
     path = Path(path)
     if not path.is_file():
-        raise StylebridgeError("no such file" if not path.exists() else "is not a file",
+        raise StylebridgeError("no such file" if not path.exists() else
+                               "is not a file; --prompts takes a text file, one prompt per line",
                                path=path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
