@@ -578,6 +578,26 @@ def test_corr_loss_cosine_reading_hand_value_and_scale_free() -> None:
         CorrLoss(norm="l2")
 
 
+def test_corr_defaults_are_the_thesis_on_styles_and_scale_free_on_features() -> None:
+    """Styles: the formula as written (sum of raw Gram differences). Features, where the thesis
+    gives no form: cosine and mean by default; norm=none,reduction=sum still gives the formula
+    as written there."""
+    assert CorrLoss().config() == {"reduction": "sum", "on": "styles", "norm": "none"}
+    on_features = CorrLoss()
+    on_features.bind_trained_fields(frozenset({"output", "features"}))
+    assert on_features.config() == {"reduction": "mean", "on": "features", "norm": "cosine"}
+    # two samples' maps [1, 2, 1] flattened: old [1,0] and [0,1] (cos 0), new [1,1] and
+    # [0,1] (cos 1/√2): 2 ordered pairs of (1/√2)² → mean 0.5; raw: 2·(1 - 0)² = 2
+    old = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 1.0]]]])
+    new = torch.tensor([[[[1.0, 1.0]]], [[[0.0, 1.0]]]])
+    batch = LossBatch(features=100.0 * new, features_target=old)
+    assert float(on_features(batch)) == pytest.approx(0.5)  # the scale of F' does not matter
+    raw = CorrLoss(on="features", norm="none", reduction="sum")
+    assert float(raw(LossBatch(features=new, features_target=old))) == pytest.approx(2.0)
+    assert float(raw(batch)) == pytest.approx(2 * (100.0**2) ** 2)  # and here it does
+    assert CorrLoss(on="features", norm="none").config()["reduction"] == "mean"
+
+
 def test_corr_loss_gradient_and_registry() -> None:
     loss = load_plugin("loss", "corr")
     assert isinstance(loss, CorrLoss)

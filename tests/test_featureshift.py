@@ -865,6 +865,37 @@ def test_corr_as_written_regularises_the_features(env: Env, tmp_path: Path) -> N
             cfg, registry=make_registry()).history if "domain/corr" in r]
     assert runs["default"] and all(v > 0 for v in runs["default"])
     assert runs["default"] == runs["explicit"]
+    # on features the default reading is scale-free: a mean of squared cosine changes (<= 4)
+    assert all(v <= 4 for v in runs["default"])
+
+
+def test_a_loss_default_that_changed_refuses_the_resume(env: Env, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec text `corr:1e-3` is the same, what it resolves to is not (as when a default
+    changes between versions): the resume names the term instead of training on silently."""
+    from stylebridge.plugins.losses.corr import CorrLoss
+
+    cfg = dict(losses=["mse:1.0", "corr:1e-3"], steps=4, checkpoint_every=2,
+               pretrain_inversion_steps=0, inversion_losses=["mse:1.0"])
+    registry = make_registry()
+
+    def stop(trainer: fs.FeatureShiftTrainer) -> None:
+        if trainer.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "run", **cfg), registry=registry,
+                              on_step=stop)
+    saved = read_header(tmp_path / "run" / "state.safetensors").extra["loss_configs"]
+    assert saved["domain"]["corr"] == {"reduction": "mean", "on": "features", "norm": "cosine"}
+    monkeypatch.setattr(CorrLoss, "norm", property(lambda self: "none"))
+    with pytest.raises(StylebridgeError, match=r"other loss settings \(domain/corr: "):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "run", resume=True, **cfg),
+                              registry=registry)
+    monkeypatch.undo()
+    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "run", resume=True, **cfg),
+                                   registry=registry)
+    assert result.step == 4
 
 
 def test_dataset_without_rows_is_not_complete(env: Env, tmp_path: Path) -> None:

@@ -62,6 +62,19 @@ def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
     }
 
 
+def loss_configs(trainer: FeatureShiftTrainer) -> dict[str, dict[str, Any]]:
+    """What each loss resolved its options to (``corr``'s ``auto`` norm, for one), by set and
+    term: a run resumes only with the same, even where the spec text is unchanged.  File
+    paths are left out: a moved discriminator or backbone file may be resumed with, as a moved
+    ``--generator`` may."""
+    def settled(config: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in json_safe(config).items()
+                if not (isinstance(v, str) and ("/" in v or "\\" in v))}
+
+    return {name: {term.key: settled(term.module.config()) for term in terms}
+            for name, terms in trainer.loss_sets.items()}
+
+
 def save_state(trainer: FeatureShiftTrainer) -> None:
     """Write the training state and ``model.safetensors`` (atomically; the caller is rank 0)."""
     t = trainer
@@ -83,6 +96,7 @@ def save_state(trainer: FeatureShiftTrainer) -> None:
         "scaler": json_safe(t.scaler.state_dict()),
         **rng_extra,
         "train_config": t.cfg.to_json(),
+        "loss_configs": loss_configs(t),
         "amp_effective": amp_name(t.amp_dtype),
         "skipped_in_a_row": t.skipped_in_a_row,
         "world_size": t.dist.world,
@@ -108,6 +122,15 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         names = ", ".join(sorted(option_name(k) for k in diff))
         raise StylebridgeError(f"was written with different settings ({names}); resume with "
                                "the same ones or start a new --out", path=t.state_path)
+    saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
+    if saved_losses is not None and saved_losses != loss_configs(t):
+        changed = sorted(f"{name}/{key}" for name, terms in loss_configs(t).items()
+                         for key, conf in terms.items()
+                         if saved_losses.get(name, {}).get(key) != conf)
+        raise StylebridgeError(f"was written with other loss settings ({', '.join(changed)}: "
+                               "e.g. a default that changed between versions); give the "
+                               "options it recorded in log.jsonl or start a new --out",
+                               path=t.state_path)
     if "amp" not in diff and extra.get("amp_effective") not in (None, amp_name(t.amp_dtype)):
         raise StylebridgeError(f"was trained with --amp {extra['amp_effective']}, this run "
                                f"would use {amp_name(t.amp_dtype)} (another device?); "

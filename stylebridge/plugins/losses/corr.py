@@ -28,14 +28,18 @@ one there are no pairs and the loss is 0.  ``reduction="mean"`` divides by the
 number of (layer, ordered pair) terms, ``"sum"`` (default) is the formula as
 written.
 
-``norm``: the formula compares raw inner products (``norm=none``, the default: the thesis
-as written, and the reading for style vectors, whose scale the generator fixes).  Feature maps
-are another matter: their Gram entries grow with the map's size (about 1e9 at weight 1e3 on
-the tiny preset), so the thesis's weights do not carry over.  ``norm=cosine`` is the other
-reading, "the correlation between" vectors taken literally: each sample's vector is
-L2-normalised first, so ``G_ij = cos(s_i, s_j)`` is scale-free and every term is at most 4.
-It is not the default because it changes every value of the formula as written; pick it
-(with ``reduction=mean``) for ``on=features``.
+``norm`` and ``reduction``: the thesis defines the loss on style vectors, whose scale the
+generator fixes, and there its formula is used as written (``norm=none``, ``reduction=sum``).
+It gives no form for feature maps, and on them the formula as written is meaningless at any
+fixed weight: a feature map's Gram entries grow with its size and values (the joint loss of
+``train featureshift`` reached 6e9 at ``corr:1e3`` on the tiny preset).  So on features
+(``on=features``, the default in ``train featureshift``) the defaults are the other reading,
+"the correlation between" vectors taken literally: ``norm=cosine`` (each sample's vector
+L2-normalised first, ``G_ij = cos(s_i, s_j)``, scale-free, every term at most 4) and
+``reduction=mean`` (over the ordered pairs), so a weight such as the brief's ``1e3`` means
+the same on any generator.  Both are ``auto`` by default and resolve by ``on``; give
+``norm=none,reduction=sum`` for the formula as written on features, or ``norm=cosine`` on
+styles.  :meth:`CorrLoss.config` records what was used.
 
 ``on=styles`` (the default, except in ``train featureshift``) regularises
 ``LossBatch.styles`` against ``styles_source`` — what ``train domain`` trains.
@@ -66,18 +70,31 @@ class CorrLoss(Loss):
     description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
     requires: ClassVar[frozenset[str]] = frozenset({"styles", "styles_source"})
 
-    def __init__(self, reduction: str = "sum", on: str | None = None, norm: str = "none") -> None:
+    def __init__(self, reduction: str = "auto", on: str | None = None, norm: str = "auto") -> None:
         super().__init__()
-        if reduction not in ("sum", "mean"):
+        if reduction not in ("auto", "sum", "mean"):
             raise ValueError(f"corr: reduction must be 'sum' or 'mean', got {reduction!r}")
-        if norm not in ("none", "cosine"):
+        if norm not in ("auto", "none", "cosine"):
             raise ValueError(f"corr: norm must be 'none' or 'cosine', got {norm!r}")
-        self.norm = norm
         if on not in (None, "styles", "features"):
             raise ValueError(f"corr: on must be 'styles' or 'features', got {on!r}")
-        self.reduction = reduction
+        self._norm, self._reduction = norm, reduction
         self.on = on or "styles"
         self._on_given = on is not None
+
+    @property
+    def norm(self) -> str:
+        """``none`` / ``cosine``; ``auto`` is ``cosine`` on features, ``none`` on styles."""
+        if self._norm != "auto":
+            return self._norm
+        return "cosine" if self.on == "features" else "none"
+
+    @property
+    def reduction(self) -> str:
+        """``sum`` / ``mean``; ``auto`` is ``mean`` on features, ``sum`` on styles."""
+        if self._reduction != "auto":
+            return self._reduction
+        return "mean" if self.on == "features" else "sum"
 
     def bind_trained_fields(self, fields: frozenset[str]) -> None:
         """Without ``on=``, a trainer that changes no styles but the features (``train
