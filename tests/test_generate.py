@@ -116,3 +116,15 @@ def test_cli_labels_random_domains_and_refuses_a_mismatch(files: dict[str, Any],
     with pytest.raises(StylebridgeError, match="given twice"):
         generate(GenerateConfig(generator=str(files["gen"]), out=tmp_path / "x", device="cpu",
                                 methods=[str(files["pixar"])], strength=(1.0, 1.0)))
+
+
+def test_the_grid_previews_the_first_seeds_only(files: dict[str, Any], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import stylebridge.pipelines.generate as gen_mod
+
+    monkeypatch.setattr(gen_mod, "GRID_MAX_SAMPLES", 2)
+    result = generate(GenerateConfig(generator=str(files["gen"]), out=tmp_path / "o",
+                                     seeds="0-4", device="cpu", methods=[str(files["pixar"])]))
+    assert sorted(result.files) == [0, 1, 2, 3, 4]  # every seed written
+    grid = load_image(result.grid)
+    assert grid.shape[-2] < 3 * SIZE  # two rows under the label strip, not five

@@ -7,8 +7,9 @@ batch or on ``batch``.  ``seed0007.png`` is the generator's sample; with domain 
 also rendered through every domain, ``seed0007_pixar.png`` (``pixar@0.5`` at a
 :attr:`GenerateConfig.strength` other than 1): the stochastic setting in which the domain
 methods are trained and the thesis' Quality / Diversity are measured.  ``grid.png``: the
-samples, or with domains a row per seed (source | each domain, labelled).  Inputs on random
-weights are named in a red notice under the grid and in :attr:`GenerateResult.random_parts`.
+samples, or with domains a row per seed (source | each domain, labelled), of the first
+:data:`GRID_MAX_SAMPLES` seeds.  Inputs on random weights are named in a red notice under the
+grid and in :attr:`GenerateResult.random_parts`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
 MAX_SEED = 2**32 - 1
 MAX_SEEDS = 100_000
 SOURCE = "source"  # the generator's own sample, the first grid column with domains
+GRID_MAX_SAMPLES = 64  # grid.png shows the first 64 seeds; every seed is written as a PNG
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -173,7 +175,8 @@ def generate(config: GenerateConfig,
                     suffix = "" if key == SOURCE else f"_{key}"
                     files[seed][key] = save_png(config.out / f"seed{seed:04d}{suffix}.png",
                                                 batch[j])
-                rows.append([batch[j] for batch in cpu.values()])
+                if len(rows) < GRID_MAX_SAMPLES:  # the grid is a preview: memory stays flat
+                    rows.append([batch[j] for batch in cpu.values()])
             if progress is not None:
                 progress(min(i + config.batch, len(seeds)), len(seeds), "generating")
     notice = None
