@@ -46,3 +46,39 @@ def test_a_clip_weights_file_marked_random_loads_as_random(tmp_path) -> None:
         assert load_clip(name, tmp_path / "marked.safetensors").random_weights is True
     with pytest.warns(UserWarning, match="loaded with GELU"):
         assert load_clip(name, tmp_path / "plain.safetensors").random_weights is False
+
+
+def test_a_clip_file_is_loaded_once_while_it_is_held(tmp_path) -> None:
+    """Two users of one weights file on one device share the model (read once: one GELU
+    warning); a rewritten file loads again; the share keeps nothing alive on its own."""
+    import gc
+    import os
+    import warnings
+    import weakref
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    from stylebridge.pipelines.presets import register_tiny_clip_configs
+    from stylebridge.plugins.nets.clip import ClipActivationWarning, load_clip
+
+    register_tiny_clip_configs(tmp_path / "clip")
+    name = "tiny-vit-p8"
+    model = open_clip.create_model(name, pretrained=None)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    with pytest.warns(ClipActivationWarning):
+        first = load_clip(name, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not read again: no second warning
+        assert load_clip(name, path) is first
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # rewritten
+    with pytest.warns(ClipActivationWarning):
+        again = load_clip(name, path)
+    assert again is not first
+    assert torch.equal(again.model.visual.conv1.weight, first.model.visual.conv1.weight)
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None

@@ -12,7 +12,9 @@ and :attr:`ClipModel.random_weights` says so; callers must surface that.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
+import weakref
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,12 +114,37 @@ def _create_model(open_clip: Any, name: str, quick_gelu: bool, seed: int) -> Any
         root.removeFilter(quiet)
 
 
+#: CLIP models loaded from files, shared while anyone holds them (frozen, eval mode): the
+#: quality and diversity metrics of one `eval`, or the web app's successive text domains,
+#: read a 350 MB ViT-B-32 once, not once each
+_LOADED: weakref.WeakValueDictionary[tuple[Any, ...], ClipModel] = weakref.WeakValueDictionary()
+_LOADED_LOCK = threading.Lock()
+
+
 def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
               device: str | torch.device = "cpu", *, seed: int = 0) -> ClipModel:
     """Build an open_clip model (``ViT-B-32``, ``ViT-B-16``, ...) and load local weights.
 
     Without ``weights`` the model keeps its random initialisation (tests only; labelled),
-    seeded by ``seed`` so that two builds with the same seed are equal."""
+    seeded by ``seed`` so that two builds with the same seed are equal.  A model loaded from a
+    file is shared with every later call for the same file (same size and modification time)
+    and device while one of them still holds it: it is frozen, so sharing changes no number;
+    do not move or train the returned model in place."""
+    if weights is None or not Path(weights).is_file():
+        return _load_clip(name, weights, device, seed)
+    stat = Path(weights).stat()
+    key = (name, str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns,
+           str(torch.device(device)))
+    with _LOADED_LOCK:
+        model = _LOADED.get(key)
+        if model is None:
+            model = _load_clip(name, weights, device, seed)
+            _LOADED[key] = model
+        return model
+
+
+def _load_clip(name: str, weights: str | Path | None, device: str | torch.device,
+               seed: int) -> ClipModel:
     import open_clip
 
     if name not in open_clip.list_models():
