@@ -250,6 +250,35 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
         backend.train_text_domain("   ")
 
 
+@pytest.mark.slow  # shares the module's backend
+def test_installed_clips_are_held_so_each_text_domain_shares_them(
+        backend: ServeBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With official CLIP weights installed (two tiny stand-ins here), the page holds the
+    models, and the train-domain pipeline gets those very objects for every prompt."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    import stylebridge.pipelines.train_domain as td
+    from stylebridge.pipelines.presets import register_tiny_clip_configs
+
+    names = register_tiny_clip_configs(tmp_path / "clip")
+    files = {}
+    for name in names:
+        model = open_clip.create_model(name, pretrained=None)
+        files[name] = tmp_path / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(files[name]))
+    monkeypatch.setattr(td, "DEFAULT_CLIP", tuple(names))
+    monkeypatch.setattr(td, "installed_clip_weights", files.get)
+    try:
+        with pytest.warns(UserWarning, match="loaded with GELU"):
+            assert backend._clip_setup() == (list(names), False)
+        held = backend._cache[("clip", "official")]
+        built = td.build_clip_models(names, {}, allow_random=False, device=backend.device)
+        assert [id(m) for m in built] == [id(m) for m in held]
+    finally:
+        backend._cache.pop(("clip", "official"), None)
+
+
 @pytest.mark.slow  # a text domain trained through the train-domain pipeline (~10 s)
 def test_text_domain_trained_on_the_spot(backend: ServeBackend, tmp_path: Path) -> None:
     events: list[tuple[float, str]] = []

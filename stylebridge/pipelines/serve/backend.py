@@ -383,6 +383,13 @@ class ServeBackend:
         from stylebridge.pipelines.train_domain import DEFAULT_CLIP, installed_clip_weights
 
         if all(installed_clip_weights(name) is not None for name in DEFAULT_CLIP):
+            from stylebridge.plugins.nets.clip import load_clip
+
+            # held for the life of the page: every text domain trained here then shares them
+            # (load_clip returns the held model for the same file and device)
+            self._cached("clip", "official", lambda: [
+                load_clip(name, installed_clip_weights(name), self.device)
+                for name in DEFAULT_CLIP])
             return list(DEFAULT_CLIP), False
         names = self._cached("clip", "tiny",
                              lambda: register_tiny_clip_configs(self.work_dir / "tiny-clip"))
