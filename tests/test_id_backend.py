@@ -124,3 +124,21 @@ def test_eval_json_names_the_backend(random_arcface_installed, tmp_path: Path) -
     assert code in (0, None)
     data = json.loads(out.read_text())
     assert list(data["metrics"]["id"]["values"]) == ["id[arcface]"]
+
+
+def test_demo_and_web_app_metrics_use_the_installed_arcface(random_arcface_installed) -> None:
+    """The demo's and the web app's ID is the thesis' ArcFace when it is installed (its key
+    says so), dlib's only as the fallback."""
+    from stylebridge.pipelines.demo import photo_metrics
+
+    metric = photo_metrics()["id"]
+    assert metric.backend == "arcface" and metric.key == "id[arcface]"
+    assert not any("dlib" in note for note in metric.notes())
+
+
+def test_demo_metrics_fall_back_to_dlib_and_say_so(no_weights) -> None:
+    from stylebridge.pipelines.demo import photo_metrics
+
+    metric = photo_metrics()["id"]
+    assert metric.backend == "dlib" and metric.key == "id[dlib]"
+    assert "weights fetch arcface-irse50" in metric.notes()[0]

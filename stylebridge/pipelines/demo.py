@@ -179,11 +179,13 @@ def _demo_image(path: Path | None) -> tuple[Tensor, str]:
 
 
 def photo_metrics() -> dict[str, Any]:
-    """MSE, PSNR, SSIM and (when dlib's models are installed) ID, built through the registry."""
+    """MSE, PSNR, SSIM and ID, built through the registry.  ID is the thesis' (ArcFace
+    IR-SE50) when ``arcface-irse50`` is installed, else dlib's descriptor, with a note saying
+    so (its key, ``id[arcface]`` / ``id[dlib]``, names the backend); without either, no ID."""
     registry = get_registry()
     out = {name: registry.create("metric", name) for name in ("mse", "psnr", "ssim")}
-    with contextlib.suppress(StylebridgeError):  # dlib's models missing: skip ID only
-        out["id"] = registry.create("metric", "id", backend="dlib")
+    with contextlib.suppress(StylebridgeError):  # no ArcFace weights and no dlib models
+        out["id"] = registry.create("metric", "id")
     return out
 
 
@@ -357,10 +359,12 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
             values.update({key if key.startswith(mname) else f"{mname}:{key}": float(v)
                            for key, v in metric.compute().items()})
         table_rows.append((label, values))
-        notes[label] = [f"{mname}: {note}" for mname, m in metrics.items() for note in m.notes()]
+        said = {mname: m.notes() for mname, m in metrics.items()}
+        notes[label] = [f"{mname}: {note}" for mname, lines in said.items() for note in lines]
         domain_rows.append((label, _domain_metrics(metrics, outputs, target, domains)))
         notes[label] += [f"{mname} (domains): {note}" for mname in ("mse", "id")
-                         if mname in metrics for note in metrics[mname].notes()]
+                         if mname in metrics for note in metrics[mname].notes()
+                         if note not in said[mname]]  # what the photo pass said already
         stage(f"invert + adapt: {label}", f"{len(outputs) - 1} domains")
     labels = ["aligned photo", "inversion", *domains]
     columns = [labels[0], f"inversion{tag}",
