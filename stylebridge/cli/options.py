@@ -165,6 +165,20 @@ class ConsoleBars:
         print_batch_report(self.console, report)
 
 
+def add_fit_argument(parser: argparse.ArgumentParser, extra: str = "") -> None:
+    """``--fit origin|intercept`` of ``calibrate`` and ``analyze latents``: the two readings of
+    the thesis' "simple Linear Regression" (``origin`` is the default, and why)."""
+    from stylebridge.plugins.calibrators.alpha import FITS
+
+    parser.add_argument("--fit", choices=FITS, default="origin",
+                        help="the thesis' \"simple Linear Regression\" has two readings: origin "
+                             "(default) = least squares of y = alpha*x, its hypothesis w_enc = "
+                             "alpha*w_orig and the y = alpha*x lines of Fig. 4.9, the only form "
+                             "whose offsets a 1/alpha scale can correct (Fig. 4.11); intercept = "
+                             "ordinary least squares y = alpha*x + b (a library's default "
+                             "LinearRegression), whose slope is used" + extra)
+
+
 def add_skip_layers_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """``--skip-layers`` (named sets, style-layer indices, ``w:N`` rows), its table in the epilog."""
     from stylebridge.plugins.calibrators.alpha import LAYER_TABLE_DOC

@@ -15,6 +15,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import finite_float
 from stylebridge.cli.options import (
     ConsoleBars,
+    add_fit_argument,
     add_photo_arguments,
     add_style_means_arguments,
     print_batch_report,
@@ -32,7 +33,6 @@ from stylebridge.pipelines.analyze import (
 )
 from stylebridge.pipelines.analyze.markdown import fmt
 from stylebridge.pipelines.analyze.shift import ShiftNormsConfig, run_shift_norms
-from stylebridge.plugins.calibrators.alpha import FITS
 from stylebridge.registry import hookimpl
 
 
@@ -44,13 +44,7 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
                    help="domain checkpoint for the Eq. 5 adaptability table, repeatable")
     p.add_argument("--layers", choices=LAYER_SETS, default="all",
                    help="all style layers (default, incl. ToRGB) or only the modulated convs")
-    p.add_argument("--fit", choices=FITS, default="origin",
-                   help="the thesis' \"simple Linear Regression\" has two readings: origin (default) = "
-                        "least squares of y = alpha*x, its hypothesis w_enc = alpha*w_orig and "
-                        "the y = alpha*x lines of Fig. 4.9, the only form whose offsets a "
-                        "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
-                        "squares y = alpha*x + b (a library's default LinearRegression), "
-                        "whose slope is used" + "; both fits are drawn and tabled either way")
+    add_fit_argument(p, "; both fits are drawn and tabled either way")
     p.add_argument("--alpha-tol", type=finite_float, default=0.1,
                    help="|alpha - 1| up to which a correlated layer counts as calibrated")
     p.add_argument("--r2-min", type=finite_float, default=0.5,

@@ -15,6 +15,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import finite_float
 from stylebridge.cli.options import (
+    add_fit_argument,
     add_photo_arguments,
     add_skip_layers_argument,
     add_style_means_arguments,
@@ -40,13 +41,7 @@ class CalibrateCommand(Command):
         parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
         add_style_means_arguments(parser)
         add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
-        parser.add_argument("--fit", choices=("origin", "intercept"), default="origin",
-                            help="the thesis' \"simple Linear Regression\" has two readings: origin (default) = "
-                            "least squares of y = alpha*x, its hypothesis w_enc = alpha*w_orig and "
-                            "the y = alpha*x lines of Fig. 4.9, the only form whose offsets a "
-                            "1/alpha scale can correct (Fig. 4.11); intercept = ordinary least "
-                            "squares y = alpha*x + b (a library's default LinearRegression), "
-                            "whose slope is used")
+        add_fit_argument(parser)
         parser.add_argument("--power", type=finite_float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
