@@ -113,6 +113,10 @@ def test_cli_labels_random_domains_and_refuses_a_mismatch(files: dict[str, Any],
     assert capsys.readouterr().err.startswith("error: domain big.safetensors was trained for a "
                                               "64px generator")
     assert not (tmp_path / "bad").exists()  # refused before any file
+    with pytest.raises(StylebridgeError, match="--strength applies with --method"):
+        generate(GenerateConfig(generator=str(files["gen"]), out=tmp_path / "y", device="cpu",
+                                strength=0.5))
+    assert not (tmp_path / "y").exists()
     with pytest.raises(StylebridgeError, match="given twice"):
         generate(GenerateConfig(generator=str(files["gen"]), out=tmp_path / "x", device="cpu",
                                 methods=[str(files["pixar"])], strength=(1.0, 1.0)))

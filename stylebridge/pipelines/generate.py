@@ -110,7 +110,8 @@ class GenerateConfig:
         if self.noise not in ("const", "random"):
             raise StylebridgeError(f"--noise {self.noise!r}: expected const or random")
         check_range("--batch", self.batch, 1, MAX_BATCH)
-        check_strengths(self.strength)
+        if check_strengths(self.strength) != (1.0,) and not self.methods:
+            raise StylebridgeError("--strength applies with --method (a domain to scale)")
         return self.seed_list()
 
 
