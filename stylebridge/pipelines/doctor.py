@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from stylebridge import __version__
-from stylebridge.core.ops import _cuda
-from stylebridge.core.ops.backend import get_backend
+from stylebridge.core.ops import build_cuda_ops, cuda_ops_unusable, get_backend
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import get_registry
 from stylebridge.registry.registry import BUILTIN_PROVIDER
@@ -96,7 +95,7 @@ def _cuda_rows(build_cuda: bool) -> list[Check]:
             rows.append(Check(f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
                                            f"sm_{props.major}{props.minor}"))
     rows.append(Check("ops backend (STYLEBRIDGE_OPS)", get_backend()))
-    reason = _cuda.precheck()
+    reason = cuda_ops_unusable()
     if reason is not None:
         rows.append(Check("CUDA ops", f"not usable: {reason}", "note",
                           "the native PyTorch ops are used (same results)"))
@@ -105,7 +104,7 @@ def _cuda_rows(build_cuda: bool) -> list[Check]:
                           "`stylebridge doctor --build-cuda` compiles them (minutes, once)"))
     else:
         try:
-            _cuda.available(required=True)
+            build_cuda_ops()
             rows.append(Check("CUDA ops", "built and loaded", "ok"))
         except StylebridgeError as exc:
             rows.append(Check("CUDA ops", str(exc), "error",

@@ -42,6 +42,24 @@ from stylebridge.core.ops.fused_act import (
 )
 from stylebridge.core.ops.upfirdn2d import upfirdn2d
 
-__all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "fused_epilogue",
-           "fused_leaky_relu", "get_backend", "modulated_bias_act", "set_backend",
-           "set_fused_epilogue", "set_upfirdn2d_tiled", "upfirdn2d", "upfirdn2d_tiled"]
+
+def cuda_ops_unusable() -> str | None:
+    """Why the CUDA ops cannot be built or used here (no GPU, no toolkit), or ``None`` when a
+    build is worth trying; builds nothing."""
+    from stylebridge.core.ops import _cuda
+
+    return _cuda.precheck()
+
+
+def build_cuda_ops() -> None:
+    """Build (or load the cached build of) the CUDA ops now; a one-line
+    :class:`~stylebridge.errors.StylebridgeError` with the reason when they cannot be used."""
+    from stylebridge.core.ops import _cuda
+
+    _cuda.available(required=True)
+
+
+__all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "build_cuda_ops",
+           "cuda_ops_unusable", "fused_epilogue", "fused_leaky_relu", "get_backend",
+           "modulated_bias_act", "set_backend", "set_fused_epilogue", "set_upfirdn2d_tiled",
+           "upfirdn2d", "upfirdn2d_tiled"]
