@@ -51,6 +51,9 @@ def test_the_readme_python_api_block_runs_and_its_numbers_hold(
     assert set(sweep) == {"inversion", "pixar@0.5", "pixar@1.5"}
     moved = {k: float((sweep[k] - sweep["inversion"]).abs().mean()) for k in sweep}
     assert 0 < moved["pixar@0.5"] < moved["pixar@1.5"]
+    samples = ns["samples"]  # the generate pipeline: each seed, and each seed through pixar
+    assert samples.outputs == ["source", "pixar"] and sorted(samples.files) == [0, 1, 2, 3]
+    assert (tmp_path / "samples" / "seed0003_pixar.png").is_file()
     assert set(ns["shifted"].run(ns["images01"])) == {"inversion", "pixar"}
 
     # synthesize is deterministic (fixed noise): the README's call again gives the same image
