@@ -165,6 +165,11 @@ def test_strength_scales_each_domain_change_by_hand(gen: Any, images: Tensor) ->
     assert list(skipped.outputs) == ["pixar@2"]
     scale = skipped.scale_at(2.0)
     assert scale is not None and scale[0] == 0 and bool((scale[1:] == 2).all())
+    # a domain whose name looks like another's strength gets an output of its own
+    clash = Adapter(TinyEncoder(), gen, {"pixar": domain, "pixar@0.5": domain},
+                    strength=(0.5, 1.0))
+    assert list(clash.outputs) == ["pixar@0.5", "pixar", "pixar@0.5@0.5", "pixar@0.5-2"]
+    assert clash.outputs["pixar@0.5-2"] == ("pixar@0.5", 1.0)
     for bad, message in ((float("nan"), "finite"), (11.0, "finite number in"),
                          ((1.0, 1.0), "given twice"), ((), "at least one")):
         with pytest.raises(StylebridgeError, match=message):

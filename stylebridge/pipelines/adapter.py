@@ -62,6 +62,20 @@ def output_name(domain: str, strength: float) -> str:
     return domain if strength == 1.0 else f"{domain}@{strength:g}"
 
 
+def strength_outputs(domains: Iterable[str], strengths: Sequence[float],
+                     taken: Sequence[str] = (INVERSION,)) -> dict[str, tuple[str, float]]:
+    """Output name → (domain, strength), domain by domain: :func:`output_name`, made unique
+    with ``-2``, ``-3``... where a domain is named like another's strength (``pixar@0.5``)."""
+    out: dict[str, tuple[str, float]] = {}
+    for name in domains:
+        for k in strengths:
+            key, n = output_name(name, k), 2
+            while key in out or key in taken:
+                key, n = f"{output_name(name, k)}-{n}", n + 1
+            out[key] = (name, k)
+    return out
+
+
 def _method_label(method: DomainMethod) -> str:
     return str(method.label or method.name or "domain")
 
@@ -114,8 +128,7 @@ class Adapter:
         self.calibrator_zeroed_layers = [] if calibrator is None else calibrator.unreliable_layers()
         self.strengths = check_strengths(strength)
         #: output name → (domain name, strength), in render order
-        self.outputs: dict[str, tuple[str, float]] = {
-            output_name(name, k): (name, k) for name in self.methods for k in self.strengths}
+        self.outputs = strength_outputs(self.methods, self.strengths)
         self.encoded_images = 0
 
     def scale_at(self, strength: float) -> Tensor | None:
@@ -206,4 +219,4 @@ def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None
 
 
 __all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "check_domains", "check_strengths",
-           "output_name"]
+           "output_name", "strength_outputs"]

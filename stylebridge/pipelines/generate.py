@@ -35,7 +35,7 @@ from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
-from stylebridge.pipelines.adapter import check_strengths, output_name
+from stylebridge.pipelines.adapter import check_strengths, strength_outputs
 from stylebridge.registry.resolve import load_generator
 
 _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
@@ -142,7 +142,7 @@ def generate(config: GenerateConfig,
     domains, domain_random = load_domains(config.methods, device)
     check_domains(domains.values(), gen)
     strengths = check_strengths(config.strength)
-    outputs = {output_name(name, k): (name, k) for name in domains for k in strengths}
+    outputs = strength_outputs(domains, strengths, taken=(SOURCE,))
     random_inputs: dict[str, Any] = {"generator": provenance.random, "domains": domain_random}
     parts = random_parts(random_inputs)
     noise_shapes = None
