@@ -142,3 +142,29 @@ def test_demo_metrics_fall_back_to_dlib_and_say_so(no_weights) -> None:
     metric = photo_metrics()["id"]
     assert metric.backend == "dlib" and metric.key == "id[dlib]"
     assert "weights fetch arcface-irse50" in metric.notes()[0]
+
+
+def test_dlib_reads_an_image_once_and_still_counts_its_fallback(no_weights) -> None:
+    """The same pixels give the same descriptor: the second time it is remembered (no
+    detection runs), the no-face fallback is counted again, and two embedders share dlib's
+    networks."""
+    from stylebridge.plugins.nets.face_id import DlibFaceEmbedder
+
+    first, second = DlibFaceEmbedder(), DlibFaceEmbedder()
+    assert first._recognizer is second._recognizer and first._landmarks is second._landmarks
+    blob = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(3))  # no face
+    emb1, found1 = first.embed(blob)
+    assert first.n_fallback == 1 and bool(found1[0])
+    calls = []
+    second._box = lambda image: calls.append(image) or None  # type: ignore[method-assign]
+    emb2, found2 = second.embed(blob)
+    assert calls == [] and torch.equal(emb1, emb2) and bool(found2[0])
+    assert second.n_fallback == 1  # the remembered image fell back too
+    other = blob.flip(-1)
+    try:
+        second.embed(other)  # new pixels: detection runs (here: the stub, which finds nothing)
+        assert len(calls) == 1
+    finally:
+        from stylebridge.plugins.nets import face_id
+
+        face_id._SEEN.clear()  # the stub's answer must not be remembered for other tests
