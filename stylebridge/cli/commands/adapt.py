@@ -50,7 +50,8 @@ def add_metric_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--metric", action="append", default=None, metavar="NAME[:k=v]",
                         help=f"a metric of {what} against the input photo, as `eval` takes it; "
                              "repeatable (default: mse, psnr); ssim, lpips, and id (how much "
-                             "identity survived; dlib: ~0.9 s per 1024 px image on 2 cores)")
+                             "identity survived; dlib: ~0.5 s per 1024 px output on 2 cores, "
+                             "plus 0.45 s once per photo)")
 
 
 def print_output_metrics(console: Console, inversion: dict[str, float | None],
