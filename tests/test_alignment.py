@@ -351,7 +351,7 @@ def test_align_command_skips_bad_inputs(tmp_path: Path, astronaut: np.ndarray, c
     reasons = {Path(s["file"]).name: s["reason"] for s in report["skipped"]}
     assert reasons["chelsea.png"] == "no face found"
     assert reasons["truncated.jpg"].startswith("cannot read image")
-    assert reasons["notes.png"].startswith("cannot read image")
+    assert reasons["notes.png"] == "is a text file, not an image"
     written = sorted(p.name for p in out.iterdir())
     assert written == ["astronaut.png", "landmarks.json"]  # no temporary files left behind
     with Image.open(out / "astronaut.png") as img:

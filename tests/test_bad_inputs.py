@@ -27,8 +27,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 IMAGE_ERRORS = {
     "truncated.jpg": "cannot read image",
     "truncated.png": "cannot read image",
-    "zero_bytes.png": "cannot read image",
-    "text_named.png": "cannot read image",
+    "zero_bytes.png": "is empty (0 bytes)",
+    "text_named.png": "is a text file, not an image",
     "huge_dimensions.png": "pixel limit",
 }
 

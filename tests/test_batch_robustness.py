@@ -42,8 +42,8 @@ SIZE = 32               # generator, encoder input, aligned crops
 # bad file -> what its one-line reason must say
 FACE_BAD = {
     "truncated.png": "cannot read image",
-    "zero_bytes.png": "cannot read image",
-    "text_named.png": "cannot read image",
+    "zero_bytes.png": "is empty (0 bytes)",
+    "text_named.png": "is a text file, not an image",
     "huge_dimensions.png": "pixel limit",
     "no_face.png": "no face found",
 }

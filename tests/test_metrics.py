@@ -671,7 +671,8 @@ def test_eval_command_outputs_and_partial_exit(eval_dirs, tmp_path: Path, capsys
     data = json.loads(out_json.read_text())
     assert data["n_images"] == 3
     skipped = {Path(s["file"]).name: s["reason"] for s in data["report"]["skipped"]}
-    assert "cannot read image" in skipped["broken.png"] and "no prediction" in skipped["lonely.png"]
+    assert skipped["broken.png"] == "is a text file, not an image"
+    assert "no prediction" in skipped["lonely.png"]
     expected = {name: (peak_signal_noise_ratio(t / 255.0, p / 255.0, data_range=1.0),
                        structural_similarity(t / 255.0, p / 255.0, data_range=1.0, channel_axis=-1))
                 for name, (p, t) in pairs.items()}

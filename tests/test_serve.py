@@ -50,8 +50,12 @@ def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_photo_checks_refuse_text_huge_and_faceless_files(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a photo")
-    with pytest.raises(ImageError, match=r"^notes\.txt: is not an image file"):
+    with pytest.raises(ImageError, match=r"^notes\.txt: is a text file, not an image$"):
         check_photo_file(text)
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(bytes(range(7, 256)))
+    with pytest.raises(ImageError, match=r"^noise\.bin: is not an image file \(PNG, JPEG"):
+        check_photo_file(noise)
     big = tmp_path / "big.png"
     Image.new("RGB", (200, 100)).save(big)
     with pytest.raises(ImageError, match=r"200×100 .*0\.01 megapixel limit"):
@@ -346,7 +350,7 @@ def test_a_hyper_network_turns_prompts_into_domains_without_training(
 def test_bad_photos_raise_one_line_errors(backend: ServeBackend, tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(ImageError, match=r"^notes\.txt: is not an image file"):
+    with pytest.raises(ImageError, match=r"^notes\.txt: is a text file, not an image$"):
         backend.load_photo(text)
     flat = tmp_path / "wall.png"
     Image.new("RGB", (160, 160), (128, 128, 128)).save(flat)
@@ -472,7 +476,7 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
                                          "buffer": b"not a photo"}])
             page.wait_for_selector("#status .error", timeout=60_000)
             assert page.inner_text("#status").strip() == (
-                "error: notes.txt: is not an image file (PNG, JPEG, WebP, ... expected)")
+                "error: notes.txt: is a text file, not an image")
             # the server keeps serving: a text domain trained on the spot joins the domains
             page.fill("#prompt textarea", "a pencil sketch")
             page.fill("#steps input[type=number]", "2")

@@ -16,14 +16,12 @@ from pathlib import Path
 
 from torch import Tensor
 
-from stylebridge.core.images import load_image
+from stylebridge.core.images import IMAGE_SUFFIXES, load_image
 from stylebridge.errors import StylebridgeError
 
 EXIT_OK = 0
 EXIT_FAILED = 2
 EXIT_PARTIAL = 3  # some inputs were skipped; the rest were written
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass

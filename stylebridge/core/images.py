@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import stat
 import threading
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, UnidentifiedImageError, features
 from torch import Tensor
 
 from stylebridge.core.io import atomic_path
 from stylebridge.core.resize import resize as resize_filtered
+from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ImageError
 
 #: the largest image read (pixels, 16384 × 16384 = 268,435,456); larger ones are refused with a
@@ -24,12 +26,49 @@ from stylebridge.errors import ImageError
 #: warning above ~89 M) is lifted while opening, so this documented limit is the one that applies.
 MAX_PIXELS = 16384 * 16384
 _PIL_LIMIT_LOCK = threading.Lock()
+#: the file suffixes read from a folder (an image named otherwise is read when named itself);
+#: HEIC/HEIF need the optional ``pillow-heif`` (:func:`heif_support`), AVIF a Pillow built
+#: with it
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".webp", ".tif", ".tiff", ".heic",
+                  ".heif", ".avif")
+HEIF_INSTALL = "pip install 'stylebridge[heif]'"
+
+
+@functools.cache
+def heif_support() -> bool:
+    """Whether HEIC/HEIF photos (what iPhones save) can be read: ``pillow-heif`` is installed,
+    and then its Pillow opener is registered (once).  It applies the file's own rotation and
+    clears the EXIF orientation, so :func:`exif_upright` does not turn such a photo twice."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def unreadable_reason(path: Path, otherwise: str) -> str:
+    """Why Pillow could not identify ``path``, from what the file is (:func:`file_kind`): empty,
+    a HEIC/HEIF photo without ``pillow-heif``, an AVIF image Pillow cannot decode, or some
+    other kind of file; ``otherwise`` where it looks like an image or nothing known."""
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    kind, what = file_kind(path)
+    if what == "a HEIC/HEIF image" and not heif_support():
+        return f"is a HEIC/HEIF photo; reading it needs pillow-heif ({HEIF_INSTALL})"
+    if what == "an AVIF image" and not features.check("avif"):
+        return "is an AVIF image and this Pillow was built without AVIF support"
+    if kind not in ("image", "unknown"):
+        return f"is {what}, not an image"
+    return otherwise
 
 
 def open_image(path: Path) -> Image.Image:
     """``Image.open(path)`` (lazy: only the header is read) with :data:`MAX_PIXELS` as the only
     size limit: Pillow's bomb check is set above it while the header is parsed (under a lock,
-    as ``Image.MAX_IMAGE_PIXELS`` is global) and its warning silenced."""
+    as ``Image.MAX_IMAGE_PIXELS`` is global) and its warning silenced.  HEIC/HEIF files open
+    when ``pillow-heif`` is installed (:func:`heif_support`)."""
+    heif_support()
     with _PIL_LIMIT_LOCK:
         old = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises above twice this, warns above it
@@ -249,6 +288,9 @@ def load_image(path: str | Path) -> Tensor:
     except (OSError, ValueError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         reason = reason.replace(f" '{path}'", "").replace(f" {path}", "")  # named once, in front
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError(unreadable_reason(path, f"cannot read image ({reason})"),
+                             path=path) from None
         raise ImageError(f"cannot read image ({reason})", path=path) from None
     arr8 = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(arr8.copy()).permute(2, 0, 1).float().div_(255.0)

@@ -36,6 +36,7 @@ OPTIONAL = (
      "pip install 'stylebridge[weights]'"),
     ("huggingface_hub", "huggingface_hub", "Hugging Face mirrors in `weights fetch`",
      "pip install 'stylebridge[weights]'"),
+    ("pillow-heif", "pillow_heif", "HEIC/HEIF photos (iPhones)", "pip install 'stylebridge[heif]'"),
     ("gradio", "gradio", "the web app (`stylebridge serve`)", "pip install 'stylebridge[serve]'"),
     ("playwright", "playwright", "the web app's browser test", "pip install 'stylebridge[serve]'"),
 )

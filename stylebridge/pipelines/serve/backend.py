@@ -32,7 +32,14 @@ from torch import Tensor
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import labelled_grid, load_image, resize_square, save_png
+from stylebridge.core.images import (
+    heif_support,
+    labelled_grid,
+    load_image,
+    resize_square,
+    save_png,
+    unreadable_reason,
+)
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.precision import check_precision
@@ -150,6 +157,7 @@ def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
     """Refuse a file that is no image or is larger than ``max_pixels`` before decoding it
     (PIL reads only the header here); one-line :class:`ImageError` naming the file."""
     path = Path(path)
+    heif_support()
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -157,8 +165,8 @@ def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
         raise ImageError(f"image is larger than the web app's {max_pixels / 1e6:g} megapixel "
                          "limit", path=path.name) from None
     except (OSError, ValueError, SyntaxError):
-        raise ImageError("is not an image file (PNG, JPEG, WebP, ... expected)",
-                         path=path.name) from None
+        why = unreadable_reason(path, "is not an image file (PNG, JPEG, WebP, HEIC... expected)")
+        raise ImageError(why, path=path.name) from None
     if width * height > max_pixels:
         raise ImageError(f"image is {width}×{height} ({width * height / 1e6:.0f} megapixels), "
                          f"larger than the web app's {max_pixels / 1e6:g} megapixel limit",
