@@ -263,6 +263,15 @@ def test_cli_adapt_writes_images_grid_and_report(files: dict[str, Path], tmp_pat
     domains = written["input_vs_domain"]
     assert domains["zero"] == metrics and domains["pixar"]["mse"] != metrics["mse"]
     assert written["metrics"] == ["mse", "psnr"]
+    # per photo (the skipped one has none); the means are the means of these values
+    per_photo = written["per_photo"]
+    assert list(per_photo) == [str(files["photos"] / f"{s}.png") for s in ("a", "b", "c")]
+    for output, mean in (("inversion", metrics), *domains.items()):
+        for key in ("mse", "psnr"):
+            values = [photo[output][key] for photo in per_photo.values()]
+            assert float(np.mean(values)) == pytest.approx(mean[key], rel=1e-9)
+    assert all(photo["zero"] == photo["inversion"] for photo in per_photo.values())
+    assert len({photo["inversion"]["mse"] for photo in per_photo.values()}) == 3
 
 
 def test_cli_adapt_metrics_are_chosen_like_evals(files: dict[str, Path], tmp_path: Path,

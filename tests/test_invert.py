@@ -132,6 +132,13 @@ def test_invert_metrics_are_the_inversion_against_the_input(tmp_path: Path, mode
     got = written["input_vs_inversion"]
     assert got["mse"] == pytest.approx(np.mean(mses), abs=2e-4)
     assert got["psnr"] == pytest.approx(np.mean([-10 * np.log10(m) for m in mses]), abs=0.05)
+    # and per photo, keyed by its file: which photo inverted worse
+    assert abs(mses[0] - mses[1]) > 1e-3  # the photos are told apart by their values
+    per_photo = written["per_photo"]
+    assert list(per_photo) == [str(p) for p in photos]
+    for path, mse in zip(photos, mses, strict=True):
+        assert per_photo[str(path)]["mse"] == pytest.approx(mse, abs=2e-4)
+        assert per_photo[str(path)]["psnr"] == pytest.approx(-10 * np.log10(mse), abs=0.05)
 
 
 def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, capsys) -> None:

@@ -138,7 +138,7 @@ def test_cached_fold_follows_in_place_weight_changes() -> None:
 
 def test_generator_set_upconv_keeps_the_image() -> None:
     torch.manual_seed(5)
-    gen = Generator(size=32, style_dim=32, n_mlp=2, channel_multiplier=1).eval()
+    gen = Generator(size=32, style_dim=32, n_mlp=2, channels={4: 64, 8: 64, 16: 32, 32: 32}).eval()
     w = gen.mapping(torch.randn(2, 32))
     noise = [torch.randn(1, 1, *n.shape[2:]) for n in gen.noises.buffers()]
     with torch.no_grad():
@@ -161,7 +161,7 @@ def test_polyphase_synthesis_traces_as_one_graph() -> None:
     """Under torch.compile the weight cache is off and the fold runs inside the graph: it must
     trace without a graph break (fullgraph=True) and give the eager image."""
     torch.manual_seed(6)
-    gen = Generator(size=16, style_dim=16, n_mlp=1, channel_multiplier=1).eval()
+    gen = Generator(size=16, style_dim=16, n_mlp=1, channels={4: 32, 8: 32, 16: 16}).eval()
     gen.set_upconv("polyphase")
     styles = gen.styles(gen.mapping(torch.randn(2, 16)))
     noise = [torch.randn(1, 1, *n.shape[2:]) for n in gen.noises.buffers()]

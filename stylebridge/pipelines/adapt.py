@@ -8,7 +8,8 @@ photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per p
 file stem; ``<stem>_<domain>@<k>.png`` at a strength ``k`` other than 1), ``grid.png``
 (rows: input | inversion | each output, labelled), ``adapt.json``
 (inputs, outputs, offset scales, skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
-default MSE and PSNR, of the inversion and of every domain against the input photo).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
+default MSE and PSNR, of the inversion and of every domain against the input photo: the
+means, and each photo's own values under ``per_photo``).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
 FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
 (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable images (and, with
 ``align``, photos without a face) are skipped and reported in the result's
@@ -54,6 +55,7 @@ from stylebridge.pipelines.output_metrics import (
     OutputMetrics,
     build_output_metrics,
     compute_output_metrics,
+    last_output_values,
     output_metric_notes,
     update_output_metrics,
 )
@@ -369,6 +371,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     metrics = job.metrics
     grid_rows: list[list[Tensor]] = []
     outputs: dict[str, dict[str, str]] = {}
+    per_photo: dict[str, dict[str, dict[str, float | None]]] = {}
     description = f"adapting with {len(methods)} domain(s)" + (
         f" at {len(adapter.strengths)} strengths" if len(adapter.strengths) > 1 else "")
     progress(0, len(todo), description)
@@ -394,6 +397,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                            "align_size": config.align_size if config.align else None,
                            "random_weights": random}).name
             outputs[str(path)] = files
+            per_photo[str(path)] = last_output_values(metrics, i)
             if len(grid_rows) < GRID_MAX_ROWS:
                 grid_rows.append([chunk.tiles[i]] + [resize_square(rendered[k][i], tile)
                                                      for k in rendered])
@@ -423,6 +427,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     summary["metrics_input_vs_domain"] = domain_values
     write_json(config.out / "metrics.json", {"input_vs_inversion": values,
                                              "input_vs_domain": domain_values,
+                                             "per_photo": per_photo,
                                              "metrics": list(config.metrics), "notes": notes,
                                              "random_weights": random,
                                              "random_inputs": random_inputs,

@@ -10,7 +10,8 @@ writes into ``out``:
   :func:`save_inversion` / :func:`load_inversion`);
 
 and ``grid.png`` (one row per image: input | inversion) and ``metrics.json`` (``metrics``,
-default MSE and PSNR, of the inversion against the input).  Faces are FFHQ-aligned
+default MSE and PSNR, of the inversion against the input: the means and, under
+``per_photo``, each photo's own values).  Faces are FFHQ-aligned
 first (``align``, the default; :mod:`stylebridge.pipelines.align`, at
 ``align_size`` pixels, then the encoder's own preprocessing resizes); use
 ``align=False`` for images that are already aligned.  Unreadable images and
@@ -175,6 +176,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
     grid_rows: list[tuple[Tensor, Tensor]] = []
     pending: list[_Item] = []
     metrics = job.metrics
+    per_photo: dict[str, dict[str, float | None]] = {}
 
     def flush() -> None:
         if not pending:
@@ -194,6 +196,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         for i, item in enumerate(pending):
             stem = names[item.path]
             out01 = images[i]
+            per_photo[str(item.path)] = om.last_output_values(metrics, i)[INVERSION_KEY]
             save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01)
             if config.save_latents:
                 save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
@@ -240,6 +243,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
     notes = om.output_metric_notes(metrics)
     if values is not None:
         write_json(config.out / "metrics.json", {"input_vs_inversion": values,
+                                                 "per_photo": per_photo,
                                                  "metrics": list(config.metrics),
                                                  "notes": notes, "random_weights": random,
                                                  "random_parts": parts})

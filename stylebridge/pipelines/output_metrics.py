@@ -51,6 +51,22 @@ def update_output_metrics(metrics: OutputMetrics, rendered: Mapping[str, Tensor]
             metric.update(rendered[name], targets)
 
 
+def last_output_values(metrics: OutputMetrics, index: int) -> dict[str, dict[str, float | None]]:
+    """Image ``index`` of the latest batch: ``{output: {key: value}}`` from each metric's
+    per-image values (:attr:`~stylebridge.core.interfaces.Metric.last`; a metric without them
+    gives none); a value that is not finite (NaN where a metric has none, e.g. no face
+    found; the PSNR of identical images) is ``None``, as in the means."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, group in metrics.items():
+        values: dict[str, float | None] = {}
+        for metric in group:
+            for key, per_image in metric.last.items():
+                value = float(per_image[index])
+                values[key] = value if math.isfinite(value) else None
+        out[name] = values
+    return out
+
+
 def compute_output_metrics(metrics: OutputMetrics) -> dict[str, dict[str, float | None]]:
     """``{output: {key: mean}}``; a non-finite mean (PSNR of identical images) is ``None``."""
     out: dict[str, dict[str, float | None]] = {}
@@ -87,4 +103,5 @@ def grouped_notes(notes_by_row: Mapping[str, Sequence[str]], every: str = "every
 
 
 __all__ = ["DEFAULT_METRICS", "OutputMetrics", "build_output_metrics", "compute_output_metrics",
-           "grouped_notes", "output_metric_notes", "update_output_metrics"]
+           "grouped_notes", "last_output_values", "output_metric_notes",
+           "update_output_metrics"]
