@@ -11,10 +11,12 @@ so that the SIGKILL lands deterministically:
 * ``state-write:N``: in the middle of writing the training state of step N: half of the bytes
   are in the temporary file when the process is killed.
 
-The test polls for the checkpoint and the driver's hang marker, sends SIGKILL, checks what is
-on disk, resumes with ``--resume`` (no hang) and compares every tensor (``torch.equal``) with an
-uninterrupted run of the same seed that ran concurrently.  It also checks that the resumed run
-started from the last checkpoint, i.e. lost at most one checkpoint interval of work.
+Each trainer is killed twice in one chain: between checkpoints (``step:3``), then, resumed,
+in the middle of writing its state (``state-write:4``).  The test polls for the checkpoint and
+the driver's hang marker, sends SIGKILL, checks what is on disk, resumes with ``--resume``,
+and at the end compares every tensor (``torch.equal``) with an uninterrupted run of the same
+seed that ran concurrently.  It also checks that every resume started from the last complete
+checkpoint, i.e. lost at most one checkpoint interval of work.
 """
 
 from __future__ import annotations
@@ -226,14 +228,11 @@ def _assert_same(a: dict[str, Tensor], b: dict[str, Tensor], ignore: tuple[str, 
             assert torch.equal(a[key], b[key]), key
 
 
-# kill points: (SB_HANG, steps done when killed, step of the checkpoint the resume starts from)
-KILL_POINTS = {
-    "mid-interval": ("step:3", 3, 2),
-    "mid-write": ("state-write:4", 4, 2),
-}
-# Every case is `slow`: each costs three subprocesses (6-15 s on the shared 2-core machine).
-DOMAIN_POINTS = ["mid-write", "mid-interval"]
-FS_POINTS = ["mid-interval", "mid-write"]
+# the kill points of every chain, in order: (name, SB_HANG, steps done when killed); both
+# resumes start from the complete checkpoint of step 2 (the write at step 4 never completes)
+KILL_CHAIN = (("mid-interval", "step:3", 3), ("mid-write", "state-write:4", 4))
+RESUME_STEP = 2
+# Both tests are `slow`: each costs four subprocesses (10-25 s on the shared 2-core machine).
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,26 +253,25 @@ def _domain_argv(gen: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", DOMAIN_POINTS)
-def test_train_domain_resume_after_kill_equals_uninterrupted_run(
-        generator_ckpt: Path, tmp_path: Path, point: str) -> None:
-    hang, done_at_kill, resume_step = KILL_POINTS[point]
+def test_train_domain_resumes_after_two_kills_as_the_uninterrupted_run(
+        generator_ckpt: Path, tmp_path: Path) -> None:
     ref_out, out = tmp_path / "ref.safetensors", tmp_path / "run.safetensors"
     state = out.with_name("run.train-state.safetensors")
     ref = _start(_domain_argv(generator_ckpt, ref_out), tmp_path, "ref")
-    run = _start(_domain_argv(generator_ckpt, out), tmp_path, "run", hang=hang)
-    what = _kill_at_marker(*run, tmp_path / "hang.marker", state, EVERY)
-    assert what.startswith("writing" if point == "mid-write" else f"step {done_at_kill}")
-
-    # on disk after the kill: the complete checkpoint of step 2, no half-written state
-    assert read_header(state).extra["step"] == resume_step
-    leftovers = sorted(p.name for p in tmp_path.glob(".run.train-state.safetensors.*.tmp"))
-    assert len(leftovers) == (1 if point == "mid-write" else 0)  # hidden, never read
+    for n, (point, hang, done_at_kill) in enumerate(KILL_CHAIN):
+        extra = ("--resume",) if n else ()
+        run = _start(_domain_argv(generator_ckpt, out, *extra), tmp_path, f"run{n}", hang=hang)
+        what = _kill_at_marker(*run, tmp_path / "hang.marker", state, EVERY)
+        assert what.startswith("writing" if point == "mid-write" else f"step {done_at_kill}")
+        # on disk after the kill: the complete checkpoint of step 2, no half-written state
+        assert read_header(state).extra["step"] == RESUME_STEP, point
+        leftovers = sorted(p.name for p in tmp_path.glob(".run.train-state.safetensors.*.tmp"))
+        assert len(leftovers) == (1 if point == "mid-write" else 0)  # hidden, never read
+        assert done_at_kill - RESUME_STEP <= EVERY      # at most one checkpoint interval lost
     at_checkpoint = _tensors(state)
 
     text = _finish(*_start(_domain_argv(generator_ckpt, out, "--resume"), tmp_path, "resume"))
-    assert f"resuming from step {resume_step} " in text and "RANDOM CLIP WEIGHTS" in text
-    assert done_at_kill - resume_step <= EVERY      # at most one checkpoint interval lost
+    assert f"resuming from step {RESUME_STEP} " in text and "RANDOM CLIP WEIGHTS" in text
     _finish(*ref)
 
     assert read_header(out).extra["step"] == read_header(ref_out).extra["step"] == STEPS
@@ -385,31 +383,30 @@ def _log(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", FS_POINTS)
-def test_train_featureshift_resume_after_kill_equals_uninterrupted_run(
-        fs_dataset: tuple[Path, Path], tmp_path: Path, point: str) -> None:
+def test_train_featureshift_resumes_after_two_kills_as_the_uninterrupted_run(
+        fs_dataset: tuple[Path, Path], tmp_path: Path) -> None:
     gen, data = fs_dataset
-    hang, done_at_kill, resume_step = KILL_POINTS[point]
     ref_out, out = tmp_path / "ref", tmp_path / "run"
     ref = _start(_fs_argv(gen, data, ref_out), tmp_path, "ref")
-    run = _start(_fs_argv(gen, data, out), tmp_path, "run", hang=hang)
-    what = _kill_at_marker(*run, tmp_path / "hang.marker", out / "state.safetensors", EVERY)
-    assert what.startswith("writing" if point == "mid-write" else f"step {done_at_kill}")
-
-    assert read_header(out / "state.safetensors").extra["step"] == resume_step
-    assert read_header(out / "model.safetensors").extra["step"] == resume_step
-    leftovers = sorted(p.name for p in out.glob(".state.safetensors.*.tmp"))
-    assert len(leftovers) == (1 if point == "mid-write" else 0)
-    before = _log(out / "log.jsonl")                  # every line of the killed run is whole
-    assert max(r["step"] for r in before if "total" in r) == done_at_kill
+    for n, (point, hang, done_at_kill) in enumerate(KILL_CHAIN):
+        extra = ("--resume",) if n else ()
+        run = _start(_fs_argv(gen, data, out, *extra), tmp_path, f"run{n}", hang=hang)
+        what = _kill_at_marker(*run, tmp_path / "hang.marker", out / "state.safetensors", EVERY)
+        assert what.startswith("writing" if point == "mid-write" else f"step {done_at_kill}")
+        assert read_header(out / "state.safetensors").extra["step"] == RESUME_STEP, point
+        assert read_header(out / "model.safetensors").extra["step"] == RESUME_STEP, point
+        leftovers = sorted(p.name for p in out.glob(".state.safetensors.*.tmp"))
+        assert len(leftovers) == (1 if point == "mid-write" else 0)
+        before = _log(out / "log.jsonl")              # every line of the killed run is whole
+        assert max(r["step"] for r in before if "total" in r) == done_at_kill
     at_checkpoint = _tensors(out / "model.safetensors")
 
     _finish(*_start(_fs_argv(gen, data, out, "--resume"), tmp_path, "resume"))
     _finish(*ref)
     log = _log(out / "log.jsonl")
     starts = [r for r in log if r.get("event") == "start"]
-    assert [(r["step"], r["resumed"]) for r in starts] == [(0, False), (resume_step, True)]
-    assert done_at_kill - starts[-1]["step"] <= EVERY    # at most one checkpoint interval lost
+    assert [(r["step"], r["resumed"]) for r in starts] == [
+        (0, False), (RESUME_STEP, True), (RESUME_STEP, True)]
     assert (log[-1]["event"], log[-1]["step"]) == ("end", STEPS)
 
     final = _tensors(out / "model.safetensors")
@@ -420,7 +417,7 @@ def test_train_featureshift_resume_after_kill_equals_uninterrupted_run(
     ref_losses = {r["step"]: r["total"] for r in _log(ref_out / "log.jsonl") if "total" in r}
     resumed_at = log.index(starts[-1])
     new_losses = {r["step"]: r["total"] for r in log[resumed_at:] if "total" in r}
-    assert sorted(new_losses) == list(range(resume_step + 1, STEPS + 1))
+    assert sorted(new_losses) == list(range(RESUME_STEP + 1, STEPS + 1))
     assert all(new_losses[s] == ref_losses[s] for s in new_losses)
-    # the killed run's records after the checkpoint were dropped: every step is logged once
+    # the killed runs' records after the checkpoint were dropped: every step is logged once
     assert [r["step"] for r in log if "total" in r] == list(range(1, STEPS + 1))
