@@ -10,7 +10,9 @@ builds no model.  Entry points:
 * :mod:`stylebridge.core.stylegan2` — the StyleGAN2 generator and discriminator;
 * :mod:`stylebridge.registry.resolve` — plugins from specs;
 * :mod:`stylebridge.core.synthesis` — synthesis of inversions (the plain renderer);
-* :class:`stylebridge.Adapter` — encode once, render several domains through a renderer.
+* :class:`stylebridge.Adapter` — encode once, render several domains through a renderer;
+* :func:`load_photo` / :func:`save_image` — a photo file in, as ``adapt`` prepares it (upright,
+  FFHQ-aligned), and a picture out.
 """
 
 from __future__ import annotations
@@ -60,6 +62,37 @@ def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: s
     return load_plugin("encoder", spec, device=device, **config)
 
 
+def load_photo(path: str | Path, *, align: bool = True, size: int = 1024,
+               transform_size: int | None = None) -> Any:
+    """A photo file → ``[1, 3, size, size]`` in ``[0, 1]``, as ``stylebridge adapt`` prepares
+    it: read upright (EXIF orientation; HEIC with ``pillow-heif``), then the largest face
+    FFHQ-aligned with dlib's 68 landmarks (``transform_size``: see ``stylebridge align
+    --help``).  ``align=False``: the whole image resized to ``size × size``, for photos that
+    are aligned already.  One-line :class:`StylebridgeError` naming the file for an unreadable
+    image or a photo without a face.  Encoders resize their input themselves."""
+    from stylebridge.core.images import load_image, resize_square
+    from stylebridge.pipelines.align import align_face, check_positive
+
+    check_positive(size, "size")
+    image = load_image(path)
+    if align:
+        image = align_face(image, size, transform_size=transform_size, path=path).to_tensor()
+    else:
+        image = resize_square(image, size)
+    return image[None]
+
+
+def save_image(image01: Any, path: str | Path) -> Path:
+    """Write one picture ``[3, H, W]`` or ``[1, 3, H, W]`` in ``[0, 1]`` (an :class:`Adapter`
+    output) as a PNG, atomically (no half-written file on a crash); returns ``path``."""
+    from stylebridge.core.images import save_png
+
+    if image01.ndim == 4 and image01.shape[0] != 1:
+        raise StylebridgeError(f"save_image writes one picture; got a batch of "
+                               f"{image01.shape[0]}: save image01[i] for each")
+    return save_png(path, image01)
+
+
 def __getattr__(name: str) -> Any:
     """Lazy exports: ``stylebridge.Adapter`` (encode once, render several domains)."""
     if name == "Adapter":
@@ -69,4 +102,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'stylebridge' has no attribute {name!r}")
 
 
-__all__ = ["Adapter", "StylebridgeError", "__version__", "create", "create_encoder", "provenance_of"]
+__all__ = ["Adapter", "StylebridgeError", "__version__", "create", "create_encoder", "load_photo",
+           "provenance_of", "save_image"]

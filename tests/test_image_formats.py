@@ -123,3 +123,26 @@ def test_a_batch_skips_a_video_named_as_a_photo(tmp_path: Path,
                                   "reason": "is an MP4/QuickTime video, not an image"}]
     assert "Traceback" not in captured.err
     assert not any((tmp_path / "out").glob("*"))
+
+
+def test_load_photo_and_save_image_from_python(tmp_path: Path, face: Image.Image) -> None:
+    """The package's photo helpers: as-is resizing without alignment, the no-face error
+    naming the file, and one picture per PNG."""
+    import torch
+
+    import stylebridge
+    from stylebridge.core.images import resize_square
+
+    path = tmp_path / "face.png"
+    face.save(path)
+    photo = stylebridge.load_photo(path, align=False, size=32)
+    assert torch.equal(photo, resize_square(load_image(path), 32)[None])
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (96, 96), (128, 128, 128)).save(wall)
+    with pytest.raises(stylebridge.StylebridgeError, match=rf"^{wall}: no face found$"):
+        stylebridge.load_photo(wall)
+    out = stylebridge.save_image(photo, tmp_path / "out.png")
+    assert (load_image(out) - photo[0]).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit rounding
+    with pytest.raises(stylebridge.StylebridgeError, match="one picture; got a batch of 2"):
+        stylebridge.save_image(torch.cat([photo, photo]), tmp_path / "two.png")
+    assert not (tmp_path / "two.png").exists()

@@ -9,9 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import skimage.data
 import torch
+from PIL import Image
 
 from stylebridge.core.images import load_image
+from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.presets import build_tiny_preset
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -34,6 +37,7 @@ def test_the_readme_python_api_block_runs_and_its_numbers_hold(
                      (preset.domains / "tiny-sketch.safetensors", "pixar.safetensors"),
                      (preset.featureshift_e4e, "run/model.safetensors")):
         shutil.copy(src, dst)
+    Image.fromarray(skimage.data.astronaut()).save("photo.jpg", quality=95)  # a real face
     ns: dict = {"images01": torch.stack([load_image(preset.images / f"photo{i}.png")
                                          for i in range(2)])}  # rendered by its generator
     with torch.no_grad():
@@ -47,6 +51,12 @@ def test_the_readme_python_api_block_runs_and_its_numbers_hold(
     for image in outputs.values():
         assert image.shape == (2, 3, size, size) and image.min() >= 0 and image.max() <= 1
     assert (outputs["pixar"] - outputs["inversion"]).abs().mean() > 1e-3
+    # the photo file: aligned as `align` aligns it, and its pixar picture written
+    photo = ns["photo"]
+    assert photo.shape == (1, 3, 1024, 1024)
+    aligned = align_face(load_image("photo.jpg"), 1024).to_tensor()
+    assert torch.equal(photo[0], aligned)
+    assert load_image("photo_pixar.png").shape == (3, size, size)
     sweep = ns["sweep"]  # half the change moves the picture less than one and a half
     assert set(sweep) == {"inversion", "pixar@0.5", "pixar@1.5"}
     moved = {k: float((sweep[k] - sweep["inversion"]).abs().mean()) for k in sweep}
