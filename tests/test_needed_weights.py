@@ -66,6 +66,56 @@ def test_every_missing_download_is_named_once_in_order(empty_home: Path) -> None
     ]
 
 
+def test_losses_and_metrics_name_the_networks_they_read(empty_home: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The brief's third user: `--loss lpips:0.8 --loss id:0.1` on a fresh install names both
+    downloads in one line, not one per attempt."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    requests = [("loss", "mse:1.0", "--loss"),
+                ("loss", "lpips:0.8", "--loss"),
+                ("loss", "id:0.1", "--loss"),
+                ("loss", "corr:1e3", "--loss"),
+                ("loss", "lpips:0.5:net=vgg", "--inversion-loss"),
+                ("loss", "lpips:0.8:backbone=/elsewhere/alex.pth", "--loss"),  # a file named
+                ("loss", "id:0.1:allow_random=true", "--loss"),                # tests only
+                ("metric", "id", "--metric"),                # auto: dlib when ArcFace is absent
+                ("metric", "id:backend=arcface", "--metric"),  # asked for above already
+                ("loss", "lpips:heavy", "--loss"),           # loading reports the bad weight
+                ("loss", "no-such-loss:1", "--loss")]        # and the unknown name
+    missing = missing_weights(requests)
+    assert missing == [Missing("lpips-alex", "--loss lpips:0.8"),
+                       Missing("arcface-irse50", "--loss id:0.1"),
+                       Missing("lpips-vgg", "--inversion-loss lpips:0.5:net=vgg")]
+    assert missing_message(missing).endswith(
+        "run `stylebridge weights fetch lpips-alex arcface-irse50 lpips-vgg`")
+    # a subclass with another default network (MindTheGap's LPIPS is VGG's)
+    assert missing_weights([("loss", "mtg_ref_lpips:10", "--loss")]) == [
+        Missing("lpips-vgg", "--loss mtg_ref_lpips:10")]
+    # a backbone torchvision left in the hub cache serves lpips as it does when building
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "alexnet-owt-7be5be79.pth").write_bytes(b"")
+    assert [m.name for m in missing_weights(requests[:3])] == ["arcface-irse50"]
+    check_files(requests)  # option specs hold no checkpoint path to check
+
+
+def test_train_featureshift_names_every_loss_download_before_reading_anything(
+        empty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    out = tmp_path / "run"
+    code = main(["train", "featureshift", "--data", str(tmp_path / "no-dataset"),
+                 "--generator", str(tmp_path / "no-generator.safetensors"),
+                 "--loss", "mse:1.0", "--loss", "lpips:0.8", "--loss", "id:0.1",
+                 "--loss", "corr:1e3", "--adversarial", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err == ("error: official weights are not installed: lpips-alex (for --loss "
+                   "lpips:0.8), arcface-irse50 (for --loss id:0.1); run `stylebridge weights "
+                   "fetch lpips-alex arcface-irse50`\n")
+    assert not out.exists()
+
+
 def test_installed_weights_are_not_missing(tmp_path: Path) -> None:
     gen = tiny_generator(seed=0, size=8, style_dim=8, channels={4: 4, 8: 4})
     src = save_stylegan2(tmp_path / "g.safetensors", gen)

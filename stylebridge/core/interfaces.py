@@ -159,6 +159,15 @@ class Plugin:
         return {}
 
     @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """The official weights entries (``stylebridge weights list``) that building this
+        class with ``config`` would read and cannot find (none installed, no file named in
+        ``config``, random weights not allowed).  A run asks every loss and metric it names
+        before building any (:func:`stylebridge.registry.needed.missing_weights`), so that
+        one line names every download.  Default: none (building reports its own errors)."""
+        return ()
+
+    @classmethod
     def check_header(cls, extra: Mapping[str, Any]) -> str | None:
         """Called with a checkpoint header's ``extra`` before the object is built from it:
         the reason to refuse the file (one line), or ``None`` to accept it (default)."""

@@ -237,6 +237,7 @@ class AdaptConfig(PhotoOptions):
             out.append(("calibrator", self.calibrate, "--calibrate"))
         if self.guide:
             out.append(("encoder", self.guide, "--guide"))
+        out += [("metric", m, "--metric") for m in self.metrics]  # lpips-alex, arcface-irse50
         return out
 
 

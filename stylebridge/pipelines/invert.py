@@ -88,7 +88,8 @@ class InvertConfig(PhotoOptions):
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)`` (see ``AdaptConfig``)."""
         return [("generator", self.generator, "--generator"),
-                ("encoder", self.encoder, "--encoder")]
+                ("encoder", self.encoder, "--encoder"),
+                *(("metric", m, "--metric") for m in self.metrics)]
 
 
 @dataclass

@@ -82,6 +82,7 @@ from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
+from stylebridge.registry.needed import require_weights
 from stylebridge.registry.resolve import generator_path, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -206,7 +207,9 @@ def parse_freeze_layers(text: str, generator: Generator) -> tuple[int, ...]:
 def build_losses(specs: Sequence[str], *, registry: Any = None) -> list[LossTerm]:
     """``NAME:WEIGHT[:k=v,...]`` → loss terms (the shared rules of
     :func:`stylebridge.pipelines.training.losses.build_loss_terms`: ``after=N``, a name
-    given twice is keyed ``NAME#2``)."""
+    given twice is keyed ``NAME#2``).  The official weights they read and that are not
+    installed (``lpips-alex``, ``arcface-irse50``) are named together first."""
+    require_weights([("loss", spec, "--loss") for spec in specs])
     return build_loss_terms(specs, registry=registry, option="--loss")
 
 

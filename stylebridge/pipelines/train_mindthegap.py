@@ -64,6 +64,7 @@ from stylebridge.pipelines.training.domain import (
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
+from stylebridge.registry.needed import MissingWeightsError
 
 if TYPE_CHECKING:
     from stylebridge.core.interfaces import LossBatch
@@ -76,8 +77,9 @@ DEFAULT_BETAS = (0.0, 0.99 ** (4 / 5))
 DEFAULT_STEPS = 600
 DEFAULT_BATCH = 4
 DEFAULT_CLIP = ("ViT-B-32", "ViT-B-16")
+LPIPS_VGG = "lpips-vgg"  # the weights entry of the VGG16 backbone
 LPIPS_HINT = ("the LPIPS terms need torchvision's VGG16 weights: run `stylebridge weights "
-              "fetch lpips-vgg`, or give --lpips-backbone PATH to vgg16-397923af.pth "
+              f"fetch {LPIPS_VGG}`, or give --lpips-backbone PATH to vgg16-397923af.pth "
               "(--allow-random-lpips: a random VGG, tests only)")
 REFERENCE_FIELDS = frozenset({"reference", "reference_output", "reference_source"})
 LATENT_KIND = "mindthegap_reference"
@@ -325,7 +327,10 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
         try:
             terms = td.build_losses(loss_specs)
         except StylebridgeError as exc:
-            if cfg.losses or "vgg backbone" not in str(exc):
+            vgg_missing = "vgg backbone" in str(exc) or (
+                isinstance(exc, MissingWeightsError)
+                and [m.name for m in exc.missing] == [LPIPS_VGG])
+            if cfg.losses or not vgg_missing:
                 raise
             raise StylebridgeError(LPIPS_HINT) from None
     if not cfg.resume and state_path.is_file():

@@ -8,20 +8,25 @@ in one line what to fetch, with one command for all of them.
 A request is ``(kind, spec, option)``: ``("encoder", "fse", "--encoder")``.  Only bare names
 count: a spec with a checkpoint path, a plugin that runs without weights, and a plugin name
 that several entries could serve (``--method stylespace``: which domain?) are left to the
-one-line errors of loading, which say what to give.
+one-line errors of loading, which say what to give.  Losses and metrics
+(``("loss", "lpips:0.8", "--loss")``, ``("metric", "id:backend=arcface", "--metric")``) read
+their networks' weights through options; their classes say which entries they would need
+(:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`: ``lpips-alex``,
+``arcface-irse50``), so ``train featureshift --loss lpips:0.8 --loss id:0.1`` names both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from stylebridge.core.interfaces import Plugin
+from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.registry import get_registry
-from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
 
 #: a run's weights requests: ``(kind, spec, option)``, e.g. ``("generator", "stylegan2",
 #: "--generator")``
@@ -68,6 +73,34 @@ def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str) -
     return known[0].name if needs_weights and len(known) == 1 else None
 
 
+#: kinds whose specs hold options (``lpips:0.8:net=vgg``, ``id:backend=arcface``), not a
+#: checkpoint of their own: the plugin class says what it would read
+#: (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`)
+OPTION_KINDS = ("loss", "metric")
+
+
+def _option_entries(kind: str, spec_text: str) -> tuple[str, ...]:
+    """The weights entries a loss (``NAME:WEIGHT[:k=v]``) or metric (``NAME[:PATH][:k=v]``)
+    spec would read and cannot find, as its class says; ``()`` for a spec that does not
+    parse or names an unknown plugin (building reports those)."""
+    try:
+        if kind == "loss":
+            loss = parse_loss_spec(spec_text)
+            name, raw = loss.name, dict(loss.options)
+        else:
+            spec = parse_plugin_spec(spec_text, what="metric")
+            name, raw = spec.name, dict(spec.options)
+            if spec.path is not None:
+                raw.setdefault("weights", str(spec.path))
+        config = {key.replace("-", "_"): coerce_option(value, key) for key, value in raw.items()}
+        plugin = get_registry().get(kind, name).obj if name else None
+    except StylebridgeError:
+        return ()
+    if not (isinstance(plugin, type) and issubclass(plugin, Plugin)):
+        return ()
+    return tuple(plugin.unavailable_weights(config))
+
+
 def missing_weights(requests: Iterable[Request],
                     manager: weights_mod.WeightsManager | None = None) -> list[Missing]:
     """The official weights the ``requests`` need and that are not installed, each once, in
@@ -75,14 +108,24 @@ def missing_weights(requests: Iterable[Request],
     manager = manager or weights_mod.WeightsManager()
     out: dict[str, Missing] = {}
     for kind, spec_text, option in requests:
+        if kind in OPTION_KINDS:
+            for name in _option_entries(kind, spec_text):
+                if name not in out and name in manager.entries:
+                    out[name] = _missing(manager, name, f"{option} {spec_text}", out)
+            continue
         name = _entry_for(manager, kind, spec_text)
         if name is None or name in out:
             continue
-        entry = manager.entry(name)
-        needs = tuple(dep.name for dep in manager.prerequisites(entry)
-                      if manager.installed(dep.name) is None and dep.name not in out)
-        out[name] = Missing(name, f"{option} {spec_text}", needs, bool(entry.noncommercial))
+        out[name] = _missing(manager, name, f"{option} {spec_text}", out)
     return list(out.values())
+
+
+def _missing(manager: weights_mod.WeightsManager, name: str, request: str,
+             listed: Mapping[str, Missing]) -> Missing:
+    entry = manager.entry(name)
+    needs = tuple(dep.name for dep in manager.prerequisites(entry)
+                  if manager.installed(dep.name) is None and dep.name not in listed)
+    return Missing(name, request, needs, bool(entry.noncommercial))
 
 
 def missing_message(missing: Sequence[Missing]) -> str:
@@ -105,6 +148,8 @@ def check_files(requests: Iterable[Request]) -> None:
     """A checkpoint file named in a spec (``e4e:e4e.safetensors``) that does not exist, in
     one line: checked before any download, so a typo is not found after one."""
     for kind, spec_text, option in requests:
+        if kind in OPTION_KINDS:
+            continue  # their files are options, read by the plugin (backbone=, weights=)
         try:
             spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
         except StylebridgeError:
@@ -130,5 +175,5 @@ class MissingWeightsError(StylebridgeError):
         self.missing = list(missing)
 
 
-__all__ = ["Missing", "MissingWeightsError", "Request", "WeightsCheck", "check_files", "missing_message",
+__all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "WeightsCheck", "check_files", "missing_message",
            "missing_weights", "require_weights"]

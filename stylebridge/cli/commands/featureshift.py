@@ -46,10 +46,13 @@ class FeatureShiftCommand(Command):
                        help="the guiding encoder, e.g. e4e:e4e.safetensors or "
                             "fse:fse.safetensors:mode=latents")
         add_generator_argument(p)
-        p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE")
+        p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE",
+                       help="FFHQ-aligned face images, files or folders (their image files, "
+                            "sorted); photos are aligned first with `stylebridge align`")
         p.add_argument("--domains", required=True, action="append", metavar="D1,D2,...",
                        help="domain checkpoints (comma-separated and/or repeated)")
-        p.add_argument("--out", required=True, type=Path, metavar="DATASET")
+        p.add_argument("--out", required=True, type=Path, metavar="DATASET",
+                       help="the dataset folder; the same command again resumes its build")
         p.add_argument("--layer", type=int, help="generator activation K (default: the encoder's)")
         p.add_argument("--image-size", type=int, default=256,
                        help="stored image/target size (default 256, where the losses compare; "
@@ -59,7 +62,8 @@ class FeatureShiftCommand(Command):
         p.add_argument("--no-per-domain", action="store_true",
                        help="store no per-domain Δ/targets (the trainer computes them)")
         p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16",
-                       help="storage type of features and Δ (latents are float32)")
+                       help="storage type of features and Δ (default float16; latents are "
+                            "float32)")
         add_device_argument(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:

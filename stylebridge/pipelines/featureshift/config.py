@@ -68,6 +68,16 @@ class TrainConfig:
         return (self.pretrain_inversion_steps if self.adversarial_after is None
                 else self.adversarial_after)
 
+    def weight_requests(self) -> list[tuple[str, str, str]]:
+        """The losses of every set as ``(kind, spec, option)`` requests: the official weights
+        they read (``lpips-alex``, ``arcface-irse50``) and that are not installed are named
+        together before anything loads (:func:`stylebridge.registry.needed.require_weights`)."""
+        inversion = self.losses if self.inversion_losses is None else self.inversion_losses
+        return [("loss", spec, option_name(name))
+                for name, specs in (("losses", self.losses), ("inversion_losses", inversion),
+                                    ("domain_inversion_losses", self.domain_inversion_losses))
+                for spec in specs]
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["betas"] = list(self.betas)

@@ -101,6 +101,7 @@ from stylebridge.plugins.renderers.featureshift import (
     save_featureshift,
 )
 from stylebridge.registry import get_registry
+from stylebridge.registry.needed import require_weights
 from stylebridge.registry.resolve import load_plugin
 
 #: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
@@ -146,6 +147,7 @@ class FeatureShiftTrainer:
         if self.state_path.exists() and not cfg.resume:
             raise StylebridgeError("already holds a training state; pass --resume to continue it "
                                    "or choose a new --out", path=self.out)
+        require_weights(cfg.weight_requests())  # every missing download named at once
         self.data = FeatureShiftDataset(cfg.data)
         self.layer = self.data.layer
         gen = load_stylegan2(cfg.generator, device=self.device).generator

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -132,6 +132,12 @@ class LPIPSLoss(Loss):
     requires: ClassVar[frozenset[str]] = frozenset({"output", "target"})
     description = "LPIPS (lpips package, local backbone weights) at 256 and 128 px"
 
+    @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        from stylebridge.plugins.nets.lpips import unavailable_backbone
+
+        return unavailable_backbone(cls, config)
+
     def __init__(self, net: str = "alex", backbone: str | None = None,
                  resolutions: int | str | Sequence[int] = DEFAULT_LPIPS_RESOLUTIONS,
                  allow_random: bool = False) -> None:
@@ -201,6 +207,12 @@ class IDLoss(Loss):
     name = "id"
     requires: ClassVar[frozenset[str]] = frozenset({"output", "target"})
     description = "identity loss 1 - cos(ArcFace(recon), ArcFace(target)) (IR-SE50, local weights)"
+
+    @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        from stylebridge.plugins.nets.face_id import unavailable_arcface
+
+        return unavailable_arcface(config)
 
     def __init__(self, weights: str | None = None, allow_random: bool = False) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ so that numbers from the two are never put in one column by accident.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -30,6 +31,7 @@ from stylebridge.plugins.nets.face_id import (
     DlibFaceEmbedder,
     FaceEmbedder,
     installed_arcface_weights,
+    unavailable_arcface,
 )
 from stylebridge.registry import hookimpl
 
@@ -51,6 +53,11 @@ class IDMetric(PerImageMetric):
 
     name = "id"
     same_size = False  # each image's face is found on its own
+
+    @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """ArcFace's entry only for ``backend=arcface`` (``auto`` falls back to dlib)."""
+        return unavailable_arcface(config) if config.get("backend") == "arcface" else ()
 
     def __init__(self, backend: str = "auto", weights: str | None = None, detect: str = "auto",
                  device: str = "cpu") -> None:

@@ -10,6 +10,7 @@ it is refused unless ``allow_random=true``, and then labelled.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from stylebridge.plugins.nets.lpips import (
     default_lpips_backbone,
     load_lpips_backbone,
     missing_backbone_hint,
+    unavailable_backbone,
 )
 from stylebridge.registry import hookimpl
 
@@ -31,6 +33,10 @@ class LPIPSMetric(PerImageMetric):
     """LPIPS v0.1 (lpips package), ``net=alex|vgg``; lower is more similar."""
 
     name = "lpips"
+
+    @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        return unavailable_backbone(cls, config)
 
     def __init__(self, net: str = "alex", backbone: str | None = None, size: int | None = None,
                  allow_random: bool = False, device: str = "cpu") -> None:

@@ -24,6 +24,7 @@ import importlib.util
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,15 @@ def installed_arcface_weights() -> Path | None:
     from stylebridge.plugins.nets.state import installed_weights
 
     return installed_weights(ARCFACE_WEIGHTS)
+
+
+def unavailable_arcface(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """``("arcface-irse50",)`` when a loss or metric built with ``config`` reads ArcFace
+    IR-SE50 from the installed entry (no ``weights`` file named, random weights not allowed)
+    and it is not installed (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`)."""
+    if config.get("weights") is not None or config.get("allow_random") in (True, "true", "1", 1):
+        return ()
+    return () if installed_arcface_weights() is not None else (ARCFACE_WEIGHTS,)
 
 
 def dlib_model_dir() -> Path:

@@ -8,7 +8,10 @@ torchvision state dict (``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``) i
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -26,6 +29,18 @@ def default_lpips_backbone(net: str) -> Path | None:
     """The backbone file used without ``backbone=PATH``: the installed ``lpips-NET`` entry,
     else torchvision's file in the torch hub cache; ``None`` when neither is there."""
     return default_backbone(WEIGHTS_ENTRIES[net], TORCHVISION_FILES[net])
+
+
+def unavailable_backbone(cls: type, config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``lpips-NET`` entry the loss or metric class ``cls`` built with ``config`` would
+    need and cannot find (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`;
+    ``net`` defaults to the default of ``cls``'s own ``net`` parameter): none when it names a
+    ``backbone`` file, allows random weights, or finds the default one."""
+    net = config.get("net", inspect.signature(cls).parameters["net"].default)
+    if net not in WEIGHTS_ENTRIES or config.get("backbone") is not None \
+            or config.get("allow_random") in (True, "true", "1", 1):
+        return ()  # a bad net or flag: building says so
+    return () if default_lpips_backbone(net) is not None else (WEIGHTS_ENTRIES[net],)
 
 
 def missing_backbone_hint(net: str, option: str) -> str:
