@@ -125,6 +125,8 @@ def test_invert_metrics_are_the_inversion_against_the_input(tmp_path: Path, mode
                           "--metric", "mse", "--metric", "psnr")
     assert code == 0, err
     assert "input vs inversion" in text
+    flat = "".join(text.split())  # rich wraps the caption anywhere
+    assert f"meansof2photos;eachphoto'sownvalues:{out/'metrics.json'}(per_photo)" in flat
     mses = [float(np.mean((_png(out / f"{p.stem}_inversion.png") / 255.0
                            - _png(p) / 255.0) ** 2)) for p in photos]
     written = json.loads((out / "metrics.json").read_text())

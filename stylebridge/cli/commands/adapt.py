@@ -55,9 +55,11 @@ def add_metric_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def print_output_metrics(console: Console, inversion: dict[str, float | None],
-                         domains: dict[str, dict[str, float | None]], *, random: bool) -> None:
+                         domains: dict[str, dict[str, float | None]], *, random: bool,
+                         n_photos: int = 1, out: Path | None = None) -> None:
     """One table: a row per output (the inversion, then each domain), a column per metric
-    key, every value against the input photo."""
+    key, every value against the input photo; over several photos their means, and a line
+    saying where each photo's own values are (``metrics.json`` in ``out``)."""
     keys = list(dict.fromkeys([*inversion, *(k for v in domains.values() for k in v)]))
     title = "input vs inversion" + (" and each domain" if domains else "")
     table = Table(title=title + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
@@ -68,6 +70,9 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
         cells = [values.get(k) for k in keys]
         table.add_row(escape(name), *("n/a" if v is None else f"{v:.4g}" for v in cells))
     console.print(table)
+    if n_photos > 1 and out is not None:
+        console.print(escape(f"means of {n_photos} photos; each photo's own values: "
+                             f"{out / 'metrics.json'} (per_photo)"), style="dim")
 
 
 class AdaptCommand(Command):
@@ -134,7 +139,7 @@ class AdaptCommand(Command):
                           f"{result.n_images} images and grid.png to {escape(str(out))}")
         if result.metrics is not None:
             print_output_metrics(console, result.metrics, result.domain_metrics or {},
-                                 random=bool(job.parts))
+                                 random=bool(job.parts), n_photos=len(report.done), out=out)
             for note in result.metric_notes:
                 console.print(f"[dim]{escape(note)}[/dim]")
         print_batch_report(console, report)

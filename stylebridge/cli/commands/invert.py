@@ -69,7 +69,8 @@ class InvertCommand(Command):
             console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
                           f"{escape(str(out))}")
         if result.metrics is not None:
-            print_output_metrics(console, result.metrics, {}, random=bool(job.parts))
+            print_output_metrics(console, result.metrics, {}, random=bool(job.parts),
+                                 n_photos=len(report.done), out=out)
             for note in result.metric_notes:
                 console.print(f"[dim]{escape(note)}[/dim]")
         print_batch_report(console, report)
