@@ -49,6 +49,13 @@ def test_wplus_rows_translate_to_the_style_layers_that_read_them() -> None:
     assert parse_layers("w:1") == [1, 2]
     assert parse_layers("w:17", n_layers=26) == [25]
     assert parse_layers("w:0-2") == [0, 1, 2, 3]
+    # a row the generator does not have is named as typed, with the rows it has
+    # (18 at 1024 px; the 32 px tiny generator has 11 style layers and 8 rows)
+    for text, n_layers, last in (("w:18", 26, 17), ("w:16-18", 26, 17), ("w:8", 11, 7)):
+        with pytest.raises(StylebridgeError, match=rf"^--skip-layers '{text}': W\+ row "
+                           rf"{text[-2:].lstrip('-:')} is out of range: this generator has W\+ "
+                           rf"rows 0\.\.{last}$"):
+            parse_layers(text, n_layers=n_layers)
 
 
 def test_a_toRGB_number_is_refused_not_silently_skipped() -> None:

@@ -288,7 +288,12 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
         elif part.startswith("w:"):
             for row in _span(part[2:].strip(), text, what):
                 layers = wplus_row_layers(row)
-                if n_layers is not None and layers[0] < n_layers:
+                if n_layers is not None and layers[0] >= n_layers:
+                    rows = next(r for r in range(n_layers + 1)
+                                if wplus_row_layers(r)[0] >= n_layers)
+                    raise StylebridgeError(f"{what} {text!r}: W+ row {row} is out of range: "
+                                           f"this generator has W+ rows 0..{rows - 1}")
+                if n_layers is not None:
                     layers = [i for i in layers if i < n_layers]
                 out.update(layers)
         elif part.startswith("rgb:"):
