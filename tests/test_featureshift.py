@@ -552,6 +552,8 @@ def test_featureshift_tiny_training_reduces_the_loss(env: Env, tmp_path: Path) -
     header = read_header(tmp_path / "run" / "model.safetensors")
     assert header.extra["step"] == 40 and header.extra["delta_sign"] == "source_minus_domain"
     assert header.extra["guiding_encoder"]["name"] == "toy-guide"
+    # nothing it was trained on declares random weights (objects built in the test)
+    assert header.extra["random_weights"] is False and header.extra["random_parts"] == []
 
 
 def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_path: Path,
@@ -690,7 +692,8 @@ def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path
 
 
 def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     from stylebridge.cli.commands import train as train_cli
     from stylebridge.cli.main import main
     from stylebridge.registry import registry as registry_module
@@ -707,6 +710,14 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     index = json.loads((data / "index.json").read_text())
     assert index["complete"] and [d["name"] for d in index["domains"]] == ["dom0", "dom1"]
     assert index["sources"]["guide"] == "toy-guide:seed=0"
+    # the toy encoders are built by name, without weights: random, and said so; the
+    # generator and the domains come from checkpoint files that do not say so
+    assert index["random_inputs"] == {"encoder": True, "guide": True, "generator": False,
+                                      "domains": {"dom0": False, "dom1": False}}
+    said = " ".join(capsys.readouterr().out.split())
+    assert "RANDOM WEIGHTS: encoder 'toy-fse' runs on untrained (random) weights" in said
+    assert "RANDOM WEIGHTS: guide has random (untrained) weights" in said
+    assert "generator" not in said.split("wrote")[0] and "domain dom" not in said
     assert main(argv) == 0                                         # resumed: nothing to do
     run = tmp_path / "run"
     assert "featureshift" in train_cli.TRAIN_TARGETS
@@ -719,7 +730,12 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     start = _log(run / "log.jsonl")[0]
     assert [t["name"] for t in start["losses"]["domain"]] == ["mse", "corr"]
     assert [t["weight"] for t in start["losses"]["domain"]] == [1.0, 0.001]
-    assert read_header(run / "model.safetensors").extra["sources"]["encoder"] == "toy-fse"
+    extra = read_header(run / "model.safetensors").extra
+    assert extra["sources"]["encoder"] == "toy-fse"
+    # trained on random encoders: labelled on screen and in the model (adapt labels it then)
+    assert extra["random_weights"] is True and extra["random_parts"] == ["encoder", "guide"]
+    assert ("RANDOM WEIGHTS: trained on encoder, guide with random (untrained) weights"
+            in " ".join(capsys.readouterr().out.split()))
     assert main(["train", "featureshift", "--data", str(tmp_path / "nothing"), "--generator",
                  str(env.gen_path), "--out", str(tmp_path / "r2"), "--device", "cpu"]) == 2
 

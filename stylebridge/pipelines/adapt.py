@@ -26,7 +26,7 @@ conv_0 … conv_5, 4–32 px), i.e. ``skip_layers="coarse"`` = ``[0, 2, 3, 5, 6,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,7 @@ from stylebridge.pipelines.photos import (
     is_random,
     open_encoder,
     open_generator,
+    random_parts,
 )
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
@@ -133,17 +134,6 @@ def load_domains(specs: Sequence[str], device: torch.device
     random = {name: spec_random("domain_method", spec, method)
               for (name, method), spec in zip(domains.items(), specs, strict=True)}
     return domains, random
-
-
-def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
-    """``{"encoder": True, "domains": {"joker": True}, ...}`` → ``["encoder", "domain joker"]``."""
-    parts: list[str] = []
-    for key, value in random_inputs.items():
-        if isinstance(value, Mapping):
-            parts += [f"{key.removesuffix('s')} {name}" for name, rnd in value.items() if rnd]
-        elif value:
-            parts.append(key)
-    return parts
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Whether a model runs on random (untrained) weights is read from the object itsel
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,17 @@ def is_random(obj: Any) -> bool:
     return isinstance(obj, Plugin) and bool(obj.random_weights)
 
 
+def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
+    """``{"encoder": True, "domains": {"joker": True}, ...}`` → ``["encoder", "domain joker"]``."""
+    parts: list[str] = []
+    for key, value in random_inputs.items():
+        if isinstance(value, Mapping):
+            parts += [f"{key.removesuffix('s')} {name}" for name, rnd in value.items() if rnd]
+        elif value:
+            parts.append(key)
+    return parts
+
+
 def weights_path(obj: Any) -> Path | None:
     """The checkpoint file ``obj`` was loaded from, as recorded when it was built."""
     prov = provenance_of(obj)
@@ -101,4 +112,4 @@ def open_encoder(spec: str, device: torch.device) -> Encoder:
 
 
 __all__ = ["PhotoOptions", "check_photo_options", "generator_file", "is_random",
-           "open_encoder", "open_generator", "weights_path"]
+           "open_encoder", "open_generator", "random_parts", "weights_path"]

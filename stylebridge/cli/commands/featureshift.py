@@ -16,12 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument, add_generator_argument
-from stylebridge.cli.options import print_batch_report
+from stylebridge.cli.options import print_batch_report, print_random_notices
 from stylebridge.core.batch import expand_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.pipelines.featureshift.config import split_specs
-from stylebridge.pipelines.featureshift.dataset import build_dataset
+from stylebridge.pipelines.featureshift.dataset import build_dataset, random_inputs
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import load_generator, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
@@ -81,6 +81,8 @@ class FeatureShiftCommand(Command):
             spec = parse_plugin_spec(text, what="domain method")
             method = load_plugin("domain_method", spec, device=device)
             domains.append((spec.path.stem if spec.path is not None else str(spec.name), method))
+        print_random_notices(console, random_inputs(generator, encoder, guide, domains),
+                             encoder=args.encoder, generator=gen_path)
         inputs = expand_inputs(args.images)
         n_units = len(inputs) * (1 + (0 if args.no_per_domain else len(domains)))
         with Progress(TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),

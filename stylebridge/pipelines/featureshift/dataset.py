@@ -40,7 +40,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.render import images_to_uint8
+from stylebridge.pipelines.photos import is_random, random_parts
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
 
 FORMAT = "stylebridge-featureshift-dataset"
@@ -112,6 +113,7 @@ class BuildResult:
     n_rows: int
     n_shards: int
     skipped_files: int  # dataset files already present from an earlier run
+    random_parts: list[str] = field(default_factory=list)  # networks on random weights
 
 
 def _feature(inversion: Any, layer: int, what: str) -> Tensor:
@@ -122,6 +124,17 @@ def _feature(inversion: Any, layer: int, what: str) -> Tensor:
                            f"{have or 'none'}); use an FSE-like encoder in a feature mode, e.g. "
                            "fse:CKPT:mode=features")
     return feat
+
+
+def random_inputs(generator: Generator, encoder: Encoder, guide: Encoder,
+                  domains: Sequence[tuple[str, DomainMethod]]) -> dict[str, Any]:
+    """Which networks a dataset is built from hold random (untrained) weights, as recorded
+    when each was loaded (``index.json``'s ``random_inputs``; named by
+    :func:`~stylebridge.pipelines.photos.random_parts`, labelled by ``build-dataset``, the
+    trainer and the trained model's header)."""
+    return {"encoder": is_random(encoder), "guide": is_random(guide),
+            "generator": is_random(generator),
+            "domains": {name: is_random(method) for name, method in domains}}
 
 
 def build_dataset(
@@ -232,6 +245,7 @@ def build_dataset(
         index = {"format": FORMAT, "version": VERSION, "complete": False, "settings": settings,
                  "sources": sources or {}, "domains": domain_info, "shards": [], "skipped": [],
                  "feature_shape": None, "latent_shape": None}
+    index["random_inputs"] = random_inputs(generator, encoder, guide, domains)
     n_shards = (len(inputs) + shard_size - 1) // shard_size
     shards: list[dict[str, Any]] = index["shards"]
     while len(shards) < n_shards:
@@ -297,7 +311,8 @@ def build_dataset(
     index["n_rows"] = total_rows
     write_json(index_path, index)
     return BuildResult(root=out, report=report, n_rows=total_rows, n_shards=len(shards),
-                       skipped_files=skipped_files)
+                       skipped_files=skipped_files,
+                       random_parts=random_parts(index["random_inputs"]))
 
 
 def _read_names(path: Path) -> list[str]:
@@ -458,6 +473,12 @@ class FeatureShiftDataset:
     @property
     def n_domains(self) -> int:
         return len(self.domains)
+
+    @property
+    def random_parts(self) -> list[str]:
+        """The networks the dataset was built from that hold random weights (``[]`` also for
+        a dataset written before builds recorded them)."""
+        return random_parts(self.index.get("random_inputs", {}))
 
     def domain_path(self, d: int) -> Path:
         return self.root / self.domains[d]["file"]

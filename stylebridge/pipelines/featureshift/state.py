@@ -59,6 +59,8 @@ def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
         "domains": [d["name"] for d in trainer.data.domains],
         "sources": trainer.data.index.get("sources", {}),
         "dataset": str(trainer.cfg.data),
+        "random_weights": bool(trainer.random_parts),  # trained on random-weight inputs
+        "random_parts": list(trainer.random_parts),
     }
 
 

@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.images import make_grid, save_png
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
@@ -150,7 +151,12 @@ class FeatureShiftTrainer:
         require_weights(cfg.weight_requests())  # every missing download named at once
         self.data = FeatureShiftDataset(cfg.data)
         self.layer = self.data.layer
-        gen = load_stylegan2(cfg.generator, device=self.device).generator
+        loaded = load_stylegan2(cfg.generator, device=self.device)
+        gen = loaded.generator
+        #: what this run trains on that holds random weights: labelled on screen and in
+        #: model.safetensors (random_weights), so that `adapt --featureshift` labels it too
+        self.random_parts = list(dict.fromkeys(self.data.random_parts + (
+            ["generator"] if is_random_weights(loaded.header.extra) else [])))
         want = self.data.settings.get("generator", {}).get("digest")
         if want is not None and _state_digest(gen) != want:
             raise StylebridgeError(f"is not the generator the dataset {cfg.data} was built with",
@@ -445,6 +451,10 @@ class FeatureShiftTrainer:
                    "delta_sign": DELTA_SIGN, "layer": self.layer})
         progress = self.progress if self.dist.main else None
         t0, s0 = time.perf_counter(), self.step
+        if self.random_parts:
+            emit(progress, "notice", text=f"{RANDOM_NOTICE}: ",
+                 detail=f"trained on {', '.join(self.random_parts)} with random (untrained) "
+                        "weights; the model learns no real domain shift")
         try:
             emit(progress, "start", step=self.step, total=cfg.steps, text="featureshift")
             try:
