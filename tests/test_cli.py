@@ -79,9 +79,17 @@ def test_info_json(capsys, tmp_path: Path) -> None:
     assert code == 0
     info = json.loads(out)
     assert (info["kind"], info["plugin"], info["n_tensors"], info["n_parameters"]) == ("encoder", "toy", 2, 10)
-    assert info["config"] == {"k": 1}
+    assert info["config"] == {"k": 1} and info["random_weights"] is False
     code, out, _ = run(capsys, "info", f"toy:{path}", "--json")
     assert code == 0
+    # a header that says untrained: said first in the table, and in the JSON
+    rnd = save_checkpoint(tmp_path / "r.safetensors", {"a": torch.zeros(2)}, kind="encoder",
+                          plugin="toy", extra={"random_weights": True})
+    assert json.loads(run(capsys, "info", str(rnd), "--json")[1])["random_weights"] is True
+    code, out, _ = run(capsys, "info", str(rnd))
+    rows = [line for line in out.splitlines() if "│" in line]
+    assert code == 0 and "weights" in rows[0] and "RANDOM WEIGHTS: untrained" in rows[0]
+    assert "RANDOM" not in run(capsys, "info", str(path))[1]
 
 
 def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:

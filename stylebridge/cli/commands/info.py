@@ -26,7 +26,7 @@ class InfoCommand(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        from stylebridge.core.checkpoint import load_checkpoint
+        from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights, load_checkpoint
 
         name, path = resolve_checkpoint(args.checkpoint, "checkpoint")
         args.checkpoint = path
@@ -46,6 +46,7 @@ class InfoCommand(Command):
             "n_tensors": len(tensors),
             "n_parameters": sum(t.numel() for t in tensors.values()),
             "dtypes": dtypes,
+            "random_weights": is_random_weights(header.extra),
         }
         if args.json:
             print_json(info)
@@ -53,6 +54,9 @@ class InfoCommand(Command):
         table = Table(show_header=False, title=escape(str(args.checkpoint)))
         table.add_column("field", style="bold")
         table.add_column("value")
+        if info["random_weights"]:  # the header says untrained: first, where it is seen
+            table.add_row("weights", f"[bold yellow]{RANDOM_NOTICE}[/bold yellow]: untrained, "
+                                     "not a trained model")
         for key in ("kind", "plugin", "format_version", "n_tensors", "n_parameters", "bytes"):
             value = info[key]
             table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))
