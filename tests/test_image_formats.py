@@ -56,6 +56,9 @@ def test_heic_without_pillow_heif_says_what_to_install(tmp_path: Path, face: Ima
     monkeypatch.setattr(images, "heif_support", lambda: False)
     assert unreadable_reason(path, "?") == (
         "is a HEIC/HEIF photo; reading it needs pillow-heif (pip install 'stylebridge[heif]')")
+    # a file that cannot be looked at again (gone, unreadable) keeps the reason it was given
+    assert unreadable_reason(tmp_path / "gone.jpg", "cannot read image (x)") == (
+        "cannot read image (x)")
 
 
 @pytest.mark.skipif(not features.check("avif"), reason="this Pillow was built without AVIF")

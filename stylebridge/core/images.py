@@ -50,10 +50,14 @@ def heif_support() -> bool:
 def unreadable_reason(path: Path, otherwise: str) -> str:
     """Why Pillow could not identify ``path``, from what the file is (:func:`file_kind`): empty,
     a HEIC/HEIF photo without ``pillow-heif``, an AVIF image Pillow cannot decode, or some
-    other kind of file; ``otherwise`` where it looks like an image or nothing known."""
-    if path.stat().st_size == 0:
-        return "is empty (0 bytes)"
-    kind, what = file_kind(path)
+    other kind of file; ``otherwise`` where it looks like an image, nothing is known or the
+    file cannot be read again."""
+    try:
+        if path.stat().st_size == 0:
+            return "is empty (0 bytes)"
+        kind, what = file_kind(path)
+    except OSError:
+        return otherwise
     if what == "a HEIC/HEIF image" and not heif_support():
         return f"is a HEIC/HEIF photo; reading it needs pillow-heif ({HEIF_INSTALL})"
     if what == "an AVIF image" and not features.check("avif"):

@@ -36,7 +36,9 @@ def unavailable_backbone(cls: type, config: Mapping[str, Any]) -> tuple[str, ...
     need and cannot find (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`;
     ``net`` defaults to the default of ``cls``'s own ``net`` parameter): none when it names a
     ``backbone`` file, allows random weights, or finds the default one."""
-    net = config.get("net", inspect.signature(cls).parameters["net"].default)
+    own = inspect.signature(cls).parameters.get("net")
+    default = "alex" if own is None or own.default is inspect.Parameter.empty else own.default
+    net = config.get("net", default)
     if net not in WEIGHTS_ENTRIES or config.get("backbone") is not None \
             or config.get("allow_random") in (True, "true", "1", 1):
         return ()  # a bad net or flag: building says so
