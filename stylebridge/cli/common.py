@@ -88,7 +88,8 @@ def finite_floats(text: str) -> list[float]:
 def add_images_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``IMAGE...`` of the batch commands (files or folders)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE",
-                        help="image files or folders (their image files, sorted)")
+                        help="image files or folders (their PNG, JPEG, WebP, TIFF, BMP, AVIF "
+                             "and HEIC files, sorted; HEIC needs pillow-heif)")
 
 
 #: ``--generator``'s default: the installed official FFHQ generator (``stylebridge weights``)
