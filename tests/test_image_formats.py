@@ -48,6 +48,16 @@ def test_iphone_heic_is_read_upright(tmp_path: Path, face: Image.Image) -> None:
     assert float(np.abs(_pixels(image) - wrong_way).mean()) > 0.1
 
 
+def test_heic_is_held_to_the_pixel_limit(tmp_path: Path, face: Image.Image,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    path = tmp_path / "big.heic"
+    pillow_heif.from_pillow(face).save(path)
+    monkeypatch.setattr(images, "MAX_PIXELS", 96 * 64 - 1)  # one pixel short of this photo
+    with pytest.raises(ImageError, match=r"pixel limit"):
+        load_image(path)
+
+
 def test_heic_without_pillow_heif_says_what_to_install(tmp_path: Path, face: Image.Image,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     pillow_heif = pytest.importorskip("pillow_heif")
