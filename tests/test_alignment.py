@@ -361,6 +361,43 @@ def test_align_command_skips_bad_inputs(tmp_path: Path, astronaut: np.ndarray, c
 
 
 @needs_dlib
+def test_skip_existing_continues_an_interrupted_run(tmp_path: Path, astronaut: np.ndarray,
+                                                    capsys) -> None:
+    """A photo whose aligned PNG is in --out is kept as it is (a sentinel file stays
+    byte-identical); the others are aligned as a fresh run aligns them."""
+    from stylebridge.cli.main import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "a.png")
+    Image.fromarray(astronaut[:, ::-1].copy()).save(src / "b.png")  # mirrored: another face
+    fresh, out = tmp_path / "fresh", tmp_path / "out"
+    assert main(["align", str(src), "--out", str(fresh), "--size", "64"]) == 0
+    out.mkdir()
+    sentinel = b"written by the run that was interrupted"
+    (out / "a.png").write_bytes(sentinel)
+    capsys.readouterr()
+    code = main(["align", str(src), "--out", str(out), "--size", "64", "--skip-existing",
+                 "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["kept"] == [str(src / "a.png")]
+    assert report["done"] == [str(src / "a.png"), str(src / "b.png")]
+    assert (out / "a.png").read_bytes() == sentinel                  # not aligned again
+    assert (out / "b.png").read_bytes() == (fresh / "b.png").read_bytes()
+    # without the flag every photo is aligned again; with it, --out must be named and the
+    # modes whose outputs an interrupted run leaves incomplete are refused
+    assert main(["align", str(src), "--out", str(out), "--size", "64"]) == 0
+    assert (out / "a.png").read_bytes() == (fresh / "a.png").read_bytes()
+    capsys.readouterr()
+    for extra, message in ((["--all-faces"], "works without --all-faces and --landmarks"),
+                           (["--landmarks"], "works without --all-faces and --landmarks")):
+        assert main(["align", str(src), "--out", str(out), "--skip-existing", *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["align", str(src), "--skip-existing"]) == 2
+    assert "give it as --out DIR" in capsys.readouterr().err
+
+
+@needs_dlib
 def test_all_faces_of_a_group_photo_largest_first(tmp_path: Path, astronaut: np.ndarray,
                                                   capsys) -> None:
     """Two astronauts, the second at 320/512 scale: `--all-faces` writes both, largest first;

@@ -465,6 +465,9 @@ class AlignConfig:
     landmarks: bool = False  # also write landmarks.json (68 points, quad, box; input pixels)
     all_faces: bool = False
     min_face: int = 0
+    #: photos whose ``out/<stem>.png`` exists are kept, not aligned again: a killed run over
+    #: a large folder continues (each PNG is written whole, atomically)
+    skip_existing: bool = False
 
 
 @dataclass
@@ -474,6 +477,8 @@ class AlignResult:
 
     report: BatchReport
     faces: dict[str, Any] = field(default_factory=dict)
+    #: photos left as an earlier run aligned them (``skip_existing``); also in ``report.done``
+    kept: list[Path] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -491,6 +496,11 @@ def align(config: AlignConfig,
         raise StylebridgeError(f"--min-face {config.min_face}: must be >= 0")
     if config.min_face and not config.all_faces:
         raise StylebridgeError("--min-face applies with --all-faces")
+    if config.skip_existing and (config.all_faces or config.landmarks):
+        # a killed run may have written some of a photo's faces, and writes landmarks.json
+        # only at its end: neither tells what an earlier run finished
+        raise StylebridgeError("--skip-existing works without --all-faces and --landmarks, "
+                               "whose outputs an interrupted run leaves incomplete")
     paths = require_inputs(config.images)
     names, clashes = output_names(paths, "" if config.all_faces else ".png")
     report = BatchReport()
@@ -499,6 +509,10 @@ def align(config: AlignConfig,
     config.out.mkdir(parents=True, exist_ok=True)
     records: dict[str, Any] = {}
     todo = [p for p in paths if p in names]
+    kept = [p for p in todo if (config.out / names[p]).is_file()] if config.skip_existing else []
+    for p in kept:
+        report.ok(p)
+    todo = [p for p in todo if p not in set(kept)] if kept else todo
     if progress is not None:
         progress(0, len(todo), "aligning")
     for path, image in iter_images(todo, report):
@@ -526,11 +540,11 @@ def align(config: AlignConfig,
                                 "box": list(face.box) if face.box else None}
             report.ok(path)
         if progress is not None:
-            progress(len(report.done) + len(report.skipped) - len(clashes), len(todo),
-                     "aligning")
+            progress(len(report.done) + len(report.skipped) - len(clashes) - len(kept),
+                     len(todo), "aligning")
     if config.landmarks and records:
         write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
-    return AlignResult(report=report, faces=records)
+    return AlignResult(report=report, faces=records, kept=kept)
 
 
 __all__ = [

@@ -8,11 +8,13 @@ import argparse
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_images_argument, add_out_argument, out_dir, print_json
 from stylebridge.cli.options import print_batch_report, progress_bar
 from stylebridge.core.limits import MAX_IMAGE_SIZE, check_range
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
 from stylebridge.registry import hookimpl
 
@@ -42,21 +44,30 @@ class AlignCommand(Command):
                                  "smaller than PX input pixels on its shorter side (default 0)")
         parser.add_argument("--landmarks", action="store_true",
                             help="also write landmarks.json (68 points, quad, box; input pixels)")
+        parser.add_argument("--skip-existing", action="store_true",
+                            help="continue an interrupted run in --out: photos whose <stem>.png "
+                                 "is there are kept, not aligned again (not with --all-faces "
+                                 "or --landmarks)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         check_range("--size", args.size, 1, MAX_IMAGE_SIZE)
         if args.transform_size is not None:
             check_range("--transform-size", args.transform_size, 1, 4 * MAX_IMAGE_SIZE)
+        if args.skip_existing and args.out is None:
+            raise StylebridgeError("--skip-existing continues a folder: give it as --out DIR")
         config = AlignConfig(images=args.images, out=out_dir(args.out, "aligned"), size=args.size,
                              transform_size=args.transform_size, padding=not args.no_padding,
                              landmarks=args.landmarks, all_faces=args.all_faces,
-                             min_face=args.min_face)
+                             min_face=args.min_face, skip_existing=args.skip_existing)
         with progress_bar(console) as progress:
             result = align(config, progress)
         if args.json:
-            print_json(result.report.as_dict())
+            print_json({**result.report.as_dict(), "kept": [str(p) for p in result.kept]})
         else:
+            if result.kept:
+                console.print(escape(f"{len(result.kept)} photo(s) already aligned in "
+                                     f"{config.out}: kept"))
             print_batch_report(console, result.report)
         return result.exit_code
 
