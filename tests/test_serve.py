@@ -477,6 +477,20 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             page.wait_for_selector("#status .error", timeout=60_000)
             assert page.inner_text("#status").strip() == (
                 "error: notes.txt: is a text file, not an image")
+            # an iPhone photo: HEIC, stored sideways with an EXIF orientation; read upright,
+            # so its face is found
+            if importlib.util.find_spec("pillow_heif") is not None:
+                import pillow_heif
+
+                heic = tmp_path / "IMG_0001.HEIC"
+                exif = Image.Exif()
+                exif[0x0112] = 6  # shown turned 90° clockwise
+                sideways = Image.open(astronaut).transpose(Image.Transpose.ROTATE_90)
+                pillow_heif.from_pillow(sideways).save(heic, quality=90, exif=exif.tobytes())
+                page.set_input_files("#photo-upload input[type=file]", str(heic))
+                page.wait_for_function(
+                    "() => document.querySelector('#status').innerText"
+                    ".includes('IMG_0001.HEIC (face found and aligned)')", timeout=60_000)
             # the server keeps serving: a text domain trained on the spot joins the domains
             page.fill("#prompt textarea", "a pencil sketch")
             page.fill("#steps input[type=number]", "2")
