@@ -205,7 +205,11 @@ CASES = [
     ("invert", "png", 1, ["p0_inversion.png"]),
     ("invert-latents", "safetensors", 0, ["p0_inversion.png"]),
     ("adapt", "png", 3, ["p0_inversion.png", "p0_zero.png", "p1_inversion.png"]),
-    ("adapt", "json", 0, [f"{s}_{k}.png" for s in STEMS for k in ("inversion", "zero")]),
+    # the first JSON is the resume journal's, after the first batch of 2 photos
+    ("adapt", "json", 0, [f"{s}_{k}.png" for s in STEMS[:2] for k in ("inversion", "zero")]),
+    # metrics.json, after the journal's inputs and two states: the journal stays for --resume
+    ("adapt:end", "json", 3, [f"{s}_{k}.png" for s in STEMS for k in ("inversion", "zero")]
+     + ["inputs.json", "state.json", "log.jsonl"] + [f"row_{i:05d}.png" for i in range(4)]),
     ("eval-json", "json", 0, []),
     ("eval-csv", "csv", 1, []),
     ("train-domain:state", "safetensors", 0, []),  # the state is written first
@@ -223,6 +227,8 @@ def _assert_whole(path: Path) -> None:
         load_checkpoint(path)
     elif path.suffix == ".json":
         json.loads(path.read_text())
+    elif path.suffix == ".jsonl":
+        [json.loads(line) for line in path.read_text().splitlines()]
     else:
         raise AssertionError(f"unexpected output {path}")
 

@@ -37,6 +37,9 @@ OLD_FIELDS = {
                       "device"},
 }
 
+# fields added since, each with a default that keeps the old behaviour
+ADDED_FIELDS = {AdaptConfig: {"resume"}, InvertConfig: {"resume"}, CalibrateConfig: set()}
+
 
 # ---------------------------------------------------------------------------------------------
 # PhotoOptions
@@ -45,7 +48,7 @@ OLD_FIELDS = {
 @pytest.mark.parametrize("cls", list(OLD_FIELDS))
 def test_configs_keep_their_fields_and_defaults(cls: type, tmp_path: Path) -> None:
     assert issubclass(cls, PhotoOptions)
-    assert {f.name for f in dataclasses.fields(cls)} == OLD_FIELDS[cls]
+    assert {f.name for f in dataclasses.fields(cls)} == OLD_FIELDS[cls] | ADDED_FIELDS[cls]
     required = {"images": ["a.png"], "encoder": "e", "generator": "g", "out": tmp_path,
                 "methods": ["m"], "calibrator": "alpha"}
     config = cls(**{k: v for k, v in required.items() if k in OLD_FIELDS[cls]})
@@ -57,6 +60,7 @@ def test_configs_keep_their_fields_and_defaults(cls: type, tmp_path: Path) -> No
     assert (config.images, config.align, config.align_size, config.batch, config.device) == (
         ["a.png"], False, 256, 2, "cpu")
     assert config.batching == {"batch": 2, "align": False, "align_size": 256}
+    assert all(getattr(config, name) is False for name in ADDED_FIELDS[cls])  # resume: off
 
 
 @pytest.mark.parametrize(("option", "value", "flag"), [("batch", 0, "--batch"),

@@ -351,6 +351,17 @@ class Metric(Plugin, ABC):
         """Lines ``eval`` prints under the table (e.g. which weights were used)."""
         return ["RANDOM WEIGHTS: this number is not the real metric"] if self.random_weights else []
 
+    def state(self) -> dict[str, Any] | None:
+        """What :meth:`update` has accumulated, as plain JSON values, so that an interrupted
+        batch run (``adapt``/``invert --resume``) continues where it stopped and computes what
+        an uninterrupted run computes; ``None`` (the default): this metric cannot resume."""
+        return None
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned, into an instance built with the same config;
+        required when :meth:`state` returns a value."""
+        raise NotImplementedError(f"metric {self.name!r} keeps no state to resume from")
+
     def has_reference(self) -> bool:
         """Whether the reference is known without any reference image (FID's cached
         ``ref_stats``); read only when :attr:`takes_reference`.  Default: ``False``."""

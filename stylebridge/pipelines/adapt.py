@@ -13,7 +13,8 @@ means, and each photo's own values under ``per_photo``).  Inputs on random (untr
 FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
 (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable images (and, with
 ``align``, photos without a face) are skipped and reported in the result's
-:class:`~stylebridge.core.batch.BatchReport`.
+:class:`~stylebridge.core.batch.BatchReport`.  An interrupted run continues with
+``resume`` (:mod:`stylebridge.pipelines.resume`).
 
 Skip layers are style-layer indices (:mod:`stylebridge.core.stylegan2.generator`:
 0 = ``conv1``, 1 = ``to_rgb1``, then ``2+3j``/``3+3j`` convs and ``4+3j`` ToRGB of
@@ -67,7 +68,9 @@ from stylebridge.pipelines.photos import (
     open_encoder,
     open_generator,
     random_parts,
+    weights_path,
 )
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
@@ -215,6 +218,8 @@ class AdaptConfig(PhotoOptions):
     strength: float | Sequence[float] = 1.0
     #: also write each photo's (uncalibrated) inversion, ``<stem>_inversion.safetensors``
     save_latents: bool = False
+    #: continue the interrupted run in ``out`` (:mod:`stylebridge.pipelines.resume`)
+    resume: bool = False
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)``: official weights named here
@@ -247,6 +252,7 @@ class AdaptJob:
     featureshift: dict[str, Any] | None = None
     featureshift_random: bool = False
     metrics: OutputMetrics = field(default_factory=dict)  # per output, built by prepare_adapt
+    journal: Journal | None = None  # opened by prepare_adapt (what --resume continues)
 
     @property
     def domain_random(self) -> dict[str, bool]:
@@ -273,6 +279,25 @@ class AdaptJob:
     def parts(self) -> list[str]:
         return random_parts(self.random_inputs)
 
+    def resume_settings(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one, by option."""
+        config, adapter = self.config, self.adapter
+        return {
+            "--encoder": model_setting(config.encoder, weights_path(adapter.encoder)),
+            "--generator": file_identity(self.generator_path),
+            "--method": [model_setting(str(spec), weights_path(method)) for spec, method
+                         in zip(config.methods, adapter.methods.values(), strict=True)],
+            "--calibrate": None if adapter.calibrator is None else model_setting(
+                str(config.calibrate), weights_path(adapter.calibrator)),
+            "--skip-layers": list(adapter.skip_layers),
+            "--featureshift": file_identity(config.featureshift),
+            "--guide": None if adapter.guide is None else model_setting(
+                str((self.featureshift or {}).get("guide")), weights_path(adapter.guide)),
+            "--strength": list(adapter.strengths), "--metric": list(config.metrics),
+            "--precision": config.precision, "--align": bool(config.align),
+            "--align-size": config.align_size if config.align else None,
+            "--save-latents": bool(config.save_latents)}
+
 
 @dataclass
 class AdaptResult:
@@ -287,6 +312,7 @@ class AdaptResult:
     n_images: int  # images per photo: the inversion and every domain
     domain_metrics: dict[str, dict[str, float | None]] | None = None  # input vs each domain
     metric_notes: list[str] = field(default_factory=list)  # which ID backend, random weights
+    kept: int = 0  # photos an interrupted run had done (``resume``), in ``report.done`` too
 
     @property
     def exit_code(self) -> int:
@@ -336,9 +362,14 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                       renderer=renderer, guide=guide, strength=config.strength)
     metrics = build_output_metrics(config.metrics, [INVERSION, *adapter.outputs])
-    return AdaptJob(config=config, paths=paths, adapter=adapter,
-                    generator_path=generator_file(gen), featureshift=fs_info,
-                    featureshift_random=fs_random, metrics=metrics)
+    job = AdaptJob(config=config, paths=paths, adapter=adapter,
+                   generator_path=generator_file(gen), featureshift=fs_info,
+                   featureshift_random=fs_random, metrics=metrics)
+    job.journal = Journal.open(config.out, "adapt", settings=job.resume_settings(),
+                               how={"--batch": config.batch, "--device": str(device),
+                                    "--compile": config.compile},
+                               inputs=paths, metrics=metrics, resume=config.resume)
+    return job
 
 
 def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptResult:
@@ -353,19 +384,18 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     enc_size = int(encoder.preprocessing.size or gen.size)
     tile = min(gen.size, GRID_TILE)
     names, clashes = output_names(job.paths, "")
-    report = BatchReport()
-    for p, reason in clashes.items():
-        report.skip(p, reason)
-    todo = [p for p in job.paths if p in names]
+    journal = job.journal or Journal.fresh(config.out, "adapt", job.paths)
+    todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept
+    report = journal.report
+    total = len(job.paths) - len(clashes)
     # the output folder is made once the first batch has passed the encoder/generator
     # check (or, with no readable photo, for the report): an early error leaves no folder
     metrics = job.metrics
-    grid_rows: list[list[Tensor]] = []
-    outputs: dict[str, dict[str, str]] = {}
-    per_photo: dict[str, dict[str, dict[str, float | None]]] = {}
+    grid_rows = journal.grid_rows
+    records = journal.records  # per done photo: {"files": ..., "values": ...}
     description = f"adapting with {len(methods)} domain(s)" + (
         f" at {len(adapter.strengths)} strengths" if len(adapter.strengths) > 1 else "")
-    progress(0, len(todo), description)
+    progress(len(report.done) + len(report.skipped) - len(clashes), total, description)
     for chunk in photo_batches(todo, report, enc_size=enc_size, tile=tile, **config.batching,
                                target=gen.size, enc_filter=encoder.preprocessing.resize):
         inversion, images = adapter.invert_and_render(torch.stack(chunk.inputs))
@@ -387,13 +417,15 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                     extra={"source": str(path), "aligned": bool(config.align),
                            "align_size": config.align_size if config.align else None,
                            "random_weights": random}).name
-            outputs[str(path)] = files
-            per_photo[str(path)] = last_output_values(metrics, i)
+            records[str(path)] = {"files": files, "values": last_output_values(metrics, i)}
             if len(grid_rows) < GRID_MAX_ROWS:
                 grid_rows.append([chunk.tiles[i]] + [resize_square(rendered[k][i], tile)
                                                      for k in rendered])
             report.ok(path)
-        progress(len(report.done) + len(report.skipped) - len(clashes), len(todo), description)
+        journal.save(metrics)
+        progress(len(report.done) + len(report.skipped) - len(clashes), total, description)
+    outputs = {path: record["files"] for path, record in records.items()}
+    per_photo = {path: record["values"] for path, record in records.items()}
     scale = adapter.offset_scale
     summary: dict[str, Any] = {
         "encoder": config.encoder, "generator": str(job.generator_path),
@@ -432,10 +464,11 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                     else key for key in adapter.outputs)]
         grid = config.out / "grid.png"
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
+    journal.finish()
     return AdaptResult(summary=summary, report=report, metrics=values if report.done else None,
                        grid=grid, n_images=len(adapter.outputs) + 1,
                        domain_metrics=domain_values if report.done else None,
-                       metric_notes=notes)
+                       metric_notes=notes, kept=journal.kept)
 
 
 def adapt(config: AdaptConfig, progress: ProgressCallback | None = None) -> AdaptResult:

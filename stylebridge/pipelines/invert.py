@@ -9,14 +9,15 @@ writes into ``out``:
   checkpoint of ``kind="inversion"``, ``plugin=<encoder name>`` (see
   :func:`save_inversion` / :func:`load_inversion`);
 
-and ``grid.png`` (one row per image: input | inversion) and ``metrics.json`` (``metrics``,
-default MSE and PSNR, of the inversion against the input: the means and, under
+and ``grid.png`` (one row per image, the first 64: input | inversion) and ``metrics.json``
+(``metrics``, default MSE and PSNR, of the inversion against the input: the means and, under
 ``per_photo``, each photo's own values).  Faces are FFHQ-aligned
 first (``align``, the default; :mod:`stylebridge.pipelines.align`, at
 ``align_size`` pixels, then the encoder's own preprocessing resizes); use
 ``align=False`` for images that are already aligned.  Unreadable images and
 photos without a face are skipped and reported in the result's batch report
-(the CLI's exit code is 3 when some inputs were skipped and 2 when all were).
+(the CLI's exit code is 3 when some inputs were skipped and 2 when all were).  An
+interrupted run continues with ``resume`` (:mod:`stylebridge.pipelines.resume`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -55,7 +56,9 @@ from stylebridge.pipelines.photos import (
     is_random,
     open_encoder,
     open_generator,
+    weights_path,
 )
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIX = "_inversion.png"
 GRID_TILE = 256  # largest tile edge in grid.png
+GRID_MAX_ROWS = 64  # grid.png shows the first 64 photos (as adapt's)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +88,8 @@ class InvertConfig(PhotoOptions):
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
     #: ``eval`` metric specs of the inversion against the input photo (``metrics.json``)
     metrics: Sequence[str] = om.DEFAULT_METRICS
+    #: continue the interrupted run in ``out`` (:mod:`stylebridge.pipelines.resume`)
+    resume: bool = False
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)`` (see ``AdaptConfig``)."""
@@ -104,6 +110,7 @@ class InvertJob:
     generator: Generator
     generator_path: Path
     metrics: om.OutputMetrics = field(default_factory=dict)  # {"inversion": [...]}
+    journal: Journal | None = None  # opened by prepare_invert (what --resume continues)
 
     @property
     def random_inputs(self) -> dict[str, bool]:
@@ -114,6 +121,16 @@ class InvertJob:
     def parts(self) -> list[str]:
         return random_parts(self.random_inputs)
 
+    def resume_settings(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one, by option."""
+        config = self.config
+        return {"--encoder": model_setting(config.encoder, weights_path(self.encoder)),
+                "--generator": file_identity(self.generator_path),
+                "--metric": list(config.metrics), "--precision": config.precision,
+                "--align": bool(config.align),
+                "--align-size": config.align_size if config.align else None,
+                "--save-latents": bool(config.save_latents)}
+
 
 @dataclass
 class InvertResult:
@@ -123,6 +140,7 @@ class InvertResult:
     grid: Path | None
     metrics: dict[str, float | None] | None = None  # input vs inversion; None: no photo done
     metric_notes: list[str] = field(default_factory=list)
+    kept: int = 0  # photos an interrupted run had done (``resume``), in ``report.done`` too
 
     @property
     def exit_code(self) -> int:
@@ -152,10 +170,15 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     compile_synthesis(gen, config.compile)
     encoder = open_encoder(config.encoder, device)
     encoder.bind_generator(gen)
-    return InvertJob(config=config, paths=paths, encoder=encoder,
-                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
-                     generator=gen, generator_path=generator_file(gen),
-                     metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY]))
+    job = InvertJob(config=config, paths=paths, encoder=encoder,
+                    encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
+                    generator=gen, generator_path=generator_file(gen),
+                    metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY]))
+    job.journal = Journal.open(config.out, "invert", settings=job.resume_settings(),
+                               how={"--batch": config.batch, "--device": str(device),
+                                    "--compile": config.compile},
+                               inputs=paths, metrics=job.metrics, resume=config.resume)
+    return job
 
 
 def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> InvertResult:
@@ -168,16 +191,16 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                    or (config.align_size if config.align else gen.size))
     tile = min(gen.size, GRID_TILE)
     names, clashes = output_names(job.paths, "")
-    report = BatchReport()
-    for p, reason in clashes.items():
-        report.skip(p, reason)
-    todo = [p for p in job.paths if p in names]
+    journal = job.journal or Journal.fresh(config.out, "invert", job.paths)
+    todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept
+    report = journal.report
+    total = len(job.paths) - len(clashes)
     # the output folder is made when the first batch has passed the encoder/generator
     # check, so that an early error leaves no empty folder behind
-    grid_rows: list[tuple[Tensor, Tensor]] = []
+    grid_rows = journal.grid_rows
     pending: list[_Item] = []
     metrics = job.metrics
-    per_photo: dict[str, dict[str, float | None]] = {}
+    records = journal.records  # per done photo: {"values": ...}
 
     def flush() -> None:
         if not pending:
@@ -197,7 +220,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         for i, item in enumerate(pending):
             stem = names[item.path]
             out01 = images[i]
-            per_photo[str(item.path)] = om.last_output_values(metrics, i)[INVERSION_KEY]
+            records[str(item.path)] = {
+                "values": om.last_output_values(metrics, i)[INVERSION_KEY]}
             save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01)
             if config.save_latents:
                 save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
@@ -206,13 +230,15 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                                extra={"source": str(item.path), "aligned": bool(config.align),
                                       "align_size": config.align_size if config.align else None,
                                       "random_weights": random})
-            grid_rows.append((item.tile, resize_square(out01, tile)))
+            if len(grid_rows) < GRID_MAX_ROWS:
+                grid_rows.append([item.tile, resize_square(out01, tile)])
             report.ok(item.path)
         pending.clear()
+        journal.save(metrics)
 
     description = f"inverting with {enc_name}"
     if progress is not None:
-        progress(0, len(todo), description)
+        progress(len(report.done) + len(report.skipped) - len(clashes), total, description)
     for path, image in iter_images(todo, report):
         if config.align:
             try:
@@ -227,10 +253,11 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                 flush()
         if progress is not None:
             progress(len(report.done) + len(report.skipped) + len(pending) - len(clashes),
-                     len(todo), description)
+                     total, description)
     flush()
     if progress is not None:
-        progress(len(todo), len(todo), description)
+        progress(total, total, description)
+    per_photo = {path: record["values"] for path, record in records.items()}
 
     grid = None
     if grid_rows:
@@ -248,7 +275,9 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                                                  "metrics": list(config.metrics),
                                                  "notes": notes, "random_weights": random,
                                                  "random_parts": parts})
-    return InvertResult(report=report, grid=grid, metrics=values, metric_notes=notes)
+    journal.finish()
+    return InvertResult(report=report, grid=grid, metrics=values, metric_notes=notes,
+                        kept=journal.kept)
 
 
 def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:

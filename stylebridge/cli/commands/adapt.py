@@ -28,7 +28,6 @@ from stylebridge.cli.common import (
     add_out_argument,
     add_precision_argument,
     finite_floats,
-    out_dir,
 )
 from stylebridge.cli.options import (
     add_photo_arguments,
@@ -38,6 +37,7 @@ from stylebridge.cli.options import (
     progress_bar,
 )
 from stylebridge.cli.photo_args import photo_options
+from stylebridge.cli.resume_args import add_resume_argument, resumable, resume_out
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt, run_adapt
 from stylebridge.pipelines.adapter import MAX_STRENGTH
@@ -111,22 +111,24 @@ class AdaptCommand(Command):
         add_out_argument(parser, "adapted")
         add_fetch_arguments(parser)
         add_photo_arguments(parser)
+        add_resume_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        out = out_dir(args.out, "adapted")
+        out = resume_out(args, "adapted")
         config = AdaptConfig(**photo_options(args), encoder=args.encoder,
                              generator=args.generator, methods=args.method, out=out,
                              calibrate=args.calibrate, skip_layers=args.skip_layers,
                              featureshift=args.featureshift, guide=args.guide,
                              compile=args.compile, precision=args.precision,
                              metrics=tuple(args.metric or DEFAULT_METRICS),
-                             strength=args.strength, save_latents=args.save_latents)
+                             strength=args.strength, save_latents=args.save_latents,
+                             resume=args.resume)
         job = prepare_adapt(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.adapter.encoder.name,
                              generator=job.generator_path)
-        with progress_bar(console) as progress:
+        with resumable(console, job.journal, "adapt", out), progress_bar(console) as progress:
             result = run_adapt(job, progress)
         report = result.report
         zeroed = result.summary.get("calibrator_zeroed_layers") or []

@@ -21,7 +21,6 @@ from stylebridge.cli.common import (
     add_images_argument,
     add_out_argument,
     add_precision_argument,
-    out_dir,
 )
 from stylebridge.cli.options import (
     add_photo_arguments,
@@ -30,6 +29,7 @@ from stylebridge.cli.options import (
     progress_bar,
 )
 from stylebridge.cli.photo_args import photo_options
+from stylebridge.cli.resume_args import add_resume_argument, resumable, resume_out
 from stylebridge.pipelines.invert import InvertConfig, prepare_invert, run_invert
 from stylebridge.pipelines.output_metrics import DEFAULT_METRICS
 from stylebridge.registry import hookimpl
@@ -49,20 +49,22 @@ class InvertCommand(Command):
         parser.add_argument("--save-latents", action="store_true",
                             help="also write <stem>_inversion.safetensors (w+ and features)")
         add_photo_arguments(parser)
+        add_resume_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        out = out_dir(args.out, "inverted")
+        out = resume_out(args, "inverted")
         config = InvertConfig(**photo_options(args), encoder=args.encoder,
                               generator=args.generator, out=out,
                               save_latents=args.save_latents, compile=args.compile,
                               precision=args.precision,
-                              metrics=tuple(args.metric or DEFAULT_METRICS))
+                              metrics=tuple(args.metric or DEFAULT_METRICS),
+                              resume=args.resume)
         job = prepare_invert(config, lambda requests: ensure_weights(args, requests, console))
         print_random_notices(console, job.random_inputs, encoder=job.encoder_name,
                              generator=job.generator_path)
-        with progress_bar(console) as progress:
+        with resumable(console, job.journal, "invert", out), progress_bar(console) as progress:
             result = run_invert(job, progress)
         report = result.report
         if result.grid is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -94,6 +95,22 @@ class PerImageMetric(BaseMetric):
     def compute(self) -> dict[str, float]:
         return {k: (self._sums[k] / self._counts[k] if self._counts[k] else math.nan)
                 for k in self._sums}
+
+    def state(self) -> dict[str, Any]:
+        """The sums (exact: ``float.hex``, which also holds ``inf``), counts and NaN counts."""
+        return {"sums": {k: v.hex() for k, v in self._sums.items()},
+                "counts": dict(self._counts), "skipped": dict(self._skipped)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            sums = {str(k): float.fromhex(v) for k, v in state["sums"].items()}
+            counts = {str(k): int(v) for k, v in state["counts"].items()}
+            skipped = {str(k): int(v) for k, v in state["skipped"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StylebridgeError(f"{self.name}: saved metric state is malformed ({exc})"
+                                   ) from None
+        self._sums, self._counts, self._skipped = sums, counts, skipped
+        self.last = {}
 
     def notes(self) -> list[str]:
         notes = super().notes()

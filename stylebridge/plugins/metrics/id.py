@@ -101,6 +101,16 @@ class IDMetric(PerImageMetric):
         if self.embedder is not None:
             self.embedder.n_fallback = 0
 
+    def state(self) -> dict[str, Any]:
+        """Also the count of images whose face was not found (its note)."""
+        fallback = self.embedder.n_fallback if self.embedder is not None else 0
+        return {**super().state(), "no_face": fallback}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        super().load_state(state)
+        if self.embedder is not None:
+            self.embedder.n_fallback = int(state.get("no_face", 0))
+
     def notes(self) -> list[str]:
         notes = super().notes()
         if self.fallback_notice:

@@ -1,0 +1,54 @@
+"""``--resume`` of the photo batch commands (``adapt``, ``invert``): the option, its output
+folder, and what the terminal says around a resumable run
+(:mod:`stylebridge.pipelines.resume`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from stylebridge.cli.common import out_dir
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.resume import Journal, resume_hint
+
+
+def add_resume_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out DIR (same images and "
+                             "options): photos of its finished batches are kept, and the "
+                             "metrics, report and grid come out as one uninterrupted run's; "
+                             "--batch/--device/--compile may change")
+
+
+def resume_out(args: argparse.Namespace, default: str) -> Path:
+    """The output folder: ``--out``, which ``--resume`` needs, else a fresh ``default``."""
+    if args.resume and args.out is None:
+        raise StylebridgeError("--resume continues a folder: give it as --out DIR")
+    return out_dir(args.out, default)
+
+
+@contextmanager
+def resumable(console: Console, journal: Journal | None, command: str, out: Path
+              ) -> Iterator[None]:
+    """Say what the journal found before the run (a resumed run, a replaced one), and after
+    an interruption (Ctrl-C, a full disk, out of memory) how to continue it."""
+    if journal is not None:
+        for notice in journal.notices:
+            console.print(f"[yellow]{escape(notice)}[/yellow]")
+        if journal.kept:
+            console.print(f"continuing the interrupted run in {escape(str(out))}: "
+                          f"{journal.kept} photo(s) done before are kept")
+    try:
+        yield
+    except (KeyboardInterrupt, MemoryError, OSError):
+        if journal is not None and journal.saved:
+            console.print(f"[yellow]{escape(resume_hint(command, out))}[/yellow]")
+        raise
+
+
+__all__ = ["add_resume_argument", "resumable", "resume_out"]

@@ -1,0 +1,323 @@
+"""Exact resume of the photo batch commands: ``adapt``/``invert --resume --out DIR``.
+
+A batch run over a large folder writes, after each batch of photos, a small journal into its
+output folder (``DIR/.stylebridge-run/``, written atomically): the batch report so far
+(photos done, photos skipped and why), each done photo's record (its output files and its
+own metric values), every metric's running state (:meth:`Metric.state
+<stylebridge.core.interfaces.Metric.state>`: sums and counts, the ID metric's no-face
+count) and the rows of ``grid.png`` as lossless PNG strips.  A run that was killed (Ctrl-C,
+``kill -9``, a full disk, out of memory) is continued with ``--resume``: the photos of the
+batches it finished are kept, the rest are read, encoded and rendered, and ``metrics.json``,
+``adapt.json`` and ``grid.png`` come out as one uninterrupted run writes them (tested file by
+file).  Photos of the batch that was cut short are done again; their files are overwritten.
+
+A resume must be of the same run: the same command, inputs (the same photo list), encoder,
+generator, domains, calibrator, metrics, precision, alignment and so on; checkpoint files are
+recognised by path, size and modification time.  Anything else is refused in one line naming
+the option that differs.  ``--batch``, ``--device`` and ``--compile`` may change (a run that
+ran out of memory continues with a smaller batch); the notice says that the remaining photos'
+values then agree with an uninterrupted run's within floating-point rounding, not bit for
+bit.  The journal is removed when the run completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylebridge.core.batch import BatchReport
+from stylebridge.core.images import load_image, save_png
+from stylebridge.core.io import write_json
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.output_metrics import OutputMetrics
+
+#: the journal's folder inside the output folder (hidden; removed when the run completes)
+JOURNAL_DIR = ".stylebridge-run"
+STATE_FILE = "state.json"
+LOG_FILE = "log.jsonl"
+INPUTS_FILE = "inputs.json"
+FORMAT = 1
+#: options that may differ on resume: how the run computes, not what it computes
+HOW_OPTIONS = ("--batch", "--device", "--compile")
+
+
+def file_identity(path: Path | str | None) -> dict[str, Any] | None:
+    """How a resumed run recognises a checkpoint file: its path, size and modification time
+    (``None`` for no file)."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return {"path": str(path), "size": None, "mtime_ns": None}
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
+    """A model option as the journal compares it: the spec as given and the identity of the
+    checkpoint file it was loaded from (:func:`file_identity`; none for random weights)."""
+    return {"spec": spec, **(file_identity(path) or {})}
+
+
+def _shown(value: Any) -> str:
+    """A setting as the refusal shows it: a model by its spec, a file by its path, a list
+    joined."""
+    if isinstance(value, Mapping):
+        return str(value.get("spec") or value.get("path"))
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value) or "none"
+    return "none" if value is None else str(value)
+
+
+def _differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """The first option whose value differs, said in a few words (``None``: all the same)."""
+    for key in dict.fromkeys([*then, *now]):
+        a, b = then.get(key), now.get(key)
+        if a == b:
+            continue
+        if (isinstance(a, Mapping) and isinstance(b, Mapping) and a.get("path")
+                and a.get("path") == b.get("path")):
+            return f"{key} {b['path']} has changed since (size or modification time)"
+        if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+                and [_shown(x) for x in a] == [_shown(x) for x in b]):
+            return f"{key}: a file of {_shown(b)} has changed since (size or modification time)"
+        return f"{key} differs ({_shown(a)} then, {_shown(b)} now)"
+    return None
+
+
+@dataclass
+class Journal:
+    """The state of one batch run, saved after each batch (see the module docstring).
+
+    ``report``, ``records`` (per done photo, in the order they were done) and ``grid_rows``
+    start as the interrupted run left them (empty for a fresh run); the pipeline adds to them
+    and calls :meth:`save` after each batch and :meth:`finish` at the end.  ``kept`` is the
+    number of photos done by earlier runs; ``notices`` what a caller should say before the run
+    starts.
+
+    On disk (``DIR/.stylebridge-run/``): ``log.jsonl``, one line per photo done or skipped,
+    appended; ``state.json`` (atomic), the small part: the run's settings, the metrics'
+    states, and how many bytes of the log are complete, so that a line cut short by a kill
+    is dropped; ``inputs.json`` (the photo list, written once); ``row_NNNNN.png``, the rows of
+    ``grid.png``.  What a save writes grows with the batch, not with the run."""
+
+    folder: Path
+    command: str
+    settings: dict[str, Any]
+    how: dict[str, Any]
+    inputs: list[str]
+    report: BatchReport = field(default_factory=BatchReport)
+    records: dict[str, Any] = field(default_factory=dict)
+    grid_rows: list[list[Tensor]] = field(default_factory=list)
+    kept: int = 0
+    resumed: bool = False
+    notices: list[str] = field(default_factory=list)
+    _rows_saved: int = 0
+    _done_saved: int = 0
+    _skipped_saved: int = 0
+    _log_bytes: int | None = None  # None: the folder is not yet this run's
+
+    @property
+    def saved(self) -> bool:
+        """Whether a journal is on disk (a later ``--resume`` has something to continue)."""
+        return (self.folder / STATE_FILE).is_file()
+
+    @property
+    def handled(self) -> set[str]:
+        """Inputs the journal already holds an outcome for (done or skipped)."""
+        return {str(p) for p in self.report.done} | {str(p) for p, _ in self.report.skipped}
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def fresh(cls, out: Path, command: str, inputs: Sequence[Path]) -> Journal:
+        """A journal for a run that was not prepared with one (no settings to compare)."""
+        return cls(folder=Path(out) / JOURNAL_DIR, command=command, settings={}, how={},
+                   inputs=[str(p) for p in inputs])
+
+    def begin(self, paths: Sequence[Path], names: Mapping[Path, str],
+              clashes: Mapping[Path, str]) -> list[Path]:
+        """The photos this run still has to do, in order: those with an output name
+        (``names``) that the journal holds no outcome for.  A fresh run first reports the
+        ``clashes`` (inputs whose output names collide) as skipped; a resumed run has them."""
+        if not self.resumed:
+            for path, reason in clashes.items():
+                self.report.skip(path, reason)
+        handled = self.handled
+        return [p for p in paths if p in names and str(p) not in handled]
+
+    @classmethod
+    def open(cls, out: Path, command: str, *, settings: Mapping[str, Any],
+             how: Mapping[str, Any], inputs: Sequence[Path], metrics: OutputMetrics,
+             resume: bool) -> Journal:
+        """The journal of a run into ``out``: the interrupted run's with ``resume`` (its
+        metric states loaded into ``metrics``), else a fresh one (an old journal there is
+        replaced at the first save); one-line errors when the run in ``out`` is another one
+        or its journal cannot be read."""
+        folder = Path(out) / JOURNAL_DIR
+        journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
+                      inputs=[str(p) for p in inputs])
+        state_file = folder / STATE_FILE
+        found = state_file.is_file()
+        if not resume:
+            if found:
+                journal.notices.append(
+                    f"{out} holds an interrupted {command} run ({cls._count_done(state_file)}); "
+                    "starting over (--resume continues it)")
+            return journal
+        if not found:
+            journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
+                                   "starting from the first photo")
+            return journal
+        journal._load(state_file, metrics)
+        return journal
+
+    @staticmethod
+    def _count_done(state_file: Path) -> str:
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            return f"{int(state['done'])} of {int(state['inputs']['count'])} photos done"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "its journal is unreadable"
+
+    def _load(self, state_file: Path, metrics: OutputMetrics) -> None:
+        where = self.folder.parent
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            if state.get("format") != FORMAT:
+                raise ValueError(f"format {state.get('format')!r}")
+            command, settings, how = state["command"], state["settings"], state["how"]
+            n_inputs, digest = int(state["inputs"]["count"]), str(state["inputs"]["sha256"])
+            metric_states, n_rows = state["metrics"], int(state["grid_rows"])
+            log_bytes = int(state["log_bytes"])
+            with open(self.folder / LOG_FILE, "rb") as fh:
+                log = fh.read(log_bytes)
+            if len(log) != log_bytes:
+                raise ValueError(f"{LOG_FILE} is shorter than recorded")
+            events = [json.loads(line) for line in log.decode("utf-8").splitlines()]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StylebridgeError(f"--resume: the journal in {where} cannot be read ({exc}); "
+                                   "run without --resume to start over") from None
+        if command != self.command:
+            raise StylebridgeError(f"--resume: {where} holds an interrupted {command} run, not "
+                                   f"{self.command}; use another --out")
+        if (n_inputs, digest) != (len(self.inputs), _digest(self.inputs)):
+            raise StylebridgeError(
+                f"--resume: the interrupted run in {where} read other photos ({n_inputs} "
+                f"then, {len(self.inputs)} now{self._first_change()}); give the same IMAGES, "
+                "or another --out to start a new run")
+        why = _differs(settings, self.settings)
+        if why is not None:
+            raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
+                                   "in " + f"{where}, or another --out to start a new run")
+        if metric_states is None:
+            raise StylebridgeError(f"--resume: a metric of the interrupted run in {where} keeps "
+                                   "no state to continue from; run without --resume")
+        for output, group in metrics.items():
+            for metric, saved in zip(group, metric_states[output], strict=True):
+                metric.load_state(saved)
+        for event in events:
+            if "done" in event:
+                self.report.ok(Path(event["done"]))
+                self.records[event["done"]] = event["record"]
+            else:
+                self.report.skip(Path(event["skipped"]), event["reason"])
+        self.grid_rows = [self._read_row(i) for i in range(n_rows)]
+        self._rows_saved = n_rows
+        self._done_saved, self._skipped_saved = len(self.report.done), len(self.report.skipped)
+        self._log_bytes = log_bytes
+        self.kept = len(self.report.done)
+        self.resumed = True
+        changed = [k for k in HOW_OPTIONS if how.get(k) != self.how.get(k)]
+        if changed and self.kept:
+            self.notices.append(
+                "--resume: " + ", ".join(f"{k} {_shown(self.how.get(k))} (was "
+                                         f"{_shown(how.get(k))})" for k in changed)
+                + ": the remaining photos' values agree with an uninterrupted run's within "
+                "floating-point rounding, not bit for bit")
+
+    def _first_change(self) -> str:
+        """Which photo is new or gone, from ``inputs.json`` (empty when it is unreadable)."""
+        try:
+            then = json.loads((self.folder / INPUTS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        added = [p for p in self.inputs if p not in set(then)]
+        gone = [p for p in then if p not in set(self.inputs)]
+        for word, paths in (("new", added), ("gone", gone)):
+            if paths:
+                return f"; {word}: {paths[0]}" + (", ..." if len(paths) > 1 else "")
+        return "; in another order"
+
+    def _row_file(self, index: int) -> Path:
+        return self.folder / f"row_{index:05d}.png"
+
+    def _read_row(self, index: int) -> list[Tensor]:
+        strip = load_image(self._row_file(index))  # an ImageError names a lost file
+        return list(strip.split(strip.shape[1], dim=2))  # square tiles, side by side
+
+    # -- saving --------------------------------------------------------------------------
+
+    def save(self, metrics: OutputMetrics) -> None:
+        """Record the batches done since the last save: the log lines and new grid rows
+        first, then the state (atomic), which says how much of them is complete; a kill at
+        any moment leaves either the previous journal or this one."""
+        if self._log_bytes is None:  # first save of a fresh run: replace an old journal
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.folder.mkdir(parents=True)
+            write_json(self.folder / INPUTS_FILE, self.inputs)
+            self._log_bytes = 0
+        lines = [{"done": str(p), "record": self.records[str(p)]}
+                 for p in self.report.done[self._done_saved:]]
+        lines += [{"skipped": str(p), "reason": r}
+                  for p, r in self.report.skipped[self._skipped_saved:]]
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
+        with open(self.folder / LOG_FILE, "ab") as fh:
+            fh.truncate(self._log_bytes)  # drop what a killed run appended past its state
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for index in range(self._rows_saved, len(self.grid_rows)):
+            save_png(self._row_file(index), torch.cat(list(self.grid_rows[index]), dim=2))
+        states: dict[str, list[Any]] | None = {
+            output: [metric.state() for metric in group] for output, group in metrics.items()}
+        if any(s is None for group in states.values() for s in group):
+            states = None  # a metric that cannot resume: --resume will say so
+        write_json(self.folder / STATE_FILE, {
+            "format": FORMAT, "command": self.command, "settings": self.settings,
+            "how": self.how, "inputs": {"count": len(self.inputs),
+                                        "sha256": _digest(self.inputs)},
+            "done": len(self.report.done), "log_bytes": self._log_bytes + len(data),
+            "metrics": states, "grid_rows": len(self.grid_rows)})
+        self._log_bytes += len(data)
+        self._rows_saved = len(self.grid_rows)
+        self._done_saved, self._skipped_saved = len(self.report.done), len(self.report.skipped)
+
+    def finish(self) -> None:
+        """The run is complete: remove the journal (also an older run's it replaced)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _digest(inputs: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(inputs).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def resume_hint(command: str, out: Path) -> str:
+    """What to run after an interrupted batch run."""
+    return (f"the photos of every finished batch are kept in {out}: continue with "
+            f"`stylebridge {command} ... --resume --out {out}` (the same options)")
+
+
+__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "file_identity", "model_setting",
+           "resume_hint"]

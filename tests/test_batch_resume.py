@@ -1,0 +1,310 @@
+# ruff: noqa: F811  (the `registered` fixture of test_adapt_random is used as a parameter)
+"""``adapt``/``invert --resume --out DIR``: a batch run that was interrupted continues where
+it stopped and ends with the files an uninterrupted run writes, byte for byte; a resume of
+another run is refused in one line naming what differs."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import test_adapt as ta
+import torch
+from conftest import tiny_generator
+from PIL import Image
+from test_adapt_random import registered  # noqa: F401  (the fixture)
+
+from stylebridge.cli.main import main
+from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.interfaces import Metric
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines import adapt as adapt_module
+from stylebridge.pipelines import invert as invert_module
+from stylebridge.pipelines.resume import JOURNAL_DIR, Journal
+from stylebridge.plugins.metrics.id import IDMetric
+from stylebridge.plugins.metrics.image import MSEMetric, PSNRMetric
+
+PHOTOS = ("a", "b", "c", "d", "e", "f", "g")  # + broken.png, sorted after b
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    gen = tiny_generator(seed=0, size=ta.SIZE, style_dim=ta.SD)
+    enc = ta.TinyEncoder()
+    out = {"gen": save_stylegan2(tmp_path / "gen.safetensors", gen),
+           "enc": save_checkpoint(tmp_path / "enc.safetensors", enc.state_dict(),
+                                  kind="encoder", plugin=enc.name, config=enc.config()),
+           "pixar": ta._domain(gen, 7).save(tmp_path / "pixar.safetensors"),
+           "joker": ta._domain(gen, 8).save(tmp_path / "joker.safetensors")}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in PHOTOS:
+        Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(
+            photos / f"{name}.png")
+    (photos / "broken.png").write_bytes(b"not an image")
+    out["photos"] = photos
+    return out
+
+
+def _adapt_argv(files: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["adapt", "--encoder", f"test-adapt-tiny:{files['enc']}", "--generator",
+            str(files["gen"]), "--method", str(files["pixar"]), "--method",
+            str(files["joker"]), "--no-align", "--device", "cpu", "--compile", "off",
+            "--batch", "2", "--metric", "mse", "--metric", "psnr", "--metric", "ssim",
+            str(files["photos"]), "--out", str(out), *extra]
+
+
+def _invert_argv(files: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["invert", "--encoder", f"test-adapt-tiny:{files['enc']}", "--generator",
+            str(files["gen"]), "--no-align", "--device", "cpu", "--compile", "off",
+            "--batch", "2", "--save-latents", "--metric", "mse", "--metric",
+            "id:backend=dlib", str(files["photos"]), "--out", str(out), *extra]
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, module: Any, call: int) -> None:
+    """Ctrl-C in the pipeline's ``call``-th output PNG (the middle of a batch)."""
+    real, count = module.save_png, [0]
+
+    def save_png(path: Any, image: Any) -> Any:
+        count[0] += 1
+        if count[0] == call:
+            raise KeyboardInterrupt
+        return real(path, image)
+
+    monkeypatch.setattr(module, "save_png", save_png)
+
+
+def _interrupted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                 module: Any, argv: list[str], call: int) -> str:
+    """Run ``argv`` with a Ctrl-C in its ``call``-th output PNG; what it printed."""
+    with monkeypatch.context() as m:
+        _interrupt_at(m, module, call)
+        assert main(argv) == 130
+    return " ".join(capsys.readouterr().out.split())
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _journal(out: Path) -> dict[str, Any]:
+    return json.loads((out / JOURNAL_DIR / "state.json").read_text())
+
+
+def test_adapt_resumed_after_a_ctrl_c_writes_what_an_uninterrupted_run_writes(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(_adapt_argv(files, ref)) == 3  # broken.png skipped
+    assert not (ref / JOURNAL_DIR).exists()  # a complete run leaves no journal
+    capsys.readouterr()
+
+    # batches of 2 good photos, 3 PNGs each (inversion, pixar, joker): [a b] [broken c d]
+    # [e f] [g]; the 14th PNG is the second of e, in the third batch
+    said = _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 14)
+    assert f"--resume --out {out}" in said  # the command that continues it
+    state = _journal(out)
+    assert state["done"] == 4 and state["grid_rows"] == 4
+    assert not (out / "metrics.json").exists() and (out / "e_inversion.png").exists()
+    # a kill between appending to the log and writing the state leaves a cut line behind
+    with open(out / JOURNAL_DIR / "log.jsonl", "ab") as fh:
+        fh.write(b'{"done": "' + str(files["photos"] / "e.png").encode() + b'", "rec')
+
+    # resumed, and interrupted again in the last batch (g): the resume of a resume
+    ta.TinyEncoder.images_seen = 0
+    said = _interrupted(monkeypatch, capsys, adapt_module,
+                        _adapt_argv(files, out, "--resume"), 8)
+    assert "4 photo(s) done before are kept" in said
+    assert _journal(out)["done"] == 6 and ta.TinyEncoder.images_seen == 3  # e, f, g
+    ta.TinyEncoder.images_seen = 0
+    assert main(_adapt_argv(files, out, "--resume")) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert "6 photo(s) done before are kept" in said
+    assert "7 done, 1 skipped" in said
+    assert ta.TinyEncoder.images_seen == 1  # g: the kept photos are not encoded again
+    assert not (out / JOURNAL_DIR).exists()
+    assert _files(out) == _files(ref)  # every PNG, adapt.json, metrics.json, grid.png
+    report = json.loads((out / "adapt.json").read_text())
+    assert [s["file"] for s in report["skipped"]] == [str(files["photos"] / "broken.png")]
+    assert len(report["done"]) == 7 and len(json.loads(
+        (out / "metrics.json").read_text())["per_photo"]) == 7
+
+
+def test_invert_resumed_after_a_ctrl_c_keeps_metric_state_and_latents(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    """Also the ID metric's no-face count (dlib finds no face in 32 px noise: in 7 outputs
+    and 7 inputs; its note)."""
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(_invert_argv(files, ref)) == 3
+    ref_metrics = json.loads((ref / "metrics.json").read_text())
+    assert any("no face was detected in 14 image(s)" in n for n in ref_metrics["notes"])
+    capsys.readouterr()
+    # one PNG per photo (the latents are no PNG): the 6th is f, in the third batch
+    _interrupted(monkeypatch, capsys, invert_module, _invert_argv(files, out), 6)
+    assert _journal(out)["done"] == 4
+    assert main(_invert_argv(files, out, "--resume")) == 3
+    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert _files(out) == _files(ref)  # inversions, latents, metrics.json (notes), grid.png
+
+
+def test_a_full_disk_at_the_last_write_is_resumed_without_running_a_photo_again(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(_adapt_argv(files, ref)) == 3
+
+    def full(path: Any, data: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(adapt_module, "write_json", full)  # metrics.json, after the last batch
+        assert main(_adapt_argv(files, out)) == 2
+    said, err = capsys.readouterr()
+    assert err.startswith("error: disk full") and "metrics.json" in err
+    assert f"--resume --out {out}" in " ".join(said.split())
+    ta.TinyEncoder.images_seen = 0
+    assert main(_adapt_argv(files, out, "--resume")) == 3
+    assert ta.TinyEncoder.images_seen == 0  # all 7 kept: only the reports are written
+    assert _files(out) == _files(ref)
+
+
+def test_resume_with_another_batch_size_says_so_and_agrees_closely(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(_adapt_argv(files, ref)) == 3
+    _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
+    assert main(_adapt_argv(files, out, "--resume", "--batch", "3")) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert "--batch 3 (was 2)" in said and "not bit for bit" in said
+    got, want = (json.loads((d / "metrics.json").read_text()) for d in (out, ref))
+    assert list(got["per_photo"]) == list(want["per_photo"])
+    for output, values in want["input_vs_domain"].items():
+        for key, value in values.items():
+            assert got["input_vs_domain"][output][key] == pytest.approx(value, rel=1e-5)
+
+
+def test_resume_refuses_another_run_naming_what_differs(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    out = tmp_path / "out"
+    _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
+
+    def refused(argv: list[str]) -> str:
+        assert main(argv) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "Traceback" not in err
+        return err
+
+    argv = _adapt_argv(files, out, "--resume")
+    other = [a if a != str(files["joker"]) else str(files["pixar"]) for a in argv]
+    assert f"--method differs ({files['pixar']}, {files['joker']} then, {files['pixar']}, " \
+        f"{files['pixar']} now)" in refused(other)
+    assert "--precision differs (fp32 then, bf16 now)" in refused([*argv, "--precision", "bf16"])
+    no_ssim = argv[:argv.index("ssim") - 1] + argv[argv.index("ssim") + 1:]
+    assert "--metric differs (mse, psnr, ssim then, mse, psnr now)" in refused(no_ssim)
+    assert "holds an interrupted adapt run, not invert" in refused(
+        _invert_argv(files, out, "--resume"))
+    # a checkpoint written again since (same path, another modification time)
+    st = os.stat(files["joker"])
+    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert f"--method: a file of {files['pixar']}, {files['joker']} has changed since" in \
+        refused(argv)
+    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    # another photo list
+    Image.new("RGB", (20, 24)).save(files["photos"] / "h.png")
+    assert (f"read other photos (8 then, 9 now; new: {files['photos'] / 'h.png'})"
+            in refused(argv))
+    (files["photos"] / "h.png").unlink()
+    assert "--resume continues a folder: give it as --out DIR" in refused([*argv[:-3], "--resume"])
+    # the journal is untouched by every refusal: the resume still works
+    assert main(argv) == 3
+    assert not (out / JOURNAL_DIR).exists()
+
+
+def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    out = tmp_path / "out"
+    _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
+    ta.TinyEncoder.images_seen = 0
+    assert main(_adapt_argv(files, out)) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert "holds an interrupted adapt run (2 of 8 photos done); starting over" in said
+    assert ta.TinyEncoder.images_seen == 7 and not (out / JOURNAL_DIR).exists()
+    # --resume where nothing was interrupted: a full run, said so
+    assert main(_adapt_argv(files, out, "--resume")) == 3
+    assert "holds no interrupted adapt run; starting from the first photo" in " ".join(
+        capsys.readouterr().out.split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric state
+
+
+def test_per_image_metric_state_restores_sums_exactly_also_inf() -> None:
+    a, b = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)), None
+    b = a.clone()
+    b[1] += 0.1
+    whole, first, second = PSNRMetric(), PSNRMetric(), PSNRMetric()
+    for m in (whole, first):
+        m.update(a[:2], b[:2])  # image 0 is identical: PSNR inf
+    whole.update(a[2:], b[2:])
+    state = json.loads(json.dumps(first.state()))  # through JSON, as the journal keeps it
+    assert state["sums"]["psnr"] == "inf"
+    second.load_state(state)
+    second.update(a[2:], b[2:])
+    assert second.compute() == whole.compute() and math.isinf(whole.compute()["psnr"])
+    mse = MSEMetric()
+    mse.update(a[:1], b[:1] + 0.25)
+    restored = MSEMetric()
+    restored.load_state(json.loads(json.dumps(mse.state())))
+    assert restored.compute() == mse.compute() == {"mse": pytest.approx(0.0625)}
+    with pytest.raises(StylebridgeError, match="mse: saved metric state is malformed"):
+        MSEMetric().load_state({"sums": {"mse": 3}})
+
+
+def test_id_metric_state_keeps_its_no_face_count() -> None:
+    noise = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    metric = IDMetric(backend="dlib")
+    metric.update(noise, noise.flip(0))
+    state = metric.state()
+    assert state["no_face"] == 4  # two predictions and two targets, none with a face
+    restored = IDMetric(backend="dlib")
+    restored.load_state(json.loads(json.dumps(state)))
+    assert restored.notes() == metric.notes() and restored.compute() == metric.compute()
+
+
+class _NoState(Metric):
+    name = "nostate"
+
+    def reset(self) -> None: ...
+
+    def update(self, pred: Any, target: Any = None, **context: Any) -> None: ...
+
+    def compute(self) -> dict[str, float]:
+        return {"x": 0.0}
+
+
+def test_a_metric_without_state_is_named_when_resuming(tmp_path: Path) -> None:
+    inputs = [tmp_path / "a.png"]
+    metrics: Any = {"inversion": [_NoState()]}
+    assert _NoState().state() is None  # the interface's default: cannot resume
+    journal = Journal.open(tmp_path, "invert", settings={}, how={}, inputs=inputs,
+                           metrics=metrics, resume=False)
+    journal.report.ok(inputs[0])
+    journal.records[str(inputs[0])] = {"values": {}}
+    journal.save(metrics)
+    with pytest.raises(StylebridgeError, match="keeps no state to continue from"):
+        Journal.open(tmp_path, "invert", settings={}, how={}, inputs=inputs, metrics=metrics,
+                     resume=True)
