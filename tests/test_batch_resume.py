@@ -227,9 +227,34 @@ def test_resume_refuses_another_run_naming_what_differs(
             in refused(argv))
     (files["photos"] / "h.png").unlink()
     assert "--resume continues a folder: give it as --out DIR" in refused([*argv[:-3], "--resume"])
+    # a damaged journal: what is wrong, and how to start over
+    state_file = out / JOURNAL_DIR / "state.json"
+    state = state_file.read_bytes()
+    state_file.write_text("{")
+    assert "--resume: the journal in " in (err := refused(argv)) and "cannot be read" in err
+    assert "run without --resume to start over" in err
+    state_file.write_bytes(state)
+    row = out / JOURNAL_DIR / "row_00001.png"
+    row.rename(row.with_suffix(".bak"))
+    assert f"is incomplete ({row}: no such file)" in refused(argv)
+    row.with_suffix(".bak").rename(row)
     # the journal is untouched by every refusal: the resume still works
     assert main(argv) == 3
     assert not (out / JOURNAL_DIR).exists()
+
+
+def test_resume_is_refused_for_random_weights_built_without_a_file(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    out = tmp_path / "out"
+    argv = [a if a != f"test-adapt-tiny:{files['enc']}" else "test-adapt-tiny"
+            for a in _adapt_argv(files, out)]
+    _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    assert main([*argv, "--resume"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("--resume: --encoder run(s) on random weights built without a checkpoint file"
+            in err)
+    assert main(argv) == 3  # a new run is not refused
 
 
 def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(

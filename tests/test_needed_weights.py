@@ -20,7 +20,7 @@ from stylebridge.cli.common import out_dir
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.errors import CheckpointError
+from stylebridge.errors import CheckpointError, SpecError
 from stylebridge.registry import get_registry, reset_registry
 from stylebridge.registry.needed import (
     Missing,
@@ -156,7 +156,12 @@ def test_a_named_file_that_does_not_exist_is_refused_before_any_download(
         require_weights([("generator", "stylegan2", "--generator"),
                          ("encoder", f"e4e:{gone}", "--encoder")])
     assert str(exc.value) == f"{gone}: no such file (--encoder e4e:{gone})"
-    check_files([("encoder", "e4e", "--encoder"), ("encoder", "e4e:::", "--encoder")])
+    check_files([("encoder", "e4e", "--encoder")])
+    # a spec that does not parse is said before the list of downloads (it used to be said
+    # only after them, when the spec was loaded)
+    with pytest.raises(SpecError, match="encoder spec 'e4e:::' has an empty path"):
+        require_weights([("generator", "stylegan2", "--generator"),
+                         ("encoder", "e4e:::", "--encoder")])
     with pytest.raises(MissingWeightsError) as missing:
         require_weights([("generator", "stylegan2", "--generator")])
     assert [m.name for m in missing.value.missing] == ["stylegan2-ffhq-1024"]

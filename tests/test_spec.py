@@ -39,6 +39,11 @@ def test_plugin_specs(text, name, path, options) -> None:
         ("fse:x.safetensors:mode", "malformed option 'mode'"),
         ("fse:x.safetensors:a=1,a=2", "given twice"),
         ("fse:mode=a:x.safetensors", "options must come last"),
+        # options split by ':' are answered with the spec written with ','
+        ("tiny-pool:n_latent=10:style_dim=64",
+         r"separate options with ',', not ':' \(tiny-pool:n_latent=10,style_dim=64\)"),
+        ("fse:x.safetensors:mode=shift:layer=5",
+         r"separate options with ',', not ':' \(fse:x.safetensors:mode=shift,layer=5\)"),
     ],
 )
 def test_malformed_plugin_specs(text, message) -> None:

@@ -63,6 +63,7 @@ from stylebridge.pipelines.output_metrics import (
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     check_photo_options,
+    drawn_anew,
     generator_file,
     is_random,
     open_encoder,
@@ -70,7 +71,7 @@ from stylebridge.pipelines.photos import (
     random_parts,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
@@ -368,7 +369,12 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     job.journal = Journal.open(config.out, "adapt", settings=job.resume_settings(),
                                how={"--batch": config.batch, "--device": str(device),
                                     "--compile": config.compile},
-                               inputs=paths, metrics=metrics, resume=config.resume)
+                               inputs=paths, metrics=metrics, resume=config.resume,
+                               drawn=drawn_anew({"--encoder": encoder, "--guide": guide,
+                                                 "--calibrate": calibrator,
+                                                 **{f"--method {name}": method
+                                                    for name, method in methods.items()},
+                                                 **random_metrics(config.metrics, metrics)}))
     return job
 
 

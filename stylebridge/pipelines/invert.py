@@ -52,13 +52,14 @@ from stylebridge.pipelines.inversion_file import (
 )
 from stylebridge.pipelines.photos import (
     PhotoOptions,
+    drawn_anew,
     generator_file,
     is_random,
     open_encoder,
     open_generator,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -177,7 +178,9 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     job.journal = Journal.open(config.out, "invert", settings=job.resume_settings(),
                                how={"--batch": config.batch, "--device": str(device),
                                     "--compile": config.compile},
-                               inputs=paths, metrics=job.metrics, resume=config.resume)
+                               inputs=paths, metrics=job.metrics, resume=config.resume,
+                               drawn=drawn_anew({"--encoder": encoder,
+                                                 **random_metrics(config.metrics, job.metrics)}))
     return job
 
 

@@ -83,6 +83,13 @@ def random_parts(random_inputs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def drawn_anew(models: Mapping[str, Any]) -> list[str]:
+    """The names (options) of ``models`` that run on random weights built without a
+    checkpoint file: another run draws other weights (``None`` values are left out)."""
+    return [name for name, obj in models.items()
+            if obj is not None and is_random(obj) and weights_path(obj) is None]
+
+
 def weights_path(obj: Any) -> Path | None:
     """The checkpoint file ``obj`` was loaded from, as recorded when it was built."""
     prov = provenance_of(obj)
@@ -111,5 +118,5 @@ def open_encoder(spec: str, device: torch.device) -> Encoder:
     return encoder
 
 
-__all__ = ["PhotoOptions", "check_photo_options", "generator_file", "is_random",
+__all__ = ["PhotoOptions", "check_photo_options", "drawn_anew", "generator_file", "is_random",
            "open_encoder", "open_generator", "random_parts", "weights_path"]

@@ -14,7 +14,9 @@ file).  Photos of the batch that was cut short are done again; their files are o
 A resume must be of the same run: the same command, inputs (the same photo list), encoder,
 generator, domains, calibrator, metrics, precision, alignment and so on; checkpoint files are
 recognised by path, size and modification time.  Anything else is refused in one line naming
-the option that differs.  ``--batch``, ``--device`` and ``--compile`` may change (a run that
+the option that differs, and so is the resume of a run with a model on random weights built
+without a checkpoint file (or a metric with ``allow_random=true``): a new run may draw other
+weights.  ``--batch``, ``--device`` and ``--compile`` may change (a run that
 ran out of memory continues with a smaller batch); the notice says that the remaining photos'
 values then agree with an uninterrupted run's within floating-point rounding, not bit for
 bit.  The journal is removed when the run completes.
@@ -67,6 +69,14 @@ def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
     """A model option as the journal compares it: the spec as given and the identity of the
     checkpoint file it was loaded from (:func:`file_identity`; none for random weights)."""
     return {"spec": spec, **(file_identity(path) or {})}
+
+
+def random_metrics(specs: Sequence[str], metrics: OutputMetrics) -> dict[str, Any]:
+    """``{"--metric SPEC": metric}`` for the metrics on random weights (``allow_random=true``):
+    as a model built without a checkpoint, each run draws them anew."""
+    group = next(iter(metrics.values()), [])
+    return {f"--metric {spec}": metric for spec, metric in zip(specs, group, strict=False)
+            if metric.random_weights}
 
 
 def _shown(value: Any) -> str:
@@ -159,11 +169,13 @@ class Journal:
     @classmethod
     def open(cls, out: Path, command: str, *, settings: Mapping[str, Any],
              how: Mapping[str, Any], inputs: Sequence[Path], metrics: OutputMetrics,
-             resume: bool) -> Journal:
+             resume: bool, drawn: Sequence[str] = ()) -> Journal:
         """The journal of a run into ``out``: the interrupted run's with ``resume`` (its
         metric states loaded into ``metrics``), else a fresh one (an old journal there is
         replaced at the first save); one-line errors when the run in ``out`` is another one
-        or its journal cannot be read."""
+        or its journal cannot be read.  ``drawn`` names the options whose models run on
+        random weights built without a checkpoint file: every run draws them anew, so a
+        resume of such a run is refused."""
         folder = Path(out) / JOURNAL_DIR
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
                       inputs=[str(p) for p in inputs])
@@ -179,6 +191,11 @@ class Journal:
             journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
                                    "starting from the first photo")
             return journal
+        if drawn:
+            raise StylebridgeError(
+                f"--resume: {', '.join(drawn)} run(s) on random weights built without a "
+                "checkpoint file, which a new run may draw anew: the interrupted run's photos "
+                "could come from other weights; run without --resume")
         journal._load(state_file, metrics)
         return journal
 
@@ -232,7 +249,11 @@ class Journal:
                 self.records[event["done"]] = event["record"]
             else:
                 self.report.skip(Path(event["skipped"]), event["reason"])
-        self.grid_rows = [self._read_row(i) for i in range(n_rows)]
+        try:
+            self.grid_rows = [self._read_row(i) for i in range(n_rows)]
+        except StylebridgeError as exc:  # a row file lost or damaged
+            raise StylebridgeError(f"--resume: the journal in {where} is incomplete ({exc}); "
+                                   "run without --resume to start over") from None
         self._rows_saved = n_rows
         self._done_saved, self._skipped_saved = len(self.report.done), len(self.report.skipped)
         self._log_bytes = log_bytes
@@ -320,4 +341,4 @@ def resume_hint(command: str, out: Path) -> str:
 
 
 __all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "file_identity", "model_setting",
-           "resume_hint"]
+           "random_metrics", "resume_hint"]

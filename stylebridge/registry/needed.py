@@ -145,15 +145,13 @@ def missing_message(missing: Sequence[Missing]) -> str:
 
 
 def check_files(requests: Iterable[Request]) -> None:
-    """A checkpoint file named in a spec (``e4e:e4e.safetensors``) that does not exist, in
-    one line: checked before any download, so a typo is not found after one."""
+    """A spec that does not parse, or a checkpoint file named in a spec
+    (``e4e:e4e.safetensors``) that does not exist, in one line: checked before any download
+    (and before the list of missing weights), so a typo is not found after one."""
     for kind, spec_text, option in requests:
         if kind in OPTION_KINDS:
             continue  # their files are options, read by the plugin (backbone=, weights=)
-        try:
-            spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
-        except StylebridgeError:
-            continue  # loading reports the syntax error
+        spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
         if spec.path is not None and not spec.path.exists():
             raise CheckpointError(f"no such file ({option} {spec_text})", path=spec.path)
 

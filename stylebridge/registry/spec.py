@@ -124,6 +124,12 @@ def _existing_path_spec(text: str, raw: str, what: str) -> PluginSpec | None:
     return None
 
 
+def _colon_options(text: str) -> bool:
+    """``a=1:b=2``: options written with ':' between them (each piece ``key=...``)."""
+    return all("=" in piece and piece.split("=", 1)[0].isidentifier()
+               for piece in text.split(":"))
+
+
 def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     """Parse a plugin spec; raise :class:`SpecError` with a one-line reason."""
     raw = text
@@ -151,11 +157,17 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     path_part, _, opt_part = rest.partition(":")
     first_key = path_part.split("=", 1)[0].split(",", 1)[0]
     if "=" in path_part and first_key.isidentifier():  # NAME:k=v,... (values may be paths)
+        if opt_part and _colon_options(opt_part):
+            raise SpecError(f"{what} spec {raw!r}: separate options with ',', not ':' "
+                            f"({name}:{path_part},{opt_part.replace(':', ',')})")
         if opt_part:
             raise SpecError(f"{what} spec {raw!r}: options must come last (NAME:PATH:key=value)")
         return PluginSpec(name=name, path=None, options=_parse_options(path_part, raw), text=raw)
     if not path_part:
         raise SpecError(f"{what} spec {raw!r} has an empty path")
+    if ":" in opt_part and _colon_options(opt_part):
+        raise SpecError(f"{what} spec {raw!r}: separate options with ',', not ':' "
+                        f"({name}:{path_part}:{opt_part.replace(':', ',')})")
     options = _parse_options(opt_part, raw) if opt_part else {}
     if _ and opt_part == "" and rest.endswith(":"):
         raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH:key=value)")
