@@ -26,6 +26,7 @@ from torch.testing import assert_close
 import stylebridge
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import read_header
+from stylebridge.core.images import from_generator_range
 from stylebridge.core.interfaces import Inversion
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
@@ -452,6 +453,52 @@ def test_styleres_needs_matching_generator() -> None:
     enc.bind_generator(tiny_generator())
     assert set(enc.encode(_images()).modifiers) == {2}
     assert "_generator" not in "".join(enc.state_dict())
+
+
+def test_a_saved_styleres_inversion_renders_with_its_gated_residual(tmp_path: Path) -> None:
+    """``--save-latents`` keeps StyleRes's tensors, not its modifier (a function): read back,
+    the encoder rebuilds it, so a domain renders as from the photo.  Without it the picture
+    differs by far more than float error (it used to, silently)."""
+    from stylebridge.pipelines.adapter import Adapter
+    from stylebridge.pipelines.inversion_file import (
+        check_restorable,
+        load_inversion,
+        save_inversion,
+        select_inversion,
+    )
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+
+    gen = tiny_generator(seed=3)
+    enc = StyleResEncoder(**TINY_RES).eval()
+    mods = _randomised({k: v for k, v in enc.state_dict().items() if k.startswith("modify_")}, 7,
+                      gain=0.7)
+    enc.load_state_dict({**enc.state_dict(), **mods})
+    domain = StyleSpace(size=gen.size, style_dim=gen.style_dim,
+                        channels={str(r): c for r, c in gen.cfg.channels.items()})
+    with torch.no_grad():
+        for offset in domain.offsets.values():
+            offset.add_(0.5)
+    adapter = Adapter(enc, gen, {"d": domain})
+    with torch.no_grad():
+        inv = enc.encode(_images(seed=9), generator=gen)
+        want = adapter.render(inv)
+        paths = [save_inversion(tmp_path / f"{i}.safetensors", select_inversion(inv, i),
+                                encoder="styleres", encoder_spec="styleres:x.safetensors",
+                                generator="g", modifiers=sorted(inv.modifiers))
+                 for i in range(2)]
+        for i, path in enumerate(paths):
+            back, header = load_inversion(path)
+            assert header.config["modifiers"] == [2] and back.modifiers == {}
+            check_restorable(path, header, enc)
+            got = adapter.render(back)
+            for key in ("inversion", "d"):
+                assert_close(got[key], want[key][i:i + 1], rtol=1e-5, atol=1e-5)
+            lost = synthesize(gen, back)  # rendered without the residual
+            assert (from_generator_range(lost) - want["inversion"][i:i + 1]).abs().max() > 0.05
+        with pytest.raises(StylebridgeError, match=(
+                r"is an inversion of 'styleres', which rebuilds its change at activation\(s\) 2 "
+                r"when it is rendered: give --encoder styleres:x.safetensors")):
+            check_restorable(path, header, E4EEncoder(**TINY))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -169,7 +169,8 @@ def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, 
     assert (header.kind, header.plugin) == ("inversion", PoolEncoder.name)
     assert header.config == {"feature_mode": "replace",
                              "encoder": f"{PoolEncoder.name}:{models['encoder']}",
-                             "generator": str(models["generator"])}
+                             "generator": str(models["generator"]),
+                             "modifiers": []}  # none to rebuild (StyleRes lists its K)
     inv, _ = load_inversion(out / "a_inversion.safetensors")
     assert inv.w_plus.shape == (1, 8, 32)
     assert set(inv.features) == {FEATURE_K} and inv.features[FEATURE_K].shape == (1, 32, 8, 8)

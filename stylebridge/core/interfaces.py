@@ -106,6 +106,14 @@ class Encoder(nn.Module, Plugin, ABC):
         """
         return self
 
+    def restore(self, inversion: Inversion, generator: Generator) -> Inversion:
+        """An inversion of this encoder read back from a file, made whole again for
+        ``generator``.  A file holds tensors (``w_plus``, ``features``, ``extras``), not
+        functions: an encoder whose inversions carry :attr:`Inversion.modifiers` (StyleRes)
+        rebuilds them here from its extras.  An inversion that has its modifiers, or is not
+        this encoder's, is returned as it is.  Default: as it is."""
+        return inversion
+
     def forward(self, images: Tensor) -> Inversion:
         return self.encode(images)
 

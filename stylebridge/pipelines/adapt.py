@@ -419,7 +419,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                 files["latents"] = save_inversion(
                     config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
                     encoder=encoder.name, encoder_spec=config.encoder,
-                    generator=job.generator_path,
+                    generator=job.generator_path, modifiers=sorted(inversion.modifiers),
                     extra={"source": str(path), "aligned": bool(config.align),
                            "align_size": config.align_size if config.align else None,
                            "random_weights": random}).name

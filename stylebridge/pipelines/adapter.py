@@ -183,7 +183,12 @@ class Adapter:
 
         ``guide``: the guiding latents (:meth:`guide_latents`) when the renderer needs them;
         omitted, they are the inversion's own latents (only valid without a guide encoder).
+        An inversion read from a file gets back what the file could not hold (StyleRes's
+        modifiers) from the encoder (:meth:`Encoder.restore
+        <stylebridge.core.interfaces.Encoder.restore>`).
         """
+        if not inversion.modifiers:
+            inversion = self.encoder.restore(inversion, self.generator)
         if self.renderer.needs_guide and guide is None:
             if self.guide is not None:
                 raise StylebridgeError(f"renderer {self.renderer.name!r} needs the latents of "

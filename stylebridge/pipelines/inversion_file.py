@@ -1,15 +1,24 @@
 """Inversion files: one encoder inversion per file, a stylebridge checkpoint of kind
 ``inversion`` that ``invert --save-latents`` and ``adapt --save-latents`` write
 (``<stem>_inversion.safetensors``) and :func:`load_inversion` reads back, e.g. to render it
-through more domains later without running the encoder again::
+through more domains later without running the encoder on the photo again::
 
     inversion, header = load_inversion("inverted/photo_inversion.safetensors")
     images = Adapter(encoder, gen, {"joker": joker}).render(inversion)
+
+A file holds tensors, not functions.  An inversion with :attr:`Inversion.modifiers
+<stylebridge.core.inversion.Inversion.modifiers>` (StyleRes: the gated residual at activation
+K) is saved with the tensors they are made from (its extras) and the header lists the
+activations (``config["modifiers"]``); reading it back, its own encoder rebuilds them
+(:meth:`Encoder.restore <stylebridge.core.interfaces.Encoder.restore>`, which
+:meth:`Adapter.render <stylebridge.pipelines.adapter.Adapter.render>` calls), and
+:func:`check_restorable` refuses another encoder in one line.  Rendered without them, the
+picture would silently lose StyleRes's detail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +26,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import CheckpointHeader, load_checkpoint, save_checkpoint
-from stylebridge.core.interfaces import Inversion
+from stylebridge.core.interfaces import Encoder, Inversion
 from stylebridge.errors import CheckpointError
 
 KIND = "inversion"
@@ -25,21 +34,26 @@ LATENTS_SUFFIX = "_inversion.safetensors"  # <stem> + this, beside <stem>_invers
 
 
 def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, encoder_spec: str,
-                   generator: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+                   generator: str | Path, extra: Mapping[str, Any] | None = None,
+                   modifiers: Sequence[int] | None = None) -> Path:
     """Write one inversion (batch 1) as a stylebridge checkpoint, atomically.
 
     Tensors: ``w_plus`` ``[1, n_latent, style_dim]``, ``feature_<K>`` ``[1, C, H, W]``
     per injected activation K, ``extra_<name>`` per encoder extra.  Header:
     ``kind="inversion"``, ``plugin=encoder``, config ``{"feature_mode", "encoder"
-    (the spec text), "generator" (its checkpoint path)}``.
+    (the spec text), "generator" (its checkpoint path), "modifiers" (the activations K
+    whose modifiers the encoder rebuilds on reading)}``.  ``modifiers``: those activations
+    when ``inversion`` was taken from a batch whose modifiers it lost
+    (:func:`select_inversion`); default: its own.
     """
     if inversion.batch_size != 1:
         raise ValueError(f"save_inversion writes one inversion, got a batch of {inversion.batch_size}")
     tensors = {"w_plus": inversion.w_plus}
     tensors.update({f"feature_{k}": v for k, v in sorted(inversion.features.items())})
     tensors.update({f"extra_{k}": v for k, v in sorted(inversion.extras.items())})
+    layers = sorted({int(k) for k in (inversion.modifiers if modifiers is None else modifiers)})
     config = {"feature_mode": inversion.feature_mode, "encoder": str(encoder_spec),
-              "generator": str(generator)}
+              "generator": str(generator), "modifiers": layers}
     return save_checkpoint(path, tensors, kind=KIND, plugin=encoder, config=config,
                            extra=dict(extra or {}))
 
@@ -72,8 +86,22 @@ def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
     return inversion, header
 
 
+def check_restorable(path: str | Path, header: CheckpointHeader, encoder: Encoder) -> None:
+    """One-line error when the inversion in ``path`` had modifiers (its header says which
+    activations) and ``encoder``, which would rebuild them, is not the one that made it."""
+    layers = header.config.get("modifiers") or []
+    if layers and encoder.name != header.plugin:
+        raise CheckpointError(
+            f"is an inversion of {header.plugin!r}, which rebuilds its change at activation(s) "
+            f"{', '.join(map(str, layers))} when it is rendered: give --encoder "
+            f"{header.config.get('encoder') or header.plugin} (the one it was saved with), not "
+            f"{encoder.name!r}", path=path)
+
+
 def select_inversion(inversion: Inversion, i: int) -> Inversion:
-    """Sample ``i`` of a batched inversion, as a batch of one."""
+    """Sample ``i`` of a batched inversion, as a batch of one.  Its modifiers (functions of
+    the whole batch) are left out: pass ``modifiers=sorted(inversion.modifiers)`` to
+    :func:`save_inversion`, and the encoder rebuilds them on reading."""
     return Inversion(w_plus=inversion.w_plus[i:i + 1],
                      features={k: v[i:i + 1] for k, v in inversion.features.items()},
                      feature_mode=inversion.feature_mode,
@@ -81,4 +109,5 @@ def select_inversion(inversion: Inversion, i: int) -> Inversion:
                              for k, v in inversion.extras.items()})
 
 
-__all__ = ["KIND", "LATENTS_SUFFIX", "load_inversion", "save_inversion", "select_inversion"]
+__all__ = ["KIND", "LATENTS_SUFFIX", "check_restorable", "load_inversion", "save_inversion",
+           "select_inversion"]

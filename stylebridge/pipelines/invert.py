@@ -230,6 +230,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                 save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
                                encoder=enc_name, encoder_spec=job.encoder_spec,
                                generator=job.generator_path,
+                               modifiers=sorted(inversion.modifiers),
                                extra={"source": str(item.path), "aligned": bool(config.align),
                                       "align_size": config.align_size if config.align else None,
                                       "random_weights": random})

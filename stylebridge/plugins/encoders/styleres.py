@@ -317,6 +317,13 @@ class StyleResEncoder(IRSEStyleEncoder):
                          modifiers={self.residual_layer: functools.partial(self._residual, aligned)},
                          extras={**inversion.extras, EXTRA_ALIGNED: aligned})
 
+    def restore(self, inversion: Inversion, generator: Generator) -> Inversion:
+        """A StyleRes inversion read from a file (``w_plus`` and the extras ``Y``/``c1``,
+        no function) gets its gated residual back (:meth:`complete`, ``Y`` reused)."""
+        if inversion.modifiers or not ({EXTRA_ALIGNED, EXTRA_ENCODER} & set(inversion.extras)):
+            return inversion
+        return self.complete(inversion, generator)
+
     def _residual(self, aligned: Tensor, feature: Tensor) -> Tensor:
         return self.modify(feature, aligned)[0]
 
