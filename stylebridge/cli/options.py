@@ -35,6 +35,9 @@ def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
                     "the results show no trained model")
         elif part == "generator":
             text = f"{RANDOM_NOTICE}: {generator} is a random-weight generator"
+        elif part == "latents":
+            text = (f"{RANDOM_NOTICE}: inversions made on random (untrained) weights (their "
+                    "files say so)")
         else:
             text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
         console.print(f"[bold yellow]{escape(text)}[/bold yellow]")

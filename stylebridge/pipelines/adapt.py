@@ -78,7 +78,9 @@ from stylebridge.registry.resolve import load_generator, load_plugin, spec_rando
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
+    from stylebridge.core.checkpoint import CheckpointHeader
     from stylebridge.core.stylegan2.generator import Generator
+    from stylebridge.plugins.renderers.featureshift import FeatureShift
 
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
@@ -138,6 +140,16 @@ def load_domains(specs: Sequence[str], device: torch.device
     random = {name: spec_random("domain_method", spec, method)
               for (name, method), spec in zip(domains.items(), specs, strict=True)}
     return domains, random
+
+
+def open_featureshift(path: Path, device: torch.device) -> tuple[FeatureShift, CheckpointHeader,
+                                                                   bool]:
+    """A trained FeatureShift (``--featureshift``): the model, its header (its ``sources``
+    name the guide encoder it was trained with) and whether it holds random weights."""
+    from stylebridge.plugins.renderers.featureshift import load_featureshift
+
+    model, header = load_featureshift(path, device=device)
+    return model, header, is_random_weights(header.extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,11 +362,8 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     fs_info = None
     fs_random = False
     if config.featureshift is not None:
-        from stylebridge.plugins.renderers.featureshift import load_featureshift
-
-        model, fs_header = load_featureshift(config.featureshift, device=device)
+        model, fs_header, fs_random = open_featureshift(config.featureshift, device)
         renderer = model
-        fs_random = is_random_weights(fs_header.extra)
         guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
         if guide_spec and guide_spec != config.encoder:
             guide = open_encoder(str(guide_spec), device)
@@ -498,6 +507,7 @@ __all__ = [
     "load_domains",
     "load_generator_arg",
     "open_domains",
+    "open_featureshift",
     "photo_batches",
     "prepare_adapt",
     "random_parts",

@@ -92,10 +92,11 @@ class Adapter:
     without one, the encoder's own latents.  Every method and the renderer are checked
     against the generator when the adapter is built.  ``strength``: one value or several
     (module docstring); :attr:`outputs` maps each output name to its domain and strength.
-    :attr:`encoded_images` counts the images passed to the encoder.
+    :attr:`encoded_images` counts the images passed to the encoder.  ``encoder`` may be
+    ``None`` for an adapter that only renders given inversions (``stylebridge render``).
     """
 
-    def __init__(self, encoder: Encoder, generator: Generator,
+    def __init__(self, encoder: Encoder | None, generator: Generator,
                  methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
                  calibrator: Calibrator | None = None,
                  skip_layers: Sequence[int] | str = (), *,
@@ -105,7 +106,8 @@ class Adapter:
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
         self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
         self.guide = guide
-        encoder.bind_generator(generator)
+        if encoder is not None:
+            encoder.bind_generator(generator)
         self.renderer.check_generator(generator, encoder)
         if guide is not None:
             guide.bind_generator(generator)
@@ -147,6 +149,9 @@ class Adapter:
     @torch.no_grad()
     def _invert(self, images01: Tensor) -> Inversion:
         """The encoder's (uncalibrated) inversion, checked against the generator."""
+        if self.encoder is None:
+            raise StylebridgeError("this adapter has no encoder: it renders inversions "
+                                   "(render), it does not encode images")
         if images01.ndim != 4 or images01.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
         inversion = self.encoder.encode(images01.to(self.device))
@@ -187,7 +192,7 @@ class Adapter:
         modifiers) from the encoder (:meth:`Encoder.restore
         <stylebridge.core.interfaces.Encoder.restore>`).
         """
-        if not inversion.modifiers:
+        if not inversion.modifiers and self.encoder is not None:
             inversion = self.encoder.restore(inversion, self.generator)
         if self.renderer.needs_guide and guide is None:
             if self.guide is not None:

@@ -75,6 +75,27 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
                              f"{out / 'metrics.json'} (per_photo)"), style="dim")
 
 
+def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str) -> None:
+    """What ``adapt`` and ``render`` do to an inversion: ``--method`` (repeatable),
+    ``--calibrate``, ``--skip-layers``, ``--featureshift`` and ``--strength``."""
+    parser.add_argument("--method", "-m", action="append", required=True,
+                        metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
+                        help="domain checkpoint, or an installed catalogue domain by name "
+                             "(pixar: `stylebridge weights list --kind domain`); repeatable; "
+                             "the file stem or name names the outputs")
+    parser.add_argument("--calibrate", metavar="NAME:STATS",
+                        help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
+    add_skip_layers_argument(parser, "style layers that get no domain change")
+    parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
+                        help=featureshift_help)
+    parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
+                        help="how much of each domain's change: 1 = as trained (default), "
+                             "0 = no change (the inversion), 0.5 half-way, 1.5 beyond; several "
+                             "values render each domain once per value (outputs NAME@K; the "
+                             f"calibrator's and skip layers' scales still apply; |K| <= "
+                             f"{MAX_STRENGTH:g})")
+
+
 class AdaptCommand(Command):
     """Encode photos once and render them in one or more new domains."""
 
@@ -83,30 +104,15 @@ class AdaptCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_images_argument(parser)
-        parser.add_argument("--method", "-m", action="append", required=True,
-                            metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
-                            help="domain checkpoint, or an installed catalogue domain by name "
-                                 "(pixar: `stylebridge weights list --kind domain`); repeatable; "
-                                 "the file stem or name names the outputs")
-        parser.add_argument("--calibrate", metavar="NAME:STATS",
-                            help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
-        add_skip_layers_argument(parser, "style layers that get no domain change")
-        parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
-                            help="render domains through a trained FeatureShift (encoder: fse "
-                                 "with mode=features)")
+        add_domain_arguments(parser, "render domains through a trained FeatureShift (encoder: "
+                                     "fse with mode=features)")
         parser.add_argument("--guide", metavar="NAME[:CKPT]",
                             help="FeatureShift's guiding encoder (default: the one recorded in "
                                  "the model, else the encoder's own latents)")
-        parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
-                            help="how much of each domain's change: 1 = as trained (default), "
-                                 "0 = no change (the inversion), 0.5 half-way, 1.5 beyond; several values "
-                                 "render each domain once per value (outputs NAME@K; the "
-                                 f"calibrator's and skip layers' scales still apply; |K| <= "
-                                 f"{MAX_STRENGTH:g})")
         parser.add_argument("--save-latents", action="store_true",
                             help="also write <stem>_inversion.safetensors (the encoder's w+ and "
                                  "features, before calibration), to render more domains later "
-                                 "without the encoder (pipelines.inversion_file.load_inversion)")
+                                 "without encoding the photos again (`stylebridge render`)")
         add_metric_argument(parser, "each output (the inversion and every domain)")
         add_out_argument(parser, "adapted")
         add_fetch_arguments(parser)
@@ -153,4 +159,5 @@ def register_commands(register: Any) -> None:
     register(AdaptCommand())
 
 
-__all__ = ["AdaptCommand", "add_metric_argument", "print_output_metrics"]
+__all__ = ["AdaptCommand", "add_domain_arguments", "add_metric_argument",
+           "print_output_metrics"]

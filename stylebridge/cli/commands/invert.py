@@ -47,7 +47,8 @@ class InvertCommand(Command):
         add_out_argument(parser, "inverted")
         add_fetch_arguments(parser)
         parser.add_argument("--save-latents", action="store_true",
-                            help="also write <stem>_inversion.safetensors (w+ and features)")
+                            help="also write <stem>_inversion.safetensors (w+ and features; "
+                                 "`stylebridge render` takes them through domains)")
         add_photo_arguments(parser)
         add_resume_argument(parser)
         add_compile_argument(parser)

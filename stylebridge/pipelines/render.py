@@ -1,0 +1,356 @@
+"""Saved inversions through more domains, without the photos: the ``render`` pipeline.
+
+``invert``/``adapt --save-latents`` write each photo's inversion (``<stem>_inversion
+.safetensors``, :mod:`stylebridge.pipelines.inversion_file`).  :func:`render` (``stylebridge
+render``, :mod:`stylebridge.cli.commands.render`) reads such files and renders them again
+and through every ``--method``, with the options ``adapt`` has for that (calibrator, skip
+layers, strengths, a FeatureShift): no photo is read, aligned or encoded, so trying ten new
+domains on a folder of photos costs ten renders each.  Per file ``<stem>_inversion
+.safetensors`` it writes ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (as ``adapt``),
+``grid.png`` (rows: the inversion | each domain, the first 64 files) and ``render.json``
+(inputs, outputs, skipped files, what ran on random weights).  Nothing is compared with the
+photos (``adapt`` does that); ``stylebridge eval`` scores the written files.
+
+The generator defaults to the one the files record, when that file exists (else the installed
+FFHQ generator).  The encoder is loaded only where a file needs it: an inversion with
+modifiers (StyleRes) is rebuilt by its own encoder (:meth:`Encoder.restore
+<stylebridge.core.interfaces.Encoder.restore>`), the spec it was saved with unless
+``encoder`` is given.  A FeatureShift needs guiding latents: the files' own, so a model
+trained with another guide encoder (its header says which) is refused, and ``adapt`` runs it
+from the photos.  A file that cannot be read, is no inversion, or does not fit the generator
+is skipped and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from stylebridge.core.batch import BatchReport, expand_inputs
+from stylebridge.core.checkpoint import RANDOM_NOTICE, CheckpointHeader, read_header
+from stylebridge.core.compiled import compile_synthesis
+from stylebridge.core.device import resolve_device
+from stylebridge.core.images import labelled_grid, resize_square, save_png
+from stylebridge.core.interfaces import Inversion
+from stylebridge.core.io import write_json
+from stylebridge.core.limits import MAX_BATCH, check_range
+from stylebridge.core.precision import check_precision
+from stylebridge.core.synthesis import check_compatible
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import (
+    GRID_MAX_ROWS,
+    GRID_TILE,
+    ProgressCallback,
+    open_domains,
+    open_featureshift,
+)
+from stylebridge.pipelines.adapter import INVERSION, Adapter, check_strengths
+from stylebridge.pipelines.inversion_file import (
+    KIND,
+    LATENTS_SUFFIX,
+    check_restorable,
+    load_inversion,
+)
+from stylebridge.pipelines.photos import (
+    DEFAULT_BATCH,
+    generator_file,
+    is_random,
+    open_encoder,
+    open_generator,
+    random_parts,
+)
+from stylebridge.plugins.calibrators.alpha import parse_layers
+from stylebridge.registry.needed import Request, WeightsCheck, require_weights
+from stylebridge.registry.resolve import load_plugin
+
+if TYPE_CHECKING:
+    from stylebridge.core.interfaces import Encoder
+
+
+@dataclass(kw_only=True)
+class RenderConfig:
+    """What :func:`render` does: inversion files (or folders of ``*_inversion.safetensors``)
+    through ``methods``; the other options as ``adapt`` takes them."""
+
+    latents: Sequence[str | Path]
+    methods: Sequence[str]
+    out: Path
+    generator: str | None = None  # default: the files' own, else the installed one
+    encoder: str | None = None    # default: the files' own, loaded only where one is needed
+    calibrate: str | None = None
+    skip_layers: str | Sequence[int] = ""
+    featureshift: Path | None = None
+    strength: float | Sequence[float] = 1.0
+    batch: int = DEFAULT_BATCH
+    device: str = "auto"
+    compile: str = "auto"
+    precision: str = "fp32"
+
+
+def latent_files(items: Sequence[str | Path]) -> list[Path]:
+    """Files as given; a folder gives its ``*_inversion.safetensors`` (sorted)."""
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.name.endswith(LATENTS_SUFFIX))
+        else:
+            out.append(path)
+    paths = expand_inputs(out)  # each file once
+    if not paths:
+        given = ", ".join(str(i) for i in items[:3]) + (", ..." if len(items) > 3 else "")
+        raise StylebridgeError(f"no inversion files in {given} (folders are searched for "
+                               f"*{LATENTS_SUFFIX}, which invert/adapt --save-latents write)")
+    return paths
+
+
+def stem_of(path: Path) -> str:
+    """``photo_inversion.safetensors`` → ``photo`` (outputs are named as ``adapt`` names them)."""
+    return path.name.removesuffix(LATENTS_SUFFIX) if path.name.endswith(LATENTS_SUFFIX) \
+        else path.stem
+
+
+@dataclass
+class RenderJob:
+    """Everything :func:`prepare_render` loaded and checked before an inversion is read."""
+
+    config: RenderConfig
+    paths: list[Path]
+    headers: dict[Path, CheckpointHeader]
+    unreadable: dict[Path, str]
+    adapter: Adapter
+    generator_path: Path
+    encoder_spec: str | None
+    featureshift: dict[str, Any] | None = None
+    featureshift_random: bool = False
+
+    @property
+    def random_inputs(self) -> dict[str, Any]:
+        """What runs on random weights: the generator, domains, calibrator, FeatureShift,
+        the encoder where one is loaded, and the inversions themselves (made on random
+        weights: their header says so)."""
+        adapter = self.adapter
+        out: dict[str, Any] = {"generator": is_random(adapter.generator),
+                               "domains": {n: is_random(m) for n, m in adapter.methods.items()},
+                               "latents": any(bool(h.extra.get("random_weights"))
+                                              for h in self.headers.values())}
+        if adapter.encoder is not None:
+            out["encoder"] = is_random(adapter.encoder)
+        if adapter.calibrator is not None:
+            out["calibrator"] = is_random(adapter.calibrator)
+        if self.featureshift is not None:
+            out["featureshift"] = self.featureshift_random
+        return out
+
+    @property
+    def parts(self) -> list[str]:
+        return random_parts(self.random_inputs)
+
+
+@dataclass
+class RenderResult:
+    """``summary`` (= ``render.json``), the batch report and ``grid.png`` (``None``: none done)."""
+
+    summary: dict[str, Any]
+    report: BatchReport
+    grid: Path | None
+    n_images: int  # images per file: the inversion and every domain output
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+
+def _headers(paths: Sequence[Path]) -> tuple[dict[Path, CheckpointHeader], dict[Path, str]]:
+    headers, unreadable = {}, {}
+    for path in paths:
+        try:
+            header = read_header(path)
+        except StylebridgeError as exc:
+            unreadable[path] = str(exc).removeprefix(f"{path}: ")
+            continue
+        if header.kind != KIND:
+            unreadable[path] = (f"is a {header.kind!r} checkpoint, not an inversion (invert "
+                                "--save-latents writes those)")
+        else:
+            headers[path] = header
+    return headers, unreadable
+
+
+def _default_generator(headers: dict[Path, CheckpointHeader]) -> str:
+    for header in headers.values():
+        recorded = str(header.config.get("generator") or "")
+        if recorded and Path(recorded).is_file():
+            return recorded
+    return "stylegan2"
+
+
+def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_weights
+                   ) -> RenderJob:
+    """Read the files' headers and load the generator, domains and (where needed) the
+    encoder, with one-line errors, before an inversion is read."""
+    check_range("--batch", config.batch, 1, MAX_BATCH)
+    parse_layers(config.skip_layers)
+    check_strengths(config.strength)
+    device = resolve_device(config.device)
+    check_precision(config.precision, device)
+    paths = latent_files(config.latents)
+    headers, unreadable = _headers(paths)
+    if not headers:
+        first = next(iter(unreadable.items()))
+        raise StylebridgeError(f"no readable inversion file ({first[0]}: {first[1]})")
+    generator = config.generator or _default_generator(headers)
+    needing = [h for h in headers.values() if h.config.get("modifiers")]
+    encoder_spec = config.encoder or (str(needing[0].config.get("encoder") or needing[0].plugin)
+                                      if needing else None)
+    requests: list[Request] = [("generator", generator, "--generator")]
+    if encoder_spec:
+        requests.append(("encoder", encoder_spec, "--encoder"))
+    requests += [("domain_method", str(m), "--method") for m in config.methods]
+    if config.calibrate:
+        requests.append(("calibrator", config.calibrate, "--calibrate"))
+    ensure_weights(requests)
+    gen = open_generator(generator, device)
+    gen.set_precision(config.precision)
+    compile_synthesis(gen, config.compile)
+    encoder: Encoder | None = open_encoder(encoder_spec, device) if encoder_spec else None
+    methods = open_domains(config.methods, device)
+    calibrator = (load_plugin("calibrator", config.calibrate, device=device)
+                  if config.calibrate else None)
+    fs_model, fs_info, fs_random = None, None, False
+    if config.featureshift is not None:
+        fs_model, fs_header, fs_random = open_featureshift(config.featureshift, device)
+        guide = fs_header.extra.get("sources", {}).get("guide")
+        if guide:
+            raise StylebridgeError(
+                f"--featureshift {config.featureshift}: the model was trained with the "
+                f"latents of guide encoder {guide}, which render has no photo to run; use "
+                "`stylebridge adapt --featureshift` on the photos")
+        fs_info = {"model": str(config.featureshift), "layer": fs_model.layer,
+                   "guide": "the inversions' own latents"}
+    adapter = Adapter(encoder, gen, methods, calibrator=calibrator,
+                      skip_layers=parse_layers(config.skip_layers, n_layers=gen.n_style_layers),
+                      renderer=fs_model, strength=config.strength)
+    return RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
+                     adapter=adapter, generator_path=generator_file(gen),
+                     encoder_spec=encoder_spec, featureshift=fs_info,
+                     featureshift_random=fs_random)
+
+
+def join_inversions(items: Sequence[Inversion]) -> Inversion:
+    """Inversions of the same layout (features, extras, mode) as one batch."""
+    first = items[0]
+    return Inversion(
+        w_plus=torch.cat([i.w_plus for i in items]),
+        features={k: torch.cat([i.features[k] for i in items]) for k in first.features},
+        feature_mode=first.feature_mode,
+        extras={k: torch.cat([i.extras[k] for i in items]) for k in first.extras})
+
+
+def _layout(inversion: Inversion) -> tuple[Any, ...]:
+    return (inversion.feature_mode,
+            tuple(sorted((k, tuple(v.shape[1:])) for k, v in inversion.features.items())),
+            tuple(sorted((k, tuple(v.shape[1:])) for k, v in inversion.extras.items())))
+
+
+def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> RenderResult:
+    """Render every inversion file of ``job`` and write the outputs (module docstring)."""
+    config, adapter = job.config, job.adapter
+    gen, device = adapter.generator, adapter.device
+    parts = job.parts
+    tile = min(gen.size, GRID_TILE)
+    report = BatchReport()
+    stems: dict[str, Path] = {}
+    outputs: dict[str, dict[str, str]] = {}
+    grid_rows: list[list[torch.Tensor]] = []
+    pending: list[tuple[Path, Inversion]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        with torch.no_grad():
+            images = adapter.render(join_inversions([inv for _, inv in pending]).to(device))
+        config.out.mkdir(parents=True, exist_ok=True)
+        for i, (path, _) in enumerate(pending):
+            files = {}
+            for key, batch in images.items():
+                dst = config.out / f"{stem_of(path)}_{key}.png"
+                save_png(dst, batch[i])
+                files[key] = dst.name
+            outputs[str(path)] = files
+            if len(grid_rows) < GRID_MAX_ROWS:
+                grid_rows.append([resize_square(images[k][i].cpu(), tile) for k in images])
+            report.ok(path)
+        pending.clear()
+
+    total = len(job.paths)
+    description = f"rendering {len(adapter.methods)} domain(s)"
+    for n, path in enumerate(job.paths):
+        if progress is not None:
+            progress(n, total, description)
+        reason = job.unreadable.get(path) or _name_clash(stems, path)
+        if reason is None:
+            try:
+                inversion, header = load_inversion(path)
+                if adapter.encoder is not None:
+                    check_restorable(path, header, adapter.encoder)
+                check_compatible(inversion, gen, "the inversion")
+            except StylebridgeError as exc:
+                reason = str(exc).removeprefix(f"{path}: ")
+        if reason is not None:
+            report.skip(path, reason)
+            continue
+        if pending and _layout(pending[0][1]) != _layout(inversion):
+            flush()
+        pending.append((path, inversion))
+        if len(pending) >= config.batch:
+            flush()
+    flush()
+    if progress is not None:
+        progress(total, total, description)
+    notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
+    summary: dict[str, Any] = {
+        "generator": str(job.generator_path), "encoder": job.encoder_spec,
+        "domains": {name: str(spec) for name, spec in zip(adapter.methods, config.methods,
+                                                          strict=True)},
+        "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
+        "strength": list(adapter.strengths), "featureshift": job.featureshift,
+        "precision": config.precision, "random_weights": bool(parts),
+        "random_inputs": job.random_inputs, "random_parts": parts,
+        "outputs": outputs, **report.as_dict()}
+    if notice:
+        summary["notice"] = notice
+    config.out.mkdir(parents=True, exist_ok=True)
+    write_json(config.out / "render.json", summary)
+    grid = None
+    if grid_rows:
+        domain_random = job.random_inputs["domains"]
+        labels = [INVERSION, *(f"{key} [{RANDOM_NOTICE}]" if domain_random[name] else key
+                               for key, (name, _) in adapter.outputs.items())]
+        grid = config.out / "grid.png"
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice))
+    return RenderResult(summary=summary, report=report, grid=grid,
+                        n_images=len(adapter.outputs) + 1)
+
+
+def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
+    """Two files whose outputs would have the same names: the second is skipped."""
+    stem = stem_of(path)
+    if stem in stems:
+        return f"output name {stem}_* is already used by {stems[stem]}"
+    stems[stem] = path
+    return None
+
+
+def render(config: RenderConfig, progress: ProgressCallback | None = None) -> RenderResult:
+    """:func:`prepare_render` then :func:`run_render`."""
+    return run_render(prepare_render(config), progress)
+
+
+__all__ = ["RenderConfig", "RenderJob", "RenderResult", "join_inversions", "latent_files",
+           "prepare_render", "render", "run_render", "stem_of"]

@@ -1,0 +1,158 @@
+# ruff: noqa: F811  (the `files` / `registered` fixtures of test_batch_resume / test_adapt_random)
+"""``stylebridge render``: inversions saved by ``adapt``/``invert --save-latents`` rendered
+through domains without the photos; what adapt renders from the photo, render renders from
+the file (StyleRes's residual included), and bad files are skipped and reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import test_adapt as ta
+import test_encoders_irse as ti
+import torch
+from PIL import Image
+from test_adapt_random import registered  # noqa: F401  (the fixture)
+from test_batch_resume import files  # noqa: F401  (the fixture)
+
+from stylebridge.cli.main import main
+from stylebridge.core.images import load_image
+from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.render import RenderConfig, prepare_render
+from stylebridge.plugins.converters.styleres import StyleResConverter
+from stylebridge.plugins.domains.stylespace import StyleSpace
+
+STEMS = ("a", "b", "c", "d", "e", "f", "g")
+
+
+def _png(path: Path) -> np.ndarray:
+    return (load_image(path).numpy() * 255).round().astype(int)
+
+
+def _same_pictures(a: Path, b: Path) -> None:
+    """The same render, up to one 8-bit level (batches of another size)."""
+    assert np.abs(_png(a) - _png(b)).max() <= 1
+
+
+def test_render_draws_more_domains_from_saved_latents_without_the_encoder(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        registered: None) -> None:
+    adapted, rendered = tmp_path / "adapted", tmp_path / "rendered"
+    assert main(["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+                 "-m", str(files["pixar"]), "-m", str(files["joker"]), "--no-align",
+                 "--device", "cpu", "--save-latents", "--strength", "1,0.5",
+                 str(files["photos"]), "--out", str(adapted)]) == 3  # broken.png
+    capsys.readouterr()
+    ta.TinyEncoder.images_seen = 0
+    # the generator is the one the files record; joker only now, pixar again
+    assert main(["render", str(adapted), "-m", str(files["joker"]), "-m",
+                 str(files["pixar"]), "--strength", "1,0.5", "--device", "cpu",
+                 "--batch", "3", "--out", str(rendered)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "wrote 7 inversion(s) × 5 images and grid.png" in said
+    assert ta.TinyEncoder.images_seen == 0  # no photo was encoded (nor the encoder loaded)
+    for stem in STEMS:
+        for key in ("inversion", "pixar", "joker", "pixar@0.5", "joker@0.5"):
+            _same_pictures(rendered / f"{stem}_{key}.png", adapted / f"{stem}_{key}.png")
+    summary = json.loads((rendered / "render.json").read_text())
+    assert summary["generator"] == str(files["gen"]) and summary["encoder"] is None
+    assert list(summary["domains"]) == ["joker", "pixar"] and summary["skipped"] == []
+    assert summary["outputs"][str(adapted / "a_inversion.safetensors")]["joker"] == "a_joker.png"
+    assert summary["random_weights"] is False
+    grid = load_image(rendered / "grid.png")
+    assert grid.shape[-1] == 5 * ta.SIZE + 6 * 2  # inversion | 4 domain outputs
+
+
+def test_render_skips_and_reports_bad_files(files: dict[str, Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str],
+                                            registered: None) -> None:
+    inverted, other = tmp_path / "inverted", tmp_path / "other"
+    assert main(["invert", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+                 "--no-align", "--device", "cpu", "--save-latents", str(files["photos"]),
+                 "--out", str(inverted)]) == 3
+    other.mkdir()
+    (other / "a_inversion.safetensors").write_bytes(
+        (inverted / "a_inversion.safetensors").read_bytes())  # the same stem again
+    (other / "junk_inversion.safetensors").write_text("not a checkpoint")
+    big = ta.tiny_generator(seed=1, size=64, style_dim=ta.SD)
+    save_stylegan2(other / "big_inversion.safetensors", big)  # a generator, not an inversion
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["render", str(inverted / "a_inversion.safetensors"), str(other),
+                 "-m", str(files["pixar"]), "--device", "cpu", "--out", str(out)]) == 3
+    skipped = {Path(s["file"]).name + "@" + Path(s["file"]).parent.name: s["reason"]
+               for s in json.loads((out / "render.json").read_text())["skipped"]}
+    assert skipped["a_inversion.safetensors@other"] == (
+        f"output name a_* is already used by {inverted / 'a_inversion.safetensors'}")
+    assert "not an inversion" in skipped["big_inversion.safetensors@other"]
+    assert "junk_inversion.safetensors@other" in skipped
+    assert (out / "a_pixar.png").is_file()
+    # a generator the inversions do not fit: every file skipped, named
+    bigfile = save_stylegan2(tmp_path / "big.safetensors", big)
+    assert main(["render", str(inverted), "-m", str(files["pixar"]), "-g", str(bigfile),
+                 "--device", "cpu", "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr()
+    assert "Traceback" not in err.err
+    # nothing to render at all: one line
+    assert main(["render", str(files["photos"]), "-m", str(files["pixar"]),
+                 "--device", "cpu"]) == 2
+    assert "no inversion files in" in capsys.readouterr().err
+
+
+def test_render_refuses_a_featureshift_trained_with_another_guide(
+        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+    import test_featureshift as tfs
+
+    from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
+
+    model = FeatureShift(feature_channels=tfs.FEAT[0], hidden=8, layer=tfs.LAYER)
+    path = save_featureshift(tmp_path / "fs.safetensors", model,
+                             extra={"sources": {"guide": "e4e:e4e.safetensors"}})
+    adapted = tmp_path / "adapted"
+    assert main(["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+                 "-m", str(files["pixar"]), "--no-align", "--device", "cpu", "--save-latents",
+                 str(files["photos"] / "a.png"), "--out", str(adapted)]) == 0
+    with pytest.raises(StylebridgeError, match=r"trained with the latents of guide encoder "
+                                               r"e4e:e4e\.safetensors"):
+        prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
+                                    out=tmp_path / "o", featureshift=path, device="cpu"))
+
+
+def test_render_rebuilds_styleres_from_its_own_encoder(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """adapt with StyleRes, then render: the encoder is loaded from the spec the files
+    recorded and rebuilds the gated residual; the domain picture is adapt's."""
+    monkeypatch.setattr(ti.StyleResEncoder, "_licence_noted", False)  # said once a process
+    src, _ = ti._styleres_file(tmp_path)
+    enc, gen_file = tmp_path / "styleres.safetensors", tmp_path / "gen.safetensors"
+    StyleResConverter().convert(src, enc, generator=str(gen_file))
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+
+    gen = load_stylegan2(gen_file).generator
+    domain = StyleSpace(size=gen.size, style_dim=gen.style_dim,
+                        channels={str(r): c for r, c in gen.cfg.channels.items()})
+    with torch.no_grad():
+        for offset in domain.offsets.values():
+            offset.add_(0.3)
+    pixar = domain.save(tmp_path / "pixar.safetensors")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray((ti._images(1, 32, seed=i)[0].permute(1, 2, 0).numpy() * 255)
+                           .astype(np.uint8)).save(photos / f"p{i}.png")
+    adapted, rendered = tmp_path / "adapted", tmp_path / "rendered"
+    with pytest.warns(ti.StyleResLicenceWarning, match="non-commercial"):  # said on loading
+        assert main(["adapt", "-e", f"styleres:{enc}", "-g", str(gen_file), "-m", str(pixar),
+                     "--no-align", "--device", "cpu", "--save-latents", str(photos),
+                     "--out", str(adapted)]) == 0
+        assert main(["render", str(adapted), "-m", str(pixar), "--device", "cpu",
+                     "--out", str(rendered)]) == 0
+    assert json.loads((rendered / "render.json").read_text())["encoder"] == f"styleres:{enc}"
+    for i in range(3):
+        for key in ("inversion", "pixar"):
+            _same_pictures(rendered / f"p{i}_{key}.png", adapted / f"p{i}_{key}.png")
+    capsys.readouterr()
