@@ -102,7 +102,7 @@ def test_render_skips_and_reports_bad_files(files: dict[str, Path], tmp_path: Pa
     assert "no inversion files in" in capsys.readouterr().err
 
 
-def test_render_refuses_a_featureshift_trained_with_another_guide(
+def test_render_featureshift_needs_its_guide_and_feature(
         files: dict[str, Path], tmp_path: Path, registered: None) -> None:
     import test_featureshift as tfs
 
@@ -119,6 +119,15 @@ def test_render_refuses_a_featureshift_trained_with_another_guide(
                                                r"e4e:e4e\.safetensors"):
         prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
                                     out=tmp_path / "o", featureshift=path, device="cpu"))
+    # a model trained on the latents themselves: an inversion without the feature it shifts
+    # (the tiny encoder gives w+ only) is skipped, named
+    own = save_featureshift(tmp_path / "own.safetensors", model)
+    out = tmp_path / "o2"
+    assert main(["render", str(adapted), "-m", str(files["pixar"]), "--featureshift", str(own),
+                 "--device", "cpu", "--out", str(out)]) == 2
+    skipped = json.loads((out / "render.json").read_text())["skipped"]
+    assert skipped[0]["reason"] == (f"holds no encoder feature at activation {tfs.LAYER}, which "
+                                    "--featureshift shifts (save it from fse in mode=features)")
 
 
 def test_render_rebuilds_styleres_from_its_own_encoder(tmp_path: Path,

@@ -300,6 +300,11 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
                 if adapter.encoder is not None:
                     check_restorable(path, header, adapter.encoder)
                 check_compatible(inversion, gen, "the inversion")
+                if job.featureshift is not None and \
+                        job.featureshift["layer"] not in inversion.features:
+                    raise StylebridgeError(
+                        f"holds no encoder feature at activation {job.featureshift['layer']}, "
+                        "which --featureshift shifts (save it from fse in mode=features)")
             except StylebridgeError as exc:
                 reason = str(exc).removeprefix(f"{path}: ")
         if reason is not None:
