@@ -68,6 +68,7 @@ def test_render_draws_more_domains_from_saved_latents_without_the_encoder(
 
 def test_render_skips_and_reports_bad_files(files: dict[str, Path], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch,
                                             registered: None) -> None:
     inverted, other = tmp_path / "inverted", tmp_path / "other"
     assert main(["invert", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
@@ -100,6 +101,16 @@ def test_render_skips_and_reports_bad_files(files: dict[str, Path], tmp_path: Pa
     assert main(["render", str(files["photos"]), "-m", str(files["pixar"]),
                  "--device", "cpu"]) == 2
     assert "no inversion files in" in capsys.readouterr().err
+    # the generator the files record is gone, and none is installed: both said in one line
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    files["gen"].rename(tmp_path / "moved.safetensors")
+    assert main(["render", str(inverted), "-m", str(files["pixar"]), "--device", "cpu",
+                 "--out", str(tmp_path / "o3")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: the inversions record generator {files['gen']}, which is "
+                          "not there: rendering with the installed FFHQ generator (--generator "
+                          "chooses another); official weights are not installed: "
+                          "stylegan2-ffhq-1024")
 
 
 def test_render_featureshift_needs_its_guide_and_feature(

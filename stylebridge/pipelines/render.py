@@ -127,6 +127,7 @@ class RenderJob:
     encoder_spec: str | None
     featureshift: dict[str, Any] | None = None
     featureshift_random: bool = False
+    notes: list[str] = field(default_factory=list)  # what the caller should say first
 
     @property
     def random_inputs(self) -> dict[str, Any]:
@@ -182,12 +183,19 @@ def _headers(paths: Sequence[Path]) -> tuple[dict[Path, CheckpointHeader], dict[
     return headers, unreadable
 
 
-def _default_generator(headers: dict[Path, CheckpointHeader]) -> str:
+def _default_generator(headers: dict[Path, CheckpointHeader]) -> tuple[str, list[str]]:
+    """The first generator file the inversions record that exists, else the installed one
+    (``stylegan2``), with a note naming the recorded files that are gone."""
+    gone: list[str] = []
     for header in headers.values():
         recorded = str(header.config.get("generator") or "")
         if recorded and Path(recorded).is_file():
-            return recorded
-    return "stylegan2"
+            return recorded, []
+        if recorded and recorded not in gone:
+            gone.append(recorded)
+    notes = [f"the inversions record generator {gone[0]}, which is not there: rendering with "
+             "the installed FFHQ generator (--generator chooses another)"] if gone else []
+    return "stylegan2", notes
 
 
 def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_weights
@@ -204,7 +212,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     if not headers:
         first = next(iter(unreadable.items()))
         raise StylebridgeError(f"no readable inversion file ({first[0]}: {first[1]})")
-    generator = config.generator or _default_generator(headers)
+    generator, notes = (config.generator, []) if config.generator else _default_generator(headers)
     needing = [h for h in headers.values() if h.config.get("modifiers")]
     encoder_spec = config.encoder or (str(needing[0].config.get("encoder") or needing[0].plugin)
                                       if needing else None)
@@ -214,7 +222,10 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     requests += [("domain_method", str(m), "--method") for m in config.methods]
     if config.calibrate:
         requests.append(("calibrator", config.calibrate, "--calibrate"))
-    ensure_weights(requests)
+    try:
+        ensure_weights(requests)
+    except StylebridgeError as exc:
+        raise StylebridgeError("; ".join([*notes, str(exc)])) from None
     gen = open_generator(generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile)
@@ -239,7 +250,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     return RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
                      adapter=adapter, generator_path=generator_file(gen),
                      encoder_spec=encoder_spec, featureshift=fs_info,
-                     featureshift_random=fs_random)
+                     featureshift_random=fs_random, notes=notes)
 
 
 def join_inversions(items: Sequence[Inversion]) -> Inversion:

@@ -73,6 +73,8 @@ class RenderCommand(Command):
                               batch=args.batch, device=args.device, compile=args.compile,
                               precision=args.precision)
         job = prepare_render(config, lambda requests: ensure_weights(args, requests, console))
+        for note in job.notes:
+            console.print(f"[yellow]{escape(note)}[/yellow]")
         encoder = job.adapter.encoder
         print_random_notices(console, job.random_inputs,
                              encoder=encoder.name if encoder is not None else "",
