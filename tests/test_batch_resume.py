@@ -273,6 +273,21 @@ def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
         capsys.readouterr().out.split())
 
 
+def test_a_run_into_the_default_folder_names_an_interrupted_one_it_does_not_continue(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = _adapt_argv(files, tmp_path)[:-2]  # no --out: ./adapted, then ./adapted-2
+    said = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    assert "--resume --out adapted" in said
+    assert main(argv) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert ("adapted holds an interrupted adapt run; this one writes to adapted-2 (`--resume "
+            "--out adapted` continues it instead)") in said
+    assert (tmp_path / "adapted-2" / "grid.png").is_file()
+    assert (tmp_path / "adapted" / JOURNAL_DIR).is_dir()  # left for --resume
+
+
 # ---------------------------------------------------------------------------------------------
 # Metric state
 

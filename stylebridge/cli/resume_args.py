@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from stylebridge.cli.common import out_dir
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.resume import Journal, resume_hint
+from stylebridge.pipelines.resume import Journal, interrupted_run, resume_hint
 
 
 def add_resume_argument(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +25,24 @@ def add_resume_argument(parser: argparse.ArgumentParser) -> None:
                              "--batch/--device/--compile may change")
 
 
-def resume_out(args: argparse.Namespace, default: str) -> Path:
-    """The output folder: ``--out``, which ``--resume`` needs, else a fresh ``default``."""
+def resume_out(args: argparse.Namespace, default: str, console: Console | None = None,
+               command: str = "") -> Path:
+    """The output folder: ``--out``, which ``--resume`` needs, else a fresh ``default``
+    (``default-2``...).  Then, on ``console``, a line for each earlier default folder that
+    holds an interrupted ``command`` run: the new run does not continue it, ``--resume``
+    does."""
     if args.resume and args.out is None:
         raise StylebridgeError("--resume continues a folder: give it as --out DIR")
-    return out_dir(args.out, default)
+    out = out_dir(args.out, default)
+    if args.out is None and console is not None:
+        k = 1
+        while (folder := Path(default if k == 1 else f"{default}-{k}")) != out:
+            if interrupted_run(folder) == command:
+                console.print(f"[yellow]{escape(str(folder))} holds an interrupted {command} "
+                              "run; this one writes to " + escape(str(out)) + " (`--resume "
+                              f"--out {escape(str(folder))}` continues it instead)[/yellow]")
+            k += 1
+    return out
 
 
 @contextmanager

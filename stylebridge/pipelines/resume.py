@@ -334,11 +334,20 @@ def _digest(inputs: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(inputs).encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def interrupted_run(out: Path) -> str | None:
+    """The command of the interrupted run whose journal ``out`` holds (``None``: none)."""
+    try:
+        state = json.loads((Path(out) / JOURNAL_DIR / STATE_FILE).read_text(encoding="utf-8"))
+        return str(state["command"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def resume_hint(command: str, out: Path) -> str:
     """What to run after an interrupted batch run."""
     return (f"the photos of every finished batch are kept in {out}: continue with "
             f"`stylebridge {command} ... --resume --out {out}` (the same options)")
 
 
-__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "file_identity", "model_setting",
-           "random_metrics", "resume_hint"]
+__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "file_identity",
+           "interrupted_run", "model_setting", "random_metrics", "resume_hint"]

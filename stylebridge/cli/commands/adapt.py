@@ -122,7 +122,7 @@ class AdaptCommand(Command):
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        out = resume_out(args, "adapted")
+        out = resume_out(args, "adapted", console, "adapt")
         config = AdaptConfig(**photo_options(args), encoder=args.encoder,
                              generator=args.generator, methods=args.method, out=out,
                              calibrate=args.calibrate, skip_layers=args.skip_layers,

@@ -55,7 +55,7 @@ class InvertCommand(Command):
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        out = resume_out(args, "inverted")
+        out = resume_out(args, "inverted", console, "invert")
         config = InvertConfig(**photo_options(args), encoder=args.encoder,
                               generator=args.generator, out=out,
                               save_latents=args.save_latents, compile=args.compile,
