@@ -89,7 +89,7 @@ def _shown(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def _differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
     """The first option whose value differs, said in a few words (``None``: all the same)."""
     for key in dict.fromkeys([*then, *now]):
         a, b = then.get(key), now.get(key)
@@ -97,10 +97,10 @@ def _differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
             continue
         if (isinstance(a, Mapping) and isinstance(b, Mapping) and a.get("path")
                 and a.get("path") == b.get("path")):
-            return f"{key} {b['path']} has changed since (size or modification time)"
+            return f"{key} {b['path']} has changed since the interrupted run"
         if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
                 and [_shown(x) for x in a] == [_shown(x) for x in b]):
-            return f"{key}: a file of {_shown(b)} has changed since (size or modification time)"
+            return f"{key}: a file of {_shown(b)} has changed since the interrupted run"
         return f"{key} differs ({_shown(a)} then, {_shown(b)} now)"
     return None
 
@@ -233,7 +233,7 @@ class Journal:
                 f"--resume: the interrupted run in {where} read other photos ({n_inputs} "
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same IMAGES, "
                 "or another --out to start a new run")
-        why = _differs(settings, self.settings)
+        why = differs(settings, self.settings)
         if why is not None:
             raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
                                    "in " + f"{where}, or another --out to start a new run")
@@ -349,5 +349,5 @@ def resume_hint(command: str, out: Path) -> str:
             f"`stylebridge {command} ... --resume --out {out}` (the same options)")
 
 
-__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "file_identity",
+__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "differs", "file_identity",
            "interrupted_run", "model_setting", "random_metrics", "resume_hint"]

@@ -37,6 +37,8 @@ from stylebridge.pipelines.reproduce import (
     run_thesis_tables,
     table_layouts,
 )
+from stylebridge.pipelines.reproduce.journal import ROWS_FILE
+from stylebridge.pipelines.resume import JOURNAL_DIR
 from stylebridge.registry import hookimpl
 
 #: ``stylebridge reproduce TARGET``.
@@ -125,6 +127,9 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
     parser.add_argument("--out", type=Path, default=Path("thesis-tables"), metavar="DIR",
                         help="output folder (default ./thesis-tables)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows an interrupted run into --out finished (same options "
+                             "and input files; --batch/--device may change)")
     add_device_argument(parser)
 
 
@@ -140,7 +145,8 @@ def thesis_tables_config(args: argparse.Namespace) -> ThesisTablesConfig:
         seed=args.seed, batch=args.batch, out=args.out, device=args.device,
         quality_target=list(args.quality_target), group_gap_row=args.group_gap_row,
         group_thresholds=None if args.group_thresholds is None else tuple(args.group_thresholds),
-        methods=args.methods, methods_row=args.methods_row, method_steps=args.method_steps)
+        methods=args.methods, methods_row=args.methods_row, method_steps=args.method_steps,
+        resume=args.resume)
 
 
 class _Display:
@@ -163,6 +169,10 @@ class _Display:
             console.print(f"training {escape(event.label)} domains (--methods recipe)")
         elif event.kind == "random":
             console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
+        elif event.kind == "notice":
+            console.print(f"[yellow]{escape(event.label)}[/yellow]")
+        elif event.kind == "row-kept":
+            console.print(f"row {escape(event.label)}: kept from the interrupted run")
         elif event.kind == "clips":
             self.status = console.status("loading the CLIP models")
             self.status.start()
@@ -213,6 +223,13 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
     except NoUsableInputs as exc:
         display.close()
         print_batch_report(console, exc.report)
+        raise
+    except (KeyboardInterrupt, MemoryError, OSError):
+        display.close()
+        if (args.out / JOURNAL_DIR / ROWS_FILE).is_file():
+            console.print(f"[yellow]the finished rows are kept in {escape(str(args.out))}: "
+                          "continue with `stylebridge reproduce thesis-tables ... --resume` "
+                          "(the same options)[/yellow]")
         raise
     finally:
         display.close()

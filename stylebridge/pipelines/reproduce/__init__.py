@@ -39,7 +39,8 @@ A row whose weights are missing is skipped with a note, or, with ``--allow-rando
 computed on random weights of the official architecture (sized to the generator) and
 labelled.  ``--e4e`` / ``--fse`` default to the weights installed by ``stylebridge
 weights``.  Photos (``--images``) must be aligned faces (``stylebridge align``), as FFHQ;
-unreadable files are skipped and reported (exit 3).
+unreadable files are skipped and reported (exit 3).  A run that is interrupted keeps the rows it
+finished: ``--resume`` computes the others (:mod:`.journal`).
 
 Domains (``--domains DIR|FILE ...``): stylebridge domain checkpoints (kind
 ``domain_method``, e.g. SimilarDomains StyleSpace files converted with ``stylebridge

@@ -51,6 +51,7 @@ from stylebridge.pipelines.reproduce.groups import (
     pick_group_clip,
     table_values,
 )
+from stylebridge.pipelines.reproduce.journal import RowJournal, run_settings
 from stylebridge.pipelines.reproduce.methods import (
     DEFAULT_METHOD_STEPS,
     MAX_METHOD_STEPS,
@@ -111,6 +112,8 @@ class ThesisTablesConfig:
     methods_row: str | None = None
     #: training steps per domain of the methods' recipes (``--preset tiny``)
     method_steps: int = DEFAULT_METHOD_STEPS
+    #: keep the rows an interrupted run into ``out`` finished (:mod:`.journal`)
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,9 @@ class TablesProgress:
     network has random weights), ``"clips"`` / ``"clips-done"`` (loading the CLIP models),
     ``"row"`` (row ``label`` starts, ``total`` images), ``"advance"`` (``count`` more images of
     the current row), ``"row-done"`` (the current row ended: done, skipped or failed),
-    ``"train"`` (``--methods``: the recipe of method ``label`` starts training).
+    ``"train"`` (``--methods``: the recipe of method ``label`` starts training),
+    ``"row-kept"`` (row ``label`` is taken from the interrupted run, ``--resume``),
+    ``"notice"`` (a line to show, in ``label``).
     """
 
     kind: str
@@ -272,7 +277,14 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     check_config(config)
     assert config.images is not None and config.domains is not None
     assert config.generator is not None
+    if config.resume and train_methods:
+        raise StylebridgeError("--resume: the --methods recipes train their domains again in "
+                               "every run (seconds on the tiny preset); run without --resume")
     device = resolve_device(config.device)
+    journal = RowJournal.open(config.out, run_settings(config), resume=config.resume,
+                              how={"--batch": config.batch, "--device": str(device)})
+    for notice in journal.notices:
+        emit("notice", label=notice)
     notes: list[str] = []
     register_clip_configs(config.clip_config)
     clips = resolve_clips(config.clip or list(DEFAULT_CLIPS),
@@ -323,8 +335,15 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     rows: list[dict[str, Any]] = []
     failed = False
     for spec in ROWS:
+        if spec.key in journal.kept:  # finished by the interrupted run (--resume)
+            kept_row, kept_notes = journal.kept[spec.key]
+            rows.append(kept_row)
+            notes.extend(kept_notes)
+            emit("row-kept", label=spec.label)
+            continue
         row: dict[str, Any] = {"key": spec.key, "label": spec.label}
         rows.append(row)
+        notes_before = len(notes)
         emit("row", label=spec.label, total=n_samples if spec.key == "orig" else len(photos))
         setup = None
         try:
@@ -368,6 +387,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         row.update(status="done", random_weights=row_random or shared_random,
                    sources=setup.sources, mean=aggregate(per_domain, domains),
                    per_domain=per_domain)
+        journal.record(row, notes[notes_before:])
         del setup
 
     targets = parse_quality_targets(config.quality_target)
@@ -422,6 +442,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     write_json(config.out / JSON_FILE, data)
     with atomic_path(config.out / MARKDOWN_FILE) as tmp:
         tmp.write_text(render_markdown(data), encoding="utf-8")
+    journal.finish()
     return ThesisTablesResult(data=data, report=report, failed=failed,
                               json_path=config.out / JSON_FILE,
                               markdown_path=config.out / MARKDOWN_FILE)
