@@ -204,6 +204,19 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
         expected = encoder.encode(x).w_plus
     latents = load_file(result.latents_path)
     assert latents["w_plus"].shape == expected.shape
+    # the latents are the inversion file invert/adapt --save-latents write (what
+    # `stylebridge render` takes), named by the photo; rendered, they give the run's inversion
+    from stylebridge.core.images import from_generator_range
+    from stylebridge.core.synthesis import synthesize
+    from stylebridge.pipelines.inversion_file import load_inversion
+
+    assert result.latents_path.name == f"{Path(photo.name).stem}_inversion.safetensors"
+    inversion, header = load_inversion(result.latents_path)
+    assert (header.kind, header.plugin, header.config["encoder"]) == ("inversion", "e4e", "e4e")
+    assert Path(header.config["generator"]).is_file() and header.extra["random_weights"]
+    with torch.no_grad():
+        again = from_generator_range(synthesize(backend.generator, inversion))[0]
+    assert torch.allclose(again, result.images["inversion"], atol=1e-5)
     # the grid: 4 columns of 128 px tiles (64 px enlarged twice) with 2 px gaps
     assert result.grid.shape[-1] == 4 * 128 + 5 * 2
 

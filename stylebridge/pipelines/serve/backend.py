@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
@@ -56,6 +55,7 @@ from stylebridge.pipelines.demo import (
     photo_metrics,
     random_domains,
 )
+from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
 from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry import get_registry
@@ -477,8 +477,8 @@ class ServeBackend:
             enc_size = int(encoder.preprocessing.size or gen.size)
             x = resize_square(photo.aligned, enc_size)[None]
             progress(0.3, f"inverting and adapting to {len(methods)} domain(s)")
-            outputs = {k: v[0].cpu() for k, v in adapter.run(x).items()}
-            inversion = adapter.encode(x)
+            inversion, rendered = adapter.invert_and_render(x)  # the photo encoded once
+            outputs = {k: v[0].cpu() for k, v in rendered.items()}
             progress(0.7, "metrics")
             target = torch.nn.functional.interpolate(photo.aligned[None], size=(gen.size,) * 2,
                                                      mode="area")[0]
@@ -502,15 +502,13 @@ class ServeBackend:
             for key, image in {"aligned": photo.aligned, **outputs}.items():
                 png = save_png(out / f"{_safe(key)}.png", image)
                 zf.write(png, png.name)
-        latents_path = out / "latents.safetensors"
-        tensors = {"w_plus": inversion.w_plus.detach().cpu().contiguous()}
-        tensors.update({f"features.{k}": v.detach().cpu().contiguous()
-                        for k, v in (inversion.features or {}).items()})
-        with atomic_path(latents_path) as tmp:
-            save_file(tensors, str(tmp), metadata={
-                "encoder": request.encoder, "photo": photo.name,
-                "calibrated": str(bool(request.alpha)).lower(),
-                "random_weights": str(bool(parts)).lower()})
+        # the inversion file invert/adapt --save-latents write: `stylebridge render` takes it
+        latents_path = save_inversion(
+            out / f"{_safe(Path(photo.name).stem)}{LATENTS_SUFFIX}", inversion.detach().to("cpu"),
+            encoder=encoder.name or request.encoder, encoder_spec=request.encoder,
+            generator=self._generator_path(), modifiers=sorted(inversion.modifiers),
+            extra={"source": photo.name, "aligned": True, "align_size": ALIGN_SIZE,
+                   "random_weights": bool(parts)})
         write_json(out / "run.json", {"photo": photo.name, "encoder": request.encoder,
                                       "domains": list(methods), "skip_layers": skip,
                                       "strength": request.strength,
