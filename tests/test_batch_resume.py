@@ -223,7 +223,7 @@ def test_resume_refuses_another_run_naming_what_differs(
     os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns))
     # another photo list
     Image.new("RGB", (20, 24)).save(files["photos"] / "h.png")
-    assert (f"read other photos (8 then, 9 now; new: {files['photos'] / 'h.png'})"
+    assert (f"had other photos (8 then, 9 now; new: {files['photos'] / 'h.png'})"
             in refused(argv))
     (files["photos"] / "h.png").unlink()
     assert "--resume continues a folder: give it as --out DIR" in refused([*argv[:-3], "--resume"])
@@ -286,6 +286,29 @@ def test_a_run_into_the_default_folder_names_an_interrupted_one_it_does_not_cont
             "--out adapted` continues it instead)") in said
     assert (tmp_path / "adapted-2" / "grid.png").is_file()
     assert (tmp_path / "adapted" / JOURNAL_DIR).is_dir()  # left for --resume
+
+
+def test_generate_resumed_writes_what_an_uninterrupted_run_writes(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from stylebridge.pipelines import generate as generate_module
+
+    def argv(out: Path, *extra: str) -> list[str]:
+        return ["generate", "-g", str(files["gen"]), "-m", str(files["pixar"]), "--seeds",
+                "0-9", "--batch", "3", "--noise", "random", "--device", "cpu", "--compile",
+                "off", "--out", str(out), *extra]
+
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(argv(ref)) == 0
+    # 2 PNGs a seed (sample, pixar), 3 seeds a batch: the 8th PNG is in the second batch
+    said = _interrupted(monkeypatch, capsys, generate_module, argv(out), 8)
+    assert f"--resume --out {out}" in said
+    assert _journal(out)["done"] == 3
+    assert main(argv(out, "--truncation", "0.5", "--resume")) == 2
+    assert "--resume: --truncation differs (1.0 then, 0.5 now)" in capsys.readouterr().err
+    assert main(argv(out, "--resume")) == 0
+    assert "3 seed(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert _files(out) == _files(ref)  # every sample, grid.png, generate.json
 
 
 # ---------------------------------------------------------------------------------------------

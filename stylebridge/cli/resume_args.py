@@ -1,4 +1,4 @@
-"""``--resume`` of the photo batch commands (``adapt``, ``invert``): the option, its output
+"""``--resume`` of the batch commands (``adapt``, ``invert``, ``generate``): the option, its output
 folder, and what the terminal says around a resumable run
 (:mod:`stylebridge.pipelines.resume`)."""
 
@@ -17,12 +17,13 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.resume import Journal, interrupted_run, resume_hint
 
 
-def add_resume_argument(parser: argparse.ArgumentParser) -> None:
+def add_resume_argument(parser: argparse.ArgumentParser, inputs: str = "photos") -> None:
+    what = ("the metrics, report and grid come out as one uninterrupted run's"
+            if inputs == "photos" else "the grid comes out as one uninterrupted run's")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in --out DIR (same images and "
-                             "options): photos of its finished batches are kept, and the "
-                             "metrics, report and grid come out as one uninterrupted run's; "
-                             "--batch/--device/--compile may change")
+                        help=f"continue the interrupted run in --out DIR (same {inputs} and "
+                             f"options): the {inputs} of its finished batches are kept, and "
+                             f"{what}; --batch/--device/--compile may change")
 
 
 def resume_out(args: argparse.Namespace, default: str, console: Console | None = None,
@@ -49,17 +50,18 @@ def resume_out(args: argparse.Namespace, default: str, console: Console | None =
 def resumable(console: Console, journal: Journal | None, command: str, out: Path
               ) -> Iterator[None]:
     """Say what the journal found before the run (a resumed run, a replaced one), and after
-    an interruption (Ctrl-C, a full disk, out of memory) how to continue it."""
+    an interruption (Ctrl-C, a full disk, out of memory) how to continue it (``journal``
+    ``None``: the run opens its own; the folder is looked at)."""
     if journal is not None:
         for notice in journal.notices:
             console.print(f"[yellow]{escape(notice)}[/yellow]")
         if journal.kept:
             console.print(f"continuing the interrupted run in {escape(str(out))}: "
-                          f"{journal.kept} photo(s) done before are kept")
+                          f"{journal.kept} {journal.unit}(s) done before are kept")
     try:
         yield
     except (KeyboardInterrupt, MemoryError, OSError):
-        if journal is not None and journal.saved:
+        if journal.saved if journal is not None else interrupted_run(out) == command:
             console.print(f"[yellow]{escape(resume_hint(command, out))}[/yellow]")
         raise
 

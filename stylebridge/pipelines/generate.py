@@ -27,7 +27,13 @@ from torch import Tensor
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import from_generator_range, labelled_grid, make_grid, save_png
+from stylebridge.core.images import (
+    from_generator_range,
+    labelled_grid,
+    load_image,
+    make_grid,
+    save_png,
+)
 from stylebridge.core.interfaces import Inversion
 from stylebridge.core.io import write_json
 from stylebridge.core.limits import MAX_BATCH, check_range
@@ -36,6 +42,8 @@ from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
 from stylebridge.pipelines.adapter import check_strengths, strength_outputs
+from stylebridge.pipelines.photos import weights_path
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.registry.resolve import load_generator
 
 _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
@@ -94,6 +102,7 @@ class GenerateConfig:
     precision: str = "fp32"
     methods: Sequence[str] = ()          # domains: each sample is also rendered through them
     strength: float | Sequence[float] = 1.0
+    resume: bool = False                 # keep the seeds an interrupted run into out finished
 
     def seed_list(self) -> list[int]:
         if isinstance(self.seeds, str):
@@ -130,9 +139,16 @@ class GenerateResult:
 
 
 def generate(config: GenerateConfig,
-             progress: Callable[[int, int | None, str], None] | None = None) -> GenerateResult:
+             progress: Callable[[int, int | None, str], None] | None = None,
+             notice: Callable[[str], None] | None = None) -> GenerateResult:
     """Sample every seed of ``config`` (and render it through every domain); write the PNGs,
-    ``grid.png`` and, with domains, ``generate.json``.  ``progress(done, total, text)``."""
+    ``grid.png`` and, with domains, ``generate.json``.  ``progress(done, total, text)``;
+    ``notice(line)``: what to say before the samples (an interrupted run continued with
+    ``resume``, or one that a fresh run replaces).
+
+    After each batch a journal in ``out`` (:mod:`stylebridge.pipelines.resume`) records the
+    seeds done and the grid's rows; ``resume`` keeps them and samples the others, and the
+    files come out as one uninterrupted run writes them.  The journal is removed at the end."""
     seeds = config.check()
     device = resolve_device(config.device)
     check_precision(config.precision, device)
@@ -148,14 +164,33 @@ def generate(config: GenerateConfig,
     noise_shapes = None
     if config.noise == "random":
         noise_shapes = gen.noise_shapes()
-    config.out.mkdir(parents=True, exist_ok=True)
-    files: dict[int, dict[str, Path]] = {}
-    rows: list[list[Tensor]] = []
+    journal = Journal.open(
+        config.out, "generate", unit="seed", inputs=[str(s) for s in seeds], metrics={},
+        resume=config.resume, how={"--batch": config.batch, "--device": str(device),
+                                   "--compile": config.compile},
+        settings={"--generator": file_identity(provenance.path),
+                  "--truncation": config.truncation, "--noise": config.noise,
+                  "--method": [model_setting(str(spec), weights_path(method)) for spec, method
+                               in zip(config.methods, domains.values(), strict=True)],
+                  "--strength": list(strengths), "--precision": config.precision},
+        drawn=[f"--method {n}" for n, m in domains.items()
+               if domain_random[n] and weights_path(m) is None])
     if progress is not None:
-        progress(0, len(seeds), "generating")
+        progress(len(journal.report.done), len(seeds), "generating")
+    for line in journal.notices + ([f"continuing the interrupted run in {config.out}: "
+                                    f"{journal.kept} seed(s) done before are kept"]
+                                   if journal.kept else []):
+        if notice is not None:
+            notice(line)
+    config.out.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in seeds if str(s) not in journal.handled]  # --resume: done seeds kept
+    files = {int(s): {k: config.out / name for k, name in f.items()}
+             for s, f in journal.records.items()}
+    # the grid's rows of kept seeds are their PNGs (exact: the grid is 8-bit too)
+    rows = [[load_image(p) for p in f.values()] for f in list(files.values())[:GRID_MAX_SAMPLES]]
     with torch.no_grad():
-        for i in range(0, len(seeds), config.batch):
-            chunk = seeds[i:i + config.batch]
+        for i in range(0, len(todo), config.batch):
+            chunk = todo[i:i + config.batch]
             drawn = [seed_inputs(s, gen.style_dim, noise_shapes) for s in chunk]
             z = torch.stack([d[0] for d in drawn]).to(device)
             noise = None
@@ -178,8 +213,11 @@ def generate(config: GenerateConfig,
                                                 batch[j])
                 if len(rows) < GRID_MAX_SAMPLES:  # the grid is a preview: memory stays flat
                     rows.append([batch[j] for batch in cpu.values()])
+                journal.report.ok(Path(str(seed)))
+                journal.records[str(seed)] = {k: p.name for k, p in files[seed].items()}
+            journal.save({})
             if progress is not None:
-                progress(min(i + config.batch, len(seeds)), len(seeds), "generating")
+                progress(len(journal.report.done), len(seeds), "generating")
     notice = None
     if parts == ["generator"]:
         notice = f"{RANDOM_NOTICE}: random-weight generator, not a trained model"
@@ -193,6 +231,7 @@ def generate(config: GenerateConfig,
             "noise": config.noise, "domains": dict(zip(domains, config.methods, strict=True)),
             "strength": list(strengths), "random_parts": parts, "notice": notice,
             "files": {str(s): {k: p.name for k, p in f.items()} for s, f in files.items()}})
+    journal.finish()
     return GenerateResult(files=files, grid=grid_path, outputs=[SOURCE, *outputs],
                           generator_path=provenance.path, random_inputs=random_inputs,
                           random_parts=parts, notice=notice)

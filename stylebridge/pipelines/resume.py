@@ -132,6 +132,7 @@ class Journal:
     kept: int = 0
     resumed: bool = False
     notices: list[str] = field(default_factory=list)
+    unit: str = "photo"  # what an input is, in messages ("seed" for generate)
     _rows_saved: int = 0
     _done_saved: int = 0
     _skipped_saved: int = 0
@@ -150,7 +151,7 @@ class Journal:
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def fresh(cls, out: Path, command: str, inputs: Sequence[Path]) -> Journal:
+    def fresh(cls, out: Path, command: str, inputs: Sequence[Path | str]) -> Journal:
         """A journal for a run that was not prepared with one (no settings to compare)."""
         return cls(folder=Path(out) / JOURNAL_DIR, command=command, settings={}, how={},
                    inputs=[str(p) for p in inputs])
@@ -168,8 +169,8 @@ class Journal:
 
     @classmethod
     def open(cls, out: Path, command: str, *, settings: Mapping[str, Any],
-             how: Mapping[str, Any], inputs: Sequence[Path], metrics: OutputMetrics,
-             resume: bool, drawn: Sequence[str] = ()) -> Journal:
+             how: Mapping[str, Any], inputs: Sequence[Path | str], metrics: OutputMetrics,
+             resume: bool, drawn: Sequence[str] = (), unit: str = "photo") -> Journal:
         """The journal of a run into ``out``: the interrupted run's with ``resume`` (its
         metric states loaded into ``metrics``), else a fresh one (an old journal there is
         replaced at the first save); one-line errors when the run in ``out`` is another one
@@ -178,32 +179,33 @@ class Journal:
         resume of such a run is refused."""
         folder = Path(out) / JOURNAL_DIR
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
-                      inputs=[str(p) for p in inputs])
+                      inputs=[str(p) for p in inputs], unit=unit)
         state_file = folder / STATE_FILE
         found = state_file.is_file()
         if not resume:
             if found:
                 journal.notices.append(
-                    f"{out} holds an interrupted {command} run ({cls._count_done(state_file)}); "
+                    f"{out} holds an interrupted {command} run "
+                    f"({cls._count_done(state_file, unit)}); "
                     "starting over (--resume continues it)")
             return journal
         if not found:
             journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
-                                   "starting from the first photo")
+                                   f"starting from the first {unit}")
             return journal
         if drawn:
             raise StylebridgeError(
                 f"--resume: {', '.join(drawn)} run(s) on random weights built without a "
-                "checkpoint file, which a new run may draw anew: the interrupted run's photos "
+                f"checkpoint file, which a new run may draw anew: the interrupted run's {unit}s "
                 "could come from other weights; run without --resume")
         journal._load(state_file, metrics)
         return journal
 
     @staticmethod
-    def _count_done(state_file: Path) -> str:
+    def _count_done(state_file: Path, unit: str) -> str:
         try:
             state = json.loads(state_file.read_text(encoding="utf-8"))
-            return f"{int(state['done'])} of {int(state['inputs']['count'])} photos done"
+            return f"{int(state['done'])} of {int(state['inputs']['count'])} {unit}s done"
         except (OSError, ValueError, KeyError, TypeError):
             return "its journal is unreadable"
 
@@ -230,7 +232,7 @@ class Journal:
                                    f"{self.command}; use another --out")
         if (n_inputs, digest) != (len(self.inputs), _digest(self.inputs)):
             raise StylebridgeError(
-                f"--resume: the interrupted run in {where} read other photos ({n_inputs} "
+                f"--resume: the interrupted run in {where} had other {self.unit}s ({n_inputs} "
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same IMAGES, "
                 "or another --out to start a new run")
         why = differs(settings, self.settings)
@@ -264,7 +266,7 @@ class Journal:
             self.notices.append(
                 "--resume: " + ", ".join(f"{k} {_shown(self.how.get(k))} (was "
                                          f"{_shown(how.get(k))})" for k in changed)
-                + ": the remaining photos' values agree with an uninterrupted run's within "
+                + f": the remaining {self.unit}s' values agree with an uninterrupted run's within "
                 "floating-point rounding, not bit for bit")
 
     def _first_change(self) -> str:
@@ -345,7 +347,7 @@ def interrupted_run(out: Path) -> str | None:
 
 def resume_hint(command: str, out: Path) -> str:
     """What to run after an interrupted batch run."""
-    return (f"the photos of every finished batch are kept in {out}: continue with "
+    return (f"the outputs of every finished batch are kept in {out}: continue with "
             f"`stylebridge {command} ... --resume --out {out}` (the same options)")
 
 

@@ -18,9 +18,9 @@ from stylebridge.cli.common import (
     add_precision_argument,
     finite_float,
     finite_floats,
-    out_dir,
 )
 from stylebridge.cli.options import print_random_notices, progress_bar
+from stylebridge.cli.resume_args import add_resume_argument, resumable, resume_out
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH
 from stylebridge.pipelines.adapter import MAX_STRENGTH
@@ -55,18 +55,23 @@ class GenerateCommand(Command):
         parser.add_argument("--batch", type=int, default=4,
                             help=f"images per forward pass (default 4, at most {MAX_BATCH})")
         add_out_argument(parser, "samples")
+        add_resume_argument(parser, "seeds")
         add_device_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         config = GenerateConfig(
-            generator=args.generator, out=out_dir(args.out, "samples"), seeds=args.seeds,
-            truncation=args.truncation, noise=args.noise, batch=args.batch, device=args.device,
-            compile=args.compile, precision=args.precision, methods=list(args.method),
-            strength=args.strength)
-        with progress_bar(console) as progress:
-            result = generate(config, progress)
+            generator=args.generator, out=resume_out(args, "samples", console, "generate"),
+            seeds=args.seeds, truncation=args.truncation, noise=args.noise, batch=args.batch,
+            device=args.device, compile=args.compile, precision=args.precision,
+            methods=list(args.method), strength=args.strength, resume=args.resume)
+
+        def notice(line: str) -> None:
+            console.print(f"[yellow]{escape(line)}[/yellow]")
+
+        with resumable(console, None, "generate", config.out), progress_bar(console) as progress:
+            result = generate(config, progress, notice)
         print_random_notices(console, result.random_inputs, generator=result.generator_path)
         n = sum(len(f) for f in result.files.values())
         console.print(f"[green]wrote[/green] {n} images and grid.png to "
