@@ -477,6 +477,16 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             assert [row[0] for row in cells] == ["inversion", *DOMAINS]
             assert all(math.isfinite(float(row[1])) for row in cells)  # the mse column
             assert page.locator("#download-images").is_visible()
+            # the latents download is the inversion file `stylebridge render` takes
+            with page.expect_download(timeout=30_000) as download:
+                page.click("#download-latents")
+            assert download.value.suggested_filename == "astronaut_inversion.safetensors"
+            saved = tmp_path / download.value.suggested_filename
+            download.value.save_as(saved)
+            from stylebridge.pipelines.inversion_file import load_inversion
+
+            inversion, header = load_inversion(saved)
+            assert header.plugin == "e4e" and inversion.w_plus.shape[0] == 1
             # the preset's blobs hold no face (the backend test checks that with the
             # detector): the note under the table says the ID compared whole images
             notes = page.inner_text("#metric-notes").splitlines()
