@@ -262,6 +262,14 @@ def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
         capsys: pytest.CaptureFixture[str], registered: None) -> None:
     out = tmp_path / "out"
     _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
+    # a fresh run that is itself cut short in its first batch has overwritten a kept photo:
+    # the old journal is gone as soon as it writes, so no --resume takes that photo as kept
+    other = [a if a != str(files["joker"]) else str(files["pixar"])
+             for a in _adapt_argv(files, out)]
+    said = _interrupted(monkeypatch, capsys, adapt_module, other, 2)
+    assert "holds an interrupted adapt run (2 of 8 photos done); starting over" in said
+    assert not (out / JOURNAL_DIR).exists()
+    _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
     ta.TinyEncoder.images_seen = 0
     assert main(_adapt_argv(files, out)) == 3
     said = " ".join(capsys.readouterr().out.split())

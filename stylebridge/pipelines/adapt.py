@@ -416,6 +416,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         inversion, images = adapter.invert_and_render(torch.stack(chunk.inputs))
         rendered = {k: v.cpu() for k, v in images.items()}
         config.out.mkdir(parents=True, exist_ok=True)
+        journal.claim()
         update_output_metrics(metrics, rendered, torch.stack(chunk.targets))
         for i, path in enumerate(chunk.paths):
             stem = names[path]

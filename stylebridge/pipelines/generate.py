@@ -205,6 +205,7 @@ def generate(config: GenerateConfig,
                 images[key] = synthesize(gen, Inversion(w_plus=w_plus), method=domains[name],
                                          offset_scale=scale, noise=noise)
             cpu = {key: from_generator_range(v).cpu() for key, v in images.items()}
+            journal.claim()
             for j, seed in enumerate(chunk):
                 files[seed] = {}
                 for key, batch in cpu.items():

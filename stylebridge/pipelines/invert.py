@@ -220,6 +220,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         om.update_output_metrics(metrics, {INVERSION_KEY: images},
                               torch.stack([it.target for it in pending]))
         config.out.mkdir(parents=True, exist_ok=True)
+        journal.claim()
         for i, item in enumerate(pending):
             stem = names[item.path]
             out01 = images[i]

@@ -291,6 +291,13 @@ class Journal:
 
     # -- saving --------------------------------------------------------------------------
 
+    def claim(self) -> None:
+        """Call before writing the first output: a fresh run removes the journal of an
+        interrupted run in the same folder now, since its outputs are about to be
+        overwritten (a later ``--resume`` must not take them as that run's)."""
+        if self._log_bytes is None and not self.resumed and self.folder.exists():
+            shutil.rmtree(self.folder)
+
     def save(self, metrics: OutputMetrics) -> None:
         """Record the batches done since the last save: the log lines and new grid rows
         first, then the state (atomic), which says how much of them is complete; a kill at
