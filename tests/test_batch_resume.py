@@ -238,6 +238,11 @@ def test_resume_refuses_another_run_naming_what_differs(
     row.rename(row.with_suffix(".bak"))
     assert f"is incomplete ({row}: no such file)" in refused(argv)
     row.with_suffix(".bak").rename(row)
+    # a kept photo's output deleted since: it cannot be kept
+    kept = out / "a_joker.png"
+    kept.rename(tmp_path / "a_joker.png")
+    assert f"--resume: {kept}, written by the interrupted run, is gone" in refused(argv)
+    (tmp_path / "a_joker.png").rename(kept)
     # the journal is untouched by every refusal: the resume still works
     assert main(argv) == 3
     assert not (out / JOURNAL_DIR).exists()

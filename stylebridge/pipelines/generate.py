@@ -184,8 +184,8 @@ def generate(config: GenerateConfig,
             notice(line)
     config.out.mkdir(parents=True, exist_ok=True)
     todo = [s for s in seeds if str(s) not in journal.handled]  # --resume: done seeds kept
-    files = {int(s): {k: config.out / name for k, name in f.items()}
-             for s, f in journal.records.items()}
+    files = {int(s): {k: config.out / name for k, name in r["files"].items()}
+             for s, r in journal.records.items()}
     # the grid's rows of kept seeds are their PNGs (exact: the grid is 8-bit too)
     rows = [[load_image(p) for p in f.values()] for f in list(files.values())[:GRID_MAX_SAMPLES]]
     with torch.no_grad():
@@ -215,7 +215,8 @@ def generate(config: GenerateConfig,
                 if len(rows) < GRID_MAX_SAMPLES:  # the grid is a preview: memory stays flat
                     rows.append([batch[j] for batch in cpu.values()])
                 journal.report.ok(Path(str(seed)))
-                journal.records[str(seed)] = {k: p.name for k, p in files[seed].items()}
+                journal.records[str(seed)] = {"files": {k: p.name
+                                                        for k, p in files[seed].items()}}
             journal.save({})
             if progress is not None:
                 progress(len(journal.report.done), len(seeds), "generating")

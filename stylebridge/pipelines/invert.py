@@ -225,6 +225,9 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
             stem = names[item.path]
             out01 = images[i]
             records[str(item.path)] = {
+                "files": {"inversion": f"{stem}{IMAGE_SUFFIX}",
+                          **({"latents": f"{stem}{LATENTS_SUFFIX}"} if config.save_latents
+                             else {})},
                 "values": om.last_output_values(metrics, i)[INVERSION_KEY]}
             save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01)
             if config.save_latents:

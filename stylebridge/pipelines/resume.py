@@ -251,6 +251,12 @@ class Journal:
                 self.records[event["done"]] = event["record"]
             else:
                 self.report.skip(Path(event["skipped"]), event["reason"])
+        for record in self.records.values():  # a kept output deleted since cannot be kept
+            for name in dict(record.get("files") or {}).values():
+                if not (where / name).is_file():
+                    raise StylebridgeError(
+                        f"--resume: {where / name}, written by the interrupted run, is gone; "
+                        "run without --resume to start over")
         try:
             self.grid_rows = [self._read_row(i) for i in range(n_rows)]
         except StylebridgeError as exc:  # a row file lost or damaged
