@@ -395,6 +395,10 @@ def test_skip_existing_continues_an_interrupted_run(tmp_path: Path, astronaut: n
         assert message in capsys.readouterr().err
     assert main(["align", str(src), "--skip-existing"]) == 2
     assert "give it as --out DIR" in capsys.readouterr().err
+    # --resume, the name the other batch commands use, is the same option
+    (out / "a.png").write_bytes(sentinel)
+    assert main(["align", str(src), "--out", str(out), "--size", "64", "--resume"]) == 0
+    assert (out / "a.png").read_bytes() == sentinel
 
 
 @needs_dlib

@@ -44,10 +44,12 @@ class AlignCommand(Command):
                                  "smaller than PX input pixels on its shorter side (default 0)")
         parser.add_argument("--landmarks", action="store_true",
                             help="also write landmarks.json (68 points, quad, box; input pixels)")
-        parser.add_argument("--skip-existing", action="store_true",
+        parser.add_argument("--skip-existing", "--resume", action="store_true",
+                            dest="skip_existing",
                             help="continue an interrupted run in --out: photos whose <stem>.png "
                                  "is there are kept, not aligned again (not with --all-faces "
-                                 "or --landmarks)")
+                                 "or --landmarks; --resume, as adapt/invert/generate call it, "
+                                 "is the same)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
