@@ -1,4 +1,4 @@
-"""Exact resume of the photo batch commands: ``adapt``/``invert --resume --out DIR``.
+"""Exact resume of the batch commands: ``adapt``/``invert``/``generate --resume --out DIR``.
 
 A batch run over a large folder writes, after each batch of photos, a small journal into its
 output folder (``DIR/.stylebridge-run/``, written atomically): the batch report so far
@@ -16,10 +16,15 @@ generator, domains, calibrator, metrics, precision, alignment and so on; checkpo
 recognised by path, size and modification time.  Anything else is refused in one line naming
 the option that differs, and so is the resume of a run with a model on random weights built
 without a checkpoint file (or a metric with ``allow_random=true``): a new run may draw other
-weights.  ``--batch``, ``--device`` and ``--compile`` may change (a run that
-ran out of memory continues with a smaller batch); the notice says that the remaining photos'
-values then agree with an uninterrupted run's within floating-point rounding, not bit for
-bit.  The journal is removed when the run completes.
+weights, and so is a resume whose kept outputs were deleted since.  ``--batch``,
+``--device`` and ``--compile`` may change (a run that ran out of memory continues with a
+smaller batch); the notice says that the remaining photos' values then agree with an
+uninterrupted run's within floating-point rounding, not bit for bit.  The journal is removed
+when the run completes; a fresh run into the folder removes it when it writes its first
+output.
+
+``generate`` uses the same journal with seeds for photos (no metrics; its grid rows are read
+back from the kept seeds' PNGs).
 """
 
 from __future__ import annotations
