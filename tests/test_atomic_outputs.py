@@ -210,8 +210,9 @@ CASES = [
     # metrics.json, after the journal's inputs and two states: the journal stays for --resume
     ("adapt:end", "json", 3, [f"{s}_{k}.png" for s in STEMS for k in ("inversion", "zero")]
      + ["inputs.json", "state.json", "log.jsonl"] + [f"row_{i:05d}.png" for i in range(4)]),
-    ("eval-json", "json", 0, []),
-    ("eval-csv", "csv", 1, []),
+    ("eval-json", "json", 0, []),  # the first JSON is the resume journal's, at the first batch
+    # the CSV, at the end: the journal stays for `eval --resume`
+    ("eval-csv", "csv", 1, ["inputs.json", "log.jsonl", "state.json"]),
     ("train-domain:state", "safetensors", 0, []),  # the state is written first
     ("train-domain:checkpoint", "safetensors", 1, ["d.train-state.safetensors"]),
     ("train-domain:samples", "png", 0, ["d.safetensors", "d.train-state.safetensors"]),

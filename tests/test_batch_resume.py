@@ -324,6 +324,52 @@ def test_generate_resumed_writes_what_an_uninterrupted_run_writes(
     assert _files(out) == _files(ref)  # every sample, grid.png, generate.json
 
 
+def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(3)
+    pred, target = tmp_path / "pred", tmp_path / "target"
+    for folder in (pred, target):
+        folder.mkdir()
+        for name in PHOTOS:
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / f"{name}.png")
+    (pred / "c.png").write_bytes(b"not an image")            # unreadable: skipped
+    Image.new("RGB", (32, 32)).save(pred / "lonely.png")      # no target: skipped
+
+    def argv(out: Path, *extra: str) -> list[str]:
+        return ["eval", "-m", "mse", "-m", "ssim", "-m", "id:backend=dlib", "--pred", str(pred),
+                "--target", str(target), "--batch", "2", "--device", "cpu",
+                "--json", str(out / "eval.json"), "--csv", str(out / "eval.csv"), *extra]
+
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    ref.mkdir()
+    out.mkdir()
+    assert main(argv(ref)) == 3
+    real, calls = MSEMetric.update, [0]
+
+    def update(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 3:  # the third batch
+            raise KeyboardInterrupt
+        real(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(MSEMetric, "update", update)
+        assert main(argv(out)) == 130
+    assert "continue with `stylebridge eval ... --resume`" in " ".join(
+        capsys.readouterr().out.split())
+    assert main(argv(out, "--resume", "-m", "psnr")) == 2
+    assert "--resume: --metric differs" in capsys.readouterr().err
+    assert main(argv(out, "--resume", "-m", "fid:allow_random=true")) == 2
+    assert "metric fid keeps no state to continue from" in capsys.readouterr().err
+    assert main(argv(out, "--resume")) == 3
+    assert not (out / f"{JOURNAL_DIR}-eval.json").exists()
+    for name in ("eval.json", "eval.csv"):
+        assert (out / name).read_text().replace(str(out), "X") == \
+            (ref / name).read_text().replace(str(ref), "X")
+
+
 # ---------------------------------------------------------------------------------------------
 # Metric state
 

@@ -12,12 +12,19 @@ Pairing: predictions and targets are paired by file stem; two files named explic
 pair whatever their names.  When no requested metric compares pairs (FID, CLIP), the targets
 are an unpaired reference *set*, fed to the metrics that take one
 (:attr:`~stylebridge.core.interfaces.Metric.takes_reference`).
+
+An evaluation that writes ``json``/``csv`` keeps a journal beside that file
+(:func:`journal_folder`, :mod:`stylebridge.pipelines.resume`) after each batch: ``resume``
+continues an interrupted one with the pairs it scored, their values and the metrics' states
+(:meth:`~stylebridge.core.interfaces.Metric.state`; FID and CLIP diversity have none).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import inspect
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +43,7 @@ from stylebridge.core.io import atomic_path, check_writable, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.pipelines.resume import JOURNAL_DIR, Journal, file_identity
 from stylebridge.registry import get_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -156,6 +164,8 @@ class EvalConfig:
     json: Path | None = None
     csv: Path | None = None
     suffix: str = ""
+    #: keep the pairs an interrupted evaluation into the same ``json``/``csv`` scored
+    resume: bool = False
 
 
 class EvalProgress:
@@ -400,11 +410,18 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         raise _fail(report, progress, "no image pairs to evaluate (file names of --pred and "
                                       f"--target must match){hint}")
 
-    rows: list[dict[str, Any]] = []
+    journal = _journal(config, pairs, metrics, device, report)
+    for line in journal.notices if journal is not None else []:
+        progress.note(line)
+    rows: list[dict[str, Any]] = [] if journal is None else [
+        r["row"] for r in journal.records.values()]
     paths = {stem: (p, t) for stem, p, t in pairs}
+    handled = set() if journal is None else journal.handled
+    todo = [pair for pair in pairs if str(pair[1]) not in handled]
     progress.start(len(pairs))
+    progress.advance(len(rows))
     try:
-        for names, pred, target in _batches(pairs, config, report, progress):
+        for names, pred, target in _batches(todo, config, report, progress):
             batch_rows = [{"name": n, "pred": str(paths[n][0]),
                            "target": None if paths[n][1] is None else str(paths[n][1])}
                           for n in names]
@@ -415,6 +432,11 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
                     for row, value in zip(batch_rows, values, strict=True):
                         row[col] = value
             rows.extend(batch_rows)
+            if journal is not None:
+                journal.claim()
+                for row in batch_rows:
+                    journal.records[row["pred"]] = {"row": row}
+                journal.save({"eval": metrics})
             progress.advance(len(names))
     finally:
         progress.stop()
@@ -450,4 +472,43 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         result.written.append(result.write_json(config.json))
     if config.csv is not None:
         result.written.append(result.write_csv(config.csv))
+    if journal is not None:
+        journal.finish()
     return result
+
+
+def journal_folder(config: EvalConfig) -> Path | None:
+    """Where an evaluation that writes ``json``/``csv`` keeps its resume journal."""
+    dst = config.json or config.csv
+    return None if dst is None else dst.parent / f"{JOURNAL_DIR}-{dst.name}"
+
+
+def _journal(config: EvalConfig, pairs: list[tuple[str, Path, Path | None]],
+             metrics: list[Metric], device: torch.device, report: BatchReport
+             ) -> Journal | None:
+    """The resume journal of an evaluation that writes ``json``/``csv`` (beside the first of
+    them; :mod:`stylebridge.pipelines.resume`): the pairs scored so far, their rows and every
+    metric's state.  ``None`` without an output file (``resume`` then refused)."""
+    dst = config.json or config.csv
+    if dst is None:
+        if config.resume:
+            raise StylebridgeError("--resume continues the evaluation that writes --json or "
+                                   "--csv: give the same one")
+        return None
+    if config.resume:
+        stateless = [m.name for m in metrics if m.state() is None]
+        if stateless:
+            raise StylebridgeError(f"--resume: metric {stateless[0]} keeps no state to continue "
+                                   "from (it needs every image at once); run without --resume")
+    identities = json.dumps([[stem, file_identity(p), file_identity(t)]
+                             for stem, p, t in pairs])
+    journal = Journal.open(
+        dst.parent, "eval", name=dst.name, unit="pair", inputs=[str(p) for _, p, _ in pairs],
+        metrics={"eval": metrics}, resume=config.resume,
+        how={"--batch": config.batch, "--device": str(device)},
+        settings={"--metric": list(config.metrics), "--size": config.size,
+                  "--domain-text": config.domain_text, "--suffix": config.suffix,
+                  "--pred/--target files": hashlib.sha256(identities.encode()).hexdigest()},
+        drawn=[f"--metric {m.name}" for m in metrics if m.random_weights])
+    journal.adopt(report)  # the interrupted run's outcomes first, this run's pairing after
+    return journal

@@ -43,9 +43,12 @@ from torch import Tensor
 
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.images import load_image, save_png
+from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import write_json
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.output_metrics import OutputMetrics
+
+#: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
+OutputMetrics = Mapping[str, Sequence[Metric]]
 
 #: the journal's folder inside the output folder (hidden; removed when the run completes)
 JOURNAL_DIR = ".stylebridge-run"
@@ -175,14 +178,16 @@ class Journal:
     @classmethod
     def open(cls, out: Path, command: str, *, settings: Mapping[str, Any],
              how: Mapping[str, Any], inputs: Sequence[Path | str], metrics: OutputMetrics,
-             resume: bool, drawn: Sequence[str] = (), unit: str = "photo") -> Journal:
+             resume: bool, drawn: Sequence[str] = (), unit: str = "photo",
+             name: str = "") -> Journal:
         """The journal of a run into ``out``: the interrupted run's with ``resume`` (its
         metric states loaded into ``metrics``), else a fresh one (an old journal there is
         replaced at the first save); one-line errors when the run in ``out`` is another one
         or its journal cannot be read.  ``drawn`` names the options whose models run on
         random weights built without a checkpoint file: every run draws them anew, so a
-        resume of such a run is refused."""
-        folder = Path(out) / JOURNAL_DIR
+        resume of such a run is refused.  ``name``: a journal of its own in ``out`` (``eval``
+        writes its files beside other runs' outputs)."""
+        folder = Path(out) / (f"{JOURNAL_DIR}-{name}" if name else JOURNAL_DIR)
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
                       inputs=[str(p) for p in inputs], unit=unit)
         state_file = folder / STATE_FILE
@@ -299,6 +304,16 @@ class Journal:
     def _read_row(self, index: int) -> list[Tensor]:
         strip = load_image(self._row_file(index))  # an ImageError names a lost file
         return list(strip.split(strip.shape[1], dim=2))  # square tiles, side by side
+
+    def adopt(self, report: BatchReport) -> None:
+        """Keep the run's outcomes in ``report`` (which may already hold skips of this run
+        that do not depend on progress, e.g. ``eval``'s unpaired files): the interrupted run's
+        logged entries come first, each once; the rest is logged at the next save."""
+        done, skipped = list(self.report.done), list(self.report.skipped)
+        report.skipped[:] = skipped + [s for s in report.skipped if s not in skipped]
+        report.done[:] = done + [d for d in report.done if d not in done]
+        self.report = report
+        self._done_saved, self._skipped_saved = len(done), len(skipped)
 
     # -- saving --------------------------------------------------------------------------
 

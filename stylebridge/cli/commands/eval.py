@@ -16,7 +16,13 @@ from stylebridge.cli.common import add_device_argument
 from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE
-from stylebridge.pipelines.evaluate import EvalConfig, EvalProgress, EvalResult, evaluate
+from stylebridge.pipelines.evaluate import (
+    EvalConfig,
+    EvalProgress,
+    EvalResult,
+    evaluate,
+    journal_folder,
+)
 from stylebridge.registry import hookimpl
 
 
@@ -99,6 +105,11 @@ class EvalCommand(Command):
         parser.add_argument("--json", type=Path, metavar="OUT", help="write all values as JSON")
         parser.add_argument("--csv", type=Path, metavar="OUT",
                             help="write per-image values (and a 'mean' row) as CSV")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the interrupted evaluation that writes the same "
+                                 "--json/--csv (same metrics and files): the pairs it scored "
+                                 "are kept, their values and the metrics' sums with them "
+                                 "(not with FID or clip_diversity, which need every image)")
         parser.add_argument("--show", type=int, default=20, metavar="N",
                             help="print per-image rows when there are at most N images (default 20)")
         add_device_argument(parser)
@@ -108,11 +119,18 @@ class EvalCommand(Command):
                             target=list(args.target) if args.target else None,
                             domain_text=args.domain_text, size=args.size, batch=args.batch,
                             device=args.device, json=args.json, csv=args.csv,
-                            suffix=args.suffix)
+                            suffix=args.suffix, resume=args.resume)
         report = BatchReport()
         progress = _ConsoleProgress(console)
         try:
             result = evaluate(config, report, progress)
+        except (KeyboardInterrupt, MemoryError, OSError):
+            progress.stop()
+            folder = journal_folder(config)
+            if folder is not None and (folder / "state.json").is_file():
+                console.print("[yellow]the pairs of every finished batch are kept: continue "
+                              "with `stylebridge eval ... --resume` (the same options)[/yellow]")
+            raise
         finally:
             progress.stop()
         print_result(console, result, args.show)
