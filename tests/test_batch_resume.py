@@ -21,7 +21,7 @@ from PIL import Image
 from test_adapt_random import registered  # noqa: F401  (the fixture)
 
 from stylebridge.cli.main import main
-from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -368,6 +368,40 @@ def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
     for name in ("eval.json", "eval.csv"):
         assert (out / name).read_text().replace(str(out), "X") == \
             (ref / name).read_text().replace(str(ref), "X")
+
+
+def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    def argv(out: Path, *extra: str) -> list[str]:
+        return ["calibrate", "alpha", "-e", f"test-adapt-tiny:{files['enc']}", "-g",
+                str(files["gen"]), "--images", str(files["photos"]), "--no-align", "--batch",
+                "2", "--samples", "64", "--device", "cpu", "--out", str(out), *extra]
+
+    ref, out = tmp_path / "ref.safetensors", tmp_path / "alpha.safetensors"
+    assert main(argv(ref)) == 3  # broken.png skipped
+    real, calls = ta.TinyEncoder.encode, [0]
+
+    def encode(self: Any, images: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 3:  # the third batch
+            raise KeyboardInterrupt
+        return real(self, images)
+
+    with monkeypatch.context() as m:
+        m.setattr(ta.TinyEncoder, "encode", encode)
+        assert main(argv(out)) == 130
+    assert f"--resume --out {out}" in " ".join(capsys.readouterr().out.split())
+    assert not out.exists()
+    ta.TinyEncoder.images_seen = 0
+    assert main(argv(out, "--resume")) == 3
+    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert ta.TinyEncoder.images_seen == 3  # e, f, g
+    assert not (tmp_path / f"{JOURNAL_DIR}-alpha.safetensors").exists()
+    got, want = load_checkpoint(out), load_checkpoint(ref)
+    assert got[0] == want[0]  # the header: n_images 7, ...
+    assert got[1].keys() == want[1].keys()
+    assert all(torch.equal(got[1][k], want[1][k]) for k in want[1])  # the same alpha, exactly
 
 
 # ---------------------------------------------------------------------------------------------

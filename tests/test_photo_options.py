@@ -38,7 +38,7 @@ OLD_FIELDS = {
 }
 
 # fields added since, each with a default that keeps the old behaviour
-ADDED_FIELDS = {AdaptConfig: {"resume"}, InvertConfig: {"resume"}, CalibrateConfig: set()}
+ADDED_FIELDS = {AdaptConfig: {"resume"}, InvertConfig: {"resume"}, CalibrateConfig: {"resume"}}
 
 
 # ---------------------------------------------------------------------------------------------

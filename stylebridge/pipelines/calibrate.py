@@ -6,7 +6,10 @@ per-channel style means of the encoder's inversions of real photos are regressed
 layer, on the style means of ``samples`` mapping-network samples, ``s̄_enc,i ≈ α_i s̄_map,i``;
 a domain's offset on layer ``i`` is then scaled by ``α_i ** power`` (``1/α_i`` by default).
 :class:`CalibrateConfig` in, :class:`CalibrateResult` out (the fitted calibrator, saved to
-``out``).
+``out``).  After each batch of photos the running style sums are journaled beside ``out``
+(:mod:`stylebridge.pipelines.resume`); ``resume`` continues an interrupted fit from them (the
+options that only shape the fit, ``samples``, ``seed``, ``fit``, ``power``, ``skip_layers``,
+may change: the mapping side and the fit are computed at the end).
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
 from stylebridge.pipelines.photos import (
     PhotoOptions,
+    drawn_anew,
     generator_file,
     is_random,
     open_encoder,
     open_generator,
+    weights_path,
 )
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.plugins.calibrators.alpha import (
+    StyleMeanAccumulator,
     encoder_style_means,
     mapping_style_means,
     parse_layers,
@@ -56,6 +63,8 @@ class CalibrateConfig(PhotoOptions):
     fit: str = "origin"
     power: float = -1.0
     force: bool = False
+    #: keep the photos an interrupted run into the same ``out`` encoded (their style sums)
+    resume: bool = False
 
 
 @dataclass
@@ -70,6 +79,7 @@ class CalibrateJob:
     generator_path: Path
     encoder: Encoder
     report: BatchReport = field(default_factory=BatchReport)
+    journal: Journal | None = None  # the resume journal, beside ``out``
 
     @property
     def random_inputs(self) -> dict[str, bool]:
@@ -112,8 +122,18 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
     encoder = open_encoder(config.encoder, device)
+    journal = Journal.open(
+        config.out.parent, "calibrate", name=config.out.name, inputs=paths, metrics={},
+        resume=config.resume, how={"--batch": config.batch, "--device": str(device)},
+        settings={"--calibrator": config.calibrator,
+                  "--encoder": model_setting(config.encoder, weights_path(encoder)),
+                  "--generator": file_identity(generator_file(gen)),
+                  "--align": bool(config.align),
+                  "--align-size": config.align_size if config.align else None},
+        drawn=drawn_anew({"--encoder": encoder}))
     return CalibrateJob(config=config, cls=cls, skip=skip, paths=paths, generator=gen,
-                        generator_path=generator_file(gen), encoder=encoder)
+                        generator_path=generator_file(gen), encoder=encoder,
+                        report=journal.report, journal=journal)
 
 
 def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -> CalibrateResult:
@@ -123,16 +143,23 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     report filled in."""
     config, gen, report = job.config, job.generator, job.report
     enc_size = int(job.encoder.preprocessing.size or gen.size)
+    journal = job.journal or Journal.fresh(config.out.parent, "calibrate", job.paths)
+    acc = StyleMeanAccumulator()
+    if journal.extra:  # the sums of the photos an interrupted run encoded (--resume)
+        acc.load_state(journal.extra)
 
     def update() -> None:
+        journal.extra = acc.state()
+        journal.save({})
         if progress is not None:
             progress(len(report.done) + len(report.skipped), len(job.paths), "encoding photos")
 
     if progress is not None:
-        progress(0, len(job.paths), "encoding photos")
-    batches = encoder_batches(job.paths, report, enc_size=enc_size, **config.batching,
+        progress(len(report.done) + len(report.skipped), len(job.paths), "encoding photos")
+    todo = [p for p in job.paths if str(p) not in journal.handled]
+    batches = encoder_batches(todo, report, enc_size=enc_size, **config.batching,
                               on_batch=update, enc_filter=job.encoder.preprocessing.resize)
-    enc_means, n_images = encoder_style_means(job.encoder, gen, batches)
+    enc_means, n_images = encoder_style_means(job.encoder, gen, batches, acc)
     if progress is not None:
         progress(0, None, f"sampling {config.samples} z")
     src_means = mapping_style_means(gen, config.samples, seed=config.seed)
@@ -148,6 +175,7 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
         parts = ", ".join(random_parts(random_inputs))
         extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
     calib.save(config.out, extra=extra)
+    journal.finish()
     return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=random)
 
 

@@ -141,6 +141,9 @@ class Journal:
     resumed: bool = False
     notices: list[str] = field(default_factory=list)
     unit: str = "photo"  # what an input is, in messages ("seed" for generate)
+    #: a pipeline's own running state (JSON values), saved and restored with the rest
+    #: (``calibrate``: its style-mean sums)
+    extra: dict[str, Any] = field(default_factory=dict)
     _rows_saved: int = 0
     _done_saved: int = 0
     _skipped_saved: int = 0
@@ -228,6 +231,7 @@ class Journal:
             command, settings, how = state["command"], state["settings"], state["how"]
             n_inputs, digest = int(state["inputs"]["count"]), str(state["inputs"]["sha256"])
             metric_states, n_rows = state["metrics"], int(state["grid_rows"])
+            extra = dict(state.get("extra") or {})
             log_bytes = int(state["log_bytes"])
             with open(self.folder / LOG_FILE, "rb") as fh:
                 log = fh.read(log_bytes)
@@ -276,6 +280,7 @@ class Journal:
         self._done_saved, self._skipped_saved = len(self.report.done), len(self.report.skipped)
         self._log_bytes = log_bytes
         self.kept = len(self.report.done)
+        self.extra = extra
         self.resumed = True
         changed = [k for k in HOW_OPTIONS if how.get(k) != self.how.get(k)]
         if changed and self.kept:
@@ -334,7 +339,7 @@ class Journal:
             self.folder.mkdir(parents=True)
             write_json(self.folder / INPUTS_FILE, self.inputs)
             self._log_bytes = 0
-        lines = [{"done": str(p), "record": self.records[str(p)]}
+        lines = [{"done": str(p), "record": self.records.get(str(p), {})}
                  for p in self.report.done[self._done_saved:]]
         lines += [{"skipped": str(p), "reason": r}
                   for p, r in self.report.skipped[self._skipped_saved:]]
@@ -355,7 +360,7 @@ class Journal:
             "how": self.how, "inputs": {"count": len(self.inputs),
                                         "sha256": _digest(self.inputs)},
             "done": len(self.report.done), "log_bytes": self._log_bytes + len(data),
-            "metrics": states, "grid_rows": len(self.grid_rows)})
+            "metrics": states, "grid_rows": len(self.grid_rows), "extra": self.extra})
         self._log_bytes += len(data)
         self._rows_saved = len(self.grid_rows)
         self._done_saved, self._skipped_saved = len(self.report.done), len(self.report.skipped)
@@ -380,7 +385,7 @@ def interrupted_run(out: Path) -> str | None:
 
 def resume_hint(command: str, out: Path) -> str:
     """What to run after an interrupted batch run."""
-    return (f"the outputs of every finished batch are kept in {out}: continue with "
+    return (f"the work of every finished batch is kept for {out}: continue with "
             f"`stylebridge {command} ... --resume --out {out}` (the same options)")
 
 

@@ -24,6 +24,7 @@ from stylebridge.cli.options import (
     progress_bar,
 )
 from stylebridge.cli.photo_args import photo_options
+from stylebridge.cli.resume_args import resumable
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
@@ -45,17 +46,23 @@ class CalibrateCommand(Command):
         parser.add_argument("--power", type=finite_float, default=-1.0,
                             help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the interrupted run that writes the same --out (same "
+                                 "photos, encoder, generator): the photos it encoded are kept "
+                                 "as their style sums; --batch/--device may change")
         add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         config = CalibrateConfig(
             **photo_options(args), calibrator=args.calibrator, encoder=args.encoder,
             generator=args.generator, out=args.out, samples=args.samples, seed=args.seed,
-            skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force)
+            skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force,
+            resume=args.resume)
         job = prepare_calibrate(config)
         print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
                              generator=job.generator_path)
-        with progress_bar(console) as progress:
+        with resumable(console, job.journal, "calibrate", args.out), \
+                progress_bar(console) as progress:
             try:
                 result = run_calibrate(job, progress)
             except StylebridgeError:

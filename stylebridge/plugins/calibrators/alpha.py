@@ -91,16 +91,31 @@ class StyleMeanAccumulator:
             raise ValueError("no style vectors were accumulated")
         return [(s / self.count).float() for s in self.sums]
 
+    def state(self) -> dict[str, Any]:
+        """The sums (exact: ``float.hex``) and the count, as JSON values."""
+        return {"count": self.count,
+                "sums": None if self.sums is None else [[v.hex() for v in s.tolist()]
+                                                        for s in self.sums]}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from what :meth:`state` returned."""
+        sums = state.get("sums")
+        self.sums = None if sums is None else [
+            torch.tensor([float.fromhex(v) for v in s], dtype=torch.float64) for s in sums]
+        self.count = int(state["count"])
+
 
 @torch.no_grad()
 def encoder_style_means(encoder: Encoder, generator: Generator,
-                        batches: Iterable[Tensor]) -> tuple[list[Tensor], int]:
+                        batches: Iterable[Tensor], acc: StyleMeanAccumulator | None = None
+                        ) -> tuple[list[Tensor], int]:
     """Per-channel means of ``generator.styles(encoder(images).w_plus)`` over all batches.
 
     ``batches`` yields images ``[B, 3, H, W]`` in ``[0, 1]``; returns the
-    means (one ``[C_i]`` per style layer) and the number of images.
+    means (one ``[C_i]`` per style layer) and the number of images.  ``acc``: add to these
+    sums (a run that continues an interrupted one) and keep them there.
     """
-    acc = StyleMeanAccumulator()
+    acc = StyleMeanAccumulator() if acc is None else acc
     device = generator.input.input.device
     for images in batches:
         inversion = encoder.encode(images.to(device))
