@@ -280,6 +280,12 @@ def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
     said = " ".join(capsys.readouterr().out.split())
     assert "holds an interrupted adapt run (2 of 8 photos done); starting over" in said
     assert ta.TinyEncoder.images_seen == 7 and not (out / JOURNAL_DIR).exists()
+    # another command into a folder that holds an interrupted run names that run's command
+    _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
+    assert main(_invert_argv(files, out)) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"{out} holds an interrupted adapt run (2 of 8 photos done); starting over" in said
+    assert "--resume continues it" not in said
     # --resume where nothing was interrupted: a full run, said so
     assert main(_adapt_argv(files, out, "--resume")) == 3
     assert "holds no interrupted adapt run; starting from the first photo" in " ".join(

@@ -197,10 +197,11 @@ class Journal:
         found = state_file.is_file()
         if not resume:
             if found:
+                then = _state_command(state_file) or command
                 journal.notices.append(
-                    f"{out} holds an interrupted {command} run "
-                    f"({cls._count_done(state_file, unit)}); "
-                    "starting over (--resume continues it)")
+                    f"{out} holds an interrupted {then} run "
+                    f"({cls._count_done(state_file, unit)}); starting over"
+                    + (" (--resume continues it)" if then == command else ""))
             return journal
         if not found:
             journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
@@ -376,9 +377,12 @@ def _digest(inputs: Sequence[str]) -> str:
 
 def interrupted_run(out: Path) -> str | None:
     """The command of the interrupted run whose journal ``out`` holds (``None``: none)."""
+    return _state_command(Path(out) / JOURNAL_DIR / STATE_FILE)
+
+
+def _state_command(state_file: Path) -> str | None:
     try:
-        state = json.loads((Path(out) / JOURNAL_DIR / STATE_FILE).read_text(encoding="utf-8"))
-        return str(state["command"])
+        return str(json.loads(state_file.read_text(encoding="utf-8"))["command"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
