@@ -522,3 +522,34 @@ def test_needs_weights_hints_say_how_to_make_them(tmp_path, monkeypatch) -> None
                            "(train one with `stylebridge train domain` or convert an official "
                            "domain with `stylebridge convert`) or a published one by name (")
     assert "pixar" in text and text.endswith("`stylebridge weights list`)") and "\n" not in text
+
+
+class _RandomInit(_ToyEncoder):
+    """Initialised from torch's global random stream, as most networks are."""
+
+    name = "toy-random"
+
+    def __init__(self, n_latent: int = 4, style_dim: int = 8) -> None:
+        super().__init__(n_latent, style_dim)
+        self.w = torch.nn.Parameter(torch.randn(n_latent, style_dim))
+
+
+def test_a_plugin_built_from_its_defaults_gets_the_same_random_weights_each_time() -> None:
+    """``create`` by name without a checkpoint seeds from the spec: a random-weight run can be
+    compared with the last one; the caller's random stream is left where it was."""
+    from stylebridge.registry.resolve import create
+
+    reg = Registry(builtins=False, entry_points=False,
+                   extra_plugins=[_plugin("toy_pkg", _RandomInit)])
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = create("encoder", "toy-random", registry=reg).obj
+    assert torch.equal(torch.rand(3), expected_next)  # the global stream untouched
+    torch.manual_seed(7)  # whatever the caller's state, the same spec gives the same weights
+    b = create("encoder", "toy-random", registry=reg).obj
+    c = create("encoder", "toy-random:style_dim=8,n_latent=4", registry=reg).obj
+    d = create("encoder", "toy-random:n_latent=5", registry=reg).obj
+    assert torch.equal(a.w, b.w) and a.w.std() > 0.5
+    assert not torch.equal(a.w, c.w)  # options written out are another spec: other weights
+    assert d.w.shape == (5, 8) and not torch.equal(d.w[:4], a.w)

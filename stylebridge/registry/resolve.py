@@ -22,7 +22,10 @@ generator resolves the same way: ``create("generator", "stylegan2:ffhq.safetenso
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -220,13 +223,23 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
                                  entry.obj.weights_hint)
         else:
             instance = not isinstance(entry.obj, type)
-            obj = registry.create(kind, spec.name, **config)
+            with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as is
+                torch.manual_seed(_build_seed(kind, spec.name, config))
+                obj = registry.create(kind, spec.name, **config)
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
     prov = (Provenance("none", spec=spec.text or str(spec)) if instance
             else provenance(kind, spec, obj, installed=installed))
     _record(obj, prov)
     return Created(obj, prov)
+
+
+def _build_seed(kind: str, name: str, config: Mapping[str, Any]) -> int:
+    """The seed a plugin built from its defaults (no checkpoint) starts from: the same spec
+    gives the same random weights in every run (a random-weight smoke run can be compared
+    with the last one), another spec other weights."""
+    text = json.dumps([kind, name, sorted((k, repr(v)) for k, v in config.items())])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
 # ---------------------------------------------------------------------------------------------
