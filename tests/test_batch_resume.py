@@ -178,6 +178,32 @@ def test_a_full_disk_at_the_last_write_is_resumed_without_running_a_photo_again(
     assert _files(out) == _files(ref)
 
 
+def test_a_full_disk_while_journaling_names_the_journal_file(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    from stylebridge.pipelines import resume as resume_module
+
+    class Full:
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: Any) -> None: ...
+
+        def truncate(self, size: int) -> None: ...
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(resume_module, "open", Full, raising=False)
+    assert main(_adapt_argv(files, out)) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: disk full (or file size limit) writing "
+                   f"{out / JOURNAL_DIR / 'log.jsonl'}\n")
+
+
 def test_resume_with_another_batch_size_says_so_and_agrees_closely(
         files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], registered: None) -> None:

@@ -345,11 +345,15 @@ class Journal:
         lines += [{"skipped": str(p), "reason": r}
                   for p, r in self.report.skipped[self._skipped_saved:]]
         data = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
-        with open(self.folder / LOG_FILE, "ab") as fh:
-            fh.truncate(self._log_bytes)  # drop what a killed run appended past its state
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        log = self.folder / LOG_FILE
+        try:
+            with open(log, "ab") as fh:
+                fh.truncate(self._log_bytes)  # drop what a killed run appended past its state
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk: name the file (the state still says what is whole)
+            raise OSError(exc.errno, exc.strerror, str(log)) from None
         for index in range(self._rows_saved, len(self.grid_rows)):
             save_png(self._row_file(index), torch.cat(list(self.grid_rows[index]), dim=2))
         states: dict[str, list[Any]] | None = {
