@@ -102,7 +102,7 @@ def test_other_resolution_checkpoint_is_named(corpus) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["generate", "-g", "x.safetensors", "--seeds", "5-1", "--out", "o"], "range 5-1 is empty"),
-    (["generate", "-g", "x.safetensors", "--truncation", "1.5", "--out", "o"], "must be in (0, 1]"),
+    (["generate", "-g", "x.safetensors", "--truncation", "1.5", "--out", "o"], "must be in [0, 1]"),
     (["generate", "-g", "x.safetensors", "--batch", "-3", "--out", "o"], "must be >= 1"),
     (["info", "e4e::x"], "empty path"),
     (["info", "e4e:x.safetensors:k"], "malformed option 'k'"),

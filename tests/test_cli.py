@@ -165,9 +165,30 @@ def test_convert_and_generate_from_fixture(capsys, tmp_path: Path, sg2_fixture) 
     assert (a - c).abs().float().mean() > 5
 
 
+def test_generate_truncation_0_is_the_average_face(capsys, tmp_path, converted_tiny) -> None:
+    """psi = 0 (accepted, as by `reproduce`): every seed renders latent_avg; with the stored
+    noise the samples are the same picture, which the terminal says."""
+    from stylebridge.core.images import from_generator_range
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+
+    out = tmp_path / "mean"
+    code, said, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0-1",
+                          "--truncation", "0", "--out", str(out), "--device", "cpu")
+    assert code == 0, err
+    assert "--truncation 0 renders the average w for every seed" in " ".join(said.split())
+    a, b = _pixels(out / "seed0000.png"), _pixels(out / "seed0001.png")
+    assert torch.equal(a, b)
+    gen = load_stylegan2(converted_tiny).generator
+    with torch.no_grad():
+        w_plus = gen.latent_avg.view(1, 1, -1).expand(1, gen.n_latent, -1)
+        mean = from_generator_range(gen.synthesis(gen.styles(w_plus), randomize_noise=False))
+    want = (mean[0].permute(1, 2, 0) * 255).round().to(torch.int16)
+    assert (a - want).abs().max() <= 1
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--seeds", "3-1"], "is empty"), (["--seeds", "a"], "expected e.g. 0-7"),
-    (["--truncation", "0"], "must be in (0, 1]"), (["--batch", "0"], "must be >= 1"),
+    (["--truncation", "-0.1"], "must be in [0, 1]"), (["--batch", "0"], "must be >= 1"),
     (["--device", "tpu"], "expected auto, cpu or cuda"),
 ])
 def test_generate_rejects_out_of_range_values(capsys, tmp_path, converted_tiny, args, message) -> None:

@@ -94,7 +94,7 @@ class GenerateConfig:
     generator: str = "stylegan2"
     out: Path = Path("samples")
     seeds: str | Sequence[int] = "0-7"
-    truncation: float = 1.0              # psi in (0, 1]; 1 = none
+    truncation: float = 1.0              # psi in [0, 1]; 1 = none, 0 = the average w
     noise: str = "const"                 # const: stored buffers; random: drawn from each seed
     batch: int = 4
     device: str = "auto"
@@ -114,8 +114,8 @@ class GenerateConfig:
 
     def check(self) -> list[int]:
         """The cheap checks, before anything loads; the seeds."""
-        if not 0.0 < self.truncation <= 1.0:
-            raise StylebridgeError(f"--truncation {self.truncation}: must be in (0, 1]")
+        if not 0.0 <= self.truncation <= 1.0:
+            raise StylebridgeError(f"--truncation {self.truncation}: must be in [0, 1]")
         if self.noise not in ("const", "random"):
             raise StylebridgeError(f"--noise {self.noise!r}: expected const or random")
         check_range("--batch", self.batch, 1, MAX_BATCH)
@@ -177,9 +177,14 @@ def generate(config: GenerateConfig,
                if domain_random[n] and weights_path(m) is None])
     if progress is not None:
         progress(len(journal.report.done), len(seeds), "generating")
-    for line in journal.notices + ([f"continuing the interrupted run in {config.out}: "
-                                    f"{journal.kept} seed(s) done before are kept"]
-                                   if journal.kept else []):
+    lines = list(journal.notices)
+    if journal.kept:
+        lines.append(f"continuing the interrupted run in {config.out}: {journal.kept} seed(s) "
+                     "done before are kept")
+    if config.truncation == 0.0 and config.noise == "const" and len(seeds) > 1:
+        lines.append("--truncation 0 renders the average w for every seed: with --noise const "
+                     "the samples are the same image (--noise random varies the noise alone)")
+    for line in lines:
         if notice is not None:
             notice(line)
     config.out.mkdir(parents=True, exist_ok=True)

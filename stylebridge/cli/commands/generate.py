@@ -39,7 +39,8 @@ class GenerateCommand(Command):
         parser.add_argument("--seeds", default="0-7",
                             help=f"seeds in 0..{MAX_SEED}, e.g. 0-7 or 1,5,9 (default 0-7)")
         parser.add_argument("--truncation", type=finite_float, default=1.0,
-                            help="truncation psi in (0, 1]; 1 = none (default)")
+                            help="truncation psi in [0, 1]; 1 = none (default), 0 = the "
+                                 "average w (the mean face)")
         parser.add_argument("--noise", choices=("const", "random"), default="const",
                             help="stored noise buffers (default) or random noise drawn from "
                                  "each image's own seed (independent of --batch)")
