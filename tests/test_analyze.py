@@ -346,3 +346,48 @@ def test_cli_two_encoders_side_by_side(files: dict[str, Path], gen: Any, tmp_pat
     assert "RANDOM WEIGHTS" in md and f"| stoch_sim | {a}_sim | {b}_sim |" in md
     with Image.open(out / "latents.png") as im:
         assert im.size == (6 * 300, 2 * 300 + 80)
+
+
+@pytest.mark.slow  # three analyze runs (~8 s)
+def test_cli_latents_resume_keeps_the_finished_encoders(files: dict[str, Path], gen: Any,
+                                                        tmp_path: Path, registered: None,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """Killed while the second encoder reads the photos: --resume keeps the first encoder's
+    statistics and writes what an uninterrupted run writes."""
+    from stylebridge.cli.main import main
+
+    def argv(out: Path, *extra: str) -> list[str]:
+        return ["analyze", "latents", "-e", "test-analyze-bank:base=1.5,step=0.25",
+                "-e", f"test-analyze-bank:{files['enc']}", "-g", str(files["gen"]),
+                "--images", str(files["photos"]), "--samples", str(N_IMAGES), "--batch", "2",
+                "-d", str(files["pixar"]), "--no-align", "--device", "cpu", "--out", str(out),
+                *extra]
+
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(argv(ref)) == 3  # broken.png
+    real, calls = BankEncoder.encode, [0]
+
+    def encode(self: Any, images: Tensor) -> Inversion:
+        calls[0] += 1
+        if calls[0] == 5:  # 3 batches of the first encoder, then the second one's second
+            raise KeyboardInterrupt
+        return real(self, images)
+
+    with monkeypatch.context() as m:
+        m.setattr(BankEncoder, "encode", encode)
+        assert main(argv(out)) == 130
+    assert "continue with `stylebridge analyze latents ... --resume`" in " ".join(
+        capsys.readouterr().out.split())
+    calls[0] = 0
+    with monkeypatch.context() as m:
+        m.setattr(BankEncoder, "encode", lambda self, images: (calls.__setitem__(
+            0, calls[0] + 1), real(self, images))[1])
+        assert main(argv(out, "--resume")) == 3
+    assert calls[0] == 3  # the second encoder only
+    said = " ".join(capsys.readouterr().out.split())
+    assert "encoder test-analyze-bank: kept from the interrupted run" in said
+    for name in ("latents.json", "latents.md", "test-analyze-bank/latents.json",
+                 "test-analyze-bank-2/latents.json"):
+        assert (out / name).read_text() == (ref / name).read_text(), name

@@ -14,7 +14,13 @@ from rich.markup import escape
 
 from stylebridge.cli.common import out_dir
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.resume import Journal, interrupted_run, resume_hint
+from stylebridge.pipelines.resume import (
+    JOURNAL_DIR,
+    ROWS_FILE,
+    Journal,
+    interrupted_run,
+    resume_hint,
+)
 
 
 def add_resume_argument(parser: argparse.ArgumentParser, inputs: str = "photos") -> None:
@@ -66,4 +72,21 @@ def resumable(console: Console, journal: Journal | None, command: str, out: Path
         raise
 
 
-__all__ = ["add_resume_argument", "resumable", "resume_out"]
+
+
+
+@contextmanager
+def units_kept_hint(console: Console, out: Path, units: str, command: str) -> Iterator[None]:
+    """After an interruption of a run resumed unit by unit (``reproduce thesis-tables``' rows,
+    ``analyze latents``' encoders): how to continue it, when it kept some."""
+    try:
+        yield
+    except (KeyboardInterrupt, MemoryError, OSError):
+        if (out / JOURNAL_DIR / ROWS_FILE).is_file():
+            console.print(f"[yellow]the finished {units} are kept in {escape(str(out))}: "
+                          f"continue with `stylebridge {command} ... --resume` (the same "
+                          "options)[/yellow]")
+        raise
+
+
+__all__ = ["add_resume_argument", "resumable", "resume_out", "units_kept_hint"]

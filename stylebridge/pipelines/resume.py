@@ -55,7 +55,9 @@ JOURNAL_DIR = ".stylebridge-run"
 STATE_FILE = "state.json"
 LOG_FILE = "log.jsonl"
 INPUTS_FILE = "inputs.json"
+ROWS_FILE = "rows.json"
 FORMAT = 1
+ROWS_FORMAT = 1
 #: options that may differ on resume: how the run computes, not what it computes
 HOW_OPTIONS = ("--batch", "--device", "--compile")
 
@@ -375,6 +377,74 @@ class Journal:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+@dataclass
+class RowJournal:
+    """A run of a few long units (``reproduce thesis-tables``' rows, ``analyze latents``'
+    encoders) resumed unit by unit, in ``OUT/.stylebridge-run/rows.json``.
+
+    The finished rows of this run (``kept``: from an interrupted one, by row key, with the
+    notes each added); :meth:`record` adds one, :meth:`finish` removes the journal."""
+
+    path: Path
+    settings: dict[str, Any]
+    how: dict[str, Any] = field(default_factory=dict)
+    kept: dict[str, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    _rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, out: Path, settings: Mapping[str, Any], *, resume: bool,
+             how: Mapping[str, Any] | None = None, unit: str = "row") -> RowJournal:
+        """The journal in ``out``: with ``resume``, the interrupted run's rows (refused in
+        one line when it was another run); without, a fresh one that replaces an old one at
+        the first row.  ``how`` (``--batch``, ``--device``) may differ: said in a notice."""
+        journal = cls(path=Path(out) / JOURNAL_DIR / ROWS_FILE, settings=dict(settings),
+                      how=dict(how or {}))
+        if not journal.path.is_file():
+            if resume:
+                journal.notices.append(f"--resume: {out} holds no interrupted run; computing "
+                                       f"every {unit}")
+            return journal
+        if not resume:
+            journal.notices.append(f"{out} holds an interrupted run; starting over (--resume "
+                                   "continues it)")
+            return journal
+        try:
+            state = json.loads(journal.path.read_text(encoding="utf-8"))
+            if state.get("format") != ROWS_FORMAT:
+                raise ValueError(f"format {state.get('format')!r}")
+            then, rows, how = state["settings"], list(state["rows"]), dict(state["how"])
+            kept = {r["row"]["key"]: (r["row"], list(r["notes"])) for r in rows}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StylebridgeError(f"--resume: the journal in {out} cannot be read ({exc}); run "
+                                   "without --resume to start over") from None
+        why = differs(then, journal.settings)
+        if why is not None:
+            raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
+                                   f"in {out}, or another --out to start a new run")
+        journal.kept, journal._rows = kept, rows
+        changed = [k for k in journal.how if how.get(k) != journal.how[k]]
+        if changed and kept:
+            journal.notices.append(
+                "--resume: " + ", ".join(f"{k} {journal.how[k]} (was {how.get(k)})"
+                                         for k in changed)
+                + f": the remaining {unit}s agree with an uninterrupted run's within floating-point "
+                "rounding, not bit for bit")
+        return journal
+
+    def record(self, row: Mapping[str, Any], notes: list[str]) -> None:
+        """A finished row and the notes it added, saved at once (atomic)."""
+        self._rows.append({"row": dict(row), "notes": list(notes)})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, {"format": ROWS_FORMAT, "settings": self.settings, "how": self.how,
+                               "rows": self._rows})
+
+    def finish(self) -> None:
+        """The run is complete: remove the journal."""
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+
 def _digest(inputs: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(inputs).encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -397,5 +467,5 @@ def resume_hint(command: str, out: Path) -> str:
             f"`stylebridge {command} ... --resume --out {out}` (the same options)")
 
 
-__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "Journal", "differs", "file_identity",
-           "interrupted_run", "model_setting", "random_metrics", "resume_hint"]
+__all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "ROWS_FILE", "Journal", "RowJournal", "differs",
+           "file_identity", "interrupted_run", "model_setting", "random_metrics", "resume_hint"]

@@ -21,6 +21,7 @@ from stylebridge.cli.options import (
     print_batch_report,
     print_random_notices,
 )
+from stylebridge.cli.resume_args import units_kept_hint
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import analyze as _analyze
@@ -50,6 +51,9 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r2-min", type=finite_float, default=0.5,
                    help="squared correlation below which a layer counts as independent")
     p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the encoders an interrupted run into --out finished (same photos, "
+                        "encoders, generator, domains)")
     add_photo_arguments(p, several_encoders=True)
 
 
@@ -62,6 +66,9 @@ class _ConsoleProgress(ConsoleBars, LatentsProgress):
 
     def progress(self, what: str, done: int, total: int) -> None:
         self.update(what, done, total)
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[yellow]{escape(text)}[/yellow]")
 
 
 def print_latents(console: Console, result: LatentsResult) -> None:
@@ -105,12 +112,14 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
         generator=args.generator, images=list(args.images), out=args.out,
         domains=list(args.domain), samples=args.samples, seed=args.seed, layers=args.layers,
         fit=args.fit, alpha_tol=args.alpha_tol, r2_min=args.r2_min, per_layer=args.per_layer,
-        align=args.align, align_size=args.align_size, batch=args.batch, device=args.device)
+        align=args.align, align_size=args.align_size, batch=args.batch, device=args.device,
+        resume=args.resume)
     progress = _ConsoleProgress(console)
-    try:
-        result = run_latents(config, progress)
-    finally:
-        progress.stop()
+    with units_kept_hint(console, args.out, "encoders", "analyze latents"):
+        try:
+            result = run_latents(config, progress)
+        finally:
+            progress.stop()
     print_latents(console, result)
     print_batch_report(console, result.runs[0].batch)  # every encoder reads the same photos: one report
     return result.exit_code

@@ -22,6 +22,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import TargetGroup, add_device_argument, finite_float
 from stylebridge.cli.options import print_batch_report
+from stylebridge.cli.resume_args import units_kept_hint
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES
 from stylebridge.pipelines.reproduce import (
@@ -37,8 +38,6 @@ from stylebridge.pipelines.reproduce import (
     run_thesis_tables,
     table_layouts,
 )
-from stylebridge.pipelines.reproduce.journal import ROWS_FILE
-from stylebridge.pipelines.resume import JOURNAL_DIR
 from stylebridge.registry import hookimpl
 
 #: ``stylebridge reproduce TARGET``.
@@ -219,20 +218,14 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
     """``stylebridge reproduce thesis-tables`` (see :mod:`stylebridge.pipelines.reproduce`)."""
     display = _Display(console)
     try:
-        result = run_thesis_tables(thesis_tables_config(args), progress=display)
+        with units_kept_hint(console, args.out, "rows", "reproduce thesis-tables"):
+            try:
+                result = run_thesis_tables(thesis_tables_config(args), progress=display)
+            finally:
+                display.close()
     except NoUsableInputs as exc:
-        display.close()
         print_batch_report(console, exc.report)
         raise
-    except (KeyboardInterrupt, MemoryError, OSError):
-        display.close()
-        if (args.out / JOURNAL_DIR / ROWS_FILE).is_file():
-            console.print(f"[yellow]the finished rows are kept in {escape(str(args.out))}: "
-                          "continue with `stylebridge reproduce thesis-tables ... --resume` "
-                          "(the same options)[/yellow]")
-        raise
-    finally:
-        display.close()
     data = result.data
     print_tables(console, data)
     for note in data["notes"]:

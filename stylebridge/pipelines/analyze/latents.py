@@ -38,6 +38,8 @@ from stylebridge.pipelines.analyze.stats import (
     collect_encoder_stats,
     collect_mapping_stats,
 )
+from stylebridge.pipelines.photos import weights_path
+from stylebridge.pipelines.resume import RowJournal, file_identity, model_setting
 from stylebridge.registry.resolve import load_encoder
 
 
@@ -68,6 +70,8 @@ class LatentsConfig:
     align_size: int = 1024
     batch: int = 4
     device: str = "auto"
+    #: keep the encoders an interrupted run into ``out`` finished (their statistics)
+    resume: bool = False
 
 
 class LatentsProgress:
@@ -83,6 +87,9 @@ class LatentsProgress:
 
     def stop(self) -> None:
         """Every statistic is collected (reports and plots follow)."""
+
+    def note(self, text: str) -> None:
+        """A line to show: an interrupted run continued (``resume``) or replaced."""
 
     def failed(self, report: BatchReport) -> None:
         """An encoder's statistics failed (e.g. no readable photo); ``report`` says which
@@ -182,6 +189,44 @@ def _load_encoders(config: LatentsConfig, device: torch.device, gen: Any,
     return encoders
 
 
+def _settings(config: LatentsConfig, g_path: Path, encoders: Sequence[tuple[str, str, Any, bool]],
+              domains: Mapping[str, Any], paths: Sequence[Path]) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one on the encoders' side."""
+    return {"--encoder": [model_setting(spec, weights_path(enc)) for _, spec, enc, _ in encoders],
+            "--generator": file_identity(g_path),
+            "--domain": [model_setting(str(spec), weights_path(m))
+                         for spec, m in zip(config.domains, domains.values(), strict=True)],
+            "--images": [file_identity(p) for p in paths], "--align": bool(config.align),
+            "--align-size": config.align_size if config.align else None}
+
+
+def _row_of(run: EncoderRun) -> dict[str, Any]:
+    """An encoder's statistics as JSON values (floats round-trip exactly)."""
+    return {"key": run.label, "n_images": run.n_images,
+            "means": [m.tolist() for m in run.means],
+            "sims": {name: {"cos": None if acc.cos is None else acc.cos.tolist(),
+                            "dot": None if acc.dot is None else acc.dot.tolist(),
+                            "count": acc.count} for name, acc in run.sims.items()},
+            "report": run.batch.as_dict()}
+
+
+def _run_from_row(row: Mapping[str, Any], spec: str, random: bool) -> EncoderRun:
+    sims = {}
+    for name, saved in row["sims"].items():
+        acc = SimilarityAccumulator()
+        if saved["cos"] is not None:
+            acc.cos = torch.tensor(saved["cos"], dtype=torch.float64)
+            acc.dot = torch.tensor(saved["dot"], dtype=torch.float64)
+        acc.count = int(saved["count"])
+        sims[name] = acc
+    report = BatchReport(done=[Path(p) for p in row["report"]["done"]],
+                         skipped=[(Path(s["file"]), s["reason"])
+                                  for s in row["report"]["skipped"]])
+    return EncoderRun(row["key"], spec, random,
+                      [torch.tensor(m, dtype=torch.float32) for m in row["means"]],
+                      int(row["n_images"]), sims, report)
+
+
 def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) -> LatentsResult:
     """``analyze latents``: see the package docstring.  One-line errors for bad options or
     inputs; photos that cannot be read (or aligned) are skipped and reported per encoder."""
@@ -202,9 +247,18 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
     dom_random = any(domain_random.values())
     progress.random_inputs({"generator": gen_random, "domains": domain_random}, generator=g_path)
 
+    journal = RowJournal.open(
+        config.out, _settings(config, g_path, encoders, domains, paths), resume=config.resume,
+        how={"--batch": config.batch, "--device": str(device)}, unit="encoder")
+    for line in journal.notices:
+        progress.note(line)
     runs: list[EncoderRun] = []
     try:
         for label, spec, encoder, enc_random in encoders:
+            if label in journal.kept:  # its statistics, from the interrupted run (resume)
+                runs.append(_run_from_row(journal.kept[label][0], spec, enc_random))
+                progress.note(f"encoder {label}: kept from the interrupted run")
+                continue
             enc_size = int(encoder.preprocessing.size or gen.size)
             report = BatchReport()
             what = f"encoding photos ({label})"
@@ -217,6 +271,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
                 progress.failed(report)
                 raise
             runs.append(EncoderRun(label, spec, enc_random, means, n_images, sims, report))
+            journal.record(_row_of(runs[-1]), [])
         what, sampled = f"sampling {config.samples} z", [0]
         progress.progress(what, 0, config.samples)
 
@@ -269,5 +324,6 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
         write_json(out / "latents.json", comparison)
         written = ["latents.png", "latents.md", "latents.json",
                    *(f"{r.label}/" for r in runs)]
+    journal.finish()
     return LatentsResult(runs=runs, layers=refs, domains=list(domains), samples=config.samples,
                          random=random, out=out, written=written, comparison=comparison)

@@ -12,7 +12,9 @@ The settings are the options that change a number (every option but ``--out``,
 domains, targets, generator, encoders, FeatureShift models, CLIP weights and configs), so
 that the tiny preset, rebuilt by every run from its seed, is recognised, and a photo or a
 checkpoint written again since is not.  Another run is refused in one line naming the option
-or the file that differs.
+or the file that differs.  The journal itself is
+:class:`~stylebridge.pipelines.resume.RowJournal` (``analyze latents`` keeps its encoders
+with it too); this module builds the settings it compares.
 """
 
 from __future__ import annotations
@@ -20,19 +22,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from stylebridge.core.batch import expand_inputs
-from stylebridge.core.io import write_json
-from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.resume import JOURNAL_DIR, differs
+from stylebridge.pipelines.resume import ROWS_FILE, RowJournal
 
-ROWS_FILE = "rows.json"
-FORMAT = 1
 #: options that do not change a number (``--resume`` may change them)
 HOW_FIELDS = ("out", "device", "batch", "resume")
 _CHUNK = 1 << 20
@@ -105,70 +101,6 @@ def run_settings(config: Any) -> dict[str, Any]:
         else:
             options[option] = list(value) if isinstance(value, tuple) else value
     return {**options, **inputs}
-
-
-@dataclass
-class RowJournal:
-    """The finished rows of this run (``kept``: from an interrupted one, by row key, with the
-    notes each added); :meth:`record` adds one, :meth:`finish` removes the journal."""
-
-    path: Path
-    settings: dict[str, Any]
-    how: dict[str, Any] = field(default_factory=dict)
-    kept: dict[str, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
-    notices: list[str] = field(default_factory=list)
-    _rows: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def open(cls, out: Path, settings: Mapping[str, Any], *, resume: bool,
-             how: Mapping[str, Any] | None = None) -> RowJournal:
-        """The journal in ``out``: with ``resume``, the interrupted run's rows (refused in
-        one line when it was another run); without, a fresh one that replaces an old one at
-        the first row.  ``how`` (``--batch``, ``--device``) may differ: said in a notice."""
-        journal = cls(path=Path(out) / JOURNAL_DIR / ROWS_FILE, settings=dict(settings),
-                      how=dict(how or {}))
-        if not journal.path.is_file():
-            if resume:
-                journal.notices.append(f"--resume: {out} holds no interrupted run; computing "
-                                       "every row")
-            return journal
-        if not resume:
-            journal.notices.append(f"{out} holds an interrupted run; starting over (--resume "
-                                   "continues it)")
-            return journal
-        try:
-            state = json.loads(journal.path.read_text(encoding="utf-8"))
-            if state.get("format") != FORMAT:
-                raise ValueError(f"format {state.get('format')!r}")
-            then, rows, how = state["settings"], list(state["rows"]), dict(state["how"])
-            kept = {r["row"]["key"]: (r["row"], list(r["notes"])) for r in rows}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StylebridgeError(f"--resume: the journal in {out} cannot be read ({exc}); run "
-                                   "without --resume to start over") from None
-        why = differs(then, journal.settings)
-        if why is not None:
-            raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
-                                   f"in {out}, or another --out to start a new run")
-        journal.kept, journal._rows = kept, rows
-        changed = [k for k in journal.how if how.get(k) != journal.how[k]]
-        if changed and kept:
-            journal.notices.append(
-                "--resume: " + ", ".join(f"{k} {journal.how[k]} (was {how.get(k)})"
-                                         for k in changed)
-                + ": the remaining rows agree with an uninterrupted run's within floating-point "
-                "rounding, not bit for bit")
-        return journal
-
-    def record(self, row: Mapping[str, Any], notes: list[str]) -> None:
-        """A finished row and the notes it added, saved at once (atomic)."""
-        self._rows.append({"row": dict(row), "notes": list(notes)})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.path, {"format": FORMAT, "settings": self.settings, "how": self.how,
-                               "rows": self._rows})
-
-    def finish(self) -> None:
-        """The run is complete: remove the journal."""
-        shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 __all__ = ["HOW_FIELDS", "ROWS_FILE", "RowJournal", "content_identity", "run_settings"]
