@@ -718,7 +718,7 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     assert "RANDOM WEIGHTS: encoder 'toy-fse' runs on untrained (random) weights" in said
     assert "RANDOM WEIGHTS: guide has random (untrained) weights" in said
     assert "generator" not in said.split("wrote")[0] and "domain dom" not in said
-    assert main(argv) == 0                                         # resumed: nothing to do
+    assert main([*argv, "--resume"]) == 0             # resumed (--resume accepted): nothing to do
     run = tmp_path / "run"
     assert "featureshift" in train_cli.TRAIN_TARGETS
     code = main(["train", "featureshift", "--data", str(data), "--generator", str(env.gen_path),

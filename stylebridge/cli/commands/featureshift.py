@@ -53,6 +53,9 @@ class FeatureShiftCommand(Command):
                        help="domain checkpoints (comma-separated and/or repeated)")
         p.add_argument("--out", required=True, type=Path, metavar="DATASET",
                        help="the dataset folder; the same command again resumes its build")
+        p.add_argument("--resume", action="store_true",
+                       help="accepted for symmetry with the other batch commands: the same "
+                            "command resumes an interrupted build with or without it")
         p.add_argument("--layer", type=int, help="generator activation K (default: the encoder's)")
         p.add_argument("--image-size", type=int, default=256,
                        help="stored image/target size (default 256, where the losses compare; "
