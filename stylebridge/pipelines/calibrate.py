@@ -156,7 +156,8 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
 
     if progress is not None:
         progress(len(report.done) + len(report.skipped), len(job.paths), "encoding photos")
-    todo = [p for p in job.paths if str(p) not in journal.handled]
+    handled = journal.handled  # a set, built once
+    todo = [p for p in job.paths if str(p) not in handled]
     batches = encoder_batches(todo, report, enc_size=enc_size, **config.batching,
                               on_batch=update, enc_filter=job.encoder.preprocessing.resize)
     enc_means, n_images = encoder_style_means(job.encoder, gen, batches, acc)

@@ -188,7 +188,8 @@ def generate(config: GenerateConfig,
         if notice is not None:
             notice(line)
     config.out.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in seeds if str(s) not in journal.handled]  # --resume: done seeds kept
+    handled = journal.handled  # --resume: the seeds done before are kept (a set, built once)
+    todo = [s for s in seeds if str(s) not in handled]
     files = {int(s): {k: config.out / name for k, name in r["files"].items()}
              for s, r in journal.records.items()}
     # the grid's rows of kept seeds are their PNGs (exact: the grid is 8-bit too)
