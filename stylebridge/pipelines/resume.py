@@ -29,6 +29,7 @@ back from the kept seeds' PNGs).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -151,6 +152,11 @@ class Journal:
     _skipped_saved: int = 0
     _log_bytes: int | None = None  # None: the folder is not yet this run's
 
+    @functools.cached_property
+    def inputs_digest(self) -> str:
+        """sha256 of the input list (computed once: a save must not grow with the run)."""
+        return _digest(self.inputs)
+
     @property
     def saved(self) -> bool:
         """Whether a journal is on disk (a later ``--resume`` has something to continue)."""
@@ -247,7 +253,7 @@ class Journal:
         if command != self.command:
             raise StylebridgeError(f"--resume: {where} holds an interrupted {command} run, not "
                                    f"{self.command}; use another --out")
-        if (n_inputs, digest) != (len(self.inputs), _digest(self.inputs)):
+        if (n_inputs, digest) != (len(self.inputs), self.inputs_digest):
             raise StylebridgeError(
                 f"--resume: the interrupted run in {where} had other {self.unit}s ({n_inputs} "
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same IMAGES, "
@@ -365,7 +371,7 @@ class Journal:
         write_json(self.folder / STATE_FILE, {
             "format": FORMAT, "command": self.command, "settings": self.settings,
             "how": self.how, "inputs": {"count": len(self.inputs),
-                                        "sha256": _digest(self.inputs)},
+                                        "sha256": self.inputs_digest},
             "done": len(self.report.done), "log_bytes": self._log_bytes + len(data),
             "metrics": states, "grid_rows": len(self.grid_rows), "extra": self.extra})
         self._log_bytes += len(data)
