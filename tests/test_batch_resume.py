@@ -288,6 +288,20 @@ def test_resume_is_refused_for_random_weights_built_without_a_file(
     assert main(argv) == 3  # a new run is not refused
 
 
+def test_an_output_folder_that_is_an_input_folder_is_refused(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    """Its pictures would be read as photos by the next run (and a --resume would find other
+    photos than the interrupted run had)."""
+    photos = files["photos"]
+    for argv in (_adapt_argv(files, photos), _invert_argv(files, photos)):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"error: --out {photos} is also an input folder: the next run would read these "
+            "outputs as photos; choose another --out\n")
+    assert sorted(p.name for p in photos.iterdir()) == sorted(
+        [f"{n}.png" for n in PHOTOS] + ["broken.png"])  # nothing written
+
+
 def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
         files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], registered: None) -> None:

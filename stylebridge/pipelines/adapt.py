@@ -340,6 +340,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     options, layers, device, input files) and before anything loads: by default one error
     naming every official checkpoint that is not installed; ``adapt --fetch`` downloads them."""
     config.check_photos()
+    config.check_out(config.out)
     parse_layers(config.skip_layers)  # syntax check before anything is loaded
     check_strengths(config.strength)
     device = resolve_device(config.device)

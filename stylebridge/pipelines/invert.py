@@ -161,6 +161,7 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     """Load and check encoder and generator (one-line errors) before a photo is read;
     ``ensure_weights`` as in :func:`~stylebridge.pipelines.adapt.prepare_adapt`."""
     config.check_photos()
+    config.check_out(config.out)
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     spec = parse_plugin_spec(config.encoder, what="encoder")

@@ -56,6 +56,16 @@ class PhotoOptions:
         """One-line errors for ``batch`` / ``align_size`` out of range."""
         check_photo_options(self.batch, self.align_size)
 
+    def check_out(self, out: Path) -> None:
+        """One-line error when the output folder is one of the image folders: the next run
+        (a rerun, a ``--resume``) would read this run's pictures as photos."""
+        target = Path(out).resolve()
+        for item in self.images:
+            if Path(item).is_dir() and Path(item).resolve() == target:
+                raise StylebridgeError(f"--out {out} is also an input folder: the next run "
+                                       "would read these outputs as photos; choose another "
+                                       "--out")
+
     @property
     def batching(self) -> dict[str, Any]:
         """``batch``, ``align`` and ``align_size``, as the photo-batch readers take them."""
