@@ -380,6 +380,8 @@ class Registry:
 
 def accepted_options(cls: type) -> list[str] | None:
     """The keyword options ``cls(...)`` accepts, or None when it takes ``**kwargs``."""
+    if cls.__init__ in (torch.nn.Module.__init__, object.__init__):
+        return []  # no constructor of its own: nn.Module's (*args, **kwargs) takes no option
     try:
         params = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):

@@ -1,8 +1,10 @@
-"""``stylebridge plugins``: every registered plugin by kind, with its provider package."""
+"""``stylebridge plugins``: every registered plugin by kind, with its provider package;
+``stylebridge plugins NAME``: one plugin's options, weights and optional capabilities."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from rich.console import Console
@@ -11,19 +13,31 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import print_json
-from stylebridge.registry import KINDS, get_registry, hookimpl
-from stylebridge.registry.registry import BUILTIN_PROVIDER
+from stylebridge.errors import RegistryError
+from stylebridge.registry import KINDS, Entry, get_registry, hookimpl
+from stylebridge.registry.describe import describe
+from stylebridge.registry.registry import BUILTIN_PROVIDER, _did_you_mean
 
 
 class PluginsCommand(Command):
     name = "plugins"
-    help = "list every registered plugin by kind, with the package that provides it"
+    help = ("list every registered plugin by kind, with the package that provides it; "
+            "`plugins NAME`: its options, weights and capabilities")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("name", nargs="?", metavar="NAME",
+                            help="show one plugin: its spec options (NAME:k=v) with defaults "
+                                 "and allowed values, the weights it loads and the optional "
+                                 "capabilities it implements (every kind with that name)")
+        parser.add_argument("--kind", choices=list(KINDS),
+                            help="with NAME: only this kind (id, lpips, mse are both a loss "
+                                 "and a metric)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         registry = get_registry()
+        if args.name is not None or args.kind is not None:
+            return self._show(args, console)
         data: dict[str, Any] = {
             kind: [{"name": e.name, "provider": e.provider, "description": e.description}
                    for e in (registry.get(kind, n) for n in registry.names(kind))]
@@ -58,6 +72,94 @@ class PluginsCommand(Command):
                           f"({escape(str(fail['entry_point']))}) failed to "
                           f"load:[/yellow] {escape(str(fail['error']))}")
         return 0
+
+
+    def _show(self, args: argparse.Namespace, console: Console) -> int:
+        from stylebridge.registry.weights import WeightsManager
+
+        registry = get_registry()
+        kinds = [args.kind] if args.kind else list(KINDS)
+        if args.name is None:
+            raise RegistryError("--kind needs a plugin NAME (`stylebridge plugins` lists them all)")
+        manager = WeightsManager()
+        entries = [registry.get(k, args.name) for k in kinds if args.name in registry.names(k)]
+        listed = manager.entries.get(args.name)
+        if not entries and listed is not None and listed.plugin in registry.names(listed.kind) \
+                and listed.kind in kinds:
+            # an official weights entry's name (``--method pixar``): show the plugin it loads into
+            state = "installed" if manager.installed(listed.name) else "not installed"
+            console.print(f"{escape(args.name)!r} is official weights ({state}) for the "
+                          f"{escape(listed.kind.replace('_', ' '))} plugin "
+                          f"{escape(listed.plugin)!r}: `stylebridge weights list --long` "
+                          "for its source and licence")
+            entries = [registry.get(listed.kind, listed.plugin)]
+        if not entries:
+            known = sorted({n for k in kinds for n in registry.names(k)})
+            what = f"{args.kind.replace('_', ' ')} plugin" if args.kind else "plugin"
+            raise RegistryError(f"no {what} named {args.name!r}"
+                                f"{_did_you_mean(args.name, known)} (`stylebridge plugins` "
+                                "lists them all)")
+        data = [describe(e, manager.candidates, lambda n: manager.installed(n) is not None)
+                for e in entries]
+        if args.json:
+            print_json(data if len(data) > 1 else data[0])
+            return 0
+        for entry, info in zip(entries, data, strict=True):
+            _print_plugin(console, entry, info)
+        return 0
+
+
+def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
+    """One plugin as a titled block: description, class, options table, weights, capabilities."""
+    provider = "" if entry.provider == BUILTIN_PROVIDER else f" from {entry.provider}"
+    console.print(f"[bold cyan]{escape(entry.kind.replace('_', ' '))}[/bold cyan] "
+                  f"[bold]{escape(entry.name)}[/bold]{escape(provider)}: "
+                  f"{escape(info['description'])}")
+    console.print(f"  class {escape(info['class'])}")
+    opts = info["options"]
+    if entry.kind == "command":
+        console.print(f"  usage: stylebridge {escape(entry.name)} --help")
+    elif opts is None:
+        console.print("  options: any (its constructor takes **kwargs)")
+    elif opts:
+        table = Table(show_header=True, box=None, padding=(0, 2, 0, 2))
+        table.add_column("option")
+        table.add_column("default")
+        table.add_column("allowed", overflow="fold")
+        for row in opts:
+            default = "(required)" if row["required"] else json.dumps(row["default"])
+            table.add_row(escape(row["name"]), escape(default), escape(row["allowed"]))
+        usage = ("stylebridge convert ... --option KEY=VALUE" if entry.kind == "converter"
+                 else f"{entry.name}[:CHECKPOINT]:KEY=VALUE,...")
+        console.print(f"  options ({escape(usage)}):")
+        console.print(table)
+    else:
+        console.print("  options: none")
+    weights = info["weights"]
+    if weights and (weights["requires_weights"] or weights["official"]
+                    or entry.kind not in ("loss", "metric")):
+        # losses and metrics read their own model files through options (id:weights=...)
+        need = ("needs weights: a bare name without installed weights is refused"
+                if weights["requires_weights"] else "a bare name without installed weights "
+                "builds random weights, labelled as such")
+        console.print(f"  weights: {need}; {escape(entry.name)}:CHECKPOINT loads a "
+                      f"checkpoint of kind {escape(weights['checkpoint_kind'])}")
+        if weights["hint"]:
+            console.print(f"    {escape(weights['hint'])}")
+        official = weights["official"]
+        if official:
+            shown = ", ".join(f"{w['name']}{' (installed)' if w['installed'] else ''}"
+                              for w in official[:8])
+            more = f" and {len(official) - 8} more" if len(official) > 8 else ""
+            console.print(f"    official: {escape(shown)}{more} (`stylebridge weights list "
+                          "--long` for sources and licences)")
+    caps = info["capabilities"]
+    if caps:
+        console.print("  capabilities:")
+        for cap in caps:
+            when = "" if cap["when"] == "always" else f" ({cap['when']})"
+            console.print(f"    {escape(cap['name'])}: {escape(cap['meaning'])}{when}")
+    console.print()
 
 
 @hookimpl
