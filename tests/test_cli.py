@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -335,7 +337,6 @@ def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_fi
 def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(capsys,
                                                                                monkeypatch) -> None:
     """The registry sits below the CLI and cannot check the Command type: the CLI does."""
-    import types
 
     from stylebridge.cli.base import Command
     from stylebridge.registry import hookimpl
@@ -366,14 +367,60 @@ def test_a_plugin_command_that_is_no_command_object_is_skipped_with_a_warning(ca
     reg = registry_mod.Registry(entry_points=False, extra_plugins=[plugin])
     monkeypatch.setattr(registry_mod, "_REGISTRY", reg)
     code, out, err = run(capsys, "hello-test", "--who", "plugins")
-    assert code == 0 and out == "hello plugins\n"
-    assert ("warning: plugin 'thirdparty_cmds' registered a NotACommand as command "
-            "'broken-test', but commands must be instances of stylebridge.cli.base.Command "
-            "(ignored)") in err
-    with pytest.raises(SystemExit) as exc:
-        main(["broken-test"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and "\nerror: COMMAND: invalid choice: 'broken-test'" in err
+    assert code == 0 and out == "hello plugins\n" and err == ""
+    # reported once, as a failure of its package, and named when called
+    failed = [f.error for f in reg.failures]
+    assert failed == ["command 'broken-test': registered a NotACommand, not a "
+                      "stylebridge.cli.base.Command instance (ignored)"]
+    code, out, err = run(capsys, "broken-test")
+    assert code == 2 and err == (
+        "error: command 'broken-test' is broken and was not loaded: registered a NotACommand, "
+        "not a stylebridge.cli.base.Command instance (package thirdparty_cmds); `stylebridge "
+        "plugins` lists the failures\n")
+    code, out, _ = run(capsys, "plugins", "--json")
+    data = json.loads(out)
+    assert "broken-test" not in {row["name"] for row in data["command"]}
+    assert [row["provider"] for row in data["failed"]] == ["thirdparty_cmds"]
+
+
+def test_a_command_whose_add_arguments_raises_takes_only_itself_down(capsys, monkeypatch) -> None:
+    from stylebridge.cli.base import Command
+    from stylebridge.registry import hookimpl
+    from stylebridge.registry import registry as registry_mod
+
+    class BadArgs(Command):
+        name = "bad-args"
+        help = "breaks"
+
+        def add_arguments(self, parser) -> None:
+            parser.add_argument("-h")  # clashes with argparse's own --help
+
+        def run(self, args, console) -> int:
+            return 0
+
+    class AsClass(BadArgs):
+        name = "as-class"
+
+    plugin = types.ModuleType("badargs_pkg")
+
+    @hookimpl
+    def register_commands(register) -> None:
+        register(BadArgs())
+        register(AsClass)
+
+    plugin.register_commands = register_commands
+    reg = registry_mod.Registry(extra_plugins=[plugin], entry_points=False)
+    monkeypatch.setattr(registry_mod, "_REGISTRY", reg)
+    for argv in (["plugins", "--json"], ["doctor", "--help"]):
+        with contextlib.suppress(SystemExit):
+            assert run(capsys, *argv)[0] == 0
+    capsys.readouterr()
+    code, _, err = run(capsys, "bad-args")
+    assert code == 2 and err.startswith("error: command 'bad-args' is broken and was not "
+                                        "loaded: add_arguments raised ArgumentError: ")
+    code, _, err = run(capsys, "as-class")
+    assert code == 2 and ("registered the class AsClass (register an instance: AsClass()), "
+                          "not a stylebridge.cli.base.Command instance") in err
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

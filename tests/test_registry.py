@@ -282,13 +282,85 @@ def test_faulty_installed_packages_are_isolated(monkeypatch: pytest.MonkeyPatch)
     assert "register_encoders failed" in errors["raising_pkg"]
     assert "RuntimeError: exploded on purpose" in errors["raising_pkg"]
     assert errors["signature_pkg"].startswith("not loaded:") and "reg" in errors["signature_pkg"]
-    assert "'e4e' is registered twice: by 'stylebridge' and by 'clash_pkg'" in errors["clash_pkg"]
+    assert errors["clash_pkg"] == ("encoder 'e4e' is a built-in name: this registration is "
+                                   "ignored (rename it)")
     assert "invalid name 'Bad Name'" in errors["partial_pkg"]
     assert "did you mean 'register_calibrators'" in errors["typo_pkg"]
     # an unknown name points at the packages that failed
     with pytest.raises(RegistryError, match="failed to load, see `stylebridge plugins`") as info:
         reg.get("encoder", "fine")
     assert "clash_pkg" in str(info.value) and "raising_pkg" in str(info.value)
+
+
+class _Shared(_ToyEncoder):
+    name = "shared"
+
+
+class _Other(_ToyEncoder):
+    name = "other"
+
+
+class _Abstract(Encoder):
+    name = "abstract-enc"
+
+
+@pytest.mark.parametrize("order", [("pkg_a", "pkg_b"), ("pkg_b", "pkg_a")])
+def test_a_name_two_installed_packages_claim_is_used_by_neither(monkeypatch, order) -> None:
+    """Which package would win depends on the install order: neither does, both are told,
+    and each keeps its other names."""
+    mods = {"pkg_a": _plugin("pkg_a", _Shared, _ToyEncoder),
+            "pkg_b": _plugin("pkg_b", _Shared, _Other)}
+    _install(monkeypatch, *(mods[name] for name in order))
+    reg = Registry()
+    assert {"toy", "other"} <= set(reg.names("encoder")) and "shared" not in reg.names("encoder")
+    errors = {f.provider: f.error for f in reg.failures}
+    both = " and ".join(repr(p) for p in order)
+    assert errors == {p: f"encoder 'shared' is registered by {both}: neither is used "
+                         "(uninstall one, or rename it)" for p in order}
+    with pytest.raises(RegistryError, match=rf"^encoder 'shared' is registered by {both}: "
+                                            "neither is used; uninstall one of them"):
+        reg.get("encoder", "shared")
+
+
+def test_import_time_exit_missing_marker_and_abstract_class_are_reported(monkeypatch) -> None:
+    import sys
+
+    exiting = types.ModuleType("exiting_pkg")
+    unmarked = types.ModuleType("unmarked_pkg")
+
+    def register_metrics(register):  # no @hookimpl
+        raise AssertionError("pluggy never calls an unmarked function")
+
+    unmarked.register_metrics = register_metrics
+    abstract = _plugin("abstract_pkg", _Abstract)
+    _install(monkeypatch, exiting, unmarked, abstract)
+    real_load = importlib.metadata.EntryPoint.load
+
+    def load(ep):
+        if ep.value == "exiting_pkg":
+            sys.exit("this plugin needs CUDA")
+        return real_load(ep)
+
+    monkeypatch.setattr(importlib.metadata.EntryPoint, "load", load)
+    reg = Registry()
+    assert "abstract-enc" not in reg.names("encoder") and "e4e" in reg.names("encoder")
+    errors = {f.provider: f.error for f in reg.failures}
+    assert errors["exiting_pkg"] == "SystemExit: this plugin needs CUDA"
+    assert errors["unmarked_pkg"] == (
+        "function 'register_metrics' has no @hookimpl marker (from stylebridge.registry import "
+        "hookimpl), so pluggy does not call it (ignored)")
+    assert errors["abstract_pkg"] == (
+        "register_encoders failed, its encoders are not available: RegistryError: plugin "
+        "'abstract_pkg' registered encoder _Abstract, which does not implement encode (an "
+        "abstract class)")
+
+
+def test_hook_failures_name_the_kind_in_plural(monkeypatch) -> None:
+    _install(monkeypatch, _module("losses_pkg", register_losses=_raising))
+    reg = Registry()
+    reg.names("loss")  # hooks run when the plugins are first listed
+    errors = {f.provider: f.error for f in reg.failures}
+    assert errors["losses_pkg"].startswith("register_losses failed, its losses are not available")
 
 
 def test_cli_keeps_working_with_a_broken_package(monkeypatch: pytest.MonkeyPatch,
@@ -553,3 +625,47 @@ def test_a_plugin_built_from_its_defaults_gets_the_same_random_weights_each_time
     assert torch.equal(a.w, b.w) and a.w.std() > 0.5
     assert not torch.equal(a.w, c.w)  # options written out are another spec: other weights
     assert d.w.shape == (5, 8) and not torch.equal(d.w[:4], a.w)
+
+
+def test_an_exception_inside_an_installed_plugin_names_its_package(monkeypatch, capsys) -> None:
+    """A command line error raised by a third-party plugin's code says which package to
+    report it to (file and line), while stylebridge's own errors stay as they are."""
+    from stylebridge.cli.main import main
+
+    source = '''
+from stylebridge.cli.base import Command
+from stylebridge.registry import hookimpl
+
+
+class Boom(Command):
+    name = "boom-test"
+    help = "raises"
+
+    def add_arguments(self, parser):
+        pass
+
+    def run(self, args, console):
+        return helper()
+
+
+def helper():
+    raise RuntimeError("command exploded")
+
+
+@hookimpl
+def register_commands(register):
+    register(Boom())
+'''
+    mod = types.ModuleType("boom_pkg.commands")
+    mod.__file__ = "/somewhere/boom_pkg/commands.py"
+    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    _install(monkeypatch, mod)
+    monkeypatch.setattr(registry_mod, "_REGISTRY", None)
+    try:
+        assert main(["boom-test"]) == 1
+        err = capsys.readouterr().err
+        assert err == ("error: RuntimeError: command exploded (raised in plugin package "
+                       "boom_pkg.commands (commands.py:18); rerun with --debug for the "
+                       "traceback)\n")
+    finally:
+        monkeypatch.setattr(registry_mod, "_REGISTRY", None)

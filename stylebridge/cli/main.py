@@ -39,6 +39,10 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` (and, through ``add_subparsers``, every parser below it) whose
     usage errors are one line on stderr and exit code 2, like every other stylebridge error."""
 
+    #: commands of installed packages that were dropped (name -> why), for a clear error
+    #: when one is called instead of argparse's "invalid choice"
+    broken_commands: dict[str, str]
+
     def error(self, message: str, prog: str | None = None) -> NoReturn:
         self.exit(2, f"error: {one_line_usage_error(message, prog or self.prog)}\n")
 
@@ -73,19 +77,36 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
                         help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, object] = {}
+
     for name in registry.names("command"):
         entry = registry.get("command", name)
         cmd = entry.obj
         if not isinstance(cmd, Command):  # the registry cannot check this: it is below the CLI
-            message = (f"plugin {entry.provider!r} registered a {type(cmd).__name__} as command {name!r}, but "
+            what = (f"the class {cmd.__name__} (register an instance: {cmd.__name__}())"
+                    if isinstance(cmd, type) else f"a {type(cmd).__name__}")
+            message = (f"plugin {entry.provider!r} registered {what} as command {name!r}, but "
                        "commands must be instances of stylebridge.cli.base.Command")
             if entry.provider == BUILTIN_PROVIDER:
                 raise RegistryError(message)
-            print(f"warning: {message} (ignored)", file=sys.stderr)
+            why = f"registered {what}, not a stylebridge.cli.base.Command instance"
+            registry.reject("command", name, why)
             continue
         p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help)
-        cmd.add_arguments(p)
+        try:
+            cmd.add_arguments(p)
+        except Exception as exc:
+            if entry.provider == BUILTIN_PROVIDER:
+                raise
+            # one package's broken command must not take `--help`, `plugins` or `doctor` down
+            sub.choices.pop(name, None)
+            sub._choices_actions[:] = [a for a in sub._choices_actions if a.dest != name]
+            text = " ".join(str(exc).split())
+            why = f"add_arguments raised {type(exc).__name__}" + (f": {text}" if text else "")
+            registry.reject("command", name, why)
+            continue
         commands[name] = cmd
+    parser.broken_commands = {name: why for (kind, name), why in registry.rejected.items()
+                              if kind == "command"}
     for p in _subparsers(parser):  # every (sub-)command accepts --debug, whoever built it
         if "--debug" not in p._option_string_actions:
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -141,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("STYLEBRIDGE_DEBUG") == "1"
     try:
         parser, commands = build_parser()
+        word = next((a for a in argv if not a.startswith("-")), None)
+        if word in parser.broken_commands:
+            _error(f"command {word!r} is broken and was not loaded: "
+                   f"{parser.broken_commands[word]}; `stylebridge plugins` lists the failures")
+            return 2
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
@@ -189,8 +215,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if len(text) > 400:
             text = text[:400] + f" [... {len(text) - 400} characters cut]"
-        _error(f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)")
+        origin = _plugin_origin(exc)
+        _error(f"{type(exc).__name__}: {text} ({origin}rerun with --debug for the traceback)")
         return 1
+
+
+def _plugin_origin(exc: BaseException) -> str:
+    """``raised in plugin package P (file.py:12); `` when the innermost frame of an installed
+    third-party plugin package's code is in ``exc``'s traceback: the package to report the
+    bug to.  Empty for stylebridge's own code."""
+    try:
+        from stylebridge.registry import get_registry
+
+        registry = get_registry()
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            package = registry.package_of(str(tb.tb_frame.f_globals.get("__name__", "")))
+            if package is not None:
+                found = (package, os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_lineno)
+            tb = tb.tb_next
+    except Exception:  # the registry itself is what failed: no attribution
+        return ""
+    return "" if found is None else f"raised in plugin package {found[0]} ({found[1]}:{found[2]}); "
 
 
 if __name__ == "__main__":  # pragma: no cover

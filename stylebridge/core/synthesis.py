@@ -80,7 +80,14 @@ class PlainRenderer(Renderer):
 
 
 def check_compatible(inversion: Inversion, generator: Generator, what: str) -> None:
-    """One-line error when ``inversion`` does not fit ``generator`` (latent rows/width, features)."""
+    """One-line error when ``inversion`` does not fit ``generator`` (latent rows/width, features)
+    or is no :class:`Inversion` at all (a plugin's ``encode`` that returns a bare tensor)."""
+    if not isinstance(inversion, Inversion):
+        raise StylebridgeError(f"{what}: encode() returned a {type(inversion).__name__}, not a "
+                               "stylebridge.core.inversion.Inversion (wrap w+ as Inversion(w_plus=...))")
+    if inversion.w_plus.ndim != 3:
+        raise StylebridgeError(f"{what} gives w+ of shape {list(inversion.w_plus.shape)}; "
+                               "expected [batch, rows, width]")
     _, rows, dim = inversion.w_plus.shape
     if (rows, dim) != (generator.n_latent, generator.style_dim):
         raise StylebridgeError(

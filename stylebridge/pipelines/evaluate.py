@@ -26,7 +26,7 @@ import hashlib
 import inspect
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,6 +287,33 @@ def build_metrics(requests: list[MetricRequest], device: torch.device,
     return metrics
 
 
+def metric_values(metric: Metric, label: str) -> dict[str, float]:
+    """``metric.compute()``, checked: a dict of names to numbers (a plugin metric that returns
+    anything else is named in one line instead of failing somewhere downstream)."""
+    values = metric.compute()
+    if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
+        raise StylebridgeError(f"metric {label!r}: compute() returned a {type(values).__name__}; "
+                               "it must return a dict of name -> number")
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            raise StylebridgeError(f"metric {label!r}: compute() gave {key!r} = "
+                                   f"{str(value)[:60]!r}, not a number") from None
+    return out
+
+
+def claim_columns(owners: dict[str, str], keys: Iterable[str], label: str) -> None:
+    """Refuse two metrics that report the same key: one would overwrite the other's numbers
+    in the table, metrics.json and the CSV.  ``owners`` maps each key to its metric."""
+    for key in keys:
+        other = owners.setdefault(key, label)
+        if other != label:
+            raise StylebridgeError(f"metrics {other!r} and {label!r} both report {key!r}: one "
+                                   "would overwrite the other's numbers; drop one of them")
+
+
 def _labels(requests: list[MetricRequest]) -> list[str]:
     """Column prefix per metric: the name, or the whole spec when a name repeats."""
     counts: dict[str, int] = {}
@@ -418,6 +445,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     paths = {stem: (p, t) for stem, p, t in pairs}
     handled = set() if journal is None else journal.handled
     todo = [pair for pair in pairs if str(pair[1]) not in handled]
+    columns: dict[str, str] = {}  # per-image column -> the metric that writes it
     progress.start(len(pairs))
     progress.advance(len(rows))
     try:
@@ -425,8 +453,10 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
             batch_rows = [{"name": n, "pred": str(paths[n][0]),
                            "target": None if paths[n][1] is None else str(paths[n][1])}
                           for n in names]
-            for prefix, metric in zip(prefixes, metrics, strict=True):
+            for prefix, req, metric in zip(prefixes, requests, metrics, strict=True):
                 metric.update(pred, target)
+                claim_columns(columns, [f"{k}[{prefix}]" if prefix else k for k in metric.last],
+                              req.text)
                 for key, values in metric.last.items():
                     col = f"{key}[{prefix}]" if prefix else key
                     for row, value in zip(batch_rows, values, strict=True):
@@ -456,9 +486,11 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     results: list[MetricResult] = []
     means: dict[str, float] = {}
     random_cols: set[str] = set()
+    owners: dict[str, str] = {}
     for prefix, req, metric in zip(prefixes, requests, metrics, strict=True):
-        values = metric.compute()
+        values = metric_values(metric, req.text)
         labelled = {(f"{k}[{prefix}]" if prefix else k): v for k, v in values.items()}
+        claim_columns(owners, labelled, req.text)
         means.update(labelled)
         if metric.random_weights:
             random_cols.update(labelled)

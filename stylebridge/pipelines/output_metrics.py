@@ -17,7 +17,12 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.evaluate import build_metrics, parse_metric_spec
+from stylebridge.pipelines.evaluate import (
+    build_metrics,
+    claim_columns,
+    metric_values,
+    parse_metric_spec,
+)
 from stylebridge.registry import get_registry
 
 #: what ``adapt`` computes when no metric is named (cheap: no network, no face detector)
@@ -47,8 +52,10 @@ def update_output_metrics(metrics: OutputMetrics, rendered: Mapping[str, Tensor]
                           targets: Tensor) -> None:
     """Feed one batch: ``rendered[name]`` against ``targets`` (all in ``[0, 1]``)."""
     for name, group in metrics.items():
+        columns: dict[str, str] = {}
         for metric in group:
             metric.update(rendered[name], targets)
+            claim_columns(columns, metric.last, metric.name)
 
 
 def last_output_values(metrics: OutputMetrics, index: int) -> dict[str, dict[str, float | None]]:
@@ -72,9 +79,11 @@ def compute_output_metrics(metrics: OutputMetrics) -> dict[str, dict[str, float 
     out: dict[str, dict[str, float | None]] = {}
     for name, group in metrics.items():
         values: dict[str, float | None] = {}
+        owners: dict[str, str] = {}
         for metric in group:
-            values.update({k: float(v) if math.isfinite(float(v)) else None
-                           for k, v in metric.compute().items()})
+            computed = metric_values(metric, metric.name)
+            claim_columns(owners, computed, metric.name)
+            values.update({k: v if math.isfinite(v) else None for k, v in computed.items()})
         out[name] = values
     return out
 

@@ -120,6 +120,9 @@ class Registry:
         self._providers: dict[str, str] = {}  # plugin name in pm -> provider package
         self._installed: dict[str, str] = {}  # plugin name in pm -> entry-point name (tolerant)
         self.failures: list[PluginFailure] = []
+        self._packages: dict[str, str] = {}  # top-level module of an installed plugin -> dist
+        #: (kind, name) -> why: plugins dropped after loading (:meth:`reject`)
+        self.rejected: dict[tuple[str, str], str] = {}
         if builtins:  # first, so that built-in names win over third-party ones
             for ep in builtin_entry_points():
                 try:
@@ -135,6 +138,7 @@ class Registry:
             provider = getattr(plugin, "__name__", type(plugin).__name__)
             self._add(plugin, provider, provider)
         self._entries: dict[str, dict[str, Entry]] | None = None
+        self._contested = {}
 
     # -- loading ---------------------------------------------------------------------------------
     def _add(self, plugin: object, name: str, provider: str, entry_point: str | None = None) -> None:
@@ -162,6 +166,12 @@ class Registry:
             if entry_point is None:
                 raise RegistryError(f"plugin {provider!r}: {message}")
             self._fail(provider, entry_point, message + " (ignored)")
+        for hook in self._unmarked_hooks(plugin):
+            message = (f"function {hook!r} has no @hookimpl marker (from stylebridge.registry "
+                       "import hookimpl), so pluggy does not call it")
+            if entry_point is None:
+                raise RegistryError(f"plugin {provider!r}: {message}")
+            self._fail(provider, entry_point, message + " (ignored)")
 
     def _hook_names(self) -> list[str]:
         return sorted(spec[0] for spec in KINDS.values())
@@ -181,6 +191,15 @@ class Registry:
                 out.append(attr)
         return out
 
+    def _unmarked_hooks(self, plugin: object) -> list[str]:
+        """Functions named like a hook but not marked ``@hookimpl`` (pluggy ignores them)."""
+        out = []
+        for hook in self._hook_names():
+            fn = inspect.getattr_static(plugin, hook, None)
+            if callable(fn) and self.plugin_manager.parse_hookimpl_opts(plugin, hook) is None:
+                out.append(hook)
+        return out
+
     def _fail(self, provider: str, entry_point: str, error: str) -> None:
         failure = PluginFailure(provider, entry_point, error)
         if failure not in self.failures:
@@ -193,10 +212,33 @@ class Registry:
             dist = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken third-party package must not break the CLI
-                self._fail(dist, ep.name, f"{type(exc).__name__}: {exc}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                # one calling sys.exit() at import) must not break the CLI
+                self._fail(dist, ep.name, _one_line(exc))
                 continue
             self._add(plugin, f"{dist}:{ep.name}", dist, entry_point=ep.name)
+            top = ep.value.split(":")[0].partition(".")[0]
+            if top and top != "stylebridge":
+                self._packages[top] = dist
+
+    def reject(self, kind: str, name: str, why: str) -> None:
+        """Drop a registered plugin that a layer above found unusable (the CLI: a command
+        that is no ``Command`` instance, or whose ``add_arguments`` raised), and report it
+        under :attr:`failures` like a fault found while loading."""
+        entry = self.entries[kind].pop(name, None)
+        if entry is None:
+            return
+        self.rejected[(kind, name)] = f"{why} (package {entry.provider})"
+        self._fail(entry.provider, self._entry_point_of(entry.provider),
+                   f"{kind.replace('_', ' ')} {name!r}: {why} (ignored)")
+
+    def package_of(self, module: str) -> str | None:
+        """The installed third-party package (distribution) whose plugin module ``module``
+        (a dotted name) belongs to, by top-level package; ``None`` for stylebridge's own
+        modules and any other code."""
+        return self._packages.get(module.partition(".")[0])
 
     def add_plugin(self, plugin: object, provider: str) -> None:
         """Register another plugin module/object at run time (invalidates the cache)."""
@@ -205,20 +247,29 @@ class Registry:
 
     def _collect(self) -> dict[str, dict[str, Entry]]:
         entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        clashes: list[tuple[str, str, Entry, str, str]] = []
         for kind, (hook_name, base, as_class) in KINDS.items():
             hook = getattr(self.plugin_manager.hook, hook_name)
             for impl in hook.get_hookimpls():  # registration order
                 provider = self._providers.get(impl.plugin_name, impl.plugin_name)
                 staged: dict[str, Entry] = {}
+                entry_point = self._installed.get(impl.plugin_name)
 
                 def register(obj: Any, name: str | None = None, *, _kind: str = kind,
                              _base: type = base, _as_class: bool = as_class,
-                             _provider: str = provider, _staged: dict[str, Entry] = staged
-                             ) -> None:
-                    self._register_one(entries[_kind], _staged, _kind, _base, _as_class,
-                                       _provider, obj, name)
+                             _provider: str = provider, _staged: dict[str, Entry] = staged,
+                             _entry_point: str | None = entry_point) -> None:
+                    entry = self._check_one(_staged, _kind, _base, _as_class, _provider, obj,
+                                            name)
+                    taken = entries[_kind].get(entry.name)
+                    if taken is None:
+                        _staged[entry.name] = entry
+                    elif _entry_point is None:  # the caller's own code: loud
+                        raise RegistryError(f"{_kind} {entry.name!r} is registered twice: by "
+                                            f"{taken.provider!r} and by {_provider!r}")
+                    else:  # an installed package: that name only is dropped (below)
+                        clashes.append((_kind, entry.name, taken, _provider, _entry_point))
 
-                entry_point = self._installed.get(impl.plugin_name)
                 if entry_point is None:
                     impl.function(register=register)
                 else:
@@ -226,29 +277,59 @@ class Registry:
                         impl.function(register=register)
                     except Exception as exc:  # an installed package's fault: drop this hook
                         self._fail(provider, entry_point,
-                                   f"{hook_name} failed, its {kind}s are not available: "
-                                   f"{_one_line(exc)}")
+                                   f"{hook_name} failed, its {_plural(kind)} are not "
+                                   f"available: {_one_line(exc)}")
                         continue
                 entries[kind].update(staged)
+        self._settle_clashes(entries, clashes)
         return entries
 
-    @staticmethod
-    def _register_one(table: dict[str, Entry], staged: dict[str, Entry], kind: str, base: type,
-                      as_class: bool, provider: str, obj: Any, name: str | None) -> None:
+    def _settle_clashes(self, entries: dict[str, dict[str, Entry]],
+                        clashes: list[tuple[str, str, Entry, str, str]]) -> None:
+        """A built-in name keeps its built-in; a name two installed packages register is
+        used by neither (which one won would depend on the install order): both are told."""
+        self._contested: dict[tuple[str, str], list[str]] = {}
+        for kind, name, taken, provider, entry_point in clashes:
+            label = kind.replace("_", " ")
+            if taken.provider == BUILTIN_PROVIDER:
+                self._fail(provider, entry_point, f"{label} {name!r} is a built-in name: this "
+                                                  "registration is ignored (rename it)")
+                continue
+            self._contested.setdefault((kind, name), [taken.provider]).append(provider)
+        for (kind, name), providers in self._contested.items():
+            first = entries[kind].pop(name)
+            points = {first.provider: self._entry_point_of(first.provider)}
+            for provider in providers:
+                why = (f"{kind.replace('_', ' ')} {name!r} is registered by "
+                       f"{' and '.join(repr(p) for p in providers)}: neither is used "
+                       "(uninstall one, or rename it)")
+                self._fail(provider, points.get(provider) or self._entry_point_of(provider),
+                           why)
+
+    def _entry_point_of(self, provider: str) -> str:
+        return next((ep for name, ep in self._installed.items()
+                     if self._providers.get(name) == provider), provider)
+
+    def _check_one(self, staged: dict[str, Entry], kind: str, base: type, as_class: bool,
+                   provider: str, obj: Any, name: str | None) -> Entry:
         ok = (isinstance(obj, type) and issubclass(obj, base)) if as_class else isinstance(obj, base)
         if not ok:
+            shown = f"the class {obj.__name__}" if isinstance(obj, type) else repr(obj)
             what = f"a subclass of {base.__name__}" if as_class else f"an instance of {base.__name__}"
-            raise RegistryError(f"plugin {provider!r} registered {obj!r} as {kind} plugin, "
+            raise RegistryError(f"plugin {provider!r} registered {shown} as {kind} plugin, "
                                 f"but {kind} plugins must be {what}")
+        if as_class and inspect.isabstract(obj):
+            missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+            raise RegistryError(f"plugin {provider!r} registered {kind} {obj.__name__}, "
+                                f"which does not implement {missing} (an abstract class)")
         name = name or getattr(obj, "name", "")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise RegistryError(f"plugin {provider!r} registered {kind} plugin with invalid name {name!r} "
                                 "(use lower-case letters, digits, '_', '-', '.')")
-        taken = table.get(name) or staged.get(name)
-        if taken is not None:
-            raise RegistryError(f"{kind} {name!r} is registered twice: by {taken.provider!r} and "
+        if name in staged:
+            raise RegistryError(f"{kind} {name!r} is registered twice: by {provider!r} and "
                                 f"by {provider!r}")
-        staged[name] = Entry(kind=kind, name=name, obj=obj, provider=provider)
+        return Entry(kind=kind, name=name, obj=obj, provider=provider)
 
     @property
     def entries(self) -> dict[str, dict[str, Entry]]:
@@ -270,6 +351,11 @@ class Registry:
         if name in table:
             return table[name]
         label = kind.replace("_", " ")
+        contested = self._contested.get((kind, name))
+        if contested:
+            raise RegistryError(f"{label} {name!r} is registered by "
+                                f"{' and '.join(repr(p) for p in contested)}: neither is used; "
+                                "uninstall one of them (or rename it there)")
         known = sorted(table)
         listing = ", ".join(known) if known else "none are installed"
         broken = sorted({f.provider for f in self.failures})
@@ -390,6 +476,11 @@ def accepted_options(cls: type) -> list[str] | None:
         return None
     return [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                  inspect.Parameter.KEYWORD_ONLY)]
+
+
+def _plural(kind: str) -> str:
+    label = kind.replace("_", " ")
+    return label + ("es" if label.endswith("s") else "s")
 
 
 def _one_line(exc: BaseException) -> str:

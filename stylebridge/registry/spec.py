@@ -27,7 +27,10 @@ Loss specs (``--loss``)::
 
     lpips:0.8                 name + weight
     lpips:0.8:net=vgg         name + weight + options
-    id                        weight 1
+    id                        refused: the weight is always given (id:1.0)
+
+A loss spec is the command line's: from Python, ``create("loss", "lpips:net=vgg")`` takes the
+plugin spec and the trainer configs take the weight separately.
 """
 
 from __future__ import annotations
@@ -164,7 +167,9 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
             raise SpecError(f"{what} spec {raw!r}: options must come last (NAME:PATH:key=value)")
         return PluginSpec(name=name, path=None, options=_parse_options(path_part, raw), text=raw)
     if not path_part:
-        raise SpecError(f"{what} spec {raw!r} has an empty path")
+        hint = (f" (options without a checkpoint: {name}:{opt_part})"
+                if opt_part and "=" in opt_part else "")
+        raise SpecError(f"{what} spec {raw!r} has an empty path{hint}")
     if ":" in opt_part and _colon_options(opt_part):
         raise SpecError(f"{what} spec {raw!r}: separate options with ',', not ':' "
                         f"({name}:{path_part}:{opt_part.replace(':', ',')})")

@@ -1,0 +1,102 @@
+"""A third-party plugin that returns the wrong thing is named in one line, and two metrics
+that report the same key are refused instead of one silently overwriting the other."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_generator
+from PIL import Image
+
+from stylebridge.cli.main import main
+from stylebridge.core.interfaces import Metric
+from stylebridge.core.synthesis import check_compatible
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.evaluate import claim_columns, metric_values
+from stylebridge.registry import hookimpl
+from stylebridge.registry import registry as registry_mod
+
+
+class _Fixed(Metric):
+    """Reports what it is told to, for the checks below."""
+
+    name = "fixed-test"
+
+    def __init__(self, result: Any = None) -> None:
+        self.result = result
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, pred, target=None, **context) -> None:
+        self.last = {"psnr": [123.0] * pred.shape[0]}
+
+    def compute(self) -> Any:
+        return self.result
+
+
+@pytest.mark.parametrize(("result", "message"), [
+    (0.5, "metric 'fixed-test': compute() returned a float; it must return a dict of name -> "
+          "number"),
+    ({"x": "hello"}, "metric 'fixed-test': compute() gave 'x' = 'hello', not a number"),
+    ({1: 2.0}, "metric 'fixed-test': compute() returned a dict; it must return a dict"),
+])
+def test_compute_results_are_checked(result, message) -> None:
+    with pytest.raises(StylebridgeError, match=f"^{message}".replace("(", r"\(").replace(
+            ")", r"\)").replace("?", r"\?")):
+        metric_values(_Fixed(result), "fixed-test")
+
+
+def test_numbers_of_any_kind_are_floats() -> None:
+    values = metric_values(_Fixed({"a": torch.tensor(2.5), "b": np.float32(1.5), "c": 3}), "f")
+    assert values == {"a": 2.5, "b": 1.5, "c": 3.0}
+    assert all(type(v) is float for v in values.values())
+
+
+def test_a_key_reported_twice_is_refused_naming_both_metrics() -> None:
+    owners: dict[str, str] = {}
+    claim_columns(owners, ["psnr"], "psnr")
+    claim_columns(owners, ["psnr"], "psnr")  # the same metric again (next batch): fine
+    with pytest.raises(StylebridgeError, match=r"^metrics 'psnr' and 'fixed-test' both report "
+                                               r"'psnr': one would overwrite"):
+        claim_columns(owners, ["mse", "psnr"], "fixed-test")
+
+
+def test_an_encoder_returning_a_bare_tensor_is_named() -> None:
+    gen = tiny_generator()
+    with pytest.raises(StylebridgeError, match=r"^encoder 'toy': encode\(\) returned a Tensor, "
+                                               r"not a stylebridge.core.inversion.Inversion"):
+        check_compatible(torch.zeros(1, gen.n_latent, gen.style_dim), gen, "encoder 'toy'")
+
+
+def test_eval_refuses_a_plugin_metric_that_shadows_psnr(tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
+    """Before: one `psnr` column holding the plugin's 123 for every row, the real PSNR lost."""
+    plugin = types.ModuleType("shadow_pkg")
+
+    @hookimpl
+    def register_metrics(register) -> None:
+        register(_Fixed)
+
+    plugin.register_metrics = register_metrics
+    monkeypatch.setattr(registry_mod, "_REGISTRY",
+                        registry_mod.Registry(entry_points=False, extra_plugins=[plugin]))
+    rng = np.random.default_rng(0)
+    for folder in ("pred", "target"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+            tmp_path / folder / "a.png")
+    try:
+        code = main(["eval", "-m", "psnr", "-m", "fixed-test", "--pred", str(tmp_path / "pred"),
+                     "--target", str(tmp_path / "target")])
+    finally:
+        monkeypatch.setattr(registry_mod, "_REGISTRY", None)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == ("error: metrics 'psnr' and 'fixed-test' both report 'psnr': one would "
+                   "overwrite the other's numbers; drop one of them\n")
