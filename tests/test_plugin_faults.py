@@ -100,3 +100,27 @@ def test_eval_refuses_a_plugin_metric_that_shadows_psnr(tmp_path: Path, monkeypa
     assert code == 2
     assert err == ("error: metrics 'psnr' and 'fixed-test' both report 'psnr': one would "
                    "overwrite the other's numbers; drop one of them\n")
+
+
+def test_an_encoder_without_preprocessing_is_refused_when_built() -> None:
+    from stylebridge.core.interfaces import Encoder, Inversion
+    from stylebridge.errors import RegistryError
+    from stylebridge.registry.resolve import create
+
+    class NoPre(Encoder):
+        name = "nopre-test"
+
+        def encode(self, images):
+            return Inversion(w_plus=torch.zeros(images.shape[0], 2, 4))
+
+    plugin = types.ModuleType("nopre_pkg")
+
+    @hookimpl
+    def register_encoders(register) -> None:
+        register(NoPre)
+
+    plugin.register_encoders = register_encoders
+    reg = registry_mod.Registry(entry_points=False, extra_plugins=[plugin])
+    with pytest.raises(RegistryError, match=r"^encoder 'nopre-test' has no `preprocessing` "
+                                            r"\(set self.preprocessing = Preprocessing"):
+        create("encoder", "nopre-test", registry=reg)

@@ -33,12 +33,12 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from stylebridge.core.checkpoint import is_random_weights, read_header
-from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin
+from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin, Preprocessing
 from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.generator import Generator
-from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.registry import BUILTIN_PROVIDER, Registry, get_registry
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
@@ -180,6 +180,14 @@ def _needs_weights(kind: str, name: str, provider: str, manager: Any,
     return StylebridgeError(f"{_label(kind)} {name!r} needs weights; {hint}")
 
 
+def _has_preprocessing(encoder: Encoder) -> bool:
+    """Whether an encoder has the ``preprocessing`` its interface requires."""
+    try:
+        return isinstance(encoder.preprocessing, Preprocessing)
+    except AttributeError:
+        return False
+
+
 def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "cpu",
            registry: Registry | None = None, **options: Any) -> Created:
     """Build a plugin (or, for ``kind="generator"``, a generator) from a spec.
@@ -226,6 +234,11 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
             with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as is
                 torch.manual_seed(_build_seed(kind, spec.name, config))
                 obj = registry.create(kind, spec.name, **config)
+    if kind == "encoder" and not _has_preprocessing(obj):
+        # the commands read its size to align and resize photos: say so before any photo is read
+        raise RegistryError(f"encoder {spec.name or type(obj).__name__!r} has no "
+                            "`preprocessing` (set self.preprocessing = Preprocessing(size=...) "
+                            "in __init__; see CONTRIBUTING.md, An encoder)")
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
     prov = (Provenance("none", spec=spec.text or str(spec)) if instance
