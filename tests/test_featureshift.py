@@ -598,6 +598,40 @@ def test_featureshift_swapping_a_loss_changes_what_is_optimised(env: Env, tmp_pa
     assert means["toy-white"] > means["mse"]
 
 
+def test_ctrl_c_saves_after_the_step_and_the_resume_is_exact(env: Env, tmp_path: Path) -> None:
+    """A SIGINT mid-run (no checkpoint due for 1000 steps) finishes the step, saves it, and
+    says how to continue; the resumed run ends with the uninterrupted run's weights."""
+    import os
+    import signal
+
+    from stylebridge.pipelines.training.interrupt import TrainingInterrupted
+
+    kw = dict(steps=6, pretrain_inversion_steps=2, checkpoint_every=1000)
+    registry = make_registry()
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "a", **kw), registry=registry)
+
+    def ctrl_c(trainer: fs.FeatureShiftTrainer) -> None:
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as info:
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "b", **kw), registry=registry,
+                              on_step=ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    assert info.value.exit_code == 130
+    assert str(info.value) == (f"interrupted (SIGINT) after step 3; the state is saved in "
+                               f"{tmp_path / 'b' / 'state.safetensors'}: rerun the same command "
+                               "with --resume to continue exactly from there")
+    assert read_header(tmp_path / "b" / "state.safetensors").extra["step"] == 3
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **kw), registry=registry)
+    ma = load_file(tmp_path / "a" / "model.safetensors")
+    mb = load_file(tmp_path / "b" / "model.safetensors")
+    assert sorted(ma) == sorted(mb)
+    for key in ma:
+        assert torch.equal(ma[key], mb[key]), key
+
+
 def test_featureshift_resume_reaches_the_same_weights(env: Env, tmp_path: Path) -> None:
     """An interrupted and resumed run equals an uninterrupted one (phases, EMA, cosine, epochs)."""
     kw = dict(steps=8, pretrain_inversion_steps=3, checkpoint_every=2, ema=0.9,

@@ -478,6 +478,35 @@ def test_resume_is_exact_python_api(clips: list[ClipModel], tmp_path: Path) -> N
         other.load_state()
 
 
+def test_ctrl_c_saves_the_domain_after_the_step(clips: list[ClipModel], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from stylebridge.pipelines.training.interrupt import TrainingInterrupted
+
+    full = _image_trainer(clips, tmp_path / "full.safetensors", steps=4, checkpoint_every=0)
+    full.train()
+    part = _image_trainer(clips, tmp_path / "part.safetensors", steps=4, checkpoint_every=0)
+    step = part.training_step
+
+    def step_then_ctrl_c() -> Any:
+        values = step()
+        if part.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return values
+
+    monkeypatch.setattr(part, "training_step", step_then_ctrl_c)
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted \(SIGINT\) after step 2; "):
+        part.train()
+    assert read_header(tmp_path / "part.safetensors").extra["step"] == 2
+    resumed = _image_trainer(clips, tmp_path / "part.safetensors", steps=4, checkpoint_every=0)
+    assert resumed.load_state() == 2
+    resumed.train()
+    for a, b in zip(full.method.parameters(), resumed.method.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -84,6 +84,7 @@ from stylebridge.pipelines.featureshift.state import (
     save_state,
 )
 from stylebridge.pipelines.training.guard import TrainingDivergedError
+from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
@@ -384,6 +385,10 @@ class FeatureShiftTrainer:
                                     f"completed): {what}; {where}")
 
     # -- checkpoints and log ---------------------------------------------------------------------
+    def _save_if_due(self) -> None:
+        if self.last_saved != self.step:
+            self.save()
+
     def save(self) -> None:
         """Write the training state and ``model.safetensors`` (rank 0, atomically); weights
         that became NaN/Inf are not saved."""
@@ -458,22 +463,25 @@ class FeatureShiftTrainer:
         try:
             emit(progress, "start", step=self.step, total=cfg.steps, text="featureshift")
             try:
-                while self.step < cfg.steps:
-                    record = self._train_step()
-                    if cfg.log_every and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
-                        dt = time.perf_counter() - t0
-                        record["steps_per_s"] = (self.step - s0) / dt if dt > 0 else None
-                        t0, s0 = time.perf_counter(), self.step
-                        self._log(mean_over_ranks(record, self.dist, self.device))
-                        self.skipped_since_log = 0
-                    emit(progress, "step", step=self.step, total=cfg.steps,
-                         text=f"{record['phase']} loss {record['total']:.4f}")
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                        self.save()
-                    if cfg.sample_every and self.step % cfg.sample_every == 0:
-                        self.write_samples()
-                    if self.on_step is not None:
-                        self.on_step(self)
+                with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, stop
+                    while self.step < cfg.steps:
+                        record = self._train_step()
+                        if cfg.log_every and (self.step % cfg.log_every == 0
+                                              or self.step == cfg.steps):
+                            dt = time.perf_counter() - t0
+                            record["steps_per_s"] = (self.step - s0) / dt if dt > 0 else None
+                            t0, s0 = time.perf_counter(), self.step
+                            self._log(mean_over_ranks(record, self.dist, self.device))
+                            self.skipped_since_log = 0
+                        emit(progress, "step", step=self.step, total=cfg.steps,
+                             text=f"{record['phase']} loss {record['total']:.4f}")
+                        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                            self.save()
+                        if cfg.sample_every and self.step % cfg.sample_every == 0:
+                            self.write_samples()
+                        if self.on_step is not None:
+                            self.on_step(self)
+                        stops.stop_if_requested(self.step, self.state_path, self._save_if_due)
             finally:
                 emit(progress, "end", step=self.step, total=cfg.steps)
             if self.last_saved != self.step:

@@ -29,6 +29,7 @@ from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
 from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
+from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.losses import (
     LossTerm,
     check_requirements,
@@ -343,6 +344,10 @@ class DomainTrainer:
     def _loss_modules(self) -> list[tuple[str, Loss]]:
         return [(f"loss.{j}.", t.module) for j, t in enumerate(self.terms)]
 
+    def _save_if_due(self) -> None:
+        if self.saved_step != self.step:
+            self.save()
+
     def save(self) -> Path:
         """Write the training state, then the method checkpoint (each atomically)."""
         tensors: dict[str, Tensor] = {f"method.{k}": v for k, v in self.method.state_dict().items()}
@@ -449,15 +454,17 @@ class DomainTrainer:
         label = "training" + (f" [{RANDOM_CLIP_NOTICE}]" if self.random_clip else "")
         emit(progress, "start", step=self.step, total=stop, text=label)
         try:
-            while self.step < stop:
-                values = self.training_step()
-                result.history.append(values)
-                emit(progress, "step", step=self.step, total=stop,
-                     text=f"{label} loss {values['total']:.4f}")
-                if s.checkpoint_every and self.step % s.checkpoint_every == 0:
-                    result.checkpoint = self.save()
-                if s.sample_every and self.step % s.sample_every == 0:
-                    result.samples.append(self.write_samples())
+            with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, then stop
+                while self.step < stop:
+                    values = self.training_step()
+                    result.history.append(values)
+                    emit(progress, "step", step=self.step, total=stop,
+                         text=f"{label} loss {values['total']:.4f}")
+                    if s.checkpoint_every and self.step % s.checkpoint_every == 0:
+                        result.checkpoint = self.save()
+                    if s.sample_every and self.step % s.sample_every == 0:
+                        result.samples.append(self.write_samples())
+                    stops.stop_if_requested(self.step, self.state_path, self._save_if_due)
         finally:
             emit(progress, "end", step=self.step, total=stop)
         if self.saved_step != self.step:

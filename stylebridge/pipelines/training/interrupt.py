@@ -1,0 +1,75 @@
+"""Ctrl-C (SIGINT) or SIGTERM during training: finish the step, save, stop.
+
+Without this an interrupt lands anywhere in a step (between the optimiser update and the step
+counter, say) and everything since the last ``--checkpoint-every`` save is lost.  Inside
+:class:`StopRequests` the first signal only sets :attr:`StopRequests.signal`; the loop checks it
+after each whole step, saves the state (the same exact-resume state a scheduled checkpoint
+writes) and raises :class:`TrainingInterrupted`, whose one line says how to continue.  A second
+signal stops at once, as a plain Ctrl-C does (nothing is saved then).  Off the main thread
+(signals cannot be caught there) it does nothing and an interrupt behaves as before.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from stylebridge.errors import StylebridgeError
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(StylebridgeError):
+    """Training stopped on a signal after saving its state; exit code 130 (as Ctrl-C)."""
+
+    exit_code = 130
+
+    def __init__(self, step: int, state: Path, signum: int) -> None:
+        self.step, self.state = step, Path(state)
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted ({name}) after step {step}; the state is saved in "
+                         f"{state}: rerun the same command with --resume to continue exactly "
+                         "from there")
+
+
+class StopRequests:
+    """Context manager: catch the first SIGINT/SIGTERM as a request to stop after the step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for sig in _SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now, as without this handler
+            self._restore()
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def stop_if_requested(self, step: int, state: Path, save: Any) -> None:
+        """After a whole step: when a signal came, ``save()`` and raise
+        :class:`TrainingInterrupted`."""
+        if self.signal is None:
+            return
+        save()
+        raise TrainingInterrupted(step, state, self.signal)
+
+
+__all__ = ["StopRequests", "TrainingInterrupted"]
