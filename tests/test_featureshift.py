@@ -876,6 +876,14 @@ def test_train_config_refuses_bad_values(env: Env, tmp_path: Path) -> None:
                         ({"n_blocks": 0}, "--n-blocks")):
         with pytest.raises(StylebridgeError, match=option):
             fs.FeatureShiftTrainer(replace(tiny_cfg(env, tmp_path / "x"), **bad))
+    # a model trained outside the limits its checkpoint header is checked against could never
+    # be loaded again (FeatureShift: 3..64 blocks, widths up to 4096): refused before training
+    for bad, message in (({"n_blocks": 2}, "--n-blocks 2: expected an integer in 3..64"),
+                         ({"n_blocks": 100}, "--n-blocks 100: expected an integer in 3..64"),
+                         ({"hidden": 4097}, "--hidden 4097: expected an integer in 1..4096")):
+        with pytest.raises(StylebridgeError, match=f"^{message} "):
+            fs.FeatureShiftTrainer(replace(tiny_cfg(env, tmp_path / "x"), **bad))
+    assert not (tmp_path / "x").exists()
 
 
 def test_loss_terms_without_a_gradient_are_refused(env: Env, tmp_path: Path) -> None:

@@ -113,10 +113,21 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise StylebridgeError(f"{option_name(name)} {value}: must be a number >= 0")
-        if self.hidden is not None and self.hidden < 1:
-            raise StylebridgeError(f"--hidden {self.hidden}: must be >= 1")
-        if self.n_blocks < 1:
-            raise StylebridgeError(f"--n-blocks {self.n_blocks}: must be >= 1")
+        # the limits a featureshift checkpoint's header is checked against when it is loaded:
+        # a model trained outside them could never be used (or resumed)
+        from stylebridge.core.schema import ConfigSchemaError, validate_config
+        from stylebridge.plugins.renderers.featureshift import FeatureShift
+
+        for key, value in (("hidden", self.hidden), ("n_blocks", self.n_blocks)):
+            if value is None:
+                continue
+            try:
+                validate_config({key: FeatureShift.config_schema[key]}, {key: value})
+            except ConfigSchemaError:
+                raise StylebridgeError(
+                    f"{option_name(key)} {value}: expected "
+                    f"{FeatureShift.config_schema[key].describe()} (what a featureshift "
+                    "checkpoint may hold)") from None
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise StylebridgeError(f"--betas {','.join(map(str, self.betas))}: expected two "
                                    "numbers in [0, 1)")
