@@ -478,6 +478,28 @@ def test_resume_is_exact_python_api(clips: list[ClipModel], tmp_path: Path) -> N
         other.load_state()
 
 
+def test_random_weights_other_than_clip_are_named_and_recorded(clips: list[ClipModel],
+                                                                tmp_path: Path) -> None:
+    """A random generator (its provenance) or a loss network on random weights is announced
+    when training starts and marks the domain checkpoint random (before: only CLIP was)."""
+    from stylebridge.registry.resolve import Provenance, _record
+
+    trainer = _image_trainer(clips, tmp_path / "d.safetensors", steps=1)
+    assert trainer.random_parts == []
+    assert "random_parts" not in trainer.checkpoint_extra()
+    trainer.terms[2].module.random_weights = True  # difa_local, as built with allow_random
+    _record(trainer.generator, Provenance("random", tmp_path / "g.safetensors"))
+    events: list[Any] = []
+    trainer.train(progress=events.append)
+    assert trainer.random_parts == ["generator", "loss difa_local"]
+    notices = [e.text + e.detail for e in events if e.kind == "notice"]
+    assert notices == ["RANDOM WEIGHTS: training through generator, loss difa_local with "
+                       "random (untrained) weights; the domain will not be a real one"]
+    header = read_header(tmp_path / "d.safetensors").extra
+    assert header["random_weights"] is True
+    assert header["random_parts"] == ["generator", "loss difa_local"]
+
+
 def test_ctrl_c_saves_the_domain_after_the_step(clips: list[ClipModel], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import os

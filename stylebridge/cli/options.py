@@ -38,6 +38,10 @@ def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
         elif part == "latents":
             text = (f"{RANDOM_NOTICE}: inversions made on random (untrained) weights (their "
                     "files say so)")
+        elif part == "featureshift":
+            text = (f"{RANDOM_NOTICE}: the featureshift model is untrained or was trained on "
+                    "random-weight inputs (`stylebridge info` on it says which): it shows no "
+                    "real domain shift")
         else:
             text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
         console.print(f"[bold yellow]{escape(text)}[/bold yellow]")

@@ -60,7 +60,6 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import DomainMethod
 from stylebridge.core.options import coerce_option
-from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.training.domain import (
     RANDOM_CLIP_NOTICE,
@@ -83,7 +82,7 @@ from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
 from stylebridge.registry.needed import require_weights
-from stylebridge.registry.resolve import generator_path, load_plugin
+from stylebridge.registry.resolve import generator_path, load_generator, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -336,7 +335,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
 
     device = resolve_device(cfg.device)
     gen_path, _ = generator_path(cfg.generator)
-    generator = load_stylegan2(gen_path, device=device).generator
+    generator = load_generator(str(gen_path), device)[0]
     method = build_domain_method(cfg.method, generator, device=device,
                                  generator_label=str(gen_path))
     loss_specs = list(cfg.losses or d.losses)

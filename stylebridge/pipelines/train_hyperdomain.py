@@ -54,7 +54,6 @@ from torch import Tensor
 
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import LossBatch
-from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.training.domain import (
@@ -68,7 +67,7 @@ from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256
 from stylebridge.plugins.domains.hyperdomain import DEFAULT_MAPPER_CLIP, HyperDomain
 from stylebridge.plugins.losses.hyperdomain import PromptBatchGuide
-from stylebridge.registry.resolve import generator_path
+from stylebridge.registry.resolve import generator_path, load_generator
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
@@ -375,7 +374,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     terms = td.build_losses(loss_specs)
     device = resolve_device(cfg.device)
     gen_path, _ = generator_path(cfg.generator)
-    generator = load_stylegan2(gen_path, device=device).generator
+    generator = load_generator(str(gen_path), device)[0]
     mapper_models, loss_models = _clip_models(cfg, settings.seed, device)
     random = [m.name for m in (*mapper_models, *loss_models) if m.random_weights]
     if random:

@@ -51,7 +51,6 @@ from torch import Tensor
 from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, load_image, resize_square, save_png
-from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.presets import random_seeded
 from stylebridge.pipelines.training.domain import (
@@ -310,7 +309,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     from stylebridge.pipelines.training.options import parse_clip_weights
     from stylebridge.plugins.domains.mindthegap import MindTheGap, default_mix_from, phase_layers
     from stylebridge.plugins.losses.clip import ClipGuide
-    from stylebridge.registry.resolve import generator_path
+    from stylebridge.registry.resolve import generator_path, load_generator
 
     _check(cfg)
     out = Path(cfg.out)
@@ -320,7 +319,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
     device = resolve_device(cfg.device)
     gen_path, _ = generator_path(cfg.generator)
-    generator = load_stylegan2(gen_path, device=device).generator.eval().requires_grad_(False)
+    generator = load_generator(str(gen_path), device)[0].eval().requires_grad_(False)
     reference01 = load_reference(Path(cfg.reference), generator.size)   # one-line ImageError
     loss_specs = _loss_specs(cfg)
     with random_seeded(cfg.seed):   # losses on random weights (tests) are the same every run

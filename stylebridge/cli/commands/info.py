@@ -55,8 +55,11 @@ class InfoCommand(Command):
         table.add_column("field", style="bold")
         table.add_column("value")
         if info["random_weights"]:  # the header says untrained: first, where it is seen
-            table.add_row("weights", f"[bold yellow]{RANDOM_NOTICE}[/bold yellow]: untrained, "
-                                     "not a trained model")
+            parts = header.extra.get("random_parts")
+            what = (f"trained on random-weight inputs ({escape(', '.join(map(str, parts)))}), so "
+                    "not a real model" if isinstance(parts, list) and parts
+                    else "untrained, not a trained model")
+            table.add_row("weights", f"[bold yellow]{RANDOM_NOTICE}[/bold yellow]: {what}")
         for key in ("kind", "plugin", "format_version", "n_tensors", "n_parameters", "bytes"):
             value = info[key]
             table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))

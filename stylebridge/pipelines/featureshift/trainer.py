@@ -86,6 +86,7 @@ from stylebridge.pipelines.featureshift.state import (
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
+from stylebridge.pipelines.training.losses import random_loss_names
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import warmup_cosine_factor
@@ -193,6 +194,8 @@ class FeatureShiftTrainer:
 
         # losses (after the network: a loss may draw random weights from the seeded RNG)
         self.loss_sets = build_loss_sets(cfg, registry=self.registry, device=self.device)
+        self.random_parts = list(dict.fromkeys(self.random_parts + random_loss_names(
+            [t for terms in self.loss_sets.values() for t in terms])))
 
         # optimisation
         params = list(self.model.parameters())

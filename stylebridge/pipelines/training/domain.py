@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import load_checkpoint, save_checkpoint
+from stylebridge.core.checkpoint import RANDOM_NOTICE, load_checkpoint, save_checkpoint
 from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
@@ -34,6 +34,7 @@ from stylebridge.pipelines.training.losses import (
     LossTerm,
     check_requirements,
     evaluate,
+    random_loss_names,
     required_fields,
 )
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
@@ -245,6 +246,18 @@ class DomainTrainer:
     def random_clip(self) -> bool:
         return bool(self.guide is not None and self.guide.random_weights)
 
+    @property
+    def random_parts(self) -> list[str]:
+        """What this run trains through that holds random weights besides CLIP (the source
+        generator, the encoder, a loss's network): named on screen when training starts and
+        recorded in the checkpoint (``random_parts``), which is then labelled random."""
+        from stylebridge.pipelines.photos import is_random
+
+        parts = [name for name, obj in (("generator", self.generator),
+                                        ("encoder", self.encoder))
+                 if obj is not None and is_random(obj)]
+        return parts + random_loss_names(self.terms)
+
     def lr_at(self, step: int) -> float:
         """StyleDomain's LambdaLR: ``start + min(1, step / warmup) * (lr - start)``."""
         s = self.settings
@@ -339,6 +352,13 @@ class DomainTrainer:
             extra["notes"] = [*extra.get("notes", []),
                               f"{RANDOM_CLIP_NOTICE}: trained with untrained CLIP models, "
                               "not a real domain"]
+        parts = self.random_parts
+        if parts:
+            extra["random_weights"] = True
+            extra["random_parts"] = parts
+            extra["notes"] = [*extra.get("notes", []),
+                              f"{RANDOM_NOTICE}: trained through random weights "
+                              f"({', '.join(parts)}), not a real domain"]
         return extra
 
     def _loss_modules(self) -> list[tuple[str, Loss]]:
@@ -452,6 +472,10 @@ class DomainTrainer:
         stop = s.steps if until is None else min(until, s.steps)
         result = TrainResult(step=self.step, state_path=self.state_path)
         label = "training" + (f" [{RANDOM_CLIP_NOTICE}]" if self.random_clip else "")
+        if self.random_parts:
+            emit(progress, "notice", text=f"{RANDOM_NOTICE}: ",
+                 detail=f"training through {', '.join(self.random_parts)} with random "
+                        "(untrained) weights; the domain will not be a real one")
         emit(progress, "start", step=self.step, total=stop, text=label)
         try:
             with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, then stop

@@ -56,6 +56,13 @@ class LossTerm:
         return cls(key=name, name=name, weight=float(weight), module=module)
 
 
+def random_loss_names(terms: Sequence[LossTerm]) -> list[str]:
+    """``["loss lpips", ...]``: the terms whose networks run on random weights (a loss built
+    with ``allow_random=true``), to be named on screen and in the trained checkpoint."""
+    return list(dict.fromkeys(f"loss {t.name}" for t in terms
+                              if t.module.random_weights is True))
+
+
 def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str = "--loss",
                      cache: dict[tuple[str, str], Loss] | None = None,
                      device: torch.device | str | None = None) -> list[LossTerm]:
