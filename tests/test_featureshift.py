@@ -653,6 +653,10 @@ def test_featureshift_resume_reaches_the_same_weights(env: Env, tmp_path: Path) 
     assert read_header(tmp_path / "b" / "state.safetensors").extra["step"] == 4
     with pytest.raises(StylebridgeError, match="--resume"):
         fs.train_featureshift(tiny_cfg(env, tmp_path / "b", **kw), registry=registry)
+    with pytest.raises(StylebridgeError, match=r"was written for --steps 8 with --scheduler "
+                                               r"cosine, whose learning rate reaches 0 there"):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **{**kw, "steps": 12}),
+                              registry=registry)
     with pytest.raises(StylebridgeError, match=r"different settings \(--lr\)"):
         fs.train_featureshift(tiny_cfg(env, tmp_path / "b", resume=True, **{**kw, "lr": 1e-2}),
                               registry=registry)

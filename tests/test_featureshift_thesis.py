@@ -151,6 +151,18 @@ def test_domain_discriminator_trains_and_resumes_exactly(env: Env, tmp_path: Pat
     assert not all(torch.equal(final[k], snapshots[0][k]) for k in snapshots[0])
 
 
+def test_a_domain_discriminator_given_with_loss_stays_in_the_domain_set(env: Env,
+                                                                        tmp_path: Path) -> None:
+    """`--loss domain_adversarial:W` without --inversion-loss: the inversion set copies the
+    other --loss terms only (a copy would train a second discriminator on the photos)."""
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(
+        env, tmp_path / "x", losses=["mse:1.0", "domain_adversarial:0.1:size=32,channels=8"],
+        adversarial=0.0), registry=registry())
+    trainer.setup()
+    assert [t.name for t in trainer.loss_sets["domain"]] == ["mse", "domain_adversarial"]
+    assert [t.name for t in trainer.loss_sets["inversion"]] == ["mse"]
+
+
 def test_cli_options_reach_the_config(env: Env) -> None:
     parser = argparse.ArgumentParser()
     train_cli.add_train_arguments(parser)

@@ -229,7 +229,8 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
                    help="domain-loss term, repeatable (default: thesis mse:1.0 lpips:0.8 id:0.1); "
                         "any registered loss plugin; option after=N starts it at step N")
     p.add_argument("--inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
-                   help="inversion-loss term, repeatable (default: the same terms as --loss)")
+                   help="inversion-loss term, repeatable (default: the same terms as --loss, "
+                        "but for domain_adversarial, which belongs to the domain set)")
     p.add_argument("--domain-inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
                    help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
     p.add_argument("--adversarial", type=finite_float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",

@@ -43,6 +43,10 @@ PROVIDES = {"inversion": BASE_FIELDS, "domain": BASE_FIELDS | {"delta", "domain"
             "domain_inversion": BASE_FIELDS | {"delta", "domain"}}
 #: the fields FeatureShift changes: the image and the generator feature it shifts
 TRAINED = frozenset({"output", "features"})
+#: losses that belong to the domain set only: the trainable domain discriminator's *real*
+#: images are the e4e domain inversions, so the inversion set (photos as *real*) never copies
+#: it from ``--loss`` (a second discriminator would learn the photos)
+DOMAIN_ONLY = frozenset({"domain_adversarial"})
 #: how the sets are named in log records (``inversion/mse``) and options
 LABELS = {"inversion": "inversion", "domain": "domain", "domain_inversion": "domain-inversion"}
 
@@ -51,7 +55,8 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
                     ) -> dict[str, list[LossTerm]]:
     """The three sets of ``cfg`` (checked against the fields each set provides)."""
     cache: dict[tuple[str, str], Loss] = {}
-    inversion = list(cfg.losses if cfg.inversion_losses is None else cfg.inversion_losses)
+    inversion = (list(cfg.inversion_losses) if cfg.inversion_losses is not None
+                 else [t for t in cfg.losses if t.split(":", 1)[0].strip() not in DOMAIN_ONLY])
     if cfg.adversarial > 0:
         disc = cfg.discriminator or cfg.generator
         check_discriminator(disc, explicit=cfg.discriminator is not None)

@@ -124,6 +124,14 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         names = ", ".join(sorted(option_name(k) for k in diff))
         raise StylebridgeError(f"was written with different settings ({names}); resume with "
                                "the same ones or start a new --out", path=t.state_path)
+    if now.get("scheduler") == "cosine" and "steps" in old and old["steps"] != now["steps"]:
+        # the cosine decays to 0 at --steps: another length is another schedule, and the
+        # learning rate would jump at the resumed step (extending a constant schedule is fine)
+        raise StylebridgeError(f"was written for --steps {old['steps']} with --scheduler cosine, "
+                               f"whose learning rate reaches 0 there; --steps {now['steps']} "
+                               "would change the schedule mid-run: resume with --steps "
+                               f"{old['steps']}, or train longer with --scheduler constant",
+                               path=t.state_path)
     saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
     if saved_losses is not None and saved_losses != loss_configs(t):
         changed = sorted(f"{name}/{key}" for name, terms in loss_configs(t).items()
