@@ -432,6 +432,18 @@ def test_dataset_holds_the_pipeline_quantities(env: Env) -> None:
     assert data16.names(1)[0] == str(env.images[2])
 
 
+def test_dataset_build_with_no_existing_input_names_it_and_writes_nothing(env: Env,
+                                                                          tmp_path: Path) -> None:
+    """Before: `no image could be encoded` blamed the output folder and left an unfinished
+    index.json there that the corrected rerun then refused."""
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    with pytest.raises(StylebridgeError, match=r"^--images: no such file or directory: "
+                                               r".*nonexist_dir$"):
+        build_dataset([tmp_path / "nonexist_dir"], tmp_path / "out", generator=tiny_generator(),
+                      encoder=ToyFSE(), guide=ToyGuide(), domains=methods, image_size=32)
+    assert not (tmp_path / "out").exists()
+
+
 def test_dataset_build_resumes_and_reports_bad_images(env: Env, tmp_path: Path) -> None:
     gen = tiny_generator(seed=0)
     bad = tmp_path / "broken.png"

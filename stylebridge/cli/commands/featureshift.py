@@ -17,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument, add_generator_argument
 from stylebridge.cli.options import print_batch_report, print_random_notices
-from stylebridge.core.batch import expand_inputs
+from stylebridge.core.batch import require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.config import split_specs
 from stylebridge.pipelines.featureshift.dataset import build_dataset, random_inputs
 from stylebridge.registry import hookimpl
@@ -73,6 +74,10 @@ class FeatureShiftCommand(Command):
         check_range("--image-size", args.image_size, 8, MAX_DATASET_IMAGE_SIZE)  # before loading
         check_range("--shard-size", args.shard_size, 1, MAX_SHARD_SIZE)
         check_range("--batch", args.batch, 1, MAX_BATCH)
+        inputs = require_inputs(args.images)  # a wrong --images fails before any model loads
+        if not any(p.exists() for p in inputs):
+            raise StylebridgeError(f"--images {' '.join(args.images)}: no such file or "
+                                   "directory")
         device = resolve_device(args.device)
         generator, provenance = load_generator(args.generator, device)
         gen_path = provenance.path
@@ -86,7 +91,6 @@ class FeatureShiftCommand(Command):
             domains.append((spec.path.stem if spec.path is not None else str(spec.name), method))
         print_random_notices(console, random_inputs(generator, encoder, guide, domains),
                              encoder=args.encoder, generator=gen_path)
-        inputs = expand_inputs(args.images)
         n_units = len(inputs) * (1 + (0 if args.no_per_domain else len(domains)))
         with Progress(TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=console,

@@ -179,6 +179,9 @@ def build_dataset(
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise DatasetError("no input images")
+    if not any(p.exists() for p in inputs):  # before anything is written under out
+        shown = ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
+        raise DatasetError(f"--images: no such file or directory: {shown}")
     # --layer is checked before anything is written (a wrong one used to leave an index.json
     # that made the corrected rerun fail)
     shapes = generator.feature_shapes()
