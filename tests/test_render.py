@@ -18,6 +18,7 @@ from test_adapt_random import registered  # noqa: F401  (the fixture)
 from test_batch_resume import files  # noqa: F401  (the fixture)
 
 from stylebridge.cli.main import main
+from stylebridge.core.checkpoint import read_header
 from stylebridge.core.images import load_image
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -176,3 +177,35 @@ def test_render_rebuilds_styleres_from_its_own_encoder(tmp_path: Path,
         for key in ("inversion", "pixar"):
             _same_pictures(rendered / f"p{i}_{key}.png", adapted / f"p{i}_{key}.png")
     capsys.readouterr()
+
+
+def test_files_saved_with_relative_paths_render_from_another_folder(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        registered: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """adapt run with relative --generator/--encoder paths; render run from elsewhere finds
+    the same generator (before: the relative path was recorded and the installed FFHQ
+    generator was used instead, or none)."""
+    import shutil
+
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    shutil.copy(files["gen"], work / "models" / "g.safetensors")
+    shutil.copy(files["enc"], work / "models" / "e.safetensors")
+    monkeypatch.chdir(work)
+    assert main(["adapt", "-e", "test-adapt-tiny:models/e.safetensors", "-g",
+                 "models/g.safetensors", "-m", str(files["pixar"]), "--no-align", "--device",
+                 "cpu", "--save-latents", str(files["photos"] / "a.png"), "--out", "sl"]) == 0
+    recorded = read_header(work / "sl" / "a_inversion.safetensors").config
+    assert recorded["generator"] == str(work / "models" / "g.safetensors")
+    assert recorded["encoder"] == f"test-adapt-tiny:{work / 'models' / 'e.safetensors'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["render", str(work / "sl"), "-m", str(files["pixar"]), "--device", "cpu",
+                 "--out", "r"]) == 0
+    assert "not there" not in capsys.readouterr().out
+    summary = json.loads((elsewhere / "r" / "render.json").read_text())
+    assert summary["generator"] == str(work / "models" / "g.safetensors")
+    _same_pictures(elsewhere / "r" / "a_pixar.png", work / "sl" / "a_pixar.png")
+

@@ -33,6 +33,26 @@ KIND = "inversion"
 LATENTS_SUFFIX = "_inversion.safetensors"  # <stem> + this, beside <stem>_inversion.png
 
 
+def absolute_spec(spec: str | Path) -> str:
+    """``spec`` with its checkpoint path made absolute when that file exists: a file read
+    later from another folder (``stylebridge render`` run elsewhere) still finds the
+    generator and the encoder it was made with.  Names and missing paths stay as given."""
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.spec import parse_plugin_spec
+
+    text = str(spec)
+    if Path(text).is_file():
+        return str(Path(text).resolve())
+    try:
+        parsed = parse_plugin_spec(text)
+    except StylebridgeError:
+        return text
+    path = parsed.path
+    if path is None or path.is_absolute() or not path.is_file() or str(path) not in text:
+        return text
+    return text.replace(str(path), str(path.resolve()), 1)
+
+
 def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, encoder_spec: str,
                    generator: str | Path, extra: Mapping[str, Any] | None = None,
                    modifiers: Sequence[int] | None = None) -> Path:
@@ -52,8 +72,8 @@ def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, enco
     tensors.update({f"feature_{k}": v for k, v in sorted(inversion.features.items())})
     tensors.update({f"extra_{k}": v for k, v in sorted(inversion.extras.items())})
     layers = sorted({int(k) for k in (inversion.modifiers if modifiers is None else modifiers)})
-    config = {"feature_mode": inversion.feature_mode, "encoder": str(encoder_spec),
-              "generator": str(generator), "modifiers": layers}
+    config = {"feature_mode": inversion.feature_mode, "encoder": absolute_spec(encoder_spec),
+              "generator": absolute_spec(generator), "modifiers": layers}
     return save_checkpoint(path, tensors, kind=KIND, plugin=encoder, config=config,
                            extra=dict(extra or {}))
 
