@@ -280,6 +280,12 @@ def build_metrics(requests: list[MetricRequest], device: torch.device,
                 and "reference" not in options and domain_text):
             options["text"] = domain_text
         if "device" in inspect.signature(cls.__init__).parameters:
+            if "device" in options:  # `psnr:device=cuda` is checked as --device is
+                try:
+                    options["device"] = str(resolve_device(str(options["device"])))
+                except StylebridgeError as exc:
+                    raise StylebridgeError(f"--metric {req.text}: "
+                                           f"{str(exc).removeprefix('--device ')}") from None
             options.setdefault("device", str(device))
         metric = registry.create("metric", req.name, **options)
         metric.reset()  # the interface's contract: reset, then update per batch, compute
