@@ -128,14 +128,14 @@ def test_an_encoder_without_preprocessing_is_refused_when_built() -> None:
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("psnr:device=xyz", "--metric psnr:device=xyz: 'xyz': expected auto, cpu or cuda[:N]"),
-    ("psnr:device=cuda:7", "--metric psnr:device=cuda:7: cuda:7: no CUDA device"),
+    ("psnr:device=cuda", "--metric psnr:device=cuda: cuda: no CUDA device"),
 ])
 def test_a_metric_device_option_is_checked_like_device(spec, message) -> None:
     """Before: torch's `Found no NVIDIA driver ...` or its list of device types."""
     from stylebridge.pipelines.evaluate import build_metrics, parse_metric_spec
 
-    if torch.cuda.device_count() > 7:
-        pytest.skip("this machine has a cuda:7")
+    if "cuda" in spec and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
     with pytest.raises(StylebridgeError, match="^" + message.replace("[", r"\[").replace(
             "]", r"\]")):
         build_metrics([parse_metric_spec(spec)], torch.device("cpu"))
