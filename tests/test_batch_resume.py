@@ -510,3 +510,18 @@ def test_a_metric_without_state_is_named_when_resuming(tmp_path: Path) -> None:
     with pytest.raises(StylebridgeError, match="keeps no state to continue from"):
         Journal.open(tmp_path, "invert", settings={}, how={}, inputs=inputs, metrics=metrics,
                      resume=True)
+
+
+def test_the_same_checkpoint_with_other_options_is_named_as_such(tmp_path: Path) -> None:
+    """`--encoder fse:F` then `fse:F:mode=shift`: the file did not change, the spec did."""
+    from stylebridge.pipelines.resume import differs, model_setting
+
+    ckpt = tmp_path / "fse.safetensors"
+    ckpt.write_bytes(b"x")
+    then = {"--encoder": model_setting(f"fse:{ckpt}", ckpt)}
+    now = {"--encoder": model_setting(f"fse:{ckpt}:mode=shift", ckpt)}
+    assert differs(then, now) == (f"--encoder differs (fse:{ckpt} then, fse:{ckpt}:mode=shift "
+                                  "now)")
+    os.utime(ckpt, ns=(0, 10**9))
+    assert differs(then, {"--encoder": model_setting(f"fse:{ckpt}", ckpt)}) == (
+        f"--encoder {ckpt.resolve()} has changed since the interrupted run")

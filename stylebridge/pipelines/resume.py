@@ -108,6 +108,8 @@ def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
             continue
         if (isinstance(a, Mapping) and isinstance(b, Mapping) and a.get("path")
                 and a.get("path") == b.get("path")):
+            if a.get("spec") != b.get("spec"):  # the same file, other options
+                return f"{key} differs ({a.get('spec')} then, {b.get('spec')} now)"
             return f"{key} {b['path']} has changed since the interrupted run"
         if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
                 and [_shown(x) for x in a] == [_shown(x) for x in b]):
