@@ -161,3 +161,16 @@ def test_every_catalogued_capability_is_declared_on_its_interface() -> None:
         for cap in caps:
             assert hasattr(base, cap.attr), (base.__name__, cap.attr)
             assert cap.test in ("override", "flag", "unflag", "value")
+
+
+def test_a_typo_of_a_published_domain_suggests_it() -> None:
+    from stylebridge.errors import RegistryError
+    from stylebridge.registry.resolve import create
+
+    with pytest.raises(RegistryError, match=r"^unknown domain method 'pixr': no plugin and no "
+                                            r"published domain method has that name; did you "
+                                            r"mean 'pixar'"):
+        create("domain_method", "pixr")
+    with pytest.raises(RegistryError, match=r"^unknown domain method 'nosuchdomain'; did you "
+                                            r"mean 'hyperdomain'"):
+        create("domain_method", "nosuchdomain")

@@ -180,6 +180,25 @@ def _needs_weights(kind: str, name: str, provider: str, manager: Any,
     return StylebridgeError(f"{_label(kind)} {name!r} needs weights; {hint}")
 
 
+def _get_or_suggest_published(registry: Registry, kind: str, name: str) -> Any:
+    """``registry.get``; an unknown name close to a published weights entry of this kind
+    (``--method pixr``) is answered with that entry, not only with plugin names."""
+    try:
+        return registry.get(kind, name)
+    except RegistryError as exc:
+        import difflib
+
+        manager = weights_mod.WeightsManager()
+        published = sorted(e.name for e in manager.entries.values() if e.kind == kind)
+        close = difflib.get_close_matches(name, published, n=3, cutoff=0.6)
+        if not close:
+            raise
+        shown = " or ".join(repr(c) for c in close)
+        raise RegistryError(f"unknown {_label(kind)} {name!r}: no plugin and no published "
+                            f"{_label(kind)} has that name; did you mean {shown}? "
+                            f"(`stylebridge weights list --kind {kind}` lists them)") from exc
+
+
 def _has_preprocessing(encoder: Encoder) -> bool:
     """Whether an encoder has the ``preprocessing`` its interface requires."""
     try:
@@ -220,7 +239,7 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
         obj = registry.load(kind, installed, device=str(device), **config)
     else:
         assert spec.name is not None
-        entry = registry.get(kind, spec.name)
+        entry = _get_or_suggest_published(registry, kind, spec.name)
         manager = weights_mod.WeightsManager()
         installed = manager.resolve(kind, spec.name)
         if installed is not None:

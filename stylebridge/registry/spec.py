@@ -156,7 +156,7 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     if not _:
         return PluginSpec(name=name, path=None, text=raw)
     if not rest:
-        raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH)")
+        raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH or NAME:key=value)")
     path_part, _, opt_part = rest.partition(":")
     first_key = path_part.split("=", 1)[0].split(",", 1)[0]
     if "=" in path_part and first_key.isidentifier():  # NAME:k=v,... (values may be paths)
