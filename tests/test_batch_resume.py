@@ -525,3 +525,15 @@ def test_the_same_checkpoint_with_other_options_is_named_as_such(tmp_path: Path)
     os.utime(ckpt, ns=(0, 10**9))
     assert differs(then, {"--encoder": model_setting(f"fse:{ckpt}", ckpt)}) == (
         f"--encoder {ckpt.resolve()} has changed since the interrupted run")
+
+
+def test_a_run_into_a_finished_runs_folder_says_it_replaces_its_report(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        registered: None) -> None:
+    out = tmp_path / "out"
+    assert main(_adapt_argv(files, out)) == 3
+    assert "report of an earlier run" not in capsys.readouterr().out
+    assert main(_adapt_argv(files, out)) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert (f"{out} holds the report of an earlier run (metrics.json, grid.png): this run "
+            "replaces them") in said

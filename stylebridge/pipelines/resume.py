@@ -118,6 +118,10 @@ def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: what a finished batch run (adapt, invert, generate) leaves in its folder besides its pictures
+REPORT_FILE = "metrics.json"
+
+
 @dataclass
 class Journal:
     """The state of one batch run, saved after each batch (see the module docstring).
@@ -212,6 +216,12 @@ class Journal:
                     f"{out} holds an interrupted {then} run "
                     f"({cls._count_done(state_file, unit)}); starting over"
                     + (" (--resume continues it)" if then == command else ""))
+            elif not name and (Path(out) / REPORT_FILE).is_file():
+                # a finished run's report is about to be replaced by this run's
+                journal.notices.append(
+                    f"{out} holds the report of an earlier run ({REPORT_FILE}, grid.png): this "
+                    "run replaces them; the earlier run's pictures stay, but no report will "
+                    "name them (a new --out keeps both)")
             return journal
         if not found:
             journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
