@@ -139,3 +139,20 @@ def test_a_metric_device_option_is_checked_like_device(spec, message) -> None:
     with pytest.raises(StylebridgeError, match="^" + message.replace("[", r"\[").replace(
             "]", r"\]")):
         build_metrics([parse_metric_spec(spec)], torch.device("cpu"))
+
+
+def test_options_that_would_be_ignored_are_refused(tmp_path: Path, capsys) -> None:
+    """`--guide` without `--featureshift` and `--accept-licence` without `--fetch` did
+    nothing, silently (a missing guide file was even reported first)."""
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (16, 16)).save(photo)
+    base = ["adapt", "--encoder", "e4e", "--method", "stylespace", str(photo), "--out",
+            str(tmp_path / "o")]
+    assert main([*base, "--guide", "e4e:missing.safetensors"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --guide applies with --featureshift (it is FeatureShift's guiding encoder); "
+        "without it nothing would use it\n")
+    assert main([*base, "--accept-licence"]) == 2
+    assert capsys.readouterr().err == ("error: --accept-licence applies with --fetch (it "
+                                       "accepts the licences of what --fetch downloads)\n")
+    assert not (tmp_path / "o").exists()

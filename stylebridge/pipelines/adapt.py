@@ -43,7 +43,7 @@ from stylebridge.core.images import labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import DomainMethod, Renderer
 from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
-from stylebridge.errors import ImageError
+from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.align import align_face, output_names
 from stylebridge.pipelines.inversion_file import (
@@ -341,6 +341,9 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     naming every official checkpoint that is not installed; ``adapt --fetch`` downloads them."""
     config.check_photos()
     config.check_out(config.out)
+    if config.guide and config.featureshift is None:
+        raise StylebridgeError("--guide applies with --featureshift (it is FeatureShift's "
+                               "guiding encoder); without it nothing would use it")
     parse_layers(config.skip_layers)  # syntax check before anything is loaded
     check_strengths(config.strength)
     device = resolve_device(config.device)

@@ -115,6 +115,9 @@ def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) ->
     from stylebridge.registry.needed import check_files, missing_message, missing_weights
     from stylebridge.registry.weights import WeightsManager
 
+    if args.accept_licence and not args.fetch:
+        raise StylebridgeError("--accept-licence applies with --fetch (it accepts the licences "
+                               "of what --fetch downloads)")
     check_files(requests)
     manager = WeightsManager()
     missing = missing_weights(requests, manager)
