@@ -435,8 +435,10 @@ def test_demo_fetch_without_network_falls_back_with_the_reason(
     assert main(["demo", "--fetch", "--out", str(out_dir), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     reason = next(line for line in out.splitlines() if "could not fetch" in line)
-    assert reason.startswith("could not fetch the demo weights: download of tiny-gen failed: "
-                             "interrupted after 0 bytes (")
+    # nothing came: said as an unreachable server, not as a download to resume
+    assert reason == ("could not fetch the demo weights: download of tiny-gen failed: no server "
+                      "could be reached (127.0.0.1); check the network connection, or install "
+                      "a copy you have with `stylebridge weights register tiny-gen --from FILE`")
     assert "RANDOM WEIGHTS" in out
     data = json.loads((out_dir / "demo.json").read_text())
     assert data["random_weights"] is True and data["fetch"]["requested"] is True
@@ -564,3 +566,17 @@ def test_a_terminal_yes_accepts_the_licence(tmp_path: Path, server: _Server, cap
     assert main(["weights", "fetch", "tiny-gen"]) == 0
     out = capsys.readouterr().out
     assert "licence of tiny-gen: NC test licence" in out and "installed tiny-gen" in out
+
+
+def test_an_unresolvable_hub_fails_at_once_without_the_hubs_retries(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """Offline, huggingface_hub retried for half a minute before failing; DNS is asked first."""
+    import time
+
+    from stylebridge.registry import sources
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://no-such-host.invalid")
+    t0 = time.perf_counter()
+    with pytest.raises(sources.UnreachableError, match=r"^cannot reach no-such-host.invalid \("):
+        sources.hf_download({"repo": "a/b", "path": "c.pt"}, tmp_path / "c.pt", timeout=5)
+    assert time.perf_counter() - t0 < 5

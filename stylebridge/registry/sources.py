@@ -27,6 +27,7 @@ import http.cookiejar
 import os
 import re
 import shutil
+import socket
 import tarfile
 import urllib.error
 import urllib.parse
@@ -46,6 +47,14 @@ SOURCE_TYPES = ("url", "gdrive", "hf", "archive")
 
 class SourceError(StylebridgeError):
     """One source could not deliver its file (the next source is tried)."""
+
+
+class UnreachableError(SourceError):
+    """The source's server could not be reached at all (no network, DNS): nothing to resume."""
+
+    def __init__(self, host: str, reason: object) -> None:
+        self.host = host
+        super().__init__(f"cannot reach {host} ({reason}); check the network connection")
 
 
 def drive_base() -> str:
@@ -117,6 +126,8 @@ def http_download(url: str, part: Path, *, progress: Progress | None, timeout: f
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         kept = part.stat().st_size if part.is_file() else 0
+        if kept == 0:  # nothing came: not an interrupted download but an unreachable server
+            raise UnreachableError(str(urllib.parse.urlsplit(url).hostname), reason) from None
         raise SourceError(f"interrupted after {kept} bytes ({reason}); run the same command "
                           "again to resume") from None
     size = part.stat().st_size
@@ -175,6 +186,12 @@ def hf_download(source: Mapping[str, Any], dest: Path, *, timeout: float) -> Non
     except ImportError:
         raise SourceError("Hugging Face mirror needs huggingface_hub "
                           "(pip install 'stylebridge[weights]')") from None
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    host = urllib.parse.urlsplit(endpoint).hostname or "huggingface.co"
+    try:  # the hub client retries for half a minute when there is no network: ask DNS first
+        socket.getaddrinfo(host, None)
+    except OSError as exc:
+        raise UnreachableError(host, exc) from None
     local = dest.parent / f".hf-{dest.name}"
     try:
         got = hf_hub_download(repo_id=source["repo"], filename=source["path"],

@@ -323,14 +323,22 @@ class WeightsManager:
                   timeout: float, accept_licence: bool) -> str:
         """Try each source in order; returns the one that delivered the file."""
         failures: list[str] = []
+        unreachable: list[str] = []
         for source in entry.all_sources:
             try:
                 self._from_source(entry, source, raw, progress=progress, timeout=timeout,
                                   accept_licence=accept_licence)
                 return sources.describe(source)
             except (sources.SourceError, WeightsError) as exc:
+                if isinstance(exc, sources.UnreachableError):
+                    unreachable.append(exc.host)
                 failures.append(f"{sources.describe(source)}: {exc}" if len(entry.all_sources) > 1
                                 else str(exc))
+        if unreachable and len(unreachable) == len(failures):  # offline: one short line
+            raise WeightsError(f"download of {entry.name} failed: no server could be reached "
+                               f"({', '.join(dict.fromkeys(unreachable))}); check the network "
+                               "connection, or install a copy you have with `stylebridge "
+                               f"weights register {entry.name} --from FILE`")
         if len(failures) == 1 and failures[0].startswith("download of "):
             raise WeightsError(failures[0])  # the archive it lives in failed: say that once
         raise WeightsError(f"download of {entry.name} failed: {'; '.join(failures)}")

@@ -159,12 +159,16 @@ class WeightsCommand(Command):
                        help="accept the non-commercial licences of what is downloaded (they "
                             "are shown first; without this flag a terminal asks yes/no and "
                             "anything else refuses)")
-        p.add_argument("--no-convert", action="store_true")
+        p.add_argument("--no-convert", action="store_true",
+                       help="keep the upstream file as published, without converting it to a "
+                            "stylebridge checkpoint")
         p = add("register", "add a file you downloaded yourself: checked against the sha256 where "
                             "the manifest has one, converted, and only then installed")
-        p.add_argument("name", metavar="NAME")
-        p.add_argument("--from", dest="source", required=True, metavar="FILE")
-        p.add_argument("--no-convert", action="store_true")
+        p.add_argument("name", metavar="NAME", help="the entry (`stylebridge weights list`)")
+        p.add_argument("--from", dest="source", required=True, metavar="FILE",
+                       help="the upstream file as published (e4e_ffhq_encode.pt, ...)")
+        p.add_argument("--no-convert", action="store_true",
+                       help="install the file as it is, without converting it")
         p.add_argument("--link", action="store_true",
                        help="record FILE where it is instead of copying it into the cache")
         p = add("verify", "re-hash installed files (against the published sha256, else the one "
