@@ -379,3 +379,14 @@ def test_crafted_headers_of_other_loaders(corpus) -> None:
         with pytest.raises(CheckpointError) as info:
             load(corpus[name])
         assert str(info.value).startswith(f"{corpus[name]}: {CRAFTED_ERRORS[name]}")
+
+
+def test_a_batch_where_nothing_was_done_ends_with_one_error_line(corpus, tmp_path,
+                                                                 capsys) -> None:
+    """Exit 2 with a table only read as a success to a glance; the last line now says it."""
+    code = main(["align", str(corpus["zero_bytes.png"]), str(tmp_path / "missing.png"),
+                 "--out", str(tmp_path / "aligned")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.endswith(f"error: nothing done: {corpus['zero_bytes.png']}: is empty (0 bytes) "
+                        "(and 1 more, in the table above)\n")

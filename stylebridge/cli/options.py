@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -131,6 +132,11 @@ def print_batch_report(console: Console, report: BatchReport) -> None:
         for path, reason in report.skipped:
             table.add_row(Text(str(path)), Text(reason))
         console.print(table)
+    if report.skipped and not report.done:  # exit code 2: nothing was done, say it in one line
+        path, reason = report.skipped[0]
+        more = f" (and {len(report.skipped) - 1} more, in the table above)" \
+            if len(report.skipped) > 1 else ""
+        print(f"error: nothing done: {path}: {reason}{more}", file=sys.stderr)
 
 
 class ConsoleBars:
