@@ -174,3 +174,23 @@ def test_cli_options_reach_the_config(env: Env) -> None:
     assert cfg.inversion_losses == ["feature_reg:0.5"]
     with pytest.raises(StylebridgeError, match="--domain-discriminator"):
         replace(cfg, domain_discriminator="lots").validate()
+
+
+def test_settings_that_never_act_in_the_run_are_said_before_it(env: Env, tmp_path: Path) -> None:
+    """A term with after= past the end, a pre-training or warm-up as long as the run: notes,
+    not a run that silently trains less than asked."""
+    from stylebridge.pipelines.featureshift.losses import build_loss_sets, schedule_notes
+
+    cfg = tiny_cfg(env, tmp_path / "x", steps=4, pretrain_inversion_steps=2, warmup_steps=4,
+                   adversarial=0.0, losses=["mse:1.0", "mse:1.0:after=100"])
+    sets = build_loss_sets(cfg, registry=registry(), device=torch.device("cpu"))
+    assert schedule_notes(cfg, sets) == [
+        "--warmup-steps 4 is not below --steps 4: the learning rate never reaches --lr",
+        "--loss mse#2 never starts: after=100 is not before the run's end (--steps 4)",
+        "--inversion-loss mse#2 never starts: after=100 is not before the run's end "
+        "(--steps 4)"]
+    cfg = tiny_cfg(env, tmp_path / "x", steps=4, pretrain_inversion_steps=6, adversarial=0.0)
+    sets = build_loss_sets(cfg, registry=registry(), device=torch.device("cpu"))
+    assert schedule_notes(cfg, sets) == [
+        "the run ends within the inversion-only pre-training (--pretrain-inversion-steps 6, "
+        "--steps 4): no domain training"]

@@ -74,7 +74,7 @@ from stylebridge.pipelines.training.domain import (
     state_path_for,
 )
 from stylebridge.pipelines.training.guard import TrainingDivergedError
-from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms
+from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
 from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
@@ -347,12 +347,8 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         mixing=cfg.mixing if cfg.mixing is not None else d.mixing,
         freeze_layers=parse_freeze_layers(cfg.freeze_layers or d.freeze_layers, generator),
         seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every)
-    for term in terms:  # DiFa's ramp: no weight until the window has passed
-        if term.module.ramp(steps, steps) == 0.0:
-            window = term.module.window if term.module.window is not None else "?"
-            emit(progress, "note", text=f"loss {term.key!r} stays at weight 0 for --steps "
-                                        f"{steps} (its ramp starts after its window of "
-                                        f"{window} steps)")
+    for note in idle_term_notes(terms, steps):  # after=N past the end; DiFa's ramp window
+        emit(progress, "note", text=note)
     needs = set().union(*(t.module.required_fields() for t in terms))
     encoder = None
     if cfg.encoder is not None:

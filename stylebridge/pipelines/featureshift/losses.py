@@ -33,6 +33,7 @@ from stylebridge.pipelines.training.losses import (
     check_requirements,
     check_trainable,
     evaluate,
+    idle_term_notes,
 )
 from stylebridge.pipelines.training.schedule import phase_at
 
@@ -80,6 +81,30 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         check_trainable(terms, TRAINED, "FeatureShift")
         check_requirements(terms, PROVIDES[name], f"train featureshift ({LABELS[name]} loss)")
     return sets
+
+
+def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]]) -> list[str]:
+    """What in ``cfg`` never happens in a run of ``cfg.steps`` steps: said before the first
+    step instead of a run that silently trains less than asked."""
+    notes = []
+    if cfg.pretrain_inversion_steps >= cfg.steps:
+        notes.append(f"the run ends within the inversion-only pre-training "
+                     f"(--pretrain-inversion-steps {cfg.pretrain_inversion_steps}, --steps "
+                     f"{cfg.steps}): no domain training")
+    if cfg.warmup_steps >= cfg.steps:
+        notes.append(f"--warmup-steps {cfg.warmup_steps} is not below --steps {cfg.steps}: "
+                     "the learning rate never reaches --lr")
+    for name, terms in sets.items():
+        option = {"inversion": "--inversion-loss", "domain": "--loss",
+                  "domain_inversion": "--domain-inversion-loss"}[name]
+        if name != "inversion" and cfg.pretrain_inversion_steps >= cfg.steps:
+            continue  # said above
+        notes += idle_term_notes([t for t in terms if t.name != "adversarial"], cfg.steps,
+                                 option)
+        notes += [f"--adversarial starts at step {t.after} (--adversarial-after), not before "
+                  f"the run's end (--steps {cfg.steps}): it never acts"
+                  for t in terms if t.name == "adversarial" and t.after >= cfg.steps]
+    return notes
 
 
 def check_discriminator(path: str, *, explicit: bool) -> None:

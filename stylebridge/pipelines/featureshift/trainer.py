@@ -70,6 +70,7 @@ from stylebridge.pipelines.featureshift.losses import (
     build_loss_sets,
     evaluate_set,
     phase,
+    schedule_notes,
 )
 from stylebridge.pipelines.featureshift.render import (
     domain_styles,
@@ -459,6 +460,8 @@ class FeatureShiftTrainer:
                    "delta_sign": DELTA_SIGN, "layer": self.layer})
         progress = self.progress if self.dist.main else None
         t0, s0 = time.perf_counter(), self.step
+        for note in schedule_notes(cfg, self.loss_sets):
+            emit(progress, "note", text=note)
         if self.random_parts:
             emit(progress, "notice", text=f"{RANDOM_NOTICE}: ",
                  detail=f"trained on {', '.join(self.random_parts)} with random (untrained) "

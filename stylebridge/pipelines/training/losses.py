@@ -56,6 +56,21 @@ class LossTerm:
         return cls(key=name, name=name, weight=float(weight), module=module)
 
 
+def idle_term_notes(terms: Sequence[LossTerm], steps: int, option: str = "--loss") -> list[str]:
+    """One note per term that never acts in a run of ``steps`` steps: it starts
+    (``after=N``) at or after the last step, or its ramp (DiFa's window) keeps it at weight 0."""
+    notes = []
+    for term in terms:
+        if term.after >= steps:
+            notes.append(f"{option} {term.key} never starts: after={term.after} is not before "
+                         f"the run's end (--steps {steps})")
+        elif term.module.ramp(steps, steps) == 0.0:
+            window = term.module.window if term.module.window is not None else "?"
+            notes.append(f"loss {term.key!r} stays at weight 0 for --steps {steps} (its ramp "
+                         f"starts after its window of {window} steps)")
+    return notes
+
+
 def random_loss_names(terms: Sequence[LossTerm]) -> list[str]:
     """``["loss lpips", ...]``: the terms whose networks run on random weights (a loss built
     with ``allow_random=true``), to be named on screen and in the trained checkpoint."""
