@@ -333,7 +333,11 @@ class FeatureShiftTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         total, values = self._forward(data, step)
         if total is None:
-            raise StylebridgeError(f"no loss is active at step {step} (all weights are 0?)")
+            sets = self.loss_sets["inversion" if phase(cfg, step) == "inversion" else "domain"]
+            why = ", ".join(f"{t.key}: " + ("weight 0" if t.weight == 0 else f"after={t.after}")
+                            for t in sets) or "none given"
+            raise StylebridgeError(f"no loss is active at step {step} ({why}); give a term "
+                                   "that acts from the start")
         finite = all_min(float(torch.isfinite(total.detach()).all()), self.dist, self.device)
         if finite < 1.0:
             bad = [k for k, v in values.items() if not math.isfinite(v)]
