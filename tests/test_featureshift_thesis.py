@@ -194,3 +194,13 @@ def test_settings_that_never_act_in_the_run_are_said_before_it(env: Env, tmp_pat
     assert schedule_notes(cfg, sets) == [
         "the run ends within the inversion-only pre-training (--pretrain-inversion-steps 6, "
         "--steps 4): no domain training"]
+
+
+def test_an_unknown_loss_names_the_option_it_came_from(env: Env, tmp_path: Path) -> None:
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.featureshift.losses import build_loss_sets
+
+    cfg = tiny_cfg(env, tmp_path / "x", adversarial=0.0, inversion_losses=["bogus:1"])
+    with pytest.raises(StylebridgeError, match=r"^--inversion-loss 'bogus:1': unknown loss "
+                                               r"'bogus'"):
+        build_loss_sets(cfg, registry=registry(), device=torch.device("cpu"))

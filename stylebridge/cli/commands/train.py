@@ -300,7 +300,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of ``train featureshift`` arguments."""
     try:
         b1, b2 = (finite_float(v) for v in args.betas.split(","))
-    except ValueError:
+    except (ValueError, argparse.ArgumentTypeError):
         raise StylebridgeError(f"--betas {args.betas!r}: expected two numbers B1,B2") from None
     gen_path, _ = generator_path(args.generator)
     return TrainConfig(

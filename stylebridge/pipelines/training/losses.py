@@ -85,6 +85,7 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str 
     doc for the rules).  ``option`` names the command-line option in errors.  With
     ``device`` the modules are moved there, frozen and put in eval mode."""
     from stylebridge.core.options import coerce_option
+    from stylebridge.errors import RegistryError
     from stylebridge.registry import get_registry
     from stylebridge.registry.spec import parse_loss_spec
 
@@ -102,7 +103,7 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str 
         if module is None:
             try:
                 module = registry.create("loss", spec.name, **options)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RegistryError) as exc:  # an unknown name too
                 raise StylebridgeError(f"{option} {text!r}: {' '.join(str(exc).split())}") from None
             if device is not None:
                 module = module.to(device).eval().requires_grad_(False)
