@@ -211,3 +211,22 @@ def test_check_state_dict_refuses_an_integer_tensor_where_a_float_is_expected(tm
         check_state_dict(tmp_path / "bad.safetensors", module.state_dict(), state)
     # shapes only (upstream layouts): the old contract, no dtype check
     check_state_dict(None, {k: v.shape for k, v in module.state_dict().items()}, state)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_an_oserror_naming_it(tmp_path, monkeypatch):
+    """safetensors raises its own SafetensorError; the CLI said `SafetensorError: ... (os error
+    28)` without the file.  Now an OSError(ENOSPC) with the path: `disk full writing F`."""
+    import errno
+
+    from stylebridge.core import checkpoint as ck
+
+    def full(*args, **kwargs):
+        raise RuntimeError("Error while serializing: I/O error: No space left on device "
+                           "(os error 28)")
+
+    monkeypatch.setattr(ck, "save_file", full)
+    target = tmp_path / "model.safetensors"
+    with pytest.raises(OSError) as info:
+        ck.save_checkpoint(target, {"a": torch.zeros(2)}, kind="encoder", plugin="toy")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

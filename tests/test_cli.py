@@ -492,3 +492,17 @@ def test_json_on_a_pipe_is_only_json(tmp_path: Path) -> None:
     assert proc.stdout.startswith("{")
     report, _ = json.JSONDecoder().raw_decode(proc.stdout)  # the table follows it
     assert report["mean"] == {"mse": 0.0} and report["n_images"] == 1
+
+
+def test_an_out_that_is_a_file_is_named_as_such(capsys, tmp_path: Path, converted_tiny) -> None:
+    """Before: `error: afile: File exists`."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0",
+                       "--out", str(blocker))
+    assert code == 2
+    assert err == f"error: {blocker}: is a file, not a folder (choose another --out, or move it)\n"
+    code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0",
+                       "--out", str(blocker / "sub"))
+    assert code == 2 and err.startswith(f"error: {blocker}: is a file, not a folder")
+    assert blocker.read_text() == "not a folder"

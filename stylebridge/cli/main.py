@@ -200,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno in DISK_FULL:
             _error(disk_full_message(exc.filename or "the output"))
             return 2
+        blocking = _file_in_the_way(exc)
+        if blocking is not None:
+            _error(f"{blocking}: is a file, not a folder (choose another --out, or move it)")
+            return 2
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")
         return 2
@@ -218,6 +222,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         origin = _plugin_origin(exc)
         _error(f"{type(exc).__name__}: {text} ({origin}rerun with --debug for the traceback)")
         return 1
+
+
+def _file_in_the_way(exc: OSError) -> str | None:
+    """The file that stands where a folder was to be made (``--out afile``), if that is why
+    ``exc`` was raised."""
+    import errno
+    from pathlib import Path
+
+    if exc.errno not in (errno.EEXIST, errno.ENOTDIR) or not exc.filename:
+        return None
+    path = Path(str(exc.filename))
+    for candidate in (path, *path.parents):
+        if candidate.is_file():
+            return str(candidate)
+        if candidate.is_dir():
+            return None
+    return None
 
 
 def _plugin_origin(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ are stored as safetensors, so loading a checkpoint never runs code.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,15 @@ def save_checkpoint(
         raise TypeError(f"checkpoint config for {plugin!r} is not JSON-serialisable: {exc}") from exc
     data = _detach_for_saving(tensors)
     with atomic_path(path) as tmp:
-        save_file(data, str(tmp), metadata=metadata)
+        try:
+            save_file(data, str(tmp), metadata=metadata)
+        except Exception as exc:  # safetensors' own error type: an OSError names the file
+            text = str(exc)
+            if "os error 28" in text or "No space left" in text:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+            if "os error" in text:
+                raise OSError(errno.EIO, " ".join(text.split()), str(path)) from None
+            raise
     return path
 
 
