@@ -501,7 +501,7 @@ def test_an_out_that_is_a_file_is_named_as_such(capsys, tmp_path: Path, converte
     code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0",
                        "--out", str(blocker))
     assert code == 2
-    assert err == f"error: {blocker}: is a file, not a folder (choose another --out, or move it)\n"
+    assert err == f"error: {blocker}: is a file, not a folder\n"
     code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0",
                        "--out", str(blocker / "sub"))
     assert code == 2 and err.startswith(f"error: {blocker}: is a file, not a folder")

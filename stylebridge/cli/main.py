@@ -202,7 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         blocking = _file_in_the_way(exc)
         if blocking is not None:
-            _error(f"{blocking}: is a file, not a folder (choose another --out, or move it)")
+            target = str(exc.filename)
+            _error(f"{blocking}: is a file, not a folder" + (
+                f" ({target} was to be written in it)" if target != blocking else ""))
             return 2
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")
