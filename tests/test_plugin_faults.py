@@ -113,14 +113,9 @@ def test_an_encoder_without_preprocessing_is_refused_when_built() -> None:
         def encode(self, images):
             return Inversion(w_plus=torch.zeros(images.shape[0], 2, 4))
 
-    plugin = types.ModuleType("nopre_pkg")
+    from test_registry import _plugin
 
-    @hookimpl
-    def register_encoders(register) -> None:
-        register(NoPre)
-
-    plugin.register_encoders = register_encoders
-    reg = registry_mod.Registry(entry_points=False, extra_plugins=[plugin])
+    reg = registry_mod.Registry(entry_points=False, extra_plugins=[_plugin("nopre_pkg", NoPre)])
     with pytest.raises(RegistryError, match=r"^encoder 'nopre-test' has no `preprocessing` "
                                             r"\(set self.preprocessing = Preprocessing"):
         create("encoder", "nopre-test", registry=reg)

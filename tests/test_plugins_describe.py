@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import types
 from typing import ClassVar
 
 import pytest
 import torch
 from test_cli import _fresh_registry, run  # noqa: F401  (an autouse fixture: a fresh registry)
+from test_registry import _plugin
 
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.schema import Field
-from stylebridge.registry import get_registry, hookimpl
+from stylebridge.registry import get_registry
 from stylebridge.registry import registry as registry_mod
 from stylebridge.registry.describe import capabilities, describe, options
 
@@ -81,14 +81,7 @@ def test_a_third_party_plugin_is_described_from_its_class() -> None:
         def encode(self, images: torch.Tensor) -> Inversion:
             raise NotImplementedError
 
-    plugin = types.ModuleType("toy_pkg")
-
-    @hookimpl
-    def register_encoders(register) -> None:
-        register(Toy)
-
-    plugin.register_encoders = register_encoders
-    reg = registry_mod.Registry(entry_points=False, extra_plugins=[plugin])
+    reg = registry_mod.Registry(entry_points=False, extra_plugins=[_plugin("toy_pkg", Toy)])
     entry = reg.get("encoder", "toy-describe")
     assert options(entry) == [
         {"name": "width", "required": True, "default": None, "allowed": ""},
