@@ -40,3 +40,25 @@ def test_save_png_is_lossless_at_the_stated_level(tmp_path: Path) -> None:
     assert back.shape == (40, 24, 3) and np.array_equal(back, expected)
     Image.fromarray(expected).save(tmp_path / "pil.png")  # Pillow's default level 6
     assert _zlib_flevel(tmp_path / "pil.png") == 2
+
+
+def test_grid_labels_that_would_read_alike_get_more_lines_and_notices_are_whole() -> None:
+    """`tiny-pixar@0.5` / `@1.5` in a 54 px tile both read `tiny-pi` on one line: the header
+    grows until they differ; distinct labels keep one line; a long notice is not cut."""
+    from PIL import ImageDraw
+
+    from stylebridge.core.images import LINE, _wrap, labelled_grid
+
+    tile = torch.zeros(3, 54, 54)
+    distinct = labelled_grid([[tile, tile]], ["input", "inversion"])
+    alike = labelled_grid([[tile, tile]], ["tiny-pixar@0.5", "tiny-pixar@1.5"])
+    assert distinct.shape[1] == 54 + 2 * 2 + LINE + 2  # one label line, as before
+    assert alike.shape[1] == distinct.shape[1] + LINE  # two lines: tiny-pi / xar@0.5
+    notice = "RANDOM WEIGHTS: not a trained model (" + ", ".join(
+        f"domain number{i}" for i in range(12)) + ")"
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = 2 * 54 + 3 * 2 - 4
+    lines = _wrap(probe, notice.upper(), width, 99)
+    assert len(lines) > 4 and " ".join(lines).replace(" ", "") == notice.upper().replace(" ", "")
+    with_notice = labelled_grid([[tile, tile]], ["a", "b"], notice=notice)
+    assert with_notice.shape[1] == distinct.shape[1] + LINE * len(lines) + 2

@@ -145,23 +145,33 @@ LINE = 12  # pixels per line of PIL's built-in font
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int) -> list[str]:
-    """Greedy word wrap to ``width`` pixels; words longer than a line are cut."""
+    """Greedy word wrap to ``width`` pixels; a word longer than a line is broken across lines
+    (``tiny-pixar@0.5`` in a narrow tile), and only text past ``max_lines`` is cut."""
     lines: list[str] = []
     line = ""
     for word in text.split():
         candidate = f"{line} {word}".strip()
-        if draw.textlength(candidate) > width and line:
-            lines.append(line)
-            line = word
-        else:
+        if draw.textlength(candidate) <= width:
             line = candidate
+            continue
+        if line:
+            lines.append(line)
+            line = ""
+        while draw.textlength(word) > width and len(word) > 1:  # break a long word
+            cut = len(word) - 1
+            while cut > 1 and draw.textlength(word[:cut]) > width:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
     lines.append(line)
-    out = []
-    for text_line in lines[:max_lines]:
-        while text_line and draw.textlength(text_line) > width:
-            text_line = text_line[:-1]
-        out.append(text_line)
-    return out
+    return lines[:max_lines]
+
+
+def _alike(draw: ImageDraw.ImageDraw, texts: Sequence[str], width: int, lines: int) -> bool:
+    """Whether two different ``texts`` look the same once wrapped into ``lines`` lines."""
+    shown = {tuple(_wrap(draw, t, width, lines)): t for t in dict.fromkeys(texts)}
+    return len(shown) < len(dict.fromkeys(texts))
 
 
 def _to_tensor(canvas: Image.Image) -> Tensor:
@@ -190,8 +200,14 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
     left = 0
     if row_labels:
         left = min(160, max(int(probe.textlength(t)) for t in row_labels) + 8)
+    # more label lines (up to 4) when cut labels would read alike: `tiny-pixar@0.5` and
+    # `tiny-pixar@1.5` must stay told apart in a 64 px tile
+    if _alike(probe, labels, tile - 2, label_lines):
+        label_lines = max(label_lines, min(4, max(len(_wrap(probe, t, tile - 2, 99))
+                                                  for t in labels)))
     header = LINE * label_lines + 2
-    notice_lines = _wrap(probe, notice.upper(), arr.shape[1] + left - 4, 4) if notice else []
+    # the notice (RANDOM WEIGHTS ...) is never cut: it says what the picture is
+    notice_lines = _wrap(probe, notice.upper(), arr.shape[1] + left - 4, 99) if notice else []
     foot = LINE * len(notice_lines) + (2 if notice_lines else 0)
     canvas = Image.new("RGB", (arr.shape[1] + left, arr.shape[0] + header + foot), "white")
     canvas.paste(Image.fromarray(arr), (left, header))
