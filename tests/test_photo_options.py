@@ -134,3 +134,22 @@ def test_adapt_job_reads_random_weights_from_the_objects(
                                  "domains": {"pixar": False, "joker": True}}
     assert job.parts == ["encoder", "domain joker"]
     assert job.generator_path == files["gen"]
+
+
+def test_no_align_says_when_it_squeezes_or_enlarges_a_photo(tmp_path) -> None:
+    """A 512×200 photo is squeezed to a square, a 10×10 one enlarged: used, and said."""
+    from PIL import Image
+
+    from stylebridge.core.batch import BatchReport
+    from stylebridge.pipelines.adapt import photo_batches
+
+    for name, size in (("wide.png", (512, 200)), ("tiny.png", (10, 10)), ("ok.png", (64, 64))):
+        Image.new("RGB", size, (90, 120, 150)).save(tmp_path / name)
+    report = BatchReport()
+    paths = [tmp_path / n for n in ("wide.png", "tiny.png", "ok.png")]
+    batches = list(photo_batches(paths, report, enc_size=64, tile=8, batch=4, align=False,
+                                 align_size=256))
+    assert [p.name for p in batches[0].paths] == ["wide.png", "tiny.png", "ok.png"]
+    assert report.notes == [
+        (paths[0], "is 512×200, not square: without --align it is squeezed to a square"),
+        (paths[1], "is 10×10: without --align it is enlarged to the encoder's 64×64")]

@@ -125,6 +125,10 @@ def print_batch_report(console: Console, report: BatchReport) -> None:
     from rich.text import Text
 
     console.print(f"{len(report.done)} done, {len(report.skipped)} skipped")
+    for path, text in report.notes[:5]:
+        console.print(Text(f"note: {path} {text}", style="yellow"))
+    if len(report.notes) > 5:
+        console.print(Text(f"note: and {len(report.notes) - 5} more such photos", style="yellow"))
     if report.skipped:
         table = Table(title="skipped")
         table.add_column("file")

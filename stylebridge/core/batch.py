@@ -30,9 +30,14 @@ class BatchReport:
 
     done: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    #: inputs used, with a caveat (``--no-align`` squeezing a wide photo); said, not skipped
+    notes: list[tuple[Path, str]] = field(default_factory=list)
 
     def ok(self, path: Path) -> None:
         self.done.append(path)
+
+    def note(self, path: Path, text: str) -> None:
+        self.notes.append((path, " ".join(text.split())))
 
     def skip(self, path: Path, reason: str) -> None:
         self.skipped.append((path, " ".join(reason.split())))

@@ -177,6 +177,14 @@ def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, 
             except ImageError as exc:  # NoFaceError included
                 report.skip(path, str(exc).removeprefix(f"{path}: "))
                 continue
+        else:
+            h, w = image.shape[-2:]
+            if abs(h - w) > 0.02 * max(h, w):
+                report.note(path, f"is {w}×{h}, not square: without --align it is squeezed "
+                                  "to a square")
+            elif max(h, w) < enc_size // 2:
+                report.note(path, f"is {w}×{h}: without --align it is enlarged to the "
+                                  f"encoder's {enc_size}×{enc_size}")
         pending.paths.append(path)
         pending.inputs.append(resize_square(image, enc_size, enc_filter))
         pending.tiles.append(resize_square(image, tile))
