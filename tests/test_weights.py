@@ -455,3 +455,22 @@ def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: b
     assert main(["generate", "--generator", "stylegan2", "--seeds", "0-1",
                  "--out", str(tmp_path / "out")]) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) >= 2
+
+
+def test_register_refuses_a_stylebridge_checkpoint_in_place_of_the_upstream_file(
+        tmp_path: Path, server: _Server) -> None:
+    """A converted or random-weight stylebridge file stored as `tiny.pt` was then listed as
+    the installed official weights."""
+    from stylebridge.core.checkpoint import save_checkpoint
+
+    ours = save_checkpoint(tmp_path / "g.safetensors", {"a": torch.zeros(1)},
+                           kind="generator", plugin="stylegan2")
+    manager = _manager(tmp_path, server, url=None)
+    for convert in (True, False):
+        with pytest.raises(WeightsError, match=r"g.safetensors: is a stylebridge checkpoint "
+                                               r"\(generator 'stylegan2'\), not the upstream "
+                                               r"tiny.pt that tiny-gen registers; use it "
+                                               r"directly \(--generator stylegan2:"):
+            manager.register("tiny-gen", ours, convert=convert)
+    assert not (tmp_path / "home" / "downloads").exists() or not any(
+        (tmp_path / "home" / "downloads").iterdir())

@@ -140,8 +140,9 @@ def _weights() -> list[Check]:
     installed = sorted(index)
     rows.append(Check("installed official weights", ", ".join(installed) or "none",
                       "ok" if installed else "note",
-                      "" if installed else "random-weight presets are used until you "
-                      "`stylebridge weights fetch` (see `stylebridge weights list`)"))
+                      "" if installed else "`demo` and `serve` run random-weight presets "
+                      "until you `stylebridge weights fetch`; adapt, invert and the other "
+                      "commands need the files (or --fetch) (see `stylebridge weights list`)"))
     missing = [name for name in manager.sets.get("demo", []) if name not in index]
     if missing:
         rows.append(Check("demo set", f"missing {', '.join(missing)}", "note",

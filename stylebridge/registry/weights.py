@@ -93,6 +93,25 @@ class WeightsEntry:
         return cls(**values)
 
 
+def _refuse_own_checkpoint(entry: WeightsEntry, source: Path) -> None:
+    """``register`` takes the upstream file as published; a stylebridge checkpoint (converted,
+    or a random-weight preset) stored in its place would be listed as the official weights."""
+    from stylebridge.core.checkpoint import read_header
+
+    if entry.filename.endswith(".safetensors"):
+        return  # the upstream file is itself a safetensors file
+    try:
+        header = read_header(source)
+    except Exception:  # not a stylebridge checkpoint: the upstream checks decide
+        return
+    option = {"encoder": "--encoder", "domain_method": "--method", "generator": "--generator",
+              "calibrator": "--calibrate"}.get(header.kind)
+    how = f" ({option} {header.plugin}:{source})" if option else ""
+    raise WeightsError(f"is a stylebridge checkpoint ({header.kind} {header.plugin!r}), not the "
+                       f"upstream {entry.filename} that {entry.name} registers; use it "
+                       f"directly{how}", path=source)
+
+
 def default_home() -> Path:
     env = os.environ.get("STYLEBRIDGE_HOME", "").strip()
     if env:
@@ -441,6 +460,7 @@ class WeightsManager:
         source = Path(source)
         if not source.is_file():
             raise WeightsError("no such file", path=source)
+        _refuse_own_checkpoint(entry, source)
         raw = self.home / "downloads" / entry.filename
         if not copy:
             source = source.resolve()
