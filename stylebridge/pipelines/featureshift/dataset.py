@@ -351,9 +351,13 @@ def _build_base_shard(
             real = encoder.encode(x01)
             layer = settings["layer"]
             if layer is None:
+                if not real.features:  # --layer would not help: the encoder has no feature
+                    raise DatasetError(f"encoder {encoder.name!r} returns no generator feature "
+                                       "(latents only); use an FSE-like encoder in a feature "
+                                       "mode, e.g. fse:CKPT:mode=features")
                 if len(real.features) != 1:
                     raise DatasetError(f"encoder {encoder.name!r} returned features at layers "
-                                       f"{sorted(real.features) or 'none'}; give --layer K")
+                                       f"{sorted(real.features)}; give --layer K")
                 layer = settings["layer"] = int(next(iter(real.features)))
             f_real = _feature(real, layer, f"encoder {encoder.name!r}")
             want = generator.feature_shapes()[layer]
