@@ -114,6 +114,11 @@ def test_train_featureshift_names_every_loss_download_before_reading_anything(
                    "lpips:0.8), arcface-irse50 (for --loss id:0.1); run `stylebridge weights "
                    "fetch lpips-alex arcface-irse50`\n")
     assert not out.exists()
+    # without --loss the thesis set is used: named as the default, not as something typed
+    code = main(["train", "featureshift", "--data", str(tmp_path / "no-dataset"),
+                 "--generator", str(tmp_path / "no-generator.safetensors"),
+                 "--adversarial", "0", "--out", str(out)])
+    assert code == 2 and "lpips-alex (for --loss (default) lpips:0.8)" in capsys.readouterr().err
 
 
 def test_installed_weights_are_not_missing(tmp_path: Path) -> None:

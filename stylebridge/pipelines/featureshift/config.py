@@ -73,7 +73,11 @@ class TrainConfig:
         they read (``lpips-alex``, ``arcface-irse50``) and that are not installed are named
         together before anything loads (:func:`stylebridge.registry.needed.require_weights`)."""
         inversion = self.losses if self.inversion_losses is None else self.inversion_losses
-        return [("loss", spec, option_name(name))
+        # the thesis set, when not given, is named as the default it is (no one typed it)
+        default = list(self.losses) == list(THESIS_LOSSES)
+        defaulted = {"losses": default, "inversion_losses": default and self.inversion_losses is None,
+                     "domain_inversion_losses": False}
+        return [("loss", spec, option_name(name) + (" (default)" if defaulted[name] else ""))
                 for name, specs in (("losses", self.losses), ("inversion_losses", inversion),
                                     ("domain_inversion_losses", self.domain_inversion_losses))
                 for spec in specs]
