@@ -150,3 +150,15 @@ def test_a_folder_that_is_no_name_is_read_as_a_path(tmp_path: Path, monkeypatch)
     assert parse_plugin_spec("e4e").name == "e4e" and parse_plugin_spec("e4e").path is None
     with pytest.raises(SpecError, match=r"invalid name '\.nothere'"):
         parse_plugin_spec(".nothere")
+
+
+def test_an_existing_checkpoint_may_take_options_without_a_name(tmp_path, monkeypatch) -> None:
+    """`dom.safetensors:strength=abc` read as a file named `dom.safetensors:strength=abc` and
+    said `no such file`; the header names the plugin, so the options may follow the file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dom.safetensors").write_bytes(b"x")
+    spec = parse_plugin_spec("dom.safetensors:mode=shift,layer=5")
+    assert (spec.name, spec.path, spec.options) == (None, Path("dom.safetensors"),
+                                                    {"mode": "shift", "layer": "5"})
+    # no such file: not a checkpoint with options (the name grammar decides, as before)
+    assert parse_plugin_spec("other.safetensors:mode=shift").path is None

@@ -7,6 +7,7 @@ Plugin specs (``--encoder``, ``--method``, ``--calibrate``)::
     ckpt.safetensors          checkpoint alone; the header names the plugin
     fse:fse.safetensors:mode=shift,layer=5
     fse:mode=latents          name + options, no checkpoint
+    fse.safetensors:mode=shift  an existing checkpoint + options (its header names the plugin)
     hyperdomain:net.safetensors:text="a sketch, in pencil"
                               a value in double quotes may hold commas
 
@@ -108,11 +109,17 @@ def _is_file(text: str) -> bool:
 def _existing_path_spec(text: str, raw: str, what: str) -> PluginSpec | None:
     """Existing files first, then the grammar: a path with ``:`` in it is read as a file when
     that file exists, alone (``dir/c:olon/gen.safetensors``), after a name
-    (``e4e:dir/c:olon/e4e.safetensors``) or before options (``NAME:PATH:k=v``)."""
+    (``e4e:dir/c:olon/e4e.safetensors``) or before options (``NAME:PATH:k=v``, and
+    ``PATH:k=v`` without a name)."""
     if ":" not in text:
         return None
     if _is_file(text):
         return PluginSpec(name=None, path=Path(text), text=raw)
+    head, _, tail = text.rpartition(":")
+    if "=" in tail and tail.split("=", 1)[0].isidentifier() and _is_file(head):
+        # CKPT:k=v: the header names the plugin, the options follow the file
+        return PluginSpec(name=None, path=Path(head), options=_parse_options(tail, raw),
+                          text=raw)
     name, _, rest = text.partition(":")
     if not _NAME_RE.match(name) or not rest:
         return None
