@@ -151,3 +151,21 @@ def test_options_that_would_be_ignored_are_refused(tmp_path: Path, capsys) -> No
     assert capsys.readouterr().err == ("error: --accept-licence applies with --fetch (it "
                                        "accepts the licences of what --fetch downloads)\n")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_method_returning_the_wrong_number_of_styles_is_named() -> None:
+    from stylebridge.core.interfaces import DomainMethod, Inversion
+    from stylebridge.core.synthesis import synthesize
+
+    class Few(DomainMethod):
+        name = "few-test"
+
+        def styles(self, generator, w_plus, offset_scale=None):
+            return generator.styles(w_plus)[:3]
+
+    gen = tiny_generator()
+    inv = Inversion(w_plus=torch.zeros(1, gen.n_latent, gen.style_dim))
+    with pytest.raises(StylebridgeError, match=rf"^domain method 'few-test': styles\(\) returned "
+                                               rf"3 style vectors, the generator has "
+                                               rf"{gen.n_style_layers} style layers$"):
+        synthesize(gen, inv, method=Few())

@@ -24,6 +24,21 @@ from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 
 
+def method_styles(method: DomainMethod, generator: Generator, w_plus: Tensor,
+                  offset_scale: Sequence[float] | Tensor | None = None) -> list[Tensor]:
+    """``method.styles(...)``, checked: one ``[B, C_i]`` tensor per modulated layer of
+    ``generator`` (a plugin method that returns anything else is named in one line)."""
+    styles = method.styles(generator, w_plus, offset_scale)
+    what = f"domain method {method.label or method.name!r}"
+    if not isinstance(styles, (list, tuple)) or not all(isinstance(s, Tensor) for s in styles):
+        raise StylebridgeError(f"{what}: styles() returned a {type(styles).__name__}; it must "
+                               "return a list of tensors, one per style layer")
+    if len(styles) != generator.n_style_layers:
+        raise StylebridgeError(f"{what}: styles() returned {len(styles)} style vectors, the "
+                               f"generator has {generator.n_style_layers} style layers")
+    return list(styles)
+
+
 def synthesize(
     generator: Generator,
     inversion: Inversion,
@@ -43,7 +58,7 @@ def synthesize(
     shift = inversion.feature_mode == "shift"
     old = {k: generator.features_upto(source_styles, k, noise=noise, randomize_noise=False)[0]
            for k in inversion.features} if shift else {}
-    styles = method.styles(generator, w_plus, offset_scale)
+    styles = method_styles(method, generator, w_plus, offset_scale)
     deltas = method.weight_deltas(generator, offset_scale)
     features: dict[int, Tensor] = {}
     for k, feat in inversion.features.items():

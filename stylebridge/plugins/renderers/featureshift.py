@@ -54,7 +54,7 @@ from stylebridge.core.checkpoint import (
 )
 from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.schema import WIDTH, Field
-from stylebridge.core.synthesis import synthesize
+from stylebridge.core.synthesis import method_styles, synthesize
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -234,7 +234,7 @@ def domain_quantities(
     fixed buffers, as everywhere in FeatureShift.
     """
     src, _ = generator.features_upto(generator.styles(w_plus), layer, randomize_noise=False)
-    styles = method.styles(generator, w_plus, offset_scale)
+    styles = method_styles(method, generator, w_plus, offset_scale)
     deltas = method.weight_deltas(generator, offset_scale)
     dom, skip = generator.features_upto(styles, layer, randomize_noise=False, weight_deltas=deltas)
     target = None
@@ -286,7 +286,7 @@ def apply_featureshift(
                                "mode=features)")
     delta = domain_delta(generator, method, guide_w_plus, layer, offset_scale=offset_scale)
     shifted = model(feat, delta.to(feat.dtype))
-    styles = method.styles(generator, inversion.w_plus, offset_scale)
+    styles = method_styles(method, generator, inversion.w_plus, offset_scale)
     return generator.synthesis(styles, features={layer: shifted}, randomize_noise=False,
                                weight_deltas=method.weight_deltas(generator, offset_scale))
 
