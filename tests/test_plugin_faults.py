@@ -169,3 +169,54 @@ def test_a_method_returning_the_wrong_number_of_styles_is_named() -> None:
                                                rf"3 style vectors, the generator has "
                                                rf"{gen.n_style_layers} style layers$"):
         synthesize(gen, inv, method=Few())
+
+
+def _tiny_adapter():
+    from test_adapt import TinyEncoder
+
+    from stylebridge.pipelines.adapter import Adapter
+
+    return Adapter(TinyEncoder(), tiny_generator(), {})
+
+
+@pytest.mark.parametrize(("images", "message"), [
+    (torch.full((1, 3, 16, 16), 200, dtype=torch.uint8),
+     r"^Adapter input: expected a float tensor in \[0, 1\], got torch.uint8 \(8-bit photos: "
+     r"x.float\(\) / 255\)$"),
+    (torch.full((1, 3, 16, 16), 200.0), r"^Adapter input: values span \[200, 200\], expected "
+                                        r"\[0, 1\] \(0..255 images: x / 255"),
+    (torch.full((1, 3, 16, 16), -0.9), r"^Adapter input: values span \[-0.9, -0.9\]"),
+    (torch.zeros(3, 16, 16), r"^Adapter input: expected images \[B, 3, H, W\] with B >= 1, got "
+                             r"shape \[3, 16, 16\]$"),
+    (torch.zeros(0, 3, 16, 16), r"with B >= 1, got shape \[0, 3, 16, 16\]$"),
+    (np.zeros((1, 16, 16, 3), np.float32), r"^Adapter input: expected a torch tensor"),
+])
+def test_adapter_input_is_checked_in_one_line(images, message) -> None:
+    """A uint8 photo gave all-NaN inversions silently; 0..255 or [-1, 1] images nonsense."""
+    with pytest.raises(StylebridgeError, match=message):
+        _tiny_adapter().run(images)
+
+
+def test_encoders_refuse_integer_images_and_accept_float64() -> None:
+    from test_adapt import TinyEncoder
+
+    with pytest.raises(StylebridgeError, match=r"^encoder input: expected a float tensor"):
+        TinyEncoder().encode(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    out = TinyEncoder().encode(torch.rand(1, 3, 16, 16, dtype=torch.float64))
+    assert out.w_plus.dtype == torch.float32 and torch.isfinite(out.w_plus).all()
+
+
+def test_adapter_arguments_of_the_wrong_kind_are_named() -> None:
+    from test_adapt import TinyEncoder
+
+    from stylebridge.pipelines.adapter import Adapter
+
+    gen = tiny_generator()
+    with pytest.raises(StylebridgeError, match=r"^Adapter calibrator: expected a Calibrator, "
+                                               r"got a str \(build one with stylebridge.create"):
+        Adapter(TinyEncoder(), gen, {}, calibrator="alpha")
+    with pytest.raises(StylebridgeError, match=r"^Adapter methods: expected DomainMethod "
+                                               r"objects, got a str"):
+        Adapter(TinyEncoder(), gen, {"p": "x.safetensors"})
+    with pytest.raises(StylebridgeError, match=r"^--strength '0.5': give numbers"):
+        Adapter(TinyEncoder(), gen, {}, strength="0.5")

@@ -167,3 +167,22 @@ def test_a_typo_of_a_published_domain_suggests_it() -> None:
     with pytest.raises(RegistryError, match=r"^unknown domain method 'nosuchdomain'; did you "
                                             r"mean 'hyperdomain'"):
         create("domain_method", "nosuchdomain")
+
+
+def test_create_takes_a_path_and_auto_and_says_when_cuda_is_missing(tmp_path) -> None:
+    """`stylebridge.create("generator", preset.generator)` (a Path) raised AttributeError;
+    `device="auto"` was refused; device="cuda" without a GPU was torch's driver error."""
+    import torch
+    from conftest import tiny_generator
+
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.resolve import create
+
+    path = save_stylegan2(tmp_path / "g.safetensors", tiny_generator())
+    gen = create("generator", path, device="auto").obj
+    assert gen.n_latent == tiny_generator().n_latent
+    if not torch.cuda.is_available():
+        with pytest.raises(StylebridgeError, match=r"^--device cuda: no CUDA device is "
+                                                   r"available"):
+            create("generator", path, device="cuda")

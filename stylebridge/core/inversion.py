@@ -4,15 +4,17 @@ by :mod:`stylebridge.core.interfaces` beside the interfaces that use them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from stylebridge.core.resize import RESIZE_FILTERS
 from stylebridge.core.resize import resize as resize_filtered
+from stylebridge.errors import StylebridgeError
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,50 @@ class Preprocessing:
         return out if images.ndim == 4 else out[0]
 
     def __call__(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape [B, 3, H, W], got {list(images.shape)}")
+        images = check_images01(images, "encoder input", value_range=False)
         images = self.resized(images)
         mean = images.new_tensor(self.mean).view(1, 3, 1, 1)
         std = images.new_tensor(self.std).view(1, 3, 1, 1)
         return (images - mean) / std
+
+
+#: how far outside ``[0, 1]`` an image may reach (resampling overshoot) before it is refused
+RANGE_TOLERANCE = 0.02
+
+
+class ImageInputError(StylebridgeError, ValueError):
+    """Images given to an encoder or the Adapter that are not RGB ``[B, 3, H, W]`` floats in
+    ``[0, 1]``; one line saying what was given and how to convert it."""
+
+
+def check_images01(images: Any, what: str = "images", *, value_range: bool = True) -> Tensor:
+    """``images`` as a float tensor ``[B, 3, H, W]`` (``B >= 1``) in ``[0, 1]``, or an
+    :class:`ImageInputError`: a uint8 photo gave all-NaN inversions, a ``[-1, 1]`` or 0..255
+    image nonsense, silently.  float64 is cast to float32 (the networks' dtype).
+    ``value_range=False``: type and shape only (trainers encode unclamped generator output)."""
+    if not isinstance(images, Tensor):
+        raise ImageInputError(f"{what}: expected a torch tensor [B, 3, H, W] in [0, 1], got a "
+                              f"{type(images).__name__} (torch.from_numpy(x).permute(0, 3, 1, 2)"
+                              " for an [B, H, W, 3] array)")
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
+        raise ImageInputError(f"{what}: expected images [B, 3, H, W] with B >= 1, got shape "
+                              f"{list(images.shape)}")
+    if not images.is_floating_point():
+        hint = " (8-bit photos: x.float() / 255)" if images.dtype == torch.uint8 else ""
+        raise ImageInputError(f"{what}: expected a float tensor in [0, 1], got {images.dtype}"
+                              f"{hint}")
+    if images.dtype == torch.float64:
+        images = images.float()
+    if images.device.type == "meta" or not value_range:  # (meta: the pre-check of a load)
+        return images
+    lo, hi = (float(v) for v in torch.aminmax(images.detach().float()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ImageInputError(f"{what}: contains NaN or Inf values")
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise ImageInputError(f"{what}: values span [{lo:.3g}, {hi:.3g}], expected [0, 1] "
+                              "(0..255 images: x / 255; generator output in [-1, 1]: "
+                              "(x + 1) / 2)")
+    return images
 
 
 FeatureMode = Literal["replace", "shift"]

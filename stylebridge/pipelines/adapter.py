@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from stylebridge.core.images import from_generator_range
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.inversion import check_images01
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
@@ -42,8 +43,28 @@ INVERSION = "inversion"
 MAX_STRENGTH = 10.0  # |strength| above this only blows the picture up
 
 
+def _check_types(*, encoder: Any, guide: Any, calibrator: Any, renderer: Any,
+                 methods: Iterable[Any]) -> None:
+    """One line for an argument of the wrong kind (a spec string where a built plugin is
+    expected: build it with ``stylebridge.create``)."""
+    for name, value, kind in (("encoder", encoder, Encoder), ("guide", guide, Encoder),
+                              ("calibrator", calibrator, Calibrator),
+                              ("renderer", renderer, Renderer)):
+        if value is not None and not isinstance(value, kind):
+            raise StylebridgeError(f"Adapter {name}: expected a {kind.__name__}, got a "
+                                   f"{type(value).__name__} (build one with "
+                                   f"stylebridge.create({kind.__name__.lower()!r}, spec))")
+    for method in methods:
+        if not isinstance(method, DomainMethod):
+            raise StylebridgeError(f"Adapter methods: expected DomainMethod objects, got a "
+                                   f"{type(method).__name__} (build one with "
+                                   "stylebridge.create('domain_method', spec))")
+
+
 def check_strengths(strength: float | Sequence[float]) -> tuple[float, ...]:
     """Strengths as a tuple: finite, within ``±MAX_STRENGTH``, each once."""
+    if isinstance(strength, str):  # `"0.5"` was read one character at a time
+        raise StylebridgeError(f"--strength {strength!r}: give numbers, not a string")
     values = (strength,) if isinstance(strength, int | float) else tuple(strength)
     if not values:
         raise StylebridgeError("--strength: give at least one value")
@@ -103,10 +124,13 @@ class Adapter:
                  renderer: Renderer | None = None,
                  guide: Encoder | None = None,
                  strength: float | Sequence[float] = 1.0) -> None:
+        _check_types(encoder=encoder, guide=guide, calibrator=calibrator, renderer=renderer,
+                     methods=methods.values() if isinstance(methods, Mapping) else methods)
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
         self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
         self.guide = guide
         if encoder is not None:
+            encoder.check_generator(generator)  # before the first photo, not at it
             encoder.bind_generator(generator)
         self.renderer.check_generator(generator, encoder)
         if guide is not None:
@@ -152,8 +176,7 @@ class Adapter:
         if self.encoder is None:
             raise StylebridgeError("this adapter has no encoder: it renders inversions "
                                    "(render), it does not encode images")
-        if images01.ndim != 4 or images01.shape[1] != 3:
-            raise ValueError(f"expected images [B, 3, H, W] in [0, 1], got {list(images01.shape)}")
+        images01 = check_images01(images01, "Adapter input")
         inversion = self.encoder.encode(images01.to(self.device))
         self.encoded_images += int(images01.shape[0])
         check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")

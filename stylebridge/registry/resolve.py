@@ -33,6 +33,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from stylebridge.core.checkpoint import is_random_weights, read_header
+from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin, Preprocessing
 from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
@@ -116,8 +117,15 @@ def _label(kind: str) -> str:
     return kind.replace("_", " ")
 
 
-def _parse(kind: str, spec: str | PluginSpec) -> PluginSpec:
-    return parse_plugin_spec(spec, what=_label(kind)) if isinstance(spec, str) else spec
+def _parse(kind: str, spec: str | Path | PluginSpec) -> PluginSpec:
+    if isinstance(spec, PluginSpec):
+        return spec
+    if isinstance(spec, Path):  # a checkpoint file given as a Path (what the presets return)
+        return PluginSpec(name=None, path=spec, text=str(spec))
+    if not isinstance(spec, str):
+        raise SpecError(f"{_label(kind)} spec: expected a string or a path, got "
+                        f"{type(spec).__name__}")
+    return parse_plugin_spec(spec, what=_label(kind))
 
 
 def provenance(kind: str, spec: str | PluginSpec, obj: Any = None, *,
@@ -207,7 +215,7 @@ def _has_preprocessing(encoder: Encoder) -> bool:
         return False
 
 
-def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "cpu",
+def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.device = "cpu",
            registry: Registry | None = None, **options: Any) -> Created:
     """Build a plugin (or, for ``kind="generator"``, a generator) from a spec.
 
@@ -220,6 +228,7 @@ def create(kind: str, spec: str | PluginSpec, *, device: str | torch.device = "c
     moved to ``device`` in eval mode.  Returns ``(object, provenance)``; the provenance is
     also recorded for :func:`provenance_of`.
     """
+    device = resolve_device(str(device))  # `auto`, and a missing GPU said in one line
     if kind == "generator":
         if options:
             raise SpecError(f"generator spec {str(spec)!r}: options are not accepted here")
@@ -359,11 +368,11 @@ def generator_path(spec: str | PluginSpec, *, option: str = "--generator") -> tu
     return path, parsed.path is None
 
 
-def load_generator(spec: str | PluginSpec, device: str | torch.device = "cpu", *,
+def load_generator(spec: str | Path | PluginSpec, device: str | torch.device = "cpu", *,
                    option: str = "--generator") -> tuple[Generator, Provenance]:
     """A generator from ``[stylegan2:]CKPT`` or an installed name (``stylegan2``,
     ``stylegan2-ffhq-1024``), on ``device`` in eval mode, and its :class:`Provenance`."""
-    text = spec if isinstance(spec, str) else (spec.text or str(spec))
+    text = str(spec) if isinstance(spec, (str, Path)) else (spec.text or str(spec))
     path, official = generator_path(text, option=option)
     ck = load_stylegan2(path, device=device)
     extra = ck.header.extra
