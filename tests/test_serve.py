@@ -524,3 +524,25 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             assert "trained domain 'a pencil sketch'" in page.inner_text("#status")
         finally:
             browser.close()
+
+
+def test_output_file_names_stay_short_for_long_prompts() -> None:
+    """A 500-character prompt made every later run fail: File name too long."""
+    from stylebridge.pipelines.serve.backend import _safe
+
+    long_a, long_b = "x" * 500, "x" * 499 + "y"
+    assert len(_safe(long_a).encode()) <= 80 and _safe(long_a) != _safe(long_b)
+    assert len(_safe("日本語の絵" * 60).encode("utf-8")) <= 80
+    assert _safe("pixar@0.5") == "pixar_0.5"  # short names as before
+
+
+def test_heavy_events_share_one_queue(backend: ServeBackend) -> None:
+    """A run clicked while a new photo was still aligning used the old photo: upload, domain
+    files, train and run now wait for each other, one at a time."""
+    from stylebridge.pipelines.serve.app import WORK_QUEUE, build_app
+
+    app = build_app(backend)
+    named = {fn.name: fn for fn in app.fns.values()}
+    for name in ("on_upload", "on_domain_files", "on_train", "on_run"):
+        assert named[name].concurrency_id == WORK_QUEUE, name
+        assert named[name].concurrency_limit == 1, name

@@ -34,6 +34,10 @@ CSS = """
 """
 
 
+#: the queue shared by upload, domain files, train and run (one at a time, in click order)
+WORK_QUEUE = "work"
+
+
 def error_line(exc: BaseException) -> str:
     """The one line a failed request shows in the page."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -170,9 +174,9 @@ def build_app(backend: ServeBackend) -> Any:
             try:
                 result = backend.run(current, request,
                                      progress=lambda f, d: progress(f, desc=d))
-            except Exception as exc:
-                return (error_line(exc), gr.update(), gr.update(), gr.update(), gr.update(),
-                        gr.update(), gr.update())
+            except Exception as exc:  # the previous run's results go: they are not this run's
+                return (error_line(exc), None, None, "", gr.update(visible=False),
+                        gr.update(visible=False), gr.update())
             import pandas as pd
 
             table = pd.DataFrame(result.table(), columns=["output", *result.columns])
@@ -184,13 +188,22 @@ def build_app(backend: ServeBackend) -> Any:
                     gr.update(value=_banner(backend, result.random_parts),
                               visible=bool(backend.banner or result.random_parts)))
 
-        upload.upload(on_upload, [upload, photo], [photo, original, aligned, status, upload])
+        # one queue for every event that reads or changes the photo, the domains or the
+        # models: a run clicked while a new photo is still aligning waits for it (it used the
+        # old photo, while the page named the new one)
+        work = {"concurrency_id": WORK_QUEUE, "concurrency_limit": 1}
+        upload.upload(on_upload, [upload, photo], [photo, original, aligned, status, upload],
+                      **work)
         domain_files.upload(on_domain_files, [domain_files, domains],
-                            [domains, status, domain_files])
-        train.click(on_train, [prompt, steps, domains], [domains, status])
+                            [domains, status, domain_files], **work)
+        train.click(on_train, [prompt, steps, domains], [domains, status], **work)
         run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],
                   [result_status, grid, metrics, metric_notes, download_images, download_latents,
-                   banner])
+                   banner], **work)
+        # every page load lists the domains the server holds now (trained or uploaded in
+        # another tab), not those it held when the page was built
+        app.load(lambda chosen: gr.update(choices=backend.domain_choices(), value=chosen),
+                 [domains], [domains])
     return app
 
 

@@ -565,8 +565,20 @@ class ServeBackend:
         return columns, rows, grouped_notes(notes)
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._") or "x"
+def _safe(name: str, limit: int = 80) -> str:
+    """A file stem from an output name: letters, digits, ``-_.``; a long one (a 500-character
+    prompt, or one in a script of multi-byte letters) is cut and keeps a short digest, so it
+    stays under the file system's 255 bytes and two long names stay apart."""
+    import hashlib
+
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._") or "x"
+    if len(stem.encode("utf-8")) <= limit:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+    cut = stem
+    while len(cut.encode("utf-8")) > limit - 11:
+        cut = cut[:-1]
+    return f"{cut}-{digest}"
 
 
 __all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "METRIC_COLUMNS",
