@@ -438,3 +438,19 @@ def test_all_faces_of_a_group_photo_largest_first(tmp_path: Path, astronaut: np.
                                   "reason": "no face of at least 2000 pixels found"}]
     assert main(["align", str(src), "--out", str(tmp_path / "x"), "--min-face", "10"]) == 2
     assert capsys.readouterr().err == "error: --min-face applies with --all-faces\n"
+
+
+@needs_dlib
+def test_a_small_face_in_a_phone_sized_photo_is_found_by_looking_closer() -> None:
+    """A 4032×3024 photo with a face ~200 px wide: nothing at the 640 px detection copy, so a
+    second look at 1280 px; before, `no face found`."""
+    from stylebridge.pipelines.align import DEFAULT_DETECT_SIZE, _detect, detect_landmarks
+
+    canvas = Image.new("RGB", (4032, 3024), (120, 130, 140))
+    canvas.paste(Image.fromarray(skdata.astronaut()).resize((640, 640)), (1500, 1000))
+    rgb = np.asarray(canvas)
+    assert _detect(rgb, DEFAULT_DETECT_SIZE, 1)[0] == []  # why the second look is needed
+    face = detect_landmarks(rgb)
+    assert face is not None
+    left, top, right, bottom = face.box
+    assert 1500 < left < right < 2140 and 1000 < top < bottom < 1640  # on the pasted face
