@@ -546,3 +546,20 @@ def test_heavy_events_share_one_queue(backend: ServeBackend) -> None:
     for name in ("on_upload", "on_domain_files", "on_train", "on_run"):
         assert named[name].concurrency_id == WORK_QUEUE, name
         assert named[name].concurrency_limit == 1, name
+
+
+def test_page_errors_use_the_page_words_and_this_generators_counts(backend: ServeBackend) -> None:
+    """`skip layers` (the page's field), this generator's layer counts (not 1024 px's 26);
+    an unknown encoder option named as such (was a TypeError marked internal)."""
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.serve.backend import RunRequest
+
+    photo = None  # the skip set is checked before the photo is read
+    n = backend.generator.n_style_layers
+    with pytest.raises(StylebridgeError, match=rf"^skip layers '0-3': style layer 1 is to_rgb1 "
+                                               rf"\(ToRGB\).*\({n} style layers for"):
+        backend.run(photo, RunRequest(encoder="e4e", domains=[], skip_layers="0-3"))
+    assert backend.preset is not None  # the random preset: its encoders are rebuilt by hand
+    with pytest.raises(StylebridgeError, match=r"^encoder 'e4e': unknown option\(s\) foo "
+                                               r"\(accepted: "):
+        backend.encoder("e4e:foo=1")

@@ -41,6 +41,7 @@ from stylebridge.core.images import (
 )
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.options import coerce_option
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import ImageError, StylebridgeError
@@ -334,7 +335,13 @@ class ServeBackend:
             base: Encoder = preset.e4e if parsed.name == "e4e" else preset.fse
             if not parsed.options:
                 return base.to(self.device).eval(), True
-            enc = type(base)(**{**base.config(), **parsed.options})
+            options = {k: coerce_option(v, k) for k, v in parsed.options.items()}
+            unknown = sorted(set(options) - set(base.config()))
+            if unknown:  # as the registry says it for a checkpoint's plugin
+                raise StylebridgeError(f"encoder {parsed.name!r}: unknown option(s) "
+                                       f"{', '.join(unknown)} (accepted: "
+                                       f"{', '.join(sorted(base.config()))})")
+            enc = type(base)(**{**base.config(), **options})
             enc.load_state_dict(base.state_dict())
             return enc.to(self.device).eval(), True
         return load_encoder(spec, self.device)
@@ -453,7 +460,8 @@ class ServeBackend:
         unknown = [d for d in request.domains if d not in self.domains]
         if unknown:
             raise StylebridgeError(f"unknown domain {unknown[0]!r}")
-        skip = parse_layers(request.skip_layers)
+        skip = parse_layers(request.skip_layers, what="skip layers",
+                            n_layers=self.generator.n_style_layers)
         with self.lock:
             progress(0.05, "loading the encoder")
             encoder, enc_random = self.encoder(request.encoder)

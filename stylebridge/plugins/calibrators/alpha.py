@@ -322,12 +322,21 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
                 if is_rgb_layer(i):
                     raise StylebridgeError(
                         f"{what} {text!r}: style layer {i} is {layer_name(i)} (ToRGB), which "
-                        "StyleSpace domains do not offset; our numbering has 26 style layers, "
-                        f"the thesis'/upstream 18 W+ rows: write w:{i} for W+ row {i} (style "
+                        "StyleSpace domains do not offset; our numbering counts every modulated "
+                        f"layer ({_layer_counts(n_layers)}), the thesis and upstream code count "
+                        f"W+ rows: write w:{i} for W+ row {i} (style "
                         f"layers {','.join(map(str, wplus_row_layers(i)))}), rgb:{i} to skip the "
                         "ToRGB layer on purpose, or coarse for the in-domain set")
                 out.add(i)
     return sorted(out)
+
+
+def _layer_counts(n_layers: int | None) -> str:
+    """``26 style layers for 18 W+ rows`` (1024 px), or this generator's counts."""
+    if n_layers is None:
+        return "26 style layers for 18 W+ rows at 1024 px"
+    rows = next(r for r in range(n_layers + 1) if wplus_row_layers(r)[0] >= n_layers)
+    return f"{n_layers} style layers for {rows} W+ rows in this generator"
 
 
 def skip_scale(n_layers: int, skip_layers: Sequence[int], base: Tensor | None = None) -> Tensor | None:
