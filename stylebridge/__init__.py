@@ -82,15 +82,46 @@ def load_photo(path: str | Path, *, align: bool = True, size: int = 1024,
     return image[None]
 
 
+#: what :func:`save_image` writes, by the file's suffix (PNG is lossless and the default)
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+
 def save_image(image01: Any, path: str | Path) -> Path:
     """Write one picture ``[3, H, W]`` or ``[1, 3, H, W]`` in ``[0, 1]`` (an :class:`Adapter`
-    output) as a PNG, atomically (no half-written file on a crash); returns ``path``."""
-    from stylebridge.core.images import save_png
+    output), atomically (no half-written file on a crash), in the format of the suffix (PNG,
+    JPEG at quality 95, WebP, TIFF, BMP); returns ``path``.  A generator's own output is in
+    ``[-1, 1]``: convert it with ``stylebridge.core.images.from_generator_range`` first."""
+    import torch
 
+    from stylebridge.core.images import save_png, to_uint8
+    from stylebridge.core.io import atomic_path
+
+    path = Path(path)
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise StylebridgeError(f"save_image {path}: unknown image suffix (use one of "
+                               f"{', '.join(IMAGE_FORMATS)})")
+    if not isinstance(image01, torch.Tensor) or not image01.is_floating_point():
+        raise StylebridgeError(f"save_image {path}: expected a float tensor in [0, 1], got "
+                               f"{getattr(image01, 'dtype', type(image01).__name__)}")
     if image01.ndim == 4 and image01.shape[0] != 1:
         raise StylebridgeError(f"save_image writes one picture; got a batch of "
                                f"{image01.shape[0]}: save image01[i] for each")
-    return save_png(path, image01)
+    lo, hi = (float(v) for v in torch.aminmax(image01.detach().float()))
+    if lo < -0.02 or hi > 1.02:  # a [-1, 1] generator output lost its dark half, silently
+        raise StylebridgeError(f"save_image {path}: values span [{lo:.3g}, {hi:.3g}], expected "
+                               "[0, 1] (a generator's [-1, 1] output: from_generator_range(x))")
+    if fmt == "PNG":
+        return save_png(path, image01)
+    from PIL import Image
+
+    batch = image01 if image01.ndim == 4 else image01.unsqueeze(0)
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(batch)[0]).save(tmp, format=fmt,
+                                                 **({"quality": 95} if fmt in ("JPEG", "WEBP")
+                                                    else {}))
+    return path
 
 
 def __getattr__(name: str) -> Any:

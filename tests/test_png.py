@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -62,3 +63,24 @@ def test_grid_labels_that_would_read_alike_get_more_lines_and_notices_are_whole(
     assert len(lines) > 4 and " ".join(lines).replace(" ", "") == notice.upper().replace(" ", "")
     with_notice = labelled_grid([[tile, tile]], ["a", "b"], notice=notice)
     assert with_notice.shape[1] == distinct.shape[1] + LINE * len(lines) + 2
+
+
+def test_save_image_writes_the_format_of_its_suffix_and_checks_the_range(tmp_path: Path) -> None:
+    """`save_image(x, "out.jpg")` wrote PNG bytes; a [-1, 1] image was clamped silently."""
+    import stylebridge
+    from stylebridge.errors import StylebridgeError
+
+    x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for name, fmt in (("a.png", "PNG"), ("a.jpg", "JPEG"), ("a.webp", "WEBP")):
+        with Image.open(stylebridge.save_image(x, tmp_path / name)) as img:
+            assert img.format == fmt and img.size == (16, 16)
+    with Image.open(tmp_path / "a.png") as img:  # lossless: the exact 8-bit values
+        assert np.array_equal(np.asarray(img), (x.permute(1, 2, 0) * 255).round().byte().numpy())
+    with pytest.raises(StylebridgeError, match=r"values span \[-0.998, 1\], expected \[0, 1\]"):
+        stylebridge.save_image(x * 2 - 1, tmp_path / "b.png")
+    with pytest.raises(StylebridgeError, match=r"expected a float tensor in \[0, 1\], got "
+                                               r"torch.uint8"):
+        stylebridge.save_image((x * 255).byte(), tmp_path / "b.png")
+    with pytest.raises(StylebridgeError, match=r"unknown image suffix"):
+        stylebridge.save_image(x, tmp_path / "b.gif2")
+    assert not (tmp_path / "b.png").exists()

@@ -482,13 +482,13 @@ def test_random_weights_other_than_clip_are_named_and_recorded(clips: list[ClipM
                                                                 tmp_path: Path) -> None:
     """A random generator (its provenance) or a loss network on random weights is announced
     when training starts and marks the domain checkpoint random (before: only CLIP was)."""
-    from stylebridge.registry.resolve import Provenance, _record
+    from stylebridge.registry.resolve import Provenance, record_provenance
 
     trainer = _image_trainer(clips, tmp_path / "d.safetensors", steps=1)
     assert trainer.random_parts == []
     assert "random_parts" not in trainer.checkpoint_extra()
     trainer.terms[2].module.random_weights = True  # difa_local, as built with allow_random
-    _record(trainer.generator, Provenance("random", tmp_path / "g.safetensors"))
+    record_provenance(trainer.generator, Provenance("random", tmp_path / "g.safetensors"))
     events: list[Any] = []
     trainer.train(progress=events.append)
     assert trainer.random_parts == ["generator", "loss difa_local"]

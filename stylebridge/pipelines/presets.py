@@ -41,6 +41,7 @@ from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.plugins.encoders.fse import FSEEncoder
 from stylebridge.plugins.encoders.psp import E4EEncoder
 from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
+from stylebridge.registry.resolve import Provenance, record_provenance
 
 
 @contextlib.contextmanager
@@ -208,6 +209,11 @@ def draw_tiny_models(spec: TinySpec, seed: int = 0) -> TinyModels:
         spread_outputs(fse, images)
     else:
         raise ValueError(f"unknown calibration {spec.calibration!r}")
+    # built here, not loaded: say they are random where pipelines look (is_random), so that
+    # datasets, runs and reports made with them are labelled (the files written from them
+    # say so in their headers)
+    e4e.random_weights = fse.random_weights = True
+    record_provenance(gen, Provenance("random", spec="tiny preset (random weights)"))
     return TinyModels(gen, e4e, fse, images)
 
 

@@ -45,8 +45,8 @@ from stylebridge.registry.registry import BUILTIN_PROVIDER, Registry, get_regist
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
 
 __all__ = ["GENERATORS", "Created", "Provenance", "create", "load_domain", "load_encoder",
-           "load_generator", "load_plugin", "provenance", "provenance_of", "resolve_checkpoint",
-           "spec_random"]
+           "load_generator", "load_plugin", "provenance", "provenance_of", "record_provenance",
+           "resolve_checkpoint", "spec_random"]
 
 #: the generator plugins a ``--generator`` spec may name (checkpoint ``plugin`` field)
 GENERATORS: tuple[str, ...] = (STYLEGAN2,)
@@ -108,9 +108,14 @@ def provenance_of(obj: Any) -> Provenance | None:
         return None
 
 
-def _record(obj: Any, prov: Provenance) -> None:
+def record_provenance(obj: Any, prov: Provenance) -> None:
+    """Say where ``obj``'s weights came from, for objects built without :func:`create` (the
+    tiny presets' random networks): :func:`provenance_of` and the pipelines' labels read it."""
     with contextlib.suppress(TypeError):  # not weak-referenceable: not recorded
         _PROVENANCE[obj] = prov
+
+
+_record = record_provenance
 
 
 def _label(kind: str) -> str:
