@@ -444,6 +444,27 @@ def test_dataset_build_with_no_existing_input_names_it_and_writes_nothing(env: E
     assert not (tmp_path / "out").exists()
 
 
+def test_dataset_build_takes_folders_and_says_why_nothing_was_encoded(env: Env,
+                                                                      tmp_path: Path) -> None:
+    """From Python a folder was one skipped 'image' (`is a folder`), and the error said only
+    `no image could be encoded`."""
+    methods = [(p.stem, _load_method(p)) for p in env.domains]
+    kw = dict(generator=tiny_generator(seed=0), encoder=ToyFSE(), guide=ToyGuide(),
+              domains=methods, image_size=32, per_domain=False)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for src in env.images[:2]:
+        (folder / Path(src).name).write_bytes(Path(src).read_bytes())
+    result = build_dataset([folder], tmp_path / "ok", **kw)
+    assert result.n_rows == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"not an image")
+    with pytest.raises(StylebridgeError, match=r"no image could be encoded \(.*a.png: is a "
+                                               r"text file, not an image\); nothing to train"):
+        build_dataset([bad], tmp_path / "none", **kw)
+
+
 def test_dataset_build_resumes_and_reports_bad_images(env: Env, tmp_path: Path) -> None:
     gen = tiny_generator(seed=0)
     bad = tmp_path / "broken.png"

@@ -49,7 +49,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from stylebridge.core.batch import BatchReport
+from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import atomic_path, write_json
@@ -176,7 +176,7 @@ def build_dataset(
     names = [name for name, _ in domains]
     if len(set(names)) != len(names):
         raise DatasetError(f"two domains have the same name: {names}")
-    inputs = [Path(p) for p in inputs]
+    inputs = expand_inputs(inputs)  # folders as the commands take them
     if not inputs:
         raise DatasetError("no input images")
     if not any(p.exists() for p in inputs):  # before anything is written under out
@@ -309,7 +309,10 @@ def build_dataset(
             shard["domains"][d] = _domain_shard_name(j, d)
             write_json(index_path, index)
     if total_rows == 0:  # not marked complete: the trainer must not take it
-        raise DatasetError("no image could be encoded; nothing to train on", path=out)
+        first = (f" ({report.skipped[0][0]}: {report.skipped[0][1]}"
+                 + (f", and {len(report.skipped) - 1} more" if len(report.skipped) > 1 else "")
+                 + ")") if report.skipped else ""
+        raise DatasetError(f"no image could be encoded{first}; nothing to train on", path=out)
     index["complete"] = True
     index["n_rows"] = total_rows
     write_json(index_path, index)
