@@ -37,7 +37,7 @@ CHECKPOINT_ERRORS = {
     "wrong_shapes.safetensors": "generator tensor conv1.activate.bias has shape [7], expected [4]",
     "nan_weights.safetensors": "tensor g_ema.style.1.weight contains NaN or Inf values",
     "no_stylebridge_header.safetensors": "without a stylebridge header",
-    "encoder_kind.safetensors": "is a 'encoder' checkpoint (e4e), expected a 'generator'",
+    "encoder_kind.safetensors": "is a checkpoint of kind 'encoder' (e4e), expected kind 'generator'",
 }
 
 

@@ -117,7 +117,7 @@ def test_truncated_file_is_rejected(tmp_path: Path) -> None:
 def test_wrong_kind_and_plugin(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "e.safetensors", {"x": torch.zeros(1)}, kind="encoder",
                            plugin="e4e")
-    with pytest.raises(CheckpointError, match=r"is a 'encoder' checkpoint .*expected a 'generator'"):
+    with pytest.raises(CheckpointError, match=r"is a checkpoint of kind 'encoder' .*expected kind 'generator'"):
         load_checkpoint(path, kind="generator")
     with pytest.raises(CheckpointError, match="plugin 'e4e', expected 'fse'"):
         load_checkpoint(path, kind="encoder", plugin="fse")

@@ -110,7 +110,7 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["generate", "--generator", str(missing), "--out", str(tmp_path / "g")], "no such file"),
         (["info", str(plain)], "without a stylebridge header"),
         (["generate", "--generator", str(enc), "--out", str(tmp_path / "g")],
-         "is a 'encoder' checkpoint (e4e), expected a 'generator'"),
+         "is a checkpoint of kind 'encoder' (e4e), expected kind 'generator'"),
         (["info", f"fse:{enc}"], "plugin 'e4e', expected 'fse'"),
         (["convert", "stylegan2-rosinality", str(missing), str(tmp_path / "o.safetensors")],
          "no such file"),

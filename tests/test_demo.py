@@ -157,7 +157,7 @@ def test_demo_checks_method_checkpoints_before_aligning(tmp_path: Path, capsys,
     missing = tmp_path / "missing.safetensors"
     out = tmp_path / "demo"
     for method, message in ((missing, f"{missing}: no such file"),
-                            (encoder, "expected a 'domain_method'"),
+                            (encoder, "expected kind 'domain_method'"),
                             (big, "this generator is 64px")):
         code = main(["demo", "--out", str(out), "--device", "cpu", "--method", str(method)])
         err = capsys.readouterr().err

@@ -150,7 +150,7 @@ def test_checkpoint_roundtrip_and_generator_mismatch(gen: Any, w_plus: torch.Ten
     with pytest.raises(DomainMismatchError, match=r"with style_dim 32, this generator has "
                                                   r"style_dim 16$"):
         domain.check_generator(narrow)
-    with pytest.raises(CheckpointError, match="is a 'domain_method' checkpoint"):
+    with pytest.raises(CheckpointError, match="is a checkpoint of kind 'domain_method'"):
         load_plugin("encoder", str(path))
 
 

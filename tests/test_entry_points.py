@@ -124,5 +124,5 @@ def test_a_featureshift_checkpoint_is_created_as_a_renderer(tmp_path: Path) -> N
                           extra={"delta_sign": "domain_minus_source"})
     with pytest.raises(stylebridge.StylebridgeError, match="Δ sign convention"):
         stylebridge.create("renderer", str(bad))
-    with pytest.raises(stylebridge.StylebridgeError, match="is a 'featureshift' checkpoint"):
+    with pytest.raises(stylebridge.StylebridgeError, match="is a checkpoint of kind 'featureshift'"):
         stylebridge.create("encoder", str(path))

@@ -246,7 +246,7 @@ def test_wrong_encoder_checkpoints_give_one_line_errors(tmp_path: Path, models, 
     code, _, err = run(capsys, *base, "-e", f"{PoolEncoder.name}:{models['generator']}")
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ")
-    assert "'generator' checkpoint" in err and "expected a 'encoder'" in err
+    assert "of kind 'generator'" in err and "expected kind 'encoder'" in err
     # an encoder checkpoint of another plugin
     code, _, err = run(capsys, *base, "-e", f"tiny-pool:{models['encoder']}")
     assert code == 2
@@ -284,7 +284,7 @@ def test_save_inversion_rejects_batches_and_load_checks_kind(tmp_path: Path, mod
                        generator="g")
     from stylebridge.errors import CheckpointError
 
-    with pytest.raises(CheckpointError, match="'generator' checkpoint"):
+    with pytest.raises(CheckpointError, match="of kind 'generator'"):
         load_inversion(models["generator"])
     one = Inversion(w_plus=torch.randn(1, 8, 32), features={3: torch.randn(1, 32, 8, 8)},
                     feature_mode="shift", extras={"c1": torch.randn(1, 4, 2, 2)})

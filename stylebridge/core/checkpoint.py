@@ -212,7 +212,7 @@ def load_checkpoint(
     path = Path(path)
     header = read_header(path)
     if kind is not None and header.kind != kind:
-        raise CheckpointError(f"is a {header.kind!r} checkpoint ({header.plugin}), expected a {kind!r}",
+        raise CheckpointError(f"is a checkpoint of kind {header.kind!r} ({header.plugin}), expected kind {kind!r}",
                               path=path)
     if plugin is not None and header.plugin != plugin:
         raise CheckpointError(

@@ -405,8 +405,8 @@ class Registry:
                       and issubclass(cls.obj, itf.Plugin) else None)
         own_kind = plugin_cls.checkpoint_kind if plugin_cls is not None else None
         if header.kind != kind and header.kind != own_kind:
-            raise CheckpointError(f"is a {header.kind!r} checkpoint ({header.plugin}), expected "
-                                  f"a {kind!r}", path=path)
+            raise CheckpointError(f"is a checkpoint of kind {header.kind!r} ({header.plugin}), "
+                                  f"expected kind {kind!r}", path=path)
         if name is not None and header.plugin != name:
             raise CheckpointError(f"holds a {header.kind} of plugin {header.plugin!r}, expected "
                                   f"{name!r}", path=path)

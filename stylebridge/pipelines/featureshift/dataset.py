@@ -51,6 +51,7 @@ from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
@@ -165,7 +166,7 @@ def build_dataset(
     with ``per_domain``).  Resumes an interrupted build of the same settings.
     """
     out = Path(out)
-    device = torch.device(device)
+    device = resolve_device(str(device))  # one line when CUDA is missing
     if dtype not in DTYPES:
         raise DatasetError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     check_range("--shard-size", shard_size, 1, MAX_SHARD_SIZE)
