@@ -563,3 +563,21 @@ def test_page_errors_use_the_page_words_and_this_generators_counts(backend: Serv
     with pytest.raises(StylebridgeError, match=r"^encoder 'e4e': unknown option\(s\) foo "
                                                r"\(accepted: "):
         backend.encoder("e4e:foo=1")
+
+
+def test_a_domain_drop_with_one_bad_file_still_says_what_was_added(backend: ServeBackend
+                                                                    ) -> None:
+    """Only the bad file's error was shown; the good files were added without a word."""
+    from stylebridge.pipelines.serve.app import build_app
+
+    app = build_app(backend)
+    on_files = {fn.name: fn for fn in app.fns.values()}["on_domain_files"].fn
+    upload = backend.work_dir / "drop"
+    upload.mkdir(exist_ok=True)
+    good = upload / "sketchy.safetensors"
+    backend.domains[DOMAINS[0]].save(good, extra={"random_weights": True})
+    bad = upload / "fake.safetensors"
+    bad.write_text("not a checkpoint")
+    _, status, _ = on_files([str(good), str(bad)], [])
+    assert status.startswith("added domain(s): sketchy; ")
+    assert "fake.safetensors" in status

@@ -145,9 +145,12 @@ def build_app(backend: ServeBackend) -> Any:
                     (added if name in backend.domains else nets).append(name)
                 except Exception as exc:  # name the file as uploaded, not its server path
                     errors.append(error_line(exc).replace(f"{Path(path).parent}/", ""))
-            status_text = errors[0] if errors else "; ".join(
-                [f"added domain(s): {_html(', '.join(added))}"] * bool(added or not nets)
-                + [f"hyper-network {_html(n)}: type a prompt for a domain" for n in nets])
+            # what was added is said even when another file of the same drop failed
+            status_text = "; ".join(
+                [f"added domain(s): {_html(', '.join(added))}"] * bool(added or not (nets
+                                                                                   or errors))
+                + [f"hyper-network {_html(n)}: type a prompt for a domain" for n in nets]
+                + errors)
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, *added]),
                     status_text, None)
 
