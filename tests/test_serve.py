@@ -581,3 +581,16 @@ def test_a_domain_drop_with_one_bad_file_still_says_what_was_added(backend: Serv
     _, status, _ = on_files([str(good), str(bad)], [])
     assert status.startswith("added domain(s): sketchy; ")
     assert "fake.safetensors" in status
+
+
+def test_featureshift_with_a_shift_mode_encoder_says_the_mode_is_moot(backend: ServeBackend
+                                                                      ) -> None:
+    from stylebridge.pipelines.serve.backend import RunRequest
+
+    photo = backend.load_photo(None)
+    shifted = backend.run(photo, RunRequest("fse:mode=shift", DOMAINS[:1], featureshift=True))
+    plain = backend.run(photo, RunRequest("fse", DOMAINS[:1], featureshift=True))
+    assert torch.equal(shifted.images[DOMAINS[0]], plain.images[DOMAINS[0]])  # why it is said
+    assert ("FeatureShift replaces the feature at layer K, so the encoder's generator-shift "
+            "mode has no effect on its domains") in shifted.notes
+    assert not any("generator-shift" in n for n in plain.notes)

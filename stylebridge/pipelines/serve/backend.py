@@ -491,6 +491,10 @@ class ServeBackend:
             target = torch.nn.functional.interpolate(photo.aligned[None], size=(gen.size,) * 2,
                                                      mode="area")[0]
             columns, rows, notes = self._metrics(outputs, target)
+            if request.featureshift and inversion.feature_mode == "shift":
+                # FeatureShift's F' always replaces activation K: the mode changes nothing
+                notes = [*notes, "FeatureShift replaces the feature at layer K, so the "
+                                 "encoder's generator-shift mode has no effect on its domains"]
         parts = [k for k, v in random_inputs.items() if v]
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
         progress(0.85, "writing the downloads")
