@@ -220,3 +220,19 @@ def test_adapter_arguments_of_the_wrong_kind_are_named() -> None:
         Adapter(TinyEncoder(), gen, {"p": "x.safetensors"})
     with pytest.raises(StylebridgeError, match=r"^--strength '0.5': give numbers"):
         Adapter(TinyEncoder(), gen, {}, strength="0.5")
+
+
+@pytest.mark.slow  # builds the tiny preset (~4 s)
+def test_adapt_says_featureshift_makes_the_shift_mode_moot(tmp_path: Path, capsys) -> None:
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    code = main(["adapt", "--encoder", f"{preset.fse}:mode=shift", "--generator",
+                 str(preset.generator), "--method", str(sorted(preset.domains.glob("*.safetensors"))[0]),
+                 "--featureshift", str(preset.featureshift_fse), "--no-align",
+                 str(sorted(preset.images.iterdir())[0]), "--out",
+                 str(tmp_path / "out")])
+    said = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    assert ("FeatureShift replaces the feature at layer K, so the encoder's mode=shift has no "
+            "effect on the domain outputs") in said

@@ -396,6 +396,10 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                                                  **{f"--method {name}": method
                                                     for name, method in methods.items()},
                                                  **random_metrics(config.metrics, metrics)}))
+    if config.featureshift is not None and encoder.config().get("mode") == "shift":
+        job.journal.notices.append("FeatureShift replaces the feature at layer K, so the "
+                                   "encoder's mode=shift has no effect on the domain outputs "
+                                   "(they equal those of mode=features)")
     return job
 
 
