@@ -112,6 +112,10 @@ def test_invert_and_calibrate_jobs_read_random_weights_from_the_objects(
     assert job.random_inputs == {"encoder": False, "generator": True}
     assert job.parts == ["generator"] and job.generator_path == files["rgen"]
     assert provenance_of(job.generator).random and not provenance_of(job.encoder).random
+    from stylebridge.pipelines.invert import run_invert
+
+    result = run_invert(job)  # the Python result says it too, as metrics.json does
+    assert result.random_parts == ["generator"]
 
     cal = prepare_calibrate(CalibrateConfig(calibrator="alpha", images=[files["photos"]],
                                             encoder=f"test-adapt-tiny:{files['renc']}",

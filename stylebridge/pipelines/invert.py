@@ -142,6 +142,9 @@ class InvertResult:
     metrics: dict[str, float | None] | None = None  # input vs inversion; None: no photo done
     metric_notes: list[str] = field(default_factory=list)
     kept: int = 0  # photos an interrupted run had done (``resume``), in ``report.done`` too
+    #: what ran on random (untrained) weights (``["encoder", "generator"]``), as metrics.json
+    #: says; empty for trained models
+    random_parts: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -286,6 +289,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                                                  "random_parts": parts})
     journal.finish()
     return InvertResult(report=report, grid=grid, metrics=values, metric_notes=notes,
+                        random_parts=list(parts),
                         kept=journal.kept)
 
 
