@@ -25,19 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import (
-    heif_support,
     labelled_grid,
     load_image,
     resize_square,
     save_png,
-    unreadable_reason,
 )
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
 from stylebridge.core.io import atomic_path, write_json
@@ -58,6 +55,14 @@ from stylebridge.pipelines.demo import (
 )
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
 from stylebridge.pipelines.output_metrics import grouped_notes
+from stylebridge.pipelines.serve.records import (  # also importable from here, as before
+    MAX_PIXELS,
+    Photo,
+    RunRequest,
+    RunResult,
+    _safe,
+    check_photo_file,
+)
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
@@ -66,7 +71,6 @@ from stylebridge.registry.weights import WeightsManager
 
 #: progress of a request: ``(fraction done in [0, 1], description)``
 Progress = Callable[[float, str], None]
-MAX_PIXELS = 40_000_000     # photos above 40 megapixels are refused (server memory)
 MAX_FILE_MB = 50            # uploads above this size are refused by the web server
 ALIGN_SIZE = 256            # the aligned photo (the encoders resize it to their input)
 TRAIN_STEPS = 4             # default steps of a text domain trained on the spot
@@ -103,75 +107,6 @@ class ServeConfig:
     precision: str = "fp32"  # the synthesis network's dtype: fp32 (reference), bf16, fp16
     work_dir: Path | None = None
     max_pixels: int = MAX_PIXELS
-
-
-@dataclass
-class Photo:
-    """An uploaded photo: the image ``[3, H, W]``, its FFHQ-aligned crop and its name."""
-
-    image: Tensor
-    aligned: Tensor
-    name: str
-
-    def aligned_pil(self) -> Image.Image:
-        arr = (self.aligned.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-        return Image.fromarray(arr)
-
-
-@dataclass
-class RunRequest:
-    """One click on "Run": the encoder spec, the chosen domains and the correction options."""
-
-    encoder: str
-    domains: list[str]
-    skip_layers: str = ""
-    alpha: bool = False
-    featureshift: bool = False
-    strength: float = 1.0  # how much of each domain's change (Adapter's ``strength``)
-
-
-@dataclass
-class RunResult:
-    """What a run produced: ``images`` (``inversion`` and every domain, ``[3, S, S]``),
-    the labelled ``grid``, the metrics table (``columns``, rows of ``(name, values)``) and
-    its ``notes`` (e.g. no face found in an output), the inputs on random weights, and the
-    files offered for download."""
-
-    images: dict[str, Tensor]
-    grid: Tensor
-    columns: list[str]
-    rows: list[tuple[str, dict[str, float]]]
-    notes: list[str]
-    random_parts: list[str]
-    notice: str | None
-    grid_path: Path
-    images_zip: Path
-    latents_path: Path
-
-    def table(self) -> list[list[Any]]:
-        """The metrics as rows ``[name, value per column]`` (``None`` where not computed)."""
-        return [[name, *(round(values[c], 4) if c in values else None for c in self.columns)]
-                for name, values in self.rows]
-
-
-def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
-    """Refuse a file that is no image or is larger than ``max_pixels`` before decoding it
-    (PIL reads only the header here); one-line :class:`ImageError` naming the file."""
-    path = Path(path)
-    heif_support()
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except Image.DecompressionBombError:  # PIL refuses the header of a giant image itself
-        raise ImageError(f"image is larger than the web app's {max_pixels / 1e6:g} megapixel "
-                         "limit", path=path.name) from None
-    except (OSError, ValueError, SyntaxError):
-        why = unreadable_reason(path, "is not an image file (PNG, JPEG, WebP, HEIC... expected)")
-        raise ImageError(why, path=path.name) from None
-    if width * height > max_pixels:
-        raise ImageError(f"image is {width}×{height} ({width * height / 1e6:.0f} megapixels), "
-                         f"larger than the web app's {max_pixels / 1e6:g} megapixel limit",
-                         path=path.name)
 
 
 class ServeBackend:
@@ -575,22 +510,6 @@ class ServeBackend:
         if len(outputs) > 1:
             columns.append(CHANGE_COLUMN)
         return columns, rows, grouped_notes(notes)
-
-
-def _safe(name: str, limit: int = 80) -> str:
-    """A file stem from an output name: letters, digits, ``-_.``; a long one (a 500-character
-    prompt, or one in a script of multi-byte letters) is cut and keeps a short digest, so it
-    stays under the file system's 255 bytes and two long names stay apart."""
-    import hashlib
-
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._") or "x"
-    if len(stem.encode("utf-8")) <= limit:
-        return stem
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
-    cut = stem
-    while len(cut.encode("utf-8")) > limit - 11:
-        cut = cut[:-1]
-    return f"{cut}-{digest}"
 
 
 __all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "METRIC_COLUMNS",
