@@ -200,9 +200,11 @@ def build_app(backend: ServeBackend) -> Any:
         domain_files.upload(on_domain_files, [domain_files, domains],
                             [domains, status, domain_files], **work)
         train.click(on_train, [prompt, steps, domains], [domains, status], **work)
-        run.click(on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],
-                  [result_status, grid, metrics, metric_notes, download_images, download_latents,
-                   banner], **work)
+        # the button is off while its run waits and runs: ten quick clicks were ten full runs
+        run.click(lambda: gr.update(interactive=False), None, run, queue=False).then(
+            on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],
+            [result_status, grid, metrics, metric_notes, download_images, download_latents,
+             banner], **work).then(lambda: gr.update(interactive=True), None, run, queue=False)
         # every page load lists the domains the server holds now (trained or uploaded in
         # another tab), not those it held when the page was built
         app.load(lambda chosen: gr.update(choices=backend.domain_choices(), value=chosen),
