@@ -461,6 +461,8 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
                 box.uncheck()
             for box in boxes:
                 box.check()
+            # no run yet, no table (empty, Gradio's showed the headers "1 2 3")
+            assert not page.locator("#metrics").is_visible()
             page.click("#run")
             page.wait_for_selector("#result-grid img", timeout=120_000)
             width, height = page.eval_on_selector("#result-grid img",
@@ -522,6 +524,14 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             page.wait_for_selector("#domains label:has-text('a pencil sketch') input:checked",
                                    timeout=120_000)
             assert "trained domain 'a pencil sketch'" in page.inner_text("#status")
+            # a failed run takes the last run's table away with its grid: not this run's
+            assert page.locator("#metrics").is_visible()
+            page.fill("#skip-layers input", "99")
+            page.press("#skip-layers input", "Enter")
+            page.click("#run")
+            page.wait_for_selector("#result-status .error", timeout=120_000)
+            assert "99" in page.inner_text("#result-status")
+            page.wait_for_selector("#metrics", state="hidden", timeout=10_000)
         finally:
             browser.close()
 

@@ -114,8 +114,9 @@ def build_app(backend: ServeBackend) -> Any:
         run = gr.Button("run", variant="primary", elem_id="run")
         result_status = gr.HTML("", elem_id="result-status")
         grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid")
+        # hidden until a run fills it: empty, Gradio's table showed the headers "1 2 3"
         metrics = gr.Dataframe(label="metrics (against the aligned photo)", interactive=False,
-                               elem_id="metrics")
+                               elem_id="metrics", visible=False)
         metric_notes = gr.HTML("", elem_id="metric-notes")
         with gr.Row():
             download_images = gr.DownloadButton("download images (.zip)", visible=False,
@@ -178,14 +179,14 @@ def build_app(backend: ServeBackend) -> Any:
                 result = backend.run(current, request,
                                      progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:  # the previous run's results go: they are not this run's
-                return (error_line(exc), None, None, "", gr.update(visible=False),
-                        gr.update(visible=False), gr.update())
+                return (error_line(exc), None, gr.update(value=None, visible=False), "",
+                        gr.update(visible=False), gr.update(visible=False), gr.update())
             import pandas as pd
 
             table = pd.DataFrame(result.table(), columns=["output", *result.columns])
             text = _html(result.notice or "all inputs are trained models")
             notes = "<br>".join(_html(f"note: {line}") for line in result.notes)
-            return (text, str(result.grid_path), table, notes,
+            return (text, str(result.grid_path), gr.update(value=table, visible=True), notes,
                     gr.update(value=str(result.images_zip), visible=True),
                     gr.update(value=str(result.latents_path), visible=True),
                     gr.update(value=_banner(backend, result.random_parts),
