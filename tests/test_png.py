@@ -65,6 +65,37 @@ def test_grid_labels_that_would_read_alike_get_more_lines_and_notices_are_whole(
     assert with_notice.shape[1] == distinct.shape[1] + LINE * len(lines) + 2
 
 
+def test_grid_labels_outside_ascii_are_drawn_not_boxed() -> None:
+    """PIL's built-in font has ASCII only: a domain named ``café`` or ``пиксар`` was drawn as
+    boxes.  Such labels take a fallback font (DejaVu Sans ships with matplotlib); ASCII labels
+    keep the built-in font, pixel for pixel, and the grid keeps its geometry."""
+    from PIL import ImageDraw, ImageFont
+
+    from stylebridge.core.images import LINE, label_font, labelled_grid
+
+    tile = torch.zeros(3, 54, 54)
+
+    def header(label: str) -> torch.Tensor:
+        grid = labelled_grid([[tile]], [label])
+        assert grid.shape[1] == 54 + 2 * 2 + LINE + 2  # one line, as an ASCII label
+        return grid[:, :LINE + 2]
+
+    box = header("\uffff")  # no character: every font draws its box
+    for label in ("é", "п", "ж", "ß"):
+        assert not torch.equal(header(label), box), label
+    assert not torch.equal(header("п"), header("ж"))
+    assert label_font("random domain A") is None and label_font("café") is not None
+    # ASCII: exactly what the built-in font draws
+    ref = Image.new("RGB", (54 + 4, LINE + 2), "white")
+    ImageDraw.Draw(ref).text((3, 1), "input", fill="black", font=ImageFont.load_default())
+    expected = torch.from_numpy(np.asarray(ref).copy()).permute(2, 0, 1).float() / 255
+    assert torch.equal(header("input"), expected)
+    # a red notice with a Cyrillic name is drawn too, not boxed
+    with_name = labelled_grid([[tile]], ["a"], notice="random: домен")
+    with_box = labelled_grid([[tile]], ["a"], notice="random: \uffff\uffff\uffff\uffff")
+    assert not torch.equal(with_name, with_box)
+
+
 def test_save_image_writes_the_format_of_its_suffix_and_checks_the_range(tmp_path: Path) -> None:
     """`save_image(x, "out.jpg")` wrote PNG bytes; a [-1, 1] image was clamped silently."""
     import stylebridge

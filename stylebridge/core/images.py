@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError, features
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError, features
 from torch import Tensor
 
 from stylebridge.core.io import atomic_path
@@ -143,23 +143,81 @@ def resize_square(image: Tensor, size: int, name: str = "torch-bilinear") -> Ten
 
 LINE = 12  # pixels per line of PIL's built-in font
 
+#: fonts tried, in order, for a label PIL's built-in font cannot draw (it has ASCII only:
+#: ``café`` and ``пиксар`` were boxes): DejaVu Sans from matplotlib (a dependency), then
+#: common system fonts (Noto CJK for Chinese, Japanese, Korean).  Labels the built-in font
+#: draws keep it, so every such grid keeps its pixels.
+FALLBACK_FONTS = ("{matplotlib}/mpl-data/fonts/ttf/DejaVuSans.ttf",
+                  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                  "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                  "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+                  "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+                  "/System/Library/Fonts/PingFang.ttc",
+                  "C:/Windows/Fonts/arial.ttf", "C:/Windows/Fonts/msyh.ttc")
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int) -> list[str]:
+
+@functools.cache
+def _fonts() -> tuple[Font, ...]:
+    """The built-in font, then the fallback fonts found on this machine (size 10, as it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    root = (spec.submodule_search_locations or [""])[0] if spec else ""
+    found: list[Font] = [ImageFont.load_default()]
+    for path in FALLBACK_FONTS:
+        path = path.format(matplotlib=root)
+        if (root or "{" not in path) and Path(path).is_file():
+            try:
+                found.append(ImageFont.truetype(path, 10))
+            except OSError:  # unreadable or not a font: the next one
+                continue
+    return tuple(found)
+
+
+@functools.cache
+def _draws(index: int, char: str) -> bool:
+    """Whether font ``index`` of :func:`_fonts` has a glyph for ``char`` (not its box)."""
+    if char.isspace():
+        return True
+    font = _fonts()[index]
+
+    def mask(c: str) -> tuple[object, bytes]:
+        m = font.getmask(c)
+        return m.size, bytes(m)
+
+    return mask(char) != mask("\uffff")  # U+FFFF is no character: every font draws its box
+
+
+def label_font(text: str) -> Font | None:
+    """The font to draw ``text`` with: ``None`` (the built-in one) when it draws every
+    character, else the first fallback that does (or that draws the most)."""
+    chars = set(text)
+    fonts = range(len(_fonts()))
+    counts = [sum(_draws(i, c) for c in chars) for i in fonts]
+    if counts[0] == len(chars):
+        return None
+    best = next((i for i in fonts if counts[i] == len(chars)), max(fonts, key=counts.__getitem__))
+    return _fonts()[best] if best else None
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int,
+          font: Font | None = None) -> list[str]:
     """Greedy word wrap to ``width`` pixels; a word longer than a line is broken across lines
     (``tiny-pixar@0.5`` in a narrow tile), and only text past ``max_lines`` is cut."""
     lines: list[str] = []
     line = ""
     for word in text.split():
         candidate = f"{line} {word}".strip()
-        if draw.textlength(candidate) <= width:
+        if draw.textlength(candidate, font=font) <= width:
             line = candidate
             continue
         if line:
             lines.append(line)
             line = ""
-        while draw.textlength(word) > width and len(word) > 1:  # break a long word
+        while draw.textlength(word, font=font) > width and len(word) > 1:  # a long word
             cut = len(word) - 1
-            while cut > 1 and draw.textlength(word[:cut]) > width:
+            while cut > 1 and draw.textlength(word[:cut], font=font) > width:
                 cut -= 1
             lines.append(word[:cut])
             word = word[cut:]
@@ -170,7 +228,7 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int) -> l
 
 def _alike(draw: ImageDraw.ImageDraw, texts: Sequence[str], width: int, lines: int) -> bool:
     """Whether two different ``texts`` look the same once wrapped into ``lines`` lines."""
-    shown = {tuple(_wrap(draw, t, width, lines)): t for t in dict.fromkeys(texts)}
+    shown = {tuple(_wrap(draw, t, width, lines, label_font(t))): t for t in dict.fromkeys(texts)}
     return len(shown) < len(dict.fromkeys(texts))
 
 
@@ -199,28 +257,36 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     left = 0
     if row_labels:
-        left = min(160, max(int(probe.textlength(t)) for t in row_labels) + 8)
+        left = min(160, max(int(probe.textlength(t, font=label_font(t)))
+                            for t in row_labels) + 8)
     # more label lines (up to 4) when cut labels would read alike: `tiny-pixar@0.5` and
     # `tiny-pixar@1.5` must stay told apart in a 64 px tile
     if _alike(probe, labels, tile - 2, label_lines):
-        label_lines = max(label_lines, min(4, max(len(_wrap(probe, t, tile - 2, 99))
+        label_lines = max(label_lines, min(4, max(len(_wrap(probe, t, tile - 2, 99,
+                                                            label_font(t)))
                                                   for t in labels)))
     header = LINE * label_lines + 2
     # the notice (RANDOM WEIGHTS ...) is never cut: it says what the picture is
-    notice_lines = _wrap(probe, notice.upper(), arr.shape[1] + left - 4, 99) if notice else []
+    notice = notice.upper() if notice else None
+    notice_font = label_font(notice or "")
+    notice_lines = _wrap(probe, notice, arr.shape[1] + left - 4, 99, notice_font) \
+        if notice else []
     foot = LINE * len(notice_lines) + (2 if notice_lines else 0)
     canvas = Image.new("RGB", (arr.shape[1] + left, arr.shape[0] + header + foot), "white")
     canvas.paste(Image.fromarray(arr), (left, header))
     draw = ImageDraw.Draw(canvas)
     for col, label in enumerate(labels):
-        for i, text in enumerate(_wrap(draw, label, tile - 2, label_lines)):
-            draw.text((left + pad + col * (tile + pad) + 1, 1 + LINE * i), text, fill="black")
+        font = label_font(label)
+        for i, text in enumerate(_wrap(draw, label, tile - 2, label_lines, font)):
+            draw.text((left + pad + col * (tile + pad) + 1, 1 + LINE * i), text, fill="black",
+                      font=font)
     for r, label in enumerate(row_labels or []):
         y = header + pad + r * (tile + pad) + tile // 2 - LINE
-        for i, text in enumerate(_wrap(draw, label, left - 6, 3)):
-            draw.text((2, y + LINE * i), text, fill="black")
+        font = label_font(label)
+        for i, text in enumerate(_wrap(draw, label, left - 6, 3, font)):
+            draw.text((2, y + LINE * i), text, fill="black", font=font)
     for i, text in enumerate(notice_lines):
-        draw.text((2, header + arr.shape[0] + 1 + LINE * i), text, fill="red")
+        draw.text((2, header + arr.shape[0] + 1 + LINE * i), text, fill="red", font=notice_font)
     return _to_tensor(canvas)
 
 
@@ -228,12 +294,13 @@ def caption(image01: Tensor, text: str, max_lines: int = 3) -> Tensor:
     """Add a caption strip (``max_lines`` lines of PIL's built-in font) under a ``[3, H, W]`` image."""
     arr = (image01.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     img = Image.fromarray(arr)
-    lines = _wrap(ImageDraw.Draw(img), text, img.width - 4, max_lines)
+    font = label_font(text)
+    lines = _wrap(ImageDraw.Draw(img), text, img.width - 4, max_lines, font)
     canvas = Image.new("RGB", (img.width, img.height + LINE * max_lines + 2), "white")
     canvas.paste(img, (0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, text_line in enumerate(lines):
-        draw.text((2, img.height + 1 + LINE * i), text_line, fill="black")
+        draw.text((2, img.height + 1 + LINE * i), text_line, fill="black", font=font)
     return _to_tensor(canvas)
 
 
