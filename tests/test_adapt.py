@@ -546,3 +546,54 @@ def test_grouped_notes_name_the_rows_each_note_holds_for() -> None:
                                     "no face in 2 (pixar)"]
     assert grouped_notes({"inversion": ["a", "b", "a"]}) == ["a", "b"]  # one row: no suffix
     assert grouped_notes({"inversion": [], "pixar": []}) == []
+
+
+def test_adapter_takes_the_guide_its_featureshift_was_trained_with(tmp_path) -> None:
+    """From Python, a FeatureShift trained with an e4e guide was run on the FSE latents unless
+    the caller passed guide= (``adapt`` read the guide from the file): the Adapter now reads
+    it too; guide=None still asks for the encoder's own latents."""
+    import stylebridge
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.adapt import Adapter
+    from stylebridge.pipelines.presets import build_tiny_preset
+    from stylebridge.plugins.renderers.featureshift import load_featureshift, save_featureshift
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    model, _ = load_featureshift(preset.featureshift_e4e)
+    assert model.trained_guide is None  # the preset's file records no guide spec
+
+    def shifted(guide_spec: str) -> Path:
+        path = tmp_path / f"fs_{len(list(tmp_path.glob('fs_*')))}.safetensors"
+        return save_featureshift(path, model, extra={"sources": {"guide": guide_spec}})
+
+    e4e_spec = f"e4e:{preset.e4e}"
+    gen = stylebridge.create("generator", preset.generator)
+    fse = stylebridge.create("encoder", f"fse:{preset.fse}")
+    renderer = stylebridge.create("renderer", shifted(e4e_spec))
+    assert renderer.trained_guide == e4e_spec
+    assert load_featureshift(shifted(e4e_spec))[0].trained_guide == e4e_spec
+
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    adapter = Adapter(fse, gen, {}, renderer=renderer)
+    assert adapter.guide is not None and adapter.guide.name == "e4e"
+    inversion = adapter.encode(images)
+    e4e = stylebridge.create("encoder", e4e_spec)
+    with torch.no_grad():
+        expected = e4e.encode(torch.nn.functional.interpolate(images, size=32, mode="area"))
+    got = adapter.guide_latents(torch.nn.functional.interpolate(images, size=32, mode="area"),
+                                inversion)
+    torch.testing.assert_close(got, expected.w_plus, atol=1e-6, rtol=0)
+    # guide=None: the encoder's own latents, as asked
+    own = Adapter(fse, gen, {}, renderer=renderer, guide=None)
+    assert own.guide is None and torch.equal(own.guide_latents(images, inversion),
+                                             inversion.w_plus)
+    # the encoder is the recorded guide: it is not built twice
+    fse_spec = f"fse:{preset.fse}"
+    same = Adapter(stylebridge.create("encoder", fse_spec), gen, {},
+                   renderer=stylebridge.create("renderer", shifted(fse_spec)))
+    assert same.guide is None
+    # a recorded guide that cannot be built here: one line naming it and both ways out
+    gone = stylebridge.create("renderer", shifted("e4e:/nowhere/e4e.safetensors"))
+    with pytest.raises(StylebridgeError, match=r"guide encoder 'e4e:/nowhere/e4e\.safetensors'"
+                                               r".*guide=None"):
+        Adapter(fse, gen, {}, renderer=gone)

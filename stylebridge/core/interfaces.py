@@ -80,6 +80,11 @@ class Plugin:
         the reason to refuse the file (one line), or ``None`` to accept it (default)."""
         return None
 
+    def read_extra(self, extra: Mapping[str, Any]) -> None:
+        """Called with a checkpoint header's ``extra`` once the object is built from it and
+        holds its weights: keep what the file records beyond weights and config (FeatureShift:
+        the guide encoder it was trained with).  Default: nothing."""
+
 
 class Encoder(nn.Module, Plugin, ABC):
     """Image → :class:`Inversion`.  Images are RGB in ``[0, 1]``, any size."""
@@ -497,9 +502,14 @@ class Renderer(nn.Module, Plugin, ABC):
     ``needs_guide``: the renderer needs a guiding encoder's latents ``w+`` of the same
     images (FeatureShift's ``Δ`` comes from them); the caller then passes them as
     ``guide`` ``[B, n_latent, style_dim]``.  Default: no guide.
+
+    ``trained_guide``: the spec of the guide encoder the renderer was trained with (read
+    from its checkpoint), used when the caller names none; ``None``: the encoder's own
+    latents guide it.
     """
 
     needs_guide: ClassVar[bool] = False
+    trained_guide: str | None = None
 
     @abstractmethod
     def render(

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
 INVERSION = "inversion"
+#: ``Adapter(guide=...)``'s default: the guide encoder the renderer's checkpoint records
+RECORDED = "recorded"
 MAX_STRENGTH = 10.0  # |strength| above this only blows the picture up
 
 
@@ -59,6 +61,27 @@ def _check_types(*, encoder: Any, guide: Any, calibrator: Any, renderer: Any,
             raise StylebridgeError(f"Adapter methods: expected DomainMethod objects, got a "
                                    f"{type(method).__name__} (build one with "
                                    "stylebridge.create('domain_method', spec))")
+
+
+def recorded_guide(renderer: Renderer, encoder: Encoder | None,
+                   generator: Generator) -> Encoder | None:
+    """The guide encoder ``renderer``'s checkpoint records, built on ``generator``'s device;
+    ``None`` when it needs none, records none or ``encoder`` was built from that spec."""
+    spec = renderer.trained_guide if renderer.needs_guide else None
+    if not spec:
+        return None
+    from stylebridge.registry.resolve import create, provenance_of
+
+    built = provenance_of(encoder) if encoder is not None else None
+    if built is not None and built.spec == spec:
+        return None
+    try:
+        return create("encoder", spec, device=generator.input.input.device).obj
+    except StylebridgeError as exc:
+        raise StylebridgeError(
+            f"the {renderer.name} renderer was trained with the latents of guide encoder "
+            f"{spec!r}, which cannot be built here ({exc}); pass guide=stylebridge.create("
+            "'encoder', SPEC), or guide=None for the encoder's own latents") from None
 
 
 def check_strengths(strength: float | Sequence[float]) -> tuple[float, ...]:
@@ -109,8 +132,9 @@ class Adapter:
     domain change is switched off (scale 0), on top of the calibrator's scales.
     ``renderer``: how an inversion (and a domain) becomes an image (default
     :class:`~stylebridge.core.synthesis.PlainRenderer`).  A renderer that
-    ``needs_guide`` (FeatureShift) gets the latents of the ``guide`` encoder (e4e), or,
-    without one, the encoder's own latents.  Every method and the renderer are checked
+    ``needs_guide`` (FeatureShift) gets the latents of the ``guide`` encoder (e4e): by
+    default the one its checkpoint records (``trained_guide``, built here unless the encoder
+    is that one); ``guide=None``: the encoder's own latents.  Every method and the renderer are checked
     against the generator when the adapter is built.  ``strength``: one value or several
     (module docstring); :attr:`outputs` maps each output name to its domain and strength.
     :attr:`encoded_images` counts the images passed to the encoder.  ``encoder`` may be
@@ -122,12 +146,14 @@ class Adapter:
                  calibrator: Calibrator | None = None,
                  skip_layers: Sequence[int] | str = (), *,
                  renderer: Renderer | None = None,
-                 guide: Encoder | None = None,
+                 guide: Encoder | str | None = RECORDED,
                  strength: float | Sequence[float] = 1.0) -> None:
+        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
+        if isinstance(guide, str) and guide == RECORDED:
+            guide = recorded_guide(self.renderer, encoder, generator)
         _check_types(encoder=encoder, guide=guide, calibrator=calibrator, renderer=renderer,
                      methods=methods.values() if isinstance(methods, Mapping) else methods)
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
-        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
         self.guide = guide
         if encoder is not None:
             encoder.check_generator(generator)  # before the first photo, not at it

@@ -99,6 +99,7 @@ _PLUGIN_CAPABILITIES = (
     Capability("check_header", "refuses checkpoints by their header before reading tensors"),
     Capability("unavailable_weights", "names the official weights it would read, so a run "
                "lists every missing download at once"),
+    Capability("read_extra", "keeps what its checkpoint records beyond weights and config"),
 )
 
 

@@ -449,6 +449,8 @@ class Registry:
             detail = " ".join(line.strip() for line in first[:3])
             raise CheckpointError(f"weights do not fit {kind} {header.plugin!r}: {detail}", path=path) from None
         del result
+        if isinstance(obj, itf.Plugin):
+            obj.read_extra(header.extra)
         return obj
 
     def resolve(self, kind: str, spec: Any, **options: Any) -> Any:

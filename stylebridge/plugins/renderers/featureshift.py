@@ -170,6 +170,12 @@ class FeatureShift(Renderer):
             return f"uses the Δ sign convention {sign!r}, this stylebridge uses {DELTA_SIGN!r}"
         return None
 
+    def read_extra(self, extra: Mapping[str, Any]) -> None:
+        """The guide encoder spec ``build-dataset --guide`` recorded (``sources.guide``)."""
+        sources = extra.get("sources")
+        guide = sources.get("guide") if isinstance(sources, Mapping) else None
+        self.trained_guide = str(guide) if guide else None
+
     def forward(self, features: Tensor, delta: Tensor) -> Tensor:
         if features.shape != delta.shape or features.ndim != 4:
             raise ValueError(f"FeatureShift expects F and Δ of the same shape [B, C, H, W], got "
@@ -209,6 +215,7 @@ def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
     check_state_dict(path, model.state_dict(), tensors,
                      what="FeatureShift")
     model.load_state_dict(tensors, strict=True)
+    model.read_extra(header.extra)
     return model.to(device).eval(), header
 
 
