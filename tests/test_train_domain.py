@@ -569,8 +569,8 @@ def test_cli_resume_equals_uninterrupted_run(registry: Any, tiny_clips_in_cli: l
     assert ha.extra["step"] == hb.extra["step"] == 4
     assert ha.extra["target"] == {"text": "a pixar render", "source_text": "Human",
                                   "templates": "none"}
-    assert set(ha.extra["losses"]) == {"clip_direction", "indomain"}     # text defaults
-    assert ha.extra["losses"]["indomain"]["weight"] == 0.25
+    assert set(ha.extra["losses"]) == {"clip_direction"}     # text default: thesis Eq. 4
+    assert ha.extra["losses"]["clip_direction"]["weight"] == 1.0
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
     assert any(float(t.abs().max()) > 0 for t in ta.values())
     assert all(c["allow_random"] for c in tiny_clips_in_cli)
@@ -678,6 +678,49 @@ def test_cli_needs_a_target(registry: Any, generator_ckpt: Path, tmp_path: Path,
         main(["train", "domain", "--generator", str(generator_ckpt), "--out", str(tmp_path / "d")])
     assert info.value.code == 2
     assert "one of the arguments --text --image is required" in capsys.readouterr().err
+
+
+def test_text_defaults_are_the_thesis_nada_loss_and_indomain_is_styledomains_config(
+        registry: Any, tiny_clips_in_cli: list, generator_ckpt: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Thesis, Eq. 4: text StyleSpace domains were trained "only on the StyleGAN-NADA loss",
+    and its "(indomain)" domains are a separate kind: the default is the NADA loss alone with
+    no layer frozen; ``--indomain`` is StyleDomain's td_nada_ffhq_sdelta.yaml (indomain 0.25,
+    no_coarse)."""
+    from PIL import Image
+
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+
+    args = ["train", "domain", "--method", "test-offsets", "--text", "a pixar render",
+            "--templates", "none", "--generator", str(generator_ckpt), "--batch", "2",
+            "--allow-random-clip", "--clip", "ViT-B-32", "--device", "cpu", "--steps", "1",
+            "--sample-every", "0"]
+    plain, indomain = tmp_path / "plain.safetensors", tmp_path / "indomain.safetensors"
+    code, _, err = _cli(capsys, *args, "--out", str(plain))
+    assert code == 0, err
+    code, _, err = _cli(capsys, *args, "--out", str(indomain), "--indomain")
+    assert code == 0, err
+    header, tensors = load_checkpoint(plain)
+    assert set(header.extra["losses"]) == {"clip_direction"}
+    header_in, tensors_in = load_checkpoint(indomain)
+    assert set(header_in.extra["losses"]) == {"clip_direction", "indomain"}
+    assert header_in.extra["losses"]["indomain"]["weight"] == 0.25
+    # what trains: every offset by default; --indomain leaves the coarse layers at zero
+    gen = load_stylegan2(generator_ckpt).generator
+    coarse = set(td.parse_freeze_layers("coarse", gen))
+    assert coarse and len(tensors) == gen.n_style_layers
+
+    def changed(state: dict[str, Tensor]) -> set[int]:
+        return {int(k.rpartition(".")[2]) for k, v in state.items() if float(v.abs().max()) > 0}
+
+    changed, changed_in = changed(tensors), changed(tensors_in)
+    assert coarse <= changed and not coarse & changed_in and changed_in
+    # image targets have no in-domain config: one line
+    ref = tmp_path / "ref.png"
+    Image.new("RGB", (8, 8)).save(ref)
+    code, _, err = _cli(capsys, "train", "domain", "--image", str(ref), "--indomain",
+                        "--generator", str(generator_ckpt), "--out", str(tmp_path / "x.safetensors"))
+    assert code == 2 and "--indomain" in err and len(err.strip().splitlines()) == 1
 
 
 def test_image_mode_defaults_and_encoder(registry: Any, tiny_clips_in_cli: list, generator_ckpt: Path,

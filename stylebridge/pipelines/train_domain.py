@@ -8,13 +8,19 @@ samples w+ (with style mixing), renders the frozen source ``G_θ0(w)`` and the a
 plugins named on the command line (``--loss NAME:WEIGHT[:k=v]``, the shared rules of
 :mod:`stylebridge.pipelines.training.losses`; see :mod:`stylebridge.plugins.losses.clip`).
 
-Defaults follow AIRI-Institute/StyleDomain (``SimilarDomains/configs``):
+Defaults follow the thesis, and AIRI-Institute/StyleDomain (``SimilarDomains/configs``)
+where the thesis gives no value:
 
-* text target (StyleGAN-NADA, ``td_nada_ffhq_sdelta.yaml``): ``clip_direction:1.0``
-  + ``indomain:0.25``, Adam lr 0.05, betas (0.9, 0.999), 250 steps, batch 4, style
-  mixing probability 0.9, CLIP ViT-B/32 + ViT-B/16, ``no_coarse: True`` (no change on
-  the first 6 conv layers = ``--freeze-layers coarse``), source class ``Human``, the
-  79 ImageNet prompt templates;
+* text target: the thesis trains StyleSpace "only on the StyleGAN-NADA loss" (Eq. 4, "the
+  absence of other regularizations"), so the default is ``clip_direction:1.0`` alone with
+  every layer trained; the rest is StyleDomain's ``td_nada_ffhq_sdelta.yaml``: Adam lr
+  0.05, betas (0.9, 0.999), 250 steps, batch 4, style mixing probability 0.9, CLIP
+  ViT-B/32 + ViT-B/16, source class ``Human``, the 79 ImageNet prompt templates.
+  ``--indomain`` (:data:`TEXT_INDOMAIN_DEFAULTS`) is that config whole, the thesis' "(indomain)"
+  domains (Fig. 4.11): ``+ indomain:0.25`` and ``no_coarse: True`` (no change on the
+  first 6 conv layers = ``--freeze-layers coarse``).  StyleDomain's text configs all use it;
+  the thesis tells the two apart ("Modigliani Painting" and "Modigliani Painting
+  (indomain)"), so its plain reading is the default;
 * image target (DiFa, ``im2im_difa_sdelta.yaml``): ``clip_direction:1.0`` (global loss,
   thesis Eq. 2) + ``difa_w:6.0`` (Eq. 3) + ``difa_local:1.0``, Adam lr 0.08 with a
   linear warm-up from 0.001 over 30 steps, 301 steps, batch 2, no mixing, CLIP layer 3,
@@ -114,8 +120,13 @@ class ModeDefaults:
     freeze_layers: str
 
 
-TEXT_DEFAULTS = ModeDefaults(losses=("clip_direction:1.0", "indomain:0.25"), steps=250, batch=4,
-                             lr=0.05, warmup_steps=0, mixing=0.9, freeze_layers="coarse")
+#: text targets: the thesis' NADA loss alone (Eq. 4), every layer trained
+TEXT_DEFAULTS = ModeDefaults(losses=("clip_direction:1.0",), steps=250, batch=4,
+                             lr=0.05, warmup_steps=0, mixing=0.9, freeze_layers="none")
+#: ``--indomain``: StyleDomain's ``td_nada_ffhq_sdelta.yaml`` whole (the thesis' "(indomain)")
+TEXT_INDOMAIN_DEFAULTS = ModeDefaults(losses=("clip_direction:1.0", "indomain:0.25"), steps=250,
+                                      batch=4, lr=0.05, warmup_steps=0, mixing=0.9,
+                                      freeze_layers="coarse")
 IMAGE_DEFAULTS = ModeDefaults(losses=("clip_direction:1.0", "difa_w:6.0", "difa_local:1.0"),
                               steps=301, batch=2, lr=0.08, warmup_steps=30, mixing=0.0,
                               freeze_layers="none")
@@ -254,7 +265,8 @@ def source_image_batches(generator: Generator, n: int, batch: int, truncation: f
 @dataclass
 class DomainTrainConfig:
     """One ``train domain`` run (the command's options; ``None`` = the target's default,
-    :data:`TEXT_DEFAULTS` or :data:`IMAGE_DEFAULTS`).  Exactly one of ``text`` / ``image``."""
+    :data:`TEXT_DEFAULTS` (:data:`TEXT_INDOMAIN_DEFAULTS` with ``indomain``) or
+    :data:`IMAGE_DEFAULTS`).  Exactly one of ``text`` / ``image``."""
 
     generator: str                        # [stylegan2:]CKPT (see train_domain's resolver)
     out: Path
@@ -274,6 +286,7 @@ class DomainTrainConfig:
     batch: int | None = None
     mixing: float | None = None
     freeze_layers: str | None = None
+    indomain: bool = False                # text: StyleDomain's in-domain config as defaults
     source_samples: int = 256
     source_truncation: float = 0.8
     sample_every: int = 50
@@ -322,7 +335,11 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     source_text = cfg.source_text if cfg.source_text is not None else DEFAULT_SOURCE_TEXT
     if text_mode and not source_text.strip():
         raise StylebridgeError("--source-text is empty (e.g. --source-text Human)")
-    d = TEXT_DEFAULTS if text_mode else IMAGE_DEFAULTS
+    if cfg.indomain and not text_mode:
+        raise StylebridgeError("--indomain is StyleDomain's config for text targets (--text); "
+                               "image targets train DiFa's losses")
+    d = (TEXT_INDOMAIN_DEFAULTS if cfg.indomain else TEXT_DEFAULTS) if text_mode \
+        else IMAGE_DEFAULTS
     steps = cfg.steps if cfg.steps is not None else d.steps
     out = Path(cfg.out)
     state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
@@ -419,7 +436,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
 
 __all__ = [
     "DEFAULT_CLIP", "IMAGE_DEFAULTS", "RANDOM_CLIP_NOTICE", "STATE_KIND", "STATE_SUFFIX",
-    "TEXT_DEFAULTS", "WARMUP_START_LR", "DomainTrainConfig", "DomainTrainOutcome",
+    "TEXT_DEFAULTS", "TEXT_INDOMAIN_DEFAULTS", "WARMUP_START_LR", "DomainTrainConfig", "DomainTrainOutcome",
     "DomainTrainer", "LossTerm", "TrainResult", "TrainSettings", "TrainingDiverged",
     "TrainingDivergedError", "build_clip_models", "build_domain_method", "build_losses",
     "file_sha256", "installed_clip_weights", "parse_freeze_layers", "render", "sample_wplus",

@@ -154,7 +154,8 @@ class RichProgress:
 def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--text", metavar="PROMPT",
-                        help="target domain as text (StyleGAN-NADA + in-domain consistency)")
+                        help="target domain as text (StyleGAN-NADA's direction loss, thesis "
+                             "Eq. 4)")
     target.add_argument("--image", type=Path, metavar="REF.png",
                         help="target domain as one reference image (DiFa)")
     parser.add_argument("--source-text", default=None, metavar="PROMPT",
@@ -169,9 +170,9 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default: 250 text, 301 image)")
     parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
-                        help="repeatable; replaces the defaults (text: clip_direction:1.0 "
-                             "indomain:0.25; image: clip_direction:1.0 difa_w:6.0 difa_local:1.0); "
-                             "option after=N starts a term at step N")
+                        help="repeatable; replaces the defaults (text: clip_direction:1.0, "
+                             "with --indomain + indomain:0.25; image: clip_direction:1.0 "
+                             "difa_w:6.0 difa_local:1.0); option after=N starts a term at step N")
     parser.add_argument("--clip", action="append", metavar="MODEL",
                         help="CLIP model, repeatable (default: ViT-B-32 and ViT-B-16)")
     add_clip_weights_arguments(parser, td.RANDOM_CLIP_NOTICE)
@@ -184,8 +185,13 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixing", type=finite_float, default=None,
                         help="style-mixing probability (default 0.9 text, 0.0 image)")
     parser.add_argument("--freeze-layers", default=None, metavar="none|coarse|I,J,...",
-                        help="style layers kept unchanged (default: coarse for text = StyleDomain's "
-                             "no_coarse, none for image)")
+                        help="style layers kept unchanged (default: none; coarse with "
+                             "--indomain = StyleDomain's no_coarse)")
+    parser.add_argument("--indomain", action="store_true",
+                        help="text targets: StyleDomain's in-domain config (td_nada_ffhq_sdelta."
+                             "yaml), the thesis' '(indomain)' domains: adds indomain:0.25 and "
+                             "freezes the coarse layers (default: the thesis' NADA loss alone, "
+                             "every layer trained)")
     parser.add_argument("--source-samples", type=int, default=256,
                         help="source samples averaged for v_source (image targets; default 256)")
     parser.add_argument("--source-truncation", type=finite_float, default=0.8,
@@ -202,7 +208,7 @@ def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
         steps=args.steps, losses=list(args.loss) if args.loss else None, clip=args.clip,
         clip_weights=list(args.clip_weights or []), allow_random_clip=args.allow_random_clip,
         encoder=args.encoder, lr=args.lr, warmup_steps=args.warmup_steps, batch=args.batch,
-        mixing=args.mixing, freeze_layers=args.freeze_layers,
+        mixing=args.mixing, freeze_layers=args.freeze_layers, indomain=args.indomain,
         source_samples=args.source_samples, source_truncation=args.source_truncation,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
         resume=args.resume, force=args.force, seed=args.seed, device=args.device)
