@@ -109,6 +109,94 @@ def test_feature_reg_trains_featureshift(env: Env, tmp_path: Path) -> None:
     assert values[-1] < 0.5 * values[0]   # F' is pulled towards FSE's F
 
 
+def test_feature_reg_e4e_target_is_the_guides_generator_feature(
+        env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thesis: "regularization on E4E intermediate feature maps both for the domain adaptation
+    and for inversion task".  target=e4e compares F' with G^K(s(w_E)) in the inversion set and
+    G^K(s_d(w_E)) in the domain set, w_E the guide's latents; each computed here directly."""
+    from stylebridge.core.synthesis import method_styles
+
+    pred = torch.ones(2, 1, 2, 2)
+    guide = torch.zeros(2, 1, 2, 2)
+    loss = feature_reg.FeatureRegLoss(target="e4e")
+    assert loss.required_fields() == {"features", "features_guide"}
+    assert float(loss(LossBatch(features=pred, features_guide=guide,
+                                features_target=pred))) == pytest.approx(1.0)
+    with pytest.raises(StylebridgeError, match="target='w'"):
+        feature_reg.FeatureRegLoss(target="w")
+
+    batches: list[dict[str, torch.Tensor]] = []
+    seen: list[tuple[str, torch.Tensor]] = []
+    next_batch, forward = fs.FeatureShiftTrainer._next_batch, feature_reg.FeatureRegLoss.forward
+
+    def record_batch(self: Any) -> dict[str, torch.Tensor]:
+        batches.append(next_batch(self))
+        return batches[-1]
+
+    def record_loss(self: Any, batch: LossBatch) -> torch.Tensor:
+        seen.append((str(batch.phase), batch.features_guide.clone()))
+        return forward(self, batch)
+
+    monkeypatch.setattr(fs.FeatureShiftTrainer, "_next_batch", record_batch)
+    monkeypatch.setattr(feature_reg.FeatureRegLoss, "forward", record_loss)
+    trainers: list[Any] = []
+    cfg = tiny_cfg(env, tmp_path / "run", data=str(env.data32), steps=2,
+                   pretrain_inversion_steps=1, losses=["mse:1.0", "feature_reg:1.0:target=e4e"],
+                   inversion_losses=["mse:1.0", "feature_reg:1.0:target=e4e"])
+    fs.train_featureshift(cfg, registry=registry(), on_step=trainers.append)
+    assert [phase for phase, _ in seen] == ["inversion", "inversion", "domain"]
+    trainer = trainers[0]
+    gen, layer = trainer.generator, trainer.layer
+    with torch.no_grad():
+        for step, data in enumerate(batches):
+            w = data["w_guide"]
+            source = gen.features_upto(gen.styles(w), layer, randomize_noise=False)[0]
+            torch.testing.assert_close(seen[step][1], source, atol=1e-5, rtol=1e-5)
+        data = batches[1]
+        rows = []
+        for i, d in enumerate(data["domain"].tolist()):
+            method = trainer.methods[d]
+            w = data["w_guide"][i:i + 1]
+            rows.append(gen.features_upto(method_styles(method, gen, w), layer,
+                                          randomize_noise=False,
+                                          weight_deltas=method.weight_deltas(gen))[0])
+        torch.testing.assert_close(seen[2][1], torch.cat(rows), atol=1e-5, rtol=1e-5)
+    log = [r for r in _log(tmp_path / "run" / "log.jsonl") if "total" in r]
+    assert "domain/feature_reg" in log[1] and log[1]["domain/feature_reg"] > 0
+
+
+def test_a_state_from_before_feature_reg_had_target_resumes(env: Env, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A loss that gained an option (feature_reg's target=) since a state was written: at its
+    default the run trains the same and resumes; set otherwise, the resume is refused."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    cfg = dict(steps=2, pretrain_inversion_steps=2, checkpoint_every=1,
+               inversion_losses=["mse:1.0", "feature_reg:1.0"])
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "run", **cfg), registry=registry())
+    state = tmp_path / "run" / "state.safetensors"
+    with safe_open(str(state), "pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    header = json.loads(meta["stylebridge"])
+    assert header["extra"]["loss_configs"]["inversion"]["feature_reg"].pop("target") == "fse"
+    save_file(tensors, str(state), metadata={**meta, "stylebridge": json.dumps(header)})
+    # the same spec text resolving to a non-default value: refused, the term named
+    monkeypatch.setattr(feature_reg.FeatureRegLoss, "config",
+                        lambda self: {"reduction": self.reduction, "target": "e4e"})
+    with pytest.raises(StylebridgeError, match=r"other loss settings \(inversion/feature_reg"):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "run", **{**cfg, "steps": 3,
+                                                                  "resume": True}),
+                              registry=registry())
+    monkeypatch.undo()
+    result = fs.train_featureshift(tiny_cfg(env, tmp_path / "run", **{**cfg, "steps": 3,
+                                                                       "resume": True}),
+                                   registry=registry())
+    assert result.step == 3
+
+
 # -- the trainable domain discriminator ------------------------------------------------------
 
 

@@ -229,7 +229,9 @@ class LossBatch:
     Latents and styles: ``latents`` (w+ ``[B, n_latent, style_dim]``), ``styles`` (the
     styles ``output`` was rendered with, one ``[B, C_i]`` per modulated layer),
     ``styles_source`` (the same w+ without the domain).  Features: ``features`` (F', the
-    feature being trained), ``features_target`` (the encoder's F).  Text: ``text``.
+    feature being trained), ``features_target`` (the encoder's F), ``features_guide`` (the
+    generator's feature from the guide encoder's latents, ``G^K(s(w_E))``, with the domain
+    ``G^K(s_d(w_E))`` in the domain sets).  Text: ``text``.
     Encoder latents of the images: ``target_latents`` (of ``output``), ``source_latents``
     (of ``source``).  Schedule: ``step`` (0-based), ``total_steps``, ``phase``.  Domain:
     ``clip_guide`` (a :class:`~stylebridge.plugins.losses.clip.ClipGuide`), ``delta`` (Δ at
@@ -249,6 +251,7 @@ class LossBatch:
     styles_source: list[Tensor] | None = None
     features: Tensor | None = None
     features_target: Tensor | None = None
+    features_guide: Tensor | None = None
     text: Sequence[str] | None = None
     target_latents: Tensor | None = None
     source_latents: Tensor | None = None

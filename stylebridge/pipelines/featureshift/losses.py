@@ -39,7 +39,7 @@ from stylebridge.pipelines.training.schedule import phase_at
 
 #: LossBatch fields every set fills; the domain sets also fill ``delta`` and ``domain``
 BASE_FIELDS = frozenset({"output", "target", "latents", "styles", "styles_source", "features",
-                         "features_target", "step", "total_steps", "phase"})
+                         "features_target", "features_guide", "step", "total_steps", "phase"})
 PROVIDES = {"inversion": BASE_FIELDS, "domain": BASE_FIELDS | {"delta", "domain"},
             "domain_inversion": BASE_FIELDS | {"delta", "domain"}}
 #: the fields FeatureShift changes: the image and the generator feature it shifts

@@ -77,6 +77,27 @@ def loss_configs(trainer: FeatureShiftTrainer) -> dict[str, dict[str, Any]]:
             for name, terms in trainer.loss_sets.items()}
 
 
+def _with_new_defaults_as_saved(trainer: FeatureShiftTrainer,
+                                saved: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`loss_configs`, less the options a loss gained since ``saved`` was written and
+    holds at their defaults (``feature_reg``'s ``target=fse``): such a state trains the same."""
+    import inspect
+
+    now = loss_configs(trainer)
+    for name, terms in trainer.loss_sets.items():
+        for term in terms:
+            old, new = saved.get(name, {}).get(term.key), now[name].get(term.key)
+            if not isinstance(old, dict) or not isinstance(new, dict):
+                continue
+            params = inspect.signature(type(term.module).__init__).parameters
+            for key in set(new) - set(old):
+                default = params[key].default if key in params else inspect.Parameter.empty
+                if default is not inspect.Parameter.empty and json_safe({key: default}) == {
+                        key: new[key]}:
+                    del new[key]
+    return now
+
+
 def save_state(trainer: FeatureShiftTrainer) -> None:
     """Write the training state and ``model.safetensors`` (atomically; the caller is rank 0)."""
     t = trainer
@@ -133,8 +154,9 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
                                f"{old['steps']}, or train longer with --scheduler constant",
                                path=t.state_path)
     saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
-    if saved_losses is not None and saved_losses != loss_configs(t):
-        changed = sorted(f"{name}/{key}" for name, terms in loss_configs(t).items()
+    now_losses = _with_new_defaults_as_saved(t, saved_losses or {})
+    if saved_losses is not None and saved_losses != now_losses:
+        changed = sorted(f"{name}/{key}" for name, terms in now_losses.items()
                          for key, conf in terms.items()
                          if saved_losses.get(name, {}).get(key) != conf)
         raise StylebridgeError(f"was written with other loss settings ({', '.join(changed)}: "

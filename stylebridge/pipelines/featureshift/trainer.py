@@ -284,6 +284,24 @@ class FeatureShiftTrainer:
         out["keys"] = torch.cat(keys)
         return out
 
+    @torch.no_grad()
+    def _guide_features(self, data: dict[str, Tensor], parts: dict[str, Any], joint: bool
+                        ) -> dict[str, Tensor]:
+        """``features_guide`` when a loss reads it: the generator's feature at layer K from
+        the guide's latents, ``G^K(s(w_E))`` (``"source"``, inversion set), and with the
+        domain, ``G^K(s_d(w_E)) = G^K(s(w_E)) − Δ`` (``"domain"``, the domain sets)."""
+        wanted = {name for name, terms in self.loss_sets.items()
+                  if any("features_guide" in t.module.required_fields() for t in terms)}
+        if not wanted or (not joint and "inversion" not in wanted):
+            return {}
+        gen = self.generator
+        source, _ = gen.features_upto(gen.styles(data["w_guide"]), self.layer,
+                                      randomize_noise=False)
+        out = {"source": source.float()}
+        if joint:
+            out["domain"] = (source - parts["delta"].to(source.dtype)).float()
+        return out
+
     def _render(self, model: nn.Module, parts: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """FeatureShift on the stacked features, then one generator pass → (images, F')."""
         autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -306,13 +324,15 @@ class FeatureShiftTrainer:
         real = uint8_to_images(data["image"])
         values: dict[str, float] = {}
         common = {"step": step, "total_steps": self.cfg.steps}
+        guide = self._guide_features(data, parts, joint)
         totals: list[Tensor | None] = [evaluate_set(self.loss_sets["inversion"], LossBatch(
             output=images[:b], target=real, latents=data["w_real"], styles=parts["src_real"],
             styles_source=parts["src_real"], features=shifted[:b],
-            features_target=data["f_real"], phase="inversion", **common),
-            step, "inversion", values)]
+            features_target=data["f_real"], features_guide=guide.get("source"),
+            phase="inversion", **common), step, "inversion", values)]
         if joint:
-            domain = {"delta": parts["delta"], "domain": data["domain"], **common}
+            domain = {"delta": parts["delta"], "domain": data["domain"],
+                      "features_guide": guide.get("domain"), **common}
             totals.append(evaluate_set(self.loss_sets["domain"], LossBatch(
                 output=images[b:2 * b], target=parts["target"], latents=data["w_inv"],
                 styles=parts["dom_inv"], styles_source=parts["src_inv"],

@@ -1,19 +1,27 @@
 """``feature_reg``: feature-map regularisation for FeatureShift (thesis, "Experiments").
 
-The thesis "tested regularization ... on fse feature maps for the inversion task only",
-after StyleFeatureEditor, whose feature editor is kept close to the inverter's feature
-map by a mean-squared error.  This loss is that term::
+The thesis "tested regularization on E4E intermediate feature maps both for the domain
+adaptation and for inversion task and on fse feature maps for the inversion task only",
+after StyleFeatureEditor, whose feature editor is kept close to a reference feature map by
+a mean-squared error.  This loss is that term::
 
-    L_feature_reg = mean over (B, C, H, W) of (F' − F)²
+    L_feature_reg = mean over (B, C, H, W) of (F' − F_ref)²
 
-with ``F'`` = ``LossBatch.features`` (FeatureShift's predicted feature map) and ``F`` =
-``LossBatch.features_target`` (the encoder's feature map the prediction started from).
-``reduction="sum"`` sums over ``C, H, W`` and averages over the batch instead.
+with ``F'`` = ``LossBatch.features`` (FeatureShift's predicted feature map) and ``F_ref``
+chosen by ``target``:
 
-In ``train featureshift`` every loss set fills both fields: in the inversion set
-(``--inversion-loss feature_reg:W``, the thesis' use) ``F`` is FSE's feature of the real
-photo and ``Δ = 0``; in the domain sets it pulls ``F'`` back towards the unshifted
-feature, i.e. it works against the domain change, and is best left off there.
+* ``target="fse"`` (default): ``LossBatch.features_target``, the FSE feature map the
+  prediction started from.  In the inversion set (``--inversion-loss feature_reg:W``, the
+  thesis' use) that is FSE's feature of the real photo; in the domain sets it pulls ``F'``
+  back towards the unshifted feature, against the domain change, so the thesis used it
+  "for the inversion task only".
+* ``target="e4e"``: ``LossBatch.features_guide``, the generator's feature at layer K from
+  the guide encoder's (e4e) latents: ``G^K(s(w_E))`` in the inversion set and
+  ``G^K(s_d(w_E))`` (with the domain) in the domain sets, so it suits both
+  (``--loss feature_reg:W:target=e4e``, ``--inversion-loss ...``).
+
+``reduction="sum"`` sums over ``C, H, W`` and averages over the batch instead.  The thesis
+gives no weight for either and reports neither as an improvement: both are off by default.
 """
 
 from __future__ import annotations
@@ -33,22 +41,32 @@ class FeatureRegLoss(Loss):
     name = "feature_reg"
     description = "feature-map regularisation: MSE between FeatureShift's F' and the encoder's F"
     requires: ClassVar[frozenset[str]] = frozenset({"features", "features_target"})
+    #: target= → the LossBatch field holding the reference feature map
+    TARGETS: ClassVar[dict[str, str]] = {"fse": "features_target", "e4e": "features_guide"}
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", target: str = "fse") -> None:
         super().__init__()
         if reduction not in ("mean", "sum"):
             raise StylebridgeError(f"feature_reg: reduction={reduction!r}: expected mean or sum")
+        if target not in self.TARGETS:
+            raise StylebridgeError(f"feature_reg: target={target!r}: expected fse (the "
+                                   "encoder's F) or e4e (the guide's G^K)")
         self.reduction = reduction
+        self.target = target
 
     def config(self) -> dict[str, Any]:
-        return {"reduction": self.reduction}
+        return {"reduction": self.reduction, "target": self.target}
+
+    def required_fields(self) -> frozenset[str]:
+        return frozenset({"features", self.TARGETS[self.target]})
 
     def forward(self, batch: LossBatch) -> Tensor:
         pred = batch.require("features", self.name)
-        target = batch.require("features_target", self.name)
+        field = self.TARGETS[self.target]
+        target = batch.require(field, self.name)
         if pred.shape != target.shape:
             raise StylebridgeError(f"feature_reg: features {tuple(pred.shape)} and "
-                                   f"features_target {tuple(target.shape)} differ in shape")
+                                   f"{field} {tuple(target.shape)} differ in shape")
         sq = (pred.float() - target.detach().float()) ** 2
         if self.reduction == "mean":
             return sq.mean()
