@@ -26,11 +26,13 @@ gives no weight for either and reports neither as an improvement: both are off b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
 
 from stylebridge.core.interfaces import Loss, LossBatch
+from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -39,10 +41,15 @@ class FeatureRegLoss(Loss):
     """MSE between the predicted feature map F' and the encoder's F (StyleFeatureEditor-style)."""
 
     name = "feature_reg"
-    description = "feature-map regularisation: MSE between FeatureShift's F' and the encoder's F"
+    description = ("feature-map regularisation: MSE between FeatureShift's F' and the encoder's "
+                   "F (target=fse) or the guide's G^K (target=e4e)")
     requires: ClassVar[frozenset[str]] = frozenset({"features", "features_target"})
     #: target= → the LossBatch field holding the reference feature map
     TARGETS: ClassVar[dict[str, str]] = {"fse": "features_target", "e4e": "features_guide"}
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "reduction": Field("str", choices=("mean", "sum")),
+        "target": Field("str", choices=tuple(TARGETS)),
+    }
 
     def __init__(self, reduction: str = "mean", target: str = "fse") -> None:
         super().__init__()
