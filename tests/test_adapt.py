@@ -597,3 +597,28 @@ def test_adapter_takes_the_guide_its_featureshift_was_trained_with(tmp_path) -> 
     with pytest.raises(StylebridgeError, match=r"guide encoder 'e4e:/nowhere/e4e\.safetensors'"
                                                r".*guide=None"):
         Adapter(fse, gen, {}, renderer=gone)
+
+
+def test_adapt_names_the_recorded_guide_it_cannot_load(tmp_path, capsys) -> None:
+    """A FeatureShift recorded its guide as a path relative to where it was built: run from
+    elsewhere, `adapt` said only "no such file"; it now says the spec came from the model and
+    how to give it (--guide), in one line."""
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.presets import build_tiny_preset
+    from stylebridge.plugins.renderers.featureshift import load_featureshift, save_featureshift
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    model, _ = load_featureshift(preset.featureshift_fse)
+    fs_file = save_featureshift(tmp_path / "fs.safetensors", model,
+                                extra={"sources": {"guide": "e4e:../elsewhere/e4e.safetensors"}})
+    photo = sorted(preset.images.iterdir())[0]
+    argv = ["adapt", "-e", f"fse:{preset.fse}", "-g", str(preset.generator), "-m",
+            str(sorted(preset.domains.iterdir())[0]), "--featureshift", str(fs_file),
+            "--no-align", "--device", "cpu", str(photo), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "'e4e:../elsewhere/e4e.safetensors' (recorded in the model)" in err
+    assert "--guide NAME:CKPT" in err and f"--guide fse:{preset.fse}" in err
+    # given on the command line, it is used (and the model's record is not read)
+    assert main([*argv[:-1], str(tmp_path / "out2"), "--guide", f"e4e:{preset.e4e}"]) == 0

@@ -773,14 +773,17 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     registry.add_plugin(train_cli, "stylebridge")     # the `train` command and its targets
     monkeypatch.setattr(registry_module, "_REGISTRY", registry)
     data = tmp_path / "data"
+    monkeypatch.chdir(env.root)  # the domains named relative to it
     argv = ["featureshift", "build-dataset", "--encoder", "toy-fse", "--guide", "toy-guide:seed=0",
             "--generator", str(env.gen_path), "--images", str(env.root / "images"),
-            "--domains", f"{env.domains[0]},{env.domains[1]}", "--out", str(data),
+            "--domains", f"{env.domains[0].name},{env.domains[1].name}", "--out", str(data),
             "--image-size", "32", "--shard-size", "4", "--device", "cpu"]
     assert main(argv) == 0
     index = json.loads((data / "index.json").read_text())
     assert index["complete"] and [d["name"] for d in index["domains"]] == ["dom0", "dom1"]
-    assert index["sources"]["guide"] == "toy-guide:seed=0"
+    assert index["sources"]["guide"] == "toy-guide:seed=0"  # a name stays a name
+    # files are recorded absolute: the trained model is used from other folders
+    assert index["sources"]["domains"] == [str(p.resolve()) for p in env.domains]
     # the toy encoders are built by name, without weights: random, and said so; the
     # generator and the domains come from checkpoint files that do not say so
     assert index["random_inputs"] == {"encoder": True, "guide": True, "generator": False,

@@ -378,7 +378,17 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
         renderer = model
         guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
         if guide_spec and guide_spec != config.encoder:
-            guide = open_encoder(str(guide_spec), device)
+            try:
+                guide = open_encoder(str(guide_spec), device)
+            except StylebridgeError as exc:
+                if config.guide:
+                    raise
+                # the spec came from the model, not from this command line: say so
+                raise StylebridgeError(
+                    f"--featureshift {config.featureshift}: the guide encoder it was trained "
+                    f"with, {guide_spec!r} (recorded in the model), cannot be loaded: "
+                    f"{' '.join(str(exc).split())}; give it with --guide NAME:CKPT (--guide "
+                    f"{config.encoder} uses the encoder's own latents)") from None
         fs_info = {"model": str(config.featureshift), "layer": model.layer,
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,

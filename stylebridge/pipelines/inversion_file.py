@@ -28,29 +28,10 @@ from torch import Tensor
 from stylebridge.core.checkpoint import CheckpointHeader, load_checkpoint, save_checkpoint
 from stylebridge.core.interfaces import Encoder, Inversion
 from stylebridge.errors import CheckpointError
+from stylebridge.registry.spec import absolute_spec
 
 KIND = "inversion"
 LATENTS_SUFFIX = "_inversion.safetensors"  # <stem> + this, beside <stem>_inversion.png
-
-
-def absolute_spec(spec: str | Path) -> str:
-    """``spec`` with its checkpoint path made absolute when that file exists: a file read
-    later from another folder (``stylebridge render`` run elsewhere) still finds the
-    generator and the encoder it was made with.  Names and missing paths stay as given."""
-    from stylebridge.errors import StylebridgeError
-    from stylebridge.registry.spec import parse_plugin_spec
-
-    text = str(spec)
-    if Path(text).is_file():
-        return str(Path(text).resolve())
-    try:
-        parsed = parse_plugin_spec(text)
-    except StylebridgeError:
-        return text
-    path = parsed.path
-    if path is None or path.is_absolute() or not path.is_file() or str(path) not in text:
-        return text
-    return text.replace(str(path), str(path.resolve()), 1)
 
 
 def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, encoder_spec: str,

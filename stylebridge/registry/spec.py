@@ -44,7 +44,8 @@ from pathlib import Path
 from stylebridge.core.options import as_bool, coerce_option
 from stylebridge.errors import SpecError
 
-__all__ = ["LossSpec", "PluginSpec", "as_bool", "coerce_option", "parse_loss_spec", "parse_plugin_spec"]
+__all__ = ["LossSpec", "PluginSpec", "absolute_spec", "as_bool", "coerce_option", "parse_loss_spec",
+           "parse_plugin_spec"]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _CKPT_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt")
@@ -214,3 +215,21 @@ def parse_loss_spec(text: str) -> LossSpec:
         raise SpecError(f"loss spec {raw!r}: weight must be a finite number >= 0")
     options = _parse_options(parts[2], raw) if len(parts) == 3 else {}
     return LossSpec(name=name, weight=weight, options=options)
+
+
+def absolute_spec(spec: str | Path) -> str:
+    """``spec`` with its checkpoint path made absolute when that file exists: a file that
+    records it and is read later from another folder (an inversion file read by ``render``,
+    the guide a FeatureShift records read by ``adapt``) still finds the networks it was made
+    with.  Names and missing paths stay as given."""
+    text = str(spec)
+    if Path(text).is_file():
+        return str(Path(text).resolve())
+    try:
+        parsed = parse_plugin_spec(text)
+    except SpecError:
+        return text
+    path = parsed.path
+    if path is None or path.is_absolute() or not path.is_file() or str(path) not in text:
+        return text
+    return text.replace(str(path), str(path.resolve()), 1)

@@ -108,7 +108,8 @@ class AdaptCommand(Command):
                                      "fse with mode=features)")
         parser.add_argument("--guide", metavar="NAME[:CKPT]",
                             help="FeatureShift's guiding encoder (default: the one recorded in "
-                                 "the model, else the encoder's own latents)")
+                                 "the model; a model that records none, or --guide equal to "
+                                 "--encoder, uses the encoder's own latents)")
         parser.add_argument("--save-latents", action="store_true",
                             help="also write <stem>_inversion.safetensors (the encoder's w+ and "
                                  "features, before calibration), to render more domains later "

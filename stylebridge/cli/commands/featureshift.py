@@ -25,7 +25,7 @@ from stylebridge.pipelines.featureshift.config import split_specs
 from stylebridge.pipelines.featureshift.dataset import build_dataset, random_inputs
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import load_generator, load_plugin
-from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.registry.spec import absolute_spec, parse_plugin_spec
 
 
 class FeatureShiftCommand(Command):
@@ -101,8 +101,11 @@ class FeatureShiftCommand(Command):
                 domains=domains, layer=args.layer, image_size=args.image_size,
                 shard_size=args.shard_size, batch_size=args.batch,
                 per_domain=not args.no_per_domain, dtype=args.dtype, device=device,
-                sources={"encoder": args.encoder, "guide": args.guide,
-                         "generator": str(gen_path), "domains": specs},
+                # absolute paths: `adapt --featureshift` reads the guide from the trained
+                # model, run from any folder
+                sources={"encoder": absolute_spec(args.encoder),
+                         "guide": absolute_spec(args.guide), "generator": str(gen_path),
+                         "domains": [absolute_spec(s) for s in specs]},
                 progress=lambda n: progress.advance(task, n))
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
                       f"to {escape(str(result.root))}" + (f" ({result.skipped_files} file(s) were already done)"
