@@ -622,3 +622,23 @@ def test_adapt_names_the_recorded_guide_it_cannot_load(tmp_path, capsys) -> None
     assert "--guide NAME:CKPT" in err and f"--guide fse:{preset.fse}" in err
     # given on the command line, it is used (and the model's record is not read)
     assert main([*argv[:-1], str(tmp_path / "out2"), "--guide", f"e4e:{preset.e4e}"]) == 0
+
+
+def test_a_torgb_skip_layer_is_refused_with_this_generators_counts(tmp_path, capsys) -> None:
+    """`--skip-layers 1` on a 32 px generator quoted the 1024 px counts (26 style layers for
+    18 W+ rows): the check before loading is syntax only, the refusal comes with the
+    generator's own numbers (11 style layers for 8 W+ rows at 32 px)."""
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    photo = sorted(preset.images.iterdir())[0]
+    base = ["-e", f"e4e:{preset.e4e}", "-g", str(preset.generator), "--device", "cpu"]
+    for argv in (["adapt", *base, "-m", str(sorted(preset.domains.iterdir())[0]), "--no-align",
+                  "--skip-layers", "1", str(photo), "--out", str(tmp_path / "out")],
+                 ["calibrate", "alpha", *base, "--images", str(preset.images),
+                  "--skip-layers", "1", "--out", str(tmp_path / "a.safetensors")]):
+        assert main(argv) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "style layer 1 is to_rgb1 (ToRGB)" in err, err
+        assert "(11 style layers for 8 W+ rows" in err and "1024" not in err, err

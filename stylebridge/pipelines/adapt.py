@@ -352,7 +352,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     if config.guide and config.featureshift is None:
         raise StylebridgeError("--guide applies with --featureshift (it is FeatureShift's "
                                "guiding encoder); without it nothing would use it")
-    parse_layers(config.skip_layers)  # syntax check before anything is loaded
+    parse_layers(config.skip_layers, syntax_only=True)  # syntax check before anything is loaded
     check_strengths(config.strength)
     device = resolve_device(config.device)
     check_precision(config.precision, device)

@@ -115,7 +115,7 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     if not cls.fittable:
         raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
                                "`stylebridge calibrate`")
-    skip = parse_layers(config.skip_layers)
+    skip = parse_layers(config.skip_layers, syntax_only=True)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
     gen = open_generator(config.generator, device)

@@ -203,7 +203,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     """Read the files' headers and load the generator, domains and (where needed) the
     encoder, with one-line errors, before an inversion is read."""
     check_range("--batch", config.batch, 1, MAX_BATCH)
-    parse_layers(config.skip_layers)
+    parse_layers(config.skip_layers, syntax_only=True)
     check_strengths(config.strength)
     device = resolve_device(config.device)
     check_precision(config.precision, device)

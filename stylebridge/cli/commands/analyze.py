@@ -32,6 +32,7 @@ from stylebridge.pipelines.analyze import (
     LatentsResult,
     run_latents,
 )
+from stylebridge.pipelines.analyze import shift as _shift
 from stylebridge.pipelines.analyze.markdown import fmt
 from stylebridge.pipelines.analyze.shift import ShiftNormsConfig, run_shift_norms
 from stylebridge.registry import hookimpl
@@ -134,6 +135,11 @@ def _add_shift_norms_arguments(p: argparse.ArgumentParser) -> None:
     add_photo_arguments(p)
 
 
+def _first_paragraph(doc: str | None) -> str | None:
+    """A module docstring's first paragraph, as ``--help`` prints it (no reST quotes)."""
+    return doc.split("\n\n")[0].replace("``", "") if doc else None
+
+
 def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
     """``stylebridge analyze shift-norms``: see :mod:`stylebridge.pipelines.analyze.shift`."""
     result = run_shift_norms(ShiftNormsConfig(
@@ -171,10 +177,11 @@ class AnalyzeCommand(Command):
         doc = _analyze.__doc__
         p = sub.add_parser("latents", help="per-layer style means of an encoder vs the mapping "
                            "network (thesis Fig. 4.9), alpha per layer and Eq. 5 adaptability",
-                           description=doc.split("\n\n")[0].replace("``", "") if doc else None)
+                           description=_first_paragraph(doc))
         _add_latents_arguments(p)
         p = sub.add_parser("shift-norms", help="FSE: ‖F‖ vs ‖G^K(w~) - G^K(w)‖ per domain (the "
-                           "thesis finds the shift ~100x smaller)")
+                           "thesis finds the shift ~100x smaller)",
+                           description=_first_paragraph(_shift.__doc__))
         _add_shift_norms_arguments(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:

@@ -147,8 +147,9 @@ class WeightsCommand(Command):
                             "published sha256 and installed path")
         p.add_argument("--json", action="store_true", help="everything, as JSON")
         p.add_argument("--kind", metavar="KIND",
-                       help="only this kind: generator, encoder, domain (StyleDomain's "
-                            "domains), backbone, clip, archive")
+                       help="only this kind: generator, encoder, domain (= domain_method: "
+                            "StyleDomain's, HyperDomainNet's and MindTheGap's domains), "
+                            "backbone, clip, archive")
         p = add("fetch", "download from the first source that works (URL, Google Drive, "
                          "Hugging Face mirror; resumable), check size and sha256 where the "
                          "manifest has them (else trust on first use), convert")

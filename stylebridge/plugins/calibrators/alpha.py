@@ -278,7 +278,7 @@ def alpha_usable(alpha: float | None, min_alpha: float = MIN_ALPHA) -> bool:
 
 
 def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-layers",
-                 n_layers: int | None = None) -> list[int]:
+                 n_layers: int | None = None, syntax_only: bool = False) -> list[int]:
     """A skip set → sorted unique style-layer indices (see :data:`LAYER_TABLE_DOC`).
 
     Text: comma-separated items, each a set name (``coarse``, ``first``, ``none``), a style-layer
@@ -287,7 +287,8 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
     An int or a sequence of ints is taken as already-resolved style-layer indices.  With
     ``n_layers`` (the generator's style-layer count), a W+ row's conv that the generator does
     not have (the last row reads only the last ToRGB) is left out instead of failing the range
-    check in :func:`skip_scale`.
+    check in :func:`skip_scale`.  ``syntax_only``: the check a command makes before loading
+    the generator; a ToRGB index is refused later, with that generator's layer counts.
     """
     if text is None or text == "":
         return []
@@ -319,7 +320,7 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
                 out.add(i)
         else:
             for i in _span(part, text, what):
-                if is_rgb_layer(i):
+                if is_rgb_layer(i) and not syntax_only:
                     raise StylebridgeError(
                         f"{what} {text!r}: style layer {i} is {layer_name(i)} (ToRGB), which "
                         "StyleSpace domains do not offset; our numbering counts every modulated "
