@@ -12,6 +12,7 @@ import json
 import math
 import socket
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -855,6 +856,44 @@ def test_featureshift_ddp_gloo_processes(env: Env, tmp_path: Path, world: int) -
     assert log[0]["world_size"] == world and log[0]["backend"] == "gloo"
     assert read_header(tmp_path / "run" / "model.safetensors").extra["step"] == 3
     assert all(np.isfinite(r["total"]) for r in log if "total" in r)
+
+
+def _ddp_interrupted_worker(rank: int, world: int, port: int, cfg: fs.TrainConfig,
+                            out: str) -> None:
+    import os
+    import signal
+
+    from stylebridge.pipelines.training.interrupt import TrainingInterrupted
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+    def ctrl_c_on_rank_1(trainer: fs.FeatureShiftTrainer) -> None:
+        if rank == 1 and trainer.step == 2:  # only this process is signalled
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        fs.train_featureshift(cfg, registry=make_registry(), on_step=ctrl_c_on_rank_1)
+    except TrainingInterrupted as exc:
+        (Path(out) / f"stopped{rank}.txt").write_text(str(exc.step))
+
+
+@pytest.mark.slow  # spawns two DDP worker processes (~5-8 s)
+def test_featureshift_ddp_ranks_stop_after_the_same_step(env: Env, tmp_path: Path) -> None:
+    """A signal reaching one rank only (or one a step before the other) left the other rank
+    waiting in the next step's all-reduce: the ranks now agree, all stop after that step and
+    rank 0 saves it."""
+    import torch.multiprocessing as mp
+
+    cfg = tiny_cfg(env, tmp_path / "run", steps=6, pretrain_inversion_steps=1, batch_size=1)
+    ctx = mp.spawn(_ddp_interrupted_worker, args=(2, _free_port(), cfg, str(tmp_path)),
+                   nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=5):
+        assert time.monotonic() < deadline, "a rank hung after the interrupt"
+    assert [(tmp_path / f"stopped{r}.txt").read_text() for r in range(2)] == ["2", "2"]
+    assert read_header(tmp_path / "run" / "state.safetensors").extra["step"] == 2
 
 
 @pytest.mark.slow  # torchrun with two processes (~5-8 s)

@@ -417,6 +417,18 @@ class FeatureShiftTrainer:
         if self.last_saved != self.step:
             self.save()
 
+    def _save_stopped(self) -> None:
+        """The save of a run stopped by a signal: every rank waits for rank 0's write."""
+        self._save_if_due()
+        if self.dist.backend is not None:
+            dist.barrier()
+
+    def _any_rank(self, requested: bool) -> bool:
+        """Whether any process was signalled (one all-reduce of a flag per step)."""
+        flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item() > 0)
+
     def save(self) -> None:
         """Write the training state and ``model.safetensors`` (rank 0, atomically); weights
         that became NaN/Inf are not saved."""
@@ -511,7 +523,9 @@ class FeatureShiftTrainer:
                             self.write_samples()
                         if self.on_step is not None:
                             self.on_step(self)
-                        stops.stop_if_requested(self.step, self.state_path, self._save_if_due)
+                        stops.stop_if_requested(self.step, self.state_path, self._save_stopped,
+                                                agree=self._any_rank if self.dist.world > 1
+                                                else None)
             finally:
                 emit(progress, "end", step=self.step, total=cfg.steps)
             if self.last_saved != self.step:

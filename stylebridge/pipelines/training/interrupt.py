@@ -7,12 +7,18 @@ after each whole step, saves the state (the same exact-resume state a scheduled 
 writes) and raises :class:`TrainingInterrupted`, whose one line says how to continue.  A second
 signal stops at once, as a plain Ctrl-C does (nothing is saved then).  Off the main thread
 (signals cannot be caught there) it does nothing and an interrupt behaves as before.
+
+Under DDP the processes must stop after the same step: a signal that reaches one rank a
+step before another would leave the other waiting in the next step's all-reduce for ever.
+The trainer passes ``agree`` (an all-reduce of the flag), so every rank stops after the step
+in which any of them was signalled.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -63,13 +69,18 @@ class StopRequests:
     def __exit__(self, *exc: object) -> None:
         self._restore()
 
-    def stop_if_requested(self, step: int, state: Path, save: Any) -> None:
+    def stop_if_requested(self, step: int, state: Path, save: Any, *,
+                          agree: Callable[[bool], bool] | None = None) -> None:
         """After a whole step: when a signal came, ``save()`` and raise
-        :class:`TrainingInterrupted`."""
-        if self.signal is None:
+        :class:`TrainingInterrupted`.  ``agree(requested)``: whether any process of the run
+        was signalled (DDP); every process calls it after every step."""
+        requested = self.signal is not None
+        if agree is not None:
+            requested = agree(requested)
+        if not requested:
             return
         save()
-        raise TrainingInterrupted(step, state, self.signal)
+        raise TrainingInterrupted(step, state, self.signal or signal.SIGINT)
 
 
 __all__ = ["StopRequests", "TrainingInterrupted"]
