@@ -808,3 +808,36 @@ def test_e4e_without_latent_avg_uses_the_decoders_mean_w(tmp_path: Path) -> None
     torch.save(obj, src)
     with pytest.raises(ConversionError, match="no 'latent_avg' and no decoder"):
         E4EConverter().convert(src, tmp_path / "e4e2.safetensors")
+
+
+def test_cli_convert_never_overwrites_with_its_generator_option(tmp_path: Path,
+                                                               capsys: Any) -> None:
+    """`-o generator=PATH` once replaced an existing file without --force, the upstream SRC
+    itself included, and could name DST: refused in one line, nothing written; --force
+    overwrites a plain existing file (never SRC)."""
+    import hashlib
+
+    src, _ = _psp_file(tmp_path, "e4e")
+    other = tmp_path / "victim.pt"
+    other.write_bytes(b"someone's file")
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    before = {p: digest(p) for p in (src, other)}
+    dst = tmp_path / "enc.safetensors"
+    for gen, why in ((other, "-o generator already exists (use --force"),
+                     (src, "-o generator is the same file as SRC"),
+                     (dst, "-o generator is the same file as DST"),
+                     (tmp_path, "-o generator is a folder")):
+        code = main(["convert", "e4e", str(src), str(dst), "-o", f"generator={gen}"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and why in err, err
+        assert not dst.exists()
+    assert {p: digest(p) for p in (src, other)} == before
+    code = main(["convert", "e4e", str(src), str(dst), "-o", f"generator={src}", "--force"])
+    assert code == 2 and "same file as SRC" in capsys.readouterr().err
+    assert digest(src) == before[src]
+    assert main(["convert", "e4e", str(src), str(dst), "-o", f"generator={other}",
+                 "--force"]) == 0
+    assert load_stylegan2(other).generator.size == 32 and read_header(dst).plugin == "e4e"

@@ -458,6 +458,9 @@ class Converter(Plugin, ABC):
     source: ClassVar[str] = ""  # what file it reads, for `stylebridge plugins` / `convert --help`
     #: the ``-o KEY=VALUE`` options it accepts
     accepted_options: ClassVar[frozenset[str]] = frozenset()
+    #: those whose value is another file it writes (``generator=PATH``): ``convert`` checks
+    #: them as it checks DST (no overwrite without ``--force``, never SRC or DST)
+    output_options: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult: ...

@@ -89,6 +89,7 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
     ),
     itf.Converter: (
         Capability("source", "reads an upstream file", "value"),
+        Capability("output_options", "writes other files too, named by these options", "value"),
     ),
 }
 

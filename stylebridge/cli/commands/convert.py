@@ -27,6 +27,27 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
 
 
 
+def check_outputs(converter: Any, src: Path, dst: Path, options: dict[str, Any], *,
+                  force: bool) -> None:
+    """Every file the conversion writes (DST and the converter's ``output_options``, such as
+    ``generator=PATH``) is new or ``--force``d, and none is SRC or another output: a
+    ``-o generator=`` once replaced the upstream file it was reading, without a word."""
+    outputs = [("DST", dst)] + [(f"-o {key}", Path(str(options[key])))
+                                for key in sorted(converter.output_options) if options.get(key)]
+    seen: dict[Path, str] = {}
+    for label, path in outputs:
+        where = path.resolve()
+        if where == src.resolve():
+            raise StylebridgeError(f"{label} is the same file as SRC", path=path)
+        if where in seen:
+            raise StylebridgeError(f"{label} is the same file as {seen[where]}", path=path)
+        seen[where] = label
+        if path.is_dir():
+            raise StylebridgeError(f"{label} is a folder; give a file name", path=path)
+        if path.exists() and not force:
+            raise StylebridgeError(f"{label} already exists (use --force to overwrite)", path=path)
+
+
 class ConvertCommand(Command):
     name = "convert"
     help = "convert an upstream checkpoint into a stylebridge checkpoint"
@@ -40,17 +61,15 @@ class ConvertCommand(Command):
         parser.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
                             help="converter option, repeatable (e.g. expect_size=1024, "
                                  "lr_mlp=0.01, discriminator=false)")
-        parser.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+        parser.add_argument("--force", action="store_true",
+                            help="overwrite DST (and a -o generator= file) if it exists")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         converter = get_registry().get("converter", args.kind).obj
         options = parse_options(args.option)
         if not args.src.exists():
             raise StylebridgeError("no such file", path=args.src)
-        if args.dst.exists() and not args.force:
-            raise StylebridgeError("already exists (use --force to overwrite)", path=args.dst)
-        if args.dst.resolve() == args.src.resolve():
-            raise StylebridgeError("DST is the same file as SRC", path=args.dst)
+        check_outputs(converter, args.src, args.dst, options, force=args.force)
         with console.status(f"converting {escape(str(args.src))} with {escape(args.kind)}"):
             result = converter.convert(args.src, args.dst, **options)
         console.print(f"[green]wrote[/green] {escape(str(result.path))} "

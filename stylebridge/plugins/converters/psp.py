@@ -162,6 +162,7 @@ class _PSPFamilyConverter(Converter):
     """``{"state_dict": {encoder.*, decoder.*}, "opts", "latent_avg"}`` → our encoder (+ generator)."""
 
     accepted_options = frozenset({"generator"})
+    output_options = frozenset({"generator"})
 
     encoder_cls: ClassVar[type[IRSEStyleEncoder]]
     encoder_type: ClassVar[str]   # opts["encoder_type"] upstream

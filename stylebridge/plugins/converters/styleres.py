@@ -44,6 +44,7 @@ class StyleResConverter(Converter):
 
     name = "styleres"
     accepted_options = frozenset({"generator"})
+    output_options = frozenset({"generator"})
     description = ("StyleRes styleres_ffhq.pth -> styleres encoder (generator=PATH also writes its "
                    "generator); non-commercial licence")
     source = ("StyleRes .pth {e4e, latent_avg, generator_smooth (NVlabs naming + "
