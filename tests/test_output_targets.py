@@ -130,3 +130,53 @@ def test_a_folder_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError) as exc, atomic_path(tmp_path) as tmp:
         tmp.write_text("x")
     assert exc.value.filename == str(tmp_path)
+
+
+def test_outputs_that_are_inputs_or_each_other_are_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`eval --json pred/img0.png` wrote JSON over a prediction, `--json r --csv r` lost the
+    JSON, `calibrate --out` (with --force) replaced the encoder it read: one line each, and
+    the files are untouched."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    pred, tgt = tmp_path / "pred", tmp_path / "tgt"
+    for folder in (pred, tgt):
+        folder.mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 40 * i + 10, np.uint8)).save(folder / f"img{i}.png")
+    files = sorted(pred.iterdir()) + sorted(tgt.iterdir())
+
+    def digests() -> list[str]:
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+
+    before = digests()
+    base = ["eval", "-m", "mse", "--pred", str(pred), "--target", str(tgt)]
+    for extra, said in ((["--json", str(pred / "img0.png")], "--json names a file this run reads"),
+                        (["--csv", str(tgt / "img1.png")], "--csv names a file this run reads"),
+                        (["--json", str(tmp_path / "r"), "--csv", str(tmp_path / "r")],
+                         "--csv and --json name the same file")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and said in err, err
+    assert digests() == before and not (tmp_path / "r").exists()
+    assert main([*base, "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")]) == 0
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    encoder = preset.e4e.read_bytes()
+    for out in (preset.e4e, sorted(preset.images.iterdir())[0]):
+        code = main(["calibrate", "alpha", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
+                     "--images", str(preset.images), "--out", str(out), "--force",
+                     "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "--out names a file this run reads" in err, err
+    assert preset.e4e.read_bytes() == encoder
+    # analyze latents into its photo folder: a rerun read latents.png as a photo
+    assert main(["analyze", "latents", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
+                 "--images", str(preset.images), "--out", str(preset.images)]) == 2
+    assert "is also an input folder" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,37 @@ def write_json(dst: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(dst) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def check_outputs_apart(outputs: Mapping[str, str | Path | None],
+                        inputs: Iterable[str | Path]) -> None:
+    """One-line error, before any work, when an output would replace one of the files the
+    run reads (``eval --json pred/img0.png``, ``calibrate --out`` the encoder it fits) or two
+    outputs are one file (``--json r.json --csv r.json``: one report lost).  ``outputs``:
+    option → path (``None``: not written); ``inputs``: the files read, folders for the
+    files they hold (only those an output is in are listed)."""
+    from stylebridge.errors import StylebridgeError
+
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None or output_target(path)[0] != "atomic":  # streams, devices
+            continue
+        where = Path(path).resolve()
+        if where in seen:
+            raise StylebridgeError(f"{option} and {seen[where]} name the same file: one would "
+                                   "replace the other", path=path)
+        seen[where] = option
+    if not seen:
+        return
+    for item in inputs:
+        item = Path(item)
+        files = [item] if not item.is_dir() else [p for p in item.iterdir()
+                                                  if p.resolve() in seen]
+        for file in files:
+            option = seen.get(file.resolve())
+            if option is not None:
+                raise StylebridgeError(f"{option} names a file this run reads: writing it "
+                                       "would replace that input", path=file)
 
 
 def check_writable(dst: str | Path) -> None:

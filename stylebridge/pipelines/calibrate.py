@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from stylebridge.core.batch import BatchReport, require_inputs
 from stylebridge.core.device import resolve_device
+from stylebridge.core.io import check_outputs_apart
 from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
@@ -105,10 +106,30 @@ class CalibrateResult:
         return self.report.exit_code
 
 
+def _spec_files(config: CalibrateConfig) -> list[Path]:
+    """The checkpoint files the encoder and generator specs name (files that exist)."""
+    from stylebridge.registry.spec import parse_plugin_spec
+
+    out = []
+    for spec in (config.encoder, config.generator):
+        if Path(str(spec)).is_file():
+            out.append(Path(str(spec)))
+            continue
+        try:
+            path = parse_plugin_spec(str(spec)).path
+        except StylebridgeError:
+            continue
+        if path is not None and path.is_file():
+            out.append(path)
+    return out
+
+
 def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors)."""
     config.check_photos()
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
+    # --force overwrites an earlier calibration, never what this one reads
+    check_outputs_apart({"--out": config.out}, [*config.images, *_spec_files(config)])
     if config.out.exists() and not config.force:
         raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
     cls = get_registry().get("calibrator", config.calibrator).obj

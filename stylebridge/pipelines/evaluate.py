@@ -39,7 +39,7 @@ from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import Metric
-from stylebridge.core.io import atomic_path, check_writable, write_json
+from stylebridge.core.io import atomic_path, check_outputs_apart, check_writable, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError
@@ -407,6 +407,9 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         if not pred_files:
             raise StylebridgeError(f"--suffix {config.suffix}: no file of --pred has a name "
                                    "ending with it")
+    # a report path that is an input, or both reports one file: refused before the work
+    check_outputs_apart({"--json": config.json, "--csv": config.csv},
+                        [*config.pred, *(config.target or [])])
     for dst in (config.json, config.csv):  # before the work, not after it
         if dst is not None:
             check_writable(dst)

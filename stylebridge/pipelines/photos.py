@@ -59,17 +59,22 @@ class PhotoOptions:
     def check_out(self, out: Path) -> None:
         """One-line error when the output folder is one of the image folders: the next run
         (a rerun, a ``--resume``) would read this run's pictures as photos."""
-        target = Path(out).resolve()
-        for item in self.images:
-            if Path(item).is_dir() and Path(item).resolve() == target:
-                raise StylebridgeError(f"--out {out} is also an input folder: the next run "
-                                       "would read these outputs as photos; choose another "
-                                       "--out")
+        check_out_folder(out, self.images)
 
     @property
     def batching(self) -> dict[str, Any]:
         """``batch``, ``align`` and ``align_size``, as the photo-batch readers take them."""
         return {"batch": self.batch, "align": self.align, "align_size": self.align_size}
+
+
+def check_out_folder(out: str | Path, images: Sequence[str | Path]) -> None:
+    """One-line error when the output folder ``out`` is one of the image folders: the next
+    run (a rerun, a ``--resume``) would read this run's pictures as photos."""
+    target = Path(out).resolve()
+    for item in images:
+        if Path(item).is_dir() and Path(item).resolve() == target:
+            raise StylebridgeError(f"--out {out} is also an input folder: the next run "
+                                   "would read these outputs as photos; choose another --out")
 
 
 def is_random(obj: Any) -> bool:
@@ -128,5 +133,5 @@ def open_encoder(spec: str, device: torch.device) -> Encoder:
     return encoder
 
 
-__all__ = ["PhotoOptions", "check_photo_options", "drawn_anew", "generator_file", "is_random",
+__all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "drawn_anew", "generator_file", "is_random",
            "open_encoder", "open_generator", "random_parts", "weights_path"]

@@ -38,7 +38,7 @@ from stylebridge.pipelines.analyze.stats import (
     collect_encoder_stats,
     collect_mapping_stats,
 )
-from stylebridge.pipelines.photos import weights_path
+from stylebridge.pipelines.photos import check_out_folder, weights_path
 from stylebridge.pipelines.resume import RowJournal, file_identity, model_setting
 from stylebridge.registry.resolve import load_encoder
 
@@ -140,6 +140,7 @@ def _check(config: LatentsConfig) -> None:
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
     if config.alpha_tol < 0:
         raise StylebridgeError(f"--alpha-tol {config.alpha_tol}: must be >= 0")
+    check_out_folder(config.out, config.images)  # a rerun would read latents.png as a photo
 
 
 def _encoder_batches(paths: Sequence[Path], report: BatchReport, config: LatentsConfig,
