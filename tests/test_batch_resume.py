@@ -365,6 +365,9 @@ def test_generate_resumed_writes_what_an_uninterrupted_run_writes(
     assert _journal(out)["done"] == 3
     assert main(argv(out, "--truncation", "0.5", "--resume")) == 2
     assert "--resume: --truncation differs (1.0 then, 0.5 now)" in capsys.readouterr().err
+    # what a `kill -9` mid-write leaves: the resumed run ends without them
+    (out / ".seed0004.png.x7k2m9qa.tmp").write_bytes(b"half a png")
+    (out / ".grid.png.ab_12cd3.tmp").write_bytes(b"")
     assert main(argv(out, "--resume")) == 0
     assert "3 seed(s) done before are kept" in " ".join(capsys.readouterr().out.split())
     assert _files(out) == _files(ref)  # every sample, grid.png, generate.json

@@ -180,3 +180,27 @@ def test_outputs_that_are_inputs_or_each_other_are_refused_before_any_work(
     assert main(["analyze", "latents", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
                  "--images", str(preset.images), "--out", str(preset.images)]) == 2
     assert "is also an input folder" in capsys.readouterr().err
+
+
+def test_stale_temporaries_are_removed_only_where_asked(tmp_path: Path) -> None:
+    """A killed atomic write leaves `.NAME.XXXXXXXX.tmp`; a run taking over its folder removes
+    those (recursively in its own folder, only its own output's in a shared one), nothing
+    else that ends in .tmp."""
+    from stylebridge.core.io import remove_stale_temporaries
+
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    stale = [run / ".a.png.x7k2m9qa.tmp", run / "sub" / ".b.json.q_1z2y3x.tmp"]
+    kept = [run / "notes.tmp", run / ".cache.tmp", run / "sub" / ".b.json.short.tmp",
+            run / "a.png"]
+    for path in [*stale, *kept]:
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(run) == 2
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    shared = tmp_path / "home"
+    shared.mkdir()
+    mine, other = shared / ".r.json.abcdefgh.tmp", shared / ".other.txt.abcdefgh.tmp"
+    for path in (mine, other):
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(shared, "r.json") == 1
+    assert not mine.exists() and other.exists()

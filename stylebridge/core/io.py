@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import glob
 import json
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -33,6 +35,29 @@ def _temporary_beside(dst: Path, name: Path | None = None) -> Path:
         raise _named_error(exc, name or dst) from None
     os.close(fd)
     return Path(tmp_name)
+
+
+#: the names :func:`_temporary_beside` gives (``.NAME.`` + mkstemp's 8 characters + ``.tmp``)
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> int:
+    """Delete the hidden ``.NAME.*.tmp`` files an atomic write leaves when its process is
+    killed (``kill -9``, out of memory) under ``folder``, a run's own output folder; with
+    ``name``, only those of that one output in ``folder`` itself (a report written into a
+    folder shared with other files).  Returns how many.  Call it where a run takes over what
+    an interrupted run wrote (its journal says so), not while another process writes there."""
+    removed = 0
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    found = root.glob(f".{glob.escape(name)}.*.tmp") if name else root.rglob(".*.tmp")
+    for path in found:
+        if _TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 #: output names that mean "print it": the bytes go to the process's own stream

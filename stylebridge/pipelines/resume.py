@@ -45,7 +45,7 @@ from torch import Tensor
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.images import load_image, save_png
 from stylebridge.core.interfaces import Metric
-from stylebridge.core.io import write_json
+from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.errors import StylebridgeError
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
@@ -209,6 +209,8 @@ class Journal:
                       inputs=[str(p) for p in inputs], unit=unit)
         state_file = folder / STATE_FILE
         found = state_file.is_file()
+        if found:  # a killed run's half-written files (`.seed0042.png.x7k2m9qa.tmp`) go
+            remove_stale_temporaries(out, name or None)
         if not resume:
             if found:
                 then = _state_command(state_file) or command
@@ -423,6 +425,7 @@ class RowJournal:
                 journal.notices.append(f"--resume: {out} holds no interrupted run; computing "
                                        f"every {unit}")
             return journal
+        remove_stale_temporaries(out)  # a killed run's half-written files
         if not resume:
             journal.notices.append(f"{out} holds an interrupted run; starting over (--resume "
                                    "continues it)")
