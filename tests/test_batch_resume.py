@@ -280,7 +280,11 @@ def test_resume_is_refused_for_random_weights_built_without_a_file(
     out = tmp_path / "out"
     argv = [a if a != f"test-adapt-tiny:{files['enc']}" else "test-adapt-tiny"
             for a in _adapt_argv(files, out)]
-    _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    said = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    # the Ctrl-C hint does not offer the --resume that is refused next
+    assert "--resume --out" not in said
+    assert ("--encoder ran on random weights built without a checkpoint file, which a new run "
+            "draws anew: a --resume would be refused; rerun without --resume" in said)
     assert main([*argv, "--resume"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert ("--resume: --encoder run(s) on random weights built without a checkpoint file"
@@ -417,6 +421,13 @@ def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
     for name in ("eval.json", "eval.csv"):
         assert (out / name).read_text().replace(str(out), "X") == \
             (ref / name).read_text().replace(str(ref), "X")
+    # a metric on random weights: the hint does not offer the --resume that would be refused
+    calls[0] = 0
+    with monkeypatch.context() as m:
+        m.setattr(MSEMetric, "update", update)
+        assert main(argv(tmp_path / "r2", "-m", "lpips:allow_random=true")) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert "--metric lpips ran on random weights" in said and "... --resume`" not in said
 
 
 def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(

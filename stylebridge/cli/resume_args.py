@@ -18,6 +18,7 @@ from stylebridge.pipelines.resume import (
     JOURNAL_DIR,
     ROWS_FILE,
     Journal,
+    drawn_in,
     interrupted_run,
     resume_hint,
 )
@@ -68,7 +69,8 @@ def resumable(console: Console, journal: Journal | None, command: str, out: Path
         yield
     except (KeyboardInterrupt, MemoryError, OSError):
         if journal.saved if journal is not None else interrupted_run(out) == command:
-            console.print(f"[yellow]{escape(resume_hint(command, out))}[/yellow]")
+            drawn = journal.drawn if journal is not None else drawn_in(out / JOURNAL_DIR)
+            console.print(f"[yellow]{escape(resume_hint(command, out, drawn))}[/yellow]")
         raise
 
 

@@ -150,6 +150,8 @@ class Journal:
     resumed: bool = False
     notices: list[str] = field(default_factory=list)
     unit: str = "photo"  # what an input is, in messages ("seed" for generate)
+    #: options on random weights built without a file: a --resume of this run is refused
+    drawn: list[str] = field(default_factory=list)
     #: a pipeline's own running state (JSON values), saved and restored with the rest
     #: (``calibrate``: its style-mean sums)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -206,7 +208,7 @@ class Journal:
         writes its files beside other runs' outputs)."""
         folder = Path(out) / (f"{JOURNAL_DIR}-{name}" if name else JOURNAL_DIR)
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
-                      inputs=[str(p) for p in inputs], unit=unit)
+                      inputs=[str(p) for p in inputs], unit=unit, drawn=list(drawn))
         state_file = folder / STATE_FILE
         found = state_file.is_file()
         if found:  # a killed run's half-written files (`.seed0042.png.x7k2m9qa.tmp`) go
@@ -387,7 +389,8 @@ class Journal:
             "how": self.how, "inputs": {"count": len(self.inputs),
                                         "sha256": self.inputs_digest},
             "done": len(self.report.done), "log_bytes": self._log_bytes + len(data),
-            "metrics": states, "grid_rows": len(self.grid_rows), "extra": self.extra})
+            "metrics": states, "grid_rows": len(self.grid_rows), "extra": self.extra,
+            "drawn": self.drawn})
         self._log_bytes += len(data)
         self._rows_saved = len(self.grid_rows)
         self._done_saved, self._skipped_saved = len(self.report.done), len(self.report.skipped)
@@ -482,11 +485,29 @@ def _state_command(state_file: Path) -> str | None:
         return None
 
 
-def resume_hint(command: str, out: Path) -> str:
-    """What to run after an interrupted batch run."""
+def drawn_in(state_folder: Path) -> list[str]:
+    """The options an interrupted run's journal (in ``state_folder``) records as random
+    weights built without a file: its ``--resume`` would be refused."""
+    try:
+        drawn = json.loads((Path(state_folder) / STATE_FILE).read_text(encoding="utf-8"))["drawn"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [str(d) for d in drawn] if isinstance(drawn, list) else []
+
+
+def resume_hint(command: str, out: Path, drawn: Sequence[str] = (), *,
+                where: str | None = None) -> str:
+    """What to run after an interrupted batch run (``drawn``: why a ``--resume`` would be
+    refused; ``where``: how to name the output, default ``--out OUT``)."""
+    where = f"--out {out}" if where is None else where
+    if drawn:
+        return (f"{', '.join(drawn)} ran on random weights built without a checkpoint file, "
+                "which a new run draws anew: a --resume would be refused; rerun without "
+                f"--resume (or give {'them' if len(drawn) > 1 else 'it'} a checkpoint file)")
     return (f"the work of every finished batch is kept for {out}: continue with "
-            f"`stylebridge {command} ... --resume --out {out}` (the same options)")
+            f"`stylebridge {command} ... --resume {where}` (the same options)")
 
 
 __all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "ROWS_FILE", "Journal", "RowJournal", "differs",
-           "file_identity", "interrupted_run", "model_setting", "random_metrics", "resume_hint"]
+           "drawn_in", "file_identity", "interrupted_run", "model_setting", "random_metrics",
+           "resume_hint"]

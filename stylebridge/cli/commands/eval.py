@@ -23,6 +23,7 @@ from stylebridge.pipelines.evaluate import (
     evaluate,
     journal_folder,
 )
+from stylebridge.pipelines.resume import drawn_in, resume_hint
 from stylebridge.registry import hookimpl
 
 
@@ -128,8 +129,11 @@ class EvalCommand(Command):
             progress.stop()
             folder = journal_folder(config)
             if folder is not None and (folder / "state.json").is_file():
-                console.print("[yellow]the pairs of every finished batch are kept: continue "
-                              "with `stylebridge eval ... --resume` (the same options)[/yellow]")
+                drawn = drawn_in(folder)
+                hint = (resume_hint("eval", folder.parent, drawn) if drawn else
+                        "the pairs of every finished batch are kept: continue with "
+                        "`stylebridge eval ... --resume` (the same options)")
+                console.print(f"[yellow]{escape(hint)}[/yellow]")
             raise
         finally:
             progress.stop()
