@@ -390,3 +390,36 @@ def test_a_batch_where_nothing_was_done_ends_with_one_error_line(corpus, tmp_pat
     assert code == 2
     assert err.endswith(f"error: nothing done: {corpus['zero_bytes.png']}: is empty (0 bytes) "
                         "(and 1 more, in the table above)\n")
+
+
+def test_a_run_of_which_nothing_could_be_used_ends_in_one_error_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`eval` with no pairs and `calibrate` with no readable photo printed two `error:`
+    lines (the report's "nothing done" and the exception's); now the table, then one."""
+    import numpy as np
+    from PIL import Image
+
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    pred, tgt = tmp_path / "pred", tmp_path / "tgt"
+    for folder, names in ((pred, ("a", "b")), (tgt, ("x",))):
+        folder.mkdir()
+        for name in names:
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{name}.png")
+    assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(tgt)]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error")]
+    assert len(errors) == 1 and "no image pairs to evaluate" in errors[0], errors
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"not an image")
+    (bad / "b.png").write_bytes(b"")
+    assert main(["calibrate", "alpha", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
+                 "--images", str(bad), "--out", str(tmp_path / "a.safetensors"),
+                 "--no-align", "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    errors = [ln for ln in captured.err.splitlines() if ln.startswith("error")]
+    assert len(errors) == 1, errors
+    assert "0 done, 2 skipped" in captured.out and "is empty (0 bytes)" in captured.out

@@ -119,8 +119,11 @@ def progress_bar(console: Console) -> Iterator[ProgressCallback]:
         yield update
 
 
-def print_batch_report(console: Console, report: BatchReport) -> None:
-    """A short summary and the table of skipped files (a file name is never rich markup)."""
+def print_batch_report(console: Console, report: BatchReport, *,
+                       error_follows: bool = False) -> None:
+    """A short summary and the table of skipped files (a file name is never rich markup).
+    With nothing done, an ``error: nothing done`` line ends it, unless ``error_follows``
+    (the caller raises the one error line that says why)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -136,7 +139,7 @@ def print_batch_report(console: Console, report: BatchReport) -> None:
         for path, reason in report.skipped:
             table.add_row(Text(str(path)), Text(reason))
         console.print(table)
-    if report.skipped and not report.done:  # exit code 2: nothing was done, say it in one line
+    if report.skipped and not report.done and not error_follows:  # exit 2: nothing was done
         path, reason = report.skipped[0]
         more = f" (and {len(report.skipped) - 1} more, in the table above)" \
             if len(report.skipped) > 1 else ""
@@ -179,7 +182,8 @@ class ConsoleBars:
             self.tasks = {}
 
     def failed(self, report: BatchReport) -> None:
-        print_batch_report(self.console, report)
+        """The report of a run that failed: the error raised after it is the one line."""
+        print_batch_report(self.console, report, error_follows=True)
 
 
 def add_fit_argument(parser: argparse.ArgumentParser, extra: str = "") -> None:

@@ -66,7 +66,7 @@ class CalibrateCommand(Command):
             try:
                 result = run_calibrate(job, progress)
             except StylebridgeError:
-                print_batch_report(console, job.report)
+                print_batch_report(console, job.report, error_follows=True)
                 raise
         calib, n_images, random = result.calibrator, result.n_images, result.random
         gen = job.generator

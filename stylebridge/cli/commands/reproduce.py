@@ -224,7 +224,7 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
             finally:
                 display.close()
     except NoUsableInputs as exc:
-        print_batch_report(console, exc.report)
+        print_batch_report(console, exc.report, error_follows=True)
         raise
     data = result.data
     print_tables(console, data)
