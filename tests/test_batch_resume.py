@@ -551,3 +551,17 @@ def test_a_run_into_a_finished_runs_folder_says_it_replaces_its_report(
     said = " ".join(capsys.readouterr().out.split())
     assert (f"{out} holds the report of an earlier run (metrics.json, grid.png): this run "
             "replaces them") in said
+
+
+def test_a_generate_into_a_finished_generates_folder_says_it(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """generate writes no metrics.json: a second run with fewer seeds left the first's
+    seed0004-0007 beside its own without a word; its grid.png now says a run was there."""
+    out = tmp_path / "out"
+    argv = ["generate", "-g", str(files["gen"]), "--seeds", "0-3", "--device", "cpu",
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert "earlier run" not in capsys.readouterr().out
+    assert main([*argv[:4], "0-1", *argv[5:]]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"{out} holds the report of an earlier run (grid.png): this run replaces it" in said

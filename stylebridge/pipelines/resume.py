@@ -220,12 +220,14 @@ class Journal:
                     f"{out} holds an interrupted {then} run "
                     f"({cls._count_done(state_file, unit)}); starting over"
                     + (" (--resume continues it)" if then == command else ""))
-            elif not name and (Path(out) / REPORT_FILE).is_file():
-                # a finished run's report is about to be replaced by this run's
+            elif not name and (reports := [f for f in (REPORT_FILE, "grid.png")
+                                            if (Path(out) / f).is_file()]):
+                # a finished run's report is about to be replaced by this run's (generate
+                # writes no metrics.json: its grid.png says a run was there)
                 journal.notices.append(
-                    f"{out} holds the report of an earlier run ({REPORT_FILE}, grid.png): this "
-                    "run replaces them; the earlier run's pictures stay, but no report will "
-                    "name them (a new --out keeps both)")
+                    f"{out} holds the report of an earlier run ({', '.join(reports)}): this "
+                    f"run replaces {'them' if len(reports) > 1 else 'it'}; the earlier run's "
+                    "pictures stay, but no report will name them (a new --out keeps both)")
             return journal
         if not found:
             journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
