@@ -126,7 +126,8 @@ def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: P
     method.save(domains / "from-image.safetensors", extra=random)   # target from the JSON
     method.save(domains / "no-target.safetensors", extra=random)    # no target anywhere
     targets = tmp_path / "targets.json"
-    targets.write_text(json.dumps({"from-image.safetensors": {"image": "photos/photo0.png"}}))
+    targets.write_text(json.dumps({"from-image.safetensors": {"image": "photos/photo0.png"},
+                                   "fromimage.safetensors": {"text": "a typo"}}))
 
     out = tmp_path / "out"
     args = ["reproduce", "thesis-tables", "--images", str(images), "--domains", str(domains),
@@ -143,6 +144,8 @@ def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: P
     assert "broken.png" in text and "no-target.safetensors" in text
     assert "'FeatureShift on FSE' skipped" in text and "--featureshift-fse" in text
     assert "RANDOM WEIGHTS" in text   # the files' headers say so
+    # a key of the targets JSON that names no domain (a typo) is said, not ignored
+    assert "entry 'fromimage.safetensors' names no domain of this run" in " ".join(text.split())
 
     data = json.loads((out / R.JSON_FILE).read_text())
     rows = {r["key"]: r for r in data["rows"]}

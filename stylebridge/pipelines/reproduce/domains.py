@@ -110,11 +110,14 @@ def read_targets(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _lookup_target(targets: Mapping[Path, dict[str, dict[str, Any]]], path: Path
-                   ) -> dict[str, Any] | None:
+def _lookup_target(targets: Mapping[Path, dict[str, dict[str, Any]]], path: Path,
+                   used: set[tuple[Path, str]] | None = None) -> dict[str, Any] | None:
+    """The entry of ``path`` in the targets JSONs (``used`` collects ``(json, key)``)."""
     for json_path, table in targets.items():
         for key in (path.name, path.stem, str(path)):
             if key in table:
+                if used is not None:
+                    used.add((json_path, key))
                 return table[key]
         for key, entry in table.items():
             candidate = Path(key)
@@ -122,6 +125,8 @@ def _lookup_target(targets: Mapping[Path, dict[str, dict[str, Any]]], path: Path
                 candidate = json_path.parent / candidate
             with contextlib.suppress(OSError):
                 if candidate.resolve() == path.resolve():
+                    if used is not None:
+                        used.add((json_path, key))
                     return entry
     return None
 
@@ -165,6 +170,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
     targets = {p: read_targets(p) for p in jsons}
     out: list[DomainEntry] = []
     names: set[str] = set()
+    used: set[tuple[Path, str]] = set()
     for path in files:
         try:
             header, method = load_checked_domain(path, generator=generator, device=device)
@@ -173,7 +179,7 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
             continue
         target, header_kind = _header_target(header.extra, path)
         source = "header"
-        sidecar = _lookup_target(targets, path)
+        sidecar = _lookup_target(targets, path, used)
         if sidecar is not None:
             target, source = dict(sidecar), "targets JSON"
         if not target.get("text") and target.get("image") is None:
@@ -196,6 +202,11 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
                                image=None if image is None else Path(image),
                                target_source=source, random=header_random(header.extra),
                                plugin=header.plugin))
+    for json_path, table in targets.items():  # a typo in a key must not pass unnoticed
+        for key in sorted(set(table) - {k for j, k in used if j == json_path}):
+            report.note(json_path, f"entry {key!r} names no domain of this run (given: "
+                                   f"{', '.join(p.name for p in files[:5])}"
+                                   f"{', ...' if len(files) > 5 else ''})")
     return out
 
 
