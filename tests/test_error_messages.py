@@ -92,3 +92,28 @@ def test_an_unexpected_error_is_bounded(capsys, monkeypatch) -> None:
     code = main(["plugins"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and len(err) < 600 and "characters cut" in err
+
+
+def test_wording_of_files_that_are_not_what_was_asked(tmp_path, capsys, monkeypatch) -> None:
+    """QA wording: a folder is called a folder; stylebridge's own header-less files (a tiny
+    CLIP, a dataset shard) are not sent to `convert`; `a`/`an` before a kind."""
+    from stylebridge.cli.main import main
+    from stylebridge.core.checkpoint import read_header, with_article
+    from stylebridge.errors import CheckpointError
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    clip = sorted((preset.root / "clip").glob("*.safetensors"))[0]
+    with pytest.raises(CheckpointError, match=r"is a plain weights file .*not a stylebridge "
+                                              r"checkpoint"):
+        read_header(clip)
+    monkeypatch.chdir(preset.root)  # a bare folder name read as a spec: said to be a folder
+    assert main(["info", "images"]) == 2
+    assert "is a folder; give a checkpoint file in it" in capsys.readouterr().err
+    assert main(["convert", "clip-openai", str(preset.root / "images"),
+                 str(tmp_path / "o.safetensors")]) == 2
+    assert "is a folder; give the upstream checkpoint file" in capsys.readouterr().err
+    assert (with_article("encoder"), with_article("generator"), with_article("psp"),
+            with_article("e4e")) == ("an encoder", "a generator", "a psp", "an e4e")
+    assert main(["info", f"fse:{preset.e4e}"]) == 2
+    assert "holds an encoder of plugin 'e4e'" in capsys.readouterr().err

@@ -58,6 +58,14 @@ class CheckpointHeader:
         )
 
 
+def with_article(word: str) -> str:
+    """``a generator``, ``an encoder``: a kind named in a message."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+_a = with_article
+
+
 def _detach_for_saving(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies; tensors that share storage are cloned (safetensors refuses them)."""
     out: dict[str, torch.Tensor] = {}
@@ -152,6 +160,17 @@ def unreadable_safetensors(path: Path, exc: BaseException) -> CheckpointError:
     return CheckpointError(f"not a readable safetensors file ({reason})", path=path)
 
 
+def _plain_file_kind(metadata: Mapping[str, str]) -> str | None:
+    """What a header-less safetensors file that stylebridge wrote is, from its metadata: a
+    FeatureShift dataset shard, a plain weights file (CLIP, LPIPS); ``None``: unknown."""
+    fmt = str(metadata.get("format", ""))
+    if fmt.startswith("stylebridge-featureshift"):
+        return "a FeatureShift dataset shard (`train featureshift --data` reads its folder)"
+    if "random_weights" in metadata or "quick_gelu" in metadata:
+        return "a plain weights file (CLIP, LPIPS, ...)"
+    return None
+
+
 def read_header(path: str | Path) -> CheckpointHeader:
     """Read and validate the header only (no tensor data is loaded)."""
     path = Path(path)
@@ -163,6 +182,10 @@ def read_header(path: str | Path) -> CheckpointHeader:
         raise unreadable_safetensors(path, exc) from None
     raw = metadata.get(METADATA_KEY)
     if raw is None:
+        what = _plain_file_kind(metadata)
+        if what is not None:
+            raise CheckpointError(f"is {what}, not a stylebridge checkpoint (no stylebridge "
+                                  "header): the command that uses it reads it", path=path)
         raise CheckpointError(
             "safetensors file without a stylebridge header; if it is an upstream checkpoint, "
             "convert it first with `stylebridge convert`",
@@ -216,7 +239,7 @@ def load_checkpoint(
                               path=path)
     if plugin is not None and header.plugin != plugin:
         raise CheckpointError(
-            f"holds a {header.kind} of plugin {header.plugin!r}, expected {plugin!r}", path=path)
+            f"holds {_a(header.kind)} of plugin {header.plugin!r}, expected {plugin!r}", path=path)
     tensors: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as fh:

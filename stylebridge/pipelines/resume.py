@@ -274,7 +274,8 @@ class Journal:
         if (n_inputs, digest) != (len(self.inputs), self.inputs_digest):
             raise StylebridgeError(
                 f"--resume: the interrupted run in {where} had other {self.unit}s ({n_inputs} "
-                f"then, {len(self.inputs)} now{self._first_change()}); give the same IMAGES, "
+                f"then, {len(self.inputs)} now{self._first_change()}); give the same "
+                f"{'--seeds' if self.unit == 'seed' else 'IMAGES'}, "
                 "or another --out to start a new run")
         why = differs(settings, self.settings)
         if why is not None:

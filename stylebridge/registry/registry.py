@@ -22,6 +22,7 @@ from stylebridge.core.checkpoint import (
     read_header,
     refuse_wrong_dtypes,
 )
+from stylebridge.core.checkpoint import with_article as _a
 from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
@@ -408,7 +409,7 @@ class Registry:
             raise CheckpointError(f"is a checkpoint of kind {header.kind!r} ({header.plugin}), "
                                   f"expected kind {kind!r}", path=path)
         if name is not None and header.plugin != name:
-            raise CheckpointError(f"holds a {header.kind} of plugin {header.plugin!r}, expected "
+            raise CheckpointError(f"holds {_a(header.kind)} of plugin {header.plugin!r}, expected "
                                   f"{name!r}", path=path)
         if cls is None:
             broken = sorted({f.provider for f in self.failures})

@@ -358,6 +358,8 @@ def resolve_checkpoint(text: str, what: str) -> tuple[str | None, Path]:
     if known:
         raise SpecError(f"{what} {text!r}: no {what} weights are installed; "
                         f"{manager.missing_message(known[0])}")
+    if Path(text).is_dir():
+        raise SpecError(f"{what} spec {text!r} is a folder; give a checkpoint file in it")
     raise SpecError(f"{what} spec {text!r} names no checkpoint file (expected [NAME:]PATH)")
 
 

@@ -48,9 +48,11 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
                    help="all style layers (default, incl. ToRGB) or only the modulated convs")
     add_fit_argument(p, "; both fits are drawn and tabled either way")
     p.add_argument("--alpha-tol", type=finite_float, default=0.1,
-                   help="|alpha - 1| up to which a correlated layer counts as calibrated")
+                   help="|alpha - 1| up to which a correlated layer counts as calibrated "
+                        "(default 0.1)")
     p.add_argument("--r2-min", type=finite_float, default=0.5,
-                   help="squared correlation below which a layer counts as independent")
+                   help="squared correlation below which a layer counts as independent "
+                        "(default 0.5)")
     p.add_argument("--per-layer", action="store_true", help="also write one PNG per layer")
     p.add_argument("--resume", action="store_true",
                    help="keep the encoders an interrupted run into --out finished (same photos, "

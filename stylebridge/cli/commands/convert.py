@@ -69,6 +69,9 @@ class ConvertCommand(Command):
         options = parse_options(args.option)
         if not args.src.exists():
             raise StylebridgeError("no such file", path=args.src)
+        if args.src.is_dir():
+            raise StylebridgeError("is a folder; give the upstream checkpoint file",
+                                   path=args.src)
         check_outputs(converter, args.src, args.dst, options, force=args.force)
         with console.status(f"converting {escape(str(args.src))} with {escape(args.kind)}"):
             result = converter.convert(args.src, args.dst, **options)

@@ -108,7 +108,7 @@ class FeatureShiftCommand(Command):
                          "domains": [absolute_spec(s) for s in specs]},
                 progress=lambda n: progress.advance(task, n))
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
-                      f"to {escape(str(result.root))}" + (f" ({result.skipped_files} file(s) were already done)"
+                      f"to {escape(str(result.root))}" + (f" ({result.skipped_files} shard file(s) were already done)"
                                              if result.skipped_files else ""))
         print_batch_report(console, result.report)
         return result.report.exit_code

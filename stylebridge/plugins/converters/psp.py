@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import check_state_dict, save_checkpoint
+from stylebridge.core.checkpoint import check_state_dict, save_checkpoint, with_article
 from stylebridge.core.interfaces import ConversionResult, Converter
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.rosinality import (
@@ -182,10 +182,12 @@ class _PSPFamilyConverter(Converter):
         if not isinstance(inner, Mapping) or not any(str(k).startswith("encoder.") for k in inner):
             hint = describe_upstream(obj)
             if hint is not None and "pSp/e4e" not in hint:
-                raise ConversionError(f"{hint}; not an {self.name} checkpoint", path=src)
+                raise ConversionError(f"{hint}; not {with_article(self.name)} checkpoint",
+                                      path=src)
             keys = ", ".join(sorted(map(str, obj))[:6])
-            raise ConversionError(f"has no 'state_dict' with encoder.* tensors, so it is not an "
-                                  f"{self.name} checkpoint (top-level keys: {keys})", path=src)
+            raise ConversionError(f"has no 'state_dict' with encoder.* tensors, so it is not "
+                                  f"{with_article(self.name)} checkpoint (top-level keys: {keys})",
+                                  path=src)
         opts = plain_opts(obj.get("opts"))
         notes: list[str] = []
         self._check_opts(opts, src, notes)
