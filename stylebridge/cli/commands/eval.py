@@ -83,8 +83,11 @@ class EvalCommand(Command):
                                  "IR-SE50, the thesis's pSp ID, when arcface-irse50 is installed, else dlib; "
                                  "reported as id[arcface] or id[dlib]), "
                                  "fid[:weights=PATH,ref_stats=PATH], "
-                                 "clip_quality[:model=ViT-B-16,weights=PATH,reference=IMG], "
-                                 "clip_diversity[:model=...,weights=PATH]")
+                                 "clip_quality[:model=ViT-B-16,weights=PATH,text=PROMPT|"
+                                 "reference=IMG] (or --domain-text), "
+                                 "clip_diversity[:model=...,weights=PATH]; a network-based "
+                                 "metric without its weights runs only with allow_random=true, "
+                                 "labelled RANDOM WEIGHTS")
         parser.add_argument("--pred", required=True, nargs="+", metavar="DIR|FILE",
                             help="predicted images (directories are expanded)")
         parser.add_argument("--target", nargs="+", metavar="DIR|FILE",
