@@ -76,3 +76,58 @@ def test_a_broken_plugin_package_is_an_error_and_the_exit_code(
     broken = [row for row in rows if row["status"] == "error"]
     assert len(broken) == 1 and broken[0]["item"] == "plugin package no_such_module_xyz"
     assert broken[0]["value"].startswith("broken: ModuleNotFoundError")
+
+
+def test_a_broken_weights_index_is_a_row_and_the_report_goes_on(home: Path, capsys) -> None:
+    """`index.json` holding `{bad` made doctor print one error and exit 2, with no report."""
+    from stylebridge.cli.main import main
+
+    home.mkdir()
+    (home / "index.json").write_text("{bad")
+    assert main(["doctor", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert list(report) == ["system", "cuda", "packages", "weights", "plugins"]
+    weights = {row["item"]: row for row in report["weights"]}
+    broken = weights["weights index"]
+    assert broken["status"] == "error"
+    assert broken["value"].startswith(f"{home / 'index.json'}: weights index is unreadable ")
+    assert weights["installed official weights"]["value"] == "none"
+    assert report["plugins"] and [r for r in report["weights"] if r["status"] == "error"] == [
+        broken]
+
+
+def test_doctor_checks_each_index_entry(home: Path, capsys) -> None:
+    """Names not in the catalogue were listed as `installed official weights … ok`; so was an
+    entry whose converted file is gone; a malformed entry stopped the report."""
+    from stylebridge.cli.main import main
+
+    (home / "downloads").mkdir(parents=True)
+    upstream = home / "downloads" / "file.pt"
+    upstream.write_bytes(b"upstream")
+    good = {"raw": str(upstream), "converted": None, "sha256": "0" * 64}
+    gone = home / "weights" / "psp-ffhq.safetensors"
+    (home / "index.json").write_text(json.dumps({
+        "e4e-ffhq": good, "made-up": good, "psp-ffhq": {**good, "converted": str(gone)},
+        "fse-ffhq": 3}))
+    assert main(["doctor", "--json"]) == 1
+    rows = {row["item"]: row for row in json.loads(capsys.readouterr().out)["weights"]}
+    assert rows["installed official weights"]["value"] == "e4e-ffhq"
+    assert rows["unknown entries in index.json"]["value"] == "made-up"
+    assert rows["unknown entries in index.json"]["status"] == "note"
+    assert rows["weights psp-ffhq"]["status"] == "error"
+    assert rows["weights psp-ffhq"]["value"] == (
+        f"converted file {gone} is missing; convert it again with `stylebridge weights "
+        f"register psp-ffhq --from {upstream}`")
+    assert rows["index.json entry 'fse-ffhq'"]["status"] == "error"
+    assert rows["index.json entry 'fse-ffhq'"]["value"].startswith(
+        f"{home / 'index.json'}: entry 'fse-ffhq' is 3, not an object; ")
+    demo = [n for n in WeightsManager().sets["demo"] if n != "e4e-ffhq"]
+    assert rows["demo set"]["value"] == "missing " + ", ".join(demo)
+
+
+def test_doctor_says_when_the_cache_is_a_file(home: Path) -> None:
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.write_text("not a folder")
+    cache = _rows(diagnose().sections["weights"])["cache (STYLEBRIDGE_HOME)"]
+    assert cache.value == str(home) and cache.status == "error"
+    assert cache.hint.startswith("is a file, not a folder: nothing can be installed there")

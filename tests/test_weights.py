@@ -219,10 +219,13 @@ def test_a_failed_register_leaves_the_previous_installation_untouched(tmp_path: 
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint" * 50)
-    for name in ("tiny-gen", "tiny-fse"):
+    # without --force another file is refused by its hash; with it, by the conversion
+    for name, force in (("tiny-gen", False), ("tiny-gen", True), ("tiny-fse", False),
+                        ("tiny-fse", True)):
         with pytest.raises(StylebridgeError) as info:
-            manager.register(name, junk)
+            manager.register(name, junk, force=force)
         message = str(info.value)
+        assert ("recorded at its first install" in message) is not force, message
         assert message.startswith(f"{junk}: "), message  # the user's file, not the cache copy
         assert str(home) not in message and "\n" not in message
         assert _tree(home) == before  # same files, same bytes, no junk copy, no staging folder
@@ -252,7 +255,15 @@ def test_register_replaces_a_good_installation_with_another_good_one(tmp_path: P
     second = tmp_path / "second.pt"
     torch.save({"g_ema": {k: v for k, v in gen.state_dict().items() if k != "latent_avg"},
                 "latent_avg": torch.full((8,), 0.5)}, second)
-    path = manager.register("tiny-gen", second)
+    before = _tree(home)
+    # the first file's sha256 is the reference (trust on first use): another needs force
+    with pytest.raises(WeightsError, match=r"differs from the .* recorded at its first install "
+                                           r"\(trust on first use\); to register this file "
+                                           r"instead, pass --force") as info:
+        manager.register("tiny-gen", second)
+    assert str(info.value).startswith(f"{second}: ") and _tree(home) == before
+    assert manager.recorded_sha256("tiny-gen") == hashlib.sha256(tiny_pt).hexdigest()
+    path = manager.register("tiny-gen", second, force=True)
     assert (home / "downloads" / "tiny.pt").read_bytes() == second.read_bytes()
     assert manager.index()["tiny-gen"]["sha256"] == hashlib.sha256(second.read_bytes()).hexdigest()
     assert torch.equal(load_stylegan2(path).generator.latent_avg, torch.full((8,), 0.5))
@@ -436,11 +447,14 @@ def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: b
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """README: a name without a checkpoint uses the installed weights or says how to get them."""
+    import stylebridge.registry.weights as weights_mod
     from stylebridge.cli.main import main
     from stylebridge.errors import SpecError
     from stylebridge.registry.resolve import resolve_checkpoint as checkpoint_spec
 
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    # the official file is 1024 px: this 8 px stand-in passes the resolution check as if it were
+    monkeypatch.setitem(weights_mod.KNOWN_SIZES, "stylegan2-ffhq-config-f", 8)
     with pytest.raises(SpecError, match="no generator weights are installed; weights "
                                         "'stylegan2-ffhq-1024' are not installed: run "
                                         "`stylebridge weights fetch stylegan2-ffhq-1024`"):
@@ -474,3 +488,185 @@ def test_register_refuses_a_stylebridge_checkpoint_in_place_of_the_upstream_file
             manager.register("tiny-gen", ours, convert=convert)
     assert not (tmp_path / "home" / "downloads").exists() or not any(
         (tmp_path / "home" / "downloads").iterdir())
+
+
+# -- what register, verify and the index check ---------------------------------------------------
+
+def test_register_checks_the_resolution_of_a_generator_the_catalogue_knows(
+        tmp_path: Path, tiny_pt: bytes, capsys, monkeypatch) -> None:
+    """An 8 px generator registered as the official 1024 px FFHQ config-f file was accepted
+    (and its sha256 became the reference)."""
+    from stylebridge.cli.main import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "400")
+    src = tmp_path / "small.pt"
+    src.write_bytes(tiny_pt)
+    assert main(["weights", "register", "stylegan2-ffhq-config-f", "--from", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {src}: expected 26 style layers for size 1024, found 5 (a 8px "
+                   "generator)\n")
+    assert _tree(home) == {}  # nothing installed, no sha256 recorded
+    manager = WeightsManager(home)
+    assert manager.recorded_sha256("stylegan2-ffhq-config-f") is None
+    # the NVlabs pickles named 1024 are checked too; an entry of unknown resolution is not
+    assert manager._convert_options(manager.entry("stylegan2-ffhq-1024")) == {"expect_size": 1024}
+    assert manager._convert_options(manager.entry("mindthegap-ffhq")) == {}
+
+
+def test_cli_register_force_replaces_the_reference_and_says_so(tmp_path: Path, tiny_pt: bytes,
+                                                               capsys, monkeypatch) -> None:
+    from stylebridge.cli.main import main
+
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: _pair_manager(home))
+    monkeypatch.setenv("COLUMNS", "400")
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    first.write_bytes(tiny_pt)
+    second.write_bytes(_tiny_gen_bytes(seed=3))
+    old, new = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (first, second))
+    assert main(["weights", "register", "tiny-gen", "--from", str(first)]) == 0
+    assert "notice" not in capsys.readouterr().out
+    assert main(["weights", "register", "tiny-gen", "--from", str(second)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"differs from the {old[:16]}… recorded" in err
+    assert err.rstrip().endswith("pass --force (its sha256 becomes the reference)")
+    assert _pair_manager(home).recorded_sha256("tiny-gen") == old
+    assert main(["weights", "register", "tiny-gen", "--from", str(second), "--force"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"notice: the reference sha256 of tiny-gen changed from {old[:16]}… to "
+            f"{new[:16]}… (--force)") in out
+    assert _pair_manager(home).recorded_sha256("tiny-gen") == new
+    assert (home / "downloads" / "tiny.pt").read_bytes() == second.read_bytes()
+
+
+def _tiny_gen_bytes(seed: int) -> bytes:
+    import io
+
+    from conftest import tiny_generator
+
+    gen = tiny_generator(seed=seed, size=8, style_dim=8, channels={4: 4, 8: 4})
+    buf = io.BytesIO()
+    torch.save({"g_ema": {k: v for k, v in gen.state_dict().items() if k != "latent_avg"},
+                "latent_avg": torch.zeros(8)}, buf)
+    return buf.getvalue()
+
+
+def test_verify_checks_the_converted_file_that_is_loaded(tmp_path: Path, tiny_pt: bytes,
+                                                         capsys, monkeypatch) -> None:
+    """A truncated or deleted converted file was `ok` for verify while loading it failed."""
+    from stylebridge.cli.main import main
+    from stylebridge.core.stylegan2.checkpoint import load_stylegan2
+    from stylebridge.errors import CheckpointError
+
+    home = tmp_path / "home"
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: _pair_manager(home))
+    monkeypatch.setenv("COLUMNS", "400")
+    src = tmp_path / "gen.pt"
+    src.write_bytes(tiny_pt)
+    manager = _pair_manager(home)
+    converted = manager.register("tiny-gen", src)
+    raw = home / "downloads" / "tiny.pt"
+    good = converted.read_bytes()
+    reconvert = f"convert it again with `stylebridge weights register tiny-gen --from {raw}`"
+
+    converted.write_bytes(good[:-100])
+    size = len(good) - 100
+    status = manager.verify()["tiny-gen"]
+    assert status.startswith(f"converted file {converted} is truncated: its tensors need ")
+    assert status.endswith(f"; {reconvert}")
+    assert main(["weights", "verify"]) == 2
+    assert " ".join(capsys.readouterr().out.split()) == " ".join(f"tiny-gen: {status}".split())
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_stylegan2(converted)  # what verify now predicts
+    assert converted.stat().st_size == size
+
+    converted.write_bytes(good + b"\0" * 8)
+    assert manager.verify()["tiny-gen"].startswith(f"converted file {converted} has 8 bytes "
+                                                   "after its last tensor")
+    converted.unlink()
+    assert manager.verify() == {"tiny-gen": f"converted file {converted} is missing; {reconvert}"}
+    assert manager.installed("tiny-gen") is None  # what `weights list` says
+    manager.register("tiny-gen", raw)  # the fix it names
+    assert manager.verify() == {"tiny-gen": "ok"}
+    assert load_stylegan2(converted).generator.size == 8
+    assert main(["weights", "verify"]) == 0
+    capsys.readouterr()
+
+    raw.unlink()  # the upstream file gone as well: the fix installs it again
+    status = manager.verify()["tiny-gen"]
+    assert status == (f"missing file {raw} (the upstream file); download tiny.pt from the "
+                      "README and run `stylebridge weights register tiny-gen --from FILE`")
+
+
+def test_a_hand_edited_index_is_reported_entry_by_entry(tmp_path: Path, tiny_pt: bytes,
+                                                        capsys, monkeypatch) -> None:
+    """`{"NAME": {"raw": 5}}` and the like printed TypeError, KeyError or AttributeError."""
+    import json
+
+    from stylebridge.cli.main import main
+
+    home = tmp_path / "home"
+    gen = WeightsEntry(name="tiny-gen", kind="generator", plugin="stylegan2",
+                       converter="stylegan2-rosinality", filename="tiny.pt", source="the README")
+    others = [WeightsEntry(name=n, kind="encoder", plugin="e4e", filename=f"{n}.pt",
+                           source="the README") for n in ("int-raw", "no-raw", "number")]
+    entries = [gen, *others]
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: WeightsManager(home, manifest=entries))
+    monkeypatch.setenv("COLUMNS", "400")
+    src = tmp_path / "gen.pt"
+    src.write_bytes(tiny_pt)
+    WeightsManager(home, manifest=entries).register("tiny-gen", src)
+    index = home / "index.json"
+    data = json.loads(index.read_text())
+    data.update({"int-raw": {"raw": 5}, "no-raw": {"converted": "/etc/passwd"}, "number": 3})
+    index.write_text(json.dumps(data))
+    expected = {
+        "int-raw": f"{index}: entry 'int-raw' has 'raw' 5, expected a file path",
+        "no-raw": f"{index}: entry 'no-raw' has no 'raw' path (the installed upstream file)",
+        "number": f"{index}: entry 'number' is 3, not an object"}
+
+    assert main(["weights", "list", "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = {row["name"]: row["installed"] for row in json.loads(captured.out)["weights"]}
+    assert rows == {"tiny-gen": True, "int-raw": False, "no-raw": False, "number": False}
+    warnings = captured.err.splitlines()
+    assert [w.split("; ")[0] for w in warnings] == [f"warning: {m}" for m in expected.values()]
+    assert all(f"`stylebridge weights fetch {name}`" in w
+               for name, w in zip(expected, warnings, strict=True))
+
+    assert main(["weights", "verify"]) == 2
+    out = capsys.readouterr().out
+    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in out.splitlines()}
+    assert lines.pop("tiny-gen") == "ok"
+    assert {k: v.split("; ")[0] for k, v in lines.items()} == expected
+    assert "Error" not in out
+
+    assert main(["weights", "path", "number"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {expected['number']}; ")
+    # installing over one bad entry keeps the others as they were (never lose work)
+    WeightsManager(home, manifest=entries).register("tiny-gen", src)
+    kept = json.loads(index.read_text())
+    assert kept["number"] == 3 and kept["int-raw"] == {"raw": 5}
+
+
+def test_installed_files_get_the_permissions_of_any_new_file(tmp_path: Path, tiny_pt: bytes) -> None:
+    """The converted file was written 0600 (safetensors' save_file on a temporary file): other
+    users of a shared cache could not read it, while the download beside it was 0644."""
+    import stat
+
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")  # what this process's umask gives a new file
+    mode = stat.S_IMODE(plain.stat().st_mode)
+    if mode == 0o600:
+        pytest.skip("the umask (0o066 or stricter) gives every new file 0600")
+    src = tmp_path / "gen.pt"
+    src.write_bytes(tiny_pt)
+    converted = _pair_manager(tmp_path / "home").register("tiny-gen", src)
+    raw = tmp_path / "home" / "downloads" / "tiny.pt"
+    assert stat.S_IMODE(converted.stat().st_mode) == mode
+    assert stat.S_IMODE(raw.stat().st_mode) == mode

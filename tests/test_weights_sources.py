@@ -352,6 +352,88 @@ def test_styledomain_domains_fetch_by_name_convert_and_resolve(
     assert [p for _, p, _ in server.log] == ["/checkpoints.tar.gz"]  # still one download
 
 
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_an_archive_entry_takes_only_the_archive_it_names(
+        tmp_path: Path, server: _Server, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 6-byte text file or a torch.save zip registered as a checkpoint archive was accepted
+    (its sha256 then the reference); `fetch pixar` failed later with "… has no domain"."""
+    from stylebridge.cli.main import main
+
+    licence = "non-commercial test licence"
+    zipped = WeightsEntry.from_dict({
+        "name": "z-archive", "kind": "archive", "plugin": "hyperdomainnet", "converter": None,
+        "filename": "z-checkpoints.zip", "licence": licence, "noncommercial": True})
+    member = WeightsEntry.from_dict({
+        "name": "z-pixar", "kind": "domain_method", "plugin": "domain_modulation",
+        "converter": "hyperdomainnet", "filename": "td_pixar.pt", "licence": licence,
+        "noncommercial": True,
+        "sources": [{"type": "archive", "entry": "z-archive", "member": "td_pixar.pt"}]})
+    entries = [*_domain_catalogue(server.url), zipped, member]
+    home = tmp_path / "home"
+    manager = WeightsManager(home, manifest=entries)
+    text = tmp_path / "text.pt"
+    text.write_bytes(b"hello\n")
+    torch_zip = tmp_path / "model.pt"
+    torch.save({"a": torch.zeros(2)}, torch_zip)
+    readme = _zip(tmp_path / "readme.zip", {"README.txt": b"hello"})
+    good_zip = _zip(tmp_path / "good.zip", {"checkpoints/td_checkpoints/td_pixar.pt": b"x"})
+    sd_tar = tmp_path / "checkpoints.tar.gz"
+    sd_tar.write_bytes(_styledomain_archive()[0])
+    other_tar = tmp_path / "other.tar"
+    with tarfile.open(other_tar, "w") as tf:
+        tf.add(text, arcname="notes.txt")
+    sd, zp = "the tar archive checkpoints.tar.gz", "the zip archive z-checkpoints.zip"
+    for name, src, problem in [
+            ("sd-archive", text, f"is neither a zip nor a tar archive, expected {sd}"),
+            ("sd-archive", torch_zip, f"is a PyTorch checkpoint (torch.save), not {sd}"),
+            ("sd-archive", good_zip, f"is a zip archive, expected {sd}"),
+            ("sd-archive", other_tar, "holds no StyleDomain domain "
+                                      f"(<name>_*/models/models_N.pt), expected {sd}"),
+            ("z-archive", text, f"is neither a zip nor a tar archive, expected {zp}"),
+            ("z-archive", torch_zip, f"is a PyTorch checkpoint (torch.save), not {zp}"),
+            ("z-archive", sd_tar, f"is a tar archive, expected {zp}"),
+            ("z-archive", readme, f"holds none of the files the catalogue takes from {zp} "
+                                  "(td_pixar.pt)")]:
+        with pytest.raises(WeightsError) as info:
+            manager.register(name, src)
+        assert str(info.value) == f"{src}: {name}: {problem}"
+    assert not (home / "index.json").exists() and not list(home.rglob("*.*"))
+
+    # the archives they name are registered; the StyleDomain domains are listed
+    manager.register("sd-archive", sd_tar)
+    manager.register("z-archive", good_zip)
+    assert manager.index()["sd-archive"]["domains"] == ["joker", "pixar", "pixar_indomain"]
+    assert manager.installed("z-archive") is not None
+
+    # a download that is no archive (a web page in place of the file) is discarded
+    server.files["/checkpoints.tar.gz"] = b"<!DOCTYPE html><html>sign in</html>"
+    fresh = WeightsManager(tmp_path / "h2", manifest=entries)
+    with pytest.raises(WeightsError, match=r"^download of sd-archive failed: .*sd-archive: is "
+                                           r"neither a zip nor a tar archive, expected the tar "
+                                           r"archive checkpoints.tar.gz; the file was discarded$"):
+        fresh.fetch("pixar", accept_licence=True)
+    assert list((tmp_path / "h2" / "downloads").iterdir()) == []
+    assert fresh.recorded_sha256("sd-archive") is None
+
+    # the shipped catalogue, from the command line: one line, nothing recorded
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "h3"))
+    for name, src, problem in [
+            ("hdn-checkpoints", text, "is neither a zip nor a tar archive, expected the zip "
+                                      "archive hdn-checkpoints.zip"),
+            ("styledomain-checkpoints", torch_zip, "is a PyTorch checkpoint (torch.save), not "
+                                                   "the tar archive "
+                                                   "styledomain-checkpoints.tar.gz")]:
+        assert main(["weights", "register", name, "--from", str(src)]) == 2
+        assert capsys.readouterr().err == f"error: {src}: {name}: {problem}\n"
+    assert not (tmp_path / "h3" / "index.json").exists()
+
+
 # -- licences, trust on first use, sets, the CLI ---------------------------------------------
 
 def test_trust_on_first_use(tmp_path: Path, server: _Server) -> None:

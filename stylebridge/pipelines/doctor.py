@@ -22,7 +22,7 @@ from stylebridge.core.ops import build_cuda_ops, cuda_ops_unusable, get_backend
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import get_registry
 from stylebridge.registry.registry import BUILTIN_PROVIDER
-from stylebridge.registry.weights import WeightsManager
+from stylebridge.registry.weights import WeightsError, WeightsManager
 
 #: optional packages: (distribution, import name, what it enables, how to install)
 OPTIONAL = (
@@ -134,16 +134,42 @@ def _packages() -> list[Check]:
 
 
 def _weights() -> list[Check]:
+    """The cache: where it is (a folder), what is installed and usable (files there, the
+    converted ones loadable; not re-hashed: `weights verify` does), what index.json holds that
+    is broken or unknown to this catalogue, what the demo set lacks."""
     manager = WeightsManager()
-    index = manager.index()
-    rows = [Check("cache (STYLEBRIDGE_HOME)", str(manager.home))]
-    installed = sorted(index)
+    home = manager.home
+    rows = [Check("cache (STYLEBRIDGE_HOME)", str(home))]
+    if home.exists() and not home.is_dir():
+        rows[0] = Check("cache (STYLEBRIDGE_HOME)", str(home), "error",
+                        "is a file, not a folder: nothing can be installed there; set "
+                        "STYLEBRIDGE_HOME to a folder (or move the file away)")
+    try:
+        index, problems = manager.index(), manager.index_problems()
+    except WeightsError as exc:
+        rows.append(Check("weights index", str(exc), "error",
+                          "the installed files stay in downloads/ and weights/: register them "
+                          "again (`stylebridge weights register NAME --from FILE`)"))
+        index, problems = {}, {}
+    known = [name for name in sorted(index) if name in manager.entries]
+    unknown = [name for name in sorted(index) if name not in manager.entries]
+    status = manager.verify(known, rehash=False) if known else {}
+    installed = [name for name in known if status[name] == "ok"]
     rows.append(Check("installed official weights", ", ".join(installed) or "none",
                       "ok" if installed else "note",
                       "" if installed else "`demo` and `serve` run random-weight presets "
                       "until you `stylebridge weights fetch`; adapt, invert and the other "
                       "commands need the files (or --fetch) (see `stylebridge weights list`)"))
-    missing = [name for name in manager.sets.get("demo", []) if name not in index]
+    for name in known:
+        if status[name] != "ok":
+            rows.append(Check(f"weights {name}", status[name], "error"))
+    for name, problem in problems.items():
+        rows.append(Check(f"index.json entry {name!r}", problem, "error"))
+    if unknown:
+        rows.append(Check("unknown entries in index.json", ", ".join(unknown), "note",
+                          "not in this stylebridge's catalogue (`stylebridge weights list`): "
+                          "nothing loads them; delete them from index.json"))
+    missing = [name for name in manager.sets.get("demo", []) if name not in installed]
     if missing:
         rows.append(Check("demo set", f"missing {', '.join(missing)}", "note",
                           "`stylebridge weights fetch --set demo`"))

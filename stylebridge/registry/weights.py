@@ -5,7 +5,8 @@ Layout under the cache home (``$STYLEBRIDGE_HOME``, else ``$XDG_CACHE_HOME/style
 
     downloads/<filename>            the upstream file as published (``.part`` while downloading)
     weights/<name>.safetensors      converted to our format (when the entry has a converter)
-    index.json                      what is installed: paths, size, sha256
+    index.json                      what is installed: paths, size, sha256 (hand edits are
+                                    checked entry by entry: :mod:`~.weights_index`)
     .install-*/                     a registration or conversion in progress; its files are
                                     moved into place only once everything succeeded
 
@@ -15,8 +16,10 @@ Face Hub mirrors, members of another entry's archive: :mod:`stylebridge.registry
 each with the upstream file that publishes it), size and sha256 where published, the
 converter, the licence (``noncommercial`` ones must be accepted before download), and named
 sets (``demo``). Without a published sha256 the hash recorded at the first install is the
-reference afterwards (trust on first use). A file the user already has is added with
-``stylebridge weights register NAME --from FILE``.
+reference afterwards (trust on first use): registering another file for an entry needs
+``force``. A file the user already has is added with ``stylebridge weights register NAME --from
+FILE``; an archive entry must be a zip or tar (as its file name says) holding what the catalogue
+takes from it, a generator of a known resolution must convert to that resolution.
 """
 
 from __future__ import annotations
@@ -34,23 +37,25 @@ from pathlib import Path
 from typing import Any
 
 from stylebridge.core.io import write_json
-from stylebridge.errors import StylebridgeError
 from stylebridge.registry import sources
+from stylebridge.registry.weights_checks import (
+    LicenceError,
+    WeightsError,
+    check_file,
+    refuse_own_checkpoint,
+)
 from stylebridge.registry.weights_files import copy_hashing as _copy_hashing
 from stylebridge.registry.weights_files import sha256_file
 from stylebridge.registry.weights_files import stamp_header as _stamp_header
+from stylebridge.registry.weights_index import check_record, entry_message, record_problem
 
 STAGING_PREFIX = ".install-"  # folders under the cache home where an install is prepared
 STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed process
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
-
-
-class WeightsError(StylebridgeError):
-    """A download, hash, registration or lookup problem."""
-
-
-class LicenceError(WeightsError):
-    """A non-commercial licence was not accepted."""
+#: the resolution of generator entries that state it (name, upstream file) or are 1024 px by
+#: definition (FFHQ config-f): conversion checks it (``expect_size``) unless convert_options do
+KNOWN_SIZES = {"stylegan2-ffhq-1024": 1024, "stylegan2-ada-ffhq-1024": 1024,
+               "stylegan2-ffhq-config-f": 1024}
 
 
 @dataclass(frozen=True)
@@ -93,25 +98,6 @@ class WeightsEntry:
         return cls(**values)
 
 
-def _refuse_own_checkpoint(entry: WeightsEntry, source: Path) -> None:
-    """``register`` takes the upstream file as published; a stylebridge checkpoint (converted,
-    or a random-weight preset) stored in its place would be listed as the official weights."""
-    from stylebridge.core.checkpoint import read_header
-
-    if entry.filename.endswith(".safetensors"):
-        return  # the upstream file is itself a safetensors file
-    try:
-        header = read_header(source)
-    except Exception:  # not a stylebridge checkpoint: the upstream checks decide
-        return
-    option = {"encoder": "--encoder", "domain_method": "--method", "generator": "--generator",
-              "calibrator": "--calibrate"}.get(header.kind)
-    how = f" ({option} {header.plugin}:{source})" if option else ""
-    raise WeightsError(f"is a stylebridge checkpoint ({header.kind} {header.plugin!r}), not the "
-                       f"upstream {entry.filename} that {entry.name} registers; use it "
-                       f"directly{how}", path=source)
-
-
 def default_home() -> Path:
     env = os.environ.get("STYLEBRIDGE_HOME", "").strip()
     if env:
@@ -144,6 +130,7 @@ class WeightsManager:
         self.entries = {e.name: e for e in (manifest if manifest is not None else load_manifest())}
         self.sets = ({k: list(v) for k, v in sets.items()} if sets is not None
                      else load_sets() if manifest is None else {})
+        self._domains_seen: dict[str, list[str]] = {}  # sha256 → StyleDomain domains listed
         self._add_archive_domains()
 
     def _add_archive_domains(self) -> None:
@@ -170,18 +157,40 @@ class WeightsManager:
     def index_path(self) -> Path:
         return self.home / "index.json"
 
-    def index(self) -> dict[str, dict[str, Any]]:
+    def _index_data(self) -> dict[str, Any]:
+        """``index.json`` as it is, unusable entries included (kept when an entry is added)."""
         if not self.index_path.is_file():
             return {}
         try:
             data = json.loads(self.index_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"weights index is unreadable ({exc}); delete it to start over",
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or exc
+            raise WeightsError(f"weights index is unreadable ({reason}); delete it to start over",
                                path=self.index_path) from None
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            raise WeightsError(f"weights index is {json.dumps(data)[:40]}, not a JSON object; "
+                               "delete it to start over", path=self.index_path)
+        return data
+
+    def index(self) -> dict[str, dict[str, Any]]:
+        """The usable entries of ``index.json`` (see :meth:`index_problems` for the others)."""
+        return {k: v for k, v in self._index_data().items() if record_problem(v) is None}
+
+    def index_problems(self) -> dict[str, str]:
+        """``{name: one line naming index.json, the entry and its problem}``."""
+        return {k: entry_message(self.index_path, k, problem)
+                for k, v in self._index_data().items()
+                if (problem := record_problem(v)) is not None}
+
+    def recorded_sha256(self, name: str) -> str | None:
+        """The sha256 recorded at the first install of ``name`` (the trust-on-first-use
+        reference), read even from an entry that is otherwise unusable."""
+        record = self._index_data().get(name)
+        value = record.get("sha256") if isinstance(record, dict) else None
+        return value.lower() if isinstance(value, str) and value else None
 
     def _record(self, name: str, record: dict[str, Any]) -> None:
-        index = self.index()
+        index = self._index_data()
         index[name] = record
         write_json(self.index_path, index)
 
@@ -205,7 +214,9 @@ class WeightsManager:
         """The file to load for ``name`` (converted if it has a converter)."""
         record = self.installed(name)
         if record is None:
-            raise WeightsError(self.missing_message(self.entry(name)))
+            entry = self.entry(name)
+            problem = self.index_problems().get(name)
+            raise WeightsError(problem or self.missing_message(entry))
         return Path(record.get("converted") or record["raw"])
 
     def missing_message(self, entry: WeightsEntry) -> str:
@@ -317,7 +328,7 @@ class WeightsManager:
                                   accept_licence=accept_licence)
         # checked again when it was already there (an earlier download or registration)
         digest = self._check(entry, raw, advice="; delete it and run the fetch again",
-                             recorded=self._recorded_sha256(entry.name))
+                             recorded=self.recorded_sha256(entry.name))
         if used is None:  # already downloaded (or registered) earlier: keep what it was
             used = (self.index().get(name) or {}).get("source")
         return self._install(entry, raw, convert=convert, digest=digest, source=used,
@@ -333,10 +344,6 @@ class WeightsManager:
         for name in self.missing_from_set(set_name):
             self.fetch(name, **kwargs)
         return [self.path(name) for name in self.set_members(set_name)]
-
-    def _recorded_sha256(self, name: str) -> str | None:
-        record = self.index().get(name)
-        return str(record["sha256"]) if record and record.get("sha256") else None
 
     def _download(self, entry: WeightsEntry, raw: Path, *, progress: Progress | None,
                   timeout: float, accept_licence: bool) -> str:
@@ -409,65 +416,50 @@ class WeightsManager:
                     sources.extract_member(target, part, member=str(member))
                 finally:
                     target.unlink(missing_ok=True)
-        self._check(entry, part, discard=True, recorded=self._recorded_sha256(entry.name))
+        self._check(entry, part, discard=True, recorded=self.recorded_sha256(entry.name))
         os.replace(part, raw)
 
     def _check(self, entry: WeightsEntry, path: Path, *, digest: str | None = None,
-               discard: bool = False, advice: str = "", recorded: str | None = None) -> str:
-        """Check size and sha256 where the manifest has them, else against ``recorded`` (the
-        sha256 of the first install: trust on first use); return the sha256.
-
-        ``discard`` deletes a failing file (a corrupt download is not resumable); a user's
-        file is never deleted. ``advice`` is added to the error.
-        """
-        tail = "; the file was discarded" if discard else advice
-        size = path.stat().st_size
-        if entry.size is not None and size != entry.size:
-            if discard:
-                path.unlink()
-            raise WeightsError(f"{entry.name}: file has {size} bytes, expected {entry.size}{tail}",
-                               path=path)
-        digest = digest or sha256_file(path)
-        if entry.sha256 is not None and digest != entry.sha256.lower():
-            if discard:
-                path.unlink()
-            raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… does not match the published "
-                               f"{entry.sha256[:16]}…{tail}", path=path)
-        prefix = (entry.sha256_prefix or "").lower()
-        if entry.sha256 is None and prefix and not digest.startswith(prefix):
-            if discard:
-                path.unlink()
-            raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… does not start with the "
-                               f"published {prefix} (the hash in the file name){tail}", path=path)
-        if entry.sha256 is None and recorded and digest != recorded:
-            if discard:
-                path.unlink()
-            raise WeightsError(f"{entry.name}: sha256 {digest[:16]}… differs from the "
-                               f"{recorded[:16]}… recorded at its first install (trust on first "
-                               f"use){tail}", path=path)
+               discard: bool = False, advice: str = "", recorded: str | None = None,
+               replace_hint: str = "") -> str:
+        """:func:`~.weights_checks.check_file` with the archive sources that take members
+        from ``entry``; the StyleDomain domains it lists are kept for :meth:`_install`."""
+        taken = [src for e in self.entries.values() for src in e.all_sources
+                 if src.get("type") == "archive" and src.get("entry") == entry.name]
+        digest, domains = check_file(entry, path, digest=digest, discard=discard, advice=advice,
+                                     recorded=recorded, taken=taken,
+                                     replace_hint=replace_hint)
+        if domains is not None:
+            self._domains_seen[digest] = domains
         return digest
 
     # -- registration --------------------------------------------------------------------------
     def register(self, name: str, source: str | Path, *, convert: bool = True,
-                 copy: bool = True) -> Path:
+                 copy: bool = True, force: bool = False) -> Path:
         """Add a file the user already has (the common case for Google-Drive-hosted weights).
 
         The file is checked and converted from where it is; only when that succeeded are the
         copy (``downloads/<filename>``) and the converted file moved over the installed ones.
         A file that fails leaves the previous installation as it was, and nothing in the cache.
+        A file other than the one registered first (its sha256 is the reference) needs
+        ``force``; its sha256 becomes the reference.
         """
         entry = self.entry(name)
         source = Path(source)
         if not source.is_file():
             raise WeightsError("no such file", path=source)
-        _refuse_own_checkpoint(entry, source)
+        refuse_own_checkpoint(entry, source)
         raw = self.home / "downloads" / entry.filename
+        recorded = None if force else self.recorded_sha256(name)
+        hint = ("; to register this file instead, pass --force (its sha256 becomes the "
+                "reference)")
         if not copy:
             source = source.resolve()
-            return self._install(entry, source, convert=convert,
-                                 digest=self._check(entry, source))
+            return self._install(entry, source, convert=convert, digest=self._check(
+                entry, source, recorded=recorded, replace_hint=hint))
         if raw.is_file() and source.resolve() == raw.resolve():  # the installed file itself
-            return self._install(entry, raw, convert=convert, digest=self._check(entry, raw))
+            return self._install(entry, raw, convert=convert, digest=self._check(
+                entry, raw, recorded=recorded, replace_hint=hint))
         self._check_before_install(entry, convert=convert)
         with self._staging() as staging:
             staged = staging / entry.filename
@@ -476,7 +468,8 @@ class WeightsManager:
             except OSError as exc:
                 raise WeightsError(f"cannot copy into the cache {self.home}: "
                                    f"{exc.strerror or exc}", path=source) from None
-            self._check(entry, source, digest=digest)  # errors name the user's file
+            # errors name the user's file
+            self._check(entry, source, digest=digest, recorded=recorded, replace_hint=hint)
             return self._install(entry, raw, convert=convert, digest=digest, read_from=source,
                                  staged_raw=staged, staging=staging)
 
@@ -549,7 +542,8 @@ class WeightsManager:
             os.replace(staged_converted, converted)
         listed: dict[str, Any] = {}
         if entry.kind == "archive" and entry.plugin == "styledomain":
-            listed["domains"] = sources.styledomain_domains(raw)
+            listed["domains"] = self._domains_seen.pop(digest, None) or \
+                sources.styledomain_domains(raw)
         self._record(entry.name, {**listed,
                                   "raw": str(raw), "converted": str(converted) if converted else None,
                                   "sha256": digest, "size": size,
@@ -559,7 +553,17 @@ class WeightsManager:
         return converted or raw
 
     def _convert_options(self, entry: WeightsEntry) -> dict[str, Any]:
-        return {k: self._option(v) for k, v in entry.convert_options.items()}
+        """The manifest's convert_options, and ``expect_size`` where :data:`KNOWN_SIZES` knows
+        the entry's resolution and its converter takes that option."""
+        options = {k: self._option(v) for k, v in entry.convert_options.items()}
+        size = KNOWN_SIZES.get(entry.name)
+        if size is not None and "expect_size" not in options and entry.converter:
+            from stylebridge.registry import get_registry
+
+            converter = get_registry().get("converter", entry.converter).obj
+            if "expect_size" in getattr(converter, "accepted_options", ()):
+                options["expect_size"] = size
+        return options
 
     def _option(self, value: Any) -> Any:
         """``"@other-entry"`` in convert_options → that entry's installed upstream file."""
@@ -572,21 +576,22 @@ class WeightsManager:
             return str(raw)
         return value
 
-    def verify(self, names: Sequence[str] | None = None) -> dict[str, str]:
-        """Re-hash installed files; ``{name: "ok" | reason}``."""
+    def verify(self, names: Sequence[str] | None = None, *,
+               rehash: bool = True) -> dict[str, str]:
+        """``{name: "ok" | every problem with its fix}`` for the installed entries (default:
+        all of ``index.json``): the upstream file re-hashed (``rehash``), the converted file
+        there and loadable (header and size); an unusable index entry is its problem."""
         out: dict[str, str] = {}
-        index = self.index()
-        for name in names or sorted(index):
+        index, problems = self.index(), self.index_problems()
+        for name in names or sorted({*index, *problems}):
             record = index.get(name)
-            if record is None:
+            if name in problems:
+                out[name] = problems[name]
+            elif record is None:
                 out[name] = "not installed"
-                continue
-            raw = Path(record["raw"])
-            if not raw.is_file():
-                out[name] = f"missing file {raw}"
-                continue
-            digest = sha256_file(raw)
-            entry = self.entries.get(name)
-            expected = (entry.sha256 if entry and entry.sha256 else record.get("sha256"))
-            out[name] = "ok" if digest == expected else f"sha256 mismatch ({digest[:16]}…)"
+            else:
+                entry = self.entries.get(name)
+                how = self.how_to_install(entry) if entry is not None else ""
+                out[name] = check_record(name, record, entry=entry, how=how,
+                                         downloads=self.home / "downloads", rehash=rehash)
         return out

@@ -1,25 +1,36 @@
-"""File helpers of the weights manager: hashing while copying, and recording the entry,
-licence and source in a converted checkpoint's header."""
+"""File helpers of the weights manager: hashing while copying, recording the entry, licence
+and source in a converted checkpoint's header, and the cheap checks of what a file is (an
+archive of the expected type, a complete safetensors file)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import tarfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
+#: bytes per element of each safetensors dtype
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2,
+               "F16": 2, "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
+#: the largest safetensors JSON header read (bytes), as safetensors itself accepts
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
 def stamp_header(path: Path, info: Mapping[str, Any]) -> None:
     """Add ``extra.weights`` (entry, licence, source) to a converted checkpoint's header, and
-    ``extra.licence`` when the converter wrote none."""
+    ``extra.licence`` when the converter wrote none. The file is rewritten atomically with the
+    permissions a plain file creation gives (the umask), like every other output."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from stylebridge.core.checkpoint import METADATA_KEY
+    from stylebridge.core.io import atomic_path
 
     with safe_open(str(path), framework="pt") as fh:
         metadata = dict(fh.metadata() or {})
@@ -29,9 +40,8 @@ def stamp_header(path: Path, info: Mapping[str, Any]) -> None:
     extra.setdefault("licence", info["licence"])
     metadata[METADATA_KEY] = json.dumps(header, sort_keys=True)
     tensors = load_file(str(path))
-    tmp = path.with_name(path.name + ".stamp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # save_file alone creates the file 0600
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def sha256_file(path: Path) -> str:
@@ -52,3 +62,99 @@ def copy_hashing(src: Path, dst: Path) -> str:
         fout.flush()
         os.fsync(fout.fileno())
     return digest.hexdigest()
+
+
+# -- archives ------------------------------------------------------------------------------------
+
+def expected_archive_format(filename: str) -> str | None:
+    """``zip`` or ``tar`` as the file name says (``checkpoints.tar.gz``), else None."""
+    name = filename.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith((".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")):
+        return "tar"
+    return None
+
+
+def archive_format(path: Path) -> str | None:
+    """``zip`` or ``tar`` (compressed or not) as the file's bytes say, else None."""
+    try:
+        if zipfile.is_zipfile(path):
+            return "zip"
+        return "tar" if tarfile.is_tarfile(path) else None
+    except (OSError, tarfile.TarError, EOFError):
+        return None
+
+
+def is_torch_zip(path: Path) -> bool:
+    """A ``torch.save`` file (a zip holding ``<name>/data.pkl``), not an archive of files."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+# -- converted files -----------------------------------------------------------------------------
+
+def safetensors_problem(path: Path) -> str | None:
+    """What makes ``path`` unloadable as a safetensors file, from its header and size only
+    (no tensor data is read): missing, truncated, an unreadable header, a tensor whose bytes do
+    not fit its shape, bytes past the last tensor. None when it looks whole."""
+    if not path.exists():
+        return "is missing"
+    if not path.is_file():
+        return "is not a regular file"
+    size = path.stat().st_size
+    if size < 8:
+        return f"is truncated ({size} bytes)"
+    with open(path, "rb") as fh:
+        length = int.from_bytes(fh.read(8), "little")
+        if length > MAX_SAFETENSORS_HEADER:
+            return f"has a safetensors header length of {length} bytes (not a safetensors file?)"
+        if length > size - 8:
+            return (f"is truncated: its safetensors header needs {length} bytes, the file has "
+                    f"{size - 8} after the length")
+        try:
+            header = json.loads(fh.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return "has an unreadable safetensors header"
+    if not isinstance(header, dict):
+        return "has an unreadable safetensors header"
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        shape = info.get("shape") if isinstance(info, dict) else None
+        width = DTYPE_BYTES.get(info.get("dtype")) if isinstance(info, dict) else None
+        if (width is None or not isinstance(shape, list) or not isinstance(offsets, list)
+                or len(offsets) != 2 or not all(isinstance(v, int) and v >= 0
+                                                for v in [*shape, *offsets])):
+            return f"has a malformed safetensors entry for tensor {name!r}"
+        begin, stop = offsets
+        if stop - begin != math.prod(shape) * width:
+            return (f"has tensor {name!r} stored in {stop - begin} bytes where its shape "
+                    f"needs {math.prod(shape) * width}")
+        end = max(end, stop)
+    data = size - 8 - length
+    if end > data:
+        return f"is truncated: its tensors need {end} bytes of data, the file has {data}"
+    if end < data:
+        return f"has {data - end} bytes after its last tensor (not the file that was written)"
+    return None
+
+
+def converted_problem(path: Path) -> str | None:
+    """:func:`safetensors_problem`, then the stylebridge header (as every loader reads it)."""
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.errors import StylebridgeError
+
+    problem = safetensors_problem(path)
+    if problem is not None:
+        return problem
+    try:
+        read_header(path)
+    except StylebridgeError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    return None

@@ -172,8 +172,12 @@ class WeightsCommand(Command):
                        help="install the file as it is, without converting it")
         p.add_argument("--link", action="store_true",
                        help="record FILE where it is instead of copying it into the cache")
+        p.add_argument("--force", action="store_true",
+                       help="replace an entry registered (or fetched) earlier with a different "
+                            "file: its sha256 becomes the new trust-on-first-use reference")
         p = add("verify", "re-hash installed files (against the published sha256, else the one "
-                          "recorded at install)")
+                          "recorded at install) and check the converted files are there and "
+                          "loadable")
         p.add_argument("names", nargs="*", metavar="NAME")
         p = add("path", "print the path of an installed checkpoint")
         p.add_argument("name", metavar="NAME")
@@ -188,18 +192,27 @@ class WeightsCommand(Command):
             print(manager.path(args.name))
             return 0
         if args.action == "verify":
+            from rich.text import Text
+
             results = manager.verify(args.names or None)
             if not results:
                 console.print(f"no official weights are installed in {manager.home} (`stylebridge "
                               "weights list` shows what can be fetched)", markup=False)
             for name, status in results.items():
                 style = "green" if status == "ok" else "red"
-                console.print(f"{name}: [{style}]{status}[/{style}]")
+                console.print(Text.assemble(f"{name}: ", (status, style)), highlight=False)
             return 0 if all(s == "ok" for s in results.values()) else 2
         if args.action == "register":
+            before = manager.recorded_sha256(args.name)
             path = manager.register(args.name, args.source, convert=not args.no_convert,
-                                    copy=not args.link)
+                                    copy=not args.link, force=args.force)
             console.print(f"[green]registered[/green] {args.name} → {path}", highlight=False)
+            after = manager.recorded_sha256(args.name)
+            if before and after and after != before:
+                console.print(f"notice: the reference sha256 of {args.name} changed from "
+                              f"{before[:16]}… to {after[:16]}… (--force): later fetches and "
+                              "`stylebridge weights verify` check the new file", markup=False,
+                              highlight=False)
             hash_note(manager, args.name, console)
             console.print(f"licence: {manager.entry(args.name).licence}", markup=False)
             return 0
@@ -249,8 +262,12 @@ class WeightsCommand(Command):
                                      for src in entry.all_sources],
                          "note": entry.note,
                          "source": entry.source, "licence": entry.licence})
+        problems = manager.index_problems()
+        for problem in problems.values():  # the rest of the index is listed as usual
+            print(f"warning: {problem}", file=sys.stderr)
         if args.json:
-            print_json({"home": str(manager.home), "weights": rows})
+            print_json({"home": str(manager.home), "weights": rows,
+                        "index_problems": list(problems.values())})
             return 0
         console.print(Text(f"weights cache: {manager.home}"), overflow="fold")
         if args.long:
