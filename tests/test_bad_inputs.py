@@ -83,7 +83,7 @@ def test_bad_checkpoints_through_the_cli(corpus, tmp_path, capsys, name, command
     else:
         argv = ["info", f"stylegan2:{corpus[name]}"]
         if name == "encoder_kind.safetensors":
-            message = "holds a encoder of plugin 'e4e', expected 'stylegan2'"
+            message = "holds an encoder of plugin 'e4e', expected 'stylegan2'"
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err

@@ -86,3 +86,41 @@ def test_the_tiny_preset_refuses_one_image(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs n_images >= 2"):
         build_tiny_preset(tmp_path / "preset", n_images=1)
     assert not (tmp_path / "preset").exists()
+
+
+def test_config_paths_given_as_strings_are_paths(tmp_path) -> None:
+    """`GenerateConfig(out="gen_out")` crashed with "'str' object has no attribute 'mkdir'"
+    (the README passes strings for the other paths): every pipeline config with a Path field
+    turns a string into a Path; the run writes where it was told."""
+    import dataclasses
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    import stylebridge.pipelines as pipelines
+    from stylebridge.pipelines.generate import GenerateConfig, generate
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    out = tmp_path / "gen_str"
+    generate(GenerateConfig(generator=str(preset.generator), seeds="0-1", device="cpu",
+                            out=str(out)))
+    assert sorted(p.name for p in out.glob("seed*.png")) == ["seed0000.png", "seed0001.png"]
+
+    checked = []
+    for info in pkgutil.walk_packages(pipelines.__path__, "stylebridge.pipelines."):
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)
+                    and obj.__module__ == module.__name__ and obj.__name__.endswith("Config")):
+                continue
+            path_fields = [f for f in dataclasses.fields(obj)
+                           if str(f.type).replace(" ", "") in ("Path", "Path|None")]
+            if path_fields:
+                checked.append(obj.__name__)
+                assert "__post_init__" in dir(obj), obj
+    assert {"GenerateConfig", "AdaptConfig", "EvalConfig", "RenderConfig"} <= set(checked)
+    from stylebridge.pipelines.evaluate import EvalConfig
+
+    config = EvalConfig(metrics=["mse"], pred=["a"], json="r.json")
+    assert config.json == Path("r.json") and config.csv is None

@@ -72,6 +72,7 @@ from stylebridge.pipelines.photos import (
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
@@ -217,6 +218,7 @@ def encoder_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int
 
 
 @dataclass
+@coerce_path_fields
 class AdaptConfig(PhotoOptions):
     """What :func:`adapt` does: specs as the CLI takes them (``NAME[:CKPT]`` etc.); the
     photo options (``images``, ``align``, ``align_size``, ``batch``, ``device``, keywords

@@ -65,6 +65,7 @@ from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.images import PNG_COMPRESS_LEVEL
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.pipelines.typed import coerce_path_fields
 
 if TYPE_CHECKING:
     import torch
@@ -471,6 +472,7 @@ def check_positive(value: int, flag: str) -> int:
 
 
 @dataclass
+@coerce_path_fields
 class AlignConfig:
     """What :func:`align` does: photos (files or folders) → ``out/<stem>.png``, the largest
     face; with ``all_faces``, ``out/<stem>_00.png``, ``_01``... for every face, largest first,

@@ -34,6 +34,7 @@ from stylebridge.pipelines.photos import (
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     StyleMeanAccumulator,
     encoder_style_means,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
+@coerce_path_fields
 class CalibrateConfig(PhotoOptions):
     """What :func:`calibrate` fits: calibrator name, encoder and generator specs, photos (the
     photo options ``images``, ``align``, ``align_size``, ``batch``, ``device``, keywords only,

@@ -44,6 +44,7 @@ from stylebridge.pipelines import align as alignment
 from stylebridge.pipelines.adapt import Adapter, check_domains, load_domains
 from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.presets import DEMO_TINY, build_tiny_models
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     AlphaCalibrator,
     encoder_style_means,
@@ -210,6 +211,7 @@ def _domain_metrics(metrics: dict[str, Any], outputs: dict[str, Tensor], target:
 
 
 @dataclass
+@coerce_path_fields
 class DemoConfig:
     """The inputs of the demo (one field per ``stylebridge demo`` option)."""
 

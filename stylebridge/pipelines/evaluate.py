@@ -44,6 +44,7 @@ from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.resume import JOURNAL_DIR, Journal, file_identity
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -143,6 +144,7 @@ def json_number(value: float) -> float | str:
 
 
 @dataclass
+@coerce_path_fields
 class EvalConfig:
     """One evaluation: what ``stylebridge eval``'s options say.
 

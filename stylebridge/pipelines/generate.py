@@ -44,6 +44,7 @@ from stylebridge.pipelines.adapt import check_domains, load_domains, random_part
 from stylebridge.pipelines.adapter import check_strengths, strength_outputs
 from stylebridge.pipelines.photos import weights_path
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_generator
 
 _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
@@ -88,6 +89,7 @@ def seed_inputs(seed: int, style_dim: int, noise_shapes: list[tuple[int, ...]] |
 
 
 @dataclass
+@coerce_path_fields
 class GenerateConfig:
     """What :func:`generate` does (one field per ``stylebridge generate`` option)."""
 

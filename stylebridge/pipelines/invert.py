@@ -60,6 +60,7 @@ from stylebridge.pipelines.photos import (
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -76,6 +77,7 @@ GRID_MAX_ROWS = 64  # grid.png shows the first 64 photos (as adapt's)
 
 
 @dataclass
+@coerce_path_fields
 class InvertConfig(PhotoOptions):
     """What :func:`invert` does: encoder and generator specs as the CLI takes them; the photo
     options (``images``, ``align``, ``align_size``, ``batch``, ``device``, keywords only) are

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from stylebridge.core.interfaces import Encoder, Plugin
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder, load_generator, provenance_of
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def check_photo_options(batch: int, align_size: int) -> None:
 
 
 @dataclass(kw_only=True)
+@coerce_path_fields
 class PhotoOptions:
     """The photo inputs of a pipeline: ``images`` (files or folders), FFHQ-``align`` them
     first (at ``align_size`` pixels, before the encoder's own resize), ``batch`` photos per

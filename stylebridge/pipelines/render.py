@@ -63,6 +63,7 @@ from stylebridge.pipelines.photos import (
     open_generator,
     random_parts,
 )
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_plugin
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(kw_only=True)
+@coerce_path_fields
 class RenderConfig:
     """What :func:`render` does: inversion files (or folders of ``*_inversion.safetensors``)
     through ``methods``; the other options as ``adapt`` takes them."""

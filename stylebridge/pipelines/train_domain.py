@@ -85,6 +85,7 @@ from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
 from stylebridge.registry.needed import require_weights
@@ -263,6 +264,7 @@ def source_image_batches(generator: Generator, n: int, batch: int, truncation: f
 
 
 @dataclass
+@coerce_path_fields
 class DomainTrainConfig:
     """One ``train domain`` run (the command's options; ``None`` = the target's default,
     :data:`TEXT_DEFAULTS` (:data:`TEXT_INDOMAIN_DEFAULTS` with ``indomain``) or

@@ -65,6 +65,7 @@ from stylebridge.pipelines.training.options import parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.domains.hyperdomain import DEFAULT_MAPPER_CLIP, HyperDomain
 from stylebridge.plugins.losses.hyperdomain import PromptBatchGuide
 from stylebridge.registry.resolve import generator_path, load_generator
@@ -247,6 +248,7 @@ class HyperDomainTrainer(DomainTrainer):
 
 
 @dataclass
+@coerce_path_fields
 class HyperDomainTrainConfig:
     """One ``train hyperdomain`` run (defaults: ``td_multiple.yaml``, see the module doc).
     Give ``prompts`` (a file) or ``prompt_list`` (``Target`` or ``Target - Source`` strings)."""

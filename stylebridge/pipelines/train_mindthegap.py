@@ -63,6 +63,7 @@ from stylebridge.pipelines.training.domain import (
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import MissingWeightsError
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ def refine_latent(generator: Generator, w_plus: Tensor, reference01: Tensor, *, 
 
 
 @dataclass
+@coerce_path_fields
 class MindTheGapConfig:
     """One ``train mindthegap`` run (the command's options)."""
 

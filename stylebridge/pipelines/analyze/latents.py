@@ -40,10 +40,12 @@ from stylebridge.pipelines.analyze.stats import (
 )
 from stylebridge.pipelines.photos import check_out_folder, weights_path
 from stylebridge.pipelines.resume import RowJournal, file_identity, model_setting
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder
 
 
 @dataclass
+@coerce_path_fields
 class LatentsConfig:
     """One ``analyze latents`` run (the command's options).
 

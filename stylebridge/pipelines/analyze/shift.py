@@ -42,6 +42,7 @@ from stylebridge.pipelines.adapt import (
     load_domains,
     load_generator_arg,
 )
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder
 
 JSON_FILE = "shift_norms.json"
@@ -102,6 +103,7 @@ def shift_norms(generator: Generator, inversions: Iterable[Inversion],
 
 
 @dataclass
+@coerce_path_fields
 class ShiftNormsConfig:
     """One ``analyze shift-norms`` run: an FSE encoder spec (``fse`` = installed weights,
     mode ``features``), the generator, photos and domain checkpoints."""

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.typed import coerce_path_fields
 
 THESIS_LOSSES = ("mse:1.0", "lpips:0.8", "id:0.1")
 THESIS_DOMAIN_INVERSION_LOSSES = ("lpips:0.2", "id:0.025")
@@ -21,6 +22,7 @@ THESIS_BATCH = 12
 
 
 @dataclass
+@coerce_path_fields
 class TrainConfig:
     """Everything a FeatureShift run depends on (JSON; stored in the training state)."""
 

@@ -71,10 +71,12 @@ from stylebridge.pipelines.reproduce.rows import (
     encoder_spec,
     orig_latents,
 )
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
 
 
 @dataclass
+@coerce_path_fields
 class ThesisTablesConfig:
     """The inputs of ``reproduce thesis-tables`` (one field per CLI option; see the package
     docstring of :mod:`stylebridge.pipelines.reproduce`)."""

@@ -63,6 +63,7 @@ from stylebridge.pipelines.serve.records import (  # also importable from here, 
     _safe,
     check_photo_file,
 )
+from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
@@ -86,6 +87,7 @@ def _no_progress(fraction: float, description: str) -> None:
 
 
 @dataclass
+@coerce_path_fields
 class ServeConfig:
     """How the web app's back end is set up (``stylebridge serve`` options).
 
