@@ -515,14 +515,21 @@ def test_register_checks_the_resolution_of_a_generator_the_catalogue_knows(
     assert manager._convert_options(manager.entry("mindthegap-ffhq")) == {}
 
 
-def test_cli_register_force_replaces_the_reference_and_says_so(tmp_path: Path, tiny_pt: bytes,
-                                                               capsys, monkeypatch) -> None:
-    from stylebridge.cli.main import main
-
+@pytest.fixture
+def pair_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache home whose manager is :func:`_pair_manager`'s, for the CLI (wide lines)."""
     home = tmp_path / "home"
     monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
                         lambda *a, **k: _pair_manager(home))
     monkeypatch.setenv("COLUMNS", "400")
+    return home
+
+
+def test_cli_register_force_replaces_the_reference_and_says_so(tmp_path: Path, tiny_pt: bytes,
+                                                               capsys, pair_home: Path) -> None:
+    from stylebridge.cli.main import main
+
+    home = pair_home
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
     first.write_bytes(tiny_pt)
     second.write_bytes(_tiny_gen_bytes(seed=3))
@@ -555,16 +562,13 @@ def _tiny_gen_bytes(seed: int) -> bytes:
 
 
 def test_verify_checks_the_converted_file_that_is_loaded(tmp_path: Path, tiny_pt: bytes,
-                                                         capsys, monkeypatch) -> None:
+                                                         capsys, pair_home: Path) -> None:
     """A truncated or deleted converted file was `ok` for verify while loading it failed."""
     from stylebridge.cli.main import main
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
     from stylebridge.errors import CheckpointError
 
-    home = tmp_path / "home"
-    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
-                        lambda *a, **k: _pair_manager(home))
-    monkeypatch.setenv("COLUMNS", "400")
+    home = pair_home
     src = tmp_path / "gen.pt"
     src.write_bytes(tiny_pt)
     manager = _pair_manager(home)

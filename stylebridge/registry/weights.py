@@ -561,7 +561,7 @@ class WeightsManager:
             from stylebridge.registry import get_registry
 
             converter = get_registry().get("converter", entry.converter).obj
-            if "expect_size" in getattr(converter, "accepted_options", ()):
+            if "expect_size" in converter.accepted_options:
                 options["expect_size"] = size
         return options
 
