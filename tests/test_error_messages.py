@@ -46,6 +46,22 @@ def test_damaged_zip_is_named(tmp_path, capsys) -> None:
     assert "BadZipFile" not in err.split(":", 2)[1]  # the file comes first, not the exception
 
 
+def test_a_torch_file_cut_short_is_said_in_plain_words(tmp_path, capsys) -> None:
+    """A half-downloaded .pt gave miniz's paragraph, cut at 300 characters mid-word."""
+    import torch
+
+    full = tmp_path / "full.pt"
+    torch.save({"g_ema": {"w": torch.zeros(4096)}}, full)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[:len(data) // 2])
+    code = main(["convert", "stylegan2-rosinality", str(cut), str(tmp_path / "o.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "zip archive is incomplete or damaged, as a download cut short: get it again" in err
+    assert "miniz" not in err and not err.rstrip().endswith(", o)")
+
+
 def test_long_messages_keep_both_ends() -> None:
     text = "start " + "x" * 8500 + " end"
     message = str(StylebridgeError(text, path="f.safetensors"))

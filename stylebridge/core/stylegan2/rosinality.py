@@ -43,6 +43,18 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
+CUT_SHORT = "its zip archive is incomplete or damaged, as a download cut short: get it again"
+
+
+def _zip_readable(path: Path) -> bool:
+    """Whether the zip's central directory reads (a file cut short has none)."""
+    try:
+        with zipfile.ZipFile(path):
+            return True
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
 def _reason(text: str) -> str:
     """torch's message, without its advice to load with ``weights_only=False`` (which would
     run the file's code: never), its "report an enhancement" note or the allocator's jargon."""
@@ -53,7 +65,12 @@ def _reason(text: str) -> str:
     text = re.sub(r"\s*\(Could this error message be improved\?.*$", "", text)
     text = text.replace('Expected hasRecord("version") to be true, but got false.',
                         "a zip archive without torch's version record (damaged?)")
-    return text[:300]
+    if "failed finding central directory" in text or "failed reading zip archive" in text:
+        # miniz's paragraph of advice says one thing: the zip is cut short or damaged
+        return CUT_SHORT
+    if len(text) > 300:  # cut at a word, and say so
+        text = text[:300].rsplit(" ", 1)[0] + " ..."
+    return text
 
 
 def torch_load_safe(path: Path) -> Any:
@@ -70,8 +87,11 @@ def torch_load_safe(path: Path) -> Any:
         raise ConversionError("is a TorchScript archive (torch.jit.save), not a weights "
                               "checkpoint; stylebridge never runs TorchScript code (OpenAI's "
                               "CLIP .pt: `stylebridge convert clip-openai`)", path=path)
-    # a zip, perhaps damaged, is left to torch, whose own error says what is wrong
-    what = None if file_kind(path)[0] == "zip" else not_a_pickle(path)
+    is_zip = file_kind(path)[0] == "zip"
+    if is_zip and not _zip_readable(path):  # cut short: no central directory at its end
+        raise ConversionError(f"not a readable PyTorch checkpoint ({CUT_SHORT})", path=path)
+    # a zip whose directory reads is left to torch, whose own error says what is wrong
+    what = None if is_zip else not_a_pickle(path)
     if what is not None:  # torch.save writes a zip archive, or (legacy) a pickle
         raise ConversionError(f"is {what}, not a PyTorch checkpoint", path=path)
     try:
