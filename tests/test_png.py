@@ -96,6 +96,23 @@ def test_grid_labels_outside_ascii_are_drawn_not_boxed() -> None:
     assert not torch.equal(with_name, with_box)
 
 
+def test_a_cut_label_keeps_its_random_weights_tag() -> None:
+    """`a watercolor portrait painting [RANDOM WEIGHTS]` in two lines of a 128 px tile showed
+    `... [RANDOM` and dropped `WEIGHTS]`: the name is shortened (with an ellipsis) instead."""
+    from PIL import ImageDraw
+
+    from stylebridge.core.images import _fit
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    for name in ("a watercolor portrait painting", "x" * 300, "пиксар " * 12):
+        lines = _fit(draw, f"{name} [RANDOM WEIGHTS]", 126, 2)
+        assert len(lines) == 2 and lines[-1] == "[RANDOM WEIGHTS]", lines
+        assert lines[0].endswith("…") and draw.textlength(lines[0]) <= 126
+    assert _fit(draw, "short [RANDOM WEIGHTS]", 126, 2) == ["short [RANDOM WEIGHTS]"]
+    untagged = _fit(draw, "a label with no tag that needs three lines of this tile", 126, 2)
+    assert len(untagged) == 2 and untagged[-1].endswith("…")
+
+
 def test_save_image_writes_the_format_of_its_suffix_and_checks_the_range(tmp_path: Path) -> None:
     """`save_image(x, "out.jpg")` wrote PNG bytes; a [-1, 1] image was clamped silently."""
     import stylebridge

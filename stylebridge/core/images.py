@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import math
+import re
 import stat
 import threading
 import warnings
@@ -226,9 +227,33 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int,
     return lines[:max_lines]
 
 
+#: a label's closing ``[...]`` (``[RANDOM WEIGHTS]``): kept whole when the label is cut
+_TAG = re.compile(r"\s(\[[^\[\]]+\])$")
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int,
+         font: Font | None = None) -> list[str]:
+    """:func:`_wrap`, but a label too long for ``max_lines`` loses the end of its name (an
+    ellipsis says so), never its closing ``[...]`` tag: ``a watercolor portrait painting
+    [RANDOM WEIGHTS]`` in two short lines kept ``[RANDOM`` and dropped ``WEIGHTS]``."""
+    lines = _wrap(draw, text, width, 99, font)
+    if len(lines) <= max_lines:
+        return lines
+    found = _TAG.search(text)
+    head = text[:found.start()] if found else text
+    tag = _wrap(draw, found.group(1), width, 99, font) if found else []
+    tag = tag[:max(max_lines - 1, 0)] if max_lines > 1 else []
+    room = max_lines - len(tag)
+    kept = _wrap(draw, head, width, 99, font)[:room]
+    last = kept[-1] if kept else ""
+    while last and draw.textlength(last + "…", font=font) > width:
+        last = last[:-1]
+    return [*kept[:-1], last.rstrip() + "…", *tag]
+
+
 def _alike(draw: ImageDraw.ImageDraw, texts: Sequence[str], width: int, lines: int) -> bool:
-    """Whether two different ``texts`` look the same once wrapped into ``lines`` lines."""
-    shown = {tuple(_wrap(draw, t, width, lines, label_font(t))): t for t in dict.fromkeys(texts)}
+    """Whether two different ``texts`` look the same once fitted into ``lines`` lines."""
+    shown = {tuple(_fit(draw, t, width, lines, label_font(t))): t for t in dict.fromkeys(texts)}
     return len(shown) < len(dict.fromkeys(texts))
 
 
@@ -277,13 +302,13 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
     draw = ImageDraw.Draw(canvas)
     for col, label in enumerate(labels):
         font = label_font(label)
-        for i, text in enumerate(_wrap(draw, label, tile - 2, label_lines, font)):
+        for i, text in enumerate(_fit(draw, label, tile - 2, label_lines, font)):
             draw.text((left + pad + col * (tile + pad) + 1, 1 + LINE * i), text, fill="black",
                       font=font)
     for r, label in enumerate(row_labels or []):
         y = header + pad + r * (tile + pad) + tile // 2 - LINE
         font = label_font(label)
-        for i, text in enumerate(_wrap(draw, label, left - 6, 3, font)):
+        for i, text in enumerate(_fit(draw, label, left - 6, 3, font)):
             draw.text((2, y + LINE * i), text, fill="black", font=font)
     for i, text in enumerate(notice_lines):
         draw.text((2, header + arr.shape[0] + 1 + LINE * i), text, fill="red", font=notice_font)
