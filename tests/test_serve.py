@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from stylebridge.cli.main import main
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.serve import RunRequest, ServeBackend, ServeConfig, check_photo_file
+from stylebridge.registry import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 PRESET_SIZE = 64        # the demo's random-weight preset renders 64 px images
@@ -246,6 +247,16 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
     assert json.loads((half.grid_path.parent / "run.json").read_text())["strength"] == 0.5
     shifted = backend.run(photo, RunRequest("fse", DOMAINS[:1], featureshift=True))
     assert {"featureshift", "guide (e4e)"} <= set(shifted.random_parts)
+    zero = backend.run(photo, RunRequest("fse", DOMAINS[:1], featureshift=True, strength=0.0))
+    assert any("strength 0 (Δ = 0) is FeatureShift's own rendering" in n for n in zero.notes)
+    # an encoder whose w+ does not fit: one line before the alpha fit, not an internal error
+    if "tiny-pool" in get_registry().names("encoder"):  # the example plugin package
+        for request in (RunRequest("tiny-pool", DOMAINS[:1], alpha=True),
+                        RunRequest("tiny-pool", DOMAINS[:1], featureshift=True)):
+            with pytest.raises(StylebridgeError, match=r"encoder 'tiny-pool'.*rows"):
+                backend.run(photo, request)
+        assert any(label.startswith("tiny-pool (RANDOM WEIGHTS")
+                   for label, _ in backend.encoder_choices())
     with pytest.raises(StylebridgeError, match="FeatureShift shifts FSE's feature map"):
         backend.run(photo, RunRequest("e4e", DOMAINS, featureshift=True))
     with pytest.raises(StylebridgeError, match="unknown domain 'pixar'"):
@@ -500,8 +511,10 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
                                  files=[{"name": "notes.txt", "mimeType": "text/plain",
                                          "buffer": b"not a photo"}])
             page.wait_for_selector("#status .error", timeout=60_000)
+            # ... and the photo in use is still named (a run uses it)
             assert page.inner_text("#status").strip() == (
-                "error: notes.txt: is a text file, not an image")
+                "error: notes.txt: is a text file, not an image (the photo is still "
+                "astronaut.png)")
             # an iPhone photo: HEIC, stored sideways with an EXIF orientation; read upright,
             # so its face is found
             if importlib.util.find_spec("pillow_heif") is not None:
@@ -523,7 +536,12 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             page.click("#train")
             page.wait_for_selector("#domains label:has-text('a pencil sketch') input:checked",
                                    timeout=120_000)
-            assert "trained domain 'a pencil sketch'" in page.inner_text("#status")
+            # said beside the domains; the photo's line still names the photo
+            assert "trained domain 'a pencil sketch'" in page.inner_text("#domain-status")
+            assert "IMG_0001.HEIC" in page.inner_text("#status") or "astronaut" in \
+                page.inner_text("#status")
+            # no Share button (it needs Hugging Face Spaces): download and fullscreen only
+            assert not page.locator("#result-grid button[aria-label*=hare]").count()
             # a failed run takes the last run's table away with its grid: not this run's
             assert page.locator("#metrics").is_visible()
             page.fill("#skip-layers input", "99")
@@ -604,3 +622,15 @@ def test_featureshift_with_a_shift_mode_encoder_says_the_mode_is_moot(backend: S
     assert ("FeatureShift replaces the feature at layer K, so the encoder's generator-shift "
             "mode has no effect on its domains") in shifted.notes
     assert not any("generator-shift" in n for n in plain.notes)
+
+
+def test_an_edited_skip_preset_reads_as_its_layers() -> None:
+    """Picking a preset puts its label in the field; `,9` typed after it was refused as
+    "expected a set name": the label stands for the preset's layers."""
+    from stylebridge.pipelines.serve.app import SKIP_PRESETS, preset_value
+
+    label, value = SKIP_PRESETS[2]
+    assert preset_value(f"{label},9") == f"{value},9"
+    assert preset_value(f"{label}, w:3") == f"{value},w:3"
+    assert preset_value(SKIP_PRESETS[1][0]) == "0" and preset_value("7") == "7"
+    assert preset_value("") == ""

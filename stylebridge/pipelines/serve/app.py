@@ -34,8 +34,20 @@ CSS = """
 """
 
 
+#: the image buttons: no "share" (it works on Hugging Face Spaces only, else an error toast)
+IMAGE_BUTTONS = ["download", "fullscreen"]
 #: the queue shared by upload, domain files, train and run (one at a time, in click order)
 WORK_QUEUE = "work"
+
+
+def preset_value(text: str) -> str:
+    """A skip-layers field: a preset's label (what the dropdown shows once picked, perhaps
+    with ``,9`` typed after it) stands for the preset's layers."""
+    for label, value in SKIP_PRESETS:
+        if label and text.startswith(label):
+            rest = text[len(label):].strip().lstrip(",").strip()
+            return ",".join(part for part in (value, rest) if part)
+    return text
 
 
 def error_line(exc: BaseException) -> str:
@@ -81,10 +93,12 @@ def build_app(backend: ServeBackend) -> Any:
                 status = gr.HTML(f"photo: {astronaut.name}", elem_id="status")
             with gr.Column(scale=1):
                 original = gr.Image(astronaut.image.permute(1, 2, 0).numpy(), label="photo",
-                                    interactive=False, height=220, elem_id="photo-preview")
+                                    interactive=False, height=220, elem_id="photo-preview",
+                                    buttons=IMAGE_BUTTONS)
             with gr.Column(scale=1):
                 aligned = gr.Image(astronaut.aligned_pil(), label="aligned (FFHQ, dlib landmarks)",
-                                   interactive=False, height=220, elem_id="aligned-preview")
+                                   interactive=False, height=220, elem_id="aligned-preview",
+                                   buttons=IMAGE_BUTTONS)
         with gr.Row():
             with gr.Column(scale=1):
                 encoder = gr.Dropdown(encoders, value=encoders[0][1] if encoders else None,
@@ -95,6 +109,8 @@ def build_app(backend: ServeBackend) -> Any:
                 domain_files = gr.File(label="add domain checkpoints (.safetensors)",
                                        file_count="multiple", type="filepath", height=140,
                                        elem_id="domain-files")
+                # what the domain drop and the text training say (the photo keeps its line)
+                domain_status = gr.HTML("", elem_id="domain-status")
             with gr.Column(scale=1):
                 prompt = gr.Textbox(label="text domain: a prompt (a loaded hyper-network "
                                           "renders it at once, else it is trained on the spot)",
@@ -113,7 +129,8 @@ def build_app(backend: ServeBackend) -> Any:
                     featureshift = gr.Checkbox(label="FeatureShift (FSE)", elem_id="featureshift")
         run = gr.Button("run", variant="primary", elem_id="run")
         result_status = gr.HTML("", elem_id="result-status")
-        grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid")
+        grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid",
+                        buttons=IMAGE_BUTTONS)
         # hidden until a run fills it: empty, Gradio's table showed the headers "1 2 3"
         metrics = gr.Dataframe(label="metrics (against the aligned photo)", interactive=False,
                                elem_id="metrics", visible=False)
@@ -132,7 +149,8 @@ def build_app(backend: ServeBackend) -> Any:
             try:
                 new = backend.load_photo(path)
             except Exception as exc:  # the page shows it; the server keeps serving
-                return current, gr.update(), gr.update(), error_line(exc), None
+                kept = f" (the photo is still {_html(current.name)})"
+                return current, gr.update(), gr.update(), error_line(exc) + kept, None
             return (new, new.image.permute(1, 2, 0).numpy(), new.aligned_pil(),
                     f"photo: {_html(new.name)} (face found and aligned)", None)
 
@@ -163,7 +181,7 @@ def build_app(backend: ServeBackend) -> Any:
                     text, int(n_steps), progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:
                 return gr.update(), error_line(exc)
-            note = f" [{RANDOM_NOTICE}: random CLIP or generator]" \
+            note = f" [{RANDOM_NOTICE}: made with random-weight networks, not a real domain]" \
                 if backend.domain_random[name] else ""
             how = "added domain" if hyper else "trained domain"
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
@@ -173,7 +191,7 @@ def build_app(backend: ServeBackend) -> Any:
                    use_fs: bool, strength_value: float,
                    progress: Any = gr.Progress()) -> Any:  # noqa: B008
             request = RunRequest(encoder=enc or "", domains=list(chosen or []),
-                                 skip_layers=skip_text or "", alpha=bool(use_alpha),
+                                 skip_layers=preset_value(skip_text or ""), alpha=bool(use_alpha),
                                  featureshift=bool(use_fs), strength=float(strength_value))
             try:
                 result = backend.run(current, request,
@@ -199,8 +217,8 @@ def build_app(backend: ServeBackend) -> Any:
         upload.upload(on_upload, [upload, photo], [photo, original, aligned, status, upload],
                       **work)
         domain_files.upload(on_domain_files, [domain_files, domains],
-                            [domains, status, domain_files], **work)
-        train.click(on_train, [prompt, steps, domains], [domains, status], **work)
+                            [domains, domain_status, domain_files], **work)
+        train.click(on_train, [prompt, steps, domains], [domains, domain_status], **work)
         # the button is off while its run waits and runs: ten quick clicks were ten full runs
         run.click(lambda: gr.update(interactive=False), None, run, queue=False).then(
             on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],

@@ -41,6 +41,7 @@ from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.options import coerce_option
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import INVERSION, Adapter, check_domains, load_domains
 from stylebridge.pipelines.align import align_face
@@ -176,7 +177,8 @@ class ServeBackend:
             else:
                 entry = get_registry().get("encoder", name)
                 needs = isinstance(entry.obj, type) and entry.obj.requires_weights
-                how = "needs weights (stylebridge weights)" if needs else "default config"
+                how = ("needs weights: stylebridge weights" if needs
+                       else f"{RANDOM_NOTICE}: default config")
             choices.append((f"{name} ({how})", name))
             if name == "fse":
                 choices.append((f"fse, generator-shift mode ({how})", "fse:mode=shift"))
@@ -282,6 +284,15 @@ class ServeBackend:
             enc.load_state_dict(base.state_dict())
             return enc.to(self.device).eval(), True
         return load_encoder(spec, self.device)
+
+    def _check_fits(self, encoder: Encoder, spec: str) -> None:
+        """One encoding of a blank image, checked against the generator: an encoder whose w+
+        does not fit failed inside the alpha fit or FeatureShift as an internal error."""
+        size = int(encoder.preprocessing.size or self.generator.size)
+        encoder.check_generator(self.generator)
+        with torch.no_grad():
+            probe = encoder.encode(torch.full((1, 3, size, size), 0.5, device=self.device))
+        check_compatible(probe, self.generator, f"encoder {spec!r}")
 
     def calibrator(self, encoder_spec: str, encoder: Encoder) -> tuple[Calibrator, bool, str]:
         """Alpha-rescaling: the ``--calibrate`` file, else fitted on generator samples."""
@@ -405,6 +416,8 @@ class ServeBackend:
             random_inputs: dict[str, bool] = {"generator": self.generator_random,
                                               "encoder": enc_random}
             calibrator = renderer = guide = None
+            if request.alpha or request.featureshift:  # both build on what the encoder gives
+                self._check_fits(encoder, request.encoder)
             if request.alpha:
                 progress(0.15, "alpha calibration")
                 calibrator, random_inputs["calibrator"], _ = self.calibrator(request.encoder,
@@ -432,6 +445,12 @@ class ServeBackend:
                 # FeatureShift's F' always replaces activation K: the mode changes nothing
                 notes = [*notes, "FeatureShift replaces the feature at layer K, so the "
                                  "encoder's generator-shift mode has no effect on its domains"]
+            if request.featureshift and request.strength == 0:
+                # the slider says "0 = the inversion": true of the plain renderer only
+                notes = [*notes, "with FeatureShift, strength 0 (Δ = 0) is FeatureShift's own "
+                                 "rendering of the photo, F'(F, 0), not the encoder's inversion"
+                                 + (" (an untrained FeatureShift changes it at random)"
+                                    if random_inputs.get("featureshift") else "")]
         parts = [k for k, v in random_inputs.items() if v]
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
         progress(0.85, "writing the downloads")
