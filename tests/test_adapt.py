@@ -294,7 +294,7 @@ def test_cli_adapt_metrics_are_chosen_like_evals(files: dict[str, Path], tmp_pat
     # random 24x20 pictures hold no face: said once, not once per output, and for which
     assert written["notes"] == [
         "no face was detected in 6 image(s); the whole image was taken as the face box, "
-        "id:detect=hog leaves them out (every output)"]
+        "id:detect=hog leaves them out (each output)"]
     assert main([*base, "--metric", "fid", "--out", str(tmp_path / "fid")]) == 2
     assert capsys.readouterr().err.startswith("error: --metric fid: it compares sets of images")
     assert not (tmp_path / "fid").exists()
@@ -542,7 +542,7 @@ def test_grouped_notes_name_the_rows_each_note_holds_for() -> None:
     notes = {"inversion": ["backend B", "no face in 1"],
              "pixar": ["backend B", "no face in 2", "no face in 2"],
              "sketch": ["backend B", "no face in 1"]}
-    assert grouped_notes(notes) == ["backend B (every output)", "no face in 1 (inversion, sketch)",
+    assert grouped_notes(notes) == ["backend B (each output)", "no face in 1 (inversion, sketch)",
                                     "no face in 2 (pixar)"]
     assert grouped_notes({"inversion": ["a", "b", "a"]}) == ["a", "b"]  # one row: no suffix
     assert grouped_notes({"inversion": [], "pixar": []}) == []

@@ -186,7 +186,7 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
     no_face = [n for n in result.notes if "no face was detected" in n]
     if faceless:
         assert len(no_face) == 1 and no_face[0].startswith("id[dlib]: no face was detected in 1 ")
-        assert no_face[0].endswith("(every output)" if len(faceless) == len(result.images)
+        assert no_face[0].endswith("(each output)" if len(faceless) == len(result.images)
                                    else f"({', '.join(faceless)})")
     else:
         assert no_face == []
@@ -634,3 +634,19 @@ def test_an_edited_skip_preset_reads_as_its_layers() -> None:
     assert preset_value(f"{label}, w:3") == f"{value},w:3"
     assert preset_value(SKIP_PRESETS[1][0]) == "0" and preset_value("7") == "7"
     assert preset_value("") == ""
+
+
+def test_a_long_prompt_is_a_short_domain_name(backend: ServeBackend) -> None:
+    """A 300-character prompt as a domain name pushed the checkbox, the metrics table's
+    columns and the status line off the page: names are cut to MAX_DOMAIN_NAME."""
+    from stylebridge.pipelines.serve.backend import MAX_DOMAIN_NAME
+
+    method = backend.domains[DOMAINS[0]]
+    names = [backend._add_domain("a painting  of " + "x" * 300, method, True, "test")
+             for _ in range(2)]
+    assert all(len(n) <= MAX_DOMAIN_NAME + 2 for n in names)
+    assert names[0].startswith("a painting of x") and names[0].endswith("…")
+    assert names[1] == names[0] + "-2"
+    for name in names:  # the module's backend serves the other tests
+        for table in (backend.domains, backend.domain_random, backend.domain_sources):
+            del table[name]

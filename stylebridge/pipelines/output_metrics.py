@@ -95,10 +95,11 @@ def output_metric_notes(metrics: OutputMetrics) -> list[str]:
                           for name, group in metrics.items()})
 
 
-def grouped_notes(notes_by_row: Mapping[str, Sequence[str]], every: str = "every output"
+def grouped_notes(notes_by_row: Mapping[str, Sequence[str]], every: str = "each output"
                   ) -> list[str]:
     """Each distinct note once, in first-seen order, ending with the rows it came from when
-    there are several: ``"... face box (inversion, pixar)"``, or ``(every output)``.  A note
+    there are several: ``"... face box (inversion, pixar)"``, or ``(each output)`` (a count
+    in the note is per output).  A note
     may hold a count of its own row (``no face was detected in 1 image(s)``), so it is never
     left without saying which rows it holds for."""
     rows_of: dict[str, list[str]] = {}

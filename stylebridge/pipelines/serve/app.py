@@ -30,7 +30,9 @@ SKIP_PRESETS = [("none", ""), ("0: no offsets on the first layer (thesis, FSE)",
 CSS = """
 #random-banner { background: #fff1f0; border: 2px solid #d4380d; border-radius: 6px;
                  padding: 6px 12px; color: #a8071a; font-weight: 600; }
-#status .error, #result-status .error { color: #a8071a; font-weight: 600; }
+#status .error, #result-status .error, #domain-status .error { color: #a8071a; font-weight: 600; }
+#status, #result-status, #domain-status, #metric-notes { overflow-wrap: anywhere; }
+#domains label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }
 """
 
 

@@ -78,6 +78,7 @@ ALIGN_SIZE = 256            # the aligned photo (the encoders resize it to their
 TRAIN_STEPS = 4             # default steps of a text domain trained on the spot
 MAX_TRAIN_STEPS = 200
 GRID_MIN_TILE = 128         # grid tiles smaller than this are enlarged (nearest)
+MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
 METRIC_COLUMNS = ("mse", "psnr", "ssim", "id")   # against the aligned photo
 CHANGE_COLUMN = "change (mse vs inversion)"
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
@@ -196,6 +197,12 @@ class ServeBackend:
         return found
 
     def _add_domain(self, name: str, method: DomainMethod, random: bool, source: str) -> str:
+        """Offer ``method`` under ``name`` (a prompt, a file stem), made unique and at most
+        :data:`MAX_DOMAIN_NAME` characters: a 300-character prompt as a checkbox label, a
+        table row and a grid label pushed the page's columns off the screen."""
+        name = " ".join(name.split())
+        if len(name) > MAX_DOMAIN_NAME:
+            name = name[:MAX_DOMAIN_NAME - 1].rstrip() + "…"
         unique, k = name, 2
         while unique in self.domains or unique == INVERSION:
             unique, k = f"{name}-{k}", k + 1
