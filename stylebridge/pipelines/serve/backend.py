@@ -464,7 +464,8 @@ class ServeBackend:
         self._runs += 1
         out = self.work_dir / f"run-{self._runs:03d}"
         out.mkdir(parents=True, exist_ok=True)
-        labels = ["aligned photo", f"inversion: {request.encoder}",
+        tag = f" [{RANDOM_NOTICE}]" if enc_random or self.generator_random else ""
+        labels = ["aligned photo", f"inversion: {request.encoder}{tag}",
                   *(f"{key} [{RANDOM_NOTICE}]" if self.domain_random[name] else key
                     for key, (name, _) in adapter.outputs.items())]
         photo_tile = resize_square(photo.aligned, gen.size)
