@@ -87,6 +87,7 @@ def build_app(backend: ServeBackend) -> Any:
         banner = gr.HTML(_banner(backend), elem_id="random-banner",
                          visible=bool(backend.banner))
         photo = gr.State(astronaut)
+        run_parts = gr.State(None)  # the last run's random parts, for the banner
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="face photo: drop or click (the astronaut is preloaded)",
@@ -200,7 +201,7 @@ def build_app(backend: ServeBackend) -> Any:
                                      progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:  # the previous run's results go: they are not this run's
                 return (error_line(exc), None, gr.update(value=None, visible=False), "",
-                        gr.update(visible=False), gr.update(visible=False), gr.update())
+                        gr.update(visible=False), gr.update(visible=False), None)
             import pandas as pd
 
             table = pd.DataFrame(result.table(), columns=["output", *result.columns])
@@ -209,8 +210,13 @@ def build_app(backend: ServeBackend) -> Any:
             return (text, str(result.grid_path), gr.update(value=table, visible=True), notes,
                     gr.update(value=str(result.images_zip), visible=True),
                     gr.update(value=str(result.latents_path), visible=True),
-                    gr.update(value=_banner(backend, result.random_parts),
-                              visible=bool(backend.banner or result.random_parts)))
+                    list(result.random_parts))
+
+        def on_banner(parts: list[str] | None) -> Any:
+            if parts is None:  # a failed run: the banner stays as it was
+                return gr.update()
+            return gr.update(value=_banner(backend, parts),
+                             visible=bool(backend.banner or parts))
 
         # one queue for every event that reads or changes the photo, the domains or the
         # models: a run clicked while a new photo is still aligning waits for it (it used the
@@ -222,10 +228,15 @@ def build_app(backend: ServeBackend) -> Any:
                             [domains, domain_status, domain_files], **work)
         train.click(on_train, [prompt, steps, domains], [domains, domain_status], **work)
         # the button is off while its run waits and runs: ten quick clicks were ten full runs
+        # the banner is set after the run, not as one of its outputs: an output is dimmed
+        # under the progress overlay while the run waits and runs, and the RANDOM WEIGHTS
+        # banner must stay readable
         run.click(lambda: gr.update(interactive=False), None, run, queue=False).then(
             on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],
             [result_status, grid, metrics, metric_notes, download_images, download_latents,
-             banner], **work).then(lambda: gr.update(interactive=True), None, run, queue=False)
+             run_parts], **work).then(
+            on_banner, [run_parts], [banner], queue=False, show_progress="hidden").then(
+            lambda: gr.update(interactive=True), None, run, queue=False)
         # every page load lists the domains the server holds now (trained or uploaded in
         # another tab), not those it held when the page was built
         app.load(lambda chosen: gr.update(choices=backend.domain_choices(), value=chosen),
