@@ -13,8 +13,8 @@ for each CLIP model (``--clip``, the thesis uses ViT-B-16 and ViT-B-32).  The ta
 average the per-domain values over the domains: over all of them (Table 4.1 layout:
 Quality and Diversity per CLIP model) and separately over image and text domains
 (Tables 4.2 / 4.3 layout: per CLIP model, Image | Text).  Note: Table 4.1's caption says
-"all considered Similar Domains", but its printed ViT-B-32 values equal Table 4.2's
-Image column, so the thesis' Table 4.1 looks like an image-domain average: compare our
+"all considered Similar Domains", but its printed ViT-B-32 values match Table 4.2's
+Image column (Diversity equal, Quality within 0.001), so the thesis' Table 4.1 looks like an image-domain average: compare our
 Image column with it (or pass only image domains).
 
 Rows (the thesis' names; StyleSpace offsets applied through

@@ -10,7 +10,7 @@ both, so each table has its own target (``--quality-target [TABLE=]text|referenc
 table      default target       why
 =========  ===================  ============================================================
 4.1        ``text``             image domains' Quality 0.235–0.252: an image–text range
-4.2        ``text``             Image column 0.234–0.249 (equals Table 4.1's ViT-B-32)
+4.2        ``text``             Image column 0.234–0.249 (≈ Table 4.1's ViT-B-32, ±0.001)
 4.3        ``reference-image``  Image column 0.640–0.774: an image–image range
 =========  ===================  ============================================================
 
