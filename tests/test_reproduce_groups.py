@@ -120,3 +120,18 @@ def test_tiny_preset_with_an_image_domain_prints_groups_and_table_4_3(tmp_path: 
             cell["quality_text"])
         assert row["tables"]["4.3"]["image"][clip]["quality"] == pytest.approx(
             cell["quality_image"])
+
+
+def test_a_domain_scored_on_the_other_cosine_scale_is_named() -> None:
+    """An image domain without a text, in a table whose Quality target is text, is scored
+    against its reference image (~0.7) inside means of image-text cosines (~0.25): named."""
+    from stylebridge.pipelines.reproduce.groups import other_scale
+
+    per_domain = {
+        "img-only": {"ViT-B-32": {"quality_text": None, "quality_image": 0.71}},
+        "both": {"ViT-B-32": {"quality_text": 0.26, "quality_image": 0.69}},
+        "txt": {"ViT-B-32": {"quality_text": 0.31, "quality_image": None}},
+    }
+    kinds = {"img-only": "image", "both": "image", "txt": "text"}
+    assert other_scale(per_domain, kinds, "text") == ["img-only"]
+    assert other_scale(per_domain, kinds, "reference-image") == []  # text domains use text

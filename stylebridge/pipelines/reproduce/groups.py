@@ -80,6 +80,22 @@ def domain_quality(values: Mapping[str, Any], kind: str, target: str) -> float |
     return text if text is not None else image
 
 
+def other_scale(per_domain: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                kinds: Mapping[str, str], target: str) -> list[str]:
+    """The domains whose Quality under ``target`` falls back to the other target (an image
+    domain without a text under ``text``: an image-image cosine, ~0.7, averaged with
+    image-text ones, ~0.25), so the run can say so."""
+    out = []
+    for name, cells in per_domain.items():
+        for values in cells.values():
+            text, image = values.get("quality_text"), values.get("quality_image")
+            wanted = image if kinds.get(name) == "image" and target == "reference-image" else text
+            if wanted is None and (text is not None or image is not None):
+                out.append(name)
+                break
+    return out
+
+
 def _mean(values: Sequence[float | None]) -> float:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(sum(finite) / len(finite)) if finite else math.nan

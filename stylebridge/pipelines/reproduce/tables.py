@@ -47,6 +47,7 @@ from stylebridge.pipelines.reproduce.groups import (
     DEFAULT_GAP_ROW,
     GAP_ROWS,
     group_domains,
+    other_scale,
     parse_quality_targets,
     pick_group_clip,
     table_values,
@@ -407,6 +408,13 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                      f"{config.group_gap_row!r}")
     for row in done.values():
         row["tables"] = table_values(row["per_domain"], kinds, targets, groups)
+    for table, target in sorted(targets.items()):  # two cosine scales in one mean: say so
+        mixed = sorted({n for r in done.values()
+                        for n in other_scale(r["per_domain"], kinds, target)})
+        if mixed:
+            notes.append(f"Table {table}: {', '.join(mixed)} had no {target} Quality target "
+                         "and were scored against the other one, on another cosine scale "
+                         "(image-image ~0.7, image-text ~0.25), inside the same means")
     random = shared_random or any(r.get("random_weights") for r in rows)
     data: dict[str, Any] = {
         "title": "Thesis Tables 4.1-4.3: CLIP Quality and Diversity"
