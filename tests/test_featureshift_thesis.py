@@ -292,3 +292,43 @@ def test_an_unknown_loss_names_the_option_it_came_from(env: Env, tmp_path: Path)
     with pytest.raises(StylebridgeError, match=r"^--inversion-loss 'bogus:1': unknown loss "
                                                r"'bogus'"):
         build_loss_sets(cfg, registry=registry(), device=torch.device("cpu"))
+
+
+def test_loss_sets_that_cannot_train_are_refused_or_said_before_the_run(
+        env: Env, tmp_path: Path) -> None:
+    """QA: a weight-0 loss was dropped without a word (a run with no domain training exited
+    0); `--loss mse:0` alone started the run, wrote log.jsonl, then failed at step 0; the
+    domain discriminator in an inversion set learned the photos; tiny LPIPS sizes crashed."""
+    from stylebridge.pipelines.featureshift.losses import build_loss_sets
+    from stylebridge.pipelines.training.losses import build_loss_terms, idle_term_notes
+
+    terms = build_loss_terms(["mse:1", "mse:0"], registry=registry())
+    assert idle_term_notes(terms, 10) == ["--loss mse#2 has weight 0: it never trains anything"]
+    cfg = tiny_cfg(env, tmp_path / "run", losses=["mse:0"], inversion_losses=["mse:0"])
+    with pytest.raises(StylebridgeError, match=r"no loss is active at step 0 \(mse: weight 0\)"):
+        fs.train_featureshift(cfg, registry=registry())
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+    late = tiny_cfg(env, tmp_path / "late", inversion_losses=["mse:1:after=2"])
+    with pytest.raises(StylebridgeError, match=r"no loss is active at step 0 \(mse: after=2\)"):
+        fs.train_featureshift(late, registry=registry())
+    wrong = tiny_cfg(env, tmp_path / "w", inversion_losses=[
+        "mse:1", "domain_adversarial:0.01:size=32"])
+    with pytest.raises(StylebridgeError, match="--inversion-loss domain_adversarial: the "
+                                               "trainable domain discriminator"):
+        build_loss_sets(wrong, registry=registry(), device=torch.device("cpu"))
+    with pytest.raises(StylebridgeError, match=r"expected sizes in 32\.\.1024"):
+        losses_recon.LPIPSLoss(resolutions="16", allow_random=True)
+    with pytest.raises(StylebridgeError, match=r"expected sizes in 32\.\.1024"):
+        losses_recon.LPIPSLoss(resolutions="5000", allow_random=True)
+
+
+def test_an_out_of_range_seed_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from stylebridge.cli.main import main
+
+    for value in ("-1", "4294967296", "x"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "featureshift", "--data", "d", "-g", "g.safetensors", "--out", "o",
+                  "--seed", value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--seed" in err and "Traceback" not in err and "ValueError" not in err

@@ -77,6 +77,18 @@ def finite_float(text: str) -> float:
     return value
 
 
+def seed_int(text: str) -> int:
+    """argparse ``type`` of every ``--seed``: an integer in ``0..2**32-1`` (what numpy and
+    torch's generators take; ``-1`` was an internal ValueError)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected 0..{2**32 - 1}, got {value}")
+    return value
+
+
 def finite_floats(text: str) -> list[float]:
     """argparse ``type`` of a comma-separated list of finite numbers (``0.5,1,1.5``)."""
     parts = [part.strip() for part in text.split(",")]
@@ -158,7 +170,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,
     parser.add_argument("--resume", action="store_true",
                         help="continue the run whose training state lies beside --out")
     parser.add_argument("--force", action="store_true", help="start over even if --out exists")
-    parser.add_argument("--seed", type=int, default=seed, help=seed_help or f"default {seed}")
+    parser.add_argument("--seed", type=seed_int, default=seed, help=seed_help or f"default {seed}")
     add_device_argument(parser)
 
 

@@ -79,12 +79,14 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
 
 def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
     """Photos vs mapping-network samples, as ``calibrate`` and ``analyze latents`` compare."""
+    from stylebridge.cli.common import seed_int  # common imports this module
+
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
                         help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
     parser.add_argument("--samples", type=int, default=3000,
                         help="z samples for the mapping network's style means (default 3000, at "
                              f"most {MAX_SAMPLES:,})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the z samples (default 0)")
 
 
 def check_photo_arguments(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands.weights import accept_licences, add_fetch_arguments
-from stylebridge.cli.common import add_device_argument
+from stylebridge.cli.common import add_device_argument, seed_int
 from stylebridge.pipelines.demo import (
     DOMAIN_TABLE_TITLE,
     PHOTO_TABLE_TITLE,
@@ -52,7 +52,7 @@ class DemoCommand(Command):
         parser.add_argument("--method", action="append", default=[], metavar="DOMAIN",
                             help="real domains to use instead of random offsets: a checkpoint "
                                  "or an installed catalogue name (pixar)")
-        parser.add_argument("--seed", type=int, default=0,
+        parser.add_argument("--seed", type=seed_int, default=0,
                             help="seed of the random-weight preset, domains and samples "
                                  "(default 0)")
         add_fetch_arguments(parser, "first fetch exactly the weights the demo uses "

@@ -20,7 +20,7 @@ from rich.status import Status
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import TargetGroup, add_device_argument, finite_float
+from stylebridge.cli.common import TargetGroup, add_device_argument, finite_float, seed_int
 from stylebridge.cli.options import print_batch_report
 from stylebridge.cli.resume_args import units_kept_hint
 from stylebridge.core.checkpoint import RANDOM_NOTICE
@@ -122,7 +122,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("tiny",),
                         help="tiny: build random-weight tiny models into OUT/tiny-preset and use "
                              "them for everything not given (tests the code paths)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of samples and random weights")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of samples and random weights")
     parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
     parser.add_argument("--out", type=Path, default=Path("thesis-tables"), metavar="DIR",
                         help="output folder (default ./thesis-tables)")

@@ -12,7 +12,12 @@ from rich.markup import escape
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_demo_set
-from stylebridge.cli.common import add_compile_argument, add_device_argument, add_precision_argument
+from stylebridge.cli.common import (
+    add_compile_argument,
+    add_device_argument,
+    add_precision_argument,
+    seed_int,
+)
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -43,7 +48,7 @@ class ServeCommand(Command):
         parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
                             help="where results, downloads and trained domains go "
                                  "(default: a new temporary folder)")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the random preset")
+        parser.add_argument("--seed", type=seed_int, default=0, help="seed of the random preset")
         add_fetch_arguments(parser, "first fetch the weights the demo uses (`stylebridge "
                                     "weights fetch --set demo`: FFHQ generator, e4e, pSp, FSE, "
                                     "pixar, joker), then serve them; without network it says "

@@ -43,6 +43,7 @@ from stylebridge.cli.common import (
     add_run_arguments,
     finite_float,
     print_training_outcome,
+    seed_int,
 )
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
@@ -294,7 +295,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-blocks", type=int, default=d.n_blocks)
     p.add_argument("--residual", action="store_true", help="predict F' - F instead of F'")
     p.add_argument("--init", metavar="CKPT", help="start from a featureshift checkpoint")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N")
     p.add_argument("--log-every", type=int, default=d.log_every, metavar="N")
     p.add_argument("--sample-every", type=int, default=d.sample_every, metavar="N")

@@ -77,9 +77,24 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         raise StylebridgeError("the inversion loss set is empty (give --inversion-loss)")
     if cfg.steps > cfg.pretrain_inversion_steps and not sets["domain"]:
         raise StylebridgeError("the domain loss set is empty (give --loss)")
+    for name, option in (("inversion", "--inversion-loss"),
+                         ("domain_inversion", "--domain-inversion-loss")):
+        wrong = [t.key for t in sets[name] if t.name in DOMAIN_ONLY]
+        if wrong:  # its real images are the e4e domain inversions: here it learns the photos
+            raise StylebridgeError(f"{option} {wrong[0]}: the trainable domain discriminator "
+                                   "takes the e4e domain inversions as real images, so it "
+                                   "belongs to the domain set (--loss, or "
+                                   "--domain-discriminator)")
     for name, terms in sets.items():
         check_trainable(terms, TRAINED, "FeatureShift")
         check_requirements(terms, PROVIDES[name], f"train featureshift ({LABELS[name]} loss)")
+    # the first step trains something, or the run is refused before it writes anything
+    first = sets["inversion"] + (sets["domain"] if cfg.pretrain_inversion_steps == 0 else [])
+    if not any(t.weight > 0 and t.active(0) for t in first):
+        why = ", ".join(f"{t.key}: " + ("weight 0" if t.weight == 0 else f"after={t.after}")
+                        for t in first)
+        raise StylebridgeError(f"no loss is active at step 0 ({why}); give a term that acts "
+                               "from the start")
     return sets
 
 

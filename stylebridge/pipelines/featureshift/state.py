@@ -151,7 +151,8 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         raise StylebridgeError(f"was written for --steps {old['steps']} with --scheduler cosine, "
                                f"whose learning rate reaches 0 there; --steps {now['steps']} "
                                "would change the schedule mid-run: resume with --steps "
-                               f"{old['steps']}, or train longer with --scheduler constant",
+                               f"{old['steps']}, or start a new --out (with --init "
+                               "MODEL.safetensors to continue from its weights) to train longer",
                                path=t.state_path)
     saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
     now_losses = _with_new_defaults_as_saved(t, saved_losses or {})

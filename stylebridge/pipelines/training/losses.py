@@ -61,7 +61,9 @@ def idle_term_notes(terms: Sequence[LossTerm], steps: int, option: str = "--loss
     (``after=N``) at or after the last step, or its ramp (DiFa's window) keeps it at weight 0."""
     notes = []
     for term in terms:
-        if term.after >= steps:
+        if term.weight == 0:  # given, but it never adds anything: said, not silently dropped
+            notes.append(f"{option} {term.key} has weight 0: it never trains anything")
+        elif term.after >= steps:
             notes.append(f"{option} {term.key} never starts: after={term.after} is not before "
                          f"the run's end (--steps {steps})")
         elif term.module.ramp(steps, steps) == 0.0:

@@ -81,6 +81,9 @@ def _pair(batch: LossBatch, loss: str) -> tuple[Tensor, Tensor]:
     return recon, target.detach()
 
 
+LPIPS_MIN_SIZE, LPIPS_MAX_SIZE = 32, 1024  # the sizes LPIPS is computed at
+
+
 def _parse_resolutions(value: int | str | Sequence[int]) -> tuple[int, ...]:
     """``256``, ``"256+128"``, ``"256/128"``, ``"256 128"`` or ``[256, 128]`` → ``(256, 128)``."""
     if isinstance(value, int | float):
@@ -93,8 +96,11 @@ def _parse_resolutions(value: int | str | Sequence[int]) -> tuple[int, ...]:
         out = tuple(int(v) for v in items)
     except (TypeError, ValueError):
         raise StylebridgeError(f"lpips: resolutions={value!r}; expected sizes such as 256+128") from None
-    if not out or any(r < 16 for r in out):
-        raise StylebridgeError(f"lpips: resolutions={value!r}; expected sizes >= 16 such as 256+128")
+    if not out or any(not LPIPS_MIN_SIZE <= r <= LPIPS_MAX_SIZE for r in out):
+        # below 32 px AlexNet's pooling runs out of pixels (a RuntimeError mid-run); far above
+        # the generator's 1024 px the network's activations run out of memory (killed)
+        raise StylebridgeError(f"lpips: resolutions={value!r}; expected sizes in "
+                               f"{LPIPS_MIN_SIZE}..{LPIPS_MAX_SIZE} such as 256+128")
     return out
 
 
