@@ -162,3 +162,16 @@ def test_an_existing_checkpoint_may_take_options_without_a_name(tmp_path, monkey
                                                     {"mode": "shift", "layer": "5"})
     # no such file: not a checkpoint with options (the name grammar decides, as before)
     assert parse_plugin_spec("other.safetensors:mode=shift").path is None
+
+
+def test_loss_spec_typos_are_named() -> None:
+    """`MSE:1` said only "invalid name"; `mse:1_0` trained at weight 10 (Python's float
+    reads the underscore)."""
+    from stylebridge.errors import SpecError
+    from stylebridge.registry.spec import parse_loss_spec
+
+    with pytest.raises(SpecError, match=r"invalid name 'MSE' \(names are lower-case: 'mse'\)"):
+        parse_loss_spec("MSE:1")
+    with pytest.raises(SpecError, match=r"weight '1_0' is not a number"):
+        parse_loss_spec("mse:1_0")
+    assert parse_loss_spec("corr:1e3").weight == 1000.0

@@ -204,10 +204,15 @@ def parse_loss_spec(text: str) -> LossSpec:
     parts = text.split(":", 2)
     name = parts[0]
     if not _NAME_RE.match(name):
-        raise SpecError(f"loss spec {raw!r}: invalid name {name!r}")
+        lower = name.strip().lower()
+        hint = f" (names are lower-case: {lower!r})" if _NAME_RE.match(lower) else \
+            " (lower-case letters, digits, '_', '-', '.')"
+        raise SpecError(f"loss spec {raw!r}: invalid name {name!r}{hint}")
     if len(parts) < 2 or not parts[1].strip():
         raise SpecError(f"loss spec {raw!r}: give the weight, NAME:WEIGHT (e.g. {name}:1.0)")
     try:
+        if "_" in parts[1]:  # Python reads 1_0 as 10: a typo, not a weight
+            raise ValueError(parts[1])
         weight = float(parts[1])
     except ValueError:
         raise SpecError(f"loss spec {raw!r}: weight {parts[1]!r} is not a number") from None
