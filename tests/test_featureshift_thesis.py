@@ -332,3 +332,23 @@ def test_an_out_of_range_seed_is_one_line(capsys: pytest.CaptureFixture[str]) ->
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "--seed" in err and "Traceback" not in err and "ValueError" not in err
+
+
+def test_a_random_discriminator_is_named_among_the_random_parts(tmp_path: Path) -> None:
+    """`--adversarial` with a discriminator file whose header says random weights trained
+    without a word about it; each term's log record carries its key (`mse#2`)."""
+    from stylebridge.core.stylegan2 import Discriminator
+    from stylebridge.pipelines.training.losses import build_loss_terms, random_loss_names
+
+    torch.manual_seed(0)
+    disc = Discriminator(size=32, channels={4: 8, 8: 8, 16: 8, 32: 8})
+    random_file = tmp_path / "random_gd.safetensors"
+    save_stylegan2(random_file, tiny_generator(seed=0), disc, extra={"random_weights": True})
+    real_file = tmp_path / "gd.safetensors"
+    save_stylegan2(real_file, tiny_generator(seed=0), disc)
+    terms = build_loss_terms([f"adversarial:0.01:discriminator={random_file}", "mse:1",
+                              "mse:0.5"], registry=registry())
+    assert random_loss_names(terms) == ["loss adversarial"]
+    assert [t.describe()["key"] for t in terms] == ["adversarial", "mse", "mse#2"]
+    real = build_loss_terms([f"adversarial:0.01:discriminator={real_file}"], registry=registry())
+    assert random_loss_names(real) == []

@@ -44,8 +44,8 @@ class LossTerm:
         return step >= self.after
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weight": self.weight, "after": self.after,
-                "options": self.options}
+        return {"key": self.key, "name": self.name, "weight": self.weight,
+                "after": self.after, "options": self.options}
 
     @classmethod
     def of(cls, item: LossTerm | tuple[str, float, Loss]) -> LossTerm:

@@ -282,11 +282,15 @@ class AdversarialLoss(Loss):
             raise StylebridgeError(
                 "adversarial: needs discriminator=PATH (a stylebridge generator checkpoint with "
                 "its discriminator; convert the upstream file with `stylebridge convert`)")
+        from stylebridge.core.checkpoint import is_random_weights
         from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 
         self.discriminator_path = str(discriminator)
-        disc = load_stylegan2(self.discriminator_path, discriminator=True).discriminator
+        ck = load_stylegan2(self.discriminator_path, discriminator=True)
+        disc = ck.discriminator
         assert disc is not None
+        # a random-weight file (the tiny preset's) is named as such with the run's random parts
+        self.random_weights = bool(is_random_weights(ck.header.extra))
         self.model = disc.eval().requires_grad_(False)
         self.size = int(disc.cfg.size)
         self.group = int(disc.stddev_group)
