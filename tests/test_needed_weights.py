@@ -318,3 +318,17 @@ def test_align_writes_to_aligned_by_default(tmp_path: Path,
     assert main(["align", "photo.jpg", "--size", "64"]) == 0
     assert sorted(p.name for p in (tmp_path / "aligned").iterdir()) == ["photo.png"]
     assert Image.open(tmp_path / "aligned" / "photo.png").size == (64, 64)
+
+
+def test_a_bad_allow_random_is_named_not_answered_with_a_download() -> None:
+    """`lpips:0.8:allow_random=maybe` was read as "no" and answered "official weights are
+    not installed ... fetch"; then, once checked, it was a bare ValueError."""
+    from stylebridge.errors import SpecError
+    from stylebridge.registry.needed import missing_weights
+
+    for kind, spec in (("loss", "lpips:0.8:allow_random=maybe"),
+                       ("loss", "id:0.1:allow_random=perhaps"),
+                       ("metric", "lpips:allow_random=maybe")):
+        with pytest.raises(SpecError, match=r"allow_random='(maybe|perhaps)': expected true or "
+                                             r"false"):
+            missing_weights([(kind, spec, "--loss")])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from stylebridge.core.interfaces import Plugin
 from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
-from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.errors import CheckpointError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.registry import get_registry
 from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
@@ -98,7 +98,10 @@ def _option_entries(kind: str, spec_text: str) -> tuple[str, ...]:
         return ()
     if not (isinstance(plugin, type) and issubclass(plugin, Plugin)):
         return ()
-    return tuple(plugin.unavailable_weights(config))
+    try:
+        return tuple(plugin.unavailable_weights(config))
+    except (TypeError, ValueError) as exc:  # a bad option value (allow_random=maybe)
+        raise SpecError(f"{kind} spec {spec_text!r}: {exc}") from None
 
 
 def missing_weights(requests: Iterable[Request],

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylebridge.core.images import to_uint8
+from stylebridge.core.options import as_bool
 from stylebridge.errors import StylebridgeError
 
 DLIB_RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -60,7 +61,9 @@ def unavailable_arcface(config: Mapping[str, Any]) -> tuple[str, ...]:
     """``("arcface-irse50",)`` when a loss or metric built with ``config`` reads ArcFace
     IR-SE50 from the installed entry (no ``weights`` file named, random weights not allowed)
     and it is not installed (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`)."""
-    if config.get("weights") is not None or config.get("allow_random") in (True, "true", "1", 1):
+    # a bad allow_random= is named here, not taken for "no" and answered with a download hint
+    if config.get("weights") is not None or as_bool(config.get("allow_random", False),
+                                                    "allow_random"):
         return ()
     return () if installed_arcface_weights() is not None else (ARCFACE_WEIGHTS,)
 

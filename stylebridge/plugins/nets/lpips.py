@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.options import as_bool
 from stylebridge.errors import CheckpointError
 from stylebridge.plugins.nets.state import default_backbone, read_plain_state
 
@@ -40,7 +41,7 @@ def unavailable_backbone(cls: type, config: Mapping[str, Any]) -> tuple[str, ...
     default = "alex" if own is None or own.default is inspect.Parameter.empty else own.default
     net = config.get("net", default)
     if net not in WEIGHTS_ENTRIES or config.get("backbone") is not None \
-            or config.get("allow_random") in (True, "true", "1", 1):
+            or as_bool(config.get("allow_random", False), "allow_random"):
         return ()  # a bad net or flag: building says so
     return () if default_lpips_backbone(net) is not None else (WEIGHTS_ENTRIES[net],)
 
