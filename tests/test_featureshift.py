@@ -1293,3 +1293,69 @@ def test_a_loss_needing_an_unfilled_field_is_refused_when_the_trainer_is_built(
                                                r"which train domain does not provide"):
         DomainTrainer(gen, ToyOffsets(_widths(gen)), build_loss_terms(["mse:1"], registry=registry),
                       TrainSettings(steps=1, batch=2), out=tmp_path / "d.safetensors")
+
+
+def test_a_resume_reads_loss_specs_by_meaning_and_a_finished_run_is_left_alone(
+        env: Env, tmp_path: Path) -> None:
+    """``mse:1`` resumes a run started with ``mse:1.0`` (the same term); ``--steps`` below the
+    saved step is refused in one line, and a finished run adds nothing to its log."""
+    registry = make_registry()
+    out = tmp_path / "run"
+    kw = dict(steps=3, domain_inversion_losses=["mse:0.2"])
+    fs.train_featureshift(tiny_cfg(env, out, **kw), registry=registry)
+    start = _log(out / "log.jsonl")[0]
+    # the start record names the sets as the step records do
+    assert set(start["losses"]) == {"inversion", "domain", "domain-inversion"}
+    assert any(k.startswith("domain-inversion/") for r in _log(out / "log.jsonl") for k in r)
+    typed = dict(losses=["mse:1"], domain_inversion_losses=["mse:2e-1"])
+    result = fs.train_featureshift(tiny_cfg(env, out, resume=True, **{**kw, **typed, "steps": 4}),
+                                   registry=registry)
+    assert result.step == 4
+    with pytest.raises(StylebridgeError, match=r"different settings \(--loss\)"):
+        fs.train_featureshift(tiny_cfg(env, out, resume=True, losses=["mse:2"],
+                                       **{**kw, "steps": 5}), registry=registry)
+    with pytest.raises(StylebridgeError, match=r"is at step 4, past --steps 2: give --steps "
+                                               r"above 4"):
+        fs.train_featureshift(tiny_cfg(env, out, resume=True, **{**kw, "steps": 2}),
+                              registry=registry)
+    before = (out / "log.jsonl").read_text()
+    said: list[str] = []
+    result = fs.train_featureshift(tiny_cfg(env, out, resume=True, **{**kw, "steps": 4}),
+                                   registry=registry,
+                                   progress=lambda event: said.append(event.text or ""))
+    assert result.step == 4 and (out / "log.jsonl").read_text() == before
+    assert any("already at --steps 4" in t for t in said)
+
+
+def test_init_from_a_model_on_random_weights_is_labelled_and_so_are_the_samples(
+        env: Env, tmp_path: Path) -> None:
+    """A run started ``--init`` from a model trained on random parts is named as such on
+    screen, in its log and in model.safetensors; its sample grids carry the notice."""
+    registry = make_registry()
+    first = tmp_path / "first"
+    fs.train_featureshift(tiny_cfg(env, first, steps=2), registry=registry)
+    header = read_header(first / "model.safetensors").extra
+    # the toy dataset's inputs hold no random label: the second run's only random part is --init
+    assert header["random_parts"] == []
+    header_extra = dict(header, random_weights=True, random_parts=["encoder"])
+    model, _ = fs.load_featureshift(first / "model.safetensors")
+    fs.save_featureshift(tmp_path / "random.safetensors", model, extra=header_extra)
+    said: list[str] = []
+    out = tmp_path / "second"
+    fs.train_featureshift(tiny_cfg(env, out, steps=2, init=str(tmp_path / "random.safetensors"),
+                                   sample_every=2, n_samples=2),
+                          registry=registry,
+                          progress=lambda event: said.append(f"{event.text}{event.detail}"))
+    assert any("RANDOM WEIGHTS" in t and "the --init model" in t for t in said)
+    assert _log(out / "log.jsonl")[0]["random_parts"] == ["the --init model"]
+    extra = read_header(out / "model.safetensors").extra
+    assert extra["random_weights"] is True and extra["random_parts"] == ["the --init model"]
+    # the grid of a labelled run is taller than its rows of tiles: the caption strip under it
+    grid = np.asarray(Image.open(out / "samples" / "step_0000002.png"))
+    plain = tmp_path / "plain"
+    fs.train_featureshift(tiny_cfg(env, plain, steps=2, sample_every=2, n_samples=2),
+                          registry=registry)
+    unlabelled = np.asarray(Image.open(plain / "samples" / "step_0000002.png"))
+    assert grid.shape[1] == unlabelled.shape[1] and grid.shape[0] > unlabelled.shape[0]
+    strip = grid[unlabelled.shape[0]:]
+    assert (strip < 128).any() and (strip > 250).mean() > 0.5   # dark text on white

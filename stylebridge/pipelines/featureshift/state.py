@@ -98,6 +98,38 @@ def _with_new_defaults_as_saved(trainer: FeatureShiftTrainer,
     return now
 
 
+def _canonical_loss(text: str) -> Any:
+    """``[name, weight, options]`` of a loss spec: ``mse:1`` and ``mse:1.0`` (or ``corr:1e3``
+    and ``corr:1000``) are the same term.  File paths are left out, as in
+    :func:`loss_configs`; a spec that does not parse stays as typed."""
+    from stylebridge.core.options import coerce_option
+    from stylebridge.registry.spec import parse_loss_spec
+
+    try:
+        spec = parse_loss_spec(text)
+        options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    except StylebridgeError:
+        return text
+    return [spec.name, spec.weight, sorted((k, v) for k, v in json_safe(options).items()
+                                           if not (isinstance(v, str) and ("/" in v or "\\" in v)))]
+
+
+def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``train_config`` with its loss specs in one spelling (:func:`_canonical_loss`) and
+    ``inversion_losses`` unset read as ``losses``: a resume compares what the settings mean,
+    not how they were typed."""
+    out = dict(config)
+    if out.get("inversion_losses") is None and "losses" in out:
+        out["inversion_losses"] = out["losses"]
+    for key in ("losses", "inversion_losses", "domain_inversion_losses"):
+        if isinstance(out.get(key), list):
+            out[key] = [_canonical_loss(str(spec)) for spec in out[key]]
+    if isinstance(out.get("domain_discriminator"), str):
+        out["domain_discriminator"] = _canonical_loss(f"domain_adversarial:"
+                                                      f"{out['domain_discriminator']}")
+    return out
+
+
 def save_state(trainer: FeatureShiftTrainer) -> None:
     """Write the training state and ``model.safetensors`` (atomically; the caller is rank 0)."""
     t = trainer
@@ -136,9 +168,10 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     t = trainer
     header, tensors = load_checkpoint(t.state_path, kind=STATE_KIND, plugin=PLUGIN, device="cpu")
     extra = header.extra
-    old = extra.get("train_config", {})
-    now = t.cfg.to_json()
-    diff = [k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != now[k]]
+    old_raw, now_raw = extra.get("train_config", {}), t.cfg.to_json()
+    old, now = comparable_config(old_raw), comparable_config(now_raw)
+    diff = [k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != now[k]
+            and not (k == "inversion_losses" and old_raw.get(k) is now_raw[k] is None)]
     if "amp" in diff and extra.get("amp_effective") == amp_name(t.amp_dtype):
         diff.remove("amp")  # e.g. auto vs off on the CPU: the same computation
     if diff:
@@ -197,6 +230,9 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     set_global_rng_state(tensors, extra, t.device)
     load_loss_states(_loss_modules(t), tensors, t.device)
     t.step = int(extra["step"])
+    if t.step > t.cfg.steps:  # the loop would not run, and the log would say it did
+        raise StylebridgeError(f"is at step {t.step}, past --steps {t.cfg.steps}: give --steps "
+                               f"above {t.step} to train on", path=t.state_path)
     t.epoch = int(extra["cursor"]["epoch"])
     t.offset = int(extra["cursor"]["offset"])
     t.last_saved = t.step

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.images import make_grid, save_png
+from stylebridge.core.images import caption, make_grid, save_png
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -66,6 +66,7 @@ from stylebridge.pipelines.featureshift.distributed import (
     setup_distributed,
 )
 from stylebridge.pipelines.featureshift.losses import (
+    LABELS,
     PROVIDES,
     build_loss_sets,
     evaluate_set,
@@ -184,11 +185,13 @@ class FeatureShiftTrainer:
                                   n_blocks=cfg.n_blocks, layer=self.layer,
                                   residual=cfg.residual).to(self.device)
         if cfg.init:
-            init, _ = load_featureshift(cfg.init, device=self.device)
+            init, init_header = load_featureshift(cfg.init, device=self.device)
             if init.config() != self.model.config():
                 raise StylebridgeError(f"--init has config {init.config()}, this run needs "
                                        f"{self.model.config()}", path=cfg.init)
             self.model.load_state_dict(init.state_dict())
+            if is_random_weights(init_header.extra):  # its random inputs carry over
+                self.random_parts.append("the --init model")
         self.model.train()
         self.ema = (copy.deepcopy(self.model).eval().requires_grad_(False)
                     if cfg.ema > 0 else None)
@@ -478,8 +481,11 @@ class FeatureShiftTrainer:
                    images[n:2 * n], images[2 * n:]]
         tiles = [((resize_images(c[i:i + 1].float(), size) + 1) / 2).clamp(0, 1)[0]
                  for i in range(n) for c in columns]
+        grid = make_grid(torch.stack(tiles).cpu(), ncol=len(columns))
+        if self.random_parts:  # a picture shown on its own says what it was trained on
+            grid = caption(grid, f"{RANDOM_NOTICE}: {', '.join(self.random_parts)} untrained")
         path = self.out / "samples" / f"step_{self.step:07d}.png"
-        save_png(path, make_grid(torch.stack(tiles).cpu(), ncol=len(columns)))
+        save_png(path, grid)
         return path
 
     # -- the loop --------------------------------------------------------------------------------
@@ -487,13 +493,23 @@ class FeatureShiftTrainer:
         """The loop: steps, log records, checkpoints, samples, ``on_step``; progress events
         (rank 0) ``start`` / ``step`` (text ``PHASE loss TOTAL``) / ``end``."""
         cfg = self.cfg
+        if cfg.resume and self.step >= cfg.steps:  # a finished run: nothing to add to its log
+            if self.dist.main:
+                emit(self.progress, "info", text=f"{self.out} is already at --steps {cfg.steps}; "
+                                                 "a larger --steps trains on")
+            if self.dist.created:
+                dist.destroy_process_group()
+            return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
+                               state_path=self.state_path, log_path=self.log_path)
         self.out.mkdir(parents=True, exist_ok=True)
         self._log({"event": "start", "step": self.step, "resumed": self.step > 0,
                    "world_size": self.dist.world, "backend": self.dist.backend,
                    "device": str(self.device),
-                   "losses": {k: [t.describe() for t in v] for k, v in self.loss_sets.items()},
+                   "losses": {LABELS[k]: [t.describe() for t in v]
+                              for k, v in self.loss_sets.items()},
                    "config": cfg.to_json(), "model": self.model.config(),
-                   "delta_sign": DELTA_SIGN, "layer": self.layer})
+                   "delta_sign": DELTA_SIGN, "layer": self.layer,
+                   "random_parts": self.random_parts})
         progress = self.progress if self.dist.main else None
         t0, s0 = time.perf_counter(), self.step
         for note in schedule_notes(cfg, self.loss_sets):
