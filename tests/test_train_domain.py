@@ -478,6 +478,22 @@ def test_resume_is_exact_python_api(clips: list[ClipModel], tmp_path: Path) -> N
         other.load_state()
 
 
+def test_resume_reads_loss_specs_by_meaning(clips: list[ClipModel], tmp_path: Path) -> None:
+    """``--loss clip_direction:1`` resumes a run started with ``clip_direction:1.0`` (the same
+    term, typed otherwise); another weight is refused, naming the specs as typed."""
+    out = tmp_path / "d.safetensors"
+    first = _image_trainer(clips, out, steps=2)
+    first.fingerprint = {"losses": ["clip_direction:1.0", "difa_w:6:after=1"]}
+    first.train(until=1)
+    again = _image_trainer(clips, out, steps=2)
+    again.fingerprint = {"losses": ["clip_direction:1", "difa_w:6.0:after=1"]}
+    assert again.load_state() == 1
+    other = _image_trainer(clips, out, steps=2)
+    other.fingerprint = {"losses": ["clip_direction:2", "difa_w:6:after=1"]}
+    with pytest.raises(StylebridgeError, match=r'the run used losses=\["clip_direction:1.0"'):
+        other.load_state()
+
+
 def test_random_weights_other_than_clip_are_named_and_recorded(clips: list[ClipModel],
                                                                 tmp_path: Path) -> None:
     """A random generator (its provenance) or a loss network on random weights is announced

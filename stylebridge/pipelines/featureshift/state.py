@@ -19,6 +19,7 @@ from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
 from stylebridge.pipelines.featureshift.distributed import amp_name
+from stylebridge.pipelines.training.losses import canonical_loss_spec
 from stylebridge.pipelines.training.state import (
     global_rng_state,
     json_safe,
@@ -98,22 +99,6 @@ def _with_new_defaults_as_saved(trainer: FeatureShiftTrainer,
     return now
 
 
-def _canonical_loss(text: str) -> Any:
-    """``[name, weight, options]`` of a loss spec: ``mse:1`` and ``mse:1.0`` (or ``corr:1e3``
-    and ``corr:1000``) are the same term.  File paths are left out, as in
-    :func:`loss_configs`; a spec that does not parse stays as typed."""
-    from stylebridge.core.options import coerce_option
-    from stylebridge.registry.spec import parse_loss_spec
-
-    try:
-        spec = parse_loss_spec(text)
-        options = {k: coerce_option(v, k) for k, v in spec.options.items()}
-    except StylebridgeError:
-        return text
-    return [spec.name, spec.weight, sorted((k, v) for k, v in json_safe(options).items()
-                                           if not (isinstance(v, str) and ("/" in v or "\\" in v)))]
-
-
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     """A ``train_config`` with its loss specs in one spelling (:func:`_canonical_loss`) and
     ``inversion_losses`` unset read as ``losses``: a resume compares what the settings mean,
@@ -123,9 +108,9 @@ def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
         out["inversion_losses"] = out["losses"]
     for key in ("losses", "inversion_losses", "domain_inversion_losses"):
         if isinstance(out.get(key), list):
-            out[key] = [_canonical_loss(str(spec)) for spec in out[key]]
+            out[key] = [canonical_loss_spec(str(spec)) for spec in out[key]]
     if isinstance(out.get("domain_discriminator"), str):
-        out["domain_discriminator"] = _canonical_loss(f"domain_adversarial:"
+        out["domain_discriminator"] = canonical_loss_spec(f"domain_adversarial:"
                                                       f"{out['domain_discriminator']}")
     return out
 

@@ -32,6 +32,7 @@ from stylebridge.pipelines.training.guard import TrainingDivergedError, non_fini
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.losses import (
     LossTerm,
+    canonical_loss_spec,
     check_requirements,
     evaluate,
     random_loss_names,
@@ -399,8 +400,14 @@ class DomainTrainer:
                                   f"this run trains {self.method.name!r}", path=path)
         saved = header.extra.get("fingerprint", {})
         mine = json_roundtrip(self.fingerprint)
+
+        def meant(value: Any, key: str) -> Any:  # loss specs by meaning: mse:1 = mse:1.0
+            if key == "losses" and isinstance(value, list):
+                return [canonical_loss_spec(str(spec)) for spec in value]
+            return value
+
         for key in sorted(set(saved) | set(mine)):
-            if saved.get(key) != mine.get(key):
+            if meant(saved.get(key), key) != meant(mine.get(key), key):
                 raise CheckpointError(
                     f"cannot resume: the run used {key}={json.dumps(saved.get(key))}, this "
                     f"command has {key}={json.dumps(mine.get(key))}", path=path)

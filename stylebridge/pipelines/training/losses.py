@@ -80,6 +80,23 @@ def random_loss_names(terms: Sequence[LossTerm]) -> list[str]:
                               if t.module.random_weights is True))
 
 
+def canonical_loss_spec(text: str) -> Any:
+    """``[name, weight, options]`` of a loss spec, for a resume to compare what specs mean:
+    ``mse:1`` and ``mse:1.0`` (``corr:1e3`` and ``corr:1000``) are the same term.  Options
+    that are file paths are left out (a moved backbone or discriminator file may be resumed
+    with); a spec that does not parse stays as typed."""
+    from stylebridge.core.options import coerce_option
+    from stylebridge.registry.spec import parse_loss_spec
+
+    try:
+        spec = parse_loss_spec(text)
+        options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    except StylebridgeError:
+        return text
+    return [spec.name, spec.weight, sorted((k, v) for k, v in options.items()
+                                           if not (isinstance(v, str) and ("/" in v or "\\" in v)))]
+
+
 def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str = "--loss",
                      cache: dict[tuple[str, str], Loss] | None = None,
                      device: torch.device | str | None = None) -> list[LossTerm]:
