@@ -25,6 +25,8 @@ class StylebridgeError(Exception):
             cut = len(text) - MAX_MESSAGE
             text = f"{text[:MAX_MESSAGE * 2 // 3]} [... {cut} characters cut ...] " \
                    f"{text[-MAX_MESSAGE // 3:]}"
+        #: the message without the path (to say it again with more context)
+        self.message = text
         super().__init__(f"{self.path}: {text}" if self.path is not None else text)
 
 

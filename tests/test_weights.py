@@ -447,7 +447,7 @@ def test_generator_by_name_uses_the_installed_weights(tmp_path: Path, tiny_pt: b
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """README: a name without a checkpoint uses the installed weights or says how to get them."""
-    import stylebridge.registry.weights as weights_mod
+    import stylebridge.registry.weights_checks as weights_mod
     from stylebridge.cli.main import main
     from stylebridge.errors import SpecError
     from stylebridge.registry.resolve import resolve_checkpoint as checkpoint_spec
@@ -505,14 +505,16 @@ def test_register_checks_the_resolution_of_a_generator_the_catalogue_knows(
     src.write_bytes(tiny_pt)
     assert main(["weights", "register", "stylegan2-ffhq-config-f", "--from", str(src)]) == 2
     err = capsys.readouterr().err
-    assert err == (f"error: {src}: expected 26 style layers for size 1024, found 5 (a 8px "
-                   "generator)\n")
+    assert err == (f"error: {src}: not usable as 'stylegan2-ffhq-config-f': expected 26 style "
+                   "layers for size 1024, found 5 (a 8px generator)\n")
     assert _tree(home) == {}  # nothing installed, no sha256 recorded
     manager = WeightsManager(home)
     assert manager.recorded_sha256("stylegan2-ffhq-config-f") is None
     # the NVlabs pickles named 1024 are checked too; an entry of unknown resolution is not
     assert manager._convert_options(manager.entry("stylegan2-ffhq-1024")) == {"expect_size": 1024}
-    assert manager._convert_options(manager.entry("mindthegap-ffhq")) == {}
+    # MindTheGap's ffhq.pt is its --size 1024 default (options/MTG_options.py)
+    assert manager._convert_options(manager.entry("mindthegap-ffhq")) == {"expect_size": 1024}
+    assert manager._convert_options(manager.entry("e4e-ffhq")) == {}
 
 
 @pytest.fixture

@@ -37,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from stylebridge.core.io import write_json
+from stylebridge.errors import ConversionError
 from stylebridge.registry import sources
 from stylebridge.registry.weights_checks import (
     LicenceError,
     WeightsError,
     check_file,
+    known_size_option,
     refuse_own_checkpoint,
 )
 from stylebridge.registry.weights_files import copy_hashing as _copy_hashing
@@ -52,12 +54,6 @@ from stylebridge.registry.weights_index import check_record, entry_message, reco
 STAGING_PREFIX = ".install-"  # folders under the cache home where an install is prepared
 STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed process
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
-#: the resolution of generator entries that state it (name, upstream file) or are 1024 px by
-#: definition (FFHQ config-f): conversion checks it (``expect_size``) unless convert_options do
-KNOWN_SIZES = {"stylegan2-ffhq-1024": 1024, "stylegan2-ada-ffhq-1024": 1024,
-               "stylegan2-ffhq-config-f": 1024}
-
-
 @dataclass(frozen=True)
 class WeightsEntry:
     """One manifest entry."""
@@ -522,7 +518,12 @@ class WeightsManager:
 
             converter = get_registry().get("converter", entry.converter).obj
             staged_converted = staging / f"{entry.name}.safetensors"
-            converter.convert(read_from or raw, staged_converted, **self._convert_options(entry))
+            try:
+                converter.convert(read_from or raw, staged_converted,
+                                  **self._convert_options(entry))
+            except ConversionError as exc:  # say which entry the file was taken for
+                raise type(exc)(f"not usable as {entry.name!r}: {exc.message}",
+                                path=exc.path) from None
             if not staged_converted.is_file():
                 raise WeightsError(f"converter {entry.converter!r} wrote no file",
                                    path=read_from or raw)
@@ -553,17 +554,10 @@ class WeightsManager:
         return converted or raw
 
     def _convert_options(self, entry: WeightsEntry) -> dict[str, Any]:
-        """The manifest's convert_options, and ``expect_size`` where :data:`KNOWN_SIZES` knows
-        the entry's resolution and its converter takes that option."""
+        """The manifest's convert_options, over ``expect_size`` where
+        :data:`~stylebridge.registry.weights_checks.KNOWN_SIZES` knows the resolution."""
         options = {k: self._option(v) for k, v in entry.convert_options.items()}
-        size = KNOWN_SIZES.get(entry.name)
-        if size is not None and "expect_size" not in options and entry.converter:
-            from stylebridge.registry import get_registry
-
-            converter = get_registry().get("converter", entry.converter).obj
-            if "expect_size" in converter.accepted_options:
-                options["expect_size"] = size
-        return options
+        return {**known_size_option(entry), **options}
 
     def _option(self, value: Any) -> Any:
         """``"@other-entry"`` in convert_options → that entry's installed upstream file."""

@@ -22,6 +22,26 @@ if TYPE_CHECKING:
     from stylebridge.registry.weights import WeightsEntry
 
 
+#: the resolution of generator entries that state it (name, upstream file) or are 1024 px by
+#: definition (FFHQ config-f): conversion checks it (``expect_size``) unless convert_options do
+KNOWN_SIZES = {"stylegan2-ffhq-1024": 1024, "stylegan2-ada-ffhq-1024": 1024,
+               "stylegan2-ffhq-config-f": 1024,
+               # ZPdesu/MindTheGap options/MTG_options.py: --size 1024 with ffhq.pt
+               "mindthegap-ffhq": 1024}
+
+
+def known_size_option(entry: WeightsEntry) -> dict[str, int]:
+    """``{"expect_size": N}`` when :data:`KNOWN_SIZES` knows the entry's resolution and its
+    converter takes that option, else ``{}``."""
+    size = KNOWN_SIZES.get(entry.name)
+    if size is None or not entry.converter:
+        return {}
+    from stylebridge.registry import get_registry
+
+    converter = get_registry().get("converter", entry.converter).obj
+    return {"expect_size": size} if "expect_size" in converter.accepted_options else {}
+
+
 class WeightsError(StylebridgeError):
     """A download, hash, registration or lookup problem."""
 
