@@ -38,12 +38,8 @@ from stylebridge.core.interfaces import (
 )
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift import trainer as fs
-from stylebridge.pipelines.featureshift.dataset import (
-    DatasetError,
-    FeatureShiftDataset,
-    SamplePlan,
-    build_dataset,
-)
+from stylebridge.pipelines.featureshift.dataset import DatasetError, build_dataset
+from stylebridge.pipelines.featureshift.reader import FeatureShiftDataset, SamplePlan
 from stylebridge.plugins.losses import recon as losses_recon
 from stylebridge.plugins.renderers import featureshift as fsr
 from stylebridge.registry import Registry, hookimpl
@@ -1044,6 +1040,40 @@ def test_dataset_without_rows_is_not_complete(env: Env, tmp_path: Path) -> None:
                       encoder=ToyFSE(), guide=ToyGuide(), domains=methods, image_size=32)
     with pytest.raises(DatasetError, match="did not finish"):
         FeatureShiftDataset(tmp_path / "data")
+
+
+@pytest.mark.parametrize("damage", ["list", "no settings", "rows text", "shard not an object",
+                                    "domain without file"])
+def test_a_damaged_index_is_one_line_naming_it(env: Env, tmp_path: Path, damage: str) -> None:
+    """A hand-edited ``index.json`` (a list, a field gone or of another type) is refused in
+    one line naming the file, when read for training and when a build resumes; before, an
+    AttributeError, KeyError or ValueError reached the user."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(env.data, data)
+    index = json.loads((data / "index.json").read_text())
+    if damage == "list":
+        index = []
+    elif damage == "no settings":
+        del index["settings"]
+    elif damage == "rows text":
+        index["shards"][0]["rows"] = "x"
+    elif damage == "shard not an object":
+        index["shards"][0] = 3
+    else:
+        del index["domains"][0]["file"]
+    (data / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DatasetError) as err:
+        FeatureShiftDataset(data)
+    assert str(err.value).startswith(f"{data / 'index.json'}: ")
+    assert ("damaged dataset index" in str(err.value)
+            or "is not a FeatureShift dataset index" in str(err.value))
+    if damage in ("list", "shard not an object"):   # a build resumed on it: the same
+        methods = [(p.stem, _load_method(p)) for p in env.domains]
+        with pytest.raises(DatasetError, match=r"is not a FeatureShift dataset index|damaged"):
+            build_dataset(env.images, data, generator=tiny_generator(seed=0), encoder=ToyFSE(),
+                          guide=ToyGuide(), domains=methods, image_size=32, shard_size=2)
 
 
 def test_dataset_build_resume_removes_stale_temporary_files(env: Env, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 The network, its Δ convention (``Δ = G^K(s(w_E)) − G^K(s_domain(w_E))``, recorded in every
 checkpoint header and in the dataset index; ``Δ = 0`` means "no domain") and inference are
 in :mod:`stylebridge.plugins.renderers.featureshift`, where FeatureShift is a renderer
-plugin; the dataset in :mod:`stylebridge.pipelines.featureshift.dataset`; the commands
+plugin; the dataset in :mod:`stylebridge.pipelines.featureshift.dataset` (and
+:mod:`.reader`); the commands
 ``featureshift build-dataset`` and ``train featureshift`` in
 :mod:`stylebridge.cli.commands.featureshift` and :mod:`stylebridge.cli.commands.train`.
 
@@ -55,11 +56,7 @@ from stylebridge.pipelines.featureshift.config import (
     option_name,
     split_specs,
 )
-from stylebridge.pipelines.featureshift.dataset import (
-    FeatureShiftDataset,
-    SamplePlan,
-    _state_digest,
-)
+from stylebridge.pipelines.featureshift.dataset import _state_digest
 from stylebridge.pipelines.featureshift.distributed import (
     all_min,
     mean_over_ranks,
@@ -73,6 +70,7 @@ from stylebridge.pipelines.featureshift.losses import (
     phase,
     schedule_notes,
 )
+from stylebridge.pipelines.featureshift.reader import FeatureShiftDataset, SamplePlan
 from stylebridge.pipelines.featureshift.render import (
     domain_styles,
     images_to_uint8,
