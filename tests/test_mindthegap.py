@@ -434,10 +434,15 @@ def test_cli_smoke_and_bad_reference(preset: TinyPreset, tmp_path: Path,
     assert len(err) == 1 and "give --encoder" in err[0]
 
 
-def test_a_published_style_installs_as_a_delta_of_the_registered_base(tmp_path: Path) -> None:
+def test_a_published_style_installs_as_a_delta_of_the_registered_base(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The manifest's ``mtg-*`` entries convert against ``mindthegap-ffhq`` (here tiny files
     registered under those names; nothing is downloaded)."""
+    from stylebridge.registry import weights_checks
     from stylebridge.registry.weights import WeightsManager, load_manifest
+
+    # the real base is 1024 px (checked on registration): this 32 px stand-in passes as if
+    monkeypatch.setitem(weights_checks.KNOWN_SIZES, "mindthegap-ffhq", 32)
 
     gen = tiny_generator(seed=10)
     tuned = _fine_tuned(gen, seed=11, torgb=False)

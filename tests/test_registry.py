@@ -75,6 +75,14 @@ def test_duplicate_names_name_both_providers() -> None:
         reg.names("encoder")
 
 
+def test_one_package_registering_a_name_twice_is_named_once() -> None:
+    reg = Registry(builtins=False, entry_points=False,
+                   extra_plugins=[_plugin("pkg_one", _ToyEncoder, _ToyEncoder)])
+    with pytest.raises(RegistryError) as info:
+        reg.names("encoder")
+    assert str(info.value) == "encoder 'toy' is registered twice by 'pkg_one'"
+
+
 def test_unknown_name_suggests_close_matches() -> None:
     reg = Registry(entry_points=False)
     with pytest.raises(RegistryError) as info:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from torch import Tensor
 
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
@@ -17,7 +15,6 @@ from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, MAX_SAMPLES
 from stylebridge.pipelines.adapt import (
     ProgressCallback,
     check_photo_options,
-    encoder_batches,
     random_parts,
 )
 
@@ -46,14 +43,6 @@ def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
         else:
             text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
         console.print(f"[bold yellow]{escape(text)}[/bold yellow]")
-
-
-def encoder_inputs(paths: Sequence[Path], report: BatchReport, args: argparse.Namespace,
-                   enc_size: int, on_batch: Callable[[], None]) -> Iterator[Tensor]:
-    """Stacked encoder inputs of the readable photos (``--align``/``--batch`` from ``args``);
-    each yielded photo is marked done in ``report``, then ``on_batch`` runs."""
-    yield from encoder_batches(paths, report, enc_size=enc_size, batch=args.batch,
-                               align=args.align, align_size=args.align_size, on_batch=on_batch)
 
 
 def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:

@@ -378,6 +378,13 @@ class Metric(Plugin, ABC):
         required when :meth:`state` returns a value."""
         raise NotImplementedError(f"metric {self.name!r} keeps no state to resume from")
 
+    @classmethod
+    def with_domain_text(cls, options: Mapping[str, Any], text: str) -> dict[str, Any]:
+        """The options to build this metric with when the run knows the domain's text prompt
+        (``eval --domain-text``): a metric that scores against a prompt takes it here, unless
+        ``options`` already say what to score against.  Default: ``options`` unchanged."""
+        return dict(options)
+
     def has_reference(self) -> bool:
         """Whether the reference is known without any reference image (FID's cached
         ``ref_stats``); read only when :attr:`takes_reference`.  Default: ``False``."""

@@ -272,15 +272,15 @@ class EvalResult:
 def build_metrics(requests: list[MetricRequest], device: torch.device,
                   domain_text: str | None = None) -> list[Metric]:
     """The registered metrics, reset; ``device=`` is passed when ``__init__`` takes it and
-    ``domain_text`` becomes ``clip_quality``'s ``text`` unless it has text or a reference."""
+    ``domain_text`` goes to each metric's :meth:`~stylebridge.core.interfaces.Metric.with_domain_text`
+    (``clip_quality`` takes it as ``text`` unless it has text or a reference)."""
     registry = get_registry()
     metrics = []
     for req in requests:
         options = dict(req.options)
         cls = registry.get("metric", req.name).obj
-        if (req.name == "clip_quality" and "text" not in options
-                and "reference" not in options and domain_text):
-            options["text"] = domain_text
+        if domain_text:
+            options = cls.with_domain_text(options, domain_text)
         if "device" in inspect.signature(cls.__init__).parameters:
             if "device" in options:  # `psnr:device=cuda` is checked as --device is
                 try:

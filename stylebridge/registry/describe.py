@@ -75,6 +75,8 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
         Capability("state", "resumable: keeps what it accumulated (adapt/invert/eval "
                    "--resume)"),
         Capability("notes", "adds notes under the metrics table"),
+        Capability("with_domain_text", "scores against the domain's text prompt "
+                   "(eval --domain-text)"),
     ),
     itf.Calibrator: (
         Capability("apply", "changes the inversion before the domain method"),

@@ -216,7 +216,8 @@ class Registry:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                # one calling sys.exit() at import) must not break the CLI
+                # a plugin that fails to import (even one that calls sys.exit()) must not
+                # break the CLI
                 self._fail(dist, ep.name, _one_line(exc))
                 continue
             self._add(plugin, f"{dist}:{ep.name}", dist, entry_point=ep.name)
@@ -328,8 +329,7 @@ class Registry:
             raise RegistryError(f"plugin {provider!r} registered {kind} plugin with invalid name {name!r} "
                                 "(use lower-case letters, digits, '_', '-', '.')")
         if name in staged:
-            raise RegistryError(f"{kind} {name!r} is registered twice: by {provider!r} and "
-                                f"by {provider!r}")
+            raise RegistryError(f"{kind} {name!r} is registered twice by {provider!r}")
         return Entry(kind=kind, name=name, obj=obj, provider=provider)
 
     @property

@@ -151,11 +151,6 @@ class MindTheGap(StyleDomainMethod):
         c4 = self.generator_config.channels[4]
         self.const_input = nn.Parameter(torch.zeros(1, c4, 4, 4)) if self.use_input else None
 
-    @classmethod
-    def for_phase(cls, generator: Generator, phase: str = "default") -> MindTheGap:
-        """A fresh delta for the parts upstream's ``--phase`` trains."""
-        return cls.for_generator(generator, layers=phase_layers(phase, generator.n_style_layers))
-
     def config(self) -> dict[str, Any]:
         return {**self.generator_description(), "layers": list(self.layers),
                 "input": self.use_input, "mix": self.mix, "mix_from": self.mix_from}

@@ -69,7 +69,6 @@ STYLERES_LICENCE = ("licence: StyleRes (hamzapehlivan/StyleRes) code and weights
                     "evaluation use only")
 EXTRA_ENCODER = "styleres.encoder_features"  # c1 [B, widths[1], R, R]
 EXTRA_ALIGNED = "styleres.aligned"           # Y  [B, feature_channels, R, R]
-MODULE_PREFIXES = ("modify_feature_alignment", "modify_feature_extraction", "modify_feature_gates")
 UPSTREAM_CONV_CLAMP = 256.0  # StyleRes' SynthesisBlock default (conv_clamp=256)
 
 

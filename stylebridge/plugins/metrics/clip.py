@@ -13,6 +13,7 @@ Without ``weights=`` the installed official weights of ``model`` are used
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -66,6 +67,13 @@ class ClipQualityMetric(_ClipMetric, PerImageMetric):
             else:
                 emb = self.clip.encode_images(load_image(reference).unsqueeze(0).to(self.device))
         self.domain_embedding = emb[0].double()
+
+    @classmethod
+    def with_domain_text(cls, options: Mapping[str, Any], text: str) -> dict[str, Any]:
+        """``text=`` the domain's prompt, unless a text or a reference image is given."""
+        if "text" in options or "reference" in options:
+            return dict(options)
+        return {**options, "text": text}
 
     def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
         return {"clip_quality": self.embed(pred) @ self.domain_embedding}
