@@ -94,9 +94,29 @@ def test_the_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
 
 
 def test_core_imports_nothing_above_it() -> None:
-    """core: torch + safetensors; never registry, plugins, pipelines, cli, argparse or rich."""
+    """core: never registry, plugins, pipelines, cli, argparse or rich."""
     found = _violations("core", _above("core") + CLI_LIBRARIES)
     assert not found, "\n".join(found)
+
+
+def test_core_imports_only_torch_safetensors_and_the_image_libraries() -> None:
+    """core's third-party imports: torch and safetensors everywhere; Pillow (and pillow-heif)
+    only for image I/O, numpy only there and in the safe unpickler (upstream pickles hold numpy
+    arrays). No plugin library (lpips, open_clip, dlib, gradio, pluggy, ...) reaches core."""
+    import sys
+
+    allowed = {"torch": None, "safetensors": None, "numpy": {"images.py", "safe_pickle.py"},
+               "PIL": {"images.py"}, "pillow_heif": {"images.py"}}
+    found = []
+    for path in _files("core"):
+        for line, name in _imports(path):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top == "stylebridge":
+                continue
+            where = allowed.get(top, set())
+            if where is not None and path.name not in where:
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}")
+    assert not found, "\n".join(sorted(set(found)))
 
 
 def test_registry_imports_only_core_and_errors() -> None:
