@@ -49,8 +49,9 @@ def interleaved(runners: Mapping[str, Callable[[], object]], device: torch.devic
 
 def report(result: Mapping[str, Any], out: Path | None) -> None:
     """Print ``result`` as JSON and, with ``out``, write it there too."""
-    text = json.dumps(result, indent=2)
-    print(text)
+    from stylebridge.core.io import write_json
+
+    print(json.dumps(result, indent=2))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+        write_json(out, result)  # atomic: a killed run leaves the previous file whole

@@ -25,7 +25,6 @@ repeat (these machines are noisy), as medians:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 from collections.abc import Callable
@@ -35,6 +34,7 @@ import torch
 from _timing import interleaved
 
 from stylebridge.core.interfaces import DomainMethod
+from stylebridge.core.io import write_json
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.synthesis import synthesize
 from stylebridge.plugins.encoders.fse import MODES, FSEEncoder
@@ -131,7 +131,7 @@ def main() -> None:
         "repeats": args.repeats, "warmup": args.warmup, "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(args.out, meta)
     print(f"wrote {args.out}")
 
 

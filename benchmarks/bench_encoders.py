@@ -22,7 +22,6 @@ medians reported, since these machines are noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 from _timing import interleaved
 
+from stylebridge.core.io import write_json
 from stylebridge.plugins.encoders.fse import FSEEncoder
 from stylebridge.plugins.encoders.psp import E4EEncoder, PSPEncoder
 from stylebridge.plugins.encoders.styleres import StyleResEncoder
@@ -114,7 +114,7 @@ def main() -> None:
             "styleres_timed": "e4e encoder + feature modules; generator excluded",
             "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(args.out, meta)
     print(f"wrote {args.out}")
 
 

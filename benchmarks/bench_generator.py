@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import platform
 import statistics
 import sys
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from _timing import interleaved
 
+from stylebridge.core.io import write_json
 from stylebridge.core.ops import fused_act, get_backend
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2 import layers as sg2_layers
@@ -165,7 +165,7 @@ def main() -> None:
     meta = {"device": device_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "ops_backend": get_backend(), "repeats": args.repeats, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(args.out, meta)
     print(f"wrote {args.out}")
 
 

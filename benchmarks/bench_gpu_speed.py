@@ -52,6 +52,7 @@ import torch
 from _timing import interleaved, sync
 
 from stylebridge.core.compiled import CompiledSynthesis
+from stylebridge.core.io import write_json
 from stylebridge.core.ops import (
     _cuda,
     get_backend,
@@ -452,7 +453,7 @@ def main() -> None:
         result["dynamo_counters"] = {k: dict(v) for k, v in counters.items()
                                      if k in ("stats", "graph_break", "recompiles")}
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     if device.type == "cuda":
         start = time.perf_counter()
         result["cuda_ops"] = _cuda.available()

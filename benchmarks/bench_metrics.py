@@ -18,7 +18,6 @@ real weights with ``--fid-weights``, ``--clip-weights`` and ``--lpips-backbone``
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from _timing import sync, timed
 
+from stylebridge.core.io import write_json
 from stylebridge.plugins.metrics.base import BaseMetric
 from stylebridge.plugins.metrics.clip import ClipDiversityMetric, ClipQualityMetric
 from stylebridge.plugins.metrics.fid import FIDMetric
@@ -154,7 +154,7 @@ def main() -> None:
               f"{[round(m) for _, m in s['peak_rss_mib_by_images']]} MiB"
               + (f", CUDA peak {s['cuda_peak_mib']:.0f} MiB" if "cuda_peak_mib" in s else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(args.out, meta)
     print(f"wrote {args.out}")
 
 

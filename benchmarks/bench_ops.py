@@ -29,7 +29,6 @@ Without a CUDA device the script says so, times the native ops on the CPU
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from stylebridge.core.io import write_json
 from stylebridge.core.ops import _cuda
 from stylebridge.core.ops.fused_act import fused_leaky_relu_native
 from stylebridge.core.ops.upfirdn2d import upfirdn2d_native
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(f"bench_ops: wrote {args.out}")
     return 1 if (has_cuda and not cuda_ok) else 0
 

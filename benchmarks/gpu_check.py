@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from stylebridge.core.io import write_json
 from stylebridge.core.ops import set_backend
 from stylebridge.core.stylegan2 import Generator
 
@@ -64,7 +65,7 @@ def main() -> None:
                                             "image_mean_abs": float((img16 - ref_img).abs().mean())}
     print(json.dumps(results, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ result = {"check": "featureshift-ddp-torchrun", "backend": starts[0]["backend"],
           "steps_logged": steps, "resumed_at": starts[1]["step"] if len(starts) > 1 else None,
           "totals": [r["total"] for r in log if "total" in r], "ok": ok}
 print(json.dumps(result, indent=2))
-open(out, "w").write(json.dumps(result, indent=2) + "\n")
+from stylebridge.core.io import write_json
+write_json(out, result)
 sys.exit(0 if ok else 1)
 PY
 }

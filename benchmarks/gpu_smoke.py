@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from stylebridge.core.io import write_json
 from stylebridge.core.ops import get_backend, set_backend, set_fused_epilogue, set_upfirdn2d_tiled
 from stylebridge.core.stylegan2 import Generator
 
@@ -163,7 +164,7 @@ def main() -> None:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             result.update(ok=False, error=f"{type(exc).__name__}: {first}"[:300])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps(result))
     sys.exit(0 if result["ok"] else 1)
 

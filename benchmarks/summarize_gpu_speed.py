@@ -257,7 +257,10 @@ def main() -> None:
                      load(args.upfirdn2d))
     print(text, end="")
     if args.out:
-        args.out.write_text(text)
+        from stylebridge.core.io import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
 
 
 if __name__ == "__main__":
