@@ -107,3 +107,26 @@ def test_float_tiff_with_nan_is_refused(tmp_path: Path) -> None:
     Image.fromarray(arr, mode="F").save(path)
     with pytest.raises(ImageError, match="contains NaN or Inf"):
         load_image(path)
+
+
+def test_a_grid_stylebridge_wrote_is_no_photo_of_its_folder(tmp_path: Path) -> None:
+    """``grid.png`` (marked in the PNG by save_png(grid=True)) is left out when its folder is
+    given as photos (``adapt gen_out/`` read it as a face before); named as a file, it is read;
+    an unmarked PNG called grid.png is a photo like any other."""
+    from stylebridge.core.images import is_grid_file, save_png
+
+    out = tmp_path / "run"
+    out.mkdir()
+    photo = _png(out / "a.png", 10)
+    grid = save_png(out / "grid.png", torch.full((3, 8, 16), 0.5), grid=True)
+    assert is_grid_file(grid) and not is_grid_file(photo)
+    assert expand_inputs([out]) == [photo]
+    assert expand_inputs([grid]) == [grid]
+    assert load_image(grid).shape == (3, 8, 16)              # still an ordinary PNG
+    other = tmp_path / "other"
+    other.mkdir()
+    plain = _png(other / "grid.png", 20)
+    assert expand_inputs([other]) == [plain]
+    broken = other / "z.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert not is_grid_file(broken) and expand_inputs([other]) == [plain, broken]

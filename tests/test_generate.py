@@ -12,6 +12,7 @@ import torch
 from conftest import random_stylespace, tiny_generator
 from torch.testing import assert_close
 
+from stylebridge.core.batch import expand_inputs
 from stylebridge.core.images import from_generator_range, load_image
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -94,6 +95,8 @@ def test_random_noise_is_shared_by_the_sample_and_its_domains(files: dict[str, A
         assert torch.equal(load_image(out / f"seed{seed:04d}.png"),
                            load_image(plain / f"seed{seed:04d}.png"))
     assert sorted(p.name for p in plain.iterdir()) == ["grid.png", "seed0000.png", "seed0009.png"]
+    # the folder given back as photos (adapt gen/): the faces, not the grid of them
+    assert [p.name for p in expand_inputs([plain])] == ["seed0000.png", "seed0009.png"]
 
 
 def test_cli_labels_random_domains_and_refuses_a_mismatch(files: dict[str, Any], tmp_path: Path,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from stylebridge.core.images import IMAGE_SUFFIXES, load_image
+from stylebridge.core.images import IMAGE_SUFFIXES, is_grid_file, load_image
 from stylebridge.errors import StylebridgeError
 
 EXIT_OK = 0
@@ -57,7 +57,10 @@ class BatchReport:
 def _folder_entries(folder: Path) -> list[Path]:
     """The entries of ``folder`` a batch reads or reports: image files (by suffix, also
     through symlinks) and every entry that is no regular file or folder (a FIFO, device,
-    socket or a symlink loop), so that those are reported as skipped, not silently dropped."""
+    socket or a symlink loop), so that those are reported as skipped, not silently dropped.
+    A grid stylebridge wrote (``grid.png`` of an earlier run, marked in the PNG:
+    :func:`~stylebridge.core.images.is_grid_file`) is no photo and is left out; named as a
+    file, it is read."""
     out = []
     for p in folder.iterdir():
         try:
@@ -68,7 +71,8 @@ def _folder_entries(folder: Path) -> list[Path]:
             continue
         if stat.S_ISDIR(mode):
             continue
-        if not stat.S_ISREG(mode) or p.suffix.lower() in IMAGE_SUFFIXES:
+        if not stat.S_ISREG(mode) or (p.suffix.lower() in IMAGE_SUFFIXES
+                                      and not is_grid_file(p)):
             out.append(p)
     return sorted(out)
 

@@ -107,15 +107,40 @@ def to_uint8(images01: Tensor) -> np.ndarray:
 PNG_COMPRESS_LEVEL = 3
 
 
-def save_png(path: str | Path, image01: Tensor) -> Path:
-    """Write one image ``[3, H, W]`` (or ``[1, 3, H, W]``) in ``[0, 1]`` atomically."""
+#: the PNG text key that marks a picture of tiles written by stylebridge (``grid.png``, sample
+#: grids): a folder given as input photos does not read it as a photo
+GRID_KEY = "stylebridge-grid"
+
+
+def save_png(path: str | Path, image01: Tensor, *, grid: bool = False) -> Path:
+    """Write one image ``[3, H, W]`` (or ``[1, 3, H, W]``) in ``[0, 1]`` atomically; ``grid``
+    marks it as a grid of tiles (:data:`GRID_KEY`, see :func:`is_grid_file`)."""
+    from PIL.PngImagePlugin import PngInfo
+
     if image01.ndim == 3:
         image01 = image01.unsqueeze(0)
     arr = to_uint8(image01)[0]
     path = Path(path)
+    info = None
+    if grid:
+        info = PngInfo()
+        info.add_text(GRID_KEY, "tiles of a stylebridge run, not a photo")
     with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        Image.fromarray(arr).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
+                                  pnginfo=info)
     return path
+
+
+def is_grid_file(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG that :func:`save_png` marked as a grid (reads the header
+    chunks only; ``False`` for anything unreadable)."""
+    if Path(path).suffix.lower() != ".png":
+        return False
+    try:
+        with Image.open(path) as image:
+            return GRID_KEY in image.info
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+        return False
 
 
 def make_grid(images01: Tensor | Sequence[Tensor], ncol: int | None = None, pad: int = 2,

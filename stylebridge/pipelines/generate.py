@@ -234,7 +234,8 @@ def generate(config: GenerateConfig,
     elif parts:
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
     grid_path = config.out / "grid.png"
-    save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice))
+    save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice),
+             grid=True)
     if outputs:
         write_json(config.out / "generate.json", {
             "generator": str(provenance.path), "seeds": seeds, "truncation": config.truncation,

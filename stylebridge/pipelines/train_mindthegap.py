@@ -408,7 +408,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                 samples_dir=trainer.samples_dir)
     trainer.resume_and_train(outcome, resume=cfg.resume, progress=progress)
     if outcome.result is not None:
-        save_png(png_path, trainer.reference_strip())
+        save_png(png_path, trainer.reference_strip(), grid=True)
     return outcome
 
 

@@ -483,7 +483,7 @@ class FeatureShiftTrainer:
         if self.random_parts:  # a picture shown on its own says what it was trained on
             grid = caption(grid, f"{RANDOM_NOTICE}: {', '.join(self.random_parts)} untrained")
         path = self.out / "samples" / f"step_{self.step:07d}.png"
-        save_png(path, grid)
+        save_png(path, grid, grid=True)
         return path
 
     # -- the loop --------------------------------------------------------------------------------

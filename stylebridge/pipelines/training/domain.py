@@ -450,7 +450,8 @@ class DomainTrainer:
     def write_samples(self) -> Path:
         from stylebridge.core.images import save_png
 
-        return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid())
+        return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid(),
+                        grid=True)
 
     # -- loop --------------------------------------------------------------------------------
     def resume_and_train(self, outcome: Any, *, resume: bool,
