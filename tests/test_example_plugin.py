@@ -210,7 +210,8 @@ def test_train_domain_refuses_the_example_loss_before_training(files: dict[str, 
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert "loss 'charbonnier' needs the batch field 'target'" in lines[0]
+    assert ("loss 'charbonnier' (from stylebridge-example-encoder) needs the batch field "
+            "'target'") in lines[0]
     assert not (out / "d.safetensors").exists()
 
 

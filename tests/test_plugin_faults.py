@@ -3,6 +3,7 @@ that report the same key are refused instead of one silently overwriting the oth
 
 from __future__ import annotations
 
+import re
 import types
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import torch
 from conftest import tiny_generator
 from PIL import Image
 
+from stylebridge.cli.base import Command
 from stylebridge.cli.main import main
-from stylebridge.core.interfaces import Metric
+from stylebridge.core.interfaces import Loss, LossBatch, Metric
 from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.evaluate import claim_columns, metric_values
@@ -236,3 +238,249 @@ def test_adapt_says_featureshift_makes_the_shift_mode_moot(tmp_path: Path, capsy
     assert code == 0
     assert ("FeatureShift replaces the feature at layer K, so the encoder's mode=shift has no "
             "effect on the domain outputs") in said
+
+
+# ---------------------------------------------------------------------------------------------
+# Installed packages (simulated entry points, as in test_registry): problems are attributed to
+# the entry point that caused them, wrong return values are named with the package, and a name
+# two packages claim is said to be contested wherever it is used
+
+
+def _installed(monkeypatch: pytest.MonkeyPatch, *packages: tuple[types.ModuleType, dict[str, str]]
+               ) -> registry_mod.Registry:
+    """Declare each package's entry points (``{entry point: attribute of the module}``) and
+    make the process-wide registry one that discovers them (restored after the test)."""
+    import importlib.metadata
+    import sys
+
+    eps = []
+    for module, points in packages:
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        eps += [importlib.metadata.EntryPoint(name=name, value=f"{module.__name__}:{attr}",
+                                              group="stylebridge") for name, attr in points.items()]
+    monkeypatch.setattr(registry_mod.importlib.metadata, "entry_points",
+                        lambda group=None: eps if group == "stylebridge" else [])
+    registry = registry_mod.Registry()
+    monkeypatch.setattr(registry_mod, "_REGISTRY", registry)
+    return registry
+
+
+def _hooks(**hooks: Any) -> types.SimpleNamespace:
+    """A plugin object (what one entry point names) with these ``@hookimpl`` hooks."""
+    return types.SimpleNamespace(**{name: hookimpl(fn) for name, fn in hooks.items()})
+
+
+def _package(name: str, **plugins: types.SimpleNamespace) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for attr, plugin in plugins.items():
+        setattr(module, attr, plugin)
+    return module
+
+
+class _Shared(Metric):
+    name = "shared-test"
+
+    def reset(self) -> None: ...
+
+    def update(self, pred, target=None, **context) -> None: ...
+
+    def compute(self) -> Any:
+        return {}
+
+
+class _Own(_Shared):
+    name = "own-test"
+
+
+class _NotACommand:
+    name = "notcmd-test"
+
+
+def test_problems_name_the_entry_point_that_registered_the_name(monkeypatch, capsys) -> None:
+    """Before: the package's first entry point (``aaa``) was named for what ``zzz`` did."""
+    from stylebridge.registry import Entry
+
+    multi = _package("qa_multi", fine=_hooks(register_metrics=lambda register: register(_Own)),
+                     late=_hooks(register_metrics=lambda register: register(_Shared),
+                                 register_commands=lambda register: register(_NotACommand())))
+    other = _package("qa_other", plug=_hooks(register_metrics=lambda register: register(_Shared)))
+    reg = _installed(monkeypatch, (multi, {"aaa": "fine", "zzz": "late"}), (other, {"b": "plug"}))
+    assert reg.get("metric", "own-test").entry_point == "aaa"  # recorded on the entry
+    assert Entry(kind="metric", name="x", obj=_Own, provider="p").entry_point is None
+    assert main(["plugins"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    clash = ("metric 'shared-test' is registered by 'qa_multi' and 'qa_other': neither is used "
+             "(uninstall one, or rename it)")
+    assert f"plugin qa_multi (zzz): {clash}" in out and f"plugin qa_other (b): {clash}" in out
+    assert ("plugin qa_multi (zzz): command 'notcmd-test': registered a _NotACommand, not a "
+            "stylebridge.cli.base.Command instance (ignored)") in out
+    assert "(aaa)" not in out and "failed to load" not in out  # qa_multi's own-test loaded
+    assert "own-test" in out
+    with pytest.raises(StylebridgeError, match=r"; note: plugin package\(s\) qa_multi, qa_other "
+                                               r"reported problems, see `stylebridge plugins`$"):
+        reg.get("metric", "nothing-test")
+
+
+def test_one_package_registering_a_name_from_two_entry_points_is_told_once_per_point(
+        monkeypatch) -> None:
+    twice = _package("qa_twice", a=_hooks(register_metrics=lambda register: register(_Shared)),
+                     b=_hooks(register_metrics=lambda register: register(_Shared)))
+    reg = _installed(monkeypatch, (twice, {"first": "a", "second": "b"}))
+    assert "shared-test" not in reg.names("metric")
+    why = ("metric 'shared-test' is registered twice by 'qa_twice' (by two of its entry points): "
+           "neither is used (rename one of them)")
+    assert [(f.entry_point, f.error) for f in reg.failures] == [("first", why), ("second", why)]
+    assert reg.contested("metric", "shared-test") == ["qa_twice"]
+
+
+class _BadLoss(Loss):
+    """Returns what it is told to."""
+
+    name = "badloss"
+    requires = frozenset({"output"})
+
+    def __init__(self, value: str = "vector") -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, batch: LossBatch) -> Any:
+        out = batch.require("output", self.name)
+        return {"vector": lambda: out.mean(dim=(1, 2, 3)).repeat(3)[:3],
+                "float": lambda: 0.5, "int": lambda: torch.tensor(3),
+                "one": lambda: out.mean().reshape(1), "none": lambda: None}[self.value]()
+
+
+class _TargetLoss(_BadLoss):
+    name = "targetloss"
+    requires = frozenset({"target", "reference"})
+
+
+def _loss_package(monkeypatch) -> registry_mod.Registry:
+    def register_losses(register) -> None:
+        register(_BadLoss)
+        register(_TargetLoss)
+
+    return _installed(monkeypatch, (_package("qa_bad", plug=_hooks(
+        register_losses=register_losses)), {"losses": "plug"}))
+
+
+@pytest.mark.parametrize(("value", "got"), [
+    ("vector", "a tensor of shape [3], not a scalar"),
+    ("float", "a float, not a scalar tensor"),
+    ("int", "a tensor of dtype torch.int64, not a floating-point scalar"),
+    ("none", "a NoneType, not a scalar tensor"),
+])
+def test_a_loss_returning_no_scalar_tensor_is_named_with_its_package(monkeypatch, value,
+                                                                     got) -> None:
+    """Before: `ValueError: only one element tensors ...` or `AttributeError: 'float' object
+    has no attribute 'requires_grad'` from the trainer, exit 1, the package unnamed."""
+    from stylebridge.pipelines.featureshift.losses import evaluate_set
+    from stylebridge.pipelines.training.losses import build_loss_terms, evaluate
+
+    reg = _loss_package(monkeypatch)
+    terms = build_loss_terms([f"badloss:1:value={value}"], registry=reg)
+    batch = LossBatch(output=torch.rand(2, 3, 8, 8, requires_grad=True))
+    message = f"^loss 'badloss' \\(from qa_bad\\): forward\\(\\) returned {re.escape(got)}$"
+    with pytest.raises(StylebridgeError, match=message):  # train domain's path
+        evaluate(terms, batch, step=0)
+    with pytest.raises(StylebridgeError, match=message):  # train featureshift's path
+        evaluate_set(terms, batch, 0, "inversion", {})
+
+
+def test_a_one_element_loss_value_is_accepted(monkeypatch) -> None:
+    from stylebridge.pipelines.featureshift.losses import evaluate_set
+    from stylebridge.pipelines.training.losses import build_loss_terms
+
+    terms = build_loss_terms(["badloss:2:value=one"], registry=_loss_package(monkeypatch))
+    output = torch.rand(2, 3, 8, 8, requires_grad=True)
+    values: dict[str, float] = {}
+    total = evaluate_set(terms, LossBatch(output=output), 0, "inversion", values)
+    assert total is not None and total.requires_grad
+    assert values == {"inversion/badloss": pytest.approx(float(output.mean().detach()))}
+
+
+def test_a_builtin_loss_is_named_without_a_package(monkeypatch) -> None:
+    from stylebridge.pipelines.training.losses import LossTerm, check_loss_value
+
+    term = LossTerm(key="mse", name="mse", weight=1.0, module=_BadLoss())
+    monkeypatch.setattr(registry_mod, "_REGISTRY", registry_mod.Registry(entry_points=False))
+    with pytest.raises(StylebridgeError, match=r"^loss 'mse': forward\(\) returned a float"):
+        check_loss_value(term, 1.0)
+
+
+def test_loss_field_checks_name_the_package(monkeypatch) -> None:
+    from stylebridge.pipelines.training.losses import (
+        build_loss_terms,
+        check_requirements,
+        check_trainable,
+    )
+
+    terms = build_loss_terms(["targetloss:1"], registry=_loss_package(monkeypatch))
+    with pytest.raises(StylebridgeError, match=r"^loss 'targetloss' \(from qa_bad\) reads "
+                                               r"reference, target, none of which FeatureShift "
+                                               r"changes"):
+        check_trainable(terms, frozenset({"output", "features"}), "FeatureShift")
+    with pytest.raises(StylebridgeError, match=r"^loss 'targetloss' \(from qa_bad\) needs the "
+                                               r"batch field 'reference', which train domain "
+                                               r"does not provide"):
+        check_requirements(terms, {"output", "target"}, "train domain")
+
+
+class _RunReturns(Command):
+    name = "runstr"
+    help = "returns what it is told to"
+    result: Any = "ok"
+
+    def add_arguments(self, parser) -> None:
+        pass
+
+    def run(self, args, console) -> Any:
+        return self.result
+
+
+def test_a_command_whose_run_returns_no_int_is_named(monkeypatch, capsys) -> None:
+    """Before: `error: ValueError: invalid literal for int() with base 10: 'ok'`, exit 1."""
+    none = type("RunNone", (_RunReturns,), {"name": "runnone", "result": None})
+    three = type("RunThree", (_RunReturns,), {"name": "runthree", "result": 3})
+
+    def register_commands(register) -> None:
+        for cls in (_RunReturns, none, three):
+            register(cls())
+
+    _installed(monkeypatch, (_package("qa_bad", plug=_hooks(
+        register_commands=register_commands)), {"cmds": "plug"}))
+    assert main(["runstr"]) == 2
+    assert capsys.readouterr().err == ("error: command 'runstr' (from qa_bad): run() returned "
+                                       "'ok', not an int exit code\n")
+    assert main(["runnone"]) == 0 and main(["runthree"]) == 3  # None is read as 0, as before
+    assert capsys.readouterr().err == ""
+
+
+def test_a_contested_name_is_said_to_be_contested_everywhere(monkeypatch, capsys) -> None:
+    """Before: `mycmd` gave argparse's "invalid choice" and `plugins myloss` "no plugin named
+    'myloss'; did you mean ..." although both packages register them."""
+    class MyCmd(_RunReturns):
+        name = "mycmd"
+
+    class MyLoss(_BadLoss):
+        name = "myloss"
+
+    def plugin() -> types.SimpleNamespace:
+        return _hooks(register_commands=lambda register: register(MyCmd()),
+                      register_losses=lambda register: register(MyLoss))
+
+    reg = _installed(monkeypatch, (_package("qa_one", plug=plugin()), {"p": "plug"}),
+                     (_package("qa_two", plug=plugin()), {"p": "plug"}))
+    assert reg.contested("command", "mycmd") == ["qa_one", "qa_two"]
+    assert reg.contested("loss", "myloss") == ["qa_one", "qa_two"]
+    assert reg.contested("loss", "mse") is None and reg.contested("loss", "nothing") is None
+    said = "is registered by 'qa_one' and 'qa_two': neither is used; uninstall one of them"
+    assert main(["mycmd", "--flag"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: command 'mycmd' {said}")
+    assert main(["plugins", "myloss"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: loss 'myloss' {said}")
+    assert main(["plugins", "--kind", "loss", "myloss"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: loss 'myloss' {said}")
+    with pytest.raises(SystemExit) as info:  # an unknown word is still argparse's (one line)
+        main(["nosuchcmd"])
+    assert info.value.code == 2 and "invalid choice: 'nosuchcmd'" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from stylebridge.core.interfaces import Converter, Encoder, Inversion, Preprocessing
-from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
+from stylebridge.errors import CheckpointError, RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import KINDS, Registry, hookimpl
 from stylebridge.registry import registry as registry_mod
 
@@ -294,10 +294,12 @@ def test_faulty_installed_packages_are_isolated(monkeypatch: pytest.MonkeyPatch)
                                    "ignored (rename it)")
     assert "invalid name 'Bad Name'" in errors["partial_pkg"]
     assert "did you mean 'register_calibrators'" in errors["typo_pkg"]
-    # an unknown name points at the packages that failed
-    with pytest.raises(RegistryError, match="failed to load, see `stylebridge plugins`") as info:
+    # an unknown name points at the packages that reported problems (clash_pkg loaded; only
+    # its clashing name was dropped, so "failed to load" would not be true of it)
+    with pytest.raises(RegistryError, match="reported problems, see `stylebridge plugins`") as info:
         reg.get("encoder", "fine")
     assert "clash_pkg" in str(info.value) and "raising_pkg" in str(info.value)
+    assert "failed to load" not in str(info.value)
 
 
 class _Shared(_ToyEncoder):
@@ -677,3 +679,20 @@ def register_commands(register):
                        "traceback)\n")
     finally:
         monkeypatch.setattr(registry_mod, "_REGISTRY", None)
+
+
+def test_a_nan_option_names_the_plugin_and_its_package() -> None:
+    """``toy:n_latent=nan`` / ``--loss mse:1:w=nan``: the one-line refusal says whose option it
+    is (before: "option n_latent=nan: expected a finite number" and nothing else)."""
+    from stylebridge.pipelines.training.losses import build_loss_terms
+    from stylebridge.registry.resolve import create
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_plugin("toy_pkg", _ToyEncoder)])
+    with pytest.raises(SpecError) as info:
+        create("encoder", "toy:n_latent=nan", registry=reg)
+    assert str(info.value) == ("encoder 'toy' (from toy_pkg): option n_latent=nan: expected a "
+                               "finite number (NaN and Inf are refused)")
+    with pytest.raises(StylebridgeError) as info:
+        build_loss_terms(["mse:1:w=inf"], registry=Registry(entry_points=False))
+    assert str(info.value) == ("--loss 'mse:1:w=inf': option w=inf: expected a finite number "
+                               "(NaN and Inf are refused)")

@@ -4,6 +4,7 @@ commands under :mod:`stylebridge.cli.commands`, third-party ones from their pack
 from __future__ import annotations
 
 import argparse
+import numbers
 import os
 import re
 import sys
@@ -167,13 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             _error(f"command {word!r} is broken and was not loaded: "
                    f"{parser.broken_commands[word]}; `stylebridge plugins` lists the failures")
             return 2
+        if word is not None and word not in commands:
+            _refuse_contested_command(word)  # before argparse's "invalid choice"
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 0
         from rich.console import Console
 
-        return int(commands[args.command].run(args, Console()) or 0)  # type: ignore[attr-defined]
+        code = commands[args.command].run(args, Console())  # type: ignore[attr-defined]
+        return _exit_code(args.command, code)
     except StylebridgeError as exc:
         if debug:
             raise
@@ -224,6 +228,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         origin = _plugin_origin(exc)
         _error(f"{type(exc).__name__}: {text} ({origin}rerun with --debug for the traceback)")
         return 1
+
+
+def _refuse_contested_command(word: str) -> None:
+    """Raise the registry's one-line clash message when ``word`` is a command name that two
+    installed packages register (so neither is a command)."""
+    from stylebridge.registry import get_registry
+
+    registry = get_registry()
+    if registry.contested("command", word):
+        registry.get("command", word)  # raises: "command 'x' is registered by 'a' and 'b' ..."
+
+
+def _exit_code(name: str, code: object) -> int:
+    """A command's ``run()`` result as the exit code: an int, or None for 0; anything else
+    is the command's bug, named in one line (with its package when it is a third party's)."""
+    if code is None:
+        return 0
+    if isinstance(code, numbers.Integral):
+        return int(code)
+    from stylebridge.registry import get_registry
+
+    shown = repr(code)
+    if len(shown) > 60:
+        shown = f"a {type(code).__name__}"
+    raise RegistryError(f"command {name!r}{get_registry().where('command', name)}: run() "
+                        f"returned {shown}, not an int exit code")
 
 
 def _file_in_the_way(exc: OSError) -> str | None:

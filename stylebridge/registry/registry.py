@@ -53,6 +53,9 @@ class Entry:
     name: str
     obj: Any
     provider: str
+    #: the entry point (of an installed package) whose hook registered it; None for
+    #: built-ins and ``extra_plugins``
+    entry_point: str | None = None
 
     @property
     def description(self) -> str:
@@ -139,7 +142,8 @@ class Registry:
             provider = getattr(plugin, "__name__", type(plugin).__name__)
             self._add(plugin, provider, provider)
         self._entries: dict[str, dict[str, Entry]] | None = None
-        self._contested = {}
+        #: (kind, name) -> the packages that all registered it (so none is used)
+        self._contested: dict[tuple[str, str], list[str]] = {}
 
     # -- loading ---------------------------------------------------------------------------------
     def _add(self, plugin: object, name: str, provider: str, entry_point: str | None = None) -> None:
@@ -233,7 +237,7 @@ class Registry:
         if entry is None:
             return
         self.rejected[(kind, name)] = f"{why} (package {entry.provider})"
-        self._fail(entry.provider, self._entry_point_of(entry.provider),
+        self._fail(entry.provider, entry.entry_point or entry.provider,
                    f"{kind.replace('_', ' ')} {name!r}: {why} (ignored)")
 
     def package_of(self, module: str) -> str | None:
@@ -262,7 +266,7 @@ class Registry:
                              _provider: str = provider, _staged: dict[str, Entry] = staged,
                              _entry_point: str | None = entry_point) -> None:
                     entry = self._check_one(_staged, _kind, _base, _as_class, _provider, obj,
-                                            name)
+                                            name, _entry_point)
                     taken = entries[_kind].get(entry.name)
                     if taken is None:
                         _staged[entry.name] = entry
@@ -289,31 +293,31 @@ class Registry:
     def _settle_clashes(self, entries: dict[str, dict[str, Entry]],
                         clashes: list[tuple[str, str, Entry, str, str]]) -> None:
         """A built-in name keeps its built-in; a name two installed packages register is
-        used by neither (which one won would depend on the install order): both are told."""
-        self._contested: dict[tuple[str, str], list[str]] = {}
+        used by neither (which one won would depend on the install order): both are told,
+        each under the entry point whose hook registered the name."""
+        self._contested = {}
+        claims: dict[tuple[str, str], list[tuple[str, str]]] = {}  # -> (provider, entry point)
         for kind, name, taken, provider, entry_point in clashes:
             label = kind.replace("_", " ")
             if taken.provider == BUILTIN_PROVIDER:
                 self._fail(provider, entry_point, f"{label} {name!r} is a built-in name: this "
                                                   "registration is ignored (rename it)")
                 continue
-            self._contested.setdefault((kind, name), [taken.provider]).append(provider)
-        for (kind, name), providers in self._contested.items():
-            first = entries[kind].pop(name)
-            points = {first.provider: self._entry_point_of(first.provider)}
-            for provider in providers:
-                why = (f"{kind.replace('_', ' ')} {name!r} is registered by "
-                       f"{' and '.join(repr(p) for p in providers)}: neither is used "
-                       "(uninstall one, or rename it)")
-                self._fail(provider, points.get(provider) or self._entry_point_of(provider),
-                           why)
-
-    def _entry_point_of(self, provider: str) -> str:
-        return next((ep for name, ep in self._installed.items()
-                     if self._providers.get(name) == provider), provider)
+            claims.setdefault((kind, name), [(taken.provider, taken.entry_point
+                                              or taken.provider)]).append((provider, entry_point))
+        for (kind, name), claimants in claims.items():
+            entries[kind].pop(name)
+            providers = list(dict.fromkeys(p for p, _ in claimants))
+            self._contested[(kind, name)] = providers
+            why = (f"{kind.replace('_', ' ')} {name!r} is {_claimed_by(providers)}: neither is "
+                   "used (" + ("uninstall one, or rename it)" if len(providers) > 1
+                               else "rename one of them)"))
+            for provider, entry_point in claimants:
+                self._fail(provider, entry_point, why)
 
     def _check_one(self, staged: dict[str, Entry], kind: str, base: type, as_class: bool,
-                   provider: str, obj: Any, name: str | None) -> Entry:
+                   provider: str, obj: Any, name: str | None,
+                   entry_point: str | None = None) -> Entry:
         ok = (isinstance(obj, type) and issubclass(obj, base)) if as_class else isinstance(obj, base)
         if not ok:
             shown = f"the class {obj.__name__}" if isinstance(obj, type) else repr(obj)
@@ -330,7 +334,7 @@ class Registry:
                                 "(use lower-case letters, digits, '_', '-', '.')")
         if name in staged:
             raise RegistryError(f"{kind} {name!r} is registered twice by {provider!r}")
-        return Entry(kind=kind, name=name, obj=obj, provider=provider)
+        return Entry(kind=kind, name=name, obj=obj, provider=provider, entry_point=entry_point)
 
     @property
     def entries(self) -> dict[str, dict[str, Entry]]:
@@ -347,6 +351,21 @@ class Registry:
             raise RegistryError(f"unknown plugin kind {kind!r}; kinds are: {', '.join(KINDS)}")
         return self.entries[kind]
 
+    def contested(self, kind: str, name: str) -> list[str] | None:
+        """The installed packages that all register ``name`` as a ``kind`` plugin (so that
+        none of them is used), or None when the name is not contested."""
+        self._table(kind)  # the hooks run (and clashes are settled) on first use
+        found = self._contested.get((kind, name))
+        return list(found) if found else None
+
+    def where(self, kind: str, name: str) -> str:
+        """``" (from PKG)"`` for a plugin a third-party package registered, else ``""`` (a
+        built-in or an unknown name): what one-line errors put after a plugin's name."""
+        entry = self._table(kind).get(name)
+        if entry is None or entry.provider == BUILTIN_PROVIDER:
+            return ""
+        return f" (from {entry.provider})"
+
     def get(self, kind: str, name: str) -> Entry:
         table = self._table(kind)
         if name in table:
@@ -354,16 +373,23 @@ class Registry:
         label = kind.replace("_", " ")
         contested = self._contested.get((kind, name))
         if contested:
-            raise RegistryError(f"{label} {name!r} is registered by "
-                                f"{' and '.join(repr(p) for p in contested)}: neither is used; "
-                                "uninstall one of them (or rename it there)")
+            fix = ("uninstall one of them (or rename it there)" if len(contested) > 1
+                   else "rename one of them there")
+            raise RegistryError(f"{label} {name!r} is {_claimed_by(contested)}: neither is "
+                                f"used; {fix}")
         known = sorted(table)
         listing = ", ".join(known) if known else "none are installed"
-        broken = sorted({f.provider for f in self.failures})
-        note = (f"; note: plugin package(s) {', '.join(broken)} failed to load, see "
-                "`stylebridge plugins`" if broken else "")
         raise RegistryError(f"unknown {label} {name!r}{_did_you_mean(name, known)} "
-                            f"(known: {listing}){note}")
+                            f"(known: {listing}){self._problems_note()}")
+
+    def _problems_note(self) -> str:
+        """``; note: plugin package(s) P reported problems, ...`` when an installed package
+        is in :attr:`failures` (its plugins, or some of them, may be what was asked for)."""
+        troubled = sorted({f.provider for f in self.failures})
+        if not troubled:
+            return ""
+        return (f"; note: plugin package(s) {', '.join(troubled)} reported problems, see "
+                "`stylebridge plugins`")
 
     def create(self, kind: str, name: str, **config: Any) -> Any:
         """Instantiate a class-registered plugin from its config.
@@ -375,7 +401,7 @@ class Registry:
         entry = self.get(kind, name)
         if not isinstance(entry.obj, type):
             return entry.obj
-        where = "" if entry.provider == BUILTIN_PROVIDER else f" (from {entry.provider})"
+        where = self.where(kind, name)
         if issubclass(entry.obj, itf.Plugin):
             try:
                 entry.obj.check_config(config)
@@ -412,8 +438,7 @@ class Registry:
             raise CheckpointError(f"holds {_a(header.kind)} of plugin {header.plugin!r}, expected "
                                   f"{name!r}", path=path)
         if cls is None:
-            broken = sorted({f.provider for f in self.failures})
-            note = f"; plugin package(s) {', '.join(broken)} failed to load" if broken else ""
+            note = self._problems_note()
             raise CheckpointError(
                 f"needs the {kind.replace('_', ' ')} plugin {header.plugin!r}, which is not "
                 "installed (install the package that provides it; `stylebridge plugins` lists "
@@ -484,6 +509,14 @@ def accepted_options(cls: type) -> list[str] | None:
 def _plural(kind: str) -> str:
     label = kind.replace("_", " ")
     return label + ("es" if label.endswith("s") else "s")
+
+
+def _claimed_by(providers: Sequence[str]) -> str:
+    """``registered by 'a' and 'b'``, or ``registered twice by 'a'`` (two of its entry
+    points)."""
+    if len(providers) == 1:
+        return f"registered twice by {providers[0]!r} (by two of its entry points)"
+    return f"registered by {' and '.join(repr(p) for p in providers)}"
 
 
 def _one_line(exc: BaseException) -> str:

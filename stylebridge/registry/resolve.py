@@ -241,7 +241,12 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
         return Created(generator, prov)
     registry = registry or get_registry()
     spec = _parse(kind, spec)
-    config = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    try:
+        config = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    except SpecError as exc:  # `gain=nan`: say whose option it is
+        name = spec.name or (spec.path.name if spec.path is not None else "")
+        where = registry.where(kind, spec.name) if spec.name else ""
+        raise SpecError(f"{kind.replace('_', ' ')} {name!r}{where}: {exc.message}") from None
     config.update(options)
     installed: Path | None = None
     instance = False  # converters and commands are registered as ready objects: no weights

@@ -67,12 +67,13 @@ class PluginsCommand(Command):
                 table.add_row(f"  {escape(row['name'])}",
                               escape(row["description"] or "") + provider)
         console.print(table)
+        # the error says what went wrong (not loaded, a hook failed, a name clash, a dropped
+        # command): the package's other plugins are listed above when they loaded
         for fail in data["failed"]:
             console.print(f"[yellow]plugin {escape(str(fail['provider']))} "
-                          f"({escape(str(fail['entry_point']))}) failed to "
-                          f"load:[/yellow] {escape(str(fail['error']))}")
+                          f"({escape(str(fail['entry_point']))}):[/yellow] "
+                          f"{escape(str(fail['error']))}")
         return 0
-
 
     def _show(self, args: argparse.Namespace, console: Console) -> int:
         from stylebridge.registry.weights import WeightsManager
@@ -94,6 +95,9 @@ class PluginsCommand(Command):
                           "for its source and licence")
             entries = [registry.get(listed.kind, listed.plugin)]
         if not entries:
+            for kind in kinds:  # two installed packages register it: say so, not "no plugin"
+                if registry.contested(kind, args.name):
+                    registry.get(kind, args.name)  # raises the one-line clash message
             known = sorted({n for k in kinds for n in registry.names(k)})
             what = f"{args.kind.replace('_', ' ')} plugin" if args.kind else "plugin"
             raise RegistryError(f"no {what} named {args.name!r}"

@@ -34,6 +34,7 @@ from stylebridge.pipelines.training.losses import (
     check_trainable,
     evaluate,
     idle_term_notes,
+    loss_label,
 )
 from stylebridge.pipelines.training.schedule import phase_at
 
@@ -149,13 +150,14 @@ def phase(cfg: TrainConfig, step: int) -> str:
 def evaluate_set(terms: Sequence[LossTerm], batch: LossBatch, step: int, label: str,
                  values: dict[str, float]) -> Tensor | None:
     """``Σ weight · loss`` over the active terms (weight 0 skipped); unweighted values go to
-    ``values[label/key]``.  A term whose value has no gradient (it does not depend on
-    FeatureShift) is refused."""
+    ``values[label/key]``.  A term whose value is no scalar tensor (checked by
+    :func:`~stylebridge.pipelines.training.losses.evaluate`) or has no gradient (it does not
+    depend on FeatureShift) is refused in one line naming the loss and its package."""
     total: Tensor | None = None
     for term, value in evaluate(terms, batch, step, skip_zero_weight=True):
         if torch.is_grad_enabled() and not value.requires_grad:
             raise StylebridgeError(
-                f"{label} loss {term.name!r} does not depend on FeatureShift's output (its value "
+                f"{label} {loss_label(term)} does not depend on FeatureShift's output (its value "
                 "has no gradient): FeatureShift changes only `output` and `features` "
                 "of the loss batch" + ("; use corr:WEIGHT:on=features" if term.name == "corr"
                                        else ""))

@@ -113,7 +113,11 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str 
     seen: dict[str, int] = {}
     for text in specs:
         spec = parse_loss_spec(text)
-        options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+        try:
+            options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+        except StylebridgeError as exc:  # `w=nan`: say whose option it is
+            raise StylebridgeError(f"{option} {text!r}{registry.where('loss', spec.name)}: "
+                                   f"{exc.message}") from None
         after = options.pop("after", 0)
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise StylebridgeError(f"{option} {text!r}: after={after!r} must be a step >= 0")
@@ -143,13 +147,13 @@ def check_requirements(terms: Iterable[LossTerm], provides: Iterable[str], train
         needed = term.module.required_fields()
         unknown = sorted(needed - LOSS_BATCH_FIELDS)
         if unknown:
-            raise StylebridgeError(f"loss {term.name!r} requires {unknown[0]!r}, which is not a "
-                                   "LossBatch field")
+            raise StylebridgeError(f"{loss_label(term)} requires {unknown[0]!r}, which is not "
+                                   "a LossBatch field")
         missing = sorted(needed - provided)
         if missing:
             raise StylebridgeError(
-                f"loss {term.name!r} needs the batch field {missing[0]!r}, which {trainer} does "
-                f"not provide (it provides: {', '.join(sorted(provided))})")
+                f"{loss_label(term)} needs the batch field {missing[0]!r}, which {trainer} "
+                f"does not provide (it provides: {', '.join(sorted(provided))})")
 
 
 def check_trainable(terms: Iterable[LossTerm], trained: frozenset[str], trainer: str) -> None:
@@ -161,8 +165,8 @@ def check_trainable(terms: Iterable[LossTerm], trained: frozenset[str], trainer:
         needed = term.module.required_fields()
         if needed and not needed & trained:
             raise StylebridgeError(
-                f"loss {term.name!r} reads {', '.join(sorted(needed))}, none of which {trainer} "
-                f"changes ({', '.join(sorted(trained))}): it cannot train it")
+                f"{loss_label(term)} reads {', '.join(sorted(needed))}, none of which "
+                f"{trainer} changes ({', '.join(sorted(trained))}): it cannot train it")
 
 
 def required_fields(terms: Iterable[LossTerm]) -> frozenset[str]:
@@ -176,10 +180,50 @@ def required_fields(terms: Iterable[LossTerm]) -> frozenset[str]:
 def evaluate(terms: Sequence[LossTerm], batch: LossBatch, step: int, *,
              skip_zero_weight: bool = False) -> list[tuple[LossTerm, Tensor]]:
     """``(term, unweighted value)`` of every term active at ``step`` (``after``); with
-    ``skip_zero_weight`` terms of weight 0 are not evaluated."""
+    ``skip_zero_weight`` terms of weight 0 are not evaluated.  A value that is no
+    one-element floating-point tensor is refused in one line naming the loss
+    (:func:`check_loss_value`)."""
     out = []
     for term in terms:
         if not term.active(step) or (skip_zero_weight and term.weight == 0):
             continue
-        out.append((term, term.module(batch)))
+        out.append((term, check_loss_value(term, term.module(batch))))
     return out
+
+
+def check_loss_value(term: LossTerm, value: object) -> Tensor:
+    """``value`` when it is what ``Loss.forward`` must return (a tensor of one element, of a
+    floating-point dtype), else a one-line :class:`StylebridgeError` naming the loss and its
+    package.  Metadata checks only: no device synchronisation."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            got = f"a tensor of shape {list(value.shape)}, not a scalar"
+        elif not value.is_floating_point():
+            got = f"a tensor of dtype {value.dtype}, not a floating-point scalar"
+        else:
+            return value
+    else:
+        got = f"a {type(value).__name__}, not a scalar tensor"
+    raise StylebridgeError(f"{loss_label(term)}: forward() returned {got}")
+
+
+def loss_label(term: LossTerm) -> str:
+    """``loss 'NAME'``, with `` (from PKG)`` when a third-party package provides it: the
+    registry's entry when it holds this module's class, else the installed package the
+    class's module belongs to."""
+    from stylebridge.registry import get_registry
+    from stylebridge.registry.registry import BUILTIN_PROVIDER
+
+    provider: str | None = None
+    try:
+        registry = get_registry()
+        entry = registry.entries["loss"].get(term.name)
+        if entry is not None and isinstance(entry.obj, type) and isinstance(term.module,
+                                                                             entry.obj):
+            provider = entry.provider
+        else:
+            provider = registry.package_of(type(term.module).__module__)
+    except StylebridgeError:  # no registry to ask (a stale install): the name alone
+        pass
+    where = "" if provider in (None, BUILTIN_PROVIDER) else f" (from {provider})"
+    return f"loss {term.name!r}{where}"
