@@ -330,8 +330,17 @@ def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
     said = " ".join(capsys.readouterr().out.split())
     assert f"{out} holds an interrupted adapt run (2 of 8 photos done); starting over" in said
     assert "--resume continues it" not in said
+    # --resume into a finished run's folder: nothing to continue, and its report is kept
+    # (it started over and replaced the report, with other photos or options too)
+    before = (out / "metrics.json").read_bytes()
+    assert main(_adapt_argv(files, out, "--resume")) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert (f"--resume: {out} holds a finished run (metrics.json, grid.png), not an "
+            "interrupted one: nothing to continue") in said
+    assert (out / "metrics.json").read_bytes() == before
     # --resume where nothing was interrupted: a full run, said so
-    assert main(_adapt_argv(files, out, "--resume")) == 3
+    fresh = tmp_path / "fresh"
+    assert main(_adapt_argv(files, fresh, "--resume")) == 3
     assert "holds no interrupted adapt run; starting from the first photo" in " ".join(
         capsys.readouterr().out.split())
 
@@ -550,7 +559,30 @@ def test_a_run_into_a_finished_runs_folder_says_it_replaces_its_report(
     assert main(_adapt_argv(files, out)) == 3
     said = " ".join(capsys.readouterr().out.split())
     assert (f"{out} holds the report of an earlier run (metrics.json, grid.png): this run "
-            "replaces them") in said
+            "replaces them and any picture of the same name") in said
+
+
+def test_a_run_that_makes_nothing_keeps_the_earlier_runs_report(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        registered: None) -> None:
+    """A second adapt into a finished run's folder whose only photo cannot be read wrote an
+    empty adapt.json / metrics.json over the earlier run's (its grid.png and pictures stayed,
+    so the folder contradicted itself); now nothing is written."""
+    out = tmp_path / "out"
+    assert main(_adapt_argv(files, out)) == 3
+    kept = {name: (out / name).read_bytes() for name in ("adapt.json", "metrics.json")}
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    argv = _adapt_argv(files, out)
+    argv[argv.index(str(files["photos"]))] = str(bad)
+    assert main(argv) == 2
+    capsys.readouterr()
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    nothing = tmp_path / "nothing"
+    argv = _adapt_argv(files, nothing)
+    argv[argv.index(str(files["photos"]))] = str(bad)
+    assert main(argv) == 2
+    assert not (nothing / "adapt.json").exists() and not (nothing / "metrics.json").exists()
 
 
 def test_a_generate_into_a_finished_generates_folder_says_it(

@@ -485,21 +485,25 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
     if random:
         summary["notice"] = notice
-    config.out.mkdir(parents=True, exist_ok=True)
+    # a run that made nothing leaves the folder as it was: an earlier run's report is not
+    # replaced by an empty one (the batch report says what went wrong)
+    write_reports = bool(report.done)
     per_output = compute_output_metrics(metrics) if report.done else {}
     values = per_output.get(INVERSION, {})
     domain_values = {key: per_output[key] for key in adapter.outputs if key in per_output}
     notes = output_metric_notes(metrics)
     summary["metrics_input_vs_inversion"] = values
     summary["metrics_input_vs_domain"] = domain_values
-    write_json(config.out / "metrics.json", {"input_vs_inversion": values,
-                                             "input_vs_domain": domain_values,
-                                             "per_photo": per_photo,
-                                             "metrics": list(config.metrics), "notes": notes,
-                                             "random_weights": random,
-                                             "random_inputs": random_inputs,
-                                             "random_parts": parts})
-    write_json(config.out / "adapt.json", summary)
+    if write_reports:
+        config.out.mkdir(parents=True, exist_ok=True)
+        write_json(config.out / "metrics.json", {"input_vs_inversion": values,
+                                                 "input_vs_domain": domain_values,
+                                                 "per_photo": per_photo,
+                                                 "metrics": list(config.metrics),
+                                                 "notes": notes, "random_weights": random,
+                                                 "random_inputs": random_inputs,
+                                                 "random_parts": parts})
+        write_json(config.out / "adapt.json", summary)
     grid = None
     if grid_rows:
         labels = ["input (aligned)" if config.align else "input",

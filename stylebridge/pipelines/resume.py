@@ -213,6 +213,10 @@ class Journal:
         found = state_file.is_file()
         if found:  # a killed run's half-written files (`.seed0042.png.x7k2m9qa.tmp`) go
             remove_stale_temporaries(out, name or None)
+        # a finished run's report (generate writes no metrics.json: its grid.png says a run
+        # was there); eval's named journals share a folder with other runs' files
+        reports = [] if name else [f for f in (REPORT_FILE, "grid.png")
+                                   if (Path(out) / f).is_file()]
         if not resume:
             if found:
                 then = _state_command(state_file) or command
@@ -220,15 +224,18 @@ class Journal:
                     f"{out} holds an interrupted {then} run "
                     f"({cls._count_done(state_file, unit)}); starting over"
                     + (" (--resume continues it)" if then == command else ""))
-            elif not name and (reports := [f for f in (REPORT_FILE, "grid.png")
-                                            if (Path(out) / f).is_file()]):
-                # a finished run's report is about to be replaced by this run's (generate
-                # writes no metrics.json: its grid.png says a run was there)
+            elif reports:  # about to be replaced by this run's
                 journal.notices.append(
                     f"{out} holds the report of an earlier run ({', '.join(reports)}): this "
-                    f"run replaces {'them' if len(reports) > 1 else 'it'}; the earlier run's "
-                    "pictures stay, but no report will name them (a new --out keeps both)")
+                    f"run replaces {'them' if len(reports) > 1 else 'it'} and any picture of "
+                    "the same name; the earlier run's other pictures stay, but no report will "
+                    "name them (a new --out keeps both)")
             return journal
+        if not found and reports:  # finished, not interrupted: a resume would start over
+            raise StylebridgeError(
+                f"--resume: {out} holds a finished run ({', '.join(reports)}), not an "
+                "interrupted one: nothing to continue; run without --resume to replace its "
+                "report (and its pictures of the same names), or give another --out")
         if not found:
             journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
                                    f"starting from the first {unit}")
