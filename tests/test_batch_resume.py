@@ -597,3 +597,28 @@ def test_a_generate_into_a_finished_generates_folder_says_it(
     assert main([*argv[:4], "0-1", *argv[5:]]) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert f"{out} holds the report of an earlier run (grid.png): this run replaces it" in said
+
+
+def test_a_photo_whose_files_would_be_another_photos_is_skipped(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        registered: None) -> None:
+    """Photos ``a`` and ``a_x`` with a domain named ``x_inversion``: ``a``'s domain output and
+    ``a_x``'s inversion are both ``a_x_inversion.png``; the second photo was written over the
+    first's output and adapt.json named one file for two outputs. Now it is skipped, named."""
+    import shutil
+
+    photos = tmp_path / "cx"
+    photos.mkdir()
+    for name in ("a", "a_x"):
+        shutil.copy(files["photos"] / f"{PHOTOS[0]}.png", photos / f"{name}.png")
+    domain = shutil.copy(files["pixar"], tmp_path / "x_inversion.safetensors")
+    out = tmp_path / "out"
+    argv = _adapt_argv(files, out)
+    argv[argv.index(str(files["photos"]))] = str(photos)
+    argv[argv.index(str(files["pixar"]))] = str(domain)
+    assert main(argv) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert "output name a_x_inversion is already used by" in said
+    summary = json.loads((out / "adapt.json").read_text())
+    assert list(summary["outputs"]) == [str(photos / "a.png")]
+    assert [s["file"] for s in summary["skipped"]] == [str(photos / "a_x.png")]

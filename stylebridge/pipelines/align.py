@@ -450,17 +450,22 @@ def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | N
 # The align pipeline
 
 
-def output_names(paths: Sequence[Path], suffix: str) -> tuple[dict[Path, str], dict[Path, str]]:
-    """``{path: '<stem><suffix>'}`` for unique stems, and ``{path: reason}`` for collisions."""
+def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",),
+                 ) -> tuple[dict[Path, str], dict[Path, str]]:
+    """``{path: '<stem><suffix>'}`` for unique names, and ``{path: reason}`` for collisions;
+    ``keys``: what each photo's files add to its name (adapt: ``_inversion``, ``_pixar``):
+    a photo clashes when any of its files is an earlier photo's (``a`` + ``_dA_inversion``
+    and ``a_dA`` + ``_inversion``)."""
     seen: dict[str, Path] = {}
     names: dict[Path, str] = {}
     clashes: dict[Path, str] = {}
     for p in paths:
         name = f"{p.stem}{suffix}"
-        if name in seen:
-            clashes[p] = f"output name {name} is already used by {seen[name]}"
+        taken = next((f for f in (name + k for k in keys) if f in seen), None)
+        if taken is not None:
+            clashes[p] = f"output name {taken} is already used by {seen[taken]}"
         else:
-            seen[name] = p
+            seen.update((name + k, p) for k in keys)
             names[p] = name
     return names, clashes
 
