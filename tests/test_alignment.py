@@ -120,6 +120,22 @@ def test_warp_puts_dots_at_ffhq_template(theta: float) -> None:
     np.testing.assert_allclose(face.to_output(pts), np.stack(list(expected.values())), atol=1e-6)
 
 
+def test_the_output_is_size_even_when_the_transform_is_smaller(tmp_path: Path) -> None:
+    """FFHQ's code only shrinks: ``transform_size`` below ``size`` wrote the smaller crop
+    (``align --transform-size 1`` wrote a 1x1 PNG under --size 1024). The Python call now
+    gives ``size`` always; ``align`` refuses the option below --size in one line."""
+    from stylebridge.cli.main import main
+
+    image, lm = _rotated_face_image(0.0)
+    face = align_from_landmarks(image, lm, 64, transform_size=32)
+    assert face.image.size == (64, 64)
+    src = tmp_path / "a.png"
+    Image.fromarray(image).save(src)
+    assert main(["align", str(src), "--out", str(tmp_path / "o"), "--size", "64",
+                 "--transform-size", "1"]) == 2
+    assert not (tmp_path / "o").exists()
+
+
 def test_padding_fills_outside_the_photo() -> None:
     image, lm = _rotated_face_image(23.0)
     padded = np.asarray(align_from_landmarks(image, lm, 128, transform_size=512).image)
@@ -374,7 +390,11 @@ def test_skip_existing_continues_an_interrupted_run(tmp_path: Path, astronaut: n
     fresh, out = tmp_path / "fresh", tmp_path / "out"
     assert main(["align", str(src), "--out", str(fresh), "--size", "64"]) == 0
     out.mkdir()
-    sentinel = b"written by the run that was interrupted"
+    import io
+
+    buffer = io.BytesIO()   # a crop an interrupted run wrote (complete: writes are atomic)
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buffer, format="PNG")
+    sentinel = buffer.getvalue()
     (out / "a.png").write_bytes(sentinel)
     capsys.readouterr()
     code = main(["align", str(src), "--out", str(out), "--size", "64", "--skip-existing",
@@ -395,6 +415,10 @@ def test_skip_existing_continues_an_interrupted_run(tmp_path: Path, astronaut: n
         assert message in capsys.readouterr().err
     assert main(["align", str(src), "--skip-existing"]) == 2
     assert "give it as --out DIR" in capsys.readouterr().err
+    # an earlier crop at another --size is not this run's: refused, not kept (mixed sizes)
+    assert main(["align", str(src), "--out", str(out), "--size", "32", "--skip-existing"]) == 2
+    assert (f"--skip-existing: {out / 'a.png'} is 64x64, this run makes 32x32"
+            in " ".join(capsys.readouterr().err.split()))
     # --resume, the name the other batch commands use, is the same option
     (out / "a.png").write_bytes(sentinel)
     assert main(["align", str(src), "--out", str(out), "--size", "64", "--resume"]) == 0

@@ -157,3 +157,21 @@ def test_no_align_says_when_it_squeezes_or_enlarges_a_photo(tmp_path) -> None:
     assert report.notes == [
         (paths[0], "is 512×200, not square: without --align it is squeezed to a square"),
         (paths[1], "is 10×10: without --align it is enlarged to the encoder's 64×64")]
+
+
+def test_an_align_size_far_below_the_encoders_input_is_said() -> None:
+    """``--align-size 1`` encoded a 1-pixel crop without a word; below half the encoder's
+    input a notice says every face is enlarged (at or above it, or without --align, none)."""
+    from types import SimpleNamespace
+
+    from stylebridge.pipelines.photos import small_crop_notice
+
+    encoder = SimpleNamespace(preprocessing=SimpleNamespace(size=256))
+    assert small_crop_notice(PhotoOptions(images=["a.png"], align_size=1), encoder, 1024) == [
+        "--align-size 1 is below the encoder's 256x256 input: every aligned face is enlarged "
+        "from that crop (default 1024)"]
+    assert small_crop_notice(PhotoOptions(images=["a.png"], align_size=128), encoder, 1024) == []
+    assert small_crop_notice(PhotoOptions(images=["a.png"], align_size=1, align=False),
+                             encoder, 1024) == []
+    unsized = SimpleNamespace(preprocessing=SimpleNamespace(size=None))  # the generator's size
+    assert small_crop_notice(PhotoOptions(images=["a.png"], align_size=256), unsized, 1024)

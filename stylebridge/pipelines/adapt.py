@@ -45,7 +45,7 @@ from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
-from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.inversion_file import (
     LATENTS_SUFFIX,
     save_inversion,
@@ -68,7 +68,9 @@ from stylebridge.pipelines.photos import (
     is_random,
     open_encoder,
     open_generator,
+    output_names,
     random_parts,
+    small_crop_notice,
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
@@ -408,6 +410,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                                                  **{f"--method {name}": method
                                                     for name, method in methods.items()},
                                                  **random_metrics(config.metrics, metrics)}))
+    job.journal.notices += small_crop_notice(config, encoder, gen.size)
     if config.featureshift is not None and encoder.config().get("mode") == "shift":
         job.journal.notices.append("FeatureShift replaces the feature at layer K, so the "
                                    "encoder's mode=shift has no effect on the domain outputs "

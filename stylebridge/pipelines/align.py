@@ -65,6 +65,7 @@ from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.images import PNG_COMPRESS_LEVEL
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.pipelines.photos import check_positive, output_names
 from stylebridge.pipelines.typed import coerce_path_fields
 
 if TYPE_CHECKING:
@@ -360,7 +361,7 @@ def warp_quad(rgb: np.ndarray, quad: np.ndarray, size: int, *, transform_size: i
     # Transform.
     img = img.transform((transform_size, transform_size), Image.Transform.QUAD,
                         tuple((quad + 0.5).flatten()), Image.Resampling.BILINEAR)
-    if size < transform_size:
+    if size != transform_size:  # (FFHQ's code only shrinks: a smaller transform stayed small)
         img = img.resize((size, size), Image.Resampling.LANCZOS)
     return img
 
@@ -450,32 +451,6 @@ def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | N
 # The align pipeline
 
 
-def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",),
-                 ) -> tuple[dict[Path, str], dict[Path, str]]:
-    """``{path: '<stem><suffix>'}`` for unique names, and ``{path: reason}`` for collisions;
-    ``keys``: what each photo's files add to its name (adapt: ``_inversion``, ``_pixar``):
-    a photo clashes when any of its files is an earlier photo's (``a`` + ``_dA_inversion``
-    and ``a_dA`` + ``_inversion``)."""
-    seen: dict[str, Path] = {}
-    names: dict[Path, str] = {}
-    clashes: dict[Path, str] = {}
-    for p in paths:
-        name = f"{p.stem}{suffix}"
-        taken = next((f for f in (name + k for k in keys) if f in seen), None)
-        if taken is not None:
-            clashes[p] = f"output name {taken} is already used by {seen[taken]}"
-        else:
-            seen.update((name + k, p) for k in keys)
-            names[p] = name
-    return names, clashes
-
-
-def check_positive(value: int, flag: str) -> int:
-    if value < 1:
-        raise StylebridgeError(f"{flag} {value}: must be >= 1")
-    return value
-
-
 @dataclass
 @coerce_path_fields
 class AlignConfig:
@@ -518,6 +493,10 @@ def align(config: AlignConfig,
     check_positive(config.size, "--size")
     if config.transform_size is not None:
         check_positive(config.transform_size, "--transform-size")
+        if config.transform_size < config.size:  # FFHQ's code then writes the smaller crop
+            raise StylebridgeError(f"--transform-size {config.transform_size} is below --size "
+                                   f"{config.size}: the crop would be upscaled; give at least "
+                                   f"{config.size} (default: 4 x --size)")
     if config.min_face < 0:
         raise StylebridgeError(f"--min-face {config.min_face}: must be >= 0")
     if config.min_face and not config.all_faces:
@@ -536,6 +515,17 @@ def align(config: AlignConfig,
     records: dict[str, Any] = {}
     todo = [p for p in paths if p in names]
     kept = [p for p in todo if (config.out / names[p]).is_file()] if config.skip_existing else []
+    for p in kept:  # an earlier run's crop at another --size is not this run's
+        try:
+            with Image.open(config.out / names[p]) as earlier:
+                found = earlier.size
+        except (OSError, ValueError):  # unreadable: the earlier --size is unknown
+            found = None
+        if found != (config.size, config.size):
+            what = "unreadable" if found is None else f"{found[0]}x{found[1]}"
+            raise StylebridgeError(
+                f"--skip-existing: {config.out / names[p]} is {what}, this run makes "
+                f"{config.size}x{config.size}; give the earlier --size or another --out")
     for p in kept:
         report.ok(p)
     todo = [p for p in todo if p not in set(kept)] if kept else todo

@@ -43,7 +43,7 @@ from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines import output_metrics as om
 from stylebridge.pipelines.adapt import INVERSION as INVERSION_KEY
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
-from stylebridge.pipelines.align import align_face, output_names
+from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.inversion_file import (
     LATENTS_SUFFIX,
     load_inversion,
@@ -57,6 +57,8 @@ from stylebridge.pipelines.photos import (
     is_random,
     open_encoder,
     open_generator,
+    output_names,
+    small_crop_notice,
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
@@ -187,6 +189,7 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
                                inputs=paths, metrics=job.metrics, resume=config.resume,
                                drawn=drawn_anew({"--encoder": encoder,
                                                  **random_metrics(config.metrics, job.metrics)}))
+    job.journal.notices += small_crop_notice(config, encoder, gen.size)
     return job
 
 

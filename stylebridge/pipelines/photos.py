@@ -135,5 +135,45 @@ def open_encoder(spec: str, device: torch.device) -> Encoder:
     return encoder
 
 
-__all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "drawn_anew", "generator_file", "is_random",
-           "open_encoder", "open_generator", "random_parts", "weights_path"]
+
+
+def small_crop_notice(options: PhotoOptions, encoder: Encoder, generator_size: int) -> list[str]:
+    """``[notice]`` when ``--align-size`` is below half the encoder's input size (each aligned
+    face is then enlarged from a few pixels: ``--align-size 1`` encoded a 1-pixel crop without
+    a word), else ``[]``."""
+    enc_size = int(encoder.preprocessing.size or generator_size)
+    if not options.align or options.align_size >= enc_size // 2:
+        return []
+    return [f"--align-size {options.align_size} is below the encoder's {enc_size}x{enc_size} "
+            "input: every aligned face is enlarged from that crop (default 1024)"]
+
+
+def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",),
+                 ) -> tuple[dict[Path, str], dict[Path, str]]:
+    """``{path: '<stem><suffix>'}`` for unique names, and ``{path: reason}`` for collisions;
+    ``keys``: what each photo's files add to its name (adapt: ``_inversion``, ``_pixar``):
+    a photo clashes when any of its files is an earlier photo's (``a`` + ``_dA_inversion``
+    and ``a_dA`` + ``_inversion``)."""
+    seen: dict[str, Path] = {}
+    names: dict[Path, str] = {}
+    clashes: dict[Path, str] = {}
+    for p in paths:
+        name = f"{p.stem}{suffix}"
+        taken = next((f for f in (name + k for k in keys) if f in seen), None)
+        if taken is not None:
+            clashes[p] = f"output name {taken} is already used by {seen[taken]}"
+        else:
+            seen.update((name + k, p) for k in keys)
+            names[p] = name
+    return names, clashes
+
+
+def check_positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise StylebridgeError(f"{flag} {value}: must be >= 1")
+    return value
+
+
+__all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
+           "drawn_anew", "generator_file", "is_random", "open_encoder", "open_generator",
+           "output_names", "random_parts", "small_crop_notice", "weights_path"]
