@@ -135,3 +135,13 @@ def test_the_grid_previews_the_first_seeds_only(files: dict[str, Any], tmp_path:
     assert sorted(result.files) == [0, 1, 2, 3, 4]  # every seed written
     grid = load_image(result.grid)
     assert grid.shape[-2] < 3 * SIZE  # two rows under the label strip, not five
+
+
+def test_a_seed_given_twice_is_one_image() -> None:
+    """``--seeds 1,1,1`` said "wrote 1 images" under a grid of three identical tiles: each seed
+    is drawn once, in the order first given (a list from Python too)."""
+    from stylebridge.pipelines.generate import parse_seeds
+
+    assert parse_seeds("1,1,1") == [1]
+    assert parse_seeds("3,0-4,2") == [3, 0, 1, 2, 4]
+    assert GenerateConfig(seeds=[5, 5, 2, 5]).seed_list() == [5, 2]

@@ -73,7 +73,7 @@ def parse_seeds(text: str) -> list[int]:
         if len(seeds) + (b - a + 1) > MAX_SEEDS:  # checked before the range is expanded
             raise SpecError(f"--seeds {text!r}: more than {MAX_SEEDS:,} seeds is too many")
         seeds.extend(range(a, b + 1))
-    return seeds
+    return list(dict.fromkeys(seeds))  # a seed given twice (1,1 or 0-3,2) is one image
 
 
 def seed_inputs(seed: int, style_dim: int, noise_shapes: list[tuple[int, ...]] | None,
@@ -109,7 +109,7 @@ class GenerateConfig:
     def seed_list(self) -> list[int]:
         if isinstance(self.seeds, str):
             return parse_seeds(self.seeds)
-        seeds = [int(s) for s in self.seeds]
+        seeds = list(dict.fromkeys(int(s) for s in self.seeds))  # each seed once
         if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
             raise SpecError(f"seeds must be 1 to {MAX_SEEDS:,} values in 0..{MAX_SEED}")
         return seeds
