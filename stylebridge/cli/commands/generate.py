@@ -52,7 +52,8 @@ class GenerateCommand(Command):
         parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
                             help="with --method: how much of each domain's change (1 = as "
                                  "trained, default; 0 = the sample); several values render "
-                                 f"each domain once per value (NAME@K; |K| <= {MAX_STRENGTH:g})")
+                                 f"each domain once per value (NAME@K, and NAME at 1; |K| <= "
+                                 f"{MAX_STRENGTH:g})")
         parser.add_argument("--batch", type=int, default=4,
                             help=f"images per forward pass (default 4, at most {MAX_BATCH})")
         add_out_argument(parser, "samples")
