@@ -156,6 +156,7 @@ def test_adapt_with_trained_inputs_has_no_notice(files: dict[str, Path], tmp_pat
     assert "notice" not in adapt
     assert metrics["random_weights"] is False and metrics["random_parts"] == []
     assert not _red_footer(out / "grid.png")
+    assert all("stylebridge-notice" not in Image.open(png).info for png in out.glob("*.png"))
 
 
 @pytest.mark.parametrize("case", ["domain", "calibrator", "featureshift", "encoder"])
@@ -193,6 +194,21 @@ def test_adapt_labels_each_random_input(case: str, files: dict[str, Path], tmp_p
     assert metrics["random_weights"] is True and metrics["random_parts"] == want_parts
     assert metrics["random_inputs"] == adapt["random_inputs"]
     assert _red_footer(out / "grid.png")
+    # every picture keeps the notice in its file (a picture travels without adapt.json) and
+    # `stylebridge info` shows it
+    # (the inversions too, unless only the domain or the calibrator was random: those change
+    # only the domain outputs)
+    pictures = [png for png in out.glob(f"*_{method}.png")]
+    if case in ("encoder", "featureshift"):
+        pictures += list(out.glob("*_inversion.png"))
+    else:
+        assert all("stylebridge-notice" not in Image.open(png).info
+                   for png in out.glob("*_inversion.png"))
+    assert len(pictures) >= 2 and all(Image.open(png).info["stylebridge-notice"] == (
+        f"RANDOM WEIGHTS: made with untrained (random) weights ({want_parts[0]})")
+        for png in pictures)
+    code, text, _ = _run(capsys, "info", str(pictures[0]))
+    assert code == 0 and "RANDOM WEIGHTS: made with untrained (random) weights" in text
 
 
 def test_adapt_with_trained_featureshift_and_calibrator_is_not_random(

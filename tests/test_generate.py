@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import random_stylespace, tiny_generator
+from PIL import Image
 from torch.testing import assert_close
 
 from stylebridge.core.batch import expand_inputs
@@ -112,6 +113,12 @@ def test_cli_labels_random_domains_and_refuses_a_mismatch(files: dict[str, Any],
     assert "wrote 6 images" in text and text.endswith("[RANDOM WEIGHTS]")
     info = json.loads((tmp_path / "two" / "generate.json").read_text())
     assert info["random_parts"] == ["domain joker"] and "domain joker" in info["notice"]
+    # each picture keeps what it was made with: only joker's outputs are random
+    kept = {png.name: Image.open(png).info.get("stylebridge-notice")
+            for png in (tmp_path / "two").glob("seed0000*.png")}
+    assert kept == {"seed0000.png": None, "seed0000_pixar.png": None,
+                    "seed0000_joker.png": "RANDOM WEIGHTS: made with untrained (random) "
+                                          "weights (domain joker)"}
     assert main([*base, "-m", str(files["big"]), "--out", str(tmp_path / "bad")]) == 2
     assert capsys.readouterr().err.startswith("error: domain big.safetensors was trained for a "
                                               "64px generator")

@@ -112,19 +112,27 @@ PNG_COMPRESS_LEVEL = 3
 GRID_KEY = "stylebridge-grid"
 
 
-def save_png(path: str | Path, image01: Tensor, *, grid: bool = False) -> Path:
+#: the PNG text key of a picture's notice (``RANDOM WEIGHTS: ...``): the file says it too
+NOTICE_KEY = "stylebridge-notice"
+
+
+def save_png(path: str | Path, image01: Tensor, *, grid: bool = False,
+             notice: str | None = None) -> Path:
     """Write one image ``[3, H, W]`` (or ``[1, 3, H, W]``) in ``[0, 1]`` atomically; ``grid``
-    marks it as a grid of tiles (:data:`GRID_KEY`, see :func:`is_grid_file`)."""
+    marks it as a grid of tiles (:data:`GRID_KEY`, see :func:`is_grid_file`), ``notice`` is
+    kept in the file (:data:`NOTICE_KEY`: a picture made on random weights says so when it
+    travels without its run's report)."""
     from PIL.PngImagePlugin import PngInfo
 
     if image01.ndim == 3:
         image01 = image01.unsqueeze(0)
     arr = to_uint8(image01)[0]
     path = Path(path)
-    info = None
+    info = PngInfo() if grid or notice else None
     if grid:
-        info = PngInfo()
         info.add_text(GRID_KEY, "tiles of a stylebridge run, not a photo")
+    if notice:
+        info.add_itxt(NOTICE_KEY, notice)  # iTXt: any text, UTF-8
     with atomic_path(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
                                   pnginfo=info)

@@ -69,6 +69,7 @@ from stylebridge.pipelines.photos import (
     open_encoder,
     open_generator,
     output_names,
+    random_file_notice,
     random_parts,
     small_crop_notice,
     weights_path,
@@ -426,6 +427,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     domain_of = {key: name for key, (name, _) in adapter.outputs.items()}
     random_inputs = job.random_inputs
     parts = random_parts(random_inputs)
+    file_notice = {key: random_file_notice(parts, domain_of.get(key))
+                   for key in (INVERSION, *adapter.outputs)}
     random = bool(parts)
     enc_size = int(encoder.preprocessing.size or gen.size)
     tile = min(gen.size, GRID_TILE)
@@ -455,7 +458,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
             files = {}
             for key, batch in rendered.items():
                 dst = config.out / f"{stem}_{key}.png"
-                save_png(dst, batch[i])
+                save_png(dst, batch[i], notice=file_notice[key])
                 files[key] = dst.name
             if config.save_latents:
                 files["latents"] = save_inversion(

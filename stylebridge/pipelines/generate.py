@@ -42,7 +42,7 @@ from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
 from stylebridge.pipelines.adapter import check_strengths, strength_outputs
-from stylebridge.pipelines.photos import weights_path
+from stylebridge.pipelines.photos import random_file_notice, weights_path
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_generator
@@ -166,6 +166,8 @@ def generate(config: GenerateConfig,
     noise_shapes = None
     if config.noise == "random":
         noise_shapes = gen.noise_shapes()
+    file_notice = {SOURCE: random_file_notice(parts), **{
+        key: random_file_notice(parts, name) for key, (name, _) in outputs.items()}}
     journal = Journal.open(
         config.out, "generate", unit="seed", inputs=[str(s) for s in seeds], metrics={},
         resume=config.resume, how={"--batch": config.batch, "--device": str(device),
@@ -219,7 +221,7 @@ def generate(config: GenerateConfig,
                 for key, batch in cpu.items():
                     suffix = "" if key == SOURCE else f"_{key}"
                     files[seed][key] = save_png(config.out / f"seed{seed:04d}{suffix}.png",
-                                                batch[j])
+                                                batch[j], notice=file_notice[key])
                 if len(rows) < GRID_MAX_SAMPLES:  # the grid is a preview: memory stays flat
                     rows.append([batch[j] for batch in cpu.values()])
                 journal.report.ok(Path(str(seed)))

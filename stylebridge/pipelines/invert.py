@@ -58,6 +58,7 @@ from stylebridge.pipelines.photos import (
     open_encoder,
     open_generator,
     output_names,
+    random_file_notice,
     small_crop_notice,
     weights_path,
 )
@@ -198,6 +199,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
     config, gen, encoder, enc_name = job.config, job.generator, job.encoder, job.encoder_name
     device = gen.input.input.device
     parts = job.parts
+    file_notice = random_file_notice(parts)
     random = bool(parts)
     enc_size = int(encoder.preprocessing.size
                    or (config.align_size if config.align else gen.size))
@@ -238,7 +240,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                           **({"latents": f"{stem}{LATENTS_SUFFIX}"} if config.save_latents
                              else {})},
                 "values": om.last_output_values(metrics, i)[INVERSION_KEY]}
-            save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01)
+            save_png(config.out / f"{stem}{IMAGE_SUFFIX}", out01, notice=file_notice)
             if config.save_latents:
                 save_inversion(config.out / f"{stem}{LATENTS_SUFFIX}", select_inversion(inversion, i),
                                encoder=enc_name, encoder_spec=job.encoder_spec,

@@ -137,6 +137,22 @@ def open_encoder(spec: str, device: torch.device) -> Encoder:
 
 
 
+def random_file_notice(parts: Sequence[str], domain: str | None = None) -> str | None:
+    """What an output picture of a run on random weights keeps in its file
+    (:data:`~stylebridge.core.images.NOTICE_KEY`); ``None`` when nothing it came from was
+    random.  ``domain``: the domain it was rendered through (``None``: the inversion or the
+    sample): other domains' parts are left out, and the calibrator's, which changes only
+    domain outputs."""
+    from stylebridge.core.checkpoint import RANDOM_NOTICE
+
+    mine = [part for part in parts
+            if not (part.startswith("domain ") and part != f"domain {domain}")
+            and not (domain is None and part == "calibrator")]
+    if not mine:
+        return None
+    return f"{RANDOM_NOTICE}: made with untrained (random) weights ({', '.join(mine)})"
+
+
 def small_crop_notice(options: PhotoOptions, encoder: Encoder, generator_size: int) -> list[str]:
     """``[notice]`` when ``--align-size`` is below half the encoder's input size (each aligned
     face is then enlarged from a few pixels: ``--align-size 1`` encoded a 1-pixel crop without
@@ -176,4 +192,5 @@ def check_positive(value: int, flag: str) -> int:
 
 __all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
            "drawn_anew", "generator_file", "is_random", "open_encoder", "open_generator",
-           "output_names", "random_parts", "small_crop_notice", "weights_path"]
+           "output_names", "random_file_notice", "random_parts", "small_crop_notice",
+           "weights_path"]

@@ -61,6 +61,7 @@ from stylebridge.pipelines.photos import (
     is_random,
     open_encoder,
     open_generator,
+    random_file_notice,
     random_parts,
 )
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -276,6 +277,9 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     config, adapter = job.config, job.adapter
     gen, device = adapter.generator, adapter.device
     parts = job.parts
+    inversion_notice = random_file_notice(parts)
+    file_notice = {key: random_file_notice(parts, name)
+                   for key, (name, _) in adapter.outputs.items()}
     tile = min(gen.size, GRID_TILE)
     report = BatchReport()
     stems: dict[str, Path] = {}
@@ -293,7 +297,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
             files = {}
             for key, batch in images.items():
                 dst = config.out / f"{stem_of(path)}_{key}.png"
-                save_png(dst, batch[i])
+                save_png(dst, batch[i], notice=file_notice.get(key, inversion_notice))
                 files[key] = dst.name
             outputs[str(path)] = files
             if len(grid_rows) < GRID_MAX_ROWS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,16 +19,20 @@ from stylebridge.registry.resolve import resolve_checkpoint
 
 class InfoCommand(Command):
     name = "info"
-    help = "show a stylebridge checkpoint's header, tensor and parameter counts"
+    help = ("show a stylebridge checkpoint's header, tensor and parameter counts (or what "
+            "a PNG it wrote keeps: the RANDOM WEIGHTS notice, a grid mark)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("checkpoint", metavar="[NAME:]CKPT",
-                            help="checkpoint file; with NAME:, also check that it holds that plugin")
+                            help="checkpoint file; with NAME:, also check that it holds that "
+                                 "plugin; or a .png a run wrote")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights, load_checkpoint
 
+        if str(args.checkpoint).lower().endswith(".png") and Path(args.checkpoint).is_file():
+            return _png_info(Path(args.checkpoint), args.json, console)
         name, path = resolve_checkpoint(args.checkpoint, "checkpoint")
         args.checkpoint = path
         header, tensors = load_checkpoint(path, plugin=name)
@@ -69,6 +74,38 @@ class InfoCommand(Command):
             table.add_row("extra", escape(json.dumps(header.extra)))
         console.print(table)
         return 0
+
+
+def _png_info(path: Path, as_json: bool, console: Console) -> int:
+    """A picture stylebridge wrote: its size and what it keeps in the file (a grid mark, the
+    RANDOM WEIGHTS notice of a run on untrained weights)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from stylebridge.core.images import GRID_KEY, NOTICE_KEY
+    from stylebridge.errors import ImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height, text = image.width, image.height, dict(image.info)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ImageError(f"cannot read this PNG ({exc})", path=path) from None
+    info = {"path": str(path), "width": width, "height": height, "grid": GRID_KEY in text,
+            "notice": text.get(NOTICE_KEY)}
+    if as_json:
+        print_json(info)
+        return 0
+    table = Table(show_header=False, title=escape(str(path)))
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    if info["notice"]:
+        head, _, rest = str(info["notice"]).partition(":")
+        table.add_row("weights", f"[bold yellow]{escape(head)}[/bold yellow]:{escape(rest)}")
+    table.add_row("image", f"{width}x{height} PNG" + (", a grid of a stylebridge run"
+                                                       if info["grid"] else ""))
+    if not info["notice"] and not info["grid"]:
+        table.add_row("stylebridge", "no notice kept in this file")
+    console.print(table)
+    return 0
 
 
 @hookimpl
