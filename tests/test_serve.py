@@ -196,6 +196,9 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
                                       "random_domain_A.png", "random_domain_B.png"}
         zf.extract("inversion.png", tmp_path)
     saved = np.asarray(Image.open(tmp_path / "inversion.png"), dtype=np.float64) / 255
+    # the demo runs on random weights: the downloaded picture says so in its file
+    assert Image.open(tmp_path / "inversion.png").info["stylebridge-notice"].startswith(
+        "RANDOM WEIGHTS: made with untrained (random) weights (")
     ours = result.images["inversion"].permute(1, 2, 0).double().numpy()
     assert np.abs(saved - ours).max() <= 0.5 / 255 + 1e-9
     encoder, _ = backend.encoder("e4e")

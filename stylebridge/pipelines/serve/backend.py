@@ -56,6 +56,7 @@ from stylebridge.pipelines.demo import (
 )
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
 from stylebridge.pipelines.output_metrics import grouped_notes
+from stylebridge.pipelines.photos import random_file_notice
 from stylebridge.pipelines.serve.records import (  # also importable from here, as before
     MAX_PIXELS,
     Photo,
@@ -476,7 +477,9 @@ class ServeBackend:
         with atomic_path(images_zip) as tmp, zipfile.ZipFile(tmp, "w") as zf:
             zf.write(grid_path, "grid.png")
             for key, image in {"aligned": photo.aligned, **outputs}.items():
-                png = save_png(out / f"{_safe(key)}.png", image)
+                domain = adapter.outputs[key][0] if key in adapter.outputs else None
+                png = save_png(out / f"{_safe(key)}.png", image, notice=None if key == "aligned"
+                               else random_file_notice(parts, domain))
                 zf.write(png, png.name)
         # the inversion file invert/adapt --save-latents write: `stylebridge render` takes it
         latents_path = save_inversion(
