@@ -175,3 +175,29 @@ def test_an_align_size_far_below_the_encoders_input_is_said() -> None:
                              encoder, 1024) == []
     unsized = SimpleNamespace(preprocessing=SimpleNamespace(size=None))  # the generator's size
     assert small_crop_notice(PhotoOptions(images=["a.png"], align_size=256), unsized, 1024)
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch) -> None:
+    """A read-only --out (a read-only mount: root too) was found only after the first batch
+    had been computed; it is refused in one line first. The probe leaves no file behind."""
+    import errno
+    import tempfile
+
+    from stylebridge.pipelines.photos import check_out_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    check_out_folder(out, [])                       # writable: nothing said, nothing left
+    assert list(out.iterdir()) == []
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(StylebridgeError) as info:
+        check_out_folder(out, [])
+    assert str(info.value) == f"--out {out}: cannot write in {out} (Read-only file system)"
+    monkeypatch.undo()
+    monkeypatch.setattr("os.access", lambda path, mode: False)   # a parent the user cannot write
+    with pytest.raises(StylebridgeError, match=r"cannot write in .* \(Permission denied\)"):
+        check_out_folder(tmp_path / "new" / "deeper", [])

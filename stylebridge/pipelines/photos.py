@@ -77,6 +77,32 @@ def check_out_folder(out: str | Path, images: Sequence[str | Path]) -> None:
         if Path(item).is_dir() and Path(item).resolve() == target:
             raise StylebridgeError(f"--out {out} is also an input folder: the next run "
                                    "would read these outputs as photos; choose another --out")
+    check_writable(out)
+
+
+def check_writable(out: str | Path) -> None:
+    """One-line error, before any model loads, when the folder ``out`` (or, while it does not
+    exist, the folder it would be made in) cannot be written: a read-only mount was found only
+    after the first batch had been computed.  An existing folder is probed with a temporary
+    file (removed at once), which also catches read-only mounts for root."""
+    import errno
+    import os
+    import tempfile
+
+    folder = Path(out)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # a file in the way: the write names it (cli: "is a file, not a folder")
+    try:
+        if folder == Path(out):
+            with tempfile.TemporaryFile(dir=folder, prefix=".stylebridge-probe-"):
+                pass
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        raise StylebridgeError(f"--out {out}: cannot write in {folder} "
+                               f"({exc.strerror or exc})") from None
 
 
 def is_random(obj: Any) -> bool:
@@ -191,6 +217,7 @@ def check_positive(value: int, flag: str) -> int:
 
 
 __all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
+           "check_writable",
            "drawn_anew", "generator_file", "is_random", "open_encoder", "open_generator",
            "output_names", "random_file_notice", "random_parts", "small_crop_notice",
            "weights_path"]
