@@ -478,3 +478,22 @@ def test_a_small_face_in_a_phone_sized_photo_is_found_by_looking_closer() -> Non
     assert face is not None
     left, top, right, bottom = face.box
     assert 1500 < left < right < 2140 and 1000 < top < bottom < 1640  # on the pasted face
+
+
+def test_an_interrupted_align_says_how_to_continue(tmp_path: Path, monkeypatch, capsys) -> None:
+    """adapt and generate said how to continue after Ctrl-C; align said only "interrupted"."""
+    from stylebridge.cli.commands import align as align_cli
+    from stylebridge.cli.main import main
+
+    def interrupted(config, progress=None):
+        config.out.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(config.out / "a.png")   # one photo done
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(align_cli, "align", interrupted)
+    src = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(src)
+    out = tmp_path / "out"
+    assert main(["align", str(src), "--out", str(out), "--size", "8"]) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"continue with `stylebridge align ... --resume --out {out}` (the same --size)" in said

@@ -62,8 +62,16 @@ class AlignCommand(Command):
                              transform_size=args.transform_size, padding=not args.no_padding,
                              landmarks=args.landmarks, all_faces=args.all_faces,
                              min_face=args.min_face, skip_existing=args.skip_existing)
-        with progress_bar(console) as progress:
-            result = align(config, progress)
+        try:
+            with progress_bar(console) as progress:
+                result = align(config, progress)
+        except (KeyboardInterrupt, MemoryError, OSError):
+            if (not args.all_faces and not args.landmarks and config.out.is_dir()
+                    and any(config.out.glob("*.png"))):  # its files are the record
+                console.print(escape(f"the photos aligned so far are in {config.out}: continue "
+                                     "with `stylebridge align ... --resume --out "
+                                     f"{config.out}` (the same --size)"), style="yellow")
+            raise
         if args.json:
             print_json({**result.report.as_dict(), "kept": [str(p) for p in result.kept]})
         else:
