@@ -73,11 +73,11 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, module: Any, call: int) -> No
     """Ctrl-C in the pipeline's ``call``-th output PNG (the middle of a batch)."""
     real, count = module.save_png, [0]
 
-    def save_png(path: Any, image: Any) -> Any:
+    def save_png(path: Any, image: Any, **options: Any) -> Any:
         count[0] += 1
         if count[0] == call:
             raise KeyboardInterrupt
-        return real(path, image)
+        return real(path, image, **options)
 
     monkeypatch.setattr(module, "save_png", save_png)
 

@@ -425,7 +425,11 @@ def load_image(path: str | Path) -> Tensor:
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(background, rgba)
-            rgb = img.convert("RGB")
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            # one writable uint8 copy; the decoded images go before the float tensor is made
+            # (a 200-megapixel photo peaked at 5 GB with every copy alive)
+            arr8 = np.array(rgb, dtype=np.uint8)
+            del rgb, img
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -437,5 +441,8 @@ def load_image(path: str | Path) -> Tensor:
             raise ImageError(unreadable_reason(path, f"cannot read image ({reason})"),
                              path=path) from None
         raise ImageError(f"cannot read image ({reason})", path=path) from None
-    arr8 = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(arr8.copy()).permute(2, 0, 1).float().div_(255.0)
+    out = torch.empty((3, *arr8.shape[:2]), dtype=torch.float32)
+    for c in range(3):  # channel by channel: no second full-size float buffer
+        out[c].copy_(torch.from_numpy(arr8[..., c]))
+    del arr8
+    return out.div_(255.0)
