@@ -124,3 +124,37 @@ def test_config_paths_given_as_strings_are_paths(tmp_path) -> None:
 
     config = EvalConfig(metrics=["mse"], pred=["a"], json="r.json")
     assert config.json == Path("r.json") and config.csv is None
+
+
+def test_config_fields_take_the_obvious_type_and_refuse_the_wrong_one(tmp_path) -> None:
+    """From Python: a spec given as a Path (what the tiny preset hands out) was
+    "'PosixPath' object has no attribute 'strip'"; ``methods="x.safetensors"`` was read one
+    character at a time; ``resume="no"`` was true and ``batch="4"`` a TypeError later."""
+    import numpy as np
+    import torch
+
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.adapt import AdaptConfig
+    from stylebridge.pipelines.generate import GenerateConfig
+
+    config = AdaptConfig(images=tmp_path / "photos", encoder=tmp_path / "fse.safetensors",
+                         generator=tmp_path / "g.safetensors", methods="pixar.safetensors",
+                         metrics="psnr", device=torch.device("cpu"), out=tmp_path / "o",
+                         strength=np.float32(0.5), batch=np.int64(2))
+    assert config.encoder == str(tmp_path / "fse.safetensors")
+    assert config.methods == ["pixar.safetensors"] and config.metrics == ["psnr"]
+    assert config.images == [tmp_path / "photos"] and config.device == "cpu"
+    assert config.strength == 0.5 and type(config.strength) is float
+    assert config.batch == 2 and type(config.batch) is int
+    for field, value, message in (
+            ("batch", "4", "AdaptConfig.batch: expected an integer, got '4' (str)"),
+            ("batch", 2.5, "AdaptConfig.batch: expected an integer, got 2.5 (float)"),
+            ("resume", "no", "AdaptConfig.resume: expected True or False, got 'no' (str)"),
+            ("strength", "0.5", "AdaptConfig.strength: expected a number or a list of numbers")):
+        with pytest.raises(StylebridgeError) as info:
+            AdaptConfig(images=["a.png"], encoder="e4e", generator="g", methods=["m"], out="o",
+                        **{field: value})
+        assert str(info.value).startswith(message)
+    with pytest.raises(StylebridgeError, match=r"GenerateConfig.truncation: expected a number"):
+        GenerateConfig(truncation="0.7")
+    assert GenerateConfig(strength=torch.tensor(0.25)).strength == 0.25

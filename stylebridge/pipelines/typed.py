@@ -1,13 +1,23 @@
-"""Typed configs from Python: a path given as a string is a path.
+"""Typed configs from Python: values of the obvious other type are taken, wrong ones named.
 
 The pipelines' configs annotate paths as :class:`~pathlib.Path`; from Python a user passes
 ``out="gen_out"`` as readily as ``Path("gen_out")`` (the README's examples pass strings for
 the other paths), and ``"gen_out".mkdir`` was an AttributeError traceback.
-:func:`coerce_path_fields` makes every ``Path`` field of a config dataclass accept a string.
+:func:`coerce_path_fields` makes every ``Path`` field of a config dataclass accept a string,
+and (:func:`check_field_types`) every other field read what its annotation says:
+
+* a ``str`` field (a spec, a device) takes a path or a ``torch.device`` (the tiny preset
+  hands out paths: ``encoder=preset.fse``);
+* a list field takes one value for a list of one (``methods="pixar.safetensors"`` was read
+  one character at a time);
+* ``int`` / ``float`` / ``bool`` fields refuse strings, and booleans where a number is meant,
+  in one line naming the field (``resume="no"`` was true; ``batch="4"`` a TypeError later);
+  numpy and 0-d torch numbers are taken as numbers.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,8 +36,81 @@ def coerce_paths(config: Any) -> None:
         if annotation.replace(" ", "") not in {t.replace(" ", "") for t in _PATH_TYPES}:
             continue
         value = getattr(config, f.name)
-        if (value is not None and not isinstance(value, Path) and isinstance(value, str | Path)) or (value is not None and hasattr(value, "__fspath__") and not isinstance(value, Path)):
+        if isinstance(value, str | os.PathLike) and not isinstance(value, Path):
             object.__setattr__(config, f.name, Path(value))
+
+
+def _kinds(annotation: str) -> tuple[str, bool]:
+    """``("int", True)`` for ``"int | None"``: the annotation without ``None``, and whether
+    ``None`` is allowed."""
+    parts = [a.strip() for a in annotation.replace(" ", "").split("|")]
+    optional = "None" in parts
+    return "|".join(a for a in parts if a != "None"), optional
+
+
+_LISTS = {"Sequence[str]", "list[str]", "Sequence[str|Path]", "list[str|Path]", "list[Path]"}
+_NUMBERS = {"int", "float", "float|Sequence[float]"}
+
+
+def _number(value: Any) -> Any:
+    """A numpy scalar or a 0-d tensor as the Python number it holds; anything else as is."""
+    item = getattr(value, "item", None)
+    if item is not None and getattr(value, "ndim", None) == 0 and not isinstance(value, str):
+        return item()
+    return value
+
+
+def check_field_types(config: Any) -> None:
+    """Read ``config``'s fields as their annotations say (see the module doc); one-line
+    :class:`~stylebridge.errors.StylebridgeError` for a value of the wrong type."""
+    import numbers
+
+    from stylebridge.errors import StylebridgeError
+
+    for f in fields(config):
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        kind, optional = _kinds(annotation)
+        value = getattr(config, f.name)
+        if value is None:
+            continue
+        where = f"{type(config).__name__}.{f.name}"
+        if kind == "str" and not isinstance(value, str):
+            if hasattr(value, "__fspath__") or type(value).__name__ == "device":
+                object.__setattr__(config, f.name, str(value))
+        elif kind in _LISTS:
+            if isinstance(value, str) or hasattr(value, "__fspath__"):
+                value = [value]  # one value: a list of one
+            if "Path" in kind and "str" not in kind:
+                value = [Path(v) for v in value]
+            elif kind.endswith("[str]"):
+                value = [str(v) if hasattr(v, "__fspath__") else v for v in value]
+            object.__setattr__(config, f.name, list(value))
+        elif kind in _NUMBERS or kind == "bool":
+            value = _number(value)
+            if kind == "bool":
+                ok = isinstance(value, bool)
+                want = "True or False"
+            elif kind == "int":
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                want = "an integer"
+            elif kind == "float":
+                ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+                want = "a number"
+                value = float(value) if ok else value
+            else:  # float | Sequence[float] (strengths)
+                items = [_number(v) for v in value] if isinstance(value, list | tuple) else None
+                ok = (items is not None and all(isinstance(v, numbers.Real)
+                                                and not isinstance(v, bool) for v in items)) or (
+                    isinstance(value, numbers.Real) and not isinstance(value, bool))
+                want = "a number or a list of numbers"
+                if ok:
+                    value = [float(v) for v in items] if items is not None else float(value)
+            if not ok:
+                shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+                none = " (or None)" if optional else ""
+                raise StylebridgeError(f"{where}: expected {want}{none}, got {shown} "
+                                       f"({type(value).__name__})")
+            object.__setattr__(config, f.name, int(value) if kind == "int" else value)
 
 
 def coerce_path_fields(cls: type[T]) -> type[T]:
@@ -37,6 +120,7 @@ def coerce_path_fields(cls: type[T]) -> type[T]:
 
     def __post_init__(self: Any) -> None:
         coerce_paths(self)
+        check_field_types(self)
         if original is not None:
             original(self)
         else:
@@ -48,4 +132,4 @@ def coerce_path_fields(cls: type[T]) -> type[T]:
     return cls
 
 
-__all__ = ["coerce_path_fields", "coerce_paths"]
+__all__ = ["check_field_types", "coerce_path_fields", "coerce_paths"]
