@@ -560,7 +560,7 @@ def test_adapter_takes_the_guide_its_featureshift_was_trained_with(tmp_path) -> 
 
     preset = build_tiny_preset(tmp_path / "preset", n_images=2)
     model, _ = load_featureshift(preset.featureshift_e4e)
-    assert model.trained_guide is None  # the preset's file records no guide spec
+    assert model.trained_guide == str(preset.e4e.resolve())  # recorded as build-dataset does
 
     def shifted(guide_spec: str) -> Path:
         path = tmp_path / f"fs_{len(list(tmp_path.glob('fs_*')))}.safetensors"

@@ -65,6 +65,13 @@ def test_the_readme_python_api_block_runs_and_its_numbers_hold(
     assert samples.outputs == ["source", "pixar"] and sorted(samples.files) == [0, 1, 2, 3]
     assert (tmp_path / "samples" / "seed0003_pixar.png").is_file()
     assert set(ns["shifted"].run(ns["images01"])) == {"inversion", "pixar"}
+    # guide= left out: the preset's FeatureShift records its guide as build-dataset does
+    # (sources.guide): the e4e it was made with is built, not FSE's own latents used silently
+    st = ns["stylebridge"]
+    recorded = st.Adapter(ns["fse"], gen, {"pixar": ns["pixar"]},
+                          renderer=st.create("renderer", preset.featureshift_e4e))
+    assert recorded.guide is not None
+    assert st.provenance_of(recorded.guide).path == preset.e4e.resolve()
 
     # synthesize is deterministic (fixed noise): the README's call again gives the same image
     with torch.no_grad():

@@ -368,8 +368,12 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
             model = FeatureShift(feature_channels=channels, hidden=48, n_blocks=3,
                                  layer=spec.fse_layer, residual=True)
             paths[key] = root / f"{key}.safetensors"
+            # recorded as `featureshift build-dataset` records it (sources.guide, absolute):
+            # Adapter(renderer=...) and `adapt`/`render` build that guide when none is given
             save_featureshift(paths[key], model, extra={**_random_extra(f"FeatureShift ({guide})"),
-                                                        "guiding_encoder": {"name": guide}})
+                                                        "guiding_encoder": {"name": guide},
+                                                        "sources": {"guide": str(
+                                                            paths[guide].resolve())}})
         for i, (name, prompt) in enumerate(TINY_PROMPTS):
             method = StyleSpace(size=gen.size, style_dim=gen.style_dim, channels=gen.cfg.channels)
             keys = list(method.offsets)
