@@ -642,3 +642,35 @@ def test_a_torgb_skip_layer_is_refused_with_this_generators_counts(tmp_path, cap
         err = " ".join(capsys.readouterr().err.split())
         assert "style layer 1 is to_rgb1 (ToRGB)" in err, err
         assert "(11 style layers for 8 W+ rows" in err and "1024" not in err, err
+
+
+def test_adapter_arguments_of_the_wrong_kind_are_one_line(tmp_path) -> None:
+    """A spec string for the renderer or generator, one domain not in a list, skip layers
+    2.5, a guide the plain renderer would ignore: AttributeErrors, a silent int(2.5) or a
+    silently unused argument before; one line each now (one domain is taken as a list)."""
+    import stylebridge
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.adapt import Adapter
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    gen = stylebridge.create("generator", preset.generator)
+    fse = stylebridge.create("encoder", f"fse:{preset.fse}")
+    e4e = stylebridge.create("encoder", f"e4e:{preset.e4e}")
+    pixar = stylebridge.create("domain_method", preset.domains / "tiny-pixar.safetensors")
+    cases = [
+        (dict(methods=[pixar], renderer="featureshift"),
+         "Adapter renderer: expected a Renderer, got a str"),
+        (dict(methods=[pixar], generator="gen.safetensors"),
+         "Adapter generator: expected a Generator, got a str"),
+        (dict(methods="pixar"), "Adapter methods: expected a dict or list of DomainMethod"),
+        (dict(methods=[pixar], skip_layers=[2.5]), "style-layer indices are integers (2.5"),
+        (dict(methods=[pixar], guide=e4e), "the plain renderer reads no guide latents"),
+    ]
+    for kwargs, message in cases:
+        args = {"generator": gen, **kwargs}
+        with pytest.raises(StylebridgeError) as info:
+            Adapter(fse, args.pop("generator"), args.pop("methods"), **args)
+        assert message in str(info.value), str(info.value)
+    one = Adapter(fse, gen, pixar)                     # one domain: a list of one
+    assert list(one.methods.values()) == [pixar]

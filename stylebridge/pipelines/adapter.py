@@ -46,9 +46,18 @@ MAX_STRENGTH = 10.0  # |strength| above this only blows the picture up
 
 
 def _check_types(*, encoder: Any, guide: Any, calibrator: Any, renderer: Any,
-                 methods: Iterable[Any]) -> None:
+                 generator: Any, methods: Any) -> None:
     """One line for an argument of the wrong kind (a spec string where a built plugin is
     expected: build it with ``stylebridge.create``)."""
+    from stylebridge.core.stylegan2.generator import Generator
+
+    if not isinstance(generator, Generator):
+        raise StylebridgeError(f"Adapter generator: expected a Generator, got a "
+                               f"{type(generator).__name__} (build one with "
+                               "stylebridge.create('generator', spec))")
+    if isinstance(methods, str) or not isinstance(methods, Iterable):
+        raise StylebridgeError(f"Adapter methods: expected a dict or list of DomainMethod "
+                               f"objects, got a {type(methods).__name__}")
     for name, value, kind in (("encoder", encoder, Encoder), ("guide", guide, Encoder),
                               ("calibrator", calibrator, Calibrator),
                               ("renderer", renderer, Renderer)):
@@ -148,11 +157,18 @@ class Adapter:
                  renderer: Renderer | None = None,
                  guide: Encoder | str | None = RECORDED,
                  strength: float | Sequence[float] = 1.0) -> None:
-        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
-        if isinstance(guide, str) and guide == RECORDED:
-            guide = recorded_guide(self.renderer, encoder, generator)
-        _check_types(encoder=encoder, guide=guide, calibrator=calibrator, renderer=renderer,
+        if isinstance(methods, DomainMethod):  # one domain: a list of one
+            methods = [methods]
+        recorded = isinstance(guide, str) and guide == RECORDED
+        _check_types(encoder=encoder, guide=None if recorded else guide, calibrator=calibrator,
+                     renderer=renderer, generator=generator,
                      methods=methods.values() if isinstance(methods, Mapping) else methods)
+        self.renderer: Renderer = PlainRenderer() if renderer is None else renderer
+        if recorded:
+            guide = recorded_guide(self.renderer, encoder, generator)
+        elif guide is not None and not self.renderer.needs_guide:
+            raise StylebridgeError(f"Adapter guide: the {self.renderer.name} renderer reads no "
+                                   "guide latents (FeatureShift does); it would be ignored")
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
         self.guide = guide
         if encoder is not None:

@@ -46,6 +46,7 @@ negative mean ratio would blow up or flip the offsets); those are not silent:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,10 +293,13 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
     """
     if text is None or text == "":
         return []
-    if isinstance(text, int):
-        return [int(text)]
     if not isinstance(text, str):
-        return sorted({int(i) for i in text})
+        items = [text] if isinstance(text, int) else list(text)
+        bad = [i for i in items if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
+        if bad:  # 2.5 was read as 2, True as 1
+            raise StylebridgeError(f"{what} {items!r}: style-layer indices are integers "
+                                   f"({bad[0]!r} is not); or give the text form, e.g. 'w:1'")
+        return sorted({int(i) for i in items})
     out: set[int] = set()
     for raw in text.split(","):
         part = raw.strip().lower()
