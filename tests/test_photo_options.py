@@ -201,3 +201,41 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch) -> 
     monkeypatch.setattr("os.access", lambda path, mode: False)   # a parent the user cannot write
     with pytest.raises(StylebridgeError, match=r"cannot write in .* \(Permission denied\)"):
         check_out_folder(tmp_path / "new" / "deeper", [])
+
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("fit", "bogus", "config fit='bogus': expected one of origin, intercept"),
+    ("power", float("nan"), "config power=nan: expected a finite number")])
+def test_calibrate_options_are_checked_before_the_photos_are_encoded(
+        tmp_path, option, value, said) -> None:
+    """`fit="bogus"` was a ValueError traceback after every photo was encoded; `power=nan`
+    saved a file no one could load. Both are refused before anything loads (no generator or
+    encoder named here exists)."""
+    from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate
+
+    config = CalibrateConfig(calibrator="alpha", encoder="e4e", generator="missing.safetensors",
+                             images=["a.png"], out=tmp_path / "a.safetensors",
+                             **{option: value})
+    with pytest.raises(StylebridgeError) as info:
+        prepare_calibrate(config)
+    assert str(info.value) == f"calibrator 'alpha': {said}" + (
+        " in -100..100" if option == "power" else "")
+
+
+def test_an_out_that_is_a_file_is_one_line_from_python(tmp_path) -> None:
+    """`adapt(AdaptConfig(out=<a file>))` and `generate(GenerateConfig(out=<a file>))` were
+    FileExistsError tracebacks after the work was done (the CLI said it, Python did not)."""
+    from stylebridge.pipelines.generate import GenerateConfig, generate
+    from stylebridge.pipelines.photos import check_out_folder
+
+    afile = tmp_path / "report.txt"
+    afile.write_text("mine")
+    for out, said in ((afile, f"{afile}: is a file, not a folder"),
+                      (afile / "sub", f"{afile}: is a file, not a folder ({afile / 'sub'} was "
+                                      "to be written in it)")):
+        with pytest.raises(StylebridgeError) as info:
+            check_out_folder(out, [])
+        assert str(info.value) == said
+    with pytest.raises(StylebridgeError, match="is a file, not a folder"):
+        generate(GenerateConfig(generator="missing.safetensors", out=afile, device="cpu"))
+    assert afile.read_text() == "mine"

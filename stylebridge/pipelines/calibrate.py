@@ -138,6 +138,10 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     if not cls.fittable:
         raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
                                "`stylebridge calibrate`")
+    try:  # --fit bogus / --power nan: before the photos are encoded, not after
+        cls.check_config({"fit": config.fit, "power": config.power})
+    except ValueError as exc:
+        raise StylebridgeError(f"calibrator {config.calibrator!r}: {exc}") from None
     skip = parse_layers(config.skip_layers, syntax_only=True)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)

@@ -42,7 +42,7 @@ from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
 from stylebridge.pipelines.adapter import check_strengths, strength_outputs
-from stylebridge.pipelines.photos import random_file_notice, weights_path
+from stylebridge.pipelines.photos import check_writable, random_file_notice, weights_path
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_generator
@@ -123,6 +123,7 @@ class GenerateConfig:
         check_range("--batch", self.batch, 1, MAX_BATCH)
         if check_strengths(self.strength) != (1.0,) and not self.methods:
             raise StylebridgeError("--strength applies with --method (a domain to scale)")
+        check_writable(self.out)
         return self.seed_list()
 
 

@@ -92,8 +92,9 @@ def check_writable(out: str | Path) -> None:
     folder = Path(out)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if not folder.is_dir():
-        return  # a file in the way: the write names it (cli: "is a file, not a folder")
+    if folder.exists() and not folder.is_dir():  # from Python this was a FileExistsError
+        raise StylebridgeError("is a file, not a folder" + (
+            f" ({out} was to be written in it)" if folder != Path(out) else ""), path=folder)
     try:
         if folder == Path(out):
             with tempfile.TemporaryFile(dir=folder, prefix=".stylebridge-probe-"):
