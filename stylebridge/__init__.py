@@ -87,11 +87,14 @@ IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
 
-def save_image(image01: Any, path: str | Path) -> Path:
+def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> Path:
     """Write one picture ``[3, H, W]`` or ``[1, 3, H, W]`` in ``[0, 1]`` (an :class:`Adapter`
     output), atomically (no half-written file on a crash), in the format of the suffix (PNG,
     JPEG at quality 95, WebP, TIFF, BMP); returns ``path``.  A generator's own output is in
-    ``[-1, 1]``: convert it with ``stylebridge.core.images.from_generator_range`` first."""
+    ``[-1, 1]``: convert it with ``stylebridge.core.images.from_generator_range`` first.
+    ``notice`` (``Adapter.notice``: ``RANDOM WEIGHTS: ...`` when it runs on untrained weights)
+    is kept in the file: PNG text (``stylebridge info`` shows it), EXIF ImageDescription in
+    JPEG, WebP and TIFF; BMP keeps none and is refused with one."""
     import torch
 
     from stylebridge.core.images import save_png, to_uint8
@@ -108,19 +111,27 @@ def save_image(image01: Any, path: str | Path) -> Path:
     if image01.ndim == 4 and image01.shape[0] != 1:
         raise StylebridgeError(f"save_image writes one picture; got a batch of "
                                f"{image01.shape[0]}: save image01[i] for each")
+    if image01.ndim not in (3, 4) or image01.shape[-3] != 3:
+        raise StylebridgeError(f"save_image {path}: expected an RGB picture [3, H, W], got "
+                               f"shape {list(image01.shape)}")
+    if notice and fmt == "BMP":
+        raise StylebridgeError(f"save_image {path}: a BMP keeps no notice; save it as .png")
     lo, hi = (float(v) for v in torch.aminmax(image01.detach().float()))
     if lo < -0.02 or hi > 1.02:  # a [-1, 1] generator output lost its dark half, silently
         raise StylebridgeError(f"save_image {path}: values span [{lo:.3g}, {hi:.3g}], expected "
                                "[0, 1] (a generator's [-1, 1] output: from_generator_range(x))")
     if fmt == "PNG":
-        return save_png(path, image01)
+        return save_png(path, image01, notice=notice)
     from PIL import Image
 
     batch = image01 if image01.ndim == 4 else image01.unsqueeze(0)
+    options: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if notice:
+        exif = Image.Exif()
+        exif[0x010E] = notice  # ImageDescription
+        options["exif"] = exif
     with atomic_path(path) as tmp:
-        Image.fromarray(to_uint8(batch)[0]).save(tmp, format=fmt,
-                                                 **({"quality": 95} if fmt in ("JPEG", "WEBP")
-                                                    else {}))
+        Image.fromarray(to_uint8(batch)[0]).save(tmp, format=fmt, **options)
     return path
 
 

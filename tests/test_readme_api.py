@@ -57,6 +57,7 @@ def test_the_readme_python_api_block_runs_and_its_numbers_hold(
     aligned = align_face(load_image("photo.jpg"), 1024).to_tensor()
     assert torch.equal(photo[0], aligned)
     assert load_image("photo_pixar.png").shape == (3, size, size)
+    assert Image.open("photo_pixar.png").info["stylebridge-notice"].startswith("RANDOM WEIGHTS")
     sweep = ns["sweep"]  # half the change moves the picture less than one and a half
     assert set(sweep) == {"inversion", "pixar@0.5", "pixar@1.5"}
     moved = {k: float((sweep[k] - sweep["inversion"]).abs().mean()) for k in sweep}
@@ -165,3 +166,33 @@ def test_config_fields_take_the_obvious_type_and_refuse_the_wrong_one(tmp_path) 
     with pytest.raises(StylebridgeError, match=r"GenerateConfig.truncation: expected a number"):
         GenerateConfig(truncation="0.7")
     assert GenerateConfig(strength=torch.tensor(0.25)).strength == 0.25
+
+
+def test_the_adapter_says_what_it_runs_on_random_weights_and_save_image_keeps_it(
+        tmp_path) -> None:
+    """From Python, an Adapter on the tiny preset's random models gave bare tensors and
+    `save_image` wrote files `stylebridge info` called unlabelled; now `Adapter.random_parts`
+    / `.notice` say it and `save_image(..., notice=)` keeps it (PNG text, JPEG EXIF)."""
+    from PIL import Image
+
+    import stylebridge
+    from stylebridge.errors import StylebridgeError
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    gen = stylebridge.create("generator", preset.generator)
+    fse = stylebridge.create("encoder", f"fse:{preset.fse}")
+    pixar = stylebridge.create("domain_method", preset.domains / "tiny-pixar.safetensors")
+    adapter = stylebridge.Adapter(fse, gen, {"pixar": pixar})
+    assert adapter.random_parts == ["encoder", "generator", "domain pixar"]
+    assert adapter.notice == ("RANDOM WEIGHTS: made with untrained (random) weights (encoder, "
+                              "generator, domain pixar)")
+    with torch.no_grad():
+        out = adapter.run(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    png = stylebridge.save_image(out["pixar"], tmp_path / "a.png", notice=adapter.notice)
+    assert Image.open(png).info["stylebridge-notice"] == adapter.notice
+    jpg = stylebridge.save_image(out["pixar"], tmp_path / "a.jpg", notice=adapter.notice)
+    assert Image.open(jpg).getexif()[0x010E] == adapter.notice
+    with pytest.raises(StylebridgeError, match="a BMP keeps no notice"):
+        stylebridge.save_image(out["pixar"], tmp_path / "a.bmp", notice=adapter.notice)
+    with pytest.raises(StylebridgeError, match=r"expected an RGB picture \[3, H, W\], got shape"):
+        stylebridge.save_image(out["pixar"][0, :1], tmp_path / "b.png")

@@ -199,6 +199,30 @@ class Adapter:
         self.outputs = strength_outputs(self.methods, self.strengths)
         self.encoded_images = 0
 
+    @property
+    def random_parts(self) -> list[str]:
+        """What this adapter runs on untrained (random) weights (``"encoder"``,
+        ``"generator"``, ``"domain pixar"``, ...): its outputs are no real model's."""
+        from stylebridge.pipelines.photos import is_random
+
+        parts = [name for name, obj in (("encoder", self.encoder), ("generator", self.generator),
+                                        ("calibrator", self.calibrator),
+                                        ("renderer", self.renderer), ("guide", self.guide))
+                 if obj is not None and is_random(obj)]
+        return parts + [f"domain {name}" for name, method in self.methods.items()
+                        if is_random(method)]
+
+    @property
+    def notice(self) -> str | None:
+        """``RANDOM WEIGHTS: ...`` when :attr:`random_parts` is not empty, for the pictures
+        (``stylebridge.save_image(image, path, notice=adapter.notice)``), else ``None``."""
+        from stylebridge.core.checkpoint import RANDOM_NOTICE
+
+        parts = self.random_parts
+        if not parts:
+            return None
+        return f"{RANDOM_NOTICE}: made with untrained (random) weights ({', '.join(parts)})"
+
     def scale_at(self, strength: float) -> Tensor | None:
         """The per-layer offset scale at ``strength``: the calibrator's and skip layers'
         scale times ``strength`` (``None``, i.e. unscaled, at strength 1 without either)."""
