@@ -74,6 +74,13 @@ def load_photo(path: str | Path, *, align: bool = True, size: int = 1024,
     from stylebridge.pipelines.align import align_face, check_positive
 
     check_positive(size, "size")
+    if transform_size is not None:
+        if not align:  # it would be ignored
+            raise StylebridgeError("load_photo: transform_size applies with align=True")
+        check_positive(transform_size, "transform_size")
+        if transform_size < size:
+            raise StylebridgeError(f"load_photo: transform_size {transform_size} is below size "
+                                   f"{size}: the crop would be upscaled")
     image = load_image(path)
     if align:
         image = align_face(image, size, transform_size=transform_size, path=path).to_tensor()

@@ -196,3 +196,17 @@ def test_the_adapter_says_what_it_runs_on_random_weights_and_save_image_keeps_it
         stylebridge.save_image(out["pixar"], tmp_path / "a.bmp", notice=adapter.notice)
     with pytest.raises(StylebridgeError, match=r"expected an RGB picture \[3, H, W\], got shape"):
         stylebridge.save_image(out["pixar"][0, :1], tmp_path / "b.png")
+
+
+def test_load_photo_refuses_a_transform_size_it_would_ignore_or_misuse(tmp_path) -> None:
+    import stylebridge
+    from stylebridge.errors import StylebridgeError
+
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (16, 16)).save(photo)
+    for kwargs, said in ((dict(align=False, transform_size=64), "applies with align=True"),
+                         (dict(transform_size=0), "transform_size 0: must be >= 1"),
+                         (dict(size=64, transform_size=32), "is below size 64")):
+        with pytest.raises(StylebridgeError, match=said):
+            stylebridge.load_photo(photo, **kwargs)
+    assert stylebridge.load_photo(photo, align=False, size=8).shape == (1, 3, 8, 8)
