@@ -54,5 +54,10 @@ class ImageError(StylebridgeError):
     """An image file that cannot be read or used."""
 
 
+class OptionError(StylebridgeError, ValueError):
+    """An option value outside its allowed set, from Python (a ``ValueError`` too, as the
+    call raised before)."""
+
+
 class LossInputError(StylebridgeError, ValueError):
     """A loss that needs a batch field the trainer does not fill."""

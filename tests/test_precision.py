@@ -76,6 +76,8 @@ def test_names_and_devices_are_checked_in_one_line():
     assert autocast_dtype("fp32") is None and autocast_dtype("fp16") == torch.float16
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
         tiny_generator().set_precision("fp8")
+    with pytest.raises(StylebridgeError):  # one line from Python too (was a bare ValueError)
+        tiny_generator().set_precision("fp8")
     with pytest.raises(StylebridgeError) as info:
         check_precision("fp16", "cpu")
     assert str(info.value) == ("precision fp16 needs a CUDA device, not cpu; use bf16 on the "

@@ -696,3 +696,12 @@ def test_a_nan_option_names_the_plugin_and_its_package() -> None:
         build_loss_terms(["mse:1:w=inf"], registry=Registry(entry_points=False))
     assert str(info.value) == ("--loss 'mse:1:w=inf': option w=inf: expected a finite number "
                                "(NaN and Inf are refused)")
+
+
+def test_a_spec_of_the_wrong_type_is_one_line() -> None:
+    """`create("generator", 3)` was "'int' object has no attribute 'text'"."""
+    import stylebridge
+
+    for kind in ("generator", "encoder"):
+        with pytest.raises(SpecError, match=r"spec: expected a string or a path, got int"):
+            stylebridge.create(kind, 3)

@@ -21,11 +21,14 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` (``None`` for ``fp32``); ``ValueError`` if unknown."""
+    """The autocast dtype of ``precision`` (``None`` for ``fp32``); a one-line
+    :class:`~stylebridge.errors.OptionError` (a ``ValueError``) if unknown."""
     import torch
 
+    from stylebridge.errors import OptionError
+
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 

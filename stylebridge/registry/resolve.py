@@ -384,6 +384,9 @@ def load_generator(spec: str | Path | PluginSpec, device: str | torch.device = "
                    option: str = "--generator") -> tuple[Generator, Provenance]:
     """A generator from ``[stylegan2:]CKPT`` or an installed name (``stylegan2``,
     ``stylegan2-ffhq-1024``), on ``device`` in eval mode, and its :class:`Provenance`."""
+    if not isinstance(spec, str | Path | PluginSpec):
+        raise SpecError(f"generator spec: expected a string or a path, got "
+                        f"{type(spec).__name__}")
     text = str(spec) if isinstance(spec, (str, Path)) else (spec.text or str(spec))
     path, official = generator_path(text, option=option)
     ck = load_stylegan2(path, device=device)
