@@ -261,3 +261,14 @@ def test_adapt_prints_bracketed_paths_verbatim(files: dict[str, Path], tmp_path:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_results_name_their_random_parts_alike(files: dict[str, Path], tmp_path: Path,
+                                              registered: None) -> None:
+    """AdaptResult kept them only inside `summary`; InvertResult had `.random_parts`."""
+    from stylebridge.pipelines.adapt import AdaptConfig, adapt
+
+    result = adapt(AdaptConfig(images=[files["photos"]], encoder=f"test-adapt-tiny:{files['renc']}",
+                               generator=str(files["gen"]), methods=[str(files["pixar"])],
+                               out=tmp_path / "o", align=False, device="cpu"))
+    assert result.random_parts == ["encoder"] == result.summary["random_parts"]

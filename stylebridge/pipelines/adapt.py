@@ -344,6 +344,12 @@ class AdaptResult:
     def exit_code(self) -> int:
         return self.report.exit_code
 
+    @property
+    def random_parts(self) -> list[str]:
+        """What ran on untrained weights (``summary["random_parts"]``), as
+        :class:`~stylebridge.pipelines.invert.InvertResult` names it."""
+        return list(self.summary.get("random_parts") or [])
+
 
 def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_weights
                   ) -> AdaptJob:

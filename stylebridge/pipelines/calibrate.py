@@ -102,6 +102,8 @@ class CalibrateResult:
     n_images: int
     report: BatchReport
     random: bool
+    #: what was random (``["encoder"]``), as the other pipelines' results name it
+    random_parts: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -204,7 +206,8 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
         extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
     calib.save(config.out, extra=extra)
     journal.finish()
-    return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=random)
+    return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=random,
+                           random_parts=random_parts(random_inputs))
 
 
 def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None

@@ -169,6 +169,11 @@ class RenderResult:
     def exit_code(self) -> int:
         return self.report.exit_code
 
+    @property
+    def random_parts(self) -> list[str]:
+        """What ran on untrained weights (``summary["random_parts"]``)."""
+        return list(self.summary.get("random_parts") or [])
+
 
 def _headers(paths: Sequence[Path]) -> tuple[dict[Path, CheckpointHeader], dict[Path, str]]:
     headers, unreadable = {}, {}
