@@ -737,7 +737,8 @@ def test_featureshift_adversarial_switch_domain_inversion_and_samples(env: Env, 
     assert all("domain-inversion/mse" in r and "domain-inversion/corr" in r for r in log[1:])
     assert "domain-inversion/mse" not in log[0]
     grid = Image.open(tmp_path / "run" / "samples" / "step_0000004.png")
-    assert grid.size == (5 * (32 + 2) + 2, 3 * (32 + 2) + 2)      # 5 columns, 3 samples
+    # 5 labelled columns, 3 samples; 32 px tiles are enlarged to 96 px so the labels fit
+    assert grid.size[0] == 5 * (96 + 2) + 2 and grid.size[1] > 3 * (96 + 2) + 2
 
 
 def test_on_the_fly_domain_inputs_match_the_stored_ones(env: Env, tmp_path: Path) -> None:
@@ -1389,3 +1390,5 @@ def test_init_from_a_model_on_random_weights_is_labelled_and_so_are_the_samples(
     assert grid.shape[1] == unlabelled.shape[1] and grid.shape[0] > unlabelled.shape[0]
     strip = grid[unlabelled.shape[0]:]
     assert (strip < 128).any() and (strip > 250).mean() > 0.5   # dark text on white
+    kept = Image.open(out / "samples" / "step_0000002.png").info["stylebridge-notice"]
+    assert kept == "RANDOM WEIGHTS: trained on the --init model with untrained weights"

@@ -767,6 +767,10 @@ def test_image_mode_defaults_and_encoder(registry: Any, tiny_clips_in_cli: list,
     assert grid.shape[1] == 2 * (32 + 2) + 2 and grid.shape[0] > rows
     caption = grid[rows:]             # the RANDOM CLIP WEIGHTS strip: white with black text
     assert (caption == 255).all(axis=-1).mean() > 0.5 and (caption < 64).all(axis=-1).any()
+    # and the file says it (a sample picture travels without the run's header)
+    kept = Image.open(tmp_path / "img_samples" / "step000001.png").info["stylebridge-notice"]
+    assert kept.startswith("RANDOM WEIGHTS: trained through") and kept.endswith(
+        "CLIP with untrained weights")
 
 
 # ---------------------------------------------------------------------------------------------

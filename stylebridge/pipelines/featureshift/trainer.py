@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.images import caption, make_grid, save_png
+from stylebridge.core.images import labelled_grid, save_png
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -109,6 +109,9 @@ from stylebridge.registry.resolve import load_plugin
 
 #: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
 MAX_SKIPPED_STEPS = 50
+#: the columns of OUT/samples/step_N.png
+SAMPLE_COLUMNS = ("photo", "inversion (Δ = 0)", "e4e domain target", "on the e4e inversion",
+                  "on the photo (inference)")
 
 
 class FeatureShiftTrainer:
@@ -477,13 +480,14 @@ class FeatureShiftTrainer:
         size = self.data.image_size
         columns = [uint8_to_images(data["image"]), images[:n], parts["target"],
                    images[n:2 * n], images[2 * n:]]
-        tiles = [((resize_images(c[i:i + 1].float(), size) + 1) / 2).clamp(0, 1)[0]
-                 for i in range(n) for c in columns]
-        grid = make_grid(torch.stack(tiles).cpu(), ncol=len(columns))
-        if self.random_parts:  # a picture shown on its own says what it was trained on
-            grid = caption(grid, f"{RANDOM_NOTICE}: {', '.join(self.random_parts)} untrained")
+        rows = [[((resize_images(c[i:i + 1].float(), size) + 1) / 2).clamp(0, 1)[0].cpu()
+                 for c in columns] for i in range(n)]
+        # a picture shown on its own says what it was trained on (under it and in the file)
+        notice = (f"{RANDOM_NOTICE}: trained on {', '.join(self.random_parts)} with untrained "
+                  "weights" if self.random_parts else None)
+        grid = labelled_grid(rows, SAMPLE_COLUMNS, notice=notice, min_tile=96, label_lines=2)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
-        save_png(path, grid, grid=True)
+        save_png(path, grid, grid=True, notice=notice)
         return path
 
     # -- the loop --------------------------------------------------------------------------------

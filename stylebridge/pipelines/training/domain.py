@@ -450,8 +450,11 @@ class DomainTrainer:
     def write_samples(self) -> Path:
         from stylebridge.core.images import save_png
 
+        parts = [*self.random_parts, *(["CLIP"] if self.random_clip else [])]
+        notice = (f"{RANDOM_NOTICE}: trained through {', '.join(parts)} with untrained "
+                  "weights" if parts else None)  # kept in the file too
         return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid(),
-                        grid=True)
+                        grid=True, notice=notice)
 
     # -- loop --------------------------------------------------------------------------------
     def resume_and_train(self, outcome: Any, *, resume: bool,
