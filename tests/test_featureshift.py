@@ -1355,7 +1355,16 @@ def test_a_resume_reads_loss_specs_by_meaning_and_a_finished_run_is_left_alone(
                                    registry=registry,
                                    progress=lambda event: said.append(event.text or ""))
     assert result.step == 4 and (out / "log.jsonl").read_text() == before
-    assert any("already at --steps 4" in t for t in said)
+    assert any("already at --steps 4; a larger --steps trains on" in t for t in said)
+    # under --scheduler cosine a larger --steps is refused: the hint says what works instead
+    cosine = tmp_path / "cosine"
+    fs.train_featureshift(tiny_cfg(env, cosine, scheduler="cosine", steps=2), registry=registry)
+    said.clear()
+    fs.train_featureshift(tiny_cfg(env, cosine, scheduler="cosine", steps=2, resume=True),
+                          registry=registry,
+                          progress=lambda event: said.append(event.text or ""))
+    assert any("its cosine schedule ends there: --init MODEL into a new --out" in t
+               for t in said)
 
 
 def test_init_from_a_model_on_random_weights_is_labelled_and_so_are_the_samples(

@@ -305,11 +305,16 @@ def test_loss_sets_that_cannot_train_are_refused_or_said_before_the_run(
     terms = build_loss_terms(["mse:1", "mse:0"], registry=registry())
     assert idle_term_notes(terms, 10) == ["--loss mse#2 has weight 0: it never trains anything"]
     cfg = tiny_cfg(env, tmp_path / "run", losses=["mse:0"], inversion_losses=["mse:0"])
-    with pytest.raises(StylebridgeError, match=r"no loss is active at step 0 \(mse: weight 0\)"):
+    with pytest.raises(StylebridgeError, match=r"no loss is active at step 0 "
+                                               r"\(--inversion-loss mse: weight 0\)"):
         fs.train_featureshift(cfg, registry=registry())
     assert not (tmp_path / "run" / "log.jsonl").exists()
+    copied = tiny_cfg(env, tmp_path / "copied", losses=["mse:0"])   # the set --loss gives
+    with pytest.raises(StylebridgeError, match=r"\(--loss mse: weight 0\)"):
+        fs.train_featureshift(copied, registry=registry())
     late = tiny_cfg(env, tmp_path / "late", inversion_losses=["mse:1:after=2"])
-    with pytest.raises(StylebridgeError, match=r"no loss is active at step 0 \(mse: after=2\)"):
+    with pytest.raises(StylebridgeError, match=r"no loss is active at step 0 "
+                                               r"\(--inversion-loss mse: after=2\)"):
         fs.train_featureshift(late, registry=registry())
     wrong = tiny_cfg(env, tmp_path / "w", inversion_losses=[
         "mse:1", "domain_adversarial:0.01:size=32"])
@@ -352,3 +357,12 @@ def test_a_random_discriminator_is_named_among_the_random_parts(tmp_path: Path) 
     assert [t.describe()["key"] for t in terms] == ["adversarial", "mse", "mse#2"]
     real = build_loss_terms([f"adversarial:0.01:discriminator={real_file}"], registry=registry())
     assert random_loss_names(real) == []
+
+
+def test_amp_on_the_cpu_is_said_not_silently_dropped(env: Env, tmp_path: Path) -> None:
+    """`--amp fp16` on the CPU trained in fp32 without a word (help said so, the run did not)."""
+    said: list[str] = []
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "run", steps=1, amp="bf16"),
+                          registry=registry(),
+                          progress=lambda event: said.append(event.text or ""))
+    assert "--amp bf16 applies on CUDA only: this cpu run is fp32" in said

@@ -51,6 +51,9 @@ TRAINED = frozenset({"output", "features"})
 DOMAIN_ONLY = frozenset({"domain_adversarial"})
 #: how the sets are named in log records (``inversion/mse``) and options
 LABELS = {"inversion": "inversion", "domain": "domain", "domain_inversion": "domain-inversion"}
+#: the option that gives each set's terms (the inversion set copies --loss when not given)
+SET_OPTIONS = {"inversion": "--inversion-loss", "domain": "--loss",
+               "domain_inversion": "--domain-inversion-loss"}
 
 
 def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
@@ -90,19 +93,26 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         check_trainable(terms, TRAINED, "FeatureShift")
         check_requirements(terms, PROVIDES[name], f"train featureshift ({LABELS[name]} loss)")
     # the first step trains something, or the run is refused before it writes anything
-    first = sets["inversion"] + (sets["domain"] if cfg.pretrain_inversion_steps == 0 else [])
-    if not any(t.weight > 0 and t.active(0) for t in first):
-        why = ", ".join(f"{t.key}: " + ("weight 0" if t.weight == 0 else f"after={t.after}")
-                        for t in first)
+    first = [("inversion", t) for t in sets["inversion"]] + (
+        [("domain", t) for t in sets["domain"]] if cfg.pretrain_inversion_steps == 0 else [])
+    if not any(t.weight > 0 and t.active(0) for _, t in first):
+        # named by option: `--loss mse:1 --inversion-loss mse:0` said only "mse: weight 0"
+        given = {**SET_OPTIONS, **({"inversion": "--loss"} if cfg.inversion_losses is None
+                                   else {})}
+        why = ", ".join(f"{given[name]} {t.key}: " + (
+            "weight 0" if t.weight == 0 else f"after={t.after}") for name, t in first)
         raise StylebridgeError(f"no loss is active at step 0 ({why}); give a term that acts "
                                "from the start")
     return sets
 
 
-def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]]) -> list[str]:
-    """What in ``cfg`` never happens in a run of ``cfg.steps`` steps: said before the first
-    step instead of a run that silently trains less than asked."""
+def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]],
+                   device: torch.device | None = None) -> list[str]:
+    """What in ``cfg`` never happens in a run of ``cfg.steps`` steps (or on ``device``): said
+    before the first step instead of a run that silently trains less than asked."""
     notes = []
+    if device is not None and device.type != "cuda" and cfg.amp in ("bf16", "fp16"):
+        notes.append(f"--amp {cfg.amp} applies on CUDA only: this {device.type} run is fp32")
     if cfg.pretrain_inversion_steps >= cfg.steps:
         notes.append(f"the run ends within the inversion-only pre-training "
                      f"(--pretrain-inversion-steps {cfg.pretrain_inversion_steps}, --steps "
@@ -111,8 +121,7 @@ def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]]) -> list[st
         notes.append(f"--warmup-steps {cfg.warmup_steps} is not below --steps {cfg.steps}: "
                      "the learning rate never reaches --lr")
     for name, terms in sets.items():
-        option = {"inversion": "--inversion-loss", "domain": "--loss",
-                  "domain_inversion": "--domain-inversion-loss"}[name]
+        option = SET_OPTIONS[name]
         if name != "inversion" and cfg.pretrain_inversion_steps >= cfg.steps:
             continue  # said above
         notes += idle_term_notes([t for t in terms if t.name != "adversarial"], cfg.steps,

@@ -497,8 +497,10 @@ class FeatureShiftTrainer:
         cfg = self.cfg
         if cfg.resume and self.step >= cfg.steps:  # a finished run: nothing to add to its log
             if self.dist.main:
-                emit(self.progress, "info", text=f"{self.out} is already at --steps {cfg.steps}; "
-                                                 "a larger --steps trains on")
+                more = ("a larger --steps trains on" if cfg.scheduler != "cosine" else
+                        "its cosine schedule ends there: --init MODEL into a new --out trains on")
+                emit(self.progress, "info",
+                     text=f"{self.out} is already at --steps {cfg.steps}; {more}")
             if self.dist.created:
                 dist.destroy_process_group()
             return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
@@ -514,7 +516,7 @@ class FeatureShiftTrainer:
                    "random_parts": self.random_parts})
         progress = self.progress if self.dist.main else None
         t0, s0 = time.perf_counter(), self.step
-        for note in schedule_notes(cfg, self.loss_sets):
+        for note in schedule_notes(cfg, self.loss_sets, self.device):
             emit(progress, "note", text=note)
         if self.random_parts:
             emit(progress, "notice", text=f"{RANDOM_NOTICE}: ",
