@@ -272,3 +272,22 @@ def test_results_name_their_random_parts_alike(files: dict[str, Path], tmp_path:
                                generator=str(files["gen"]), methods=[str(files["pixar"])],
                                out=tmp_path / "o", align=False, device="cpu"))
     assert result.random_parts == ["encoder"] == result.summary["random_parts"]
+
+
+def test_strength_zero_with_featureshift_is_said_not_to_be_the_inversion(
+        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+    """`adapt --featureshift F --strength 0,1`: the @0 column is F'(F, 0), not the inversion
+    column (MSE 0.05 vs 0.36 in a user's run); the web app said so, adapt did not."""
+    from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt
+
+    def notices(strength: tuple[float, ...]) -> list[str]:
+        job = prepare_adapt(AdaptConfig(
+            images=[files["photos"]], encoder=f"toy-fse:{files['fse']}",
+            generator=str(files["gen"]), methods=[str(files["pixar"])], out=tmp_path / "o",
+            featureshift=files["rfs"], strength=strength, align=False, device="cpu"))
+        return [n for n in job.journal.notices if "strength 0" in n]
+
+    assert notices((0.0, 1.0)) == ["with --featureshift, strength 0 (Δ = 0) is FeatureShift's "
+                                   "own rendering of the photo, F'(F, 0), not the encoder's "
+                                   "inversion (the inversion column)"]
+    assert notices((0.5, 1.0)) == []

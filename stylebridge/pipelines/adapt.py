@@ -418,6 +418,10 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                                                     for name, method in methods.items()},
                                                  **random_metrics(config.metrics, metrics)}))
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
+    if config.featureshift is not None and 0.0 in adapter.strengths:  # as the web app says
+        job.journal.notices.append("with --featureshift, strength 0 (Δ = 0) is FeatureShift's "
+                                   "own rendering of the photo, F'(F, 0), not the encoder's "
+                                   "inversion (the inversion column)")
     if config.featureshift is not None and encoder.config().get("mode") == "shift":
         job.journal.notices.append("FeatureShift replaces the feature at layer K, so the "
                                    "encoder's mode=shift has no effect on the domain outputs "

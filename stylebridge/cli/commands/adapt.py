@@ -90,7 +90,8 @@ def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str
                         help=featureshift_help)
     parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
                         help="how much of each domain's change: 1 = as trained (default), "
-                             "0 = no change (the inversion), 0.5 half-way, 1.5 beyond; several "
+                             "0 = no change (the inversion; with --featureshift FeatureShift's "
+                             "own rendering at Δ = 0), 0.5 half-way, 1.5 beyond; several "
                              "values render each domain once per value (outputs NAME@K, and NAME at 1; the "
                              f"calibrator's and skip layers' scales still apply; |K| <= "
                              f"{MAX_STRENGTH:g})")
