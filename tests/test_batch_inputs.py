@@ -130,3 +130,15 @@ def test_a_grid_stylebridge_wrote_is_no_photo_of_its_folder(tmp_path: Path) -> N
     broken = other / "z.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
     assert not is_grid_file(broken) and expand_inputs([other]) == [plain, broken]
+
+
+def test_hidden_files_of_a_folder_are_not_photos(tmp_path: Path) -> None:
+    """macOS copies leave `._a.png` resource forks beside each photo: they were read, failed
+    and turned a clean run's exit code into 3; a hidden `.b.png` was used as a photo."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    a = _png(folder / "a.png", 10)
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))   # AppleDouble header
+    hidden = _png(folder / ".b.png", 20)
+    assert expand_inputs([folder]) == [a]
+    assert expand_inputs([hidden]) == [hidden]                            # named: read

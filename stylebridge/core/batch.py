@@ -59,10 +59,13 @@ def _folder_entries(folder: Path) -> list[Path]:
     through symlinks) and every entry that is no regular file or folder (a FIFO, device,
     socket or a symlink loop), so that those are reported as skipped, not silently dropped.
     A grid stylebridge wrote (``grid.png`` of an earlier run, marked in the PNG:
-    :func:`~stylebridge.core.images.is_grid_file`) is no photo and is left out; named as a
-    file, it is read."""
+    :func:`~stylebridge.core.images.is_grid_file`) is no photo and is left out, as are
+    hidden files (``.x.png``; macOS' ``._x.png`` resource forks, which are no images); named
+    as a file, either is read."""
     out = []
     for p in folder.iterdir():
+        if p.name.startswith("."):
+            continue
         try:
             mode = p.stat().st_mode
         except OSError:  # a dangling link or a symlink loop
