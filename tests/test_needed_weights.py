@@ -332,3 +332,19 @@ def test_a_bad_allow_random_is_named_not_answered_with_a_download() -> None:
         with pytest.raises(SpecError, match=r"allow_random='(maybe|perhaps)': expected true or "
                                              r"false"):
             missing_weights([(kind, spec, "--loss")])
+
+
+def test_an_unknown_option_is_said_before_the_download_it_would_need(tmp_path, monkeypatch) -> None:
+    """`--loss lpips:0.8:foo=1` asked to fetch lpips-alex first and named the typo only after
+    the download; the option is checked first now (`after=` stays the trainers' own)."""
+    from stylebridge.errors import SpecError
+    from stylebridge.registry.needed import missing_weights
+    from stylebridge.registry.weights import WeightsManager
+
+    manager = WeightsManager(tmp_path / "home")
+    with pytest.raises(SpecError) as info:
+        missing_weights([("loss", "lpips:0.8:foo=1", "--loss")], manager)
+    assert str(info.value).startswith("loss spec 'lpips:0.8:foo=1': unknown option(s) foo")
+    assert "(accepted: " in str(info.value)
+    named = missing_weights([("loss", "lpips:0.8:after=5", "--loss")], manager)
+    assert [m.name for m in named] == ["lpips-alex"]

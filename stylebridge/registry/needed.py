@@ -25,7 +25,7 @@ from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
 from stylebridge.errors import CheckpointError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
-from stylebridge.registry.registry import get_registry
+from stylebridge.registry.registry import _did_you_mean, accepted_options, get_registry
 from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
 
 #: a run's weights requests: ``(kind, spec, option)``, e.g. ``("generator", "stylegan2",
@@ -98,6 +98,12 @@ def _option_entries(kind: str, spec_text: str) -> tuple[str, ...]:
         return ()
     if not (isinstance(plugin, type) and issubclass(plugin, Plugin)):
         return ()
+    accepted = accepted_options(plugin)  # a typo is said before a download is asked for
+    unknown = sorted(set(config) - {"after"} - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise SpecError(f"{kind} spec {spec_text!r}: unknown option(s) {', '.join(unknown)}"
+                        f"{_did_you_mean(unknown[0], accepted or [])} (accepted: "
+                        f"{', '.join(accepted or []) or 'none'})")
     try:
         return tuple(plugin.unavailable_weights(config))
     except (TypeError, ValueError) as exc:  # a bad option value (allow_random=maybe)
