@@ -7,7 +7,12 @@ is ``stylebridge train featureshift`` (:mod:`stylebridge.cli.commands.train`).
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -17,12 +22,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument, add_generator_argument
 from stylebridge.cli.options import print_batch_report, print_random_notices
-from stylebridge.core.batch import require_inputs
+from stylebridge.core.batch import EXIT_FAILED, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.config import split_specs
-from stylebridge.pipelines.featureshift.dataset import build_dataset, random_inputs
+from stylebridge.pipelines.featureshift.dataset import (
+    INDEX,
+    NothingEncoded,
+    build_dataset,
+    random_inputs,
+)
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import load_generator, load_plugin
 from stylebridge.registry.spec import absolute_spec, parse_plugin_spec
@@ -92,26 +102,59 @@ class FeatureShiftCommand(Command):
         print_random_notices(console, random_inputs(generator, encoder, guide, domains),
                              encoder=args.encoder, generator=gen_path)
         n_units = len(inputs) * (1 + (0 if args.no_per_domain else len(domains)))
-        with Progress(TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console,
-                      disable=not console.is_terminal) as progress:
-            task = progress.add_task("encode", total=n_units)
-            result = build_dataset(
-                inputs, args.out, generator=generator, encoder=encoder, guide=guide,
-                domains=domains, layer=args.layer, image_size=args.image_size,
-                shard_size=args.shard_size, batch_size=args.batch,
-                per_domain=not args.no_per_domain, dtype=args.dtype, device=device,
-                # absolute paths: `adapt --featureshift` reads the guide from the trained
-                # model, run from any folder
-                sources={"encoder": absolute_spec(args.encoder),
-                         "guide": absolute_spec(args.guide), "generator": str(gen_path),
-                         "domains": [absolute_spec(s) for s in specs]},
-                progress=lambda n: progress.advance(task, n))
+        try:
+            with sigterm_as_interrupt(), Progress(
+                    TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console,
+                    disable=not console.is_terminal) as progress:
+                task = progress.add_task("encode", total=n_units)
+                result = build_dataset(
+                    inputs, args.out, generator=generator, encoder=encoder, guide=guide,
+                    domains=domains, layer=args.layer, image_size=args.image_size,
+                    shard_size=args.shard_size, batch_size=args.batch,
+                    per_domain=not args.no_per_domain, dtype=args.dtype, device=device,
+                    # absolute paths: `adapt --featureshift` reads the guide from the trained
+                    # model, run from any folder
+                    sources={"encoder": absolute_spec(args.encoder),
+                             "guide": absolute_spec(args.guide), "generator": str(gen_path),
+                             "domains": [absolute_spec(s) for s in specs]},
+                    progress=lambda n: progress.advance(task, n),
+                    notice=lambda text: console.print(f"[yellow]{escape(text)}[/yellow]"))
+        except NothingEncoded as exc:  # the skipped files, then `error: nothing done: ...`
+            console.print(f"no image could be encoded: {escape(exc.outcome)}")
+            if not exc.report.skipped:
+                raise
+            print_batch_report(console, exc.report)
+            return EXIT_FAILED
+        except (KeyboardInterrupt, MemoryError, OSError):  # Ctrl-C, SIGTERM, a full disk
+            if (args.out / INDEX).is_file():
+                console.print(f"[yellow]the finished shards are kept in {escape(str(args.out))}: "
+                              "rerun the same command to continue[/yellow]")
+            raise
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
                       f"to {escape(str(result.root))}" + (f" ({result.skipped_files} shard file(s) were already done)"
                                              if result.skipped_files else ""))
         print_batch_report(console, result.report)
         return result.report.exit_code
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch scheduler) raises ``KeyboardInterrupt`` as Ctrl-C does, while
+    the body runs (every dataset file is written atomically, so stopping anywhere is safe);
+    the previous handler is restored after.  Off the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @hookimpl

@@ -28,11 +28,16 @@ images are skipped (``index.json`` lists them) so a shard may hold fewer rows; i
 metadata names the source file of every row.  Every file is written atomically and
 ``index.json`` is rewritten after each file, so an interrupted build resumes where it
 stopped (finished files are skipped) and the builder holds at most one shard in memory.
+A resumed build checks the header of every finished file and builds a damaged one again;
+the reader refuses a damaged file up front (both use
+:func:`~stylebridge.pipelines.featureshift.reader.shard_problem`).  A build that encodes
+no image leaves no dataset behind (:class:`NothingEncoded`).
 
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -46,7 +51,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, expand_inputs
-from stylebridge.core.checkpoint import save_checkpoint
+from stylebridge.core.checkpoint import is_random_weights, read_header, save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import atomic_path, write_json
@@ -54,7 +59,7 @@ from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.render import images_to_uint8
-from stylebridge.pipelines.photos import is_random, random_parts
+from stylebridge.pipelines.photos import is_random, random_parts, weights_path
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
 
 FORMAT = "stylebridge-featureshift-dataset"
@@ -69,6 +74,15 @@ class DatasetError(StylebridgeError):
     """A FeatureShift dataset that is missing, incomplete or inconsistent."""
 
 
+class NothingEncoded(DatasetError):
+    """No input image could be encoded; ``report`` lists the skipped files (the CLI prints
+    it), ``outcome`` says what became of the dataset folder."""
+
+    def __init__(self, message: str, report: BatchReport, *, path: Path, outcome: str) -> None:
+        super().__init__(message, path=path)
+        self.report, self.outcome = report, outcome
+
+
 def _state_digest(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for key, tensor in sorted(module.state_dict().items()):
@@ -76,6 +90,15 @@ def _state_digest(module: torch.nn.Module) -> str:
         h.update(str(tuple(tensor.shape)).encode())
         h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def _entry_ok(shard: dict[str, Any], n_domains: int) -> bool:
+    """Whether a shard entry of ``index.json`` is what a build writes."""
+    ints = [shard.get(k) for k in ("start", "stop")] + ([] if shard.get("rows") is None
+                                                         else [shard.get("rows")])
+    domains = shard.get("domains")
+    return (isinstance(shard.get("file"), str) and all(type(n) is int for n in ints)
+            and isinstance(domains, list) and len(domains) == n_domains)
 
 
 def _shard_name(j: int) -> str:
@@ -111,6 +134,7 @@ class BuildResult:
     n_shards: int
     skipped_files: int  # dataset files already present from an earlier run
     random_parts: list[str] = field(default_factory=list)  # networks on random weights
+    repaired: list[str] = field(default_factory=list)  # damaged files built again (notices)
 
 
 def _feature(inversion: Any, layer: int, what: str) -> Tensor:
@@ -151,6 +175,7 @@ def build_dataset(
     device: torch.device | str = "cpu",
     sources: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Encode every image of ``inputs`` once and write the shards under ``out``.
 
@@ -159,7 +184,10 @@ def build_dataset(
     encoder (only its ``w_plus`` is used), ``domains`` ``(name, method)`` pairs.
     ``sources`` (JSON) records where the networks came from.  ``progress(n)`` is called
     with the number of work units done (one per image, plus one per image and domain
-    with ``per_domain``).  Resumes an interrupted build of the same settings.
+    with ``per_domain``).  Resumes an interrupted build of the same settings; a finished
+    file that is damaged is named (``notice(text)``, and :attr:`BuildResult.repaired`) and
+    built again.  When no image can be encoded it raises :class:`NothingEncoded` and removes
+    the files it wrote, unless it resumed a build with finished shards.
     """
     out = Path(out)
     device = resolve_device(str(device))  # one line when CUDA is missing
@@ -215,9 +243,10 @@ def build_dataset(
     }
     index_path = out / INDEX
     index: dict[str, Any]
+    created_out = not out.exists()
     if index_path.exists():
         index = _read_index(index_path)
-        old, shards = index.get("settings", {}), index.get("shards", [])
+        old, shards = index.get("settings", {}), index.get("shards")
         if not isinstance(old, dict) or not (isinstance(shards, list)
                                              and all(isinstance(sh, dict) for sh in shards)):
             raise DatasetError("damaged dataset index ('settings' or 'shards' is not what a "
@@ -237,6 +266,9 @@ def build_dataset(
         elif diff:
             raise DatasetError(f"was built with different settings ({', '.join(diff)} differ); "
                                "resume with the same arguments or choose a new --out", path=index_path)
+        if not all(_entry_ok(sh, len(domains)) for sh in index["shards"]):
+            raise DatasetError("damaged dataset index (a shard entry is not what a build "
+                               "writes); remove the folder and build again", path=index_path)
     else:
         if out.exists() and any(out.iterdir()):
             raise DatasetError("exists and is not an unfinished FeatureShift dataset "
@@ -253,11 +285,30 @@ def build_dataset(
                        "stop": min((j + 1) * shard_size, len(inputs)), "rows": None,
                        "domains": [None] * len(domains)})
 
+    from stylebridge.pipelines.featureshift.reader import _tails, shard_problem  # it imports us
+
+    tails = _tails(index)
+    repaired: list[str] = []
+
+    def repair(path: Path, problem: str) -> None:
+        text = f"{path}: {problem}; building it again"
+        repaired.append(text)
+        index["complete"] = False  # until the file is built again
+        if notice:
+            notice(text)
+
+    # shards finished before this run: a build that encodes nothing keeps them (and the rest)
+    finished_before = any(sh.get("rows") is not None for sh in shards)
     for info, (_, method) in zip(domain_info, domains, strict=True):
-        path = out / info["file"]
-        if not path.exists():
+        path, extra = out / info["file"], domain_extra(info["name"], method)
+        try:
+            current = read_header(path).extra if path.exists() else None
+        except StylebridgeError as exc:
+            repair(path, exc.message)
+            current = None
+        if current != extra:  # missing, damaged, or written without the original's labels
             save_checkpoint(path, method.state_dict(), kind="domain_method", plugin=method.name,
-                            config=method.config(), extra={"name": info["name"]})
+                            config=method.config(), extra=extra)
     write_json(index_path, index)
 
     for stale in out.rglob(".*.tmp"):  # left by a build killed while writing a file
@@ -268,7 +319,13 @@ def build_dataset(
     for j, shard in enumerate(shards):
         shard_path = out / shard["file"]
         span = {str(p) for p in inputs[shard["start"]:shard["stop"]]}
-        if shard["rows"] is not None and shard_path.exists():
+        if shard["rows"] is not None:
+            problem = shard_problem(shard_path, BASE_KEYS, int(shard["rows"]), tails, names=True)
+            if problem is not None:  # drop it from the finished set before building it again
+                repair(shard_path, problem)
+                shard["rows"], shard["domains"] = None, [None] * len(domains)
+                write_json(index_path, index)
+        if shard["rows"] is not None:
             skipped_files += 1
             for name in _read_names(shard_path):
                 report.ok(Path(name))
@@ -283,6 +340,7 @@ def build_dataset(
                 encoder=encoder, guide=guide, index=index, image_size=image_size,
                 batch_size=batch_size, store=store, device=device, report=report,
                 progress=progress)
+            tails = _tails(index)  # the shapes are known once a row was written
             shard["rows"] = rows
             shard["domains"] = [None] * len(domains)  # rebuilt rows: the domain files are stale
             index["skipped"] = [e for e in index["skipped"] if e["file"] not in span]
@@ -293,7 +351,13 @@ def build_dataset(
             continue
         for d, method in enumerate(methods):
             dpath = out / _domain_shard_name(j, d)
-            if shard["domains"][d] is not None and dpath.exists():
+            if shard["domains"][d] is not None:
+                problem = shard_problem(dpath, DOMAIN_KEYS, int(shard["rows"]), tails)
+                if problem is not None:
+                    repair(dpath, problem)
+                    shard["domains"][d] = None
+                    write_json(index_path, index)
+            if shard["domains"][d] is not None:
                 skipped_files += 1
                 if progress:
                     progress(int(shard["rows"]))
@@ -308,13 +372,50 @@ def build_dataset(
         first = (f" ({report.skipped[0][0]}: {report.skipped[0][1]}"
                  + (f", and {len(report.skipped) - 1} more" if len(report.skipped) > 1 else "")
                  + ")") if report.skipped else ""
-        raise DatasetError(f"no image could be encoded{first}; nothing to train on", path=out)
+        if finished_before:  # an earlier run's finished shards are kept
+            outcome = f"the finished shards in {out} are kept"
+        else:  # an index no rerun could finish: remove what the builder wrote
+            _remove_build(out, index, created_out)
+            outcome = f"nothing was kept in {out}"
+        raise NothingEncoded(f"no image could be encoded{first}; nothing to train on "
+                             f"({outcome})", report, path=out, outcome=outcome)
     index["complete"] = True
     index["n_rows"] = total_rows
     write_json(index_path, index)
     return BuildResult(root=out, report=report, n_rows=total_rows, n_shards=len(shards),
                        skipped_files=skipped_files,
-                       random_parts=random_parts(index["random_inputs"]))
+                       random_parts=random_parts(index["random_inputs"]), repaired=repaired)
+
+
+def domain_extra(name: str, method: DomainMethod) -> dict[str, Any]:
+    """The header ``extra`` of a dataset's copy of domain ``name``: the original checkpoint's
+    (``random_weights``, ``random_parts``, ``target``, notes, ...) and ``name``; a method
+    built without a readable checkpoint is labelled from its provenance."""
+    extra: dict[str, Any] = {}
+    source = weights_path(method)
+    if source is not None:
+        try:
+            extra = dict(read_header(source).extra)
+        except (StylebridgeError, OSError):  # loaded earlier; gone or changed since
+            extra = {}
+    extra["name"] = name
+    if is_random(method) and not is_random_weights(extra):
+        extra["random_weights"] = True
+    return extra
+
+
+def _remove_build(out: Path, index: dict[str, Any], created_out: bool) -> None:
+    """Remove the files a build wrote (index, domain copies, shards; never anything else),
+    the folders it made when they are empty, and ``out`` itself when the build made it."""
+    files = [out / INDEX, *(out / str(d["file"]) for d in index.get("domains", []))]
+    for j, shard in enumerate(index.get("shards", [])):
+        files.append(out / str(shard["file"]))
+        files += [out / _domain_shard_name(j, d) for d in range(len(index.get("domains", [])))]
+    for path in files:
+        path.unlink(missing_ok=True)
+    for folder in (out / "shards", out / "domains", *([out] if created_out else [])):
+        with contextlib.suppress(OSError):  # not empty (someone else's files) or gone
+            folder.rmdir()
 
 
 def _read_names(path: Path) -> list[str]:

@@ -1,7 +1,9 @@
 """Reading a FeatureShift dataset (built by :mod:`stylebridge.pipelines.featureshift.dataset`).
 
 The reader (:class:`FeatureShiftDataset`) never loads a whole shard: it memory-maps
-shard files and reads the rows a batch needs.  :class:`SamplePlan` is the
+shard files and reads the rows a batch needs.  It checks every shard file's header when it
+opens the dataset (:func:`shard_problem`, which a resumed build uses to find damaged files),
+so a truncated file is refused before training starts, not after a step.  :class:`SamplePlan` is the
 deterministic epoch order (shards shuffled, rows shuffled within a shard, a random
 domain per sample) that makes a resumed run see exactly the batches it would have seen.
 """
@@ -30,6 +32,78 @@ from stylebridge.pipelines.featureshift.dataset import (
 )
 from stylebridge.pipelines.photos import random_parts
 
+#: the longest safetensors header a shard may have (the names of ``MAX_SHARD_SIZE`` rows)
+MAX_SHARD_HEADER = 64 * 1024 * 1024
+
+REBUILD = "rerun the same `stylebridge featureshift build-dataset` command to build it again"
+
+
+def _tails(index: dict[str, Any]) -> dict[str, list[int]]:
+    """The per-row shape of every stored tensor, as far as ``index`` knows it."""
+    size = index.get("settings", {}).get("image_size")
+    feature, latent = index.get("feature_shape"), index.get("latent_shape")
+    tails: dict[str, list[int]] = {}
+    if isinstance(size, int):
+        tails.update(image=[3, size, size], target=[3, size, size])
+    if isinstance(feature, list):
+        tails.update(f_inv=feature, f_real=feature, delta=feature)
+    if isinstance(latent, list):
+        tails.update(w_guide=latent, w_inv=latent, w_real=latent)
+    return tails
+
+
+def shard_problem(path: Path, keys: Sequence[str], rows: int,
+                  tails: dict[str, list[int]] | None = None, *, names: bool = False
+                  ) -> str | None:
+    """Why the shard file ``path`` is not what the index says (``rows`` rows of each of
+    ``keys``, per-row shapes ``tails``; with ``names`` a source name per row), or ``None``.
+    Reads only the safetensors header (and lets safetensors validate it)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 2 or n > MAX_SHARD_HEADER or 8 + n > size:
+                return f"damaged shard ({size:,} bytes: no complete safetensors header)"
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except FileNotFoundError:
+        return "shard file is missing"
+    except OSError as exc:
+        return f"unreadable shard ({exc.strerror or exc})"
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return "damaged shard (its safetensors header is not JSON)"
+    if not isinstance(header, dict):
+        return "damaged shard (its safetensors header is not an object)"
+    meta = header.pop("__metadata__", None) or {}
+    try:
+        end = max([int(info["data_offsets"][1]) for info in header.values()], default=0)
+        shapes = {key: [int(v) for v in info["shape"]] for key, info in header.items()}
+        listed = json.loads(meta.get("names", "[]")) if names else []
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError):
+        return "damaged shard (a malformed safetensors header)"
+    if 8 + n + end != size:
+        return (f"damaged shard ({'truncated: ' if size < 8 + n + end else ''}{size:,} bytes, "
+                f"its header describes {8 + n + end:,})")
+    if rows:
+        for key in keys:
+            shape = shapes.get(key)
+            if shape is None:
+                return f"damaged shard (no {key!r} tensor)"
+            if not shape or shape[0] != rows:
+                return (f"damaged shard ({key!r} holds {shape[0] if shape else 0} rows, the "
+                        f"index says {rows})")
+            if tails and key in tails and shape[1:] != list(tails[key]):
+                return (f"damaged shard ({key!r} rows have shape {shape[1:]}, the index says "
+                        f"{list(tails[key])})")
+        if names and (not isinstance(listed, list) or len(listed) != rows):
+            return f"damaged shard (its row names do not match the index's {rows} rows)"
+    try:  # what safetensors itself checks when the file is opened
+        with safe_open(str(path), framework="pt") as fh:
+            fh.metadata()
+    except Exception as exc:
+        return f"unreadable shard ({' '.join(str(exc).split())})"
+    return None
+
 
 class FeatureShiftDataset:
     """A finished dataset directory, read row by row (memory-mapped shards).
@@ -43,6 +117,9 @@ class FeatureShiftDataset:
     def __init__(self, root: str | Path, *, max_open: int = 16) -> None:
         self.root = Path(root)
         path = self.root / INDEX
+        if not self.root.exists():
+            raise DatasetError("no such folder (build a dataset with `stylebridge featureshift "
+                               "build-dataset`)", path=self.root)
         if not path.is_file():
             raise DatasetError("is not a FeatureShift dataset (no index.json; build it with "
                                "`stylebridge featureshift build-dataset`)", path=self.root)
@@ -57,7 +134,9 @@ class FeatureShiftDataset:
                                "`stylebridge featureshift build-dataset` command to complete it",
                                path=path)
         try:  # a hand-edited or damaged index: one line, not a KeyError
-            if not any(int(shard.get("rows") or 0) for shard in index.get("shards", [])):
+            if not isinstance(index["shards"], list):
+                raise TypeError("'shards' is not a list")
+            if not any(int(shard.get("rows") or 0) for shard in index["shards"]):
                 raise DatasetError("the dataset has no rows (no input image could be encoded)",
                                    path=path)
             self.index = index
@@ -70,15 +149,22 @@ class FeatureShiftDataset:
             self.per_domain = bool(self.settings["per_domain"])
             self.shard_rows = [int(s["rows"] or 0) for s in index["shards"]]
             self._shards = index["shards"]
-            for j, shard in enumerate(self._shards):
-                for rel in [shard["file"], *(shard["domains"] if self.per_domain else [])]:
-                    if self.shard_rows[j] and not (self.root / str(rel)).is_file():
-                        raise DatasetError(f"shard file {rel} is missing", path=self.root)
+            files = [(str(shard["file"]), BASE_KEYS, rows) for shard, rows
+                     in zip(self._shards, self.shard_rows, strict=True)]
+            if self.per_domain:
+                files += [(str(rel), DOMAIN_KEYS, rows) for shard, rows
+                          in zip(self._shards, self.shard_rows, strict=True)
+                          for rel in shard["domains"]]
             self._domain_files = [str(d["file"]) for d in self.domains]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f"no {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
             raise DatasetError(f"damaged dataset index ({what}); rebuild it with `stylebridge "
                                "featureshift build-dataset`", path=path) from None
+        tails = _tails(index)
+        for rel, keys, rows in files:  # headers only: a damaged file now, not mid-training
+            if rows and (problem := shard_problem(self.root / rel, keys, rows, tails,
+                                                  names=keys is BASE_KEYS)) is not None:
+                raise DatasetError(f"{problem}; {REBUILD}", path=self.root / rel)
         self._open: OrderedDict[str, Any] = OrderedDict()
         self._max_open = max_open
 
@@ -111,7 +197,8 @@ class FeatureShiftDataset:
             try:
                 handle = safe_open(str(self.root / rel), framework="pt")
             except Exception as exc:
-                raise DatasetError(f"unreadable shard ({exc})", path=self.root / rel) from None
+                raise DatasetError(f"unreadable shard ({' '.join(str(exc).split())}); {REBUILD}",
+                                   path=self.root / rel) from None
             self._open[rel] = handle
             if len(self._open) > self._max_open:
                 self._open.popitem(last=False)
