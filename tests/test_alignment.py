@@ -497,3 +497,17 @@ def test_an_interrupted_align_says_how_to_continue(tmp_path: Path, monkeypatch, 
     assert main(["align", str(src), "--out", str(out), "--size", "8"]) == 130
     said = " ".join(capsys.readouterr().out.split())
     assert f"continue with `stylebridge align ... --resume --out {out}` (the same --size)" in said
+
+
+@needs_dlib
+def test_a_photo_too_small_for_the_detector_says_so() -> None:
+    """A 1x1 photo said only "no face found", as a large photo of a wall does."""
+    from stylebridge.pipelines.align import NoFaceError
+
+    with pytest.raises(NoFaceError) as info:
+        align_face(np.zeros((1, 1, 3), np.uint8), 64, path="tiny.png")
+    assert str(info.value) == ("tiny.png: no face found (the image is only 1x1 pixels: too "
+                               "small to hold a face the detector can find)")
+    with pytest.raises(NoFaceError) as info:
+        align_face(np.full((200, 300, 3), 128, np.uint8), 64, path="wall.png")
+    assert str(info.value) == "wall.png: no face found"

@@ -421,11 +421,19 @@ def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | No
     rgb = to_rgb_uint8(image)
     face = detect_landmarks(rgb, detect_size=detect_size)
     if face is None:
-        raise NoFaceError(path=path)
+        raise NoFaceError(_no_face_text("no face found", rgb), path=path)
     aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
                                    enable_padding=enable_padding)
     return AlignedFace(image=aligned.image, landmarks=aligned.landmarks, quad=aligned.quad,
                        box=face.box)
+
+
+def _no_face_text(text: str, rgb: np.ndarray) -> str:
+    """``text``, and why when the picture is smaller than the detector's smallest face
+    (dlib's HOG window is 80 px, 40 px once the image is upsampled)."""
+    h, w = rgb.shape[:2]
+    return text + (f" (the image is only {w}x{h} pixels: too small to hold a face the detector "
+                   "can find)" if min(h, w) < 40 else "")
 
 
 def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | None = None,
@@ -436,8 +444,9 @@ def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | N
     rgb = to_rgb_uint8(image)
     faces = detect_faces(rgb, detect_size=detect_size, min_size=min_size)
     if not faces:
-        raise NoFaceError("no face found" if not min_size else
-                          f"no face of at least {min_size:g} pixels found", path=path)
+        raise NoFaceError(_no_face_text("no face found" if not min_size else
+                                        f"no face of at least {min_size:g} pixels found", rgb),
+                          path=path)
     out = []
     for face in faces:
         aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
