@@ -674,3 +674,20 @@ def test_adapter_arguments_of_the_wrong_kind_are_one_line(tmp_path) -> None:
         assert message in str(info.value), str(info.value)
     one = Adapter(fse, gen, pixar)                     # one domain: a list of one
     assert list(one.methods.values()) == [pixar]
+
+
+def test_listed_domains_are_named_by_their_files_as_adapt_names_them(tmp_path) -> None:
+    """A list of domains built with stylebridge.create was named `stylespace`, `stylespace-2`
+    (the plugin name), while `adapt` names the same files `tiny-pixar`, `tiny-sketch`."""
+    import stylebridge
+    from stylebridge.pipelines.presets import build_tiny_preset
+    from stylebridge.registry.resolve import load_domain
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    gen = stylebridge.create("generator", preset.generator)
+    fse = stylebridge.create("encoder", f"fse:{preset.fse}")
+    pixar = stylebridge.create("domain_method", preset.domains / "tiny-pixar.safetensors")
+    sketch = stylebridge.create("domain_method", preset.domains / "tiny-sketch.safetensors")
+    again = load_domain(str(preset.domains / "tiny-pixar.safetensors"))
+    assert list(stylebridge.Adapter(fse, gen, [pixar, sketch, again]).methods) == [
+        "tiny-pixar", "tiny-sketch", "tiny-pixar-2"]

@@ -130,7 +130,15 @@ def strength_outputs(domains: Iterable[str], strengths: Sequence[float],
 
 
 def _method_label(method: DomainMethod) -> str:
-    return str(method.label or method.name or "domain")
+    """A listed method's output name: its label, else the stem of the file it was built from
+    (as ``adapt`` names it: ``tiny-pixar``, not the plugin name ``stylespace``), else its name."""
+    label = str(method.label or "")
+    if label and label != method.name:  # set by whoever loaded it (a file name, a prompt)
+        return label.removesuffix(".safetensors")
+    from stylebridge.pipelines.photos import weights_path
+
+    path = weights_path(method)
+    return path.stem if path is not None else str(method.name or "domain")
 
 
 class Adapter:
