@@ -194,6 +194,8 @@ def test_adapt_labels_each_random_input(case: str, files: dict[str, Path], tmp_p
     assert metrics["random_weights"] is True and metrics["random_parts"] == want_parts
     assert metrics["random_inputs"] == adapt["random_inputs"]
     assert _red_footer(out / "grid.png")
+    assert Image.open(out / "grid.png").info["stylebridge-notice"].startswith(
+        "RANDOM WEIGHTS: not a trained model")                  # the grid's file says it too
     # every picture keeps the notice in its file (a picture travels without adapt.json) and
     # `stylebridge info` shows it
     # (the inversions too, unless only the domain or the calibrator was random: those change

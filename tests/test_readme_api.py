@@ -169,7 +169,7 @@ def test_config_fields_take_the_obvious_type_and_refuse_the_wrong_one(tmp_path) 
 
 
 def test_the_adapter_says_what_it_runs_on_random_weights_and_save_image_keeps_it(
-        tmp_path) -> None:
+        tmp_path, capsys) -> None:
     """From Python, an Adapter on the tiny preset's random models gave bare tensors and
     `save_image` wrote files `stylebridge info` called unlabelled; now `Adapter.random_parts`
     / `.notice` say it and `save_image(..., notice=)` keeps it (PNG text, JPEG EXIF)."""
@@ -192,6 +192,12 @@ def test_the_adapter_says_what_it_runs_on_random_weights_and_save_image_keeps_it
     assert Image.open(png).info["stylebridge-notice"] == adapter.notice
     jpg = stylebridge.save_image(out["pixar"], tmp_path / "a.jpg", notice=adapter.notice)
     assert Image.open(jpg).getexif()[0x010E] == adapter.notice
+    from stylebridge.cli.main import main
+
+    assert main(["info", str(jpg), "--json"]) == 0       # `info` reads it from the JPEG too
+    import json
+
+    assert json.loads(capsys.readouterr().out)["notice"] == adapter.notice
     with pytest.raises(StylebridgeError, match="a BMP keeps no notice"):
         stylebridge.save_image(out["pixar"], tmp_path / "a.bmp", notice=adapter.notice)
     with pytest.raises(StylebridgeError, match=r"expected an RGB picture \[3, H, W\], got shape"):

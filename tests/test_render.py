@@ -131,6 +131,13 @@ def test_render_featureshift_needs_its_guide_and_feature(
                                                r"e4e:e4e\.safetensors"):
         prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
                                     out=tmp_path / "o", featureshift=path, device="cpu"))
+    # a model whose recorded guide is the encoder that made the inversions: its latents are
+    # the guide's (the tiny preset's FeatureShift on FSE records fse.safetensors so)
+    same = save_featureshift(tmp_path / "same.safetensors", model,
+                             extra={"sources": {"guide": str(files["enc"].resolve())}})
+    job = prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
+                                      out=tmp_path / "o", featureshift=same, device="cpu"))
+    assert job.featureshift["guide"] == "the inversions' own latents"
     # a model trained on the latents themselves: an inversion without the feature it shifts
     # (the tiny encoder gives w+ only) is skipped, named
     own = save_featureshift(tmp_path / "own.safetensors", model)

@@ -387,7 +387,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     grid = labelled_grid(rows, columns, notice=notice,
                          row_labels=[label for label, _ in variants], min_tile=128,
                          label_lines=2)
-    save_png(config.out / "demo_grid.png", grid, grid=True)
+    save_png(config.out / "demo_grid.png", grid, grid=True, notice=notice)
     elapsed = time.perf_counter() - start
     data = {
         "random_weights": random, "notice": notice,

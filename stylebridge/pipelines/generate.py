@@ -238,7 +238,7 @@ def generate(config: GenerateConfig,
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
     grid_path = config.out / "grid.png"
     save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice),
-             grid=True)
+             grid=True, notice=notice)
     if outputs:
         write_json(config.out / "generate.json", {
             "generator": str(provenance.path), "seeds": seeds, "truncation": config.truncation,

@@ -369,7 +369,8 @@ def build_tiny_preset(root: str | Path, *, seed: int = 0, n_images: int = 3) -> 
                                  layer=spec.fse_layer, residual=True)
             paths[key] = root / f"{key}.safetensors"
             # recorded as `featureshift build-dataset` records it (sources.guide, absolute):
-            # Adapter(renderer=...) and `adapt`/`render` build that guide when none is given
+            # Adapter(renderer=...) and `adapt` build that guide when none is given; `render`
+            # takes the model whose guide made its inversions (FSE's here), not e4e's
             save_featureshift(paths[key], model, extra={**_random_extra(f"FeatureShift ({guide})"),
                                                         "guiding_encoder": {"name": guide},
                                                         "sources": {"guide": str(

@@ -100,7 +100,8 @@ def latent_files(items: Sequence[str | Path]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.name.endswith(LATENTS_SUFFIX))
+            out += sorted(p for p in path.iterdir()  # hidden files (._x) are no inversions
+                          if p.name.endswith(LATENTS_SUFFIX) and not p.name.startswith("."))
         else:
             out.append(path)
     paths = expand_inputs(out)  # each file once
@@ -206,6 +207,24 @@ def _default_generator(headers: dict[Path, CheckpointHeader]) -> tuple[str, list
     return "stylegan2", notes
 
 
+def _same_model(a: str, b: str) -> bool:
+    """Whether two encoder specs name one checkpoint file (``fse:/p/fse.safetensors`` and
+    ``/p/fse.safetensors``), or are the same text."""
+    from stylebridge.registry.spec import parse_plugin_spec
+
+    def file_of(spec: str) -> Path | None:
+        if Path(spec).is_file():
+            return Path(spec).resolve()
+        try:
+            path = parse_plugin_spec(spec, what="encoder").path
+        except StylebridgeError:
+            return None
+        return path.resolve() if path is not None and path.is_file() else None
+
+    fa, fb = file_of(a), file_of(b)
+    return (fa is not None and fa == fb) or (bool(a) and a == b)
+
+
 def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_weights
                    ) -> RenderJob:
     """Read the files' headers and load the generator, domains and (where needed) the
@@ -245,7 +264,9 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     if config.featureshift is not None:
         fs_model, fs_header, fs_random = open_featureshift(config.featureshift, device)
         guide = fs_header.extra.get("sources", {}).get("guide")
-        if guide:
+        made_by = {str(h.config.get("encoder") or "") for h in headers.values()}
+        if guide and not all(_same_model(guide, spec) for spec in made_by):
+            # another guide's latents need the photos; the inversions' own encoder is the guide
             raise StylebridgeError(
                 f"--featureshift {config.featureshift}: the model was trained with the "
                 f"latents of guide encoder {guide}, which render has no photo to run; use "
@@ -360,7 +381,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         labels = [INVERSION, *(f"{key} [{RANDOM_NOTICE}]" if domain_random[name] else key
                                for key, (name, _) in adapter.outputs.items())]
         grid = config.out / "grid.png"
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice), grid=True)
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice), grid=True,
+                 notice=notice)
     return RenderResult(summary=summary, report=report, grid=grid,
                         n_images=len(adapter.outputs) + 1)
 

@@ -39,7 +39,8 @@ class CalibrateCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
-        parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors")
+        parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors",
+                            help="the fitted calibrator file (refused when it exists, unless --force)")
         add_style_means_arguments(parser)
         add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
         add_fit_argument(parser)

@@ -89,7 +89,7 @@ class EvalCommand(Command):
                                  "metric without its weights runs only with allow_random=true, "
                                  "labelled RANDOM WEIGHTS")
         parser.add_argument("--pred", required=True, nargs="+", metavar="DIR|FILE",
-                            help="predicted images (directories are expanded)")
+                            help="predicted images, or folders of them")
         parser.add_argument("--target", nargs="+", metavar="DIR|FILE",
                             help="target images, paired with --pred by file name (stem); "
                                  "one file each: paired as given; when no metric compares "

@@ -20,19 +20,20 @@ from stylebridge.registry.resolve import resolve_checkpoint
 class InfoCommand(Command):
     name = "info"
     help = ("show a stylebridge checkpoint's header, tensor and parameter counts (or what "
-            "a PNG it wrote keeps: the RANDOM WEIGHTS notice, a grid mark)")
+            "a picture it wrote keeps: the RANDOM WEIGHTS notice, a grid mark)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("checkpoint", metavar="[NAME:]CKPT",
                             help="checkpoint file; with NAME:, also check that it holds that "
-                                 "plugin; or a .png a run wrote")
+                                 "plugin; or a picture a run wrote (.png, .jpg, ...)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights, load_checkpoint
 
-        if str(args.checkpoint).lower().endswith(".png") and Path(args.checkpoint).is_file():
-            return _png_info(Path(args.checkpoint), args.json, console)
+        picture = Path(args.checkpoint)
+        if picture.suffix.lower() in PICTURES and picture.is_file():
+            return _png_info(picture, args.json, console)
         name, path = resolve_checkpoint(args.checkpoint, "checkpoint")
         args.checkpoint = path
         header, tensors = load_checkpoint(path, plugin=name)
@@ -76,9 +77,14 @@ class InfoCommand(Command):
         return 0
 
 
+#: pictures `info` reads (what stylebridge writes: PNG; `save_image` also JPEG, WebP, TIFF)
+PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+
+
 def _png_info(path: Path, as_json: bool, console: Console) -> int:
     """A picture stylebridge wrote: its size and what it keeps in the file (a grid mark, the
-    RANDOM WEIGHTS notice of a run on untrained weights)."""
+    RANDOM WEIGHTS notice of a run on untrained weights: PNG text, else EXIF
+    ImageDescription)."""
     from PIL import Image, UnidentifiedImageError
 
     from stylebridge.core.images import GRID_KEY, NOTICE_KEY
@@ -87,6 +93,9 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     try:
         with Image.open(path) as image:
             width, height, text = image.width, image.height, dict(image.info)
+            described = image.getexif().get(0x010E)  # save_image(notice=) in JPEG/WebP/TIFF
+            if NOTICE_KEY not in text and isinstance(described, str):
+                text[NOTICE_KEY] = described
     except (OSError, UnidentifiedImageError) as exc:
         raise ImageError(f"cannot read this PNG ({exc})", path=path) from None
     info = {"path": str(path), "width": width, "height": height, "grid": GRID_KEY in text,
@@ -100,8 +109,9 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     if info["notice"]:
         head, _, rest = str(info["notice"]).partition(":")
         table.add_row("weights", f"[bold yellow]{escape(head)}[/bold yellow]:{escape(rest)}")
-    table.add_row("image", f"{width}x{height} PNG" + (", a grid of a stylebridge run"
-                                                       if info["grid"] else ""))
+    table.add_row("image", f"{width}x{height} {path.suffix[1:].upper()}" + (
+        ", a grid of a stylebridge run"
+        if info["grid"] else ""))
     if not info["notice"] and not info["grid"]:
         table.add_row("stylebridge", "no notice kept in this file")
     console.print(table)

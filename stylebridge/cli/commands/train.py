@@ -263,8 +263,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The ``train featureshift`` options."""
     d = TrainConfig(data="", generator="", out="")
     p.add_argument("--data", required=True, metavar="DATASET", help="from `featureshift build-dataset`")
-    p.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT")
-    p.add_argument("--out", required=True, metavar="RUN")
+    p.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
+                   help="the generator the dataset was built with (its digest is checked)")
+    p.add_argument("--out", required=True, metavar="RUN",
+                   help="run folder: state.safetensors, model.safetensors, log.jsonl, samples/")
     _add_loss_arguments(p)
     p.add_argument("--pretrain-inversion-steps", type=int, default=d.pretrain_inversion_steps,
                    metavar="N", help=f"inversion-only steps first (default {d.pretrain_inversion_steps})")
@@ -279,10 +281,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="ours (the thesis names none); StyleFeatureEditor trains its encoder with Ranger")
     p.add_argument("--lr", type=finite_float, default=d.lr,
                    help=f"learning rate (default {d.lr}, ours; the value cited for StyleFeatureEditor)")
-    p.add_argument("--betas", default="0.9,0.999", metavar="B1,B2")
-    p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
-    p.add_argument("--scheduler", choices=("constant", "cosine"), default=d.scheduler)
-    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--betas", default="0.9,0.999", metavar="B1,B2",
+                   help="Adam betas (default 0.9,0.999)")
+    p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay,
+                   help=f"weight decay (default {d.weight_decay:g}; with adamw, decoupled)")
+    p.add_argument("--scheduler", choices=("constant", "cosine"), default=d.scheduler,
+                   help=f"learning-rate schedule after the warm-up (default {d.scheduler}; "
+                        "cosine reaches 0 at --steps)")
+    p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                   help="linear learning-rate warm-up from 0 (default 0)")
     p.add_argument("--clip-grad", type=finite_float, default=d.clip_grad, metavar="NORM",
                    help=f"max gradient norm (default {d.clip_grad}, ours; 0 = off)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
@@ -292,13 +299,21 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=finite_float, default=0.0, metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999); model.safetensors holds it")
     p.add_argument("--hidden", type=int, help="middle-stage width (default 1.5 × feature channels)")
-    p.add_argument("--n-blocks", type=int, default=d.n_blocks)
+    p.add_argument("--n-blocks", type=int, default=d.n_blocks,
+                   help=f"residual blocks (default {d.n_blocks}: the thesis' three stages of "
+                        "two, 1024 -> 768 -> 512 channels)")
     p.add_argument("--residual", action="store_true", help="predict F' - F instead of F'")
     p.add_argument("--init", metavar="CKPT", help="start from a featureshift checkpoint")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N")
-    p.add_argument("--log-every", type=int, default=d.log_every, metavar="N")
-    p.add_argument("--sample-every", type=int, default=d.sample_every, metavar="N")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seeds the weights, the data order and every draw (default 0)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+                   help=f"write state and model every N steps (default {d.checkpoint_every}; "
+                        "0 = at the end only)")
+    p.add_argument("--log-every", type=int, default=d.log_every, metavar="N",
+                   help=f"a log.jsonl record every N steps (default {d.log_every})")
+    p.add_argument("--sample-every", type=int, default=d.sample_every, metavar="N",
+                   help=f"a samples/step_N.png grid every N steps (default {d.sample_every}; "
+                        "0 = none)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     add_device_argument(p)
 

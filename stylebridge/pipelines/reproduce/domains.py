@@ -159,8 +159,9 @@ def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
     for item in items:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir()
-                                if p.is_file() and p.suffix == ".safetensors"))
+            files.extend(sorted(p for p in path.iterdir()  # not hidden ._x resource forks
+                                if p.is_file() and p.suffix == ".safetensors"
+                                and not p.name.startswith(".")))
             if (path / TARGETS_FILE).is_file():
                 jsons.append(path / TARGETS_FILE)
         elif path.exists():

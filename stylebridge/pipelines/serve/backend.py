@@ -472,7 +472,7 @@ class ServeBackend:
         photo_tile = resize_square(photo.aligned, gen.size)
         grid = labelled_grid([[photo_tile, *outputs.values()]], labels, notice=notice,
                              min_tile=GRID_MIN_TILE, label_lines=2)
-        grid_path = save_png(out / "grid.png", grid, grid=True)
+        grid_path = save_png(out / "grid.png", grid, grid=True, notice=notice)
         images_zip = out / "stylebridge-images.zip"
         with atomic_path(images_zip) as tmp, zipfile.ZipFile(tmp, "w") as zf:
             zf.write(grid_path, "grid.png")

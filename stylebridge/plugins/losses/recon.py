@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from stylebridge.core.interfaces import Loss, LossBatch
 from stylebridge.core.options import as_bool
+from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -137,6 +138,9 @@ class LPIPSLoss(Loss):
     name = "lpips"
     requires: ClassVar[frozenset[str]] = frozenset({"output", "target"})
     description = "LPIPS (lpips package, local backbone weights) at 256 and 128 px"
+    #: what `stylebridge plugins lpips` shows (a string such as "256+128" is parsed here)
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "resolutions": Field("ints", LPIPS_MIN_SIZE, LPIPS_MAX_SIZE, max_len=8, text_ok=True)}
 
     @classmethod
     def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
