@@ -216,3 +216,13 @@ def test_files_saved_with_relative_paths_render_from_another_folder(
     assert summary["generator"] == str(work / "models" / "g.safetensors")
     _same_pictures(elsewhere / "r" / "a_pixar.png", work / "sl" / "a_pixar.png")
 
+
+
+def test_a_folder_of_inversions_leaves_hidden_files_out(tmp_path: Path) -> None:
+    """macOS' `._a_inversion.safetensors` resource forks were read, skipped as "a text file"
+    and made the run exit 3, as they did in photo folders."""
+    from stylebridge.pipelines.render import latent_files
+
+    (tmp_path / "a_inversion.safetensors").write_bytes(b"x")
+    (tmp_path / "._a_inversion.safetensors").write_bytes(b"\x00\x05\x16\x07")
+    assert latent_files([tmp_path]) == [tmp_path / "a_inversion.safetensors"]
