@@ -195,6 +195,9 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
         assert set(zf.namelist()) == {"grid.png", "aligned.png", "inversion.png",
                                       "random_domain_A.png", "random_domain_B.png"}
         zf.extract("inversion.png", tmp_path)
+        zf.extract("grid.png", tmp_path)
+    # the grid of a run on random weights says so in its file too
+    assert Image.open(tmp_path / "grid.png").info["stylebridge-notice"].startswith("RANDOM")
     saved = np.asarray(Image.open(tmp_path / "inversion.png"), dtype=np.float64) / 255
     # the demo runs on random weights: the downloaded picture says so in its file
     assert Image.open(tmp_path / "inversion.png").info["stylebridge-notice"].startswith(
@@ -214,7 +217,8 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
     from stylebridge.core.synthesis import synthesize
     from stylebridge.pipelines.inversion_file import load_inversion
 
-    assert result.latents_path.name == f"{Path(photo.name).stem}_inversion.safetensors"
+    # the preloaded photo names its files by its last word (was skimage.data_inversion...)
+    assert result.latents_path.name == "astronaut_inversion.safetensors"
     inversion, header = load_inversion(result.latents_path)
     assert (header.kind, header.plugin, header.config["encoder"]) == ("inversion", "e4e", "e4e")
     assert Path(header.config["generator"]).is_file() and header.extra["random_weights"]
@@ -383,6 +387,17 @@ def test_bad_photos_raise_one_line_errors(backend: ServeBackend, tmp_path: Path)
     Image.new("RGB", (160, 160), (128, 128, 128)).save(flat)
     with pytest.raises(ImageError, match=r"wall\.png: no face found"):
         backend.load_photo(flat)
+    # above the photo limit: one line for the status line (the web server, whose own cap is
+    # far above it, gave only a passing toast and a stuck upload box)
+    from stylebridge.pipelines.serve.backend import MAX_FILE_MB, MAX_UPLOAD_MB
+
+    big = tmp_path / "noise.png"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_FILE_MB * 2**20 + 1)
+    with pytest.raises(ImageError, match=rf"^noise\.png: is {MAX_FILE_MB} MB, above the web "
+                                         rf"app's {MAX_FILE_MB} MB limit for a photo$"):
+        backend.load_photo(big)
+    assert MAX_UPLOAD_MB >= 4 * MAX_FILE_MB
 
 
 # ---------------------------------------------------------------------------------------------

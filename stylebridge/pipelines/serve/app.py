@@ -16,8 +16,8 @@ from typing import Any
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.serve.backend import (
-    MAX_FILE_MB,
     MAX_TRAIN_STEPS,
+    MAX_UPLOAD_MB,
     TRAIN_STEPS,
     Photo,
     RunRequest,
@@ -255,7 +255,7 @@ def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
     app = build_app(backend)
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=host, server_port=port, show_error=True, quiet=True,
-               max_file_size=f"{MAX_FILE_MB}mb", allowed_paths=[str(Path(backend.work_dir))],
+               max_file_size=f"{MAX_UPLOAD_MB}mb", allowed_paths=[str(Path(backend.work_dir))],
                prevent_thread_lock=not block, theme=theme, css=CSS, ssr_mode=False,
                share=False, footer_links=[])
     return app

@@ -74,7 +74,10 @@ from stylebridge.registry.weights import WeightsManager
 
 #: progress of a request: ``(fraction done in [0, 1], description)``
 Progress = Callable[[float, str], None]
-MAX_FILE_MB = 50            # uploads above this size are refused by the web server
+MAX_FILE_MB = 50            # a photo above this size is refused, in the page's status line
+#: the web server's own cap on any upload (a domain file may be larger than a photo); above
+#: it the browser only gets a passing toast, so it sits well above the photo limit
+MAX_UPLOAD_MB = 1024
 ALIGN_SIZE = 256            # the aligned photo (the encoders resize it to their input)
 TRAIN_STEPS = 4             # default steps of a text domain trained on the spot
 MAX_TRAIN_STEPS = 200
@@ -249,6 +252,10 @@ class ServeBackend:
         if path is None:
             image, name = demo_image(None)
         else:
+            size = Path(path).stat().st_size
+            if size > MAX_FILE_MB * 1024 * 1024:  # before anything is decoded
+                raise ImageError(f"is {size / 2**20:.0f} MB, above the web app's {MAX_FILE_MB} MB "
+                                 "limit for a photo", path=Path(path).name)
             check_photo_file(path, self.config.max_pixels)
             try:
                 image = load_image(path)
@@ -483,7 +490,7 @@ class ServeBackend:
                 zf.write(png, png.name)
         # the inversion file invert/adapt --save-latents write: `stylebridge render` takes it
         latents_path = save_inversion(
-            out / f"{_safe(Path(photo.name).stem)}{LATENTS_SUFFIX}", inversion.detach().to("cpu"),
+            out / f"{_safe(photo.stem)}{LATENTS_SUFFIX}", inversion.detach().to("cpu"),
             encoder=encoder.name or request.encoder, encoder_spec=request.encoder,
             generator=self._generator_path(), modifiers=sorted(inversion.modifiers),
             extra={"source": photo.name, "aligned": True, "align_size": ALIGN_SIZE,
@@ -544,6 +551,7 @@ class ServeBackend:
         return columns, rows, grouped_notes(notes)
 
 
-__all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "METRIC_COLUMNS",
+__all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "MAX_UPLOAD_MB",
+           "METRIC_COLUMNS",
            "Photo", "Progress", "RunRequest", "RunResult", "ServeBackend", "ServeConfig",
            "check_photo_file"]

@@ -25,6 +25,14 @@ class Photo:
     aligned: Tensor
     name: str
 
+    @property
+    def stem(self) -> str:
+        """A file stem for what is written from it: the file's stem, or for the preloaded
+        ``skimage.data.astronaut()`` its last word (``astronaut``, not ``skimage.data``)."""
+        if self.name.endswith("()"):
+            return self.name[:-2].rsplit(".", 1)[-1] or "photo"
+        return Path(self.name).stem
+
     def aligned_pil(self) -> Image.Image:
         arr = (self.aligned.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
         return Image.fromarray(arr)
