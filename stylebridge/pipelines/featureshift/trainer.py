@@ -10,7 +10,8 @@ plugin; the dataset in :mod:`stylebridge.pipelines.featureshift.dataset` (and
 
 This package: :mod:`.config` (:class:`TrainConfig`), :mod:`.losses` (the three loss
 sets and the phases), :mod:`.render` (mixed-domain batches), :mod:`.distributed` (DDP),
-:mod:`.state` (checkpoints and exact resume) and this module (the trainer and its loop);
+:mod:`.state` (checkpoints and exact resume), :mod:`.samples` (the sample grids) and this
+module (the trainer and its loop);
 the parts shared with ``train domain`` are in :mod:`stylebridge.pipelines.training`.
 
 **Training** (:func:`train_featureshift`, thesis losses and phases):
@@ -45,7 +46,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.images import labelled_grid, save_png
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -77,6 +77,7 @@ from stylebridge.pipelines.featureshift.render import (
     synthesis_by_domain,
     uint8_to_images,
 )
+from stylebridge.pipelines.featureshift.samples import write_samples
 from stylebridge.pipelines.featureshift.state import (
     STATE_KIND,
     all_finite,
@@ -91,7 +92,6 @@ from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import warmup_cosine_factor
 from stylebridge.pipelines.training.state import seed_everything
-from stylebridge.plugins.losses.recon import resize_images
 from stylebridge.plugins.renderers.featureshift import (
     DELTA_FORMULA,
     DELTA_SIGN,
@@ -109,9 +109,7 @@ from stylebridge.registry.resolve import load_plugin
 
 #: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
 MAX_SKIPPED_STEPS = 50
-#: the columns of OUT/samples/step_N.png
-SAMPLE_COLUMNS = ("photo", "inversion (Δ = 0)", "e4e domain target", "on the e4e inversion",
-                  "on the photo (inference)")
+
 
 
 class FeatureShiftTrainer:
@@ -453,42 +451,10 @@ class FeatureShiftTrainer:
         if self.dist.main:
             self.history.append(self.log.append(record))
 
-    @torch.no_grad()
     def write_samples(self) -> Path | None:
-        """``OUT/samples/step_N.png``; one row per sample: real | inversion (Δ = 0) |
-        e4e domain target | FeatureShift on the e4e-inverted image | FeatureShift on the real
-        image (the inference path).  Eval mode (EMA weights when on); changes no state."""
-        if not self.dist.main or self.cfg.n_samples < 1:
-            return None
-        n = min(self.cfg.n_samples, len(self.data))
-        entries, j, row = [], 0, 0
-        while len(entries) < n:
-            if row >= self.data.shard_rows[j]:
-                j, row = j + 1, 0
-                continue
-            entries.append([j, row, len(entries) % self.data.n_domains])
-            row += 1
-        data = {k: v.to(self.device) for k, v in self.data.read(torch.tensor(entries)).items()}
-        model = self.ema if self.ema is not None else self.model
-        was_training = model.training
-        model.eval()
-        try:
-            parts = self._compose(data, domain=True, adapted=True)
-            images, _ = self._render(model, parts)
-        finally:
-            model.train(was_training)
-        size = self.data.image_size
-        columns = [uint8_to_images(data["image"]), images[:n], parts["target"],
-                   images[n:2 * n], images[2 * n:]]
-        rows = [[((resize_images(c[i:i + 1].float(), size) + 1) / 2).clamp(0, 1)[0].cpu()
-                 for c in columns] for i in range(n)]
-        # a picture shown on its own says what it was trained on (under it and in the file)
-        notice = (f"{RANDOM_NOTICE}: trained on {', '.join(self.random_parts)} with untrained "
-                  "weights" if self.random_parts else None)
-        grid = labelled_grid(rows, SAMPLE_COLUMNS, notice=notice, min_tile=96, label_lines=2)
-        path = self.out / "samples" / f"step_{self.step:07d}.png"
-        save_png(path, grid, grid=True, notice=notice)
-        return path
+        """``OUT/samples/step_N.png`` (:func:`~stylebridge.pipelines.featureshift.samples.
+        write_samples`); changes no state."""
+        return write_samples(self)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> TrainResult:
