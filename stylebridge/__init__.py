@@ -71,7 +71,8 @@ def load_photo(path: str | Path, *, align: bool = True, size: int = 1024,
     are aligned already.  One-line :class:`StylebridgeError` naming the file for an unreadable
     image or a photo without a face.  Encoders resize their input themselves."""
     from stylebridge.core.images import load_image, resize_square
-    from stylebridge.pipelines.align import align_face, check_positive
+    from stylebridge.pipelines.align import align_face
+    from stylebridge.pipelines.photos import check_positive
 
     check_positive(size, "size")
     if transform_size is not None:

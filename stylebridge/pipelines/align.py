@@ -53,20 +53,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from stylebridge.core.batch import BatchReport, iter_images, require_inputs
-from stylebridge.core.images import PNG_COMPRESS_LEVEL
-from stylebridge.core.io import atomic_path, write_json
 from stylebridge.errors import ImageError, StylebridgeError
-from stylebridge.pipelines.photos import check_positive, output_names
-from stylebridge.pipelines.typed import coerce_path_fields
+from stylebridge.pipelines.photos import output_names
 
 if TYPE_CHECKING:
     import torch
@@ -457,128 +452,26 @@ def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | N
 
 
 # ---------------------------------------------------------------------------------------------
-# The align pipeline
+# The align pipeline (``stylebridge align``): :mod:`stylebridge.pipelines.align_batch`, its names
+# importable from here as before
 
 
-@dataclass
-@coerce_path_fields
-class AlignConfig:
-    """What :func:`align` does: photos (files or folders) → ``out/<stem>.png``, the largest
-    face; with ``all_faces``, ``out/<stem>_00.png``, ``_01``... for every face, largest first,
-    whose box is at least ``min_face`` pixels on its shorter side."""
+def __getattr__(name: str) -> Any:
+    if name in ("AlignConfig", "AlignResult", "align"):
+        from stylebridge.pipelines import align_batch
 
-    images: Sequence[str | Path]
-    out: Path
-    size: int = DEFAULT_SIZE
-    transform_size: int | None = None
-    padding: bool = True
-    landmarks: bool = False  # also write landmarks.json (68 points, quad, box; input pixels)
-    all_faces: bool = False
-    min_face: int = 0
-    #: photos whose ``out/<stem>.png`` exists are kept, not aligned again: a killed run over
-    #: a large folder continues (each PNG is written whole, atomically)
-    skip_existing: bool = False
+        return getattr(align_batch, name)
+    if name in ("check_positive", "output_names"):  # moved to photos (shared by the batches)
+        from stylebridge.pipelines import photos
 
-
-@dataclass
-class AlignResult:
-    """The batch report and, per aligned face, its output, landmarks, quad and box (keyed by
-    the photo's path; ``PATH#00``, ``PATH#01``... with ``all_faces``)."""
-
-    report: BatchReport
-    faces: dict[str, Any] = field(default_factory=dict)
-    #: photos left as an earlier run aligned them (``skip_existing``); also in ``report.done``
-    kept: list[Path] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return self.report.exit_code
-
-
-def align(config: AlignConfig,
-          progress: Callable[[int, int | None, str], None] | None = None) -> AlignResult:
-    """FFHQ-align every photo of ``config`` (unreadable photos and photos without a face are
-    skipped and reported); ``progress(completed, total, description)`` after each photo."""
-    check_positive(config.size, "--size")
-    if config.transform_size is not None:
-        check_positive(config.transform_size, "--transform-size")
-        if config.transform_size < config.size:  # FFHQ's code then writes the smaller crop
-            raise StylebridgeError(f"--transform-size {config.transform_size} is below --size "
-                                   f"{config.size}: the crop would be upscaled; give at least "
-                                   f"{config.size} (default: 4 x --size)")
-    if config.min_face < 0:
-        raise StylebridgeError(f"--min-face {config.min_face}: must be >= 0")
-    if config.min_face and not config.all_faces:
-        raise StylebridgeError("--min-face applies with --all-faces")
-    if config.skip_existing and (config.all_faces or config.landmarks):
-        # a killed run may have written some of a photo's faces, and writes landmarks.json
-        # only at its end: neither tells what an earlier run finished
-        raise StylebridgeError("--skip-existing works without --all-faces and --landmarks, "
-                               "whose outputs an interrupted run leaves incomplete")
-    paths = require_inputs(config.images)
-    names, clashes = output_names(paths, "" if config.all_faces else ".png")
-    report = BatchReport()
-    for p, reason in clashes.items():
-        report.skip(p, reason)
-    config.out.mkdir(parents=True, exist_ok=True)
-    records: dict[str, Any] = {}
-    todo = [p for p in paths if p in names]
-    kept = [p for p in todo if (config.out / names[p]).is_file()] if config.skip_existing else []
-    for p in kept:  # an earlier run's crop at another --size is not this run's
-        try:
-            with Image.open(config.out / names[p]) as earlier:
-                found = earlier.size
-        except (OSError, ValueError):  # unreadable: the earlier --size is unknown
-            found = None
-        if found != (config.size, config.size):
-            what = "unreadable" if found is None else f"{found[0]}x{found[1]}"
-            raise StylebridgeError(
-                f"--skip-existing: {config.out / names[p]} is {what}, this run makes "
-                f"{config.size}x{config.size}; give the earlier --size or another --out")
-    for p in kept:
-        report.ok(p)
-    todo = [p for p in todo if p not in set(kept)] if kept else todo
-    if progress is not None:
-        progress(0, len(todo), "aligning")
-    for path, image in iter_images(todo, report):
-        try:
-            if config.all_faces:
-                faces = align_faces(image, config.size, transform_size=config.transform_size,
-                                    enable_padding=config.padding, min_size=config.min_face,
-                                    path=path)
-                written = {f"{path}#{i:02d}": (config.out / f"{names[path]}_{i:02d}.png", face)
-                           for i, face in enumerate(faces)}
-            else:
-                written = {str(path): (config.out / names[path], align_face(
-                    image, config.size, transform_size=config.transform_size,
-                    enable_padding=config.padding, path=path))}
-            if any(dst.resolve() == path.resolve() for dst, _ in written.values()):
-                raise ImageError("output would overwrite the input", path=path)
-        except ImageError as exc:
-            report.skip(path, str(exc).removeprefix(f"{path}: "))
-        else:
-            for key, (dst, face) in written.items():
-                with atomic_path(dst) as tmp:
-                    face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-                records[key] = {"output": str(dst), "landmarks": face.landmarks.tolist(),
-                                "quad": face.quad.tolist(),
-                                "box": list(face.box) if face.box else None}
-            report.ok(path)
-        if progress is not None:
-            progress(len(report.done) + len(report.skipped) - len(clashes) - len(kept),
-                     len(todo), "aligning")
-    if config.landmarks and records:
-        write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
-    return AlignResult(report=report, faces=records, kept=kept)
+        return getattr(photos, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "AlignConfig",
-    "AlignResult",
     "AlignedFace",
     "FaceLandmarks",
     "NoFaceError",
-    "align",
     "align_face",
     "align_faces",
     "align_from_landmarks",
