@@ -332,3 +332,21 @@ def test_invert_early_error_leaves_no_output_folder(tmp_path: Path, models, caps
                        "-g", str(models["generator"]), "-e", f"{PoolEncoder.name}:n_latent=18")
     assert code == 2 and err.count("\n") == 1 and "18 rows" in err
     assert not out.exists()
+
+
+def test_invert_result_lists_each_photos_files(tmp_path: Path, models) -> None:
+    """From Python the files were known only by convention; the result now names them."""
+    from stylebridge.pipelines.invert import InvertConfig, invert
+
+    src = tmp_path / "aligned"
+    src.mkdir()
+    photos = [_photo(src / f"{n}.png", 32, 32, seed) for n, seed in (("a", 1), ("b", 2))]
+    out = tmp_path / "out"
+    result = invert(InvertConfig(images=[src], encoder=f"{PoolEncoder.name}:{models['encoder']}",
+                                 generator=f"stylegan2:{models['generator']}", out=out,
+                                 align=False, device="cpu", save_latents=True))
+    assert result.outputs == {str(p): {"inversion": f"{p.stem}_inversion.png",
+                                       "latents": f"{p.stem}_inversion.safetensors"}
+                              for p in photos}
+    assert all((out / name).is_file() for files in result.outputs.values()
+               for name in files.values())

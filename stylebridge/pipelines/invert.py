@@ -150,6 +150,9 @@ class InvertResult:
     #: what ran on random (untrained) weights (``["encoder", "generator"]``), as metrics.json
     #: says; empty for trained models
     random_parts: list[str] = field(default_factory=list)
+    #: per done photo, its files in ``out`` (``{"inversion": "a_inversion.png", "latents":
+    #: ...}``), as ``AdaptResult.summary["outputs"]`` lists adapt's
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -297,8 +300,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                                                  "random_parts": parts})
     journal.finish()
     return InvertResult(report=report, grid=grid, metrics=values, metric_notes=notes,
-                        random_parts=list(parts),
-                        kept=journal.kept)
+                        random_parts=list(parts), kept=journal.kept,
+                        outputs={path: dict(record["files"]) for path, record in records.items()})
 
 
 def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:
