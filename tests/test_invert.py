@@ -179,12 +179,15 @@ def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, 
         again = to_uint8(from_generator_range(synthesize(gen, inv)))[0]
     np.testing.assert_array_equal(again, _png(out / "a_inversion.png"))
 
-    # grid: label strip (14 px) + one row per image, input | inversion, 32 px tiles, pad 2
+    # grid: label strip (14 px) + one row per image, input | inversion, 32 px tiles, pad 2,
+    # after a column naming each row's photo (a.png, b.png)
     grid = _png(out / "grid.png")
-    assert grid.shape == (14 + 2 * 34 + 2, 2 * 34 + 2, 3)
+    left = grid.shape[1] - (2 * 34 + 2)
+    assert grid.shape[0] == 14 + 2 * 34 + 2 and 8 <= left <= 160
+    assert (grid[14:, :left] < 100).any()                      # the names: dark text on white
     row0 = grid[14 + 2:14 + 34]
-    np.testing.assert_array_equal(row0[:, 2:34], _png(a))
-    np.testing.assert_array_equal(row0[:, 36:68], _png(out / "a_inversion.png"))
+    np.testing.assert_array_equal(row0[:, left + 2:left + 34], _png(a))
+    np.testing.assert_array_equal(row0[:, left + 36:left + 68], _png(out / "a_inversion.png"))
 
 
 def test_invert_skips_bad_images_exit_3(tmp_path: Path, models, capsys, monkeypatch) -> None:

@@ -528,8 +528,9 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                   *(f"{key} [{RANDOM_NOTICE}]" if random_inputs["domains"][domain_of[key]]
                     else key for key in adapter.outputs)]
         grid = config.out / "grid.png"
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice), grid=True,
-                 notice=notice)
+        rows_of = [Path(p).name for p in records][:len(grid_rows)]  # in done order
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
+                 grid=True, notice=notice)
     journal.finish()
     return AdaptResult(summary=summary, report=report, metrics=values if report.done else None,
                        grid=grid, n_images=len(adapter.outputs) + 1,

@@ -237,7 +237,8 @@ def generate(config: GenerateConfig,
     elif parts:
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
     grid_path = config.out / "grid.png"
-    save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice),
+    save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice,
+                              [f"seed {seed}" for seed in files][:len(rows)]),
              grid=True, notice=notice)
     if outputs:
         write_json(config.out / "generate.json", {
@@ -252,13 +253,14 @@ def generate(config: GenerateConfig,
 
 
 def _grid(rows: list[list[Tensor]], keys: list[str], domain_random: dict[str, bool],
-          outputs: dict[str, tuple[str, float]], notice: str | None) -> Tensor:
+          outputs: dict[str, tuple[str, float]], notice: str | None,
+          row_labels: list[str]) -> Tensor:
     """The samples as a square-ish grid; with domains a labelled row per seed."""
     images = [row[0] for row in rows]
     if keys:
         labels = ["sample", *(f"{key} [{RANDOM_NOTICE}]" if domain_random[outputs[key][0]]
                               else key for key in keys)]
-        return labelled_grid(rows, labels, notice=notice)
+        return labelled_grid(rows, labels, notice=notice, row_labels=row_labels)
     if notice is not None:  # a red notice under the grid (blank column headers: no labels)
         ncol = min(len(images), max(1, math.ceil(math.sqrt(len(images)))))
         return labelled_grid([images], [""] * ncol, notice=notice)

@@ -288,8 +288,9 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         # the column label is cut to the tile width: the red footer carries the notice
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
         grid = config.out / "grid.png"
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice), grid=True,
-                 notice=notice)
+        rows_of = [Path(p).name for p in records][:len(grid_rows)]  # in done order
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
+                 grid=True, notice=notice)
     values = om.compute_output_metrics(metrics)[INVERSION_KEY] if report.done else None
     notes = om.output_metric_notes(metrics)
     if values is not None:

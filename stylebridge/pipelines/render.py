@@ -381,8 +381,9 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         labels = [INVERSION, *(f"{key} [{RANDOM_NOTICE}]" if domain_random[name] else key
                                for key, (name, _) in adapter.outputs.items())]
         grid = config.out / "grid.png"
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice), grid=True,
-                 notice=notice)
+        rows_of = [Path(p).name.removesuffix(LATENTS_SUFFIX) for p in outputs][:len(grid_rows)]
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
+                 grid=True, notice=notice)
     return RenderResult(summary=summary, report=report, grid=grid,
                         n_images=len(adapter.outputs) + 1)
 
