@@ -6,7 +6,7 @@ strength; any renderer) lives in :mod:`stylebridge.pipelines.adapter` and is re-
 photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per photo
 ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (the domain name is the checkpoint's
 file stem; ``<stem>_<domain>@<k>.png`` at a strength ``k`` other than 1), ``grid.png``
-(rows: input | inversion | each output, labelled), ``adapt.json``
+(a row per photo, named on the left: input | inversion | each output, labelled), ``adapt.json``
 (inputs, outputs, offset scales, skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
 default MSE and PSNR, of the inversion and of every domain against the input photo: the
 means, and each photo's own values under ``per_photo``).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,

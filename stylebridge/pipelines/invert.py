@@ -9,7 +9,7 @@ writes into ``out``:
   checkpoint of ``kind="inversion"``, ``plugin=<encoder name>`` (see
   :func:`save_inversion` / :func:`load_inversion`);
 
-and ``grid.png`` (one row per image, the first 64: input | inversion) and ``metrics.json``
+and ``grid.png`` (one row per image, the first 64, named on the left: input | inversion) and ``metrics.json``
 (``metrics``, default MSE and PSNR, of the inversion against the input: the means and, under
 ``per_photo``, each photo's own values).  Faces are FFHQ-aligned
 first (``align``, the default; :mod:`stylebridge.pipelines.align`, at

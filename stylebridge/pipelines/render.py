@@ -7,7 +7,7 @@ and through every ``--method``, with the options ``adapt`` has for that (calibra
 layers, strengths, a FeatureShift): no photo is read, aligned or encoded, so trying ten new
 domains on a folder of photos costs ten renders each.  Per file ``<stem>_inversion
 .safetensors`` it writes ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (as ``adapt``),
-``grid.png`` (rows: the inversion | each domain, the first 64 files) and ``render.json``
+``grid.png`` (a row per file, named on the left, the first 64: the inversion | each domain) and ``render.json``
 (inputs, outputs, skipped files, what ran on random weights).  Nothing is compared with the
 photos (``adapt`` does that); ``stylebridge eval`` scores the written files.
 
