@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -507,6 +508,7 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
                 ".map(c => c.innerText.trim()))")
             assert [row[0] for row in cells] == ["inversion", *DOMAINS]
             assert all(math.isfinite(float(row[1])) for row in cells)  # the mse column
+            _check_result_layout(page)
             assert page.locator("#download-images").is_visible()
             # the latents download is the inversion file `stylebridge render` takes
             with page.expect_download(timeout=30_000) as download:
@@ -570,6 +572,42 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             page.wait_for_selector("#metrics", state="hidden", timeout=10_000)
         finally:
             browser.close()
+
+
+LAYOUT_JS = """() => {
+  const box = s => document.querySelector(s).getBoundingClientRect();
+  const img = document.querySelector('#result-grid img');
+  const view = document.querySelector('#metrics .virtual-table-viewport');
+  const hint = getComputedStyle(document.querySelector('#metrics .label p'), '::after');
+  return {img: box('#result-grid img'), natural: img.naturalWidth,
+          block: box('#result-grid'), label: box('#result-grid [data-testid=block-label]'),
+          icons: box('#result-grid .icon-button-wrapper'),
+          tableScrolls: view.scrollWidth > view.clientWidth + 1,
+          tableOverflow: getComputedStyle(view).overflowX,
+          hint: hint.content, hintOpacity: Number(hint.opacity),
+          input: box('#encoder input'), arrow: box('#encoder .icon-wrap')};
+}"""
+
+
+def _check_result_layout(page: Any) -> None:
+    """A phone (390 px) and a desktop: the grid's label and icon buttons above the picture,
+    not on it; the picture never shrunk below its own size (its ~10 px captions were ~5 px
+    on a phone: it scrolls sideways instead); the metrics table scrolls with a visible hint;
+    the encoder's dropdown arrow clear of its text."""
+    for width, height in ((390, 844), (1280, 1400)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)
+        m = page.evaluate(LAYOUT_JS)
+        top = m["img"]["top"]
+        assert top >= m["label"]["bottom"] - 0.5 and top >= m["icons"]["bottom"] - 0.5, m
+        assert m["img"]["width"] >= m["natural"] - 0.5, m  # not shrunk: readable captions
+        assert m["img"]["width"] <= max(m["block"]["width"], 1040) + 0.5, m
+        assert m["input"]["right"] <= m["arrow"]["left"] + 0.5, m
+        assert m["tableOverflow"] in ("auto", "scroll"), m
+        # the hint shows while columns are out of sight (a phone), not when all fit
+        assert m["tableScrolls"] == (width == 390), m
+        assert "scroll sideways" in m["hint"] and m["hintOpacity"] == (
+            1.0 if m["tableScrolls"] else 0.0), m
 
 
 def test_output_file_names_stay_short_for_long_prompts() -> None:

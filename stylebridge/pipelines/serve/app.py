@@ -33,6 +33,31 @@ CSS = """
 #status .error, #result-status .error, #domain-status .error { color: #a8071a; font-weight: 600; }
 #status, #result-status, #domain-status, #metric-notes { overflow-wrap: anywhere; }
 #domains label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }
+/* the result grid: its label and icon buttons sit above the picture, not on it; the picture
+   is never shrunk below its own size (its captions are ~10 px text drawn into it) nor
+   enlarged past 1040 px: wider than the page, it scrolls sideways in its box */
+#result-grid .image-container { padding-top: 34px; }
+#result-grid .image-container > button { width: 100%; overflow-x: auto; overflow-y: hidden;
+                                         justify-content: flex-start; }
+#result-grid .image-frame { width: 100%; justify-content: safe center; }
+#result-grid .image-frame img { width: auto; height: auto; max-height: none;
+                                min-width: min(100%, 1040px); max-width: max(100%, 1040px);
+                                object-fit: contain; flex: none; }
+/* the metrics table scrolls sideways on a narrow screen: a scroll bar that stays, a fading
+   right edge and a hint in its label while columns are out of sight */
+#metrics .table-container { timeline-scope: --metrics-x; }
+#metrics .virtual-table-viewport { scroll-timeline: --metrics-x x; scrollbar-width: auto;
+                                   scrollbar-color: #8c8c8c #eeeeee; }
+#metrics .table-wrap::after { content: ""; position: absolute; top: 0; right: 0; bottom: 0;
+    width: 32px; pointer-events: none; opacity: 0; z-index: 5;
+    background: linear-gradient(to right, transparent, rgba(0, 0, 0, 0.18));
+    animation: metrics-more linear both; animation-timeline: --metrics-x; }
+#metrics .label p::after { content: " (scroll sideways for more columns \u2192)";
+    font-weight: 600; opacity: 0; animation: metrics-more linear both;
+    animation-timeline: --metrics-x; }
+@keyframes metrics-more { 0%, 92% { opacity: 1; } 100% { opacity: 0; } }
+/* the dropdowns' arrow does not cover the end of the chosen text */
+#encoder input, #skip-layers input { margin-right: 30px; text-overflow: ellipsis; }
 """
 
 
