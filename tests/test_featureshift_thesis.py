@@ -238,6 +238,22 @@ def test_domain_discriminator_trains_and_resumes_exactly(env: Env, tmp_path: Pat
     assert all(torch.equal(final[k], snapshots[-1][k]) for k in snapshots[-1])
     assert not all(torch.equal(final[k], snapshots[0][k]) for k in snapshots[0])
 
+    # the same term given the other way on resume: `--loss domain_adversarial:W` is
+    # `--domain-discriminator W` (it was refused as "different settings")
+    spelled = {**base, "domain_discriminator": None,
+               "losses": ["mse:1", f"domain_adversarial:{spec}"]}
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "alt", **{**base, "steps": 3}),
+                          registry=registry())
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "alt", **spelled, resume=True),
+                          registry=registry())
+    alt = load_file(tmp_path / "alt" / "state.safetensors")
+    assert sorted(alt) == sorted(ref) and all(torch.equal(ref[k], alt[k]) for k in ref)
+    with pytest.raises(StylebridgeError, match=r"different settings \(--loss\)"):
+        fs.train_featureshift(tiny_cfg(env, tmp_path / "alt", resume=True, steps=6, **{
+            k: v for k, v in spelled.items() if k != "steps"} | {
+            "losses": ["mse:1", "domain_adversarial:0.2:size=32,channels=8"]}),
+            registry=registry())
+
 
 def test_a_domain_discriminator_given_with_loss_stays_in_the_domain_set(env: Env,
                                                                         tmp_path: Path) -> None:

@@ -96,6 +96,33 @@ def test_grid_labels_outside_ascii_are_drawn_not_boxed() -> None:
     assert not torch.equal(with_name, with_box)
 
 
+def test_grid_labels_grow_with_the_tile_so_a_shrunk_1024_px_grid_stays_readable() -> None:
+    """Captions were 10 px type whatever the tile: a grid of 1024 px tiles shown at a third of
+    its width (the web app, a page) had 3 px captions.  From 512 px tiles the type, lines,
+    row-label column and notice grow with the tile (x4 at 1024 px); smaller grids keep their
+    pixels (the tests above)."""
+    from stylebridge.core.images import LINE, labelled_grid
+
+    def text_rows(strip: torch.Tensor) -> int:
+        """How many pixel rows of ``strip`` hold dark (black) text."""
+        return int((strip.min(dim=0).values < 0.5).any(dim=1).sum())
+
+    for size, scale in ((256, 1), (512, 2), (1024, 4)):
+        tile = torch.ones(3, size, size)
+        grid = labelled_grid([[tile, tile]], ["photo", "inversion (fse)"],
+                             notice="random weights: generator", row_labels=["astronaut"])
+        header = LINE * scale + 2 * scale
+        notice = LINE * scale + 2 * scale
+        assert grid.shape[1] == header + size + 2 * 2 + notice, size
+        small_text = text_rows(labelled_grid([[tile[:, :64, :64]]], ["photo"])[:, :LINE + 2])
+        assert text_rows(grid[:, :header]) >= scale * small_text - scale, size
+        red = (grid[0] > 0.5) & (grid[1] < 0.5)  # the notice is red, under the tiles
+        assert red[header + size + 4:].any(dim=1).sum() >= scale * 6, size
+        # the row label sits in a column left of the tiles, as wide as its text needs
+        left = grid.shape[2] - (2 * size + 3 * 2)
+        assert left > 0 and text_rows(grid[:, header:header + size, :left]) >= scale * 6, size
+
+
 def test_a_cut_label_keeps_its_random_weights_tag() -> None:
     """`a watercolor portrait painting [RANDOM WEIGHTS]` in two lines of a 128 px tile showed
     `... [RANDOM` and dropped `WEIGHTS]`: the name is shortened (with an ellipsis) instead."""

@@ -191,19 +191,31 @@ FALLBACK_FONTS = ("{matplotlib}/mpl-data/fonts/ttf/DejaVuSans.ttf",
 Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
 
+#: tiles this wide or wider get labels this many times the base size (10 px type, ``LINE``
+#: px lines): a 1024 px grid shrunk to a page showed 10 px captions at 3 px
+LABEL_SCALE_TILE = 256
+
+
+def label_scale(tile: int) -> int:
+    """How many times the base label size a grid of ``tile`` px tiles draws its text at:
+    1 below 512 px (every small grid keeps its pixels), 2 at 512, 4 at 1024."""
+    return max(1, tile // LABEL_SCALE_TILE)
+
+
 @functools.cache
-def _fonts() -> tuple[Font, ...]:
-    """The built-in font, then the fallback fonts found on this machine (size 10, as it)."""
+def _fonts(scale: int = 1) -> tuple[Font, ...]:
+    """The built-in font, then the fallback fonts found on this machine (size 10 × ``scale``)."""
     import importlib.util
 
     spec = importlib.util.find_spec("matplotlib")
     root = (spec.submodule_search_locations or [""])[0] if spec else ""
-    found: list[Font] = [ImageFont.load_default()]
+    found: list[Font] = [ImageFont.load_default() if scale == 1
+                         else ImageFont.load_default(size=10 * scale)]
     for path in FALLBACK_FONTS:
         path = path.format(matplotlib=root)
         if (root or "{" not in path) and Path(path).is_file():
             try:
-                found.append(ImageFont.truetype(path, 10))
+                found.append(ImageFont.truetype(path, 10 * scale))
             except OSError:  # unreadable or not a font: the next one
                 continue
     return tuple(found)
@@ -223,15 +235,20 @@ def _draws(index: int, char: str) -> bool:
     return mask(char) != mask("\uffff")  # U+FFFF is no character: every font draws its box
 
 
-def label_font(text: str) -> Font | None:
+def label_font(text: str, scale: int = 1) -> Font | None:
     """The font to draw ``text`` with: ``None`` (the built-in one) when it draws every
-    character, else the first fallback that does (or that draws the most)."""
+    character, else the first fallback that does (or that draws the most); at ``scale`` > 1
+    the same choice, ``scale`` times larger (never ``None``)."""
     chars = set(text)
     fonts = range(len(_fonts()))
     counts = [sum(_draws(i, c) for c in chars) for i in fonts]
     if counts[0] == len(chars):
-        return None
-    best = next((i for i in fonts if counts[i] == len(chars)), max(fonts, key=counts.__getitem__))
+        best = 0
+    else:
+        best = next((i for i in fonts if counts[i] == len(chars)),
+                    max(fonts, key=counts.__getitem__))
+    if scale > 1:
+        return _fonts(scale)[best]
     return _fonts()[best] if best else None
 
 
@@ -284,9 +301,11 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, max_lines: int,
     return [*kept[:-1], last.rstrip() + "…", *tag]
 
 
-def _alike(draw: ImageDraw.ImageDraw, texts: Sequence[str], width: int, lines: int) -> bool:
+def _alike(draw: ImageDraw.ImageDraw, texts: Sequence[str], width: int, lines: int,
+           scale: int = 1) -> bool:
     """Whether two different ``texts`` look the same once fitted into ``lines`` lines."""
-    shown = {tuple(_fit(draw, t, width, lines, label_font(t))): t for t in dict.fromkeys(texts)}
+    shown = {tuple(_fit(draw, t, width, lines, label_font(t, scale))): t
+             for t in dict.fromkeys(texts)}
     return len(shown) < len(dict.fromkeys(texts))
 
 
@@ -301,7 +320,8 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
 
     ``row_labels`` adds a column of row names on the left; tiles smaller than
     ``min_tile`` are enlarged (nearest) so labels fit; ``notice`` is printed in red
-    under the grid (wrapped).
+    under the grid (wrapped).  Text is drawn :func:`label_scale` times the base size, so it
+    stays readable when a grid of 1024 px tiles is shown shrunk.
     """
     ncol = len(labels)
     tiles = [t for row in rows for t in row]
@@ -310,41 +330,44 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
         tiles = [torch.nn.functional.interpolate(t[None], scale_factor=factor, mode="nearest")[0]
                  for t in tiles]
     grid = make_grid(tiles, ncol=ncol, pad=pad)
-    tile = tiles[0].shape[-1]
+    tile = tiles[0].shape[-1] if tiles else 0
+    scale = label_scale(tile)
+    line = LINE * scale
     arr = to_uint8(grid[None])[0]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     left = 0
     if row_labels:
-        left = min(160, max(int(probe.textlength(t, font=label_font(t)))
-                            for t in row_labels) + 8)
+        left = min(160 * scale, max(int(probe.textlength(t, font=label_font(t, scale)))
+                                    for t in row_labels) + 8 * scale)
     # more label lines (up to 4) when cut labels would read alike: `tiny-pixar@0.5` and
     # `tiny-pixar@1.5` must stay told apart in a 64 px tile
-    if _alike(probe, labels, tile - 2, label_lines):
-        label_lines = max(label_lines, min(4, max(len(_wrap(probe, t, tile - 2, 99,
-                                                            label_font(t)))
+    if _alike(probe, labels, tile - 2 * scale, label_lines, scale):
+        label_lines = max(label_lines, min(4, max(len(_wrap(probe, t, tile - 2 * scale, 99,
+                                                            label_font(t, scale)))
                                                   for t in labels)))
-    header = LINE * label_lines + 2
+    header = line * label_lines + 2 * scale
     # the notice (RANDOM WEIGHTS ...) is never cut: it says what the picture is
     notice = notice.upper() if notice else None
-    notice_font = label_font(notice or "")
-    notice_lines = _wrap(probe, notice, arr.shape[1] + left - 4, 99, notice_font) \
+    notice_font = label_font(notice or "", scale)
+    notice_lines = _wrap(probe, notice, arr.shape[1] + left - 4 * scale, 99, notice_font) \
         if notice else []
-    foot = LINE * len(notice_lines) + (2 if notice_lines else 0)
+    foot = line * len(notice_lines) + (2 * scale if notice_lines else 0)
     canvas = Image.new("RGB", (arr.shape[1] + left, arr.shape[0] + header + foot), "white")
     canvas.paste(Image.fromarray(arr), (left, header))
     draw = ImageDraw.Draw(canvas)
     for col, label in enumerate(labels):
-        font = label_font(label)
-        for i, text in enumerate(_fit(draw, label, tile - 2, label_lines, font)):
-            draw.text((left + pad + col * (tile + pad) + 1, 1 + LINE * i), text, fill="black",
-                      font=font)
+        font = label_font(label, scale)
+        for i, text in enumerate(_fit(draw, label, tile - 2 * scale, label_lines, font)):
+            draw.text((left + pad + col * (tile + pad) + scale, scale + line * i), text,
+                      fill="black", font=font)
     for r, label in enumerate(row_labels or []):
-        y = header + pad + r * (tile + pad) + tile // 2 - LINE
-        font = label_font(label)
-        for i, text in enumerate(_fit(draw, label, left - 6, 3, font)):
-            draw.text((2, y + LINE * i), text, fill="black", font=font)
+        y = header + pad + r * (tile + pad) + tile // 2 - line
+        font = label_font(label, scale)
+        for i, text in enumerate(_fit(draw, label, left - 6 * scale, 3, font)):
+            draw.text((2 * scale, y + line * i), text, fill="black", font=font)
     for i, text in enumerate(notice_lines):
-        draw.text((2, header + arr.shape[0] + 1 + LINE * i), text, fill="red", font=notice_font)
+        draw.text((2 * scale, header + arr.shape[0] + scale + line * i), text, fill="red",
+                  font=notice_font)
     return _to_tensor(canvas)
 
 

@@ -19,6 +19,7 @@ from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
 from stylebridge.pipelines.featureshift.distributed import amp_name
+from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY
 from stylebridge.pipelines.training.losses import canonical_loss_spec
 from stylebridge.pipelines.training.state import (
     global_rng_state,
@@ -100,18 +101,23 @@ def _with_new_defaults_as_saved(trainer: FeatureShiftTrainer,
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A ``train_config`` with its loss specs in one spelling (:func:`_canonical_loss`) and
-    ``inversion_losses`` unset read as ``losses``: a resume compares what the settings mean,
-    not how they were typed."""
+    """A ``train_config`` with its loss specs in one spelling (:func:`canonical_loss_spec`),
+    ``inversion_losses`` unset read as the set the trainer copies from ``losses`` and
+    ``domain_discriminator`` read as the ``domain_adversarial`` term it adds: a resume compares
+    what the settings mean, not how they were typed."""
     out = dict(config)
-    if out.get("inversion_losses") is None and "losses" in out:
-        out["inversion_losses"] = out["losses"]
+    if out.get("inversion_losses") is None and isinstance(out.get("losses"), list):
+        # as the trainer builds it: the --loss terms but the domain-only ones
+        out["inversion_losses"] = [spec for spec in out["losses"]
+                                   if str(spec).split(":", 1)[0].strip() not in DOMAIN_ONLY]
     for key in ("losses", "inversion_losses", "domain_inversion_losses"):
         if isinstance(out.get(key), list):
             out[key] = [canonical_loss_spec(str(spec)) for spec in out[key]]
-    if isinstance(out.get("domain_discriminator"), str):
-        out["domain_discriminator"] = canonical_loss_spec(f"domain_adversarial:"
-                                                      f"{out['domain_discriminator']}")
+    if out.get("domain_discriminator") is not None and isinstance(out.get("losses"), list):
+        # `--domain-discriminator W` is `--loss domain_adversarial:W` appended to the domain set
+        out["losses"] = [*out["losses"], canonical_loss_spec(
+            f"domain_adversarial:{out['domain_discriminator']}")]
+        out["domain_discriminator"] = None
     return out
 
 

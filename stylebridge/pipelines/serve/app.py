@@ -33,9 +33,10 @@ CSS = """
 #status .error, #result-status .error, #domain-status .error { color: #a8071a; font-weight: 600; }
 #status, #result-status, #domain-status, #metric-notes { overflow-wrap: anywhere; }
 #domains label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }
-/* the result grid: its label and icon buttons sit above the picture, not on it; the picture
-   is never shrunk below its own size (its captions are ~10 px text drawn into it) nor
-   enlarged past 1040 px: wider than the page, it scrolls sideways in its box */
+/* the result grid: its label and icon buttons sit above the picture, not on it.  The picture
+   keeps its own width held between min(page, 1040 px) and max(page, 1040 px): a wider grid
+   shrinks to the page (its captions are drawn into it: 10 px type under 512 px tiles,
+   growing with the tile above); on a phone it stays 1040 px wide and scrolls sideways */
 #result-grid .image-container { padding-top: 34px; }
 #result-grid .image-container > button { width: 100%; overflow-x: auto; overflow-y: hidden;
                                          justify-content: flex-start; }
