@@ -193,6 +193,37 @@ def test_the_short_adapt_command_names_every_download(empty_home: Path, tmp_path
     assert not Path("adapted").exists() and not Path("inverted").exists()  # nothing written
 
 
+def test_a_typo_is_said_before_the_downloads_and_before_a_fetch(
+        served: tuple[_Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`adapt photos -e e5e -m pixar` answered with "weights not installed: ... pixar" (the
+    unknown `e5e` skipped), `--fetch` downloaded before the typo was found, and a photo path
+    that does not exist was said only after every download."""
+    server, photos = served
+    monkeypatch.chdir(tmp_path)
+    base = ["adapt", "--fetch", "--accept-licence", "--no-align", "--device", "cpu"]
+    cases = [
+        (["-e", "tiny-enx", "-m", "toon", str(photos)], "unknown encoder 'tiny-enx'"),
+        (["-e", "tiny-enc", "-m", "tooon", str(photos)], "unknown domain method 'tooon'"),
+        (["-e", "tiny-enc", "-m", "toon", "--metric", "ssmi", str(photos)],
+         "unknown metric 'ssmi'; did you mean 'ssim'?"),
+        (["-e", "tiny-enc", "-m", "toon", "-g", "stylegan3", str(photos)],
+         "--generator 'stylegan3': unknown generator 'stylegan3'"),
+        (["-e", "tiny-enc", "-m", "toon", "typo.jpg"], "typo.jpg: no such file or directory"),
+        (["-e", "tiny-enc", "-m", "toon", "typo.jpg", "other.png"],
+         "no such files or directories: typo.jpg, other.png"),
+    ]
+    for args, message in cases:
+        assert main([*base, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, (args, err)
+        assert "not installed" not in err
+    assert _gets(server) == [] and not (tmp_path / "adapted").exists()  # nothing fetched
+    # without --fetch too: the typo, not the list of downloads
+    assert main(["invert", "-e", "e5e", str(photos)]) == 2
+    assert "unknown encoder 'e5e'; did you mean 'e4e'?" in capsys.readouterr().err
+
+
 def test_out_dir_never_reuses_a_folder_with_files(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

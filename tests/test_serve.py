@@ -441,7 +441,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for module in ("gradio", "playwright"):
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (pip install 'stylebridge[serve]')")
+            pytest.skip(f"{module} is not installed (pip install -e '.[dev]')")
     if _chromium() is None:
         pytest.skip("no chromium browser found (Debian: apt-get install -y chromium)")
     root = tmp_path_factory.mktemp("server")

@@ -147,14 +147,14 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="the synthesis network's dtype: fp32 (the reference, default), "
                              "bf16 (CUDA or CPU; about 2x faster on a CPU with AMX, images "
-                             "differ by a few 8-bit levels) or fp16 (CUDA); docs/speed.md")
+                             "differ by a few 8-bit levels) or fp16 (CUDA); `stylebridge docs speed`")
 
 
 def add_compile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                         help="run the synthesis network through torch.compile (CUDA graphs on "
                              "CUDA); auto = only where it measured faster (so far: nowhere; "
-                             "docs/speed.md); a failed compile prints one line and runs eagerly")
+                             "`stylebridge docs speed`); a failed compile prints one line and runs eagerly")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,

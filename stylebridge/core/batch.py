@@ -109,10 +109,17 @@ def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
 
 
 def require_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """:func:`expand_inputs`, refusing an empty result in one line (batch commands)."""
+    """:func:`expand_inputs`, refusing in one line an empty result or inputs none of which
+    exists (batch commands; a missing file among others is skipped and reported)."""
     from stylebridge.errors import StylebridgeError
 
     items = list(items)
+    absent = [str(item) for item in items if not os.path.lexists(item)]
+    if absent and len(absent) == len(items):  # a typo: said before models load, not skipped
+        if len(absent) == 1:
+            raise StylebridgeError("no such file or directory", path=absent[0])
+        shown = ", ".join(absent[:3]) + (", ..." if len(absent) > 3 else "")
+        raise StylebridgeError(f"no such files or directories: {shown}")
     paths = expand_inputs(items)
     if not paths:
         given = ", ".join(str(item) for item in items[:3]) + (", ..." if len(items) > 3 else "")

@@ -12,7 +12,7 @@ compiled network.  The mode is chosen per device:
 * CPU and other devices: inductor's default mode (C++/OpenMP kernels on the CPU).
 
 ``mode="auto"`` turns it on only where it measured faster (:data:`MEASURED_FASTER`, from
-``benchmarks/bench_compile.py``; see ``docs/speed.md``); ``"on"`` always tries; ``"off"``
+``benchmarks/bench_gpu_speed.py``; see ``docs/speed.md``); ``"on"`` always tries; ``"off"``
 never.  If compilation or capture fails, one notice line goes to stderr and the generator
 runs eagerly from then on; an error that eager synthesis raises too (bad input) is raised
 as it is, without a notice.

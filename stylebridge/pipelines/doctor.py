@@ -38,7 +38,7 @@ OPTIONAL = (
      "pip install 'stylebridge[weights]'"),
     ("pillow-heif", "pillow_heif", "HEIC/HEIF photos (iPhones)", "pip install 'stylebridge[heif]'"),
     ("gradio", "gradio", "the web app (`stylebridge serve`)", "pip install 'stylebridge[serve]'"),
-    ("playwright", "playwright", "the web app's browser test", "pip install 'stylebridge[serve]'"),
+    ("playwright", "playwright", "the web app's browser test", "pip install playwright (or '.[dev]' in a checkout)"),
 )
 
 
@@ -109,7 +109,7 @@ def _cuda_rows(build_cuda: bool) -> list[Check]:
             rows.append(Check("CUDA ops", "built and loaded", "ok"))
         except StylebridgeError as exc:
             rows.append(Check("CUDA ops", str(exc), "error",
-                              "run with --debug; docs/speed.md lists what the build needs"))
+                              "run with --debug; `stylebridge docs speed` lists what the build needs"))
     return rows
 
 

@@ -220,7 +220,7 @@ def build_losses(specs: Sequence[str], *, registry: Any = None) -> list[LossTerm
     :func:`stylebridge.pipelines.training.losses.build_loss_terms`: ``after=N``, a name
     given twice is keyed ``NAME#2``).  The official weights they read and that are not
     installed (``lpips-alex``, ``arcface-irse50``) are named together first."""
-    require_weights([("loss", spec, "--loss") for spec in specs])
+    require_weights([("loss", spec, "--loss") for spec in specs], registry)
     return build_loss_terms(specs, registry=registry, option="--loss")
 
 

@@ -25,7 +25,7 @@ from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
 from stylebridge.errors import CheckpointError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
-from stylebridge.registry.registry import _did_you_mean, accepted_options, get_registry
+from stylebridge.registry.registry import Registry, _did_you_mean, accepted_options, get_registry
 from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
 
 #: a run's weights requests: ``(kind, spec, option)``, e.g. ``("generator", "stylegan2",
@@ -165,10 +165,44 @@ def check_files(requests: Iterable[Request]) -> None:
             raise CheckpointError(f"no such file ({option} {spec_text})", path=spec.path)
 
 
-def require_weights(requests: Sequence[Request]) -> None:
+def check_names(requests: Iterable[Request], registry: Registry | None = None) -> None:
+    """Every plugin or weights name the ``requests`` give is known, else the one-line error
+    loading would give (``unknown encoder 'e5e'; did you mean 'e4e'?``): checked before the
+    list of missing weights, which skipped unknown names, so a typo was answered with other
+    downloads (and ``--fetch`` fetched them before the typo was said).  ``registry``: the one
+    the run builds its plugins from (default: the installed plugins)."""
+    from stylebridge.registry.resolve import GENERATORS, _get_or_suggest_published
+
+    manager = weights_mod.WeightsManager()
+    registry = registry or get_registry()
+    for kind, spec_text, option in requests:
+        if kind == "loss":
+            name: str | None = parse_loss_spec(spec_text).name
+        else:
+            spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
+            if spec.path is not None and kind not in OPTION_KINDS:
+                continue  # a checkpoint file: its header names the plugin
+            name = spec.name
+        if not name:
+            continue
+        entry = manager.entries.get(name)
+        if entry is not None and entry.kind == kind:
+            continue  # a weights entry's own name (``--method pixar``)
+        if kind == "generator":
+            if name not in GENERATORS:
+                known = [*GENERATORS, *(e.name for e in manager.entries.values()
+                                        if e.kind == "generator")]
+                raise SpecError(f"{option} {spec_text!r}: unknown generator {name!r}"
+                                f"{_did_you_mean(name, known)} (known: {', '.join(known)})")
+            continue
+        _get_or_suggest_published(registry, kind, name)
+
+
+def require_weights(requests: Sequence[Request], registry: Registry | None = None) -> None:
     """Raise one line naming every missing official checkpoint of a run, before loading
-    (after :func:`check_files`)."""
+    (after :func:`check_files` and :func:`check_names`)."""
     check_files(requests)
+    check_names(requests, registry)
     missing = missing_weights(requests)
     if missing:
         raise MissingWeightsError(missing)
@@ -182,5 +216,6 @@ class MissingWeightsError(StylebridgeError):
         self.missing = list(missing)
 
 
-__all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "WeightsCheck", "check_files", "missing_message",
+__all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "WeightsCheck", "check_files", "check_names",
+           "missing_message",
            "missing_weights", "require_weights"]

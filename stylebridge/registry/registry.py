@@ -89,7 +89,7 @@ def builtin_entry_points() -> list[importlib.metadata.EntryPoint]:
         dist = importlib.metadata.distribution(BUILTIN_PROVIDER)
     except importlib.metadata.PackageNotFoundError:
         raise RegistryError("stylebridge is not installed, so its built-in plugins (entry "
-                            "points) cannot be found; install it with `pip install -e .`"
+                            "points) cannot be found; install it (`pip install .`, or `pip install -e .` in a source checkout)"
                             ) from None
     return sorted((ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP),
                   key=lambda ep: ep.name)
@@ -134,7 +134,8 @@ class Registry:
                 except ImportError as exc:  # a stale install: name the fix
                     raise RegistryError(f"built-in plugin module {ep.value} (entry point "
                                         f"{ep.name!r}) cannot be imported: {exc}; reinstall "
-                                        "stylebridge (`pip install -e .`)") from None
+                                        "stylebridge (`pip install --force-reinstall --no-deps stylebridge`, or "
+                                        "`pip install -e .` in a source checkout)") from None
                 self._add(module, module.__name__, BUILTIN_PROVIDER)
         if entry_points:
             self._load_entry_points()

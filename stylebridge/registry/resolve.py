@@ -276,7 +276,7 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
         # the commands read its size to align and resize photos: say so before any photo is read
         raise RegistryError(f"encoder {spec.name or type(obj).__name__!r} has no "
                             "`preprocessing` (set self.preprocessing = Preprocessing(size=...) "
-                            "in __init__; see CONTRIBUTING.md, An encoder)")
+                            "in __init__; see `stylebridge docs contributing`, An encoder)")
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
     prov = (Provenance("none", spec=spec.text or str(spec)) if instance

@@ -295,7 +295,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
                    help="mixed precision on CUDA (auto: bf16 where supported); off on CPU. "
                         "At the thesis's size on an H200, bf16 cut the GPU time per step by "
-                        "about a sixth (benchmarks/RESULTS.md)")
+                        "about a sixth (`stylebridge docs benchmarks`)")
     p.add_argument("--ema", type=finite_float, default=0.0, metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999); model.safetensors holds it")
     p.add_argument("--hidden", type=int, help="middle-stage width (default 1.5 × feature channels)")

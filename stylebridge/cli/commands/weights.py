@@ -112,13 +112,19 @@ def fetch_demo_set(accepted: bool, console: Console) -> None:
 def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) -> None:
     """Before a run loads anything: with ``--fetch``, download every official checkpoint it
     names and lacks; without, one line naming all of them and how to get them."""
-    from stylebridge.registry.needed import check_files, missing_message, missing_weights
+    from stylebridge.registry.needed import (
+        check_files,
+        check_names,
+        missing_message,
+        missing_weights,
+    )
     from stylebridge.registry.weights import WeightsManager
 
     if args.accept_licence and not args.fetch:
         raise StylebridgeError("--accept-licence applies with --fetch (it accepts the licences "
                                "of what --fetch downloads)")
     check_files(requests)
+    check_names(requests)  # a typo is said before a download, not after
     manager = WeightsManager()
     missing = missing_weights(requests, manager)
     if not missing:

@@ -151,7 +151,8 @@ class FeatureShiftTrainer:
         if self.state_path.exists() and not cfg.resume:
             raise StylebridgeError("already holds a training state; pass --resume to continue it "
                                    "or choose a new --out", path=self.out)
-        require_weights(cfg.weight_requests())  # every missing download named at once
+        # every missing download named at once (after any unknown loss name)
+        require_weights(cfg.weight_requests(), self.registry)
         self.data = FeatureShiftDataset(cfg.data)
         self.layer = self.data.layer
         loaded = load_stylegan2(cfg.generator, device=self.device)
