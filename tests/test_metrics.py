@@ -761,7 +761,8 @@ def test_eval_command_errors(eval_dirs, capsys) -> None:
     assert main(["eval", "--metric", "lpips:net=resnet", "--pred", str(pred),
                  "--target", str(target)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: lpips: net='resnet'") and err.count("\n") == 1
+    assert err.startswith("error: metric 'lpips': config net='resnet': expected one of alex, "
+                          "vgg") and err.count("\n") == 1
 
 
 def test_eval_labels_random_weights_and_duplicates(eval_dirs, tmp_path: Path, capsys,

@@ -218,7 +218,8 @@ def test_a_failed_register_leaves_the_previous_installation_untouched(tmp_path: 
                            "weights/tiny-gen.safetensors", "weights/tiny-fse.safetensors"}
 
     junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"this is not a checkpoint" * 50)
+    torch.save({"not": "a checkpoint of either"}, junk)  # a PyTorch file: the checks read on
+    junk_bytes = junk.read_bytes()
     # without --force another file is refused by its hash; with it, by the conversion
     for name, force in (("tiny-gen", False), ("tiny-gen", True), ("tiny-fse", False),
                         ("tiny-fse", True)):
@@ -229,7 +230,7 @@ def test_a_failed_register_leaves_the_previous_installation_untouched(tmp_path: 
         assert message.startswith(f"{junk}: "), message  # the user's file, not the cache copy
         assert str(home) not in message and "\n" not in message
         assert _tree(home) == before  # same files, same bytes, no junk copy, no staging folder
-        assert junk.read_bytes() == b"this is not a checkpoint" * 50  # the user's file is kept
+        assert junk.read_bytes() == junk_bytes  # the user's file is kept
 
     assert manager.verify() == {"tiny-fse": "ok", "tiny-gen": "ok"}
     assert (home / "downloads" / "tiny.pt").read_bytes() == tiny_pt

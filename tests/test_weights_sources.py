@@ -5,6 +5,7 @@ first use, named sets and ``demo --fetch`` without network. Nothing touches the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
@@ -29,7 +30,9 @@ QUOTA = "Too many users have viewed or downloaded this file recently."
 
 class _Server:
     """Serves files with Range support at their paths, Drive's ``/uc`` confirm flow and Hub
-    ``/{repo}/resolve/{revision}/{path}`` URLs; logs every request; can cut one transfer."""
+    ``/{repo}/resolve/{revision}/{path}`` URLs; logs every request; can cut one transfer
+    (``cut_after``) or hold one after some bytes until ``release`` is set (``hold_after``:
+    ``holding`` is set once those bytes are sent)."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -37,6 +40,9 @@ class _Server:
         self.quota: set[str] = set()             # Drive ids answering with the quota page
         self.hub: dict[str, bytes] = {}          # "repo/path" → payload
         self.cut_after: int | None = None
+        self.hold_after: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
         self.log: list[tuple[str, str, str | None]] = []
         outer = self
 
@@ -113,13 +119,23 @@ class _Server:
                     outer.cut_after = None
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                if outer.hold_after is not None:
+                    held, outer.hold_after = outer.hold_after, None
+                    self.wfile.write(body[:held])
+                    self.wfile.flush()
+                    outer.holding.set()
+                    outer.release.wait(30)
+                    body = body[held:]
+                    self.close_connection = True
+                with contextlib.suppress(OSError):  # a client that gave up on a held transfer
+                    self.wfile.write(body)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

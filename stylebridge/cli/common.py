@@ -97,6 +97,17 @@ def finite_floats(text: str) -> list[float]:
     return [finite_float(part) for part in parts]
 
 
+def claim_swallowed(action: argparse.Action, test: Callable[[str], bool]) -> None:
+    """Let the positional ``action`` claim a value that a list option before it read as its
+    own (``calibrate --images a b alpha``: ``alpha`` is an ``--images`` path, and NAME is
+    missing).  When argparse then finds ``action`` missing and ``test`` holds for the last
+    value of such an option, the error says so and how to place it (the CLI's parser,
+    :class:`stylebridge.cli.main.OneLineArgumentParser`, reads this)."""
+    from stylebridge.cli.main import SWALLOW_TEST
+
+    setattr(action, SWALLOW_TEST, test)
+
+
 def add_images_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``IMAGE...`` of the batch commands (files or folders)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE",
@@ -153,8 +164,9 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 def add_compile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                         help="run the synthesis network through torch.compile (CUDA graphs on "
-                             "CUDA); auto = only where it measured faster (so far: nowhere; "
-                             "`stylebridge docs speed`); a failed compile prints one line and runs eagerly")
+                             "CUDA); auto (default) = only where it measured faster (so far: "
+                             "nowhere; `stylebridge docs speed`); a failed compile prints one "
+                             "line and runs eagerly")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,

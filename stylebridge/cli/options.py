@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,9 +23,21 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+def quiet_licence_warnings() -> None:
+    """A plugin's licence warning (StyleRes' ``licence: ... non-commercial ...``) is for
+    Python users; the command line says each non-commercial licence once, on one line
+    (:func:`print_random_notices`), not as a warning with a source path and line number."""
+    warnings.filterwarnings("ignore", message="licence: ", category=UserWarning)
+
+
+quiet_licence_warnings()  # every command that loads weights imports this module
+
+
 def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
                          encoder: str = "", generator: Path | str | None = None) -> None:
-    """One bold yellow line per input that runs on random (untrained) weights."""
+    """One bold yellow line per input that runs on random (untrained) weights, then one
+    yellow line per loaded checkpoint whose licence forbids commercial use (the generator's
+    and those the registry loaded: FSE, StyleRes, e4e/pSp, StyleDomain's domains)."""
     from rich.markup import escape
 
     for part in random_parts(random_inputs):
@@ -43,6 +56,27 @@ def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
         else:
             text = f"{RANDOM_NOTICE}: {part} has random (untrained) weights"
         console.print(f"[bold yellow]{escape(text)}[/bold yellow]")
+    for text in licence_notices(generator):
+        console.print(f"[yellow]{escape(text)}[/yellow]", soft_wrap=True)
+
+
+def licence_notices(generator: Path | str | None = None) -> list[str]:
+    """``licence of NAME (FILE): ...`` for the generator file (when it is one) and every
+    checkpoint loaded since the last call whose licence is non-commercial, each once."""
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.licences import noncommercial_notice, take_loaded
+
+    notices: list[str] = []
+    path = Path(generator) if generator else None
+    if path is not None and path.is_file():
+        try:
+            notice = noncommercial_notice(path, read_header(path).extra)
+        except (StylebridgeError, OSError):
+            notice = None  # loading it said what is wrong
+        if notice is not None:
+            notices.append(notice)
+    return list(dict.fromkeys([*notices, *take_loaded()]))
 
 
 def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
@@ -195,10 +229,11 @@ def add_skip_layers_argument(parser: argparse.ArgumentParser, what: str) -> None
     """``--skip-layers`` (named sets, style-layer indices, ``w:N`` rows), its table in the epilog."""
     from stylebridge.plugins.calibrators.alpha import LAYER_TABLE_DOC
 
-    parser.add_argument("--skip-layers", default="", metavar="coarse|first|0,2-3|w:N",
-                        help=f"{what}: a named set, `coarse` (StyleDomain's no_coarse, the "
-                             "in-domain remedy the thesis recommends for FSE: style layers "
-                             "0,2,3,5,6,8) or `first` (conv1 only), or style-layer indices "
+    parser.add_argument("--skip-layers", default="",
+                        metavar="none|coarse|first|0,2-3|w:N|rgb:N",
+                        help=f"{what}: `none` (default: every layer changes), a named set, "
+                             "`coarse` (StyleDomain's no_coarse, the in-domain remedy the "
+                             "thesis recommends for FSE: style layers 0,2,3,5,6,8) or `first` (conv1 only), or style-layer indices "
                              "(26 at 1024 px; a ToRGB index is refused), `w:N` for W+ row N of "
                              "the thesis'/upstream 18-layer numbering, `rgb:N` for a ToRGB layer "
                              "on purpose (table below)")

@@ -478,6 +478,11 @@ class Registry:
         del result
         if isinstance(obj, itf.Plugin):
             obj.read_extra(header.extra)
+        # a non-commercial licence is said once, on one line, by whoever runs it (the CLI
+        # prints it with the random-weight notices): the plugin's own warning is for Python
+        from stylebridge.registry.licences import note_loaded
+
+        note_loaded(path, header.extra)
         return obj
 
     def resolve(self, kind: str, spec: Any, **options: Any) -> Any:

@@ -18,11 +18,14 @@ A manifest entry lists one or more *sources*, tried in order until one delivers 
 
 Any url / gdrive / hf source may also carry ``"archive": FILENAME, "member": NAME``: the
 download is that archive and the entry's file is its member ``NAME`` (matched by base name).
-Every source records ``found_in``: the upstream repository and file that publishes it.
+Every source records ``found_in``: the upstream repository and file that publishes it (with
+the commit where one was checked). :func:`describe` names a source as the manifest has it,
+:func:`served_by` as it was actually reached (``$STYLEBRIDGE_GDRIVE_URL``, ``$HF_ENDPOINT``).
 """
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import os
 import re
@@ -40,8 +43,12 @@ from typing import Any
 from stylebridge.errors import StylebridgeError
 
 CHUNK = 1 << 20
+#: the most bytes one network read waits for: each block is on disk before the next read, so
+#: a transfer that stalls or is cut keeps what arrived (``read1`` returns what is there)
+READ_BLOCK = 64 * 1024
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 DRIVE_URL = "https://drive.google.com"
+HF_URL = "https://huggingface.co"
 SOURCE_TYPES = ("url", "gdrive", "hf", "archive")
 
 
@@ -81,6 +88,25 @@ def describe(source: Mapping[str, Any]) -> str:
     return text
 
 
+def served_by(source: Mapping[str, Any]) -> str:
+    """:func:`describe`, naming the server actually asked where an environment variable moved
+    it (``$STYLEBRIDGE_GDRIVE_URL``, ``$HF_ENDPOINT``): what ``index.json`` and the converted
+    header record as the file's source."""
+    kind = source.get("type")
+    text = describe(source)
+    if kind == "gdrive" and drive_base() != DRIVE_URL:
+        query = urllib.parse.urlencode({"export": "download", "id": source["id"]})
+        text = (f"URL {drive_base()}/uc?{query} ($STYLEBRIDGE_GDRIVE_URL, in place of "
+                f"{text})")
+    elif kind == "hf" and _hf_endpoint() != HF_URL:
+        text = f"{text} from {_hf_endpoint()} ($HF_ENDPOINT)"
+    return text
+
+
+def _hf_endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or "").strip().rstrip("/") or HF_URL
+
+
 def label(source: Mapping[str, Any]) -> str:
     """A short tag for tables: ``url``, ``drive``, ``hub``, ``archive``."""
     return {"url": "url", "gdrive": "drive", "hf": "hub", "archive": "archive"}.get(
@@ -103,17 +129,20 @@ def http_download(url: str, part: Path, *, progress: Progress | None, timeout: f
         request.add_header("Range", f"bytes={have}-")
     open_url = opener.open if opener is not None else urllib.request.urlopen
     total: int | None = expected
+    started = False  # the server answered: a failure from now on is a cut, not "unreachable"
     try:
         with open_url(request, timeout=timeout) as resp:
+            started = True
             status = getattr(resp, "status", 200)
             if have and status != 206:  # server ignored the range: start over
                 have = 0
             length = resp.headers.get("Content-Length")
             total = have + int(length) if length is not None else expected
+            read = getattr(resp, "read1", resp.read)
             with open(part, "ab" if have else "wb") as fh:
                 done = have
                 while True:
-                    block = resp.read(CHUNK)
+                    block = read(READ_BLOCK)
                     if not block:
                         break
                     fh.write(block)
@@ -123,13 +152,16 @@ def http_download(url: str, part: Path, *, progress: Progress | None, timeout: f
             headers = resp.headers
     except urllib.error.HTTPError as exc:
         raise SourceError(f"HTTP {exc.code} {exc.reason} ({url})") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         kept = part.stat().st_size if part.is_file() else 0
-        if kept == 0:  # nothing came: not an interrupted download but an unreachable server
+        if isinstance(reason, TimeoutError) and (started or kept):
+            raise SourceError(f"timed out after {kept} bytes (nothing arrived for "
+                              f"{timeout:g} s); run the same command again to resume") from None
+        if kept == 0 and not started:  # nothing came: an unreachable server
             raise UnreachableError(str(urllib.parse.urlsplit(url).hostname), reason) from None
-        raise SourceError(f"interrupted after {kept} bytes ({reason}); run the same command "
-                          "again to resume") from None
+        raise SourceError(f"interrupted after {kept} bytes ({reason or type(exc).__name__}); "
+                          "run the same command again to resume") from None
     size = part.stat().st_size
     if total is not None and size < total:
         raise SourceError(f"interrupted after {size} of {total} bytes; run the same command "
@@ -186,8 +218,7 @@ def hf_download(source: Mapping[str, Any], dest: Path, *, timeout: float) -> Non
     except ImportError:
         raise SourceError("Hugging Face mirror needs huggingface_hub "
                           "(pip install 'stylebridge[weights]')") from None
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    host = urllib.parse.urlsplit(endpoint).hostname or "huggingface.co"
+    host = urllib.parse.urlsplit(_hf_endpoint()).hostname or "huggingface.co"
     try:  # the hub client retries for half a minute when there is no network: ask DNS first
         socket.getaddrinfo(host, None)
     except OSError as exc:

@@ -3,7 +3,8 @@
 Layout under the cache home (``$STYLEBRIDGE_HOME``, else ``$XDG_CACHE_HOME/stylebridge``, else
 ``~/.cache/stylebridge``)::
 
-    downloads/<filename>            the upstream file as published (``.part`` while downloading)
+    downloads/<filename>            the upstream file as published (``.part`` while downloading,
+                                    ``.lock`` while a process installs it: :mod:`~.weights_lock`)
     weights/<name>.safetensors      converted to our format (when the entry has a converter)
     index.json                      what is installed: paths, size, sha256 (hand edits are
                                     checked entry by entry: :mod:`~.weights_index`)
@@ -30,7 +31,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -46,14 +47,19 @@ from stylebridge.registry.weights_checks import (
     known_size_option,
     refuse_own_checkpoint,
 )
+from stylebridge.registry.weights_download import download
 from stylebridge.registry.weights_files import copy_hashing as _copy_hashing
 from stylebridge.registry.weights_files import sha256_file
 from stylebridge.registry.weights_files import stamp_header as _stamp_header
-from stylebridge.registry.weights_index import check_record, entry_message, record_problem
+from stylebridge.registry.weights_index import entry_message, record_problem
+from stylebridge.registry.weights_index import verify as verify_entries
+from stylebridge.registry.weights_lock import exclusive, require_writable
 
 STAGING_PREFIX = ".install-"  # folders under the cache home where an install is prepared
 STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed process
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
+
+
 @dataclass(frozen=True)
 class WeightsEntry:
     """One manifest entry."""
@@ -186,9 +192,10 @@ class WeightsManager:
         return value.lower() if isinstance(value, str) and value else None
 
     def _record(self, name: str, record: dict[str, Any]) -> None:
-        index = self._index_data()
-        index[name] = record
-        write_json(self.index_path, index)
+        with exclusive(self.home / "index.json.lock"):  # another process may add its entry
+            index = self._index_data()
+            index[name] = record
+            write_json(self.index_path, index)
 
     def entry(self, name: str) -> WeightsEntry:
         if name in self.entries:
@@ -206,8 +213,8 @@ class WeightsManager:
         usable = record.get("converted") or record.get("raw")
         return record if usable and Path(usable).is_file() else None
 
-    def path(self, name: str) -> Path:
-        """The file to load for ``name`` (converted if it has a converter)."""
+    def installed_file(self, name: str) -> Path:
+        """The installed file of ``name``: converted, else the upstream file as published."""
         record = self.installed(name)
         if record is None:
             entry = self.entry(name)
@@ -215,11 +222,32 @@ class WeightsManager:
             raise WeightsError(problem or self.missing_message(entry))
         return Path(record.get("converted") or record["raw"])
 
+    def path(self, name: str) -> Path:
+        """The file to load for ``name``: converted if it has a converter (one installed with
+        ``--no-convert`` is a one-line error saying how to convert it)."""
+        path = self.installed_file(name)
+        problem = self._unconverted(name)
+        if problem:
+            raise WeightsError(problem)
+        return path
+
+    def _unconverted(self, name: str) -> str | None:
+        """Why ``name`` cannot be loaded although installed: its entry has a converter and
+        only the upstream file is there (``--no-convert``)."""
+        entry = self.entries.get(name)
+        record = self.installed(name)
+        if entry is None or not entry.converter or record is None or record.get("converted"):
+            return None
+        return (f"weights {name!r} are installed as the upstream file only ({record['raw']}, "
+                "registered or fetched with --no-convert), which stylebridge does not load; "
+                f"convert it with `stylebridge weights register {name} --from {record['raw']}` "
+                "(without --no-convert)")
+
     def missing_message(self, entry: WeightsEntry) -> str:
         """How to install ``entry``, listing first the entries its conversion reads that are
         not installed yet (``fse-ffhq`` needs ``psp-ffhq``), in the order to run them."""
         how = self.how_to_install(entry)
-        needed = [dep for dep in self.prerequisites(entry) if self._raw_file(dep.name) is None]
+        needed = [dep for dep in self.prerequisites(entry) if self.raw_file(dep.name) is None]
         if not needed:
             return f"weights {entry.name!r} are not installed: {how}"
         if entry.all_sources and all(dep.all_sources for dep in needed):  # fetch does it all
@@ -257,17 +285,23 @@ class WeightsManager:
         visit(entry, (entry.name,))
         return out
 
-    def _raw_file(self, name: str) -> Path | None:
+    def raw_file(self, name: str) -> Path | None:
         """The installed upstream file of ``name``, when it is recorded and still there."""
         record = self.installed(name)
         raw = Path(record["raw"]) if record and record.get("raw") else None
         return raw if raw is not None and raw.is_file() else None
 
     def resolve(self, kind: str, plugin: str) -> Path | None:
-        """The installed checkpoint for a plugin used without a path (``--encoder e4e``)."""
+        """The installed checkpoint for a plugin used without a path (``--encoder e4e``); an
+        entry installed unconverted only is a one-line error saying how to convert it."""
+        unconverted = None
         for entry in self.entries.values():
             if entry.kind == kind and entry.plugin == plugin and self.installed(entry.name):
-                return self.path(entry.name)
+                unconverted = unconverted or self._unconverted(entry.name)
+                if not self._unconverted(entry.name):
+                    return self.path(entry.name)
+        if unconverted:
+            raise WeightsError(unconverted)
         return None
 
     def candidates(self, kind: str, plugin: str) -> list[WeightsEntry]:
@@ -283,7 +317,7 @@ class WeightsManager:
             deps = self.prerequisites(entry) + [self.entry(src["entry"]) for src in entry.all_sources
                                                if src.get("type") == "archive"]
             for dep in deps:
-                if self._raw_file(dep.name) is None:
+                if self.raw_file(dep.name) is None:
                     visit(dep)
             if entry.noncommercial and entry not in out:
                 out.append(entry)
@@ -300,10 +334,14 @@ class WeightsManager:
         return list(self.sets[set_name])
 
     def fetch(self, name: str, *, progress: Progress | None = None, timeout: float = 60.0,
-              convert: bool = True, accept_licence: bool = False) -> Path:
+              convert: bool = True, accept_licence: bool = False, force: bool = False,
+              on_wait: Callable[[str], None] | None = None) -> Path:
         """Download from the first source that works (resuming a ``.part``), fetch what the
-        conversion reads first, check size and sha256 (published, else the one recorded at the
-        first install), rename, convert, record. A non-commercial licence must be accepted."""
+        conversion reads first, check size, sha256 (published, else the one recorded at the
+        first install) and what the file is, rename, convert, record. A non-commercial licence
+        must be accepted. ``force`` downloads again and makes the new file's sha256 the
+        reference (when the file recorded first was bad). One process at a time installs an
+        entry: another waits (``on_wait`` is told) and then finds it installed."""
         entry = self.entry(name)
         if not entry.all_sources:
             raise WeightsError(self.missing_message(entry))
@@ -313,22 +351,52 @@ class WeightsManager:
             raise LicenceError(f"{first.name} is under {first.licence}; accept it with "
                                "--accept-licence (or answer yes when asked) to download it")
         for dep in self.prerequisites(entry):  # fse-ffhq reads psp-ffhq's upstream file
-            if self._raw_file(dep.name) is None:
+            if self.raw_file(dep.name) is None:
                 self.fetch(dep.name, progress=progress, timeout=timeout, convert=convert,
-                           accept_licence=accept_licence)
+                           accept_licence=accept_licence, on_wait=on_wait)
         self._check_before_install(entry, convert=convert)  # before a long download
         raw = self.home / "downloads" / entry.filename
+        require_writable(self.home, raw.parent)
+        lock = raw.with_name(raw.name + ".lock")
+        tell = (lambda: on_wait(f"waiting for another stylebridge process that is installing "
+                                f"{name} ({lock})")) if on_wait is not None else None
+        with exclusive(lock, on_wait=tell):
+            return self._fetch_locked(entry, raw, progress=progress, timeout=timeout,
+                                      convert=convert, accept_licence=accept_licence,
+                                      force=force)
+
+    def _fetch_locked(self, entry: WeightsEntry, raw: Path, *, progress: Progress | None,
+                      timeout: float, convert: bool, accept_licence: bool, force: bool) -> Path:
+        name = entry.name
+        recorded = None if force else self.recorded_sha256(name)
+        hint = (f"; if the file installed first was bad, run `stylebridge weights fetch {name} "
+                "--force` (the new file's sha256 becomes the reference)")
+        known = self.index().get(name)
+        if raw.is_file() and not force and known is None:
+            # left by a fetch that failed after the download (an older version kept files
+            # that did not convert): checked like a download, discarded if bad, fetched again
+            with suppress(WeightsError):
+                self.check(entry, raw, discard=True, recorded=recorded)
         used = None
-        if not raw.is_file():
-            used = self._download(entry, raw, progress=progress, timeout=timeout,
-                                  accept_licence=accept_licence)
+        if force or not raw.is_file():
+            used = download(self, entry, raw, progress=progress, timeout=timeout,
+                            accept_licence=accept_licence, recorded=recorded,
+                            replace_hint=hint)
         # checked again when it was already there (an earlier download or registration)
-        digest = self._check(entry, raw, advice="; delete it and run the fetch again",
-                             recorded=self.recorded_sha256(entry.name))
+        digest = self.check(entry, raw, advice="; delete it and run the fetch again",
+                            recorded=recorded, replace_hint=hint)
         if used is None:  # already downloaded (or registered) earlier: keep what it was
-            used = (self.index().get(name) or {}).get("source")
-        return self._install(entry, raw, convert=convert, digest=digest, source=used,
-                             licence_accepted=accept_licence or not entry.noncommercial)
+            used = (known or {}).get("source")
+        try:
+            return self._install(entry, raw, convert=convert, digest=digest, source=used,
+                                 licence_accepted=accept_licence or not entry.noncommercial)
+        except ConversionError as exc:
+            if known is not None and known.get("sha256") == digest:
+                raise  # the installed file itself: the user's to replace (register --force)
+            raw.unlink(missing_ok=True)  # a bad download: the next fetch downloads it again
+            raise type(exc)(f"{exc.message}; the downloaded {raw.name} was discarded: "
+                            "`stylebridge weights fetch` downloads it again", path=exc.path
+                            ) from None
 
     def missing_from_set(self, set_name: str) -> list[str]:
         """The entries of a named set that are not installed yet, in order."""
@@ -339,83 +407,9 @@ class WeightsManager:
         returns the paths of the whole set."""
         for name in self.missing_from_set(set_name):
             self.fetch(name, **kwargs)
-        return [self.path(name) for name in self.set_members(set_name)]
+        return [self.installed_file(name) for name in self.set_members(set_name)]
 
-    def _download(self, entry: WeightsEntry, raw: Path, *, progress: Progress | None,
-                  timeout: float, accept_licence: bool) -> str:
-        """Try each source in order; returns the one that delivered the file."""
-        failures: list[str] = []
-        unreachable: list[str] = []
-        for source in entry.all_sources:
-            try:
-                self._from_source(entry, source, raw, progress=progress, timeout=timeout,
-                                  accept_licence=accept_licence)
-                return sources.describe(source)
-            except (sources.SourceError, WeightsError) as exc:
-                if isinstance(exc, sources.UnreachableError):
-                    unreachable.append(exc.host)
-                failures.append(f"{sources.describe(source)}: {exc}" if len(entry.all_sources) > 1
-                                else str(exc))
-        if unreachable and len(unreachable) == len(failures):  # offline: one short line
-            raise WeightsError(f"download of {entry.name} failed: no server could be reached "
-                               f"({', '.join(dict.fromkeys(unreachable))}); check the network "
-                               "connection, or install a copy you have with `stylebridge "
-                               f"weights register {entry.name} --from FILE`")
-        if len(failures) == 1 and failures[0].startswith("download of "):
-            raise WeightsError(failures[0])  # the archive it lives in failed: say that once
-        raise WeightsError(f"download of {entry.name} failed: {'; '.join(failures)}")
-
-    def _from_source(self, entry: WeightsEntry, source: Mapping[str, Any], raw: Path, *,
-                     progress: Progress | None, timeout: float, accept_licence: bool) -> None:
-        downloads = raw.parent
-        downloads.mkdir(parents=True, exist_ok=True)
-        kind = source.get("type")
-        if kind == "archive":  # a member of another entry's archive
-            parent = self.entry(str(source["entry"]))
-            archive = self._raw_file(parent.name)
-            if archive is None:
-                archive = self.fetch(parent.name, progress=progress, timeout=timeout,
-                                     accept_licence=accept_licence)
-            part = raw.with_name(raw.name + ".part")
-            sources.extract_member(archive, part, member=source.get("member"),
-                                   styledomain=source.get("select"))
-        else:
-            member = source.get("member")
-            target = downloads / str(source["archive"]) if member else raw
-            part = target.with_name(target.name + ".part")
-            marker = part.with_name(part.name + ".source")  # a .part resumes from its own source
-            here = sources.describe(source)
-            if part.is_file() and (not marker.is_file() or marker.read_text() != here):
-                part.unlink()
-            marker.write_text(here)
-            expected = None if member else entry.size
-            try:
-                if kind == "url":
-                    sources.http_download(str(source["url"]), part, progress=progress,
-                                          timeout=timeout, expected=expected)
-                elif kind == "gdrive":
-                    sources.gdrive_download(str(source["id"]), part, progress=progress,
-                                            timeout=timeout)
-                elif kind == "hf":
-                    sources.hf_download(source, part, timeout=timeout)
-                else:
-                    raise WeightsError(f"{entry.name}: unknown source type {kind!r} in the "
-                                       "manifest")
-            finally:
-                if not part.is_file():  # nothing to resume: no marker either
-                    marker.unlink(missing_ok=True)
-            marker.unlink(missing_ok=True)
-            if member:
-                os.replace(part, target)
-                part = raw.with_name(raw.name + ".part")
-                try:
-                    sources.extract_member(target, part, member=str(member))
-                finally:
-                    target.unlink(missing_ok=True)
-        self._check(entry, part, discard=True, recorded=self.recorded_sha256(entry.name))
-        os.replace(part, raw)
-
-    def _check(self, entry: WeightsEntry, path: Path, *, digest: str | None = None,
+    def check(self, entry: WeightsEntry, path: Path, *, digest: str | None = None,
                discard: bool = False, advice: str = "", recorded: str | None = None,
                replace_hint: str = "") -> str:
         """:func:`~.weights_checks.check_file` with the archive sources that take members
@@ -446,15 +440,21 @@ class WeightsManager:
             raise WeightsError("no such file", path=source)
         refuse_own_checkpoint(entry, source)
         raw = self.home / "downloads" / entry.filename
-        recorded = None if force else self.recorded_sha256(name)
+        require_writable(self.home, raw.parent)
+        with exclusive(raw.with_name(raw.name + ".lock")):  # not while a fetch installs it
+            return self._register(entry, source, raw, convert=convert, copy=copy, force=force)
+
+    def _register(self, entry: WeightsEntry, source: Path, raw: Path, *, convert: bool,
+                  copy: bool, force: bool) -> Path:
+        recorded = None if force else self.recorded_sha256(entry.name)
         hint = ("; to register this file instead, pass --force (its sha256 becomes the "
                 "reference)")
         if not copy:
             source = source.resolve()
-            return self._install(entry, source, convert=convert, digest=self._check(
+            return self._install(entry, source, convert=convert, digest=self.check(
                 entry, source, recorded=recorded, replace_hint=hint))
         if raw.is_file() and source.resolve() == raw.resolve():  # the installed file itself
-            return self._install(entry, raw, convert=convert, digest=self._check(
+            return self._install(entry, raw, convert=convert, digest=self.check(
                 entry, raw, recorded=recorded, replace_hint=hint))
         self._check_before_install(entry, convert=convert)
         with self._staging() as staging:
@@ -465,7 +465,7 @@ class WeightsManager:
                 raise WeightsError(f"cannot copy into the cache {self.home}: "
                                    f"{exc.strerror or exc}", path=source) from None
             # errors name the user's file
-            self._check(entry, source, digest=digest, recorded=recorded, replace_hint=hint)
+            self.check(entry, source, digest=digest, recorded=recorded, replace_hint=hint)
             return self._install(entry, raw, convert=convert, digest=digest, read_from=source,
                                  staged_raw=staged, staging=staging)
 
@@ -500,6 +500,8 @@ class WeightsManager:
         """Convert ``read_from`` (default ``raw``) into a staging folder, then move the staged
         files into place (``staged_raw`` over ``raw`` when given) and record them. The
         converted file's header records the entry, its licence and where the file came from.
+        Without ``convert`` the file is still converted as a check when its prerequisites are
+        there (what it is, its resolution), and a converted file of an earlier install goes.
 
         Nothing installed changes until the conversion succeeded; the staging folder goes away
         whatever happens.
@@ -513,20 +515,26 @@ class WeightsManager:
         digest = digest or sha256_file(staged_raw or raw)
         size = (staged_raw or raw).stat().st_size
         staged_converted: Path | None = None
-        if convert and entry.converter:
+        options = self._convert_options(entry) if convert and entry.converter else None
+        if not convert and entry.converter:
+            try:  # --no-convert: converted all the same as a check, when it can be; not kept
+                options = self._convert_options(entry)
+            except WeightsError:
+                options = None  # a prerequisite is missing: the cheap checks only
+        if options is not None:
             from stylebridge.registry import get_registry
 
-            converter = get_registry().get("converter", entry.converter).obj
+            converter = get_registry().get("converter", str(entry.converter)).obj
             staged_converted = staging / f"{entry.name}.safetensors"
             try:
-                converter.convert(read_from or raw, staged_converted,
-                                  **self._convert_options(entry))
+                converter.convert(read_from or raw, staged_converted, **options)
             except ConversionError as exc:  # say which entry the file was taken for
                 raise type(exc)(f"not usable as {entry.name!r}: {exc.message}",
                                 path=exc.path) from None
             if not staged_converted.is_file():
                 raise WeightsError(f"converter {entry.converter!r} wrote no file",
                                    path=read_from or raw)
+        if convert and staged_converted is not None:
             _stamp_header(staged_converted, {
                 "name": entry.name, "licence": entry.licence, "noncommercial": entry.noncommercial,
                 "licence_accepted": licence_accepted, "source": source or "registered by the user",
@@ -537,10 +545,12 @@ class WeightsManager:
             raw.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged_raw, raw)
         converted: Path | None = None
-        if staged_converted is not None:
+        if convert and staged_converted is not None:
             converted = self.home / "weights" / f"{entry.name}.safetensors"
             converted.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged_converted, converted)
+        elif entry.converter:  # an earlier install's converted file is not this file's
+            (self.home / "weights" / f"{entry.name}.safetensors").unlink(missing_ok=True)
         listed: dict[str, Any] = {}
         if entry.kind == "archive" and entry.plugin == "styledomain":
             listed["domains"] = self._domains_seen.pop(digest, None) or \
@@ -563,7 +573,7 @@ class WeightsManager:
         """``"@other-entry"`` in convert_options → that entry's installed upstream file."""
         if isinstance(value, str) and value.startswith("@"):
             other = value[1:]
-            raw = self._raw_file(other)
+            raw = self.raw_file(other)
             if raw is None:
                 raise WeightsError(f"converting needs {other!r} first: "
                                    f"{self.missing_message(self.entry(other))}")
@@ -572,20 +582,5 @@ class WeightsManager:
 
     def verify(self, names: Sequence[str] | None = None, *,
                rehash: bool = True) -> dict[str, str]:
-        """``{name: "ok" | every problem with its fix}`` for the installed entries (default:
-        all of ``index.json``): the upstream file re-hashed (``rehash``), the converted file
-        there and loadable (header and size); an unusable index entry is its problem."""
-        out: dict[str, str] = {}
-        index, problems = self.index(), self.index_problems()
-        for name in names or sorted({*index, *problems}):
-            record = index.get(name)
-            if name in problems:
-                out[name] = problems[name]
-            elif record is None:
-                out[name] = "not installed"
-            else:
-                entry = self.entries.get(name)
-                how = self.how_to_install(entry) if entry is not None else ""
-                out[name] = check_record(name, record, entry=entry, how=how,
-                                         downloads=self.home / "downloads", rehash=rehash)
-        return out
+        """``{name: "ok" | every problem with its fix}``: :func:`~.weights_index.verify`."""
+        return verify_entries(self, names, rehash=rehash)

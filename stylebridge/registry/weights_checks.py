@@ -16,6 +16,7 @@ from stylebridge.registry.weights_files import (
     expected_archive_format,
     is_torch_zip,
     sha256_file,
+    upstream_problem,
 )
 
 if TYPE_CHECKING:
@@ -73,10 +74,11 @@ def check_file(entry: WeightsEntry, path: Path, *, digest: str | None = None,
                discard: bool = False, advice: str = "", recorded: str | None = None,
                taken: Sequence[Mapping[str, Any]] = (), replace_hint: str = ""
                ) -> tuple[str, list[str] | None]:
-    """Check size and sha256 where the manifest has them, else against ``recorded`` (the
-    sha256 of the first install: trust on first use), and an archive entry's contents
-    (:func:`archive_problem`; ``taken``: the catalogue's sources that read it); return the
-    sha256 and, for a StyleDomain archive, the domains it holds.
+    """Check size, what the file is (not a web page, not a zip cut short:
+    :func:`~.weights_files.upstream_problem`), sha256 where the manifest has it, else against
+    ``recorded`` (the sha256 of the first install: trust on first use), and an archive entry's
+    contents (:func:`archive_problem`; ``taken``: the catalogue's sources that read it); return
+    the sha256 and, for a StyleDomain archive, the domains it holds.
 
     ``discard`` deletes a failing file (a corrupt download is not resumable); a user's
     file is never deleted. ``advice`` is added to the error, ``replace_hint`` only to a
@@ -92,6 +94,12 @@ def check_file(entry: WeightsEntry, path: Path, *, digest: str | None = None,
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
         raise fail(f"file has {size} bytes, expected {entry.size}")
+    # an entry without a converter is read as it is by other code (torchvision's LPIPS
+    # trunks): only the unmistakable signs are its problem; a converter reads pickles
+    problem = (upstream_problem(entry.filename, path, pickle=entry.converter is not None)
+               if entry.kind != "archive" else None)
+    if problem is not None and entry.sha256 is None:  # a published sha256 says it all
+        raise fail(problem)
     digest = digest or sha256_file(path)
     if entry.sha256 is not None and digest != entry.sha256.lower():
         raise fail(f"sha256 {digest[:16]}… does not match the published {entry.sha256[:16]}…")

@@ -95,6 +95,46 @@ def is_torch_zip(path: Path) -> bool:
         return False
 
 
+#: upstream files that are PyTorch checkpoints (``torch.save``: a zip holding ``data.pkl``, or
+#: the legacy pickle stream) or plain pickles (NVIDIA's ``.pkl``)
+TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt")
+
+
+def is_html(path: Path) -> bool:
+    """Whether ``path`` starts like a web page (a sign-in, quota or error page)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml"))
+
+
+def upstream_problem(filename: str, path: Path, *, pickle: bool = True) -> str | None:
+    """What makes ``path`` obviously not the upstream file ``filename`` names, from its first
+    bytes and (a zip) its member list: a web page, a zip cut short, a zip of other files, or
+    (``pickle``: what its converter reads) not a pickle at all. None when it looks right; the
+    conversion reads the rest."""
+    if is_html(path):
+        return "is a web page (HTML: a sign-in, quota or error page?), not " + filename
+    suffix = Path(filename).suffix.lower()
+    if filename.lower().endswith(".safetensors"):
+        problem = safetensors_problem(path)
+        return None if problem is None else f"{problem} (not a whole {filename})"
+    if suffix not in TORCH_SUFFIXES:
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK"):
+        if not zipfile.is_zipfile(path):
+            return (f"is a zip whose end is missing (a download cut short?), not a whole "
+                    f"PyTorch checkpoint {filename}")
+        if not is_torch_zip(path):
+            return f"is a zip archive of other files, not the PyTorch checkpoint {filename}"
+        return None
+    if pickle and not head.startswith(b"\x80"):  # pickle protocols >= 2 start with PROTO
+        return (f"is neither a PyTorch checkpoint nor a pickle (it starts with {head!r}), not "
+                f"{filename}")
+    return None
+
+
 # -- converted files -----------------------------------------------------------------------------
 
 def safetensors_problem(path: Path) -> str | None:

@@ -10,10 +10,14 @@ and the entry; the other entries stay usable.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylebridge.registry.weights_files import converted_problem, sha256_file
+
+if TYPE_CHECKING:
+    from stylebridge.registry.weights import WeightsManager
 
 #: entry fields that must be a non-empty string when present (``raw`` must be present)
 _PATHS = ("raw", "converted")
@@ -87,3 +91,34 @@ def check_record(name: str, record: dict[str, Any], *, entry: Any, how: str,
                    f"{link}`" if raw_ok else "the same fixes it")
             problems.append(f"converted file {converted} {problem}; {fix}")
     return "; ".join(problems) or "ok"
+
+
+def verify(manager: WeightsManager, names: Sequence[str] | None = None, *,
+           rehash: bool = True) -> dict[str, str]:
+    """``{name: "ok" | every problem with its fix}`` for the installed entries (default:
+    all of ``index.json``): the upstream file re-hashed (``rehash``), the converted file
+    there and loadable (header and size); an unusable index entry is its problem."""
+    out: dict[str, str] = {}
+    index, problems = manager.index(), manager.index_problems()
+    for name in names or ():
+        if name not in index and name not in problems:
+            manager.entry(name)  # an unknown name: did you mean ...?
+    if not names:  # downloads that no entry records: a fetch failed after the download
+        for entry in manager.entries.values():
+            left = manager.home / "downloads" / entry.filename
+            if entry.name not in index and entry.name not in problems and left.is_file():
+                out[entry.name] = (f"{left} is downloaded but not installed; run "
+                                   f"`stylebridge weights fetch {entry.name}` (it checks "
+                                   "the file again) or delete it")
+    for name in names or sorted({*index, *problems}):
+        record = index.get(name)
+        if name in problems:
+            out[name] = problems[name]
+        elif record is None:
+            out[name] = f"not installed; {manager.how_to_install(manager.entry(name))}"
+        else:
+            entry = manager.entries.get(name)
+            how = manager.how_to_install(entry) if entry is not None else ""
+            out[name] = check_record(name, record, entry=entry, how=how,
+                                     downloads=manager.home / "downloads", rehash=rehash)
+    return out

@@ -40,7 +40,9 @@ from stylebridge.registry import hookimpl
 
 def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     add_style_means_arguments(p)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder: latents.png, latents.md, latents.json (with several "
+                        "encoders: one subfolder each and their comparison)")
     p.add_argument("--domain", "-d", action="append", default=[],
                    metavar="[NAME:]DOMAIN.safetensors",
                    help="domain checkpoint for the Eq. 5 adaptability table, repeatable")
@@ -131,9 +133,12 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
 def _add_shift_norms_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", nargs="+", required=True, metavar="PATH",
                    help="photos (files or folders)")
-    p.add_argument("--domain", "-d", action="append", required=True, metavar="DOMAIN.safetensors",
-                   help="domain checkpoint, repeatable")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--domain", "-d", action="append", required=True,
+                   metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
+                   help="domain checkpoint, or an installed catalogue domain by name (-d pixar: "
+                        "`stylebridge weights list --kind domain`); repeatable")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder: shift_norms.json and shift_norms.md")
     add_photo_arguments(p)
 
 

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import finite_float
+from stylebridge.cli.common import claim_swallowed, finite_float
 from stylebridge.cli.options import (
     add_fit_argument,
     add_photo_arguments,
@@ -28,7 +28,13 @@ from stylebridge.cli.resume_args import resumable
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
-from stylebridge.registry import hookimpl
+from stylebridge.registry import get_registry, hookimpl
+
+
+def _calibrator_name(value: str) -> bool:
+    """Whether ``value``, read as an ``--images`` path, is a calibrator's name instead (not a
+    file or folder that exists)."""
+    return value in get_registry().names("calibrator") and not Path(value).exists()
 
 
 class CalibrateCommand(Command):
@@ -38,7 +44,10 @@ class CalibrateCommand(Command):
     help = "fit calibration statistics, e.g. alpha-rescaling of domain offsets for an encoder"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("calibrator", metavar="NAME", help="calibrator to fit, e.g. alpha")
+        name = parser.add_argument("calibrator", metavar="NAME",
+                                   help="calibrator to fit, e.g. alpha (before --images, or "
+                                        "after `--`: a name after --images is read as a path)")
+        claim_swallowed(name, _calibrator_name)
         parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors",
                             help="the fitted calibrator file (refused when it exists, unless --force)")
         add_style_means_arguments(parser)

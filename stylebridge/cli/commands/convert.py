@@ -56,8 +56,12 @@ class ConvertCommand(Command):
         parser.add_argument("kind", metavar="KIND",
                             help="converter name (see `stylebridge plugins`), e.g. "
                                  "stylegan2-rosinality, stylegan2-nvlabs")
-        parser.add_argument("src", type=Path, metavar="SRC")
-        parser.add_argument("dst", type=Path, metavar="DST")
+        parser.add_argument("src", type=Path, metavar="SRC",
+                            help="the upstream file KIND reads (`stylebridge plugins KIND` "
+                                 "says which: rosinality's .pt, an NVlabs .pkl, ...)")
+        parser.add_argument("dst", type=Path, metavar="DST",
+                            help="the stylebridge checkpoint to write (.safetensors; refused when "
+                                 "it exists, unless --force)")
         parser.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
                             help="converter option, repeatable (e.g. expect_size=1024, "
                                  "lr_mlp=0.01, discriminator=false)")

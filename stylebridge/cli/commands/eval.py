@@ -79,9 +79,13 @@ class EvalCommand(Command):
         parser.add_argument("--metric", "-m", action="append", required=True,
                             metavar="NAME[:k=v,...]",
                             help="metric, repeatable: mse, psnr, ssim[:gaussian=true], "
-                                 "lpips[:net=vgg,backbone=PATH], id[:backend=auto|arcface|dlib] (auto: ArcFace "
-                                 "IR-SE50, the thesis's pSp ID, when arcface-irse50 is installed, else dlib; "
-                                 "reported as id[arcface] or id[dlib]), "
+                                 "lpips[:net=vgg,backbone=PATH], "
+                                 "id[:backend=auto|arcface|dlib,detect=auto|hog|whole] (auto: "
+                                 "ArcFace IR-SE50, the thesis's pSp ID, when arcface-irse50 is "
+                                 "installed, else dlib; reported as id[arcface] or id[dlib]; "
+                                 "detect: how dlib finds the face, auto = HOG, else the whole "
+                                 "image; hog = leave images without a found face out; whole = "
+                                 "the image is the face crop), "
                                  "fid[:weights=PATH,ref_stats=PATH], "
                                  "clip_quality[:model=ViT-B-16,weights=PATH,text=PROMPT|"
                                  "reference=IMG] (or --domain-text), "

@@ -122,7 +122,8 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("tiny",),
                         help="tiny: build random-weight tiny models into OUT/tiny-preset and use "
                              "them for everything not given (tests the code paths)")
-    parser.add_argument("--seed", type=seed_int, default=0, help="seed of samples and random weights")
+    parser.add_argument("--seed", type=seed_int, default=0,
+                        help="seed of samples and random weights (default 0)")
     parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
     parser.add_argument("--out", type=Path, default=Path("thesis-tables"), metavar="DIR",
                         help="output folder (default ./thesis-tables)")

@@ -48,7 +48,8 @@ class ServeCommand(Command):
         parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
                             help="where results, downloads and trained domains go "
                                  "(default: a new temporary folder)")
-        parser.add_argument("--seed", type=seed_int, default=0, help="seed of the random preset")
+        parser.add_argument("--seed", type=seed_int, default=0,
+                            help="seed of the random preset (default 0)")
         add_fetch_arguments(parser, "first fetch the weights the demo uses (`stylebridge "
                                     "weights fetch --set demo`: FFHQ generator, e4e, pSp, FSE, "
                                     "pixar, joker), then serve them; without network it says "

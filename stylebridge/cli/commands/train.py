@@ -167,7 +167,10 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="domain method to train (default stylespace), or a domain "
                              "checkpoint to continue from")
     add_generator_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="DOMAIN.safetensors")
+    parser.add_argument("--out", type=Path, required=True, metavar="DOMAIN.safetensors",
+                        help="the trained domain (refused when it exists, unless --force); its "
+                             "training state (DOMAIN.train-state.safetensors, for --resume) "
+                             "and the DOMAIN_samples/ grids are written beside it")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default: 250 text, 301 image)")
     parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
@@ -278,7 +281,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "pre-training iterations = 12 epochs over its 10k images → 12 images "
                         "per iteration; StyleFeatureEditor trains with 8)")
     p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer,
-                   help="ours (the thesis names none); StyleFeatureEditor trains its encoder with Ranger")
+                   help=f"default {d.optimizer}, ours (the thesis names none); "
+                        "StyleFeatureEditor trains its encoder with Ranger")
     p.add_argument("--lr", type=finite_float, default=d.lr,
                    help=f"learning rate (default {d.lr}, ours; the value cited for StyleFeatureEditor)")
     p.add_argument("--betas", default="0.9,0.999", metavar="B1,B2",
@@ -293,11 +297,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-grad", type=finite_float, default=d.clip_grad, metavar="NORM",
                    help=f"max gradient norm (default {d.clip_grad}, ours; 0 = off)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
-                   help="mixed precision on CUDA (auto: bf16 where supported); off on CPU. "
+                   help="mixed precision on CUDA (default auto: bf16 where supported, else "
+                        "fp16); off on CPU. "
                         "At the thesis's size on an H200, bf16 cut the GPU time per step by "
                         "about a sixth (`stylebridge docs benchmarks`)")
     p.add_argument("--ema", type=finite_float, default=0.0, metavar="DECAY",
-                   help="keep an EMA of the weights (e.g. 0.999); model.safetensors holds it")
+                   help="keep an EMA of the weights with this decay (e.g. 0.999; default 0 = "
+                        "off); model.safetensors holds it")
     p.add_argument("--hidden", type=int, help="middle-stage width (default 1.5 × feature channels)")
     p.add_argument("--n-blocks", type=int, default=d.n_blocks,
                    help=f"residual blocks (default {d.n_blocks}: the thesis' three stages of "

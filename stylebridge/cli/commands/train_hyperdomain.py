@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one target domain per line: 'Target' or 'Target - Source' "
                              "(upstream's domain_list format); # comments")
     add_generator_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="NET.safetensors")
+    parser.add_argument("--out", type=Path, required=True, metavar="NET.safetensors",
+                        help="the trained hyper-network (refused when it exists, unless "
+                             "--force); its training state (NET.train-state.safetensors, for "
+                             "--resume) and the NET_samples/ grids are written beside it")
     parser.add_argument("--source-text", default=th.DEFAULT_SOURCE, metavar="PROMPT",
                         help="source domain of lines without ' - Source' (default: Photo)")
     parser.add_argument("--templates", choices=("imagenet", "none"), default="imagenet",

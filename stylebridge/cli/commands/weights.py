@@ -55,10 +55,20 @@ def hash_note(manager: Any, name: str, console: Console) -> None:
                       "`stylebridge weights verify` check it)", markup=False)
 
 
+def reference_notice(name: str, before: str | None, after: str | None, how: str,
+                     console: Console) -> None:
+    """``notice: the reference sha256 of NAME changed ...`` when ``--force`` replaced it."""
+    if before and after and after != before:
+        console.print(f"notice: the reference sha256 of {name} changed from {before[:16]}… to "
+                      f"{after[:16]}… ({how}): later fetches and `stylebridge weights verify` "
+                      "check the new file", markup=False, highlight=False)
+
+
 def fetch_entries(manager: Any, names: list[str], console: Console, *,
-                  convert: bool = True) -> None:
+                  convert: bool = True, force: bool = False) -> None:
     """Fetch ``names`` in order with a download bar each (licences already accepted), then
-    say where each went, how its hash was checked and its licence."""
+    say where each went, how its hash was checked and its licence. Another process
+    installing the same entry is waited for (said in one line)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     for name in names:
@@ -71,8 +81,14 @@ def fetch_entries(manager: Any, names: list[str], console: Console, *,
                        _p: Progress = progress) -> None:
                 _p.update(_task, completed=done, total=total)
 
-            path = manager.fetch(name, progress=update, convert=convert, accept_licence=True)
+            def waiting(text: str) -> None:
+                console.print(text, markup=False, highlight=False)
+
+            before = manager.recorded_sha256(name)
+            path = manager.fetch(name, progress=update, convert=convert, accept_licence=True,
+                                 force=force, on_wait=waiting)
         console.print(f"[green]installed[/green] {name} → {path}", markup=True, highlight=False)
+        reference_notice(name, before, manager.recorded_sha256(name), "--force", console)
         hash_note(manager, name, console)
         console.print(f"licence: {manager.entry(name).licence}", markup=False)
 
@@ -112,6 +128,7 @@ def fetch_demo_set(accepted: bool, console: Console) -> None:
 def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) -> None:
     """Before a run loads anything: with ``--fetch``, download every official checkpoint it
     names and lacks; without, one line naming all of them and how to get them."""
+    from stylebridge.registry.licences import take_loaded
     from stylebridge.registry.needed import (
         check_files,
         check_names,
@@ -120,6 +137,7 @@ def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) ->
     )
     from stylebridge.registry.weights import WeightsManager
 
+    take_loaded()  # the licences said after loading are this run's (print_random_notices)
     if args.accept_licence and not args.fetch:
         raise StylebridgeError("--accept-licence applies with --fetch (it accepts the licences "
                                "of what --fetch downloads)")
@@ -159,7 +177,9 @@ class WeightsCommand(Command):
         p = add("fetch", "download from the first source that works (URL, Google Drive, "
                          "Hugging Face mirror; resumable), check size and sha256 where the "
                          "manifest has them (else trust on first use), convert")
-        p.add_argument("names", nargs="*", metavar="NAME")
+        p.add_argument("names", nargs="*", metavar="NAME",
+                       help="entries to download (`stylebridge weights list`), e.g. e4e-ffhq; "
+                            "or use --set")
         p.add_argument("--set", dest="set_name", metavar="SET",
                        help="fetch a named set: `demo` is exactly what `stylebridge demo` uses")
         p.add_argument("--accept-licence", action="store_true",
@@ -168,14 +188,21 @@ class WeightsCommand(Command):
                             "anything else refuses)")
         p.add_argument("--no-convert", action="store_true",
                        help="keep the upstream file as published, without converting it to a "
-                            "stylebridge checkpoint")
+                            "stylebridge checkpoint (it is still checked, and converted as a "
+                            "check when it can be; commands load only converted files)")
+        p.add_argument("--force", action="store_true",
+                       help="download again even if a file is there, and make its sha256 the "
+                            "new trust-on-first-use reference (when the file installed first "
+                            "was bad)")
         p = add("register", "add a file you downloaded yourself: checked against the sha256 where "
                             "the manifest has one, converted, and only then installed")
         p.add_argument("name", metavar="NAME", help="the entry (`stylebridge weights list`)")
         p.add_argument("--from", dest="source", required=True, metavar="FILE",
                        help="the upstream file as published (e4e_ffhq_encode.pt, ...)")
         p.add_argument("--no-convert", action="store_true",
-                       help="install the file as it is, without converting it")
+                       help="install the file as it is, without converting it (it is still "
+                            "checked, and converted as a check when it can be; commands load "
+                            "only converted files)")
         p.add_argument("--link", action="store_true",
                        help="record FILE where it is instead of copying it into the cache")
         p.add_argument("--force", action="store_true",
@@ -184,9 +211,11 @@ class WeightsCommand(Command):
         p = add("verify", "re-hash installed files (against the published sha256, else the one "
                           "recorded at install) and check the converted files are there and "
                           "loadable")
-        p.add_argument("names", nargs="*", metavar="NAME")
+        p.add_argument("names", nargs="*", metavar="NAME",
+                       help="entries to check (default: every installed one)")
         p = add("path", "print the path of an installed checkpoint")
-        p.add_argument("name", metavar="NAME")
+        p.add_argument("name", metavar="NAME",
+                       help="an installed entry (`stylebridge weights list`)")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
         from stylebridge.registry.weights import WeightsManager
@@ -195,7 +224,7 @@ class WeightsCommand(Command):
         if args.action == "list":
             return self._list(manager, args, console)
         if args.action == "path":
-            print(manager.path(args.name))
+            print(manager.installed_file(args.name))  # --no-convert: the upstream file
             return 0
         if args.action == "verify":
             from rich.text import Text
@@ -213,12 +242,8 @@ class WeightsCommand(Command):
             path = manager.register(args.name, args.source, convert=not args.no_convert,
                                     copy=not args.link, force=args.force)
             console.print(f"[green]registered[/green] {args.name} → {path}", highlight=False)
-            after = manager.recorded_sha256(args.name)
-            if before and after and after != before:
-                console.print(f"notice: the reference sha256 of {args.name} changed from "
-                              f"{before[:16]}… to {after[:16]}… (--force): later fetches and "
-                              "`stylebridge weights verify` check the new file", markup=False,
-                              highlight=False)
+            reference_notice(args.name, before, manager.recorded_sha256(args.name), "--force",
+                             console)
             hash_note(manager, args.name, console)
             console.print(f"licence: {manager.entry(args.name).licence}", markup=False)
             return 0
@@ -233,7 +258,7 @@ class WeightsCommand(Command):
         for name in names:
             manager.entry(name)  # unknown names fail before any download
         accept_licences(manager, names, args.accept_licence, console)
-        fetch_entries(manager, names, console, convert=not args.no_convert)
+        fetch_entries(manager, names, console, convert=not args.no_convert, force=args.force)
         return 0
 
     @staticmethod

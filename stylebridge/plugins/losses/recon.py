@@ -140,7 +140,8 @@ class LPIPSLoss(Loss):
     description = "LPIPS (lpips package, local backbone weights) at 256 and 128 px"
     #: what `stylebridge plugins lpips` shows (a string such as "256+128" is parsed here)
     config_schema: ClassVar[Mapping[str, Field]] = {
-        "resolutions": Field("ints", LPIPS_MIN_SIZE, LPIPS_MAX_SIZE, max_len=8, text_ok=True)}
+        "resolutions": Field("ints", LPIPS_MIN_SIZE, LPIPS_MAX_SIZE, max_len=8, text_ok=True),
+        "net": Field("str", choices=LPIPS_NETS)}
 
     @classmethod
     def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:

@@ -19,14 +19,16 @@ so that numbers from the two are never put in one column by accident.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
+from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import PerImageMetric
 from stylebridge.plugins.nets.face_id import (
     ARCFACE_WEIGHTS,
+    DETECT_MODES,
     ArcFaceEmbedder,
     DlibFaceEmbedder,
     FaceEmbedder,
@@ -53,6 +55,10 @@ class IDMetric(PerImageMetric):
 
     name = "id"
     same_size = False  # each image's face is found on its own
+    #: the allowed values (checked before anything is built; `stylebridge plugins id` shows
+    #: them); ``detect`` is dlib's face finding (auto: HOG, else the whole image)
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "backend": Field("str", choices=BACKENDS), "detect": Field("str", choices=DETECT_MODES)}
 
     @classmethod
     def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import PerImageMetric, random_refused
 from stylebridge.plugins.nets.lpips import (
@@ -33,6 +34,9 @@ class LPIPSMetric(PerImageMetric):
     """LPIPS v0.1 (lpips package), ``net=alex|vgg``; lower is more similar."""
 
     name = "lpips"
+    #: the allowed values (checked before anything is built; `stylebridge plugins lpips` shows them)
+    config_schema: ClassVar[Mapping[str, Field]] = {
+        "net": Field("str", choices=tuple(TORCHVISION_FILES))}
 
     @classmethod
     def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
