@@ -104,12 +104,19 @@ def test_demo_with_official_weights_labels_the_untrained_featureshift(
     monkeypatch.setattr(demo, "_official", _trained_preset)
     monkeypatch.setenv("COLUMNS", "300")
     gen = demo._tiny_preset(0).generator
-    joker = _domain_for(gen.size, gen.style_dim, gen.cfg.channels, tmp_path / "joker.safetensors")
+    # as the weights manager installs a StyleDomain domain: its licence in the header
+    joker = _domain_for(gen.size, gen.style_dim, gen.cfg.channels, tmp_path / "joker.safetensors",
+                        weights={"name": "joker", "noncommercial": True,
+                                 "licence": "trained on NVIDIA's FFHQ StyleGAN2 (NVIDIA Source "
+                                            "Code License-NC, non-commercial)"})
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu",
                  "--method", f"stylespace:{joker}"]) == 0
     terminal = " ".join(capsys.readouterr().out.split())
     assert "RANDOM WEIGHTS - demo of the code paths" not in terminal  # the models are trained
+    # the demo states the licence of what it loaded, as adapt does (it said nothing)
+    assert ("licence of joker (joker.safetensors): trained on NVIDIA's FFHQ StyleGAN2 (NVIDIA "
+            "Source Code License-NC, non-commercial)") in terminal
     assert FS_ROW in terminal  # the table row
     assert "RANDOM WEIGHTS: row 'FeatureShift on e4e' uses an untrained FeatureShift" in terminal
     info = json.loads((out / "demo.json").read_text())

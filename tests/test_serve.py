@@ -282,6 +282,21 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
     assert backend.domain_random["joker"] is True  # the file says RANDOM WEIGHTS
     again = backend.run(photo, RunRequest("e4e", ["joker", DOMAINS[0]]))
     assert torch.equal(again.images["joker"], again.images[DOMAINS[0]])
+    assert again.licences == []  # nothing it used is under a non-commercial licence
+    # a domain as the weights manager installs StyleDomain's: its licence is said with the
+    # result (page and run.json), as the command line says it, only in runs that use it
+    licensed = backend.work_dir / "upload" / "toon.safetensors"
+    backend.domains[DOMAINS[0]].save(licensed, extra={"weights": {
+        "name": "toon", "noncommercial": True,
+        "licence": "trained on NVIDIA's FFHQ StyleGAN2 (NVIDIA Source Code License-NC)"}})
+    backend.add_domain_file(licensed)
+    line = ("licence of toon (toon.safetensors): trained on NVIDIA's FFHQ StyleGAN2 (NVIDIA "
+            "Source Code License-NC)")
+    with_toon = backend.run(photo, RunRequest("e4e", ["toon"]))
+    assert with_toon.licences == [line]
+    recorded = json.loads((with_toon.grid_path.parent / "run.json").read_text())
+    assert recorded["licences"] == [line]
+    assert backend.run(photo, RunRequest("e4e", ["joker"])).licences == []
     with pytest.raises(StylebridgeError, match="prompt is empty"):
         backend.train_text_domain("   ")
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands.weights import accept_licences, add_fetch_arguments
 from stylebridge.cli.common import add_device_argument, seed_int
+from stylebridge.cli.options import licence_notices
 from stylebridge.pipelines.demo import (
     DOMAIN_TABLE_TITLE,
     PHOTO_TABLE_TITLE,
@@ -94,6 +95,9 @@ class DemoCommand(Command):
                       f"{result.seconds:.1f}s")
         if result.notice is not None:
             console.print(f"[bold yellow]{escape(result.notice)}[/bold yellow]")
+        # official weights under non-commercial licences: said once each, as adapt does
+        for text in licence_notices(result.data.get("models", {}).get("generator")):
+            console.print(f"[yellow]{escape(text)}[/yellow]", soft_wrap=True)
         return 0
 
 

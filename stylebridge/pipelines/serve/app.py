@@ -232,7 +232,8 @@ def build_app(backend: ServeBackend) -> Any:
 
             table = pd.DataFrame(result.table(), columns=["output", *result.columns])
             text = _html(result.notice or "all inputs are trained models")
-            notes = "<br>".join(_html(f"note: {line}") for line in result.notes)
+            notes = "<br>".join([*(_html(f"note: {line}") for line in result.notes),
+                                 *(_html(line) for line in result.licences)])
             return (text, str(result.grid_path), gr.update(value=table, visible=True), notes,
                     gr.update(value=str(result.images_zip), visible=True),
                     gr.update(value=str(result.latents_path), visible=True),

@@ -64,11 +64,18 @@ from stylebridge.pipelines.serve.records import (  # also importable from here, 
     RunResult,
     _safe,
     check_photo_file,
+    licence_lines,
 )
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry import get_registry
-from stylebridge.registry.resolve import load_encoder, load_generator, load_plugin, spec_random
+from stylebridge.registry.resolve import (
+    load_encoder,
+    load_generator,
+    load_plugin,
+    provenance_of,
+    spec_random,
+)
 from stylebridge.registry.spec import parse_plugin_spec
 from stylebridge.registry.weights import WeightsManager
 
@@ -468,6 +475,10 @@ class ServeBackend:
                                     if random_inputs.get("featureshift") else "")]
         parts = [k for k, v in random_inputs.items() if v]
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
+        used = [encoder, calibrator, guide, *methods.values()]
+        licences = licence_lines([self.generator_file, *(
+            prov.path for prov in map(provenance_of, used) if prov is not None),
+            self.config.featureshift if request.featureshift else None])
         progress(0.85, "writing the downloads")
         self._runs += 1
         out = self.work_dir / f"run-{self._runs:03d}"
@@ -502,11 +513,12 @@ class ServeBackend:
                                       "featureshift": request.featureshift,
                                       "precision": self.generator.precision,
                                       "random_parts": parts, "notice": notice,
-                                      "metrics": dict(rows), "notes": notes})
+                                      "metrics": dict(rows), "notes": notes,
+                                      "licences": licences})
         progress(1.0, "done")
         return RunResult(images=outputs, grid=grid, columns=columns, rows=rows, notes=notes,
                          random_parts=parts, notice=notice, grid_path=grid_path,
-                         images_zip=images_zip, latents_path=latents_path)
+                         images_zip=images_zip, latents_path=latents_path, licences=licences)
 
     def _guide(self, encoder_spec: str, random_inputs: dict[str, bool]) -> Encoder | None:
         """FeatureShift's guiding encoder: e4e (installed or the preset's), as the thesis

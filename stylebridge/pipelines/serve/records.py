@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from PIL import Image
 from torch import Tensor
 
 from stylebridge.core.images import heif_support, unreadable_reason
-from stylebridge.errors import ImageError
+from stylebridge.errors import ImageError, StylebridgeError
 
 MAX_PIXELS = 40_000_000     # photos above 40 megapixels are refused (server memory)
 
@@ -67,11 +68,31 @@ class RunResult:
     grid_path: Path
     images_zip: Path
     latents_path: Path
+    #: ``licence of NAME (FILE): ...`` per checkpoint the run used whose licence is
+    #: non-commercial (the generator, encoders, domains, FeatureShift)
+    licences: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[Any]]:
         """The metrics as rows ``[name, value per column]`` (``None`` where not computed)."""
         return [[name, *(round(values[c], 4) if c in values else None for c in self.columns)]
                 for name, values in self.rows]
+
+
+def licence_lines(paths: Iterable[Path | str | None]) -> list[str]:
+    """The non-commercial licence line of each checkpoint file among ``paths`` (once each,
+    in order), read from its header as the command line says them."""
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.registry.licences import noncommercial_notice
+
+    lines: list[str] = []
+    for path in dict.fromkeys(Path(p) for p in paths if p is not None):
+        try:
+            notice = noncommercial_notice(path, read_header(path).extra)
+        except (StylebridgeError, OSError):
+            continue  # loading it said what is wrong
+        if notice is not None and notice not in lines:
+            lines.append(notice)
+    return lines
 
 
 def check_photo_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
