@@ -344,6 +344,13 @@ def test_cli_two_encoders_side_by_side(files: dict[str, Path], gen: Any, tmp_pat
         assert row["encoders"][b]["adaptability"] == pytest.approx(0.0, abs=1e-6)
     md = (out / "latents.md").read_text()
     assert "RANDOM WEIGHTS" in md and f"| stoch_sim | {a}_sim | {b}_sim |" in md
+    # Eq. 5 has one name, the JSON's (Fig. 4.10's <encoder>_diff only in the legend), and
+    # its ideal value 0, as α's is 1 (Fig. 4.9's y = x)
+    assert f"| adaptability →0 {a} | adaptability →0 {b} |" in md and "_diff |" not in md
+    assert f"| α →1 {a} | pattern {a} |" in md
+    assert comparison["quantities"]["adaptability"]["better"] == "0"
+    assert single[a]["quantities"]["alpha"]["better"] == "1"
+    assert single[a]["quantities"]["corr_r2"]["range"] == [0.0, 1.0]
     with Image.open(out / "latents.png") as im:
         assert im.size == (6 * 300, 2 * 300 + 80)
 

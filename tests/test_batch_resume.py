@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -462,6 +461,14 @@ def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(
         assert main(argv(out)) == 130
     assert f"--resume --out {out}" in " ".join(capsys.readouterr().out.split())
     assert not out.exists()
+    # other photos: the refusal names calibrate's option, not adapt's positional IMAGES
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    for photo in sorted(files["photos"].glob("*.png"))[:3]:
+        (fewer / photo.name).write_bytes(photo.read_bytes())
+    changed = [a if a != str(files["photos"]) else str(fewer) for a in argv(out, "--resume")]
+    assert main(changed) == 2
+    assert "give the same --images, or another --out" in capsys.readouterr().err
     ta.TinyEncoder.images_seen = 0
     assert main(argv(out, "--resume")) == 3
     assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
@@ -477,19 +484,19 @@ def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(
 # Metric state
 
 
-def test_per_image_metric_state_restores_sums_exactly_also_inf() -> None:
+def test_per_image_metric_state_restores_sums_exactly_also_capped() -> None:
     a, b = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)), None
     b = a.clone()
     b[1] += 0.1
     whole, first, second = PSNRMetric(), PSNRMetric(), PSNRMetric()
     for m in (whole, first):
-        m.update(a[:2], b[:2])  # image 0 is identical: PSNR inf
+        m.update(a[:2], b[:2])  # image 0 is identical: PSNR capped (8-bit noise floor)
     whole.update(a[2:], b[2:])
     state = json.loads(json.dumps(first.state()))  # through JSON, as the journal keeps it
-    assert state["sums"]["psnr"] == "inf"
+    assert state["capped"] == 1
     second.load_state(state)
     second.update(a[2:], b[2:])
-    assert second.compute() == whole.compute() and math.isinf(whole.compute()["psnr"])
+    assert second.compute() == whole.compute() and second.notes() == whole.notes()
     mse = MSEMetric()
     mse.update(a[:1], b[:1] + 0.25)
     restored = MSEMetric()

@@ -103,11 +103,12 @@ def test_pixel_metrics_equal_scikit_image_on_photos() -> None:
     assert metrics["ssim_g"].compute()["ssim"] != pytest.approx(metrics["ssim"].compute()["ssim"])
 
 
-def test_psnr_identical_is_inf_and_shapes_checked() -> None:
+def test_psnr_identical_is_capped_and_shapes_checked() -> None:
+    """Identical images: the PSNR of 8-bit quantisation noise, 10 log10(12 · 255²), not inf."""
     x = _t(_photos()[0])
     m = PSNRMetric()
     m.update(x, x)
-    assert m.compute()["psnr"] == float("inf")
+    assert m.compute()["psnr"] == pytest.approx(10 * np.log10(12 * 255.0 ** 2), abs=1e-9)
     with pytest.raises(ValueError, match="differ in shape"):
         m.update(x, x[:, :, :100])
     with pytest.raises(ValueError, match="needs a target"):
@@ -900,8 +901,8 @@ def test_clip_weights_of_another_model_are_a_one_line_error(tmp_path: Path) -> N
             load_clip("ViT-B-32", weights=path)
 
 
-def test_eval_json_and_csv_agree_on_non_finite_values(tmp_path: Path, capsys) -> None:
-    """PSNR of identical images is +inf: JSON says "inf" like the CSV, not null."""
+def test_eval_json_and_csv_agree_on_identical_images(tmp_path: Path, capsys) -> None:
+    """PSNR of identical images is the cap (a number, in JSON and CSV alike), not inf."""
     img = _photos()[0][:64, :64]
     for d in ("p", "t"):
         (tmp_path / d).mkdir()
@@ -911,8 +912,9 @@ def test_eval_json_and_csv_agree_on_non_finite_values(tmp_path: Path, capsys) ->
                  str(tmp_path / "t"), "--json", str(out_json), "--csv", str(out_csv)]) == 0
     data = json.loads(out_json.read_text())
     rows = list(csv.DictReader(out_csv.open()))
-    assert data["per_image"][0]["psnr"] == "inf" == rows[0]["psnr"]
-    assert data["mean"]["psnr"] == "inf" == rows[-1]["psnr"]
+    cap = 10 * np.log10(12 * 255.0 ** 2)
+    assert data["per_image"][0]["psnr"] == pytest.approx(cap) == float(rows[0]["psnr"])
+    assert data["mean"]["psnr"] == pytest.approx(cap) == float(rows[-1]["psnr"])
 
 
 def test_clip_metrics_use_the_installed_weights(tmp_path: Path,

@@ -109,6 +109,11 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
         assert f"| {label} |" in markdown
     q = orig["mean"]["all"][clips[0]]["quality"]
     assert f"| Orig | {q:.3f} |" in markdown
+    # the headers say which way is better, a legend the unit (HyperDomainNet's definitions)
+    assert f"|  | Quality ↑ {clips[0]} | Quality ↑ {clips[1]} | Diversity ↑ {clips[0]} |" \
+        in markdown
+    assert "**Quality ↑** (CLIP cosine similarity, -1 to 1)" in markdown
+    assert "**Diversity ↑** (1 - CLIP cosine similarity, 0 to 2)" in markdown
 
 
 def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: Path,
@@ -142,6 +147,8 @@ def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: P
     text = capsys.readouterr().out
     assert code == 3, text
     assert "broken.png" in text and "no-target.safetensors" in text
+    # photos and domain files counted apart (3 photos + broken.png; 3 domains + no-target)
+    assert "photos: 3 done, 1 skipped; domains: 3 used, 1 skipped" in " ".join(text.split())
     assert "'FeatureShift on FSE' skipped" in text and "--featureshift-fse" in text
     assert "RANDOM WEIGHTS" in text   # the files' headers say so
     # a key of the targets JSON that names no domain (a typo) is said, not ignored
@@ -272,13 +279,18 @@ def test_the_pipeline_runs_without_the_cli_and_reports_progress(tmp_path: Path) 
 
 
 def test_the_pipeline_error_carries_the_skipped_files(tmp_path: Path) -> None:
-    empty = tmp_path / "no-domains"
-    empty.mkdir()
+    bad = tmp_path / "bad-domains"
+    bad.mkdir()
+    (bad / "junk.safetensors").write_bytes(b"not a checkpoint")
     config = R.ThesisTablesConfig(preset="tiny", out=tmp_path / "out", device="cpu",
-                                  domains=[str(empty)])
-    with pytest.raises(R.NoUsableInputs, match="no usable domain") as info:
+                                  domains=[str(bad)])
+    with pytest.raises(R.NoUsableInputs, match="no usable domain: the 1 domain checkpoint") \
+            as info:
         R.run_thesis_tables(config)
-    assert isinstance(info.value, StylebridgeError) and info.value.report.exit_code == 0
+    assert isinstance(info.value, StylebridgeError)
+    assert [p.name for p, _ in info.value.report.skipped] == ["junk.safetensors"]
+    assert info.value.domains.skipped == info.value.report.skipped
+    assert info.value.report.done == info.value.domains.done == []  # no photo was read
 
 
 @pytest.mark.parametrize("module", ["stylebridge/pipelines/presets.py",

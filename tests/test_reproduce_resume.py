@@ -68,6 +68,10 @@ def test_reproduce_resumes_after_the_rows_it_finished(tmp_path: Path,
     # the tables are the uninterrupted run's (the preset, rebuilt from its seed, is the same)
     assert _text(out, JSON_FILE) == _text(ref, JSON_FILE)
     assert _text(out, MARKDOWN_FILE) == _text(ref, MARKDOWN_FILE)
+    # the tables say the unit and the better direction of their numbers
+    data = json.loads((out / JSON_FILE).read_text())
+    assert data["quantities"]["quality"]["better"] == "higher"
+    assert data["quantities"]["diversity"]["range"] == [0.0, 2.0]
 
 
 def test_reproduce_without_resume_starts_over_and_says_so(tmp_path: Path,
@@ -85,8 +89,6 @@ def test_reproduce_without_resume_starts_over_and_says_so(tmp_path: Path,
     assert "holds an interrupted run; starting over (--resume continues it)" in " ".join(
         capsys.readouterr().out.split())
     assert built[:2] == ["orig", "e4e"] and not (out / JOURNAL_DIR).exists()
-    assert main(_argv(out, "--resume", "--methods", "stylespace")) == 2
-    assert "--methods recipes train their domains again" in capsys.readouterr().err
 
 
 def test_the_row_journal_names_a_changed_batch_and_refuses_a_changed_file(tmp_path: Path) -> None:
@@ -106,3 +108,100 @@ def test_the_row_journal_names_a_changed_batch_and_refuses_a_changed_file(tmp_pa
                                                "changed since the interrupted run"):
         RowJournal.open(tmp_path, {"--seed": 0, "--images": [content_identity(photo)]},
                         resume=True, how={"--batch": 4})
+
+
+def _without_timings(value: Any) -> Any:
+    """The report without the recipes' training times (wall clock, never the same twice)."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k != "train_seconds"}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@pytest.mark.slow  # three runs with --methods (~25 s)
+def test_reproduce_methods_resume_keeps_rows_when_the_recipes_train_the_same_domains(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--methods on the tiny preset: the recipes train again on --resume (seeded); the rows of
+    the interrupted run are kept when the retrained domains are the same files, and refused,
+    named, when they are not."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from stylebridge.pipelines.reproduce import methods as M
+    from stylebridge.pipelines.reproduce.journal import TRAINED
+
+    args = ("--methods", "stylespace", "--method-steps", "1", "--samples", "2")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main(_argv(ref, *args)) == 0
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        _built(m, stop_at="fse_features")
+        assert main(_argv(out, *args)) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert "continue with `stylebridge reproduce thesis-tables ... --resume`" in said
+    state = json.loads((out / JOURNAL_DIR / ROWS_FILE).read_text())
+    assert [r["row"]["key"] for r in state["rows"]] == ["orig", "e4e", "fse_latents"]
+    assert [d["name"] for d in state["settings"][TRAINED]] == ["stylespace-tiny-pixar",
+                                                                "stylespace-tiny-sketch"]
+
+    real = M.RECIPES["stylespace"]
+
+    def not_repeatable(inputs: M.RecipeInputs) -> list[M.TrainedDomain]:
+        """Trains as the recipe does, then nudges one weight of the second domain (a
+        training that came out otherwise, e.g. on another device)."""
+        domains = real(inputs)
+        path = domains[1].path
+        with safe_open(str(path), framework="pt") as fh:
+            meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        key = sorted(tensors)[0]
+        tensors[key] = tensors[key] + 1e-3
+        save_file(tensors, str(path), metadata=meta)
+        return domains
+
+    with monkeypatch.context() as m:
+        m.setitem(M.RECIPES, "stylespace", not_repeatable)
+        assert main(_argv(out, *args, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume: the --methods recipes trained other domains " \
+        "than the interrupted run" in err and "(stylespace-tiny-sketch differs;" in err
+    assert (out / JOURNAL_DIR / ROWS_FILE).is_file()   # refused: the journal stays
+
+    with monkeypatch.context() as m:
+        built = _built(m)
+        assert main(_argv(out, *args, "--resume")) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "row FSE latents: kept from the interrupted run" in said
+    assert built == ["fse_features", "fse_shift", "featureshift_e4e", "featureshift_fse"]
+    assert not (out / JOURNAL_DIR).exists()
+    # the uninterrupted run's tables (the training times aside)
+    got, want = (_without_timings(json.loads(_text(d, JSON_FILE))) for d in (out, ref))
+    assert got == want and got["methods"]["methods"][0]["status"] == "done"
+
+
+def test_resume_refuses_another_commands_journal_naming_it(tmp_path: Path) -> None:
+    """reproduce thesis-tables and analyze latents keep their rows in the same file: a
+    --resume of the other command's run is refused naming that command, not an option the
+    command lacks; so is a journal that records no command (an earlier version's)."""
+    from stylebridge.pipelines.reproduce.journal import check_resume, open_rows
+
+    journal = open_rows(tmp_path, "analyze latents", {"--encoder": ["e4e"]}, resume=False,
+                        how={}, unit="encoder")
+    journal.record({"key": "e4e"}, [])
+    with pytest.raises(StylebridgeError) as info:
+        check_resume(tmp_path, "reproduce thesis-tables", {"--e4e": []}, resume=True)
+    assert str(info.value) == (f"--resume: {tmp_path} holds an interrupted analyze latents run, "
+                               "not this command's (reproduce thesis-tables); run without "
+                               "--resume to start over, or give another --out")
+    check_resume(tmp_path, "reproduce thesis-tables", {}, resume=False)  # a fresh run: fine
+    kept = open_rows(tmp_path, "analyze latents", {"--encoder": ["e4e"]}, resume=True, how={},
+                     unit="encoder")
+    assert list(kept.kept) == ["e4e"]
+
+    old = RowJournal.open(tmp_path / "old", {"--seed": 0}, resume=False)
+    old.record({"key": "orig"}, [])
+    with pytest.raises(StylebridgeError, match="holds an interrupted run of an earlier "
+                                               "stylebridge or of another command"):
+        open_rows(tmp_path / "old", "reproduce thesis-tables", {"--seed": 0}, resume=True,
+                  how={}, unit="row")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,3 +216,194 @@ def print_training_outcome(console: Any, outcome: Any, notice_text: str,
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
+
+
+# -- tables of numbers ---------------------------------------------------------------------
+
+#: a stacked header is at least this wide when its text is (``Quality ↑`` stays one line)
+HEADER_WIDTH = 9
+#: a cell that reads as a number (or as no number: ``–``, ``n/a``): right-aligned
+_NUMBER = r"[-+−]?[\d,]*\.?\d+(?:e[-+]?\d+)?%?|[-+]?inf|nan|n/a|–|-"
+
+
+def _numeric(cells: Sequence[str]) -> bool:
+    """Whether a column holds numbers (some cell reads as one; a transposed table's column
+    holds one row's values, a label among them)."""
+    import re
+
+    return any(re.fullmatch(_NUMBER, c.strip()) for c in cells if c.strip())
+
+
+def _tokens(text: str) -> list[str]:
+    """The words of one line of ``text``, a direction mark (``↑``, ``↓``, ``→1``) kept with
+    the word before it: ``Diversity ↑`` is never stacked as ``Diversity`` / ``↑ Image``."""
+    out: list[str] = []
+    for word in text.split():
+        if out and word[0] in "↑↓→":
+            out[-1] += " " + word
+        else:
+            out.append(word)
+    return out
+
+
+def _words(text: str) -> int:
+    """The widest word of ``text`` (what a column must hold so that no word is split)."""
+    from rich.cells import cell_len
+
+    return max((cell_len(w) for w in _tokens(text)), default=0)
+
+
+def _lines(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.splitlines()), default=0)
+
+
+def _stack(text: str, width: int) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` cells (words stay whole)."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    for part in text.splitlines() or [""]:
+        line = ""
+        for word in _tokens(part):
+            if line and cell_len(line) + 1 + cell_len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _widths(header: list[str], rows: list[list[str]], width: int
+            ) -> tuple[list[int], list[bool], int]:
+    """(column widths, which columns wrap at spaces, the table's width) of the narrowest
+    layout that splits no word, widened towards the natural one while it fits ``width``.
+    A column whose cells hold no space (numbers, names) is as wide as its widest cell, its
+    header stacked into lines of at least :data:`HEADER_WIDTH`; one whose cells hold spaces
+    (row labels) may wrap, down to its widest word."""
+    from rich.cells import cell_len
+
+    columns = [[h, *(row[i] for row in rows)] for i, h in enumerate(header)]
+    wraps = [any(" " in c for c in col[1:]) for col in columns]
+    low, high = [], []
+    for col, wrap in zip(columns, wraps, strict=True):
+        body = max((_lines(c) for c in col[1:]), default=0)
+        if wrap:
+            low.append(max(_words(c) for c in col))
+            high.append(max(body, cell_len(col[0])))
+        else:
+            w = max(body, _words(col[0]), min(HEADER_WIDTH, cell_len(col[0])))
+            low.append(w)
+            high.append(w)
+    extra = 3 * len(header) + 1  # a space either side of each cell, the rules between them
+    widths = list(high)
+    while sum(widths) + extra > width:  # narrow the widest wrapping column, never below low
+        k = max((i for i in range(len(widths)) if widths[i] > low[i]),
+                key=lambda i: widths[i] - low[i], default=None)
+        if k is None:
+            break
+        widths[k] -= 1
+    return widths, wraps, sum(widths) + extra
+
+
+def _table(title: str, header: list[str], rows: list[list[str]], widths: list[int],
+           wraps: list[bool], labels: int, title_style: str | None) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(title), title_style=title_style)
+    for i, (head, w, wrap) in enumerate(zip(header, widths, wraps, strict=True)):
+        right = i >= labels and _numeric([row[i] for row in rows])
+        table.add_column(Text(head if wrap else _stack(head, w)), width=w, no_wrap=not wrap,
+                         justify="right" if right else "left")
+    for row in rows:  # names of files, domains, encoders: plain text, never markup
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def _parts(header: list[str], rows: list[list[str]], labels: int, width: int,
+           groups: Sequence[Any] | None = None) -> list[tuple[list[str], list[list[str]]]]:
+    """The table cut into as few tables as fit ``width``: the label columns, then as many
+    of the others as fit (at least one each); consecutive columns of one ``groups`` value
+    (one per column) go to the same part when they fit in one."""
+    def fits(part: list[int]) -> bool:
+        cols = [*range(labels), *part]
+        return _widths([header[c] for c in cols], [[r[c] for c in cols] for r in rows],
+                       width)[2] <= width
+
+    runs: list[list[int]] = []  # the columns, in runs of one group
+    for i in range(labels, len(header)):
+        if runs and groups is not None and groups[i] == groups[runs[-1][-1]]:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts: list[list[int]] = []
+    for run in runs:
+        if parts and fits([*parts[-1], *run]):
+            parts[-1] += run
+            continue
+        if fits(run):
+            parts.append(list(run))
+            continue
+        for i in run:  # a group wider than the console: as many columns as fit
+            if parts and fits([*parts[-1], i]):
+                parts[-1].append(i)
+            else:
+                parts.append([i])
+    return [([header[c] for c in (*range(labels), *p)],
+             [[r[c] for c in (*range(labels), *p)] for r in rows]) for p in parts] or \
+        [(header, rows)]
+
+
+def numeric_tables(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *,
+                   width: int, labels: int = 1, title_style: str | None = None,
+                   groups: Sequence[Any] | None = None) -> list[Any]:
+    """Rich tables that show ``rows`` (cells as text; the first ``labels`` columns name the
+    row) within ``width`` terminal columns without splitting a number or a name: numeric
+    columns never wrap, headers are stacked at their spaces, row labels wrap at spaces.  When
+    the table does not fit, it is shown transposed (one row per column: ``labels == 1``) or cut
+    into parts (the label columns repeated; ``groups``, one value per column, keeps the
+    columns of one value together), whichever needs fewer tables; the titles say "part k of
+    n"."""
+    header = [str(h) for h in header]
+    rows = [[str(c) for c in row] for row in rows]
+    layouts = [(header, rows, labels, groups)]
+    if labels == 1 and rows:
+        layouts.append(([header[0], *(r[0] for r in rows)],
+                        [[header[i], *(r[i] for r in rows)] for i in range(1, len(header))],
+                        1, None))
+    options = [(_parts(h, r, n, width, g), n) for h, r, n, g in layouts]
+    best = min(options, key=lambda o: len(o[0]))  # the first (the usual layout) on a tie
+    parts, n = best
+    tables = []
+    for k, (h, r) in enumerate(parts, 1):
+        widths, wraps, _ = _widths(h, r, width)
+        name = title + (f" (part {k} of {len(parts)})" if len(parts) > 1 else "")
+        tables.append(_table(name, h, r, widths, wraps, n, title_style))
+    return tables
+
+
+def print_numeric_table(console: Console, title: str, header: Sequence[str],
+                        rows: Sequence[Sequence[str]], *, labels: int = 1,
+                        title_style: str | None = None,
+                        groups: Sequence[Any] | None = None) -> None:
+    """:func:`numeric_tables` at the console's width, printed."""
+    for table in numeric_tables(title, header, rows, width=console.width, labels=labels,
+                                title_style=title_style, groups=groups):
+        console.print(table)
+
+
+def print_skipped(console: Console, report: Any) -> None:
+    """A batch report's notes and its table of skipped files (``file``, ``reason``; plain
+    text, never markup; a path is never split), for a command that says its own counts."""
+    from rich.text import Text
+
+    for path, text in report.notes[:5]:
+        console.print(Text(f"note: {path} {text}", style="yellow"))
+    if len(report.notes) > 5:
+        console.print(Text(f"note: and {len(report.notes) - 5} more such files", style="yellow"))
+    if report.skipped:
+        print_numeric_table(console, "skipped", ["file", "reason"],
+                            [[str(path), reason] for path, reason in report.skipped])

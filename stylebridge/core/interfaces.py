@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -350,6 +350,12 @@ class Metric(Plugin, ABC):
     that compares pairs and reports only means) and passes ``device=`` when
     ``__init__`` takes a ``device`` parameter.  For per-image values subclass
     :class:`stylebridge.plugins.metrics.base.PerImageMetric` and implement ``score``.
+
+    An ``update`` that raises because of its images (a :class:`~stylebridge.errors.StylebridgeError`,
+    or a size or shape error: images too small for a window or a network) must leave the
+    metric as it was: ``eval`` then skips the pairs of that batch, naming each file, and goes
+    on (it restores the other metrics from :meth:`state`).  Any other exception is a bug and
+    stops the run.
     """
 
     #: ``update`` needs a target batch (``eval`` then requires ``--target``).
@@ -362,6 +368,13 @@ class Metric(Plugin, ABC):
     random_weights: bool = False
     #: per-image values of the latest ``update`` (``{key: [one float per image]}``), if any.
     last: Mapping[str, Sequence[float]] = MappingProxyType({})
+    #: which way is better: ``"higher"`` (PSNR, SSIM), ``"lower"`` (MSE, LPIPS, FID), or
+    #: ``None`` (not declared: shown without an arrow)
+    direction: ClassVar[Literal["higher", "lower"] | None] = None
+    #: the unit of its values, short, shown beside the column name (``"dB"``); ``""``: none
+    unit: ClassVar[str] = ""
+    #: what its numbers are, in a phrase (the range, what 0 or 1 means), for reports
+    scale: ClassVar[str] = ""
 
     def notes(self) -> list[str]:
         """Lines ``eval`` prints under the table (e.g. which weights were used)."""

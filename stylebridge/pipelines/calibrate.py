@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylebridge.core.batch import BatchReport, require_inputs
+from stylebridge.core.batch import BatchReport, expand_inputs, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.io import check_outputs_apart
 from stylebridge.core.limits import MAX_SAMPLES, check_range
@@ -132,8 +132,10 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors)."""
     config.check_photos()
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
-    # --force overwrites an earlier calibration, never what this one reads
-    check_outputs_apart({"--out": config.out}, [*config.images, *_spec_files(config)])
+    # --force overwrites an earlier calibration, never what this one reads: the photos (a
+    # folder's image files, not whatever else it holds) and the checkpoints
+    check_outputs_apart({"--out": config.out},
+                        [*expand_inputs(config.images), *_spec_files(config)])
     if config.out.exists() and not config.force:
         raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
     cls = get_registry().get("calibrator", config.calibrator).obj

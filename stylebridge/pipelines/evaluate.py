@@ -13,20 +13,23 @@ pair whatever their names.  When no requested metric compares pairs (FID, CLIP),
 are an unpaired reference *set*, fed to the metrics that take one
 (:attr:`~stylebridge.core.interfaces.Metric.takes_reference`).
 
+A pair a metric refuses because of its images (too small for SSIM's window or LPIPS'
+network) is skipped with the reason, named in the report, and the run goes on
+(:mod:`stylebridge.pipelines.eval_score`); the exit code is then that of a partial batch run.
+Pictures that keep a notice in their file (made on random weights) are counted and their
+scores labelled (:mod:`stylebridge.pipelines.eval_report`, which also writes the JSON and CSV).
+
 An evaluation that writes ``json``/``csv`` keeps a journal beside that file
-(:func:`journal_folder`, :mod:`stylebridge.pipelines.resume`) after each batch: ``resume``
-continues an interrupted one with the pairs it scored, their values and the metrics' states
-(:meth:`~stylebridge.core.interfaces.Metric.state`; FID and CLIP diversity have none).
+(:func:`journal_folder`, :mod:`stylebridge.pipelines.eval_journal`) after each batch:
+``resume`` continues an interrupted one with the pairs it scored or skipped, their values and
+the metrics' states (:meth:`~stylebridge.core.interfaces.Metric.state`; FID and CLIP
+diversity have none).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import inspect
-import json
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +42,21 @@ from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import Metric
-from stylebridge.core.io import atomic_path, check_outputs_apart, check_writable, write_json
+from stylebridge.core.io import check_outputs_apart, check_writable
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError
-from stylebridge.pipelines.resume import JOURNAL_DIR, Journal, file_identity
+from stylebridge.pipelines.eval_journal import journal_folder, open_journal
+from stylebridge.pipelines.eval_report import (
+    EvalResult,
+    MetricResult,
+    json_number,
+    metric_result,
+    read_notice,
+)
+from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns
 from stylebridge.pipelines.typed import coerce_path_fields
+from stylebridge.plugins.metrics.base import spec_seed
 from stylebridge.registry import get_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -133,12 +145,6 @@ def suffix_hint(pred: list[Path], target: list[Path]) -> str:
             f"{', ...' if len(shown) > 6 else ''})")
 
 
-def json_number(value: float) -> float | str:
-    """A float for JSON; ``inf``/``-inf``/``nan`` as those strings (as the CSV writes them:
-    PSNR of identical images is inf, an ID without a face is nan)."""
-    return value if math.isfinite(value) else str(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # Config, progress and result
 
@@ -190,81 +196,6 @@ class EvalProgress:
         The error is raised right after."""
 
 
-@dataclass
-class MetricResult:
-    """One requested metric: its spec, means (by column), config, random flag and notes."""
-
-    text: str
-    values: dict[str, float]
-    config: dict[str, Any]
-    random_weights: bool
-    notes: list[str]
-
-
-@dataclass
-class EvalResult:
-    """What :func:`evaluate` computed.
-
-    ``rows``: one dict per image (``name``, ``pred``, ``target`` and one value per per-image
-    column); ``means``: column → mean; ``columns`` the column order; ``per_image_columns``
-    the columns with per-image values; ``random_columns`` those computed with random weights.
-    A column is the metric's key, or ``key[spec]`` when the same metric is requested twice.
-    """
-
-    config: EvalConfig
-    metrics: list[MetricResult]
-    rows: list[dict[str, Any]]
-    means: dict[str, float]
-    per_image_columns: list[str]
-    random_columns: set[str]
-    report: BatchReport
-    written: list[Path] = field(default_factory=list)
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.means)
-
-    @property
-    def exit_code(self) -> int:
-        return self.report.exit_code
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON document of ``eval --json`` (non-finite numbers as strings)."""
-        cfg = self.config
-        return {
-            "pred": [str(p) for p in cfg.pred],
-            "target": [str(t) for t in cfg.target] if cfg.target else None,
-            "n_images": len(self.rows),
-            "metrics": {m.text: {"values": {k: json_number(v) for k, v in m.values.items()},
-                                 "config": m.config, "random_weights": m.random_weights,
-                                 "notes": m.notes} for m in self.metrics},
-            "mean": {k: json_number(v) for k, v in self.means.items()},
-            "per_image": [{k: (json_number(v) if isinstance(v, float) else v)
-                           for k, v in r.items()} for r in self.rows],
-            "report": self.report.as_dict(),
-        }
-
-    def write_json(self, path: Path) -> Path:
-        write_json(path, self.as_json())
-        return path
-
-    def write_csv(self, path: Path) -> Path:
-        """Per-image values, a ``mean`` row and, if any, a ``random_weights`` row."""
-        columns, per_image = self.columns, set(self.per_image_columns)
-        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["name", "pred", "target", *columns])
-            for row in self.rows:
-                writer.writerow([row["name"], row["pred"], row["target"] or "",
-                                 *(repr(row[c]) if c in per_image and c in row else ""
-                                   for c in columns)])
-            writer.writerow(["mean", "", "", *(repr(self.means[c]) for c in columns)])
-            if self.random_columns:
-                writer.writerow(["random_weights", "", "",
-                                 *("yes" if c in self.random_columns else "" for c in columns)])
-        return path
-
-
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -289,7 +220,12 @@ def build_metrics(requests: list[MetricRequest], device: torch.device,
                     raise StylebridgeError(f"--metric {req.text}: "
                                            f"{str(exc).removeprefix('--device ')}") from None
             options.setdefault("device", str(device))
-        metric = registry.create("metric", req.name, **options)
+        # a metric on random weights (allow_random=true) draws them from its spec's seed, as
+        # every plugin built by name does (the device left out), in a forked random stream
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec_seed(req.name, {k: v for k, v in options.items()
+                                                   if k != "device"}))
+            metric = registry.create("metric", req.name, **options)
         metric.reset()  # the interface's contract: reset, then update per batch, compute
         metrics.append(metric)
     return metrics
@@ -312,16 +248,6 @@ def metric_values(metric: Metric, label: str) -> dict[str, float]:
     return out
 
 
-def claim_columns(owners: dict[str, str], keys: Iterable[str], label: str) -> None:
-    """Refuse two metrics that report the same key: one would overwrite the other's numbers
-    in the table, metrics.json and the CSV.  ``owners`` maps each key to its metric."""
-    for key in keys:
-        other = owners.setdefault(key, label)
-        if other != label:
-            raise StylebridgeError(f"metrics {other!r} and {label!r} both report {key!r}: one "
-                                   "would overwrite the other's numbers; drop one of them")
-
-
 def _labels(requests: list[MetricRequest]) -> list[str]:
     """Column prefix per metric: the name, or the whole spec when a name repeats."""
     counts: dict[str, int] = {}
@@ -337,13 +263,35 @@ def _resize(img: Tensor, hw: tuple[int, int]) -> Tensor:
                          antialias=True)[0].clamp_(0, 1)
 
 
+@dataclass
+class _Batch:
+    """Size-matched images of some pairs, with what their files say: ``notices`` (pred,
+    target) kept in the files (:func:`~stylebridge.pipelines.eval_report.read_notice`) and
+    ``sizes`` the images' (W, H) as read (pred, target)."""
+
+    stems: list[str] = field(default_factory=list)
+    preds: list[Tensor] = field(default_factory=list)
+    targets: list[Tensor] = field(default_factory=list)
+    notices: list[tuple[str | None, str | None]] = field(default_factory=list)
+    sizes: list[tuple[tuple[int, int], tuple[int, int] | None]] = field(default_factory=list)
+
+    @property
+    def pred(self) -> Tensor:
+        return torch.stack(self.preds)
+
+    @property
+    def target(self) -> Tensor | None:
+        return torch.stack(self.targets) if self.targets else None
+
+
+def _wh(image: Tensor) -> tuple[int, int]:
+    return int(image.shape[-1]), int(image.shape[-2])
+
+
 def _batches(pairs: list[tuple[str, Path, Path | None]], config: EvalConfig,
-             report: BatchReport, progress: EvalProgress
-             ) -> Iterator[tuple[list[str], Tensor, Tensor | None]]:
+             report: BatchReport, progress: EvalProgress) -> Iterator[_Batch]:
     """Loaded, size-matched batches; unreadable pairs go to ``report``."""
-    names: list[str] = []
-    preds: list[Tensor] = []
-    targets: list[Tensor] = []
+    batch = _Batch()
     noted = False
     for stem, p_path, t_path in pairs:
         try:
@@ -358,6 +306,7 @@ def _batches(pairs: list[tuple[str, Path, Path | None]], config: EvalConfig,
             except StylebridgeError as exc:
                 report.skip(t_path, str(exc).removeprefix(f"{t_path}: "))
                 continue
+        sizes = (_wh(pred), None if target is None else _wh(target))
         if config.size:
             pred = _resize(pred, (config.size, config.size))
             target = None if target is None else _resize(target, (config.size, config.size))
@@ -368,16 +317,33 @@ def _batches(pairs: list[tuple[str, Path, Path | None]], config: EvalConfig,
                               f"→ {target.shape[-1]}×{target.shape[-2]})")
                 noted = True
             pred = _resize(pred, tuple(target.shape[-2:]))
-        if preds and (pred.shape != preds[0].shape or len(preds) >= config.batch):
-            yield names, torch.stack(preds), torch.stack(targets) if targets else None
-            names, preds, targets = [], [], []
-        report.ok(p_path)
-        names.append(stem)
-        preds.append(pred)
+        if batch.preds and (pred.shape != batch.preds[0].shape or len(batch.preds) >= config.batch):
+            yield batch
+            batch = _Batch()
+        batch.stems.append(stem)
+        batch.preds.append(pred)
         if target is not None:
-            targets.append(target)
-    if preds:
-        yield names, torch.stack(preds), torch.stack(targets) if targets else None
+            batch.targets.append(target)
+        batch.notices.append((read_notice(p_path),
+                              None if t_path is None else read_notice(t_path)))
+        batch.sizes.append(sizes)
+    if batch.preds:
+        yield batch
+
+
+def _refused(refused: Refused, pred: Path, target: Path | None,
+             sizes: tuple[tuple[int, int], tuple[int, int] | None]) -> str:
+    """The skip reason of a pair a metric refused: the metric's reason and, when the pair
+    was scored at its target's size, that target."""
+    if refused.lost:  # a metric without state() took the batch: it cannot be skipped
+        raise StylebridgeError(f"{refused.reason}; metric {refused.lost!r} keeps no state to "
+                               "take the batch back, so the pair cannot be skipped: leave it "
+                               "out of --pred", path=pred)
+    (pw, ph), target_wh = sizes
+    if target is None or target_wh is None or target_wh == (pw, ph):
+        return refused.reason
+    return (f"{refused.reason} (the prediction, {pw}×{ph} px, is scored at the size of its "
+            f"target {target}, {target_wh[0]}×{target_wh[1]} px)")
 
 
 def _fail(report: BatchReport, progress: EvalProgress, message: str) -> StylebridgeError:
@@ -448,7 +414,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         raise _fail(report, progress, "no image pairs to evaluate (file names of --pred and "
                                       f"--target must match){hint}")
 
-    journal = _journal(config, pairs, metrics, device, report)
+    journal = open_journal(config, pairs, metrics, device, report)
     for line in journal.notices if journal is not None else []:
         progress.note(line)
     rows: list[dict[str, Any]] = [] if journal is None else [
@@ -456,40 +422,46 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     paths = {stem: (p, t) for stem, p, t in pairs}
     handled = set() if journal is None else journal.handled
     todo = [pair for pair in pairs if str(pair[1]) not in handled]
-    columns: dict[str, str] = {}  # per-image column -> the metric that writes it
+    scorer = Scorer(metrics, [r.text for r in requests], prefixes)
     progress.start(len(pairs))
-    progress.advance(len(rows))
+    progress.advance(len(handled & {str(p) for _, p, _ in pairs}))
     try:
-        for names, pred, target in _batches(todo, config, report, progress):
-            batch_rows = [{"name": n, "pred": str(paths[n][0]),
-                           "target": None if paths[n][1] is None else str(paths[n][1])}
-                          for n in names]
-            for prefix, req, metric in zip(prefixes, requests, metrics, strict=True):
-                metric.update(pred, target)
-                claim_columns(columns, [f"{k}[{prefix}]" if prefix else k for k in metric.last],
-                              req.text)
-                for key, values in metric.last.items():
-                    col = f"{key}[{prefix}]" if prefix else key
-                    for row, value in zip(batch_rows, values, strict=True):
-                        row[col] = value
+        for batch in _batches(todo, config, report, progress):
+            batch_rows = []
+            outcomes = scorer.score(batch.pred, batch.target)
+            for stem, notices, sizes, outcome in zip(batch.stems, batch.notices, batch.sizes,
+                                                     outcomes, strict=True):
+                p_path, t_path = paths[stem]
+                if isinstance(outcome, Refused):  # about its images: skipped, named
+                    report.skip(p_path, _refused(outcome, p_path, t_path, sizes))
+                    continue
+                report.ok(p_path)
+                batch_rows.append({"name": stem, "pred": str(p_path),
+                                   "target": None if t_path is None else str(t_path),
+                                   "pred_notice": notices[0], "target_notice": notices[1],
+                                   **outcome})
             rows.extend(batch_rows)
             if journal is not None:
                 journal.claim()
                 for row in batch_rows:
                     journal.records[row["pred"]] = {"row": row}
                 journal.save({"eval": metrics})
-            progress.advance(len(names))
+            progress.advance(len(batch.stems))
     finally:
         progress.stop()
 
     if not rows:
-        raise _fail(report, progress, "no image could be read")
+        raise _fail(report, progress, "no pair could be evaluated: every one was skipped "
+                                      "(the reasons are listed above)")
     if unpaired and takes_reference:
         n_reference = 0
         references = pair_files(target_files or [], None, report)
-        for _, images, _ in _batches(references, config, report, progress):
+        reference_paths = {stem: path for stem, path, _ in references}
+        for batch in _batches(references, config, report, progress):
+            images = batch.pred
             for metric in takes_reference:
                 metric.update_reference(images)
+            report.done.extend(reference_paths[stem] for stem in batch.stems)
             n_reference += images.shape[0]
         if n_reference == 0:
             raise _fail(report, progress, "no --target image could be read as the reference set")
@@ -505,8 +477,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         means.update(labelled)
         if metric.random_weights:
             random_cols.update(labelled)
-        results.append(MetricResult(text=req.text, values=labelled, config=metric.config(),
-                                    random_weights=metric.random_weights, notes=metric.notes()))
+        results.append(metric_result(req.text, labelled, metric))
     per_image_cols = [c for c in means if any(c in r for r in rows)]
     result = EvalResult(config=config, metrics=results, rows=rows, means=means,
                         per_image_columns=per_image_cols, random_columns=random_cols,
@@ -520,38 +491,6 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     return result
 
 
-def journal_folder(config: EvalConfig) -> Path | None:
-    """Where an evaluation that writes ``json``/``csv`` keeps its resume journal."""
-    dst = config.json or config.csv
-    return None if dst is None else dst.parent / f"{JOURNAL_DIR}-{dst.name}"
-
-
-def _journal(config: EvalConfig, pairs: list[tuple[str, Path, Path | None]],
-             metrics: list[Metric], device: torch.device, report: BatchReport
-             ) -> Journal | None:
-    """The resume journal of an evaluation that writes ``json``/``csv`` (beside the first of
-    them; :mod:`stylebridge.pipelines.resume`): the pairs scored so far, their rows and every
-    metric's state.  ``None`` without an output file (``resume`` then refused)."""
-    dst = config.json or config.csv
-    if dst is None:
-        if config.resume:
-            raise StylebridgeError("--resume continues the evaluation that writes --json or "
-                                   "--csv: give the same one")
-        return None
-    if config.resume:
-        stateless = [m.name for m in metrics if m.state() is None]
-        if stateless:
-            raise StylebridgeError(f"--resume: metric {stateless[0]} keeps no state to continue "
-                                   "from (it needs every image at once); run without --resume")
-    identities = json.dumps([[stem, file_identity(p), file_identity(t)]
-                             for stem, p, t in pairs])
-    journal = Journal.open(
-        dst.parent, "eval", name=dst.name, unit="pair", inputs=[str(p) for _, p, _ in pairs],
-        metrics={"eval": metrics}, resume=config.resume,
-        how={"--batch": config.batch, "--device": str(device)},
-        settings={"--metric": list(config.metrics), "--size": config.size,
-                  "--domain-text": config.domain_text, "--suffix": config.suffix,
-                  "--pred/--target files": hashlib.sha256(identities.encode()).hexdigest()},
-        drawn=[f"--metric {m.name}" for m in metrics if m.random_weights])
-    journal.adopt(report)  # the interrupted run's outcomes first, this run's pairing after
-    return journal
+__all__ = ["EvalConfig", "EvalProgress", "EvalResult", "MetricRequest", "MetricResult",
+           "build_metrics", "claim_columns", "evaluate", "journal_folder", "json_number",
+           "metric_values", "pair_files", "parse_metric_spec", "suffix_hint"]

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.eval_report import column_header
 from stylebridge.pipelines.evaluate import (
     build_metrics,
     claim_columns,
@@ -62,7 +63,7 @@ def last_output_values(metrics: OutputMetrics, index: int) -> dict[str, dict[str
     """Image ``index`` of the latest batch: ``{output: {key: value}}`` from each metric's
     per-image values (:attr:`~stylebridge.core.interfaces.Metric.last`; a metric without them
     gives none); a value that is not finite (NaN where a metric has none, e.g. no face
-    found; the PSNR of identical images) is ``None``, as in the means."""
+    found) is ``None``, as in the means."""
     out: dict[str, dict[str, float | None]] = {}
     for name, group in metrics.items():
         values: dict[str, float | None] = {}
@@ -75,7 +76,7 @@ def last_output_values(metrics: OutputMetrics, index: int) -> dict[str, dict[str
 
 
 def compute_output_metrics(metrics: OutputMetrics) -> dict[str, dict[str, float | None]]:
-    """``{output: {key: mean}}``; a non-finite mean (PSNR of identical images) is ``None``."""
+    """``{output: {key: mean}}``; a non-finite mean (no image had a value) is ``None``."""
     out: dict[str, dict[str, float | None]] = {}
     for name, group in metrics.items():
         values: dict[str, float | None] = {}
@@ -86,6 +87,19 @@ def compute_output_metrics(metrics: OutputMetrics) -> dict[str, dict[str, float 
             values.update({k: v if math.isfinite(v) else None for k, v in computed.items()})
         out[name] = values
     return out
+
+
+def output_column_header(key: str) -> str:
+    """The table header of the column ``key`` of :func:`compute_output_metrics`: the key with
+    the unit and direction its metric declares (``psnr (dB) ↑``,
+    :func:`~stylebridge.pipelines.eval_report.column_header`); the metric is the registered
+    one of that name (``id[dlib]`` is ``id``'s); the bare key when there is none."""
+    registry = get_registry()
+    name = key.partition("[")[0]
+    if name not in registry.names("metric"):
+        return key
+    cls = registry.get("metric", name).obj
+    return column_header(key, cls.direction, cls.unit)
 
 
 def output_metric_notes(metrics: OutputMetrics) -> list[str]:
@@ -113,5 +127,5 @@ def grouped_notes(notes_by_row: Mapping[str, Sequence[str]], every: str = "each 
 
 
 __all__ = ["DEFAULT_METRICS", "OutputMetrics", "build_output_metrics", "compute_output_metrics",
-           "grouped_notes", "last_output_values", "output_metric_notes",
+           "grouped_notes", "last_output_values", "output_column_header", "output_metric_notes",
            "update_output_metrics"]

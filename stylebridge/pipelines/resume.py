@@ -122,6 +122,10 @@ def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
 REPORT_FILE = "metrics.json"
 
 
+#: the option that names a command's photos where it is not the positional IMAGES
+IMAGES_OPTION = {"calibrate": "--images", "analyze": "--images"}
+
+
 @dataclass
 class Journal:
     """The state of one batch run, saved after each batch (see the module docstring).
@@ -282,7 +286,7 @@ class Journal:
             raise StylebridgeError(
                 f"--resume: the interrupted run in {where} had other {self.unit}s ({n_inputs} "
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same "
-                f"{'--seeds' if self.unit == 'seed' else 'IMAGES'}, "
+                f"{'--seeds' if self.unit == 'seed' else IMAGES_OPTION.get(self.command, 'IMAGES')}, "
                 "or another --out to start a new run")
         why = differs(settings, self.settings)
         if why is not None:

@@ -41,7 +41,7 @@ from stylebridge.cli.resume_args import add_resume_argument, resumable, resume_o
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.adapt import AdaptConfig, prepare_adapt, run_adapt
 from stylebridge.pipelines.adapter import MAX_STRENGTH
-from stylebridge.pipelines.output_metrics import DEFAULT_METRICS
+from stylebridge.pipelines.output_metrics import DEFAULT_METRICS, output_column_header
 from stylebridge.registry import hookimpl
 
 
@@ -65,7 +65,7 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
     table = Table(title=title + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
     table.add_column("output")
     for key in keys:
-        table.add_column(escape(key), justify="right")
+        table.add_column(escape(output_column_header(key)), justify="right")
     for name, values in (("inversion", inversion), *domains.items()):
         cells = [values.get(k) for k in keys]
         table.add_row(escape(name), *("n/a" if v is None else f"{v:.4g}" for v in cells))

@@ -9,10 +9,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import finite_float
+from stylebridge.cli.common import finite_float, print_numeric_table
 from stylebridge.cli.options import (
     ConsoleBars,
     add_fit_argument,
@@ -34,6 +34,7 @@ from stylebridge.pipelines.analyze import (
 )
 from stylebridge.pipelines.analyze import shift as _shift
 from stylebridge.pipelines.analyze.markdown import fmt
+from stylebridge.pipelines.analyze.report import QUANTITIES
 from stylebridge.pipelines.analyze.shift import ShiftNormsConfig, run_shift_norms
 from stylebridge.registry import hookimpl
 
@@ -77,23 +78,22 @@ class _ConsoleProgress(ConsoleBars, LatentsProgress):
 
 
 def print_latents(console: Console, result: LatentsResult) -> None:
-    """The α table (per encoder: α, pattern, each domain's adaptability) and what was written."""
+    """The α table (per encoder: α, pattern, each domain's Eq. 5 adaptability), a legend and
+    what was written; the table fits the console (numbers and names are never split)."""
     runs = result.runs
     n_text = ", ".join(f"{r.n_images} photos" + (f" ({r.label})" if len(runs) > 1 else "")
                        for r in runs)
-    table = Table(title=f"alpha per style layer ({n_text}, {result.samples} samples)"
-                  + (f" [{RANDOM_NOTICE}]" if result.random else ""))
-    table.add_column("layer", justify="right")
-    table.add_column("name")
+    q = {k: v.header for k, v in QUANTITIES.items()}
+    header, groups = ["layer", "name"], ["", ""]
     for run in runs:
         tag = f" {run.label}" if len(runs) > 1 else ""
-        table.add_column(f"alpha{tag}", justify="right")
+        header.append(f"{q['alpha']}{tag}")
         if len(runs) == 1:
-            table.add_column("R²", justify="right")
-            table.add_column("corr r²", justify="right")
-        table.add_column(f"pattern{tag}")
-        for d in result.domains:
-            table.add_column(escape(d + tag), justify="right")  # a file stem: no markup
+            header += [q["r2"], q["corr_r2"]]
+        header.append(f"pattern{tag}")
+        header += [f"{q['adaptability']} {d}{tag}" for d in result.domains]
+        groups += [run.label] * (len(header) - len(groups))
+    rows = []
     for k, ref in enumerate(result.layers):
         cells = [str(ref.index), ref.name]
         for run in runs:
@@ -104,8 +104,13 @@ def print_latents(console: Console, result: LatentsResult) -> None:
             cells.append(row["pattern"])
             cells += [fmt(run.result["domains"][d]["layers"][k]["adaptability"], "+.3f")
                       for d in result.domains]
-        table.add_row(*cells)
-    console.print(table)
+        rows.append(cells)
+    print_numeric_table(console, f"alpha per style layer ({n_text}, {result.samples} samples)"
+                        + (f" [{RANDOM_NOTICE}]" if result.random else ""), header, rows,
+                        labels=2, groups=groups)
+    keys = ("alpha", "r2", "corr_r2") if len(runs) == 1 else ("alpha",)
+    for key in (*keys, *(("adaptability",) if result.domains else ())):
+        console.print(Text(f"{q[key]}: {QUANTITIES[key].meaning}", style="dim"))
     console.print(f"[green]wrote[/green] {escape(', '.join(result.written))} to "
                   f"{escape(str(result.out))}")
 
@@ -159,13 +164,11 @@ def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold yellow]{RANDOM_NOTICE}: some networks are untrained; not the "
                       "thesis' numbers[/bold yellow]")
         title += f" [{RANDOM_NOTICE}]"
-    table = Table(title=title)
-    for col in ("domain", "mean ‖F‖", "mean shift", "ratio", "median ratio"):
-        table.add_column(col, justify="left" if col == "domain" else "right")
-    for name, r in data["domains"].items():
-        table.add_row(escape(name), *(fmt(r[k]) for k in ("feature_norm", "shift_norm", "ratio",
-                                                   "ratio_median")))
-    console.print(table)
+    print_numeric_table(console, title, ["domain", "mean ‖F‖", "mean shift", "ratio ‖F‖ / shift",
+                                         "median ratio"],
+                        [[name, *(fmt(r[k]) for k in ("feature_norm", "shift_norm", "ratio",
+                                                      "ratio_median"))]
+                         for name, r in data["domains"].items()])
     console.print(f"[green]wrote[/green] {escape(str(args.out))}/"
                   f"{{{', '.join(result.written)}}}")
     print_batch_report(console, result.report)

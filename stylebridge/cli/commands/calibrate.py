@@ -10,10 +10,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import claim_swallowed, finite_float
+from stylebridge.cli.common import claim_swallowed, finite_float, print_numeric_table
 from stylebridge.cli.options import (
     add_fit_argument,
     add_photo_arguments,
@@ -27,6 +27,7 @@ from stylebridge.cli.photo_args import photo_options
 from stylebridge.cli.resume_args import resumable
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.analyze.report import QUANTITIES
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
 from stylebridge.registry import get_registry, hookimpl
 
@@ -80,16 +81,20 @@ class CalibrateCommand(Command):
                 raise
         calib, n_images, random = result.calibrator, result.n_images, result.random
         gen = job.generator
-        table = Table(title=f"alpha per style layer ({n_images} photos, {args.samples} samples)"
-                      + (escape(f" [{RANDOM_NOTICE}]") if random else ""))
-        for col in ("layer", "name", "alpha", "offset scale", "R²"):
-            table.add_column(col, justify="right" if col != "name" else "left")
+        alpha, r2 = QUANTITIES["alpha"], QUANTITIES["r2"]
         scale = calib.offset_scale(gen.n_style_layers)
-        for layer in gen.style_layers():
-            i = layer.index
-            table.add_row(str(i), layer.name, f"{float(calib.alpha[i]):.4g}",
-                          f"{float(scale[i]):.4g}", f"{float(calib.r2[i]):.3f}")
-        console.print(table)
+        print_numeric_table(
+            console, f"alpha per style layer ({n_images} photos, {args.samples} samples)"
+            + (f" [{RANDOM_NOTICE}]" if random else ""),
+            ["layer", "name", alpha.header, "offset scale ×", r2.header],
+            [[str(layer.index), layer.name, f"{float(calib.alpha[layer.index]):.4g}",
+              f"{float(scale[layer.index]):.4g}", f"{float(calib.r2[layer.index]):.3f}"]
+             for layer in gen.style_layers()], labels=2)
+        for line in (f"{alpha.header}: {alpha.meaning}",
+                     f"offset scale ×: what each layer's domain offset is multiplied by "
+                     f"(alpha ** {args.power:g}; 0 = switched off)",
+                     f"{r2.header}: {r2.meaning}"):
+            console.print(Text(line, style="dim"))
         bad = calib.unreliable_layers()
         if bad:
             console.print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "

@@ -15,6 +15,7 @@ from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument
 from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE
 from stylebridge.pipelines.evaluate import (
     EvalConfig,
@@ -48,23 +49,79 @@ class _ConsoleProgress(ConsoleBars, EvalProgress):
         ConsoleBars.advance(self, "evaluating", n)
 
 
+def _input_notice(result: EvalResult) -> str | None:
+    """The bold line over the table when scored pictures keep a notice in their file."""
+    notices = result.input_notices
+    if not (notices["pred"] or notices["target"]):
+        return None
+    n = len(result.rows)
+    counts = " and ".join(f"{notices[side]} of {n} {side} file(s)" for side in ("pred", "target")
+                          if notices[side])
+    first = notices["first"]
+    said = str(first["notice"]).removeprefix(f"{RANDOM_NOTICE}:").strip()
+    return (f"{RANDOM_NOTICE}: {counts} were made on untrained weights, as the files say "
+            f"({first['file']}: {said}); these scores are of random networks' pictures, not "
+            "of a trained model's")
+
+
+#: the widest the image column is made before its names fold
+IMAGE_WIDTH = 24
+
+
+def _groups(widths: list[int], room: int) -> list[list[int]]:
+    """Indices of columns of ``widths`` characters in groups that fit ``room`` characters
+    (each column also takes its padding and a border: 3 more); one column per group at least."""
+    groups: list[list[int]] = [[]]
+    used = 0
+    for i, width in enumerate(widths):
+        if groups[-1] and used + width + 3 > room:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += width + 3
+    return groups
+
+
 def print_result(console: Console, result: EvalResult, show: int) -> None:
-    """The table (per-image rows when there are at most ``show`` images, then the means) and
-    each metric's notes."""
+    """The table (per-image rows when there are at most ``show`` images, then the means;
+    each column with its unit and direction) and each metric's notes; a bold line and the
+    title say when the pictures were made on random weights (their files say so).
+
+    A number is never split over two lines: each column is at least as wide as its widest
+    number (its header may wrap), and columns that do not fit the terminal's width go on to
+    another table under the first, with the image names again."""
     rows, means = result.rows, result.means
     per_image, random_cols = set(result.per_image_columns), result.random_columns
-    table = Table(title=f"stylebridge eval: {len(rows)} image(s)")
-    table.add_column("image")
-    for col in means:  # "ssim[ssim:gaussian=true]" is a label, not rich markup
-        table.add_column(escape(col) + (" (RANDOM WEIGHTS)" if col in random_cols else ""),
-                         justify="right")
-    if len(rows) <= show:
-        for row in rows:
-            table.add_row(escape(row["name"]), *(_fmt(row[c]) if c in per_image and c in row
-                                                 else "" for c in means))
-        table.add_section()
-    table.add_row("[bold]mean[/bold]", *(f"[bold]{_fmt(v)}[/bold]" for v in means.values()))
-    console.print(table)
+    notice = _input_notice(result)
+    if notice is not None:
+        console.print(f"[bold red]{escape(notice)}[/bold red]")
+    columns = list(means)
+    listed = len(rows) <= show
+    cells = {col: [*(_fmt(row[col]) if col in per_image and col in row else ""
+                     for row in (rows if listed else [])), _fmt(means[col])] for col in columns}
+    widths = [max(map(len, cells[col])) for col in columns]
+    names = [row["name"] for row in rows] if listed else []
+    image_width = min(max([5, *map(len, names)]), IMAGE_WIDTH)
+    groups = _groups(widths, console.width - 1 - (image_width + 3))
+    title = f"stylebridge eval: {len(rows)} image(s)" + (
+        f" [{RANDOM_NOTICE} pictures]" if notice is not None else "")
+    for group in groups:
+        part = "" if len(groups) < 2 else f" (column {group[0] + 1} of {len(columns)})" \
+            if len(group) == 1 else f" (columns {group[0] + 1}-{group[-1] + 1} of {len(columns)})"
+        table = Table(title=escape(title + part))
+        table.add_column("image", overflow="fold", max_width=IMAGE_WIDTH)
+        for i in group:  # "ssim[ssim:gaussian=true]" is a label, not rich markup
+            col = columns[i]
+            table.add_column(escape(result.header(col))
+                             + (" (RANDOM WEIGHTS)" if col in random_cols else ""),
+                             justify="right", min_width=widths[i], overflow="fold")
+        for r, name in enumerate(names):
+            table.add_row(escape(name), *(cells[columns[i]][r] for i in group))
+        if listed:
+            table.add_section()
+        table.add_row("[bold]mean[/bold]",
+                      *(f"[bold]{cells[columns[i]][-1]}[/bold]" for i in group))
+        console.print(table)
     for metric in result.metrics:
         for note in metric.notes:
             style = "bold red" if note.startswith("RANDOM") else "yellow"

@@ -17,12 +17,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.status import Status
-from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import TargetGroup, add_device_argument, finite_float, seed_int
-from stylebridge.cli.options import print_batch_report
+from stylebridge.cli.common import (
+    TargetGroup,
+    add_device_argument,
+    finite_float,
+    print_numeric_table,
+    print_skipped,
+    seed_int,
+)
 from stylebridge.cli.resume_args import units_kept_hint
+from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES
 from stylebridge.pipelines.reproduce import (
@@ -129,7 +135,9 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default ./thesis-tables)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows an interrupted run into --out finished (same options "
-                             "and input files; --batch/--device may change)")
+                             "and input files; --batch/--device may change; --methods recipes "
+                             "train again and must give the same domains, as on the same "
+                             "machine and --device)")
     add_device_argument(parser)
 
 
@@ -203,16 +211,22 @@ class _Display:
 
 
 def print_tables(console: Console, result: Mapping[str, Any]) -> None:
-    """The thesis-layout tables (:func:`table_layouts`) as rich tables."""
+    """The thesis-layout tables (:func:`table_layouts`) as rich tables that fit the console:
+    numbers are never split (:func:`~stylebridge.cli.common.print_numeric_table`)."""
+    style = "bold red" if result["random_weights"] else None
     for title, header, body in table_layouts(result):
-        table = Table(title=title, title_style="bold red" if result["random_weights"] else None)
-        for i, col in enumerate(header):
-            table.add_column(escape(col.replace(" ", "\n", 1)) if i else "",
-                             justify="right" if i else "left", no_wrap=not i,
-                             overflow="fold")
-        for row in body:  # names of domains and encoders: plain text, never markup
-            table.add_row(*(escape(str(cell)) for cell in row))
-        console.print(table)
+        print_numeric_table(console, title, header, body, title_style=style)
+
+
+def print_inputs(console: Console, photos: BatchReport, domains: BatchReport) -> None:
+    """How many photos and domain files were used and skipped (counted apart: ``photos``
+    also lists the skipped domain files), and the table of the skipped files."""
+    n_photos = len(photos.skipped) - len(domains.skipped)
+    counts = [f"domains: {len(domains.done)} used, {len(domains.skipped)} skipped"]
+    if photos.done or n_photos:  # not when no domain was usable: no photo was read
+        counts.insert(0, f"photos: {len(photos.done)} done, {n_photos} skipped")
+    console.print("; ".join(counts))
+    print_skipped(console, photos)
 
 
 def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
@@ -225,7 +239,7 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
             finally:
                 display.close()
     except NoUsableInputs as exc:
-        print_batch_report(console, exc.report, error_follows=True)
+        print_inputs(console, exc.report, exc.domains)
         raise
     data = result.data
     print_tables(console, data)
@@ -236,7 +250,7 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
     console.print(f"[green]wrote[/green] {escape(str(args.out / MARKDOWN_FILE))} and "
                   f"{escape(str(args.out / JSON_FILE))}")
-    print_batch_report(console, result.report)
+    print_inputs(console, result.report, result.domains)
     return result.exit_code
 
 

@@ -32,14 +32,21 @@ from stylebridge.pipelines.analyze.plots import (
     plot_layer,
     save_figure,
 )
-from stylebridge.pipelines.analyze.report import LayerRef, build_report, compare_reports, layer_refs
+from stylebridge.pipelines.analyze.report import (
+    QUANTITIES,
+    LayerRef,
+    build_report,
+    compare_reports,
+    layer_refs,
+)
 from stylebridge.pipelines.analyze.stats import (
     SimilarityAccumulator,
     collect_encoder_stats,
     collect_mapping_stats,
 )
 from stylebridge.pipelines.photos import check_out_folder, weights_path
-from stylebridge.pipelines.resume import RowJournal, file_identity, model_setting
+from stylebridge.pipelines.reproduce.journal import open_rows
+from stylebridge.pipelines.resume import file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder
 
@@ -134,6 +141,16 @@ class LatentsResult:
     @property
     def exit_code(self) -> int:
         return max(run.batch.exit_code for run in self.runs)
+
+
+#: the command whose interrupted runs ``resume`` continues
+COMMAND = "analyze latents"
+
+
+def _quantities(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The units and better directions of the report's numbers (its ``quantities``)."""
+    keys = ["alpha", "r2", "corr_r2"] + (["cos", "adaptability"] if report["domains"] else [])
+    return {k: QUANTITIES[k].as_dict() for k in keys}
 
 
 def _check(config: LatentsConfig) -> None:
@@ -250,9 +267,10 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
     dom_random = any(domain_random.values())
     progress.random_inputs({"generator": gen_random, "domains": domain_random}, generator=g_path)
 
-    journal = RowJournal.open(
-        config.out, _settings(config, g_path, encoders, domains, paths), resume=config.resume,
-        how={"--batch": config.batch, "--device": str(device)}, unit="encoder")
+    journal = open_rows(
+        config.out, COMMAND, _settings(config, g_path, encoders, domains, paths),
+        resume=config.resume, how={"--batch": config.batch, "--device": str(device)},
+        unit="encoder")
     for line in journal.notices:
         progress.note(line)
     runs: list[EncoderRun] = []
@@ -300,7 +318,8 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
                 "random_inputs": random_inputs}
         if meta["random_weights"]:
             meta["notes"] = ["computed with random weights: not real statistics"]
-        run.result = {"meta": meta, **result, **run.batch.as_dict()}
+        run.result = {"meta": meta, **result, "quantities": _quantities(result),
+                      **run.batch.as_dict()}
 
     out = config.out
     random = gen_random or dom_random or any(r.random for r in runs)
@@ -320,6 +339,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
                 "n_images": {r.label: r.n_images for r in runs},
                 "random_weights": random, "random_parts": parts}
         comparison = {"meta": meta, **compare_reports(results)}
+        comparison["quantities"] = _quantities(comparison)
         save_figure(plot_comparison(src_means, {r.label: r.means for r in runs}, results, meta),
                     out / "latents.png")
         with atomic_path(out / "latents.md") as tmp:

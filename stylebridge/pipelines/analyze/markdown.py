@@ -6,6 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.pipelines.analyze.report import QUANTITIES
+from stylebridge.pipelines.reproduce.common import LEGEND_MARKS, legend
+
+A, R2, CORR, ADAPT = (QUANTITIES[k].header for k in ("alpha", "r2", "corr_r2", "adaptability"))
+
+
+def _legend(keys: tuple[str, ...]) -> list[str]:
+    """The markdown legend of the quantities ``keys`` (:data:`QUANTITIES`)."""
+    return [f"Legend ({LEGEND_MARKS}):", "",
+            *(f"- {line}" for line in legend({k: QUANTITIES[k] for k in keys})), ""]
 
 
 def fmt(value: Any, spec: str = ".4g") -> str:
@@ -31,9 +41,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     th = report["thresholds"]
     lines += [f"- patterns: independent if corr r² < {th['r2_min']}, else calibrated if "
               f"|α − 1| ≤ {th['alpha_tol']}, else scaled (thesis groups 1 / 2 / 3)", ""]
+    lines += _legend(("alpha", "r2", "corr_r2", *(("cos", "adaptability")
+                                                 if report["domains"] else ())))
     lines += ["## α per layer", "",
-              "| layer | name | conv # | channels | α | intercept | R² (fit) | corr r² | pattern "
-              "| α (origin) | α (intercept) | b (intercept) |",
+              f"| layer | name | conv # | channels | {A} | intercept | {R2} (fit) | {CORR} | "
+              f"pattern | {A} (origin) | {A} (intercept) | b (intercept) |",
               "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in report["layers"]:
         conv = "" if r["conv_index"] is None else str(r["conv_index"])
@@ -62,7 +74,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             if dom.get("weight_offsets_excluded"):
                 lines += ["(this domain also changes conv weights; those changes are not a "
                           "change of s and are not included)", ""]
-            lines += ["| layer | name | orig cos | enc cos | adaptability | orig dot | enc dot | "
+            lines += [f"| layer | name | orig cos | enc cos | {ADAPT} | orig dot | enc dot | "
                       "adaptability (dot) |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
             for r in dom["layers"]:
                 lines.append(f"| {r['index']} | {names.get(r['index'], '')} | "
@@ -83,9 +95,10 @@ def render_comparison_markdown(comparison: Mapping[str, Any], meta: Mapping[str,
     for key in ("generator", "samples", "seed", "n_images"):
         if key in meta:
             lines.append(f"- {key}: {meta[key]}")
-    lines += [f"- per-encoder reports: {', '.join(f'{e}/latents.md' for e in labels)}", "",
-              "## α per layer", "",
-              "| layer | name | " + " | ".join(f"α {e} | pattern {e}" for e in labels) + " |",
+    lines += [f"- per-encoder reports: {', '.join(f'{e}/latents.md' for e in labels)}", ""]
+    lines += _legend(("alpha", *(("cos", "adaptability") if comparison["domains"] else ())))
+    lines += ["## α per layer", "",
+              "| layer | name | " + " | ".join(f"{A} {e} | pattern {e}" for e in labels) + " |",
               "|---:|---|" + "---:|---|" * len(labels)]
     for row in comparison["layers"]:
         cells = " | ".join(f"{fmt(row['encoders'][e]['alpha'])} | {row['encoders'][e]['pattern']}"
@@ -96,9 +109,10 @@ def render_comparison_markdown(comparison: Mapping[str, Any], meta: Mapping[str,
     for dname, dom in comparison["domains"].items():
         lines += [f"## Domain adaptability (Eq. 5): {dname}", "",
                   "stoch_sim = mean cos(s_orig, s_orig + Δs) over z samples; <encoder>_sim the "
-                  "same over the encoded photos; <encoder>_diff = <encoder>_sim − stoch_sim.", "",
+                  "same over the encoded photos; adaptability <encoder> = <encoder>_sim − "
+                  "stoch_sim (Fig. 4.10's <encoder>_diff).", "",
                   "| layer | name | stoch_sim | " + " | ".join(f"{e}_sim" for e in labels) + " | "
-                  + " | ".join(f"{e}_diff" for e in labels) + " |",
+                  + " | ".join(f"{ADAPT} {e}" for e in labels) + " |",
                   "|---:|---|---:|" + "---:|" * (2 * len(labels))]
         for row in dom["layers"]:
             sims = " | ".join(fmt(row["encoders"][e]["enc_cos"], ".4f") for e in labels)

@@ -13,11 +13,37 @@ from torch import Tensor
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.analyze.stats import SimilarityAccumulator
+from stylebridge.pipelines.reproduce.common import Quantity
 from stylebridge.plugins.calibrators.alpha import FITS, MIN_ALPHA, alpha_usable, fit_alpha
 
 PATTERNS = ("independent", "calibrated", "scaled")
 THESIS_GROUPS = {"independent": 1, "calibrated": 2, "scaled": 3}
 LAYER_SETS = ("all", "conv")
+
+#: the numbers of the α and Eq. 5 tables (``calibrate`` prints α and R² too).  The thesis:
+#: "Ideally we should observe averaged per-channel values lying along the y = x line" (α = 1);
+#: Eq. 5 measures how differently a domain changes encoder latents and the mapping network's
+#: (0 = alike)
+QUANTITIES: dict[str, Quantity] = {
+    "alpha": Quantity("α", "ratio, encoder / mapping-network style means", None, "1",
+                      "slope of encoder ≈ α · mapping over a layer's per-channel style means; "
+                      "1 = calibrated (thesis Fig. 4.9's y = x)"),
+    "r2": Quantity("R²", "coefficient of determination, at most 1", None, "higher",
+                   "how much of the layer's spread the fit y = α·x (or with intercept) "
+                   "explains; below 0 when the line through the origin fits worse than the "
+                   "mean"),
+    "corr_r2": Quantity("corr r²", "squared Pearson correlation", (0.0, 1.0), "higher",
+                        "the thesis' \"covariance\" of the two mean vectors; low = independent"),
+    "cos": Quantity("cos", "cosine similarity", (-1.0, 1.0), "",
+                    "mean cos(s, s + Δs) of a style vector with and without the domain's offset: "
+                    "orig over mapping-network samples (Fig. 4.10's stoch_sim), enc over the "
+                    "encoded photos (its e4e_sim, fse_sim)"),
+    "adaptability": Quantity(
+        "adaptability", "difference of cosine similarities", (-2.0, 2.0), "0",
+        "Eq. 5, EncoderLatentsDomainAdaptability = enc cos − orig cos (Fig. 4.10's "
+        "e4e_diff, fse_diff); 0 = the domain changes encoder latents as it changes the mapping "
+        "network's, > 0 = less (weaker adaptation), < 0 = more"),
+}
 
 
 @dataclass(frozen=True)

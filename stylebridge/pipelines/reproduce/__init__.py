@@ -39,8 +39,14 @@ A row whose weights are missing is skipped with a note, or, with ``--allow-rando
 computed on random weights of the official architecture (sized to the generator) and
 labelled.  ``--e4e`` / ``--fse`` default to the weights installed by ``stylebridge
 weights``.  Photos (``--images``) must be aligned faces (``stylebridge align``), as FFHQ;
-unreadable files are skipped and reported (exit 3).  A run that is interrupted keeps the rows it
-finished: ``--resume`` computes the others (:mod:`.journal`).
+unreadable files are skipped and reported (exit 3); an empty ``--images`` or ``--domains``
+folder is a one-line error.  A run that is interrupted keeps the rows it finished: ``--resume``
+computes the others (:mod:`.journal`; with ``--methods`` on the tiny preset the recipes train
+again and the rows are kept when they give the same domain files).
+
+Every table says the direction of its numbers in its headers (``Quality ↑``, ``Diversity ↑``;
+``common.QUANTITIES``); the markdown adds a legend, the JSON ``quantities`` (unit, range,
+better).
 
 Domains (``--domains DIR|FILE ...``): stylebridge domain checkpoints (kind
 ``domain_method``, e.g. SimilarDomains StyleSpace files converted with ``stylebridge

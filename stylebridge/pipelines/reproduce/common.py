@@ -45,3 +45,55 @@ def header_random(extra: Mapping[str, Any]) -> bool:
     """A stylebridge header that says its weights (or the CLIP that trained them) are random."""
     clip = extra.get("clip")
     return is_random_weights(extra) or (isinstance(clip, Mapping) and bool(clip.get("random_weights")))
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number the reports print, with its unit and which way is better (the headers carry
+    :attr:`mark`; the markdown reports a legend, the JSON reports :meth:`as_dict`).
+
+    ``better``: ``"higher"`` (↑), ``"lower"`` (↓), a value the quantity is best at (``"1"``:
+    →1) or ``""`` (no better direction, e.g. a measured ratio)."""
+
+    label: str
+    unit: str
+    range: tuple[float, float] | None
+    better: str
+    meaning: str
+
+    @property
+    def mark(self) -> str:
+        return {"higher": "↑", "lower": "↓", "": ""}.get(self.better, f"→{self.better}")
+
+    @property
+    def header(self) -> str:
+        """The column header: ``Quality ↑``."""
+        return f"{self.label} {self.mark}".rstrip()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "unit": self.unit,
+                "range": None if self.range is None else list(self.range),
+                "better": self.better or None, "meaning": self.meaning}
+
+
+#: the thesis' tables print three decimals under "Quality" / "Diversity" and a CLIP model
+#: (Tables 4.1-4.3) and say no direction; both are HyperDomainNet's (A.3.3): higher Quality =
+#: closer to the domain, higher Diversity = less alike (no mode collapse)
+QUANTITIES: dict[str, Quantity] = {
+    "quality": Quantity("Quality", "CLIP cosine similarity", (-1.0, 1.0), "higher",
+                        "mean cosine between each adapted image's CLIP embedding and the "
+                        "domain's text (or reference image); higher = closer to the domain"),
+    "diversity": Quantity("Diversity", "1 - CLIP cosine similarity", (0.0, 2.0), "higher",
+                          "mean of 1 - cosine over every pair of adapted images; higher = "
+                          "more varied, lower = the images look alike"),
+}
+LEGEND_MARKS = "↑ higher is better, ↓ lower is better, →v best at v"
+
+
+def legend(quantities: Mapping[str, Quantity]) -> list[str]:
+    """A legend's lines, one per quantity: ``**Quality ↑** (CLIP cosine similarity, -1 to
+    1): ...`` (markdown)."""
+    def span(q: Quantity) -> str:
+        return "" if q.range is None else f", {q.range[0]:g} to {q.range[1]:g}"
+
+    return [f"**{q.header}** ({q.unit}{span(q)}): {q.meaning}" for q in quantities.values()]

@@ -149,25 +149,37 @@ def _header_target(extra: Mapping[str, Any], path: Path) -> tuple[dict[str, Any]
     return target, kind
 
 
+def domain_files(items: Sequence[str | Path]) -> list[Path]:
+    """The domain checkpoints ``--domains`` names: files as given, a folder's
+    ``*.safetensors`` (sorted; not hidden ``._x`` resource forks).  One-line errors for a
+    path that does not exist and for no checkpoint at all (an empty folder), before any
+    model loads."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir()
+                                if p.is_file() and p.suffix == ".safetensors"
+                                and not p.name.startswith(".")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise StylebridgeError("no such file or directory", path=path)
+    if not files:
+        given = ", ".join(str(item) for item in items[:3]) + (", ..." if len(items) > 3 else "")
+        raise StylebridgeError(f"no domain checkpoints in {given or 'the arguments'} (folders "
+                               "are searched for *.safetensors files)")
+    return files
+
+
 def collect_domains(items: Sequence[str | Path], targets_files: Sequence[Path],
                     report: BatchReport, *, generator: Generator, device: torch.device
                     ) -> list[DomainEntry]:
     """Load every domain checkpoint of ``items`` (folders: their ``*.safetensors``) with its
     Quality target; unusable domains go to ``report``."""
-    files: list[Path] = []
+    files = domain_files(items)
     jsons = [Path(p) for p in targets_files]
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir()  # not hidden ._x resource forks
-                                if p.is_file() and p.suffix == ".safetensors"
-                                and not p.name.startswith(".")))
-            if (path / TARGETS_FILE).is_file():
-                jsons.append(path / TARGETS_FILE)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise StylebridgeError("no such file or directory", path=path)
+    jsons += [Path(p) / TARGETS_FILE for p in items if (Path(p) / TARGETS_FILE).is_file()]
     targets = {p: read_targets(p) for p in jsons}
     out: list[DomainEntry] = []
     names: set[str] = set()

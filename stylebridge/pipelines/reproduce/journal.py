@@ -12,9 +12,18 @@ The settings are the options that change a number (every option but ``--out``,
 domains, targets, generator, encoders, FeatureShift models, CLIP weights and configs), so
 that the tiny preset, rebuilt by every run from its seed, is recognised, and a photo or a
 checkpoint written again since is not.  Another run is refused in one line naming the option
-or the file that differs.  The journal itself is
-:class:`~stylebridge.pipelines.resume.RowJournal` (``analyze latents`` keeps its encoders
-with it too); this module builds the settings it compares.
+or the file that differs, and so is a folder that holds another command's interrupted run
+(``analyze latents`` and ``reproduce thesis-tables`` share the journal's name).
+
+``--methods`` on the tiny preset: the recipes train the run's domains again in every run
+(seconds), from the preset and ``--seed``, so a resumed run trains them again too; its
+finished rows are kept when the domains it trained are the interrupted run's, file by file
+(sha256, :data:`TRAINED`; bit for bit on the same machine, ``--device`` and torch build).
+Domains that come out otherwise are refused in one line naming the first one that differs.
+
+The journal itself is :class:`~stylebridge.pipelines.resume.RowJournal` (``analyze latents``
+keeps its encoders with it too, through :func:`open_rows`); this module builds the settings
+it compares.
 """
 
 from __future__ import annotations
@@ -27,10 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from stylebridge.core.batch import expand_inputs
-from stylebridge.pipelines.resume import ROWS_FILE, RowJournal
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.resume import JOURNAL_DIR, ROWS_FILE, RowJournal, differs
 
 #: options that do not change a number (``--resume`` may change them)
 HOW_FIELDS = ("out", "device", "batch", "resume")
+#: the command a journal belongs to (a setting of its own)
+COMMAND_KEY = "command"
+#: the setting that holds the domains the ``--methods`` recipes trained (by content)
+TRAINED = "domains trained by the --methods recipes"
 _CHUNK = 1 << 20
 
 
@@ -103,4 +117,62 @@ def run_settings(config: Any) -> dict[str, Any]:
     return {**options, **inputs}
 
 
-__all__ = ["HOW_FIELDS", "ROWS_FILE", "RowJournal", "content_identity", "run_settings"]
+def trained_identity(domains: Iterable[Any]) -> list[dict[str, Any]]:
+    """:data:`TRAINED`: each domain a recipe trained (``name``, ``path``), by content."""
+    return [{"name": d.name, **content_identity(Path(d.path))} for d in domains]
+
+
+def _recorded(out: Path) -> dict[str, Any] | None:
+    """The settings of the interrupted run in ``out`` (``None``: none, or unreadable:
+    :meth:`RowJournal.open` says so)."""
+    try:
+        settings = json.loads((Path(out) / JOURNAL_DIR / ROWS_FILE).read_text(
+            encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def check_resume(out: Path, command: str, settings: dict[str, Any], *, resume: bool) -> None:
+    """Before the long work: refuse, in one line, a ``--resume`` of a folder whose interrupted
+    run is another command's, or had other options or input files (everything but
+    :data:`TRAINED`, which :func:`open_rows` compares once the recipes have trained)."""
+    if not resume:
+        return
+    then = _recorded(out)
+    if then is None:
+        return
+    other = then.get(COMMAND_KEY)
+    if other != command:
+        what = f"an interrupted {other} run" if isinstance(other, str) else \
+            "an interrupted run of an earlier stylebridge or of another command"
+        raise StylebridgeError(f"--resume: {out} holds {what}, not this command's "
+                               f"({command}); run without --resume to start over, or give "
+                               "another --out")
+    now = {COMMAND_KEY: command, **settings}
+    why = differs({k: v for k, v in then.items() if k != TRAINED},
+                  {k: v for k, v in now.items() if k != TRAINED})
+    if why is not None:
+        raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run in "
+                               f"{out}, or another --out to start a new run")
+    if TRAINED in settings and then.get(TRAINED) != settings[TRAINED]:
+        old = {d.get("name"): d.get("sha256") for d in then.get(TRAINED) or []}
+        new = {d["name"]: d["sha256"] for d in settings[TRAINED]}
+        name = next((n for n in dict.fromkeys([*new, *old]) if old.get(n) != new.get(n)), "?")
+        raise StylebridgeError(
+            f"--resume: the --methods recipes trained other domains than the interrupted run "
+            f"in {out} ({name} differs; training repeats bit for bit only on the same machine, "
+            "--device and torch build); run without --resume to compute every row")
+
+
+def open_rows(out: Path, command: str, settings: dict[str, Any], *, resume: bool,
+              how: dict[str, Any], unit: str) -> RowJournal:
+    """The row journal of ``command`` in ``out`` (:func:`check_resume`, then
+    :meth:`RowJournal.open`); its settings record the command."""
+    check_resume(out, command, settings, resume=resume)
+    return RowJournal.open(out, {COMMAND_KEY: command, **settings}, resume=resume, how=how,
+                           unit=unit)
+
+
+__all__ = ["COMMAND_KEY", "HOW_FIELDS", "ROWS_FILE", "TRAINED", "RowJournal", "check_resume",
+           "content_identity", "open_rows", "run_settings", "trained_identity"]

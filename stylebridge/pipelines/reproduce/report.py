@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE
-from stylebridge.pipelines.reproduce.common import KINDS, RANDOM_SENTENCE
+from stylebridge.pipelines.reproduce.common import (
+    KINDS,
+    LEGEND_MARKS,
+    QUANTITIES,
+    RANDOM_SENTENCE,
+    legend,
+)
 from stylebridge.pipelines.reproduce.domains import DomainEntry
 
 
@@ -69,14 +75,16 @@ def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[
     targets = result.get("quality_targets") or {"4.1": "text", "4.2": "text", "4.3": "text"}
     n_dom = len(result["domains"])
     tables = []
-    header = ["", *(f"Quality {c}" for c in clips), *(f"Diversity {c}" for c in clips)]
+    quality, diversity = QUANTITIES["quality"].header, QUANTITIES["diversity"].header
+    header = ["", *(f"{quality} {c}" for c in clips), *(f"{diversity} {c}" for c in clips)]
     body = [[_row_label(row, random), *(_cell(row, "4.1", None, c, "quality") for c in clips),
              *(_cell(row, "4.1", None, c, "diversity") for c in clips)] for row in rows]
     tables.append((f"Quality and Diversity averaged over {n_dom} domain(s) "
                    f"(Table 4.1 layout; image domains' Quality target: {targets['4.1']}){mark}",
                    header, body))
     counts = {k: sum(1 for d in result["domains"] if d["kind"] == k) for k in KINDS}
-    split = ["", "Quality Image", "Quality Text", "Diversity Image", "Diversity Text"]
+    split = ["", f"{quality} Image", f"{quality} Text", f"{diversity} Image",
+             f"{diversity} Text"]
     for clip in clips:
         body = [[_row_label(row, random),
                  *(_cell(row, "4.2", kind, clip, metric)
@@ -113,8 +121,9 @@ def methods_layout(methods: Mapping[str, Any], clips: Sequence[str], mark: str
     domains on one latent row, its domain count, what Quality compared with (a text, or a
     reference image: an image-image cosine, not comparable with text rows), parameters and
     training seconds per domain."""
-    header = ["method", "domains", "Quality vs", *(f"Quality {c}" for c in clips),
-              *(f"Diversity {c}" for c in clips), "params / domain", "train s / domain"]
+    quality, diversity = QUANTITIES["quality"].header, QUANTITIES["diversity"].header
+    header = ["method", "domains", "Quality vs", *(f"{quality} {c}" for c in clips),
+              *(f"{diversity} {c}" for c in clips), "params / domain", "train s / domain"]
     body = []
     for m in methods["methods"]:
         mean = m.get("mean") or {}
@@ -145,7 +154,8 @@ def per_domain_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], 
                  *(f"{_fmt(row['per_domain'][n][clip]['quality'])} / "
                    f"{_fmt(row['per_domain'][n][clip]['diversity'])}" for n in names)]
                 for row in rows]
-        out.append((f"{clip} per domain, quality / diversity{mark}", header, body))
+        out.append((f"{clip} per domain, {QUANTITIES['quality'].header} / "
+                    f"{QUANTITIES['diversity'].header}{mark}", header, body))
     return out
 
 
@@ -175,6 +185,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                  f"{result['n_images']} photo(s), {result['samples']} random sample(s) for Orig; "
                  "values averaged over domains. (The thesis' Table 4.1 values equal its Table "
                  "4.2 Image column: compare them with the Image column here.)")
+    parts.append("Legend (" + LEGEND_MARKS + "; three decimals, as the thesis' tables):\n\n"
+                 + "\n".join(f"- {line}" for line in legend(QUANTITIES)))
     for title, header, body in table_layouts(result):
         parts += [f"## {title}", _md_table(header, body)]
     for title, header, body in per_domain_layouts(result):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from stylebridge.core.batch import EXIT_PARTIAL, BatchReport, expand_inputs, iter_images
+from stylebridge.core.batch import EXIT_PARTIAL, BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, load_image, resize_square
@@ -39,10 +39,11 @@ from stylebridge.pipelines.reproduce.common import (
     JSON_FILE,
     MARKDOWN_FILE,
     PRESET_DIR,
+    QUANTITIES,
     RANDOM_SENTENCE,
     ROWS,
 )
-from stylebridge.pipelines.reproduce.domains import collect_domains
+from stylebridge.pipelines.reproduce.domains import collect_domains, domain_files
 from stylebridge.pipelines.reproduce.groups import (
     DEFAULT_GAP_ROW,
     GAP_ROWS,
@@ -52,7 +53,13 @@ from stylebridge.pipelines.reproduce.groups import (
     pick_group_clip,
     table_values,
 )
-from stylebridge.pipelines.reproduce.journal import RowJournal, run_settings
+from stylebridge.pipelines.reproduce.journal import (
+    TRAINED,
+    check_resume,
+    open_rows,
+    run_settings,
+    trained_identity,
+)
 from stylebridge.pipelines.reproduce.methods import (
     DEFAULT_METHOD_STEPS,
     MAX_METHOD_STEPS,
@@ -142,22 +149,30 @@ class TablesProgress:
 ProgressCallback = Callable[[TablesProgress], None]
 
 
+#: the command whose interrupted runs ``--resume`` continues (:mod:`.journal`)
+COMMAND = "reproduce thesis-tables"
+
+
 class NoUsableInputs(StylebridgeError):
     """No usable domain, or fewer than two readable photos; ``report`` lists the skipped
-    files (the CLI prints it before the error)."""
+    files (the CLI prints it before the error), ``domains`` which domains were used or
+    skipped."""
 
-    def __init__(self, message: str, report: BatchReport) -> None:
+    def __init__(self, message: str, report: BatchReport,
+                 domains: BatchReport | None = None) -> None:
         super().__init__(message)
         self.report = report
+        self.domains = domains if domains is not None else BatchReport()
 
 
 @dataclass
 class ThesisTablesResult:
     """What :func:`run_thesis_tables` computed and wrote.
 
-    ``data``: the content of ``thesis_tables.json`` (every value, per domain too); ``failed``:
-    some row raised (the other rows ran); :attr:`exit_code`: 0, or 3 when inputs were skipped
-    or a row failed.
+    ``data``: the content of ``thesis_tables.json`` (every value, per domain too); ``report``:
+    the photos done, the photos and domain files skipped; ``domains``: the domain files used
+    (``done``) and skipped; ``failed``: some row raised (the other rows ran);
+    :attr:`exit_code`: 0, or 3 when inputs were skipped or a row failed.
     """
 
     data: dict[str, Any]
@@ -165,6 +180,7 @@ class ThesisTablesResult:
     failed: bool
     json_path: Path
     markdown_path: Path
+    domains: BatchReport = field(default_factory=BatchReport)
 
     @property
     def random_weights(self) -> bool:
@@ -203,13 +219,15 @@ def apply_preset(config: ThesisTablesConfig) -> tuple[ThesisTablesConfig, TinyPr
     return replace(config, **changes), preset
 
 
-def check_config(config: ThesisTablesConfig) -> None:
+def check_config(config: ThesisTablesConfig, *, domains: bool = True) -> None:
     """One-line errors for missing or out-of-range options (named as on the command line)."""
     missing = [opt for opt, value in (("--images", config.images), ("--domains", config.domains),
                                       ("--generator", config.generator)) if not value]
     if missing:
         raise StylebridgeError(f"give {', '.join(missing)} (or --preset tiny for a random-weight "
                                "smoke run)")
+    if domains:  # not when the --methods recipes train the run's domains
+        domain_files(config.domains or [])
     check_range("--batch", config.batch, 1, MAX_BATCH)
     if config.samples is not None and config.samples < 2:
         raise StylebridgeError(f"--samples {config.samples}: Diversity needs at least 2")
@@ -235,9 +253,7 @@ def check_config(config: ThesisTablesConfig) -> None:
     for path in (config.featureshift_e4e, config.featureshift_fse):
         if path is not None and not Path(path).is_file():
             raise StylebridgeError("no such file", path=path)
-    for item in config.images or []:
-        if not Path(item).exists():
-            raise StylebridgeError("no such file or directory", path=item)
+    require_inputs(config.images)  # "no input images in DIR", as the other commands say
 
 
 def readable_images(paths: Sequence[Path], report: BatchReport) -> list[Path]:
@@ -273,21 +289,20 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     if config.methods is not None:
         methods = parse_methods(config.methods, get_registry().names("domain_method"))
     train_methods = methods is not None and config.preset == "tiny" and not config.domains
+    if config.images:  # an empty or absent folder: said before the preset is built
+        require_inputs(config.images)
+    if config.domains:
+        domain_files(config.domains)
     preset: TinyPreset | None = None
     if config.preset == "tiny":
         config, preset = apply_preset(config)
         emit("preset", path=preset.root)
-    check_config(config)
+    check_config(config, domains=not train_methods)
     assert config.images is not None and config.domains is not None
     assert config.generator is not None
-    if config.resume and train_methods:
-        raise StylebridgeError("--resume: the --methods recipes train their domains again in "
-                               "every run (seconds on the tiny preset); run without --resume")
     device = resolve_device(config.device)
-    journal = RowJournal.open(config.out, run_settings(config), resume=config.resume,
-                              how={"--batch": config.batch, "--device": str(device)})
-    for notice in journal.notices:
-        emit("notice", label=notice)
+    settings = run_settings(config)
+    check_resume(config.out, COMMAND, settings, resume=config.resume)  # before any training
     notes: list[str] = []
     register_clip_configs(config.clip_config)
     clips = resolve_clips(config.clip or list(DEFAULT_CLIPS),
@@ -297,7 +312,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                       featureshift_e4e=config.featureshift_e4e,
                       featureshift_fse=config.featureshift_fse)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
-    report = BatchReport()
+    report = BatchReport()   # photos done; photos and domain files skipped
+    used = BatchReport()     # domain files used and skipped
     skipped_methods: dict[str, str] = {}
     if train_methods:
         assert methods is not None and preset is not None
@@ -312,17 +328,35 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
             device=str(device))
         domains, skipped_methods = trained_domains(methods, inputs, gen, device, notes,
                                                    lambda m: emit("train", label=m))
+        # a resumed run keeps its rows only if it trained the same domains (:mod:`.journal`)
+        settings[TRAINED] = trained_identity(domains)
+        if not domains:
+            raise NoUsableInputs("no domain to evaluate: none of the --methods has a training "
+                                 f"recipe ({', '.join(skipped_methods)})", report, used)
     else:
-        domains = collect_domains(config.domains, config.targets, report, generator=gen,
-                                  device=device)
-        if methods is not None:
-            domains = methods_domains(domains, methods, notes)
-    if not domains:
-        raise NoUsableInputs("no usable domain (see the skipped files above)", report)
-    photos = readable_images(expand_inputs(config.images), report)
+        found = collect_domains(config.domains, config.targets, used, generator=gen,
+                                device=device)
+        report.skipped += used.skipped
+        report.notes += used.notes
+        domains = found if methods is None else methods_domains(found, methods, notes)
+        if found and not domains:
+            raise NoUsableInputs(f"no domain of the --methods ({', '.join(methods or [])}) "
+                                 "among --domains (they are "
+                                 f"{', '.join(sorted({d.plugin for d in found}))})",
+                                 report, used)
+        if not domains:
+            raise NoUsableInputs(f"no usable domain: the {len(used.skipped)} domain "
+                                 "checkpoint(s) given were all skipped (see the table above)",
+                                 report, used)
+    used.done[:] = [d.path for d in domains]
+    photos = readable_images(require_inputs(config.images), report)
     if len(photos) < 2:
-        raise NoUsableInputs(f"{len(photos)} readable photo(s): Diversity needs at least 2",
-                             report)
+        raise NoUsableInputs(f"{len(photos)} readable photo(s) in {', '.join(map(str, config.images))}: "
+                             "Diversity needs at least 2", report, used)
+    journal = open_rows(config.out, COMMAND, settings, resume=config.resume,
+                        how={"--batch": config.batch, "--device": str(device)}, unit="row")
+    for notice in journal.notices:
+        emit("notice", label=notice)
     n_samples = config.samples or len(photos)
     shared_random = gen_random or any(c.random for c in clips) or any(d.random for d in domains)
     if shared_random:
@@ -426,6 +460,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         "clip_models": [{"name": c.name, "weights": None if c.weights is None else str(c.weights),
                          "random_weights": c.random} for c in clips],
         "text_template": config.text_template,
+        "quantities": {k: q.as_dict() for k, q in QUANTITIES.items()},
         "quality_targets": targets,
         "groups": None if groups is None else {
             "clip": group_clip, "gap_row": config.group_gap_row, "target": targets["4.2"],
@@ -435,7 +470,11 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         "n_images": len(photos), "samples": n_samples, "seed": config.seed,
         "truncation": config.truncation,
         "domains": [d.describe(config.text_template) for d in domains],
-        "rows": rows, "notes": notes, "report": report.as_dict(),
+        "rows": rows, "notes": notes,
+        "report": {**report.as_dict(), "counts": {
+            "photos": {"done": len(report.done),
+                       "skipped": len(report.skipped) - len(used.skipped)},
+            "domains": {"done": len(used.done), "skipped": len(used.skipped)}}},
     }
     if methods is not None:
         key = pick_methods_row(config.methods_row, list(done))
@@ -455,4 +494,4 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     journal.finish()
     return ThesisTablesResult(data=data, report=report, failed=failed,
                               json_path=config.out / JSON_FILE,
-                              markdown_path=config.out / MARKDOWN_FILE)
+                              markdown_path=config.out / MARKDOWN_FILE, domains=used)

@@ -3,6 +3,8 @@ and the mean of per-image values (:class:`PerImageMetric`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from abc import abstractmethod
 from collections.abc import Mapping
@@ -28,6 +30,14 @@ def random_refused(metric: str, what: str, hint: str) -> StylebridgeError:
     return StylebridgeError(
         f"{metric}: {what} not available ({hint}); with random weights the number is not "
         f"{metric}: pass allow_random=true to compute it anyway, labelled as random")
+
+
+def spec_seed(metric: str, options: Mapping[str, Any]) -> int:
+    """The torch seed a metric's random network is drawn from (``allow_random=true``): the
+    same metric and options (those that shape the network, never ``device``) give the same
+    weights in every run and on every device."""
+    text = json.dumps(["metric", metric, sorted((k, repr(v)) for k, v in options.items())])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
 class BaseMetric(Metric):

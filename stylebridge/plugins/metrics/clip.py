@@ -50,6 +50,10 @@ class ClipQualityMetric(_ClipMetric, PerImageMetric):
     """CLIP Quality: cosine of each image with the domain text (or reference image) embedding."""
 
     name = "clip_quality"
+    direction = "higher"
+    unit = "cos"
+    scale = ("cosine of CLIP embeddings of each image and the domain text (or reference "
+             "image), -1..1")
     needs_target = False
 
     def __init__(self, model: str = "ViT-B-32", weights: str | None = None,
@@ -83,6 +87,8 @@ class ClipDiversityMetric(_ClipMetric):
     """CLIP Diversity: mean ``1 - cos`` over all pairs of images (streamed: O(D) memory)."""
 
     name = "clip_diversity"
+    direction = "higher"
+    scale = "mean 1 - cosine of CLIP embeddings over all pairs of images, 0 = all alike"
     needs_target = False
     per_image = False
 

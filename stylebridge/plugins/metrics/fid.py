@@ -33,6 +33,9 @@ class FIDMetric(BaseMetric):
     """Fréchet Inception distance between the predictions and the targets (or cached statistics)."""
 
     name = "fid"
+    direction = "lower"
+    scale = ("Fréchet distance of Inception pool features, 0 = the same distribution; "
+             "biased upwards below 2048 images, compare only with the same N")
     needs_target = False
     takes_reference = True
     per_image = False
@@ -85,12 +88,16 @@ class FIDMetric(BaseMetric):
 
     def update(self, pred: Tensor, target: Tensor | None = None, **context: Any) -> None:
         self._check_pair(pred, target)
-        self.pred_stats.update(self.features(pred))
-        if target is not None:
-            if self._ref is None:
-                self.target_stats.update(self.features(target))
-            else:
-                self._targets_ignored += target.shape[0]
+        # every feature first, then the sums: a batch that fails leaves the metric as it was
+        # (it keeps no state() to restore: eval skips the batch's pairs and goes on)
+        features = self.features(pred)
+        target_features = None if target is None or self._ref is not None \
+            else self.features(target)
+        self.pred_stats.update(features)
+        if target_features is not None:
+            self.target_stats.update(target_features)
+        elif target is not None:
+            self._targets_ignored += target.shape[0]
 
     def update_reference(self, images: Tensor) -> None:
         """Reference images, unpaired (``eval --target`` when no metric compares pairs)."""

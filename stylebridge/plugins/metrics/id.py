@@ -54,6 +54,9 @@ class IDMetric(PerImageMetric):
     """
 
     name = "id"
+    direction = "higher"
+    unit = "cos"
+    scale = "cosine similarity of face embeddings, -1..1, 1 = the same face"
     same_size = False  # each image's face is found on its own
     #: the allowed values (checked before anything is built; `stylebridge plugins id` shows
     #: them); ``detect`` is dlib's face finding (auto: HOG, else the whole image)

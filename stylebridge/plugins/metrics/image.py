@@ -1,8 +1,13 @@
 """Pixel metrics on images in ``[0, 1]``, equal to scikit-image's:
 
 * ``mse``: mean squared error over pixels and channels, in ``[0, 1]`` units.
-* ``psnr``: ``10 log10(1 / MSE)`` per image (data range 1), as
-  ``skimage.metrics.peak_signal_noise_ratio(data_range=1)``.
+* ``psnr``: ``10 log10(1 / MSE)`` per image in dB (data range 1), as
+  ``skimage.metrics.peak_signal_noise_ratio(data_range=1)``, except that an MSE below the
+  quantisation noise of 8-bit pictures, ``(1/255)² / 12`` (the variance of a uniform error of
+  up to half a step), counts as that noise: the pictures compared are 8-bit files, equal to
+  within that, so PSNR is capped at ``10 log10(12 · 255²)`` ≈ 58.92 dB (:data:`PSNR_CAP`).
+  Identical images give the cap, not ``inf``, so one identical pair no longer makes a mean
+  of any number of pairs infinite; the metric's notes count the capped images.
 * ``ssim``: per-channel SSIM averaged over channels, as
   ``skimage.metrics.structural_similarity(data_range=1, channel_axis=-1)``:
   7×7 uniform window with sample covariance (default) or, with
@@ -11,6 +16,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -35,6 +42,9 @@ class MSEMetric(PerImageMetric):
     """Mean squared error per image, images in [0, 1]."""
 
     name = "mse"
+    direction = "lower"
+    unit = "on [0,1]"
+    scale = "mean squared error of images in [0, 1] (pSp's l2 on [-1, 1] is 4× this)"
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(device=device)
@@ -44,17 +54,55 @@ class MSEMetric(PerImageMetric):
         return {"mse": _mse(pred, target)}
 
 
+#: the smallest MSE :class:`PSNRMetric` resolves: the quantisation noise of 8-bit pictures,
+#: ``(1/255)² / 12`` (a uniform error of up to half a step)
+MSE_FLOOR = (1.0 / 255.0) ** 2 / 12.0
+#: the largest PSNR it reports, that of :data:`MSE_FLOOR`: ``10 log10(12 · 255²)`` ≈ 58.92 dB
+PSNR_CAP = 10.0 * math.log10(1.0 / MSE_FLOOR)
+
+
 class PSNRMetric(PerImageMetric):
-    """Peak signal-to-noise ratio per image (dB, data range 1); identical images give inf."""
+    """Peak signal-to-noise ratio per image (dB, data range 1), capped at :data:`PSNR_CAP`
+    (identical images give the cap, see the module docstring)."""
 
     name = "psnr"
+    direction = "higher"
+    unit = "dB"
+    scale = (f"10·log10(1/MSE), images in [0, 1]; an MSE below 8-bit quantisation noise "
+             f"((1/255)²/12) counts as that noise: at most {PSNR_CAP:.2f} dB (identical images)")
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(device=device)
 
+    def reset(self) -> None:
+        super().reset()
+        self.capped = 0
+
     def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
         assert target is not None
-        return {"psnr": 10.0 * torch.log10(1.0 / _mse(pred, target))}
+        mse = _mse(pred, target)
+        self._batch_capped = int((mse < MSE_FLOOR).sum())
+        return {"psnr": 10.0 * torch.log10(1.0 / mse.clamp(min=MSE_FLOOR))}
+
+    def update(self, pred: Tensor, target: Tensor | None = None, **context: Any) -> None:
+        self._batch_capped = 0
+        super().update(pred, target, **context)
+        self.capped += self._batch_capped  # after the update: a failed one counts nothing
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "capped": self.capped}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        super().load_state(state)
+        self.capped = int(state.get("capped", 0))
+
+    def notes(self) -> list[str]:
+        notes = super().notes()
+        if self.capped:
+            notes.append(f"{self.capped} image(s) equal to their target within 8-bit "
+                         f"quantisation noise (identical ones among them): PSNR capped at "
+                         f"{PSNR_CAP:.2f} dB")
+        return notes
 
 
 def ssim(pred: Tensor, target: Tensor, *, gaussian: bool = False, data_range: float = 1.0,
@@ -99,6 +147,8 @@ class SSIMMetric(PerImageMetric):
     """Structural similarity per image (scikit-image's definition, data range 1)."""
 
     name = "ssim"
+    direction = "higher"
+    scale = "structural similarity (scikit-image's), -1..1, 1 = identical"
 
     def __init__(self, gaussian: bool = False, device: str = "cpu") -> None:
         super().__init__(gaussian=bool(gaussian), device=device)

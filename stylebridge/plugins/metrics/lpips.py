@@ -4,7 +4,10 @@ Its linear heads ship with the package; the torchvision ImageNet backbone is rea
 local file (``backbone=PATH``, else the installed ``lpips-alex`` / ``lpips-vgg`` weights,
 else torchvision's own cache ``~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth`` /
 ``vgg16-397923af.pth``), never downloaded here (:mod:`stylebridge.plugins.nets.lpips`).  A random backbone is not LPIPS:
-it is refused unless ``allow_random=true``, and then labelled.
+it is refused unless ``allow_random=true``, and then labelled; it is drawn from a seed of its
+spec (:func:`~stylebridge.plugins.metrics.base.spec_seed` of ``net``), so that every run and
+every device scores with the same random network, and the caller's random stream is left as
+it was.  The linear heads are always the package's trained ones.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins.metrics.base import PerImageMetric, random_refused
+from stylebridge.plugins.metrics.base import PerImageMetric, random_refused, spec_seed
 from stylebridge.plugins.nets.lpips import (
     TORCHVISION_FILES,
     default_lpips_backbone,
@@ -34,6 +38,8 @@ class LPIPSMetric(PerImageMetric):
     """LPIPS v0.1 (lpips package), ``net=alex|vgg``; lower is more similar."""
 
     name = "lpips"
+    direction = "lower"
+    scale = "LPIPS v0.1 perceptual distance (net=alex|vgg), 0 = identical"
     #: the allowed values (checked before anything is built; `stylebridge plugins lpips` shows them)
     config_schema: ClassVar[Mapping[str, Field]] = {
         "net": Field("str", choices=tuple(TORCHVISION_FILES))}
@@ -50,8 +56,11 @@ class LPIPSMetric(PerImageMetric):
             raise StylebridgeError(f"lpips: net={net!r}; expected alex or vgg")
         import lpips
 
-        with warnings.catch_warnings():  # torchvision's notice about `pretrained=False`
-            warnings.simplefilter("ignore")
+        # the trunk is built random (then overwritten by the backbone file, if any): seeded
+        # by the spec, on the CPU, in a forked random stream (the caller's is left as is)
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore")  # torchvision's notice about `pretrained=False`
+            torch.manual_seed(spec_seed(self.name, {"net": net}))
             model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
         path = Path(backbone) if backbone is not None else default_lpips_backbone(net)
         if path is not None:

@@ -1,0 +1,221 @@
+"""What ``stylebridge eval`` reports (:mod:`stylebridge.pipelines.evaluate`): the result
+object, its JSON and CSV, the column headers with each metric's unit and direction, and the
+notices that the input pictures keep in their files.
+
+JSON conventions: every value of a field has one type.  A number that is not finite (the NaN
+of an image a metric has no value for, e.g. ``id`` without a face; a mean without any value)
+is written as ``null``, and the document's ``notes`` say which columns hold such nulls and
+why.  The CSV keeps Python's spelling of those values (``nan``, ``inf``), which spreadsheet
+and pandas readers take as numbers.
+
+A picture written by a run on untrained weights keeps a notice in its file
+(:data:`~stylebridge.core.images.NOTICE_KEY`, ``RANDOM WEIGHTS: ...``; EXIF
+ImageDescription in JPEG, WebP and TIFF): :func:`read_notice` reads it, and every score of
+such a picture is labelled as a score of random-weight outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stylebridge.core.batch import BatchReport
+from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.images import NOTICE_KEY, open_image
+from stylebridge.core.interfaces import Metric
+from stylebridge.core.io import atomic_path, write_json
+
+if TYPE_CHECKING:
+    from stylebridge.pipelines.evaluate import EvalConfig
+
+#: the arrow after a column's name, by the metric's declared direction
+ARROWS = {"higher": "↑", "lower": "↓"}
+
+
+def json_number(value: float) -> float | None:
+    """A float for JSON; ``None`` (JSON ``null``) when it is not finite: JSON has no inf or
+    NaN, and a string there would give the field two types (see the module docstring)."""
+    return value if math.isfinite(value) else None
+
+
+def column_header(column: str, direction: str | None = None, unit: str = "") -> str:
+    """``psnr (dB) ↑``: a column with its metric's declared
+    :attr:`~stylebridge.core.interfaces.Metric.unit` and an arrow for its
+    :attr:`~stylebridge.core.interfaces.Metric.direction` (none when undeclared)."""
+    arrow = ARROWS.get(str(direction), "")
+    return column + (f" ({unit})" if unit else "") + (f" {arrow}" if arrow else "")
+
+
+def read_notice(path: Path) -> str | None:
+    """The notice a picture stylebridge wrote keeps in its file (PNG text
+    :data:`~stylebridge.core.images.NOTICE_KEY`; EXIF ImageDescription when it starts with
+    ``RANDOM WEIGHTS``, as :func:`stylebridge.save_image` writes it), or ``None``."""
+    try:
+        with open_image(path) as image:
+            text = image.info.get(NOTICE_KEY)
+            if isinstance(text, str) and text.strip():
+                return " ".join(text.split())
+            described = image.getexif().get(0x010E)
+    except Exception:  # Pillow's EXIF parsing raises many kinds; the pixels were read already
+        return None
+    if isinstance(described, str) and described.startswith(RANDOM_NOTICE):
+        return " ".join(described.split())
+    return None
+
+
+@dataclass
+class MetricResult:
+    """One requested metric: its spec, means (by column), config, random flag, notes and
+    what its numbers are (:attr:`~stylebridge.core.interfaces.Metric.direction`, ``unit``,
+    ``scale``)."""
+
+    text: str
+    values: dict[str, float]
+    config: dict[str, Any]
+    random_weights: bool
+    notes: list[str]
+    direction: str | None = None
+    unit: str = ""
+    scale: str = ""
+
+
+@dataclass
+class EvalResult:
+    """What :func:`~stylebridge.pipelines.evaluate.evaluate` computed.
+
+    ``rows``: one dict per image (``name``, ``pred``, ``target``, ``pred_notice``,
+    ``target_notice`` and one value per per-image column); ``means``: column → mean;
+    ``columns`` the column order; ``per_image_columns`` the columns with per-image values;
+    ``random_columns`` those computed with random weights.  A column is the metric's key, or
+    ``key[spec]`` when the same metric is requested twice.
+    """
+
+    config: EvalConfig
+    metrics: list[MetricResult]
+    rows: list[dict[str, Any]]
+    means: dict[str, float]
+    per_image_columns: list[str]
+    random_columns: set[str]
+    report: BatchReport
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.means)
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+    def metric_of(self, column: str) -> MetricResult | None:
+        """The metric that reports ``column``."""
+        return next((m for m in self.metrics if column in m.values), None)
+
+    def header(self, column: str) -> str:
+        """``column`` with its unit and direction (:func:`column_header`)."""
+        metric = self.metric_of(column)
+        return column if metric is None else column_header(column, metric.direction,
+                                                            metric.unit)
+
+    @property
+    def input_notices(self) -> dict[str, Any]:
+        """How many predictions and targets keep a notice in their file (made on random
+        weights), and the first of them: ``{"pred": n, "target": n, "first": {"file",
+        "notice"} or None}``."""
+        counts = {"pred": 0, "target": 0}
+        first: dict[str, str] | None = None
+        for row in self.rows:
+            for side in ("pred", "target"):
+                notice = row.get(f"{side}_notice")
+                if notice:
+                    counts[side] += 1
+                    first = first or {"file": str(row[side]), "notice": str(notice)}
+        return {**counts, "first": first}
+
+    @property
+    def random_inputs(self) -> bool:
+        """Some scored picture was made with untrained weights (its file says so)."""
+        notices = self.input_notices
+        return bool(notices["pred"] or notices["target"])
+
+    def notes(self) -> list[str]:
+        """What a reader of the JSON must know: which values are ``null`` and why."""
+        out = []
+        for column in self.columns:
+            values = [row[column] for row in self.rows if column in row]
+            undefined = _undefined(values)
+            if undefined:
+                out.append(f"{column}: {undefined} of {len(values)} per-image value(s) are "
+                           "null (no value for that image: see the metric's notes)")
+            if not math.isfinite(self.means[column]):
+                out.append(f"{column}: the mean is null ({_kind(self.means[column])})")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON document of ``eval --json`` (see the module docstring)."""
+        cfg = self.config
+        random_metrics = any(m.random_weights for m in self.metrics)
+        return {
+            "pred": [str(p) for p in cfg.pred],
+            "target": [str(t) for t in cfg.target] if cfg.target else None,
+            "n_images": len(self.rows),
+            # any number of this report on untrained weights: a metric's or the pictures'
+            "random_weights": random_metrics or self.random_inputs,
+            "input_notices": self.input_notices,
+            "metrics": {m.text: {"values": {k: json_number(v) for k, v in m.values.items()},
+                                 "direction": m.direction, "unit": m.unit, "scale": m.scale,
+                                 "config": m.config, "random_weights": m.random_weights,
+                                 "notes": m.notes} for m in self.metrics},
+            "mean": {k: json_number(v) for k, v in self.means.items()},
+            "per_image": [{k: (json_number(v) if isinstance(v, float) else v)
+                           for k, v in r.items()} for r in self.rows],
+            "notes": self.notes(),
+            "report": self.report.as_dict(),
+        }
+
+    def write_json(self, path: Path) -> Path:
+        write_json(path, self.as_json())
+        return path
+
+    def write_csv(self, path: Path) -> Path:
+        """Per-image values, a ``mean`` row and, if any, a ``random_weights`` row; a
+        ``notice`` column when some picture keeps a notice (made on random weights)."""
+        columns, per_image = self.columns, set(self.per_image_columns)
+        noticed = self.random_inputs
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["name", "pred", "target", *columns, *(["notice"] if noticed else [])])
+            for row in self.rows:
+                notice = "; ".join(f"{side}: {row[f'{side}_notice']}" for side in ("pred", "target")
+                                   if row.get(f"{side}_notice"))
+                writer.writerow([row["name"], row["pred"], row["target"] or "",
+                                 *(repr(row[c]) if c in per_image and c in row else ""
+                                   for c in columns), *([notice] if noticed else [])])
+            writer.writerow(["mean", "", "", *(repr(self.means[c]) for c in columns)])
+            if self.random_columns:
+                writer.writerow(["random_weights", "", "",
+                                 *("yes" if c in self.random_columns else "" for c in columns)])
+        return path
+
+
+def _kind(value: float) -> str:
+    return "no value" if math.isnan(value) else f"{value}"
+
+
+def _undefined(values: Iterable[Any]) -> int:
+    return sum(1 for v in values if isinstance(v, float) and not math.isfinite(v))
+
+
+def metric_result(text: str, values: Mapping[str, float], metric: Metric) -> MetricResult:
+    """The :class:`MetricResult` of ``metric`` (requested as ``text``) with its ``values``."""
+    return MetricResult(text=text, values=dict(values), config=metric.config(),
+                        random_weights=bool(metric.random_weights), notes=metric.notes(),
+                        direction=metric.direction, unit=metric.unit, scale=metric.scale)
+
+
+__all__ = ["ARROWS", "EvalResult", "MetricResult", "column_header", "json_number",
+           "metric_result", "read_notice"]
