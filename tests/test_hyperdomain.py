@@ -461,3 +461,65 @@ def test_a_random_clip_network_encodes_new_prompts_with_the_training_clip() -> N
         torch.testing.assert_close(net.embed(["a werewolf", "a sketch"]),
                                    torch.cat([unseen, seen]), atol=1e-5, rtol=0)
     assert net.random_weights is True
+
+
+def test_seed_covers_the_network_initialisation(tmp_path: Path, tiny_clips: list,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same --seed gives the same network whatever torch's global RNG holds; another
+    seed gives another one (the hyper-network was drawn from the unseeded global RNG)."""
+    fake = td.build_clip_models
+
+    def isolated(*args: Any, **kw: Any) -> list:  # tiny_clip seeds the global RNG itself
+        with torch.random.fork_rng(devices=[]):
+            return fake(*args, **kw)
+
+    monkeypatch.setattr(td, "build_clip_models", isolated)
+    torch.manual_seed(1)
+    a = _train(tmp_path, 1, "a.safetensors", seed=3)
+    torch.manual_seed(2)
+    b = _train(tmp_path, 1, "b.safetensors", seed=3)
+    c = _train(tmp_path, 1, "c.safetensors", seed=4)
+    ta, tb, tc = (load_checkpoint(o.out)[1] for o in (a, b, c))
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+    assert any(not torch.equal(ta[k], tc[k]) for k in ta if "backbone" in k or "head" in k)
+
+
+@pytest.mark.parametrize("losses", [["corr:1"], ["clip_direction:1", "corr:1"]])
+def test_a_loss_that_cannot_train_the_network_is_refused_before_step_0(
+        tmp_path: Path, tiny_clips: list, losses: list[str]) -> None:
+    with pytest.raises(StylebridgeError, match="loss 'corr' reads styles, styles_source, none "
+                                               "of which train hyperdomain changes"):
+        _train(tmp_path, 2, losses=losses)
+    assert not (tmp_path / "net.safetensors").exists()
+    assert not (tmp_path / "net.train-state.safetensors").exists()
+
+
+def test_a_missing_batch_field_names_this_command(tmp_path: Path, tiny_clips: list) -> None:
+    with pytest.raises(StylebridgeError) as info:
+        _train(tmp_path, 2, losses=["mse:1"])
+    assert "which train hyperdomain does not provide" in str(info.value)
+    with pytest.raises(StylebridgeError) as info:
+        _train(tmp_path, 2, losses=["difa_w:1"])
+    assert "give --encoder" not in str(info.value)
+    assert "which train hyperdomain does not provide" in str(info.value)
+
+
+def test_out_must_be_no_folder_and_no_input(tmp_path: Path, tiny_clips: list) -> None:
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(StylebridgeError, match="is a folder"):
+        _train(tmp_path, 2, "adir", force=True)
+    assert not (tmp_path / "adir.train-state.safetensors").exists()
+    prompts = tmp_path / "p.safetensors"
+    prompts.write_text("zombie\nsketch\n", encoding="utf-8")
+    gen_path = tmp_path / "g.safetensors"
+    save_stylegan2(gen_path, tiny_generator())
+    before = gen_path.read_bytes()
+    for out, kw in (("g.safetensors", {}), ("p.safetensors", {})):
+        cfg = th.HyperDomainTrainConfig(generator=str(gen_path), out=tmp_path / out,
+                                        prompts=prompts, templates="none", steps=1, batch=2,
+                                        allow_random_clip=True, force=True, device="cpu", **kw)
+        with pytest.raises(StylebridgeError, match="would overwrite it"):
+            th.train_hyperdomain(cfg)
+    assert gen_path.read_bytes() == before
+    assert prompts.read_text(encoding="utf-8") == "zombie\nsketch\n"

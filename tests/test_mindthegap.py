@@ -459,3 +459,28 @@ def test_a_published_style_installs_as_a_delta_of_the_registered_base(
         torch.testing.assert_close(synthesize(gen, Inversion(w_plus=w), method=method),
                                    tuned.synthesis(tuned.styles(w), randomize_noise=False),
                                    atol=2e-5, rtol=0)
+
+
+def test_loss_field_messages_name_mindthegap(preset: TinyPreset, tmp_path: Path) -> None:
+    with pytest.raises(StylebridgeError) as info:
+        mtg.train_mindthegap(_config(preset, tmp_path / "a.safetensors", losses=["mse:1"]))
+    message = str(info.value)
+    assert "which train mindthegap does not provide" in message, message
+    assert {"clip_guide", "text", "reference"} <= set(
+        message.split("it provides: ")[1].rstrip(")").split(", ")), message
+    # --encoder is given (it inverts the reference): not told to give one
+    with pytest.raises(StylebridgeError) as info:
+        mtg.train_mindthegap(_config(preset, tmp_path / "b.safetensors", losses=["difa_w:1"]))
+    assert "give --encoder" not in str(info.value)
+    assert "which train mindthegap does not provide" in str(info.value)
+
+
+def test_a_random_reference_encoder_is_named_in_random_parts(preset: TinyPreset,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "r.safetensors"
+    mtg.train_mindthegap(_config(preset, out, steps=1))
+    assert "encoder" in read_header(out).extra["random_parts"]
+    # a resumed run reuses the saved inversion, and still says so
+    mtg.train_mindthegap(_config(preset, out, steps=2, resume=True))
+    header = read_header(out)
+    assert header.extra["step"] == 2 and "encoder" in header.extra["random_parts"]

@@ -81,7 +81,7 @@ from stylebridge.pipelines.training.domain import (
 )
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
-from stylebridge.pipelines.training.options import parse_clip_weights
+from stylebridge.pipelines.training.options import input_files, parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
@@ -331,6 +331,12 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     if cfg.text is not None and not cfg.text.strip():
         raise StylebridgeError("--text is empty: describe the target domain, "
                                "e.g. --text \"a 3d render in the style of Pixar\"")
+    out = Path(cfg.out)   # a folder or an input file as --out: refused before anything loads
+    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force,
+                               inputs=input_files(
+        {"--image": cfg.image}, generator=cfg.generator,
+        specs={"--encoder": cfg.encoder, "--method": cfg.method},
+        clip_weights=cfg.clip_weights))
     reference = None
     if cfg.image is not None:
         reference = load_image(cfg.image)  # one-line ImageError for missing/broken files
@@ -343,8 +349,6 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     d = (TEXT_INDOMAIN_DEFAULTS if cfg.indomain else TEXT_DEFAULTS) if text_mode \
         else IMAGE_DEFAULTS
     steps = cfg.steps if cfg.steps is not None else d.steps
-    out = Path(cfg.out)
-    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
     if not cfg.resume and state_path.is_file():
         state_path.unlink()  # a stale state of an earlier run must not be resumed later
     if cfg.source_samples < 1:

@@ -56,12 +56,13 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
+from stylebridge.pipelines.presets import random_seeded
 from stylebridge.pipelines.training.domain import (
     DomainTrainer,
     TrainSettings,
     check_run_out,
 )
-from stylebridge.pipelines.training.options import parse_clip_weights
+from stylebridge.pipelines.training.options import input_files, parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256
@@ -175,6 +176,10 @@ class HyperDomainTrainer(DomainTrainer):
 
     method: HyperDomain
     guide: PromptBatchGuide
+    command = "train hyperdomain"
+    takes_encoder = False
+    #: domain modulation changes the rendered images only, never the styles
+    trained_fields = frozenset({"output"})
 
     def __init__(self, generator: Generator, method: HyperDomain, losses: Sequence[Any],
                  settings: TrainSettings, *, bank: PromptBank, guide: PromptBatchGuide,
@@ -354,10 +359,23 @@ def _clip_models(cfg: HyperDomainTrainConfig, seed: int, device: torch.device
 
 def _prepare_out(cfg: HyperDomainTrainConfig) -> Path:
     out = Path(cfg.out)
-    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
-    if not cfg.resume and state_path.is_file():
-        state_path.unlink()
+    inputs = input_files({"--prompts": cfg.prompts}, generator=cfg.generator,
+                         clip_weights=cfg.clip_weights)
+    check_run_out(out, resume=cfg.resume, force=cfg.force, inputs=inputs)
     return out
+
+
+def _hyperdomain(bank: PromptBank, desc: dict[str, Any], cfg: HyperDomainTrainConfig,
+                 mapper_models: Sequence[ClipModel], mapper_file: Path | None,
+                 seed: int) -> HyperDomain:
+    """A fresh hyper-network for ``bank``'s prompts (its weights drawn from torch's
+    generator: the caller seeds it)."""
+    return HyperDomain(**desc, clip=[m.name for m in mapper_models], prompts=bank.prompts,
+                       embed_dim=int(bank.mapper.shape[1]), width=cfg.width, inner=cfg.inner,
+                       backbone_depth=cfg.backbone_depth, head_depth=cfg.head_depth,
+                       random_clip=any(m.random_weights for m in mapper_models),
+                       clip_seed=seed,
+                       clip_weights=str(mapper_file.resolve()) if mapper_file else None)
 
 
 def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback | None = None,
@@ -367,10 +385,13 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
 
     pairs = _pairs(cfg)
     _check(cfg)
+    out = _prepare_out(cfg)   # an --out that is a folder or an input: before anything loads
     settings = TrainSettings(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, mixing=cfg.mixing,
                              seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
                              sample_every=cfg.sample_every)
-    out = _prepare_out(cfg)
+    state_path = td.state_path_for(out)
+    if not cfg.resume and state_path.is_file():
+        state_path.unlink()   # a stale state of an earlier run must not be resumed later
     templates = text_templates(cfg.templates)
     loss_specs = list(cfg.losses or DEFAULT_LOSSES)
     terms = td.build_losses(loss_specs)
@@ -391,12 +412,8 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     # outside the training list encode with the same weights later
     mapper_file = (parse_clip_weights(cfg.clip_weights).get(mapper_models[0].name)
                    if len(mapper_models) == 1 else None)
-    method = HyperDomain(**desc, clip=[m.name for m in mapper_models], prompts=bank.prompts,
-                         embed_dim=int(bank.mapper.shape[1]), width=cfg.width, inner=cfg.inner,
-                         backbone_depth=cfg.backbone_depth, head_depth=cfg.head_depth,
-                         random_clip=any(m.random_weights for m in mapper_models),
-                         clip_seed=settings.seed,
-                         clip_weights=str(mapper_file.resolve()) if mapper_file else None)
+    with random_seeded(settings.seed):   # the network's initialisation follows --seed
+        method = _hyperdomain(bank, desc, cfg, mapper_models, mapper_file, settings.seed)
     with torch.no_grad():
         method.prompt_embeddings.copy_(bank.mapper)
     guide = PromptBatchGuide(loss_models, target=f"{len(pairs)} prompts",

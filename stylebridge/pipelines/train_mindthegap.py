@@ -101,6 +101,8 @@ class MindTheGapTrainer(DomainTrainer):
     and ``reference_output`` (``G(w_B)`` through the method being trained)."""
 
     method: MindTheGap
+    command = "train mindthegap"
+    takes_encoder = False   # its --encoder inverts the reference only
 
     def __init__(self, generator: Generator, method: MindTheGap, losses: Sequence[Any],
                  settings: TrainSettings, *, reference: Tensor, w_ref: Tensor,
@@ -279,14 +281,20 @@ def _refine_lpips(cfg: MindTheGapConfig, device: torch.device) -> Any:
 
 
 def invert_reference(cfg: MindTheGapConfig, generator: Generator, reference01: Tensor,
-                     device: torch.device, progress: ProgressCallback | None = None
-                     ) -> tuple[Tensor, list[float]]:
-    """``w_B`` ``[1, n_latent, style_dim]``: the encoder's W+ (or the average w), refined."""
+                     device: torch.device, progress: ProgressCallback | None = None,
+                     random_parts: list[str] | None = None) -> tuple[Tensor, list[float]]:
+    """``w_B`` ``[1, n_latent, style_dim]``: the encoder's W+ (or the average w), refined.
+    ``random_parts`` gets ``"encoder"`` appended when the encoder holds random weights."""
     from stylebridge.core.synthesis import check_compatible
     from stylebridge.registry.resolve import load_plugin
 
     if cfg.encoder is not None:
         encoder = load_plugin("encoder", cfg.encoder, device=device)
+        if random_parts is not None:
+            from stylebridge.pipelines.photos import is_random
+
+            if is_random(encoder):
+                random_parts.append("encoder")
         encoder.check_generator(generator)
         encoder = encoder.bind_generator(generator).eval()
         with torch.no_grad():
@@ -308,7 +316,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                      ) -> MindTheGapOutcome:
     """Run ``train mindthegap`` (see the module doc); cheap checks first."""
     from stylebridge.pipelines import train_domain as td
-    from stylebridge.pipelines.training.options import parse_clip_weights
+    from stylebridge.pipelines.training.options import input_files, parse_clip_weights
     from stylebridge.plugins.domains.mindthegap import MindTheGap, default_mix_from, phase_layers
     from stylebridge.plugins.losses.clip import ClipGuide
     from stylebridge.registry.resolve import generator_path, load_generator
@@ -316,7 +324,13 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     _check(cfg)
     out = Path(cfg.out)
     latent_path, png_path = reference_paths(out)
-    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force)
+    state_path = check_run_out(out, resume=cfg.resume, force=cfg.force,
+                               inputs=input_files(
+                                   {"reference": cfg.reference,
+                                    "--lpips-backbone": cfg.lpips_backbone},
+                                   generator=cfg.generator, specs={"--encoder": cfg.encoder},
+                                   clip_weights=cfg.clip_weights),
+                               side_files=(latent_path, png_path))
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
     device = resolve_device(cfg.device)
@@ -349,18 +363,23 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     target = {"image": str(cfg.reference), "image_sha256": file_sha256(Path(cfg.reference)),
               "encoder": cfg.encoder, "refine_steps": cfg.refine_steps, "refine_lr": cfg.refine_lr}
     refine_history: list[float] = []
+    random_parts: list[str] = []   # the reference's encoder, when it holds random weights
     if cfg.resume and latent_path.is_file():
         header, tensors = load_checkpoint(latent_path, kind=LATENT_KIND)
         if header.extra.get("target") != json_roundtrip(target):
             raise StylebridgeError("holds the inversion of another reference or encoder; "
                                    "start over with --force", path=latent_path)
         w_ref = tensors["w_plus"].to(device)
+        random_parts = [str(p) for p in header.extra.get("random_parts", [])]
     else:
         emit(progress, "status", text="inverting the reference")
-        w_ref, refine_history = invert_reference(cfg, generator, reference01, device, progress)
+        w_ref, refine_history = invert_reference(cfg, generator, reference01, device, progress,
+                                                 random_parts=random_parts)
+        extra: dict[str, Any] = {"target": target, "refine_history": refine_history}
+        if random_parts:
+            extra["random_parts"] = random_parts
         save_checkpoint(latent_path, {"w_plus": w_ref.cpu()}, kind=LATENT_KIND,
-                        plugin="mindthegap", extra={"target": target,
-                                                    "refine_history": refine_history})
+                        plugin="mindthegap", extra=extra)
 
     mix_from = default_mix_from(generator.n_latent) if cfg.mix_from is None else cfg.mix_from
     if mix_from >= generator.n_latent:
@@ -402,6 +421,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     trainer = MindTheGapTrainer(generator, method, terms, settings, reference=reference,
                                 w_ref=w_ref, out=out, guide=guide, header_extra=header_extra,
                                 fingerprint=fingerprint, device=device)
+    trainer.extra_random_parts = random_parts
     outcome = MindTheGapOutcome(out=out, steps=cfg.steps, step=0, reference_png=png_path,
                                 reference_latent=latent_path, refine_history=refine_history,
                                 random_clip=trainer.random_clip,

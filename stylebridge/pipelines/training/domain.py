@@ -17,7 +17,7 @@ requires them is refused when the trainer is built.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from stylebridge.pipelines.training.losses import (
     LossTerm,
     canonical_loss_spec,
     check_requirements,
+    check_trainable,
     evaluate,
     random_loss_names,
     required_fields,
@@ -62,6 +63,8 @@ WARMUP_START_LR = 0.001  # StyleDomain scheduler.start_lr
 BASE_FIELDS = frozenset({"output", "source", "latents", "styles", "styles_source", "step",
                          "total_steps"})
 LATENT_FIELDS = frozenset({"target_latents", "source_latents"})
+#: filled whenever a loss reads them (the trainer then builds a CLIP guide)
+CLIP_FIELDS = frozenset({"clip_guide", "text"})
 
 
 @dataclass
@@ -101,11 +104,40 @@ def state_path_for(out: str | Path) -> Path:
     return out.with_name(out.stem + STATE_SUFFIX) if out.suffix else Path(f"{out}{STATE_SUFFIX}")
 
 
-def check_run_out(out: str | Path, *, resume: bool, force: bool) -> Path:
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (symlinks, ``..`` and hard links seen through)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_run_out(out: str | Path, *, resume: bool, force: bool,
+                  inputs: Mapping[str, str | Path | None] | None = None,
+                  side_files: Sequence[str | Path] = ()) -> Path:
     """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume one
     that left no state; returns the training-state path beside ``out``.  A caller starting
-    over deletes a stale state (``not resume``) once its own checks have passed."""
+    over deletes a stale state (``not resume``) once its own checks have passed.
+
+    Whatever ``force`` says, ``out`` must not be a folder, and no file the run writes
+    (``out``, its training state, ``side_files``) may be one of ``inputs``
+    (``{"--generator": PATH, ...}``, the option naming each input file)."""
     out, state_path = Path(out), state_path_for(out)
+    if out.is_dir():
+        raise StylebridgeError("is a folder; --out takes a file path (e.g. "
+                               "RUN.safetensors)", path=out)
+    written = [out, state_path, *(Path(p) for p in side_files)]
+    for option, given in (inputs or {}).items():
+        if given is None or str(given) == "":
+            continue
+        for path in written:
+            if _same_file(Path(given), path):
+                how = "" if path == out else f" (it writes {path.name} beside it)"
+                raise StylebridgeError(f"is the {option} input; --out {out} would overwrite "
+                                       f"it{how}: choose another --out (--force never "
+                                       "overwrites an input)", path=Path(given))
     if resume and not state_path.is_file():
         raise StylebridgeError(f"--resume: no training state at {state_path}")
     if not resume and out.exists() and not force:
@@ -163,6 +195,14 @@ class DomainTrainer:
     :meth:`train`; :meth:`load_state` before it resumes a run.
     """
 
+    #: the command named in messages
+    command = "train domain"
+    #: whether the command has an ``--encoder`` that inverts the training images (difa_w)
+    takes_encoder = True
+    #: the LossBatch fields the trained method changes; ``None``: not checked
+    #: (:func:`~stylebridge.pipelines.training.losses.check_trainable`)
+    trained_fields: frozenset[str] | None = None
+
     def __init__(self, generator: Generator, method: DomainMethod,
                  losses: Sequence[LossTerm | tuple[str, float, Loss]], settings: TrainSettings,
                  *, out: str | Path, guide: ClipGuide | None = None,
@@ -185,14 +225,17 @@ class DomainTrainer:
         self.fingerprint = dict(fingerprint or {})
         needs = required_fields(self.terms)
         self.needs_latents = bool(needs & LATENT_FIELDS)
-        if self.needs_latents and self.encoder is None:
+        if self.needs_latents and self.encoder is None and self.takes_encoder:
             names = [t.key for t in self.terms if t.module.required_fields() & LATENT_FIELDS]
             raise StylebridgeError(
                 f"loss {names[0]!r} compares encoder inversions of the images: give --encoder "
                 "(DiFa uses e4e, e.g. --encoder e4e:e4e.safetensors) or leave it out with --loss")
         if "clip_guide" in needs and guide is None:
             raise StylebridgeError("the CLIP losses need a ClipGuide (text or image target)")
-        check_requirements(self.terms, self.provides(), "train domain")
+        check_requirements(self.terms, self.provides(), self.command,
+                           listed=self.provides() | CLIP_FIELDS)
+        if self.trained_fields is not None:
+            check_trainable(self.terms, self.trained_fields, self.command)
         if guide is not None:
             for term in self.terms:
                 guide.token_layers |= set(term.module.clip_layers)
@@ -219,6 +262,8 @@ class DomainTrainer:
         self.last_checkpoint: Path | None = None
         self.saved_step = -1
         self.last_losses: dict[str, float] = {}
+        #: random parts the trainer does not hold (MindTheGap's reference encoder)
+        self.extra_random_parts: list[str] = []
 
     def provides(self) -> frozenset[str]:
         """The LossBatch fields this trainer fills (see the module doc)."""
@@ -257,6 +302,7 @@ class DomainTrainer:
         parts = [name for name, obj in (("generator", self.generator),
                                         ("encoder", self.encoder))
                  if obj is not None and is_random(obj)]
+        parts += [p for p in self.extra_random_parts if p not in parts]
         return parts + random_loss_names(self.terms)
 
     def lr_at(self, step: int) -> float:

@@ -139,10 +139,14 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str 
     return terms
 
 
-def check_requirements(terms: Iterable[LossTerm], provides: Iterable[str], trainer: str) -> None:
+def check_requirements(terms: Iterable[LossTerm], provides: Iterable[str], trainer: str, *,
+                       listed: Iterable[str] | None = None) -> None:
     """Refuse a term whose loss requires a LossBatch field that ``trainer`` does not provide
-    (one line, naming the loss and the field)."""
+    (one line, naming the loss and the field).  ``listed``: the fields the message says
+    the trainer provides (default ``provides``; a trainer that fills some fields only when
+    a loss reads them lists those too)."""
     provided = frozenset(provides)
+    shown = frozenset(listed) if listed is not None else provided
     for term in terms:
         needed = term.module.required_fields()
         unknown = sorted(needed - LOSS_BATCH_FIELDS)
@@ -153,7 +157,7 @@ def check_requirements(terms: Iterable[LossTerm], provides: Iterable[str], train
         if missing:
             raise StylebridgeError(
                 f"{loss_label(term)} needs the batch field {missing[0]!r}, which {trainer} "
-                f"does not provide (it provides: {', '.join(sorted(provided))})")
+                f"does not provide (it provides: {', '.join(sorted(shown))})")
 
 
 def check_trainable(terms: Iterable[LossTerm], trained: frozenset[str], trainer: str) -> None:

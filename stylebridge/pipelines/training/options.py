@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from stylebridge.errors import StylebridgeError
@@ -17,4 +18,29 @@ def parse_clip_weights(items: Sequence[str] | None, option: str = "--clip-weight
         if not sep or not name.strip() or not path.strip():
             raise StylebridgeError(f"{option} {item!r}: expected MODEL=PATH")
         out[name.strip()] = Path(path.strip())
+    return out
+
+
+def input_files(files: Mapping[str, str | Path | None], *, generator: str | None = None,
+                specs: Mapping[str, str | None] | None = None,
+                clip_weights: Sequence[str] | None = None) -> dict[str, Path]:
+    """The files a training run reads, keyed by the option naming each (``--generator``,
+    the paths of plugin ``specs`` like ``--encoder e4e:PATH``, ``--clip-weights MODEL``),
+    for :func:`~stylebridge.pipelines.training.domain.check_run_out`.  A spec that does
+    not parse is left out: it is refused, in one line, where it loads."""
+    from stylebridge.registry.resolve import generator_path
+    from stylebridge.registry.spec import parse_plugin_spec
+
+    out = {option: Path(path) for option, path in files.items() if path}
+    if generator:
+        with suppress(StylebridgeError):
+            out["--generator"] = generator_path(generator)[0]
+    for option, text in (specs or {}).items():
+        with suppress(StylebridgeError):
+            path = parse_plugin_spec(text).path if text else None
+            if path is not None:
+                out[option] = Path(path)
+    with suppress(StylebridgeError):
+        for name, path in parse_clip_weights(clip_weights).items():
+            out[f"--clip-weights {name}"] = path
     return out
