@@ -590,6 +590,14 @@ def test_cli_resume_equals_uninterrupted_run(registry: Any, tiny_clips_in_cli: l
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
     assert any(float(t.abs().max()) > 0 for t in ta.values())
     assert all(c["allow_random"] for c in tiny_clips_in_cli)
+    # a finished run resumed: nothing to do; with --steps below its step: refused (it exited
+    # 0 saying "nothing to do", read as a 2-step model), the file left as it was
+    code, out, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "4", "--resume"))
+    assert code == 0 and "already trained for 4 steps" in " ".join(out.split())
+    code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "2", "--resume"))
+    assert code == 2 and "is at step 4, past --steps 2: give --steps 4 or more" in err
+    assert len(err.strip().splitlines()) == 1
+    assert all(torch.equal(tb[k], load_checkpoint(b)[1][k]) for k in tb)
     # resuming with another batch size is refused, in one line
     code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "6", "--resume"),
                         "--batch", "3")

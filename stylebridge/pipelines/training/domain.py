@@ -506,11 +506,17 @@ class DomainTrainer:
     def resume_and_train(self, outcome: Any, *, resume: bool,
                          progress: ProgressCallback | None = None) -> Any:
         """What every domain-training pipeline ends with: with ``resume``, restore the state
-        beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``);
+        beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``; a
+        state past ``--steps`` is refused);
         then :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``."""
         if resume:
             outcome.step = self.load_state(self.state_path)
-            if outcome.step >= self.settings.steps:
+            if outcome.step > self.settings.steps:  # "nothing to do" read as a shorter run
+                raise StylebridgeError(
+                    f"is at step {outcome.step}, past --steps {self.settings.steps}: give "
+                    f"--steps {outcome.step} or more to resume, or start a new --out",
+                    path=self.state_path)
+            if outcome.step == self.settings.steps:
                 return outcome
             emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
         outcome.result = self.train(progress=progress)
