@@ -82,3 +82,23 @@ def test_a_clip_file_is_loaded_once_while_it_is_held(tmp_path) -> None:
     del first
     gc.collect()
     assert gone() is None
+
+
+def test_a_text_longer_than_clip_reads_is_refused_not_cut() -> None:
+    """open_clip's tokenizer cuts a text at its context length without a word: a 1,560-character
+    prompt and its first 150 characters plus other words trained bit-identical domains.  The
+    text is refused in one line saying how many tokens it has and how many CLIP reads."""
+    import open_clip
+
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.plugins.nets.clip import ClipModel
+
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")  # context 77: 75 tokens of text
+    clip = ClipModel(name="ViT-B-32", model=None, tokenizer=tokenizer, image_size=224,
+                     random_weights=True)
+    clip.check_texts(["a 3d render in the style of Pixar", "cat " * 75])  # fits exactly
+    with pytest.raises(StylebridgeError) as refused:
+        clip.encode_text(["a photo", "cat " * 76])
+    assert str(refused.value) == ("text 'cat cat cat cat cat cat cat cat cat cat cat cat cat cat "
+                                  "c...' is 76 tokens long; CLIP ViT-B-32 reads 75, the rest "
+                                  "would be ignored: shorten it")

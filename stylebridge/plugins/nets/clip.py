@@ -57,7 +57,24 @@ class ClipModel:
         emb = self.model.encode_image(self.preprocess(images01))
         return F.normalize(emb, dim=-1) if normalize else emb
 
+    def check_texts(self, texts: Sequence[str]) -> None:
+        """Refuse a text longer than the model reads: CLIP's tokenizer cut a 1,560-character
+        prompt to its first tokens without a word, so two different prompts trained the same
+        domain."""
+        encode = getattr(self.tokenizer, "encode", None)  # open_clip's BPE tokenizer
+        context = getattr(self.tokenizer, "context_length", None)
+        if not callable(encode) or not isinstance(context, int):
+            return  # a tokenizer that does not say: nothing to check
+        room = context - 2  # the start and end tokens
+        for text in texts:
+            n = len(encode(text))
+            if n > room:
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                raise StylebridgeError(f"text {shown!r} is {n} tokens long; CLIP {self.name} "
+                                       f"reads {room}, the rest would be ignored: shorten it")
+
     def encode_text(self, texts: Sequence[str], normalize: bool = True) -> Tensor:
+        self.check_texts(texts)
         device = next(self.model.parameters()).device
         tokens = self.tokenizer(list(texts)).to(device)
         emb = self.model.encode_text(tokens)
