@@ -598,6 +598,11 @@ def test_cli_resume_equals_uninterrupted_run(registry: Any, tiny_clips_in_cli: l
     assert code == 2 and "is at step 4, past --steps 2: give --steps 4 or more" in err
     assert len(err.strip().splitlines()) == 1
     assert all(torch.equal(tb[k], load_checkpoint(b)[1][k]) for k in tb)
+    # --resume with --force: which was meant? (--force was silently ignored)
+    code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "6", "--resume"),
+                        "--force")
+    assert code == 2 and err == ("error: --resume continues the run in --out and --force "
+                                 "starts it over: give one of them\n")
     # resuming with another batch size is refused, in one line
     code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "6", "--resume"),
                         "--batch", "3")

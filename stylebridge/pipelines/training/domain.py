@@ -125,6 +125,9 @@ def check_run_out(out: str | Path, *, resume: bool, force: bool,
     (``out``, its training state, ``side_files``) may be one of ``inputs``
     (``{"--generator": PATH, ...}``, the option naming each input file)."""
     out, state_path = Path(out), state_path_for(out)
+    if resume and force:  # --force was silently ignored: which one was meant?
+        raise StylebridgeError("--resume continues the run in --out and --force starts it "
+                               "over: give one of them")
     if out.is_dir():
         raise StylebridgeError("is a folder; --out takes a file path (e.g. "
                                "RUN.safetensors)", path=out)
