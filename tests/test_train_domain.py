@@ -502,7 +502,7 @@ def test_random_weights_other_than_clip_are_named_and_recorded(clips: list[ClipM
 
     trainer = _image_trainer(clips, tmp_path / "d.safetensors", steps=1)
     assert trainer.random_parts == []
-    assert "random_parts" not in trainer.checkpoint_extra()
+    assert trainer.checkpoint_extra()["random_parts"] == ["CLIP"]   # the tiny CLIPs are random
     trainer.terms[2].module.random_weights = True  # difa_local, as built with allow_random
     record_provenance(trainer.generator, Provenance("random", tmp_path / "g.safetensors"))
     events: list[Any] = []
@@ -513,7 +513,7 @@ def test_random_weights_other_than_clip_are_named_and_recorded(clips: list[ClipM
                        "random (untrained) weights; the domain will not be a real one"]
     header = read_header(tmp_path / "d.safetensors").extra
     assert header["random_weights"] is True
-    assert header["random_parts"] == ["generator", "loss difa_local"]
+    assert header["random_parts"] == ["generator", "loss difa_local", "CLIP"]
 
 
 def test_ctrl_c_saves_the_domain_after_the_step(clips: list[ClipModel], tmp_path: Path,

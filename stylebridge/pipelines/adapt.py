@@ -417,6 +417,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                                                  **{f"--method {name}": method
                                                     for name, method in methods.items()},
                                                  **random_metrics(config.metrics, metrics)}))
+    job.journal.notices += adapter.notes  # a domain trained on another generator file
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
     if config.featureshift is not None and 0.0 in adapter.strengths:  # as the web app says
         job.journal.notices.append("with --featureshift, strength 0 (Δ = 0) is FeatureShift's "
@@ -499,6 +500,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "aligned": bool(config.align), "precision": config.precision,
         "random_weights": random, "random_inputs": random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}
+    if adapter.notes:  # domains trained on another generator file
+        summary["notes"] = list(adapter.notes)
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
     if random:
         summary["notice"] = notice

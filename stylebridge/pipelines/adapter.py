@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -154,7 +155,8 @@ class Adapter:
     is that one); ``guide=None``: the encoder's own latents.  Every method and the renderer are checked
     against the generator when the adapter is built.  ``strength``: one value or several
     (module docstring); :attr:`outputs` maps each output name to its domain and strength.
-    :attr:`encoded_images` counts the images passed to the encoder.  ``encoder`` may be
+    :attr:`encoded_images` counts the images passed to the encoder; :attr:`notes` names each
+    domain trained on another generator file than ``generator``'s.  ``encoder`` may be
     ``None`` for an adapter that only renders given inversions (``stylebridge render``).
     """
 
@@ -196,6 +198,9 @@ class Adapter:
                 unique, k = f"{name}-{k}", k + 1
             self.methods[unique] = method
         check_domains(self.methods.values(), generator)
+        #: what to say before rendering: each domain trained on another generator file than
+        #: the one loaded (:func:`domain_generator_notes`), one line each
+        self.notes: list[str] = domain_generator_notes(self.methods.values(), generator)
         n = generator.n_style_layers
         self.skip_layers = parse_layers(skip_layers, n_layers=n)
         base = None if calibrator is None else calibrator.offset_scale(n)
@@ -325,5 +330,64 @@ def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None
         method.check_generator(generator)
 
 
+#: (resolved path, size, mtime_ns) → sha256 of a generator file hashed in this process
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def generator_sha256(path: str | Path) -> str:
+    """The file's sha256 (as the trainers record it), hashed once per process while the
+    file's size and modification time stay the same."""
+    from stylebridge.pipelines.training.state import file_sha256
+
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256:
+        _SHA256[key] = file_sha256(path)
+    return _SHA256[key]
+
+
+def domain_generator_notes(methods: Iterable[DomainMethod], generator: Generator) -> list[str]:
+    """One line per domain file whose header records the sha256 of the generator file it was
+    trained on (``generator_sha256``, written by ``train domain``/``hyperdomain``/
+    ``mindthegap``) when ``generator`` was loaded from another file: its edits were learnt
+    against that generator's weights.  Domains recording none (older files, converted ones),
+    built in Python, or a generator not loaded from a file: no line.  The generator is hashed
+    only when a domain records a sha256 (once per process, :func:`generator_sha256`)."""
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.pipelines.photos import weights_path
+
+    gen_file = weights_path(generator)
+    if gen_file is None or not gen_file.is_file():
+        return []
+    notes: list[str] = []
+    for method in methods:
+        path = weights_path(method)
+        if path is None or not path.is_file():
+            continue
+        try:
+            header = read_header(path)
+        except (StylebridgeError, OSError):
+            continue  # loading it said what is wrong
+        extra = header.extra
+        recorded = extra.get("generator_sha256")
+        if not isinstance(recorded, str) or not recorded:
+            continue
+        loaded = generator_sha256(gen_file)
+        if loaded == recorded.lower():
+            continue
+        trained_on = str(extra.get("generator") or "")
+        names = (Path(trained_on).name, gen_file.name)
+        if names[0] == names[1]:  # two files of one name: their folders tell them apart
+            names = (trained_on, str(gen_file))
+        meaning = ("it is a weight difference against that generator (MindTheGap): added "
+                   "to another one it does not give the trained domain"
+                   if header.plugin == "mindthegap" else "its edits may not mean the same")
+        notes.append(f"domain {path.name} was trained on generator sha256 {recorded[:8]}… "
+                     f"({names[0] or 'unnamed'}), not on the one loaded ({names[1]}, sha256 "
+                     f"{loaded[:8]}…): {meaning}")
+    return list(dict.fromkeys(notes))
+
+
 __all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "check_domains", "check_strengths",
-           "output_name", "strength_outputs"]
+           "domain_generator_notes", "generator_sha256", "output_name", "strength_outputs"]

@@ -41,7 +41,11 @@ from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
-from stylebridge.pipelines.adapter import check_strengths, strength_outputs
+from stylebridge.pipelines.adapter import (
+    check_strengths,
+    domain_generator_notes,
+    strength_outputs,
+)
 from stylebridge.pipelines.photos import check_writable, random_file_notice, weights_path
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -139,6 +143,8 @@ class GenerateResult:
     random_inputs: dict[str, Any] = field(default_factory=dict)  # generator, domains by name
     random_parts: list[str] = field(default_factory=list)
     notice: str | None = None
+    #: domains trained on another generator file (also said through ``notice(line)``)
+    notes: list[str] = field(default_factory=list)
 
 
 def generate(config: GenerateConfig,
@@ -147,7 +153,8 @@ def generate(config: GenerateConfig,
     """Sample every seed of ``config`` (and render it through every domain); write the PNGs,
     ``grid.png`` and, with domains, ``generate.json``.  ``progress(done, total, text)``;
     ``notice(line)``: what to say before the samples (an interrupted run continued with
-    ``resume``, or one that a fresh run replaces).
+    ``resume``, or one that a fresh run replaces, a domain trained on another generator
+    file: :attr:`GenerateResult.notes`).
 
     After each batch a journal in ``out`` (:mod:`stylebridge.pipelines.resume`) records the
     seeds done and the grid's rows; ``resume`` keeps them and samples the others, and the
@@ -160,6 +167,7 @@ def generate(config: GenerateConfig,
     compile_synthesis(gen, config.compile)
     domains, domain_random = load_domains(config.methods, device)
     check_domains(domains.values(), gen)
+    notes = domain_generator_notes(domains.values(), gen)
     strengths = check_strengths(config.strength)
     outputs = strength_outputs(domains, strengths, taken=(SOURCE,))
     random_inputs: dict[str, Any] = {"generator": provenance.random, "domains": domain_random}
@@ -182,7 +190,7 @@ def generate(config: GenerateConfig,
                if domain_random[n] and weights_path(m) is None])
     if progress is not None:
         progress(len(journal.report.done), len(seeds), "generating")
-    lines = list(journal.notices)
+    lines = [*notes, *journal.notices]
     if journal.kept:
         lines.append(f"continuing the interrupted run in {config.out}: {journal.kept} seed(s) "
                      "done before are kept")
@@ -245,11 +253,12 @@ def generate(config: GenerateConfig,
             "generator": str(provenance.path), "seeds": seeds, "truncation": config.truncation,
             "noise": config.noise, "domains": dict(zip(domains, config.methods, strict=True)),
             "strength": list(strengths), "random_parts": parts, "notice": notice,
+            **({"notes": notes} if notes else {}),
             "files": {str(s): {k: p.name for k, p in f.items()} for s, f in files.items()}})
     journal.finish()
     return GenerateResult(files=files, grid=grid_path, outputs=[SOURCE, *outputs],
                           generator_path=provenance.path, random_inputs=random_inputs,
-                          random_parts=parts, notice=notice)
+                          random_parts=parts, notice=notice, notes=notes)
 
 
 def _grid(rows: list[list[Tensor]], keys: list[str], domain_random: dict[str, bool],

@@ -279,7 +279,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     return RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
                      adapter=adapter, generator_path=generator_file(gen),
                      encoder_spec=encoder_spec, featureshift=fs_info,
-                     featureshift_random=fs_random, notes=notes)
+                     featureshift_random=fs_random, notes=[*notes, *adapter.notes])
 
 
 def join_inversions(items: Sequence[Inversion]) -> Inversion:
@@ -371,6 +371,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         "precision": config.precision, "random_weights": bool(parts),
         "random_inputs": job.random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}
+    if adapter.notes:  # domains trained on another generator file
+        summary["notes"] = list(adapter.notes)
     if notice:
         summary["notice"] = notice
     config.out.mkdir(parents=True, exist_ok=True)
@@ -385,7 +387,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
                  grid=True, notice=notice)
     return RenderResult(summary=summary, report=report, grid=grid,
-                        n_images=len(adapter.outputs) + 1)
+                        n_images=len(adapter.outputs) + 1, notes=list(job.notes))
 
 
 def _name_clash(stems: dict[str, Path], path: Path) -> str | None:

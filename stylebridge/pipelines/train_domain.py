@@ -35,7 +35,8 @@ the step loop runs ``--steps`` steps (StyleDomain's runs ``iter_num + 1``).
 Outputs, all written atomically:
 
 * ``--out DOMAIN.safetensors``: the method's checkpoint (``kind="domain_method"``),
-  header ``extra = {"step", "steps", "target", "losses", "clip", "generator", ...}``,
+  header ``extra = {"step", "steps", "target", "losses", "clip", "generator",
+  "generator_sha256", ...}`` (adapt/generate/render note another generator file),
   every ``--checkpoint-every`` steps and at the end;
 * ``DOMAIN.train-state.safetensors``: method, Adam state, RNG state, loss state
   (DiFa's window) and step, so that ``--resume`` continues exactly;
@@ -53,7 +54,7 @@ and returns a :class:`DomainTrainOutcome`; the command line lives in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,6 +247,23 @@ def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_r
     return models
 
 
+def random_clip_detail(models: Sequence[ClipModel], weights: Mapping[str, Path], *,
+                       what: str = "domain") -> str | None:
+    """The detail of the RANDOM CLIP WEIGHTS notice (``None``: no model is random): each
+    random model as built without weights, or as loaded from its weights file (``weights``,
+    else the installed one) whose metadata says random (the tiny preset's), then what the
+    result is not."""
+    said = []
+    for model in models:
+        if model.random_weights:
+            path = weights.get(model.name) or installed_clip_weights(model.name)
+            said.append(f"{model.name} without weights" if path is None else
+                        f"{model.name} from {path}, a file of random weights")
+    if not said:
+        return None
+    return f": {', '.join(dict.fromkeys(said))}; the result is not a real {what} (tests only)"
+
+
 def source_image_batches(generator: Generator, n: int, batch: int, truncation: float,
                          seed: int) -> Iterator[Tensor]:
     """``n`` source-generator samples in ``[0, 1]`` for ``v_source`` (own RNG from ``seed``)."""
@@ -336,7 +354,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                                inputs=input_files(
         {"--image": cfg.image}, generator=cfg.generator,
         specs={"--encoder": cfg.encoder, "--method": cfg.method},
-        clip_weights=cfg.clip_weights))
+        clip_weights=cfg.clip_weights, losses=cfg.losses))
     reference = None
     if cfg.image is not None:
         reference = load_image(cfg.image)  # one-line ImageError for missing/broken files
@@ -406,16 +424,18 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         "freeze_layers": list(settings.freeze_layers), "seed": settings.seed,
     }
     header_extra = {"target": target, "generator": str(gen_path), "method_spec": cfg.method,
+                    # which generator file the domain was trained on: applied to another one,
+                    # adapt/generate/render say so (pipelines.adapter.domain_generator_notes)
+                    "generator_sha256": fingerprint["generator_sha256"],
                     "trainer": "stylebridge train domain"}
 
     guide = None
     if uses_clip:
         models = build_clip_models(clip_names, clip_weights, allow_random=cfg.allow_random_clip,
                                    device=device, seed=settings.seed)
-        if any(m.random_weights for m in models):
-            emit(progress, "notice", text=RANDOM_CLIP_NOTICE,
-                 detail=f": {', '.join(m.name for m in models if m.random_weights)} "
-                        "without weights; the result is not a real domain (tests only)")
+        detail = random_clip_detail(models, clip_weights)
+        if detail is not None:
+            emit(progress, "notice", text=RANDOM_CLIP_NOTICE, detail=detail)
         if text_mode:
             assert cfg.text is not None
             emit(progress, "status", text="encoding the prompts")
@@ -445,6 +465,7 @@ __all__ = [
     "TEXT_DEFAULTS", "TEXT_INDOMAIN_DEFAULTS", "WARMUP_START_LR", "DomainTrainConfig", "DomainTrainOutcome",
     "DomainTrainer", "LossTerm", "TrainResult", "TrainSettings", "TrainingDiverged",
     "TrainingDivergedError", "build_clip_models", "build_domain_method", "build_losses",
-    "file_sha256", "installed_clip_weights", "parse_freeze_layers", "render", "sample_wplus",
+    "file_sha256", "installed_clip_weights", "parse_freeze_layers", "random_clip_detail",
+    "render", "sample_wplus",
     "source_image_batches", "state_path_for", "train_domain",
 ]

@@ -28,8 +28,10 @@ Defaults follow MACderRu/HyperDomainNet's multi-domain config ``configs/td_multi
   and adapted cropped independently, as upstream).
 
 The prompts file has one domain per line, ``Target`` or upstream's ``Target - Source``
-(``text_domains/domain_list_20.txt``); a line without a source uses ``--source-text``
-(default ``Photo``, upstream's ``source_class``).  Blank lines and ``#`` comments are skipped.
+(``text_domains/domain_list_20.txt``; the separator is a hyphen with white space on each
+side, :func:`split_prompt`); a line without a source uses ``--source-text`` (default
+``Photo``, upstream's ``source_class``).  Blank lines and ``#`` comments are skipped; a line
+with an empty target or source is refused naming its line.
 
 Outputs (atomic): ``--out NET.safetensors`` (kind ``domain_method``, plugin ``hyperdomain``:
 the network, the training prompts and their mapper embeddings, so they render without CLIP),
@@ -43,6 +45,7 @@ L2-normalised; random numbers come from one seeded generator (resumable).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +90,21 @@ RESAMPLE_COS, CROP = 0.95, 0.8
 # Prompts
 
 
+#: the ``-`` of ``Target - Source``: a hyphen with white space (or the line's end) on each
+#: side, so ``Spider-Man`` stays one target and `` - Photo`` has an empty one
+_SEPARATOR = re.compile(r"(?<!\S)-(?!\S)")
+
+
+def split_prompt(text: str, source_text: str = DEFAULT_SOURCE) -> tuple[str, str]:
+    """``Target`` or ``Target - Source`` (the last separator counts) → ``(target, source)``,
+    stripped; ``source_text`` without a separator.  A missing part comes back empty: the
+    caller refuses it, naming where it was."""
+    found = list(_SEPARATOR.finditer(text))
+    if not found:
+        return text.strip(), source_text.strip()
+    return text[:found[-1].start()].strip(), text[found[-1].end():].strip()
+
+
 def read_prompts(path: str | Path, source_text: str = DEFAULT_SOURCE) -> list[tuple[str, str]]:
     """``(target, source)`` pairs of a prompts file (see the module doc), duplicates dropped."""
     path = Path(path)
@@ -94,8 +112,8 @@ def read_prompts(path: str | Path, source_text: str = DEFAULT_SOURCE) -> list[tu
         raise StylebridgeError("no such file" if not path.exists() else
                                "is not a file; --prompts takes a text file, one prompt per line",
                                path=path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # utf-8-sig: a byte-order mark (Windows editors) is no part of the first prompt
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise StylebridgeError(f"cannot read the prompts ({type(exc).__name__})",
                                path=path) from None
@@ -104,12 +122,11 @@ def read_prompts(path: str | Path, source_text: str = DEFAULT_SOURCE) -> list[tu
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        target, sep, source = line.rpartition(" - ")
-        if not sep:
-            target, source = line, source_text
-        target, source = target.strip(), source.strip()
+        target, source = split_prompt(line, source_text)
         if not target or not source:
-            raise StylebridgeError(f"line {n}: expected 'Target' or 'Target - Source'", path=path)
+            missing = "target" if not target else "source"
+            raise StylebridgeError(f"line {n}: {line!r} has no {missing} (expected 'Target' "
+                                   "or 'Target - Source')", path=path)
         pairs.setdefault(target, source)
     if not pairs:
         raise StylebridgeError("holds no prompts (one per line: 'Target' or 'Target - Source')",
@@ -180,6 +197,10 @@ class HyperDomainTrainer(DomainTrainer):
     takes_encoder = False
     #: domain modulation changes the rendered images only, never the styles
     trained_fields = frozenset({"output"})
+    #: the network's sizes and mapper CLIP are options of the command (a --resume refusal)
+    resume_labels = {f"method.config.{key}": f"--{key.replace('_', '-')}"
+                     for key in ("width", "inner", "backbone_depth", "head_depth")} | {
+                         "method.config.clip": "--mapper-clip"}
 
     def __init__(self, generator: Generator, method: HyperDomain, losses: Sequence[Any],
                  settings: TrainSettings, *, bank: PromptBank, guide: PromptBatchGuide,
@@ -312,11 +333,12 @@ def _pairs(cfg: HyperDomainTrainConfig) -> list[tuple[str, str]]:
         return read_prompts(cfg.prompts, cfg.source_text)
     pairs: dict[str, str] = {}
     for item in cfg.prompt_list or []:
-        target, sep, source = item.rpartition(" - ")
-        target, source = (target, source) if sep else (item, cfg.source_text)
-        if not target.strip() or not source.strip():
-            raise StylebridgeError(f"prompt {item!r}: expected 'Target' or 'Target - Source'")
-        pairs.setdefault(target.strip(), source.strip())
+        target, source = split_prompt(item, cfg.source_text)
+        if not target or not source:
+            missing = "target" if not target else "source"
+            raise StylebridgeError(f"prompt {item!r} has no {missing} (expected 'Target' or "
+                                   "'Target - Source')")
+        pairs.setdefault(target, source)
     if not pairs:
         raise StylebridgeError("no prompts given")
     return list(pairs.items())
@@ -360,7 +382,7 @@ def _clip_models(cfg: HyperDomainTrainConfig, seed: int, device: torch.device
 def _prepare_out(cfg: HyperDomainTrainConfig) -> Path:
     out = Path(cfg.out)
     inputs = input_files({"--prompts": cfg.prompts}, generator=cfg.generator,
-                         clip_weights=cfg.clip_weights)
+                         clip_weights=cfg.clip_weights, losses=cfg.losses)
     check_run_out(out, resume=cfg.resume, force=cfg.force, inputs=inputs)
     return out
 
@@ -399,11 +421,10 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     gen_path, _ = generator_path(cfg.generator)
     generator = load_generator(str(gen_path), device)[0]
     mapper_models, loss_models = _clip_models(cfg, settings.seed, device)
-    random = [m.name for m in (*mapper_models, *loss_models) if m.random_weights]
-    if random:
-        emit(progress, "notice", text=td.RANDOM_CLIP_NOTICE,
-             detail=f": {', '.join(dict.fromkeys(random))} without weights; the result is not "
-                    "a real hyper-network (tests only)")
+    detail = td.random_clip_detail([*mapper_models, *loss_models],
+                                   parse_clip_weights(cfg.clip_weights), what="hyper-network")
+    if detail is not None:
+        emit(progress, "notice", text=td.RANDOM_CLIP_NOTICE, detail=detail)
     emit(progress, "status", text=f"encoding {len(pairs)} prompts")
     bank = encode_prompts(pairs, mapper_models, loss_models, templates)
     emit(progress, "status", text="")
@@ -430,6 +451,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     }
     header_extra = {"target": {"prompts": [list(p) for p in pairs], "templates": cfg.templates},
                     "generator": str(gen_path), "sampling": sampling,
+                    "generator_sha256": fingerprint["generator_sha256"],
                     "mapper_clip": [m.name for m in mapper_models],
                     "trainer": "stylebridge train hyperdomain"}
     trainer = HyperDomainTrainer(generator, method, terms, settings, bank=bank, guide=guide,
@@ -462,4 +484,4 @@ def train_tiny_hyperdomain(preset: TinyPreset, out: str | Path, prompts: Sequenc
 
 __all__ = ["DEFAULT_LOSSES", "HyperDomainOutcome", "HyperDomainTrainConfig",
            "HyperDomainTrainer", "PromptBank", "encode_prompts", "read_prompts", "resample",
-           "train_hyperdomain", "train_tiny_hyperdomain"]
+           "split_prompt", "train_hyperdomain", "train_tiny_hyperdomain"]

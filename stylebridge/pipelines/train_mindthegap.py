@@ -42,7 +42,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,12 +54,15 @@ from stylebridge.core.images import from_generator_range, load_image, resize_squ
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.presets import random_seeded
 from stylebridge.pipelines.training.domain import (
+    BASE_FIELDS,
+    CLIP_FIELDS,
     RANDOM_CLIP_NOTICE,
     DomainTrainer,
     TrainSettings,
     check_run_out,
     render,
 )
+from stylebridge.pipelines.training.losses import check_trainable
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
@@ -91,6 +94,13 @@ def reference_paths(out: str | Path) -> tuple[Path, Path]:
     return out.with_name(f"{out.stem}_reference.safetensors"), out.with_name(f"{out.stem}_reference.png")
 
 
+def trained_fields(layers: Sequence[int]) -> frozenset[str]:
+    """The LossBatch fields a ``mindthegap`` domain with deltas on style ``layers`` (its
+    ``--phase``) changes: every image, the reference's too, and the styles of those layers
+    (through their modulation affines)."""
+    return frozenset({"output", "reference_output"} | ({"styles"} if layers else set()))
+
+
 # ---------------------------------------------------------------------------------------------
 # The trainer
 
@@ -103,12 +113,16 @@ class MindTheGapTrainer(DomainTrainer):
     method: MindTheGap
     command = "train mindthegap"
     takes_encoder = False   # its --encoder inverts the reference only
+    #: an option the domain's config holds (a --resume refusal names it)
+    resume_labels: ClassVar[Mapping[str, str]] = {"method.config.mix_from": "--mix-from"}
 
     def __init__(self, generator: Generator, method: MindTheGap, losses: Sequence[Any],
                  settings: TrainSettings, *, reference: Tensor, w_ref: Tensor,
-                 **kwargs: Any) -> None:
+                 phase: str = "default", **kwargs: Any) -> None:
         self.reference = reference
         self.w_ref = w_ref
+        self.phase = phase
+        self.trained_fields = trained_fields(method.layers)   # a loss reading none: refused
         super().__init__(generator, method, losses, settings, **kwargs)
         self.reference = reference.to(self.device).reshape(1, 3, generator.size, generator.size)
         self.w_ref = w_ref.to(self.device).detach()
@@ -117,6 +131,10 @@ class MindTheGapTrainer(DomainTrainer):
 
     def provides(self) -> frozenset[str]:
         return super().provides() | REFERENCE_FIELDS
+
+    @property
+    def trained_label(self) -> str:
+        return f"{self.command} --phase {self.phase}"
 
     def training_step(self) -> dict[str, float]:
         """The shared step, without reference mixing (upstream trains on plain w)."""
@@ -329,7 +347,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                    {"reference": cfg.reference,
                                     "--lpips-backbone": cfg.lpips_backbone},
                                    generator=cfg.generator, specs={"--encoder": cfg.encoder},
-                                   clip_weights=cfg.clip_weights),
+                                   clip_weights=cfg.clip_weights, losses=cfg.losses),
                                side_files=(latent_path, png_path))
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
@@ -348,6 +366,12 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
             if cfg.losses or not vgg_missing:
                 raise
             raise StylebridgeError(LPIPS_HINT) from None
+    # a loss that cannot train what --phase trains: refused before the inversion (a loss
+    # reading a field this command never fills is named by the trainer's own check)
+    fillable = BASE_FIELDS | CLIP_FIELDS | REFERENCE_FIELDS
+    check_trainable([t for t in terms if t.module.required_fields() <= fillable],
+                    trained_fields(phase_layers(cfg.phase, generator.n_style_layers)),
+                    f"{MindTheGapTrainer.command} --phase {cfg.phase}")
     if not cfg.resume and state_path.is_file():
         state_path.unlink()   # a stale state of an earlier run must not be resumed later
 
@@ -356,10 +380,9 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     if uses_clip:   # before the inversion: a missing CLIP model is a cheap one-line error
         models = td.build_clip_models(clip_names, clip_weights, allow_random=cfg.allow_random_clip,
                                       device=device, seed=cfg.seed)
-        if any(m.random_weights for m in models):
-            emit(progress, "notice", text=RANDOM_CLIP_NOTICE,
-                 detail=f": {', '.join(m.name for m in models if m.random_weights)} without "
-                        "weights; the result is not a real domain (tests only)")
+        detail = td.random_clip_detail(models, clip_weights)
+        if detail is not None:
+            emit(progress, "notice", text=RANDOM_CLIP_NOTICE, detail=detail)
     target = {"image": str(cfg.reference), "image_sha256": file_sha256(Path(cfg.reference)),
               "encoder": cfg.encoder, "refine_steps": cfg.refine_steps, "refine_lr": cfg.refine_lr}
     refine_history: list[float] = []
@@ -400,10 +423,12 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
         "generator_config": generator.config(), "generator_sha256": file_sha256(gen_path),
         "clip_weights": {n: file_sha256(p) if p is not None and p.is_file() else "random"
                          for n, p in clip_files.items()},
-        "target": target, "losses": loss_specs, "clip": clip_names if uses_clip else [],
-        "batch": cfg.batch, "lr": cfg.lr, "betas": list(cfg.betas), "seed": cfg.seed,
+        "target": target, "phase": cfg.phase, "losses": loss_specs,
+        "clip": clip_names if uses_clip else [], "batch": cfg.batch, "lr": cfg.lr,
+        "betas": list(cfg.betas), "seed": cfg.seed,
     }
     header_extra = {"target": target, "generator": str(gen_path), "phase": cfg.phase,
+                    "generator_sha256": fingerprint["generator_sha256"],
                     "trainer": "stylebridge train mindthegap",
                     "reference_latent": latent_path.name, "reference_image": png_path.name}
     if cfg.random_weights:
@@ -420,7 +445,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     emit(progress, "status", text="")
     trainer = MindTheGapTrainer(generator, method, terms, settings, reference=reference,
                                 w_ref=w_ref, out=out, guide=guide, header_extra=header_extra,
-                                fingerprint=fingerprint, device=device)
+                                fingerprint=fingerprint, device=device, phase=cfg.phase)
     trainer.extra_random_parts = random_parts
     outcome = MindTheGapOutcome(out=out, steps=cfg.steps, step=0, reference_png=png_path,
                                 reference_latent=latent_path, refine_history=refine_history,

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -43,6 +43,7 @@ from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import linear_warmup_lr
 from stylebridge.pipelines.training.state import (
+    first_difference,
     json_roundtrip,
     load_loss_states,
     load_optimizer_tensors,
@@ -205,6 +206,9 @@ class DomainTrainer:
     #: the LossBatch fields the trained method changes; ``None``: not checked
     #: (:func:`~stylebridge.pipelines.training.losses.check_trainable`)
     trained_fields: frozenset[str] | None = None
+    #: how a ``--resume`` refusal names a fingerprint entry (``{"method.config.width":
+    #: "--width"}``; a narrowed member keeps its tail); others go by their key
+    resume_labels: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, generator: Generator, method: DomainMethod,
                  losses: Sequence[LossTerm | tuple[str, float, Loss]], settings: TrainSettings,
@@ -238,7 +242,7 @@ class DomainTrainer:
         check_requirements(self.terms, self.provides(), self.command,
                            listed=self.provides() | CLIP_FIELDS)
         if self.trained_fields is not None:
-            check_trainable(self.terms, self.trained_fields, self.command)
+            check_trainable(self.terms, self.trained_fields, self.trained_label)
         if guide is not None:
             for term in self.terms:
                 guide.token_layers |= set(term.module.clip_layers)
@@ -267,6 +271,12 @@ class DomainTrainer:
         self.last_losses: dict[str, float] = {}
         #: random parts the trainer does not hold (MindTheGap's reference encoder)
         self.extra_random_parts: list[str] = []
+
+    @property
+    def trained_label(self) -> str:
+        """What this run trains, as a refusal of a loss that cannot train it says it
+        (:attr:`trained_fields`); default: the command."""
+        return self.command
 
     def provides(self) -> frozenset[str]:
         """The LossBatch fields this trainer fills (see the module doc)."""
@@ -299,7 +309,8 @@ class DomainTrainer:
     def random_parts(self) -> list[str]:
         """What this run trains through that holds random weights besides CLIP (the source
         generator, the encoder, a loss's network): named on screen when training starts and
-        recorded in the checkpoint (``random_parts``), which is then labelled random."""
+        recorded in the checkpoint (``random_parts``, followed by ``CLIP`` when the CLIP
+        models are random), which is then labelled random."""
         from stylebridge.pipelines.photos import is_random
 
         parts = [name for name, obj in (("generator", self.generator),
@@ -404,11 +415,13 @@ class DomainTrainer:
                               "not a real domain"]
         parts = self.random_parts
         if parts:
-            extra["random_weights"] = True
-            extra["random_parts"] = parts
             extra["notes"] = [*extra.get("notes", []),
                               f"{RANDOM_NOTICE}: trained through random weights "
                               f"({', '.join(parts)}), not a real domain"]
+        parts = [*parts, *(["CLIP"] if self.random_clip else [])]  # what `info` names
+        if parts:
+            extra["random_weights"] = True
+            extra["random_parts"] = parts
         return extra
 
     def _loss_modules(self) -> list[tuple[str, Loss]]:
@@ -440,26 +453,30 @@ class DomainTrainer:
 
     def load_state(self, path: str | Path | None = None) -> int:
         """Restore a state written by :meth:`save`; return the step it had reached."""
-        import json
-
         path = Path(path) if path is not None else self.state_path
         header, tensors = load_checkpoint(path, kind=STATE_KIND)
         if header.plugin != self.method.name:
             raise CheckpointError(f"holds the training state of a {header.plugin!r} domain, "
                                   f"this run trains {self.method.name!r}", path=path)
         saved = header.extra.get("fingerprint", {})
-        mine = json_roundtrip(self.fingerprint)
+        mine = {k: json_roundtrip(v) for k, v in self.fingerprint.items()}  # in its order
 
-        def meant(value: Any, key: str) -> Any:  # loss specs by meaning: mse:1 = mse:1.0
+        def meant(key: str, value: Any) -> Any:  # loss specs by meaning: mse:1 = mse:1.0
             if key == "losses" and isinstance(value, list):
                 return [canonical_loss_spec(str(spec)) for spec in value]
             return value
 
-        for key in sorted(set(saved) | set(mine)):
-            if meant(saved.get(key), key) != meant(mine.get(key), key):
-                raise CheckpointError(
-                    f"cannot resume: the run used {key}={json.dumps(saved.get(key))}, this "
-                    f"command has {key}={json.dumps(mine.get(key))}", path=path)
+        # the first option that differs, narrowed to the part that does (a method's config
+        # is derived from the options: compared last); one short line, not the whole value
+        why = first_difference(saved, mine, last=("method",), canonical=meant)
+        if why is not None:
+            key, then, now = why
+            key = next((label + key[len(name):] for name, label in self.resume_labels.items()
+                        if key == name or key.startswith((f"{name}.", f"{name}["))), key)
+            raise CheckpointError(
+                f"cannot resume: the run used {key}={then}, this command has {key}={now}; "
+                "give the interrupted run's options, or start over with --force (or another "
+                "--out)", path=path)
         method_state = {k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")}
         try:
             self.method.load_state_dict(method_state, strict=True)

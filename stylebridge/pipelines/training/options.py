@@ -23,13 +23,15 @@ def parse_clip_weights(items: Sequence[str] | None, option: str = "--clip-weight
 
 def input_files(files: Mapping[str, str | Path | None], *, generator: str | None = None,
                 specs: Mapping[str, str | None] | None = None,
-                clip_weights: Sequence[str] | None = None) -> dict[str, Path]:
+                clip_weights: Sequence[str] | None = None,
+                losses: Sequence[str] | None = None) -> dict[str, Path]:
     """The files a training run reads, keyed by the option naming each (``--generator``,
-    the paths of plugin ``specs`` like ``--encoder e4e:PATH``, ``--clip-weights MODEL``),
+    the paths of plugin ``specs`` like ``--encoder e4e:PATH``, ``--clip-weights MODEL``,
+    ``--loss lpips backbone`` for every loss option whose value names an existing file),
     for :func:`~stylebridge.pipelines.training.domain.check_run_out`.  A spec that does
     not parse is left out: it is refused, in one line, where it loads."""
     from stylebridge.registry.resolve import generator_path
-    from stylebridge.registry.spec import parse_plugin_spec
+    from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
 
     out = {option: Path(path) for option, path in files.items() if path}
     if generator:
@@ -43,4 +45,13 @@ def input_files(files: Mapping[str, str | Path | None], *, generator: str | None
     with suppress(StylebridgeError):
         for name, path in parse_clip_weights(clip_weights).items():
             out[f"--clip-weights {name}"] = path
+    seen: dict[str, int] = {}   # a loss given twice: its terms are keyed NAME, NAME#2, ...
+    for text in losses or ():
+        with suppress(StylebridgeError):
+            spec = parse_loss_spec(text)
+            seen[spec.name] = seen.get(spec.name, 0) + 1
+            term = spec.name if seen[spec.name] == 1 else f"{spec.name}#{seen[spec.name]}"
+            for key, value in spec.options.items():
+                if isinstance(value, str) and value.strip() and Path(value.strip()).is_file():
+                    out[f"--loss {term} {key}"] = Path(value.strip())
     return out

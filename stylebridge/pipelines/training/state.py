@@ -12,7 +12,7 @@ import copy
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,63 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float | int | str | bool) or obj is None:
         return obj
     return str(obj)
+
+
+
+# -- what a resumed run compares -------------------------------------------------------------
+
+#: a differing value longer than this (as JSON) is narrowed to the member that differs
+SHOWN_CHARS = 100
+_ABSENT = object()
+
+
+def _shown(value: Any) -> str:
+    if value is _ABSENT:
+        return "(none)"
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, dict | list) and len(json.dumps(value, default=str)) > SHOWN_CHARS
+
+
+def first_difference(then: Mapping[str, Any], now: Mapping[str, Any], *,
+                     last: Iterable[str] = (),
+                     canonical: Callable[[str, Any], Any] | None = None,
+                     ) -> tuple[str, str, str] | None:
+    """The first setting whose values differ, as ``(name, old, new)`` shown in short JSON
+    (``None``: all the same).  Keys come in ``now``'s order, then ``then``'s, with ``last``
+    (settings derived from the others, e.g. a method's config) at the end.  A value too long
+    to read whole is narrowed to its first differing member: ``method.config.width``,
+    ``prompts[2]``.  ``canonical(key, value)`` (per top-level key) is what is compared:
+    equal readings (``mse:1`` and ``mse:1.0``) are the same; a list keeps its length."""
+    last = [k for k in last if k in then or k in now]
+    keys = [k for k in dict.fromkeys([*now, *then]) if k not in last] + last
+    for key in keys:
+        a, b = then.get(key, _ABSENT), now.get(key, _ABSENT)
+        ca, cb = (a, b) if canonical is None else (canonical(key, a), canonical(key, b))
+        if ca == cb:
+            continue
+        name = key
+        while _long(a) or _long(b):
+            if isinstance(a, dict) and isinstance(b, dict):
+                sub = next(k for k in dict.fromkeys([*b, *a])
+                           if ca.get(k, _ABSENT) != cb.get(k, _ABSENT))
+                name += f".{sub}"
+                a, b, ca, cb = (a.get(sub, _ABSENT), b.get(sub, _ABSENT),
+                                ca.get(sub, _ABSENT), cb.get(sub, _ABSENT))
+            elif isinstance(a, list) and isinstance(b, list):
+                i = next((i for i, (x, y) in enumerate(zip(ca, cb, strict=False))
+                          if x != y),
+                         min(len(a), len(b)))
+                name += f"[{i}]"
+                a, b = (a[i] if i < len(a) else _ABSENT), (b[i] if i < len(b) else _ABSENT)
+                ca, cb = (ca[i] if i < len(ca) else _ABSENT), (cb[i] if i < len(cb) else _ABSENT)
+            else:
+                break
+        return name, _shown(a), _shown(b)
+    return None
 
 
 # -- optimiser -------------------------------------------------------------------------------
