@@ -429,13 +429,16 @@ def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
     for name in ("eval.json", "eval.csv"):
         assert (out / name).read_text().replace(str(out), "X") == \
             (ref / name).read_text().replace(str(ref), "X")
-    # a metric on random weights: the hint does not offer the --resume that would be refused
+    # a metric on random weights drawn from its spec: a resume draws the same weights, so
+    # the hint offers --resume and the resume is taken
     calls[0] = 0
     with monkeypatch.context() as m:
         m.setattr(MSEMetric, "update", update)
         assert main(argv(tmp_path / "r2", "-m", "lpips:allow_random=true")) == 130
     said = " ".join(capsys.readouterr().out.split())
-    assert "--metric lpips ran on random weights" in said and "... --resume`" not in said
+    assert "continue with `stylebridge eval ... --resume`" in said
+    assert "ran on random weights" not in said
+    assert main(argv(tmp_path / "r2", "-m", "lpips:allow_random=true", "--resume")) == 3
 
 
 def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(

@@ -174,7 +174,9 @@ class EvalCommand(Command):
                             help="continue the interrupted evaluation that writes the same "
                                  "--json/--csv (same metrics and files): the pairs it scored "
                                  "are kept, their values and the metrics' sums with them "
-                                 "(not with FID or clip_diversity, which need every image)")
+                                 "(not with FID or clip_diversity, which need every image); "
+                                 "a metric on random weights continues when it holds the same "
+                                 "ones (allow_random=true draws them from the spec's seed)")
         parser.add_argument("--show", type=int, default=20, metavar="N",
                             help="print per-image rows when there are at most N images (default 20)")
         add_device_argument(parser)

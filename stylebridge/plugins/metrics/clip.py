@@ -2,7 +2,13 @@
 :mod:`stylebridge.plugins.nets.clip` (``model=ViT-B-32|ViT-B-16|...``, ``weights=PATH``):
 
 Without ``weights=`` the installed official weights of ``model`` are used
-(``stylebridge weights fetch clip-vit-b-32``).
+(``stylebridge weights fetch clip-vit-b-32``).  Without either, ``allow_random=true`` runs on
+a random CLIP, labelled, drawn from a seed of the metric's spec
+(:func:`~stylebridge.plugins.metrics.base.spec_seed` of its name and ``model``, as ``lpips``'s
+of ``net``): every run and device scores with the same network and the two metrics with
+different ones, not with the CLIP that ``train --allow-random-clip`` trained a domain against
+(seeded by its ``--seed``, 0 by default: the seed these metrics had).  ``text`` and
+``reference`` do not change the network: two domains' quality is measured by one random CLIP.
 
 * ``clip_quality``: ``1/N Σ_i <E_T(text), E_I(image_i)>``, or against the embedding of a
   ``reference`` image for image domains.
@@ -21,7 +27,12 @@ from torch import Tensor
 
 from stylebridge.core.images import load_image
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins.metrics.base import BaseMetric, PerImageMetric, random_refused
+from stylebridge.plugins.metrics.base import (
+    BaseMetric,
+    PerImageMetric,
+    random_refused,
+    spec_seed,
+)
 from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights, load_clip
 from stylebridge.registry import hookimpl
 
@@ -37,7 +48,8 @@ class _ClipMetric(BaseMetric):
                                  f"{self.name}:model={model},weights=PATH")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.clip = load_clip(model, weights=weights, device=self.device)
+            self.clip = load_clip(model, weights=weights, device=self.device,
+                                  seed=spec_seed(self.name, {"model": model}))
         self.random_weights = self.clip.random_weights
 
     @torch.no_grad()
