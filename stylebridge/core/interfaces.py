@@ -343,6 +343,19 @@ class Loss(nn.Module, Plugin, ABC):
 # Metrics
 
 
+class Note(str):
+    """A line of :meth:`Metric.notes`: the command line's wording (it may name options, e.g.
+    ``id:detect=hog``), with :attr:`web` the same fact worded for the web app, which has no
+    such options (``stylebridge serve`` shows it; default: the line itself)."""
+
+    web: str
+
+    def __new__(cls, text: str, web: str | None = None) -> Note:
+        note = super().__new__(cls, text)
+        note.web = text if web is None else web
+        return note
+
+
 class Metric(Plugin, ABC):
     """A streaming metric: ``update`` per batch, ``compute`` at the end.
 
@@ -377,7 +390,8 @@ class Metric(Plugin, ABC):
     scale: ClassVar[str] = ""
 
     def notes(self) -> list[str]:
-        """Lines ``eval`` prints under the table (e.g. which weights were used)."""
+        """Lines ``eval`` prints under the table (e.g. which weights were used); a line
+        that names command-line options may be a :class:`Note` with the web app's wording."""
         return ["RANDOM WEIGHTS: this number is not the real metric"] if self.random_weights else []
 
     def state(self) -> dict[str, Any] | None:
@@ -555,5 +569,5 @@ class Renderer(nn.Module, Plugin, ABC):
 
 
 __all__ = ["LOSS_BATCH_FIELDS", "Calibrator", "ConversionResult", "Converter", "DomainMethod",
-           "Encoder", "FeatureMode", "Inversion", "Loss", "LossBatch", "Metric", "Plugin",
+           "Encoder", "FeatureMode", "Inversion", "Loss", "LossBatch", "Metric", "Note", "Plugin",
            "Preprocessing", "Renderer"]

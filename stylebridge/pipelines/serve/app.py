@@ -4,7 +4,9 @@ gradio is imported inside :func:`build_app` / :func:`launch` only (an optional d
 ``pip install 'stylebridge[serve]'``).  Every handler calls the back end; a bad input (a
 StylebridgeError: not an image, no face, a huge image, a bad option) is shown as one line in
 the page and the server keeps serving.  Long work (alignment, training, a run) goes through
-Gradio's queue, one request at a time, with a progress bar.
+Gradio's queue, one request at a time, with a progress bar; a page loaded while a text domain
+is made (a reload) shows its progress from the server's record (:mod:`.jobs`), then its result.
+The encoder list offers only encoders that can work with the served generator (:mod:`.encoders`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from stylebridge.pipelines.serve.backend import (
     RunRequest,
     ServeBackend,
 )
+from stylebridge.pipelines.serve.encoders import EncoderChoice
+from stylebridge.pipelines.serve.jobs import TextJob
 
 TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
 SKIP_PRESETS = [("none", ""), ("0: no offsets on the first layer (thesis, FSE)", "0"),
@@ -37,7 +41,8 @@ CSS = """
    keeps its own width held between min(page, 1040 px) and max(page, 1040 px): a wider grid
    shrinks to the page (its captions are drawn into it: 10 px type under 512 px tiles,
    growing with the tile above); on a phone it stays 1040 px wide and scrolls sideways */
-#result-grid .image-container { padding-top: 34px; }
+#result-grid .image-container, #photo-preview .image-container,
+#aligned-preview .image-container { padding-top: 34px; }
 #result-grid .image-container > button { width: 100%; overflow-x: auto; overflow-y: hidden;
                                          justify-content: flex-start; }
 #result-grid .image-frame { width: 100%; justify-content: safe center; }
@@ -57,6 +62,15 @@ CSS = """
     font-weight: 600; opacity: 0; animation: metrics-more linear both;
     animation-timeline: --metrics-x; }
 @keyframes metrics-more { 0%, 92% { opacity: 1; } 100% { opacity: 0; } }
+/* a text domain made while this page loaded: its progress as a bar (jobs.py) */
+#domain-status progress { width: 8em; height: 0.6em; vertical-align: middle; appearance: none;
+                          border: none; border-radius: 4px; background: #e5e7eb; }
+#domain-status progress::-webkit-progress-bar { background: #e5e7eb; border-radius: 4px; }
+#domain-status progress::-webkit-progress-value { background: #ea580c; border-radius: 4px; }
+#domain-status progress::-moz-progress-bar { background: #ea580c; border-radius: 4px; }
+#encoder-note { font-size: 0.9em; overflow-wrap: anywhere; }
+#encoder-note summary { cursor: pointer; }
+#encoder-note ul { margin: 4px 0 0 1.2em; }
 /* the dropdowns' arrow does not cover the end of the chosen text */
 #encoder input, #skip-layers input { margin-right: 30px; text-overflow: ellipsis; }
 """
@@ -66,6 +80,8 @@ CSS = """
 IMAGE_BUTTONS = ["download", "fullscreen"]
 #: the queue shared by upload, domain files, train and run (one at a time, in click order)
 WORK_QUEUE = "work"
+#: how often a page loaded while a text domain is made reads its progress (seconds)
+JOB_POLL_S = 1.0
 
 
 def preset_value(text: str) -> str:
@@ -98,13 +114,47 @@ def _banner(backend: ServeBackend, parts: list[str] | None = None) -> str:
     return "<br>".join(_html(line) for line in lines)
 
 
+def unusable_html(backend: ServeBackend, options: list[EncoderChoice]) -> str:
+    """The registered encoders that cannot work with the served generator, each with why
+    (folded: a line on a phone), or ``""`` when every one can."""
+    unusable = [c for c in options if c.problem is not None]
+    if not unusable:
+        return ""
+    gen = backend.generator
+    items = "".join(f"<li><b>{_html(c.spec)}</b>: {_html(str(c.problem))}</li>"
+                    for c in unusable)
+    return (f"<details><summary>{len(unusable)} encoder(s) not offered: they cannot work with "
+            f"this {gen.size} px generator ({gen.n_latent} × {gen.style_dim} latents)"
+            f"</summary><ul>{items}</ul></details>")
+
+
+def job_line(backend: ServeBackend, job: TextJob | None) -> str:
+    """What the page says of a text domain: its progress while it is made (a progress bar:
+    a page loaded meanwhile has no Gradio progress of it), else how it ended."""
+    if job is None:
+        return ""
+    state, fraction, description = job.snapshot()
+    if state == "running":
+        what = description or f"{'training' if job.trained else 'adding'} {job.prompt!r}"
+        return (f'<div class="job-progress"><progress max="1" value="{fraction:.3f}">'
+                f"</progress> {_html(what)} ({fraction:.0%})</div>")
+    if job.error is not None or job.name is None:
+        return error_line(job.error or StylebridgeError("the text domain was not made"))
+    note = f" [{RANDOM_NOTICE}: made with random-weight networks, not a real domain]" \
+        if backend.domain_random.get(job.name) else ""
+    how = "trained domain" if job.trained else "added domain"
+    return f"{how} {_html(job.name)!r}{_html(note)}"
+
+
 def build_app(backend: ServeBackend) -> Any:
     """The ``gr.Blocks`` page (not launched)."""
     import gradio as gr
 
     astronaut = backend.load_photo(None)
     domain_names = backend.domain_choices()
-    encoders = backend.encoder_choices()
+    options = backend.encoder_options()
+    encoders = [(c.label, c.spec) for c in options if c.problem is None]
+    encoder_info = unusable_html(backend, options)
 
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE}\nDrop a face photo → FFHQ alignment → an encoder inverts it → "
@@ -133,6 +183,8 @@ def build_app(backend: ServeBackend) -> Any:
                 encoder = gr.Dropdown(encoders, value=encoders[0][1] if encoders else None,
                                       label="encoder (or a spec: NAME:CHECKPOINT)",
                                       allow_custom_value=True, elem_id="encoder")
+                # the registered encoders that cannot work with this generator, and why
+                encoder_note = gr.HTML(encoder_info, elem_id="encoder-note")
                 domains = gr.CheckboxGroup(domain_names, value=domain_names[:2],
                                            label="domains", elem_id="domains")
                 domain_files = gr.File(label="add domain checkpoints (.safetensors)",
@@ -205,16 +257,17 @@ def build_app(backend: ServeBackend) -> Any:
         def on_train(text: str, n_steps: float, chosen: list[str],
                      progress: Any = gr.Progress()) -> Any:  # noqa: B008
             try:
-                hyper = bool(backend.hypernets)
                 name = backend.text_domain(
                     text, int(n_steps), progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:
                 return gr.update(), error_line(exc)
-            note = f" [{RANDOM_NOTICE}: made with random-weight networks, not a real domain]" \
-                if backend.domain_random[name] else ""
-            how = "added domain" if hyper else "trained domain"
+            assert backend.job is not None
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
-                    f"{how} {_html(name)!r}{_html(note)}")
+                    job_line(backend, backend.job))
+
+        def on_encoder(spec: str | None) -> Any:
+            problem = backend.encoder_problem(spec or "")
+            return encoder_info if problem is None else error_line(StylebridgeError(problem))
 
         def on_run(current: Photo, enc: str, chosen: list[str], skip_text: str, use_alpha: bool,
                    use_fs: bool, strength_value: float,
@@ -264,10 +317,38 @@ def build_app(backend: ServeBackend) -> Any:
              run_parts], **work).then(
             on_banner, [run_parts], [banner], queue=False, show_progress="hidden").then(
             lambda: gr.update(interactive=True), None, run, queue=False)
+        # an encoder typed in (NAME:CHECKPOINT, options) that cannot work with this
+        # generator is said at once, not when run is pressed
+        encoder.change(on_encoder, [encoder], [encoder_note], queue=False,
+                       show_progress="hidden")
+
+        # a text domain still being made when the page loads (a reload, another tab): its
+        # progress at once, then its result, from the server's record of it (jobs.py)
+        job_timer = gr.Timer(JOB_POLL_S, active=False)
+        watched = gr.State(None)  # the id of the job this page shows
+
+        def on_load(chosen: list[str] | None) -> Any:
+            job = backend.job
+            running = job is not None and job.running
+            return (gr.update(choices=backend.domain_choices(), value=chosen),
+                    job_line(backend, job) if running and job else gr.update(),
+                    gr.update(active=running), job.id if running and job else None)
+
+        def on_job_tick(chosen: list[str] | None, job_id: int | None) -> Any:
+            job = backend.job
+            if job is None or job.id != job_id:
+                return gr.update(), gr.update(), gr.update(active=False)
+            if job.running:
+                return gr.update(), job_line(backend, job), gr.update()
+            offered = gr.update() if job.name is None else gr.update(
+                choices=backend.domain_choices(), value=[*(chosen or []), job.name])
+            return offered, job_line(backend, job), gr.update(active=False)
+
         # every page load lists the domains the server holds now (trained or uploaded in
         # another tab), not those it held when the page was built
-        app.load(lambda chosen: gr.update(choices=backend.domain_choices(), value=chosen),
-                 [domains], [domains])
+        app.load(on_load, [domains], [domains, domain_status, job_timer, watched])
+        job_timer.tick(on_job_tick, [domains, watched], [domains, domain_status, job_timer],
+                       queue=False, show_progress="hidden")
     return app
 
 

@@ -36,9 +36,8 @@ from stylebridge.core.images import (
     resize_square,
     save_png,
 )
-from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
+from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Note, Renderer
 from stylebridge.core.io import atomic_path, write_json
-from stylebridge.core.options import coerce_option
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.core.synthesis import check_compatible
@@ -57,6 +56,13 @@ from stylebridge.pipelines.demo import (
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
 from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.photos import random_file_notice
+from stylebridge.pipelines.serve.encoders import (
+    EncoderChoice,
+    fit_problem,
+    preset_config,
+    registered_choices,
+)
+from stylebridge.pipelines.serve.jobs import Progress, TextJob, run_text_job
 from stylebridge.pipelines.serve.records import (  # also importable from here, as before
     MAX_PIXELS,
     Photo,
@@ -68,7 +74,6 @@ from stylebridge.pipelines.serve.records import (  # also importable from here, 
 )
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
-from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import (
     load_encoder,
     load_generator,
@@ -79,8 +84,6 @@ from stylebridge.registry.resolve import (
 from stylebridge.registry.spec import parse_plugin_spec
 from stylebridge.registry.weights import WeightsManager
 
-#: progress of a request: ``(fraction done in [0, 1], description)``
-Progress = Callable[[float, str], None]
 MAX_FILE_MB = 50            # a photo above this size is refused, in the page's status line
 #: the web server's own cap on any upload (a domain file may be larger than a photo); above
 #: it the browser only gets a passing toast, so it sits well above the photo limit
@@ -158,6 +161,7 @@ class ServeBackend:
         #: prompt box turns a prompt into a domain through the last one, without training
         self.hypernets: dict[str, DomainMethod] = {}
         self.hypernet_random: dict[str, bool] = {}
+        self.job: TextJob | None = None  # the latest text domain made (:mod:`.jobs`)
         if self.generator_random and self.preset is not None:
             for name, method in random_domains(self.generator, self.config.seed).items():
                 self._add_domain(name, method, True, "random StyleSpace offsets")
@@ -176,25 +180,28 @@ class ServeBackend:
         return None
 
     def encoder_choices(self) -> list[tuple[str, str]]:
-        """``(label, spec)`` for every registered encoder (and FSE's shift mode): the label
-        says where its weights come from."""
-        manager = WeightsManager()
-        choices: list[tuple[str, str]] = []
-        for name in get_registry().names("encoder"):
-            installed = manager.resolve("encoder", name) is not None
-            if installed:
-                how = "installed weights"
-            elif self.preset is not None and name in ("e4e", "fse") and self.generator_random:
-                how = f"{RANDOM_NOTICE}: tiny preset"
-            else:
-                entry = get_registry().get("encoder", name)
-                needs = isinstance(entry.obj, type) and entry.obj.requires_weights
-                how = ("needs weights: stylebridge weights" if needs
-                       else f"{RANDOM_NOTICE}: default config")
-            choices.append((f"{name} ({how})", name))
-            if name == "fse":
-                choices.append((f"fse, generator-shift mode ({how})", "fse:mode=shift"))
-        return choices
+        """``(label, spec)`` for every registered encoder (and FSE's shift mode), usable
+        with this generator or not: the label says where its weights come from."""
+        return [(c.label, c.spec) for c in self.encoder_options()]
+
+    def encoder_options(self) -> list[EncoderChoice]:
+        """Every registered encoder with, where it cannot work with this generator, the line
+        a run would fail with (:mod:`.encoders`); the page offers the others."""
+        return registered_choices(self.generator, self._preset_encoders())
+
+    def encoder_problem(self, spec: str) -> str | None:
+        """Why the encoder ``spec`` (typed in the page) cannot work with this generator, or
+        ``None`` when it can or that needs a run to tell."""
+        return fit_problem(spec, self.generator, self._preset_encoders()) if spec.strip() \
+            else None
+
+    def _preset_encoders(self) -> dict[str, Encoder]:
+        """The tiny preset's e4e / FSE that a bare name stands for (no weights installed)."""
+        preset, manager = self.preset, WeightsManager()
+        if preset is None or not self.generator_random:
+            return {}
+        return {name: enc for name, enc in (("e4e", preset.e4e), ("fse", preset.fse))
+                if manager.resolve("encoder", name) is None}
 
     def domain_choices(self) -> list[str]:
         return list(self.domains)
@@ -238,9 +245,18 @@ class ServeBackend:
     def text_domain(self, prompt: str, steps: int = TRAIN_STEPS,
                     progress: Progress = _no_progress) -> str:
         """A domain for ``prompt``: rendered at once by the last hyper-network loaded (no
-        training), else trained on the spot (:meth:`train_text_domain`); its name."""
+        training), else trained on the spot (:meth:`train_text_domain`); its name.  Its
+        progress and end are also kept in :attr:`job`, for a page loaded meanwhile."""
         if not self.hypernets:
-            return self.train_text_domain(prompt, steps, progress)
+            return run_text_job(prompt, True, lambda p: self.train_text_domain(prompt, steps, p),
+                                progress, self._started)
+        return run_text_job(prompt, False, lambda p: self._hyper_domain(prompt, p), progress,
+                            self._started)
+
+    def _started(self, job: TextJob) -> None:
+        self.job = job
+
+    def _hyper_domain(self, prompt: str, progress: Progress) -> str:
         prompt = " ".join(prompt.split())
         if not prompt:
             raise StylebridgeError("the text prompt is empty: describe the target domain, "
@@ -289,23 +305,14 @@ class ServeBackend:
 
     def _build_encoder(self, spec: str) -> tuple[Encoder, bool]:
         parsed = parse_plugin_spec(spec, what="encoder")
-        preset = self.preset
-        if (preset is not None and self.generator_random and parsed.path is None
-                and parsed.name in ("e4e", "fse")
-                and WeightsManager().resolve("encoder", parsed.name) is None):
-            base: Encoder = preset.e4e if parsed.name == "e4e" else preset.fse
-            if not parsed.options:
-                return base.to(self.device).eval(), True
-            options = {k: coerce_option(v, k) for k, v in parsed.options.items()}
-            unknown = sorted(set(options) - set(base.config()))
-            if unknown:  # as the registry says it for a checkpoint's plugin
-                raise StylebridgeError(f"encoder {parsed.name!r}: unknown option(s) "
-                                       f"{', '.join(unknown)} (accepted: "
-                                       f"{', '.join(sorted(base.config()))})")
-            enc = type(base)(**{**base.config(), **options})
-            enc.load_state_dict(base.state_dict())
-            return enc.to(self.device).eval(), True
-        return load_encoder(spec, self.device)
+        base = self._preset_encoders().get(parsed.name or "") if parsed.path is None else None
+        if base is None:
+            return load_encoder(spec, self.device)
+        if not parsed.options:
+            return base.to(self.device).eval(), True
+        enc = type(base)(**preset_config(base, parsed))
+        enc.load_state_dict(base.state_dict())
+        return enc.to(self.device).eval(), True
 
     def _check_fits(self, encoder: Encoder, spec: str) -> None:
         """One encoding of a blank image, checked against the generator: an encoder whose w+
@@ -398,9 +405,7 @@ class ServeBackend:
         with self.lock:
             clip, random_clip = self._clip_setup()
             safe = "".join(ch if ch.isalnum() else "-" for ch in prompt.lower())[:40].strip("-")
-            self._runs += 1
-            out = self.work_dir / "domains" / f"{self._runs:03d}-{safe or 'text'}.safetensors"
-            out.parent.mkdir(parents=True, exist_ok=True)
+            out = self._new_path(self.work_dir / "domains", f"{safe or 'text'}.safetensors")
 
             def on_event(event: ProgressEvent) -> None:
                 if event.kind in ("start", "step") and event.total:
@@ -421,6 +426,16 @@ class ServeBackend:
                 "domain_method", str(out), method)
             return self._add_domain(prompt, method, random,
                                     f"trained on the spot ({steps} steps): {out}")
+
+    def _new_path(self, folder: Path, name: str, prefix: str = "") -> Path:
+        """``folder/{prefix}NNN-{name}``, numbered past what ``folder`` holds: a --work-dir of
+        an earlier server keeps its files, and a text domain is not refused as existing."""
+        folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._runs += 1
+            path = folder / f"{prefix}{self._runs:03d}{name and '-'}{name}"
+            if not path.exists():
+                return path
 
     # -- a run ---------------------------------------------------------------------------------
     def run(self, photo: Photo, request: RunRequest, progress: Progress = _no_progress
@@ -463,6 +478,7 @@ class ServeBackend:
             target = torch.nn.functional.interpolate(photo.aligned[None], size=(gen.size,) * 2,
                                                      mode="area")[0]
             columns, rows, notes = self._metrics(outputs, target)
+            notes = [*adapter.notes, *notes]  # a domain trained on another generator file
             if request.featureshift and inversion.feature_mode == "shift":
                 # FeatureShift's F' always replaces activation K: the mode changes nothing
                 notes = [*notes, "FeatureShift replaces the feature at layer K, so the "
@@ -480,9 +496,8 @@ class ServeBackend:
             prov.path for prov in map(provenance_of, used) if prov is not None),
             self.config.featureshift if request.featureshift else None])
         progress(0.85, "writing the downloads")
-        self._runs += 1
-        out = self.work_dir / f"run-{self._runs:03d}"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self._new_path(self.work_dir, "", prefix="run-")
+        out.mkdir(parents=True)
         tag = f" [{RANDOM_NOTICE}]" if enc_random or self.generator_random else ""
         labels = ["aligned photo", f"inversion: {request.encoder}{tag}",
                   *(f"{key} [{RANDOM_NOTICE}]" if self.domain_random[name] else key
@@ -551,7 +566,9 @@ class ServeBackend:
                 metric.reset()
                 metric.update(image[None], target[None])
                 values[column] = float(metric.compute()[column])
-                notes[name] += [f"{column}: {note}" for note in metric.notes()]
+                # a note naming command-line options has the page's wording too (Note.web)
+                notes[name] += [f"{column}: {note.web if isinstance(note, Note) else note}"
+                                for note in metric.notes()]
             if name != INVERSION:
                 metric = metrics["mse"]
                 metric.reset()

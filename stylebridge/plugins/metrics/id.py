@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from stylebridge.core.interfaces import Note
 from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import PerImageMetric
@@ -83,11 +84,16 @@ class IDMetric(PerImageMetric):
                 backend = "arcface"
             else:
                 backend = "dlib"
-                self.fallback_notice = (
+                self.fallback_notice = Note(
                     f"id uses dlib's face descriptor because the ArcFace IR-SE50 weights "
                     f"({ARCFACE_WEIGHTS}) are not installed; its values ({metric_key('dlib')}) "
                     f"are not comparable with the thesis's pSp ID metric: install them with "
-                    f"`stylebridge weights fetch {ARCFACE_WEIGHTS}`")
+                    f"`stylebridge weights fetch {ARCFACE_WEIGHTS}`",
+                    web=f"identity is measured with dlib's face descriptor because this server "
+                        f"has no ArcFace IR-SE50 weights: its values crowd near 1 (unrelated "
+                        f"faces score about 0.85) and cannot be compared with the thesis's ID "
+                        f"numbers; whoever runs the server can add the weights (`stylebridge "
+                        f"weights fetch {ARCFACE_WEIGHTS}`) and restart it")
         self.backend = backend
         self.weights = weights
         self.key = metric_key(backend)
@@ -126,8 +132,11 @@ class IDMetric(PerImageMetric):
             notes.insert(0, self.fallback_notice)
         fallback = self.embedder.n_fallback if self.embedder is not None else 0
         if fallback:
-            notes.append(f"no face was detected in {fallback} image(s); the whole image was "
-                         "taken as the face box, id:detect=hog leaves them out")
+            found = f"no face was detected in {fallback} image(s)"
+            notes.append(Note(f"{found}; the whole image was taken as the face box, "
+                              "id:detect=hog leaves them out",
+                              web=f"{found}: its identity value compares the whole pictures, "
+                                  "not faces, so it says little about the person"))
         return notes
 
 

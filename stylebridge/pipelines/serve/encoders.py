@@ -1,0 +1,154 @@
+"""Which encoders ``stylebridge serve`` offers: those that can work with the served generator.
+
+Every registered encoder (and FSE's generator-shift mode) is labelled by where its weights
+come from.  One that cannot run without weights that are not installed, or whose config (the
+installed checkpoint's header, the tiny preset's, else its defaults) gives latents or features
+the generator cannot take, gets the one line a run would fail with (:attr:`EncoderChoice.problem`):
+the page does not offer it and says why.  The config is checked as a run checks it,
+:meth:`~stylebridge.core.interfaces.Encoder.check_generator` and the shapes of one encoding
+(:func:`~stylebridge.core.synthesis.check_compatible`), on an encoder built on the ``meta``
+device: no memory, no weights read.  A check that cannot run on ``meta`` (an encoder doing
+arithmetic on values) leaves the encoder offered: the run itself still says what is wrong.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from stylebridge.core.checkpoint import RANDOM_NOTICE, read_header
+from stylebridge.core.interfaces import Encoder
+from stylebridge.core.options import coerce_option
+from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.core.synthesis import check_compatible
+from stylebridge.errors import StylebridgeError
+from stylebridge.registry import get_registry
+from stylebridge.registry.resolve import load_encoder
+from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
+from stylebridge.registry.weights import WeightsManager
+
+#: the variant of FSE the page lists beside it
+FSE_SHIFT = "fse:mode=shift"
+
+
+@dataclass(frozen=True)
+class EncoderChoice:
+    """One entry of the encoder list: its label, its spec and, when it cannot work with the
+    served generator, why not (one line; ``None``: it can)."""
+
+    label: str
+    spec: str
+    problem: str | None = None
+
+
+def preset_config(base: Encoder, spec: PluginSpec) -> dict[str, Any]:
+    """The config of the tiny preset's encoder ``base`` with the options of ``spec``; an
+    unknown option in one line, as the registry says it for a checkpoint's plugin."""
+    options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    unknown = sorted(set(options) - set(base.config()))
+    if unknown:
+        raise StylebridgeError(f"encoder {spec.name!r}: unknown option(s) {', '.join(unknown)} "
+                               f"(accepted: {', '.join(sorted(base.config()))})")
+    return {**base.config(), **options}
+
+
+def _meta_build(spec: str, preset: Mapping[str, Encoder]) -> Callable[[], Encoder]:
+    """How to build the encoder of ``spec`` with the config a run would use (weights aside);
+    a one-line error for what a run would refuse before building it (weights needed and
+    not installed, an unknown name or option, an unreadable checkpoint)."""
+    registry = get_registry()
+    parsed = parse_plugin_spec(spec, what="encoder")
+    if parsed.path is None and parsed.name in preset:
+        base = preset[parsed.name]
+        config = preset_config(base, parsed)
+        return lambda: type(base)(**config)
+    options = {k: coerce_option(v, k) for k, v in parsed.options.items()}
+    manager = WeightsManager()
+    path = parsed.path
+    listed = manager.entries.get(parsed.name or "")
+    if path is None and listed is not None and listed.kind == "encoder" \
+            and listed.plugin != parsed.name:  # a weights entry's name (psp-ffhq)
+        if not manager.installed(listed.name):
+            load_encoder(spec)  # refused before anything is built: how to fetch it
+        path = manager.path(listed.name)
+    elif path is None:
+        assert parsed.name is not None
+        entry = registry.get("encoder", parsed.name)  # an unknown name: the registry's line
+        path = manager.resolve("encoder", parsed.name)
+        if path is None and isinstance(entry.obj, type) and entry.obj.requires_weights:
+            load_encoder(spec)  # refused before anything is built: the run's own line
+    if path is None:
+        name, config = parsed.name, options
+    else:
+        header = read_header(path)
+        name, config = header.plugin, {**header.config, **options}
+    assert name is not None
+    return lambda: registry.create("encoder", name, **config)
+
+
+def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] | None = None
+                ) -> str | None:
+    """Why the encoder of ``spec`` cannot work with ``generator`` (the one-line error a run
+    would end with), or ``None`` when it can or when that cannot be told without running it.
+    ``preset``: encoders used for their names instead of the registry (the tiny preset's)."""
+    what = f"encoder {spec.strip()!r}"
+    try:
+        build = _meta_build(spec.strip(), preset or {})
+    except StylebridgeError as exc:
+        return str(exc)
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            encoder = build()
+            size = int(encoder.preprocessing.size or generator.size)
+            probe = encoder.encode(torch.zeros(1, 3, size, size))
+    except StylebridgeError as exc:  # a bad option: what building it says
+        return str(exc)
+    except Exception:  # not buildable on meta: the run will tell
+        return None
+    try:
+        encoder.check_generator(generator)
+        check_compatible(probe, generator, what)
+    except StylebridgeError as exc:
+        return str(exc)
+    except Exception:  # a check that needs real values: the run will tell
+        return None
+    return None
+
+
+def registered_choices(generator: Generator, preset: Mapping[str, Encoder] | None = None
+                       ) -> list[EncoderChoice]:
+    """Every registered encoder (and FSE's generator-shift mode), its label saying where its
+    weights come from, and whether it can work with ``generator`` (:func:`fit_problem`).
+    ``preset``: the tiny preset's encoders, used for those names (random weights)."""
+    preset = preset or {}
+    manager = WeightsManager()
+    registry = get_registry()
+    choices: list[EncoderChoice] = []
+    for name in registry.names("encoder"):
+        try:
+            installed = manager.resolve("encoder", name) is not None
+        except StylebridgeError:  # installed unconverted: fit_problem says how to convert
+            installed = False
+        if installed:
+            how = "installed weights"
+        elif name in preset:
+            how = f"{RANDOM_NOTICE}: tiny preset"
+        else:
+            entry = registry.get("encoder", name)
+            needs = isinstance(entry.obj, type) and entry.obj.requires_weights
+            how = ("needs weights: stylebridge weights" if needs
+                   else f"{RANDOM_NOTICE}: default config")
+        specs = [(f"{name} ({how})", name)]
+        if name == "fse":
+            specs.append((f"fse, generator-shift mode ({how})", FSE_SHIFT))
+        for label, spec in specs:
+            choices.append(EncoderChoice(label, spec, fit_problem(spec, generator, preset)))
+    return choices
+
+
+__all__ = ["FSE_SHIFT", "EncoderChoice", "fit_problem", "preset_config", "registered_choices"]
