@@ -33,6 +33,7 @@ from torch import Tensor
 from stylebridge.core.images import from_generator_range
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.inversion import check_images01
+from stylebridge.core.ops import autocast_enabled
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
@@ -130,6 +131,63 @@ def strength_outputs(domains: Iterable[str], strengths: Sequence[float],
     return out
 
 
+def encoder_label(encoder: Encoder) -> str:
+    """How one-line errors name ``encoder``: ``encoder 'NAME'``, with `` (from PKG)`` when a
+    third-party package registered it (the package to report the bug to)."""
+    from stylebridge.registry import get_registry
+
+    name = str(encoder.name or type(encoder).__name__)
+    try:
+        where = get_registry().where("encoder", name)
+    except StylebridgeError:  # a registry that cannot load says so elsewhere
+        where = ""
+    return f"encoder {name!r}{where}"
+
+
+def attach_encoder(encoder: Encoder, generator: Generator, *, bind: bool = True) -> Encoder:
+    """``encoder.check_generator(generator)`` (its one-line refusal comes before any photo is
+    read), then ``encoder.bind_generator(generator)``; ``bind=False``: the check only, for a
+    caller that reads ``w+`` alone (``calibrate``).  What every photo pipeline (``adapt``,
+    ``invert``, ``calibrate``, ``analyze``) and the :class:`Adapter` do with an encoder and
+    its generator; returns ``encoder``."""
+    encoder.check_generator(generator)
+    if bind:
+        encoder.bind_generator(generator)
+    return encoder
+
+
+def check_inversion(inversion: Inversion, generator: Generator, encoder: Encoder,
+                    n_images: int) -> Inversion:
+    """``encoder.encode`` of ``n_images`` images, checked before anything renders it: an
+    :class:`Inversion` that fits ``generator`` (:func:`check_compatible`), one per image, in
+    the generator's dtype (a float64 ``w+`` failed with torch's "mat1 and mat2 must have the
+    same dtype") and finite (NaN ``w+`` gave black pictures, "mse n/a" and exit code 0).
+    One reduction per batch; one-line errors name the encoder and its package
+    (:func:`encoder_label`).  Returns ``inversion``."""
+    what = encoder_label(encoder)
+    check_compatible(inversion, generator, what)
+    if inversion.batch_size != n_images:
+        raise StylebridgeError(f"{what} returned {inversion.batch_size} inversions for "
+                               f"{n_images} images")
+    tensors = {"w+": inversion.w_plus,
+               **{f"the feature at activation {k}": v for k, v in inversion.features.items()}}
+    want = generator.input.input.dtype
+    allowed = {want}
+    if autocast_enabled(generator.input.input.device):  # a caller's torch.autocast
+        allowed.add(torch.get_autocast_dtype(generator.input.input.device.type))
+    for name, tensor in tensors.items():
+        if tensor.dtype not in allowed:
+            raise StylebridgeError(f"{what}: encode() returned {name} as {tensor.dtype}, the "
+                                   f"generator takes {want} (return it as .to({want}))")
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()
+    if not bool(finite):  # the one sync of the check; the count only on the way out
+        name, tensor = next((n, t) for n, t in tensors.items() if not torch.isfinite(t).all())
+        bad = int((~torch.isfinite(tensor)).flatten(1).any(1).sum())
+        raise StylebridgeError(f"{what}: encode() returned NaN or infinite values in {name} "
+                               f"for {bad} of {n_images} image(s)")
+    return inversion
+
+
 def _method_label(method: DomainMethod) -> str:
     """A listed method's output name: its label, else the stem of the file it was built from
     (as ``adapt`` names it: ``tiny-pixar``, not the plugin name ``stylespace``), else its name."""
@@ -181,9 +239,8 @@ class Adapter:
                                    "guide latents (FeatureShift does); it would be ignored")
         self.encoder, self.generator, self.calibrator = encoder, generator, calibrator
         self.guide = guide
-        if encoder is not None:
-            encoder.check_generator(generator)  # before the first photo, not at it
-            encoder.bind_generator(generator)
+        if encoder is not None:  # check_generator before the first photo, not at it
+            attach_encoder(encoder, generator)
         self.renderer.check_generator(generator, encoder)
         if guide is not None:
             guide.bind_generator(generator)
@@ -258,10 +315,7 @@ class Adapter:
         images01 = check_images01(images01, "Adapter input")
         inversion = self.encoder.encode(images01.to(self.device))
         self.encoded_images += int(images01.shape[0])
-        check_compatible(inversion, self.generator, f"encoder {self.encoder.name!r}")
-        if inversion.batch_size != images01.shape[0]:
-            raise StylebridgeError(f"encoder {self.encoder.name!r} returned {inversion.batch_size} "
-                                   f"inversions for {images01.shape[0]} images")
+        check_inversion(inversion, self.generator, self.encoder, int(images01.shape[0]))
         return inversion.detach().to(self.device)
 
     def _calibrated(self, inversion: Inversion) -> Inversion:
@@ -281,7 +335,9 @@ class Adapter:
             return None
         if self.guide is None:
             return inversion.w_plus
-        return self.guide.encode(images01.to(self.device)).w_plus.detach()
+        guided = self.guide.encode(images01.to(self.device))
+        return check_inversion(guided, self.generator, self.guide,
+                               int(images01.shape[0])).w_plus.detach()
 
     @torch.no_grad()
     def render(self, inversion: Inversion, guide: Tensor | None = None) -> dict[str, Tensor]:
@@ -389,5 +445,6 @@ def domain_generator_notes(methods: Iterable[DomainMethod], generator: Generator
     return list(dict.fromkeys(notes))
 
 
-__all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "check_domains", "check_strengths",
-           "domain_generator_notes", "generator_sha256", "output_name", "strength_outputs"]
+__all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "attach_encoder", "check_domains",
+           "check_inversion", "check_strengths", "domain_generator_notes", "encoder_label",
+           "generator_sha256", "output_name", "strength_outputs"]

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from stylebridge.core.batch import BatchReport, expand_inputs, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.io import check_outputs_apart
 from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
+from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     drawn_anew,
@@ -37,7 +40,6 @@ from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     StyleMeanAccumulator,
-    encoder_style_means,
     mapping_style_means,
     parse_layers,
     skip_scale,
@@ -45,6 +47,10 @@ from stylebridge.plugins.calibrators.alpha import (
 from stylebridge.registry import get_registry
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from torch import Tensor
+
     from stylebridge.core.interfaces import Calibrator, Encoder
     from stylebridge.core.stylegan2.generator import Generator
 
@@ -152,7 +158,9 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     gen = open_generator(config.generator, device)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
-    encoder = open_encoder(config.encoder, device)
+    # check_generator's refusal (as adapt's) before a photo is read; calibrate reads w+ only,
+    # so the encoder is not bound (StyleRes would compute its features for nothing)
+    encoder = attach_encoder(open_encoder(config.encoder, device), gen, bind=False)
     journal = Journal.open(
         config.out.parent, "calibrate", name=config.out.name, inputs=paths, metrics={},
         resume=config.resume, how={"--batch": config.batch, "--device": str(device)},
@@ -191,7 +199,7 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     todo = [p for p in job.paths if str(p) not in handled]
     batches = encoder_batches(todo, report, enc_size=enc_size, **config.batching,
                               on_batch=update, enc_filter=job.encoder.preprocessing.resize)
-    enc_means, n_images = encoder_style_means(job.encoder, gen, batches, acc)
+    enc_means, n_images = _encoder_style_means(job.encoder, gen, batches, acc)
     if progress is not None:
         progress(0, None, f"sampling {config.samples} z")
     src_means = mapping_style_means(gen, config.samples, seed=config.seed)
@@ -210,6 +218,22 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     journal.finish()
     return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=random,
                            random_parts=random_parts(random_inputs))
+
+
+@torch.no_grad()
+def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterable[Tensor],
+                         acc: StyleMeanAccumulator) -> tuple[list[Tensor], int]:
+    """:func:`~stylebridge.plugins.calibrators.alpha.encoder_style_means` with every batch's
+    inversion checked first (:func:`check_inversion`: shape, one per image, dtype, NaN): a
+    NaN ``w+`` fitted an all-NaN calibrator with exit code 0."""
+    device = generator.input.input.device
+    for images in batches:
+        inversion = check_inversion(encoder.encode(images.to(device)), generator, encoder,
+                                    int(images.shape[0]))
+        acc.add(generator.styles(inversion.w_plus.to(device)))
+    if acc.count == 0:
+        raise StylebridgeError("no readable images to compute the encoder's style means from")
+    return acc.means(), acc.count
 
 
 def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None

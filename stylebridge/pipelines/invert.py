@@ -39,10 +39,11 @@ from stylebridge.core.interfaces import Encoder
 from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
-from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.errors import ImageError
 from stylebridge.pipelines import output_metrics as om
 from stylebridge.pipelines.adapt import INVERSION as INVERSION_KEY
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
+from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.inversion_file import (
     LATENTS_SUFFIX,
@@ -181,8 +182,8 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile)
-    encoder = open_encoder(config.encoder, device)
-    encoder.bind_generator(gen)
+    # check_generator's refusal (as adapt's) before a photo is read, then bind
+    encoder = attach_encoder(open_encoder(config.encoder, device), gen)
     job = InvertJob(config=config, paths=paths, encoder=encoder,
                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
                     generator=gen, generator_path=generator_file(gen),
@@ -224,11 +225,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
             return
         batch = torch.stack([it.enc_input for it in pending]).to(device)
         with torch.no_grad():
-            inversion = encoder.encode(batch)
-            check_compatible(inversion, gen, f"encoder {enc_name!r}")
-            if inversion.batch_size != len(pending):
-                raise StylebridgeError(f"encoder {enc_name!r} returned {inversion.batch_size} "
-                                       f"inversions for {len(pending)} images")
+            inversion = check_inversion(encoder.encode(batch), gen, encoder, len(pending))
             inversion = inversion.detach()
             images = from_generator_range(synthesize(gen, inversion)).cpu()
         om.update_output_metrics(metrics, {INVERSION_KEY: images},

@@ -167,7 +167,14 @@ def build_domain_method(spec_text: str, generator: Generator, *, registry: Any =
         except (TypeError, ValueError) as exc:
             raise StylebridgeError(f"cannot build domain method {spec.name!r}: "
                                    f"{' '.join(str(exc).split())}") from None
-        label = repr(spec.name)
+        # " (from PKG)" after a third-party package's method: the package to report to
+        label = repr(spec.name) + registry.where("domain_method", spec.name)
+    try:  # the check adapt makes: a domain it would refuse is refused before training
+        method.check_generator(generator)
+    except (StylebridgeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise StylebridgeError(f"domain method {label} does not fit {generator_label} "
+                               f"({_describe(generator.config())}): {reason}") from None
     method = method.to(device)
     with torch.no_grad():
         w = generator.make_wplus(torch.zeros(1, generator.style_dim, device=device),

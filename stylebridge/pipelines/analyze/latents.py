@@ -25,6 +25,7 @@ from stylebridge.pipelines.adapt import (
     load_generator_arg,
     photo_batches,
 )
+from stylebridge.pipelines.adapter import attach_encoder
 from stylebridge.pipelines.analyze.markdown import render_comparison_markdown, render_markdown
 from stylebridge.pipelines.analyze.plots import (
     plot_comparison,
@@ -200,7 +201,7 @@ def _load_encoders(config: LatentsConfig, device: torch.device, gen: Any,
     encoders: list[tuple[str, str, Encoder, bool]] = []
     for spec in config.encoders:
         encoder, enc_random = load_encoder(spec, device)
-        encoder.bind_generator(gen)
+        attach_encoder(encoder, gen)  # check_generator's refusal before a photo is read
         label, k = encoder.name, 2
         while label in {e[0] for e in encoders}:
             label, k = f"{encoder.name}-{k}", k + 1

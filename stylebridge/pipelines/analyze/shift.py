@@ -42,6 +42,7 @@ from stylebridge.pipelines.adapt import (
     load_domains,
     load_generator_arg,
 )
+from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder
 
@@ -159,7 +160,7 @@ def run_shift_norms(config: ShiftNormsConfig) -> ShiftNormsResult:
     paths = require_inputs(config.images)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     encoder, enc_random = load_encoder(config.encoder, device)
-    encoder.bind_generator(gen)
+    attach_encoder(encoder, gen)  # check_generator's refusal before a photo is read
     domains, domain_random = load_domains(config.domains, device)
     check_domains(domains.values(), gen)
     report = BatchReport()
@@ -169,7 +170,8 @@ def run_shift_norms(config: ShiftNormsConfig) -> ShiftNormsResult:
         for batch in encoder_batches(paths, report, enc_size=enc_size, batch=config.batch,
                                      align=config.align, align_size=config.align_size,
                                      enc_filter=encoder.preprocessing.resize):
-            acc.add(encoder.encode(batch.to(device)))
+            acc.add(check_inversion(encoder.encode(batch.to(device)), gen, encoder,
+                                    int(batch.shape[0])))
     if not acc.feature:
         raise StylebridgeError("no readable photo")
     random = gen_random or enc_random or any(domain_random.values())

@@ -11,8 +11,8 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.stylegan2.generator import Generator
-from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapter import check_inversion
 from stylebridge.plugins.calibrators.alpha import (
     MAPPING_BATCH,
     StyleMeanAccumulator,
@@ -98,8 +98,9 @@ def collect_encoder_stats(encoder: Encoder, generator: Generator, batches: Itera
     sims = {name: SimilarityAccumulator() for name in domains}
     device = generator.input.input.device
     for images in batches:
-        inversion = encoder.encode(images.to(device))
-        check_compatible(inversion, generator, f"encoder {encoder.name!r}")
+        # shape, one per image, dtype and NaN (a NaN w+ gave "n/a" tables and exit code 0)
+        inversion = check_inversion(encoder.encode(images.to(device)), generator, encoder,
+                                    int(images.shape[0]))
         w_plus = inversion.w_plus.detach().to(device)
         styles = generator.styles(w_plus)
         means.add(styles)
