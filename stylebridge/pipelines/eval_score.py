@@ -23,11 +23,29 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
+from stylebridge.registry import get_registry
 
 #: what a torch or plugin error says when it is about the images' size or shape
 SIZE_WORDS = re.compile(r"\b(?:sizes?|shapes?|dimensions?)\b|too small", re.IGNORECASE)
 #: the longest part of a library's message kept in a skip reason
 MAX_REASON = 240
+
+
+def metric_label(metric: Metric, label: str) -> str:
+    """``metric 'LABEL'`` (``LABEL``: its ``--metric`` spec), with `` (from PKG)`` when a
+    third-party package provides it, as a loss is named
+    (:func:`stylebridge.pipelines.training.losses.loss_label`): what the one-line errors about
+    a metric's return values start with."""
+    provider = None
+    try:
+        registry = get_registry()
+        for name in dict.fromkeys((label.partition(":")[0], type(metric).name)):
+            provider = registry.provider_of("metric", name, metric)
+            if provider is not None:
+                break
+    except StylebridgeError:  # no registry to ask (a stale install): the label alone
+        pass
+    return f"metric {label!r}" + (f" (from {provider})" if provider else "")
 
 
 def claim_columns(owners: dict[str, str], keys: Iterable[str], label: str) -> None:
@@ -97,7 +115,7 @@ class Scorer:
                           label)
             for key, per_image in metric.last.items():
                 if len(per_image) != pred.shape[0]:
-                    raise StylebridgeError(f"metric {label!r}: last[{key!r}] holds "
+                    raise StylebridgeError(f"{metric_label(metric, label)}: last[{key!r}] holds "
                                            f"{len(per_image)} value(s) for a batch of "
                                            f"{pred.shape[0]} image(s); it must hold one per image")
                 values[f"{key}[{prefix}]" if prefix else key] = list(per_image)
@@ -135,4 +153,4 @@ class Scorer:
         return out
 
 
-__all__ = ["Refused", "Scorer", "claim_columns", "input_reason"]
+__all__ = ["Refused", "Scorer", "claim_columns", "input_reason", "metric_label"]

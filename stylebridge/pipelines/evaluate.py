@@ -54,7 +54,7 @@ from stylebridge.pipelines.eval_report import (
     metric_result,
     read_notice,
 )
-from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns
+from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns, metric_label
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.metrics.base import spec_seed
 from stylebridge.registry import get_registry
@@ -236,14 +236,15 @@ def metric_values(metric: Metric, label: str) -> dict[str, float]:
     anything else is named in one line instead of failing somewhere downstream)."""
     values = metric.compute()
     if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
-        raise StylebridgeError(f"metric {label!r}: compute() returned a {type(values).__name__}; "
-                               "it must return a dict of name -> number")
+        raise StylebridgeError(f"{metric_label(metric, label)}: compute() returned a "
+                               f"{type(values).__name__}; it must return a dict of name -> "
+                               "number")
     out: dict[str, float] = {}
     for key, value in values.items():
         try:
             out[key] = float(value)
         except (TypeError, ValueError):
-            raise StylebridgeError(f"metric {label!r}: compute() gave {key!r} = "
+            raise StylebridgeError(f"{metric_label(metric, label)}: compute() gave {key!r} = "
                                    f"{str(value)[:60]!r}, not a number") from None
     return out
 

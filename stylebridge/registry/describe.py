@@ -22,6 +22,7 @@ from typing import Any
 
 from stylebridge.core import interfaces as itf
 from stylebridge.registry.registry import KINDS, Entry, accepted_options
+from stylebridge.registry.spec import spec_usage
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,12 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
     itf.DomainMethod: (
         Capability("text_conditioned", "text-conditioned: renders the domain of its "
                    "text=PROMPT option", "flag"),
+        Capability("label", "names itself in messages and outputs as", "value"),
         Capability("weight_deltas", "changes conv weights as well as styles (one generator "
                    "pass per domain)"),
+        Capability("has_weight_offsets", "says when its weight_deltas change anything (train "
+                   "featureshift renders a batch of domains in one pass, without weight deltas, "
+                   "when none has them)"),
         Capability("check_generator", "checks the generator it is applied to"),
         Capability("for_generator", "builds itself for a generator (train domain)"),
         Capability("init_from", "starts training from the generator's own weights"),
@@ -68,6 +73,8 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
         Capability("bind_trained_fields", "picks its subject from what the trainer trains"),
     ),
     itf.Metric: (
+        Capability("direction", "which way is better (eval's column arrow)", "value"),
+        Capability("unit", "unit of its values, beside the column name", "value"),
         Capability("needs_target", "needs no target: scores a set of predictions alone",
                    "unflag"),
         Capability("takes_reference", "compares with a reference set (eval --target)",
@@ -99,6 +106,8 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
 WEIGHTED_KINDS = ("encoder", "domain_method", "loss", "metric", "calibrator", "renderer")
 
 _PLUGIN_CAPABILITIES = (
+    Capability("random_weights", "runs on untrained weights: its numbers and images are "
+               "labelled as such", "flag"),
     Capability("check_header", "refuses checkpoints by their header before reading tensors"),
     Capability("unavailable_weights", "names the official weights it would read, so a run "
                "lists every missing download at once"),
@@ -203,17 +212,41 @@ def weights(entry: Entry, candidates: Callable[[str, str], list[Any]],
             "hint": cls.weights_hint, "official": official}
 
 
+def contract_warnings(entry: Entry) -> list[str]:
+    """What in ``entry``'s class breaks a contract of its interface that nothing checks at
+    run time, one line each (a domain method whose ``weight_deltas`` is overridden while
+    ``has_weight_offsets`` stays ``False``: train featureshift then drops its deltas)."""
+    cls = entry.obj if isinstance(entry.obj, type) else type(entry.obj)
+    out = []
+    if isinstance(cls, type) and issubclass(cls, itf.DomainMethod):
+        deltas = inspect.getattr_static(cls, "weight_deltas")
+        offsets = inspect.getattr_static(cls, "has_weight_offsets")
+        if deltas is not itf.DomainMethod.__dict__["weight_deltas"] \
+                and offsets is itf.DomainMethod.__dict__["has_weight_offsets"]:
+            out.append("weight_deltas is overridden but has_weight_offsets() is not (it returns "
+                       "False): train featureshift renders its domain without the weight "
+                       "deltas; override has_weight_offsets() too")
+    return out
+
+
 def describe(entry: Entry, candidates: Callable[[str, str], list[Any]],
              installed: Callable[[str], bool]) -> dict[str, Any]:
-    """Everything ``stylebridge plugins NAME`` shows about ``entry``, as JSON values."""
+    """Everything ``stylebridge plugins NAME`` shows about ``entry``, as JSON values;
+    ``spec``: how a spec of it with options is written (:func:`~stylebridge.registry.spec.spec_usage`)."""
     obj = entry.obj
     cls = obj if isinstance(obj, type) else type(obj)
     doc = inspect.getdoc(cls) or ""
+    opts = options(entry)
+    takes_weights = opts is None or any(row["name"] == "weights" for row in opts)
     return {"kind": entry.kind, "name": entry.name, "provider": entry.provider,
             "class": f"{cls.__module__}:{cls.__qualname__}", "description": entry.description,
             "doc": doc.split("\n\n")[0] if doc else "",
-            "options": options(entry), "weights": weights(entry, candidates, installed),
-            "capabilities": capabilities(entry) if entry.kind in KINDS else []}
+            "spec": (None if entry.kind == "command"
+                     else spec_usage(entry.kind, entry.name, takes_weights=takes_weights)),
+            "options": opts, "weights": weights(entry, candidates, installed),
+            "capabilities": capabilities(entry) if entry.kind in KINDS else [],
+            "warnings": contract_warnings(entry)}
 
 
-__all__ = ["CAPABILITIES", "WEIGHTED_KINDS", "Capability", "capabilities", "describe", "options", "weights"]
+__all__ = ["CAPABILITIES", "WEIGHTED_KINDS", "Capability", "capabilities", "contract_warnings",
+           "describe", "options", "weights"]

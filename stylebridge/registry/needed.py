@@ -13,6 +13,9 @@ one-line errors of loading, which say what to give.  Losses and metrics
 their networks' weights through options; their classes say which entries they would need
 (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`: ``lpips-alex``,
 ``arcface-irse50``), so ``train featureshift --loss lpips:0.8 --loss id:0.1`` names both.
+A name the weights manager has no entry for (a third-party plugin's own weights) is no
+download: the run stops with one line saying which plugin needs it
+(:class:`UnknownWeightsError`).
 """
 
 from __future__ import annotations
@@ -79,10 +82,13 @@ def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str) -
 OPTION_KINDS = ("loss", "metric")
 
 
-def _option_entries(kind: str, spec_text: str) -> tuple[str, ...]:
+def _option_entries(kind: str, spec_text: str,
+                    registry: Registry | None = None) -> tuple[str, tuple[str, ...]]:
     """The weights entries a loss (``NAME:WEIGHT[:k=v]``) or metric (``NAME[:PATH][:k=v]``)
-    spec would read and cannot find, as its class says; ``()`` for a spec that does not
-    parse or names an unknown plugin (building reports those)."""
+    spec would read and cannot find, as its class says, after how messages name the plugin
+    (``loss 'x' (from PKG)``); no entries for a spec that does not parse or names an unknown
+    plugin (building reports those)."""
+    registry = registry or get_registry()
     try:
         if kind == "loss":
             loss = parse_loss_spec(spec_text)
@@ -93,11 +99,12 @@ def _option_entries(kind: str, spec_text: str) -> tuple[str, ...]:
             if spec.path is not None:
                 raw.setdefault("weights", str(spec.path))
         config = {key.replace("-", "_"): coerce_option(value, key) for key, value in raw.items()}
-        plugin = get_registry().get(kind, name).obj if name else None
+        plugin = registry.get(kind, name).obj if name else None
     except StylebridgeError:
-        return ()
+        return "", ()
     if not (isinstance(plugin, type) and issubclass(plugin, Plugin)):
-        return ()
+        return "", ()
+    label = f"{kind} {name!r}{registry.where(kind, str(name))}"
     accepted = accepted_options(plugin)  # a typo is said before a download is asked for
     unknown = sorted(set(config) - {"after"} - set(accepted)) if accepted is not None else []
     if unknown:
@@ -105,27 +112,40 @@ def _option_entries(kind: str, spec_text: str) -> tuple[str, ...]:
                         f"{_did_you_mean(unknown[0], accepted or [])} (accepted: "
                         f"{', '.join(accepted or []) or 'none'})")
     try:
-        return tuple(plugin.unavailable_weights(config))
+        return label, tuple(plugin.unavailable_weights(config))
     except (TypeError, ValueError) as exc:  # a bad option value (allow_random=maybe)
         raise SpecError(f"{kind} spec {spec_text!r}: {exc}") from None
 
 
 def missing_weights(requests: Iterable[Request],
-                    manager: weights_mod.WeightsManager | None = None) -> list[Missing]:
+                    manager: weights_mod.WeightsManager | None = None,
+                    registry: Registry | None = None) -> list[Missing]:
     """The official weights the ``requests`` need and that are not installed, each once, in
-    the order asked."""
+    the order asked.
+
+    A loss or metric whose :meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`
+    names weights the weights manager has no entry for (a third-party plugin's own files)
+    cannot be helped by a fetch, and building it would fail: that is raised at once, in one
+    line (:class:`UnknownWeightsError`), with the official weights the run also lacks."""
     manager = manager or weights_mod.WeightsManager()
     out: dict[str, Missing] = {}
+    unknown: dict[str, str] = {}  # weights name -> who needs it (and for which option)
     for kind, spec_text, option in requests:
         if kind in OPTION_KINDS:
-            for name in _option_entries(kind, spec_text):
-                if name not in out and name in manager.entries:
+            label, names = _option_entries(kind, spec_text, registry)
+            for name in names:
+                if name not in manager.entries:
+                    unknown.setdefault(name, f"{label} needs weights {name!r} ({option} "
+                                             f"{spec_text})")
+                elif name not in out:
                     out[name] = _missing(manager, name, f"{option} {spec_text}", out)
             continue
         name = _entry_for(manager, kind, spec_text)
         if name is None or name in out:
             continue
         out[name] = _missing(manager, name, f"{option} {spec_text}", out)
+    if unknown:
+        raise UnknownWeightsError(list(unknown.values()), list(out.values()))
     return list(out.values())
 
 
@@ -203,7 +223,7 @@ def require_weights(requests: Sequence[Request], registry: Registry | None = Non
     (after :func:`check_files` and :func:`check_names`)."""
     check_files(requests)
     check_names(requests, registry)
-    missing = missing_weights(requests)
+    missing = missing_weights(requests, registry=registry)
     if missing:
         raise MissingWeightsError(missing)
 
@@ -216,6 +236,26 @@ class MissingWeightsError(StylebridgeError):
         self.missing = list(missing)
 
 
-__all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "WeightsCheck", "check_files", "check_names",
+class UnknownWeightsError(StylebridgeError):
+    """A loss or metric says it needs weights stylebridge's weights manager has no entry for
+    (a third-party plugin's own files): no fetch can get them, so the run stops before
+    anything loads.  :attr:`missing` lists the official weights the run lacks besides."""
+
+    def __init__(self, needs: Sequence[str], missing: Sequence[Missing] = ()) -> None:
+        also = f"; besides, {missing_message(missing)}" if missing else ""
+        if len(needs) == 1:
+            said = (f"{needs[0]} that stylebridge's weights manager does not know, so "
+                    "`stylebridge weights fetch` cannot get it: install it as the plugin's "
+                    "package documents")
+        else:
+            said = (f"{'; '.join(needs)}: stylebridge's weights manager knows none of these, "
+                    "so `stylebridge weights fetch` cannot get them: install them as the "
+                    "plugins' packages document")
+        super().__init__(said + also)
+        self.needs, self.missing = list(needs), list(missing)
+
+
+__all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "UnknownWeightsError",
+           "WeightsCheck", "check_files", "check_names",
            "missing_message",
            "missing_weights", "require_weights"]

@@ -367,6 +367,19 @@ class Registry:
             return ""
         return f" (from {entry.provider})"
 
+    def provider_of(self, kind: str, name: str, obj: Any = None) -> str | None:
+        """The third-party package that provides ``obj``, a ``kind`` plugin registered as
+        ``name``: the registry's entry when ``obj`` is of its class, else the installed package
+        the class's module belongs to; ``None`` for stylebridge's own plugins and other code
+        (how one-line errors about a plugin's return values name its package)."""
+        entry = self._table(kind).get(name)
+        if entry is not None and (obj is None or not isinstance(entry.obj, type)
+                                  or isinstance(obj, entry.obj)):
+            provider: str | None = entry.provider
+        else:
+            provider = None if obj is None else self.package_of(type(obj).__module__)
+        return None if provider == BUILTIN_PROVIDER else provider
+
     def get(self, kind: str, name: str) -> Entry:
         table = self._table(kind)
         if name in table:
@@ -397,8 +410,19 @@ class Registry:
 
         A plugin rejects a bad option by raising ``TypeError``/``ValueError`` (or a
         :class:`StylebridgeError`, passed through); the CLI shows it in one line with
-        the plugin's name and package.
+        the plugin's name and package.  A plugin saved as checkpoints (an encoder, ...) whose
+        ``config()`` would rebuild it with other options than ``config`` is refused in one
+        line (:func:`~stylebridge.registry.roundtrip.check_round_trip`): its checkpoints would
+        not load.
         """
+        from stylebridge.registry.roundtrip import check_round_trip
+
+        obj = self._build(kind, name, config)
+        check_round_trip(kind, f"{kind.replace('_', ' ')} {name!r}{self.where(kind, name)}",
+                         obj, config)
+        return obj
+
+    def _build(self, kind: str, name: str, config: dict[str, Any]) -> Any:
         entry = self.get(kind, name)
         if not isinstance(entry.obj, type):
             return entry.obj
@@ -463,8 +487,8 @@ class Registry:
                     f"take (accepted: {', '.join(accepted) or 'none'}); is it a checkpoint of "
                     "another plugin or another stylebridge version?", path=path)
             check_implied_shapes(path, lambda: plugin_cls(**config), tensors, what=label)
-        try:
-            obj = self.create(kind, header.plugin, **config)
+        try:  # the header's config comes from config(): only the overrides are checked (create)
+            obj = self._build(kind, header.plugin, config)
         except RegistryError as exc:
             raise CheckpointError(str(exc), path=path) from None
         if isinstance(obj, torch.nn.Module):  # also when the meta pre-check could not run

@@ -42,6 +42,7 @@ from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.registry import BUILTIN_PROVIDER, Registry, get_registry
+from stylebridge.registry.roundtrip import check_round_trip
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
 
 __all__ = ["GENERATORS", "Created", "Provenance", "create", "load_domain", "load_encoder",
@@ -241,6 +242,8 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
         return Created(generator, prov)
     registry = registry or get_registry()
     spec = _parse(kind, spec)
+    if kind == "loss":
+        _refuse_loss_weight(spec)
     try:
         config = {k: coerce_option(v, k) for k, v in spec.options.items()}
     except SpecError as exc:  # `gain=nan`: say whose option it is
@@ -272,6 +275,10 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
             with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as is
                 torch.manual_seed(_build_seed(kind, spec.name, config))
                 obj = registry.create(kind, spec.name, **config)
+    if installed is not None or spec.path is not None:  # loaded: its options are overrides
+        name = spec.name or getattr(obj, "name", "") or type(obj).__name__
+        check_round_trip(kind, f"{_label(kind)} {name!r}{registry.where(kind, name)}", obj,
+                         config)
     if kind == "encoder" and not _has_preprocessing(obj):
         # the commands read its size to align and resize photos: say so before any photo is read
         raise RegistryError(f"encoder {spec.name or type(obj).__name__!r} has no "
@@ -283,6 +290,22 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
             else provenance(kind, spec, obj, installed=installed))
     _record(obj, prov)
     return Created(obj, prov)
+
+
+def _refuse_loss_weight(spec: PluginSpec) -> None:
+    """``create("loss", "l1:0.5")``: the command line's ``--loss NAME:WEIGHT`` given to
+    ``create``, whose grammar reads ``0.5`` as a checkpoint path; said in one line."""
+    path = spec.path
+    if spec.name is None or path is None or path.exists():
+        return
+    try:
+        float(str(path))
+    except ValueError:
+        return
+    options = ",".join(f"{k}={v}" for k, v in spec.options.items()) or "KEY=VALUE,..."
+    raise SpecError(f"loss spec {spec.text!r}: {path} is a loss weight, which belongs to the "
+                    f"trainer (--loss {spec.text}, or a trainer config's losses); create() "
+                    f"builds the loss alone: {spec.name!r} or '{spec.name}:{options}'")
 
 
 def _build_seed(kind: str, name: str, config: Mapping[str, Any]) -> int:

@@ -30,8 +30,10 @@ Loss specs (``--loss``)::
     lpips:0.8:net=vgg         name + weight + options
     id                        refused: the weight is always given (id:1.0)
 
-A loss spec is the command line's: from Python, ``create("loss", "lpips:net=vgg")`` takes the
-plugin spec and the trainer configs take the weight separately.
+A loss spec is the trainers' (``--loss``, a trainer config's ``losses=["lpips:0.8"]``): from
+Python, ``create("loss", "lpips:net=vgg")`` takes the plugin spec, without the weight
+(``create("loss", "lpips:0.8")`` says so).  :func:`spec_usage` words each kind's grammar for
+``stylebridge plugins NAME``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from stylebridge.core.options import as_bool, coerce_option
 from stylebridge.errors import SpecError
 
 __all__ = ["LossSpec", "PluginSpec", "absolute_spec", "as_bool", "coerce_option", "parse_loss_spec",
-           "parse_plugin_spec"]
+           "parse_plugin_spec", "spec_usage"]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _CKPT_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt")
@@ -220,6 +222,27 @@ def parse_loss_spec(text: str) -> LossSpec:
         raise SpecError(f"loss spec {raw!r}: weight must be a finite number >= 0")
     options = _parse_options(parts[2], raw) if len(parts) == 3 else {}
     return LossSpec(name=name, weight=weight, options=options)
+
+
+#: the command-line option that takes each kind's plugin spec
+_SPEC_OPTIONS = {"encoder": "--encoder", "domain_method": "--method", "calibrator": "--calibrate"}
+
+
+def spec_usage(kind: str, name: str, *, takes_weights: bool = False) -> str:
+    """How a user writes a spec of the ``kind`` plugin ``name`` with options, by the grammar
+    above (what ``stylebridge plugins NAME`` shows): a loss spec carries its weight
+    (``--loss NAME:WEIGHT[:KEY=VALUE,...]``), which ``create`` does not take; a metric's
+    ``NAME:PATH`` is its ``weights=PATH`` (``takes_weights``: the metric has that option)."""
+    if kind == "loss":
+        return (f"--loss {name}:WEIGHT[:KEY=VALUE,...]; create(\"loss\", "
+                f"\"{name}[:KEY=VALUE,...]\") takes no weight")
+    if kind == "metric":
+        path = f"; {name}:PATH is {name}:weights=PATH" if takes_weights else ""
+        return f"--metric {name}[:KEY=VALUE,...]{path}"
+    if kind == "converter":
+        return f"stylebridge convert {name} SRC DST --option KEY=VALUE"
+    option = _SPEC_OPTIONS.get(kind)
+    return f"{option + ' ' if option else ''}{name}[:CHECKPOINT][:KEY=VALUE,...]"
 
 
 def absolute_spec(spec: str | Path) -> str:

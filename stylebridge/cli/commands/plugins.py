@@ -1,5 +1,6 @@
 """``stylebridge plugins``: every registered plugin by kind, with its provider package;
-``stylebridge plugins NAME``: one plugin's options, weights and optional capabilities."""
+``stylebridge plugins NAME``: one plugin's spec grammar, options, weights and optional
+capabilities (or why the registry refused a plugin of that name)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from stylebridge.cli.common import print_json
 from stylebridge.errors import RegistryError
 from stylebridge.registry import KINDS, Entry, get_registry, hookimpl
 from stylebridge.registry.describe import describe
-from stylebridge.registry.registry import BUILTIN_PROVIDER, _did_you_mean
+from stylebridge.registry.registry import BUILTIN_PROVIDER, Registry, _did_you_mean
 
 
 class PluginsCommand(Command):
@@ -26,9 +27,11 @@ class PluginsCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("name", nargs="?", metavar="NAME",
-                            help="show one plugin: its spec options (NAME:k=v) with defaults "
-                                 "and allowed values, the weights it loads and the optional "
-                                 "capabilities it implements (every kind with that name)")
+                            help="show one plugin: how its spec is written (NAME:k=v; a loss "
+                                 "NAME:WEIGHT:k=v), its options with defaults and allowed "
+                                 "values, the weights it loads and the optional capabilities "
+                                 "it implements (every kind with that name), or why a "
+                                 "package's plugin of that name was refused")
         parser.add_argument("--kind", choices=list(KINDS),
                             help="with NAME: only this kind (id, lpips, mse are both a loss "
                                  "and a metric)")
@@ -98,6 +101,9 @@ class PluginsCommand(Command):
             for kind in kinds:  # two installed packages register it: say so, not "no plugin"
                 if registry.contested(kind, args.name):
                     registry.get(kind, args.name)  # raises the one-line clash message
+            refused = _refusal(registry, kinds, args.name)
+            if refused:
+                raise RegistryError(f"{refused}; `stylebridge plugins` lists every failure")
             known = sorted({n for k in kinds for n in registry.names(k)})
             what = f"{args.kind.replace('_', ' ')} plugin" if args.kind else "plugin"
             raise RegistryError(f"no {what} named {args.name!r}"
@@ -113,18 +119,29 @@ class PluginsCommand(Command):
         return 0
 
 
+def _refusal(registry: Registry, kinds: list[str], name: str) -> str | None:
+    """Why a plugin called ``name`` of one of ``kinds`` is not registered when the registry
+    dropped it after loading (:meth:`Registry.reject`: a command that is no ``Command``, or
+    whose ``add_arguments`` raised): the reason it recorded, else ``None``."""
+    for kind in kinds:
+        why = registry.rejected.get((kind, name))
+        if why is not None:
+            return f"{kind.replace('_', ' ')} {name!r} is not available: {why}"
+    return None
+
+
 def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
     """One plugin as a titled block: description, class, options table, weights, capabilities."""
     provider = "" if entry.provider == BUILTIN_PROVIDER else f" from {entry.provider}"
+    described = f": {escape(info['description'])}" if info["description"] else ""
     console.print(f"[bold cyan]{escape(entry.kind.replace('_', ' '))}[/bold cyan] "
-                  f"[bold]{escape(entry.name)}[/bold]{escape(provider)}: "
-                  f"{escape(info['description'])}")
+                  f"[bold]{escape(entry.name)}[/bold]{escape(provider)}{described}")
     console.print(f"  class {escape(info['class'])}")
     opts = info["options"]
     if entry.kind == "command":
         console.print(f"  usage: stylebridge {escape(entry.name)} --help")
     elif opts is None:
-        console.print("  options: any (its constructor takes **kwargs)")
+        console.print(f"  options: any (its constructor takes **kwargs; {escape(info['spec'])})")
     elif opts:
         table = Table(show_header=True, box=None, padding=(0, 2, 0, 2))
         table.add_column("option")
@@ -133,12 +150,12 @@ def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
         for row in opts:
             default = "(required)" if row["required"] else json.dumps(row["default"])
             table.add_row(escape(row["name"]), escape(default), escape(row["allowed"]))
-        usage = ("stylebridge convert ... --option KEY=VALUE" if entry.kind == "converter"
-                 else f"{entry.name}[:CHECKPOINT]:KEY=VALUE,...")
-        console.print(f"  options ({escape(usage)}):")
+        console.print(f"  options ({escape(info['spec'])}):")
         console.print(table)
     else:
         console.print("  options: none")
+        if entry.kind == "loss":  # the weight is still part of its spec
+            console.print(f"  spec: {escape(info['spec'])}")
     weights = info["weights"]
     if weights and (weights["requires_weights"] or weights["official"]
                     or entry.kind not in ("loss", "metric")):
@@ -157,6 +174,8 @@ def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
             more = f" and {len(official) - 8} more" if len(official) > 8 else ""
             console.print(f"    official: {escape(shown)}{more} (`stylebridge weights list "
                           "--long` for sources and licences)")
+    for warning in info["warnings"]:
+        console.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
     caps = info["capabilities"]
     if caps:
         console.print("  capabilities:")
