@@ -303,7 +303,7 @@ def invert_reference(cfg: MindTheGapConfig, generator: Generator, reference01: T
                      random_parts: list[str] | None = None) -> tuple[Tensor, list[float]]:
     """``w_B`` ``[1, n_latent, style_dim]``: the encoder's W+ (or the average w), refined.
     ``random_parts`` gets ``"encoder"`` appended when the encoder holds random weights."""
-    from stylebridge.core.synthesis import check_compatible
+    from stylebridge.pipelines.adapter import attach_encoder, check_inversion
     from stylebridge.registry.resolve import load_plugin
 
     if cfg.encoder is not None:
@@ -313,11 +313,11 @@ def invert_reference(cfg: MindTheGapConfig, generator: Generator, reference01: T
 
             if is_random(encoder):
                 random_parts.append("encoder")
-        encoder.check_generator(generator)
-        encoder = encoder.bind_generator(generator).eval()
+        encoder = attach_encoder(encoder, generator).eval()  # check_generator, then bind
         with torch.no_grad():
             inversion = encoder.encode(reference01.to(device))
-        check_compatible(inversion, generator, f"--encoder {cfg.encoder}")
+        # shapes, dtype and NaN/inf, named as every photo command names the encoder
+        check_inversion(inversion, generator, encoder, int(reference01.shape[0]))
         w = inversion.w_plus.detach()
     else:
         w = generator.latent_avg.detach().reshape(1, 1, -1).expand(1, generator.n_latent, -1)

@@ -44,8 +44,8 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
                    "activation K besides w+ (FeatureShift, StyleRes)", "value"),
         Capability("check_generator", "checks the generator it is rendered with, before "
                    "any photo is encoded"),
-        Capability("bind_generator", "needs the generator to encode (bound once by invert "
-                   "and adapt)"),
+        Capability("bind_generator", "needs the generator to encode (bound once by invert, "
+                   "adapt, analyze, reproduce and the web app)"),
         Capability("restore", "rebuilds the parts of a saved inversion a file cannot hold "
                    "(render, --save-latents files)"),
     ),

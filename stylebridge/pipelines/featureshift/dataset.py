@@ -58,6 +58,7 @@ from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.featureshift.render import images_to_uint8
 from stylebridge.pipelines.photos import is_random, random_parts, weights_path
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
@@ -219,6 +220,10 @@ def build_dataset(
                            f"layer {own}; give --layer {own} or leave --layer out")
     if layer is None and own is not None:
         layer = own
+    # each encoder's check_generator refusal before anything is written under out (as every
+    # photo command's); not bound: the dataset stores what each returns without a generator
+    attach_encoder(encoder, generator, bind=False)
+    attach_encoder(guide, generator, bind=False)
     store = DTYPES[dtype]
     generator = generator.to(device).eval()
     encoder, guide = encoder.to(device).eval(), guide.to(device).eval()
@@ -448,7 +453,9 @@ def _build_base_shard(
                 skipped.append((path, reason))
         for run in _group_by_shape([img for _, img in loaded]):
             x01 = torch.stack([loaded[i][1] for i in run]).to(device)
-            real = encoder.encode(x01)
+            # shapes (features included), dtype and NaN/inf, as every photo command checks
+            # them: a NaN w+ or feature was stored as a FeatureShift target
+            real = check_inversion(encoder.encode(x01), generator, encoder, len(run))
             layer = settings["layer"]
             if layer is None:
                 if not real.features:  # --layer would not help: the encoder has no feature
@@ -459,15 +466,12 @@ def _build_base_shard(
                     raise DatasetError(f"encoder {encoder.name!r} returned features at layers "
                                        f"{sorted(real.features)}; give --layer K")
                 layer = settings["layer"] = int(next(iter(real.features)))
-            f_real = _feature(real, layer, f"encoder {encoder.name!r}")
-            want = generator.feature_shapes()[layer]
-            if tuple(f_real.shape[1:]) != tuple(want):
-                raise DatasetError(f"encoder {encoder.name!r} feature at layer {layer} has shape "
-                                   f"{list(f_real.shape[1:])}, the generator's is {list(want)}")
-            w_guide = guide.encode(x01).w_plus
+            f_real = _feature(real, layer, f"encoder {encoder.name!r}")  # its shape: checked
+            w_guide = check_inversion(guide.encode(x01), generator, guide, len(run)).w_plus
             styles = generator.styles(w_guide)
             e4e_image = generator.synthesis(styles, randomize_noise=False)  # G(w_E) in [-1, 1]
-            inv = encoder.encode(((e4e_image + 1.0) / 2.0).clamp(0.0, 1.0))
+            inv = check_inversion(encoder.encode(((e4e_image + 1.0) / 2.0).clamp(0.0, 1.0)),
+                                  generator, encoder, len(run))
             f_inv = _feature(inv, layer, f"encoder {encoder.name!r}")
             columns["image"].append(images_to_uint8(x01 * 2.0 - 1.0, image_size).cpu())
             columns["w_guide"].append(w_guide.float().cpu())

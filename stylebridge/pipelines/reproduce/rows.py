@@ -15,6 +15,7 @@ from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import Adapter
+from stylebridge.pipelines.adapter import attach_encoder
 from stylebridge.pipelines.presets import (
     fse_random_config,
     random_e4e,
@@ -100,7 +101,8 @@ class RowBuilder:
         random = bool(encoder.random_weights)
         if spec.path is not None:
             random = random or header_random(read_header(spec.path).extra)
-        encoder.check_generator(self.generator)
+        # check_generator's refusal before the row's photos are read; the Adapter binds it
+        attach_encoder(encoder, self.generator, bind=False)
         return encoder, random, text
 
     def featureshift(self, key: str) -> tuple[torch.nn.Module, bool, str, list[str]]:

@@ -40,9 +40,9 @@ from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Note,
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
-from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import INVERSION, Adapter, check_domains, load_domains
+from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.demo import (
     ALPHA_IMAGES,
@@ -314,14 +314,15 @@ class ServeBackend:
         enc.load_state_dict(base.state_dict())
         return enc.to(self.device).eval(), True
 
-    def _check_fits(self, encoder: Encoder, spec: str) -> None:
-        """One encoding of a blank image, checked against the generator: an encoder whose w+
+    def _check_fits(self, encoder: Encoder) -> None:
+        """The encoder's ``check_generator``, then one encoding of a blank image checked as a
+        run checks it (:func:`check_inversion`: shapes, dtype, NaN/inf): an encoder whose w+
         does not fit failed inside the alpha fit or FeatureShift as an internal error."""
         size = int(encoder.preprocessing.size or self.generator.size)
-        encoder.check_generator(self.generator)
+        attach_encoder(encoder, self.generator, bind=False)  # the Adapter binds it
         with torch.no_grad():
             probe = encoder.encode(torch.full((1, 3, size, size), 0.5, device=self.device))
-        check_compatible(probe, self.generator, f"encoder {spec!r}")
+        check_inversion(probe, self.generator, encoder, 1)
 
     def calibrator(self, encoder_spec: str, encoder: Encoder) -> tuple[Calibrator, bool, str]:
         """Alpha-rescaling: the ``--calibrate`` file, else fitted on generator samples."""
@@ -454,7 +455,7 @@ class ServeBackend:
                                               "encoder": enc_random}
             calibrator = renderer = guide = None
             if request.alpha or request.featureshift:  # both build on what the encoder gives
-                self._check_fits(encoder, request.encoder)
+                self._check_fits(encoder)
             if request.alpha:
                 progress(0.15, "alpha calibration")
                 calibrator, random_inputs["calibrator"], _ = self.calibrator(request.encoder,

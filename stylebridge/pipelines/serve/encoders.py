@@ -5,9 +5,10 @@ come from.  One that cannot run without weights that are not installed, or whose
 installed checkpoint's header, the tiny preset's, else its defaults) gives latents or features
 the generator cannot take, gets the one line a run would fail with (:attr:`EncoderChoice.problem`):
 the page does not offer it and says why.  The config is checked as a run checks it,
-:meth:`~stylebridge.core.interfaces.Encoder.check_generator` and the shapes of one encoding
-(:func:`~stylebridge.core.synthesis.check_compatible`), on an encoder built on the ``meta``
-device: no memory, no weights read.  A check that cannot run on ``meta`` (an encoder doing
+:meth:`~stylebridge.core.interfaces.Encoder.check_generator`
+(:func:`~stylebridge.pipelines.adapter.attach_encoder`) and the shapes and dtype of one
+encoding (:func:`~stylebridge.pipelines.adapter.check_inversion`), on an encoder built on the
+``meta`` device: no memory, no weights read.  A check that cannot run on ``meta`` (an encoder doing
 arithmetic on values) leaves the encoder offered: the run itself still says what is wrong.
 """
 
@@ -26,6 +27,7 @@ from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.registry import get_registry
 from stylebridge.registry.resolve import load_encoder
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
@@ -111,8 +113,11 @@ def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] |
     except Exception:  # not buildable on meta: the run will tell
         return None
     try:
-        encoder.check_generator(generator)
-        check_compatible(probe, generator, what)
+        attach_encoder(encoder, generator, bind=False)  # its check_generator, as a run's
+        check_compatible(probe, generator, what)  # the shapes, named by the spec typed
+        # the rest of the run's check (check_inversion): the dtype is known on meta; NaN/inf
+        # are not (values): that part raises a non-StylebridgeError, and the run will tell
+        check_inversion(probe, generator, encoder, 1)
     except StylebridgeError as exc:
         return str(exc)
     except Exception:  # a check that needs real values: the run will tell
