@@ -237,3 +237,60 @@ def test_featureshift_build_dataset_cli_says_it_in_one_line(
     assert err[-1] == "error: " + NAMED + BAD_OUTPUT["inf-feature"]
     assert all(not line.startswith("error") for line in err[:-1])
     assert not list(out.glob("shards/*.safetensors"))
+
+
+# ---------------------------------------------------------------------------------------------
+# train domain --encoder (DiFa's latent loss encodes the generated images at every step) and
+# the Adapter's guide (an encoder too)
+
+
+def _train_argv(files: dict[str, Path], spec: str, out: Path) -> list[str]:
+    return ["train", "domain", "--image", str(files["photos"] / "a.png"), "--method",
+            "stylespace", "--generator", str(files["gen"]), "--loss", "difa_w:1",
+            "--encoder", spec, "--steps", "2", "--batch", "2", "--device", "cpu",
+            "--out", str(out)]
+
+
+@pytest.mark.parametrize("mode", ["refuser", "nan", "float64"])
+def test_train_domain_asks_the_encoder_and_checks_what_it_returns(
+        files: dict[str, Path], tmp_path: Path, mode: str,
+        capsys: pytest.CaptureFixture[str], registered: None) -> None:
+    """Before: the encoder's check_generator was never asked (it trained), a NaN w+ became a
+    "loss diverged" report blaming the loss, a float64 w+ a raw torch dtype error."""
+    spec = (f"qa-refuser:{files['qa-refuser-ok']}" if mode == "refuser"
+            else f"qa-output:{files[f'qa-output-{mode}']}")
+    out = tmp_path / "trained.safetensors"
+    code, err = _run(_train_argv(files, spec, out), capsys)
+    said = {"refuser": REFUSAL, "nan": NAMED + NAN_ONE.replace("1 of 1", "1 of 2"),
+            "float64": NAMED + BAD_OUTPUT["float64"]}[mode]
+    assert code != 0 and err[-1] == f"error: {said}"
+    assert not out.exists()
+
+
+def test_train_domain_with_a_good_encoder_still_trains(files: dict[str, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        registered: None) -> None:
+    out = tmp_path / "trained.safetensors"
+    code, err = _run(_train_argv(files, f"qa-output:{files['qa-output-ok']}", out), capsys)
+    assert code == 0, err
+    assert out.is_file()
+
+
+def test_the_adapter_asks_the_guide_check_generator(files: dict[str, Path],
+                                                    registered: None) -> None:
+    from stylebridge.core.interfaces import Renderer
+    from stylebridge.core.synthesis import synthesize
+    from stylebridge.pipelines.adapter import Adapter
+
+    class Guided(Renderer):  # a renderer that reads a guide's latents, as FeatureShift does
+        name = "test-guided"
+        needs_guide = True
+
+        def render(self, generator, inversion, method=None, *, offset_scale=None, guide=None):
+            return synthesize(generator, inversion, method=method, offset_scale=offset_scale)
+
+    gen = tiny_generator(size=SIZE, style_dim=SD)
+    with pytest.raises(StylebridgeError) as exc:
+        Adapter(OutputEncoder(), gen, [_domain(gen)], renderer=Guided(), guide=Refuser())
+    assert _message(exc) == REFUSAL
+    Adapter(OutputEncoder(), gen, [_domain(gen)], renderer=Guided(), guide=OutputEncoder())

@@ -242,8 +242,8 @@ class Adapter:
         if encoder is not None:  # check_generator before the first photo, not at it
             attach_encoder(encoder, generator)
         self.renderer.check_generator(generator, encoder)
-        if guide is not None:
-            guide.bind_generator(generator)
+        if guide is not None:  # the guide is an encoder too: asked the same
+            attach_encoder(guide, generator)
         if isinstance(methods, Mapping):
             items = list(methods.items())
         else:

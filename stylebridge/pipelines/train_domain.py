@@ -68,6 +68,7 @@ from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import DomainMethod
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.pipelines.adapter import attach_encoder
 from stylebridge.pipelines.training.domain import (
     RANDOM_CLIP_NOTICE,
     STATE_KIND,
@@ -400,7 +401,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     needs = set().union(*(t.module.required_fields() for t in terms))
     encoder = None
     if cfg.encoder is not None:
-        encoder = load_plugin("encoder", cfg.encoder, device=device)
+        encoder = attach_encoder(load_plugin("encoder", cfg.encoder, device=device), generator)
     elif "target_latents" in needs:
         raise StylebridgeError(
             "loss 'difa_w' compares encoder inversions of the images: give --encoder "

@@ -28,6 +28,7 @@ from torch import Tensor
 from stylebridge.core.checkpoint import RANDOM_NOTICE, load_checkpoint, save_checkpoint
 from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.pipelines.adapter import check_inversion
 from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.losses import (
@@ -367,9 +368,13 @@ class DomainTrainer:
         self.extend_batch(batch)
         if self.needs_latents:
             assert self.encoder is not None
-            batch.target_latents = self.encoder.encode((images + 1.0) / 2.0).w_plus
+            n = int(images.shape[0])
+            batch.target_latents = check_inversion(
+                self.encoder.encode((images + 1.0) / 2.0), self.generator, self.encoder, n).w_plus
             with torch.no_grad():
-                batch.source_latents = self.encoder.encode((source + 1.0) / 2.0).w_plus
+                batch.source_latents = check_inversion(
+                    self.encoder.encode((source + 1.0) / 2.0), self.generator, self.encoder,
+                    n).w_plus
         values: dict[str, float] = {}
         total = images.new_zeros(())
         for term, value in evaluate(self.terms, batch, self.step):
