@@ -23,6 +23,7 @@ from stylebridge.core.images import load_image
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.render import RenderConfig, prepare_render
+from stylebridge.pipelines.training.state import file_sha256
 from stylebridge.plugins.converters.styleres import StyleResConverter
 from stylebridge.plugins.domains.stylespace import StyleSpace
 
@@ -138,6 +139,18 @@ def test_render_featureshift_needs_its_guide_and_feature(
     job = prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
                                       out=tmp_path / "o", featureshift=same, device="cpu"))
     assert job.featureshift["guide"] == "the inversions' own latents"
+    assert job.notes == []  # it records no generator: nothing to say
+    # a model trained on another generator file (train featureshift records its sha256)
+    other = save_featureshift(tmp_path / "other.safetensors", model, extra={
+        "sources": {"guide": str(files["enc"].resolve())}, "generator_sha256": "0" * 64,
+        "generator_file": "/elsewhere/ffhq.safetensors"})
+    job = prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
+                                      out=tmp_path / "o", featureshift=other, device="cpu"))
+    assert job.notes == [
+        "--featureshift other.safetensors was trained on generator sha256 00000000… "
+        f"(ffhq.safetensors), not on the one loaded ({files['gen'].name}, sha256 "
+        f"{file_sha256(files['gen'])[:8]}…): its feature corrections were learnt on that "
+        "generator's features and may not fit this one"]
     # a model trained on the latents themselves: an inversion without the feature it shifts
     # (the tiny encoder gives w+ only) is skipped, named
     own = save_featureshift(tmp_path / "own.safetensors", model)

@@ -43,9 +43,10 @@ from stylebridge.core.images import labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import DomainMethod, Renderer
 from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
-from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.align import align_face
+from stylebridge.pipelines.featureshift.usage import generator_notes, state_file_error
 from stylebridge.pipelines.inversion_file import (
     LATENTS_SUFFIX,
     save_inversion,
@@ -152,7 +153,13 @@ def open_featureshift(path: Path, device: torch.device) -> tuple[FeatureShift, C
     name the guide encoder it was trained with) and whether it holds random weights."""
     from stylebridge.plugins.renderers.featureshift import load_featureshift
 
-    model, header = load_featureshift(path, device=device)
+    try:
+        model, header = load_featureshift(path, device=device)
+    except CheckpointError:
+        refused = state_file_error(path)  # `train featureshift`'s RUN/state.safetensors
+        if refused is not None:
+            raise refused from None
+        raise
     return model, header, is_random_weights(header.extra)
 
 
@@ -384,8 +391,10 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     guide = None
     fs_info = None
     fs_random = False
+    fs_notes: list[str] = []
     if config.featureshift is not None:
         model, fs_header, fs_random = open_featureshift(config.featureshift, device)
+        fs_notes = generator_notes(config.featureshift, fs_header, gen)
         renderer = model
         guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
         if guide_spec and guide_spec != config.encoder:
@@ -418,6 +427,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                                                     for name, method in methods.items()},
                                                  **random_metrics(config.metrics, metrics)}))
     job.journal.notices += adapter.notes  # a domain trained on another generator file
+    job.journal.notices += fs_notes  # a FeatureShift model trained on another one
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
     if config.featureshift is not None and 0.0 in adapter.strengths:  # as the web app says
         job.journal.notices.append("with --featureshift, strength 0 (Δ = 0) is FeatureShift's "

@@ -49,6 +49,7 @@ from stylebridge.pipelines.adapt import (
     open_featureshift,
 )
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_strengths
+from stylebridge.pipelines.featureshift.usage import generator_notes
 from stylebridge.pipelines.inversion_file import (
     KIND,
     LATENTS_SUFFIX,
@@ -273,6 +274,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
                 "`stylebridge adapt --featureshift` on the photos")
         fs_info = {"model": str(config.featureshift), "layer": fs_model.layer,
                    "guide": "the inversions' own latents"}
+        notes += generator_notes(config.featureshift, fs_header, gen)
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator,
                       skip_layers=parse_layers(config.skip_layers, n_layers=gen.n_style_layers),
                       renderer=fs_model, strength=config.strength)

@@ -181,9 +181,15 @@ def options(entry: Entry) -> list[dict[str, Any]] | None:
         param = params[key]
         required = param.default is inspect.Parameter.empty
         field = schema.get(key)
-        rows.append({"name": key, "required": required,
-                     "default": None if required else _jsonable(param.default),
-                     "allowed": field.describe() if field is not None else ""})
+        default = None if required else _jsonable(param.default)
+        allowed = field.describe() if field is not None else ""
+        if field is not None and field.type == "ints" and field.text_ok:
+            # a list option is typed with + between the items (commas separate options)
+            if isinstance(default, list) and default:
+                default = "+".join(map(str, default))
+            allowed += f", typed as {default if isinstance(default, str) else '1+2'}"
+        rows.append({"name": key, "required": required, "default": default,
+                     "allowed": allowed})
     return rows
 
 

@@ -236,11 +236,13 @@ def run_domain(args: argparse.Namespace, console: Console) -> int:
 
 def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
-                   help="domain-loss term, repeatable (default: thesis mse:1.0 lpips:0.8 id:0.1); "
-                        "any registered loss plugin; option after=N starts it at step N")
+                   help="domain-loss term, repeatable; replaces the defaults (the thesis' "
+                        f"{' '.join(THESIS_LOSSES)}: give them too to add a term); any "
+                        "registered loss plugin; option after=N starts it at step N")
     p.add_argument("--inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
-                   help="inversion-loss term, repeatable (default: the same terms as --loss, "
-                        "but for domain_adversarial, which belongs to the domain set)")
+                   help="inversion-loss term, repeatable; replaces the defaults (the same "
+                        "terms as --loss, but for domain_adversarial, which belongs to the "
+                        "domain set)")
     p.add_argument("--domain-inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
                    help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
     p.add_argument("--adversarial", type=finite_float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",
@@ -293,7 +295,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"learning-rate schedule after the warm-up (default {d.scheduler}; "
                         "cosine reaches 0 at --steps)")
     p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
-                   help="linear learning-rate warm-up from 0 (default 0)")
+                   help="linear learning-rate warm-up over N steps: step k (1..N) uses k/N x "
+                        "--lr, so the first step uses --lr/N (default 0 = off)")
     p.add_argument("--clip-grad", type=finite_float, default=d.clip_grad, metavar="NORM",
                    help=f"max gradient norm (default {d.clip_grad}, ours; 0 = off)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp,
@@ -316,7 +319,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"write state and model every N steps (default {d.checkpoint_every}; "
                         "0 = at the end only)")
     p.add_argument("--log-every", type=int, default=d.log_every, metavar="N",
-                   help=f"a log.jsonl record every N steps (default {d.log_every})")
+                   help=f"a log.jsonl record every N steps (default {d.log_every}; 0 = none, "
+                        "only the start and end records); a new run moves an earlier run's "
+                        "log.jsonl aside to log.N.jsonl")
     p.add_argument("--sample-every", type=int, default=d.sample_every, metavar="N",
                    help=f"a samples/step_N.png grid every N steps (default {d.sample_every}; "
                         "0 = none)")

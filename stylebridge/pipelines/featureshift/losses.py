@@ -67,16 +67,28 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         check_discriminator(disc, explicit=cfg.discriminator is not None)
         inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_start()},"
                          f"discriminator={disc}")
-    domain = list(cfg.losses)
-    if cfg.domain_discriminator:
-        domain.append(f"domain_adversarial:{cfg.domain_discriminator}")
+    given = [t for t in cfg.losses if t.split(":", 1)[0].strip() == "domain_adversarial"]
+    if cfg.domain_discriminator and given:
+        raise StylebridgeError(
+            f"--domain-discriminator {cfg.domain_discriminator!r} adds the term --loss "
+            f"domain_adversarial:{cfg.domain_discriminator}, and --loss {given[0]!r} gives it "
+            "again: give one of them (with both, its discriminator would train twice per step, "
+            "or two would, and the term would count twice)")
     kw = {"registry": registry, "cache": cache, "device": device}
     sets = {
-        "domain": build_loss_terms(domain, option="--loss", **kw),
+        "domain": build_loss_terms(cfg.losses, option="--loss", **kw)
+        + _domain_discriminator(cfg.domain_discriminator, kw),
         "inversion": build_loss_terms(inversion, option="--inversion-loss", **kw),
         "domain_inversion": build_loss_terms(cfg.domain_inversion_losses,
                                              option="--domain-inversion-loss", **kw),
     }
+    twice = [t.key for t in sets["domain"] if t.name in DOMAIN_ONLY and any(
+        u is not t and u.module is t.module for u in sets["domain"])]
+    if twice:  # equal specs share one module: one discriminator, two steps per training step
+        raise StylebridgeError(f"--loss {twice[1]}: domain_adversarial is given twice with the "
+                               "same options, so both terms would share one discriminator that "
+                               "takes two steps per training step; give it once (with the "
+                               "summed weight)")
     if not sets["inversion"]:
         raise StylebridgeError("the inversion loss set is empty (give --inversion-loss)")
     if cfg.steps > cfg.pretrain_inversion_steps and not sets["domain"]:
@@ -104,6 +116,38 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         raise StylebridgeError(f"no loss is active at step 0 ({why}); give a term that acts "
                                "from the start")
     return sets
+
+
+def _domain_discriminator(spec: str | None, kw: dict[str, Any]) -> list[LossTerm]:
+    """The ``domain_adversarial`` term of ``--domain-discriminator`` (errors name that option
+    and what was typed there)."""
+    if not spec:
+        return []
+    text = f"domain_adversarial:{spec}"
+    try:
+        return build_loss_terms([text], option="--domain-discriminator", **kw)
+    except StylebridgeError as exc:
+        message = exc.message.replace(f"--domain-discriminator {text!r}", "").lstrip(": ")
+        raise StylebridgeError(f"--domain-discriminator {spec!r}: {message}") from None
+
+
+def _term_text(term: LossTerm) -> str:
+    opts = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in term.options.items()
+            if not (isinstance(v, str) and ("/" in v or "\\" in v))]  # file paths: left out
+    return f"{term.key}:{term.weight:g}" + (f":{','.join(opts)}" if opts else "") + (
+        f" (from step {term.after})" if term.after else "")
+
+
+def losses_line(cfg: TrainConfig, sets: dict[str, list[LossTerm]]) -> str:
+    """One line of the terms in use, by set (said at the start of training: ``--loss``
+    replaces the defaults)."""
+    from stylebridge.pipelines.featureshift.config import THESIS_LOSSES
+
+    default = " (the default)" if list(cfg.losses) == list(THESIS_LOSSES) else ""
+    return "losses: " + "; ".join(
+        f"{LABELS[name]} {' '.join(_term_text(t) for t in terms) or 'none'}"
+        + (default if name == "domain" else "") for name, terms in sets.items())
 
 
 def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]],

@@ -10,6 +10,7 @@ another AMP mode is refused in one line.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,7 +20,7 @@ from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
 from stylebridge.pipelines.featureshift.distributed import amp_name
-from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY
+from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY, LABELS
 from stylebridge.pipelines.training.losses import canonical_loss_spec
 from stylebridge.pipelines.training.state import (
     global_rng_state,
@@ -63,6 +64,13 @@ def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
         "dataset": str(trainer.cfg.data),
         "random_weights": bool(trainer.random_parts),  # trained on random-weight inputs
         "random_parts": list(trainer.random_parts),
+        # which generator file it was trained on: `adapt --featureshift` notes another one
+        "generator_file": str(trainer.cfg.generator),
+        "generator_sha256": getattr(trainer, "generator_sha256", None),
+        # what it was trained with, as log.jsonl's start record says it (`stylebridge info`)
+        "losses": {LABELS[k]: [t.describe() for t in v] for k, v in trainer.loss_sets.items()},
+        "loss_configs": loss_configs(trainer),
+        "train_config": trainer.cfg.to_json(),
     }
 
 
@@ -121,6 +129,100 @@ def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: the TrainConfig fields of loss specs → the loss set their terms open
+_LOSS_FIELDS = {"losses": "domain", "inversion_losses": "inversion",
+                "domain_inversion_losses": "domain_inversion"}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _spelled(canon: Any) -> str:
+    """A :func:`canonical_loss_spec` as a spec again (``corr:1000:on=features``)."""
+    if not isinstance(canon, list):
+        return str(canon)
+    name, weight, options = canon
+    opts = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options)
+    return f"{name}:{weight:g}" + (f":{opts}" if opts else "")
+
+
+def _meanings(specs: list[Any], resolved: dict[str, Any] | None) -> list[str]:
+    """What each term means: name, weight, start and its options as the loss resolved them
+    (``resolved``: the set's :func:`loss_configs`, by key), over the options as typed."""
+    out, seen = [], {}
+    for canon in specs:
+        if not isinstance(canon, list):
+            out.append(json.dumps(canon))
+            continue
+        name, weight, options = canon
+        n = seen[name] = seen.get(name, 0) + 1
+        options = dict(options)
+        after = options.pop("after", 0)
+        conf = (resolved or {}).get(name if n == 1 else f"{name}#{n}")
+        merged = {**options, **conf} if isinstance(conf, dict) else options
+        out.append(json.dumps([name, weight, after, merged], sort_keys=True, default=str))
+    return out
+
+
+def _sharing(config: dict[str, Any]) -> list[int]:
+    """Which terms of the three sets share one loss module (equal name and options as typed,
+    as :func:`~stylebridge.pipelines.featureshift.losses.build_loss_sets` shares them)."""
+    groups: dict[str, int] = {}
+    return [groups.setdefault(json.dumps(c if not isinstance(c, list) else [
+        c[0], [o for o in c[2] if o[0] != "after"]], default=str), len(groups))
+            for key in _LOSS_FIELDS for c in config.get(key) or []]
+
+
+def _loss_difference(key: str, old: dict[str, Any], now: dict[str, Any],
+                     saved: dict[str, Any] | None, resolved: dict[str, Any]) -> str | None:
+    """``None`` when the loss specs of field ``key`` mean what the saved ones meant (and share
+    modules alike), else what differs first, in words.  Order is part of the meaning: the
+    sum's order, the ``NAME#2`` keys, the saved loss states and random-weight draws follow it."""
+    opt, was, new = option_name(key), list(old.get(key) or []), list(now.get(key) or [])
+    before = _meanings(was, (saved or {}).get(_LOSS_FIELDS[key]) if saved is not None else None)
+    after = _meanings(new, resolved.get(_LOSS_FIELDS[key]) if saved is not None else None)
+    listed = " ".join(f"{opt} {_spelled(c)}" for c in was) or "none"
+    if before == after:
+        if _sharing(old) == _sharing(now):
+            return None
+        return (f"the same {opt} terms, spelled so that other terms share one loss module "
+                f"across the sets; give them as saved: {listed}")
+    if sorted(before) == sorted(after):
+        return f"same losses in another order: give them in the saved order: {listed}"
+    i = next((j for j, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
+             min(len(was), len(new)))
+    if i < len(was) and i < len(new):
+        what = f"{opt} term {i + 1} was {_spelled(was[i])}, now {_spelled(new[i])}"
+    elif i < len(was):
+        what = f"{opt} {_spelled(was[i])} was given then, not now"
+    else:
+        what = f"{opt} {_spelled(new[i])} is new"
+    return f"{what} (saved: {listed})"
+
+
+def disk_full_error(trainer: FeatureShiftTrainer, exc: OSError) -> StylebridgeError:
+    """A full disk (or file-size limit) mid-run, in one line: the file it was writing and
+    the step whose state is saved (checkpoints are written whole or not at all)."""
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.core.io import disk_full_message
+
+    t, step = trainer, None
+    try:
+        if t.state_path.is_file():
+            step = int(read_header(t.state_path).extra["step"])
+    except (StylebridgeError, OSError, KeyError, TypeError, ValueError):
+        step = None
+    saved = (f"the state of step {step} is saved in {t.state_path}: free space and rerun the "
+             "same command with --resume to continue exactly from there" if step is not None
+             else "no checkpoint was written yet: free space and rerun the command")
+    return StylebridgeError(f"{disk_full_message(exc.filename or t.out)}; {saved}")
+
+
 def save_state(trainer: FeatureShiftTrainer) -> None:
     """Write the training state and ``model.safetensors`` (atomically; the caller is rank 0)."""
     t = trainer
@@ -165,10 +267,20 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
             and not (k == "inversion_losses" and old_raw.get(k) is now_raw[k] is None)]
     if "amp" in diff and extra.get("amp_effective") == amp_name(t.amp_dtype):
         diff.remove("amp")  # e.g. auto vs off on the CPU: the same computation
+    saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
+    now_losses = _with_new_defaults_as_saved(t, saved_losses or {})
+    # loss specs that differ as typed but mean the same (`corr:1e3:norm=cosine` = `corr:1e3`)
+    diff = [k for k in diff if k not in _LOSS_FIELDS or _loss_difference(
+        k, old, now, saved_losses, now_losses) is not None]
     if diff:
         names = ", ".join(sorted(option_name(k) for k in diff))
-        raise StylebridgeError(f"was written with different settings ({names}); resume with "
-                               "the same ones or start a new --out", path=t.state_path)
+        first = diff[0]
+        detail = (_loss_difference(first, old, now, saved_losses, now_losses)
+                  if first in _LOSS_FIELDS else f"{option_name(first)} "
+                  f"{_shown(old_raw.get(first))} then, {_shown(now_raw.get(first))} now")
+        raise StylebridgeError(f"was written with different settings ({names}): {detail}; "
+                               "resume with the same ones or start a new --out",
+                               path=t.state_path)
     if now.get("scheduler") == "cosine" and "steps" in old and old["steps"] != now["steps"]:
         # the cosine decays to 0 at --steps: another length is another schedule, and the
         # learning rate would jump at the resumed step (extending a constant schedule is fine)
@@ -178,8 +290,6 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
                                f"{old['steps']}, or start a new --out (with --init "
                                "MODEL.safetensors to continue from its weights) to train longer",
                                path=t.state_path)
-    saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
-    now_losses = _with_new_defaults_as_saved(t, saved_losses or {})
     if saved_losses is not None and saved_losses != now_losses:
         changed = sorted(f"{name}/{key}" for name, terms in now_losses.items()
                          for key, conf in terms.items()

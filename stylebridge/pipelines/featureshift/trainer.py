@@ -47,6 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.interfaces import LossBatch
+from stylebridge.core.io import DISK_FULL
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.config import (
@@ -67,6 +68,7 @@ from stylebridge.pipelines.featureshift.losses import (
     PROVIDES,
     build_loss_sets,
     evaluate_set,
+    losses_line,
     phase,
     schedule_notes,
 )
@@ -81,6 +83,7 @@ from stylebridge.pipelines.featureshift.samples import write_samples
 from stylebridge.pipelines.featureshift.state import (
     STATE_KIND,
     all_finite,
+    disk_full_error,
     load_state,
     save_state,
 )
@@ -91,7 +94,7 @@ from stylebridge.pipelines.training.losses import random_loss_names
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import warmup_cosine_factor
-from stylebridge.pipelines.training.state import seed_everything
+from stylebridge.pipelines.training.state import file_sha256, seed_everything
 from stylebridge.plugins.renderers.featureshift import (
     DELTA_FORMULA,
     DELTA_SIGN,
@@ -140,6 +143,7 @@ class FeatureShiftTrainer:
         self.epoch = 0
         self.offset = 0
         self.last_saved = -1
+        self.resumed = False  # continues a saved state (keeps and trims its log)
         self.skipped_in_a_row = 0  # consecutive steps the fp16 grad scaler skipped
         self.skipped_since_log = 0  # steps it skipped since the last log record
         self.scheduler_stepped = False  # in this process
@@ -165,6 +169,8 @@ class FeatureShiftTrainer:
         if want is not None and _state_digest(gen) != want:
             raise StylebridgeError(f"is not the generator the dataset {cfg.data} was built with",
                                    path=cfg.generator)
+        #: recorded in model.safetensors: `adapt --featureshift` notes another generator file
+        self.generator_sha256 = file_sha256(cfg.generator)
         self.generator = gen.eval().requires_grad_(False)
         self.methods = [load_plugin("domain_method", str(self.data.domain_path(d)), device=self.device,
                                     registry=self.registry).requires_grad_(False)
@@ -444,6 +450,7 @@ class FeatureShiftTrainer:
 
     def _load_state(self) -> None:
         load_state(self)
+        self.resumed = True
         if self.dist.main:
             # records of steps after the checkpoint are about to be written again
             self.log.trim(self.step)
@@ -451,6 +458,14 @@ class FeatureShiftTrainer:
     def _log(self, record: dict[str, Any]) -> None:
         if self.dist.main:
             self.history.append(self.log.append(record))
+
+    def _new_log(self, progress: ProgressCallback | None) -> None:
+        """A fresh run starts a new log: an earlier run's (diverged, killed before its first
+        checkpoint) is renamed to ``log.N.jsonl``, never appended to or deleted."""
+        aside = self.log.set_aside() if self.dist.main and not self.resumed else None
+        if aside is not None:
+            emit(progress, "info", text=f"a new run: the log of an earlier run in {self.out} "
+                                        f"was moved aside to {aside.name}")
 
     def write_samples(self) -> Path | None:
         """``OUT/samples/step_N.png`` (:func:`~stylebridge.pipelines.featureshift.samples.
@@ -472,7 +487,23 @@ class FeatureShiftTrainer:
                 dist.destroy_process_group()
             return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
                                state_path=self.state_path, log_path=self.log_path)
+        progress = self.progress if self.dist.main else None
+        try:
+            self._run(progress)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            raise disk_full_error(self, exc) from None
+        finally:
+            if self.dist.created:
+                dist.destroy_process_group()
+        return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
+                           state_path=self.state_path, log_path=self.log_path)
+
+    def _run(self, progress: ProgressCallback | None) -> None:
+        cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._new_log(progress)
         self._log({"event": "start", "step": self.step, "resumed": self.step > 0,
                    "world_size": self.dist.world, "backend": self.dist.backend,
                    "device": str(self.device),
@@ -481,50 +512,44 @@ class FeatureShiftTrainer:
                    "config": cfg.to_json(), "model": self.model.config(),
                    "delta_sign": DELTA_SIGN, "layer": self.layer,
                    "random_parts": self.random_parts})
-        progress = self.progress if self.dist.main else None
         t0, s0 = time.perf_counter(), self.step
+        emit(progress, "info", text=losses_line(cfg, self.loss_sets))
         for note in schedule_notes(cfg, self.loss_sets, self.device):
             emit(progress, "note", text=note)
         if self.random_parts:
             emit(progress, "notice", text=f"{RANDOM_NOTICE}: ",
                  detail=f"trained on {', '.join(self.random_parts)} with random (untrained) "
                         "weights; the model learns no real domain shift")
+        emit(progress, "start", step=self.step, total=cfg.steps, text="featureshift")
         try:
-            emit(progress, "start", step=self.step, total=cfg.steps, text="featureshift")
-            try:
-                with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, stop
-                    while self.step < cfg.steps:
-                        record = self._train_step()
-                        if cfg.log_every and (self.step % cfg.log_every == 0
-                                              or self.step == cfg.steps):
-                            dt = time.perf_counter() - t0
-                            record["steps_per_s"] = (self.step - s0) / dt if dt > 0 else None
-                            t0, s0 = time.perf_counter(), self.step
-                            self._log(mean_over_ranks(record, self.dist, self.device))
-                            self.skipped_since_log = 0
-                        emit(progress, "step", step=self.step, total=cfg.steps,
-                             text=f"{record['phase']} loss {record['total']:.4f}")
-                        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                            self.save()
-                        if cfg.sample_every and self.step % cfg.sample_every == 0:
-                            self.write_samples()
-                        if self.on_step is not None:
-                            self.on_step(self)
-                        stops.stop_if_requested(self.step, self.state_path, self._save_stopped,
-                                                agree=self._any_rank if self.dist.world > 1
-                                                else None)
-            finally:
-                emit(progress, "end", step=self.step, total=cfg.steps)
-            if self.last_saved != self.step:
-                self.save()
-            self._log({"event": "end", "step": self.step})
-            if self.dist.backend is not None:
-                dist.barrier()  # no rank tears the group down while rank 0 still writes
+            with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, stop
+                while self.step < cfg.steps:
+                    record = self._train_step()
+                    if cfg.log_every and (self.step % cfg.log_every == 0
+                                          or self.step == cfg.steps):
+                        dt = time.perf_counter() - t0
+                        record["steps_per_s"] = (self.step - s0) / dt if dt > 0 else None
+                        t0, s0 = time.perf_counter(), self.step
+                        self._log(mean_over_ranks(record, self.dist, self.device))
+                        self.skipped_since_log = 0
+                    emit(progress, "step", step=self.step, total=cfg.steps,
+                         text=f"{record['phase']} loss {record['total']:.4f}")
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save()
+                    if cfg.sample_every and self.step % cfg.sample_every == 0:
+                        self.write_samples()
+                    if self.on_step is not None:
+                        self.on_step(self)
+                    stops.stop_if_requested(self.step, self.state_path, self._save_stopped,
+                                            agree=self._any_rank if self.dist.world > 1
+                                            else None)
         finally:
-            if self.dist.created:
-                dist.destroy_process_group()
-        return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
-                           state_path=self.state_path, log_path=self.log_path)
+            emit(progress, "end", step=self.step, total=cfg.steps)
+        if self.last_saved != self.step:
+            self.save()
+        self._log({"event": "end", "step": self.step})
+        if self.dist.backend is not None:
+            dist.barrier()  # no rank tears the group down while rank 0 still writes
 
 
 def train_featureshift(cfg: TrainConfig, *, registry: Any = None,

@@ -1,4 +1,10 @@
-"""The append-only JSON-lines training log (``log.jsonl``)."""
+"""The append-only JSON-lines training log (``log.jsonl``).
+
+A fresh run (not ``--resume``) starts a new log: :meth:`JsonlLog.set_aside` renames the log
+an earlier run left in the folder (a diverged run, one killed before its first checkpoint)
+to ``log.N.jsonl``, the first free ``N``, so that no record is lost and none is mixed into
+the new run's log.  A resumed run keeps its log, trimmed to its checkpoint (:meth:`JsonlLog.trim`).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,22 @@ class JsonlLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    def set_aside(self) -> Path | None:
+        """Rename a non-empty log left by an earlier run to ``log.N.jsonl`` (the first free
+        ``N`` from 1; a rename, so nothing is copied or lost) and return that path; ``None``
+        when there is none (or it is no regular file, e.g. a link to a device)."""
+        if not self.path.is_file() or not self.path.stat().st_size:
+            return None
+        stem, suffix = self.path.stem, self.path.suffix
+        n = 1
+        while True:
+            aside = self.path.with_name(f"{stem}.{n}{suffix}")
+            if not aside.exists() and not aside.is_symlink():
+                break
+            n += 1
+        os.rename(self.path, aside)
+        return aside
+
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write ``{"time": ..., **record}`` (JSON-safe) and return it."""
         record = {"time": round(time.time(), 3), **json_safe(record)}
@@ -29,8 +51,13 @@ class JsonlLog:
             with open(self.path, "rb") as fh:
                 fh.seek(-1, os.SEEK_END)
                 torn = fh.read(1) != b"\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(("\n" if torn else "") + json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(("\n" if torn else "") + json.dumps(record) + "\n")
+        except OSError as exc:  # a full disk: name the log (a failed write has no file name)
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
         return record
 
     def trim(self, step: int) -> None:

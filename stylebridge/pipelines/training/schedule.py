@@ -16,8 +16,9 @@ def linear_warmup_lr(step: int, lr: float, warmup_steps: int, start_lr: float) -
 
 def warmup_cosine_factor(warmup_steps: int, steps: int, scheduler: str
                          ) -> Callable[[int], float]:
-    """A ``LambdaLR`` factor: linear warm-up ``(step + 1) / warmup``, then constant or a
-    cosine decay to 0 at ``steps``."""
+    """A ``LambdaLR`` factor: linear warm-up ``(step + 1) / warmup`` for the 0-based update
+    ``step``, so the first update uses ``lr / warmup`` (not 0) and update ``warmup`` the full
+    ``lr``; then constant or a cosine decay to 0 at ``steps``."""
     def fn(step: int) -> float:
         if warmup_steps and step < warmup_steps:
             return (step + 1) / warmup_steps
