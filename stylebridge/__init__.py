@@ -32,8 +32,8 @@ def create(kind: str, spec: str, *, device: str = "cpu", **options: Any) -> Any:
     ``calibrator``, ``renderer``, ``converter``, ``command``) or ``generator``; ``spec`` is
     ``NAME``, ``NAME:CKPT``, ``CKPT`` (the header names the plugin) or ``NAME:CKPT:k=v,...``.
     A bare name loads the weights installed by ``stylebridge weights``.  Where the weights
-    came from (official, converted from a file, random) is recorded once:
-    :func:`provenance_of` reads it.
+    came from (official, converted from a file, random) is recorded once, on the object too:
+    :func:`provenance_of` reads it, also of a ``copy.deepcopy`` of it.
     """
     from stylebridge.registry.resolve import create as _create
 
@@ -42,7 +42,8 @@ def create(kind: str, spec: str, *, device: str = "cpu", **options: Any) -> Any:
 
 def provenance_of(obj: Any) -> Any:
     """The :class:`~stylebridge.registry.resolve.Provenance` :func:`create` recorded for
-    ``obj`` (``origin``: official / converted / checkpoint / random / none), or ``None``."""
+    ``obj`` or the object it was copied from (``origin``: official / converted / checkpoint
+    / random / none), or ``None``."""
     from stylebridge.registry.resolve import provenance_of as _provenance_of
 
     return _provenance_of(obj)
@@ -102,7 +103,10 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     ``[-1, 1]``: convert it with ``stylebridge.core.images.from_generator_range`` first.
     ``notice`` (``Adapter.notice``: ``RANDOM WEIGHTS: ...`` when it runs on untrained weights)
     is kept in the file: PNG text (``stylebridge info`` shows it), EXIF ImageDescription in
-    JPEG, WebP and TIFF; BMP keeps none and is refused with one."""
+    JPEG, WebP and TIFF; BMP keeps none and is refused with one.  NaN or Inf values are
+    refused (they were written as black pixels)."""
+    import math
+
     import torch
 
     from stylebridge.core.images import save_png, to_uint8
@@ -125,6 +129,10 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     if notice and fmt == "BMP":
         raise StylebridgeError(f"save_image {path}: a BMP keeps no notice; save it as .png")
     lo, hi = (float(v) for v in torch.aminmax(image01.detach().float()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # was written as black, silently
+        bad = int((~torch.isfinite(image01.detach())).sum())
+        raise StylebridgeError(f"save_image {path}: the picture has {bad} NaN or Inf "
+                               "value(s); nothing was written")
     if lo < -0.02 or hi > 1.02:  # a [-1, 1] generator output lost its dark half, silently
         raise StylebridgeError(f"save_image {path}: values span [{lo:.3g}, {hi:.3g}], expected "
                                "[0, 1] (a generator's [-1, 1] output: from_generator_range(x))")

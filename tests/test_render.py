@@ -6,6 +6,7 @@ the file (StyleRes's residual included), and bad files are skipped and reported.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -186,12 +187,19 @@ def test_render_rebuilds_styleres_from_its_own_encoder(tmp_path: Path,
         Image.fromarray((ti._images(1, 32, seed=i)[0].permute(1, 2, 0).numpy() * 255)
                            .astype(np.uint8)).save(photos / f"p{i}.png")
     adapted, rendered = tmp_path / "adapted", tmp_path / "rendered"
-    with pytest.warns(ti.StyleResLicenceWarning, match="non-commercial"):  # said on loading
+    # the command line says the licence in one line among its notices, not as a warning (a
+    # warning is for Python users: main() quiets it while a command runs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert main(["adapt", "-e", f"styleres:{enc}", "-g", str(gen_file), "-m", str(pixar),
                      "--no-align", "--device", "cpu", "--save-latents", str(photos),
                      "--out", str(adapted)]) == 0
+        assert ("licence of styleres.safetensors: StyleRes (hamzapehlivan/StyleRes) code and "
+                "weights are under the NVIDIA Source Code License for StyleRes: non-commercial "
+                "research and evaluation use only") in capsys.readouterr().out
         assert main(["render", str(adapted), "-m", str(pixar), "--device", "cpu",
                      "--out", str(rendered)]) == 0
+    assert [w for w in caught if issubclass(w.category, ti.StyleResLicenceWarning)] == []
     assert json.loads((rendered / "render.json").read_text())["encoder"] == f"styleres:{enc}"
     for i in range(3):
         for key in ("inversion", "pixar"):

@@ -328,10 +328,21 @@ def oom_advice(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``stylebridge`` command; the warnings filters are as before when it returns."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it is
-    # also a warning, which the command line would show a second time
-    warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
+    with warnings.catch_warnings():
+        # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it
+        # is also a warning, which the command line would show a second time
+        warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
+        # a non-commercial licence is one line among the notices here, not a warning: quieted
+        # while the CLI runs only, never by an import (the registry imports every command)
+        from stylebridge.cli.options import quiet_licence_warnings
+
+        quiet_licence_warnings()
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv or os.environ.get("STYLEBRIDGE_DEBUG") == "1"
     try:
         parser, commands = build_parser()

@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 def quiet_licence_warnings() -> None:
     """A plugin's licence warning (StyleRes' ``licence: ... non-commercial ...``) is for
     Python users; the command line says each non-commercial licence once, on one line
-    (:func:`print_random_notices`), not as a warning with a source path and line number."""
+    (:func:`print_random_notices`), not as a warning with a source path and line number.
+
+    Called by :func:`stylebridge.cli.main.main` while a command runs (inside its
+    ``warnings.catch_warnings()``), never at import: the registry imports this module when it
+    registers the commands, and a Python user's licence warnings must stay on."""
     warnings.filterwarnings("ignore", message="licence: ", category=UserWarning)
-
-
-quiet_licence_warnings()  # every command that loads weights imports this module
 
 
 def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,

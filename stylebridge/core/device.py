@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from stylebridge.errors import StylebridgeError
@@ -21,3 +24,17 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise StylebridgeError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
         return dev
     raise StylebridgeError(f"--device {name!r}: expected auto, cpu or cuda[:N]")
+
+
+@contextlib.contextmanager
+def keep_rng_state() -> Iterator[None]:
+    """Leave torch's global random state as it was: the CPU generator's and that of every
+    CUDA device already in use (``torch.random.fork_rng`` on them).
+
+    For building modules whose random initialisation is overwritten at once (a checkpoint's
+    weights are loaded into them): loading a model must not advance a caller's random stream.
+    Draws inside the block start from the caller's state, so what they draw is unchanged."""
+    devices = (list(range(torch.cuda.device_count()))
+               if torch.cuda.is_available() and torch.cuda.is_initialized() else [])
+    with torch.random.fork_rng(devices=devices):
+        yield

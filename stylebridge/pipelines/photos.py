@@ -108,7 +108,7 @@ def check_writable(out: str | Path) -> None:
 
 def is_random(obj: Any) -> bool:
     """Whether ``obj`` runs on random (untrained) weights: the provenance recorded when it
-    was built (:func:`~stylebridge.registry.resolve.provenance_of`); an object built
+    was built (:func:`~stylebridge.registry.resolve.provenance_of`, which a copy keeps); an object built
     elsewhere counts as what it declares (:attr:`~stylebridge.core.interfaces.Plugin.random_weights`)."""
     prov = provenance_of(obj)
     if prov is not None:
@@ -218,7 +218,6 @@ def check_positive(value: int, flag: str) -> int:
 
 
 __all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
-           "check_writable",
-           "drawn_anew", "generator_file", "is_random", "open_encoder", "open_generator",
-           "output_names", "random_file_notice", "random_parts", "small_crop_notice",
-           "weights_path"]
+           "check_writable", "drawn_anew", "generator_file", "is_random", "open_encoder",
+           "open_generator", "output_names", "random_file_notice", "random_parts",
+           "small_crop_notice", "weights_path"]

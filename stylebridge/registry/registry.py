@@ -6,6 +6,7 @@ import difflib
 import importlib
 import importlib.metadata
 import inspect
+import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from stylebridge.core.checkpoint import (
     refuse_wrong_dtypes,
 )
 from stylebridge.core.checkpoint import with_article as _a
+from stylebridge.core.device import keep_rng_state
 from stylebridge.errors import CheckpointError, RegistryError, StylebridgeError
 from stylebridge.registry import hookspecs
 
@@ -127,6 +129,20 @@ class Registry:
         self._packages: dict[str, str] = {}  # top-level module of an installed plugin -> dist
         #: (kind, name) -> why: plugins dropped after loading (:meth:`reject`)
         self.rejected: dict[tuple[str, str], str] = {}
+        # importing a plugin module must leave the caller's Python random stream alone (rich,
+        # which the commands import, draws from it at import)
+        random_state = random.getstate()
+        try:
+            self._load_plugins(builtins, entry_points, extra_plugins)
+        finally:
+            random.setstate(random_state)
+        self._entries: dict[str, dict[str, Entry]] | None = None
+        #: (kind, name) -> the packages that all registered it (so none is used)
+        self._contested: dict[tuple[str, str], list[str]] = {}
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _load_plugins(self, builtins: bool, entry_points: bool,
+                      extra_plugins: Sequence[object]) -> None:
         if builtins:  # first, so that built-in names win over third-party ones
             for ep in builtin_entry_points():
                 try:
@@ -142,11 +158,7 @@ class Registry:
         for plugin in extra_plugins:
             provider = getattr(plugin, "__name__", type(plugin).__name__)
             self._add(plugin, provider, provider)
-        self._entries: dict[str, dict[str, Entry]] | None = None
-        #: (kind, name) -> the packages that all registered it (so none is used)
-        self._contested: dict[tuple[str, str], list[str]] = {}
 
-    # -- loading ---------------------------------------------------------------------------------
     def _add(self, plugin: object, name: str, provider: str, entry_point: str | None = None) -> None:
         if self.plugin_manager.is_registered(plugin):
             return
@@ -486,11 +498,15 @@ class Registry:
                     f"its header config has option(s) {', '.join(foreign)} that {label} does not "
                     f"take (accepted: {', '.join(accepted) or 'none'}); is it a checkpoint of "
                     "another plugin or another stylebridge version?", path=path)
-            check_implied_shapes(path, lambda: plugin_cls(**config), tensors, what=label)
-        try:  # the header's config comes from config(): only the overrides are checked (create)
-            obj = self._build(kind, header.plugin, config)
-        except RegistryError as exc:
-            raise CheckpointError(str(exc), path=path) from None
+        # the module's random initialisation is overwritten by the checkpoint's weights: it
+        # draws from the caller's random stream, which is then left as it was
+        with keep_rng_state():
+            if plugin_cls is not None:
+                check_implied_shapes(path, lambda: plugin_cls(**config), tensors, what=label)
+            try:  # the header's config comes from config(): only overrides are checked (create)
+                obj = self._build(kind, header.plugin, config)
+            except RegistryError as exc:
+                raise CheckpointError(str(exc), path=path) from None
         if isinstance(obj, torch.nn.Module):  # also when the meta pre-check could not run
             refuse_wrong_dtypes(path, obj.state_dict(), tensors, what=label)
         try:

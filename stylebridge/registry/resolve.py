@@ -22,6 +22,7 @@ generator resolves the same way: ``create("generator", "stylegan2:ffhq.safetenso
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import weakref
@@ -33,7 +34,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from stylebridge.core.checkpoint import is_random_weights, read_header
-from stylebridge.core.device import resolve_device
+from stylebridge.core.device import keep_rng_state, resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin, Preprocessing
 from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
@@ -41,7 +42,7 @@ from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
-from stylebridge.registry.registry import BUILTIN_PROVIDER, Registry, get_registry
+from stylebridge.registry.registry import BUILTIN_PROVIDER, KINDS, Registry, get_registry
 from stylebridge.registry.roundtrip import check_round_trip
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
 
@@ -51,6 +52,12 @@ __all__ = ["GENERATORS", "Created", "Provenance", "create", "load_domain", "load
 
 #: the generator plugins a ``--generator`` spec may name (checkpoint ``plugin`` field)
 GENERATORS: tuple[str, ...] = (STYLEGAN2,)
+
+#: kinds whose modules :func:`create` returns frozen (``requires_grad_(False)``, eval mode),
+#: as the generator: they run for inference, so ``encoder.encode(images)`` builds no autograd
+#: graph over the weights; gradients still flow to inputs that require them (a trainer's loss
+#: through a frozen encoder).  Losses and metrics are left as their plugins build them.
+INFERENCE_KINDS: tuple[str, ...] = ("encoder", "domain_method", "calibrator", "renderer")
 
 Origin = Literal["official", "converted", "checkpoint", "random", "none"]
 
@@ -101,19 +108,35 @@ class Created(NamedTuple):
 _PROVENANCE: weakref.WeakKeyDictionary[Any, Provenance] = weakref.WeakKeyDictionary()
 
 
+#: the attribute that also keeps an object's provenance on the object itself: the record
+#: above is keyed by the object, so a ``copy.deepcopy`` (or a pickle) of a random generator
+#: lost its RANDOM WEIGHTS label; the attribute travels with the copies
+PROVENANCE_ATTR = "_stylebridge_provenance"
+
+
 def provenance_of(obj: Any) -> Provenance | None:
-    """The provenance :func:`create` recorded for ``obj`` (``None`` if it did not build it)."""
+    """The provenance :func:`create` recorded for ``obj``, or the one a copy of such an
+    object carries (``None`` if neither)."""
     try:
-        return _PROVENANCE.get(obj)
-    except TypeError:  # not weak-referenceable / unhashable: never recorded
-        return None
+        prov = _PROVENANCE.get(obj)
+    except TypeError:  # not weak-referenceable / unhashable: only the attribute
+        prov = None
+    if prov is None:
+        try:
+            prov = vars(obj).get(PROVENANCE_ATTR)
+        except TypeError:  # no __dict__
+            return None
+    return prov if isinstance(prov, Provenance) else None
 
 
 def record_provenance(obj: Any, prov: Provenance) -> None:
     """Say where ``obj``'s weights came from, for objects built without :func:`create` (the
-    tiny presets' random networks): :func:`provenance_of` and the pipelines' labels read it."""
-    with contextlib.suppress(TypeError):  # not weak-referenceable: not recorded
+    tiny presets' random networks): :func:`provenance_of` and the pipelines' labels read it,
+    also from a copy of ``obj``."""
+    with contextlib.suppress(TypeError):  # not weak-referenceable: the attribute only
         _PROVENANCE[obj] = prov
+    with contextlib.suppress(AttributeError, TypeError):  # __slots__: the record only
+        object.__setattr__(obj, PROVENANCE_ATTR, prov)  # not nn.Module's: no submodule
 
 
 _record = record_provenance
@@ -231,9 +254,12 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
     weights installed by ``stylebridge weights`` for that plugin, else builds the plugin
     from its defaults and options; a class that declares ``requires_weights`` refuses that
     with a one-line hint telling how to fetch or register the official file.  Modules are
-    moved to ``device`` in eval mode.  Returns ``(object, provenance)``; the provenance is
-    also recorded for :func:`provenance_of`.
+    moved to ``device`` in eval mode; those of :data:`INFERENCE_KINDS` (encoders, domain
+    methods, calibrators, renderers) and the generator are frozen (``requires_grad_(False)``:
+    call ``requires_grad_(True)`` to fine-tune one).  Returns ``(object, provenance)``; the
+    provenance is also recorded for :func:`provenance_of`.
     """
+    _check_kind(kind)
     device = resolve_device(str(device))  # `auto`, and a missing GPU said in one line
     if kind == "generator":
         if options:
@@ -286,10 +312,24 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
                             "in __init__; see `stylebridge docs contributing`, An encoder)")
     if isinstance(obj, torch.nn.Module):
         obj = obj.to(device).eval()
+        if kind in INFERENCE_KINDS:  # built to run, not to train: no autograd graph
+            obj.requires_grad_(False)
     prov = (Provenance("none", spec=spec.text or str(spec)) if instance
             else provenance(kind, spec, obj, installed=installed))
     _record(obj, prov)
     return Created(obj, prov)
+
+
+def _check_kind(kind: Any) -> None:
+    """Refuse an unknown kind in one line that lists every kind :func:`create` builds (the
+    generator too, which is no registry plugin), with the close one (``Generator``)."""
+    if kind == "generator" or (isinstance(kind, str) and kind in KINDS):
+        return
+    kinds = ["generator", *KINDS]
+    close = (difflib.get_close_matches(kind.strip().lower(), kinds, n=1, cutoff=0.6)
+             if isinstance(kind, str) else [])
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise RegistryError(f"unknown kind {kind!r}{hint} (kinds: {', '.join(kinds)})")
 
 
 def _refuse_loss_weight(spec: PluginSpec) -> None:
@@ -406,13 +446,17 @@ def generator_path(spec: str | PluginSpec, *, option: str = "--generator") -> tu
 def load_generator(spec: str | Path | PluginSpec, device: str | torch.device = "cpu", *,
                    option: str = "--generator") -> tuple[Generator, Provenance]:
     """A generator from ``[stylegan2:]CKPT`` or an installed name (``stylegan2``,
-    ``stylegan2-ffhq-1024``), on ``device`` in eval mode, and its :class:`Provenance`."""
+    ``stylegan2-ffhq-1024``), on ``device`` in eval mode and frozen (``requires_grad_(False)``;
+    gradients still flow to its inputs), and its :class:`Provenance`.  A ``device`` that is
+    not there (``cuda`` without a GPU) is a one-line error, as in :func:`create`."""
     if not isinstance(spec, str | Path | PluginSpec):
         raise SpecError(f"generator spec: expected a string or a path, got "
                         f"{type(spec).__name__}")
     text = str(spec) if isinstance(spec, (str, Path)) else (spec.text or str(spec))
+    device = resolve_device(str(device))  # `auto`, and a missing GPU said in one line
     path, official = generator_path(text, option=option)
-    ck = load_stylegan2(path, device=device)
+    with keep_rng_state():  # its random initialisation is overwritten by the weights
+        ck = load_stylegan2(path, device=device)
     extra = ck.header.extra
     source_file = str(extra.get("source_file") or "") or None
     if is_random_weights(extra):

@@ -11,12 +11,14 @@ and :attr:`ClipModel.random_weights` says so; callers must surface that.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import warnings
 import weakref
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,18 +119,57 @@ class _NoPretrainedNotice(logging.Filter):
         return not str(record.getMessage()).startswith("No pretrained weights loaded")
 
 
+_TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
+
+
+def import_open_clip() -> Any:
+    """``import open_clip``, the caller's environment left as it was: open_clip's tokenizer
+    module sets ``TOKENIZERS_PARALLELISM=false`` in ``os.environ`` when it is imported (for
+    Hugging Face tokenizers, which stylebridge's CLIP models do not use)."""
+    before = os.environ.get(_TOKENIZERS_PARALLELISM)
+    try:
+        import open_clip
+    finally:
+        if before is None:
+            os.environ.pop(_TOKENIZERS_PARALLELISM, None)
+        else:
+            os.environ[_TOKENIZERS_PARALLELISM] = before
+    return open_clip
+
+
+@contextlib.contextmanager
+def quiet_open_clip() -> Iterator[None]:
+    """Run open_clip without configuring the caller's logging, and without its misleading
+    "No pretrained weights loaded" notice (stylebridge loads the weights itself right after,
+    or labels the model RANDOM WEIGHTS).
+
+    open_clip logs through the module-level ``logging.info``/``logging.warning``, which call
+    ``logging.basicConfig()`` when the root logger has no handler: a ``StreamHandler`` stayed
+    on the root logger and a later ``logging.basicConfig(level=logging.INFO)`` of the caller
+    did nothing.  While the block runs, a root logger without handlers gets Python's own
+    fallback (``logging.lastResort``: warnings and errors on stderr, as without any handler),
+    so ``basicConfig`` adds nothing; it is removed afterwards."""
+    root = logging.getLogger()
+    stand_in: logging.Handler | None = None
+    if not root.handlers:
+        stand_in = logging.lastResort or logging.NullHandler()
+        root.addHandler(stand_in)
+    quiet = _NoPretrainedNotice()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+        if stand_in is not None:
+            root.removeHandler(stand_in)
+
+
 def _create_model(open_clip: Any, name: str, quick_gelu: bool, seed: int) -> Any:
     """``open_clip.create_model`` without its misleading notice, its random initialisation
     seeded by ``seed`` (two builds are equal) without touching the global RNG."""
-    quiet = _NoPretrainedNotice()
-    root = logging.getLogger()
-    root.addFilter(quiet)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
-    finally:
-        root.removeFilter(quiet)
+    with quiet_open_clip(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
 
 
 #: CLIP models loaded from files, shared while anyone holds them (frozen, eval mode): the
@@ -162,8 +203,13 @@ def load_clip(name: str = "ViT-B-32", weights: str | Path | None = None,
 
 def _load_clip(name: str, weights: str | Path | None, device: str | torch.device,
                seed: int) -> ClipModel:
-    import open_clip
+    open_clip = import_open_clip()
+    with quiet_open_clip():
+        return _build_clip(open_clip, name, weights, device, seed)
 
+
+def _build_clip(open_clip: Any, name: str, weights: str | Path | None,
+                device: str | torch.device, seed: int) -> ClipModel:
     if name not in open_clip.list_models():
         raise StylebridgeError(f"unknown CLIP model {name!r} (e.g. ViT-B-32, ViT-B-16)")
     path = None if weights is None else Path(weights)
@@ -176,7 +222,7 @@ def _load_clip(name: str, weights: str | Path | None, device: str | torch.device
         warnings.warn(f"{path}: a plain CLIP state dict is loaded with GELU (open_clip/LAION "
                       "weights); OpenAI's CLIP weights need QuickGELU: convert OpenAI's .pt "
                       "with `stylebridge convert clip-openai`, which records it",
-                      ClipActivationWarning, stacklevel=2)
+                      ClipActivationWarning, stacklevel=3)
     model = _create_model(open_clip, name, quick_gelu, seed)
     if path is not None:
         if torchscript:
