@@ -490,7 +490,7 @@ def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(
 def test_per_image_metric_state_restores_sums_exactly_also_capped() -> None:
     a, b = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)), None
     b = a.clone()
-    b[1] += 0.1
+    b[1] *= 0.9  # a different image, still in [0, 1] (metrics refuse other ranges)
     whole, first, second = PSNRMetric(), PSNRMetric(), PSNRMetric()
     for m in (whole, first):
         m.update(a[:2], b[:2])  # image 0 is identical: PSNR capped (8-bit noise floor)
@@ -501,7 +501,7 @@ def test_per_image_metric_state_restores_sums_exactly_also_capped() -> None:
     second.update(a[2:], b[2:])
     assert second.compute() == whole.compute() and second.notes() == whole.notes()
     mse = MSEMetric()
-    mse.update(a[:1], b[:1] + 0.25)
+    mse.update(a[:1] * 0.5, a[:1] * 0.5 + 0.25)  # both in [0, 1]
     restored = MSEMetric()
     restored.load_state(json.loads(json.dumps(mse.state())))
     assert restored.compute() == mse.compute() == {"mse": pytest.approx(0.0625)}

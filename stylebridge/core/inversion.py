@@ -54,6 +54,9 @@ class Preprocessing:
         return (images - mean) / std
 
 
+#: the half-precision dtypes :func:`check_images01` casts to float32 (outside autocast)
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 #: how far outside ``[0, 1]`` an image may reach (resampling overshoot) before it is refused
 RANGE_TOLERANCE = 0.02
 
@@ -66,7 +69,10 @@ class ImageInputError(StylebridgeError, ValueError):
 def check_images01(images: Any, what: str = "images", *, value_range: bool = True) -> Tensor:
     """``images`` as a float tensor ``[B, 3, H, W]`` (``B >= 1``) in ``[0, 1]``, or an
     :class:`ImageInputError`: a uint8 photo gave all-NaN inversions, a ``[-1, 1]`` or 0..255
-    image nonsense, silently.  float64 is cast to float32 (the networks' dtype).
+    image nonsense, silently.  float64 is cast to float32 (the networks' dtype), and so are
+    float16 / bfloat16 (exactly: every half value is a float32 one) outside
+    :func:`torch.autocast`: against float32 weights they stopped in the first layer with
+    ``expected scalar type Half but found Float``; under autocast they are kept as given.
     ``value_range=False``: type and shape only (trainers encode unclamped generator output)."""
     if not isinstance(images, Tensor):
         raise ImageInputError(f"{what}: expected a torch tensor [B, 3, H, W] in [0, 1], got a "
@@ -79,7 +85,9 @@ def check_images01(images: Any, what: str = "images", *, value_range: bool = Tru
         hint = " (8-bit photos: x.float() / 255)" if images.dtype == torch.uint8 else ""
         raise ImageInputError(f"{what}: expected a float tensor in [0, 1], got {images.dtype}"
                               f"{hint}")
-    if images.dtype == torch.float64:
+    if images.dtype == torch.float64 or (images.dtype in HALF_DTYPES and images.device.type
+                                         != "meta" and not torch.is_autocast_enabled(
+                                             images.device.type)):
         images = images.float()
     if images.device.type == "meta" or not value_range:  # (meta: the pre-check of a load)
         return images
@@ -91,6 +99,11 @@ def check_images01(images: Any, what: str = "images", *, value_range: bool = Tru
                               "(0..255 images: x / 255; generator output in [-1, 1]: "
                               "(x + 1) / 2)")
     return images
+
+
+class InversionError(StylebridgeError, ValueError):
+    """An :class:`Inversion` built with a ``w_plus`` or features of the wrong shape (a
+    ``ValueError`` too, as it raised before)."""
 
 
 FeatureMode = Literal["replace", "shift"]
@@ -119,12 +132,17 @@ class Inversion:
     modifiers: dict[int, Callable[[Tensor], Tensor]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.w_plus, Tensor):
+            raise InversionError(f"Inversion: w_plus must be a torch tensor [B, n_latent, "
+                                 f"style_dim], got a {type(self.w_plus).__name__}")
         if self.w_plus.ndim != 3:
-            raise ValueError(f"w_plus must be [B, n_latent, style_dim], got {list(self.w_plus.shape)}")
+            raise InversionError(f"w_plus must be [B, n_latent, style_dim], got "
+                                 f"{list(self.w_plus.shape)}")
         batch = self.w_plus.shape[0]
         for k, feat in self.features.items():
             if feat.shape[0] != batch:
-                raise ValueError(f"feature at layer {k} has batch {feat.shape[0]}, w_plus has {batch}")
+                raise InversionError(f"feature at layer {k} has batch {feat.shape[0]}, w_plus "
+                                     f"has {batch}")
 
     @property
     def batch_size(self) -> int:

@@ -36,7 +36,28 @@ def method_styles(method: DomainMethod, generator: Generator, w_plus: Tensor,
     if len(styles) != generator.n_style_layers:
         raise StylebridgeError(f"{what}: styles() returned {len(styles)} style vectors, the "
                                f"generator has {generator.n_style_layers} style layers")
+    for layer, s in zip(generator.style_layers(), styles, strict=True):
+        if s.ndim != 2 or s.shape[1] != layer.channels:
+            raise StylebridgeError(
+                f"{what}: styles() returned a style vector of shape {list(s.shape)} for style "
+                f"layer {layer.index} ({layer.name}); the generator needs [B, {layer.channels}]")
     return list(styles)
+
+
+def check_inversion_fits(generator: Generator, inversion: Any, what: str = "synthesize") -> None:
+    """One line when ``inversion`` is no :class:`Inversion` (a bare ``w+`` tensor) or its
+    ``w+`` does not fit ``generator`` (rows, width): the generator raised a bare
+    ``ValueError`` or torch's ``mat1 and mat2 shapes cannot be multiplied``."""
+    if not isinstance(inversion, Inversion):
+        raise StylebridgeError(f"{what}: expected an Inversion, got {type(inversion).__name__}"
+                               + (": wrap it as Inversion(w_plus=...) (stylebridge.core."
+                                  "inversion)" if isinstance(inversion, Tensor) else ""))
+    w_plus = inversion.w_plus
+    if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != (generator.n_latent, generator.style_dim):
+        raise StylebridgeError(
+            f"{what}: the inversion's w+ is {list(w_plus.shape)}, but the {generator.size}px "
+            f"generator needs [B, {generator.n_latent}, {generator.style_dim}] (an inversion "
+            "made for another generator?)")
 
 
 def synthesize(
@@ -48,7 +69,11 @@ def synthesize(
     noise: Sequence[Tensor | None] | None = None,
     randomize_noise: bool = False,
 ) -> Tensor:
-    """Render ``inversion`` (optionally through a domain ``method``) → images, nominally ``[-1, 1]`` (unclamped, as the generator gives them)."""
+    """Render ``inversion`` (optionally through a domain ``method``) → images, nominally
+    ``[-1, 1]`` (unclamped, as the generator gives them).  One-line
+    :class:`~stylebridge.errors.StylebridgeError` for an ``inversion`` that is no
+    :class:`Inversion` or does not fit ``generator``, or a method whose styles do not."""
+    check_inversion_fits(generator, inversion)
     w_plus = inversion.w_plus
     kw: dict[str, Any] = {"noise": noise, "randomize_noise": randomize_noise}
     kw["modifiers"] = inversion.modifiers

@@ -347,6 +347,27 @@ def _refused(refused: Refused, pred: Path, target: Path | None,
             f"target {target}, {target_wh[0]}×{target_wh[1]} px)")
 
 
+#: what :func:`evaluate` calls on its ``progress`` object
+PROGRESS_METHODS = ("note", "start", "advance", "stop", "failed")
+
+
+def check_eval_arguments(config: Any, report: Any, progress: Any) -> None:
+    """One-line errors for arguments of the wrong type (a callable as ``report`` failed
+    with ``'function' object has no attribute 'ok'`` after the metrics were built)."""
+    if not isinstance(config, EvalConfig):
+        raise StylebridgeError(f"evaluate: expected an EvalConfig as config, got "
+                               f"{type(config).__name__}")
+    if report is not None and not isinstance(report, BatchReport):
+        raise StylebridgeError(f"evaluate: report must be a BatchReport or None, got "
+                               f"{type(report).__name__} (progress goes to progress=, an "
+                               "EvalProgress)")
+    missing = [m for m in PROGRESS_METHODS if not callable(getattr(progress, m, None))]
+    if progress is not None and missing:
+        raise StylebridgeError(f"evaluate: progress must be an EvalProgress (subclass it and "
+                               f"override what you need), got {type(progress).__name__} "
+                               f"without {', '.join(missing)}()")
+
+
 def _fail(report: BatchReport, progress: EvalProgress, message: str) -> StylebridgeError:
     progress.failed(report)
     return StylebridgeError(message)
@@ -356,6 +377,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
              progress: EvalProgress | None = None) -> EvalResult:
     """Run the evaluation of ``config`` (see the module docstring); one-line errors for bad
     options, missing files or nothing to evaluate.  Skipped files go to ``report``."""
+    check_eval_arguments(config, report, progress)
     report = BatchReport() if report is None else report
     progress = EvalProgress() if progress is None else progress
     check_range("--batch", config.batch, 1, MAX_BATCH)

@@ -328,7 +328,10 @@ class DomainTrainConfig:
 @dataclass
 class DomainTrainOutcome:
     """What :func:`train_domain` did; ``result`` is ``None`` when a resumed run had
-    nothing left to do (``step >= steps``)."""
+    nothing left to do (``step >= steps``).  ``random_parts``: what the run trained through
+    on random (untrained) weights, as the checkpoint header's ``random_parts`` names them
+    (``generator``, ``encoder``, a loss, ``CLIP``); empty for a real domain.
+    ``random_clip``: ``"CLIP"`` is among them."""
 
     out: Path
     steps: int
@@ -337,6 +340,7 @@ class DomainTrainOutcome:
     losses: dict[str, float] = field(default_factory=dict)
     random_clip: bool = False
     samples_dir: Path | None = None
+    random_parts: list[str] = field(default_factory=list)
 
 
 def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = None,
@@ -347,10 +351,17 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     from stylebridge.plugins.losses.clip import (
         DEFAULT_SOURCE_TEXT,
         ClipGuide,
+        check_clip_layers,
         mean_embeddings,
         text_templates,
     )
 
+    if not isinstance(cfg, DomainTrainConfig):
+        raise StylebridgeError(f"train_domain: expected a DomainTrainConfig, got "
+                               f"{type(cfg).__name__}")
+    if progress is not None and not callable(progress):
+        raise StylebridgeError(f"train_domain: progress must be a callable that takes a "
+                               f"ProgressEvent, or None; got {type(progress).__name__}")
     if (cfg.text is None) == (cfg.image is None):
         raise StylebridgeError("give one target: --text PROMPT or --image REF.png")
     text_mode = cfg.text is not None
@@ -399,6 +410,9 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     for note in idle_term_notes(terms, steps):  # after=N past the end; DiFa's ramp window
         emit(progress, "note", text=note)
     needs = set().union(*(t.module.required_fields() for t in terms))
+    uses_clip = "clip_guide" in needs
+    if uses_clip:  # a CLIP block a model lacks: said before the encoder and CLIP load
+        check_clip_layers(terms, clip_names)
     encoder = None
     if cfg.encoder is not None:
         encoder = attach_encoder(load_plugin("encoder", cfg.encoder, device=device), generator)
@@ -406,7 +420,6 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         raise StylebridgeError(
             "loss 'difa_w' compares encoder inversions of the images: give --encoder "
             "(DiFa uses e4e, e.g. --encoder e4e:e4e.safetensors) or choose losses with --loss")
-    uses_clip = "clip_guide" in needs
 
     target: dict[str, Any]
     if text_mode:
@@ -464,7 +477,9 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                             encoder=encoder, header_extra=header_extra, fingerprint=fingerprint,
                             device=device)
     outcome = DomainTrainOutcome(out=out, steps=steps, step=0, random_clip=trainer.random_clip,
-                                 samples_dir=trainer.samples_dir)
+                                 samples_dir=trainer.samples_dir,
+                                 random_parts=[*trainer.random_parts,
+                                               *(["CLIP"] if trainer.random_clip else [])])
     return trainer.resume_and_train(outcome, resume=cfg.resume, progress=progress)
 
 

@@ -124,6 +124,50 @@ def _vit(clip: ClipModel) -> Any:
     return visual if isinstance(visual, VisionTransformer) else None
 
 
+def clip_depth(name: str) -> int | None:
+    """The number of transformer blocks of CLIP model ``name``'s image tower, read from its
+    open_clip config (nothing is built or loaded); ``None`` when open_clip does not know the
+    name or the tower is no vision transformer (:func:`load_clip` / :func:`clip_encode`
+    then say so)."""
+    import open_clip
+
+    cfg = open_clip.get_model_config(name) or {}
+    layers = (cfg.get("vision_cfg") or {}).get("layers")
+    return layers if isinstance(layers, int) and not isinstance(layers, bool) else None
+
+
+def _term_spec(term: Any, layer: int | None = None) -> str:
+    """A loss term as its spec, ``NAME:WEIGHT[:k=v,...]`` (with ``layer=`` replaced)."""
+    options = {k: v for k, v in term.options.items() if not (layer is not None and k == "layer")}
+    if getattr(term, "after", 0):
+        options["after"] = term.after
+    if layer is not None:
+        options["layer"] = layer
+    opts = ",".join(f"{k}={v}" for k, v in options.items())
+    return f"{term.name}:{float(term.weight)!r}" + (f":{opts}" if opts else "")
+
+
+def check_clip_layers(terms: Sequence[Any], clip_names: Sequence[str]) -> None:
+    """One line, before any CLIP model (or the photos' encoder) is loaded, when a loss term
+    (``.name``, ``.weight``, ``.options``, ``.module.clip_layers``) reads a CLIP block that a
+    model in ``clip_names`` does not have: ``difa_local``'s default, block 3 (StyleDomain's
+    ``clip_layer: 3`` for ViT-B, which has 12), failed after every model had loaded on a
+    shallower CLIP (the tiny preset's has 1), naming no option.  The hint is the whole loss
+    list (``--loss`` replaces the default one) with a ``layer=`` that fits."""
+    depths = {name: clip_depth(name) for name in clip_names}
+    for term in terms:
+        for layer in getattr(term.module, "clip_layers", ()):
+            for name, depth in depths.items():
+                if depth is None or 0 <= layer < depth:
+                    continue
+                fit = max(0, min(layer, depth - 1))
+                specs = [_term_spec(t, fit if t is term else None) for t in terms]
+                raise StylebridgeError(
+                    f"loss {term.name!r} reads CLIP layer {layer}, but {name} has {depth} "
+                    f"transformer block(s) (layers 0..{depth - 1}): give the losses as "
+                    f"{' '.join(specs)} (one --loss each, or losses=[...] from Python)")
+
+
 def clip_encode(clip: ClipModel, images01: Tensor, layers: Iterable[int] = ()) -> EncodedImages:
     """Encode ``[B, 3, H, W]`` images in ``[0, 1]``; also capture the tokens after ``layers``.
 
@@ -141,7 +185,8 @@ def clip_encode(clip: ClipModel, images01: Tensor, layers: Iterable[int] = ()) -
         bad = [layer for layer in layers if not 0 <= layer < len(blocks)]
         if bad:
             raise StylebridgeError(f"CLIP layer {bad[0]} is out of range for {clip.name} "
-                                   f"(0..{len(blocks) - 1})")
+                                   f"(0..{len(blocks) - 1}): give the loss a layer= in that "
+                                   "range, e.g. difa_local:1.0:layer=0")
         # open_clip version probe (not a plugin capability): recent releases run the
         # transformer batch-first and say so; releases without the attribute run it
         # sequence-first

@@ -14,15 +14,44 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.interfaces import Metric
+from stylebridge.core.inversion import RANGE_TOLERANCE
 from stylebridge.core.options import as_bool
 from stylebridge.errors import StylebridgeError
 
 
+class MetricInputError(StylebridgeError, ValueError):
+    """Images given to a metric that are not RGB ``[B, 3, H, W]`` floats in ``[0, 1]``, or a
+    pred/target pair that does not match; one line naming the metric (a ``ValueError`` too,
+    as these raised before).  ``eval`` skips the pairs of such a batch."""
+
+
 def check_images(images: Tensor, what: str) -> None:
-    """``ValueError`` unless ``images`` is a batch ``[B, 3, H, W]``."""
+    """:class:`MetricInputError` unless ``images`` is a float batch ``[B, 3, H, W]`` in
+    ``[0, 1]`` (within the Adapter's tolerance,
+    :data:`~stylebridge.core.inversion.RANGE_TOLERANCE`): an 8-bit, 0..255 or ``[-1, 1]``
+    batch gave a number on another scale (MSE 10892, PSNR -40 dB) without a word.  One
+    ``aminmax`` per batch; NaN or Inf pixels are refused too."""
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = list(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"{what} must be images [B, 3, H, W] in [0, 1], got {shape}")
+        raise MetricInputError(f"{what} must be images [B, 3, H, W] in [0, 1], got {shape}")
+    if not images.is_floating_point():
+        hint = " (8-bit images: x.float() / 255)" if images.dtype == torch.uint8 else ""
+        raise MetricInputError(f"{what} must be a float tensor in [0, 1], got {images.dtype}"
+                               f"{hint}")
+    if images.numel() == 0 or images.device.type == "meta":
+        return
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise MetricInputError(f"{what} contains NaN or Inf values")
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise MetricInputError(f"{what} values span [{lo:.4g}, {hi:.4g}], expected [0, 1] "
+                               "(0..255 images: x / 255; [-1, 1] images: (x + 1) / 2)")
+
+
+def nothing_scored(metric: str) -> StylebridgeError:
+    """The one-line error of ``compute()`` before any ``update()``."""
+    return StylebridgeError(f"{metric}: compute() before any update(): no images were scored "
+                            "(call update(pred, target) with each batch first)")
 
 
 def random_refused(metric: str, what: str, hint: str) -> StylebridgeError:
@@ -63,16 +92,16 @@ class BaseMetric(Metric):
         check_images(pred, f"{self.name}: pred")
         if target is None:
             if self.needs_target:
-                raise ValueError(f"metric {self.name!r} compares pairs: update(pred, target) "
-                                 "needs a target batch")
+                raise MetricInputError(f"metric {self.name!r} compares pairs: update(pred, "
+                                       "target) needs a target batch")
             return
         check_images(target, f"{self.name}: target")
         if self.needs_target and target.shape[0] != pred.shape[0]:
-            raise ValueError(f"{self.name}: pred has {pred.shape[0]} images, target "
-                             f"{target.shape[0]}")
+            raise MetricInputError(f"{self.name}: pred has {pred.shape[0]} images, target "
+                                   f"{target.shape[0]}")
         if self.needs_target and self.same_size and target.shape != pred.shape:
-            raise ValueError(f"{self.name}: pred {list(pred.shape)} and target "
-                             f"{list(target.shape)} differ in shape")
+            raise MetricInputError(f"{self.name}: pred {list(pred.shape)} and target "
+                                   f"{list(target.shape)} differ in shape")
 
 
 class PerImageMetric(BaseMetric):
@@ -82,6 +111,7 @@ class PerImageMetric(BaseMetric):
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
+        self._updated = False  # compute() before any update() is refused
         self.last = {}
 
     @abstractmethod
@@ -101,8 +131,13 @@ class PerImageMetric(BaseMetric):
             self._counts[key] = self._counts.get(key, 0) + int(ok.sum())
             self._skipped[key] = self._skipped.get(key, 0) + int((~ok).sum())
             self.last[key] = v.tolist()
+        self._updated = True
 
     def compute(self) -> dict[str, float]:
+        """The mean of each key over the images scored (NaN when every value of a key was
+        NaN); before any :meth:`update` a one-line error, not an empty dict."""
+        if not self._sums and not getattr(self, "_updated", True):
+            raise nothing_scored(self.name)
         return {k: (self._sums[k] / self._counts[k] if self._counts[k] else math.nan)
                 for k in self._sums}
 
@@ -120,6 +155,7 @@ class PerImageMetric(BaseMetric):
             raise StylebridgeError(f"{self.name}: saved metric state is malformed ({exc})"
                                    ) from None
         self._sums, self._counts, self._skipped = sums, counts, skipped
+        self._updated = True
         self.last = {}
 
     def notes(self) -> list[str]:

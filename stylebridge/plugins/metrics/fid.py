@@ -16,7 +16,12 @@ import torch
 from torch import Tensor
 
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins.metrics.base import BaseMetric, check_images, random_refused
+from stylebridge.plugins.metrics.base import (
+    BaseMetric,
+    check_images,
+    nothing_scored,
+    random_refused,
+)
 from stylebridge.registry import hookimpl
 
 
@@ -108,6 +113,8 @@ class FIDMetric(BaseMetric):
             self._targets_ignored += images.shape[0]
 
     def compute(self) -> dict[str, float]:
+        if not self.pred_stats.n:
+            raise nothing_scored(self.name)
         if self._ref is not None:
             mu2, sigma2, _ = self._ref
         elif self.target_stats.n:
