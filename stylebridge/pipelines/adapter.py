@@ -403,19 +403,41 @@ def generator_sha256(path: str | Path) -> str:
     return _SHA256[key]
 
 
+def other_generator(extra: Mapping[str, Any], generator: Generator, *,
+                    file_key: str = "generator") -> str | None:
+    """``"sha256 ab12cd34… (ffhq.safetensors), not on the one loaded (other.safetensors, sha256
+    9f8e7d6c…)"`` when a checkpoint's header ``extra`` records the sha256 of the generator file
+    it was trained on (``generator_sha256``; the file's name under ``file_key``) and
+    ``generator`` was loaded from another file; ``None`` when they are the same, or when the
+    header records none (older files) or the generator was not loaded from a file.  The
+    generator is hashed only then (once per process, :func:`generator_sha256`)."""
+    from stylebridge.pipelines.photos import weights_path
+
+    recorded = extra.get("generator_sha256")
+    gen_file = weights_path(generator)
+    if not isinstance(recorded, str) or not recorded or gen_file is None \
+            or not gen_file.is_file():
+        return None
+    loaded = generator_sha256(gen_file)
+    if loaded == recorded.lower():
+        return None
+    trained_on = str(extra.get(file_key) or "")
+    names = (Path(trained_on).name, gen_file.name)
+    if names[0] == names[1]:  # two files of one name: their folders tell them apart
+        names = (trained_on, str(gen_file))
+    return (f"sha256 {recorded[:8]}… ({names[0] or 'unnamed'}), not on the one loaded "
+            f"({names[1]}, sha256 {loaded[:8]}…)")
+
+
 def domain_generator_notes(methods: Iterable[DomainMethod], generator: Generator) -> list[str]:
     """One line per domain file whose header records the sha256 of the generator file it was
     trained on (``generator_sha256``, written by ``train domain``/``hyperdomain``/
-    ``mindthegap``) when ``generator`` was loaded from another file: its edits were learnt
-    against that generator's weights.  Domains recording none (older files, converted ones),
-    built in Python, or a generator not loaded from a file: no line.  The generator is hashed
-    only when a domain records a sha256 (once per process, :func:`generator_sha256`)."""
+    ``mindthegap``) when ``generator`` was loaded from another file (:func:`other_generator`):
+    its edits were learnt against that generator's weights.  Domains recording none (older
+    files, converted ones), built in Python, or a generator not loaded from a file: no line."""
     from stylebridge.core.checkpoint import read_header
     from stylebridge.pipelines.photos import weights_path
 
-    gen_file = weights_path(generator)
-    if gen_file is None or not gen_file.is_file():
-        return []
     notes: list[str] = []
     for method in methods:
         path = weights_path(method)
@@ -425,26 +447,16 @@ def domain_generator_notes(methods: Iterable[DomainMethod], generator: Generator
             header = read_header(path)
         except (StylebridgeError, OSError):
             continue  # loading it said what is wrong
-        extra = header.extra
-        recorded = extra.get("generator_sha256")
-        if not isinstance(recorded, str) or not recorded:
+        where = other_generator(header.extra, generator)
+        if where is None:
             continue
-        loaded = generator_sha256(gen_file)
-        if loaded == recorded.lower():
-            continue
-        trained_on = str(extra.get("generator") or "")
-        names = (Path(trained_on).name, gen_file.name)
-        if names[0] == names[1]:  # two files of one name: their folders tell them apart
-            names = (trained_on, str(gen_file))
         meaning = ("it is a weight difference against that generator (MindTheGap): added "
                    "to another one it does not give the trained domain"
                    if header.plugin == "mindthegap" else "its edits may not mean the same")
-        notes.append(f"domain {path.name} was trained on generator sha256 {recorded[:8]}… "
-                     f"({names[0] or 'unnamed'}), not on the one loaded ({names[1]}, sha256 "
-                     f"{loaded[:8]}…): {meaning}")
+        notes.append(f"domain {path.name} was trained on generator {where}: {meaning}")
     return list(dict.fromkeys(notes))
 
 
 __all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "attach_encoder", "check_domains",
            "check_inversion", "check_strengths", "domain_generator_notes", "encoder_label",
-           "generator_sha256", "output_name", "strength_outputs"]
+           "generator_sha256", "other_generator", "output_name", "strength_outputs"]

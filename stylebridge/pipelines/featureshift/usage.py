@@ -36,27 +36,15 @@ def state_file_error(path: str | Path) -> StylebridgeError | None:
 def generator_notes(path: str | Path, header: CheckpointHeader, generator: Any) -> list[str]:
     """One line when the model's ``generator_sha256`` is not the sha256 of the file
     ``generator`` was loaded from (hashed once per process,
-    :func:`~stylebridge.pipelines.adapter.generator_sha256`); models recording none (trained
+    :func:`~stylebridge.pipelines.adapter.other_generator`); models recording none (trained
     before it was kept), or a generator not loaded from a file: no line."""
-    from stylebridge.pipelines.adapter import generator_sha256
-    from stylebridge.pipelines.photos import weights_path
+    from stylebridge.pipelines.adapter import other_generator
 
-    recorded = header.extra.get("generator_sha256")
-    gen_file = weights_path(generator)
-    if not isinstance(recorded, str) or not recorded or gen_file is None \
-            or not gen_file.is_file():
+    where = other_generator(header.extra, generator, file_key="generator_file")
+    if where is None:
         return []
-    loaded = generator_sha256(gen_file)
-    if loaded == recorded.lower():
-        return []
-    trained_on = str(header.extra.get("generator_file") or "")
-    names = (Path(trained_on).name, gen_file.name)
-    if names[0] == names[1]:  # two files of one name: their folders tell them apart
-        names = (trained_on, str(gen_file))
-    return [f"--featureshift {Path(path).name} was trained on generator sha256 {recorded[:8]}… "
-            f"({names[0] or 'unnamed'}), not on the one loaded ({names[1]}, sha256 "
-            f"{loaded[:8]}…): its feature corrections were learnt on that generator's "
-            "features and may not fit this one"]
+    return [f"--featureshift {Path(path).name} was trained on generator {where}: its feature "
+            "corrections were learnt on that generator's features and may not fit this one"]
 
 
 __all__ = ["generator_notes", "state_file_error"]
