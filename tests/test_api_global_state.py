@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -289,3 +290,195 @@ def test_load_generator_on_a_missing_gpu_is_one_line(preset: TinyPreset,
         load_generator(str(preset.generator), device="cuda")
     gen, prov = load_generator(str(preset.generator), device="auto")
     assert next(gen.parameters()).device.type == "cpu" and prov.random
+
+
+# ---------------------------------------------------------------------------------------------
+# open_clip everywhere: the tiny preset and the plugins reach it through import_open_clip()
+
+
+_OPEN_CLIP_USERS = {
+    "build_tiny_preset": "from stylebridge.pipelines.presets import build_tiny_preset\n"
+                         "build_tiny_preset(Path(sys.argv[1]) / 'preset', n_images=2)",
+    "text_templates": "from stylebridge.plugins.losses.clip import text_templates\n"
+                      "text_templates('imagenet')",
+    "clip_depth": "from stylebridge.plugins.losses.clip import clip_depth\n"
+                  "clip_depth('ViT-B-32')",
+    "register_clip_configs": "from stylebridge.pipelines.presets import write_json, TINY_CLIPS\n"
+                             "from stylebridge.pipelines.reproduce.clips import "
+                             "register_clip_configs\n"
+                             "write_json(Path(sys.argv[1]) / 'a.json', TINY_CLIPS['tiny-vit-p8'])\n"
+                             "register_clip_configs([Path(sys.argv[1]) / 'a.json'])",
+}
+
+
+@pytest.mark.parametrize("user", list(_OPEN_CLIP_USERS))
+def test_open_clip_users_configure_no_logging_and_keep_the_environment(
+        user: str, tmp_path: Path) -> None:
+    """Before: the tiny preset imported open_clip itself (TOKENIZERS_PARALLELISM=false stayed
+    in os.environ) and open_clip's logging.warning put a StreamHandler on the root logger."""
+    script = ("import json, logging, os, sys\nfrom pathlib import Path\n"
+              + _OPEN_CLIP_USERS[user] + "\n"
+              "print(json.dumps([len(logging.getLogger().handlers), "
+              "os.environ.get('TOKENIZERS_PARALLELISM')]))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipelines that seed the global generators leave the caller's torch, Python and numpy streams
+
+
+def _all_states() -> tuple[torch.Tensor, Any, Any]:
+    torch.manual_seed(11)  # a caller's own seeds, not the ones the pipelines use
+    random.seed(11)
+    np.random.seed(11)
+    return torch.get_rng_state(), random.getstate(), np.random.get_state()
+
+
+def _all_same(before: tuple[torch.Tensor, Any, Any]) -> bool:
+    numpy_now = np.random.get_state()
+    return (torch.equal(before[0], torch.get_rng_state()) and before[1] == random.getstate()
+            and all(np.array_equal(a, b) for a, b in zip(before[2], numpy_now, strict=True)))
+
+
+@pytest.mark.slow  # a full demo run (~5 s on CPU)
+def test_the_demo_leaves_the_random_streams_alone(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.pipelines import demo
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    before = _all_states()
+    demo.run_demo(demo.DemoConfig(out=tmp_path / "d", device="cpu"))
+    assert _all_same(before)  # it seeded torch for its untrained FeatureShift
+
+
+def test_the_serve_backends_featureshift_leaves_the_random_streams_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.pipelines.serve import ServeBackend, ServeConfig
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))
+    backend = ServeBackend(ServeConfig(device="cpu", work_dir=tmp_path / "work"))
+    encoder, _ = backend.encoder("fse")
+    before = _all_states()
+    model, random_weights = backend.featureshift(encoder)
+    assert random_weights and _all_same(before)
+    again = ServeBackend(ServeConfig(device="cpu", work_dir=tmp_path / "again"))
+    other, _ = again.featureshift(again.encoder("fse")[0])  # still seeded: the same weights
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 other.state_dict().values(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def featureshift_data(preset: TinyPreset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stylebridge.pipelines.featureshift.dataset import build_dataset
+
+    gen = stylebridge.create("generator", str(preset.generator))
+    data = tmp_path_factory.mktemp("fs") / "data"
+    build_dataset(sorted(preset.images.glob("*.png")), data, generator=gen,
+                  encoder=stylebridge.create("encoder", f"fse:{preset.fse}"),
+                  guide=stylebridge.create("encoder", f"e4e:{preset.e4e}"),
+                  domains=[("pixar", stylebridge.create(
+                      "domain_method", str(preset.domains / "tiny-pixar.safetensors")))],
+                  image_size=32, shard_size=2, batch_size=2)
+    return data
+
+
+def test_featureshift_training_leaves_the_random_streams_alone_and_stays_seeded(
+        preset: TinyPreset, featureshift_data: Path, tmp_path: Path) -> None:
+    from stylebridge.pipelines.featureshift.trainer import TrainConfig, train_featureshift
+
+    def train(out: str) -> dict[str, torch.Tensor]:
+        cfg = TrainConfig(data=str(featureshift_data), generator=str(preset.generator),
+                          out=str(tmp_path / out), losses=["mse:1.0"],
+                          pretrain_inversion_steps=1, steps=2, batch_size=2, hidden=16,
+                          n_blocks=3, checkpoint_every=0, sample_every=0, device="cpu",
+                          seed=3, adversarial=0.0)
+        before = _all_states()
+        train_featureshift(cfg)
+        assert _all_same(before)  # it seeded torch, Python and numpy for the run
+        from safetensors.torch import load_file
+        return load_file(tmp_path / out / "model.safetensors")
+
+    first = train("a")
+    torch.manual_seed(99)  # another caller stream: the run is seeded by its config
+    second = train("b")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training pipelines: progress= takes one ProgressEvent, refused before anything loads
+
+
+_PROGRESS_REFUSED = ("progress= is called with one ProgressEvent (kind, step, total, text); "
+                     "adapt/invert's progress(done, total, text) shape does not fit here")
+
+
+@pytest.mark.parametrize("which", ["train_domain", "train_hyperdomain", "train_mindthegap",
+                                   "train_featureshift"])
+def test_a_three_argument_progress_is_refused_before_loading(which: str, tmp_path: Path) -> None:
+    from stylebridge.pipelines.featureshift.trainer import TrainConfig, train_featureshift
+    from stylebridge.pipelines.train_domain import DomainTrainConfig, train_domain
+    from stylebridge.pipelines.train_hyperdomain import HyperDomainTrainConfig, train_hyperdomain
+    from stylebridge.pipelines.train_mindthegap import MindTheGapConfig, train_mindthegap
+
+    missing = str(tmp_path / "missing.safetensors")  # a load would fail on it: none happens
+    out = tmp_path / "out"
+    calls: list[tuple[Any, ...]] = []
+
+    def progress(done: int, total: int, text: str) -> None:  # adapt/invert's shape
+        calls.append((done, total, text))
+
+    run: Any = {
+        "train_domain": lambda: train_domain(
+            DomainTrainConfig(generator=missing, out=out / "d.safetensors", text="a sketch"),
+            progress=progress),
+        "train_hyperdomain": lambda: train_hyperdomain(
+            HyperDomainTrainConfig(generator=missing, out=out, prompt_list=["a sketch"]),
+            progress=progress),
+        "train_mindthegap": lambda: train_mindthegap(
+            MindTheGapConfig(reference=tmp_path / "ref.png", generator=missing,
+                             out=out / "m.safetensors"), progress=progress),
+        "train_featureshift": lambda: train_featureshift(
+            TrainConfig(data=str(tmp_path / "data"), generator=missing, out=str(out)),
+            progress=progress),
+    }[which]
+    with pytest.raises(StylebridgeError) as info:
+        run()
+    assert str(info.value) == f"{which}: {_PROGRESS_REFUSED}"
+    assert "\n" not in str(info.value) and calls == [] and not out.exists()
+
+
+def test_check_progress_takes_one_positional_argument_and_passes_unreadable_signatures() -> None:
+    import functools
+
+    from stylebridge.pipelines.training.progress import check_progress
+
+    def three(done: int, total: int, text: str) -> None:
+        pass
+
+    for ok in (None, lambda event: None, lambda event, extra=None: None, lambda *args: None,
+               functools.partial(three, 1, 2), [].append, print, str):  # str: no signature
+        check_progress(ok, "train_domain")
+    for bad in (three, lambda: None, lambda a, b: None):
+        with pytest.raises(StylebridgeError, match=r"^train_domain: progress= is called with"):
+            check_progress(bad, "train_domain")
+    with pytest.raises(StylebridgeError, match=r"^train_domain: progress must be a callable"):
+        check_progress(3, "train_domain")
+
+
+# ---------------------------------------------------------------------------------------------
+# The Adapter's type errors
+
+
+def test_the_adapter_names_the_expected_kind_with_its_article(preset: TinyPreset) -> None:
+    gen = stylebridge.create("generator", str(preset.generator))
+    with pytest.raises(StylebridgeError, match=r"^Adapter encoder: expected an Encoder, got a "
+                                               r"str \(build one with"):
+        stylebridge.Adapter("fse", gen, {})  # type: ignore[arg-type]
+    with pytest.raises(StylebridgeError, match=r"^Adapter renderer: expected a Renderer, got "
+                                               r"an int \("):
+        stylebridge.Adapter(None, gen, {}, renderer=1)  # type: ignore[arg-type]

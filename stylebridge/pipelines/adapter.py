@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import with_article
 from stylebridge.core.images import from_generator_range
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inversion, Renderer
 from stylebridge.core.inversion import check_images01
@@ -54,23 +55,23 @@ def _check_types(*, encoder: Any, guide: Any, calibrator: Any, renderer: Any,
     from stylebridge.core.stylegan2.generator import Generator
 
     if not isinstance(generator, Generator):
-        raise StylebridgeError(f"Adapter generator: expected a Generator, got a "
-                               f"{type(generator).__name__} (build one with "
+        raise StylebridgeError(f"Adapter generator: expected a Generator, got "
+                               f"{with_article(type(generator).__name__)} (build one with "
                                "stylebridge.create('generator', spec))")
     if isinstance(methods, str) or not isinstance(methods, Iterable):
         raise StylebridgeError(f"Adapter methods: expected a dict or list of DomainMethod "
-                               f"objects, got a {type(methods).__name__}")
+                               f"objects, got {with_article(type(methods).__name__)}")
     for name, value, kind in (("encoder", encoder, Encoder), ("guide", guide, Encoder),
                               ("calibrator", calibrator, Calibrator),
                               ("renderer", renderer, Renderer)):
         if value is not None and not isinstance(value, kind):
-            raise StylebridgeError(f"Adapter {name}: expected a {kind.__name__}, got a "
-                                   f"{type(value).__name__} (build one with "
+            raise StylebridgeError(f"Adapter {name}: expected {with_article(kind.__name__)}, "
+                                   f"got {with_article(type(value).__name__)} (build one with "
                                    f"stylebridge.create({kind.__name__.lower()!r}, spec))")
     for method in methods:
         if not isinstance(method, DomainMethod):
-            raise StylebridgeError(f"Adapter methods: expected DomainMethod objects, got a "
-                                   f"{type(method).__name__} (build one with "
+            raise StylebridgeError(f"Adapter methods: expected DomainMethod objects, got "
+                                   f"{with_article(type(method).__name__)} (build one with "
                                    "stylebridge.create('domain_method', spec))")
 
 

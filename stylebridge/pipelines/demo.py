@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights, read_header
-from stylebridge.core.device import resolve_device
+from stylebridge.core.device import keep_random_streams, resolve_device
 from stylebridge.core.images import labelled_grid, load_image, save_png
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import write_json
@@ -268,8 +268,16 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
              ) -> DemoResult:
     """Align → alpha-calibrate → invert and adapt with six variants → metrics → grid + JSON.
 
-    Everything is loaded and checked before the photo is aligned or a file written.
+    Everything is loaded and checked before the photo is aligned or a file written.  The
+    run seeds torch's generator (the untrained FeatureShift); the caller's random streams
+    (torch, Python, numpy) are as they were afterwards.
     """
+    with keep_random_streams(resolve_device(config.device)):
+        return _run_demo(config, progress)
+
+
+def _run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
+              ) -> DemoResult:
     def emit(kind: str, label: str = "", output: str = "") -> None:
         if progress is not None:
             progress(DemoProgress(kind, label, output))

@@ -40,6 +40,7 @@ from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.plugins.encoders.fse import FSEEncoder
 from stylebridge.plugins.encoders.psp import E4EEncoder
+from stylebridge.plugins.nets.clip import import_open_clip, quiet_open_clip
 from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
 from stylebridge.registry.resolve import Provenance, record_provenance
 
@@ -53,12 +54,14 @@ def random_seeded(seed: int) -> Iterator[None]:
 
 
 def quiet(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` without open_clip's 'no pretrained weights' log line and warnings."""
+    """Run ``fn`` without open_clip's 'no pretrained weights' log line and warnings, and
+    without open_clip's module-level logging configuring the caller's root logger
+    (:func:`~stylebridge.plugins.nets.clip.quiet_open_clip`)."""
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with quiet_open_clip(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fn()
     finally:
@@ -307,8 +310,7 @@ def _random_extra(what: str) -> dict[str, Any]:
 def register_tiny_clip_configs(folder: Path) -> list[str]:
     """Write the open_clip configs of :data:`TINY_CLIPS` under ``folder`` and register them
     with open_clip (``load_clip(name)`` then builds them, with random weights); their names."""
-    import open_clip
-
+    open_clip = import_open_clip()
     folder.mkdir(parents=True, exist_ok=True)
     for name, cfg in TINY_CLIPS.items():
         write_json(folder / f"{name}.json", cfg)
@@ -321,8 +323,7 @@ def write_tiny_clips(folder: Path) -> dict[str, Path]:
     current CPU random state): their open_clip configs and weights files (metadata
     ``random_weights``) under ``folder``, configs registered with open_clip.  Returns
     ``{model name: weights file}``."""
-    import open_clip
-
+    open_clip = import_open_clip()
     register_tiny_clip_configs(folder)
     clip_weights: dict[str, Path] = {}
     for name in TINY_CLIPS:

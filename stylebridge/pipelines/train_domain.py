@@ -84,7 +84,7 @@ from stylebridge.pipelines.training.domain import (
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
 from stylebridge.pipelines.training.options import input_files, parse_clip_weights
-from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -359,9 +359,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     if not isinstance(cfg, DomainTrainConfig):
         raise StylebridgeError(f"train_domain: expected a DomainTrainConfig, got "
                                f"{type(cfg).__name__}")
-    if progress is not None and not callable(progress):
-        raise StylebridgeError(f"train_domain: progress must be a callable that takes a "
-                               f"ProgressEvent, or None; got {type(progress).__name__}")
+    check_progress(progress, "train_domain")
     if (cfg.text is None) == (cfg.image is None):
         raise StylebridgeError("give one target: --text PROMPT or --image REF.png")
     text_mode = cfg.text is not None

@@ -66,7 +66,7 @@ from stylebridge.pipelines.training.domain import (
     check_run_out,
 )
 from stylebridge.pipelines.training.options import input_files, parse_clip_weights
-from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -405,6 +405,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     """Run ``train hyperdomain`` (see the module doc); bad options fail before loading."""
     from stylebridge.plugins.losses.clip import text_templates
 
+    check_progress(progress, "train_hyperdomain")
     pairs = _pairs(cfg)
     _check(cfg)
     out = _prepare_out(cfg)   # an --out that is a folder or an input: before anything loads

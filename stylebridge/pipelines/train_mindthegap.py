@@ -63,7 +63,7 @@ from stylebridge.pipelines.training.domain import (
     render,
 )
 from stylebridge.pipelines.training.losses import check_trainable
-from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -339,6 +339,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     from stylebridge.plugins.losses.clip import ClipGuide
     from stylebridge.registry.resolve import generator_path, load_generator
 
+    check_progress(progress, "train_mindthegap")
     _check(cfg)
     out = Path(cfg.out)
     latent_path, png_path = reference_paths(out)

@@ -45,15 +45,24 @@ def amp_name(dtype: torch.dtype | None) -> str:
     return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
+def process_device(device_name: str) -> torch.device:
+    """The device this process trains on: ``--device``, or under torchrun on CUDA the GPU
+    of its ``LOCAL_RANK``."""
+    device = resolve_device(device_name)
+    if launched_distributed() and device.type == "cuda":
+        rank = int(os.environ["RANK"])
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", str(rank))))
+    return device
+
+
 def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     """Single process, or DDP (NCCL on CUDA, gloo on the CPU) when launched by torchrun."""
+    device = process_device(device_name)
     if not launched_distributed():
-        return DistInfo(), resolve_device(device_name)
+        return DistInfo(), device
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    device = resolve_device(device_name)
     if device.type == "cuda":
-        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     created = False
     if not dist.is_initialized():

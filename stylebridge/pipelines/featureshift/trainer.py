@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
+from stylebridge.core.device import keep_random_streams
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.io import DISK_FULL
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
@@ -61,6 +62,7 @@ from stylebridge.pipelines.featureshift.dataset import _state_digest
 from stylebridge.pipelines.featureshift.distributed import (
     all_min,
     mean_over_ranks,
+    process_device,
     setup_distributed,
 )
 from stylebridge.pipelines.featureshift.losses import (
@@ -91,7 +93,7 @@ from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
 from stylebridge.pipelines.training.losses import random_loss_names
-from stylebridge.pipelines.training.progress import ProgressCallback, emit
+from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import warmup_cosine_factor
 from stylebridge.pipelines.training.state import file_sha256, seed_everything
@@ -185,7 +187,7 @@ class FeatureShiftTrainer:
 
         # the network
         channels = int(self.data.feature_shape[0])
-        seed_everything(cfg.seed)  # torch, Python, numpy: all saved and restored with the run
+        seed_everything(cfg.seed, self.device)  # torch, Python, numpy: saved with the run
         self.model = FeatureShift(feature_channels=channels,
                                   hidden=cfg.hidden or (3 * channels) // 2,
                                   n_blocks=cfg.n_blocks, layer=self.layer,
@@ -565,9 +567,12 @@ def train_featureshift(cfg: TrainConfig, *, registry: Any = None,
     process; rank 0 writes).  ``progress`` receives the progress events (rank 0);
     ``on_step(trainer)`` runs after every step (tests, hooks).
     """
+    check_progress(progress, "train_featureshift")
     trainer = FeatureShiftTrainer(cfg, registry=registry, progress=progress, on_step=on_step)
-    trainer.setup()
-    return trainer.run()
+    # the run seeds the global generators: the caller's are as they were afterwards
+    with keep_random_streams(process_device(cfg.device)):
+        trainer.setup()
+        return trainer.run()
 
 
 #: the older name of :func:`synthesis_by_domain`

@@ -14,7 +14,11 @@ from torch import Tensor
 from stylebridge.core.checkpoint import file_random
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.reproduce.domains import DomainEntry
-from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
+from stylebridge.plugins.nets.clip import (
+    clip_fetch_hint,
+    import_open_clip,
+    installed_clip_weights,
+)
 from stylebridge.registry import get_registry
 
 
@@ -45,8 +49,7 @@ def register_clip_configs(paths: Sequence[Path]) -> None:
     """Make open_clip know extra architectures (``NAME.json`` files or folders of them)."""
     if not paths:
         return
-    import open_clip
-
+    open_clip = import_open_clip()
     for path in paths:
         if not path.exists():
             raise StylebridgeError("no such file or directory", path=path)

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
-from stylebridge.core.device import resolve_device
+from stylebridge.core.device import keep_rng_state, resolve_device
 from stylebridge.core.images import (
     labelled_grid,
     load_image,
@@ -351,10 +351,11 @@ class ServeBackend:
                                    f"{encoder.name!r} has none; choose fse (features mode)")
         channels = self.generator.feature_shapes()[layer][0]
 
-        def build() -> Renderer:
-            torch.manual_seed(self.config.seed)
-            return FeatureShift(feature_channels=channels, hidden=max(8, channels * 3 // 2),
-                                layer=layer, residual=True).to(self.device).eval()
+        def build() -> Renderer:  # seeded; the caller's random stream is left as it was
+            with keep_rng_state():
+                torch.manual_seed(self.config.seed)
+                return FeatureShift(feature_channels=channels, hidden=max(8, channels * 3 // 2),
+                                    layer=layer, residual=True).to(self.device).eval()
 
         return self._cached("featureshift", f"untrained@{layer}", build), True
 

@@ -6,9 +6,12 @@ events into a rich progress bar and printed notes.  ``None`` = report nothing.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from stylebridge.errors import StylebridgeError
 
 EventKind = Literal["start", "step", "end", "info", "note", "notice", "status"]
 
@@ -33,3 +36,28 @@ ProgressCallback = Callable[[ProgressEvent], None]
 def emit(progress: ProgressCallback | None, kind: EventKind, **fields: object) -> None:
     if progress is not None:
         progress(ProgressEvent(kind, **fields))  # type: ignore[arg-type]
+
+
+#: why a ``progress=`` of the other pipelines' shape is refused by the training pipelines
+PROGRESS_SHAPE = ("progress= is called with one ProgressEvent (kind, step, total, text); "
+                  "adapt/invert's progress(done, total, text) shape does not fit here")
+
+
+def check_progress(progress: object, where: str) -> None:
+    """Refuse, before anything is loaded, a ``progress`` that is not ``None`` or a callable
+    taking one positional argument (the :class:`ProgressEvent`): adapt/invert/render's
+    ``progress(done, total, text)`` failed mid-run with a raw TypeError.  A callable whose
+    signature cannot be read passes."""
+    if progress is None:
+        return
+    if not callable(progress):
+        raise StylebridgeError(f"{where}: progress must be a callable that takes a "
+                               f"ProgressEvent, or None; got {type(progress).__name__}")
+    try:
+        signature = inspect.signature(progress)
+    except (TypeError, ValueError):  # a builtin or extension without a signature
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise StylebridgeError(f"{where}: {PROGRESS_SHAPE}") from None

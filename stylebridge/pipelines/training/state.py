@@ -150,9 +150,16 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[st
 # -- global RNGs (torch, CUDA, numpy, Python) ------------------------------------------------
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch's, Python's and numpy's global generators (all saved with a run)."""
-    torch.manual_seed(seed)
+def seed_everything(seed: int, device: torch.device | None = None) -> None:
+    """Seed torch's, Python's and numpy's global generators (all saved with a run).
+
+    With a ``device``, CUDA's generators are seeded only when it is a CUDA device: a CPU run
+    leaves a CUDA seed queued for a later first use of CUDA (as :func:`torch.manual_seed`
+    does while CUDA is not initialised) to nobody; the CPU stream is the same either way."""
+    if device is None or device.type == "cuda":
+        torch.manual_seed(seed)
+    else:
+        torch.random.default_generator.manual_seed(seed)
     random.seed(seed)
     numpy.random.seed(seed)
 

@@ -230,11 +230,10 @@ class HyperDomain(StyleDomainMethod):
         self._encoded.clear()
 
     def _clip_encoder(self) -> TextEncoder:
-        import open_clip
-
-        from stylebridge.plugins.nets.clip import load_clip
+        from stylebridge.plugins.nets.clip import import_open_clip, load_clip
         from stylebridge.registry.weights import WeightsManager
 
+        open_clip = import_open_clip()
         device = self.prompt_embeddings.device
         models = []
         for i, name in enumerate(self.clip):

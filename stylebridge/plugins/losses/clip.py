@@ -72,7 +72,7 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import Loss, LossBatch
 from stylebridge.errors import StylebridgeError
-from stylebridge.plugins.nets.clip import ClipModel
+from stylebridge.plugins.nets.clip import ClipModel, import_open_clip
 from stylebridge.registry import hookimpl
 
 Reduction = Literal["sum", "mean"]
@@ -93,6 +93,7 @@ def text_templates(kind: str = "imagenet") -> list[str]:
         return ["{}"]
     if kind != "imagenet":
         raise StylebridgeError(f"unknown prompt templates {kind!r} (expected imagenet or none)")
+    import_open_clip()  # the package first, the caller's environment kept
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
     return [t for t in (f("{}") for f in OPENAI_IMAGENET_TEMPLATES) if t != _DROPPED_TEMPLATE]
@@ -118,6 +119,7 @@ class EncodedImages:
 def _vit(clip: ClipModel) -> Any:
     """The CLIP model's visual tower if it is open_clip's ``VisionTransformer`` (whose blocks'
     tokens ``difa_local`` reads), else ``None`` (e.g. a ModifiedResNet)."""
+    import_open_clip()  # the package first, the caller's environment kept
     from open_clip.transformer import VisionTransformer
 
     visual = clip.model.visual
@@ -129,8 +131,7 @@ def clip_depth(name: str) -> int | None:
     open_clip config (nothing is built or loaded); ``None`` when open_clip does not know the
     name or the tower is no vision transformer (:func:`load_clip` / :func:`clip_encode`
     then say so)."""
-    import open_clip
-
+    open_clip = import_open_clip()
     cfg = open_clip.get_model_config(name) or {}
     layers = (cfg.get("vision_cfg") or {}).get("layers")
     return layers if isinstance(layers, int) and not isinstance(layers, bool) else None
