@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights, read_header
-from stylebridge.core.device import keep_random_streams, resolve_device
+from stylebridge.core.device import resolve_device
 from stylebridge.core.images import labelled_grid, load_image, save_png
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import write_json
@@ -44,6 +44,7 @@ from stylebridge.pipelines import align as alignment
 from stylebridge.pipelines.adapt import Adapter, check_domains, load_domains
 from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.presets import DEMO_TINY, build_tiny_models
+from stylebridge.pipelines.streams import keep_random_streams
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     AlphaCalibrator,

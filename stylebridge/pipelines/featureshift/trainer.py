@@ -46,7 +46,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.device import keep_random_streams
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.io import DISK_FULL
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
@@ -89,6 +88,7 @@ from stylebridge.pipelines.featureshift.state import (
     load_state,
     save_state,
 )
+from stylebridge.pipelines.streams import keep_random_streams
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
