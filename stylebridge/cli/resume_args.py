@@ -27,10 +27,13 @@ from stylebridge.pipelines.resume import (
 def add_resume_argument(parser: argparse.ArgumentParser, inputs: str = "photos") -> None:
     what = ("the metrics, report and grid come out as one uninterrupted run's"
             if inputs == "photos" else "the grid comes out as one uninterrupted run's")
+    random = (", a metric on random weights (allow_random=true) continues when it holds the "
+              "same ones (drawn from its spec's seed)" if inputs == "photos" else "")
     parser.add_argument("--resume", action="store_true",
                         help=f"continue the interrupted run in --out DIR (same {inputs} and "
                              f"options): the {inputs} of its finished batches are kept, and "
-                             f"{what}; --batch/--device/--compile may change")
+                             f"{what}; --batch/--device/--compile may change; a model on "
+                             f"random weights built without a file is refused{random}")
 
 
 def resume_out(args: argparse.Namespace, default: str, console: Console | None = None,

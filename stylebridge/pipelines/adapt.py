@@ -52,6 +52,7 @@ from stylebridge.pipelines.inversion_file import (
     save_inversion,
     select_inversion,
 )
+from stylebridge.pipelines.metric_weights import random_metric_setting
 from stylebridge.pipelines.output_metrics import (
     DEFAULT_METRICS,
     OutputMetrics,
@@ -75,7 +76,7 @@ from stylebridge.pipelines.photos import (
     small_crop_notice,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
@@ -417,15 +418,19 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     job = AdaptJob(config=config, paths=paths, adapter=adapter,
                    generator_path=generator_file(gen), featureshift=fs_info,
                    featureshift_random=fs_random, metrics=metrics)
-    job.journal = Journal.open(config.out, "adapt", settings=job.resume_settings(),
+    # a metric on random weights resumes when it holds the same ones (their digest); one
+    # without a tensor to compare is drawn anew: its resume is refused
+    random_setting, drawn_metrics = random_metric_setting(config.metrics, list(metrics.values()))
+    job.journal = Journal.open(config.out, "adapt",
+                               settings={**job.resume_settings(), **random_setting},
                                how={"--batch": config.batch, "--device": str(device),
                                     "--compile": config.compile},
                                inputs=paths, metrics=metrics, resume=config.resume,
                                drawn=drawn_anew({"--encoder": encoder, "--guide": guide,
                                                  "--calibrate": calibrator,
                                                  **{f"--method {name}": method
-                                                    for name, method in methods.items()},
-                                                 **random_metrics(config.metrics, metrics)}))
+                                                    for name, method in methods.items()}})
+                               + drawn_metrics)
     job.journal.notices += adapter.notes  # a domain trained on another generator file
     job.journal.notices += fs_notes  # a FeatureShift model trained on another one
     job.journal.notices += small_crop_notice(config, encoder, gen.size)

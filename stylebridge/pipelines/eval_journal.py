@@ -9,31 +9,30 @@ differs and how to go on (the same options, or a run without ``--resume``; eval 
 ``--out``).
 
 A metric on random weights (``allow_random=true``) resumes when the resumed run holds the same
-weights: every metric is built under a torch seed of its spec (``lpips``, ``clip_*`` and ``fid``
-seed their networks themselves), so the same spec draws the same network and the resumed
-numbers are an uninterrupted run's.  That is checked, not assumed: the journal keeps a digest of
-the tensors each random metric holds (:func:`weights_digest`), and a resume whose metric holds
-others (a plugin that draws from NumPy's or Python's random numbers, another torch) is refused
-naming the metric.  A random metric that holds no tensor cannot be checked: its resume is
-refused as before.
+weights, checked by a digest of its tensors (:mod:`stylebridge.pipelines.metric_weights`, as
+``adapt``/``invert`` do); one whose weights differ is refused naming it, and one that holds no
+tensor is refused as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-from torch import Tensor
 
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.metric_weights import (
+    RANDOM_SETTING,
+    check_random_weights,
+    random_metric_setting,
+    weights_digest,
+)
 from stylebridge.pipelines.resume import (
     INPUTS_FILE,
     JOURNAL_DIR,
@@ -50,15 +49,6 @@ Pair = tuple[str, Path, Path | None]
 
 #: the setting that stands for the pairs' files (their digest)
 FILES_SETTING = "--pred/--target files"
-#: the setting that holds the digest of each random metric's tensors, by its spec
-RANDOM_SETTING = "--metric random weights"
-#: how far into a metric's attributes :func:`weights_digest` looks for tensors (the CLIP
-#: metrics hold theirs in ``metric.clip.model``)
-DIGEST_DEPTH = 3
-#: what :func:`weights_digest` never looks into: plain values, and modules, classes and
-#: functions (a metric's reference to a library is not its weights)
-_NOT_HOLDERS = (str, bytes, int, float, bool, Path, torch.device, types.ModuleType, type,
-                types.FunctionType, types.MethodType, types.BuiltinFunctionType)
 #: how a refused resume ends: eval names its report with --json/--csv, not --out
 HOW_TO_GO_ON = ("run without --resume to start over (another --json/--csv keeps the "
                 "interrupted run's journal)")
@@ -75,54 +65,6 @@ def _inputs(pairs: Sequence[Pair]) -> list[str]:
     identity]`` (:func:`~stylebridge.pipelines.resume.file_identity`: path, size, mtime)."""
     return [json.dumps([stem, str(p), file_identity(p), None if t is None else str(t),
                         file_identity(t)]) for stem, p, t in pairs]
-
-
-def weights_digest(metric: Metric) -> str | None:
-    """sha256 of the tensors ``metric`` holds, on the CPU: the parameters and buffers of its
-    modules and its tensors and numeric arrays, found among its attributes (and theirs, down
-    to :data:`DIGEST_DEPTH` levels, through lists, tuples and dicts), each with the attribute
-    path that reaches it.  ``None`` when it holds none.  Called on a fresh metric (reset, before
-    any state is loaded), so that it covers what the metric was built with."""
-    digest = hashlib.sha256()
-    seen: dict[int, Any] = {}  # id -> object, held so that no id is reused during the walk
-    found = 0
-
-    def add(where: str, data: Any, dtype: str, shape: tuple[int, ...]) -> None:
-        nonlocal found
-        digest.update(json.dumps([where, dtype, list(shape)]).encode())
-        digest.update(data)
-        found += 1
-
-    def add_tensor(where: str, tensor: Tensor) -> None:
-        try:
-            flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-        except (RuntimeError, TypeError, NotImplementedError):  # sparse, quantised, meta
-            add(where, repr(tensor).encode(), str(tensor.dtype), tuple(tensor.shape))
-        else:
-            add(where, flat.numpy(), str(tensor.dtype), tuple(tensor.shape))
-
-    def visit(obj: Any, where: str, depth: int) -> None:
-        if isinstance(obj, Tensor):
-            add_tensor(where, obj)
-            return
-        if isinstance(obj, _NOT_HOLDERS) or obj is None or id(obj) in seen:
-            return
-        seen[id(obj)] = obj
-        if isinstance(obj, torch.nn.Module):
-            for key, tensor in obj.state_dict(keep_vars=True).items():
-                add_tensor(f"{where}.{key}", tensor)
-        elif isinstance(obj, np.ndarray):
-            if obj.dtype.kind in "biufc":
-                add(where, np.ascontiguousarray(obj).view(np.uint8), str(obj.dtype), obj.shape)
-        elif depth > 0:
-            items: Any = (obj.items() if isinstance(obj, Mapping)
-                          else enumerate(obj) if isinstance(obj, list | tuple)
-                          else vars(obj).items() if hasattr(obj, "__dict__") else ())
-            for key, value in items:
-                visit(value, f"{where}.{key}", depth - 1)
-
-    visit(metric, type(metric).__name__, DIGEST_DEPTH)
-    return digest.hexdigest() if found else None
 
 
 def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric],
@@ -149,10 +91,8 @@ def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric
         FILES_SETTING: hashlib.sha256(identities.encode()).hexdigest()}
     # a random metric resumes when it holds the same weights (its digest); one without a
     # tensor to compare cannot be checked: its resume is refused (`drawn`)
-    digests = {spec: weights_digest(m) for spec, m in zip(config.metrics, metrics, strict=True)
-               if m.random_weights}
-    if digests:
-        settings[RANDOM_SETTING] = {k: v for k, v in digests.items() if v is not None}
+    random_setting, drawn = random_metric_setting(config.metrics, [metrics])
+    settings.update(random_setting)
     folder = journal_folder(config)
     assert folder is not None
     inputs = _inputs(pairs)
@@ -162,7 +102,7 @@ def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric
         dst.parent, "eval", name=dst.name, unit="pair", inputs=inputs,
         metrics={"eval": metrics}, resume=config.resume,
         how={"--batch": config.batch, "--device": str(device)}, settings=settings,
-        drawn=[f"--metric {spec}" for spec, d in digests.items() if d is None])
+        drawn=drawn)
     journal.adopt(report)  # the interrupted run's outcomes first, this run's pairing after
     return journal
 
@@ -184,19 +124,7 @@ def _check_same_run(folder: Path, settings: dict[str, Any], inputs: list[str]) -
     if why is not None:
         raise StylebridgeError(f"--resume: {why}; give the options of the interrupted "
                                f"evaluation (its journal: {folder}), or {HOW_TO_GO_ON}")
-    then_digests = then.get(RANDOM_SETTING)
-    for spec, digest in dict(settings.get(RANDOM_SETTING) or {}).items():
-        if not isinstance(then_digests, dict):
-            raise StylebridgeError(
-                f"--resume: --metric {spec} runs on random weights, and the interrupted "
-                "evaluation's journal (an earlier stylebridge) cannot say whether they were the "
-                f"same; {HOW_TO_GO_ON}")
-        if then_digests.get(spec) != digest:
-            raise StylebridgeError(
-                f"--resume: --metric {spec} runs on random weights that differ from the "
-                "interrupted evaluation's (not drawn from its spec's seed alone: NumPy's or "
-                "Python's random numbers, another device, another torch or package), so the "
-                f"kept values are of another network; {HOW_TO_GO_ON}")
+    check_random_weights(then, settings, run="evaluation", go_on=HOW_TO_GO_ON)
     try:
         then_inputs = json.loads((folder / INPUTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

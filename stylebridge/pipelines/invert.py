@@ -51,6 +51,7 @@ from stylebridge.pipelines.inversion_file import (
     save_inversion,
     select_inversion,
 )
+from stylebridge.pipelines.metric_weights import random_metric_setting
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     drawn_anew,
@@ -63,7 +64,7 @@ from stylebridge.pipelines.photos import (
     small_crop_notice,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting, random_metrics
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
@@ -188,12 +189,16 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
                     generator=gen, generator_path=generator_file(gen),
                     metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY]))
-    job.journal = Journal.open(config.out, "invert", settings=job.resume_settings(),
+    # a metric on random weights resumes when it holds the same ones (their digest); one
+    # without a tensor to compare is drawn anew: its resume is refused
+    random_setting, drawn_metrics = random_metric_setting(config.metrics,
+                                                          list(job.metrics.values()))
+    job.journal = Journal.open(config.out, "invert",
+                               settings={**job.resume_settings(), **random_setting},
                                how={"--batch": config.batch, "--device": str(device),
                                     "--compile": config.compile},
                                inputs=paths, metrics=job.metrics, resume=config.resume,
-                               drawn=drawn_anew({"--encoder": encoder,
-                                                 **random_metrics(config.metrics, job.metrics)}))
+                               drawn=drawn_anew({"--encoder": encoder}) + drawn_metrics)
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
     return job
 

@@ -15,8 +15,10 @@ A resume must be of the same run: the same command, inputs (the same photo list)
 generator, domains, calibrator, metrics, precision, alignment and so on; checkpoint files are
 recognised by path, size and modification time.  Anything else is refused in one line naming
 the option that differs, and so is the resume of a run with a model on random weights built
-without a checkpoint file (or a metric with ``allow_random=true``): a new run may draw other
-weights, and so is a resume whose kept outputs were deleted since.  ``--batch``,
+without a checkpoint file (a new run may draw other weights), and so is a resume whose kept
+outputs were deleted since.  A metric on random weights (``allow_random=true``) is drawn from
+its spec's seed: its resume is accepted when it holds the same tensors as the interrupted
+run's (a digest, :mod:`stylebridge.pipelines.metric_weights`), refused naming it otherwise.  ``--batch``,
 ``--device`` and ``--compile`` may change (a run that ran out of memory continues with a
 smaller batch); the notice says that the remaining photos' values then agree with an
 uninterrupted run's within floating-point rounding, not bit for bit.  The journal is removed
@@ -47,6 +49,7 @@ from stylebridge.core.images import load_image, save_png
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.metric_weights import RANDOM_SETTING, check_random_weights
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
 OutputMetrics = Mapping[str, Sequence[Metric]]
@@ -80,14 +83,6 @@ def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
     """A model option as the journal compares it: the spec as given and the identity of the
     checkpoint file it was loaded from (:func:`file_identity`; none for random weights)."""
     return {"spec": spec, **(file_identity(path) or {})}
-
-
-def random_metrics(specs: Sequence[str], metrics: OutputMetrics) -> dict[str, Any]:
-    """``{"--metric SPEC": metric}`` for the metrics on random weights (``allow_random=true``):
-    as a model built without a checkpoint, each run draws them anew."""
-    group = next(iter(metrics.values()), [])
-    return {f"--metric {spec}": metric for spec, metric in zip(specs, group, strict=False)
-            if metric.random_weights}
 
 
 def _shown(value: Any) -> str:
@@ -288,10 +283,15 @@ class Journal:
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same "
                 f"{'--seeds' if self.unit == 'seed' else IMAGES_OPTION.get(self.command, 'IMAGES')}, "
                 "or another --out to start a new run")
-        why = differs(settings, self.settings)
+        why = differs({k: v for k, v in settings.items() if k != RANDOM_SETTING},
+                      {k: v for k, v in self.settings.items() if k != RANDOM_SETTING})
         if why is not None:
             raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
                                    "in " + f"{where}, or another --out to start a new run")
+        # a metric on random weights continues when it holds the same ones (their digest)
+        check_random_weights(settings, self.settings, run="run",
+                             go_on="run without --resume to start over (another --out keeps "
+                                   "the interrupted run)")
         if metric_states is None:
             raise StylebridgeError(f"--resume: a metric of the interrupted run in {where} keeps "
                                    "no state to continue from; run without --resume")
@@ -523,5 +523,4 @@ def resume_hint(command: str, out: Path, drawn: Sequence[str] = (), *,
 
 
 __all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "ROWS_FILE", "Journal", "RowJournal", "differs",
-           "drawn_in", "file_identity", "interrupted_run", "model_setting", "random_metrics",
-           "resume_hint"]
+           "drawn_in", "file_identity", "interrupted_run", "model_setting", "resume_hint"]
