@@ -342,3 +342,24 @@ def test_a_name_wider_than_the_terminal_is_listed_whole(
     assert "  b.png" in lines and "    no face found" in lines
     err = capsys.readouterr().err
     assert err == f"error: nothing done: {name}: {REASON} (and 1 more, listed above)\n"
+
+
+def test_reproduce_lists_skipped_names_whole_too() -> None:
+    """``print_skipped`` (reproduce's photo report) is the same code: it cut wide names."""
+    from stylebridge.cli.common import print_skipped
+
+    report = BatchReport()
+    name = "/data/experiments/2026-12-05/adapted_outputs/" + "photo_0001_pixar" * 3 + ".png"
+    report.skip(Path(name), REASON)
+    for i in range(7):
+        report.note(Path(f"n{i}.png"), "was small")
+    console = Console(record=True, width=80, force_terminal=False)
+    assert print_skipped(console, report) == "listed above"
+    lines = console.export_text().splitlines()
+    assert lines[5] == "note: and 2 more such files"
+    assert lines[6:8] == ["skipped:", f"  {name}"]
+    short = BatchReport()
+    short.skip(Path("b.png"), "no face found")
+    console = Console(record=True, width=80, force_terminal=False)
+    assert print_skipped(console, short) == "in the table above"
+    assert "b.png" in console.export_text() and "skipped:" not in console.export_text()

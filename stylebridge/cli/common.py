@@ -395,15 +395,44 @@ def print_numeric_table(console: Console, title: str, header: Sequence[str],
         console.print(table)
 
 
-def print_skipped(console: Console, report: Any) -> None:
-    """A batch report's notes and its table of skipped files (``file``, ``reason``; plain
-    text, never markup; a path is never split), for a command that says its own counts."""
+def print_skipped(console: Console, report: Any, *, unit: str = "files") -> str:
+    """A batch report's notes (five, then how many more such ``unit``) and its skipped files
+    (plain text, never markup), for a command that says its own counts; returns where the
+    skipped files are ("in the table above" / "listed above") for a closing error line.
+
+    The table is :func:`numeric_tables`' (as the other commands' tables): a file name or a
+    word of a reason is never split or cut, the reasons wrap at spaces.  A name too wide for
+    that at the console's width is not cut either: the skipped files are then listed one per
+    line, each reason indented under its file."""
+    import textwrap
+
     from rich.text import Text
 
     for path, text in report.notes[:5]:
         console.print(Text(f"note: {path} {text}", style="yellow"))
     if len(report.notes) > 5:
-        console.print(Text(f"note: and {len(report.notes) - 5} more such files", style="yellow"))
-    if report.skipped:
-        print_numeric_table(console, "skipped", ["file", "reason"],
-                            [[str(path), reason] for path, reason in report.skipped])
+        console.print(Text(f"note: and {len(report.notes) - 5} more such {unit}",
+                           style="yellow"))
+    if not report.skipped:
+        return "in the table above"
+    tables = numeric_tables("skipped", ["file", "reason"],
+                            [[str(path), reason] for path, reason in report.skipped],
+                            width=console.width)
+    if all(_table_width(table) <= console.width for table in tables):
+        for table in tables:
+            console.print(table)
+        return "in the table above"
+    # wrapped here at spaces only: a long name is left for the terminal to wrap
+    console.print(Text("skipped:", style="italic"))
+    for path, reason in report.skipped:
+        console.print(Text(f"  {path}"), soft_wrap=True)
+        console.print(Text(textwrap.fill(reason, console.width - 1, initial_indent="    ",
+                                         subsequent_indent="    ", break_long_words=False,
+                                         break_on_hyphens=False)), soft_wrap=True)
+    return "listed above"
+
+
+def _table_width(table: Any) -> int:
+    """The width of a table of :func:`numeric_tables` (its columns' widths, a space either
+    side of each cell and the rules between them)."""
+    return sum(column.width or 0 for column in table.columns) + 3 * len(table.columns) + 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -152,47 +151,16 @@ def print_batch_report(console: Console, report: BatchReport, *,
     With nothing done, an ``error: nothing done`` line ends it, unless ``error_follows``
     (the caller raises the one error line that says why).
 
-    The table is :func:`~stylebridge.cli.common.numeric_tables`' (as the other commands'
-    tables): a file name or a word of a reason is never split or cut, the reasons wrap at
-    spaces.  A name too wide for that at the console's width is not cut either: the skipped
-    files are then listed one per line, each reason indented under its file."""
-    from rich.text import Text
-
-    from stylebridge.cli.common import numeric_tables
+    The skipped files: :func:`~stylebridge.cli.common.print_skipped` (never cut)."""
+    from stylebridge.cli.common import print_skipped
 
     console.print(f"{len(report.done)} done, {len(report.skipped)} skipped")
-    for path, text in report.notes[:5]:
-        console.print(Text(f"note: {path} {text}", style="yellow"))
-    if len(report.notes) > 5:
-        console.print(Text(f"note: and {len(report.notes) - 5} more such photos", style="yellow"))
-    where = "in the table above"
-    if report.skipped:
-        tables = numeric_tables("skipped", ["file", "reason"],
-                                [[str(path), reason] for path, reason in report.skipped],
-                                width=console.width)
-        if all(_table_width(table) <= console.width for table in tables):
-            for table in tables:
-                console.print(table)
-        else:  # wrapped here at spaces only: a long name is left for the terminal to wrap
-            where = "listed above"
-            console.print(Text("skipped:", style="italic"))
-            for path, reason in report.skipped:
-                console.print(Text(f"  {path}"), soft_wrap=True)
-                console.print(Text(textwrap.fill(reason, console.width - 1, initial_indent="    ",
-                                                 subsequent_indent="    ",
-                                                 break_long_words=False,
-                                                 break_on_hyphens=False)), soft_wrap=True)
+    where = print_skipped(console, report, unit="photos")
     if report.skipped and not report.done and not error_follows:  # exit 2: nothing was done
         path, reason = report.skipped[0]
         more = f" (and {len(report.skipped) - 1} more, {where})" \
             if len(report.skipped) > 1 else ""
         print(f"error: nothing done: {path}: {reason}{more}", file=sys.stderr)
-
-
-def _table_width(table: Any) -> int:
-    """The width of a table of :func:`~stylebridge.cli.common.numeric_tables` (its columns'
-    widths, a space either side of each cell and the rules between them)."""
-    return sum(column.width or 0 for column in table.columns) + 3 * len(table.columns) + 1
 
 
 class ConsoleBars:
