@@ -394,6 +394,14 @@ class Metric(Plugin, ABC):
         that names command-line options may be a :class:`Note` with the web app's wording."""
         return ["RANDOM WEIGHTS: this number is not the real metric"] if self.random_weights else []
 
+    def files(self) -> dict[str, str]:
+        """The files this metric read when it was built (weights, a reference image, cached
+        statistics), by what each is (``{"weights": PATH}``): a resumed run (``adapt``,
+        ``invert``, ``eval --resume``) compares their size and modification time with the
+        interrupted run's and refuses another file, as it does for checkpoints.  Default:
+        none (a metric that reads a file should say so)."""
+        return {}
+
     def state(self) -> dict[str, Any] | None:
         """What :meth:`update` has accumulated, as plain JSON values, so that an interrupted
         batch run (``adapt``/``invert --resume``) continues where it stopped and computes what

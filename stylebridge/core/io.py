@@ -172,6 +172,19 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
                 tmp.unlink()
 
 
+def file_identity(path: Path | str | None) -> dict[str, Any] | None:
+    """How a resumed run recognises a file (a checkpoint, a metric's weights): its path, size
+    and modification time (``None`` for no file)."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return {"path": str(path), "size": None, "mtime_ns": None}
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def write_json(dst: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(dst) as tmp:

@@ -52,7 +52,7 @@ from stylebridge.pipelines.inversion_file import (
     save_inversion,
     select_inversion,
 )
-from stylebridge.pipelines.metric_weights import random_metric_setting
+from stylebridge.pipelines.metric_weights import metric_setting
 from stylebridge.pipelines.output_metrics import (
     DEFAULT_METRICS,
     OutputMetrics,
@@ -418,9 +418,10 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     job = AdaptJob(config=config, paths=paths, adapter=adapter,
                    generator_path=generator_file(gen), featureshift=fs_info,
                    featureshift_random=fs_random, metrics=metrics)
-    # a metric on random weights resumes when it holds the same ones (their digest); one
-    # without a tensor to compare is drawn anew: its resume is refused
-    random_setting, drawn_metrics = random_metric_setting(config.metrics, list(metrics.values()))
+    # a metric on random weights resumes when it holds the same ones (their digest), one
+    # that read files when they are the same; a random one without a tensor to compare is
+    # drawn anew: its resume is refused
+    random_setting, drawn_metrics = metric_setting(config.metrics, list(metrics.values()))
     job.journal = Journal.open(config.out, "adapt",
                                settings={**job.resume_settings(), **random_setting},
                                how={"--batch": config.batch, "--device": str(device),

@@ -28,9 +28,10 @@ from stylebridge.core.batch import BatchReport
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.metric_weights import (
+    METRIC_SETTINGS,
     RANDOM_SETTING,
-    check_random_weights,
-    random_metric_setting,
+    check_metric_settings,
+    metric_setting,
     weights_digest,
 )
 from stylebridge.pipelines.resume import (
@@ -89,9 +90,10 @@ def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric
         "--metric": list(config.metrics), "--size": config.size,
         "--domain-text": config.domain_text, "--suffix": config.suffix,
         FILES_SETTING: hashlib.sha256(identities.encode()).hexdigest()}
-    # a random metric resumes when it holds the same weights (its digest); one without a
-    # tensor to compare cannot be checked: its resume is refused (`drawn`)
-    random_setting, drawn = random_metric_setting(config.metrics, [metrics])
+    # a random metric resumes when it holds the same weights (its digest), one that read
+    # files when they are the same; a random one without a tensor to compare cannot be
+    # checked: its resume is refused (`drawn`)
+    random_setting, drawn = metric_setting(config.metrics, [metrics])
     settings.update(random_setting)
     folder = journal_folder(config)
     assert folder is not None
@@ -118,13 +120,13 @@ def _check_same_run(folder: Path, settings: dict[str, Any], inputs: list[str]) -
         return
     if then is None:
         return
-    own = (FILES_SETTING, RANDOM_SETTING)
+    own = (FILES_SETTING, *METRIC_SETTINGS)
     options = {k: v for k, v in settings.items() if k not in own}
     why = differs({k: v for k, v in then.items() if k not in own}, options)
     if why is not None:
         raise StylebridgeError(f"--resume: {why}; give the options of the interrupted "
                                f"evaluation (its journal: {folder}), or {HOW_TO_GO_ON}")
-    check_random_weights(then, settings, run="evaluation", go_on=HOW_TO_GO_ON)
+    check_metric_settings(then, settings, run="evaluation", go_on=HOW_TO_GO_ON)
     try:
         then_inputs = json.loads((folder / INPUTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -51,7 +51,7 @@ from stylebridge.pipelines.inversion_file import (
     save_inversion,
     select_inversion,
 )
-from stylebridge.pipelines.metric_weights import random_metric_setting
+from stylebridge.pipelines.metric_weights import metric_setting
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     drawn_anew,
@@ -189,9 +189,10 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
                     generator=gen, generator_path=generator_file(gen),
                     metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY]))
-    # a metric on random weights resumes when it holds the same ones (their digest); one
-    # without a tensor to compare is drawn anew: its resume is refused
-    random_setting, drawn_metrics = random_metric_setting(config.metrics,
+    # a metric on random weights resumes when it holds the same ones (their digest), one
+    # that read files when they are the same; a random one without a tensor to compare is
+    # drawn anew: its resume is refused
+    random_setting, drawn_metrics = metric_setting(config.metrics,
                                                           list(job.metrics.values()))
     job.journal = Journal.open(config.out, "invert",
                                settings={**job.resume_settings(), **random_setting},

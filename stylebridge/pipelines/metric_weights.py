@@ -1,4 +1,4 @@
-"""Which weights a metric on random weights holds, so that ``--resume`` can accept it.
+"""Which weights and files a run's metrics hold, so that ``--resume`` can check them.
 
 A metric on random weights (``allow_random=true``) is built under a torch seed of its spec
 (:func:`~stylebridge.pipelines.evaluate.build_metrics`; ``lpips``, ``clip_*`` and ``fid`` seed
@@ -9,7 +9,13 @@ keeps a digest of the tensors each random metric holds (:func:`weights_digest`) 
 :data:`RANDOM_SETTING`, and a resume whose metric holds others (a plugin that draws from
 NumPy's or Python's random numbers, another torch) is refused naming the metric
 (:func:`check_random_weights`).  A random metric that holds no tensor cannot be checked: it is
-listed as drawn anew (:func:`random_metric_setting`), and its resume is refused.
+listed as drawn anew (:func:`metric_setting`), and its resume is refused.
+
+A metric that read files when it was built (:meth:`~stylebridge.core.interfaces.Metric.files`:
+``lpips``'s backbone, a CLIP checkpoint, ``clip_quality``'s reference image, FID's Inception
+weights and cached statistics, ArcFace's weights) has them recorded as checkpoints are (path,
+size, modification time) under :data:`METRIC_FILES_SETTING`; a resume that finds one
+replaced is refused naming the metric and the file (:func:`check_metric_settings`).
 """
 
 from __future__ import annotations
@@ -26,10 +32,15 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.interfaces import Metric
+from stylebridge.core.io import file_identity
 from stylebridge.errors import StylebridgeError
 
 #: the setting that holds the digest of each random metric's tensors, by its spec
 RANDOM_SETTING = "--metric random weights"
+#: the setting that holds the identity of the files each metric read, by its spec
+METRIC_FILES_SETTING = "--metric files"
+#: the settings a journal compares with :func:`check_metric_settings`, not as options
+METRIC_SETTINGS = (RANDOM_SETTING, METRIC_FILES_SETTING)
 #: how far into a metric's attributes :func:`weights_digest` looks for tensors (the CLIP
 #: metrics hold theirs in ``metric.clip.model``)
 DIGEST_DEPTH = 3
@@ -87,20 +98,30 @@ def weights_digest(metric: Metric) -> str | None:
     return digest.hexdigest() if found else None
 
 
-def random_metric_setting(specs: Sequence[str], groups: Sequence[Sequence[Metric]]
-                          ) -> tuple[dict[str, dict[str, str]], list[str]]:
-    """The metrics on random weights among ``specs``, built once per group (``eval``: one
-    group; ``adapt``/``invert``: one per output, as in
-    :data:`~stylebridge.pipelines.resume.OutputMetrics`): ``(setting, drawn)``.  ``setting``
-    is what a journal's settings add, ``{RANDOM_SETTING: {spec: digest}}`` (empty without a
-    random metric); the digest is :func:`weights_digest` (of every group's instance, when
-    they differ).  ``drawn`` names, as ``--metric SPEC``, those that hold no tensor to compare:
-    their resume is refused."""
+def metric_setting(specs: Sequence[str], groups: Sequence[Sequence[Metric]]
+                   ) -> tuple[dict[str, Any], list[str]]:
+    """What a journal's settings add about the metrics of ``specs``, built once per group
+    (``eval``: one group; ``adapt``/``invert``: one per output, as in
+    :data:`~stylebridge.pipelines.resume.OutputMetrics`): ``(setting, drawn)``.
+
+    ``setting`` holds ``{RANDOM_SETTING: {spec: digest}}`` for the metrics on random weights
+    (the digest is :func:`weights_digest`, of every group's instance when they differ) and
+    ``{METRIC_FILES_SETTING: {spec: {what: identity}}}`` for those that read files
+    (:meth:`~stylebridge.core.interfaces.Metric.files`, each as
+    :func:`~stylebridge.core.io.file_identity`); either is left out when empty.  ``drawn``
+    names, as ``--metric SPEC``, the random metrics that hold no tensor to compare: their
+    resume is refused."""
     digests: dict[str, str] = {}
+    files: dict[str, dict[str, Any]] = {}
     drawn: list[str] = []
     for i, spec in enumerate(specs):
         metrics = [group[i] for group in groups if i < len(group)]
-        if not metrics or not metrics[0].random_weights:
+        if not metrics:
+            continue
+        read = {what: file_identity(path) for what, path in sorted(metrics[0].files().items())}
+        if read:
+            files[spec] = read
+        if not metrics[0].random_weights:
             continue
         found = [weights_digest(m) for m in metrics]
         if any(d is None for d in found):
@@ -109,7 +130,35 @@ def random_metric_setting(specs: Sequence[str], groups: Sequence[Sequence[Metric
             digests[spec] = str(found[0])
         else:
             digests[spec] = hashlib.sha256("\n".join(map(str, found)).encode()).hexdigest()
-    return ({RANDOM_SETTING: digests} if digests or drawn else {}), drawn
+    setting: dict[str, Any] = {RANDOM_SETTING: digests} if digests or drawn else {}
+    if files:
+        setting[METRIC_FILES_SETTING] = files
+    return setting, drawn
+
+
+def check_metric_settings(then: Mapping[str, Any], now: Mapping[str, Any], *, run: str,
+                          go_on: str) -> None:
+    """Refuse, in one line, the resume of a run whose metrics read other files
+    (:data:`METRIC_FILES_SETTING`: one replaced, moved or given anew) or held other random
+    weights (:func:`check_random_weights`) than this run's.  A journal of an earlier stylebridge
+    that recorded no files is not refused for them (it cannot say which were read)."""
+    then_files = then.get(METRIC_FILES_SETTING)
+    now_files = dict(now.get(METRIC_FILES_SETTING) or {})
+    if isinstance(then_files, Mapping):
+        for spec in dict.fromkeys([*then_files, *now_files]):
+            a, b = then_files.get(spec) or {}, now_files.get(spec) or {}
+            for what in dict.fromkeys([*a, *b]):
+                if a.get(what) == b.get(what):
+                    continue
+                old, new = (x.get(what) or {} for x in (a, b))
+                if old.get("path") and old.get("path") == new.get("path"):
+                    why = f"its {what} file {new['path']} has changed since the interrupted {run}"
+                else:
+                    why = (f"its {what} file differs ({old.get('path') or 'none'} then, "
+                           f"{new.get('path') or 'none'} now)")
+                raise StylebridgeError(f"--resume: --metric {spec}: {why}, so the kept values "
+                                       f"were measured with another file; {go_on}")
+    check_random_weights(then, now, run=run, go_on=go_on)
 
 
 def check_random_weights(then: Mapping[str, Any], now: Mapping[str, Any], *, run: str,
@@ -138,5 +187,5 @@ def check_random_weights(then: Mapping[str, Any], now: Mapping[str, Any], *, run
                 f"not now, so the kept values are of another network; {go_on}")
 
 
-__all__ = ["DIGEST_DEPTH", "RANDOM_SETTING", "check_random_weights", "random_metric_setting",
-           "weights_digest"]
+__all__ = ["DIGEST_DEPTH", "METRIC_FILES_SETTING", "METRIC_SETTINGS", "RANDOM_SETTING",
+           "check_metric_settings", "check_random_weights", "metric_setting", "weights_digest"]

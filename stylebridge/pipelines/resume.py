@@ -12,7 +12,8 @@ batches it finished are kept, the rest are read, encoded and rendered, and ``met
 file).  Photos of the batch that was cut short are done again; their files are overwritten.
 
 A resume must be of the same run: the same command, inputs (the same photo list), encoder,
-generator, domains, calibrator, metrics, precision, alignment and so on; checkpoint files are
+generator, domains, calibrator, metrics, precision, alignment and so on; checkpoint files (and
+the files a metric read, :meth:`Metric.files <stylebridge.core.interfaces.Metric.files>`) are
 recognised by path, size and modification time.  Anything else is refused in one line naming
 the option that differs, and so is the resume of a run with a model on random weights built
 without a checkpoint file (a new run may draw other weights), and so is a resume whose kept
@@ -47,9 +48,9 @@ from torch import Tensor
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.images import load_image, save_png
 from stylebridge.core.interfaces import Metric
-from stylebridge.core.io import remove_stale_temporaries, write_json
+from stylebridge.core.io import file_identity, remove_stale_temporaries, write_json
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.metric_weights import RANDOM_SETTING, check_random_weights
+from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
 OutputMetrics = Mapping[str, Sequence[Metric]]
@@ -64,19 +65,6 @@ FORMAT = 1
 ROWS_FORMAT = 1
 #: options that may differ on resume: how the run computes, not what it computes
 HOW_OPTIONS = ("--batch", "--device", "--compile")
-
-
-def file_identity(path: Path | str | None) -> dict[str, Any] | None:
-    """How a resumed run recognises a checkpoint file: its path, size and modification time
-    (``None`` for no file)."""
-    if path is None:
-        return None
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        return {"path": str(path), "size": None, "mtime_ns": None}
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
@@ -283,13 +271,14 @@ class Journal:
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same "
                 f"{'--seeds' if self.unit == 'seed' else IMAGES_OPTION.get(self.command, 'IMAGES')}, "
                 "or another --out to start a new run")
-        why = differs({k: v for k, v in settings.items() if k != RANDOM_SETTING},
-                      {k: v for k, v in self.settings.items() if k != RANDOM_SETTING})
+        why = differs({k: v for k, v in settings.items() if k not in METRIC_SETTINGS},
+                      {k: v for k, v in self.settings.items() if k not in METRIC_SETTINGS})
         if why is not None:
             raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
                                    "in " + f"{where}, or another --out to start a new run")
-        # a metric on random weights continues when it holds the same ones (their digest)
-        check_random_weights(settings, self.settings, run="run",
+        # a metric on random weights continues when it holds the same ones (their digest),
+        # one that read files when they have not changed
+        check_metric_settings(settings, self.settings, run="run",
                              go_on="run without --resume to start over (another --out keeps "
                                    "the interrupted run)")
         if metric_states is None:

@@ -51,6 +51,11 @@ class _ClipMetric(BaseMetric):
             self.clip = load_clip(model, weights=weights, device=self.device,
                                   seed=spec_seed(self.name, {"model": model}))
         self.random_weights = self.clip.random_weights
+        self.weights_path = weights
+
+    def files(self) -> dict[str, str]:
+        """The CLIP checkpoint it read (none on a random CLIP)."""
+        return {} if self.weights_path is None else {"weights": str(self.weights_path)}
 
     @torch.no_grad()
     def embed(self, images01: Tensor) -> Tensor:
@@ -83,6 +88,12 @@ class ClipQualityMetric(_ClipMetric, PerImageMetric):
             else:
                 emb = self.clip.encode_images(load_image(reference).unsqueeze(0).to(self.device))
         self.domain_embedding = emb[0].double()
+        self.reference = reference
+
+    def files(self) -> dict[str, str]:
+        """The CLIP checkpoint and the reference image it read."""
+        read = super().files()
+        return read if self.reference is None else {**read, "reference": str(self.reference)}
 
     @classmethod
     def with_domain_text(cls, options: Mapping[str, Any], text: str) -> dict[str, Any]:

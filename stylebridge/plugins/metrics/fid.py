@@ -62,10 +62,19 @@ class FIDMetric(BaseMetric):
                                  f"pass fid:weights=PATH to {_net().UPSTREAM_FILE} or its "
                                  "conversion")
         self.random_weights = path is None
+        self.weights_path = path
         self.ref_path = Path(ref_stats) if ref_stats is not None else None
         self._ref: tuple[Any, Any, int | None] | None = None
         if self.ref_path is not None and self.ref_path.exists():
             self._ref = _net().load_fid_stats(self.ref_path)
+
+    def files(self) -> dict[str, str]:
+        """The Inception weights and the cached reference statistics it read (``ref_stats``
+        only when it existed: otherwise this run writes it)."""
+        read = {} if self.weights_path is None else {"weights": str(self.weights_path)}
+        if self._ref is not None and self.ref_path is not None:
+            read["ref_stats"] = str(self.ref_path)
+        return read
 
     def reset(self) -> None:
         self.pred_stats = _net().FeatureStats()

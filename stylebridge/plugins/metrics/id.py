@@ -105,6 +105,11 @@ class IDMetric(PerImageMetric):
         else:
             self.embedder = ArcFaceEmbedder(weights, self.device)
 
+    def files(self) -> dict[str, str]:
+        """ArcFace's weights (``backend=arcface``, also when ``auto`` found them); dlib's
+        descriptor files belong to the installed face-recognition-models package."""
+        return {} if self.weights is None else {"weights": str(self.weights)}
+
     def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
         assert target is not None and self.embedder is not None
         a, _ = self.embedder.embed(pred)

@@ -73,6 +73,10 @@ class LPIPSMetric(PerImageMetric):
         self.size = None if size is None else int(size)
         self.model = model.to(self.device).eval().requires_grad_(False)
 
+    def files(self) -> dict[str, str]:
+        """The ImageNet backbone file it read (none on a random backbone)."""
+        return {} if self.backbone_path is None else {"backbone": str(self.backbone_path)}
+
     def score(self, pred: Tensor, target: Tensor | None, **context: Any) -> dict[str, Tensor]:
         assert target is not None
         if self.size is not None:
