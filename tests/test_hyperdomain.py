@@ -5,6 +5,7 @@ Tiny generator, tiny random CLIP (tests only)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -523,3 +524,22 @@ def test_out_must_be_no_folder_and_no_input(tmp_path: Path, tiny_clips: list) ->
             th.train_hyperdomain(cfg)
     assert gen_path.read_bytes() == before
     assert prompts.read_text(encoding="utf-8") == "zombie\nsketch\n"
+
+
+def test_resume_with_another_clip_file_is_refused_naming_it(tmp_path: Path,
+                                                            tiny_clips: list) -> None:
+    """The CLIP weights are recorded by content (sha256), as `train domain` does; before,
+    hyperdomain recorded "file", so a resume with another CLIP file mixed two CLIPs."""
+    clip_file = tmp_path / "clip.safetensors"
+    clip_file.write_bytes(b"first CLIP weights")
+    _train(tmp_path, 2, "c.safetensors", clip_weights=[f"ViT-B-32={clip_file}"])
+    resumed = _train(tmp_path, 3, "c.safetensors", resume=True,
+                     clip_weights=[f"ViT-B-32={clip_file}"])  # the same file: continues
+    assert resumed.step == 3
+    clip_file.write_bytes(b"other CLIP weights")
+    old, new = (hashlib.sha256(data).hexdigest()[:12] for data in (b"first CLIP weights",
+                                                                   b"other CLIP weights"))
+    with pytest.raises(StylebridgeError, match=f'cannot resume: the run used clip_weights='
+                                               f'{{"ViT-B-32": "{old}…"}}, this command has '
+                                               f'clip_weights={{"ViT-B-32": "{new}…"}}; '):
+        _train(tmp_path, 4, "c.safetensors", resume=True, clip_weights=[f"ViT-B-32={clip_file}"])

@@ -255,6 +255,18 @@ def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_r
     return models
 
 
+def clip_weights_fingerprint(names: Sequence[str], weights: Mapping[str, Path]
+                             ) -> dict[str, str]:
+    """Which weights each CLIP model of a training run holds, for its resume fingerprint: the
+    sha256 of its file (``weights``, from ``--clip-weights``, else the installed one), or
+    ``"random"`` without one; a resume with another CLIP file is refused naming it."""
+    out = {}
+    for name in names:
+        path = weights.get(name) or installed_clip_weights(name)
+        out[name] = file_sha256(path) if path is not None and path.is_file() else "random"
+    return out
+
+
 def random_clip_detail(models: Sequence[ClipModel], weights: Mapping[str, Path], *,
                        what: str = "domain") -> str | None:
     """The detail of the RANDOM CLIP WEIGHTS notice (``None``: no model is random): each
@@ -429,13 +441,10 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                   "source_truncation": cfg.source_truncation}
     # which weights the losses use: a resumed run must not mix CLIP (or generator) weights,
     # and a run that started on random CLIP weights stays labelled as such
-    clip_files = {name: clip_weights.get(name) or installed_clip_weights(name)
-                  for name in clip_names} if uses_clip else {}
     fingerprint = {
         "method": {"plugin": method.name, "config": method.config()},
         "generator_config": generator.config(), "generator_sha256": file_sha256(gen_path),
-        "clip_weights": {name: file_sha256(path) if path is not None and path.is_file()
-                         else "random" for name, path in clip_files.items()},
+        "clip_weights": clip_weights_fingerprint(clip_names if uses_clip else [], clip_weights),
         "target": target,
         "losses": loss_specs, "clip": clip_names if uses_clip else [],
         "encoder": cfg.encoder, "batch": settings.batch, "lr": settings.lr,

@@ -444,8 +444,8 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     fingerprint = {
         "method": {"plugin": method.name, "config": method.config()},
         "generator_config": generator.config(), "generator_sha256": file_sha256(gen_path),
-        "clip_weights": {m.name: "random" if m.random_weights else "file"
-                         for m in (*mapper_models, *loss_models)},
+        "clip_weights": td.clip_weights_fingerprint(
+            [m.name for m in (*mapper_models, *loss_models)], parse_clip_weights(cfg.clip_weights)),
         "prompts": [list(p) for p in pairs], "templates": cfg.templates,
         "losses": loss_specs, "clip": [m.name for m in loss_models], "batch": settings.batch,
         "lr": settings.lr, "mixing": settings.mixing, "seed": settings.seed, **sampling,

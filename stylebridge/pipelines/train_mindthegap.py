@@ -413,8 +413,6 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
         generator, layers=phase_layers(cfg.phase, generator.n_style_layers), mix_from=mix_from)
     method.set_reference_latent(w_ref, mix=cfg.mix)   # upstream's inference mixing (rows 7:)
     method = method.to(device)
-    clip_files = {name: clip_weights.get(name) or td.installed_clip_weights(name)
-                  for name in clip_names} if uses_clip else {}
     settings = TrainSettings(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, betas=cfg.betas,
                              warmup_steps=0, mixing=0.0, seed=cfg.seed,
                              checkpoint_every=cfg.checkpoint_every,
@@ -422,8 +420,8 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     fingerprint = {
         "method": {"plugin": method.name, "config": method.config()},
         "generator_config": generator.config(), "generator_sha256": file_sha256(gen_path),
-        "clip_weights": {n: file_sha256(p) if p is not None and p.is_file() else "random"
-                         for n, p in clip_files.items()},
+        "clip_weights": td.clip_weights_fingerprint(clip_names if uses_clip else [],
+                                                    clip_weights),
         "target": target, "phase": cfg.phase, "losses": loss_specs,
         "clip": clip_names if uses_clip else [], "batch": cfg.batch, "lr": cfg.lr,
         "betas": list(cfg.betas), "seed": cfg.seed,

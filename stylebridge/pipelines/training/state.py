@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import random
+import string
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,21 @@ SHOWN_CHARS = 100
 _ABSENT = object()
 
 
+def _short_digests(value: Any) -> Any:
+    """``value`` with each sha256 (64 hex digits) cut to its first 12 and an ellipsis."""
+    if isinstance(value, str) and len(value) == 64 and all(c in string.hexdigits for c in value):
+        return value[:12] + "…"
+    if isinstance(value, dict):
+        return {k: _short_digests(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_digests(v) for v in value]
+    return value
+
+
 def _shown(value: Any) -> str:
     if value is _ABSENT:
         return "(none)"
-    text = json.dumps(value, sort_keys=True, default=str)
+    text = json.dumps(_short_digests(value), sort_keys=True, default=str, ensure_ascii=False)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
 
 
