@@ -204,3 +204,11 @@ def test_stale_temporaries_are_removed_only_where_asked(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     assert remove_stale_temporaries(shared, "r.json") == 1
     assert not mine.exists() and other.exists()
+    # several outputs in one scan (a shard of a photo set in a shared --out): only theirs,
+    # also names with dots; another shard's in-flight temporaries are left alone
+    ours = [shared / ".p0.png.abcdefgh.tmp", shared / ".p.1_x.png.a1b2c3d4.tmp"]
+    theirs = [shared / ".p2.png.abcdefgh.tmp", shared / ".p0.png.tmp"]
+    for path in [*ours, *theirs]:
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(shared, ["p0.png", "p.1_x.png", "gone.png"]) == 2
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)

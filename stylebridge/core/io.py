@@ -41,17 +41,27 @@ def _temporary_beside(dst: Path, name: Path | None = None) -> Path:
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
-def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> int:
+def remove_stale_temporaries(folder: str | Path, name: str | Iterable[str] | None = None
+                             ) -> int:
     """Delete the hidden ``.NAME.*.tmp`` files an atomic write leaves when its process is
     killed (``kill -9``, out of memory) under ``folder``, a run's own output folder; with
-    ``name``, only those of that one output in ``folder`` itself (a report written into a
-    folder shared with other files).  Returns how many.  Call it where a run takes over what
-    an interrupted run wrote (its journal says so), not while another process writes there."""
+    ``name``, only those of that one output (or of those outputs, a collection of file names,
+    found in one scan) in ``folder`` itself: a run writing into a folder shared with other
+    runs (shards of one photo set into one ``--out``) removes only what it would overwrite
+    anyway.  Returns how many.  Call it where a run takes over its outputs (its journal says
+    so, or it is about to write them), not while another process writes the same outputs."""
     removed = 0
     root = Path(folder)
     if not root.is_dir():
         return 0
-    found = root.glob(f".{glob.escape(name)}.*.tmp") if name else root.rglob(".*.tmp")
+    if isinstance(name, str):
+        found: Iterable[Path] = root.glob(f".{glob.escape(name)}.*.tmp")
+    elif name is not None:
+        own = set(name)
+        found = (p for p in root.glob(".*.tmp")
+                 if _TEMPORARY.match(p.name) and p.name[1:-13] in own)
+    else:
+        found = root.rglob(".*.tmp")
     for path in found:
         if _TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
             with contextlib.suppress(OSError):
