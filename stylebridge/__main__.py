@@ -1,5 +1,5 @@
 """``python -m stylebridge`` (also ``torchrun ... -m stylebridge train featureshift ...``)."""
 
-from stylebridge.cli.main import main
+from stylebridge.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -207,9 +207,11 @@ CASES = [
     ("adapt", "png", 3, ["p0_inversion.png", "p0_zero.png", "p1_inversion.png"]),
     # the first JSON is the resume journal's, after the first batch of 2 photos
     ("adapt", "json", 0, [f"{s}_{k}.png" for s in STEMS[:2] for k in ("inversion", "zero")]),
-    # metrics.json, after the journal's inputs and two states: the journal stays for --resume
-    ("adapt:end", "json", 3, [f"{s}_{k}.png" for s in STEMS for k in ("inversion", "zero")]
-     + ["inputs.json", "state.json", "log.jsonl"] + [f"row_{i:05d}.png" for i in range(4)]),
+    # metrics.json, after the journal's inputs, photo identities and two states: the journal
+    # stays for --resume
+    ("adapt:end", "json", 4, [f"{s}_{k}.png" for s in STEMS for k in ("inversion", "zero")]
+     + ["inputs.json", "identities.json", "state.json", "log.jsonl"]
+     + [f"row_{i:05d}.png" for i in range(4)]),
     ("eval-json", "json", 0, []),  # the first JSON is the resume journal's, at the first batch
     # the CSV, at the end: the journal stays for `eval --resume`
     ("eval-csv", "csv", 1, ["inputs.json", "log.jsonl", "state.json"]),

@@ -1,0 +1,28 @@
+"""The ``stylebridge`` command line (:mod:`stylebridge.cli.main`).
+
+This package's own module stays cheap to import: :func:`run`, the console script's entry
+point (``python -m stylebridge`` too), imports the command line, which imports torch (seconds),
+inside its handling of Ctrl-C, so that a Ctrl-C at any moment prints ``error: interrupted``
+(exit code 130), never a traceback."""
+
+from __future__ import annotations
+
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT)
+
+
+def run() -> int:
+    """Run ``stylebridge`` with ``sys.argv``: :func:`stylebridge.cli.main.main`, imported
+    here; a Ctrl-C while it is imported (or at any moment ``main`` does not handle) is the
+    one line ``error: interrupted`` and exit code 130."""
+    import sys
+
+    try:
+        from stylebridge.cli.main import main
+
+        return main()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+__all__ = ["INTERRUPTED", "run"]

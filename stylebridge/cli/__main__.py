@@ -1,3 +1,5 @@
-from stylebridge.cli.main import main
+"""``python -m stylebridge.cli``: the same as ``stylebridge``."""
 
-raise SystemExit(main())
+from stylebridge.cli import run
+
+raise SystemExit(run())

@@ -334,17 +334,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it
         # is also a warning, which the command line would show a second time
         warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
-        # a non-commercial licence is one line among the notices here, not a warning: quieted
-        # while the CLI runs only, never by an import (the registry imports every command)
-        from stylebridge.cli.options import quiet_licence_warnings
-
-        quiet_licence_warnings()
         return _main(argv)
 
 
 def _main(argv: list[str]) -> int:
     debug = "--debug" in argv or os.environ.get("STYLEBRIDGE_DEBUG") == "1"
     try:
+        # a non-commercial licence is one line among the notices here, not a warning: quieted
+        # while the CLI runs only, never by an import (the registry imports every command).
+        # Importing it imports torch (seconds): a Ctrl-C then is `error: interrupted` too
+        from stylebridge.cli.options import quiet_licence_warnings
+
+        quiet_licence_warnings()
         parser, commands = build_parser()
         word = next((a for a in argv if not a.startswith("-")), None)
         if word in parser.broken_commands:

@@ -41,7 +41,7 @@ from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import DomainMethod, Renderer
-from stylebridge.core.io import write_json
+from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
@@ -73,6 +73,7 @@ from stylebridge.pipelines.photos import (
     output_names,
     random_file_notice,
     random_parts,
+    run_files,
     small_crop_notice,
     weights_path,
 )
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
 
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
+REPORTS = ("metrics.json", "adapt.json", "grid.png")  # what a run writes besides its photos'
 
 #: progress of a pipeline: ``(completed, total or None, description)``, plain text
 ProgressCallback = Callable[[int, "int | None", str], None]
@@ -459,8 +461,10 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     random = bool(parts)
     enc_size = int(encoder.preprocessing.size or gen.size)
     tile = min(gen.size, GRID_TILE)
-    names, clashes = output_names(job.paths, "",
-                                  keys=[f"_{key}" for key in (INVERSION, *adapter.outputs)])
+    keys = [f"_{key}" for key in (INVERSION, *adapter.outputs)]
+    names, clashes = output_names(job.paths, "", keys=keys)
+    ends = [f"{key}.png" for key in keys] + [LATENTS_SUFFIX] * bool(config.save_latents)
+    remove_stale_temporaries(config.out, run_files(names, ends, REPORTS))  # a killed run's
     journal = job.journal or Journal.fresh(config.out, "adapt", job.paths)
     todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept
     report = journal.report

@@ -4,6 +4,7 @@ batch report (:func:`align`); the face alignment itself is :mod:`stylebridge.pip
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from PIL import Image
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.images import PNG_COMPRESS_LEVEL
-from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.io import atomic_path, remove_stale_temporaries, write_json
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, align_face, align_faces
 from stylebridge.pipelines.photos import check_positive, output_names
@@ -81,6 +82,10 @@ def align(config: AlignConfig,
     for p, reason in clashes.items():
         report.skip(p, reason)
     config.out.mkdir(parents=True, exist_ok=True)
+    # what a killed run left half-written of this run's files, and only those (shards of a
+    # photo set may align into one --out at the same time)
+    own = list(names.values()) if not config.all_faces else _faces_of(config.out, names)
+    remove_stale_temporaries(config.out, [*own, *(["landmarks.json"] * config.landmarks)])
     records: dict[str, Any] = {}
     todo = [p for p in paths if p in names]
     kept = [p for p in todo if (config.out / names[p]).is_file()] if config.skip_existing else []
@@ -130,6 +135,18 @@ def align(config: AlignConfig,
     if config.landmarks and records:
         write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
     return AlignResult(report=report, faces=records, kept=kept)
+
+
+#: a temporary file an atomic write of ``<stem>_NN.png`` leaves when it is killed
+_FACE_TEMPORARY = re.compile(r"^\.(?P<stem>.+)_\d{2,}\.png\.[a-z0-9_]{8}\.tmp$")
+
+
+def _faces_of(out: Path, names: dict[Path, str]) -> list[str]:
+    """The ``<stem>_NN.png`` (``--all-faces``) of this run's photos that a killed run left
+    temporaries of in ``out``: how many faces a photo has is known only once it is read."""
+    stems = set(names.values())
+    found = (_FACE_TEMPORARY.match(p.name) for p in out.glob(".*.tmp"))
+    return [m[0][1:-13] for m in found if m is not None and m["stem"] in stems]
 
 
 __all__ = ["AlignConfig", "AlignResult", "align"]

@@ -35,7 +35,7 @@ from stylebridge.core.images import (
     save_png,
 )
 from stylebridge.core.interfaces import Inversion
-from stylebridge.core.io import write_json
+from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import synthesize
@@ -78,6 +78,11 @@ def parse_seeds(text: str) -> list[int]:
             raise SpecError(f"--seeds {text!r}: more than {MAX_SEEDS:,} seeds is too many")
         seeds.extend(range(a, b + 1))
     return list(dict.fromkeys(seeds))  # a seed given twice (1,1 or 0-3,2) is one image
+
+
+def sample_name(seed: int, key: str) -> str:
+    """The file of one seed's sample (``key`` :data:`SOURCE`) or domain output ``key``."""
+    return f"seed{seed:04d}{'' if key == SOURCE else f'_{key}'}.png"
 
 
 def seed_inputs(seed: int, style_dim: int, noise_shapes: list[tuple[int, ...]] | None,
@@ -201,6 +206,11 @@ def generate(config: GenerateConfig,
         if notice is not None:
             notice(line)
     config.out.mkdir(parents=True, exist_ok=True)
+    # what a killed run (journal or not) left half-written of this run's files, and only
+    # those: another run may write other seeds into the same --out
+    remove_stale_temporaries(config.out, [
+        *(sample_name(seed, key) for seed in seeds for key in (SOURCE, *outputs)),
+        "grid.png", *(["generate.json"] if outputs else [])])
     handled = journal.handled  # --resume: the seeds done before are kept (a set, built once)
     todo = [s for s in seeds if str(s) not in handled]
     files = {int(s): {k: config.out / name for k, name in r["files"].items()}
@@ -228,9 +238,8 @@ def generate(config: GenerateConfig,
             for j, seed in enumerate(chunk):
                 files[seed] = {}
                 for key, batch in cpu.items():
-                    suffix = "" if key == SOURCE else f"_{key}"
-                    files[seed][key] = save_png(config.out / f"seed{seed:04d}{suffix}.png",
-                                                batch[j], notice=file_notice[key])
+                    files[seed][key] = save_png(config.out / sample_name(seed, key), batch[j],
+                                                notice=file_notice[key])
                 if len(rows) < GRID_MAX_SAMPLES:  # the grid is a preview: memory stays flat
                     rows.append([batch[j] for batch in cpu.values()])
                 journal.report.ok(Path(str(seed)))

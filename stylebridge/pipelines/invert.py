@@ -36,7 +36,7 @@ from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Encoder
-from stylebridge.core.io import write_json
+from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import ImageError
@@ -61,6 +61,7 @@ from stylebridge.pipelines.photos import (
     open_generator,
     output_names,
     random_file_notice,
+    run_files,
     small_crop_notice,
     weights_path,
 )
@@ -215,6 +216,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                    or (config.align_size if config.align else gen.size))
     tile = min(gen.size, GRID_TILE)
     names, clashes = output_names(job.paths, "")
+    ends = [IMAGE_SUFFIX] + [LATENTS_SUFFIX] * bool(config.save_latents)
+    remove_stale_temporaries(config.out, run_files(names, ends, ("metrics.json", "grid.png")))
     journal = job.journal or Journal.fresh(config.out, "invert", job.paths)
     todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept
     report = journal.report

@@ -211,6 +211,16 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
     return names, clashes
 
 
+def run_files(names: Mapping[Any, str], ends: Sequence[str], reports: Sequence[str]
+              ) -> list[str]:
+    """The names of every file a photo run writes into its output folder: each photo's
+    name (:func:`output_names`) + each of ``ends`` (``_inversion.png``), then ``reports``
+    (``metrics.json``, ``grid.png``): the killed runs' temporaries of exactly these are
+    removed when the run starts (:func:`~stylebridge.core.io.remove_stale_temporaries`),
+    another run's into the same folder are left alone."""
+    return [f"{stem}{end}" for stem in names.values() for end in ends] + list(reports)
+
+
 def check_positive(value: int, flag: str) -> int:
     if value < 1:
         raise StylebridgeError(f"{flag} {value}: must be >= 1")
@@ -220,4 +230,4 @@ def check_positive(value: int, flag: str) -> int:
 __all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
            "check_writable", "drawn_anew", "generator_file", "is_random", "open_encoder",
            "open_generator", "output_names", "random_file_notice", "random_parts",
-           "small_crop_notice", "weights_path"]
+           "run_files", "small_crop_notice", "weights_path"]

@@ -11,23 +11,27 @@ batches it finished are kept, the rest are read, encoded and rendered, and ``met
 ``adapt.json`` and ``grid.png`` come out as one uninterrupted run writes them (tested file by
 file).  Photos of the batch that was cut short are done again; their files are overwritten.
 
-A resume must be of the same run: the same command, inputs (the same photo list), encoder,
-generator, domains, calibrator, metrics, precision, alignment and so on; checkpoint files (and
-the files a metric read, :meth:`Metric.files <stylebridge.core.interfaces.Metric.files>`) are
-recognised by path, size and modification time.  Anything else is refused in one line naming
-the option that differs, and so is the resume of a run with a model on random weights built
-without a checkpoint file (a new run may draw other weights), and so is a resume whose kept
-outputs were deleted since.  A metric on random weights (``allow_random=true``) is drawn from
-its spec's seed: its resume is accepted when it holds the same tensors as the interrupted
-run's (a digest, :mod:`stylebridge.pipelines.metric_weights`), refused naming it otherwise.  ``--batch``,
+A resume must be of the same run: the same command, photos (the same list, each the same
+file), encoder, generator, domains, calibrator, metrics, precision, alignment and so on;
+photos, checkpoint files (and the files a metric read, :meth:`Metric.files
+<stylebridge.core.interfaces.Metric.files>`) are recognised by path, size and modification
+time (an earlier stylebridge's journal records no photo's: it resumes, with a notice).
+Anything else is refused in one line naming the option or photo that differs, and so is the
+resume of a run with a model on random weights built without a checkpoint file (a new run may
+draw other weights), and so is a resume whose kept outputs were deleted since.  A metric on
+random weights (``allow_random=true``) is drawn from its spec's seed: its resume is accepted
+when it holds the same tensors as the interrupted run's (a digest,
+:mod:`stylebridge.pipelines.metric_weights`), refused naming it otherwise.  ``--batch``,
 ``--device`` and ``--compile`` may change (a run that ran out of memory continues with a
-smaller batch); the notice says that the remaining photos' values then agree with an
-uninterrupted run's within floating-point rounding, not bit for bit.  The journal is removed
-when the run completes; a fresh run into the folder removes it when it writes its first
-output.
+smaller batch); when any part of the run computed with other values, the notice says that the
+values agree with an uninterrupted run's within floating-point rounding, not bit for bit.
+The journal is removed when the run completes; a fresh run into the folder removes it when it
+writes its first output.  ``generate`` uses the same journal with seeds for photos (no
+metrics; its grid rows are read back from the kept seeds' PNGs).
 
-``generate`` uses the same journal with seeds for photos (no metrics; its grid rows are read
-back from the kept seeds' PNGs).
+Every run into a folder (journal or not) first removes the temporary files a killed run left
+(``.seed0042.png.x7k2m9qa.tmp``) of the files it writes, by name: shards of one photo set may
+write into one ``--out`` at the same time.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ JOURNAL_DIR = ".stylebridge-run"
 STATE_FILE = "state.json"
 LOG_FILE = "log.jsonl"
 INPUTS_FILE = "inputs.json"
+#: each input file's identity (path, size, modification time), in the order of ``inputs.json``
+IDENTITIES_FILE = "identities.json"
 ROWS_FILE = "rows.json"
 FORMAT = 1
 ROWS_FORMAT = 1
@@ -123,7 +129,9 @@ class Journal:
     appended; ``state.json`` (atomic), the small part: the run's settings, the metrics'
     states, and how many bytes of the log are complete, so that a line cut short by a kill
     is dropped; ``inputs.json`` (the photo list, written once); ``row_NNNNN.png``, the rows of
-    ``grid.png``.  What a save writes grows with the batch, not with the run."""
+    ``grid.png``; ``identities.json`` (each photo's path, size and modification time, written
+    once; its digest is in the state).  What a save writes grows with the batch, not with the
+    run."""
 
     folder: Path
     command: str
@@ -142,6 +150,11 @@ class Journal:
     #: a pipeline's own running state (JSON values), saved and restored with the rest
     #: (``calibrate``: its style-mean sums)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: per input, its :func:`file_identity` when the run started (``None``: not files)
+    identities: list[Any] | None = None
+    #: every distinct ``how`` of the parts of this run that saved work (this one's once saved)
+    hows: list[dict[str, Any]] = field(default_factory=list)
+    _identities_saved: bool = False
     _rows_saved: int = 0
     _done_saved: int = 0
     _skipped_saved: int = 0
@@ -151,6 +164,13 @@ class Journal:
     def inputs_digest(self) -> str:
         """sha256 of the input list (computed once: a save must not grow with the run)."""
         return _digest(self.inputs)
+
+    @functools.cached_property
+    def identities_digest(self) -> str | None:
+        """sha256 of :attr:`identities` (``None`` when the inputs are not files)."""
+        if self.identities is None:
+            return None
+        return _digest([json.dumps(i, sort_keys=True) for i in self.identities])
 
     @property
     def saved(self) -> bool:
@@ -168,7 +188,8 @@ class Journal:
     def fresh(cls, out: Path, command: str, inputs: Sequence[Path | str]) -> Journal:
         """A journal for a run that was not prepared with one (no settings to compare)."""
         return cls(folder=Path(out) / JOURNAL_DIR, command=command, settings={}, how={},
-                   inputs=[str(p) for p in inputs])
+                   inputs=[str(p) for p in inputs],
+                   identities=[file_identity(p) for p in inputs])
 
     def begin(self, paths: Sequence[Path], names: Mapping[Path, str],
               clashes: Mapping[Path, str]) -> list[Path]:
@@ -185,21 +206,28 @@ class Journal:
     def open(cls, out: Path, command: str, *, settings: Mapping[str, Any],
              how: Mapping[str, Any], inputs: Sequence[Path | str], metrics: OutputMetrics,
              resume: bool, drawn: Sequence[str] = (), unit: str = "photo",
-             name: str = "") -> Journal:
+             name: str = "", files: bool | None = None) -> Journal:
         """The journal of a run into ``out``: the interrupted run's with ``resume`` (its
         metric states loaded into ``metrics``), else a fresh one (an old journal there is
         replaced at the first save); one-line errors when the run in ``out`` is another one
         or its journal cannot be read.  ``drawn`` names the options whose models run on
         random weights built without a checkpoint file: every run draws them anew, so a
         resume of such a run is refused.  ``name``: a journal of its own in ``out`` (``eval``
-        writes its files beside other runs' outputs)."""
+        writes its files beside other runs' outputs).  ``files`` (default: ``unit`` is
+        ``photo``): the inputs are files, recorded by :func:`file_identity` now.  A killed
+        run's temporaries are removed here in the journal's folder (and of ``name``); the
+        pipelines remove those of their own outputs in ``out``, by name."""
         folder = Path(out) / (f"{JOURNAL_DIR}-{name}" if name else JOURNAL_DIR)
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
                       inputs=[str(p) for p in inputs], unit=unit, drawn=list(drawn))
+        if (unit == "photo") if files is None else files:
+            journal.identities = [file_identity(p) for p in inputs]
         state_file = folder / STATE_FILE
         found = state_file.is_file()
-        if found:  # a killed run's half-written files (`.seed0042.png.x7k2m9qa.tmp`) go
-            remove_stale_temporaries(out, name or None)
+        if found:  # a killed run's half-written journal files (`.state.json.x7k2m9qa.tmp`)
+            remove_stale_temporaries(folder)
+            if name:
+                remove_stale_temporaries(out, name)
         # a finished run's report (generate writes no metrics.json: its grid.png says a run
         # was there); eval's named journals share a folder with other runs' files
         reports = [] if name else [f for f in (REPORT_FILE, "grid.png")
@@ -251,6 +279,8 @@ class Journal:
                 raise ValueError(f"format {state.get('format')!r}")
             command, settings, how = state["command"], state["settings"], state["how"]
             n_inputs, digest = int(state["inputs"]["count"]), str(state["inputs"]["sha256"])
+            identities = state["inputs"].get("identities")  # none: an earlier stylebridge's
+            hows = [dict(h) for h in state.get("hows") or [how]]
             metric_states, n_rows = state["metrics"], int(state["grid_rows"])
             extra = dict(state.get("extra") or {})
             log_bytes = int(state["log_bytes"])
@@ -271,6 +301,7 @@ class Journal:
                 f"then, {len(self.inputs)} now{self._first_change()}); give the same "
                 f"{'--seeds' if self.unit == 'seed' else IMAGES_OPTION.get(self.command, 'IMAGES')}, "
                 "or another --out to start a new run")
+        self._check_identities(identities)
         why = differs({k: v for k, v in settings.items() if k not in METRIC_SETTINGS},
                       {k: v for k, v in self.settings.items() if k not in METRIC_SETTINGS})
         if why is not None:
@@ -310,13 +341,42 @@ class Journal:
         self.kept = len(self.report.done)
         self.extra = extra
         self.resumed = True
-        changed = [k for k in HOW_OPTIONS if how.get(k) != self.how.get(k)]
+        self.hows = hows
+        changed = _how_changes(hows, {k: self.how.get(k) for k in HOW_OPTIONS})
         if changed and self.kept:
+            self.notices.append(f"--resume: {changed}: the {self.unit}s' values agree with an "
+                                "uninterrupted run's within floating-point rounding, not bit "
+                                "for bit")
+
+    def _check_identities(self, then: Any) -> None:
+        """Refuse, naming the first one, an input file replaced or written again since the
+        interrupted run (its :func:`file_identity`); a journal of an earlier stylebridge
+        records none: said in a notice, and recorded from now on."""
+        if self.identities is None:
+            return
+        where = self.folder.parent
+        if then is None:
             self.notices.append(
-                "--resume: " + ", ".join(f"{k} {_shown(self.how.get(k))} (was "
-                                         f"{_shown(how.get(k))})" for k in changed)
-                + f": the remaining {self.unit}s' values agree with an uninterrupted run's within "
-                "floating-point rounding, not bit for bit")
+                f"--resume: the journal in {where} (written by an earlier stylebridge) records "
+                f"no sizes and times of its {self.unit}s: a {self.unit} replaced since under "
+                "the same name is not noticed")
+            return
+        self._identities_saved = True
+        if then == self.identities_digest:
+            return
+        try:
+            recorded = json.loads((self.folder / IDENTITIES_FILE).read_text(encoding="utf-8"))
+            changed = next((path for path, old, new in zip(self.inputs, recorded,
+                                                            self.identities, strict=True)
+                            if old != new), None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise StylebridgeError(f"--resume: the journal in {where} is incomplete "
+                                   f"({IDENTITIES_FILE}: {exc}); run without --resume to "
+                                   "start over") from None
+        raise StylebridgeError(
+            f"--resume: {self.unit} {changed or '(one of them)'} has changed since the "
+            f"interrupted run in {where} (by path, size and modification time); run without "
+            "--resume to start over (another --out keeps the interrupted run)")
 
     def _first_change(self) -> str:
         """Which photo is new or gone, from ``inputs.json`` (empty when it is unreadable)."""
@@ -367,6 +427,11 @@ class Journal:
             self.folder.mkdir(parents=True)
             write_json(self.folder / INPUTS_FILE, self.inputs)
             self._log_bytes = 0
+        if self.identities is not None and not self._identities_saved:
+            write_json(self.folder / IDENTITIES_FILE, self.identities)  # before the state
+            self._identities_saved = True
+        if self.how not in self.hows:
+            self.hows.append(dict(self.how))
         lines = [{"done": str(p), "record": self.records.get(str(p), {})}
                  for p in self.report.done[self._done_saved:]]
         lines += [{"skipped": str(p), "reason": r}
@@ -389,8 +454,10 @@ class Journal:
             states = None  # a metric that cannot resume: --resume will say so
         write_json(self.folder / STATE_FILE, {
             "format": FORMAT, "command": self.command, "settings": self.settings,
-            "how": self.how, "inputs": {"count": len(self.inputs),
-                                        "sha256": self.inputs_digest},
+            "how": self.how, "hows": self.hows,
+            "inputs": {"count": len(self.inputs), "sha256": self.inputs_digest,
+                       **({"identities": self.identities_digest}
+                          if self.identities is not None else {})},
             "done": len(self.report.done), "log_bytes": self._log_bytes + len(data),
             "metrics": states, "grid_rows": len(self.grid_rows), "extra": self.extra,
             "drawn": self.drawn})
@@ -417,6 +484,7 @@ class RowJournal:
     kept: dict[str, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     _rows: list[dict[str, Any]] = field(default_factory=list)
+    _hows: list[dict[str, Any]] = field(default_factory=list)  # of every part of the run
 
     @classmethod
     def open(cls, out: Path, settings: Mapping[str, Any], *, resume: bool,
@@ -441,6 +509,7 @@ class RowJournal:
             if state.get("format") != ROWS_FORMAT:
                 raise ValueError(f"format {state.get('format')!r}")
             then, rows, how = state["settings"], list(state["rows"]), dict(state["how"])
+            hows = [dict(h) for h in state.get("hows") or [how]]  # every part's
             kept = {r["row"]["key"]: (r["row"], list(r["notes"])) for r in rows}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StylebridgeError(f"--resume: the journal in {out} cannot be read ({exc}); run "
@@ -450,13 +519,12 @@ class RowJournal:
             raise StylebridgeError(f"--resume: {why}; give the options of the interrupted run "
                                    f"in {out}, or another --out to start a new run")
         journal.kept, journal._rows = kept, rows
-        changed = [k for k in journal.how if how.get(k) != journal.how[k]]
+        journal._hows = hows + ([journal.how] if journal.how not in hows else [])
+        changed = _how_changes(hows, journal.how)
         if changed and kept:
-            journal.notices.append(
-                "--resume: " + ", ".join(f"{k} {journal.how[k]} (was {how.get(k)})"
-                                         for k in changed)
-                + f": the remaining {unit}s agree with an uninterrupted run's within floating-point "
-                "rounding, not bit for bit")
+            journal.notices.append(f"--resume: {changed}: the remaining {unit}s agree with an "
+                                   "uninterrupted run's within floating-point rounding, not "
+                                   "bit for bit")
         return journal
 
     def record(self, row: Mapping[str, Any], notes: list[str]) -> None:
@@ -464,12 +532,20 @@ class RowJournal:
         self._rows.append({"row": dict(row), "notes": list(notes)})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, {"format": ROWS_FORMAT, "settings": self.settings, "how": self.how,
-                               "rows": self._rows})
+                               "hows": self._hows or [self.how], "rows": self._rows})
 
     def finish(self) -> None:
         """The run is complete: remove the journal."""
         shutil.rmtree(self.path.parent, ignore_errors=True)
 
+
+def _how_changes(hows: Sequence[Mapping[str, Any]], now: Mapping[str, Any]) -> str:
+    """``--batch 2 (was 4, 3)``: each option of ``now`` whose value differs from that of any
+    earlier part of the run (``hows``: not only the last part's); empty when none does."""
+    changed = {k: [t for t in dict.fromkeys(_shown(h.get(k)) for h in hows) if t != _shown(v)]
+               for k, v in now.items()}
+    return ", ".join(f"{k} {_shown(now[k])} (was {', '.join(then)})"
+                     for k, then in changed.items() if then)
 
 
 def _digest(inputs: Sequence[str]) -> str:

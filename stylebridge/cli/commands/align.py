@@ -65,12 +65,10 @@ class AlignCommand(Command):
         try:
             with progress_bar(console) as progress:
                 result = align(config, progress)
-        except (KeyboardInterrupt, MemoryError, OSError):
-            if (not args.all_faces and not args.landmarks and config.out.is_dir()
-                    and any(config.out.glob("*.png"))):  # its files are the record
-                console.print(escape(f"the photos aligned so far are in {config.out}: continue "
-                                     "with `stylebridge align ... --resume --out "
-                                     f"{config.out}` (the same --size)"), style="yellow")
+        except (KeyboardInterrupt, MemoryError, OSError) as exc:
+            hint = continue_hint(config, ctrl_c=isinstance(exc, KeyboardInterrupt))
+            if hint:
+                console.print(escape(hint), style="yellow")
             raise
         if args.json:
             print_json({**result.report.as_dict(), "kept": [str(p) for p in result.kept]})
@@ -82,9 +80,26 @@ class AlignCommand(Command):
         return result.exit_code
 
 
+def continue_hint(config: AlignConfig, *, ctrl_c: bool = True) -> str | None:
+    """What to run after an interrupted ``align`` (Ctrl-C, a full disk, out of memory): its
+    files are the record, so ``--skip-existing`` (``--resume``) keeps the photos aligned so
+    far, except with ``--all-faces`` or ``--landmarks``.  When no photo was aligned yet: the
+    same command again after a Ctrl-C, nothing after a full disk (``ctrl_c`` false)."""
+    out = config.out
+    if not (out.is_dir() and any(out.glob("*.png"))):
+        return (f"no photo was aligned into {out} yet: run the same command again"
+                if ctrl_c else None)
+    if config.all_faces or config.landmarks:
+        return (f"the faces aligned so far are in {out}, but --skip-existing (--resume) cannot "
+                "continue a run with --all-faces or --landmarks: run the same command again")
+    return (f"the photos aligned so far are kept in {out} (by --skip-existing, also called "
+            f"--resume): continue with `stylebridge align ... --resume --out {out}` (the same "
+            "--size)")
+
+
 @hookimpl
 def register_commands(register: Any) -> None:
     register(AlignCommand())
 
 
-__all__ = ["AlignCommand"]
+__all__ = ["AlignCommand", "continue_hint"]
