@@ -217,7 +217,9 @@ CASES = [
     ("eval-csv", "csv", 1, ["inputs.json", "log.jsonl", "state.json"]),
     ("train-domain:state", "safetensors", 0, []),  # the state is written first
     ("train-domain:checkpoint", "safetensors", 1, ["d.train-state.safetensors"]),
-    ("train-domain:samples", "png", 0, ["d.safetensors", "d.train-state.safetensors"]),
+    # the samples of a step are written before its state and checkpoint (a run killed
+    # between them resumes from the previous state and draws them again)
+    ("train-domain:samples", "png", 0, []),
 ]
 
 

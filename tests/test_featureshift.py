@@ -1084,7 +1084,8 @@ def test_dataset_build_resume_removes_stale_temporary_files(env: Env, tmp_path: 
 
     data = tmp_path / "data"
     shutil.copytree(env.data, data)
-    stale = data / "shards" / ".00001.safetensors.abc123.tmp"   # a build killed mid-write
+    # a build killed mid-write (atomic writes name it with mkstemp's 8 random characters)
+    stale = data / "shards" / ".00001.safetensors.abc123xy.tmp"
     stale.write_bytes(b"x" * 100)
     methods = [(p.stem, _load_method(p)) for p in env.domains]
     build_dataset(env.images, data, generator=tiny_generator(seed=0), encoder=ToyFSE(),

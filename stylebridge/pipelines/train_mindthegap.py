@@ -132,6 +132,9 @@ class MindTheGapTrainer(DomainTrainer):
     def provides(self) -> frozenset[str]:
         return super().provides() | REFERENCE_FIELDS
 
+    def own_files(self) -> list[Path]:
+        return [*super().own_files(), *reference_paths(self.out)]
+
     @property
     def trained_label(self) -> str:
         return f"{self.command} --phase {self.phase}"
@@ -451,8 +454,8 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                 random_clip=trainer.random_clip,
                                 samples_dir=trainer.samples_dir)
     trainer.resume_and_train(outcome, resume=cfg.resume, progress=progress)
-    if outcome.result is not None:
-        save_png(png_path, trainer.reference_strip(), grid=True)
+    if outcome.result is not None or not png_path.is_file():  # a run killed before it: drawn
+        save_png(png_path, trainer.reference_strip(), grid=True)  # from the finished state
     return outcome
 
 

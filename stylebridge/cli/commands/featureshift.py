@@ -130,6 +130,9 @@ class FeatureShiftCommand(Command):
             if (args.out / INDEX).is_file():
                 console.print(f"[yellow]the finished shards are kept in {escape(str(args.out))}: "
                               "rerun the same command to continue[/yellow]")
+            elif args.out.is_dir():  # stopped while copying the domains: nothing to keep yet
+                console.print(f"[yellow]no shard was finished in {escape(str(args.out))}: "
+                              "rerun the same command to start the build again[/yellow]")
             raise
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
                       f"to {escape(str(result.root))}" + (f" ({result.skipped_files} shard file(s) were already done)"

@@ -84,8 +84,15 @@ class TrainConfig:
                                     ("domain_inversion_losses", self.domain_inversion_losses))
                 for spec in specs]
 
+    #: how one invocation runs, not what the run trains: left out of :meth:`to_json` (the
+    #: checkpoints' ``train_config``), so that a resumed run writes an uninterrupted run's bytes
+    #: (the device each start ran on is in ``log.jsonl``, the last one in the model's header)
+    INVOCATION = ("resume", "device")
+
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The settings, as recorded in ``model.safetensors``, ``state.safetensors`` and the
+        log's ``start`` record (less :data:`INVOCATION`)."""
+        data = {k: v for k, v in asdict(self).items() if k not in self.INVOCATION}
         data["betas"] = list(self.betas)
         return data
 

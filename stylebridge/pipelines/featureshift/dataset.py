@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,19 +48,19 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.checkpoint import is_random_weights, read_header, save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder
-from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.featureshift.render import images_to_uint8
+from stylebridge.pipelines.featureshift.tensorfile import save_tensors
 from stylebridge.pipelines.photos import is_random, random_parts, weights_path
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
 
@@ -275,7 +276,9 @@ def build_dataset(
             raise DatasetError("damaged dataset index (a shard entry is not what a build "
                                "writes); remove the folder and build again", path=index_path)
     else:
-        if out.exists() and any(out.iterdir()):
+        # a build stopped before its first index.json leaves its domain copies (and the
+        # temporary files of a kill): the same command starts it again; anything else is not ours
+        if out.exists() and not _holds_only_unindexed_build(out, len(domains)):
             raise DatasetError("exists and is not an unfinished FeatureShift dataset "
                                "(no index.json); choose a new --out", path=out)
         index = {"format": FORMAT, "version": VERSION, "complete": False, "settings": settings,
@@ -304,6 +307,7 @@ def build_dataset(
 
     # shards finished before this run: a build that encodes nothing keeps them (and the rest)
     finished_before = any(sh.get("rows") is not None for sh in shards)
+    _remove_own_temporaries(out, domain_info, n_shards)  # left by a build killed mid-write
     for info, (_, method) in zip(domain_info, domains, strict=True):
         path, extra = out / info["file"], domain_extra(info["name"], method)
         try:
@@ -316,8 +320,6 @@ def build_dataset(
                             config=method.config(), extra=extra)
     write_json(index_path, index)
 
-    for stale in out.rglob(".*.tmp"):  # left by a build killed while writing a file
-        stale.unlink(missing_ok=True)
     report = BatchReport()
     skipped_files = 0
     total_rows = 0
@@ -409,6 +411,45 @@ def domain_extra(name: str, method: DomainMethod) -> dict[str, Any]:
     return extra
 
 
+#: a temporary file of an atomic write (``.NAME.XXXXXXXX.tmp``, core.io): NAME
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def _holds_only_unindexed_build(out: Path, n_domains: int) -> bool:
+    """Whether the folder ``out`` holds nothing but what a build of ``n_domains`` domains
+    writes before its first ``index.json``: ``domains/000.safetensors``, ... (the domain
+    copies), the temporary files of those and of ``index.json`` that a kill leaves, and empty
+    ``domains``/``shards`` folders.  Anything else (a user's file, a link) is not ours."""
+    copies = {f"{d:03d}.safetensors" for d in range(n_domains)}
+
+    def ours(entry: Path, names: set[str]) -> bool:
+        match = _TEMPORARY.match(entry.name)
+        name = match.group("name") if match else entry.name
+        return entry.is_file() and not entry.is_symlink() and name in names
+
+    if not out.is_dir():
+        return False
+    for entry in out.iterdir():
+        if entry.name in ("domains", "shards") and entry.is_dir() and not entry.is_symlink():
+            allowed = copies if entry.name == "domains" else set()
+            if not all(ours(item, allowed) for item in entry.iterdir()):
+                return False
+        elif not (_TEMPORARY.match(entry.name) and ours(entry, {INDEX})):
+            return False
+    return True
+
+
+def _remove_own_temporaries(out: Path, domain_info: Sequence[dict[str, Any]],
+                            n_shards: int) -> None:
+    """Remove the temporary files a build killed mid-write left of the files this build
+    writes (``index.json``, its domain copies and shards), and no other."""
+    remove_stale_temporaries(out, INDEX)
+    remove_stale_temporaries(out / "domains", [Path(info["file"]).name for info in domain_info])
+    remove_stale_temporaries(out / "shards", [
+        Path(name).name for j in range(n_shards)
+        for name in (_shard_name(j), *(_domain_shard_name(j, d) for d in range(len(domain_info))))])
+
+
 def _remove_build(out: Path, index: dict[str, Any], created_out: bool) -> None:
     """Remove the files a build wrote (index, domain copies, shards; never anything else),
     the folders it made when they are empty, and ``out`` itself when the build made it."""
@@ -490,8 +531,8 @@ def _build_base_shard(
         tensors = {"empty": torch.zeros(0)}
     else:
         tensors = {k: torch.cat(v) for k, v in columns.items()}
-    with atomic_path(shard_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"names": json.dumps(names), "format": FORMAT})
+    # byte-identical for the same rows: the metadata keys in one order (save_file's vary)
+    save_tensors(shard_path, tensors, {"names": json.dumps(names), "format": FORMAT})
     return len(names), skipped
 
 
@@ -515,8 +556,7 @@ def _build_domain_shard(
                 progress(int(w.shape[0]))
     tensors = ({"delta": torch.cat(deltas), "target": torch.cat(targets)} if deltas
                else {"empty": torch.zeros(0)})
-    with atomic_path(out_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    save_tensors(out_path, tensors, {"format": FORMAT})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
+from stylebridge.core.checkpoint import (
+    check_state_dict,
+    load_checkpoint,
+    read_header,
+    save_checkpoint,
+)
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
 from stylebridge.pipelines.featureshift.distributed import amp_name
 from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY, LABELS
 from stylebridge.pipelines.training.losses import canonical_loss_spec
+from stylebridge.pipelines.training.outputs import remove_run_temporaries, sample_names
 from stylebridge.pipelines.training.state import (
     global_rng_state,
     json_safe,
@@ -71,6 +77,7 @@ def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
         "losses": {LABELS[k]: [t.describe() for t in v] for k, v in trainer.loss_sets.items()},
         "loss_configs": loss_configs(trainer),
         "train_config": trainer.cfg.to_json(),
+        "device": str(trainer.device),  # what it last trained on (train_config has no device)
     }
 
 
@@ -252,8 +259,31 @@ def save_state(trainer: FeatureShiftTrainer) -> None:
     }
     save_checkpoint(t.state_path, tensors, kind=STATE_KIND, plugin=PLUGIN,
                     config=t.model.config(), extra=extra)
-    save_featureshift(t.model_path, t.ema if t.ema is not None else t.model,
-                      extra=model_extra(t))
+    save_model(t)
+
+
+def save_model(trainer: FeatureShiftTrainer) -> None:
+    """Write ``model.safetensors`` of the current step (EMA weights when on)."""
+    t = trainer
+    save_featureshift(t.model_path, t.ema if t.ema is not None else t.model, extra=model_extra(t))
+
+
+def take_over_outputs(trainer: FeatureShiftTrainer) -> None:
+    """What a run (rank 0) does to its files before its first step: remove the temporary files
+    a run killed mid-write left of them (model, state, log, sample grids; nothing else in the
+    folder), and when a resumed run is at ``--steps`` already, write ``model.safetensors``
+    again if a kill between the state and the model left it behind."""
+    t, cfg = trainer, trainer.cfg
+    remove_run_temporaries([t.model_path, t.state_path, t.log_path], t.out / "samples",
+                           sample_names(cfg.sample_every, cfg.steps, "step_{:07d}.png"))
+    if not (t.resumed and t.step >= cfg.steps):
+        return
+    try:
+        current = read_header(t.model_path).extra.get("step") == t.step
+    except (StylebridgeError, OSError):  # missing or cut short: written again
+        current = False
+    if not current:
+        save_model(t)
 
 
 def load_state(trainer: FeatureShiftTrainer) -> None:

@@ -87,6 +87,7 @@ from stylebridge.pipelines.featureshift.state import (
     disk_full_error,
     load_state,
     save_state,
+    take_over_outputs,
 )
 from stylebridge.pipelines.streams import keep_random_streams
 from stylebridge.pipelines.training.guard import TrainingDivergedError
@@ -479,6 +480,8 @@ class FeatureShiftTrainer:
         """The loop: steps, log records, checkpoints, samples, ``on_step``; progress events
         (rank 0) ``start`` / ``step`` (text ``PHASE loss TOTAL``) / ``end``."""
         cfg = self.cfg
+        if self.dist.main:  # temporaries a kill left; a model left behind the state
+            take_over_outputs(self)
         if cfg.resume and self.step >= cfg.steps:  # a finished run: nothing to add to its log
             if self.dist.main:
                 more = ("a larger --steps trains on" if cfg.scheduler != "cosine" else
@@ -536,10 +539,11 @@ class FeatureShiftTrainer:
                         self.skipped_since_log = 0
                     emit(progress, "step", step=self.step, total=cfg.steps,
                          text=f"{record['phase']} loss {record['total']:.4f}")
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                        self.save()
+                    # samples first: a run killed before the state resumes and redraws them
                     if cfg.sample_every and self.step % cfg.sample_every == 0:
                         self.write_samples()
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save()
                     if self.on_step is not None:
                         self.on_step(self)
                     stops.stop_if_requested(self.step, self.state_path, self._save_stopped,

@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import RANDOM_NOTICE, load_checkpoint, save_checkpoint
+from stylebridge.core.checkpoint import (
+    RANDOM_NOTICE,
+    load_checkpoint,
+    read_header,
+    save_checkpoint,
+)
 from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.adapter import check_inversion
@@ -39,6 +44,14 @@ from stylebridge.pipelines.training.losses import (
     evaluate,
     random_loss_names,
     required_fields,
+)
+from stylebridge.pipelines.training.outputs import (  # noqa: F401  (re-exported)
+    STATE_SUFFIX,
+    check_run_out,
+    remove_run_temporaries,
+    sample_names,
+    samples_dir_for,
+    state_path_for,
 )
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
@@ -58,7 +71,6 @@ if TYPE_CHECKING:
 
 RANDOM_CLIP_NOTICE = "RANDOM CLIP WEIGHTS"
 STATE_KIND = "train_state"
-STATE_SUFFIX = ".train-state.safetensors"
 WARMUP_START_LR = 0.001  # StyleDomain scheduler.start_lr
 
 #: the LossBatch fields the domain trainer always fills
@@ -98,57 +110,6 @@ class TrainSettings:
         for ok, message in checks:
             if not ok:
                 raise StylebridgeError(message)
-
-
-def state_path_for(out: str | Path) -> Path:
-    """``DOMAIN.safetensors`` → ``DOMAIN.train-state.safetensors``."""
-    out = Path(out)
-    return out.with_name(out.stem + STATE_SUFFIX) if out.suffix else Path(f"{out}{STATE_SUFFIX}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` name one file (symlinks, ``..`` and hard links seen through)."""
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def check_run_out(out: str | Path, *, resume: bool, force: bool,
-                  inputs: Mapping[str, str | Path | None] | None = None,
-                  side_files: Sequence[str | Path] = ()) -> Path:
-    """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume one
-    that left no state; returns the training-state path beside ``out``.  A caller starting
-    over deletes a stale state (``not resume``) once its own checks have passed.
-
-    Whatever ``force`` says, ``out`` must not be a folder, and no file the run writes
-    (``out``, its training state, ``side_files``) may be one of ``inputs``
-    (``{"--generator": PATH, ...}``, the option naming each input file)."""
-    out, state_path = Path(out), state_path_for(out)
-    if resume and force:  # --force was silently ignored: which one was meant?
-        raise StylebridgeError("--resume continues the run in --out and --force starts it "
-                               "over: give one of them")
-    if out.is_dir():
-        raise StylebridgeError("is a folder; --out takes a file path (e.g. "
-                               "RUN.safetensors)", path=out)
-    written = [out, state_path, *(Path(p) for p in side_files)]
-    for option, given in (inputs or {}).items():
-        if given is None or str(given) == "":
-            continue
-        for path in written:
-            if _same_file(Path(given), path):
-                how = "" if path == out else f" (it writes {path.name} beside it)"
-                raise StylebridgeError(f"is the {option} input; --out {out} would overwrite "
-                                       f"it{how}: choose another --out (--force never "
-                                       "overwrites an input)", path=Path(given))
-    if resume and not state_path.is_file():
-        raise StylebridgeError(f"--resume: no training state at {state_path}")
-    if not resume and out.exists() and not force:
-        raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
-                               path=out)
-    return state_path
 
 
 def sample_wplus(generator: Generator, n: int, rng: torch.Generator, *,
@@ -300,7 +261,12 @@ class DomainTrainer:
 
     @property
     def samples_dir(self) -> Path:
-        return self.out.with_name(f"{self.out.stem}_samples")
+        return samples_dir_for(self.out)
+
+    def own_files(self) -> list[Path]:
+        """The files this run writes beside ``--out`` (the samples aside): the checkpoint and
+        its state; a trainer that writes more adds them (MindTheGap's reference files)."""
+        return [self.out, self.state_path]
 
     @property
     def random_clip(self) -> bool:
@@ -446,15 +412,30 @@ class DomainTrainer:
                         config=self.method.config(),
                         extra={"step": self.step, "steps": self.settings.steps,
                                "fingerprint": json_roundtrip(self.fingerprint),
-                               "checkpoint": str(self.out)})
+                               "checkpoint": str(self.out),
+                               # the checkpoint's header records them: a resumed run that
+                               # writes it again (see resume_and_train) writes the same
+                               "last_losses": self.last_losses})
         # the state first: it holds the method weights too, so --resume works even if the
         # process dies before the checkpoint below is written
+        return self.write_checkpoint()
+
+    def write_checkpoint(self) -> Path:
+        """Write ``--out``, the method checkpoint of the current step (atomically)."""
         save_checkpoint(self.out, self.method.state_dict(), kind="domain_method",
                         plugin=self.method.name, config=self.method.config(),
                         extra=self.checkpoint_extra())
         self.last_checkpoint = self.out
         self.saved_step = self.step
         return self.out
+
+    def _checkpoint_step(self) -> int | None:
+        """The step of the checkpoint at ``--out`` (``None``: none, or unreadable)."""
+        try:
+            step = read_header(self.out).extra.get("step") if self.out.is_file() else None
+        except (StylebridgeError, OSError):
+            return None
+        return step if isinstance(step, int) else None
 
     def load_state(self, path: str | Path | None = None) -> int:
         """Restore a state written by :meth:`save`; return the step it had reached."""
@@ -492,7 +473,9 @@ class DomainTrainer:
         self.rng.set_state(tensors["rng"].to(torch.uint8))
         load_loss_states(self._loss_modules(), tensors, self.device)
         self.step = int(header.extra.get("step", 0))
-        if self.out.is_file():
+        self.last_losses = {str(k): float(v) for k, v in
+                            dict(header.extra.get("last_losses") or {}).items()}
+        if self._checkpoint_step() == self.step:  # else a kill after the state left it behind
             self.last_checkpoint = self.out
             self.saved_step = self.step
         return self.step
@@ -533,7 +516,10 @@ class DomainTrainer:
         """What every domain-training pipeline ends with: with ``resume``, restore the state
         beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``; a
         state past ``--steps`` is refused);
-        then :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``."""
+        then :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
+        temporary files a killed run left of this run's files are removed."""
+        remove_run_temporaries(self.own_files(), self.samples_dir,
+                               sample_names(self.settings.sample_every, self.settings.steps))
         if resume:
             outcome.step = self.load_state(self.state_path)
             if outcome.step > self.settings.steps:  # "nothing to do" read as a shorter run
@@ -542,6 +528,8 @@ class DomainTrainer:
                     f"--steps {outcome.step} or more to resume, or start a new --out",
                     path=self.state_path)
             if outcome.step == self.settings.steps:
+                if self.saved_step != self.step:  # killed between the state and --out
+                    self.write_checkpoint()
                 return outcome
             emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
         outcome.result = self.train(progress=progress)
@@ -572,10 +560,12 @@ class DomainTrainer:
                     result.history.append(values)
                     emit(progress, "step", step=self.step, total=stop,
                          text=f"{label} loss {values['total']:.4f}")
-                    if s.checkpoint_every and self.step % s.checkpoint_every == 0:
-                        result.checkpoint = self.save()
+                    # the samples before the checkpoint: a run killed between the two
+                    # resumes from the previous state and draws them again
                     if s.sample_every and self.step % s.sample_every == 0:
                         result.samples.append(self.write_samples())
+                    if s.checkpoint_every and self.step % s.checkpoint_every == 0:
+                        result.checkpoint = self.save()
                     stops.stop_if_requested(self.step, self.state_path, self._save_if_due)
         finally:
             emit(progress, "end", step=self.step, total=stop)
