@@ -402,6 +402,14 @@ class Metric(Plugin, ABC):
         none (a metric that reads a file should say so)."""
         return {}
 
+    def fresh(self) -> Metric | None:
+        """Another instance of this metric as it was built (reset: nothing accumulated) that
+        shares its networks and keeps its own running values.  ``adapt``/``invert`` score each
+        output (the inversion, every domain) with its own instance: a metric whose network is
+        costly to build (LPIPS, ArcFace) then builds it once.  ``None`` (the default): the
+        caller builds another instance from the spec."""
+        return None
+
     def state(self) -> dict[str, Any] | None:
         """What :meth:`update` has accumulated, as plain JSON values, so that an interrupted
         batch run (``adapt``/``invert --resume``) continues where it stopped and computes what

@@ -36,7 +36,9 @@ def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
                          device: torch.device | None = None) -> OutputMetrics:
     """One fresh instance of every metric per output name, on ``device`` (default the CPU,
     where the rendered images are kept); one-line errors for a bad spec or a metric that does
-    not compare an image with its input."""
+    not compare an image with its input.  The first output's instances are built from their
+    specs; the others are their :meth:`~stylebridge.core.interfaces.Metric.fresh` twins
+    (sharing a network built once), or built from the spec too when a metric offers none."""
     device = device or torch.device("cpu")
     requests = [parse_metric_spec(text) for text in specs]
     registry = get_registry()
@@ -46,7 +48,15 @@ def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
             raise StylebridgeError(f"--metric {req.text}: it compares sets of images, not a "
                                    "picture with its photo; use `stylebridge eval` on the "
                                    "written files")
-    return {name: build_metrics(requests, device) for name in outputs}
+    if not outputs:
+        return {}
+    first = build_metrics(requests, device)
+    out: OutputMetrics = {outputs[0]: first}
+    for name in outputs[1:]:
+        out[name] = [twin if (twin := metric.fresh()) is not None
+                     else build_metrics([req], device)[0]
+                     for req, metric in zip(requests, first, strict=True)]
+    return out
 
 
 def update_output_metrics(metrics: OutputMetrics, rendered: Mapping[str, Tensor],

@@ -18,6 +18,7 @@ so that numbers from the two are never put in one column by accident.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -104,6 +105,16 @@ class IDMetric(PerImageMetric):
             self.embedder = DlibFaceEmbedder(detect=detect)
         else:
             self.embedder = ArcFaceEmbedder(weights, self.device)
+
+    def fresh(self) -> IDMetric | None:
+        """The same face networks (dlib's, or ArcFace's, read-only), its own running values and
+        its own count of images without a face; a subclass is built anew."""
+        if type(self) is not IDMetric:
+            return None
+        twin = copy.copy(self)
+        twin.embedder = copy.copy(self.embedder)
+        twin.reset()
+        return twin
 
     def files(self) -> dict[str, str]:
         """ArcFace's weights (``backend=arcface``, also when ``auto`` found them); dlib's

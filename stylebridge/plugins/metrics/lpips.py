@@ -12,6 +12,7 @@ it was.  The linear heads are always the package's trained ones.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,15 @@ class LPIPSMetric(PerImageMetric):
         self.backbone_path = path
         self.size = None if size is None else int(size)
         self.model = model.to(self.device).eval().requires_grad_(False)
+
+    def fresh(self) -> LPIPSMetric | None:
+        """The same network (read-only: eval mode, no gradients), its own running values; a
+        subclass (which may keep running values of its own) is built anew."""
+        if type(self) is not LPIPSMetric:
+            return None
+        twin = copy.copy(self)
+        twin.reset()
+        return twin
 
     def files(self) -> dict[str, str]:
         """The ImageNet backbone file it read (none on a random backbone)."""
