@@ -26,6 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from stylebridge.core.io import atomic_path
+from stylebridge.core.loading import build_on_meta, read_owned
 from stylebridge.core.sniff import file_kind
 from stylebridge.errors import CheckpointError
 
@@ -243,8 +244,11 @@ def load_checkpoint(
     tensors: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as fh:
-            for name in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-                tensors[name] = fh.get_tensor(name)
+            if torch.device(device).type == "cpu":  # in torch's own (aligned) memory
+                tensors = read_owned(path, fh)
+            else:
+                for name in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    tensors[name] = fh.get_tensor(name)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"tensor data is unreadable ({reason})", path=path) from None
@@ -260,9 +264,11 @@ def check_state_dict(
     what: str = "checkpoint",
     ignore: Iterable[str] = (),
     error: type[CheckpointError] = CheckpointError,
+    check_finite: bool = True,
 ) -> None:
     """Raise a one-line ``error`` on missing/extra keys, shape or dtype mismatches or NaN/Inf
-    values.
+    values (``check_finite=False``: not the values, for tensors :func:`load_checkpoint`
+    returned, which it checked).
 
     ``expected`` maps names to shapes, or to tensors (a module's ``state_dict()``): then the
     kind of dtype is checked too.  A floating-point tensor may arrive in any floating
@@ -295,10 +301,29 @@ def check_state_dict(
         if isinstance(ref, torch.Tensor) and _dtype_kind(ref) != _dtype_kind(actual[name]):
             raise error(f"{what} tensor {name} has dtype {str(actual[name].dtype)[6:]}, "
                         f"expected a {_dtype_kind(ref)} tensor", path=path)
-    for name in sorted(exp_keys):
+    for name in sorted(exp_keys) if check_finite else ():
         t = actual[name]
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if t.is_floating_point() and not all_finite(t):
             raise error(f"{what} tensor {name} contains NaN or Inf values", path=path)
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every element of the floating-point tensor ``t`` is finite, exactly.
+
+    A sum is finite only if every term is (NaN and an infinity stay NaN or infinite through
+    any additions), and summing reads the tensor once where ``isfinite(t).all()`` writes a
+    mask of it first (8-100x slower on a 2-core CPU: ``benchmarks/load_speed.py``).  A
+    finite tensor whose sum overflows (fp16 or bf16 values are summed in float32; fp32 near
+    its largest value) is told by the element-wise test."""
+    if t.numel() == 0:
+        return True
+    try:
+        total = t.sum(dtype=torch.float32) if t.element_size() < 4 else t.sum()
+    except (RuntimeError, TypeError):  # a dtype without a sum (float8): element-wise only
+        total = None
+    if total is not None and bool(torch.isfinite(total)):
+        return True
+    return bool(torch.isfinite(t).all())
 
 
 def _dtype_kind(t: torch.Tensor) -> str:
@@ -324,7 +349,7 @@ def refuse_nonfinite(obj: Any, path: str | Path | None, *, what: str = "tensor",
             continue
         seen.add(id(item))
         if isinstance(item, torch.Tensor):
-            if item.is_floating_point() and not bool(torch.isfinite(item).all()):
+            if item.is_floating_point() and not all_finite(item):
                 # attention masks (CLIP's attn_mask) hold -inf by design; never NaN
                 mask = "mask" in name.rsplit(".", 1)[-1]
                 if not mask or bool(torch.isnan(item).any()):
@@ -365,16 +390,16 @@ IMPLIED_SLACK_BYTES = 256 * 1024 * 1024
 def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.Module],
                          tensors: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
                          prefix: str = "", error: type[CheckpointError] = CheckpointError
-                         ) -> None:
+                         ) -> torch.nn.Module | None:
     """Before a module is allocated from a header's config, build it on the ``meta`` device
     (no memory) and compare the tensor shapes the config implies with the file's: a tensor
     of another shape is refused by name, and a config that implies far more memory than the
     file holds (more than twice, plus :data:`IMPLIED_SLACK_BYTES`) is refused with both
     sizes.  A module that cannot be built on ``meta`` is not pre-checked (its own loader still
-    checks keys and shapes after building it)."""
+    checks keys and shapes after building it): ``None``; else the module built on ``meta``,
+    which :func:`~stylebridge.core.loading.load_weights` can fill with the tensors."""
     try:
-        with torch.device("meta"):
-            module = build()
+        module = build_on_meta(build)
         implied = {prefix + k: v for k, v in module.state_dict().items()}
     except MemoryError:  # even the memory-free build is too big: an absurd config
         raise error(f"the {what} config is too large to build (out of memory before a weight "
@@ -383,7 +408,7 @@ def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.M
         if "overflow" in str(exc).lower():  # tensor sizes beyond int64: an absurd config
             raise error(f"the {what} config implies tensors too large to index (a crafted or "
                         "corrupt header)", path=path) from None
-        return
+        return None
     refuse_wrong_dtypes(path, implied, tensors, what=what, prefix=prefix, error=error)
     for name in sorted(set(implied) & set(tensors)):
         want, got = tuple(implied[name].shape), tuple(tensors[name].shape)
@@ -396,6 +421,7 @@ def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.M
         raise error(f"the {what} config implies {need / 2**20:,.0f} MiB of tensors but "
                     f"the file holds {have / 2**20:,.0f} MiB; refused before allocating (a "
                     "crafted or corrupt header)", path=path)
+    return module
 
 
 #: The label of anything computed with untrained weights (terminal, grids, JSON, markdown).

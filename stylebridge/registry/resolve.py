@@ -455,8 +455,8 @@ def load_generator(spec: str | Path | PluginSpec, device: str | torch.device = "
     text = str(spec) if isinstance(spec, (str, Path)) else (spec.text or str(spec))
     device = resolve_device(str(device))  # `auto`, and a missing GPU said in one line
     path, official = generator_path(text, option=option)
-    with keep_rng_state():  # its random initialisation is overwritten by the weights
-        ck = load_stylegan2(path, device=device)
+    with keep_rng_state():  # built on meta, filled by assignment: nothing drawn
+        ck = load_stylegan2(path, device=device, keep_rng=True)
     extra = ck.header.extra
     source_file = str(extra.get("source_file") or "") or None
     if is_random_weights(extra):

@@ -31,12 +31,19 @@ from stylebridge.core.stylegan2.polyphase import (
 )
 
 
-def make_kernel(taps: Sequence[float]) -> Tensor:
-    """2-D FIR kernel from 1-D taps (outer product), normalised to sum 1."""
-    k = torch.tensor(list(taps), dtype=torch.float32)
+def make_kernel(taps: Sequence[float], gain: float = 1) -> Tensor:
+    """2-D FIR kernel from 1-D taps (outer product), normalised to sum 1, times ``gain``.
+
+    Computed on the CPU, then placed on the default device: a module built on ``meta`` (the
+    shape pre-check of a load) does no arithmetic on meta tensors, which imports
+    ``torch._dynamo`` (seconds)."""
+    k = torch.tensor(list(taps), dtype=torch.float32, device="cpu")
     if k.ndim == 1:
         k = k[None, :] * k[:, None]
-    return k / k.sum()
+    k = k / k.sum()
+    if gain != 1:
+        k = k * gain
+    return k.to(torch.get_default_device())
 
 
 class PixelNorm(nn.Module):
@@ -90,9 +97,7 @@ class Blur(nn.Module):
 
     def __init__(self, taps: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1) -> None:
         super().__init__()
-        kernel = make_kernel(taps)
-        if upsample_factor > 1:
-            kernel = kernel * upsample_factor**2
+        kernel = make_kernel(taps, upsample_factor**2 if upsample_factor > 1 else 1)
         self.register_buffer("kernel", kernel)
         self.pad = pad
 
@@ -106,7 +111,7 @@ class Upsample(nn.Module):
     def __init__(self, taps: Sequence[float], factor: int = 2) -> None:
         super().__init__()
         self.factor = factor
-        self.register_buffer("kernel", make_kernel(taps) * factor**2)
+        self.register_buffer("kernel", make_kernel(taps, factor**2))
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 

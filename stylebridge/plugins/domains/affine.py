@@ -149,11 +149,14 @@ class AffineLightPlus(_AffineMethod):
         sd = self.generator_config.style_dim
         gen = torch.Generator().manual_seed(self.seed)
         # DissimilarDomains' init: V = randn with unit rows (trained), U = 0 (so A' = A at first).
+        # V is drawn by the CPU generator on the CPU, also when the default device is another
+        # (meta, for the shape pre-check of a load: no arithmetic on meta tensors)
         self.affine_in = nn.ParameterDict()
         self.affine_out = nn.ParameterDict()
         for i in self.layers:
-            v = torch.randn(self.rank, sd, generator=gen)
-            self.affine_in[str(i)] = nn.Parameter(v / v.norm(dim=1, keepdim=True))
+            v = torch.randn(self.rank, sd, generator=gen, device="cpu")
+            v = (v / v.norm(dim=1, keepdim=True)).to(torch.get_default_device())
+            self.affine_in[str(i)] = nn.Parameter(v)
             self.affine_out[str(i)] = nn.Parameter(torch.zeros(self.layout[i].in_ch, self.rank))
 
     def config(self) -> dict[str, Any]:

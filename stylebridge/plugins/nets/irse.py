@@ -368,8 +368,8 @@ def load_arcface_irse50(path: str | Path, device: str | torch.device = "cpu") ->
             model = ArcFaceIRSE50(**header.config)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"invalid ArcFace config in header: {exc}", path=path) from None
-        check_state_dict(path, model.state_dict(), tensors,
-                         what="ArcFace IR-SE")
+        check_state_dict(path, model.state_dict(), tensors, what="ArcFace IR-SE",
+                         check_finite=False)  # load_checkpoint checked the values
         model.load_state_dict(tensors, strict=True)
     else:
         state, config = arcface_state_from_upstream(torch_load_safe(path), path=path)

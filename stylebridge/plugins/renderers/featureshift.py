@@ -52,7 +52,9 @@ from stylebridge.core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from stylebridge.core.device import keep_rng_state
 from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion, Renderer
+from stylebridge.core.loading import assignable, load_weights
 from stylebridge.core.schema import WIDTH, Field
 from stylebridge.core.synthesis import method_styles, synthesize
 from stylebridge.errors import CheckpointError, StylebridgeError
@@ -196,8 +198,15 @@ def save_featureshift(path: str | Path, model: FeatureShift, *,
 
 
 def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
-                      **overrides: Any) -> tuple[FeatureShift, CheckpointHeader]:
-    """Load a ``featureshift`` checkpoint (eval mode) and its header; one-line errors."""
+                      keep_rng: bool = False, **overrides: Any
+                      ) -> tuple[FeatureShift, CheckpointHeader]:
+    """Load a ``featureshift`` checkpoint (eval mode) and its header; one-line errors.
+
+    ``keep_rng=True`` leaves torch's random state as it was: the model is built on ``meta``
+    and takes the file's tensors by assignment (no random initialisation, no second copy; the
+    same tensors).  ``False`` (as before) builds it on the CPU, drawing the initialisation
+    that the weights overwrite from the caller's random stream (``train featureshift
+    --init`` seeds before loading and its losses draw after)."""
     header, tensors = load_checkpoint(path, kind=KIND, plugin=PLUGIN, device=str(device))
     refused = FeatureShift.check_header(header.extra)
     if refused:
@@ -207,14 +216,23 @@ def load_featureshift(path: str | Path, *, device: str | torch.device = "cpu",
         FeatureShift.check_config(config)  # types and ranges, before anything is built
     except ValueError as exc:
         raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
-    check_implied_shapes(path, lambda: FeatureShift(**config), tensors, what="FeatureShift")
-    try:
-        model = FeatureShift(**config)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"invalid FeatureShift config in header: {exc}", path=path) from None
-    check_state_dict(path, model.state_dict(), tensors,
-                     what="FeatureShift")
-    model.load_state_dict(tensors, strict=True)
+
+    def build() -> FeatureShift:
+        try:
+            if keep_rng:
+                with keep_rng_state():
+                    return FeatureShift(**config)
+            return FeatureShift(**config)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"invalid FeatureShift config in header: {exc}",
+                                  path=path) from None
+
+    meta = check_implied_shapes(path, lambda: FeatureShift(**config), tensors,
+                                what="FeatureShift")
+    model = meta if keep_rng and meta is not None and assignable(meta) else build()
+    check_state_dict(path, model.state_dict(), tensors, what="FeatureShift",
+                     check_finite=False)  # load_checkpoint checked the values
+    model = load_weights(model, tensors, build)
     model.read_extra(header.extra)
     return model.to(device).eval(), header
 
