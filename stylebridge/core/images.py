@@ -18,20 +18,21 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError, features
 from torch import Tensor
 
 from stylebridge.core.io import atomic_path
+from stylebridge.core.limits import MAX_PIXELS, REDUCE_KEEP_SIDE
 from stylebridge.core.resize import resize as resize_filtered
 from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ImageError
 
-#: the largest image read (pixels, 16384 × 16384 = 268,435,456); larger ones are refused with a
-#: one-line error before decoding.  Pillow's own decompression-bomb limit (~179 M pixels, with a
-#: warning above ~89 M) is lifted while opening, so this documented limit is the one that applies.
-MAX_PIXELS = 16384 * 16384
+# MAX_PIXELS (16384 × 16384 = 268,435,456, :mod:`stylebridge.core.limits`): larger images are
+# refused with a one-line error before decoding.  Pillow's own decompression-bomb limit (~179 M
+# pixels, with a warning above ~89 M) is lifted while opening, so this documented limit is the
+# one that applies, to every command (``info`` too).
 _PIL_LIMIT_LOCK = threading.Lock()
 #: the file suffixes read from a folder (an image named otherwise is read when named itself);
 #: HEIC/HEIF need the optional ``pillow-heif`` (:func:`heif_support`), AVIF a Pillow built
-#: with it
+#: with it; a GIF is read as its first frame (as when it is named itself)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".webp", ".tif", ".tiff", ".heic",
-                  ".heif", ".avif")
+                  ".heif", ".avif", ".gif")
 HEIF_INSTALL = "pip install 'stylebridge[heif]'"
 
 
@@ -68,6 +69,13 @@ def unreadable_reason(path: Path, otherwise: str) -> str:
     return otherwise
 
 
+def _too_large(path: Path, exc: Exception) -> ImageError:
+    """The one line for a decompression bomb Pillow refused (over twice :data:`MAX_PIXELS`)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"has {int(found[1]):,} pixels, " if found else "is "
+    return ImageError(f"image {size}larger than the {MAX_PIXELS:,} pixel limit", path=path)
+
+
 def open_image(path: Path) -> Image.Image:
     """``Image.open(path)`` (lazy: only the header is read) with :data:`MAX_PIXELS` as the only
     size limit: Pillow's bomb check is set above it while the header is parsed (under a lock,
@@ -81,6 +89,8 @@ def open_image(path: Path) -> Image.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise _too_large(path, exc) from None
         finally:
             Image.MAX_IMAGE_PIXELS = old
     if img.width * img.height > MAX_PIXELS:
@@ -396,6 +406,42 @@ def _float_image(arr: np.ndarray, path: Path) -> Tensor:
     return torch.from_numpy(np.repeat(arr[None], 3, axis=0).astype(np.float32)).contiguous()
 
 
+#: the Pillow modes of one-channel integer images (16-bit PNG, 16/32-bit TIFF, 16-bit PGM)
+INTEGER_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def _sample_type(img: Image.Image) -> tuple[int, bool]:
+    """``(bits, signed)`` of an integer image's samples: what a TIFF declares (BitsPerSample,
+    SampleFormat; unsigned unless it says otherwise), else mode ``I``'s own 32-bit signed."""
+    tags = getattr(img, "tag_v2", None)
+    try:
+        bits = int(tags[258][0] if isinstance(tags[258], tuple) else tags[258])
+        fmt = tags.get(339, 1)
+        signed = int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2
+    except (TypeError, KeyError, IndexError, ValueError):
+        return 32, True
+    return (bits, signed) if 8 < bits <= 32 else (32, True)
+
+
+def integer_unit(img: Image.Image, arr: np.ndarray) -> np.ndarray:
+    """The pixels ``arr`` (``np.asarray(img)``) of an integer image ``img`` (:data:`INTEGER_MODES`)
+    as float64 in ``[0, 1]``.
+
+    Values within ``0..65535`` (16-bit PNG, TIFF and PGM files, and 8-bit values kept in a
+    16-bit file) are read as before: divided by 65535, or by 255 when none is above 255.
+    Values beyond 16 bits (a 32-bit integer TIFF), or below 0 (a signed TIFF), are divided by
+    the largest value the file's sample type holds: ``2**bits - 1`` unsigned (Pillow's wrapped
+    32-bit values are read back as unsigned), ``2**(bits - 1) - 1`` signed, whose negative
+    values are black; a file that does not say its type counts as mode ``I``'s 32-bit signed."""
+    lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+    if lo >= 0 and hi <= 65535:
+        return arr / (65535.0 if hi > 255 else 255.0)
+    bits, signed = _sample_type(img)
+    if not signed and bits == 32 and arr.dtype == np.int32:
+        arr = arr.view(np.uint32)  # Pillow keeps uint32 samples in int32: 2**31 came as < 0
+    return np.clip(arr / float(2 ** (bits - 1 if signed else bits) - 1), 0.0, 1.0)
+
+
 #: EXIF orientation (tag 0x0112) → the transposition that shows the picture upright
 _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -403,24 +449,74 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
                 8: Image.Transpose.ROTATE_90}
 
 
+def _upright_method(img: Image.Image) -> Image.Transpose | None:
+    """The transposition :func:`exif_upright` applies to ``img`` (``None``: none)."""
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # malformed EXIF from a camera or an editor: the pixels still count
+        return None
+    return _ORIENTATION.get(orientation)
+
+
 def exif_upright(img: Image.Image) -> Image.Image:
     """``img`` as it is meant to be seen: a phone photo stored sideways with an EXIF
     orientation is turned upright (as viewers do), so the face detector sees an upright
     face.  Unreadable EXIF data counts as no orientation."""
-    try:
-        orientation = int(img.getexif().get(0x0112, 1))
-    except Exception:  # malformed EXIF from a camera or an editor: the pixels still count
-        return img
-    method = _ORIENTATION.get(orientation)
+    method = _upright_method(img)
     return img if method is None else img.transpose(method)
+
+
+def reduce_factor(width: int, height: int) -> int:
+    """The integer factor a ``width × height`` photo is reduced by when it is read: 1 (read
+    as it is) unless its shorter side is at least twice
+    :data:`~stylebridge.core.limits.REDUCE_KEEP_SIDE` (8192 px); then the largest factor
+    that keeps the shorter side at least 4096 px (15000 × 15000 → 3, read as 5000 × 5000)."""
+    return max(1, min(width, height) // REDUCE_KEEP_SIDE)
+
+
+def _rgb(img: Image.Image) -> Image.Image:
+    """``img`` in RGB: alpha composited over white, palettes, CMYK and the rest converted."""
+    if img.mode in {"RGBA", "LA", "PA"} or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _reduced(img: Image.Image, factor: int) -> Image.Image:
+    """``img`` reduced ``factor`` times on each side by exact box averaging (``Image.reduce``:
+    each output pixel is the mean of a ``factor × factor`` block, the last row and column of
+    the blocks that remain), while still 8-bit (or the file's own integer/float samples): the
+    pixels are converted the way :func:`load_image` converts them first where averaging
+    would differ (alpha, palettes, CMYK), and after it where it would not (grey → RGB)."""
+    if img.mode in {"L", "RGB", "I", "F"}:
+        return img.reduce(factor)
+    if img.mode in INTEGER_MODES:  # I;16*: Image.reduce needs I (the same values)
+        return img.convert("I").reduce(factor)
+    return _rgb(img).reduce(factor)
+
+
+def image_error(path: Path, exc: Exception) -> ImageError:
+    """The one-line :class:`ImageError` for what Pillow raised reading ``path``: what the file
+    is when it is no image (:func:`unreadable_reason`: empty, text, a video...), else Pillow's
+    reason with the path said once, in front."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = reason.replace(f" '{path}'", "").replace(f" {path}", "")  # named once, in front
+    if isinstance(exc, UnidentifiedImageError):
+        return ImageError(unreadable_reason(path, f"cannot read image ({reason})"), path=path)
+    return ImageError(f"cannot read image ({reason})", path=path)
 
 
 def load_image(path: str | Path) -> Tensor:
     """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``, upright.
 
-    Grayscale, palette, RGBA, CMYK and 16-bit files are converted; an EXIF orientation
-    (phone photos) is applied (:func:`exif_upright`); unreadable, truncated or oversized
-    files raise :class:`ImageError` naming the file.
+    Grayscale, palette, RGBA (over white), CMYK, 16-bit and 32-bit integer files
+    (:func:`integer_unit`) are converted; a GIF or another animation gives its first frame;
+    an EXIF orientation (phone photos) is applied (:func:`exif_upright`); a photo whose
+    shorter side is 8192 px or more is reduced by an integer factor while it is read
+    (:func:`reduce_factor`; smaller photos are read exactly as they are); unreadable,
+    truncated or oversized files raise :class:`ImageError` naming the file.  The values are
+    always within ``[0, 1]``.
     """
     path = Path(path)
     try:
@@ -436,34 +532,30 @@ def load_image(path: str | Path) -> Tensor:
     try:
         with open_image(path) as opened:
             opened.load()
-            img = exif_upright(opened)
+            factor = reduce_factor(*opened.size)
+            if factor == 1:
+                img = exif_upright(opened)
+            else:  # reduced first (8-bit, a ninth of the pixels at 3), then turned upright
+                method = _upright_method(opened)
+                img = _reduced(opened, factor)
+                img = img if method is None else img.transpose(method)
             if img.mode == "F":  # 32-bit float (TIFF): [0, 1] by convention
                 return _float_image(np.asarray(img, dtype=np.float64), path)
-            if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
-                arr16 = np.asarray(img, dtype=np.float64)
-                scale = 65535.0 if arr16.max() > 255 else 255.0
-                arr = np.repeat((arr16 / scale)[..., None], 3, axis=2)
+            if img.mode in INTEGER_MODES:
+                unit = integer_unit(opened, np.asarray(img))  # the file's tags: `opened`
+                arr = np.repeat(unit.astype(np.float64)[..., None], 3, axis=2)
                 return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).contiguous()
-            if img.mode in {"RGBA", "LA", "PA"} or (img.mode == "P" and "transparency" in img.info):
-                rgba = img.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, rgba)
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            rgb = _rgb(img)
             # one writable uint8 copy; the decoded images go before the float tensor is made
             # (a 200-megapixel photo peaked at 5 GB with every copy alive)
             arr8 = np.array(rgb, dtype=np.uint8)
             del rgb, img
     except ImageError:
         raise
-    except Image.DecompressionBombError:
-        raise ImageError(f"image is larger than the {MAX_PIXELS:,} pixel limit", path=path) from None
+    except Image.DecompressionBombError as exc:  # checked again by formats sized at load
+        raise _too_large(path, exc) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = reason.replace(f" '{path}'", "").replace(f" {path}", "")  # named once, in front
-        if isinstance(exc, UnidentifiedImageError):
-            raise ImageError(unreadable_reason(path, f"cannot read image ({reason})"),
-                             path=path) from None
-        raise ImageError(f"cannot read image ({reason})", path=path) from None
+        raise image_error(path, exc) from None
     out = torch.empty((3, *arr8.shape[:2]), dtype=torch.float32)
     for c in range(3):  # channel by channel: no second full-size float buffer
         out[c].copy_(torch.from_numpy(arr8[..., c]))

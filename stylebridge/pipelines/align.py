@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from stylebridge.core.images import INTEGER_MODES, integer_unit
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.photos import output_names
 
@@ -124,13 +125,15 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     Alpha is composited over white.
     """
     if isinstance(image, Image.Image):
-        if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
-            image = np.asarray(image)
+        if image.mode in INTEGER_MODES:  # read as load_image reads the file
+            unit = integer_unit(image, np.asarray(image))
+            return dlib_array(np.repeat(np.round(unit * 255.0).astype(np.uint8)[..., None], 3,
+                                        axis=2))
         else:
             if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
                 rgba = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+            return dlib_array(np.asarray(image.convert("RGB"), dtype=np.uint8))
     if not isinstance(image, np.ndarray):  # a torch tensor (not imported at module level)
         if not hasattr(image, "detach"):
             raise TypeError(f"expected a PIL image, array or tensor, got {type(image).__name__}")
@@ -141,19 +144,24 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
             t = t[0]
         if t.ndim != 3 or t.shape[0] not in (1, 3):
             raise ValueError(f"expected an image tensor [3, H, W], got {list(t.shape)}")
-        # in torch, in place on one float32 copy: a 36 MP photo went through four float64
-        # arrays in numpy (3.9 GB, 13 s); the same bytes for images read from 8-bit files
-        t = t.to(torch.float32, copy=True).clamp_(0, 1).mul_(255.0).round_().to(torch.uint8)
-        if t.shape[0] == 1:
-            t = t.expand(3, -1, -1)
-        return np.ascontiguousarray(t.permute(1, 2, 0).numpy())
+        # in torch, in place on float32 copies of a band of rows at a time, into one uint8
+        # array: a 36 MP photo went through four float64 arrays in numpy (3.9 GB, 13 s), then
+        # one float32 copy of the whole photo; the same bytes for images read from 8-bit files
+        h, w = t.shape[1:]
+        out = np.empty((h, w, 3), dtype=np.uint8)
+        rows = max(1, (1 << 22) // max(w, 1))  # ~16 MB of float32 per channel and band
+        for top in range(0, h, rows):
+            band = t[:, top:top + rows].to(torch.float32, copy=True)
+            band = band.clamp_(0, 1).mul_(255.0).round_().to(torch.uint8)
+            out[top:top + rows] = band.permute(1, 2, 0).numpy()  # a grey band broadcasts
+        return out
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"expected an image array [H, W] or [H, W, 3|4], got {list(arr.shape)}")
     if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
-        return np.ascontiguousarray(arr)  # already what is asked for: no float copy
+        return dlib_array(arr)  # already what is asked for: no float copy
     if arr.dtype == np.uint8:
         f = arr.astype(np.float32) / 255.0
     elif np.issubdtype(arr.dtype, np.integer):
@@ -167,7 +175,33 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     if f.shape[2] == 4:
         alpha = f[..., 3:4]
         f = f[..., :3] * alpha + (1.0 - alpha)
-    return np.ascontiguousarray((np.clip(f, 0.0, 1.0) * 255.0).round().astype(np.uint8))
+    return dlib_array((np.clip(f, 0.0, 1.0) * 255.0).round().astype(np.uint8))
+
+
+def dlib_array(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (``uint8 [H, W, 3]``) with the strides of a fresh C-ordered array, copied only
+    where they differ.  numpy counts an array as contiguous whatever the strides of its
+    length-1 axes (a 1×1 photo read from a tensor had strides ``(1, 1, 1)``:
+    ``np.ascontiguousarray`` kept them) and dlib checks every stride: it raised "the stride of
+    the 2nd dimension ... must be 3" and stopped the whole batch."""
+    canonical, step = [], arr.itemsize
+    for n in reversed(arr.shape):
+        canonical.insert(0, step)
+        step *= n
+    if arr.flags.c_contiguous and arr.strides == tuple(canonical):
+        return arr
+    return np.array(arr, order="C", copy=True)
+
+
+def _dlib_call(what: str, function: Any, *args: Any, path: str | Path | None = None) -> Any:
+    """``function(*args)`` (a dlib detector or predictor), its ``RuntimeError`` on an image it
+    cannot take turned into a one-line :class:`ImageError` naming ``path``: one odd photo is
+    skipped, its batch goes on."""
+    try:
+        return function(*args)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "RuntimeError"
+        raise ImageError(f"{what} failed on this image (dlib: {reason})", path=path) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,10 +217,12 @@ class FaceLandmarks:
     landmarks: np.ndarray  # [68, 2] float64, (x, y) pixel indices of the input image
 
 
-def _detect(rgb: np.ndarray, detect_size: int | None, upsample: int
+def _detect(rgb: np.ndarray, detect_size: int | None, upsample: int,
+            path: str | Path | None = None
             ) -> tuple[list[tuple[float, float, float, float]], list[float]]:
     """dlib's HOG boxes (input pixels, ``(left, top, right, bottom)``) and scores; detection
-    runs on a copy whose longer side is at most ``detect_size``."""
+    runs on a copy whose longer side is at most ``detect_size``; an image dlib refuses is an
+    :class:`ImageError` naming ``path``."""
     detector, _ = _dlib_models()
     h, w = rgb.shape[:2]
     scale = 1.0
@@ -197,32 +233,34 @@ def _detect(rgb: np.ndarray, detect_size: int | None, upsample: int
         small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR,
                                                        reducing_gap=2.0))
         scale = size[0] / w  # the exact horizontal factor
-    rects, scores, _ = detector.run(np.ascontiguousarray(small), upsample, 0.0)
+    rects, scores, _ = _dlib_call("face detection", detector.run, dlib_array(small), upsample,
+                                  0.0, path=path)
     boxes = [(r.left() / scale, r.top() / scale, (r.right() + 1) / scale - 1,
               (r.bottom() + 1) / scale - 1) for r in rects]
     return boxes, [float(s) for s in scores]
 
 
-def _detect_or_look_closer(rgb: np.ndarray, detect_size: int | None, upsample: int
+def _detect_or_look_closer(rgb: np.ndarray, detect_size: int | None, upsample: int,
+                           path: str | Path | None = None
                            ) -> tuple[list[tuple[float, float, float, float]], list[float]]:
     """:func:`_detect`; when it finds nothing on a copy smaller than the photo, once more at
     twice that size: a face ~300 px wide in a 4032 px phone photo is ~50 px at 640, below
     what the detector sees, and found at 1280.  Photos with a face found at first are
     aligned exactly as before."""
-    boxes, scores = _detect(rgb, detect_size, upsample)
+    boxes, scores = _detect(rgb, detect_size, upsample, path)
     if not boxes and detect_size is not None and max(rgb.shape[:2]) > detect_size:
-        boxes, scores = _detect(rgb, 2 * detect_size, upsample)
+        boxes, scores = _detect(rgb, 2 * detect_size, upsample, path)
     return boxes, scores
 
 
-def _landmarks(rgb: np.ndarray, box: tuple[float, float, float, float], score: float
-               ) -> FaceLandmarks:
+def _landmarks(rgb: np.ndarray, box: tuple[float, float, float, float], score: float,
+               path: str | Path | None = None) -> FaceLandmarks:
     """The 68 landmarks, predicted on the full-resolution image inside ``box``."""
     import dlib
 
     _, predictor = _dlib_models()
     full = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
-    shape = predictor(rgb, full)
+    shape = _dlib_call("face landmarks", predictor, dlib_array(rgb), full, path=path)
     pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)],
                    dtype=np.float64)
     return FaceLandmarks(box=box, score=score, landmarks=pts)
@@ -233,33 +271,33 @@ def _area(box: tuple[float, float, float, float]) -> float:
 
 
 def detect_landmarks(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZE,
-                     upsample: int = 1) -> FaceLandmarks | None:
+                     upsample: int = 1, path: str | Path | None = None) -> FaceLandmarks | None:
     """Find the largest face and its 68 landmarks; ``None`` when there is none.
 
     Among the boxes at least 0.8 times the largest one's area the most confident wins.
     Detection runs on a copy whose longer side is at most ``detect_size`` (``None``: the
     full image); the box is mapped back and the landmarks are predicted on the
-    full-resolution image.
+    full-resolution image.  An image dlib refuses is an :class:`ImageError` naming ``path``.
     """
     rgb = to_rgb_uint8(image)
-    boxes, scores = _detect_or_look_closer(rgb, detect_size, upsample)
+    boxes, scores = _detect_or_look_closer(rgb, detect_size, upsample, path)
     if not boxes:
         return None
     areas = [_area(b) for b in boxes]
     biggest = max(areas)
     best = max((i for i in range(len(boxes)) if areas[i] >= 0.8 * biggest), key=lambda i: scores[i])
-    return _landmarks(rgb, boxes[best], scores[best])
+    return _landmarks(rgb, boxes[best], scores[best], path)
 
 
 def detect_faces(image: Any, *, detect_size: int | None = DEFAULT_DETECT_SIZE, upsample: int = 1,
-                 min_size: float = 0.0) -> list[FaceLandmarks]:
+                 min_size: float = 0.0, path: str | Path | None = None) -> list[FaceLandmarks]:
     """Every face whose box is at least ``min_size`` input pixels on its shorter side, with
     its 68 landmarks, largest first (as FFHQ's own script, which aligned every face)."""
     rgb = to_rgb_uint8(image)
-    boxes, scores = _detect_or_look_closer(rgb, detect_size, upsample)
+    boxes, scores = _detect_or_look_closer(rgb, detect_size, upsample, path)
     keep = [i for i, b in enumerate(boxes) if min(b[2] - b[0], b[3] - b[1]) + 1 >= min_size]
     keep.sort(key=lambda i: (-_area(boxes[i]), -scores[i]))
-    return [_landmarks(rgb, boxes[i], scores[i]) for i in keep]
+    return [_landmarks(rgb, boxes[i], scores[i], path) for i in keep]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +452,7 @@ def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | No
     ("no face found", naming ``path`` when given).
     """
     rgb = to_rgb_uint8(image)
-    face = detect_landmarks(rgb, detect_size=detect_size)
+    face = detect_landmarks(rgb, detect_size=detect_size, path=path)
     if face is None:
         raise NoFaceError(_no_face_text("no face found", rgb), path=path)
     aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
@@ -437,7 +475,7 @@ def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | N
     """:func:`align_face` for every face (:func:`detect_faces`: largest first, boxes at least
     ``min_size`` pixels); :class:`NoFaceError` when there is none."""
     rgb = to_rgb_uint8(image)
-    faces = detect_faces(rgb, detect_size=detect_size, min_size=min_size)
+    faces = detect_faces(rgb, detect_size=detect_size, min_size=min_size, path=path)
     if not faces:
         raise NoFaceError(_no_face_text("no face found" if not min_size else
                                         f"no face of at least {min_size:g} pixels found", rgb),
@@ -477,6 +515,7 @@ __all__ = [
     "align_from_landmarks",
     "detect_faces",
     "detect_landmarks",
+    "dlib_array",
     "dlib_model_path",
     "ffhq_quad",
     "output_names",

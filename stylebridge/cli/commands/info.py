@@ -85,19 +85,22 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     """A picture stylebridge wrote: its size and what it keeps in the file (a grid mark, the
     RANDOM WEIGHTS notice of a run on untrained weights: PNG text, else EXIF
     ImageDescription)."""
-    from PIL import Image, UnidentifiedImageError
+    from stylebridge.core.images import GRID_KEY, NOTICE_KEY, image_error, open_image
 
-    from stylebridge.core.images import GRID_KEY, NOTICE_KEY
-    from stylebridge.errors import ImageError
-
+    # what every command reads images with: the same pixel limit (one line naming the file,
+    # no DecompressionBombError) and the same reasons for a file that is no image ("is empty
+    # (0 bytes)", "is an MP4/QuickTime video, not an image")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height, text = image.width, image.height, dict(image.info)
-            described = image.getexif().get(0x010E)  # save_image(notice=) in JPEG/WebP/TIFF
+            kind = image.format or path.suffix[1:].upper()  # a JPEG named .png says JPEG
+            # save_image(notice=) in JPEG/WebP/TIFF; a PNG keeps it as text (read above), and
+            # its getexif() would decode the whole image to look for a late eXIf chunk
+            described = None if kind == "PNG" else image.getexif().get(0x010E)
             if NOTICE_KEY not in text and isinstance(described, str):
                 text[NOTICE_KEY] = described
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ImageError(f"cannot read this PNG ({exc})", path=path) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise image_error(path, exc) from None
     info = {"path": str(path), "width": width, "height": height, "grid": GRID_KEY in text,
             "notice": text.get(NOTICE_KEY)}
     if as_json:
@@ -109,7 +112,7 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     if info["notice"]:
         head, _, rest = str(info["notice"]).partition(":")
         table.add_row("weights", f"[bold yellow]{escape(head)}[/bold yellow]:{escape(rest)}")
-    table.add_row("image", f"{width}x{height} {path.suffix[1:].upper()}" + (
+    table.add_row("image", f"{width}x{height} {kind}" + (
         ", a grid of a stylebridge run"
         if info["grid"] else ""))
     if not info["notice"] and not info["grid"]:
