@@ -191,7 +191,7 @@ def test_shards_have_one_byte_layout_and_two_builds_are_identical(env: Env,
 
 def test_the_shard_writer_against_safetensors_and_old_shards_still_read(
         env: Env, tmp_path: Path) -> None:
-    from stylebridge.pipelines.featureshift.tensorfile import save_tensors
+    from stylebridge.core.tensorfile import save_tensors
 
     tensors = {"image": torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4),
                "w": torch.linspace(-1, 1, 16).view(2, 8),

@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor
 
 from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.images import from_generator_range, save_png
 from stylebridge.core.interfaces import Encoder
-from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.io import write_json
 from stylebridge.core.stylegan2 import Generator
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+from stylebridge.core.tensorfile import save_tensors
 from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.plugins.encoders.fse import FSEEncoder
 from stylebridge.plugins.encoders.psp import E4EEncoder
@@ -329,10 +329,10 @@ def write_tiny_clips(folder: Path) -> dict[str, Path]:
     for name in TINY_CLIPS:
         model = quiet(lambda n=name: open_clip.create_model(n, pretrained=None))
         clip_weights[name] = folder / f"{name}.safetensors"
-        with atomic_path(clip_weights[name]) as tmp:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                      metadata={"random_weights": "true", "quick_gelu": "false",
-                                "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
+        # byte-identical for the same seed (its sha256 is what resumed runs compare)
+        save_tensors(clip_weights[name], dict(model.state_dict()),
+                     {"random_weights": "true", "quick_gelu": "false",
+                      "note": "RANDOM WEIGHTS: tiny CLIP of the reproduce preset"})
     return clip_weights
 
 

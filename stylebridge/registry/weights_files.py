@@ -27,10 +27,10 @@ def stamp_header(path: Path, info: Mapping[str, Any]) -> None:
     ``extra.licence`` when the converter wrote none. The file is rewritten atomically with the
     permissions a plain file creation gives (the umask), like every other output."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from stylebridge.core.checkpoint import METADATA_KEY
-    from stylebridge.core.io import atomic_path
+    from stylebridge.core.tensorfile import save_tensors
 
     with safe_open(str(path), framework="pt") as fh:
         metadata = dict(fh.metadata() or {})
@@ -40,8 +40,9 @@ def stamp_header(path: Path, info: Mapping[str, Any]) -> None:
     extra.setdefault("licence", info["licence"])
     metadata[METADATA_KEY] = json.dumps(header, sort_keys=True)
     tensors = load_file(str(path))
-    with atomic_path(path) as tmp:  # save_file alone creates the file 0600
-        save_file(tensors, str(tmp), metadata=metadata)
+    # atomically, with the umask's permissions; byte-identical for the same file (sorted
+    # metadata keys: safetensors' own writer orders them at random)
+    save_tensors(path, tensors, metadata)
 
 
 def sha256_file(path: Path) -> str:

@@ -57,10 +57,10 @@ from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.core.stylegan2.generator import Generator
+from stylebridge.core.tensorfile import save_tensors
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.featureshift.render import images_to_uint8
-from stylebridge.pipelines.featureshift.tensorfile import save_tensors
 from stylebridge.pipelines.photos import is_random, random_parts, weights_path
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
 

@@ -1,9 +1,10 @@
-"""A deterministic ``.safetensors`` writer for the FeatureShift dataset's shards.
+"""A deterministic ``.safetensors`` writer (FeatureShift's dataset shards, the tiny preset's
+CLIP files, converted CLIP checkpoints).
 
 ``safetensors.torch.save_file`` keeps the ``__metadata__`` of a file in a hash map, so a file
 with more than one metadata key (a base shard's ``format`` and ``names``) is written with its
 keys in a different order from one process to the next: two builds of the same images gave
-different bytes.  :func:`save_tensors` writes the same format with the metadata keys sorted,
+different bytes (and another sha256, which resume checks compare).  :func:`save_tensors` writes the same format with the metadata keys sorted,
 the tensors laid out as safetensors lays them out (by dtype, widest first, then by name: every
 tensor starts at a multiple of its element size) and the header padded with spaces to a
 multiple of 8 bytes.  Its files are byte-identical for the same tensors and metadata, and
