@@ -511,3 +511,12 @@ def test_a_photo_too_small_for_the_detector_says_so() -> None:
     with pytest.raises(NoFaceError) as info:
         align_face(np.full((200, 300, 3), 128, np.uint8), 64, path="wall.png")
     assert str(info.value) == "wall.png: no face found"
+
+
+def test_alignment_and_the_id_metric_share_one_face_detector() -> None:
+    """dlib's HOG detector takes 0.25 s to build: `demo` and `adapt --metric id` built it twice."""
+    pytest.importorskip("dlib")
+    from stylebridge.pipelines.align import _dlib_models
+    from stylebridge.plugins.nets.face_id import _dlib_nets, dlib_model_dir
+
+    assert _dlib_models()[0] is _dlib_nets(str(dlib_model_dir()))[0]

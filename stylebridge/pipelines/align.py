@@ -63,6 +63,7 @@ from PIL import Image
 from stylebridge.core.images import INTEGER_MODES, integer_unit
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.photos import output_names
+from stylebridge.plugins.nets.face_id import frontal_face_detector
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +110,7 @@ def _dlib_models() -> tuple[Any, Any]:
     except ImportError:
         raise StylebridgeError("face alignment needs dlib (pip install dlib-bin)") from None
     predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_MODEL)))
-    return dlib.get_frontal_face_detector(), predictor
+    return frontal_face_detector(), predictor  # shared with the id metric
 
 
 # ---------------------------------------------------------------------------------------------
