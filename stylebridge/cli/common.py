@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +99,40 @@ def finite_floats(text: str) -> list[float]:
     return [finite_float(part) for part in parts]
 
 
+# -- paths: a leading ~ ------------------------------------------------------------------------
+# The shell expands `~` only at the start of a word: `--out ~/x` arrives expanded, `--out=~/x`,
+# `-o~/x`, a quoted '~/x' and `--encoder e4e:~/e4e.safetensors` arrive with the `~` (which
+# then became a folder literally named `~` in the current one).  Every option and positional
+# that names a file or folder takes one of these types (tests/test_inputs_i2_paths.py checks
+# that each built-in command's do).
+
+#: a ``~`` that starts a part of a spec (the spec, a ``:``-separated part, a ``key=`` value, a
+#: ``,``-separated item) and is the whole home folder name (``~`` or ``~/...``)
+_SPEC_HOME = re.compile(r"(^|[:=,])~(?=/|$|[:,])")
+
+
+def user_path(text: str) -> Path:
+    """argparse ``type`` of a path option: a leading ``~`` or ``~user`` expanded, as the shell
+    expands it in ``--out ~/x`` (but not in ``--out=~/x``)."""
+    return Path(os.path.expanduser(text))
+
+
+def user_path_text(text: str) -> str:
+    """:func:`user_path` for options the commands keep as text (photo lists, ``--data``)."""
+    return os.path.expanduser(text)
+
+
+def user_spec(text: str) -> str:
+    """argparse ``type`` of a plugin spec or ``KEY=PATH`` option: ``~`` expanded where it
+    starts a path part (``~/g.safetensors``, ``e4e:~/e4e.safetensors``,
+    ``lpips:backbone=~/vgg.pth``, ``tiny=~/clip.safetensors``, ``a.safetensors,~/b.safetensors``);
+    a ``~`` anywhere else (in a prompt) is kept."""
+    if "~" not in text:
+        return text
+    home = os.path.expanduser("~")
+    return text if home == "~" else _SPEC_HOME.sub(lambda m: m.group(1) + home, text)
+
+
 def claim_swallowed(action: argparse.Action, test: Callable[[str], bool]) -> None:
     """Let the positional ``action`` claim a value that a list option before it read as its
     own (``calibrate --images a b alpha``: ``alpha`` is an ``--images`` path, and NAME is
@@ -110,7 +146,7 @@ def claim_swallowed(action: argparse.Action, test: Callable[[str], bool]) -> Non
 
 def add_images_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``IMAGE...`` of the batch commands (files or folders)."""
-    parser.add_argument("images", nargs="+", metavar="IMAGE",
+    parser.add_argument("images", nargs="+", metavar="IMAGE", type=user_path_text,
                         help="image files or folders (their PNG, JPEG, WebP, TIFF, BMP, AVIF "
                              "and HEIC files, sorted; HEIC needs pillow-heif)")
 
@@ -121,7 +157,7 @@ DEFAULT_GENERATOR = "stylegan2"
 
 def add_generator_argument(parser: argparse.ArgumentParser) -> None:
     """``--generator``/``-g``, by default the installed official FFHQ 1024 px generator."""
-    parser.add_argument("--generator", "-g", default=DEFAULT_GENERATOR,
+    parser.add_argument("--generator", "-g", default=DEFAULT_GENERATOR, type=user_spec,
                         metavar="[stylegan2:]CKPT",
                         help="generator checkpoint (convert upstream files with `convert`) or an "
                              "installed name (default: stylegan2, the installed official FFHQ "
@@ -131,7 +167,7 @@ def add_generator_argument(parser: argparse.ArgumentParser) -> None:
 def add_out_argument(parser: argparse.ArgumentParser, default: str) -> None:
     """``--out DIR`` of a photo command; without it, ``default`` in the current folder, or
     ``default-2``, ``default-3``... when that one already holds files (never mixed)."""
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--out", type=user_path, default=None, metavar="DIR",
                         help=f"output folder (default: ./{default}, or ./{default}-2, -3... "
                              "when it already holds files)")
 
@@ -188,7 +224,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,
 
 def add_clip_weights_arguments(parser: argparse.ArgumentParser, notice: str) -> None:
     """``--clip-weights MODEL=PATH`` and ``--allow-random-clip`` (the domain trainers)."""
-    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH",
+    parser.add_argument("--clip-weights", action="append", metavar="MODEL=PATH", type=user_spec,
                         help="weights file of a CLIP model (.safetensors state dict), repeatable")
     parser.add_argument("--allow-random-clip", action="store_true",
                         help=f"run CLIP models without weights on {notice} "
@@ -229,8 +265,6 @@ _NUMBER = r"[-+−]?[\d,]*\.?\d+(?:e[-+]?\d+)?%?|[-+]?inf|nan|n/a|–|-"
 def _numeric(cells: Sequence[str]) -> bool:
     """Whether a column holds numbers (some cell reads as one; a transposed table's column
     holds one row's values, a label among them)."""
-    import re
-
     return any(re.fullmatch(_NUMBER, c.strip()) for c in cells if c.strip())
 
 

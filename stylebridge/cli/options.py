@@ -81,16 +81,16 @@ def licence_notices(generator: Path | str | None = None) -> list[str]:
 
 
 def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bool = False) -> None:
-    from stylebridge.cli.common import add_device_argument, add_generator_argument
+    from stylebridge.cli.common import add_device_argument, add_generator_argument, user_spec
 
     help_text = "encoder spec, e.g. e4e:e4e.safetensors (see `stylebridge plugins`)"
     if several_encoders:
-        parser.add_argument("--encoder", "-e", required=True, action="append",
+        parser.add_argument("--encoder", "-e", required=True, action="append", type=user_spec,
                             metavar="NAME[:CKPT][:k=v,...]",
                             help=help_text + "; repeatable: encoders compared side by side")
     else:
         parser.add_argument("--encoder", "-e", required=True, metavar="NAME[:CKPT][:k=v,...]",
-                            help=help_text)
+                            type=user_spec, help=help_text)
     add_generator_argument(parser)
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="FFHQ-align faces first (default); --no-align for aligned inputs")
@@ -103,9 +103,9 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
 
 def add_style_means_arguments(parser: argparse.ArgumentParser) -> None:
     """Photos vs mapping-network samples, as ``calibrate`` and ``analyze latents`` compare."""
-    from stylebridge.cli.common import seed_int  # common imports this module
+    from stylebridge.cli.common import seed_int, user_path_text  # common imports this module
 
-    parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
+    parser.add_argument("--images", nargs="+", required=True, metavar="PATH", type=user_path_text,
                         help="photos (files or folders), e.g. 3000 FFHQ images as in the thesis")
     parser.add_argument("--samples", type=int, default=3000,
                         help="z samples for the mapping network's style means (default 3000, at "

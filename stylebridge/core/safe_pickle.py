@@ -72,6 +72,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
+from stylebridge.core.pickle_scan import pickle_globals, refused_global, torch_allows
 from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ConversionError, UnsafePickleError
 
@@ -310,12 +311,23 @@ def quiet_protocol_warning() -> Iterator[None]:
         yield
 
 
+#: where a storage payload's refused global was found (:func:`refused_global`)
+STORAGE = "an embedded tensor storage (read by torch's weights-only loader)"
+
+
 def _load_from_bytes(data: Any) -> Any:
     """Storage bytes (legacy ``torch.save`` format), read by torch's weights-only loader."""
     if not isinstance(data, bytes | bytearray):
         raise pickle.UnpicklingError("storage payload is not bytes")
-    with quiet_protocol_warning():
-        return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+    try:
+        with quiet_protocol_warning():
+            return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # name what torch refused, in the words of every refusal
+        allows = torch_allows()
+        name = next((g for g in pickle_globals(io.BytesIO(bytes(data))) if not allows(g)), None)
+        if name is None:
+            raise
+        raise UnsafePickleError(refused_global(name if name != "?" else None, STORAGE)) from None
 
 
 def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -390,10 +402,7 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise UnsafePickleError(
-                f"refuses to load: the pickle references `{module}.{name}`, which is not on "
-                "the allow-list (no code was run)"
-            ) from None
+            raise UnsafePickleError(refused_global(f"{module}.{name}")) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(
@@ -446,9 +455,7 @@ def safe_load(path: str | Path) -> Any:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text or "weights_only" in text.lower():
-            raise UnsafePickleError(
-                "refuses to load: an embedded tensor storage references a global outside "
-                "torch's weights-only allow-list (no code was run)", path=path) from None
+            raise UnsafePickleError(refused_global(None, STORAGE), path=path) from None
         raise ConversionError(f"not a readable network pickle ({_first_line(exc)})",
                               path=path) from None
     except EOFError:

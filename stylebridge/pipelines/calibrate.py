@@ -27,6 +27,7 @@ from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
+from stylebridge.pipelines.analyze.stats import STYLE_MEANS_PURPOSE, no_readable_photo
 from stylebridge.pipelines.photos import (
     PhotoOptions,
     drawn_anew,
@@ -36,7 +37,8 @@ from stylebridge.pipelines.photos import (
     open_generator,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import JOURNAL_DIR, Journal, file_identity, model_setting
+from stylebridge.pipelines.training.outputs import check_out_writable
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     StyleMeanAccumulator,
@@ -144,6 +146,10 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
                         [*expand_inputs(config.images), *_spec_files(config)])
     if config.out.exists() and not config.force:
         raise StylebridgeError("already exists (use --force to overwrite)", path=config.out)
+    # --out and the resume journal beside it writable, named as --out: found only after the
+    # first batch of photos, naming the journal folder, before
+    check_out_writable(config.out, files=[config.out],
+                       folders=[config.out.parent / f"{JOURNAL_DIR}-{config.out.name}"])
     cls = get_registry().get("calibrator", config.calibrator).obj
     if not cls.fittable:
         raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
@@ -199,7 +205,7 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     todo = [p for p in job.paths if str(p) not in handled]
     batches = encoder_batches(todo, report, enc_size=enc_size, **config.batching,
                               on_batch=update, enc_filter=job.encoder.preprocessing.resize)
-    enc_means, n_images = _encoder_style_means(job.encoder, gen, batches, acc)
+    enc_means, n_images = _encoder_style_means(job.encoder, gen, batches, acc, report)
     if progress is not None:
         progress(0, None, f"sampling {config.samples} z")
     src_means = mapping_style_means(gen, config.samples, seed=config.seed)
@@ -222,7 +228,8 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
 
 @torch.no_grad()
 def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterable[Tensor],
-                         acc: StyleMeanAccumulator) -> tuple[list[Tensor], int]:
+                         acc: StyleMeanAccumulator, report: BatchReport
+                         ) -> tuple[list[Tensor], int]:
     """:func:`~stylebridge.plugins.calibrators.alpha.encoder_style_means` with every batch's
     inversion checked first (:func:`check_inversion`: shape, one per image, dtype, NaN): a
     NaN ``w+`` fitted an all-NaN calibrator with exit code 0."""
@@ -232,7 +239,7 @@ def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterab
                                     int(images.shape[0]))
         acc.add(generator.styles(inversion.w_plus.to(device)))
     if acc.count == 0:
-        raise StylebridgeError("no readable images to compute the encoder's style means from")
+        raise no_readable_photo(report, STYLE_MEANS_PURPOSE)
     return acc.means(), acc.count
 
 

@@ -183,10 +183,15 @@ class EvalResult:
 
     def write_csv(self, path: Path) -> Path:
         """Per-image values, a ``mean`` row and, if any, a ``random_weights`` row; a
-        ``notice`` column when some picture keeps a notice (made on random weights)."""
+        ``notice`` column when some picture keeps a notice (made on random weights).
+
+        UTF-8; a file name that is not valid UTF-8 (``b"\\xff.png"``, held by Python as
+        surrogates) is written as the bytes the file system holds (``surrogateescape``: read
+        it back with ``errors="surrogateescape"`` to get the same name)."""
         columns, per_image = self.columns, set(self.per_image_columns)
         noticed = self.random_inputs
-        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                            errors="surrogateescape") as fh:
             writer = csv.writer(fh)
             writer.writerow(["name", "pred", "target", *columns, *(["notice"] if noticed else [])])
             for row in self.rows:

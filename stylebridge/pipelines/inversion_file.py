@@ -18,7 +18,7 @@ picture would silently lose StyleRes's detail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +59,51 @@ def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, enco
                            extra=dict(extra or {}))
 
 
+def as_dtype(tensors: Mapping[str, Tensor], dtype: torch.dtype | None, path: str | Path,
+             on_convert: Callable[[str], None] | None = None) -> dict[str, Tensor]:
+    """An inversion file's tensors in ``dtype`` (``None``: as stored).  Latents and
+    features are real numbers: an integer, bool or complex ``w_plus`` or ``feature_K`` is
+    refused in one line naming the file and the tensor (an int64 ``w_plus`` is no inversion
+    that was saved, and rendering it would fail inside the generator or, batched with float
+    neighbours, pass silently); an encoder's ``extra_*`` tensors are its own business: only
+    the floating ones are converted.  float16/bfloat16 → float32 is exact; a conversion that
+    rounds (float64 → float32) is said through ``on_convert``."""
+    out: dict[str, Tensor] = {}
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point() and name.startswith("extra_"):
+            out[name] = tensor
+            continue
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"inversion file's {name!r} is {_dtype_name(tensor.dtype)}, "
+                                  "not floating point (an inversion holds real-valued latents "
+                                  "and features)", path=path)
+        if dtype is not None and tensor.dtype != dtype:
+            if on_convert is not None and torch.finfo(tensor.dtype).bits > torch.finfo(dtype).bits:
+                on_convert(f"its {name} is {_dtype_name(tensor.dtype)}: rounded to "
+                           f"{_dtype_name(dtype)}, the generator's dtype")
+            tensor = tensor.to(dtype)
+        out[name] = tensor
+    return out
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def load_inversion(path: str | Path, *, device: str | torch.device = "cpu",
+                   dtype: torch.dtype | None = torch.float32,
+                   on_convert: Callable[[str], None] | None = None,
                    ) -> tuple[Inversion, CheckpointHeader]:
-    """Read a file written by :func:`save_inversion` → (:class:`Inversion`, header)."""
+    """Read a file written by :func:`save_inversion` → (:class:`Inversion`, header).
+
+    Every tensor comes back in ``dtype`` (default float32, the generator's; ``None`` keeps
+    the stored dtype), whatever the file holds (a float16 file renders alone as it does in a
+    folder of float32 ones); integer, bool and complex tensors are refused
+    (:func:`as_dtype`, which also says, through ``on_convert``, when a conversion rounds)."""
     header, tensors = load_checkpoint(path, kind=KIND, device=device)
     if "w_plus" not in tensors:
         raise CheckpointError("inversion file has no 'w_plus' tensor", path=path)
+    tensors = as_dtype(tensors, dtype, path, on_convert)
     mode = header.config.get("feature_mode", "replace")
     if mode not in ("replace", "shift"):
         raise CheckpointError(f"inversion file has an unknown feature_mode {mode!r}", path=path)
@@ -110,5 +149,5 @@ def select_inversion(inversion: Inversion, i: int) -> Inversion:
                              for k, v in inversion.extras.items()})
 
 
-__all__ = ["KIND", "LATENTS_SUFFIX", "check_restorable", "load_inversion", "save_inversion",
-           "select_inversion"]
+__all__ = ["KIND", "LATENTS_SUFFIX", "as_dtype", "check_restorable", "load_inversion",
+           "save_inversion", "select_inversion"]

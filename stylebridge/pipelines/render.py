@@ -309,6 +309,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     file_notice = {key: random_file_notice(parts, name)
                    for key, (name, _) in adapter.outputs.items()}
     tile = min(gen.size, GRID_TILE)
+    dtype = gen.input.input.dtype  # the latents' dtype whatever each file holds (fp16, fp64)
     report = BatchReport()
     stems: dict[str, Path] = {}
     outputs: dict[str, dict[str, str]] = {}
@@ -341,7 +342,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         reason = job.unreadable.get(path) or _name_clash(stems, path)
         if reason is None:
             try:
-                inversion, header = load_inversion(path)
+                inversion, header = load_inversion(
+                    path, dtype=dtype, on_convert=lambda text, p=path: report.note(p, text))
                 if adapter.encoder is not None:
                     check_restorable(path, header, adapter.encoder)
                 check_compatible(inversion, gen, "the inversion")

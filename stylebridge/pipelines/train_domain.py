@@ -383,7 +383,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                                inputs=input_files(
         {"--image": cfg.image}, generator=cfg.generator,
         specs={"--encoder": cfg.encoder, "--method": cfg.method},
-        clip_weights=cfg.clip_weights, losses=cfg.losses))
+        clip_weights=cfg.clip_weights, losses=cfg.losses), samples=cfg.sample_every > 0)
     reference = None
     if cfg.image is not None:
         reference = load_image(cfg.image)  # one-line ImageError for missing/broken files

@@ -383,7 +383,8 @@ def _prepare_out(cfg: HyperDomainTrainConfig) -> Path:
     out = Path(cfg.out)
     inputs = input_files({"--prompts": cfg.prompts}, generator=cfg.generator,
                          clip_weights=cfg.clip_weights, losses=cfg.losses)
-    check_run_out(out, resume=cfg.resume, force=cfg.force, inputs=inputs)
+    check_run_out(out, resume=cfg.resume, force=cfg.force, inputs=inputs,
+                  samples=cfg.sample_every > 0)
     return out
 
 

@@ -352,7 +352,8 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                     "--lpips-backbone": cfg.lpips_backbone},
                                    generator=cfg.generator, specs={"--encoder": cfg.encoder},
                                    clip_weights=cfg.clip_weights, losses=cfg.losses),
-                               side_files=(latent_path, png_path))
+                               side_files=(latent_path, png_path),
+                               samples=cfg.sample_every > 0)
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
     device = resolve_device(cfg.device)

@@ -28,6 +28,8 @@ from stylebridge.cli.common import (
     add_out_argument,
     add_precision_argument,
     finite_floats,
+    user_path,
+    user_spec,
 )
 from stylebridge.cli.options import (
     add_photo_arguments,
@@ -47,7 +49,8 @@ from stylebridge.registry import hookimpl
 
 def add_metric_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """``--metric NAME[:k=v]`` of ``adapt`` and ``invert``."""
-    parser.add_argument("--metric", action="append", default=None, metavar="NAME[:k=v]",
+    parser.add_argument("--metric", type=user_spec, action="append", default=None,
+                        metavar="NAME[:k=v]",
                         help=f"a metric of {what} against the input photo, as `eval` takes it; "
                              "repeatable (default: mse, psnr); ssim, lpips, and id (how much "
                              "identity survived; dlib: ~0.5 s per 1024 px output on 2 cores, "
@@ -78,15 +81,15 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
 def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str) -> None:
     """What ``adapt`` and ``render`` do to an inversion: ``--method`` (repeatable),
     ``--calibrate``, ``--skip-layers``, ``--featureshift`` and ``--strength``."""
-    parser.add_argument("--method", "-m", action="append", required=True,
+    parser.add_argument("--method", "-m", type=user_spec, action="append", required=True,
                         metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
                         help="domain checkpoint, or an installed catalogue domain by name "
                              "(pixar: `stylebridge weights list --kind domain`); repeatable; "
                              "the file stem or name names the outputs")
-    parser.add_argument("--calibrate", metavar="NAME:STATS",
+    parser.add_argument("--calibrate", type=user_spec, metavar="NAME:STATS",
                         help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
     add_skip_layers_argument(parser, "style layers that get no domain change")
-    parser.add_argument("--featureshift", type=Path, metavar="MODEL.safetensors",
+    parser.add_argument("--featureshift", type=user_path, metavar="MODEL.safetensors",
                         help=featureshift_help)
     parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
                         help="how much of each domain's change: 1 = as trained (default), "
@@ -107,7 +110,7 @@ class AdaptCommand(Command):
         add_images_argument(parser)
         add_domain_arguments(parser, "render domains through a trained FeatureShift (encoder: "
                                      "fse with mode=features)")
-        parser.add_argument("--guide", metavar="NAME[:CKPT]",
+        parser.add_argument("--guide", type=user_spec, metavar="NAME[:CKPT]",
                             help="FeatureShift's guiding encoder (default: the one recorded in "
                                  "the model; a model that records none, or --guide equal to "
                                  "--encoder, uses the encoder's own latents)")

@@ -12,7 +12,13 @@ from rich.markup import escape
 from rich.text import Text
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import finite_float, print_numeric_table
+from stylebridge.cli.common import (
+    finite_float,
+    print_numeric_table,
+    user_path,
+    user_path_text,
+    user_spec,
+)
 from stylebridge.cli.options import (
     ConsoleBars,
     add_fit_argument,
@@ -35,16 +41,20 @@ from stylebridge.pipelines.analyze import (
 from stylebridge.pipelines.analyze import shift as _shift
 from stylebridge.pipelines.analyze.markdown import fmt
 from stylebridge.pipelines.analyze.report import QUANTITIES
-from stylebridge.pipelines.analyze.shift import ShiftNormsConfig, run_shift_norms
+from stylebridge.pipelines.analyze.shift import (
+    ShiftNormsConfig,
+    prepare_shift_norms,
+    run_shift_norms,
+)
 from stylebridge.registry import hookimpl
 
 
 def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     add_style_means_arguments(p)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+    p.add_argument("--out", type=user_path, required=True, metavar="DIR",
                    help="output folder: latents.png, latents.md, latents.json (with several "
                         "encoders: one subfolder each and their comparison)")
-    p.add_argument("--domain", "-d", action="append", default=[],
+    p.add_argument("--domain", "-d", type=user_spec, action="append", default=[],
                    metavar="[NAME:]DOMAIN.safetensors",
                    help="domain checkpoint for the Eq. 5 adaptability table, repeatable")
     p.add_argument("--layers", choices=LAYER_SETS, default="all",
@@ -136,13 +146,13 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _add_shift_norms_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", nargs="+", required=True, metavar="PATH",
+    p.add_argument("--images", type=user_path_text, nargs="+", required=True, metavar="PATH",
                    help="photos (files or folders)")
-    p.add_argument("--domain", "-d", action="append", required=True,
+    p.add_argument("--domain", "-d", type=user_spec, action="append", required=True,
                    metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
                    help="domain checkpoint, or an installed catalogue domain by name (-d pixar: "
                         "`stylebridge weights list --kind domain`); repeatable")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+    p.add_argument("--out", type=user_path, required=True, metavar="DIR",
                    help="output folder: shift_norms.json and shift_norms.md")
     add_photo_arguments(p)
 
@@ -154,15 +164,21 @@ def _first_paragraph(doc: str | None) -> str | None:
 
 def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
     """``stylebridge analyze shift-norms``: see :mod:`stylebridge.pipelines.analyze.shift`."""
-    result = run_shift_norms(ShiftNormsConfig(
+    job = prepare_shift_norms(ShiftNormsConfig(
         encoder=args.encoder, generator=args.generator, images=list(args.images),
         domains=list(args.domain), out=args.out, align=args.align, align_size=args.align_size,
         batch=args.batch, device=args.device))
+    # as `analyze latents` and `calibrate`: what runs on random weights, then the photos
+    print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
+                         generator=job.generator_path)
+    try:
+        result = run_shift_norms(job)
+    except StylebridgeError:  # e.g. no readable photo: the skipped ones, then the one line
+        print_batch_report(console, job.report, error_follows=True)
+        raise
     data = result.data
     title = f"‖F‖ vs ‖G^K(w~) - G^K(w)‖ at activation {data['layer']} ({data['n_images']} photos)"
     if data["random_weights"]:
-        console.print(f"[bold yellow]{RANDOM_NOTICE}: some networks are untrained; not the "
-                      "thesis' numbers[/bold yellow]")
         title += f" [{RANDOM_NOTICE}]"
     print_numeric_table(console, title, ["domain", "mean ‖F‖", "mean shift", "ratio ‖F‖ / shift",
                                          "median ratio"],

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import claim_swallowed, finite_float, print_numeric_table
+from stylebridge.cli.common import claim_swallowed, finite_float, print_numeric_table, user_path
 from stylebridge.cli.options import (
     add_fit_argument,
     add_photo_arguments,
@@ -49,7 +49,7 @@ class CalibrateCommand(Command):
                                    help="calibrator to fit, e.g. alpha (before --images, or "
                                         "after `--`: a name after --images is read as a path)")
         claim_swallowed(name, _calibrator_name)
-        parser.add_argument("--out", type=Path, required=True, metavar="STATS.safetensors",
+        parser.add_argument("--out", type=user_path, required=True, metavar="STATS.safetensors",
                             help="the fitted calibrator file (refused when it exists, unless --force)")
         add_style_means_arguments(parser)
         add_skip_layers_argument(parser, "style layers whose offsets are always switched off")

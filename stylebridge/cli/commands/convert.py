@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.common import user_path, user_spec
 from stylebridge.core.options import coerce_option
+from stylebridge.core.pickle_scan import named_refusals
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.registry import get_registry, hookimpl
 
@@ -56,13 +58,13 @@ class ConvertCommand(Command):
         parser.add_argument("kind", metavar="KIND",
                             help="converter name (see `stylebridge plugins`), e.g. "
                                  "stylegan2-rosinality, stylegan2-nvlabs")
-        parser.add_argument("src", type=Path, metavar="SRC",
+        parser.add_argument("src", type=user_path, metavar="SRC",
                             help="the upstream file KIND reads (`stylebridge plugins KIND` "
                                  "says which: rosinality's .pt, an NVlabs .pkl, ...)")
-        parser.add_argument("dst", type=Path, metavar="DST",
+        parser.add_argument("dst", type=user_path, metavar="DST",
                             help="the stylebridge checkpoint to write (.safetensors; refused when "
                                  "it exists, unless --force)")
-        parser.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
+        parser.add_argument("--option", "-o", type=user_spec, action="append", metavar="KEY=VALUE",
                             help="converter option, repeatable (e.g. expect_size=1024, "
                                  "lr_mlp=0.01, discriminator=false)")
         parser.add_argument("--force", action="store_true",
@@ -77,7 +79,9 @@ class ConvertCommand(Command):
             raise StylebridgeError("is a folder; give the upstream checkpoint file",
                                    path=args.src)
         check_outputs(converter, args.src, args.dst, options, force=args.force)
-        with console.status(f"converting {escape(str(args.src))} with {escape(args.kind)}"):
+        # a refused pickle global named in one wording, whichever loader the converter uses
+        with console.status(f"converting {escape(str(args.src))} with {escape(args.kind)}"), \
+                named_refusals():
             result = converter.convert(args.src, args.dst, **options)
         console.print(f"[green]wrote[/green] {escape(str(result.path))} "
                       f"({escape(f'{result.kind}/{result.plugin}')}, {result.n_tensors} tensors)")

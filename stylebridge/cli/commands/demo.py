@@ -13,7 +13,7 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands.weights import accept_licences, add_fetch_arguments
-from stylebridge.cli.common import add_device_argument, seed_int
+from stylebridge.cli.common import add_device_argument, seed_int, user_path, user_spec
 from stylebridge.cli.options import licence_notices
 from stylebridge.pipelines.demo import (
     DOMAIN_TABLE_TITLE,
@@ -46,11 +46,13 @@ class DemoCommand(Command):
     help = "run the toolkit end to end on a real photo and write a labelled grid + metrics"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--out", type=Path, default=Path("stylebridge-demo"), metavar="DIR",
+        parser.add_argument("--out", type=user_path, default=Path("stylebridge-demo"),
+                            metavar="DIR",
                             help="output folder (default: ./stylebridge-demo)")
-        parser.add_argument("--image", type=Path, default=None, metavar="PHOTO",
+        parser.add_argument("--image", type=user_path, default=None, metavar="PHOTO",
                             help="a face photo (default: scikit-image's astronaut)")
-        parser.add_argument("--method", action="append", default=[], metavar="DOMAIN",
+        parser.add_argument("--method", type=user_spec, action="append", default=[],
+                            metavar="DOMAIN",
                             help="real domains to use instead of random offsets: a checkpoint "
                                  "or an installed catalogue name (pixar)")
         parser.add_argument("--seed", type=seed_int, default=0,

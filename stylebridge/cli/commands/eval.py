@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument
+from stylebridge.cli.common import add_device_argument, user_path, user_path_text, user_spec
 from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
@@ -133,7 +132,7 @@ class EvalCommand(Command):
     help = "evaluate predictions against targets (mse, psnr, ssim, lpips, id, fid, clip_*)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--metric", "-m", action="append", required=True,
+        parser.add_argument("--metric", "-m", type=user_spec, action="append", required=True,
                             metavar="NAME[:k=v,...]",
                             help="metric, repeatable: mse, psnr, ssim[:gaussian=true], "
                                  "lpips[:net=vgg,backbone=PATH], "
@@ -149,9 +148,10 @@ class EvalCommand(Command):
                                  "clip_diversity[:model=...,weights=PATH]; a network-based "
                                  "metric without its weights runs only with allow_random=true, "
                                  "labelled RANDOM WEIGHTS")
-        parser.add_argument("--pred", required=True, nargs="+", metavar="DIR|FILE",
+        parser.add_argument("--pred", type=user_path_text, required=True, nargs="+",
+                            metavar="DIR|FILE",
                             help="predicted images, or folders of them")
-        parser.add_argument("--target", nargs="+", metavar="DIR|FILE",
+        parser.add_argument("--target", type=user_path_text, nargs="+", metavar="DIR|FILE",
                             help="target images, paired with --pred by file name (stem); "
                                  "one file each: paired as given; when no metric compares "
                                  "pairs (fid alone): the reference set, names need not match")
@@ -167,8 +167,9 @@ class EvalCommand(Command):
                             help=f"resize every image to N×N first (8..{MAX_IMAGE_SIZE}; default: targets' size; "
                                  "predictions of another size are resized to their target)")
         parser.add_argument("--batch", type=int, default=8, help=f"images per batch (default 8, at most {MAX_BATCH})")
-        parser.add_argument("--json", type=Path, metavar="OUT", help="write all values as JSON")
-        parser.add_argument("--csv", type=Path, metavar="OUT",
+        parser.add_argument("--json", type=user_path, metavar="OUT",
+                            help="write all values as JSON")
+        parser.add_argument("--csv", type=user_path, metavar="OUT",
                             help="write per-image values (and a 'mean' row) as CSV")
         parser.add_argument("--resume", action="store_true",
                             help="continue the interrupted evaluation that writes the same "

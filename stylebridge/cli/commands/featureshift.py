@@ -11,7 +11,6 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -20,7 +19,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import add_device_argument, add_generator_argument
+from stylebridge.cli.common import (
+    add_device_argument,
+    add_generator_argument,
+    user_path,
+    user_path_text,
+    user_spec,
+)
 from stylebridge.cli.options import print_batch_report, print_random_notices
 from stylebridge.core.batch import EXIT_FAILED, require_inputs
 from stylebridge.core.device import resolve_device
@@ -51,18 +56,20 @@ class FeatureShiftCommand(Command):
         p = sub.add_parser("build-dataset", help=build_help,
                            description=build_help + ". Rerunning the same command resumes an "
                            "interrupted build; unreadable images are skipped and reported.")
-        p.add_argument("--encoder", required=True, metavar="SPEC",
+        p.add_argument("--encoder", type=user_spec, required=True, metavar="SPEC",
                        help="the FSE-like inverter with a feature, e.g. fse:fse.safetensors")
-        p.add_argument("--guide", required=True, metavar="SPEC",
+        p.add_argument("--guide", type=user_spec, required=True, metavar="SPEC",
                        help="the guiding encoder, e.g. e4e:e4e.safetensors or "
                             "fse:fse.safetensors:mode=latents")
         add_generator_argument(p)
-        p.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE",
+        p.add_argument("--images", type=user_path_text, required=True, nargs="+",
+                       metavar="DIR|FILE",
                        help="FFHQ-aligned face images, files or folders (their image files, "
                             "sorted); photos are aligned first with `stylebridge align`")
-        p.add_argument("--domains", required=True, action="append", metavar="D1,D2,...",
+        p.add_argument("--domains", type=user_spec, required=True, action="append",
+                       metavar="D1,D2,...",
                        help="domain checkpoints (comma-separated and/or repeated)")
-        p.add_argument("--out", required=True, type=Path, metavar="DATASET",
+        p.add_argument("--out", required=True, type=user_path, metavar="DATASET",
                        help="the dataset folder; the same command again resumes its build")
         p.add_argument("--resume", action="store_true",
                        help="accepted for symmetry with the other batch commands: the same "

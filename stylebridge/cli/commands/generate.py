@@ -18,6 +18,7 @@ from stylebridge.cli.common import (
     add_precision_argument,
     finite_float,
     finite_floats,
+    user_spec,
 )
 from stylebridge.cli.options import print_random_notices, progress_bar
 from stylebridge.cli.resume_args import add_resume_argument, resumable, resume_out
@@ -44,7 +45,7 @@ class GenerateCommand(Command):
         parser.add_argument("--noise", choices=("const", "random"), default="const",
                             help="stored noise buffers (default) or random noise drawn from "
                                  "each image's own seed (independent of --batch)")
-        parser.add_argument("--method", "-m", action="append", default=[],
+        parser.add_argument("--method", "-m", type=user_spec, action="append", default=[],
                             metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
                             help="also render every sample through this domain (as `adapt "
                                  "--method` takes it): seed0000_NAME.png and a labelled grid, "

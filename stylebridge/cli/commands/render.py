@@ -25,6 +25,8 @@ from stylebridge.cli.common import (
     add_out_argument,
     add_precision_argument,
     out_dir,
+    user_path_text,
+    user_spec,
 )
 from stylebridge.cli.options import print_batch_report, print_random_notices, progress_bar
 from stylebridge.core.limits import MAX_BATCH
@@ -42,17 +44,17 @@ class RenderCommand(Command):
             "without reading or encoding the photos again")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("latents", nargs="+", metavar="INVERSION",
+        parser.add_argument("latents", type=user_path_text, nargs="+", metavar="INVERSION",
                             help=f"inversion files, or folders of *{LATENTS_SUFFIX} (written "
                                  "by invert/adapt --save-latents)")
         add_domain_arguments(parser, "render domains through a trained FeatureShift, guided by "
                                      "the inversions' own latents (a model trained with "
                                      "another guide encoder needs the photos: adapt)")
-        parser.add_argument("--encoder", "-e", metavar="NAME[:CKPT][:k=v,...]",
+        parser.add_argument("--encoder", "-e", type=user_spec, metavar="NAME[:CKPT][:k=v,...]",
                             help="the encoder that rebuilds what a file cannot hold (StyleRes's "
                                  "gated residual); default: the one the files were saved with, "
                                  "loaded only for such files")
-        parser.add_argument("--generator", "-g", metavar="[stylegan2:]CKPT",
+        parser.add_argument("--generator", "-g", type=user_spec, metavar="[stylegan2:]CKPT",
                             help="generator (default: the one the files record, when that file "
                                  "exists, else the installed FFHQ generator)")
         parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,

@@ -26,6 +26,9 @@ from stylebridge.cli.common import (
     print_numeric_table,
     print_skipped,
     seed_int,
+    user_path,
+    user_path_text,
+    user_spec,
 )
 from stylebridge.cli.resume_args import units_kept_hint
 from stylebridge.core.batch import BatchReport
@@ -66,28 +69,29 @@ class ReproduceCommand(Command):
 
 
 def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", nargs="+", metavar="DIR|FILE",
+    parser.add_argument("--images", type=user_path_text, nargs="+", metavar="DIR|FILE",
                         help="aligned face photos for the encoder rows (e.g. FFHQ / CelebA-HQ)")
-    parser.add_argument("--domains", nargs="+", metavar="DIR|FILE",
+    parser.add_argument("--domains", type=user_path_text, nargs="+", metavar="DIR|FILE",
                         help="domain checkpoints (folders: their *.safetensors and targets.json)")
-    parser.add_argument("--targets", action="append", default=[], type=Path, metavar="JSON",
+    parser.add_argument("--targets", action="append", default=[], type=user_path, metavar="JSON",
                         help="domain file -> text or {\"text\"|\"image\": ...} (overrides headers)")
-    parser.add_argument("--generator", "-g", metavar="[stylegan2:]CKPT",
+    parser.add_argument("--generator", "-g", type=user_spec, metavar="[stylegan2:]CKPT",
                         help="the StyleGAN2 the domains and encoders belong to")
-    parser.add_argument("--e4e", metavar="[e4e:]CKPT",
+    parser.add_argument("--e4e", type=user_spec, metavar="[e4e:]CKPT",
                         help="e4e checkpoint (default: installed weights)")
-    parser.add_argument("--fse", metavar="[fse:]CKPT",
+    parser.add_argument("--fse", type=user_spec, metavar="[fse:]CKPT",
                         help="FSE checkpoint, used in modes latents/features/shift "
                              "(default: installed weights)")
-    parser.add_argument("--featureshift-e4e", type=Path, metavar="MODEL.safetensors",
+    parser.add_argument("--featureshift-e4e", type=user_path, metavar="MODEL.safetensors",
                         help="FeatureShift trained with the e4e guide")
-    parser.add_argument("--featureshift-fse", type=Path, metavar="MODEL.safetensors",
+    parser.add_argument("--featureshift-fse", type=user_path, metavar="MODEL.safetensors",
                         help="FeatureShift trained with the FSE-latents guide")
     parser.add_argument("--clip", action="append", metavar="NAME",
                         help="open_clip model, repeatable (default: ViT-B-16 and ViT-B-32)")
-    parser.add_argument("--clip-weights", action="append", default=[], metavar="NAME=PATH",
+    parser.add_argument("--clip-weights", type=user_spec, action="append", default=[],
+                        metavar="NAME=PATH",
                         help="local CLIP weights (.safetensors / state-dict .pt), repeatable")
-    parser.add_argument("--clip-config", action="append", default=[], type=Path,
+    parser.add_argument("--clip-config", action="append", default=[], type=user_path,
                         metavar="JSON|DIR", help="extra open_clip architecture configs")
     parser.add_argument("--samples", type=int, metavar="N",
                         help="random samples for the Orig row (default: the number of photos, "
@@ -97,7 +101,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-template", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                         help=f"domain text for Quality, '{{}}' = the text (default "
                              f"{DEFAULT_TEMPLATE!r}, as StyleDomain's evaluation)")
-    parser.add_argument("--quality-target", action="append", default=[],
+    parser.add_argument("--quality-target", type=user_spec, action="append", default=[],
                         metavar="[TABLE=]text|reference-image",
                         help="what image domains' Quality is measured against, per table "
                              "(4.1, 4.2, 4.3; a bare value sets all). Default: 4.1 and 4.2 text "
@@ -131,7 +135,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed_int, default=0,
                         help="seed of samples and random weights (default 0)")
     parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
-    parser.add_argument("--out", type=Path, default=Path("thesis-tables"), metavar="DIR",
+    parser.add_argument("--out", type=user_path, default=Path("thesis-tables"), metavar="DIR",
                         help="output folder (default ./thesis-tables)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows an interrupted run into --out finished (same options "

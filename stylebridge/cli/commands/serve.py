@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +16,8 @@ from stylebridge.cli.common import (
     add_device_argument,
     add_precision_argument,
     seed_int,
+    user_path,
+    user_spec,
 )
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
@@ -32,20 +33,22 @@ class ServeCommand(Command):
                                  "on another address anyone who reaches it can run models and "
                                  "name checkpoint files of this machine in the encoder field)")
         parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-        parser.add_argument("--generator", default=None, metavar="SPEC",
+        parser.add_argument("--generator", type=user_spec, default=None, metavar="SPEC",
                             help="[stylegan2:]CKPT or an installed name (default: the installed "
                                  "official generator, else the demo's 64 px random-weight "
                                  "preset, labelled RANDOM WEIGHTS on the page)")
-        parser.add_argument("--method", action="append", default=[], metavar="DOMAIN",
+        parser.add_argument("--method", type=user_spec, action="append", default=[],
+                            metavar="DOMAIN",
                             help="a domain checkpoint offered in the page (repeatable; installed "
                                  "domains are offered too, and more can be uploaded)")
-        parser.add_argument("--calibrate", default=None, metavar="alpha:FILE",
+        parser.add_argument("--calibrate", type=user_spec, default=None, metavar="alpha:FILE",
                             help="the alpha calibrator used when the page turns alpha "
                                  "calibration on (default: fitted on 16 generator samples)")
-        parser.add_argument("--featureshift", type=Path, default=None, metavar="RUN.safetensors",
+        parser.add_argument("--featureshift", type=user_path, default=None,
+                            metavar="RUN.safetensors",
                             help="a trained FeatureShift model (default: an untrained one, "
                                  "labelled RANDOM WEIGHTS)")
-        parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
+        parser.add_argument("--work-dir", type=user_path, default=None, metavar="DIR",
                             help="where results, downloads and trained domains go "
                                  "(default: a new temporary folder)")
         parser.add_argument("--seed", type=seed_int, default=0,

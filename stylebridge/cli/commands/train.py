@@ -44,11 +44,15 @@ from stylebridge.cli.common import (
     finite_float,
     print_training_outcome,
     seed_int,
+    user_path,
+    user_path_text,
+    user_spec,
 )
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import THESIS_ADVERSARIAL, THESIS_LOSSES, TrainConfig
 from stylebridge.pipelines.featureshift.trainer import train_featureshift
+from stylebridge.pipelines.training.outputs import check_out_writable
 from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import generator_path
@@ -157,30 +161,31 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--text", metavar="PROMPT",
                         help="target domain as text (StyleGAN-NADA's direction loss, thesis "
                              "Eq. 4)")
-    target.add_argument("--image", type=Path, metavar="REF.png",
+    target.add_argument("--image", type=user_path, metavar="REF.png",
                         help="target domain as one reference image (DiFa)")
     parser.add_argument("--source-text", default=None, metavar="PROMPT",
                         help="description of the generator's own domain (default: Human)")
     parser.add_argument("--templates", choices=("imagenet", "none"), default="imagenet",
                         help="prompt templates for text targets (default: the 79 ImageNet ones)")
-    parser.add_argument("--method", default="stylespace", metavar="NAME[:k=v]|DOMAIN.safetensors",
+    parser.add_argument("--method", type=user_spec, default="stylespace",
+                        metavar="NAME[:k=v]|DOMAIN.safetensors",
                         help="domain method to train (default stylespace), or a domain "
                              "checkpoint to continue from")
     add_generator_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="DOMAIN.safetensors",
+    parser.add_argument("--out", type=user_path, required=True, metavar="DOMAIN.safetensors",
                         help="the trained domain (refused when it exists, unless --force); its "
                              "training state (DOMAIN.train-state.safetensors, for --resume) "
                              "and the DOMAIN_samples/ grids are written beside it")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default: 250 text, 301 image)")
-    parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+    parser.add_argument("--loss", type=user_spec, action="append", metavar="NAME:WEIGHT[:k=v]",
                         help="repeatable; replaces the defaults (text: clip_direction:1.0, "
                              "with --indomain + indomain:0.25; image: clip_direction:1.0 "
                              "difa_w:6.0 difa_local:1.0); option after=N starts a term at step N")
     parser.add_argument("--clip", action="append", metavar="MODEL",
                         help="CLIP model, repeatable (default: ViT-B-32 and ViT-B-16)")
     add_clip_weights_arguments(parser, td.RANDOM_CLIP_NOTICE)
-    parser.add_argument("--encoder", default=None, metavar="NAME:CKPT",
+    parser.add_argument("--encoder", type=user_spec, default=None, metavar="NAME:CKPT",
                         help="encoder that inverts images for difa_w (DiFa uses e4e)")
     parser.add_argument("--lr", type=finite_float, default=None, help="Adam lr (default 0.05 text, 0.08 image)")
     parser.add_argument("--warmup-steps", type=int, default=None,
@@ -235,15 +240,16 @@ def run_domain(args: argparse.Namespace, console: Console) -> int:
 
 
 def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+    p.add_argument("--loss", type=user_spec, action="append", metavar="NAME:WEIGHT[:k=v]",
                    help="domain-loss term, repeatable; replaces the defaults (the thesis' "
                         f"{' '.join(THESIS_LOSSES)}: give them too to add a term); any "
                         "registered loss plugin; option after=N starts it at step N")
-    p.add_argument("--inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+    p.add_argument("--inversion-loss", type=user_spec, action="append", metavar="NAME:WEIGHT[:k=v]",
                    help="inversion-loss term, repeatable; replaces the defaults (the same "
                         "terms as --loss, but for domain_adversarial, which belongs to the "
                         "domain set)")
-    p.add_argument("--domain-inversion-loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+    p.add_argument("--domain-inversion-loss", type=user_spec, action="append",
+                   metavar="NAME:WEIGHT[:k=v]",
                    help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
     p.add_argument("--adversarial", type=finite_float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",
                    help="weight of the frozen StyleGAN2 discriminator's term in the inversion "
@@ -252,11 +258,11 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
                    help="switch the adversarial term on at step N (default: "
                         "--pretrain-inversion-steps; the thesis applies it \"only after the "
                         "sufficient number of training iterations\")")
-    p.add_argument("--discriminator", metavar="CKPT",
+    p.add_argument("--discriminator", type=user_spec, metavar="CKPT",
                    help="generator checkpoint holding the frozen discriminator (default: "
                         "--generator; one without a discriminator is refused while "
                         "--adversarial > 0)")
-    p.add_argument("--domain-discriminator", metavar="WEIGHT[:k=v,...]",
+    p.add_argument("--domain-discriminator", type=user_spec, metavar="WEIGHT[:k=v,...]",
                    help="train a small StyleGAN2-style domain discriminator alongside (own Adam "
                         "optimiser, saved and resumed with the run; real = the e4e domain "
                         "targets) and add its term to the domain loss with this weight; options "
@@ -267,10 +273,11 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The ``train featureshift`` options."""
     d = TrainConfig(data="", generator="", out="")
-    p.add_argument("--data", required=True, metavar="DATASET", help="from `featureshift build-dataset`")
-    p.add_argument("--generator", "-g", required=True, metavar="[stylegan2:]CKPT",
+    p.add_argument("--data", type=user_path_text, required=True, metavar="DATASET",
+                   help="from `featureshift build-dataset`")
+    p.add_argument("--generator", "-g", type=user_spec, required=True, metavar="[stylegan2:]CKPT",
                    help="the generator the dataset was built with (its digest is checked)")
-    p.add_argument("--out", required=True, metavar="RUN",
+    p.add_argument("--out", required=True, metavar="RUN", type=user_path_text,
                    help="run folder: state.safetensors, model.safetensors, log.jsonl, samples/")
     _add_loss_arguments(p)
     p.add_argument("--pretrain-inversion-steps", type=int, default=d.pretrain_inversion_steps,
@@ -312,7 +319,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"residual blocks (default {d.n_blocks}: the thesis' three stages of "
                         "two, 1024 -> 768 -> 512 channels)")
     p.add_argument("--residual", action="store_true", help="predict F' - F instead of F'")
-    p.add_argument("--init", metavar="CKPT", help="start from a featureshift checkpoint")
+    p.add_argument("--init", type=user_path_text, metavar="CKPT",
+                   help="start from a featureshift checkpoint")
     p.add_argument("--seed", type=seed_int, default=0,
                    help="seeds the weights, the data order and every draw (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
@@ -352,8 +360,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         sample_every=args.sample_every, device=args.device, resume=args.resume)
 
 
+#: what ``train featureshift`` writes in its ``--out`` folder (``FeatureShiftTrainer``)
+FEATURESHIFT_FILES = ("state.safetensors", "model.safetensors", "log.jsonl")
+
+
 def run_featureshift(args: argparse.Namespace, console: Console) -> int:
     cfg = config_from_args(args)
+    if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes the run's files
+        out = Path(cfg.out)  # before any model loads: a bad --out was found after set-up
+        check_out_writable(out, folder=True, files=[out / f for f in FEATURESHIFT_FILES],
+                           folders=[out / "samples"] if cfg.sample_every > 0 else [])
     with RichProgress(console, "featureshift") as progress:
         result = train_featureshift(cfg, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -7,7 +7,6 @@ target with :func:`add_arguments` and :func:`run`.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +17,8 @@ from stylebridge.cli.common import (
     add_run_arguments,
     finite_float,
     print_training_outcome,
+    user_path,
+    user_spec,
 )
 from stylebridge.pipelines import train_hyperdomain as th
 from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
@@ -30,11 +31,11 @@ def _off_or_float(text: str) -> float | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prompts", type=Path, required=True, metavar="prompts.txt",
+    parser.add_argument("--prompts", type=user_path, required=True, metavar="prompts.txt",
                         help="one target domain per line: 'Target' or 'Target - Source' "
                              "(upstream's domain_list format); # comments")
     add_generator_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="NET.safetensors",
+    parser.add_argument("--out", type=user_path, required=True, metavar="NET.safetensors",
                         help="the trained hyper-network (refused when it exists, unless "
                              "--force); its training state (NET.train-state.safetensors, for "
                              "--resume) and the NET_samples/ grids are written beside it")
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Adam lr (default {th.LR})")
     parser.add_argument("--mixing", type=finite_float, default=th.MIXING,
                         help=f"style-mixing probability (default {th.MIXING})")
-    parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+    parser.add_argument("--loss", type=user_spec, action="append", metavar="NAME:WEIGHT[:k=v]",
                         help="repeatable; replaces the defaults "
                              f"({' '.join(th.DEFAULT_LOSSES)}); e.g. add indomain:1.5")
     parser.add_argument("--clip", action="append", metavar="MODEL",

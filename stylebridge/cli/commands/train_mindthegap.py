@@ -19,6 +19,9 @@ from stylebridge.cli.common import (
     add_run_arguments,
     finite_float,
     print_training_outcome,
+    user_path,
+    user_path_text,
+    user_spec,
 )
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_mindthegap as mtg
@@ -29,13 +32,13 @@ HELP = "MindTheGap: fine-tune the synthesis network from one reference image (a 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = mtg.MindTheGapConfig(reference=Path(), generator="", out=Path())
-    parser.add_argument("reference", type=Path, metavar="REF.jpg",
+    parser.add_argument("reference", type=user_path, metavar="REF.jpg",
                         help="the reference image (an aligned face crop; centre-cropped to a square)")
     add_generator_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="RUN.safetensors",
+    parser.add_argument("--out", type=user_path, required=True, metavar="RUN.safetensors",
                         help="the mindthegap domain (RUN_reference.png and "
                              "RUN_reference.safetensors are written beside it)")
-    parser.add_argument("--encoder", default=None, metavar="NAME:CKPT",
+    parser.add_argument("--encoder", type=user_spec, default=None, metavar="NAME:CKPT",
                         help="inverts the reference into W+ (upstream: II2S; e.g. e4e:e4e.safetensors)")
     parser.add_argument("--refine-steps", type=int, default=d.refine_steps, metavar="N",
                         help="then refine that w+ for N Adam steps on L2 + LPIPS to the reference "
@@ -43,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--encoder)")
     parser.add_argument("--refine-lr", type=finite_float, default=d.refine_lr,
                         help=f"lr of the refinement (default {d.refine_lr}, II2S's)")
-    parser.add_argument("--lpips-backbone", default=None, metavar="PATH",
+    parser.add_argument("--lpips-backbone", type=user_path_text, default=None, metavar="PATH",
                         help="torchvision vgg16-397923af.pth for the LPIPS terms (default: "
                              "the installed lpips-vgg weights, else the torch hub cache)")
     parser.add_argument("--phase", default=d.phase,
@@ -62,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=d.batch, help=f"batch (default {d.batch})")
     parser.add_argument("--lr", type=finite_float, default=d.lr,
                         help=f"Adam lr (default {d.lr:g} = upstream's 0.002 x g_reg_ratio 4/5)")
-    parser.add_argument("--loss", action="append", metavar="NAME:WEIGHT[:k=v]",
+    parser.add_argument("--loss", type=user_spec, action="append", metavar="NAME:WEIGHT[:k=v]",
                         help="repeatable; replaces the defaults (upstream's weights: "
                              "clip_direction:1 mtg_within:0.5 mtg_ref_clip:30 mtg_ref_l2:10 "
                              "mtg_ref_lpips:10)")

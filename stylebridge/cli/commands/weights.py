@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.common import user_path_text
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -197,7 +198,7 @@ class WeightsCommand(Command):
         p = add("register", "add a file you downloaded yourself: checked against the sha256 where "
                             "the manifest has one, converted, and only then installed")
         p.add_argument("name", metavar="NAME", help="the entry (`stylebridge weights list`)")
-        p.add_argument("--from", dest="source", required=True, metavar="FILE",
+        p.add_argument("--from", type=user_path_text, dest="source", required=True, metavar="FILE",
                        help="the upstream file as published (e4e_ffhq_encode.pt, ...)")
         p.add_argument("--no-convert", action="store_true",
                        help="install the file as it is, without converting it (it is still "

@@ -190,7 +190,7 @@ def write_report(out: Path, result: dict[str, Any], src_means: Sequence[Tensor],
         files["per_layer"] = "layers/"
     result["files"] = files
     with atomic_path(out / files["markdown"]) as tmp:
-        tmp.write_text(render_markdown(result), encoding="utf-8")
+        tmp.write_text(render_markdown(result), encoding="utf-8", errors="surrogateescape")
     write_json(out / files["json"], result)
     return files
 
@@ -288,7 +288,8 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
             batches = _encoder_batches(paths, report, config, enc_size, what, progress,
                                        encoder.preprocessing.resize)
             try:
-                means, n_images, sims = collect_encoder_stats(encoder, gen, batches, domains)
+                means, n_images, sims = collect_encoder_stats(encoder, gen, batches, domains,
+                                                              report)
             except StylebridgeError:
                 progress.failed(report)
                 raise
@@ -344,7 +345,8 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) 
         save_figure(plot_comparison(src_means, {r.label: r.means for r in runs}, results, meta),
                     out / "latents.png")
         with atomic_path(out / "latents.md") as tmp:
-            tmp.write_text(render_comparison_markdown(comparison, meta), encoding="utf-8")
+            tmp.write_text(render_comparison_markdown(comparison, meta), encoding="utf-8",
+                           errors="surrogateescape")
         write_json(out / "latents.json", comparison)
         written = ["latents.png", "latents.md", "latents.json",
                    *(f"{r.label}/" for r in runs)]

@@ -32,7 +32,7 @@ import torch
 from stylebridge.core.batch import BatchReport, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.device import resolve_device
-from stylebridge.core.interfaces import DomainMethod, Inversion
+from stylebridge.core.interfaces import DomainMethod, Encoder, Inversion
 from stylebridge.core.io import atomic_path, write_json
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
@@ -43,6 +43,8 @@ from stylebridge.pipelines.adapt import (
     load_generator_arg,
 )
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
+from stylebridge.pipelines.analyze.stats import no_readable_photo
+from stylebridge.pipelines.photos import check_out_folder
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder
 
@@ -131,6 +133,27 @@ class ShiftNormsResult:
         return self.report.exit_code
 
 
+@dataclass
+class ShiftNormsJob:
+    """Everything :func:`prepare_shift_norms` loaded and checked before a photo is read;
+    ``report`` collects the photos :func:`run_shift_norms` skips (filled in when it raises
+    because none was left)."""
+
+    config: ShiftNormsConfig
+    paths: list[Path]
+    generator: Generator
+    generator_path: Path
+    encoder: Encoder
+    domains: dict[str, DomainMethod]
+    random_inputs: dict[str, Any]
+    report: BatchReport = field(default_factory=BatchReport)
+
+    @property
+    def random(self) -> bool:
+        r = self.random_inputs
+        return bool(r["encoder"] or r["generator"] or any(r["domains"].values()))
+
+
 def _fmt(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
@@ -150,31 +173,46 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_shift_norms(config: ShiftNormsConfig) -> ShiftNormsResult:
-    """Encode the photos, measure the norms per domain, write ``shift_norms.json`` / ``.md``."""
+def prepare_shift_norms(config: ShiftNormsConfig) -> ShiftNormsJob:
+    """Check the options and ``--out`` and load the generator, encoder and domains (one-line
+    errors), before a photo is read."""
     if config.batch < 1:
         raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
     if not config.domains:
         raise StylebridgeError("give at least one --domain")
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
+    check_out_folder(config.out, config.images)  # writable, and no input folder
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     encoder, enc_random = load_encoder(config.encoder, device)
     attach_encoder(encoder, gen)  # check_generator's refusal before a photo is read
     domains, domain_random = load_domains(config.domains, device)
     check_domains(domains.values(), gen)
-    report = BatchReport()
-    acc = ShiftNormAccumulator(gen, domains, encoder.feature_layer)
+    return ShiftNormsJob(config=config, paths=paths, generator=gen, generator_path=g_path,
+                         encoder=encoder, domains=domains,
+                         random_inputs={"encoder": enc_random, "generator": gen_random,
+                                        "domains": domain_random})
+
+
+def run_shift_norms(job: ShiftNormsJob | ShiftNormsConfig) -> ShiftNormsResult:
+    """Encode the photos, measure the norms per domain, write ``shift_norms.json`` / ``.md``
+    (a config is prepared first: :func:`prepare_shift_norms`).  With no photo left to
+    measure, the error names the first skipped one and ``job.report`` lists them all."""
+    if isinstance(job, ShiftNormsConfig):
+        job = prepare_shift_norms(job)
+    config, gen, encoder, report = job.config, job.generator, job.encoder, job.report
+    device = gen.input.input.device
+    acc = ShiftNormAccumulator(gen, job.domains, encoder.feature_layer)
     enc_size = int(encoder.preprocessing.size or gen.size)
     with torch.no_grad():
-        for batch in encoder_batches(paths, report, enc_size=enc_size, batch=config.batch,
+        for batch in encoder_batches(job.paths, report, enc_size=enc_size, batch=config.batch,
                                      align=config.align, align_size=config.align_size,
                                      enc_filter=encoder.preprocessing.resize):
             acc.add(check_inversion(encoder.encode(batch.to(device)), gen, encoder,
                                     int(batch.shape[0])))
     if not acc.feature:
-        raise StylebridgeError("no readable photo")
-    random = gen_random or enc_random or any(domain_random.values())
+        raise no_readable_photo(report, "to measure the norms on")
+    random, domain_random, g_path = job.random, job.random_inputs["domains"], job.generator_path
     data = {"encoder": config.encoder, "generator": str(g_path), "layer": acc.layer,
             "n_images": len(acc.feature), "random_weights": random,
             "domains": {n: {**r, "random_weights": domain_random[n]}
@@ -183,5 +221,5 @@ def run_shift_norms(config: ShiftNormsConfig) -> ShiftNormsResult:
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / JSON_FILE, data)
     with atomic_path(config.out / MARKDOWN_FILE) as tmp:
-        tmp.write_text(render_markdown(data), encoding="utf-8")
+        tmp.write_text(render_markdown(data), encoding="utf-8", errors="surrogateescape")
     return ShiftNormsResult(data=data, report=report, written=[JSON_FILE, MARKDOWN_FILE])

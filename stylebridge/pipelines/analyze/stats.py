@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from stylebridge.core.batch import BatchReport
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
@@ -85,13 +86,31 @@ def collect_mapping_stats(generator: Generator, domains: Mapping[str, DomainMeth
     return means.means(), sims
 
 
+#: what the photos of each command were for, in its "no readable photo" error
+STYLE_MEANS_PURPOSE = "to compute the encoder's style means from"
+
+
+def no_readable_photo(report: BatchReport | None, purpose: str) -> StylebridgeError:
+    """The one error line of a run none of whose photos could be used (``calibrate``,
+    ``analyze latents``, ``analyze shift-norms`` alike): the first skipped photo and why,
+    and how many more were skipped; the commands print ``report``'s table before it."""
+    if report is None or not report.skipped:
+        return StylebridgeError(f"no readable photo {purpose}")
+    path, reason = report.skipped[0]
+    more = len(report.skipped) - 1
+    return StylebridgeError(f"no readable photo {purpose}: {path}: {reason}"
+                            + (f" (and {more} more skipped)" if more else ""))
+
+
 @torch.no_grad()
 def collect_encoder_stats(encoder: Encoder, generator: Generator, batches: Iterable[Tensor],
-                          domains: Mapping[str, DomainMethod] | None = None
+                          domains: Mapping[str, DomainMethod] | None = None,
+                          report: BatchReport | None = None,
                           ) -> tuple[list[Tensor], int, dict[str, SimilarityAccumulator]]:
     """Encoder side: per-channel means of ``generator.styles(encoder(images).w_plus)`` and
     Eq. 5's ``enc`` terms.  ``batches`` yields images ``[B, 3, H, W]`` in ``[0, 1]``;
     returns the means (one ``[C_i]`` per style layer), the image count and the similarities.
+    With no image, the error names the first photo ``report`` (the batches' report) skipped.
     """
     domains = dict(domains or {})
     means = StyleMeanAccumulator()
@@ -107,6 +126,6 @@ def collect_encoder_stats(encoder: Encoder, generator: Generator, batches: Itera
         for name, method in domains.items():
             sims[name].add(styles, method.styles(generator, w_plus))
     if means.count == 0:
-        raise StylebridgeError("no readable images to compute the encoder's style means from")
+        raise no_readable_photo(report, STYLE_MEANS_PURPOSE)
     return means.means(), means.count, sims
 

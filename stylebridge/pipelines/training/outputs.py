@@ -7,6 +7,8 @@ files a killed run left of them (:func:`remove_run_temporaries`).
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -32,16 +34,84 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _probe(folder: Path) -> None:
+    """Create and remove a temporary file in the existing ``folder`` (``OSError`` when it
+    cannot be written: permissions, a read-only mount, ``/proc``, also for root)."""
+    with tempfile.TemporaryFile(dir=folder, prefix=".stylebridge-probe-"):
+        pass
+
+
+def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool = False,
+                       files: Sequence[str | Path] = (),
+                       folders: Sequence[str | Path] = ()) -> None:
+    """One line naming ``option`` before a run does any work, when ``out`` (a file, or with
+    ``folder`` the run's output folder) or what the run writes beside it could not be
+    written: a file where a folder of the path should be (``existing.txt/run.safetensors``),
+    a folder that cannot be written or created (``/sys/run.safetensors``, a read-only
+    mount), one of ``files`` (written beside ``out``: the training state) that is a folder,
+    or one of ``folders`` (the sample grids' folder) that is a file.  A training run found
+    these only when it first saved, after its steps.
+
+    The folders that do not exist yet are created to probe them and removed again: nothing
+    is left behind."""
+    out = Path(out)
+    if folder and out.exists() and not out.is_dir():
+        raise StylebridgeError(f"{option} {out}: is a file, not a folder")
+    if not folder and out.exists() and not (out.is_file() or out.is_dir()):
+        return  # a device or FIFO (/dev/null) is written in place
+    near = "in it" if folder else "beside it"
+    where = out if folder else out.parent
+    missing: list[Path] = []
+    existing = where
+    while not existing.exists() and existing != existing.parent:  # a dangling link too
+        if existing.is_symlink():
+            break
+        missing.append(existing)
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise StylebridgeError(f"{option} {out}: {existing} is a file, not a folder")
+    for path in map(Path, files):
+        if path.is_dir():
+            raise StylebridgeError(f"{option} {out}: {path}, which the run writes {near}, "
+                                   "is a folder")
+    for path in map(Path, folders):
+        if path.exists() and not path.is_dir():
+            raise StylebridgeError(f"{option} {out}: {path}, a folder the run writes {near}, "
+                                   "is a file")
+    made: list[Path] = []
+    try:
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except OSError as exc:
+                raise StylebridgeError(f"{option} {out}: cannot create the folder {path} "
+                                       f"({exc.strerror or exc})") from None
+            made.append(path)
+        for path in [where, *(Path(f) for f in folders if Path(f).is_dir())]:
+            try:
+                _probe(path)
+            except OSError as exc:
+                raise StylebridgeError(f"{option} {out}: cannot write in {path} "
+                                       f"({exc.strerror or exc})") from None
+    finally:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
 def check_run_out(out: str | Path, *, resume: bool, force: bool,
                   inputs: Mapping[str, str | Path | None] | None = None,
-                  side_files: Sequence[str | Path] = ()) -> Path:
+                  side_files: Sequence[str | Path] = (), samples: bool = False) -> Path:
     """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume one
     that left no state; returns the training-state path beside ``out``.  A caller starting
     over deletes a stale state (``not resume``) once its own checks have passed.
 
     Whatever ``force`` says, ``out`` must not be a folder, and no file the run writes
     (``out``, its training state, ``side_files``) may be one of ``inputs``
-    (``{"--generator": PATH, ...}``, the option naming each input file)."""
+    (``{"--generator": PATH, ...}``, the option naming each input file).  And all of them
+    (with ``samples``, the sample grids' folder too) must be writable
+    (:func:`check_out_writable`): a bad ``--out`` is found before the first step, not when
+    the run first saves."""
     out, state_path = Path(out), state_path_for(out)
     if resume and force:  # --force was silently ignored: which one was meant?
         raise StylebridgeError("--resume continues the run in --out and --force starts it "
@@ -59,6 +129,8 @@ def check_run_out(out: str | Path, *, resume: bool, force: bool,
                 raise StylebridgeError(f"is the {option} input; --out {out} would overwrite "
                                        f"it{how}: choose another --out (--force never "
                                        "overwrites an input)", path=Path(given))
+    check_out_writable(out, files=[out, state_path, *side_files],
+                       folders=[samples_dir_for(out)] if samples else [])
     if resume and not state_path.is_file():
         raise StylebridgeError(f"--resume: no training state at {state_path}")
     if not resume and out.exists() and not force:

@@ -1,0 +1,63 @@
+"""File names that are not valid UTF-8 (``b"\\xff\\xfe.png"``, which Python holds as
+surrogates) reach every report: ``eval --csv`` crashed after all the scoring
+(``UnicodeEncodeError: ... surrogates not allowed``) and left its journal behind.  The CSV
+now holds the name's bytes as the file system does; the JSON reports escape them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylebridge.cli.main import main
+
+RAW = b"\xff\xfe"  # not UTF-8
+
+
+def _folder_with_raw_name(folder: Path, value: int) -> Path:
+    """``folder`` holding ``ok.png`` and ``\\xff\\xfe.png`` (skips where the file system
+    refuses such names)."""
+    folder.mkdir()
+    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(folder / "ok.png")
+    try:
+        raw = os.path.join(os.fsencode(folder), RAW + b".png")
+        with open(raw, "wb") as fh:
+            Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(fh, "PNG")
+    except OSError:
+        pytest.skip("the file system refuses names that are not UTF-8")
+    return folder
+
+
+def test_eval_csv_and_json_keep_names_that_are_not_utf8(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pred = _folder_with_raw_name(tmp_path / "pred", 0)
+    target = _folder_with_raw_name(tmp_path / "target", 255)
+    out_csv, out_json = tmp_path / "r.csv", tmp_path / "r.json"
+    # the streams as Python opens them under a C/C.UTF-8 locale (the table shows the name)
+    streams = {name: io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="surrogateescape")
+               for name in ("stdout", "stderr")}
+    for name, stream in streams.items():
+        monkeypatch.setattr(f"sys.{name}", stream)
+    code = main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
+                 "--csv", str(out_csv), "--json", str(out_json), "--device", "cpu"])
+    streams["stderr"].seek(0)
+    err = streams["stderr"].read()
+    assert code == 0, err
+    assert "error" not in err
+    # the journal of a finished evaluation is gone (a crash left it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred", "r.csv", "r.json", "target"]
+    raw = out_csv.read_bytes()
+    assert RAW + b".png" in raw  # the name's own bytes
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8", "surrogateescape"))))
+    by_name = {row[0]: row for row in rows[1:]}
+    name = os.fsdecode(RAW)  # what Python calls that file
+    assert by_name[name][1] == os.fsdecode(os.path.join(os.fsencode(pred), RAW + b".png"))
+    assert float(by_name[name][3]) == 1.0 and float(by_name["ok"][3]) == 1.0  # black vs white
+    report = json.loads(out_json.read_text(encoding="ascii"))  # escaped: plain ASCII
+    assert sorted(r["name"] for r in report["per_image"]) == sorted(["ok", name])
