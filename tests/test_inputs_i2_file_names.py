@@ -61,3 +61,19 @@ def test_eval_csv_and_json_keep_names_that_are_not_utf8(
     assert float(by_name[name][3]) == 1.0 and float(by_name["ok"][3]) == 1.0  # black vs white
     report = json.loads(out_json.read_text(encoding="ascii"))  # escaped: plain ASCII
     assert sorted(r["name"] for r in report["per_image"]) == sorted(["ok", name])
+
+
+def test_a_strict_utf8_terminal_prints_such_names_escaped(tmp_path: Path) -> None:
+    """Under a strict UTF-8 locale the table's name raised UnicodeEncodeError after the
+    work (exit 1); the CLI's streams now escape what they cannot encode."""
+    import subprocess
+    import sys
+
+    pred = _folder_with_raw_name(tmp_path / "pred", 0)
+    target = _folder_with_raw_name(tmp_path / "target", 255)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "COLUMNS": "120"}
+    done = subprocess.run([sys.executable, "-m", "stylebridge", "eval", "-m", "mse", "--pred",
+                           str(pred), "--target", str(target), "--show", "5"],
+                          capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-500:]
+    assert b"\\udcff\\udcfe" in done.stdout and b"Traceback" not in done.stderr

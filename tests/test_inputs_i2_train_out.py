@@ -6,6 +6,7 @@ td.train-state.safetensors``, calibrate's ``/proc/.stylebridge-run-x.safetensors
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,19 @@ def test_calibrate_names_out_not_its_journal(tmp_path: Path, where: str,
     expected = f"{blocker} is a file, not a folder" if where == "file" \
         else "cannot write in /proc ("
     assert expected in line, line
+
+
+def test_train_featureshift_from_python_checks_out_before_the_dataset(tmp_path: Path) -> None:
+    """The check was the command line's only: a Python caller found a bad --out when the run
+    first saved."""
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.featureshift.trainer import TrainConfig, train_featureshift
+
+    blocker = tmp_path / "existing.txt"
+    blocker.write_text("keep")
+    cfg = TrainConfig(data=str(tmp_path / "no-dataset"), generator=str(tmp_path / "no-gen"),
+                      out=str(blocker / "run"), device="cpu")
+    with pytest.raises(StylebridgeError, match=rf"^--out {re.escape(str(blocker / 'run'))}: "
+                                               rf"{re.escape(str(blocker))} is a file"):
+        train_featureshift(cfg)
+    assert blocker.read_text() == "keep"

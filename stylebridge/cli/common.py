@@ -17,6 +17,7 @@ from rich.console import Console
 
 from stylebridge.core.precision import PRECISIONS
 from stylebridge.errors import RegistryError, StylebridgeError
+from stylebridge.registry.spec import expand_home
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,8 @@ def finite_floats(text: str) -> list[float]:
 # `-o~/x`, a quoted '~/x' and `--encoder e4e:~/e4e.safetensors` arrive with the `~` (which
 # then became a folder literally named `~` in the current one).  Every option and positional
 # that names a file or folder takes one of these types (tests/test_inputs_i2_paths.py checks
-# that each built-in command's do).
-
-#: a ``~`` that starts a part of a spec (the spec, a ``:``-separated part, a ``key=`` value, a
-#: ``,``-separated item) and is the whole home folder name (``~`` or ``~/...``)
-_SPEC_HOME = re.compile(r"(^|[:=,])~(?=/|$|[:,])")
+# that each built-in command's do).  Specs expand as the registry's grammar does
+# (stylebridge.registry.spec.expand_home), so that Python's specs read the same.
 
 
 def user_path(text: str) -> Path:
@@ -127,10 +125,7 @@ def user_spec(text: str) -> str:
     starts a path part (``~/g.safetensors``, ``e4e:~/e4e.safetensors``,
     ``lpips:backbone=~/vgg.pth``, ``tiny=~/clip.safetensors``, ``a.safetensors,~/b.safetensors``);
     a ``~`` anywhere else (in a prompt) is kept."""
-    if "~" not in text:
-        return text
-    home = os.path.expanduser("~")
-    return text if home == "~" else _SPEC_HOME.sub(lambda m: m.group(1) + home, text)
+    return expand_home(text)
 
 
 def claim_swallowed(action: argparse.Action, test: Callable[[str], bool]) -> None:

@@ -4,13 +4,15 @@ commands under :mod:`stylebridge.cli.commands`, third-party ones from their pack
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import io
 import numbers
 import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -328,13 +330,32 @@ def oom_advice(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``stylebridge`` command; the warnings filters are as before when it returns."""
+    """Run one ``stylebridge`` command; the warnings filters and the error handling of the
+    standard streams are as before when it returns."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _printable_names():
         # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it
         # is also a warning, which the command line would show a second time
         warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
         return _main(argv)
+
+
+@contextlib.contextmanager
+def _printable_names() -> Iterator[None]:
+    """A file name in bytes that are not UTF-8 (a surrogate in Python's ``str``) printed to
+    a terminal of a strict UTF-8 locale raised ``UnicodeEncodeError`` after the work was done:
+    while a command runs, stdout and stderr escape what they cannot encode (``\\udcff``)."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+            changed.append(stream)
+    try:
+        yield
+    finally:
+        for stream in changed:
+            with contextlib.suppress(ValueError):  # closed meanwhile
+                stream.reconfigure(errors="strict")
 
 
 def _main(argv: list[str]) -> int:

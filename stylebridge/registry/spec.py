@@ -39,6 +39,7 @@ Python, ``create("loss", "lpips:net=vgg")`` takes the plugin spec, without the w
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,21 @@ __all__ = ["LossSpec", "PluginSpec", "absolute_spec", "as_bool", "coerce_option"
            "parse_plugin_spec", "spec_usage"]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+#: a ``~`` that starts a path part of a spec (after ``:``, ``=`` or ``,``, or at the start)
+#: and is the whole home folder name (``~`` or ``~/...``)
+_SPEC_HOME = re.compile(r"(^|[:=,])~(?=/|$|[:,])")
+
+
+def expand_home(text: str) -> str:
+    """``text`` (a spec, or ``KEY=PATH``) with ``~`` expanded where it starts a path part
+    (``~/g.safetensors``, ``e4e:~/e4e.safetensors``, ``lpips:backbone=~/vgg.pth``,
+    ``tiny=~/clip.safetensors``, ``a.safetensors,~/b.safetensors``), as the shell expands
+    ``--out ~/x`` (but not ``--out=~/x``, nor a string in Python); a ``~`` anywhere else (in
+    a prompt) is kept."""
+    if "~" not in text:
+        return text
+    home = os.path.expanduser("~")
+    return text if home == "~" else _SPEC_HOME.sub(lambda m: m.group(1) + home, text)
 _CKPT_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -146,7 +162,7 @@ def _colon_options(text: str) -> bool:
 def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     """Parse a plugin spec; raise :class:`SpecError` with a one-line reason."""
     raw = text
-    text = text.strip()
+    text = expand_home(text.strip())  # `e4e:~/e4e.safetensors` from Python too
     if not text:
         raise SpecError(f"empty {what} spec")
     if ":" not in text and (_looks_like_path(text) or Path(text).is_file()):

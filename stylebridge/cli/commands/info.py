@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
-from stylebridge.cli.common import print_json
+from stylebridge.cli.common import print_json, user_spec
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import resolve_checkpoint
 
@@ -23,7 +23,7 @@ class InfoCommand(Command):
             "a picture it wrote keeps: the RANDOM WEIGHTS notice, a grid mark)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("checkpoint", metavar="[NAME:]CKPT",
+        parser.add_argument("checkpoint", metavar="[NAME:]CKPT", type=user_spec,
                             help="checkpoint file; with NAME:, also check that it holds that "
                                  "plugin; or a picture a run wrote (.png, .jpg, ...)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

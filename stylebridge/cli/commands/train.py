@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -52,7 +51,6 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import THESIS_ADVERSARIAL, THESIS_LOSSES, TrainConfig
 from stylebridge.pipelines.featureshift.trainer import train_featureshift
-from stylebridge.pipelines.training.outputs import check_out_writable
 from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import generator_path
@@ -360,16 +358,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         sample_every=args.sample_every, device=args.device, resume=args.resume)
 
 
-#: what ``train featureshift`` writes in its ``--out`` folder (``FeatureShiftTrainer``)
-FEATURESHIFT_FILES = ("state.safetensors", "model.safetensors", "log.jsonl")
-
-
 def run_featureshift(args: argparse.Namespace, console: Console) -> int:
-    cfg = config_from_args(args)
-    if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes the run's files
-        out = Path(cfg.out)  # before any model loads: a bad --out was found after set-up
-        check_out_writable(out, folder=True, files=[out / f for f in FEATURESHIFT_FILES],
-                           folders=[out / "samples"] if cfg.sample_every > 0 else [])
+    cfg = config_from_args(args)  # train_featureshift checks --out before any model loads
     with RichProgress(console, "featureshift") as progress:
         result = train_featureshift(cfg, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
+from stylebridge.core.pickle_scan import weights_only_refusal
 from stylebridge.core.safe_pickle import not_a_pickle, quiet_protocol_warning
 from stylebridge.core.sniff import file_kind
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
@@ -101,6 +102,9 @@ def torch_load_safe(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            refusal = weights_only_refusal(path)  # the global, read from the opcodes
+            if refusal is not None:
+                raise refusal from None
             match = re.search(r"GLOBAL ([\w.]+)", str(exc))
             what = match.group(1) if match else "a non-tensor object"
             raise ConversionError(f"refused: the file references {what}, which a weights-only load "

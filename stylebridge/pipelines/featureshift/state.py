@@ -11,6 +11,8 @@ another AMP mode is refused in one line.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,7 +29,11 @@ from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
 from stylebridge.pipelines.featureshift.distributed import amp_name
 from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY, LABELS
 from stylebridge.pipelines.training.losses import canonical_loss_spec
-from stylebridge.pipelines.training.outputs import remove_run_temporaries, sample_names
+from stylebridge.pipelines.training.outputs import (
+    check_out_writable,
+    remove_run_temporaries,
+    sample_names,
+)
 from stylebridge.pipelines.training.state import (
     global_rng_state,
     json_safe,
@@ -210,6 +216,21 @@ def _loss_difference(key: str, old: dict[str, Any], now: dict[str, Any],
     else:
         what = f"{opt} {_spelled(new[i])} is new"
     return f"{what} (saved: {listed})"
+
+
+#: what ``train featureshift`` writes in its ``--out`` folder (``samples/`` besides)
+RUN_FILES = ("state.safetensors", "model.safetensors", "log.jsonl")
+
+
+def check_run_out(cfg: TrainConfig) -> None:
+    """Before any model loads (the process that writes: rank 0), one line naming ``--out``
+    when the run folder or a file in it cannot be written (a file in its path, ``/sys``):
+    a bad ``--out`` was found when the run first saved."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    out = Path(cfg.out)
+    check_out_writable(out, folder=True, files=[out / f for f in RUN_FILES],
+                       folders=[out / "samples"] if cfg.sample_every > 0 else [])
 
 
 def disk_full_error(trainer: FeatureShiftTrainer, exc: OSError) -> StylebridgeError:

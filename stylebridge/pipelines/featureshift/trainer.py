@@ -84,6 +84,7 @@ from stylebridge.pipelines.featureshift.samples import write_samples
 from stylebridge.pipelines.featureshift.state import (
     STATE_KIND,
     all_finite,
+    check_run_out,
     disk_full_error,
     load_state,
     save_state,
@@ -572,6 +573,7 @@ def train_featureshift(cfg: TrainConfig, *, registry: Any = None,
     ``on_step(trainer)`` runs after every step (tests, hooks).
     """
     check_progress(progress, "train_featureshift")
+    check_run_out(cfg)  # before any model loads
     trainer = FeatureShiftTrainer(cfg, registry=registry, progress=progress, on_step=on_step)
     # the run seeds the global generators: the caller's are as they were afterwards
     with keep_random_streams(process_device(cfg.device)):

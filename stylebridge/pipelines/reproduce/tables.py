@@ -490,7 +490,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / JSON_FILE, data)
     with atomic_path(config.out / MARKDOWN_FILE) as tmp:
-        tmp.write_text(render_markdown(data), encoding="utf-8")
+        # a photo named in bytes that are not UTF-8 is written as its own bytes
+        tmp.write_text(render_markdown(data), encoding="utf-8", errors="surrogateescape")
     journal.finish()
     return ThesisTablesResult(data=data, report=report, failed=failed,
                               json_path=config.out / JSON_FILE,
