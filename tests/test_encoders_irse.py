@@ -777,7 +777,7 @@ def test_malicious_and_corrupt_files(tmp_path: Path, conv: Any) -> None:
     torch.save({"state_dict": {"encoder.x": _Evil(marker)}, "latent_avg": torch.zeros(1)}, evil)
     with pytest.raises(ConversionError) as info:
         conv.convert(evil, tmp_path / "o.safetensors")
-    assert "refused" in _one_line(info.value, evil) and "no code was run" in str(info.value)
+    assert "refuses to load: the pickle references `posix.system`" in _one_line(info.value, evil)
     assert not marker.exists()
     good, _ = _psp_file(tmp_path, "e4e")
     corrupt = tmp_path / "corrupt.pt"
