@@ -11,7 +11,8 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 #: topic name -> page in the source tree (every docs/*.md keeps its own name)
-EXTRA_PAGES = {"contributing": "CONTRIBUTING.md", "benchmarks": "benchmarks/RESULTS.md"}
+EXTRA_PAGES = {"contributing": "CONTRIBUTING.md", "benchmarks": "benchmarks/RESULTS.md",
+               "security": "SECURITY.md"}
 
 
 class BuildWithDocs(build_py):

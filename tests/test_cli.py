@@ -506,3 +506,18 @@ def test_an_out_that_is_a_file_is_named_as_such(capsys, tmp_path: Path, converte
                        "--out", str(blocker / "sub"))
     assert code == 2 and err.startswith(f"error: {blocker}: is a file, not a folder")
     assert blocker.read_text() == "not a folder"
+
+
+def test_output_piped_into_head_ends_quietly() -> None:
+    """`stylebridge weights list --json | head -c 10` printed `error: Broken pipe` and exited
+    with 2; it now stops without a word, with 141 as a process killed by SIGPIPE."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "stylebridge", "weights", "list", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10).startswith(b"{")  # more than a pipe holds (88 KB) follows
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == b""

@@ -71,7 +71,7 @@ def test_every_docs_topic_the_code_points_to_exists() -> None:
 def test_the_wheel_carries_the_pages(tmp_path: Path) -> None:
     src = tmp_path / "src"  # a copy: the build writes build/ beside its sources
     for rel in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "MANIFEST.in",
-                "CONTRIBUTING.md", "benchmarks/RESULTS.md"):
+                "CONTRIBUTING.md", "SECURITY.md", "benchmarks/RESULTS.md"):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / rel, src / rel)
     for rel in ("stylebridge", "docs"):

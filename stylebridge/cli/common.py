@@ -142,8 +142,9 @@ def claim_swallowed(action: argparse.Action, test: Callable[[str], bool]) -> Non
 def add_images_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``IMAGE...`` of the batch commands (files or folders)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE", type=user_path_text,
-                        help="image files or folders (their PNG, JPEG, WebP, TIFF, BMP, AVIF "
-                             "and HEIC files, sorted; HEIC needs pillow-heif)")
+                        help="image files or folders (their PNG, JPEG (.jpg/.jpeg/.jfif), "
+                             "WebP, TIFF, BMP, GIF (first frame), AVIF and HEIC/HEIF files, "
+                             "sorted; HEIC needs pillow-heif)")
 
 
 #: ``--generator``'s default: the installed official FFHQ generator (``stylebridge weights``)

@@ -340,6 +340,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what was left for
+    a closed pipe does not print an "Exception ignored" paragraph."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 @contextlib.contextmanager
 def _printable_names() -> Iterator[None]:
     """A file name in bytes that are not UTF-8 (a surrogate in Python's ``str``) printed to
@@ -401,6 +410,9 @@ def _main(argv: list[str]) -> int:
             raise
         _error("an input is nested too deeply to read (a crafted or corrupt file?)")
         return 2
+    except BrokenPipeError:  # whoever read the output went away (`| head`): stop quietly
+        _silence_stdout()
+        return 128 + 13  # as a process killed by SIGPIPE
     except OSError as exc:  # full disk, permissions, ...: the write failed cleanly (atomic)
         if debug:
             raise

@@ -82,6 +82,9 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
         Capability("state", "resumable: keeps what it accumulated (adapt/invert/eval "
                    "--resume)"),
         Capability("notes", "adds notes under the metrics table"),
+        Capability("files", "names the files it read (a resume refuses one replaced since)"),
+        Capability("fresh", "shares its network with the instances of other outputs "
+                   "(adapt/invert build it once)"),
         Capability("with_domain_text", "scores against the domain's text prompt "
                    "(eval --domain-text)"),
     ),

@@ -24,7 +24,8 @@ from stylebridge.registry import hookimpl
 
 PACKAGE = Path(__file__).resolve().parents[2]  # .../stylebridge
 #: pages outside docs/ by topic: topic -> path in the source tree
-EXTRA_PAGES = {"contributing": "CONTRIBUTING.md", "benchmarks": "benchmarks/RESULTS.md"}
+EXTRA_PAGES = {"contributing": "CONTRIBUTING.md", "benchmarks": "benchmarks/RESULTS.md",
+               "security": "SECURITY.md"}
 
 
 def pages(package: Path = PACKAGE) -> dict[str, Path]:

@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"style-mixing probability (default {th.MIXING})")
     parser.add_argument("--loss", type=user_spec, action="append", metavar="NAME:WEIGHT[:k=v]",
                         help="repeatable; replaces the defaults "
-                             f"({' '.join(th.DEFAULT_LOSSES)}); e.g. add indomain:1.5")
+                             f"({' '.join(th.DEFAULT_LOSSES)}): to add the in-domain term, "
+                             "give them too (--loss clip_direction:1.0 --loss tt_direction:0.4 "
+                             "--loss indomain:1.5)")
     parser.add_argument("--clip", action="append", metavar="MODEL",
                         help="CLIP model of the losses, repeatable (default: ViT-B-32; upstream "
                              "drops ViT-B-16 when resampling)")

@@ -74,8 +74,9 @@ def _reason(text: str) -> str:
     return text
 
 
-def torch_load_safe(path: Path) -> Any:
+def torch_load_safe(path: str | Path) -> Any:
     """``torch.load(weights_only=True)`` with one-line errors naming the file."""
+    path = Path(path)
     if not path.exists():
         raise ConversionError("no such file", path=path)
     if path.is_dir():
