@@ -24,6 +24,7 @@ import test_adapt as ta
 import torch
 from PIL import Image
 from test_batch_resume import _adapt_argv, _files, _interrupted, _invert_argv, _journal, files
+from test_eval_resume_random import _interrupt_at
 
 from stylebridge.cli.main import main
 from stylebridge.pipelines import adapt as adapt_module
@@ -208,16 +209,8 @@ def test_lpips_records_its_backbone_and_eval_refuses_another_on_resume(
     spec = f"lpips:backbone={backbone}"
     argv = ["eval", "-m", spec, "--pred", str(pred), "--target", str(target), "--batch", "2",
             "--json", str(out / "r.json"), "--show", "0"]
-    real, calls = LPIPSMetric.update, [0]
-
-    def update(self: Any, *args: Any, **kwargs: Any) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            raise KeyboardInterrupt
-        real(self, *args, **kwargs)
-
     with monkeypatch.context() as m:
-        m.setattr(LPIPSMetric, "update", update)
+        _interrupt_at(m, LPIPSMetric, 2)  # the first batch is journalled
         assert main(argv) == 130
     capsys.readouterr()
     before = backbone.stat().st_mtime_ns
