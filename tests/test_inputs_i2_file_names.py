@@ -77,3 +77,46 @@ def test_a_strict_utf8_terminal_prints_such_names_escaped(tmp_path: Path) -> Non
                           capture_output=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-500:]
     assert b"\\udcff\\udcfe" in done.stdout and b"Traceback" not in done.stderr
+
+
+def _folder_not_utf8(tmp_path: Path) -> Path:
+    """``tmp_path/caf\\xe9`` (Latin-1 ``café``), as Python names it (skips where the file
+    system refuses such names)."""
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    try:
+        os.mkdir(raw)
+    except OSError:
+        pytest.skip("the file system refuses names that are not UTF-8")
+    return Path(os.fsdecode(raw))
+
+
+def test_checkpoints_write_and_read_at_paths_that_are_not_utf8(tmp_path: Path) -> None:
+    """safetensors takes UTF-8 paths only ('Path ... is not valid UTF-8'): such a folder
+    could not hold a checkpoint, nor could `render` read the inversions `adapt` wrote there."""
+    import torch
+
+    from stylebridge.core.checkpoint import load_checkpoint, read_header, save_checkpoint
+
+    folder = _folder_not_utf8(tmp_path)
+    weights = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    path = save_checkpoint(folder / "m.safetensors", {"w": weights}, kind="domain",
+                           plugin="stylespace", config={"a": 1})
+    assert os.listdir(os.fsencode(folder)) == [b"m.safetensors"]  # no temporary left behind
+    header = read_header(path)
+    assert (header.kind, header.plugin, header.config) == ("domain", "stylespace", {"a": 1})
+    _, tensors = load_checkpoint(path)
+    assert torch.equal(tensors["w"], weights)
+
+
+def test_generate_reads_a_generator_and_writes_into_folders_that_are_not_utf8(
+        tmp_path: Path, converted_tiny: Path) -> None:
+    import shutil
+
+    folder = _folder_not_utf8(tmp_path)
+    generator = folder / "g.safetensors"
+    shutil.copy(converted_tiny, generator)
+    out = folder / "out"
+    assert main(["generate", "-g", str(generator), "--seeds", "0-1", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    images = sorted(p.name for p in out.glob("*.png"))
+    assert len(images) == 3 and "grid.png" in images  # two seeds and their grid

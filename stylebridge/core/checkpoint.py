@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from stylebridge.core.io import atomic_path
+from stylebridge.core.io import atomic_path, is_utf8_name, open_safetensors
 from stylebridge.core.loading import build_on_meta, read_owned
 from stylebridge.core.sniff import file_kind
+from stylebridge.core.tensorfile import save_tensors
 from stylebridge.errors import CheckpointError
 
 FORMAT = "stylebridge"
@@ -101,6 +101,8 @@ def save_checkpoint(
     except TypeError as exc:  # config not JSON-serialisable: a programming error
         raise TypeError(f"checkpoint config for {plugin!r} is not JSON-serialisable: {exc}") from exc
     data = _detach_for_saving(tensors)
+    if not is_utf8_name(path):  # safetensors' writer takes UTF-8 paths only: the same bytes
+        return save_tensors(path, data, metadata)
     with atomic_path(path) as tmp:
         try:
             save_file(data, str(tmp), metadata=metadata)
@@ -177,7 +179,7 @@ def read_header(path: str | Path) -> CheckpointHeader:
     path = Path(path)
     _check_file(path)
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with open_safetensors(path) as fh:
             metadata = fh.metadata() or {}
     except Exception as exc:
         raise unreadable_safetensors(path, exc) from None
@@ -243,7 +245,7 @@ def load_checkpoint(
             f"holds {_a(header.kind)} of plugin {header.plugin!r}, expected {plugin!r}", path=path)
     tensors: dict[str, torch.Tensor] = {}
     try:
-        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+        with open_safetensors(path, device=str(device)) as fh:
             if torch.device(device).type == "cpu":  # in torch's own (aligned) memory
                 tensors = read_owned(path, fh)
             else:
@@ -445,7 +447,7 @@ def file_random(path: str | Path) -> bool:
     if path.suffix != ".safetensors":
         return False
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with open_safetensors(path) as fh:
             meta = fh.metadata() or {}
     except Exception:
         return False

@@ -239,3 +239,40 @@ def check_writable(dst: str | Path) -> None:
     how, target = output_target(dst)
     if how == "atomic":
         _temporary_beside(target, name=Path(dst)).unlink()
+
+
+def is_utf8_name(path: str | Path) -> bool:
+    """Whether ``path`` is valid UTF-8 (a POSIX name in another encoding, ``café`` in Latin-1,
+    is held by Python as surrogate escapes): safetensors takes such paths only."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def utf8_path(path: str | Path) -> Iterator[str]:
+    """``path`` as a string that safetensors opens for reading: the path itself when it is
+    UTF-8 (:func:`is_utf8_name`), else the ``/dev/fd/N`` name of a descriptor opened here,
+    valid inside the ``with`` block.  (Its writer cannot use that: it writes a temporary file
+    beside the path; :func:`stylebridge.core.tensorfile.save_tensors` writes any name.)"""
+    text = os.fspath(path)
+    if is_utf8_name(text):
+        yield text
+        return
+    fd = os.open(text, os.O_RDONLY)
+    try:
+        yield f"/dev/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_safetensors(path: str | Path, device: str = "cpu") -> Iterator[Any]:
+    """``safetensors.safe_open(path, framework="pt", device=device)`` for any file name
+    (:func:`utf8_path`)."""
+    from safetensors import safe_open
+
+    with utf8_path(path) as name, safe_open(name, framework="pt", device=device) as fh:
+        yield fh

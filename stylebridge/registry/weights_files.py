@@ -26,20 +26,21 @@ def stamp_header(path: Path, info: Mapping[str, Any]) -> None:
     """Add ``extra.weights`` (entry, licence, source) to a converted checkpoint's header, and
     ``extra.licence`` when the converter wrote none. The file is rewritten atomically with the
     permissions a plain file creation gives (the umask), like every other output."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from stylebridge.core.checkpoint import METADATA_KEY
+    from stylebridge.core.io import open_safetensors, utf8_path
     from stylebridge.core.tensorfile import save_tensors
 
-    with safe_open(str(path), framework="pt") as fh:
+    with open_safetensors(path) as fh:
         metadata = dict(fh.metadata() or {})
     header = json.loads(metadata[METADATA_KEY])
     extra = header.setdefault("extra", {})
     extra["weights"] = dict(info)
     extra.setdefault("licence", info["licence"])
     metadata[METADATA_KEY] = json.dumps(header, sort_keys=True)
-    tensors = load_file(str(path))
+    with utf8_path(path) as name:
+        tensors = load_file(name)
     # atomically, with the umask's permissions; byte-identical for the same file (sorted
     # metadata keys: safetensors' own writer orders them at random)
     save_tensors(path, tensors, metadata)

@@ -47,14 +47,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.checkpoint import is_random_weights, read_header, save_checkpoint
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder
-from stylebridge.core.io import remove_stale_temporaries, write_json
+from stylebridge.core.io import open_safetensors, remove_stale_temporaries, write_json
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.core.tensorfile import save_tensors
@@ -465,7 +464,7 @@ def _remove_build(out: Path, index: dict[str, Any], created_out: bool) -> None:
 
 
 def _read_names(path: Path) -> list[str]:
-    with safe_open(str(path), framework="pt") as fh:
+    with open_safetensors(path) as fh:
         meta = fh.metadata() or {}
     return list(json.loads(meta.get("names", "[]")))
 
@@ -544,7 +543,7 @@ def _build_domain_shard(
 ) -> None:
     deltas: list[Tensor] = []
     targets: list[Tensor] = []
-    with safe_open(str(shard_path), framework="pt") as fh:
+    with open_safetensors(shard_path) as fh:
         n = fh.get_slice("w_guide").get_shape()[0] if "w_guide" in fh.keys() else 0  # noqa: SIM118
         for start in range(0, n, batch_size):
             assert layer is not None  # known once a row was written

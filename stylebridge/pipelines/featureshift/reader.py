@@ -21,6 +21,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from stylebridge.core.io import open_safetensors, utf8_path
 from stylebridge.pipelines.featureshift.dataset import (
     BASE_KEYS,
     DOMAIN_KEYS,
@@ -98,7 +99,7 @@ def shard_problem(path: Path, keys: Sequence[str], rows: int,
         if names and (not isinstance(listed, list) or len(listed) != rows):
             return f"damaged shard (its row names do not match the index's {rows} rows)"
     try:  # what safetensors itself checks when the file is opened
-        with safe_open(str(path), framework="pt") as fh:
+        with open_safetensors(path) as fh:
             fh.metadata()
     except Exception as exc:
         return f"unreadable shard ({' '.join(str(exc).split())})"
@@ -195,7 +196,8 @@ class FeatureShiftDataset:
         handle = self._open.get(rel)
         if handle is None:
             try:
-                handle = safe_open(str(self.root / rel), framework="pt")
+                with utf8_path(self.root / rel) as name:  # the handle outlives the name
+                    handle = safe_open(name, framework="pt")
             except Exception as exc:
                 raise DatasetError(f"unreadable shard ({' '.join(str(exc).split())}); {REBUILD}",
                                    path=self.root / rel) from None

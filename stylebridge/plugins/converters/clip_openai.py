@@ -25,9 +25,7 @@ class ClipOpenAIConverter(Converter):
     source = "OpenAI's original CLIP .pt (TorchScript archive); its code is never run"
 
     def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult:
-        from safetensors.torch import save_file
-
-        from stylebridge.core.io import atomic_path
+        from stylebridge.core.tensorfile import save_tensors
         from stylebridge.core.torchscript import read_torchscript_state_dict
         from stylebridge.plugins.nets.clip import is_torchscript
 
@@ -43,9 +41,8 @@ class ClipOpenAIConverter(Converter):
             if key not in state:
                 raise ConversionError(f"does not hold a CLIP model (no {key})", path=src)
         state = {k: v.contiguous() for k, v in state.items() if k != "attn_mask"}
-        with atomic_path(dst) as tmp:
-            save_file(state, str(tmp), metadata={"quick_gelu": "true", "source": src.name,
-                                                 "licence": OPENAI_LICENCE})
+        save_tensors(dst, state, {"quick_gelu": "true", "source": src.name,
+                                  "licence": OPENAI_LICENCE})  # deterministic, any file name
         return ConversionResult(path=dst, kind="clip", plugin="open_clip", n_tensors=len(state),
                                 notes=("OpenAI models use QuickGELU: load with "
                                        "stylebridge's load_clip (it reads the metadata)",

@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import Tensor
 
 from stylebridge.core.checkpoint import file_random
+from stylebridge.core.io import open_safetensors
 from stylebridge.core.torchscript import read_torchscript_state_dict
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.plugins.nets.state import read_plain_state
@@ -100,7 +100,7 @@ def _recorded_activation(path: Path) -> bool | None:
     if path.suffix != ".safetensors":
         return None
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with open_safetensors(path) as fh:
             value = (fh.metadata() or {}).get("quick_gelu")
     except Exception:
         return None

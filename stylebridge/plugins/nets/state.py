@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite, unreadable_safetensors
+from stylebridge.core.io import utf8_path
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, StylebridgeError
 
@@ -26,7 +27,8 @@ def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
         raise CheckpointError("no such file" if not path.exists() else "is not a file", path=path)
     if path.suffix == ".safetensors":
         try:
-            state = load_file(str(path))
+            with utf8_path(path) as name:
+                state = load_file(name)
         except Exception as exc:
             raise unreadable_safetensors(path, exc) from None
         refuse_nonfinite(state, path)
