@@ -225,6 +225,19 @@ def add_clip_weights_arguments(parser: argparse.ArgumentParser, notice: str) -> 
     parser.add_argument("--allow-random-clip", action="store_true",
                         help=f"run CLIP models without weights on {notice} "
                              "(tests only; every output says so)")
+    parser.add_argument("--clip-config", action="append", default=[], type=user_path,
+                        metavar="JSON|DIR",
+                        help="extra open_clip architecture configs, repeatable (the tiny "
+                             "preset's: --clip-config PRESET/clip --clip tiny-vit-p16 "
+                             "--clip-weights tiny-vit-p16=PRESET/clip/tiny-vit-p16.safetensors)")
+
+
+def register_clip_config_args(args: argparse.Namespace) -> None:
+    """Make open_clip know the architectures ``--clip-config`` gives, before ``--clip`` names
+    one of them."""
+    from stylebridge.pipelines.reproduce.clips import register_clip_configs
+
+    register_clip_configs(list(args.clip_config or []))
 
 
 def print_training_outcome(console: Any, outcome: Any, notice_text: str,

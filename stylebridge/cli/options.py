@@ -97,7 +97,10 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
     parser.add_argument("--align-size", type=int, default=1024, metavar="N",
                         help="size of the aligned crop before the encoder resizes it (default 1024, "
                              f"at most {MAX_IMAGE_SIZE})")
-    parser.add_argument("--batch", type=int, default=4, help=f"images per forward pass (default 4, at most {MAX_BATCH})")
+    parser.add_argument("--batch", type=int, default=4,
+                        help=f"images per forward pass (default 4, at most {MAX_BATCH}); "
+                             "results agree across batch sizes to floating-point rounding (a "
+                             "pixel may differ by 1/255)")
     add_device_argument(parser)
 
 

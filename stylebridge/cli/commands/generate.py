@@ -44,7 +44,7 @@ class GenerateCommand(Command):
                                  "average w (the mean face)")
         parser.add_argument("--noise", choices=("const", "random"), default="const",
                             help="stored noise buffers (default) or random noise drawn from "
-                                 "each image's own seed (independent of --batch)")
+                                 "each image's own seed (the same noise whatever --batch)")
         parser.add_argument("--method", "-m", type=user_spec, action="append", default=[],
                             metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
                             help="also render every sample through this domain (as `adapt "
@@ -56,7 +56,8 @@ class GenerateCommand(Command):
                                  f"each domain once per value (NAME@K, and NAME at 1; |K| <= "
                                  f"{MAX_STRENGTH:g})")
         parser.add_argument("--batch", type=int, default=4,
-                            help=f"images per forward pass (default 4, at most {MAX_BATCH})")
+                            help=f"images per forward pass (default 4, at most {MAX_BATCH}); "
+                                 "another --batch may change a pixel by 1/255 (rounding)")
         add_out_argument(parser, "samples")
         add_resume_argument(parser, "seeds")
         add_device_argument(parser)

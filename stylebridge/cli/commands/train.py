@@ -42,6 +42,7 @@ from stylebridge.cli.common import (
     add_run_arguments,
     finite_float,
     print_training_outcome,
+    register_clip_config_args,
     seed_int,
     user_path,
     user_path_text,
@@ -209,6 +210,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
 def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
     """The :class:`~stylebridge.pipelines.train_domain.DomainTrainConfig` of ``train domain``
     arguments."""
+    register_clip_config_args(args)
     return td.DomainTrainConfig(
         generator=args.generator, out=args.out, text=args.text, image=args.image,
         source_text=args.source_text, templates=args.templates, method=args.method,

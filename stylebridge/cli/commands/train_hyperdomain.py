@@ -17,6 +17,7 @@ from stylebridge.cli.common import (
     add_run_arguments,
     finite_float,
     print_training_outcome,
+    register_clip_config_args,
     user_path,
     user_spec,
 )
@@ -79,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config(args: argparse.Namespace) -> th.HyperDomainTrainConfig:
+    register_clip_config_args(args)
     return th.HyperDomainTrainConfig(
         generator=args.generator, out=args.out, prompts=args.prompts,
         source_text=args.source_text, templates=args.templates, steps=args.steps,

@@ -19,6 +19,7 @@ from stylebridge.cli.common import (
     add_run_arguments,
     finite_float,
     print_training_outcome,
+    register_clip_config_args,
     user_path,
     user_path_text,
     user_spec,
@@ -79,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config(args: argparse.Namespace) -> mtg.MindTheGapConfig:
+    register_clip_config_args(args)
     return mtg.MindTheGapConfig(
         reference=args.reference, generator=args.generator, out=args.out, encoder=args.encoder,
         refine_steps=args.refine_steps, refine_lr=args.refine_lr,
