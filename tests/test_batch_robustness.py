@@ -199,7 +199,7 @@ def test_invert_100_images_5_bad_exit_3(faces: Path, corpus: dict[str, Path], en
     for name, reason in FACE_BAD.items():   # one table row per bad file: file │ reason
         assert sum(f"faces/{name}" in r and reason in r for r in rows) == 1, (name, stdout)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{s}_inversion.png" for s in GOOD_STEMS] + ["grid.png", "metrics.json"])
+        [f"{s}_inversion.png" for s in GOOD_STEMS] + ["grid.png", "invert.json", "metrics.json"])
     enc = get_registry().load("encoder", encoder_ckpt)
     gen = load_stylegan2(corpus["generator"]).generator
     from stylebridge.core.synthesis import synthesize

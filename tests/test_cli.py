@@ -153,7 +153,8 @@ def test_convert_and_generate_from_fixture(capsys, tmp_path: Path, sg2_fixture) 
                        "--truncation", "0.7", "--out", str(out_dir), "--device", "cpu")
     assert code == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["grid.png", "seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
+    assert names == ["generate.json", "grid.png", "seed0000.png", "seed0001.png", "seed0002.png",
+                     "seed0007.png"]
     img = Image.open(out_dir / "seed0001.png")
     assert img.size == (64, 64) and img.mode == "RGB"
     # same seed → same image; different seeds → different images

@@ -96,7 +96,8 @@ def test_random_noise_is_shared_by_the_sample_and_its_domains(files: dict[str, A
     for seed in (0, 9):
         assert torch.equal(load_image(out / f"seed{seed:04d}.png"),
                            load_image(plain / f"seed{seed:04d}.png"))
-    assert sorted(p.name for p in plain.iterdir()) == ["grid.png", "seed0000.png", "seed0009.png"]
+    assert sorted(p.name for p in plain.iterdir()) == ["generate.json", "grid.png", "seed0000.png",
+                                                       "seed0009.png"]
     # the folder given back as photos (adapt gen/): the faces, not the grid of them
     assert [p.name for p in expand_inputs([plain])] == ["seed0000.png", "seed0009.png"]
 

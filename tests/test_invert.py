@@ -156,7 +156,7 @@ def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, 
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
         "a_inversion.png", "a_inversion.safetensors", "b_inversion.png",
-        "b_inversion.safetensors", "grid.png", "metrics.json"]  # and no temporary files
+        "b_inversion.safetensors", "grid.png", "invert.json", "metrics.json"]  # no temporaries
     for img in (a, b):
         got = _png(out / f"{img.stem}_inversion.png")
         assert got.shape == (32, 32, 3)
@@ -207,7 +207,7 @@ def test_invert_skips_bad_images_exit_3(tmp_path: Path, models, capsys, monkeypa
     assert "1 done, 2 skipped" in stdout
     assert "in/broken.png" in stdout and "in/cut.jpg" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["good_inversion.png", "grid.png",
-                                                     "metrics.json"]
+                                                     "invert.json", "metrics.json"]
     got = _png(out / "good_inversion.png")
     assert np.abs(got.astype(int) - _expected(models, src / "good.png").astype(int)).max() <= 1
 

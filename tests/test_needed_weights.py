@@ -333,7 +333,7 @@ def test_generate_writes_to_samples_then_samples_2(tmp_path: Path,
     assert main(argv) == 0 and main(argv) == 0
     for folder in ("samples", "samples-2"):
         assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
-            "grid.png", "seed0000.png", "seed0001.png"]
+            "generate.json", "grid.png", "seed0000.png", "seed0001.png"]
     assert (tmp_path / "samples" / "seed0001.png").read_bytes() == \
         (tmp_path / "samples-2" / "seed0001.png").read_bytes()  # same seed, same image
 

@@ -7,7 +7,8 @@ photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per p
 ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (the domain name is the checkpoint's
 file stem; ``<stem>_<domain>@<k>.png`` at a strength ``k`` other than 1), ``grid.png``
 (a row per photo, named on the left: input | inversion | each output, labelled), ``adapt.json``
-(inputs, outputs, offset scales, skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
+(options, checkpoint files, versions: :mod:`~stylebridge.pipelines.run_record`; outputs,
+skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
 default MSE and PSNR, of the inversion and of every domain against the input photo: the
 means, and each photo's own values under ``per_photo``).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
 FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
@@ -78,6 +79,7 @@ from stylebridge.pipelines.photos import (
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
@@ -510,7 +512,10 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     per_photo = {path: record["values"] for path, record in records.items()}
     scale = adapter.offset_scale
     summary: dict[str, Any] = {
-        "encoder": config.encoder, "generator": str(job.generator_path),
+        "encoder": config.encoder,  # + the generator's absolute path, sha256, files, versions:
+        **run_record(config.generator, job.generator_path, encoder=encoder, domains=methods,
+                     calibrator=adapter.calibrator, featureshift=config.featureshift,
+                     guide=adapter.guide),
         "domains": {name: str(spec) for name, spec in zip(methods, config.methods, strict=True)},
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
         "strength": list(adapter.strengths),
@@ -518,6 +523,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "offset_scale": None if scale is None else [float(v) for v in scale],
         "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
         "aligned": bool(config.align), "precision": config.precision,
+        "align_size": config.align_size if config.align else None,
         "random_weights": random, "random_inputs": random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}
     if adapter.notes:  # domains trained on another generator file

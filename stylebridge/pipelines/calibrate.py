@@ -6,7 +6,9 @@ per-channel style means of the encoder's inversions of real photos are regressed
 layer, on the style means of ``samples`` mapping-network samples, ``s̄_enc,i ≈ α_i s̄_map,i``;
 a domain's offset on layer ``i`` is then scaled by ``α_i ** power`` (``1/α_i`` by default).
 :class:`CalibrateConfig` in, :class:`CalibrateResult` out (the fitted calibrator, saved to
-``out``).  After each batch of photos the running style sums are journaled beside ``out``
+``out``; its header records the run: encoder spec and file, the generator's absolute path
+and sha256, the versions, :mod:`stylebridge.pipelines.run_record`).  After each batch of
+photos the running style sums are journaled beside ``out``
 (:mod:`stylebridge.pipelines.resume`); ``resume`` continues an interrupted fit from them (the
 options that only shape the fit, ``samples``, ``seed``, ``fit``, ``power``, ``skip_layers``,
 may change: the mapping side and the fit are computed at the end).
@@ -38,6 +40,7 @@ from stylebridge.pipelines.photos import (
     weights_path,
 )
 from stylebridge.pipelines.resume import JOURNAL_DIR, Journal, file_identity, model_setting
+from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.outputs import check_out_writable
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
@@ -214,8 +217,11 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     random_inputs = job.random_inputs
     random = any(random_inputs.values())
     extra: dict[str, Any] = {
-        "encoder": config.encoder, "generator": job.generator_path.name, "n_images": n_images,
-        "samples": config.samples, "seed": config.seed, "aligned": bool(config.align),
+        "encoder": config.encoder,  # + its file, the generator's absolute path and sha256,
+        # the versions (pipelines/run_record.py)
+        **run_record(config.generator, job.generator_path, encoder=job.encoder),
+        "n_images": n_images, "samples": config.samples, "seed": config.seed,
+        "aligned": bool(config.align), "align_size": config.align_size if config.align else None,
         "random_weights": random, "random_inputs": random_inputs}
     if random:
         parts = ", ".join(random_parts(random_inputs))

@@ -9,7 +9,10 @@ also rendered through every domain, ``seed0007_pixar.png`` (``pixar@0.5`` at a
 methods are trained and the thesis' Quality / Diversity are measured.  ``grid.png``: the
 samples, or with domains a row per seed (source | each domain, labelled), of the first
 :data:`GRID_MAX_SAMPLES` seeds.  Inputs on random weights are named in a red notice under the
-grid and in :attr:`GenerateResult.random_parts`.
+grid and in :attr:`GenerateResult.random_parts`.  ``generate.json``, the run record: every
+option that changes a pixel (seeds, truncation, noise, precision, domains and strengths), the
+generator's absolute path and sha256, the domains' files and the versions
+(:mod:`stylebridge.pipelines.run_record`), and each seed's files.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from stylebridge.pipelines.adapter import (
 )
 from stylebridge.pipelines.photos import check_writable, random_file_notice, weights_path
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_generator
 
@@ -156,7 +160,9 @@ def generate(config: GenerateConfig,
              progress: Callable[[int, int | None, str], None] | None = None,
              notice: Callable[[str], None] | None = None) -> GenerateResult:
     """Sample every seed of ``config`` (and render it through every domain); write the PNGs,
-    ``grid.png`` and, with domains, ``generate.json``.  ``progress(done, total, text)``;
+    ``grid.png`` and ``generate.json`` (the run record: seeds, truncation, noise, precision,
+    domains, strengths, the generator's absolute path and sha256, the versions).
+    ``progress(done, total, text)``;
     ``notice(line)``: what to say before the samples (an interrupted run continued with
     ``resume``, or one that a fresh run replaces, a domain trained on another generator
     file: :attr:`GenerateResult.notes`).
@@ -210,7 +216,7 @@ def generate(config: GenerateConfig,
     # those: another run may write other seeds into the same --out
     remove_stale_temporaries(config.out, [
         *(sample_name(seed, key) for seed in seeds for key in (SOURCE, *outputs)),
-        "grid.png", *(["generate.json"] if outputs else [])])
+        "grid.png", "generate.json"])
     handled = journal.handled  # --resume: the seeds done before are kept (a set, built once)
     todo = [s for s in seeds if str(s) not in handled]
     files = {int(s): {k: config.out / name for k, name in r["files"].items()}
@@ -257,13 +263,17 @@ def generate(config: GenerateConfig,
     save_png(grid_path, _grid(rows, list(outputs), domain_random, outputs, notice,
                               [f"seed {seed}" for seed in files][:len(rows)]),
              grid=True, notice=notice)
-    if outputs:
-        write_json(config.out / "generate.json", {
-            "generator": str(provenance.path), "seeds": seeds, "truncation": config.truncation,
-            "noise": config.noise, "domains": dict(zip(domains, config.methods, strict=True)),
-            "strength": list(strengths), "random_parts": parts, "notice": notice,
-            **({"notes": notes} if notes else {}),
-            "files": {str(s): {k: p.name for k, p in f.items()} for s, f in files.items()}})
+    # the run record: every option that changes a pixel (not --batch, --device, --compile:
+    # floating-point rounding), the generator's absolute path and sha256, the domains'
+    # files, the versions (pipelines/run_record.py)
+    write_json(config.out / "generate.json", {
+        **run_record(config.generator, provenance.path, domains=domains),
+        "seeds": seeds, "truncation": config.truncation,
+        "noise": config.noise, "precision": config.precision,
+        "domains": dict(zip(domains, config.methods, strict=True)),
+        "strength": list(strengths), "random_parts": parts, "notice": notice,
+        **({"notes": notes} if notes else {}),
+        "files": {str(s): {k: p.name for k, p in f.items()} for s, f in files.items()}})
     journal.finish()
     return GenerateResult(files=files, grid=grid_path, outputs=[SOURCE, *outputs],
                           generator_path=provenance.path, random_inputs=random_inputs,

@@ -9,9 +9,12 @@ writes into ``out``:
   checkpoint of ``kind="inversion"``, ``plugin=<encoder name>`` (see
   :func:`save_inversion` / :func:`load_inversion`);
 
-and ``grid.png`` (one row per image, the first 64, named on the left: input | inversion) and ``metrics.json``
-(``metrics``, default MSE and PSNR, of the inversion against the input: the means and, under
-``per_photo``, each photo's own values).  Faces are FFHQ-aligned
+and ``grid.png`` (one row per image, the first 64, named on the left: input | inversion),
+``metrics.json`` (``metrics``, default MSE and PSNR, of the inversion against the input: the
+means and, under ``per_photo``, each photo's own values) and ``invert.json``, the run record
+as ``adapt.json`` (encoder spec and checkpoint file, generator path and sha256, alignment,
+precision, versions: :mod:`stylebridge.pipelines.run_record`; each photo's files, the
+skipped ones).  Both reports are written only when a photo was inverted.  Faces are FFHQ-aligned
 first (``align``, the default; :mod:`stylebridge.pipelines.align`, at
 ``align_size`` pixels, then the encoder's own preprocessing resizes); use
 ``align=False`` for images that are already aligned.  Unreadable images and
@@ -66,6 +69,7 @@ from stylebridge.pipelines.photos import (
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.spec import parse_plugin_spec
@@ -76,6 +80,7 @@ if TYPE_CHECKING:
 IMAGE_SUFFIX = "_inversion.png"
 GRID_TILE = 256  # largest tile edge in grid.png
 GRID_MAX_ROWS = 64  # grid.png shows the first 64 photos (as adapt's)
+REPORTS = ("metrics.json", "invert.json", "grid.png")  # what a run writes besides its photos'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +145,23 @@ class InvertJob:
                 "--align-size": config.align_size if config.align else None,
                 "--save-latents": bool(config.save_latents)}
 
+    def record(self, outputs: dict[str, dict[str, str]], report: BatchReport,
+               values: dict[str, float | None] | None) -> dict[str, Any]:
+        """``invert.json``: what was run, on which files, what came out (as ``adapt.json``)."""
+        config, parts = self.config, self.parts
+        summary: dict[str, Any] = {
+            "encoder": config.encoder,  # + the generator's absolute path and sha256, files:
+            **run_record(config.generator, self.generator_path, encoder=self.encoder),
+            "aligned": bool(config.align),
+            "align_size": config.align_size if config.align else None,
+            "precision": config.precision, "metrics": list(config.metrics),
+            "save_latents": bool(config.save_latents), "random_weights": bool(parts),
+            "random_inputs": self.random_inputs, "random_parts": parts, "outputs": outputs,
+            **report.as_dict(), "metrics_input_vs_inversion": values or {}}
+        if parts:
+            summary["notice"] = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})"
+        return summary
+
 
 @dataclass
 class InvertResult:
@@ -156,6 +178,8 @@ class InvertResult:
     #: per done photo, its files in ``out`` (``{"inversion": "a_inversion.png", "latents":
     #: ...}``), as ``AdaptResult.summary["outputs"]`` lists adapt's
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the run record (= ``invert.json``, written when a photo was inverted)
+    summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -217,7 +241,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
     tile = min(gen.size, GRID_TILE)
     names, clashes = output_names(job.paths, "")
     ends = [IMAGE_SUFFIX] + [LATENTS_SUFFIX] * bool(config.save_latents)
-    remove_stale_temporaries(config.out, run_files(names, ends, ("metrics.json", "grid.png")))
+    remove_stale_temporaries(config.out, run_files(names, ends, REPORTS))  # a killed run's
     journal = job.journal or Journal.fresh(config.out, "invert", job.paths)
     todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept
     report = journal.report
@@ -299,16 +323,20 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                  grid=True, notice=notice)
     values = om.compute_output_metrics(metrics)[INVERSION_KEY] if report.done else None
     notes = om.output_metric_notes(metrics)
+    outputs = {path: dict(record["files"]) for path, record in records.items()}
+    summary = job.record(outputs, report, values)
+    # a run that made nothing leaves the folder as it was: an earlier run's reports stay
     if values is not None:
         write_json(config.out / "metrics.json", {"input_vs_inversion": values,
                                                  "per_photo": per_photo,
                                                  "metrics": list(config.metrics),
                                                  "notes": notes, "random_weights": random,
                                                  "random_parts": parts})
+        write_json(config.out / "invert.json", summary)
     journal.finish()
     return InvertResult(report=report, grid=grid, metrics=values, metric_notes=notes,
-                        random_parts=list(parts), kept=journal.kept,
-                        outputs={path: dict(record["files"]) for path, record in records.items()})
+                        random_parts=list(parts), kept=journal.kept, outputs=outputs,
+                        summary=summary)
 
 
 def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:
