@@ -36,10 +36,15 @@ Outputs, all written atomically:
 
 * ``--out DOMAIN.safetensors``: the method's checkpoint (``kind="domain_method"``),
   header ``extra = {"step", "steps", "target", "losses", "clip", "generator",
-  "generator_sha256", ...}`` (adapt/generate/render note another generator file),
-  every ``--checkpoint-every`` steps and at the end;
+  "generator_sha256", "train_config", ...}`` (adapt/generate/render note another generator
+  file; ``train_config``: every option, defaults as applied, paths absolute, the sha256s of
+  the generator and CLIP weights: the run repeated from the checkpoint alone,
+  :func:`~stylebridge.pipelines.training.state.train_config_record`), every
+  ``--checkpoint-every`` steps and at the end;
 * ``DOMAIN.train-state.safetensors``: method, Adam state, RNG state, loss state
-  (DiFa's window) and step, so that ``--resume`` continues exactly;
+  (DiFa's window), step and (on the CPU) torch's thread count, so that ``--resume``
+  continues exactly (with another thread count: within floating-point rounding, said in a
+  notice);
 * ``DOMAIN_samples/stepNNNNNN.png``: every ``--sample-every`` steps, rows of
   source | adapted for fixed seeds.
 
@@ -54,6 +59,7 @@ and returns a :class:`DomainTrainOutcome`; the command line lives in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +92,11 @@ from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, id
 from stylebridge.pipelines.training.options import input_files, parse_clip_weights
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
-from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
+from stylebridge.pipelines.training.state import (
+    file_sha256,
+    json_roundtrip,
+    train_config_record,
+)
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
@@ -265,6 +275,36 @@ def clip_weights_fingerprint(names: Sequence[str], weights: Mapping[str, Path]
         path = weights.get(name) or installed_clip_weights(name)
         out[name] = file_sha256(path) if path is not None and path.is_file() else "random"
     return out
+
+
+def clip_weights_record(names: Sequence[str], weights: Mapping[str, Path],
+                        digests: Mapping[str, str]) -> dict[str, dict[str, str | None]]:
+    """What a checkpoint's ``train_config`` says of each CLIP model's weights: the file
+    (``weights``, from ``--clip-weights``, else the installed one; absolute, ``None`` without
+    one) and its sha256 as the run's fingerprint has it (``digests``, from
+    :func:`clip_weights_fingerprint`: ``"random"`` without a file)."""
+    out: dict[str, dict[str, str | None]] = {}
+    for name in names:
+        path = weights.get(name) or installed_clip_weights(name)
+        out[name] = {"path": os.path.abspath(path) if path is not None else None,
+                     "sha256": digests.get(name, "random")}
+    return out
+
+
+def run_train_config(cfg: Any, settings: TrainSettings, fingerprint: Mapping[str, Any],
+                     terms: Sequence[LossTerm], gen_path: Path, clip_weights: Mapping[str, Path],
+                     **resolved: Any) -> dict[str, Any]:
+    """The ``train_config`` of a domain trainer's checkpoint
+    (:func:`~stylebridge.pipelines.training.state.train_config_record`): ``cfg``'s options,
+    ``settings``, and what every domain pipeline resolves: the generator file (absolute) and
+    its sha256, the loss specs and their options as built, the loss CLIP models and each CLIP
+    model's weights file and sha256 (``fingerprint["clip_weights"]``); then ``resolved``."""
+    return train_config_record(
+        cfg, settings, generator=os.path.abspath(gen_path),
+        generator_sha256=fingerprint["generator_sha256"], losses=list(fingerprint["losses"]),
+        loss_configs={t.key: t.module.config() for t in terms}, clip=list(fingerprint["clip"]),
+        clip_weights=clip_weights_record(list(fingerprint["clip_weights"]), clip_weights,
+                                         fingerprint["clip_weights"]), **resolved)
 
 
 def random_clip_detail(models: Sequence[ClipModel], weights: Mapping[str, Path], *,
@@ -455,7 +495,12 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                     # which generator file the domain was trained on: applied to another one,
                     # adapt/generate/render say so (pipelines.adapter.domain_generator_notes)
                     "generator_sha256": fingerprint["generator_sha256"],
-                    "trainer": "stylebridge train domain"}
+                    "trainer": "stylebridge train domain",
+                    # the whole run, as given and as resolved: repeated from this header alone
+                    "train_config": run_train_config(
+                        cfg, settings, fingerprint, terms, gen_path, clip_weights,
+                        source_text=source_text if text_mode else None,
+                        image_sha256=target.get("image_sha256"))}
 
     guide = None
     if uses_clip:
@@ -492,10 +537,10 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
 
 __all__ = [
     "DEFAULT_CLIP", "IMAGE_DEFAULTS", "RANDOM_CLIP_NOTICE", "STATE_KIND", "STATE_SUFFIX",
-    "TEXT_DEFAULTS", "TEXT_INDOMAIN_DEFAULTS", "WARMUP_START_LR", "DomainTrainConfig", "DomainTrainOutcome",
-    "DomainTrainer", "LossTerm", "TrainResult", "TrainSettings", "TrainingDiverged",
-    "TrainingDivergedError", "build_clip_models", "build_domain_method", "build_losses",
-    "file_sha256", "installed_clip_weights", "parse_freeze_layers", "random_clip_detail",
-    "render", "sample_wplus",
+    "TEXT_DEFAULTS", "TEXT_INDOMAIN_DEFAULTS", "WARMUP_START_LR", "DomainTrainConfig",
+    "DomainTrainOutcome", "DomainTrainer", "LossTerm", "TrainResult", "TrainSettings",
+    "TrainingDiverged", "TrainingDivergedError", "build_clip_models", "build_domain_method",
+    "build_losses", "clip_weights_record", "file_sha256", "installed_clip_weights",
+    "parse_freeze_layers", "random_clip_detail", "render", "run_train_config", "sample_wplus",
     "source_image_batches", "state_path_for", "train_domain",
 ]

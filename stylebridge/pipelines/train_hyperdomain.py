@@ -455,7 +455,12 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
                     "generator": str(gen_path), "sampling": sampling,
                     "generator_sha256": fingerprint["generator_sha256"],
                     "mapper_clip": [m.name for m in mapper_models],
-                    "trainer": "stylebridge train hyperdomain"}
+                    "trainer": "stylebridge train hyperdomain",
+                    "train_config": td.run_train_config(   # the run, from this header alone
+                        cfg, settings, fingerprint, terms, gen_path,
+                        parse_clip_weights(cfg.clip_weights),
+                        mapper_clip=[m.name for m in mapper_models],
+                        prompt_pairs=[list(p) for p in pairs])}
     trainer = HyperDomainTrainer(generator, method, terms, settings, bank=bank, guide=guide,
                                  convex=cfg.convex, resample_cos=cfg.resample, crop=cfg.crop,
                                  out=out, header_extra=header_extra, fingerprint=fingerprint,

@@ -433,7 +433,10 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     header_extra = {"target": target, "generator": str(gen_path), "phase": cfg.phase,
                     "generator_sha256": fingerprint["generator_sha256"],
                     "trainer": "stylebridge train mindthegap",
-                    "reference_latent": latent_path.name, "reference_image": png_path.name}
+                    "reference_latent": latent_path.name, "reference_image": png_path.name,
+                    "train_config": td.run_train_config(   # the run, from this header alone
+                        cfg, settings, fingerprint, terms, gen_path, clip_weights,
+                        mix_from=mix_from, reference_sha256=target["image_sha256"])}
     if cfg.random_weights:
         header_extra.update({"random_weights": True, "notes": [
             "RANDOM WEIGHTS: trained on untrained networks (tiny preset), not a real domain"]})

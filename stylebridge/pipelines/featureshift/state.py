@@ -5,7 +5,9 @@ The state holds the weights, EMA, optimiser, scheduler, grad scaler, every RNG s
 the data position and the state of losses that keep one
 (:meth:`~stylebridge.core.interfaces.Loss.training_state`); its header records the
 settings, so that a resume with other settings, another dataset, another world size or
-another AMP mode is refused in one line.
+another AMP mode is refused in one line.  It also records a CPU run's torch thread count:
+a resume with another count continues within floating-point rounding, not bit for bit, and
+says so in a ``notice`` (not refused).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from stylebridge.pipelines.training.outputs import (
     remove_run_temporaries,
     sample_names,
 )
+from stylebridge.pipelines.training.progress import emit
 from stylebridge.pipelines.training.state import (
+    cpu_threads,
     global_rng_state,
     json_safe,
     load_loss_states,
@@ -42,6 +46,7 @@ from stylebridge.pipelines.training.state import (
     loss_state_tensors,
     optimizer_tensors,
     set_global_rng_state,
+    thread_notice,
 )
 from stylebridge.plugins.renderers.featureshift import PLUGIN, save_featureshift
 
@@ -277,6 +282,7 @@ def save_state(trainer: FeatureShiftTrainer) -> None:
         "skipped_in_a_row": t.skipped_in_a_row,
         "world_size": t.dist.world,
         "dataset": t.data.identity(),
+        "cpu_threads": cpu_threads(t.device),  # CPU results depend on it (see load_state)
     }
     save_checkpoint(t.state_path, tensors, kind=STATE_KIND, plugin=PLUGIN,
                     config=t.model.config(), extra=extra)
@@ -389,6 +395,9 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     t.offset = int(extra["cursor"]["offset"])
     t.last_saved = t.step
     t.skipped_in_a_row = int(extra.get("skipped_in_a_row", 0))
+    notice = thread_notice(extra.get("cpu_threads"), t.device)
+    if notice is not None and t.step < t.cfg.steps and t.dist.main:  # steps left to train
+        emit(getattr(t, "progress", None), "notice", text=notice[0], detail=notice[1])
 
 
 def all_finite(module: torch.nn.Module) -> bool:

@@ -18,8 +18,12 @@ or the file that differs, and so is a folder that holds another command's interr
 ``--methods`` on the tiny preset: the recipes train the run's domains again in every run
 (seconds), from the preset and ``--seed``, so a resumed run trains them again too; its
 finished rows are kept when the domains it trained are the interrupted run's, file by file
-(sha256, :data:`TRAINED`; bit for bit on the same machine, ``--device`` and torch build).
-Domains that come out otherwise are refused in one line naming the first one that differs.
+(sha256, :data:`TRAINED`; bit for bit on the same machine, ``--device``, torch build and CPU
+thread count).  Domains that come out otherwise are refused in one line naming the first one
+that differs, and the CPU thread count when it differs too: a CPU run records it in the
+journal's ``how`` (:data:`CPU_THREADS`, :func:`thread_how`), which may change on resume like
+``--batch`` (the rows computed after it agree within floating-point rounding, said in a
+notice).
 
 The journal itself is :class:`~stylebridge.pipelines.resume.RowJournal` (``analyze latents``
 keeps its encoders with it too, through :func:`open_rows`); this module builds the settings
@@ -35,9 +39,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from stylebridge.core.batch import expand_inputs
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.resume import JOURNAL_DIR, ROWS_FILE, RowJournal, differs
+from stylebridge.pipelines.training.state import cpu_threads, threads_said
 
 #: options that do not change a number (``--resume`` may change them)
 HOW_FIELDS = ("out", "device", "batch", "resume")
@@ -45,6 +52,9 @@ HOW_FIELDS = ("out", "device", "batch", "resume")
 COMMAND_KEY = "command"
 #: the setting that holds the domains the ``--methods`` recipes trained (by content)
 TRAINED = "domains trained by the --methods recipes"
+#: the ``how`` entry of a CPU run's torch thread count: training and scoring on the CPU
+#: round otherwise with another count (:func:`thread_how`)
+CPU_THREADS = "CPU threads"
 _CHUNK = 1 << 20
 
 
@@ -117,26 +127,51 @@ def run_settings(config: Any) -> dict[str, Any]:
     return {**options, **inputs}
 
 
+def thread_how(device: torch.device | str) -> dict[str, int]:
+    """The ``how`` entry of a run on the CPU: ``{CPU_THREADS: torch's thread count}`` (empty
+    on another device).  It may change on resume (the journal then says that the remaining
+    rows agree within rounding); :func:`check_resume` names it when the ``--methods`` recipes
+    trained other domains than the interrupted run."""
+    n = cpu_threads(device)
+    return {} if n is None else {CPU_THREADS: n}
+
+
 def trained_identity(domains: Iterable[Any]) -> list[dict[str, Any]]:
     """:data:`TRAINED`: each domain a recipe trained (``name``, ``path``), by content."""
     return [{"name": d.name, **content_identity(Path(d.path))} for d in domains]
 
 
-def _recorded(out: Path) -> dict[str, Any] | None:
-    """The settings of the interrupted run in ``out`` (``None``: none, or unreadable:
+def _journal(out: Path) -> dict[str, Any]:
+    """The journal of the interrupted run in ``out`` (empty: none, or unreadable:
     :meth:`RowJournal.open` says so)."""
     try:
-        settings = json.loads((Path(out) / JOURNAL_DIR / ROWS_FILE).read_text(
-            encoding="utf-8"))["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        state = json.loads((Path(out) / JOURNAL_DIR / ROWS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _recorded(out: Path) -> dict[str, Any] | None:
+    """The settings of the interrupted run in ``out`` (``None``: none, or unreadable)."""
+    settings = _journal(out).get("settings")
     return settings if isinstance(settings, dict) else None
 
 
-def check_resume(out: Path, command: str, settings: dict[str, Any], *, resume: bool) -> None:
+def _recorded_threads(out: Path) -> list[Any]:
+    """The CPU thread count of each part of the interrupted run in ``out``, first part first
+    (``None`` for a part on another device, or of an earlier stylebridge)."""
+    state = _journal(out)
+    hows = state.get("hows") or [state.get("how")]
+    return [h.get(CPU_THREADS) if isinstance(h, dict) else None for h in hows]
+
+
+def check_resume(out: Path, command: str, settings: dict[str, Any], *, resume: bool,
+                 threads: int | None = None) -> None:
     """Before the long work: refuse, in one line, a ``--resume`` of a folder whose interrupted
     run is another command's, or had other options or input files (everything but
-    :data:`TRAINED`, which :func:`open_rows` compares once the recipes have trained)."""
+    :data:`TRAINED`, which :func:`open_rows` compares once the recipes have trained; when
+    they trained other domains, the refusal names the CPU thread count the interrupted run
+    trained with if it is not ``threads``, this run's)."""
     if not resume:
         return
     then = _recorded(out)
@@ -159,20 +194,31 @@ def check_resume(out: Path, command: str, settings: dict[str, Any], *, resume: b
         old = {d.get("name"): d.get("sha256") for d in then.get(TRAINED) or []}
         new = {d["name"]: d["sha256"] for d in settings[TRAINED]}
         name = next((n for n in dict.fromkeys([*new, *old]) if old.get(n) != new.get(n)), "?")
+        counts = _recorded_threads(out)
+        if threads is not None and isinstance(counts[0], int) and threads not in counts:
+            raise StylebridgeError(
+                f"--resume: the --methods recipes trained other domains than the interrupted "
+                f"run in {out} ({name} differs; they were trained with "
+                f"{threads_said(counts[0])}, this run has {threads}): set "
+                f"OMP_NUM_THREADS={counts[0]} to resume, or run without --resume")
         raise StylebridgeError(
             f"--resume: the --methods recipes trained other domains than the interrupted run "
             f"in {out} ({name} differs; training repeats bit for bit only on the same machine, "
-            "--device and torch build); run without --resume to compute every row")
+            "--device, torch build and CPU thread count); run without --resume to compute "
+            "every row")
 
 
 def open_rows(out: Path, command: str, settings: dict[str, Any], *, resume: bool,
               how: dict[str, Any], unit: str) -> RowJournal:
     """The row journal of ``command`` in ``out`` (:func:`check_resume`, then
-    :meth:`RowJournal.open`); its settings record the command."""
-    check_resume(out, command, settings, resume=resume)
+    :meth:`RowJournal.open`); its settings record the command.  ``how`` may hold this run's
+    CPU thread count (:func:`thread_how`)."""
+    check_resume(out, command, settings, resume=resume,
+                 threads=(how or {}).get(CPU_THREADS))
     return RowJournal.open(out, {COMMAND_KEY: command, **settings}, resume=resume, how=how,
                            unit=unit)
 
 
-__all__ = ["COMMAND_KEY", "HOW_FIELDS", "ROWS_FILE", "TRAINED", "RowJournal", "check_resume",
-           "content_identity", "open_rows", "run_settings", "trained_identity"]
+__all__ = ["COMMAND_KEY", "CPU_THREADS", "HOW_FIELDS", "ROWS_FILE", "TRAINED", "RowJournal",
+           "check_resume", "content_identity", "open_rows", "run_settings", "thread_how",
+           "trained_identity"]

@@ -58,6 +58,7 @@ from stylebridge.pipelines.reproduce.journal import (
     check_resume,
     open_rows,
     run_settings,
+    thread_how,
     trained_identity,
 )
 from stylebridge.pipelines.reproduce.methods import (
@@ -354,7 +355,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         raise NoUsableInputs(f"{len(photos)} readable photo(s) in {', '.join(map(str, config.images))}: "
                              "Diversity needs at least 2", report, used)
     journal = open_rows(config.out, COMMAND, settings, resume=config.resume,
-                        how={"--batch": config.batch, "--device": str(device)}, unit="row")
+                        how={"--batch": config.batch, "--device": str(device),
+                             **thread_how(device)}, unit="row")
     for notice in journal.notices:
         emit("notice", label=notice)
     n_samples = config.samples or len(photos)

@@ -57,12 +57,14 @@ from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import linear_warmup_lr
 from stylebridge.pipelines.training.state import (
+    cpu_threads,
     first_difference,
     json_roundtrip,
     load_loss_states,
     load_optimizer_tensors,
     loss_state_tensors,
     optimizer_tensors,
+    thread_notice,
 )
 
 if TYPE_CHECKING:
@@ -231,6 +233,7 @@ class DomainTrainer:
         self.last_checkpoint: Path | None = None
         self.saved_step = -1
         self.last_losses: dict[str, float] = {}
+        self.saved_threads: int | None = None  # the CPU thread count a resumed state recorded
         #: random parts the trainer does not hold (MindTheGap's reference encoder)
         self.extra_random_parts: list[str] = []
 
@@ -413,6 +416,8 @@ class DomainTrainer:
                         extra={"step": self.step, "steps": self.settings.steps,
                                "fingerprint": json_roundtrip(self.fingerprint),
                                "checkpoint": str(self.out),
+                               # CPU results depend on it: a resume with another says so
+                               "cpu_threads": cpu_threads(self.device),
                                # the checkpoint's header records them: a resumed run that
                                # writes it again (see resume_and_train) writes the same
                                "last_losses": self.last_losses})
@@ -473,6 +478,7 @@ class DomainTrainer:
         self.rng.set_state(tensors["rng"].to(torch.uint8))
         load_loss_states(self._loss_modules(), tensors, self.device)
         self.step = int(header.extra.get("step", 0))
+        self.saved_threads = header.extra.get("cpu_threads")
         self.last_losses = {str(k): float(v) for k, v in
                             dict(header.extra.get("last_losses") or {}).items()}
         if self._checkpoint_step() == self.step:  # else a kill after the state left it behind
@@ -515,8 +521,9 @@ class DomainTrainer:
                          progress: ProgressCallback | None = None) -> Any:
         """What every domain-training pipeline ends with: with ``resume``, restore the state
         beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``; a
-        state past ``--steps`` is refused);
-        then :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
+        state past ``--steps`` is refused; a CPU run resumed with another thread count than
+        the state's says in a ``notice`` that it continues within rounding); then
+        :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
         temporary files a killed run left of this run's files are removed."""
         remove_run_temporaries(self.own_files(), self.samples_dir,
                                sample_names(self.settings.sample_every, self.settings.steps))
@@ -532,6 +539,9 @@ class DomainTrainer:
                     self.write_checkpoint()
                 return outcome
             emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
+            notice = thread_notice(self.saved_threads, self.device)
+            if notice is not None:
+                emit(progress, "notice", text=notice[0], detail=notice[1])
         outcome.result = self.train(progress=progress)
         outcome.step = outcome.result.step
         outcome.losses = dict(self.last_losses)

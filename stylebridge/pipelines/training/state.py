@@ -3,14 +3,19 @@
 A training state file is a stylebridge checkpoint (written atomically by
 :func:`stylebridge.core.checkpoint.save_checkpoint`): tensors for everything that is a
 tensor, JSON in the header for the rest.  These helpers turn the pieces of a run into
-that form and back, so that a resumed run continues bit for bit.
+that form and back, so that a resumed run continues bit for bit on the same machine,
+``--device``, torch build and CPU thread count (:func:`cpu_threads`: a run resumed with another
+count is said to continue within floating-point rounding, :func:`thread_notice`).  They also
+build what a domain checkpoint records of its run (:func:`train_config_record`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
+import os
 import random
 import string
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +53,80 @@ def json_safe(obj: Any) -> Any:
         return obj
     return str(obj)
 
+
+# -- what a domain checkpoint records of its run (``train_config``) --------------------------
+
+#: config fields that say how a run was started, not what it trains: left out of a domain
+#: checkpoint's ``train_config``, as ``train featureshift`` leaves out ``resume`` and ``device``
+#: (``TrainConfig.INVOCATION``); a resumed run may use another device
+INVOCATION_FIELDS = frozenset({"out", "resume", "force", "device"})
+#: the config fields of the domain trainers that name files (paths or specs): recorded with
+#: their paths absolute; the others (a prompt) as given
+FILE_FIELDS = frozenset({"generator", "method", "encoder", "image", "reference", "prompts",
+                         "clip_weights", "losses", "lpips_backbone"})
+
+
+def absolute_spec(value: Any) -> Any:
+    """``value`` with the path of an existing file or folder in it made absolute: a path, a
+    ``MODEL=PATH`` item or a spec ``NAME:PATH[:k=v,...]``; lists item by item; anything else
+    (a plugin name, a prompt, a number) as given."""
+    if isinstance(value, list | tuple):
+        return [absolute_spec(v) for v in value]
+    if isinstance(value, Path):
+        return os.path.abspath(value)
+    if not isinstance(value, str) or not value:
+        return value
+    if Path(value).exists():
+        return os.path.abspath(value)
+    for sep in ("=", ":"):
+        head, found, rest = value.partition(sep)
+        path, colon, options = (rest, "", "") if Path(rest).exists() else rest.partition(":")
+        if found and path and Path(path).exists():
+            return f"{head}{sep}{os.path.abspath(path)}{colon}{options}"
+    return value
+
+
+def train_config_record(config: Any, settings: Any, **resolved: Any) -> dict[str, Any]:
+    """A domain run's ``train_config``, what its checkpoint header records so that the run
+    can be repeated from the checkpoint alone (``stylebridge info DOMAIN`` shows it): every
+    field of the pipeline's ``config`` dataclass but :data:`INVOCATION_FIELDS`; over them
+    every field of ``settings`` (the trainer's ``TrainSettings``: the defaults an unset option
+    left open as applied, the frozen layers as style-layer indices, betas, warm-up, sample
+    settings); then ``resolved`` (the sha256s of the generator and CLIP files, what a default
+    resolved to).  The file paths of :data:`FILE_FIELDS` absolute (:func:`absolute_spec`);
+    JSON-safe."""
+    data = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in INVOCATION_FIELDS}
+    data.update(dataclasses.asdict(settings))
+    data.update(resolved)
+    return json_safe({k: absolute_spec(v) if k in FILE_FIELDS else v for k, v in data.items()})
+
+
+# -- CPU threads -----------------------------------------------------------------------------
+
+
+def cpu_threads(device: torch.device | str) -> int | None:
+    """torch's intra-op thread count on a CPU run (``None`` on another device).  A CPU run's
+    numbers depend on it (a sum split over another number of threads rounds otherwise):
+    the training states record it, and a resume with another count says so."""
+    return torch.get_num_threads() if torch.device(device).type == "cpu" else None
+
+
+def threads_said(n: int) -> str:
+    """``1 CPU thread`` / ``2 CPU threads``."""
+    return f"{n} CPU thread" + ("" if n == 1 else "s")
+
+
+def thread_notice(saved: Any, device: torch.device | str) -> tuple[str, str] | None:
+    """The ``notice`` event (text, detail) of a CPU run resumed with another thread count
+    than its state recorded (``saved``); ``None`` when the same, not recorded (a state of an
+    earlier stylebridge, or of a run on a GPU), or this run is not on the CPU."""
+    now = cpu_threads(device)
+    if not isinstance(saved, int) or isinstance(saved, bool) or now is None or saved == now:
+        return None
+    return (f"resuming with {threads_said(now)} (the run had {saved})",
+            ": it continues within floating-point rounding of an uninterrupted run, "
+            "not bit for bit")
 
 
 # -- what a resumed run compares -------------------------------------------------------------
