@@ -30,18 +30,21 @@ writes its first output.  ``generate`` uses the same journal with seeds for phot
 metrics; its grid rows are read back from the kept seeds' PNGs).
 
 Every run into a folder (journal or not) first removes the temporary files a killed run left
-(``.seed0042.png.x7k2m9qa.tmp``) of the files it writes, by name: shards of one photo set may
-write into one ``--out`` at the same time.
+(``.seed0042.png.x7k2m9qa.tmp``) of the files it writes, by name.  While a run holds its
+journal no other process runs into the same folder: a second one is refused in one line
+naming the first (:func:`hold_out`, :mod:`stylebridge.core.locks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +56,10 @@ from stylebridge.core.batch import BatchReport
 from stylebridge.core.images import load_image, save_png
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import file_identity, remove_stale_temporaries, write_json
+from stylebridge.core.locks import LockHeld, OutputLock, hold
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
+from stylebridge.pipelines.run_settings import differs, how_changes, model_setting
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
 OutputMetrics = Mapping[str, Sequence[Metric]]
@@ -71,40 +76,6 @@ FORMAT = 1
 ROWS_FORMAT = 1
 #: options that may differ on resume: how the run computes, not what it computes
 HOW_OPTIONS = ("--batch", "--device", "--compile")
-
-
-def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
-    """A model option as the journal compares it: the spec as given and the identity of the
-    checkpoint file it was loaded from (:func:`file_identity`; none for random weights)."""
-    return {"spec": spec, **(file_identity(path) or {})}
-
-
-def _shown(value: Any) -> str:
-    """A setting as the refusal shows it: a model by its spec, a file by its path, a list
-    joined."""
-    if isinstance(value, Mapping):
-        return str(value.get("spec") or value.get("path"))
-    if isinstance(value, list):
-        return ", ".join(_shown(v) for v in value) or "none"
-    return "none" if value is None else str(value)
-
-
-def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
-    """The first option whose value differs, said in a few words (``None``: all the same)."""
-    for key in dict.fromkeys([*then, *now]):
-        a, b = then.get(key), now.get(key)
-        if a == b:
-            continue
-        if (isinstance(a, Mapping) and isinstance(b, Mapping) and a.get("path")
-                and a.get("path") == b.get("path")):
-            if a.get("spec") != b.get("spec"):  # the same file, other options
-                return f"{key} differs ({a.get('spec')} then, {b.get('spec')} now)"
-            return f"{key} {b['path']} has changed since the interrupted run"
-        if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
-                and [_shown(x) for x in a] == [_shown(x) for x in b]):
-            return f"{key}: a file of {_shown(b)} has changed since the interrupted run"
-        return f"{key} differs ({_shown(a)} then, {_shown(b)} now)"
-    return None
 
 
 #: what a finished batch run (adapt, invert, generate) leaves in its folder besides its pictures
@@ -159,6 +130,7 @@ class Journal:
     _done_saved: int = 0
     _skipped_saved: int = 0
     _log_bytes: int | None = None  # None: the folder is not yet this run's
+    _lock: OutputLock | None = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def inputs_digest(self) -> str:
@@ -189,7 +161,7 @@ class Journal:
         """A journal for a run that was not prepared with one (no settings to compare)."""
         return cls(folder=Path(out) / JOURNAL_DIR, command=command, settings={}, how={},
                    inputs=[str(p) for p in inputs],
-                   identities=[file_identity(p) for p in inputs])
+                   identities=[file_identity(p) for p in inputs], _lock=hold_out(out, command))
 
     def begin(self, paths: Sequence[Path], names: Mapping[Path, str],
               clashes: Mapping[Path, str]) -> list[Path]:
@@ -219,7 +191,8 @@ class Journal:
         pipelines remove those of their own outputs in ``out``, by name."""
         folder = Path(out) / (f"{JOURNAL_DIR}-{name}" if name else JOURNAL_DIR)
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
-                      inputs=[str(p) for p in inputs], unit=unit, drawn=list(drawn))
+                      inputs=[str(p) for p in inputs], unit=unit, drawn=list(drawn),
+                      _lock=hold_out(out, command, name))  # before anything is read
         if (unit == "photo") if files is None else files:
             journal.identities = [file_identity(p) for p in inputs]
         state_file = folder / STATE_FILE
@@ -342,7 +315,7 @@ class Journal:
         self.extra = extra
         self.resumed = True
         self.hows = hows
-        changed = _how_changes(hows, {k: self.how.get(k) for k in HOW_OPTIONS})
+        changed = how_changes(hows, {k: self.how.get(k) for k in HOW_OPTIONS})
         if changed and self.kept:
             self.notices.append(f"--resume: {changed}: the {self.unit}s' values agree with an "
                                 "uninterrupted run's within floating-point rounding, not bit "
@@ -468,6 +441,8 @@ class Journal:
     def finish(self) -> None:
         """The run is complete: remove the journal (also an older run's it replaced)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.release()
 
 
 @dataclass
@@ -485,6 +460,7 @@ class RowJournal:
     notices: list[str] = field(default_factory=list)
     _rows: list[dict[str, Any]] = field(default_factory=list)
     _hows: list[dict[str, Any]] = field(default_factory=list)  # of every part of the run
+    _lock: OutputLock | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, out: Path, settings: Mapping[str, Any], *, resume: bool,
@@ -493,7 +469,8 @@ class RowJournal:
         one line when it was another run); without, a fresh one that replaces an old one at
         the first row.  ``how`` (``--batch``, ``--device``) may differ: said in a notice."""
         journal = cls(path=Path(out) / JOURNAL_DIR / ROWS_FILE, settings=dict(settings),
-                      how=dict(how or {}))
+                      how=dict(how or {}),
+                      _lock=hold_out(out, str(settings.get("command", "reproduce"))))
         if not journal.path.is_file():
             if resume:
                 journal.notices.append(f"--resume: {out} holds no interrupted run; computing "
@@ -520,7 +497,7 @@ class RowJournal:
                                    f"in {out}, or another --out to start a new run")
         journal.kept, journal._rows = kept, rows
         journal._hows = hows + ([journal.how] if journal.how not in hows else [])
-        changed = _how_changes(hows, journal.how)
+        changed = how_changes(hows, journal.how)
         if changed and kept:
             journal.notices.append(f"--resume: {changed}: the remaining {unit}s agree with an "
                                    "uninterrupted run's within floating-point rounding, not "
@@ -537,15 +514,25 @@ class RowJournal:
     def finish(self) -> None:
         """The run is complete: remove the journal."""
         shutil.rmtree(self.path.parent, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.release()
 
 
-def _how_changes(hows: Sequence[Mapping[str, Any]], now: Mapping[str, Any]) -> str:
-    """``--batch 2 (was 4, 3)``: each option of ``now`` whose value differs from that of any
-    earlier part of the run (``hows``: not only the last part's); empty when none does."""
-    changed = {k: [t for t in dict.fromkeys(_shown(h.get(k)) for h in hows) if t != _shown(v)]
-               for k, v in now.items()}
-    return ", ".join(f"{k} {_shown(now[k])} (was {', '.join(then)})"
-                     for k, then in changed.items() if then)
+def held(out: Path, command: str) -> AbstractContextManager[object]:
+    """:func:`hold_out` as a ``with`` block (the trainers hold their ``--out`` while they
+    train)."""
+    return hold_out(out, command) or contextlib.nullcontext()
+
+
+def hold_out(out: Path, command: str, name: str = "") -> OutputLock | None:
+    """Hold ``out`` for this run (:mod:`stylebridge.core.locks`): two runs into one folder at
+    once removed each other's journal; the second one is one line instead."""
+    try:
+        return hold(out, command, name)
+    except LockHeld as exc:
+        raise StylebridgeError(f"{out} is being written by another running stylebridge command "
+                               f"({exc.holder or 'starting'}); wait for it to finish, or write "
+                               "elsewhere") from None
 
 
 def _digest(inputs: Sequence[str]) -> str:
@@ -588,4 +575,5 @@ def resume_hint(command: str, out: Path, drawn: Sequence[str] = (), *,
 
 
 __all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "ROWS_FILE", "Journal", "RowJournal", "differs",
-           "drawn_in", "file_identity", "interrupted_run", "model_setting", "resume_hint"]
+           "drawn_in", "file_identity", "held", "hold_out", "interrupted_run", "model_setting",
+           "resume_hint"]

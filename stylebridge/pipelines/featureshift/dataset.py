@@ -61,6 +61,7 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.featureshift.render import images_to_uint8
 from stylebridge.pipelines.photos import is_random, random_parts, weights_path
+from stylebridge.pipelines.resume import hold_out
 from stylebridge.plugins.renderers.featureshift import DELTA_SIGN, domain_quantities
 
 FORMAT = "stylebridge-featureshift-dataset"
@@ -191,6 +192,8 @@ def build_dataset(
     the files it wrote, unless it resumed a build with finished shards.
     """
     out = Path(out)
+    # another build into `out` while this one goes: one line (held until this returns)
+    hold = hold_out(out, "featureshift build-dataset")  # noqa: F841
     device = resolve_device(str(device))  # one line when CUDA is missing
     if dtype not in DTYPES:
         raise DatasetError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")

@@ -12,8 +12,10 @@ says so in a ``notice`` (not refused).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
 from stylebridge.pipelines.featureshift.distributed import amp_name
 from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY, LABELS
+from stylebridge.pipelines.resume import held
 from stylebridge.pipelines.training.losses import canonical_loss_spec
 from stylebridge.pipelines.training.outputs import (
     check_out_writable,
@@ -227,15 +230,18 @@ def _loss_difference(key: str, old: dict[str, Any], now: dict[str, Any],
 RUN_FILES = ("state.safetensors", "model.safetensors", "log.jsonl")
 
 
-def check_run_out(cfg: TrainConfig) -> None:
+def check_run_out(cfg: TrainConfig) -> AbstractContextManager[object]:
     """Before any model loads (the process that writes: rank 0), one line naming ``--out``
     when the run folder or a file in it cannot be written (a file in its path, ``/sys``):
-    a bad ``--out`` was found when the run first saved."""
+    a bad ``--out`` was found when the run first saved; or when another process trains into
+    it (a second run, a ``--resume`` of a run that still goes).  The hold on ``--out`` it
+    returns is the ``with`` block of the run (:func:`stylebridge.pipelines.resume.held`)."""
     if int(os.environ.get("RANK", "0")) != 0:
-        return
+        return contextlib.nullcontext()
     out = Path(cfg.out)
     check_out_writable(out, folder=True, files=[out / f for f in RUN_FILES],
                        folders=[out / "samples"] if cfg.sample_every > 0 else [])
+    return held(out, "train featureshift")
 
 
 def disk_full_error(trainer: FeatureShiftTrainer, exc: OSError) -> StylebridgeError:

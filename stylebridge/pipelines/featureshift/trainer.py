@@ -573,12 +573,12 @@ def train_featureshift(cfg: TrainConfig, *, registry: Any = None,
     ``on_step(trainer)`` runs after every step (tests, hooks).
     """
     check_progress(progress, "train_featureshift")
-    check_run_out(cfg)  # before any model loads
-    trainer = FeatureShiftTrainer(cfg, registry=registry, progress=progress, on_step=on_step)
-    # the run seeds the global generators: the caller's are as they were afterwards
-    with keep_random_streams(process_device(cfg.device)):
-        trainer.setup()
-        return trainer.run()
+    with check_run_out(cfg):  # checked, and held from another run, before any model loads
+        trainer = FeatureShiftTrainer(cfg, registry=registry, progress=progress, on_step=on_step)
+        # the run seeds the global generators: the caller's are as they were afterwards
+        with keep_random_streams(process_device(cfg.device)):
+            trainer.setup()
+            return trainer.run()
 
 
 #: the older name of :func:`synthesis_by_domain`

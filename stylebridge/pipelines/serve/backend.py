@@ -433,11 +433,12 @@ class ServeBackend:
         """``folder/{prefix}NNN-{name}``, numbered past what ``folder`` holds: a --work-dir of
         an earlier server keeps its files, and a text domain is not refused as existing."""
         folder.mkdir(parents=True, exist_ok=True)
-        while True:
-            self._runs += 1
-            path = folder / f"{prefix}{self._runs:03d}{name and '-'}{name}"
-            if not path.exists():
-                return path
+        with self.lock:  # two threads of the Python back end never get one number
+            while True:
+                self._runs += 1
+                path = folder / f"{prefix}{self._runs:03d}{name and '-'}{name}"
+                if not path.exists():
+                    return path
 
     # -- a run ---------------------------------------------------------------------------------
     def run(self, photo: Photo, request: RunRequest, progress: Progress = _no_progress

@@ -34,6 +34,7 @@ from stylebridge.core.checkpoint import (
 from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.adapter import check_inversion
+from stylebridge.pipelines.resume import held
 from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.losses import (
@@ -524,28 +525,30 @@ class DomainTrainer:
         state past ``--steps`` is refused; a CPU run resumed with another thread count than
         the state's says in a ``notice`` that it continues within rounding); then
         :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
-        temporary files a killed run left of this run's files are removed."""
-        remove_run_temporaries(self.own_files(), self.samples_dir,
-                               sample_names(self.settings.sample_every, self.settings.steps))
-        if resume:
-            outcome.step = self.load_state(self.state_path)
-            if outcome.step > self.settings.steps:  # "nothing to do" read as a shorter run
-                raise StylebridgeError(
-                    f"is at step {outcome.step}, past --steps {self.settings.steps}: give "
-                    f"--steps {outcome.step} or more to resume, or start a new --out",
-                    path=self.state_path)
-            if outcome.step == self.settings.steps:
-                if self.saved_step != self.step:  # killed between the state and --out
-                    self.write_checkpoint()
-                return outcome
-            emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
-            notice = thread_notice(self.saved_threads, self.device)
-            if notice is not None:
-                emit(progress, "notice", text=notice[0], detail=notice[1])
-        outcome.result = self.train(progress=progress)
-        outcome.step = outcome.result.step
-        outcome.losses = dict(self.last_losses)
-        return outcome
+        temporary files a killed run left of this run's files are removed; while it runs no
+        other process trains into the same ``out`` (:func:`~stylebridge.pipelines.resume.held`)."""
+        with held(self.out, "train"):  # another run into this --out: one line, not a race
+            remove_run_temporaries(self.own_files(), self.samples_dir,
+                                   sample_names(self.settings.sample_every, self.settings.steps))
+            if resume:
+                outcome.step = self.load_state(self.state_path)
+                if outcome.step > self.settings.steps:  # "nothing to do" read as a shorter run
+                    raise StylebridgeError(
+                        f"is at step {outcome.step}, past --steps {self.settings.steps}: give "
+                        f"--steps {outcome.step} or more to resume, or start a new --out",
+                        path=self.state_path)
+                if outcome.step == self.settings.steps:
+                    if self.saved_step != self.step:  # killed between the state and --out
+                        self.write_checkpoint()
+                    return outcome
+                emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
+                notice = thread_notice(self.saved_threads, self.device)
+                if notice is not None:
+                    emit(progress, "notice", text=notice[0], detail=notice[1])
+            outcome.result = self.train(progress=progress)
+            outcome.step = outcome.result.step
+            outcome.losses = dict(self.last_losses)
+            return outcome
 
     def train(self, *, until: int | None = None,
               progress: ProgressCallback | None = None) -> TrainResult:

@@ -1,0 +1,144 @@
+"""Keep two processes from writing one output at once.
+
+Two ``stylebridge adapt --out same/`` started together shared one resume journal: each
+removed the other's, one of them crashed (``log.jsonl: No such file or directory``) and the
+reports held one run's photos only; a trainer ``--resume``\\ d while the first run still
+trained ran beside it.  :func:`hold` takes an advisory lock (``fcntl.flock``) named after the
+output's absolute path, without waiting: a second process gets :class:`LockHeld` naming the
+holder (command and pid) at once, before it reads or changes anything.
+
+The lock files live in a folder of the temporary directory (one per user), never in the
+output folder, so an output folder holds what the run wrote and nothing else, a folder that
+does not exist yet is locked as well, and a read-only output is no problem.  The kernel
+releases a lock when its holder dies (``kill -9`` too), so a killed run blocks nothing; a
+released lock's file is removed.  Locks are per machine (two machines writing one network
+folder are not kept apart) and per user.  Within one process the same output may be held
+again (threads and sequential runs of one Python session share the hold).  Where
+``fcntl`` does not exist (Windows) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+#: lock file path -> [descriptor, how many holds of this process]
+_HELD: dict[str, list[int]] = {}
+_GUARD = threading.Lock()
+
+
+class LockHeld(Exception):
+    """Another process holds the lock of ``output``; ``holder`` is what it recorded
+    (``adapt, pid 1234``; empty when it had not written it yet)."""
+
+    def __init__(self, output: Path, holder: str) -> None:
+        super().__init__(f"{output} is held by {holder or 'another process'}")
+        self.output, self.holder = output, holder
+
+
+def lock_folder() -> Path:
+    """Where the lock files are: ``<temporary directory>/stylebridge-locks-<uid>``."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"stylebridge-locks-{uid}"
+
+
+def lock_path(output: str | Path, name: str = "") -> Path:
+    """The lock file of ``output`` (and of ``name`` within it: ``eval``'s reports share a
+    folder), from its absolute path with symbolic links resolved."""
+    key = os.path.realpath(os.path.abspath(os.fspath(output)))
+    digest = hashlib.sha256(f"{key}\0{name}".encode("utf-8", "surrogateescape")).hexdigest()
+    return lock_folder() / f"{digest[:32]}.lock"
+
+
+class OutputLock:
+    """A hold of an output's lock (:func:`hold`); :meth:`release` it when the run is over
+    (a hold that is garbage-collected is released too)."""
+
+    def __init__(self, path: str) -> None:
+        self._path: str | None = path
+
+    def release(self) -> None:
+        with _GUARD:
+            path, self._path = self._path, None
+            entry = _HELD.get(path) if path is not None else None
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _HELD[path]
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # still held: nobody can lock it in between
+                os.close(entry[0])
+
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the module may be gone
+            self.release()
+
+
+def _holder(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    return ""
+
+
+def hold(output: str | Path, owner: str, name: str = "") -> OutputLock | None:
+    """Lock ``output`` (a folder or file a run writes) for this process, without waiting;
+    ``owner`` (the command) is recorded for whoever finds it held.  :class:`LockHeld` when
+    another process holds it; ``None`` where nothing can be locked (no ``fcntl``, or no
+    writable temporary directory)."""
+    if fcntl is None:
+        return None
+    path = str(lock_path(output, name))
+    with _GUARD:
+        if path in _HELD:
+            _HELD[path][1] += 1
+            return OutputLock(path)
+        try:
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return None
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise LockHeld(Path(output), holder) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # the holder before us removes the file when it is done: a lock on that removed
+            # file excludes nobody, so take the one that is there now
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{owner}, pid {os.getpid()}".encode(), 0)
+        _HELD[path] = [fd, 1]
+        return OutputLock(path)
+
+
+__all__ = ["LockHeld", "OutputLock", "hold", "lock_folder", "lock_path"]
