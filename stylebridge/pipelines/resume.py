@@ -8,8 +8,8 @@ own metric values), every metric's running state (:meth:`Metric.state
 count) and the rows of ``grid.png`` as lossless PNG strips.  A run that was killed (Ctrl-C,
 ``kill -9``, a full disk, out of memory) is continued with ``--resume``: the photos of the
 batches it finished are kept, the rest are read, encoded and rendered, and ``metrics.json``,
-``adapt.json`` and ``grid.png`` come out as one uninterrupted run writes them (tested file by
-file).  Photos of the batch that was cut short are done again; their files are overwritten.
+the run record (``adapt.json``, ``invert.json``, ``generate.json``) and ``grid.png`` come out as
+one uninterrupted run writes them (tested file by file).  Photos of the batch that was cut short are done again; their files are overwritten.
 
 A resume must be of the same run: the same command, photos (the same list, each the same
 file), encoder, generator, domains, calibrator, metrics, precision, alignment and so on;
