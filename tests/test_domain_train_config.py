@@ -23,7 +23,7 @@ from conftest import one_torch_thread
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import load_checkpoint, read_header, save_checkpoint
 from stylebridge.pipelines import train_domain as td
-from stylebridge.pipelines.presets import TinyPreset, build_tiny_preset
+from stylebridge.pipelines.presets import TINY_CLIPS, TinyPreset, build_tiny_preset
 from stylebridge.pipelines.training.state import file_sha256
 from stylebridge.registry import get_registry
 
@@ -83,8 +83,10 @@ def test_the_header_records_the_whole_run_and_tells_seeds_and_batches_apart(
     # files: absolute paths and their content
     assert got["generator"] == str(preset.generator.absolute())
     assert got["generator_sha256"] == file_sha256(preset.generator)
+    # the architecture too: a model registered by --clip-config is rebuilt from the record
     assert got["clip_weights"] == {CLIP: {"path": str(clip_file.absolute()),
-                                          "sha256": file_sha256(clip_file)}}
+                                          "sha256": file_sha256(clip_file),
+                                          "config": TINY_CLIPS[CLIP]}}
     # how the command was started is not what was trained
     assert not {"out", "resume", "force", "device"} & set(got)
     assert json.loads(json.dumps(got)) == got

@@ -278,16 +278,21 @@ def clip_weights_fingerprint(names: Sequence[str], weights: Mapping[str, Path]
 
 
 def clip_weights_record(names: Sequence[str], weights: Mapping[str, Path],
-                        digests: Mapping[str, str]) -> dict[str, dict[str, str | None]]:
+                        digests: Mapping[str, str]) -> dict[str, Any]:
     """What a checkpoint's ``train_config`` says of each CLIP model's weights: the file
     (``weights``, from ``--clip-weights``, else the installed one; absolute, ``None`` without
     one) and its sha256 as the run's fingerprint has it (``digests``, from
-    :func:`clip_weights_fingerprint`: ``"random"`` without a file)."""
-    out: dict[str, dict[str, str | None]] = {}
+    :func:`clip_weights_fingerprint`: ``"random"`` without a file), and its open_clip
+    architecture (``config``: a model that ``--clip-config`` registered is rebuilt from it)."""
+    from stylebridge.plugins.nets.clip import import_open_clip
+
+    open_clip = import_open_clip()
+    out: dict[str, Any] = {}
     for name in names:
         path = weights.get(name) or installed_clip_weights(name)
         out[name] = {"path": os.path.abspath(path) if path is not None else None,
-                     "sha256": digests.get(name, "random")}
+                     "sha256": digests.get(name, "random"),
+                     "config": open_clip.get_model_config(name)}
     return out
 
 
