@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,8 @@ def add_images_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", type=user_path_text,
                         help="image files or folders (their PNG, JPEG (.jpg/.jpeg/.jfif), "
                              "WebP, TIFF, BMP, GIF (first frame), AVIF and HEIC/HEIF files, "
-                             "sorted; HEIC needs pillow-heif)")
+                             "sorted, not those of their subfolders; each name once, a "
+                             "symlink by its own name; HEIC needs pillow-heif)")
 
 
 #: ``--generator``'s default: the installed official FFHQ generator (``stylebridge weights``)
@@ -438,10 +440,18 @@ def print_numeric_table(console: Console, title: str, header: Sequence[str],
         console.print(table)
 
 
-def print_skipped(console: Console, report: Any, *, unit: str = "files") -> str:
+#: the skipped files a batch command prints; past them, how many more and their commonest
+#: reasons (300 broken files were 300 rows that scrolled the means table away)
+SKIPPED_SHOWN = 20
+
+
+def print_skipped(console: Console, report: Any, *, unit: str = "files",
+                  listed_in: str | None = None) -> str:
     """A batch report's notes (five, then how many more such ``unit``) and its skipped files
     (plain text, never markup), for a command that says its own counts; returns where the
     skipped files are ("in the table above" / "listed above") for a closing error line.
+    The first :data:`SKIPPED_SHOWN` are shown, then how many more (all in ``listed_in``, the
+    run's report, when it lists them) and the three commonest reasons.
 
     The table is :func:`numeric_tables`' (as the other commands' tables): a file name or a
     word of a reason is never split or cut, the reasons wrap at spaces.  A name too wide for
@@ -458,21 +468,30 @@ def print_skipped(console: Console, report: Any, *, unit: str = "files") -> str:
                            style="yellow"))
     if not report.skipped:
         return "in the table above"
+    shown = report.skipped[:SKIPPED_SHOWN]
     tables = numeric_tables("skipped", ["file", "reason"],
-                            [[str(path), reason] for path, reason in report.skipped],
-                            width=console.width)
+                            [[str(path), reason] for path, reason in shown], width=console.width)
     if all(_table_width(table) <= console.width for table in tables):
         for table in tables:
             console.print(table)
-        return "in the table above"
-    # wrapped here at spaces only: a long name is left for the terminal to wrap
-    console.print(Text("skipped:", style="italic"))
-    for path, reason in report.skipped:
-        console.print(Text(f"  {path}"), soft_wrap=True)
-        console.print(Text(textwrap.fill(reason, console.width - 1, initial_indent="    ",
-                                         subsequent_indent="    ", break_long_words=False,
-                                         break_on_hyphens=False)), soft_wrap=True)
-    return "listed above"
+        where = "in the table above"
+    else:  # wrapped here at spaces only: a long name is left for the terminal to wrap
+        console.print(Text("skipped:", style="italic"))
+        for path, reason in shown:
+            console.print(Text(f"  {path}"), soft_wrap=True)
+            console.print(Text(textwrap.fill(reason, console.width - 1, initial_indent="    ",
+                                             subsequent_indent="    ", break_long_words=False,
+                                             break_on_hyphens=False)), soft_wrap=True)
+        where = "listed above"
+    more = len(report.skipped) - len(shown)
+    if more:
+        common = Counter(reason for _, reason in report.skipped).most_common(3)
+        text = f"and {more} more skipped {unit}" + (f" (all in {listed_in})" if listed_in else "")
+        if common[0][1] > 1:
+            text += "; commonest reasons: " + "; ".join(f"{n} × {reason}" for reason, n in common)
+        console.print(Text(text, style="italic"), soft_wrap=True)
+        where = f"{where} and {listed_in}" if listed_in else where
+    return where
 
 
 def _table_width(table: Any) -> int:

@@ -14,6 +14,7 @@ from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, MAX_SAMPLES
 from stylebridge.pipelines.adapt import (
+    GRID_MAX_ROWS,
     ProgressCallback,
     check_photo_options,
     random_parts,
@@ -148,17 +149,25 @@ def progress_bar(console: Console) -> Iterator[ProgressCallback]:
         yield update
 
 
+def grid_words(n_photos: int) -> str:
+    """``grid.png``, or ``grid.png (the first 64 photos)`` when it does not show them all."""
+    return "grid.png" + (f" (the first {GRID_MAX_ROWS} photos)" if n_photos > GRID_MAX_ROWS
+                         else "")
+
+
 def print_batch_report(console: Console, report: BatchReport, *,
-                       error_follows: bool = False) -> None:
+                       error_follows: bool = False, listed_in: str | None = None) -> None:
     """A short summary and the table of skipped files (a file name is never rich markup).
     With nothing done, an ``error: nothing done`` line ends it, unless ``error_follows``
     (the caller raises the one error line that says why).
 
-    The skipped files: :func:`~stylebridge.cli.common.print_skipped` (never cut)."""
+    The skipped files: :func:`~stylebridge.cli.common.print_skipped` (names never cut; the
+    first 20, then how many more, all in ``listed_in`` when the run's report lists them)."""
     from stylebridge.cli.common import print_skipped
 
     console.print(f"{len(report.done)} done, {len(report.skipped)} skipped")
-    where = print_skipped(console, report, unit="photos")
+    where = print_skipped(console, report, unit="photos",
+                          listed_in=listed_in if report.done else None)
     if report.skipped and not report.done and not error_follows:  # exit 2: nothing was done
         path, reason = report.skipped[0]
         more = f" (and {len(report.skipped) - 1} more, {where})" \

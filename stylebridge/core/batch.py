@@ -80,6 +80,14 @@ def _folder_entries(folder: Path) -> list[Path]:
     return sorted(out)
 
 
+def _subfolders(folder: Path) -> list[Path]:
+    """``folder``'s own subfolders (not hidden), sorted: a batch does not search them."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
+    except OSError:
+        return []
+
+
 def _loops(path: Path) -> bool:
     try:
         path.stat()
@@ -89,11 +97,13 @@ def _loops(path: Path) -> bool:
 
 
 def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """Files as given, and the image files (sorted) of any directory among them, plus a
-    folder's non-regular entries (reported as skipped when read).
+    """Files as given, and the image files (sorted) of any directory among them (not of its
+    subfolders), plus a folder's non-regular entries (reported as skipped when read).
 
     A file given twice (twice by name, or by name and through its folder) is kept once,
-    where it first appears.
+    where it first appears.  A symbolic link is an input of its own name: a folder of links
+    (a subset of a dataset) gives every link, also two links to one file, which were kept
+    once without a word (and the file's own name lost its output to the link's).
     """
     out: list[Path] = []
     seen: set[str] = set()
@@ -101,7 +111,7 @@ def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
         path = Path(item)
         found = _folder_entries(path) if path.is_dir() else [path]
         for p in found:
-            key = os.path.realpath(p)  # never raises, also for a symlink loop
+            key = os.path.abspath(p)  # the name, not what a link points at
             if key not in seen:
                 seen.add(key)
                 out.append(p)
@@ -123,8 +133,12 @@ def require_inputs(items: Iterable[str | Path]) -> list[Path]:
     paths = expand_inputs(items)
     if not paths:
         given = ", ".join(str(item) for item in items[:3]) + (", ..." if len(items) > 3 else "")
+        subfolders = [p for item in items if Path(item).is_dir()
+                      for p in _subfolders(Path(item))]
+        where = (f"; their {len(subfolders)} subfolder(s) are not searched: give them too, e.g. "
+                 f"{subfolders[0]}" if subfolders else "")
         raise StylebridgeError(f"no input images in {given or 'the arguments'} (folders are "
-                               "searched for image files)")
+                               f"searched for image files{where})")
     return paths
 
 

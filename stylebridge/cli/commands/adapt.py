@@ -34,6 +34,7 @@ from stylebridge.cli.common import (
 from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
+    grid_words,
     print_batch_report,
     print_random_notices,
     progress_bar,
@@ -149,13 +150,14 @@ class AdaptCommand(Command):
                           "analyze latents`)[/yellow]")
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(report.done)} photo(s) × "
-                          f"{result.n_images} images and grid.png to {escape(str(out))}")
+                          f"{result.n_images} images and {grid_words(len(report.done))} to "
+                          f"{escape(str(out))}")
         if result.metrics is not None:
             print_output_metrics(console, result.metrics, result.domain_metrics or {},
                                  random=bool(job.parts), n_photos=len(report.done), out=out)
             for note in result.metric_notes:
                 console.print(f"[dim]{escape(note)}[/dim]")
-        print_batch_report(console, report)
+        print_batch_report(console, report, listed_in=str(out / "adapt.json"))
         return result.exit_code
 
 

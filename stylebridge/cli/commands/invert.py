@@ -24,6 +24,7 @@ from stylebridge.cli.common import (
 )
 from stylebridge.cli.options import (
     add_photo_arguments,
+    grid_words,
     print_batch_report,
     print_random_notices,
     progress_bar,
@@ -69,14 +70,14 @@ class InvertCommand(Command):
             result = run_invert(job, progress)
         report = result.report
         if result.grid is not None:
-            console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and grid.png to "
-                          f"{escape(str(out))}")
+            console.print(f"[green]wrote[/green] {len(report.done)} inversion(s) and "
+                          f"{grid_words(len(report.done))} to {escape(str(out))}")
         if result.metrics is not None:
             print_output_metrics(console, result.metrics, {}, random=bool(job.parts),
                                  n_photos=len(report.done), out=out)
             for note in result.metric_notes:
                 console.print(f"[dim]{escape(note)}[/dim]")
-        print_batch_report(console, report)
+        print_batch_report(console, report, listed_in=str(out / "invert.json"))
         return result.exit_code
 
 

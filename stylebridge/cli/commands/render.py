@@ -28,7 +28,12 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
-from stylebridge.cli.options import print_batch_report, print_random_notices, progress_bar
+from stylebridge.cli.options import (
+    grid_words,
+    print_batch_report,
+    print_random_notices,
+    progress_bar,
+)
 from stylebridge.core.limits import MAX_BATCH
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX
 from stylebridge.pipelines.photos import DEFAULT_BATCH
@@ -85,8 +90,9 @@ class RenderCommand(Command):
             result = run_render(job, progress)
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(result.report.done)} inversion(s) × "
-                          f"{result.n_images} images and grid.png to {escape(str(out))}")
-        print_batch_report(console, result.report)
+                          f"{result.n_images} images and {grid_words(len(result.report.done))} "
+                          f"to {escape(str(out))}")
+        print_batch_report(console, result.report, listed_in=str(out / "render.json"))
         return result.exit_code
 
 

@@ -1,0 +1,107 @@
+"""A large batch run's terminal: 300 broken files printed 300 table rows (the means table and
+the counts scrolled away); grid.png's 64-row limit was said nowhere; a refused --resume of a
+changed 20,000-seed list took a minute (its difference was found in quadratic time)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from stylebridge.cli.common import SKIPPED_SHOWN, print_skipped
+from stylebridge.cli.options import grid_words, print_batch_report
+from stylebridge.core.batch import BatchReport
+from stylebridge.pipelines.resume import INPUTS_FILE, Journal
+
+
+def _report(n_empty: int, n_text: int, done: int = 1) -> BatchReport:
+    report = BatchReport()
+    for i in range(done):
+        report.done.append(Path(f"ok{i}.png"))
+    for i in range(n_empty):
+        report.skip(Path(f"empty{i:03d}.png"), "empty file (0 bytes)")
+    for i in range(n_text):
+        report.skip(Path(f"text{i:03d}.png"), "is a text file, not an image")
+    return report
+
+
+def _printed(report: BatchReport, **kw: object) -> str:
+    console = Console(record=True, width=100, color_system=None)
+    print_batch_report(console, report, **kw)
+    return console.export_text()
+
+
+def test_many_skipped_files_print_the_first_ones_and_a_summary() -> None:
+    text = _printed(_report(150, 150), listed_in="out/invert.json")
+    lines = text.splitlines()
+    assert len(lines) < SKIPPED_SHOWN + 15  # 300 rows before
+    assert "1 done, 300 skipped" in lines[0]
+    assert "empty019.png" in text and "empty020.png" not in text  # the first 20, in order
+    assert ("and 280 more skipped photos (all in out/invert.json); commonest reasons: 150 × "
+            "empty file (0 bytes); 150 × is a text file, not an image") in " ".join(lines)
+
+
+def test_a_few_skipped_files_are_all_shown_without_a_summary() -> None:
+    text = _printed(_report(SKIPPED_SHOWN, 0), listed_in="out/adapt.json")
+    assert f"empty{SKIPPED_SHOWN - 1:03d}.png" in text
+    assert "more skipped" not in text
+
+
+def test_nothing_done_names_no_report_file() -> None:
+    console = Console(record=True, width=100, color_system=None)
+    report = _report(25, 0, done=0)
+    where = print_skipped(console, report, unit="photos", listed_in=None)
+    text = console.export_text()
+    assert where == "in the table above"
+    assert "and 5 more skipped photos; commonest reasons: 25 × empty file (0 bytes)" in \
+        " ".join(text.split())
+
+
+def test_grid_words_say_when_the_grid_holds_the_first_64_only() -> None:
+    assert grid_words(64) == "grid.png"
+    assert grid_words(65) == "grid.png (the first 64 photos)"
+
+
+def test_a_changed_long_input_list_is_found_in_linear_time(tmp_path: Path) -> None:
+    journal = Journal.fresh(tmp_path, "generate", [str(s) for s in range(20_001)])
+    folder = tmp_path / ".stylebridge-run"
+    folder.mkdir()
+    (folder / INPUTS_FILE).write_text(json.dumps([str(s) for s in range(20_000)]))
+    start = time.perf_counter()
+    assert journal._first_change() == "; new: 20000"
+    assert time.perf_counter() - start < 2.0  # quadratic: about 60 s
+    journal.finish()
+
+
+def test_links_in_a_folder_are_inputs_of_their_own_names(tmp_path: Path) -> None:
+    from stylebridge.core.batch import expand_inputs
+
+    folder = tmp_path / "subset"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(b"\x89PNG")
+    (folder / "alias_a.png").symlink_to(folder / "a.png")
+    (folder / "alias_a2.png").symlink_to(folder / "a.png")
+    names = [p.name for p in expand_inputs([folder])]
+    assert names == ["a.png", "alias_a.png", "alias_a2.png", "b.png"]  # was: alias_a, b
+    # a file given by name and through its folder is still read once
+    assert [p.name for p in expand_inputs([folder / "b.png", folder])] == [
+        "b.png", "a.png", "alias_a.png", "alias_a2.png"]
+
+
+def test_a_folder_of_subfolders_says_they_are_not_searched(tmp_path: Path) -> None:
+    import pytest
+
+    from stylebridge.core.batch import require_inputs
+    from stylebridge.errors import StylebridgeError
+
+    for sub in ("s1", "s2"):
+        (tmp_path / "top" / sub).mkdir(parents=True)
+        (tmp_path / "top" / sub / "x.png").write_bytes(b"\x89PNG")
+    with pytest.raises(StylebridgeError) as caught:
+        require_inputs([tmp_path / "top"])
+    assert str(caught.value) == (
+        f"no input images in {tmp_path / 'top'} (folders are searched for image files; their "
+        f"2 subfolder(s) are not searched: give them too, e.g. {tmp_path / 'top' / 's1'})")
