@@ -142,8 +142,9 @@ class FeatureShiftCommand(Command):
                               "rerun the same command to start the build again[/yellow]")
             raise
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "
-                      f"to {escape(str(result.root))}" + (f" ({result.skipped_files} shard file(s) were already done)"
-                                             if result.skipped_files else ""))
+                      f"to {escape(str(result.root))}"
+                      + (f" ({result.skipped_files} file(s) of an earlier build kept: shards and "
+                         "their domain files)" if result.skipped_files else ""))
         print_batch_report(console, result.report)
         return result.report.exit_code
 
