@@ -63,15 +63,16 @@ def test_unsigned_and_signed_integer_tiffs(tmp_path: Path) -> None:
 
 
 def test_16_bit_files_keep_their_numbers_and_alignment_reads_mode_i_alike(tmp_path: Path) -> None:
-    """16-bit PNG and TIFF: divided by 65535 (by 255 when no value is above 255), as
-    before; the alignment's conversion of an opened mode-I image (Python API) gives the same
+    """16-bit PNG and TIFF: divided by 65535, the full scale their 16-bit depth declares,
+    a dark file too (no value above 255: it was divided by 255, 256 times too bright); the
+    alignment's conversion of an opened mode-I image (Python API) gives the same
     bytes as the file read by load_image (it divided a 32-bit image by 65535 and clipped)."""
     from stylebridge.pipelines.align import to_rgb_uint8
 
     ramp = np.arange(0, 65536, 4099, dtype=np.uint16).reshape(2, 8)
     dark = np.arange(0, 256, 16, dtype=np.uint16).reshape(2, 8)
     for name, values, scale in (("g.png", ramp, 65535), ("g.tiff", ramp, 65535),
-                                ("dark.png", dark, 255)):
+                                ("dark.png", dark, 65535)):
         Image.fromarray(values).save(tmp_path / name)
         img = load_image(tmp_path / name)
         assert torch.equal(img[0], torch.from_numpy((values / scale).astype(np.float32))), name

@@ -17,6 +17,14 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError, features
 from torch import Tensor
 
+from stylebridge.core.image_depth import (  # noqa: F401  (declared_type: re-exported)
+    INTEGER_MODES,
+    LOW_RAWMODE,
+    declared_type,
+    deep_colour,
+    float_image,
+    integer_unit,
+)
 from stylebridge.core.io import atomic_path
 from stylebridge.core.limits import MAX_PIXELS, REDUCE_KEEP_SIDE
 from stylebridge.core.resize import resize as resize_filtered
@@ -24,9 +32,8 @@ from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ImageError
 
 # MAX_PIXELS (16384 × 16384 = 268,435,456, :mod:`stylebridge.core.limits`): larger images are
-# refused with a one-line error before decoding.  Pillow's own decompression-bomb limit (~179 M
-# pixels, with a warning above ~89 M) is lifted while opening, so this documented limit is the
-# one that applies, to every command (``info`` too).
+# refused in one line before decoding.  Pillow's own bomb limit (~179 M pixels, a warning above
+# ~89 M) is lifted while opening, so this documented limit applies, to every command (``info``).
 _PIL_LIMIT_LOCK = threading.Lock()
 #: the file suffixes read from a folder (an image named otherwise is read when named itself);
 #: HEIC/HEIF need the optional ``pillow-heif`` (:func:`heif_support`), AVIF a Pillow built
@@ -51,9 +58,8 @@ def heif_support() -> bool:
 
 def unreadable_reason(path: Path, otherwise: str) -> str:
     """Why Pillow could not identify ``path``, from what the file is (:func:`file_kind`): empty,
-    a HEIC/HEIF photo without ``pillow-heif``, an AVIF image Pillow cannot decode, or some
-    other kind of file; ``otherwise`` where it looks like an image, nothing is known or the
-    file cannot be read again."""
+    a HEIC/HEIF photo without ``pillow-heif``, an AVIF Pillow cannot decode, another kind of
+    file; ``otherwise`` where it looks like an image, nothing is known or it cannot be read."""
     try:
         if path.stat().st_size == 0:
             return "is empty (0 bytes)"
@@ -395,51 +401,24 @@ def caption(image01: Tensor, text: str, max_lines: int = 3) -> Tensor:
     return _to_tensor(canvas)
 
 
-def _float_image(arr: np.ndarray, path: Path) -> Tensor:
-    """A one-channel float image → RGB in ``[0, 1]``, by its value range: ``[0, 1]`` as is
-    (the float convention), else ``[0, 255]`` or ``[0, 65535]`` scaled down."""
-    if not np.isfinite(arr).all():
-        raise ImageError("float image contains NaN or Inf values", path=path)
-    top = float(arr.max(initial=0.0))
-    scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
-    arr = np.clip(arr / scale, 0.0, 1.0)
-    return torch.from_numpy(np.repeat(arr[None], 3, axis=0).astype(np.float32)).contiguous()
-
-
-#: the Pillow modes of one-channel integer images (16-bit PNG, 16/32-bit TIFF, 16-bit PGM)
-INTEGER_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
-
-
-def _sample_type(img: Image.Image) -> tuple[int, bool]:
-    """``(bits, signed)`` of an integer image's samples: what a TIFF declares (BitsPerSample,
-    SampleFormat; unsigned unless it says otherwise), else mode ``I``'s own 32-bit signed."""
-    tags = getattr(img, "tag_v2", None)
+def _low_bytes(path: Path, tiles: list) -> Image.Image | None:
+    """The low bytes of a 16-bit RGB(A) PNG or TIFF, of which Pillow keeps the high bytes
+    only (mode RGB/RGBA): the file decoded again with every tile unpacked as
+    :data:`LOW_RAWMODE` says; ``None`` for any other file, or when Pillow refuses that."""
+    swapped = []
+    for tile in tiles:
+        args = tile[3] if isinstance(tile[3], tuple) else (tile[3],)
+        if not (args and isinstance(args[0], str) and args[0] in LOW_RAWMODE):
+            return None
+        args = (LOW_RAWMODE[args[0]], *args[1:]) if len(args) > 1 else LOW_RAWMODE[args[0]]
+        swapped.append(tile._replace(args=args) if hasattr(tile, "_replace") else (*tile[:3], args))
     try:
-        bits = int(tags[258][0] if isinstance(tags[258], tuple) else tags[258])
-        fmt = tags.get(339, 1)
-        signed = int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2
-    except (TypeError, KeyError, IndexError, ValueError):
-        return 32, True
-    return (bits, signed) if 8 < bits <= 32 else (32, True)
-
-
-def integer_unit(img: Image.Image, arr: np.ndarray) -> np.ndarray:
-    """The pixels ``arr`` (``np.asarray(img)``) of an integer image ``img`` (:data:`INTEGER_MODES`)
-    as float64 in ``[0, 1]``.
-
-    Values within ``0..65535`` (16-bit PNG, TIFF and PGM files, and 8-bit values kept in a
-    16-bit file) are read as before: divided by 65535, or by 255 when none is above 255.
-    Values beyond 16 bits (a 32-bit integer TIFF), or below 0 (a signed TIFF), are divided by
-    the largest value the file's sample type holds: ``2**bits - 1`` unsigned (Pillow's wrapped
-    32-bit values are read back as unsigned), ``2**(bits - 1) - 1`` signed, whose negative
-    values are black; a file that does not say its type counts as mode ``I``'s 32-bit signed."""
-    lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
-    if lo >= 0 and hi <= 65535:
-        return arr / (65535.0 if hi > 255 else 255.0)
-    bits, signed = _sample_type(img)
-    if not signed and bits == 32 and arr.dtype == np.int32:
-        arr = arr.view(np.uint32)  # Pillow keeps uint32 samples in int32: 2**31 came as < 0
-    return np.clip(arr / float(2 ** (bits - 1 if signed else bits) - 1), 0.0, 1.0)
+        with open_image(path) as again:
+            again.tile = swapped
+            again.load()
+            return again.copy() if swapped else None
+    except (OSError, ValueError, SyntaxError, ImageError):
+        return None
 
 
 #: EXIF orientation (tag 0x0112) → the transposition that shows the picture upright
@@ -484,11 +463,9 @@ def _rgb(img: Image.Image) -> Image.Image:
 
 
 def _reduced(img: Image.Image, factor: int) -> Image.Image:
-    """``img`` reduced ``factor`` times on each side by exact box averaging (``Image.reduce``:
-    each output pixel is the mean of a ``factor × factor`` block, the last row and column of
-    the blocks that remain), while still 8-bit (or the file's own integer/float samples): the
-    pixels are converted the way :func:`load_image` converts them first where averaging
-    would differ (alpha, palettes, CMYK), and after it where it would not (grey → RGB)."""
+    """``img`` reduced ``factor`` times on each side by exact box averaging (``Image.reduce``)
+    while still 8-bit (or the file's own integer/float samples), converted as
+    :func:`load_image` does first where averaging would differ (alpha, palettes, CMYK)."""
     if img.mode in {"L", "RGB", "I", "F"}:
         return img.reduce(factor)
     if img.mode in INTEGER_MODES:  # I;16*: Image.reduce needs I (the same values)
@@ -511,7 +488,8 @@ def load_image(path: str | Path) -> Tensor:
     """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``, upright.
 
     Grayscale, palette, RGBA (over white), CMYK, 16-bit and 32-bit integer files
-    (:func:`integer_unit`) are converted; a GIF or another animation gives its first frame;
+    (:func:`integer_unit`: by the depth the file declares) are converted; 16-bit RGB(A) PNGs
+    and TIFFs keep all 16 bits (:func:`_low_bytes`), not Pillow's high byte; a GIF or another animation gives its first frame;
     an EXIF orientation (phone photos) is applied (:func:`exif_upright`); a photo whose
     shorter side is 8192 px or more is reduced by an integer factor while it is read
     (:func:`reduce_factor`; smaller photos are read exactly as they are); unreadable,
@@ -531,16 +509,17 @@ def load_image(path: str | Path) -> Tensor:
         raise ImageError("is not a regular file (a FIFO, socket or device?)", path=path)
     try:
         with open_image(path) as opened:
+            tiles = list(opened.tile)  # load() empties them; a 16-bit colour file needs them
             opened.load()
             factor = reduce_factor(*opened.size)
-            if factor == 1:
-                img = exif_upright(opened)
-            else:  # reduced first (8-bit, a ninth of the pixels at 3), then turned upright
-                method = _upright_method(opened)
-                img = _reduced(opened, factor)
-                img = img if method is None else img.transpose(method)
+            method = _upright_method(opened)  # after a reduction (8-bit, 1/9 of the pixels at 3)
+            img = opened if factor == 1 else _reduced(opened, factor)
+            img = img if method is None else img.transpose(method)
+            low = _low_bytes(path, tiles) if factor == 1 and img.mode in ("RGB", "RGBA") else None
+            if low is not None:  # 16-bit colour: the high bytes and the low bytes
+                return deep_colour(img, low if method is None else low.transpose(method))
             if img.mode == "F":  # 32-bit float (TIFF): [0, 1] by convention
-                return _float_image(np.asarray(img, dtype=np.float64), path)
+                return float_image(np.asarray(img, dtype=np.float64), path)
             if img.mode in INTEGER_MODES:
                 unit = integer_unit(opened, np.asarray(img))  # the file's tags: `opened`
                 arr = np.repeat(unit.astype(np.float64)[..., None], 3, axis=2)

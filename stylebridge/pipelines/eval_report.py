@@ -32,6 +32,11 @@ from stylebridge.core.io import atomic_path, write_json
 if TYPE_CHECKING:
     from stylebridge.pipelines.evaluate import EvalConfig
 
+#: how ``eval`` resizes a prediction to its target's size (or every image to ``--size``)
+RESIZE_FILTER = "torch bilinear (antialias=True, align_corners=False, clamped to [0, 1])"
+#: the resized predictions the notes name one by one (the rows say it of each)
+NAMED_RESIZES = 10
+
 #: the arrow after a column's name, by the metric's declared direction
 ARROWS = {"higher": "↑", "lower": "↓"}
 
@@ -143,8 +148,22 @@ class EvalResult:
         return bool(notices["pred"] or notices["target"])
 
     def notes(self) -> list[str]:
-        """What a reader of the JSON must know: which values are ``null`` and why."""
+        """What a reader of the JSON must know: the images that were resized before they
+        were scored (``--size``; predictions of another size than their target, each row's
+        ``resized``), which values are ``null`` and why."""
         out = []
+        if self.config.size:
+            out.append(f"every image was resized to {self.config.size}×{self.config.size} "
+                       f"before scoring, with {RESIZE_FILTER}")
+        resized = [row for row in self.rows if row.get("resized")]
+        if resized:
+            named = ", ".join(f"{row['name']} ({row['resized']})"
+                              for row in resized[:NAMED_RESIZES])
+            more = len(resized) - NAMED_RESIZES
+            out.append(f"{len(resized)} of {len(self.rows)} prediction(s) differ in size from "
+                       f"their target and were resized to it before scoring, with "
+                       f"{RESIZE_FILTER}: {named}"
+                       + (f" and {more} more (each row's 'resized')" if more > 0 else ""))
         for column in self.columns:
             values = [row[column] for row in self.rows if column in row]
             undefined = _undefined(values)
@@ -183,23 +202,28 @@ class EvalResult:
 
     def write_csv(self, path: Path) -> Path:
         """Per-image values, a ``mean`` row and, if any, a ``random_weights`` row; a
-        ``notice`` column when some picture keeps a notice (made on random weights).
+        ``notice`` column when some picture keeps a notice (made on random weights), a
+        ``resized`` column (``W×H → W×H``, :data:`RESIZE_FILTER`) when some prediction was
+        resized to its target's size.
 
         UTF-8; a file name that is not valid UTF-8 (``b"\\xff.png"``, held by Python as
         surrogates) is written as the bytes the file system holds (``surrogateescape``: read
         it back with ``errors="surrogateescape"`` to get the same name)."""
         columns, per_image = self.columns, set(self.per_image_columns)
         noticed = self.random_inputs
+        resized = any(row.get("resized") for row in self.rows)  # W×H → W×H, as in the notes
         with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8",
                                             errors="surrogateescape") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["name", "pred", "target", *columns, *(["notice"] if noticed else [])])
+            writer.writerow(["name", "pred", "target", *columns, *(["notice"] if noticed else []),
+                             *(["resized"] if resized else [])])
             for row in self.rows:
                 notice = "; ".join(f"{side}: {row[f'{side}_notice']}" for side in ("pred", "target")
                                    if row.get(f"{side}_notice"))
                 writer.writerow([row["name"], row["pred"], row["target"] or "",
                                  *(repr(row[c]) if c in per_image and c in row else ""
-                                   for c in columns), *([notice] if noticed else [])])
+                                   for c in columns), *([notice] if noticed else []),
+                                 *([row.get("resized") or ""] if resized else [])])
             writer.writerow(["mean", "", "", *(repr(self.means[c]) for c in columns)])
             if self.random_columns:
                 writer.writerow(["random_weights", "", "",
@@ -222,5 +246,5 @@ def metric_result(text: str, values: Mapping[str, float], metric: Metric) -> Met
                         direction=metric.direction, unit=metric.unit, scale=metric.scale)
 
 
-__all__ = ["ARROWS", "EvalResult", "MetricResult", "column_header", "json_number",
+__all__ = ["ARROWS", "RESIZE_FILTER", "EvalResult", "MetricResult", "column_header", "json_number",
            "metric_result", "read_notice"]

@@ -48,6 +48,7 @@ from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError
 from stylebridge.pipelines.eval_journal import journal_folder, open_journal
 from stylebridge.pipelines.eval_report import (
+    RESIZE_FILTER,
     EvalResult,
     MetricResult,
     json_number,
@@ -314,8 +315,10 @@ def _batches(pairs: list[tuple[str, Path, Path | None]], config: EvalConfig,
         elif target is not None and target.shape != pred.shape:
             if not noted:
                 progress.note(f"predictions whose size differs from their target are resized "
-                              f"to it (first: {p_path.name}, {pred.shape[-1]}×{pred.shape[-2]} "
-                              f"→ {target.shape[-1]}×{target.shape[-2]})")
+                              f"to it with {RESIZE_FILTER} (first: {p_path.name}, "
+                              f"{pred.shape[-1]}×{pred.shape[-2]} → "
+                              f"{target.shape[-1]}×{target.shape[-2]}; the report's notes "
+                              "list them)")
                 noted = True
             pred = _resize(pred, tuple(target.shape[-2:]))
         if batch.preds and (pred.shape != batch.preds[0].shape or len(batch.preds) >= config.batch):
@@ -459,10 +462,13 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
                     report.skip(p_path, _refused(outcome, p_path, t_path, sizes))
                     continue
                 report.ok(p_path)
+                (pw, ph), target_wh = sizes  # resized to its target: the row says so
+                resized = ({} if config.size or target_wh in (None, (pw, ph)) else
+                           {"resized": f"{pw}×{ph} → {target_wh[0]}×{target_wh[1]}"})
                 batch_rows.append({"name": stem, "pred": str(p_path),
                                    "target": None if t_path is None else str(t_path),
                                    "pred_notice": notices[0], "target_notice": notices[1],
-                                   **outcome})
+                                   **resized, **outcome})
             rows.extend(batch_rows)
             if journal is not None:
                 journal.claim()

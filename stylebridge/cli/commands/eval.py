@@ -16,6 +16,7 @@ from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE
+from stylebridge.pipelines.eval_report import RESIZE_FILTER
 from stylebridge.pipelines.evaluate import (
     EvalConfig,
     EvalProgress,
@@ -24,6 +25,7 @@ from stylebridge.pipelines.evaluate import (
     journal_folder,
 )
 from stylebridge.pipelines.resume import drawn_in, resume_hint
+from stylebridge.plugins.metrics.image import PSNR_CAP
 from stylebridge.registry import hookimpl
 
 
@@ -134,8 +136,13 @@ class EvalCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--metric", "-m", type=user_spec, action="append", required=True,
                             metavar="NAME[:k=v,...]",
-                            help="metric, repeatable: mse, psnr, ssim[:gaussian=true], "
-                                 "lpips[:net=vgg,backbone=PATH], "
+                            help="metric, repeatable: mse, psnr (dB, capped at "
+                                 f"{PSNR_CAP:.2f}: an MSE below 8-bit quantisation noise, "
+                                 "(1/255)²/12, counts as that noise, so identical images "
+                                 f"give {PSNR_CAP:.2f}, not inf), ssim[:gaussian=true], "
+                                 "lpips[:net=alex|vgg,backbone=PATH,size=N] (size: both "
+                                 "images resized to N×N first, torch bilinear with "
+                                 "antialias), "
                                  "id[:backend=auto|arcface|dlib,detect=auto|hog|whole] (auto: "
                                  "ArcFace IR-SE50, the thesis's pSp ID, when arcface-irse50 is "
                                  "installed, else dlib; reported as id[arcface] or id[dlib]; "
@@ -164,8 +171,10 @@ class EvalCommand(Command):
                             help="domain description for clip_quality (unless it has text= or "
                                  "reference=)")
         parser.add_argument("--size", type=int, metavar="N",
-                            help=f"resize every image to N×N first (8..{MAX_IMAGE_SIZE}; default: targets' size; "
-                                 "predictions of another size are resized to their target)")
+                            help=f"resize every image to N×N first (8..{MAX_IMAGE_SIZE}; "
+                                 "default: targets' size; predictions of another size are "
+                                 "resized to their target, noted in the report); the "
+                                 f"filter: {RESIZE_FILTER}")
         parser.add_argument("--batch", type=int, default=8, help=f"images per batch (default 8, at most {MAX_BATCH})")
         parser.add_argument("--json", type=user_path, metavar="OUT",
                             help="write all values as JSON")

@@ -1,0 +1,86 @@
+"""The samples of an image file as ``[0, 1]``: integer files by the depth their file declares
+(16-bit PNG, TIFF and PGM by 65535, 32-bit TIFFs by their type's full scale), float files by
+their value range, and 16-bit colour from its high and low bytes
+(:func:`stylebridge.core.images.load_image` reads the files; these turn their pixels into
+numbers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from stylebridge.errors import ImageError
+
+
+def float_image(arr: np.ndarray, path: Path) -> Tensor:
+    """A one-channel float image → RGB in ``[0, 1]``, by its value range: ``[0, 1]`` as is
+    (the float convention), else ``[0, 255]`` or ``[0, 65535]`` scaled down."""
+    if not np.isfinite(arr).all():
+        raise ImageError("float image contains NaN or Inf values", path=path)
+    top = float(arr.max(initial=0.0))
+    scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
+    arr = np.clip(arr / scale, 0.0, 1.0)
+    return torch.from_numpy(np.repeat(arr[None], 3, axis=0).astype(np.float32)).contiguous()
+
+
+#: the Pillow modes of one-channel integer images (16-bit PNG, 16/32-bit TIFF, 16-bit PGM)
+INTEGER_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def declared_type(img: Image.Image) -> tuple[int, bool] | None:
+    """``(bits, signed)`` of an integer image's samples as its file declares them: a TIFF's
+    BitsPerSample and SampleFormat (unsigned unless it says otherwise); 16-bit unsigned for
+    a PNG (a 16-bit grey IHDR) and a PGM with a maxval above 255 (Pillow scales it to 65535);
+    ``None`` where nothing declares it (an image made in Python, JPEG 2000, FITS...)."""
+    if img.format in ("PNG", "PPM") and img.mode in INTEGER_MODES:
+        return 16, False
+    tags = getattr(img, "tag_v2", None) if img.format == "TIFF" else None
+    try:
+        bits = int(tags[258][0] if isinstance(tags[258], tuple) else tags[258])
+        fmt = tags.get(339, 1)
+        signed = int(fmt[0] if isinstance(fmt, tuple) else fmt) == 2
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+    return (bits, signed) if 8 < bits <= 32 else None
+
+
+def integer_unit(img: Image.Image, arr: np.ndarray) -> np.ndarray:
+    """The pixels ``arr`` (``np.asarray(img)``) of an integer image ``img`` as float64 in
+    ``[0, 1]``: divided by the largest value of the type its file declares
+    (:func:`declared_type`), whatever values it holds: 65535 for a 16-bit PNG, TIFF or PGM (a
+    dark one stays dark), ``2**bits - 1`` unsigned (Pillow's wrapped 32-bit values read back
+    as unsigned), ``2**(bits - 1) - 1`` signed (negative values black).  Only where nothing
+    declares it is it guessed from the values: within ``0..65535`` by 65535, or by 255 when
+    none is above 255; beyond, as mode ``I``'s 32-bit signed."""
+    declared = declared_type(img)
+    if declared is None:
+        lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if lo >= 0 and hi <= 65535:
+            return arr / (65535.0 if hi > 255 else 255.0)
+    bits, signed = declared or (32, True)
+    if not signed and bits == 32 and arr.dtype == np.int32:
+        arr = arr.view(np.uint32)  # Pillow keeps uint32 samples in int32: 2**31 came as < 0
+    return np.clip(arr / float(2 ** (bits - 1 if signed else bits) - 1), 0.0, 1.0)
+
+
+#: Pillow's rawmodes of 16-bit colour (high bytes kept) → those of the low bytes (N: native)
+LOW_RAWMODE = {f"{m};16{o}": f"{m};16{x}" for m in ("RGB", "RGBA") for o, x in
+                (("B", "L"), ("L", "B"), ("N", "B" if sys.byteorder == "little" else "L"))}
+
+
+def deep_colour(high: Image.Image, low: Image.Image) -> Tensor:
+    """RGB ``[3, H, W]`` in ``[0, 1]`` of 16-bit colour from its ``high`` and ``low`` bytes
+    (upright) / 65535, alpha over white (as :func:`~stylebridge.core.images.load_image` does)."""
+    full = (np.asarray(high, np.float32) * 256.0 + np.asarray(low, np.float32)) / 65535.0
+    if full.shape[2] == 4:
+        full = full[..., :3] * full[..., 3:] + (1.0 - full[..., 3:])
+    return torch.from_numpy(full.astype(np.float32)).permute(2, 0, 1).contiguous()
+
+
+__all__ = ["INTEGER_MODES", "LOW_RAWMODE", "declared_type", "deep_colour", "float_image",
+           "integer_unit"]
