@@ -105,3 +105,30 @@ def test_a_folder_of_subfolders_says_they_are_not_searched(tmp_path: Path) -> No
     assert str(caught.value) == (
         f"no input images in {tmp_path / 'top'} (folders are searched for image files; their "
         f"2 subfolder(s) are not searched: give them too, e.g. {tmp_path / 'top' / 's1'})")
+
+
+def test_grid_marks_are_found_from_the_chunk_headers_as_pillow_reads_them(
+        tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from stylebridge.core.images import GRID_KEY, is_grid_file, save_png
+
+    save_png(tmp_path / "grid.png", torch.rand(3, 8, 8), grid=True, notice="RANDOM WEIGHTS")
+    save_png(tmp_path / "photo.png", torch.rand(3, 8, 8), notice="RANDOM WEIGHTS")
+    other = PngInfo()
+    other.add_text("Software", "x" * 300)
+    other.add_itxt(GRID_KEY, "an iTXt mark", zip=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "itxt.png", pnginfo=other)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "plain.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "grid.png").read_bytes()[:40])
+    (tmp_path / "text.png").write_text("not a png")
+    (tmp_path / "grid.jpg").write_bytes((tmp_path / "grid.png").read_bytes())
+    found = {p.name: is_grid_file(p) for p in sorted(tmp_path.iterdir())}
+    assert found == {"cut.png": False, "grid.jpg": False, "grid.png": True, "itxt.png": True,
+                     "photo.png": False, "plain.png": False, "text.png": False}
+    for name in ("grid.png", "itxt.png", "photo.png", "plain.png"):  # Pillow's own reading
+        with Image.open(tmp_path / name) as image:
+            assert (GRID_KEY in image.info) == found[name]
