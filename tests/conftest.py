@@ -127,6 +127,15 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture
+def no_weights_one_thread(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """An empty ``STYLEBRIDGE_HOME`` (no installed weights) and :func:`one_torch_thread`
+    (``pytestmark = pytest.mark.usefixtures("no_weights_one_thread")``)."""
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture
 def registered(request: pytest.FixtureRequest) -> Iterator[None]:
     """The process-wide registry with the requesting test module added as a plugin."""
     from stylebridge.registry import get_registry, reset_registry

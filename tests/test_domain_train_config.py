@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import one_torch_thread
 
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import load_checkpoint, read_header, save_checkpoint
@@ -30,11 +29,7 @@ from stylebridge.registry import get_registry
 CLIP = "tiny-vit-p8"
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))  # no installed weights
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("no_weights_one_thread")
 
 
 @pytest.fixture(scope="module")

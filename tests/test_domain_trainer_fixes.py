@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
-from conftest import one_torch_thread, tiny_generator
+from conftest import tiny_generator
 from test_train_domain import tiny_clip
 from torch import Tensor
 
@@ -33,12 +33,7 @@ from stylebridge.pipelines.training.options import input_files
 from stylebridge.plugins.domains.mindthegap import MindTheGap
 from stylebridge.registry import hookimpl
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))  # no installed weights
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("no_weights_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import one_torch_thread
 from test_featureshift import Env, _one_thread, env, tiny_cfg  # noqa: F401  (fixtures)
 from test_featureshift_thesis import registry
 from test_train_domain import tiny_clip
@@ -39,11 +38,7 @@ class Killed(BaseException):
     """SIGKILL stand-in: raised right after a state write, nothing after it runs."""
 
 
-@pytest.fixture(autouse=True)
-def _quiet_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))  # no installed weights
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("no_weights_one_thread")
 
 
 @pytest.fixture(scope="module")
