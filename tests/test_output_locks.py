@@ -136,3 +136,42 @@ def test_train_domain_into_an_out_another_run_trains_is_one_line(
     child.kill()
     child.wait()
     assert main(argv) == 0 and out.is_file()
+
+
+def test_a_domain_trainer_holds_its_out_under_its_command_name(
+        tmp_path: Path, converted_tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.pipelines.presets import write_tiny_clips
+    from stylebridge.pipelines.training import domain
+
+    holds: list[tuple[Path, str]] = []
+    real = domain.held
+
+    def recording(out: Path, command: str):
+        holds.append((out, command))
+        return real(out, command)
+
+    monkeypatch.setattr(domain, "held", recording)
+    weights = write_tiny_clips(tmp_path / "clips")["tiny-vit-p16"]
+    out = tmp_path / "d.safetensors"
+    assert main(["train", "domain", "-g", str(converted_tiny), "--text", "a sketch", "--clip",
+                 "tiny-vit-p16", "--clip-weights", f"tiny-vit-p16={weights}", "--steps", "1",
+                 "--batch", "1", "--out", str(out), "--device", "cpu"]) == 0
+    assert holds == [(out, "train domain")]
+
+
+def test_a_named_output_is_named_in_the_refusal(tmp_path: Path, held_by_other) -> None:
+    from stylebridge.pipelines.resume import hold_out
+
+    child = held_by_other(tmp_path, "eval")
+    lock = locks.hold(tmp_path, "eval", name="m.json")  # another file in that folder: free
+    child.kill()
+    child.wait()
+    assert lock is not None
+    probe = ("import sys\nfrom pathlib import Path\nfrom stylebridge.pipelines.resume import "
+             "hold_out\nhold_out(Path(sys.argv[1]), 'eval', 'm.json')\n")
+    busy = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True,
+                          text=True)
+    assert f"{tmp_path / 'm.json'} is being written by another running stylebridge command " \
+           f"(eval, pid " in busy.stderr
+    lock.release()
+    assert hold_out(tmp_path, "eval", "m.json") is not None

@@ -230,8 +230,9 @@ def add_clip_weights_arguments(parser: argparse.ArgumentParser, notice: str) -> 
     parser.add_argument("--clip-config", action="append", default=[], type=user_path,
                         metavar="JSON|DIR",
                         help="extra open_clip architecture configs, repeatable (the tiny "
-                             "preset's: --clip-config PRESET/clip --clip tiny-vit-p16 "
-                             "--clip-weights tiny-vit-p16=PRESET/clip/tiny-vit-p16.safetensors)")
+                             "preset's: --clip-config PRESET/clip, then name tiny-vit-p16 in "
+                             "--clip (and --mapper-clip) with --clip-weights "
+                             "tiny-vit-p16=PRESET/clip/tiny-vit-p16.safetensors)")
 
 
 def register_clip_config_args(args: argparse.Namespace) -> None:

@@ -100,8 +100,7 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
                              f"at most {MAX_IMAGE_SIZE})")
     parser.add_argument("--batch", type=int, default=4,
                         help=f"images per forward pass (default 4, at most {MAX_BATCH}); "
-                             "results agree across batch sizes to floating-point rounding (a "
-                             "pixel may differ by 1/255)")
+                             "results agree across batch sizes to floating-point rounding")
     add_device_argument(parser)
 
 

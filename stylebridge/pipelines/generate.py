@@ -1,8 +1,9 @@
 """Samples of a generator, and of its domains: the ``generate`` pipeline.
 
 Each seed draws its own z (and, with ``noise="random"``, its own noise maps) from a torch
-generator seeded by that seed alone, so an image never depends on the other seeds of its
-batch or on ``batch``.  ``seed0007.png`` is the generator's sample; with domain ``methods``
+generator seeded by that seed alone, so an image does not depend on the other seeds of its
+batch; another ``batch`` computes it in other groupings, which agree to floating-point
+rounding (a pixel may differ by 1/255).  ``seed0007.png`` is the generator's sample; with domain ``methods``
 (checkpoints or installed names, as ``adapt --method`` takes them) the same w+ and noise are
 also rendered through every domain, ``seed0007_pixar.png`` (``pixar@0.5`` at a
 :attr:`GenerateConfig.strength` other than 1): the stochastic setting in which the domain
@@ -213,7 +214,7 @@ def generate(config: GenerateConfig,
             notice(line)
     config.out.mkdir(parents=True, exist_ok=True)
     # what a killed run (journal or not) left half-written of this run's files, and only
-    # those: another run may write other seeds into the same --out
+    # those (a file of another name in --out is not this run's)
     remove_stale_temporaries(config.out, [
         *(sample_name(seed, key) for seed in seeds for key in (SOURCE, *outputs)),
         "grid.png", "generate.json"])

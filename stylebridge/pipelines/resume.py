@@ -531,6 +531,7 @@ def hold_out(out: Path, command: str, name: str = "") -> OutputLock | None:
     try:
         return hold(out, command, name)
     except LockHeld as exc:
+        out = Path(out) / name if name else out  # eval --json F, calibrate --out F: the file
         raise StylebridgeError(f"{out} is being written by another running stylebridge command "
                                f"({exc.holder or 'starting'}); wait for it to finish, or write "
                                "elsewhere") from None

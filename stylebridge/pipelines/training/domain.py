@@ -527,7 +527,8 @@ class DomainTrainer:
         :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
         temporary files a killed run left of this run's files are removed; while it runs no
         other process trains into the same ``out`` (:func:`~stylebridge.pipelines.resume.held`)."""
-        with held(self.out, "train"):  # another run into this --out: one line, not a race
+        command = str(self.header_extra.get("trainer", "train")).removeprefix("stylebridge ")
+        with held(self.out, command):  # another run into this --out: one line, not a race
             remove_run_temporaries(self.own_files(), self.samples_dir,
                                    sample_names(self.settings.sample_every, self.settings.steps))
             if resume:
