@@ -223,3 +223,22 @@ def test_the_resize_of_a_prediction_is_in_the_json_and_csv_notes(
         lines = list(csv.reader(fh))
     column = lines[0].index("resized")
     assert {line[0]: line[column] for line in lines[1:3]} == {"a": "32×32 → 16×16", "b": ""}
+
+
+def test_info_says_how_each_file_s_samples_are_read(tmp_path: Path) -> None:
+    """``stylebridge info FILE`` names the depth every command reads a file at."""
+    import json
+    import subprocess
+    import sys
+
+    rgb16 = write_png16(tmp_path / "rgb16.png", np.full((4, 5, 3), 40000, np.uint16))
+    grey16 = tmp_path / "grey16.png"
+    Image.fromarray(np.full((4, 5), 200, np.uint16)).save(grey16)
+    rgba8 = tmp_path / "rgba8.png"
+    Image.fromarray(np.zeros((4, 5, 4), np.uint8)).save(rgba8)
+    expected = {rgb16: "16-bit RGB, read at 16 bits", grey16: "16-bit grey (÷ 65535)",
+                rgba8: "8-bit RGBA (alpha over white)"}
+    for path, words in expected.items():
+        out = subprocess.run([sys.executable, "-m", "stylebridge", "info", str(path), "--json"],
+                             capture_output=True, text=True, check=True).stdout
+        assert json.loads(out)["samples"] == words, path

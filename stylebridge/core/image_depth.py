@@ -82,5 +82,31 @@ def deep_colour(high: Image.Image, low: Image.Image) -> Tensor:
     return torch.from_numpy(full.astype(np.float32)).permute(2, 0, 1).contiguous()
 
 
-__all__ = ["INTEGER_MODES", "LOW_RAWMODE", "declared_type", "deep_colour", "float_image",
-           "integer_unit"]
+
+
+def describe_samples(img: Image.Image, tiles: list | None = None) -> str:
+    """How an opened (not yet loaded) image's samples are read, in a few words
+    (``stylebridge info``): ``16-bit RGB, read at 16 bits``, ``16-bit grey (÷ 65535)``,
+    ``8-bit RGBA (alpha over white)``...  ``tiles``: the image's tiles (its ``tile`` before
+    loading) where they decide (16-bit colour)."""
+    rawmodes = {str(t[3] if not isinstance(t[3], tuple) else t[3][0]) for t in tiles or []
+                if len(t) > 3 and t[3]}
+    if img.mode in ("RGB", "RGBA") and rawmodes and rawmodes <= set(LOW_RAWMODE):
+        return f"16-bit {img.mode}, read at 16 bits" + (" (alpha over white)"
+                                                        if img.mode == "RGBA" else "")
+    if img.mode in INTEGER_MODES:
+        declared = declared_type(img)
+        if declared is None:
+            return "integer grey, depth not declared (÷ 65535, or 255 when no value is above it)"
+        bits, signed = declared
+        return f"{bits}-bit {'signed ' if signed else ''}grey (÷ {2 ** (bits - signed) - 1})"
+    if img.mode == "F":
+        return "32-bit float grey (as it is within [0, 1], else ÷ 255 or 65535)"
+    words = {"1": "1-bit black and white", "L": "8-bit grey", "LA": "8-bit grey with alpha "
+             "(over white)", "P": "palette colours", "RGB": "8-bit RGB", "RGBA": "8-bit RGBA "
+             "(alpha over white)", "CMYK": "CMYK (converted to RGB)", "YCbCr": "8-bit YCbCr"}
+    return words.get(img.mode, f"mode {img.mode} (converted to RGB)")
+
+
+__all__ = ["INTEGER_MODES", "LOW_RAWMODE", "declared_type", "deep_colour", "describe_samples",
+           "float_image", "integer_unit"]

@@ -85,6 +85,7 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     """A picture stylebridge wrote: its size and what it keeps in the file (a grid mark, the
     RANDOM WEIGHTS notice of a run on untrained weights: PNG text, else EXIF
     ImageDescription)."""
+    from stylebridge.core.image_depth import describe_samples
     from stylebridge.core.images import GRID_KEY, NOTICE_KEY, image_error, open_image
 
     # what every command reads images with: the same pixel limit (one line naming the file,
@@ -94,6 +95,7 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
         with open_image(path) as image:
             width, height, text = image.width, image.height, dict(image.info)
             kind = image.format or path.suffix[1:].upper()  # a JPEG named .png says JPEG
+            samples = describe_samples(image, list(image.tile))  # how every command reads it
             # save_image(notice=) in JPEG/WebP/TIFF; a PNG keeps it as text (read above), and
             # its getexif() would decode the whole image to look for a late eXIf chunk
             described = None if kind == "PNG" else image.getexif().get(0x010E)
@@ -101,8 +103,8 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
                 text[NOTICE_KEY] = described
     except (OSError, ValueError, SyntaxError) as exc:
         raise image_error(path, exc) from None
-    info = {"path": str(path), "width": width, "height": height, "grid": GRID_KEY in text,
-            "notice": text.get(NOTICE_KEY)}
+    info = {"path": str(path), "width": width, "height": height, "samples": samples,
+            "grid": GRID_KEY in text, "notice": text.get(NOTICE_KEY)}
     if as_json:
         print_json(info)
         return 0
@@ -112,7 +114,7 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     if info["notice"]:
         head, _, rest = str(info["notice"]).partition(":")
         table.add_row("weights", f"[bold yellow]{escape(head)}[/bold yellow]:{escape(rest)}")
-    table.add_row("image", f"{width}x{height} {kind}" + (
+    table.add_row("image", f"{width}x{height} {kind}, {escape(samples)}" + (
         ", a grid of a stylebridge run"
         if info["grid"] else ""))
     if not info["notice"] and not info["grid"]:
