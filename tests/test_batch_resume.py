@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -425,6 +426,9 @@ def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
     assert main(argv(out, "--resume", "-m", "fid:allow_random=true")) == 2
     assert "metric fid keeps no state to continue from" in capsys.readouterr().err
     assert main(argv(out, "--resume")) == 3
+    kept = re.search(r"continuing the interrupted run: (\d+) pair\(s\) done before are kept",
+                     " ".join(capsys.readouterr().out.split()))
+    assert kept and int(kept[1]) == 4  # two finished batches of 2 (as adapt says it)
     assert not (out / f"{JOURNAL_DIR}-eval.json").exists()
     for name in ("eval.json", "eval.csv"):
         assert (out / name).read_text().replace(str(out), "X") == \

@@ -443,6 +443,9 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     journal = open_journal(config, pairs, metrics, device, report)
     for line in journal.notices if journal is not None else []:
         progress.note(line)
+    if journal is not None and journal.kept:  # as adapt and calibrate say it
+        progress.note(f"continuing the interrupted run: {journal.kept} pair(s) done before "
+                      "are kept")
     rows: list[dict[str, Any]] = [] if journal is None else [
         r["row"] for r in journal.records.values()]
     paths = {stem: (p, t) for stem, p, t in pairs}
