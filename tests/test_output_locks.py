@@ -175,3 +175,19 @@ def test_a_named_output_is_named_in_the_refusal(tmp_path: Path, held_by_other) -
            f"(eval, pid " in busy.stderr
     lock.release()
     assert hold_out(tmp_path, "eval", "m.json") is not None
+
+
+def test_a_batch_command_is_refused_before_any_model_loads(
+        tmp_path: Path, held_by_other, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "samples"
+    child = held_by_other(out, "generate")
+    missing = tmp_path / "no-such-generator.safetensors"  # never opened: the refusal is first
+    for command in (["generate", "-g", str(missing), "--seeds", "0"],
+                    ["invert", "-e", f"e4e:{missing}", "-g", str(missing), str(tmp_path)],
+                    ["adapt", "-e", f"e4e:{missing}", "-g", str(missing), "-m", str(missing),
+                     str(tmp_path)]):
+        assert main([*command, "--out", str(out), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: {out} is being written by another running stylebridge "
+                       f"command (generate, pid {child.pid}); wait for it to finish, or write "
+                       "elsewhere"], command

@@ -19,6 +19,7 @@ from stylebridge.pipelines.resume import (
     ROWS_FILE,
     Journal,
     drawn_in,
+    hold_out,
     interrupted_run,
     resume_hint,
 )
@@ -39,12 +40,16 @@ def add_resume_argument(parser: argparse.ArgumentParser, inputs: str = "photos")
 def resume_out(args: argparse.Namespace, default: str, console: Console | None = None,
                command: str = "") -> Path:
     """The output folder: ``--out``, which ``--resume`` needs, else a fresh ``default``
-    (``default-2``...).  Then, on ``console``, a line for each earlier default folder that
+    (``default-2``...), held for ``command``'s run (:func:`~stylebridge.pipelines.resume.
+    hold_out`; ``args`` keeps the hold): another process running into it is refused here,
+    before any model loads.  Then, on ``console``, a line for each earlier default folder that
     holds an interrupted ``command`` run: the new run does not continue it, ``--resume``
     does."""
     if args.resume and args.out is None:
         raise StylebridgeError("--resume continues a folder: give it as --out DIR")
     out = out_dir(args.out, default)
+    if command:
+        args.stylebridge_out_hold = hold_out(out, command)
     if args.out is None and console is not None:
         k = 1
         while (folder := Path(default if k == 1 else f"{default}-{k}")) != out:
