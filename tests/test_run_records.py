@@ -187,6 +187,24 @@ def test_adapt_record_has_absolute_files_and_versions(
     assert record["precision"] == "fp32" and record["align_size"] is None
 
 
+def test_render_record_has_the_versions_and_absolute_files(
+        files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, registered: None) -> None:
+    """render.json held the generator's path as given and no versions."""
+    root = files["gen"].parent
+    monkeypatch.chdir(root)
+    assert main(["adapt", "--encoder", "test-adapt-tiny:enc.safetensors", "--generator",
+                 "gen.safetensors", "--method", "pixar.safetensors", "--no-align",
+                 "--device", "cpu", "--compile", "off", "--save-latents", "photos/a.png",
+                 "--out", "out"]) == 0
+    assert main(["render", "out", "--generator", "gen.safetensors", "--method",
+                 "pixar.safetensors", "--device", "cpu", "--compile", "off",
+                 "--out", "rendered"]) == 0
+    record = _json(root / "rendered" / "render.json")
+    _check_shared(record, files, root)
+    assert record["domain_files"] == {"pixar": _identity(files["pixar"])}
+    assert record["featureshift_file"] is None
+
+
 def test_calibrate_records_the_generators_absolute_path_and_sha256(
         files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, registered: None) -> None:
     """Before: the calibrator's header named the generator by its file name only."""

@@ -65,6 +65,7 @@ from stylebridge.pipelines.photos import (
     random_file_notice,
     random_parts,
 )
+from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
@@ -366,8 +367,10 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     if progress is not None:
         progress(total, total, description)
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
-    summary: dict[str, Any] = {
-        "generator": str(job.generator_path), "encoder": job.encoder_spec,
+    summary: dict[str, Any] = {  # the generator's absolute path and sha256, the files, versions
+        **run_record(config.generator, job.generator_path, domains=adapter.methods,
+                     calibrator=adapter.calibrator, featureshift=config.featureshift),
+        "encoder": job.encoder_spec,
         "domains": {name: str(spec) for name, spec in zip(adapter.methods, config.methods,
                                                           strict=True)},
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,

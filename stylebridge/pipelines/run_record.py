@@ -1,5 +1,5 @@
-"""What a run record (``adapt.json``, ``invert.json``, ``generate.json``, a fitted
-calibrator's header) holds besides the run's own options: enough to reproduce the run.
+"""What a run record (``adapt.json``, ``invert.json``, ``generate.json``, ``render.json``, a
+fitted calibrator's header) holds besides the run's own options: enough to reproduce the run.
 
 * ``software``: the versions that computed it, ``{"stylebridge": "0.1.0", "torch": "2.5.1",
   "python": "3.12.3"}`` (:func:`software`);
@@ -62,16 +62,17 @@ def model_file(obj: Any) -> dict[str, Any] | None:
     return file_record(weights_path(obj))
 
 
-def generator_record(spec: str, path: str | Path | None) -> dict[str, Any]:
-    """``generator`` (absolute path), ``generator_spec`` (as given), ``generator_sha256``."""
+def generator_record(spec: str | None, path: str | Path | None) -> dict[str, Any]:
+    """``generator`` (absolute path), ``generator_spec`` (as given; ``None``: not given,
+    ``render`` took the one its files name), ``generator_sha256``."""
     digest = None
     if path is not None and Path(path).is_file():
         digest = generator_sha256(path)
-    return {"generator": absolute(path), "generator_spec": str(spec),
+    return {"generator": absolute(path), "generator_spec": None if spec is None else str(spec),
             "generator_sha256": digest}
 
 
-def run_record(generator_spec: str, generator_path: str | Path | None,
+def run_record(generator_spec: str | None, generator_path: str | Path | None,
                **models: Any) -> dict[str, Any]:
     """The shared part of every run record (module docstring): the generator's fields, then
     ``<key>_file`` for each model of ``models`` (``None`` values stay ``None``; a mapping,
