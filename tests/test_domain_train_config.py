@@ -173,3 +173,25 @@ def test_hyperdomain_and_mindthegap_record_theirs(preset: TinyPreset, tmp_path: 
     assert gap["betas"] == [0.0, 0.99 ** (4 / 5)]   # MindTheGap's defaults
     assert isinstance(gap["mix_from"], int)
     assert gap["generator_sha256"] == file_sha256(preset.generator)
+
+
+def test_paths_in_recorded_specs_are_absolute(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path anywhere in a spec is recorded absolute; a loss option's
+    (`backbone=weights/alex.pth`) stayed relative."""
+    from stylebridge.pipelines.training.state import absolute_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    for name in ("alex.pth", "g.safetensors", "clip.safetensors"):
+        (tmp_path / "weights" / name).write_bytes(b"x")
+    w = tmp_path / "weights"
+    assert absolute_spec("weights/g.safetensors") == str(w / "g.safetensors")
+    assert absolute_spec("ViT-B-32=weights/clip.safetensors") == \
+        f"ViT-B-32={w / 'clip.safetensors'}"
+    assert absolute_spec("e4e:weights/g.safetensors:size=256") == \
+        f"e4e:{w / 'g.safetensors'}:size=256"
+    assert absolute_spec("lpips:0.8:backbone=weights/alex.pth,net=alex") == \
+        f"lpips:0.8:backbone={w / 'alex.pth'},net=alex"
+    assert absolute_spec(["clip_direction:1.0", "a pixar render", "weights/missing.pth"]) == \
+        ["clip_direction:1.0", "a pixar render", "weights/missing.pth"]  # as given

@@ -68,8 +68,9 @@ FILE_FIELDS = frozenset({"generator", "method", "encoder", "image", "reference",
 
 def absolute_spec(value: Any) -> Any:
     """``value`` with the path of an existing file or folder in it made absolute: a path, a
-    ``MODEL=PATH`` item or a spec ``NAME:PATH[:k=v,...]``; lists item by item; anything else
-    (a plugin name, a prompt, a number) as given."""
+    ``MODEL=PATH`` item, a spec ``NAME:PATH[:k=v,...]`` or an option's path in a spec
+    (``lpips:0.8:backbone=alex.pth``); lists item by item; anything else (a plugin name, a
+    prompt, a number) as given."""
     if isinstance(value, list | tuple):
         return [absolute_spec(v) for v in value]
     if isinstance(value, Path):
@@ -78,12 +79,12 @@ def absolute_spec(value: Any) -> Any:
         return value
     if Path(value).exists():
         return os.path.abspath(value)
-    for sep in ("=", ":"):
-        head, found, rest = value.partition(sep)
-        path, colon, options = (rest, "", "") if Path(rest).exists() else rest.partition(":")
-        if found and path and Path(path).exists():
-            return f"{head}{sep}{os.path.abspath(path)}{colon}{options}"
-    return value
+
+    def item(text: str) -> str:  # PATH, or KEY=PATH
+        key, eq, rest = text.rpartition("=") if "=" in text else ("", "", text)
+        return f"{key}{eq}{os.path.abspath(rest)}" if rest and Path(rest).exists() else text
+
+    return ":".join(",".join(item(i) for i in part.split(",")) for part in value.split(":"))
 
 
 def train_config_record(config: Any, settings: Any, **resolved: Any) -> dict[str, Any]:
