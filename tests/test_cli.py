@@ -34,10 +34,24 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_version(capsys) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["--version"])
+    from stylebridge import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"stylebridge {__version__}\n"
+    with pytest.raises(SystemExit) as info:  # after --debug, argparse's own --version
+        main(["--debug", "--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.startswith("stylebridge ")
+    assert capsys.readouterr().out == f"stylebridge {__version__}\n"
+
+
+def test_version_imports_neither_torch_nor_plugins() -> None:
+    """``stylebridge --version`` answers at once: it loads no plugin and not torch (seconds)."""
+    code = ("import sys; from stylebridge.cli import run; sys.argv = ['stylebridge', '--version']; "
+            "assert run() == 0; "
+            "assert not {'torch', 'pluggy'} & set(sys.modules), sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("stylebridge ")
 
 
 def test_plugins_table_reads_at_80_columns(capsys, monkeypatch: pytest.MonkeyPatch) -> None:

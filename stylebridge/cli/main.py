@@ -368,6 +368,9 @@ def _printable_names() -> Iterator[None]:
 
 
 def _main(argv: list[str]) -> int:
+    if argv[:1] == ["--version"]:  # argparse would say just this: without torch and plugins
+        print(f"stylebridge {__version__}")
+        return 0
     debug = "--debug" in argv or os.environ.get("STYLEBRIDGE_DEBUG") == "1"
     try:
         # a non-commercial licence is one line among the notices here, not a warning: quieted
