@@ -137,3 +137,40 @@ def test_trains_from_a_text_prompt_round_trips_and_renders_with_two_encoders(
         assert set(outputs) == {"inversion", "dm"}
         assert outputs["dm"].shape == (2, 3, gen.size, gen.size)
         assert not torch.allclose(outputs["dm"], outputs["inversion"], atol=1e-3)
+
+
+def test_apply_styles_is_the_other_reading_scaling_s_before_demodulation(tmp_path: Path) -> None:
+    """The thesis' "domain-modulated styles" read literally: ``s_i' = (1 + d_i)·s_i`` before
+    demodulation (``apply=styles``), against the hand-scaled styles through the plain
+    generator; it differs from the default (after demodulation) and survives a save/load."""
+    gen = tiny_generator(seed=0)
+    w = gen.make_wplus(torch.randn(2, gen.style_dim, generator=torch.Generator().manual_seed(4)))
+    torch.manual_seed(5)
+    after = DomainModulation(**_desc(gen))
+    styled = td.build_domain_method("domain_modulation:apply=styles", gen)
+    assert isinstance(styled, DomainModulation) and styled.apply == "styles"
+    with torch.no_grad():
+        for key, d in after.modulation.items():
+            d.copy_(0.4 * torch.randn_like(d))
+            styled.modulation[key].copy_(d)
+        by_hand = gen.styles(w)
+        for key, d in after.modulation.items():
+            by_hand[int(key)] = by_hand[int(key)] * (1 + d)
+        expected = gen.synthesis(by_hand, randomize_noise=False)
+        got = synthesize(gen, Inversion(w_plus=w), method=styled)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+        assert styled.weight_deltas(gen) == {} and not styled.has_weight_offsets()
+        default = synthesize(gen, Inversion(w_plus=w), method=after)
+        assert not torch.allclose(default, got, atol=1e-3)
+        # skip a layer: its style stays the source's
+        i = gen.conv_style_indices()[2]
+        scale = torch.ones(gen.n_style_layers)
+        scale[i] = 0.0
+        assert torch.equal(styled.styles(gen, w, offset_scale=scale)[i], gen.styles(w)[i])
+    out = styled.save(tmp_path / "styled.safetensors")
+    loaded = get_registry().load("domain_method", out)
+    assert loaded.apply == "styles" and after.config().get("apply") is None
+    with torch.no_grad():
+        assert torch.equal(synthesize(gen, Inversion(w_plus=w), method=loaded), got)
+    with pytest.raises(Exception, match="apply"):
+        td.build_domain_method("domain_modulation:apply=both", gen)

@@ -153,6 +153,7 @@ class StyleDomainMethod(DomainMethod):
         "size": SIZE, "style_dim": STYLE_DIM, "channels": CHANNELS,
         "weight_offset_layers": LAYER_INDEX, "layers": LAYER_INDEX,
         "torgb": Field("bool"), "rank": Field("int", 1, 512), "seed": Field("int", 0, 2**63 - 1),
+        "apply": Field("str", choices=("weights", "styles")),
     }
 
     def __init__(self, size: int = 1024, style_dim: int = 512,

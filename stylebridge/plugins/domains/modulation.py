@@ -17,9 +17,13 @@ and :meth:`weight_deltas` returns, per conv, a
 which :meth:`Generator.synthesis` applies for that call.  ``offset_scale`` (alpha-rescaling,
 ``--skip-layers``) scales the *change* ``d_i`` of layer ``i``: ``scale_i = 1/α_i`` divides
 the domain's multiplicative change by the encoder's measured shrinkage, and 0 leaves the
-layer as the source generator has it.  (StyleDomain's DissimilarDomains ``multiplicative``
-parametrisation is the other reading, ``s' = (1 + d)·s`` before demodulation; it is not
-this method.)
+layer as the source generator has it.
+
+The thesis describes the method as "inserting domain-modulated styles", which can also be read
+as a change of the style vector, ``s_i' = (1 + d_i)·s_i`` before demodulation (StyleDomain's
+DissimilarDomains ``multiplicative`` parametrisation; the demodulation then renormalises the
+product).  ``apply="styles"`` is that reading; ``apply="weights"`` (the default) is the
+upstream code above, which every converted HyperDomainNet domain needs.
 """
 
 from __future__ import annotations
@@ -47,11 +51,19 @@ class DomainModulation(StyleDomainMethod):
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
                  channels: Mapping[Any, int] | None = None,
-                 weight_offset_layers: Sequence[int] = ()) -> None:
+                 weight_offset_layers: Sequence[int] = (), apply: str = "weights") -> None:
         super().__init__(size, style_dim, channels, weight_offset_layers)
+        if apply not in APPLY:
+            raise ValueError(f"apply={apply!r}: expected one of {', '.join(APPLY)}")
+        self.apply = apply
         self.modulation = nn.ParameterDict([
             (str(layer.index), nn.Parameter(torch.zeros(layer.in_ch)))
             for layer in self.layout if not layer.is_rgb])
+
+    def config(self) -> dict[str, Any]:
+        # "apply" is written only when it is not the default: files stay as they were
+        extra = {} if self.apply == "weights" else {"apply": self.apply}
+        return {**super().config(), **extra}
 
     @property
     def layers(self) -> list[int]:
@@ -60,13 +72,19 @@ class DomainModulation(StyleDomainMethod):
 
     def styles(self, generator: Generator, w_plus: Tensor,
                offset_scale: Sequence[float] | Tensor | None = None) -> list[Tensor]:
-        """The source styles: this method changes the demodulated weights, not ``s``."""
-        _, styles, _ = self._prepare(generator, w_plus, offset_scale)
+        """The source styles (``apply="weights"``: the demodulated weights change, not ``s``),
+        or ``(1 + scale_i·d_i)·s_i`` per conv (``apply="styles"``)."""
+        _, styles, scale = self._prepare(generator, w_plus, offset_scale)
+        if self.apply == "styles":
+            for key, d in self.modulation.items():
+                i = int(key)
+                change = d.to(styles[i]) if scale is None else d.to(styles[i]) * scale[i]
+                styles[i] = styles[i] * (1.0 + change)
         return styles
 
     def has_weight_offsets(self) -> bool:
-        return super().has_weight_offsets() or any(
-            bool(d.detach().ne(0).any()) for d in self.modulation.values())
+        return super().has_weight_offsets() or (self.apply == "weights" and any(
+            bool(d.detach().ne(0).any()) for d in self.modulation.values()))
 
     def weight_deltas(self, generator: Generator,
                       offset_scale: Sequence[float] | Tensor | None = None
@@ -74,6 +92,8 @@ class DomainModulation(StyleDomainMethod):
         """Per modulated conv ``i``: a :class:`ConvEdit` with the input gain
         ``1 + scale_i · d_i`` (plus any conv weight offsets of the base class)."""
         edits: dict[int, Tensor | ConvEdit] = dict(super().weight_deltas(generator, offset_scale))
+        if self.apply == "styles":
+            return edits
         first = next(iter(self.modulation.values()))
         scale = as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
         return modulation_edits(edits, {int(k): d for k, d in self.modulation.items()}, scale)
@@ -97,6 +117,10 @@ def modulation_edits(edits: Mapping[int, Tensor | ConvEdit], vectors: Mapping[in
         out[i] = ConvEdit(weight_delta=delta if isinstance(delta, Tensor) else None,
                           input_gain=1.0 + change)
     return out
+
+
+#: where the domain vector acts: on the demodulated weights (upstream) or on the styles
+APPLY = ("weights", "styles")
 
 
 @hookimpl
