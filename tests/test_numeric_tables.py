@@ -69,6 +69,19 @@ def test_the_methods_table_at_80_columns_splits_no_number() -> None:
     assert "Quality ↑" in text and "Diversity ↑" in text
 
 
+def test_a_results_file_without_quality_targets_names_what_its_numbers_were_scored_against(
+        ) -> None:
+    """Before the per-table targets, a domain with a text was scored against it and one
+    without against its reference image: the titles must not say `text` for those."""
+    from stylebridge.pipelines.reproduce.report import table_layouts
+
+    result = _methods_result()
+    del result["quality_targets"], result["methods"]
+    titles = [title for title, _, _ in table_layouts(result)]
+    assert titles and all("its text, else its reference image" in t for t in titles)
+    assert not any("Quality target: text)" in t for t in titles)
+
+
 @pytest.mark.parametrize("width", [60, 80, 100, 200])
 def test_numeric_tables_fit_the_width_and_keep_every_cell_whole(width: int) -> None:
     from stylebridge.cli.common import numeric_tables

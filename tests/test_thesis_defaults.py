@@ -58,6 +58,23 @@ def test_wplus_rows_translate_to_the_style_layers_that_read_them() -> None:
             parse_layers(text, n_layers=n_layers)
 
 
+def test_conv_heads_translate_to_the_convs_in_execution_order() -> None:
+    """``conv:N`` is StyleDomain's head conv_N: the N-th modulated conv (no ToRGB) in the
+    rosinality generator's execution order; the coarse set is conv:0-5."""
+    layers = _rosinality_layers()
+    convs = [i for i, (_, _, rgb) in enumerate(layers) if not rgb]
+    for head, layer in enumerate(convs):
+        assert parse_layers(f"conv:{head}") == [layer], head
+    assert parse_layers("conv:0-5") == parse_layers("coarse")
+    assert parse_layers("conv:0") == parse_layers("first") == [0]
+    assert [layers[i][0] for i in parse_layers("conv:1,conv:16")] == ["convs.0", "convs.15"]
+    # the 32 px tiny generator has 11 style layers: 7 convs
+    with pytest.raises(StylebridgeError, match=r"^--skip-layers 'conv:7': conv:7 is out of "
+                       r"range: this generator has StyleDomain heads conv:0\.\.6$"):
+        parse_layers("conv:7", n_layers=11)
+    assert parse_layers("conv:6", n_layers=11) == [convs[6]] == [9]
+
+
 def test_a_toRGB_number_is_refused_not_silently_skipped() -> None:
     rgb = [i for i, (_, _, is_rgb) in enumerate(_rosinality_layers()) if is_rgb]
     assert [i for i in range(26) if is_rgb_layer(i)] == rgb == [1, 4, 7, 10, 13, 16, 19, 22, 25]

@@ -233,13 +233,14 @@ def add_skip_layers_argument(parser: argparse.ArgumentParser, what: str) -> None
     from stylebridge.plugins.calibrators.alpha import LAYER_TABLE_DOC
 
     parser.add_argument("--skip-layers", default="",
-                        metavar="none|coarse|first|0,2-3|w:N|rgb:N",
+                        metavar="none|coarse|first|0,2-3|w:N|conv:N|rgb:N",
                         help=f"{what}: `none` (default: every layer changes), a named set, "
                              "`coarse` (StyleDomain's no_coarse, the in-domain remedy the "
                              "thesis recommends for FSE: style layers 0,2,3,5,6,8) or `first` (conv1 only), or style-layer indices "
-                             "(26 at 1024 px; a ToRGB index is refused), `w:N` for W+ row N of "
-                             "the thesis'/upstream 18-layer numbering, `rgb:N` for a ToRGB layer "
-                             "on purpose (table below)")
+                             "(26 at 1024 px; a ToRGB index is refused), `w:N` for W+ row N "
+                             "(upstream's 18-row numbering), `conv:N` for StyleDomain's head "
+                             "conv_N (the 17 convs), `rgb:N` for a ToRGB layer on purpose "
+                             "(table below, with the two readings of the thesis' 18 rows)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     table = LAYER_TABLE_DOC.replace("``", "")
     parser.epilog = f"{parser.epilog}\n\n{table}" if parser.epilog else table

@@ -55,7 +55,9 @@ class CalibrateCommand(Command):
         add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
         add_fit_argument(parser)
         parser.add_argument("--power", type=finite_float, default=-1.0,
-                            help="offset scale = alpha ** power (default -1, i.e. 1/alpha)")
+                            help="offset scale = alpha ** power: -1 (default) is 1/alpha, the "
+                                 "thesis' formula; 1 is alpha, the reading of its example "
+                                 "(latents twice as large: \"we double up the offsets power\")")
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
         parser.add_argument("--resume", action="store_true",
                             help="continue the interrupted run that writes the same --out (same "

@@ -11,9 +11,9 @@ truncation; x axis).  Layers are the style-layer indices of
 then per stage ``j``: ``2+3j``/``3+3j`` the convs, ``4+3j`` ToRGB; 26 at
 1024 px).  ``layers="conv"`` keeps the 17 non-RGB ones (StyleDomain's
 ``s_delta`` order, reported as ``conv_index``).  The thesis' figures show 18
-panels / rows for a 1024-px generator, which matches neither 17 convs nor 26
-modulated layers; we report every style layer (or the convs) with its name so
-the numbering is unambiguous.
+panels / rows for a 1024-px generator: W+ rows, or row 0 unshifted and the 17
+convs after it, which Fig. 4.10's numbers favour (``docs/layers.md``); we report
+every style layer (or the convs) with its name so the numbering is unambiguous.
 
 Per layer (Fig. 4.9 and the calibration behind Fig. 4.11):
 

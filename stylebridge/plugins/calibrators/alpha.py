@@ -212,9 +212,9 @@ SKIP_SETS: dict[str, tuple[int, ...]] = {
 
 LAYER_TABLE_DOC = """\
 Layer numbering (1024 px; smaller generators stop earlier).  ``--skip-layers`` takes our
-26 style-layer indices; the thesis' figures and upstream W+ code number the 18 W+ rows.
-``w:N`` translates W+ row N to the style layers that read it; StyleDomain's heads
-(``conv_N``, the 17 convs) are listed for the ``coarse`` set.
+26 style-layer indices; upstream W+ code numbers the 18 W+ rows, StyleDomain's heads the 17
+modulated convs.  ``w:N`` translates W+ row N to the style layers that read it, ``conv:N``
+StyleDomain's head ``conv_N``.
 
 | W+ row (thesis/upstream, 18) | style layers (ours, 26) | StyleDomain head |
 |---|---|---|
@@ -232,8 +232,13 @@ Named sets: ``coarse`` = 0,2,3,5,6,8 (StyleDomain ``no_coarse``: heads conv_0 �
 in-domain remedy the thesis recommends for FSE); ``first`` = 0 (conv1 only); ``none``.
 A plain number that names a ToRGB layer (1, 4, 7, …) is refused: in the 18-row numbering
 those numbers are convs, and StyleSpace domains (without ``torgb``) put no offset on ToRGB,
-so skipping one would silently do nothing.  Write ``w:N`` for a thesis/upstream row or
-``rgb:N`` to skip that ToRGB layer on purpose.
+so skipping one would silently do nothing.  Write ``w:N`` for a W+ row, ``conv:N`` for a
+StyleDomain head or ``rgb:N`` to skip that ToRGB layer on purpose.
+
+The thesis' 18 rows (Fig. 4.9, 4.10) have two readings.  W+ rows: "the 1-st layer" is
+``w:1``.  Or row 0 unshifted and rows 1-17 the 17 convs (Fig. 4.10's row 0 reads 1.000 for
+every encoder, although StyleDomain's domains offset conv_0, and row 17 changes, although they
+offset no ToRGB layer): "the 1-st layer" is ``conv:0`` = ``first``.
 """
 
 
@@ -262,11 +267,21 @@ def wplus_row_layers(row: int) -> list[int]:
     return [1, 2] if row == 1 else [4 + 3 * j, 5 + 3 * j]
 
 
+def conv_head_layer(head: int) -> int:
+    """The style layer of StyleDomain's head ``conv_<head>`` (the modulated convs in execution
+    order: 0 → conv1, 2j+1 → convs[2j], 2j+2 → convs[2j+1])."""
+    if head == 0:
+        return 0
+    j, r = divmod(head - 1, 2)
+    return 2 + 3 * j + r
+
+
 def _span(part: str, text: str, what: str) -> range:
     lo, sep, hi = part.partition("-")
     if not lo.isdigit() or (sep and not hi.isdigit()):
         raise StylebridgeError(f"{what} {text!r}: expected a set name ({', '.join(SKIP_SETS)}) or "
-                               "layer indices like 0,2-3, w:1 (W+ row) or rgb:4")
+                               "layer indices like 0,2-3, w:1 (W+ row), conv:0 (StyleDomain "
+                               "head) or rgb:4")
     a, b = int(lo), int(hi) if sep else int(lo)
     if b < a:
         raise StylebridgeError(f"{what} {text!r}: range {part} is empty")
@@ -283,8 +298,9 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
     """A skip set → sorted unique style-layer indices (see :data:`LAYER_TABLE_DOC`).
 
     Text: comma-separated items, each a set name (``coarse``, ``first``, ``none``), a style-layer
-    index or range (``0``, ``2-3``; a ToRGB index is refused), ``w:N`` / ``w:A-B`` (W+ rows of
-    the thesis' 18-layer numbering, translated) or ``rgb:N`` (a ToRGB layer on purpose).
+    index or range (``0``, ``2-3``; a ToRGB index is refused), ``w:N`` / ``w:A-B`` (W+ rows,
+    translated), ``conv:N`` / ``conv:A-B`` (StyleDomain's heads ``conv_N``, the modulated
+    convs in order) or ``rgb:N`` (a ToRGB layer on purpose).
     An int or a sequence of ints is taken as already-resolved style-layer indices.  With
     ``n_layers`` (the generator's style-layer count), a W+ row's conv that the generator does
     not have (the last row reads only the last ToRGB) is left out instead of failing the range
@@ -316,6 +332,14 @@ def parse_layers(text: str | int | Sequence[int] | None, *, what: str = "--skip-
                 if n_layers is not None:
                     layers = [i for i in layers if i < n_layers]
                 out.update(layers)
+        elif part.startswith("conv:"):
+            for head in _span(part[5:].strip(), text, what):
+                layer = conv_head_layer(head)
+                if n_layers is not None and layer >= n_layers:
+                    heads = sum(1 for i in range(n_layers) if not is_rgb_layer(i))
+                    raise StylebridgeError(f"{what} {text!r}: conv:{head} is out of range: this "
+                                           f"generator has StyleDomain heads conv:0..{heads - 1}")
+                out.add(layer)
         elif part.startswith("rgb:"):
             for i in _span(part[4:].strip(), text, what):
                 if not is_rgb_layer(i):
