@@ -62,7 +62,7 @@ so and the trainer prints ``RANDOM CLIP WEIGHTS`` on everything it writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylebridge.core.interfaces import Loss, LossBatch
+from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.nets.clip import ClipModel, import_open_clip
 from stylebridge.registry import hookimpl
@@ -469,28 +470,44 @@ class DifaLocalLoss(_ClipLoss):
 
 
 class DifaSccLoss(Loss):
-    """DiFa selective cross-domain consistency on encoder latents (thesis Eq. 3)."""
+    """DiFa selective cross-domain consistency on encoder latents (thesis Eq. 3).
+
+    ``reduction``: ``mean`` (default) is DiFa's code, ``F.l1_loss``: the mean over every
+    batch × channel entry; ``sum`` is Eq. 3 as written, ``‖·‖₁`` = the sum of the masked
+    ``|w_domain - w_source|`` over a sample's entries (the formula is for one ``z``), averaged
+    over the batch (its estimate of the expectation over ``z``), i.e. ``mean`` × the number of
+    entries per sample (7·512 = 3584 at the defaults).  Eq. 3 restricts no rows and has no
+    ramp: ``keep_rows=18`` (or more: every row of w+ at 1024 px) covers all rows.  The defaults
+    are DiFa's released code (7 rows, mean, ramp), whose scale the image-mode weight
+    ``difa_w:6.0`` (λ_scc = 6, StyleDomain's ``im2im_difa_sdelta.yaml``) was set for."""
 
     name = "difa_w"
     description = "DiFa selective cross-domain consistency |mask(Δw, α)·(w_domain - w_source)|_1"
     requires: ClassVar[frozenset[str]] = frozenset({"target_latents", "source_latents", "step",
                                                     "total_steps"})
+    config_schema: ClassVar[Mapping[str, Field]] = {"reduction": Field("str", choices=("mean", "sum"))}
 
-    def __init__(self, alpha: float = 0.6, window: int = 50, keep_rows: int = 7) -> None:
+    def __init__(self, alpha: float = 0.6, window: int = 50, keep_rows: int = 7,
+                 reduction: str = "mean") -> None:
         super().__init__()
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if int(window) < 1 or int(keep_rows) < 1:
             raise ValueError("window and keep_rows must be >= 1")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"difa_w: reduction must be 'mean' (DiFa's code) or 'sum' (Eq. 3 as "
+                             f"written), got {reduction!r}")
         self.alpha = float(alpha)
         self.window = int(window)
         self.keep_rows = int(keep_rows)
+        self.reduction = reduction
         self._source: list[Tensor] = []
         self._target: list[Tensor] = []
         self._pos = 0
 
     def config(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "window": self.window, "keep_rows": self.keep_rows}
+        return {"alpha": self.alpha, "window": self.window, "keep_rows": self.keep_rows,
+                "reduction": self.reduction}
 
     # -- state across steps ------------------------------------------------------------------
     def reset(self) -> None:
@@ -548,7 +565,10 @@ class DifaSccLoss(Loss):
         source = source[:, :rows].reshape(source.shape[0], -1)
         delta_w = self._update(source, target)
         cond = self.mask(delta_w).unsqueeze(0)
-        loss = F.l1_loss(cond * target, cond * source)
+        if self.reduction == "sum":  # Eq. 3: ‖·‖₁ per sample, averaged over the batch
+            loss = (cond * target - cond * source).abs().sum(1).mean()
+        else:
+            loss = F.l1_loss(cond * target, cond * source)
         return self.ramp(step, total) * loss
 
 

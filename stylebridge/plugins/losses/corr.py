@@ -50,6 +50,21 @@ map flattened to one vector): in ``train featureshift`` that keeps the pairwise
 inner products of the shifted features F' close to those of FSE's F (the thesis'
 "regularization on ... feature maps", Experiments), since FeatureShift does not
 change the styles at all.
+
+``over``: what ``i`` and ``j`` index.  ``samples`` (default): the reading above, ``G = S Sᵀ``
+(``[B, B]``) per layer.  ``channels``: the other reading of "the correlation between style
+codes", StyleSpace's name for single channels: ``i, j`` are the channels of a layer and
+``s_i`` is channel ``i``'s values over the batch, ``G = Sᵀ S`` (``[C_l, C_l]``, the channels'
+Gram matrix over the batch), ``L = Σ_l Σ_{i≠j} (G_new^l − G_old^l)_{ij}²``.  On features a
+channel's vector is its values over the batch and all positions, ``G_cc' = Σ_{b,h,w}
+F[b,c,h,w] F[b,c',h,w]`` (the Gatys Gram matrix, summed over the batch): styles are then the
+case ``H = W = 1``, and one shared matrix compares the batch's channel statistics as the
+styles' reading does.  ``norm=cosine`` normalises each channel's vector
+(``G_ij = cos(s_i, s_j)``, the channels' uncentred correlation), ``reduction=mean`` divides by
+the ``C(C−1)`` ordered pairs per layer; ``auto`` resolves by ``on`` exactly as above.  A batch
+of one gives a non-zero loss here.  The default stays ``samples`` (the numbers of every run so
+far, and the reading argued above); :meth:`CorrLoss.config` records ``over`` only when it is
+``channels``, so the records of earlier runs are unchanged.
 """
 
 from __future__ import annotations
@@ -67,11 +82,17 @@ class CorrLoss(Loss):
     """Keeps the pairwise inner products of the batch's style vectors (thesis L_corr)."""
 
     name = "corr"
-    description = "correlation regulariser: keep s_i·s_j of batch samples per style layer (thesis)"
+    description = ("correlation regulariser: keep s_i·s_j of batch samples (over=channels: of "
+                   "channels) per style layer (thesis)")
     requires: ClassVar[frozenset[str]] = frozenset({"styles", "styles_source"})
 
-    def __init__(self, reduction: str = "auto", on: str | None = None, norm: str = "auto") -> None:
+    def __init__(self, reduction: str = "auto", on: str | None = None, norm: str = "auto",
+                 over: str = "samples") -> None:
         super().__init__()
+        if over not in ("samples", "channels"):
+            raise ValueError(f"corr: over must be 'samples' (i, j = batch samples) or 'channels' "
+                             f"(i, j = channels of a layer), got {over!r}")
+        self.over = over
         if reduction not in ("auto", "sum", "mean"):
             raise ValueError(f"corr: reduction must be 'sum' or 'mean', got {reduction!r}")
         if norm not in ("auto", "none", "cosine"):
@@ -104,7 +125,8 @@ class CorrLoss(Loss):
             self.on = "features"
 
     def config(self) -> dict[str, Any]:
-        return {"reduction": self.reduction, "on": self.on, "norm": self.norm}
+        over = {"over": self.over} if self.over != "samples" else {}
+        return {"reduction": self.reduction, "on": self.on, "norm": self.norm, **over}
 
     def required_fields(self) -> frozenset[str]:
         if self.on == "features":
@@ -115,8 +137,15 @@ class CorrLoss(Loss):
         """``on=styles``: ``batch.styles`` / ``batch.styles_source``, one ``[B, C_l]`` tensor
         per style layer; ``on=features``: ``batch.features`` / ``batch.features_target``."""
         if self.on == "features":
-            new = [batch.require("features", self.name).flatten(1)]
-            old = [batch.require("features_target", self.name).flatten(1)]
+            new = [batch.require("features", self.name)]
+            old = [batch.require("features_target", self.name)]
+            if self.over == "channels":  # [B, C, ...] -> [C, B·positions]
+                if new[0].shape != old[0].shape or new[0].ndim < 2:
+                    raise ValueError(f"loss 'corr': features of shapes {list(new[0].shape)} and "
+                                     f"{list(old[0].shape)}, expected equal [B, C, ...]")
+                new, old = [new[0].transpose(0, 1).flatten(1)], [old[0].transpose(0, 1).flatten(1)]
+            else:
+                new, old = [new[0].flatten(1)], [old[0].flatten(1)]
         else:
             new = batch.require("styles", self.name)
             old = batch.require("styles_source", self.name)
@@ -130,7 +159,9 @@ class CorrLoss(Loss):
             if s_new.shape != s_old.shape or s_new.ndim != 2:
                 raise ValueError(f"loss 'corr': style layer {layer} has shapes {list(s_new.shape)} "
                                  f"and {list(s_old.shape)}, expected equal [B, C]")
-            b = s_new.shape[0]
+            if self.over == "channels" and self.on == "styles":  # rows: channels over the batch
+                s_new, s_old = s_new.transpose(0, 1), s_old.transpose(0, 1)
+            b = s_new.shape[0]  # the rows i, j: samples, or channels with over=channels
             s_old = s_old.to(s_new)
             if self.norm == "cosine":  # directions only: G_ij = cos(s_i, s_j)
                 s_new = torch.nn.functional.normalize(s_new, dim=1)
