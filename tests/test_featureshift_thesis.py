@@ -63,10 +63,9 @@ def test_defaults_are_the_thesis_values() -> None:
     assert args.domain_discriminator is None
 
 
-def test_adversarial_switches_on_after_the_pretraining_by_default(env: Env, tmp_path: Path
-                                                                  ) -> None:
+def test_adversarial_switches_on_at_adversarial_after(env: Env, tmp_path: Path) -> None:
     cfg = tiny_cfg(env, tmp_path / "run", data=str(env.data32), steps=4,
-                   pretrain_inversion_steps=2, adversarial=0.01, adversarial_after=None)
+                   pretrain_inversion_steps=2, adversarial=0.01, adversarial_after=2)
     fs.train_featureshift(cfg, registry=registry())
     log = _log(tmp_path / "run" / "log.jsonl")
     inv = log[0]["losses"]["inversion"]

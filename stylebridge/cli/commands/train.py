@@ -50,7 +50,13 @@ from stylebridge.cli.common import (
 )
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
-from stylebridge.pipelines.featureshift.config import THESIS_ADVERSARIAL, THESIS_LOSSES, TrainConfig
+from stylebridge.pipelines.featureshift.config import (
+    ADVERSARIAL_AFTER,
+    DOMAIN_INVERSION_SOURCES,
+    THESIS_ADVERSARIAL,
+    THESIS_LOSSES,
+    TrainConfig,
+)
 from stylebridge.pipelines.featureshift.trainer import train_featureshift
 from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
@@ -251,13 +257,27 @@ def _add_loss_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain-inversion-loss", type=user_spec, action="append",
                    metavar="NAME:WEIGHT[:k=v]",
                    help="optional domain-inversion term (thesis: lpips:0.2 and id:0.025)")
+    p.add_argument("--domain-inversion-source", choices=DOMAIN_INVERSION_SOURCES,
+                   default=DOMAIN_INVERSION_SOURCES[0],
+                   help="which image the domain-inversion loss compares with the photo; the "
+                        "thesis says \"the generated domain adapted image\", read two ways: "
+                        "inference (default) = FeatureShift on the photo's own FSE feature with "
+                        "Δ, the image inference produces (a third slice of each batch, ~1.5x "
+                        "the compute of a joint step); domain-branch = the domain task's output "
+                        "on the e4e-inverted image, already rendered for the domain loss (no "
+                        "extra compute). inference is the default: it asks the shape "
+                        "similarity of the output users get, and is what runs trained before "
+                        "this option")
     p.add_argument("--adversarial", type=finite_float, default=THESIS_ADVERSARIAL, metavar="WEIGHT",
                    help="weight of the frozen StyleGAN2 discriminator's term in the inversion "
                         f"loss (default {THESIS_ADVERSARIAL}, the thesis' λ_Adv; 0 = off)")
     p.add_argument("--adversarial-after", type=int, default=None, metavar="N",
-                   help="switch the adversarial term on at step N (default: "
-                        "--pretrain-inversion-steps; the thesis applies it \"only after the "
-                        "sufficient number of training iterations\")")
+                   help="switch the adversarial term on at step N (default "
+                        f"{ADVERSARIAL_AFTER}, whatever --pretrain-inversion-steps is: the "
+                        "thesis applies it \"only after the sufficient number of training "
+                        "iterations\" and gives no number; 10000 is its only training length, "
+                        "the pre-training's, so the default run is unchanged and a run with "
+                        "--pretrain-inversion-steps 0 does not start it at step 0)")
     p.add_argument("--discriminator", type=user_spec, metavar="CKPT",
                    help="generator checkpoint holding the frozen discriminator (default: "
                         "--generator; one without a discriminator is refused while "
@@ -350,6 +370,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         inversion_losses=list(args.inversion_loss) if args.inversion_loss else None,
         domain_inversion_losses=list(args.domain_inversion_loss or []),
         adversarial=args.adversarial, adversarial_after=args.adversarial_after,
+        domain_inversion_source=args.domain_inversion_source,
         discriminator=args.discriminator, domain_discriminator=args.domain_discriminator,
         pretrain_inversion_steps=args.pretrain_inversion_steps, steps=args.steps,
         batch_size=args.batch, optimizer=args.optimizer, lr=args.lr, betas=(b1, b2),

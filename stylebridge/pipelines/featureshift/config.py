@@ -14,8 +14,24 @@ THESIS_LOSSES = ("mse:1.0", "lpips:0.8", "id:0.1")
 THESIS_DOMAIN_INVERSION_LOSSES = ("lpips:0.2", "id:0.025")
 #: λ_Adv of the inversion loss ("Adversarial loss with λ_Adv = 0.01 ... the original StyleGAN
 #: discriminator stays frozen and is applied only after the sufficient number of training
-#: iterations"): on from the end of the inversion-only pre-training by default
+#: iterations"): on from step :data:`ADVERSARIAL_AFTER` by default
 THESIS_ADVERSARIAL = 0.01
+#: the default start of the frozen-discriminator term (``--adversarial-after``): a fixed step,
+#: whatever ``--pretrain-inversion-steps`` is.  The thesis gives no number for "the sufficient
+#: number of training iterations"; 10 000 is its only training length (the inversion-only
+#: pre-training, "the first 10000 iterations"), and equals the default
+#: ``pretrain_inversion_steps``, so a default run starts the term where it always did.  With
+#: ``--pretrain-inversion-steps 0`` (the thesis' 70-domain setting) the term still waits
+#: 10 000 steps: "only after" never means from step 0.
+ADVERSARIAL_AFTER = 10_000
+#: the readings of "the generated domain adapted image" the domain-inversion loss compares with
+#: the photo (``--domain-inversion-source``; the first is the default):
+#: ``inference``: FeatureShift on the photo's FSE feature with Δ, rendered with the domain
+#: styles of the photo's w (the image inference produces; a third slice of each batch, about
+#: 1.5× the compute of a joint step); ``domain-branch``: the domain task's own output,
+#: FeatureShift on the e4e-inverted image's feature with Δ (the image the domain loss already
+#: renders: no extra compute)
+DOMAIN_INVERSION_SOURCES = ("inference", "domain-branch")
 #: "the first 10000 iterations which equals to 12 epochs over our dataset" (10k images):
 #: 12 × 10 000 images / 10 000 iterations = 12 images per iteration
 THESIS_BATCH = 12
@@ -33,7 +49,13 @@ class TrainConfig:
     inversion_losses: list[str] | None = None     # None: the same as ``losses``
     domain_inversion_losses: list[str] = field(default_factory=list)
     adversarial: float = THESIS_ADVERSARIAL       # inversion-loss weight of `adversarial`
-    adversarial_after: int | None = None          # None: = pretrain_inversion_steps
+    adversarial_after: int | None = None          # None: adversarial_after_default
+    #: the start ``adversarial_after=None`` stands for: :data:`ADVERSARIAL_AFTER`; ``None``:
+    #: ``pretrain_inversion_steps``, how states written before this field read it (absent
+    #: from their ``train_config``): their resume keeps it (:func:`.state.keep_saved_readings`);
+    #: not an option
+    adversarial_after_default: int | None = ADVERSARIAL_AFTER
+    domain_inversion_source: str = DOMAIN_INVERSION_SOURCES[0]  # DOMAIN_INVERSION_SOURCES
     discriminator: str | None = None              # default: the generator checkpoint
     domain_discriminator: str | None = None       # "WEIGHT[:k=v,...]" of `domain_adversarial`
     pretrain_inversion_steps: int = 10_000
@@ -65,10 +87,14 @@ class TrainConfig:
                          "device", "resume", "out", "data", "generator", "discriminator")
 
     def adversarial_start(self) -> int:
-        """The step the frozen-discriminator term starts at (``adversarial_after``, default the
-        end of the inversion-only pre-training)."""
-        return (self.pretrain_inversion_steps if self.adversarial_after is None
-                else self.adversarial_after)
+        """The step the frozen-discriminator term starts at: ``adversarial_after``, default
+        :data:`ADVERSARIAL_AFTER` (10 000, whatever the pre-training length; a run resumed from
+        a state written before that default keeps its start, the end of its pre-training)."""
+        if self.adversarial_after is not None:
+            return self.adversarial_after
+        if self.adversarial_after_default is not None:
+            return self.adversarial_after_default
+        return self.pretrain_inversion_steps
 
     def weight_requests(self) -> list[tuple[str, str, str]]:
         """The losses of every set as ``(kind, spec, option)`` requests: the official weights
@@ -109,8 +135,11 @@ class TrainConfig:
             raise StylebridgeError(f"--ema {self.ema}: expected a decay in [0, 1)")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise StylebridgeError(f"--lr {self.lr}: must be > 0")
+        if self.domain_inversion_source not in DOMAIN_INVERSION_SOURCES:
+            raise StylebridgeError(f"--domain-inversion-source {self.domain_inversion_source!r}: "
+                                   f"expected {' or '.join(DOMAIN_INVERSION_SOURCES)}")
         for name in ("checkpoint_every", "log_every", "sample_every", "pretrain_inversion_steps",
-                     "adversarial_after", "warmup_steps"):
+                     "adversarial_after", "adversarial_after_default", "warmup_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise StylebridgeError(f"{option_name(name)} must be >= 0")
         if self.domain_discriminator is not None:
@@ -148,7 +177,9 @@ class TrainConfig:
 
 #: TrainConfig fields whose command-line option is not ``--`` + the field name.
 _OPTION_NAMES = {"batch_size": "--batch", "losses": "--loss", "inversion_losses": "--inversion-loss",
-                 "domain_inversion_losses": "--domain-inversion-loss"}
+                 "domain_inversion_losses": "--domain-inversion-loss",
+                 # not an option: what a state recorded (see TrainConfig), named by its meaning
+                 "adversarial_after_default": "the default --adversarial-after"}
 
 
 def option_name(field_name: str) -> str:

@@ -3,12 +3,14 @@
 * ``inversion``: ``G(s(w_F^real), K := FeatureShift(F^real, 0))`` vs the real image
   (``--inversion-loss``, default the ``--loss`` terms; ``--adversarial`` (thesis λ_Adv =
   0.01, the default) adds the frozen discriminator's term from ``--adversarial-after``,
-  default the end of the inversion-only pre-training);
+  default step 10 000 (:data:`~.config.ADVERSARIAL_AFTER`), whatever the pre-training);
 * ``domain``: ``G(s_d(w_F), K := FeatureShift(F, Δ))`` vs the e4e domain inversion
   (``--loss``; ``--domain-discriminator W`` adds the trainable domain discriminator's
   term, ``domain_adversarial``, off by default);
-* ``domain_inversion`` (optional): the inference path ``G(s_d(w_F^real),
-  K := FeatureShift(F^real, Δ))`` vs the real image (``--domain-inversion-loss``).
+* ``domain_inversion`` (optional, ``--domain-inversion-loss``): "the generated domain
+  adapted image" vs the real image; by default the inference path ``G(s_d(w_F^real),
+  K := FeatureShift(F^real, Δ))``, with ``--domain-inversion-source domain-branch`` the
+  domain set's output (:mod:`.passes`).
 
 Phases: ``inversion`` (the inversion set alone) for the first
 ``pretrain_inversion_steps`` steps, then ``joint`` (all sets).  The terms follow the
@@ -164,6 +166,9 @@ def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]],
     if cfg.warmup_steps >= cfg.steps:
         notes.append(f"--warmup-steps {cfg.warmup_steps} is not below --steps {cfg.steps}: "
                      "the learning rate never reaches --lr")
+    if cfg.domain_inversion_source != "inference" and not sets.get("domain_inversion"):
+        notes.append(f"--domain-inversion-source {cfg.domain_inversion_source} has no "
+                     "effect without a --domain-inversion-loss term")
     for name, terms in sets.items():
         option = SET_OPTIONS[name]
         if name != "inversion" and cfg.pretrain_inversion_steps >= cfg.steps:
@@ -190,7 +195,7 @@ def check_discriminator(path: str, *, explicit: bool) -> None:
         where = "--discriminator" if explicit else "--generator (the default --discriminator)"
         raise StylebridgeError(
             f"{where} {path} holds no StyleGAN2 discriminator, which the thesis' adversarial "
-            "term (--adversarial 0.01, on after the pre-training) needs: convert the upstream "
+            "term (--adversarial 0.01, on from --adversarial-after, default step 10000) needs: convert the upstream "
             "checkpoint with its discriminator (rosinality's .pt has `d`) and pass "
             "--discriminator CKPT, or switch the term off with --adversarial 0")
 

@@ -29,7 +29,12 @@ from stylebridge.core.checkpoint import (
     save_checkpoint,
 )
 from stylebridge.errors import CheckpointError, StylebridgeError
-from stylebridge.pipelines.featureshift.config import TrainConfig, option_name
+from stylebridge.pipelines.featureshift.config import (
+    ADVERSARIAL_AFTER,
+    DOMAIN_INVERSION_SOURCES,
+    TrainConfig,
+    option_name,
+)
 from stylebridge.pipelines.featureshift.distributed import amp_name
 from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY, LABELS
 from stylebridge.pipelines.resume import held
@@ -127,6 +132,46 @@ def _with_new_defaults_as_saved(trainer: FeatureShiftTrainer,
                         key: new[key]}:
                     del new[key]
     return now
+
+
+#: what a state's ``train_config`` meant by a field it lacks (written before the field was):
+#: the domain-inversion loss read the inference path, and ``adversarial_after`` unset started
+#: the frozen-discriminator term at the end of the pre-training (``None`` here)
+SAVED_BEFORE: dict[str, Any] = {"domain_inversion_source": DOMAIN_INVERSION_SOURCES[0],
+                                "adversarial_after_default": None}
+
+
+def saved_train_config(extra: dict[str, Any]) -> dict[str, Any]:
+    """The ``train_config`` of a state's header, the fields it predates read as it meant them
+    (:data:`SAVED_BEFORE`)."""
+    return {**SAVED_BEFORE, **(extra.get("train_config") or {})}
+
+
+def keep_saved_readings(cfg: TrainConfig, state_path: Path) -> tuple[TrainConfig, str | None]:
+    """``cfg`` for resuming the state at ``state_path``, with its recorded reading of an unset
+    ``--adversarial-after`` (``adversarial_after_default``) where ``cfg`` has today's default:
+    a state written when the term started at the end of the pre-training resumes so, exactly
+    as it would have (the default became :data:`ADVERSARIAL_AFTER` later).  Also the notice to
+    show when that moves the term's start; ``(cfg, None)`` when nothing changes or the state
+    cannot be read (:func:`load_state` reports that).  Called before the loss sets are built:
+    the term's start is part of its spec."""
+    from dataclasses import replace
+
+    try:
+        saved = saved_train_config(read_header(state_path).extra)
+    except (StylebridgeError, OSError, AttributeError, TypeError):
+        return cfg, None
+    recorded = saved.get("adversarial_after_default")
+    if cfg.adversarial_after_default != ADVERSARIAL_AFTER or recorded == ADVERSARIAL_AFTER:
+        return cfg, None
+    kept = replace(cfg, adversarial_after_default=recorded)
+    if cfg.adversarial <= 0 or cfg.adversarial_after is not None or \
+            kept.adversarial_start() == cfg.adversarial_start():
+        return kept, None
+    why = " (the end of its --pretrain-inversion-steps)" if recorded is None else ""
+    return kept, (f"{state_path} was written before the adversarial term's default start "
+                  f"became step {ADVERSARIAL_AFTER}: this run keeps the start it was begun "
+                  f"with, step {kept.adversarial_start()}{why}")
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +369,7 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     t = trainer
     header, tensors = load_checkpoint(t.state_path, kind=STATE_KIND, plugin=PLUGIN, device="cpu")
     extra = header.extra
-    old_raw, now_raw = extra.get("train_config", {}), t.cfg.to_json()
+    old_raw, now_raw = saved_train_config(extra), t.cfg.to_json()
     old, now = comparable_config(old_raw), comparable_config(now_raw)
     diff = [k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != now[k]
             and not (k == "inversion_losses" and old_raw.get(k) is now_raw[k] is None)]

@@ -9,7 +9,8 @@ plugin; the dataset in :mod:`stylebridge.pipelines.featureshift.dataset` (and
 :mod:`stylebridge.cli.commands.featureshift` and :mod:`stylebridge.cli.commands.train`.
 
 This package: :mod:`.config` (:class:`TrainConfig`), :mod:`.losses` (the three loss
-sets and the phases), :mod:`.render` (mixed-domain batches), :mod:`.distributed` (DDP),
+sets and the phases), :mod:`.passes` (one pass: rows and loss batches), :mod:`.render`
+(mixed-domain batches), :mod:`.distributed` (DDP),
 :mod:`.state` (checkpoints and exact resume), :mod:`.samples` (the sample grids) and this
 module (the trainer and its loop);
 the parts shared with ``train domain`` are in :mod:`stylebridge.pipelines.training`.
@@ -21,9 +22,12 @@ the parts shared with ``train domain`` are in :mod:`stylebridge.pipelines.traini
    e4e-inverted image ``G(w_E)``, and the FSE inversion of the real image;
 2. *domain loss*: ``G(s_d(w_F), K := FeatureShift(F, Δ))`` vs the e4e domain inversion;
 3. *inversion loss*: ``G(s(w_F^real), K := FeatureShift(F^real, 0))`` vs the real image,
-   with the frozen StyleGAN2 discriminator's adversarial term switched on after N steps;
-4. optional *domain-inversion loss*: the inference-path output
-   ``G(s_d(w_F^real), K := FeatureShift(F^real, Δ))`` vs the real image (LPIPS 0.2 + ID 0.025);
+   with the frozen StyleGAN2 discriminator's adversarial term switched on after N steps
+   (default 10 000, :data:`~.config.ADVERSARIAL_AFTER`, whatever the pre-training);
+4. optional *domain-inversion loss* (LPIPS 0.2 + ID 0.025 in the thesis): "the generated
+   domain adapted image" vs the real image; ``--domain-inversion-source inference``
+   (default): the inference-path output ``G(s_d(w_F^real), K := FeatureShift(F^real, Δ))``;
+   ``domain-branch``: the domain loss' output of step 2 (:mod:`.passes`);
 
 ``total = domain + inversion [+ domain-inversion]``; the first
 ``pretrain_inversion_steps`` (10 000) steps use the inversion loss only.
@@ -46,10 +50,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.io import DISK_FULL
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift import passes
 from stylebridge.pipelines.featureshift.config import (
     THESIS_DOMAIN_INVERSION_LOSSES,
     THESIS_LOSSES,
@@ -68,7 +72,6 @@ from stylebridge.pipelines.featureshift.losses import (
     LABELS,
     PROVIDES,
     build_loss_sets,
-    evaluate_set,
     losses_line,
     phase,
     schedule_notes,
@@ -86,6 +89,7 @@ from stylebridge.pipelines.featureshift.state import (
     all_finite,
     check_run_out,
     disk_full_error,
+    keep_saved_readings,
     load_state,
     save_state,
     take_over_outputs,
@@ -206,6 +210,11 @@ class FeatureShiftTrainer:
         self.ema = (copy.deepcopy(self.model).eval().requires_grad_(False)
                     if cfg.ema > 0 else None)
 
+        if cfg.resume and self.state_path.exists():  # before the losses: part of their specs
+            self.cfg, notice = keep_saved_readings(cfg, self.state_path)
+            cfg = self.cfg
+            if notice is not None and self.dist.main:
+                emit(self.progress, "notice", text=notice)
         # losses (after the network: a loss may draw random weights from the seeded RNG)
         self.loss_sets = build_loss_sets(cfg, registry=self.registry, device=self.device)
         self.random_parts = list(dict.fromkeys(self.random_parts + random_loss_names(
@@ -268,52 +277,13 @@ class FeatureShiftTrainer:
 
     def _compose(self, data: dict[str, Tensor], *, domain: bool, adapted: bool
                  ) -> dict[str, Any]:
-        """The stacked inputs of one pass: inversion rows, then domain rows, then adapted rows.
+        """The stacked inputs of one pass (:func:`~.passes.compose`)."""
+        return passes.compose(self, data, domain=domain, adapted=adapted)
 
-        Inversion: real image's FSE feature with Δ = 0 and its source styles; domain: the
-        feature of the e4e-inverted image with Δ and the domain styles of its w; adapted
-        (inference path): the real image's feature with Δ and the domain styles of its w.
-        """
-        gen, b = self.generator, data["w_real"].shape[0]
-        out: dict[str, Any] = {"src_real": gen.styles(data["w_real"])}
-        feats, deltas = [data["f_real"]], [torch.zeros_like(data["f_real"])]
-        styles, keys = [out["src_real"]], [torch.full((b,), -1, device=self.device)]
-        if domain:
-            out["delta"], out["target"] = self._domain_inputs(data)
-            out["dom_inv"] = domain_styles(gen, self.methods, data["w_inv"], data["domain"])
-            out["src_inv"] = gen.styles(data["w_inv"])
-            feats.append(data["f_inv"])
-            deltas.append(out["delta"])
-            styles.append(out["dom_inv"])
-            keys.append(data["domain"])
-        if domain and adapted:
-            out["dom_real"] = domain_styles(gen, self.methods, data["w_real"], data["domain"])
-            feats.append(data["f_real"])
-            deltas.append(out["delta"])
-            styles.append(out["dom_real"])
-            keys.append(data["domain"])
-        out["features"], out["deltas"] = torch.cat(feats), torch.cat(deltas)
-        out["styles"] = [torch.cat(parts) for parts in zip(*styles, strict=True)]
-        out["keys"] = torch.cat(keys)
-        return out
-
-    @torch.no_grad()
     def _guide_features(self, data: dict[str, Tensor], parts: dict[str, Any], joint: bool
                         ) -> dict[str, Tensor]:
-        """``features_guide`` when a loss reads it: the generator's feature at layer K from
-        the guide's latents, ``G^K(s(w_E))`` (``"source"``, inversion set), and with the
-        domain, ``G^K(s_d(w_E)) = G^K(s(w_E)) − Δ`` (``"domain"``, the domain sets)."""
-        wanted = {name for name, terms in self.loss_sets.items()
-                  if any("features_guide" in t.module.required_fields() for t in terms)}
-        if not wanted or (not joint and "inversion" not in wanted):
-            return {}
-        gen = self.generator
-        source, _ = gen.features_upto(gen.styles(data["w_guide"]), self.layer,
-                                      randomize_noise=False)
-        out = {"source": source.float()}
-        if joint:
-            out["domain"] = (source - parts["delta"].to(source.dtype)).float()
-        return out
+        """``features_guide`` when a loss reads it (:func:`~.passes.guide_features`)."""
+        return passes.guide_features(self, data, parts, joint)
 
     def _render(self, model: nn.Module, parts: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """FeatureShift on the stacked features, then one generator pass → (images, F')."""
@@ -327,38 +297,8 @@ class FeatureShiftTrainer:
 
     def _forward(self, data: dict[str, Tensor], step: int
                  ) -> tuple[Tensor | None, dict[str, float]]:
-        """Loss of one batch ``(total, unweighted values)``: one FeatureShift and one generator pass."""
-        b = data["w_real"].shape[0]
-        joint = self.phase(step) == "joint"
-        use_dinv = joint and bool(self.loss_sets["domain_inversion"])
-        with torch.no_grad():
-            parts = self._compose(data, domain=joint, adapted=use_dinv)
-        images, shifted = self._render(self.ddp, parts)
-        real = uint8_to_images(data["image"])
-        values: dict[str, float] = {}
-        common = {"step": step, "total_steps": self.cfg.steps}
-        guide = self._guide_features(data, parts, joint)
-        totals: list[Tensor | None] = [evaluate_set(self.loss_sets["inversion"], LossBatch(
-            output=images[:b], target=real, latents=data["w_real"], styles=parts["src_real"],
-            styles_source=parts["src_real"], features=shifted[:b],
-            features_target=data["f_real"], features_guide=guide.get("source"),
-            phase="inversion", **common), step, "inversion", values)]
-        if joint:
-            domain = {"delta": parts["delta"], "domain": data["domain"],
-                      "features_guide": guide.get("domain"), **common}
-            totals.append(evaluate_set(self.loss_sets["domain"], LossBatch(
-                output=images[b:2 * b], target=parts["target"], latents=data["w_inv"],
-                styles=parts["dom_inv"], styles_source=parts["src_inv"],
-                features=shifted[b:2 * b], features_target=data["f_inv"], phase="domain",
-                **domain), step, "domain", values))
-        if use_dinv:
-            totals.append(evaluate_set(self.loss_sets["domain_inversion"], LossBatch(
-                output=images[2 * b:], target=real, latents=data["w_real"],
-                styles=parts["dom_real"], styles_source=parts["src_real"],
-                features=shifted[2 * b:], features_target=data["f_real"],
-                phase="domain_inversion", **domain), step, "domain-inversion", values))
-        active = [t for t in totals if t is not None]
-        return (torch.stack(active).sum() if active else None), values
+        """Loss of one batch ``(total, unweighted values)`` (:func:`~.passes.forward`)."""
+        return passes.forward(self, data, step)
 
     def _train_step(self) -> dict[str, Any]:
         cfg, step = self.cfg, self.step
