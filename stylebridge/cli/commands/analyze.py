@@ -14,6 +14,7 @@ from rich.text import Text
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import (
     finite_float,
+    numeric_tables,
     print_numeric_table,
     user_path,
     user_path_text,
@@ -39,7 +40,14 @@ from stylebridge.pipelines.analyze import (
     run_latents,
 )
 from stylebridge.pipelines.analyze import shift as _shift
-from stylebridge.pipelines.analyze.markdown import fmt
+from stylebridge.pipelines.analyze.markdown import (
+    GROUP_HEADER,
+    GROUP_MEANING,
+    NOT_1024,
+    fmt,
+    group_cell,
+    position_lines,
+)
 from stylebridge.pipelines.analyze.report import QUANTITIES
 from stylebridge.pipelines.analyze.shift import (
     ShiftNormsConfig,
@@ -89,38 +97,66 @@ class _ConsoleProgress(ConsoleBars, LatentsProgress):
 
 def print_latents(console: Console, result: LatentsResult) -> None:
     """The α table (per encoder: α, pattern, each domain's Eq. 5 adaptability), a legend and
-    what was written; the table fits the console (numbers and names are never split)."""
+    what was written; the table fits the console (numbers and names are never split).  For a
+    1024-px generator each layer's thesis group (W+ / conv reading) follows the first
+    pattern when that column adds no part to the table, else two summary lines list them."""
     runs = result.runs
     n_text = ", ".join(f"{r.n_images} photos" + (f" ({r.label})" if len(runs) > 1 else "")
                        for r in runs)
     q = {k: v.header for k, v in QUANTITIES.items()}
+    first = runs[0].result
+    grouped = first.get("thesis_positions") is not None
     header, groups = ["layer", "name"], ["", ""]
-    for run in runs:
+    at = -1  # the thesis group column
+    for k, run in enumerate(runs):
         tag = f" {run.label}" if len(runs) > 1 else ""
         header.append(f"{q['alpha']}{tag}")
         if len(runs) == 1:
             header += [q["r2"], q["corr_r2"]]
         header.append(f"pattern{tag}")
+        if grouped and k == 0:
+            at = len(header)
+            header.append(GROUP_HEADER)
         header += [f"{q['adaptability']} {d}{tag}" for d in result.domains]
         groups += [run.label] * (len(header) - len(groups))
     rows = []
     for k, ref in enumerate(result.layers):
         cells = [str(ref.index), ref.name]
-        for run in runs:
+        for e, run in enumerate(runs):
             row = run.result["layers"][k]
             cells.append(fmt(row["alpha"]))
             if len(runs) == 1:
                 cells += [fmt(row["r2"], ".3f"), fmt(row["corr_r2"], ".3f")]
             cells.append(row["pattern"])
+            if grouped and e == 0:
+                cells.append(group_cell(row.get("thesis_group")))
             cells += [fmt(run.result["domains"][d]["layers"][k]["adaptability"], "+.3f")
                       for d in result.domains]
         rows.append(cells)
-    print_numeric_table(console, f"alpha per style layer ({n_text}, {result.samples} samples)"
-                        + (f" [{RANDOM_NOTICE}]" if result.random else ""), header, rows,
-                        labels=2, groups=groups)
+    title = (f"alpha per style layer ({n_text}, {result.samples} samples)"
+             + (f" [{RANDOM_NOTICE}]" if result.random else ""))
+    tables = numeric_tables(title, header, rows, width=console.width, labels=2, groups=groups)
+    column = grouped
+    if grouped:  # the column only where it costs no extra part; else the summary lines
+        def drop(cells: list[Any]) -> list[Any]:
+            return cells[:at] + cells[at + 1:]
+
+        narrow = numeric_tables(title, drop(header), [drop(r) for r in rows],
+                                width=console.width, labels=2, groups=drop(groups))
+        if len(narrow) < len(tables):
+            tables, column = narrow, False
+    for table in tables:
+        console.print(table)
     keys = ("alpha", "r2", "corr_r2") if len(runs) == 1 else ("alpha",)
     for key in (*keys, *(("adaptability",) if result.domains else ())):
         console.print(Text(f"{q[key]}: {QUANTITIES[key].meaning}", style="dim"))
+    if column:
+        console.print(Text(f"{GROUP_HEADER}: {GROUP_MEANING}", style="dim"))
+    elif grouped:
+        for line in position_lines(first["thesis_positions"]):
+            console.print(Text(line))
+    elif "thesis_positions" in first:  # not a 1024-px generator
+        console.print(Text(NOT_1024, style="dim"))
     console.print(f"[green]wrote[/green] {escape(', '.join(result.written))} to "
                   f"{escape(str(result.out))}")
 

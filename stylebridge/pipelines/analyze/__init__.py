@@ -29,9 +29,16 @@ Per layer (Fig. 4.9 and the calibration behind Fig. 4.11):
   ``corr_r2 < r2_min`` (default 0.5); ``calibrated`` (group 2, "well-calibrated",
   middle layers): otherwise, if ``|α − 1| <= alpha_tol`` (default 0.1);
   ``scaled`` (group 3, "scaled by some constant y = α·x", upper layers):
-  otherwise.  The thesis' groups are also positional (first / middle / upper
-  layers); the report lists which layers fall in each pattern and leaves the
-  positional reading to the reader.
+  otherwise.  The thesis' groups are also positional: "First layers" (rows 0-4),
+  "Middle layers, more precisely layers 5-11", "Upper layers" (rows 12-17) of its
+  18 rows.  For a 1024-px generator (26 style layers, 18 W+ rows) each layer's
+  ``thesis_group`` gives that group under both readings of the rows
+  (``{"wplus": 1, "convs": 2}``: the W+ row the layer reads, or row 0 unshifted and
+  conv head ``k`` = row ``k + 1``, None for a ToRGB layer; ``thesis_row`` the rows)
+  and ``thesis_positions`` the layers per group, so the numeric pattern can be set
+  against the position (markdown: a ``thesis group (W+ / conv)`` column and a
+  "Layers by thesis group" line).  Other sizes get None: the thesis' positions are
+  for 1024 px.
 
 Domain adaptability (Eq. 5, Fig. 4.10).  For a domain method ``D``,
 ``Adaptability⁽ⁱ⁾ = ⟨w_enc⁽ⁱ⁾, w_enc⁽ⁱ⁾ + Δw_domain⁽ⁱ⁾⟩ − ⟨w_orig⁽ⁱ⁾, w_orig⁽ⁱ⁾ +

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE
-from stylebridge.pipelines.analyze.report import QUANTITIES
+from stylebridge.pipelines.analyze.report import QUANTITIES, ROW_READINGS, THESIS_ROWS
 from stylebridge.pipelines.reproduce.common import LEGEND_MARKS, legend
 
 A, R2, CORR, ADAPT = (QUANTITIES[k].header for k in ("alpha", "r2", "corr_r2", "adaptability"))
@@ -21,6 +21,47 @@ def _legend(keys: tuple[str, ...]) -> list[str]:
 def fmt(value: Any, spec: str = ".4g") -> str:
     """A report number for a table: ``n/a`` for ``None`` (not finite)."""
     return "n/a" if value is None else format(value, spec)
+
+
+#: the α tables' column of the thesis' positional groups
+GROUP_HEADER = "thesis group (W+ / conv)"
+_READING_NAMES = {"wplus": "W+ rows", "convs": "conv rows (conv k = row k + 1)"}
+_SPANS = " / ".join(f"{g} = rows {r.start}-{r.stop - 1}" for g, r in THESIS_ROWS.items())
+#: what the column means (the terminal's legend) and why a report has none
+GROUP_MEANING = (f"the thesis' positional group of the layer ({_SPANS} of its 18: first / "
+                 "middle / upper layers) with the rows read as W+ rows / as row 0 and the 17 "
+                 "convs (- = no row: a ToRGB layer); compare with the pattern")
+NOT_1024 = ("The thesis' positional groups (first / middle / upper layers: rows 0-4 / 5-11 / "
+            "12-17 of 18) are for a 1024 px generator (26 style layers, 18 W+ rows); this "
+            "generator has another size, so no layer is given a thesis group.")
+
+
+def group_cell(group: Mapping[str, int | None] | None) -> str:
+    """A layer's thesis group under both readings, ``1 / 2`` (``-`` where a reading gives the
+    layer no row)."""
+    group = group or {}
+    return " / ".join("-" if group.get(r) is None else str(group[r]) for r in ROW_READINGS)
+
+
+def _positions(report: Mapping[str, Any]) -> list[str]:
+    """The layers per positional group and reading, or why there are none (not 1024 px);
+    nothing for a report written before the positions were added."""
+    if "thesis_positions" not in report:
+        return []
+    positions = report["thesis_positions"]
+    if positions is None:
+        return [NOT_1024, ""]
+    head, *lines = position_lines(positions)
+    return [head, *(f"- {line}" for line in lines), ""]
+
+
+def position_lines(positions: Mapping[str, Mapping[str, list[int]]]) -> list[str]:
+    """A heading, then per reading the layers of each thesis group (a report's
+    ``thesis_positions``)."""
+    return [f"Layers by thesis group ({_SPANS}; compare with their pattern):",
+            *(f"{_READING_NAMES[reading]}: " + "; ".join(
+                f"group {g}: {', '.join(map(str, idx)) or '-'}"
+                for g, idx in positions[reading].items()) for reading in ROW_READINGS)]
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -43,20 +84,24 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               f"|α − 1| ≤ {th['alpha_tol']}, else scaled (thesis groups 1 / 2 / 3)", ""]
     lines += _legend(("alpha", "r2", "corr_r2", *(("cos", "adaptability")
                                                  if report["domains"] else ())))
+    grouped = report.get("thesis_positions") is not None
     lines += ["## α per layer", "",
               f"| layer | name | conv # | channels | {A} | intercept | {R2} (fit) | {CORR} | "
-              f"pattern | {A} (origin) | {A} (intercept) | b (intercept) |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+              f"pattern | {GROUP_HEADER + ' | ' if grouped else ''}{A} (origin) | "
+              f"{A} (intercept) | b (intercept) |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|" + "---|" * grouped + "---:|---:|---:|"]
     for r in report["layers"]:
         conv = "" if r["conv_index"] is None else str(r["conv_index"])
         fits = r.get("fits", {})
         both = " | ".join(fmt(fits.get(k, {}).get("alpha")) for k in ("origin", "intercept"))
+        group = f"{group_cell(r.get('thesis_group'))} | " if grouped else ""
         lines.append(f"| {r['index']} | {r['name']} | {conv} | {r['channels']} | "
                      f"{fmt(r['alpha'])} | {fmt(r['intercept'])} | {fmt(r['r2'], '.3f')} | "
-                     f"{fmt(r['corr_r2'], '.3f')} | {r['pattern']} | {both} | "
+                     f"{fmt(r['corr_r2'], '.3f')} | {r['pattern']} | {group}{both} | "
                      f"{fmt(fits.get('intercept', {}).get('intercept'))} |")
     lines += ["", "Layers by pattern: " + "; ".join(
         f"{p}: {', '.join(map(str, idx)) or '-'}" for p, idx in report["patterns"].items()), ""]
+    lines += _positions(report)
     near = report.get("near_zero_alpha", {})
     if any(near.values()):
         limit = report["thresholds"].get("min_alpha")
@@ -97,14 +142,18 @@ def render_comparison_markdown(comparison: Mapping[str, Any], meta: Mapping[str,
             lines.append(f"- {key}: {meta[key]}")
     lines += [f"- per-encoder reports: {', '.join(f'{e}/latents.md' for e in labels)}", ""]
     lines += _legend(("alpha", *(("cos", "adaptability") if comparison["domains"] else ())))
+    grouped = comparison.get("thesis_positions") is not None
     lines += ["## α per layer", "",
-              "| layer | name | " + " | ".join(f"{A} {e} | pattern {e}" for e in labels) + " |",
-              "|---:|---|" + "---:|---|" * len(labels)]
+              "| layer | name | " + f"{GROUP_HEADER} | " * grouped
+              + " | ".join(f"{A} {e} | pattern {e}" for e in labels) + " |",
+              "|---:|---|" + "---|" * grouped + "---:|---|" * len(labels)]
     for row in comparison["layers"]:
         cells = " | ".join(f"{fmt(row['encoders'][e]['alpha'])} | {row['encoders'][e]['pattern']}"
                            for e in labels)
-        lines.append(f"| {row['index']} | {row['name']} | {cells} |")
+        group = f"{group_cell(row.get('thesis_group'))} | " if grouped else ""
+        lines.append(f"| {row['index']} | {row['name']} | {group}{cells} |")
     lines.append("")
+    lines += _positions(comparison)
     names = {r["index"]: r["name"] for r in comparison["layers"]}
     for dname, dom in comparison["domains"].items():
         lines += [f"## Domain adaptability (Eq. 5): {dname}", "",

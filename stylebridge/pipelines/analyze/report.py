@@ -14,10 +14,26 @@ from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.analyze.stats import SimilarityAccumulator
 from stylebridge.pipelines.reproduce.common import Quantity
-from stylebridge.plugins.calibrators.alpha import FITS, MIN_ALPHA, alpha_usable, fit_alpha
+from stylebridge.plugins.calibrators.alpha import (
+    FITS,
+    MIN_ALPHA,
+    alpha_usable,
+    fit_alpha,
+    wplus_row_layers,
+)
 
 PATTERNS = ("independent", "calibrated", "scaled")
 THESIS_GROUPS = {"independent": 1, "calibrated": 2, "scaled": 3}
+#: the thesis' groups by position (its Fig. 4.9 rows of a 1024-px generator): "First layers"
+#: (rows 0-4), "Middle layers, more precisely layers 5-11", "Upper layers" (rows 12-17)
+THESIS_ROWS = {1: range(0, 5), 2: range(5, 12), 3: range(12, 18)}
+#: the two readings of those 18 rows (``docs/layers.md``): W+ rows (a style layer is in the row
+#: it reads), or row 0 unshifted and rows 1-17 the 17 modulated convs (conv head k = row k + 1;
+#: a ToRGB layer has no row)
+ROW_READINGS = ("wplus", "convs")
+#: the style layers of the generator the thesis' rows number (1024 px: 18 W+ rows)
+THESIS_STYLE_LAYERS = 26
+_WPLUS_ROW = {i: row for row in range(18) for i in wplus_row_layers(row)}
 LAYER_SETS = ("all", "conv")
 
 #: the numbers of the α and Eq. 5 tables (``calibrate`` prints α and R² too).  The thesis:
@@ -76,6 +92,29 @@ def classify(alpha: float, corr_r2: float, *, alpha_tol: float = 0.1, r2_min: fl
     return "scaled"
 
 
+def thesis_group(row: int | None) -> int | None:
+    """The thesis' positional group (1 / 2 / 3, :data:`THESIS_ROWS`) of one of its 18 rows."""
+    return next((g for g, rows in THESIS_ROWS.items() if row in rows), None)
+
+
+def thesis_rows(ref: LayerRef) -> dict[str, int | None]:
+    """The thesis row of a 1024-px style layer under each reading (:data:`ROW_READINGS`):
+    ``wplus`` the W+ row it reads, ``convs`` its conv head + 1 (None for a ToRGB layer)."""
+    return {"wplus": _WPLUS_ROW.get(ref.index),
+            "convs": None if ref.conv_index is None else ref.conv_index + 1}
+
+
+def thesis_positions(layers: Sequence[LayerRef],
+                     n_style_layers: int) -> dict[str, dict[str, list[int]]] | None:
+    """Per reading, the reported layers in each positional group (keys ``"1"``-``"3"``);
+    None unless the generator has the thesis' 18 W+ rows (26 style layers, 1024 px)."""
+    if n_style_layers != THESIS_STYLE_LAYERS:
+        return None
+    return {reading: {str(g): [r.index for r in layers
+                               if thesis_group(thesis_rows(r)[reading]) == g]
+                      for g in THESIS_ROWS} for reading in ROW_READINGS}
+
+
 def _num(value: float | Tensor) -> float | None:
     v = float(value)
     return v if math.isfinite(v) else None
@@ -92,7 +131,11 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
     Every row carries both fits (``fits.origin`` / ``fits.intercept``); ``alpha`` /
     ``intercept`` / ``r2`` are the chosen ``fit``'s.  ``near_zero_alpha`` lists, per fit,
     the layers whose α is not a finite number above ``min_alpha`` (the alpha calibrator
-    gives those layers no offset, and says so).
+    gives those layers no offset, and says so).  ``thesis_group`` is each layer's positional
+    group under both readings of the thesis' 18 rows (``{"wplus": 1, "convs": 2}``, None for
+    a reading that gives the layer no row; ``thesis_row`` the rows) and ``thesis_positions``
+    the reported layers per group and reading: only for the 1024-px layout (26 style layers,
+    18 W+ rows), else None.
 
     ``source_means`` / ``encoder_means`` have one ``[C_i]`` tensor per style layer
     of the generator (all of them); ``layers`` picks and names the reported ones.
@@ -106,9 +149,11 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
     fits = {kind: fit_alpha(xs, ys, kind) for kind in FITS}
     chosen = fits[fit]
     corr = fits["intercept"].r2
+    positions = thesis_positions(layers, len(source_means))
     rows = []
     for k, ref in enumerate(layers):
         alpha, r2c = float(chosen.alpha[k]), float(corr[k])
+        where = thesis_rows(ref) if positions is not None else None
         rows.append({"index": ref.index, "name": ref.name, "conv_index": ref.conv_index,
                      "channels": ref.channels, "is_rgb": ref.is_rgb,
                      "alpha": _num(alpha), "intercept": _num(chosen.intercept[k]),
@@ -116,7 +161,11 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
                      "pattern": classify(alpha, r2c, alpha_tol=alpha_tol, r2_min=r2_min),
                      # both readings of the thesis' "simple Linear Regression", always
                      "fits": {kind: {"alpha": _num(f.alpha[k]), "intercept": _num(f.intercept[k]),
-                                     "r2": _num(f.r2[k])} for kind, f in fits.items()}})
+                                     "r2": _num(f.r2[k])} for kind, f in fits.items()},
+                     # the thesis' positional groups (1024 px only): the row under each reading
+                     "thesis_row": where,
+                     "thesis_group": None if where is None else {
+                         reading: thesis_group(row) for reading, row in where.items()}})
     groups = {p: [r["index"] for r in rows if r["pattern"] == p] for p in PATTERNS}
     near_zero = {kind: [r["index"] for r in rows if not alpha_usable(r["fits"][kind]["alpha"],
                                                                      min_alpha)]
@@ -134,8 +183,8 @@ def build_report(source_means: Sequence[Tensor], encoder_means: Sequence[Tensor]
     return {"fit": fit, "thresholds": {"alpha_tol": alpha_tol, "r2_min": r2_min,
                                        "min_alpha": min_alpha},
             "layers": rows, "patterns": groups, "near_zero_alpha": near_zero,
-            "thesis_groups": {p: THESIS_GROUPS[p] for p in PATTERNS}, "domains": domains}
-
+            "thesis_groups": {p: THESIS_GROUPS[p] for p in PATTERNS},
+            "thesis_positions": positions, "domains": domains}
 
 
 def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -150,6 +199,7 @@ def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     layers = []
     for k, row in enumerate(first["layers"]):
         layers.append({"index": row["index"], "name": row["name"], "conv_index": row["conv_index"],
+                       "thesis_group": row.get("thesis_group"),
                        "encoders": {e: {key: results[e]["layers"][k][key]
                                         for key in ("alpha", "intercept", "r2", "corr_r2", "pattern",
                                                     "fits") if key in results[e]["layers"][k]}
@@ -165,5 +215,6 @@ def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         domains[dname] = {"layers": rows}
     return {"encoders": labels, "layers": layers, "domains": domains,
             "patterns": {e: results[e]["patterns"] for e in labels},
+            "thesis_positions": first.get("thesis_positions"),
             "near_zero_alpha": {e: results[e].get("near_zero_alpha", {}) for e in labels}}
 
