@@ -5,6 +5,7 @@ folder, and what the terminal says around a resumable run
 from __future__ import annotations
 
 import argparse
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,7 +76,11 @@ def resumable(console: Console, journal: Journal | None, command: str, out: Path
                           f"{journal.kept} {journal.unit}(s) done before are kept")
     try:
         yield
-    except (KeyboardInterrupt, MemoryError, OSError):
+    except (KeyboardInterrupt, MemoryError, OSError) as exc:
+        folder = journal.folder.parent if journal is not None else out  # calibrate: a file's
+        if isinstance(exc, OSError) and exc.errno == errno.ENOENT and not folder.is_dir():
+            raise StylebridgeError(f"{folder} (--out) was removed while the run wrote into it: "
+                                   "nothing of the run is kept there") from None
         if journal.saved if journal is not None else interrupted_run(out) == command:
             drawn = journal.drawn if journal is not None else drawn_in(out / JOURNAL_DIR)
             console.print(f"[yellow]{escape(resume_hint(command, out, drawn))}[/yellow]")

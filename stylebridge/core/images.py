@@ -521,8 +521,10 @@ def load_image(path: str | Path) -> Tensor:
         raise ImageError("is a folder, not an image file", path=path)
     if not stat.S_ISREG(mode):  # a FIFO would block, /dev/zero never ends
         raise ImageError("is not a regular file (a FIFO, socket or device?)", path=path)
+    size: tuple[int, int] | None = None
     try:
         with open_image(path) as opened:
+            size = opened.size
             tiles = list(opened.tile)  # load() empties them; a 16-bit colour file needs them
             opened.load()
             factor = reduce_factor(*opened.size)
@@ -549,8 +551,21 @@ def load_image(path: str | Path) -> Tensor:
         raise _too_large(path, exc) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise image_error(path, exc) from None
-    out = torch.empty((3, *arr8.shape[:2]), dtype=torch.float32)
-    for c in range(3):  # channel by channel: no second full-size float buffer
-        out[c].copy_(torch.from_numpy(arr8[..., c]))
+    except MemoryError:  # this photo, not the run: a batch skips it and goes on
+        raise _out_of_memory(path, size) from None
+    try:
+        out = torch.empty((3, *arr8.shape[:2]), dtype=torch.float32)
+        for c in range(3):  # channel by channel: no second full-size float buffer
+            out[c].copy_(torch.from_numpy(arr8[..., c]))
+    except (MemoryError, RuntimeError) as exc:  # torch says "not enough memory" in a RuntimeError
+        if not isinstance(exc, MemoryError) and "memory" not in str(exc).lower():
+            raise
+        raise _out_of_memory(path, size) from None
     del arr8
     return out.div_(255.0)
+
+
+def _out_of_memory(path: Path, size: tuple[int, int] | None) -> ImageError:
+    """The photo that did not fit in memory, named with its size (a run skips it)."""
+    what = "this image" if size is None else f"this {size[0]}×{size[1]} image"
+    return ImageError(f"out of memory reading {what} (a smaller copy of it would fit)", path=path)

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -67,6 +68,33 @@ def remove_stale_temporaries(folder: str | Path, name: str | Iterable[str] | Non
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed += 1
+    return removed
+
+
+def remove_folder(folder: str | Path) -> None:
+    """Delete ``folder`` (a run's journal) as one step: it is renamed to a hidden
+    ``.NAME.XXXXXXXX.tmp`` beside it first, then deleted, so a kill in between leaves no
+    half-deleted folder under its own name (a later ``--resume`` would read it as a damaged
+    journal); :func:`remove_stale_folders` deletes what such a kill left."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    trash = folder.with_name(f".{folder.name}.{os.urandom(4).hex()}.tmp")
+    try:
+        os.rename(folder, trash)
+    except OSError:  # another filesystem's rules: delete it where it is
+        trash = folder
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_stale_folders(parent: str | Path, name: str) -> int:
+    """Delete the hidden folders :func:`remove_folder` renamed ``parent/name`` to and was
+    killed before deleting; returns how many."""
+    removed = 0
+    for path in Path(parent).glob(f".{glob.escape(name)}.*.tmp"):
+        if _TEMPORARY.match(path.name) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
     return removed
 
 

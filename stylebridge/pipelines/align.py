@@ -51,8 +51,10 @@ path (that package's ``__init__`` needs ``pkg_resources``, so it is not imported
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -452,12 +454,13 @@ def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | No
     RGBA) or tensor ``[3, H, W]`` in ``[0, 1]``.  Raises :class:`NoFaceError`
     ("no face found", naming ``path`` when given).
     """
-    rgb = to_rgb_uint8(image)
-    face = detect_landmarks(rgb, detect_size=detect_size, path=path)
-    if face is None:
-        raise NoFaceError(_no_face_text("no face found", rgb), path=path)
-    aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
-                                   enable_padding=enable_padding)
+    with _photo_fits(image, path):
+        rgb = to_rgb_uint8(image)
+        face = detect_landmarks(rgb, detect_size=detect_size, path=path)
+        if face is None:
+            raise NoFaceError(_no_face_text("no face found", rgb), path=path)
+        aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
+                                       enable_padding=enable_padding)
     return AlignedFace(image=aligned.image, landmarks=aligned.landmarks, quad=aligned.quad,
                        box=face.box)
 
@@ -475,19 +478,39 @@ def align_faces(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | N
                 min_size: float = 0.0, path: str | Path | None = None) -> list[AlignedFace]:
     """:func:`align_face` for every face (:func:`detect_faces`: largest first, boxes at least
     ``min_size`` pixels); :class:`NoFaceError` when there is none."""
-    rgb = to_rgb_uint8(image)
-    faces = detect_faces(rgb, detect_size=detect_size, min_size=min_size, path=path)
-    if not faces:
-        raise NoFaceError(_no_face_text("no face found" if not min_size else
-                                        f"no face of at least {min_size:g} pixels found", rgb),
-                          path=path)
-    out = []
-    for face in faces:
-        aligned = align_from_landmarks(rgb, face.landmarks, size, transform_size=transform_size,
-                                       enable_padding=enable_padding)
-        out.append(AlignedFace(image=aligned.image, landmarks=aligned.landmarks,
-                               quad=aligned.quad, box=face.box))
+    with _photo_fits(image, path):
+        rgb = to_rgb_uint8(image)
+        faces = detect_faces(rgb, detect_size=detect_size, min_size=min_size, path=path)
+        if not faces:
+            raise NoFaceError(_no_face_text("no face found" if not min_size else
+                                            f"no face of at least {min_size:g} pixels found",
+                                            rgb), path=path)
+        out = []
+        for face in faces:
+            aligned = align_from_landmarks(rgb, face.landmarks, size,
+                                           transform_size=transform_size,
+                                           enable_padding=enable_padding)
+            out.append(AlignedFace(image=aligned.image, landmarks=aligned.landmarks,
+                                   quad=aligned.quad, box=face.box))
     return out
+
+
+@contextlib.contextmanager
+def _photo_fits(image: Any, path: str | Path | None) -> Iterator[None]:
+    """Out of memory while aligning one photo is that photo's :class:`ImageError` (a batch
+    skips it and goes on), naming its size."""
+    try:
+        yield
+    except MemoryError:
+        if isinstance(image, Image.Image):
+            w, h = image.size
+        elif isinstance(image, np.ndarray):
+            h, w = image.shape[:2]
+        else:  # a tensor [3, H, W]
+            h, w = tuple(getattr(image, "shape", (0, 0)))[-2:]
+        what = f"this {w}×{h} image" if w and h else "this image"
+        raise ImageError(f"out of memory aligning {what} (a smaller copy of it would fit)",
+                         path=path) from None
 
 
 # ---------------------------------------------------------------------------------------------

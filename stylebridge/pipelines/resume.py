@@ -42,7 +42,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -55,7 +54,13 @@ from torch import Tensor
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.images import load_image, save_png
 from stylebridge.core.interfaces import Metric
-from stylebridge.core.io import file_identity, remove_stale_temporaries, write_json
+from stylebridge.core.io import (
+    file_identity,
+    remove_folder,
+    remove_stale_folders,
+    remove_stale_temporaries,
+    write_json,
+)
 from stylebridge.core.locks import LockHeld, OutputLock, hold
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
@@ -195,6 +200,7 @@ class Journal:
                       _lock=hold_out(out, command, name))  # before anything is read
         if (unit == "photo") if files is None else files:
             journal.identities = [file_identity(p) for p in inputs]
+        remove_stale_folders(out, folder.name)  # a journal whose removal was killed
         state_file = folder / STATE_FILE
         found = state_file.is_file()
         if found:  # a killed run's half-written journal files (`.state.json.x7k2m9qa.tmp`)
@@ -389,7 +395,7 @@ class Journal:
         interrupted run in the same folder now, since its outputs are about to be
         overwritten (a later ``--resume`` must not take them as that run's)."""
         if self._log_bytes is None and not self.resumed and self.folder.exists():
-            shutil.rmtree(self.folder)
+            remove_folder(self.folder)
 
     def save(self, metrics: OutputMetrics) -> None:
         """Record the batches done since the last save: the log lines and new grid rows
@@ -397,7 +403,7 @@ class Journal:
         any moment leaves either the previous journal or this one."""
         if self._log_bytes is None:  # first save of a fresh run: replace an old journal
             if self.folder.exists():
-                shutil.rmtree(self.folder)
+                remove_folder(self.folder)
             self.folder.mkdir(parents=True)
             write_json(self.folder / INPUTS_FILE, self.inputs)
             self._log_bytes = 0
@@ -441,7 +447,7 @@ class Journal:
 
     def finish(self) -> None:
         """The run is complete: remove the journal (also an older run's it replaced)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        remove_folder(self.folder)
         if self._lock is not None:
             self._lock.release()
 
@@ -472,6 +478,7 @@ class RowJournal:
         journal = cls(path=Path(out) / JOURNAL_DIR / ROWS_FILE, settings=dict(settings),
                       how=dict(how or {}),
                       _lock=hold_out(out, str(settings.get("command", "reproduce"))))
+        remove_stale_folders(out, JOURNAL_DIR)
         if not journal.path.is_file():
             if resume:
                 journal.notices.append(f"--resume: {out} holds no interrupted run; computing "
@@ -514,7 +521,7 @@ class RowJournal:
 
     def finish(self) -> None:
         """The run is complete: remove the journal."""
-        shutil.rmtree(self.path.parent, ignore_errors=True)
+        remove_folder(self.path.parent)
         if self._lock is not None:
             self._lock.release()
 
