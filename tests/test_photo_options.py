@@ -196,10 +196,19 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch) -> 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     with pytest.raises(StylebridgeError) as info:
         check_out_folder(out, [])
-    assert str(info.value) == f"--out {out}: cannot write in {out} (Read-only file system)"
+    assert str(info.value) == f"--out {out}: cannot write in {out} (read-only file system)"
     monkeypatch.undo()
     monkeypatch.setattr("os.access", lambda path, mode: False)   # a parent the user cannot write
-    with pytest.raises(StylebridgeError, match=r"cannot write in .* \(Permission denied\)"):
+    with pytest.raises(StylebridgeError, match=r"cannot write in .* \(permission denied\)"):
+        check_out_folder(tmp_path / "new" / "deeper", [])
+    # a new folder on a read-only mount: the mount is named, not a permission
+    import os
+
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr("os.statvfs", lambda path: ReadOnly())
+    with pytest.raises(StylebridgeError, match=r"cannot write in .* \(read-only file system\)$"):
         check_out_folder(tmp_path / "new" / "deeper", [])
 
 

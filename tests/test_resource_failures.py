@@ -90,10 +90,9 @@ def test_an_out_folder_removed_during_the_run_is_said_without_a_resume_hint(
         tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     gone = tmp_path / "gone"
-    with pytest.raises(StylebridgeError, match=r"gone \(--out\) was removed while the run "
-                                               r"wrote into it: nothing of the run is kept"):
-        with resumable(console, None, "generate", gone):
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(gone / "x"))
+    removed = r"gone \(--out\) was removed while the run wrote into it: nothing of the run is kept"
+    with pytest.raises(StylebridgeError, match=removed), resumable(console, None, "generate", gone):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(gone / "x"))
     assert "--resume" not in console.export_text()
     # a folder that is still there: the error is the run's own (a full disk, say)
     there = tmp_path / "there"

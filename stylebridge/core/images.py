@@ -487,10 +487,23 @@ def _reduced(img: Image.Image, factor: int) -> Image.Image:
     return _rgb(img).reduce(factor)
 
 
+def os_error_reason(exc: OSError) -> str:
+    """What went wrong with a file, in plain lower-case words and without ``[Errno N]`` or the
+    file name (the message names it once, in front): ``permission denied``, ``read-only file
+    system``, ``input/output error``; the first line of ``str(exc)`` for an error without an
+    errno (Pillow's ``image file is truncated``)."""
+    text = exc.strerror if exc.errno is not None and exc.strerror else (
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return text[:1].lower() + text[1:]
+
+
 def image_error(path: Path, exc: Exception) -> ImageError:
     """The one-line :class:`ImageError` for what Pillow raised reading ``path``: what the file
     is when it is no image (:func:`unreadable_reason`: empty, text, a video...), else Pillow's
-    reason with the path said once, in front."""
+    reason with the path said once, in front; an error of the system (no permission, an I/O
+    error) as its plain words (:func:`os_error_reason`: ``permission denied``)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return ImageError(f"cannot read image ({os_error_reason(exc)})", path=path)
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     reason = reason.replace(f" '{path}'", "").replace(f" {path}", "")  # named once, in front
     if isinstance(exc, UnidentifiedImageError):

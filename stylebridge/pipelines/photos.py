@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stylebridge.core.images import os_error_reason
 from stylebridge.core.interfaces import Encoder, Plugin
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.errors import StylebridgeError
@@ -100,10 +101,12 @@ def check_writable(out: str | Path) -> None:
             with tempfile.TemporaryFile(dir=folder, prefix=".stylebridge-probe-"):
                 pass
         elif not os.access(folder, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+            code = errno.EROFS if read_only else errno.EACCES
+            raise OSError(code, os.strerror(code))
     except OSError as exc:
         raise StylebridgeError(f"--out {out}: cannot write in {folder} "
-                               f"({exc.strerror or exc})") from None
+                               f"({os_error_reason(exc)})") from None
 
 
 def is_random(obj: Any) -> bool:

@@ -114,9 +114,11 @@ def read_prompts(path: str | Path, source_text: str = DEFAULT_SOURCE) -> list[tu
                                path=path)
     try:  # utf-8-sig: a byte-order mark (Windows editors) is no part of the first prompt
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StylebridgeError(f"cannot read the prompts ({type(exc).__name__})",
-                               path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:   # (permission denied), not PermissionError
+        from stylebridge.core.images import os_error_reason
+
+        why = os_error_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
+        raise StylebridgeError(f"cannot read the prompts ({why})", path=path) from None
     pairs: dict[str, str] = {}
     for n, raw in enumerate(lines, start=1):
         line = raw.strip()

@@ -523,7 +523,9 @@ class DomainTrainer:
         """What every domain-training pipeline ends with: with ``resume``, restore the state
         beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``; a
         state past ``--steps`` is refused; a CPU run resumed with another thread count than
-        the state's says in a ``notice`` that it continues within rounding); then
+        the state's says in a ``notice`` that it continues within rounding; no state at all,
+        a run killed before its first checkpoint, starts a new run and says so in a ``note``:
+        :func:`check_run_out` refused a ``resume`` of a model without a state); then
         :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
         temporary files a killed run left of this run's files are removed; while it runs no
         other process trains into the same ``out`` (:func:`~stylebridge.pipelines.resume.held`)."""
@@ -531,6 +533,10 @@ class DomainTrainer:
         with held(self.out, command):  # another run into this --out: one line, not a race
             remove_run_temporaries(self.own_files(), self.samples_dir,
                                    sample_names(self.settings.sample_every, self.settings.steps))
+            if resume and not self.state_path.is_file():  # killed before its first checkpoint
+                emit(progress, "note", text=f"--resume: no training state at {self.state_path} "
+                     "(the run stopped before its first checkpoint); starting a new run")
+                resume = False
             if resume:
                 outcome.step = self.load_state(self.state_path)
                 if outcome.step > self.settings.steps:  # "nothing to do" read as a shorter run

@@ -41,6 +41,14 @@ def _probe(folder: Path) -> None:
         pass
 
 
+def _reason(exc: OSError) -> str:
+    """Why a folder cannot be made or written, as the system says it, in lower case: ``read-only
+    file system`` (a read-only mount, also for root), ``permission denied``."""
+    from stylebridge.core.images import os_error_reason
+
+    return os_error_reason(exc)
+
+
 def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool = False,
                        files: Sequence[str | Path] = (),
                        folders: Sequence[str | Path] = ()) -> None:
@@ -85,14 +93,14 @@ def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool =
                 path.mkdir()
             except OSError as exc:
                 raise StylebridgeError(f"{option} {out}: cannot create the folder {path} "
-                                       f"({exc.strerror or exc})") from None
+                                       f"({_reason(exc)})") from None
             made.append(path)
         for path in [where, *(Path(f) for f in folders if Path(f).is_dir())]:
             try:
                 _probe(path)
             except OSError as exc:
                 raise StylebridgeError(f"{option} {out}: cannot write in {path} "
-                                       f"({exc.strerror or exc})") from None
+                                       f"({_reason(exc)})") from None
     finally:
         for path in reversed(made):
             with contextlib.suppress(OSError):
@@ -102,9 +110,12 @@ def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool =
 def check_run_out(out: str | Path, *, resume: bool, force: bool,
                   inputs: Mapping[str, str | Path | None] | None = None,
                   side_files: Sequence[str | Path] = (), samples: bool = False) -> Path:
-    """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume one
-    that left no state; returns the training-state path beside ``out``.  A caller starting
-    over deletes a stale state (``not resume``) once its own checks have passed.
+    """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume a
+    model that has no state beside it (a finished run, a model from elsewhere); returns the
+    training-state path beside ``out``.  A ``resume`` with neither (a run killed before its
+    first checkpoint) passes: :meth:`DomainTrainer.resume_and_train` starts a new run and
+    says so.  A caller starting over deletes a stale state (``not resume``) once its own
+    checks have passed.
 
     Whatever ``force`` says, ``out`` must not be a folder, and no file the run writes
     (``out``, its training state, ``side_files``) may be one of ``inputs``
@@ -131,8 +142,13 @@ def check_run_out(out: str | Path, *, resume: bool, force: bool,
                                        "overwrites an input)", path=Path(given))
     check_out_writable(out, files=[out, state_path, *side_files],
                        folders=[samples_dir_for(out)] if samples else [])
-    if resume and not state_path.is_file():
-        raise StylebridgeError(f"--resume: no training state at {state_path}")
+    if resume and not state_path.is_file() and out.exists():
+        # no state beside a model: a finished run, or a model from elsewhere (no state and
+        # no model: killed before its first checkpoint, a new run; resume_and_train)
+        raise StylebridgeError(f"--resume: {out} holds a model but no training state "
+                               f"({state_path.name}): a finished run or a model from "
+                               "elsewhere; train it again with --force instead of --resume, "
+                               "or give another --out")
     if not resume and out.exists() and not force:
         raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
                                path=out)
