@@ -112,12 +112,16 @@ def finite_floats(text: str) -> list[float]:
 
 def user_path(text: str) -> Path:
     """argparse ``type`` of a path option: a leading ``~`` or ``~user`` expanded, as the shell
-    expands it in ``--out ~/x`` (but not in ``--out=~/x``)."""
-    return Path(os.path.expanduser(text))
+    expands it in ``--out ~/x`` (but not in ``--out=~/x``).  An empty text is refused: it
+    would be the current folder (an unset ``$OUT`` in ``--out "$OUT"`` wrote there)."""
+    return Path(user_path_text(text))
 
 
 def user_path_text(text: str) -> str:
     """:func:`user_path` for options the commands keep as text (photo lists, ``--data``)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path (an unset variable?); give a path, "
+                                         "e.g. . for the current folder")
     return os.path.expanduser(text)
 
 

@@ -11,6 +11,7 @@ import numbers
 import os
 import re
 import sys
+import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def _option_suggestions(tokens: Sequence[str], parsers: Sequence[argparse.Argume
         word = token.split("=", 1)[0]
         if word.startswith("--") and len(word) > 2:
             close = did_you_mean(word[2:], [o[2:] for o in options])
-            if close is not None:
+            if close is not None and close != word[2:]:  # `adapt --version`: the top level's
                 found.append((word, f"--{close}"))
     if not found:
         return ""
@@ -185,6 +186,29 @@ def _choice_suggestion(message: str) -> str:
     return message if close is None else f"{m['head']}; did you mean {close!r}?{m['rest']}"
 
 
+class WordWrapFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, wrapping at spaces only: a name in a help text
+    (``tiny-vit-p16.safetensors``, ``clip_quality[:model=ViT-B-16]``) is never split at a
+    hyphen or cut in two, so it can be copied from the terminal."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
+
+
+class RawDescriptionWordWrapFormatter(WordWrapFormatter):
+    """:class:`WordWrapFormatter` that prints the description and epilog as written (a
+    table, such as ``--skip-layers``' layer table)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` (and, through ``add_subparsers``, every parser below it) whose
     usage errors are one line on stderr and exit code 2, like every other stylebridge error.
@@ -199,6 +223,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False  # a prefix of an option is a typo, not that option
+        kwargs.setdefault("formatter_class", WordWrapFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str, prog: str | None = None) -> NoReturn:
@@ -282,6 +307,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     for p in _subparsers(parser):  # every (sub-)command accepts --debug, whoever built it
         if type(p) is argparse.ArgumentParser:  # a plugin's add_subparsers(parser_class=...)
             p.__class__ = OneLineArgumentParser
+        if p.formatter_class is argparse.HelpFormatter:
+            p.formatter_class = WordWrapFormatter
         p.allow_abbrev = False
         if "--debug" not in p._option_string_actions:
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -396,29 +423,25 @@ def _main(argv: list[str]) -> int:
         code = commands[args.command].run(args, Console())  # type: ignore[attr-defined]
         return _exit_code(args.command, code)
     except StylebridgeError as exc:
-        if debug:
-            raise
+        _trace(debug)
         _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
     except MemoryError:
-        if debug:
-            raise
+        _trace(debug)
         _error(f"out of memory; {oom_advice(argv)}")
         return 2
     except RecursionError:
-        if debug:
-            raise
+        _trace(debug)
         _error("an input is nested too deeply to read (a crafted or corrupt file?)")
         return 2
     except BrokenPipeError:  # whoever read the output went away (`| head`): stop quietly
         _silence_stdout()
         return 128 + 13  # as a process killed by SIGPIPE
     except OSError as exc:  # full disk, permissions, ...: the write failed cleanly (atomic)
-        if debug:
-            raise
+        _trace(debug)
         from stylebridge.core.io import DISK_FULL, disk_full_message
 
         if exc.errno in DISK_FULL:
@@ -434,8 +457,7 @@ def _main(argv: list[str]) -> int:
         _error(f"{where}{exc.strerror or exc}")
         return 2
     except Exception as exc:
-        if debug:
-            raise
+        _trace(debug)
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
             _error(f"out of GPU memory; {oom_advice(argv)} (or --device cpu)")
             return 2
@@ -446,8 +468,19 @@ def _main(argv: list[str]) -> int:
         if len(text) > 400:
             text = text[:400] + f" [... {len(text) - 400} characters cut]"
         origin = _plugin_origin(exc)
-        _error(f"{type(exc).__name__}: {text} ({origin}rerun with --debug for the traceback)")
+        why = f"{origin}the traceback is above" if debug else \
+            f"{origin}rerun with --debug for the traceback"
+        _error(f"{type(exc).__name__}: {text} ({why})")
         return 1
+
+
+def _trace(debug: bool) -> None:
+    """With ``--debug``, the traceback of the error being handled, before its one line: the
+    exit code stays the one the error has without ``--debug``."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _refuse_contested_command(word: str) -> None:

@@ -241,6 +241,8 @@ def add_skip_layers_argument(parser: argparse.ArgumentParser, what: str) -> None
                              "(upstream's 18-row numbering), `conv:N` for StyleDomain's head "
                              "conv_N (the 17 convs), `rgb:N` for a ToRGB layer on purpose "
                              "(table below, with the two readings of the thesis' 18 rows)")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    from stylebridge.cli.main import RawDescriptionWordWrapFormatter
+
+    parser.formatter_class = RawDescriptionWordWrapFormatter
     table = LAYER_TABLE_DOC.replace("``", "")
     parser.epilog = f"{parser.epilog}\n\n{table}" if parser.epilog else table

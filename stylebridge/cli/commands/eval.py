@@ -15,6 +15,7 @@ from stylebridge.cli.common import add_device_argument, user_path, user_path_tex
 from stylebridge.cli.options import ConsoleBars, print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
+from stylebridge.core.io import STREAMS
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE
 from stylebridge.pipelines.eval_report import RESIZE_FILTER
 from stylebridge.pipelines.evaluate import (
@@ -177,9 +178,11 @@ class EvalCommand(Command):
                                  f"filter: {RESIZE_FILTER}")
         parser.add_argument("--batch", type=int, default=8, help=f"images per batch (default 8, at most {MAX_BATCH})")
         parser.add_argument("--json", type=user_path, metavar="OUT",
-                            help="write all values as JSON")
+                            help="write all values as JSON (- for stdout: everything else "
+                                 "then goes to stderr)")
         parser.add_argument("--csv", type=user_path, metavar="OUT",
-                            help="write per-image values (and a 'mean' row) as CSV")
+                            help="write per-image values (and a 'mean' row) as CSV (- for "
+                                 "stdout, as --json)")
         parser.add_argument("--resume", action="store_true",
                             help="continue the interrupted evaluation that writes the same "
                                  "--json/--csv (same metrics and files): the pairs it scored "
@@ -197,6 +200,8 @@ class EvalCommand(Command):
                             domain_text=args.domain_text, size=args.size, batch=args.batch,
                             device=args.device, json=args.json, csv=args.csv,
                             suffix=args.suffix, resume=args.resume)
+        if any(STREAMS.get(str(out)) == 1 for out in (args.json, args.csv)):
+            console = Console(stderr=True)  # stdout holds the JSON/CSV alone, to be parsed
         report = BatchReport()
         progress = _ConsoleProgress(console)
         try:
@@ -215,7 +220,8 @@ class EvalCommand(Command):
             progress.stop()
         print_result(console, result, args.show)
         for path in result.written:
-            console.print(f"[green]wrote[/green] {escape(str(path))}")
+            if str(path) not in STREAMS:
+                console.print(f"[green]wrote[/green] {escape(str(path))}")
         print_batch_report(console, report)
         return result.exit_code
 
