@@ -357,14 +357,30 @@ def oom_advice(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``stylebridge`` command; the warnings filters and the error handling of the
-    standard streams are as before when it returns."""
+    """Run one ``stylebridge`` command; the warnings filters, the CUDA-ops notice handler and
+    the error handling of the standard streams are as before when it returns."""
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings(), _printable_names():
-        # the CUDA-ops fallback prints its own one-line notice on stderr; for Python users it
-        # is also a warning, which the command line would show a second time
+        # the CUDA-ops fall-back is one line on stderr (_main sets the handler); for Python
+        # users it is a warning, which the command line would show a second time
         warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
-        return _main(argv)
+        try:
+            return _main(argv)
+        finally:
+            while _RESTORE:
+                _RESTORE.pop()()
+
+
+#: what :func:`main` undoes when the command returns (the CUDA-ops notice handler)
+_RESTORE: list[Any] = []
+
+
+def _cuda_notices_as_lines() -> None:
+    """The CUDA-ops fall-back notice as one line on stderr while the command runs."""
+    from stylebridge.core.ops import _cuda
+
+    previous = _cuda.set_notice_handler(lambda line: print(line, file=sys.stderr, flush=True))
+    _RESTORE.append(lambda: _cuda.set_notice_handler(previous))
 
 
 def _silence_stdout() -> None:
@@ -406,6 +422,7 @@ def _main(argv: list[str]) -> int:
         from stylebridge.cli.options import quiet_licence_warnings
 
         quiet_licence_warnings()
+        _cuda_notices_as_lines()
         parser, commands = build_parser()
         word = next((a for a in argv if not a.startswith("-")), None)
         if word in parser.broken_commands:

@@ -68,14 +68,19 @@ def resumable(console: Console, journal: Journal | None, command: str, out: Path
     """Say what the journal found before the run (a resumed run, a replaced one), and after
     an interruption (Ctrl-C, a full disk, out of memory) how to continue it (``journal``
     ``None``: the run opens its own; the folder is looked at)."""
+    said = 0
     if journal is not None:
         for notice in journal.notices:
             console.print(f"[yellow]{escape(notice)}[/yellow]")
+        said = len(journal.notices)
         if journal.kept:
             console.print(f"continuing the interrupted run in {escape(str(out))}: "
                           f"{journal.kept} {journal.unit}(s) done before are kept")
     try:
         yield
+        if journal is not None:  # added while it ran (a --compile fall-back to eager)
+            for notice in journal.notices[said:]:
+                console.print(f"[yellow]{escape(notice)}[/yellow]")
     except (KeyboardInterrupt, MemoryError, OSError) as exc:
         folder = journal.folder.parent if journal is not None else out  # calibrate: a file's
         if isinstance(exc, OSError) and exc.errno == errno.ENOENT and not folder.is_dir():

@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from stylebridge.core.io import atomic_path, is_utf8_name, open_safetensors
 from stylebridge.core.loading import build_on_meta, read_owned
 from stylebridge.core.sniff import file_kind
 from stylebridge.core.tensorfile import save_tensors
-from stylebridge.errors import CheckpointError
+from stylebridge.errors import CheckpointError, StylebridgeError
 
 FORMAT = "stylebridge"
 VERSION = 1
@@ -146,6 +147,19 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+#: what reading a file can raise because of the file: safetensors' own errors, a failed or
+#: short read, a malformed value.  Anything else (memory running out, a CUDA device error
+#: while tensors go to the GPU, a bug) is not the file's and is raised as it is.
+FILE_ERRORS: tuple[type[Exception], ...] = (SafetensorError, OSError, ValueError)
+
+
+def not_the_files(exc: BaseException) -> None:
+    """Raise ``MemoryError`` for a :data:`FILE_ERRORS` error that says memory ran out (a read
+    or mmap refused with ENOMEM): that is not the file's fault; else return."""
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOMEM) or "(os error 12)" in str(exc):
+        raise MemoryError(str(exc)) from exc
+
+
 def unreadable_safetensors(path: Path, exc: BaseException) -> CheckpointError:
     """The one-line error for a file safetensors cannot read: what the file is instead where
     its first bytes tell (an upstream ``torch.save`` file, a photo), else safetensors' reason."""
@@ -181,7 +195,8 @@ def read_header(path: str | Path) -> CheckpointHeader:
     try:
         with open_safetensors(path) as fh:
             metadata = fh.metadata() or {}
-    except Exception as exc:
+    except FILE_ERRORS as exc:
+        not_the_files(exc)
         raise unreadable_safetensors(path, exc) from None
     raw = metadata.get(METADATA_KEY)
     if raw is None:
@@ -251,7 +266,8 @@ def load_checkpoint(
             else:
                 for name in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
                     tensors[name] = fh.get_tensor(name)
-    except Exception as exc:
+    except FILE_ERRORS as exc:  # memory or a GPU running out is not the file's: raised as is
+        not_the_files(exc)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"tensor data is unreadable ({reason})", path=path) from None
     refuse_nonfinite(tensors, path)  # every loader gets finite weights, whatever it checks
@@ -385,6 +401,12 @@ def refuse_wrong_dtypes(path: str | Path | None, expected: Mapping[str, torch.Te
                         "tensor", path=path)
 
 
+#: what building a module on ``meta`` raises when the module cannot be built there (an op
+#: without a meta kernel, a value read) or its config is refused (the real build says it):
+#: the pre-check is skipped.  Other errors (a bug, memory) are raised.
+_META_BUILD_ERRORS = (RuntimeError, TypeError, ValueError, KeyError, IndexError,
+                      AssertionError, StylebridgeError)
+
 #: slack for tensors a config implies beyond the file's (non-persistent buffers, caches)
 IMPLIED_SLACK_BYTES = 256 * 1024 * 1024
 
@@ -406,11 +428,13 @@ def check_implied_shapes(path: str | Path | None, build: Callable[[], torch.nn.M
     except MemoryError:  # even the memory-free build is too big: an absurd config
         raise error(f"the {what} config is too large to build (out of memory before a weight "
                     "was allocated; a crafted or corrupt header)", path=path) from None
-    except Exception as exc:
+    except _META_BUILD_ERRORS as exc:  # not buildable on meta, or a config its build refuses
+        if isinstance(exc, torch.cuda.OutOfMemoryError):  # not the file's: raised as it is
+            raise
         if "overflow" in str(exc).lower():  # tensor sizes beyond int64: an absurd config
             raise error(f"the {what} config implies tensors too large to index (a crafted or "
                         "corrupt header)", path=path) from None
-        return None
+        return None  # the real build (after this) raises a bad config's own error
     refuse_wrong_dtypes(path, implied, tensors, what=what, prefix=prefix, error=error)
     for name in sorted(set(implied) & set(tensors)):
         want, got = tuple(implied[name].shape), tuple(tensors[name].shape)

@@ -13,14 +13,15 @@ compiled network.  The mode is chosen per device:
 
 ``mode="auto"`` turns it on only where it measured faster (:data:`MEASURED_FASTER`, from
 ``benchmarks/bench_gpu_speed.py``; see ``docs/speed.md``); ``"on"`` always tries; ``"off"``
-never.  If compilation or capture fails, one notice line goes to stderr and the generator
-runs eagerly from then on; an error that eager synthesis raises too (bad input) is raised
+never.  If compilation or capture fails, one notice line goes to the ``notice`` callback
+(the pipelines pass their own notice channel; unset: a :class:`CompileFallbackWarning`) and
+the generator runs eagerly from then on; an error that eager synthesis raises too (bad input) is raised
 as it is, without a notice.
 """
 
 from __future__ import annotations
 
-import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -54,6 +55,15 @@ def torch_compile_mode(device: torch.device | str) -> str:
     return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
 
 
+class CompileFallbackWarning(RuntimeWarning):
+    """Issued when compiled synthesis falls back to eager and no ``notice`` was given."""
+
+
+def _warn(line: str) -> None:
+    """The default notice: a warning (the library prints nothing itself)."""
+    warnings.warn(line, CompileFallbackWarning, stacklevel=4)
+
+
 def _one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -75,7 +85,7 @@ class CompiledSynthesis:
             device = next(generator.parameters()).device
         self.device = torch.device(device)
         self.mode = torch_compile_mode(self.device)
-        self._notice = notice or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._notice = notice or _warn
         make = compiler or torch.compile
         self.fallback_reason: str | None = None
         self._fn: Callable[..., Tensor] | None

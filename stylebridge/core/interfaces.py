@@ -98,6 +98,9 @@ class Encoder(nn.Module, Plugin, ABC):
     #: the generator activation ``K`` this encoder acts at, through ``Inversion.features``
     #: (FSE: its ``layer``) or ``Inversion.modifiers`` (StyleRes); ``None``: latents only
     feature_layer: int | None = None
+    #: variants the web page offers beside the plain name: ``(label, options)``, e.g. FSE's
+    #: ``("generator-shift mode", "mode=shift")`` (listed as ``fse:mode=shift``)
+    variants: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def check_generator(self, generator: Generator) -> None:
         """Raise a one-line error unless ``generator`` can render this encoder's output
@@ -361,7 +364,7 @@ class Metric(Plugin, ABC):
 
     ``stylebridge eval`` also reads the attributes below (the defaults suit a metric
     that compares pairs and reports only means) and passes ``device=`` when
-    ``__init__`` takes a ``device`` parameter.  For per-image values subclass
+    :attr:`takes_device` says ``__init__`` takes it.  For per-image values subclass
     :class:`stylebridge.plugins.metrics.base.PerImageMetric` and implement ``score``.
 
     An ``update`` that raises because of its images (a :class:`~stylebridge.errors.StylebridgeError`,
@@ -377,6 +380,8 @@ class Metric(Plugin, ABC):
     #: metric compares pairs, ``eval`` feeds the unpaired ``--target`` images to
     #: :meth:`update_reference`, and it needs at least 2 predictions.
     takes_reference: ClassVar[bool] = False
+    #: ``__init__`` takes ``device=`` (a string): ``eval`` passes its ``--device``
+    takes_device: ClassVar[bool] = False
     #: the metric runs on untrained weights: its numbers are labelled, never reported as real.
     random_weights: bool = False
     #: per-image values of the latest ``update`` (``{key: [one float per image]}``), if any.

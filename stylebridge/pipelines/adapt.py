@@ -383,7 +383,6 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     ensure_weights(config.weight_requests())  # every missing download named at once
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
-    compile_synthesis(gen, config.compile)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     # every input on random (untrained) weights is labelled, on grid.png and in adapt.json /
     # metrics.json: AdaptJob.random_inputs reads that from the loaded objects
@@ -436,6 +435,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                                                  **{f"--method {name}": method
                                                     for name, method in methods.items()}})
                                + drawn_metrics)
+    compile_synthesis(gen, config.compile, notice=job.journal.notices.append)  # a fall-back
     job.journal.notices += adapter.notes  # a domain trained on another generator file
     job.journal.notices += fs_notes  # a FeatureShift model trained on another one
     job.journal.notices += small_crop_notice(config, encoder, gen.size)

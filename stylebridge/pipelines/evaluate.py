@@ -28,7 +28,6 @@ diversity have none).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,7 +202,8 @@ class EvalProgress:
 
 def build_metrics(requests: list[MetricRequest], device: torch.device,
                   domain_text: str | None = None) -> list[Metric]:
-    """The registered metrics, reset; ``device=`` is passed when ``__init__`` takes it and
+    """The registered metrics, reset; ``device=`` is passed to a metric that declares
+    :attr:`~stylebridge.core.interfaces.Metric.takes_device` (else it is built without it) and
     ``domain_text`` goes to each metric's :meth:`~stylebridge.core.interfaces.Metric.with_domain_text`
     (``clip_quality`` takes it as ``text`` unless it has text or a reference)."""
     registry = get_registry()
@@ -213,7 +213,7 @@ def build_metrics(requests: list[MetricRequest], device: torch.device,
         cls = registry.get("metric", req.name).obj
         if domain_text:
             options = cls.with_domain_text(options, domain_text)
-        if "device" in inspect.signature(cls.__init__).parameters:
+        if cls.takes_device:
             if "device" in options:  # `psnr:device=cuda` is checked as --device is
                 try:
                     options["device"] = str(resolve_device(str(options["device"])))
@@ -350,10 +350,6 @@ def _refused(refused: Refused, pred: Path, target: Path | None,
             f"target {target}, {target_wh[0]}×{target_wh[1]} px)")
 
 
-#: what :func:`evaluate` calls on its ``progress`` object
-PROGRESS_METHODS = ("note", "start", "advance", "stop", "failed")
-
-
 def check_eval_arguments(config: Any, report: Any, progress: Any) -> None:
     """One-line errors for arguments of the wrong type (a callable as ``report`` failed
     with ``'function' object has no attribute 'ok'`` after the metrics were built)."""
@@ -364,11 +360,9 @@ def check_eval_arguments(config: Any, report: Any, progress: Any) -> None:
         raise StylebridgeError(f"evaluate: report must be a BatchReport or None, got "
                                f"{type(report).__name__} (progress goes to progress=, an "
                                "EvalProgress)")
-    missing = [m for m in PROGRESS_METHODS if not callable(getattr(progress, m, None))]
-    if progress is not None and missing:
+    if progress is not None and not isinstance(progress, EvalProgress):
         raise StylebridgeError(f"evaluate: progress must be an EvalProgress (subclass it and "
-                               f"override what you need), got {type(progress).__name__} "
-                               f"without {', '.join(missing)}()")
+                               f"override what you need), got {type(progress).__name__}")
 
 
 def _fail(report: BatchReport, progress: EvalProgress, message: str) -> StylebridgeError:

@@ -166,7 +166,7 @@ def generate(config: GenerateConfig,
     ``progress(done, total, text)``;
     ``notice(line)``: what to say before the samples (an interrupted run continued with
     ``resume``, or one that a fresh run replaces, a domain trained on another generator
-    file: :attr:`GenerateResult.notes`).
+    file: :attr:`GenerateResult.notes`) and a ``--compile`` fall-back to eager.
 
     After each batch a journal in ``out`` (:mod:`stylebridge.pipelines.resume`) records the
     seeds done and the grid's rows; ``resume`` keeps them and samples the others, and the
@@ -176,7 +176,7 @@ def generate(config: GenerateConfig,
     check_precision(config.precision, device)
     gen, provenance = load_generator(config.generator, device)
     gen.set_precision(config.precision)
-    compile_synthesis(gen, config.compile)
+    compile_synthesis(gen, config.compile, notice=notice)  # a fall-back: said by notice()
     domains, domain_random = load_domains(config.methods, device)
     check_domains(domains.values(), gen)
     notes = domain_generator_notes(domains.values(), gen)

@@ -207,7 +207,6 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     ensure_weights(config.weight_requests())  # every missing download named at once
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
-    compile_synthesis(gen, config.compile)
     # check_generator's refusal (as adapt's) before a photo is read, then bind
     encoder = attach_encoder(open_encoder(config.encoder, device), gen)
     job = InvertJob(config=config, paths=paths, encoder=encoder,
@@ -226,6 +225,8 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
                                inputs=paths, metrics=job.metrics, resume=config.resume,
                                drawn=drawn_anew({"--encoder": encoder}) + drawn_metrics)
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
+    # a compile fall-back is one of the run's notices (the library prints nothing)
+    compile_synthesis(gen, config.compile, notice=job.journal.notices.append)
     return job
 
 

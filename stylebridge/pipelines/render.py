@@ -257,7 +257,6 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
         raise StylebridgeError("; ".join([*notes, str(exc)])) from None
     gen = open_generator(generator, device)
     gen.set_precision(config.precision)
-    compile_synthesis(gen, config.compile)
     encoder: Encoder | None = open_encoder(encoder_spec, device) if encoder_spec else None
     methods = open_domains(config.methods, device)
     calibrator = (load_plugin("calibrator", config.calibrate, device=device)
@@ -279,10 +278,13 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator,
                       skip_layers=parse_layers(config.skip_layers, n_layers=gen.n_style_layers),
                       renderer=fs_model, strength=config.strength)
-    return RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
-                     adapter=adapter, generator_path=generator_file(gen),
-                     encoder_spec=encoder_spec, featureshift=fs_info,
-                     featureshift_random=fs_random, notes=[*notes, *adapter.notes])
+    job = RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
+                    adapter=adapter, generator_path=generator_file(gen),
+                    encoder_spec=encoder_spec, featureshift=fs_info,
+                    featureshift_random=fs_random, notes=[*notes, *adapter.notes])
+    # a compile fall-back is one of the job's notes (the library prints nothing)
+    compile_synthesis(gen, config.compile, notice=job.notes.append)
+    return job
 
 
 def join_inversions(items: Sequence[Inversion]) -> Inversion:

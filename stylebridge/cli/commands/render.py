@@ -86,8 +86,11 @@ class RenderCommand(Command):
         print_random_notices(console, job.random_inputs,
                              encoder=encoder.name if encoder is not None else "",
                              generator=job.generator_path)
+        said = len(job.notes)
         with progress_bar(console) as progress:
             result = run_render(job, progress)
+        for note in job.notes[said:]:  # added while it ran (a --compile fall-back to eager)
+            console.print(f"[yellow]{escape(note)}[/yellow]")
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(result.report.done)} inversion(s) × "
                           f"{result.n_images} images and {grid_words(len(result.report.done))} "

@@ -8,7 +8,8 @@ when ``STYLEBRIDGE_HOME`` is set, else to torch's default
 (``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
 
 If CUDA is missing, no toolkit is found or the build fails, :func:`available`
-prints one notice per process and returns ``False`` (the callers then use the
+gives one notice per process (a warning, or a handler's line: :func:`set_notice_handler`)
+and returns ``False`` (the callers then use the
 native ops), or raises :class:`~stylebridge.errors.StylebridgeError` when the
 CUDA ops were explicitly required.
 
@@ -28,6 +29,7 @@ import re
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,6 +52,7 @@ _lock = threading.RLock()
 _ext: ModuleType | None = None
 _error: str | None = None
 _notified = False
+_notice_handler: Callable[[str], None] | None = None
 
 
 class CudaOpsUnavailableWarning(RuntimeWarning):
@@ -142,21 +145,35 @@ def build(verbose: bool = False) -> ModuleType:
         return module
 
 
+def set_notice_handler(handler: Callable[[str], None] | None
+                       ) -> Callable[[str], None] | None:
+    """Say the fall-back notice through ``handler(line)`` instead of a
+    :class:`CudaOpsUnavailableWarning` (the command line prints the line itself); ``None``:
+    the warning again.  Returns the previous handler."""
+    global _notice_handler
+    with _lock:
+        previous, _notice_handler = _notice_handler, handler
+    return previous
+
+
 def _notify(reason: str) -> None:
     global _notified
     if _notified:
         return
     _notified = True
     message = f"{NOTICE_PREFIX} ({reason}); using the native PyTorch ops"
-    warnings.warn(message, CudaOpsUnavailableWarning, stacklevel=3)
-    print(message, file=sys.stderr, flush=True)
+    if _notice_handler is not None:
+        _notice_handler(message)
+    else:  # the library says it once, as a warning (no print: Python users saw it twice)
+        warnings.warn(message, CudaOpsUnavailableWarning, stacklevel=3)
 
 
 def available(required: bool = False) -> bool:
     """Whether the CUDA ops can be used; builds the extension on the first call.
 
-    On failure returns ``False`` after a one-time notice (a warning plus one
-    line on stderr), or with ``required=True`` raises
+    On failure returns ``False`` after a one-time notice (a
+    :class:`CudaOpsUnavailableWarning`, or the line through :func:`set_notice_handler`'s
+    handler), or with ``required=True`` raises
     :class:`~stylebridge.errors.StylebridgeError` carrying the one-line reason.
     The outcome is cached until :func:`reset`.
     """

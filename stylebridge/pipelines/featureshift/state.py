@@ -91,7 +91,7 @@ def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
         "random_parts": list(trainer.random_parts),
         # which generator file it was trained on: `adapt --featureshift` notes another one
         "generator_file": str(trainer.cfg.generator),
-        "generator_sha256": getattr(trainer, "generator_sha256", None),
+        "generator_sha256": trainer.generator_sha256,
         # what it was trained with, as log.jsonl's start record says it (`stylebridge info`)
         "losses": {LABELS[k]: [t.describe() for t in v] for k, v in trainer.loss_sets.items()},
         "loss_configs": loss_configs(trainer),
@@ -448,7 +448,7 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     t.skipped_in_a_row = int(extra.get("skipped_in_a_row", 0))
     notice = thread_notice(extra.get("cpu_threads"), t.device)
     if notice is not None and t.step < t.cfg.steps and t.dist.main:  # steps left to train
-        emit(getattr(t, "progress", None), "notice", text=notice[0], detail=notice[1])
+        emit(t.progress, "notice", text=notice[0], detail=notice[1])
 
 
 def all_finite(module: torch.nn.Module) -> bool:

@@ -98,6 +98,10 @@ CHANGE_COLUMN = "change (mse vs inversion)"
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
 
 
+#: FeatureShift's guiding encoder on the page: e4e, as the thesis trains it
+DEFAULT_GUIDE = "e4e"
+
+
 def _no_progress(fraction: float, description: str) -> None:
     """The default progress callback: report nothing."""
 
@@ -153,7 +157,9 @@ class ServeBackend:
             self.generator_file = None
             self.generator_label = models.sources.get("generator", "generator")
         self.generator.set_precision(self.config.precision)
-        compile_synthesis(self.generator, self.config.compile)
+        #: the compile fall-back's line, among every later run's notes (no print)
+        self.notices: list[str] = []
+        compile_synthesis(self.generator, self.config.compile, notice=self.notices.append)
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}
@@ -481,7 +487,7 @@ class ServeBackend:
             target = torch.nn.functional.interpolate(photo.aligned[None], size=(gen.size,) * 2,
                                                      mode="area")[0]
             columns, rows, notes = self._metrics(outputs, target)
-            notes = [*adapter.notes, *notes]  # a domain trained on another generator file
+            notes = [*self.notices, *adapter.notes, *notes]  # + a domain of another generator
             if request.featureshift and inversion.feature_mode == "shift":
                 # FeatureShift's F' always replaces activation K: the mode changes nothing
                 notes = [*notes, "FeatureShift replaces the feature at layer K, so the "
@@ -539,12 +545,13 @@ class ServeBackend:
                          images_zip=images_zip, latents_path=latents_path, licences=licences)
 
     def _guide(self, encoder_spec: str, random_inputs: dict[str, bool]) -> Encoder | None:
-        """FeatureShift's guiding encoder: e4e (installed or the preset's), as the thesis
-        trains it; without one, the renderer takes the encoder's own latents."""
-        if parse_plugin_spec(encoder_spec, what="encoder").name == "e4e":
+        """FeatureShift's guiding encoder: :data:`DEFAULT_GUIDE` (installed or the preset's),
+        as the thesis trains it; without one, or when it is the encoder, the renderer takes
+        the encoder's own latents."""
+        if parse_plugin_spec(encoder_spec, what="encoder").name == DEFAULT_GUIDE:
             return None
         try:
-            guide, random_inputs["guide (e4e)"] = self.encoder("e4e")
+            guide, random_inputs[f"guide ({DEFAULT_GUIDE})"] = self.encoder(DEFAULT_GUIDE)
         except StylebridgeError:
             return None
         return guide

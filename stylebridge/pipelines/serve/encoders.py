@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from stylebridge.core.checkpoint import RANDOM_NOTICE, read_header
+from stylebridge.core.checkpoint import FILE_ERRORS, RANDOM_NOTICE, read_header
 from stylebridge.core.interfaces import Encoder
 from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.generator import Generator
@@ -92,6 +92,18 @@ def _meta_build(spec: str, preset: Mapping[str, Encoder]) -> Callable[[], Encode
     return lambda: registry.create("encoder", name, **config)
 
 
+def _cannot_tell_on_meta(exc: Exception) -> bool:
+    """Whether ``exc``, raised building or checking an encoder on ``meta``, says it cannot
+    be told there (an op without a meta kernel, a value read or a copy to NumPy, a file it
+    reads unreadable): the run will tell.  Memory running out and anything else (a bug in
+    the plugin) are raised."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return False
+    if isinstance(exc, (RuntimeError, *FILE_ERRORS)):
+        return True
+    return isinstance(exc, TypeError) and "meta" in str(exc)
+
+
 def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] | None = None
                 ) -> str | None:
     """Why the encoder of ``spec`` cannot work with ``generator`` (the one-line error a run
@@ -110,8 +122,10 @@ def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] |
             probe = encoder.encode(torch.zeros(1, 3, size, size))
     except StylebridgeError as exc:  # a bad option: what building it says
         return str(exc)
-    except Exception:  # not buildable on meta: the run will tell
-        return None
+    except Exception as exc:
+        if not _cannot_tell_on_meta(exc):
+            raise
+        return None  # not buildable on meta: the run will tell
     try:
         attach_encoder(encoder, generator, bind=False)  # its check_generator, as a run's
         check_compatible(probe, generator, what)  # the shapes, named by the spec typed
@@ -120,14 +134,17 @@ def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] |
         check_inversion(probe, generator, encoder, 1)
     except StylebridgeError as exc:
         return str(exc)
-    except Exception:  # a check that needs real values: the run will tell
-        return None
+    except Exception as exc:
+        if not _cannot_tell_on_meta(exc):
+            raise
+        return None  # a check that needs real values: the run will tell
     return None
 
 
 def registered_choices(generator: Generator, preset: Mapping[str, Encoder] | None = None
                        ) -> list[EncoderChoice]:
-    """Every registered encoder (and FSE's generator-shift mode), its label saying where its
+    """Every registered encoder (and the variants it declares: FSE's generator-shift mode,
+    :attr:`~stylebridge.core.interfaces.Encoder.variants`), its label saying where its
     weights come from, and whether it can work with ``generator`` (:func:`fit_problem`).
     ``preset``: the tiny preset's encoders, used for those names (random weights)."""
     preset = preset or {}
@@ -149,8 +166,10 @@ def registered_choices(generator: Generator, preset: Mapping[str, Encoder] | Non
             how = ("needs weights: stylebridge weights" if needs
                    else f"{RANDOM_NOTICE}: default config")
         specs = [(f"{name} ({how})", name)]
-        if name == "fse":
-            specs.append((f"fse, generator-shift mode ({how})", FSE_SHIFT))
+        cls = registry.get("encoder", name).obj
+        if isinstance(cls, type) and issubclass(cls, Encoder):  # a factory declares none
+            specs += [(f"{name}, {label} ({how})", f"{name}:{options}")
+                      for label, options in cls.variants]
         for label, spec in specs:
             choices.append(EncoderChoice(label, spec, fit_problem(spec, generator, preset)))
     return choices

@@ -98,6 +98,8 @@ class FSEEncoder(Encoder):
     name = "fse"
     description = "Feature-Style Encoder (w+ and a generator feature at layer K=5; modes latents/features/shift)"
     requires_weights: ClassVar[bool] = True
+    #: the web page lists the generator-shift mode beside it (``fse:mode=shift``)
+    variants: ClassVar[tuple[tuple[str, str], ...]] = (("generator-shift mode", "mode=shift"),)
     config_schema: ClassVar[Mapping[str, Field]] = {
         "mode": Field("str", choices=MODES), "layer": Field("int", 0, 21),
         "n_latent": N_LATENT, "style_dim": STYLE_DIM, "width": Field("int", 1, 1024),

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -138,10 +138,21 @@ def clip_depth(name: str) -> int | None:
     return layers if isinstance(layers, int) and not isinstance(layers, bool) else None
 
 
-def _term_spec(term: Any, layer: int | None = None) -> str:
+class LossTermLike(Protocol):
+    """A trainer's weighted loss as :func:`check_clip_layers` reads it (the training
+    pipelines' ``LossTerm``; ``after``: the step it starts at, 0 from the first)."""
+
+    name: str
+    weight: float
+    module: Loss
+    after: int
+    options: dict[str, Any]
+
+
+def _term_spec(term: LossTermLike, layer: int | None = None) -> str:
     """A loss term as its spec, ``NAME:WEIGHT[:k=v,...]`` (with ``layer=`` replaced)."""
     options = {k: v for k, v in term.options.items() if not (layer is not None and k == "layer")}
-    if getattr(term, "after", 0):
+    if term.after:
         options["after"] = term.after
     if layer is not None:
         options["layer"] = layer
@@ -149,16 +160,16 @@ def _term_spec(term: Any, layer: int | None = None) -> str:
     return f"{term.name}:{float(term.weight)!r}" + (f":{opts}" if opts else "")
 
 
-def check_clip_layers(terms: Sequence[Any], clip_names: Sequence[str]) -> None:
+def check_clip_layers(terms: Sequence[LossTermLike], clip_names: Sequence[str]) -> None:
     """One line, before any CLIP model (or the photos' encoder) is loaded, when a loss term
-    (``.name``, ``.weight``, ``.options``, ``.module.clip_layers``) reads a CLIP block that a
+    (:class:`LossTermLike`: its module's :attr:`~Loss.clip_layers`) reads a CLIP block that a
     model in ``clip_names`` does not have: ``difa_local``'s default, block 3 (StyleDomain's
     ``clip_layer: 3`` for ViT-B, which has 12), failed after every model had loaded on a
     shallower CLIP (the tiny preset's has 1), naming no option.  The hint is the whole loss
     list (``--loss`` replaces the default one) with a ``layer=`` that fits."""
     depths = {name: clip_depth(name) for name in clip_names}
     for term in terms:
-        for layer in getattr(term.module, "clip_layers", ()):
+        for layer in term.module.clip_layers:
             for name, depth in depths.items():
                 if depth is None or 0 <= layer < depth:
                     continue

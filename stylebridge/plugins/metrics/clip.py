@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -38,6 +38,8 @@ from stylebridge.registry import hookimpl
 
 
 class _ClipMetric(BaseMetric):
+    takes_device: ClassVar[bool] = True  # eval passes --device
+
     def _load_clip(self, model: str, weights: str | None, allow_random: bool) -> None:
         if weights is None:  # the installed official weights (`weights fetch clip-vit-b-32`)
             found = installed_clip_weights(model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -38,6 +38,7 @@ class FIDMetric(BaseMetric):
     """Fréchet Inception distance between the predictions and the targets (or cached statistics)."""
 
     name = "fid"
+    takes_device: ClassVar[bool] = True  # eval passes --device
     direction = "lower"
     scale = ("Fréchet distance of Inception pool features, 0 = the same distribution; "
              "biased upwards below 2048 images, compare only with the same N")

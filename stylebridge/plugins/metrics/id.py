@@ -56,6 +56,7 @@ class IDMetric(PerImageMetric):
     """
 
     name = "id"
+    takes_device: ClassVar[bool] = True  # eval passes --device
     direction = "higher"
     unit = "cos"
     scale = "cosine similarity of face embeddings, -1..1, 1 = the same face"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -42,6 +42,7 @@ class MSEMetric(PerImageMetric):
     """Mean squared error per image, images in [0, 1]."""
 
     name = "mse"
+    takes_device: ClassVar[bool] = True  # eval passes --device
     direction = "lower"
     unit = "on [0,1]"
     scale = "mean squared error of images in [0, 1] (pSp's l2 on [-1, 1] is 4× this)"
@@ -68,6 +69,7 @@ class PSNRMetric(PerImageMetric):
     images give 58.92 dB, not inf: the cap is :data:`PSNR_CAP` (see the module docstring)."""
 
     name = "psnr"
+    takes_device: ClassVar[bool] = True  # eval passes --device
     direction = "higher"
     unit = "dB"
     scale = (f"10·log10(1/MSE), images in [0, 1]; an MSE below 8-bit quantisation noise "
@@ -149,6 +151,7 @@ class SSIMMetric(PerImageMetric):
     """Structural similarity per image (scikit-image's definition, data range 1)."""
 
     name = "ssim"
+    takes_device: ClassVar[bool] = True  # eval passes --device
     direction = "higher"
     scale = "structural similarity (scikit-image's), -1..1, 1 = identical"
 

@@ -39,6 +39,7 @@ class LPIPSMetric(PerImageMetric):
     """LPIPS v0.1 (lpips package), ``net=alex|vgg``; lower is more similar."""
 
     name = "lpips"
+    takes_device: ClassVar[bool] = True  # eval passes --device
     direction = "lower"
     scale = "LPIPS v0.1 perceptual distance (net=alex|vgg), 0 = identical"
     #: the allowed values (checked before anything is built; `stylebridge plugins lpips` shows them)

@@ -8,7 +8,12 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import Tensor
 
-from stylebridge.core.checkpoint import refuse_nonfinite, unreadable_safetensors
+from stylebridge.core.checkpoint import (
+    FILE_ERRORS,
+    not_the_files,
+    refuse_nonfinite,
+    unreadable_safetensors,
+)
 from stylebridge.core.io import utf8_path
 from stylebridge.core.stylegan2.rosinality import torch_load_safe
 from stylebridge.errors import CheckpointError, StylebridgeError
@@ -29,7 +34,8 @@ def read_plain_state(path: Path, what: str = "") -> dict[str, Tensor]:
         try:
             with utf8_path(path) as name:
                 state = load_file(name)
-        except Exception as exc:
+        except FILE_ERRORS as exc:  # memory running out is not the file's: raised as it is
+            not_the_files(exc)
             raise unreadable_safetensors(path, exc) from None
         refuse_nonfinite(state, path)
         return state
