@@ -48,6 +48,8 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
                    "adapt, analyze, reproduce and the web app)"),
         Capability("restore", "rebuilds the parts of a saved inversion a file cannot hold "
                    "(render, --save-latents files)"),
+        Capability("variants", "offers these specs as choices of their own (the web page)",
+                   "value"),
     ),
     itf.DomainMethod: (
         Capability("text_conditioned", "text-conditioned: renders the domain of its "
@@ -78,6 +80,8 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
         Capability("needs_target", "needs no target: scores a set of predictions alone",
                    "unflag"),
         Capability("takes_reference", "compares with a reference set (eval --target)",
+                   "flag"),
+        Capability("takes_device", "is built on the run's device (eval passes device=)",
                    "flag"),
         Capability("state", "resumable: keeps what it accumulated (adapt/invert/eval "
                    "--resume)"),
