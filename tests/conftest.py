@@ -50,10 +50,25 @@ def _seeded_global_rng() -> None:
 TINY_CHANNELS = {4: 64, 8: 64, 16: 64, 32: 32, 64: 16}
 
 
+def fixture_file(kind: str, name: str) -> Path:
+    """The reference fixture ``tests/data/<kind>/<name>`` (committed; see tests/data/README.md),
+    else the same file under ../shared/fixtures/<kind> (or $STYLEBRIDGE_SHARED/fixtures/<kind>).
+    A missing one fails the test, naming the file: it is part of the checkout, so its absence is
+    a broken clone, not a reason to skip."""
+    for folder in (DATA / kind, SHARED / "fixtures" / kind):
+        if (folder / name).is_file():
+            return folder / name
+    pytest.fail(f"reference fixture {DATA / kind / name} is missing (it is committed in "
+                "tests/data; see tests/data/README.md)", pytrace=False)
+
+
 def require_sg2_fixture() -> Path:
-    if not (SG2_FIXTURES / "rosinality_tiny64.pt").is_file():
-        pytest.skip(f"StyleGAN2 parity fixture not found at {SG2_FIXTURES} "
-                    "(vendored in tests/data/stylegan2; see tests/data/README.md)")
+    """The folder of the tiny StyleGAN2 parity fixture (its three files must all be there)."""
+    for name in ("rosinality_tiny64.pt", "rosinality_tiny64_config.json",
+                 "rosinality_tiny64_expected.safetensors"):
+        if not (SG2_FIXTURES / name).is_file():
+            pytest.fail(f"StyleGAN2 parity fixture {SG2_FIXTURES / name} is missing (committed "
+                        "in tests/data/stylegan2; see tests/data/README.md)", pytrace=False)
     return SG2_FIXTURES
 
 

@@ -162,7 +162,8 @@ def test_to_rgb_uint8_conversions() -> None:
     np.testing.assert_array_equal(out[1, 1], [255, 255, 255])
     t = torch.tensor([[[0.0, 1.0]], [[0.5, 0.25]], [[1.0, 0.0]]])  # [3, 1, 2]
     np.testing.assert_array_equal(to_rgb_uint8(t), [[[0, 128, 255], [255, 64, 0]]])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected an image array \[H, W\] or \[H, W, 3\|4\], "
+                                         r"got \[4, 4, 2\]"):
         to_rgb_uint8(np.zeros((4, 4, 2)))
 
 

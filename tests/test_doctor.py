@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from stylebridge.core.ops import cuda_ops_unusable
 from stylebridge.pipelines.doctor import OPTIONAL, diagnose
 from stylebridge.registry import get_registry, reset_registry
 from stylebridge.registry.weights import WeightsManager
@@ -51,9 +52,27 @@ def test_the_report_matches_the_installation(home: Path) -> None:
     assert {item.removeprefix("plugins from "): int(row.value) for item, row in plugins.items()
             } == dict(counts)
     cuda = _rows(report.sections["cuda"])
+    assert cuda["torch built with CUDA"].value == (torch.version.cuda or "no (a CPU build)")
     if not torch.cuda.is_available():
         assert cuda["CUDA ops"].value == "not usable: torch.cuda.is_available() is False"
         assert cuda["GPUs"].value == "none visible"
+        assert not any(item.startswith("cuda:") for item in cuda)
+    else:  # one row per visible GPU: its name, memory and compute capability
+        count = torch.cuda.device_count()
+        assert "GPUs" not in cuda
+        assert sorted(item for item in cuda if item.startswith("cuda:")) == sorted(
+            f"cuda:{i}" for i in range(count))
+        for i in range(count):
+            name, memory, arch = cuda[f"cuda:{i}"].value.rsplit(", ", 2)
+            props = torch.cuda.get_device_properties(i)
+            assert name == torch.cuda.get_device_name(i)
+            assert memory == f"{round(props.total_memory / 2**30)} GiB"
+            assert arch == "sm_{}{}".format(*torch.cuda.get_device_capability(i))
+        # not built by diagnose() without build_cuda: buildable, or the precheck's reason
+        reason = cuda_ops_unusable()
+        assert reason != "torch.cuda.is_available() is False"
+        assert cuda["CUDA ops"].value == ("buildable (not built now)" if reason is None
+                                          else f"not usable: {reason}")
     assert report.problems == []
 
 

@@ -16,6 +16,7 @@ from test_train_domain import tiny_clip
 from stylebridge.core.interfaces import Inversion
 from stylebridge.core.stylegan2.layers import ConvEdit, ModulatedConv2d
 from stylebridge.core.synthesis import synthesize
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.plugins.domains.modulation import DomainModulation
 from stylebridge.plugins.losses.clip import ClipGuide
@@ -172,5 +173,5 @@ def test_apply_styles_is_the_other_reading_scaling_s_before_demodulation(tmp_pat
     assert loaded.apply == "styles" and after.config().get("apply") is None
     with torch.no_grad():
         assert torch.equal(synthesize(gen, Inversion(w_plus=w), method=loaded), got)
-    with pytest.raises(Exception, match="apply"):
+    with pytest.raises(StylebridgeError, match=r"apply='both': expected one of weights, styles"):
         td.build_domain_method("domain_modulation:apply=both", gen)

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ENCODER_FIXTURES, tiny_generator
+from conftest import fixture_file, tiny_generator
 from torch.testing import assert_close
 
 from stylebridge.core.interfaces import LossBatch
 from stylebridge.core.stylegan2.config import GeneratorConfig, default_channels
 from stylebridge.core.synthesis import synthesize
-from stylebridge.errors import CheckpointError, ConversionError
+from stylebridge.errors import CheckpointError, ConversionError, StylebridgeError
 from stylebridge.plugins.calibrators.alpha import AlphaCalibrator, fit_alpha, skip_scale
 from stylebridge.plugins.converters.styledomain import (
     StyleDomainConverter,
@@ -90,15 +90,14 @@ def test_stylespace_layers_match_styledomain_s_delta_at_1024() -> None:
     with torch.device("meta"):
         method = StyleSpace(size=1024)
         with_rgb = StyleSpace(size=1024, torgb=True)
-    manifest = json.loads((ENCODER_FIXTURES / "styledomain_stylespace_sdelta_ffhq1024_keys.json")
-                          .read_text()) if ENCODER_FIXTURES.is_dir() else None
+    manifest = json.loads(fixture_file("encoders", "styledomain_stylespace_sdelta_ffhq1024_keys.json")
+                          .read_text())
     assert len(method.offsets) == 17 and len(with_rgb.offsets) == 26
     assert sum(p.numel() for p in method.offsets.values()) == 6048
-    if manifest is not None:
-        mapping = manifest["head_to_s_index(26 s-vectors incl. ToRGB)"]
-        widths = [c_in for c_in, _ in manifest["conv_dimensions_(c_in,c_out)"]]
-        assert method.layers == [mapping[f"conv_{k}"] for k in range(17)]
-        assert [method.offsets[str(i)].shape[0] for i in method.layers] == widths
+    mapping = manifest["head_to_s_index(26 s-vectors incl. ToRGB)"]
+    widths = [c_in for c_in, _ in manifest["conv_dimensions_(c_in,c_out)"]]
+    assert method.layers == [mapping[f"conv_{k}"] for k in range(17)]
+    assert [method.offsets[str(i)].shape[0] for i in method.layers] == widths
     # ADA StyleSpace incl. ToRGB: 9,088 params at 1024 (NOTES §6b)
     assert sum(p.numel() for p in with_rgb.offsets.values()) == 9088
 
@@ -348,9 +347,7 @@ def test_convert_similar_domains_refusals(gen: Any, tmp_path: Path) -> None:
 
 
 def test_similar_domains_full_size_layout_from_manifest() -> None:
-    manifest_path = ENCODER_FIXTURES / "styledomain_stylespace_sdelta_ffhq1024_keys.json"
-    if not manifest_path.is_file():
-        pytest.skip(f"manifest not found at {manifest_path}")
+    manifest_path = fixture_file("encoders", "styledomain_stylespace_sdelta_ffhq1024_keys.json")
     manifest = json.loads(manifest_path.read_text())
     state = {k: torch.empty(shape, device="meta") for k, (shape, _) in manifest["keys"].items()}
     desc, offsets = similar_domains_offsets(state, style_dim=512)
@@ -515,9 +512,7 @@ def test_convert_dissimilar_refusals(gen: Any, tmp_path: Path) -> None:
 ])
 def test_dissimilar_full_size_layouts_from_manifests(manifest_name: str, method: str,
                                                      trainable: int) -> None:
-    path = ENCODER_FIXTURES / manifest_name
-    if not path.is_file():
-        pytest.skip(f"manifest not found at {path}")
+    path = fixture_file("encoders", manifest_name)
     manifest = json.loads(path.read_text())
     state = {k: torch.empty(shape, device="meta") for k, (shape, _) in manifest["keys"].items()}
     cli = manifest["checkpoint_layout"]["cli"]
@@ -660,7 +655,8 @@ def test_alpha_calibrator_offset_scale() -> None:
                                                                             strict=True)],
                                                skip_layers="0,rgb:4", power=1.0)
     assert_close(skipped.offset_scale(5), torch.tensor([0.0, 0.5, 1.0, 0.0, 0.0]))
-    with pytest.raises(Exception, match="alpha statistics have 5 style layers, this generator has 26"):
+    with pytest.raises(StylebridgeError,
+                       match="alpha statistics have 5 style layers, this generator has 26"):
         calib.offset_scale(26)
     assert skip_scale(5, []) is None
     assert_close(skip_scale(5, [1]), torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0]))

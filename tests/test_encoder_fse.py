@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ENCODER_FIXTURES, one_torch_thread, tiny_generator
+from conftest import fixture_file, one_torch_thread, tiny_generator
 from torch.testing import assert_close
 
 from stylebridge.core.checkpoint import read_header
@@ -31,15 +31,12 @@ from stylebridge.plugins.nets import iresnet as _iresnet
 from stylebridge.registry import Registry
 from stylebridge.registry.resolve import load_plugin
 
-MANIFEST = ENCODER_FIXTURES / "fse_ffhq_keys.json"
 # reduced width, official depth (3/4/14/3) and 18 styles: key names identical to upstream
 SMALL = {"width": 4, "feature_channels": 8, "style_dim": 16}
 
 
 def _manifest() -> dict:
-    if not MANIFEST.is_file():
-        pytest.skip(f"FSE key manifest not found at {MANIFEST} (the shared/ folder beside the checkout)")
-    return json.loads(MANIFEST.read_text())
+    return json.loads(fixture_file("encoders", "fse_ffhq_keys.json").read_text())
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ENCODER_FIXTURES, one_torch_thread, tiny_generator
+from conftest import fixture_file, one_torch_thread, tiny_generator
 from torch import Tensor
 from torch.testing import assert_close
 
@@ -53,9 +53,7 @@ TINY_RES: dict[str, Any] = {**TINY, "feature_layer": 2, "feature_channels": 32, 
 
 
 def _manifest(name: str) -> dict[str, tuple[int, ...]]:
-    path = ENCODER_FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"encoder manifest not found at {path} (the shared/ folder beside the checkout)")
+    path = fixture_file("encoders", name)
     return {k: tuple(v[0]) for k, v in json.loads(path.read_text())["keys"].items()}
 
 

@@ -27,6 +27,7 @@ from stylebridge.core.checkpoint import save_checkpoint
 from stylebridge.core.images import from_generator_range, load_image, to_uint8
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.core.synthesis import synthesize
+from stylebridge.errors import RegistryError
 
 DIST = "stylebridge-example-encoder"
 EXAMPLE = REPO / "examples" / DIST
@@ -226,8 +227,8 @@ def test_the_example_loss_by_itself(installed: None) -> None:
     expected = math.sqrt(1.5**2 + 0.25) - 0.5
     assert math.isclose(float(loss(LossBatch(output=out, target=target))), expected,
                         rel_tol=1e-6)
-    with pytest.raises(Exception, match="eps must be a finite number > 0"):  # its own check
+    with pytest.raises(RegistryError, match="eps must be a finite number > 0"):  # its own check
         get_registry().create("loss", "charbonnier", eps=-1.0)
     # NaN never reaches a plugin: the registry refuses every non-finite float first
-    with pytest.raises(Exception, match="config eps=nan: expected a finite number"):
+    with pytest.raises(RegistryError, match="config eps=nan: expected a finite number"):
         get_registry().create("loss", "charbonnier", eps=float("nan"))

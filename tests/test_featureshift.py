@@ -1084,14 +1084,42 @@ def test_dataset_build_resume_removes_stale_temporary_files(env: Env, tmp_path: 
 
     data = tmp_path / "data"
     shutil.copytree(env.data, data)
-    # a build killed mid-write (atomic writes name it with mkstemp's 8 random characters)
+    # a build killed while writing shard 1 (of 3): shard 0 and its domain files are finished,
+    # shard 1's temporary file is left (atomic writes name it with mkstemp's 8 random
+    # characters), shards 1 and 2 are not in the index as finished
+    index = json.loads((data / "index.json").read_text())
+    assert index["complete"] and [sh["rows"] for sh in index["shards"]] == [2, 2, 1]
+    for shard in index["shards"][1:]:
+        for name in [shard["file"], *shard["domains"]]:
+            (data / name).unlink()
+        shard["rows"], shard["domains"] = None, [None] * len(shard["domains"])
+    index["complete"] = False
+    del index["n_rows"]
+    (data / "index.json").write_text(json.dumps(index))
     stale = data / "shards" / ".00001.safetensors.abc123xy.tmp"
     stale.write_bytes(b"x" * 100)
+    kept = {p.relative_to(data): p.read_bytes() for p in sorted(data.rglob("*.safetensors"))}
+    assert sorted(map(str, kept)) == ["domains/000.safetensors", "domains/001.safetensors",
+                                      "shards/00000.d000.safetensors",
+                                      "shards/00000.d001.safetensors", "shards/00000.safetensors"]
     methods = [(p.stem, _load_method(p)) for p in env.domains]
-    build_dataset(env.images, data, generator=tiny_generator(seed=0), encoder=ToyFSE(),
-                  guide=ToyGuide(), domains=methods, image_size=32, shard_size=2, batch_size=2,
-                  dtype="float16")
+    result = build_dataset(env.images, data, generator=tiny_generator(seed=0), encoder=ToyFSE(),
+                           guide=ToyGuide(), domains=methods, image_size=32, shard_size=2,
+                           batch_size=2, dtype="float16")
     assert not stale.exists()
+    assert [p.name for p in (data / "shards").iterdir() if p.name.startswith(".")] == []
+    # the finished files were kept as they were, not rewritten
+    assert {k: (data / k).read_bytes() for k in kept} == kept
+    # the rest was built: the index is complete and the dataset the uninterrupted build's
+    index = json.loads((data / "index.json").read_text())
+    assert index["complete"] and index["n_rows"] == 5 == result.n_rows
+    assert [sh["rows"] for sh in index["shards"]] == [2, 2, 1]
+    assert all(None not in sh["domains"] for sh in index["shards"])
+    rebuilt = sorted(p.relative_to(data) for p in data.rglob("*.safetensors"))
+    assert rebuilt == sorted(p.relative_to(env.data) for p in env.data.rglob("*.safetensors"))
+    for name in rebuilt:
+        assert (data / name).read_bytes() == (env.data / name).read_bytes(), name
+    assert len(FeatureShiftDataset(data)) == 5
 
 
 def test_featureshift_must_fit_generator_and_encoder() -> None:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.losses.recon import IDLoss
 from stylebridge.plugins.metrics.id import IDMetric
 from stylebridge.registry.weights import WeightsManager
@@ -97,11 +98,11 @@ def test_falls_back_to_dlib_with_a_notice(no_weights) -> None:
     metric.update(a.float(), a.float())
     assert list(metric.compute()) == ["id[dlib]"]
     assert metric.compute()["id[dlib]"] == pytest.approx(1.0)
-    with pytest.raises(Exception, match="needs weights"):
+    with pytest.raises(StylebridgeError, match="needs weights"):
         IDMetric(backend="arcface")
     from stylebridge.plugins.losses.recon import IDLoss
 
-    with pytest.raises(Exception, match=r"run `stylebridge weights fetch arcface-irse50`"):
+    with pytest.raises(StylebridgeError, match=r"run `stylebridge weights fetch arcface-irse50`"):
         IDLoss()
 
 

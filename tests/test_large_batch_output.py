@@ -5,7 +5,6 @@ changed 20,000-seed list took a minute (its difference was found in quadratic ti
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -65,13 +64,29 @@ def test_grid_words_say_when_the_grid_holds_the_first_64_only() -> None:
 
 
 def test_a_changed_long_input_list_is_found_in_linear_time(tmp_path: Path) -> None:
-    journal = Journal.fresh(tmp_path, "generate", [str(s) for s in range(20_001)])
+    """Counts string comparisons instead of timing: a list membership test per input (the
+    quadratic version took a minute for 20,000 seeds) compares ~n²/2 pairs, set look-ups one
+    per input found."""
+    n = 20_000
+    budget = 4 * n   # linear: about 2n (one equal-hash match per input, each way)
+    comparisons = [0]
+
+    class CountedStr(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            comparisons[0] += 1
+            assert comparisons[0] <= budget, "quadratic comparison of the input lists"
+            return str.__eq__(self, other)
+
+    journal = Journal.fresh(tmp_path, "generate", [str(s) for s in range(n + 1)])
     folder = tmp_path / ".stylebridge-run"
     folder.mkdir()
-    (folder / INPUTS_FILE).write_text(json.dumps([str(s) for s in range(20_000)]))
-    start = time.perf_counter()
-    assert journal._first_change() == "; new: 20000"
-    assert time.perf_counter() - start < 2.0  # quadratic: about 60 s
+    (folder / INPUTS_FILE).write_text(json.dumps([str(s) for s in range(n)]))
+    # the current inputs compare through CountedStr.__eq__, whichever side of == they are on
+    journal.inputs = [CountedStr(s) for s in journal.inputs]
+    assert journal._first_change() == f"; new: {n}"
+    assert n <= comparisons[0] <= budget   # every input was compared, no list was scanned
     journal.finish()
 
 

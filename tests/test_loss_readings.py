@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.interfaces import LossBatch
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.training.losses import build_loss_terms
 from stylebridge.plugins.losses.clip import DifaSccLoss
 from stylebridge.plugins.losses.corr import CorrLoss
@@ -82,7 +83,7 @@ def test_difa_w_reduction_option_is_exposed_and_checked() -> None:
     assert term.module.config() == {"alpha": 0.6, "window": 50, "keep_rows": 7, "reduction": "mean"}
     with pytest.raises(ValueError, match=r"reduction must be 'mean' \(DiFa's code\) or 'sum'"):
         DifaSccLoss(reduction="l1")
-    with pytest.raises(Exception, match="reduction='l1': expected one of mean, sum"):
+    with pytest.raises(StylebridgeError, match="reduction='l1': expected one of mean, sum"):
         build_loss_terms(["difa_w:6:reduction=l1"])
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import SG2_FIXTURES
+from conftest import fixture_file, require_sg2_fixture
 from torch import Tensor
 
 from stylebridge.core.safe_pickle import (
@@ -47,11 +47,6 @@ from stylebridge.core.stylegan2.nvlabs import (
 )
 from stylebridge.errors import ConversionError, UnsafePickleError
 
-FIXTURES = SG2_FIXTURES
-needs_fixtures = pytest.mark.skipif(
-    not (FIXTURES / "rosinality_tiny64.pt").is_file(),
-    reason=f"StyleGAN2 fixtures not found under {FIXTURES}",
-)
 TAPS = (1, 3, 3, 1)
 BUFFER_NAMES = {"resample_filter", "noise_const", "w_avg"}
 
@@ -303,10 +298,9 @@ def ros_to_nv_discriminator(d: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 @pytest.fixture(scope="module")
 def tiny() -> dict[str, Any]:
-    if not (FIXTURES / "rosinality_tiny64.pt").is_file():
-        pytest.skip(f"StyleGAN2 fixtures not found under {FIXTURES}")
-    ckpt = torch.load(FIXTURES / "rosinality_tiny64.pt", map_location="cpu", weights_only=True)
-    cfg = json.loads((FIXTURES / "rosinality_tiny64_config.json").read_text())
+    fixtures = require_sg2_fixture()
+    ckpt = torch.load(fixtures / "rosinality_tiny64.pt", map_location="cpu", weights_only=True)
+    cfg = json.loads((fixtures / "rosinality_tiny64_config.json").read_text())
     return {"ckpt": ckpt, "cfg": cfg}
 
 
@@ -322,7 +316,6 @@ def _one_line(exc: BaseException, path: Path) -> str:
 # (a) round trip through an NVlabs-format pickle
 
 
-@needs_fixtures
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_roundtrip_tiny_fixture(tiny: dict[str, Any], tmp_path: Path, protocol: int) -> None:
     ckpt, cfg = tiny["ckpt"], tiny["cfg"]
@@ -362,7 +355,6 @@ def test_roundtrip_tiny_fixture(tiny: dict[str, Any], tmp_path: Path, protocol: 
     assert result.notes == []
 
 
-@needs_fixtures
 def test_loaded_objects_and_state_dict_naming(tiny: dict[str, Any], tmp_path: Path) -> None:
     ckpt = tiny["ckpt"]
     nv = ros_to_nv_generator(ckpt["g_ema"], ckpt["latent_avg"])
@@ -434,7 +426,6 @@ def test_malicious_global_is_refused(tmp_path: Path, name: str) -> None:
     assert not marker.exists()
 
 
-@needs_fixtures
 @pytest.mark.parametrize("where", ["init_kwargs", "top_level"])
 def test_malicious_call_nested_in_valid_pickle(tiny: dict[str, Any], tmp_path: Path,
                                                where: str) -> None:
@@ -454,7 +445,6 @@ def test_malicious_call_nested_in_valid_pickle(tiny: dict[str, Any], tmp_path: P
     assert not marker.exists()
 
 
-@needs_fixtures
 def test_module_src_is_never_executed(tiny: dict[str, Any], tmp_path: Path) -> None:
     ckpt = tiny["ckpt"]
     marker = tmp_path / "MODULE_SRC_RAN"
@@ -552,7 +542,6 @@ def test_tensorflow_pickle_is_recognised(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@needs_fixtures
 @pytest.mark.parametrize("case", ["stylegan3", "conditional_g", "conditional_d", "resnet_g",
                                   "orig_g", "skip_d", "z_dim", "grayscale", "extra_key",
                                   "bad_shape"])
@@ -607,9 +596,8 @@ def test_unsupported_networks(tiny: dict[str, Any], tmp_path: Path, case: str) -
 # (d) full-size FFHQ-1024 key/shape manifest (meta tensors: no memory)
 
 
-@needs_fixtures
 def test_ffhq1024_manifest() -> None:
-    manifest = json.loads((FIXTURES / "rosinality_ffhq1024_keys.json").read_text())
+    manifest = json.loads(fixture_file("stylegan2", "rosinality_ffhq1024_keys.json").read_text())
 
     def fake(entries: Mapping[str, Any]) -> dict[str, Tensor]:
         assert all(dtype == "float32" for _, dtype in entries.values())
@@ -687,7 +675,6 @@ def test_malicious_storage_payload_is_refused(tmp_path: Path) -> None:
 # end to end: `stylebridge convert stylegan2-nvlabs` reproduces the reference outputs
 
 
-@needs_fixtures
 def test_parity_nvlabs_converter_cli_reproduces_reference_outputs(tiny: dict[str, Any],
                                                                   tmp_path: Path) -> None:
     from safetensors.torch import load_file
@@ -704,7 +691,7 @@ def test_parity_nvlabs_converter_cli_reproduces_reference_outputs(tiny: dict[str
     assert main(["convert", "stylegan2-nvlabs", str(pkl), str(dst)]) == 0
     assert not marker.exists()
     exp = {k: v.clone() for k, v in
-           load_file(FIXTURES / "rosinality_tiny64_expected.safetensors").items()}
+           load_file(require_sg2_fixture() / "rosinality_tiny64_expected.safetensors").items()}
     nets = load_stylegan2(dst, discriminator=True)
     with torch.no_grad():
         image = nets.generator([exp["z"]], randomize_noise=False)

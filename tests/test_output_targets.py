@@ -51,7 +51,7 @@ def test_a_failed_body_leaves_the_symlink_target_untouched(tmp_path: Path) -> No
     real.write_text("old")
     link = tmp_path / "link.txt"
     link.symlink_to(real)
-    with pytest.raises(RuntimeError), atomic_path(link) as tmp:
+    with pytest.raises(RuntimeError, match=r"^boom$"), atomic_path(link) as tmp:
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert real.read_text() == "old" and link.is_symlink()

@@ -183,7 +183,16 @@ def test_create_takes_a_path_and_auto_and_says_when_cuda_is_missing(tmp_path) ->
     path = save_stylegan2(tmp_path / "g.safetensors", tiny_generator())
     gen = create("generator", path, device="auto").obj
     assert gen.n_latent == tiny_generator().n_latent
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    assert {p.device.type for p in gen.parameters()} == {auto}
     if not torch.cuda.is_available():
         with pytest.raises(StylebridgeError, match=r"^--device cuda: no CUDA device is "
                                                    r"available"):
             create("generator", path, device="cuda")
+    else:  # a GPU: the generator is built on it, and a device index past the last is refused
+        on_gpu = create("generator", path, device="cuda").obj
+        assert {p.device.type for p in on_gpu.parameters()} == {"cuda"}
+        count = torch.cuda.device_count()
+        with pytest.raises(StylebridgeError, match=rf"^--device cuda:{count}: only {count} "
+                                                   r"CUDA device\(s\)"):
+            create("generator", path, device=f"cuda:{count}")

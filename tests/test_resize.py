@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylebridge.core.interfaces import Preprocessing
-from stylebridge.core.resize import RESIZE_FILTERS, resize
+from stylebridge.core.resize import RESIZE_FILTERS, pil_weights, resize
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -69,9 +69,23 @@ def test_pil_filter_on_non_square_and_upsampling():
 
 
 def test_gradient_flows_through_the_rounding():
-    x = torch.rand(1, 3, 32, 32, requires_grad=True)
-    resize(x, 8, "pil-bicubic").sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+    """Both 8-bit roundings are straight-through: the gradient is the one of the same resize
+    without rounding (the transposed filter), not zero nor anything in between."""
+    g = torch.Generator().manual_seed(0)
+    # values in 0.25‥0.75: the float bicubic's clamp to 0‥255 stays inactive
+    x = (0.25 + 0.5 * torch.rand(1, 3, 32, 24, generator=g, dtype=torch.float64)).requires_grad_()
+    upstream = torch.randn(1, 3, 8, 12, generator=g, dtype=torch.float64)
+    out = resize(x, (8, 12), "pil-bicubic")
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    unrounded = resize(x, (8, 12), "pil-bicubic", quantize=False)
+    assert unrounded.min() > 0.0 and unrounded.max() < 1.0
+    assert (out - unrounded).abs().max() > 0.1 / 255   # the roundings did change the values
+    (float_grad,) = torch.autograd.grad(unrounded, x, upstream)
+    # the float filter's coefficients differ from PIL's 22-bit ones by < 2^-22
+    torch.testing.assert_close(grad, float_grad, rtol=0.0, atol=1e-5)
+    # exactly the transposed linear map of the (fixed-point) coefficients both passes used
+    wv, wh = pil_weights(32, 8, "pil-bicubic"), pil_weights(24, 12, "pil-bicubic")
+    torch.testing.assert_close(grad, wv.T @ upstream @ wh, rtol=1e-12, atol=1e-12)
 
 
 def test_preprocessing_rejects_unknown_filter():
