@@ -83,3 +83,20 @@ def test_eval_json_to_stdout_is_the_json_alone(tmp_path: Path, capfd) -> None:
     data = json.loads(out)  # nothing else on stdout
     assert data["mean"] == {"mse": 0.0} and data["n_images"] == 2
     assert "mean" in err and "wrote" not in err  # the table went to stderr
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "--device is empty: expected auto, cpu or cuda[:N]"),
+    ("cuda:x", "--device 'cuda:x': expected auto, cpu or cuda[:N]"),
+    ("gpu", "--device 'gpu': expected auto, cpu or cuda[:N]"),
+])
+def test_a_device_that_is_no_device_is_refused_as_such(name: str, message: str) -> None:
+    """An empty --device (an unset variable) ran on auto, `cuda:x` was "no CUDA device"."""
+    from stylebridge.core.device import resolve_device
+    from stylebridge.errors import StylebridgeError
+
+    with pytest.raises(StylebridgeError) as info:
+        resolve_device(name)
+    assert str(info.value) == message
+    assert str(resolve_device(" CPU ")) == "cpu"
+    assert str(resolve_device(None)) in ("cpu", "cuda")  # None: auto

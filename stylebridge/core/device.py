@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import torch
@@ -11,12 +12,16 @@ from stylebridge.errors import StylebridgeError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    name = (name or "auto").strip().lower()
+    name = ("auto" if name is None else str(name)).strip().lower()
+    if not name:  # an unset variable in `--device "$DEV"`: not a silent auto
+        raise StylebridgeError("--device is empty: expected auto, cpu or cuda[:N]")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
     if name.startswith("cuda"):
+        if not re.fullmatch(r"cuda(:\d+)?", name):  # cuda:x is a typo, not a missing GPU
+            raise StylebridgeError(f"--device {name!r}: expected auto, cpu or cuda[:N]")
         if not torch.cuda.is_available():
             raise StylebridgeError(f"--device {name}: no CUDA device is available (use --device cpu)")
         dev = torch.device(name)

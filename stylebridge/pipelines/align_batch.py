@@ -39,6 +39,8 @@ class AlignConfig:
     #: photos whose ``out/<stem>.png`` exists are kept, not aligned again: a killed run over
     #: a large folder continues (each PNG is written whole, atomically)
     skip_existing: bool = False
+    #: ``skip_existing``'s option as the user typed it (``--resume`` is the same), for errors
+    skip_existing_option: str = "--skip-existing"
 
 
 @dataclass
@@ -71,17 +73,33 @@ def align(config: AlignConfig,
         raise StylebridgeError(f"--min-face {config.min_face}: must be >= 0")
     if config.min_face and not config.all_faces:
         raise StylebridgeError("--min-face applies with --all-faces")
+    flag = config.skip_existing_option
     if config.skip_existing and (config.all_faces or config.landmarks):
         # a killed run may have written some of a photo's faces, and writes landmarks.json
         # only at its end: neither tells what an earlier run finished
-        raise StylebridgeError("--skip-existing works without --all-faces and --landmarks, "
-                               "whose outputs an interrupted run leaves incomplete")
+        given = " and ".join(o for o, on in (("--all-faces", config.all_faces),
+                                             ("--landmarks", config.landmarks)) if on)
+        raise StylebridgeError(f"{flag} works without --all-faces and --landmarks, whose "
+                               f"outputs an interrupted run leaves incomplete: leave out {flag} "
+                               f"or {given}")
     paths = require_inputs(config.images)
     names, clashes = output_names(paths, "" if config.all_faces else ".png")
     report = BatchReport()
     for p, reason in clashes.items():
         report.skip(p, reason)
-    config.out.mkdir(parents=True, exist_ok=True)
+    made = _make_folder(config.out)  # removed again below when nothing was written into it
+    try:
+        return _align_into(config, paths, names, clashes, report, progress)
+    finally:
+        if made is not None:
+            _remove_empty(config.out, made)
+
+
+def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
+                clashes: dict[Path, str], report: BatchReport,
+                progress: Callable[[int, int | None, str], None] | None) -> AlignResult:
+    """:func:`align`'s work, once its options are checked and ``config.out`` exists."""
+    flag = config.skip_existing_option
     # what a killed run left half-written of this run's files, and only those (shards of a
     # photo set may align into one --out at the same time)
     own = list(names.values()) if not config.all_faces else _faces_of(config.out, names)
@@ -98,7 +116,7 @@ def align(config: AlignConfig,
         if found != (config.size, config.size):
             what = "unreadable" if found is None else f"{found[0]}x{found[1]}"
             raise StylebridgeError(
-                f"--skip-existing: {config.out / names[p]} is {what}, this run makes "
+                f"{flag}: {config.out / names[p]} is {what}, this run makes "
                 f"{config.size}x{config.size}; give the earlier --size or another --out")
     for p in kept:
         report.ok(p)
@@ -135,6 +153,25 @@ def align(config: AlignConfig,
     if config.landmarks and records:
         write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
     return AlignResult(report=report, faces=records, kept=kept)
+
+
+def _make_folder(out: Path) -> Path | None:
+    """Create ``out`` (and its missing parents); the topmost folder this made, if any."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def _remove_empty(out: Path, top: Path) -> None:
+    """Remove ``out`` and its parents up to ``top`` (the folders :func:`_make_folder` made)
+    while they are empty: a run that wrote nothing leaves nothing behind."""
+    for folder in (out, *out.parents):
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            return
+        if folder == top:
+            return
 
 
 #: a temporary file an atomic write of ``<stem>_NN.png`` leaves when it is killed

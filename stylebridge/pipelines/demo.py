@@ -45,6 +45,7 @@ from stylebridge.pipelines.adapt import Adapter, check_domains, load_domains
 from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.presets import DEMO_TINY, build_tiny_models
 from stylebridge.pipelines.streams import keep_random_streams
+from stylebridge.pipelines.training.outputs import check_out_writable
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     AlphaCalibrator,
@@ -273,6 +274,7 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     run seeds torch's generator (the untrained FeatureShift); the caller's random streams
     (torch, Python, numpy) are as they were afterwards.
     """
+    check_out_writable(config.out, folder=True)  # before a model loads or a banner shows
     with keep_random_streams(resolve_device(config.device)):
         return _run_demo(config, progress)
 

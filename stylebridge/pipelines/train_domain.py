@@ -89,7 +89,11 @@ from stylebridge.pipelines.training.domain import (
 )
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
-from stylebridge.pipelines.training.options import input_files, parse_clip_weights
+from stylebridge.pipelines.training.options import (
+    check_train_numbers,
+    input_files,
+    parse_clip_weights,
+)
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import (
@@ -220,18 +224,34 @@ def _describe(config: dict[str, Any]) -> str:
     return f"{config.get('size')}px, style_dim {config.get('style_dim')}"
 
 
-def parse_freeze_layers(text: str, generator: Generator) -> tuple[int, ...]:
-    """``none`` | ``coarse`` (StyleDomain's no_coarse: first 6 conv layers) | ``0,2,3``."""
-    text = text.strip().lower()
-    if text in ("", "none"):
-        return ()
-    if text == "coarse":
-        return tuple(generator.conv_style_indices()[:N_COARSE_CONV])
+def parse_freeze_layers(text: str, generator: Generator | None = None) -> tuple[int, ...]:
+    """``--freeze-layers`` in ``--skip-layers``' grammar
+    (:func:`~stylebridge.plugins.calibrators.alpha.parse_layers`: ``none``, ``first``,
+    ``coarse``, style-layer indices and ranges ``0,2-3``, ``w:N``, ``conv:N``, ``rgb:N``; a
+    bare ToRGB index is refused, as it would freeze nothing a StyleSpace domain offsets).
+    ``coarse`` is StyleDomain's no_coarse: the generator's first 6 conv layers.  Without
+    ``generator``: the syntax check made before anything loads."""
+    from stylebridge.plugins.calibrators.alpha import parse_layers
+
+    items = [p.strip() for p in text.split(",") if p.strip()]   # "0,,2" as before
+    coarse = any(p.lower() == "coarse" for p in items)
+    rest = ",".join(p for p in items if p.lower() != "coarse")
+    n_layers = None if generator is None else generator.n_style_layers
     try:
-        return tuple(sorted({int(p) for p in text.split(",") if p.strip()}))
-    except ValueError:
-        raise StylebridgeError(f"--freeze-layers {text!r}: expected none, coarse or style-layer "
-                               "indices like 0,1") from None
+        layers = set(parse_layers(rest, what="--freeze-layers", n_layers=n_layers,
+                                  syntax_only=generator is None))
+    except StylebridgeError as exc:  # said with the option's whole value
+        raise StylebridgeError(str(exc).replace(f"--freeze-layers {rest!r}",
+                                                f"--freeze-layers {text!r}", 1)) from None
+    if generator is None:
+        return tuple(sorted(layers))
+    if coarse:
+        layers.update(generator.conv_style_indices()[:N_COARSE_CONV])
+    bad = sorted(i for i in layers if i >= generator.n_style_layers)
+    if bad:
+        raise StylebridgeError(f"--freeze-layers {text!r}: style layer {bad[0]} is out of range: "
+                               f"this generator has style layers 0..{generator.n_style_layers - 1}")
+    return tuple(sorted(layers))
 
 
 def build_losses(specs: Sequence[str], *, registry: Any = None) -> list[LossTerm]:
@@ -423,6 +443,13 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     if cfg.text is not None and not cfg.text.strip():
         raise StylebridgeError("--text is empty: describe the target domain, "
                                "e.g. --text \"a 3d render in the style of Pixar\"")
+    check_train_numbers(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr,
+                        warmup_steps=cfg.warmup_steps, mixing=cfg.mixing,
+                        sample_every=cfg.sample_every, checkpoint_every=cfg.checkpoint_every)
+    if cfg.source_samples < 1:
+        raise StylebridgeError(f"--source-samples {cfg.source_samples}: must be >= 1")
+    if cfg.freeze_layers is not None:
+        parse_freeze_layers(cfg.freeze_layers)  # its syntax, before anything loads
     out = Path(cfg.out)   # a folder or an input file as --out: refused before anything loads
     state_path = check_run_out(out, resume=cfg.resume, force=cfg.force,
                                inputs=input_files(
@@ -443,8 +470,6 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     steps = cfg.steps if cfg.steps is not None else d.steps
     if not cfg.resume and state_path.is_file():
         state_path.unlink()  # a stale state of an earlier run must not be resumed later
-    if cfg.source_samples < 1:
-        raise StylebridgeError("--source-samples must be >= 1")
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
 

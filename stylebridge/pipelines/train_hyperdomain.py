@@ -65,7 +65,11 @@ from stylebridge.pipelines.training.domain import (
     TrainSettings,
     check_run_out,
 )
-from stylebridge.pipelines.training.options import input_files, parse_clip_weights
+from stylebridge.pipelines.training.options import (
+    check_train_numbers,
+    input_files,
+    parse_clip_weights,
+)
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256
@@ -347,12 +351,18 @@ def _pairs(cfg: HyperDomainTrainConfig) -> list[tuple[str, str]]:
 
 
 def _check(cfg: HyperDomainTrainConfig) -> None:
-    checks = [(cfg.batch >= 2, "--batch must be >= 2 (BatchNorm and the pairwise losses)"),
-              (cfg.resample is None or 0.0 <= cfg.resample <= 1.0,
-               "--resample must be a cosine in [0, 1] (or off)"),
-              (cfg.crop is None or 0.0 < cfg.crop <= 1.0, "--crop must be in (0, 1] (or off)"),
-              (min(cfg.width, cfg.inner, cfg.backbone_depth, cfg.head_depth) >= 1,
-               "network sizes must be >= 1")]
+    if cfg.batch < 2:
+        raise StylebridgeError(f"--batch {cfg.batch}: must be >= 2 (BatchNorm and the pairwise "
+                               "losses)")
+    check_train_numbers(steps=cfg.steps, lr=cfg.lr, mixing=cfg.mixing,
+                        sample_every=cfg.sample_every, checkpoint_every=cfg.checkpoint_every)
+    checks = [(cfg.resample is None or 0.0 <= cfg.resample <= 1.0,
+               f"--resample {cfg.resample}: must be a cosine in [0, 1] (or off)"),
+              (cfg.crop is None or 0.0 < cfg.crop <= 1.0,
+               f"--crop {cfg.crop}: must be in (0, 1] (or off)"),
+              *((value >= 1, f"{option} {value}: must be >= 1") for option, value in (
+                  ("--width", cfg.width), ("--inner", cfg.inner),
+                  ("--backbone-depth", cfg.backbone_depth), ("--head-depth", cfg.head_depth)))]
     for ok, message in checks:
         if not ok:
             raise StylebridgeError(message)

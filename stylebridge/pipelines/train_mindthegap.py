@@ -63,6 +63,7 @@ from stylebridge.pipelines.training.domain import (
     render,
 )
 from stylebridge.pipelines.training.losses import check_trainable
+from stylebridge.pipelines.training.options import check_train_numbers
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
@@ -279,12 +280,15 @@ def _loss_specs(cfg: MindTheGapConfig) -> list[str]:
 def _check(cfg: MindTheGapConfig) -> None:
     from stylebridge.plugins.domains.mindthegap import PHASES
 
-    checks = [(cfg.steps >= 1, "--steps must be >= 1"), (cfg.batch >= 1, "--batch must be >= 1"),
-              (cfg.refine_steps >= 0, "--refine-steps must be >= 0"),
+    load_image(cfg.reference)  # a missing or broken reference: said before any option
+    check_train_numbers(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr,
+                        sample_every=cfg.sample_every, checkpoint_every=cfg.checkpoint_every)
+    checks = [(cfg.refine_steps >= 0, f"--refine-steps {cfg.refine_steps}: must be >= 0"),
               (cfg.refine_lr > 0 and math.isfinite(cfg.refine_lr),
-               "--refine-lr must be a positive number"),
+               f"--refine-lr {cfg.refine_lr}: must be a positive number"),
               (cfg.phase in PHASES, f"--phase {cfg.phase!r}: expected one of {', '.join(PHASES)}"),
-              (cfg.mix_from is None or cfg.mix_from >= 0, "--mix-from must be a W+ row >= 0"),
+              (cfg.mix_from is None or cfg.mix_from >= 0,
+               f"--mix-from {cfg.mix_from}: must be a W+ row >= 0"),
               (cfg.encoder is not None or cfg.refine_steps > 0,
                "give --encoder NAME:CKPT to invert the reference, or --refine-steps N to "
                "optimise its w+ from the average w (II2S-lite)")]

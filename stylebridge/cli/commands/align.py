@@ -44,8 +44,8 @@ class AlignCommand(Command):
                                  "smaller than PX input pixels on its shorter side (default 0)")
         parser.add_argument("--landmarks", action="store_true",
                             help="also write landmarks.json (68 points, quad, box; input pixels)")
-        parser.add_argument("--skip-existing", "--resume", action="store_true",
-                            dest="skip_existing",
+        parser.add_argument("--skip-existing", "--resume", action=_TypedFlag, nargs=0,
+                            default=False, dest="skip_existing",
                             help="continue an interrupted run in --out: photos whose <stem>.png "
                                  "is there are kept, not aligned again (not with --all-faces "
                                  "or --landmarks; --resume, as adapt/invert/generate call it, "
@@ -56,12 +56,14 @@ class AlignCommand(Command):
         check_range("--size", args.size, 1, MAX_IMAGE_SIZE)
         if args.transform_size is not None:
             check_range("--transform-size", args.transform_size, 1, 4 * MAX_IMAGE_SIZE)
+        flag = getattr(args, "skip_existing_option", "--skip-existing")
         if args.skip_existing and args.out is None:
-            raise StylebridgeError("--skip-existing continues a folder: give it as --out DIR")
+            raise StylebridgeError(f"{flag} continues a folder: give it as --out DIR")
         config = AlignConfig(images=args.images, out=out_dir(args.out, "aligned"), size=args.size,
                              transform_size=args.transform_size, padding=not args.no_padding,
                              landmarks=args.landmarks, all_faces=args.all_faces,
-                             min_face=args.min_face, skip_existing=args.skip_existing)
+                             min_face=args.min_face, skip_existing=args.skip_existing,
+                             skip_existing_option=flag)
         try:
             with progress_bar(console) as progress:
                 result = align(config, progress)
@@ -71,13 +73,26 @@ class AlignCommand(Command):
                 console.print(escape(hint), style="yellow")
             raise
         if args.json:
-            print_json({**result.report.as_dict(), "kept": [str(p) for p in result.kept]})
+            report = result.report.as_dict()  # kept photos: under "kept" only, not "done"
+            kept = [str(p) for p in result.kept]
+            print_json({**report, "done": [p for p in report["done"] if p not in set(kept)],
+                        "kept": kept})
         else:
             if result.kept:
                 console.print(escape(f"{len(result.kept)} photo(s) already aligned in "
                                      f"{config.out}: kept"))
             print_batch_report(console, result.report)
         return result.exit_code
+
+
+class _TypedFlag(argparse.Action):
+    """A ``store_true`` flag that also records which of its names was typed
+    (``args.<dest>_option``), so that errors say ``--resume`` to whoever typed that."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, True)
+        setattr(namespace, f"{self.dest}_option", option_string or self.option_strings[0])
 
 
 def continue_hint(config: AlignConfig, *, ctrl_c: bool = True) -> str | None:

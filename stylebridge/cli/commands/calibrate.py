@@ -29,6 +29,7 @@ from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.analyze.report import QUANTITIES
 from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
+from stylebridge.pipelines.training.outputs import RESUME_AND_FORCE
 from stylebridge.registry import get_registry, hookimpl
 
 
@@ -66,6 +67,8 @@ class CalibrateCommand(Command):
         add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        if args.resume and args.force:  # as train domain: --force was silently ignored
+            raise StylebridgeError(RESUME_AND_FORCE)
         config = CalibrateConfig(
             **photo_options(args), calibrator=args.calibrator, encoder=args.encoder,
             generator=args.generator, out=args.out, samples=args.samples, seed=args.seed,

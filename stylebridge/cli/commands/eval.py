@@ -17,6 +17,7 @@ from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.io import STREAMS
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.eval_report import RESIZE_FILTER
 from stylebridge.pipelines.evaluate import (
     EvalConfig,
@@ -24,10 +25,11 @@ from stylebridge.pipelines.evaluate import (
     EvalResult,
     evaluate,
     journal_folder,
+    parse_metric_spec,
 )
 from stylebridge.pipelines.resume import drawn_in, resume_hint
 from stylebridge.plugins.metrics.image import PSNR_CAP
-from stylebridge.registry import hookimpl
+from stylebridge.registry import get_registry, hookimpl
 
 
 def _fmt(value: float) -> str:
@@ -195,6 +197,10 @@ class EvalCommand(Command):
         add_device_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        if args.show < 0:
+            raise StylebridgeError(f"--show {args.show}: must be >= 0")
+        if args.domain_text is not None:
+            check_domain_text(args.domain_text, args.metric)
         config = EvalConfig(metrics=list(args.metric), pred=list(args.pred),
                             target=list(args.target) if args.target else None,
                             domain_text=args.domain_text, size=args.size, batch=args.batch,
@@ -224,6 +230,28 @@ class EvalCommand(Command):
                 console.print(f"[green]wrote[/green] {escape(str(path))}")
         print_batch_report(console, report)
         return result.exit_code
+
+
+def check_domain_text(text: str, metrics: list[str]) -> None:
+    """One line when ``--domain-text`` would change nothing: it is empty, or no ``--metric``
+    scores against a prompt it was not given (``clip_quality`` without ``text=`` or
+    ``reference=``), as ``adapt --guide`` without ``--featureshift`` is refused.  A spec that
+    does not parse is left to the evaluation, which names it."""
+    if not text.strip():
+        raise StylebridgeError("--domain-text is empty: give the domain's text, e.g. "
+                               "--domain-text \"a 3d render in the style of Pixar\"")
+    registry = get_registry()
+    for spec in metrics:
+        try:
+            request = parse_metric_spec(spec)
+            cls = registry.get("metric", request.name).obj
+        except StylebridgeError:
+            return
+        if cls.with_domain_text(dict(request.options), text) != dict(request.options):
+            return
+    raise StylebridgeError("--domain-text applies with --metric clip_quality (without text= or "
+                           "reference=: the prompt it scores against); without it nothing "
+                           "would use it")
 
 
 @hookimpl

@@ -69,6 +69,7 @@ class ServeCommand(Command):
         except ImportError:
             raise StylebridgeError("stylebridge serve needs gradio: "
                                    "pip install 'stylebridge[serve]'") from None
+        check_serve_options(args)  # before a fetch or "loading models ..."
         from stylebridge.pipelines.serve import ServeBackend, ServeConfig
         from stylebridge.pipelines.serve.app import launch
 
@@ -87,6 +88,23 @@ class ServeCommand(Command):
                       f"{escape(str(backend.work_dir))})", soft_wrap=True)
         launch(backend, args.host, args.port)
         return 0
+
+
+def check_serve_options(args: argparse.Namespace) -> None:
+    """One line, before any model loads, for a --device, --precision or --work-dir that the
+    back end would refuse only once it starts loading."""
+    from stylebridge.core.device import resolve_device
+    from stylebridge.core.precision import check_precision
+    from stylebridge.pipelines.training.outputs import check_out_writable
+
+    device = resolve_device(args.device)
+    try:
+        check_precision(args.precision, device)
+    except StylebridgeError as exc:
+        message = str(exc).removeprefix("precision: ").removeprefix("precision fp16 ")
+        raise StylebridgeError(f"--precision {args.precision}: {message}") from None
+    if args.work_dir is not None:
+        check_out_writable(args.work_dir, option="--work-dir", folder=True)
 
 
 @hookimpl

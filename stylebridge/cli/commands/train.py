@@ -199,8 +199,10 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixing", type=finite_float, default=None,
                         help="style-mixing probability (default 0.9 text, 0.0 image)")
     parser.add_argument("--freeze-layers", default=None, metavar="none|coarse|I,J,...",
-                        help="style layers kept unchanged (default: none; coarse with "
-                             "--indomain = StyleDomain's no_coarse)")
+                        help="style layers kept unchanged, in --skip-layers' grammar (none, "
+                             "first, coarse, I,J or I-J, w:N W+ rows, conv:N StyleDomain "
+                             "heads, rgb:N; a bare ToRGB index is refused) (default: none; "
+                             "coarse with --indomain = StyleDomain's no_coarse)")
     parser.add_argument("--indomain", action="store_true",
                         help="text targets: StyleDomain's in-domain config (td_nada_ffhq_sdelta."
                              "yaml), the thesis' '(indomain)' domains: adds indomain:0.25 and "

@@ -24,7 +24,6 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
-from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_mindthegap as mtg
 from stylebridge.pipelines.training.domain import RANDOM_CLIP_NOTICE
 
@@ -95,8 +94,6 @@ def config(args: argparse.Namespace) -> mtg.MindTheGapConfig:
 def run(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.cli.commands.train import RichProgress
 
-    if args.sample_every < 0 or args.checkpoint_every < 0:
-        raise StylebridgeError("--sample-every and --checkpoint-every must be >= 0")
     with RichProgress(console, "domain") as progress:
         outcome = mtg.train_mindthegap(config(args), progress=progress)
     notice = print_training_outcome(console, outcome, RANDOM_CLIP_NOTICE)

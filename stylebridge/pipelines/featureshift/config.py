@@ -123,8 +123,9 @@ class TrainConfig:
         return data
 
     def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise StylebridgeError("--steps and --batch must be >= 1")
+        for option, value in (("--steps", self.steps), ("--batch", self.batch_size)):
+            if value < 1:
+                raise StylebridgeError(f"{option} {value}: must be >= 1")
         if self.optimizer not in ("adam", "adamw"):
             raise StylebridgeError(f"--optimizer {self.optimizer!r}: expected adam or adamw")
         if self.scheduler not in ("constant", "cosine"):
@@ -141,7 +142,8 @@ class TrainConfig:
         for name in ("checkpoint_every", "log_every", "sample_every", "pretrain_inversion_steps",
                      "adversarial_after", "adversarial_after_default", "warmup_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise StylebridgeError(f"{option_name(name)} must be >= 0")
+                raise StylebridgeError(f"{option_name(name)} {getattr(self, name)}: "
+                                       "must be >= 0")
         if self.domain_discriminator is not None:
             head = str(self.domain_discriminator).split(":", 1)[0]
             try:

@@ -61,7 +61,7 @@ from stylebridge.pipelines.featureshift.config import (
     option_name,
     split_specs,
 )
-from stylebridge.pipelines.featureshift.dataset import _state_digest
+from stylebridge.pipelines.featureshift.dataset import DatasetError, _state_digest
 from stylebridge.pipelines.featureshift.distributed import (
     all_min,
     mean_over_ranks,
@@ -163,9 +163,14 @@ class FeatureShiftTrainer:
         if self.state_path.exists() and not cfg.resume:
             raise StylebridgeError("already holds a training state; pass --resume to continue it "
                                    "or choose a new --out", path=self.out)
+        try:  # --data first: a missing dataset is said before any missing download
+            self.data = FeatureShiftDataset(cfg.data)
+        except DatasetError as exc:
+            if exc.path is None or exc.path != Path(cfg.data):
+                raise
+            raise DatasetError(f"--data {cfg.data}: {exc.message}") from None
         # every missing download named at once (after any unknown loss name)
         require_weights(cfg.weight_requests(), self.registry)
-        self.data = FeatureShiftDataset(cfg.data)
         self.layer = self.data.layer
         loaded = load_stylegan2(cfg.generator, device=self.device)
         gen = loaded.generator

@@ -229,6 +229,13 @@ def check_config(config: ThesisTablesConfig, *, domains: bool = True) -> None:
                                "smoke run)")
     if domains:  # not when the --methods recipes train the run's domains
         domain_files(config.domains or [])
+    check_options(config)
+    require_inputs(config.images)  # "no input images in DIR", as the other commands say
+
+
+def check_options(config: ThesisTablesConfig) -> None:
+    """One-line errors for out-of-range values and missing --featureshift-* files: checked
+    before the tiny preset is built."""
     check_range("--batch", config.batch, 1, MAX_BATCH)
     if config.samples is not None and config.samples < 2:
         raise StylebridgeError(f"--samples {config.samples}: Diversity needs at least 2")
@@ -254,7 +261,6 @@ def check_config(config: ThesisTablesConfig, *, domains: bool = True) -> None:
     for path in (config.featureshift_e4e, config.featureshift_fse):
         if path is not None and not Path(path).is_file():
             raise StylebridgeError("no such file", path=path)
-    require_inputs(config.images)  # "no input images in DIR", as the other commands say
 
 
 def readable_images(paths: Sequence[Path], report: BatchReport) -> list[Path]:
@@ -294,6 +300,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         require_inputs(config.images)
     if config.domains:
         domain_files(config.domains)
+    check_options(config)  # before the preset writes anything
+    device = resolve_device(config.device)
     preset: TinyPreset | None = None
     if config.preset == "tiny":
         config, preset = apply_preset(config)
@@ -301,7 +309,6 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     check_config(config, domains=not train_methods)
     assert config.images is not None and config.domains is not None
     assert config.generator is not None
-    device = resolve_device(config.device)
     settings = run_settings(config)
     check_resume(config.out, COMMAND, settings, resume=config.resume)  # before any training
     notes: list[str] = []

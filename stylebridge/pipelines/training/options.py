@@ -55,3 +55,26 @@ def input_files(files: Mapping[str, str | Path | None], *, generator: str | None
                 if isinstance(value, str) and value.strip() and Path(value.strip()).is_file():
                     out[f"--loss {term} {key}"] = Path(value.strip())
     return out
+
+
+def check_train_numbers(*, steps: int | None = None, batch: int | None = None,
+                        min_batch: int = 1, lr: float | None = None,
+                        warmup_steps: int | None = None, mixing: float | None = None,
+                        sample_every: int | None = None,
+                        checkpoint_every: int | None = None) -> None:
+    """One line naming the option and its value, as ``adapt`` says it (``--batch 0: must be
+    >= 1``), for the numbers a domain trainer takes: checked before anything is written or
+    loaded (:class:`~stylebridge.pipelines.training.domain.TrainSettings` checks them again,
+    unnamed, for callers of the Python API).  ``None``: not given (the default applies)."""
+    import math
+
+    for option, value, lo in (("--steps", steps, 1), ("--batch", batch, min_batch),
+                              ("--warmup-steps", warmup_steps, 0),
+                              ("--sample-every", sample_every, 0),
+                              ("--checkpoint-every", checkpoint_every, 0)):
+        if value is not None and value < lo:
+            raise StylebridgeError(f"{option} {value}: must be >= {lo}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise StylebridgeError(f"--lr {lr}: must be a positive number")
+    if mixing is not None and not 0.0 <= mixing <= 1.0:
+        raise StylebridgeError(f"--mixing {mixing}: must be in [0, 1]")

@@ -49,6 +49,11 @@ def _reason(exc: OSError) -> str:
     return os_error_reason(exc)
 
 
+#: the one line for ``--resume --force`` (train domain and its kin, calibrate)
+RESUME_AND_FORCE = ("--resume continues the run in --out and --force starts it over: give one "
+                    "of them")
+
+
 def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool = False,
                        files: Sequence[str | Path] = (),
                        folders: Sequence[str | Path] = ()) -> None:
@@ -125,8 +130,7 @@ def check_run_out(out: str | Path, *, resume: bool, force: bool,
     the run first saves."""
     out, state_path = Path(out), state_path_for(out)
     if resume and force:  # --force was silently ignored: which one was meant?
-        raise StylebridgeError("--resume continues the run in --out and --force starts it "
-                               "over: give one of them")
+        raise StylebridgeError(RESUME_AND_FORCE)
     if out.is_dir():
         raise StylebridgeError("is a folder; --out takes a file path (e.g. "
                                "RUN.safetensors)", path=out)

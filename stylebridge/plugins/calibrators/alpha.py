@@ -372,8 +372,8 @@ def skip_scale(n_layers: int, skip_layers: Sequence[int], base: Tensor | None = 
     """``base`` (or ones) with the ``skip_layers`` entries set to 0; ``None`` if nothing to do."""
     bad = [i for i in skip_layers if not 0 <= i < n_layers]
     if bad:
-        raise StylebridgeError(f"skip layers {bad} out of range: this generator has style layers "
-                               f"0..{n_layers - 1}")
+        raise StylebridgeError(f"--skip-layers {','.join(map(str, bad))}: out of range: this "
+                               f"generator has style layers 0..{n_layers - 1}")
     if base is None and not skip_layers:
         return None
     scale = torch.ones(n_layers) if base is None else base.detach().float().cpu().clone()
