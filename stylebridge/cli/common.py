@@ -1,4 +1,4 @@
-"""CLI pieces shared by several commands: command targets, image/device options, JSON output,
+"""CLI pieces shared by several commands: image/device options, JSON output,
 ``[NAME:]PATH`` checkpoint specs."""
 
 from __future__ import annotations
@@ -10,61 +10,17 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+# the grouped commands' targets are defined in stylebridge.cli.base; importable from here too
+from stylebridge.cli.base import TARGET_KIND as TARGET_KIND
+from stylebridge.cli.base import Target as Target
+from stylebridge.cli.base import TargetGroup as TargetGroup
 from stylebridge.core.precision import PRECISIONS
-from stylebridge.errors import RegistryError, StylebridgeError
 from stylebridge.registry.spec import expand_home
-
-
-@dataclass(frozen=True)
-class Target:
-    """One ``stylebridge COMMAND TARGET`` entry (e.g. ``train domain``)."""
-
-    name: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Any], int]
-    help: str = ""
-    epilog: str = ""
-
-
-class TargetGroup:
-    """The targets of a command such as ``train`` or ``reproduce``, added by plugins.
-
-    A plugin calls :meth:`register` when its module is imported (the registry imports
-    every plugin module before the CLI parser is built).  Registering the same ``run``
-    twice is a no-op; another one under a taken name is an error.
-    """
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-        self.targets: dict[str, Target] = {}
-
-    def register(self, name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                 run: Callable[[argparse.Namespace, Any], int], *, help: str = "",
-                 epilog: str = "") -> None:
-        old = self.targets.get(name)
-        if old is not None and old.run is not run:
-            raise RegistryError(f"{self.command} target {name!r} is registered twice")
-        self.targets[name] = Target(name, add_arguments, run, help, epilog)
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-        for target in sorted(self.targets.values(), key=lambda t: t.name):
-            # --debug is added to every sub-parser by the CLI (stylebridge.cli.main)
-            p = sub.add_parser(target.name, help=target.help, description=target.help,
-                               epilog=target.epilog or None)
-            target.add_arguments(p)
-
-    def run(self, args: argparse.Namespace, console: Console) -> int:
-        target = self.targets.get(args.target)
-        if target is None:  # pragma: no cover - argparse rejects unknown targets
-            raise StylebridgeError(f"unknown {self.command} target {args.target!r}")
-        return int(target.run(args, console) or 0)
 
 
 def finite_float(text: str) -> float:

@@ -1,4 +1,4 @@
-"""Hook specifications: the whole plugin API is these eight hooks.
+"""Hook specifications: the whole plugin API is these nine hooks.
 
 A plugin module implements any of them with ``@hookimpl`` and calls
 ``register(obj)`` once per thing it provides::
@@ -10,9 +10,9 @@ A plugin module implements any of them with ``@hookimpl`` and calls
         register(MyEncoder)          # a subclass of stylebridge.core.interfaces.Encoder
 
 ``obj`` is a class for encoders, domain methods, losses, metrics, calibrators and
-renderers (the registry builds it from a config) and an instance for converters and
-commands.  The registered name is ``obj.name`` unless ``register(obj, name="...")`` gives
-one.  A package declares each module that implements hooks as one entry point in the
+renderers (the registry builds it from a config) and an instance for converters, commands
+and command targets.  The registered name is ``obj.name`` unless ``register(obj, name="...")``
+gives one; a command target's is ``COMMAND.NAME`` (``train.domain``), from its ``command``.  A package declares each module that implements hooks as one entry point in the
 ``stylebridge`` group; stylebridge's own plugins are found the same way.
 """
 
@@ -72,3 +72,14 @@ def register_commands(register: Register) -> Any:
 
     The registry sits below the CLI and does not check the type; ``stylebridge.cli.main``
     does, when it builds the parser."""
+
+
+@hookspec
+def register_command_targets(register: Register) -> Any:
+    """Register :class:`~stylebridge.cli.base.Target` instances: the targets of grouped
+    commands, ``stylebridge train NAME`` and ``stylebridge reproduce NAME`` (``target.command``
+    names the command).  Registered as ``COMMAND.NAME`` (``train.domain``); a name two
+    installed packages register is used by neither, as for every kind.
+
+    The registry checks the ``command`` and ``name`` only; ``stylebridge.cli`` checks the
+    type when it builds the command's sub-parsers."""

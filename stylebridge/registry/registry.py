@@ -34,9 +34,14 @@ KINDS: dict[str, tuple[str, type, bool]] = {
     "converter": ("register_converters", itf.Converter, False),
     # commands are argparse objects: the CLI layer checks them against cli.base.Command
     "command": ("register_commands", object, False),
+    # `stylebridge COMMAND TARGET` (train domain): registered as COMMAND.TARGET, checked by
+    # the CLI against cli.base.Target
+    "command_target": ("register_command_targets", object, False),
 }
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+#: a command target's own name: no '.', which joins it to its command (``train.domain``)
+_TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
 @dataclass(frozen=True)
@@ -333,6 +338,8 @@ class Registry:
             missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
             raise RegistryError(f"plugin {provider!r} registered {kind} {obj.__name__}, "
                                 f"which does not implement {missing} (an abstract class)")
+        if kind == "command_target":
+            name = _target_key(provider, obj, name)
         name = name or getattr(obj, "name", "")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise RegistryError(f"plugin {provider!r} registered {kind} plugin with invalid name {name!r} "
@@ -362,6 +369,12 @@ class Registry:
         self._table(kind)  # the hooks run (and clashes are settled) on first use
         found = self._contested.get((kind, name))
         return list(found) if found else None
+
+    def contested_names(self, kind: str) -> list[str]:
+        """The ``kind`` names that two installed packages (or two entry points of one) all
+        register, so that none is used (the CLI refuses them by name, in one line)."""
+        self._table(kind)
+        return sorted(name for k, name in self._contested if k == kind)
 
     def where(self, kind: str, name: str) -> str:
         """``" (from PKG)"`` for a plugin a third-party package registered, else ``""`` (a
@@ -485,6 +498,24 @@ def accepted_options(cls: type) -> list[str] | None:
         return None
     return [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                  inspect.Parameter.KEYWORD_ONLY)]
+
+
+def _target_key(provider: str, obj: Any, name: str | None) -> str:
+    """The registered name of a command target: ``COMMAND.TARGET`` (``train.domain``), from
+    ``obj.command`` and ``name`` or ``obj.name``.  One kind for every grouped command keeps
+    the registry's name rules (a name is one word, no space) and its clash rules (per kind
+    and name: ``train.x`` and ``reproduce.x`` do not clash); the target's own name has no
+    '.', so the command is everything before the last one."""
+    command = getattr(obj, "command", "")
+    target = name or getattr(obj, "name", "")
+    if not isinstance(command, str) or not _NAME_RE.match(command):
+        raise RegistryError(f"plugin {provider!r} registered a command target with invalid "
+                            f"command {command!r} (the command it belongs to, e.g. 'train' "
+                            "or 'reproduce')")
+    if not isinstance(target, str) or not _TARGET_RE.match(target):
+        raise RegistryError(f"plugin {provider!r} registered {command} target with invalid "
+                            f"name {target!r} (use lower-case letters, digits, '_', '-')")
+    return f"{command}.{target}"
 
 
 def _plural(kind: str) -> str:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from stylebridge.cli.base import Command
+from stylebridge.cli.base import TARGET_KIND, Command
 from stylebridge.cli.common import print_json
 from stylebridge.errors import RegistryError
 from stylebridge.registry import KINDS, Entry, get_registry, hookimpl
@@ -97,6 +97,9 @@ class PluginsCommand(Command):
                           f"{escape(listed.plugin)!r}: `stylebridge weights list --long` "
                           "for its source and licence")
             entries = [registry.get(listed.kind, listed.plugin)]
+        if not entries and TARGET_KIND in kinds:  # a target by its own name: `plugins domain`
+            entries = [registry.get(TARGET_KIND, n) for n in registry.names(TARGET_KIND)
+                       if n.rpartition(".")[2] == args.name]
         if not entries:
             for kind in kinds:  # two installed packages register it: say so, not "no plugin"
                 if registry.contested(kind, args.name):
@@ -111,6 +114,9 @@ class PluginsCommand(Command):
                                 "lists them all)")
         data = [describe(e, manager.candidates, lambda n: manager.installed(n) is not None)
                 for e in entries]
+        for entry, info in zip(entries, data, strict=True):
+            if entry.kind == TARGET_KIND:  # run from the command line, never written as a spec
+                info["spec"] = None
         if args.json:
             print_json(data if len(data) > 1 else data[0])
             return 0
@@ -121,8 +127,9 @@ class PluginsCommand(Command):
 
 def _refusal(registry: Registry, kinds: list[str], name: str) -> str | None:
     """Why a plugin called ``name`` of one of ``kinds`` is not registered when the registry
-    dropped it after loading (:meth:`Registry.reject`: a command that is no ``Command``, or
-    whose ``add_arguments`` raised): the reason it recorded, else ``None``."""
+    dropped it after loading (:meth:`Registry.reject`: a command or command target that is no
+    ``Command`` / ``Target``, or whose ``add_arguments`` raised): the reason it recorded, else
+    ``None``."""
     for kind in kinds:
         why = registry.rejected.get((kind, name))
         if why is not None:
@@ -140,6 +147,9 @@ def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
     opts = info["options"]
     if entry.kind == "command":
         console.print(f"  usage: stylebridge {escape(entry.name)} --help")
+    elif entry.kind == TARGET_KIND:  # COMMAND.TARGET
+        command, _, target = entry.name.rpartition(".")
+        console.print(f"  usage: stylebridge {escape(command)} {escape(target)} --help")
     elif opts is None:
         console.print(f"  options: any (its constructor takes **kwargs; {escape(info['spec'])})")
     elif opts:

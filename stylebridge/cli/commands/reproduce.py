@@ -2,8 +2,11 @@
 
 The built-in target is ``thesis-tables`` (CLIP Quality / Diversity, thesis Tables 4.1–4.3;
 the pipeline is :mod:`stylebridge.pipelines.reproduce`; the Quality target per table and
-the domain groups of Table 4.3 are documented in :mod:`stylebridge.pipelines.reproduce.groups`).  Other commands add targets with
-:func:`register_reproduce_target`.
+the domain groups of Table 4.3 are documented in :mod:`stylebridge.pipelines.reproduce.groups`).  Other plugins add targets
+through the ``register_command_targets`` hook, registering a
+:class:`~stylebridge.cli.base.Target` with ``command="reproduce"`` (as
+:func:`register_command_targets` below does); :func:`register_reproduce_target`, a call at
+import, is the older way, kept for existing callers.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.status import Status
 
-from stylebridge.cli.base import Command
+from stylebridge.cli.base import Command, Target, TargetGroup
 from stylebridge.cli.common import (
-    TargetGroup,
     add_device_argument,
     finite_float,
     print_numeric_table,
@@ -49,9 +51,11 @@ from stylebridge.pipelines.reproduce import (
 )
 from stylebridge.registry import hookimpl
 
-#: ``stylebridge reproduce TARGET``.
+#: ``stylebridge reproduce TARGET``: the targets registered with ``command="reproduce"``
 REPRODUCE = TargetGroup("reproduce")
+#: every target offered, by name (setting a name adds one the older way)
 REPRODUCE_TARGETS = REPRODUCE.targets
+#: the older way to add a target, kept for existing callers: prefer the hook
 register_reproduce_target = REPRODUCE.register
 
 
@@ -258,12 +262,14 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
     return result.exit_code
 
 
-register_reproduce_target("thesis-tables", add_thesis_tables_arguments, thesis_tables_command,
-                          help="CLIP Quality / Diversity of Tables 4.1-4.3 (orig, e4e, FSE, "
-                               "FeatureShift rows x domains x CLIP models; --methods adds a "
-                               "table comparing domain methods)")
-
-
 @hookimpl
 def register_commands(register: Any) -> None:
     register(ReproduceCommand())
+
+
+@hookimpl
+def register_command_targets(register: Any) -> None:
+    register(Target("thesis-tables", add_thesis_tables_arguments, thesis_tables_command,
+                    help="CLIP Quality / Diversity of Tables 4.1-4.3 (orig, e4e, FSE, "
+                         "FeatureShift rows x domains x CLIP models; --methods adds a table "
+                         "comparing domain methods)", command="reproduce"))

@@ -1,11 +1,22 @@
 """``stylebridge train TARGET``: ``train domain`` and ``train featureshift``.
 
 The ``train`` command dispatches on its first argument through :data:`TRAIN` (a
-:class:`~stylebridge.cli.common.TargetGroup`); other plugins add targets with
-:func:`register_train_target` (at import of their module) without editing this file::
+:class:`~stylebridge.cli.base.TargetGroup`): its targets are the
+:class:`~stylebridge.cli.base.Target` objects with ``command="train"`` that plugins register
+through the ``register_command_targets`` hook, as :func:`register_command_targets` below
+registers the built-in ones (``hyperdomain`` and ``mindthegap`` are defined in
+:mod:`.train_hyperdomain` and :mod:`.train_mindthegap`).  Another package adds one without
+editing this file::
 
-    from stylebridge.cli.commands.train import register_train_target
-    register_train_target("mine", add_arguments, run, help="train my model")
+    from stylebridge.cli.base import Target
+    from stylebridge.registry import hookimpl
+
+    @hookimpl
+    def register_command_targets(register):
+        register(Target("mine", add_arguments, run, help="train my model", command="train"))
+
+(:func:`register_train_target`, a call at import, is the older way, kept for existing
+callers.)
 
 The pipelines are :mod:`stylebridge.pipelines.train_domain` and
 :mod:`stylebridge.pipelines.featureshift.trainer`; this module turns arguments into their
@@ -31,11 +42,9 @@ from rich.progress import (
 )
 from rich.status import Status
 
-from stylebridge.cli.base import Command
-from stylebridge.cli.commands import train_mindthegap
+from stylebridge.cli.base import Command, Target, TargetGroup
+from stylebridge.cli.commands import train_hyperdomain, train_mindthegap
 from stylebridge.cli.common import (
-    Target,
-    TargetGroup,
     add_clip_weights_arguments,
     add_device_argument,
     add_generator_argument,
@@ -62,11 +71,13 @@ from stylebridge.pipelines.training.progress import ProgressEvent
 from stylebridge.registry import hookimpl
 from stylebridge.registry.resolve import generator_path
 
-#: ``stylebridge train TARGET``: the targets (``domain``, ``featureshift``, ``hyperdomain``,
-#: ``mindthegap`` here).
+#: ``stylebridge train TARGET``: the targets registered with ``command="train"`` (``domain``,
+#: ``featureshift``, ``hyperdomain``, ``mindthegap`` here)
 TRAIN = TargetGroup("train")
+#: every target offered, by name (setting a name adds one the older way)
 TRAIN_TARGETS = TRAIN.targets
 TrainTarget = Target
+#: the older way to add a target, kept for existing callers: prefer the hook
 register_train_target = TRAIN.register
 
 
@@ -399,21 +410,17 @@ TRAIN_EPILOG = ("Multi-GPU: `torchrun --nproc_per_node N -m stylebridge train fe
                 "per process and rank 0 writes the checkpoints, log and samples.")
 
 
-
 @hookimpl
 def register_commands(register: Any) -> None:
     register(TrainCommand())
 
 
-register_train_target("domain", add_domain_arguments, run_domain,
-                      help="train a domain method from a text prompt or one reference image")
-register_train_target("featureshift", add_train_arguments, run_featureshift, help=TRAIN_HELP,
-                      epilog=TRAIN_EPILOG)
-
-from stylebridge.cli.commands import train_hyperdomain as _hyperdomain  # noqa: E402
-
-register_train_target("hyperdomain", _hyperdomain.add_arguments, _hyperdomain.run,
-                      help=_hyperdomain.HELP)
-
-register_train_target("mindthegap", train_mindthegap.add_arguments, train_mindthegap.run,
-                      help=train_mindthegap.HELP)
+@hookimpl
+def register_command_targets(register: Any) -> None:
+    register(Target("domain", add_domain_arguments, run_domain,
+                    help="train a domain method from a text prompt or one reference image",
+                    command="train"))
+    register(Target("featureshift", add_train_arguments, run_featureshift, help=TRAIN_HELP,
+                    epilog=TRAIN_EPILOG, command="train"))
+    register(train_hyperdomain.TARGET)
+    register(train_mindthegap.TARGET)

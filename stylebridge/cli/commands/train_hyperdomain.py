@@ -1,7 +1,7 @@
 """``stylebridge train hyperdomain``: arguments → :class:`HyperDomainTrainConfig`, progress bar.
 
-The pipeline is :mod:`stylebridge.pipelines.train_hyperdomain`; :mod:`.train` registers this
-target with :func:`add_arguments` and :func:`run`.
+The pipeline is :mod:`stylebridge.pipelines.train_hyperdomain`; :data:`TARGET` is this
+target, which :mod:`.train`'s ``register_command_targets`` hook registers.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 from rich.console import Console
 from rich.markup import escape
 
+from stylebridge.cli.base import Target
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
     add_generator_argument,
@@ -107,3 +108,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"render: --method 'hyperdomain:{out}:text=\"PROMPT\"' (the double quotes "
                   "let PROMPT hold commas)")
     return 0
+
+
+#: ``stylebridge train hyperdomain``
+TARGET = Target("hyperdomain", add_arguments, run, help=HELP, command="train")

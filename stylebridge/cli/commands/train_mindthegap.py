@@ -2,7 +2,8 @@
 
 The pipeline is :mod:`stylebridge.pipelines.train_mindthegap`; this module turns arguments
 into its :class:`~stylebridge.pipelines.train_mindthegap.MindTheGapConfig` and prints the
-result.  ``train.py`` registers it as the ``mindthegap`` target.
+result.  :data:`TARGET` is the ``mindthegap`` target, which :mod:`.train`'s
+``register_command_targets`` hook registers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from stylebridge.cli.base import Target
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
     add_generator_argument,
@@ -101,3 +103,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return 0
     console.print(f"reference | source | adapted: {escape(str(outcome.reference_png))}{notice}")
     return 0
+
+
+#: ``stylebridge train mindthegap``
+TARGET = Target("mindthegap", add_arguments, run, help=HELP, command="train")
