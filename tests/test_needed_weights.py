@@ -104,7 +104,10 @@ def test_train_featureshift_names_every_loss_download_before_reading_anything(
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     out = tmp_path / "run"
-    code = main(["train", "featureshift", "--data", str(tmp_path / "no-dataset"),
+    data = tmp_path / "dataset"  # a dataset's folder (a missing --data is said first) whose
+    data.mkdir()                 # index is not read before the downloads are named
+    (data / "index.json").write_text("not read yet")
+    code = main(["train", "featureshift", "--data", str(data),
                  "--generator", str(tmp_path / "no-generator.safetensors"),
                  "--loss", "mse:1.0", "--loss", "lpips:0.8", "--loss", "id:0.1",
                  "--loss", "corr:1e3", "--adversarial", "0", "--out", str(out)])
@@ -115,7 +118,7 @@ def test_train_featureshift_names_every_loss_download_before_reading_anything(
                    "fetch lpips-alex arcface-irse50`\n")
     assert not out.exists()
     # without --loss the thesis set is used: named as the default, not as something typed
-    code = main(["train", "featureshift", "--data", str(tmp_path / "no-dataset"),
+    code = main(["train", "featureshift", "--data", str(data),
                  "--generator", str(tmp_path / "no-generator.safetensors"),
                  "--adversarial", "0", "--out", str(out)])
     assert code == 2 and "lpips-alex (for --loss (default) lpips:0.8)" in capsys.readouterr().err

@@ -82,8 +82,8 @@ from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
-from stylebridge.registry.needed import Request, WeightsCheck, require_weights
-from stylebridge.registry.resolve import load_generator, load_plugin, spec_random
+from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
+from stylebridge.registry.resolve import load_domain, load_generator, load_plugin, spec_random
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -125,16 +125,15 @@ def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
     return safe or f"domain{index}"
 
 
-def open_domains(specs: Sequence[str], device: torch.device) -> dict[str, DomainMethod]:
+def open_domains(specs: Sequence[str], device: torch.device, registry: Any = None
+                 ) -> dict[str, DomainMethod]:
     """``--method``/``--domain`` checkpoints (one-line errors for a missing file or a wrong
     kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``);
     whether each holds random weights is recorded beside it
     (:func:`~stylebridge.pipelines.photos.is_random`)."""
-    from stylebridge.registry.resolve import load_domain
-
     domains: dict[str, DomainMethod] = {}
     for i, spec in enumerate(specs):
-        method = load_domain(spec, device=device)
+        method = load_domain(spec, device=device, registry=registry)
         name = domain_name(spec, method, i)
         unique, k = name, 2
         while unique in domains or unique == INVERSION:
@@ -143,10 +142,10 @@ def open_domains(specs: Sequence[str], device: torch.device) -> dict[str, Domain
     return domains
 
 
-def load_domains(specs: Sequence[str], device: torch.device
+def load_domains(specs: Sequence[str], device: torch.device, registry: Any = None
                  ) -> tuple[dict[str, DomainMethod], dict[str, bool]]:
     """:func:`open_domains`, and which of them hold random (untrained) weights."""
-    domains = open_domains(specs, device)
+    domains = open_domains(specs, device, registry)
     random = {name: spec_random("domain_method", spec, method)
               for (name, method), spec in zip(domains.items(), specs, strict=True)}
     return domains, random
@@ -291,6 +290,7 @@ class AdaptJob:
     featureshift_random: bool = False
     metrics: OutputMetrics = field(default_factory=dict)  # per output, built by prepare_adapt
     journal: Journal | None = None  # opened by prepare_adapt (what --resume continues)
+    registry: Any = None  # where prepare_adapt took every plugin from (the metrics' packages)
 
     @property
     def domain_random(self) -> dict[str, bool]:
@@ -363,13 +363,14 @@ class AdaptResult:
         return list(self.summary.get("random_parts") or [])
 
 
-def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_weights
-                  ) -> AdaptJob:
+def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = None, *,
+                  registry: Any = None) -> AdaptJob:
     """Load and check every input (one-line errors) before a photo is read or a file written.
 
     ``ensure_weights`` gets :meth:`AdaptConfig.weight_requests` after the cheap checks (photo
     options, layers, device, input files) and before anything loads: by default one error
-    naming every official checkpoint that is not installed; ``adapt --fetch`` downloads them."""
+    naming every official checkpoint that is not installed; ``adapt --fetch`` downloads them.
+    ``registry``: where the plugins come from (default: the installed plugins)."""
     config.check_photos()
     config.check_out(config.out)
     if config.guide and config.featureshift is None:
@@ -380,17 +381,17 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     paths = require_inputs(config.images)
-    ensure_weights(config.weight_requests())  # every missing download named at once
+    registry = checked_registry(config.weight_requests(), ensure_weights, registry)
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     # every input on random (untrained) weights is labelled, on grid.png and in adapt.json /
     # metrics.json: AdaptJob.random_inputs reads that from the loaded objects
     encoder = open_encoder(config.encoder, device)
-    methods = open_domains(config.methods, device)
+    methods = open_domains(config.methods, device, registry)
     calibrator = None
     if config.calibrate:
-        calibrator = load_plugin("calibrator", config.calibrate, device=device)
+        calibrator = load_plugin("calibrator", config.calibrate, device=device, registry=registry)
     renderer: Renderer | None = None
     guide = None
     fs_info = None
@@ -417,10 +418,11 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck = require_we
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
                       renderer=renderer, guide=guide, strength=config.strength)
-    metrics = build_output_metrics(config.metrics, [INVERSION, *adapter.outputs])
+    metrics = build_output_metrics(config.metrics, [INVERSION, *adapter.outputs],
+                                   registry=registry)
     job = AdaptJob(config=config, paths=paths, adapter=adapter,
                    generator_path=generator_file(gen), featureshift=fs_info,
-                   featureshift_random=fs_random, metrics=metrics)
+                   featureshift_random=fs_random, metrics=metrics, registry=registry)
     # a metric on random weights resumes when it holds the same ones (their digest), one
     # that read files when they are the same; a random one without a tensor to compare is
     # drawn anew: its resume is refused
@@ -534,7 +536,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     # a run that made nothing leaves the folder as it was: an earlier run's report is not
     # replaced by an empty one (the batch report says what went wrong)
     write_reports = bool(report.done)
-    per_output = compute_output_metrics(metrics) if report.done else {}
+    per_output = compute_output_metrics(metrics, registry=job.registry) if report.done else {}
     values = per_output.get(INVERSION, {})
     domain_values = {key: per_output[key] for key in adapter.outputs if key in per_output}
     notes = output_metric_notes(metrics)
@@ -567,9 +569,10 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                        metric_notes=notes, kept=journal.kept)
 
 
-def adapt(config: AdaptConfig, progress: ProgressCallback | None = None) -> AdaptResult:
-    """:func:`prepare_adapt` then :func:`run_adapt`."""
-    return run_adapt(prepare_adapt(config), progress)
+def adapt(config: AdaptConfig, progress: ProgressCallback | None = None, *,
+          registry: Any = None) -> AdaptResult:
+    """:func:`prepare_adapt` (plugins from ``registry``) then :func:`run_adapt`."""
+    return run_adapt(prepare_adapt(config, registry=registry), progress)
 
 
 __all__ = [

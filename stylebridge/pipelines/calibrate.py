@@ -139,8 +139,9 @@ def _spec_files(config: CalibrateConfig) -> list[Path]:
     return out
 
 
-def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
-    """Check the options and load generator and encoder (one-line errors)."""
+def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None) -> CalibrateJob:
+    """Check the options and load generator and encoder (one-line errors); the calibrator
+    comes from ``registry`` (default: the installed plugins)."""
     config.check_photos()
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
     # --force overwrites an earlier calibration, never what this one reads: the photos (a
@@ -153,7 +154,8 @@ def prepare_calibrate(config: CalibrateConfig) -> CalibrateJob:
     # first batch of photos, naming the journal folder, before
     check_out_writable(config.out, files=[config.out],
                        folders=[config.out.parent / f"{JOURNAL_DIR}-{config.out.name}"])
-    cls = get_registry().get("calibrator", config.calibrator).obj
+    registry = registry or get_registry()
+    cls = registry.get("calibrator", config.calibrator).obj
     if not cls.fittable:
         raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
                                "`stylebridge calibrate`")
@@ -249,10 +251,10 @@ def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterab
     return acc.means(), acc.count
 
 
-def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None
-              ) -> CalibrateResult:
-    """:func:`prepare_calibrate` then :func:`run_calibrate`."""
-    return run_calibrate(prepare_calibrate(config), progress)
+def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None, *,
+              registry: Any = None) -> CalibrateResult:
+    """:func:`prepare_calibrate` (plugins from ``registry``) then :func:`run_calibrate`."""
+    return run_calibrate(prepare_calibrate(config, registry=registry), progress)
 
 
 __all__ = ["CalibrateConfig", "CalibrateJob", "CalibrateResult", "calibrate",

@@ -54,7 +54,7 @@ from stylebridge.plugins.calibrators.alpha import (
 )
 from stylebridge.plugins.domains.stylespace import StyleSpace
 from stylebridge.plugins.renderers.featureshift import FeatureShift
-from stylebridge.registry import get_registry
+from stylebridge.registry import Registry, get_registry
 from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.resolve import load_domain, load_plugin
 from stylebridge.registry.weights import LicenceError
@@ -89,8 +89,9 @@ def _tiny_preset(seed: int) -> DemoModels:
                                "fse": "random tiny FSE"})
 
 
-def _official(device: torch.device) -> DemoModels | None:
-    """The installed official weights, when generator, e4e and FSE are all there."""
+def _official(device: torch.device, registry: Registry | None = None) -> DemoModels | None:
+    """The installed official weights, when generator, e4e and FSE are all there (the
+    encoders built by ``registry``'s plugins)."""
     manager = weights_mod.WeightsManager()
     g_path = manager.resolve("generator", "stylegan2")
     e_path = manager.resolve("encoder", "e4e")
@@ -98,19 +99,22 @@ def _official(device: torch.device) -> DemoModels | None:
     if g_path is None or e_path is None or f_path is None:
         return None
     gen = load_stylegan2(g_path, device=device).generator
-    e4e = load_plugin("encoder", f"e4e:{e_path}", device=device)
-    fse = load_plugin("encoder", f"fse:{f_path}:mode=features", device=device)
+    e4e = load_plugin("encoder", f"e4e:{e_path}", device=device, registry=registry)
+    fse = load_plugin("encoder", f"fse:{f_path}:mode=features", device=device,
+                      registry=registry)
     # a file registered in place of the official one may still be marked as random weights
     random = any(is_random_weights(read_header(p).extra) for p in (g_path, e_path, f_path))
     return DemoModels(gen, e4e, fse, {}, random=random,
                       sources={"generator": str(g_path), "e4e": str(e_path), "fse": str(f_path)})
 
 
-def fetch_demo_weights(accept_licence: bool) -> str | None:
-    """Fetch the manifest's ``demo`` set; ``None`` when it worked, else the one-line reason
-    (no network, a source down, ...). A licence not accepted is an error, not a fallback."""
+def fetch_demo_weights(accept_licence: bool, registry: Registry | None = None) -> str | None:
+    """Fetch the manifest's ``demo`` set (converted by ``registry``'s converters); ``None``
+    when it worked, else the one-line reason (no network, a source down, ...). A licence not
+    accepted is an error, not a fallback."""
     try:
-        weights_mod.WeightsManager().fetch_set("demo", accept_licence=accept_licence)
+        weights_mod.WeightsManager(registry=registry).fetch_set("demo",
+                                                                accept_licence=accept_licence)
     except LicenceError:
         raise
     except StylebridgeError as exc:
@@ -118,11 +122,12 @@ def fetch_demo_weights(accept_licence: bool) -> str | None:
     return None
 
 
-def _installed_domains(device: torch.device) -> dict[str, DomainMethod]:
+def _installed_domains(device: torch.device, registry: Registry | None = None
+                       ) -> dict[str, DomainMethod]:
     """The demo set's StyleDomain domains that are installed, by name."""
     manager = weights_mod.WeightsManager()
     names = manager.sets.get("demo", [])
-    return {name: load_domain(name, device=device) for name in names
+    return {name: load_domain(name, device=device, registry=registry) for name in names
             if name in manager.entries and manager.entries[name].kind == "domain_method"
             and manager.installed(name) is not None}
 
@@ -160,10 +165,12 @@ def fit_alpha_on_samples(encoder: Encoder, gen: Any, seed: int, n_images: int = 
     return AlphaCalibrator.from_style_means(source_means, enc_means)
 
 
-def load_demo_models(device: torch.device, seed: int = 0) -> DemoModels:
-    """The installed official generator, e4e and FSE, else the 64 px random-weight preset
-    (``models.random`` says which)."""
-    models = _official(device)
+def load_demo_models(device: torch.device, seed: int = 0, *,
+                     registry: Registry | None = None) -> DemoModels:
+    """The installed official generator, e4e and FSE (built by ``registry``'s plugins,
+    default the installed ones), else the 64 px random-weight preset (``models.random`` says
+    which)."""
+    models = _official(device, registry)
     return models if models is not None else _tiny_preset(seed)
 
 
@@ -181,11 +188,12 @@ def _demo_image(path: Path | None) -> tuple[Tensor, str]:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255, "skimage.data.astronaut()"
 
 
-def photo_metrics() -> dict[str, Any]:
-    """MSE, PSNR, SSIM and ID, built through the registry.  ID is the thesis' (ArcFace
-    IR-SE50) when ``arcface-irse50`` is installed, else dlib's descriptor, with a note saying
-    so (its key, ``id[arcface]`` / ``id[dlib]``, names the backend); without either, no ID."""
-    registry = get_registry()
+def photo_metrics(registry: Registry | None = None) -> dict[str, Any]:
+    """MSE, PSNR, SSIM and ID, built through ``registry`` (default: the installed plugins).
+    ID is the thesis' (ArcFace IR-SE50) when ``arcface-irse50`` is installed, else dlib's
+    descriptor, with a note saying so (its key, ``id[arcface]`` / ``id[dlib]``, names the
+    backend); without either, no ID."""
+    registry = registry or get_registry()
     out = {name: registry.create("metric", name) for name in ("mse", "psnr", "ssim")}
     with contextlib.suppress(StylebridgeError):  # no ArcFace weights and no dlib models
         out["id"] = registry.create("metric", "id")
@@ -266,21 +274,22 @@ class DemoResult:
     json_path: Path
 
 
-def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None = None
-             ) -> DemoResult:
+def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None = None, *,
+             registry: Registry | None = None) -> DemoResult:
     """Align → alpha-calibrate → invert and adapt with six variants → metrics → grid + JSON.
 
     Everything is loaded and checked before the photo is aligned or a file written.  The
     run seeds torch's generator (the untrained FeatureShift); the caller's random streams
-    (torch, Python, numpy) are as they were afterwards.
+    (torch, Python, numpy) are as they were afterwards.  ``registry``: where the plugins
+    come from (default: the installed plugins).
     """
     check_out_writable(config.out, folder=True)  # before a model loads or a banner shows
     with keep_random_streams(resolve_device(config.device)):
-        return _run_demo(config, progress)
+        return _run_demo(config, progress, registry)
 
 
-def _run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
-              ) -> DemoResult:
+def _run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None,
+              registry: Registry | None = None) -> DemoResult:
     def emit(kind: str, label: str = "", output: str = "") -> None:
         if progress is not None:
             progress(DemoProgress(kind, label, output))
@@ -294,13 +303,16 @@ def _run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | Non
         emit("stage", label, output)
 
     image, source = _demo_image(config.image)
-    domains, domain_random = load_domains(config.methods, device)
-    fetch_failed = fetch_demo_weights(config.accept_licence) if config.fetch else None
+    given, registry = registry, registry or get_registry()
+    domains, domain_random = load_domains(config.methods, device, registry)
+    fetch_failed = (fetch_demo_weights(config.accept_licence, registry) if config.fetch
+                    else None)
     if fetch_failed is not None:
         emit("fetch-failed", output=fetch_failed)
-    models = _official(device)
+    # no registry given: called as before (the installed plugins are its default)
+    models = _official(device) if given is None else _official(device, registry)
     if models is not None and not models.random and not domains:
-        domains = _installed_domains(device)
+        domains = _installed_domains(device, registry)
         domain_random = dict.fromkeys(domains, False)
     if models is None:
         emit("random-preset")
@@ -358,7 +370,7 @@ def _run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | Non
     random = models.random or fs_random or any(domain_random.values())
     photo = aligned.unsqueeze(0).to(device)
     target = torch.nn.functional.interpolate(photo, size=(gen.size, gen.size), mode="area")
-    metrics = photo_metrics()
+    metrics = photo_metrics(registry)
     rows, table_rows, domain_rows = [], [], []
     notes: dict[str, list[str]] = {}
     for label, adapter in variants:

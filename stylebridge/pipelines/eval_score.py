@@ -23,7 +23,7 @@ from torch import Tensor
 
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
-from stylebridge.registry import get_registry
+from stylebridge.registry import Registry, get_registry
 
 #: what a torch or plugin error says when it is about the images' size or shape
 SIZE_WORDS = re.compile(r"\b(?:sizes?|shapes?|dimensions?)\b|too small", re.IGNORECASE)
@@ -31,14 +31,14 @@ SIZE_WORDS = re.compile(r"\b(?:sizes?|shapes?|dimensions?)\b|too small", re.IGNO
 MAX_REASON = 240
 
 
-def metric_label(metric: Metric, label: str) -> str:
+def metric_label(metric: Metric, label: str, registry: Registry | None = None) -> str:
     """``metric 'LABEL'`` (``LABEL``: its ``--metric`` spec), with `` (from PKG)`` when a
-    third-party package provides it, as a loss is named
-    (:func:`stylebridge.pipelines.training.losses.loss_label`): what the one-line errors about
-    a metric's return values start with."""
+    third-party package provides it (as ``registry``, default the installed plugins, says),
+    as a loss is named (:func:`stylebridge.pipelines.training.losses.loss_label`): what the
+    one-line errors about a metric's return values start with."""
     provider = None
     try:
-        registry = get_registry()
+        registry = registry or get_registry()
         for name in dict.fromkeys((label.partition(":")[0], type(metric).name)):
             provider = registry.provider_of("metric", name, metric)
             if provider is not None:
@@ -90,6 +90,8 @@ class Scorer:
     prefixes: Sequence[str]
     #: per-image column -> the metric that writes it (:func:`claim_columns`)
     columns: dict[str, str] = field(default_factory=dict)
+    #: the registry the metrics were built from (``None``: the installed plugins)
+    registry: Registry | None = None
 
     def update(self, pred: Tensor, target: Tensor | None) -> dict[str, list[float]]:
         """Feed one batch to every metric; its per-image values by column.  Raises
@@ -115,7 +117,8 @@ class Scorer:
                           label)
             for key, per_image in metric.last.items():
                 if len(per_image) != pred.shape[0]:
-                    raise StylebridgeError(f"{metric_label(metric, label)}: last[{key!r}] holds "
+                    raise StylebridgeError(f"{metric_label(metric, label, self.registry)}: "
+                                           f"last[{key!r}] holds "
                                            f"{len(per_image)} value(s) for a batch of "
                                            f"{pred.shape[0]} image(s); it must hold one per image")
                 values[f"{key}[{prefix}]" if prefix else key] = list(per_image)

@@ -57,7 +57,7 @@ from stylebridge.pipelines.eval_report import (
 from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns, metric_label
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.metrics.base import spec_seed
-from stylebridge.registry import get_registry
+from stylebridge.registry import Registry, get_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
 # ---------------------------------------------------------------------------------------------
@@ -201,12 +201,14 @@ class EvalProgress:
 
 
 def build_metrics(requests: list[MetricRequest], device: torch.device,
-                  domain_text: str | None = None) -> list[Metric]:
-    """The registered metrics, reset; ``device=`` is passed to a metric that declares
+                  domain_text: str | None = None, *,
+                  registry: Registry | None = None) -> list[Metric]:
+    """The metrics of ``registry`` (default: the installed plugins), reset; ``device=`` is
+    passed to a metric that declares
     :attr:`~stylebridge.core.interfaces.Metric.takes_device` (else it is built without it) and
     ``domain_text`` goes to each metric's :meth:`~stylebridge.core.interfaces.Metric.with_domain_text`
     (``clip_quality`` takes it as ``text`` unless it has text or a reference)."""
-    registry = get_registry()
+    registry = registry or get_registry()
     metrics = []
     for req in requests:
         options = dict(req.options)
@@ -232,12 +234,14 @@ def build_metrics(requests: list[MetricRequest], device: torch.device,
     return metrics
 
 
-def metric_values(metric: Metric, label: str) -> dict[str, float]:
+def metric_values(metric: Metric, label: str, *,
+                  registry: Registry | None = None) -> dict[str, float]:
     """``metric.compute()``, checked: a dict of names to numbers (a plugin metric that returns
-    anything else is named in one line instead of failing somewhere downstream)."""
+    anything else is named in one line instead of failing somewhere downstream, with the
+    package ``registry`` says provides it)."""
     values = metric.compute()
     if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
-        raise StylebridgeError(f"{metric_label(metric, label)}: compute() returned a "
+        raise StylebridgeError(f"{metric_label(metric, label, registry)}: compute() returned a "
                                f"{type(values).__name__}; it must return a dict of name -> "
                                "number")
     out: dict[str, float] = {}
@@ -245,8 +249,8 @@ def metric_values(metric: Metric, label: str) -> dict[str, float]:
         try:
             out[key] = float(value)
         except (TypeError, ValueError):
-            raise StylebridgeError(f"{metric_label(metric, label)}: compute() gave {key!r} = "
-                                   f"{str(value)[:60]!r}, not a number") from None
+            raise StylebridgeError(f"{metric_label(metric, label, registry)}: compute() gave "
+                                   f"{key!r} = {str(value)[:60]!r}, not a number") from None
     return out
 
 
@@ -371,9 +375,11 @@ def _fail(report: BatchReport, progress: EvalProgress, message: str) -> Stylebri
 
 
 def evaluate(config: EvalConfig, report: BatchReport | None = None,
-             progress: EvalProgress | None = None) -> EvalResult:
+             progress: EvalProgress | None = None, *,
+             registry: Registry | None = None) -> EvalResult:
     """Run the evaluation of ``config`` (see the module docstring); one-line errors for bad
-    options, missing files or nothing to evaluate.  Skipped files go to ``report``."""
+    options, missing files or nothing to evaluate.  Skipped files go to ``report``.
+    ``registry``: where the metrics come from (default: the installed plugins)."""
     check_eval_arguments(config, report, progress)
     report = BatchReport() if report is None else report
     progress = EvalProgress() if progress is None else progress
@@ -401,7 +407,8 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     for dst in (config.json, config.csv):  # before the work, not after it
         if dst is not None:
             check_writable(dst)
-    metrics = build_metrics(requests, device, config.domain_text)
+    registry = registry or get_registry()
+    metrics = build_metrics(requests, device, config.domain_text, registry=registry)
     need_target = [r.name for r, m in zip(requests, metrics, strict=True) if m.needs_target]
     if need_target and target_files is None:
         raise StylebridgeError(f"metric(s) {', '.join(need_target)} compare pairs: "
@@ -445,7 +452,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     paths = {stem: (p, t) for stem, p, t in pairs}
     handled = set() if journal is None else journal.handled
     todo = [pair for pair in pairs if str(pair[1]) not in handled]
-    scorer = Scorer(metrics, [r.text for r in requests], prefixes)
+    scorer = Scorer(metrics, [r.text for r in requests], prefixes, registry=registry)
     progress.start(len(pairs))
     progress.advance(len(handled & {str(p) for _, p, _ in pairs}))
     try:
@@ -497,7 +504,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     random_cols: set[str] = set()
     owners: dict[str, str] = {}
     for prefix, req, metric in zip(prefixes, requests, metrics, strict=True):
-        values = metric_values(metric, req.text)
+        values = metric_values(metric, req.text, registry=registry)
         labelled = {(f"{k}[{prefix}]" if prefix else k): v for k, v in values.items()}
         claim_columns(owners, labelled, req.text)
         means.update(labelled)

@@ -71,7 +71,7 @@ from stylebridge.pipelines.photos import (
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
-from stylebridge.registry.needed import Request, WeightsCheck, require_weights
+from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ class InvertJob:
     generator_path: Path
     metrics: om.OutputMetrics = field(default_factory=dict)  # {"inversion": [...]}
     journal: Journal | None = None  # opened by prepare_invert (what --resume continues)
+    registry: Any = None  # where prepare_invert took the metrics from (their packages)
 
     @property
     def random_inputs(self) -> dict[str, bool]:
@@ -194,17 +195,18 @@ class _Item:
     target: Tensor      # [3, S, S] in [0, 1]: the input at the generator's size (metrics)
 
 
-def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_weights
-                   ) -> InvertJob:
+def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck | None = None, *,
+                   registry: Any = None) -> InvertJob:
     """Load and check encoder and generator (one-line errors) before a photo is read;
-    ``ensure_weights`` as in :func:`~stylebridge.pipelines.adapt.prepare_adapt`."""
+    ``ensure_weights`` and ``registry`` as in :func:`~stylebridge.pipelines.adapt.prepare_adapt`."""
     config.check_photos()
     config.check_out(config.out)
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     spec = parse_plugin_spec(config.encoder, what="encoder")
     paths = require_inputs(config.images)
-    ensure_weights(config.weight_requests())  # every missing download named at once
+    # every missing download named at once
+    registry = checked_registry(config.weight_requests(), ensure_weights, registry)
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     # check_generator's refusal (as adapt's) before a photo is read, then bind
@@ -212,7 +214,8 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck = require_
     job = InvertJob(config=config, paths=paths, encoder=encoder,
                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
                     generator=gen, generator_path=generator_file(gen),
-                    metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY]))
+                    metrics=om.build_output_metrics(config.metrics, [INVERSION_KEY],
+                                                    registry=registry), registry=registry)
     # a metric on random weights resumes when it holds the same ones (their digest), one
     # that read files when they are the same; a random one without a tensor to compare is
     # drawn anew: its resume is refused
@@ -322,7 +325,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         rows_of = [Path(p).name for p in records][:len(grid_rows)]  # in done order
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
                  grid=True, notice=notice)
-    values = om.compute_output_metrics(metrics)[INVERSION_KEY] if report.done else None
+    values = (om.compute_output_metrics(metrics, registry=job.registry)[INVERSION_KEY]
+              if report.done else None)
     notes = om.output_metric_notes(metrics)
     outputs = {path: dict(record["files"]) for path, record in records.items()}
     summary = job.record(outputs, report, values)
@@ -340,9 +344,10 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                         summary=summary)
 
 
-def invert(config: InvertConfig, progress: ProgressCallback | None = None) -> InvertResult:
-    """:func:`prepare_invert` then :func:`run_invert`."""
-    return run_invert(prepare_invert(config), progress)
+def invert(config: InvertConfig, progress: ProgressCallback | None = None, *,
+           registry: Any = None) -> InvertResult:
+    """:func:`prepare_invert` (plugins from ``registry``) then :func:`run_invert`."""
+    return run_invert(prepare_invert(config, registry=registry), progress)
 
 
 __all__ = ["InvertConfig", "InvertJob", "InvertResult", "check_compatible", "invert",

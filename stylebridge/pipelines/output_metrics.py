@@ -24,7 +24,7 @@ from stylebridge.pipelines.evaluate import (
     metric_values,
     parse_metric_spec,
 )
-from stylebridge.registry import get_registry
+from stylebridge.registry import Registry, get_registry
 
 #: what ``adapt`` computes when no metric is named (cheap: no network, no face detector)
 DEFAULT_METRICS = ("mse", "psnr")
@@ -33,15 +33,17 @@ OutputMetrics = dict[str, list[Metric]]
 
 
 def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
-                         device: torch.device | None = None) -> OutputMetrics:
+                         device: torch.device | None = None, *,
+                         registry: Registry | None = None) -> OutputMetrics:
     """One fresh instance of every metric per output name, on ``device`` (default the CPU,
     where the rendered images are kept); one-line errors for a bad spec or a metric that does
     not compare an image with its input.  The first output's instances are built from their
     specs; the others are their :meth:`~stylebridge.core.interfaces.Metric.fresh` twins
-    (sharing a network built once), or built from the spec too when a metric offers none."""
+    (sharing a network built once), or built from the spec too when a metric offers none.
+    ``registry``: where the metrics come from (default: the installed plugins)."""
     device = device or torch.device("cpu")
     requests = [parse_metric_spec(text) for text in specs]
-    registry = get_registry()
+    registry = registry or get_registry()
     for req in requests:  # before any network is loaded
         cls = registry.get("metric", req.name).obj
         if not cls.needs_target or cls.takes_reference:
@@ -50,11 +52,11 @@ def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
                                    "written files")
     if not outputs:
         return {}
-    first = build_metrics(requests, device)
+    first = build_metrics(requests, device, registry=registry)
     out: OutputMetrics = {outputs[0]: first}
     for name in outputs[1:]:
         out[name] = [twin if (twin := metric.fresh()) is not None
-                     else build_metrics([req], device)[0]
+                     else build_metrics([req], device, registry=registry)[0]
                      for req, metric in zip(requests, first, strict=True)]
     return out
 
@@ -85,26 +87,29 @@ def last_output_values(metrics: OutputMetrics, index: int) -> dict[str, dict[str
     return out
 
 
-def compute_output_metrics(metrics: OutputMetrics) -> dict[str, dict[str, float | None]]:
-    """``{output: {key: mean}}``; a non-finite mean (no image had a value) is ``None``."""
+def compute_output_metrics(metrics: OutputMetrics, *, registry: Registry | None = None
+                           ) -> dict[str, dict[str, float | None]]:
+    """``{output: {key: mean}}``; a non-finite mean (no image had a value) is ``None``.
+    ``registry``: the one the metrics were built from (it names a plugin's package)."""
     out: dict[str, dict[str, float | None]] = {}
     for name, group in metrics.items():
         values: dict[str, float | None] = {}
         owners: dict[str, str] = {}
         for metric in group:
-            computed = metric_values(metric, metric.name)
+            computed = metric_values(metric, metric.name, registry=registry)
             claim_columns(owners, computed, metric.name)
             values.update({k: v if math.isfinite(v) else None for k, v in computed.items()})
         out[name] = values
     return out
 
 
-def output_column_header(key: str) -> str:
+def output_column_header(key: str, *, registry: Registry | None = None) -> str:
     """The table header of the column ``key`` of :func:`compute_output_metrics`: the key with
     the unit and direction its metric declares (``psnr (dB) ↑``,
     :func:`~stylebridge.pipelines.eval_report.column_header`); the metric is the registered
-    one of that name (``id[dlib]`` is ``id``'s); the bare key when there is none."""
-    registry = get_registry()
+    one of that name (``id[dlib]`` is ``id``'s) in ``registry`` (default: the installed
+    plugins); the bare key when there is none."""
+    registry = registry or get_registry()
     name = key.partition("[")[0]
     if name not in registry.names("metric"):
         return key

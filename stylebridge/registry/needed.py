@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from stylebridge.core.interfaces import Plugin
 from stylebridge.core.options import coerce_option
@@ -49,9 +50,11 @@ class Missing:
     noncommercial: bool = False
 
 
-def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str) -> str | None:
+def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str,
+               registry: Registry | None = None) -> str | None:
     """The weights entry that loading ``spec_text`` as ``kind`` reads and that is not
-    installed; ``None`` when it is installed, needs none, or is not ours to guess."""
+    installed; ``None`` when it is installed, needs none, or is not ours to guess.
+    ``registry``: the one the run builds its plugins from (default: the installed plugins)."""
     try:
         spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
     except StylebridgeError:
@@ -68,7 +71,7 @@ def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str) -
         # ``--generator stylegan2``: the first listed generator is the default one
         return known[0].name if spec.name == STYLEGAN2 and known else None
     try:
-        plugin = get_registry().get(kind, spec.name).obj
+        plugin = (registry or get_registry()).get(kind, spec.name).obj
     except StylebridgeError:
         return None  # an unknown name: loading lists the known ones
     needs_weights = isinstance(plugin, type) and issubclass(plugin, Plugin) \
@@ -140,7 +143,7 @@ def missing_weights(requests: Iterable[Request],
                 elif name not in out:
                     out[name] = _missing(manager, name, f"{option} {spec_text}", out)
             continue
-        name = _entry_for(manager, kind, spec_text)
+        name = _entry_for(manager, kind, spec_text, registry)
         if name is None or name in out:
             continue
         out[name] = _missing(manager, name, f"{option} {spec_text}", out)
@@ -228,6 +231,16 @@ def require_weights(requests: Sequence[Request], registry: Registry | None = Non
         raise MissingWeightsError(missing)
 
 
+def checked_registry(requests: list[Request], ensure_weights: WeightsCheck | None = None,
+                     registry: Registry | None = None) -> Registry:
+    """The registry a run builds its plugins from (``registry``, default: the installed
+    plugins), once ``ensure_weights`` has checked the run's ``requests`` (default:
+    :func:`require_weights` with that registry): what the photo pipelines call before loading."""
+    registry = registry or get_registry()
+    (ensure_weights or partial(require_weights, registry=registry))(requests)
+    return registry
+
+
 class MissingWeightsError(StylebridgeError):
     """Official weights a run needs are not installed (:attr:`missing` lists them)."""
 
@@ -256,6 +269,6 @@ class UnknownWeightsError(StylebridgeError):
 
 
 __all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "UnknownWeightsError",
-           "WeightsCheck", "check_files", "check_names",
+           "WeightsCheck", "check_files", "check_names", "checked_registry",
            "missing_message",
            "missing_weights", "require_weights"]

@@ -35,7 +35,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylebridge.core.io import write_json
 from stylebridge.errors import ConversionError
@@ -54,6 +54,9 @@ from stylebridge.registry.weights_files import stamp_header as _stamp_header
 from stylebridge.registry.weights_index import entry_message, record_problem
 from stylebridge.registry.weights_index import verify as verify_entries
 from stylebridge.registry.weights_lock import exclusive, require_writable
+
+if TYPE_CHECKING:
+    from stylebridge.registry.registry import Registry
 
 STAGING_PREFIX = ".install-"  # folders under the cache home where an install is prepared
 STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed process
@@ -127,8 +130,11 @@ class WeightsManager:
 
     def __init__(self, home: str | Path | None = None,
                  manifest: Sequence[WeightsEntry] | None = None,
-                 sets: Mapping[str, Sequence[str]] | None = None) -> None:
+                 sets: Mapping[str, Sequence[str]] | None = None,
+                 registry: Registry | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
+        #: where the converters come from (``None``: the installed plugins)
+        self.registry = registry
         self.entries = {e.name: e for e in (manifest if manifest is not None else load_manifest())}
         self.sets = ({k: list(v) for k, v in sets.items()} if sets is not None
                      else load_sets() if manifest is None else {})
@@ -524,7 +530,8 @@ class WeightsManager:
         if options is not None:
             from stylebridge.registry import get_registry
 
-            converter = get_registry().get("converter", str(entry.converter)).obj
+            registry = self.registry or get_registry()
+            converter = registry.get("converter", str(entry.converter)).obj
             staged_converted = staging / f"{entry.name}.safetensors"
             try:
                 converter.convert(read_from or raw, staged_converted, **options)
@@ -567,7 +574,7 @@ class WeightsManager:
         """The manifest's convert_options, over ``expect_size`` where
         :data:`~stylebridge.registry.weights_checks.KNOWN_SIZES` knows the resolution."""
         options = {k: self._option(v) for k, v in entry.convert_options.items()}
-        return {**known_size_option(entry), **options}
+        return {**known_size_option(entry, self.registry), **options}
 
     def _option(self, value: Any) -> Any:
         """``"@other-entry"`` in convert_options → that entry's installed upstream file."""

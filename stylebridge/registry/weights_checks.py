@@ -20,6 +20,7 @@ from stylebridge.registry.weights_files import (
 )
 
 if TYPE_CHECKING:
+    from stylebridge.registry.registry import Registry
     from stylebridge.registry.weights import WeightsEntry
 
 
@@ -31,15 +32,15 @@ KNOWN_SIZES = {"stylegan2-ffhq-1024": 1024, "stylegan2-ada-ffhq-1024": 1024,
                "mindthegap-ffhq": 1024}
 
 
-def known_size_option(entry: WeightsEntry) -> dict[str, int]:
+def known_size_option(entry: WeightsEntry, registry: Registry | None = None) -> dict[str, int]:
     """``{"expect_size": N}`` when :data:`KNOWN_SIZES` knows the entry's resolution and its
-    converter takes that option, else ``{}``."""
+    converter (of ``registry``, default: the installed plugins) takes that option, else ``{}``."""
     size = KNOWN_SIZES.get(entry.name)
     if size is None or not entry.converter:
         return {}
     from stylebridge.registry import get_registry
 
-    converter = get_registry().get("converter", entry.converter).obj
+    converter = (registry or get_registry()).get("converter", entry.converter).obj
     return {"expect_size": size} if "expect_size" in converter.accepted_options else {}
 
 

@@ -61,7 +61,7 @@ from stylebridge.pipelines.featureshift.config import (
     option_name,
     split_specs,
 )
-from stylebridge.pipelines.featureshift.dataset import DatasetError, _state_digest
+from stylebridge.pipelines.featureshift.dataset import INDEX, DatasetError, _state_digest
 from stylebridge.pipelines.featureshift.distributed import (
     all_min,
     mean_over_ranks,
@@ -157,20 +157,27 @@ class FeatureShiftTrainer:
         self.scheduler_stepped = False  # in this process
 
     # -- set-up ----------------------------------------------------------------------------------
+    def _open_data(self) -> None:
+        """``--data`` opened; a folder that is missing or holds no dataset is named by it."""
+        try:
+            self.data = FeatureShiftDataset(self.cfg.data)
+        except DatasetError as exc:
+            if exc.path is None or exc.path != Path(self.cfg.data):
+                raise
+            raise DatasetError(f"--data {self.cfg.data}: {exc.message}") from None
+
     def setup(self) -> None:
         cfg = self.cfg
         self.dist, self.device = setup_distributed(cfg.device)
         if self.state_path.exists() and not cfg.resume:
             raise StylebridgeError("already holds a training state; pass --resume to continue it "
                                    "or choose a new --out", path=self.out)
-        try:  # --data first: a missing dataset is said before any missing download
-            self.data = FeatureShiftDataset(cfg.data)
-        except DatasetError as exc:
-            if exc.path is None or exc.path != Path(cfg.data):
-                raise
-            raise DatasetError(f"--data {cfg.data}: {exc.message}") from None
-        # every missing download named at once (after any unknown loss name)
+        if not (Path(cfg.data) / INDEX).is_file():  # no dataset there: said before downloads
+            self._open_data()
+        # every missing download named at once (after any unknown loss name), before the
+        # dataset is read
         require_weights(cfg.weight_requests(), self.registry)
+        self._open_data()
         self.layer = self.data.layer
         loaded = load_stylegan2(cfg.generator, device=self.device)
         gen = loaded.generator

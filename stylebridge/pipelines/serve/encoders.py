@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
-from stylebridge.registry import get_registry
+from stylebridge.registry import Registry, get_registry
 from stylebridge.registry.resolve import load_encoder
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
 from stylebridge.registry.weights import WeightsManager
@@ -58,11 +59,11 @@ def preset_config(base: Encoder, spec: PluginSpec) -> dict[str, Any]:
     return {**base.config(), **options}
 
 
-def _meta_build(spec: str, preset: Mapping[str, Encoder]) -> Callable[[], Encoder]:
-    """How to build the encoder of ``spec`` with the config a run would use (weights aside);
-    a one-line error for what a run would refuse before building it (weights needed and
-    not installed, an unknown name or option, an unreadable checkpoint)."""
-    registry = get_registry()
+def _meta_build(spec: str, preset: Mapping[str, Encoder], registry: Registry
+                ) -> Callable[[], Encoder]:
+    """How to build the encoder of ``spec`` with the config a run would use (weights aside),
+    from ``registry``; a one-line error for what a run would refuse before building it
+    (weights needed and not installed, an unknown name or option, an unreadable checkpoint)."""
     parsed = parse_plugin_spec(spec, what="encoder")
     if parsed.path is None and parsed.name in preset:
         base = preset[parsed.name]
@@ -104,14 +105,15 @@ def _cannot_tell_on_meta(exc: Exception) -> bool:
     return isinstance(exc, TypeError) and "meta" in str(exc)
 
 
-def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] | None = None
-                ) -> str | None:
+def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] | None = None,
+                *, registry: Registry | None = None) -> str | None:
     """Why the encoder of ``spec`` cannot work with ``generator`` (the one-line error a run
     would end with), or ``None`` when it can or when that cannot be told without running it.
-    ``preset``: encoders used for their names instead of the registry (the tiny preset's)."""
+    ``preset``: encoders used for their names instead of the registry (the tiny preset's);
+    ``registry``: where the encoders come from (default: the installed plugins)."""
     what = f"encoder {spec.strip()!r}"
     try:
-        build = _meta_build(spec.strip(), preset or {})
+        build = _meta_build(spec.strip(), preset or {}, registry or get_registry())
     except StylebridgeError as exc:
         return str(exc)
     try:
@@ -141,15 +143,18 @@ def fit_problem(spec: str, generator: Generator, preset: Mapping[str, Encoder] |
     return None
 
 
-def registered_choices(generator: Generator, preset: Mapping[str, Encoder] | None = None
-                       ) -> list[EncoderChoice]:
-    """Every registered encoder (and the variants it declares: FSE's generator-shift mode,
-    :attr:`~stylebridge.core.interfaces.Encoder.variants`), its label saying where its
-    weights come from, and whether it can work with ``generator`` (:func:`fit_problem`).
-    ``preset``: the tiny preset's encoders, used for those names (random weights)."""
+def registered_choices(generator: Generator, preset: Mapping[str, Encoder] | None = None,
+                       *, registry: Registry | None = None) -> list[EncoderChoice]:
+    """Every encoder of ``registry`` (default: the installed plugins) and the variants it
+    declares (FSE's generator-shift mode, :attr:`~stylebridge.core.interfaces.Encoder.variants`),
+    its label saying where its weights come from, and whether it can work with ``generator``
+    (:func:`fit_problem`).  ``preset``: the tiny preset's encoders, used for those names
+    (random weights)."""
     preset = preset or {}
     manager = WeightsManager()
-    registry = get_registry()
+    # no registry given: fit_problem is called as before and reads the installed plugins itself
+    fit = fit_problem if registry is None else partial(fit_problem, registry=registry)
+    registry = registry or get_registry()
     choices: list[EncoderChoice] = []
     for name in registry.names("encoder"):
         try:
@@ -171,7 +176,7 @@ def registered_choices(generator: Generator, preset: Mapping[str, Encoder] | Non
             specs += [(f"{name}, {label} ({how})", f"{name}:{options}")
                       for label, options in cls.variants]
         for label, spec in specs:
-            choices.append(EncoderChoice(label, spec, fit_problem(spec, generator, preset)))
+            choices.append(EncoderChoice(label, spec, fit(spec, generator, preset)))
     return choices
 
 
