@@ -308,3 +308,19 @@ def test_demo_metrics_come_from_the_given_registry() -> None:
     assert set(metrics) == {"mse", "psnr", "ssim"}  # no id metric there
     assert all(isinstance(m, GapMetric) for m in metrics.values())
     assert not any(isinstance(m, GapMetric) for m in photo_metrics().values())
+
+
+def test_invert_and_adapt_take_the_encoder_from_the_given_registry(custom: Registry, preset: Any,
+                                                                   tmp_path: Path) -> None:
+    from stylebridge.pipelines.adapt import AdaptConfig, adapt
+    from stylebridge.pipelines.invert import InvertConfig, invert
+
+    options = {**_photo_options(preset), "encoder": "thread-fit", "compile": "off"}
+    result = invert(InvertConfig(**options, out=tmp_path / "inv"), registry=custom)
+    assert len(result.report.done) == 2 and not result.report.skipped
+    adapted = adapt(AdaptConfig(**options, out=tmp_path / "ad",
+                                methods=[str(preset.domains / "tiny-pixar.safetensors")]),
+                    registry=custom)
+    assert len(adapted.report.done) == 2
+    with pytest.raises(RegistryError, match=_unknown("encoder", "thread-fit")):
+        invert(InvertConfig(**options, out=tmp_path / "inv2"))

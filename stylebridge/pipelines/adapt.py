@@ -387,7 +387,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     # every input on random (untrained) weights is labelled, on grid.png and in adapt.json /
     # metrics.json: AdaptJob.random_inputs reads that from the loaded objects
-    encoder = open_encoder(config.encoder, device)
+    encoder = open_encoder(config.encoder, device, registry)
     methods = open_domains(config.methods, device, registry)
     calibrator = None
     if config.calibrate:
@@ -404,7 +404,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
         guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
         if guide_spec and guide_spec != config.encoder:
             try:
-                guide = open_encoder(str(guide_spec), device)
+                guide = open_encoder(str(guide_spec), device, registry)
             except StylebridgeError as exc:
                 if config.guide:
                     raise

@@ -171,7 +171,7 @@ def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None) -> Calib
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
     # check_generator's refusal (as adapt's) before a photo is read; calibrate reads w+ only,
     # so the encoder is not bound (StyleRes would compute its features for nothing)
-    encoder = attach_encoder(open_encoder(config.encoder, device), gen, bind=False)
+    encoder = attach_encoder(open_encoder(config.encoder, device, registry), gen, bind=False)
     journal = Journal.open(
         config.out.parent, "calibrate", name=config.out.name, inputs=paths, metrics={},
         resume=config.resume, how={"--batch": config.batch, "--device": str(device)},

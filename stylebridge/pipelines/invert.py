@@ -210,7 +210,7 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck | None = N
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     # check_generator's refusal (as adapt's) before a photo is read, then bind
-    encoder = attach_encoder(open_encoder(config.encoder, device), gen)
+    encoder = attach_encoder(open_encoder(config.encoder, device, registry), gen)
     job = InvertJob(config=config, paths=paths, encoder=encoder,
                     encoder_name=encoder.name or spec.name or "encoder", encoder_spec=spec.text,
                     generator=gen, generator_path=generator_file(gen),

@@ -159,9 +159,10 @@ def open_generator(spec: str, device: torch.device) -> Generator:
     return generator
 
 
-def open_encoder(spec: str, device: torch.device) -> Encoder:
-    """An encoder from a ``--encoder`` spec; its provenance is recorded beside it."""
-    encoder, _ = load_encoder(spec, device)
+def open_encoder(spec: str, device: torch.device, registry: Any = None) -> Encoder:
+    """An encoder from a ``--encoder`` spec (from ``registry``, default the process-wide
+    one); its provenance is recorded beside it."""
+    encoder, _ = load_encoder(spec, device, registry=registry)
     return encoder
 
 

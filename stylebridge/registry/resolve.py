@@ -366,9 +366,11 @@ def load_plugin(kind: str, spec: str | PluginSpec, *, device: str | torch.device
     return create(kind, spec, device=device, registry=registry, **overrides).obj
 
 
-def load_encoder(spec_text: str, device: str | torch.device = "cpu") -> tuple[Encoder, bool]:
-    """An encoder from a ``--encoder`` spec, and whether it runs on untrained weights."""
-    encoder, prov = create("encoder", spec_text, device=device)
+def load_encoder(spec_text: str, device: str | torch.device = "cpu", *,
+                 registry: Registry | None = None) -> tuple[Encoder, bool]:
+    """An encoder from a ``--encoder`` spec (from ``registry``, default the process-wide one),
+    and whether it runs on untrained weights."""
+    encoder, prov = create("encoder", spec_text, device=device, registry=registry)
     if not isinstance(encoder, Encoder):
         raise StylebridgeError(f"--encoder {spec_text!r} did not build an encoder")
     return encoder, prov.random
