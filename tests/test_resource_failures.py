@@ -99,3 +99,25 @@ def test_an_out_folder_removed_during_the_run_is_said_without_a_resume_hint(
     there.mkdir()
     with pytest.raises(FileNotFoundError), resumable(console, None, "generate", there):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(there / "x"))
+
+
+def test_the_umask_is_read_without_being_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the umask with os.umask sets it to 0 for a moment: another thread (the web
+    app's) creating a file then made it world-writable. Linux says it in /proc instead."""
+    import os
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("no /proc/self/status on this system")
+    actual = os.umask(0o027)
+    try:
+        sio._umask.cache_clear()
+
+        def refuse(mask: int) -> int:
+            raise AssertionError("os.umask called")
+
+        monkeypatch.setattr(sio.os, "umask", refuse)
+        assert sio._umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(actual)
+        sio._umask.cache_clear()

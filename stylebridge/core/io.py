@@ -21,7 +21,17 @@ from typing import Any
 
 @functools.cache
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without setting it where the system says it (Linux's
+    ``/proc/self/status``): ``os.umask`` can only read it by setting it, and a thread of the
+    web app creating a file in that moment would make it world-writable."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)  # elsewhere: set and restored at once (cached: once per process)
     os.umask(mask)
     return mask
 
