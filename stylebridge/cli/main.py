@@ -202,11 +202,29 @@ class WordWrapFormatter(argparse.HelpFormatter):
 
 
 class RawDescriptionWordWrapFormatter(WordWrapFormatter):
-    """:class:`WordWrapFormatter` that prints the description and epilog as written (a
-    table, such as ``--skip-layers``' layer table)."""
+    """:class:`WordWrapFormatter` that keeps the tables of a description or epilog as written
+    (``--skip-layers``' layer table: lines that start with ``|``) and wraps its paragraphs
+    (separated by blank lines) at the terminal's width, at spaces only."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return "".join(indent + line for line in text.splitlines(keepends=True))
+        out: list[str] = []
+        paragraph: list[str] = []
+
+        def flush() -> None:
+            if paragraph:
+                out.extend(textwrap.wrap(" ".join(paragraph), width, initial_indent=indent,
+                                         subsequent_indent=indent, break_on_hyphens=False,
+                                         break_long_words=False))
+                paragraph.clear()
+
+        for line in text.splitlines():
+            if line.lstrip().startswith("|") or not line.strip():
+                flush()
+                out.append(indent + line if line.strip() else "")
+            else:
+                paragraph.append(line.strip())
+        flush()
+        return "\n".join(out) + "\n"
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

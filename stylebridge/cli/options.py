@@ -233,7 +233,7 @@ def add_skip_layers_argument(parser: argparse.ArgumentParser, what: str) -> None
     from stylebridge.plugins.calibrators.alpha import LAYER_TABLE_DOC
 
     parser.add_argument("--skip-layers", default="",
-                        metavar="none|coarse|first|0,2-3|w:N|conv:N|rgb:N",
+                        metavar="LAYERS",
                         help=f"{what}: `none` (default: every layer changes), a named set, "
                              "`coarse` (StyleDomain's no_coarse, the in-domain remedy the "
                              "thesis recommends for FSE: style layers 0,2,3,5,6,8) or `first` (conv1 only), or style-layer indices "

@@ -32,9 +32,9 @@ class PluginsCommand(Command):
                                  "values, the weights it loads and the optional capabilities "
                                  "it implements (every kind with that name), or why a "
                                  "package's plugin of that name was refused")
-        parser.add_argument("--kind", choices=list(KINDS),
+        parser.add_argument("--kind", choices=list(KINDS), metavar="KIND",
                             help="with NAME: only this kind (id, lpips, mse are both a loss "
-                                 "and a metric)")
+                                 f"and a metric): {', '.join(KINDS)}")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:

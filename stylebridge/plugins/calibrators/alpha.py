@@ -225,7 +225,7 @@ StyleDomain's head ``conv_N``.
 | 4 | 6 = convs.3 (16 px) | conv_4 |
 | 5 | 7 = to_rgbs.1 (ToRGB), 8 = convs.4 (32 px) | -, conv_5 |
 | 2j+2 (j = 0..7) | 3+3j = convs.(2j+1) | conv_(2j+2) |
-| 2j+3 (j = 0..6) | 4+3j = to_rgbs.j (ToRGB), 5+3j = convs.(2j+2) | -, conv_(2j+3) |
+| 2j+3 (j = 0..6) | 4+3j = to_rgbs.j, 5+3j = convs.(2j+2) | -, conv_(2j+3) |
 | 17 | 25 = to_rgbs.7 (ToRGB) | - |
 
 Named sets: ``coarse`` = 0,2,3,5,6,8 (StyleDomain ``no_coarse``: heads conv_0 … conv_5, the
