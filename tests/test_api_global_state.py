@@ -277,7 +277,8 @@ def test_an_unknown_kind_lists_the_generator_too(kind: str) -> None:
         stylebridge.create(kind, "x.safetensors")
     assert str(info.value) == (
         f"unknown kind {kind!r}; did you mean 'generator'? (kinds: generator, encoder, "
-        "domain_method, loss, metric, calibrator, renderer, converter, command)")
+        "domain_method, loss, metric, calibrator, renderer, converter, command, "
+        "command_target)")
 
 
 def test_load_generator_on_a_missing_gpu_is_one_line(preset: TinyPreset,

@@ -106,8 +106,9 @@ Modules: :mod:`.common` (file names, the rows), :mod:`.domains` (domains and the
 :mod:`.clips` (CLIP models, the scorer), :mod:`.rows` (what renders each row),
 :mod:`.report` (averages, table layouts, markdown) and :mod:`.tables` (the pipeline:
 :class:`ThesisTablesConfig` → :func:`run_thesis_tables` → :class:`ThesisTablesResult`).
-The command and its argparse / rich code live in :mod:`stylebridge.cli.commands.reproduce`,
-whose ``register_reproduce_target`` adds other targets (``reproduce NAME``).
+The command and its argparse / rich code live in :mod:`stylebridge.cli.commands.reproduce`;
+a package adds other targets (``reproduce NAME``) through the ``register_command_targets``
+hook.
 """
 
 from __future__ import annotations
