@@ -100,8 +100,9 @@ def test_calibrate_says_random_weights_on_screen_and_in_the_stats(
     stats = tmp_path / "alpha_random.safetensors"
     code, out, err = _calibrate(files, capsys, stats, "renc", "rgen")
     assert code == 0, err
-    assert "RANDOM WEIGHTS: encoder 'test-adapt-tiny' runs on untrained (random) weights" in out
-    assert f"RANDOM WEIGHTS: {files['rgen']} is a random-weight generator" in out
+    notices = " ".join(err.split())  # the notices are on stderr, the results on stdout
+    assert "RANDOM WEIGHTS: encoder 'test-adapt-tiny' runs on untrained (random) weights" in notices
+    assert f"RANDOM WEIGHTS: {files['rgen']} is a random-weight generator" in notices
     # the table title keeps its label (rich took "[random weights]" for a markup tag)
     assert "alpha per style layer (2 photos, 32 samples) [RANDOM WEIGHTS]" in out
     assert f"wrote {stats} [RANDOM WEIGHTS]" in out
@@ -111,14 +112,16 @@ def test_calibrate_says_random_weights_on_screen_and_in_the_stats(
     assert "random weights (encoder, generator)" in extra["notes"][0]
 
     # only the generator random
-    code, out, _ = _calibrate(files, capsys, tmp_path / "g.safetensors", "enc", "rgen")
-    assert code == 0 and "random-weight generator" in out and "encoder 'test-adapt" not in out
+    code, out, err = _calibrate(files, capsys, tmp_path / "g.safetensors", "enc", "rgen")
+    notices = " ".join(err.split())
+    assert code == 0 and "random-weight generator" in notices
+    assert "encoder 'test-adapt" not in notices and "encoder 'test-adapt" not in out
     assert read_header(tmp_path / "g.safetensors").extra["random_inputs"] == {
         "encoder": False, "generator": True}
 
     # trained inputs: no notice anywhere
-    code, out, _ = _calibrate(files, capsys, tmp_path / "t.safetensors", "enc", "gen")
-    assert code == 0 and _no_notice(out)
+    code, out, err = _calibrate(files, capsys, tmp_path / "t.safetensors", "enc", "gen")
+    assert code == 0 and _no_notice(out) and _no_notice(err)
     extra = read_header(tmp_path / "t.safetensors").extra
     assert extra["random_weights"] is False and not is_random_weights(extra)
 
@@ -149,6 +152,7 @@ def test_adapt_with_trained_inputs_has_no_notice(files: dict[str, Path], tmp_pat
     code, text, err = _adapt(files, capsys, out)
     assert code == 0, err
     assert _no_notice(text) and "input vs inversion" in text  # the metrics table, unlabelled
+    assert _no_notice(err)  # nor a notice on stderr
     adapt, metrics = _reports(out)
     assert adapt["random_weights"] is False and adapt["random_parts"] == []
     assert adapt["random_inputs"] == {"encoder": False, "generator": False,
@@ -183,7 +187,7 @@ def test_adapt_labels_each_random_input(case: str, files: dict[str, Path], tmp_p
     out = tmp_path / "out"
     code, text, err = _adapt(files, capsys, out, *extra, enc=enc, method=method)
     assert code == 0, err
-    assert "RANDOM WEIGHTS:" in text  # the terminal notice
+    assert "RANDOM WEIGHTS:" in " ".join(err.split())  # the terminal notice (on stderr)
     assert "input vs inversion and each domain [RANDOM WEIGHTS]" in text  # the table's title
     adapt, metrics = _reports(out)
     assert adapt["random_weights"] is True
@@ -223,7 +227,7 @@ def test_adapt_with_trained_featureshift_and_calibrator_is_not_random(
                              "--calibrate", f"alpha:{stats}", enc="toy-fse:{fse}")
     assert code == 0, err
     adapt, _ = _reports(out)
-    assert adapt["random_weights"] is False and _no_notice(text)
+    assert adapt["random_weights"] is False and _no_notice(text) and _no_notice(err)
     assert adapt["random_inputs"]["featureshift"] is False
     assert adapt["random_inputs"]["calibrator"] is False
 
@@ -234,7 +238,11 @@ def test_adapt_early_errors_leave_no_output_folder(files: dict[str, Path], tmp_p
     # an encoder option that does not fit the generator: found when the first batch is encoded
     out = tmp_path / "out1"
     code, _, err = _adapt(files, capsys, out, enc="test-adapt-tiny:n_latent=18")
-    assert code == 2 and err.count("\n") == 1 and "18 rows" in err
+    # stderr: the encoder's random-weights notice (a built encoder), then the error alone
+    notice, error = err.splitlines()
+    assert notice == ("RANDOM WEIGHTS: encoder 'test-adapt-tiny' runs on untrained (random) "
+                      "weights; the results show no trained model")
+    assert code == 2 and err.count("\n") == 2 and error.startswith("error: ") and "18 rows" in error
     assert not out.exists()
     # a FeatureShift for another layer than the encoder's feature
     out = tmp_path / "out2"

@@ -386,14 +386,14 @@ def test_cli_latents_resume_keeps_the_finished_encoders(files: dict[str, Path], 
         m.setattr(BankEncoder, "encode", encode)
         assert main(argv(out)) == 130
     assert "continue with `stylebridge analyze latents ... --resume`" in " ".join(
-        capsys.readouterr().out.split())
+        capsys.readouterr().err.split())
     calls[0] = 0
     with monkeypatch.context() as m:
         m.setattr(BankEncoder, "encode", lambda self, images: (calls.__setitem__(
             0, calls[0] + 1), real(self, images))[1])
         assert main(argv(out, "--resume")) == 3
     assert calls[0] == 3  # the second encoder only
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a note: on stderr
     assert "encoder test-analyze-bank: kept from the interrupted run" in said
     for name in ("latents.json", "latents.md", "test-analyze-bank/latents.json",
                  "test-analyze-bank-2/latents.json"):

@@ -87,9 +87,9 @@ def test_cli_shift_norms_on_the_tiny_preset(tmp_path: Path, capsys) -> None:
         code = main(["analyze", "shift-norms", "-e", f"fse:{preset.fse}", "-g",
                      str(preset.generator), "--images", str(preset.images), "-d", str(domains[0]),
                      "-d", str(domains[1]), "--no-align", "--device", "cpu", "--out", str(out)])
-    text = capsys.readouterr().out
+    text, notices = capsys.readouterr()
     assert code == 0, text
-    assert "RANDOM WEIGHTS" in text and "ratio" in text
+    assert "RANDOM WEIGHTS" in notices and "ratio" in text  # the notice on stderr
     data = json.loads((out / "shift_norms.json").read_text())
     assert data["random_weights"] and data["layer"] == 3 and data["n_images"] == 3
     assert set(data["domains"]) == {d.stem for d in domains}

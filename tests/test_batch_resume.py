@@ -83,12 +83,14 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, module: Any, call: int) -> No
 
 
 def _interrupted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                 module: Any, argv: list[str], call: int) -> str:
-    """Run ``argv`` with a Ctrl-C in its ``call``-th output PNG; what it printed."""
+                 module: Any, argv: list[str], call: int) -> tuple[str, str]:
+    """Run ``argv`` with a Ctrl-C in its ``call``-th output PNG; what it printed on stdout
+    and on stderr (its notices: the resume hint)."""
     with monkeypatch.context() as m:
         _interrupt_at(m, module, call)
         assert main(argv) == 130
-    return " ".join(capsys.readouterr().out.split())
+    out, err = capsys.readouterr()
+    return " ".join(out.split()), " ".join(err.split())
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -110,8 +112,8 @@ def test_adapt_resumed_after_a_ctrl_c_writes_what_an_uninterrupted_run_writes(
 
     # batches of 2 good photos, 3 PNGs each (inversion, pixar, joker): [a b] [broken c d]
     # [e f] [g]; the 14th PNG is the second of e, in the third batch
-    said = _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 14)
-    assert f"--resume --out {out}" in said  # the command that continues it
+    _, notices = _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 14)
+    assert f"--resume --out {out}" in notices  # the command that continues it
     state = _journal(out)
     assert state["done"] == 4 and state["grid_rows"] == 4
     assert not (out / "metrics.json").exists() and (out / "e_inversion.png").exists()
@@ -121,14 +123,14 @@ def test_adapt_resumed_after_a_ctrl_c_writes_what_an_uninterrupted_run_writes(
 
     # resumed, and interrupted again in the last batch (g): the resume of a resume
     ta.TinyEncoder.images_seen = 0
-    said = _interrupted(monkeypatch, capsys, adapt_module,
-                        _adapt_argv(files, out, "--resume"), 8)
-    assert "4 photo(s) done before are kept" in said
+    _, notices = _interrupted(monkeypatch, capsys, adapt_module,
+                              _adapt_argv(files, out, "--resume"), 8)
+    assert "4 photo(s) done before are kept" in notices  # a notice: on stderr
     assert _journal(out)["done"] == 6 and ta.TinyEncoder.images_seen == 3  # e, f, g
     ta.TinyEncoder.images_seen = 0
     assert main(_adapt_argv(files, out, "--resume")) == 3
-    said = " ".join(capsys.readouterr().out.split())
-    assert "6 photo(s) done before are kept" in said
+    said, notices = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "6 photo(s) done before are kept" in notices  # a notice: on stderr
     assert "7 done, 1 skipped" in said
     assert ta.TinyEncoder.images_seen == 1  # g: the kept photos are not encoded again
     assert not (out / JOURNAL_DIR).exists()
@@ -153,7 +155,7 @@ def test_invert_resumed_after_a_ctrl_c_keeps_metric_state_and_latents(
     _interrupted(monkeypatch, capsys, invert_module, _invert_argv(files, out), 6)
     assert _journal(out)["done"] == 4
     assert main(_invert_argv(files, out, "--resume")) == 3
-    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().err.split())
     assert _files(out) == _files(ref)  # inversions, latents, metrics.json (notes), grid.png
 
 
@@ -169,9 +171,10 @@ def test_a_full_disk_at_the_last_write_is_resumed_without_running_a_photo_again(
     with monkeypatch.context() as m:
         m.setattr(adapt_module, "write_json", full)  # metrics.json, after the last batch
         assert main(_adapt_argv(files, out)) == 2
-    said, err = capsys.readouterr()
-    assert err.startswith("error: disk full") and "metrics.json" in err
-    assert f"--resume --out {out}" in " ".join(said.split())
+    err = capsys.readouterr().err
+    notices, _, error = err.rstrip("\n").rpartition("\n")  # the resume hint, then the error
+    assert error.startswith("error: disk full") and "metrics.json" in error
+    assert f"--resume --out {out}" in " ".join(notices.split())
     ta.TinyEncoder.images_seen = 0
     assert main(_adapt_argv(files, out, "--resume")) == 3
     assert ta.TinyEncoder.images_seen == 0  # all 7 kept: only the reports are written
@@ -211,7 +214,7 @@ def test_resume_with_another_batch_size_says_so_and_agrees_closely(
     assert main(_adapt_argv(files, ref)) == 3
     _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
     assert main(_adapt_argv(files, out, "--resume", "--batch", "3")) == 3
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a notice: on stderr
     assert "--batch 3 (was 2)" in said and "not bit for bit" in said
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (out, ref))
     assert list(got["per_photo"]) == list(want["per_photo"])
@@ -280,11 +283,11 @@ def test_resume_is_refused_for_random_weights_built_without_a_file(
     out = tmp_path / "out"
     argv = [a if a != f"test-adapt-tiny:{files['enc']}" else "test-adapt-tiny"
             for a in _adapt_argv(files, out)]
-    said = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
-    # the Ctrl-C hint does not offer the --resume that is refused next
-    assert "--resume --out" not in said
+    said, notices = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    # the Ctrl-C hint (on stderr) does not offer the --resume that is refused next
+    assert "--resume --out" not in notices and "--resume --out" not in said
     assert ("--encoder ran on random weights built without a checkpoint file, which a new run "
-            "draws anew: a --resume would be refused; rerun without --resume" in said)
+            "draws anew: a --resume would be refused; rerun without --resume" in notices)
     assert main([*argv, "--resume"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert ("--resume: --encoder run(s) on random weights built without a checkpoint file"
@@ -315,21 +318,21 @@ def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
     # the old journal is gone as soon as it writes, so no --resume takes that photo as kept
     other = [a if a != str(files["joker"]) else str(files["pixar"])
              for a in _adapt_argv(files, out)]
-    said = _interrupted(monkeypatch, capsys, adapt_module, other, 2)
-    assert "holds an interrupted adapt run (2 of 8 photos done); starting over" in said
+    _, notices = _interrupted(monkeypatch, capsys, adapt_module, other, 2)
+    assert "holds an interrupted adapt run (2 of 8 photos done); starting over" in notices
     assert not (out / JOURNAL_DIR).exists()
     _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
     ta.TinyEncoder.images_seen = 0
     assert main(_adapt_argv(files, out)) == 3
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # notices: on stderr
     assert "holds an interrupted adapt run (2 of 8 photos done); starting over" in said
     assert ta.TinyEncoder.images_seen == 7 and not (out / JOURNAL_DIR).exists()
     # another command into a folder that holds an interrupted run names that run's command
     _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out), 8)
     assert main(_invert_argv(files, out)) == 3
-    said = " ".join(capsys.readouterr().out.split())
+    stdout, said = (" ".join(text.split()) for text in capsys.readouterr())
     assert f"{out} holds an interrupted adapt run (2 of 8 photos done); starting over" in said
-    assert "--resume continues it" not in said
+    assert "--resume continues it" not in said and "--resume continues it" not in stdout
     # --resume into a finished run's folder: nothing to continue, and its report is kept
     # (it started over and replaced the report, with other photos or options too)
     before = (out / "metrics.json").read_bytes()
@@ -342,7 +345,7 @@ def test_a_fresh_run_over_an_interrupted_one_says_it_starts_over(
     fresh = tmp_path / "fresh"
     assert main(_adapt_argv(files, fresh, "--resume")) == 3
     assert "holds no interrupted adapt run; starting from the first photo" in " ".join(
-        capsys.readouterr().out.split())
+        capsys.readouterr().err.split())
 
 
 def test_a_run_into_the_default_folder_names_an_interrupted_one_it_does_not_continue(
@@ -350,10 +353,10 @@ def test_a_run_into_the_default_folder_names_an_interrupted_one_it_does_not_cont
         capsys: pytest.CaptureFixture[str], registered: None) -> None:
     monkeypatch.chdir(tmp_path)
     argv = _adapt_argv(files, tmp_path)[:-2]  # no --out: ./adapted, then ./adapted-2
-    said = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
-    assert "--resume --out adapted" in said
+    _, notices = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    assert "--resume --out adapted" in notices
     assert main(argv) == 3
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a notice: on stderr
     assert ("adapted holds an interrupted adapt run; this one writes to adapted-2 (`--resume "
             "--out adapted` continues it instead)") in said
     assert (tmp_path / "adapted-2" / "grid.png").is_file()
@@ -373,8 +376,8 @@ def test_generate_resumed_writes_what_an_uninterrupted_run_writes(
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert main(argv(ref)) == 0
     # 2 PNGs a seed (sample, pixar), 3 seeds a batch: the 8th PNG is in the second batch
-    said = _interrupted(monkeypatch, capsys, generate_module, argv(out), 8)
-    assert f"--resume --out {out}" in said
+    _, notices = _interrupted(monkeypatch, capsys, generate_module, argv(out), 8)
+    assert f"--resume --out {out}" in notices
     assert _journal(out)["done"] == 3
     assert main(argv(out, "--truncation", "0.5", "--resume")) == 2
     assert "--resume: --truncation differs (1.0 then, 0.5 now)" in capsys.readouterr().err
@@ -382,7 +385,7 @@ def test_generate_resumed_writes_what_an_uninterrupted_run_writes(
     (out / ".seed0004.png.x7k2m9qa.tmp").write_bytes(b"half a png")
     (out / ".grid.png.ab_12cd3.tmp").write_bytes(b"")
     assert main(argv(out, "--resume")) == 0
-    assert "3 seed(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert "3 seed(s) done before are kept" in " ".join(capsys.readouterr().err.split())
     assert _files(out) == _files(ref)  # every sample, grid.png, generate.json
 
 
@@ -420,14 +423,14 @@ def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
         m.setattr(MSEMetric, "update", update)
         assert main(argv(out)) == 130
     assert "continue with `stylebridge eval ... --resume`" in " ".join(
-        capsys.readouterr().out.split())
+        capsys.readouterr().err.split())
     assert main(argv(out, "--resume", "-m", "psnr")) == 2
     assert "--resume: --metric differs" in capsys.readouterr().err
     assert main(argv(out, "--resume", "-m", "fid:allow_random=true")) == 2
     assert "metric fid keeps no state to continue from" in capsys.readouterr().err
     assert main(argv(out, "--resume")) == 3
     kept = re.search(r"continuing the interrupted run: (\d+) pair\(s\) done before are kept",
-                     " ".join(capsys.readouterr().out.split()))
+                     " ".join(capsys.readouterr().err.split()))  # a note: on stderr
     assert kept and int(kept[1]) == 4  # two finished batches of 2 (as adapt says it)
     assert not (out / f"{JOURNAL_DIR}-eval.json").exists()
     for name in ("eval.json", "eval.csv"):
@@ -439,9 +442,9 @@ def test_eval_resumed_writes_what_an_uninterrupted_evaluation_writes(
     with monkeypatch.context() as m:
         m.setattr(MSEMetric, "update", update)
         assert main(argv(tmp_path / "r2", "-m", "lpips:allow_random=true")) == 130
-    said = " ".join(capsys.readouterr().out.split())
+    stdout, said = (" ".join(text.split()) for text in capsys.readouterr())
     assert "continue with `stylebridge eval ... --resume`" in said
-    assert "ran on random weights" not in said
+    assert "ran on random weights" not in said and "ran on random weights" not in stdout
     assert main(argv(tmp_path / "r2", "-m", "lpips:allow_random=true", "--resume")) == 3
 
 
@@ -466,7 +469,7 @@ def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(
     with monkeypatch.context() as m:
         m.setattr(ta.TinyEncoder, "encode", encode)
         assert main(argv(out)) == 130
-    assert f"--resume --out {out}" in " ".join(capsys.readouterr().out.split())
+    assert f"--resume --out {out}" in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
     # other photos: the refusal names calibrate's option, not adapt's positional IMAGES
     fewer = tmp_path / "fewer"
@@ -478,7 +481,7 @@ def test_calibrate_resumed_fits_what_an_uninterrupted_run_fits(
     assert "give the same --images, or another --out" in capsys.readouterr().err
     ta.TinyEncoder.images_seen = 0
     assert main(argv(out, "--resume")) == 3
-    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().err.split())
     assert ta.TinyEncoder.images_seen == 3  # e, f, g
     assert not (tmp_path / f"{JOURNAL_DIR}-alpha.safetensors").exists()
     got, want = load_checkpoint(out), load_checkpoint(ref)
@@ -569,9 +572,9 @@ def test_a_run_into_a_finished_runs_folder_says_it_replaces_its_report(
         registered: None) -> None:
     out = tmp_path / "out"
     assert main(_adapt_argv(files, out)) == 3
-    assert "report of an earlier run" not in capsys.readouterr().out
+    assert "report of an earlier run" not in "".join(capsys.readouterr())
     assert main(_adapt_argv(files, out)) == 3
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a notice: on stderr
     assert (f"{out} holds the report of an earlier run (metrics.json, grid.png): this run "
             "replaces them and any picture of the same name") in said
 
@@ -607,9 +610,9 @@ def test_a_generate_into_a_finished_generates_folder_says_it(
     argv = ["generate", "-g", str(files["gen"]), "--seeds", "0-3", "--device", "cpu",
             "--out", str(out)]
     assert main(argv) == 0
-    assert "earlier run" not in capsys.readouterr().out
+    assert "earlier run" not in "".join(capsys.readouterr())
     assert main([*argv[:4], "0-1", *argv[5:]]) == 0
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a notice: on stderr
     assert f"{out} holds the report of an earlier run (grid.png): this run replaces it" in said
 
 

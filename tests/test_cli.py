@@ -105,7 +105,8 @@ def test_info_json(capsys, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "info", str(rnd))
     rows = [line for line in out.splitlines() if "│" in line]
     assert code == 0 and "weights" in rows[0] and "RANDOM WEIGHTS: untrained" in rows[0]
-    assert "RANDOM" not in run(capsys, "info", str(path))[1]
+    code, out, err = run(capsys, "info", str(path))
+    assert code == 0 and "RANDOM" not in out and "RANDOM" not in err
 
 
 def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -189,10 +190,10 @@ def test_generate_truncation_0_is_the_average_face(capsys, tmp_path, converted_t
     from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 
     out = tmp_path / "mean"
-    code, said, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0-1",
+    code, _, err = run(capsys, "generate", "-g", str(converted_tiny), "--seeds", "0-1",
                           "--truncation", "0", "--out", str(out), "--device", "cpu")
     assert code == 0, err
-    assert "--truncation 0 renders the average w for every seed" in " ".join(said.split())
+    assert "--truncation 0 renders the average w for every seed" in " ".join(err.split())
     a, b = _pixels(out / "seed0000.png"), _pixels(out / "seed0001.png")
     assert torch.equal(a, b)
     gen = load_stylegan2(converted_tiny).generator
@@ -329,7 +330,7 @@ def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_fi
     code, out, err = run(capsys, "generate", "-g", str(tiny_gen_files["trained"]), "--seeds",
                          "0-3", "--out", str(tmp_path / "t"), "--device", "cpu")
     assert code == 0, err
-    assert "RANDOM WEIGHTS" not in out
+    assert "RANDOM WEIGHTS" not in out and "RANDOM WEIGHTS" not in err
     plain = np.asarray(Image.open(tmp_path / "t" / "grid.png"))
     assert plain.shape == (2 * 34 + 2, 2 * 34 + 2, 3)  # 2×2 tiles of 32 px, no notice
 
@@ -337,7 +338,8 @@ def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_fi
                          "0-3", "--out", str(tmp_path / "r"), "--device", "cpu")
     assert code == 0, err
     text = " ".join(out.split())
-    assert f"RANDOM WEIGHTS: {tiny_gen_files['random']} is a random-weight generator" in text
+    assert (f"RANDOM WEIGHTS: {tiny_gen_files['random']} is a random-weight generator"
+            in " ".join(err.split()))  # the notice on stderr, the result on stdout
     assert "grid.png to" in text and text.endswith("[RANDOM WEIGHTS]")
     grid = np.asarray(Image.open(tmp_path / "r" / "grid.png"))
     assert grid.shape[1] == plain.shape[1] and grid.shape[0] > plain.shape[0] + 14

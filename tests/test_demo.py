@@ -60,14 +60,30 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     assert ((foot[..., 0] > 200) & (foot[..., 1] < 80)).any()
 
 
+# what the demo says on stderr before it stops when no official weights are installed
+RANDOM_BANNER = (f"{demo.RANDOM_WEIGHTS_NOTICE} Official weights are not installed (`stylebridge "
+                 "demo --fetch` gets them; see `stylebridge weights list`); using a 64 px "
+                 "random-weight preset.")
+
+
+def _notices_then_one_error(err: str) -> str:
+    """The error line of a demo's stderr, checked to come last and alone: before it only the
+    notices (the RANDOM WEIGHTS banner, or nothing), no other line."""
+    assert err.endswith("\n"), err
+    notices, _, error = err.rstrip("\n").rpartition("\n")
+    assert " ".join(notices.split()) in ("", RANDOM_BANNER), err
+    assert error.startswith("error: ") and "error:" not in notices, err
+    return error
+
+
 def test_demo_with_a_photo_without_a_face_is_one_line(tmp_path: Path, capsys) -> None:
     from skimage import data as skdata
 
     cat = tmp_path / "cat.png"
     Image.fromarray(skdata.chelsea()).save(cat)
     assert main(["demo", "--out", str(tmp_path / "d"), "--image", str(cat)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no face found" in err and str(cat) in err
+    error = _notices_then_one_error(capsys.readouterr().err)
+    assert "no face found" in error and str(cat) in error
 
 
 def _trained_preset(device: object) -> demo.DemoModels:
@@ -112,13 +128,14 @@ def test_demo_with_official_weights_labels_the_untrained_featureshift(
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu",
                  "--method", f"stylespace:{joker}"]) == 0
-    terminal = " ".join(capsys.readouterr().out.split())
-    assert "RANDOM WEIGHTS - demo of the code paths" not in terminal  # the models are trained
-    # the demo states the licence of what it loaded, as adapt does (it said nothing)
+    terminal, notices = (" ".join(text.split()) for text in capsys.readouterr())
+    # the models are trained
+    assert "RANDOM WEIGHTS - demo of the code paths" not in terminal + notices
+    # the demo states the licence of what it loaded, as adapt does (it said nothing): on stderr
     assert ("licence of joker (joker.safetensors): trained on NVIDIA's FFHQ StyleGAN2 (NVIDIA "
-            "Source Code License-NC, non-commercial)") in terminal
+            "Source Code License-NC, non-commercial)") in notices
     assert FS_ROW in terminal  # the table row
-    assert "RANDOM WEIGHTS: row 'FeatureShift on e4e' uses an untrained FeatureShift" in terminal
+    assert "RANDOM WEIGHTS: row 'FeatureShift on e4e' uses an untrained FeatureShift" in notices
     info = json.loads((out / "demo.json").read_text())
     assert info["columns"] == ["aligned photo", "inversion", "joker"]  # the file stem
     assert info["domains"] == ["joker"]
@@ -169,7 +186,7 @@ def test_demo_checks_method_checkpoints_before_aligning(tmp_path: Path, capsys,
         code = main(["demo", "--out", str(out), "--device", "cpu", "--method", str(method)])
         err = capsys.readouterr().err
         assert code == 2, method
-        assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+        assert message in _notices_then_one_error(err), err
         assert not out.exists()
 
 

@@ -40,7 +40,7 @@ def test_one_identical_pair_no_longer_makes_the_mean_psnr_infinite(
     out_json = tmp_path / "r.json"
     assert main(["eval", "-m", "psnr", "--pred", str(pred), "--target", str(target),
                  "--json", str(out_json)]) == 0
-    out = " ".join(capsys.readouterr().out.split())
+    notes = " ".join(capsys.readouterr().err.split())  # the metric's note: on stderr
     data = _strict_json(out_json)
     cap = 10 * math.log10(12 * 255 ** 2)
     assert cap == pytest.approx(58.9226, abs=1e-4)
@@ -49,8 +49,8 @@ def test_one_identical_pair_no_longer_makes_the_mean_psnr_infinite(
     assert per_image["same"] == pytest.approx(cap, abs=1e-9)
     assert per_image["a"] == pytest.approx(ten_levels, abs=1e-4)
     assert data["mean"]["psnr"] == pytest.approx((3 * ten_levels + cap) / 4, abs=1e-4)
-    assert "1 image(s) equal to their target within 8-bit quantisation noise" in out
-    assert "capped at 58.92 dB" in out
+    assert "1 image(s) equal to their target within 8-bit quantisation noise" in notes
+    assert "capped at 58.92 dB" in notes
 
 
 def test_psnr_keeps_its_capped_count_through_resume_state() -> None:
@@ -165,8 +165,8 @@ def test_scores_of_pictures_made_on_random_weights_are_labelled(
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
                  "--json", str(out_json), "--csv", str(out_csv)]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert "RANDOM WEIGHTS: 2 of 3 pred file(s) were made on untrained weights" in out
+    out, notices = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "RANDOM WEIGHTS: 2 of 3 pred file(s) were made on untrained weights" in notices
     assert "stylebridge eval: 3 image(s) [RANDOM WEIGHTS pictures]" in out
     data = _strict_json(out_json)
     assert data["random_weights"] is True
@@ -184,7 +184,8 @@ def test_plain_pictures_are_not_labelled(tmp_path: Path,
     out_json = tmp_path / "r.json"
     assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
                  "--json", str(out_json)]) == 0
-    assert "RANDOM" not in capsys.readouterr().out
+    out, notices = capsys.readouterr()
+    assert "RANDOM" not in out and "RANDOM" not in notices
     data = _strict_json(out_json)
     assert data["random_weights"] is False
     assert data["input_notices"] == {"pred": 0, "target": 0, "first": None}

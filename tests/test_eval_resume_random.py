@@ -110,9 +110,9 @@ def test_an_interrupted_eval_with_a_random_lpips_resumes_to_the_uninterrupted_nu
     with monkeypatch.context() as m:
         _interrupt_at(m, LPIPSMetric, 2)         # the first batch (p0, p1) is journalled
         assert main(argv(out)) == 130
-    said = " ".join(capsys.readouterr().out.split())
-    assert "continue with `stylebridge eval ... --resume`" in said
-    assert "would be refused" not in said
+    stdout, said = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "continue with `stylebridge eval ... --resume`" in said  # the hint: on stderr
+    assert "would be refused" not in said and "would be refused" not in stdout
     with monkeypatch.context() as m:
         calls = _interrupt_at(m, LPIPSMetric, 0)   # counts, never interrupts
         assert main(argv(out, "--resume")) == 0
@@ -191,7 +191,8 @@ class _Tensorless(_Projection):
 
 def _plugin_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cls: type,
                 capsys: pytest.CaptureFixture[str]) -> tuple[list[str], str]:
-    """An eval of ``cls`` interrupted after its first batch: its argv and what it said."""
+    """An eval of ``cls`` interrupted after its first batch: its argv and what it said (its
+    notices, the resume hint among them: on stderr)."""
     pred, _ = _pictures(tmp_path)
     _with_plugin(monkeypatch, cls)
     out = tmp_path / "out"
@@ -201,7 +202,7 @@ def _plugin_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cls: type,
     with monkeypatch.context() as m:
         _interrupt_at(m, cls, 2)
         assert main(argv) == 130
-    return argv, " ".join(capsys.readouterr().out.split())
+    return argv, " ".join(capsys.readouterr().err.split())
 
 
 def test_a_random_plugin_metric_drawn_from_torch_resumes_exactly(
@@ -344,8 +345,9 @@ def test_a_name_wider_than_the_terminal_is_listed_whole(
     assert err == f"error: nothing done: {name}: {REASON} (and 1 more, listed above)\n"
 
 
-def test_reproduce_lists_skipped_names_whole_too() -> None:
-    """``print_skipped`` (reproduce's photo report) is the same code: it cut wide names."""
+def test_reproduce_lists_skipped_names_whole_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """``print_skipped`` (reproduce's photo report) is the same code: it cut wide names. Its
+    notes are notices: on stderr."""
     from stylebridge.cli.common import print_skipped
 
     report = BatchReport()
@@ -356,8 +358,10 @@ def test_reproduce_lists_skipped_names_whole_too() -> None:
     console = Console(record=True, width=80, force_terminal=False)
     assert print_skipped(console, report) == "listed above"
     lines = console.export_text().splitlines()
-    assert lines[5] == "note: and 2 more such files"
-    assert lines[6:8] == ["skipped:", f"  {name}"]
+    notes = capsys.readouterr().err.splitlines()
+    assert notes[:5] == [f"note: n{i}.png was small" for i in range(5)]
+    assert notes[5:] == ["note: and 2 more such files"]
+    assert lines[:2] == ["skipped:", f"  {name}"]
     short = BatchReport()
     short.skip(Path("b.png"), "no face found")
     console = Console(record=True, width=80, force_terminal=False)

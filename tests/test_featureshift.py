@@ -786,10 +786,11 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     # generator and the domains come from checkpoint files that do not say so
     assert index["random_inputs"] == {"encoder": True, "guide": True, "generator": False,
                                       "domains": {"dom0": False, "dom1": False}}
-    said = " ".join(capsys.readouterr().out.split())
-    assert "RANDOM WEIGHTS: encoder 'toy-fse' runs on untrained (random) weights" in said
-    assert "RANDOM WEIGHTS: guide has random (untrained) weights" in said
-    assert "generator" not in said.split("wrote")[0] and "domain dom" not in said
+    said, notices = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "RANDOM WEIGHTS: encoder 'toy-fse' runs on untrained (random) weights" in notices
+    assert "RANDOM WEIGHTS: guide has random (untrained) weights" in notices
+    assert "generator" not in notices and "domain dom" not in notices + said
+    assert said.startswith("wrote")  # stdout: the results alone, the notices are on stderr
     assert main([*argv, "--resume"]) == 0             # resumed (--resume accepted): nothing to do
     run = tmp_path / "run"
     assert "featureshift" in train_cli.TRAIN_TARGETS
@@ -807,7 +808,7 @@ def test_featureshift_cli_build_and_train(env: Env, tmp_path: Path,
     # trained on random encoders: labelled on screen and in the model (adapt labels it then)
     assert extra["random_weights"] is True and extra["random_parts"] == ["encoder", "guide"]
     assert ("RANDOM WEIGHTS: trained on encoder, guide with random (untrained) weights"
-            in " ".join(capsys.readouterr().out.split()))
+            in " ".join(capsys.readouterr().err.split()))
     assert main(["train", "featureshift", "--data", str(tmp_path / "nothing"), "--generator",
                  str(env.gen_path), "--out", str(tmp_path / "r2"), "--device", "cpu"]) == 2
 

@@ -211,8 +211,11 @@ def test_cli_build_that_encodes_nothing_prints_the_skipped_files(
     said = " ".join(captured.out.split())
     assert "0 done, 2 skipped" in said and "bad0.png" in said and "bad1.png" in said
     assert f"nothing was kept in {out}" in said
-    assert captured.err.startswith(f"error: nothing done: {folder / 'bad0.png'}: ")
-    assert "(and 1 more, in the table above)" in captured.err
+    # stderr: the random-weights notices, then the error line
+    *notices, error = captured.err.splitlines()
+    assert notices and all(line.startswith("RANDOM WEIGHTS: ") for line in notices), notices
+    assert error.startswith(f"error: nothing done: {folder / 'bad0.png'}: ")
+    assert "(and 1 more, in the table above)" in error
     assert not out.exists()
 
 
@@ -254,9 +257,10 @@ def test_cli_interrupt_keeps_the_finished_shards_and_says_how_to_continue(
     finally:
         signal.signal(signal.SIGTERM, previous)
     captured = capsys.readouterr()
+    notices, _, error = captured.err.strip().rpartition("\n")  # the notices, then the error
     assert (f"the finished shards are kept in {out}: rerun the same command to continue"
-            in " ".join(captured.out.split()))
-    assert captured.err.strip() == "error: interrupted"
+            in " ".join(notices.split()))
+    assert error == "error: interrupted" and "error:" not in notices
     index = json.loads((out / "index.json").read_text())
     assert index["shards"][0]["rows"] == 1 and not index["complete"]
     monkeypatch.setattr(fs_cli, "build_dataset", real)

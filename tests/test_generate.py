@@ -110,8 +110,8 @@ def test_cli_labels_random_domains_and_refuses_a_mismatch(files: dict[str, Any],
     base = ["generate", "-g", str(files["gen"]), "--seeds", "0-1", "--device", "cpu"]
     assert main([*base, "-m", str(files["pixar"]), "-m", str(files["joker"]),
                  "--out", str(tmp_path / "two")]) == 0
-    text = " ".join(capsys.readouterr().out.split())
-    assert "RANDOM WEIGHTS: domain joker has random (untrained) weights" in text
+    text, notices = (" ".join(part.split()) for part in capsys.readouterr())
+    assert "RANDOM WEIGHTS: domain joker has random (untrained) weights" in notices  # stderr
     assert "wrote 6 images" in text and text.endswith("[RANDOM WEIGHTS]")
     info = json.loads((tmp_path / "two" / "generate.json").read_text())
     assert info["random_parts"] == ["domain joker"] and "domain joker" in info["notice"]

@@ -270,12 +270,12 @@ def test_wrong_encoder_checkpoints_give_one_line_errors(tmp_path: Path, models, 
 def test_invert_with_example_plugin_says_random_weights(tmp_path: Path, models, capsys) -> None:
     img = _photo(tmp_path / "face.png", 40, 40, 5)
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, "invert", str(img), "--out", str(out), "--no-align",
-                            "-g", str(models["generator"]),
-                            "-e", "tiny-pool:n_latent=8,style_dim=32,input_size=32",
-                            "--save-latents")
+    code, _, err = run(capsys, "invert", str(img), "--out", str(out), "--no-align",
+                       "-g", str(models["generator"]),
+                       "-e", "tiny-pool:n_latent=8,style_dim=32,input_size=32",
+                       "--save-latents")
     assert code == 0, err
-    assert "random" in " ".join(stdout.split())
+    assert "random" in " ".join(err.split())  # the notice: on stderr
     assert _png(out / "face_inversion.png").shape == (32, 32, 3)
     assert read_header(out / "face_inversion.safetensors").extra["random_weights"] is True
 
@@ -317,12 +317,12 @@ def test_invert_grid_has_a_red_random_weights_footer(tmp_path: Path, models, cap
     code, stdout, err = run(capsys, *base, "-g", str(models["generator"]),
                             "--out", str(tmp_path / "t"))
     assert code == 0, err
-    assert "RANDOM WEIGHTS" not in stdout
+    assert "RANDOM WEIGHTS" not in stdout and "RANDOM WEIGHTS" not in err
     assert _grid_foot(tmp_path / "t" / "grid.png", 1).size == 0
     # random generator: the notice on screen and a red footer that is not cut to a tile
     code, stdout, err = run(capsys, *base, "-g", str(rgen), "--out", str(tmp_path / "r"))
     assert code == 0, err
-    assert f"RANDOM WEIGHTS: {rgen} is a random-weight generator" in " ".join(stdout.split())
+    assert f"RANDOM WEIGHTS: {rgen} is a random-weight generator" in " ".join(err.split())
     foot = _grid_foot(tmp_path / "r" / "grid.png", 1).astype(int)
     assert foot.shape[0] >= 12
     assert ((foot[..., 0] > 200) & (foot[..., 1] < 80) & (foot[..., 2] < 80)).any()
@@ -333,7 +333,12 @@ def test_invert_early_error_leaves_no_output_folder(tmp_path: Path, models, caps
     out = tmp_path / "out"
     code, _, err = run(capsys, "invert", str(img), "--out", str(out), "--no-align",
                        "-g", str(models["generator"]), "-e", f"{PoolEncoder.name}:n_latent=18")
-    assert code == 2 and err.count("\n") == 1 and "18 rows" in err
+    # stderr: the built encoder's random-weights notice, then the error alone
+    notice, _, error = err.rstrip("\n").rpartition("\n")
+    assert " ".join(notice.split()) == (f"RANDOM WEIGHTS: encoder '{PoolEncoder.name}' runs on "
+                                        "untrained (random) weights; the results show no "
+                                        "trained model")
+    assert code == 2 and err.endswith("\n") and error.startswith("error: ") and "18 rows" in error
     assert not out.exists()
 
 

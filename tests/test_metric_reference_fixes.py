@@ -211,7 +211,7 @@ def test_the_resize_of_a_prediction_is_in_the_json_and_csv_notes(
     out, table = tmp_path / "m.json", tmp_path / "m.csv"
     assert main(["eval", "-m", "mse", "--pred", str(tmp_path / "p"), "--target",
                  str(tmp_path / "t"), "--json", str(out), "--csv", str(table)]) == 0
-    assert "torch bilinear" in capsys.readouterr().out
+    assert "torch bilinear" in capsys.readouterr().err  # the metric's note: on stderr
     doc = json.loads(out.read_text())
     assert len(doc["notes"]) == 1
     note = doc["notes"][0]

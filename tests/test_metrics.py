@@ -777,8 +777,8 @@ def test_eval_labels_random_weights_and_duplicates(eval_dirs, tmp_path: Path, ca
                  "--metric", "ssim:gaussian=true", "--pred", str(pred), "--target", str(target),
                  "--metric", "clip_quality:model=ViT-S-32,allow_random=true",
                  "--domain-text", "a pixar character, 3d render", "--json", str(out_json)])
-    out = capsys.readouterr().out
-    assert code == 3 and "RANDOM WEIGHTS" in out
+    notices = capsys.readouterr().err  # the RANDOM notes under the table: on stderr
+    assert code == 3 and "RANDOM WEIGHTS" in notices
     data = json.loads(out_json.read_text())
     assert data["metrics"]["lpips:allow_random=true"]["random_weights"] is True
     clip = data["metrics"]["clip_quality:model=ViT-S-32,allow_random=true"]

@@ -234,7 +234,7 @@ def test_adapt_says_featureshift_makes_the_shift_mode_moot(tmp_path: Path, capsy
                  "--featureshift", str(preset.featureshift_fse), "--no-align",
                  str(sorted(preset.images.iterdir())[0]), "--out",
                  str(tmp_path / "out")])
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a notice: on stderr
     assert code == 0
     assert ("FeatureShift replaces the feature at layer K, so the encoder's mode=shift has no "
             "effect on the domain outputs") in said

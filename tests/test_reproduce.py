@@ -144,15 +144,17 @@ def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: P
     for name, path in preset.clip_weights.items():
         args += ["--clip", name, "--clip-weights", f"{name}={path}"]
     code = main(args)
-    text = capsys.readouterr().out
+    text, notices = capsys.readouterr()  # the results on stdout, the notices on stderr
     assert code == 3, text
     assert "broken.png" in text and "no-target.safetensors" in text
     # photos and domain files counted apart (3 photos + broken.png; 3 domains + no-target)
     assert "photos: 3 done, 1 skipped; domains: 3 used, 1 skipped" in " ".join(text.split())
-    assert "'FeatureShift on FSE' skipped" in text and "--featureshift-fse" in text
-    assert "RANDOM WEIGHTS" in text   # the files' headers say so
-    # a key of the targets JSON that names no domain (a typo) is said, not ignored
-    assert "entry 'fromimage.safetensors' names no domain of this run" in " ".join(text.split())
+    assert "'FeatureShift on FSE' skipped" in notices and "--featureshift-fse" in notices
+    assert "RANDOM WEIGHTS" in notices   # the files' headers say so
+    # a key of the targets JSON that names no domain (a typo) is said, not ignored: a note of
+    # the report, on stderr
+    assert ("entry 'fromimage.safetensors' names no domain of this run"
+            in " ".join(notices.split()))
 
     data = json.loads((out / R.JSON_FILE).read_text())
     rows = {r["key"]: r for r in data["rows"]}

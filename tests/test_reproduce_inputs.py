@@ -47,7 +47,11 @@ def test_no_usable_domain_lists_the_skipped_files_and_counts_domains(
     out = " ".join(captured.out.split())
     assert "domains: 0 used, 2 skipped" in out and "photos:" not in out  # none was read
     assert "corrupt.safetensors" in out and "junk.safetensors" in out
-    assert captured.err == ("error: no usable domain: the 2 domain checkpoint(s) given were "
+    # stderr: the --preset tiny notice, then the error
+    assert captured.err == (f"RANDOM WEIGHTS: --preset tiny built random-weight tiny models in "
+                            f"{tmp_path / 'out' / 'tiny-preset'}; the numbers test the code "
+                            "paths only\n"
+                            "error: no usable domain: the 2 domain checkpoint(s) given were "
                             "all skipped (see the table above)\n")
 
 

@@ -50,7 +50,7 @@ def test_reproduce_resumes_after_the_rows_it_finished(tmp_path: Path,
     with monkeypatch.context() as m:
         _built(m, stop_at="fse_features")
         assert main(_argv(out)) == 130
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # the resume hint: on stderr
     assert "continue with `stylebridge reproduce thesis-tables ... --resume`" in said
     state = json.loads((out / JOURNAL_DIR / ROWS_FILE).read_text())
     assert [r["row"]["key"] for r in state["rows"]] == ["orig", "e4e", "fse_latents"]
@@ -87,7 +87,7 @@ def test_reproduce_without_resume_starts_over_and_says_so(tmp_path: Path,
         built = _built(m)
         assert main(_argv(out)) == 0
     assert "holds an interrupted run; starting over (--resume continues it)" in " ".join(
-        capsys.readouterr().out.split())
+        capsys.readouterr().err.split())  # a notice: on stderr
     assert built[:2] == ["orig", "e4e"] and not (out / JOURNAL_DIR).exists()
 
 
@@ -139,7 +139,7 @@ def test_reproduce_methods_resume_keeps_rows_when_the_recipes_train_the_same_dom
     with monkeypatch.context() as m:
         _built(m, stop_at="fse_features")
         assert main(_argv(out, *args)) == 130
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # the resume hint: on stderr
     assert "continue with `stylebridge reproduce thesis-tables ... --resume`" in said
     state = json.loads((out / JOURNAL_DIR / ROWS_FILE).read_text())
     assert [r["row"]["key"] for r in state["rows"]] == ["orig", "e4e", "fse_latents"]
@@ -164,8 +164,14 @@ def test_reproduce_methods_resume_keeps_rows_when_the_recipes_train_the_same_dom
         m.setitem(M.RECIPES, "stylespace", not_repeatable)
         assert main(_argv(out, *args, "--resume")) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--resume: the --methods recipes trained other domains " \
-        "than the interrupted run" in err and "(stylespace-tiny-sketch differs;" in err
+    # stderr: the --preset tiny notice (rich folds its long path anywhere), then the error
+    notice, _, error = err.rstrip("\n").rpartition("\n")
+    assert "".join(notice.split()) == "".join((
+        f"RANDOM WEIGHTS: --preset tiny built random-weight tiny models in {out / 'tiny-preset'}; "
+        "the numbers test the code paths only").split())
+    assert err.endswith("\n") and error.startswith("error: ") and "--resume: the --methods " \
+        "recipes trained other domains than the interrupted run" in error and \
+        "(stylespace-tiny-sketch differs;" in error
     assert (out / JOURNAL_DIR / ROWS_FILE).is_file()   # refused: the journal stays
 
     with monkeypatch.context() as m:

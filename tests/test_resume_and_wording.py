@@ -137,7 +137,7 @@ def test_cli_resume_before_the_first_checkpoint_prints_one_note(
             "--steps", str(STEPS), "--allow-random-clip", "--clip", "a", "--device", "cpu",
             "--resume"]
     assert main(args) == 0
-    text = " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().err.split())  # the note: on stderr
     assert text.count("starting a new run") == 1
     assert "note: --resume: no training state at" in text
     assert read_header(out).extra["step"] == STEPS

@@ -142,7 +142,7 @@ def test_a_journal_of_an_earlier_stylebridge_without_metric_files_still_resumes(
     del state["settings"][METRIC_FILES_SETTING]
     state_file.write_text(json.dumps(state))
     assert main([*argv, "--resume"]) == 3
-    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert "4 photo(s) done before are kept" in " ".join(capsys.readouterr().err.split())
 
 
 def test_metric_settings_name_a_file_given_anew_and_one_given_no_more() -> None:

@@ -39,12 +39,12 @@ def test_a_second_resume_at_the_same_batch_still_says_an_earlier_part_differed(
     # one PNG a seed: the 5th is the first of the third batch of 2
     _interrupted(monkeypatch, capsys, generate_module, argv(out, 2), 5)
     assert _journal(out)["done"] == 4
-    said = _interrupted(monkeypatch, capsys, generate_module, argv(out, 3, "--resume"), 4)
-    assert NOTICE in said
+    _, said = _interrupted(monkeypatch, capsys, generate_module, argv(out, 3, "--resume"), 4)
+    assert NOTICE in said  # a notice: on stderr
     assert _journal(out)["done"] == 7  # seeds 4-6 at --batch 3
     # seeds 0-3 came from --batch 2, 4-6 from --batch 3: this resume at 3 says so too
     assert main(argv(out, 3, "--resume")) == 0
-    assert NOTICE in " ".join(capsys.readouterr().out.split())
+    assert NOTICE in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_part_that_kept_nothing_does_not_count(
@@ -54,11 +54,12 @@ def test_a_part_that_kept_nothing_does_not_count(
     assert main(argv(ref, 2)) == 0
     _interrupted(monkeypatch, capsys, generate_module, argv(out, 2), 3)
     # resumed at --batch 3, and interrupted in its first batch: nothing of it is kept
-    said = _interrupted(monkeypatch, capsys, generate_module, argv(out, 3, "--resume"), 1)
-    assert NOTICE in said
+    _, said = _interrupted(monkeypatch, capsys, generate_module, argv(out, 3, "--resume"), 1)
+    assert NOTICE in said  # a notice: on stderr
     assert main(argv(out, 2, "--resume")) == 0
-    said = " ".join(capsys.readouterr().out.split())
-    assert "2 seed(s) done before are kept" in said and "not bit for bit" not in said
+    stdout, said = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "2 seed(s) done before are kept" in said  # generate's notices: on stderr
+    assert "not bit for bit" not in said and "not bit for bit" not in stdout
     assert _files(out) == _files(ref)  # every value is --batch 2's
 
 

@@ -79,7 +79,7 @@ def test_a_photo_replaced_since_the_interrupted_run_is_named(
     for name, (_, mtime) in kept.items():
         os.utime(photos / name, ns=(mtime, mtime))
     assert main(resume) == 3
-    assert "2 photo(s) done before are kept" in " ".join(capsys.readouterr().out.split())
+    assert "2 photo(s) done before are kept" in " ".join(capsys.readouterr().err.split())
     assert not (out / JOURNAL_DIR).exists()
 
 
@@ -97,19 +97,19 @@ def test_a_journal_of_an_earlier_stylebridge_still_resumes_and_says_so(
     state_file.write_text(json.dumps(state))
     (out / JOURNAL_DIR / "identities.json").unlink()
     # interrupted again, in the batch [e f]: the resumed part records the identities
-    said = _interrupted(monkeypatch, capsys, adapt_module,
-                        _adapt_argv(files, out, "--resume"), 8)
+    said, notices = _interrupted(monkeypatch, capsys, adapt_module,
+                                 _adapt_argv(files, out, "--resume"), 8)
     assert (f"--resume: the journal in {out} (written by an earlier stylebridge) records no "
             "sizes and times of its photos: a photo replaced since under the same name is not "
-            "noticed") in said
-    assert "2 photo(s) done before are kept" in said
+            "noticed") in notices  # a notice: on stderr
+    assert "2 photo(s) done before are kept" in notices  # a notice: on stderr
     assert "identities" in json.loads(state_file.read_text())["inputs"], said
     assert json.loads((out / JOURNAL_DIR / "identities.json").read_text())[0]["path"] == str(
         (files["photos"] / "a.png").resolve())
     ta.TinyEncoder.images_seen = 0
     assert main(_adapt_argv(files, out, "--resume")) == 3
-    said = " ".join(capsys.readouterr().out.split())
-    assert "earlier stylebridge" not in said, said
-    assert "4 photo(s) done before are kept" in said
+    said, notices = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "earlier stylebridge" not in said + notices, notices
+    assert "4 photo(s) done before are kept" in notices  # a notice: on stderr
     assert ta.TinyEncoder.images_seen == 3  # e, f, g
     assert _files(out) == _files(ref)

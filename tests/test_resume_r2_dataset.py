@@ -156,7 +156,7 @@ def test_cli_ctrl_c_while_the_domains_are_copied_then_the_same_command(
         m.setattr(dataset, "save_checkpoint", copy_then_interrupt)
         assert main(argv) == 130
     assert copies == [out / "domains" / "000.safetensors"] and not (out / "index.json").exists()
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())  # a notice: on stderr
     assert (f"no shard was finished in {out}: rerun the same command to start the build "
             "again") in said
     assert main(argv) == 0

@@ -96,8 +96,11 @@ def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_registry()
 
 
-def _said(capsys: pytest.CaptureFixture[str]) -> str:
-    return " ".join(capsys.readouterr().out.split())
+def _said(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """What was printed on stdout (the results) and on stderr (the notices), each on one
+    line."""
+    out, err = capsys.readouterr()
+    return " ".join(out.split()), " ".join(err.split())
 
 
 @pytest.mark.usefixtures("plugins")
@@ -109,14 +112,16 @@ def test_adapt_with_random_metrics_resumes_to_the_uninterrupted_files(
     assert main(_adapt_argv(files, ref, *extra)) == 3  # broken.png skipped
     capsys.readouterr()
     # [a b] [broken c d] [e f] [g], 3 PNGs a photo: the 14th is e's second, in the third batch
-    said = _interrupted(monkeypatch, capsys, adapt_module, _adapt_argv(files, out, *extra), 14)
-    assert f"--resume --out {out}" in said and "would be refused" not in said
+    said, notices = _interrupted(monkeypatch, capsys, adapt_module,
+                                 _adapt_argv(files, out, *extra), 14)
+    assert f"--resume --out {out}" in notices  # the resume hint: on stderr
+    assert "would be refused" not in notices and "would be refused" not in said
     state = _journal(out)
     assert state["done"] == 4 and state["drawn"] == []
     assert set(state["settings"][RANDOM_SETTING]) == {"proj-rm", "lpips:allow_random=true"}
     assert main(_adapt_argv(files, out, *extra, "--resume")) == 3
-    said = _said(capsys)
-    assert "4 photo(s) done before are kept" in said and "7 done, 1 skipped" in said
+    said, notices = _said(capsys)
+    assert "4 photo(s) done before are kept" in notices and "7 done, 1 skipped" in said
     assert not (out / JOURNAL_DIR).exists()
     assert _files(out) == _files(ref)  # every PNG, adapt.json, metrics.json, grid.png
     metrics = json.loads((out / "metrics.json").read_text())
@@ -134,11 +139,12 @@ def test_invert_with_a_random_metric_resumes_to_the_uninterrupted_files(
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert main(_invert_argv(files, ref, *extra)) == 3
     capsys.readouterr()
-    said = _interrupted(monkeypatch, capsys, invert_module, _invert_argv(files, out, *extra), 6)
-    assert f"--resume --out {out}" in said
+    _, notices = _interrupted(monkeypatch, capsys, invert_module,
+                              _invert_argv(files, out, *extra), 6)
+    assert f"--resume --out {out}" in notices  # the resume hint: on stderr
     assert _journal(out)["done"] == 4
     assert main(_invert_argv(files, out, *extra, "--resume")) == 3
-    assert "4 photo(s) done before are kept" in _said(capsys)
+    assert "4 photo(s) done before are kept" in _said(capsys)[1]  # a notice: on stderr
     assert _files(out) == _files(ref)  # inversions, latents, metrics.json, grid.png
 
 
@@ -167,10 +173,10 @@ def test_a_random_metric_without_tensors_is_still_refused_and_the_hint_says_so(
         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     argv = _adapt_argv(files, out, "--metric", "tensorless-rm")
-    said = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
-    assert "--resume --out" not in said
-    assert "--metric tensorless-rm ran on random weights" in said
-    assert "a --resume would be refused" in said
+    said, notices = _interrupted(monkeypatch, capsys, adapt_module, argv, 8)
+    assert "--resume --out" not in notices and "--resume --out" not in said
+    assert "--metric tensorless-rm ran on random weights" in notices  # the hint: on stderr
+    assert "a --resume would be refused" in notices
     assert main([*argv, "--resume"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error: --resume: --metric tensorless-rm run(s) on random weights")

@@ -595,8 +595,11 @@ def test_cli_resume_equals_uninterrupted_run(registry: Any, tiny_clips_in_cli: l
     code, out, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "4", "--resume"))
     assert code == 0 and "already trained for 4 steps" in " ".join(out.split())
     code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "2", "--resume"))
-    assert code == 2 and "is at step 4, past --steps 2: give --steps 4 or more" in err
-    assert len(err.strip().splitlines()) == 1
+    # stderr: the random-CLIP notice (said before the run is checked), then the error alone
+    notices, _, error = err.strip().rpartition("\n")
+    assert code == 2 and "is at step 4, past --steps 2: give --steps 4 or more" in error
+    assert error.startswith("error: ") and notices.startswith("RANDOM CLIP WEIGHTS")
+    assert "error" not in notices, err
     assert all(torch.equal(tb[k], load_checkpoint(b)[1][k]) for k in tb)
     # --resume with --force: which was meant? (--force was silently ignored)
     code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "6", "--resume"),
@@ -606,8 +609,10 @@ def test_cli_resume_equals_uninterrupted_run(registry: Any, tiny_clips_in_cli: l
     # resuming with another batch size is refused, in one line
     code, _, err = _cli(capsys, *_text_args(generator_ckpt, b, "--steps", "6", "--resume"),
                         "--batch", "3")
-    assert code == 2 and "cannot resume" in err and "batch" in err
-    assert len(err.strip().splitlines()) == 1
+    notices, _, error = err.strip().rpartition("\n")  # the random-CLIP notice, the error
+    assert code == 2 and "cannot resume" in error and "batch" in error
+    assert error.startswith("error: ") and notices.startswith("RANDOM CLIP WEIGHTS")
+    assert "error" not in notices, err
     # ... and so is resuming with other CLIP weights than the run started with (random here)
     weights = tmp_path / "clip.safetensors"
     weights.write_bytes(b"stand-in weights file (the fake loader does not read it)")
@@ -772,7 +777,7 @@ def test_image_mode_defaults_and_encoder(registry: Any, tiny_clips_in_cli: list,
     assert header.extra["clip"] == {"models": ["tiny-ViT-B-32"], "random_weights": True}
     assert "RANDOM CLIP WEIGHTS" in stdout
     # 2 steps never pass DiFa's 50-step window: the user is told difa_w stays at 0
-    assert "loss 'difa_w' stays at weight 0 for --steps 2" in " ".join(stdout.split())
+    assert "loss 'difa_w' stays at weight 0 for --steps 2" in " ".join(err.split())  # a note
     import numpy as np
 
     grid = np.asarray(Image.open(tmp_path / "img_samples" / "step000001.png"))

@@ -538,7 +538,8 @@ def test_cli_register_force_replaces_the_reference_and_says_so(tmp_path: Path, t
     second.write_bytes(_tiny_gen_bytes(seed=3))
     old, new = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (first, second))
     assert main(["weights", "register", "tiny-gen", "--from", str(first)]) == 0
-    assert "notice" not in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "notice" not in out and "notice" not in err
     assert main(["weights", "register", "tiny-gen", "--from", str(second)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"differs from the {old[:16]}… recorded" in err

@@ -402,7 +402,8 @@ def test_a_run_states_non_commercial_licences_in_one_line_each(
     assert not [w for w in shown if "licence" in str(w.message)]
     out, err = capsys.readouterr()
     assert "registry.py" not in err + out
-    lines = [line for line in out.splitlines() if line.startswith("licence of ")]
+    assert "licence of " not in out  # the licences are notices: on stderr
+    lines = [line for line in err.splitlines() if line.startswith("licence of ")]
     assert lines == [
         "licence of gen.safetensors: official StyleGAN2 weights (FFHQ etc.) are NVIDIA's, "
         "under the NVIDIA Source Code License-NC (non-commercial use)",

@@ -531,13 +531,14 @@ def test_demo_fetch_without_network_falls_back_with_the_reason(
     monkeypatch.setenv("COLUMNS", "300")
     out_dir = tmp_path / "demo"
     assert main(["demo", "--fetch", "--out", str(out_dir), "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    reason = next(line for line in out.splitlines() if "could not fetch" in line)
+    out, notices = capsys.readouterr()  # the results on stdout, the notices on stderr
+    reason = next(line for line in notices.splitlines() if "could not fetch" in line)
     # nothing came: said as an unreachable server, not as a download to resume
     assert reason == ("could not fetch the demo weights: download of tiny-gen failed: no server "
                       "could be reached (127.0.0.1); check the network connection, or install "
                       "a copy you have with `stylebridge weights register tiny-gen --from FILE`")
-    assert "RANDOM WEIGHTS" in out
+    assert "RANDOM WEIGHTS" in notices  # the banner of the random-weight fall-back
+    assert "could not fetch" not in out
     data = json.loads((out_dir / "demo.json").read_text())
     assert data["random_weights"] is True and data["fetch"]["requested"] is True
     assert data["fetch"]["failed"] == reason.removeprefix("could not fetch the demo weights: ")
@@ -605,8 +606,8 @@ def test_demo_fetch_installs_the_set_and_runs_on_it(tmp_path: Path, server: _Ser
     monkeypatch.setenv("COLUMNS", "300")
     out = tmp_path / "demo"
     assert main(["demo", "--fetch", "--accept-licence", "--out", str(out), "--device", "cpu"]) == 0
-    terminal = " ".join(capsys.readouterr().out.split())
-    assert "could not fetch" not in terminal
+    terminal, notices = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "could not fetch" not in terminal and "could not fetch" not in notices
     assert "licences accepted (--accept-licence)" in terminal
     data = json.loads((out / "demo.json").read_text())
     assert data["fetch"] == {"requested": True, "failed": None}

@@ -422,11 +422,14 @@ def print_skipped(console: Console, report: Any, *, unit: str = "files",
 
     from rich.text import Text
 
+    from stylebridge.cli.options import notice_console
+
+    notes = notice_console(console)
     for path, text in report.notes[:5]:
-        console.print(Text(f"note: {path} {text}", style="yellow"))
+        notes.print(Text(f"note: {path} {text}", style="yellow"))
     if len(report.notes) > 5:
-        console.print(Text(f"note: and {len(report.notes) - 5} more such {unit}",
-                           style="yellow"))
+        notes.print(Text(f"note: and {len(report.notes) - 5} more such {unit}",
+                         style="yellow"))
     if not report.skipped:
         return "in the table above"
     shown = report.skipped[:SKIPPED_SHOWN]

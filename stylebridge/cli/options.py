@@ -35,6 +35,18 @@ def quiet_licence_warnings() -> None:
     warnings.filterwarnings("ignore", message="licence: ", category=UserWarning)
 
 
+def notice_console(console: Console) -> Console:
+    """Where ``console``'s notices go (random weights, licences, replaced reports, resume
+    hints, notes): stderr when ``console`` writes to stdout (recording or not), so that
+    ``> results.txt`` or a pipe gets the results alone and the notices stay on the screen;
+    ``console`` itself when it writes elsewhere (a file, a buffer, stderr)."""
+    from rich.console import Console as RichConsole
+
+    if console.file is not sys.stdout or console.stderr:
+        return console
+    return RichConsole(stderr=True)
+
+
 def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
                          encoder: str = "", generator: Path | str | None = None) -> None:
     """One bold yellow line per input that runs on random (untrained) weights, then one
@@ -42,6 +54,7 @@ def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
     and those the registry loaded: FSE, StyleRes, e4e/pSp, StyleDomain's domains)."""
     from rich.markup import escape
 
+    console = notice_console(console)
     for part in random_parts(random_inputs):
         if part == "encoder":
             text = (f"{RANDOM_NOTICE}: encoder {encoder!r} runs on untrained (random) weights; "

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.common import out_dir
+from stylebridge.cli.options import notice_console
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.resume import (
     JOURNAL_DIR,
@@ -55,7 +56,7 @@ def resume_out(args: argparse.Namespace, default: str, console: Console | None =
         k = 1
         while (folder := Path(default if k == 1 else f"{default}-{k}")) != out:
             if interrupted_run(folder) == command:
-                console.print(f"[yellow]{escape(str(folder))} holds an interrupted {command} "
+                notice_console(console).print(f"[yellow]{escape(str(folder))} holds an interrupted {command} "
                               "run; this one writes to " + escape(str(out)) + " (`--resume "
                               f"--out {escape(str(folder))}` continues it instead)[/yellow]")
             k += 1
@@ -71,16 +72,16 @@ def resumable(console: Console, journal: Journal | None, command: str, out: Path
     said = 0
     if journal is not None:
         for notice in journal.notices:
-            console.print(f"[yellow]{escape(notice)}[/yellow]")
+            notice_console(console).print(f"[yellow]{escape(notice)}[/yellow]")
         said = len(journal.notices)
         if journal.kept:
-            console.print(f"continuing the interrupted run in {escape(str(out))}: "
+            notice_console(console).print(f"continuing the interrupted run in {escape(str(out))}: "
                           f"{journal.kept} {journal.unit}(s) done before are kept")
     try:
         yield
         if journal is not None:  # added while it ran (a --compile fall-back to eager)
             for notice in journal.notices[said:]:
-                console.print(f"[yellow]{escape(notice)}[/yellow]")
+                notice_console(console).print(f"[yellow]{escape(notice)}[/yellow]")
     except (KeyboardInterrupt, MemoryError, OSError) as exc:
         folder = journal.folder.parent if journal is not None else out  # calibrate: a file's
         if isinstance(exc, OSError) and exc.errno == errno.ENOENT and not folder.is_dir():
@@ -88,7 +89,7 @@ def resumable(console: Console, journal: Journal | None, command: str, out: Path
                                    "nothing of the run is kept there") from None
         if journal.saved if journal is not None else interrupted_run(out) == command:
             drawn = journal.drawn if journal is not None else drawn_in(out / JOURNAL_DIR)
-            console.print(f"[yellow]{escape(resume_hint(command, out, drawn))}[/yellow]")
+            notice_console(console).print(f"[yellow]{escape(resume_hint(command, out, drawn))}[/yellow]")
         raise
 
 
@@ -103,7 +104,7 @@ def units_kept_hint(console: Console, out: Path, units: str, command: str) -> It
         yield
     except (KeyboardInterrupt, MemoryError, OSError):
         if (out / JOURNAL_DIR / ROWS_FILE).is_file():
-            console.print(f"[yellow]the finished {units} are kept in {escape(str(out))}: "
+            notice_console(console).print(f"[yellow]the finished {units} are kept in {escape(str(out))}: "
                           f"continue with `stylebridge {command} ... --resume` (the same "
                           "options)[/yellow]")
         raise

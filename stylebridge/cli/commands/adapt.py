@@ -35,6 +35,7 @@ from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
     grid_words,
+    notice_console,
     print_batch_report,
     print_random_notices,
     progress_bar,
@@ -145,7 +146,7 @@ class AdaptCommand(Command):
         report = result.report
         zeroed = result.summary.get("calibrator_zeroed_layers") or []
         if zeroed:
-            console.print(f"[yellow]the calibrator gives style layers {escape(str(zeroed))} no "
+            notice_console(console).print(f"[yellow]the calibrator gives style layers {escape(str(zeroed))} no "
                           "domain offset (alpha near 0 or undefined there; see `stylebridge "
                           "analyze latents`)[/yellow]")
         if result.grid is not None:

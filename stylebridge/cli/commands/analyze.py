@@ -25,6 +25,7 @@ from stylebridge.cli.options import (
     add_fit_argument,
     add_photo_arguments,
     add_style_means_arguments,
+    notice_console,
     print_batch_report,
     print_random_notices,
 )
@@ -92,7 +93,7 @@ class _ConsoleProgress(ConsoleBars, LatentsProgress):
         self.update(what, done, total)
 
     def note(self, text: str) -> None:
-        self.console.print(f"[yellow]{escape(text)}[/yellow]")
+        notice_console(self.console).print(f"[yellow]{escape(text)}[/yellow]")
 
 
 def print_latents(console: Console, result: LatentsResult) -> None:

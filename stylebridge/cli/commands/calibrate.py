@@ -19,6 +19,7 @@ from stylebridge.cli.options import (
     add_photo_arguments,
     add_skip_layers_argument,
     add_style_means_arguments,
+    notice_console,
     print_batch_report,
     print_random_notices,
     progress_bar,
@@ -102,7 +103,7 @@ class CalibrateCommand(Command):
             console.print(Text(line, style="dim"))
         bad = calib.unreliable_layers()
         if bad:
-            console.print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "
+            notice_console(console).print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "
                           "(or undefined): they get no domain offset[/yellow]")
         console.print(f"[green]wrote[/green] {escape(str(args.out))}"
                       + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"

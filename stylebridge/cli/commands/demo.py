@@ -14,7 +14,7 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands.weights import accept_licences, add_fetch_arguments
 from stylebridge.cli.common import add_device_argument, seed_int, user_path, user_spec
-from stylebridge.cli.options import licence_notices
+from stylebridge.cli.options import licence_notices, notice_console
 from stylebridge.pipelines.demo import (
     DOMAIN_TABLE_TITLE,
     PHOTO_TABLE_TITLE,
@@ -72,18 +72,20 @@ class DemoCommand(Command):
             accept_licences(manager, manager.missing_from_set("demo"), args.accept_licence,
                             console)
 
+        notices = notice_console(console)
+
         def show(event: DemoProgress) -> None:
             if event.kind == "fetch-failed":
-                console.print(f"[bold yellow]could not fetch the demo weights:[/bold yellow] "
+                notices.print(f"[bold yellow]could not fetch the demo weights:[/bold yellow] "
                               f"{escape(event.output)}", highlight=False)
             elif event.kind == "random-preset":
-                console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
-                console.print("Official weights are not installed (`stylebridge demo --fetch` "
+                notices.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
+                notices.print("Official weights are not installed (`stylebridge demo --fetch` "
                               "gets them; see `stylebridge weights list`); using a 64 px "
                               "random-weight preset.")
             elif event.kind == "random-installed":
-                console.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
-                console.print("The installed weights are marked as random weights.")
+                notices.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
+                notices.print("The installed weights are marked as random weights.")
 
         config = DemoConfig(out=args.out, image=args.image, methods=list(args.method),
                             seed=args.seed, device=args.device, fetch=args.fetch,
@@ -92,14 +94,14 @@ class DemoCommand(Command):
         print_metrics(console, result.photo_rows, result.models_random)
         print_metrics(console, result.domain_rows, result.models_random, title=DOMAIN_TABLE_TITLE)
         for note in result.notes:
-            console.print(f"note: {escape(note)}")
+            notices.print(f"note: {escape(note)}")
         console.print(f"wrote {escape(str(result.grid_path))} and demo.json in "
                       f"{result.seconds:.1f}s")
         if result.notice is not None:
-            console.print(f"[bold yellow]{escape(result.notice)}[/bold yellow]")
+            notices.print(f"[bold yellow]{escape(result.notice)}[/bold yellow]")
         # official weights under non-commercial licences: said once each, as adapt does
         for text in licence_notices(result.data.get("models", {}).get("generator")):
-            console.print(f"[yellow]{escape(text)}[/yellow]", soft_wrap=True)
+            notice_console(console).print(f"[yellow]{escape(text)}[/yellow]", soft_wrap=True)
         return 0
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument, user_path, user_path_text, user_spec
-from stylebridge.cli.options import ConsoleBars, print_batch_report
+from stylebridge.cli.options import ConsoleBars, notice_console, print_batch_report
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.io import STREAMS
@@ -44,7 +44,7 @@ class _ConsoleProgress(ConsoleBars, EvalProgress):
     """Notes as yellow lines, a transient progress bar while the predictions are scored."""
 
     def note(self, text: str) -> None:
-        self.console.print(f"[yellow]note:[/yellow] {escape(text)}")
+        notice_console(self.console).print(f"[yellow]note:[/yellow] {escape(text)}")
 
     def start(self, total: int) -> None:
         self._task("evaluating", total)
@@ -98,7 +98,7 @@ def print_result(console: Console, result: EvalResult, show: int) -> None:
     per_image, random_cols = set(result.per_image_columns), result.random_columns
     notice = _input_notice(result)
     if notice is not None:
-        console.print(f"[bold red]{escape(notice)}[/bold red]")
+        notice_console(console).print(f"[bold red]{escape(notice)}[/bold red]")
     columns = list(means)
     listed = len(rows) <= show
     cells = {col: [*(_fmt(row[col]) if col in per_image and col in row else ""
@@ -129,7 +129,8 @@ def print_result(console: Console, result: EvalResult, show: int) -> None:
     for metric in result.metrics:
         for note in metric.notes:
             style = "bold red" if note.startswith("RANDOM") else "yellow"
-            console.print(f"[{style}]{escape(metric.text)}:[/{style}] {escape(note)}")
+            notice_console(console).print(f"[{style}]{escape(metric.text)}:[/{style}] "
+                                          f"{escape(note)}")
 
 
 class EvalCommand(Command):
@@ -220,7 +221,7 @@ class EvalCommand(Command):
                 hint = (resume_hint("eval", folder.parent, drawn) if drawn else
                         "the pairs of every finished batch are kept: continue with "
                         "`stylebridge eval ... --resume` (the same options)")
-                console.print(f"[yellow]{escape(hint)}[/yellow]")
+                notice_console(console).print(f"[yellow]{escape(hint)}[/yellow]")
             raise
         finally:
             progress.stop()

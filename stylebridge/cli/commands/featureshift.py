@@ -26,7 +26,7 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
-from stylebridge.cli.options import print_batch_report, print_random_notices
+from stylebridge.cli.options import notice_console, print_batch_report, print_random_notices
 from stylebridge.core.batch import EXIT_FAILED, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
@@ -126,7 +126,7 @@ class FeatureShiftCommand(Command):
                              "guide": absolute_spec(args.guide), "generator": str(gen_path),
                              "domains": [absolute_spec(s) for s in specs]},
                     progress=lambda n: progress.advance(task, n),
-                    notice=lambda text: console.print(f"[yellow]{escape(text)}[/yellow]"))
+                    notice=lambda text: notice_console(console).print(f"[yellow]{escape(text)}[/yellow]"))
         except NothingEncoded as exc:  # the skipped files, then `error: nothing done: ...`
             console.print(f"no image could be encoded: {escape(exc.outcome)}")
             if not exc.report.skipped:
@@ -135,10 +135,10 @@ class FeatureShiftCommand(Command):
             return EXIT_FAILED
         except (KeyboardInterrupt, MemoryError, OSError):  # Ctrl-C, SIGTERM, a full disk
             if (args.out / INDEX).is_file():
-                console.print(f"[yellow]the finished shards are kept in {escape(str(args.out))}: "
+                notice_console(console).print(f"[yellow]the finished shards are kept in {escape(str(args.out))}: "
                               "rerun the same command to continue[/yellow]")
             elif args.out.is_dir():  # stopped while copying the domains: nothing to keep yet
-                console.print(f"[yellow]no shard was finished in {escape(str(args.out))}: "
+                notice_console(console).print(f"[yellow]no shard was finished in {escape(str(args.out))}: "
                               "rerun the same command to start the build again[/yellow]")
             raise
         console.print(f"[green]wrote[/green] {result.n_rows} images in {result.n_shards} shard(s) "

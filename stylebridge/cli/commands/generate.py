@@ -20,7 +20,7 @@ from stylebridge.cli.common import (
     finite_floats,
     user_spec,
 )
-from stylebridge.cli.options import print_random_notices, progress_bar
+from stylebridge.cli.options import notice_console, print_random_notices, progress_bar
 from stylebridge.cli.resume_args import add_resume_argument, resumable, resume_out
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.limits import MAX_BATCH
@@ -72,7 +72,7 @@ class GenerateCommand(Command):
             methods=list(args.method), strength=args.strength, resume=args.resume)
 
         def notice(line: str) -> None:
-            console.print(f"[yellow]{escape(line)}[/yellow]")
+            notice_console(console).print(f"[yellow]{escape(line)}[/yellow]")
 
         with resumable(console, None, "generate", config.out), progress_bar(console) as progress:
             result = generate(config, progress, notice)

@@ -30,6 +30,7 @@ from stylebridge.cli.common import (
 )
 from stylebridge.cli.options import (
     grid_words,
+    notice_console,
     print_batch_report,
     print_random_notices,
     progress_bar,
@@ -81,7 +82,7 @@ class RenderCommand(Command):
                               precision=args.precision)
         job = prepare_render(config, lambda requests: ensure_weights(args, requests, console))
         for note in job.notes:
-            console.print(f"[yellow]{escape(note)}[/yellow]")
+            notice_console(console).print(f"[yellow]{escape(note)}[/yellow]")
         encoder = job.adapter.encoder
         print_random_notices(console, job.random_inputs,
                              encoder=encoder.name if encoder is not None else "",
@@ -90,7 +91,7 @@ class RenderCommand(Command):
         with progress_bar(console) as progress:
             result = run_render(job, progress)
         for note in job.notes[said:]:  # added while it ran (a --compile fall-back to eager)
-            console.print(f"[yellow]{escape(note)}[/yellow]")
+            notice_console(console).print(f"[yellow]{escape(note)}[/yellow]")
         if result.grid is not None:
             console.print(f"[green]wrote[/green] {len(result.report.done)} inversion(s) × "
                           f"{result.n_images} images and {grid_words(len(result.report.done))} "

@@ -32,6 +32,7 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
+from stylebridge.cli.options import notice_console
 from stylebridge.cli.resume_args import units_kept_hint
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
@@ -178,15 +179,15 @@ class _Display:
     def __call__(self, event: TablesProgress) -> None:
         console = self.console
         if event.kind == "preset":
-            console.print(f"[bold red]{RANDOM_NOTICE}[/bold red]: --preset tiny built "
-                          f"random-weight tiny models in {event.path}; the numbers test the "
-                          "code paths only")
+            notice_console(console).print(f"[bold red]{RANDOM_NOTICE}[/bold red]: --preset tiny built "
+                                          f"random-weight tiny models in {event.path}; the numbers test the "
+                                          "code paths only")
         elif event.kind == "train":
             console.print(f"training {escape(event.label)} domains (--methods recipe)")
         elif event.kind == "random":
-            console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
+            notice_console(console).print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
         elif event.kind == "notice":
-            console.print(f"[yellow]{escape(event.label)}[/yellow]")
+            notice_console(console).print(f"[yellow]{escape(event.label)}[/yellow]")
         elif event.kind == "row-kept":
             console.print(f"row {escape(event.label)}: kept from the interrupted run")
         elif event.kind == "clips":
@@ -253,9 +254,9 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
     print_tables(console, data)
     for note in data["notes"]:
         style = "bold red" if RANDOM_NOTICE in note else "yellow"
-        console.print(f"[{style}]note:[/{style}] {note}")
+        notice_console(console).print(f"[{style}]note:[/{style}] {note}")
     if result.random_weights:
-        console.print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
+        notice_console(console).print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
     console.print(f"[green]wrote[/green] {escape(str(args.out / MARKDOWN_FILE))} and "
                   f"{escape(str(args.out / JSON_FILE))}")
     print_inputs(console, result.report, result.domains)

@@ -57,6 +57,7 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
+from stylebridge.cli.options import notice_console
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import (
@@ -135,10 +136,10 @@ class RichProgress:
             self.status = self.console.status(event.text)
             self.status.start()
         elif kind == "note":
-            self.console.print(f"[yellow]note:[/yellow] {escape(event.text)}")
+            notice_console(self.console).print(f"[yellow]note:[/yellow] {escape(event.text)}")
         elif kind == "notice":
-            self.console.print(f"[bold yellow]{escape(event.text)}[/bold yellow]"
-                               f"{escape(event.detail)}")
+            notice_console(self.console).print(f"[bold yellow]{escape(event.text)}[/bold yellow]"
+                                               f"{escape(event.detail)}")
         elif kind == "info":
             self.console.print(escape(event.text))
         elif kind == "start":
