@@ -197,3 +197,17 @@ def tiny_clip_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[st
     monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
                         lambda *a, **k: WeightsManager(home, manifest=[entry]))
     return name, files[name], WeightsManager(home, manifest=[entry])
+
+
+@pytest.fixture
+def fake_clips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The domain pipelines' CLIP loader builds tiny random CLIPs (model i seeded seed + i)."""
+    from test_train_domain import tiny_clip
+
+    from stylebridge.pipelines import train_domain as td
+
+    def fake(names: Any, weights: Any, *, allow_random: bool, device: Any = "cpu",
+             seed: int = 0) -> list:
+        return [tiny_clip(seed + i, 8, n) for i, n in enumerate(names)]
+
+    monkeypatch.setattr(td, "build_clip_models", fake)

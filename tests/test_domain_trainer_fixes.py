@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import pytest
 import torch
 from conftest import tiny_generator
-from test_train_domain import tiny_clip
 from torch import Tensor
 
 from stylebridge.cli.main import main
@@ -40,15 +39,6 @@ pytestmark = pytest.mark.usefixtures("no_weights_one_thread")
 def preset(tmp_path_factory: pytest.TempPathFactory) -> TinyPreset:
     return build_tiny_preset(tmp_path_factory.mktemp("tiny"), seed=0)
 
-
-@pytest.fixture
-def fake_clips(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pipelines' CLIP loader builds tiny random CLIPs (model i seeded seed + i)."""
-    def fake(names: Any, weights: Any, *, allow_random: bool, device: Any = "cpu",
-             seed: int = 0) -> list:
-        return [tiny_clip(seed + i, 8, n) for i, n in enumerate(names)]
-
-    monkeypatch.setattr(td, "build_clip_models", fake)
 
 
 def _generator(tmp_path: Path) -> Path:

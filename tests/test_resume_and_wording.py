@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from test_train_domain import tiny_clip
 
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import read_header
@@ -47,12 +46,6 @@ pytestmark = pytest.mark.usefixtures("no_weights_one_thread")
 def preset(tmp_path_factory: pytest.TempPathFactory) -> TinyPreset:
     return build_tiny_preset(tmp_path_factory.mktemp("tiny"), seed=0)
 
-
-@pytest.fixture
-def fake_clips(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(td, "build_clip_models", lambda names, weights, *, allow_random,
-                        device="cpu", seed=0: [tiny_clip(seed + i, 8, n)
-                                               for i, n in enumerate(names)])
 
 
 def _domain(preset: TinyPreset, out: Path, progress: Any) -> Any:

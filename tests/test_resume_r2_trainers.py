@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from test_featureshift import Env, _one_thread, env, tiny_cfg  # noqa: F401  (fixtures)
 from test_featureshift_thesis import registry
-from test_train_domain import tiny_clip
 
 from stylebridge.core.checkpoint import read_header
 from stylebridge.pipelines import train_domain as td
@@ -45,12 +44,6 @@ pytestmark = pytest.mark.usefixtures("no_weights_one_thread")
 def preset(tmp_path_factory: pytest.TempPathFactory) -> TinyPreset:
     return build_tiny_preset(tmp_path_factory.mktemp("tiny"), seed=0)
 
-
-@pytest.fixture
-def fake_clips(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(td, "build_clip_models", lambda names, weights, *, allow_random,
-                        device="cpu", seed=0: [tiny_clip(seed + i, 8, n)
-                                               for i, n in enumerate(names)])
 
 
 def _files(root: Path) -> dict[str, bytes]:
