@@ -210,7 +210,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 4 text, 2 image)")
     parser.add_argument("--mixing", type=finite_float, default=None,
                         help="style-mixing probability (default 0.9 text, 0.0 image)")
-    parser.add_argument("--freeze-layers", default=None, metavar="none|coarse|I,J,...",
+    parser.add_argument("--freeze-layers", default=None, metavar="LAYERS",
                         help="style layers kept unchanged, in --skip-layers' grammar (none, "
                              "first, coarse, I,J or I-J, w:N W+ rows, conv:N StyleDomain "
                              "heads, rgb:N; a bare ToRGB index is refused) (default: none; "

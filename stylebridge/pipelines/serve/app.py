@@ -29,7 +29,7 @@ from stylebridge.pipelines.serve.encoders import EncoderChoice
 from stylebridge.pipelines.serve.jobs import TextJob
 
 TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
-SKIP_PRESETS = [("none", ""), ("0: no offsets on the first layer (thesis, FSE)", "0"),
+SKIP_PRESETS = [("none", ""), ("0: no offsets on conv1 (`first`, one reading of the thesis' first layer)", "0"),
                 ("coarse 0,2,3,5,6,8 (StyleDomain no_coarse)", "0,2,3,5,6,8")]
 CSS = """
 #random-banner { background: #fff1f0; border: 2px solid #d4380d; border-radius: 6px;
