@@ -1433,3 +1433,28 @@ def test_init_from_a_model_on_random_weights_is_labelled_and_so_are_the_samples(
     assert (strip < 128).any() and (strip > 250).mean() > 0.5   # dark text on white
     kept = Image.open(out / "samples" / "step_0000002.png").info["stylebridge-notice"]
     assert kept == "RANDOM WEIGHTS: trained on the --init model with untrained weights"
+
+
+@pytest.mark.parametrize("nccl,backend", [(True, "nccl"), (False, "gloo")])
+def test_ddp_on_cuda_takes_gloo_where_torch_has_no_nccl(nccl: bool, backend: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows builds of torch have no NCCL: `torchrun` training on their GPUs asked for it
+    anyway and stopped on torch's RuntimeError; it takes gloo there (CUDA tensors too)."""
+    from stylebridge.pipelines.featureshift import distributed
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(distributed, "launched_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "process_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(distributed.torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "is_nccl_available", lambda: nccl)
+    monkeypatch.setattr(distributed.dist, "init_process_group",
+                        lambda name, **kw: calls.append((name, kw)))
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 1)
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda: calls[-1][0])
+    info, device = distributed.setup_distributed("cuda")
+    assert [name for name, _ in calls] == [backend]
+    assert (info.backend, info.created, device) == (backend, True, torch.device("cuda", 0))

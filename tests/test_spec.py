@@ -175,3 +175,65 @@ def test_loss_spec_typos_are_named() -> None:
     with pytest.raises(SpecError, match=r"weight '1_0' is not a number"):
         parse_loss_spec("mse:1_0")
     assert parse_loss_spec("corr:1e3").weight == 1000.0
+
+
+@pytest.mark.parametrize("text,name,path,options", [
+    ("fse:C:/w/fse.pt:mode=shift", "fse", "C:/w/fse.pt", {"mode": "shift"}),
+    ("fse:C:\\w\\fse.pt", "fse", "C:\\w\\fse.pt", {}),
+    ("C:/w/fse.pt", None, "C:/w/fse.pt", {}),
+    ("C:\\w\\fse.pt:alpha=0.5", None, "C:\\w\\fse.pt", {"alpha": "0.5"}),
+    ("c:\\w\\fse.pt", None, "c:\\w\\fse.pt", {}),
+    ("lpips:backbone=C:\\w\\alex.pth,net=alex", "lpips", None,
+     {"backbone": "C:\\w\\alex.pth", "net": "alex"}),
+    ("c:/x", "c", "/x", {}),  # a lower-case one-letter plugin with an absolute path (not nt)
+])
+def test_windows_drives_keep_their_colon(text, name, path, options, monkeypatch) -> None:
+    """A missing Windows path was cut at its drive's ':' (`error: C: no such file`,
+    `invalid name 'C'`, `malformed option '\\w\\fse.pt'`): the drive stays in the path."""
+    import stylebridge.registry.spec as spec_mod
+
+    monkeypatch.setattr(spec_mod.os, "name", "posix")
+    spec = parse_plugin_spec(text)
+    assert (spec.name, spec.path, spec.options) == \
+        (name, Path(path) if path else None, options)
+
+
+def test_windows_expands_a_home_before_a_backslash(monkeypatch) -> None:
+    """Windows shells leave `~` to the program: `e4e:~\\e4e.safetensors` is the home there,
+    while on POSIX a backslash is a file name's character and the `~` stays."""
+    from stylebridge.registry.spec import _home_pattern
+
+    monkeypatch.setenv("HOME", "/home/u")
+    assert _home_pattern(True).sub(r"\1/home/u", "e4e:~\\e4e.safetensors") == \
+        "e4e:/home/u\\e4e.safetensors"
+    assert _home_pattern(False).sub(r"\1/home/u", "e4e:~\\e4e.safetensors") == \
+        "e4e:~\\e4e.safetensors"
+    assert _home_pattern(False).sub(r"\1/home/u", "e4e:~/e4e.safetensors") == \
+        "e4e:/home/u/e4e.safetensors"
+
+
+@pytest.mark.parametrize("written,options", [
+    ("e4e:./w/e4e.safetensors", ""), ("e4e:./w/e4e.safetensors:size=256", ":size=256"),
+    ("e4e:w//e4e.safetensors", ""), ("e4e:w/./e4e.safetensors:size=256", ":size=256"),
+])
+def test_absolute_spec_rewrites_the_path_as_written(written, options, tmp_path,
+                                                    monkeypatch) -> None:
+    """`./w/e4e.safetensors` prints as `w/e4e.safetensors`, so replacing that text garbled
+    the spec (`e4e:.//tmp/...`, a relative path): a recorded guide no longer loaded."""
+    from stylebridge.registry.spec import absolute_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "e4e.safetensors").write_bytes(b"x")
+    assert absolute_spec(written) == f"e4e:{tmp_path / 'w' / 'e4e.safetensors'}{options}"
+
+
+def test_absolute_spec_of_a_file_named_like_its_plugin(tmp_path, monkeypatch) -> None:
+    """`e4e:e4e` (a checkpoint without a suffix named as its plugin): the path after the
+    name is made absolute, not the name (which gave `/tmp/.../e4e:e4e`)."""
+    from stylebridge.registry.spec import absolute_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e4e").write_bytes(b"x")
+    assert absolute_spec("e4e:e4e") == f"e4e:{tmp_path / 'e4e'}"
+    assert absolute_spec("e4e:missing.pt") == "e4e:missing.pt"

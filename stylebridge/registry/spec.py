@@ -51,9 +51,29 @@ __all__ = ["LossSpec", "PluginSpec", "absolute_spec", "as_bool", "coerce_option"
            "parse_plugin_spec", "spec_usage"]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+
+
+def _home_pattern(windows: bool) -> re.Pattern[str]:
+    return re.compile(r"(^|[:=,])~(?=[/\\]|$|[:,])" if windows else r"(^|[:=,])~(?=/|$|[:,])")
+
+
 #: a ``~`` that starts a path part of a spec (after ``:``, ``=`` or ``,``, or at the start)
-#: and is the whole home folder name (``~`` or ``~/...``)
-_SPEC_HOME = re.compile(r"(^|[:=,])~(?=/|$|[:,])")
+#: and is the whole home folder name (``~`` or ``~/...``; ``~\\...`` too on Windows, whose
+#: shells leave ``~`` to the program)
+_SPEC_HOME = _home_pattern(os.name == "nt")
+#: a Windows drive (``C:\\``, ``C:/``) opening a path: its ``:`` separates nothing
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+_OPTION_DRIVE = re.compile(r"(?<==)[A-Za-z]:(?=[\\/])")
+
+
+def _drive_path(text: str, raw: str) -> tuple[Path, dict[str, str]] | None:
+    """``C:\\w\\fse.pt[:k=v]`` → the path and its options, the drive's ``:`` kept in the path
+    (a name is lower-case, so ``C:/w`` is no plugin ``C``; a lower-case drive is read so only
+    on Windows or before a backslash, ``c:/x`` elsewhere staying the plugin ``c``)."""
+    if not _DRIVE.match(text) or not (text[0].isupper() or text[2] == "\\" or os.name == "nt"):
+        return None
+    path, _, options = text[2:].partition(":")
+    return Path(text[:2] + path), _parse_options(options, raw) if options else {}
 
 
 def expand_home(text: str) -> str:
@@ -170,9 +190,15 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
     existing = _existing_path_spec(text, raw, what)
     if existing is not None:
         return existing
+    if (drive := _drive_path(text, raw)) is not None:  # C:\\w\\g.pt, on any system
+        return PluginSpec(name=None, path=drive[0], options=drive[1], text=raw)
     name, _, rest = text.partition(":")
     if not name:
         raise SpecError(f"{what} spec {raw!r} has no name before ':' (expected NAME:PATH)")
+    if _NAME_RE.match(name) and _DRIVE.match(rest):  # fse:C:/w/fse.pt[:k=v]: a drive
+        path, _, opt_part = rest[2:].partition(":")
+        options = _parse_options(opt_part, raw) if opt_part else {}
+        return PluginSpec(name=name, path=Path(rest[:2] + path), options=options, text=raw)
     if not _NAME_RE.match(name):
         if _looks_like_path(name) or (not _ and Path(text).is_dir()):
             # ./x:y.safetensors, dir/c:olon/..., `.`: a path (the loader names the problem)
@@ -185,6 +211,9 @@ def parse_plugin_spec(text: str, *, what: str = "plugin") -> PluginSpec:
         raise SpecError(f"{what} spec {raw!r} ends with ':' (expected NAME:PATH or NAME:key=value)")
     path_part, _, opt_part = rest.partition(":")
     first_key = path_part.split("=", 1)[0].split(",", 1)[0]
+    if "=" in path_part and first_key.isidentifier() and ":" not in _OPTION_DRIVE.sub("", rest):
+        # NAME:k=C:\\w\\x.pth,...: the only ':' are drives of option values
+        return PluginSpec(name=name, path=None, options=_parse_options(rest, raw), text=raw)
     if "=" in path_part and first_key.isidentifier():  # NAME:k=v,... (values may be paths)
         if opt_part and _colon_options(opt_part):
             raise SpecError(f"{what} spec {raw!r}: separate options with ',', not ':' "
@@ -274,6 +303,14 @@ def absolute_spec(spec: str | Path) -> str:
     except SpecError:
         return text
     path = parsed.path
-    if path is None or path.is_absolute() or not path.is_file() or str(path) not in text:
+    if path is None or path.is_absolute() or not _is_file(str(path)):
         return text
-    return text.replace(str(path), str(path.resolve()), 1)
+    # the path as written sits after `NAME:` and before `:OPTIONS`; found by comparing paths
+    # (`./e4e.safetensors` and `w\x.pt` on Windows are written otherwise than str(Path) gives them)
+    expanded = expand_home(text.strip())
+    start = len(parsed.name) + 1 if parsed.name is not None else 0
+    ends = [len(expanded), *(i for i, c in enumerate(expanded) if c == ":" and i > start)]
+    for end in ends:
+        if Path(expanded[start:end]) == path:
+            return f"{expanded[:start]}{path.resolve()}{expanded[end:]}"
+    return text

@@ -56,7 +56,8 @@ def process_device(device_name: str) -> torch.device:
 
 
 def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
-    """Single process, or DDP (NCCL on CUDA, gloo on the CPU) when launched by torchrun."""
+    """Single process, or DDP when launched by torchrun: NCCL on CUDA, gloo on the CPU and
+    where torch has no NCCL (Windows builds: gloo reduces CUDA tensors too, slower)."""
     device = process_device(device_name)
     if not launched_distributed():
         return DistInfo(), device
@@ -66,7 +67,8 @@ def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
         torch.cuda.set_device(device)
     created = False
     if not dist.is_initialized():
-        if device.type == "cuda":  # bound to this rank's GPU (barriers need not guess it)
+        if device.type == "cuda" and dist.is_nccl_available():
+            # bound to this rank's GPU (barriers need not guess it)
             dist.init_process_group("nccl", device_id=device)
         else:
             dist.init_process_group("gloo")
