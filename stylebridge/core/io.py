@@ -7,6 +7,7 @@ import contextlib
 import errno
 import functools
 import glob
+import hashlib
 import json
 import os
 import re
@@ -36,12 +37,53 @@ def _umask() -> int:
     return mask
 
 
+#: the file-name limit in bytes where the file system does not say (Linux, macOS, Windows)
+NAME_MAX = 255
+#: what :func:`_temporary_beside` adds to an output's name: ``.`` + ``.XXXXXXXX.tmp``
+_TEMPORARY_EXTRA = 14
+
+
+def name_limit(folder: str | Path) -> int:
+    """The longest file name, in bytes, the file system of ``folder`` (or, while it does not
+    exist, of the nearest folder above it) takes: ``PC_NAME_MAX``, else :data:`NAME_MAX`."""
+    here = Path(folder)
+    while not here.is_dir() and here != here.parent:
+        here = here.parent
+    try:
+        limit = os.pathconf(here, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows; a file system that does not say
+        return NAME_MAX
+    return limit if isinstance(limit, int) and 0 < limit <= 4096 else NAME_MAX
+
+
+def name_bytes(name: str) -> int:
+    """How many bytes the file name ``name`` has on disk (:func:`os.fsencode`)."""
+    return len(os.fsencode(name))
+
+
+def temporary_stem(name: str, limit: int = NAME_MAX) -> str:
+    """The ``NAME`` part of the temporary files of the output ``name``
+    (``.NAME.XXXXXXXX.tmp``, 14 bytes more): ``name`` itself when that fits in ``limit``
+    bytes, else its start, ``~`` and a digest of the whole name (two long names that differ
+    only at the end keep apart)."""
+    room = limit - _TEMPORARY_EXTRA
+    if name_bytes(name) <= room:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    cut = name
+    while cut and name_bytes(cut) > room - len(digest) - 1:
+        cut = cut[:-1]
+    return f"{cut}~{digest}"
+
+
 def _temporary_beside(dst: Path, name: Path | None = None) -> Path:
-    """A new empty hidden ``.NAME.*.tmp`` file in ``dst``'s folder (created if needed);
+    """A new empty hidden ``.NAME.*.tmp`` file in ``dst``'s folder (created if needed), a
+    long ``NAME`` shortened (:func:`temporary_stem`) to stay within the file system's limit;
     errors name ``name`` (what the user gave, e.g. a symlink to ``dst``) or ``dst``."""
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        stem = temporary_stem(dst.name, name_limit(dst.parent))
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=dst.parent)
     except OSError as exc:  # the folder cannot be made or written: name the output
         raise _named_error(exc, name or dst) from None
     os.close(fd)
@@ -66,9 +108,11 @@ def remove_stale_temporaries(folder: str | Path, name: str | Iterable[str] | Non
     if not root.is_dir():
         return 0
     if isinstance(name, str):
-        found: Iterable[Path] = root.glob(f".{glob.escape(name)}.*.tmp")
+        stem = temporary_stem(name, name_limit(root))
+        found: Iterable[Path] = root.glob(f".{glob.escape(stem)}.*.tmp")
     elif name is not None:
-        own = set(name)
+        limit = name_limit(root)
+        own = {temporary_stem(n, limit) for n in name}
         found = (p for p in root.glob(".*.tmp")
                  if _TEMPORARY.match(p.name) and p.name[1:-13] in own)
     else:
@@ -89,7 +133,8 @@ def remove_folder(folder: str | Path) -> None:
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
         return
-    trash = folder.with_name(f".{folder.name}.{os.urandom(4).hex()}.tmp")
+    stem = temporary_stem(folder.name, name_limit(folder.parent))
+    trash = folder.with_name(f".{stem}.{os.urandom(4).hex()}.tmp")
     try:
         os.rename(folder, trash)
     except OSError:  # another filesystem's rules: delete it where it is
@@ -101,7 +146,8 @@ def remove_stale_folders(parent: str | Path, name: str) -> int:
     """Delete the hidden folders :func:`remove_folder` renamed ``parent/name`` to and was
     killed before deleting; returns how many."""
     removed = 0
-    for path in Path(parent).glob(f".{glob.escape(name)}.*.tmp"):
+    stem = temporary_stem(name, name_limit(parent))
+    for path in Path(parent).glob(f".{glob.escape(stem)}.*.tmp"):
         if _TEMPORARY.match(path.name) and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
             removed += 1
@@ -239,32 +285,43 @@ def write_json(dst: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def same_file_key(path: str | Path) -> str:
+    """What two paths that name one file share on every platform: the absolute path with
+    links resolved, case-folded (``R.json`` and ``r.json`` are one file on macOS and Windows
+    disks; a run made on Linux must behave the same there)."""
+    return str(Path(path).resolve()).casefold()
+
+
 def check_outputs_apart(outputs: Mapping[str, str | Path | None],
                         inputs: Iterable[str | Path]) -> None:
     """One-line error, before any work, when an output would replace one of the files the
     run reads (``eval --json pred/img0.png``, ``calibrate --out`` the encoder it fits) or two
-    outputs are one file (``--json r.json --csv r.json``: one report lost).  ``outputs``:
-    option → path (``None``: not written); ``inputs``: the files read, folders for the
-    files they hold (only those an output is in are listed)."""
+    outputs are one file (``--json r.json --csv r.json``: one report lost; ``--csv R.json``
+    too, as on a case-insensitive disk: :func:`same_file_key`).  ``outputs``: option → path
+    (``None``: not written); ``inputs``: the files read, folders for the files they hold
+    (only those an output is in are listed)."""
     from stylebridge.errors import StylebridgeError
 
-    seen: dict[Path, str] = {}
+    seen: dict[str, str] = {}
+    resolved: dict[str, Path] = {}
     for option, path in outputs.items():
         if path is None or output_target(path)[0] != "atomic":  # streams, devices
             continue
-        where = Path(path).resolve()
+        where = same_file_key(path)
         if where in seen:
-            raise StylebridgeError(f"{option} and {seen[where]} name the same file: one would "
+            same = "the same file" if Path(path).resolve() == resolved[where] else (
+                "one file on case-insensitive disks (macOS, Windows)")
+            raise StylebridgeError(f"{option} and {seen[where]} name {same}: one would "
                                    "replace the other", path=path)
-        seen[where] = option
+        seen[where], resolved[where] = option, Path(path).resolve()
     if not seen:
         return
     for item in inputs:
         item = Path(item)
         files = [item] if not item.is_dir() else [p for p in item.iterdir()
-                                                  if p.resolve() in seen]
+                                                  if same_file_key(p) in seen]
         for file in files:
-            option = seen.get(file.resolve())
+            option = seen.get(same_file_key(file))
             if option is not None:
                 raise StylebridgeError(f"{option} names a file this run reads: writing it "
                                        "would replace that input", path=file)

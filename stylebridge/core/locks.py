@@ -53,9 +53,11 @@ def lock_folder() -> Path:
 
 def lock_path(output: str | Path, name: str = "") -> Path:
     """The lock file of ``output`` (and of ``name`` within it: ``eval``'s reports share a
-    folder), from its absolute path with symbolic links resolved."""
+    folder), from its absolute path with symbolic links resolved, case-folded: ``Out/`` and
+    ``out/`` are one folder on macOS and Windows disks, so they are held as one everywhere."""
     key = os.path.realpath(os.path.abspath(os.fspath(output)))
-    digest = hashlib.sha256(f"{key}\0{name}".encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hashlib.sha256(f"{key}\0{name}".casefold().encode("utf-8", "surrogateescape")
+                            ).hexdigest()
     return lock_folder() / f"{digest[:32]}.lock"
 
 

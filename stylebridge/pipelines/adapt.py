@@ -48,6 +48,7 @@ from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.featureshift.usage import generator_notes, state_file_error
+from stylebridge.pipelines.file_names import capped_name, unique_name
 from stylebridge.pipelines.inversion_file import (
     LATENTS_SUFFIX,
     save_inversion,
@@ -116,29 +117,26 @@ def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool
 
 
 def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
-    """A domain's output name: its checkpoint's file stem (safe characters only)."""
+    """A domain's output name: its checkpoint's file stem (safe characters only; a long one,
+    a hyperdomain's ``text=`` prompt, cut to 80 bytes with a digest: :func:`capped_name`)."""
     spec = parse_plugin_spec(spec_text, what="domain method")
     name = spec.path.stem if spec.path is not None else (spec.name or method.name)
     if method.text_conditioned and spec.options.get("text"):  # hyperdomain: one file, many texts
         name = f"{name}_{str(spec.options['text']).strip(chr(34) + chr(39))}"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
-    return safe or f"domain{index}"
+    return capped_name(safe, name) if safe else f"domain{index}"
 
 
 def open_domains(specs: Sequence[str], device: torch.device, registry: Any = None
                  ) -> dict[str, DomainMethod]:
     """``--method``/``--domain`` checkpoints (one-line errors for a missing file or a wrong
-    kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``);
-    whether each holds random weights is recorded beside it
-    (:func:`~stylebridge.pipelines.photos.is_random`)."""
+    kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``;
+    unique case-folded, ``Joker`` → ``Joker-2``); whether each holds random weights is
+    recorded beside it (:func:`~stylebridge.pipelines.photos.is_random`)."""
     domains: dict[str, DomainMethod] = {}
     for i, spec in enumerate(specs):
         method = load_domain(spec, device=device, registry=registry)
-        name = domain_name(spec, method, i)
-        unique, k = name, 2
-        while unique in domains or unique == INVERSION:
-            unique, k = f"{name}-{k}", k + 1
-        domains[unique] = method
+        domains[unique_name(domain_name(spec, method, i), domains, (INVERSION,))] = method
     return domains
 
 
@@ -466,8 +464,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     enc_size = int(encoder.preprocessing.size or gen.size)
     tile = min(gen.size, GRID_TILE)
     keys = [f"_{key}" for key in (INVERSION, *adapter.outputs)]
-    names, clashes = output_names(job.paths, "", keys=keys)
     ends = [f"{key}.png" for key in keys] + [LATENTS_SUFFIX] * bool(config.save_latents)
+    names, clashes = output_names(job.paths, "", keys=keys, ends=ends, folder=config.out)
     remove_stale_temporaries(config.out, run_files(names, ends, REPORTS))  # a killed run's
     journal = job.journal or Journal.fresh(config.out, "adapt", job.paths)
     todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept

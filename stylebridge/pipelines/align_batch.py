@@ -83,7 +83,9 @@ def align(config: AlignConfig,
                                f"outputs an interrupted run leaves incomplete: leave out {flag} "
                                f"or {given}")
     paths = require_inputs(config.images)
-    names, clashes = output_names(paths, "" if config.all_faces else ".png")
+    names, clashes = output_names(paths, "" if config.all_faces else ".png",
+                                  ends=["_00.png"] if config.all_faces else None,
+                                  folder=config.out)
     report = BatchReport()
     for p, reason in clashes.items():
         report.skip(p, reason)

@@ -243,8 +243,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
     enc_size = int(encoder.preprocessing.size
                    or (config.align_size if config.align else gen.size))
     tile = min(gen.size, GRID_TILE)
-    names, clashes = output_names(job.paths, "")
     ends = [IMAGE_SUFFIX] + [LATENTS_SUFFIX] * bool(config.save_latents)
+    names, clashes = output_names(job.paths, "", ends=ends, folder=config.out)
     remove_stale_temporaries(config.out, run_files(names, ends, REPORTS))  # a killed run's
     journal = job.journal or Journal.fresh(config.out, "invert", job.paths)
     todo = journal.begin(job.paths, names, clashes)  # --resume: done photos are kept

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from stylebridge.core.images import os_error_reason
 from stylebridge.core.interfaces import Encoder, Plugin
+from stylebridge.core.io import NAME_MAX, name_bytes, name_limit
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -195,22 +196,39 @@ def small_crop_notice(options: PhotoOptions, encoder: Encoder, generator_size: i
             "input: every aligned face is enlarged from that crop (default 1024)"]
 
 
-def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",),
+def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",), *,
+                 ends: Sequence[str] | None = None, folder: str | Path | None = None,
                  ) -> tuple[dict[Path, str], dict[Path, str]]:
     """``{path: '<stem><suffix>'}`` for unique names, and ``{path: reason}`` for collisions;
     ``keys``: what each photo's files add to its name (adapt: ``_inversion``, ``_pixar``):
     a photo clashes when any of its files is an earlier photo's (``a`` + ``_dA_inversion``
-    and ``a_dA`` + ``_inversion``)."""
-    seen: dict[str, Path] = {}
+    and ``a_dA`` + ``_inversion``).  Names are compared case-folded on every platform:
+    ``Photo.png`` and ``photo.jpg`` write one file on macOS and Windows disks, and a run made
+    on Linux behaves the same there.  ``ends``: the files the pipeline writes per photo, as
+    what it appends to the name (:func:`run_files`'s; default: the name + each of ``keys``):
+    a photo whose longest file name is longer than the file system takes
+    (:func:`~stylebridge.core.io.name_limit` of ``folder``, else 255 bytes) clashes too."""
+    limit = NAME_MAX if folder is None else name_limit(folder)
+    seen: dict[str, tuple[Path, str]] = {}  # case-folded file name -> (photo, name)
     names: dict[Path, str] = {}
     clashes: dict[Path, str] = {}
     for p in paths:
         name = f"{p.stem}{suffix}"
-        taken = next((f for f in (name + k for k in keys) if f in seen), None)
+        files = [name + k for k in keys]
+        longest = max([name + e for e in ends] if ends else files, key=name_bytes)
+        if name_bytes(longest) > limit:
+            shown = longest if len(longest) <= 80 else f"{name[:40]}…{longest[len(name):]}"
+            clashes[p] = (f"output name {shown} is too long ({name_bytes(longest)} bytes; the "
+                          f"file system takes {limit}): give the photo a shorter name")
+            continue
+        taken = next((f for f in files if f.casefold() in seen), None)
         if taken is not None:
-            clashes[p] = f"output name {taken} is already used by {seen[taken]}"
+            owner, other = seen[taken.casefold()]
+            clashes[p] = f"output name {taken} is already used by {owner}" + (
+                "" if other == taken else
+                f" (as {other}: one file on case-insensitive disks, macOS and Windows)")
         else:
-            seen.update((name + k, p) for k in keys)
+            seen.update((f.casefold(), (p, f)) for f in files)
             names[p] = name
     return names, clashes
 
