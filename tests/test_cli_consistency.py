@@ -89,6 +89,8 @@ def test_eval_json_to_stdout_is_the_json_alone(tmp_path: Path, capfd) -> None:
     ("", "--device is empty: expected auto, cpu or cuda[:N]"),
     ("cuda:x", "--device 'cuda:x': expected auto, cpu or cuda[:N]"),
     ("gpu", "--device 'gpu': expected auto, cpu or cuda[:N]"),
+    ("mps", "--device mps: Apple GPUs (MPS) are not supported yet; use --device cpu (auto "
+            "picks it on a Mac)"),
 ])
 def test_a_device_that_is_no_device_is_refused_as_such(name: str, message: str) -> None:
     """An empty --device (an unset variable) ran on auto, `cuda:x` was "no CUDA device"."""

@@ -28,6 +28,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise StylebridgeError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
         return dev
+    if name == "mps" or name.startswith("mps:"):  # a Mac user's first guess: said plainly
+        raise StylebridgeError(f"--device {name}: Apple GPUs (MPS) are not supported yet; "
+                               "use --device cpu (auto picks it on a Mac)")
     raise StylebridgeError(f"--device {name!r}: expected auto, cpu or cuda[:N]")
 
 
