@@ -125,8 +125,11 @@ def test_serve_fetch_gets_the_demo_set_before_loading_or_says_why_not(
             built.append(WeightsManager(homes[-1], manifest=[entry]).installed("tiny-gen")
                          is not None)
 
+        def close(self) -> None:
+            pass
+
     monkeypatch.setattr(serve_mod, "ServeBackend", Recorder)
-    monkeypatch.setattr(app, "launch", lambda *args: None)
+    monkeypatch.setattr(app, "launch", lambda *args, **kwargs: None)
     try:
         assert main(["serve", "--fetch"]) == 2  # not a terminal: the licence needs the flag
         assert "pass --accept-licence" in capsys.readouterr().err and built == []

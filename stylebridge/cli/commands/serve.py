@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -19,6 +22,7 @@ from stylebridge.cli.common import (
     user_path,
     user_spec,
 )
+from stylebridge.cli.options import notice_console
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
 
@@ -29,10 +33,23 @@ class ServeCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1",
-                            help="address to listen on (default 127.0.0.1: this machine only; "
-                                 "on another address anyone who reaches it can run models and "
-                                 "name checkpoint files of this machine in the encoder field)")
-        parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+                            help="address to listen on (default 127.0.0.1: this machine only). "
+                                 "The page has no authentication: on another address anyone "
+                                 "who reaches it can upload photos, run models and name "
+                                 "checkpoint files of this machine in the encoder field (a "
+                                 "notice says so). Requests are answered only when addressed "
+                                 "to localhost, 127.0.0.1, [::1] or this address (bound to "
+                                 "0.0.0.0 or ::, also any IP address of the machine); a page "
+                                 "of another site cannot upload or run (its Origin is refused)")
+        parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                            help="also answer requests addressed to the host name NAME (a "
+                                 "DNS name of this machine, or the name a reverse proxy "
+                                 "passes on); repeatable. Any other name is refused, so that "
+                                 "a web page cannot reach the server by pointing its own name "
+                                 "at this machine (DNS rebinding)")
+        parser.add_argument("--port", type=int, default=7860,
+                            help="port (default 7860); one in use is refused before the models "
+                                 "load")
         parser.add_argument("--generator", type=user_spec, default=None, metavar="SPEC",
                             help="[stylegan2:]CKPT or an installed name (default: the installed "
                                  "official generator, else the demo's 64 px random-weight "
@@ -49,8 +66,13 @@ class ServeCommand(Command):
                             help="a trained FeatureShift model (default: an untrained one, "
                                  "labelled RANDOM WEIGHTS)")
         parser.add_argument("--work-dir", type=user_path, default=None, metavar="DIR",
-                            help="where results, downloads and trained domains go "
-                                 "(default: a new temporary folder)")
+                            help="where results, downloads and trained domains go, kept "
+                                 "when the server stops (default: a new temporary folder, "
+                                 "removed when it stops). Only the result files of each run "
+                                 "are served to the page, never the rest of this folder; "
+                                 "uploaded photos and domain files stay in a temporary upload "
+                                 "folder of the server's own, deleted an hour after upload "
+                                 "and all at once when it stops")
         parser.add_argument("--seed", type=seed_int, default=0,
                             help="seed of the random preset (default 0)")
         add_fetch_arguments(parser, "first fetch the weights the demo uses (`stylebridge "
@@ -72,6 +94,7 @@ class ServeCommand(Command):
         check_serve_options(args)  # before a fetch or "loading models ..."
         from stylebridge.pipelines.serve import ServeBackend, ServeConfig
         from stylebridge.pipelines.serve.app import launch
+        from stylebridge.pipelines.serve.guard import exposure_notice
 
         if args.fetch:
             fetch_demo_set(args.accept_licence, console)
@@ -80,19 +103,68 @@ class ServeCommand(Command):
                              calibrate=args.calibrate, featureshift=args.featureshift,
                              device=args.device, seed=args.seed, work_dir=args.work_dir,
                              compile=args.compile, precision=args.precision)
-        console.print("loading models ...")
-        backend = ServeBackend(config)
-        if backend.banner:
-            console.print(f"[bold yellow]{escape(backend.banner)}[/bold yellow]")
-        console.print(f"serving on http://{args.host}:{args.port} (Ctrl+C stops; results in "
-                      f"{escape(str(backend.work_dir))})", soft_wrap=True)
-        launch(backend, args.host, args.port)
+        with _stop_on_signals():  # SIGTERM/SIGHUP stop the server as Ctrl+C does: cleaned up
+            console.print("loading models ...")
+            backend = ServeBackend(config)
+            try:
+                if backend.banner:
+                    console.print(f"[bold yellow]{escape(backend.banner)}[/bold yellow]")
+                check_port(args.host, args.port)  # again: taken while the models loaded?
+                kept = "" if args.work_dir is not None else ", removed when it stops"
+                console.print(f"serving on {_url(args.host, args.port)} (Ctrl+C stops; results "
+                              f"in {escape(str(backend.work_dir))}{kept})", soft_wrap=True)
+                notice = exposure_notice(args.host, args.port)
+                if notice is not None:
+                    notice_console(console).print(f"[bold yellow]{escape(notice)}[/bold yellow]",
+                                                  soft_wrap=True)
+                launch(backend, args.host, args.port, allow_hosts=args.allow_host)
+            finally:
+                backend.close()  # the temporary work dir (launch cleans up too; idempotent)
         return 0
+
+
+def _url(host: str, port: int) -> str:
+    from stylebridge.pipelines.serve.guard import host_name
+
+    name = host_name(host)
+    return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread while serving, so that
+    the server stops as on Ctrl+C and removes its uploads and temporary work dir; the
+    previous handlers come back after."""
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    try:
+        previous = {sig: signal.signal(sig, stop) for sig in signals}
+    except ValueError:  # not the main thread: leave the handlers alone
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_port(host: str, port: int) -> None:
+    """One line, naming --port, when the server could not listen on ``host:port``."""
+    from stylebridge.pipelines.serve.guard import port_problem
+
+    problem = port_problem(host, port)
+    if problem == "already in use":
+        raise StylebridgeError(f"--port {port}: already in use on {host} (another server is "
+                               "listening there): choose another --port or stop that one")
+    if problem is not None:
+        raise StylebridgeError(f"--host {host} --port {port}: cannot listen there: {problem}")
 
 
 def check_serve_options(args: argparse.Namespace) -> None:
     """One line, before any model loads, for a --device, --precision or --work-dir that the
-    back end would refuse only once it starts loading."""
+    back end would refuse only once it starts loading, and for a --port in use."""
     from stylebridge.core.device import resolve_device
     from stylebridge.core.precision import check_precision
     from stylebridge.pipelines.training.outputs import check_out_writable
@@ -105,6 +177,7 @@ def check_serve_options(args: argparse.Namespace) -> None:
         raise StylebridgeError(f"--precision {args.precision}: {message}") from None
     if args.work_dir is not None:
         check_out_writable(args.work_dir, option="--work-dir", folder=True)
+    check_port(args.host, args.port)
 
 
 @hookimpl

@@ -7,11 +7,21 @@ the page and the server keeps serving.  Long work (alignment, training, a run) g
 Gradio's queue, one request at a time, with a progress bar; a page loaded while a text domain
 is made (a reload) shows its progress from the server's record (:mod:`.jobs`), then its result.
 The encoder list offers only encoders that can work with the served generator (:mod:`.encoders`).
+
+:func:`launch` serves the page behind :class:`~.guard.RequestGuard` (the Host and Origin
+checks), from an upload folder of the server's own that holds the uploads and a copy of each
+run's result files (nothing else of the work dir is served), removed when the server stops.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,7 @@ from stylebridge.pipelines.serve.backend import (
     ServeBackend,
 )
 from stylebridge.pipelines.serve.encoders import EncoderChoice
+from stylebridge.pipelines.serve.guard import RequestGuard, host_policy
 from stylebridge.pipelines.serve.jobs import TextJob
 
 TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
@@ -82,6 +93,11 @@ IMAGE_BUTTONS = ["download", "fullscreen"]
 WORK_QUEUE = "work"
 #: how often a page loaded while a text domain is made reads its progress (seconds)
 JOB_POLL_S = 1.0
+#: an internal error's message is cut to this many characters in the page
+MAX_INTERNAL_CHARS = 300
+#: Gradio's cache (uploads, the pictures and downloads shown): every 10 minutes the files
+#: this page put there more than an hour ago are deleted; all of them when the server stops
+DELETE_CACHE = (600, 3600)
 
 
 def preset_value(text: str) -> str:
@@ -97,7 +113,9 @@ def preset_value(text: str) -> str:
 def error_line(exc: BaseException) -> str:
     """The one line a failed request shows in the page."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, StylebridgeError):
+    if not isinstance(exc, StylebridgeError):  # e.g. PyTorch's list of every missing key
+        if len(text) > MAX_INTERNAL_CHARS:
+            text = text[:MAX_INTERNAL_CHARS - 1].rstrip() + "…"
         text = f"internal error ({type(exc).__name__}): {text}"
     return f'<span class="error">error: {_html(text)}</span>'
 
@@ -156,7 +174,7 @@ def build_app(backend: ServeBackend) -> Any:
     encoders = [(c.label, c.spec) for c in options if c.problem is None]
     encoder_info = unusable_html(backend, options)
 
-    with gr.Blocks(title=TITLE) as app:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as app:
         gr.Markdown(f"## {TITLE}\nDrop a face photo → FFHQ alignment → an encoder inverts it → "
                     "the chosen domains restyle it.  Generator: "
                     f"`{_html(backend.generator_label)}`.")
@@ -266,7 +284,10 @@ def build_app(backend: ServeBackend) -> Any:
                     job_line(backend, backend.job))
 
         def on_encoder(spec: str | None) -> Any:
-            problem = backend.encoder_problem(spec or "")
+            try:  # a plugin failing on its options: one line, not a bare exception
+                problem = backend.encoder_problem(spec or "")
+            except Exception as exc:
+                return error_line(exc)
             return encoder_info if problem is None else error_line(StylebridgeError(problem))
 
         def on_run(current: Photo, enc: str, chosen: list[str], skip_text: str, use_alpha: bool,
@@ -287,9 +308,9 @@ def build_app(backend: ServeBackend) -> Any:
             text = _html(result.notice or "all inputs are trained models")
             notes = "<br>".join([*(_html(f"note: {line}") for line in result.notes),
                                  *(_html(line) for line in result.licences)])
-            return (text, str(result.grid_path), gr.update(value=table, visible=True), notes,
-                    gr.update(value=str(result.images_zip), visible=True),
-                    gr.update(value=str(result.latents_path), visible=True),
+            return (text, served_copy(result.grid_path), gr.update(value=table, visible=True),
+                    notes, gr.update(value=served_copy(result.images_zip), visible=True),
+                    gr.update(value=served_copy(result.latents_path), visible=True),
                     list(result.random_parts))
 
         def on_banner(parts: list[str] | None) -> Any:
@@ -352,21 +373,111 @@ def build_app(backend: ServeBackend) -> Any:
     return app
 
 
+def served_copy(path: Path) -> str:
+    """A copy of the result file ``path`` in Gradio's upload folder (a folder of its own with
+    a random name), for the page to show and download: nothing of the work dir itself is
+    served (no ``allowed_paths``), whether or not it lies in the temporary folder."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    folder.mkdir(parents=True)
+    # Gradio refuses a name with a leading dot (.face_inversion.safetensors) under the cwd
+    return str(shutil.copyfile(path, folder / (path.name.lstrip(".") or "file")))
+
+
+def upload_folder_parent() -> Path:
+    """Where the page's own upload folder goes: the temporary folder, unless it lies in the
+    current folder (``stylebridge serve`` started in /tmp): Gradio refuses an upload named
+    with a leading dot (``.face.png``) under the current folder, before the page sees it."""
+    cwd = Path.cwd().resolve()
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for candidate in (Path(tempfile.gettempdir()), cache_home / "stylebridge"):
+        if not candidate.resolve().is_relative_to(cwd):
+            return candidate
+    return Path(tempfile.gettempdir())
+
+
+class _Cleanup:
+    """What the server leaves behind, removed once when it stops: its own upload folder
+    (Gradio's cache: uploaded photos and domain files, the pictures shown) and the back end's
+    temporary work dir (:meth:`ServeBackend.close`).  A ``GRADIO_TEMP_DIR`` or ``--work-dir``
+    given by the user is kept (Gradio's ``delete_cache`` still deletes this page's files in
+    the first)."""
+
+    def __init__(self, backend: ServeBackend) -> None:
+        self.backend = backend
+        self.lock = threading.Lock()
+        self.done = False
+        self.folder: Path | None = None
+        self.previous = os.environ.get("GRADIO_TEMP_DIR")
+        if self.previous is None:
+            parent = upload_folder_parent()
+            parent.mkdir(parents=True, exist_ok=True)
+            self.folder = Path(tempfile.mkdtemp(prefix="stylebridge-serve-uploads-",
+                                                dir=parent))
+            os.environ["GRADIO_TEMP_DIR"] = str(self.folder)  # read by Gradio per request
+        atexit.register(self)
+
+    def __call__(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        try:
+            self.backend.close()
+        finally:
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                if os.environ.get("GRADIO_TEMP_DIR") == str(self.folder):
+                    del os.environ["GRADIO_TEMP_DIR"]
+            atexit.unregister(self)
+
+
+def _close_then(app: Any, cleanup: Callable[[], None]) -> None:
+    """``app.close()`` (``block=False``) also cleans up, once the server has stopped."""
+    close = app.close
+
+    def close_and_clean(verbose: bool = True) -> None:
+        try:
+            close(verbose)
+        finally:
+            cleanup()
+
+    app.close = close_and_clean
+
+
 def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
-           block: bool = True) -> Any:
-    """Build the page and serve it (``block=False``: return at once, for tests)."""
+           block: bool = True, allow_hosts: Iterable[str] = ()) -> Any:
+    """Build the page and serve it (``block=False``: return at once, for tests; the returned
+    app's ``close()`` stops it).  Requests whose ``Host`` is not this machine's, the bound
+    address or one of ``allow_hosts``, and cross-site uploads and runs, are refused
+    (:mod:`.guard`).  Uploads and results are served from an upload folder of the server's own,
+    removed with the back end's temporary work dir when it stops."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
     import gradio as gr
+    from starlette.middleware import Middleware
 
-    system = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
-    theme = gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])
-    app = build_app(backend)
-    app.queue(default_concurrency_limit=1)
-    app.launch(server_name=host, server_port=port, show_error=True, quiet=True,
-               max_file_size=f"{MAX_UPLOAD_MB}mb", allowed_paths=[str(Path(backend.work_dir))],
-               prevent_thread_lock=not block, theme=theme, css=CSS, ssr_mode=False,
-               share=False, footer_links=[])
+    cleanup = _Cleanup(backend)  # before the page is built: its components read the folder
+    try:
+        system = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
+        theme = gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])
+        app = build_app(backend)
+        app.queue(default_concurrency_limit=1)
+        guard = Middleware(RequestGuard, policy=host_policy(host, allow_hosts))
+        # num_workers=0: no static-file worker beside the guarded app; run_history=False:
+        # no record of the runs (their photos) in the browser or elsewhere
+        app.launch(server_name=host, server_port=port, show_error=True, quiet=True,
+                   max_file_size=f"{MAX_UPLOAD_MB}mb", app_kwargs={"middleware": [guard]},
+                   prevent_thread_lock=not block, theme=theme, css=CSS, ssr_mode=False,
+                   share=False, footer_links=[], num_workers=0, run_history=False)
+    except BaseException:
+        cleanup()
+        raise
+    if block:  # Ctrl+C (or SIGTERM through the CLI) stopped the server
+        cleanup()
+    else:
+        _close_then(app, cleanup)
     return app
 
 
-__all__ = ["build_app", "error_line", "launch"]
+__all__ = ["DELETE_CACHE", "build_app", "error_line", "launch", "served_copy"]

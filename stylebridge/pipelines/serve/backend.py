@@ -16,6 +16,7 @@ one-line :class:`~stylebridge.errors.StylebridgeError` that the page shows.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import zipfile
@@ -58,8 +59,8 @@ from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.photos import random_file_notice
 from stylebridge.pipelines.serve.encoders import (
     EncoderChoice,
+    build_encoder,
     fit_problem,
-    preset_config,
     registered_choices,
 )
 from stylebridge.pipelines.serve.jobs import Progress, TextJob, run_text_job
@@ -75,7 +76,6 @@ from stylebridge.pipelines.serve.records import (  # also importable from here, 
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.resolve import (
-    load_encoder,
     load_generator,
     load_plugin,
     provenance_of,
@@ -141,6 +141,7 @@ class ServeBackend:
         self.lock = threading.RLock()  # one request at a time touches the cache
         self.work_dir = Path(self.config.work_dir or tempfile.mkdtemp(prefix="stylebridge-serve-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.temporary_work_dir = self.config.work_dir is None  # removed by close()
         self._runs = 0
         self._cache: dict[tuple[str, str], Any] = {}
         self.preset: DemoModels | None = None
@@ -173,6 +174,12 @@ class ServeBackend:
                 self._add_domain(name, method, True, "random StyleSpace offsets")
         for spec in [*self._installed_domains(), *self.config.domains]:
             self.add_domain_file(spec)
+
+    def close(self) -> None:
+        """Remove the work dir when it is the temporary folder made for this back end (its
+        results and trained domains); a ``work_dir`` given in the config is kept."""
+        if self.temporary_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # -- what the page offers ------------------------------------------------------------------
     @property
@@ -307,18 +314,9 @@ class ServeBackend:
         spec = spec.strip()
         if not spec:
             raise StylebridgeError("choose an encoder")
-        return self._cached("encoder", spec, lambda: self._build_encoder(spec))
-
-    def _build_encoder(self, spec: str) -> tuple[Encoder, bool]:
-        parsed = parse_plugin_spec(spec, what="encoder")
-        base = self._preset_encoders().get(parsed.name or "") if parsed.path is None else None
-        if base is None:
-            return load_encoder(spec, self.device)
-        if not parsed.options:
-            return base.to(self.device).eval(), True
-        enc = type(base)(**preset_config(base, parsed))
-        enc.load_state_dict(base.state_dict())
-        return enc.to(self.device).eval(), True
+        # options checked and the encoder measured on meta before it is built (encoders.py)
+        return self._cached("encoder", spec, lambda: build_encoder(
+            spec, self._preset_encoders(), self.device))
 
     def _check_fits(self, encoder: Encoder) -> None:
         """The encoder's ``check_generator``, then one encoding of a blank image checked as a
