@@ -19,7 +19,7 @@ from test_adapt_random import registered  # noqa: F401  (the fixture)
 from test_batch_resume import files  # noqa: F401  (the fixture)
 
 from stylebridge.cli.main import main
-from stylebridge.core.checkpoint import read_header
+from stylebridge.core.checkpoint import load_checkpoint, read_header, save_checkpoint
 from stylebridge.core.images import load_image
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import StylebridgeError
@@ -163,11 +163,14 @@ def test_render_featureshift_needs_its_guide_and_feature(
                                     "--featureshift shifts (save it from fse in mode=features)")
 
 
-def test_render_rebuilds_styleres_from_its_own_encoder(tmp_path: Path,
+@pytest.mark.parametrize("old_header", [False, True])
+def test_render_rebuilds_styleres_from_its_own_encoder(old_header: bool, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """adapt with StyleRes, then render: the encoder is loaded from the spec the files
-    recorded and rebuilds the gated residual; the domain picture is adapt's."""
+    recorded and rebuilds the gated residual; the domain picture is adapt's.  ``old_header``:
+    files written before headers listed the ``modifiers`` (their residual's ``extra_*``
+    tensors are there) were rendered without the encoder, the residual silently dropped."""
     monkeypatch.setattr(ti.StyleResEncoder, "_licence_noted", False)  # said once a process
     src, _ = ti._styleres_file(tmp_path)
     enc, gen_file = tmp_path / "styleres.safetensors", tmp_path / "gen.safetensors"
@@ -197,6 +200,13 @@ def test_render_rebuilds_styleres_from_its_own_encoder(tmp_path: Path,
         assert ("licence of styleres.safetensors: StyleRes (hamzapehlivan/StyleRes) code and "
                 "weights are under the NVIDIA Source Code License for StyleRes: non-commercial "
                 "research and evaluation use only") in capsys.readouterr().err
+        if old_header:
+            for file in adapted.glob("*_inversion.safetensors"):
+                header, tensors = load_checkpoint(file, kind="inversion")
+                assert any(name.startswith("extra_") for name in tensors)
+                config = {k: v for k, v in header.config.items() if k != "modifiers"}
+                save_checkpoint(file, tensors, kind="inversion", plugin=header.plugin,
+                                config=config, extra=header.extra)
         assert main(["render", str(adapted), "-m", str(pixar), "--device", "cpu",
                      "--out", str(rendered)]) == 0
     assert [w for w in caught if issubclass(w.category, ti.StyleResLicenceWarning)] == []

@@ -36,7 +36,7 @@ from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import labelled_grid, resize_square, save_png
 from stylebridge.core.interfaces import Inversion
-from stylebridge.core.io import write_json
+from stylebridge.core.io import open_safetensors, write_json
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible
@@ -194,6 +194,21 @@ def _headers(paths: Sequence[Path]) -> tuple[dict[Path, CheckpointHeader], dict[
     return headers, unreadable
 
 
+def _needs_encoder(path: Path, header: CheckpointHeader) -> bool:
+    """Whether the inversion in ``path`` needs its encoder to rebuild modifiers (StyleRes'
+    gated residual): the activations its header lists, or, in a file written before headers
+    listed them (no ``modifiers`` entry), any encoder extra (``extra_*``) it holds: rendering
+    such a file without its encoder dropped the residual silently."""
+    if "modifiers" in header.config:
+        return bool(header.config["modifiers"])
+    try:
+        with open_safetensors(path) as fh:
+            names = fh.keys()  # a safetensors file, not a dict: no tensor is read
+        return any(name.startswith("extra_") for name in names)
+    except (OSError, ValueError, RuntimeError):  # unreadable: said when its tensors are read
+        return False
+
+
 def _default_generator(headers: dict[Path, CheckpointHeader]) -> tuple[str, list[str]]:
     """The first generator file the inversions record that exists, else the installed one
     (``stylegan2``), with a note naming the recorded files that are gone."""
@@ -242,7 +257,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
         first = next(iter(unreadable.items()))
         raise StylebridgeError(f"no readable inversion file ({first[0]}: {first[1]})")
     generator, notes = (config.generator, []) if config.generator else _default_generator(headers)
-    needing = [h for h in headers.values() if h.config.get("modifiers")]
+    needing = [h for p, h in headers.items() if _needs_encoder(p, h)]
     encoder_spec = config.encoder or (str(needing[0].config.get("encoder") or needing[0].plugin)
                                       if needing else None)
     requests: list[Request] = [("generator", generator, "--generator")]
