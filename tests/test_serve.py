@@ -197,7 +197,7 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
     # downloads: every image in the zip, the latents = the encoder's own w+ of the photo
     with zipfile.ZipFile(result.images_zip) as zf:
         assert set(zf.namelist()) == {"grid.png", "aligned.png", "inversion.png",
-                                      "random_domain_A.png", "random_domain_B.png"}
+                                      "random_domain_A.png", "random_domain_B.png", "run.json"}
         zf.extract("inversion.png", tmp_path)
         zf.extract("grid.png", tmp_path)
     # the grid of a run on random weights says so in its file too
@@ -567,6 +567,13 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
                 page.wait_for_function(
                     "() => document.querySelector('#status').innerText"
                     ".includes('IMG_0001.HEIC (face found and aligned)')", timeout=60_000)
+                # the last photo's result goes with it: it is not this photo's
+                page.wait_for_selector("#metrics", state="hidden", timeout=10_000)
+                assert not page.locator("#download-images").is_visible()
+                page.click("#run")
+                page.wait_for_function("() => document.querySelector('#result-status')"
+                                       ".innerText.includes('photo IMG_0001.HEIC')",
+                                       timeout=120_000)
             # the server keeps serving: a text domain trained on the spot joins the domains
             page.fill("#prompt textarea", "a pencil sketch")
             page.fill("#steps input[type=number]", "2")
@@ -580,14 +587,15 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
                 page.inner_text("#status")
             # no Share button (it needs Hugging Face Spaces): download and fullscreen only
             assert not page.locator("#result-grid button[aria-label*=hare]").count()
-            # a failed run takes the last run's table away with its grid: not this run's
+            # a failed run keeps the last run's result, and the error says it is the last one
             assert page.locator("#metrics").is_visible()
             page.fill("#skip-layers input", "99")
             page.press("#skip-layers input", "Enter")
             page.click("#run")
             page.wait_for_selector("#result-status .error", timeout=120_000)
             assert "99" in page.inner_text("#result-status")
-            page.wait_for_selector("#metrics", state="hidden", timeout=10_000)
+            assert "(shown: the previous run, photo " in page.inner_text("#result-status")
+            assert page.locator("#metrics").is_visible()
         finally:
             browser.close()
 

@@ -190,7 +190,7 @@ def test_the_work_dir_is_not_served_only_the_result_files(served: Served) -> Non
         response = served.get(f"gradio_api/file={path}")
         assert response.status_code == 403 and "PRIVATE" not in response.text, path
     client = Client(served.url, verbose=False, download_files=False)
-    status, grid, _, _, images, latents = client.predict(  # the State output is not sent
+    status, grid, _, _, images, latents, *_ = client.predict(  # then the run's id
         "e4e", ["random domain A"], "", False, False, 1.0, api_name="/on_run")
     assert "RANDOM WEIGHTS" in status
     files = [grid, images["value"], latents["value"]]
@@ -242,7 +242,7 @@ def test_a_photo_named_with_a_leading_dot_is_read_by_the_page(served: Served,
     photo = tmp_path / ".face.png"
     Image.fromarray(skdata.astronaut()).save(photo)
     client = Client(served.url, verbose=False, download_files=False)
-    *_, status, _ = client.predict(handle_file(str(photo)), api_name="/on_upload")
+    _, _, status, *_ = client.predict(handle_file(str(photo)), api_name="/on_upload")
     assert status == "photo: .face.png (face found and aligned)"
 
 

@@ -38,10 +38,33 @@ from stylebridge.pipelines.serve.backend import (
 from stylebridge.pipelines.serve.encoders import EncoderChoice
 from stylebridge.pipelines.serve.guard import RequestGuard, host_policy
 from stylebridge.pipelines.serve.jobs import TextJob
+from stylebridge.pipelines.serve.records import RunResult
+from stylebridge.pipelines.serve.summary import METRIC_LEGEND, display_table
 
 TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
-SKIP_PRESETS = [("none", ""), ("0: no offsets on conv1 (`first`, one reading of the thesis' first layer)", "0"),
-                ("coarse 0,2,3,5,6,8 (StyleDomain no_coarse)", "0,2,3,5,6,8")]
+SKIP_PRESETS = [("none: the domain changes every layer", ""),
+                ("keep the first layer as the photo (0)", "0"),
+                ("keep the coarse layers: pose and face shape (0,2,3,5,6,8)", "0,2,3,5,6,8")]
+#: the skip presets in the thesis' terms, and what else the field takes
+SKIP_INFO = ("or type layer numbers, e.g. 0,2-5. In the thesis' terms: 0 is `first` (one "
+             "reading of its first layer), 0,2,3,5,6,8 is StyleDomain's no_coarse")
+#: the page's status lines: read out by a screen reader when they change
+LIVE_REGIONS = ("status", "result-status", "domain-status")
+#: run once the page is built: the status lines as live regions, and the two upload zones
+#: named apart for a screen reader (their drop areas read alike)
+ACCESSIBILITY_JS = """() => {
+  for (const id of LIVE) {
+    const el = document.getElementById(id);
+    if (el) { el.setAttribute('role', 'status'); el.setAttribute('aria-live', 'polite'); }
+  }
+  for (const [id, name] of [['photo-upload', 'upload a face photo'],
+                            ['domain-files', 'upload domain checkpoints (.safetensors)']]) {
+    for (const el of document.querySelectorAll('#' + id + ' input[type=file], #' + id
+                                                 + ' button')) {
+      el.setAttribute('aria-label', name);
+    }
+  }
+}""".replace("LIVE", str(list(LIVE_REGIONS)))
 CSS = """
 #random-banner { background: #fff1f0; border: 2px solid #d4380d; border-radius: 6px;
                  padding: 6px 12px; color: #a8071a; font-weight: 600; }
@@ -164,6 +187,16 @@ def job_line(backend: ServeBackend, job: TextJob | None) -> str:
     return f"{how} {_html(job.name)!r}{_html(note)}"
 
 
+def featureshift_box(backend: ServeBackend, spec: str | None) -> dict[str, Any]:
+    """The FeatureShift checkbox for the encoder ``spec``: off, and saying why, unless the
+    encoder returns the generator feature map FeatureShift shifts."""
+    problem = backend.featureshift_problem(spec or "") if spec else None
+    if problem is None:
+        return {"label": "FeatureShift (FSE)", "interactive": True, "info": None}
+    return {"label": "FeatureShift (needs fse)", "interactive": False, "value": False,
+            "info": problem}
+
+
 def build_app(backend: ServeBackend) -> Any:
     """The ``gr.Blocks`` page (not launched)."""
     import gradio as gr
@@ -173,6 +206,7 @@ def build_app(backend: ServeBackend) -> Any:
     options = backend.encoder_options()
     encoders = [(c.label, c.spec) for c in options if c.problem is None]
     encoder_info = unusable_html(backend, options)
+    first_encoder = encoders[0][1] if encoders else None
 
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as app:
         gr.Markdown(f"## {TITLE}\nDrop a face photo → FFHQ alignment → an encoder inverts it → "
@@ -182,9 +216,12 @@ def build_app(backend: ServeBackend) -> Any:
                          visible=bool(backend.banner))
         photo = gr.State(astronaut)
         run_parts = gr.State(None)  # the last run's random parts, for the banner
+        # the last run's id, kept in the browser: a reload shows that result again
+        last_run = gr.BrowserState(None, storage_key="stylebridge-last-run")
         with gr.Row():
             with gr.Column(scale=1):
-                upload = gr.File(label="face photo: drop or click (the astronaut is preloaded)",
+                upload = gr.File(label="face photo upload: drop or click (the astronaut is "
+                                       "preloaded)",
                                  file_count="single", type="filepath", elem_id="photo-upload",
                                  height=170)
                 status = gr.HTML(f"photo: {astronaut.name}", elem_id="status")
@@ -198,14 +235,15 @@ def build_app(backend: ServeBackend) -> Any:
                                    buttons=IMAGE_BUTTONS)
         with gr.Row():
             with gr.Column(scale=1):
-                encoder = gr.Dropdown(encoders, value=encoders[0][1] if encoders else None,
+                encoder = gr.Dropdown(encoders, value=first_encoder,
                                       label="encoder (or a spec: NAME:CHECKPOINT)",
                                       allow_custom_value=True, elem_id="encoder")
                 # the registered encoders that cannot work with this generator, and why
                 encoder_note = gr.HTML(encoder_info, elem_id="encoder-note")
                 domains = gr.CheckboxGroup(domain_names, value=domain_names[:2],
                                            label="domains", elem_id="domains")
-                domain_files = gr.File(label="add domain checkpoints (.safetensors)",
+                domain_files = gr.File(label="domain checkpoints upload: add .safetensors "
+                                             "files",
                                        file_count="multiple", type="filepath", height=140,
                                        elem_id="domain-files")
                 # what the domain drop and the text training say (the photo keeps its line)
@@ -218,14 +256,18 @@ def build_app(backend: ServeBackend) -> Any:
                 steps = gr.Slider(1, MAX_TRAIN_STEPS, value=TRAIN_STEPS, step=1,
                                   label="training steps", elem_id="steps")
                 train = gr.Button("add text domain", elem_id="train")
+                download_domain = gr.DownloadButton("download the trained domain "
+                                                    "(.safetensors)", visible=False,
+                                                    elem_id="download-domain")
                 skip = gr.Dropdown(SKIP_PRESETS, value="", allow_custom_value=True,
                                    label="skip layers (no domain change on these style layers)",
-                                   elem_id="skip-layers")
+                                   info=SKIP_INFO, elem_id="skip-layers")
                 strength = gr.Slider(0.0, 2.0, value=1.0, step=0.05, elem_id="strength",
                                      label="domain strength (1 = as trained, 0 = the inversion)")
                 with gr.Row():
                     alpha = gr.Checkbox(label="alpha calibration", elem_id="alpha")
-                    featureshift = gr.Checkbox(label="FeatureShift (FSE)", elem_id="featureshift")
+                    featureshift = gr.Checkbox(**featureshift_box(backend, first_encoder),
+                                               elem_id="featureshift")
         run = gr.Button("run", variant="primary", elem_id="run")
         result_status = gr.HTML("", elem_id="result-status")
         grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid",
@@ -239,19 +281,29 @@ def build_app(backend: ServeBackend) -> Any:
                                                 elem_id="download-images")
             download_latents = gr.DownloadButton("download latents (.safetensors)",
                                                  visible=False, elem_id="download-latents")
+        result_outputs = [result_status, grid, metrics, metric_notes, download_images,
+                          download_latents]
 
         def on_upload(path: str | None, current: Photo, progress: Any = gr.Progress()) -> Any:  # noqa: B008
             # the drop zone is emptied each time, ready for the next photo
+            kept = (gr.update(),) * len(result_outputs)
             if not path:
-                return current, gr.update(), gr.update(), gr.update(), None
+                return current, gr.update(), gr.update(), gr.update(), None, *kept, gr.update()
             progress(0.2, desc="aligning")
             try:
                 new = backend.load_photo(path)
             except Exception as exc:  # the page shows it; the server keeps serving
-                kept = f" (the photo is still {_html(current.name)})"
-                return current, gr.update(), gr.update(), error_line(exc) + kept, None
+                still = f" (the photo is still {_html(current.name)})"
+                return (current, gr.update(), gr.update(), error_line(exc) + still, None,
+                        *kept, gr.update())
+            # the last photo's result goes: it is not this photo's
             return (new, new.image.permute(1, 2, 0).numpy(), new.aligned_pil(),
-                    f"photo: {_html(new.name)} (face found and aligned)", None)
+                    f"photo: {_html(new.name)} (face found and aligned)", None, *cleared(),
+                    None)
+
+        def cleared() -> tuple[Any, ...]:
+            return ("", None, gr.update(value=None, visible=False), "",
+                    gr.update(value=None, visible=False), gr.update(value=None, visible=False))
 
         def on_domain_files(paths: list[str] | None, chosen: list[str]) -> Any:
             added: list[str] = []
@@ -278,10 +330,14 @@ def build_app(backend: ServeBackend) -> Any:
                 name = backend.text_domain(
                     text, int(n_steps), progress=lambda f, d: progress(f, desc=d))
             except Exception as exc:
-                return gr.update(), error_line(exc)
+                return gr.update(), error_line(exc), gr.update()
             assert backend.job is not None
+            trained = backend.domain_files.get(name)  # a hyper-network's has no file
+            download = gr.update(value=served_copy(trained), visible=True,
+                                 label=f"download {name!r} (.safetensors)") if trained \
+                else gr.update(visible=False)
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
-                    job_line(backend, backend.job))
+                    job_line(backend, backend.job), download)
 
         def on_encoder(spec: str | None) -> Any:
             try:  # a plugin failing on its options: one line, not a bare exception
@@ -290,28 +346,43 @@ def build_app(backend: ServeBackend) -> Any:
                 return error_line(exc)
             return encoder_info if problem is None else error_line(StylebridgeError(problem))
 
+        def on_encoder_featureshift(spec: str | None) -> Any:
+            try:  # the box is on only for an encoder that returns a feature map
+                return gr.update(**featureshift_box(backend, spec))
+            except Exception:  # the encoder's note says what is wrong with it
+                return gr.update()
+
         def on_run(current: Photo, enc: str, chosen: list[str], skip_text: str, use_alpha: bool,
-                   use_fs: bool, strength_value: float,
+                   use_fs: bool, strength_value: float, last_id: str | None = None,
                    progress: Any = gr.Progress()) -> Any:  # noqa: B008
+            previous = backend.history.get(last_id)
+            shown = previous.settings if previous is not None else ""
             request = RunRequest(encoder=enc or "", domains=list(chosen or []),
                                  skip_layers=preset_value(skip_text or ""), alpha=bool(use_alpha),
                                  featureshift=bool(use_fs), strength=float(strength_value))
             try:
                 result = backend.run(current, request,
                                      progress=lambda f, d: progress(f, desc=d))
-            except Exception as exc:  # the previous run's results go: they are not this run's
-                return (error_line(exc), None, gr.update(value=None, visible=False), "",
-                        gr.update(visible=False), gr.update(visible=False), None)
+            except Exception as exc:  # the previous result stays, said to be the previous
+                return (error_line(exc) + (f" (shown: the previous run, {_html(shown)})"
+                                           if shown else ""),
+                        *(gr.update(),) * (len(result_outputs) - 1), None, gr.update())
+            return (*shown_result(result), list(result.random_parts), result.run_id)
+
+        def shown_result(result: RunResult, restored: bool = False) -> tuple[Any, ...]:
             import pandas as pd
 
-            table = pd.DataFrame(result.table(), columns=["output", *result.columns])
-            text = _html(result.notice or "all inputs are trained models")
-            notes = "<br>".join([*(_html(f"note: {line}") for line in result.notes),
+            headers, rows = display_table(result.columns, result.rows)
+            text = "<br>".join([_html(f"{'restored after a reload: ' if restored else ''}"
+                                      f"{result.settings}"),
+                                _html(result.notice or "all inputs are trained models")])
+            notes = "<br>".join([_html(METRIC_LEGEND),
+                                 *(_html(f"note: {line}") for line in result.notes),
                                  *(_html(line) for line in result.licences)])
-            return (text, served_copy(result.grid_path), gr.update(value=table, visible=True),
+            return (text, served_copy(result.grid_path),
+                    gr.update(value=pd.DataFrame(rows, columns=headers), visible=True),
                     notes, gr.update(value=served_copy(result.images_zip), visible=True),
-                    gr.update(value=served_copy(result.latents_path), visible=True),
-                    list(result.random_parts))
+                    gr.update(value=served_copy(result.latents_path), visible=True))
 
         def on_banner(parts: list[str] | None) -> Any:
             if parts is None:  # a failed run: the banner stays as it was
@@ -323,24 +394,28 @@ def build_app(backend: ServeBackend) -> Any:
         # models: a run clicked while a new photo is still aligning waits for it (it used the
         # old photo, while the page named the new one)
         work = {"concurrency_id": WORK_QUEUE, "concurrency_limit": 1}
-        upload.upload(on_upload, [upload, photo], [photo, original, aligned, status, upload],
+        upload.upload(on_upload, [upload, photo],
+                      [photo, original, aligned, status, upload, *result_outputs, last_run],
                       **work)
         domain_files.upload(on_domain_files, [domain_files, domains],
                             [domains, domain_status, domain_files], **work)
-        train.click(on_train, [prompt, steps, domains], [domains, domain_status], **work)
+        # (a training cannot be stopped: its thread holds the models until it ends)
+        train.click(on_train, [prompt, steps, domains], [domains, domain_status, download_domain],
+                    **work)
         # the button is off while its run waits and runs: ten quick clicks were ten full runs
         # the banner is set after the run, not as one of its outputs: an output is dimmed
         # under the progress overlay while the run waits and runs, and the RANDOM WEIGHTS
         # banner must stay readable
         run.click(lambda: gr.update(interactive=False), None, run, queue=False).then(
-            on_run, [photo, encoder, domains, skip, alpha, featureshift, strength],
-            [result_status, grid, metrics, metric_notes, download_images, download_latents,
-             run_parts], **work).then(
+            on_run, [photo, encoder, domains, skip, alpha, featureshift, strength, last_run],
+            [*result_outputs, run_parts, last_run], **work).then(
             on_banner, [run_parts], [banner], queue=False, show_progress="hidden").then(
             lambda: gr.update(interactive=True), None, run, queue=False)
         # an encoder typed in (NAME:CHECKPOINT, options) that cannot work with this
         # generator is said at once, not when run is pressed
         encoder.change(on_encoder, [encoder], [encoder_note], queue=False,
+                       show_progress="hidden")
+        encoder.change(on_encoder_featureshift, [encoder], [featureshift], queue=False,
                        show_progress="hidden")
 
         # a text domain still being made when the page loads (a reload, another tab): its
@@ -348,12 +423,19 @@ def build_app(backend: ServeBackend) -> Any:
         job_timer = gr.Timer(JOB_POLL_S, active=False)
         watched = gr.State(None)  # the id of the job this page shows
 
-        def on_load(chosen: list[str] | None) -> Any:
+        def on_load(chosen: list[str] | None, last_id: str | None = None) -> Any:
             job = backend.job
             running = job is not None and job.running
             return (gr.update(choices=backend.domain_choices(), value=chosen),
                     job_line(backend, job) if running and job else gr.update(),
                     gr.update(active=running), job.id if running and job else None)
+
+        def on_restore(last_id: str | None) -> Any:
+            # a reload: the last run of this browser again (still held by the server)
+            result = backend.history.get(last_id)
+            if result is None:
+                return (gr.update(),) * (len(result_outputs) + 1)
+            return (*shown_result(result, restored=True), list(result.random_parts))
 
         def on_job_tick(chosen: list[str] | None, job_id: int | None) -> Any:
             job = backend.job
@@ -361,13 +443,17 @@ def build_app(backend: ServeBackend) -> Any:
                 return gr.update(), gr.update(), gr.update(active=False)
             if job.running:
                 return gr.update(), job_line(backend, job), gr.update()
+            # offered, not ticked: this page (another tab, a reload) did not ask for it
             offered = gr.update() if job.name is None else gr.update(
-                choices=backend.domain_choices(), value=[*(chosen or []), job.name])
+                choices=backend.domain_choices(), value=list(chosen or []))
             return offered, job_line(backend, job), gr.update(active=False)
 
         # every page load lists the domains the server holds now (trained or uploaded in
         # another tab), not those it held when the page was built
         app.load(on_load, [domains], [domains, domain_status, job_timer, watched])
+        app.load(on_restore, [last_run], [*result_outputs, run_parts]).then(
+            on_banner, [run_parts], [banner], queue=False, show_progress="hidden")
+        app.load(None, None, None, js=ACCESSIBILITY_JS)
         job_timer.tick(on_job_tick, [domains, watched], [domains, domain_status, job_timer],
                        queue=False, show_progress="hidden")
     return app

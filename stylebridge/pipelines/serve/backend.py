@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +31,20 @@ from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import keep_rng_state, resolve_device
 from stylebridge.core.images import (
+    caption,
     labelled_grid,
     load_image,
     resize_square,
     save_png,
 )
-from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Note, Renderer
-from stylebridge.core.io import atomic_path, write_json
+from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
+from stylebridge.core.io import write_json
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import INVERSION, Adapter, check_domains, load_domains
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
-from stylebridge.pipelines.align import align_face
+from stylebridge.pipelines.align import NoFaceError, align_face
 from stylebridge.pipelines.demo import (
     ALPHA_IMAGES,
     DemoModels,
@@ -55,12 +55,12 @@ from stylebridge.pipelines.demo import (
     random_domains,
 )
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
-from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.photos import random_file_notice
 from stylebridge.pipelines.serve.encoders import (
     EncoderChoice,
     build_encoder,
     fit_problem,
+    measure,
     registered_choices,
 )
 from stylebridge.pipelines.serve.jobs import Progress, TextJob, run_text_job
@@ -72,6 +72,16 @@ from stylebridge.pipelines.serve.records import (  # also importable from here, 
     _safe,
     check_photo_file,
     licence_lines,
+)
+from stylebridge.pipelines.serve.summary import (
+    CHANGE_COLUMN,
+    METRIC_COLUMNS,
+    RunHistory,
+    featureshift_problem,
+    metric_rows,
+    settings_line,
+    small_photo_error,
+    write_images_zip,
 )
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
@@ -93,8 +103,6 @@ TRAIN_STEPS = 4             # default steps of a text domain trained on the spot
 MAX_TRAIN_STEPS = 200
 GRID_MIN_TILE = 128         # grid tiles smaller than this are enlarged (nearest)
 MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
-METRIC_COLUMNS = ("mse", "psnr", "ssim", "id")   # against the aligned photo
-CHANGE_COLUMN = "change (mse vs inversion)"
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
 
 
@@ -169,6 +177,8 @@ class ServeBackend:
         self.hypernets: dict[str, DomainMethod] = {}
         self.hypernet_random: dict[str, bool] = {}
         self.job: TextJob | None = None  # the latest text domain made (:mod:`.jobs`)
+        self.history = RunHistory()  # the last runs by id, for a reloaded page
+        self.domain_files: dict[str, Path] = {}  # text domains trained here, for download
         if self.generator_random and self.preset is not None:
             for name, method in random_domains(self.generator, self.config.seed).items():
                 self._add_domain(name, method, True, "random StyleSpace offsets")
@@ -299,7 +309,10 @@ class ServeBackend:
                 raise ImageError(str(exc).removeprefix(f"{path}: "), path=Path(path).name) from None
             name = Path(path).name
         with self.lock:
-            face = align_face(image, ALIGN_SIZE, path=name)
+            try:
+                face = align_face(image, ALIGN_SIZE, path=name)
+            except NoFaceError as exc:  # a small photo: its size, and why
+                raise small_photo_error(exc, image) from None
         return Photo(image=image, aligned=face.to_tensor(), name=name)
 
     # -- the model cache -------------------------------------------------------------------------
@@ -317,6 +330,13 @@ class ServeBackend:
         # options checked and the encoder measured on meta before it is built (encoders.py)
         return self._cached("encoder", spec, lambda: build_encoder(
             spec, self._preset_encoders(), self.device))
+
+    def featureshift_problem(self, spec: str) -> str | None:
+        """Why the page's FeatureShift box is off for the encoder ``spec`` (``None``: on)."""
+        try:
+            return featureshift_problem(measure(spec, self._preset_encoders()), spec)
+        except StylebridgeError:  # a bad spec: the encoder's own check says it
+            return None
 
     def _check_fits(self, encoder: Encoder) -> None:
         """The encoder's ``check_generator``, then one encoding of a blank image checked as a
@@ -430,8 +450,10 @@ class ServeBackend:
             (_, method), = load_domains([str(out)], self.device)[0].items()
             random = random_clip or self.generator_random or spec_random(
                 "domain_method", str(out), method)
-            return self._add_domain(prompt, method, random,
+            name = self._add_domain(prompt, method, random,
                                     f"trained on the spot ({steps} steps): {out}")
+            self.domain_files[name] = out
+            return name
 
     def _new_path(self, folder: Path, name: str, prefix: str = "") -> Path:
         """``folder/{prefix}NNN-{name}``, numbered past what ``folder`` holds: a --work-dir of
@@ -459,13 +481,13 @@ class ServeBackend:
             encoder, enc_random = self.encoder(request.encoder)
             random_inputs: dict[str, bool] = {"generator": self.generator_random,
                                               "encoder": enc_random}
-            calibrator = renderer = guide = None
+            calibrator = renderer = guide = calibration = None
             if request.alpha or request.featureshift:  # both build on what the encoder gives
                 self._check_fits(encoder)
             if request.alpha:
                 progress(0.15, "alpha calibration")
-                calibrator, random_inputs["calibrator"], _ = self.calibrator(request.encoder,
-                                                                             encoder)
+                calibrator, random_inputs["calibrator"], calibration = self.calibrator(
+                    request.encoder, encoder)
             if request.featureshift:
                 renderer, random_inputs["featureshift"] = self.featureshift(encoder)
                 guide = self._guide(request.encoder, random_inputs)
@@ -510,17 +532,18 @@ class ServeBackend:
                   *(f"{key} [{RANDOM_NOTICE}]" if self.domain_random[name] else key
                     for key, (name, _) in adapter.outputs.items())]
         photo_tile = resize_square(photo.aligned, gen.size)
+        settings = settings_line(photo.name, request.encoder, list(methods), request.strength,
+                                 skip, calibration, request.featureshift)
         grid = labelled_grid([[photo_tile, *outputs.values()]], labels, notice=notice,
                              min_tile=GRID_MIN_TILE, label_lines=2)
+        grid = caption(grid, settings.replace(" · ", "; "))  # the settings, under the grid
         grid_path = save_png(out / "grid.png", grid, grid=True, notice=notice)
-        images_zip = out / "stylebridge-images.zip"
-        with atomic_path(images_zip) as tmp, zipfile.ZipFile(tmp, "w") as zf:
-            zf.write(grid_path, "grid.png")
-            for key, image in {"aligned": photo.aligned, **outputs}.items():
-                domain = adapter.outputs[key][0] if key in adapter.outputs else None
-                png = save_png(out / f"{_safe(key)}.png", image, notice=None if key == "aligned"
-                               else random_file_notice(parts, domain))
-                zf.write(png, png.name)
+        files = {"grid.png": grid_path}
+        for key, image in {"aligned": photo.aligned, **outputs}.items():
+            domain = adapter.outputs[key][0] if key in adapter.outputs else None
+            png = save_png(out / f"{_safe(key)}.png", image, notice=None if key == "aligned"
+                           else random_file_notice(parts, domain))
+            files[png.name] = png
         # the inversion file invert/adapt --save-latents write: `stylebridge render` takes it
         latents_path = save_inversion(
             out / f"{_safe(photo.stem)}{LATENTS_SUFFIX}", inversion.detach().to("cpu"),
@@ -531,16 +554,22 @@ class ServeBackend:
         write_json(out / "run.json", {"photo": photo.name, "encoder": request.encoder,
                                       "domains": list(methods), "skip_layers": skip,
                                       "strength": request.strength,
-                                      "alpha": request.alpha,
+                                      "alpha": request.alpha, "calibration": calibration,
+                                      "settings": settings,
                                       "featureshift": request.featureshift,
                                       "precision": self.generator.precision,
                                       "random_parts": parts, "notice": notice,
                                       "metrics": dict(rows), "notes": notes,
                                       "licences": licences})
+        images_zip = write_images_zip(out / "stylebridge-images.zip",
+                                      {**files, "run.json": out / "run.json"})
         progress(1.0, "done")
-        return RunResult(images=outputs, grid=grid, columns=columns, rows=rows, notes=notes,
-                         random_parts=parts, notice=notice, grid_path=grid_path,
-                         images_zip=images_zip, latents_path=latents_path, licences=licences)
+        result = RunResult(images=outputs, grid=grid, columns=columns, rows=rows, notes=notes,
+                           random_parts=parts, notice=notice, grid_path=grid_path,
+                           images_zip=images_zip, latents_path=latents_path,
+                           licences=licences, settings=settings)
+        result.run_id = self.history.add(result)
+        return result
 
     def _guide(self, encoder_spec: str, random_inputs: dict[str, bool]) -> Encoder | None:
         """FeatureShift's guiding encoder: :data:`DEFAULT_GUIDE` (installed or the preset's),
@@ -556,36 +585,8 @@ class ServeBackend:
 
     def _metrics(self, outputs: dict[str, Tensor], target: Tensor
                  ) -> tuple[list[str], list[tuple[str, dict[str, float]]], list[str]]:
-        """Per output: the registry's MSE, PSNR, SSIM and ID against the aligned photo; per
-        domain also the change (MSE) against the inversion.  Then the metrics' notes (no face
-        found in an output, which ID backend), each naming the outputs it is about."""
-        metrics = self._cached("metrics", "photo", photo_metrics)
-        # the id metric names its backend in its key (id[dlib] / id[arcface]): never compared
-        # with the other backend's numbers by accident
-        labels = {c: (metrics[c].key if c == "id" else c) for c in METRIC_COLUMNS if c in metrics}
-        columns = list(labels.values())
-        rows: list[tuple[str, dict[str, float]]] = []
-        notes: dict[str, list[str]] = {}
-        for name, image in outputs.items():
-            values: dict[str, float] = {}
-            notes[name] = []
-            for metric_name, column in labels.items():
-                metric = metrics[metric_name]
-                metric.reset()
-                metric.update(image[None], target[None])
-                values[column] = float(metric.compute()[column])
-                # a note naming command-line options has the page's wording too (Note.web)
-                notes[name] += [f"{column}: {note.web if isinstance(note, Note) else note}"
-                                for note in metric.notes()]
-            if name != INVERSION:
-                metric = metrics["mse"]
-                metric.reset()
-                metric.update(image[None], outputs[INVERSION][None])
-                values[CHANGE_COLUMN] = float(metric.compute()["mse"])
-            rows.append((name, values))
-        if len(outputs) > 1:
-            columns.append(CHANGE_COLUMN)
-        return columns, rows, grouped_notes(notes)
+        """The metrics table of a run and its notes (:func:`.summary.metric_rows`)."""
+        return metric_rows(self._cached("metrics", "photo", photo_metrics), outputs, target)
 
 
 __all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "MAX_UPLOAD_MB",

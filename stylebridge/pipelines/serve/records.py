@@ -71,6 +71,10 @@ class RunResult:
     #: ``licence of NAME (FILE): ...`` per checkpoint the run used whose licence is
     #: non-commercial (the generator, encoders, domains, FeatureShift)
     licences: list[str] = field(default_factory=list)
+    #: every setting of the run in one line (:func:`.summary.settings_line`)
+    settings: str = ""
+    #: the run's id among the server's last runs (:class:`.summary.RunHistory`)
+    run_id: str = ""
 
     def table(self) -> list[list[Any]]:
         """The metrics as rows ``[name, value per column]`` (``None`` where not computed)."""
