@@ -132,18 +132,28 @@ def _check_same_run(folder: Path, settings: dict[str, Any], inputs: list[str]) -
     except (OSError, ValueError):
         return
     if then_inputs != inputs:
-        raise StylebridgeError(f"--resume: {_changed_file(then_inputs, inputs)}; give the "
+        then_rows = _pair_rows(then_inputs)
+        if then_rows is None:   # no files to give: this version cannot continue it
+            raise StylebridgeError("--resume: the interrupted evaluation's journal lists its "
+                                   "pairs in another form (an earlier stylebridge wrote it), "
+                                   f"which this version cannot continue; {HOW_TO_GO_ON}")
+        raise StylebridgeError(f"--resume: {_changed_file(then_rows, inputs)}; give the "
                                f"files of the interrupted evaluation, or {HOW_TO_GO_ON}")
 
 
-def _changed_file(then_inputs: Any, inputs: list[str]) -> str:
-    """What differs between the interrupted run's pairs and this run's (:func:`_inputs`),
-    naming the first file concerned."""
+def _pair_rows(then_inputs: Any) -> dict[str, list[Any]] | None:
+    """The interrupted run's pairs (:func:`_inputs`) by prediction path; ``None`` when its
+    journal lists them in another form (an earlier stylebridge's: the paths alone)."""
     try:
-        then_rows = {str(row[1]): row for row in map(json.loads, then_inputs)}
+        rows = {str(row[1]): row for row in map(json.loads, then_inputs)}
     except (TypeError, ValueError, IndexError, KeyError):
-        return ("the interrupted evaluation's journal lists its pairs in another form (an "
-                "earlier stylebridge)")
+        return None
+    return rows if all(isinstance(r, list) and len(r) == 5 for r in rows.values()) else None
+
+
+def _changed_file(then_rows: dict[str, list[Any]], inputs: list[str]) -> str:
+    """What differs between the interrupted run's pairs (:func:`_pair_rows`) and this run's
+    (:func:`_inputs`), naming the first file concerned."""
     now = [json.loads(line) for line in inputs]
     now_preds = {row[1] for row in now}
     added = [row[1] for row in now if row[1] not in then_rows]

@@ -87,6 +87,7 @@ from stylebridge.pipelines.training.domain import (
     sample_wplus,
     state_path_for,
 )
+from stylebridge.pipelines.training.fingerprint import DefaultChange
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
 from stylebridge.pipelines.training.options import (
@@ -558,6 +559,13 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     trainer = DomainTrainer(generator, method, terms, settings, out=out, guide=guide,
                             encoder=encoder, header_extra=header_extra, fingerprint=fingerprint,
                             device=device)
+    if text_mode and not cfg.indomain:   # runs begun before 2aa8b44 trained --indomain's config
+        old = TEXT_INDOMAIN_DEFAULTS
+        frozen = list(parse_freeze_layers(old.freeze_layers, generator))
+        trainer.default_changes = [change for change, unset in (
+            (DefaultChange("losses", list(old.losses), "--indomain"), not cfg.losses),
+            (DefaultChange("freeze_layers", frozen, f"--freeze-layers {old.freeze_layers}"
+                           if cfg.losses else "--indomain"), not cfg.freeze_layers)) if unset]
     outcome = DomainTrainOutcome(out=out, steps=steps, step=0, random_clip=trainer.random_clip,
                                  samples_dir=trainer.samples_dir,
                                  random_parts=[*trainer.random_parts,

@@ -65,6 +65,7 @@ from stylebridge.pipelines.training.domain import (
     TrainSettings,
     check_run_out,
 )
+from stylebridge.pipelines.training.fingerprint import EarlierForm
 from stylebridge.pipelines.training.options import (
     check_train_numbers,
     input_files,
@@ -477,6 +478,11 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
                                  convex=cfg.convex, resample_cos=cfg.resample, crop=cfg.crop,
                                  out=out, header_extra=header_extra, fingerprint=fingerprint,
                                  device=device)
+    # states written before cc6519f recorded each CLIP model as "random" (no file, or a file
+    # of random weights) or "file", not by sha256; they lack last_losses (4de9f68, just after)
+    trainer.earlier_forms = {"clip_weights": EarlierForm(
+        {m.name: "random" if m.random_weights else "file" for m in (*mapper_models, *loss_models)},
+        newer_key="last_losses")}
     outcome = HyperDomainOutcome(out=out, steps=settings.steps, step=0, prompts=bank.prompts,
                                  random_clip=trainer.random_clip,
                                  samples_dir=trainer.samples_dir)

@@ -62,6 +62,7 @@ from stylebridge.pipelines.training.domain import (
     check_run_out,
     render,
 )
+from stylebridge.pipelines.training.fingerprint import NOT_RECORDED, Computed
 from stylebridge.pipelines.training.losses import check_trainable
 from stylebridge.pipelines.training.options import check_train_numbers
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
@@ -116,6 +117,10 @@ class MindTheGapTrainer(DomainTrainer):
     takes_encoder = False   # its --encoder inverts the reference only
     #: an option the domain's config holds (a --resume refusal names it)
     resume_labels: ClassVar[Mapping[str, str]] = {"method.config.mix_from": "--mix-from"}
+    #: states written before ``--phase`` was recorded (85ef785): read from the layers the
+    #: domain's config records (phase_of_state)
+    saved_before: ClassVar[Mapping[str, Any]] = {
+        **DomainTrainer.saved_before, "phase": Computed(lambda t, saved: t.phase_of_state(saved))}
 
     def __init__(self, generator: Generator, method: MindTheGap, losses: Sequence[Any],
                  settings: TrainSettings, *, reference: Tensor, w_ref: Tensor,
@@ -139,6 +144,18 @@ class MindTheGapTrainer(DomainTrainer):
     @property
     def trained_label(self) -> str:
         return f"{self.command} --phase {self.phase}"
+
+    def phase_of_state(self, saved: Mapping[str, Any]) -> Any:
+        """The ``--phase`` of a state that predates its record, from the style layers its
+        domain's config lists: this run's when it trains those (phases can share them), else
+        the first that does; NOT_RECORDED when none does (the layers are compared then)."""
+        from stylebridge.plugins.domains.mindthegap import PHASES, phase_layers
+
+        layers = ((saved.get("method") or {}).get("config") or {}).get("layers")
+        n = self.generator.n_style_layers
+        phases = [p for p in dict.fromkeys([self.phase, *PHASES])
+                  if p in PHASES and phase_layers(p, n) == layers]
+        return phases[0] if phases else NOT_RECORDED
 
     def training_step(self) -> dict[str, float]:
         """The shared step, without reference mixing (upstream trains on plain w)."""

@@ -5,9 +5,11 @@ The state holds the weights, EMA, optimiser, scheduler, grad scaler, every RNG s
 the data position and the state of losses that keep one
 (:meth:`~stylebridge.core.interfaces.Loss.training_state`); its header records the
 settings, so that a resume with other settings, another dataset, another world size or
-another AMP mode is refused in one line.  It also records a CPU run's torch thread count:
-a resume with another count continues within floating-point rounding, not bit for bit, and
-says so in a ``notice`` (not refused).
+another AMP mode is refused in one line.  It also records a CPU run's torch thread count and
+the stylebridge and torch versions: a resume with another count continues within
+floating-point rounding, not bit for bit, one by other versions (or of a state that records
+none, from an earlier stylebridge) not necessarily bit for bit; either says so in one
+``notice`` (not refused).
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ from stylebridge.pipelines.training.state import (
     load_optimizer_tensors,
     loss_state_tensors,
     optimizer_tensors,
+    resume_notice,
     set_global_rng_state,
-    thread_notice,
+    software_versions,
 )
 from stylebridge.plugins.renderers.featureshift import PLUGIN, save_featureshift
 
@@ -334,6 +337,7 @@ def save_state(trainer: FeatureShiftTrainer) -> None:
         "world_size": t.dist.world,
         "dataset": t.data.identity(),
         "cpu_threads": cpu_threads(t.device),  # CPU results depend on it (see load_state)
+        "software": software_versions(),  # and the versions (a resume by others says so)
     }
     save_checkpoint(t.state_path, tensors, kind=STATE_KIND, plugin=PLUGIN,
                     config=t.model.config(), extra=extra)
@@ -446,7 +450,7 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     t.offset = int(extra["cursor"]["offset"])
     t.last_saved = t.step
     t.skipped_in_a_row = int(extra.get("skipped_in_a_row", 0))
-    notice = thread_notice(extra.get("cpu_threads"), t.device)
+    notice = resume_notice(extra, t.device)  # threads or versions other than the state's
     if notice is not None and t.step < t.cfg.steps and t.dist.main:  # steps left to train
         emit(t.progress, "notice", text=notice[0], detail=notice[1])
 

@@ -208,15 +208,37 @@ def check_resume(out: Path, command: str, settings: dict[str, Any], *, resume: b
             "every row")
 
 
+def _unrecorded_threads(out: Path) -> bool:
+    """Whether a part of the interrupted run in ``out`` ran on the CPU without recording its
+    thread count (an earlier stylebridge's journal: its count is unknown, not "none")."""
+    state = _journal(out)
+    hows = state.get("hows") or [state.get("how")]
+    return any(isinstance(h, dict) and CPU_THREADS not in h
+               and str(h.get("--device", "")).startswith("cpu") for h in hows)
+
+
 def open_rows(out: Path, command: str, settings: dict[str, Any], *, resume: bool,
               how: dict[str, Any], unit: str) -> RowJournal:
     """The row journal of ``command`` in ``out`` (:func:`check_resume`, then
     :meth:`RowJournal.open`); its settings record the command.  ``how`` may hold this run's
-    CPU thread count (:func:`thread_how`)."""
-    check_resume(out, command, settings, resume=resume,
-                 threads=(how or {}).get(CPU_THREADS))
-    return RowJournal.open(out, {COMMAND_KEY: command, **settings}, resume=resume, how=how,
-                           unit=unit)
+    CPU thread count (:func:`thread_how`).  A CPU part of the interrupted run that did not
+    record its count (an earlier stylebridge) is not compared as "none": when rows are kept,
+    a notice says the count was not recorded and the remaining rows are not necessarily bit
+    for bit an uninterrupted run's."""
+    threads = (how or {}).get(CPU_THREADS)
+    check_resume(out, command, settings, resume=resume, threads=threads)
+    unknown = resume and threads is not None and _unrecorded_threads(out)
+    journal = RowJournal.open(out, {COMMAND_KEY: command, **settings}, resume=resume,
+                              how={k: v for k, v in (how or {}).items()
+                                   if not (unknown and k == CPU_THREADS)}, unit=unit)
+    if unknown:
+        journal.how[CPU_THREADS] = threads   # recorded from this part on
+        if journal.kept and not journal.notices:   # other changes: said already, not bit for bit
+            journal.notices.append(
+                f"--resume: {CPU_THREADS} {threads} (not recorded by the earlier stylebridge "
+                f"that began the run): the remaining {unit}s agree with an uninterrupted "
+                "run's within floating-point rounding, not necessarily bit for bit")
+    return journal
 
 
 __all__ = ["COMMAND_KEY", "CPU_THREADS", "HOW_FIELDS", "ROWS_FILE", "TRAINED", "RowJournal",

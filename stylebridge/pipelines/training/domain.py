@@ -35,11 +35,16 @@ from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.adapter import check_inversion
 from stylebridge.pipelines.resume import held
+from stylebridge.pipelines.training.fingerprint import (
+    NOT_RECORDED,
+    DefaultChange,
+    EarlierForm,
+    resume_refusal,
+)
 from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.losses import (
     LossTerm,
-    canonical_loss_spec,
     check_requirements,
     check_trainable,
     evaluate,
@@ -59,13 +64,14 @@ from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import linear_warmup_lr
 from stylebridge.pipelines.training.state import (
     cpu_threads,
-    first_difference,
     json_roundtrip,
     load_loss_states,
     load_optimizer_tensors,
     loss_state_tensors,
     optimizer_tensors,
-    thread_notice,
+    resume_notice,
+    software_versions,
+    trained_optimizer_tensors,
 )
 
 if TYPE_CHECKING:
@@ -174,6 +180,13 @@ class DomainTrainer:
     #: how a ``--resume`` refusal names a fingerprint entry (``{"method.config.width":
     #: "--width"}``; a narrowed member keeps its tail); others go by their key
     resume_labels: ClassVar[Mapping[str, str]] = {}
+    #: a setting a state predates read as (a value, a Computed one, NOT_RECORDED: not
+    #: compared; :mod:`.fingerprint`): file sha256s came in efd7591 (the config was compared)
+    saved_before: ClassVar[Mapping[str, Any]] = {"generator_sha256": NOT_RECORDED,
+                                                  "clip_weights": NOT_RECORDED}
+    #: set by the pipelines: settings in earlier versions' form, defaults that changed
+    earlier_forms: Mapping[str, EarlierForm] = {}
+    default_changes: Sequence[DefaultChange] = ()
 
     def __init__(self, generator: Generator, method: DomainMethod,
                  losses: Sequence[LossTerm | tuple[str, float, Loss]], settings: TrainSettings,
@@ -234,7 +247,7 @@ class DomainTrainer:
         self.last_checkpoint: Path | None = None
         self.saved_step = -1
         self.last_losses: dict[str, float] = {}
-        self.saved_threads: int | None = None  # the CPU thread count a resumed state recorded
+        self.saved_extra: dict[str, Any] = {}  # a resumed state's header (threads, versions)
         #: random parts the trainer does not hold (MindTheGap's reference encoder)
         self.extra_random_parts: list[str] = []
 
@@ -419,6 +432,8 @@ class DomainTrainer:
                                "checkpoint": str(self.out),
                                # CPU results depend on it: a resume with another says so
                                "cpu_threads": cpu_threads(self.device),
+                               # and the versions: a resume by others says so
+                               "software": software_versions(),
                                # the checkpoint's header records them: a resumed run that
                                # writes it again (see resume_and_train) writes the same
                                "last_losses": self.last_losses})
@@ -450,36 +465,21 @@ class DomainTrainer:
         if header.plugin != self.method.name:
             raise CheckpointError(f"holds the training state of a {header.plugin!r} domain, "
                                   f"this run trains {self.method.name!r}", path=path)
-        saved = header.extra.get("fingerprint", {})
-        mine = {k: json_roundtrip(v) for k, v in self.fingerprint.items()}  # in its order
-
-        def meant(key: str, value: Any) -> Any:  # loss specs by meaning: mse:1 = mse:1.0
-            if key == "losses" and isinstance(value, list):
-                return [canonical_loss_spec(str(spec)) for spec in value]
-            return value
-
-        # the first option that differs, narrowed to the part that does (a method's config
-        # is derived from the options: compared last); one short line, not the whole value
-        why = first_difference(saved, mine, last=("method",), canonical=meant)
+        why = resume_refusal(self, header.extra.get("fingerprint", {}), header.extra)
         if why is not None:
-            key, then, now = why
-            key = next((label + key[len(name):] for name, label in self.resume_labels.items()
-                        if key == name or key.startswith((f"{name}.", f"{name}["))), key)
-            raise CheckpointError(
-                f"cannot resume: the run used {key}={then}, this command has {key}={now}; "
-                "give the interrupted run's options, or start over with --force (or another "
-                "--out)", path=path)
+            raise CheckpointError(why, path=path)
         method_state = {k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")}
         try:
             self.method.load_state_dict(method_state, strict=True)
         except RuntimeError as exc:
             raise CheckpointError(f"method state does not fit: {str(exc).splitlines()[0]}",
                                   path=path) from None
-        load_optimizer_tensors(self.optimizer, tensors)
+        load_optimizer_tensors(self.optimizer, trained_optimizer_tensors(
+            tensors, self.params, list(self.method.trainable_parameters())))
         self.rng.set_state(tensors["rng"].to(torch.uint8))
         load_loss_states(self._loss_modules(), tensors, self.device)
         self.step = int(header.extra.get("step", 0))
-        self.saved_threads = header.extra.get("cpu_threads")
+        self.saved_extra = dict(header.extra)
         self.last_losses = {str(k): float(v) for k, v in
                             dict(header.extra.get("last_losses") or {}).items()}
         if self._checkpoint_step() == self.step:  # else a kill after the state left it behind
@@ -522,8 +522,9 @@ class DomainTrainer:
                          progress: ProgressCallback | None = None) -> Any:
         """What every domain-training pipeline ends with: with ``resume``, restore the state
         beside ``out`` (a finished run returns ``outcome`` untouched but for its ``step``; a
-        state past ``--steps`` is refused; a CPU run resumed with another thread count than
-        the state's says in a ``notice`` that it continues within rounding; no state at all,
+        state past ``--steps`` is refused; one ``notice`` says when it does not continue bit
+        for bit: another CPU thread count or other versions than the state's
+        (:func:`~.state.resume_notice`); no state at all,
         a run killed before its first checkpoint, starts a new run and says so in a ``note``:
         :func:`check_run_out` refused a ``resume`` of a model without a state); then
         :meth:`train`; fills ``outcome.step``, ``.result`` and ``.losses``.  First the
@@ -549,7 +550,7 @@ class DomainTrainer:
                         self.write_checkpoint()
                     return outcome
                 emit(progress, "info", text=f"resuming from step {outcome.step} ({self.state_path})")
-                notice = thread_notice(self.saved_threads, self.device)
+                notice = resume_notice(self.saved_extra, self.device)
                 if notice is not None:
                     emit(progress, "notice", text=notice[0], detail=notice[1])
             outcome.result = self.train(progress=progress)

@@ -4,8 +4,11 @@ A training state file is a stylebridge checkpoint (written atomically by
 :func:`stylebridge.core.checkpoint.save_checkpoint`): tensors for everything that is a
 tensor, JSON in the header for the rest.  These helpers turn the pieces of a run into
 that form and back, so that a resumed run continues bit for bit on the same machine,
-``--device``, torch build and CPU thread count (:func:`cpu_threads`: a run resumed with another
-count is said to continue within floating-point rounding, :func:`thread_notice`).  They also
+stylebridge version, ``--device``, torch build and CPU thread count (:func:`cpu_threads`: a
+run resumed with another count is said to continue within floating-point rounding,
+:func:`thread_notice`; one resumed by other stylebridge or torch versions than the state
+records, or of a state that records none, not necessarily bit for bit,
+:func:`resume_notice`).  They also
 build what a domain checkpoint records of its run (:func:`train_config_record`).
 """
 
@@ -130,6 +133,51 @@ def thread_notice(saved: Any, device: torch.device | str) -> tuple[str, str] | N
             "not bit for bit")
 
 
+# -- the versions a state was written with --------------------------------------------------
+
+
+def software_versions() -> dict[str, str]:
+    """``{"stylebridge": ..., "torch": ...}``: what every training state records (``software``)
+    of the versions that wrote it; a resume by others says so (:func:`resume_notice`)."""
+    from stylebridge import __version__
+
+    return {"stylebridge": __version__, "torch": str(torch.__version__)}
+
+
+#: what a resume of a state written by other versions says after its first words
+VERSION_DETAIL = (": it continues, but not necessarily bit for bit as an uninterrupted run "
+                  "(a run repeats bit for bit only with the same stylebridge, torch build, "
+                  "--device and CPU thread count)")
+
+
+def version_words(saved: Any) -> str | None:
+    """How :func:`resume_notice` names the versions of a state whose ``software`` is
+    ``saved``; ``None`` when they are this run's."""
+    now = software_versions()
+    if not isinstance(saved, Mapping) or not saved.get("stylebridge"):
+        return "of an earlier stylebridge (it records no version)"
+    if saved.get("stylebridge") != now["stylebridge"]:
+        return (f"written by stylebridge {saved['stylebridge']} (this is stylebridge "
+                f"{now['stylebridge']})")
+    if saved.get("torch") != now["torch"]:
+        return f"written with torch {saved.get('torch')} (this run has torch {now['torch']})"
+    return None
+
+
+def resume_notice(extra: Mapping[str, Any], device: torch.device | str
+                  ) -> tuple[str, str] | None:
+    """The one ``notice`` event (text, detail) of a resumed run whose state (header ``extra``)
+    was written by other versions (``software``; none recorded: an earlier stylebridge) or,
+    on the CPU, with another thread count (:func:`thread_notice`); ``None``: neither."""
+    threads = thread_notice(extra.get("cpu_threads"), device)
+    words = version_words(extra.get("software"))
+    if words is None:
+        return threads
+    if threads is not None:
+        words += f", {threads[0].removeprefix('resuming ')}"
+    return f"resuming a state {words}", VERSION_DETAIL
+
+
 # -- what a resumed run compares -------------------------------------------------------------
 
 #: a differing value longer than this (as JSON) is narrowed to the member that differs
@@ -237,6 +285,25 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[st
             if "betas" in group:
                 group["betas"] = tuple(group["betas"])
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def trained_optimizer_tensors(tensors: Mapping[str, Tensor], params: list[Tensor],
+                              every: list[Tensor]) -> Mapping[str, Tensor]:
+    """``tensors`` (a domain state's) for an optimiser of ``params``, the trainable parameters
+    ``every`` less the frozen layers': a state written before frozen layers were left out of
+    the optimiser (efd7591: their change was held at zero, so they kept their first values
+    as they do now) holds an entry for each of ``every``; those of ``params`` are taken,
+    renumbered.  Any other state (one entry at most per parameter of ``params``): unchanged."""
+    saved = {int(k.split(".")[1]) for k in tensors if k.startswith("optim.")}
+    if len(params) == len(every) or saved != set(range(len(every))):
+        return tensors
+    index = {id(p): i for i, p in enumerate(every)}
+    out = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
+    for j, p in enumerate(params):
+        prefix = f"optim.{index[id(p)]}."
+        out.update({f"optim.{j}.{k[len(prefix):]}": v for k, v in tensors.items()
+                    if k.startswith(prefix)})
+    return out
 
 
 # -- global RNGs (torch, CUDA, numpy, Python) ------------------------------------------------
