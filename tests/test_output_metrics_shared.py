@@ -105,3 +105,22 @@ def test_a_metric_without_a_twin_is_built_per_output(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(_Plain, "__init__", counting)
     metrics = build_output_metrics(["plain-twins-test"], OUTPUTS)
     assert len(built) == 3 and [g[0] for g in metrics.values()] == built
+
+
+def test_two_variants_of_one_metric_are_refused_and_a_repeated_spec_counted_once() -> None:
+    """`adapt --metric ssim --metric ssim:gaussian=true` made one `ssim` column holding the
+    gaussian value (both report `ssim`, and the guard compared metric names): refused before
+    any network is built; `-m mse -m mse` is one metric."""
+    from stylebridge.errors import StylebridgeError
+
+    with pytest.raises(StylebridgeError, match=r"^--metric ssim and --metric "
+                       r"ssim:gaussian=true are both 'ssim', whose column one would overwrite"):
+        build_output_metrics(["ssim", "ssim:gaussian=true"], OUTPUTS)
+    metrics = build_output_metrics(["mse", "mse"], OUTPUTS)
+    assert [len(group) for group in metrics.values()] == [1, 1, 1]
+    batch = _batches(0)
+    update_output_metrics(metrics, {name: batch[name] for name in OUTPUTS}, batch["photo"])
+    means = compute_output_metrics(metrics)
+    for name in OUTPUTS:
+        expected = float(((batch[name].double() - batch["photo"].double()) ** 2).mean())
+        assert means[name]["mse"] == pytest.approx(expected, rel=1e-6)

@@ -42,9 +42,17 @@ def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
     (sharing a network built once), or built from the spec too when a metric offers none.
     ``registry``: where the metrics come from (default: the installed plugins)."""
     device = device or torch.device("cpu")
-    requests = [parse_metric_spec(text) for text in specs]
+    requests = [parse_metric_spec(text) for text in dict.fromkeys(specs)]  # `-m mse -m mse`: one
     registry = registry or get_registry()
+    seen: dict[str, str] = {}
     for req in requests:  # before any network is loaded
+        other = seen.setdefault(req.name, req.text)
+        if other != req.text:
+            # one column per metric name: the second would overwrite the first's numbers
+            raise StylebridgeError(f"--metric {other} and --metric {req.text} are both "
+                                   f"{req.name!r}, whose column one would overwrite; keep one "
+                                   "(`stylebridge eval` scores several variants of a metric "
+                                   "on the written files)")
         cls = registry.get("metric", req.name).obj
         if not cls.needs_target or cls.takes_reference:
             raise StylebridgeError(f"--metric {req.text}: it compares sets of images, not a "
