@@ -303,9 +303,9 @@ def test_fetch_downloads_what_the_run_lacks_then_runs(served: tuple[_Server, Pat
     # not on a terminal: a non-commercial licence needs --accept-licence, and nothing is fetched
     assert main(argv) == 2
     out, err = capsys.readouterr()
-    assert "licence of toon: test licence" in out
-    assert err == ("error: toon is under a non-commercial licence (shown above); pass "
-                   "--accept-licence to accept it and download\n")
+    assert "licence of toon: test licence" in err and out == ""  # a notice: on stderr
+    assert err.endswith("error: toon is under a non-commercial licence (shown above); pass "
+                        "--accept-licence to accept it and download\n")
     assert _gets(server) == [] and not (tmp_path / "adapted").exists()
 
     assert main([*argv, "--accept-licence"]) == 0

@@ -134,8 +134,8 @@ def test_serve_fetch_gets_the_demo_set_before_loading_or_says_why_not(
         assert main(["serve", "--fetch"]) == 2  # not a terminal: the licence needs the flag
         assert "pass --accept-licence" in capsys.readouterr().err and built == []
         assert main(["serve", "--fetch", "--accept-licence"]) == 0
-        out = " ".join(capsys.readouterr().out.split())
-        assert "licence of tiny-gen: test licence" in out and "installed tiny-gen" in out
+        out, err = (" ".join(text.split()) for text in capsys.readouterr())
+        assert "licence of tiny-gen: test licence" in err and "installed tiny-gen" in out
         assert built == [True]  # fetched before the models load
         assert [path for method, path, _ in server.log if method == "GET"] == ["/g.safetensors"]
     finally:

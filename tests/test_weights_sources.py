@@ -486,9 +486,11 @@ def test_cli_fetch_set_licence_gate_and_list_kind(tmp_path: Path, server: _Serve
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: no question asked
     assert main(["weights", "fetch", "--set", "demo"]) == 2
     captured = capsys.readouterr()
-    assert "licence of sd-archive: non-commercial test licence" in captured.out
-    assert captured.err == ("error: sd-archive is under a non-commercial licence (shown above); "
-                            "pass --accept-licence to accept it and download\n")
+    assert "licence of sd-archive: non-commercial test licence" in captured.err  # a notice
+    assert captured.out == ""
+    assert captured.err.splitlines()[-1] == ("error: sd-archive is under a non-commercial "
+                                             "licence (shown above); pass --accept-licence to "
+                                             "accept it and download")
     assert server.log == []
     assert main(["weights", "fetch", "--set", "demo", "--accept-licence"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -558,8 +560,8 @@ def test_demo_fetch_needs_the_licences_accepted_before_anything_runs(
     out_dir = tmp_path / "demo"
     assert main(["demo", "--fetch", "--out", str(out_dir)]) == 2
     captured = capsys.readouterr()
-    assert "licence of sd-archive: non-commercial test licence" in captured.out
-    assert captured.err.startswith("error: sd-archive is under a non-commercial licence")
+    assert "licence of sd-archive: non-commercial test licence" in captured.err  # a notice
+    assert "error: sd-archive is under a non-commercial licence" in captured.err
     assert not out_dir.exists() and server.log == []
     with pytest.raises(LicenceError):  # the pipeline refuses too; it never falls back on this
         fetch_demo_weights(accept_licence=False)
@@ -608,7 +610,7 @@ def test_demo_fetch_installs_the_set_and_runs_on_it(tmp_path: Path, server: _Ser
     assert main(["demo", "--fetch", "--accept-licence", "--out", str(out), "--device", "cpu"]) == 0
     terminal, notices = (" ".join(text.split()) for text in capsys.readouterr())
     assert "could not fetch" not in terminal and "could not fetch" not in notices
-    assert "licences accepted (--accept-licence)" in terminal
+    assert "licences accepted (--accept-licence)" in notices
     data = json.loads((out / "demo.json").read_text())
     assert data["fetch"] == {"requested": True, "failed": None}
     assert data["domains"] == ["pixar"] and data["random_inputs"]["domains"] == {"pixar": False}
@@ -663,8 +665,9 @@ def test_a_terminal_yes_accepts_the_licence(tmp_path: Path, server: _Server, cap
     assert server.log == []
     monkeypatch.setattr("sys.stdin", Terminal("y\n"))
     assert main(["weights", "fetch", "tiny-gen"]) == 0
-    out = capsys.readouterr().out
-    assert "licence of tiny-gen: NC test licence" in out and "installed tiny-gen" in out
+    out, err = capsys.readouterr()
+    assert "licence of tiny-gen: NC test licence" in err and "installed tiny-gen" in out
+    assert "accept them and download? [y/N]" in err  # the question too: not into `> log`
 
 
 def test_an_unresolvable_hub_fails_at_once_without_the_hubs_retries(tmp_path: Path,

@@ -223,6 +223,10 @@ def print_training_outcome(console: Any, outcome: Any, notice_text: str,
 
 
 def print_json(data: Any) -> None:
+    """``--json`` on stdout; one line instead when stdout is closed (print() would drop it)."""
+    from stylebridge.cli.options import refuse_closed_stdout  # options imports this module
+
+    refuse_closed_stdout("--json")
     print(json.dumps(data, indent=2))
 
 

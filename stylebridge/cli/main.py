@@ -4,20 +4,25 @@ commands under :mod:`stylebridge.cli.commands`, third-party ones from their pack
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
-import io
 import numbers
 import os
 import re
 import sys
 import textwrap
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stylebridge import __version__
+from stylebridge.cli.streams import (
+    STOP_ON_SIGNALS,
+    Stopped,
+    printable_names,
+    signals_stop,
+    silence_stdout,
+)
 from stylebridge.errors import RegistryError, StylebridgeError
 
 _ARGPARSE_VALUE = re.compile(r"^argument (?P<opt>[^:]+): invalid (?P<type>\w+) value: (?P<val>.*)$")
@@ -378,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``stylebridge`` command; the warnings filters, the CUDA-ops notice handler and
     the error handling of the standard streams are as before when it returns."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with warnings.catch_warnings(), _printable_names():
+    with warnings.catch_warnings(), printable_names():
         # the CUDA-ops fall-back is one line on stderr (_main sets the handler); for Python
         # users it is a warning, which the command line would show a second time
         warnings.filterwarnings("ignore", message="stylebridge: CUDA ops unavailable")
@@ -399,33 +404,6 @@ def _cuda_notices_as_lines() -> None:
 
     previous = _cuda.set_notice_handler(lambda line: print(line, file=sys.stderr, flush=True))
     _RESTORE.append(lambda: _cuda.set_notice_handler(previous))
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that the interpreter's last flush of what was left for
-    a closed pipe does not print an "Exception ignored" paragraph."""
-    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-@contextlib.contextmanager
-def _printable_names() -> Iterator[None]:
-    """A file name in bytes that are not UTF-8 (a surrogate in Python's ``str``) printed to
-    a terminal of a strict UTF-8 locale raised ``UnicodeEncodeError`` after the work was done:
-    while a command runs, stdout and stderr escape what they cannot encode (``\\udcff``)."""
-    changed = []
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
-            stream.reconfigure(errors="backslashreplace")
-            changed.append(stream)
-    try:
-        yield
-    finally:
-        for stream in changed:
-            with contextlib.suppress(ValueError):  # closed meanwhile
-                stream.reconfigure(errors="strict")
 
 
 def _main(argv: list[str]) -> int:
@@ -453,16 +431,17 @@ def _main(argv: list[str]) -> int:
         if not args.command:  # a usage error, like a sub-command without its action
             parser.print_help(sys.stderr)
             return 2
-        from rich.console import Console
+        from stylebridge.cli.options import cli_console
 
-        code = commands[args.command].run(args, Console())  # type: ignore[attr-defined]
+        with signals_stop(args.command in STOP_ON_SIGNALS):
+            code = commands[args.command].run(args, cli_console())  # type: ignore[attr-defined]
         return _exit_code(args.command, code)
     except StylebridgeError as exc:
         _trace(debug)
         _error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt as exc:
+        _error("interrupted" + (f" ({exc.name})" if isinstance(exc, Stopped) else ""))
         return 130
     except MemoryError:
         _trace(debug)
@@ -473,7 +452,7 @@ def _main(argv: list[str]) -> int:
         _error("an input is nested too deeply to read (a crafted or corrupt file?)")
         return 2
     except BrokenPipeError:  # whoever read the output went away (`| head`): stop quietly
-        _silence_stdout()
+        silence_stdout()
         return 128 + 13  # as a process killed by SIGPIPE
     except OSError as exc:  # full disk, permissions, ...: the write failed cleanly (atomic)
         _trace(debug)

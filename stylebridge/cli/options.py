@@ -35,16 +35,63 @@ def quiet_licence_warnings() -> None:
     warnings.filterwarnings("ignore", message="licence: ", category=UserWarning)
 
 
+_CLI_CONSOLE: Any = None  # the class, made at the first call (rich loads then, not at import)
+
+
+def cli_console(*, stderr: bool = False) -> Console:
+    """A rich ``Console`` for the command line whose broken pipe (``| head``) raises
+    ``BrokenPipeError``, which :func:`stylebridge.cli.main.main` ends with 141 as every other
+    broken pipe (rich's own ``on_broken_pipe`` exits with 1); a batch's handlers of
+    ``OSError`` see it as the interruption it is, and keep its resume state."""
+    global _CLI_CONSOLE
+    if _CLI_CONSOLE is None:
+        from rich.console import Console as RichConsole
+
+        class CliConsole(RichConsole):
+            def on_broken_pipe(self) -> None:
+                self.quiet = True  # nothing more for whoever went away
+                raise BrokenPipeError(32, "Broken pipe")
+
+        _CLI_CONSOLE = CliConsole
+    return _CLI_CONSOLE(stderr=stderr)
+
+
+def stdout_closed() -> bool:
+    """Whether the standard output was closed when the command started (``>&-``: Python then
+    has no ``sys.stdout``) or its file descriptor is gone."""
+    import os
+
+    if sys.stdout is None:
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # closed, or a buffer without a descriptor
+        return getattr(sys.stdout, "closed", False) is True
+    try:
+        os.fstat(fd)
+    except OSError:  # the descriptor was closed under Python's stream
+        return True
+    return False
+
+
+def refuse_closed_stdout(what: str) -> None:
+    """One line, exit 2 (``--json -: standard output is closed``), best before any work,
+    when ``what`` writes to a standard output that is closed (``>&-``): the output would be
+    lost without a word."""
+    if stdout_closed():
+        from stylebridge.errors import StylebridgeError
+
+        raise StylebridgeError(f"{what}: standard output is closed")
+
+
 def notice_console(console: Console) -> Console:
     """Where ``console``'s notices go (random weights, licences, replaced reports, resume
     hints, notes): stderr when ``console`` writes to stdout (recording or not), so that
     ``> results.txt`` or a pipe gets the results alone and the notices stay on the screen;
     ``console`` itself when it writes elsewhere (a file, a buffer, stderr)."""
-    from rich.console import Console as RichConsole
-
     if console.file is not sys.stdout or console.stderr:
         return console
-    return RichConsole(stderr=True)
+    return cli_console(stderr=True)
 
 
 def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,

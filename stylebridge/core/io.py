@@ -242,6 +242,12 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
         yield tmp
         if how == "stream":
             stream = sys.stdout if STREAMS[str(dst)] == 1 else sys.stderr
+            if stream is None:  # closed when Python started (`>&-`): said, not an AttributeError
+                from stylebridge.errors import StylebridgeError
+
+                raise StylebridgeError(f"{dst}: standard "
+                                       f"{'output' if STREAMS[str(dst)] == 1 else 'error'} "
+                                       "is closed")
             stream.flush()
             _copy_into(tmp, dst, fd=STREAMS[str(dst)])
         elif how == "in-place":

@@ -9,7 +9,13 @@ holder (command and pid) at once, before it reads or changes anything.
 
 The lock files live in a folder of the temporary directory (one per user), never in the
 output folder, so an output folder holds what the run wrote and nothing else, a folder that
-does not exist yet is locked as well, and a read-only output is no problem.  The kernel
+does not exist yet is locked as well, and a read-only output is no problem.  Where no
+temporary directory is writable (a read-only container: ``/tmp`` read-only, ``TMPDIR`` unset
+or wrong) Python's last resort, the current folder, is not used (it would leave a
+``stylebridge-locks-<uid>/`` folder among the user's files, and the output's own folder or
+its parent are the user's files too): the per-user runtime folder (``$XDG_RUNTIME_DIR``) or
+``/dev/shm`` is, and where neither is writable nothing is locked (one notice line naming
+``TMPDIR``) and the run goes on.  The kernel
 releases a lock when its holder dies (``kill -9`` too), so a killed run blocks nothing; a
 released lock's file is removed.  Locks are per machine (two machines writing one network
 folder are not kept apart) and per user.  Within one process the same output may be held
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -45,20 +52,78 @@ class LockHeld(Exception):
         self.output, self.holder = output, holder
 
 
-def lock_folder() -> Path:
-    """Where the lock files are: ``<temporary directory>/stylebridge-locks-<uid>``."""
+_NOTICE = ("note: no writable temporary folder (set TMPDIR to one): outputs are not locked "
+           "against a second stylebridge run writing them at once")
+_noticed = False
+
+
+def _writable_folder(path: str) -> bool:
+    return bool(path) and os.path.isabs(path) and os.path.isdir(path) and \
+        os.access(path, os.W_OK | os.X_OK)
+
+
+def _is_cwd_fallback(folder: str) -> bool:
+    """Whether :func:`tempfile.gettempdir` gave the current folder as its last resort (none
+    of ``$TMPDIR``, ``$TEMP``, ``$TMP``, ``/tmp``, ``/var/tmp``, ``/usr/tmp`` was usable)."""
+    def norm(path: str) -> str:
+        return os.path.normcase(os.path.abspath(path))
+
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return False
+    if norm(folder) != norm(cwd):
+        return False
+    named = [os.environ.get(v, "") for v in ("TMPDIR", "TEMP", "TMP")]
+    return norm(folder) not in {norm(p) for p in [*named, "/tmp", "/var/tmp", "/usr/tmp"] if p}
+
+
+def _base_folder() -> Path | None:
+    try:
+        folder: str | None = tempfile.gettempdir()
+    except OSError:  # FileNotFoundError: "No usable temporary directory found in [...]"
+        folder = None
+    if folder is not None and not _is_cwd_fallback(folder):
+        return Path(folder)
+    for candidate in _fallback_folders():
+        if _writable_folder(candidate):
+            return Path(candidate)
+    return None
+
+
+def _fallback_folders() -> list[str]:
+    """Where the lock folder goes when no temporary directory is usable (see the module)."""
+    return [os.environ.get("XDG_RUNTIME_DIR", ""), "/dev/shm"]
+
+
+def lock_folder() -> Path | None:
+    """Where the lock files are: ``<temporary directory>/stylebridge-locks-<uid>`` (or in
+    ``$XDG_RUNTIME_DIR`` or ``/dev/shm`` where no temporary directory is usable); ``None``:
+    nowhere (nothing is locked)."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(tempfile.gettempdir()) / f"stylebridge-locks-{uid}"
+    base = _base_folder()
+    return None if base is None else base / f"stylebridge-locks-{uid}"
+
+
+def _no_lock() -> None:
+    """Say once per process that outputs are not locked (no writable temporary folder)."""
+    global _noticed
+    if not _noticed:
+        _noticed = True
+        print(_NOTICE, file=sys.stderr, flush=True)
 
 
 def lock_path(output: str | Path, name: str = "") -> Path:
     """The lock file of ``output`` (and of ``name`` within it: ``eval``'s reports share a
     folder), from its absolute path with symbolic links resolved, case-folded: ``Out/`` and
     ``out/`` are one folder on macOS and Windows disks, so they are held as one everywhere."""
+    folder = lock_folder()
+    if folder is None:
+        raise FileNotFoundError("no writable temporary folder for the lock files (set TMPDIR)")
     key = os.path.realpath(os.path.abspath(os.fspath(output)))
     digest = hashlib.sha256(f"{key}\0{name}".casefold().encode("utf-8", "surrogateescape")
                             ).hexdigest()
-    return lock_folder() / f"{digest[:32]}.lock"
+    return folder / f"{digest[:32]}.lock"
 
 
 class OutputLock:
@@ -102,10 +167,14 @@ def hold(output: str | Path, owner: str, name: str = "") -> OutputLock | None:
     """Lock ``output`` (a folder or file a run writes) for this process, without waiting;
     ``owner`` (the command) is recorded for whoever finds it held.  :class:`LockHeld` when
     another process holds it; ``None`` where nothing can be locked (no ``fcntl``, or no
-    writable temporary directory)."""
+    writable temporary directory: one notice line on stderr, once per process)."""
     if fcntl is None:
         return None
-    path = str(lock_path(output, name))
+    try:
+        path = str(lock_path(output, name))
+    except FileNotFoundError:
+        _no_lock()
+        return None
     with _GUARD:
         if path in _HELD:
             _HELD[path][1] += 1
@@ -113,11 +182,13 @@ def hold(output: str | Path, owner: str, name: str = "") -> OutputLock | None:
         try:
             Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError:
+            _no_lock()
             return None
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
+                _no_lock()
                 return None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,16 +13,19 @@ import importlib.util
 import os
 import platform
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
 from stylebridge import __version__
-from stylebridge.core.ops import build_cuda_ops, cuda_ops_unusable, get_backend
+from stylebridge.core.ops import SWITCHES, build_cuda_ops, cuda_ops_unusable, switch_states
+from stylebridge.core.ops.backend import shown
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import get_registry
 from stylebridge.registry.registry import BUILTIN_PROVIDER
-from stylebridge.registry.weights import WeightsError, WeightsManager
+from stylebridge.registry.weights import NO_HOME, WeightsError, WeightsManager, short_path
 
 #: optional packages: (distribution, import name, what it enables, how to install)
 OPTIONAL = (
@@ -95,7 +98,7 @@ def _cuda_rows(build_cuda: bool) -> list[Check]:
             props = torch.cuda.get_device_properties(i)
             rows.append(Check(f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
                                            f"sm_{props.major}{props.minor}"))
-    rows.append(Check("ops backend (STYLEBRIDGE_OPS)", get_backend()))
+    rows.extend(_switch_rows())
     reason = cuda_ops_unusable()
     if reason is not None:
         rows.append(Check("CUDA ops", f"not usable: {reason}", "note",
@@ -110,6 +113,23 @@ def _cuda_rows(build_cuda: bool) -> list[Check]:
         except StylebridgeError as exc:
             rows.append(Check("CUDA ops", str(exc), "error",
                               "run with --debug; `stylebridge docs speed` lists what the build needs"))
+    return rows
+
+
+def _switch_rows() -> list[Check]:
+    """A row per ops switch (``STYLEBRIDGE_OPS``, ...): its value in effect, and an error row
+    for a value that is not one of its choices (every command that builds a network refuses
+    it)."""
+    rows = []
+    for env, value, problem in switch_states():
+        valid, what = SWITCHES[env]
+        item = f"{what} ({env})"
+        if problem is None:
+            rows.append(Check(item, value))
+        else:
+            rows.append(Check(item, f"{shown(value)}: not one of {', '.join(valid)}", "error",
+                              f"unset {env} or set it to one of them (commands that build a "
+                              "network refuse it)"))
     return rows
 
 
@@ -138,12 +158,7 @@ def _weights() -> list[Check]:
     converted ones loadable; not re-hashed: `weights verify` does), what index.json holds that
     is broken or unknown to this catalogue, what the demo set lacks."""
     manager = WeightsManager()
-    home = manager.home
-    rows = [Check("cache (STYLEBRIDGE_HOME)", str(home))]
-    if home.exists() and not home.is_dir():
-        rows[0] = Check("cache (STYLEBRIDGE_HOME)", str(home), "error",
-                        "is a file, not a folder: nothing can be installed there; set "
-                        "STYLEBRIDGE_HOME to a folder (or move the file away)")
+    rows = _cache_rows(manager)
     try:
         index, problems = manager.index(), manager.index_problems()
     except WeightsError as exc:
@@ -173,6 +188,56 @@ def _weights() -> list[Check]:
     if missing:
         rows.append(Check("demo set", f"missing {', '.join(missing)}", "note",
                           "`stylebridge weights fetch --set demo`"))
+    return rows
+
+
+_CACHE = "cache (STYLEBRIDGE_HOME)"
+_FOLDER = "cache folder"
+_FIX = "set STYLEBRIDGE_HOME to a folder you can write to"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (a probe, removed at once; a permission
+    check would pass a read-only mount for root)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".stylebridge-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def _cache_rows(manager: WeightsManager) -> list[Check]:
+    """Where the cache is and whether `weights fetch` can install there: it exists (or can be
+    created) and is writable.  Nothing is created."""
+    try:
+        home = manager.home
+    except WeightsError:
+        return [Check(_CACHE, "none", "error", NO_HOME.partition(": ")[2] + " (no home "
+                      "folder: HOME unset and this user has no passwd entry)")]
+    shown = short_path(home)
+    try:
+        existing = home
+        while not existing.exists():  # the folder, or the nearest one above it that exists
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:  # a name too long, a loop of links
+        return [Check(_CACHE, shown, "error", f"unusable ({exc.strerror or exc}); {_FIX}")]
+    if existing == home and not is_dir:
+        return [Check(_CACHE, shown, "error",
+                      "is a file, not a folder: nothing can be installed there; set "
+                      "STYLEBRIDGE_HOME to a folder (or move the file away)")]
+    rows = [Check(_CACHE, shown)]
+    if not is_dir:  # XDG_CACHE_HOME (or a folder above) is a file
+        rows.append(Check(_FOLDER, f"cannot be created: {short_path(existing)} is a file, not "
+                          "a folder", "error", f"move the file away or {_FIX}"))
+    elif not _writable(existing):
+        state = "exists" if existing == home else \
+            f"cannot be created in {short_path(existing)}"
+        rows.append(Check(_FOLDER, f"{state}, not writable", "error",
+                          f"`weights fetch` cannot install there: make it writable or {_FIX}"))
+    else:
+        rows.append(Check(_FOLDER, "exists, writable" if existing == home else
+                          "not created yet (the first `weights fetch` does), creatable", "ok"))
     return rows
 
 

@@ -32,8 +32,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +46,14 @@ from stylebridge.registry.weights_checks import (
     refuse_own_checkpoint,
 )
 from stylebridge.registry.weights_download import download
+from stylebridge.registry.weights_entries import (
+    NO_HOME,
+    WeightsEntry,
+    default_home,
+    load_manifest,
+    load_sets,
+    short_path,
+)
 from stylebridge.registry.weights_files import copy_hashing as _copy_hashing
 from stylebridge.registry.weights_files import sha256_file
 from stylebridge.registry.weights_files import stamp_header as _stamp_header
@@ -63,68 +69,6 @@ STALE_STAGING_S = 24 * 3600  # older staging folders are leftovers of a killed p
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
-@dataclass(frozen=True)
-class WeightsEntry:
-    """One manifest entry."""
-
-    name: str
-    kind: str
-    plugin: str
-    filename: str
-    converter: str | None = None
-    url: str | None = None
-    size: int | None = None
-    sha256: str | None = None
-    #: the leading hex digits of the sha256 that a file name publishes (torchvision's
-    #: ``alexnet-owt-7be5be79.pth``, checked as torch.hub does) when no full sha256 is published
-    sha256_prefix: str | None = None
-    source: str = ""
-    licence: str = ""
-    convert_options: dict[str, Any] = field(default_factory=dict)
-    sources: tuple[dict[str, Any], ...] = ()
-    noncommercial: bool = False
-    note: str = ""
-
-    @property
-    def all_sources(self) -> list[dict[str, Any]]:
-        """The manifest's ``sources``, or the single ``url`` of an older-style entry."""
-        if self.sources:
-            return [dict(s) for s in self.sources]
-        return [{"type": "url", "url": self.url}] if self.url else []
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WeightsEntry:
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in known}
-        values["sources"] = tuple(dict(src) for src in values.get("sources") or ())
-        return cls(**values)
-
-
-def default_home() -> Path:
-    env = os.environ.get("STYLEBRIDGE_HOME", "").strip()
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "stylebridge"
-
-
-def _manifest_data() -> dict[str, Any]:
-    text = resources.files("stylebridge.registry").joinpath("weights_manifest.json").read_text()
-    return json.loads(text)
-
-
-def load_manifest() -> list[WeightsEntry]:
-    return [WeightsEntry.from_dict(d) for d in _manifest_data()["weights"]]
-
-
-def load_sets() -> dict[str, list[str]]:
-    """Named sets of entries (``demo``), from the manifest."""
-    return {k: list(v) for k, v in _manifest_data().get("sets", {}).items()}
-
-
 class WeightsManager:
     """Downloads, registers, verifies and finds official checkpoints."""
 
@@ -132,7 +76,9 @@ class WeightsManager:
                  manifest: Sequence[WeightsEntry] | None = None,
                  sets: Mapping[str, Sequence[str]] | None = None,
                  registry: Registry | None = None) -> None:
-        self.home = Path(home) if home is not None else default_home()
+        #: the cache folder; ``None``: :func:`default_home`, looked up when first needed, so
+        #: that a command that does not use the cache runs without a home folder
+        self._home = Path(home) if home is not None else None
         #: where the converters come from (``None``: the installed plugins)
         self.registry = registry
         self.entries = {e.name: e for e in (manifest if manifest is not None else load_manifest())}
@@ -162,13 +108,43 @@ class WeightsManager:
 
     # -- paths and index -----------------------------------------------------------------------
     @property
+    def home(self) -> Path:
+        """The cache folder (:func:`default_home` unless given); :class:`WeightsError`
+        (:data:`NO_HOME`) when there is none."""
+        if self._home is None:
+            self._home = default_home()
+        return self._home
+
+    @home.setter
+    def home(self, value: str | Path) -> None:
+        self._home = Path(value)
+
+    @property
+    def has_home(self) -> bool:
+        """Whether there is a cache folder (``False``: no home folder to put it in, see
+        :data:`NO_HOME`); without one nothing is installed, and installing is the error."""
+        try:
+            self.home  # noqa: B018
+        except WeightsError:
+            return False
+        return True
+
+    @property
     def index_path(self) -> Path:
         return self.home / "index.json"
 
     def _index_data(self) -> dict[str, Any]:
-        """``index.json`` as it is, unusable entries included (kept when an entry is added)."""
-        if not self.index_path.is_file():
+        """``index.json`` as it is, unusable entries included (kept when an entry is added);
+        empty without a cache folder (:attr:`has_home`)."""
+        if not self.has_home:
             return {}
+        try:
+            if not self.index_path.is_file():
+                return {}
+        except OSError as exc:  # a name too long, a loop of links: one short line
+            raise WeightsError(f"{short_path(self.index_path)}: weights index is unreadable "
+                               f"({exc.strerror or exc}); set STYLEBRIDGE_HOME to a usable "
+                               "folder") from None
         try:
             data = json.loads(self.index_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -252,6 +228,8 @@ class WeightsManager:
     def missing_message(self, entry: WeightsEntry) -> str:
         """How to install ``entry``, listing first the entries its conversion reads that are
         not installed yet (``fse-ffhq`` needs ``psp-ffhq``), in the order to run them."""
+        if not self.has_home:
+            return f"weights {entry.name!r} are not installed: {NO_HOME}"
         how = self.how_to_install(entry)
         needed = [dep for dep in self.prerequisites(entry) if self.raw_file(dep.name) is None]
         if not needed:

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_images_argument, add_out_argument, out_dir, print_json
-from stylebridge.cli.options import print_batch_report, progress_bar
+from stylebridge.cli.options import print_batch_report, progress_bar, refuse_closed_stdout
 from stylebridge.core.limits import MAX_IMAGE_SIZE, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
@@ -59,6 +59,8 @@ class AlignCommand(Command):
         flag = getattr(args, "skip_existing_option", "--skip-existing")
         if args.skip_existing and args.out is None:
             raise StylebridgeError(f"{flag} continues a folder: give it as --out DIR")
+        if args.json:
+            refuse_closed_stdout("--json")  # before the work, whose report would be lost
         config = AlignConfig(images=args.images, out=out_dir(args.out, "aligned"), size=args.size,
                              transform_size=args.transform_size, padding=not args.no_padding,
                              landmarks=args.landmarks, all_faces=args.all_faces,

@@ -29,8 +29,11 @@ class DoctorCommand(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        from stylebridge.cli.options import refuse_closed_stdout
         from stylebridge.pipelines.doctor import diagnose
 
+        if args.json:
+            refuse_closed_stdout("--json")  # before the checks (a --build-cuda takes minutes)
         report = diagnose(build_cuda=args.build_cuda)
         if args.json:
             print_json(report.as_dict())

@@ -12,7 +12,13 @@ from rich.table import Table
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_device_argument, user_path, user_path_text, user_spec
-from stylebridge.cli.options import ConsoleBars, notice_console, print_batch_report
+from stylebridge.cli.options import (
+    ConsoleBars,
+    cli_console,
+    notice_console,
+    print_batch_report,
+    refuse_closed_stdout,
+)
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.io import STREAMS
@@ -202,13 +208,16 @@ class EvalCommand(Command):
             raise StylebridgeError(f"--show {args.show}: must be >= 0")
         if args.domain_text is not None:
             check_domain_text(args.domain_text, args.metric)
+        for option, out in (("--json", args.json), ("--csv", args.csv)):
+            if STREAMS.get(str(out)) == 1:
+                refuse_closed_stdout(f"{option} {out}")
         config = EvalConfig(metrics=list(args.metric), pred=list(args.pred),
                             target=list(args.target) if args.target else None,
                             domain_text=args.domain_text, size=args.size, batch=args.batch,
                             device=args.device, json=args.json, csv=args.csv,
                             suffix=args.suffix, resume=args.resume)
         if any(STREAMS.get(str(out)) == 1 for out in (args.json, args.csv)):
-            console = Console(stderr=True)  # stdout holds the JSON/CSV alone, to be parsed
+            console = cli_console(stderr=True)  # stdout holds the JSON/CSV alone, to be parsed
         report = BatchReport()
         progress = _ConsoleProgress(console)
         try:

@@ -173,14 +173,23 @@ class RichProgress:
 # `stylebridge train domain`
 
 
+def prompt_text(value: str) -> str:
+    """A prompt as typed; refused in one line when it holds bytes the locale could not decode
+    (``LC_ALL=C`` makes ``ü`` two lone surrogates, which CLIP would be trained on)."""
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise argparse.ArgumentTypeError("the prompt is not valid text in this locale: set "
+                                         "LANG to a UTF-8 locale")
+    return value
+
+
 def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--text", metavar="PROMPT",
+    target.add_argument("--text", metavar="PROMPT", type=prompt_text,
                         help="target domain as text (StyleGAN-NADA's direction loss, thesis "
                              "Eq. 4)")
     target.add_argument("--image", type=user_path, metavar="REF.png",
                         help="target domain as one reference image (DiFa)")
-    parser.add_argument("--source-text", default=None, metavar="PROMPT",
+    parser.add_argument("--source-text", default=None, metavar="PROMPT", type=prompt_text,
                         help="description of the generator's own domain (default: Human)")
     parser.add_argument("--templates", choices=("imagenet", "none"), default="imagenet",
                         help="prompt templates for text targets (default: the 79 ImageNet ones)")

@@ -21,22 +21,33 @@ TOFU = ("none published: trust on first use - the sha256 recorded at the first d
 
 def accept_licences(manager: Any, names: list[str], accepted: bool, console: Console) -> None:
     """Show the non-commercial licences a fetch of ``names`` would download and require
-    ``--accept-licence`` or, on a terminal, an interactive yes; raise otherwise."""
+    ``--accept-licence`` or, on a terminal, an interactive yes; raise otherwise.  The
+    licences and the question are notices (stderr when ``console`` is stdout): ``> log``
+    keeps them on the screen, where the answer is typed."""
+    from stylebridge.cli.options import notice_console
+
     gated = manager.licence_gate(names)
     if not gated:
         return
+    notices = notice_console(console)
     for entry in gated:
-        console.print(f"licence of {entry.name}: {entry.licence}", markup=False, highlight=False)
+        notices.print(f"licence of {entry.name}: {entry.licence}", markup=False, highlight=False)
     if accepted:
-        console.print("licences accepted (--accept-licence)", markup=False)
+        notices.print("licences accepted (--accept-licence)", markup=False)
         return
+    refusal = StylebridgeError(f"{gated[0].name} is under a non-commercial licence (shown "
+                               "above); pass --accept-licence to accept it and download")
     if sys.stdin is not None and sys.stdin.isatty():
-        answer = console.input("Non-commercial licences: accept them and download? [y/N] ")
+        try:
+            answer = notices.input("Non-commercial licences: accept them and download? [y/N] ",
+                                   markup=False)  # [y/N] is no style tag
+        except EOFError:  # Ctrl-D: no answer is no, said as a closed input is
+            notices.print()  # the error on a line of its own, not after the question
+            raise refusal from None
         if answer.strip().lower() in ("y", "yes"):
             return
         raise StylebridgeError("licence not accepted; nothing was downloaded")
-    raise StylebridgeError(f"{gated[0].name} is under a non-commercial licence (shown above); "
-                           "pass --accept-licence to accept it and download")
+    raise refusal
 
 
 def hash_note(manager: Any, name: str, console: Console) -> None:

@@ -23,14 +23,24 @@ runs and it covers the arguments (up and down 1 or 2, kernels up to 8x8), and se
 plain blur on CUDA to it instead of PyTorch's depthwise convolution; ``generic`` keeps the
 one-thread-per-output kernel; ``auto`` uses the tiled one where it measured faster (no GPU
 has measured it yet, so nowhere).
+
+A value outside a switch's choices is a one-line error naming every bad switch
+(:func:`check_switches` lists them, :func:`switch_states` gives each value) as soon as a
+network is built (:func:`require_valid_switches`), not when a call first reads it: an
+``STYLEBRIDGE_EPILOGUE`` typo used to pass every CPU run.  ``stylebridge doctor`` shows a row
+per switch.
 """
 
 from stylebridge.core.ops.backend import (
+    SWITCHES,
+    check_switches,
     fused_epilogue,
     get_backend,
+    require_valid_switches,
     set_backend,
     set_fused_epilogue,
     set_upfirdn2d_tiled,
+    switch_states,
     upfirdn2d_tiled,
 )
 from stylebridge.core.ops.epilogue import modulated_bias_act
@@ -59,7 +69,8 @@ def build_cuda_ops() -> None:
     _cuda.available(required=True)
 
 
-__all__ = ["FusedLeakyReLU", "autocast_enabled", "autocast_like", "build_cuda_ops",
-           "cuda_ops_unusable", "fused_epilogue", "fused_leaky_relu", "get_backend",
-           "modulated_bias_act", "set_backend", "set_fused_epilogue", "set_upfirdn2d_tiled",
+__all__ = ["SWITCHES", "FusedLeakyReLU", "autocast_enabled", "autocast_like",
+           "build_cuda_ops", "check_switches", "cuda_ops_unusable", "fused_epilogue",
+           "fused_leaky_relu", "get_backend", "modulated_bias_act", "require_valid_switches",
+           "set_backend", "set_fused_epilogue", "set_upfirdn2d_tiled", "switch_states",
            "upfirdn2d", "upfirdn2d_tiled"]

@@ -89,7 +89,8 @@ def build_directory() -> str | None:
         return None
     cuda = (torch.version.cuda or "cpu").replace(".", "")
     tag = f"py{sys.version_info.major}{sys.version_info.minor}_cu{cuda}_torch{torch.__version__}"
-    return str(Path(home).expanduser() / "torch_extensions" / tag / EXTENSION_NAME)
+    # os.path.expanduser keeps a "~" it cannot expand (no home folder); Path.expanduser raises
+    return str(Path(os.path.expanduser(home)) / "torch_extensions" / tag / EXTENSION_NAME)
 
 
 def _precheck() -> str | None:

@@ -21,16 +21,30 @@ _VALID = ("auto", "native", "cuda")
 _override: Backend | None = None
 
 
+def _raw(env: str) -> str:
+    """``$env`` as the switch reads it: stripped, lower case, empty = ``auto``."""
+    return os.environ.get(env, "auto").strip().lower() or "auto"
+
+
+def shown(value: str) -> str:
+    """A switch's value for a message (a long one keeps its ends)."""
+    return repr(value if len(value) <= 40 else f"{value[:30]}…{value[-9:]}")
+
+
+def _problem(env: str, value: str, valid: tuple[str, ...]) -> str:
+    return f"{env}={shown(value)} is not one of {', '.join(valid)}"
+
+
 def _setting(env: str, valid: tuple[str, ...], override: str | None) -> str:
     """A switch's value: the Python override if set, else ``$env`` (case-insensitive, empty
     = ``auto``), else ``auto``; a value outside ``valid`` is a one-line error."""
     if override is not None:
         return override
-    value = os.environ.get(env, "auto").strip().lower() or "auto"
+    value = _raw(env)
     if value not in valid:
         from stylebridge.errors import StylebridgeError
 
-        raise StylebridgeError(f"{env}={value!r} is not one of {', '.join(valid)}")
+        raise StylebridgeError(_problem(env, value, valid))
     return value
 
 
@@ -170,3 +184,52 @@ def use_tiled_upfirdn2d() -> bool:
     """Whether an upfirdn2d call that runs a CUDA kernel runs the tiled one (where it covers
     the arguments); the backend decides separately whether a kernel runs at all."""
     return _tiled_upfirdn2d_chosen()
+
+
+# --------------------------------------------------------------------------- #
+# Every switch at once
+# --------------------------------------------------------------------------- #
+
+#: the environment switches the ops read: name -> (valid values, what it chooses)
+SWITCHES: dict[str, tuple[tuple[str, ...], str]] = {
+    "STYLEBRIDGE_OPS": (_VALID, "ops backend"),
+    "STYLEBRIDGE_EPILOGUE": (_EPILOGUE_VALID, "fused epilogue"),
+    "STYLEBRIDGE_UPFIRDN2D": (_UPFIRDN2D_VALID, "upfirdn2d kernel"),
+}
+
+
+def _overrides() -> dict[str, str | None]:
+    return {"STYLEBRIDGE_OPS": _override, "STYLEBRIDGE_EPILOGUE": _epilogue_override,
+            "STYLEBRIDGE_UPFIRDN2D": _upfirdn2d_override}
+
+
+def switch_states() -> list[tuple[str, str, str | None]]:
+    """``(name, value, problem)`` for each switch: the value in effect (a Python override,
+    else the environment's, as read: stripped, lower case, ``auto`` when unset) and the
+    one-line problem of a value outside the valid ones (``None``: valid)."""
+    overrides, rows = _overrides(), []
+    for env, (valid, _) in SWITCHES.items():
+        override = overrides[env]
+        value = override if override is not None else _raw(env)
+        rows.append((env, value, None if value in valid else _problem(env, value, valid)))
+    return rows
+
+
+def check_switches() -> list[str]:
+    """One line per switch whose environment value is not valid (empty: all are valid).
+    A switch set from Python (:func:`set_backend`, ...) is valid: the environment is not
+    read then."""
+    return [problem for _, _, problem in switch_states() if problem is not None]
+
+
+def require_valid_switches() -> None:
+    """Raise a one-line :class:`~stylebridge.errors.StylebridgeError` naming every bad
+    switch.  Called when a network that runs the ops is built (its
+    :class:`~stylebridge.core.ops.FusedLeakyReLU` layers), so a bad value stops a command
+    before any model file is read, on the CPU as on a GPU, instead of at the first call that
+    reads it (``STYLEBRIDGE_EPILOGUE`` is read on CUDA tensors only: a CPU run never did)."""
+    problems = check_switches()
+    if problems:
+        from stylebridge.errors import StylebridgeError
+
+        raise StylebridgeError("; ".join(problems) + " (unset it or set a valid value)")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylebridge.core.ops.backend import use_cuda
+from stylebridge.core.ops.backend import require_valid_switches, use_cuda
 
 DEFAULT_SLOPE = 0.2
 DEFAULT_GAIN = math.sqrt(2.0)
@@ -99,10 +99,13 @@ def fused_leaky_relu(
 
 
 class FusedLeakyReLU(nn.Module):
-    """Learned per-channel bias followed by the fused activation (key: ``bias``)."""
+    """Learned per-channel bias followed by the fused activation (key: ``bias``).  Building
+    one checks every ops switch (:func:`~stylebridge.core.ops.backend.require_valid_switches`):
+    a bad ``STYLEBRIDGE_*`` value stops the command as its first network is built."""
 
     def __init__(self, channels: int, negative_slope: float = DEFAULT_SLOPE,
                  scale: float = DEFAULT_GAIN, clamp: float | None = None) -> None:
+        require_valid_switches()
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
         self.negative_slope = negative_slope

@@ -1,4 +1,4 @@
-"""Ctrl-C (SIGINT) or SIGTERM during training: finish the step, save, stop.
+"""Ctrl-C (SIGINT), SIGTERM or SIGHUP during training: finish the step, save, stop.
 
 Without this an interrupt lands anywhere in a step (between the optimiser update and the step
 counter, say) and everything since the last ``--checkpoint-every`` save is lost.  Inside
@@ -7,6 +7,11 @@ after each whole step, saves the state (the same exact-resume state a scheduled 
 writes) and raises :class:`TrainingInterrupted`, whose one line says how to continue.  A second
 signal stops at once, as a plain Ctrl-C does (nothing is saved then).  Off the main thread
 (signals cannot be caught there) it does nothing and an interrupt behaves as before.
+
+SIGHUP is what a dropped ssh session (or a closed terminal) sends: it killed the run with
+nothing saved since the last ``--checkpoint-every``.  It is a stop request as SIGTERM is,
+where the platform has it (not on Windows); a run started under ``nohup`` (SIGHUP ignored)
+keeps ignoring it and trains on.
 
 Under DDP the processes must stop after the same step: a signal that reaches one rank a
 step before another would leave the other waiting in the next step's all-reduce for ever.
@@ -25,7 +30,11 @@ from typing import Any
 
 from stylebridge.errors import StylebridgeError
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: the signals that ask for a save and a stop (SIGHUP where the platform has it)
+_SIGNALS = tuple(sig for sig in (getattr(signal, name, None) for name in
+                                 ("SIGINT", "SIGTERM", "SIGHUP")) if sig is not None)
+#: stop requests only while they are not ignored when training starts (``nohup``)
+_UNLESS_IGNORED = tuple(sig for sig in (getattr(signal, "SIGHUP", None),) if sig is not None)
 
 
 class TrainingInterrupted(StylebridgeError):
@@ -42,7 +51,8 @@ class TrainingInterrupted(StylebridgeError):
 
 
 class StopRequests:
-    """Context manager: catch the first SIGINT/SIGTERM as a request to stop after the step."""
+    """Context manager: catch the first SIGINT/SIGTERM/SIGHUP as a request to stop after the
+    step (a SIGHUP ignored when it starts, under ``nohup``, stays ignored)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -51,7 +61,10 @@ class StopRequests:
     def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():
             for sig in _SIGNALS:
-                self._previous[sig] = signal.getsignal(sig)
+                previous = signal.getsignal(sig)
+                if sig in _UNLESS_IGNORED and previous is signal.SIG_IGN:
+                    continue
+                self._previous[sig] = previous
                 signal.signal(sig, self._handle)
         return self
 
