@@ -370,3 +370,23 @@ def test_serve_help_says_what_is_exposed(capsys: pytest.CaptureFixture[str]) -> 
     text = " ".join(capsys.readouterr().out.split())
     assert "--allow-host NAME" in text and "DNS rebinding" in text
     assert "no authentication" in text and "removed when it stops" in text
+
+
+def test_the_upload_folder_is_found_without_a_home_folder(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started inside the temporary folder with no home folder (HOME unset, a uid without a
+    passwd entry), `Path.home()` raised RuntimeError as the server started: the upload folder
+    goes to the temporary folder then (the cache folder needs a home)."""
+    from stylebridge.pipelines.serve.app import upload_folder_parent
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path)  # the temporary folder lies in the current folder
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert upload_folder_parent() == tmp_path / "tmp"
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere/else")
+    assert upload_folder_parent() == Path("/somewhere/else/stylebridge")

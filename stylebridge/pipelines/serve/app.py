@@ -16,6 +16,7 @@ run's result files (nothing else of the work dir is served), removed when the se
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
@@ -476,11 +477,15 @@ def upload_folder_parent() -> Path:
     current folder (``stylebridge serve`` started in /tmp): Gradio refuses an upload named
     with a leading dot (``.face.png``) under the current folder, before the page sees it."""
     cwd = Path.cwd().resolve()
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    for candidate in (Path(tempfile.gettempdir()), cache_home / "stylebridge"):
+    candidates = [Path(tempfile.gettempdir())]
+    # no home folder (HOME unset, a uid without a passwd entry): the temporary folder only
+    with contextlib.suppress(RuntimeError):
+        candidates.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                          / "stylebridge")
+    for candidate in candidates:
         if not candidate.resolve().is_relative_to(cwd):
             return candidate
-    return Path(tempfile.gettempdir())
+    return candidates[0]
 
 
 class _Cleanup:
