@@ -150,6 +150,17 @@ def test_doctor_reports_a_missing_home_as_a_row(
     assert rows["installed official weights"]["value"] == "none"
 
 
+def test_tilde_paths_without_a_home_stay_as_written(no_home: None, tmp_path: Path) -> None:
+    """A ``~`` that cannot be expanded is left as written (``Path.expanduser`` would raise a
+    bare RuntimeError): the file is then reported missing by its name."""
+    from stylebridge.pipelines.reproduce.clips import parse_clip_weights
+    from stylebridge.pipelines.run_record import absolute
+
+    assert parse_clip_weights(["ViT-B-32=~/clip.safetensors"]) == {
+        "ViT-B-32": Path("~/clip.safetensors")}
+    assert absolute("~/model.safetensors") == str(Path("~/model.safetensors").resolve())
+
+
 # -- 3. SIGHUP during training ---------------------------------------------------------------
 
 _STOP = """

@@ -43,7 +43,7 @@ def software() -> dict[str, str]:
 
 def absolute(path: str | Path | None) -> str | None:
     """``path`` as an absolute path (symbolic links resolved); ``None`` stays ``None``."""
-    return None if path is None else str(Path(path).expanduser().resolve())
+    return None if path is None else str(Path(os.path.expanduser(path)).resolve())
 
 
 def file_record(path: str | Path | None) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ def parse_clip_weights(items: Sequence[str]) -> dict[str, Path]:
                                    "e.g. ViT-B-32=ViT-B-32.safetensors")
         if name.strip() in out:
             raise StylebridgeError(f"--clip-weights gives {name.strip()!r} twice")
-        out[name.strip()] = Path(path.strip()).expanduser()
+        out[name.strip()] = Path(os.path.expanduser(path.strip()))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,7 @@ def read_targets(path: Path) -> dict[str, dict[str, Any]]:
         if value.get("text") is not None:
             entry["text"] = str(value["text"])
         if value.get("image") is not None:
-            image = Path(str(value["image"])).expanduser()
+            image = Path(os.path.expanduser(str(value["image"])))
             entry["image"] = image if image.is_absolute() else path.parent / image
         if "kind" in value:
             if value["kind"] not in KINDS:
@@ -139,7 +140,7 @@ def _header_target(extra: Mapping[str, Any], path: Path) -> tuple[dict[str, Any]
         if raw.get("text"):
             target["text"] = str(raw["text"])
         elif raw.get("image"):
-            image = Path(str(raw["image"])).expanduser()
+            image = Path(os.path.expanduser(str(raw["image"])))
             if not image.exists() and not image.is_absolute():
                 image = path.parent / image
             target["image"] = image
