@@ -102,3 +102,21 @@ def test_a_device_that_is_no_device_is_refused_as_such(name: str, message: str) 
     assert str(info.value) == message
     assert str(resolve_device(" CPU ")) == "cpu"
     assert str(resolve_device(None)) in ("cpu", "cuda")  # None: auto
+
+
+def test_domain_options_take_adapts_method_name_too() -> None:
+    """``--method``/``-m`` names the domains in ``adapt``/``generate``; the commands that
+    spell it ``--domain`` or ``--domains`` take it as well, into the same list."""
+    from stylebridge.cli.main import build_parser
+
+    parser, _ = build_parser()
+    shift = parser.parse_args(["analyze", "shift-norms", "--images", "x.png", "-m", "a", "--domain",
+                               "b", "--method", "c", "-d", "d", "--out", "o", "--encoder", "e4e"])
+    assert shift.domain == ["a", "b", "c", "d"]
+    latents = parser.parse_args(["analyze", "latents", "--images", "x", "--encoder", "e4e", "--out", "o",
+                                 "--method", "a", "-d", "b"])
+    assert latents.domain == ["a", "b"]
+    dataset = parser.parse_args(["featureshift", "build-dataset", "--images", "x", "-m", "a,b",
+                                 "--domains", "c", "--method", "d", "--out", "o",
+                                 "--encoder", "fse", "--guide", "e4e"])
+    assert dataset.domains == ["a,b", "c", "d"]

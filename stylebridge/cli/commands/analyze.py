@@ -63,9 +63,11 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=user_path, required=True, metavar="DIR",
                    help="output folder: latents.png, latents.md, latents.json (with several "
                         "encoders: one subfolder each and their comparison)")
-    p.add_argument("--domain", "-d", type=user_spec, action="append", default=[],
+    p.add_argument("--domain", "-d", "--method", "-m", dest="domain", type=user_spec,
+                   action="append", default=[],
                    metavar="[NAME:]DOMAIN.safetensors",
-                   help="domain checkpoint for the Eq. 5 adaptability table, repeatable")
+                   help="domain checkpoint for the Eq. 5 adaptability table, repeatable (--method: "
+                        "the name adapt uses)")
     p.add_argument("--layers", choices=LAYER_SETS, default="all",
                    help="all style layers (default, incl. ToRGB) or only the modulated convs")
     add_fit_argument(p, "; both fits are drawn and tabled either way")
@@ -185,10 +187,12 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
 def _add_shift_norms_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=user_path_text, nargs="+", required=True, metavar="PATH",
                    help="photos (files or folders)")
-    p.add_argument("--domain", "-d", type=user_spec, action="append", required=True,
+    p.add_argument("--domain", "-d", "--method", "-m", dest="domain", type=user_spec,
+                   action="append", required=True,
                    metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
                    help="domain checkpoint, or an installed catalogue domain by name (-d pixar: "
-                        "`stylebridge weights list --kind domain`); repeatable")
+                        "`stylebridge weights list --kind domain`); repeatable (--method: "
+                        "the name adapt uses)")
     p.add_argument("--out", type=user_path, required=True, metavar="DIR",
                    help="output folder: shift_norms.json and shift_norms.md")
     add_photo_arguments(p)

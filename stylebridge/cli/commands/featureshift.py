@@ -66,9 +66,11 @@ class FeatureShiftCommand(Command):
                        metavar="DIR|FILE",
                        help="FFHQ-aligned face images, files or folders (their image files, "
                             "sorted); photos are aligned first with `stylebridge align`")
-        p.add_argument("--domains", type=user_spec, required=True, action="append",
+        p.add_argument("--domains", "--method", "-m", dest="domains", type=user_spec,
+                       required=True, action="append",
                        metavar="D1,D2,...",
-                       help="domain checkpoints (comma-separated and/or repeated)")
+                       help="domain checkpoints (comma-separated and/or repeated; --method: "
+                            "the name adapt uses)")
         p.add_argument("--out", required=True, type=user_path, metavar="DATASET",
                        help="the dataset folder; the same command again resumes its build")
         p.add_argument("--resume", action="store_true",
