@@ -23,9 +23,20 @@ class Command(Plugin, ABC):
     """A ``stylebridge`` subcommand, registered through the ``register_commands`` hook."""
 
     help: ClassVar[str] = ""
+    #: whether ``run`` may be one of several processes of a distributed launch (``torchrun
+    #: --nproc_per_node N``, ``WORLD_SIZE`` > 1), each doing its share of one run; the command
+    #: line refuses any other command there, in one line and before any work (each process
+    #: would do the whole work into the same output).  A grouped command asks its target
+    #: (:attr:`Target.distributed`, :meth:`runs_distributed`)
+    distributed: ClassVar[bool] = False
 
     @abstractmethod
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def runs_distributed(self, args: argparse.Namespace) -> bool:
+        """Whether this parsed command line may run as one of several processes (see
+        :attr:`distributed`)."""
+        return self.distributed
 
     @abstractmethod
     def run(self, args: argparse.Namespace, console: Console) -> int: ...
@@ -42,8 +53,9 @@ class Target:
     ``command`` is the grouped command it belongs to (``train`` or ``reproduce``);
     ``add_arguments(parser)`` adds its options to its own sub-parser, ``run(args, console)``
     returns the exit code; ``help`` is its line in ``stylebridge COMMAND --help`` and its
-    description, ``epilog`` the text under its options.  The registry lists it as the
-    ``command_target`` plugin ``COMMAND.NAME`` (``train.mymethod``)."""
+    description, ``epilog`` the text under its options; ``distributed``: its ``run`` may be
+    one of several processes of a torchrun launch (:attr:`Command.distributed`).  The
+    registry lists it as the ``command_target`` plugin ``COMMAND.NAME`` (``train.mymethod``)."""
 
     name: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
@@ -51,6 +63,7 @@ class Target:
     help: str = ""
     epilog: str = ""
     command: str = ""
+    distributed: bool = False
 
 
 #: the registry kind of :class:`~stylebridge.cli.base.Target` plugins (``train.domain``)
@@ -170,11 +183,19 @@ class TargetGroup:
             p = sub.add_parser(name, add_help=False)  # no help=: not listed in --help
             p.parse_known_args = lambda *a, _refuse=refuse, **k: _refuse()
 
-    def run(self, args: argparse.Namespace, console: Console) -> int:
+    def _target(self, args: argparse.Namespace) -> Target:
         target = self._built.get(args.target) or self.resolve().get(args.target)
         if target is None:  # pragma: no cover - argparse rejects unknown targets
             raise StylebridgeError(f"unknown {self.command} target {args.target!r}")
-        return int(target.run(args, console) or 0)
+        return target
+
+    def runs_distributed(self, args: argparse.Namespace) -> bool:
+        """Whether the parsed target may run as one of several processes (its
+        :attr:`Target.distributed`): :meth:`Command.runs_distributed` of a grouped command."""
+        return self._target(args).distributed
+
+    def run(self, args: argparse.Namespace, console: Console) -> int:
+        return int(self._target(args).run(args, console) or 0)
 
 
 def _refuse(message: str) -> None:

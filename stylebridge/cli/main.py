@@ -252,8 +252,8 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str, prog: str | None = None) -> NoReturn:
         if not message.startswith("unrecognized arguments"):
             message = _stray_options() or _swallowed_positional(self, message) or message
-        text = one_line_usage_error(_choice_suggestion(message), prog or self.prog)
-        self.exit(2, f"error: {text}\n")
+        _error(one_line_usage_error(_choice_suggestion(message), prog or self.prog))
+        self.exit(2)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         args = list(sys.argv[1:] if args is None else args)
@@ -275,6 +275,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         if extras:  # the help to see is the command's, not the top level's
             hint = _option_suggestions(extras, getattr(parsed, _CHAIN))
             self.error(f"unrecognized arguments: {' '.join(extras)}{hint}", getattr(parsed, _PROG))
+        self.parsed_prog = str(getattr(parsed, _PROG))  # `stylebridge train domain`
         delattr(parsed, _PROG)
         delattr(parsed, _CHAIN)
         return parsed
@@ -350,8 +351,32 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return found
 
 
+def _launch() -> tuple[int, int]:
+    """``(rank, world size)`` of a torchrun launch (``RANK``, ``WORLD_SIZE``); (0, 1) alone."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0, 1
+    return (rank, world) if world > 1 else (0, 1)
+
+
 def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    """The error line; ``rank N: `` first on a distributed launch's processes but rank 0."""
+    rank = _launch()[0]
+    print(f"error: {f'rank {rank}: ' if rank else ''}{message}", file=sys.stderr)
+
+
+#: a collective whose peer process went away: gloo's "[.../pair.cc:561] Connection closed by peer"
+_PEER_GONE = re.compile(r"gloo/transport/\S*\].*Connection (?:closed|reset) by peer|"
+                        r"NCCL.*remote process exited", re.S)
+
+
+def _peer_stopped(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed as another process of the run stopped."""
+    dist = sys.modules.get("torch.distributed")
+    return _launch()[1] > 1 and isinstance(exc, RuntimeError) and (
+        (dist is not None and isinstance(exc, dist.DistBackendError))
+        or _PEER_GONE.search(str(exc)) is not None)
 
 
 #: the options that bound a command's memory, named when it runs out (first: the command words)
@@ -431,6 +456,12 @@ def _main(argv: list[str]) -> int:
         if not args.command:  # a usage error, like a sub-command without its action
             parser.print_help(sys.stderr)
             return 2
+        rank, world = _launch()  # torchrun: a command that runs in one process, before any work
+        if world > 1 and not commands[args.command].runs_distributed(args):  # type: ignore[attr-defined]
+            if rank == 0:  # the other ranks exit silently
+                _error(f"{parser.parsed_prog.removeprefix('stylebridge ')} runs in one process: "
+                       f"start it without torchrun (WORLD_SIZE={world})")
+            return 2
         from stylebridge.cli.options import cli_console
 
         with signals_stop(args.command in STOP_ON_SIGNALS):
@@ -472,6 +503,10 @@ def _main(argv: list[str]) -> int:
         return 2
     except Exception as exc:
         _trace(debug)
+        if _peer_stopped(exc):  # that process' own error is its rank's line
+            print(f"error: rank {_launch()[0]} stopped: another process of the run failed (its "
+                  "error is above)", file=sys.stderr)
+            return 1
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
             _error(f"out of GPU memory; {oom_advice(argv)} (or --device cpu)")
             return 2

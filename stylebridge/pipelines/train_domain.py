@@ -88,7 +88,7 @@ from stylebridge.pipelines.training.domain import (
     state_path_for,
 )
 from stylebridge.pipelines.training.fingerprint import DefaultChange
-from stylebridge.pipelines.training.guard import TrainingDivergedError
+from stylebridge.pipelines.training.guard import TrainingDivergedError, refuse_several_processes
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
 from stylebridge.pipelines.training.options import (
     check_train_numbers,
@@ -438,6 +438,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         raise StylebridgeError(f"train_domain: expected a DomainTrainConfig, got "
                                f"{type(cfg).__name__}")
     check_progress(progress, "train_domain")
+    refuse_several_processes("train_domain")  # torchrun: each process would write --out
     if (cfg.text is None) == (cfg.image is None):
         raise StylebridgeError("give one target: --text PROMPT or --image REF.png")
     text_mode = cfg.text is not None

@@ -66,6 +66,7 @@ from stylebridge.pipelines.training.domain import (
     check_run_out,
 )
 from stylebridge.pipelines.training.fingerprint import EarlierForm
+from stylebridge.pipelines.training.guard import refuse_several_processes
 from stylebridge.pipelines.training.options import (
     check_train_numbers,
     input_files,
@@ -420,6 +421,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     from stylebridge.plugins.losses.clip import text_templates
 
     check_progress(progress, "train_hyperdomain")
+    refuse_several_processes("train_hyperdomain")  # torchrun: each process would write --out
     pairs = _pairs(cfg)
     _check(cfg)
     out = _prepare_out(cfg)   # an --out that is a folder or an input: before anything loads

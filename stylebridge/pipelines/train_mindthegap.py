@@ -63,6 +63,7 @@ from stylebridge.pipelines.training.domain import (
     render,
 )
 from stylebridge.pipelines.training.fingerprint import NOT_RECORDED, Computed
+from stylebridge.pipelines.training.guard import refuse_several_processes
 from stylebridge.pipelines.training.losses import check_trainable
 from stylebridge.pipelines.training.options import check_train_numbers
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
@@ -364,6 +365,7 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     from stylebridge.registry.resolve import generator_path, load_generator
 
     check_progress(progress, "train_mindthegap")
+    refuse_several_processes("train_mindthegap")  # torchrun: each process would write --out
     _check(cfg)
     out = Path(cfg.out)
     latent_path, png_path = reference_paths(out)

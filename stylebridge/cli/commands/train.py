@@ -91,6 +91,10 @@ class TrainCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         TRAIN.add_arguments(parser)
 
+    def runs_distributed(self, args: argparse.Namespace) -> bool:
+        """``train featureshift`` runs under torchrun (its target's ``distributed``)."""
+        return TRAIN.runs_distributed(args)
+
     def run(self, args: argparse.Namespace, console: Console) -> int:
         return TRAIN.run(args, console)
 
@@ -331,7 +335,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=d.batch_size,
                    help=f"batch per process (default {d.batch_size}: the thesis' 10 000 "
                         "pre-training iterations = 12 epochs over its 10k images → 12 images "
-                        "per iteration; StyleFeatureEditor trains with 8)")
+                        "per iteration; StyleFeatureEditor trains with 8); under torchrun "
+                        "BatchNorm's batch statistics are per process, so 2 processes x "
+                        "--batch 2 is not 1 x --batch 4 (see below)")
     p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer,
                    help=f"default {d.optimizer}, ours (the thesis names none); "
                         "StyleFeatureEditor trains its encoder with Ranger")
@@ -417,7 +423,14 @@ def run_featureshift(args: argparse.Namespace, console: Console) -> int:
 TRAIN_HELP = "train FeatureShift on a `featureshift build-dataset` dataset (thesis losses and phases)"
 TRAIN_EPILOG = ("Multi-GPU: `torchrun --nproc_per_node N -m stylebridge train featureshift ...` "
                 "trains with DistributedDataParallel (NCCL on CUDA, gloo on the CPU); --batch is "
-                "per process and rank 0 writes the checkpoints, log and samples.")
+                "per process and rank 0 writes the checkpoints, log and samples. FeatureShift's "
+                "BatchNorm layers are plain ones (SyncBatchNorm needs CUDA): each process "
+                "normalises with its own batch's statistics and DDP copies rank 0's running "
+                "statistics to the others before every step, so N processes x --batch B do not "
+                "train as one process with --batch N*B, and model.safetensors holds rank 0's "
+                "running statistics. Ctrl-C (to torchrun and its processes together) saves "
+                "after the step, as without torchrun. The other stylebridge commands run in "
+                "one process: torchrun with more than one is refused.")
 
 
 @hookimpl
@@ -431,6 +444,6 @@ def register_command_targets(register: Any) -> None:
                     help="train a domain method from a text prompt or one reference image",
                     command="train"))
     register(Target("featureshift", add_train_arguments, run_featureshift, help=TRAIN_HELP,
-                    epilog=TRAIN_EPILOG, command="train"))
+                    epilog=TRAIN_EPILOG, command="train", distributed=True))
     register(train_hyperdomain.TARGET)
     register(train_mindthegap.TARGET)

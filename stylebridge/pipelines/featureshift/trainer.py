@@ -388,20 +388,22 @@ class FeatureShiftTrainer:
         if self.dist.backend is not None:
             dist.barrier()
 
-    def _any_rank(self, requested: bool) -> bool:
-        """Whether any process was signalled (one all-reduce of a flag per step)."""
-        flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
+    def _any_rank(self, signum: int) -> int:
+        """The signal any process had, 0 for none (one all-reduce, MAX, per step): every rank
+        names the signal actually received."""
+        flag = torch.tensor([float(signum)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item() > 0)
+        return int(flag.item())
 
     def save(self) -> None:
         """Write the training state and ``model.safetensors`` (rank 0, atomically); weights
-        that became NaN/Inf are not saved."""
-        if not self.dist.main:
-            return
+        that became NaN/Inf are not saved.  Every rank calls it at the same step and counts
+        it saved (its divergence message names the same checkpoint as rank 0's); the weights
+        are the same on every rank, so every rank finds them finite or not alike."""
         if not all_finite(self.model):
             self._diverged(self.step - 1, "the weights became NaN/Inf (not saved)")
-        save_state(self)
+        if self.dist.main:
+            save_state(self)
         self.last_saved = self.step
 
     def _load_state(self) -> None:
@@ -480,7 +482,9 @@ class FeatureShiftTrainer:
                         "weights; the model learns no real domain shift")
         emit(progress, "start", step=self.step, total=cfg.steps, text="featureshift")
         try:
-            with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, stop
+            # Ctrl-C / SIGTERM: save after the step, stop (under torchrun its forwarded
+            # copy of the same signal is not a second request)
+            with StopRequests(distributed=self.dist.backend is not None) as stops:
                 while self.step < cfg.steps:
                     record = self._train_step()
                     if cfg.log_every and (self.step % cfg.log_every == 0

@@ -5,8 +5,9 @@ counter, say) and everything since the last ``--checkpoint-every`` save is lost.
 :class:`StopRequests` the first signal only sets :attr:`StopRequests.signal`; the loop checks it
 after each whole step, saves the state (the same exact-resume state a scheduled checkpoint
 writes) and raises :class:`TrainingInterrupted`, whose one line says how to continue.  A second
-signal stops at once, as a plain Ctrl-C does (nothing is saved then).  Off the main thread
-(signals cannot be caught there) it does nothing and an interrupt behaves as before.
+signal stops at once, as a plain Ctrl-C does (nothing is saved then; under a launcher, see
+below).  Off the main thread (signals cannot be caught there) it does nothing and an
+interrupt behaves as before.
 
 SIGHUP is what a dropped ssh session (or a closed terminal) sends: it killed the run with
 nothing saved since the last ``--checkpoint-every``.  It is a stop request as SIGTERM is,
@@ -15,14 +16,23 @@ keeps ignoring it and trains on.
 
 Under DDP the processes must stop after the same step: a signal that reaches one rank a
 step before another would leave the other waiting in the next step's all-reduce for ever.
-The trainer passes ``agree`` (an all-reduce of the flag), so every rank stops after the step
-in which any of them was signalled.
+The trainer passes ``agree`` (an all-reduce, MAX, of the signal number, 0 for none), so every
+rank stops after the step in which any of them was signalled, and names that signal.
+
+Under a launcher (``StopRequests(distributed=True)``, the DDP trainer) a signal often comes
+twice: one sent to torchrun and its workers together (Ctrl-C in a terminal signals the whole
+process group; ``timeout``, ``scancel`` and systemd do the same) reaches each worker directly,
+and torchrun forwards one more within milliseconds.  A repeat within :data:`REPEAT_WINDOW_S`
+of the first is that same request; a later one stops at once, as in a single process.
+torchrun waits about 30 s after forwarding (``TORCH_ELASTIC_SHUTDOWN_TIMEOUT``) before it
+sends SIGKILL: the step in progress and the save must end within that time.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -35,6 +45,11 @@ _SIGNALS = tuple(sig for sig in (getattr(signal, name, None) for name in
                                  ("SIGINT", "SIGTERM", "SIGHUP")) if sig is not None)
 #: stop requests only while they are not ignored when training starts (``nohup``)
 _UNLESS_IGNORED = tuple(sig for sig in (getattr(signal, "SIGHUP", None),) if sig is not None)
+#: under a launcher, a repeat of the stop signal less than this many seconds after the first is
+#: the same request (torchrun's forwarded copy of a signal that reached the whole process
+#: group comes milliseconds after it); far above that delay, and short enough that a second
+#: Ctrl-C typed after it still stops at once
+REPEAT_WINDOW_S = 2.0
 
 
 class TrainingInterrupted(StylebridgeError):
@@ -52,10 +67,16 @@ class TrainingInterrupted(StylebridgeError):
 
 class StopRequests:
     """Context manager: catch the first SIGINT/SIGTERM/SIGHUP as a request to stop after the
-    step (a SIGHUP ignored when it starts, under ``nohup``, stays ignored)."""
+    step (a SIGHUP ignored when it starts, under ``nohup``, stays ignored).
 
-    def __init__(self) -> None:
+    ``distributed``: the process is one of a launcher's (torchrun): a repeat within
+    :data:`REPEAT_WINDOW_S` of the first signal is the same request (the launcher's forwarded
+    copy); otherwise, and later, a repeat stops at once, unsaved."""
+
+    def __init__(self, *, distributed: bool = False) -> None:
         self.signal: int | None = None
+        self._window = REPEAT_WINDOW_S if distributed else 0.0
+        self._first_at = 0.0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequests:
@@ -69,10 +90,14 @@ class StopRequests:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop now, as without this handler
-            self._restore()
-            raise KeyboardInterrupt
-        self.signal = signum
+        now = time.monotonic()
+        if self.signal is None:
+            self.signal, self._first_at = signum, now
+            return
+        if now - self._first_at < self._window:  # the launcher's copy of the same request
+            return
+        self._restore()  # a second Ctrl-C: stop now, as without this handler
+        raise KeyboardInterrupt
 
     def _restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -83,17 +108,18 @@ class StopRequests:
         self._restore()
 
     def stop_if_requested(self, step: int, state: Path, save: Any, *,
-                          agree: Callable[[bool], bool] | None = None) -> None:
+                          agree: Callable[[int], int] | None = None) -> None:
         """After a whole step: when a signal came, ``save()`` and raise
-        :class:`TrainingInterrupted`.  ``agree(requested)``: whether any process of the run
-        was signalled (DDP); every process calls it after every step."""
-        requested = self.signal is not None
+        :class:`TrainingInterrupted`.  ``agree(signum)`` (DDP; every process calls it after
+        every step, with 0 when it had no signal): the signal one of the processes of the
+        run had (the largest number), 0 when none had one."""
+        signum = self.signal or 0
         if agree is not None:
-            requested = agree(requested)
-        if not requested:
+            signum = agree(signum)
+        if not signum:
             return
         save()
-        raise TrainingInterrupted(step, state, self.signal or signal.SIGINT)
+        raise TrainingInterrupted(step, state, signum)
 
 
-__all__ = ["StopRequests", "TrainingInterrupted"]
+__all__ = ["REPEAT_WINDOW_S", "StopRequests", "TrainingInterrupted"]
