@@ -539,7 +539,7 @@ def test_resume_with_another_clip_file_is_refused_naming_it(tmp_path: Path,
     clip_file.write_bytes(b"other CLIP weights")
     old, new = (hashlib.sha256(data).hexdigest()[:12] for data in (b"first CLIP weights",
                                                                    b"other CLIP weights"))
-    with pytest.raises(StylebridgeError, match=f'cannot resume: the run used clip_weights='
-                                               f'{{"ViT-B-32": "{old}…"}}, this command has '
-                                               f'clip_weights={{"ViT-B-32": "{new}…"}}; '):
+    with pytest.raises(StylebridgeError, match=f'cannot resume with different settings: '
+                                               f'--clip-weights {{"ViT-B-32": "{old}…"}} then, '
+                                               f'{{"ViT-B-32": "{new}…"}} now; '):
         _train(tmp_path, 4, "c.safetensors", resume=True, clip_weights=[f"ViT-B-32={clip_file}"])

@@ -158,13 +158,13 @@ def test_a_text_run_begun_under_the_old_default_is_told_to_give_indomain(
         _domain(preset, out, 3, resume=True)
     said = str(info.value)
     assert said == (
-        f"{state}: cannot resume: the run used losses=[\"clip_direction:1.0\", "
-        "\"indomain:0.25\"], this command has losses=[\"clip_direction:1.0\"]; that was the "
+        f"{state}: cannot resume with different settings: --loss [\"clip_direction:1.0\", "
+        "\"indomain:0.25\"] then, [\"clip_direction:1.0\"] now; that was the "
         "default when the run began (an earlier stylebridge): give --indomain to resume it, "
         "or start over with --force (or another --out)")
     # with the losses given, the frozen layers are the default that changed
-    with pytest.raises(StylebridgeError, match=r"freeze_layers=\[0, .*\], this command has "
-                       r"freeze_layers=\[\]; that was the default when the run began \(an "
+    with pytest.raises(StylebridgeError, match=r"--freeze-layers \[0, .*\] then, \[\] now; "
+                       r"that was the default when the run began \(an "
                        r"earlier stylebridge\): give --freeze-layers coarse to resume it"):
         _domain(preset, out, 3, resume=True, losses=["clip_direction:1", "indomain:0.25"])
     # a setting the state lacks and nothing says what it was: no advice that cannot work
@@ -172,7 +172,7 @@ def test_a_text_run_begun_under_the_old_default_is_told_to_give_indomain(
     with pytest.raises(StylebridgeError) as info:
         _domain(preset, out, 3, resume=True, indomain=True)
     said = str(info.value)
-    assert said == (f"{state}: cannot resume: the state records no seed (an earlier "
+    assert said == (f"{state}: cannot resume: the state records no --seed (an earlier "
                     "stylebridge wrote it, before that setting was kept) and what the run used "
                     "cannot be known; start over with --force (or another --out)")
 
@@ -205,8 +205,8 @@ def test_a_mindthegap_state_of_before_the_phase_was_recorded_resumes_with_its_ph
     _rewrite(state, dom.STATE_KIND, edit)
     with pytest.raises(StylebridgeError) as info:   # another phase: named as an option
         _mindthegap(preset, old / "m.safetensors", 3, resume=True, phase="shape")
-    assert str(info.value).startswith(f"{state}: cannot resume: the run used phase=\"default\", "
-                                      "this command has phase=\"shape\"; "), str(info.value)
+    assert str(info.value).startswith(f"{state}: cannot resume with different settings: "
+                                      "--phase \"default\" then, \"shape\" now; "), str(info.value)
     for run in (ref, old):
         assert _mindthegap(preset, run / "m.safetensors", 3, resume=True,
                            phase="default").step == 3
@@ -244,9 +244,9 @@ def test_a_hyperdomain_state_with_the_earlier_clip_record_resumes(
 
     saved = state.read_bytes()
     _rewrite(state, dom.STATE_KIND, as_written("file"))   # real weights then, random now
-    with pytest.raises(StylebridgeError, match=rf"the run used clip_weights={{\"{clip}\": "
-                       rf"\"file\"}}, this command has clip_weights={{\"{clip}\": "
-                       rf"\"[0-9a-f]{{12}}…\"}}; give the interrupted run's options"):
+    with pytest.raises(StylebridgeError, match=rf"--clip-weights {{\"{clip}\": \"file\"}} "
+                       rf"then, {{\"{clip}\": \"[0-9a-f]{{12}}…\"}} now; give the interrupted "
+                       r"run's options"):
         _hyper(preset, out, 3, resume=True)
     state.write_bytes(saved)
     _rewrite(state, dom.STATE_KIND, as_written("random"))   # the file's random weights

@@ -46,10 +46,10 @@ L2-normalised; random numbers come from one seeded generator (resumable).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -205,10 +205,15 @@ class HyperDomainTrainer(DomainTrainer):
     takes_encoder = False
     #: domain modulation changes the rendered images only, never the styles
     trained_fields = frozenset({"output"})
-    #: the network's sizes and mapper CLIP are options of the command (a --resume refusal)
-    resume_labels = {f"method.config.{key}": f"--{key.replace('_', '-')}"
-                     for key in ("width", "inner", "backbone_depth", "head_depth")} | {
-                         "method.config.clip": "--mapper-clip"}
+    #: its options besides train domain's, the network's sizes and mapper CLIP among them
+    #: (a --resume refusal names them); a prompt that differs is named by its place
+    resume_labels: ClassVar[Mapping[str, str]] = {**DomainTrainer.resume_labels, **{
+        f"method.config.{key}": f"--{key.replace('_', '-')}"
+        for key in ("width", "inner", "backbone_depth", "head_depth")},
+        "method.config.clip": "--mapper-clip", "method.config.clip_weights": "--clip-weights",
+        "prompts": "--prompts", "templates": "--templates",
+        "convex": "convex (--no-convex)", "resample": "--resample", "crop": "--crop"}
+    resume_narrowed: ClassVar[frozenset[str]] = DomainTrainer.resume_narrowed | {"prompts"}
 
     def __init__(self, generator: Generator, method: HyperDomain, losses: Sequence[Any],
                  settings: TrainSettings, *, bank: PromptBank, guide: PromptBatchGuide,

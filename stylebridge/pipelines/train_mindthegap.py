@@ -116,8 +116,14 @@ class MindTheGapTrainer(DomainTrainer):
     method: MindTheGap
     command = "train mindthegap"
     takes_encoder = False   # its --encoder inverts the reference only
-    #: an option the domain's config holds (a --resume refusal names it)
-    resume_labels: ClassVar[Mapping[str, str]] = {"method.config.mix_from": "--mix-from"}
+    #: its options besides train domain's, the reference's and those the domain's config
+    #: holds (a --resume refusal names them; ``betas`` has none)
+    resume_labels: ClassVar[Mapping[str, str]] = {
+        **DomainTrainer.resume_labels, "target.image": "the reference image",
+        "target.image_sha256": "the reference image (sha256)", "target.encoder": "--encoder",
+        "target.refine_steps": "--refine-steps", "target.refine_lr": "--refine-lr",
+        "phase": "--phase", "method.config.mix_from": "--mix-from",
+        "method.config.mix": "mix (--no-mix)"}
     #: states written before ``--phase`` was recorded (85ef785): read from the layers the
     #: domain's config records (phase_of_state)
     saved_before: ClassVar[Mapping[str, Any]] = {

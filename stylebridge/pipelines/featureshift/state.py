@@ -58,6 +58,7 @@ from stylebridge.pipelines.training.state import (
     resume_notice,
     set_global_rng_state,
     software_versions,
+    then_and_now,
 )
 from stylebridge.plugins.renderers.featureshift import PLUGIN, save_featureshift
 
@@ -388,8 +389,8 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         names = ", ".join(sorted(option_name(k) for k in diff))
         first = diff[0]
         detail = (_loss_difference(first, old, now, saved_losses, now_losses)
-                  if first in _LOSS_FIELDS else f"{option_name(first)} "
-                  f"{_shown(old_raw.get(first))} then, {_shown(now_raw.get(first))} now")
+                  if first in _LOSS_FIELDS else then_and_now(
+                      option_name(first), _shown(old_raw.get(first)), _shown(now_raw.get(first))))
         raise StylebridgeError(f"was written with different settings ({names}): {detail}; "
                                "resume with the same ones or start a new --out",
                                path=t.state_path)

@@ -8,7 +8,8 @@
   digests;
 * :mod:`.log`: the JSON-lines log; :mod:`.progress`: the progress callback;
   :mod:`.result`: :class:`TrainResult`, what both trainers return;
-* :mod:`.schedule`: learning-rate schedules and phases; :mod:`.options`: option parsers.
+* :mod:`.schedule`: learning-rate schedules and phases; :mod:`.options`: option parsers;
+  :mod:`.settings`: the domain trainers' optimisation settings.
 """
 
 from stylebridge.pipelines.training.guard import TrainingDivergedError

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +36,8 @@ from stylebridge.pipelines.adapter import check_inversion
 from stylebridge.pipelines.resume import held
 from stylebridge.pipelines.training.fingerprint import (
     NOT_RECORDED,
+    RESUME_NARROWED,
+    RESUME_OPTIONS,
     DefaultChange,
     EarlierForm,
     resume_refusal,
@@ -62,6 +63,10 @@ from stylebridge.pipelines.training.outputs import (  # noqa: F401  (re-exported
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.schedule import linear_warmup_lr
+from stylebridge.pipelines.training.settings import (  # noqa: F401  (re-exported)
+    WARMUP_START_LR,
+    TrainSettings,
+)
 from stylebridge.pipelines.training.state import (
     cpu_threads,
     json_roundtrip,
@@ -80,7 +85,6 @@ if TYPE_CHECKING:
 
 RANDOM_CLIP_NOTICE = "RANDOM CLIP WEIGHTS"
 STATE_KIND = "train_state"
-WARMUP_START_LR = 0.001  # StyleDomain scheduler.start_lr
 
 #: the LossBatch fields the domain trainer always fills
 BASE_FIELDS = frozenset({"output", "source", "latents", "styles", "styles_source", "step",
@@ -88,37 +92,6 @@ BASE_FIELDS = frozenset({"output", "source", "latents", "styles", "styles_source
 LATENT_FIELDS = frozenset({"target_latents", "source_latents"})
 #: filled whenever a loss reads them (the trainer then builds a CLIP guide)
 CLIP_FIELDS = frozenset({"clip_guide", "text"})
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation settings of :class:`DomainTrainer` (steps are counted from 0)."""
-
-    steps: int
-    batch: int = 4
-    lr: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 0
-    warmup_start_lr: float = WARMUP_START_LR
-    mixing: float = 0.9
-    freeze_layers: tuple[int, ...] = ()
-    seed: int = 0
-    checkpoint_every: int = 25
-    sample_every: int = 0
-    n_samples: int = 4
-    sample_truncation: float = 0.7
-
-    def __post_init__(self) -> None:
-        checks = [(self.steps >= 1, "steps must be >= 1"), (self.batch >= 1, "batch must be >= 1"),
-                  (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number"),
-                  (self.warmup_steps >= 0, "warm-up steps must be >= 0"),
-                  (0.0 <= self.mixing <= 1.0, "mixing probability must be in [0, 1]"),
-                  (self.checkpoint_every >= 0 and self.sample_every >= 0,
-                   "checkpoint/sample intervals must be >= 0"),
-                  (self.n_samples >= 1, "n_samples must be >= 1")]
-        for ok, message in checks:
-            if not ok:
-                raise StylebridgeError(message)
 
 
 def sample_wplus(generator: Generator, n: int, rng: torch.Generator, *,
@@ -177,9 +150,13 @@ class DomainTrainer:
     #: the LossBatch fields the trained method changes; ``None``: not checked
     #: (:func:`~stylebridge.pipelines.training.losses.check_trainable`)
     trained_fields: frozenset[str] | None = None
-    #: how a ``--resume`` refusal names a fingerprint entry (``{"method.config.width":
-    #: "--width"}``; a narrowed member keeps its tail); others go by their key
-    resume_labels: ClassVar[Mapping[str, str]] = {}
+    #: how a ``--resume`` refusal names a fingerprint entry: the option that gives it
+    #: (``{"lr": "--lr", "target.text": "--text"}``; a narrowed member keeps its tail:
+    #: ``--prompts item 3``); others go by their key (:func:`.fingerprint.option_label`)
+    resume_labels: ClassVar[Mapping[str, str]] = RESUME_OPTIONS
+    #: the fingerprint's dicts/lists a refusal narrows to the member that differs, whatever
+    #: their length (a longer value always is)
+    resume_narrowed: ClassVar[frozenset[str]] = RESUME_NARROWED
     #: a setting a state predates read as (a value, a Computed one, NOT_RECORDED: not
     #: compared; :mod:`.fingerprint`): file sha256s came in efd7591 (the config was compared)
     saved_before: ClassVar[Mapping[str, Any]] = {"generator_sha256": NOT_RECORDED,

@@ -14,16 +14,29 @@ form (:class:`EarlierForm`).  When a refusal remains and the saved value was a d
 changed since (:class:`DefaultChange`), the refusal names the option that gives it; a
 setting that cannot be known or this version lacks is said so, without advice that cannot
 work.
+
+The refusal names a setting by the command-line option that gives it (:data:`RESUME_OPTIONS`,
+extended per trainer: ``resume_labels``), its values as ``train featureshift`` shows them
+(:func:`~stylebridge.pipelines.training.state.then_and_now`: ``--lr 0.05 then, 0.1 now``);
+a dict or list of several options (``target``, the method's config: ``resume_narrowed``)
+or a long value is narrowed to the member that differs (``--source-text``, ``--width``,
+``--prompts item 3``); a setting no option gives keeps its name (``betas``,
+``method.config.rank``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stylebridge.pipelines.training.losses import canonical_loss_spec
-from stylebridge.pipelines.training.state import first_difference, json_roundtrip
+from stylebridge.pipelines.training.state import (
+    first_difference,
+    json_roundtrip,
+    then_and_now,
+)
 
 
 class _NotRecorded:
@@ -33,10 +46,23 @@ class _NotRecorded:
 
 #: a setting a state predates whose value then cannot be known: not compared
 NOT_RECORDED: Any = _NotRecorded()
-#: how :func:`~stylebridge.pipelines.training.state.first_difference` shows a missing value
-_MISSING = "(none)"
 #: how a refusal that can be acted on ends
 START_OVER = "start over with --force (or another --out)"
+
+#: the command-line option of each setting of a ``train domain`` fingerprint (a member of a
+#: dict by its path), as a ``--resume`` refusal names it; the other domain trainers add theirs
+RESUME_OPTIONS: Mapping[str, str] = {
+    "method.plugin": "--method", "generator_config": "--generator",
+    "generator_sha256": "--generator (sha256)", "clip_weights": "--clip-weights",
+    "target.text": "--text", "target.source_text": "--source-text",
+    "target.templates": "--templates", "target.image": "--image",
+    "target.image_sha256": "--image (sha256)", "target.source_samples": "--source-samples",
+    "target.source_truncation": "--source-truncation", "losses": "--loss", "clip": "--clip",
+    "encoder": "--encoder", "batch": "--batch", "lr": "--lr", "warmup_steps": "--warmup-steps",
+    "mixing": "--mixing", "freeze_layers": "--freeze-layers", "seed": "--seed",
+}
+#: the fingerprint's dicts of several options: a refusal names the member that differs
+RESUME_NARROWED = frozenset({"target", "method", "method.config"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,19 @@ def saved_as_now(trainer: Any, saved: Mapping[str, Any], mine: Mapping[str, Any]
     return out
 
 
+def option_label(path: str, labels: Mapping[str, str]) -> str:
+    """How a refusal names the fingerprint setting at ``path`` (``target.source_text``,
+    ``prompts[2]``): by the option ``labels`` gives it (the longest match), a member of one by
+    its key or 1-based item (``--clip-weights ViT-B-32``, ``--prompts item 3``); a setting
+    without one by its path."""
+    name = max((n for n in labels if path == n or path.startswith((f"{n}.", f"{n}["))),
+               key=len, default=None)
+    if name is None:
+        return path
+    tail = re.sub(r"\[(\d+)\]", lambda m: f" item {int(m.group(1)) + 1}", path[len(name):])
+    return labels[name] + tail.replace(".", " ")
+
+
 def resume_refusal(trainer: Any, saved: Mapping[str, Any], extra: Mapping[str, Any]
                    ) -> str | None:
     """Why ``trainer`` cannot resume a state whose fingerprint is ``saved`` (its header's
@@ -101,34 +140,38 @@ def resume_refusal(trainer: Any, saved: Mapping[str, Any], extra: Mapping[str, A
     from the options, compared last), narrowed to the part that does; ``None``: it can."""
     mine = {k: json_roundtrip(v) for k, v in trainer.fingerprint.items()}   # in its order
     then = saved_as_now(trainer, saved, mine, extra)
-    why = first_difference(then, mine, last=("method",), canonical=_meant)
+    why = first_difference(then, mine, last=("method",), canonical=_meant,
+                           narrowed=trainer.resume_narrowed)
     if why is None:
         return None
     key, was, now = why
-    shown = next((label + key[len(name):] for name, label in trainer.resume_labels.items()
-                  if key == name or key.startswith((f"{name}.", f"{name}["))), key)
-    if was == _MISSING:   # a setting this state never recorded, and nothing says what it was
+    shown, top = option_label(key, trainer.resume_labels), _top(key)
+    if top not in then:   # a setting this state never recorded, and nothing says what it was
         return (f"cannot resume: the state records no {shown} (an earlier stylebridge wrote "
                 "it, before that setting was kept) and what the run used cannot be known; "
                 f"{START_OVER}")
-    if now == _MISSING:
-        return (f"cannot resume: the run used {shown}={was}, a setting this version does not "
+    if top not in mine:
+        return (f"cannot resume: the run used {shown} {was}, a setting this version does not "
                 f"have; {START_OVER}")
-    head = f"cannot resume: the run used {shown}={was}, this command has {shown}={now}"
-    change = _default_change(trainer.default_changes, key, then)
+    head = f"cannot resume with different settings: {then_and_now(shown, was, now)}"
+    change = _default_change(trainer.default_changes, top, then)
     if change is not None:
         return (f"{head}; that was the default when the run began (an earlier stylebridge): "
                 f"give {change.option} to resume it, or {START_OVER}")
     return f"{head}; give the interrupted run's options, or {START_OVER}"
 
 
-def _default_change(changes: Sequence[DefaultChange], key: str, saved: Mapping[str, Any]
+def _top(key: str) -> str:
+    """The top-level setting of a narrowed ``key`` (``target`` of ``target.text``)."""
+    return key.split(".", 1)[0].split("[", 1)[0]
+
+
+def _default_change(changes: Sequence[DefaultChange], top: str, saved: Mapping[str, Any]
                     ) -> DefaultChange | None:
-    """The default change that explains the saved value of ``key`` (a top-level setting)."""
-    top = key.split(".", 1)[0].split("[", 1)[0]
+    """The default change that explains the saved value of ``top`` (a top-level setting)."""
     return next((c for c in changes if c.key == top and top in saved
                  and _meant(top, json_roundtrip(c.then)) == _meant(top, saved[top])), None)
 
 
-__all__ = ["NOT_RECORDED", "Computed", "DefaultChange", "EarlierForm", "resume_refusal",
-           "saved_as_now"]
+__all__ = ["NOT_RECORDED", "RESUME_NARROWED", "RESUME_OPTIONS", "Computed", "DefaultChange",
+           "EarlierForm", "option_label", "resume_refusal", "saved_as_now"]

@@ -21,7 +21,7 @@ import json
 import os
 import random
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -207,16 +207,25 @@ def _long(value: Any) -> bool:
     return isinstance(value, dict | list) and len(json.dumps(value, default=str)) > SHOWN_CHARS
 
 
+def then_and_now(option: str, was: str, now: str) -> str:
+    """How every trainer's ``--resume`` refusal shows the setting that differs: ``--lr 0.001
+    then, 0.002 now`` (``option``: the command-line option, or the setting's name where none
+    gives it; the values as shown)."""
+    return f"{option} {was} then, {now} now"
+
+
 def first_difference(then: Mapping[str, Any], now: Mapping[str, Any], *,
                      last: Iterable[str] = (),
                      canonical: Callable[[str, Any], Any] | None = None,
+                     narrowed: Collection[str] = (),
                      ) -> tuple[str, str, str] | None:
     """The first setting whose values differ, as ``(name, old, new)`` shown in short JSON
     (``None``: all the same).  Keys come in ``now``'s order, then ``then``'s, with ``last``
     (settings derived from the others, e.g. a method's config) at the end.  A value too long
-    to read whole is narrowed to its first differing member: ``method.config.width``,
-    ``prompts[2]``.  ``canonical(key, value)`` (per top-level key) is what is compared:
-    equal readings (``mse:1`` and ``mse:1.0``) are the same; a list keeps its length."""
+    to read whole, or one ``narrowed`` names (by its path: ``target``, ``method.config``), is
+    narrowed to its first differing member: ``method.config.width``, ``prompts[2]``.
+    ``canonical(key, value)`` (per top-level key) is what is compared: equal readings
+    (``mse:1`` and ``mse:1.0``) are the same; a list keeps its length."""
     last = [k for k in last if k in then or k in now]
     keys = [k for k in dict.fromkeys([*now, *then]) if k not in last] + last
     for key in keys:
@@ -225,7 +234,7 @@ def first_difference(then: Mapping[str, Any], now: Mapping[str, Any], *,
         if ca == cb:
             continue
         name = key
-        while _long(a) or _long(b):
+        while _long(a) or _long(b) or name in narrowed:
             if isinstance(a, dict) and isinstance(b, dict):
                 sub = next(k for k in dict.fromkeys([*b, *a])
                            if ca.get(k, _ABSENT) != cb.get(k, _ABSENT))
