@@ -59,6 +59,7 @@ from stylebridge.pipelines.output_metrics import (
     DEFAULT_METRICS,
     OutputMetrics,
     build_output_metrics,
+    check_output_metrics,
     compute_output_metrics,
     last_output_values,
     output_metric_notes,
@@ -379,6 +380,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     paths = require_inputs(config.images)
+    check_output_metrics(config.metrics, registry)  # fid (sets), two variants: before downloads
     registry = checked_registry(config.weight_requests(), ensure_weights, registry)
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)

@@ -58,6 +58,7 @@ from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns, met
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.metrics.base import spec_seed
 from stylebridge.registry import Registry, get_registry
+from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +175,14 @@ class EvalConfig:
     suffix: str = ""
     #: keep the pairs an interrupted evaluation into the same ``json``/``csv`` scored
     resume: bool = False
+
+    def weight_requests(self) -> list[Request]:
+        """What this evaluation builds, as ``(kind, spec, option)``: the official weights its
+        metrics read and that are not installed (``lpips-alex``, ``lpips-vgg``,
+        ``arcface-irse50``) are named together before any metric is built
+        (:func:`~stylebridge.registry.needed.missing_weights`), and ``eval --fetch`` fetches
+        them."""
+        return [("metric", m, "--metric") for m in self.metrics]
 
 
 class EvalProgress:
@@ -369,6 +378,37 @@ def check_eval_arguments(config: Any, report: Any, progress: Any) -> None:
                                f"override what you need), got {type(progress).__name__}")
 
 
+def _check_uses(requests: list[MetricRequest], metrics: list[Any],
+                target_files: list[Path] | None, n_pred: int, *, classes: bool = False) -> None:
+    """``--target`` for metrics that compare pairs, 2 predictions for one that compares sets:
+    checked on the metrics' ``classes`` before any download is asked for (a run without
+    ``--target`` is not first sent to fetch weights), and again on the built metrics.  A
+    class attribute that is no plain bool (a property) is left to the built metric."""
+
+    def says(metric: Any, attribute: str) -> bool:
+        value = getattr(metric, attribute)
+        return value is True if classes else bool(value)
+
+    need_target = [r.name for r, m in zip(requests, metrics, strict=True)
+                   if says(m, "needs_target")]
+    if need_target and target_files is None:
+        raise StylebridgeError(f"metric(s) {', '.join(need_target)} compare pairs: "
+                               "give --target DIR")
+    for req, metric in zip(requests, metrics, strict=True):
+        if says(metric, "takes_reference") and n_pred < 2:
+            raise StylebridgeError(f"{req.text}: FID compares distributions and needs at "
+                                   f"least 2 predicted images, got {n_pred}")
+
+
+def _metric_classes(requests: list[MetricRequest], registry: Registry) -> list[Any]:
+    """The registered class of each request; none when a name is unknown (the weights check
+    names it, with a suggestion)."""
+    try:
+        return [registry.get("metric", req.name).obj for req in requests]
+    except StylebridgeError:
+        return []
+
+
 def _fail(report: BatchReport, progress: EvalProgress, message: str) -> StylebridgeError:
     progress.failed(report)
     return StylebridgeError(message)
@@ -376,10 +416,16 @@ def _fail(report: BatchReport, progress: EvalProgress, message: str) -> Stylebri
 
 def evaluate(config: EvalConfig, report: BatchReport | None = None,
              progress: EvalProgress | None = None, *,
-             registry: Registry | None = None) -> EvalResult:
+             registry: Registry | None = None,
+             ensure_weights: WeightsCheck | None = None) -> EvalResult:
     """Run the evaluation of ``config`` (see the module docstring); one-line errors for bad
     options, missing files or nothing to evaluate.  Skipped files go to ``report``.
-    ``registry``: where the metrics come from (default: the installed plugins)."""
+    ``registry``: where the metrics come from (default: the installed plugins).
+    ``ensure_weights`` gets :meth:`EvalConfig.weight_requests` after the cheap checks (options,
+    input files, report paths) and before any metric is built: by default one error naming
+    every official download the metrics lack (:func:`~stylebridge.registry.needed.
+    require_weights`); ``eval --fetch`` downloads them, as
+    :func:`~stylebridge.pipelines.adapt.prepare_adapt` does."""
     check_eval_arguments(config, report, progress)
     report = BatchReport() if report is None else report
     progress = EvalProgress() if progress is None else progress
@@ -408,11 +454,13 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         if dst is not None:
             check_writable(dst)
     registry = registry or get_registry()
+    classes = _metric_classes(requests, registry)
+    if classes:
+        _check_uses(requests, classes, target_files, len(pred_files), classes=True)
+    # every missing download of every metric named at once, before any is built
+    registry = checked_registry(config.weight_requests(), ensure_weights, registry)
     metrics = build_metrics(requests, device, config.domain_text, registry=registry)
-    need_target = [r.name for r, m in zip(requests, metrics, strict=True) if m.needs_target]
-    if need_target and target_files is None:
-        raise StylebridgeError(f"metric(s) {', '.join(need_target)} compare pairs: "
-                               "give --target DIR")
+    _check_uses(requests, metrics, target_files, len(pred_files))
     prefixes = _labels(requests)
 
     # no metric compares pairs (FID, CLIP diversity): --target is a reference *set*,
@@ -420,9 +468,6 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     unpaired = target_files is not None and not any(m.needs_target for m in metrics)
     takes_reference = [m for m in metrics if m.takes_reference]
     for metric, req in zip(metrics, requests, strict=True):
-        if metric.takes_reference and len(pred_files) < 2:
-            raise StylebridgeError(f"{req.text}: FID compares distributions and needs at "
-                                   f"least 2 predicted images, got {len(pred_files)}")
         if metric.takes_reference and target_files is None and not metric.has_reference():
             raise StylebridgeError(f"{req.text}: no reference: give --target DIR (the "
                                    "reference images) or fid:ref_stats=PATH")

@@ -205,6 +205,7 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck | None = N
     check_precision(config.precision, device)
     spec = parse_plugin_spec(config.encoder, what="encoder")
     paths = require_inputs(config.images)
+    om.check_output_metrics(config.metrics, registry)  # before any download is asked for
     # every missing download named at once
     registry = checked_registry(config.weight_requests(), ensure_weights, registry)
     gen = open_generator(config.generator, device)

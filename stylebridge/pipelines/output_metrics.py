@@ -19,6 +19,7 @@ from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.eval_report import column_header
 from stylebridge.pipelines.evaluate import (
+    MetricRequest,
     build_metrics,
     claim_columns,
     metric_values,
@@ -32,20 +33,16 @@ DEFAULT_METRICS = ("mse", "psnr")
 OutputMetrics = dict[str, list[Metric]]
 
 
-def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
-                         device: torch.device | None = None, *,
-                         registry: Registry | None = None) -> OutputMetrics:
-    """One fresh instance of every metric per output name, on ``device`` (default the CPU,
-    where the rendered images are kept); one-line errors for a bad spec or a metric that does
-    not compare an image with its input.  The first output's instances are built from their
-    specs; the others are their :meth:`~stylebridge.core.interfaces.Metric.fresh` twins
-    (sharing a network built once), or built from the spec too when a metric offers none.
-    ``registry``: where the metrics come from (default: the installed plugins)."""
-    device = device or torch.device("cpu")
+def check_output_metrics(specs: Sequence[str], registry: Registry | None = None
+                         ) -> list[MetricRequest]:
+    """The requests of ``specs`` (a repeated spec counts once), each checked on its class
+    before any network is built or any weights are asked for: one-line errors for an unknown
+    metric, two variants of one metric (one column would overwrite the other) and a metric
+    that does not compare an image with its input (``fid``: sets)."""
     requests = [parse_metric_spec(text) for text in dict.fromkeys(specs)]  # `-m mse -m mse`: one
     registry = registry or get_registry()
     seen: dict[str, str] = {}
-    for req in requests:  # before any network is loaded
+    for req in requests:
         other = seen.setdefault(req.name, req.text)
         if other != req.text:
             # one column per metric name: the second would overwrite the first's numbers
@@ -58,6 +55,21 @@ def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
             raise StylebridgeError(f"--metric {req.text}: it compares sets of images, not a "
                                    "picture with its photo; use `stylebridge eval` on the "
                                    "written files")
+    return requests
+
+
+def build_output_metrics(specs: Sequence[str], outputs: Sequence[str],
+                         device: torch.device | None = None, *,
+                         registry: Registry | None = None) -> OutputMetrics:
+    """One fresh instance of every metric per output name, on ``device`` (default the CPU,
+    where the rendered images are kept); one-line errors for a bad spec or a metric that does
+    not compare an image with its input.  The first output's instances are built from their
+    specs; the others are their :meth:`~stylebridge.core.interfaces.Metric.fresh` twins
+    (sharing a network built once), or built from the spec too when a metric offers none.
+    ``registry``: where the metrics come from (default: the installed plugins)."""
+    device = device or torch.device("cpu")
+    registry = registry or get_registry()
+    requests = check_output_metrics(specs, registry)
     if not outputs:
         return {}
     first = build_metrics(requests, device, registry=registry)
@@ -149,6 +161,6 @@ def grouped_notes(notes_by_row: Mapping[str, Sequence[str]], every: str = "each 
             else f"{note} ({', '.join(rows)})" for note, rows in rows_of.items()]
 
 
-__all__ = ["DEFAULT_METRICS", "OutputMetrics", "build_output_metrics", "compute_output_metrics",
-           "grouped_notes", "last_output_values", "output_column_header", "output_metric_notes",
+__all__ = ["DEFAULT_METRICS", "OutputMetrics", "build_output_metrics", "check_output_metrics",
+           "compute_output_metrics", "grouped_notes", "last_output_values", "output_column_header", "output_metric_notes",
            "update_output_metrics"]

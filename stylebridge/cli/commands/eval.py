@@ -1,4 +1,9 @@
-"""``stylebridge eval``: the command line of :mod:`stylebridge.pipelines.evaluate`."""
+"""``stylebridge eval``: the command line of :mod:`stylebridge.pipelines.evaluate`.
+
+Official weights the metrics read and that are not installed (``lpips-alex``, ``lpips-vgg``,
+``arcface-irse50``) are named in one error before any metric is built, or fetched first with
+``--fetch`` (``--accept-licence`` for non-commercial ones), as ``adapt`` and ``invert`` do.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import add_fetch_arguments, ensure_weights
 from stylebridge.cli.common import add_device_argument, user_path, user_path_text, user_spec
 from stylebridge.cli.options import (
     ConsoleBars,
@@ -201,6 +207,7 @@ class EvalCommand(Command):
                                  "ones (allow_random=true draws them from the spec's seed)")
         parser.add_argument("--show", type=int, default=20, metavar="N",
                             help="print per-image rows when there are at most N images (default 20)")
+        add_fetch_arguments(parser)
         add_device_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
@@ -221,7 +228,8 @@ class EvalCommand(Command):
         report = BatchReport()
         progress = _ConsoleProgress(console)
         try:
-            result = evaluate(config, report, progress)
+            result = evaluate(config, report, progress, ensure_weights=lambda requests:
+                              ensure_weights(args, requests, console))
         except (KeyboardInterrupt, MemoryError, OSError):
             progress.stop()
             folder = journal_folder(config)

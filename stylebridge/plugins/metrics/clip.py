@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.images import load_image
+from stylebridge.core.options import as_bool
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import (
     BaseMetric,
@@ -39,6 +40,22 @@ from stylebridge.registry import hookimpl
 
 class _ClipMetric(BaseMetric):
     takes_device: ClassVar[bool] = True  # eval passes --device
+
+    @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """The official entry of ``model`` (``clip-vit-b-32``) when no ``weights`` file is
+        named, random weights are not allowed and it is not installed; none for a model the
+        manifest does not list (building says how to give its weights)."""
+        from stylebridge.registry.weights import WeightsManager
+
+        if config.get("weights") is not None or as_bool(config.get("allow_random", False),
+                                                        "allow_random"):
+            return ()
+        model = str(config.get("model", "ViT-B-32"))
+        if installed_clip_weights(model) is not None:
+            return ()
+        known = WeightsManager().candidates("clip", model)
+        return (known[0].name,) if known else ()
 
     def _load_clip(self, model: str, weights: str | None, allow_random: bool) -> None:
         if weights is None:  # the installed official weights (`weights fetch clip-vit-b-32`)

@@ -8,6 +8,7 @@ Statistics are streamed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from stylebridge.core.options import as_bool
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.metrics.base import (
     BaseMetric,
@@ -45,6 +47,15 @@ class FIDMetric(BaseMetric):
     needs_target = False
     takes_reference = True
     per_image = False
+
+    @classmethod
+    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """``("fid-inception",)`` when no ``weights`` file is named, random weights are not
+        allowed and neither the entry nor pytorch-fid's download is there."""
+        if config.get("weights") is not None or as_bool(config.get("allow_random", False),
+                                                        "allow_random"):
+            return ()
+        return () if _net().default_weights_path() is not None else (_net().WEIGHTS_ENTRY,)
 
     def __init__(self, weights: str | None = None, ref_stats: str | None = None,
                  allow_random: bool = False, device: str = "cpu") -> None:
