@@ -50,6 +50,7 @@ from stylebridge.plugins.calibrators.alpha import (
     skip_scale,
 )
 from stylebridge.registry import get_registry
+from stylebridge.registry.needed import WeightsCheck, checked_registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -139,9 +140,13 @@ def _spec_files(config: CalibrateConfig) -> list[Path]:
     return out
 
 
-def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None) -> CalibrateJob:
+def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None,
+                      ensure_weights: WeightsCheck | None = None) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors); the calibrator
-    comes from ``registry`` (default: the installed plugins)."""
+    comes from ``registry`` (default: the installed plugins).  ``ensure_weights`` gets the
+    generator and encoder requests after the cheap checks, before either loads: by default
+    one error naming every official download they lack; ``calibrate --fetch`` downloads
+    them (:func:`~stylebridge.pipelines.adapt.prepare_adapt`)."""
     config.check_photos()
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
     # --force overwrites an earlier calibration, never what this one reads: the photos (a
@@ -166,6 +171,9 @@ def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None) -> Calib
     skip = parse_layers(config.skip_layers, syntax_only=True)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
+    registry = checked_registry([("generator", config.generator, "--generator"),
+                                 ("encoder", config.encoder, "--encoder")],
+                                ensure_weights, registry)
     gen = open_generator(config.generator, device)
     skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
     skip_scale(gen.n_style_layers, skip)  # range check before the long part
@@ -252,9 +260,11 @@ def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterab
 
 
 def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None, *,
-              registry: Any = None) -> CalibrateResult:
+              registry: Any = None, ensure_weights: WeightsCheck | None = None
+              ) -> CalibrateResult:
     """:func:`prepare_calibrate` (plugins from ``registry``) then :func:`run_calibrate`."""
-    return run_calibrate(prepare_calibrate(config, registry=registry), progress)
+    return run_calibrate(prepare_calibrate(config, registry=registry,
+                                           ensure_weights=ensure_weights), progress)
 
 
 __all__ = ["CalibrateConfig", "CalibrateJob", "CalibrateResult", "calibrate",

@@ -73,7 +73,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import DomainMethod
 from stylebridge.core.options import coerce_option
-from stylebridge.errors import CheckpointError, StylebridgeError
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapter import attach_encoder
 from stylebridge.pipelines.training.domain import (
     RANDOM_CLIP_NOTICE,
@@ -90,6 +90,15 @@ from stylebridge.pipelines.training.domain import (
 from stylebridge.pipelines.training.fingerprint import DefaultChange
 from stylebridge.pipelines.training.guard import TrainingDivergedError, refuse_several_processes
 from stylebridge.pipelines.training.losses import LossTerm, build_loss_terms, idle_term_notes
+from stylebridge.pipelines.training.needed import (
+    check_method_generator,
+    declared_fields,
+    loss_clip_models,
+    refuse_other_generator,
+    refuse_unknown_clip_weights,
+    trainer_requests,
+)
+from stylebridge.pipelines.training.needed import describe_generator as _describe
 from stylebridge.pipelines.training.options import (
     check_train_numbers,
     input_files,
@@ -99,13 +108,12 @@ from stylebridge.pipelines.training.progress import ProgressCallback, check_prog
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import (
     file_sha256,
-    json_roundtrip,
     train_config_record,
 )
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.nets.clip import clip_fetch_hint, installed_clip_weights
 from stylebridge.registry import get_registry
-from stylebridge.registry.needed import require_weights
+from stylebridge.registry.needed import WeightsCheck, require_weights
 from stylebridge.registry.resolve import generator_path, load_generator, load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
 
@@ -116,6 +124,8 @@ if TYPE_CHECKING:
 DEFAULT_CLIP = ("ViT-B-32", "ViT-B-16")
 #: StyleDomain's ``no_coarse``: its conv heads ``conv_0 .. conv_5`` (first 6 conv layers).
 N_COARSE_CONV = 6
+NO_ENCODER = ("loss 'difa_w' compares encoder inversions of the images: give --encoder (DiFa "
+              "uses e4e, e.g. --encoder e4e:e4e.safetensors) or choose losses with --loss")
 
 #: deprecated alias of the one training error
 TrainingDiverged = TrainingDivergedError
@@ -167,11 +177,8 @@ def build_domain_method(spec_text: str, generator: Generator, *, registry: Any =
     options = {k: coerce_option(v, k) for k, v in spec.options.items()}
     if spec.path is not None:
         header = read_header(spec.path)
-        trained_for = header.extra.get("generator_config")
-        if trained_for is not None and trained_for != json_roundtrip(generator.config()):
-            raise CheckpointError(
-                f"domain was trained for another generator config ({_describe(trained_for)}), "
-                f"not {generator_label} ({_describe(generator.config())})", path=spec.path)
+        refuse_other_generator(spec.path, header.extra.get("generator_config"),
+                               generator.config(), generator_label)
         method = registry.load("domain_method", spec.path, name=spec.name, device=str(device),
                                **options)
         label = f"{header.plugin} ({spec.path})"
@@ -221,10 +228,6 @@ def _fresh_method(cls: type[DomainMethod], generator: Generator,
     return method
 
 
-def _describe(config: dict[str, Any]) -> str:
-    return f"{config.get('size')}px, style_dim {config.get('style_dim')}"
-
-
 def parse_freeze_layers(text: str, generator: Generator | None = None) -> tuple[int, ...]:
     """``--freeze-layers`` in ``--skip-layers``' grammar
     (:func:`~stylebridge.plugins.calibrators.alpha.parse_layers`: ``none``, ``first``,
@@ -270,10 +273,7 @@ def build_clip_models(names: Sequence[str], weights: dict[str, Path], *, allow_r
     then seeded by ``seed`` (+ the model's position) so that a run is reproducible."""
     from stylebridge.plugins.nets.clip import load_clip
 
-    unknown = sorted(set(weights) - set(names))
-    if unknown:
-        raise StylebridgeError(f"--clip-weights {unknown[0]}=...: {unknown[0]} is not among the "
-                               f"--clip models ({', '.join(names)})")
+    refuse_unknown_clip_weights(weights, names)
     models = []
     for i, name in enumerate(names):
         path = weights.get(name) or installed_clip_weights(name)
@@ -422,10 +422,11 @@ class DomainTrainOutcome:
 
 
 def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = None,
-                 ) -> DomainTrainOutcome:
+                 ensure_weights: WeightsCheck = require_weights) -> DomainTrainOutcome:
     """Run ``train domain`` (see the module doc).  Cheap checks come first, so that a bad
-    option is a one-line error before anything is loaded.  ``progress`` receives the
-    notes, notices and the trainer's step events."""
+    option is a one-line error before anything is loaded; then ``ensure_weights`` gets what
+    the run loads by name: by default one error naming every official download it lacks
+    (``--fetch`` downloads them).  ``progress`` receives the notes, notices and step events."""
     from stylebridge.plugins.losses.clip import (
         DEFAULT_SOURCE_TEXT,
         ClipGuide,
@@ -474,13 +475,21 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         state_path.unlink()  # a stale state of an earlier run must not be resumed later
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
+    loss_specs = list(cfg.losses or d.losses)
+    # as the loss classes say, before any is built
+    if cfg.encoder is None and "target_latents" in declared_fields(loss_specs):
+        raise StylebridgeError(NO_ENCODER)
+    check_method_generator(cfg.method, cfg.generator)  # from the headers, before downloads
+    ensure_weights(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,
+                                    encoder=cfg.encoder, clip_weights=clip_weights,
+                                    clips=loss_clip_models(loss_specs, cfg.clip, DEFAULT_CLIP),
+                                    allow_random_clip=cfg.allow_random_clip))
 
     device = resolve_device(cfg.device)
     gen_path, _ = generator_path(cfg.generator)
     generator = load_generator(str(gen_path), device)[0]
     method = build_domain_method(cfg.method, generator, device=device,
                                  generator_label=str(gen_path))
-    loss_specs = list(cfg.losses or d.losses)
     terms = build_losses(loss_specs)
     settings = TrainSettings(
         steps=steps, batch=cfg.batch if cfg.batch is not None else d.batch,
@@ -499,9 +508,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     if cfg.encoder is not None:
         encoder = attach_encoder(load_plugin("encoder", cfg.encoder, device=device), generator)
     elif "target_latents" in needs:
-        raise StylebridgeError(
-            "loss 'difa_w' compares encoder inversions of the images: give --encoder "
-            "(DiFa uses e4e, e.g. --encoder e4e:e4e.safetensors) or choose losses with --loss")
+        raise StylebridgeError(NO_ENCODER)
 
     target: dict[str, Any]
     if text_mode:

@@ -67,6 +67,7 @@ from stylebridge.pipelines.training.domain import (
 )
 from stylebridge.pipelines.training.fingerprint import EarlierForm
 from stylebridge.pipelines.training.guard import refuse_several_processes
+from stylebridge.pipelines.training.needed import ClipModels, clip_models, trainer_requests
 from stylebridge.pipelines.training.options import (
     check_train_numbers,
     input_files,
@@ -78,6 +79,7 @@ from stylebridge.pipelines.training.state import file_sha256
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.domains.hyperdomain import DEFAULT_MAPPER_CLIP, HyperDomain
 from stylebridge.plugins.losses.hyperdomain import PromptBatchGuide
+from stylebridge.registry.needed import WeightsCheck, require_weights
 from stylebridge.registry.resolve import generator_path, load_generator
 
 if TYPE_CHECKING:
@@ -375,16 +377,18 @@ def _check(cfg: HyperDomainTrainConfig) -> None:
             raise StylebridgeError(message)
 
 
+def _clip_names(cfg: HyperDomainTrainConfig) -> list[ClipModels]:
+    """The mapper's and the losses' CLIP models, with the options that name them."""
+    return [clip_models("--mapper-clip", cfg.mapper_clip, DEFAULT_MAPPER_CLIP),
+            clip_models("--clip", cfg.clip, DEFAULT_LOSS_CLIP)]
+
+
 def _clip_models(cfg: HyperDomainTrainConfig, seed: int, device: torch.device
                  ) -> tuple[list[ClipModel], list[ClipModel]]:
-    """Mapper and loss CLIP models; a loss model at the mapper's position and name is shared."""
+    """Mapper and loss CLIP models; a loss model at the mapper's position and name is shared
+    (a ``--clip-weights`` model among neither was refused before: :func:`train_hyperdomain`)."""
     weights = parse_clip_weights(cfg.clip_weights)
-    mapper_names = list(dict.fromkeys(cfg.mapper_clip or DEFAULT_MAPPER_CLIP))
-    loss_names = list(dict.fromkeys(cfg.clip or DEFAULT_LOSS_CLIP))
-    unknown = sorted(set(weights) - set(mapper_names) - set(loss_names))
-    if unknown:
-        raise StylebridgeError(f"--clip-weights {unknown[0]}=...: {unknown[0]} is not among the "
-                               "--clip / --mapper-clip models")
+    (_, mapper_names), (_, loss_names) = _clip_names(cfg)
 
     def build(names: list[str]) -> list[ClipModel]:
         return td.build_clip_models(names, {k: v for k, v in weights.items() if k in names},
@@ -421,8 +425,10 @@ def _hyperdomain(bank: PromptBank, desc: dict[str, Any], cfg: HyperDomainTrainCo
 
 
 def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback | None = None,
-                      ) -> HyperDomainOutcome:
-    """Run ``train hyperdomain`` (see the module doc); bad options fail before loading."""
+                      ensure_weights: WeightsCheck = require_weights) -> HyperDomainOutcome:
+    """Run ``train hyperdomain`` (see the module doc); bad options fail before loading, then
+    ``ensure_weights`` gets what the run loads by name (generator, losses, CLIP models): by
+    default one error naming every official download it lacks (``--fetch`` downloads them)."""
     from stylebridge.plugins.losses.clip import text_templates
 
     check_progress(progress, "train_hyperdomain")
@@ -438,6 +444,10 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
         state_path.unlink()   # a stale state of an earlier run must not be resumed later
     templates = text_templates(cfg.templates)
     loss_specs = list(cfg.losses or DEFAULT_LOSSES)
+    ensure_weights(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,
+                                    clips=_clip_names(cfg),
+                                    clip_weights=parse_clip_weights(cfg.clip_weights),
+                                    allow_random_clip=cfg.allow_random_clip))
     terms = td.build_losses(loss_specs)
     device = resolve_device(cfg.device)
     gen_path, _ = generator_path(cfg.generator)

@@ -70,7 +70,7 @@ from stylebridge.pipelines.training.progress import ProgressCallback, check_prog
 from stylebridge.pipelines.training.result import TrainResult
 from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
 from stylebridge.pipelines.typed import coerce_path_fields
-from stylebridge.registry.needed import MissingWeightsError
+from stylebridge.registry.needed import MissingWeightsError, WeightsCheck, require_weights
 
 if TYPE_CHECKING:
     from stylebridge.core.interfaces import LossBatch
@@ -84,9 +84,9 @@ DEFAULT_STEPS = 600
 DEFAULT_BATCH = 4
 DEFAULT_CLIP = ("ViT-B-32", "ViT-B-16")
 LPIPS_VGG = "lpips-vgg"  # the weights entry of the VGG16 backbone
-LPIPS_HINT = ("the LPIPS terms need torchvision's VGG16 weights: run `stylebridge weights "
-              f"fetch {LPIPS_VGG}`, or give --lpips-backbone PATH to vgg16-397923af.pth "
-              "(--allow-random-lpips: a random VGG, tests only)")
+#: what the one line naming the missing downloads adds when lpips-vgg is one of them
+LPIPS_HINT = (f"; or give --lpips-backbone PATH (torchvision's vgg16-397923af.pth) for "
+              f"{LPIPS_VGG}")
 REFERENCE_FIELDS = frozenset({"reference", "reference_output", "reference_source"})
 LATENT_KIND = "mindthegap_reference"
 
@@ -287,18 +287,43 @@ class MindTheGapOutcome:
     samples_dir: Path | None = None
 
 
+def _lpips_spec(cfg: MindTheGapConfig, spec: str = "mtg_ref_lpips:1") -> str:
+    """``spec`` with ``--lpips-backbone`` and ``--allow-random-lpips`` as its options."""
+    extra = [*([f"backbone={cfg.lpips_backbone}"] if cfg.lpips_backbone else []),
+             *(["allow_random=true"] if cfg.allow_random_lpips else [])]
+    return f"{spec}:{','.join(extra)}" if extra else spec
+
+
 def _loss_specs(cfg: MindTheGapConfig) -> list[str]:
     from stylebridge.plugins.losses.mindthegap import DEFAULT_LOSSES
 
     if cfg.losses:
         return list(cfg.losses)
-    extra = []
-    if cfg.lpips_backbone:
-        extra.append(f"backbone={cfg.lpips_backbone}")
-    if cfg.allow_random_lpips:
-        extra.append("allow_random=true")
-    return [f"{s}:{','.join(extra)}" if s.startswith("mtg_ref_lpips") and extra else s
-            for s in DEFAULT_LOSSES]
+    return [_lpips_spec(cfg, s) if s.startswith("mtg_ref_lpips") else s for s in DEFAULT_LOSSES]
+
+
+def _ensure_weights(cfg: MindTheGapConfig, inverting: bool, ensure_weights: WeightsCheck) -> None:
+    """Every official download the run lacks named at once (generator, encoder, losses, the
+    refinement's LPIPS, CLIP), before anything loads; where lpips-vgg is one that
+    ``--lpips-backbone`` would replace, the line says so."""
+    from stylebridge.pipelines.training.needed import loss_clip_models, trainer_requests
+    from stylebridge.pipelines.training.options import parse_clip_weights
+
+    specs = _loss_specs(cfg)
+    requests = trainer_requests(cfg.generator, specs, default_losses=not cfg.losses,
+                                encoder=cfg.encoder if inverting else None,
+                                clips=loss_clip_models(specs, cfg.clip, DEFAULT_CLIP),
+                                clip_weights=parse_clip_weights(cfg.clip_weights),
+                                allow_random_clip=cfg.allow_random_clip)
+    refining = inverting and cfg.refine_steps > 0
+    if refining:  # II2S-lite's LPIPS, as the mtg_ref_lpips loss builds it
+        requests.append(("loss", _lpips_spec(cfg), f"--refine-steps {cfg.refine_steps}:"))
+    try:
+        ensure_weights(requests)
+    except MissingWeightsError as exc:
+        if LPIPS_VGG not in [m.name for m in exc.missing] or (cfg.losses and not refining):
+            raise
+        raise MissingWeightsError(exc.missing, exc.also + LPIPS_HINT) from None
 
 
 def _check(cfg: MindTheGapConfig) -> None:
@@ -361,9 +386,11 @@ def invert_reference(cfg: MindTheGapConfig, generator: Generator, reference01: T
     return w.detach(), history
 
 
-def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None = None
-                     ) -> MindTheGapOutcome:
-    """Run ``train mindthegap`` (see the module doc); cheap checks first."""
+def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None = None,
+                     ensure_weights: WeightsCheck = require_weights) -> MindTheGapOutcome:
+    """Run ``train mindthegap`` (see the module doc); cheap checks first, then
+    ``ensure_weights`` gets what the run loads by name: by default one error naming every
+    official download it lacks (``--fetch`` downloads them)."""
     from stylebridge.pipelines import train_domain as td
     from stylebridge.pipelines.training.options import input_files, parse_clip_weights
     from stylebridge.plugins.domains.mindthegap import MindTheGap, default_mix_from, phase_layers
@@ -385,21 +412,15 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
                                samples=cfg.sample_every > 0)
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
+    # a resumed run whose reference latent is written reads it: no encoder, no refinement
+    _ensure_weights(cfg, not (cfg.resume and latent_path.is_file()), ensure_weights)
     device = resolve_device(cfg.device)
     gen_path, _ = generator_path(cfg.generator)
     generator = load_generator(str(gen_path), device)[0].eval().requires_grad_(False)
     reference01 = load_reference(Path(cfg.reference), generator.size)   # one-line ImageError
     loss_specs = _loss_specs(cfg)
     with random_seeded(cfg.seed):   # losses on random weights (tests) are the same every run
-        try:
-            terms = td.build_losses(loss_specs)
-        except StylebridgeError as exc:
-            vgg_missing = "vgg backbone" in str(exc) or (
-                isinstance(exc, MissingWeightsError)
-                and [m.name for m in exc.missing] == [LPIPS_VGG])
-            if cfg.losses or not vgg_missing:
-                raise
-            raise StylebridgeError(LPIPS_HINT) from None
+        terms = td.build_losses(loss_specs)
     # a loss that cannot train what --phase trains: refused before the inversion (a loss
     # reading a field this command never fills is named by the trainer's own check)
     fillable = BASE_FIELDS | CLIP_FIELDS | REFERENCE_FIELDS

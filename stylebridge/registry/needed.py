@@ -13,15 +13,16 @@ one-line errors of loading, which say what to give.  Losses and metrics
 their networks' weights through options; their classes say which entries they would need
 (:meth:`~stylebridge.core.interfaces.Plugin.unavailable_weights`: ``lpips-alex``,
 ``arcface-irse50``), so ``train featureshift --loss lpips:0.8 --loss id:0.1`` names both.
-A name the weights manager has no entry for (a third-party plugin's own weights) is no
-download: the run stops with one line saying which plugin needs it
+CLIP models go by their open_clip names (``("clip", "ViT-B-32", "--clip")``,
+:func:`clip_requests`).  A name the weights manager has no entry for (a third-party plugin's
+own weights) is no download: the run stops with one line saying which plugin needs it
 (:class:`UnknownWeightsError`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 
 from stylebridge.core.interfaces import Plugin
@@ -38,6 +39,9 @@ Request = tuple[str, str, str]
 #: what a pipeline calls with its requests before loading: :func:`require_weights` raises,
 #: the CLI's ``--fetch`` downloads
 WeightsCheck = Callable[[list[Request]], None]
+#: CLIP models by open_clip name (``("clip", "ViT-B-32", "--clip")``), not plugin specs: the
+#: manifest's ``clip`` entries (``clip-vit-b-32``); a name it lists none for is left to loading
+CLIP = "clip"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Missing:
     request: str     # what asked for it (``--encoder fse``)
     needs: tuple[str, ...] = ()  # entries a fetch downloads first (``psp-ffhq``)
     noncommercial: bool = False
+    #: the request's kind (:data:`CLIP`: the line adds that a file can be given instead)
+    kind: str = field(default="", compare=False)
 
 
 def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str,
@@ -55,6 +61,9 @@ def _entry_for(manager: weights_mod.WeightsManager, kind: str, spec_text: str,
     """The weights entry that loading ``spec_text`` as ``kind`` reads and that is not
     installed; ``None`` when it is installed, needs none, or is not ours to guess.
     ``registry``: the one the run builds its plugins from (default: the installed plugins)."""
+    if kind == CLIP:
+        known = manager.candidates(kind, spec_text)
+        return known[0].name if known and manager.resolve(kind, spec_text) is None else None
     try:
         spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
     except StylebridgeError:
@@ -146,18 +155,18 @@ def missing_weights(requests: Iterable[Request],
         name = _entry_for(manager, kind, spec_text, registry)
         if name is None or name in out:
             continue
-        out[name] = _missing(manager, name, f"{option} {spec_text}", out)
+        out[name] = _missing(manager, name, f"{option} {spec_text}", out, kind)
     if unknown:
         raise UnknownWeightsError(list(unknown.values()), list(out.values()))
     return list(out.values())
 
 
 def _missing(manager: weights_mod.WeightsManager, name: str, request: str,
-             listed: Mapping[str, Missing]) -> Missing:
+             listed: Mapping[str, Missing], kind: str = "") -> Missing:
     entry = manager.entry(name)
     needs = tuple(dep.name for dep in manager.prerequisites(entry)
                   if manager.installed(dep.name) is None and dep.name not in listed)
-    return Missing(name, request, needs, bool(entry.noncommercial))
+    return Missing(name, request, needs, bool(entry.noncommercial), kind)
 
 
 def missing_message(missing: Sequence[Missing]) -> str:
@@ -173,7 +182,22 @@ def missing_message(missing: Sequence[Missing]) -> str:
         " (non-commercial licence, shown before download)" if len(missing) == 1 else
         f" ({'all' if gated == len(missing) else gated} under non-commercial licences, shown "
         "before download)")
-    return f"official weights are not installed: {', '.join(parts)}; run `{command}`{licence}"
+    clips = [m.request.rpartition(" ")[2] for m in missing if m.kind == CLIP]
+    files = ("" if not clips else f"; or give --clip-weights {clips[0]}=PATH (a CLIP file you "
+             "have)" if len(clips) == 1 else "; or give --clip-weights MODEL=PATH (CLIP files "
+             "you have)")
+    return (f"official weights are not installed: {', '.join(parts)}; run `{command}`{licence}"
+            f"{files}")
+
+
+def clip_requests(names: Iterable[str], given: Container[str] = (), option: str = "--clip", *,
+                  allow_random: bool = False) -> list[Request]:
+    """The CLIP models ``names`` a run loads (``ViT-B-32``) as requests, less those ``given``
+    a weights file (``--clip-weights``); none when ``allow_random`` (a missing one then runs
+    on random weights, labelled, as the trainers' ``--allow-random-clip`` says)."""
+    if allow_random:
+        return []
+    return [(CLIP, name, option) for name in dict.fromkeys(names) if name not in given]
 
 
 def check_files(requests: Iterable[Request]) -> None:
@@ -181,8 +205,8 @@ def check_files(requests: Iterable[Request]) -> None:
     (``e4e:e4e.safetensors``) that does not exist, in one line: checked before any download
     (and before the list of missing weights), so a typo is not found after one."""
     for kind, spec_text, option in requests:
-        if kind in OPTION_KINDS:
-            continue  # their files are options, read by the plugin (backbone=, weights=)
+        if kind in (*OPTION_KINDS, CLIP):
+            continue  # files in options (backbone=, weights=; --clip-weights): read by loading
         spec = parse_plugin_spec(spec_text, what=kind.replace("_", " "))
         if spec.path is not None and not spec.path.exists():
             raise CheckpointError(f"no such file ({option} {spec_text})", path=spec.path)
@@ -199,6 +223,8 @@ def check_names(requests: Iterable[Request], registry: Registry | None = None) -
     manager = weights_mod.WeightsManager()
     registry = registry or get_registry()
     for kind, spec_text, option in requests:
+        if kind == CLIP:
+            continue  # an open_clip name: loading the model says an unknown one
         if kind == "loss":
             name: str | None = parse_loss_spec(spec_text).name
         else:
@@ -244,9 +270,9 @@ def checked_registry(requests: list[Request], ensure_weights: WeightsCheck | Non
 class MissingWeightsError(StylebridgeError):
     """Official weights a run needs are not installed (:attr:`missing` lists them)."""
 
-    def __init__(self, missing: Sequence[Missing]) -> None:
-        super().__init__(missing_message(missing))
-        self.missing = list(missing)
+    def __init__(self, missing: Sequence[Missing], also: str = "") -> None:
+        super().__init__(missing_message(missing) + also)
+        self.missing, self.also = list(missing), also  # also: what the line adds (``; or ...``)
 
 
 class UnknownWeightsError(StylebridgeError):
@@ -268,7 +294,7 @@ class UnknownWeightsError(StylebridgeError):
         self.needs, self.missing = list(needs), list(missing)
 
 
-__all__ = ["OPTION_KINDS", "Missing", "MissingWeightsError", "Request", "UnknownWeightsError",
-           "WeightsCheck", "check_files", "check_names", "checked_registry",
-           "missing_message",
+__all__ = ["CLIP", "OPTION_KINDS", "Missing", "MissingWeightsError", "Request",
+           "UnknownWeightsError", "WeightsCheck", "check_files", "check_names", "checked_registry",
+           "clip_requests", "missing_message",
            "missing_weights", "require_weights"]

@@ -1,4 +1,7 @@
-"""``stylebridge analyze``: the command line of :mod:`stylebridge.pipelines.analyze`."""
+"""``stylebridge analyze``: the command line of :mod:`stylebridge.pipelines.analyze`.
+
+Both targets name every official download they lack (generator, encoders, domains) in one
+error before anything loads, or fetch them first with ``--fetch``, as ``adapt`` does."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import (
     finite_float,
     numeric_tables,
@@ -81,6 +85,7 @@ def _add_latents_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="keep the encoders an interrupted run into --out finished (same photos, "
                         "encoders, generator, domains)")
+    add_fetch_arguments(p)
     add_photo_arguments(p, several_encoders=True)
 
 
@@ -176,7 +181,7 @@ def run_latents_command(args: argparse.Namespace, console: Console) -> int:
     progress = _ConsoleProgress(console)
     with units_kept_hint(console, args.out, "encoders", "analyze latents"):
         try:
-            result = run_latents(config, progress)
+            result = run_latents(config, progress, ensure_weights=fetch_check(args, console))
         finally:
             progress.stop()
     print_latents(console, result)
@@ -195,6 +200,7 @@ def _add_shift_norms_arguments(p: argparse.ArgumentParser) -> None:
                         "the name adapt uses)")
     p.add_argument("--out", type=user_path, required=True, metavar="DIR",
                    help="output folder: shift_norms.json and shift_norms.md")
+    add_fetch_arguments(p)
     add_photo_arguments(p)
 
 
@@ -208,7 +214,7 @@ def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
     job = prepare_shift_norms(ShiftNormsConfig(
         encoder=args.encoder, generator=args.generator, images=list(args.images),
         domains=list(args.domain), out=args.out, align=args.align, align_size=args.align_size,
-        batch=args.batch, device=args.device))
+        batch=args.batch, device=args.device), ensure_weights=fetch_check(args, console))
     # as `analyze latents` and `calibrate`: what runs on random weights, then the photos
     print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
                          generator=job.generator_path)

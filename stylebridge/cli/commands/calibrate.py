@@ -1,6 +1,8 @@
 """``stylebridge calibrate alpha --encoder E --generator G --images DIR --out STATS.safetensors
-[--samples 3000]``: fit the alpha-rescaling statistics (:mod:`stylebridge.pipelines.calibrate`,
-:mod:`stylebridge.plugins.calibrators.alpha`) and print alpha per style layer."""
+[--samples 3000] [--fetch]``: fit the alpha-rescaling statistics
+(:mod:`stylebridge.pipelines.calibrate`, :mod:`stylebridge.plugins.calibrators.alpha`) and print
+alpha per style layer.  The official generator and encoder weights it names and lacks are listed
+in one error, or fetched first with ``--fetch``, as ``adapt`` does."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import claim_swallowed, finite_float, print_numeric_table, user_path
 from stylebridge.cli.options import (
     add_fit_argument,
@@ -65,6 +68,7 @@ class CalibrateCommand(Command):
                             help="continue the interrupted run that writes the same --out (same "
                                  "photos, encoder, generator): the photos it encoded are kept "
                                  "as their style sums; --batch/--device may change")
+        add_fetch_arguments(parser)
         add_photo_arguments(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
@@ -75,7 +79,7 @@ class CalibrateCommand(Command):
             generator=args.generator, out=args.out, samples=args.samples, seed=args.seed,
             skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force,
             resume=args.resume)
-        job = prepare_calibrate(config)
+        job = prepare_calibrate(config, ensure_weights=fetch_check(args, console))
         print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
                              generator=job.generator_path)
         with resumable(console, job.journal, "calibrate", args.out), \

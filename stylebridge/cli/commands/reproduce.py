@@ -22,6 +22,7 @@ from rich.progress import Progress, TaskID
 from rich.status import Status
 
 from stylebridge.cli.base import Command, Target, TargetGroup
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import (
     add_device_argument,
     finite_float,
@@ -147,6 +148,7 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                              "and input files; --batch/--device may change; --methods recipes "
                              "train again and must give the same domains, as on the same "
                              "machine and --device)")
+    add_fetch_arguments(parser)
     add_device_argument(parser)
 
 
@@ -244,7 +246,8 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
     try:
         with units_kept_hint(console, args.out, "rows", "reproduce thesis-tables"):
             try:
-                result = run_thesis_tables(thesis_tables_config(args), progress=display)
+                result = run_thesis_tables(thesis_tables_config(args), progress=display,
+                                           ensure_weights=fetch_check(args, console))
             finally:
                 display.close()
     except NoUsableInputs as exc:

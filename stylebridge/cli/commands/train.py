@@ -44,6 +44,7 @@ from rich.status import Status
 
 from stylebridge.cli.base import Command, Target, TargetGroup
 from stylebridge.cli.commands import train_hyperdomain, train_mindthegap
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
     add_device_argument,
@@ -237,6 +238,7 @@ def add_domain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source samples averaged for v_source (image targets; default 256)")
     parser.add_argument("--source-truncation", type=finite_float, default=0.8,
                         help="truncation of those samples (default 0.8)")
+    add_fetch_arguments(parser)
     add_run_arguments(parser, sample_every=50, checkpoint_every=25)
 
 
@@ -258,7 +260,8 @@ def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
 
 def run_domain(args: argparse.Namespace, console: Console) -> int:
     with RichProgress(console, "domain") as progress:
-        outcome = td.train_domain(domain_config(args), progress=progress)
+        outcome = td.train_domain(domain_config(args), progress=progress,
+                                  ensure_weights=fetch_check(args, console))
     notice = print_training_outcome(console, outcome, td.RANDOM_CLIP_NOTICE)
     if notice is None:
         return 0

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Target
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
     add_generator_argument,
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inner width of its residual blocks (default 512)")
     parser.add_argument("--backbone-depth", type=int, default=4, help="default 4")
     parser.add_argument("--head-depth", type=int, default=2, help="default 2")
+    add_fetch_arguments(parser)
     add_run_arguments(parser, sample_every=500, checkpoint_every=250,
                       sample_help="source | adapted grid of the first prompt every N steps")
 
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.cli.commands.train import RichProgress
 
     with RichProgress(console, "domain") as progress:
-        outcome = th.train_hyperdomain(config(args), progress=progress)
+        outcome = th.train_hyperdomain(config(args), progress=progress,
+                                       ensure_weights=fetch_check(args, console))
     notice = print_training_outcome(console, outcome, RANDOM_CLIP_NOTICE,
                                     f"{len(outcome.prompts)} prompts, ")
     if notice is None:

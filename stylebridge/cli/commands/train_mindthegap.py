@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Target
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import (
     add_clip_weights_arguments,
     add_generator_argument,
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_clip_weights_arguments(parser, RANDOM_CLIP_NOTICE)
     parser.add_argument("--allow-random-lpips", action="store_true",
                         help="run LPIPS on a random VGG when no backbone is found (tests only)")
+    add_fetch_arguments(parser)
     add_run_arguments(parser, sample_every=d.sample_every, checkpoint_every=d.checkpoint_every,
                       seed=d.seed, seed_help=f"default {d.seed} (upstream's)")
 
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from stylebridge.cli.commands.train import RichProgress
 
     with RichProgress(console, "domain") as progress:
-        outcome = mtg.train_mindthegap(config(args), progress=progress)
+        outcome = mtg.train_mindthegap(config(args), progress=progress,
+                                       ensure_weights=fetch_check(args, console))
     notice = print_training_outcome(console, outcome, RANDOM_CLIP_NOTICE)
     if notice is None:
         return 0

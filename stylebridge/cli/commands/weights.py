@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -107,7 +108,8 @@ def fetch_entries(manager: Any, names: list[str], console: Console, *,
 
 def add_fetch_arguments(parser: argparse.ArgumentParser, fetch_help: str = "") -> None:
     """``--fetch`` and ``--accept-licence`` of the commands that load official weights by
-    name (``adapt``, ``invert``, ``demo``)."""
+    name (``adapt``, ``invert``, ``render``, ``eval``, ``calibrate``, ``analyze``,
+    ``reproduce``, ``train domain``/``hyperdomain``/``mindthegap``; ``demo``)."""
     parser.add_argument("--fetch", action="store_true",
                         help=fetch_help or "first download the official weights named here "
                              "that are not installed (as `stylebridge weights fetch` does: "
@@ -142,9 +144,9 @@ def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) ->
     names and lacks; without, one line naming all of them and how to get them."""
     from stylebridge.registry.licences import take_loaded
     from stylebridge.registry.needed import (
+        MissingWeightsError,
         check_files,
         check_names,
-        missing_message,
         missing_weights,
     )
     from stylebridge.registry.weights import WeightsManager
@@ -160,10 +162,16 @@ def ensure_weights(args: argparse.Namespace, requests: Any, console: Console) ->
     if not missing:
         return
     if not args.fetch:
-        raise StylebridgeError(f"{missing_message(missing)}; or add --fetch to this command")
+        raise MissingWeightsError(missing, "; or add --fetch to this command")
     names = [m.name for m in missing]
     accept_licences(manager, names, args.accept_licence, console)
     fetch_entries(manager, names, console)
+
+
+def fetch_check(args: argparse.Namespace, console: Console) -> Callable[[Any], None]:
+    """:func:`ensure_weights` for ``args`` (``--fetch``, ``--accept-licence``), as the
+    ``ensure_weights`` a pipeline calls with its requests before it loads anything."""
+    return lambda requests: ensure_weights(args, requests, console)
 
 
 class WeightsCommand(Command):

@@ -44,11 +44,13 @@ from stylebridge.pipelines.analyze.stats import (
     SimilarityAccumulator,
     collect_encoder_stats,
     collect_mapping_stats,
+    model_requests,
 )
 from stylebridge.pipelines.photos import check_out_folder, weights_path
 from stylebridge.pipelines.reproduce.journal import open_rows
 from stylebridge.pipelines.resume import file_identity, model_setting
 from stylebridge.pipelines.typed import coerce_path_fields
+from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
 
 
@@ -82,6 +84,12 @@ class LatentsConfig:
     device: str = "auto"
     #: keep the encoders an interrupted run into ``out`` finished (their statistics)
     resume: bool = False
+
+    def weight_requests(self) -> list[Request]:
+        """The generator, every encoder and every domain, as ``(kind, spec, option)``: the
+        official weights named and not installed are reported together
+        (:func:`~stylebridge.registry.needed.missing_weights`)."""
+        return model_requests(self.generator, self.encoders, self.domains)
 
 
 class LatentsProgress:
@@ -248,13 +256,18 @@ def _run_from_row(row: Mapping[str, Any], spec: str, random: bool) -> EncoderRun
                       int(row["n_images"]), sims, report)
 
 
-def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None) -> LatentsResult:
+def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, *,
+                ensure_weights: WeightsCheck = require_weights) -> LatentsResult:
     """``analyze latents``: see the package docstring.  One-line errors for bad options or
-    inputs; photos that cannot be read (or aligned) are skipped and reported per encoder."""
+    inputs; photos that cannot be read (or aligned) are skipped and reported per encoder.
+    ``ensure_weights`` gets :meth:`LatentsConfig.weight_requests` after the cheap checks,
+    before anything loads: by default one error naming every official download the run
+    lacks; ``analyze latents --fetch`` downloads them."""
     progress = LatentsProgress() if progress is None else progress
     _check(config)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
+    ensure_weights(config.weight_requests())
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     refs = layer_refs(gen, config.layers)
     encoders = _load_encoders(config, device, gen, progress)

@@ -43,9 +43,10 @@ from stylebridge.pipelines.adapt import (
     load_generator_arg,
 )
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
-from stylebridge.pipelines.analyze.stats import no_readable_photo
+from stylebridge.pipelines.analyze.stats import model_requests, no_readable_photo
 from stylebridge.pipelines.photos import check_out_folder
 from stylebridge.pipelines.typed import coerce_path_fields
+from stylebridge.registry.needed import WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
 
 JSON_FILE = "shift_norms.json"
@@ -173,9 +174,12 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare_shift_norms(config: ShiftNormsConfig) -> ShiftNormsJob:
+def prepare_shift_norms(config: ShiftNormsConfig, *,
+                        ensure_weights: WeightsCheck = require_weights) -> ShiftNormsJob:
     """Check the options and ``--out`` and load the generator, encoder and domains (one-line
-    errors), before a photo is read."""
+    errors), before a photo is read.  ``ensure_weights`` gets their requests after the cheap
+    checks, before any loads: by default one error naming every official download they
+    lack; ``analyze shift-norms --fetch`` downloads them."""
     if config.batch < 1:
         raise StylebridgeError(f"--batch {config.batch}: must be >= 1")
     if not config.domains:
@@ -183,6 +187,7 @@ def prepare_shift_norms(config: ShiftNormsConfig) -> ShiftNormsJob:
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
     check_out_folder(config.out, config.images)  # writable, and no input folder
+    ensure_weights(model_requests(config.generator, [config.encoder], config.domains))
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     encoder, enc_random = load_encoder(config.encoder, device)
     attach_encoder(encoder, gen)  # check_generator's refusal before a photo is read

@@ -23,6 +23,15 @@ from stylebridge.plugins.calibrators.alpha import (
 SAMPLE_BATCH = MAPPING_BATCH  # as calibrators.mapping_style_means, so both draw the same z
 
 
+def model_requests(generator: str, encoders: Sequence[str], domains: Sequence[str]
+                   ) -> list[tuple[str, str, str]]:
+    """What ``analyze latents`` and ``analyze shift-norms`` load, as weights requests
+    (:mod:`stylebridge.registry.needed`): the generator, each encoder, each domain."""
+    return [("generator", generator, "--generator"),
+            *(("encoder", spec, "--encoder") for spec in encoders),
+            *(("domain_method", str(spec), "--domain") for spec in domains)]
+
+
 class SimilarityAccumulator:
     """Running per-layer sums of ``cos(s, s')`` and ``⟨s, s'⟩`` over vectors (float64).
 

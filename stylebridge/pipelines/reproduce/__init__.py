@@ -35,10 +35,14 @@ Rows (the thesis' names; StyleSpace offsets applied through
                         (``--featureshift-fse``), Δ from the FSE latents
 ======================  ===============================================================
 
-A row whose weights are missing is skipped with a note, or, with ``--allow-random``,
-computed on random weights of the official architecture (sized to the generator) and
-labelled.  ``--e4e`` / ``--fse`` default to the weights installed by ``stylebridge
-weights``.  Photos (``--images``) must be aligned faces (``stylebridge align``), as FFHQ;
+``--e4e`` / ``--fse`` default to the weights installed by ``stylebridge weights``.  The
+official weights the run loads by name (the generator, e4e and FSE, the CLIP models without
+``--clip-weights``) and lacks are named in one error before anything loads, or fetched with
+``--fetch`` (``ThesisTablesConfig.weight_requests``).  With ``--allow-random`` the default e4e
+and FSE and the CLIP models that have no weights are computed on random weights of the official
+architecture (sized to the generator) and labelled instead; a FeatureShift row without its
+model is skipped with a note (or, with ``--allow-random``, computed on random weights).
+Photos (``--images``) must be aligned faces (``stylebridge align``), as FFHQ;
 unreadable files are skipped and reported (exit 3); an empty ``--images`` or ``--domains``
 folder is a one-line error.  A run that is interrupted keeps the rows it finished: ``--resume``
 computes the others (:mod:`.journal`; with ``--methods`` on the tiny preset the recipes train

@@ -57,13 +57,19 @@ def register_clip_configs(paths: Sequence[Path]) -> None:
         open_clip.add_model_config(path)
 
 
-def resolve_clips(names: Sequence[str], weights: Mapping[str, Path], *, allow_random: bool,
-                  notes: list[str]) -> list[ClipChoice]:
-    """The CLIP models to use; models without weights are dropped (noted) unless ``allow_random``."""
+def check_clip_weights(names: Sequence[str], weights: Mapping[str, Path]) -> None:
+    """One line for a ``--clip-weights`` model that is not among ``--clip``: said before the
+    models are looked for, so that a typo is not answered with a download."""
     unknown = sorted(set(weights) - set(names))
     if unknown:
         raise StylebridgeError(f"--clip-weights names {unknown}, which are not among --clip "
                                f"{list(names)}")
+
+
+def resolve_clips(names: Sequence[str], weights: Mapping[str, Path], *, allow_random: bool,
+                  notes: list[str]) -> list[ClipChoice]:
+    """The CLIP models to use; models without weights are dropped (noted) unless ``allow_random``."""
+    check_clip_weights(names, weights)
     out: list[ClipChoice] = []
     for name in dict.fromkeys(names):
         given = weights.get(name)

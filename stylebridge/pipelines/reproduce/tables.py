@@ -29,6 +29,7 @@ from stylebridge.pipelines.adapt import load_generator_arg
 from stylebridge.pipelines.presets import TINY_PROMPTS, TinyPreset, build_tiny_preset, quiet
 from stylebridge.pipelines.reproduce.clips import (
     Scorer,
+    check_clip_weights,
     parse_clip_weights,
     register_clip_configs,
     resolve_clips,
@@ -82,6 +83,7 @@ from stylebridge.pipelines.reproduce.rows import (
 )
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
+from stylebridge.registry.needed import Request, WeightsCheck, clip_requests, require_weights
 
 
 @dataclass
@@ -125,6 +127,23 @@ class ThesisTablesConfig:
     method_steps: int = DEFAULT_METHOD_STEPS
     #: keep the rows an interrupted run into ``out`` finished (:mod:`.journal`)
     resume: bool = False
+
+    def weight_requests(self) -> list[Request]:
+        """What this run loads by name, as ``(kind, spec, option)``: the generator, e4e and
+        FSE (when not given, the installed ones: named too, unless ``allow_random``
+        computes their rows on random weights instead) and the CLIP models without a
+        ``clip_weights`` file (unless ``allow_random``).  The official weights named and not
+        installed are reported together, and ``--fetch`` fetches them."""
+        out: list[Request] = [("generator", self.generator, "--generator")] \
+            if self.generator else []
+        for name, given in (("e4e", self.e4e), ("fse", self.fse)):
+            if given or not self.allow_random:
+                out.append(("encoder", given or name, f"--{name}" + ("" if given else
+                                                                     " (default)")))
+        return out + clip_requests(self.clip or DEFAULT_CLIPS,
+                                   parse_clip_weights(self.clip_weights),
+                                   "--clip" if self.clip else "--clip (default)",
+                                   allow_random=self.allow_random)
 
 
 @dataclass(frozen=True)
@@ -278,15 +297,18 @@ def photo_batches(paths: Sequence[Path], size: int, batch: int) -> Iterator[Tens
         yield torch.stack([resize_square(load_image(p), size) for p in paths[start:start + batch]])
 
 
-def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | None = None
-                      ) -> ThesisTablesResult:
+def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | None = None,
+                      *, ensure_weights: WeightsCheck = require_weights) -> ThesisTablesResult:
     """Compute the thesis' CLIP Quality / Diversity tables and write them to ``config.out``.
 
     Every row of :data:`ROWS` × every domain × every CLIP model: images adapted to the domain
     and scored with ``clip_quality`` / ``clip_diversity`` (HyperDomainNet A.3.3), averaged
     over all domains and over image / text domains (thesis Tables 4.1–4.3).  A row whose
     weights are missing is skipped (or built on random weights with ``allow_random``), a row
-    that raises is reported as failed; the others still run.
+    that raises is reported as failed; the others still run.  ``ensure_weights`` gets
+    :meth:`ThesisTablesConfig.weight_requests` after the cheap checks, before anything loads:
+    by default one error naming every official download the run lacks; ``--fetch``
+    downloads them.
     """
     def emit(kind: str, **fields: Any) -> None:
         if progress is not None:
@@ -313,6 +335,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     check_resume(config.out, COMMAND, settings, resume=config.resume)  # before any training
     notes: list[str] = []
     register_clip_configs(config.clip_config)
+    check_clip_weights(config.clip or DEFAULT_CLIPS, parse_clip_weights(config.clip_weights))
+    ensure_weights(config.weight_requests())  # every download at once, before any loads
     clips = resolve_clips(config.clip or list(DEFAULT_CLIPS),
                           parse_clip_weights(config.clip_weights),
                           allow_random=config.allow_random, notes=notes)
