@@ -1,8 +1,9 @@
-"""``calibrate``, ``analyze latents``/``shift-norms``, ``reproduce thesis-tables`` and ``train
-domain``/``hyperdomain``/``mindthegap`` on a fresh install: every official download a run loads
-by name (generator, encoders, domains, losses, CLIP models) is named in one line before
-anything loads (``registry.needed``, as ``adapt``/``eval`` do), after the cheap checks, and
-``--fetch`` / ``--accept-licence`` get them (against a local HTTP server on 127.0.0.1).
+"""``calibrate``, ``analyze latents``/``shift-norms``, ``reproduce thesis-tables``,
+``generate`` and ``train domain``/``hyperdomain``/``mindthegap`` on a fresh install: every
+official download a run loads by name (generator, encoders, domains, losses, CLIP models)
+is named in one line before anything loads (``registry.needed``, as ``adapt``/``eval`` do),
+after the cheap checks, and ``--fetch`` / ``--accept-licence`` get them (against a local
+HTTP server on 127.0.0.1).
 
 Before: each command stopped at the first missing download (the generator, then the encoder,
 then each domain; CLIP in a message of its own) and had no ``--fetch``."""
@@ -24,6 +25,7 @@ from stylebridge.cli.commands import analyze, reproduce, train, train_hyperdomai
 from stylebridge.cli.commands import train_mindthegap as mtg_cli
 from stylebridge.cli.commands.adapt import AdaptCommand
 from stylebridge.cli.commands.calibrate import CalibrateCommand
+from stylebridge.cli.commands.generate import GenerateCommand
 from stylebridge.cli.main import main
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry.needed import Missing, MissingWeightsError
@@ -98,6 +100,15 @@ def test_reproduce_names_generator_encoders_and_clip_models_at_once(
         f"stylegan2-ffhq-1024 e4e-ffhq`{GATED}{FETCH}")
     assert not Path("rt").exists()
 
+
+
+def test_generate_names_generator_and_domains_at_once(
+        fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: `stylegan2-ffhq-1024` alone; once fetched, each domain; and no --fetch."""
+    assert _refused(capsys, "generate", "-m", "pixar", "--method", "joker", "--out", "s") == (
+        f"{NOT_INSTALLED}{GEN}, pixar (for --method pixar), joker (for --method joker); run "
+        f"`stylebridge weights fetch stylegan2-ffhq-1024 pixar joker`{GATED}{FETCH}")
+    assert not Path("s").exists()
 
 def test_domain_trainers_name_generator_losses_encoder_and_clip_at_once(
         fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,6 +189,7 @@ def test_every_command_offers_fetch_as_adapt_does() -> None:
                if a.option_strings and a.option_strings[0] in adapt}
         assert got == adapt, add
     assert _help(CalibrateCommand()) == adapt
+    assert _help(GenerateCommand()) == adapt
 
 
 # ---------------------------------------------------------------------------------------------

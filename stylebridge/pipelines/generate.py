@@ -54,6 +54,7 @@ from stylebridge.pipelines.photos import check_writable, random_file_notice, wei
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
+from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator
 
 _SEEDS_RE = re.compile(r"^\d+(-\d+)?$")
@@ -128,6 +129,13 @@ class GenerateConfig:
             raise SpecError(f"seeds must be 1 to {MAX_SEEDS:,} values in 0..{MAX_SEED}")
         return seeds
 
+    def weight_requests(self) -> list[Request]:
+        """What this run loads by name, as ``(kind, spec, option)``: the generator and every
+        domain; the official weights among them that are not installed are named together
+        before anything loads, and ``generate --fetch`` fetches them."""
+        return [("generator", self.generator, "--generator"),
+                *(("domain_method", str(m), "--method") for m in self.methods)]
+
     def check(self) -> list[int]:
         """The cheap checks, before anything loads; the seeds."""
         if not 0.0 <= self.truncation <= 1.0:
@@ -159,7 +167,8 @@ class GenerateResult:
 
 def generate(config: GenerateConfig,
              progress: Callable[[int, int | None, str], None] | None = None,
-             notice: Callable[[str], None] | None = None) -> GenerateResult:
+             notice: Callable[[str], None] | None = None, *,
+             ensure_weights: WeightsCheck = require_weights) -> GenerateResult:
     """Sample every seed of ``config`` (and render it through every domain); write the PNGs,
     ``grid.png`` and ``generate.json`` (the run record: seeds, truncation, noise, precision,
     domains, strengths, the generator's absolute path and sha256, the versions).
@@ -170,10 +179,14 @@ def generate(config: GenerateConfig,
 
     After each batch a journal in ``out`` (:mod:`stylebridge.pipelines.resume`) records the
     seeds done and the grid's rows; ``resume`` keeps them and samples the others, and the
-    files come out as one uninterrupted run writes them.  The journal is removed at the end."""
+    files come out as one uninterrupted run writes them.  The journal is removed at the end.
+    ``ensure_weights`` gets :meth:`GenerateConfig.weight_requests` after the cheap checks,
+    before anything loads: by default one error naming every official download the run
+    lacks; ``generate --fetch`` downloads them."""
     seeds = config.check()
     device = resolve_device(config.device)
     check_precision(config.precision, device)
+    ensure_weights(config.weight_requests())  # every missing download at once
     gen, provenance = load_generator(config.generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile, notice=notice)  # a fall-back: said by notice()

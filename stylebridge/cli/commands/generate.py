@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
 from stylebridge.cli.common import (
     add_compile_argument,
     add_device_argument,
@@ -60,6 +61,7 @@ class GenerateCommand(Command):
                                  "another --batch may change a pixel by 1/255 (rounding)")
         add_out_argument(parser, "samples")
         add_resume_argument(parser, "seeds")
+        add_fetch_arguments(parser)
         add_device_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
@@ -75,7 +77,8 @@ class GenerateCommand(Command):
             notice_console(console).print(f"[yellow]{escape(line)}[/yellow]")
 
         with resumable(console, None, "generate", config.out), progress_bar(console) as progress:
-            result = generate(config, progress, notice)
+            result = generate(config, progress, notice,
+                              ensure_weights=fetch_check(args, console))
         print_random_notices(console, result.random_inputs, generator=result.generator_path)
         n = sum(len(f) for f in result.files.values())
         console.print(f"[green]wrote[/green] {n} images and grid.png to "
