@@ -110,6 +110,21 @@ def test_generate_names_generator_and_domains_at_once(
         f"`stylebridge weights fetch stylegan2-ffhq-1024 pixar joker`{GATED}{FETCH}")
     assert not Path("s").exists()
 
+
+def test_build_dataset_names_generator_encoders_and_domains_at_once(
+        fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: `stylegan2-ffhq-1024` alone, then each encoder and domain; and no --fetch."""
+    assert _refused(capsys, "featureshift", "build-dataset", "--images", str(fresh),
+                    "--encoder", "fse", "--guide", "e4e", "--domains", "pixar,joker",
+                    "--out", "ds") == (
+        f"{NOT_INSTALLED}{GEN}, {FSE}, e4e-ffhq (for --guide "
+        "e4e), pixar (for --domains pixar), joker (for --domains joker); run `stylebridge "
+        f"weights fetch stylegan2-ffhq-1024 fse-ffhq e4e-ffhq pixar joker`{GATED}{FETCH}")
+    assert not Path("ds").exists()
+    with pytest.raises(SystemExit):
+        main(["featureshift", "build-dataset", "--help"])
+    assert "--fetch" in capsys.readouterr().out
+
 def test_domain_trainers_name_generator_losses_encoder_and_clip_at_once(
         fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Before: the generator alone; then the losses; then the encoder; then each CLIP model."""

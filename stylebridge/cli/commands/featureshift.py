@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylebridge.cli.base import Command
+from stylebridge.cli.commands.weights import add_fetch_arguments, ensure_weights
 from stylebridge.cli.common import (
     add_device_argument,
     add_generator_argument,
@@ -87,6 +88,7 @@ class FeatureShiftCommand(Command):
         p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16",
                        help="storage type of features and Δ (default float16; latents are "
                             "float32)")
+        add_fetch_arguments(p)
         add_device_argument(p)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
@@ -98,11 +100,16 @@ class FeatureShiftCommand(Command):
             raise StylebridgeError(f"--images {' '.join(args.images)}: no such file or "
                                    "directory")
         device = resolve_device(args.device)
+        specs = split_specs(args.domains)
+        # every missing official download named at once (or fetched), before anything loads
+        ensure_weights(args, [("generator", args.generator, "--generator"),
+                              ("encoder", args.encoder, "--encoder"),
+                              ("encoder", args.guide, "--guide"),
+                              *(("domain_method", s, "--domains") for s in specs)], console)
         generator, provenance = load_generator(args.generator, device)
         gen_path = provenance.path
         encoder = load_plugin("encoder", args.encoder, device=device)
         guide = load_plugin("encoder", args.guide, device=device)
-        specs = split_specs(args.domains)
         domains = []
         for text in specs:
             spec = parse_plugin_spec(text, what="domain method")
