@@ -22,6 +22,7 @@ from stylebridge.registry import hookimpl
 
 DOMAINS = ["random domain A", "random domain B"]
 PROMPT = "a pencil sketch"
+ME = "this-browser"  # the random name a page keeps in its browser
 
 
 @pytest.fixture(scope="module")
@@ -75,31 +76,33 @@ def test_a_page_loaded_while_a_text_domain_trains_shows_its_progress_then_its_re
     fake = _GatedTraining(backend)
     monkeypatch.setattr(backend, "train_text_domain", fake)
     fns = _handlers(backend)
-    worker = threading.Thread(target=backend.text_domain, args=(PROMPT, 4))
+    # the page reloaded is the one that asked (its browser's name: ME)
+    worker = threading.Thread(target=backend.text_domain, args=(PROMPT, 4),
+                              kwargs={"owner": ME})
     worker.start()
     try:
         assert fake.waiting.wait(30)
-        domains, status, timer, watched = fns["on_load"]([DOMAINS[0]])
-        assert backend.job is not None and watched == backend.job.id
-        assert timer["active"] is True  # the page follows the job
+        domains, status, watched, listed, _, _ = fns["on_load"]([DOMAINS[0]], ME)
+        assert backend.job is not None and watched == backend.job.id  # the page follows it
         assert f"training {PROMPT!r}: step 1/4 (25%)" in status
         assert '<progress max="1" value="0.250">' in status
         assert domains["value"] == [DOMAINS[0]] and PROMPT not in domains["choices"]
-        _, status, timer = fns["on_job_tick"]([DOMAINS[0]], watched)  # still training
-        assert "step 1/4 (25%)" in status and timer == {"__type__": "update"}
+        _, status, following, _, _ = fns["on_job_tick"]([DOMAINS[0]], watched, listed, ME)
+        assert "step 1/4 (25%)" in status and following == watched  # still training
     finally:
         fake.release()
         worker.join(30)
     try:
-        domains, status, timer = fns["on_job_tick"]([DOMAINS[0]], watched)
+        domains, status, following, _, _ = fns["on_job_tick"]([DOMAINS[0]], watched, listed,
+                                                              ME)
         assert domains["value"] == [DOMAINS[0]]  # offered, not ticked: not this page's
         assert domains["choices"] == [*DOMAINS, PROMPT]
         assert status == (f"trained domain {PROMPT!r} [RANDOM WEIGHTS: made with random-weight "
                           "networks, not a real domain]")
-        assert timer["active"] is False
+        assert following is None
         # a page loaded once it is over: nothing to follow (the list holds the domain)
-        domains, status, timer, watched = fns["on_load"]([DOMAINS[0]])
-        assert timer["active"] is False and watched is None
+        domains, status, watched, *_ = fns["on_load"]([DOMAINS[0]])
+        assert watched is None
         assert PROMPT in domains["choices"]
     finally:
         _forget(backend, PROMPT)
@@ -121,14 +124,14 @@ def test_a_failed_text_domain_is_said_in_a_page_loaded_meanwhile(
     worker = threading.Thread(target=train)
     worker.start()
     assert fake.waiting.wait(30)
-    _, _, timer, watched = fns["on_load"]([])
-    assert timer["active"] is True
+    _, _, watched, listed, _, _ = fns["on_load"]([])
+    assert watched is not None
     fake.release()
     worker.join(30)
     assert [str(e) for e in errors] == ["CLIP ran out of memory"]
-    domains, status, timer = fns["on_job_tick"]([], watched)
+    domains, status, following, _, _ = fns["on_job_tick"]([], watched, listed)
     assert status == '<span class="error">error: CLIP ran out of memory</span>'
-    assert timer["active"] is False and domains == {"__type__": "update"}
+    assert following is None and domains == {"__type__": "update"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def test_a_new_photo_clears_the_last_photos_result(fns: dict[str, Any], backend:
                            progress=_quiet)
     assert "me.png (face found and aligned)" in new[3]
     status, grid, metrics, notes, images, latents, last_run = new[5:]
-    assert (status, grid, notes, last_run) == ("", None, "", None)
+    # "cleared", not None: the page stores no falsy BrowserState value (a reload restored it)
+    assert (status, grid, notes, last_run) == ("", None, "", "cleared")
     for hidden in (metrics, images, latents):
         assert hidden["visible"] is False and hidden["value"] is None
 
@@ -128,14 +129,15 @@ def test_a_trained_domain_is_downloadable(fns: dict[str, Any], backend: ServeBac
 
     monkeypatch.setattr(backend, "train_text_domain", train)
     try:
-        domains, status, download = fns["on_train"]("a sketch", 2, [], progress=_quiet)
+        domains, status, download, kept = fns["on_train"]("a sketch", 2, [], progress=_quiet)
+        assert kept == "a sketch"  # kept in the browser: a reload offers the download again
         assert domains["value"] == ["a sketch"] and "'a sketch'" in status
         assert download["visible"] is True and "a sketch" in download["label"]
         assert Path(download["value"]).read_bytes() == trained.read_bytes()
         # another tab following the job: offered there, not ticked
         job = backend.job
         assert job is not None
-        offered, _, _ = fns["on_job_tick"]([DOMAINS[1]], job.id)
+        offered, *_ = fns["on_job_tick"]([DOMAINS[1]], job.id)
         assert "a sketch" in offered["choices"] and offered["value"] == [DOMAINS[1]]
     finally:
         for table in (backend.domains, backend.domain_random, backend.domain_sources,

@@ -133,8 +133,10 @@ def _url(host: str, port: int) -> str:
 @contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread while serving, so that
-    the server stops as on Ctrl+C and removes its uploads and temporary work dir; the
-    previous handlers come back after."""
+    the server stops as on Ctrl+C: queued requests are refused, a training stops after its
+    step, the running request ends, then the server closes and removes its uploads and
+    temporary work dir (exit 0; :mod:`stylebridge.pipelines.serve.lifecycle`).  A second
+    signal while it waits stops at once.  The previous handlers come back after."""
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 

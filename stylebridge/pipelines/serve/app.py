@@ -15,13 +15,9 @@ run's result files (nothing else of the work dir is served), removed when the se
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import secrets
-import shutil
-import tempfile
-import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -37,10 +33,12 @@ from stylebridge.pipelines.serve.backend import (
     ServeBackend,
 )
 from stylebridge.pipelines.serve.encoders import EncoderChoice
+from stylebridge.pipelines.serve.files import COPIES, Cleanup, served_copy, upload_folder_parent
 from stylebridge.pipelines.serve.guard import RequestGuard, host_policy
 from stylebridge.pipelines.serve.jobs import TextJob
+from stylebridge.pipelines.serve.lifecycle import serve_until_stopped
 from stylebridge.pipelines.serve.records import RunResult
-from stylebridge.pipelines.serve.summary import METRIC_LEGEND, display_table
+from stylebridge.pipelines.serve.summary import METRIC_LEGEND, STOPPING, display_table
 
 TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
 SKIP_PRESETS = [("none: the domain changes every layer", ""),
@@ -115,12 +113,16 @@ CSS = """
 IMAGE_BUTTONS = ["download", "fullscreen"]
 #: the queue shared by upload, domain files, train and run (one at a time, in click order)
 WORK_QUEUE = "work"
-#: how often a page loaded while a text domain is made reads its progress (seconds)
+#: how often a page reads the server's news (seconds): the domains another page added, the
+#: progress of a text domain made while it loaded, the server stopping
 JOB_POLL_S = 1.0
+#: a run's download files, as the page names them
+WHAT = {"images_zip": "the images (.zip)", "latents_path": "the latents (.safetensors)"}
 #: an internal error's message is cut to this many characters in the page
 MAX_INTERNAL_CHARS = 300
-#: Gradio's cache (uploads, the pictures and downloads shown): every 10 minutes the files
-#: this page put there more than an hour ago are deleted; all of them when the server stops
+#: Gradio's cache (uploads, the pictures and downloads shown) and the page's own copies of the
+#: result files (files.py): every 10 minutes those made more than an hour ago are deleted;
+#: all of them when the server stops
 DELETE_CACHE = (600, 3600)
 
 
@@ -170,22 +172,45 @@ def unusable_html(backend: ServeBackend, options: list[EncoderChoice]) -> str:
             f"</summary><ul>{items}</ul></details>")
 
 
-def job_line(backend: ServeBackend, job: TextJob | None) -> str:
+def job_line(backend: ServeBackend, job: TextJob | None, mine: bool = True) -> str:
     """What the page says of a text domain: its progress while it is made (a progress bar:
-    a page loaded meanwhile has no Gradio progress of it), else how it ended."""
+    a page loaded meanwhile has no Gradio progress of it), else how it ended; ``mine``:
+    this browser asked for it (else it is said to be another page's)."""
     if job is None:
         return ""
+    other = "" if mine else "another page: "
     state, fraction, description = job.snapshot()
     if state == "running":
         what = description or f"{'training' if job.trained else 'adding'} {job.prompt!r}"
         return (f'<div class="job-progress"><progress max="1" value="{fraction:.3f}">'
-                f"</progress> {_html(what)} ({fraction:.0%})</div>")
+                f"</progress> {_html(other + what)} ({fraction:.0%})</div>")
     if job.error is not None or job.name is None:
-        return error_line(job.error or StylebridgeError("the text domain was not made"))
+        return error_line(job.error or StylebridgeError("the text domain was not made")) \
+            if mine else ""
     note = f" [{RANDOM_NOTICE}: made with random-weight networks, not a real domain]" \
         if backend.domain_random.get(job.name) else ""
     how = "trained domain" if job.trained else "added domain"
-    return f"{how} {_html(job.name)!r}{_html(note)}"
+    offered = "" if mine else " (now offered in the list)"
+    return f"{_html(other)}{how} {_html(job.name)!r}{_html(note)}{offered}"
+
+
+def fresh_download(source: Path | None, what: str) -> tuple[Any, str]:
+    """A download button clicked: when its copy has outlived the purge age (the browser got
+    a refusal), a fresh copy of ``source`` and the line saying so; else nothing changes."""
+    import gradio as gr
+
+    age = DELETE_CACHE[1]
+    if source is None or time.monotonic() - COPIES.made(source) <= age:
+        return gr.update(), ""
+    after = f"{age / 3600:g} h" if age >= 3600 else f"{age / 60:g} min" if age >= 60 \
+        else f"{age:.0f} s"
+    expired = f"the download copy of {what} expired (copies are deleted {after} after they " \
+              "are made)"
+    if not source.is_file():
+        return gr.update(), f'<span class="error">{_html(expired)}: run again</span>'
+    return gr.update(value=served_copy(source)), \
+        f'<span class="error">{_html(expired)}: a fresh copy is ready, click again</span>'
+
 
 
 def featureshift_box(backend: ServeBackend, spec: str | None) -> dict[str, Any]:
@@ -219,6 +244,10 @@ def build_app(backend: ServeBackend) -> Any:
         run_parts = gr.State(None)  # the last run's random parts, for the banner
         # the last run's id, kept in the browser: a reload shows that result again
         last_run = gr.BrowserState(None, storage_key="stylebridge-last-run")
+        # the text domain this browser trained last (its download again after a reload), and
+        # a random name of this browser (another page's training is not said to be its own)
+        last_domain = gr.BrowserState("", storage_key="stylebridge-last-domain")
+        client = gr.BrowserState("", storage_key="stylebridge-client")
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="face photo upload: drop or click (the astronaut is "
@@ -282,6 +311,7 @@ def build_app(backend: ServeBackend) -> Any:
                                                 elem_id="download-images")
             download_latents = gr.DownloadButton("download latents (.safetensors)",
                                                  visible=False, elem_id="download-latents")
+        download_status = gr.HTML("", elem_id="download-status")
         result_outputs = [result_status, grid, metrics, metric_notes, download_images,
                           download_latents]
 
@@ -300,7 +330,7 @@ def build_app(backend: ServeBackend) -> Any:
             # the last photo's result goes: it is not this photo's
             return (new, new.image.permute(1, 2, 0).numpy(), new.aligned_pil(),
                     f"photo: {_html(new.name)} (face found and aligned)", None, *cleared(),
-                    None)
+                    "cleared")  # Gradio's page does not store a falsy BrowserState value
 
         def cleared() -> tuple[Any, ...]:
             return ("", None, gr.update(value=None, visible=False), "",
@@ -325,20 +355,31 @@ def build_app(backend: ServeBackend) -> Any:
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, *added]),
                     status_text, None)
 
-        def on_train(text: str, n_steps: float, chosen: list[str],
+        def domain_download(name: str | None) -> Any:
+            trained = backend.domain_files.get(name or "")  # a hyper-network's has no file
+            return gr.update(value=served_copy(trained), visible=True,
+                             label=f"download {name!r} (.safetensors)") if trained \
+                else gr.update(visible=False)
+
+        def on_train(text: str, n_steps: float, chosen: list[str], me: str | None = None,
                      progress: Any = gr.Progress()) -> Any:  # noqa: B008
             try:
                 name = backend.text_domain(
-                    text, int(n_steps), progress=lambda f, d: progress(f, desc=d))
+                    text, int(n_steps), progress=lambda f, d: progress(f, desc=d), owner=me)
             except Exception as exc:
-                return gr.update(), error_line(exc), gr.update()
+                return gr.update(), error_line(exc), gr.update(), gr.update()
             assert backend.job is not None
-            trained = backend.domain_files.get(name)  # a hyper-network's has no file
-            download = gr.update(value=served_copy(trained), visible=True,
-                                 label=f"download {name!r} (.safetensors)") if trained \
-                else gr.update(visible=False)
             return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
-                    job_line(backend, backend.job), download)
+                    job_line(backend, backend.job), domain_download(name), name)
+
+        def on_fetch(what: str) -> Callable[..., Any]:
+            def fetch(last_id: str | None) -> Any:  # a run's file: zip or latents
+                result = backend.history.get(last_id)
+                return fresh_download(getattr(result, what, None), WHAT[what])
+            return fetch
+
+        def on_fetch_domain(name: str | None) -> Any:
+            return fresh_download(backend.domain_files.get(name or ""), f"domain {name!r}")
 
         def on_encoder(spec: str | None) -> Any:
             try:  # a plugin failing on its options: one line, not a bare exception
@@ -400,9 +441,17 @@ def build_app(backend: ServeBackend) -> Any:
                       **work)
         domain_files.upload(on_domain_files, [domain_files, domains],
                             [domains, domain_status, domain_files], **work)
-        # (a training cannot be stopped: its thread holds the models until it ends)
-        train.click(on_train, [prompt, steps, domains], [domains, domain_status, download_domain],
-                    **work)
+        # (a training stops only when the server stops: after its step, lifecycle.py)
+        train.click(on_train, [prompt, steps, domains, client],
+                    [domains, domain_status, download_domain, last_domain], **work)
+        # a download whose copy was purged (the browser was refused): a fresh copy, said
+        quiet = {"queue": False, "show_progress": "hidden"}
+        download_images.click(on_fetch("images_zip"), [last_run],
+                              [download_images, download_status], **quiet)
+        download_latents.click(on_fetch("latents_path"), [last_run],
+                               [download_latents, download_status], **quiet)
+        download_domain.click(on_fetch_domain, [last_domain], [download_domain, domain_status],
+                              **quiet)
         # the button is off while its run waits and runs: ten quick clicks were ten full runs
         # the banner is set after the run, not as one of its outputs: an output is dimmed
         # under the progress overlay while the run waits and runs, and the RANDOM WEIGHTS
@@ -420,16 +469,21 @@ def build_app(backend: ServeBackend) -> Any:
                        show_progress="hidden")
 
         # a text domain still being made when the page loads (a reload, another tab): its
-        # progress at once, then its result, from the server's record of it (jobs.py)
-        job_timer = gr.Timer(JOB_POLL_S, active=False)
+        # progress at once, then its result, from the server's record of it (jobs.py); the
+        # domains another page added, and the server stopping, while the page is open
+        job_timer = gr.Timer(JOB_POLL_S)
         watched = gr.State(None)  # the id of the job this page shows
+        listed = gr.State(None)  # the domain names this page lists
 
-        def on_load(chosen: list[str] | None, last_id: str | None = None) -> Any:
-            job = backend.job
+        def on_load(chosen: list[str] | None, me: str | None = None,
+                    domain: str | None = None) -> Any:
+            job, me = backend.job, me or secrets.token_urlsafe(12)
             running = job is not None and job.running
-            return (gr.update(choices=backend.domain_choices(), value=chosen),
-                    job_line(backend, job) if running and job else gr.update(),
-                    gr.update(active=running), job.id if running and job else None)
+            names = backend.domain_choices()
+            return (gr.update(choices=names, value=chosen),
+                    job_line(backend, job, job.owner in (None, "", me)) if running and job else gr.update(),
+                    job.id if running and job else None, names, me,
+                    domain_download(domain) if domain in backend.domain_files else gr.update())
 
         def on_restore(last_id: str | None) -> Any:
             # a reload: the last run of this browser again (still held by the server)
@@ -438,90 +492,31 @@ def build_app(backend: ServeBackend) -> Any:
                 return (gr.update(),) * (len(result_outputs) + 1)
             return (*shown_result(result, restored=True), list(result.random_parts))
 
-        def on_job_tick(chosen: list[str] | None, job_id: int | None) -> Any:
-            job = backend.job
-            if job is None or job.id != job_id:
-                return gr.update(), gr.update(), gr.update(active=False)
-            if job.running:
-                return gr.update(), job_line(backend, job), gr.update()
-            # offered, not ticked: this page (another tab, a reload) did not ask for it
-            offered = gr.update() if job.name is None else gr.update(
-                choices=backend.domain_choices(), value=list(chosen or []))
-            return offered, job_line(backend, job), gr.update(active=False)
+        def on_job_tick(chosen: list[str] | None, job_id: int | None,
+                        names: list[str] | None = None, me: str | None = None) -> Any:
+            now = backend.domain_choices()
+            # offered, not ticked: this page did not ask for them
+            offer = gr.update() if now == names else gr.update(
+                choices=now, value=[c for c in chosen or [] if c in now])
+            stop = gr.update(value=_banner(backend) + "<br>" * bool(backend.banner)
+                             + _html(f"{STOPPING}: nothing new is run"),
+                             visible=True) if backend.stopping.is_set() else gr.update()
+            job, line = backend.job, gr.update()
+            if job is not None and job.id == job_id:
+                line = job_line(backend, job, job.owner in (None, "", me))
+                job_id = job_id if job.running else None
+            return offer, line, job_id, now, stop
 
         # every page load lists the domains the server holds now (trained or uploaded in
         # another tab), not those it held when the page was built
-        app.load(on_load, [domains], [domains, domain_status, job_timer, watched])
+        app.load(on_load, [domains, client, last_domain],
+                 [domains, domain_status, watched, listed, client, download_domain])
         app.load(on_restore, [last_run], [*result_outputs, run_parts]).then(
             on_banner, [run_parts], [banner], queue=False, show_progress="hidden")
         app.load(None, None, None, js=ACCESSIBILITY_JS)
-        job_timer.tick(on_job_tick, [domains, watched], [domains, domain_status, job_timer],
-                       queue=False, show_progress="hidden")
+        job_timer.tick(on_job_tick, [domains, watched, listed, client],
+                       [domains, domain_status, watched, listed, banner], **quiet)
     return app
-
-
-def served_copy(path: Path) -> str:
-    """A copy of the result file ``path`` in Gradio's upload folder (a folder of its own with
-    a random name), for the page to show and download: nothing of the work dir itself is
-    served (no ``allowed_paths``), whether or not it lies in the temporary folder."""
-    from gradio.utils import get_upload_folder
-
-    folder = Path(get_upload_folder()) / secrets.token_hex(16)
-    folder.mkdir(parents=True)
-    # Gradio refuses a name with a leading dot (.face_inversion.safetensors) under the cwd
-    return str(shutil.copyfile(path, folder / (path.name.lstrip(".") or "file")))
-
-
-def upload_folder_parent() -> Path:
-    """Where the page's own upload folder goes: the temporary folder, unless it lies in the
-    current folder (``stylebridge serve`` started in /tmp): Gradio refuses an upload named
-    with a leading dot (``.face.png``) under the current folder, before the page sees it."""
-    cwd = Path.cwd().resolve()
-    candidates = [Path(tempfile.gettempdir())]
-    # no home folder (HOME unset, a uid without a passwd entry): the temporary folder only
-    with contextlib.suppress(RuntimeError):
-        candidates.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                          / "stylebridge")
-    for candidate in candidates:
-        if not candidate.resolve().is_relative_to(cwd):
-            return candidate
-    return candidates[0]
-
-
-class _Cleanup:
-    """What the server leaves behind, removed once when it stops: its own upload folder
-    (Gradio's cache: uploaded photos and domain files, the pictures shown) and the back end's
-    temporary work dir (:meth:`ServeBackend.close`).  A ``GRADIO_TEMP_DIR`` or ``--work-dir``
-    given by the user is kept (Gradio's ``delete_cache`` still deletes this page's files in
-    the first)."""
-
-    def __init__(self, backend: ServeBackend) -> None:
-        self.backend = backend
-        self.lock = threading.Lock()
-        self.done = False
-        self.folder: Path | None = None
-        self.previous = os.environ.get("GRADIO_TEMP_DIR")
-        if self.previous is None:
-            parent = upload_folder_parent()
-            parent.mkdir(parents=True, exist_ok=True)
-            self.folder = Path(tempfile.mkdtemp(prefix="stylebridge-serve-uploads-",
-                                                dir=parent))
-            os.environ["GRADIO_TEMP_DIR"] = str(self.folder)  # read by Gradio per request
-        atexit.register(self)
-
-    def __call__(self) -> None:
-        with self.lock:
-            if self.done:
-                return
-            self.done = True
-        try:
-            self.backend.close()
-        finally:
-            if self.folder is not None:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                if os.environ.get("GRADIO_TEMP_DIR") == str(self.folder):
-                    del os.environ["GRADIO_TEMP_DIR"]
-            atexit.unregister(self)
 
 
 def _close_then(app: Any, cleanup: Callable[[], None]) -> None:
@@ -548,7 +543,7 @@ def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
     import gradio as gr
     from starlette.middleware import Middleware
 
-    cleanup = _Cleanup(backend)  # before the page is built: its components read the folder
+    cleanup = Cleanup(backend)  # before the page is built: its components read the folder
     try:
         system = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
         theme = gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])
@@ -559,16 +554,18 @@ def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
         # no record of the runs (their photos) in the browser or elsewhere
         app.launch(server_name=host, server_port=port, show_error=True, quiet=True,
                    max_file_size=f"{MAX_UPLOAD_MB}mb", app_kwargs={"middleware": [guard]},
-                   prevent_thread_lock=not block, theme=theme, css=CSS, ssr_mode=False,
+                   prevent_thread_lock=True, theme=theme, css=CSS, ssr_mode=False,
                    share=False, footer_links=[], num_workers=0, run_history=False)
+        COPIES.start(*DELETE_CACHE)  # the page's own copies: purged on Gradio's age
     except BaseException:
         cleanup()
         raise
-    if block:  # Ctrl+C (or SIGTERM through the CLI) stopped the server
-        cleanup()
+    if block:  # until Ctrl+C (or SIGTERM through the CLI): the running request ends first
+        serve_until_stopped(app, backend, cleanup)
     else:
         _close_then(app, cleanup)
     return app
 
 
-__all__ = ["DELETE_CACHE", "build_app", "error_line", "launch", "served_copy"]
+__all__ = ["DELETE_CACHE", "build_app", "error_line", "launch", "served_copy",
+           "upload_folder_parent"]

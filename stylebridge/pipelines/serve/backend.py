@@ -63,7 +63,8 @@ from stylebridge.pipelines.serve.encoders import (
     measure,
     registered_choices,
 )
-from stylebridge.pipelines.serve.jobs import Progress, TextJob, run_text_job
+from stylebridge.pipelines.serve.files import prune_run
+from stylebridge.pipelines.serve.jobs import Progress, TextJob, clip_setup, run_text_job
 from stylebridge.pipelines.serve.records import (  # also importable from here, as before
     MAX_PIXELS,
     Photo,
@@ -76,13 +77,17 @@ from stylebridge.pipelines.serve.records import (  # also importable from here, 
 from stylebridge.pipelines.serve.summary import (
     CHANGE_COLUMN,
     METRIC_COLUMNS,
+    STOPPING,
     RunHistory,
+    ServerStopping,
     featureshift_problem,
     metric_rows,
+    random_banner,
     settings_line,
     small_photo_error,
     write_images_zip,
 )
+from stylebridge.pipelines.training.outputs import state_path_for
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.resolve import (
@@ -104,8 +109,6 @@ MAX_TRAIN_STEPS = 200
 GRID_MIN_TILE = 128         # grid tiles smaller than this are enlarged (nearest)
 MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
-
-
 #: FeatureShift's guiding encoder on the page: e4e, as the thesis trains it
 DEFAULT_GUIDE = "e4e"
 
@@ -177,7 +180,10 @@ class ServeBackend:
         self.hypernets: dict[str, DomainMethod] = {}
         self.hypernet_random: dict[str, bool] = {}
         self.job: TextJob | None = None  # the latest text domain made (:mod:`.jobs`)
-        self.history = RunHistory()  # the last runs by id, for a reloaded page
+        #: the last runs by id, for a reloaded page; the folder of one evicted is deleted
+        self.history = RunHistory(evicted=lambda result: prune_run(self.work_dir, result))
+        #: set when the server stops: a request not yet begun is refused (:mod:`.lifecycle`)
+        self.stopping = threading.Event()
         self.domain_files: dict[str, Path] = {}  # text domains trained here, for download
         if self.generator_random and self.preset is not None:
             for name, method in random_domains(self.generator, self.config.seed).items():
@@ -196,11 +202,14 @@ class ServeBackend:
     def banner(self) -> str | None:
         """The RANDOM WEIGHTS line of the page, or ``None`` when the models are trained."""
         if self.generator_random:
-            return (f"{RANDOM_NOTICE}: no official weights are installed, so this page runs "
-                    "the demo's 64 px random-weight preset (generator, e4e, FSE) - it shows "
-                    "that every stage runs, not what trained models produce. Install weights "
-                    "with `stylebridge weights`.")
+            return random_banner(self.preset is not None, self.generator_label,
+                                 self.generator.size)
         return None
+
+    def stop_check(self) -> None:
+        """Raise :class:`ServerStopping` once the server is stopping (a request not begun)."""
+        if self.stopping.is_set():
+            raise ServerStopping(f"{STOPPING}: this request was not run")
 
     def encoder_choices(self) -> list[tuple[str, str]]:
         """``(label, spec)`` for every registered encoder (and FSE's shift mode), usable
@@ -255,6 +264,7 @@ class ServeBackend:
     def add_domain_file(self, spec: str | Path) -> str:
         """Load a domain checkpoint (``[NAME:]FILE``) as the CLI's ``--method`` does, check it
         against the generator and offer it; returns its name in the page."""
+        self.stop_check()
         with self.lock:
             loaded, random = load_domains([str(spec)], self.device)
             check_domains(loaded.values(), self.generator)
@@ -266,15 +276,17 @@ class ServeBackend:
             return self._add_domain(name, method, random[name], str(spec))
 
     def text_domain(self, prompt: str, steps: int = TRAIN_STEPS,
-                    progress: Progress = _no_progress) -> str:
+                    progress: Progress = _no_progress, owner: str | None = None) -> str:
         """A domain for ``prompt``: rendered at once by the last hyper-network loaded (no
         training), else trained on the spot (:meth:`train_text_domain`); its name.  Its
-        progress and end are also kept in :attr:`job`, for a page loaded meanwhile."""
+        progress and end are also kept in :attr:`job`, for a page loaded meanwhile
+        (``owner``: the browser that asked, so that another page does not claim it)."""
+        self.stop_check()
         if not self.hypernets:
             return run_text_job(prompt, True, lambda p: self.train_text_domain(prompt, steps, p),
-                                progress, self._started)
+                                progress, self._started, owner)
         return run_text_job(prompt, False, lambda p: self._hyper_domain(prompt, p), progress,
-                            self._started)
+                            self._started, owner)
 
     def _started(self, job: TextJob) -> None:
         self.job = job
@@ -298,6 +310,7 @@ class ServeBackend:
         if path is None:
             image, name = demo_image(None)
         else:
+            self.stop_check()
             size = Path(path).stat().st_size
             if size > MAX_FILE_MB * 1024 * 1024:  # before anything is decoded
                 raise ImageError(f"is {size / 2**20:.0f} MB, above the web app's {MAX_FILE_MB} MB "
@@ -317,9 +330,8 @@ class ServeBackend:
 
     # -- the model cache -------------------------------------------------------------------------
     def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
-        if (kind, key) not in self._cache:
-            self._cache[(kind, key)] = build()
-        return self._cache[(kind, key)]
+        return self._cache[(kind, key)] if (kind, key) in self._cache else \
+            self._cache.setdefault((kind, key), build())
 
     def encoder(self, spec: str) -> tuple[Encoder, bool]:
         """An encoder by spec, built once: the tiny preset's e4e / FSE while the preset is in
@@ -395,23 +407,8 @@ class ServeBackend:
         return self.generator_file
 
     def _clip_setup(self) -> tuple[list[str], bool]:
-        """CLIP models for text training: the installed official ViT-B/32 + ViT-B/16, else
-        two tiny CLIPs with random weights (the result is then labelled RANDOM WEIGHTS)."""
-        from stylebridge.pipelines.presets import register_tiny_clip_configs
-        from stylebridge.pipelines.train_domain import DEFAULT_CLIP, installed_clip_weights
-
-        if all(installed_clip_weights(name) is not None for name in DEFAULT_CLIP):
-            from stylebridge.plugins.nets.clip import load_clip
-
-            # held for the life of the page: every text domain trained here then shares them
-            # (load_clip returns the held model for the same file and device)
-            self._cached("clip", "official", lambda: [
-                load_clip(name, installed_clip_weights(name), self.device)
-                for name in DEFAULT_CLIP])
-            return list(DEFAULT_CLIP), False
-        names = self._cached("clip", "tiny",
-                             lambda: register_tiny_clip_configs(self.work_dir / "tiny-clip"))
-        return list(names), True
+        """CLIP models for text training (:func:`.jobs.clip_setup`)."""
+        return clip_setup(self._cached, self.work_dir, self.device)
 
     def train_text_domain(self, prompt: str, steps: int = TRAIN_STEPS,
                           progress: Progress = _no_progress) -> str:
@@ -434,6 +431,9 @@ class ServeBackend:
             out = self._new_path(self.work_dir / "domains", f"{safe or 'text'}.safetensors")
 
             def on_event(event: ProgressEvent) -> None:
+                if event.kind == "step" and self.stopping.is_set():  # after a whole step
+                    raise ServerStopping(f"{STOPPING}: training {prompt!r} stopped after "
+                                         f"step {event.step}/{event.total}, not kept")
                 if event.kind in ("start", "step") and event.total:
                     progress(event.step / event.total,
                              f"training {prompt!r}: step {event.step}/{event.total}")
@@ -446,7 +446,10 @@ class ServeBackend:
                                        allow_random_clip=random_clip, checkpoint_every=0,
                                        sample_every=0, seed=self.config.seed,
                                        device=str(self.device))
-            quiet(lambda: train_domain(config, progress=on_event))
+            try:
+                quiet(lambda: train_domain(config, progress=on_event))
+            finally:  # its resume state: nothing resumes a page's training
+                state_path_for(out).unlink(missing_ok=True)
             (_, method), = load_domains([str(out)], self.device)[0].items()
             random = random_clip or self.generator_random or spec_random(
                 "domain_method", str(out), method)
@@ -471,6 +474,7 @@ class ServeBackend:
             ) -> RunResult:
         """Invert the aligned photo, render it through every chosen domain, compute the
         metrics and write the downloads (grid PNG, a zip of the images, the latents)."""
+        self.stop_check()
         unknown = [d for d in request.domains if d not in self.domains]
         if unknown:
             raise StylebridgeError(f"unknown domain {unknown[0]!r}")
@@ -590,6 +594,5 @@ class ServeBackend:
 
 
 __all__ = ["ALIGN_SIZE", "CHANGE_COLUMN", "MAX_FILE_MB", "MAX_PIXELS", "MAX_UPLOAD_MB",
-           "METRIC_COLUMNS",
-           "Photo", "Progress", "RunRequest", "RunResult", "ServeBackend", "ServeConfig",
+           "METRIC_COLUMNS", "Photo", "Progress", "RunRequest", "RunResult", "ServeBackend", "ServeConfig",
            "check_photo_file"]

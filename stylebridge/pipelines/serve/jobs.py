@@ -13,6 +13,8 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 #: progress of a request: ``(fraction done in [0, 1], description)``
 Progress = Callable[[float, str], None]
@@ -27,6 +29,7 @@ class TextJob:
 
     prompt: str
     trained: bool  # False: rendered by a hyper-network, no training
+    owner: str | None = None  # the browser that asked for it (another page does not claim it)
     id: int = field(default_factory=lambda: next(_ids))
     fraction: float = 0.0
     description: str = ""
@@ -61,10 +64,11 @@ class TextJob:
 
 
 def run_text_job(prompt: str, trained: bool, work: Callable[[Progress], str],
-                 progress: Progress, started: Callable[[TextJob], None]) -> str:
+                 progress: Progress, started: Callable[[TextJob], None],
+                 owner: str | None = None) -> str:
     """Run ``work(progress)`` (it returns the new domain's name) as a :class:`TextJob`,
     handed to ``started`` before it begins; its end is recorded either way."""
-    job = TextJob(prompt=" ".join(prompt.split()), trained=trained)
+    job = TextJob(prompt=" ".join(prompt.split()), trained=trained, owner=owner)
     started(job)
     try:
         name = work(job.report(progress))
@@ -75,4 +79,24 @@ def run_text_job(prompt: str, trained: bool, work: Callable[[Progress], str],
     return name
 
 
-__all__ = ["Progress", "TextJob", "run_text_job"]
+def clip_setup(cached: Callable[[str, str, Callable[[], Any]], Any], work_dir: Path,
+               device: Any) -> tuple[list[str], bool]:
+    """CLIP models for text training: the installed official ViT-B/32 + ViT-B/16, else
+    two tiny CLIPs with random weights (the result is then labelled RANDOM WEIGHTS);
+    ``cached(kind, key, build)``: the back end's model cache."""
+    from stylebridge.pipelines.presets import register_tiny_clip_configs
+    from stylebridge.pipelines.train_domain import DEFAULT_CLIP, installed_clip_weights
+
+    if all(installed_clip_weights(name) is not None for name in DEFAULT_CLIP):
+        from stylebridge.plugins.nets.clip import load_clip
+
+        # held for the life of the page: every text domain trained here then shares them
+        # (load_clip returns the held model for the same file and device)
+        cached("clip", "official", lambda: [
+            load_clip(name, installed_clip_weights(name), device) for name in DEFAULT_CLIP])
+        return list(DEFAULT_CLIP), False
+    names = cached("clip", "tiny", lambda: register_tiny_clip_configs(work_dir / "tiny-clip"))
+    return list(names), True
+
+
+__all__ = ["Progress", "TextJob", "clip_setup", "run_text_job"]

@@ -16,15 +16,16 @@ import secrets
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.interfaces import Encoder, Note
 from stylebridge.core.io import atomic_path
-from stylebridge.errors import ImageError
+from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import INVERSION
 from stylebridge.pipelines.output_metrics import grouped_notes, output_column_header
 
@@ -41,9 +42,25 @@ DECIMALS = {"mse": 4, "psnr": 2, "ssim": 3, "id": 3, CHANGE_COLUMN: 4}
 SMALL_PHOTO = 320
 #: how many runs a reloaded page can still show (their files stay in the work dir anyway)
 KEPT_RUNS = 16
+#: what a request answers once the server is stopping (it was not run)
+STOPPING = "the server is stopping (shut down on the machine)"
 #: the line under the table saying what the marks and the change column mean
 METRIC_LEGEND = ("↑ higher is better, ↓ lower is better; change from inversion: how far each "
                  "domain moved the picture from the inversion (0 = unchanged)")
+
+
+class ServerStopping(StylebridgeError):
+    """A request refused, or a training stopped, because the server is stopping."""
+
+
+def random_banner(preset: bool, label: str, size: int) -> str:
+    """The RANDOM WEIGHTS line of the page: the demo's preset (``preset``), else the
+    random-weight generator named ``label`` that was loaded."""
+    what = ("the demo's 64 px random-weight preset (generator, e4e, FSE)" if preset else
+            f"the generator {label} ({size} px), whose weights are random (untrained)")
+    why = "no official weights are installed, so " if preset else ""
+    return (f"{RANDOM_NOTICE}: {why}this page runs {what} - it shows that every stage runs, "
+            "not what trained models produce. Install weights with `stylebridge weights`.")
 
 
 def settings_line(photo: str, encoder: str, domains: Sequence[str], strength: float,
@@ -144,10 +161,13 @@ def metric_rows(metrics: Mapping[str, Any], outputs: dict[str, Tensor], target: 
 
 class RunHistory:
     """The last :data:`KEPT_RUNS` results by a random id: a reloaded page keeps the id of its
-    last run (in the browser) and shows that result again; an id is not guessable."""
+    last run (in the browser) and shows that result again; an id is not guessable.
+    ``evicted(result)``: called for a result dropped (its files can go)."""
 
-    def __init__(self, keep: int = KEPT_RUNS) -> None:
+    def __init__(self, keep: int = KEPT_RUNS,
+                 evicted: Callable[[Any], None] | None = None) -> None:
         self.keep = keep
+        self.evicted = evicted
         self._runs: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -155,8 +175,11 @@ class RunHistory:
         run_id = secrets.token_urlsafe(12)
         with self._lock:
             self._runs[run_id] = result
-            while len(self._runs) > self.keep:
-                self._runs.popitem(last=False)
+            dropped = [self._runs.popitem(last=False)[1]
+                       for _ in range(len(self._runs) - self.keep)]
+        for old in dropped:
+            if self.evicted is not None:
+                self.evicted(old)
         return run_id
 
     def get(self, run_id: Any) -> Any:
@@ -166,6 +189,7 @@ class RunHistory:
             return self._runs.get(run_id)
 
 
-__all__ = ["CHANGE_COLUMN", "CHANGE_HEADER", "METRIC_LEGEND", "RunHistory", "display_table",
-           "featureshift_problem", "format_value", "metric_header", "metric_rows", "settings_line",
+__all__ = ["CHANGE_COLUMN", "CHANGE_HEADER", "METRIC_LEGEND", "STOPPING", "RunHistory",
+           "ServerStopping", "display_table", "featureshift_problem", "format_value",
+           "metric_header", "metric_rows", "random_banner", "settings_line",
            "small_photo_error", "write_images_zip"]
