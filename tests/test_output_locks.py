@@ -191,3 +191,63 @@ def test_a_batch_command_is_refused_before_any_model_loads(
         assert err == [f"error: {out} is being written by another running stylebridge "
                        f"command (generate, pid {child.pid}); wait for it to finish, or write "
                        "elsewhere"], command
+
+
+def test_another_thread_of_the_process_is_refused_as_another_process_is(
+        tmp_path: Path) -> None:
+    """Two threads' runs into one folder shared the hold and removed each other's journal
+    (`FileNotFoundError: .stylebridge-run/inputs.json`); the holding thread may hold again."""
+    import threading
+
+    first = locks.hold(tmp_path, "generate")
+    again = locks.hold(tmp_path, "generate")  # the same thread: a nested hold
+    caught: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            locks.hold(tmp_path, "generate")
+        except BaseException as exc:  # what the thread met is the point
+            caught.append(exc)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert first is not None and again is not None
+    assert len(caught) == 1 and isinstance(caught[0], locks.LockHeld)
+    assert "another thread" in caught[0].holder and "generate" in caught[0].holder
+    first.release()
+    again.release()
+
+
+PROBE = ("import sys\n"
+         "from stylebridge.core.locks import LockHeld, hold\n"
+         "try:\n"
+         "    lock = hold(sys.argv[1], 'probe')\n"
+         "except LockHeld as exc:\n"
+         "    print('held by', exc.holder)\n"
+         "else:\n"
+         "    print('free')\n")
+
+
+def test_a_failed_pipeline_call_lets_go_of_its_output(tmp_path: Path,
+                                                       converted_tiny: Path) -> None:
+    """A notebook keeps the traceback of a stopped call (and with it the run's journal): the
+    folder stayed held, every other process refused, until the kernel restarted."""
+    from stylebridge.pipelines.generate import GenerateConfig, generate
+
+    def stop(done: int, total: int | None, text: str) -> None:
+        if done >= 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "samples"
+    config = GenerateConfig(generator=str(converted_tiny), out=out, seeds="0-3", batch=1,
+                            device="cpu")
+    with pytest.raises(KeyboardInterrupt) as caught:
+        generate(config, progress=stop)
+    kept = caught.value.__traceback__  # what IPython keeps (sys.last_traceback)
+    probe = subprocess.run([sys.executable, "-c", PROBE, str(out)], capture_output=True,
+                           text=True, check=True)
+    assert probe.stdout.strip() == "free", probe.stdout
+    assert kept is not None and (out / ".stylebridge-run").is_dir()  # the journal stays
+    assert generate(GenerateConfig(generator=str(converted_tiny), out=out, seeds="0-3",
+                                   batch=1, device="cpu", resume=True)).files  # resumes

@@ -18,8 +18,10 @@ its parent are the user's files too): the per-user runtime folder (``$XDG_RUNTIM
 ``TMPDIR``) and the run goes on.  The kernel
 releases a lock when its holder dies (``kill -9`` too), so a killed run blocks nothing; a
 released lock's file is removed.  Locks are per machine (two machines writing one network
-folder are not kept apart) and per user.  Within one process the same output may be held
-again (threads and sequential runs of one Python session share the hold).  Where
+folder are not kept apart) and per user.  Within one process the thread that holds an
+output may hold it again (nested holds of one run, a notebook cell run again); another thread
+gets :class:`LockHeld` as another process does (two threads' runs into one folder removed each
+other's journal).  Where
 ``fcntl`` does not exist (Windows) nothing is locked.
 """
 
@@ -38,7 +40,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-#: lock file path -> [descriptor, how many holds of this process]
+#: lock file path -> [descriptor, how many holds of this process, the holding thread]
 _HELD: dict[str, list[int]] = {}
 _GUARD = threading.Lock()
 
@@ -177,6 +179,9 @@ def hold(output: str | Path, owner: str, name: str = "") -> OutputLock | None:
         return None
     with _GUARD:
         if path in _HELD:
+            fd, _, thread = _HELD[path]
+            if thread != threading.get_ident():  # another thread of this process: its run
+                raise LockHeld(Path(output), f"{_holder(fd)}, another thread")
             _HELD[path][1] += 1
             return OutputLock(path)
         try:
@@ -210,7 +215,7 @@ def hold(output: str | Path, owner: str, name: str = "") -> OutputLock | None:
             os.close(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{owner}, pid {os.getpid()}".encode(), 0)
-        _HELD[path] = [fd, 1]
+        _HELD[path] = [fd, 1, threading.get_ident()]
         return OutputLock(path)
 
 

@@ -80,7 +80,7 @@ from stylebridge.pipelines.photos import (
     small_crop_notice,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
@@ -362,6 +362,7 @@ class AdaptResult:
         return list(self.summary.get("random_parts") or [])
 
 
+@releases_outputs
 def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = None, *,
                   registry: Any = None) -> AdaptJob:
     """Load and check every input (one-line errors) before a photo is read or a file written.
@@ -569,31 +570,14 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                        metric_notes=notes, kept=journal.kept)
 
 
+@releases_outputs
 def adapt(config: AdaptConfig, progress: ProgressCallback | None = None, *,
           registry: Any = None) -> AdaptResult:
     """:func:`prepare_adapt` (plugins from ``registry``) then :func:`run_adapt`."""
     return run_adapt(prepare_adapt(config, registry=registry), progress)
 
 
-__all__ = [
-    "INVERSION",
-    "AdaptConfig",
-    "AdaptJob",
-    "AdaptResult",
-    "Adapter",
-    "ProgressCallback",
-    "adapt",
-    "check_domains",
-    "check_photo_options",
-    "check_strengths",
-    "domain_name",
-    "encoder_batches",
-    "load_domains",
-    "load_generator_arg",
-    "open_domains",
-    "open_featureshift",
-    "photo_batches",
-    "prepare_adapt",
-    "random_parts",
-    "run_adapt",
-]
+__all__ = ["INVERSION", "AdaptConfig", "AdaptJob", "AdaptResult", "Adapter", "ProgressCallback",
+           "adapt", "check_domains", "check_photo_options", "check_strengths", "domain_name",
+           "encoder_batches", "load_domains", "load_generator_arg", "open_domains",
+           "open_featureshift", "photo_batches", "prepare_adapt", "random_parts", "run_adapt"]

@@ -39,7 +39,13 @@ from stylebridge.pipelines.photos import (
     open_generator,
     weights_path,
 )
-from stylebridge.pipelines.resume import JOURNAL_DIR, Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import (
+    JOURNAL_DIR,
+    Journal,
+    file_identity,
+    model_setting,
+    releases_outputs,
+)
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.outputs import check_out_writable
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -140,6 +146,7 @@ def _spec_files(config: CalibrateConfig) -> list[Path]:
     return out
 
 
+@releases_outputs
 def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None,
                       ensure_weights: WeightsCheck | None = None) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors); the calibrator
@@ -259,6 +266,7 @@ def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterab
     return acc.means(), acc.count
 
 
+@releases_outputs
 def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None, *,
               registry: Any = None, ensure_weights: WeightsCheck | None = None
               ) -> CalibrateResult:

@@ -55,6 +55,7 @@ from stylebridge.pipelines.eval_report import (
     read_notice,
 )
 from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns, metric_label
+from stylebridge.pipelines.output_holds import releases_outputs
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.metrics.base import spec_seed
 from stylebridge.registry import Registry, get_registry
@@ -414,6 +415,7 @@ def _fail(report: BatchReport, progress: EvalProgress, message: str) -> Stylebri
     return StylebridgeError(message)
 
 
+@releases_outputs
 def evaluate(config: EvalConfig, report: BatchReport | None = None,
              progress: EvalProgress | None = None, *,
              registry: Registry | None = None,

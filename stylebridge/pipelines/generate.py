@@ -51,7 +51,7 @@ from stylebridge.pipelines.adapter import (
     strength_outputs,
 )
 from stylebridge.pipelines.photos import check_writable, random_file_notice, weights_path
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
@@ -165,6 +165,7 @@ class GenerateResult:
     notes: list[str] = field(default_factory=list)
 
 
+@releases_outputs
 def generate(config: GenerateConfig,
              progress: Callable[[int, int | None, str], None] | None = None,
              notice: Callable[[str], None] | None = None, *,

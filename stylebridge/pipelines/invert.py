@@ -68,7 +68,7 @@ from stylebridge.pipelines.photos import (
     small_crop_notice,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
@@ -195,6 +195,7 @@ class _Item:
     target: Tensor      # [3, S, S] in [0, 1]: the input at the generator's size (metrics)
 
 
+@releases_outputs
 def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck | None = None, *,
                    registry: Any = None) -> InvertJob:
     """Load and check encoder and generator (one-line errors) before a photo is read;
@@ -345,6 +346,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                         summary=summary)
 
 
+@releases_outputs
 def invert(config: InvertConfig, progress: ProgressCallback | None = None, *,
            registry: Any = None) -> InvertResult:
     """:func:`prepare_invert` (plugins from ``registry``) then :func:`run_invert`."""

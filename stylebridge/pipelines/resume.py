@@ -37,13 +37,11 @@ naming the first (:func:`hold_out`, :mod:`stylebridge.core.locks`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,9 +59,10 @@ from stylebridge.core.io import (
     remove_stale_temporaries,
     write_json,
 )
-from stylebridge.core.locks import LockHeld, OutputLock, hold
+from stylebridge.core.locks import OutputLock
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
+from stylebridge.pipelines.output_holds import held, hold_out, releases_outputs
 from stylebridge.pipelines.run_settings import differs, how_changes, model_setting
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
@@ -526,24 +525,6 @@ class RowJournal:
             self._lock.release()
 
 
-def held(out: Path, command: str) -> AbstractContextManager[object]:
-    """:func:`hold_out` as a ``with`` block (the trainers hold their ``--out`` while they
-    train)."""
-    return hold_out(out, command) or contextlib.nullcontext()
-
-
-def hold_out(out: Path, command: str, name: str = "") -> OutputLock | None:
-    """Hold ``out`` for this run (:mod:`stylebridge.core.locks`): two runs into one folder at
-    once removed each other's journal; the second one is one line instead."""
-    try:
-        return hold(out, command, name)
-    except LockHeld as exc:
-        out = Path(out) / name if name else out  # eval --json F, calibrate --out F: the file
-        raise StylebridgeError(f"{out} is being written by another running stylebridge command "
-                               f"({exc.holder or 'starting'}); wait for it to finish, or write "
-                               "elsewhere") from None
-
-
 def _digest(inputs: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(inputs).encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -585,4 +566,4 @@ def resume_hint(command: str, out: Path, drawn: Sequence[str] = (), *,
 
 __all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "ROWS_FILE", "Journal", "RowJournal", "differs",
            "drawn_in", "file_identity", "held", "hold_out", "interrupted_run", "model_setting",
-           "resume_hint"]
+           "releases_outputs", "resume_hint"]

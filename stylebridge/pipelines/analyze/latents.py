@@ -48,7 +48,7 @@ from stylebridge.pipelines.analyze.stats import (
 )
 from stylebridge.pipelines.photos import check_out_folder, weights_path
 from stylebridge.pipelines.reproduce.journal import open_rows
-from stylebridge.pipelines.resume import file_identity, model_setting
+from stylebridge.pipelines.resume import file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
@@ -256,6 +256,7 @@ def _run_from_row(row: Mapping[str, Any], spec: str, random: bool) -> EncoderRun
                       int(row["n_images"]), sims, report)
 
 
+@releases_outputs
 def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, *,
                 ensure_weights: WeightsCheck = require_weights) -> LatentsResult:
     """``analyze latents``: see the package docstring.  One-line errors for bad options or

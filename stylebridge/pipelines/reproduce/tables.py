@@ -26,6 +26,7 @@ from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES, check_range
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import load_generator_arg
+from stylebridge.pipelines.output_holds import releases_outputs
 from stylebridge.pipelines.presets import TINY_PROMPTS, TinyPreset, build_tiny_preset, quiet
 from stylebridge.pipelines.reproduce.clips import (
     Scorer,
@@ -297,6 +298,7 @@ def photo_batches(paths: Sequence[Path], size: int, batch: int) -> Iterator[Tens
         yield torch.stack([resize_square(load_image(p), size) for p in paths[start:start + batch]])
 
 
+@releases_outputs
 def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | None = None,
                       *, ensure_weights: WeightsCheck = require_weights) -> ThesisTablesResult:
     """Compute the thesis' CLIP Quality / Diversity tables and write them to ``config.out``.
