@@ -311,3 +311,37 @@ def test_analyze_fetch_asks_for_the_domain_licence_then_downloads_all(
     assert _gets(server) == ["/enc.safetensors", "/gen.safetensors", "/toon.safetensors"]
     data = json.loads(Path("o/latents.json").read_text())
     assert list(data["domains"]) == ["toon"] and data["meta"]["n_images"] == 2
+
+
+def test_every_pipeline_takes_ensure_weights_none_as_the_default(
+        fresh: Path) -> None:
+    """`generate(cfg, ensure_weights=None)` raised `TypeError: 'NoneType' object is not
+    callable`: some pipelines defaulted to `require_weights`, others to `None`."""
+    import inspect
+
+    from stylebridge.pipelines import (
+        adapt,
+        calibrate,
+        evaluate,
+        generate,
+        invert,
+        render,
+        train_domain,
+        train_hyperdomain,
+        train_mindthegap,
+    )
+    from stylebridge.pipelines.analyze import latents, shift
+    from stylebridge.pipelines.reproduce import tables
+
+    functions = [adapt.prepare_adapt, invert.prepare_invert, render.prepare_render,
+                 evaluate.evaluate, calibrate.calibrate, calibrate.prepare_calibrate,
+                 generate.generate, latents.run_latents, shift.prepare_shift_norms,
+                 tables.run_thesis_tables, train_domain.train_domain,
+                 train_hyperdomain.train_hyperdomain, train_mindthegap.train_mindthegap]
+    for function in functions:
+        assert inspect.signature(function).parameters["ensure_weights"].default is None, function
+    with pytest.raises(MissingWeightsError) as caught:
+        generate.generate(generate.GenerateConfig(methods=["pixar"], out=Path("s")),
+                          ensure_weights=None)
+    assert [m.name for m in caught.value.missing] == ["stylegan2-ffhq-1024", "pixar"]
+    assert not Path("s").exists()

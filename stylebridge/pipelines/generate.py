@@ -169,7 +169,7 @@ class GenerateResult:
 def generate(config: GenerateConfig,
              progress: Callable[[int, int | None, str], None] | None = None,
              notice: Callable[[str], None] | None = None, *,
-             ensure_weights: WeightsCheck = require_weights) -> GenerateResult:
+             ensure_weights: WeightsCheck | None = None) -> GenerateResult:
     """Sample every seed of ``config`` (and render it through every domain); write the PNGs,
     ``grid.png`` and ``generate.json`` (the run record: seeds, truncation, noise, precision,
     domains, strengths, the generator's absolute path and sha256, the versions).
@@ -187,7 +187,7 @@ def generate(config: GenerateConfig,
     seeds = config.check()
     device = resolve_device(config.device)
     check_precision(config.precision, device)
-    ensure_weights(config.weight_requests())  # every missing download at once
+    (ensure_weights or require_weights)(config.weight_requests())  # every missing download at once
     gen, provenance = load_generator(config.generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile, notice=notice)  # a fall-back: said by notice()

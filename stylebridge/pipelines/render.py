@@ -242,7 +242,7 @@ def _same_model(a: str, b: str) -> bool:
     return (fa is not None and fa == fb) or (bool(a) and a == b)
 
 
-def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_weights
+def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = None
                    ) -> RenderJob:
     """Read the files' headers and load the generator, domains and (where needed) the
     encoder, with one-line errors, before an inversion is read."""
@@ -267,7 +267,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck = require_
     if config.calibrate:
         requests.append(("calibrator", config.calibrate, "--calibrate"))
     try:
-        ensure_weights(requests)
+        (ensure_weights or require_weights)(requests)
     except StylebridgeError as exc:
         raise StylebridgeError("; ".join([*notes, str(exc)])) from None
     gen = open_generator(generator, device)

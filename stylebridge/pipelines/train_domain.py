@@ -422,7 +422,7 @@ class DomainTrainOutcome:
 
 
 def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = None,
-                 ensure_weights: WeightsCheck = require_weights) -> DomainTrainOutcome:
+                 ensure_weights: WeightsCheck | None = None) -> DomainTrainOutcome:
     """Run ``train domain`` (see the module doc).  Cheap checks come first, so that a bad
     option is a one-line error before anything is loaded; then ``ensure_weights`` gets what
     the run loads by name: by default one error naming every official download it lacks
@@ -480,7 +480,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
     if cfg.encoder is None and "target_latents" in declared_fields(loss_specs):
         raise StylebridgeError(NO_ENCODER)
     check_method_generator(cfg.method, cfg.generator)  # from the headers, before downloads
-    ensure_weights(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,
+    (ensure_weights or require_weights)(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,
                                     encoder=cfg.encoder, clip_weights=clip_weights,
                                     clips=loss_clip_models(loss_specs, cfg.clip, DEFAULT_CLIP),
                                     allow_random_clip=cfg.allow_random_clip))

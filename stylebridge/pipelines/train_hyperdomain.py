@@ -425,7 +425,7 @@ def _hyperdomain(bank: PromptBank, desc: dict[str, Any], cfg: HyperDomainTrainCo
 
 
 def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback | None = None,
-                      ensure_weights: WeightsCheck = require_weights) -> HyperDomainOutcome:
+                      ensure_weights: WeightsCheck | None = None) -> HyperDomainOutcome:
     """Run ``train hyperdomain`` (see the module doc); bad options fail before loading, then
     ``ensure_weights`` gets what the run loads by name (generator, losses, CLIP models): by
     default one error naming every official download it lacks (``--fetch`` downloads them)."""
@@ -444,7 +444,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
         state_path.unlink()   # a stale state of an earlier run must not be resumed later
     templates = text_templates(cfg.templates)
     loss_specs = list(cfg.losses or DEFAULT_LOSSES)
-    ensure_weights(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,
+    (ensure_weights or require_weights)(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,
                                     clips=_clip_names(cfg),
                                     clip_weights=parse_clip_weights(cfg.clip_weights),
                                     allow_random_clip=cfg.allow_random_clip))

@@ -302,7 +302,8 @@ def _loss_specs(cfg: MindTheGapConfig) -> list[str]:
     return [_lpips_spec(cfg, s) if s.startswith("mtg_ref_lpips") else s for s in DEFAULT_LOSSES]
 
 
-def _ensure_weights(cfg: MindTheGapConfig, inverting: bool, ensure_weights: WeightsCheck) -> None:
+def _ensure_weights(cfg: MindTheGapConfig, inverting: bool,
+                    ensure_weights: WeightsCheck | None) -> None:
     """Every official download the run lacks named at once (generator, encoder, losses, the
     refinement's LPIPS, CLIP), before anything loads; where lpips-vgg is one that
     ``--lpips-backbone`` would replace, the line says so."""
@@ -319,7 +320,7 @@ def _ensure_weights(cfg: MindTheGapConfig, inverting: bool, ensure_weights: Weig
     if refining:  # II2S-lite's LPIPS, as the mtg_ref_lpips loss builds it
         requests.append(("loss", _lpips_spec(cfg), f"--refine-steps {cfg.refine_steps}:"))
     try:
-        ensure_weights(requests)
+        (ensure_weights or require_weights)(requests)
     except MissingWeightsError as exc:
         if LPIPS_VGG not in [m.name for m in exc.missing] or (cfg.losses and not refining):
             raise
@@ -387,7 +388,7 @@ def invert_reference(cfg: MindTheGapConfig, generator: Generator, reference01: T
 
 
 def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None = None,
-                     ensure_weights: WeightsCheck = require_weights) -> MindTheGapOutcome:
+                     ensure_weights: WeightsCheck | None = None) -> MindTheGapOutcome:
     """Run ``train mindthegap`` (see the module doc); cheap checks first, then
     ``ensure_weights`` gets what the run loads by name: by default one error naming every
     official download it lacks (``--fetch`` downloads them)."""

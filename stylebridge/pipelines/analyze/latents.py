@@ -258,7 +258,7 @@ def _run_from_row(row: Mapping[str, Any], spec: str, random: bool) -> EncoderRun
 
 @releases_outputs
 def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, *,
-                ensure_weights: WeightsCheck = require_weights) -> LatentsResult:
+                ensure_weights: WeightsCheck | None = None) -> LatentsResult:
     """``analyze latents``: see the package docstring.  One-line errors for bad options or
     inputs; photos that cannot be read (or aligned) are skipped and reported per encoder.
     ``ensure_weights`` gets :meth:`LatentsConfig.weight_requests` after the cheap checks,
@@ -268,7 +268,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
     _check(config)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
-    ensure_weights(config.weight_requests())
+    (ensure_weights or require_weights)(config.weight_requests())
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     refs = layer_refs(gen, config.layers)
     encoders = _load_encoders(config, device, gen, progress)

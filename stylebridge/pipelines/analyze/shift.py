@@ -175,7 +175,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
 
 
 def prepare_shift_norms(config: ShiftNormsConfig, *,
-                        ensure_weights: WeightsCheck = require_weights) -> ShiftNormsJob:
+                        ensure_weights: WeightsCheck | None = None) -> ShiftNormsJob:
     """Check the options and ``--out`` and load the generator, encoder and domains (one-line
     errors), before a photo is read.  ``ensure_weights`` gets their requests after the cheap
     checks, before any loads: by default one error naming every official download they
@@ -187,7 +187,7 @@ def prepare_shift_norms(config: ShiftNormsConfig, *,
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
     check_out_folder(config.out, config.images)  # writable, and no input folder
-    ensure_weights(model_requests(config.generator, [config.encoder], config.domains))
+    (ensure_weights or require_weights)(model_requests(config.generator, [config.encoder], config.domains))
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     encoder, enc_random = load_encoder(config.encoder, device)
     attach_encoder(encoder, gen)  # check_generator's refusal before a photo is read

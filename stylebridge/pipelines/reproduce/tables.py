@@ -300,7 +300,7 @@ def photo_batches(paths: Sequence[Path], size: int, batch: int) -> Iterator[Tens
 
 @releases_outputs
 def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | None = None,
-                      *, ensure_weights: WeightsCheck = require_weights) -> ThesisTablesResult:
+                      *, ensure_weights: WeightsCheck | None = None) -> ThesisTablesResult:
     """Compute the thesis' CLIP Quality / Diversity tables and write them to ``config.out``.
 
     Every row of :data:`ROWS` × every domain × every CLIP model: images adapted to the domain
@@ -338,7 +338,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     notes: list[str] = []
     register_clip_configs(config.clip_config)
     check_clip_weights(config.clip or DEFAULT_CLIPS, parse_clip_weights(config.clip_weights))
-    ensure_weights(config.weight_requests())  # every download at once, before any loads
+    (ensure_weights or require_weights)(config.weight_requests())  # every download at once, before any loads
     clips = resolve_clips(config.clip or list(DEFAULT_CLIPS),
                           parse_clip_weights(config.clip_weights),
                           allow_random=config.allow_random, notes=notes)
