@@ -471,6 +471,32 @@ def test_check_progress_takes_one_positional_argument_and_passes_unreadable_sign
         check_progress(3, "train_domain")
 
 
+@pytest.mark.parametrize("which", ["generate", "invert", "adapt"])
+def test_a_one_event_progress_is_refused_by_the_photo_pipelines_before_loading(
+        which: str, tmp_path: Path) -> None:
+    """The other way round: the trainers' progress(event) failed generate/invert/adapt
+    mid-run with a raw TypeError, after the models had loaded."""
+    from stylebridge.pipelines.adapt import AdaptConfig, adapt
+    from stylebridge.pipelines.generate import GenerateConfig, generate
+    from stylebridge.pipelines.invert import InvertConfig, invert
+
+    missing = str(tmp_path / "missing.safetensors")  # a load would fail on it: none happens
+    out = tmp_path / "out"
+    run: Any = {
+        "generate": lambda: generate(GenerateConfig(generator=missing, out=out), lambda e: None),
+        "invert": lambda: invert(InvertConfig(encoder=f"e4e:{missing}", generator=missing,
+                                              images=[str(tmp_path)], out=out), lambda e: None),
+        "adapt": lambda: adapt(AdaptConfig(encoder=f"e4e:{missing}", generator=missing,
+                                           methods=[missing], images=[str(tmp_path)], out=out),
+                               lambda e: None),
+    }[which]
+    with pytest.raises(StylebridgeError) as info:
+        run()
+    assert str(info.value) == (f"{which}: progress= is called as progress(done, total, text); "
+                               "the training pipelines' progress(event) shape does not fit here")
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # The Adapter's type errors
 

@@ -82,6 +82,7 @@ from stylebridge.pipelines.photos import (
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
+from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
@@ -574,6 +575,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
 def adapt(config: AdaptConfig, progress: ProgressCallback | None = None, *,
           registry: Any = None) -> AdaptResult:
     """:func:`prepare_adapt` (plugins from ``registry``) then :func:`run_adapt`."""
+    check_progress(progress, "adapt", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
     return run_adapt(prepare_adapt(config, registry=registry), progress)
 
 

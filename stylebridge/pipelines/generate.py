@@ -53,6 +53,7 @@ from stylebridge.pipelines.adapter import (
 from stylebridge.pipelines.photos import check_writable, random_file_notice, weights_path
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
+from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_generator
@@ -184,6 +185,7 @@ def generate(config: GenerateConfig,
     ``ensure_weights`` gets :meth:`GenerateConfig.weight_requests` after the cheap checks,
     before anything loads: by default one error naming every official download the run
     lacks; ``generate --fetch`` downloads them."""
+    check_progress(progress, "generate", n_args=3, shape=PHOTO_PROGRESS_SHAPE)
     seeds = config.check()
     device = resolve_device(config.device)
     check_precision(config.precision, device)

@@ -70,6 +70,7 @@ from stylebridge.pipelines.photos import (
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
+from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
 from stylebridge.registry.spec import parse_plugin_spec
@@ -350,6 +351,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
 def invert(config: InvertConfig, progress: ProgressCallback | None = None, *,
            registry: Any = None) -> InvertResult:
     """:func:`prepare_invert` (plugins from ``registry``) then :func:`run_invert`."""
+    check_progress(progress, "invert", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
     return run_invert(prepare_invert(config, registry=registry), progress)
 
 

@@ -43,21 +43,29 @@ PROGRESS_SHAPE = ("progress= is called with one ProgressEvent (kind, step, total
                   "adapt/invert's progress(done, total, text) shape does not fit here")
 
 
-def check_progress(progress: object, where: str) -> None:
+#: why a one-event callback is refused by adapt/invert/generate (``progress(done, total, text)``)
+PHOTO_PROGRESS_SHAPE = ("progress= is called as progress(done, total, text); the training "
+                        "pipelines' progress(event) shape does not fit here")
+
+
+def check_progress(progress: object, where: str, *, n_args: int = 1,
+                   shape: str = PROGRESS_SHAPE) -> None:
     """Refuse, before anything is loaded, a ``progress`` that is not ``None`` or a callable
-    taking one positional argument (the :class:`ProgressEvent`): adapt/invert/render's
-    ``progress(done, total, text)`` failed mid-run with a raw TypeError.  A callable whose
-    signature cannot be read passes."""
+    taking ``n_args`` positional arguments: one :class:`ProgressEvent` for the trainers (the
+    default), ``(done, total, text)`` for adapt/invert/generate (``n_args=3``,
+    :data:`PHOTO_PROGRESS_SHAPE`); the other shape failed mid-run with a raw TypeError.  A
+    callable whose signature cannot be read passes."""
     if progress is None:
         return
     if not callable(progress):
-        raise StylebridgeError(f"{where}: progress must be a callable that takes a "
-                               f"ProgressEvent, or None; got {type(progress).__name__}")
+        what = "a ProgressEvent" if n_args == 1 else "(done, total, text)"
+        raise StylebridgeError(f"{where}: progress must be a callable that takes {what}, or "
+                               f"None; got {type(progress).__name__}")
     try:
         signature = inspect.signature(progress)
     except (TypeError, ValueError):  # a builtin or extension without a signature
         return
     try:
-        signature.bind(None)
+        signature.bind(*[None] * n_args)
     except TypeError:
-        raise StylebridgeError(f"{where}: {PROGRESS_SHAPE}") from None
+        raise StylebridgeError(f"{where}: {shape}") from None
