@@ -12,7 +12,9 @@ builds no model.  Entry points:
 * :mod:`stylebridge.core.synthesis` — synthesis of inversions (the plain renderer);
 * :class:`stylebridge.Adapter` — encode once, render several domains through a renderer;
 * :func:`load_photo` / :func:`save_image` — a photo file in, as ``adapt`` prepares it (upright,
-  FFHQ-aligned), and a picture out.
+  FFHQ-aligned), and a picture out;
+* :func:`fetch_weights` / :func:`fetching` — official weights downloaded by name, or by the
+  pipeline that needs them (``ensure_weights=``).
 """
 
 from __future__ import annotations
@@ -63,15 +65,43 @@ def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: s
     return load_plugin("encoder", spec, device=device, **config)
 
 
-def load_photo(path: str | Path, *, align: bool = True, size: int = 1024,
+def fetch_weights(*names: str, set_name: str | None = None, accept_licence: bool = False,
+                  **options: Any) -> dict[str, Path]:
+    """Download official weights by name, as ``stylebridge weights fetch`` does:
+    ``fetch_weights("e4e-ffhq", "fse-ffhq", accept_licence=True)`` → ``{name: file}``; a bare
+    name in :func:`create` then loads them.  Non-commercial licences are named and need
+    ``accept_licence=True``.  Options: ``progress(done, total)``, ``force``
+    (:func:`stylebridge.registry.fetching.fetch_weights`)."""
+    from stylebridge.registry.fetching import fetch_weights as _fetch
+
+    return _fetch(*names, set_name=set_name, accept_licence=accept_licence, **options)
+
+
+def fetching(*, accept_licence: bool = False, **options: Any) -> Any:
+    """The ``ensure_weights`` that fetches what a pipeline's run lacks before it loads
+    anything: ``invert(config, ensure_weights=stylebridge.fetching(accept_licence=True))``,
+    as ``--fetch --accept-licence`` does on the command line."""
+    from stylebridge.registry.fetching import fetching as _fetching
+
+    return _fetching(accept_licence=accept_licence, **options)
+
+
+def load_photo(path: Any, *, align: bool = True, size: int = 1024,
                transform_size: int | None = None) -> Any:
     """A photo file → ``[1, 3, size, size]`` in ``[0, 1]``, as ``stylebridge adapt`` prepares
     it: read upright (EXIF orientation; HEIC with ``pillow-heif``), then the largest face
     FFHQ-aligned with dlib's 68 landmarks (``transform_size``: see ``stylebridge align
     --help``).  ``align=False``: the whole image resized to ``size × size``, for photos that
     are aligned already.  One-line :class:`StylebridgeError` naming the file for an unreadable
-    image or a photo without a face.  Encoders resize their input themselves."""
+    image or a photo without a face.  Encoders resize their input themselves.
+
+    ``path`` may also be a picture in memory: a PIL image (its EXIF orientation applied), a
+    numpy array ``[H, W(, 3|4)]`` or a tensor ``[3, H, W]`` in ``[0, 1]``, read at 8 bits as
+    a file would be."""
+    import os
+
     from stylebridge.core.images import load_image, resize_square
+    from stylebridge.errors import InputTypeError
     from stylebridge.pipelines.align import align_face
     from stylebridge.pipelines.photos import check_positive
 
@@ -83,12 +113,34 @@ def load_photo(path: str | Path, *, align: bool = True, size: int = 1024,
         if transform_size < size:
             raise StylebridgeError(f"load_photo: transform_size {transform_size} is below size "
                                    f"{size}: the crop would be upscaled")
-    image = load_image(path)
+    if isinstance(path, str | os.PathLike):
+        image = load_image(path)
+    elif any(c.__name__ in ("Image", "ndarray", "Tensor") for c in type(path).__mro__):
+        image = _picture(path)
+        path = None
+    else:
+        raise InputTypeError(f"load_photo: expected a photo file (str or Path) or a picture (PIL "
+                             f"image, numpy array, tensor), got {type(path).__name__}")
     if align:
         image = align_face(image, size, transform_size=transform_size, path=path).to_tensor()
     else:
         image = resize_square(image, size)
     return image[None]
+
+
+def _picture(picture: Any) -> Any:
+    """A picture in memory → ``[3, H, W]`` float in ``[0, 1]``, upright, at 8 bits (as
+    :func:`load_photo` reads a file)."""
+    import torch
+    from PIL import Image
+
+    from stylebridge.core.images import exif_upright
+    from stylebridge.pipelines.align import to_rgb_uint8
+
+    if isinstance(picture, Image.Image):
+        picture = exif_upright(picture)
+    rgb = to_rgb_uint8(picture)
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
 #: what :func:`save_image` writes, by the file's suffix (PNG is lossless and the default)
@@ -106,12 +158,18 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     JPEG, WebP and TIFF; BMP keeps none and is refused with one.  NaN or Inf values are
     refused (they were written as black pixels)."""
     import math
+    import os
 
     import torch
 
     from stylebridge.core.images import save_png, to_uint8
     from stylebridge.core.io import atomic_path
 
+    if not isinstance(path, str | os.PathLike):
+        from stylebridge.errors import InputTypeError
+
+        raise InputTypeError(f"save_image: expected a file path (str or Path), got "
+                             f"{type(path).__name__}")
     path = Path(path)
     fmt = IMAGE_FORMATS.get(path.suffix.lower())
     if fmt is None:

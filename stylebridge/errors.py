@@ -59,5 +59,11 @@ class OptionError(StylebridgeError, ValueError):
     call raised before)."""
 
 
+class InputTypeError(StylebridgeError, TypeError):
+    """A value of the wrong type from Python (a config field, a picture given as a path or a
+    path as a picture): one line naming the field and the type expected (a ``TypeError``
+    too, as the call raised before)."""
+
+
 class LossInputError(StylebridgeError, ValueError):
     """A loss that needs a batch field the trainer does not fill."""

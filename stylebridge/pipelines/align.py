@@ -54,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from stylebridge.core.images import INTEGER_MODES, integer_unit
-from stylebridge.errors import ImageError, StylebridgeError
+from stylebridge.core.images import INTEGER_MODES, integer_unit, load_image
+from stylebridge.errors import ImageError, InputTypeError, StylebridgeError
 from stylebridge.pipelines.photos import output_names
 from stylebridge.plugins.nets.face_id import frontal_face_detector
 
@@ -139,7 +140,8 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
             return dlib_array(np.asarray(image.convert("RGB"), dtype=np.uint8))
     if not isinstance(image, np.ndarray):  # a torch tensor (not imported at module level)
         if not hasattr(image, "detach"):
-            raise TypeError(f"expected a PIL image, array or tensor, got {type(image).__name__}")
+            raise InputTypeError(f"expected a picture (a PIL image, a numpy array or a tensor), "
+                                 f"got {type(image).__name__}")
         import torch
 
         t = image.detach().cpu()
@@ -451,9 +453,13 @@ def align_face(image: Any, size: int = DEFAULT_SIZE, *, transform_size: int | No
     """Detect the largest face and FFHQ-align it to ``size × size``.
 
     ``image``: PIL image, ``np.ndarray`` (``uint8``/``uint16``/float, gray, RGB or
-    RGBA) or tensor ``[3, H, W]`` in ``[0, 1]``.  Raises :class:`NoFaceError`
+    RGBA), tensor ``[3, H, W]`` in ``[0, 1]``, or an image file's path (read upright by
+    :func:`~stylebridge.core.images.load_image`).  Raises :class:`NoFaceError`
     ("no face found", naming ``path`` when given).
     """
+    if isinstance(image, str | os.PathLike):  # a file: read as every command reads it
+        path = image if path is None else path
+        image = load_image(image)
     with _photo_fits(image, path):
         rgb = to_rgb_uint8(image)
         face = detect_landmarks(rgb, detect_size=detect_size, path=path)

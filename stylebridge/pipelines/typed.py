@@ -12,7 +12,14 @@ and (:func:`check_field_types`) every other field read what its annotation says:
   one character at a time);
 * ``int`` / ``float`` / ``bool`` fields refuse strings, and booleans where a number is meant,
   in one line naming the field (``resume="no"`` was true; ``batch="4"`` a TypeError later);
-  numpy and 0-d torch numbers are taken as numbers.
+  numpy and 0-d torch numbers are taken as numbers;
+* a path or ``str`` field refuses anything else, and a list field a value that is not a list
+  (a PIL image, an array, a tensor) or an item of the wrong type, in one line naming the field
+  (:class:`~stylebridge.errors.InputTypeError`; ``images=[<PIL image>]`` failed deep in the
+  run, ``encoder=5`` when the spec was parsed); a picture in memory goes through
+  :class:`stylebridge.Adapter`, and the photo fields say so;
+* seeds and layer lists (``str | Sequence[int]``) take their text form, one integer or a
+  sequence of integers (``seeds=[1.5]`` was seed 1).
 """
 
 from __future__ import annotations
@@ -50,6 +57,65 @@ def _kinds(annotation: str) -> tuple[str, bool]:
 
 _LISTS = {"Sequence[str]", "list[str]", "Sequence[str|Path]", "list[str|Path]", "list[Path]"}
 _NUMBERS = {"int", "float", "float|Sequence[float]"}
+_INTEGER_LISTS = {"str|Sequence[int]", "str|list[int]"}
+#: the types of a picture in memory (PIL, numpy, torch), by class name: none is imported here
+_PICTURES = ("Image", "ndarray", "Tensor", "Parameter")
+
+
+def _shown_type(value: Any) -> str:
+    """``Image`` / ``Tensor`` / ``int``: the type of a wrong value, as a refusal names it."""
+    return type(value).__name__
+
+
+def _is_picture(value: Any) -> bool:
+    """A PIL image, a numpy array or a tensor (a picture in memory, not a file)."""
+    return any(c.__name__ in _PICTURES for c in type(value).__mro__)
+
+
+def _wrong(where: str, want: str, value: Any) -> Exception:
+    """The one-line refusal of ``value`` for field ``where``; a picture given for photo files
+    is pointed to :class:`stylebridge.Adapter`."""
+    from stylebridge.errors import InputTypeError
+
+    hint = ""
+    if _is_picture(value) and "path" in want:
+        hint = ("; a picture in memory goes through stylebridge.Adapter(...).run(images01), "
+                "or save it first")
+    return InputTypeError(f"{where}: expected {want}, got {_shown_type(value)}{hint}")
+
+
+def _items(where: str, value: Any, want: str) -> list[Any]:
+    """``value`` as a list: one path or string is a list of one; anything but a list, a tuple,
+    a set, a range or another plain iterable of items is refused."""
+    from collections.abc import Iterable, Mapping
+
+    if isinstance(value, str) or hasattr(value, "__fspath__"):
+        return [value]
+    if (_is_picture(value) or isinstance(value, Mapping | bytes)
+            or not isinstance(value, Iterable)):
+        raise _wrong(where, f"a list of {want}", value)
+    return list(value)
+
+
+def _integers(where: str, value: Any) -> str | list[int]:
+    """Seeds or layers: the text form as is; one integer → a list of one; a sequence of
+    integers (numpy / 0-d torch ones too, a 1-d integer array or tensor) → a list of ints."""
+    import numbers
+
+    from stylebridge.errors import InputTypeError
+
+    if isinstance(value, str):
+        return value
+    if _is_picture(value) and getattr(value, "ndim", None) == 1:  # np.arange / torch.arange
+        value = value.tolist()
+    items = [value] if not hasattr(value, "__iter__") else _items(where, value, "integers")
+    items = [_number(v) for v in items]
+    bad = [v for v in items if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:  # 1.5 was read as 1, True as 1
+        shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else _shown_type(bad[0])
+        raise InputTypeError(f"{where}: expected text like '0-7' or integers, got {shown} "
+                             f"({_shown_type(bad[0])})")
+    return [int(v) for v in items]
 
 
 def _number(value: Any) -> Any:
@@ -77,10 +143,21 @@ def check_field_types(config: Any) -> None:
         if kind == "str" and not isinstance(value, str):
             if hasattr(value, "__fspath__") or type(value).__name__ == "device":
                 object.__setattr__(config, f.name, str(value))
+            else:
+                raise _wrong(where, "a string (a name, a spec or a path)", value)
+        elif kind.replace("pathlib.", "") == "Path" and not isinstance(value, Path):
+            raise _wrong(where, "a path (str or Path)", value)
+        elif kind in _INTEGER_LISTS:
+            object.__setattr__(config, f.name, _integers(where, value))
         elif kind in _LISTS:
-            if isinstance(value, str) or hasattr(value, "__fspath__"):
-                value = [value]  # one value: a list of one
-            if "Path" in kind and "str" not in kind:
+            paths = "Path" in kind
+            want = "paths (str or Path)" if paths else "strings"
+            value = _items(where, value, want)
+            for item in value:
+                if not (isinstance(item, str) or hasattr(item, "__fspath__")):
+                    raise _wrong(f"{where} item", "a path (str or Path)" if paths
+                                 else "a string", item)
+            if paths and "str" not in kind:
                 value = [Path(v) for v in value]
             elif kind.endswith("[str]"):
                 value = [str(v) if hasattr(v, "__fspath__") else v for v in value]

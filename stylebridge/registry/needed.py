@@ -253,8 +253,9 @@ def require_weights(requests: Sequence[Request], registry: Registry | None = Non
     check_files(requests)
     check_names(requests, registry)
     missing = missing_weights(requests, registry=registry)
-    if missing:
-        raise MissingWeightsError(missing)
+    if missing:  # from Python (the commands say --fetch instead)
+        raise MissingWeightsError(missing, "; or pass ensure_weights=stylebridge.fetching() "
+                                           "to fetch them")
 
 
 def checked_registry(requests: list[Request], ensure_weights: WeightsCheck | None = None,

@@ -1,0 +1,153 @@
+"""Values of the wrong type from a notebook: the pipelines' configs, ``load_photo``,
+``align_face`` and ``save_image`` refuse them in one line naming the field (an
+``InputTypeError``, a ``TypeError`` too), take the obvious other forms (a picture in memory
+for ``load_photo``, a path for ``align_face``, one seed for ``seeds``), and never read a
+wrong value as another (``seeds=[1.5]`` was seed 1)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stylebridge
+from stylebridge.errors import InputTypeError
+from stylebridge.pipelines.adapt import AdaptConfig
+from stylebridge.pipelines.evaluate import EvalConfig
+from stylebridge.pipelines.generate import GenerateConfig
+from stylebridge.pipelines.invert import InvertConfig
+
+PIL_IMAGE = Image.new("RGB", (32, 32), (200, 120, 40))
+INVERT = {"encoder": "e4e", "generator": "stylegan2", "out": "out"}
+
+
+@pytest.mark.parametrize("images, said", [
+    (PIL_IMAGE, "InvertConfig.images: expected a list of paths (str or Path), got Image; a "
+                "picture in memory goes through stylebridge.Adapter"),
+    ([PIL_IMAGE], "InvertConfig.images item: expected a path (str or Path), got Image; a "
+                  "picture in memory goes through stylebridge.Adapter"),
+    (torch.zeros(1, 3, 8, 8), "InvertConfig.images: expected a list of paths (str or Path), "
+                              "got Tensor"),
+    (np.zeros((8, 8, 3)), "InvertConfig.images: expected a list of paths (str or Path), got "
+                          "ndarray"),
+    (5, "InvertConfig.images: expected a list of paths (str or Path), got int"),
+    (["a.jpg", 5], "InvertConfig.images item: expected a path (str or Path), got int"),
+    ({"a.jpg": 1}, "InvertConfig.images: expected a list of paths (str or Path), got dict"),
+])
+def test_photo_fields_refuse_pictures_and_other_types(images, said) -> None:
+    with pytest.raises(InputTypeError) as info:
+        InvertConfig(images=images, **INVERT)
+    assert str(info.value).startswith(said)
+    assert isinstance(info.value, TypeError) and "\n" not in str(info.value)
+
+
+def test_photo_fields_take_any_sequence_of_paths() -> None:
+    config = InvertConfig(images=("a.jpg", Path("b")), **INVERT)
+    assert config.images == ["a.jpg", Path("b")]
+    assert InvertConfig(images=(p for p in ["c.png"]), **INVERT).images == ["c.png"]
+
+
+@pytest.mark.parametrize("pred, said", [
+    ([torch.zeros(3, 8, 8)], "EvalConfig.pred item: expected a path (str or Path), got Tensor"),
+    (torch.zeros(3, 8, 8), "EvalConfig.pred: expected a list of paths (str or Path), got Tensor"),
+])
+def test_eval_refuses_tensors_for_files(pred, said) -> None:
+    with pytest.raises(InputTypeError, match=f"^{re.escape(said)}"):
+        EvalConfig(pred=pred, metrics=["lpips"])
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("generator", torch.nn.Linear(1, 1),
+     "GenerateConfig.generator: expected a string (a name, a spec or a path), got Linear"),
+    ("methods", {"pixar": 1}, "GenerateConfig.methods: expected a list of strings, got dict"),
+    ("methods", ["pixar", 3], "GenerateConfig.methods item: expected a string, got int"),
+    ("out", 7, "GenerateConfig.out: expected a path (str or Path), got int"),
+    ("seeds", [1.5], "GenerateConfig.seeds: expected text like '0-7' or integers, got 1.5 "
+                     "(float)"),
+    ("seeds", [True], "GenerateConfig.seeds: expected text like '0-7' or integers, got True "
+                      "(bool)"),
+    ("seeds", 2.0, "GenerateConfig.seeds: expected text like '0-7' or integers, got 2.0"),
+])
+def test_generate_config_names_the_field(field, value, said) -> None:
+    with pytest.raises(InputTypeError) as info:
+        GenerateConfig(**{field: value})
+    assert str(info.value) == said or str(info.value).startswith(said)
+
+
+@pytest.mark.parametrize("seeds, expected", [
+    (5, [5]), (np.int64(7), [7]), (range(3), [0, 1, 2]), ((4, 2), [4, 2]),
+    (np.arange(2), [0, 1]), (torch.tensor([3, 9]), [3, 9]), ("0-2", [0, 1, 2]),
+])
+def test_seeds_take_one_integer_or_any_integers(seeds, expected) -> None:
+    assert GenerateConfig(seeds=seeds).seed_list() == expected
+
+
+def test_skip_layers_take_one_integer() -> None:
+    config = AdaptConfig(images="a.jpg", encoder="e4e", generator="stylegan2", out="o",
+                         methods=["pixar"], skip_layers=2)
+    assert config.skip_layers == [2]
+    with pytest.raises(InputTypeError, match=r"AdaptConfig.skip_layers: .* got 2.5"):
+        AdaptConfig(images="a.jpg", encoder="e4e", generator="stylegan2", out="o",
+                    methods=["pixar"], skip_layers=[2.5])
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, Path]:
+    skimage_data = pytest.importorskip("skimage.data")
+    rgb = skimage_data.astronaut()
+    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
+    Image.fromarray(rgb).save(path)
+    return rgb, path
+
+
+def test_load_photo_takes_a_picture_in_memory(astronaut) -> None:
+    rgb, path = astronaut
+    from_file = stylebridge.load_photo(path, size=128)
+    assert from_file.shape == (1, 3, 128, 128)
+    for picture in (Image.fromarray(rgb), rgb,
+                    torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0):
+        assert torch.equal(stylebridge.load_photo(picture, size=128), from_file)
+    whole = stylebridge.load_photo(Image.fromarray(rgb), align=False, size=64)
+    assert torch.equal(whole, stylebridge.load_photo(path, align=False, size=64))
+
+
+def test_load_photo_turns_a_pil_image_upright(astronaut) -> None:
+    rgb, _ = astronaut
+    stored = Image.fromarray(np.ascontiguousarray(rgb[:64, :96]))  # 96 x 64, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: shown turned 90° clockwise (a phone photo)
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif)
+    opened = Image.open(io.BytesIO(buffer.getvalue()))  # what a notebook's Image.open gives
+    out = stylebridge.load_photo(opened, align=False, size=32)
+    upright = stylebridge.load_photo(stored.transpose(Image.Transpose.ROTATE_270),
+                                     align=False, size=32)
+    assert torch.equal(out, upright)
+    assert not torch.equal(out, stylebridge.load_photo(stored, align=False, size=32))
+
+
+def test_load_photo_refuses_other_types() -> None:
+    with pytest.raises(InputTypeError, match=r"^load_photo: expected a photo file \(str or "
+                                             r"Path\) or a picture .*got int$"):
+        stylebridge.load_photo(123)
+
+
+def test_align_face_takes_a_path(astronaut) -> None:
+    from stylebridge.pipelines.align import align_face
+
+    rgb, path = astronaut
+    by_path, in_memory = align_face(path, 128), align_face(rgb, 128)
+    assert np.array_equal(np.asarray(by_path.image), np.asarray(in_memory.image))
+    with pytest.raises(InputTypeError, match=r"^expected a picture .*got int$"):
+        align_face(5, 128)
+
+
+def test_save_image_refuses_a_missing_path() -> None:
+    with pytest.raises(InputTypeError, match=r"^save_image: expected a file path \(str or "
+                                             r"Path\), got NoneType$"):
+        stylebridge.save_image(torch.zeros(3, 8, 8), None)

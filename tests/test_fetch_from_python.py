@@ -1,0 +1,101 @@
+"""Official weights fetched from Python (``stylebridge.fetch_weights``, ``ensure_weights=
+stylebridge.fetching()``), against the local HTTP server of the weights tests: what the
+command line's ``weights fetch`` and ``--fetch`` do, with licences accepted by argument."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_weights import _manager, _Server
+
+import stylebridge
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.generate import GenerateConfig, generate
+from stylebridge.registry.weights import WeightsError
+
+
+@pytest.fixture
+def server(tiny_pt: bytes) -> Iterator[_Server]:
+    srv = _Server(tiny_pt)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def tiny_pt(tmp_path: Path) -> bytes:
+    import torch
+    from conftest import tiny_generator
+
+    gen = tiny_generator(size=8, style_dim=8, channels={4: 4, 8: 4})
+    state = {k: v for k, v in gen.state_dict().items() if k != "latent_avg"}
+    path = tmp_path / "src.pt"
+    torch.save({"g_ema": state, "latent_avg": torch.zeros(8)}, path)
+    return path.read_bytes()
+
+
+def test_fetch_weights_installs_once_and_says_where(tmp_path: Path, server: _Server) -> None:
+    manager = _manager(tmp_path, server)
+    seen: list[tuple[int, int | None]] = []
+    got = stylebridge.fetch_weights("tiny-gen", manager=manager,
+                                    progress=lambda done, total: seen.append((done, total)))
+    assert got == {"tiny-gen": tmp_path / "home" / "weights" / "tiny-gen.safetensors"}
+    assert stylebridge.create("generator", str(got["tiny-gen"])).size == 8
+    assert seen and seen[-1] == (len(server.payload), len(server.payload))
+    assert stylebridge.fetch_weights("tiny-gen", manager=manager) == got  # installed: no GET
+    assert len(server.requests) == 1
+
+
+def test_fetch_weights_needs_the_licence_accepted(tmp_path: Path, server: _Server) -> None:
+    manager = _manager(tmp_path, server, licence="CC BY-NC 4.0 (test)", noncommercial=True)
+    with pytest.raises(WeightsError) as info:
+        stylebridge.fetch_weights("tiny-gen", manager=manager)
+    assert str(info.value) == ("non-commercial licence (tiny-gen: CC BY-NC 4.0 (test)); pass "
+                               "accept_licence=True to accept and download; nothing was "
+                               "downloaded")
+    assert server.requests == [] and manager.installed("tiny-gen") is None
+    stylebridge.fetch_weights("tiny-gen", manager=manager, accept_licence=True)
+    assert manager.installed("tiny-gen") is not None
+
+
+def test_fetch_weights_refuses_unknown_names_before_any_download(tmp_path: Path,
+                                                                 server: _Server) -> None:
+    manager = _manager(tmp_path, server)
+    with pytest.raises(WeightsError, match=r"unknown weights 'tiny-gem'; did you mean "
+                                           r"'tiny-gen'\?"):
+        stylebridge.fetch_weights("tiny-gen", "tiny-gem", manager=manager)
+    assert server.requests == []
+    with pytest.raises(StylebridgeError, match=r"^fetch_weights: name the entries to fetch"):
+        stylebridge.fetch_weights(manager=manager)
+
+
+def test_a_pipeline_fetches_what_it_lacks_with_fetching(tmp_path: Path, server: _Server,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = _manager(tmp_path, server)
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: manager)
+    config = GenerateConfig(generator="stylegan2", out=tmp_path / "samples", seeds="0-1",
+                            device="cpu")
+    with pytest.raises(StylebridgeError) as info:  # the default: one line, nothing loaded
+        generate(config)
+    assert str(info.value).endswith("run `stylebridge weights fetch tiny-gen`; or pass "
+                                    "ensure_weights=stylebridge.fetching() to fetch them")
+    assert server.requests == [] and not (tmp_path / "samples").exists()
+    result = generate(config, ensure_weights=stylebridge.fetching())
+    assert len(server.requests) == 1 and manager.installed("tiny-gen") is not None
+    assert sorted(result.files) == [0, 1]
+    assert result.generator_path == tmp_path / "home" / "weights" / "tiny-gen.safetensors"
+    assert all(f.is_file() for files in result.files.values() for f in files.values())
+
+
+def test_fetching_says_a_typo_before_downloading(tmp_path: Path, server: _Server,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = _manager(tmp_path, server)
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: manager)
+    config = GenerateConfig(generator="stylegan2", out=tmp_path / "samples", seeds="0",
+                            device="cpu", methods=["pixarr"])
+    with pytest.raises(StylebridgeError, match="pixarr"):
+        generate(config, ensure_weights=stylebridge.fetching())
+    assert server.requests == []
