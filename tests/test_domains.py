@@ -307,7 +307,7 @@ def _similar_file(path: Path, gen: Any, *, nvidia: bool = False, **extra: Any) -
 def test_convert_similar_domains(gen: Any, w_plus: torch.Tensor, tmp_path: Path,
                                  nvidia: bool) -> None:
     src = tmp_path / "models_300.pt"
-    latents = torch.randn(1, 11, SD)
+    latents = torch.randn(1, gen.n_latent - 7, SD)  # upstream's rows 7.. (11 at 1024 px)
     offsets = _similar_file(src, gen, nvidia=nvidia, da_type="im2im", style_latents=latents)
     dst = tmp_path / "domain.safetensors"
     result = StyleDomainConverter().convert(src, dst)
@@ -315,8 +315,10 @@ def test_convert_similar_domains(gen: Any, w_plus: torch.Tensor, tmp_path: Path,
     method = load_domain(dst)
     assert isinstance(method, StyleSpace) and not method.torgb
     assert method.generator_config.channels == gen.cfg.channels
+    mixed_w = w_plus.clone()
+    mixed_w[:, 7:] = latents[0]  # upstream's _mtg_mixing_noise (mx_n = 1)
     with torch.no_grad():
-        src_styles = gen.styles(w_plus)
+        src_styles = gen.styles(mixed_w)
         out = method.styles(gen, w_plus)
     for i in range(gen.n_style_layers):  # conv_k → conv_style_indices()[k]; ToRGB untouched
         expected = src_styles[i] + offsets[i] if i in offsets else src_styles[i]

@@ -103,7 +103,12 @@ def load_checkpointed(registry: Registry, kind: str, path: str | Path, *,
         raise CheckpointError(f"weights do not fit {kind} {header.plugin!r}: {detail}",
                               path=path) from None
     if isinstance(obj, itf.Plugin):
-        obj.read_extra(header.extra)
+        try:
+            obj.read_extra(header.extra)
+        except CheckpointError as exc:  # what the header holds beyond weights, named by file
+            if exc.path is not None:
+                raise
+            raise CheckpointError(exc.message, path=path) from None
     # a non-commercial licence is said once, on one line, by whoever runs it (the CLI
     # prints it with the random-weight notices): the plugin's own warning is for Python
     from stylebridge.registry.licences import note_loaded

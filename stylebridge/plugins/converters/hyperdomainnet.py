@@ -35,6 +35,7 @@ from stylebridge.plugins.converters.parametrization import (
     parametrization_extra,
     parametrization_state,
     sg2_params,
+    take_style_latents,
 )
 from stylebridge.plugins.domains.base import KIND
 from stylebridge.plugins.domains.modulation import DomainModulation
@@ -107,9 +108,7 @@ def _convert(src: Path, dst: Path, options: Mapping[str, Any]) -> ConversionResu
     method.load_state_dict(tensors, strict=True)
     notes: list[str] = []
     extra = parametrization_extra(ck, src, notes)
-    if extra.get("da_type") == "im2im":
-        notes.append("an im2im domain: upstream renders it with the style image's w+ rows 7.. "
-                     "mixed in (style_latents); stylebridge renders the domain vector alone")
+    take_style_latents(method, extra, src)  # an image domain renders with them (ReferenceRows)
     zero = [i for i, d in vectors.items() if not bool(d.ne(0).any())]
     if zero:
         notes.append(f"style layers {zero} have all-zero vectors (frozen during training)")

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from stylebridge.errors import ConversionError
+from stylebridge.errors import CheckpointError, ConversionError
 from stylebridge.plugins.domains.base import generator_layout, make_generator_config
 
 
@@ -100,8 +100,9 @@ def parametrization_extra(ck: Mapping[str, Any], src: Path, notes: list[str]) ->
     if isinstance(latents, Tensor):
         extra["style_latents"] = latents.detach().float().cpu().tolist()
         extra["style_latents_shape"] = list(latents.shape)
-        notes.append(f"kept style_latents {list(latents.shape)} (w+ rows 7.. of the style image, "
-                     "used upstream for style mixing) in the header extra")
+        notes.append(f"kept style_latents {list(latents.shape)} (the style image's W+ rows "
+                     "7..) in the header: rendered mixed in, as upstream's inference does "
+                     "(FILE:mix=false renders without)")
     sg2 = sg2_params(ck)
     if sg2:
         extra["sg2_params"] = {k: v for k, v in sg2.items()
@@ -114,3 +115,12 @@ def check_img_size(ck: Mapping[str, Any], desc: Mapping[str, Any], src: Path) ->
     if img_size is not None and int(img_size) != desc["size"]:
         raise ConversionError(f"sg2_params say img_size={img_size}, but the heads describe a "
                               f"{desc['size']}px generator", path=src)
+
+
+def take_style_latents(method: Any, extra: Mapping[str, Any], src: Path) -> None:
+    """Give ``method`` (``stylespace`` / ``domain_modulation``) the style image's rows of an
+    image domain, checked against its generator at conversion rather than at every load."""
+    try:
+        method.read_extra(extra)
+    except CheckpointError as exc:
+        raise ConversionError(exc.message, path=src) from None

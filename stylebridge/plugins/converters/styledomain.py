@@ -31,6 +31,7 @@ from stylebridge.plugins.converters.parametrization import (
     parametrization_extra,
     parametrization_state,
     sg2_params,
+    take_style_latents,
 )
 from stylebridge.plugins.domains.affine import AffineLightPlus, AffinePlus
 from stylebridge.plugins.domains.base import (
@@ -142,6 +143,7 @@ def _convert_similar(src: Path, dst: Path, options: Mapping[str, Any]) -> Conver
     method.load_state_dict(tensors, strict=True)
     extra: dict[str, Any] = {"source": "AIRI-Institute/StyleDomain SimilarDomains",
                              **parametrization_extra(ck, src, notes), "patch_key": patch_key}
+    take_style_latents(method, extra, src)  # an image domain renders with them (ReferenceRows)
     zero = [i for i, t in offsets.items() if not bool(t.ne(0).any())]
     if zero:
         notes.append(f"style layers {zero} have all-zero offsets (frozen during training, e.g. "

@@ -153,7 +153,7 @@ class StyleDomainMethod(DomainMethod):
         "size": SIZE, "style_dim": STYLE_DIM, "channels": CHANNELS,
         "weight_offset_layers": LAYER_INDEX, "layers": LAYER_INDEX,
         "torgb": Field("bool"), "rank": Field("int", 1, 512), "seed": Field("int", 0, 2**63 - 1),
-        "apply": Field("str", choices=("weights", "styles")),
+        "apply": Field("str", choices=("weights", "styles")), "mix": Field("bool"),
     }
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
@@ -258,6 +258,91 @@ class StyleDomainMethod(DomainMethod):
         return save_checkpoint(path, self.state_dict(), kind=KIND, plugin=self.name,
                                config=self.config(), extra=extra)
 
+
+
+def reference_mixed(generator: Generator, layout: Sequence[LayerShape], w_plus: Tensor,
+                    reference: Tensor, mix_from: int, scale: Tensor | None,
+                    styles: list[Tensor]) -> dict[int, Tensor]:
+    """Reference mixing: every style layer reading a W+ row ``>= mix_from`` reads
+    ``lerp(w_row, reference[row], scale_i)`` instead (``scale_i`` 1 without ``offset_scale``:
+    the row replaced, as upstream's inference does), its style in ``styles`` recomputed from
+    it; returns that mixed row per style-layer index (for methods whose change reads w)."""
+    mixed: dict[int, Tensor] = {}
+    for layer in layout:
+        if layer.row < mix_from:
+            continue
+        x = w_plus[:, layer.row]
+        step = reference[layer.row].to(x) - x
+        x = x + (step if scale is None else step * scale[layer.index].to(x))
+        mixed[layer.index] = x
+        styles[layer.index] = generator.get_submodule(layer.name).modulation(x)
+    return mixed
+
+
+class ReferenceRows:
+    """StyleDomain's and HyperDomainNet's *image* domains (``da_type`` ``im2im``): upstream's
+    ``Inferencer`` (SimilarDomains ``core/utils/example_utils.py``, ``_mtg_mixing_noise``)
+    renders every input with its W+ rows ``7:`` replaced by the style image's own
+    (``style_latents``, saved in each such file), scaled with the domain
+    (``mx_n``: upstream's GIFs pass the same strength as the offsets).  The converters keep
+    those rows in the header (``style_latents``); :meth:`read_extra` takes them, and the
+    method renders with them mixed in (:func:`reference_mixed`, the first mixed row is
+    ``n_latent - k`` for ``k`` rows: 7 at 1024 px).  ``mix=false``
+    (``--method FILE:mix=false``) renders the domain change alone, on the input's own fine
+    rows.  Text domains have no such rows and render as before.  Mixed into a
+    :class:`StyleDomainMethod` subclass (``stylespace``, ``domain_modulation``)."""
+
+    mix: bool
+    #: the style image's W+ rows (``[n_latent, style_dim]``, zeros above ``mix_from``) or None
+    reference_latent: Tensor | None = None
+    mix_from: int = 0
+
+    def _init_mixing(self, mix: bool) -> None:
+        from stylebridge.core.options import as_bool
+
+        self.mix = as_bool(mix, "mix")
+        self.reference_latent = None
+
+    def _mix_config(self) -> dict[str, Any]:
+        """``mix`` is written only when it is not the default: files stay as they were."""
+        return {} if self.mix else {"mix": False}
+
+    def read_extra(self, extra: Mapping[str, Any]) -> None:
+        latents = extra.get("style_latents")
+        if latents is None:
+            return
+        cfg = self.generator_config  # type: ignore[attr-defined]
+        try:
+            rows = torch.tensor(latents, dtype=torch.float32).reshape(-1, cfg.style_dim)
+        except (TypeError, ValueError, RuntimeError):
+            raise CheckpointError(f"style_latents (header) of shape {extra.get('style_latents_shape')} "
+                                  f"do not fit a {cfg.style_dim}-wide W+") from None
+        if not 1 <= rows.shape[0] < cfg.n_latent:
+            raise CheckpointError(f"style_latents (header) hold {rows.shape[0]} W+ rows; a "
+                                  f"{cfg.size}px generator has {cfg.n_latent}")
+        if not bool(torch.isfinite(rows).all()):
+            raise CheckpointError("style_latents (header) hold NaN or Inf values")
+        self.mix_from = cfg.n_latent - rows.shape[0]
+        full = torch.zeros(cfg.n_latent, cfg.style_dim)
+        full[self.mix_from:] = rows
+        self.reference_latent = full
+
+    def _mixed(self, generator: Generator, w_plus: Tensor, scale: Tensor | None,
+               styles: list[Tensor]) -> dict[int, Tensor]:
+        if self.reference_latent is None or not self.mix:
+            return {}
+        return reference_mixed(generator, self.layout, w_plus,  # type: ignore[attr-defined]
+                               self.reference_latent, self.mix_from, scale, styles)
+
+    def save(self, path: str | Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+        """As :meth:`StyleDomainMethod.save`, the style image's rows kept in the header."""
+        more = dict(extra or {})
+        if self.reference_latent is not None:
+            rows = self.reference_latent[self.mix_from:]
+            more.setdefault("da_type", "im2im")
+            more["style_latents"] = rows[None].tolist()  # upstream's [1, k, style_dim]
+            more["style_latents_shape"] = [1, *rows.shape]
+        return super().save(path, extra=more)  # type: ignore[misc]
 
 
 def block_layers(size: int, resolution: int) -> list[int]:

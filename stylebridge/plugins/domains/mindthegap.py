@@ -56,6 +56,7 @@ from stylebridge.plugins.domains.base import (
     StyleDomainMethod,
     as_scale,
     parse_layer_list,
+    reference_mixed,
 )
 from stylebridge.registry import hookimpl
 
@@ -208,14 +209,8 @@ class MindTheGap(StyleDomainMethod):
         out = list(styles)
         mixed: dict[int, Tensor] = {}
         if self.mix and self._mixing_enabled:
-            for layer in self.layout:
-                if layer.row < self.mix_from:
-                    continue
-                x = w_plus[:, layer.row]
-                step = self.reference_latent[layer.row].to(x) - x
-                x = x + (step if scale is None else step * scale[layer.index].to(x))
-                mixed[layer.index] = x
-                out[layer.index] = generator.get_submodule(layer.name).modulation(x)
+            mixed = reference_mixed(generator, self.layout, w_plus, self.reference_latent,
+                                    self.mix_from, scale, out)
         for i in self.layers:
             key, layer = str(i), self.layout[i]
             mod = generator.get_submodule(layer.name).modulation

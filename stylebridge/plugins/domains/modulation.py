@@ -35,14 +35,14 @@ import torch
 from torch import Tensor, nn
 
 from stylebridge.core.stylegan2.layers import ConvEdit
-from stylebridge.plugins.domains.base import StyleDomainMethod, as_scale
+from stylebridge.plugins.domains.base import ReferenceRows, StyleDomainMethod, as_scale
 from stylebridge.registry import hookimpl
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
 
 
-class DomainModulation(StyleDomainMethod):
+class DomainModulation(ReferenceRows, StyleDomainMethod):
     """Domain modulation (HyperDomainNet ``cin_mult``): ``W' = demod(W·s)·(1 + d)`` per conv."""
 
     name = "domain_modulation"
@@ -51,8 +51,10 @@ class DomainModulation(StyleDomainMethod):
 
     def __init__(self, size: int = 1024, style_dim: int = 512,
                  channels: Mapping[Any, int] | None = None,
-                 weight_offset_layers: Sequence[int] = (), apply: str = "weights") -> None:
+                 weight_offset_layers: Sequence[int] = (), apply: str = "weights",
+                 mix: bool = True) -> None:
         super().__init__(size, style_dim, channels, weight_offset_layers)
+        self._init_mixing(mix)  # an image domain's style rows (ReferenceRows)
         if apply not in APPLY:
             raise ValueError(f"apply={apply!r}: expected one of {', '.join(APPLY)}")
         self.apply = apply
@@ -63,7 +65,7 @@ class DomainModulation(StyleDomainMethod):
     def config(self) -> dict[str, Any]:
         # "apply" is written only when it is not the default: files stay as they were
         extra = {} if self.apply == "weights" else {"apply": self.apply}
-        return {**super().config(), **extra}
+        return {**super().config(), **extra, **self._mix_config()}
 
     @property
     def layers(self) -> list[int]:
@@ -73,8 +75,10 @@ class DomainModulation(StyleDomainMethod):
     def styles(self, generator: Generator, w_plus: Tensor,
                offset_scale: Sequence[float] | Tensor | None = None) -> list[Tensor]:
         """The source styles (``apply="weights"``: the demodulated weights change, not ``s``),
-        or ``(1 + scale_i·d_i)·s_i`` per conv (``apply="styles"``)."""
-        _, styles, scale = self._prepare(generator, w_plus, offset_scale)
+        or ``(1 + scale_i·d_i)·s_i`` per conv (``apply="styles"``); an image domain's styles
+        of the mixed rows (:class:`~stylebridge.plugins.domains.base.ReferenceRows`)."""
+        w_plus, styles, scale = self._prepare(generator, w_plus, offset_scale)
+        self._mixed(generator, w_plus, scale, styles)
         if self.apply == "styles":
             for key, d in self.modulation.items():
                 i = int(key)
