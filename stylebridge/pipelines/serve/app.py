@@ -24,6 +24,7 @@ from typing import Any
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import INVERSION
 from stylebridge.pipelines.serve.backend import (
     MAX_TRAIN_STEPS,
     MAX_UPLOAD_MB,
@@ -37,6 +38,18 @@ from stylebridge.pipelines.serve.files import COPIES, Cleanup, served_copy, uplo
 from stylebridge.pipelines.serve.guard import RequestGuard, host_policy
 from stylebridge.pipelines.serve.jobs import TextJob
 from stylebridge.pipelines.serve.lifecycle import serve_until_stopped
+from stylebridge.pipelines.serve.page import (
+    ACCESSIBILITY_JS,
+    ALIGNED_ALT,
+    CSS,
+    GRID_ALT,
+    LIVE_REGIONS,
+    PHOTO_ALT,
+    alt_marker,
+    escape,
+    grid_alt,
+    text_html,
+)
 from stylebridge.pipelines.serve.records import RunResult
 from stylebridge.pipelines.serve.summary import METRIC_LEGEND, STOPPING, display_table
 
@@ -47,68 +60,6 @@ SKIP_PRESETS = [("none: the domain changes every layer", ""),
 #: the skip presets in the thesis' terms, and what else the field takes
 SKIP_INFO = ("or type layer numbers, e.g. 0,2-5. In the thesis' terms: 0 is `first` (one "
              "reading of its first layer), 0,2,3,5,6,8 is StyleDomain's no_coarse")
-#: the page's status lines: read out by a screen reader when they change
-LIVE_REGIONS = ("status", "result-status", "domain-status")
-#: run once the page is built: the status lines as live regions, and the two upload zones
-#: named apart for a screen reader (their drop areas read alike)
-ACCESSIBILITY_JS = """() => {
-  for (const id of LIVE) {
-    const el = document.getElementById(id);
-    if (el) { el.setAttribute('role', 'status'); el.setAttribute('aria-live', 'polite'); }
-  }
-  for (const [id, name] of [['photo-upload', 'upload a face photo'],
-                            ['domain-files', 'upload domain checkpoints (.safetensors)']]) {
-    for (const el of document.querySelectorAll('#' + id + ' input[type=file], #' + id
-                                                 + ' button')) {
-      el.setAttribute('aria-label', name);
-    }
-  }
-}""".replace("LIVE", str(list(LIVE_REGIONS)))
-CSS = """
-#random-banner { background: #fff1f0; border: 2px solid #d4380d; border-radius: 6px;
-                 padding: 6px 12px; color: #a8071a; font-weight: 600; }
-#status .error, #result-status .error, #domain-status .error { color: #a8071a; font-weight: 600; }
-#status, #result-status, #domain-status, #metric-notes { overflow-wrap: anywhere; }
-#domains label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }
-/* the result grid: its label and icon buttons sit above the picture, not on it.  The picture
-   keeps its own width held between min(page, 1040 px) and max(page, 1040 px): a wider grid
-   shrinks to the page (its captions are drawn into it: 10 px type under 512 px tiles,
-   growing with the tile above); on a phone it stays 1040 px wide and scrolls sideways */
-#result-grid .image-container, #photo-preview .image-container,
-#aligned-preview .image-container { padding-top: 34px; }
-#result-grid .image-container > button { width: 100%; overflow-x: auto; overflow-y: hidden;
-                                         justify-content: flex-start; }
-#result-grid .image-frame { width: 100%; justify-content: safe center; }
-#result-grid .image-frame img { width: auto; height: auto; max-height: none;
-                                min-width: min(100%, 1040px); max-width: max(100%, 1040px);
-                                object-fit: contain; flex: none; }
-/* the metrics table scrolls sideways on a narrow screen: a scroll bar that stays, a fading
-   right edge and a hint in its label while columns are out of sight */
-#metrics .table-container { timeline-scope: --metrics-x; }
-#metrics .virtual-table-viewport { scroll-timeline: --metrics-x x; scrollbar-width: auto;
-                                   scrollbar-color: #8c8c8c #eeeeee; }
-#metrics .table-wrap::after { content: ""; position: absolute; top: 0; right: 0; bottom: 0;
-    width: 32px; pointer-events: none; opacity: 0; z-index: 5;
-    background: linear-gradient(to right, transparent, rgba(0, 0, 0, 0.18));
-    animation: metrics-more linear both; animation-timeline: --metrics-x; }
-#metrics .label p::after { content: " (scroll sideways for more columns \u2192)";
-    font-weight: 600; opacity: 0; animation: metrics-more linear both;
-    animation-timeline: --metrics-x; }
-@keyframes metrics-more { 0%, 92% { opacity: 1; } 100% { opacity: 0; } }
-/* a text domain made while this page loaded: its progress as a bar (jobs.py) */
-#domain-status progress { width: 8em; height: 0.6em; vertical-align: middle; appearance: none;
-                          border: none; border-radius: 4px; background: #e5e7eb; }
-#domain-status progress::-webkit-progress-bar { background: #e5e7eb; border-radius: 4px; }
-#domain-status progress::-webkit-progress-value { background: #ea580c; border-radius: 4px; }
-#domain-status progress::-moz-progress-bar { background: #ea580c; border-radius: 4px; }
-#encoder-note { font-size: 0.9em; overflow-wrap: anywhere; }
-#encoder-note summary { cursor: pointer; }
-#encoder-note ul { margin: 4px 0 0 1.2em; }
-/* the dropdowns' arrow does not cover the end of the chosen text */
-#encoder input, #skip-layers input { margin-right: 30px; text-overflow: ellipsis; }
-"""
-
-
 #: the image buttons: no "share" (it works on Hugging Face Spaces only, else an error toast)
 IMAGE_BUTTONS = ["download", "fullscreen"]
 #: the queue shared by upload, domain files, train and run (one at a time, in click order)
@@ -143,11 +94,11 @@ def error_line(exc: BaseException) -> str:
         if len(text) > MAX_INTERNAL_CHARS:
             text = text[:MAX_INTERNAL_CHARS - 1].rstrip() + "…"
         text = f"internal error ({type(exc).__name__}): {text}"
-    return f'<span class="error">error: {_html(text)}</span>'
+    return f'<span class="error">error: {text_html(text)}</span>'
 
 
 def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escape(text)
 
 
 def _banner(backend: ServeBackend, parts: list[str] | None = None) -> str:
@@ -155,7 +106,7 @@ def _banner(backend: ServeBackend, parts: list[str] | None = None) -> str:
     if parts and not backend.banner:
         lines.append(f"{RANDOM_NOTICE}: the last result used untrained parts "
                      f"({', '.join(parts)}) - not a trained model")
-    return "<br>".join(_html(line) for line in lines)
+    return "<br>".join(text_html(line) for line in lines)
 
 
 def unusable_html(backend: ServeBackend, options: list[EncoderChoice]) -> str:
@@ -165,7 +116,7 @@ def unusable_html(backend: ServeBackend, options: list[EncoderChoice]) -> str:
     if not unusable:
         return ""
     gen = backend.generator
-    items = "".join(f"<li><b>{_html(c.spec)}</b>: {_html(str(c.problem))}</li>"
+    items = "".join(f"<li><b>{_html(c.spec)}</b>: {text_html(str(c.problem))}</li>"
                     for c in unusable)
     return (f"<details><summary>{len(unusable)} encoder(s) not offered: they cannot work with "
             f"this {gen.size} px generator ({gen.n_latent} × {gen.style_dim} latents)"
@@ -182,8 +133,9 @@ def job_line(backend: ServeBackend, job: TextJob | None, mine: bool = True) -> s
     state, fraction, description = job.snapshot()
     if state == "running":
         what = description or f"{'training' if job.trained else 'adding'} {job.prompt!r}"
-        return (f'<div class="job-progress"><progress max="1" value="{fraction:.3f}">'
-                f"</progress> {_html(other + what)} ({fraction:.0%})</div>")
+        # the bar in a label: its line is its accessible name
+        return (f'<div class="job-progress"><label><progress max="1" value="{fraction:.3f}">'
+                f"</progress> {_html(other + what)} ({fraction:.0%})</label></div>")
     if job.error is not None or job.name is None:
         return error_line(job.error or StylebridgeError("the text domain was not made")) \
             if mine else ""
@@ -235,9 +187,10 @@ def build_app(backend: ServeBackend) -> Any:
     first_encoder = encoders[0][1] if encoders else None
 
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as app:
-        gr.Markdown(f"## {TITLE}\nDrop a face photo → FFHQ alignment → an encoder inverts it → "
+        # the page's title as its level-1 heading
+        gr.Markdown(f"# {TITLE}\nDrop a face photo → FFHQ alignment → an encoder inverts it → "
                     "the chosen domains restyle it.  Generator: "
-                    f"`{_html(backend.generator_label)}`.")
+                    f"`{_html(backend.generator_label)}`.", elem_id="title")
         banner = gr.HTML(_banner(backend), elem_id="random-banner",
                          visible=bool(backend.banner))
         photo = gr.State(astronaut)
@@ -258,10 +211,12 @@ def build_app(backend: ServeBackend) -> Any:
             with gr.Column(scale=1):
                 original = gr.Image(astronaut.image.permute(1, 2, 0).numpy(), label="photo",
                                     interactive=False, height=220, elem_id="photo-preview",
+                                    alt_text=PHOTO_ALT,
                                     buttons=IMAGE_BUTTONS)
             with gr.Column(scale=1):
                 aligned = gr.Image(astronaut.aligned_pil(), label="aligned (FFHQ, dlib landmarks)",
                                    interactive=False, height=220, elem_id="aligned-preview",
+                                   alt_text=ALIGNED_ALT,
                                    buttons=IMAGE_BUTTONS)
         with gr.Row():
             with gr.Column(scale=1):
@@ -301,7 +256,7 @@ def build_app(backend: ServeBackend) -> Any:
         run = gr.Button("run", variant="primary", elem_id="run")
         result_status = gr.HTML("", elem_id="result-status")
         grid = gr.Image(label="result", format="png", interactive=False, elem_id="result-grid",
-                        buttons=IMAGE_BUTTONS)
+                        buttons=IMAGE_BUTTONS, alt_text=GRID_ALT)
         # hidden until a run fills it: empty, Gradio's table showed the headers "1 2 3"
         metrics = gr.Dataframe(label="metrics (against the aligned photo)", interactive=False,
                                elem_id="metrics", visible=False)
@@ -418,9 +373,12 @@ def build_app(backend: ServeBackend) -> Any:
             text = "<br>".join([_html(f"{'restored after a reload: ' if restored else ''}"
                                       f"{result.settings}"),
                                 _html(result.notice or "all inputs are trained models")])
-            notes = "<br>".join([_html(METRIC_LEGEND),
-                                 *(_html(f"note: {line}") for line in result.notes),
-                                 *(_html(line) for line in result.licences)])
+            # the grid's alt text, for the page's script (page.py)
+            text += alt_marker(grid_alt([k for k in result.images if k != INVERSION],
+                                        result.settings))
+            notes = "<br>".join([text_html(METRIC_LEGEND),
+                                 *(text_html(f"note: {line}") for line in result.notes),
+                                 *(text_html(line) for line in result.licences)])
             return (text, served_copy(result.grid_path),
                     gr.update(value=pd.DataFrame(rows, columns=headers), visible=True),
                     notes, gr.update(value=served_copy(result.images_zip), visible=True),
@@ -567,5 +525,5 @@ def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
     return app
 
 
-__all__ = ["DELETE_CACHE", "build_app", "error_line", "launch", "served_copy",
+__all__ = ["ACCESSIBILITY_JS", "CSS", "DELETE_CACHE", "LIVE_REGIONS", "build_app", "error_line", "launch", "served_copy",
            "upload_folder_parent"]
