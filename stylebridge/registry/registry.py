@@ -159,6 +159,15 @@ class Registry:
     def _add(self, plugin: object, name: str, provider: str, entry_point: str | None = None) -> None:
         if self.plugin_manager.is_registered(plugin):
             return
+        other = self.plugin_manager.get_plugin(name)
+        if other is not None:  # pluggy's text listed every plugin (7 KB)
+            why = (f"the name is taken by another plugin "
+                   f"({getattr(other, '__name__', type(other).__name__)}); give this one "
+                   "another provider name")
+            if entry_point is None:
+                raise RegistryError(f"plugin {provider!r}: {why}")
+            self._fail(provider, entry_point, f"not loaded: {why}")
+            return
         unknown = self._unknown_hooks(plugin)
         try:
             registered = self.plugin_manager.register(plugin, name=name)
