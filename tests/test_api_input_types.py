@@ -151,3 +151,70 @@ def test_save_image_refuses_a_missing_path() -> None:
     with pytest.raises(InputTypeError, match=r"^save_image: expected a file path \(str or "
                                              r"Path\), got NoneType$"):
         stylebridge.save_image(torch.zeros(3, 8, 8), None)
+
+
+def _one_event(event) -> None:
+    pass
+
+
+def _done_total_text(done, total, text) -> None:
+    pass
+
+
+def _pipeline(module: str, function: str, config: str, progress, **fields):
+    """A call of ``stylebridge.pipelines.MODULE.FUNCTION(CONFIG(out=..., **fields), progress)``."""
+    import importlib
+
+    mod = importlib.import_module(f"stylebridge.pipelines.{module}")
+    return lambda out: getattr(mod, function)(getattr(mod, config)(out=out, **fields), progress)
+
+
+@pytest.mark.parametrize("call, said", [
+    (_pipeline("render", "render", "RenderConfig", _one_event, latents=["a.safetensors"],
+               methods=["pixar"]), "render: progress= is called as progress(done, total, text)"),
+    (_pipeline("calibrate", "calibrate", "CalibrateConfig", _one_event, images=["a.jpg"],
+               calibrator="alpha", encoder="e4e", generator="stylegan2"),
+     "calibrate: progress= is called as progress(done, total, text)"),
+    (_pipeline("align_batch", "align", "AlignConfig", _one_event, images=["a.jpg"]),
+     "align: progress= is called as progress(done, total, text)"),
+    (_pipeline("demo", "run_demo", "DemoConfig", _done_total_text),
+     "run_demo: progress= is called with one DemoProgress"),
+    (_pipeline("reproduce.tables", "run_thesis_tables", "ThesisTablesConfig", _done_total_text),
+     "run_thesis_tables: progress= is called with one TablesProgress"),
+    (_pipeline("analyze.latents", "run_latents", "LatentsConfig", _done_total_text,
+               encoders=["e4e"], generator="stylegan2", images=["a.jpg"]),
+     "run_latents: progress must be a LatentsProgress"),
+])
+def test_a_progress_of_another_shape_is_refused_before_anything_runs(call, said,
+                                                                     tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(stylebridge.StylebridgeError) as info:
+        call(out)
+    assert str(info.value).startswith(said)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("module, config", [
+    ("adapt", lambda out: AdaptConfig(images=[out.parent / "a.jpg"], encoder="e4e",
+                                      generator="stylegan2", out=out, methods=["pixar"])),
+    ("invert", lambda out: InvertConfig(images=[out.parent / "a.jpg"], encoder="e4e",
+                                        generator="stylegan2", out=out)),
+])
+def test_adapt_and_invert_take_ensure_weights(module: str, config, tmp_path: Path) -> None:
+    import importlib
+
+    (tmp_path / "a.jpg").write_bytes(b"")
+    seen: list[list[tuple[str, str, str]]] = []
+
+    class Asked(Exception):
+        pass
+
+    def ensure(requests) -> None:
+        seen.append(list(requests))
+        raise Asked
+
+    run = getattr(importlib.import_module(f"stylebridge.pipelines.{module}"), module)
+    with pytest.raises(Asked):
+        run(config(tmp_path / "out"), ensure_weights=ensure)
+    assert ("generator", "stylegan2", "--generator") in seen[0]
+    assert ("encoder", "e4e", "--encoder") in seen[0]

@@ -573,10 +573,12 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
 
 @releases_outputs
 def adapt(config: AdaptConfig, progress: ProgressCallback | None = None, *,
-          registry: Any = None) -> AdaptResult:
-    """:func:`prepare_adapt` (plugins from ``registry``) then :func:`run_adapt`."""
+          registry: Any = None, ensure_weights: WeightsCheck | None = None) -> AdaptResult:
+    """:func:`prepare_adapt` (plugins from ``registry``; ``ensure_weights``:
+    ``stylebridge.fetching()`` fetches missing official weights first) then
+    :func:`run_adapt`."""
     check_progress(progress, "adapt", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
-    return run_adapt(prepare_adapt(config, registry=registry), progress)
+    return run_adapt(prepare_adapt(config, ensure_weights, registry=registry), progress)
 
 
 __all__ = ["INVERSION", "AdaptConfig", "AdaptJob", "AdaptResult", "Adapter", "ProgressCallback",

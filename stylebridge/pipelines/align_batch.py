@@ -18,6 +18,7 @@ from stylebridge.core.io import atomic_path, remove_stale_temporaries, write_jso
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, align_face, align_faces
 from stylebridge.pipelines.photos import check_positive, output_names
+from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 
 
@@ -62,6 +63,7 @@ def align(config: AlignConfig,
           progress: Callable[[int, int | None, str], None] | None = None) -> AlignResult:
     """FFHQ-align every photo of ``config`` (unreadable photos and photos without a face are
     skipped and reported); ``progress(completed, total, description)`` after each photo."""
+    check_progress(progress, "align", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before any photo
     check_positive(config.size, "--size")
     if config.transform_size is not None:
         check_positive(config.transform_size, "--transform-size")

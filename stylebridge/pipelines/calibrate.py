@@ -48,6 +48,7 @@ from stylebridge.pipelines.resume import (
 )
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.outputs import check_out_writable
+from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     StyleMeanAccumulator,
@@ -271,6 +272,7 @@ def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None,
               registry: Any = None, ensure_weights: WeightsCheck | None = None
               ) -> CalibrateResult:
     """:func:`prepare_calibrate` (plugins from ``registry``) then :func:`run_calibrate`."""
+    check_progress(progress, "calibrate", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
     return run_calibrate(prepare_calibrate(config, registry=registry,
                                            ensure_weights=ensure_weights), progress)
 

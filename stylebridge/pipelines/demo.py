@@ -46,6 +46,7 @@ from stylebridge.pipelines.output_metrics import grouped_notes
 from stylebridge.pipelines.presets import DEMO_TINY, build_tiny_models
 from stylebridge.pipelines.streams import keep_random_streams
 from stylebridge.pipelines.training.outputs import check_out_writable
+from stylebridge.pipelines.training.progress import check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import (
     AlphaCalibrator,
@@ -283,6 +284,8 @@ def run_demo(config: DemoConfig, progress: Callable[[DemoProgress], None] | None
     (torch, Python, numpy) are as they were afterwards.  ``registry``: where the plugins
     come from (default: the installed plugins).
     """
+    check_progress(progress, "run_demo", shape="progress= is called with one DemoProgress "
+                   "(kind, label, output)")
     check_out_writable(config.out, folder=True)  # before a model loads or a banner shows
     with keep_random_streams(resolve_device(config.device)):
         return _run_demo(config, progress, registry)

@@ -349,10 +349,12 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
 
 @releases_outputs
 def invert(config: InvertConfig, progress: ProgressCallback | None = None, *,
-           registry: Any = None) -> InvertResult:
-    """:func:`prepare_invert` (plugins from ``registry``) then :func:`run_invert`."""
+           registry: Any = None, ensure_weights: WeightsCheck | None = None) -> InvertResult:
+    """:func:`prepare_invert` (plugins from ``registry``; ``ensure_weights``:
+    ``stylebridge.fetching()`` fetches missing official weights first) then
+    :func:`run_invert`."""
     check_progress(progress, "invert", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
-    return run_invert(prepare_invert(config, registry=registry), progress)
+    return run_invert(prepare_invert(config, ensure_weights, registry=registry), progress)
 
 
 __all__ = ["InvertConfig", "InvertJob", "InvertResult", "check_compatible", "invert",

@@ -66,6 +66,7 @@ from stylebridge.pipelines.photos import (
     random_parts,
 )
 from stylebridge.pipelines.run_record import run_record
+from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
@@ -423,9 +424,12 @@ def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
     return None
 
 
-def render(config: RenderConfig, progress: ProgressCallback | None = None) -> RenderResult:
-    """:func:`prepare_render` then :func:`run_render`."""
-    return run_render(prepare_render(config), progress)
+def render(config: RenderConfig, progress: ProgressCallback | None = None, *,
+           ensure_weights: WeightsCheck | None = None) -> RenderResult:
+    """:func:`prepare_render` (``ensure_weights``: ``stylebridge.fetching()`` fetches missing
+    official weights first) then :func:`run_render`."""
+    check_progress(progress, "render", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
+    return run_render(prepare_render(config, ensure_weights), progress)
 
 
 __all__ = ["RenderConfig", "RenderJob", "RenderResult", "join_inversions", "latent_files",

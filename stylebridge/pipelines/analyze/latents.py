@@ -264,6 +264,12 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
     ``ensure_weights`` gets :meth:`LatentsConfig.weight_requests` after the cheap checks,
     before anything loads: by default one error naming every official download the run
     lacks; ``analyze latents --fetch`` downloads them."""
+    if progress is not None and not isinstance(progress, LatentsProgress):
+        from stylebridge.errors import InputTypeError
+
+        raise InputTypeError(f"run_latents: progress must be a LatentsProgress (subclass it "
+                             f"and override what you need) or None, got "
+                             f"{type(progress).__name__}")
     progress = LatentsProgress() if progress is None else progress
     _check(config)
     device = resolve_device(config.device)

@@ -82,6 +82,7 @@ from stylebridge.pipelines.reproduce.rows import (
     encoder_spec,
     orig_latents,
 )
+from stylebridge.pipelines.training.progress import check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
 from stylebridge.registry.needed import Request, WeightsCheck, clip_requests, require_weights
@@ -312,6 +313,9 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
     by default one error naming every official download the run lacks; ``--fetch``
     downloads them.
     """
+    check_progress(progress, "run_thesis_tables", shape="progress= is called with one "
+                   "TablesProgress (kind, label, ...)")
+
     def emit(kind: str, **fields: Any) -> None:
         if progress is not None:
             progress(TablesProgress(kind, **fields))
