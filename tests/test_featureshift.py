@@ -1458,3 +1458,23 @@ def test_ddp_on_cuda_takes_gloo_where_torch_has_no_nccl(nccl: bool, backend: str
     info, device = distributed.setup_distributed("cuda")
     assert [name for name, _ in calls] == [backend]
     assert (info.backend, info.created, device) == (backend, True, torch.device("cuda", 0))
+
+
+def test_ensure_weights_gets_the_loss_requests_before_anything_loads(env: Env,
+                                                                     tmp_path: Path) -> None:
+    """`train featureshift --fetch` (and `stylebridge.fetching()`): the pipeline hands its
+    losses' requests to the check it is given, as every other pipeline does."""
+    seen: list[list[tuple[str, str, str]]] = []
+
+    class Asked(Exception):
+        pass
+
+    def ensure(requests: list[tuple[str, str, str]]) -> None:
+        seen.append(list(requests))
+        raise Asked
+
+    cfg = tiny_cfg(env, tmp_path / "run", losses=["mse:1.0", "lpips:0.8"])
+    with pytest.raises(Asked):
+        fs.train_featureshift(cfg, ensure_weights=ensure)
+    assert ("loss", "lpips:0.8", "--loss") in seen[0]
+    assert not (tmp_path / "run" / "state.safetensors").exists()

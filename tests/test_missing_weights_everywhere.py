@@ -197,6 +197,7 @@ def test_every_command_offers_fetch_as_adapt_does() -> None:
     assert set(adapt) == {"--fetch", "--accept-licence"}
     for add in (analyze._add_latents_arguments, analyze._add_shift_norms_arguments,
                 reproduce.add_thesis_tables_arguments, train.add_domain_arguments,
+                train.add_train_arguments,
                 train_hyperdomain.add_arguments, mtg_cli.add_arguments):
         parser = argparse.ArgumentParser()
         add(parser)
@@ -331,9 +332,11 @@ def test_every_pipeline_takes_ensure_weights_none_as_the_default(
         train_mindthegap,
     )
     from stylebridge.pipelines.analyze import latents, shift
+    from stylebridge.pipelines.featureshift.trainer import train_featureshift
     from stylebridge.pipelines.reproduce import tables
 
     functions = [adapt.prepare_adapt, invert.prepare_invert, render.prepare_render,
+                 adapt.adapt, invert.invert, render.render, train_featureshift,
                  evaluate.evaluate, calibrate.calibrate, calibrate.prepare_calibrate,
                  generate.generate, latents.run_latents, shift.prepare_shift_norms,
                  tables.run_thesis_tables, train_domain.train_domain,

@@ -386,6 +386,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"a samples/step_N.png grid every N steps (default {d.sample_every}; "
                         "0 = none)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    add_fetch_arguments(p)  # the losses' weights (lpips-alex, arcface-irse50)
     add_device_argument(p)
 
 
@@ -416,7 +417,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_featureshift(args: argparse.Namespace, console: Console) -> int:
     cfg = config_from_args(args)  # train_featureshift checks --out before any model loads
     with RichProgress(console, "featureshift") as progress:
-        result = train_featureshift(cfg, progress=progress)
+        result = train_featureshift(cfg, progress=progress,
+                                    ensure_weights=fetch_check(args, console))
     if int(os.environ.get("RANK", "0")) == 0:
         console.print(f"[green]trained[/green] {result.step} steps → "
                       f"{escape(str(result.model_path))} (log {escape(str(result.log_path))})")

@@ -109,8 +109,8 @@ def fetch_entries(manager: Any, names: list[str], console: Console, *,
 def add_fetch_arguments(parser: argparse.ArgumentParser, fetch_help: str = "") -> None:
     """``--fetch`` and ``--accept-licence`` of the commands that load official weights by
     name (``adapt``, ``invert``, ``render``, ``eval``, ``calibrate``, ``analyze``,
-    ``reproduce``, ``train domain``/``hyperdomain``/``mindthegap``, ``generate``,
-    ``featureshift build-dataset``; ``demo``)."""
+    ``reproduce``, ``train domain``/``hyperdomain``/``mindthegap``/``featureshift``,
+    ``generate``, ``featureshift build-dataset``; ``demo``)."""
     parser.add_argument("--fetch", action="store_true",
                         help=fetch_help or "first download the official weights named here "
                              "that are not installed (as `stylebridge weights fetch` does: "

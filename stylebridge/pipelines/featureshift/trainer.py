@@ -41,6 +41,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ from stylebridge.plugins.renderers.featureshift import (
     save_featureshift,
 )
 from stylebridge.registry import get_registry
-from stylebridge.registry.needed import require_weights
+from stylebridge.registry.needed import WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_plugin
 
 #: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
@@ -135,10 +136,14 @@ class FeatureShiftTrainer:
 
     def __init__(self, cfg: TrainConfig, *, registry: Any = None,
                  progress: ProgressCallback | None = None,
-                 on_step: Callable[[FeatureShiftTrainer], None] | None = None) -> None:
+                 on_step: Callable[[FeatureShiftTrainer], None] | None = None,
+                 ensure_weights: WeightsCheck | None = None) -> None:
         cfg.validate()
         self.cfg = cfg
         self.registry = registry or get_registry()
+        #: what checks the losses' official weights before loading (default: one line naming
+        #: every missing one; ``--fetch`` / ``stylebridge.fetching()``: downloads them)
+        self.ensure_weights = ensure_weights or partial(require_weights, registry=self.registry)
         self.progress = progress
         self.on_step = on_step
         self.out = Path(cfg.out)
@@ -176,7 +181,7 @@ class FeatureShiftTrainer:
             self._open_data()
         # every missing download named at once (after any unknown loss name), before the
         # dataset is read
-        require_weights(cfg.weight_requests(), self.registry)
+        self.ensure_weights(cfg.weight_requests())
         self._open_data()
         self.layer = self.data.layer
         loaded = load_stylegan2(cfg.generator, device=self.device)
@@ -517,7 +522,8 @@ class FeatureShiftTrainer:
 
 def train_featureshift(cfg: TrainConfig, *, registry: Any = None,
                        progress: ProgressCallback | None = None,
-                       on_step: Callable[[FeatureShiftTrainer], None] | None = None) -> TrainResult:
+                       on_step: Callable[[FeatureShiftTrainer], None] | None = None,
+                       ensure_weights: WeightsCheck | None = None) -> TrainResult:
     """Train FeatureShift on a dataset from ``featureshift build-dataset`` (see the module doc).
 
     Writes ``OUT/state.safetensors`` (everything needed to resume: weights, optimiser,
@@ -526,11 +532,14 @@ def train_featureshift(cfg: TrainConfig, *, registry: Any = None,
     ``checkpoint_every`` steps and at the end, ``OUT/log.jsonl`` and
     ``OUT/samples/step_*.png``.  Under torchrun it trains with DDP (the batch is per
     process; rank 0 writes).  ``progress`` receives the progress events (rank 0);
-    ``on_step(trainer)`` runs after every step (tests, hooks).
+    ``on_step(trainer)`` runs after every step (tests, hooks); ``ensure_weights`` gets the
+    losses' weights requests before anything loads (``stylebridge.fetching()`` downloads
+    what is missing, as ``--fetch`` does).
     """
     check_progress(progress, "train_featureshift")
     with check_run_out(cfg):  # checked, and held from another run, before any model loads
-        trainer = FeatureShiftTrainer(cfg, registry=registry, progress=progress, on_step=on_step)
+        trainer = FeatureShiftTrainer(cfg, registry=registry, progress=progress, on_step=on_step,
+                                      ensure_weights=ensure_weights)
         # the run seeds the global generators: the caller's are as they were afterwards
         with keep_random_streams(process_device(cfg.device)):
             trainer.setup()
