@@ -164,10 +164,17 @@ def quiet_open_clip() -> Iterator[None]:
             root.removeHandler(stand_in)
 
 
+#: one CLIP build at a time: each seeds torch's global generator for its random initialisation
+#: and swaps the root logger's handlers, so two threads' builds (the web app's) mixed their
+#: seeds (neither got its own weights) and could leave open_clip's handler installed
+_CREATE_LOCK = threading.Lock()
+
+
 def _create_model(open_clip: Any, name: str, quick_gelu: bool, seed: int) -> Any:
     """``open_clip.create_model`` without its misleading notice, its random initialisation
-    seeded by ``seed`` (two builds are equal) without touching the global RNG."""
-    with quiet_open_clip(), torch.random.fork_rng(devices=[]):
+    seeded by ``seed`` (two builds are equal, also from two threads at once) without
+    touching the global RNG."""
+    with _CREATE_LOCK, quiet_open_clip(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
 
