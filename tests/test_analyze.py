@@ -155,12 +155,15 @@ def test_alpha_and_patterns_recovered_from_synthetic_means() -> None:
     tight = build_report(src, enc, refs, alpha_tol=0.01)
     assert tight["layers"][1]["pattern"] == "scaled"
 
-    # the figure: exactly one panel per layer, random weights in the title
+    # the figure: exactly one panel per layer and the density colour bar, random weights in
+    # the title
     report["meta"] = {"random_weights": True, "random_inputs": {"encoder": True}}
     fig = plot_distributions(src, enc, report)
-    assert len(fig.axes) == len(refs)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == len(refs) and len(fig.axes) == len(refs) + 1
+    assert fig.axes[-1].get_ylabel() == "point density (per panel, relative)"
     assert "RANDOM WEIGHTS" in fig._suptitle.get_text()
-    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["0", "1", "2", "3", "4"]
+    assert [ax.get_title().split(":")[0] for ax in panels] == ["0", "1", "2", "3", "4"]
     # each panel holds the y = x line and both fitted lines (origin, then with intercept)
     slopes = [np.diff(line.get_ydata())[0] / np.diff(line.get_xdata())[0]
               for line in fig.axes[2].get_lines()]

@@ -64,6 +64,19 @@ def position_lines(positions: Mapping[str, Mapping[str, list[int]]]) -> list[str
                 for g, idx in positions[reading].items()) for reading in ROW_READINGS)]
 
 
+def _meta_line(key: str, value: Any) -> str:
+    """``- n_images: e4e 3, fse 3``: a report's setting, a per-encoder dict in words."""
+    if isinstance(value, Mapping):
+        value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
+    return f"- {key}: {value}"
+
+
+def _patterns_line(th: Mapping[str, Any]) -> str:
+    """What the ``pattern`` column says (the thesis' three groups), with this run's thresholds."""
+    return (f"- patterns: independent if corr r² < {th['r2_min']}, else calibrated if "
+            f"|α − 1| ≤ {th['alpha_tol']}, else scaled (thesis groups 1 / 2 / 3)")
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as markdown: the α table, the pattern summary and one Eq. 5 table per domain."""
     meta = report.get("meta", {})
@@ -73,15 +86,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += [f"**{RANDOM_NOTICE}** ({parts}): these numbers show no trained model.", ""]
     for key in ("encoder", "generator", "n_images", "samples", "seed"):
         if key in meta:
-            lines.append(f"- {key}: {meta[key]}")
+            lines.append(_meta_line(key, meta[key]))
     lines.append(f"- fit: {report['fit']} (α from the per-channel style means, "
                  "stylebridge.plugins.calibrators.alpha.fit_alpha); both fits are tabled and "
                  "drawn: origin = least squares of y = α·x (the thesis' hypothesis "
                  "w_enc = α·w_orig and Fig. 4.9's lines), intercept = ordinary least squares "
                  "y = α·x + b (a library's default \"Linear Regression\")")
-    th = report["thresholds"]
-    lines += [f"- patterns: independent if corr r² < {th['r2_min']}, else calibrated if "
-              f"|α − 1| ≤ {th['alpha_tol']}, else scaled (thesis groups 1 / 2 / 3)", ""]
+    lines += [_patterns_line(report["thresholds"]), ""]
     lines += _legend(("alpha", "r2", "corr_r2", *(("cos", "adaptability")
                                                  if report["domains"] else ())))
     grouped = report.get("thesis_positions") is not None
@@ -139,7 +150,9 @@ def render_comparison_markdown(comparison: Mapping[str, Any], meta: Mapping[str,
                   "these numbers show no trained model.", ""]
     for key in ("generator", "samples", "seed", "n_images"):
         if key in meta:
-            lines.append(f"- {key}: {meta[key]}")
+            lines.append(_meta_line(key, meta[key]))
+    if comparison.get("thresholds"):
+        lines.append(_patterns_line(comparison["thresholds"]))
     lines += [f"- per-encoder reports: {', '.join(f'{e}/latents.md' for e in labels)}", ""]
     lines += _legend(("alpha", *(("cos", "adaptability") if comparison["domains"] else ())))
     grouped = comparison.get("thesis_positions") is not None

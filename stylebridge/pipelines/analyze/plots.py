@@ -45,11 +45,14 @@ def _fits(row: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {kind: {"alpha": row["alpha"], "intercept": row.get("intercept")}}
 
 
-def _panel(ax: Any, x: Tensor, y: Tensor, row: Mapping[str, Any]) -> None:
+def _panel(ax: Any, x: Tensor, y: Tensor, row: Mapping[str, Any]) -> Any:
+    """One layer's scatter (coloured by point density), y = x and its fits; returns the
+    scatter (for the colour bar)."""
     xn, yn = x.double().numpy(), y.double().numpy()
     dens = _density(xn, yn)
     order = np.argsort(dens)
-    ax.scatter(xn[order], yn[order], c=dens[order], s=6, cmap="viridis", linewidths=0, zorder=3)
+    points = ax.scatter(xn[order], yn[order], c=dens[order], s=6, cmap="viridis",
+                        linewidths=0, zorder=3)
     lo = float(min(xn.min(), yn.min()))
     hi = float(max(xn.max(), yn.max()))
     pad = 0.05 * (hi - lo or 1.0)
@@ -67,6 +70,14 @@ def _panel(ax: Any, x: Tensor, y: Tensor, row: Mapping[str, Any]) -> None:
     ax.set_title(f"{row['index']}: {row['name']}\n{alphas} "
                  f"R²={fmt(row['r2'], '.2f')} ({row['pattern']})", fontsize=8)
     ax.tick_params(labelsize=6)
+    return points
+
+
+def _density_bar(fig: Any, points: Any, axes: Any) -> None:
+    """What the scatter colours mean (the density is scaled per panel)."""
+    bar = fig.colorbar(points, ax=axes, shrink=0.5, aspect=30, pad=0.01)
+    bar.set_label("point density (per panel, relative)", fontsize=7)
+    bar.set_ticks([])
 
 
 def _suptitle(meta: Mapping[str, Any]) -> str:
@@ -85,7 +96,7 @@ def plot_distributions(source_means: Sequence[Tensor], encoder_means: Sequence[T
     """Fig. 4.9: one panel per reported layer (x = mapping means, y = encoder means).
 
     Returns a matplotlib ``Figure`` (no pyplot state) with exactly one axes per
-    layer of ``report["layers"]``, in that order.
+    layer of ``report["layers"]``, in that order, then the density colour bar's.
     """
     from matplotlib.figure import Figure
 
@@ -95,12 +106,15 @@ def plot_distributions(source_means: Sequence[Tensor], encoder_means: Sequence[T
     nrows = max(1, math.ceil(n / cols))
     fig = Figure(figsize=(3.0 * cols, 3.0 * nrows + 0.8), layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False).flatten()
+    points = None
     for ax, row in zip(axes, rows, strict=False):
-        _panel(ax, source_means[row["index"]].cpu(), encoder_means[row["index"]].cpu(), row)
+        points = _panel(ax, source_means[row["index"]].cpu(), encoder_means[row["index"]].cpu(),
+                        row)
     for ax in axes[n:]:
         fig.delaxes(ax)
     if n:
         axes[0].legend(fontsize=6, loc="upper left")
+        _density_bar(fig, points, list(axes[:n]))
     fig.supxlabel("mapping network: per-channel mean of s over z ~ N(0, I)", fontsize=9)
     fig.supylabel("encoder: per-channel mean of s over the images", fontsize=9)
     meta = report.get("meta", {})
@@ -116,7 +130,7 @@ def plot_layer(source_mean: Tensor, encoder_mean: Tensor, row: Mapping[str, Any]
 
     fig = Figure(figsize=(4.5, 4.8), layout="constrained")
     ax = fig.subplots()
-    _panel(ax, source_mean.cpu(), encoder_mean.cpu(), row)
+    _density_bar(fig, _panel(ax, source_mean.cpu(), encoder_mean.cpu(), row), ax)
     ax.set_xlabel("mapping network (z ~ N(0, I))", fontsize=8)
     ax.set_ylabel("encoder", fontsize=8)
     ax.legend(fontsize=6, loc="upper left")
@@ -169,8 +183,15 @@ def plot_comparison(source_means: Sequence[Tensor], encoder_means: Mapping[str, 
         ax.plot([lo, hi], [lo, hi], color="tab:green", lw=1, zorder=1, label="y = x")
         ax.set_title(f"{i}: {row['name']}\n" + " ".join(title), fontsize=7)
         ax.tick_params(labelsize=6)
-        if k == 0:
-            ax.legend(fontsize=6, loc="upper left")
+        if k == 0:  # the fit lines' styles too (their colour is their encoder's)
+            from matplotlib.lines import Line2D
+
+            handles, _ = ax.get_legend_handles_labels()
+            handles += [Line2D([], [], color="grey", lw=1, ls=FIT_STYLE[kind][1],
+                               label=f"{kind} fit" + (" (y = α·x)" if kind == "origin"
+                                                      else " (y = α·x + b)"))
+                        for kind in FIT_STYLE]
+            ax.legend(handles=handles, fontsize=6, loc="upper left")
     for ax in axes[n:]:
         fig.delaxes(ax)
     fig.supxlabel("mapping network: per-channel mean of s over z ~ N(0, I)", fontsize=9)

@@ -215,6 +215,7 @@ def compare_reports(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         domains[dname] = {"layers": rows}
     return {"encoders": labels, "layers": layers, "domains": domains,
             "patterns": {e: results[e]["patterns"] for e in labels},
+            "thresholds": first.get("thresholds"),  # the same run: the same for every encoder
             "thesis_positions": first.get("thesis_positions"),
             "near_zero_alpha": {e: results[e].get("near_zero_alpha", {}) for e in labels}}
 
