@@ -916,6 +916,10 @@ def test_eval_json_and_csv_agree_on_identical_images(tmp_path: Path, capsys) -> 
     cap = 10 * np.log10(12 * 255.0 ** 2)
     assert data["per_image"][0]["psnr"] == pytest.approx(cap) == float(rows[0]["psnr"])
     assert data["mean"]["psnr"] == pytest.approx(cap) == float(rows[-1]["psnr"])
+    # what it takes to run it again: the options that change a number, and the versions
+    assert data["settings"] == {"metrics": ["psnr"], "suffix": "", "size": None,
+                                "domain_text": None, "batch": 8, "device": "auto"}
+    assert data["software"]["torch"] == torch.__version__
 
 
 def test_clip_metrics_use_the_installed_weights(tmp_path: Path,

@@ -28,6 +28,7 @@ from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.images import NOTICE_KEY, open_image
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.pipelines.run_record import software
 
 if TYPE_CHECKING:
     from stylebridge.pipelines.evaluate import EvalConfig
@@ -181,6 +182,11 @@ class EvalResult:
         return {
             "pred": [str(p) for p in cfg.pred],
             "target": [str(t) for t in cfg.target] if cfg.target else None,
+            # the options that change a number, to run it again (`eval --suffix ...`)
+            "settings": {"metrics": list(cfg.metrics), "suffix": cfg.suffix, "size": cfg.size,
+                         "domain_text": cfg.domain_text, "batch": cfg.batch,
+                         "device": cfg.device},
+            "software": software(),
             "n_images": len(self.rows),
             # any number of this report on untrained weights: a metric's or the pictures'
             "random_weights": random_metrics or self.random_inputs,
