@@ -115,7 +115,7 @@ def test_train_featureshift_names_every_loss_download_before_reading_anything(
     assert code == 2 and err.count("\n") == 1
     assert err == ("error: official weights are not installed: lpips-alex (for --loss "
                    "lpips:0.8), arcface-irse50 (for --loss id:0.1); run `stylebridge weights "
-                   "fetch lpips-alex arcface-irse50`\n")
+                   "fetch lpips-alex arcface-irse50`; or add --fetch to this command\n")
     assert not out.exists()
     # without --loss the thesis set is used: named as the default, not as something typed
     code = main(["train", "featureshift", "--data", str(data),
