@@ -249,8 +249,9 @@ def test_cli_adapt_writes_images_grid_and_report(files: dict[str, Path], tmp_pat
         assert not torch.equal(load_image(out / f"{stem}_pixar.png"),
                                load_image(out / f"{stem}_inversion.png"))
     grid = load_image(out / "grid.png")
-    # input | inversion | pixar | zero, after a column naming each row's photo
-    assert 8 <= grid.shape[-1] - (4 * SIZE + 5 * 2) <= 160
+    # input | inversion | pixar | zero, after a column naming each row's photo; small tiles
+    # are enlarged to 128 px so the labels are readable
+    assert 8 <= grid.shape[-1] - (4 * 128 + 5 * 2) <= 170
     report = json.loads((out / "adapt.json").read_text())
     assert [s["file"] for s in report["skipped"]] == [str(files["photos"] / "broken.png")]
     assert report["offset_scale"] is None and list(report["domains"]) == ["pixar", "zero"]
@@ -323,7 +324,7 @@ def test_cli_adapt_strength_sweep(files: dict[str, Path], tmp_path: Path,
     assert per_domain["pixar@0"] == json.loads((out / "metrics.json").read_text())[
         "input_vs_inversion"]
     grid = load_image(out / "grid.png")
-    assert 8 <= grid.shape[-1] - (5 * SIZE + 6 * 2) <= 160  # names | input | inversion | 3
+    assert 8 <= grid.shape[-1] - (5 * 128 + 6 * 2) <= 170  # names | input | inversion | 3
     for bad, message in (("1,1", "given twice"), ("20", "finite number in")):
         assert main([*base, "--strength", bad, "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err

@@ -76,10 +76,17 @@ def _no_notice(text: str) -> bool:
 
 
 def _red_footer(grid_png: Path, rows: int = 2, columns: int = 3) -> bool:
-    """Whether grid.png has red notice text under its tiles (label strip 14 px, 32 px tiles)."""
+    """Whether grid.png has red notice text under its tiles (32 px tiles enlarged to 128 px;
+    the label strip is whole lines of LINE px + 4 px, a notice adds its lines + 4 px)."""
+    from stylebridge.core.images import LINE
+
     arr = np.asarray(Image.open(grid_png).convert("RGB")).astype(int)
-    assert 8 <= arr.shape[1] - (columns * (ta.SIZE + 2) + 2) <= 160  # + the photo names
-    foot = arr[14 + rows * (ta.SIZE + 2) + 2:]
+    assert 8 <= arr.shape[1] - (columns * (128 + 2) + 2) <= 170  # + the photo names
+    strips = arr.shape[0] - (rows * (128 + 2) + 2)  # the label strip (and the notice's)
+    if strips % LINE == 4:  # label lines only
+        return False
+    assert strips % LINE == 8, strips
+    foot = arr[-(LINE + 4):]  # the notice's last line
     return bool(((foot[..., 0] > 200) & (foot[..., 1] < 80) & (foot[..., 2] < 80)).any())
 
 

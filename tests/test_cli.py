@@ -331,8 +331,11 @@ def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_fi
                          "0-3", "--out", str(tmp_path / "t"), "--device", "cpu")
     assert code == 0, err
     assert "RANDOM WEIGHTS" not in out and "RANDOM WEIGHTS" not in err
+    from stylebridge.core.images import LINE
+
     plain = np.asarray(Image.open(tmp_path / "t" / "grid.png"))
-    assert plain.shape == (2 * 34 + 2, 2 * 34 + 2, 3)  # 2×2 tiles of 32 px, no notice
+    # 2×2 tiles of 32 px enlarged to 128 px, each under its "seed N" line, no notice
+    assert plain.shape == (2 * (LINE + 2 + 128 + 2) + 2, 2 * 130 + 2, 3)
 
     code, out, err = run(capsys, "generate", "-g", str(tiny_gen_files["random"]), "--seeds",
                          "0-3", "--out", str(tmp_path / "r"), "--device", "cpu")
@@ -342,10 +345,10 @@ def test_generate_labels_a_random_weight_generator(capsys, tmp_path, tiny_gen_fi
             in " ".join(err.split()))  # the notice on stderr, the result on stdout
     assert "grid.png to" in text and text.endswith("[RANDOM WEIGHTS]")
     grid = np.asarray(Image.open(tmp_path / "r" / "grid.png"))
-    assert grid.shape[1] == plain.shape[1] and grid.shape[0] > plain.shape[0] + 14
-    tiles = grid[14:14 + plain.shape[0]]  # under a blank label strip: the same tiles
+    assert grid.shape[1] == plain.shape[1] and grid.shape[0] > plain.shape[0] + LINE
+    tiles = grid[:plain.shape[0]]  # the same labelled tiles, no blank strip above them
     assert np.array_equal(tiles, plain)
-    assert _red(grid[14 + plain.shape[0]:]).any()  # the notice under the tiles
+    assert _red(grid[plain.shape[0]:]).any()  # the notice under the tiles
     # the images themselves are the generator's (same weights, same seeds)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "r" / "seed0002.png")),
                           np.asarray(Image.open(tmp_path / "t" / "seed0002.png")))

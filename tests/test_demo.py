@@ -12,7 +12,7 @@ from PIL import Image
 from stylebridge.cli.main import main
 from stylebridge.pipelines import demo
 
-FS_ROW = "FeatureShift on e4e (RANDOM WEIGHTS: untrained FeatureShift)"
+FS_ROW = "FeatureShift on FSE features, e4e guide (RANDOM WEIGHTS: untrained FeatureShift)"
 
 
 @pytest.fixture(autouse=True)
@@ -51,12 +51,13 @@ def test_demo_runs_every_stage_and_labels_random_weights(tmp_path: Path, capsys)
     assert change[demo.COARSE_ROW] != change["FSE shift"]
     aligned = Image.open(out / "aligned.png")
     assert aligned.size == (256, 256)
-    # the grid: 6 rows x 4 columns of 128 px tiles (2 px padding), a 2-line header, a notice
+    # the grid: 6 rows x 4 columns of 128 px tiles (2 px padding), a 2-line header (15 px
+    # lines, 2 px above and below), a one-line notice
     grid = np.asarray(Image.open(out / "demo_grid.png"))
-    assert grid.shape[0] == 26 + 6 * 130 + 2 + 14
+    assert grid.shape[0] == 34 + 6 * 130 + 2 + 19
     assert grid.shape[1] > 4 * 130
     # the red notice line under the grid is there
-    foot = grid[26 + 6 * 130 + 2:]
+    foot = grid[34 + 6 * 130 + 2:]
     assert ((foot[..., 0] > 200) & (foot[..., 1] < 80)).any()
 
 
@@ -135,7 +136,8 @@ def test_demo_with_official_weights_labels_the_untrained_featureshift(
     assert ("licence of joker (joker.safetensors): trained on NVIDIA's FFHQ StyleGAN2 (NVIDIA "
             "Source Code License-NC, non-commercial)") in notices
     assert FS_ROW in terminal  # the table row
-    assert "RANDOM WEIGHTS: row 'FeatureShift on e4e' uses an untrained FeatureShift" in notices
+    assert ("RANDOM WEIGHTS: row 'FeatureShift on FSE features, e4e guide' uses an untrained "
+            "FeatureShift") in notices
     info = json.loads((out / "demo.json").read_text())
     assert info["columns"] == ["aligned photo", "inversion", "joker"]  # the file stem
     assert info["domains"] == ["joker"]
@@ -146,8 +148,8 @@ def test_demo_with_official_weights_labels_the_untrained_featureshift(
     assert FS_ROW in info["metrics_photo_vs_inversion"]
     # the grid: 6 rows x 3 columns of 128 px tiles, a 2-line header, a red notice underneath
     grid = np.asarray(Image.open(out / "demo_grid.png"))
-    assert grid.shape[0] > 26 + 6 * 130 + 2
-    assert _red(grid[26 + 6 * 130 + 2:]).any()
+    assert grid.shape[0] > 34 + 6 * 130 + 2
+    assert _red(grid[34 + 6 * 130 + 2:]).any()
 
 
 def test_demo_labels_a_random_weight_domain(tmp_path: Path, capsys,

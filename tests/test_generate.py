@@ -75,8 +75,8 @@ def test_samples_through_a_domain_are_s_plus_delta_s(files: dict[str, Any], tmp_
     assert info["seeds"] == [4, 5, 6] and info["strength"] == [0.0, 1.0, 0.5]
     assert info["files"]["5"]["pixar@0.5"] == "seed0005_pixar@0.5.png"
     grid = load_image(out / "grid.png")
-    # "seed N" | sample | three strengths, 2 px gaps
-    assert 8 <= grid.shape[-1] - (4 * SIZE + 5 * 2) <= 160
+    # "seed N" | sample | three strengths, 2 px gaps; 32 px tiles enlarged to 128 px
+    assert 8 <= grid.shape[-1] - (4 * 128 + 5 * 2) <= 160
     assert grid.shape[-2] > 3 * SIZE + 4 * 2   # three rows under a label strip
     assert result.random_parts == [] and result.notice is None
 
@@ -143,7 +143,7 @@ def test_the_grid_previews_the_first_seeds_only(files: dict[str, Any], tmp_path:
                                      seeds="0-4", device="cpu", methods=[str(files["pixar"])]))
     assert sorted(result.files) == [0, 1, 2, 3, 4]  # every seed written
     grid = load_image(result.grid)
-    assert grid.shape[-2] < 3 * SIZE  # two rows under the label strip, not five
+    assert grid.shape[-2] < 3 * 128  # two rows (of 128 px tiles) under the label strip
 
 
 def test_a_seed_given_twice_is_one_image() -> None:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from stylebridge.cli.main import main
 from stylebridge.core.checkpoint import read_header, save_checkpoint
-from stylebridge.core.images import from_generator_range, load_image, to_uint8
+from stylebridge.core.images import LINE, from_generator_range, load_image, to_uint8
 from stylebridge.core.interfaces import Encoder, Inversion, Preprocessing
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2, save_stylegan2
 from stylebridge.core.synthesis import synthesize
@@ -179,15 +179,21 @@ def test_invert_no_align_writes_images_latents_and_grid(tmp_path: Path, models, 
         again = to_uint8(from_generator_range(synthesize(gen, inv)))[0]
     np.testing.assert_array_equal(again, _png(out / "a_inversion.png"))
 
-    # grid: label strip (14 px) + one row per image, input | inversion, 32 px tiles, pad 2,
-    # after a column naming each row's photo (a.png, b.png)
+    # grid: label strip (whole 15 px lines, 2 px above and below) + one row per image,
+    # input | inversion, 32 px tiles enlarged 4x (nearest: the same pixels) to 128 px so the
+    # labels are readable, pad 2, after a column naming each row's photo (a.png, b.png)
     grid = _png(out / "grid.png")
-    left = grid.shape[1] - (2 * 34 + 2)
-    assert grid.shape[0] == 14 + 2 * 34 + 2 and 8 <= left <= 160
-    assert (grid[14:, :left] < 100).any()                      # the names: dark text on white
-    row0 = grid[14 + 2:14 + 34]
-    np.testing.assert_array_equal(row0[:, left + 2:left + 34], _png(a))
-    np.testing.assert_array_equal(row0[:, left + 36:left + 68], _png(out / "a_inversion.png"))
+    left, top = grid.shape[1] - (2 * 130 + 2), grid.shape[0] - (2 * 130 + 2)
+    assert top % LINE == 4 and 8 <= left <= 170
+    assert (grid[top:, :left] < 100).any()                      # the names: dark text on white
+    row0 = grid[top + 2:top + 130]
+
+    def big(tile: np.ndarray) -> np.ndarray:
+        return tile.repeat(4, axis=0).repeat(4, axis=1)
+
+    np.testing.assert_array_equal(row0[:, left + 2:left + 130], big(_png(a)))
+    np.testing.assert_array_equal(row0[:, left + 132:left + 260],
+                                  big(_png(out / "a_inversion.png")))
 
 
 def test_invert_skips_bad_images_exit_3(tmp_path: Path, models, capsys, monkeypatch) -> None:
@@ -301,8 +307,13 @@ def test_save_inversion_rejects_batches_and_load_checks_kind(tmp_path: Path, mod
 
 
 def _grid_foot(path: Path, rows: int) -> np.ndarray:
-    """The part of grid.png under its tiles (label strip 14 px, 32 px tiles, pad 2)."""
-    return _png(path)[14 + rows * 34 + 2:]
+    """The last line of the notice under grid.png's tiles (32 px tiles enlarged to 128 px,
+    pad 2; the label strip is whole LINE px lines + 4 px, a notice adds its lines + 4 px);
+    empty without a notice."""
+    arr = _png(path)
+    strips = arr.shape[0] - (rows * 130 + 2)
+    assert strips % LINE in (4, 8), strips
+    return arr[-(LINE + 4):] if strips % LINE == 8 else arr[:0]
 
 
 def test_invert_grid_has_a_red_random_weights_footer(tmp_path: Path, models, capsys,

@@ -66,7 +66,8 @@ def test_render_draws_more_domains_from_saved_latents_without_the_encoder(
     assert summary["outputs"][str(adapted / "a_inversion.safetensors")]["joker"] == "a_joker.png"
     assert summary["random_weights"] is False
     grid = load_image(rendered / "grid.png")
-    assert 8 <= grid.shape[-1] - (5 * ta.SIZE + 6 * 2) <= 160  # names | inversion | 4 outputs
+    # names | inversion | 4 outputs, in 128 px tiles (small ones enlarged: readable labels)
+    assert 8 <= grid.shape[-1] - (5 * 128 + 6 * 2) <= 170
 
 
 def test_render_skips_and_reports_bad_files(files: dict[str, Path], tmp_path: Path,

@@ -784,10 +784,13 @@ def test_image_mode_defaults_and_encoder(registry: Any, tiny_clips_in_cli: list,
     import numpy as np
 
     grid = np.asarray(Image.open(tmp_path / "img_samples" / "step000001.png"))
-    rows = 4 * (32 + 2) + 2          # 4 seeds × (source | adapted), 2 px padding
-    assert grid.shape[1] == 2 * (32 + 2) + 2 and grid.shape[0] > rows
-    caption = grid[rows:]             # the RANDOM CLIP WEIGHTS strip: white with black text
-    assert (caption == 255).all(axis=-1).mean() > 0.5 and (caption < 64).all(axis=-1).any()
+    # a label line (source | adapted), 4 seeds × (source | adapted) in 32 px tiles enlarged
+    # to 128 px, 2 px padding
+    rows = 19 + 4 * (128 + 2) + 2
+    assert grid.shape[1] == 2 * (128 + 2) + 2 and grid.shape[0] > rows
+    caption = grid[rows:]             # the RANDOM WEIGHTS notice: white with red text
+    assert (caption == 255).all(axis=-1).mean() > 0.5
+    assert ((caption[..., 0] > 200) & (caption[..., 1] < 80) & (caption[..., 2] < 80)).any()
     # and the file says it (a sample picture travels without the run's header)
     kept = Image.open(tmp_path / "img_samples" / "step000001.png").info["stylebridge-notice"]
     assert kept.startswith("RANDOM WEIGHTS: trained through") and kept.endswith(

@@ -562,7 +562,8 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                     else key for key in adapter.outputs)]
         grid = config.out / "grid.png"
         rows_of = [Path(p).name for p in records][:len(grid_rows)]  # in done order
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of,
+                                     min_tile=128),  # small tiles enlarged: readable labels
                  grid=True, notice=notice)
     journal.finish()
     return AdaptResult(summary=summary, report=report, metrics=values if report.done else None,

@@ -61,7 +61,10 @@ from stylebridge.registry.resolve import load_domain, load_plugin
 from stylebridge.registry.weights import LicenceError
 
 RANDOM_WEIGHTS_NOTICE = f"{RANDOM_NOTICE} - demo of the code paths, not a trained model"
-FEATURESHIFT_ROW = "FeatureShift on e4e"
+#: the row FeatureShift renders: FSE's inversion, its features shifted per domain with Δ
+#: from e4e's latents (the thesis's "FeatureShift on E4E"; it read "FeatureShift on e4e"
+#: above FSE's inversion)
+FEATURESHIFT_ROW = "FeatureShift on FSE features, e4e guide"
 COARSE_ROW = "FSE shift, in-domain (no coarse offsets)"  # thesis remedy: StyleDomain no_coarse
 UNTRAINED_FEATURESHIFT = "untrained FeatureShift"
 ALIGN_SIZE = 256

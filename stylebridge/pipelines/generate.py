@@ -8,7 +8,7 @@ rounding (a pixel may differ by 1/255).  ``seed0007.png`` is the generator's sam
 also rendered through every domain, ``seed0007_pixar.png`` (``pixar@0.5`` at a
 :attr:`GenerateConfig.strength` other than 1): the stochastic setting in which the domain
 methods are trained and the thesis' Quality / Diversity are measured.  ``grid.png``: the
-samples, or with domains a row per seed (source | each domain, labelled), of the first
+samples, each labelled with its seed, or with domains a row per seed (source | each domain, labelled), of the first
 :data:`GRID_MAX_SAMPLES` seeds.  Inputs on random weights are named in a red notice under the
 grid and in :attr:`GenerateResult.random_parts`.  ``generate.json``, the run record: every
 option that changes a pixel (seeds, truncation, noise, precision, domains and strengths), the
@@ -35,7 +35,6 @@ from stylebridge.core.images import (
     from_generator_range,
     labelled_grid,
     load_image,
-    make_grid,
     save_png,
 )
 from stylebridge.core.interfaces import Inversion
@@ -65,6 +64,7 @@ MAX_SEED = 2**32 - 1
 MAX_SEEDS = 100_000
 SOURCE = "source"  # the generator's own sample, the first grid column with domains
 GRID_MAX_SAMPLES = 64  # grid.png shows the first 64 seeds; every seed is written as a PNG
+GRID_MIN_TILE = 128  # grid.png tiles smaller than this are enlarged (nearest): readable labels
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -300,16 +300,17 @@ def generate(config: GenerateConfig,
 def _grid(rows: list[list[Tensor]], keys: list[str], domain_random: dict[str, bool],
           outputs: dict[str, tuple[str, float]], notice: str | None,
           row_labels: list[str]) -> Tensor:
-    """The samples as a square-ish grid; with domains a labelled row per seed."""
+    """The samples as a square-ish grid, each tile labelled with its seed; with domains a
+    labelled row per seed.  Tiles under 128 px are enlarged so the labels stay readable."""
     images = [row[0] for row in rows]
     if keys:
         labels = ["sample", *(f"{key} [{RANDOM_NOTICE}]" if domain_random[outputs[key][0]]
                               else key for key in keys)]
-        return labelled_grid(rows, labels, notice=notice, row_labels=row_labels)
-    if notice is not None:  # a red notice under the grid (blank column headers: no labels)
-        ncol = min(len(images), max(1, math.ceil(math.sqrt(len(images)))))
-        return labelled_grid([images], [""] * ncol, notice=notice)
-    return make_grid(images)
+        return labelled_grid(rows, labels, notice=notice, row_labels=row_labels,
+                             min_tile=GRID_MIN_TILE)
+    ncol = min(len(images), max(1, math.ceil(math.sqrt(len(images)))))
+    return labelled_grid([images], [""] * ncol, notice=notice, tile_labels=row_labels,
+                         min_tile=GRID_MIN_TILE)
 
 
 __all__ = ["MAX_SEED", "MAX_SEEDS", "GenerateConfig", "GenerateResult", "generate",

@@ -326,7 +326,8 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if random else None
         grid = config.out / "grid.png"
         rows_of = [Path(p).name for p in records][:len(grid_rows)]  # in done order
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of,
+                                     min_tile=128),  # small tiles enlarged: readable labels
                  grid=True, notice=notice)
     values = (om.compute_output_metrics(metrics, registry=job.registry)[INVERSION_KEY]
               if report.done else None)

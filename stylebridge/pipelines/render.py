@@ -409,7 +409,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
                                for key, (name, _) in adapter.outputs.items())]
         grid = config.out / "grid.png"
         rows_of = [Path(p).name.removesuffix(LATENTS_SUFFIX) for p in outputs][:len(grid_rows)]
-        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of),
+        save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of,
+                                     min_tile=128),  # small tiles enlarged: readable labels
                  grid=True, notice=notice)
     return RenderResult(summary=summary, report=report, grid=grid,
                         n_images=len(adapter.outputs) + 1, notes=list(job.notes))

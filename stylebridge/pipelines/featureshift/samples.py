@@ -1,7 +1,8 @@
 """The sample grids of a FeatureShift run: ``OUT/samples/step_N.png``, one row per sample:
 the photo | its inversion (Δ = 0) | the e4e domain target | FeatureShift on the e4e-inverted
-image | FeatureShift on the photo (the inference path); labelled columns, and the RANDOM
-WEIGHTS notice under the grid and in the file when the run trains on random parts."""
+image | FeatureShift on the photo (the inference path); labelled columns, each row named by
+its photo and domain (``photo0.png → pixar``), and the RANDOM WEIGHTS notice under the grid
+and in the file when the run trains on random parts."""
 
 from __future__ import annotations
 
@@ -55,7 +56,12 @@ def write_samples(trainer: FeatureShiftTrainer) -> Path | None:
     # a picture shown on its own says what it was trained on (under it and in the file)
     notice = (f"{RANDOM_NOTICE}: trained on {', '.join(trainer.random_parts)} with untrained "
               "weights" if trainer.random_parts else None)
-    grid = labelled_grid(rows, SAMPLE_COLUMNS, notice=notice, min_tile=96, label_lines=2)
+    # each row names its photo and the domain it is shifted to
+    names = {j: trainer.data.names(j) for j in {j for j, _, _ in entries}}
+    row_labels = [f"{Path(names[j][r]).name if r < len(names[j]) else f'row {r}'} → "
+                  f"{trainer.data.domains[d].get('name', f'domain {d}')}" for j, r, d in entries]
+    grid = labelled_grid(rows, SAMPLE_COLUMNS, notice=notice, min_tile=96, label_lines=2,
+                         row_labels=row_labels)
     path = trainer.out / "samples" / f"step_{trainer.step:07d}.png"
     save_png(path, grid, grid=True, notice=notice)
     return path

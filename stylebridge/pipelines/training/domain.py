@@ -466,8 +466,9 @@ class DomainTrainer:
 
     # -- samples -----------------------------------------------------------------------------
     def sample_grid(self) -> Tensor:
-        """``[3, H', W']`` in ``[0, 1]``: one row per fixed seed, source | adapted."""
-        from stylebridge.core.images import caption, from_generator_range, make_grid
+        """``[3, H', W']`` in ``[0, 1]``: one row per fixed seed, source | adapted (labelled;
+        tiles under 128 px enlarged), and on random weights the red notice under it."""
+        from stylebridge.core.images import from_generator_range, labelled_grid
 
         s = self.settings
         rng = torch.Generator().manual_seed(s.seed + 2)
@@ -478,21 +479,24 @@ class DomainTrainer:
             source, _ = render(self.generator, w_plus)
             adapted, _ = render(self.generator, w_plus, self.method, self.offset_scale)
         self.method.train(was_training)
-        tiles = [t for pair in zip(from_generator_range(source).cpu(),
-                                   from_generator_range(adapted).cpu(), strict=True) for t in pair]
-        grid = make_grid(tiles, ncol=2)
-        if self.random_clip:
-            grid = caption(grid, f"{RANDOM_CLIP_NOTICE} - not a trained domain")
-        return grid
+        rows = [list(pair) for pair in zip(from_generator_range(source).cpu(),
+                                           from_generator_range(adapted).cpu(), strict=True)]
+        notice = self.samples_notice()
+        return labelled_grid(rows, ["source", f"adapted (step {self.step})"], min_tile=128,
+                             notice=f"{notice} - not a trained domain" if notice else None)
+
+    def samples_notice(self) -> str | None:
+        """What a sample picture of a run through random weights (the generator, CLIP...)
+        says, under its tiles and in its file (it travels without the run's header)."""
+        parts = [*self.random_parts, *(["CLIP"] if self.random_clip else [])]
+        return (f"{RANDOM_NOTICE}: trained through {', '.join(parts)} with untrained "
+                "weights" if parts else None)
 
     def write_samples(self) -> Path:
         from stylebridge.core.images import save_png
 
-        parts = [*self.random_parts, *(["CLIP"] if self.random_clip else [])]
-        notice = (f"{RANDOM_NOTICE}: trained through {', '.join(parts)} with untrained "
-                  "weights" if parts else None)  # kept in the file too
         return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid(),
-                        grid=True, notice=notice)
+                        grid=True, notice=self.samples_notice())
 
     # -- loop --------------------------------------------------------------------------------
     def resume_and_train(self, outcome: Any, *, resume: bool,
