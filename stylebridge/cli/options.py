@@ -47,10 +47,36 @@ def cli_console(*, stderr: bool = False) -> Console:
     if _CLI_CONSOLE is None:
         from rich.console import Console as RichConsole
 
+        from stylebridge.cli.text import strip_trailing_spaces, whole_text, whole_words
+
         class CliConsole(RichConsole):
             def on_broken_pipe(self) -> None:
                 self.quiet = True  # nothing more for whoever went away
                 raise BrokenPipeError(32, "Broken pipe")
+
+            def print(self, *objects: Any, **kwargs: Any) -> None:
+                # words whole (stylebridge.cli.text): text wraps at spaces only, a table's
+                # columns hold their widest word, and what is wider than the console is
+                # left for the terminal to wrap, not cut
+                kwargs.setdefault("crop", False)
+                if not kwargs.get("soft_wrap") and kwargs.get("overflow") is None:
+                    markup = {k: kwargs.get(k) for k in ("markup", "highlight", "emoji")}
+                    objects = tuple(whole_text(self, o, **markup) for o in objects)
+                needed = max([self.width, *(whole_words(self, o) for o in objects)])
+                if needed <= self.width:
+                    super().print(*objects, **kwargs)
+                    return
+                saved = self._width  # a table whose words are wider: laid out that wide
+                self.width = needed
+                try:
+                    super().print(*objects, **kwargs)
+                finally:
+                    self._width = saved
+
+            def _render_buffer(self, buffer: Any) -> str:
+                text = super()._render_buffer(buffer)
+                # a file or a pipe gets no padding (rich pads each line to the width)
+                return text if self.is_terminal else strip_trailing_spaces(text)
 
         _CLI_CONSOLE = CliConsole
     return _CLI_CONSOLE(stderr=stderr)
@@ -92,6 +118,53 @@ def notice_console(console: Console) -> Console:
     if console.file is not sys.stdout or console.stderr:
         return console
     return cli_console(stderr=True)
+
+
+def bar_options(console: Console, *, transient: bool = True,
+                off_terminal: bool = False) -> dict[str, Any]:
+    """``rich.progress.Progress`` keyword arguments of a progress bar for a command whose
+    output goes to ``console``: the bar draws on stderr (:func:`notice_console`), so that
+    ``> results.txt`` gets the results alone, and only on a terminal unless ``off_terminal``
+    (then its last state is one line of a log).  Prints to stdout while it runs pass above
+    it only when stdout is that terminal too (redirected to a file, they stay there)."""
+    bars = notice_console(console)
+    return {"console": bars, "transient": transient,
+            "disable": not (bars.is_terminal or off_terminal),
+            "redirect_stdout": bars is console or _stdout_is_terminal()}
+
+
+def status_line(console: Console, text: str) -> Any:
+    """A spinner and ``text`` (what ``console.status`` shows) for a command whose output goes
+    to ``console``, drawn as :func:`bar_options` draws a bar (stderr, a terminal only); a
+    ``rich.live.Live``, not started (``with``, or ``start()`` and ``stop()``)."""
+    from rich.live import Live
+    from rich.spinner import Spinner
+
+    options = bar_options(console)
+    return Live(Spinner("dots", text=text, style="status.spinner"), console=options["console"],
+                refresh_per_second=12.5, transient=True,
+                redirect_stdout=options["redirect_stdout"])
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def note_text(note: str, metric: str = "") -> str:
+    """A metric's note as every command says it, ``note: METRIC: TEXT`` (``serve`` and
+    ``demo`` too): ``note: id: no face was detected ...``; the metric named once, where the
+    text starts with its name (``note: id uses dlib's ...``, not ``id: id uses ...``)."""
+    import re
+
+    text = f"{metric}: {note}" if metric else note
+    head, sep, rest = text.partition(": ")
+    name = re.split(r"[\[:( ]", head, maxsplit=1)[0]
+    if sep and name and rest.startswith(f"{name} ") and " " not in head:
+        text = rest
+    return f"note: {text}"
 
 
 def print_random_notices(console: Console, random_inputs: Mapping[str, Any], *,
@@ -198,8 +271,7 @@ def progress_bar(console: Console) -> Iterator[ProgressCallback]:
         def update(completed: int, total: int | None, description: str) -> None:
             nonlocal bar, task
             if bar is None or task is None:
-                bar = stack.enter_context(Progress(console=console, transient=True,
-                                                           disable=not console.is_terminal))
+                bar = stack.enter_context(Progress(**bar_options(console)))
                 task = bar.add_task(escape(description), total=total, completed=completed)
             else:
                 bar.update(task, completed=completed, total=total,
@@ -248,8 +320,7 @@ class ConsoleBars:
         if self.bar is None:
             from rich.progress import Progress
 
-            self.bar = Progress(console=self.console, transient=True,
-                                disable=not self.console.is_terminal)
+            self.bar = Progress(**bar_options(self.console))
             self.bar.start()
         if what not in self.tasks:
             self.tasks[what] = self.bar.add_task(what, total=total)

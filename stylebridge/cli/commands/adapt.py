@@ -156,8 +156,8 @@ class AdaptCommand(Command):
         if result.metrics is not None:
             print_output_metrics(console, result.metrics, result.domain_metrics or {},
                                  random=bool(job.parts), n_photos=len(report.done), out=out)
-            for note in result.metric_notes:
-                console.print(f"[dim]{escape(note)}[/dim]")
+            for note in result.metric_notes:  # a note, as every command says one: on stderr
+                notice_console(console).print(f"[yellow]note:[/yellow] {escape(note)}")
         print_batch_report(console, report, listed_in=str(out / "adapt.json"))
         return result.exit_code
 

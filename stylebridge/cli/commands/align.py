@@ -80,6 +80,10 @@ class AlignCommand(Command):
             print_json({**report, "done": [p for p in report["done"] if p not in set(kept)],
                         "kept": kept})
         else:
+            if result.faces:  # where they went: the default --out moves on to aligned-2, -3...
+                n = len(result.faces)
+                console.print(f"[green]wrote[/green] {n} aligned face{'s' if n != 1 else ''} → "
+                              f"{escape(str(config.out))}", highlight=False)
             if result.kept:
                 console.print(escape(f"{len(result.kept)} photo(s) already aligned in "
                                      f"{config.out}: kept"))

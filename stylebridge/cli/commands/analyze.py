@@ -232,8 +232,10 @@ def run_shift_norms_command(args: argparse.Namespace, console: Console) -> int:
                         [[name, *(fmt(r[k]) for k in ("feature_norm", "shift_norm", "ratio",
                                                       "ratio_median"))]
                          for name, r in data["domains"].items()])
-    console.print(f"[green]wrote[/green] {escape(str(args.out))}/"
-                  f"{{{', '.join(result.written)}}}")
+    paths = [str(args.out / name) for name in result.written]  # each whole, as reproduce says
+    console.print("[green]wrote[/green] "
+                  + escape(" and ".join([", ".join(paths[:-1]), paths[-1]] if len(paths) > 1
+                                        else paths)))
     print_batch_report(console, result.report)
     return result.exit_code
 

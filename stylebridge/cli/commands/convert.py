@@ -71,6 +71,8 @@ class ConvertCommand(Command):
                             help="overwrite DST (and a -o generator= file) if it exists")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
+        from stylebridge.cli.options import status_line  # the spinner on stderr
+
         converter = get_registry().get("converter", args.kind).obj
         options = parse_options(args.option)
         if not args.src.exists():
@@ -80,7 +82,7 @@ class ConvertCommand(Command):
                                    path=args.src)
         check_outputs(converter, args.src, args.dst, options, force=args.force)
         # a refused pickle global named in one wording, whichever loader the converter uses
-        with console.status(f"converting {escape(str(args.src))} with {escape(args.kind)}"), \
+        with status_line(console, f"converting {escape(str(args.src))} with {escape(args.kind)}"), \
                 named_refusals():
             result = converter.convert(args.src, args.dst, **options)
         console.print(f"[green]wrote[/green] {escape(str(result.path))} "

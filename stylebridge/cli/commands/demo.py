@@ -14,7 +14,8 @@ from rich.table import Table
 from stylebridge.cli.base import Command
 from stylebridge.cli.commands.weights import accept_licences, add_fetch_arguments
 from stylebridge.cli.common import add_device_argument, seed_int, user_path, user_spec
-from stylebridge.cli.options import licence_notices, notice_console
+from stylebridge.cli.options import licence_notices, note_text, notice_console
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.pipelines.demo import (
     DOMAIN_TABLE_TITLE,
     PHOTO_TABLE_TITLE,
@@ -29,13 +30,16 @@ from stylebridge.registry import hookimpl
 
 def print_metrics(console: Console, rows: MetricRows, random: bool,
                   title: str = PHOTO_TABLE_TITLE) -> None:
-    """One metrics table: a row per variant, a column per metric."""
-    title += " (RANDOM WEIGHTS)" if random else ""
-    table = Table(title=title)
+    """One metrics table: a row per variant, a column per metric, headed as adapt and eval
+    head it (``psnr (dB) ↑``); the title tagged ``[RANDOM WEIGHTS]`` as theirs are."""
+    from stylebridge.pipelines.output_metrics import output_column_header
+
+    title += f" [{RANDOM_NOTICE}]" if random else ""
+    table = Table(title=escape(title))
     table.add_column("variant")
     keys = sorted({k for _, values in rows for k in values})
     for key in keys:  # plain text: "id[dlib]" is no rich tag
-        table.add_column(escape(key), justify="right")
+        table.add_column(escape(output_column_header(key)), justify="right")
     for label, values in rows:
         table.add_row(escape(label), *(f"{values[k]:.4g}" if k in values else "" for k in keys))
     console.print(table)
@@ -73,17 +77,20 @@ class DemoCommand(Command):
                             console)
 
         notices = notice_console(console)
+        said: set[str] = set()  # the RANDOM WEIGHTS line is said once, when it is known
 
         def show(event: DemoProgress) -> None:
             if event.kind == "fetch-failed":
                 notices.print(f"[bold yellow]could not fetch the demo weights:[/bold yellow] "
                               f"{escape(event.output)}", highlight=False)
             elif event.kind == "random-preset":
+                said.add(RANDOM_WEIGHTS_NOTICE)
                 notices.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
                 notices.print("Official weights are not installed (`stylebridge demo --fetch` "
                               "gets them; see `stylebridge weights list`); using a 64 px "
                               "random-weight preset.")
             elif event.kind == "random-installed":
+                said.add(RANDOM_WEIGHTS_NOTICE)
                 notices.print(f"[bold yellow]{RANDOM_WEIGHTS_NOTICE}[/bold yellow]")
                 notices.print("The installed weights are marked as random weights.")
 
@@ -94,10 +101,10 @@ class DemoCommand(Command):
         print_metrics(console, result.photo_rows, result.models_random)
         print_metrics(console, result.domain_rows, result.models_random, title=DOMAIN_TABLE_TITLE)
         for note in result.notes:
-            notices.print(f"note: {escape(note)}")
+            notices.print(escape(note_text(note)))
         console.print(f"wrote {escape(str(result.grid_path))} and demo.json in "
                       f"{result.seconds:.1f}s")
-        if result.notice is not None:
+        if result.notice is not None and result.notice not in said:
             notices.print(f"[bold yellow]{escape(result.notice)}[/bold yellow]")
         # official weights under non-commercial licences: said once each, as adapt does
         for text in licence_notices(result.data.get("models", {}).get("generator")):

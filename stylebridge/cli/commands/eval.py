@@ -21,6 +21,7 @@ from stylebridge.cli.common import add_device_argument, user_path, user_path_tex
 from stylebridge.cli.options import (
     ConsoleBars,
     cli_console,
+    note_text,
     notice_console,
     print_batch_report,
     refuse_closed_stdout,
@@ -80,7 +81,8 @@ def _input_notice(result: EvalResult) -> str | None:
             "of a trained model's")
 
 
-#: the widest the image column is made before its names fold
+#: the widest the image column is made before its names wrap at their spaces (a name without
+#: one stays whole: the column is then as wide as it)
 IMAGE_WIDTH = 24
 
 
@@ -115,9 +117,15 @@ def print_result(console: Console, result: EvalResult, show: int) -> None:
     listed = len(rows) <= show
     cells = {col: [*(_fmt(row[col]) if col in per_image and col in row else ""
                      for row in (rows if listed else [])), _fmt(means[col])] for col in columns}
-    widths = [max(map(len, cells[col])) for col in columns]
+    heads = [result.header(col) + (" (RANDOM WEIGHTS)" if col in random_cols else "")
+             for col in columns]
+    # a column holds its widest number and the widest word of its header (a metric's label,
+    # never split): the groups of columns that fit the width are made of these
+    widths = [max([*map(len, cells[col]), *map(len, heads[i].split())])
+              for i, col in enumerate(columns)]
     names = [row["name"] for row in rows] if listed else []
-    image_width = min(max([5, *map(len, names)]), IMAGE_WIDTH)
+    image_width = max([5, *(len(word) for name in names for word in name.split()),
+                       min(max([5, *map(len, names)]), IMAGE_WIDTH)])
     groups = _groups(widths, console.width - 1 - (image_width + 3))
     title = f"stylebridge eval: {len(rows)} image(s)" + (
         f" [{RANDOM_NOTICE} pictures]" if notice is not None else "")
@@ -127,9 +135,7 @@ def print_result(console: Console, result: EvalResult, show: int) -> None:
         table = Table(title=escape(title + part))
         table.add_column("image", overflow="fold", max_width=IMAGE_WIDTH)
         for i in group:  # "ssim[ssim:gaussian=true]" is a label, not rich markup
-            col = columns[i]
-            table.add_column(escape(result.header(col))
-                             + (" (RANDOM WEIGHTS)" if col in random_cols else ""),
+            table.add_column(escape(heads[i]),
                              justify="right", min_width=widths[i], overflow="fold")
         for r, name in enumerate(names):
             table.add_row(escape(name), *(cells[columns[i]][r] for i in group))
@@ -141,8 +147,8 @@ def print_result(console: Console, result: EvalResult, show: int) -> None:
     for metric in result.metrics:
         for note in metric.notes:
             style = "bold red" if note.startswith("RANDOM") else "yellow"
-            notice_console(console).print(f"[{style}]{escape(metric.text)}:[/{style}] "
-                                          f"{escape(note)}")
+            text = note_text(note, metric.text).removeprefix("note: ")
+            notice_console(console).print(f"[{style}]note:[/{style}] {escape(text)}")
 
 
 class EvalCommand(Command):

@@ -27,7 +27,12 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
-from stylebridge.cli.options import notice_console, print_batch_report, print_random_notices
+from stylebridge.cli.options import (
+    bar_options,
+    notice_console,
+    print_batch_report,
+    print_random_notices,
+)
 from stylebridge.core.batch import EXIT_FAILED, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.limits import MAX_BATCH, MAX_DATASET_IMAGE_SIZE, MAX_SHARD_SIZE, check_range
@@ -121,8 +126,7 @@ class FeatureShiftCommand(Command):
         try:
             with sigterm_as_interrupt(), Progress(
                     TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console,
-                    disable=not console.is_terminal) as progress:
+                    TimeRemainingColumn(), **bar_options(console, transient=False)) as progress:
                 task = progress.add_task("encode", total=n_units)
                 result = build_dataset(
                     inputs, args.out, generator=generator, encoder=encoder, guide=guide,

@@ -25,6 +25,7 @@ from stylebridge.cli.common import (
 from stylebridge.cli.options import (
     add_photo_arguments,
     grid_words,
+    notice_console,
     print_batch_report,
     print_random_notices,
     progress_bar,
@@ -75,8 +76,8 @@ class InvertCommand(Command):
         if result.metrics is not None:
             print_output_metrics(console, result.metrics, {}, random=bool(job.parts),
                                  n_photos=len(report.done), out=out)
-            for note in result.metric_notes:
-                console.print(f"[dim]{escape(note)}[/dim]")
+            for note in result.metric_notes:  # a note, as every command says one: on stderr
+                notice_console(console).print(f"[yellow]note:[/yellow] {escape(note)}")
         print_batch_report(console, report, listed_in=str(out / "invert.json"))
         return result.exit_code
 

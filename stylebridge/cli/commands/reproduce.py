@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import Progress, TaskID
-from rich.status import Status
 
 from stylebridge.cli.base import Command, Target, TargetGroup
 from stylebridge.cli.commands.weights import add_fetch_arguments, fetch_check
@@ -33,7 +33,7 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
-from stylebridge.cli.options import notice_console
+from stylebridge.cli.options import bar_options, notice_console, status_line
 from stylebridge.cli.resume_args import units_kept_hint
 from stylebridge.core.batch import BatchReport
 from stylebridge.core.checkpoint import RANDOM_NOTICE
@@ -174,9 +174,11 @@ class _Display:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.status: Status | None = None
+        self.status: Live | None = None
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+        #: whether the RANDOM WEIGHTS sentence was said (once a run)
+        self.said_random = False
 
     def __call__(self, event: TablesProgress) -> None:
         console = self.console
@@ -186,21 +188,21 @@ class _Display:
                                           "code paths only")
         elif event.kind == "train":
             console.print(f"training {escape(event.label)} domains (--methods recipe)")
-        elif event.kind == "random":
+        elif event.kind == "random" and not self.said_random:
+            self.said_random = True
             notice_console(console).print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
         elif event.kind == "notice":
             notice_console(console).print(f"[yellow]{escape(event.label)}[/yellow]")
         elif event.kind == "row-kept":
             console.print(f"row {escape(event.label)}: kept from the interrupted run")
         elif event.kind == "clips":
-            self.status = console.status("loading the CLIP models")
+            self.status = status_line(console, "loading the CLIP models")
             self.status.start()
         elif event.kind == "clips-done":
             self._stop_status()
         elif event.kind == "row":
             if self.progress is None:
-                self.progress = Progress(console=console, transient=True,
-                                         disable=not console.is_terminal)
+                self.progress = Progress(**bar_options(console))
                 self.progress.start()
             self.task = self.progress.add_task(event.label, total=event.total)
         elif event.kind == "advance" and self.progress is not None and self.task is not None:
@@ -258,7 +260,7 @@ def thesis_tables_command(args: argparse.Namespace, console: Console) -> int:
     for note in data["notes"]:
         style = "bold red" if RANDOM_NOTICE in note else "yellow"
         notice_console(console).print(f"[{style}]note:[/{style}] {note}")
-    if result.random_weights:
+    if result.random_weights and not display.said_random:
         notice_console(console).print(f"[bold red]{RANDOM_SENTENCE}[/bold red]")
     console.print(f"[green]wrote[/green] {escape(str(args.out / MARKDOWN_FILE))} and "
                   f"{escape(str(args.out / JSON_FILE))}")

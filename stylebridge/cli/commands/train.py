@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -40,7 +41,6 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.status import Status
 
 from stylebridge.cli.base import Command, Target, TargetGroup
 from stylebridge.cli.commands import train_hyperdomain, train_mindthegap
@@ -58,7 +58,7 @@ from stylebridge.cli.common import (
     user_path_text,
     user_spec,
 )
-from stylebridge.cli.options import notice_console
+from stylebridge.cli.options import bar_options, notice_console, status_line
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.featureshift.config import (
@@ -113,7 +113,7 @@ class RichProgress:
         self.style = style
         self.bar: Progress | None = None
         self.task: TaskID | None = None
-        self.status: Status | None = None
+        self.status: Live | None = None
 
     def __enter__(self) -> RichProgress:
         return self
@@ -138,7 +138,7 @@ class RichProgress:
         if kind != "status" or not event.text:
             self._stop_status()
         if kind == "status" and event.text:
-            self.status = self.console.status(event.text)
+            self.status = status_line(self.console, event.text)
             self.status.start()
         elif kind == "note":
             notice_console(self.console).print(f"[yellow]note:[/yellow] {escape(event.text)}")
@@ -160,15 +160,16 @@ class RichProgress:
     def _start_bar(self, event: ProgressEvent) -> None:
         if self.style == "domain":
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), console=self.console, transient=True,
-                                disable=not self.console.is_terminal)
+                                MofNCompleteColumn(), **bar_options(self.console))
             self.bar.start()
             self.task = self.bar.add_task(escape(event.text), total=event.total,
                                           completed=event.step)
         else:
             self.bar = Progress(TextColumn("[bold]featureshift"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                TimeRemainingColumn(), console=self.console, transient=False)
+                                TimeRemainingColumn(),
+                                **bar_options(self.console, transient=False,
+                                              off_terminal=True))
             self.bar.start()
             self.task = self.bar.add_task("train", total=event.total, completed=event.step,
                                           info="")

@@ -84,10 +84,12 @@ def fetch_entries(manager: Any, names: list[str], console: Console, *,
     installing the same entry is waited for (said in one line)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+    from stylebridge.cli.options import bar_options
+
     for name in names:
         with Progress("[progress.description]{task.description}", BarColumn(),
-                      DownloadColumn(), TransferSpeedColumn(), console=console,
-                      transient=True, disable=not console.is_terminal) as progress:
+                      DownloadColumn(), TransferSpeedColumn(),
+                      **bar_options(console)) as progress:
             task = progress.add_task(name, total=None)
 
             def update(done: int, total: int | None, _task: Any = task,
@@ -284,7 +286,6 @@ class WeightsCommand(Command):
 
     @staticmethod
     def _list(manager: Any, args: argparse.Namespace, console: Console) -> int:
-        from rich.padding import Padding
         from rich.text import Text
 
         from stylebridge.cli.common import print_json
@@ -321,47 +322,48 @@ class WeightsCommand(Command):
             print_json({"home": str(manager.home), "weights": rows,
                         "index_problems": list(problems.values())})
             return 0
-        console.print(Text(f"weights cache: {manager.home}"), overflow="fold")
+        console.print(Text(f"weights cache: {manager.home}"))
         if args.long:
-            # one block per entry: a wide table of licences and sources cannot fit 80 columns
+            # one block per entry, each field wrapped at spaces under its label: a URL, a
+            # path or a hash is never split (a wide table of licences and sources cannot
+            # fit 80 columns)
             for row in rows:
                 state = "[green]installed[/green]" if row["installed"] else "not installed"
                 console.print(Text.assemble("\n", (row["name"], "bold"),
                                             f"  {row['kind']} · {row['plugin']} · ")
-                              + Text.from_markup(state), overflow="fold")
-                grid = Table.grid(padding=(0, 1))
-                grid.add_column(no_wrap=True, style="dim")
-                grid.add_column(overflow="fold")
+                              + Text.from_markup(state))
+                fields: list[tuple[str, str]] = []
                 if row["needs"]:
-                    grid.add_row("needs", Text(", ".join(row["needs"]) + " (fetch installs it first)"))
-                grid.add_row("get", Text(row["how"]))
+                    fields.append(("needs", ", ".join(row["needs"]) + " (fetch installs it first)"))
+                fields.append(("get", row["how"]))
                 licence = row["licence"] + (" [non-commercial: accept with --accept-licence or "
                                             "a yes when asked]" if row["noncommercial"] else "")
-                grid.add_row("licence", Text(licence))
-                grid.add_row("source", Text(row["source"]))
+                fields.append(("licence", licence))
+                fields.append(("source", row["source"]))
                 for i, src in enumerate(row["sources"], 1):
-                    grid.add_row(f"from {i}", Text(f"{src['description']} (found in "
-                                                   f"{src.get('found_in', '?')})"))
+                    fields.append((f"from {i}", f"{src['description']} (found in "
+                                                f"{src.get('found_in', '?')})"))
                 if row["note"]:
-                    grid.add_row("note", Text(row["note"]))
-                recorded = (f" (recorded {row['sha256_recorded'][:16]}…)"
+                    fields.append(("note", row["note"]))
+                recorded = (f" (recorded {row['sha256_recorded']})"
                             if row["sha256_recorded"] else "")
                 sha = row["sha256"] or (
                     f"starts with {row['sha256_prefix']} (published in the file name); the "
                     f"rest: {TOFU}{recorded}" if row["sha256_prefix"] else TOFU + recorded)
-                grid.add_row("sha256", Text(sha))
+                fields.append(("sha256", sha))
                 if row["path"]:
-                    grid.add_row("path", Text(row["path"]))
-                console.print(Padding(grid, (0, 0, 0, 2)))
+                    fields.append(("path", row["path"]))
+                for label, value in fields:
+                    _print_field(console, label, value)
             return 0
-        # fits 80 columns (no rules: room for plugin "domain_modulation"); narrower
-        # terminals wrap (fold) the cells rather than cut them with "…"
+        # fits 80 columns (no rules: room for plugin "domain_modulation"); on a narrower
+        # terminal the table is wider than it (the terminal wraps it): names stay whole
         table = Table(box=None)
-        table.add_column("name", overflow="fold")
-        table.add_column("kind", overflow="fold")
-        table.add_column("plugin", overflow="fold")
-        table.add_column("installed", overflow="fold")
-        table.add_column("get", overflow="fold")
+        table.add_column("name", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("plugin", no_wrap=True)
+        table.add_column("installed", no_wrap=True)
+        table.add_column("get", no_wrap=True)
         for row in rows:
             table.add_row(Text(row["name"]), row["kind"], Text(row["plugin"]),
                           "[green]yes[/green]" if row["installed"] else "no",
@@ -372,6 +374,25 @@ class WeightsCommand(Command):
                       "Licences, sources and what each needs first: `stylebridge weights list "
                       "--long` (or --json).", markup=False, highlight=False)
         return 0
+
+
+#: the width of ``weights list --long``'s field labels (``  licence ``)
+_LABEL = 10
+
+
+def _print_field(console: Console, label: str, value: str) -> None:
+    """``  LABEL   VALUE``, the value wrapped at spaces under itself: a word wider than the
+    line (a URL, a path) gets a line of its own, whole."""
+    import textwrap
+
+    from rich.text import Text
+
+    lines = textwrap.wrap(value, max(console.width - _LABEL, 20), break_long_words=False,
+                          break_on_hyphens=False) or [""]
+    head = Text(f"  {label}".ljust(_LABEL), style="dim")
+    console.print(head + Text(lines[0]), soft_wrap=True)
+    for line in lines[1:]:
+        console.print(Text(" " * _LABEL + line), soft_wrap=True)
 
 
 @hookimpl

@@ -107,8 +107,13 @@ def no_readable_photo(report: BatchReport | None, purpose: str) -> StylebridgeEr
         return StylebridgeError(f"no readable photo {purpose}")
     path, reason = report.skipped[0]
     more = len(report.skipped) - 1
-    return StylebridgeError(f"no readable photo {purpose}: {path}: {reason}"
-                            + (f" (and {more} more skipped)" if more else ""))
+    faceless = sum(why.startswith("no face") for _, why in report.skipped)
+    head = ("no face found in any photo" if faceless == len(report.skipped)  # readable ones
+            else "no usable photo" if faceless else "no readable photo")
+    return StylebridgeError(f"{head} {purpose}: {path}: {reason}"
+                            + (f" (and {more} more skipped)" if more else "")
+                            + ("; if the photos are aligned faces already, add --no-align"
+                               if faceless else ""))
 
 
 @torch.no_grad()

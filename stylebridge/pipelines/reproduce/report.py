@@ -12,6 +12,7 @@ from stylebridge.pipelines.reproduce.common import (
     LEGEND_MARKS,
     QUANTITIES,
     RANDOM_SENTENCE,
+    ROWS,
     legend,
 )
 from stylebridge.pipelines.reproduce.domains import DomainEntry
@@ -101,7 +102,8 @@ def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[
     if groups:
         entries = sorted(groups["domains"].items(),
                          key=lambda kv: (kv[1]["kind"], kv[1]["rank"]))
-        tables.append((f"Domain groups: Quality gap E4E latents - {groups['gap_row']} "
+        gap_label = {row.key: row.label for row in ROWS}.get(groups["gap_row"], groups["gap_row"])
+        tables.append((f"Domain groups: Quality gap E4E latents - {gap_label} "
                        f"(CLIP {groups['clip']}, {groups['rule']}){mark}",
                        ["domain", "kind", "gap", "group"],
                        [[name, g["kind"], _fmt(g["gap"]), g["group"]] for name, g in entries]))
