@@ -114,6 +114,11 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
         in markdown
     assert "**Quality ↑** (CLIP cosine similarity, -1 to 1)" in markdown
     assert "**Diversity ↑** (1 - CLIP cosine similarity, 0 to 2)" in markdown
+    # and what it takes to run it again: the generator, CLIP models, seed, truncation, versions
+    assert data["software"]["torch"] == torch.__version__
+    assert (f"Run with: generator `{data['generator']}` (random weights); CLIP "
+            f"`{clips[0]}` (random weights), `{clips[1]}` (random weights); seed 0; truncation "
+            f"1.0; stylebridge ") in markdown
 
 
 def test_missing_weights_row_is_skipped_and_a_bad_image_gives_exit_3(tmp_path: Path,

@@ -190,6 +190,15 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                  f"{result['n_images']} photo(s), {result['samples']} random sample(s) for Orig; "
                  "values averaged over domains. (The thesis' Table 4.1 values equal its Table "
                  "4.2 Image column: compare them with the Image column here.)")
+    settings = [f"generator `{result['generator']}`"
+                + (" (random weights)" if result.get("generator_random_weights") else ""),
+                "CLIP " + ", ".join(f"`{c['name']}`" + (" (random weights)" if c.get(
+                    "random_weights") else "") for c in result.get("clip_models", [])),
+                f"seed {result['seed']}", f"truncation {result['truncation']}"]
+    versions = result.get("software") or {}
+    if versions:
+        settings.append(", ".join(f"{k} {v}" for k, v in versions.items()))
+    parts.append("Run with: " + "; ".join(settings) + ".")
     parts.append("Legend (" + LEGEND_MARKS + "; three decimals, as the thesis' tables):\n\n"
                  + "\n".join(f"- {line}" for line in legend(QUANTITIES)))
     for title, header, body in table_layouts(result):

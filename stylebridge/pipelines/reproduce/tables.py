@@ -82,6 +82,7 @@ from stylebridge.pipelines.reproduce.rows import (
     encoder_spec,
     orig_latents,
 )
+from stylebridge.pipelines.run_record import software
 from stylebridge.pipelines.training.progress import check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
@@ -507,7 +508,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                      f"thresholds {list(config.group_thresholds)}"),
             "domains": groups},
         "n_images": len(photos), "samples": n_samples, "seed": config.seed,
-        "truncation": config.truncation,
+        "truncation": config.truncation, "software": software(),
         "domains": [d.describe(config.text_template) for d in domains],
         "rows": rows, "notes": notes,
         "report": {**report.as_dict(), "counts": {
