@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from stylebridge.core import images
+from stylebridge.core import labels as label_code
 
 NOTICE_WORDS = {"[RANDOM", "WEIGHTS]"}
 
@@ -78,7 +79,7 @@ def test_a_small_tile_grows_until_no_label_word_is_broken(drawn: list) -> None:
     assert torch.equal(corner, (enlarged * 255).round() / 255)
     # labels cut to fit are cut between words, never inside one
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lines = images._fit(probe, "a watercolor portrait painting [RANDOM WEIGHTS]", 126, 2)
+    lines = label_code._fit(probe, "a watercolor portrait painting [RANDOM WEIGHTS]", 126, 2)
     assert lines[-1] == "[RANDOM WEIGHTS]" and lines[0].removesuffix("…") in {
         "a", "a watercolor", "a watercolor portrait"}, lines
 

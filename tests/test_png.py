@@ -49,7 +49,7 @@ def test_grid_labels_that_would_read_alike_get_more_lines_and_notices_are_whole(
     keep one line; a long notice is not cut."""
     from PIL import ImageDraw
 
-    from stylebridge.core.images import LINE, _wrap, label_font, labelled_grid
+    from stylebridge.core.labels import LINE, _wrap, label_font, labelled_grid
 
     tile = torch.zeros(3, 54, 54)
     distinct = labelled_grid([[tile, tile]], ["input", "photo"])
@@ -133,7 +133,7 @@ def test_a_cut_label_keeps_its_random_weights_tag() -> None:
     `... [RANDOM` and dropped `WEIGHTS]`: the name is shortened (with an ellipsis) instead."""
     from PIL import ImageDraw
 
-    from stylebridge.core.images import _fit, label_font
+    from stylebridge.core.labels import _fit, label_font
 
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     for name in ("a watercolor portrait painting", "x" * 300, "пиксар " * 12):

@@ -40,9 +40,10 @@ from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import labelled_grid, resize_square, save_png
+from stylebridge.core.images import resize_square, save_png
 from stylebridge.core.interfaces import DomainMethod, Renderer
 from stylebridge.core.io import remove_stale_temporaries, write_json
+from stylebridge.core.labels import labelled_grid
 from stylebridge.core.precision import check_precision
 from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths

@@ -35,9 +35,10 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights, read_header
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import labelled_grid, load_image, save_png
+from stylebridge.core.images import load_image, save_png
 from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.io import write_json
+from stylebridge.core.labels import labelled_grid
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import align as alignment

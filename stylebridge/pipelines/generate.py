@@ -31,14 +31,10 @@ from torch import Tensor
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import (
-    from_generator_range,
-    labelled_grid,
-    load_image,
-    save_png,
-)
+from stylebridge.core.images import from_generator_range, load_image, save_png
 from stylebridge.core.interfaces import Inversion
 from stylebridge.core.io import remove_stale_temporaries, write_json
+from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import synthesize

@@ -37,9 +37,10 @@ from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import from_generator_range, labelled_grid, resize_square, save_png
+from stylebridge.core.images import from_generator_range, resize_square, save_png
 from stylebridge.core.interfaces import Encoder
 from stylebridge.core.io import remove_stale_temporaries, write_json
+from stylebridge.core.labels import labelled_grid
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import ImageError

@@ -34,9 +34,10 @@ from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.checkpoint import RANDOM_NOTICE, CheckpointHeader, read_header
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import labelled_grid, resize_square, save_png
+from stylebridge.core.images import resize_square, save_png
 from stylebridge.core.interfaces import Inversion
 from stylebridge.core.io import open_safetensors, write_json
+from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE
-from stylebridge.core.images import labelled_grid, save_png
+from stylebridge.core.images import save_png
+from stylebridge.core.labels import labelled_grid
 from stylebridge.pipelines.featureshift.render import uint8_to_images
 from stylebridge.plugins.losses.recon import resize_images
 

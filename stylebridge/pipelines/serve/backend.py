@@ -30,15 +30,10 @@ from torch import Tensor
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import keep_rng_state, resolve_device
-from stylebridge.core.images import (
-    caption,
-    labelled_grid,
-    load_image,
-    resize_square,
-    save_png,
-)
+from stylebridge.core.images import load_image, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
 from stylebridge.core.io import write_json
+from stylebridge.core.labels import caption, labelled_grid
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import ImageError, StylebridgeError

@@ -468,7 +468,8 @@ class DomainTrainer:
     def sample_grid(self) -> Tensor:
         """``[3, H', W']`` in ``[0, 1]``: one row per fixed seed, source | adapted (labelled;
         tiles under 128 px enlarged), and on random weights the red notice under it."""
-        from stylebridge.core.images import from_generator_range, labelled_grid
+        from stylebridge.core.images import from_generator_range
+        from stylebridge.core.labels import labelled_grid
 
         s = self.settings
         rng = torch.Generator().manual_seed(s.seed + 2)
