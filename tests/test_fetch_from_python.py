@@ -4,10 +4,10 @@ command line's ``weights fetch`` and ``--fetch`` do, with licences accepted by a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import test_weights
 from test_weights import _manager, _Server
 
 import stylebridge
@@ -15,24 +15,8 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.generate import GenerateConfig, generate
 from stylebridge.registry.weights import WeightsError
 
-
-@pytest.fixture
-def server(tiny_pt: bytes) -> Iterator[_Server]:
-    srv = _Server(tiny_pt)
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def tiny_pt(tmp_path: Path) -> bytes:
-    import torch
-    from conftest import tiny_generator
-
-    gen = tiny_generator(size=8, style_dim=8, channels={4: 4, 8: 4})
-    state = {k: v for k, v in gen.state_dict().items() if k != "latent_avg"}
-    path = tmp_path / "src.pt"
-    torch.save({"g_ema": state, "latent_avg": torch.zeros(8)}, path)
-    return path.read_bytes()
+#: the weights tests' local server and its tiny generator file, as fixtures here too
+server, tiny_pt = test_weights.server, test_weights.tiny_pt
 
 
 def test_fetch_weights_installs_once_and_says_where(tmp_path: Path, server: _Server) -> None:
