@@ -96,8 +96,8 @@ def load_photo(path: Any, *, align: bool = True, size: int = 1024,
     image or a photo without a face.  Encoders resize their input themselves.
 
     ``path`` may also be a picture in memory: a PIL image (its EXIF orientation applied), a
-    numpy array ``[H, W(, 3|4)]`` or a tensor ``[3, H, W]`` in ``[0, 1]``, read at 8 bits as
-    a file would be."""
+    numpy array ``[H, W(, 3|4)]`` or a tensor ``[3, H, W]`` in ``[0, 1]`` (a uint8 one, as
+    ``torchvision.io.read_image`` gives, in 0..255), read at 8 bits as a file would be."""
     import os
 
     from stylebridge.core.images import load_image, resize_square
@@ -135,11 +135,15 @@ def _picture(picture: Any) -> Any:
     from PIL import Image
 
     from stylebridge.core.images import exif_upright
+    from stylebridge.errors import InputTypeError, InputValueError
     from stylebridge.pipelines.align import to_rgb_uint8
 
     if isinstance(picture, Image.Image):
         picture = exif_upright(picture)
-    rgb = to_rgb_uint8(picture)
+    try:
+        rgb = to_rgb_uint8(picture)
+    except (InputTypeError, InputValueError) as exc:  # named by the call it came through
+        raise type(exc)(f"load_photo: {exc.message}") from None
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
 
 

@@ -65,5 +65,10 @@ class InputTypeError(StylebridgeError, TypeError):
     too, as the call raised before)."""
 
 
+class InputValueError(StylebridgeError, ValueError):
+    """A value of the right type but the wrong shape or content from Python (a picture of
+    an unknown layout, an empty array): one line (a ``ValueError`` too, as it raised before)."""
+
+
 class LossInputError(StylebridgeError, ValueError):
     """A loss that needs a batch field the trainer does not fill."""

@@ -71,7 +71,7 @@ def test_eval_refuses_tensors_for_files(pred, said) -> None:
                      "(float)"),
     ("seeds", [True], "GenerateConfig.seeds: expected text like '0-7' or integers, got True "
                       "(bool)"),
-    ("seeds", 2.0, "GenerateConfig.seeds: expected text like '0-7' or integers, got 2.0"),
+    ("seeds", 2.5, "GenerateConfig.seeds: expected text like '0-7' or integers, got 2.5"),
 ])
 def test_generate_config_names_the_field(field, value, said) -> None:
     with pytest.raises(InputTypeError) as info:
@@ -82,6 +82,7 @@ def test_generate_config_names_the_field(field, value, said) -> None:
 @pytest.mark.parametrize("seeds, expected", [
     (5, [5]), (np.int64(7), [7]), (range(3), [0, 1, 2]), ((4, 2), [4, 2]),
     (np.arange(2), [0, 1]), (torch.tensor([3, 9]), [3, 9]), ("0-2", [0, 1, 2]),
+    (torch.tensor(3), [3]), (["1", "2"], [1, 2]), (np.array([1.0, 2.0]), [1, 2]),  # as int()
 ])
 def test_seeds_take_one_integer_or_any_integers(seeds, expected) -> None:
     assert GenerateConfig(seeds=seeds).seed_list() == expected
@@ -218,3 +219,63 @@ def test_adapt_and_invert_take_ensure_weights(module: str, config, tmp_path: Pat
         run(config(tmp_path / "out"), ensure_weights=ensure)
     assert ("generator", "stylegan2", "--generator") in seen[0]
     assert ("encoder", "e4e", "--encoder") in seen[0]
+
+
+def test_a_numpy_array_of_file_names_is_a_list_of_paths() -> None:
+    """`df["path"].values`: strings, not a picture (it was taken before the type checks)."""
+    config = InvertConfig(images=np.array(["a.jpg", "b.jpg"]), **INVERT)
+    assert config.images == ["a.jpg", "b.jpg"] and all(type(p) is str for p in config.images)
+
+
+def test_load_photo_reads_a_uint8_tensor_as_0_to_255(astronaut) -> None:
+    """`torchvision.io.read_image` gives uint8 [3, H, W]: it was clamped to [0, 1] first (a
+    white picture), silently."""
+    rgb, path = astronaut
+    u8 = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+    assert torch.equal(stylebridge.load_photo(u8, align=False, size=64),
+                       stylebridge.load_photo(path, align=False, size=64))
+
+
+@pytest.mark.parametrize("picture, said", [
+    (torch.zeros(64, 64, 3), "load_photo: expected an image tensor [3, H, W], got [64, 64, 3]"),
+    (np.zeros((3, 64, 64)), "load_photo: expected an image array [H, W] or [H, W, 3|4], got "
+                            "[3, 64, 64]"),
+    (np.zeros((0, 0, 3)), "load_photo: expected an image array [H, W] or [H, W, 3|4], got "
+                          "[0, 0, 3]"),
+    (torch.zeros(3, 8, 8, dtype=torch.int32), "load_photo: expected a float tensor in [0, 1] "
+                                              "or a uint8 one, got torch.int32"),
+])
+def test_load_photo_names_a_picture_of_the_wrong_layout(picture, said) -> None:
+    from stylebridge.errors import InputValueError
+
+    with pytest.raises(InputValueError) as info:
+        stylebridge.load_photo(picture, align=False, size=8)
+    assert str(info.value) == said and isinstance(info.value, ValueError)
+
+
+def test_fetch_weights_takes_a_list_too() -> None:
+    with pytest.raises(InputTypeError, match=r"^fetch_weights: expected entry names \(str\), "
+                                             r"got int$"):
+        stylebridge.fetch_weights(["e4e-ffhq", 3])
+
+
+def test_run_latents_takes_a_progress_object_with_the_methods(tmp_path: Path) -> None:
+    """Duck typing: an object with LatentsProgress's methods, not a subclass, is taken (it
+    was before); one without them is refused, naming what it lacks."""
+    from stylebridge.pipelines.analyze.latents import LatentsConfig, run_latents
+
+    class Duck:
+        def random_inputs(self, *a, **k): ...
+        def progress(self, *a): ...
+        def stop(self): ...
+        def note(self, text): ...
+
+    config = LatentsConfig(encoders=["e4e"], generator="stylegan2", images=[tmp_path / "none"],
+                           out=tmp_path / "out")
+    with pytest.raises(stylebridge.StylebridgeError) as info:  # past the progress check
+        run_latents(config, Duck())
+    assert "progress" not in str(info.value)
+    with pytest.raises(InputTypeError, match=r"got Quack \(no progress\(\)\)$"):
+        class Quack(Duck):
+            progress = None
+        run_latents(config, Quack())

@@ -83,3 +83,34 @@ def test_fetching_says_a_typo_before_downloading(tmp_path: Path, server: _Server
     with pytest.raises(StylebridgeError, match="pixarr"):
         generate(config, ensure_weights=stylebridge.fetching())
     assert server.requests == []
+
+
+def test_fetching_knows_the_plugins_of_the_runs_own_registry(tmp_path: Path,
+                                                             server: _Server) -> None:
+    """A run given `registry=` with a plugin added in Python: `fetching(registry=...)` checks
+    its names against that registry (the default one said `unknown loss`)."""
+    import types
+
+    import torch
+
+    from stylebridge.core.interfaces import Loss
+    from stylebridge.registry import hookimpl
+    from stylebridge.registry.registry import Registry
+
+    class MyLoss(Loss):
+        name = "my-test-loss"
+
+        def forward(self, batch):  # pragma: no cover - never built here
+            return torch.zeros(())
+
+    def register_losses(register) -> None:
+        register(MyLoss)
+
+    module = types.ModuleType("my_losses")
+    module.register_losses = hookimpl(register_losses)
+    registry = Registry(extra_plugins=[module])
+    requests = [("loss", "my-test-loss:1.0", "--loss")]
+    with pytest.raises(StylebridgeError, match="my-test-loss"):
+        stylebridge.fetching(manager=_manager(tmp_path, server))(requests)
+    stylebridge.fetching(manager=_manager(tmp_path, server), registry=registry)(requests)
+    assert server.requests == []

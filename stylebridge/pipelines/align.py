@@ -64,7 +64,7 @@ import numpy as np
 from PIL import Image
 
 from stylebridge.core.images import INTEGER_MODES, integer_unit, load_image
-from stylebridge.errors import ImageError, InputTypeError, StylebridgeError
+from stylebridge.errors import ImageError, InputTypeError, InputValueError, StylebridgeError
 from stylebridge.pipelines.photos import output_names
 from stylebridge.plugins.nets.face_id import frontal_face_detector
 
@@ -147,8 +147,13 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
         t = image.detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
-        if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise ValueError(f"expected an image tensor [3, H, W], got {list(t.shape)}")
+        if t.ndim != 3 or t.shape[0] not in (1, 3) or t.numel() == 0:
+            raise InputValueError(f"expected an image tensor [3, H, W], got {list(t.shape)}")
+        if not t.is_floating_point():  # torchvision.io.read_image: uint8 0..255, not [0, 1]
+            if t.dtype != torch.uint8:
+                raise InputValueError(f"expected a float tensor in [0, 1] or a uint8 one, got "
+                                      f"{t.dtype}")
+            return dlib_array(t.expand(3, -1, -1).permute(1, 2, 0).numpy())
         # in torch, in place on float32 copies of a band of rows at a time, into one uint8
         # array: a 36 MP photo went through four float64 arrays in numpy (3.9 GB, 13 s), then
         # one float32 copy of the whole photo; the same bytes for images read from 8-bit files
@@ -163,8 +168,9 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(f"expected an image array [H, W] or [H, W, 3|4], got {list(arr.shape)}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+        raise InputValueError(f"expected an image array [H, W] or [H, W, 3|4], got "
+                              f"{list(arr.shape)}")
     if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
         return dlib_array(arr)  # already what is asked for: no float copy
     if arr.dtype == np.uint8:
@@ -174,7 +180,7 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
         f = arr.astype(np.float64)
     else:
-        raise ValueError(f"unsupported image dtype {arr.dtype}")
+        raise InputValueError(f"unsupported image dtype {arr.dtype}")
     if f.ndim == 2:
         f = np.repeat(f[..., None], 3, axis=2)
     if f.shape[2] == 4:

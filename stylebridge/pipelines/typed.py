@@ -68,7 +68,10 @@ def _shown_type(value: Any) -> str:
 
 
 def _is_picture(value: Any) -> bool:
-    """A PIL image, a numpy array or a tensor (a picture in memory, not a file)."""
+    """A PIL image, a numpy array or a tensor (a picture in memory, not a file); an array of
+    strings (``df["path"].values``) is a list of file names, not a picture."""
+    if getattr(getattr(value, "dtype", None), "kind", "") in ("U", "S", "O"):
+        return False
     return any(c.__name__ in _PICTURES for c in type(value).__mro__)
 
 
@@ -94,7 +97,19 @@ def _items(where: str, value: Any, want: str) -> list[Any]:
     if (_is_picture(value) or isinstance(value, Mapping | bytes)
             or not isinstance(value, Iterable)):
         raise _wrong(where, f"a list of {want}", value)
+    if hasattr(value, "tolist"):  # a numpy array of names: Python strings
+        return list(value.tolist())
     return list(value)
+
+
+def _whole(value: Any) -> Any:
+    """``2.0`` → 2 and ``"7"`` → 7 (what ``int()`` took before, without rounding ``1.5``);
+    anything else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
 
 
 def _integers(where: str, value: Any) -> str | list[int]:
@@ -106,10 +121,11 @@ def _integers(where: str, value: Any) -> str | list[int]:
 
     if isinstance(value, str):
         return value
+    value = _number(value)  # a 0-d tensor or numpy number: the number
     if _is_picture(value) and getattr(value, "ndim", None) == 1:  # np.arange / torch.arange
         value = value.tolist()
     items = [value] if not hasattr(value, "__iter__") else _items(where, value, "integers")
-    items = [_number(v) for v in items]
+    items = [_whole(_number(v)) for v in items]
     bad = [v for v in items if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
     if bad:  # 1.5 was read as 1, True as 1
         shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else _shown_type(bad[0])

@@ -20,6 +20,7 @@ from pathlib import Path
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import needed
 from stylebridge.registry import weights as weights_mod
+from stylebridge.registry.registry import Registry
 from stylebridge.registry.weights import Progress, WeightsManager
 from stylebridge.registry.weights_checks import LicenceError
 
@@ -47,6 +48,14 @@ def fetch_weights(*names: str, set_name: str | None = None, accept_licence: bool
     licence not accepted, a download or a check that fails raise one-line
     :class:`~stylebridge.errors.StylebridgeError` (``WeightsError``); entries fetched before
     the failure stay installed."""
+    if len(names) == 1 and isinstance(names[0], list | tuple):  # fetch_weights(["a", "b"])
+        names = tuple(names[0])
+    wrong = [n for n in names if not isinstance(n, str)]
+    if wrong:
+        from stylebridge.errors import InputTypeError
+
+        raise InputTypeError(f"fetch_weights: expected entry names (str), got "
+                             f"{type(wrong[0]).__name__}")
     manager = manager or weights_mod.WeightsManager()  # looked up now (tests replace it)
     wanted = list(dict.fromkeys([*names, *(manager.set_members(set_name) if set_name else [])]))
     if not wanted:
@@ -63,17 +72,19 @@ def fetch_weights(*names: str, set_name: str | None = None, accept_licence: bool
 
 
 def fetching(*, accept_licence: bool = False, progress: Progress | None = None,
-             manager: WeightsManager | None = None) -> Callable[[list[needed.Request]], None]:
+             manager: WeightsManager | None = None, registry: Registry | None = None
+             ) -> Callable[[list[needed.Request]], None]:
     """The ``ensure_weights`` of a pipeline that fetches what its run lacks: the specs are
     checked first (a typo or a missing file is said before any download), then every
     official entry the run names by name and lacks is downloaded (licences as in
-    :func:`fetch_weights`)."""
+    :func:`fetch_weights`).  A run given its own ``registry=`` (plugins added in Python)
+    passes the same one here, so that its plugin names are known."""
 
     def ensure(requests: list[needed.Request]) -> None:
         needed.check_files(requests)
-        needed.check_names(requests)
+        needed.check_names(requests, registry)
         own = manager or weights_mod.WeightsManager()
-        missing = needed.missing_weights(requests, own)
+        missing = needed.missing_weights(requests, own, registry=registry)
         if missing:
             fetch_weights(*(m.name for m in missing), accept_licence=accept_licence,
                           progress=progress, manager=own)

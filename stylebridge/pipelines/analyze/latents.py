@@ -264,12 +264,15 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
     ``ensure_weights`` gets :meth:`LatentsConfig.weight_requests` after the cheap checks,
     before anything loads: by default one error naming every official download the run
     lacks; ``analyze latents --fetch`` downloads them."""
-    if progress is not None and not isinstance(progress, LatentsProgress):
+    lacking = [] if progress is None else [  # a subclass, or an object with its methods
+        m for m in ("random_inputs", "progress", "stop", "note")
+        if not callable(getattr(progress, m, None))]
+    if lacking:
         from stylebridge.errors import InputTypeError
 
         raise InputTypeError(f"run_latents: progress must be a LatentsProgress (subclass it "
                              f"and override what you need) or None, got "
-                             f"{type(progress).__name__}")
+                             f"{type(progress).__name__} (no {lacking[0]}())")
     progress = LatentsProgress() if progress is None else progress
     _check(config)
     device = resolve_device(config.device)
