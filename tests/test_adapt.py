@@ -293,9 +293,10 @@ def test_cli_adapt_metrics_are_chosen_like_evals(files: dict[str, Path], tmp_pat
     assert set(written["input_vs_inversion"]) == {"ssim", "id[dlib]"}
     assert written["input_vs_domain"]["zero"] == written["input_vs_inversion"]
     assert written["input_vs_domain"]["pixar"]["ssim"] != written["input_vs_inversion"]["ssim"]
-    # random 24x20 pictures hold no face: said once, not once per output, and for which
+    # random 24x20 pictures hold no face: said once, not once per output, for which, and
+    # by which metric
     assert written["notes"] == [
-        "no face was detected in 6 image(s); the whole image was taken as the face box, "
+        "id: no face was detected in 6 image(s); the whole image was taken as the face box, "
         "id:detect=hog leaves them out (each output)"]
     assert main([*base, "--metric", "fid", "--out", str(tmp_path / "fid")]) == 2
     assert capsys.readouterr().err.startswith("error: --metric fid: it compares sets of images")

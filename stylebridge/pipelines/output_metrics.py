@@ -139,8 +139,16 @@ def output_column_header(key: str, *, registry: Registry | None = None) -> str:
 
 def output_metric_notes(metrics: OutputMetrics) -> list[str]:
     """What the metrics have to say (which ID backend, no face found, random weights), each
-    line once, naming the outputs it is about when not all of them (:func:`grouped_notes`)."""
-    return grouped_notes({name: [line for metric in group for line in metric.notes()]
+    line once, naming its metric (``id: no face was detected ...``; a line that starts with
+    the name already, ``id uses dlib's ...``, as it is) and the outputs it is about when not
+    all of them (:func:`grouped_notes`)."""
+    def named(metric: Metric, line: str) -> str:
+        name = metric.name
+        return line if not name or line.startswith((f"{name} ", f"{name}:", f"{name}[")) \
+            else f"{name}: {line}"
+
+    return grouped_notes({name: [named(metric, line) for metric in group
+                                 for line in metric.notes()]
                           for name, group in metrics.items()})
 
 
