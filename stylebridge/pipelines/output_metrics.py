@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.interfaces import Metric
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.eval_report import column_header
@@ -140,12 +141,13 @@ def output_column_header(key: str, *, registry: Registry | None = None) -> str:
 def output_metric_notes(metrics: OutputMetrics) -> list[str]:
     """What the metrics have to say (which ID backend, no face found, random weights), each
     line once, naming its metric (``id: no face was detected ...``; a line that starts with
-    the name already, ``id uses dlib's ...``, as it is) and the outputs it is about when not
+    the name already, ``id uses dlib's ...``, or a ``RANDOM WEIGHTS`` label, as it is) and the
+    outputs it is about when not
     all of them (:func:`grouped_notes`)."""
     def named(metric: Metric, line: str) -> str:
-        name = metric.name
-        return line if not name or line.startswith((f"{name} ", f"{name}:", f"{name}[")) \
-            else f"{name}: {line}"
+        name = metric.name  # a RANDOM WEIGHTS label stays first: it names its network itself
+        return line if not name or line.startswith(
+            (f"{name} ", f"{name}:", f"{name}[", RANDOM_NOTICE)) else f"{name}: {line}"
 
     return grouped_notes({name: [named(metric, line) for metric in group
                                  for line in metric.notes()]
