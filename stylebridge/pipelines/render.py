@@ -19,6 +19,13 @@ modifiers (StyleRes) is rebuilt by its own encoder (:meth:`Encoder.restore
 trained with another guide encoder (its header says which) is refused, and ``adapt`` runs it
 from the photos.  A file that cannot be read, is no inversion, or does not fit the generator
 is skipped and reported.
+
+An interrupted run continues with ``resume`` (:mod:`stylebridge.pipelines.resume`, as
+``adapt``'s): the files of its finished batches are kept, the others rendered, and
+``render.json`` and ``grid.png`` come out as one uninterrupted run writes them.  A resume
+must be of the same run: the same inversion files (by path, size and modification time),
+generator, encoder, domains, calibrator, skip layers, strengths, FeatureShift and precision;
+``batch``, ``device`` and ``compile`` may change.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import resize_square, save_png
 from stylebridge.core.interfaces import Inversion
-from stylebridge.core.io import open_safetensors, write_json
+from stylebridge.core.io import open_safetensors, remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
@@ -59,13 +66,16 @@ from stylebridge.pipelines.inversion_file import (
 )
 from stylebridge.pipelines.photos import (
     DEFAULT_BATCH,
+    drawn_anew,
     generator_file,
     is_random,
     open_encoder,
     open_generator,
     random_file_notice,
     random_parts,
+    weights_path,
 )
+from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -96,6 +106,8 @@ class RenderConfig:
     device: str = "auto"
     compile: str = "auto"
     precision: str = "fp32"
+    #: continue the interrupted run in ``out`` (:mod:`stylebridge.pipelines.resume`)
+    resume: bool = False
 
 
 def latent_files(items: Sequence[str | Path]) -> list[Path]:
@@ -136,6 +148,7 @@ class RenderJob:
     featureshift: dict[str, Any] | None = None
     featureshift_random: bool = False
     notes: list[str] = field(default_factory=list)  # what the caller should say first
+    journal: Journal | None = None  # opened by prepare_render (what --resume continues)
 
     @property
     def random_inputs(self) -> dict[str, Any]:
@@ -159,6 +172,21 @@ class RenderJob:
     def parts(self) -> list[str]:
         return random_parts(self.random_inputs)
 
+    def resume_settings(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one, by option."""
+        config, adapter = self.config, self.adapter
+        return {
+            "--generator": file_identity(self.generator_path),
+            "--encoder": None if adapter.encoder is None else model_setting(
+                str(self.encoder_spec), weights_path(adapter.encoder)),
+            "--method": [model_setting(str(spec), weights_path(method)) for spec, method
+                         in zip(config.methods, adapter.methods.values(), strict=True)],
+            "--calibrate": None if adapter.calibrator is None else model_setting(
+                str(config.calibrate), weights_path(adapter.calibrator)),
+            "--skip-layers": list(adapter.skip_layers),
+            "--featureshift": file_identity(config.featureshift),
+            "--strength": list(adapter.strengths), "--precision": config.precision}
+
 
 @dataclass
 class RenderResult:
@@ -169,6 +197,7 @@ class RenderResult:
     grid: Path | None
     n_images: int  # images per file: the inversion and every domain output
     notes: list[str] = field(default_factory=list)
+    kept: int = 0  # files an interrupted run had done (``resume``), in ``report.done`` too
 
     @property
     def exit_code(self) -> int:
@@ -244,10 +273,12 @@ def _same_model(a: str, b: str) -> bool:
     return (fa is not None and fa == fb) or (bool(a) and a == b)
 
 
+@releases_outputs
 def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = None
                    ) -> RenderJob:
     """Read the files' headers and load the generator, domains and (where needed) the
-    encoder, with one-line errors, before an inversion is read."""
+    encoder, with one-line errors, before an inversion is read; open the run's journal in
+    ``out`` (the interrupted run's with ``resume``)."""
     check_range("--batch", config.batch, 1, MAX_BATCH)
     parse_layers(config.skip_layers, syntax_only=True)
     check_strengths(config.strength)
@@ -299,6 +330,12 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
                     adapter=adapter, generator_path=generator_file(gen),
                     encoder_spec=encoder_spec, featureshift=fs_info,
                     featureshift_random=fs_random, notes=[*notes, *adapter.notes])
+    job.journal = Journal.open(
+        config.out, "render", settings=job.resume_settings(), inputs=paths, metrics={},
+        how={"--batch": config.batch, "--device": str(device), "--compile": config.compile},
+        resume=config.resume, unit="inversion", files=True,
+        drawn=drawn_anew({"--encoder": encoder, "--calibrate": calibrator,
+                          **{f"--method {name}": m for name, m in methods.items()}}))
     # a compile fall-back is one of the job's notes (the library prints nothing)
     compile_synthesis(gen, config.compile, notice=job.notes.append)
     return job
@@ -330,11 +367,23 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
                    for key, (name, _) in adapter.outputs.items()}
     tile = min(gen.size, GRID_TILE)
     dtype = gen.input.input.dtype  # the latents' dtype whatever each file holds (fp16, fp64)
-    report = BatchReport()
+    journal = job.journal or Journal.fresh(config.out, "render", job.paths)
+    report, records, grid_rows = journal.report, journal.records, journal.grid_rows
+    handled = journal.handled  # --resume: the files done (or skipped) before are kept
+    for done, record in records.items():  # the notes of kept files, said again
+        for text in record.get("notes") or ():
+            report.note(Path(done), text)
+    # what a killed run (journal or not) left half-written of this run's files, by name
+    keys = [INVERSION, *adapter.outputs]
+    remove_stale_temporaries(config.out, [*(f"{stem_of(p)}_{k}.png" for p in job.paths
+                                            for k in keys), "grid.png", "render.json"])
     stems: dict[str, Path] = {}
-    outputs: dict[str, dict[str, str]] = {}
-    grid_rows: list[list[torch.Tensor]] = []
+    notes_of: dict[Path, list[str]] = {}
     pending: list[tuple[Path, Inversion]] = []
+
+    def note(path: Path, text: str) -> None:
+        report.note(path, text)
+        notes_of.setdefault(path, []).append(report.notes[-1][1])
 
     def flush() -> None:
         if not pending:
@@ -342,17 +391,20 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         with torch.no_grad():
             images = adapter.render(join_inversions([inv for _, inv in pending]).to(device))
         config.out.mkdir(parents=True, exist_ok=True)
+        journal.claim()  # a fresh run: an interrupted run's journal goes before its files
         for i, (path, _) in enumerate(pending):
             files = {}
             for key, batch in images.items():
                 dst = config.out / f"{stem_of(path)}_{key}.png"
                 save_png(dst, batch[i], notice=file_notice.get(key, inversion_notice))
                 files[key] = dst.name
-            outputs[str(path)] = files
+            records[str(path)] = {"files": files, **({"notes": notes_of[path]}
+                                                     if path in notes_of else {})}
             if len(grid_rows) < GRID_MAX_ROWS:
                 grid_rows.append([resize_square(images[k][i].cpu(), tile) for k in images])
             report.ok(path)
         pending.clear()
+        journal.save({})
 
     total = len(job.paths)
     description = f"rendering {len(adapter.methods)} domain(s)"
@@ -360,10 +412,12 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         if progress is not None:
             progress(n, total, description)
         reason = job.unreadable.get(path) or _name_clash(stems, path)
+        if str(path) in handled:  # kept from the interrupted run (its stem is taken above)
+            continue
         if reason is None:
             try:
                 inversion, header = load_inversion(
-                    path, dtype=dtype, on_convert=lambda text, p=path: report.note(p, text))
+                    path, dtype=dtype, on_convert=lambda text, p=path: note(p, text))
                 if adapter.encoder is not None:
                     check_restorable(path, header, adapter.encoder)
                 check_compatible(inversion, gen, "the inversion")
@@ -386,6 +440,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     if progress is not None:
         progress(total, total, description)
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
+    outputs = {done: dict(record["files"]) for done, record in records.items()}
     summary: dict[str, Any] = {  # the generator's absolute path and sha256, the files, versions
         **run_record(config.generator, job.generator_path, domains=adapter.methods,
                      calibrator=adapter.calibrator, featureshift=config.featureshift),
@@ -413,8 +468,10 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         save_png(grid, labelled_grid(grid_rows, labels, notice=notice, row_labels=rows_of,
                                      min_tile=128),  # small tiles enlarged: readable labels
                  grid=True, notice=notice)
+    journal.finish()
     return RenderResult(summary=summary, report=report, grid=grid,
-                        n_images=len(adapter.outputs) + 1, notes=list(job.notes))
+                        n_images=len(adapter.outputs) + 1,
+                        notes=[*job.notes, *journal.notices], kept=journal.kept)
 
 
 def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
@@ -426,6 +483,7 @@ def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
     return None
 
 
+@releases_outputs
 def render(config: RenderConfig, progress: ProgressCallback | None = None, *,
            ensure_weights: WeightsCheck | None = None) -> RenderResult:
     """:func:`prepare_render` (``ensure_weights``: ``stylebridge.fetching()`` fetches missing

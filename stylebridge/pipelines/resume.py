@@ -87,7 +87,7 @@ REPORT_FILE = "metrics.json"
 
 
 #: the option that names a command's photos where it is not the positional IMAGES
-IMAGES_OPTION = {"calibrate": "--images", "analyze": "--images"}
+IMAGES_OPTION = {"calibrate": "--images", "analyze": "--images", "render": "INVERSION"}
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 ``stylebridge render INVERSION.safetensors|DIR... --method DOMAIN [--method ...]
 [--calibrate ...] [--skip-layers ...] [--strength K,...] [--featureshift MODEL]
-[--encoder E] [--generator G] [--out DIR]``: the :mod:`stylebridge.pipelines.render`
+[--encoder E] [--generator G] [--out DIR] [--resume]``: the :mod:`stylebridge.pipelines.render`
 pipeline over the ``<stem>_inversion.safetensors`` files that ``invert``/``adapt
 --save-latents`` write (outputs described there).  Exit code 3 when some files were skipped,
-2 when all were.
+2 when all were.  ``--resume --out DIR`` continues an interrupted run
+(:mod:`stylebridge.pipelines.resume`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from stylebridge.cli.common import (
     add_device_argument,
     add_out_argument,
     add_precision_argument,
-    out_dir,
     user_path_text,
     user_spec,
 )
@@ -35,6 +35,7 @@ from stylebridge.cli.options import (
     print_random_notices,
     progress_bar,
 )
+from stylebridge.cli.resume_args import resumable, resume_out
 from stylebridge.core.limits import MAX_BATCH
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX
 from stylebridge.pipelines.photos import DEFAULT_BATCH
@@ -67,19 +68,25 @@ class RenderCommand(Command):
                             help=f"inversions per forward pass (default {DEFAULT_BATCH}, at "
                                  f"most {MAX_BATCH})")
         add_out_argument(parser, "rendered")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the interrupted run in --out DIR (same inversion "
+                                 "files and options): the files of its finished batches are "
+                                 "kept, and render.json and grid.png come out as one "
+                                 "uninterrupted run's; --batch/--device/--compile may change; "
+                                 "a model on random weights built without a file is refused")
         add_fetch_arguments(parser)
         add_device_argument(parser)
         add_compile_argument(parser)
         add_precision_argument(parser)
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
-        out = out_dir(args.out, "rendered")
+        out = resume_out(args, "rendered", console, "render")
         config = RenderConfig(latents=args.latents, methods=args.method, out=out,
                               generator=args.generator, encoder=args.encoder,
                               calibrate=args.calibrate, skip_layers=args.skip_layers,
                               featureshift=args.featureshift, strength=args.strength,
                               batch=args.batch, device=args.device, compile=args.compile,
-                              precision=args.precision)
+                              precision=args.precision, resume=args.resume)
         job = prepare_render(config, lambda requests: ensure_weights(args, requests, console))
         for note in job.notes:
             notice_console(console).print(f"[yellow]{escape(note)}[/yellow]")
@@ -88,7 +95,7 @@ class RenderCommand(Command):
                              encoder=encoder.name if encoder is not None else "",
                              generator=job.generator_path)
         said = len(job.notes)
-        with progress_bar(console) as progress:
+        with resumable(console, job.journal, "render", out), progress_bar(console) as progress:
             result = run_render(job, progress)
         for note in job.notes[said:]:  # added while it ran (a --compile fall-back to eager)
             notice_console(console).print(f"[yellow]{escape(note)}[/yellow]")
