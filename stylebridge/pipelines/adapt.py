@@ -83,6 +83,7 @@ from stylebridge.pipelines.photos import (
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
+from stylebridge.pipelines.run_settings import domain_settings
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
@@ -324,12 +325,7 @@ class AdaptJob:
         return {
             "--encoder": model_setting(config.encoder, weights_path(adapter.encoder)),
             "--generator": file_identity(self.generator_path),
-            "--method": [model_setting(str(spec), weights_path(method)) for spec, method
-                         in zip(config.methods, adapter.methods.values(), strict=True)],
-            "--calibrate": None if adapter.calibrator is None else model_setting(
-                str(config.calibrate), weights_path(adapter.calibrator)),
-            "--skip-layers": list(adapter.skip_layers),
-            "--featureshift": file_identity(config.featureshift),
+            **domain_settings(config, adapter),
             "--guide": None if adapter.guide is None else model_setting(
                 str((self.featureshift or {}).get("guide")), weights_path(adapter.guide)),
             "--strength": list(adapter.strengths), "--metric": list(config.metrics),

@@ -77,6 +77,7 @@ from stylebridge.pipelines.photos import (
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
+from stylebridge.pipelines.run_settings import domain_settings
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
@@ -179,12 +180,7 @@ class RenderJob:
             "--generator": file_identity(self.generator_path),
             "--encoder": None if adapter.encoder is None else model_setting(
                 str(self.encoder_spec), weights_path(adapter.encoder)),
-            "--method": [model_setting(str(spec), weights_path(method)) for spec, method
-                         in zip(config.methods, adapter.methods.values(), strict=True)],
-            "--calibrate": None if adapter.calibrator is None else model_setting(
-                str(config.calibrate), weights_path(adapter.calibrator)),
-            "--skip-layers": list(adapter.skip_layers),
-            "--featureshift": file_identity(config.featureshift),
+            **domain_settings(config, adapter),
             "--strength": list(adapter.strengths), "--precision": config.precision}
 
 

@@ -17,6 +17,22 @@ def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
     return {"spec": spec, **(file_identity(path) or {})}
 
 
+def domain_settings(config: Any, adapter: Any) -> dict[str, Any]:
+    """The resume settings of the domains a run renders through, shared by ``adapt`` and
+    ``render``: each ``--method`` and the ``--calibrate`` by spec and file, the skip layers,
+    the FeatureShift file (``config``: the run's config; ``adapter``: its
+    :class:`~stylebridge.pipelines.adapter.Adapter`)."""
+    from stylebridge.pipelines.photos import weights_path
+
+    return {
+        "--method": [model_setting(str(spec), weights_path(method)) for spec, method
+                     in zip(config.methods, adapter.methods.values(), strict=True)],
+        "--calibrate": None if adapter.calibrator is None else model_setting(
+            str(config.calibrate), weights_path(adapter.calibrator)),
+        "--skip-layers": list(adapter.skip_layers),
+        "--featureshift": file_identity(config.featureshift)}
+
+
 def _shown(value: Any) -> str:
     """A setting as the refusal shows it: a model by its spec, a file by its path, a list
     joined."""
@@ -54,4 +70,4 @@ def how_changes(hows: Sequence[Mapping[str, Any]], now: Mapping[str, Any]) -> st
                      for k, then in changed.items() if then)
 
 
-__all__ = ["differs", "how_changes", "model_setting"]
+__all__ = ["differs", "domain_settings", "how_changes", "model_setting"]
