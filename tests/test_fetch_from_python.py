@@ -114,3 +114,20 @@ def test_fetching_knows_the_plugins_of_the_runs_own_registry(tmp_path: Path,
         stylebridge.fetching(manager=_manager(tmp_path, server))(requests)
     stylebridge.fetching(manager=_manager(tmp_path, server), registry=registry)(requests)
     assert server.requests == []
+
+
+def test_the_missing_weights_line_says_accept_licence_when_it_is_needed(
+        tmp_path: Path, server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every official generator and encoder is non-commercial: `fetching()` as the line said
+    then stopped at the licence; the line now gives the call that works."""
+    manager = _manager(tmp_path, server, licence="CC BY-NC 4.0 (test)", noncommercial=True)
+    monkeypatch.setattr("stylebridge.registry.weights.WeightsManager",
+                        lambda *a, **k: manager)
+    config = GenerateConfig(generator="stylegan2", out=tmp_path / "samples", seeds="0",
+                            device="cpu")
+    with pytest.raises(StylebridgeError) as info:
+        generate(config)
+    assert str(info.value).endswith("; or pass ensure_weights=stylebridge.fetching("
+                                    "accept_licence=True) to fetch them")
+    generate(config, ensure_weights=stylebridge.fetching(accept_licence=True))
+    assert manager.installed("tiny-gen") is not None

@@ -254,8 +254,9 @@ def require_weights(requests: Sequence[Request], registry: Registry | None = Non
     check_names(requests, registry)
     missing = missing_weights(requests, registry=registry)
     if missing:  # from Python (the commands say --fetch instead)
-        raise MissingWeightsError(missing, "; or pass ensure_weights=stylebridge.fetching() "
-                                           "to fetch them")
+        accept = "accept_licence=True" if any(m.noncommercial for m in missing) else ""
+        raise MissingWeightsError(missing, f"; or pass ensure_weights=stylebridge.fetching("
+                                           f"{accept}) to fetch them")
 
 
 def checked_registry(requests: list[Request], ensure_weights: WeightsCheck | None = None,
