@@ -147,11 +147,13 @@ def test_adversarial_start_is_a_fixed_10000_steps(env: Env, tmp_path: Path) -> N
                           adversarial_after=3).adversarial_start() == 3
     # the thesis' 70-domain setting: no pre-training; the term is still absent at the start
     run = tmp_path / "run"
-    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, run, pretrain_inversion_steps=0, steps=2,
-                                              adversarial=0.01), registry=make_registry())
+    trainer = fs.FeatureShiftTrainer(tiny_cfg(env, run, pretrain_inversion_steps=0,
+                                              steps=10_001, adversarial=0.01),
+                                     registry=make_registry())
     trainer.setup()
     (term,) = [t for t in trainer.loss_sets["inversion"] if t.name == "adversarial"]
     assert (term.after, term.active(9_999), term.active(10_000)) == (10_000, False, True)
+    # a run that ends before step 10000 does not build the term (nor load a discriminator)
     fs.train_featureshift(tiny_cfg(env, tmp_path / "run2", pretrain_inversion_steps=0, steps=2,
                                    adversarial=0.01), registry=make_registry())
     steps = [r for r in _log(tmp_path / "run2" / "log.jsonl") if "total" in r]

@@ -79,9 +79,26 @@ def test_a_generator_without_discriminator_is_refused_while_adversarial_is_on(
         env: Env, tmp_path: Path) -> None:
     bare = tmp_path / "bare.safetensors"
     save_stylegan2(bare, tiny_generator(seed=0))
-    cfg = tiny_cfg(env, tmp_path / "run", adversarial=0.01, discriminator=str(bare))
+    cfg = tiny_cfg(env, tmp_path / "run", adversarial=0.01, adversarial_after=3,
+                   discriminator=str(bare))
     with pytest.raises(StylebridgeError, match=r"holds no StyleGAN2 discriminator.*--adversarial 0"):
         fs.train_featureshift(cfg, registry=registry())
+
+
+def test_a_run_that_ends_before_the_adversarial_term_needs_no_discriminator(
+        env: Env, tmp_path: Path) -> None:
+    # the thesis' default: the term starts at step 10000, so a 6-step run never uses it
+    bare = tmp_path / "bare.safetensors"
+    save_stylegan2(bare, tiny_generator(seed=0))
+    notes: list[str] = []
+    cfg = tiny_cfg(env, tmp_path / "run", adversarial=0.01, discriminator=str(bare))
+    fs.train_featureshift(cfg, registry=registry(),
+                          progress=lambda e: notes.append(e.text or "") if e.kind == "note" else None)
+    log = _log(tmp_path / "run" / "log.jsonl")
+    assert [t["name"] for t in log[0]["losses"]["inversion"]] == ["mse"]
+    assert len([r for r in log if "total" in r]) == 6
+    assert any("--adversarial starts at step 10000" in n and "(--steps 6)" in n
+               and "not loaded" in n for n in notes), notes
 
 
 # -- feature_reg -----------------------------------------------------------------------------
@@ -381,3 +398,18 @@ def test_amp_on_the_cpu_is_said_not_silently_dropped(env: Env, tmp_path: Path) -
                           registry=registry(),
                           progress=lambda event: said.append(event.text or ""))
     assert "--amp bf16 applies on CUDA only: this cpu run is fp32" in said
+
+
+def test_a_resumed_run_that_reaches_the_adversarial_start_builds_the_term(
+        env: Env, tmp_path: Path) -> None:
+    kw = dict(data=str(env.data32), pretrain_inversion_steps=2, adversarial=0.01,
+              adversarial_after=6, checkpoint_every=2)
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "run", steps=4, **kw), registry=registry())
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "run", steps=8, resume=True, **kw),
+                          registry=registry())
+    steps = [r for r in _log(tmp_path / "run" / "log.jsonl") if "total" in r]
+    assert ["inversion/adversarial" in r for r in steps] == [False] * 6 + [True] * 2
+    # exactly as a run of 8 steps from the start
+    fs.train_featureshift(tiny_cfg(env, tmp_path / "whole", steps=8, **kw), registry=registry())
+    a, b = (load_file(tmp_path / r / "model.safetensors") for r in ("run", "whole"))
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)

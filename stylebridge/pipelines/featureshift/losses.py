@@ -64,7 +64,9 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
     cache: dict[tuple[str, str], Loss] = {}
     inversion = (list(cfg.inversion_losses) if cfg.inversion_losses is not None
                  else [t for t in cfg.losses if t.split(":", 1)[0].strip() not in DOMAIN_ONLY])
-    if cfg.adversarial > 0:
+    if cfg.adversarial > 0 and cfg.adversarial_start() < cfg.steps:
+        # a run that ends before the term starts neither builds it nor needs a discriminator
+        # (said by schedule_notes); a longer resumed run builds it then
         disc = cfg.discriminator or cfg.generator
         check_discriminator(disc, explicit=cfg.discriminator is not None)
         inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_start()},"
@@ -173,11 +175,11 @@ def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]],
         option = SET_OPTIONS[name]
         if name != "inversion" and cfg.pretrain_inversion_steps >= cfg.steps:
             continue  # said above
-        notes += idle_term_notes([t for t in terms if t.name != "adversarial"], cfg.steps,
-                                 option)
-        notes += [f"--adversarial starts at step {t.after} (--adversarial-after), not before "
-                  f"the run's end (--steps {cfg.steps}): it never acts"
-                  for t in terms if t.name == "adversarial" and t.after >= cfg.steps]
+        notes += idle_term_notes(terms, cfg.steps, option)  # the --adversarial term: below
+    if cfg.adversarial > 0 and cfg.adversarial_start() >= cfg.steps:
+        notes.append(f"--adversarial starts at step {cfg.adversarial_start()} "
+                     f"(--adversarial-after), not before the run's end (--steps {cfg.steps}): "
+                     "it never acts, and its discriminator is not loaded")
     return notes
 
 

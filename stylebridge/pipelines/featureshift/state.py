@@ -138,6 +138,25 @@ def _with_new_defaults_as_saved(trainer: FeatureShiftTrainer,
     return now
 
 
+def _adversarial_as_built(cfg: TrainConfig, saved: dict[str, Any] | None,
+                          now: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``saved`` and ``now`` without the ``--adversarial`` term where only one has it: a run
+    that ends before the term's start does not build it (``build_loss_sets``), so a state of a
+    shorter run lacks it and one resumed for fewer steps drops it; its settings are compared
+    with the train config's ``adversarial*`` fields."""
+    if saved is None or cfg.adversarial <= 0:
+        return saved, now
+    typed = cfg.losses if cfg.inversion_losses is None else cfg.inversion_losses
+    n = 1 + sum(str(t).split(":", 1)[0].strip() == "adversarial" for t in typed)
+    key = "adversarial" if n == 1 else f"adversarial#{n}"
+    was, is_ = dict(saved.get("inversion") or {}), dict(now.get("inversion") or {})
+    if (key in was) == (key in is_):
+        return saved, now
+    was.pop(key, None)
+    is_.pop(key, None)
+    return {**saved, "inversion": was}, {**now, "inversion": is_}
+
+
 #: what a state's ``train_config`` meant by a field it lacks (written before the field was):
 #: the domain-inversion loss read the inference path, and ``adversarial_after`` unset started
 #: the frozen-discriminator term at the end of the pre-training (``None`` here)
@@ -382,6 +401,7 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         diff.remove("amp")  # e.g. auto vs off on the CPU: the same computation
     saved_losses = extra.get("loss_configs")  # absent in states written before it was kept
     now_losses = _with_new_defaults_as_saved(t, saved_losses or {})
+    saved_losses, now_losses = _adversarial_as_built(t.cfg, saved_losses, now_losses)
     # loss specs that differ as typed but mean the same (`corr:1e3:norm=cosine` = `corr:1e3`)
     diff = [k for k in diff if k not in _LOSS_FIELDS or _loss_difference(
         k, old, now, saved_losses, now_losses) is not None]
