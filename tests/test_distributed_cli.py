@@ -186,6 +186,28 @@ def test_commands_that_run_in_one_process_refuse_a_multi_process_launch(
     assert code == 2 and "runs in one process" not in err and "none" in err
 
 
+def test_a_usage_error_under_torchrun_is_said_once(launch: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Every rank parsed the same command line: rank 0 says what is wrong, the others exit
+    with the same code silently (four ranks printed four lines before)."""
+    argv = ("train", "featureshift", "--steps", "ten")
+    line = "error: --steps: expected an integer, got 'ten' (see stylebridge train featureshift --help)\n"
+
+    def usage(*words: str) -> tuple[int, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(list(words))
+        return info.value.code, capsys.readouterr().err  # type: ignore[return-value]
+
+    for rank, said in ((0, line), (1, ""), (3, "")):
+        launch(rank=rank, world=4)
+        assert usage(*argv) == (2, said)
+    launch(rank=2, world=4)
+    assert usage("nosuchcommand") == (2, "")
+    launch(world=None)
+    assert usage(*argv) == (2, line)
+
+
 def test_the_domain_trainers_refuse_several_processes_from_python(launch: Any,
                                                                   tmp_path: Path) -> None:
     from stylebridge.pipelines.train_domain import DomainTrainConfig, train_domain

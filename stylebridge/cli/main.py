@@ -19,6 +19,9 @@ from stylebridge import __version__
 from stylebridge.cli.streams import (
     STOP_ON_SIGNALS,
     Stopped,
+    error_line,
+    launch,
+    peer_stopped,
     printable_names,
     signals_stop,
     silence_stdout,
@@ -252,7 +255,8 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str, prog: str | None = None) -> NoReturn:
         if not message.startswith("unrecognized arguments"):
             message = _stray_options() or _swallowed_positional(self, message) or message
-        _error(one_line_usage_error(_choice_suggestion(message), prog or self.prog))
+        error_line(one_line_usage_error(_choice_suggestion(message), prog or self.prog),
+                   every_rank=False)  # torchrun: all ranks parsed the same arguments
         self.exit(2)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
@@ -351,34 +355,6 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return found
 
 
-def _launch() -> tuple[int, int]:
-    """``(rank, world size)`` of a torchrun launch (``RANK``, ``WORLD_SIZE``); (0, 1) alone."""
-    try:
-        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 0, 1
-    return (rank, world) if world > 1 else (0, 1)
-
-
-def _error(message: str) -> None:
-    """The error line; ``rank N: `` first on a distributed launch's processes but rank 0."""
-    rank = _launch()[0]
-    print(f"error: {f'rank {rank}: ' if rank else ''}{message}", file=sys.stderr)
-
-
-#: a collective whose peer process went away: gloo's "[.../pair.cc:561] Connection closed by peer"
-_PEER_GONE = re.compile(r"gloo/transport/\S*\].*Connection (?:closed|reset) by peer|"
-                        r"NCCL.*remote process exited", re.S)
-
-
-def _peer_stopped(exc: BaseException) -> bool:
-    """Whether ``exc`` is a collective that failed as another process of the run stopped."""
-    dist = sys.modules.get("torch.distributed")
-    return _launch()[1] > 1 and isinstance(exc, RuntimeError) and (
-        (dist is not None and isinstance(exc, dist.DistBackendError))
-        or _PEER_GONE.search(str(exc)) is not None)
-
-
 #: the options that bound a command's memory, named when it runs out (first: the command words)
 _OOM_OPTIONS: dict[tuple[str, ...], str] = {
     ("generate",): "--batch",
@@ -446,21 +422,27 @@ def _main(argv: list[str]) -> int:
         _cuda_notices_as_lines()
         parser, commands = build_parser()
         word = next((a for a in argv if not a.startswith("-")), None)
+        # what every rank of a torchrun launch finds alike (usage errors too): rank 0 says it
         if word in parser.broken_commands:
-            _error(f"command {word!r} is broken and was not loaded: "
-                   f"{parser.broken_commands[word]}; `stylebridge plugins` lists the failures")
+            error_line(f"command {word!r} is broken and was not loaded: "
+                       f"{parser.broken_commands[word]}; `stylebridge plugins` lists the "
+                       "failures", every_rank=False)
             return 2
         if word is not None and word not in commands:
-            _refuse_contested_command(word)  # before argparse's "invalid choice"
+            try:
+                _refuse_contested_command(word)  # before argparse's "invalid choice"
+            except RegistryError as exc:
+                error_line(str(exc), every_rank=False)
+                return exc.exit_code
         args = parser.parse_args(argv)
         if not args.command:  # a usage error, like a sub-command without its action
             parser.print_help(sys.stderr)
             return 2
-        rank, world = _launch()  # torchrun: a command that runs in one process, before any work
+        world = launch()[1]  # torchrun: a command that runs in one process, before any work
         if world > 1 and not commands[args.command].runs_distributed(args):  # type: ignore[attr-defined]
-            if rank == 0:  # the other ranks exit silently
-                _error(f"{parser.parsed_prog.removeprefix('stylebridge ')} runs in one process: "
-                       f"start it without torchrun (WORLD_SIZE={world})")
+            error_line(f"{parser.parsed_prog.removeprefix('stylebridge ')} runs in one "
+                       f"process: start it without torchrun (WORLD_SIZE={world})",
+                       every_rank=False)  # the other ranks exit silently
             return 2
         from stylebridge.cli.options import cli_console
 
@@ -469,18 +451,18 @@ def _main(argv: list[str]) -> int:
         return _exit_code(args.command, code)
     except StylebridgeError as exc:
         _trace(debug)
-        _error(str(exc))
+        error_line(str(exc))
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        _error("interrupted" + (f" ({exc.name})" if isinstance(exc, Stopped) else ""))
+        error_line("interrupted" + (f" ({exc.name})" if isinstance(exc, Stopped) else ""))
         return 130
     except MemoryError:
         _trace(debug)
-        _error(f"out of memory; {oom_advice(argv)}")
+        error_line(f"out of memory; {oom_advice(argv)}")
         return 2
     except RecursionError:
         _trace(debug)
-        _error("an input is nested too deeply to read (a crafted or corrupt file?)")
+        error_line("an input is nested too deeply to read (a crafted or corrupt file?)")
         return 2
     except BrokenPipeError:  # whoever read the output went away (`| head`): stop quietly
         silence_stdout()
@@ -490,36 +472,36 @@ def _main(argv: list[str]) -> int:
         from stylebridge.core.io import DISK_FULL, disk_full_message
 
         if exc.errno in DISK_FULL:
-            _error(disk_full_message(exc.filename or "the output"))
+            error_line(disk_full_message(exc.filename or "the output"))
             return 2
         blocking = _file_in_the_way(exc)
         if blocking is not None:
             target = str(exc.filename)
-            _error(f"{blocking}: is a file, not a folder" + (
+            error_line(f"{blocking}: is a file, not a folder" + (
                 f" ({target} was to be written in it)" if target != blocking else ""))
             return 2
         where = f"{exc.filename}: " if exc.filename else ""
-        _error(f"{where}{exc.strerror or exc}")
+        error_line(f"{where}{exc.strerror or exc}")
         return 2
     except Exception as exc:
         _trace(debug)
-        if _peer_stopped(exc):  # that process' own error is its rank's line
-            print(f"error: rank {_launch()[0]} stopped: another process of the run failed (its "
+        if peer_stopped(exc):  # that process' own error is its rank's line
+            print(f"error: rank {launch()[0]} stopped: another process of the run failed (its "
                   "error is above)", file=sys.stderr)
             return 1
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
-            _error(f"out of GPU memory; {oom_advice(argv)} (or --device cpu)")
+            error_line(f"out of GPU memory; {oom_advice(argv)} (or --device cpu)")
             return 2
         text = " ".join(str(exc).split()) or type(exc).__name__
         if "enforce fail at alloc_cpu" in text or "DefaultCPUAllocator: can't allocate" in text:
-            _error(f"out of memory; {oom_advice(argv)}")
+            error_line(f"out of memory; {oom_advice(argv)}")
             return 2
         if len(text) > 400:
             text = text[:400] + f" [... {len(text) - 400} characters cut]"
         origin = _plugin_origin(exc)
         why = f"{origin}the traceback is above" if debug else \
             f"{origin}rerun with --debug for the traceback"
-        _error(f"{type(exc).__name__}: {text} ({why})")
+        error_line(f"{type(exc).__name__}: {text} ({why})")
         return 1
 
 

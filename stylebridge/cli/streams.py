@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -113,4 +114,40 @@ def signals_stop(active: bool) -> Iterator[None]:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
-__all__ = ["STOP_ON_SIGNALS", "Stopped", "printable_names", "signals_stop", "silence_stdout"]
+# -- distributed launches: which process says what ---------------------------------------
+
+
+def launch() -> tuple[int, int]:
+    """``(rank, world size)`` of a torchrun launch (``RANK``, ``WORLD_SIZE``); (0, 1) alone."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0, 1
+    return (rank, world) if world > 1 else (0, 1)
+
+
+def error_line(message: str, *, every_rank: bool = True) -> None:
+    """The error line; ``rank N: `` first on a distributed launch's processes but rank 0.
+    ``every_rank=False``: an error every process finds alike (a usage error), said by rank 0
+    only."""
+    rank = launch()[0]
+    if rank and not every_rank:
+        return
+    print(f"error: {f'rank {rank}: ' if rank else ''}{message}", file=sys.stderr)
+
+
+#: a collective whose peer process went away: gloo's "[.../pair.cc:561] Connection closed by peer"
+_PEER_GONE = re.compile(r"gloo/transport/\S*\].*Connection (?:closed|reset) by peer|"
+                        r"NCCL.*remote process exited", re.S)
+
+
+def peer_stopped(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed as another process of the run stopped."""
+    dist = sys.modules.get("torch.distributed")
+    return launch()[1] > 1 and isinstance(exc, RuntimeError) and (
+        (dist is not None and isinstance(exc, dist.DistBackendError))
+        or _PEER_GONE.search(str(exc)) is not None)
+
+
+__all__ = ["STOP_ON_SIGNALS", "Stopped", "error_line", "launch", "peer_stopped",
+           "printable_names", "signals_stop", "silence_stdout"]
