@@ -222,5 +222,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'stylebridge' has no attribute {name!r}")
 
 
-__all__ = ["Adapter", "StylebridgeError", "__version__", "create", "create_encoder", "load_photo",
-           "provenance_of", "save_image"]
+__all__ = ["Adapter", "StylebridgeError", "__version__", "create", "create_encoder", "fetch_weights",
+           "fetching", "load_photo", "provenance_of", "save_image"]
+
+
+def __dir__() -> list[str]:
+    """The lazy exports too (``Adapter``), for tab completion."""
+    return sorted(set(globals()) | set(__all__))

@@ -149,7 +149,7 @@ def test_apply_styles_is_the_other_reading_scaling_s_before_demodulation(tmp_pat
     torch.manual_seed(5)
     after = DomainModulation(**_desc(gen))
     styled = td.build_domain_method("domain_modulation:apply=styles", gen)
-    assert isinstance(styled, DomainModulation) and styled.apply == "styles"
+    assert isinstance(styled, DomainModulation) and styled.apply_to == "styles"
     with torch.no_grad():
         for key, d in after.modulation.items():
             d.copy_(0.4 * torch.randn_like(d))
@@ -170,7 +170,7 @@ def test_apply_styles_is_the_other_reading_scaling_s_before_demodulation(tmp_pat
         assert torch.equal(styled.styles(gen, w, offset_scale=scale)[i], gen.styles(w)[i])
     out = styled.save(tmp_path / "styled.safetensors")
     loaded = get_registry().load("domain_method", out)
-    assert loaded.apply == "styles" and after.config().get("apply") is None
+    assert loaded.apply_to == "styles" and after.config().get("apply") is None
     with torch.no_grad():
         assert torch.equal(synthesize(gen, Inversion(w_plus=w), method=loaded), got)
     with pytest.raises(StylebridgeError, match=r"apply='both': expected one of weights, styles"):

@@ -9,10 +9,10 @@ name alone.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -461,12 +461,34 @@ class Metric(Plugin, ABC):
 class Calibrator(nn.Module, Plugin, ABC):
     """Fitted statistics applied between encoding and a domain method.
 
-    ``apply`` may change the inversion; ``offset_scale`` returns per-layer
+    ``calibrate`` may change the inversion; ``offset_scale`` returns per-layer
     multipliers for a method's style offsets (``None`` = leave them alone).
+
+    The hook was named ``apply`` before, which hid ``nn.Module.apply(fn)`` (a parent's
+    ``apply(init)`` skipped the calibrator): a subclass that still defines ``apply(inversion)``
+    is read as defining ``calibrate`` (with a DeprecationWarning), and ``apply`` given an
+    :class:`Inversion` calibrates it as before.
     """
 
-    def apply(self, inversion: Inversion) -> Inversion:
+    def calibrate(self, inversion: Inversion) -> Inversion:
         return inversion
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        old = cls.__dict__.get("apply")
+        if old is not None and "calibrate" not in cls.__dict__:
+            warnings.warn(f"calibrator {cls.__qualname__}: name its hook calibrate(inversion); "
+                          "apply(inversion) hides nn.Module.apply(fn)", DeprecationWarning,
+                          stacklevel=2)
+            cls.calibrate = old  # type: ignore[method-assign]
+            del cls.apply  # Module.apply(fn) again, through Calibrator.apply
+
+    def apply(self, fn: Any) -> Any:  # type: ignore[override]
+        """``nn.Module.apply(fn)``; given an :class:`Inversion` (the hook's old name),
+        :meth:`calibrate`."""
+        if isinstance(fn, Inversion):
+            return self.calibrate(fn)
+        return super().apply(fn)
 
     def offset_scale(self, n_layers: int) -> Tensor | None:
         return None
@@ -485,66 +507,6 @@ class Calibrator(nn.Module, Plugin, ABC):
         """Fit from per-style-layer channel means of the mapping network (source) and of an
         encoder's inversions (what ``stylebridge calibrate`` measures); set ``fittable``."""
         raise NotImplementedError(f"calibrator {cls.name!r} cannot be fitted from style means")
-
-
-# ---------------------------------------------------------------------------------------------
-# Converters
-
-
-@dataclass(frozen=True)
-class ConversionResult:
-    """What a converter wrote."""
-
-    path: Path
-    kind: str
-    plugin: str
-    n_tensors: int
-    notes: tuple[str, ...] = ()
-
-
-class Converter(Plugin, ABC):
-    """Turns an upstream checkpoint file into a stylebridge checkpoint.
-
-    ``convert`` should start with ``self.check_options(options, src)`` so that a
-    misspelled ``-o`` option is an error, not silently ignored, and read typed values
-    with :meth:`option`.
-    """
-
-    source: ClassVar[str] = ""  # what file it reads, for `stylebridge plugins` / `convert --help`
-    #: the ``-o KEY=VALUE`` options it accepts
-    accepted_options: ClassVar[frozenset[str]] = frozenset()
-    #: those whose value is another file it writes (``generator=PATH``): ``convert`` checks
-    #: them as it checks DST (no overwrite without ``--force``, never SRC or DST)
-    output_options: ClassVar[frozenset[str]] = frozenset()
-
-    @abstractmethod
-    def convert(self, src: Path, dst: Path, **options: Any) -> ConversionResult: ...
-
-    def check_options(self, options: Mapping[str, Any], src: Path) -> None:
-        from stylebridge.errors import ConversionError
-
-        unknown = sorted(set(options) - set(self.accepted_options))
-        if unknown:
-            raise ConversionError(f"unknown converter option(s) {', '.join(unknown)} for "
-                                  f"{self.name} (known: "
-                                  f"{', '.join(sorted(self.accepted_options)) or 'none'})",
-                                  path=src)
-
-    @staticmethod
-    def option(options: Mapping[str, Any], key: str, kind: type, default: Any, src: Path) -> Any:
-        """``options[key]`` as ``kind`` (bool, int, float or str), or ``default``; one-line
-        errors naming the option and the source file."""
-        from stylebridge.core.options import as_bool
-        from stylebridge.errors import ConversionError
-
-        if key not in options or options[key] is None:
-            return default
-        value = options[key]
-        try:
-            return as_bool(value, key) if kind is bool else kind(value)
-        except (TypeError, ValueError):
-            raise ConversionError(f"option {key}={value!r}: expected {kind.__name__}",
-                                  path=src) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,6 +550,9 @@ class Renderer(nn.Module, Plugin, ABC):
         """Raise a one-line error, before any image is encoded, unless the renderer can
         render ``generator`` with what ``encoder`` returns.  Default: accept any."""
 
+
+# the converter interface lives in core/converter.py (it needs Plugin, defined above)
+from stylebridge.core.converter import ConversionResult, Converter  # noqa: E402
 
 __all__ = ["LOSS_BATCH_FIELDS", "Calibrator", "ConversionResult", "Converter", "DomainMethod",
            "Encoder", "FeatureMode", "Inversion", "Loss", "LossBatch", "Metric", "Note", "Plugin",

@@ -320,7 +320,7 @@ class Adapter:
         return inversion.detach().to(self.device)
 
     def _calibrated(self, inversion: Inversion) -> Inversion:
-        return inversion if self.calibrator is None else self.calibrator.apply(inversion)
+        return inversion if self.calibrator is None else self.calibrator.calibrate(inversion)
 
     @torch.no_grad()
     def encode(self, images01: Tensor) -> Inversion:

@@ -169,7 +169,8 @@ def safetensors_problem(path: Path) -> str | None:
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         shape = info.get("shape") if isinstance(info, dict) else None
-        width = DTYPE_BYTES.get(info.get("dtype")) if isinstance(info, dict) else None
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        width = DTYPE_BYTES.get(dtype) if isinstance(dtype, str) else None  # ["F32"]: malformed
         if (width is None or not isinstance(shape, list) or not isinstance(offsets, list)
                 or len(offsets) != 2 or not all(isinstance(v, int) and v >= 0
                                                 for v in [*shape, *offsets])):

@@ -57,14 +57,14 @@ class DomainModulation(ReferenceRows, StyleDomainMethod):
         self._init_mixing(mix)  # an image domain's style rows (ReferenceRows)
         if apply not in APPLY:
             raise ValueError(f"apply={apply!r}: expected one of {', '.join(APPLY)}")
-        self.apply = apply
+        self.apply_to = apply  # not `self.apply`: that is nn.Module.apply(fn)
         self.modulation = nn.ParameterDict([
             (str(layer.index), nn.Parameter(torch.zeros(layer.in_ch)))
             for layer in self.layout if not layer.is_rgb])
 
     def config(self) -> dict[str, Any]:
         # "apply" is written only when it is not the default: files stay as they were
-        extra = {} if self.apply == "weights" else {"apply": self.apply}
+        extra = {} if self.apply_to == "weights" else {"apply": self.apply_to}
         return {**super().config(), **extra, **self._mix_config()}
 
     @property
@@ -79,7 +79,7 @@ class DomainModulation(ReferenceRows, StyleDomainMethod):
         of the mixed rows (:class:`~stylebridge.plugins.domains.base.ReferenceRows`)."""
         w_plus, styles, scale = self._prepare(generator, w_plus, offset_scale)
         self._mixed(generator, w_plus, scale, styles)
-        if self.apply == "styles":
+        if self.apply_to == "styles":
             for key, d in self.modulation.items():
                 i = int(key)
                 change = d.to(styles[i]) if scale is None else d.to(styles[i]) * scale[i]
@@ -87,7 +87,7 @@ class DomainModulation(ReferenceRows, StyleDomainMethod):
         return styles
 
     def has_weight_offsets(self) -> bool:
-        return super().has_weight_offsets() or (self.apply == "weights" and any(
+        return super().has_weight_offsets() or (self.apply_to == "weights" and any(
             bool(d.detach().ne(0).any()) for d in self.modulation.values()))
 
     def weight_deltas(self, generator: Generator,
@@ -96,7 +96,7 @@ class DomainModulation(ReferenceRows, StyleDomainMethod):
         """Per modulated conv ``i``: a :class:`ConvEdit` with the input gain
         ``1 + scale_i · d_i`` (plus any conv weight offsets of the base class)."""
         edits: dict[int, Tensor | ConvEdit] = dict(super().weight_deltas(generator, offset_scale))
-        if self.apply == "styles":
+        if self.apply_to == "styles":
             return edits
         first = next(iter(self.modulation.values()))
         scale = as_scale(offset_scale, self.n_style_layers, device=first.device, dtype=first.dtype)
