@@ -208,8 +208,8 @@ class DomainMethod(nn.Module, Plugin, ABC):
     def layer_parameters(self, indices: Iterable[int]) -> list[nn.Parameter] | None:
         """The parameters that change style layers ``indices`` (``--freeze-layers`` takes
         them out of the optimiser; they keep their values).  Default ``None``: the method
-        cannot name them, and the trainer freezes those layers by zeroing their change
-        (``offset_scale`` 0)."""
+        cannot name them; the trainer traces them (``pipelines/training/freeze.py``) and
+        refuses ``--freeze-layers`` when they also change other layers."""
         return None
 
 

@@ -253,9 +253,8 @@ class HyperDomainTrainer(DomainTrainer):
             targets.append(trg.mean(1).to(self.device))
         self.guide.set_batch(directions, targets)
         mapper_in = combine(bank.mapper[idx]).to(self.device)
-        edits = self.method.edits_for(self.generator, self.method.vectors(mapper_in),
-                                      self.offset_scale)
-        styles = self.method.styles(self.generator, w_plus, self.offset_scale)
+        edits = self.method.edits_for(self.generator, self.method.vectors(mapper_in))
+        styles = self.method.styles(self.generator, w_plus)
         images = self.generator.synthesis(styles, noise=noise, randomize_noise=False,
                                           weight_deltas=edits)
         return images, styles

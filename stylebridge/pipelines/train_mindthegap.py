@@ -172,15 +172,14 @@ class MindTheGapTrainer(DomainTrainer):
     def extend_batch(self, batch: LossBatch) -> None:
         batch.reference = self.reference
         batch.reference_source = self.reference_source
-        batch.reference_output, _ = render(self.generator, self.w_ref, self.method,
-                                           self.offset_scale)
+        batch.reference_output, _ = render(self.generator, self.w_ref, self.method)
 
     def reference_strip(self) -> Tensor:
         """``[3, size, 3·size]`` in ``[0, 1]``: reference | G0(w_B) | G(w_B)."""
         was_training = self.method.training
         self.method.eval()
         with torch.no_grad():
-            adapted, _ = render(self.generator, self.w_ref, self.method, self.offset_scale)
+            adapted, _ = render(self.generator, self.w_ref, self.method)
         self.method.train(was_training)
         tiles = [self.reference[0], self.reference_source[0], adapted[0]]
         return torch.cat([from_generator_range(t).cpu() for t in tiles], dim=-1)

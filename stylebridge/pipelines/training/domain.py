@@ -42,6 +42,7 @@ from stylebridge.pipelines.training.fingerprint import (
     EarlierForm,
     resume_refusal,
 )
+from stylebridge.pipelines.training.freeze import frozen_parameters
 from stylebridge.pipelines.training.guard import TrainingDivergedError, non_finite_word
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.losses import (
@@ -207,12 +208,11 @@ class DomainTrainer:
             raise StylebridgeError(f"--freeze-layers {bad[0]}: style layers are 0..{n_layers - 1}")
         frozen = set(settings.freeze_layers)
         # StyleDomain's freeze: the frozen layers' parameters get no gradient but keep
-        # their values (they still apply: continuing a domain trains what is saved).  A
-        # method that cannot name its per-layer parameters is frozen by zeroing the change.
-        named = method.layer_parameters(frozen) if frozen else None
-        frozen_ids = {id(p) for p in named} if named is not None else set()
-        self.offset_scale = ([0.0 if i in frozen else 1.0 for i in range(n_layers)]
-                             if frozen and named is None else None)
+        # their values (they still apply: continuing a domain trains what is saved)
+        # (a method that cannot name them is traced; zeroing their change while training,
+        # as before, left a shared backbone's frozen layers changed in the saved file)
+        frozen_ids = {id(p) for p in frozen_parameters(method, generator, frozen)} \
+            if frozen else set()
         params = [p for p in method.trainable_parameters() if id(p) not in frozen_ids]
         if not params:
             raise StylebridgeError(f"domain method {method.name!r} has no trainable parameters"
@@ -304,7 +304,7 @@ class DomainTrainer:
     # they draw random numbers from ``self.rng`` only, so a resumed run continues exactly
     def render_adapted(self, w_plus: Tensor, noise: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """The adapted images of one training step (with gradients) and their styles."""
-        return render(self.generator, w_plus, self.method, self.offset_scale, noise=noise)
+        return render(self.generator, w_plus, self.method, noise=noise)
 
     def extend_batch(self, batch: LossBatch) -> None:
         """Change or add :class:`LossBatch` fields (list added ones in :meth:`provides`, e.g.
@@ -478,7 +478,7 @@ class DomainTrainer:
         with torch.no_grad():
             w_plus = sample_wplus(self.generator, s.n_samples, rng, truncation=s.sample_truncation)
             source, _ = render(self.generator, w_plus)
-            adapted, _ = render(self.generator, w_plus, self.method, self.offset_scale)
+            adapted, _ = render(self.generator, w_plus, self.method)
         self.method.train(was_training)
         rows = [list(pair) for pair in zip(from_generator_range(source).cpu(),
                                            from_generator_range(adapted).cpu(), strict=True)]
