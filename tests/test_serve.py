@@ -283,6 +283,12 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
     name = backend.add_domain_file(saved)
     assert name == "joker" and backend.domain_choices()[-1] == "joker"
     assert backend.domain_random["joker"] is True  # the file says RANDOM WEIGHTS
+    # the same file dropped again (Gradio gives each upload a new path): offered once
+    copy = backend.work_dir / "upload2" / "joker.safetensors"
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_bytes(saved.read_bytes())
+    choices = backend.domain_choices()
+    assert backend.add_domain_file(copy) == "joker" and backend.domain_choices() == choices
     again = backend.run(photo, RunRequest("e4e", ["joker", DOMAINS[0]]))
     assert torch.equal(again.images["joker"], again.images[DOMAINS[0]])
     assert again.licences == []  # nothing it used is under a non-commercial licence
@@ -691,6 +697,13 @@ def test_a_domain_drop_with_one_bad_file_still_says_what_was_added(backend: Serv
     _, status, _ = on_files([str(good), str(bad)], [])
     assert status.startswith("added domain(s): sketchy; ")
     assert "fake.safetensors" in status
+    # the same file again (another upload folder): said, ticked, not copied as sketchy-2
+    again = upload / "again"
+    again.mkdir()
+    (again / good.name).write_bytes(good.read_bytes())
+    update, status, _ = on_files([str(again / good.name)], ["sketchy"])
+    assert status == "already offered: sketchy"
+    assert update["value"] == ["sketchy"] and "sketchy-2" not in update["choices"]
 
 
 def test_featureshift_with_a_shift_mode_encoder_says_the_mode_is_moot(backend: ServeBackend

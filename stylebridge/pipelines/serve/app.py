@@ -295,19 +295,24 @@ def build_app(backend: ServeBackend) -> Any:
             added: list[str] = []
             errors: list[str] = []
             nets: list[str] = []
+            offered: list[str] = []  # the same domain dropped again: ticked, not copied
             for path in paths or []:
                 try:
+                    before = set(backend.domains)
                     name = backend.add_domain_file(path)
-                    (added if name in backend.domains else nets).append(name)
+                    (nets if name not in backend.domains else offered if name in before
+                     else added).append(name)
                 except Exception as exc:  # name the file as uploaded, not its server path
                     errors.append(error_line(exc).replace(f"{Path(path).parent}/", ""))
             # what was added is said even when another file of the same drop failed
             status_text = "; ".join(
-                [f"added domain(s): {_html(', '.join(added))}"] * bool(added or not (nets
-                                                                                   or errors))
+                [f"added domain(s): {_html(', '.join(added))}"] * bool(
+                    added or not (nets or errors or offered))
+                + [f"already offered: {_html(', '.join(dict.fromkeys(offered)))}"] * bool(offered)
                 + [f"hyper-network {_html(n)}: type a prompt for a domain" for n in nets]
                 + errors)
-            return (gr.update(choices=backend.domain_choices(), value=[*chosen, *added]),
+            return (gr.update(choices=backend.domain_choices(),
+                              value=list(dict.fromkeys([*chosen, *added, *offered]))),
                     status_text, None)
 
         def domain_download(name: str | None) -> Any:

@@ -37,7 +37,7 @@ from stylebridge.core.labels import caption, labelled_grid
 from stylebridge.core.precision import check_precision
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import ImageError, StylebridgeError
-from stylebridge.pipelines.adapt import INVERSION, Adapter, check_domains, load_domains
+from stylebridge.pipelines.adapt import Adapter, load_domains
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.align import NoFaceError, align_face
 from stylebridge.pipelines.demo import (
@@ -51,6 +51,8 @@ from stylebridge.pipelines.demo import (
 )
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
 from stylebridge.pipelines.photos import random_file_notice
+from stylebridge.pipelines.serve.domains import MAX_DOMAIN_NAME as MAX_DOMAIN_NAME
+from stylebridge.pipelines.serve.domains import DomainShelf
 from stylebridge.pipelines.serve.encoders import (
     EncoderChoice,
     build_encoder,
@@ -102,8 +104,6 @@ ALIGN_SIZE = 256            # the aligned photo (the encoders resize it to their
 TRAIN_STEPS = 4             # default steps of a text domain trained on the spot
 MAX_TRAIN_STEPS = 200
 GRID_MIN_TILE = 128         # grid tiles smaller than this are enlarged (nearest)
-MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
-DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
 #: FeatureShift's guiding encoder on the page: e4e, as the thesis trains it
 DEFAULT_GUIDE = "e4e"
 
@@ -137,7 +137,7 @@ class ServeConfig:
     max_pixels: int = MAX_PIXELS
 
 
-class ServeBackend:
+class ServeBackend(DomainShelf):
     """The model cache of one ``stylebridge serve`` process and the requests of the page."""
 
     def __init__(self, config: ServeConfig | None = None) -> None:
@@ -170,6 +170,7 @@ class ServeBackend:
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}
+        self.domain_keys: dict[str, str] = {}
         #: text-conditioned methods loaded without a prompt (a hyper-network): the page's
         #: prompt box turns a prompt into a domain through the last one, without training
         self.hypernets: dict[str, DomainMethod] = {}
@@ -230,46 +231,6 @@ class ServeBackend:
         return {name: enc for name, enc in (("e4e", preset.e4e), ("fse", preset.fse))
                 if manager.resolve("encoder", name) is None}
 
-    def domain_choices(self) -> list[str]:
-        return list(self.domains)
-
-    def _installed_domains(self) -> list[str]:
-        manager = WeightsManager()
-        found = []
-        for entry in manager.entries.values():
-            if entry.kind in DOMAIN_KINDS and manager.installed(entry.name):
-                found.append(f"{entry.plugin}:{manager.path(entry.name)}")
-        return found
-
-    def _add_domain(self, name: str, method: DomainMethod, random: bool, source: str) -> str:
-        """Offer ``method`` under ``name`` (a prompt, a file stem), made unique and at most
-        :data:`MAX_DOMAIN_NAME` characters: a 300-character prompt as a checkbox label, a
-        table row and a grid label pushed the page's columns off the screen."""
-        name = " ".join(name.split())
-        if len(name) > MAX_DOMAIN_NAME:
-            name = name[:MAX_DOMAIN_NAME - 1].rstrip() + "…"
-        unique, k = name, 2
-        while unique in self.domains or unique == INVERSION:
-            unique, k = f"{name}-{k}", k + 1
-        self.domains[unique] = method
-        self.domain_random[unique] = random
-        self.domain_sources[unique] = source
-        return unique
-
-    def add_domain_file(self, spec: str | Path) -> str:
-        """Load a domain checkpoint (``[NAME:]FILE``) as the CLI's ``--method`` does, check it
-        against the generator and offer it; returns its name in the page."""
-        self.stop_check()
-        with self.lock:
-            loaded, random = load_domains([str(spec)], self.device)
-            check_domains(loaded.values(), self.generator)
-            (name, method), = loaded.items()
-            if method.text_conditioned and not method.text:
-                self.hypernets[name] = method
-                self.hypernet_random[name] = random[name]
-                return name
-            return self._add_domain(name, method, random[name], str(spec))
-
     def text_domain(self, prompt: str, steps: int = TRAIN_STEPS,
                     progress: Progress = _no_progress, owner: str | None = None) -> str:
         """A domain for ``prompt``: rendered at once by the last hyper-network loaded (no
@@ -285,18 +246,6 @@ class ServeBackend:
 
     def _started(self, job: TextJob) -> None:
         self.job = job
-
-    def _hyper_domain(self, prompt: str, progress: Progress) -> str:
-        prompt = " ".join(prompt.split())
-        if not prompt:
-            raise StylebridgeError("the text prompt is empty: describe the target domain, "
-                                   "e.g. \"a 3d render in the style of Pixar\"")
-        with self.lock:
-            name, net = list(self.hypernets.items())[-1]
-            progress(0.0, f"{prompt!r} through hyper-network {name}")
-            method = net.for_text(prompt).to(self.device).eval()
-            return self._add_domain(prompt, method, self.hypernet_random[name],
-                                    f"hyper-network {name} (no training)")
 
     # -- photos --------------------------------------------------------------------------------
     def load_photo(self, path: str | Path | None = None) -> Photo:

@@ -1,0 +1,117 @@
+"""The domains ``stylebridge serve`` offers: the preset's, the installed ones, files dropped on
+the page and prompts turned into domains by a hyper-network (a mix-in of
+:class:`~stylebridge.pipelines.serve.backend.ServeBackend`, which holds the state)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylebridge.core.interfaces import DomainMethod
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.adapt import INVERSION, check_domains, load_domains
+from stylebridge.pipelines.serve.jobs import Progress
+from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.registry.weights import WeightsManager
+from stylebridge.registry.weights_files import sha256_file
+
+MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
+DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
+
+
+def file_key(spec: str | Path) -> str | None:
+    """The same domain file whatever folder it was uploaded to: the name and options the spec
+    gives, the file's name and its sha256 (``None`` when the spec names no readable file)."""
+    try:
+        parsed = parse_plugin_spec(str(spec), what="domain method")
+        if parsed.path is None or not parsed.path.is_file():
+            return None
+        return (f"{parsed.name}:{sorted(parsed.options.items())}:{parsed.path.name}:"
+                f"{sha256_file(parsed.path)}")
+    except (OSError, StylebridgeError):
+        return None  # the loader names the problem
+
+
+class DomainShelf:
+    """The domains of one back end, by the name the page shows."""
+
+    lock: threading.RLock
+    device: torch.device
+    generator: Any
+    domains: dict[str, DomainMethod]
+    domain_random: dict[str, bool]
+    domain_sources: dict[str, str]
+    #: :func:`file_key` → name, so that a file dropped twice is offered once
+    domain_keys: dict[str, str]
+    hypernets: dict[str, DomainMethod]
+    hypernet_random: dict[str, bool]
+
+    def stop_check(self) -> None:
+        raise NotImplementedError
+
+    def domain_choices(self) -> list[str]:
+        return list(self.domains)
+
+    def _installed_domains(self) -> list[str]:
+        manager = WeightsManager()
+        found = []
+        for entry in manager.entries.values():
+            if entry.kind in DOMAIN_KINDS and manager.installed(entry.name):
+                found.append(f"{entry.plugin}:{manager.path(entry.name)}")
+        return found
+
+    def _add_domain(self, name: str, method: DomainMethod, random: bool, source: str) -> str:
+        """Offer ``method`` under ``name`` (a prompt, a file stem), made unique and at most
+        :data:`MAX_DOMAIN_NAME` characters: a 300-character prompt as a checkbox label, a
+        table row and a grid label pushed the page's columns off the screen."""
+        name = " ".join(name.split())
+        if len(name) > MAX_DOMAIN_NAME:
+            name = name[:MAX_DOMAIN_NAME - 1].rstrip() + "…"
+        unique, k = name, 2
+        while unique in self.domains or unique == INVERSION:
+            unique, k = f"{name}-{k}", k + 1
+        self.domains[unique] = method
+        self.domain_random[unique] = random
+        self.domain_sources[unique] = source
+        return unique
+
+    def add_domain_file(self, spec: str | Path) -> str:
+        """Load a domain checkpoint (``[NAME:]FILE``) as the CLI's ``--method`` does, check it
+        against the generator and offer it; returns its name in the page."""
+        self.stop_check()
+        with self.lock:
+            loaded, random = load_domains([str(spec)], self.device)
+            check_domains(loaded.values(), self.generator)
+            (name, method), = loaded.items()
+            if method.text_conditioned and not method.text:
+                self.hypernets[name] = method
+                self.hypernet_random[name] = random[name]
+                return name
+            # the same file dropped again (a new upload path each time): the domain offered
+            # already, not a copy named NAME-2
+            key = file_key(spec)
+            if key is not None and self.domain_keys.get(key) in self.domains:
+                return self.domain_keys[key]
+            added = self._add_domain(name, method, random[name], str(spec))
+            if key is not None:
+                self.domain_keys[key] = added
+            return added
+
+
+    def _hyper_domain(self, prompt: str, progress: Progress) -> str:
+        prompt = " ".join(prompt.split())
+        if not prompt:
+            raise StylebridgeError("the text prompt is empty: describe the target domain, "
+                                   "e.g. \"a 3d render in the style of Pixar\"")
+        with self.lock:
+            name, net = list(self.hypernets.items())[-1]
+            progress(0.0, f"{prompt!r} through hyper-network {name}")
+            method = net.for_text(prompt).to(self.device).eval()
+            return self._add_domain(prompt, method, self.hypernet_random[name],
+                                    f"hyper-network {name} (no training)")
+
+
+__all__ = ["DOMAIN_KINDS", "MAX_DOMAIN_NAME", "DomainShelf", "file_key"]
