@@ -11,10 +11,15 @@ builds no model.  Entry points:
 * :mod:`stylebridge.registry.resolve` — plugins from specs;
 * :mod:`stylebridge.core.synthesis` — synthesis of inversions (the plain renderer);
 * :class:`stylebridge.Adapter` — encode once, render several domains through a renderer;
-* :func:`load_photo` / :func:`save_image` — a photo file in, as ``adapt`` prepares it (upright,
-  FFHQ-aligned), and a picture out;
+* :func:`load_photo` / :func:`save_image` / :func:`to_pil` — a photo file in, as ``adapt``
+  prepares it (upright, FFHQ-aligned), and a picture out (to a file, or a PIL image to show);
 * :func:`fetch_weights` / :func:`fetching` — official weights downloaded by name, or by the
   pipeline that needs them (``ensure_weights=``).
+
+Anything on untrained (random) weights says so on screen: :func:`create`, :func:`create_encoder`,
+:class:`Adapter` and the pipelines ``adapt``, ``invert``, ``generate``, ``render`` warn once per
+call (:class:`RandomWeightsWarning`, its message starting ``RANDOM WEIGHTS``); skipped inputs
+(:class:`SkippedInputsWarning`) and other notes are :class:`StylebridgeWarning` too.
 """
 
 from __future__ import annotations
@@ -22,11 +27,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import (
+    RandomWeightsWarning,
+    SkippedInputsWarning,
+    StylebridgeError,
+    StylebridgeWarning,
+    user_entry,
+    warn_user,
+)
 
 __version__ = "0.1.0"
 
 
+def _warn_random(kind: str, spec: Any, obj: Any, provenance: Any) -> None:
+    """The :class:`RandomWeightsWarning` of :func:`create` / :func:`create_encoder` for an
+    object on untrained weights, naming it and its file (a module without any parameter or
+    buffer, the ``mse`` loss, has no weights to be random)."""
+    import itertools
+
+    import torch
+
+    if provenance is not None and provenance.random:
+        if isinstance(obj, torch.nn.Module) and next(
+                itertools.chain(obj.parameters(), obj.buffers()), None) is None:
+            return
+        from stylebridge.core.checkpoint import RANDOM_NOTICE
+
+        path = provenance.path
+        where = f" (file {path})" if path is not None and path.name not in str(spec) else ""
+        warn_user(f"{RANDOM_NOTICE}: {kind} {str(spec)!r} runs on untrained (random) weights"
+                  f"{where}: its results show no trained model", RandomWeightsWarning)
+
+
+@user_entry
 def create(kind: str, spec: str, *, device: str = "cpu", **options: Any) -> Any:
     """The one way in: ``create("encoder", "fse:fse.safetensors:mode=shift")`` → the object.
 
@@ -35,11 +68,14 @@ def create(kind: str, spec: str, *, device: str = "cpu", **options: Any) -> Any:
     ``NAME``, ``NAME:CKPT``, ``CKPT`` (the header names the plugin) or ``NAME:CKPT:k=v,...``.
     A bare name loads the weights installed by ``stylebridge weights``.  Where the weights
     came from (official, converted from a file, random) is recorded once, on the object too:
-    :func:`provenance_of` reads it, also of a ``copy.deepcopy`` of it.
+    :func:`provenance_of` reads it, also of a ``copy.deepcopy`` of it.  Random weights are
+    said once, as a :class:`RandomWeightsWarning`.
     """
     from stylebridge.registry.resolve import create as _create
 
-    return _create(kind, spec, device=device, **options).obj
+    obj, provenance = _create(kind, spec, device=device, **options)
+    _warn_random(kind, spec, obj, provenance)
+    return obj
 
 
 def provenance_of(obj: Any) -> Any:
@@ -51,18 +87,23 @@ def provenance_of(obj: Any) -> Any:
     return _provenance_of(obj)
 
 
+@user_entry
 def create_encoder(name: str, checkpoint: str | Path | None = None, *, device: str = "cpu",
                    **config: Any) -> Any:
     """``create_encoder("fse", checkpoint="fse.safetensors", mode="shift")`` → an Encoder.
 
     Without ``checkpoint`` the encoder is built from its defaults and ``config``
-    (plugins that need weights refuse that with a hint).
+    (plugins that need weights refuse that with a hint).  Random weights are said once, as a
+    :class:`RandomWeightsWarning`.
     """
-    from stylebridge.registry.resolve import load_plugin
+    from stylebridge.registry.resolve import load_plugin, provenance_of
     from stylebridge.registry.spec import PluginSpec
 
     spec = PluginSpec(name=name, path=None if checkpoint is None else Path(checkpoint))
-    return load_plugin("encoder", spec, device=device, **config)
+    encoder = load_plugin("encoder", spec, device=device, **config)
+    _warn_random("encoder", name if checkpoint is None else f"{name}:{checkpoint}", encoder,
+                 provenance_of(encoder))
+    return encoder
 
 
 def fetch_weights(*names: str, set_name: str | None = None, accept_licence: bool = False,
@@ -161,10 +202,7 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     is kept in the file: PNG text (``stylebridge info`` shows it), EXIF ImageDescription in
     JPEG, WebP and TIFF; BMP keeps none and is refused with one.  NaN or Inf values are
     refused (they were written as black pixels)."""
-    import math
     import os
-
-    import torch
 
     from stylebridge.core.images import save_png, to_uint8
     from stylebridge.core.io import atomic_path
@@ -179,25 +217,9 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     if fmt is None:
         raise StylebridgeError(f"save_image {path}: unknown image suffix (use one of "
                                f"{', '.join(IMAGE_FORMATS)})")
-    if not isinstance(image01, torch.Tensor) or not image01.is_floating_point():
-        raise StylebridgeError(f"save_image {path}: expected a float tensor in [0, 1], got "
-                               f"{getattr(image01, 'dtype', type(image01).__name__)}")
-    if image01.ndim == 4 and image01.shape[0] != 1:
-        raise StylebridgeError(f"save_image writes one picture; got a batch of "
-                               f"{image01.shape[0]}: save image01[i] for each")
-    if image01.ndim not in (3, 4) or image01.shape[-3] != 3:
-        raise StylebridgeError(f"save_image {path}: expected an RGB picture [3, H, W], got "
-                               f"shape {list(image01.shape)}")
     if notice and fmt == "BMP":
         raise StylebridgeError(f"save_image {path}: a BMP keeps no notice; save it as .png")
-    lo, hi = (float(v) for v in torch.aminmax(image01.detach().float()))
-    if not (math.isfinite(lo) and math.isfinite(hi)):  # was written as black, silently
-        bad = int((~torch.isfinite(image01.detach())).sum())
-        raise StylebridgeError(f"save_image {path}: the picture has {bad} NaN or Inf "
-                               "value(s); nothing was written")
-    if lo < -0.02 or hi > 1.02:  # a [-1, 1] generator output lost its dark half, silently
-        raise StylebridgeError(f"save_image {path}: values span [{lo:.3g}, {hi:.3g}], expected "
-                               "[0, 1] (a generator's [-1, 1] output: from_generator_range(x))")
+    _check_picture(image01, f"save_image {path}", "; nothing was written", batch=False)
     if fmt == "PNG":
         return save_png(path, image01, notice=notice)
     from PIL import Image
@@ -213,6 +235,49 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     return path
 
 
+def _check_picture(image01: Any, what: str, unwritten: str = "", *, batch: bool) -> None:
+    """One-line :class:`StylebridgeError` (``what``: the call, ``save_image PATH``) unless
+    ``image01`` is a float tensor ``[3, H, W]`` or ``[1, 3, H, W]`` (``batch``: ``[B, 3, H,
+    W]``) with finite values in ``[0, 1]`` (2 % of slack)."""
+    import math
+
+    import torch
+
+    if not isinstance(image01, torch.Tensor) or not image01.is_floating_point():
+        raise StylebridgeError(f"{what}: expected a float tensor in [0, 1], got "
+                               f"{getattr(image01, 'dtype', type(image01).__name__)}")
+    if not batch and image01.ndim == 4 and image01.shape[0] != 1:
+        raise StylebridgeError(f"save_image writes one picture; got a batch of "
+                               f"{image01.shape[0]}: save image01[i] for each")
+    if image01.ndim not in (3, 4) or image01.shape[-3] != 3 or image01.numel() == 0:
+        raise StylebridgeError(f"{what}: expected an RGB picture [3, H, W]"
+                               f"{' or a batch [B, 3, H, W]' if batch else ''}, got shape "
+                               f"{list(image01.shape)}")
+    lo, hi = (float(v) for v in torch.aminmax(image01.detach().float()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # was written as black, silently
+        bad = int((~torch.isfinite(image01.detach())).sum())
+        raise StylebridgeError(f"{what}: the picture has {bad} NaN or Inf value(s){unwritten}")
+    if lo < -0.02 or hi > 1.02:  # a [-1, 1] generator output lost its dark half, silently
+        raise StylebridgeError(f"{what}: values span [{lo:.3g}, {hi:.3g}], expected "
+                               "[0, 1] (a generator's [-1, 1] output: from_generator_range(x))")
+
+
+def to_pil(image01: Any) -> Any:
+    """A picture ``[3, H, W]`` or ``[1, 3, H, W]`` in ``[0, 1]`` (an :class:`Adapter` output)
+    → a ``PIL.Image.Image`` (RGB, 8 bits, rounded as :func:`save_image` writes it), to show
+    in a notebook; a batch ``[B, 3, H, W]`` with ``B > 1`` → a list of them.  What
+    :func:`save_image` refuses (not a float tensor, another shape, NaN, values outside
+    ``[0, 1]``) is refused here in the same one line."""
+    from PIL import Image
+
+    from stylebridge.core.images import to_uint8
+
+    _check_picture(image01, "to_pil", batch=True)
+    batch = image01 if image01.ndim == 4 else image01.unsqueeze(0)
+    images = [Image.fromarray(array) for array in to_uint8(batch)]
+    return images if image01.ndim == 4 and image01.shape[0] > 1 else images[0]
+
+
 def __getattr__(name: str) -> Any:
     """Lazy exports: ``stylebridge.Adapter`` (encode once, render several domains)."""
     if name == "Adapter":
@@ -222,8 +287,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'stylebridge' has no attribute {name!r}")
 
 
-__all__ = ["Adapter", "StylebridgeError", "__version__", "create", "create_encoder", "fetch_weights",
-           "fetching", "load_photo", "provenance_of", "save_image"]
+__all__ = ["Adapter", "RandomWeightsWarning", "SkippedInputsWarning", "StylebridgeError",
+           "StylebridgeWarning", "__version__", "create", "create_encoder", "fetch_weights",
+           "fetching", "load_photo", "provenance_of", "save_image", "to_pil"]
 
 
 def __dir__() -> list[str]:

@@ -3,11 +3,23 @@
 Every error here carries a single-line message that names the file or value at
 fault; the CLI prints it as ``error: <message>`` and exits non-zero without a
 traceback.  Anything else escaping from stylebridge is a bug.
+
+The warnings here (:class:`StylebridgeWarning`) are what a Python user sees on screen where the
+command line prints a line of its own (random weights, skipped inputs): the public entry points
+(:func:`user_entry`) warn once per call of the user's, at the user's line (:func:`warn_user`).
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
 
 #: the longest error message shown (characters); longer ones keep their start and end
 MAX_MESSAGE = 600
@@ -72,3 +84,64 @@ class InputValueError(StylebridgeError, ValueError):
 
 class LossInputError(StylebridgeError, ValueError):
     """A loss that needs a batch field the trainer does not fill."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Warnings for Python users (the command line prints the same as lines of its own)
+
+
+class StylebridgeWarning(UserWarning):
+    """What a Python user should see on screen (the command line prints it as a line of its
+    own and ignores these warnings: :func:`stylebridge.cli.options.quiet_api_warnings`)."""
+
+
+class RandomWeightsWarning(StylebridgeWarning):
+    """Something runs on untrained (random) weights: its message starts with ``RANDOM
+    WEIGHTS`` (:data:`stylebridge.core.checkpoint.RANDOM_NOTICE`) and names what."""
+
+
+class SkippedInputsWarning(StylebridgeWarning):
+    """A batch run skipped inputs (unreadable files, photos without a face): the first few,
+    and why; the result's ``report.skipped`` lists them all."""
+
+
+#: whether the public entry point running now was called by the user's code (not by
+#: stylebridge itself: ``adapt()`` building an :class:`Adapter`, the command line)
+_USER_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("stylebridge_user_call",
+                                                                  default=False)
+_PACKAGE = os.path.dirname(__file__) + os.sep
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _ours(frame: FrameType) -> bool:
+    return frame.f_code.co_filename.startswith(_PACKAGE)
+
+
+def user_entry(func: _F) -> _F:
+    """A public entry point (``stylebridge.create``, ``adapt``, ``Adapter(...)``): while it
+    runs, :func:`warn_user` warns only when it was called from outside stylebridge, so that
+    one user call gives one warning (``adapt()`` building an ``Adapter`` says nothing twice;
+    the command line's calls say nothing: it prints its own lines)."""
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        token = _USER_CALL.set(not _ours(sys._getframe(1)))
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _USER_CALL.reset(token)
+
+    return call  # type: ignore[return-value]
+
+
+def warn_user(message: str, category: type[Warning] = StylebridgeWarning) -> None:
+    """``warnings.warn(message, category)`` at the user's line (the first caller outside
+    stylebridge), when the running :func:`user_entry` was called by the user; else nothing."""
+    if not _USER_CALL.get():
+        return
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
+    while frame is not None and _ours(frame):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(" ".join(str(message).split()), category, stacklevel=level)

@@ -416,9 +416,10 @@ def _main(argv: list[str]) -> int:
         # a non-commercial licence is one line among the notices here, not a warning: quieted
         # while the CLI runs only, never by an import (the registry imports every command).
         # Importing it imports torch (seconds): a Ctrl-C then is `error: interrupted` too
-        from stylebridge.cli.options import quiet_licence_warnings
+        from stylebridge.cli.options import quiet_api_warnings, quiet_licence_warnings
 
         quiet_licence_warnings()
+        quiet_api_warnings()  # RANDOM WEIGHTS, skipped inputs...: the command prints its own
         _cuda_notices_as_lines()
         parser, commands = build_parser()
         word = next((a for a in argv if not a.startswith("-")), None)

@@ -35,6 +35,17 @@ def quiet_licence_warnings() -> None:
     warnings.filterwarnings("ignore", message="licence: ", category=UserWarning)
 
 
+def quiet_api_warnings() -> None:
+    """What the Python API warns (:class:`~stylebridge.errors.StylebridgeWarning`: RANDOM
+    WEIGHTS, skipped inputs, metric notes, a domain the skip layers leave unchanged) the
+    command line prints as lines of its own (:func:`print_random_notices`,
+    :func:`print_batch_report`, its notes): quieted while a command runs (``serve`` too),
+    as :func:`quiet_licence_warnings` is, never at import."""
+    from stylebridge.errors import StylebridgeWarning
+
+    warnings.filterwarnings("ignore", category=StylebridgeWarning)
+
+
 _CLI_CONSOLE: Any = None  # the class, made at the first call (rich loads then, not at import)
 
 

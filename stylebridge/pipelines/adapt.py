@@ -45,7 +45,7 @@ from stylebridge.core.interfaces import DomainMethod, Renderer
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.precision import check_precision
-from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
+from stylebridge.errors import CheckpointError, ImageError, StylebridgeError, user_entry, warn_user
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.featureshift.usage import generator_notes, state_file_error
@@ -79,6 +79,8 @@ from stylebridge.pipelines.photos import (
     random_parts,
     run_files,
     small_crop_notice,
+    warn_random,
+    warn_run_end,
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
@@ -383,7 +385,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
     registry = checked_registry(config.weight_requests(), ensure_weights, registry)
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
-    skip = parse_layers(config.skip_layers, n_layers=gen.n_style_layers)
+    parse_layers(config.skip_layers, n_layers=gen.n_style_layers)  # before the models load
     # every input on random (untrained) weights is labelled, on grid.png and in adapt.json /
     # metrics.json: AdaptJob.random_inputs reads that from the loaded objects
     encoder = open_encoder(config.encoder, device, registry)
@@ -415,7 +417,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
                     f"{config.encoder} uses the encoder's own latents)") from None
         fs_info = {"model": str(config.featureshift), "layer": model.layer,
                    "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
-    adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=skip,
+    adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=config.skip_layers,
                       renderer=renderer, guide=guide, strength=config.strength)
     metrics = build_output_metrics(config.metrics, [INVERSION, *adapter.outputs],
                                    registry=registry)
@@ -569,14 +571,24 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                        metric_notes=notes, kept=journal.kept)
 
 
+@user_entry
 @releases_outputs
 def adapt(config: AdaptConfig, progress: ProgressCallback | None = None, *,
           registry: Any = None, ensure_weights: WeightsCheck | None = None) -> AdaptResult:
     """:func:`prepare_adapt` (plugins from ``registry``; ``ensure_weights``:
     ``stylebridge.fetching()`` fetches missing official weights first) then
-    :func:`run_adapt`."""
+    :func:`run_adapt`.  Called from Python, it warns what the command line prints: random
+    weights (:class:`~stylebridge.errors.RandomWeightsWarning`), a domain the skip layers
+    leave unchanged, skipped photos (``SkippedInputsWarning``), the metrics' notes."""
     check_progress(progress, "adapt", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
-    return run_adapt(prepare_adapt(config, ensure_weights, registry=registry), progress)
+    job = prepare_adapt(config, ensure_weights, registry=registry)
+    warn_random("adapt", job.parts)
+    for line in job.adapter.unchanged_notes:
+        warn_user(line)
+    result = run_adapt(job, progress)
+    warn_run_end("adapt", result.report, result.metric_notes if result.metrics is not None
+                 else [], unit="photo")
+    return result
 
 
 __all__ = ["INVERSION", "AdaptConfig", "AdaptJob", "AdaptResult", "Adapter", "ProgressCallback",

@@ -36,7 +36,7 @@ from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Inver
 from stylebridge.core.inversion import check_images01
 from stylebridge.core.ops import autocast_enabled
 from stylebridge.core.synthesis import PlainRenderer, check_compatible
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import RandomWeightsWarning, StylebridgeError, user_entry, warn_user
 from stylebridge.plugins.calibrators.alpha import parse_layers, skip_scale
 
 if TYPE_CHECKING:
@@ -215,10 +215,15 @@ class Adapter:
     against the generator when the adapter is built.  ``strength``: one value or several
     (module docstring); :attr:`outputs` maps each output name to its domain and strength.
     :attr:`encoded_images` counts the images passed to the encoder; :attr:`notes` names each
-    domain trained on another generator file than ``generator``'s.  ``encoder`` may be
-    ``None`` for an adapter that only renders given inversions (``stylebridge render``).
+    domain trained on another generator file than ``generator``'s, and each domain whose every
+    changed style layer ``skip_layers`` switches off (:attr:`unchanged_notes`: its output is
+    the inversion).  ``encoder`` may be ``None`` for an adapter that only renders given
+    inversions (``stylebridge render``).  Built from Python, an adapter on random weights
+    says so once (:class:`~stylebridge.errors.RandomWeightsWarning`, :attr:`notice`), and
+    each unchanged domain as a :class:`~stylebridge.errors.StylebridgeWarning`.
     """
 
+    @user_entry
     def __init__(self, encoder: Encoder | None, generator: Generator,
                  methods: Mapping[str, DomainMethod] | Sequence[DomainMethod],
                  calibrator: Calibrator | None = None,
@@ -269,6 +274,30 @@ class Adapter:
         #: output name → (domain name, strength), in render order
         self.outputs = strength_outputs(self.methods, self.strengths)
         self.encoded_images = 0
+        #: one line per domain whose every changed style layer the skip layers switch off
+        #: (:func:`unchanged_notes`), also in :attr:`notes`
+        self.unchanged_notes = unchanged_notes(self, base, skip_layers)
+        self.notes += self.unchanged_notes
+        if self.random_parts:  # from Python: said on screen (the command line prints its own)
+            warn_user(str(self.notice), RandomWeightsWarning)
+        for line in self.unchanged_notes:
+            warn_user(line)
+
+    def __repr__(self) -> str:
+        """``Adapter(RANDOM WEIGHTS: ...; encoder 'fse', generator 32 px, domains ['pixar'],
+        renderer 'plain', skip layers [0, 2], strength 1)``."""
+        said = ["encoder " + ("None" if self.encoder is None else repr(self.encoder.name))]
+        said.append(f"generator {self.generator.size} px")
+        said.append(f"domains {list(self.methods)}")
+        if self.calibrator is not None:
+            said.append(f"calibrator {self.calibrator.name!r}")
+        said.append(f"renderer {self.renderer.name!r}")
+        if self.guide is not None:
+            said.append(f"guide {self.guide.name!r}")
+        said.append(f"skip layers {self.skip_layers}")
+        said.append(f"strength {', '.join(f'{k:g}' for k in self.strengths)}")
+        head = f"{self.notice}; " if self.notice else ""
+        return f"Adapter({head}{', '.join(said)})"
 
     @property
     def random_parts(self) -> list[str]:
@@ -381,6 +410,38 @@ class Adapter:
 
 
 
+@torch.no_grad()
+def unchanged_notes(adapter: Adapter, base: Tensor | None,
+                    skip_setting: Sequence[int] | str) -> list[str]:
+    """One line per domain of ``adapter`` (plain renderer, skip layers given, no weight
+    offsets) that changes some style layers at the calibrator's scale ``base`` and none once
+    the skip layers are off: its output equals the inversion (``skip_layers="coarse"`` on a
+    32 px generator covers every conv layer).  Compared on the styles of one fixed latent."""
+    gen = adapter.generator
+    if not adapter.skip_layers or not isinstance(adapter.renderer, PlainRenderer):
+        return []
+    z = torch.randn(1, gen.style_dim, generator=torch.Generator().manual_seed(0))
+    w_plus = gen.make_wplus(z.to(gen.input.input.device))
+    source = gen.styles(w_plus)
+    shown = repr(skip_setting) if isinstance(skip_setting, str) else list(adapter.skip_layers)
+    notes = []
+    for name, method in adapter.methods.items():
+        try:
+            if method.has_weight_offsets():
+                continue
+            changed = [[i for i, (a, b) in enumerate(zip(method.styles(gen, w_plus, scale),
+                                                         source, strict=True))
+                        if not torch.equal(a, b)] for scale in (base, adapter.offset_scale)]
+        except Exception:  # advisory: a method that cannot render here says so when it renders
+            continue
+        if changed[0] and not changed[1]:
+            notes.append(f"domain {name!r}: the skip layers {shown} (style layers "
+                         f"{', '.join(map(str, adapter.skip_layers))}) include every style layer "
+                         f"it changes on this {gen.size} px generator "
+                         f"({', '.join(map(str, changed[0]))}): the output equals the inversion")
+    return notes
+
+
 def check_domains(methods: Iterable[DomainMethod], generator: Generator) -> None:
     """One-line error for a domain trained for another generator (``check_generator``)."""
     for method in methods:
@@ -460,4 +521,5 @@ def domain_generator_notes(methods: Iterable[DomainMethod], generator: Generator
 
 __all__ = ["INVERSION", "MAX_STRENGTH", "Adapter", "attach_encoder", "check_domains",
            "check_inversion", "check_strengths", "domain_generator_notes", "encoder_label",
-           "generator_sha256", "other_generator", "output_name", "strength_outputs"]
+           "generator_sha256", "other_generator", "output_name", "strength_outputs",
+           "unchanged_notes"]

@@ -38,14 +38,19 @@ from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import synthesize
-from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.errors import SpecError, StylebridgeError, user_entry
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
 from stylebridge.pipelines.adapter import (
     check_strengths,
     domain_generator_notes,
     strength_outputs,
 )
-from stylebridge.pipelines.photos import check_writable, random_file_notice, weights_path
+from stylebridge.pipelines.photos import (
+    check_writable,
+    random_file_notice,
+    warn_random,
+    weights_path,
+)
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
@@ -162,6 +167,7 @@ class GenerateResult:
     notes: list[str] = field(default_factory=list)
 
 
+@user_entry
 @releases_outputs
 def generate(config: GenerateConfig,
              progress: Callable[[int, int | None, str], None] | None = None,
@@ -180,7 +186,8 @@ def generate(config: GenerateConfig,
     files come out as one uninterrupted run writes them.  The journal is removed at the end.
     ``ensure_weights`` gets :meth:`GenerateConfig.weight_requests` after the cheap checks,
     before anything loads: by default one error naming every official download the run
-    lacks; ``generate --fetch`` downloads them."""
+    lacks; ``generate --fetch`` downloads them.  Called from Python, a run on untrained
+    weights says so once, as a :class:`~stylebridge.errors.RandomWeightsWarning`."""
     check_progress(progress, "generate", n_args=3, shape=PHOTO_PROGRESS_SHAPE)
     seeds = config.check()
     device = resolve_device(config.device)
@@ -196,6 +203,7 @@ def generate(config: GenerateConfig,
     outputs = strength_outputs(domains, strengths, taken=(SOURCE,))
     random_inputs: dict[str, Any] = {"generator": provenance.random, "domains": domain_random}
     parts = random_parts(random_inputs)
+    warn_random("generate", parts)
     noise_shapes = None
     if config.noise == "random":
         noise_shapes = gen.noise_shapes()

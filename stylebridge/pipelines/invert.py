@@ -43,7 +43,7 @@ from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible, synthesize
-from stylebridge.errors import ImageError
+from stylebridge.errors import ImageError, user_entry
 from stylebridge.pipelines import output_metrics as om
 from stylebridge.pipelines.adapt import INVERSION as INVERSION_KEY
 from stylebridge.pipelines.adapt import ProgressCallback, random_parts
@@ -67,6 +67,8 @@ from stylebridge.pipelines.photos import (
     random_file_notice,
     run_files,
     small_crop_notice,
+    warn_random,
+    warn_run_end,
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
@@ -349,14 +351,22 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
                         summary=summary)
 
 
+@user_entry
 @releases_outputs
 def invert(config: InvertConfig, progress: ProgressCallback | None = None, *,
            registry: Any = None, ensure_weights: WeightsCheck | None = None) -> InvertResult:
     """:func:`prepare_invert` (plugins from ``registry``; ``ensure_weights``:
     ``stylebridge.fetching()`` fetches missing official weights first) then
-    :func:`run_invert`."""
+    :func:`run_invert`.  Called from Python, it warns what the command line prints: random
+    weights (:class:`~stylebridge.errors.RandomWeightsWarning`), skipped photos
+    (``SkippedInputsWarning``), the metrics' notes."""
     check_progress(progress, "invert", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
-    return run_invert(prepare_invert(config, ensure_weights, registry=registry), progress)
+    job = prepare_invert(config, ensure_weights, registry=registry)
+    warn_random("invert", job.parts)
+    result = run_invert(job, progress)
+    warn_run_end("invert", result.report, result.metric_notes if result.metrics is not None
+                 else [], unit="photo")
+    return result
 
 
 __all__ = ["InvertConfig", "InvertJob", "InvertResult", "check_compatible", "invert",

@@ -24,7 +24,12 @@ from stylebridge.core.images import os_error_reason
 from stylebridge.core.interfaces import Encoder, Plugin
 from stylebridge.core.io import NAME_MAX, name_bytes, name_limit
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import (
+    RandomWeightsWarning,
+    SkippedInputsWarning,
+    StylebridgeError,
+    warn_user,
+)
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.resolve import load_encoder, load_generator, provenance_of
 
@@ -243,6 +248,50 @@ def run_files(names: Mapping[Any, str], ends: Sequence[str], reports: Sequence[s
     return [f"{stem}{end}" for stem in names.values() for end in ends] + list(reports)
 
 
+#: how many skipped inputs a :class:`~stylebridge.errors.SkippedInputsWarning` names
+SKIPPED_NAMED = 3
+
+
+def warn_random(what: str, parts: Sequence[str]) -> None:
+    """One :class:`~stylebridge.errors.RandomWeightsWarning` for a pipeline called from
+    Python (``what``: ``adapt``, ...) that runs on untrained weights (``parts``: ``encoder``,
+    ``domain pixar``, ...); nothing when ``parts`` is empty (:func:`~stylebridge.errors.
+    warn_user`: the command line prints its own RANDOM WEIGHTS lines)."""
+    from stylebridge.core.checkpoint import RANDOM_NOTICE
+
+    if parts:
+        warn_user(f"{RANDOM_NOTICE}: {what} runs on untrained (random) weights "
+                  f"({', '.join(parts)}): its pictures and numbers show no trained model",
+                  RandomWeightsWarning)
+
+
+def warn_skipped(what: str, report: Any, unit: str = "input") -> None:
+    """One :class:`~stylebridge.errors.SkippedInputsWarning` naming the first
+    :data:`SKIPPED_NAMED` inputs ``report`` (a :class:`~stylebridge.core.batch.BatchReport`)
+    skipped and why, then how many more; nothing when none was skipped."""
+    skipped = list(report.skipped)
+    if not skipped:
+        return
+    total = len(report.done) + len(skipped)
+    shown = "; ".join(f"{path}: {reason}" for path, reason in skipped[:SKIPPED_NAMED])
+    more = len(skipped) - SKIPPED_NAMED
+    listed = f"; and {more} more (result.report.skipped lists them)" if more > 0 else ""
+    head = (f"{what}: nothing done, every {unit} was skipped ({len(skipped)})"
+            if not report.done else f"{what} skipped {len(skipped)} of {total} {unit}s")
+    warn_user(f"{head}: {shown}{listed}", SkippedInputsWarning)
+
+
+def warn_run_end(what: str, report: Any, notes: Sequence[str] = (), *,
+                 unit: str = "input") -> None:
+    """What a batch pipeline called from Python says when it ends, as the command line
+    prints it: the skipped inputs (:func:`warn_skipped`), then each of its metrics' ``notes``
+    (an ID metric's fall-back, photos without a face), as a
+    :class:`~stylebridge.errors.StylebridgeWarning` each."""
+    warn_skipped(what, report, unit)
+    for note in dict.fromkeys(notes):
+        warn_user(f"{what} metrics: {note}")
+
+
 def check_positive(value: int, flag: str) -> int:
     if value < 1:
         raise StylebridgeError(f"{flag} {value}: must be >= 1")
@@ -252,4 +301,5 @@ def check_positive(value: int, flag: str) -> int:
 __all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
            "check_writable", "drawn_anew", "generator_file", "is_random", "open_encoder",
            "open_generator", "output_names", "random_file_notice", "random_parts",
-           "run_files", "small_crop_notice", "weights_path"]
+           "run_files", "small_crop_notice", "warn_random", "warn_run_end", "warn_skipped",
+           "weights_path"]

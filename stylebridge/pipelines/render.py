@@ -48,7 +48,7 @@ from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
 from stylebridge.core.precision import check_precision
 from stylebridge.core.synthesis import check_compatible
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import StylebridgeError, user_entry, warn_user
 from stylebridge.pipelines.adapt import (
     GRID_MAX_ROWS,
     GRID_TILE,
@@ -73,6 +73,8 @@ from stylebridge.pipelines.photos import (
     open_generator,
     random_file_notice,
     random_parts,
+    warn_random,
+    warn_run_end,
     weights_path,
 )
 from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
@@ -320,7 +322,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
                    "guide": "the inversions' own latents"}
         notes += generator_notes(config.featureshift, fs_header, gen)
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator,
-                      skip_layers=parse_layers(config.skip_layers, n_layers=gen.n_style_layers),
+                      skip_layers=config.skip_layers,
                       renderer=fs_model, strength=config.strength)
     job = RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
                     adapter=adapter, generator_path=generator_file(gen),
@@ -479,13 +481,22 @@ def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
     return None
 
 
+@user_entry
 @releases_outputs
 def render(config: RenderConfig, progress: ProgressCallback | None = None, *,
            ensure_weights: WeightsCheck | None = None) -> RenderResult:
     """:func:`prepare_render` (``ensure_weights``: ``stylebridge.fetching()`` fetches missing
-    official weights first) then :func:`run_render`."""
+    official weights first) then :func:`run_render`.  Called from Python, it warns what the
+    command line prints: random weights (:class:`~stylebridge.errors.RandomWeightsWarning`),
+    a domain the skip layers leave unchanged, skipped files (``SkippedInputsWarning``)."""
     check_progress(progress, "render", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
-    return run_render(prepare_render(config, ensure_weights), progress)
+    job = prepare_render(config, ensure_weights)
+    warn_random("render", job.parts)
+    for line in job.adapter.unchanged_notes:
+        warn_user(line)
+    result = run_render(job, progress)
+    warn_run_end("render", result.report, unit="file")
+    return result
 
 
 __all__ = ["RenderConfig", "RenderJob", "RenderResult", "join_inversions", "latent_files",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -125,16 +126,34 @@ _TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
 def import_open_clip() -> Any:
     """``import open_clip``, the caller's environment left as it was: open_clip's tokenizer
     module sets ``TOKENIZERS_PARALLELISM=false`` in ``os.environ`` when it is imported (for
-    Hugging Face tokenizers, which stylebridge's CLIP models do not use)."""
+    Hugging Face tokenizers, which stylebridge's CLIP models do not use).  In a notebook
+    kernel without ipywidgets, the ``huggingface_hub`` it imports imports ``tqdm.auto``, whose
+    ``TqdmWarning: IProgress not found. Please update jupyter and ipywidgets`` is about
+    progress bars stylebridge never shows: that one warning is quieted, nothing else."""
     before = os.environ.get(_TOKENIZERS_PARALLELISM)
     try:
-        import open_clip
+        if "open_clip" in sys.modules:
+            import open_clip
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="IProgress not found",
+                                        category=_tqdm_warning())
+                import open_clip
     finally:
         if before is None:
             os.environ.pop(_TOKENIZERS_PARALLELISM, None)
         else:
             os.environ[_TOKENIZERS_PARALLELISM] = before
     return open_clip
+
+
+def _tqdm_warning() -> type[Warning]:
+    """tqdm's ``TqdmWarning`` (``Warning`` when tqdm is not installed)."""
+    try:
+        from tqdm import TqdmWarning
+    except ImportError:
+        return Warning
+    return TqdmWarning
 
 
 @contextlib.contextmanager
