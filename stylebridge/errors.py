@@ -23,6 +23,10 @@ from typing import Any, TypeVar
 
 #: the longest error message shown (characters); longer ones keep their start and end
 MAX_MESSAGE = 600
+#: IPython / Jupyter show a :class:`StylebridgeError` as the user's own frames and its one
+#: line, without the frames inside stylebridge (they say nothing the message does not);
+#: ``False``: every frame, as plain Python prints it
+SHORT_TRACEBACKS = True
 
 
 class StylebridgeError(Exception):
@@ -40,6 +44,24 @@ class StylebridgeError(Exception):
         #: the message without the path (to say it again with more context)
         self.message = text
         super().__init__(f"{self.path}: {text}" if self.path is not None else text)
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: the traceback a notebook shows (:data:`SHORT_TRACEBACKS`)."""
+        import traceback
+
+        if not SHORT_TRACEBACKS:
+            return "".join(traceback.format_exception(self)).rstrip("\n").split("\n")
+        shell = sys.modules.get("IPython")  # its own frame (run_code) is not the user's
+        skip = (_PACKAGE, *([os.path.dirname(shell.__file__) + os.sep]
+                            if shell is not None and shell.__file__ else []))
+        every = traceback.extract_tb(self.__traceback__)
+        frames = [f for f in every if not f.filename.startswith(skip)]
+        hidden = sum(f.filename.startswith(_PACKAGE) for f in every)
+        lines = ["Traceback (most recent call last):", *"".join(traceback.format_list(
+            frames)).rstrip("\n").split("\n")] if frames else []
+        return [*lines, f"{type(self).__name__}: {self}"] + (
+            [f"({hidden} frame(s) inside stylebridge not shown; "
+             "stylebridge.errors.SHORT_TRACEBACKS = False shows them)"] if hidden else [])
 
 
 class RegistryError(StylebridgeError):
