@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from stylebridge.core.interfaces import Plugin
+from stylebridge.core.plugin import Plugin
 
 
 @dataclass(frozen=True)

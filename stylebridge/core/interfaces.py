@@ -9,9 +9,12 @@ name alone.
 
 from __future__ import annotations
 
+import functools
+import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -19,8 +22,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from stylebridge.core.converter import ConversionResult, Converter
 from stylebridge.core.inversion import FeatureMode, Inversion, Preprocessing
-from stylebridge.core.schema import Field, validate_config
+from stylebridge.core.plugin import Plugin
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
@@ -28,62 +32,6 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------------------------------------
 # Encoders (their input and output types live in core/inversion.py)
-
-
-class Plugin:
-    """Shared by every registered class: a ``name`` and a JSON config that rebuilds it.
-
-    ``random_weights``: ``True`` when the object runs on untrained weights (its numbers and
-    images are then labelled, never reported as real), ``False`` when it needs no weights or
-    has real ones, ``None`` (default) when that follows from whether a checkpoint was loaded
-    (:func:`stylebridge.registry.resolve.spec_random`).
-    """
-
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    #: the header ``kind`` of this plugin's checkpoints when it is not its registry kind
-    #: (FeatureShift, a renderer, writes ``featureshift`` checkpoints); ``None``: the same
-    checkpoint_kind: ClassVar[str | None] = None
-    random_weights: bool | None = None
-    #: a bare ``NAME`` without installed weights is refused (resolve.create) instead of built random
-    requires_weights: ClassVar[bool] = False
-    #: how to make or get the weights of a ``requires_weights`` plugin when none are installed,
-    #: for the one-line refusal (``None``: convert the official file with ``stylebridge convert``)
-    weights_hint: ClassVar[str | None] = None
-    #: key -> :class:`~stylebridge.core.schema.Field`: types and ranges of the config, checked
-    #: (with finiteness of every float) before the constructor runs (``Registry.create``/``load``)
-    config_schema: ClassVar[Mapping[str, Field]] = MappingProxyType({})
-
-    @classmethod
-    def check_config(cls, config: Mapping[str, Any]) -> None:
-        """Raise :class:`~stylebridge.core.schema.ConfigSchemaError` (one line, naming the key
-        and the allowed range) unless ``config`` fits :attr:`config_schema`; a plugin may
-        extend it with cross-key checks (call ``super().check_config(config)`` first)."""
-        validate_config(cls.config_schema, config)
-
-    def config(self) -> dict[str, Any]:
-        """Keyword arguments such that ``type(self)(**self.config())`` rebuilds the object."""
-        return {}
-
-    @classmethod
-    def unavailable_weights(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
-        """The official weights entries (``stylebridge weights list``) that building this
-        class with ``config`` would read and cannot find (none installed, no file named in
-        ``config``, random weights not allowed).  A run asks every loss and metric it names
-        before building any (:func:`stylebridge.registry.needed.missing_weights`), so that
-        one line names every download.  Default: none (building reports its own errors)."""
-        return ()
-
-    @classmethod
-    def check_header(cls, extra: Mapping[str, Any]) -> str | None:
-        """Called with a checkpoint header's ``extra`` before the object is built from it:
-        the reason to refuse the file (one line), or ``None`` to accept it (default)."""
-        return None
-
-    def read_extra(self, extra: Mapping[str, Any]) -> None:
-        """Called with a checkpoint header's ``extra`` once the object is built from it and
-        holds its weights: keep what the file records beyond weights and config (FeatureShift:
-        the guide encoder it was trained with).  Default: nothing."""
 
 
 class Encoder(nn.Module, Plugin, ABC):
@@ -457,6 +405,38 @@ class Metric(Plugin, ABC):
 # ---------------------------------------------------------------------------------------------
 # Calibrators
 
+#: (id(calibrator), class) of the old-style ``apply(inversion)`` hooks running in this context
+_OLD_HOOKS: ContextVar[tuple[tuple[int, type], ...]] = ContextVar("old_calibrator_hooks",
+                                                                  default=())
+
+
+def _adopted_hook(owner: type, old: Callable[[Any, Inversion], Inversion]
+                  ) -> Callable[[Any, Inversion], Inversion]:
+    """``owner``'s old ``apply(inversion)`` as its ``calibrate``, recording while it runs
+    whose hook it is, so that a ``super().apply(inversion)`` inside reaches the parent's
+    calibration (not this hook again, forever)."""
+
+    @functools.wraps(old)
+    def calibrate(self: Any, inversion: Inversion) -> Inversion:
+        token = _OLD_HOOKS.set((*_OLD_HOOKS.get(), (id(self), owner)))
+        try:
+            return old(self, inversion)
+        finally:
+            _OLD_HOOKS.reset(token)
+
+    return calibrate
+
+
+def _class_statement_level() -> int:
+    """The ``stacklevel`` of the ``class`` statement running ``__init_subclass__`` (the
+    frames between are the interpreter's: ``abc``'s ``__new__``), from a helper it calls."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen")
+                                 or frame.f_code.co_name == "__init_subclass__"
+                                 or frame.f_code.co_filename.endswith(("abc.py", "typing.py"))):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 class Calibrator(nn.Module, Plugin, ABC):
     """Fitted statistics applied between encoding and a domain method.
@@ -479,14 +459,18 @@ class Calibrator(nn.Module, Plugin, ABC):
         if old is not None and "calibrate" not in cls.__dict__:
             warnings.warn(f"calibrator {cls.__qualname__}: name its hook calibrate(inversion); "
                           "apply(inversion) hides nn.Module.apply(fn)", DeprecationWarning,
-                          stacklevel=2)
-            cls.calibrate = old  # type: ignore[method-assign]
+                          stacklevel=_class_statement_level())
+            cls.calibrate = _adopted_hook(cls, old)  # type: ignore[method-assign]
             del cls.apply  # Module.apply(fn) again, through Calibrator.apply
 
     def apply(self, fn: Any) -> Any:  # type: ignore[override]
         """``nn.Module.apply(fn)``; given an :class:`Inversion` (the hook's old name),
-        :meth:`calibrate`."""
+        :meth:`calibrate`: the whole object's, or, called as ``super().apply(inversion)`` from
+        an old-style hook, its parent's (as it was before the rename)."""
         if isinstance(fn, Inversion):
+            running = [c for key, c in _OLD_HOOKS.get() if key == id(self)]
+            if running:  # super().apply(inversion) inside the old hook of class running[-1]
+                return super(running[-1], self).calibrate(fn)
             return self.calibrate(fn)
         return super().apply(fn)
 
@@ -550,9 +534,6 @@ class Renderer(nn.Module, Plugin, ABC):
         """Raise a one-line error, before any image is encoded, unless the renderer can
         render ``generator`` with what ``encoder`` returns.  Default: accept any."""
 
-
-# the converter interface lives in core/converter.py (it needs Plugin, defined above)
-from stylebridge.core.converter import ConversionResult, Converter  # noqa: E402
 
 __all__ = ["LOSS_BATCH_FIELDS", "Calibrator", "ConversionResult", "Converter", "DomainMethod",
            "Encoder", "FeatureMode", "Inversion", "Loss", "LossBatch", "Metric", "Note", "Plugin",
