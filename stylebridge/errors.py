@@ -46,7 +46,9 @@ class StylebridgeError(Exception):
         super().__init__(f"{self.path}: {text}" if self.path is not None else text)
 
     def _render_traceback_(self) -> list[str]:
-        """IPython's hook: the traceback a notebook shows (:data:`SHORT_TRACEBACKS`)."""
+        """IPython's hook: the traceback a notebook shows (:data:`SHORT_TRACEBACKS`): the
+        user's frames and the one line, after the exceptions it was raised from (``raise
+        ... from err``, or while handling one) in which the user's code took part."""
         import traceback
 
         if not SHORT_TRACEBACKS:
@@ -54,14 +56,46 @@ class StylebridgeError(Exception):
         shell = sys.modules.get("IPython")  # its own frame (run_code) is not the user's
         skip = (_PACKAGE, *([os.path.dirname(shell.__file__) + os.sep]
                             if shell is not None and shell.__file__ else []))
-        every = traceback.extract_tb(self.__traceback__)
-        frames = [f for f in every if not f.filename.startswith(skip)]
-        hidden = sum(f.filename.startswith(_PACKAGE) for f in every)
-        lines = ["Traceback (most recent call last):", *"".join(traceback.format_list(
-            frames)).rstrip("\n").split("\n")] if frames else []
-        return [*lines, f"{type(self).__name__}: {self}"] + (
-            [f"({hidden} frame(s) inside stylebridge not shown; "
-             "stylebridge.errors.SHORT_TRACEBACKS = False shows them)"] if hidden else [])
+        lines: list[str] = []
+        hidden = 0
+        for exc, link in reversed(_chain(self)):
+            every = traceback.extract_tb(exc.__traceback__)
+            frames = [f for f in every if not f.filename.startswith(skip)]
+            if exc is not self and not frames:
+                continue  # raised and handled inside stylebridge: the message says it
+            hidden += sum(f.filename.startswith(_PACKAGE) for f in every)
+            if frames:
+                lines += ["Traceback (most recent call last):",
+                          *"".join(traceback.format_list(frames)).rstrip("\n").split("\n")]
+            if isinstance(exc, StylebridgeError):  # its own name: the message says the rest
+                lines += [f"{type(exc).__name__}: {exc}", *map(str, exc.__dict__.get(
+                    "__notes__", ()))]
+            else:
+                lines += "".join(traceback.format_exception_only(exc)).rstrip("\n").split("\n")
+            if link:
+                lines += ["", link, ""]
+        return lines + ([f"({hidden} frame(s) inside stylebridge not shown; "
+                         "stylebridge.errors.SHORT_TRACEBACKS = False shows them)"]
+                        if hidden else [])
+
+
+def _chain(error: BaseException) -> list[tuple[BaseException, str]]:
+    """``error`` and the exceptions it was raised from, newest first, each with the line
+    Python prints between it and the one after it (``""`` for ``error``)."""
+    chain: list[tuple[BaseException, str]] = []
+    exc: BaseException | None = error
+    link = ""
+    while exc is not None and all(exc is not seen for seen, _ in chain):
+        chain.append((exc, link))
+        if exc.__cause__ is not None:
+            exc, link = exc.__cause__, ("The above exception was the direct cause of the "
+                                        "following exception:")
+        elif exc.__context__ is not None and not exc.__suppress_context__:
+            exc, link = exc.__context__, ("During handling of the above exception, another "
+                                          "exception occurred:")
+        else:
+            exc = None
+    return chain
 
 
 class RegistryError(StylebridgeError):

@@ -39,3 +39,34 @@ def test_a_notebook_shows_the_users_frames_and_the_one_line() -> None:
     assert "stylebridge/core/checkpoint.py" in full
     assert full.strip().splitlines()[-1] == ("stylebridge.errors.CheckpointError: "
                                              "missing.safetensors: no such file")
+
+
+CHAINED = textwrap.dedent("""
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.run_cell("import stylebridge\\nfrom stylebridge.errors import StylebridgeError\\n"
+                   "def parse(text):\\n    return int(text)\\n"
+                   "def steps(text):\\n    try:\\n        return parse(text)\\n"
+                   "    except ValueError as err:\\n"
+                   "        raise StylebridgeError(f'steps {text!r}: not a number') from err\\n"
+                   "steps('ten')")
+    print("-- inside --")
+    shell.run_cell("stylebridge.create('generator', 'missing.safetensors')")
+""")
+
+
+def test_a_notebook_shows_the_users_own_exception_the_error_was_raised_from() -> None:
+    # the user's ValueError, then their StylebridgeError raised from it: both, each with the
+    # user's frames, joined as Python joins them (the cause was dropped)
+    run = subprocess.run([sys.executable, "-c", CHAINED], capture_output=True, text=True,
+                         timeout=120, check=True)
+    mine, inside = run.stdout.split("-- inside --\n")
+    lines = [line for line in mine.strip().splitlines() if line.strip()]
+    assert lines.count("Traceback (most recent call last):") == 2
+    cause = lines.index("The above exception was the direct cause of the following exception:")
+    assert lines[cause - 1].startswith("ValueError: invalid literal for int()")
+    assert any("return int(text)" in line for line in lines[:cause])
+    assert lines[-1] == "StylebridgeError: steps 'ten': not a number"
+    # an error stylebridge raised from an exception it handled itself shows no chain
+    assert "direct cause" not in inside and "During handling" not in inside
+    assert inside.strip().splitlines()[-2] == "CheckpointError: missing.safetensors: no such file"
