@@ -745,3 +745,27 @@ def test_a_long_prompt_is_a_short_domain_name(backend: ServeBackend) -> None:
     for name in names:  # the module's backend serves the other tests
         for table in (backend.domains, backend.domain_random, backend.domain_sources):
             del table[name]
+
+
+def test_a_domain_offered_as_plugin_and_file_is_not_offered_again_when_uploaded(
+        backend: ServeBackend) -> None:
+    # `--method stylespace:FILE` and the installed domains are loaded as NAME:FILE; the same
+    # file dropped on the page (its plugin found from the file, under another file name) was
+    # offered a second time as NAME-2
+    method = backend.domains[DOMAINS[0]]
+    first = backend.work_dir / "named" / "toony.safetensors"
+    first.parent.mkdir(exist_ok=True)
+    method.save(first, extra={"random_weights": True, "made_by": "this test"})  # its own sha256
+    dropped = backend.work_dir / "dropped" / "toony (1).safetensors"
+    dropped.parent.mkdir(exist_ok=True)
+    dropped.write_bytes(first.read_bytes())
+    names = [backend.add_domain_file(f"{method.name}:{first}"), backend.add_domain_file(dropped)]
+    try:
+        assert names == ["toony", "toony"]
+        other = backend.add_domain_file(f"{method.name}:{dropped}:torgb=false")
+        assert other != "toony" and other in backend.domains  # other options: another domain
+        names.append(other)
+    finally:
+        for name in dict.fromkeys(names):  # the module's backend serves the other tests
+            for table in (backend.domains, backend.domain_random, backend.domain_sources):
+                table.pop(name, None)

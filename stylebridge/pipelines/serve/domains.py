@@ -22,15 +22,15 @@ MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
 
 
-def file_key(spec: str | Path) -> str | None:
-    """The same domain file whatever folder it was uploaded to: the name and options the spec
-    gives, the file's name and its sha256 (``None`` when the spec names no readable file)."""
+def file_key(spec: str | Path, plugin: str) -> str | None:
+    """The same domain whatever folder or name it was uploaded under: the plugin that loaded
+    it (``stylespace:FILE`` and a bare ``FILE`` found to be StyleSpace are the same), the
+    spec's options and the file's sha256 (``None`` when the spec names no readable file)."""
     try:
         parsed = parse_plugin_spec(str(spec), what="domain method")
         if parsed.path is None or not parsed.path.is_file():
             return None
-        return (f"{parsed.name}:{sorted(parsed.options.items())}:{parsed.path.name}:"
-                f"{sha256_file(parsed.path)}")
+        return f"{plugin}:{sorted(parsed.options.items())}:{sha256_file(parsed.path)}"
     except (OSError, StylebridgeError):
         return None  # the loader names the problem
 
@@ -92,7 +92,7 @@ class DomainShelf:
                 return name
             # the same file dropped again (a new upload path each time): the domain offered
             # already, not a copy named NAME-2
-            key = file_key(spec)
+            key = file_key(spec, method.name)
             if key is not None and self.domain_keys.get(key) in self.domains:
                 return self.domain_keys[key]
             added = self._add_domain(name, method, random[name], str(spec))
