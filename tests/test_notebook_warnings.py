@@ -189,6 +189,7 @@ def test_the_command_line_prints_its_own_lines_and_no_warnings(
     from stylebridge.cli.main import main
 
     bad = _bad_photos(tmp_path, 1)
+    filters_before = list(warnings.filters)
     with recorded() as caught:
         code = main(["adapt", "-e", f"fse:{preset.fse}", "-g", str(preset.generator),
                      "-m", str(preset.domains / "tiny-pixar.safetensors"), "--skip-layers",
@@ -202,6 +203,52 @@ def test_the_command_line_prints_its_own_lines_and_no_warnings(
             "equals the inversion") in err
     assert f"{RANDOM_NOTICE}: domain tiny-pixar has random (untrained) weights" in err
     # outside the command, Python's filters are as they were: the warning shows again
+    assert warnings.filters == filters_before
     with recorded() as caught:
         stylebridge.create("generator", str(preset.generator))
     assert [category for category, _ in ours(caught)] == [RandomWeightsWarning]
+
+
+def test_calibrate_and_evaluate_say_random_weights_and_skipped_files(
+        preset: TinyPreset, tmp_path: Path) -> None:
+    # both were silent from Python on the random preset, and about the files they skipped
+    from stylebridge.pipelines.calibrate import CalibrateConfig, calibrate
+    from stylebridge.pipelines.evaluate import EvalConfig, evaluate
+    from stylebridge.pipelines.generate import GenerateConfig, generate
+
+    bad = _bad_photos(tmp_path, 1)
+    with recorded() as caught:
+        fitted = calibrate(CalibrateConfig(images=[preset.images, *bad], align=False,
+                                           calibrator="alpha", encoder=f"e4e:{preset.e4e}",
+                                           device="cpu",
+                                           generator=str(preset.generator), samples=64,
+                                           out=tmp_path / "alpha.safetensors"))
+    assert fitted.random and [p for p, _ in fitted.report.skipped] == bad
+    assert ours(caught) == [
+        (RandomWeightsWarning, f"{RANDOM_NOTICE}: calibrate runs on untrained (random) weights "
+                               "(encoder, generator): its pictures and numbers show no trained "
+                               "model"),
+        (SkippedInputsWarning, f"calibrate skipped 1 of 3 photos: {bad[0]}: "
+                               f"{fitted.report.skipped[0][1]}")]
+    with recorded():
+        made = generate(GenerateConfig(generator=str(preset.generator), seeds="0-1",
+                                       device="cpu", out=tmp_path / "s"))
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for outputs in made.files.values():
+        path = next(iter(outputs.values()))  # the sample itself (no domain)
+        (pred / path.name).write_bytes(path.read_bytes())
+    (pred / "extra.png").write_bytes((pred / path.name).read_bytes())  # no target of that name
+    with recorded() as caught:
+        scored = evaluate(EvalConfig(pred=[pred], target=[tmp_path / "s"], device="cpu",
+                                     metrics=["mse", "lpips:allow_random=true"]))
+    assert len(scored.rows) == 2 and [p.name for p, _ in scored.report.skipped] == ["extra.png"]
+    said = ours(caught)
+    assert [category for category, _ in said] == [RandomWeightsWarning] * 2 + [
+        SkippedInputsWarning]
+    assert said[0][1].startswith(f"{RANDOM_NOTICE}: 2 of 2 pred file(s) and 2 of 2 target "
+                                 "file(s) were made on untrained weights, as the files say (")
+    assert said[1][1] == (f"{RANDOM_NOTICE}: evaluate runs on untrained (random) weights "
+                          "(metric lpips:allow_random=true): its pictures and numbers show no "
+                          "trained model")
+    assert said[2][1].startswith("evaluate skipped 1 of 3 files: ") and "extra.png" in said[2][1]

@@ -26,7 +26,7 @@ from stylebridge.core.batch import BatchReport, expand_inputs, require_inputs
 from stylebridge.core.device import resolve_device
 from stylebridge.core.io import check_outputs_apart
 from stylebridge.core.limits import MAX_SAMPLES, check_range
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import StylebridgeError, user_entry
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.analyze.stats import STYLE_MEANS_PURPOSE, no_readable_photo
@@ -37,6 +37,8 @@ from stylebridge.pipelines.photos import (
     is_random,
     open_encoder,
     open_generator,
+    warn_random,
+    warn_skipped,
     weights_path,
 )
 from stylebridge.pipelines.resume import (
@@ -267,14 +269,21 @@ def _encoder_style_means(encoder: Encoder, generator: Generator, batches: Iterab
     return acc.means(), acc.count
 
 
+@user_entry
 @releases_outputs
 def calibrate(config: CalibrateConfig, progress: ProgressCallback | None = None, *,
               registry: Any = None, ensure_weights: WeightsCheck | None = None
               ) -> CalibrateResult:
-    """:func:`prepare_calibrate` (plugins from ``registry``) then :func:`run_calibrate`."""
+    """:func:`prepare_calibrate` (plugins from ``registry``) then :func:`run_calibrate`.
+    Called from Python, it warns what the command line prints: random weights
+    (:class:`~stylebridge.errors.RandomWeightsWarning`: the statistics are then not real)
+    and skipped photos (``SkippedInputsWarning``)."""
     check_progress(progress, "calibrate", n_args=3, shape=PHOTO_PROGRESS_SHAPE)  # before loading
-    return run_calibrate(prepare_calibrate(config, registry=registry,
-                                           ensure_weights=ensure_weights), progress)
+    job = prepare_calibrate(config, registry=registry, ensure_weights=ensure_weights)
+    warn_random("calibrate", random_parts(job.random_inputs))
+    result = run_calibrate(job, progress)
+    warn_skipped("calibrate", result.report, unit="photo")
+    return result
 
 
 __all__ = ["CalibrateConfig", "CalibrateJob", "CalibrateResult", "calibrate",

@@ -28,6 +28,8 @@ from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.images import NOTICE_KEY, open_image
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import atomic_path, write_json
+from stylebridge.errors import RandomWeightsWarning, StylebridgeWarning, warn_user
+from stylebridge.pipelines.photos import warn_random, warn_skipped
 from stylebridge.pipelines.run_record import software
 
 if TYPE_CHECKING:
@@ -142,6 +144,21 @@ class EvalResult:
                     first = first or {"file": str(row[side]), "notice": str(notice)}
         return {**counts, "first": first}
 
+    def input_notice(self) -> str | None:
+        """The line said over the scores when scored pictures keep a notice in their file
+        (made on random weights): how many, and what the first one says."""
+        notices = self.input_notices
+        if not (notices["pred"] or notices["target"]):
+            return None
+        n = len(self.rows)
+        counts = " and ".join(f"{notices[side]} of {n} {side} file(s)"
+                              for side in ("pred", "target") if notices[side])
+        first = notices["first"]
+        said = str(first["notice"]).removeprefix(f"{RANDOM_NOTICE}:").strip()
+        return (f"{RANDOM_NOTICE}: {counts} were made on untrained weights, as the files say "
+                f"({first['file']}: {said}); these scores are of random networks' pictures, "
+                "not of a trained model's")
+
     @property
     def random_inputs(self) -> bool:
         """Some scored picture was made with untrained weights (its file says so)."""
@@ -251,6 +268,21 @@ def metric_result(text: str, values: Mapping[str, float], metric: Metric) -> Met
                         random_weights=bool(metric.random_weights), notes=metric.notes(),
                         direction=metric.direction, unit=metric.unit, scale=metric.scale)
 
+def warn_eval_end(result: EvalResult) -> None:
+    """What :func:`~stylebridge.pipelines.evaluate.evaluate` called from Python says when it
+    ends, as ``eval`` prints it: pictures made on random weights and each metric's notes (a
+    metric on random weights: :class:`~stylebridge.errors.RandomWeightsWarning`), then the
+    skipped files (``SkippedInputsWarning``)."""
+    line = result.input_notice()
+    if line is not None:
+        warn_user(line, RandomWeightsWarning)
+    warn_random("evaluate", [f"metric {m.text}" for m in result.metrics if m.random_weights])
+    for metric in result.metrics:
+        for note in metric.notes:
+            if not note.startswith(RANDOM_NOTICE):  # said by the warning above
+                warn_user(f"evaluate metrics: {metric.text}: {note}", StylebridgeWarning)
+    warn_skipped("evaluate", result.report, unit="file")
+
 
 __all__ = ["ARROWS", "RESIZE_FILTER", "EvalResult", "MetricResult", "column_header", "json_number",
-           "metric_result", "read_notice"]
+           "metric_result", "read_notice", "warn_eval_end"]

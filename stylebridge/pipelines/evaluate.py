@@ -44,7 +44,7 @@ from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import check_outputs_apart, check_writable
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
-from stylebridge.errors import SpecError, StylebridgeError
+from stylebridge.errors import SpecError, StylebridgeError, user_entry
 from stylebridge.pipelines.eval_journal import journal_folder, open_journal
 from stylebridge.pipelines.eval_report import (
     RESIZE_FILTER,
@@ -53,6 +53,7 @@ from stylebridge.pipelines.eval_report import (
     json_number,
     metric_result,
     read_notice,
+    warn_eval_end,
 )
 from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns, metric_label
 from stylebridge.pipelines.output_holds import releases_outputs
@@ -415,6 +416,7 @@ def _fail(report: BatchReport, progress: EvalProgress, message: str) -> Stylebri
     return StylebridgeError(message)
 
 
+@user_entry
 @releases_outputs
 def evaluate(config: EvalConfig, report: BatchReport | None = None,
              progress: EvalProgress | None = None, *,
@@ -568,6 +570,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         result.written.append(result.write_csv(config.csv))
     if journal is not None:
         journal.finish()
+    warn_eval_end(result)  # from Python: what `eval` prints (random weights, notes, skips)
     return result
 
 

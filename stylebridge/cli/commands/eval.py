@@ -66,21 +66,6 @@ class _ConsoleProgress(ConsoleBars, EvalProgress):
         ConsoleBars.advance(self, "evaluating", n)
 
 
-def _input_notice(result: EvalResult) -> str | None:
-    """The bold line over the table when scored pictures keep a notice in their file."""
-    notices = result.input_notices
-    if not (notices["pred"] or notices["target"]):
-        return None
-    n = len(result.rows)
-    counts = " and ".join(f"{notices[side]} of {n} {side} file(s)" for side in ("pred", "target")
-                          if notices[side])
-    first = notices["first"]
-    said = str(first["notice"]).removeprefix(f"{RANDOM_NOTICE}:").strip()
-    return (f"{RANDOM_NOTICE}: {counts} were made on untrained weights, as the files say "
-            f"({first['file']}: {said}); these scores are of random networks' pictures, not "
-            "of a trained model's")
-
-
 #: the widest the image column is made before its names wrap at their spaces (a name without
 #: one stays whole: the column is then as wide as it)
 IMAGE_WIDTH = 24
@@ -110,7 +95,7 @@ def print_result(console: Console, result: EvalResult, show: int) -> None:
     another table under the first, with the image names again."""
     rows, means = result.rows, result.means
     per_image, random_cols = set(result.per_image_columns), result.random_columns
-    notice = _input_notice(result)
+    notice = result.input_notice()
     if notice is not None:
         notice_console(console).print(f"[bold red]{escape(notice)}[/bold red]")
     columns = list(means)
