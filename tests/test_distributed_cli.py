@@ -204,6 +204,12 @@ def test_a_usage_error_under_torchrun_is_said_once(launch: Any,
         assert usage(*argv) == (2, said)
     launch(rank=2, world=4)
     assert usage("nosuchcommand") == (2, "")
+    # no command at all: the help, by rank 0 alone (every rank printed it)
+    capsys.readouterr()
+    launch(rank=1, world=4)
+    assert main([]) == 2 and capsys.readouterr().err == ""
+    launch(rank=0, world=4)
+    assert main([]) == 2 and capsys.readouterr().err.startswith("usage: stylebridge")
     launch(world=None)
     assert usage(*argv) == (2, line)
 

@@ -99,6 +99,12 @@ def test_a_run_that_ends_before_the_adversarial_term_needs_no_discriminator(
     assert len([r for r in log if "total" in r]) == 6
     assert any("--adversarial starts at step 10000" in n and "(--steps 6)" in n
                and "not loaded" in n for n in notes), notes
+    # a --discriminator that is not there is said now, not by the longer resume that loads it
+    missing = tmp_path / "no-such-discriminator.safetensors"
+    cfg = tiny_cfg(env, tmp_path / "run2", adversarial=0.01, discriminator=str(missing))
+    with pytest.raises(StylebridgeError, match=r"no-such-discriminator\.safetensors: "):
+        fs.train_featureshift(cfg, registry=registry())
+    assert not (tmp_path / "run2" / "log.jsonl").exists()
 
 
 # -- feature_reg -----------------------------------------------------------------------------

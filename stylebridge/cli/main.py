@@ -437,7 +437,8 @@ def _main(argv: list[str]) -> int:
                 return exc.exit_code
         args = parser.parse_args(argv)
         if not args.command:  # a usage error, like a sub-command without its action
-            parser.print_help(sys.stderr)
+            if not launch()[0]:  # torchrun: rank 0 prints it, the others exit with it
+                parser.print_help(sys.stderr)
             return 2
         world = launch()[1]  # torchrun: a command that runs in one process, before any work
         if world > 1 and not commands[args.command].runs_distributed(args):  # type: ignore[attr-defined]

@@ -71,6 +71,12 @@ def build_loss_sets(cfg: TrainConfig, *, registry: Any, device: torch.device
         check_discriminator(disc, explicit=cfg.discriminator is not None)
         inversion.append(f"adversarial:{cfg.adversarial}:after={cfg.adversarial_start()},"
                          f"discriminator={disc}")
+    elif cfg.adversarial > 0 and cfg.discriminator is not None:
+        # not loaded by this run, but named: a wrong path is said now, not by the longer
+        # resumed run that loads it (what it holds is checked then, with the term)
+        from stylebridge.core.checkpoint import read_header
+
+        read_header(cfg.discriminator)  # missing or unreadable: one line naming the file
     given = [t for t in cfg.losses if t.split(":", 1)[0].strip() == "domain_adversarial"]
     if cfg.domain_discriminator and given:
         raise StylebridgeError(

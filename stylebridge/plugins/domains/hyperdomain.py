@@ -220,7 +220,9 @@ class HyperDomain(StyleDomainMethod):
         return [int(k) for k in self.net.heads]
 
     def layer_parameters(self, indices: Any) -> list[nn.Parameter] | None:
-        return None  # the shared backbone changes every layer: frozen layers get scale 0
+        # the shared backbone changes every layer: `--freeze-layers` traces and holds the
+        # parameters frozen layers depend on (and refuses ones shared with trained layers)
+        return None
 
     # -- text ---------------------------------------------------------------------------------
     def use_text_encoder(self, encoder: TextEncoder | None) -> None:
