@@ -284,3 +284,37 @@ def test_resume_after_a_file_changed_names_it(interrupted: tuple[Path, Path, Pat
     assert main(_resume(pred, target, out)) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"a new prediction, {pred / 'p4.png'}" in err
+
+
+def test_a_file_that_is_not_an_eval_report_is_never_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json notes.json` given by mistake overwrote the user's file without a word (the
+    other commands refuse an existing output): refused before any work; an earlier report,
+    an empty file and a new path are written."""
+    pred, target = _folders(tmp_path, {"a": (10, 20), "b": (30, 30)})
+    notes, table = tmp_path / "notes.json", tmp_path / "table.csv"
+    notes.write_text('{"my": "precious notes"}')
+    table.write_text("a,b\n1,2\n")
+    for option, path, kind in (("--json", notes, "JSON"), ("--csv", table, "CSV")):
+        before = path.read_bytes()
+        code = main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
+                     option, str(path)])
+        err = capsys.readouterr().err
+        assert code == 2 and path.read_bytes() == before
+        assert err == (f"error: {option} {path}: the file exists and is not an eval {kind} "
+                       "report, which would replace it: give another path (or remove it "
+                       "first)\n")
+    report, rows = tmp_path / "r.json", tmp_path / "r.csv"
+    rows.touch()  # an empty file: nothing to lose
+    for _ in range(2):  # the second run replaces the first one's reports
+        assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
+                     "--json", str(report), "--csv", str(rows)]) == 0
+    assert json.loads(report.read_text())["mean"]["mse"] > 0
+    assert rows.read_text().startswith("name,pred,target,mse")
+    # --resume where no run was writing that report names the report, not its folder ('.')
+    capsys.readouterr()
+    assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
+                 "--json", str(tmp_path / "new.json"), "--resume"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"--resume: no interrupted eval run was writing {tmp_path / 'new.json'}; starting "
+            "from the first pair") in err

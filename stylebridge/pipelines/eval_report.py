@@ -28,7 +28,12 @@ from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.images import NOTICE_KEY, open_image
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import atomic_path, write_json
-from stylebridge.errors import RandomWeightsWarning, StylebridgeWarning, warn_user
+from stylebridge.errors import (
+    RandomWeightsWarning,
+    StylebridgeError,
+    StylebridgeWarning,
+    warn_user,
+)
 from stylebridge.pipelines.photos import warn_random, warn_skipped
 from stylebridge.pipelines.run_record import software
 
@@ -268,6 +273,38 @@ def metric_result(text: str, values: Mapping[str, float], metric: Metric) -> Met
                         random_weights=bool(metric.random_weights), notes=metric.notes(),
                         direction=metric.direction, unit=metric.unit, scale=metric.scale)
 
+#: the keys every ``eval --json`` report has (one written by an older version too)
+REPORT_KEYS = frozenset({"pred", "metrics", "mean", "per_image"})
+#: the first columns of every ``eval --csv`` report
+CSV_HEAD = "name,pred,target"
+
+
+def check_replaceable(option: str, path: Path) -> None:
+    """Refuse, in one line before any work, to replace a file at ``path`` that is not an
+    ``eval`` report of its kind (a user's notes given to ``--json`` by mistake were
+    overwritten without a word); an earlier report, an empty file or a stream is replaced."""
+    from stylebridge.core.io import STREAMS
+
+    if str(path) in STREAMS or not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            if option == "--json":
+                import json
+
+                doc = json.load(fh)
+                ours = isinstance(doc, dict) and doc.keys() >= REPORT_KEYS
+            else:
+                ours = fh.readline().rstrip("\r\n").startswith(CSV_HEAD)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        kind = "JSON" if option == "--json" else "CSV"
+        raise StylebridgeError(f"{option} {path}: the file exists and is not an eval {kind} "
+                               "report, which would replace it: give another path (or remove "
+                               "it first)")
+
+
 def warn_eval_end(result: EvalResult) -> None:
     """What :func:`~stylebridge.pipelines.evaluate.evaluate` called from Python says when it
     ends, as ``eval`` prints it: pictures made on random weights and each metric's notes (a
@@ -284,5 +321,6 @@ def warn_eval_end(result: EvalResult) -> None:
     warn_skipped("evaluate", result.report, unit="file")
 
 
-__all__ = ["ARROWS", "RESIZE_FILTER", "EvalResult", "MetricResult", "column_header", "json_number",
-           "metric_result", "read_notice", "warn_eval_end"]
+__all__ = ["ARROWS", "CSV_HEAD", "REPORT_KEYS", "RESIZE_FILTER", "EvalResult", "MetricResult",
+           "check_replaceable", "column_header", "json_number", "metric_result", "read_notice",
+           "warn_eval_end"]

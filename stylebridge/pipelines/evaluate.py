@@ -50,6 +50,7 @@ from stylebridge.pipelines.eval_report import (
     RESIZE_FILTER,
     EvalResult,
     MetricResult,
+    check_replaceable,
     json_number,
     metric_result,
     read_notice,
@@ -454,9 +455,10 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     # a report path that is an input, or both reports one file: refused before the work
     check_outputs_apart({"--json": config.json, "--csv": config.csv},
                         [*config.pred, *(config.target or [])])
-    for dst in (config.json, config.csv):  # before the work, not after it
+    for option, dst in (("--json", config.json), ("--csv", config.csv)):  # before the work
         if dst is not None:
             check_writable(dst)
+            check_replaceable(option, dst)
     registry = registry or get_registry()
     classes = _metric_classes(requests, registry)
     if classes:

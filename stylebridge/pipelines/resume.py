@@ -229,9 +229,10 @@ class Journal:
                 f"--resume: {out} holds a finished run ({', '.join(reports)}), not an "
                 "interrupted one: nothing to continue; run without --resume to replace its "
                 "report (and its pictures of the same names), or give another --out")
-        if not found:
-            journal.notices.append(f"--resume: {out} holds no interrupted {command} run; "
-                                   f"starting from the first {unit}")
+        if not found:  # eval's journal is named after its report, in a shared folder
+            what = (f"no interrupted {command} run was writing {Path(out) / name}" if name
+                    else f"{out} holds no interrupted {command} run")
+            journal.notices.append(f"--resume: {what}; starting from the first {unit}")
             return journal
         if drawn:
             raise StylebridgeError(
