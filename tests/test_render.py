@@ -118,7 +118,8 @@ def test_render_skips_and_reports_bad_files(files: dict[str, Path], tmp_path: Pa
 
 
 def test_render_featureshift_needs_its_guide_and_feature(
-        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+        files: dict[str, Path], tmp_path: Path, registered: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
     import test_featureshift as tfs
 
     from stylebridge.plugins.renderers.featureshift import FeatureShift, save_featureshift
@@ -157,11 +158,14 @@ def test_render_featureshift_needs_its_guide_and_feature(
     # (the tiny encoder gives w+ only) is skipped, named
     own = save_featureshift(tmp_path / "own.safetensors", model)
     out = tmp_path / "o2"
+    capsys.readouterr()
     assert main(["render", str(adapted), "-m", str(files["pixar"]), "--featureshift", str(own),
                  "--device", "cpu", "--out", str(out)]) == 2
-    skipped = json.loads((out / "render.json").read_text())["skipped"]
-    assert skipped[0]["reason"] == (f"holds no encoder feature at activation {tfs.LAYER}, which "
-                                    "--featureshift shifts (save it from fse in mode=features)")
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"holds no encoder feature at activation {tfs.LAYER}, which --featureshift shifts "
+            "(save it from fse in mode=features)") in err
+    # nothing rendered: no render.json claiming a run there (invert and adapt write none)
+    assert not (out / "render.json").exists()
 
 
 @pytest.mark.parametrize("old_header", [False, True])

@@ -454,8 +454,9 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         summary["notes"] = list(adapter.notes)
     if notice:
         summary["notice"] = notice
-    config.out.mkdir(parents=True, exist_ok=True)
-    write_json(config.out / "render.json", summary)
+    if report.done:  # a run that made nothing leaves the folder as it was (as invert does)
+        config.out.mkdir(parents=True, exist_ok=True)
+        write_json(config.out / "render.json", summary)
     grid = None
     if grid_rows:
         domain_random = job.random_inputs["domains"]
