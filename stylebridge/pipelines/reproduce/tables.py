@@ -45,7 +45,7 @@ from stylebridge.pipelines.reproduce.common import (
     RANDOM_SENTENCE,
     ROWS,
 )
-from stylebridge.pipelines.reproduce.domains import collect_domains, domain_files
+from stylebridge.pipelines.reproduce.domains import collect_domains, domain_files, read_targets
 from stylebridge.pipelines.reproduce.groups import (
     DEFAULT_GAP_ROW,
     GAP_ROWS,
@@ -283,6 +283,9 @@ def check_options(config: ThesisTablesConfig) -> None:
     for path in (config.featureshift_e4e, config.featureshift_fse):
         if path is not None and not Path(path).is_file():
             raise StylebridgeError("no such file", path=path)
+    parse_clip_weights(config.clip_weights)  # NAME=PATH
+    for targets in config.targets:  # missing, unreadable or malformed: one line, now
+        read_targets(Path(targets))
 
 
 def readable_images(paths: Sequence[Path], report: BatchReport) -> list[Path]:
