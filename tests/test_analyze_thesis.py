@@ -99,6 +99,14 @@ def test_cli_shift_norms_on_the_tiny_preset(tmp_path: Path, capsys) -> None:
     assert early["ratio"] == pytest.approx(early["feature_norm"] / early["shift_norm"])
     assert late["shift_norm"] == 0.0 and late["ratio"] is None
     assert "| domain |" in (out / "shift_norms.md").read_text()
+    # an encoder without F (e4e) is said naming --encoder, before a photo is read
+    code = main(["analyze", "shift-norms", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
+                 "--images", str(preset.images), "-d", str(domains[0]), "--no-align",
+                 "--device", "cpu", "--out", str(tmp_path / "e4e")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and err.endswith(f"error: --encoder e4e:{preset.e4e}: predicts no feature "
+                                      "map F (use FSE with mode=features or mode=shift)")
+    assert not (tmp_path / "e4e" / "shift_norms.json").exists()
 
 
 def test_two_encoders_appear_in_one_fig_4_9_plot(gen) -> None:
@@ -126,3 +134,15 @@ def test_two_encoders_appear_in_one_fig_4_9_plot(gen) -> None:
     legend = panels[0].get_legend()
     assert legend is not None and {t.get_text() for t in legend.get_texts()} >= {"e4e", "fse"}
     assert "e4e, fse" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("value", ["2", "-0.5"])
+def test_r2_min_outside_0_1_is_refused(value: str, tmp_path: Path, capsys) -> None:
+    # r² is in [0, 1]: --r2-min 2 classified every layer "independent" without a word
+    from stylebridge.cli.main import main
+
+    code = main(["analyze", "latents", "-e", "e4e:e4e.safetensors", "-g", "g.safetensors",
+                 "--images", str(tmp_path), "--r2-min", value, "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert capsys.readouterr().err == (f"error: --r2-min {float(value)}: must be in [0, 1] (a "
+                                       "squared correlation)\n")

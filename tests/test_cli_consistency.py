@@ -23,6 +23,23 @@ def _fresh_registry():
     reset_registry()
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["generate", "-g", "", "--seeds", "0"], "--generator/-g"),
+    (["adapt", "-e", "  ", "x.png"], "--encoder/-e"),
+    (["eval", "--metric", "", "--pred", "x"], "--metric/-m"),
+])
+def test_an_empty_spec_is_refused_naming_its_option(argv, option, tmp_path: Path, capsys,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # `-g ''` (an unset shell variable) was "error: empty generator spec", naming no option
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {option}: expected a spec or a path, got ")
+    assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv", [
     ["generate", "--seeds", "0", "--out", ""],
     ["invert", "--encoder", "e4e", ""],

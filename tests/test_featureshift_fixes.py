@@ -280,3 +280,16 @@ def test_plugins_shows_list_defaults_as_typed() -> None:
     assert rows["resolutions"]["default"] == "256+128"
     assert rows["resolutions"]["allowed"].endswith(", typed as 256+128")
     assert _parse_resolutions(rows["resolutions"]["default"]) == (256, 128)
+
+
+def test_out_is_refused_in_the_dataset_folder(env: Env, tmp_path: Path) -> None:
+    """`--out` = `--data` wrote model, state and log among the dataset's shards (QA)."""
+    data = tmp_path / "data"
+    shutil.copytree(env.data32, data)
+    before = sorted(p.name for p in data.rglob("*"))
+    for out, where in ((data, "the"), (data / "run", "inside the")):
+        cfg = tiny_cfg(env, out, data=str(data))
+        with pytest.raises(StylebridgeError, match=rf"^--out {out}: is {where} --data folder "
+                                                   rf"{data}, which holds the dataset alone"):
+            fs.train_featureshift(cfg, registry=registry())
+    assert sorted(p.name for p in data.rglob("*")) == before

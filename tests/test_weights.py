@@ -680,3 +680,21 @@ def test_installed_files_get_the_permissions_of_any_new_file(tmp_path: Path, tin
     raw = tmp_path / "home" / "downloads" / "tiny.pt"
     assert stat.S_IMODE(converted.stat().st_mode) == mode
     assert stat.S_IMODE(raw.stat().st_mode) == mode
+
+
+def test_weights_list_says_when_the_cache_is_a_file(tmp_path: Path, capsys, monkeypatch) -> None:
+    """STYLEBRIDGE_HOME set to a file: `list` showed "nothing installed" and exit 0, true but
+    not why (only `doctor` said it)."""
+    from stylebridge.cli.main import main
+
+    home = tmp_path / "notes.json"
+    home.write_text("{}")
+    for cache in (home, home / "sub"):
+        monkeypatch.setenv("STYLEBRIDGE_HOME", str(cache))
+        assert main(["weights", "list"]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert err == (f"note: the weights cache {cache} cannot be a folder: {home} is a file, "
+                       "so nothing can be installed there; set STYLEBRIDGE_HOME to a folder "
+                       "(`stylebridge doctor` checks it)")
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "new"))  # not made yet: fine
+    assert main(["weights", "list"]) == 0 and capsys.readouterr().err == ""

@@ -85,7 +85,10 @@ def user_spec(text: str) -> str:
     """argparse ``type`` of a plugin spec or ``KEY=PATH`` option: ``~`` expanded where it
     starts a path part (``~/g.safetensors``, ``e4e:~/e4e.safetensors``,
     ``lpips:backbone=~/vgg.pth``, ``tiny=~/clip.safetensors``, ``a.safetensors,~/b.safetensors``);
-    a ``~`` anywhere else (in a prompt) is kept."""
+    a ``~`` anywhere else (in a prompt) is kept.  An empty value (``-g ''``, an unset shell
+    variable) is refused naming the option, not said later as "empty generator spec"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a spec or a path, got {text!r}")
     return expand_home(text)
 
 

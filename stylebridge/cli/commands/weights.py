@@ -177,6 +177,25 @@ def fetch_check(args: argparse.Namespace, console: Console) -> Callable[[Any], N
     return lambda requests: ensure_weights(args, requests, console)
 
 
+def _note_unusable_home(manager: Any, console: Console) -> None:
+    """A yellow note when the weights cache is under a file (``STYLEBRIDGE_HOME`` set to a
+    file): ``list`` then shows nothing installed, which is true but not why."""
+    from stylebridge.cli.options import notice_console
+
+    try:
+        home = manager.home
+    except StylebridgeError:
+        return  # no home at all: the actions that need one say so
+    existing = home
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        notice_console(console).print(
+            f"note: the weights cache {home} cannot be a folder: {existing} is a file, so "
+            "nothing can be installed there; set STYLEBRIDGE_HOME to a folder (`stylebridge "
+            "doctor` checks it)", style="yellow", markup=False, highlight=False)
+
+
 class WeightsCommand(Command):
     name = "weights"
     help = "list, download, register, verify and locate official checkpoints"
@@ -244,6 +263,8 @@ class WeightsCommand(Command):
         from stylebridge.registry.weights import WeightsManager
 
         manager = WeightsManager()
+        if args.action in ("list", "verify"):
+            _note_unusable_home(manager, console)
         if args.action == "list":
             return self._list(manager, args, console)
         if args.action == "path":

@@ -168,6 +168,9 @@ def _check(config: LatentsConfig) -> None:
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
     if config.alpha_tol < 0:
         raise StylebridgeError(f"--alpha-tol {config.alpha_tol}: must be >= 0")
+    if not 0.0 <= config.r2_min <= 1.0:  # NaN too: it classified every layer independent
+        raise StylebridgeError(f"--r2-min {config.r2_min}: must be in [0, 1] (a squared "
+                               "correlation)")
     check_out_folder(config.out, config.images)  # a rerun would read latents.png as a photo
 
 

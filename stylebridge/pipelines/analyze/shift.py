@@ -53,6 +53,9 @@ JSON_FILE = "shift_norms.json"
 MARKDOWN_FILE = "shift_norms.md"
 
 
+#: what an encoder without a feature map F is told (``shift-norms`` measures ‖F‖)
+NO_FEATURE = "predicts no feature map F (use FSE with mode=features or mode=shift)"
+
 class ShiftNormAccumulator:
     """Per-photo ‖F‖ and ‖G^K(s_D) − G^K(s)‖ for every domain, from inversions."""
 
@@ -65,8 +68,7 @@ class ShiftNormAccumulator:
     @torch.no_grad()
     def add(self, inversion: Inversion) -> None:
         if not inversion.features:
-            raise StylebridgeError("the encoder predicts no feature map F (use FSE with "
-                                   "mode=features or mode=shift)")
+            raise StylebridgeError(f"the encoder {NO_FEATURE}")
         k = self.layer if self.layer is not None else min(inversion.features)
         if k not in inversion.features:
             raise StylebridgeError(f"the encoder predicts no feature at activation {k}")
@@ -191,6 +193,8 @@ def prepare_shift_norms(config: ShiftNormsConfig, *,
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
     encoder, enc_random = load_encoder(config.encoder, device)
     attach_encoder(encoder, gen)  # check_generator's refusal before a photo is read
+    if encoder.feature_layer is None:  # it declares no F: said before a photo is read
+        raise StylebridgeError(f"--encoder {config.encoder}: {NO_FEATURE}")
     domains, domain_random = load_domains(config.domains, device)
     check_domains(domains.values(), gen)
     return ShiftNormsJob(config=config, paths=paths, generator=gen, generator_path=g_path,

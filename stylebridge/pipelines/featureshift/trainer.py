@@ -173,6 +173,11 @@ class FeatureShiftTrainer:
 
     def setup(self) -> None:
         cfg = self.cfg
+        out, data = self.out.resolve(), Path(cfg.data).resolve()
+        if out == data or data in out.parents:  # the dataset's files and the run's, mixed
+            raise StylebridgeError(f"--out {self.out}: is {'the' if out == data else 'inside the'}"
+                                   f" --data folder {cfg.data}, which holds the dataset alone: "
+                                   "choose another --out")
         self.dist, self.device = setup_distributed(cfg.device)
         if self.state_path.exists() and not cfg.resume:
             raise StylebridgeError("already holds a training state; pass --resume to continue it "
