@@ -690,8 +690,8 @@ def test_a_domain_drop_with_one_bad_file_still_says_what_was_added(backend: Serv
     on_files = {fn.name: fn for fn in app.fns.values()}["on_domain_files"].fn
     upload = backend.work_dir / "drop"
     upload.mkdir(exist_ok=True)
-    good = upload / "sketchy.safetensors"
-    backend.domains[DOMAINS[0]].save(good, extra={"random_weights": True})
+    good = upload / "sketchy.safetensors"  # content of its own (a file's name is not its key)
+    backend.domains[DOMAINS[0]].save(good, extra={"random_weights": True, "made_by": "drop test"})
     bad = upload / "fake.safetensors"
     bad.write_text("not a checkpoint")
     _, status, _ = on_files([str(good), str(bad)], [])
