@@ -386,6 +386,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-every", type=int, default=d.sample_every, metavar="N",
                    help=f"a samples/step_N.png grid every N steps (default {d.sample_every}; "
                         "0 = none)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write every number of log.jsonl and the sample grids as "
+                        "TensorBoard events in OUT/tensorboard, to watch the run with "
+                        "`tensorboard --logdir OUT` (a resume continues the curves; needs "
+                        "`pip install 'stylebridge[tensorboard]'`)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     add_fetch_arguments(p)  # the losses' weights (lpips-alex, arcface-irse50)
     add_device_argument(p)
@@ -412,7 +417,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         clip_grad=args.clip_grad, amp=args.amp, ema=args.ema, hidden=args.hidden,
         n_blocks=args.n_blocks, residual=args.residual, init=args.init, seed=args.seed,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        sample_every=args.sample_every, device=args.device, resume=args.resume)
+        sample_every=args.sample_every, tensorboard=args.tensorboard, device=args.device,
+        resume=args.resume)
 
 
 def run_featureshift(args: argparse.Namespace, console: Console) -> int:

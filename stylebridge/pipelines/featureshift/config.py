@@ -79,6 +79,8 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 1000
     n_samples: int = 4
+    #: also write the log's numbers and the sample grids as TensorBoard events in OUT/tensorboard
+    tensorboard: bool = False
     device: str = "auto"
     resume: bool = False
 
@@ -113,7 +115,7 @@ class TrainConfig:
     #: how one invocation runs, not what the run trains: left out of :meth:`to_json` (the
     #: checkpoints' ``train_config``), so that a resumed run writes an uninterrupted run's bytes
     #: (the device each start ran on is in ``log.jsonl``, the last one in the model's header)
-    INVOCATION = ("resume", "device")
+    INVOCATION = ("resume", "device", "tensorboard")
 
     def to_json(self) -> dict[str, Any]:
         """The settings, as recorded in ``model.safetensors``, ``state.safetensors`` and the

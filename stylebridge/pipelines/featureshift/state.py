@@ -308,7 +308,9 @@ def check_run_out(cfg: TrainConfig) -> AbstractContextManager[object]:
         return contextlib.nullcontext()
     out = Path(cfg.out)
     check_out_writable(out, folder=True, files=[out / f for f in RUN_FILES],
-                       folders=[out / "samples"] if cfg.sample_every > 0 else [])
+                       folders=[out / name for name, on in (("samples", cfg.sample_every > 0),
+                                                            ("tensorboard", cfg.tensorboard))
+                                if on])
     return held(out, "train featureshift")
 
 

@@ -96,6 +96,7 @@ from stylebridge.pipelines.featureshift.state import (
     take_over_outputs,
 )
 from stylebridge.pipelines.streams import keep_random_streams
+from stylebridge.pipelines.training.board import Board, open_board, require_tensorboard
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
@@ -160,6 +161,7 @@ class FeatureShiftTrainer:
         self.skipped_in_a_row = 0  # consecutive steps the fp16 grad scaler skipped
         self.skipped_since_log = 0  # steps it skipped since the last log record
         self.scheduler_stepped = False  # in this process
+        self.board: Board | None = None  # --tensorboard (rank 0, while the loop runs)
 
     # -- set-up ----------------------------------------------------------------------------------
     def _open_data(self) -> None:
@@ -173,6 +175,8 @@ class FeatureShiftTrainer:
 
     def setup(self) -> None:
         cfg = self.cfg
+        if cfg.tensorboard:
+            require_tensorboard()  # before any model loads
         out, data = self.out.resolve(), Path(cfg.data).resolve()
         if out == data or data in out.parents:  # the dataset's files and the run's, mixed
             raise StylebridgeError(f"--out {self.out}: is {'the' if out == data else 'inside the'}"
@@ -426,6 +430,8 @@ class FeatureShiftTrainer:
     def _log(self, record: dict[str, Any]) -> None:
         if self.dist.main:
             self.history.append(self.log.append(record))
+            if self.board is not None:
+                self.board.record(self.history[-1])
 
     def _new_log(self, progress: ProgressCallback | None) -> None:
         """A fresh run starts a new log: an earlier run's (diverged, killed before its first
@@ -438,7 +444,10 @@ class FeatureShiftTrainer:
     def write_samples(self) -> Path | None:
         """``OUT/samples/step_N.png`` (:func:`~stylebridge.pipelines.featureshift.samples.
         write_samples`); changes no state."""
-        return write_samples(self)
+        path = write_samples(self)
+        if path is not None and self.board is not None:
+            self.board.image("samples", path, self.step)
+        return path
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -474,6 +483,18 @@ class FeatureShiftTrainer:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         self._new_log(progress)
+        if cfg.tensorboard and self.dist.main:
+            self.board = open_board(self.out, self.log, self.step if self.resumed else None,
+                                    progress)
+        try:
+            self._loop(progress)
+        finally:
+            if self.board is not None:
+                self.board.close()
+                self.board = None
+
+    def _loop(self, progress: ProgressCallback | None) -> None:
+        cfg = self.cfg
         self._log({"event": "start", "step": self.step, "resumed": self.step > 0,
                    "world_size": self.dist.world, "backend": self.dist.backend,
                    "device": str(self.device),

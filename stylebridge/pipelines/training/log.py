@@ -60,6 +60,20 @@ class JsonlLog:
             raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
         return record
 
+    def records(self) -> list[dict[str, Any]]:
+        """The log's records (lines a kill cut short left out); none without a log."""
+        if not self.path.is_file():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
     def trim(self, step: int) -> None:
         """Drop records of steps after ``step`` (and lines a kill cut short), atomically."""
         if not self.path.is_file():
