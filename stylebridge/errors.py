@@ -61,7 +61,7 @@ class StylebridgeError(Exception):
         for exc, link in reversed(_chain(self)):
             every = traceback.extract_tb(exc.__traceback__)
             frames = [f for f in every if not f.filename.startswith(skip)]
-            if exc is not self and not frames:
+            if exc is not self and every and not frames:
                 continue  # raised and handled inside stylebridge: the message says it
             hidden += sum(f.filename.startswith(_PACKAGE) for f in every)
             if frames:

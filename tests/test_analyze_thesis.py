@@ -99,14 +99,16 @@ def test_cli_shift_norms_on_the_tiny_preset(tmp_path: Path, capsys) -> None:
     assert early["ratio"] == pytest.approx(early["feature_norm"] / early["shift_norm"])
     assert late["shift_norm"] == 0.0 and late["ratio"] is None
     assert "| domain |" in (out / "shift_norms.md").read_text()
-    # an encoder without F (e4e) is said naming --encoder, before a photo is read
-    code = main(["analyze", "shift-norms", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
-                 "--images", str(preset.images), "-d", str(domains[0]), "--no-align",
-                 "--device", "cpu", "--out", str(tmp_path / "e4e")])
-    err = " ".join(capsys.readouterr().err.split())
-    assert code == 2 and err.endswith(f"error: --encoder e4e:{preset.e4e}: predicts no feature "
-                                      "map F (use FSE with mode=features or mode=shift)")
-    assert not (tmp_path / "e4e" / "shift_norms.json").exists()
+    # an encoder without F (e4e, FSE in latents mode) is said naming --encoder, before a photo
+    # is read
+    for spec in (f"e4e:{preset.e4e}", f"fse:{preset.fse}:mode=latents"):
+        code = main(["analyze", "shift-norms", "-e", spec, "-g", str(preset.generator),
+                     "--images", str(preset.images), "-d", str(domains[0]), "--no-align",
+                     "--device", "cpu", "--out", str(tmp_path / "no-f")])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and err.endswith(f"error: --encoder {spec}: predicts no feature map F "
+                                          "(use FSE with mode=features or mode=shift)")
+        assert not (tmp_path / "no-f" / "shift_norms.json").exists()
 
 
 def test_two_encoders_appear_in_one_fig_4_9_plot(gen) -> None:

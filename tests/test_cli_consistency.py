@@ -36,7 +36,7 @@ def test_an_empty_spec_is_refused_naming_its_option(argv, option, tmp_path: Path
         main(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {option}: expected a spec or a path, got ")
+    assert err.startswith(f"error: {option}: expected a value, got ")
     assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
 
 

@@ -228,6 +228,8 @@ def test_training_checkpoint_and_generator_latent_avg(tmp_path: Path) -> None:
     assert any("enc_state_dict" in n for n in result.notes)
     enc = load_plugin("encoder", str(result.path), registry=_registry())
     assert enc.config()["layers"] == [1, 2, 1, 1] and enc.mode == "latents" and enc.layer == 3
+    # latents mode returns no F: it declares none (shift-norms, FeatureShift, the web app ask)
+    assert enc.feature_layer is None and enc.encode(torch.rand(1, 3, 64, 64)).features == {}
     assert torch.equal(enc.latent_avg, torch.linspace(-1, 1, 32).expand(8, 32))
     assert torch.equal(enc.state_dict()["block_2.1.conv2.weight"], state["block_2.1.conv2.weight"])
     # files from a PyTorch without BatchNorm counters convert, with a note

@@ -304,6 +304,20 @@ def test_a_file_that_is_not_an_eval_report_is_never_replaced(
         assert err == (f"error: {option} {path}: the file exists and is not an eval {kind} "
                        "report, which would replace it: give another path (or remove it "
                        "first)\n")
+    # a report saved again by a spreadsheet (a BOM, CRLF) is still a report: replaced
+    saved = tmp_path / "saved.csv"
+    saved.write_bytes(b"\xef\xbb\xbfname,pred,target,mse\r\na,a.png,a.png,0.1\r\n")
+    assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
+                 "--csv", str(saved)]) == 0
+    assert saved.read_text().startswith("name,pred,target,mse")
+    # --resume to standard output: nothing there to continue from
+    capsys.readouterr()
+    assert main(["eval", "-m", "mse", "--pred", str(pred), "--target", str(target),
+                 "--json", "-", "--resume"]) == 2
+    assert capsys.readouterr().err.endswith("--resume continues the evaluation that writes "
+                                            "--json or --csv to a file: give the same one "
+                                            "(standard output keeps nothing to continue "
+                                            "from)\n")
     report, rows = tmp_path / "r.json", tmp_path / "r.csv"
     rows.touch()  # an empty file: nothing to lose
     for _ in range(2):  # the second run replaces the first one's reports
@@ -318,3 +332,18 @@ def test_a_file_that_is_not_an_eval_report_is_never_replaced(
     err = " ".join(capsys.readouterr().err.split())
     assert (f"--resume: no interrupted eval run was writing {tmp_path / 'new.json'}; starting "
             "from the first pair") in err
+
+
+def test_a_large_json_file_is_checked_by_its_first_key_not_parsed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines import eval_report
+
+    monkeypatch.setattr(eval_report, "MAX_READ", 64)  # larger than this: not parsed
+    report, other = tmp_path / "big.json", tmp_path / "other.json"
+    report.write_text('{\n  "pred": [' + ", ".join(['"x.png"'] * 40) + "]\n}\n")
+    other.write_text('{\n  "mine": [' + ", ".join(['"note"'] * 40) + "]\n}\n")
+    assert report.stat().st_size > 64
+    eval_report.check_replaceable("--json", report)  # an eval report's first key: replaced
+    with pytest.raises(StylebridgeError, match="is not an eval JSON report"):
+        eval_report.check_replaceable("--json", other)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the `env` fixture of test_featureshift is imported and used as a parameter)
 """`train featureshift --tensorboard`: every number of `log.jsonl` as a TensorBoard scalar at its
 step and every sample grid as an image, in `OUT/tensorboard`; a resumed run continues the
 curves (the killed run's repeated steps purged, or its logged steps drawn when it had no

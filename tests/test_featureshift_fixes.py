@@ -293,3 +293,8 @@ def test_out_is_refused_in_the_dataset_folder(env: Env, tmp_path: Path) -> None:
                                                    rf"{data}, which holds the dataset alone"):
             fs.train_featureshift(cfg, registry=registry())
     assert sorted(p.name for p in data.rglob("*")) == before
+    # a --data that is not there is said as such, not as an --out inside it
+    missing = tmp_path / "nods"
+    with pytest.raises(StylebridgeError, match=rf"^--data {missing}: "):
+        fs.train_featureshift(tiny_cfg(env, missing / "run", data=str(missing)),
+                              registry=registry())

@@ -52,6 +52,8 @@ CHAINED = textwrap.dedent("""
                    "steps('ten')")
     print("-- inside --")
     shell.run_cell("stylebridge.create('generator', 'missing.safetensors')")
+    print("-- made --")
+    shell.run_cell("raise StylebridgeError('no key') from KeyError('k')")
 """)
 
 
@@ -60,7 +62,8 @@ def test_a_notebook_shows_the_users_own_exception_the_error_was_raised_from() ->
     # user's frames, joined as Python joins them (the cause was dropped)
     run = subprocess.run([sys.executable, "-c", CHAINED], capture_output=True, text=True,
                          timeout=120, check=True)
-    mine, inside = run.stdout.split("-- inside --\n")
+    mine, rest = run.stdout.split("-- inside --\n")
+    inside, made = rest.split("-- made --\n")
     lines = [line for line in mine.strip().splitlines() if line.strip()]
     assert lines.count("Traceback (most recent call last):") == 2
     cause = lines.index("The above exception was the direct cause of the following exception:")
@@ -70,3 +73,8 @@ def test_a_notebook_shows_the_users_own_exception_the_error_was_raised_from() ->
     # an error stylebridge raised from an exception it handled itself shows no chain
     assert "direct cause" not in inside and "During handling" not in inside
     assert inside.strip().splitlines()[-2] == "CheckpointError: missing.safetensors: no such file"
+    # a cause the user made without raising it (no traceback of its own) is shown too
+    lines = [line for line in made.strip().splitlines() if line.strip()]
+    assert lines[0] == "KeyError: 'k'"
+    assert lines[1] == "The above exception was the direct cause of the following exception:"
+    assert lines[-1] == "StylebridgeError: no key"

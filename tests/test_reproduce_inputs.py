@@ -37,6 +37,10 @@ def test_an_empty_folder_is_one_line_naming_it(option: str, said: str, tmp_path:
 @pytest.mark.parametrize("option, value, said", [
     ("--clip-weights", "noeq", "--clip-weights 'noeq': expected NAME=PATH, e.g. "
                                "ViT-B-32=ViT-B-32.safetensors"),
+    ("--clip-weights", "tiny-vit-p16={tmp}/none.pt", "{tmp}/none.pt: no such file"),
+    ("--clip-weights", "ViT-B-16={tmp}/list.json", "--clip-weights names ['ViT-B-16'], which "
+                                                   "are not among --clip ['tiny-vit-p16', "
+                                                   "'tiny-vit-p8']"),
     ("--targets", "{tmp}/none.json", "{tmp}/none.json: no such file"),
     ("--targets", "{tmp}/list.json", "{tmp}/list.json: must map domain files to a text or "
                                      "{{\"text\"|\"image\": ...}}")])

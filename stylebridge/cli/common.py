@@ -88,7 +88,7 @@ def user_spec(text: str) -> str:
     a ``~`` anywhere else (in a prompt) is kept.  An empty value (``-g ''``, an unset shell
     variable) is refused naming the option, not said later as "empty generator spec"."""
     if not text.strip():
-        raise argparse.ArgumentTypeError(f"expected a spec or a path, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a value, got {text!r}")
     return expand_home(text)
 
 

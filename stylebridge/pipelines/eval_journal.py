@@ -55,9 +55,17 @@ HOW_TO_GO_ON = ("run without --resume to start over (another --json/--csv keeps 
                 "interrupted run's journal)")
 
 
+def _report_file(config: EvalConfig) -> Path | None:
+    """The first of ``json``/``csv`` that is a file (standard output keeps nothing)."""
+    from stylebridge.core.io import STREAMS
+
+    return next((p for p in (config.json, config.csv) if p is not None
+                 and str(p) not in STREAMS), None)
+
+
 def journal_folder(config: EvalConfig) -> Path | None:
-    """Where an evaluation that writes ``json``/``csv`` keeps its resume journal."""
-    dst = config.json or config.csv
+    """Where an evaluation that writes ``json``/``csv`` to a file keeps its resume journal."""
+    dst = _report_file(config)
     return None if dst is None else dst.parent / f"{JOURNAL_DIR}-{dst.name}"
 
 
@@ -73,11 +81,12 @@ def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric
     """The resume journal of an evaluation that writes ``json``/``csv`` (beside the first of
     them): the pairs scored so far, their rows and every metric's state.  ``None`` without
     an output file (``resume`` then refused)."""
-    dst = config.json or config.csv
+    dst = _report_file(config)
     if dst is None:
         if config.resume:
             raise StylebridgeError("--resume continues the evaluation that writes --json or "
-                                   "--csv: give the same one")
+                                   "--csv to a file: give the same one (standard output keeps "
+                                   "nothing to continue from)")
         return None
     if config.resume:
         stateless = [m.name for m in metrics if m.state() is None]

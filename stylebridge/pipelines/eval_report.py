@@ -34,7 +34,7 @@ from stylebridge.errors import (
     StylebridgeWarning,
     warn_user,
 )
-from stylebridge.pipelines.photos import warn_random, warn_skipped
+from stylebridge.pipelines.photos import warn_skipped
 from stylebridge.pipelines.run_record import software
 
 if TYPE_CHECKING:
@@ -277,6 +277,8 @@ def metric_result(text: str, values: Mapping[str, float], metric: Metric) -> Met
 REPORT_KEYS = frozenset({"pred", "metrics", "mean", "per_image"})
 #: the first columns of every ``eval --csv`` report
 CSV_HEAD = "name,pred,target"
+#: a larger ``--json`` file is checked by its first key (``"pred"``), not parsed
+MAX_READ = 64 << 20
 
 
 def check_replaceable(option: str, path: Path) -> None:
@@ -287,13 +289,15 @@ def check_replaceable(option: str, path: Path) -> None:
 
     if str(path) in STREAMS or not path.is_file() or path.stat().st_size == 0:
         return
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            if option == "--json":
+    try:  # utf-8-sig: a report saved again by a spreadsheet starts with a BOM
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as fh:
+            if option == "--json" and path.stat().st_size <= MAX_READ:
                 import json
 
                 doc = json.load(fh)
                 ours = isinstance(doc, dict) and doc.keys() >= REPORT_KEYS
+            elif option == "--json":  # too large to parse for a check: its first key
+                ours = fh.read(4096).lstrip().removeprefix("{").lstrip().startswith('"pred"')
             else:
                 ours = fh.readline().rstrip("\r\n").startswith(CSV_HEAD)
     except (OSError, ValueError):
@@ -310,10 +314,15 @@ def warn_eval_end(result: EvalResult) -> None:
     ends, as ``eval`` prints it: pictures made on random weights and each metric's notes (a
     metric on random weights: :class:`~stylebridge.errors.RandomWeightsWarning`), then the
     skipped files (``SkippedInputsWarning``)."""
-    line = result.input_notice()
-    if line is not None:
-        warn_user(line, RandomWeightsWarning)
-    warn_random("evaluate", [f"metric {m.text}" for m in result.metrics if m.random_weights])
+    random_metrics = [m.text for m in result.metrics if m.random_weights]
+    lines = [] if (line := result.input_notice()) is None else [line]
+    if random_metrics:
+        lines.append(f"{RANDOM_NOTICE}: evaluate scored with untrained (random) weights "
+                     f"(metric {', '.join(random_metrics)}): its numbers are not the real "
+                     "metric's")
+    if lines:  # one warning per call: the pictures', then the metrics' random weights
+        warn_user("; ".join([lines[0], *(x.removeprefix(f"{RANDOM_NOTICE}: ")
+                                         for x in lines[1:])]), RandomWeightsWarning)
     for metric in result.metrics:
         for note in metric.notes:
             if not note.startswith(RANDOM_NOTICE):  # said by the warning above

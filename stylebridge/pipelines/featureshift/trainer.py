@@ -178,7 +178,7 @@ class FeatureShiftTrainer:
         if cfg.tensorboard:
             require_tensorboard()  # before any model loads
         out, data = self.out.resolve(), Path(cfg.data).resolve()
-        if out == data or data in out.parents:  # the dataset's files and the run's, mixed
+        if data.is_dir() and (out == data or data in out.parents):  # the two runs' files mixed
             raise StylebridgeError(f"--out {self.out}: is {'the' if out == data else 'inside the'}"
                                    f" --data folder {cfg.data}, which holds the dataset alone: "
                                    "choose another --out")

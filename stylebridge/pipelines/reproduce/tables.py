@@ -27,7 +27,13 @@ from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import load_generator_arg
 from stylebridge.pipelines.output_holds import releases_outputs
-from stylebridge.pipelines.presets import TINY_PROMPTS, TinyPreset, build_tiny_preset, quiet
+from stylebridge.pipelines.presets import (
+    TINY_CLIPS,
+    TINY_PROMPTS,
+    TinyPreset,
+    build_tiny_preset,
+    quiet,
+)
 from stylebridge.pipelines.reproduce.clips import (
     Scorer,
     check_clip_weights,
@@ -283,7 +289,12 @@ def check_options(config: ThesisTablesConfig) -> None:
     for path in (config.featureshift_e4e, config.featureshift_fse):
         if path is not None and not Path(path).is_file():
             raise StylebridgeError("no such file", path=path)
-    parse_clip_weights(config.clip_weights)  # NAME=PATH
+    weights = parse_clip_weights(config.clip_weights)  # NAME=PATH, each a file, of --clip
+    check_clip_weights(config.clip or (list(TINY_CLIPS) if config.preset == "tiny"
+                                       else DEFAULT_CLIPS), weights)
+    for path in weights.values():
+        if not path.is_file():
+            raise StylebridgeError("no such file", path=path)
     for targets in config.targets:  # missing, unreadable or malformed: one line, now
         read_targets(Path(targets))
 

@@ -173,7 +173,8 @@ class FSEEncoder(Encoder):
 
     @property
     def feature_layer(self) -> int | None:
-        return self.layer
+        """Activation ``K`` of ``F``; ``None`` in ``latents`` mode, which returns no ``F``."""
+        return None if self.mode == "latents" else self.layer
 
     def check_generator(self, generator: Any) -> None:
         """Raise :class:`FSEConfigError` (one line) if ``generator`` cannot take this encoder's output."""
