@@ -107,10 +107,10 @@ def test_the_trainers_hold_their_out(tmp_path: Path, held_by_other) -> None:
     held_by_other(out, "train featureshift")
     with pytest.raises(StylebridgeError, match=r"being written by another running stylebridge "
                                                r"command \(train featureshift, pid \d+\)"):
-        check_run_out(SimpleNamespace(out=out, sample_every=0))
+        check_run_out(SimpleNamespace(out=out, sample_every=0, tensorboard=False))
     free = tmp_path / "free"
     probe = [sys.executable, "-c", HOLDER.replace("time.sleep(120)", ""), str(free), "x"]
-    with check_run_out(SimpleNamespace(out=free, sample_every=0)):  # held while the run goes
+    with check_run_out(SimpleNamespace(out=free, sample_every=0, tensorboard=False)):  # held while the run goes
         busy = subprocess.run(probe, capture_output=True, text=True)
     assert busy.returncode != 0 and "LockHeld" in busy.stderr
     assert subprocess.run(probe, capture_output=True, text=True).returncode == 0  # released

@@ -171,6 +171,9 @@ def schedule_notes(cfg: TrainConfig, sets: dict[str, list[LossTerm]],
         notes.append(f"the run ends within the inversion-only pre-training "
                      f"(--pretrain-inversion-steps {cfg.pretrain_inversion_steps}, --steps "
                      f"{cfg.steps}): no domain training")
+    if cfg.tensorboard and not cfg.log_every:
+        notes.append("--tensorboard draws log.jsonl's step records: with --log-every 0 it "
+                     "shows the sample grids only")
     if cfg.warmup_steps >= cfg.steps:
         notes.append(f"--warmup-steps {cfg.warmup_steps} is not below --steps {cfg.steps}: "
                      "the learning rate never reaches --lr")

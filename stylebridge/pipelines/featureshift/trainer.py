@@ -96,7 +96,13 @@ from stylebridge.pipelines.featureshift.state import (
     take_over_outputs,
 )
 from stylebridge.pipelines.streams import keep_random_streams
-from stylebridge.pipelines.training.board import Board, open_board, require_tensorboard
+from stylebridge.pipelines.training.board import (
+    BOARD_DIR,
+    Board,
+    open_board,
+    require_tensorboard,
+    set_aside,
+)
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
@@ -436,10 +442,14 @@ class FeatureShiftTrainer:
     def _new_log(self, progress: ProgressCallback | None) -> None:
         """A fresh run starts a new log: an earlier run's (diverged, killed before its first
         checkpoint) is renamed to ``log.N.jsonl``, never appended to or deleted."""
-        aside = self.log.set_aside() if self.dist.main and not self.resumed else None
-        if aside is not None:
-            emit(progress, "info", text=f"a new run: the log of an earlier run in {self.out} "
-                                        f"was moved aside to {aside.name}")
+        if not self.dist.main or self.resumed:
+            return
+        for aside, what in ((self.log.set_aside(), "log"),  # and its TensorBoard events
+                            (set_aside(self.out / BOARD_DIR), "TensorBoard events")):
+            if aside is not None:
+                verb = "were" if what.endswith("s") else "was"
+                emit(progress, "info", text=f"a new run: the {what} of an earlier run in "
+                                            f"{self.out} {verb} moved aside to {aside.name}")
 
     def write_samples(self) -> Path | None:
         """``OUT/samples/step_N.png`` (:func:`~stylebridge.pipelines.featureshift.samples.
@@ -485,7 +495,7 @@ class FeatureShiftTrainer:
         self._new_log(progress)
         if cfg.tensorboard and self.dist.main:
             self.board = open_board(self.out, self.log, self.step if self.resumed else None,
-                                    progress)
+                                    progress, samples=self.out / "samples")
         try:
             self._loop(progress)
         finally:

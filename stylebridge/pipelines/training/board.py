@@ -1,18 +1,24 @@
 """TensorBoard events beside a training log (``--tensorboard``): every number of the
-``log.jsonl`` step records as a scalar (``inversion/mse``, ``total``, ``lr``, ...) at its step,
-and every sample grid as an image, in ``OUT/tensorboard`` (``tensorboard --logdir OUT``).
+``log.jsonl`` step records as a scalar at its step (``inversion/mse``; the run-wide ones under
+``run/``: ``run/total``, ``run/lr``, ...) and every sample grid as an image, in
+``OUT/tensorboard`` (``tensorboard --logdir OUT``).
 
-The log stays the record; the events mirror it for watching a long run.  A resumed run purges
-the events of the steps it repeats (the killed run's steps after its checkpoint), as the log is
-trimmed; a new run in the same ``--out`` moves an earlier run's folder aside to
-``tensorboard.N``, as the log goes to ``log.N.jsonl`` (TensorBoard shows both, as two runs).
-TensorBoard itself is optional (``pip install 'stylebridge[tensorboard]'``)."""
+The log and the sample grids stay the record; the events mirror them for watching a long run.
+A resumed run draws its events again from them (the log is trimmed to the checkpoint, the
+grids after it are drawn again): whatever earlier parts wrote, with or without the flag,
+the curves are the log's, once per step.  A new run in the same ``--out`` moves an earlier
+run's events aside to ``tensorboard.N`` as it moves the log to ``log.N.jsonl`` (with or without
+the flag; TensorBoard shows both, as two runs).  TensorBoard itself is optional
+(``pip install 'stylebridge[tensorboard]'``)."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+import re
+import shutil
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +33,11 @@ NO_TENSORBOARD = ("--tensorboard needs the tensorboard package: pip install "
                   "'stylebridge[tensorboard]' (or run without --tensorboard: log.jsonl holds "
                   "the same numbers)")
 #: record keys that are no curve: when and what (the step is the x axis)
-NOT_SCALARS = frozenset({"time", "step", "epoch", "offset", "event"})
+NOT_SCALARS = frozenset({"time", "step", "offset", "event"})
+#: the section of the numbers a record holds at its top level (``total``, ``lr``, ...)
+RUN_SECTION = "run"
+#: a sample grid's step, from its file name (``samples/step_0001000.png``)
+SAMPLE_NAME = re.compile(r"step_?(\d+)\.png")
 
 
 def require_tensorboard() -> None:
@@ -39,18 +49,19 @@ def require_tensorboard() -> None:
 
 
 def scalars(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
-    """The finite numbers of a log record as ``(tag, value)``, nested keys joined with ``/``
-    (``{"losses": {"mse": 0.1}}`` → ``losses/mse``); booleans, texts and the keys of
-    :data:`NOT_SCALARS` are left out."""
+    """The numbers of a log record as ``(tag, value)``: nested keys joined with ``/``
+    (``{"inversion": {"mse": 0.1}}`` → ``inversion/mse``), top-level ones under
+    :data:`RUN_SECTION` (``run/total``); infinities kept (an fp16 step's ``grad_norm``),
+    NaN, booleans, texts and the keys of :data:`NOT_SCALARS` left out."""
     for key, value in record.items():
         if not prefix and key in NOT_SCALARS:
             continue
-        tag = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            yield from scalars(value, f"{tag}/")
+            yield from scalars(value, f"{prefix}{key}/")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and math.isfinite(value):
-            yield tag, float(value)
+                and not math.isnan(value):
+            yield (f"{prefix}{key}" if prefix or "/" in key else f"{RUN_SECTION}/{key}",
+                   float(value))
 
 
 def set_aside(folder: Path) -> Path | None:
@@ -65,46 +76,48 @@ def set_aside(folder: Path) -> Path | None:
     return aside
 
 
+def sample_grids(folder: Path, up_to: int) -> list[tuple[int, Path]]:
+    """The sample grids in ``folder`` up to step ``up_to``, by step."""
+    found = []
+    for path in folder.glob("*.png") if folder.is_dir() else ():
+        match = SAMPLE_NAME.fullmatch(path.name)
+        if match is not None and int(match.group(1)) <= up_to:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
 class Board:
     """The events of one run in ``folder``: :meth:`record` for each log record, :meth:`image`
-    for each sample grid, :meth:`close` at the end.  ``resume_step``: the step a resumed run
-    continues from (its later events are purged); ``None``: a new run."""
+    for each sample grid, :meth:`close` at the end."""
 
-    def __init__(self, folder: Path, *, resume_step: int | None) -> None:
+    def __init__(self, folder: Path) -> None:
         require_tensorboard()
         from torch.utils.tensorboard import SummaryWriter
 
         self.folder = Path(folder)
-        self.moved_aside = None if resume_step is not None else set_aside(self.folder)
-        #: a resumed run whose earlier part wrote no events (it ran without --tensorboard):
-        #: :meth:`backfill` draws its logged steps first
-        self.empty = not any(self.folder.glob("events.out.tfevents.*"))
-        self.writer = SummaryWriter(str(self.folder), purge_step=(
-            None if resume_step is None or self.empty else resume_step + 1))
+        self.writer = SummaryWriter(str(self.folder))
+        # the writer's thread prints the traceback of a write that fails (a full disk)
+        # before the run's own one-line error: the run says it, the thread does not
+        self._hook = threading.excepthook
+        threading.excepthook = self._quiet_writer_errors
 
-    def backfill(self, records: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> int:
-        """The kept records of the run's log (a resume of a run that wrote no events), when
-        the folder held none; returns how many records were drawn."""
-        if not self.empty:
-            return 0
-        n = 0
-        for record in records:
-            if "event" not in record and "step" in record:
-                self.record(record)
-                n += 1
-        self.empty = False
-        return n
+    def _quiet_writer_errors(self, args: Any) -> None:
+        if isinstance(args.exc_value, OSError) and \
+                type(args.thread).__module__.startswith("tensorboard"):
+            return
+        self._hook(args)
 
-    def record(self, record: Mapping[str, Any]) -> None:
+    def record(self, record: Mapping[str, Any], *, flush: bool = True) -> None:
         """A log record's numbers at its ``step`` (start and end records are not curves)."""
         if "event" in record or "step" not in record:
             return
         step = int(record["step"])
         for tag, value in scalars(record):
             self.writer.add_scalar(tag, value, step)
-        self.writer.flush()  # a long run is watched while it runs
+        if flush:
+            self.writer.flush()  # a long run is watched while it runs
 
-    def image(self, tag: str, path: Path, step: int) -> None:
+    def image(self, tag: str, path: Path, step: int, *, flush: bool = True) -> None:
         """A PNG written by the run (a sample grid) at ``step``."""
         import numpy as np
         from PIL import Image
@@ -112,25 +125,47 @@ class Board:
         with Image.open(path) as picture:
             pixels = np.asarray(picture.convert("RGB"))
         self.writer.add_image(tag, pixels, step, dataformats="HWC")
+        if flush:
+            self.writer.flush()
+
+    def draw(self, records: Iterable[Mapping[str, Any]],
+             grids: Iterable[tuple[int, Path]]) -> None:
+        """What a resumed run kept: its log's records and sample grids."""
+        for record in records:
+            self.record(record, flush=False)
+        for step, path in grids:
+            self.image("samples", path, step, flush=False)
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        finally:
+            threading.excepthook = self._hook
 
 
 def open_board(out: Path, log: JsonlLog, resume_step: int | None,
-               progress: ProgressCallback | None) -> Board:
-    """The events of a run into ``out`` whose log is ``log``: a resume's repeated steps
-    purged, or its logged steps drawn first when it wrote no events before; a new run's
-    earlier folder moved aside (said)."""
-    board = Board(Path(out) / BOARD_DIR, resume_step=resume_step)
-    if board.moved_aside is not None:
-        emit(progress, "info", text=f"a new run: the TensorBoard events of an earlier run were "
-                                    f"moved aside to {board.moved_aside.name}")
-    if resume_step is not None:
-        board.backfill(log.records())
+               progress: ProgressCallback | None, *, samples: Path | None = None) -> Board:
+    """The events of a run into ``out`` whose log is ``log``.  A new run's: a fresh folder
+    (an earlier run's was moved aside with its log: :func:`set_aside`).  A resumed run's:
+    drawn again from its log and its sample grids in ``samples`` up to ``resume_step``, so
+    that the curves are the log's whatever the earlier parts wrote."""
+    folder = Path(out) / BOARD_DIR
+    if resume_step is None:
+        return Board(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StylebridgeError("is not a folder: TensorBoard events go there", path=folder)
+    stale = folder.with_name(f".{folder.name}.replaced")
+    shutil.rmtree(stale, ignore_errors=True)  # a resume killed while it drew them
+    if folder.is_dir():
+        os.rename(folder, stale)
+    board = Board(folder)
+    board.draw(log.records(), sample_grids(samples, resume_step) if samples else [])
+    shutil.rmtree(stale, ignore_errors=True)
+    emit(progress, "info", text=f"TensorBoard events drawn again from {log.path.name} up to "
+                                f"step {resume_step}")
     return board
 
 
-__all__ = ["BOARD_DIR", "NOT_SCALARS", "NO_TENSORBOARD", "Board", "open_board",
-           "require_tensorboard", "scalars", "set_aside"]
+__all__ = ["BOARD_DIR", "NOT_SCALARS", "NO_TENSORBOARD", "RUN_SECTION", "Board", "open_board",
+           "require_tensorboard", "sample_grids", "scalars", "set_aside"]
