@@ -1,7 +1,9 @@
 """Domain adaptation of real photos: the ``adapt`` pipeline over photo files.
 
 The :class:`~stylebridge.pipelines.adapter.Adapter` (encode once; calibrator, skip layers,
-strength; any renderer) lives in :mod:`stylebridge.pipelines.adapter` and is re-exported here.
+strength; any renderer) lives in :mod:`stylebridge.pipelines.adapter` and is re-exported here,
+as are the model loaders and photo batches other pipelines share
+(:mod:`stylebridge.pipelines.adapt_inputs`).
 :func:`adapt` (``stylebridge adapt``, :mod:`stylebridge.cli.commands.adapt`) runs it over
 photo files (:class:`AdaptConfig` in, :class:`AdaptResult` out) and writes per photo
 ``<stem>_inversion.png`` and ``<stem>_<domain>.png`` (the domain name is the checkpoint's
@@ -28,28 +30,34 @@ conv_0 … conv_5, 4–32 px), i.e. ``skip_layers="coarse"`` = ``[0, 2, 3, 5, 6,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import Tensor
 
-from stylebridge.core.batch import BatchReport, iter_images, require_inputs
-from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
+from stylebridge.core.batch import BatchReport, require_inputs
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import resize_square, save_png
-from stylebridge.core.interfaces import DomainMethod, Renderer
+from stylebridge.core.interfaces import Renderer
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.precision import check_precision
-from stylebridge.errors import CheckpointError, ImageError, StylebridgeError, user_entry, warn_user
+from stylebridge.errors import StylebridgeError, user_entry, warn_user
+from stylebridge.pipelines.adapt_inputs import (
+    domain_name,
+    encoder_batches,
+    load_domains,
+    load_generator_arg,
+    open_domains,
+    open_featureshift,
+    photo_batches,
+)
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
-from stylebridge.pipelines.align import align_face
-from stylebridge.pipelines.featureshift.usage import generator_notes, state_file_error
-from stylebridge.pipelines.file_names import capped_name, unique_name
+from stylebridge.pipelines.featureshift.usage import generator_notes
 from stylebridge.pipelines.inversion_file import (
     LATENTS_SUFFIX,
     save_inversion,
@@ -90,13 +98,7 @@ from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
-from stylebridge.registry.resolve import load_domain, load_generator, load_plugin, spec_random
-from stylebridge.registry.spec import parse_plugin_spec
-
-if TYPE_CHECKING:
-    from stylebridge.core.checkpoint import CheckpointHeader
-    from stylebridge.core.stylegan2.generator import Generator
-    from stylebridge.plugins.renderers.featureshift import FeatureShift
+from stylebridge.registry.resolve import load_plugin
 
 GRID_TILE = 256          # largest tile edge in grid.png
 GRID_MAX_ROWS = 64       # grid.png shows the first 64 photos
@@ -108,127 +110,6 @@ ProgressCallback = Callable[[int, "int | None", str], None]
 
 def _no_progress(completed: int, total: int | None, description: str) -> None:
     """The default progress callback: report nothing."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading pieces shared by the pipelines
-
-
-def load_generator_arg(spec: str, device: torch.device) -> tuple[Generator, bool, Path]:
-    """``[stylegan2:]CKPT`` (or installed weights) → (generator, random weights?, path).
-    The photo pipelines use :func:`~stylebridge.pipelines.photos.open_generator` and read
-    both from the generator's recorded provenance."""
-    generator, provenance = load_generator(spec, device)
-    return generator, provenance.random, provenance.path
-
-
-def domain_name(spec_text: str, method: DomainMethod, index: int) -> str:
-    """A domain's output name: its checkpoint's file stem (safe characters only; a long one,
-    a hyperdomain's ``text=`` prompt, cut to 80 bytes with a digest: :func:`capped_name`)."""
-    spec = parse_plugin_spec(spec_text, what="domain method")
-    name = spec.path.stem if spec.path is not None else (spec.name or method.name)
-    if method.text_conditioned and spec.options.get("text"):  # hyperdomain: one file, many texts
-        name = f"{name}_{str(spec.options['text']).strip(chr(34) + chr(39))}"
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
-    return capped_name(safe, name) if safe else f"domain{index}"
-
-
-def open_domains(specs: Sequence[str], device: torch.device, registry: Any = None
-                 ) -> dict[str, DomainMethod]:
-    """``--method``/``--domain`` checkpoints (one-line errors for a missing file or a wrong
-    kind), by unique name (the file stem: ``stylespace:joker.safetensors`` → ``joker``;
-    unique case-folded, ``Joker`` → ``Joker-2``); whether each holds random weights is
-    recorded beside it (:func:`~stylebridge.pipelines.photos.is_random`)."""
-    domains: dict[str, DomainMethod] = {}
-    for i, spec in enumerate(specs):
-        method = load_domain(spec, device=device, registry=registry)
-        domains[unique_name(domain_name(spec, method, i), domains, (INVERSION,))] = method
-    return domains
-
-
-def load_domains(specs: Sequence[str], device: torch.device, registry: Any = None
-                 ) -> tuple[dict[str, DomainMethod], dict[str, bool]]:
-    """:func:`open_domains`, and which of them hold random (untrained) weights."""
-    domains = open_domains(specs, device, registry)
-    random = {name: spec_random("domain_method", spec, method)
-              for (name, method), spec in zip(domains.items(), specs, strict=True)}
-    return domains, random
-
-
-def open_featureshift(path: Path, device: torch.device) -> tuple[FeatureShift, CheckpointHeader,
-                                                                   bool]:
-    """A trained FeatureShift (``--featureshift``): the model, its header (its ``sources``
-    name the guide encoder it was trained with) and whether it holds random weights."""
-    from stylebridge.plugins.renderers.featureshift import load_featureshift
-
-    try:
-        model, header = load_featureshift(path, device=device)
-    except CheckpointError:
-        refused = state_file_error(path)  # `train featureshift`'s RUN/state.safetensors
-        if refused is not None:
-            raise refused from None
-        raise
-    return model, header, is_random_weights(header.extra)
-
-
-# ---------------------------------------------------------------------------------------------
-# Photos in batches
-
-
-@dataclass
-class _Pending:
-    paths: list[Path] = field(default_factory=list)
-    inputs: list[Tensor] = field(default_factory=list)   # encoder-sized
-    tiles: list[Tensor] = field(default_factory=list)    # grid-sized
-    targets: list[Tensor] = field(default_factory=list)  # generator-sized (metrics)
-
-
-def photo_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, tile: int,
-                  batch: int, align: bool, align_size: int, target: int = 0,
-                  enc_filter: str = "torch-bilinear") -> Iterator[_Pending]:
-    """Readable (and, with ``align``, aligned) photos in batches; failures go to ``report``.
-    Encoder inputs are resized with ``enc_filter`` (the encoder's ``preprocessing.resize``)."""
-    pending = _Pending()
-    for path, image in iter_images(paths, report):
-        if align:
-            try:
-                image = align_face(image, align_size, path=path).to_tensor()
-            except ImageError as exc:  # NoFaceError included
-                report.skip(path, str(exc).removeprefix(f"{path}: "))
-                continue
-        else:
-            h, w = image.shape[-2:]
-            if abs(h - w) > 0.02 * max(h, w):
-                report.note(path, f"is {w}×{h}, not square: without --align it is squeezed "
-                                  "to a square")
-            elif max(h, w) < enc_size // 2:
-                report.note(path, f"is {w}×{h}: without --align it is enlarged to the "
-                                  f"encoder's {enc_size}×{enc_size}")
-        pending.paths.append(path)
-        pending.inputs.append(resize_square(image, enc_size, enc_filter))
-        pending.tiles.append(resize_square(image, tile))
-        if target:
-            pending.targets.append(resize_square(image, target))
-        if len(pending.paths) >= batch:
-            yield pending
-            pending = _Pending()
-    if pending.paths:
-        yield pending
-
-
-def encoder_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int, batch: int,
-                    align: bool, align_size: int,
-                    on_batch: Callable[[], None] | None = None,
-                    enc_filter: str = "torch-bilinear") -> Iterator[Tensor]:
-    """Stacked encoder inputs of the readable photos; each yielded photo is marked done in
-    ``report``, then ``on_batch`` runs."""
-    for chunk in photo_batches(paths, report, enc_size=enc_size, tile=8, batch=batch,
-                               align=align, align_size=align_size, enc_filter=enc_filter):
-        yield torch.stack(chunk.inputs)
-        for p in chunk.paths:
-            report.ok(p)
-        if on_batch is not None:
-            on_batch()
 
 
 # ---------------------------------------------------------------------------------------------

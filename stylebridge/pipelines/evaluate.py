@@ -9,7 +9,8 @@ checked before any work).  What it has to say while it works (notes, progress) g
 :class:`EvalProgress`, whose methods do nothing by default.
 
 Pairing: predictions and targets are paired by file stem; two files named explicitly are a
-pair whatever their names.  When no requested metric compares pairs (FID, CLIP), the targets
+pair whatever their names (:mod:`stylebridge.pipelines.eval_pairs`, which also reads the pairs
+in size-matched batches).  When no requested metric compares pairs (FID, CLIP), the targets
 are an unpaired reference *set*, fed to the metrics that take one
 (:attr:`~stylebridge.core.interfaces.Metric.takes_reference`).
 
@@ -28,32 +29,28 @@ diversity have none).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, expand_inputs
 from stylebridge.core.device import resolve_device
-from stylebridge.core.images import load_image
 from stylebridge.core.interfaces import Metric
 from stylebridge.core.io import check_outputs_apart, check_writable
 from stylebridge.core.limits import MAX_BATCH, MAX_IMAGE_SIZE, check_range
 from stylebridge.core.options import coerce_option
 from stylebridge.errors import SpecError, StylebridgeError, user_entry
 from stylebridge.pipelines.eval_journal import journal_folder, open_journal
+from stylebridge.pipelines.eval_pairs import eval_batches, pair_files, suffix_hint
 from stylebridge.pipelines.eval_report import (
-    RESIZE_FILTER,
     EvalResult,
     MetricResult,
     check_replaceable,
     json_number,
     metric_result,
-    read_notice,
     warn_eval_end,
 )
 from stylebridge.pipelines.eval_score import Refused, Scorer, claim_columns, metric_label
@@ -65,7 +62,7 @@ from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
 from stylebridge.registry.spec import parse_plugin_spec
 
 # ---------------------------------------------------------------------------------------------
-# Metric specs and file pairing
+# Metric specs
 
 
 @dataclass
@@ -94,59 +91,6 @@ def parse_metric_spec(text: str) -> MetricRequest:
     for key, value in raw_options.items():
         options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value, key)
     return MetricRequest(text=text.strip(), name=spec.name, options=options)
-
-
-def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport,
-               suffix: str = "") -> list[tuple[str, Path, Path | None]]:
-    """Pair prediction and target files by stem (a prediction's stem without ``suffix``:
-    ``photo_pixar`` → ``photo``); unpaired or ambiguous files go to ``report``."""
-
-    def by_stem(paths: list[Path], cut: str = "") -> dict[str, Path]:
-        table: dict[str, list[Path]] = {}
-        for p in paths:
-            table.setdefault(p.stem[:len(p.stem) - len(cut)], []).append(p)
-        out: dict[str, Path] = {}
-        for stem, group in table.items():
-            if len(group) > 1:
-                for p in group:
-                    report.skip(p, f"{len(group)} files share the name {stem!r} "
-                                   f"({', '.join(q.name for q in group)})")
-            else:
-                out[stem] = group[0]
-        return out
-
-    preds = by_stem(pred, suffix)
-    if target is None:
-        return [(stem, p, None) for stem, p in preds.items()]
-    targets = by_stem(target)
-    pairs = []
-    for stem, p in preds.items():
-        if stem in targets:
-            pairs.append((stem, p, targets[stem]))
-        else:
-            report.skip(p, f"no target image named {stem}.*")  # by the stem without suffix
-    for stem, t in targets.items():
-        if stem not in preds:
-            report.skip(t, f"no prediction named {stem}.*")
-    return pairs
-
-
-def suffix_hint(pred: list[Path], target: list[Path]) -> str:
-    """When predictions are named ``<target stem>_<what>`` (what ``invert`` and ``adapt``
-    write: ``photo_inversion.png``, ``photo_pixar.png``), the ``--suffix`` that pairs them."""
-    stems = sorted({t.stem for t in target}, key=len, reverse=True)  # longest match first
-    found: dict[str, None] = {}
-    for p in pred:
-        for stem in stems:
-            if p.stem.startswith(stem + "_"):
-                found[p.stem[len(stem):]] = None
-                break
-    if not found:
-        return ""
-    shown = sorted(found)
-    return (f"; the predictions are named <target>{shown[0]}, as invert and adapt write them: "
-            f"give --suffix {shown[0]} (found {', '.join(shown[:6])}"
-            f"{', ...' if len(shown) > 6 else ''})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,83 +216,6 @@ def _labels(requests: list[MetricRequest]) -> list[str]:
     for req in requests:
         counts[req.name] = counts.get(req.name, 0) + 1
     return [req.text if counts[req.name] > 1 else "" for req in requests]
-
-
-def _resize(img: Tensor, hw: tuple[int, int]) -> Tensor:
-    if tuple(img.shape[-2:]) == hw:
-        return img
-    return F.interpolate(img.unsqueeze(0), size=hw, mode="bilinear", align_corners=False,
-                         antialias=True)[0].clamp_(0, 1)
-
-
-@dataclass
-class _Batch:
-    """Size-matched images of some pairs, with what their files say: ``notices`` (pred,
-    target) kept in the files (:func:`~stylebridge.pipelines.eval_report.read_notice`) and
-    ``sizes`` the images' (W, H) as read (pred, target)."""
-
-    stems: list[str] = field(default_factory=list)
-    preds: list[Tensor] = field(default_factory=list)
-    targets: list[Tensor] = field(default_factory=list)
-    notices: list[tuple[str | None, str | None]] = field(default_factory=list)
-    sizes: list[tuple[tuple[int, int], tuple[int, int] | None]] = field(default_factory=list)
-
-    @property
-    def pred(self) -> Tensor:
-        return torch.stack(self.preds)
-
-    @property
-    def target(self) -> Tensor | None:
-        return torch.stack(self.targets) if self.targets else None
-
-
-def _wh(image: Tensor) -> tuple[int, int]:
-    return int(image.shape[-1]), int(image.shape[-2])
-
-
-def _batches(pairs: list[tuple[str, Path, Path | None]], config: EvalConfig,
-             report: BatchReport, progress: EvalProgress) -> Iterator[_Batch]:
-    """Loaded, size-matched batches; unreadable pairs go to ``report``."""
-    batch = _Batch()
-    noted = False
-    for stem, p_path, t_path in pairs:
-        try:
-            pred = load_image(p_path)
-        except StylebridgeError as exc:
-            report.skip(p_path, str(exc).removeprefix(f"{p_path}: "))
-            continue
-        target = None
-        if t_path is not None:
-            try:
-                target = load_image(t_path)
-            except StylebridgeError as exc:
-                report.skip(t_path, str(exc).removeprefix(f"{t_path}: "))
-                continue
-        sizes = (_wh(pred), None if target is None else _wh(target))
-        if config.size:
-            pred = _resize(pred, (config.size, config.size))
-            target = None if target is None else _resize(target, (config.size, config.size))
-        elif target is not None and target.shape != pred.shape:
-            if not noted:
-                progress.note(f"predictions whose size differs from their target are resized "
-                              f"to it with {RESIZE_FILTER} (first: {p_path.name}, "
-                              f"{pred.shape[-1]}×{pred.shape[-2]} → "
-                              f"{target.shape[-1]}×{target.shape[-2]}; the report's notes "
-                              "list them)")
-                noted = True
-            pred = _resize(pred, tuple(target.shape[-2:]))
-        if batch.preds and (pred.shape != batch.preds[0].shape or len(batch.preds) >= config.batch):
-            yield batch
-            batch = _Batch()
-        batch.stems.append(stem)
-        batch.preds.append(pred)
-        if target is not None:
-            batch.targets.append(target)
-        batch.notices.append((read_notice(p_path),
-                              None if t_path is None else read_notice(t_path)))
-        batch.sizes.append(sizes)
-    if batch.preds:
-        yield batch
 
 
 def _refused(refused: Refused, pred: Path, target: Path | None,
@@ -507,7 +374,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
     progress.start(len(pairs))
     progress.advance(len(handled & {str(p) for _, p, _ in pairs}))
     try:
-        for batch in _batches(todo, config, report, progress):
+        for batch in eval_batches(todo, config, report, progress):
             batch_rows = []
             outcomes = scorer.score(batch.pred, batch.target)
             for stem, notices, sizes, outcome in zip(batch.stems, batch.notices, batch.sizes,
@@ -541,7 +408,7 @@ def evaluate(config: EvalConfig, report: BatchReport | None = None,
         n_reference = 0
         references = pair_files(target_files or [], None, report)
         reference_paths = {stem: path for stem, path, _ in references}
-        for batch in _batches(references, config, report, progress):
+        for batch in eval_batches(references, config, report, progress):
             images = batch.pred
             for metric in takes_reference:
                 metric.update_reference(images)

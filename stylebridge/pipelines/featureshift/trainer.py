@@ -11,8 +11,9 @@ plugin; the dataset in :mod:`stylebridge.pipelines.featureshift.dataset` (and
 This package: :mod:`.config` (:class:`TrainConfig`), :mod:`.losses` (the three loss
 sets and the phases), :mod:`.passes` (one pass: rows and loss batches), :mod:`.render`
 (mixed-domain batches), :mod:`.distributed` (DDP),
-:mod:`.state` (checkpoints and exact resume), :mod:`.samples` (the sample grids) and this
-module (the trainer and its loop);
+:mod:`.state` (checkpoints and exact resume), :mod:`.samples` (the sample grids),
+:mod:`.setup_run` (the set-up before the first step) and this module (the trainer and its
+loop);
 the parts shared with ``train domain`` are in :mod:`stylebridge.pipelines.training`.
 
 **Training** (:func:`train_featureshift`, thesis losses and phases):
@@ -36,7 +37,6 @@ the parts shared with ``train domain`` are in :mod:`stylebridge.pipelines.traini
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 import warnings
@@ -48,11 +48,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
-from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.io import DISK_FULL
-from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift import passes
 from stylebridge.pipelines.featureshift.config import (
@@ -62,22 +60,18 @@ from stylebridge.pipelines.featureshift.config import (
     option_name,
     split_specs,
 )
-from stylebridge.pipelines.featureshift.dataset import INDEX, DatasetError, _state_digest
 from stylebridge.pipelines.featureshift.distributed import (
     all_min,
     mean_over_ranks,
     process_device,
-    setup_distributed,
 )
 from stylebridge.pipelines.featureshift.losses import (
     LABELS,
     PROVIDES,
-    build_loss_sets,
     losses_line,
     phase,
     schedule_notes,
 )
-from stylebridge.pipelines.featureshift.reader import FeatureShiftDataset, SamplePlan
 from stylebridge.pipelines.featureshift.render import (
     domain_styles,
     images_to_uint8,
@@ -85,12 +79,12 @@ from stylebridge.pipelines.featureshift.render import (
     uint8_to_images,
 )
 from stylebridge.pipelines.featureshift.samples import write_samples
+from stylebridge.pipelines.featureshift.setup_run import open_data, setup_trainer
 from stylebridge.pipelines.featureshift.state import (
     STATE_KIND,
     all_finite,
     check_run_out,
     disk_full_error,
-    keep_saved_readings,
     load_state,
     save_state,
     take_over_outputs,
@@ -100,17 +94,13 @@ from stylebridge.pipelines.training.board import (
     BOARD_DIR,
     Board,
     open_board,
-    require_tensorboard,
     set_aside,
 )
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests
 from stylebridge.pipelines.training.log import JsonlLog
-from stylebridge.pipelines.training.losses import random_loss_names
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
-from stylebridge.pipelines.training.schedule import warmup_cosine_factor
-from stylebridge.pipelines.training.state import file_sha256, seed_everything
 from stylebridge.plugins.renderers.featureshift import (
     DELTA_FORMULA,
     DELTA_SIGN,
@@ -124,7 +114,6 @@ from stylebridge.plugins.renderers.featureshift import (
 )
 from stylebridge.registry import get_registry
 from stylebridge.registry.needed import WeightsCheck, require_weights
-from stylebridge.registry.resolve import load_plugin
 
 #: fp16 training stops after this many consecutive steps skipped for NaN/Inf gradients.
 MAX_SKIPPED_STEPS = 50
@@ -171,109 +160,13 @@ class FeatureShiftTrainer:
 
     # -- set-up ----------------------------------------------------------------------------------
     def _open_data(self) -> None:
-        """``--data`` opened; a folder that is missing or holds no dataset is named by it."""
-        try:
-            self.data = FeatureShiftDataset(self.cfg.data)
-        except DatasetError as exc:
-            if exc.path is None or exc.path != Path(self.cfg.data):
-                raise
-            raise DatasetError(f"--data {self.cfg.data}: {exc.message}") from None
+        """``--data`` opened (:func:`~.setup_run.open_data`)."""
+        open_data(self)
 
     def setup(self) -> None:
-        cfg = self.cfg
-        if cfg.tensorboard:
-            require_tensorboard()  # before any model loads
-        out, data = self.out.resolve(), Path(cfg.data).resolve()
-        if data.is_dir() and (out == data or data in out.parents):  # the two runs' files mixed
-            raise StylebridgeError(f"--out {self.out}: is {'the' if out == data else 'inside the'}"
-                                   f" --data folder {cfg.data}, which holds the dataset alone: "
-                                   "choose another --out")
-        self.dist, self.device = setup_distributed(cfg.device)
-        if self.state_path.exists() and not cfg.resume:
-            raise StylebridgeError("already holds a training state; pass --resume to continue it "
-                                   "or choose a new --out", path=self.out)
-        if not (Path(cfg.data) / INDEX).is_file():  # no dataset there: said before downloads
-            self._open_data()
-        # every missing download named at once (after any unknown loss name), before the
-        # dataset is read
-        self.ensure_weights(cfg.weight_requests())
-        self._open_data()
-        self.layer = self.data.layer
-        loaded = load_stylegan2(cfg.generator, device=self.device)
-        gen = loaded.generator
-        #: what this run trains on that holds random weights: labelled on screen and in
-        #: model.safetensors (random_weights), so that `adapt --featureshift` labels it too
-        self.random_parts = list(dict.fromkeys(self.data.random_parts + (
-            ["generator"] if is_random_weights(loaded.header.extra) else [])))
-        want = self.data.settings.get("generator", {}).get("digest")
-        if want is not None and _state_digest(gen) != want:
-            raise StylebridgeError(f"is not the generator the dataset {cfg.data} was built with",
-                                   path=cfg.generator)
-        #: recorded in model.safetensors: `adapt --featureshift` notes another generator file
-        self.generator_sha256 = file_sha256(cfg.generator)
-        self.generator = gen.eval().requires_grad_(False)
-        self.methods = [load_plugin("domain_method", str(self.data.domain_path(d)), device=self.device,
-                                    registry=self.registry).requires_grad_(False)
-                        for d in range(self.data.n_domains)]
-        self.plan = SamplePlan(self.data.shard_rows, self.data.n_domains, seed=cfg.seed)
-        per_step = cfg.batch_size * self.dist.world
-        if per_step > self.plan.size:  # before any step, log or folder
-            raise StylebridgeError(
-                f"the dataset has {self.plan.size} samples, fewer than one batch ({per_step}"
-                f"{f' = {cfg.batch_size} x {self.dist.world} processes' if self.dist.world > 1 else ''}"
-                "); lower --batch", path=cfg.data)
-
-        # the network
-        channels = int(self.data.feature_shape[0])
-        seed_everything(cfg.seed, self.device)  # torch, Python, numpy: saved with the run
-        self.model = FeatureShift(feature_channels=channels,
-                                  hidden=cfg.hidden or (3 * channels) // 2,
-                                  n_blocks=cfg.n_blocks, layer=self.layer,
-                                  residual=cfg.residual).to(self.device)
-        if cfg.init:
-            init, init_header = load_featureshift(cfg.init, device=self.device)
-            if init.config() != self.model.config():
-                raise StylebridgeError(f"--init has config {init.config()}, this run needs "
-                                       f"{self.model.config()}", path=cfg.init)
-            self.model.load_state_dict(init.state_dict())
-            if is_random_weights(init_header.extra):  # its random inputs carry over
-                self.random_parts.append("the --init model")
-        self.model.train()
-        self.ema = (copy.deepcopy(self.model).eval().requires_grad_(False)
-                    if cfg.ema > 0 else None)
-
-        if cfg.resume and self.state_path.exists():  # before the losses: part of their specs
-            self.cfg, notice = keep_saved_readings(cfg, self.state_path)
-            cfg = self.cfg
-            if notice is not None and self.dist.main:
-                emit(self.progress, "notice", text=notice)
-        # losses (after the network: a loss may draw random weights from the seeded RNG)
-        self.loss_sets = build_loss_sets(cfg, registry=self.registry, device=self.device)
-        self.random_parts = list(dict.fromkeys(self.random_parts + random_loss_names(
-            [t for terms in self.loss_sets.values() for t in terms])))
-
-        # optimisation
-        params = list(self.model.parameters())
-        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(params, lr=cfg.lr, betas=tuple(cfg.betas),
-                                 weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine_factor(cfg.warmup_steps, cfg.steps, cfg.scheduler))
-        amp = cfg.amp
-        if self.device.type != "cuda":
-            amp = "off"
-        elif amp == "auto":
-            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.ddp: nn.Module = self.model
-        if self.dist.backend is not None:
-            self.ddp = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if cfg.resume and self.state_path.exists():
-            self._load_state()
-        elif cfg.resume and self.dist.main:
-            emit(self.progress, "info", text=f"no training state in {self.out}; starting a new run")
+        """Everything loaded and checked before the first step
+        (:func:`~.setup_run.setup_trainer`)."""
+        setup_trainer(self)
 
     # -- one step --------------------------------------------------------------------------------
     def _next_batch(self) -> dict[str, Tensor]:

@@ -4,6 +4,7 @@ Each step samples w+ (with style mixing), renders the frozen source ``G_θ0(w)``
 adapted ``G_θ(w)`` (the method's styles on the same generator, whose own weights never
 change) and minimises a weighted sum of :class:`~stylebridge.core.interfaces.Loss`
 terms (see :mod:`stylebridge.pipelines.train_domain` for the command and its defaults).
+Sampling w+, rendering and the sample grids: :mod:`.samples` (``sample_wplus``, ``render``).
 
 It fills these :class:`~stylebridge.core.interfaces.LossBatch` fields
 (:meth:`DomainTrainer.provides`): ``output`` (adapted image, trained), ``source``
@@ -63,6 +64,13 @@ from stylebridge.pipelines.training.outputs import (  # noqa: F401  (re-exported
 )
 from stylebridge.pipelines.training.progress import ProgressCallback, emit
 from stylebridge.pipelines.training.result import TrainResult
+from stylebridge.pipelines.training.samples import (
+    domain_sample_grid,
+    domain_samples_notice,
+    render,
+    sample_wplus,
+    write_domain_samples,
+)
 from stylebridge.pipelines.training.schedule import linear_warmup_lr
 from stylebridge.pipelines.training.settings import (  # noqa: F401  (re-exported)
     WARMUP_START_LR,
@@ -93,42 +101,6 @@ BASE_FIELDS = frozenset({"output", "source", "latents", "styles", "styles_source
 LATENT_FIELDS = frozenset({"target_latents", "source_latents"})
 #: filled whenever a loss reads them (the trainer then builds a CLIP guide)
 CLIP_FIELDS = frozenset({"clip_guide", "text"})
-
-
-def sample_wplus(generator: Generator, n: int, rng: torch.Generator, *,
-                 truncation: float = 1.0, mixing: float = 0.0) -> Tensor:
-    """z ~ N(0, I) drawn from ``rng`` (a CPU generator) → w+ ``[n, n_latent, style_dim]``.
-
-    With probability ``mixing`` two z are mixed at a random row in ``1 .. n_latent - 1``
-    (StyleDomain's ``mixing_noise``).  The result lives on the generator's device.
-    """
-    device = generator.latent_avg.device
-    mix = mixing > 0 and float(torch.rand((), generator=rng)) < mixing
-    zs = [torch.randn(n, generator.style_dim, generator=rng)]
-    inject = None
-    if mix:
-        zs.append(torch.randn(n, generator.style_dim, generator=rng))
-        inject = int(torch.randint(1, generator.n_latent, (), generator=rng))
-    return generator.make_wplus([z.to(device) for z in zs], truncation=truncation,
-                                inject_index=inject)
-
-
-def render(generator: Generator, w_plus: Tensor, method: DomainMethod | None = None,
-           offset_scale: Sequence[float] | None = None, *,
-           noise: Sequence[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
-    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` and their styles; ``method=None`` = the source.
-
-    ``noise``: per-layer noise inputs; by default the generator's stored buffers (sample
-    grids: source and adapted images then share them).  A method's conv weight offsets
-    (:meth:`DomainMethod.weight_deltas`) go to the synthesis as an argument.
-    """
-    if method is None:
-        styles = generator.styles(w_plus)
-        return generator.synthesis(styles, noise=noise, randomize_noise=False), styles
-    styles = method.styles(generator, w_plus, offset_scale)
-    deltas = method.weight_deltas(generator, offset_scale)
-    return generator.synthesis(styles, noise=noise, randomize_noise=False,
-                               weight_deltas=deltas), styles
 
 
 class DomainTrainer:
@@ -464,40 +436,19 @@ class DomainTrainer:
             self.saved_step = self.step
         return self.step
 
-    # -- samples -----------------------------------------------------------------------------
+    # -- samples (:mod:`.samples`) -----------------------------------------------------------
     def sample_grid(self) -> Tensor:
         """``[3, H', W']`` in ``[0, 1]``: one row per fixed seed, source | adapted (labelled;
         tiles under 128 px enlarged), and on random weights the red notice under it."""
-        from stylebridge.core.images import from_generator_range
-        from stylebridge.core.labels import labelled_grid
-
-        s = self.settings
-        rng = torch.Generator().manual_seed(s.seed + 2)
-        was_training = self.method.training
-        self.method.eval()
-        with torch.no_grad():
-            w_plus = sample_wplus(self.generator, s.n_samples, rng, truncation=s.sample_truncation)
-            source, _ = render(self.generator, w_plus)
-            adapted, _ = render(self.generator, w_plus, self.method)
-        self.method.train(was_training)
-        rows = [list(pair) for pair in zip(from_generator_range(source).cpu(),
-                                           from_generator_range(adapted).cpu(), strict=True)]
-        notice = self.samples_notice()
-        return labelled_grid(rows, ["source", f"adapted (step {self.step})"], min_tile=128,
-                             notice=f"{notice} - not a trained domain" if notice else None)
+        return domain_sample_grid(self)
 
     def samples_notice(self) -> str | None:
         """What a sample picture of a run through random weights (the generator, CLIP...)
         says, under its tiles and in its file (it travels without the run's header)."""
-        parts = [*self.random_parts, *(["CLIP"] if self.random_clip else [])]
-        return (f"{RANDOM_NOTICE}: trained through {', '.join(parts)} with untrained "
-                "weights" if parts else None)
+        return domain_samples_notice(self)
 
     def write_samples(self) -> Path:
-        from stylebridge.core.images import save_png
-
-        return save_png(self.samples_dir / f"step{self.step:06d}.png", self.sample_grid(),
-                        grid=True, notice=self.samples_notice())
+        return write_domain_samples(self)
 
     # -- loop --------------------------------------------------------------------------------
     def resume_and_train(self, outcome: Any, *, resume: bool,
