@@ -698,3 +698,18 @@ def test_weights_list_says_when_the_cache_is_a_file(tmp_path: Path, capsys, monk
                        "(`stylebridge doctor` checks it)")
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "new"))  # not made yet: fine
     assert main(["weights", "list"]) == 0 and capsys.readouterr().err == ""
+
+
+def test_weights_verify_fails_when_the_cache_is_a_file(tmp_path: Path, capsys,
+                                                       monkeypatch) -> None:
+    """`verify` is the check a CI job runs: with STYLEBRIDGE_HOME under a file it gave its
+    note and exited 0, as if the cache were fine.  A cache that does not exist yet is fine."""
+    from stylebridge.cli.main import main
+
+    home = tmp_path / "notes.json"
+    home.write_text("{}")
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(home / "sub"))
+    assert main(["weights", "verify"]) == 2
+    assert "cannot be a folder" in capsys.readouterr().err
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "new"))
+    assert main(["weights", "verify"]) == 0

@@ -177,15 +177,16 @@ def fetch_check(args: argparse.Namespace, console: Console) -> Callable[[Any], N
     return lambda requests: ensure_weights(args, requests, console)
 
 
-def _note_unusable_home(manager: Any, console: Console) -> None:
+def _note_unusable_home(manager: Any, console: Console) -> bool:
     """A yellow note when the weights cache is under a file (``STYLEBRIDGE_HOME`` set to a
-    file): ``list`` then shows nothing installed, which is true but not why."""
+    file): ``list`` then shows nothing installed, which is true but not why.  True when the
+    note was given (``verify`` then exits 2: the cache it checks cannot hold anything)."""
     from stylebridge.cli.options import notice_console
 
     try:
         home = manager.home
     except StylebridgeError:
-        return  # no home at all: the actions that need one say so
+        return False  # no home at all: the actions that need one say so
     existing = home
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -194,6 +195,8 @@ def _note_unusable_home(manager: Any, console: Console) -> None:
             f"note: the weights cache {home} cannot be a folder: {existing} is a file, so "
             "nothing can be installed there; set STYLEBRIDGE_HOME to a folder (`stylebridge "
             "doctor` checks it)", style="yellow", markup=False, highlight=False)
+        return True
+    return False
 
 
 class WeightsCommand(Command):
@@ -263,8 +266,7 @@ class WeightsCommand(Command):
         from stylebridge.registry.weights import WeightsManager
 
         manager = WeightsManager()
-        if args.action in ("list", "verify"):
-            _note_unusable_home(manager, console)
+        unusable = args.action in ("list", "verify") and _note_unusable_home(manager, console)
         if args.action == "list":
             return self._list(manager, args, console)
         if args.action == "path":
@@ -280,7 +282,7 @@ class WeightsCommand(Command):
             for name, status in results.items():
                 style = "green" if status == "ok" else "red"
                 console.print(Text.assemble(f"{name}: ", (status, style)), highlight=False)
-            return 0 if all(s == "ok" for s in results.values()) else 2
+            return 0 if all(s == "ok" for s in results.values()) and not unusable else 2
         if args.action == "register":
             before = manager.recorded_sha256(args.name)
             path = manager.register(args.name, args.source, convert=not args.no_convert,
