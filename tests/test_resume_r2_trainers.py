@@ -12,6 +12,7 @@ put in place by hand.  Tiny preset, tiny CLIPs on random weights."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,12 @@ def preset(tmp_path_factory: pytest.TempPathFactory) -> TinyPreset:
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file()}
+
+
+def _log_steps(data: bytes) -> list[dict[str, Any]]:
+    """A loss log's step records, without their times."""
+    records = [json.loads(line) for line in data.decode().splitlines()]
+    return [{k: v for k, v in r.items() if k != "time"} for r in records if "event" not in r]
 
 
 def _kill_after_state(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, step: int,
@@ -106,6 +113,9 @@ def test_a_domain_trainer_killed_after_its_state_resumes_to_the_uninterrupted_fi
     shutil.move(run, tmp_path / "ref")
     want = _files(tmp_path / "ref")
     assert "d_samples/step000002.png" in want
+    # the loss log holds times: its step records (each once) are compared below
+    want_log = _log_steps(want.pop("d.log.jsonl"))
+    assert [r["step"] for r in want_log] == list(range(1, STEPS + 1))
 
     def is_state(path: Any, kw: dict[str, Any]) -> bool:
         return kw.get("kind") == dom.STATE_KIND
@@ -123,7 +133,7 @@ def test_a_domain_trainer_killed_after_its_state_resumes_to_the_uninterrupted_fi
     (run / "d_reference.png").unlink(missing_ok=True)   # MindTheGap: none yet at a kill
     # what SIGKILL leaves besides: the temporaries of this run's files, beside another run's
     own = [run / ".d.safetensors.zhgtxqsv.tmp", run / ".d.train-state.safetensors.abcdefgh.tmp",
-           run / "d_samples" / ".step000004.png.k2_x9abc.tmp"]
+           run / "d_samples" / ".step000004.png.k2_x9abc.tmp", run / ".d.log.jsonl.abcdefgh.tmp"]
     other = [run / ".e.safetensors.abcdefgh.tmp", run / ".d.safetensors.json.abcdefgh.tmp",
              run / "d_samples" / ".notes.txt.abcdefgh.tmp"]
     for path in own + other:
@@ -134,7 +144,9 @@ def test_a_domain_trainer_killed_after_its_state_resumes_to_the_uninterrupted_fi
     assert [p.exists() for p in own + other] == [False] * len(own) + [True] * len(other)
     for path in other:
         path.unlink()
-    assert _files(run) == want
+    got = _files(run)
+    assert _log_steps(got.pop("d.log.jsonl")) == want_log
+    assert got == want
 
 
 # -- train featureshift ------------------------------------------------------------------------

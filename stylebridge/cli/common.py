@@ -169,13 +169,17 @@ def add_compile_argument(parser: argparse.ArgumentParser) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,
                       checkpoint_every: int, seed: int = 0, seed_help: str | None = None,
                       sample_help: str = "write a source | adapted grid every N steps") -> None:
-    """``--sample-every``, ``--checkpoint-every``, ``--resume``, ``--force``, ``--seed`` and
-    ``--device``: what every domain trainer's command takes."""
+    """``--sample-every``, ``--checkpoint-every``, ``--tensorboard``, ``--resume``,
+    ``--force``, ``--seed`` and ``--device``: what every domain trainer's command takes."""
     parser.add_argument("--sample-every", type=int, default=sample_every, metavar="N",
                         help=f"{sample_help} (0 = never; default {sample_every})")
     parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
                         help="write the checkpoint and training state every N steps "
                              f"(default {checkpoint_every})")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write the losses of DOMAIN.log.jsonl (one record per step) "
+                             "and the sample grids as TensorBoard events in DOMAIN_tensorboard/ "
+                             "(needs pip install 'stylebridge[tensorboard]')")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run whose training state lies beside --out")
     parser.add_argument("--force", action="store_true", help="start over even if --out exists")
@@ -222,6 +226,11 @@ def print_training_outcome(console: Any, outcome: Any, notice_text: str,
     summary = ", ".join(f"{k} {v:.4f}" for k, v in outcome.losses.items())
     console.print(f"[green]wrote[/green] {out} ({what}step {outcome.step}/{outcome.steps}; "
                   f"{summary}){notice}")
+    log, events = outcome.result.log_path, outcome.result.events
+    if log is not None and log.is_file():  # the losses of every step
+        watch = (f" (TensorBoard: tensorboard --logdir {escape(str(events))})"
+                 if events is not None else "")
+        console.print(f"log: {escape(str(log))}{watch}", highlight=False)
     return notice
 
 

@@ -80,6 +80,7 @@ from stylebridge.pipelines.train_domain_build import (  # noqa: F401  (re-export
     build_domain_method,
     parse_freeze_layers,
 )
+from stylebridge.pipelines.training.board import require_tensorboard
 from stylebridge.pipelines.training.domain import (
     RANDOM_CLIP_NOTICE,
     STATE_KIND,
@@ -306,6 +307,7 @@ class DomainTrainConfig:
     force: bool = False
     seed: int = 0
     device: str = "auto"
+    tensorboard: bool = False             # also DOMAIN_tensorboard/ (not in train_config)
 
 
 @dataclass
@@ -345,6 +347,8 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
                                f"{type(cfg).__name__}")
     check_progress(progress, "train_domain")
     refuse_several_processes("train_domain")  # torchrun: each process would write --out
+    if cfg.tensorboard:  # before anything loads
+        require_tensorboard()
     if (cfg.text is None) == (cfg.image is None):
         raise StylebridgeError("give one target: --text PROMPT or --image REF.png")
     text_mode = cfg.text is not None
@@ -471,7 +475,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         emit(progress, "status", text="")
     trainer = DomainTrainer(generator, method, terms, settings, out=out, guide=guide,
                             encoder=encoder, header_extra=header_extra, fingerprint=fingerprint,
-                            device=device)
+                            device=device, tensorboard=cfg.tensorboard)
     if text_mode and not cfg.indomain:   # runs begun before 2aa8b44 trained --indomain's config
         old = TEXT_INDOMAIN_DEFAULTS
         frozen = list(parse_freeze_layers(old.freeze_layers, generator))

@@ -60,6 +60,7 @@ from stylebridge.core.interfaces import LossBatch
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines import train_domain as td
 from stylebridge.pipelines.presets import random_seeded
+from stylebridge.pipelines.training.board import require_tensorboard
 from stylebridge.pipelines.training.domain import (
     DomainTrainer,
     TrainSettings,
@@ -321,6 +322,7 @@ class HyperDomainTrainConfig:
     force: bool = False
     seed: int = 0
     device: str = "auto"
+    tensorboard: bool = False             # also DOMAIN_tensorboard/ (not in train_config)
 
 
 @dataclass
@@ -432,6 +434,8 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
 
     check_progress(progress, "train_hyperdomain")
     refuse_several_processes("train_hyperdomain")  # torchrun: each process would write --out
+    if cfg.tensorboard:  # before anything loads
+        require_tensorboard()
     pairs = _pairs(cfg)
     _check(cfg)
     out = _prepare_out(cfg)   # an --out that is a folder or an input: before anything loads
@@ -493,7 +497,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
     trainer = HyperDomainTrainer(generator, method, terms, settings, bank=bank, guide=guide,
                                  convex=cfg.convex, resample_cos=cfg.resample, crop=cfg.crop,
                                  out=out, header_extra=header_extra, fingerprint=fingerprint,
-                                 device=device)
+                                 device=device, tensorboard=cfg.tensorboard)
     # states written before cc6519f recorded each CLIP model as "random" (no file, or a file
     # of random weights) or "file", not by sha256; they lack last_losses (4de9f68, just after)
     trainer.earlier_forms = {"clip_weights": EarlierForm(

@@ -53,6 +53,7 @@ from stylebridge.core.device import resolve_device
 from stylebridge.core.images import from_generator_range, load_image, resize_square, save_png
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.presets import random_seeded
+from stylebridge.pipelines.training.board import require_tensorboard
 from stylebridge.pipelines.training.domain import (
     BASE_FIELDS,
     CLIP_FIELDS,
@@ -265,6 +266,7 @@ class MindTheGapConfig:
     force: bool = False
     seed: int = 2                      # upstream's --seed
     device: str = "auto"
+    tensorboard: bool = False             # also DOMAIN_tensorboard/ (not in train_config)
     #: stamp the checkpoint RANDOM WEIGHTS (the tiny preset: every network is untrained)
     random_weights: bool = False
 
@@ -399,6 +401,8 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
 
     check_progress(progress, "train_mindthegap")
     refuse_several_processes("train_mindthegap")  # torchrun: each process would write --out
+    if cfg.tensorboard:  # before anything loads
+        require_tensorboard()
     _check(cfg)
     out = Path(cfg.out)
     latent_path, png_path = reference_paths(out)
@@ -501,7 +505,8 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     emit(progress, "status", text="")
     trainer = MindTheGapTrainer(generator, method, terms, settings, reference=reference,
                                 w_ref=w_ref, out=out, guide=guide, header_extra=header_extra,
-                                fingerprint=fingerprint, device=device, phase=cfg.phase)
+                                fingerprint=fingerprint, device=device, phase=cfg.phase,
+                                tensorboard=cfg.tensorboard)
     trainer.extra_random_parts = random_parts
     outcome = MindTheGapOutcome(out=out, steps=cfg.steps, step=0, reference_png=png_path,
                                 reference_latent=latent_path, refine_history=refine_history,

@@ -256,7 +256,8 @@ def domain_config(args: argparse.Namespace) -> td.DomainTrainConfig:
         mixing=args.mixing, freeze_layers=args.freeze_layers, indomain=args.indomain,
         source_samples=args.source_samples, source_truncation=args.source_truncation,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-        resume=args.resume, force=args.force, seed=args.seed, device=args.device)
+        resume=args.resume, force=args.force, seed=args.seed, device=args.device,
+        tensorboard=args.tensorboard)
 
 
 def run_domain(args: argparse.Namespace, console: Console) -> int:

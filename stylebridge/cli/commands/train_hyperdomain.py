@@ -94,7 +94,8 @@ def config(args: argparse.Namespace) -> th.HyperDomainTrainConfig:
         crop=args.crop, width=args.width, inner=args.inner, backbone_depth=args.backbone_depth,
         head_depth=args.head_depth, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, resume=args.resume, force=args.force,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device,
+        tensorboard=args.tensorboard)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

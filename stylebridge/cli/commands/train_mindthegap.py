@@ -92,7 +92,8 @@ def config(args: argparse.Namespace) -> mtg.MindTheGapConfig:
         losses=list(args.loss) if args.loss else None, clip=args.clip,
         clip_weights=list(args.clip_weights or []), allow_random_clip=args.allow_random_clip,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-        resume=args.resume, force=args.force, seed=args.seed, device=args.device)
+        resume=args.resume, force=args.force, seed=args.seed, device=args.device,
+        tensorboard=args.tensorboard)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -380,15 +380,18 @@ class FeatureShiftTrainer:
             if self.dist.created:
                 dist.destroy_process_group()
         return TrainResult(step=self.step, history=self.history, checkpoint=self.model_path,
-                           state_path=self.state_path, log_path=self.log_path)
+                           state_path=self.state_path, log_path=self.log_path,
+                           events=self.out / BOARD_DIR if cfg.tensorboard and self.dist.main
+                           else None)
 
     def _run(self, progress: ProgressCallback | None) -> None:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         self._new_log(progress)
         if cfg.tensorboard and self.dist.main:
-            self.board = open_board(self.out, self.log, self.step if self.resumed else None,
-                                    progress, samples=self.out / "samples")
+            self.board = open_board(self.out / BOARD_DIR, self.log,
+                                    self.step if self.resumed else None, progress,
+                                    samples=self.out / "samples")
         try:
             self._loop(progress)
         finally:

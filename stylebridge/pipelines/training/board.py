@@ -144,13 +144,14 @@ class Board:
             threading.excepthook = self._hook
 
 
-def open_board(out: Path, log: JsonlLog, resume_step: int | None,
+def open_board(folder: Path, log: JsonlLog, resume_step: int | None,
                progress: ProgressCallback | None, *, samples: Path | None = None) -> Board:
-    """The events of a run into ``out`` whose log is ``log``.  A new run's: a fresh folder
-    (an earlier run's was moved aside with its log: :func:`set_aside`).  A resumed run's:
-    drawn again from its log and its sample grids in ``samples`` up to ``resume_step``, so
-    that the curves are the log's whatever the earlier parts wrote."""
-    folder = Path(out) / BOARD_DIR
+    """The events of a run whose log is ``log``, in ``folder`` (``OUT/tensorboard``,
+    ``DOMAIN_tensorboard``).  A new run's: a fresh folder (an earlier run's was moved aside
+    with its log: :func:`set_aside`).  A resumed run's: drawn again from its log and its
+    sample grids in ``samples`` up to ``resume_step``, so that the curves are the log's
+    whatever the earlier parts wrote."""
+    folder = Path(folder)
     if resume_step is None:
         return Board(folder)
     if folder.exists() and not folder.is_dir():

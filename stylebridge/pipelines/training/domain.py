@@ -35,6 +35,7 @@ from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.adapter import check_inversion
 from stylebridge.pipelines.resume import held
+from stylebridge.pipelines.training.domain_log import RunLog
 from stylebridge.pipelines.training.fingerprint import (
     NOT_RECORDED,
     RESUME_NARROWED,
@@ -143,7 +144,7 @@ class DomainTrainer:
                  *, out: str | Path, guide: ClipGuide | None = None,
                  encoder: Encoder | None = None, header_extra: dict[str, Any] | None = None,
                  fingerprint: dict[str, Any] | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", tensorboard: bool = False) -> None:
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.method = method.to(self.device).train()
@@ -154,6 +155,7 @@ class DomainTrainer:
             raise StylebridgeError("no loss to train with (give --loss NAME:WEIGHT)")
         self.settings = settings
         self.out = Path(out)
+        self.run_log = RunLog(self.out, self.samples_dir, tensorboard=tensorboard)
         self.guide = guide
         self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder else None
         self.header_extra = dict(header_extra or {})
@@ -230,9 +232,10 @@ class DomainTrainer:
         return samples_dir_for(self.out)
 
     def own_files(self) -> list[Path]:
-        """The files this run writes beside ``--out`` (the samples aside): the checkpoint and
-        its state; a trainer that writes more adds them (MindTheGap's reference files)."""
-        return [self.out, self.state_path]
+        """The files this run writes beside ``--out`` (the samples aside): the checkpoint,
+        its state and its loss log; a trainer that writes more adds them (MindTheGap's
+        reference files)."""
+        return [self.out, self.state_path, self.run_log.path]
 
     @property
     def random_clip(self) -> bool:
@@ -448,7 +451,9 @@ class DomainTrainer:
         return domain_samples_notice(self)
 
     def write_samples(self) -> Path:
-        return write_domain_samples(self)
+        path = write_domain_samples(self)
+        self.run_log.image(path, self.step)
+        return path
 
     # -- loop --------------------------------------------------------------------------------
     def resume_and_train(self, outcome: Any, *, resume: bool,
@@ -486,7 +491,11 @@ class DomainTrainer:
                 notice = resume_notice(self.saved_extra, self.device)
                 if notice is not None:
                     emit(progress, "notice", text=notice[0], detail=notice[1])
-            outcome.result = self.train(progress=progress)
+            self.run_log.begin(outcome.step if resume else None, progress)
+            try:
+                outcome.result = self.train(progress=progress)
+            finally:
+                self.run_log.close()
             outcome.step = outcome.result.step
             outcome.losses = dict(self.last_losses)
             return outcome
@@ -500,18 +509,28 @@ class DomainTrainer:
         """
         s = self.settings
         stop = s.steps if until is None else min(until, s.steps)
-        result = TrainResult(step=self.step, state_path=self.state_path)
+        result = TrainResult(step=self.step, state_path=self.state_path,
+                             log_path=self.run_log.path, events=self.run_log.events)
         label = "training" + (f" [{RANDOM_CLIP_NOTICE}]" if self.random_clip else "")
         if self.random_parts:
             emit(progress, "notice", text=f"{RANDOM_NOTICE}: ",
                  detail=f"training through {', '.join(self.random_parts)} with random "
                         "(untrained) weights; the domain will not be a real one")
         emit(progress, "start", step=self.step, total=stop, text=label)
+        self.run_log.append({"event": "start", "step": self.step, "resumed": self.step > 0,
+                             "steps": s.steps, "device": str(self.device),
+                             "losses": [t.describe() for t in self.terms],
+                             "random_parts": [*self.random_parts,
+                                              *(["CLIP"] if self.random_clip else [])]})
         try:
             with StopRequests() as stops:  # Ctrl-C / SIGTERM: save after the step, then stop
                 while self.step < stop:
                     values = self.training_step()
                     result.history.append(values)
+                    self.run_log.append({"step": self.step, "total": values["total"],
+                                         "lr": self.lr_at(self.step - 1),
+                                         "loss": {k: v for k, v in values.items()
+                                                  if k != "total"}})
                     emit(progress, "step", step=self.step, total=stop,
                          text=f"{label} loss {values['total']:.4f}")
                     # the samples before the checkpoint: a run killed between the two
@@ -527,5 +546,6 @@ class DomainTrainer:
             result.checkpoint = self.save()
         else:
             result.checkpoint = self.out
+        self.run_log.append({"event": "end", "step": self.step})
         result.step = self.step
         return result

@@ -11,7 +11,8 @@ from typing import Any
 class TrainResult:
     """What a run ended with: the step reached, the per-step records (``history``), the
     model checkpoint written last (``checkpoint``), the training state, the JSON-lines log
-    (``train featureshift``) and the sample grids written in this run (``train domain``)."""
+    (``OUT/log.jsonl``, ``DOMAIN.log.jsonl``), the sample grids written in this run (``train
+    domain``) and the TensorBoard events folder it wrote (``--tensorboard``)."""
 
     step: int
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -19,6 +20,7 @@ class TrainResult:
     state_path: Path | None = None
     log_path: Path | None = None
     samples: list[Path] = field(default_factory=list)
+    events: Path | None = None
 
     @property
     def model_path(self) -> Path | None:

@@ -62,7 +62,7 @@ def json_safe(obj: Any) -> Any:
 #: config fields that say how a run was started, not what it trains: left out of a domain
 #: checkpoint's ``train_config``, as ``train featureshift`` leaves out ``resume`` and ``device``
 #: (``TrainConfig.INVOCATION``); a resumed run may use another device
-INVOCATION_FIELDS = frozenset({"out", "resume", "force", "device"})
+INVOCATION_FIELDS = frozenset({"out", "resume", "force", "device", "tensorboard"})
 #: the config fields of the domain trainers that name files (paths or specs): recorded with
 #: their paths absolute; the others (a prompt) as given
 FILE_FIELDS = frozenset({"generator", "method", "encoder", "image", "reference", "prompts",
