@@ -215,11 +215,12 @@ CASES = [
     ("eval-json", "json", 0, []),  # the first JSON is the resume journal's, at the first batch
     # the CSV, at the end: the journal stays for `eval --resume`
     ("eval-csv", "csv", 1, ["inputs.json", "log.jsonl", "state.json"]),
-    ("train-domain:state", "safetensors", 0, []),  # the state is written first
-    ("train-domain:checkpoint", "safetensors", 1, ["d.train-state.safetensors"]),
+    # the state is written first; the loss log holds the steps done (appended, whole lines)
+    ("train-domain:state", "safetensors", 0, ["d.log.jsonl"]),
+    ("train-domain:checkpoint", "safetensors", 1, ["d.log.jsonl", "d.train-state.safetensors"]),
     # the samples of a step are written before its state and checkpoint (a run killed
     # between them resumes from the previous state and draws them again)
-    ("train-domain:samples", "png", 0, []),
+    ("train-domain:samples", "png", 0, ["d.log.jsonl"]),
 ]
 
 
