@@ -99,11 +99,8 @@ def train_with_train_domain(method: str) -> Recipe:
     generator has only 7 convs; batch 2)."""
 
     def recipe(inputs: RecipeInputs) -> list[TrainedDomain]:
-        from stylebridge.pipelines.train_domain import (
-            DomainTrainConfig,
-            state_path_for,
-            train_domain,
-        )
+        from stylebridge.pipelines.train_domain import DomainTrainConfig, train_domain
+        from stylebridge.pipelines.training.domain_log import remove_run_records
 
         name = method.partition(":")[0]
         out: list[TrainedDomain] = []
@@ -118,7 +115,7 @@ def train_with_train_domain(method: str) -> Recipe:
                 device=inputs.device))
             seconds = time.perf_counter() - start
             # the folder then holds only domains (usable later as --domains FOLDER)
-            state_path_for(path).unlink(missing_ok=True)
+            remove_run_records(path)
             out.append(TrainedDomain(name=f"{name}-{domain}", spec=str(path), path=path,
                                      kind="text", text=prompt,
                                      seconds=seconds))
@@ -134,8 +131,8 @@ def train_with_hyperdomain(inputs: RecipeInputs) -> list[TrainedDomain]:
     is divided among the domains; ``params`` is the whole network (what one stores for
     any number of domains; the vector it predicts per domain has ``domain_modulation``'s
     size)."""
-    from stylebridge.pipelines.train_domain import state_path_for
     from stylebridge.pipelines.train_hyperdomain import HyperDomainTrainConfig, train_hyperdomain
+    from stylebridge.pipelines.training.domain_log import remove_run_records
 
     path = inputs.out_dir / "hyperdomain.safetensors"
     clip = list(inputs.clip)
@@ -147,7 +144,7 @@ def train_with_hyperdomain(inputs: RecipeInputs) -> list[TrainedDomain]:
         clip_weights=[f"{n}={p}" for n, p in inputs.clip_weights.items()], width=64, inner=64,
         sample_every=0, checkpoint_every=0, force=True, seed=inputs.seed, device=inputs.device))
     seconds = (time.perf_counter() - start) / max(1, len(inputs.prompts))
-    state_path_for(outcome.out).unlink(missing_ok=True)
+    remove_run_records(outcome.out)
     # params: the method's parameters() = the network (the cached prompt embeddings are buffers)
     return [TrainedDomain(name=f"hyperdomain-{domain}", spec=f'hyperdomain:{path}:text="{prompt}"',
                           path=path, kind="text", text=prompt, seconds=seconds,
@@ -160,8 +157,8 @@ def train_with_mindthegap(inputs: RecipeInputs) -> list[TrainedDomain]:
     """One MindTheGap run from the reference image (``train mindthegap``, its default
     losses, batch 2; the reference inverted by ``inputs.encoder``): one image domain whose
     Quality target is that reference."""
-    from stylebridge.pipelines.train_domain import state_path_for
     from stylebridge.pipelines.train_mindthegap import train_tiny_mindthegap
+    from stylebridge.pipelines.training.domain_log import remove_run_records
 
     path = inputs.out_dir / f"mindthegap-{inputs.reference_image.stem}.safetensors"
     start = time.perf_counter()
@@ -170,7 +167,7 @@ def train_with_mindthegap(inputs: RecipeInputs) -> list[TrainedDomain]:
                                 steps=inputs.steps, batch=2, seed=inputs.seed,
                                 device=inputs.device)
     seconds = time.perf_counter() - start
-    state_path_for(out).unlink(missing_ok=True)
+    remove_run_records(out)
     return [TrainedDomain(name=f"mindthegap-{inputs.reference_image.stem}", spec=str(out),
                           path=out, kind="image", image=inputs.reference_image,
                           seconds=seconds)]

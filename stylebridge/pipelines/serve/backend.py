@@ -84,7 +84,7 @@ from stylebridge.pipelines.serve.summary import (
     small_photo_error,
     write_images_zip,
 )
-from stylebridge.pipelines.training.outputs import state_path_for
+from stylebridge.pipelines.training.domain_log import remove_run_records
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.plugins.calibrators.alpha import parse_layers
 from stylebridge.registry.resolve import (
@@ -392,8 +392,8 @@ class ServeBackend(DomainShelf):
                                        device=str(self.device))
             try:
                 quiet(lambda: train_domain(config, progress=on_event))
-            finally:  # its resume state: nothing resumes a page's training
-                state_path_for(out).unlink(missing_ok=True)
+            finally:  # its resume state and log: nothing resumes a page's training
+                remove_run_records(out)
             (_, method), = load_domains([str(out)], self.device)[0].items()
             random = random_clip or self.generator_random or spec_random(
                 "domain_method", str(out), method)

@@ -37,6 +37,17 @@ def board_dir_for(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}{BOARD_SUFFIX}")
 
 
+def remove_run_records(out: str | Path) -> None:
+    """Remove what a domain run keeps beside ``out`` for a resume and for reading its
+    curves (the training state, the loss log), where nothing will: a domain trained inside
+    another command (``reproduce``'s recipes, the web app) leaves its folder holding domains
+    only."""
+    from stylebridge.pipelines.training.outputs import state_path_for
+
+    state_path_for(out).unlink(missing_ok=True)
+    log_path_for(out).unlink(missing_ok=True)
+
+
 class RunLog:
     """The log (always) and the TensorBoard events (with ``tensorboard``) of a run into
     ``out`` whose sample grids go to ``samples``."""
@@ -92,4 +103,5 @@ class RunLog:
             board.close()
 
 
-__all__ = ["BOARD_SUFFIX", "LOG_SUFFIX", "RunLog", "board_dir_for", "log_path_for"]
+__all__ = ["BOARD_SUFFIX", "LOG_SUFFIX", "RunLog", "board_dir_for", "log_path_for",
+           "remove_run_records"]
