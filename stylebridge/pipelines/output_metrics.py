@@ -52,10 +52,11 @@ def check_output_metrics(specs: Sequence[str], registry: Registry | None = None
                                    "(`stylebridge eval` scores several variants of a metric "
                                    "on the written files)")
         cls = registry.get("metric", req.name).obj
-        if not cls.needs_target or cls.takes_reference:
-            raise StylebridgeError(f"--metric {req.text}: it compares sets of images, not a "
-                                   "picture with its photo; use `stylebridge eval` on the "
-                                   "written files")
+        if cls.takes_reference or not cls.needs_target:
+            what = ("compares sets of images" if cls.takes_reference else
+                    "scores images alone")
+            raise StylebridgeError(f"--metric {req.text}: it {what}, not a picture with its "
+                                   "photo; use `stylebridge eval` on the written files")
     return requests
 
 

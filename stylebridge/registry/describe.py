@@ -93,7 +93,7 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
                    "(eval --domain-text)"),
     ),
     itf.Calibrator: (
-        Capability("apply", "changes the inversion before the domain method"),
+        Capability("calibrate", "changes the inversion before the domain method"),
         Capability("offset_scale", "scales each style layer's domain offset"),
         Capability("unreliable_layers", "reports layers it switches off"),
         Capability("fittable", "fitted by `stylebridge calibrate` (from_style_means)",
@@ -221,8 +221,10 @@ def weights(entry: Entry, candidates: Callable[[str, str], list[Any]],
     official = [{"name": w.name, "installed": installed(w.name), "licence": w.licence,
                  "noncommercial": bool(w.noncommercial)}
                 for w in candidates(kind, entry.name)]
+    declared = cls.random_weights  # a property: the instance decides
     return {"requires_weights": bool(cls.requires_weights), "checkpoint_kind": kind,
-            "hint": cls.weights_hint, "official": official}
+            "hint": cls.weights_hint, "official": official,
+            "random_weights": declared if isinstance(declared, bool) else None}
 
 
 def contract_warnings(entry: Entry) -> list[str]:

@@ -349,6 +349,13 @@ class Registry:
                                 f"which does not implement {missing} (an abstract class)")
         if kind == "command_target":
             name = _target_key(provider, obj, name)
+        elif as_class and name is not None and name != getattr(obj, "name", ""):
+            # its objects and checkpoints go by the class's name: under another one a saved
+            # checkpoint names a plugin that is not registered
+            raise RegistryError(f"plugin {provider!r} registered {kind} {obj.__name__} as "
+                                f"{name!r}, but its objects and checkpoints are named "
+                                f"{getattr(obj, 'name', '')!r} (the class's name): set name = "
+                                f"{name!r} on the class and register it without name=")
         name = name or getattr(obj, "name", "")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise RegistryError(f"plugin {provider!r} registered {kind} plugin with invalid name {name!r} "

@@ -157,13 +157,24 @@ def _parse(kind: str, spec: str | Path | PluginSpec) -> PluginSpec:
     return parse_plugin_spec(spec, what=_label(kind))
 
 
+def holds_tensors(obj: Any) -> bool:
+    """Whether ``obj`` holds tensors a checkpoint would fill (a torch module with parameters
+    or buffers); ``True`` for an object of another type or none (it may hold weights in
+    other ways: it counts as before).  A module without any (a loss comparing pixels, a
+    calibrator halving offsets) has no weights, so none are random."""
+    if not isinstance(obj, torch.nn.Module):
+        return True
+    return next(obj.parameters(), None) is not None or next(obj.buffers(), None) is not None
+
+
 def provenance(kind: str, spec: str | PluginSpec, obj: Any = None, *,
                installed: Path | None = None) -> Provenance:
     """The :class:`Provenance` of the object built from ``spec``.
 
     ``installed``: the weights-manager file a bare ``NAME`` loaded (looked up when not
     given).  ``obj.random_weights`` (``None``: follows the checkpoint) overrides whether a
-    checkpoint-less object counts as random; a header that marks random weights always wins.
+    checkpoint-less object counts as random (one that holds no tensors,
+    :func:`holds_tensors`, does not); a header that marks random weights always wins.
     """
     spec = _parse(kind, spec)
     path, official = spec.path, False
@@ -172,6 +183,8 @@ def provenance(kind: str, spec: str | PluginSpec, obj: Any = None, *,
             kind, spec.name)
         official = path is not None
     declared = obj.random_weights if isinstance(obj, Plugin) else None
+    if declared is None and path is None and not holds_tensors(obj):
+        declared = False  # nothing a checkpoint would fill: no weights to be random
     random = path is None if declared is None else bool(declared)
     extra = read_header(path).extra if path is not None else {}
     if path is not None and is_random_weights(extra):

@@ -170,9 +170,15 @@ def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
     if weights and (weights["requires_weights"] or weights["official"]
                     or entry.kind not in ("loss", "metric")):
         # losses and metrics read their own model files through options (id:weights=...)
+        declared = weights.get("random_weights")
         need = ("needs weights: a bare name without installed weights is refused"
-                if weights["requires_weights"] else "a bare name without installed weights "
-                "builds random weights, labelled as such")
+                if weights["requires_weights"] else
+                "needs none: a bare name builds it as it is (it declares random_weights = "
+                "False)" if declared is False else
+                "a bare name runs on untrained weights, labelled as such (it declares "
+                "random_weights = True)" if declared is True else
+                "a bare name without installed weights builds random weights (if it holds "
+                "any parameters or buffers), labelled as such")
         console.print(f"  weights: {need}; {escape(entry.name)}:CHECKPOINT loads a "
                       f"checkpoint of kind {escape(weights['checkpoint_kind'])}")
         if weights["hint"]:

@@ -1,0 +1,168 @@
+"""Plugins of the kinds other than encoders, as a third-party author writes them (a QA round
+wrote one of each from the docs): a module without parameters or buffers has no weights, so a
+bare name is not "random weights"; `plugins NAME` says what a class declares about weights and
+lists a calibrator's `calibrate` hook."""
+
+from __future__ import annotations
+
+import types
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from test_cli import _fresh_registry, run  # noqa: F401  (an autouse fixture: a fresh registry)
+
+from stylebridge.core.interfaces import Calibrator, Inversion, Loss, LossBatch
+from stylebridge.registry import get_registry, hookimpl
+from stylebridge.registry.describe import capabilities
+from stylebridge.registry.resolve import load_plugin, provenance_of
+
+
+class PixelL1(Loss):
+    """Mean absolute difference of output and target: no weights at all."""
+
+    name = "qa-l1"
+
+    def forward(self, batch: LossBatch) -> torch.Tensor:
+        assert batch.output is not None and batch.target is not None
+        return (batch.output - batch.target).abs().mean()
+
+
+class LearnedL1(PixelL1):
+    """The same with a learned per-channel weight: weights, untrained without a checkpoint."""
+
+    name = "qa-learned-l1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(3))
+
+
+class DeclaredRandom(PixelL1):
+    name = "qa-declared-random"
+    random_weights = True
+
+
+class Halve(Calibrator):
+    """Halves every layer's offset."""
+
+    name = "qa-halve"
+
+    def offset_scale(self, n_layers: int) -> torch.Tensor:
+        return torch.full((n_layers,), 0.5)
+
+
+class Shift(Calibrator):
+    name = "qa-shift"
+
+    def calibrate(self, inversion: Inversion) -> Inversion:
+        return inversion
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+    class OldShift(Calibrator):
+        name = "qa-old-shift"
+
+        def apply(self, inversion: Inversion) -> Inversion:  # type: ignore[override]
+            return inversion
+
+
+class NoWeights(Halve):
+    name = "qa-no-weights"
+    random_weights = False
+
+
+def _add() -> None:
+    mod = types.ModuleType("qa_pkg")
+
+    @hookimpl
+    def register_losses(register: Any) -> None:
+        for cls in (PixelL1, LearnedL1, DeclaredRandom):
+            register(cls)
+
+    @hookimpl
+    def register_calibrators(register: Any) -> None:
+        for cls in (Halve, Shift, OldShift, NoWeights):
+            register(cls)
+
+    mod.register_losses = register_losses  # type: ignore[attr-defined]
+    mod.register_calibrators = register_calibrators  # type: ignore[attr-defined]
+    get_registry().add_plugin(mod, "qa-pkg")
+
+
+@pytest.mark.parametrize(("kind", "name", "origin"), [
+    ("loss", "qa-l1", "none"),             # was "random": `adapt` said RANDOM WEIGHTS
+    ("calibrator", "qa-halve", "none"),
+    ("loss", "qa-learned-l1", "random"),   # a parameter and no checkpoint: untrained
+    ("loss", "qa-declared-random", "random"),
+])
+def test_only_a_plugin_holding_tensors_is_random_without_a_checkpoint(kind: str, name: str,
+                                                                       origin: str) -> None:
+    _add()
+    obj = load_plugin(kind, name)
+    prov = provenance_of(obj)
+    assert prov is not None and prov.origin == origin
+    assert prov.random is (origin == "random")
+
+
+def test_a_calibrators_hook_is_listed_new_name_or_old() -> None:
+    _add()
+    reg = get_registry()
+    caps = {name: {c["name"] for c in capabilities(reg.get("calibrator", name))}
+            for name in ("qa-halve", "qa-shift", "qa-old-shift")}
+    assert "calibrate" not in caps["qa-halve"] and "offset_scale" in caps["qa-halve"]
+    assert "calibrate" in caps["qa-shift"] and "calibrate" in caps["qa-old-shift"]
+
+
+def test_plugins_says_what_the_class_declares_about_weights(capsys) -> None:
+    _add()
+    said = {}
+    for name in ("qa-no-weights", "qa-halve"):
+        code, out, _ = run(capsys, "plugins", name, "--kind", "calibrator")
+        assert code == 0
+        said[name] = " ".join(out.split())
+    assert "weights: needs none: a bare name builds it as it is (it declares random_weights " \
+           "= False)" in said["qa-no-weights"]
+    assert "builds random weights (if it holds any parameters or buffers)" in said["qa-halve"]
+
+
+def test_a_class_registered_under_another_name_is_refused() -> None:
+    """`register(cls, name="alias")` was accepted, but the objects kept the class's name and
+    their checkpoints named a plugin that is not registered ("needs the calibrator plugin
+    'qa-halve', which is not installed")."""
+    from stylebridge.errors import RegistryError
+    from stylebridge.registry.registry import Registry
+
+    mod = types.ModuleType("qa_alias")
+
+    @hookimpl
+    def register_calibrators(register: Any) -> None:
+        register(Halve, name="halver")
+
+    mod.register_calibrators = register_calibrators  # type: ignore[attr-defined]
+    with pytest.raises(RegistryError) as info:
+        Registry(builtins=False, entry_points=False, extra_plugins=[mod]).names("calibrator")
+    assert str(info.value) == (
+        "plugin 'qa_alias' registered calibrator Halve as 'halver', but its objects and "
+        "checkpoints are named 'qa-halve' (the class's name): set name = 'halver' on the "
+        "class and register it without name=")
+
+
+def test_adapt_says_why_a_metric_of_images_alone_is_refused() -> None:
+    """`adapt --metric` of a metric that needs no target (clip_quality, a per-image
+    brightness score) said "it compares sets of images", which is FID's reason."""
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.pipelines.output_metrics import check_output_metrics
+
+    said = {}
+    for name in ("clip_quality", "fid"):
+        with pytest.raises(StylebridgeError) as info:
+            check_output_metrics([name])
+        said[name] = str(info.value)
+    assert said["clip_quality"] == ("--metric clip_quality: it scores images alone, not a "
+                                    "picture with its photo; use `stylebridge eval` on the "
+                                    "written files")
+    assert said["fid"].startswith("--metric fid: it compares sets of images, not a picture")
