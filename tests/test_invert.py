@@ -369,3 +369,26 @@ def test_invert_result_lists_each_photos_files(tmp_path: Path, models) -> None:
                               for p in photos}
     assert all((out / name).is_file() for files in result.outputs.values()
                for name in files.values())
+
+
+def test_an_inversion_file_names_the_content_of_its_generator_and_photo(tmp_path: Path,
+                                                                       models) -> None:
+    """An inversion file named its generator and photo by path only: another file at that
+    path (or none) could not be told from the one it was made with."""
+    import hashlib
+    import platform
+
+    from stylebridge.core.checkpoint import read_header
+    from stylebridge.pipelines.invert import InvertConfig, invert
+
+    photo = _photo(tmp_path / "a.png", 32, 32, 1)
+    out = tmp_path / "out"
+    invert(InvertConfig(images=[photo], encoder=f"{PoolEncoder.name}:{models['encoder']}",
+                        generator=f"stylegan2:{models['generator']}", out=out, align=False,
+                        device="cpu", save_latents=True))
+    extra = read_header(out / "a_inversion.safetensors").extra
+    assert extra["generator_sha256"] == hashlib.sha256(models["generator"].read_bytes()).hexdigest()
+    assert extra["source_sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert extra["source_path"] == str(photo.resolve())
+    assert extra["software"]["python"] == platform.python_version()
+    assert extra["software"]["torch"] == str(torch.__version__)

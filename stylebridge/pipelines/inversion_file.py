@@ -56,7 +56,26 @@ def save_inversion(path: str | Path, inversion: Inversion, *, encoder: str, enco
     config = {"feature_mode": inversion.feature_mode, "encoder": absolute_spec(encoder_spec),
               "generator": absolute_spec(generator), "modifiers": layers}
     return save_checkpoint(path, tensors, kind=KIND, plugin=encoder, config=config,
-                           extra=dict(extra or {}))
+                           extra={**dict(extra or {}), **file_provenance(generator, extra)})
+
+
+def file_provenance(generator: str | Path, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What ties an inversion file to what made it: ``generator_sha256`` (the file's content:
+    rendered through another generator, ``render`` says so, as for a domain), ``software``,
+    and, when ``extra["source"]`` names a photo file, ``source_path`` (absolute) and
+    ``source_sha256`` (the photo's content)."""
+    from stylebridge.pipelines.adapter import generator_sha256
+    from stylebridge.pipelines.run_record import absolute, software
+    from stylebridge.pipelines.training.state import file_sha256
+
+    out: dict[str, Any] = {"software": software()}
+    if Path(generator).is_file():
+        out["generator_sha256"] = generator_sha256(generator)
+    source = (extra or {}).get("source")
+    if isinstance(source, str) and Path(source).is_file():
+        out["source_path"] = absolute(source)
+        out["source_sha256"] = file_sha256(source)
+    return out
 
 
 def as_dtype(tensors: Mapping[str, Tensor], dtype: torch.dtype | None, path: str | Path,

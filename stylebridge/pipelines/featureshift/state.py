@@ -40,6 +40,7 @@ from stylebridge.pipelines.featureshift.config import (
 from stylebridge.pipelines.featureshift.distributed import amp_name
 from stylebridge.pipelines.featureshift.losses import DOMAIN_ONLY, LABELS
 from stylebridge.pipelines.resume import held
+from stylebridge.pipelines.run_record import software
 from stylebridge.pipelines.training.losses import canonical_loss_spec
 from stylebridge.pipelines.training.outputs import (
     check_out_writable,
@@ -101,6 +102,11 @@ def model_extra(trainer: FeatureShiftTrainer) -> dict[str, Any]:
         "loss_configs": loss_configs(trainer),
         "train_config": trainer.cfg.to_json(),
         "device": str(trainer.device),  # what it last trained on (train_config has no device)
+        # the dataset's content (the state's resume check) and where it was; what the
+        # numbers depend on besides the settings (docs/training.md)
+        "dataset_identity": trainer.data.identity(),
+        "dataset_path": str(Path(trainer.cfg.data).resolve()),
+        "software": software(), "cpu_threads": cpu_threads(trainer.device),
     }
 
 

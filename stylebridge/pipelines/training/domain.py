@@ -35,6 +35,7 @@ from stylebridge.core.interfaces import DomainMethod, Encoder, Loss, LossBatch
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.adapter import check_inversion
 from stylebridge.pipelines.resume import held
+from stylebridge.pipelines.run_record import software
 from stylebridge.pipelines.training.domain_log import RunLog
 from stylebridge.pipelines.training.fingerprint import (
     NOT_RECORDED,
@@ -345,6 +346,8 @@ class DomainTrainer:
                        for t in self.terms},
             "total_loss": self.last_losses.get("total"),
             "generator_config": json_roundtrip(self.generator.config()),
+            # what its numbers depend on besides the settings (docs/training.md)
+            "software": software(), "cpu_threads": cpu_threads(self.device),
         })
         if self.guide is not None:
             extra["clip"] = {"models": self.guide.names, "random_weights": self.random_clip}
