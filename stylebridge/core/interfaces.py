@@ -405,6 +405,9 @@ class Metric(Plugin, ABC):
 # ---------------------------------------------------------------------------------------------
 # Calibrators
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 #: (id(calibrator), class) of the old-style ``apply(inversion)`` hooks running in this context
 _OLD_HOOKS: ContextVar[tuple[tuple[int, type], ...]] = ContextVar("old_calibrator_hooks",
                                                                   default=())
@@ -485,12 +488,55 @@ class Calibrator(nn.Module, Plugin, ABC):
     #: ``stylebridge calibrate`` can fit it (it implements :meth:`from_style_means`)
     fittable: ClassVar[bool] = False
 
+    #: the options of ``stylebridge calibrate`` that :meth:`from_style_means` takes as
+    #: ``config`` keywords, of ``skip_layers`` (``--skip-layers``: style-layer indices, already
+    #: parsed), ``fit`` (``--fit``) and ``power`` (``--power``); alpha takes all three.  The
+    #: command passes the ones declared here (given, or at its defaults) and refuses the others
+    #: in one line when they are given.  Default: none.
+    fit_options: ClassVar[frozenset[str]] = frozenset()
+
     @classmethod
     def from_style_means(cls, source_means: Sequence[Tensor], encoder_means: Sequence[Tensor],
                          **config: Any) -> Calibrator:
         """Fit from per-style-layer channel means of the mapping network (source) and of an
-        encoder's inversions (what ``stylebridge calibrate`` measures); set ``fittable``."""
+        encoder's inversions (what ``stylebridge calibrate`` measures); set ``fittable``, and
+        :attr:`fit_options` for the command's options it takes in ``config``."""
         raise NotImplementedError(f"calibrator {cls.name!r} cannot be fitted from style means")
+
+    def save(self, path: str | Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write the fitted calibrator to ``path`` (what ``stylebridge calibrate --out`` gets):
+        a stylebridge checkpoint of :meth:`state_dict`, its header kind ``"calibrator"``, the
+        name, :meth:`config` and ``extra`` (what the command records: the run's provenance,
+        photo and sample counts), written atomically.  ``--calibrate NAME:FILE`` and
+        ``Registry.load`` rebuild ``cls(**config)`` from it and load the tensors, so an
+        override must keep that format (and may add to ``extra``)."""
+        from stylebridge.core.checkpoint import save_checkpoint
+
+        return save_checkpoint(path, self.state_dict(), kind="calibrator", plugin=self.name,
+                               config=self.config(), extra=extra)
+
+    def fit_report(self, generator: Generator) -> FitReport | None:
+        """The per-layer table ``stylebridge calibrate`` prints after fitting on ``generator``
+        (alpha: α, offset scale and R² per style layer).  Default ``None``: the command prints
+        a generic summary instead (the :meth:`offset_scale` of each style layer, if any, and
+        the :meth:`unreliable_layers`)."""
+        return None
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What :meth:`Calibrator.fit_report` returns: a table ``title`` (the command adds the
+    counts of photos and samples), its ``header`` and ``rows`` (text cells; the first
+    ``labels`` columns are labels, the others numbers), ``notes`` (dim lines under the table:
+    what the columns mean) and ``warnings`` (yellow lines: the layers it switches off and why;
+    none given, the command says which :meth:`Calibrator.unreliable_layers` it has)."""
+
+    title: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    labels: int = 2
+    notes: Sequence[str] = ()
+    warnings: Sequence[str] = ()
 
 
 # ---------------------------------------------------------------------------------------------

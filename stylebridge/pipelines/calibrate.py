@@ -12,10 +12,18 @@ photos the running style sums are journaled beside ``out``
 (:mod:`stylebridge.pipelines.resume`); ``resume`` continues an interrupted fit from them (the
 options that only shape the fit, ``samples``, ``seed``, ``fit``, ``power``, ``skip_layers``,
 may change: the mapping side and the fit are computed at the end).
+
+Any registered calibrator that declares ``fittable`` is fitted the same way: its
+``from_style_means`` gets the two sides' means and the options it declares in ``fit_options``
+(the others are refused when given), its ``save`` writes ``out``, and its ``fit_report`` (or
+its offset scale and unreliable layers) is what the command prints; an exception in a third
+party's calibrator is one line naming the plugin and its package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +32,8 @@ import torch
 
 from stylebridge.core.batch import BatchReport, expand_inputs, require_inputs
 from stylebridge.core.device import resolve_device
-from stylebridge.core.io import check_outputs_apart
+from stylebridge.core.interfaces import Calibrator
+from stylebridge.core.io import DISK_FULL, check_outputs_apart
 from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError, user_entry
 from stylebridge.pipelines.adapt import ProgressCallback, encoder_batches, random_parts
@@ -66,7 +75,7 @@ if TYPE_CHECKING:
 
     from torch import Tensor
 
-    from stylebridge.core.interfaces import Calibrator, Encoder
+    from stylebridge.core.interfaces import Encoder, FitReport
     from stylebridge.core.stylegan2.generator import Generator
 
 
@@ -104,6 +113,10 @@ class CalibrateJob:
     encoder: Encoder
     report: BatchReport = field(default_factory=BatchReport)
     journal: Journal | None = None  # the resume journal, beside ``out``
+    #: how one-line errors name the calibrator: ``calibrator 'NAME' (from PKG)``
+    label: str = ""
+    #: the third-party package that registered it (``None``: one of stylebridge's)
+    provider: str | None = None
 
     @property
     def random_inputs(self) -> dict[str, bool]:
@@ -125,10 +138,62 @@ class CalibrateResult:
     random: bool
     #: what was random (``["encoder"]``), as the other pipelines' results name it
     random_parts: list[str] = field(default_factory=list)
+    #: the calibrator's own table (``Calibrator.fit_report``), ``None`` if it has none
+    fit_report: FitReport | None = None
+    #: its offset scale of each style layer (``None``: it sets none) and the layers it
+    #: switches off (``unreliable_layers``): the summary of a calibrator without a table
+    offset_scale: list[float] | None = None
+    unreliable_layers: list[int] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return self.report.exit_code
+
+
+#: calibrate's options that a calibrator takes only when it declares them in ``fit_options``
+#: (alpha takes all three): field → (option, default)
+FIT_OPTIONS: dict[str, tuple[str, Any]] = {
+    "skip_layers": ("--skip-layers", ""), "fit": ("--fit", "origin"), "power": ("--power", -1.0)}
+
+
+def _refuse_fit_options(cls: type[Calibrator], label: str, config: CalibrateConfig,
+                        explicit: Collection[str]) -> None:
+    """One line naming the options of :data:`FIT_OPTIONS` given (on the command line:
+    ``explicit``; from Python: away from their defaults) that ``cls`` does not declare."""
+    given = [flag for key, (flag, default) in FIT_OPTIONS.items()
+             if key not in cls.fit_options and (key in explicit or (
+                 bool(config.skip_layers) if key == "skip_layers" else
+                 getattr(config, key) != default))]
+    if given:
+        takes = [flag for key, (flag, _) in FIT_OPTIONS.items() if key in cls.fit_options]
+        raise StylebridgeError(
+            f"{label} does not take {' or '.join(given)}"
+            + (f" (it takes {' and '.join(takes)} only)" if takes else "")
+            + f"; leave {'it' if len(given) == 1 else 'them'} out")
+
+
+@contextmanager
+def _plugin_call(job: CalibrateJob, what: str) -> Iterator[None]:
+    """An exception raised in a third party's calibrator (its ``what``) as one line naming the
+    plugin and its package, not a bare ``AttributeError``; stylebridge's own calibrators,
+    memory and a full disk raise as they are."""
+    try:
+        yield
+    except StylebridgeError as exc:
+        if job.provider is None:
+            raise
+        error = StylebridgeError(f"{job.label}: {what}: {exc}")
+        error.exit_code = exc.exit_code
+        raise error from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if job.provider is None or type(exc).__name__ == "OutOfMemoryError" or (
+                isinstance(exc, OSError) and exc.errno in DISK_FULL):
+            raise
+        text = " ".join(str(exc).split())
+        raise StylebridgeError(f"{job.label}: {what} raised {type(exc).__name__}"
+                               + (f": {text}" if text else "")) from exc
 
 
 def _spec_files(config: CalibrateConfig) -> list[Path]:
@@ -151,12 +216,16 @@ def _spec_files(config: CalibrateConfig) -> list[Path]:
 
 @releases_outputs
 def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None,
-                      ensure_weights: WeightsCheck | None = None) -> CalibrateJob:
+                      ensure_weights: WeightsCheck | None = None,
+                      explicit: Collection[str] = ()) -> CalibrateJob:
     """Check the options and load generator and encoder (one-line errors); the calibrator
     comes from ``registry`` (default: the installed plugins).  ``ensure_weights`` gets the
     generator and encoder requests after the cheap checks, before either loads: by default
     one error naming every official download they lack; ``calibrate --fetch`` downloads
-    them (:func:`~stylebridge.pipelines.adapt.prepare_adapt`)."""
+    them (:func:`~stylebridge.pipelines.adapt.prepare_adapt`).  A calibrator that is not
+    ``fittable``, or is given options of :data:`FIT_OPTIONS` it does not declare (those
+    away from their defaults, and the fields named in ``explicit``: what the command line
+    gave), is refused before anything loads."""
     config.check_photos()
     check_range("--samples", config.samples, 1, MAX_SAMPLES)
     # --force overwrites an earlier calibration, never what this one reads: the photos (a
@@ -171,13 +240,15 @@ def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None,
                        folders=[config.out.parent / f"{JOURNAL_DIR}-{config.out.name}"])
     registry = registry or get_registry()
     cls = registry.get("calibrator", config.calibrator).obj
+    label = f"calibrator {config.calibrator!r}{registry.where('calibrator', config.calibrator)}"
     if not cls.fittable:
-        raise StylebridgeError(f"calibrator {config.calibrator!r} cannot be fitted by "
-                               "`stylebridge calibrate`")
+        raise StylebridgeError(f"{label} cannot be fitted by `stylebridge calibrate`")
+    _refuse_fit_options(cls, label, config, explicit)
     try:  # --fit bogus / --power nan: before the photos are encoded, not after
-        cls.check_config({"fit": config.fit, "power": config.power})
+        cls.check_config({key: getattr(config, key) for key in ("fit", "power")
+                          if key in cls.fit_options})
     except ValueError as exc:
-        raise StylebridgeError(f"calibrator {config.calibrator!r}: {exc}") from None
+        raise StylebridgeError(f"{label}: {exc}") from None
     skip = parse_layers(config.skip_layers, syntax_only=True)
     device = resolve_device(config.device)
     paths = require_inputs(config.images)
@@ -201,7 +272,8 @@ def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None,
         drawn=drawn_anew({"--encoder": encoder}))
     return CalibrateJob(config=config, cls=cls, skip=skip, paths=paths, generator=gen,
                         generator_path=generator_file(gen), encoder=encoder,
-                        report=journal.report, journal=journal)
+                        report=journal.report, journal=journal, label=label,
+                        provider=registry.provider_of("calibrator", config.calibrator))
 
 
 def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -> CalibrateResult:
@@ -232,8 +304,14 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     if progress is not None:
         progress(0, None, f"sampling {config.samples} z")
     src_means = mapping_style_means(gen, config.samples, seed=config.seed)
-    calib = job.cls.from_style_means(src_means, enc_means, skip_layers=job.skip, fit=config.fit,
-                                     power=config.power)
+    options = {"skip_layers": job.skip, "fit": config.fit, "power": config.power}
+    with _plugin_call(job, "from_style_means"):
+        calib = job.cls.from_style_means(src_means, enc_means, **{
+            key: value for key, value in options.items() if key in job.cls.fit_options})
+    if not isinstance(calib, Calibrator):
+        raise StylebridgeError(f"{job.label}: from_style_means returned a "
+                               f"{type(calib).__name__}, not a Calibrator")
+    summary = _summary(job, calib)
     random_inputs = job.random_inputs
     random = any(random_inputs.values())
     extra: dict[str, Any] = {
@@ -246,10 +324,31 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     if random:
         parts = ", ".join(random_parts(random_inputs))
         extra["notes"] = [f"computed with random weights ({parts}): not real statistics"]
-    calib.save(config.out, extra=extra)
+    with _plugin_call(job, "save"):
+        calib.save(config.out, extra=extra)
+    if not config.out.is_file():
+        raise StylebridgeError(f"{job.label}: save wrote no file", path=config.out)
     journal.finish()
     return CalibrateResult(calibrator=calib, n_images=n_images, report=report, random=random,
-                           random_parts=random_parts(random_inputs))
+                           random_parts=random_parts(random_inputs), **summary)
+
+
+def _summary(job: CalibrateJob, calib: Calibrator) -> dict[str, Any]:
+    """The fitted calibrator's table (``fit_report``), offset scale and unreliable layers,
+    asked before it is saved (a third party's error leaves the journal to ``--resume``)."""
+    n = job.generator.n_style_layers
+    with _plugin_call(job, "fit_report"):
+        table = calib.fit_report(job.generator)
+    with _plugin_call(job, "offset_scale"):
+        scale = calib.offset_scale(n)
+        values = None if scale is None else \
+            torch.as_tensor(scale).detach().float().cpu().flatten().tolist()
+    if values is not None and len(values) != n:
+        raise StylebridgeError(f"{job.label}: offset_scale({n}) gave {len(values)} values, "
+                               f"this generator has {n} style layers")
+    with _plugin_call(job, "unreliable_layers"):
+        unreliable = [int(i) for i in calib.unreliable_layers()]
+    return {"fit_report": table, "offset_scale": values, "unreliable_layers": unreliable}
 
 
 @torch.no_grad()

@@ -1,8 +1,11 @@
-"""``stylebridge calibrate alpha --encoder E --generator G --images DIR --out STATS.safetensors
-[--samples 3000] [--fetch]``: fit the alpha-rescaling statistics
-(:mod:`stylebridge.pipelines.calibrate`, :mod:`stylebridge.plugins.calibrators.alpha`) and print
-alpha per style layer.  The official generator and encoder weights it names and lacks are listed
-in one error, or fetched first with ``--fetch``, as ``adapt`` does."""
+"""``stylebridge calibrate NAME --encoder E --generator G --images DIR --out STATS.safetensors
+[--samples 3000] [--fetch]``: fit a calibrator, e.g. the alpha-rescaling statistics
+(:mod:`stylebridge.pipelines.calibrate`, :mod:`stylebridge.plugins.calibrators.alpha`), and print
+its table (``Calibrator.fit_report``: alpha per style layer), or for a calibrator without one
+its offset scale per style layer.  ``--skip-layers``, ``--fit`` and ``--power`` go to the
+calibrators that declare them (``Calibrator.fit_options``) and are refused for the others.  The
+official generator and encoder weights it names and lacks are listed in one error, or fetched
+first with ``--fetch``, as ``adapt`` does."""
 
 from __future__ import annotations
 
@@ -31,8 +34,13 @@ from stylebridge.cli.photo_args import photo_options
 from stylebridge.cli.resume_args import resumable
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
-from stylebridge.pipelines.analyze.report import QUANTITIES
-from stylebridge.pipelines.calibrate import CalibrateConfig, prepare_calibrate, run_calibrate
+from stylebridge.pipelines.calibrate import (
+    CalibrateConfig,
+    CalibrateJob,
+    CalibrateResult,
+    prepare_calibrate,
+    run_calibrate,
+)
 from stylebridge.pipelines.training.outputs import RESUME_AND_FORCE
 from stylebridge.registry import get_registry, hookimpl
 
@@ -44,7 +52,7 @@ def _calibrator_name(value: str) -> bool:
 
 
 class CalibrateCommand(Command):
-    """Fit a calibrator (alpha-rescaling) from an encoder's styles on photos."""
+    """Fit a calibrator (e.g. alpha-rescaling) from an encoder's styles on photos."""
 
     name = "calibrate"
     help = "fit calibration statistics, e.g. alpha-rescaling of domain offsets for an encoder"
@@ -52,17 +60,22 @@ class CalibrateCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         name = parser.add_argument("calibrator", metavar="NAME",
                                    help="calibrator to fit, e.g. alpha (before --images, or "
-                                        "after `--`: a name after --images is read as a path)")
+                                        "after `--`: a name after --images is read as a path; "
+                                        "`stylebridge docs calibration`)")
         claim_swallowed(name, _calibrator_name)
         parser.add_argument("--out", type=user_path, required=True, metavar="STATS.safetensors",
                             help="the fitted calibrator file (refused when it exists, unless --force)")
         add_style_means_arguments(parser)
-        add_skip_layers_argument(parser, "style layers whose offsets are always switched off")
-        add_fit_argument(parser)
-        parser.add_argument("--power", type=finite_float, default=-1.0,
-                            help="offset scale = alpha ** power: -1 (default) is 1/alpha, the "
-                                 "thesis' formula; 1 is alpha, the reading of its example "
-                                 "(latents twice as large: \"we double up the offsets power\")")
+        add_skip_layers_argument(parser, "style layers whose offsets are always switched off "
+                                         "(calibrators that take it, e.g. alpha)")
+        add_fit_argument(parser, "; alpha only")
+        parser.add_argument("--power", type=finite_float, default=None,
+                            help="alpha only: offset scale = alpha ** power: -1 (default) is "
+                                 "1/alpha, the thesis' formula; 1 is alpha, the reading of its "
+                                 "example (latents twice as large: \"we double up the offsets "
+                                 "power\")")
+        # None: not given (refused for a calibrator that does not take it, not passed to it)
+        parser.set_defaults(skip_layers=None, fit=None)
         parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
         parser.add_argument("--resume", action="store_true",
                             help="continue the interrupted run that writes the same --out (same "
@@ -74,12 +87,14 @@ class CalibrateCommand(Command):
     def run(self, args: argparse.Namespace, console: Console) -> int:
         if args.resume and args.force:  # as train domain: --force was silently ignored
             raise StylebridgeError(RESUME_AND_FORCE)
+        given = {key: getattr(args, key) for key in ("skip_layers", "fit", "power")
+                 if getattr(args, key) is not None}
         config = CalibrateConfig(
             **photo_options(args), calibrator=args.calibrator, encoder=args.encoder,
             generator=args.generator, out=args.out, samples=args.samples, seed=args.seed,
-            skip_layers=args.skip_layers, fit=args.fit, power=args.power, force=args.force,
-            resume=args.resume)
-        job = prepare_calibrate(config, ensure_weights=fetch_check(args, console))
+            force=args.force, resume=args.resume, **given)
+        job = prepare_calibrate(config, ensure_weights=fetch_check(args, console),
+                                explicit=set(given))
         print_random_notices(console, job.random_inputs, encoder=job.encoder.name,
                              generator=job.generator_path)
         with resumable(console, job.journal, "calibrate", args.out), \
@@ -89,31 +104,45 @@ class CalibrateCommand(Command):
             except StylebridgeError:
                 print_batch_report(console, job.report, error_follows=True)
                 raise
-        calib, n_images, random = result.calibrator, result.n_images, result.random
-        gen = job.generator
-        alpha, r2 = QUANTITIES["alpha"], QUANTITIES["r2"]
-        scale = calib.offset_scale(gen.n_style_layers)
-        print_numeric_table(
-            console, f"alpha per style layer ({n_images} photos, {args.samples} samples)"
-            + (f" [{RANDOM_NOTICE}]" if random else ""),
-            ["layer", "name", alpha.header, "offset scale ×", r2.header],
-            [[str(layer.index), layer.name, f"{float(calib.alpha[layer.index]):.4g}",
-              f"{float(scale[layer.index]):.4g}", f"{float(calib.r2[layer.index]):.3f}"]
-             for layer in gen.style_layers()], labels=2)
-        for line in (f"{alpha.header}: {alpha.meaning}",
-                     f"offset scale ×: what each layer's domain offset is multiplied by "
-                     f"(alpha ** {args.power:g}; 0 = switched off)",
-                     f"{r2.header}: {r2.meaning}"):
-            console.print(Text(line, style="dim"))
-        bad = calib.unreliable_layers()
-        if bad:
-            notice_console(console).print(f"[yellow]layers {escape(str(bad))} have alpha <= {calib.min_alpha} "
-                          "(or undefined): they get no domain offset[/yellow]")
+        random = result.random
+        counts = (f" ({result.n_images} photos, {args.samples} samples)"
+                  + (f" [{RANDOM_NOTICE}]" if random else ""))
+        report = result.fit_report
+        if report is not None:  # the calibrator's own table (alpha: alpha per style layer)
+            print_numeric_table(console, report.title + counts, list(report.header),
+                                [list(row) for row in report.rows], labels=report.labels)
+            for line in report.notes:
+                console.print(Text(line, style="dim"))
+        warnings = list(report.warnings) if report is not None else []
+        if report is None:
+            _print_summary(console, job, result, counts)
+        if not warnings and result.unreliable_layers:
+            warnings = [f"layers {result.unreliable_layers} get no domain offset: {job.label} "
+                        "switches them off"]
+        for line in warnings:
+            notice_console(console).print(f"[yellow]{escape(line)}[/yellow]")
         console.print(f"[green]wrote[/green] {escape(str(args.out))}"
                       + (f" [bold yellow]{escape(f'[{RANDOM_NOTICE}]')}[/bold yellow]"
                          if random else ""))
         print_batch_report(console, result.report)
         return result.exit_code
+
+
+def _print_summary(console: Console, job: CalibrateJob, result: CalibrateResult,
+                   counts: str) -> None:
+    """The summary of a calibrator without a ``fit_report``: its offset scale per style
+    layer, or one line saying it sets none."""
+    name = job.config.calibrator
+    if result.offset_scale is None:
+        console.print(Text(f"{name}: no per-layer offset scale{counts}"))
+        return
+    print_numeric_table(
+        console, f"{name} offset scale per style layer{counts}",
+        ["layer", "name", "offset scale ×"],
+        [[str(layer.index), layer.name, f"{result.offset_scale[layer.index]:.4g}"]
+         for layer in job.generator.style_layers()], labels=2)
+    console.print(Text("offset scale ×: what each layer's domain offset is multiplied by "
+                       "(0 = switched off)", style="dim"))
 
 
 @hookimpl

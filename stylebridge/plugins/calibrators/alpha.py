@@ -49,14 +49,12 @@ import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from stylebridge.core.checkpoint import save_checkpoint
-from stylebridge.core.interfaces import Calibrator, Encoder
+from stylebridge.core.interfaces import Calibrator, Encoder, FitReport
 from stylebridge.core.schema import LAYER_INDEX, Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import hookimpl
@@ -68,6 +66,12 @@ FITS = ("origin", "intercept")
 #: α at or below this (or not finite) is "near 0": no usable offset scale (1/α would blow up)
 MIN_ALPHA = 1e-3
 MAPPING_BATCH = 500  # z per batch: with the seed, it fixes which z are drawn
+#: the α and R² columns of ``calibrate``'s table: header and meaning, as ``analyze latents``
+#: names them (``pipelines/analyze/report.py``'s ``QUANTITIES``; a test keeps them equal)
+ALPHA_COLUMN = ("α →1", "slope of encoder ≈ α · mapping over a layer's per-channel style means; "
+                "1 = calibrated (thesis Fig. 4.9's y = x)")
+R2_COLUMN = ("R² ↑", "how much of the layer's spread the fit y = α·x (or with intercept) "
+             "explains; below 0 when the line through the origin fits worse than the mean")
 
 
 class StyleMeanAccumulator:
@@ -419,6 +423,7 @@ class AlphaCalibrator(Calibrator):
                 "power": self.power, "min_alpha": self.min_alpha}
 
     fittable = True
+    fit_options: ClassVar[frozenset[str]] = frozenset({"skip_layers", "fit", "power"})
 
     @classmethod
     def from_style_means(cls, source_means: Sequence[Tensor], encoder_means: Sequence[Tensor],
@@ -452,9 +457,23 @@ class AlphaCalibrator(Calibrator):
         scale = torch.where(ok, a.clamp(min=self.min_alpha).pow(self.power), torch.zeros_like(a))
         return skip_scale(n_layers, self.skip_layers, scale)  # type: ignore[return-value]
 
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        return save_checkpoint(path, self.state_dict(), kind="calibrator", plugin=self.name,
-                               config=self.config(), extra=extra)
+    def fit_report(self, generator: Generator) -> FitReport:
+        """``calibrate``'s table: α, offset scale and R² of each style layer, what they mean,
+        and the layers whose α gives no usable scale."""
+        scale = self.offset_scale(generator.n_style_layers)
+        rows = [[str(layer.index), layer.name, f"{float(self.alpha[layer.index]):.4g}",
+                 f"{float(scale[layer.index]):.4g}", f"{float(self.r2[layer.index]):.3f}"]
+                for layer in generator.style_layers()]
+        notes = [f"{ALPHA_COLUMN[0]}: {ALPHA_COLUMN[1]}",
+                 f"offset scale ×: what each layer's domain offset is multiplied by "
+                 f"(alpha ** {self.power:g}; 0 = switched off)",
+                 f"{R2_COLUMN[0]}: {R2_COLUMN[1]}"]
+        bad = self.unreliable_layers()
+        warnings = [f"layers {bad} have alpha <= {self.min_alpha} (or undefined): they get no "
+                    "domain offset"] if bad else []
+        return FitReport("alpha per style layer",
+                         ["layer", "name", ALPHA_COLUMN[0], "offset scale ×", R2_COLUMN[0]],
+                         rows, labels=2, notes=notes, warnings=warnings)
 
 
 @hookimpl
