@@ -38,7 +38,8 @@ OLD_FIELDS = {
 }
 
 # fields added since, each with a default that keeps the old behaviour
-ADDED_FIELDS = {AdaptConfig: {"resume"}, InvertConfig: {"resume"}, CalibrateConfig: {"resume"}}
+ADDED_FIELDS = {AdaptConfig: {"resume", "renderer"}, InvertConfig: {"resume"},
+                CalibrateConfig: {"resume"}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,7 +61,8 @@ def test_configs_keep_their_fields_and_defaults(cls: type, tmp_path: Path) -> No
     assert (config.images, config.align, config.align_size, config.batch, config.device) == (
         ["a.png"], False, 256, 2, "cpu")
     assert config.batching == {"batch": 2, "align": False, "align_size": 256}
-    assert all(getattr(config, name) is False for name in ADDED_FIELDS[cls])  # resume: off
+    assert config.resume is False  # off, and no --renderer: the defaults of before
+    assert getattr(config, "renderer", None) is None
 
 
 @pytest.mark.parametrize(("option", "value", "flag"), [("batch", 0, "--batch"),

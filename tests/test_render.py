@@ -143,6 +143,9 @@ def test_render_featureshift_needs_its_guide_and_feature(
                                       out=tmp_path / "o", featureshift=same, device="cpu"))
     assert job.featureshift["guide"] == "the inversions' own latents"
     assert job.notes == []  # it records no generator: nothing to say
+    # ... and the adapter builds no guide encoder: it built the recorded one, and rendering
+    # then asked for that guide's latents of photos render does not have
+    assert job.adapter.guide is None
     # a model trained on another generator file (train featureshift records its sha256)
     other = save_featureshift(tmp_path / "other.safetensors", model, extra={
         "sources": {"guide": str(files["enc"].resolve())}, "generator_sha256": "0" * 64,

@@ -12,9 +12,12 @@ file stem; ``<stem>_<domain>@<k>.png`` at a strength ``k`` other than 1), ``grid
 (options, checkpoint files, versions: :mod:`~stylebridge.pipelines.run_record`; outputs,
 skipped files) and ``metrics.json`` (``AdaptConfig.metrics``,
 default MSE and PSNR, of the inversion and of every domain against the input photo: the
-means, and each photo's own values under ``per_photo``).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
-FeatureShift, guide) are named in a red notice under ``grid.png`` and in both JSON files
-(``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable images (and, with
+means, and each photo's own values under ``per_photo``).  Every output goes through one
+renderer: the plain one, a trained FeatureShift (``featureshift``) or any registered renderer plugin by
+spec (``renderer``, ``--renderer``; ``adapt.json`` records its spec and provenance under
+``renderer``).  Inputs on random (untrained) weights (encoder, generator, domains, calibrator,
+FeatureShift or renderer, guide) are named in a red notice under ``grid.png`` and in both JSON
+files (``random_weights``, ``random_inputs``, ``random_parts``).  Unreadable images (and, with
 ``align``, photos without a face) are skipped and reported in the result's
 :class:`~stylebridge.core.batch.BatchReport`.  An interrupted run continues with
 ``resume`` (:mod:`stylebridge.pipelines.resume`).
@@ -42,19 +45,24 @@ from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.compiled import compile_synthesis
 from stylebridge.core.device import resolve_device
 from stylebridge.core.images import resize_square, save_png
-from stylebridge.core.interfaces import Renderer
+from stylebridge.core.interfaces import Encoder, Renderer
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.precision import check_precision
 from stylebridge.errors import StylebridgeError, user_entry, warn_user
 from stylebridge.pipelines.adapt_inputs import (
+    check_renderer_choice,
     domain_name,
     encoder_batches,
     load_domains,
     load_generator_arg,
     open_domains,
     open_featureshift,
+    open_renderer,
     photo_batches,
+    renderer_generator_notes,
+    renderer_record,
+    shifted_layer,
 )
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_domains, check_strengths
 from stylebridge.pipelines.featureshift.usage import generator_notes
@@ -142,6 +150,11 @@ class AdaptConfig(PhotoOptions):
     save_latents: bool = False
     #: continue the interrupted run in ``out`` (:mod:`stylebridge.pipelines.resume`)
     resume: bool = False
+    #: a renderer plugin by spec (``NAME[:CKPT][:k=v,...]`` or ``CKPT``) every output goes
+    #: through, instead of the plain one; ``featureshift`` is the shorthand for FeatureShift's
+    #: (give one of the two).  One that reads guide latents takes ``guide``'s, else those of
+    #: the guide it records, else the encoder's own
+    renderer: str | None = None
 
     def weight_requests(self) -> list[Request]:
         """What this run loads, as ``(kind, spec, option)``: official weights named here
@@ -152,6 +165,8 @@ class AdaptConfig(PhotoOptions):
         out += [("domain_method", str(m), "--method") for m in self.methods]
         if self.calibrate:
             out.append(("calibrator", self.calibrate, "--calibrate"))
+        if self.renderer:
+            out.append(("renderer", self.renderer, "--renderer"))
         if self.guide:
             out.append(("encoder", self.guide, "--guide"))
         out += [("metric", m, "--metric") for m in self.metrics]  # lpips-alex, arcface-irse50
@@ -163,9 +178,10 @@ class AdaptJob:
     """Everything :func:`prepare_adapt` loaded and checked, before any photo is read.
 
     Which inputs run on random weights is read from the loaded objects (their recorded
-    provenance); only the FeatureShift model, read from its file by
+    provenance, a ``--renderer``'s too); only the FeatureShift model, read from its file by
     :func:`~stylebridge.plugins.renderers.featureshift.load_featureshift`, carries it here
-    (``featureshift_random``, from its header)."""
+    (``featureshift_random``, from its header).  ``renderer``: what ``adapt.json`` records
+    of a ``--renderer`` (:func:`~stylebridge.pipelines.adapt_inputs.renderer_record`)."""
 
     config: AdaptConfig
     paths: list[Path]
@@ -176,6 +192,7 @@ class AdaptJob:
     metrics: OutputMetrics = field(default_factory=dict)  # per output, built by prepare_adapt
     journal: Journal | None = None  # opened by prepare_adapt (what --resume continues)
     registry: Any = None  # where prepare_adapt took every plugin from (the metrics' packages)
+    renderer: dict[str, Any] | None = None  # the --renderer record (None: not given)
 
     @property
     def domain_random(self) -> dict[str, bool]:
@@ -185,7 +202,8 @@ class AdaptJob:
     @property
     def random_inputs(self) -> dict[str, Any]:
         """Which inputs run on random weights: ``encoder``, ``generator``, ``domains`` (by
-        name), and ``calibrator``, ``featureshift``, ``guide`` when used (``adapt.json``)."""
+        name), and ``calibrator``, ``featureshift``, ``renderer``, ``guide`` when used
+        (``adapt.json``)."""
         adapter = self.adapter
         out: dict[str, Any] = {"encoder": is_random(adapter.encoder),
                                "generator": is_random(adapter.generator),
@@ -194,6 +212,8 @@ class AdaptJob:
             out["calibrator"] = is_random(adapter.calibrator)
         if self.featureshift is not None:
             out["featureshift"] = self.featureshift_random
+        if self.renderer is not None:
+            out["renderer"] = is_random(adapter.renderer)
         if adapter.guide is not None:
             out["guide"] = is_random(adapter.guide)
         return out
@@ -209,8 +229,11 @@ class AdaptJob:
             "--encoder": model_setting(config.encoder, weights_path(adapter.encoder)),
             "--generator": file_identity(self.generator_path),
             **domain_settings(config, adapter),
+            "--renderer": None if config.renderer is None else model_setting(
+                str(config.renderer), weights_path(adapter.renderer)),
             "--guide": None if adapter.guide is None else model_setting(
-                str((self.featureshift or {}).get("guide")), weights_path(adapter.guide)),
+                str((self.featureshift or self.renderer or {}).get("guide")),
+                weights_path(adapter.guide)),
             "--strength": list(adapter.strengths), "--metric": list(config.metrics),
             "--precision": config.precision, "--align": bool(config.align),
             "--align-size": config.align_size if config.align else None,
@@ -254,7 +277,8 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
     ``registry``: where the plugins come from (default: the installed plugins)."""
     config.check_photos()
     config.check_out(config.out)
-    if config.guide and config.featureshift is None:
+    check_renderer_choice(config.featureshift, config.renderer)
+    if config.guide and config.featureshift is None and config.renderer is None:
         raise StylebridgeError("--guide applies with --featureshift (it is FeatureShift's "
                                "guiding encoder); without it nothing would use it")
     parse_layers(config.skip_layers, syntax_only=True)  # syntax check before anything is loaded
@@ -264,6 +288,13 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
     paths = require_inputs(config.images)
     check_output_metrics(config.metrics, registry)  # fid (sets), two variants: before downloads
     registry = checked_registry(config.weight_requests(), ensure_weights, registry)
+    chosen: Renderer | None = None  # --renderer, built first: a --guide it reads not is refused
+    if config.renderer is not None:  # before the generator, encoder and domains load
+        chosen = open_renderer(config.renderer, device, registry)
+        if config.guide and not chosen.needs_guide:
+            raise StylebridgeError(f"--guide applies with a renderer that reads guide latents "
+                                   f"(FeatureShift does); --renderer {config.renderer} "
+                                   f"({chosen.name}) reads none: nothing would use it")
     gen = open_generator(config.generator, device)
     gen.set_precision(config.precision)
     parse_layers(config.skip_layers, n_layers=gen.n_style_layers)  # before the models load
@@ -274,37 +305,35 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
     calibrator = None
     if config.calibrate:
         calibrator = load_plugin("calibrator", config.calibrate, device=device, registry=registry)
-    renderer: Renderer | None = None
-    guide = None
+    renderer: Renderer | None = chosen
     fs_info = None
     fs_random = False
     fs_notes: list[str] = []
+    guide_spec = None  # --guide, else the guide encoder the renderer records
+    option = ""  # how a message names the renderer's option
     if config.featureshift is not None:
         model, fs_header, fs_random = open_featureshift(config.featureshift, device)
         fs_notes = generator_notes(config.featureshift, fs_header, gen)
         renderer = model
         guide_spec = config.guide or fs_header.extra.get("sources", {}).get("guide")
-        if guide_spec and guide_spec != config.encoder:
-            try:
-                guide = open_encoder(str(guide_spec), device, registry)
-            except StylebridgeError as exc:
-                if config.guide:
-                    raise
-                # the spec came from the model, not from this command line: say so
-                raise StylebridgeError(
-                    f"--featureshift {config.featureshift}: the guide encoder it was trained "
-                    f"with, {guide_spec!r} (recorded in the model), cannot be loaded: "
-                    f"{' '.join(str(exc).split())}; give it with --guide NAME:CKPT (--guide "
-                    f"{config.encoder} uses the encoder's own latents)") from None
-        fs_info = {"model": str(config.featureshift), "layer": model.layer,
-                   "guide": str(guide_spec) if guide is not None else f"{config.encoder} (latents)"}
+        option = f"--featureshift {config.featureshift}"
+    elif chosen is not None:
+        fs_notes = renderer_generator_notes(str(config.renderer), chosen, gen)
+        guide_spec = config.guide or (chosen.trained_guide if chosen.needs_guide else None)
+        option = f"--renderer {config.renderer}"
+    guide = _open_guide(config, guide_spec, option, device, registry)
+    guided = f"{config.encoder} (latents)" if guide is None else str(guide_spec)
+    if config.featureshift is not None:
+        fs_info = {"model": str(config.featureshift), "layer": model.layer, "guide": guided}
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator, skip_layers=config.skip_layers,
                       renderer=renderer, guide=guide, strength=config.strength)
     metrics = build_output_metrics(config.metrics, [INVERSION, *adapter.outputs],
                                    registry=registry)
     job = AdaptJob(config=config, paths=paths, adapter=adapter,
                    generator_path=generator_file(gen), featureshift=fs_info,
-                   featureshift_random=fs_random, metrics=metrics, registry=registry)
+                   featureshift_random=fs_random, metrics=metrics, registry=registry,
+                   renderer=None if chosen is None else renderer_record(
+                       str(config.renderer), chosen, guided if chosen.needs_guide else None))
     # a metric on random weights resumes when it holds the same ones (their digest), one
     # that read files when they are the same; a random one without a tensor to compare is
     # drawn anew: its resume is refused
@@ -316,22 +345,47 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
                                inputs=paths, metrics=metrics, resume=config.resume,
                                drawn=drawn_anew({"--encoder": encoder, "--guide": guide,
                                                  "--calibrate": calibrator,
+                                                 "--renderer": chosen,
                                                  **{f"--method {name}": method
                                                     for name, method in methods.items()}})
                                + drawn_metrics)
     compile_synthesis(gen, config.compile, notice=job.journal.notices.append)  # a fall-back
     job.journal.notices += adapter.notes  # a domain trained on another generator file
-    job.journal.notices += fs_notes  # a FeatureShift model trained on another one
+    job.journal.notices += fs_notes  # a FeatureShift model (renderer) trained on another one
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
-    if config.featureshift is not None and 0.0 in adapter.strengths:  # as the web app says
-        job.journal.notices.append("with --featureshift, strength 0 (Δ = 0) is FeatureShift's "
+    shifting = shifted_layer(adapter.renderer) is not None  # FeatureShift, by either option
+    if shifting and 0.0 in adapter.strengths:  # as the web app says
+        said = (f"--renderer {config.renderer}" if config.featureshift is None
+                else "--featureshift")
+        job.journal.notices.append(f"with {said}, strength 0 (Δ = 0) is FeatureShift's "
                                    "own rendering of the photo, F'(F, 0), not the encoder's "
                                    "inversion (the inversion column)")
-    if config.featureshift is not None and encoder.config().get("mode") == "shift":
+    if shifting and encoder.config().get("mode") == "shift":
         job.journal.notices.append("FeatureShift replaces the feature at layer K, so the "
                                    "encoder's mode=shift has no effect on the domain outputs "
                                    "(they equal those of mode=features)")
     return job
+
+
+def _open_guide(config: AdaptConfig, spec: str | None, option: str, device: torch.device,
+                registry: Any) -> Encoder | None:
+    """The guide encoder of a renderer that reads guide latents (``spec``: ``--guide``, else
+    the one the renderer's checkpoint records); ``None`` when there is none or it is the
+    encoder itself (its own latents guide).  A recorded one that cannot be loaded is said to
+    come from the model (``option``: ``--featureshift PATH`` / ``--renderer SPEC``), with how
+    to give one."""
+    if not spec or spec == config.encoder:
+        return None
+    try:
+        return open_encoder(str(spec), device, registry)
+    except StylebridgeError as exc:
+        if config.guide:
+            raise
+        # the spec came from the model, not from this command line: say so
+        raise StylebridgeError(
+            f"{option}: the guide encoder it was trained with, {spec!r} (recorded in the "
+            f"model), cannot be loaded: {' '.join(str(exc).split())}; give it with --guide "
+            f"NAME:CKPT (--guide {config.encoder} uses the encoder's own latents)") from None
 
 
 def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptResult:
@@ -399,11 +453,12 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
         "encoder": config.encoder,  # + the generator's absolute path, sha256, files, versions:
         **run_record(config.generator, job.generator_path, encoder=encoder, domains=methods,
                      calibrator=adapter.calibrator, featureshift=config.featureshift,
+                     renderer=adapter.renderer if config.renderer is not None else None,
                      guide=adapter.guide),
         "domains": {name: str(spec) for name, spec in zip(methods, config.methods, strict=True)},
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
         "strength": list(adapter.strengths),
-        "featureshift": job.featureshift,
+        "featureshift": job.featureshift, "renderer": job.renderer,
         "offset_scale": None if scale is None else [float(v) for v in scale],
         "calibrator_zeroed_layers": adapter.calibrator_zeroed_layers,
         "aligned": bool(config.align), "precision": config.precision,

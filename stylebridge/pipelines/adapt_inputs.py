@@ -18,15 +18,22 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, iter_images
-from stylebridge.core.checkpoint import is_random_weights
+from stylebridge.core.checkpoint import is_random_weights, read_header
 from stylebridge.core.images import resize_square
-from stylebridge.core.interfaces import DomainMethod
-from stylebridge.errors import CheckpointError, ImageError
-from stylebridge.pipelines.adapter import INVERSION
+from stylebridge.core.interfaces import DomainMethod, Renderer
+from stylebridge.errors import CheckpointError, ImageError, StylebridgeError
+from stylebridge.pipelines.adapter import INVERSION, other_generator
 from stylebridge.pipelines.align import align_face
 from stylebridge.pipelines.featureshift.usage import state_file_error
 from stylebridge.pipelines.file_names import capped_name, unique_name
-from stylebridge.registry.resolve import load_domain, load_generator, spec_random
+from stylebridge.pipelines.photos import is_random, weights_path
+from stylebridge.registry.resolve import (
+    load_domain,
+    load_generator,
+    load_plugin,
+    provenance_of,
+    spec_random,
+)
 from stylebridge.registry.spec import parse_plugin_spec
 
 if TYPE_CHECKING:
@@ -96,6 +103,60 @@ def open_featureshift(path: Path, device: torch.device) -> tuple[FeatureShift, C
     return model, header, is_random_weights(header.extra)
 
 
+def check_renderer_choice(featureshift: Path | None, renderer: str | None) -> None:
+    """One line when both ``--featureshift`` and ``--renderer`` are given: each chooses the
+    renderer every output goes through."""
+    if featureshift is not None and renderer:
+        raise StylebridgeError(f"--featureshift and --renderer both choose the renderer: give "
+                               f"one (--featureshift {featureshift} is short for --renderer "
+                               f"featureshift:{featureshift})")
+
+
+def open_renderer(spec: str, device: torch.device, registry: Any = None) -> Renderer:
+    """A ``--renderer`` spec (``NAME[:CKPT][:k=v,...]`` or ``CKPT``), built by the registry's
+    one path (:func:`~stylebridge.registry.resolve.create`, kind ``renderer``, from
+    ``registry``): an unknown name is answered with the close ones, and the renderer's
+    provenance is recorded beside it (:func:`~stylebridge.pipelines.photos.is_random`)."""
+    renderer = load_plugin("renderer", spec, device=device, registry=registry)
+    if not isinstance(renderer, Renderer):
+        raise StylebridgeError(f"--renderer {spec!r} did not build a renderer")
+    return renderer
+
+
+def renderer_record(spec: str, renderer: Renderer, guide: str | None) -> dict[str, Any]:
+    """What ``adapt.json`` / ``render.json`` say of a ``--renderer`` (``"renderer"``): the
+    spec as given, the plugin, where its weights came from (``provenance``: official,
+    converted, checkpoint, random or none, and in words) and what guides it (``None``: it
+    reads no guide latents)."""
+    prov = provenance_of(renderer)
+    return {"spec": str(spec), "plugin": renderer.name,
+            "provenance": prov.origin if prov is not None else None,
+            "weights": prov.describe() if prov is not None else None,
+            "random_weights": is_random(renderer), "guide": guide}
+
+
+def renderer_generator_notes(spec: str, renderer: Renderer, generator: Generator) -> list[str]:
+    """One line when the ``--renderer`` checkpoint records the sha256 of the generator file it
+    was trained on (as FeatureShift's does) and ``generator`` was loaded from another file
+    (:func:`~stylebridge.pipelines.adapter.other_generator`); else none."""
+    path = weights_path(renderer)
+    if path is None:
+        return []
+    where = other_generator(read_header(path).extra, generator, file_key="generator_file")
+    if where is None:
+        return []
+    return [f"--renderer {spec} was trained on generator {where}: what it learnt on that "
+            "generator's features may not fit this one"]
+
+
+def shifted_layer(renderer: Renderer | None) -> int | None:
+    """The generator layer K whose encoder feature a FeatureShift renderer (from
+    ``--featureshift`` or ``--renderer``) replaces; ``None`` for any other renderer."""
+    from stylebridge.plugins.renderers.featureshift import FeatureShift
+
+    return int(renderer.layer) if isinstance(renderer, FeatureShift) else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Photos in batches
 
@@ -156,5 +217,6 @@ def encoder_batches(paths: Sequence[Path], report: BatchReport, *, enc_size: int
             on_batch()
 
 
-__all__ = ["domain_name", "encoder_batches", "load_domains", "load_generator_arg",
-           "open_domains", "open_featureshift", "photo_batches"]
+__all__ = ["check_renderer_choice", "domain_name", "encoder_batches", "load_domains",
+           "load_generator_arg", "open_domains", "open_featureshift", "open_renderer",
+           "photo_batches", "renderer_generator_notes", "renderer_record", "shifted_layer"]

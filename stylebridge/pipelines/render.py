@@ -17,14 +17,18 @@ modifiers (StyleRes) is rebuilt by its own encoder (:meth:`Encoder.restore
 <stylebridge.core.interfaces.Encoder.restore>`), the spec it was saved with unless
 ``encoder`` is given.  A FeatureShift needs guiding latents: the files' own, so a model
 trained with another guide encoder (its header says which) is refused, and ``adapt`` runs it
-from the photos.  A file that cannot be read, is no inversion, or does not fit the generator
-is skipped and reported.
+from the photos.  ``renderer`` renders through any registered renderer plugin by spec
+(``--renderer``; ``featureshift`` is the shorthand for FeatureShift's), under the same rule
+for one that reads guide latents; ``render.json`` records its spec and provenance
+(``renderer``) and a renderer on random weights labels the outputs.  A file that cannot be
+read, is no inversion, or does not fit the generator is skipped and reported.
 
 An interrupted run continues with ``resume`` (:mod:`stylebridge.pipelines.resume`, as
 ``adapt``'s): the files of its finished batches are kept, the others rendered, and
 ``render.json`` and ``grid.png`` come out as one uninterrupted run writes them.  A resume
 must be of the same run: the same inversion files (by path, size and modification time),
-generator, encoder, domains, calibrator, skip layers, strengths, FeatureShift and precision;
+generator, encoder, domains, calibrator, skip layers, strengths, FeatureShift or renderer and
+precision;
 ``batch``, ``device`` and ``compile`` may change.
 """
 
@@ -55,6 +59,13 @@ from stylebridge.pipelines.adapt import (
     ProgressCallback,
     open_domains,
     open_featureshift,
+)
+from stylebridge.pipelines.adapt_inputs import (
+    check_renderer_choice,
+    open_renderer,
+    renderer_generator_notes,
+    renderer_record,
+    shifted_layer,
 )
 from stylebridge.pipelines.adapter import INVERSION, Adapter, check_strengths
 from stylebridge.pipelines.featureshift.usage import generator_notes
@@ -104,6 +115,9 @@ class RenderConfig:
     calibrate: str | None = None
     skip_layers: str | Sequence[int] = ""
     featureshift: Path | None = None
+    #: a renderer plugin by spec (``NAME[:CKPT][:k=v,...]`` or ``CKPT``), instead of the plain
+    #: one; ``featureshift`` is the shorthand for FeatureShift's (give one of the two)
+    renderer: str | None = None
     strength: float | Sequence[float] = 1.0
     batch: int = DEFAULT_BATCH
     device: str = "auto"
@@ -152,12 +166,13 @@ class RenderJob:
     featureshift_random: bool = False
     notes: list[str] = field(default_factory=list)  # what the caller should say first
     journal: Journal | None = None  # opened by prepare_render (what --resume continues)
+    renderer: dict[str, Any] | None = None  # the --renderer record (None: not given)
 
     @property
     def random_inputs(self) -> dict[str, Any]:
-        """What runs on random weights: the generator, domains, calibrator, FeatureShift,
-        the encoder where one is loaded, and the inversions themselves (made on random
-        weights: their header says so)."""
+        """What runs on random weights: the generator, domains, calibrator, FeatureShift or
+        ``--renderer``, the encoder where one is loaded, and the inversions themselves (made on
+        random weights: their header says so)."""
         adapter = self.adapter
         out: dict[str, Any] = {"generator": is_random(adapter.generator),
                                "domains": {n: is_random(m) for n, m in adapter.methods.items()},
@@ -169,6 +184,8 @@ class RenderJob:
             out["calibrator"] = is_random(adapter.calibrator)
         if self.featureshift is not None:
             out["featureshift"] = self.featureshift_random
+        if self.renderer is not None:
+            out["renderer"] = is_random(adapter.renderer)
         return out
 
     @property
@@ -183,6 +200,8 @@ class RenderJob:
             "--encoder": None if adapter.encoder is None else model_setting(
                 str(self.encoder_spec), weights_path(adapter.encoder)),
             **domain_settings(config, adapter),
+            "--renderer": None if config.renderer is None else model_setting(
+                str(config.renderer), weights_path(adapter.renderer)),
             "--strength": list(adapter.strengths), "--precision": config.precision}
 
 
@@ -278,6 +297,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
     encoder, with one-line errors, before an inversion is read; open the run's journal in
     ``out`` (the interrupted run's with ``resume``)."""
     check_range("--batch", config.batch, 1, MAX_BATCH)
+    check_renderer_choice(config.featureshift, config.renderer)
     parse_layers(config.skip_layers, syntax_only=True)
     check_strengths(config.strength)
     device = resolve_device(config.device)
@@ -297,6 +317,8 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
     requests += [("domain_method", str(m), "--method") for m in config.methods]
     if config.calibrate:
         requests.append(("calibrator", config.calibrate, "--calibrate"))
+    if config.renderer:
+        requests.append(("renderer", config.renderer, "--renderer"))
     try:
         (ensure_weights or require_weights)(requests)
     except StylebridgeError as exc:
@@ -311,32 +333,54 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
     if config.featureshift is not None:
         fs_model, fs_header, fs_random = open_featureshift(config.featureshift, device)
         guide = fs_header.extra.get("sources", {}).get("guide")
-        made_by = {str(h.config.get("encoder") or "") for h in headers.values()}
-        if guide and not all(_same_model(guide, spec) for spec in made_by):
-            # another guide's latents need the photos; the inversions' own encoder is the guide
-            raise StylebridgeError(
-                f"--featureshift {config.featureshift}: the model was trained with the "
-                f"latents of guide encoder {guide}, which render has no photo to run; use "
-                "`stylebridge adapt --featureshift` on the photos")
+        _refuse_other_guide(f"--featureshift {config.featureshift}", guide, headers,
+                            "--featureshift")
         fs_info = {"model": str(config.featureshift), "layer": fs_model.layer,
                    "guide": "the inversions' own latents"}
         notes += generator_notes(config.featureshift, fs_header, gen)
+    chosen, renderer_info = None, None
+    # a guide reads the inversions' own latents (there is no photo to encode): the adapter
+    # must not build the guide encoder a model records
+    own: dict[str, Any] = {"guide": None}
+    if config.renderer is not None:
+        chosen = open_renderer(config.renderer, device)
+        guided = chosen.needs_guide
+        _refuse_other_guide(f"--renderer {config.renderer}",
+                            chosen.trained_guide if guided else None, headers, "--renderer")
+        renderer_info = renderer_record(str(config.renderer), chosen,
+                                        "the inversions' own latents" if guided else None)
+        notes += renderer_generator_notes(str(config.renderer), chosen, gen)
     adapter = Adapter(encoder, gen, methods, calibrator=calibrator,
                       skip_layers=config.skip_layers,
-                      renderer=fs_model, strength=config.strength)
+                      renderer=fs_model if chosen is None else chosen,
+                      strength=config.strength, **own)
     job = RenderJob(config=config, paths=paths, headers=headers, unreadable=unreadable,
                     adapter=adapter, generator_path=generator_file(gen),
                     encoder_spec=encoder_spec, featureshift=fs_info,
-                    featureshift_random=fs_random, notes=[*notes, *adapter.notes])
+                    featureshift_random=fs_random, notes=[*notes, *adapter.notes],
+                    renderer=renderer_info)
     job.journal = Journal.open(
         config.out, "render", settings=job.resume_settings(), inputs=paths, metrics={},
         how={"--batch": config.batch, "--device": str(device), "--compile": config.compile},
         resume=config.resume, unit="inversion", files=True,
-        drawn=drawn_anew({"--encoder": encoder, "--calibrate": calibrator,
+        drawn=drawn_anew({"--encoder": encoder, "--calibrate": calibrator, "--renderer": chosen,
                           **{f"--method {name}": m for name, m in methods.items()}}))
     # a compile fall-back is one of the job's notes (the library prints nothing)
     compile_synthesis(gen, config.compile, notice=job.notes.append)
     return job
+
+
+def _refuse_other_guide(option: str, guide: str | None,
+                        headers: dict[Path, CheckpointHeader], flag: str) -> None:
+    """A renderer trained with the latents of guide encoder ``guide`` (its checkpoint says
+    which) cannot run on inversions that another encoder made: those latents need the photos
+    (``adapt {flag}``).  ``option``: how the message names the renderer's option."""
+    made_by = {str(h.config.get("encoder") or "") for h in headers.values()}
+    if guide and not all(_same_model(guide, spec) for spec in made_by):
+        # another guide's latents need the photos; the inversions' own encoder is the guide
+        raise StylebridgeError(
+            f"{option}: the model was trained with the latents of guide encoder {guide}, "
+            f"which render has no photo to run; use `stylebridge adapt {flag}` on the photos")
 
 
 def join_inversions(items: Sequence[Inversion]) -> Inversion:
@@ -365,6 +409,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
                    for key, (name, _) in adapter.outputs.items()}
     tile = min(gen.size, GRID_TILE)
     dtype = gen.input.input.dtype  # the latents' dtype whatever each file holds (fp16, fp64)
+    layer = shifted_layer(adapter.renderer)  # the feature FeatureShift shifts: each file's
+    shifter = "--featureshift" if job.featureshift is not None else "--renderer"
     journal = job.journal or Journal.fresh(config.out, "render", job.paths)
     report, records, grid_rows = journal.report, journal.records, journal.grid_rows
     handled = journal.handled  # --resume: the files done (or skipped) before are kept
@@ -419,11 +465,10 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
                 if adapter.encoder is not None:
                     check_restorable(path, header, adapter.encoder)
                 check_compatible(inversion, gen, "the inversion")
-                if job.featureshift is not None and \
-                        job.featureshift["layer"] not in inversion.features:
+                if layer is not None and layer not in inversion.features:
                     raise StylebridgeError(
-                        f"holds no encoder feature at activation {job.featureshift['layer']}, "
-                        "which --featureshift shifts (save it from fse in mode=features)")
+                        f"holds no encoder feature at activation {layer}, "
+                        f"which {shifter} shifts (save it from fse in mode=features)")
             except StylebridgeError as exc:
                 reason = str(exc).removeprefix(f"{path}: ")
         if reason is not None:
@@ -441,12 +486,14 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     outputs = {done: dict(record["files"]) for done, record in records.items()}
     summary: dict[str, Any] = {  # the generator's absolute path and sha256, the files, versions
         **run_record(config.generator, job.generator_path, domains=adapter.methods,
-                     calibrator=adapter.calibrator, featureshift=config.featureshift),
+                     calibrator=adapter.calibrator, featureshift=config.featureshift,
+                     renderer=adapter.renderer if config.renderer is not None else None),
         "encoder": job.encoder_spec,
         "domains": {name: str(spec) for name, spec in zip(adapter.methods, config.methods,
                                                           strict=True)},
         "calibrator": config.calibrate, "skip_layers": adapter.skip_layers,
         "strength": list(adapter.strengths), "featureshift": job.featureshift,
+        "renderer": job.renderer,
         "precision": config.precision, "random_weights": bool(parts),
         "random_inputs": job.random_inputs, "random_parts": parts,
         "outputs": outputs, **report.as_dict()}

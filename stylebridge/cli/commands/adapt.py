@@ -1,10 +1,11 @@
 """``stylebridge adapt``: encode photos once and render them in one or more new domains.
 
 ``stylebridge adapt --encoder E [--generator G] --method NAME:DOMAIN.safetensors [--method ...]
-[--calibrate alpha:STATS] [--skip-layers coarse] [--featureshift RUN.safetensors [--guide E2]]
-[--align/--no-align] [--fetch] IMAGES... [--out DIR]``: the :mod:`stylebridge.pipelines.adapt`
-pipeline (outputs described there).  The generator defaults to the installed FFHQ one, the
-output folder to ``./adapted`` (``-2``... when it holds files); official weights the run names
+[--calibrate alpha:STATS] [--skip-layers coarse] [--featureshift RUN.safetensors | --renderer
+NAME[:CKPT][:k=v,...]] [--guide E2] [--align/--no-align] [--fetch] IMAGES... [--out DIR]``:
+the :mod:`stylebridge.pipelines.adapt` pipeline (outputs described there).  The generator
+defaults to the installed FFHQ one, the output folder to ``./adapted`` (``-2``... when it
+holds files); official weights the run names
 and lacks are listed in one error, or fetched first with ``--fetch``.  Inputs on random
 (untrained) weights are also named in the terminal; exit code 3 when some inputs were skipped,
 2 when all were.
@@ -80,9 +81,11 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
                              f"{out / 'metrics.json'} (per_photo)"), style="dim")
 
 
-def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str) -> None:
+def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str,
+                         guide_help: str = "") -> None:
     """What ``adapt`` and ``render`` do to an inversion: ``--method`` (repeatable),
-    ``--calibrate``, ``--skip-layers``, ``--featureshift`` and ``--strength``."""
+    ``--calibrate``, ``--skip-layers``, ``--featureshift``, ``--renderer`` (``guide_help``:
+    what guides a renderer that reads guide latents) and ``--strength``."""
     parser.add_argument("--method", "-m", type=user_spec, action="append", required=True,
                         metavar="[NAME:]DOMAIN.safetensors|DOMAIN",
                         help="domain checkpoint, or an installed catalogue domain by name "
@@ -93,6 +96,12 @@ def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str
     add_skip_layers_argument(parser, "style layers that get no domain change")
     parser.add_argument("--featureshift", type=user_path, metavar="MODEL.safetensors",
                         help=featureshift_help)
+    parser.add_argument("--renderer", type=user_spec, metavar="NAME[:CKPT][:k=v,...]|CKPT",
+                        help="render every output (the inversion too) through this renderer "
+                             "plugin instead of the plain one (`stylebridge plugins` lists the "
+                             "installed renderers, `stylebridge plugins NAME` their options); "
+                             "--featureshift MODEL is short for --renderer featureshift:MODEL: "
+                             "give one of the two" + (f"; {guide_help}" if guide_help else ""))
     parser.add_argument("--strength", type=finite_floats, default=[1.0], metavar="K[,K...]",
                         help="how much of each domain's change: 1 = as trained (default), "
                              "0 = no change (the inversion; with --featureshift FeatureShift's "
@@ -111,9 +120,12 @@ class AdaptCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_images_argument(parser)
         add_domain_arguments(parser, "render domains through a trained FeatureShift (encoder: "
-                                     "fse with mode=features)")
+                                     "fse with mode=features)",
+                             "one that reads guide latents (FeatureShift) is guided as "
+                             "--guide says")
         parser.add_argument("--guide", type=user_spec, metavar="NAME[:CKPT]",
-                            help="FeatureShift's guiding encoder (default: the one recorded in "
+                            help="the guiding encoder of --featureshift, or of a --renderer "
+                                 "that reads guide latents (default: the one recorded in "
                                  "the model; a model that records none, or --guide equal to "
                                  "--encoder, uses the encoder's own latents)")
         parser.add_argument("--save-latents", action="store_true",
@@ -134,6 +146,7 @@ class AdaptCommand(Command):
                              generator=args.generator, methods=args.method, out=out,
                              calibrate=args.calibrate, skip_layers=args.skip_layers,
                              featureshift=args.featureshift, guide=args.guide,
+                             renderer=args.renderer,
                              compile=args.compile, precision=args.precision,
                              metrics=tuple(args.metric or DEFAULT_METRICS),
                              strength=args.strength, save_latents=args.save_latents,

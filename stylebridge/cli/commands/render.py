@@ -1,9 +1,9 @@
 """``stylebridge render``: saved inversions through more domains, without the photos.
 
 ``stylebridge render INVERSION.safetensors|DIR... --method DOMAIN [--method ...]
-[--calibrate ...] [--skip-layers ...] [--strength K,...] [--featureshift MODEL]
-[--encoder E] [--generator G] [--out DIR] [--resume]``: the :mod:`stylebridge.pipelines.render`
-pipeline over the ``<stem>_inversion.safetensors`` files that ``invert``/``adapt
+[--calibrate ...] [--skip-layers ...] [--strength K,...] [--featureshift MODEL | --renderer
+NAME[:CKPT][:k=v,...]] [--encoder E] [--generator G] [--out DIR] [--resume]``: the
+:mod:`stylebridge.pipelines.render` pipeline over the ``<stem>_inversion.safetensors`` files that ``invert``/``adapt
 --save-latents`` write (outputs described there).  Exit code 3 when some files were skipped,
 2 when all were.  ``--resume --out DIR`` continues an interrupted run
 (:mod:`stylebridge.pipelines.resume`).
@@ -56,7 +56,9 @@ class RenderCommand(Command):
                                  "by invert/adapt --save-latents)")
         add_domain_arguments(parser, "render domains through a trained FeatureShift, guided by "
                                      "the inversions' own latents (a model trained with "
-                                     "another guide encoder needs the photos: adapt)")
+                                     "another guide encoder needs the photos: adapt)",
+                             "one that reads guide latents is guided by the inversions' own "
+                             "(one trained with another guide encoder needs the photos: adapt)")
         parser.add_argument("--encoder", "-e", type=user_spec, metavar="NAME[:CKPT][:k=v,...]",
                             help="the encoder that rebuilds what a file cannot hold (StyleRes's "
                                  "gated residual); default: the one the files were saved with, "
@@ -84,7 +86,8 @@ class RenderCommand(Command):
         config = RenderConfig(latents=args.latents, methods=args.method, out=out,
                               generator=args.generator, encoder=args.encoder,
                               calibrate=args.calibrate, skip_layers=args.skip_layers,
-                              featureshift=args.featureshift, strength=args.strength,
+                              featureshift=args.featureshift, renderer=args.renderer,
+                              strength=args.strength,
                               batch=args.batch, device=args.device, compile=args.compile,
                               precision=args.precision, resume=args.resume)
         job = prepare_render(config, lambda requests: ensure_weights(args, requests, console))
