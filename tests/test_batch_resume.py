@@ -244,12 +244,22 @@ def test_resume_refuses_another_run_naming_what_differs(
     assert "--metric differs (mse, psnr, ssim then, mse, psnr now)" in refused(no_ssim)
     assert "holds an interrupted adapt run, not invert" in refused(
         _invert_argv(files, out, "--resume"))
-    # a checkpoint written again since (same path, another modification time)
-    st = os.stat(files["joker"])
-    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    # a checkpoint replaced since by another of the same size with its time set back: its
+    # content tells (it was compared by size and time only)
+    original, st = files["joker"].read_bytes(), os.stat(files["joker"])
+    files["joker"].write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f"--method: a file of {files['pixar']}, {files['joker']} has changed since" in \
         refused(argv)
-    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    files["joker"].write_bytes(original)  # the same content again, written later: the same
+    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    # ... and so is the generator (its sha256 was recorded, the resume compared its time)
+    gen, st = files["gen"].read_bytes(), os.stat(files["gen"])
+    files["gen"].write_bytes(gen[:-1] + bytes([gen[-1] ^ 1]))
+    os.utime(files["gen"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f"--generator {files['gen'].resolve()} has changed since the interrupted run" in \
+        refused(argv)
+    files["gen"].write_bytes(gen)
     # another photo list
     Image.new("RGB", (20, 24)).save(files["photos"] / "h.png")
     assert (f"had other photos (8 then, 9 now; new: {files['photos'] / 'h.png'})"
@@ -562,9 +572,15 @@ def test_the_same_checkpoint_with_other_options_is_named_as_such(tmp_path: Path)
     now = {"--encoder": model_setting(f"fse:{ckpt}:mode=shift", ckpt)}
     assert differs(then, now) == (f"--encoder differs (fse:{ckpt} then, fse:{ckpt}:mode=shift "
                                   "now)")
+    os.utime(ckpt, ns=(0, 10**9))  # touched: the same content, the same file
+    assert differs(then, {"--encoder": model_setting(f"fse:{ckpt}", ckpt)}) is None
+    ckpt.write_bytes(b"y")  # another content of the same size, its time set back
     os.utime(ckpt, ns=(0, 10**9))
     assert differs(then, {"--encoder": model_setting(f"fse:{ckpt}", ckpt)}) == (
         f"--encoder {ckpt.resolve()} has changed since the interrupted run")
+    # a journal written before files had a sha256: compared by path, size and time
+    old = {k: v for k, v in then["--encoder"].items() if k != "sha256"}
+    assert differs({"--encoder": old}, then) is None
 
 
 def test_a_run_into_a_finished_runs_folder_says_it_replaces_its_report(

@@ -141,12 +141,15 @@ def test_render_resume_refuses_another_run_naming_what_differs(
     other.write_bytes(files["gen"].read_bytes())
     assert f"--generator differs ({files['gen']} then, {other} now)" in refused(
         [*argv, "--generator", str(other)])
-    # a domain written again since (same path, another modification time)
-    st = os.stat(files["joker"])
-    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    # a domain replaced since by another of the same size with its time set back: its
+    # content tells (it was compared by size and time only)
+    original, st = files["joker"].read_bytes(), os.stat(files["joker"])
+    files["joker"].write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f"--method: a file of {files['pixar']}, {files['joker']} has changed since" in \
         refused(argv)
-    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    files["joker"].write_bytes(original)  # the same content again, written later: the same
+    os.utime(files["joker"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     # an inversion file written again since: named
     kept = latents / "a_inversion.safetensors"
     st = os.stat(kept)

@@ -43,8 +43,11 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _identity(path: Path) -> dict[str, Any]:
+    """How a record names a model file: its place, size, time and content's sha256 (the
+    content: a same-size file copied over it with its time set back is another file)."""
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def _check_shared(record: dict[str, Any], files: dict[str, Path], cwd: Path) -> None:

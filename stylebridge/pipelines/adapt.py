@@ -99,7 +99,7 @@ from stylebridge.pipelines.photos import (
     warn_run_end,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
+from stylebridge.pipelines.resume import Journal, file_setting, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.run_settings import domain_settings
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
@@ -227,7 +227,7 @@ class AdaptJob:
         config, adapter = self.config, self.adapter
         return {
             "--encoder": model_setting(config.encoder, weights_path(adapter.encoder)),
-            "--generator": file_identity(self.generator_path),
+            "--generator": file_setting(self.generator_path),
             **domain_settings(config, adapter),
             "--renderer": None if config.renderer is None else model_setting(
                 str(config.renderer), weights_path(adapter.renderer)),

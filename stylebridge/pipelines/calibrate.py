@@ -53,7 +53,7 @@ from stylebridge.pipelines.photos import (
 from stylebridge.pipelines.resume import (
     JOURNAL_DIR,
     Journal,
-    file_identity,
+    file_setting,
     model_setting,
     releases_outputs,
 )
@@ -266,7 +266,7 @@ def prepare_calibrate(config: CalibrateConfig, *, registry: Any = None,
         resume=config.resume, how={"--batch": config.batch, "--device": str(device)},
         settings={"--calibrator": config.calibrator,
                   "--encoder": model_setting(config.encoder, weights_path(encoder)),
-                  "--generator": file_identity(generator_file(gen)),
+                  "--generator": file_setting(generator_file(gen)),
                   "--align": bool(config.align),
                   "--align-size": config.align_size if config.align else None},
         drawn=drawn_anew({"--encoder": encoder}))

@@ -51,7 +51,7 @@ from stylebridge.pipelines.photos import (
     warn_random,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
+from stylebridge.pipelines.resume import Journal, file_setting, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -213,7 +213,7 @@ def generate(config: GenerateConfig,
         config.out, "generate", unit="seed", inputs=[str(s) for s in seeds], metrics={},
         resume=config.resume, how={"--batch": config.batch, "--device": str(device),
                                    "--compile": config.compile},
-        settings={"--generator": file_identity(provenance.path),
+        settings={"--generator": file_setting(provenance.path),
                   "--truncation": config.truncation, "--noise": config.noise,
                   "--method": [model_setting(str(spec), weights_path(method)) for spec, method
                                in zip(config.methods, domains.values(), strict=True)],

@@ -71,7 +71,7 @@ from stylebridge.pipelines.photos import (
     warn_run_end,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
+from stylebridge.pipelines.resume import Journal, file_setting, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
@@ -144,7 +144,7 @@ class InvertJob:
         """What a resumed run must share with the interrupted one, by option."""
         config = self.config
         return {"--encoder": model_setting(config.encoder, weights_path(self.encoder)),
-                "--generator": file_identity(self.generator_path),
+                "--generator": file_setting(self.generator_path),
                 "--metric": list(config.metrics), "--precision": config.precision,
                 "--align": bool(config.align),
                 "--align-size": config.align_size if config.align else None,

@@ -88,7 +88,7 @@ from stylebridge.pipelines.photos import (
     warn_run_end,
     weights_path,
 )
-from stylebridge.pipelines.resume import Journal, file_identity, model_setting, releases_outputs
+from stylebridge.pipelines.resume import Journal, file_setting, model_setting, releases_outputs
 from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.run_settings import domain_settings
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
@@ -196,7 +196,7 @@ class RenderJob:
         """What a resumed run must share with the interrupted one, by option."""
         config, adapter = self.config, self.adapter
         return {
-            "--generator": file_identity(self.generator_path),
+            "--generator": file_setting(self.generator_path),
             "--encoder": None if adapter.encoder is None else model_setting(
                 str(self.encoder_spec), weights_path(adapter.encoder)),
             **domain_settings(config, adapter),

@@ -63,7 +63,7 @@ from stylebridge.core.locks import OutputLock
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
 from stylebridge.pipelines.output_holds import held, hold_out, releases_outputs
-from stylebridge.pipelines.run_settings import differs, how_changes, model_setting
+from stylebridge.pipelines.run_settings import differs, file_setting, how_changes, model_setting
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
 OutputMetrics = Mapping[str, Sequence[Metric]]
@@ -566,5 +566,5 @@ def resume_hint(command: str, out: Path, drawn: Sequence[str] = (), *,
 
 
 __all__ = ["FORMAT", "HOW_OPTIONS", "JOURNAL_DIR", "ROWS_FILE", "Journal", "RowJournal", "differs",
-           "drawn_in", "file_identity", "held", "hold_out", "interrupted_run", "model_setting",
+           "drawn_in", "file_identity", "file_setting", "held", "hold_out", "interrupted_run", "model_setting",
            "releases_outputs", "resume_hint"]

@@ -9,9 +9,9 @@ fitted calibrator's header) holds besides the run's own options: enough to repro
 * per other model (encoder, domains, calibrator, FeatureShift, guide) its option as given
   (the record's own key, unchanged) and, under ``<key>_file`` (``domain_files``: by domain
   name), the checkpoint file it was loaded from, as the resume journal recognises it: its
-  absolute path, size and modification time (:func:`~stylebridge.core.io.file_identity`;
-  ``None`` for weights built without a file).  These files are not hashed: a 1-GB encoder
-  would cost seconds per run;
+  absolute path, size, modification time and ``sha256`` (hashed once per version of the
+  file, :mod:`~stylebridge.pipelines.file_hashes`; ``None`` for weights built without a
+  file);
 * ``cwd``: the working directory, against which the photo paths (as given) are read.
 
 The record holds nothing of *how* the run computed (``--batch``, ``--device``,
@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from stylebridge import __version__
-from stylebridge.core.io import file_identity
 from stylebridge.pipelines.adapter import generator_sha256
 from stylebridge.pipelines.photos import weights_path
 
@@ -47,8 +46,11 @@ def absolute(path: str | Path | None) -> str | None:
 
 
 def file_record(path: str | Path | None) -> dict[str, Any] | None:
-    """A checkpoint file as a record names it: absolute path, size, modification time."""
-    identity = file_identity(path)
+    """A checkpoint file as a record names it: absolute path, size, modification time and
+    the content's ``sha256`` (:func:`~stylebridge.pipelines.file_hashes.content_sha256`)."""
+    from stylebridge.pipelines.run_settings import file_setting
+
+    identity = file_setting(path)
     if identity is None:
         return None
     return {**identity, "path": absolute(path)}

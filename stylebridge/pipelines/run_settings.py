@@ -11,10 +11,41 @@ from typing import Any
 from stylebridge.core.io import file_identity
 
 
+def file_setting(path: str | Path | None) -> dict[str, Any] | None:
+    """A checkpoint file as the journal compares it: :func:`file_identity` and the content's
+    ``sha256`` (:func:`~stylebridge.pipelines.file_hashes.content_sha256`; a file copied
+    over it with its time set back is another file); ``None`` for none."""
+    from stylebridge.pipelines.file_hashes import content_sha256
+
+    identity = file_identity(path)
+    if identity is None:
+        return None
+    digest = content_sha256(path)
+    return {**identity, **({"sha256": digest} if digest is not None else {})}
+
+
 def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
-    """A model option as the journal compares it: the spec as given and the identity of the
-    checkpoint file it was loaded from (:func:`file_identity`; none for random weights)."""
-    return {"spec": spec, **(file_identity(path) or {})}
+    """A model option as the journal compares it: the spec as given and the checkpoint file
+    it was loaded from (:func:`file_setting`; none for random weights)."""
+    return {"spec": spec, **(file_setting(path) or {})}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two settings are the same: equal, or the same spec and path whose content is
+    the same (both record a ``sha256``: a touch, or the same bytes written again, changes
+    nothing) or, one side from a journal written before files had a ``sha256``, equal
+    without it."""
+    if a == b:
+        return True
+    if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return False
+    if a.get("sha256") and b.get("sha256"):
+        return (a.get("spec"), a.get("path"), a["sha256"]) == \
+            (b.get("spec"), b.get("path"), b["sha256"])
+    return {k: v for k, v in a.items() if k != "sha256"} == \
+        {k: v for k, v in b.items() if k != "sha256"}
 
 
 def domain_settings(config: Any, adapter: Any) -> dict[str, Any]:
@@ -30,7 +61,7 @@ def domain_settings(config: Any, adapter: Any) -> dict[str, Any]:
         "--calibrate": None if adapter.calibrator is None else model_setting(
             str(config.calibrate), weights_path(adapter.calibrator)),
         "--skip-layers": list(adapter.skip_layers),
-        "--featureshift": file_identity(config.featureshift)}
+        "--featureshift": file_setting(config.featureshift)}
 
 
 def _shown(value: Any) -> str:
@@ -47,7 +78,7 @@ def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
     """The first option whose value differs, said in a few words (``None``: all the same)."""
     for key in dict.fromkeys([*then, *now]):
         a, b = then.get(key), now.get(key)
-        if a == b:
+        if _same(a, b):
             continue
         if (isinstance(a, Mapping) and isinstance(b, Mapping) and a.get("path")
                 and a.get("path") == b.get("path")):

@@ -48,7 +48,12 @@ from stylebridge.pipelines.analyze.stats import (
 )
 from stylebridge.pipelines.photos import check_out_folder, weights_path
 from stylebridge.pipelines.reproduce.journal import open_rows
-from stylebridge.pipelines.resume import file_identity, model_setting, releases_outputs
+from stylebridge.pipelines.resume import (
+    file_identity,
+    file_setting,
+    model_setting,
+    releases_outputs,
+)
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
@@ -225,7 +230,7 @@ def _settings(config: LatentsConfig, g_path: Path, encoders: Sequence[tuple[str,
               domains: Mapping[str, Any], paths: Sequence[Path]) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one on the encoders' side."""
     return {"--encoder": [model_setting(spec, weights_path(enc)) for _, spec, enc, _ in encoders],
-            "--generator": file_identity(g_path),
+            "--generator": file_setting(g_path),
             "--domain": [model_setting(str(spec), weights_path(m))
                          for spec, m in zip(config.domains, domains.values(), strict=True)],
             "--images": [file_identity(p) for p in paths], "--align": bool(config.align),

@@ -1,0 +1,97 @@
+"""The sha256 of model files, for run records and resumes, hashed once per file version.
+
+A run record named the encoder, domains, calibrator and renderer files by path, size and
+modification time only, and a resume compared those: a same-size file copied over the
+checkpoint with its time set back was taken for the one the interrupted run used, and two
+records of different files read the same.  :func:`content_sha256` gives the content's
+sha256 without hashing a 1-GB checkpoint on every run: it is kept, in the process and in
+``$STYLEBRIDGE_HOME/cache/sha256.json``, under the file's device, inode, size, modification
+time *and* status-change time (``st_ctime``, which every write or copy over the file moves
+and ``touch`` cannot set back), so a file is hashed again after any change and only then.
+The cache is an optimisation: when it cannot be read or written, files are hashed each run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from stylebridge.core.io import atomic_path
+from stylebridge.pipelines.training.state import file_sha256
+
+#: the on-disk cache, under the weights cache (``stylebridge weights``)
+CACHE_FILE = Path("cache") / "sha256.json"
+#: entries kept on disk (the most recent): a few hundred bytes each
+MAX_ENTRIES = 2000
+
+_LOCK = threading.Lock()
+_KNOWN: dict[str, str] = {}
+
+
+def _key(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _cache_path() -> Path | None:
+    from stylebridge.errors import StylebridgeError
+    from stylebridge.registry.weights_entries import default_home
+
+    try:
+        return default_home() / CACHE_FILE
+    except (StylebridgeError, OSError):
+        return None
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str) and len(v) == 64}
+
+
+def _write(path: Path, key: str, digest: str) -> None:
+    try:
+        entries = _read(path)
+        entries.pop(key, None)
+        entries[key] = digest  # the newest last: the oldest go first
+        kept = dict(list(entries.items())[-MAX_ENTRIES:])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(kept), encoding="utf-8")
+    except OSError:
+        pass  # a read-only or full cache: the next run hashes again
+
+
+def content_sha256(path: str | Path | None) -> str | None:
+    """The hex sha256 of the file at ``path`` (``None`` for none, or for what is not a regular
+    file), from the cache while the file is unchanged (module docstring)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not Path(path).is_file():
+        return None
+    key = _key(st)
+    with _LOCK:
+        if key in _KNOWN:
+            return _KNOWN[key]
+    cache = _cache_path()
+    digest = _read(cache).get(key) if cache is not None else None
+    if digest is None:
+        digest = file_sha256(path)
+        if cache is not None:
+            with _LOCK:
+                _write(cache, key, digest)
+    with _LOCK:
+        _KNOWN[key] = digest
+    return digest
+
+
+__all__ = ["CACHE_FILE", "MAX_ENTRIES", "content_sha256"]

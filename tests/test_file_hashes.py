@@ -1,0 +1,67 @@
+"""Model files are named by their content's sha256 in run records and resume journals,
+hashed once per version of the file (an on-disk cache keyed by inode, size, mtime and ctime):
+a same-size file copied over a checkpoint with its time set back was taken for the one an
+interrupted run used, and two records of different files read the same."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from stylebridge.pipelines import file_hashes
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})
+    return tmp_path / "home"
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    calls: list[Path] = []
+    real = file_hashes.file_sha256
+
+    def counted(path: str | Path) -> str:
+        calls.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(file_hashes, "file_sha256", counted)
+    return calls
+
+
+def test_hashed_once_per_version_of_a_file(home: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting(monkeypatch)
+    ckpt = tmp_path / "e4e.safetensors"
+    ckpt.write_bytes(b"a" * 1000)
+    want = hashlib.sha256(b"a" * 1000).hexdigest()
+    assert file_hashes.content_sha256(ckpt) == want and calls == [ckpt]
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})  # another process: the disk cache
+    assert file_hashes.content_sha256(ckpt) == want and calls == [ckpt]
+    assert list(json.loads((home / file_hashes.CACHE_FILE).read_text()).values()) == [want]
+    # another content of the same size, its time set back: hashed again, told apart
+    st = ckpt.stat()
+    ckpt.write_bytes(b"b" * 1000)
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert ckpt.stat().st_size == st.st_size and ckpt.stat().st_mtime_ns == st.st_mtime_ns
+    assert file_hashes.content_sha256(ckpt) == hashlib.sha256(b"b" * 1000).hexdigest()
+    assert calls == [ckpt, ckpt]
+
+
+def test_an_unusable_cache_costs_hashing_only(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(blocker / "home"))
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})
+    ckpt = tmp_path / "x.safetensors"
+    ckpt.write_bytes(b"x")
+    assert file_hashes.content_sha256(ckpt) == hashlib.sha256(b"x").hexdigest()
+    assert file_hashes.content_sha256(tmp_path) is None  # a folder is no file
+    assert file_hashes.content_sha256(tmp_path / "missing") is None
+    assert file_hashes.content_sha256(None) is None
