@@ -266,3 +266,27 @@ def test_a_folder_of_inversions_leaves_hidden_files_out(tmp_path: Path) -> None:
     (tmp_path / "a_inversion.safetensors").write_bytes(b"x")
     (tmp_path / "._a_inversion.safetensors").write_bytes(b"\x00\x05\x16\x07")
     assert latent_files([tmp_path]) == [tmp_path / "a_inversion.safetensors"]
+
+
+def test_render_says_when_the_inversions_were_made_on_another_generator(
+        files: dict[str, Path], tmp_path: Path, registered: None) -> None:
+    """An inversion file records its generator's sha256: rendered through another file
+    (same config, other weights), render said nothing and the pictures were simply off."""
+    adapted = tmp_path / "adapted"
+    assert main(["adapt", "-e", f"test-adapt-tiny:{files['enc']}", "-g", str(files["gen"]),
+                 "-m", str(files["pixar"]), "--no-align", "--device", "cpu", "--save-latents",
+                 str(files["photos"] / "a.png"), str(files["photos"] / "b.png"),
+                 "--out", str(adapted)]) == 0
+    job = prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
+                                      out=tmp_path / "o", device="cpu"))
+    assert job.notes == []  # the generator it records, the same file
+    other = tmp_path / "other.safetensors"
+    data = files["gen"].read_bytes()
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # another float in the last weight
+    job = prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
+                                      generator=str(other), out=tmp_path / "o2", device="cpu"))
+    assert job.notes == [
+        f"the inversion a_inversion.safetensors and 1 more was made on generator sha256 "
+        f"{file_sha256(files['gen'])[:8]}… ({files['gen'].name}), not on the one loaded "
+        f"(other.safetensors, sha256 {file_sha256(other)[:8]}…): its latents were fitted "
+        "through that generator and may render otherwise through this one"]

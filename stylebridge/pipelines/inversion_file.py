@@ -78,6 +78,29 @@ def file_provenance(generator: str | Path, extra: Mapping[str, Any] | None) -> d
     return out
 
 
+def inversion_generator_notes(headers: Mapping[Path, CheckpointHeader],
+                              generator: Any) -> list[str]:
+    """One line per generator file the inversion files record by sha256
+    (``generator_sha256``, written since it was added) other than the one ``generator`` was
+    loaded from (:func:`~stylebridge.pipelines.adapter.other_generator`): their latents were
+    fitted through that generator.  Files recording none (older ones): no line."""
+    from stylebridge.pipelines.adapter import other_generator
+
+    by_generator: dict[str, list[Path]] = {}
+    for path, header in headers.items():
+        extra = {**header.extra, "generator": header.config.get("generator")}
+        said = other_generator(extra, generator)
+        if said is not None:
+            by_generator.setdefault(said, []).append(Path(path))
+    notes = []
+    for said, paths in by_generator.items():
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        notes.append(f"the inversion {paths[0].name}{more} was made on generator {said}: its "
+                     "latents were fitted through that generator and may render otherwise "
+                     "through this one")
+    return notes
+
+
 def as_dtype(tensors: Mapping[str, Tensor], dtype: torch.dtype | None, path: str | Path,
              on_convert: Callable[[str], None] | None = None) -> dict[str, Tensor]:
     """An inversion file's tensors in ``dtype`` (``None``: as stored).  Latents and

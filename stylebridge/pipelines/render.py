@@ -73,6 +73,7 @@ from stylebridge.pipelines.inversion_file import (
     KIND,
     LATENTS_SUFFIX,
     check_restorable,
+    inversion_generator_notes,
     load_inversion,
 )
 from stylebridge.pipelines.photos import (
@@ -325,6 +326,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
         raise StylebridgeError("; ".join([*notes, str(exc)])) from None
     gen = open_generator(generator, device)
     gen.set_precision(config.precision)
+    notes += inversion_generator_notes(headers, gen)
     encoder: Encoder | None = open_encoder(encoder_spec, device) if encoder_spec else None
     methods = open_domains(config.methods, device)
     calibrator = (load_plugin("calibrator", config.calibrate, device=device)
