@@ -4,8 +4,10 @@ per-layer multiple of the mapping network's (registered from this module for the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -278,9 +280,20 @@ def test_cli_recovers_a_known_per_layer_alpha_and_eq5(files: dict[str, Path], ge
         assert row["adaptability_dot"] == pytest.approx(
             ((a * s) * (a * s + d)).sum(1).mean().item() - (s * (s + d)).sum(1).mean().item(),
             rel=1e-4)
-    # one panel per layer: 11 layers → 6 × 2 grid of 300 × 300 px panels (+ title band)
+    # one panel per layer: 11 layers → 6 × 2 grid of 300 × 300 px panels (+ title band);
+    # a plot of random weights keeps its notice in the file, as a picture does (`info`)
+    notice = "RANDOM WEIGHTS: computed with untrained (random) weights, not real statistics"
     with Image.open(out / "latents.png") as im:
         assert im.size == (6 * 300, 2 * 300 + 80)
+        assert im.text["stylebridge-notice"] == notice
+    with Image.open(out / "layers" / "layer_00.png") as im:
+        assert im.text["stylebridge-notice"] == notice
+    # how it was made besides the options: the generator's content, the versions, the folder
+    meta = data["meta"]
+    assert meta["generator_sha256"] == hashlib.sha256(files["gen"].read_bytes()).hexdigest()
+    assert meta["aligned"] is False and meta["align_size"] is None
+    assert set(meta["software"]) == {"stylebridge", "torch", "python"}
+    assert meta["cwd"] == os.getcwd()
     assert sorted(p.name for p in (out / "layers").iterdir()) == [
         f"layer_{i:02d}.png" for i in range(gen.n_style_layers)]
 

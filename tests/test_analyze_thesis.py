@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -98,6 +99,13 @@ def test_cli_shift_norms_on_the_tiny_preset(tmp_path: Path, capsys) -> None:
     assert early["feature_norm"] > 0 and early["shift_norm"] > 0
     assert early["ratio"] == pytest.approx(early["feature_norm"] / early["shift_norm"])
     assert late["shift_norm"] == 0.0 and late["ratio"] is None
+    # what else its numbers depend on: aligned or not (1.30 vs 1.73 on one photo), the files
+    # by content, the versions
+    assert data["aligned"] is False and data["align_size"] is None
+    assert data["generator_sha256"] == hashlib.sha256(preset.generator.read_bytes()).hexdigest()
+    assert data["encoder_file"]["sha256"] == hashlib.sha256(preset.fse.read_bytes()).hexdigest()
+    assert set(data["domain_files"]) == {d.stem for d in domains}
+    assert set(data["software"]) == {"stylebridge", "torch", "python"}
     assert "| domain |" in (out / "shift_norms.md").read_text()
     # an encoder without F (e4e, FSE in latents mode) is said naming --encoder, before a photo
     # is read

@@ -5,6 +5,7 @@ meanwhile goes to a :class:`LatentsProgress`, whose methods do nothing by defaul
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.batch import BatchReport, require_inputs
+from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.core.device import resolve_device
 from stylebridge.core.interfaces import Encoder
 from stylebridge.core.io import atomic_path, write_json
@@ -54,6 +56,7 @@ from stylebridge.pipelines.resume import (
     model_setting,
     releases_outputs,
 )
+from stylebridge.pipelines.run_record import generator_record, software
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
@@ -192,17 +195,26 @@ def _encoder_batches(paths: Sequence[Path], report: BatchReport, config: Latents
         progress.progress(what, len(report.done) + len(report.skipped), len(paths))
 
 
+def plot_notice(meta: Mapping[str, Any]) -> str | None:
+    """What a plot of random weights keeps in its file (shown on it too)."""
+    if not meta.get("random_weights"):
+        return None
+    return f"{RANDOM_NOTICE}: computed with untrained (random) weights, not real statistics"
+
+
 def write_report(out: Path, result: dict[str, Any], src_means: Sequence[Tensor],
                  enc_means: Sequence[Tensor], per_layer: bool) -> dict[str, str]:
     """``latents.png`` (+ ``layers/``), ``latents.md`` and ``latents.json`` of one encoder."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"plot": "latents.png", "markdown": "latents.md", "json": "latents.json"}
-    save_figure(plot_distributions(src_means, enc_means, result), out / files["plot"])
+    notice = plot_notice(result["meta"])
+    save_figure(plot_distributions(src_means, enc_means, result), out / files["plot"],
+                notice=notice)
     if per_layer:
         for row in result["layers"]:
             i = row["index"]
             save_figure(plot_layer(src_means[i], enc_means[i], row, result["meta"]),
-                        out / "layers" / f"layer_{i:02d}.png")
+                        out / "layers" / f"layer_{i:02d}.png", notice=notice)
         files["per_layer"] = "layers/"
     result["files"] = files
     with atomic_path(out / files["markdown"]) as tmp:
@@ -338,6 +350,10 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
     finally:
         progress.stop()
 
+    # what else the numbers depend on: the alignment size, the generator's content, versions
+    provenance = {"align_size": config.align_size if config.align else None,
+                  "generator_sha256": generator_record(None, g_path)["generator_sha256"],
+                  "software": software(), "cwd": os.getcwd()}
     for run in runs:
         result = build_report(src_means, run.means, refs, source_sims=src_sims,
                               encoder_sims=run.sims, fit=config.fit, alpha_tol=config.alpha_tol,
@@ -348,7 +364,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
         meta = {"encoder": run.spec, "generator": str(g_path), "n_images": run.n_images,
                 "samples": config.samples, "seed": config.seed, "layers": config.layers,
                 "aligned": bool(config.align), "random_weights": any(random_inputs.values()),
-                "random_inputs": random_inputs}
+                "random_inputs": random_inputs, **provenance}
         if meta["random_weights"]:
             meta["notes"] = ["computed with random weights: not real statistics"]
         run.result = {"meta": meta, **result, "quantities": _quantities(result),
@@ -369,12 +385,12 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
         parts += ["generator"] * gen_random + ["domains"] * dom_random
         meta = {"encoders": {r.label: r.spec for r in runs}, "generator": str(g_path),
                 "samples": config.samples, "seed": config.seed,
-                "n_images": {r.label: r.n_images for r in runs},
-                "random_weights": random, "random_parts": parts}
+                "n_images": {r.label: r.n_images for r in runs}, "aligned": bool(config.align),
+                "random_weights": random, "random_parts": parts, **provenance}
         comparison = {"meta": meta, **compare_reports(results)}
         comparison["quantities"] = _quantities(comparison)
         save_figure(plot_comparison(src_means, {r.label: r.means for r in runs}, results, meta),
-                    out / "latents.png")
+                    out / "latents.png", notice=plot_notice(meta))
         with atomic_path(out / "latents.md") as tmp:
             tmp.write_text(render_comparison_markdown(comparison, meta), encoding="utf-8",
                            errors="surrogateescape")

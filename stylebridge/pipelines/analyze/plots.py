@@ -139,10 +139,15 @@ def plot_layer(source_mean: Tensor, encoder_mean: Tensor, row: Mapping[str, Any]
     return fig
 
 
-def save_figure(fig: Figure, dst: Path, *, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG atomically."""
+def save_figure(fig: Figure, dst: Path, *, dpi: int = 100, notice: str | None = None) -> Path:
+    """Write ``fig`` as PNG atomically; ``notice`` is kept in the file as a picture's is
+    (:data:`~stylebridge.core.images.NOTICE_KEY`: a plot of random weights says so when it
+    travels without its report, ``stylebridge info PLOT.png``)."""
+    from stylebridge.core.images import NOTICE_KEY
+
     with atomic_path(dst) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi,
+                    metadata={NOTICE_KEY: notice} if notice else None)
     return dst
 
 

@@ -45,6 +45,7 @@ from stylebridge.pipelines.adapt import (
 from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.pipelines.analyze.stats import model_requests, no_readable_photo
 from stylebridge.pipelines.photos import check_out_folder
+from stylebridge.pipelines.run_record import run_record
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
@@ -226,6 +227,12 @@ def run_shift_norms(job: ShiftNormsJob | ShiftNormsConfig) -> ShiftNormsResult:
             "n_images": len(acc.feature), "random_weights": random,
             "domains": {n: {**r, "random_weights": domain_random[n]}
                         for n, r in acc.result().items()},
+            # how the photos were read (aligned or not changes every norm), and what made it
+            "aligned": bool(config.align),
+            "align_size": config.align_size if config.align else None,
+            **{k: v for k, v in run_record(None, g_path, encoder=encoder,
+                                           domains=job.domains).items()
+               if k not in ("generator", "generator_spec")},
             **report.as_dict()}
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / JSON_FILE, data)
