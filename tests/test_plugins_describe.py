@@ -85,7 +85,7 @@ def test_a_third_party_plugin_is_described_from_its_class() -> None:
     reg = registry_mod.Registry(entry_points=False, extra_plugins=[_plugin("toy_pkg", Toy)])
     entry = reg.get("encoder", "toy-describe")
     assert options(entry) == [
-        {"name": "width", "required": True, "default": None, "allowed": ""},
+        {"name": "width", "required": True, "default": None, "allowed": "an integer"},
         {"name": "depth", "required": False, "default": 2, "allowed": "an integer in 1..8"}]
     caps = {c["name"]: c["when"] for c in capabilities(entry)}
     assert caps == {"feature_layer": "depends on the options", "restore": "always"}

@@ -60,6 +60,7 @@ from stylebridge.plugins.metrics.base import spec_seed
 from stylebridge.registry import Registry, get_registry
 from stylebridge.registry.needed import Request, WeightsCheck, checked_registry
 from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.registry.typed_options import spec_options
 
 # ---------------------------------------------------------------------------------------------
 # Metric specs
@@ -82,15 +83,21 @@ def parse_metric_spec(text: str) -> MetricRequest:
     spec = parse_plugin_spec(text, what="metric")
     if spec.name is None:
         raise SpecError(f"metric spec {text!r}: expected NAME[:k=v,...], e.g. lpips:net=vgg")
-    raw_options = dict(spec.options)
+    if spec.path is not None and "weights" in spec.options:
+        raise SpecError(f"metric spec {text!r} gives weights twice (PATH and weights=)")
+    # typed by the metric's constructor hints; an option without one is guessed, but the
+    # text options (paths, prompts) stay text
+    typed = spec_options("metric", spec, get_registry(), guess=_guess_option)
     if spec.path is not None:
-        if "weights" in raw_options:
-            raise SpecError(f"metric spec {text!r} gives weights twice (PATH and weights=)")
-        raw_options["weights"] = str(spec.path)
-    options: dict[str, Any] = {}
-    for key, value in raw_options.items():
-        options[key.replace("-", "_")] = value if key in _TEXT_OPTIONS else coerce_option(value, key)
+        typed["weights"] = str(spec.path)
+    options = {key.replace("-", "_"): value for key, value in typed.items()}
     return MetricRequest(text=text.strip(), name=spec.name, options=options)
+
+
+def _guess_option(value: str, key: str) -> Any:
+    """An option without a usable type hint: the text of one of :data:`_TEXT_OPTIONS` as
+    given, any other guessed from its text (:func:`coerce_option`)."""
+    return value if key in _TEXT_OPTIONS else coerce_option(value, key)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ import torch
 
 from stylebridge.core.checkpoint import read_header
 from stylebridge.core.interfaces import DomainMethod
-from stylebridge.core.options import coerce_option
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.training.needed import describe_generator as _describe
 from stylebridge.pipelines.training.needed import refuse_other_generator
 from stylebridge.registry import get_registry
 from stylebridge.registry.spec import parse_plugin_spec
+from stylebridge.registry.typed_options import spec_options
 
 if TYPE_CHECKING:
     from stylebridge.core.stylegan2.generator import Generator
@@ -38,7 +38,7 @@ def build_domain_method(spec_text: str, generator: Generator, *, registry: Any =
     """
     registry = registry or get_registry()
     spec = parse_plugin_spec(spec_text, what="domain method")
-    options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    options = spec_options("domain_method", spec, registry)  # typed by its class's hints
     if spec.path is not None:
         header = read_header(spec.path)
         refuse_other_generator(spec.path, header.extra.get("generator_config"),

@@ -23,6 +23,7 @@ from typing import Any
 from stylebridge.core import interfaces as itf
 from stylebridge.registry.registry import KINDS, Entry, accepted_options
 from stylebridge.registry.spec import spec_usage
+from stylebridge.registry.typed_options import option_types
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ CAPABILITIES: dict[type, tuple[Capability, ...]] = {
         Capability("unreliable_layers", "reports layers it switches off"),
         Capability("fittable", "fitted by `stylebridge calibrate` (from_style_means)",
                    "flag"),
+        Capability("fit_options", "takes these `stylebridge calibrate` options", "value"),
+        Capability("fit_report", "prints its own table after `stylebridge calibrate`"),
+        Capability("save", "writes its checkpoint its own way"),
     ),
     itf.Renderer: (
         Capability("needs_guide", "needs a guiding encoder's w+ of the same photos", "flag"),
@@ -168,7 +172,9 @@ def capabilities(entry: Entry) -> list[dict[str, Any]]:
 
 def options(entry: Entry) -> list[dict[str, Any]] | None:
     """The spec options ``NAME:k=v`` of a class-registered plugin: name, default (``None``
-    when required), and what the schema allows; ``None`` when it takes ``**kwargs``."""
+    when required), and what the schema allows, else what the constructor's type hint takes
+    (``an integer``, ``text or none``, ``one of a, b``: how a spec's text is typed,
+    :mod:`~stylebridge.registry.typed_options`); ``None`` when it takes ``**kwargs``."""
     if entry.kind == "converter":  # options of `stylebridge convert ... --option k=v`
         return [{"name": key, "required": False, "default": None, "allowed": ""}
                 for key in sorted(entry.obj.accepted_options)]
@@ -183,13 +189,16 @@ def options(entry: Entry) -> list[dict[str, Any]] | None:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return None
+    hinted = option_types(cls)
     rows = []
     for key in names:
         param = params[key]
         required = param.default is inspect.Parameter.empty
         field = schema.get(key)
         default = None if required else _jsonable(param.default)
-        allowed = field.describe() if field is not None else ""
+        hint = hinted.get(key)
+        allowed = (field.describe() if field is not None
+                   else hint.describe() if hint is not None else "")
         if field is not None and field.type == "ints" and field.text_ok:
             # a list option is typed with + between the items (commas separate options)
             if isinstance(default, list) and default:

@@ -32,6 +32,7 @@ from stylebridge.errors import CheckpointError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.registry import Registry, _did_you_mean, accepted_options, get_registry
 from stylebridge.registry.spec import parse_loss_spec, parse_plugin_spec
+from stylebridge.registry.typed_options import OptionTypeError, typed_options
 
 #: a run's weights requests: ``(kind, spec, option)``, e.g. ``("generator", "stylegan2",
 #: "--generator")``
@@ -101,6 +102,8 @@ def _option_entries(kind: str, spec_text: str,
     (``loss 'x' (from PKG)``); no entries for a spec that does not parse or names an unknown
     plugin (building reports those)."""
     registry = registry or get_registry()
+    path: str | None = None
+    refused: OptionTypeError | None = None
     try:
         if kind == "loss":
             loss = parse_loss_spec(spec_text)
@@ -108,10 +111,18 @@ def _option_entries(kind: str, spec_text: str,
         else:
             spec = parse_plugin_spec(spec_text, what="metric")
             name, raw = spec.name, dict(spec.options)
-            if spec.path is not None:
-                raw.setdefault("weights", str(spec.path))
-        config = {key.replace("-", "_"): coerce_option(value, key) for key, value in raw.items()}
+            path = None if spec.path is None else str(spec.path)
         plugin = registry.get(kind, name).obj if name else None
+        try:  # typed by the constructor's hints, as the plugin will be built
+            typed = typed_options(kind, name, plugin if isinstance(plugin, type) else None, raw,
+                                  where=registry.where(kind, str(name)))
+        except OptionTypeError as exc:
+            # said below, before any download, unless the plugin's own check of the text
+            # (`allow_random=maybe`) says it first, as it did before the hints were read
+            refused, typed = exc, {key: coerce_option(value, key) for key, value in raw.items()}
+        if path is not None:  # NAME:PATH is the weights file, as given
+            typed.setdefault("weights", path)
+        config = {key.replace("-", "_"): value for key, value in typed.items()}
     except StylebridgeError:
         return "", ()
     if not (isinstance(plugin, type) and issubclass(plugin, Plugin)):
@@ -124,9 +135,12 @@ def _option_entries(kind: str, spec_text: str,
                         f"{_did_you_mean(unknown[0], accepted or [])} (accepted: "
                         f"{', '.join(accepted or []) or 'none'})")
     try:
-        return label, tuple(plugin.unavailable_weights(config))
+        entries = tuple(plugin.unavailable_weights(config))
     except (TypeError, ValueError) as exc:  # a bad option value (allow_random=maybe)
         raise SpecError(f"{kind} spec {spec_text!r}: {exc}") from None
+    if refused is not None:  # a value its hint refuses (k=2.5 for k: int): one line
+        raise refused
+    return label, entries
 
 
 def missing_weights(requests: Iterable[Request],

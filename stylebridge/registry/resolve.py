@@ -36,7 +36,6 @@ import torch
 from stylebridge.core.checkpoint import is_random_weights, read_header
 from stylebridge.core.device import keep_rng_state, resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin, Preprocessing
-from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.generator import Generator
@@ -45,6 +44,7 @@ from stylebridge.registry import weights as weights_mod
 from stylebridge.registry.registry import BUILTIN_PROVIDER, KINDS, Registry, get_registry
 from stylebridge.registry.roundtrip import check_round_trip
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
+from stylebridge.registry.typed_options import OptionTypeError, spec_options
 
 __all__ = ["GENERATORS", "Created", "Provenance", "create", "load_domain", "load_encoder",
            "load_generator", "load_plugin", "provenance", "provenance_of", "record_provenance",
@@ -283,8 +283,10 @@ def create(kind: str, spec: str | Path | PluginSpec, *, device: str | torch.devi
     spec = _parse(kind, spec)
     if kind == "loss":
         _refuse_loss_weight(spec)
-    try:
-        config = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    try:  # typed by the constructor's hints (a value that does not fit: one line, here)
+        config = spec_options(kind, spec, registry)
+    except OptionTypeError:
+        raise
     except SpecError as exc:  # `gain=nan`: say whose option it is
         name = spec.name or (spec.path.name if spec.path is not None else "")
         where = registry.where(kind, spec.name) if spec.name else ""

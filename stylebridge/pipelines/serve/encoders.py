@@ -31,7 +31,6 @@ import torch
 
 from stylebridge.core.checkpoint import FILE_ERRORS, RANDOM_NOTICE, read_header
 from stylebridge.core.interfaces import Encoder
-from stylebridge.core.options import coerce_option
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import StylebridgeError
@@ -39,6 +38,7 @@ from stylebridge.pipelines.adapter import attach_encoder, check_inversion
 from stylebridge.registry import Registry, get_registry
 from stylebridge.registry.resolve import load_encoder
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
+from stylebridge.registry.typed_options import spec_options, typed_options
 from stylebridge.registry.weights import WeightsManager
 
 #: the variant of FSE the page lists beside it
@@ -63,7 +63,7 @@ def preset_config(base: Encoder, spec: PluginSpec) -> dict[str, Any]:
     """The config of the tiny preset's encoder ``base`` with the options of ``spec``; an
     unknown option, or a value its plugin's schema refuses (``n_styles=0``,
     ``input_size=3``), in one line, as the registry says it for a checkpoint's plugin."""
-    options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+    options = typed_options("encoder", spec.name, type(base), spec.options)  # by its hints
     unknown = sorted(set(options) - set(base.config()))
     if unknown:
         raise StylebridgeError(f"encoder {spec.name!r}: unknown option(s) {', '.join(unknown)} "
@@ -194,7 +194,7 @@ def _meta_build(spec: str, preset: Mapping[str, Encoder], registry: Registry
         base = preset[parsed.name]
         config = preset_config(base, parsed)
         return (lambda: _construct(type(base), spec, config)), base
-    options = {k: coerce_option(v, k) for k, v in parsed.options.items()}
+    options = spec_options("encoder", parsed, registry)  # typed by its class's hints
     manager = WeightsManager()
     path = parsed.path
     listed = manager.entries.get(parsed.name or "")

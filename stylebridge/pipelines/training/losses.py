@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.interfaces import LOSS_BATCH_FIELDS, Loss, LossBatch
-from stylebridge.errors import StylebridgeError
+from stylebridge.errors import SpecError, StylebridgeError
 
 
 @dataclass
@@ -85,12 +85,13 @@ def canonical_loss_spec(text: str) -> Any:
     ``mse:1`` and ``mse:1.0`` (``corr:1e3`` and ``corr:1000``) are the same term.  Options
     that are file paths are left out (a moved backbone or discriminator file may be resumed
     with); a spec that does not parse stays as typed."""
-    from stylebridge.core.options import coerce_option
+    from stylebridge.registry import get_registry
     from stylebridge.registry.spec import parse_loss_spec
+    from stylebridge.registry.typed_options import spec_options
 
-    try:
+    try:  # typed as the loss is built (`s=007` and `s=7` differ for a text option)
         spec = parse_loss_spec(text)
-        options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+        options = spec_options("loss", spec, get_registry())
     except StylebridgeError:
         return text
     return [spec.name, spec.weight, sorted((k, v) for k, v in options.items()
@@ -103,18 +104,20 @@ def build_loss_terms(specs: Sequence[str], *, registry: Any = None, option: str 
     """``["mse:1.0", "lpips:0.8:backbone=P", "difa_w:6:after=50"]`` → terms (see the module
     doc for the rules).  ``option`` names the command-line option in errors.  With
     ``device`` the modules are moved there, frozen and put in eval mode."""
-    from stylebridge.core.options import coerce_option
     from stylebridge.errors import RegistryError
     from stylebridge.registry import get_registry
     from stylebridge.registry.spec import parse_loss_spec
+    from stylebridge.registry.typed_options import OptionTypeError, spec_options
 
     registry = registry or get_registry()
     terms: list[LossTerm] = []
     seen: dict[str, int] = {}
     for text in specs:
         spec = parse_loss_spec(text)
-        try:
-            options = {k: coerce_option(v, k) for k, v in spec.options.items()}
+        try:  # typed by the loss's constructor hints
+            options = spec_options("loss", spec, registry)
+        except OptionTypeError as exc:  # it names the loss and the option
+            raise SpecError(f"{option} {text!r}: {exc.message}") from None
         except StylebridgeError as exc:  # `w=nan`: say whose option it is
             raise StylebridgeError(f"{option} {text!r}{registry.where('loss', spec.name)}: "
                                    f"{exc.message}") from None
