@@ -503,7 +503,11 @@ def test_page_in_a_real_browser(server: str, tmp_path: Path) -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(server)
             page.wait_for_selector("#run", timeout=60_000)
-            assert page.inner_text("#random-banner").startswith("RANDOM WEIGHTS")
+            # the banner is filled by the page's load event: Gradio shows its timer ("0.0s")
+            # there until it ends, which a busy machine makes long enough to be read
+            page.wait_for_function(
+                "() => document.querySelector('#random-banner').innerText.trim()"
+                ".startsWith('RANDOM WEIGHTS')", timeout=60_000)
             page.set_input_files("#photo-upload input[type=file]", str(astronaut))
             page.wait_for_function(
                 "() => document.querySelector('#status').innerText"
