@@ -74,3 +74,39 @@ def test_the_metric_example_resumes_exactly(registry: Registry) -> None:
     assert again.compute() == metric.compute()
     assert metric.compute()["mae"] == pytest.approx(0.1)
     assert metric.last["mae"] == pytest.approx([0.1, 0.1])
+
+
+def test_the_renderer_example_mirrors_the_plain_rendering() -> None:
+    from stylebridge.core.synthesis import synthesize
+    from stylebridge.registry.resolve import load_plugin, provenance_of
+
+    reg = Registry(builtins=False, entry_points=False, extra_plugins=[_example("A renderer")])
+    gen = tiny_generator()
+    inversion = Inversion(w_plus=gen.make_wplus(torch.randn(2, gen.style_dim,
+                                                            generator=torch.Generator().manual_seed(0))))
+    mirror = load_plugin("renderer", "mirror", registry=reg)
+    with torch.no_grad():
+        assert torch.equal(mirror.render(gen, inversion), synthesize(gen, inversion).flip(-1))
+    prov = provenance_of(mirror)
+    assert prov is not None and not prov.random  # no weights: never "random weights"
+
+
+def test_the_converter_example_writes_a_loadable_domain(tmp_path: Path) -> None:
+    import json
+
+    from stylebridge.errors import ConversionError
+
+    reg = Registry(builtins=False, entry_points=False,
+                   extra_plugins=[_example("A domain method"), _example("A converter")])
+    converter = reg.get("converter", "gain-json").obj
+    src = tmp_path / "gains.json"
+    src.write_text(json.dumps([0.5, -1.0, 2.0]))
+    result = converter.convert(src, tmp_path / "g.safetensors", scale=0.5)
+    assert (result.kind, result.plugin, result.n_tensors) == ("domain_method", "style-gain", 1)
+    method = reg.load("domain_method", result.path)
+    assert method.n_layers == 3 and method.gain.tolist() == [0.25, -0.5, 1.0]
+    with pytest.raises(ConversionError, match="unknown converter option"):
+        converter.convert(src, tmp_path / "h.safetensors", scael=2)
+    src.write_text('{"gains": 1}')
+    with pytest.raises(ConversionError, match="expected a JSON list of numbers"):
+        converter.convert(src, tmp_path / "h.safetensors")
