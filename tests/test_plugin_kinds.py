@@ -166,3 +166,37 @@ def test_adapt_says_why_a_metric_of_images_alone_is_refused() -> None:
                                     "picture with its photo; use `stylebridge eval` on the "
                                     "written files")
     assert said["fid"].startswith("--metric fid: it compares sets of images, not a picture")
+
+
+def test_a_method_overriding_weight_deltas_only_declares_weight_offsets() -> None:
+    """`has_weight_offsets()` stayed False for such a class: `adapt` applied its deltas, but
+    train featureshift (and a batch mixing domains) rendered the domain without them, and
+    only `stylebridge plugins NAME` warned."""
+    from stylebridge.core.interfaces import DomainMethod
+
+    class OnlyDeltas(DomainMethod):
+        name = "qa-only-deltas"
+
+        def styles(self, generator: Any, w_plus: torch.Tensor,
+                   offset_scale: Any = None) -> list[torch.Tensor]:
+            return generator.styles(w_plus)
+
+        def weight_deltas(self, generator: Any, offset_scale: Any = None) -> dict[int, Any]:
+            return {0: torch.ones(1)}
+
+    class Declares(OnlyDeltas):
+        def has_weight_offsets(self) -> bool:
+            return False  # its own answer stands
+
+    class Inherits(OnlyDeltas):
+        pass
+
+    class StylesOnly(DomainMethod):
+        def styles(self, generator: Any, w_plus: torch.Tensor,
+                   offset_scale: Any = None) -> list[torch.Tensor]:
+            return generator.styles(w_plus)
+
+    assert OnlyDeltas().has_weight_offsets() is True
+    assert Inherits().has_weight_offsets() is True
+    assert Declares().has_weight_offsets() is False
+    assert StylesOnly().has_weight_offsets() is False
