@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import types
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from test_cli import _fresh_registry, run  # noqa: F401  (an autouse fixture: a fresh registry)
 
-from stylebridge.core.interfaces import Calibrator, Inversion, Loss, LossBatch
+from stylebridge.core.interfaces import Calibrator, Inversion, Loss, LossBatch, Metric
 from stylebridge.registry import get_registry, hookimpl
 from stylebridge.registry.describe import capabilities
 from stylebridge.registry.resolve import load_plugin, provenance_of
@@ -200,3 +201,72 @@ def test_a_method_overriding_weight_deltas_only_declares_weight_offsets() -> Non
     assert Inherits().has_weight_offsets() is True
     assert Declares().has_weight_offsets() is False
     assert StylesOnly().has_weight_offsets() is False
+
+
+def test_a_plugin_without_a_description_says_how_to_give_one(capsys) -> None:
+    """A class without a docstring showed an empty cell in `stylebridge plugins` (the docs'
+    own StyleGain example has none)."""
+    from stylebridge.cli.commands.plugins import NO_DESCRIPTION
+
+    class Bare(Halve):
+        name = "qa-bare"
+
+    mod = types.ModuleType("qa_bare")
+
+    @hookimpl
+    def register_calibrators(register: Any) -> None:
+        register(Bare)
+
+    mod.register_calibrators = register_calibrators  # type: ignore[attr-defined]
+    get_registry().add_plugin(mod, "qa-bare")
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0 and "qa-bare" in out
+    assert "(no description: give the class" in " ".join(out.split())
+    code, out, _ = run(capsys, "plugins", "qa-bare")
+    assert code == 0 and f"calibrator qa-bare from qa-bare: {NO_DESCRIPTION}" in " ".join(out.split())
+
+
+class MeanBrightnessGap(Metric):
+    """Mean brightness difference (means only: no per-image values)."""
+
+    name = "qa-gap"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._sum, self._n = 0.0, 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor | None = None,
+               **context: Any) -> None:
+        assert target is not None
+        self._sum += float((pred.mean() - target.mean()).abs()) * pred.shape[0]
+        self._n += pred.shape[0]
+
+    def compute(self) -> dict[str, float]:
+        return {"gap": self._sum / max(self._n, 1)}
+
+
+@pytest.mark.slow  # the tiny preset and adapt (~4 s)
+def test_adapt_says_which_metrics_have_per_photo_values(tmp_path: Path, capsys) -> None:
+    """`adapt` said "each photo's own values: metrics.json (per_photo)" also for a metric that
+    keeps none (no `last`): per_photo held nothing of it."""
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    mod = types.ModuleType("qa_gap")
+
+    @hookimpl
+    def register_metrics(register: Any) -> None:
+        register(MeanBrightnessGap)
+
+    mod.register_metrics = register_metrics  # type: ignore[attr-defined]
+    get_registry().add_plugin(mod, "qa-gap")
+    preset = build_tiny_preset(tmp_path / "preset")
+    out = tmp_path / "ad"
+    code, text, err = run(capsys, "adapt", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),
+                          "-m", str(sorted(preset.domains.glob("*.safetensors"))[0]),
+                          "--no-align", "--metric", "mse", "--metric", "qa-gap",
+                          str(preset.images), "--out", str(out))
+    assert code == 0, err
+    assert (f"means of 3 photos; each photo's own values of mse: {out / 'metrics.json'} "
+            "(per_photo); gap: means only") in " ".join(text.split())

@@ -77,8 +77,30 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
         table.add_row(escape(name), *("n/a" if v is None else f"{v:.4g}" for v in cells))
     console.print(table)
     if n_photos > 1 and out is not None:
-        console.print(escape(f"means of {n_photos} photos; each photo's own values: "
-                             f"{out / 'metrics.json'} (per_photo)"), style="dim")
+        own = _per_photo_keys(out / "metrics.json")
+        if own is None or set(keys) <= own:
+            where = f"each photo's own values: {out / 'metrics.json'} (per_photo)"
+        elif own:  # a metric that keeps no per-image values gives its mean only
+            means = ", ".join(k for k in keys if k not in own)
+            where = (f"each photo's own values of {', '.join(k for k in keys if k in own)}: "
+                     f"{out / 'metrics.json'} (per_photo); {means}: means only")
+        else:
+            where = "the metrics keep no per-photo values"
+        console.print(escape(f"means of {n_photos} photos; {where}"), style="dim")
+
+
+def _per_photo_keys(path: Path) -> set[str] | None:
+    """The metric keys ``metrics.json`` holds per photo (a metric without per-image values,
+    ``Metric.last``, has none there); ``None`` when the file cannot be read."""
+    import json
+
+    try:
+        per_photo = json.loads(path.read_text(encoding="utf-8")).get("per_photo") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {key for outputs in per_photo.values() if isinstance(outputs, dict)
+            for values in outputs.values() if isinstance(values, dict)
+            for key, value in values.items() if value is not None}
 
 
 def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str,

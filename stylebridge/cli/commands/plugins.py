@@ -67,8 +67,9 @@ class PluginsCommand(Command):
             for row in rows:  # plain text: a "[word]" in a description is no rich tag
                 provider = ("" if row["provider"] == BUILTIN_PROVIDER
                             else f" [dim](from {escape(row['provider'])})[/dim]")
-                table.add_row(f"  {escape(row['name'])}",
-                              escape(row["description"] or "") + provider)
+                described = (escape(row["description"]) if row["description"] else
+                             f"[dim]{NO_DESCRIPTION}[/dim]")
+                table.add_row(f"  {escape(row['name'])}", described + provider)
         console.print(table)
         # the error says what went wrong (not loaded, a hook failed, a name clash, a dropped
         # command): the package's other plugins are listed above when they loaded
@@ -137,10 +138,14 @@ def _refusal(registry: Registry, kinds: list[str], name: str) -> str | None:
     return None
 
 
+#: what a plugin without a description shows (the class has no docstring or `description`)
+NO_DESCRIPTION = "(no description: give the class a docstring or a `description`)"
+
+
 def _print_plugin(console: Console, entry: Entry, info: dict[str, Any]) -> None:
     """One plugin as a titled block: description, class, options table, weights, capabilities."""
     provider = "" if entry.provider == BUILTIN_PROVIDER else f" from {entry.provider}"
-    described = f": {escape(info['description'])}" if info["description"] else ""
+    described = f": {escape(info['description'] or NO_DESCRIPTION)}"
     console.print(f"[bold cyan]{escape(entry.kind.replace('_', ' '))}[/bold cyan] "
                   f"[bold]{escape(entry.name)}[/bold]{escape(provider)}{described}")
     console.print(f"  class {escape(info['class'])}")
