@@ -98,9 +98,16 @@ def _per_photo_keys(path: Path) -> set[str] | None:
         per_photo = json.loads(path.read_text(encoding="utf-8")).get("per_photo") or {}
     except (OSError, ValueError, AttributeError):
         return None
-    return {key for outputs in per_photo.values() if isinstance(outputs, dict)
-            for values in outputs.values() if isinstance(values, dict)
-            for key, value in values.items() if value is not None}
+    keys: set[str] = set()
+    for values in per_photo.values():  # adapt: {output: {key: value}}; invert: {key: value}
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if isinstance(value, dict):
+                keys.update(k for k, v in value.items() if v is not None)
+            elif value is not None:
+                keys.add(key)
+    return keys
 
 
 def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str,
