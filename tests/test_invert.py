@@ -392,3 +392,19 @@ def test_an_inversion_file_names_the_content_of_its_generator_and_photo(tmp_path
     assert extra["source_path"] == str(photo.resolve())
     assert extra["software"]["python"] == platform.python_version()
     assert extra["software"]["torch"] == str(torch.__version__)
+
+
+def test_metrics_json_says_what_was_scored(tmp_path: Path, models) -> None:
+    """The numbers are the float pictures', not the PNGs' (eval on the PNGs differs in the
+    last digits): metrics.json did not say so."""
+    import json
+
+    from stylebridge.pipelines.invert import InvertConfig, invert
+
+    photo = _photo(tmp_path / "a.png", 32, 32, 1)
+    out = tmp_path / "out"
+    invert(InvertConfig(images=[photo], encoder=f"{PoolEncoder.name}:{models['encoder']}",
+                        generator=f"stylegan2:{models['generator']}", out=out, align=False,
+                        device="cpu"))
+    scored = json.loads((out / "metrics.json").read_text())["scored_on"]
+    assert scored.startswith("the rendered pictures in float [0, 1], before the PNGs' 8-bit")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -75,6 +77,12 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
     assert data["random_weights"] is True and "RANDOM WEIGHTS" in data["title"]
     assert [c["name"] for c in data["clip_models"]] == clips
     assert all(c["random_weights"] for c in data["clip_models"])
+    # the files by content (the JSON had no hash at all) and the folder paths are read from
+    gen = Path(data["generator"])
+    assert data["generator_sha256"] == hashlib.sha256(gen.read_bytes()).hexdigest()
+    assert data["cwd"] == os.getcwd()
+    assert all(c["weights_sha256"] == hashlib.sha256(Path(c["weights"]).read_bytes()).hexdigest()
+               for c in data["clip_models"])
     assert [r["label"] for r in data["rows"]] == THESIS_ROWS
     domains = [d["name"] for d in data["domains"]]
     assert domains == ["tiny-pixar", "tiny-sketch"]

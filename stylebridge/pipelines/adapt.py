@@ -74,6 +74,7 @@ from stylebridge.pipelines.inversion_file import (
 from stylebridge.pipelines.metric_weights import metric_setting
 from stylebridge.pipelines.output_metrics import (
     DEFAULT_METRICS,
+    SCORED_ON,
     OutputMetrics,
     build_output_metrics,
     check_output_metrics,
@@ -485,6 +486,7 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
                                                  "input_vs_domain": domain_values,
                                                  "per_photo": per_photo,
                                                  "metrics": list(config.metrics),
+                                                 "scored_on": SCORED_ON,
                                                  "notes": notes, "random_weights": random,
                                                  "random_inputs": random_inputs,
                                                  "random_parts": parts})

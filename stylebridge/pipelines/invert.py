@@ -342,6 +342,7 @@ def run_invert(job: InvertJob, progress: ProgressCallback | None = None) -> Inve
         write_json(config.out / "metrics.json", {"input_vs_inversion": values,
                                                  "per_photo": per_photo,
                                                  "metrics": list(config.metrics),
+                                                 "scored_on": om.SCORED_ON,
                                                  "notes": notes, "random_weights": random,
                                                  "random_parts": parts})
         write_json(config.out / "invert.json", summary)

@@ -28,6 +28,12 @@ from stylebridge.pipelines.evaluate import (
 )
 from stylebridge.registry import Registry, get_registry
 
+#: what ``metrics.json`` says the numbers were computed on (``scored_on``): the pictures as
+#: rendered, in float, before the PNGs' 8-bit rounding, so ``eval`` on the written files
+#: differs in the last digits (PSNR 6.76502 vs 6.76508 dB on one tiny-preset photo)
+SCORED_ON = ("the rendered pictures in float [0, 1], before the PNGs' 8-bit rounding "
+             "(`stylebridge eval` on the written files differs in the last digits)")
+
 #: what ``adapt`` computes when no metric is named (cheap: no network, no face detector)
 DEFAULT_METRICS = ("mse", "psnr")
 

@@ -8,6 +8,7 @@ into terminal output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES, check_range
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import load_generator_arg
+from stylebridge.pipelines.file_hashes import content_sha256
 from stylebridge.pipelines.output_holds import releases_outputs
 from stylebridge.pipelines.presets import (
     TINY_CLIPS,
@@ -511,7 +513,10 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         "notice": RANDOM_SENTENCE if random else None,
         "preset": config.preset,
         "generator": str(g_path), "generator_random_weights": gen_random,
+        # the files by content, and where the relative paths above are read from
+        "generator_sha256": content_sha256(g_path), "cwd": os.getcwd(),
         "clip_models": [{"name": c.name, "weights": None if c.weights is None else str(c.weights),
+                         "weights_sha256": content_sha256(c.weights),
                          "random_weights": c.random} for c in clips],
         "text_template": config.text_template,
         "quantities": {k: q.as_dict() for k, q in QUANTITIES.items()},
