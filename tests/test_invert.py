@@ -408,3 +408,33 @@ def test_metrics_json_says_what_was_scored(tmp_path: Path, models) -> None:
                         device="cpu"))
     scored = json.loads((out / "metrics.json").read_text())["scored_on"]
     assert scored.startswith("the rendered pictures in float [0, 1], before the PNGs' 8-bit")
+
+
+def test_info_reads_the_reports_a_run_wrote(tmp_path: Path, models, capsys) -> None:
+    """`info metrics.json` / `invert.json` said "is a text file, not a .safetensors
+    checkpoint": a reviewer holding the reports could not ask how they were made."""
+    import hashlib
+    import json
+
+    photo = _photo(tmp_path / "a.png", 32, 32, 1)
+    out = tmp_path / "out"
+    assert run(capsys, "invert", str(photo), "--no-align", "--device", "cpu", "-g",
+               str(models["generator"]), "-e", f"{PoolEncoder.name}:{models['encoder']}",
+               "--out", str(out))[0] == 0
+    code, text, _ = run(capsys, "info", str(out / "invert.json"), "--json")
+    assert code == 0
+    info = json.loads(text)
+    gen_sha = hashlib.sha256(models["generator"].read_bytes()).hexdigest()
+    assert info["files"]["generator"]["sha256"] == gen_sha
+    assert info["files"]["encoder"]["sha256"] == \
+        hashlib.sha256(models["encoder"].read_bytes()).hexdigest()
+    assert info["counts"] == {"done": 1, "skipped": 0} and info["random_weights"] is False
+    code, text, _ = run(capsys, "info", str(out / "metrics.json"))
+    said = " ".join(text.split())
+    metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]
+    assert code == 0 and f"means: inversion │ mse {metrics['mse']:.4g}" in said
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    code, _, err = run(capsys, "info", str(other))
+    assert code == 2 and err == (f"error: {other}: is a JSON file, not a report a stylebridge "
+                                 "run wrote (nor a checkpoint)\n")

@@ -20,12 +20,14 @@ from stylebridge.registry.resolve import resolve_checkpoint
 class InfoCommand(Command):
     name = "info"
     help = ("show a stylebridge checkpoint's header, tensor and parameter counts (or what "
-            "a picture it wrote keeps: the RANDOM WEIGHTS notice, a grid mark)")
+            "a picture it wrote keeps: the RANDOM WEIGHTS notice, a grid mark; or how a "
+            "report a run wrote was made: versions, files with sha256, options)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("checkpoint", metavar="[NAME:]CKPT", type=user_spec,
                             help="checkpoint file; with NAME:, also check that it holds that "
-                                 "plugin; or a picture a run wrote (.png, .jpg, ...)")
+                                 "plugin; or a picture a run wrote (.png, .jpg, ...); or a "
+                                 "report it wrote (adapt.json, metrics.json, ...)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
@@ -34,6 +36,8 @@ class InfoCommand(Command):
         picture = Path(args.checkpoint)
         if picture.suffix.lower() in PICTURES and picture.is_file():
             return _png_info(picture, args.json, console)
+        if picture.suffix.lower() == ".json" and picture.is_file():
+            return _report_info(picture, args.json, console)
         name, path = resolve_checkpoint(args.checkpoint, "checkpoint")
         args.checkpoint = path
         header, tensors = load_checkpoint(path, plugin=name)
@@ -119,6 +123,105 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
         if info["grid"] else ""))
     if not info["notice"] and not info["grid"]:
         table.add_row("stylebridge", "no notice kept in this file")
+    console.print(table)
+    return 0
+
+
+#: the keys by which a JSON file reads as a stylebridge report (run records, metrics.json,
+#: eval, analyze and reproduce reports all have one of them)
+REPORT_KEYS = ("software", "random_weights", "per_photo", "input_vs_inversion", "meta")
+#: the largest report ``info`` reads (a report of 100 000 photos is a few tens of MB)
+MAX_REPORT_BYTES = 256 * 2**20
+
+
+def report_summary(path: Path) -> dict[str, Any]:
+    """What ``info REPORT.json`` shows of a report a run wrote: the random-weights notice,
+    the versions, each model file with its sha256, the options (top-level values) and the
+    counts; a one-line error for a file that is no stylebridge report."""
+    from stylebridge.errors import StylebridgeError
+
+    if path.stat().st_size > MAX_REPORT_BYTES:
+        raise StylebridgeError(f"is larger than {MAX_REPORT_BYTES >> 20} MB: not a report "
+                               "info reads", path=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise StylebridgeError(f"is no JSON report ({str(exc).splitlines()[0]})",
+                               path=path) from None
+    meta = data.get("meta") if isinstance(data, dict) else None
+    body = {**data, **meta} if isinstance(meta, dict) else data
+    if not isinstance(body, dict) or not any(k in body for k in REPORT_KEYS):
+        raise StylebridgeError("is a JSON file, not a report a stylebridge run wrote (nor a "
+                               "checkpoint)", path=path)
+    files = {}
+    for key, value in body.items():
+        if key == "generator_sha256" and isinstance(value, str):
+            files["generator"] = {"path": body.get("generator"), "sha256": value}
+        elif key.endswith("_file") and isinstance(value, dict):
+            files[key.removesuffix("_file")] = value
+        elif key.endswith("_files") and isinstance(value, dict):
+            files.update({f"{key.removesuffix('_files')} {name}": record
+                          for name, record in value.items() if isinstance(record, dict)})
+    options = {k: v for k, v in body.items()
+               if isinstance(v, (str, int, float, bool)) and not k.endswith("sha256")
+               and k not in ("notice", "random_weights", "cwd") and k not in files}
+    counts = {k: len(body[k]) for k in ("done", "skipped") if isinstance(body.get(k), list)}
+    means = {}  # metrics.json: the means over the photos, per output
+    if isinstance(body.get("input_vs_inversion"), dict):
+        means["inversion"] = body["input_vs_inversion"]
+    if isinstance(body.get("input_vs_domain"), dict):
+        means.update({k: v for k, v in body["input_vs_domain"].items() if isinstance(v, dict)})
+    def named(value: Any) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    if isinstance(body.get("mean"), dict):  # an eval report: pred vs target
+        means[f"{named(body.get('pred'))} vs {named(body.get('target'))}"] = body["mean"]
+    report = body.get("report")
+    if not counts and isinstance(report, dict):  # eval, analyze: the batch report
+        counts = {k: len(report[k]) for k in ("done", "skipped") if isinstance(report.get(k), list)}
+    if isinstance(body.get("settings"), dict):
+        options.update({k: v for k, v in body["settings"].items()
+                        if isinstance(v, (str, int, float, bool, list)) or v is None})
+    return {"path": str(path), "report": path.name,
+            "random_weights": bool(body.get("random_weights")),
+            "random_parts": body.get("random_parts") or [], "notice": body.get("notice"),
+            "software": body.get("software"), "cwd": body.get("cwd"), "files": files,
+            "options": options, "counts": counts, "means": means}
+
+
+def _report_info(path: Path, as_json: bool, console: Console) -> int:
+    """A report a run wrote (``adapt.json``, ``metrics.json``, an eval or analyze report)."""
+    info = report_summary(path)
+    if as_json:
+        print_json(info)
+        return 0
+    from stylebridge.core.checkpoint import RANDOM_NOTICE
+
+    table = Table(show_header=False, title=escape(str(path)))
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    if info["random_weights"]:
+        parts = ", ".join(map(str, info["random_parts"]))
+        table.add_row("weights", f"[bold yellow]{RANDOM_NOTICE}[/bold yellow]: made with "
+                                 f"untrained weights{escape(f' ({parts})' if parts else '')}")
+    if info["software"]:
+        table.add_row("software", escape(", ".join(f"{k} {v}"
+                                                   for k, v in info["software"].items())))
+    for name, record in info["files"].items():
+        digest = record.get("sha256")
+        table.add_row(escape(name), escape(f"{record.get('path')}"
+                                           + (f" (sha256 {digest[:12]}…)" if digest else
+                                              " (no sha256 recorded)")))
+    if info["cwd"]:
+        table.add_row("folder", escape(str(info["cwd"])))
+    for key, value in info["options"].items():
+        table.add_row(escape(key), escape(json.dumps(value)))
+    for output, values in info["means"].items():
+        table.add_row(escape(f"means: {output}"), escape(", ".join(
+            f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} n/a"
+            for k, v in values.items())))
+    if info["counts"]:
+        table.add_row("photos", ", ".join(f"{n} {k}" for k, n in info["counts"].items()))
     console.print(table)
     return 0
 
