@@ -94,6 +94,18 @@ def _add() -> None:
     get_registry().add_plugin(mod, "qa-pkg")
 
 
+def _install(hook: str, cls: type, package: str) -> None:
+    """``cls`` registered through ``hook`` by a package called ``package``."""
+    mod = types.ModuleType(package.replace("-", "_"))
+
+    def register_one(register: Any) -> None:
+        register(cls)
+
+    register_one.__name__ = hook
+    setattr(mod, hook, hookimpl(register_one))
+    get_registry().add_plugin(mod, package)
+
+
 @pytest.mark.parametrize(("kind", "name", "origin"), [
     ("loss", "qa-l1", "none"),             # was "random": `adapt` said RANDOM WEIGHTS
     ("calibrator", "qa-halve", "none"),
@@ -211,14 +223,7 @@ def test_a_plugin_without_a_description_says_how_to_give_one(capsys) -> None:
     class Bare(Halve):
         name = "qa-bare"
 
-    mod = types.ModuleType("qa_bare")
-
-    @hookimpl
-    def register_calibrators(register: Any) -> None:
-        register(Bare)
-
-    mod.register_calibrators = register_calibrators  # type: ignore[attr-defined]
-    get_registry().add_plugin(mod, "qa-bare")
+    _install("register_calibrators", Bare, "qa-bare")
     code, out, _ = run(capsys, "plugins")
     assert code == 0 and "qa-bare" in out
     assert "(no description: give the class" in " ".join(out.split())
@@ -253,14 +258,7 @@ def test_adapt_says_which_metrics_have_per_photo_values(tmp_path: Path, capsys) 
     keeps none (no `last`): per_photo held nothing of it."""
     from stylebridge.pipelines.presets import build_tiny_preset
 
-    mod = types.ModuleType("qa_gap")
-
-    @hookimpl
-    def register_metrics(register: Any) -> None:
-        register(MeanBrightnessGap)
-
-    mod.register_metrics = register_metrics  # type: ignore[attr-defined]
-    get_registry().add_plugin(mod, "qa-gap")
+    _install("register_metrics", MeanBrightnessGap, "qa-gap")
     preset = build_tiny_preset(tmp_path / "preset")
     out = tmp_path / "ad"
     code, text, err = run(capsys, "adapt", "-e", f"e4e:{preset.e4e}", "-g", str(preset.generator),

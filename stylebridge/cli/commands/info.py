@@ -61,9 +61,7 @@ class InfoCommand(Command):
         if args.json:
             print_json(info)
             return 0
-        table = Table(show_header=False, title=escape(str(args.checkpoint)))
-        table.add_column("field", style="bold")
-        table.add_column("value")
+        table = _field_table(args.checkpoint)
         if info["random_weights"]:  # the header says untrained: first, where it is seen
             parts = header.extra.get("random_parts")
             what = (f"trained on random-weight inputs ({escape(', '.join(map(str, parts)))}), so "
@@ -79,6 +77,14 @@ class InfoCommand(Command):
             table.add_row("extra", escape(json.dumps(header.extra)))
         console.print(table)
         return 0
+
+
+def _field_table(path: Path) -> Table:
+    """The two-column table ``info`` shows a file in, titled with its path."""
+    table = Table(show_header=False, title=escape(str(path)))
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    return table
 
 
 #: pictures `info` reads (what stylebridge writes: PNG; `save_image` also JPEG, WebP, TIFF)
@@ -112,9 +118,7 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     if as_json:
         print_json(info)
         return 0
-    table = Table(show_header=False, title=escape(str(path)))
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table = _field_table(path)
     if info["notice"]:
         head, _, rest = str(info["notice"]).partition(":")
         table.add_row("weights", f"[bold yellow]{escape(head)}[/bold yellow]:{escape(rest)}")
@@ -197,9 +201,7 @@ def _report_info(path: Path, as_json: bool, console: Console) -> int:
         return 0
     from stylebridge.core.checkpoint import RANDOM_NOTICE
 
-    table = Table(show_header=False, title=escape(str(path)))
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table = _field_table(path)
     if info["random_weights"]:
         parts = ", ".join(map(str, info["random_parts"]))
         table.add_row("weights", f"[bold yellow]{RANDOM_NOTICE}[/bold yellow]: made with "
