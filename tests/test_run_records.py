@@ -221,6 +221,12 @@ def test_calibrate_records_the_generators_absolute_path_and_sha256(
     assert extra["encoder"] == "test-adapt-tiny:enc.safetensors"
     assert extra["encoder_file"] == _identity(files["enc"])
     assert extra["n_images"] == 7 and extra["samples"] == 16
+    # which photos (the header said how many only): the 7 read, broken.png left out
+    photos = extra["photos"]
+    assert photos["count"] == 7 and len(photos["paths"]) == 7
+    assert "photos/broken.png" not in photos["paths"]
+    assert all((root / p).is_file() for p in photos["paths"])
+    assert photos["list_sha256"] == hashlib.sha256("\n".join(photos["paths"]).encode()).hexdigest()
 
 
 def test_records_name_the_working_folder_they_were_read_from(

@@ -22,7 +22,8 @@ party's calibrator is one line naming the plugin and its package.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import hashlib
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,20 @@ class CalibrateJob:
     @property
     def random(self) -> bool:
         return any(self.random_inputs.values())
+
+
+#: up to this many photos a calibrator's header lists them (beyond, their list's sha256)
+LISTED_PHOTOS = 2000
+
+
+def photos_record(done: Sequence[str]) -> dict[str, Any]:
+    """Which photos a calibrator was fitted on, in its header: their count, the sha256 of
+    their list (one path as given per line, in the order they were read) and, up to
+    :data:`LISTED_PHOTOS`, the list itself."""
+    paths = [str(p) for p in done]
+    digest = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+    return {"count": len(paths), "list_sha256": digest,
+            **({"paths": paths} if len(paths) <= LISTED_PHOTOS else {})}
 
 
 @dataclass
@@ -318,7 +333,8 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
         "encoder": config.encoder,  # + its file, the generator's absolute path and sha256,
         # the versions (pipelines/run_record.py)
         **run_record(config.generator, job.generator_path, encoder=job.encoder),
-        "n_images": n_images, "samples": config.samples, "seed": config.seed,
+        "n_images": n_images, "photos": photos_record(report.done),
+        "samples": config.samples, "seed": config.seed,
         "aligned": bool(config.align), "align_size": config.align_size if config.align else None,
         "random_weights": random, "random_inputs": random_inputs}
     if random:
