@@ -209,6 +209,15 @@ def test_a_method_overriding_weight_deltas_only_declares_weight_offsets() -> Non
                    offset_scale: Any = None) -> list[torch.Tensor]:
             return generator.styles(w_plus)
 
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+
+    class MoreThanStyles(StyleSpace):  # a built-in's subclass: StyleSpace answers False
+        name = "qa-more"
+
+        def weight_deltas(self, generator: Any, offset_scale: Any = None) -> dict[int, Any]:
+            return {0: torch.ones(1)}
+
+    assert MoreThanStyles.has_weight_offsets is not StyleSpace.has_weight_offsets
     assert OnlyDeltas().has_weight_offsets() is True
     assert Inherits().has_weight_offsets() is True
     assert Declares().has_weight_offsets() is False

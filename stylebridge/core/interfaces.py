@@ -125,14 +125,14 @@ class DomainMethod(nn.Module, Plugin, ABC):
     def has_weight_offsets(self) -> bool:
         """Whether :meth:`weight_deltas` changes anything (a batch mixing this domain with
         others then needs one generator pass per domain; FeatureShift renders them).  Default:
-        ``False``; ``True`` for a class that overrides :meth:`weight_deltas` but not this
-        method (``__init_subclass__``: its deltas were silently left out by FeatureShift)."""
+        ``False``; ``True`` for a class that defines :meth:`weight_deltas` but not this
+        method beside it (``__init_subclass__``: whatever it inherits answers for its
+        parent's deltas, not its own, which FeatureShift then silently left out)."""
         return False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "weight_deltas" in cls.__dict__ and \
-                cls.has_weight_offsets is DomainMethod.has_weight_offsets:
+        if "weight_deltas" in cls.__dict__ and "has_weight_offsets" not in cls.__dict__:
             cls.has_weight_offsets = _declares_deltas  # type: ignore[method-assign]
 
     def check_generator(self, generator: Generator) -> None:
