@@ -216,3 +216,15 @@ def test_a_builtin_keeps_its_schema_and_gets_its_hints_elsewhere(
     assert code == 0
     allowed = {row["name"]: row["allowed"] for row in json.loads(out)["options"]}
     assert allowed["net"] == "one of alex, vgg" and allowed["size"] == "an integer or none"
+
+
+def test_a_text_option_keeps_none_as_text() -> None:
+    """`clip_quality:text=none` scored against the prompt "none"; typed by `str | None`, it
+    became None ("needs exactly one of text=..."), and `fid:weights=none` quietly loaded the
+    installed weights instead of saying "no such file"."""
+    from stylebridge.plugins.metrics.clip import ClipQualityMetric
+    from stylebridge.registry.typed_options import option_types
+
+    hint = option_types(ClipQualityMetric)["text"]
+    assert hint.convert("none", "text") == "none" and hint.convert("null", "text") == "null"
+    assert hint.describe() == "text"

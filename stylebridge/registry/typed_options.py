@@ -13,7 +13,8 @@ first finds the class a spec builds).  Each option is typed by, in order:
    (:func:`option_type`): ``int`` (``2.5`` and ``abc`` refused), ``float`` (finite; an integer
    stays an int, as a ``float`` schema field takes it), ``bool`` (:func:`~stylebridge.core.
    options.as_bool`'s spellings), ``str`` (the text exactly as given: ``007``, ``1e3``),
-   ``X | None`` (``none`` / ``null`` → ``None``) and ``Literal[...]`` of strings or ints;
+   ``X | None`` (``none`` / ``null`` → ``None``, but for a text option, whose text it
+   is) and ``Literal[...]`` of strings or ints;
 3. otherwise the guess from the text alone, as before.
 
 A value that does not fit is refused before the plugin is built, in one line naming the
@@ -70,6 +71,8 @@ class OptionType:
             return f"one of {shown} or none" if self.nullable else f"one of {shown}"
         if self.base is bool and self.nullable:
             return "true, false or none"
+        if self.base is str:
+            return "text"  # "none" is a text too: an unset text option is left out
         what = _WHAT[self.base]
         return f"{what} or none" if self.nullable else what
 
@@ -77,8 +80,8 @@ class OptionType:
         """``text`` as a value of this type; ``ValueError`` when it does not fit.  A NaN or
         infinite number given to a numeric type raises
         :func:`~stylebridge.core.options.coerce_option`'s :class:`SpecError` (as before)."""
-        if self.nullable and text.strip().lower() in NONE_WORDS:
-            return None
+        if self.nullable and self.base is not str and text.strip().lower() in NONE_WORDS:
+            return None  # a text option keeps its text: a prompt may be "none"
         if self.base is None:
             return self._choice(text)
         if self.base is str:
