@@ -153,3 +153,18 @@ def test_the_other_domain_trainers_pass_the_flag(command: str, tmp_path: Path) -
         args = parser.parse_args(["train", command, *first, "--out",
                                   str(tmp_path / "d.safetensors"), *flag])
         assert module.config(args).tensorboard is expected
+
+
+def test_remove_run_records_leaves_domains_only(tmp_path: Path) -> None:
+    """`reproduce --methods` removes what its recipes' runs keep beside each domain; a log an
+    interrupted earlier run left was moved aside to `.log.1.jsonl` and stayed."""
+    from stylebridge.pipelines.training.domain_log import remove_run_records
+
+    out = tmp_path / "d.safetensors"
+    names = ["d.safetensors", "d.train-state.safetensors", "d.log.jsonl", "d.log.1.jsonl",
+             "d.log.12.jsonl", "e.log.1.jsonl", "d.log.x.jsonl", "dd.log.1.jsonl"]
+    for name in names:
+        (tmp_path / name).write_text("{}")
+    remove_run_records(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "d.log.x.jsonl", "d.safetensors", "dd.log.1.jsonl", "e.log.1.jsonl"]

@@ -42,10 +42,19 @@ def remove_run_records(out: str | Path) -> None:
     curves (the training state, the loss log), where nothing will: a domain trained inside
     another command (``reproduce``'s recipes, the web app) leaves its folder holding domains
     only."""
+    import re
+
     from stylebridge.pipelines.training.outputs import state_path_for
 
     state_path_for(out).unlink(missing_ok=True)
-    log_path_for(out).unlink(missing_ok=True)
+    log = log_path_for(out)
+    log.unlink(missing_ok=True)
+    # and the logs an earlier run's log was moved aside to (a run interrupted, then started
+    # again: DOMAIN.log.1.jsonl)
+    aside = re.compile(re.escape(log.name.removesuffix(".jsonl")) + r"\.\d+\.jsonl")
+    for path in log.parent.glob("*.jsonl") if log.parent.is_dir() else ():
+        if aside.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 class RunLog:
