@@ -146,6 +146,15 @@ class QaBrokenSave(QaRatio):
         raise KeyError("no slot for the header")
 
 
+class QaDictReport(QaRatio):
+    """A ``fit_report`` that returns the wrong type."""
+
+    name = "qa-dict-report"
+
+    def fit_report(self, generator: Any) -> Any:
+        return {"title": "mine"}
+
+
 @hookimpl
 def register_encoders(register: Any) -> None:
     register(QaConst)
@@ -153,7 +162,7 @@ def register_encoders(register: Any) -> None:
 
 @hookimpl
 def register_calibrators(register: Any) -> None:
-    for cls in (QaRatio, QaTable, QaNone, QaPlain, QaBrokenFit, QaBrokenSave):
+    for cls in (QaRatio, QaTable, QaNone, QaPlain, QaBrokenFit, QaBrokenSave, QaDictReport):
         register(cls)
 
 
@@ -296,6 +305,9 @@ def test_alpha_only_options_are_refused_from_python_too(preset: TinyPreset, tmp_
                       "'no_such_helper'"),
     ("qa-broken-save", "error: calibrator 'qa-broken-save' (from tests): save raised "
                        "KeyError: 'no slot for the header'"),
+    # was an AttributeError with exit code 1, after the file was written
+    ("qa-dict-report", "error: calibrator 'qa-dict-report' (from tests): fit_report returned "
+                       "a dict, not a FitReport (or None)"),
 ])
 def test_an_error_in_a_third_party_calibrator_is_one_line_naming_it(
         name: str, said: str, preset: TinyPreset, tmp_path: Path,

@@ -33,7 +33,7 @@ import torch
 
 from stylebridge.core.batch import BatchReport, expand_inputs, require_inputs
 from stylebridge.core.device import resolve_device
-from stylebridge.core.interfaces import Calibrator
+from stylebridge.core.interfaces import Calibrator, FitReport
 from stylebridge.core.io import DISK_FULL, check_outputs_apart
 from stylebridge.core.limits import MAX_SAMPLES, check_range
 from stylebridge.errors import StylebridgeError, user_entry
@@ -355,6 +355,9 @@ def _summary(job: CalibrateJob, calib: Calibrator) -> dict[str, Any]:
     n = job.generator.n_style_layers
     with _plugin_call(job, "fit_report"):
         table = calib.fit_report(job.generator)
+    if table is not None and not isinstance(table, FitReport):
+        raise StylebridgeError(f"{job.label}: fit_report returned a {type(table).__name__}, "
+                               "not a FitReport (or None)")
     with _plugin_call(job, "offset_scale"):
         scale = calib.offset_scale(n)
         values = None if scale is None else \
