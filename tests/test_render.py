@@ -286,7 +286,7 @@ def test_render_says_when_the_inversions_were_made_on_another_generator(
     job = prepare_render(RenderConfig(latents=[adapted], methods=[str(files["pixar"])],
                                       generator=str(other), out=tmp_path / "o2", device="cpu"))
     assert job.notes == [
-        f"the inversion a_inversion.safetensors and 1 more was made on generator sha256 "
+        f"the inversions a_inversion.safetensors and 1 more were made on generator sha256 "
         f"{file_sha256(files['gen'])[:8]}… ({files['gen'].name}), not on the one loaded "
-        f"(other.safetensors, sha256 {file_sha256(other)[:8]}…): its latents were fitted "
+        f"(other.safetensors, sha256 {file_sha256(other)[:8]}…): their latents were fitted "
         "through that generator and may render otherwise through this one"]

@@ -94,9 +94,12 @@ def inversion_generator_notes(headers: Mapping[Path, CheckpointHeader],
             by_generator.setdefault(said, []).append(Path(path))
     notes = []
     for said, paths in by_generator.items():
-        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
-        notes.append(f"the inversion {paths[0].name}{more} was made on generator {said}: its "
-                     "latents were fitted through that generator and may render otherwise "
+        if len(paths) > 1:
+            what = (f"the inversions {paths[0].name} and {len(paths) - 1} more were made on "
+                    f"generator {said}: their latents were")
+        else:
+            what = f"the inversion {paths[0].name} was made on generator {said}: its latents were"
+        notes.append(f"{what} fitted through that generator and may render otherwise "
                      "through this one")
     return notes
 

@@ -11,8 +11,10 @@ A plugin module implements any of them with ``@hookimpl`` and calls
 
 ``obj`` is a class for encoders, domain methods, losses, metrics, calibrators and
 renderers (the registry builds it from a config) and an instance for converters, commands
-and command targets.  The registered name is ``obj.name`` unless ``register(obj, name="...")``
-gives one; a command target's is ``COMMAND.NAME`` (``train.domain``), from its ``command``.  A package declares each module that implements hooks as one entry point in the
+and command targets.  The registered name is ``obj.name``; an instance may be given another
+with ``register(obj, name="...")``, a class may not (its objects and checkpoints go by
+``name``); a command target's is ``COMMAND.NAME`` (``train.domain``), from its
+``command``.  A package declares each module that implements hooks as one entry point in the
 ``stylebridge`` group; stylebridge's own plugins are found the same way.
 """
 
