@@ -185,22 +185,29 @@ def test_python_api_and_pipelines(files: Files, tmp_path: Path) -> None:
             assert run_render(job).notes == job.notes
 
 
-def test_generator_is_hashed_only_for_a_recorded_sha_and_once(
-        files: Files, monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylebridge.pipelines.training.state as state
+def test_generator_is_hashed_once_when_loaded(files: Files, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashed once, when it is loaded (run records name what was loaded, not a file copied
+    over it since): the notes hash nothing more, however many domains ask."""
+    from stylebridge.registry import file_hashes
 
     calls: list[Path] = []
+    real = file_hashes.file_sha256
 
     def counting(path: str | Path) -> str:
         calls.append(Path(path))
-        return file_sha256(path)
+        return real(path)
 
-    monkeypatch.setattr(state, "file_sha256", counting)
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))  # no hash cached yet
+    monkeypatch.setattr(file_hashes, "file_sha256", counting)
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})
+    monkeypatch.setattr(file_hashes, "_LOADED", {})
     monkeypatch.setattr(adapter_mod, "_SHA256", {})
     other, _ = load_generator(str(files.other))
+    assert calls == [files.other]
     assert domain_generator_notes([load_domain(str(files.old))], other) == []
-    assert calls == []                   # an older domain records nothing: no hashing
     domain = load_domain(str(files.domain))
     first = domain_generator_notes([domain], other)
     second = domain_generator_notes([domain], other)
-    assert first == second and len(first) == 1 and calls == [files.other]
+    assert first == second and len(first) == 1
+    assert calls == [files.other, files.old, files.domain]  # each file once, when loaded

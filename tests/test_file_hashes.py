@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from stylebridge.pipelines import file_hashes
+from stylebridge.registry import file_hashes
 
 
 @pytest.fixture
@@ -65,3 +66,35 @@ def test_an_unusable_cache_costs_hashing_only(tmp_path: Path,
     assert file_hashes.content_sha256(tmp_path) is None  # a folder is no file
     assert file_hashes.content_sha256(tmp_path / "missing") is None
     assert file_hashes.content_sha256(None) is None
+
+
+def test_a_record_names_what_was_loaded_not_a_file_copied_over_it_since(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run record is written when the run ends: a domain file replaced meanwhile (same
+    size) was named by its new content, while the run used the old one."""
+    from conftest import tiny_generator
+
+    from stylebridge.core.stylegan2.checkpoint import save_stylegan2
+    from stylebridge.pipelines import adapter as adapter_mod
+    from stylebridge.pipelines.run_record import run_record
+    from stylebridge.plugins.domains.stylespace import StyleSpace
+    from stylebridge.registry.resolve import load_generator, load_plugin
+
+    monkeypatch.setattr(file_hashes, "_LOADED", {})
+    monkeypatch.setattr(adapter_mod, "_SHA256", {})
+    gen_path = save_stylegan2(tmp_path / "g.safetensors", tiny_generator())
+    generator, _ = load_generator(str(gen_path))
+    pixar = StyleSpace.for_generator(generator)
+    with torch.no_grad():
+        for p in pixar.parameters():
+            p.fill_(0.5)
+    path = pixar.save(tmp_path / "d.safetensors")
+    loaded = hashlib.sha256(path.read_bytes()).hexdigest()
+    gen_sha = hashlib.sha256(gen_path.read_bytes()).hexdigest()
+    method = load_plugin("domain_method", str(path))
+    for p in (path, gen_path):  # replaced during the run, by files of the same size
+        data = p.read_bytes()
+        p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    record = run_record(None, gen_path, domains={"d": method})
+    assert record["domain_files"]["d"]["sha256"] == loaded
+    assert record["generator_sha256"] == gen_sha

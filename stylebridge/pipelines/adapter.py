@@ -453,10 +453,15 @@ _SHA256: dict[tuple[str, int, int], str] = {}
 
 
 def generator_sha256(path: str | Path) -> str:
-    """The file's sha256 (as the trainers record it), hashed once per process while the
-    file's size and modification time stay the same."""
+    """The file's sha256 (as the trainers record it): of what a generator was loaded from
+    in this process (:func:`~stylebridge.registry.file_hashes.loaded_sha256`), else hashed
+    once per process while the file's size and modification time stay the same."""
     from stylebridge.pipelines.training.state import file_sha256
+    from stylebridge.registry.file_hashes import loaded_sha256
 
+    loaded = loaded_sha256(path)  # what the generator was loaded from, then
+    if loaded is not None:
+        return loaded
     path = Path(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)

@@ -10,7 +10,7 @@ fitted calibrator's header) holds besides the run's own options: enough to repro
   (the record's own key, unchanged) and, under ``<key>_file`` (``domain_files``: by domain
   name), the checkpoint file it was loaded from, as the resume journal recognises it: its
   absolute path, size, modification time and ``sha256`` (hashed once per version of the
-  file, :mod:`~stylebridge.pipelines.file_hashes`; ``None`` for weights built without a
+  file, :mod:`~stylebridge.registry.file_hashes`; ``None`` for weights built without a
   file);
 * ``cwd``: the working directory, against which the photo paths (as given) are read.
 
@@ -47,7 +47,7 @@ def absolute(path: str | Path | None) -> str | None:
 
 def file_record(path: str | Path | None) -> dict[str, Any] | None:
     """A checkpoint file as a record names it: absolute path, size, modification time and
-    the content's ``sha256`` (:func:`~stylebridge.pipelines.file_hashes.content_sha256`)."""
+    the content's ``sha256`` (:func:`~stylebridge.registry.file_hashes.content_sha256`)."""
     from stylebridge.pipelines.run_settings import file_setting
 
     identity = file_setting(path)

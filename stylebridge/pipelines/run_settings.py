@@ -13,14 +13,15 @@ from stylebridge.core.io import file_identity
 
 def file_setting(path: str | Path | None) -> dict[str, Any] | None:
     """A checkpoint file as the journal compares it: :func:`file_identity` and the content's
-    ``sha256`` (:func:`~stylebridge.pipelines.file_hashes.content_sha256`; a file copied
+    ``sha256`` (:func:`~stylebridge.registry.file_hashes.content_sha256`; a file copied
     over it with its time set back is another file); ``None`` for none."""
-    from stylebridge.pipelines.file_hashes import content_sha256
+    from stylebridge.registry.file_hashes import content_sha256, loaded_sha256
 
     identity = file_identity(path)
     if identity is None:
         return None
-    digest = content_sha256(path)
+    # what was loaded from it (a file copied over it since is not what the run used)
+    digest = loaded_sha256(path) or content_sha256(path)
     return {**identity, **({"sha256": digest} if digest is not None else {})}
 
 

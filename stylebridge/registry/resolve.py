@@ -41,6 +41,7 @@ from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import RegistryError, SpecError, StylebridgeError
 from stylebridge.registry import weights as weights_mod
+from stylebridge.registry.file_hashes import remember_loaded
 from stylebridge.registry.registry import BUILTIN_PROVIDER, KINDS, Registry, get_registry
 from stylebridge.registry.roundtrip import check_round_trip
 from stylebridge.registry.spec import PluginSpec, parse_plugin_spec
@@ -133,6 +134,8 @@ def record_provenance(obj: Any, prov: Provenance) -> None:
     """Say where ``obj``'s weights came from, for objects built without :func:`create` (the
     tiny presets' random networks): :func:`provenance_of` and the pipelines' labels read it,
     also from a copy of ``obj``."""
+    if prov.path is not None:  # what the file held when it was loaded (run records)
+        remember_loaded(prov.path)
     with contextlib.suppress(TypeError):  # not weak-referenceable: the attribute only
         _PROVENANCE[obj] = prov
     with contextlib.suppress(AttributeError, TypeError):  # __slots__: the record only

@@ -27,7 +27,6 @@ from stylebridge.core.limits import MAX_BATCH, MAX_SAMPLES, check_range
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import load_generator_arg
-from stylebridge.pipelines.file_hashes import content_sha256
 from stylebridge.pipelines.output_holds import releases_outputs
 from stylebridge.pipelines.presets import (
     TINY_CLIPS,
@@ -94,6 +93,7 @@ from stylebridge.pipelines.run_record import software
 from stylebridge.pipelines.training.progress import check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
+from stylebridge.registry.file_hashes import content_sha256
 from stylebridge.registry.needed import Request, WeightsCheck, clip_requests, require_weights
 
 

@@ -9,6 +9,13 @@ sha256 without hashing a 1-GB checkpoint on every run: it is kept, in the proces
 time *and* status-change time (``st_ctime``, which every write or copy over the file moves
 and ``touch`` cannot set back), so a file is hashed again after any change and only then.
 The cache is an optimisation: when it cannot be read or written, files are hashed each run.
+On Windows, where ``st_ctime`` is the creation time (an overwrite in place keeps it), neither
+cache is used: every file is hashed when asked.
+
+:func:`remember_loaded` keeps the sha256 of what a checkpoint held when it was *loaded*
+(:func:`~stylebridge.registry.resolve.record_provenance` calls it), and
+:func:`loaded_sha256` gives it back: a run record written at the end of a long run names the
+weights the run used, not a file copied over them since.
 """
 
 from __future__ import annotations
@@ -19,15 +26,25 @@ import threading
 from pathlib import Path
 
 from stylebridge.core.io import atomic_path
-from stylebridge.pipelines.training.state import file_sha256
+from stylebridge.registry.weights_files import sha256_file
 
 #: the on-disk cache, under the weights cache (``stylebridge weights``)
 CACHE_FILE = Path("cache") / "sha256.json"
 #: entries kept on disk (the most recent): a few hundred bytes each
 MAX_ENTRIES = 2000
 
+#: whether the caches may be trusted: ``st_ctime`` moves on every write (not on Windows)
+CACHED = os.name != "nt"
+
 _LOCK = threading.Lock()
 _KNOWN: dict[str, str] = {}
+#: absolute path → the sha256 of what was last loaded from it in this process
+_LOADED: dict[str, str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's sha256, read now."""
+    return sha256_file(Path(path))
 
 
 def _key(st: os.stat_result) -> str:
@@ -78,6 +95,8 @@ def content_sha256(path: str | Path | None) -> str | None:
         return None
     if not Path(path).is_file():
         return None
+    if not CACHED:
+        return file_sha256(path)
     key = _key(st)
     with _LOCK:
         if key in _KNOWN:
@@ -94,4 +113,31 @@ def content_sha256(path: str | Path | None) -> str | None:
     return digest
 
 
-__all__ = ["CACHE_FILE", "MAX_ENTRIES", "content_sha256"]
+def _absolute(path: str | Path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
+def remember_loaded(path: str | Path) -> str | None:
+    """Hash ``path`` as it is now, when a checkpoint was just loaded from it, and keep the
+    digest for :func:`loaded_sha256`; returns it (``None``: not a file)."""
+    digest = content_sha256(path)
+    if digest is not None:
+        with _LOCK:
+            _LOADED[_absolute(path)] = digest
+    return digest
+
+
+def loaded_sha256(path: str | Path | None) -> str | None:
+    """The sha256 of what was last loaded from ``path`` in this process
+    (:func:`remember_loaded`), ``None`` when nothing was."""
+    if path is None:
+        return None
+    with _LOCK:
+        return _LOADED.get(_absolute(path))
+
+
+__all__ = ["CACHED", "CACHE_FILE", "MAX_ENTRIES", "content_sha256", "file_sha256",
+           "loaded_sha256", "remember_loaded"]
