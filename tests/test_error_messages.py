@@ -125,7 +125,8 @@ def test_wording_of_files_that_are_not_what_was_asked(tmp_path, capsys, monkeypa
         read_header(clip)
     monkeypatch.chdir(preset.root)  # a bare folder name read as a spec: said to be a folder
     assert main(["info", "images"]) == 2
-    assert "is a folder; give a checkpoint file in it" in capsys.readouterr().err
+    assert ("images: is a folder holding no report a stylebridge run wrote; give a checkpoint, "
+            "a picture or a report") in capsys.readouterr().err
     assert main(["convert", "clip-openai", str(preset.root / "images"),
                  str(tmp_path / "o.safetensors")]) == 2
     assert "is a folder; give the upstream checkpoint file" in capsys.readouterr().err

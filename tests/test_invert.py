@@ -433,6 +433,12 @@ def test_info_reads_the_reports_a_run_wrote(tmp_path: Path, models, capsys) -> N
     said = " ".join(text.split())
     metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]
     assert code == 0 and f"means: inversion │ mse {metrics['mse']:.4g}" in said
+    # the run's folder: each report in it
+    code, text, _ = run(capsys, "info", str(out), "--json")
+    assert code == 0 and [r["report"] for r in json.loads(text)] == ["invert.json",
+                                                                       "metrics.json"]
+    code, _, err = run(capsys, "info", str(tmp_path / "out" / ".."), "--json")
+    assert code == 2 and "is a folder holding no report a stylebridge run wrote" in err
     other = tmp_path / "other.json"
     other.write_text('{"a": 1}')
     code, _, err = run(capsys, "info", str(other))

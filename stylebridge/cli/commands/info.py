@@ -27,7 +27,8 @@ class InfoCommand(Command):
         parser.add_argument("checkpoint", metavar="[NAME:]CKPT", type=user_spec,
                             help="checkpoint file; with NAME:, also check that it holds that "
                                  "plugin; or a picture a run wrote (.png, .jpg, ...); or a "
-                                 "report it wrote (adapt.json, metrics.json, ...)")
+                                 "report it wrote (adapt.json, metrics.json, ...), or its "
+                                 "folder (every report in it)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace, console: Console) -> int:
@@ -38,6 +39,8 @@ class InfoCommand(Command):
             return _png_info(picture, args.json, console)
         if picture.suffix.lower() == ".json" and picture.is_file():
             return _report_info(picture, args.json, console)
+        if picture.is_dir():
+            return _folder_info(picture, args.json, console)
         name, path = resolve_checkpoint(args.checkpoint, "checkpoint")
         args.checkpoint = path
         header, tensors = load_checkpoint(path, plugin=name)
@@ -225,6 +228,28 @@ def _report_info(path: Path, as_json: bool, console: Console) -> int:
     if info["counts"]:
         table.add_row("photos", ", ".join(f"{n} {k}" for k, n in info["counts"].items()))
     console.print(table)
+    return 0
+
+
+def _folder_info(path: Path, as_json: bool, console: Console) -> int:
+    """A run's folder: the reports it holds (``adapt.json``, ``metrics.json``, ...), each as
+    ``info REPORT.json`` shows it."""
+    from stylebridge.errors import StylebridgeError
+
+    found = []
+    for report in sorted(path.glob("*.json")):
+        try:
+            found.append(report_summary(report))
+        except (StylebridgeError, OSError):
+            continue  # another JSON file
+    if not found:
+        raise StylebridgeError("is a folder holding no report a stylebridge run wrote; give a "
+                               "checkpoint, a picture or a report", path=path)
+    if as_json:
+        print_json(found)
+        return 0
+    for info in found:
+        _report_info(Path(info["path"]), False, console)
     return 0
 
 
