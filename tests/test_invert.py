@@ -425,10 +425,13 @@ def test_info_reads_the_reports_a_run_wrote(tmp_path: Path, models, capsys) -> N
     assert code == 0
     info = json.loads(text)
     gen_sha = hashlib.sha256(models["generator"].read_bytes()).hexdigest()
-    assert info["files"]["generator"]["sha256"] == gen_sha
-    assert info["files"]["encoder"]["sha256"] == \
+    assert info["files"]["generator file"]["sha256"] == gen_sha
+    assert info["files"]["encoder file"]["sha256"] == \
         hashlib.sha256(models["encoder"].read_bytes()).hexdigest()
     assert info["counts"] == {"done": 1, "skipped": 0} and info["random_weights"] is False
+    assert info["options"]["encoder"] == f"{PoolEncoder.name}:{models['encoder']}"
+    record = json.loads((out / "invert.json").read_text())
+    assert info["means"]["inversion"] == record["metrics_input_vs_inversion"]
     code, text, _ = run(capsys, "info", str(out / "metrics.json"))
     said = " ".join(text.split())
     metrics = json.loads((out / "metrics.json").read_text())["input_vs_inversion"]

@@ -163,21 +163,34 @@ def report_summary(path: Path) -> dict[str, Any]:
     files = {}
     for key, value in body.items():
         if key == "generator_sha256" and isinstance(value, str):
-            files["generator"] = {"path": body.get("generator"), "sha256": value}
+            files["generator file"] = {"path": body.get("generator"), "sha256": value}
         elif key.endswith("_file") and isinstance(value, dict):
-            files[key.removesuffix("_file")] = value
+            files[f"{key.removesuffix('_file')} file"] = value
         elif key.endswith("_files") and isinstance(value, dict):
-            files.update({f"{key.removesuffix('_files')} {name}": record
+            files.update({f"{key.removesuffix('_files')} {name} file": record
                           for name, record in value.items() if isinstance(record, dict)})
+    for model in body.get("clip_models") or []:  # reproduce: each CLIP model's weights
+        if isinstance(model, dict) and model.get("weights"):
+            files[f"clip {model.get('name')} file"] = {"path": model["weights"],
+                                                       "sha256": model.get("weights_sha256")}
+
+    def scalar(value: Any) -> bool:
+        return isinstance(value, (str, int, float, bool)) or (
+            isinstance(value, list) and all(isinstance(v, (str, int, float, bool))
+                                            for v in value))
+
     options = {k: v for k, v in body.items()
-               if isinstance(v, (str, int, float, bool)) and not k.endswith("sha256")
-               and k not in ("notice", "random_weights", "cwd") and k not in files}
+               if scalar(v) and not k.endswith("sha256") and k not in
+               ("notice", "random_weights", "cwd", "done", "skipped", "random_parts")
+               and not (k == "generator" and "generator file" in files)}
     counts = {k: len(body[k]) for k in ("done", "skipped") if isinstance(body.get(k), list)}
-    means = {}  # metrics.json: the means over the photos, per output
-    if isinstance(body.get("input_vs_inversion"), dict):
-        means["inversion"] = body["input_vs_inversion"]
-    if isinstance(body.get("input_vs_domain"), dict):
-        means.update({k: v for k, v in body["input_vs_domain"].items() if isinstance(v, dict)})
+    means = {}  # metrics.json (adapt.json, invert.json: metrics_...): the means per output
+    for prefix in ("", "metrics_"):
+        if isinstance(body.get(f"{prefix}input_vs_inversion"), dict):
+            means["inversion"] = body[f"{prefix}input_vs_inversion"]
+        if isinstance(body.get(f"{prefix}input_vs_domain"), dict):
+            means.update({k: v for k, v in body[f"{prefix}input_vs_domain"].items()
+                          if isinstance(v, dict)})
     def named(value: Any) -> str:
         return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 

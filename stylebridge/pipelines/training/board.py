@@ -30,8 +30,8 @@ from stylebridge.pipelines.training.progress import ProgressCallback, emit
 BOARD_DIR = "tensorboard"
 #: what a run with ``--tensorboard`` and no TensorBoard installed is told
 NO_TENSORBOARD = ("--tensorboard needs the tensorboard package: pip install "
-                  "'stylebridge[tensorboard]' (or run without --tensorboard: log.jsonl holds "
-                  "the same numbers)")
+                  "'stylebridge[tensorboard]' (or run without --tensorboard: the run's "
+                  "log.jsonl holds the same numbers)")
 #: record keys that are no curve: when and what (the step is the x axis)
 NOT_SCALARS = frozenset({"time", "step", "offset", "event"})
 #: the section of the numbers a record holds at its top level (``total``, ``lr``, ...)
