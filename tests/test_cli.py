@@ -541,3 +541,19 @@ def test_output_piped_into_head_ends_quietly() -> None:
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and err == b""
+
+
+def test_info_shows_each_extra_key_and_shortens_long_number_lists(capsys, tmp_path: Path) -> None:
+    """A training state's header printed its RNG state, hundreds of numbers, in one cell with
+    everything else; `--json` keeps every number."""
+    path = save_checkpoint(tmp_path / "s.safetensors", {"a": torch.zeros(2)}, kind="encoder",
+                           plugin="toy", extra={"rng": list(range(100)), "step": 7,
+                                                "pair": [1, 2]})
+    code, out, _ = run(capsys, "info", str(path))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in out.splitlines() if line.count("│") == 3}
+    assert code == 0
+    assert rows["extra.rng"] == '"[100 numbers: 0, 1, …, 99]"'
+    assert rows["extra.step"] == "7" and rows["extra.pair"] == "[1, 2]"
+    code, out, _ = run(capsys, "info", str(path), "--json")
+    assert json.loads(out)["extra"]["rng"] == list(range(100))

@@ -75,11 +75,29 @@ class InfoCommand(Command):
             value = info[key]
             table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))
         table.add_row("dtypes", ", ".join(f"{k}: {v:,}" for k, v in dtypes.items()))
-        table.add_row("config", escape(json.dumps(header.config)))
-        if header.extra:
-            table.add_row("extra", escape(json.dumps(header.extra)))
+        table.add_row("config", escape(json.dumps(shortened(header.config), ensure_ascii=False)))
+        for key, value in header.extra.items():  # one row each; --json gives them whole
+            table.add_row(escape(f"extra.{key}"),
+                          escape(json.dumps(shortened(value), ensure_ascii=False)))
         console.print(table)
         return 0
+
+
+#: a list of more numbers than this is shown by its length and ends (an RNG state)
+LONG_LIST = 16
+
+
+def shortened(value: Any) -> Any:
+    """``value`` for the table: a list of more than :data:`LONG_LIST` numbers as
+    ``"[624 numbers: 5489, 1301868182, …, 2983976165]"`` (``--json`` keeps every number)."""
+    if isinstance(value, dict):
+        return {k: shortened(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > LONG_LIST and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          for v in value):
+            return f"[{len(value)} numbers: {value[0]}, {value[1]}, …, {value[-1]}]"
+        return [shortened(v) for v in value]
+    return value
 
 
 def _field_table(path: Path) -> Table:
@@ -233,7 +251,7 @@ def _report_info(path: Path, as_json: bool, console: Console) -> int:
     if info["cwd"]:
         table.add_row("folder", escape(str(info["cwd"])))
     for key, value in info["options"].items():
-        table.add_row(escape(key), escape(json.dumps(value)))
+        table.add_row(escape(key), escape(json.dumps(value, ensure_ascii=False)))
     for output, values in info["means"].items():
         table.add_row(escape(f"means: {output}"), escape(", ".join(
             f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} n/a"
