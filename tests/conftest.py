@@ -20,6 +20,16 @@ DATA = REPO / "tests" / "data"
 SHARED = Path(os.environ.get("STYLEBRIDGE_SHARED", REPO.parent / "shared"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' checkpoint hashes never go to the user's cache (STYLEBRIDGE_HOME's
+    cache/sha256.json: most tests leave STYLEBRIDGE_HOME as it is): one file per run."""
+    import tempfile
+
+    if "STYLEBRIDGE_HASH_CACHE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="stylebridge-test-hashes-")
+        os.environ["STYLEBRIDGE_HASH_CACHE"] = os.path.join(folder, "sha256.json")
+
+
 def _fixture_dir(kind: str, probe: str) -> Path:
     """tests/data/<kind> (vendored, see tests/data/README.md), else ../shared/fixtures/<kind>."""
     vendored = DATA / kind

@@ -18,6 +18,7 @@ from stylebridge.registry import file_hashes
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv(file_hashes.CACHE_ENV, raising=False)  # the cache under the home
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(file_hashes, "_KNOWN", {})
     return tmp_path / "home"
@@ -58,6 +59,7 @@ def test_an_unusable_cache_costs_hashing_only(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
+    monkeypatch.delenv(file_hashes.CACHE_ENV, raising=False)
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(blocker / "home"))
     monkeypatch.setattr(file_hashes, "_KNOWN", {})
     ckpt = tmp_path / "x.safetensors"
@@ -98,3 +100,20 @@ def test_a_record_names_what_was_loaded_not_a_file_copied_over_it_since(
     record = run_record(None, gen_path, domains={"d": method})
     assert record["domain_files"]["d"]["sha256"] == loaded
     assert record["generator_sha256"] == gen_sha
+
+
+def test_the_cache_file_can_be_moved_or_turned_off(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
+    ckpt = tmp_path / "x.safetensors"
+    ckpt.write_bytes(b"x")
+    moved = tmp_path / "elsewhere" / "hashes.json"
+    monkeypatch.setenv(file_hashes.CACHE_ENV, str(moved))
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})
+    file_hashes.content_sha256(ckpt)
+    assert moved.is_file() and not (tmp_path / "home").exists()
+    monkeypatch.setenv(file_hashes.CACHE_ENV, "off")
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})
+    ckpt.write_bytes(b"y")
+    assert file_hashes.content_sha256(ckpt) == hashlib.sha256(b"y").hexdigest()
+    assert len(json.loads(moved.read_text())) == 1  # nothing more written

@@ -51,10 +51,18 @@ def _key(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
+#: the cache file elsewhere (a path), or ``off``: no cache on disk (the test suite sets it
+#: so that it never writes into the user's cache)
+CACHE_ENV = "STYLEBRIDGE_HASH_CACHE"
+
+
 def _cache_path() -> Path | None:
     from stylebridge.errors import StylebridgeError
     from stylebridge.registry.weights_entries import default_home
 
+    chosen = os.environ.get(CACHE_ENV, "").strip()
+    if chosen:
+        return None if chosen.lower() == "off" else Path(chosen).expanduser()
     try:
         return default_home() / CACHE_FILE
     except (StylebridgeError, OSError):
@@ -139,5 +147,5 @@ def loaded_sha256(path: str | Path | None) -> str | None:
         return _LOADED.get(_absolute(path))
 
 
-__all__ = ["CACHED", "CACHE_FILE", "MAX_ENTRIES", "content_sha256", "file_sha256",
+__all__ = ["CACHED", "CACHE_ENV", "CACHE_FILE", "MAX_ENTRIES", "content_sha256", "file_sha256",
            "loaded_sha256", "remember_loaded"]
