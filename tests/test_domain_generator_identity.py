@@ -198,7 +198,7 @@ def test_generator_is_hashed_once_when_loaded(files: Files, tmp_path: Path,
         calls.append(Path(path))
         return real(path)
 
-    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))  # no hash cached yet
+    monkeypatch.setenv(file_hashes.CACHE_ENV, "off")  # no hash cached on disk
     monkeypatch.setattr(file_hashes, "file_sha256", counting)
     monkeypatch.setattr(file_hashes, "_KNOWN", {})
     monkeypatch.setattr(file_hashes, "_LOADED", {})
