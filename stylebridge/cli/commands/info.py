@@ -152,135 +152,33 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     return 0
 
 
-#: the keys by which a JSON file reads as a stylebridge report (run records, metrics.json,
-#: eval, analyze and reproduce reports all have one of them)
-REPORT_KEYS = ("software", "random_weights", "per_photo", "input_vs_inversion", "meta")
-#: the largest report ``info`` reads (a report of 100 000 photos is a few tens of MB)
-MAX_REPORT_BYTES = 256 * 2**20
-
-
-def report_summary(path: Path) -> dict[str, Any]:
-    """What ``info REPORT.json`` shows of a report a run wrote: the random-weights notice,
-    the versions, each model file with its sha256, the options (top-level values) and the
-    counts; a one-line error for a file that is no stylebridge report."""
-    from stylebridge.errors import StylebridgeError
-
-    if path.stat().st_size > MAX_REPORT_BYTES:
-        raise StylebridgeError(f"is larger than {MAX_REPORT_BYTES >> 20} MB: not a report "
-                               "info reads", path=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise StylebridgeError(f"is no JSON report ({str(exc).splitlines()[0]})",
-                               path=path) from None
-    meta = data.get("meta") if isinstance(data, dict) else None
-    body = {**data, **meta} if isinstance(meta, dict) else data
-    if not isinstance(body, dict) or not any(k in body for k in REPORT_KEYS):
-        raise StylebridgeError("is a JSON file, not a report a stylebridge run wrote (nor a "
-                               "checkpoint)", path=path)
-    files = {}
-    for key, value in body.items():
-        if key == "generator_sha256" and isinstance(value, str):
-            files["generator file"] = {"path": body.get("generator"), "sha256": value}
-        elif key.endswith("_file") and isinstance(value, dict):
-            files[f"{key.removesuffix('_file')} file"] = value
-        elif key.endswith("_files") and isinstance(value, dict):
-            files.update({f"{key.removesuffix('_files')} {name} file": record
-                          for name, record in value.items() if isinstance(record, dict)})
-    for model in body.get("clip_models") or []:  # reproduce: each CLIP model's weights
-        if isinstance(model, dict) and model.get("weights"):
-            files[f"clip {model.get('name')} file"] = {"path": model["weights"],
-                                                       "sha256": model.get("weights_sha256")}
-
-    def scalar(value: Any) -> bool:
-        return isinstance(value, (str, int, float, bool)) or (
-            isinstance(value, list) and all(isinstance(v, (str, int, float, bool))
-                                            for v in value))
-
-    options = {k: v for k, v in body.items()
-               if scalar(v) and not k.endswith("sha256") and k not in
-               ("notice", "random_weights", "cwd", "done", "skipped", "random_parts")
-               and not (k == "generator" and "generator file" in files)}
-    counts = {k: len(body[k]) for k in ("done", "skipped") if isinstance(body.get(k), list)}
-    means = {}  # metrics.json (adapt.json, invert.json: metrics_...): the means per output
-    for prefix in ("", "metrics_"):
-        if isinstance(body.get(f"{prefix}input_vs_inversion"), dict):
-            means["inversion"] = body[f"{prefix}input_vs_inversion"]
-        if isinstance(body.get(f"{prefix}input_vs_domain"), dict):
-            means.update({k: v for k, v in body[f"{prefix}input_vs_domain"].items()
-                          if isinstance(v, dict)})
-    def named(value: Any) -> str:
-        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-
-    if isinstance(body.get("mean"), dict):  # an eval report: pred vs target
-        means[f"{named(body.get('pred'))} vs {named(body.get('target'))}"] = body["mean"]
-    report = body.get("report")
-    if not counts and isinstance(report, dict):  # eval, analyze: the batch report
-        counts = {k: len(report[k]) for k in ("done", "skipped") if isinstance(report.get(k), list)}
-    if isinstance(body.get("settings"), dict):
-        options.update({k: v for k, v in body["settings"].items()
-                        if isinstance(v, (str, int, float, bool, list)) or v is None})
-    return {"path": str(path), "report": path.name,
-            "random_weights": bool(body.get("random_weights")),
-            "random_parts": body.get("random_parts") or [], "notice": body.get("notice"),
-            "software": body.get("software"), "cwd": body.get("cwd"), "files": files,
-            "options": options, "counts": counts, "means": means}
-
-
 def _report_info(path: Path, as_json: bool, console: Console) -> int:
     """A report a run wrote (``adapt.json``, ``metrics.json``, an eval or analyze report)."""
+    from stylebridge.cli.report_info import print_report, report_summary
+
     info = report_summary(path)
     if as_json:
         print_json(info)
-        return 0
-    from stylebridge.core.checkpoint import RANDOM_NOTICE
-
-    table = _field_table(path)
-    if info["random_weights"]:
-        parts = ", ".join(map(str, info["random_parts"]))
-        table.add_row("weights", f"[bold yellow]{RANDOM_NOTICE}[/bold yellow]: made with "
-                                 f"untrained weights{escape(f' ({parts})' if parts else '')}")
-    if info["software"]:
-        table.add_row("software", escape(", ".join(f"{k} {v}"
-                                                   for k, v in info["software"].items())))
-    for name, record in info["files"].items():
-        digest = record.get("sha256")
-        table.add_row(escape(name), escape(f"{record.get('path')}"
-                                           + (f" (sha256 {digest[:12]}…)" if digest else
-                                              " (no sha256 recorded)")))
-    if info["cwd"]:
-        table.add_row("folder", escape(str(info["cwd"])))
-    for key, value in info["options"].items():
-        table.add_row(escape(key), escape(json.dumps(value, ensure_ascii=False)))
-    for output, values in info["means"].items():
-        table.add_row(escape(f"means: {output}"), escape(", ".join(
-            f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} n/a"
-            for k, v in values.items())))
-    if info["counts"]:
-        table.add_row("photos", ", ".join(f"{n} {k}" for k, n in info["counts"].items()))
-    console.print(table)
+    else:
+        print_report(info, console)
     return 0
 
 
 def _folder_info(path: Path, as_json: bool, console: Console) -> int:
-    """A run's folder: the reports it holds (``adapt.json``, ``metrics.json``, ...), each as
-    ``info REPORT.json`` shows it."""
-    from stylebridge.errors import StylebridgeError
+    """A run's folder: the reports it holds, each as ``info REPORT.json`` shows it, and a
+    note for each JSON file there that could not be read as one."""
+    from stylebridge.cli.options import notice_console
+    from stylebridge.cli.report_info import folder_reports, print_report
 
-    found = []
-    for report in sorted(path.glob("*.json")):
-        try:
-            found.append(report_summary(report))
-        except (StylebridgeError, OSError):
-            continue  # another JSON file
-    if not found:
-        raise StylebridgeError("is a folder holding no report a stylebridge run wrote; give a "
-                               "checkpoint, a picture or a report", path=path)
+    found, unread = folder_reports(path)
     if as_json:
         print_json(found)
-        return 0
-    for info in found:
-        _report_info(Path(info["path"]), False, console)
+    else:
+        for info in found:
+            print_report(info, console)
+    for line in unread:
+        notice_console(console).print(f"note: skipped {line}", style="yellow", markup=False,
+                                      highlight=False)
     return 0
 
 
