@@ -117,3 +117,24 @@ def test_the_cache_file_can_be_moved_or_turned_off(tmp_path: Path,
     ckpt.write_bytes(b"y")
     assert file_hashes.content_sha256(ckpt) == hashlib.sha256(b"y").hexdigest()
     assert len(json.loads(moved.read_text())) == 1  # nothing more written
+
+
+def test_a_file_that_is_no_cache_is_never_written_over(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """STYLEBRIDGE_HASH_CACHE naming a checkpoint by mistake replaced it with the cache's
+    JSON; a damaged cache too is left as it is (hashing again costs time, not data)."""
+    ckpt = tmp_path / "x.safetensors"
+    ckpt.write_bytes(b"x")
+    for content in (b"\x00safetensors bytes", b"[1, 2]", b'{"k": "not a digest"}'):
+        victim = tmp_path / "victim.bin"
+        victim.write_bytes(content)
+        monkeypatch.setenv(file_hashes.CACHE_ENV, str(victim))
+        monkeypatch.setattr(file_hashes, "_KNOWN", {})
+        assert file_hashes.content_sha256(ckpt) == hashlib.sha256(b"x").hexdigest()
+        assert victim.read_bytes() == content
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    monkeypatch.setenv(file_hashes.CACHE_ENV, str(folder))
+    monkeypatch.setattr(file_hashes, "_KNOWN", {})
+    assert file_hashes.content_sha256(ckpt) == hashlib.sha256(b"x").hexdigest()
+    assert list(folder.iterdir()) == []

@@ -69,19 +69,27 @@ def _cache_path() -> Path | None:
         return None
 
 
-def _read(path: Path) -> dict[str, str]:
+def _read(path: Path) -> dict[str, str] | None:
+    """The cache's entries: ``{}`` when there is no cache file yet, ``None`` when the file
+    there is no cache (another file named by ``STYLEBRIDGE_HASH_CACHE``, a damaged one):
+    it is then never written over."""
     try:
+        if not path.is_file() or path.is_symlink():
+            return {} if not path.exists() and not path.is_symlink() else None
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): v for k, v in data.items() if isinstance(v, str) and len(v) == 64}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not all(
+            isinstance(v, str) and len(v) == 64 for v in data.values()):
+        return None
+    return {str(k): v for k, v in data.items()}
 
 
 def _write(path: Path, key: str, digest: str) -> None:
     try:
         entries = _read(path)
+        if entries is None:
+            return  # not ours to replace: hashed again next time
         entries.pop(key, None)
         entries[key] = digest  # the newest last: the oldest go first
         kept = dict(list(entries.items())[-MAX_ENTRIES:])
@@ -110,7 +118,7 @@ def content_sha256(path: str | Path | None) -> str | None:
         if key in _KNOWN:
             return _KNOWN[key]
     cache = _cache_path()
-    digest = _read(cache).get(key) if cache is not None else None
+    digest = (_read(cache) or {}).get(key) if cache is not None else None
     if digest is None:
         digest = file_sha256(path)
         if cache is not None:
