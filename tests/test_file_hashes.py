@@ -97,9 +97,20 @@ def test_a_record_names_what_was_loaded_not_a_file_copied_over_it_since(
     for p in (path, gen_path):  # replaced during the run, by files of the same size
         data = p.read_bytes()
         p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    record = run_record(None, gen_path, domains={"d": method})
+    record = run_record(None, gen_path, generator=generator, domains={"d": method})
     assert record["domain_files"]["d"]["sha256"] == loaded
     assert record["generator_sha256"] == gen_sha
+    # two jobs in one process (a notebook, the web app): each record names what its own
+    # objects were loaded from, not what that path held last
+    again = load_plugin("domain_method", str(path))
+    generator_b, _ = load_generator(str(gen_path))
+    record_b = run_record(None, gen_path, generator=generator_b, domains={"d": again})
+    assert record_b["domain_files"]["d"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record_b["generator_sha256"] == hashlib.sha256(gen_path.read_bytes()).hexdigest()
+    assert run_record(None, gen_path, generator=generator,
+                      domains={"d": method})["domain_files"]["d"]["sha256"] == loaded
+    # and the size and time beside that sha256 are the file's then, not now
+    assert record["domain_files"]["d"]["size"] == len(path.read_bytes())
 
 
 def test_the_cache_file_can_be_moved_or_turned_off(tmp_path: Path,

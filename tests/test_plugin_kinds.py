@@ -277,3 +277,18 @@ def test_adapt_says_which_metrics_have_per_photo_values(tmp_path: Path, capsys) 
     assert code == 0, err
     assert (f"means of 3 photos; each photo's own values of mse: {out / 'metrics.json'} "
             "(per_photo); gap: means only") in " ".join(text.split())
+
+
+def test_a_metric_whose_per_photo_values_are_all_null_still_has_them(tmp_path: Path) -> None:
+    """id with no face found keeps a null per photo: the line said "id[dlib]: means only"."""
+    import json
+
+    from stylebridge.cli.commands.adapt import _per_photo_keys
+
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"per_photo": {
+        "a.png": {"inversion": {"id[dlib]": None, "mse": 0.1}, "pixar": {"id[dlib]": None}},
+        "b.png": {"inversion": {"id[dlib]": None, "mse": 0.2}}}}))
+    assert _per_photo_keys(path) == {"id[dlib]", "mse"}
+    path.write_text(json.dumps({"per_photo": {"a.png": {"psnr": None}}}))  # invert's records
+    assert _per_photo_keys(path) == {"psnr"}

@@ -452,8 +452,9 @@ def run_adapt(job: AdaptJob, progress: ProgressCallback | None = None) -> AdaptR
     scale = adapter.offset_scale
     summary: dict[str, Any] = {
         "encoder": config.encoder,  # + the generator's absolute path, sha256, files, versions:
-        **run_record(config.generator, job.generator_path, encoder=encoder, domains=methods,
-                     calibrator=adapter.calibrator, featureshift=config.featureshift,
+        **run_record(config.generator, job.generator_path, generator=adapter.generator,
+                     encoder=encoder, domains=methods, calibrator=adapter.calibrator,
+                     featureshift=adapter.renderer if config.featureshift is not None else None,
                      renderer=adapter.renderer if config.renderer is not None else None,
                      guide=adapter.guide),
         "domains": {name: str(spec) for name, spec in zip(methods, config.methods, strict=True)},

@@ -92,6 +92,7 @@ def open_featureshift(path: Path, device: torch.device) -> tuple[FeatureShift, C
     """A trained FeatureShift (``--featureshift``): the model, its header (its ``sources``
     name the guide encoder it was trained with) and whether it holds random weights."""
     from stylebridge.plugins.renderers.featureshift import load_featureshift
+    from stylebridge.registry.resolve import Provenance, record_provenance
 
     try:
         model, header = load_featureshift(path, device=device)
@@ -100,7 +101,11 @@ def open_featureshift(path: Path, device: torch.device) -> tuple[FeatureShift, C
         if refused is not None:
             raise refused from None
         raise
-    return model, header, is_random_weights(header.extra)
+    random = is_random_weights(header.extra)
+    # where it came from, as create() records it (run records name what was loaded)
+    record_provenance(model, Provenance("random" if random else "checkpoint", Path(path),
+                                        spec=str(path)))
+    return model, header, random
 
 
 def check_renderer_choice(featureshift: Path | None, renderer: str | None) -> None:

@@ -332,7 +332,8 @@ def run_calibrate(job: CalibrateJob, progress: ProgressCallback | None = None) -
     extra: dict[str, Any] = {
         "encoder": config.encoder,  # + its file, the generator's absolute path and sha256,
         # the versions (pipelines/run_record.py)
-        **run_record(config.generator, job.generator_path, encoder=job.encoder),
+        **run_record(config.generator, job.generator_path, generator=job.generator,
+                     encoder=job.encoder),
         "n_images": n_images, "photos": photos_record(report.done),
         "samples": config.samples, "seed": config.seed,
         "aligned": bool(config.align), "align_size": config.align_size if config.align else None,

@@ -288,7 +288,7 @@ def generate(config: GenerateConfig,
     # floating-point rounding), the generator's absolute path and sha256, the domains'
     # files, the versions (pipelines/run_record.py)
     write_json(config.out / "generate.json", {
-        **run_record(config.generator, provenance.path, domains=domains),
+        **run_record(config.generator, provenance.path, generator=gen, domains=domains),
         "seeds": seeds, "truncation": config.truncation,
         "noise": config.noise, "precision": config.precision,
         "domains": dict(zip(domains, config.methods, strict=True)),

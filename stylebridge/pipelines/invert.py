@@ -156,7 +156,8 @@ class InvertJob:
         config, parts = self.config, self.parts
         summary: dict[str, Any] = {
             "encoder": config.encoder,  # + the generator's absolute path and sha256, files:
-            **run_record(config.generator, self.generator_path, encoder=self.encoder),
+            **run_record(config.generator, self.generator_path, generator=self.generator,
+                         encoder=self.encoder),
             "aligned": bool(config.align),
             "align_size": config.align_size if config.align else None,
             "precision": config.precision, "metrics": list(config.metrics),

@@ -487,8 +487,9 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     notice = f"{RANDOM_NOTICE}: not a trained model ({', '.join(parts)})" if parts else None
     outputs = {done: dict(record["files"]) for done, record in records.items()}
     summary: dict[str, Any] = {  # the generator's absolute path and sha256, the files, versions
-        **run_record(config.generator, job.generator_path, domains=adapter.methods,
-                     calibrator=adapter.calibrator, featureshift=config.featureshift,
+        **run_record(config.generator, job.generator_path, generator=adapter.generator,
+                     domains=adapter.methods, calibrator=adapter.calibrator,
+                     featureshift=adapter.renderer if config.featureshift is not None else None,
                      renderer=adapter.renderer if config.renderer is not None else None),
         "encoder": job.encoder_spec,
         "domains": {name: str(spec) for name, spec in zip(adapter.methods, config.methods,

@@ -57,30 +57,43 @@ def file_record(path: str | Path | None) -> dict[str, Any] | None:
 
 
 def model_file(obj: Any) -> dict[str, Any] | None:
-    """:func:`file_record` of the checkpoint ``obj`` was loaded from (its provenance), or of
-    ``obj`` itself when it is a path (``--featureshift``)."""
+    """The checkpoint ``obj`` was loaded from, as it was then (its provenance: size, time and
+    sha256 taken at load, so a file copied over it during the run is not named), else
+    :func:`file_record` of its file now, or of ``obj`` itself when it is a path."""
+    from stylebridge.registry.resolve import provenance_of
+
     if isinstance(obj, str | Path):
         return file_record(obj)
+    prov = provenance_of(obj)
+    if prov is not None and prov.path is not None and prov.sha256 is not None:
+        return {**dict(prov.identity or {}), "sha256": prov.sha256, "path": absolute(prov.path)}
     return file_record(weights_path(obj))
 
 
-def generator_record(spec: str | None, path: str | Path | None) -> dict[str, Any]:
+def generator_record(spec: str | None, path: str | Path | None,
+                     generator: Any = None) -> dict[str, Any]:
     """``generator`` (absolute path), ``generator_spec`` (as given; ``None``: not given,
-    ``render`` took the one its files name), ``generator_sha256``."""
+    ``render`` took the one its files name), ``generator_sha256``: of what ``generator``
+    was loaded from (its provenance), else of the file at ``path``."""
+    from stylebridge.registry.resolve import provenance_of
+
     digest = None
-    if path is not None and Path(path).is_file():
+    prov = provenance_of(generator) if generator is not None else None
+    if prov is not None and prov.sha256 is not None:
+        digest = prov.sha256
+    elif path is not None and Path(path).is_file():
         digest = generator_sha256(path)
     return {"generator": absolute(path), "generator_spec": None if spec is None else str(spec),
             "generator_sha256": digest}
 
 
-def run_record(generator_spec: str | None, generator_path: str | Path | None,
-               **models: Any) -> dict[str, Any]:
-    """The shared part of every run record (module docstring): the generator's fields, then
-    ``<key>_file`` for each model of ``models`` (``None`` values stay ``None``; a mapping,
-    ``domains={"pixar": method}``, gives ``domain_files`` by name), ``cwd`` and
-    ``software``."""
-    out = generator_record(generator_spec, generator_path)
+def run_record(generator_spec: str | None, generator_path: str | Path | None, *,
+               generator: Any = None, **models: Any) -> dict[str, Any]:
+    """The shared part of every run record (module docstring): the generator's fields (of
+    what ``generator``, the loaded one, was loaded from), then ``<key>_file`` for each model
+    of ``models`` (``None`` values stay ``None``; a mapping, ``domains={"pixar": method}``,
+    gives ``domain_files`` by name), ``cwd`` and ``software``."""
+    out = generator_record(generator_spec, generator_path, generator)
     for key, obj in models.items():
         if isinstance(obj, Mapping):
             out[f"{key.removesuffix('s')}_files"] = {str(name): model_file(value)

@@ -27,7 +27,7 @@ import hashlib
 import json
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -36,6 +36,7 @@ import torch
 from stylebridge.core.checkpoint import is_random_weights, read_header
 from stylebridge.core.device import keep_rng_state, resolve_device
 from stylebridge.core.interfaces import DomainMethod, Encoder, Plugin, Preprocessing
+from stylebridge.core.io import file_identity
 from stylebridge.core.stylegan2.checkpoint import PLUGIN as STYLEGAN2
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.core.stylegan2.generator import Generator
@@ -78,6 +79,11 @@ class Provenance:
     path: Path | None = None
     source_file: str | None = None
     spec: str = ""
+    #: what the file held and was when it was loaded (:func:`record_provenance` fills them):
+    #: its sha256 and its :func:`~stylebridge.core.io.file_identity` (a run's record names
+    #: them, not a file copied over it since)
+    sha256: str | None = field(default=None, compare=False)
+    identity: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def random(self) -> bool:
@@ -134,8 +140,9 @@ def record_provenance(obj: Any, prov: Provenance) -> None:
     """Say where ``obj``'s weights came from, for objects built without :func:`create` (the
     tiny presets' random networks): :func:`provenance_of` and the pipelines' labels read it,
     also from a copy of ``obj``."""
-    if prov.path is not None:  # what the file held when it was loaded (run records)
-        remember_loaded(prov.path)
+    if prov.path is not None and prov.sha256 is None:  # what the file held when loaded
+        prov = replace(prov, identity=file_identity(prov.path),
+                       sha256=remember_loaded(prov.path))
     with contextlib.suppress(TypeError):  # not weak-referenceable: the attribute only
         _PROVENANCE[obj] = prov
     with contextlib.suppress(AttributeError, TypeError):  # __slots__: the record only

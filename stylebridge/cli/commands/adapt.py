@@ -90,8 +90,9 @@ def print_output_metrics(console: Console, inversion: dict[str, float | None],
 
 
 def _per_photo_keys(path: Path) -> set[str] | None:
-    """The metric keys ``metrics.json`` holds per photo (a metric without per-image values,
-    ``Metric.last``, has none there); ``None`` when the file cannot be read."""
+    """The metric keys ``metrics.json`` holds per photo, null or not (a metric without
+    per-image values, ``Metric.last``, has none there); ``None`` when the file cannot be
+    read."""
     import json
 
     try:
@@ -102,10 +103,10 @@ def _per_photo_keys(path: Path) -> set[str] | None:
     for values in per_photo.values():  # adapt: {output: {key: value}}; invert: {key: value}
         if not isinstance(values, dict):
             continue
-        for key, value in values.items():
+        for key, value in values.items():  # a null is a value too (id: no face found)
             if isinstance(value, dict):
-                keys.update(k for k, v in value.items() if v is not None)
-            elif value is not None:
+                keys.update(value)
+            else:
                 keys.add(key)
     return keys
 

@@ -230,7 +230,7 @@ def run_shift_norms(job: ShiftNormsJob | ShiftNormsConfig) -> ShiftNormsResult:
             # how the photos were read (aligned or not changes every norm), and what made it
             "aligned": bool(config.align),
             "align_size": config.align_size if config.align else None,
-            **{k: v for k, v in run_record(None, g_path, encoder=encoder,
+            **{k: v for k, v in run_record(None, g_path, generator=gen, encoder=encoder,
                                            domains=job.domains).items()
                if k not in ("generator", "generator_spec")},
             **report.as_dict()}

@@ -89,7 +89,7 @@ from stylebridge.pipelines.reproduce.rows import (
     encoder_spec,
     orig_latents,
 )
-from stylebridge.pipelines.run_record import software
+from stylebridge.pipelines.run_record import generator_record, software
 from stylebridge.pipelines.training.progress import check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry import get_registry
@@ -367,6 +367,8 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                       featureshift_e4e=config.featureshift_e4e,
                       featureshift_fse=config.featureshift_fse)
     gen, gen_random, g_path = load_generator_arg(config.generator, device)
+    # the files' contents as they are read now (the record is written at the end)
+    clip_sha256 = {c.name: content_sha256(c.weights) for c in clips}
     report = BatchReport()   # photos done; photos and domain files skipped
     used = BatchReport()     # domain files used and skipped
     skipped_methods: dict[str, str] = {}
@@ -514,9 +516,10 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         "preset": config.preset,
         "generator": str(g_path), "generator_random_weights": gen_random,
         # the files by content, and where the relative paths above are read from
-        "generator_sha256": content_sha256(g_path), "cwd": os.getcwd(),
+        "generator_sha256": generator_record(None, g_path, gen)["generator_sha256"],
+        "cwd": os.getcwd(),
         "clip_models": [{"name": c.name, "weights": None if c.weights is None else str(c.weights),
-                         "weights_sha256": content_sha256(c.weights),
+                         "weights_sha256": clip_sha256.get(c.name),
                          "random_weights": c.random} for c in clips],
         "text_template": config.text_template,
         "quantities": {k: q.as_dict() for k, q in QUANTITIES.items()},
