@@ -227,6 +227,9 @@ def test_calibrate_records_the_generators_absolute_path_and_sha256(
     assert "photos/broken.png" not in photos["paths"]
     assert all((root / p).is_file() for p in photos["paths"])
     assert photos["list_sha256"] == hashlib.sha256("\n".join(photos["paths"]).encode()).hexdigest()
+    contents = "\n".join(hashlib.sha256((root / p).read_bytes()).hexdigest()
+                         for p in photos["paths"])
+    assert photos["contents_sha256"] == hashlib.sha256(contents.encode()).hexdigest()
 
 
 def test_records_name_the_working_folder_they_were_read_from(

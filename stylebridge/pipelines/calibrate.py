@@ -135,11 +135,22 @@ LISTED_PHOTOS = 2000
 
 def photos_record(done: Sequence[str]) -> dict[str, Any]:
     """Which photos a calibrator was fitted on, in its header: their count, the sha256 of
-    their list (one path as given per line, in the order they were read) and, up to
-    :data:`LISTED_PHOTOS`, the list itself."""
+    their list (one path as given per line, in the order they were read), that of their
+    contents (the sha256 of each file, one per line, in that order: the same photos under
+    other names or paths give the same) and, up to :data:`LISTED_PHOTOS`, the list itself."""
+    from stylebridge.pipelines.training.state import file_sha256
+
     paths = [str(p) for p in done]
+
+    def content(path: str) -> str:
+        try:
+            return file_sha256(path)
+        except OSError:
+            return "unreadable"
+
     digest = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
-    return {"count": len(paths), "list_sha256": digest,
+    contents = hashlib.sha256("\n".join(content(p) for p in paths).encode()).hexdigest()
+    return {"count": len(paths), "list_sha256": digest, "contents_sha256": contents,
             **({"paths": paths} if len(paths) <= LISTED_PHOTOS else {})}
 
 
