@@ -346,6 +346,11 @@ def test_cli_two_encoders_side_by_side(files: dict[str, Path], gen: Any, tmp_pat
     assert comparison["meta"]["random_parts"] == [f"encoder {a}"]   # b has a checkpoint
     single = {e: json.loads((out / e / "latents.json").read_text()) for e in (a, b)}
     assert single[a]["meta"]["random_weights"] and not single[b]["meta"]["random_weights"]
+    # which encoder files were compared, by content (the specs alone named them)
+    enc_sha = hashlib.sha256(files["enc"].read_bytes()).hexdigest()
+    assert comparison["meta"]["encoder_files"][a] is None  # random weights: no file
+    assert comparison["meta"]["encoder_files"][b]["sha256"] == enc_sha
+    assert single[b]["meta"]["encoder_file"]["sha256"] == enc_sha
     layers = gen.style_layers()
     for row, layer in zip(comparison["layers"], layers, strict=True):
         assert row["encoders"][a]["alpha"] == pytest.approx(1.5 + 0.25 * layer.latent_index,

@@ -56,7 +56,7 @@ from stylebridge.pipelines.resume import (
     model_setting,
     releases_outputs,
 )
-from stylebridge.pipelines.run_record import generator_record, software
+from stylebridge.pipelines.run_record import generator_record, model_file, software
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import Request, WeightsCheck, require_weights
 from stylebridge.registry.resolve import load_encoder
@@ -134,6 +134,8 @@ class EncoderRun:
     sims: dict[str, SimilarityAccumulator]
     batch: BatchReport
     result: dict[str, Any] = field(default_factory=dict)
+    #: its checkpoint file as loaded (path, size, time, sha256; None: random weights)
+    file: dict[str, Any] | None = None
 
 
 @dataclass
@@ -322,6 +324,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
         for label, spec, encoder, enc_random in encoders:
             if label in journal.kept:  # its statistics, from the interrupted run (resume)
                 runs.append(_run_from_row(journal.kept[label][0], spec, enc_random))
+                runs[-1].file = model_file(encoder)
                 progress.note(f"encoder {label}: kept from the interrupted run")
                 continue
             enc_size = int(encoder.preprocessing.size or gen.size)
@@ -336,7 +339,8 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
             except StylebridgeError:
                 progress.failed(report)
                 raise
-            runs.append(EncoderRun(label, spec, enc_random, means, n_images, sims, report))
+            runs.append(EncoderRun(label, spec, enc_random, means, n_images, sims, report,
+                                   file=model_file(encoder)))
             journal.record(_row_of(runs[-1]), [])
         what, sampled = f"sampling {config.samples} z", [0]
         progress.progress(what, 0, config.samples)
@@ -352,7 +356,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
 
     # what else the numbers depend on: the alignment size, the generator's content, versions
     provenance = {"align_size": config.align_size if config.align else None,
-                  "generator_sha256": generator_record(None, g_path)["generator_sha256"],
+                  "generator_sha256": generator_record(None, g_path, gen)["generator_sha256"],
                   "software": software(), "cwd": os.getcwd()}
     for run in runs:
         result = build_report(src_means, run.means, refs, source_sims=src_sims,
@@ -364,7 +368,7 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
         meta = {"encoder": run.spec, "generator": str(g_path), "n_images": run.n_images,
                 "samples": config.samples, "seed": config.seed, "layers": config.layers,
                 "aligned": bool(config.align), "random_weights": any(random_inputs.values()),
-                "random_inputs": random_inputs, **provenance}
+                "random_inputs": random_inputs, "encoder_file": run.file, **provenance}
         if meta["random_weights"]:
             meta["notes"] = ["computed with random weights: not real statistics"]
         run.result = {"meta": meta, **result, "quantities": _quantities(result),
@@ -386,7 +390,8 @@ def run_latents(config: LatentsConfig, progress: LatentsProgress | None = None, 
         meta = {"encoders": {r.label: r.spec for r in runs}, "generator": str(g_path),
                 "samples": config.samples, "seed": config.seed,
                 "n_images": {r.label: r.n_images for r in runs}, "aligned": bool(config.align),
-                "random_weights": random, "random_parts": parts, **provenance}
+                "random_weights": random, "random_parts": parts,
+                "encoder_files": {r.label: r.file for r in runs}, **provenance}
         comparison = {"meta": meta, **compare_reports(results)}
         comparison["quantities"] = _quantities(comparison)
         save_figure(plot_comparison(src_means, {r.label: r.means for r in runs}, results, meta),
