@@ -54,13 +54,28 @@ def test_a_folder_skips_what_is_no_report_and_says_so(tmp_path: Path, capsys) ->
     _write(tmp_path / "adapt.json", {"software": {"torch": "2"}, "done": ["a.png"],
                                      "skipped": []})
     os.mkfifo(tmp_path / "x.json")  # would block a read
-    _write(tmp_path / "deep.json", "[" * 1500 + "]" * 1500)
+    _write(tmp_path / "deep.json", '{"software": {')  # cut short
     _write(tmp_path / "other.json", {"a": 1})  # not a report: left out without a word
     assert main(["info", str(tmp_path), "--json"]) == 0
     out, err = capsys.readouterr()
     assert [r["report"] for r in json.loads(out)] == ["adapt.json"]
     assert " ".join(err.split()) == (
-        f"note: skipped {tmp_path / 'deep.json'}: is no JSON report (nested too deeply) "
+        f"note: skipped {tmp_path / 'deep.json'}: is no JSON report (Expecting property name "
+        "enclosed in double quotes: line 1 column 15 (char 14)) "
         f"note: skipped {tmp_path / 'x.json'}: is not a regular file")
     code = main(["info", str(tmp_path / "x.json")])  # named alone: refused, not read
     assert code == 2 and "x.json: is not a regular file" in capsys.readouterr().err
+
+
+def test_a_report_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
+    import sys
+
+    from stylebridge.errors import StylebridgeError
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # a plain interpreter's (pytest-xdist raises it)
+    try:
+        with pytest.raises(StylebridgeError, match=r"is no JSON report \(nested too deeply\)"):
+            report_summary(_write(tmp_path / "deep.json", "[" * 5000 + "]" * 5000))
+    finally:
+        sys.setrecursionlimit(limit)
