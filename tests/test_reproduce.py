@@ -83,6 +83,8 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
     assert data["cwd"] == os.getcwd()
     assert all(c["weights_sha256"] == hashlib.sha256(Path(c["weights"]).read_bytes()).hexdigest()
                for c in data["clip_models"])
+    assert all(d["sha256"] == hashlib.sha256(Path(d["file"]).read_bytes()).hexdigest()
+               for d in data["domains"])
     assert [r["label"] for r in data["rows"]] == THESIS_ROWS
     domains = [d["name"] for d in data["domains"]]
     assert domains == ["tiny-pixar", "tiny-sketch"]

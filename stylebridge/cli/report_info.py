@@ -51,6 +51,11 @@ def _files(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             for name, one in value.items():
                 if (record := _file(one)) is not None:
                     files[f"{key.removesuffix('_files')} {name} file"] = record
+    domains = body.get("domains")
+    for domain in domains if isinstance(domains, list) else []:  # reproduce: domain files
+        if isinstance(domain, Mapping) and _text(domain.get("file")):
+            files[f"domain {domain.get('name')} file"] = {"path": domain["file"],
+                                                          _SHA: _text(domain.get(_SHA))}
     models = body.get("clip_models")
     for model in models if isinstance(models, list) else []:  # reproduce: CLIP weights
         if isinstance(model, Mapping) and _text(model.get("weights")):

@@ -69,7 +69,11 @@ class DomainEntry:
                        self.quality_options(template)}
 
     def describe(self, template: str) -> dict[str, Any]:
-        return {"name": self.name, "file": str(self.path), "kind": self.kind,
+        from stylebridge.pipelines.run_record import model_file
+
+        record = model_file(self.method)  # the file as loaded (None: not loaded from one)
+        return {"name": self.name, "file": str(self.path),
+                "sha256": None if record is None else record.get("sha256"), "kind": self.kind,
                 "text": self.text, "image": None if self.image is None else str(self.image),
                 "quality_target": self.quality_options(template),
                 "target_source": self.target_source, "random_weights": self.random}
