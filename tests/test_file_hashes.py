@@ -36,6 +36,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return calls
 
 
+@pytest.mark.skipif(not file_hashes.CACHED, reason="no hash caches on Windows")
 def test_hashed_once_per_version_of_a_file(home: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _counting(monkeypatch)
@@ -113,6 +114,7 @@ def test_a_record_names_what_was_loaded_not_a_file_copied_over_it_since(
     assert record["domain_files"]["d"]["size"] == len(path.read_bytes())
 
 
+@pytest.mark.skipif(not file_hashes.CACHED, reason="no hash caches on Windows")
 def test_the_cache_file_can_be_moved_or_turned_off(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "home"))
