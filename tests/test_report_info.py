@@ -31,6 +31,19 @@ def test_fields_of_the_wrong_type_are_left_out(tmp_path: Path) -> None:
     assert info["options"] == {"strength": [0.5, 1.0]}
 
 
+def test_reproduce_rows_name_their_checkpoints(tmp_path: Path) -> None:
+    info = report_summary(_write(tmp_path / "thesis_tables.json", {
+        "software": "1.0", "rows": [
+            {"key": "orig", "files": {}},
+            {"key": "featureshift_e4e", "files": {
+                "encoder": {"path": "fse.safetensors", "sha256": "ab"},
+                "guide": {"path": "e4e.safetensors", "sha256": 3}}},
+            {"key": "e4e", "files": ["not", "a", "mapping"]}, "not a row"]}))
+    assert info["files"] == {
+        "row featureshift_e4e encoder file": {"path": "fse.safetensors", "sha256": "ab"},
+        "row featureshift_e4e guide file": {"path": "e4e.safetensors", "sha256": None}}
+
+
 def test_a_notice_alone_says_random_weights(tmp_path: Path) -> None:
     """generate.json has a notice and random_parts but no random_weights."""
     info = report_summary(_write(tmp_path / "generate.json", {

@@ -86,6 +86,15 @@ def test_reproduce_on_tiny_data_prints_a_table_with_every_row(tmp_path: Path, ca
     assert all(d["sha256"] == hashlib.sha256(Path(d["file"]).read_bytes()).hexdigest()
                for d in data["domains"])
     assert [r["label"] for r in data["rows"]] == THESIS_ROWS
+    # each row's checkpoints by content (the JSON named them by path only)
+    roles = {r["key"]: sorted(r["files"]) for r in data["rows"]}
+    assert roles["orig"] == [] and roles["e4e"] == ["encoder"]
+    assert roles["featureshift_e4e"] == ["encoder", "featureshift", "guide"]
+    assert roles["featureshift_fse"] == ["encoder", "featureshift"]
+    for row in data["rows"]:
+        for record in row["files"].values():
+            assert record["sha256"] == hashlib.sha256(Path(record["path"]).read_bytes()
+                                                      ).hexdigest()
     domains = [d["name"] for d in data["domains"]]
     assert domains == ["tiny-pixar", "tiny-sketch"]
     assert all(d["kind"] == "text" and d["target_source"] == "header" for d in data["domains"])

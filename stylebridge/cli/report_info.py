@@ -56,6 +56,12 @@ def _files(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if isinstance(domain, Mapping) and _text(domain.get("file")):
             files[f"domain {domain.get('name')} file"] = {"path": domain["file"],
                                                           _SHA: _text(domain.get(_SHA))}
+    rows = body.get("rows")
+    for row in rows if isinstance(rows, list) else []:  # reproduce: each row's checkpoints
+        parts = row.get("files") if isinstance(row, Mapping) else None
+        for role, one in parts.items() if isinstance(parts, Mapping) else ():
+            if (record := _file(one)) is not None:
+                files[f"row {row.get('key')} {role} file"] = record
     models = body.get("clip_models")
     for model in models if isinstance(models, list) else []:  # reproduce: CLIP weights
         if isinstance(model, Mapping) and _text(model.get("weights")):

@@ -15,6 +15,7 @@ from stylebridge.core.interfaces import DomainMethod, Encoder
 from stylebridge.core.stylegan2.generator import Generator
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import Adapter
+from stylebridge.pipelines.adapt_inputs import open_featureshift
 from stylebridge.pipelines.adapter import attach_encoder
 from stylebridge.pipelines.presets import (
     fse_random_config,
@@ -23,7 +24,7 @@ from stylebridge.pipelines.presets import (
     random_fse,
 )
 from stylebridge.pipelines.reproduce.common import FSE_MODES, RANDOM_SOURCE, header_random
-from stylebridge.plugins.renderers.featureshift import load_featureshift
+from stylebridge.pipelines.run_record import model_file
 from stylebridge.registry.resolve import load_plugin
 from stylebridge.registry.spec import parse_plugin_spec
 from stylebridge.registry.weights import WeightsManager
@@ -41,6 +42,9 @@ class RowSetup:
     random: bool
     sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: ``{role: {"path", "sha256"}}`` of each checkpoint the row loaded (as loaded; none for
+    #: random networks)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,7 +123,7 @@ class RowBuilder:
                     layer = int(read_header(spec.path).config.get("layer", layer))
             model = random_featureshift(self.generator, layer, self.seed).to(self.device)
             return model, True, RANDOM_SOURCE, notes
-        model, header = load_featureshift(path, device=self.device)
+        model, header, _ = open_featureshift(path, self.device)  # recorded with its sha256
         recorded = header.extra.get("guiding_encoder")
         want = "e4e" if key == "featureshift_e4e" else "fse"
         if isinstance(recorded, Mapping) and recorded.get("name") not in (None, want):
@@ -127,8 +131,7 @@ class RowBuilder:
                          f"with {want}")
         return model, header_random(header.extra), str(path), notes
 
-    def build(self, key: str) -> RowSetup:
-        """The :class:`RowSetup` of row ``key`` (raises :class:`RowSkipped`)."""
+    def _build(self, key: str) -> RowSetup:
         if key == "orig":
             return RowSetup(adapter=None, random=False, sources={"latents": "mapping network"})
         if key == "e4e":
@@ -156,6 +159,21 @@ class RowBuilder:
             adapter = Adapter(enc, self.generator, self.methods, renderer=model, guide=guide)
             return RowSetup(adapter, random or fs_random, sources, notes)
         raise StylebridgeError(f"unknown row {key!r}")  # pragma: no cover
+
+    def build(self, key: str) -> RowSetup:
+        """The :class:`RowSetup` of row ``key`` (raises :class:`RowSkipped`), with
+        :attr:`RowSetup.files` naming each checkpoint it loaded by sha256."""
+        setup = self._build(key)
+        if setup.adapter is not None:
+            parts = {"encoder": setup.adapter.encoder, "guide": setup.adapter.guide,
+                     "featureshift": setup.adapter.renderer}
+            for role, obj in parts.items():
+                if obj is not None and setup.sources.get(role) != RANDOM_SOURCE:
+                    record = model_file(obj)
+                    if record is not None and record.get("sha256"):
+                        setup.files[role] = {"path": record.get("path"),
+                                             "sha256": record["sha256"]}
+        return setup
 
 
 def orig_latents(generator: Generator, n: int, *, seed: int, truncation: float = 1.0,

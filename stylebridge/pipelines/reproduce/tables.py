@@ -480,7 +480,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
                          f"({', '.join(setup.sources.values())})")
         notes.extend(f"row {spec.label!r}: {n}" for n in setup.notes)
         row.update(status="done", random_weights=row_random or shared_random,
-                   sources=setup.sources, mean=aggregate(per_domain, domains),
+                   sources=setup.sources, files=setup.files, mean=aggregate(per_domain, domains),
                    per_domain=per_domain)
         journal.record(row, notes[notes_before:])
         del setup
