@@ -109,6 +109,18 @@ def test_lpips_refuses_a_random_backbone(tmp_path: Path, monkeypatch: pytest.Mon
         LPIPSLoss()
 
 
+def test_lpips_backbone_that_is_no_file_names_the_option(tmp_path: Path) -> None:
+    """`lpips:backbone=none` (the spec's "none" is a file name there) said only
+    "none: no such file", naming neither the plugin nor the option."""
+    from stylebridge.registry.resolve import create
+
+    with pytest.raises(StylebridgeError, match=r"^none: no such file \(the lpips backbone= "
+                                               r"option: torchvision's alexnet-owt-7be5be79"):
+        create("loss", "lpips:backbone=none")
+    with pytest.raises(StylebridgeError, match=r"vgg16-397923af\.pth"):
+        LPIPSLoss(net="vgg", backbone=str(tmp_path / "missing.pth"))
+
+
 @pytest.fixture(scope="module")
 def lpips_loss(alexnet_file: Path) -> LPIPSLoss:
     return LPIPSLoss(backbone=str(alexnet_file), resolutions="64+32")
