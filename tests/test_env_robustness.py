@@ -209,9 +209,11 @@ def test_train_featureshift_saves_on_sighup(env, tmp_path: Path) -> None:  # noq
 
     previous = signal.signal(signal.SIGHUP, unhandled)
     try:
-        with pytest.raises(TrainingInterrupted, match=r"^interrupted \(SIGHUP\) after step 3"):
+        with pytest.raises(TrainingInterrupted, match=r"^interrupted \(SIGHUP\) after step 3"
+                           ) as stopped:
             fs.train_featureshift(tiny_cfg(env, tmp_path / "b", steps=6, checkpoint_every=1000),
                                   registry=make_registry(), on_step=hang_up)
+        assert stopped.value.exit_code == 128 + signal.SIGHUP  # as a shell reports it (was 130)
         assert signal.getsignal(signal.SIGHUP) is unhandled  # put back
     finally:
         signal.signal(signal.SIGHUP, previous)

@@ -208,7 +208,9 @@ def _main(argv: list[str]) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         error_line("interrupted" + (f" ({exc.name})" if isinstance(exc, Stopped) else ""))
-        return 130
+        # 128 + the signal's number, as a shell reports a process the signal stopped:
+        # 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP
+        return 128 + exc.signum if isinstance(exc, Stopped) else 130
     except MemoryError:
         _trace(debug)
         error_line(f"out of memory; {oom_advice(argv)}")

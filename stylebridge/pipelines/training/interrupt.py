@@ -53,12 +53,15 @@ REPEAT_WINDOW_S = 2.0
 
 
 class TrainingInterrupted(StylebridgeError):
-    """Training stopped on a signal after saving its state; exit code 130 (as Ctrl-C)."""
+    """Training stopped on a signal after saving its state; exit code 128 + the signal's
+    number, as a shell reports a process the signal stopped (130 after Ctrl-C, 143 after
+    SIGTERM, 129 after SIGHUP)."""
 
     exit_code = 130
 
     def __init__(self, step: int, state: Path, signum: int) -> None:
         self.step, self.state = step, Path(state)
+        self.exit_code = 128 + int(signum)
         name = signal.Signals(signum).name
         super().__init__(f"interrupted ({name}) after step {step}; the state is saved in "
                          f"{state}: rerun the same command with --resume to continue exactly "
