@@ -136,9 +136,11 @@ def load_photo(path: Any, *, align: bool = True, size: int = 1024,
     are aligned already.  One-line :class:`StylebridgeError` naming the file for an unreadable
     image or a photo without a face.  Encoders resize their input themselves.
 
-    ``path`` may also be a picture in memory: a PIL image (its EXIF orientation applied), a
-    numpy array ``[H, W(, 3|4)]`` or a tensor ``[3, H, W]`` in ``[0, 1]`` (a uint8 one, as
-    ``torchvision.io.read_image`` gives, in 0..255), read at 8 bits as a file would be."""
+    ``path`` may also be a picture in memory: a PIL image (its EXIF orientation applied, its
+    embedded colour profile converted to sRGB, 16-bit samples by the depth its file
+    declared), a numpy array ``[H, W(, 3|4)]`` (``uint16``: 0..65535) or a tensor ``[3, H,
+    W]`` in ``[0, 1]`` (a uint8 one, as ``torchvision.io.read_image`` gives, in 0..255), read
+    at 8 bits as a file would be."""
     import os
 
     from stylebridge.core.images import load_image, resize_square
@@ -171,16 +173,13 @@ def load_photo(path: Any, *, align: bool = True, size: int = 1024,
 
 def _picture(picture: Any) -> Any:
     """A picture in memory → ``[3, H, W]`` float in ``[0, 1]``, upright, at 8 bits (as
-    :func:`load_photo` reads a file)."""
+    :func:`load_photo` reads a file; a PIL image is turned upright by ``to_rgb_uint8``, which
+    still knows its file's declared depth then)."""
     import torch
-    from PIL import Image
 
-    from stylebridge.core.images import exif_upright
     from stylebridge.errors import InputTypeError, InputValueError
     from stylebridge.pipelines.align import to_rgb_uint8
 
-    if isinstance(picture, Image.Image):
-        picture = exif_upright(picture)
     try:
         rgb = to_rgb_uint8(picture)
     except (InputTypeError, InputValueError) as exc:  # named by the call it came through
@@ -200,8 +199,10 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     ``[-1, 1]``: convert it with ``stylebridge.core.images.from_generator_range`` first.
     ``notice`` (``Adapter.notice``: ``RANDOM WEIGHTS: ...`` when it runs on untrained weights)
     is kept in the file: PNG text (``stylebridge info`` shows it), EXIF ImageDescription in
-    JPEG, WebP and TIFF; BMP keeps none and is refused with one.  NaN or Inf values are
-    refused (they were written as black pixels)."""
+    JPEG, WebP and TIFF (an ASCII field: other characters are written as ``\\uXXXX``
+    escapes, readable where ``?`` was written before); BMP keeps none and is refused with
+    one.  NaN or Inf values are refused (they were written as black pixels).  The file is
+    untagged 8-bit sRGB (no colour profile)."""
     import os
 
     from stylebridge.core.images import save_png, to_uint8
@@ -228,7 +229,8 @@ def save_image(image01: Any, path: str | Path, *, notice: str | None = None) -> 
     options: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     if notice:
         exif = Image.Exif()
-        exif[0x010E] = notice  # ImageDescription
+        # ImageDescription is ASCII (Pillow wrote "?" for anything else): escaped, readable
+        exif[0x010E] = notice.encode("ascii", "backslashreplace").decode("ascii")
         options["exif"] = exif
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(batch)[0]).save(tmp, format=fmt, **options)

@@ -105,8 +105,9 @@ def test_core_imports_only_torch_safetensors_and_the_image_libraries() -> None:
     arrays). No plugin library (lpips, open_clip, dlib, gradio, pluggy, ...) reaches core."""
     import sys
 
-    # image_depth: the samples of image files; labels: text drawn on pictures (grids, captions)
-    image_io = {"images.py", "image_depth.py", "labels.py"}
+    # image_depth: the samples of image files; image_color: their colour profiles (ImageCms);
+    # labels: text drawn on pictures (grids, captions)
+    image_io = {"images.py", "image_depth.py", "image_color.py", "labels.py"}
     allowed = {"torch": None, "safetensors": None, "numpy": {*image_io, "safe_pickle.py"},
                "PIL": image_io, "pillow_heif": {"images.py"}}
     found = []

@@ -143,11 +143,15 @@ def require_inputs(items: Iterable[str | Path]) -> list[Path]:
 
 
 def iter_images(paths: Iterable[Path], report: BatchReport) -> Iterator[tuple[Path, Tensor]]:
-    """Yield ``(path, image [3, H, W] in [0, 1])``; unreadable files go to ``report``."""
+    """Yield ``(path, image [3, H, W] in [0, 1])``; unreadable files go to ``report``, and
+    so do a photo's notes (a colour profile that was not applied)."""
     for path in paths:
+        notes: list[str] = []
         try:
-            image = load_image(path)
+            image = load_image(path, notes=notes)
         except StylebridgeError as exc:
             report.skip(path, str(exc).removeprefix(f"{path}: "))
             continue
+        for text in notes:
+            report.note(path, text)
         yield path, image

@@ -7,6 +7,7 @@ numbers)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,24 +74,85 @@ LOW_RAWMODE = {f"{m};16{o}": f"{m};16{x}" for m in ("RGB", "RGBA") for o, x in
                 (("B", "L"), ("L", "B"), ("N", "B" if sys.byteorder == "little" else "L"))}
 
 
-def deep_colour(high: Image.Image, low: Image.Image) -> Tensor:
+def deep_colour(high: Image.Image, low: Image.Image,
+                colour: Callable[[np.ndarray], np.ndarray] | None = None) -> Tensor:
     """RGB ``[3, H, W]`` in ``[0, 1]`` of 16-bit colour from its ``high`` and ``low`` bytes
-    (upright) / 65535, alpha over white (as :func:`~stylebridge.core.images.load_image` does)."""
+    (upright) / 65535, alpha over white (as :func:`~stylebridge.core.images.load_image` does);
+    ``colour``: RGB ``[H, W, 3]`` → sRGB in float, before the alpha (an embedded profile's,
+    :func:`~stylebridge.core.image_color.float_to_srgb`)."""
     full = (np.asarray(high, np.float32) * 256.0 + np.asarray(low, np.float32)) / 65535.0
+    if colour is not None:
+        rgb = colour(full[..., :3].astype(np.float64)).astype(np.float32)
+        full = np.concatenate([rgb, full[..., 3:]], axis=2)
     if full.shape[2] == 4:
         full = full[..., :3] * full[..., 3:] + (1.0 - full[..., 3:])
     return torch.from_numpy(full.astype(np.float32)).permute(2, 0, 1).contiguous()
 
 
+def planar16(img: Image.Image, tiles: list) -> bool:
+    """Whether ``img`` (opened, not loaded) is a 16-bit RGB(A) TIFF with planar samples
+    (PlanarConfiguration 2, uncompressed) that Pillow would unpack with 8-bit one-band
+    rawmodes (``R``, ``G``...): garbage, read here by :func:`planar16_bytes` instead."""
+    if img.format != "TIFF" or img.mode not in ("RGB", "RGBA"):
+        return False
+    declared = declared_type(img)
+    rawmodes = {str(t[3][0] if isinstance(t[3], tuple) else t[3]) for t in tiles}
+    return declared is not None and declared[0] == 16 and bool(rawmodes) and \
+        rawmodes <= set(img.mode)
+
+
+def planar16_bytes(path: Path, img: Image.Image, tiles: list) -> tuple[Image.Image, Image.Image]:
+    """The high and the low bytes (two images of ``img``'s mode) of a 16-bit planar TIFF
+    (:func:`planar16`), read from its uncompressed strips or tiles; :class:`ImageError` naming
+    the file for any other layout."""
+    endian = getattr(getattr(img, "tag_v2", None), "_endian", "<")
+    signed = (declared_type(img) or (16, False))[1]
+    full = np.zeros((img.height, img.width, len(img.mode)), dtype=np.uint16)
+    try:
+        with open(path, "rb") as fh:
+            for tile in tiles:
+                codec, (x0, y0, x1, y1), offset, args = tile[0], tile[1], tile[2], tile[3]
+                stride = int(args[1]) if isinstance(args, tuple) and len(args) > 1 else 0
+                if codec != "raw" or signed:
+                    raise ValueError(f"{'signed' if signed else codec} samples")
+                row = stride or (x1 - x0) * 2
+                fh.seek(offset)
+                data = fh.read(row * (y1 - y0))
+                plane = np.frombuffer(data, f"{endian}u2", (y1 - y0) * (row // 2))
+                band = img.mode.index(str(args[0] if isinstance(args, tuple) else args))
+                full[y0:y1, x0:x1, band] = plane.reshape(y1 - y0, row // 2)[:, :x1 - x0]
+    except (OSError, ValueError) as exc:  # a short file, a compressed one
+        raise ImageError(f"cannot read this 16-bit planar TIFF (PlanarConfiguration 2: "
+                         f"{os_reason(exc)}); save it with contiguous samples", path=path
+                         ) from None
+    return (Image.fromarray((full >> 8).astype(np.uint8), img.mode),
+            Image.fromarray((full & 255).astype(np.uint8), img.mode))
+
+
+def os_reason(exc: Exception) -> str:
+    """A short reason for ``exc`` (its first line)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 def describe_samples(img: Image.Image, tiles: list | None = None) -> str:
     """How an opened (not yet loaded) image's samples are read, in a few words
     (``stylebridge info``): ``16-bit RGB, read at 16 bits``, ``16-bit grey (÷ 65535)``,
-    ``8-bit RGBA (alpha over white)``...  ``tiles``: the image's tiles (its ``tile`` before
-    loading) where they decide (16-bit colour)."""
+    ``8-bit RGBA (alpha over white)``...  and its embedded colour profile
+    (:func:`~stylebridge.core.image_color.describe_profile`: ``; colour profile 'Display P3'
+    converted to sRGB``).  ``tiles``: the image's tiles (its ``tile`` before loading) where
+    they decide (16-bit colour)."""
+    from stylebridge.core.image_color import describe_profile
+
+    return _samples(img, tiles) + describe_profile(img)
+
+
+def _samples(img: Image.Image, tiles: list | None) -> str:
     rawmodes = {str(t[3] if not isinstance(t[3], tuple) else t[3][0]) for t in tiles or []
                 if len(t) > 3 and t[3]}
+    if planar16(img, tiles or []):
+        return f"16-bit {img.mode} (planar), read at 16 bits" + (" (alpha over white)"
+                                                                 if img.mode == "RGBA" else "")
     if img.mode in ("RGB", "RGBA") and rawmodes and rawmodes <= set(LOW_RAWMODE):
         return f"16-bit {img.mode}, read at 16 bits" + (" (alpha over white)"
                                                         if img.mode == "RGBA" else "")
@@ -102,11 +164,13 @@ def describe_samples(img: Image.Image, tiles: list | None = None) -> str:
         return f"{bits}-bit {'signed ' if signed else ''}grey (÷ {2 ** (bits - signed) - 1})"
     if img.mode == "F":
         return "32-bit float grey (as it is within [0, 1], else ÷ 255 or 65535)"
+    keyed = " (transparent colour over white)" if "transparency" in img.info and \
+        img.mode in ("RGB", "L", "1") else ""
     words = {"1": "1-bit black and white", "L": "8-bit grey", "LA": "8-bit grey with alpha "
              "(over white)", "P": "palette colours", "RGB": "8-bit RGB", "RGBA": "8-bit RGBA "
              "(alpha over white)", "CMYK": "CMYK (converted to RGB)", "YCbCr": "8-bit YCbCr"}
-    return words.get(img.mode, f"mode {img.mode} (converted to RGB)")
+    return words.get(img.mode, f"mode {img.mode} (converted to RGB)") + keyed
 
 
 __all__ = ["INTEGER_MODES", "LOW_RAWMODE", "declared_type", "deep_colour", "describe_samples",
-           "float_image", "integer_unit"]
+           "float_image", "integer_unit", "planar16", "planar16_bytes"]

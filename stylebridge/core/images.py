@@ -17,6 +17,14 @@ import torch
 from PIL import Image, UnidentifiedImageError, features
 from torch import Tensor
 
+from stylebridge.core.image_color import (
+    ColourProfileWarning,
+    Profile,
+    check_profile,
+    float_to_srgb,
+    over_white,
+    to_srgb,
+)
 from stylebridge.core.image_depth import (  # noqa: F401  (declared_type: re-exported)
     INTEGER_MODES,
     LOW_RAWMODE,
@@ -24,12 +32,14 @@ from stylebridge.core.image_depth import (  # noqa: F401  (declared_type: re-exp
     deep_colour,
     float_image,
     integer_unit,
+    planar16,
+    planar16_bytes,
 )
 from stylebridge.core.io import atomic_path
 from stylebridge.core.limits import MAX_PIXELS, REDUCE_KEEP_SIDE
 from stylebridge.core.resize import resize as resize_filtered
 from stylebridge.core.sniff import file_kind
-from stylebridge.errors import ImageError
+from stylebridge.errors import ImageError, StylebridgeError
 
 # MAX_PIXELS (16384 × 16384 = 268,435,456, :mod:`stylebridge.core.limits`): larger images are
 # refused in one line before decoding.  Pillow's own bomb limit (~179 M pixels, a warning above
@@ -134,16 +144,22 @@ NOTICE_KEY = "stylebridge-notice"
 
 def save_png(path: str | Path, image01: Tensor, *, grid: bool = False,
              notice: str | None = None) -> Path:
-    """Write one image ``[3, H, W]`` (or ``[1, 3, H, W]``) in ``[0, 1]`` atomically; ``grid``
-    marks it as a grid of tiles (:data:`GRID_KEY`, see :func:`is_grid_file`), ``notice`` is
-    kept in the file (:data:`NOTICE_KEY`: a picture made on random weights says so when it
-    travels without its run's report)."""
+    """Write one image ``[3, H, W]`` (or ``[1, 3, H, W]``) in ``[0, 1]`` atomically, as an
+    untagged (sRGB) 8-bit PNG; ``grid`` marks it as a grid of tiles (:data:`GRID_KEY`, see
+    :func:`is_grid_file`), ``notice`` is kept in the file (:data:`NOTICE_KEY`: a picture made
+    on random weights says so when it travels without its run's report).  NaN or infinite
+    values are refused (:class:`StylebridgeError` naming the file and how many; nothing is
+    written)."""
     from PIL.PngImagePlugin import PngInfo
 
+    path = Path(path)
+    if not bool(torch.isfinite(image01).all()):  # NaN was written black, ±Inf clamped
+        bad = int((~torch.isfinite(image01)).sum())
+        raise StylebridgeError(f"the picture has {bad} NaN or infinite value(s); nothing was "
+                               "written", path=path)
     if image01.ndim == 3:
         image01 = image01.unsqueeze(0)
     arr = to_uint8(image01)[0]
-    path = Path(path)
     info = PngInfo() if grid or notice else None
     if grid:
         info.add_text(GRID_KEY, "tiles of a stylebridge run, not a photo")
@@ -244,9 +260,17 @@ def _upright_method(img: Image.Image) -> Image.Transpose | None:
 def exif_upright(img: Image.Image) -> Image.Image:
     """``img`` as it is meant to be seen: a phone photo stored sideways with an EXIF
     orientation is turned upright (as viewers do), so the face detector sees an upright
-    face.  Unreadable EXIF data counts as no orientation."""
+    face.  Unreadable EXIF data counts as no orientation.  The upright copy says orientation
+    1 (``ImageOps.exif_transpose``): turning it upright again changes nothing."""
     method = _upright_method(img)
-    return img if method is None else img.transpose(method)
+    if method is None:
+        return img
+    try:
+        from PIL import ImageOps
+
+        return ImageOps.exif_transpose(img)
+    except Exception:  # EXIF Pillow read but cannot write back: turned, the tag left
+        return img.transpose(method)
 
 
 def reduce_factor(width: int, height: int) -> int:
@@ -258,19 +282,23 @@ def reduce_factor(width: int, height: int) -> int:
 
 
 def _rgb(img: Image.Image) -> Image.Image:
-    """``img`` in RGB: alpha composited over white, palettes, CMYK and the rest converted."""
-    if img.mode in {"RGBA", "LA", "PA"} or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    return img if img.mode == "RGB" else img.convert("RGB")
+    """``img`` in RGB: alpha (also a palette's or a PNG's tRNS colour key) composited over
+    white, palettes, CMYK and the rest converted (:func:`over_white`)."""
+    return over_white(img)
+
+
+def _reducible(img: Image.Image) -> bool:
+    """Whether :func:`_reduced` averages ``img``'s own samples (no conversion first)."""
+    return img.mode in {"I", "F", *INTEGER_MODES} or (
+        img.mode in {"L", "RGB"} and "transparency" not in img.info)
 
 
 def _reduced(img: Image.Image, factor: int) -> Image.Image:
     """``img`` reduced ``factor`` times on each side by exact box averaging (``Image.reduce``)
     while still 8-bit (or the file's own integer/float samples), converted as
-    :func:`load_image` does first where averaging would differ (alpha, palettes, CMYK)."""
-    if img.mode in {"L", "RGB", "I", "F"}:
+    :func:`load_image` does first where averaging would differ (alpha, a transparent colour,
+    palettes, CMYK)."""
+    if img.mode in {"L", "RGB", "I", "F"} and _reducible(img):
         return img.reduce(factor)
     if img.mode in INTEGER_MODES:  # I;16*: Image.reduce needs I (the same values)
         return img.convert("I").reduce(factor)
@@ -301,19 +329,35 @@ def image_error(path: Path, exc: Exception) -> ImageError:
     return ImageError(f"cannot read image ({reason})", path=path)
 
 
-def load_image(path: str | Path) -> Tensor:
-    """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``, upright.
+def load_image(path: str | Path, *, notes: list[str] | None = None) -> Tensor:
+    """Read any common image file as RGB ``[3, H, W]`` in ``[0, 1]``, upright, in sRGB.
 
     Grayscale, palette, RGBA (over white), CMYK, 16-bit and 32-bit integer files
     (:func:`integer_unit`: by the depth the file declares) are converted; 16-bit RGB(A) PNGs
-    and TIFFs keep all 16 bits (:func:`_low_bytes`), not Pillow's high byte; a GIF or another animation gives its first frame;
+    and TIFFs keep all 16 bits (:func:`_low_bytes`; planar TIFFs: :func:`planar16_bytes`),
+    not Pillow's high byte; a transparent colour (PNG tRNS) is white, as alpha is; an
+    embedded ICC colour profile (Display P3, Adobe RGB, CMYK...) is converted to sRGB
+    (:mod:`stylebridge.core.image_color`); a GIF or another animation gives its first frame;
     an EXIF orientation (phone photos) is applied (:func:`exif_upright`); a photo whose
     shorter side is 8192 px or more is reduced by an integer factor while it is read
     (:func:`reduce_factor`; smaller photos are read exactly as they are); unreadable,
     truncated or oversized files raise :class:`ImageError` naming the file.  The values are
-    always within ``[0, 1]``.
+    always within ``[0, 1]``.  A profile that is not applied (unreadable; Pillow without
+    LittleCMS) is said: appended to ``notes`` when given (a batch reports it), else a
+    :class:`~stylebridge.core.image_color.ColourProfileWarning`.
     """
-    path = Path(path)
+    said: list[str] = []
+    image = _load_image(Path(path), said)
+    for text in dict.fromkeys(said):
+        if notes is not None:
+            notes.append(text)
+        else:
+            warnings.warn(f"{path}: {text}", ColourProfileWarning, stacklevel=2)
+    return image
+
+
+def _load_image(path: Path, said: list[str]) -> Tensor:
+    """:func:`load_image`; the notes on its colour profile go to ``said``."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -329,20 +373,30 @@ def load_image(path: str | Path) -> Tensor:
         with open_image(path) as opened:
             size = opened.size
             tiles = list(opened.tile)  # load() empties them; a 16-bit colour file needs them
-            opened.load()
+            planar = planar16_bytes(path, opened, tiles) if planar16(opened, tiles) else None
+            if planar is None:
+                opened.load()
             factor = reduce_factor(*opened.size)
             method = _upright_method(opened)  # after a reduction (8-bit, 1/9 of the pixels at 3)
-            img = opened if factor == 1 else _reduced(opened, factor)
+            profile = _noted(check_profile(opened), said)
+            img = opened if planar is None else planar[0]
+            if profile is not None and factor > 1 and not _reducible(img):  # CMYK, alpha...
+                img, profile = _noted(to_srgb(img, profile, in_place=True), said), None
+            img = img if factor == 1 else _reduced(img, factor)
             img = img if method is None else img.transpose(method)
-            low = _low_bytes(path, tiles) if factor == 1 and img.mode in ("RGB", "RGBA") else None
+            low = None if factor > 1 else planar[1] if planar is not None else (
+                _low_bytes(path, tiles) if img.mode in ("RGB", "RGBA") else None)
             if low is not None:  # 16-bit colour: the high bytes and the low bytes
-                return deep_colour(img, low if method is None else low.transpose(method))
+                colour = None if profile is None else (
+                    lambda rgb: _noted(float_to_srgb(rgb, profile), said))
+                return deep_colour(img, low if method is None else low.transpose(method),
+                                   colour)
             if img.mode == "F":  # 32-bit float (TIFF): [0, 1] by convention
                 return float_image(np.asarray(img, dtype=np.float64), path)
             if img.mode in INTEGER_MODES:
-                unit = integer_unit(opened, np.asarray(img))  # the file's tags: `opened`
-                arr = np.repeat(unit.astype(np.float64)[..., None], 3, axis=2)
-                return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).contiguous()
+                return _integer(opened, img, profile, factor, said)
+            if profile is not None:
+                img = _noted(to_srgb(img, profile, in_place=True), said)
             rgb = _rgb(img)
             # one writable uint8 copy; the decoded images go before the float tensor is made
             # (a 200-megapixel photo peaked at 5 GB with every copy alive)
@@ -366,6 +420,61 @@ def load_image(path: str | Path) -> Tensor:
         raise _out_of_memory(path, size) from None
     del arr8
     return out.div_(255.0)
+
+
+def _noted(result: tuple, said: list[str]) -> object:
+    """The first item of ``(value, note)``; ``note`` (when there is one) goes to ``said``."""
+    value, note = result
+    if note:
+        said.append(note)
+    return value
+
+
+def _integer_rgb(original: Image.Image, img: Image.Image, profile: Profile | None,
+                 said: list[str], keyed: bool = True) -> np.ndarray:
+    """An integer (16/32-bit grey) image ``img`` (``original`` upright) as RGB ``[H, W, 3]``
+    float64 in ``[0, 1]``: by the depth ``original``'s file declares (:func:`integer_unit`),
+    its profile's grey converted to sRGB, a PNG's transparent grey (tRNS) white."""
+    arr = np.asarray(img)
+    unit = integer_unit(original, arr)
+    rgb = np.repeat(unit[..., None], 3, axis=2) if profile is None else _noted(
+        float_to_srgb(unit, profile), said)
+    key = img.info.get("transparency")
+    if keyed and isinstance(key, int) and not isinstance(key, bool):
+        rgb[arr == key] = 1.0
+    return rgb
+
+
+def _integer(opened: Image.Image, img: Image.Image, profile: Profile | None, factor: int,
+             said: list[str]) -> Tensor:
+    """:func:`_integer_rgb` as the ``[3, H, W]`` float32 tensor :func:`load_image` returns
+    (a transparent grey only where the photo was not reduced: averages lose it)."""
+    rgb = _integer_rgb(opened, img, profile, said, keyed=factor == 1)
+    return torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1).contiguous()
+
+
+def picture_rgb8(image: Image.Image) -> np.ndarray:
+    """A PIL image (``load_photo``, ``align_face``) as ``uint8 [H, W, 3]`` sRGB, as
+    :func:`load_image` reads its file (at 8 bits): upright (:func:`exif_upright`), integer
+    samples by the depth its file declared (also once turned upright), its embedded
+    profile converted, transparency over white.  A profile not applied is a
+    :class:`~stylebridge.core.image_color.ColourProfileWarning`."""
+    said: list[str] = []
+    upright = exif_upright(image)
+    profile = _noted(check_profile(image), said)
+    if upright.mode in INTEGER_MODES:
+        rgb = _integer_rgb(image, upright, profile, said)
+        out = np.round(rgb * 255.0).astype(np.uint8)
+    elif upright.mode == "F":
+        unit = float_image(np.asarray(upright, dtype=np.float64), None)
+        out = np.round(unit.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+    else:
+        if profile is not None:
+            upright = _noted(to_srgb(upright, profile), said)
+        out = np.asarray(_rgb(upright), dtype=np.uint8)
+    for text in dict.fromkeys(said):
+        warnings.warn(f"this picture {text}", ColourProfileWarning, stacklevel=3)
+    return out
 
 
 def _out_of_memory(path: Path, size: tuple[int, int] | None) -> ImageError:

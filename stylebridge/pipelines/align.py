@@ -42,8 +42,9 @@ steps 2-3:
   with the pixel count; the landmark predictor's does not);
 * ``transform_size`` defaults to ``4 × size`` (FFHQ: 4096 for 1024); e4e/pSp's
   ``align_face`` uses ``transform_size = size`` - pass it to reproduce that;
-* 16-bit, grayscale, palette and RGBA inputs are converted to 8-bit RGB first
-  (:func:`stylebridge.core.images.load_image` semantics: alpha over white).
+* 16-bit, grayscale, palette and RGBA inputs are converted to 8-bit sRGB first
+  (:func:`stylebridge.core.images.load_image` semantics: upright, alpha over white,
+  an embedded colour profile converted).
 
 The dlib model files come from the ``face-recognition-models`` package, found by
 path (that package's ``__init__`` needs ``pkg_resources``, so it is not imported).
@@ -63,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from stylebridge.core.images import INTEGER_MODES, integer_unit, load_image
+from stylebridge.core.images import load_image, picture_rgb8
 from stylebridge.errors import ImageError, InputTypeError, InputValueError, StylebridgeError
 from stylebridge.pipelines.photos import output_names
 from stylebridge.plugins.nets.face_id import frontal_face_detector
@@ -123,21 +124,16 @@ def _dlib_models() -> tuple[Any, Any]:
 def to_rgb_uint8(image: Any) -> np.ndarray:
     """PIL image, ``np.ndarray`` or tensor → contiguous ``uint8 [H, W, 3]`` RGB.
 
-    Arrays: ``[H, W]``, ``[H, W, 1|3|4]``; ``uint8``, ``uint16`` (scaled by
-    65535) or float in ``[0, 1]``.  Tensors: ``[3, H, W]`` / ``[1, 3, H, W]`` in
-    ``[0, 1]`` (the layout of :func:`~stylebridge.core.images.load_image`).
-    Alpha is composited over white.
+    Arrays: ``[H, W]``, ``[H, W, 1|3|4]``; ``uint8``, ``uint16`` (always scaled by
+    65535: 0..65535), other integers (by 65535, or 255 when no value is above it) or float
+    in ``[0, 1]``.  Tensors: ``[3, H, W]`` / ``[1, 3, H, W]`` in ``[0, 1]`` (the layout of
+    :func:`~stylebridge.core.images.load_image`).  Alpha is composited over white.  PIL
+    images are read as :func:`~stylebridge.core.images.load_image` reads their file
+    (:func:`~stylebridge.core.images.picture_rgb8`: upright by their EXIF orientation, an
+    embedded colour profile converted to sRGB, a transparent colour over white).
     """
     if isinstance(image, Image.Image):
-        if image.mode in INTEGER_MODES:  # read as load_image reads the file
-            unit = integer_unit(image, np.asarray(image))
-            return dlib_array(np.repeat(np.round(unit * 255.0).astype(np.uint8)[..., None], 3,
-                                        axis=2))
-        else:
-            if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            return dlib_array(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        return dlib_array(picture_rgb8(image))
     if not isinstance(image, np.ndarray):  # a torch tensor (not imported at module level)
         if not hasattr(image, "detach"):
             raise InputTypeError(f"expected a picture (a PIL image, a numpy array or a tensor), "
@@ -175,6 +171,8 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
         return dlib_array(arr)  # already what is asked for: no float copy
     if arr.dtype == np.uint8:
         f = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:  # 16-bit samples: 0..65535, however dark the picture
+        f = arr.astype(np.float64) / 65535.0
     elif np.issubdtype(arr.dtype, np.integer):
         f = arr.astype(np.float64) / (65535.0 if arr.max(initial=0) > 255 else 255.0)
     elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
