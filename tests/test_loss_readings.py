@@ -80,11 +80,28 @@ def test_difa_w_reduction_option_is_exposed_and_checked() -> None:
     (term,) = build_loss_terms(["difa_w:6:reduction=sum"])
     assert term.weight == 6.0 and term.module.reduction == "sum"
     (term,) = build_loss_terms(["difa_w:6"])
-    assert term.module.config() == {"alpha": 0.6, "window": 50, "keep_rows": 7, "reduction": "mean"}
+    assert term.module.config() == {"alpha": 0.6, "window": 50, "keep_rows": 7, "reduction": "mean",
+                                    "ramp": True}
     with pytest.raises(ValueError, match=r"reduction must be 'mean' \(DiFa's code\) or 'sum'"):
         DifaSccLoss(reduction="l1")
     with pytest.raises(StylebridgeError, match="reduction='l1': expected one of mean, sum"):
         build_loss_terms(["difa_w:6:reduction=l1"])
+
+
+def test_difa_w_ramp_false_weighs_every_step_as_eq3_has_no_ramp() -> None:
+    """Eq. 3 has no ramp; DiFa's code weighs the loss 0 for the first `window` steps and
+    (step − window)/(total − window) after.  `ramp=false`: the unramped loss at every step."""
+    g = torch.Generator().manual_seed(5)
+    target, source = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+    unramped = _difa_by_loops(target, source, 0.6, 3, "sum")
+    early = {"target_latents": target, "source_latents": source, "step": 3, "total_steps": 301}
+    (term,) = build_loss_terms(["difa_w:6:keep_rows=18,reduction=sum,ramp=false,window=1"])
+    assert term.module.config()["ramp"] is False
+    assert float(term.module(LossBatch(**early))) == pytest.approx(unramped, rel=1e-6)
+    ramped = DifaSccLoss(window=1, keep_rows=18, reduction="sum")  # DiFa: (3 − 1)/(301 − 1)
+    assert float(ramped(LossBatch(**early))) == pytest.approx(unramped * 2 / 300, rel=1e-6)
+    with pytest.raises(StylebridgeError, match="ramp"):
+        build_loss_terms(["difa_w:6:ramp=maybe"])
 
 
 # ---------------------------------------------------------------------------------------------

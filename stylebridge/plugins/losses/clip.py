@@ -75,6 +75,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylebridge.core.interfaces import Loss, LossBatch
+from stylebridge.core.options import as_bool
 from stylebridge.core.schema import Field
 from stylebridge.errors import StylebridgeError
 from stylebridge.plugins.losses.clip_tokens import (  # noqa: F401  (re-exported)
@@ -373,18 +374,21 @@ class DifaSccLoss(Loss):
     ``|w_domain - w_source|`` over a sample's entries (the formula is for one ``z``), averaged
     over the batch (its estimate of the expectation over ``z``), i.e. ``mean`` × the number of
     entries per sample (7·512 = 3584 at the defaults).  Eq. 3 restricts no rows and has no
-    ramp: ``keep_rows=18`` (or more: every row of w+ at 1024 px) covers all rows.  The defaults
+    ramp: ``keep_rows=18`` (or more: every row of w+ at 1024 px) covers all rows, and
+    ``ramp=false`` weighs every step fully (the window still averages Δw).  The defaults
     are DiFa's released code (7 rows, mean, ramp), whose scale the image-mode weight
-    ``difa_w:6.0`` (λ_scc = 6, StyleDomain's ``im2im_difa_sdelta.yaml``) was set for."""
+    ``difa_w:6.0`` (λ_scc = 6, StyleDomain's ``im2im_difa_sdelta.yaml``) was set for:
+    ``difa_w:6:keep_rows=18,reduction=sum,ramp=false`` is Eq. 3 as written."""
 
     name = "difa_w"
     description = "DiFa selective cross-domain consistency |mask(Δw, α)·(w_domain - w_source)|_1"
     requires: ClassVar[frozenset[str]] = frozenset({"target_latents", "source_latents", "step",
                                                     "total_steps"})
-    config_schema: ClassVar[Mapping[str, Field]] = {"reduction": Field("str", choices=("mean", "sum"))}
+    config_schema: ClassVar[Mapping[str, Field]] = {"reduction": Field("str", choices=("mean", "sum")),
+                                                    "ramp": Field("bool")}
 
     def __init__(self, alpha: float = 0.6, window: int = 50, keep_rows: int = 7,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", ramp: bool = True) -> None:
         super().__init__()
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -397,13 +401,14 @@ class DifaSccLoss(Loss):
         self.window = int(window)
         self.keep_rows = int(keep_rows)
         self.reduction = reduction
+        self.ramped = as_bool(ramp, "ramp")
         self._source: list[Tensor] = []
         self._target: list[Tensor] = []
         self._pos = 0
 
     def config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "window": self.window, "keep_rows": self.keep_rows,
-                "reduction": self.reduction}
+                "reduction": self.reduction, "ramp": self.ramped}
 
     # -- state across steps ------------------------------------------------------------------
     def reset(self) -> None:
@@ -443,7 +448,10 @@ class DifaSccLoss(Loss):
         return cond
 
     def ramp(self, step: int, total_steps: int) -> float:
-        """DiFa's weight ``max(0, (step - window) / (total_steps - window))``; 0 when total <= window."""
+        """DiFa's weight ``max(0, (step - window) / (total_steps - window))``; 0 when total <= window;
+        1 with ``ramp=false`` (Eq. 3 as written)."""
+        if not self.ramped:
+            return 1.0
         if total_steps <= self.window:
             return 0.0
         return min(1.0, max(0.0, (step - self.window) / (total_steps - self.window)))
