@@ -34,7 +34,9 @@ class ServeCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1",
                             help="address to listen on (default 127.0.0.1: this machine only). "
-                                 "The page has no authentication: on another address anyone "
+                                 "The page has no authentication (a single-user or "
+                                 "trusted-LAN tool: every client shares its domains, queue "
+                                 "and last 16 runs): on another address anyone "
                                  "who reaches it can upload photos, run models and name "
                                  "checkpoint files of this machine in the encoder field (a "
                                  "notice says so). Requests are answered only when addressed "

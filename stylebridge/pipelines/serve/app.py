@@ -38,6 +38,7 @@ from stylebridge.pipelines.serve.files import COPIES, Cleanup, served_copy, uplo
 from stylebridge.pipelines.serve.guard import RequestGuard, host_policy
 from stylebridge.pipelines.serve.jobs import TextJob
 from stylebridge.pipelines.serve.lifecycle import serve_until_stopped
+from stylebridge.pipelines.serve.messages import public_text
 from stylebridge.pipelines.serve.page import (
     ACCESSIBILITY_JS,
     ALIGNED_ALT,
@@ -52,6 +53,7 @@ from stylebridge.pipelines.serve.page import (
 )
 from stylebridge.pipelines.serve.records import RunResult
 from stylebridge.pipelines.serve.summary import METRIC_LEGEND, STOPPING, display_table
+from stylebridge.pipelines.serve.uploads import check_upload, guard_temp_files
 
 TITLE = "stylebridge: StyleGAN2 encoders and domain adaptation"
 SKIP_PRESETS = [("none: the domain changes every layer", ""),
@@ -75,6 +77,9 @@ MAX_INTERNAL_CHARS = 300
 #: result files (files.py): every 10 minutes those made more than an hour ago are deleted;
 #: all of them when the server stops
 DELETE_CACHE = (600, 3600)
+#: requests waiting in Gradio's queue at most (one runs at a time): one more is refused with
+#: Gradio's "queue is full" message
+MAX_QUEUE = 16
 
 
 def preset_value(text: str) -> str:
@@ -88,9 +93,11 @@ def preset_value(text: str) -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """The one line a failed request shows in the page."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, StylebridgeError):  # e.g. PyTorch's list of every missing key
+    """The one line a failed request shows in the page: no absolute path of the server's
+    folders; an internal error, no absolute path at all (its full text and traceback go to
+    the server's log: :mod:`.messages`)."""
+    text, internal = public_text(exc)
+    if internal:  # e.g. PyTorch's list of every missing key
         if len(text) > MAX_INTERNAL_CHARS:
             text = text[:MAX_INTERNAL_CHARS - 1].rstrip() + "…"
         text = f"internal error ({type(exc).__name__}): {text}"
@@ -160,7 +167,7 @@ def fresh_download(source: Path | None, what: str) -> tuple[Any, str]:
               "are made)"
     if not source.is_file():
         return gr.update(), f'<span class="error">{_html(expired)}: run again</span>'
-    return gr.update(value=served_copy(source)), \
+    return gr.update(value=served_copy(source, fresh=True)), \
         f'<span class="error">{_html(expired)}: a fresh copy is ready, click again</span>'
 
 
@@ -276,8 +283,8 @@ def build_app(backend: ServeBackend) -> Any:
             if not path:
                 return current, gr.update(), gr.update(), gr.update(), None, *kept, gr.update()
             progress(0.2, desc="aligning")
-            try:
-                new = backend.load_photo(path)
+            try:  # a folder named as the upload: refused before anything reads it
+                new = backend.load_photo(check_upload(path))
             except Exception as exc:  # the page shows it; the server keeps serving
                 still = f" (the photo is still {_html(current.name)})"
                 return (current, gr.update(), gr.update(), error_line(exc) + still, None,
@@ -299,7 +306,7 @@ def build_app(backend: ServeBackend) -> Any:
             for path in paths or []:
                 try:
                     before = set(backend.domains)
-                    name = backend.add_domain_file(path)
+                    name = backend.add_domain_file(check_upload(path))
                     (nets if name not in backend.domains else offered if name in before
                      else added).append(name)
                 except Exception as exc:  # name the file as uploaded, not its server path
@@ -479,6 +486,7 @@ def build_app(backend: ServeBackend) -> Any:
         app.load(None, None, None, js=ACCESSIBILITY_JS)
         job_timer.tick(on_job_tick, [domains, watched, listed, client],
                        [domains, domain_status, watched, listed, banner], **quiet)
+    guard_temp_files(app)  # no folder is ever registered for Gradio's purge (uploads.py)
     return app
 
 
@@ -511,15 +519,18 @@ def launch(backend: ServeBackend, host: str = "127.0.0.1", port: int = 7860, *,
         system = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
         theme = gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])
         app = build_app(backend)
-        app.queue(default_concurrency_limit=1)
+        app.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
         guard = Middleware(RequestGuard, policy=host_policy(host, allow_hosts))
         # num_workers=0: no static-file worker beside the guarded app; run_history=False:
-        # no record of the runs (their photos) in the browser or elsewhere
-        app.launch(server_name=host, server_port=port, show_error=True, quiet=True,
+        # no record of the runs (their photos) in the browser or elsewhere; show_error=False:
+        # an exception out of a handler is not sent to the page (its text names server
+        # paths); the handlers' own one-line errors are (error_line)
+        app.launch(server_name=host, server_port=port, show_error=False, quiet=True,
                    max_file_size=f"{MAX_UPLOAD_MB}mb", app_kwargs={"middleware": [guard]},
                    prevent_thread_lock=True, theme=theme, css=CSS, ssr_mode=False,
                    share=False, footer_links=[], num_workers=0, run_history=False)
-        COPIES.start(*DELETE_CACHE)  # the page's own copies: purged on Gradio's age
+        # the page's own copies and broken-off uploads: purged on Gradio's age
+        COPIES.start(*DELETE_CACHE, folder=cleanup.folder)
     except BaseException:
         cleanup()
         raise

@@ -51,6 +51,7 @@ from stylebridge.pipelines.demo import (
 )
 from stylebridge.pipelines.inversion_file import LATENTS_SUFFIX, save_inversion
 from stylebridge.pipelines.photos import random_file_notice
+from stylebridge.pipelines.serve.cache import ModelCache, spec_key
 from stylebridge.pipelines.serve.domains import MAX_DOMAIN_NAME as MAX_DOMAIN_NAME
 from stylebridge.pipelines.serve.domains import DomainShelf
 from stylebridge.pipelines.serve.encoders import (
@@ -149,7 +150,8 @@ class ServeBackend(DomainShelf):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.temporary_work_dir = self.config.work_dir is None  # removed by close()
         self._runs = 0
-        self._cache: dict[tuple[str, str], Any] = {}
+        #: encoders and alpha fits by resolved file, the latest few only (:mod:`.cache`)
+        self._cache = ModelCache()
         self.preset: DemoModels | None = None
         if self.config.generator is not None:
             self.generator, prov = load_generator(self.config.generator, self.device)
@@ -186,6 +188,8 @@ class ServeBackend(DomainShelf):
                 self._add_domain(name, method, True, "random StyleSpace offsets")
         for spec in [*self._installed_domains(), *self.config.domains]:
             self.add_domain_file(spec)
+        #: never dropped; the domains pages add are bounded (domains.MAX_PAGE_DOMAINS)
+        self.fixed_domains = frozenset(self.domains)
 
     def close(self) -> None:
         """Remove the work dir when it is the temporary folder made for this back end (its
@@ -274,8 +278,7 @@ class ServeBackend(DomainShelf):
 
     # -- the model cache -------------------------------------------------------------------------
     def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
-        return self._cache[(kind, key)] if (kind, key) in self._cache else \
-            self._cache.setdefault((kind, key), build())
+        return self._cache.get_or_build(kind, key, build)
 
     def encoder(self, spec: str) -> tuple[Encoder, bool]:
         """An encoder by spec, built once: the tiny preset's e4e / FSE while the preset is in
@@ -283,8 +286,9 @@ class ServeBackend(DomainShelf):
         spec = spec.strip()
         if not spec:
             raise StylebridgeError("choose an encoder")
-        # options checked and the encoder measured on meta before it is built (encoders.py)
-        return self._cached("encoder", spec, lambda: build_encoder(
+        # options checked and the encoder measured on meta before it is built (encoders.py);
+        # kept by its resolved file and options: `e4e:/p/./e.pt` is `e4e:/p/e.pt` (cache.py)
+        return self._cached("encoder", spec_key(spec), lambda: build_encoder(
             spec, self._preset_encoders(), self.device))
 
     def featureshift_problem(self, spec: str) -> str | None:
@@ -311,7 +315,7 @@ class ServeBackend(DomainShelf):
             calib = self._cached("calibrator", spec,
                                  lambda: load_plugin("calibrator", spec, device=self.device))
             return calib, spec_random("calibrator", spec, calib), spec
-        calib = self._cached("alpha-fit", encoder_spec,
+        calib = self._cached("alpha-fit", spec_key(encoder_spec),
                              lambda: fit_alpha_on_samples(encoder, self.generator,
                                                           self.config.seed))
         return calib, False, f"alpha fitted on {ALPHA_IMAGES} generator samples"
@@ -419,12 +423,13 @@ class ServeBackend(DomainShelf):
         """Invert the aligned photo, render it through every chosen domain, compute the
         metrics and write the downloads (grid PNG, a zip of the images, the latents)."""
         self.stop_check()
-        unknown = [d for d in request.domains if d not in self.domains]
-        if unknown:
-            raise StylebridgeError(f"unknown domain {unknown[0]!r}")
         skip = parse_layers(request.skip_layers, what="skip layers",
                             n_layers=self.generator.n_style_layers)
-        with self.lock:
+        with self.lock:  # a domain dropped meanwhile (domains.MAX_PAGE_DOMAINS) is unknown
+            unknown = [d for d in request.domains if d not in self.domains]
+            if unknown:
+                raise StylebridgeError(f"unknown domain {unknown[0]!r} (not offered now: "
+                                       "reload the page)")
             progress(0.05, "loading the encoder")
             encoder, enc_random = self.encoder(request.encoder)
             random_inputs: dict[str, bool] = {"generator": self.generator_random,

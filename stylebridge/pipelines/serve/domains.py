@@ -4,6 +4,7 @@ the page and prompts turned into domains by a hyper-network (a mix-in of
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from stylebridge.registry.weights_files import sha256_file
 
 MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
+#: the domains added from pages (trained on the spot, uploaded, rendered by a hyper-network)
+#: offered at once: one more drops the oldest (a trained one's file too); the server's own
+#: (the preset's, installed ones, ``--method``) are never dropped
+MAX_PAGE_DOMAINS = 32
+#: hyper-networks uploaded and held (the page's prompt box uses the latest)
+MAX_HYPERNETS = 2
 
 
 def file_key(spec: str | Path, plugin: str) -> str | None:
@@ -48,6 +55,10 @@ class DomainShelf:
     domain_keys: dict[str, str]
     hypernets: dict[str, DomainMethod]
     hypernet_random: dict[str, bool]
+    #: text domains trained here, by name: their files
+    domain_files: dict[str, Path]
+    #: the server's own domains (never dropped); ``None`` while they are being loaded
+    fixed_domains: frozenset[str] | None = None
 
     def stop_check(self) -> None:
         raise NotImplementedError
@@ -76,7 +87,27 @@ class DomainShelf:
         self.domains[unique] = method
         self.domain_random[unique] = random
         self.domain_sources[unique] = source
+        self._trim_domains()
         return unique
+
+    def _trim_domains(self) -> None:
+        """Drop the oldest domains added from pages beyond :data:`MAX_PAGE_DOMAINS`."""
+        if self.fixed_domains is None:  # the server's own, while they load
+            return
+        added = [name for name in self.domains if name not in self.fixed_domains]
+        for name in added[:max(0, len(added) - MAX_PAGE_DOMAINS)]:
+            self.forget_domain(name)
+
+    def forget_domain(self, name: str) -> None:
+        """No longer offer the domain ``name``; a text domain trained here loses its file."""
+        for table in (self.domains, self.domain_random, self.domain_sources):
+            table.pop(name, None)
+        for key in [key for key, value in self.domain_keys.items() if value == name]:
+            del self.domain_keys[key]
+        path = self.domain_files.pop(name, None)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                Path(path).unlink(missing_ok=True)
 
     def add_domain_file(self, spec: str | Path) -> str:
         """Load a domain checkpoint (``[NAME:]FILE``) as the CLI's ``--method`` does, check it
@@ -87,8 +118,11 @@ class DomainShelf:
             check_domains(loaded.values(), self.generator)
             (name, method), = loaded.items()
             if method.text_conditioned and not method.text:
+                self.hypernets.pop(name, None)  # the latest is last
                 self.hypernets[name] = method
                 self.hypernet_random[name] = random[name]
+                for old in list(self.hypernets)[:-MAX_HYPERNETS]:
+                    del self.hypernets[old], self.hypernet_random[old]
                 return name
             # the same file dropped again (a new upload path each time): the domain offered
             # already, not a copy named NAME-2
@@ -114,4 +148,5 @@ class DomainShelf:
                                     f"hyper-network {name} (no training)")
 
 
-__all__ = ["DOMAIN_KINDS", "MAX_DOMAIN_NAME", "DomainShelf", "file_key"]
+__all__ = ["DOMAIN_KINDS", "MAX_DOMAIN_NAME", "MAX_HYPERNETS", "MAX_PAGE_DOMAINS", "DomainShelf",
+           "file_key"]

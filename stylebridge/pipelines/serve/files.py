@@ -6,7 +6,10 @@ domain) is a copy of the work dir's file in a folder of its own, with a random n
 server's upload folder (:func:`served_copy`): nothing of the work dir itself is served.  Gradio
 purges only the files it put in its cache itself, so :data:`COPIES` deletes these copies
 on the same age (an hour: they show the uploaded face) and remembers where each came from,
-for a fresh copy when a page asks again after that (:meth:`ServedCopies.made`).
+for a fresh copy when a page asks again after that (:meth:`ServedCopies.made`).  The same
+result shown again (a reload, a page loaded anew) gets the copy already made while it is
+younger than half that age, not one more copy.  The same purge deletes the bodies of uploads
+broken off in the upload folder (:func:`.uploads.purge_strays`).
 
 :class:`Cleanup` removes the upload folder and the temporary work dir when the server stops.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -23,6 +27,10 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from stylebridge.pipelines.serve.uploads import purge_strays
+
+LOG = logging.getLogger("stylebridge.serve")
 
 
 class ServedCopies:
@@ -34,12 +42,18 @@ class ServedCopies:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: the purge age once started; a copy younger than half of it is handed out again
+        self.age: float | None = None
 
-    def copy(self, path: Path | str) -> str:
-        """A copy of ``path`` in Gradio's upload folder (a folder of its own, random name)."""
+    def copy(self, path: Path | str, fresh: bool = False) -> str:
+        """A copy of ``path`` in Gradio's upload folder (a folder of its own, random name);
+        the latest copy of ``path`` again while it is younger than half the purge age and
+        still there, unless ``fresh``."""
         from gradio.utils import get_upload_folder
 
         path = Path(path)
+        if not fresh and (reused := self._reusable(path)) is not None:
+            return reused
         folder = Path(get_upload_folder()) / secrets.token_hex(16)
         folder.mkdir(parents=True)
         # Gradio refuses a name with a leading dot (.face_inversion.safetensors) under the cwd
@@ -47,6 +61,15 @@ class ServedCopies:
         with self._lock:
             self._copies[copy] = (time.monotonic(), path)
         return copy
+
+    def _reusable(self, source: Path) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            for copy, (made, src) in reversed(self._copies.items()):
+                if src == source and (self.age is None or now - made <= self.age / 2) \
+                        and os.path.isfile(copy):
+                    return copy
+        return None
 
     def made(self, source: Path | str) -> float:
         """When the latest copy of ``source`` was made (``time.monotonic``; -inf: none)."""
@@ -65,15 +88,21 @@ class ServedCopies:
             shutil.rmtree(Path(copy).parent, ignore_errors=True)
         return old
 
-    def start(self, frequency: float, age: float) -> None:
-        """Purge every ``frequency`` seconds (Gradio's ``delete_cache``), until :meth:`stop`."""
+    def start(self, frequency: float, age: float, folder: Path | None = None) -> None:
+        """Purge every ``frequency`` seconds (Gradio's ``delete_cache``), until :meth:`stop`;
+        ``folder``: the server's own upload folder, whose stray upload bodies go too."""
+        self.age = age
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
 
         def loop() -> None:
             while not self._stop.wait(frequency):
-                self.purge(age)
+                try:  # one failure does not end the purge (Gradio's did, on a folder)
+                    self.purge(age)
+                    purge_strays(folder, age)
+                except Exception:
+                    LOG.exception("stylebridge serve: the purge of old files failed")
 
         self._thread = threading.Thread(target=loop, name="stylebridge-purge", daemon=True)
         self._thread.start()
@@ -86,11 +115,12 @@ class ServedCopies:
 COPIES = ServedCopies()
 
 
-def served_copy(path: Path) -> str:
+def served_copy(path: Path, fresh: bool = False) -> str:
     """A copy of the result file ``path`` for the page to show and download (:data:`COPIES`),
     deleted on the page's purge age: nothing of the work dir itself is served (no
-    ``allowed_paths``), whether or not it lies in the temporary folder."""
-    return COPIES.copy(path)
+    ``allowed_paths``), whether or not it lies in the temporary folder.  Shown again, the
+    same copy (``fresh``: a new one)."""
+    return COPIES.copy(path, fresh=fresh)
 
 
 def upload_folder_parent() -> Path:

@@ -13,6 +13,10 @@ middleware in front of every route Gradio adds) refuses:
   websocket) whose ``Origin`` header is present and is not the page's own: another site's
   form or ``fetch`` cannot upload or run through a browser that can reach the page.
 
+Every response it lets through carries :data:`SECURITY_HEADERS` (no framing by another page,
+against clickjacking; no content-type sniffing), and a served file (``/file=``: an upload, a
+result showing the face) :data:`NO_STORE` as well: not kept by the browser's or a proxy's cache.
+
 Nothing here imports gradio or a web framework: the middleware speaks plain ASGI.
 """
 
@@ -32,6 +36,14 @@ LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
 #: methods that change nothing (an Origin is not checked on them)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: set on every response (replacing the app's own values of these headers)
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+)
+#: set on a served file's response too
+NO_STORE = ((b"cache-control", b"no-store"),)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -117,7 +129,8 @@ class RequestGuard:
                    for k, v in scope.get("headers", [])}
         problem = self.problem(scope, headers)
         if problem is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send if scope["type"] != "http"
+                           else self._with_headers(scope, send))
         elif scope["type"] == "websocket":
             await receive()  # websocket.connect; closing before accepting answers 403
             await send({"type": "websocket.close", "code": 1008, "reason": problem[:120]})
@@ -125,8 +138,26 @@ class RequestGuard:
             body = f"stylebridge serve: {problem}\n".encode()
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                    (b"content-length", str(len(body)).encode())]})
+                                    (b"content-length", str(len(body)).encode()),
+                                    *SECURITY_HEADERS]})
             await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _with_headers(scope: Scope, send: Send) -> Send:
+        """``send`` adding :data:`SECURITY_HEADERS` (and for a file, :data:`NO_STORE`) to the
+        response's start, in place of the app's own values of those headers."""
+        path = str(scope.get("path", ""))
+        extra = SECURITY_HEADERS + (NO_STORE if "/file=" in path else ())
+        names = {name for name, _ in extra}
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", [])
+                        if bytes(k).lower() not in names]
+                message = {**message, "headers": [*kept, *extra]}
+            await send(message)
+
+        return send_with_headers
 
     def problem(self, scope: Scope, headers: dict[str, str]) -> str | None:
         """Why the request is refused (one line), or ``None``."""
@@ -190,5 +221,5 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-__all__ = ["LOCAL_NAMES", "HostPolicy", "RequestGuard", "exposure_notice", "host_name",
+__all__ = ["LOCAL_NAMES", "NO_STORE", "SECURITY_HEADERS", "HostPolicy", "RequestGuard", "exposure_notice", "host_name",
            "host_policy", "is_loopback", "port_problem"]
