@@ -69,6 +69,28 @@ def test_hand_made_domains_land_in_the_expected_groups() -> None:
                                                                                  "f"]
 
 
+def test_the_absolute_gap_reading_counts_domains_where_fse_scores_higher() -> None:
+    """Signed (default): "different" = FSE furthest behind E4E; `gap="absolute"` sorts by
+    |E4E − FSE|, so a domain where FSE scores much higher is "different" too."""
+    gaps = {"a": (0.50, 0.80), "b": (0.80, 0.70), "c": (0.80, 0.79)}  # a: FSE ahead by .30
+    kinds = dict.fromkeys(gaps, "image")
+    e4e = {n: _cell(*g)[0] for n, g in gaps.items()}
+    fse = {n: _cell(*g)[1] for n, g in gaps.items()}
+    signed = group_domains(e4e, fse, kinds, clip="c")
+    assert {n: g["group"] for n, g in signed.items()} == {
+        "b": "different", "c": "middle", "a": "similar"}
+    size = group_domains(e4e, fse, kinds, clip="c", gap="absolute")
+    assert {n: g["group"] for n, g in size.items()} == {
+        "a": "different", "b": "middle", "c": "similar"}
+    assert size["a"]["gap"] == pytest.approx(-0.30)  # recorded signed
+    fixed = group_domains(e4e, fse, kinds, clip="c", gap="absolute", thresholds=(0.05, 0.02))
+    assert {n: g["group"] for n, g in fixed.items()} == {
+        "a": "different", "b": "different", "c": "similar"}
+    with pytest.raises(StylebridgeError, match="--group-gap 'abs': expected one of signed, "
+                                               "absolute"):
+        group_domains(e4e, fse, kinds, clip="c", gap="abs")
+
+
 def test_table_values_use_each_tables_target_and_the_different_subset() -> None:
     per_domain = {
         "img1": {"c": {"quality_text": 0.25, "quality_image": 0.75, "diversity": 0.2}},
@@ -103,11 +125,14 @@ def test_tiny_preset_with_an_image_domain_prints_groups_and_table_4_3(tmp_path: 
     out2 = tmp_path / "out2"
     with one_torch_thread():
         code = main(["reproduce", "thesis-tables", "--preset", "tiny", "--out", str(out2),
-                     "--device", "cpu", "--samples", "2", "--targets", str(targets)])
+                     "--device", "cpu", "--samples", "2", "--targets", str(targets),
+                     "--group-gap", "absolute"])
     text = " ".join(capsys.readouterr().out.split())  # titles wrap at the tables' width
     assert code == 0, text
     assert "Table 4.3 layout" in text and "Domain groups" in text and "different" in text
+    assert "thirds per kind, by |gap|)" in text
     data = json.loads((out2 / R.JSON_FILE).read_text())
+    assert data["groups"]["gap"] == "absolute"
     assert data["quality_targets"] == DEFAULT_QUALITY_TARGETS
     assert {n: g["group"] for n, g in data["groups"]["domains"].items()} == {
         "tiny-pixar": "different", "tiny-sketch": "different"}  # one domain per kind

@@ -121,6 +121,10 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("DIFFERENT_ABOVE", "SIMILAR_BELOW"),
                         help="group by absolute gap thresholds instead of thirds per kind "
                              "(the thesis gives none; thirds is our reading)")
+    parser.add_argument("--group-gap", choices=("signed", "absolute"), default="signed",
+                        help="sort the domains by the signed gap E4E - FSE (default: "
+                             "'different' = FSE furthest behind, the thesis' point) or by its "
+                             "size |E4E - FSE| (a domain where FSE scores higher counts too)")
     parser.add_argument("--methods", action="append", metavar="M1,M2,...",
                         help="compare domain methods (stylespace, affine_plus, domain_modulation, "
                              "hyperdomain, mindthegap, or any registered one): group the domains "
@@ -164,6 +168,7 @@ def thesis_tables_config(args: argparse.Namespace) -> ThesisTablesConfig:
         seed=args.seed, batch=args.batch, out=args.out, device=args.device,
         quality_target=list(args.quality_target), group_gap_row=args.group_gap_row,
         group_thresholds=None if args.group_thresholds is None else tuple(args.group_thresholds),
+        group_gap=args.group_gap,
         methods=args.methods, methods_row=args.methods_row, method_steps=args.method_steps,
         resume=args.resume)
 

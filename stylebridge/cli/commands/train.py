@@ -341,8 +341,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"batch per process (default {d.batch_size}: the thesis' 10 000 "
                         "pre-training iterations = 12 epochs over its 10k images → 12 images "
                         "per iteration; StyleFeatureEditor trains with 8); under torchrun "
-                        "BatchNorm's batch statistics are per process, so 2 processes x "
-                        "--batch 2 is not 1 x --batch 4 (see below)")
+                        "N processes see N x --batch images per step (--batch 12/N keeps the "
+                        "thesis' 12), and BatchNorm's batch statistics are per process, so 2 "
+                        "processes x --batch 2 is not 1 x --batch 4 (see below)")
     p.add_argument("--optimizer", choices=("adam", "adamw"), default=d.optimizer,
                    help=f"default {d.optimizer}, ours (the thesis names none); "
                         "StyleFeatureEditor trains its encoder with Ranger")

@@ -27,7 +27,11 @@ default, the FSE application that loses most Quality in Table 4.1) with the Tabl
 target and ViT-B-32 when it was computed (else the first CLIP model); within each kind the
 domains are sorted by gap, largest first, and cut into thirds (rank ``r`` of ``n`` →
 group ``floor(3r / n)``: different, middle, similar).  Absolute thresholds
-(``thresholds=(different_above, similar_below)``) are the alternative reading.
+(``thresholds=(different_above, similar_below)``) are the alternative reading.  The gap is
+*signed* by default (``gap="signed"``): the thesis splits the domains right after noting
+"the insufficiency of domain adaptation with Feature-Style-Encoder", so "different" are the
+domains where FSE falls furthest behind E4E; ``gap="absolute"`` sorts by ``|gap|`` instead
+(a domain where FSE scores much higher is "different" too).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ GROUPS = ("different", "middle", "similar")
 GROUP_CLIP = "ViT-B-32"          # Table 4.3's CLIP model
 DEFAULT_GAP_ROW = "fse_features"
 GAP_ROWS = ("fse_latents", "fse_features", "fse_shift")
+#: how a domain's gap sorts it (module docstring): signed (FSE behind E4E) or its size
+GAP_READINGS = ("signed", "absolute")
 KINDS = ("image", "text")
 
 
@@ -118,11 +124,15 @@ def average(per_domain: Mapping[str, Mapping[str, Mapping[str, Any]]],
 def group_domains(e4e: Mapping[str, Mapping[str, Mapping[str, Any]]],
                   fse: Mapping[str, Mapping[str, Mapping[str, Any]]],
                   kinds: Mapping[str, str], *, clip: str, target: str = "text",
-                  thresholds: tuple[float, float] | None = None) -> dict[str, dict[str, Any]]:
+                  thresholds: tuple[float, float] | None = None,
+                  gap: str = "signed") -> dict[str, dict[str, Any]]:
     """Each domain's E4E − FSE Quality gap and group (``different`` / ``middle`` /
     ``similar``), per kind (see the module docstring).  ``e4e`` / ``fse``: the rows'
     ``per_domain`` values; ``thresholds``: ``(different_above, similar_below)`` instead of
-    thirds."""
+    thirds; ``gap``: ``signed`` (default) or ``absolute`` (groups by ``|gap|``; the
+    recorded ``gap`` stays signed)."""
+    if gap not in GAP_READINGS:
+        raise StylebridgeError(f"--group-gap {gap!r}: expected one of {', '.join(GAP_READINGS)}")
     out: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         gaps = []
@@ -134,14 +144,16 @@ def group_domains(e4e: Mapping[str, Mapping[str, Mapping[str, Any]]],
             if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
                 continue
             gaps.append((a - b, name))
-        gaps.sort(key=lambda t: (-t[0], t[1]))
-        for rank, (gap, name) in enumerate(gaps):
+        size = abs if gap == "absolute" else (lambda v: v)
+        gaps.sort(key=lambda t: (-size(t[0]), t[1]))
+        for rank, (value, name) in enumerate(gaps):
             if thresholds is None:
                 group = GROUPS[min(2, 3 * rank // len(gaps))]
             else:
                 high, low = thresholds
-                group = "different" if gap > high else "similar" if gap < low else "middle"
-            out[name] = {"kind": kind, "gap": gap, "group": group, "rank": rank}
+                group = ("different" if size(value) > high else "similar" if size(value) < low
+                         else "middle")
+            out[name] = {"kind": kind, "gap": value, "group": group, "rank": rank}
     return out
 
 

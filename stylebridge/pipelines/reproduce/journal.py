@@ -48,6 +48,9 @@ from stylebridge.pipelines.training.state import cpu_threads, threads_said
 
 #: options that do not change a number (``--resume`` may change them)
 HOW_FIELDS = ("out", "device", "batch", "resume")
+#: options read only when the tables are made from the finished rows (not compared on
+#: ``--resume``; also absent from the journals written before them)
+TABLE_FIELDS = ("group_gap",)
 #: the command a journal belongs to (a setting of its own)
 COMMAND_KEY = "command"
 #: the setting that holds the domains the ``--methods`` recipes trained (by content)
@@ -114,7 +117,7 @@ def run_settings(config: Any) -> dict[str, Any]:
     inputs: dict[str, Any] = {}  # after the options: a changed --seed is named as such
     for f in dataclasses.fields(config):
         value, option = getattr(config, f.name), f"--{f.name.replace('_', '-')}"
-        if f.name in HOW_FIELDS:
+        if f.name in HOW_FIELDS or f.name in TABLE_FIELDS:
             continue
         if f.name == "images":
             inputs[option] = [content_identity(p) for p in expand_inputs(value or [])

@@ -103,8 +103,9 @@ def table_layouts(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[
         entries = sorted(groups["domains"].items(),
                          key=lambda kv: (kv[1]["kind"], kv[1]["rank"]))
         gap_label = {row.key: row.label for row in ROWS}.get(groups["gap_row"], groups["gap_row"])
+        by_size = ", by |gap|" if groups.get("gap") == "absolute" else ""
         tables.append((f"Domain groups: Quality gap E4E latents - {gap_label} "
-                       f"(CLIP {groups['clip']}, {groups['rule']}){mark}",
+                       f"(CLIP {groups['clip']}, {groups['rule']}{by_size}){mark}",
                        ["domain", "kind", "gap", "group"],
                        [[name, g["kind"], _fmt(g["gap"]), g["group"]] for name, g in entries]))
         n_diff = {k: sum(1 for g in groups["domains"].values()

@@ -55,6 +55,7 @@ from stylebridge.pipelines.reproduce.common import (
 from stylebridge.pipelines.reproduce.domains import collect_domains, domain_files, read_targets
 from stylebridge.pipelines.reproduce.groups import (
     DEFAULT_GAP_ROW,
+    GAP_READINGS,
     GAP_ROWS,
     group_domains,
     other_scale,
@@ -130,6 +131,8 @@ class ThesisTablesConfig:
     group_gap_row: str = DEFAULT_GAP_ROW
     #: ``(different_above, similar_below)`` gap thresholds instead of thirds per kind
     group_thresholds: tuple[float, float] | None = None
+    #: ``signed`` (default: FSE behind E4E) or ``absolute`` (``|gap|``) sorts the groups
+    group_gap: str = "signed"
     #: compare these domain methods (:mod:`stylebridge.pipelines.reproduce.methods`)
     methods: list[str] | None = None
     #: the latent row of the methods comparison (default e4e if it ran, else orig)
@@ -277,6 +280,9 @@ def check_options(config: ThesisTablesConfig) -> None:
     if config.group_gap_row not in GAP_ROWS:
         raise StylebridgeError(f"--group-gap-row {config.group_gap_row!r}: expected one of "
                                f"{', '.join(GAP_ROWS)}")
+    if config.group_gap not in GAP_READINGS:
+        raise StylebridgeError(f"--group-gap {config.group_gap!r}: expected one of "
+                               f"{', '.join(GAP_READINGS)}")
     if config.group_thresholds is not None and not (
             config.group_thresholds[0] >= config.group_thresholds[1]):
         raise StylebridgeError(f"--group-thresholds {list(config.group_thresholds)}: the "
@@ -494,7 +500,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
         groups = group_domains(done["e4e"]["per_domain"],
                                done[config.group_gap_row]["per_domain"], kinds,
                                clip=group_clip, target=targets["4.2"],
-                               thresholds=config.group_thresholds)
+                               thresholds=config.group_thresholds, gap=config.group_gap)
     else:
         notes.append(f"no domain groups and no Table 4.3 layout: they need the rows 'e4e' and "
                      f"{config.group_gap_row!r}")
@@ -528,6 +534,7 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
             "clip": group_clip, "gap_row": config.group_gap_row, "target": targets["4.2"],
             "rule": ("thirds per kind" if config.group_thresholds is None else
                      f"thresholds {list(config.group_thresholds)}"),
+            "gap": config.group_gap,
             "domains": groups},
         "n_images": len(photos), "samples": n_samples, "seed": config.seed,
         "truncation": config.truncation, "software": software(),
