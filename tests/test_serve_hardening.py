@@ -287,3 +287,17 @@ def test_error_lines_name_no_server_folder(served: Served, monkeypatch: pytest.M
     line = error_line(StylebridgeError("e4e:/home/me/e4e.pt: not found; /data/uploads/a/b.png"))
     assert "/home/me/e4e.pt" in line and "/data/uploads" not in line  # typed: kept
     assert served.app.show_error is False
+
+
+def test_a_file_served_by_gradios_other_route_is_not_cached_either(served: Served) -> None:
+    """`/gradio_api/file/<path>` (Gradio's alias of `/file=`) served the same upload without
+    `Cache-Control: no-store`."""
+    import httpx
+
+    uploaded = httpx.post(served.url + "gradio_api/upload", timeout=30,
+                          files={"files": ("face.png", b"\x89PNG not really")}).json()[0]
+    file = httpx.get(served.url + f"gradio_api/file/{uploaded}", timeout=30)
+    assert file.status_code == 200 and file.content == b"\x89PNG not really"
+    assert file.headers.get_list("cache-control") == ["no-store"]
+    asset = httpx.get(served.url + "favicon.ico", timeout=30)  # the same for everyone
+    assert asset.headers.get("cache-control") != "no-store"

@@ -25,6 +25,7 @@ from typing import Any
 from stylebridge.core.checkpoint import RANDOM_NOTICE
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapt import INVERSION
+from stylebridge.pipelines.serve import domains as shelf
 from stylebridge.pipelines.serve.backend import (
     MAX_TRAIN_STEPS,
     MAX_UPLOAD_MB,
@@ -92,11 +93,12 @@ def preset_value(text: str) -> str:
     return text
 
 
-def error_line(exc: BaseException) -> str:
+def error_line(exc: BaseException, strip: str = "") -> str:
     """The one line a failed request shows in the page: no absolute path of the server's
     folders; an internal error, no absolute path at all (its full text and traceback go to
-    the server's log: :mod:`.messages`)."""
-    text, internal = public_text(exc)
+    the server's log: :mod:`.messages`).  ``strip``: a folder removed from the text first
+    (an upload's: ``bad.safetensors: ...``, not ``…/bad.safetensors: ...``)."""
+    text, internal = public_text(exc, strip=strip)
     if internal:  # e.g. PyTorch's list of every missing key
         if len(text) > MAX_INTERNAL_CHARS:
             text = text[:MAX_INTERNAL_CHARS - 1].rstrip() + "…"
@@ -106,6 +108,29 @@ def error_line(exc: BaseException) -> str:
 
 def _html(text: str) -> str:
     return escape(text)
+
+
+def split_offered(chosen: Iterable[str] | None, offered: list[str]) -> tuple[list[str],
+                                                                          list[str]]:
+    """The ticked domains ``chosen`` (once each) that are ``offered`` now, and those no
+    longer offered: a value naming one of those made Gradio refuse every later event of
+    the page ("Value ... is not in the list of choices")."""
+    names = list(dict.fromkeys(chosen or []))
+    return [n for n in names if n in offered], [n for n in names if n not in offered]
+
+
+def gone_line(gone: list[str]) -> str:
+    """What a page says of its ticked domains the server no longer offers ("" for none)."""
+    if not gone:
+        return ""
+    names = ", ".join(repr(name) for name in gone)
+    return (f'<span class="error">{_html(names)} {"is" if len(gone) == 1 else "are"} no '
+            f"longer offered (unticked): the server keeps the {shelf.MAX_PAGE_DOMAINS} most "
+            "recently used domains added from pages</span>")
+
+
+def _joined(*parts: Any, sep: str = "<br>") -> str:
+    return sep.join(part for part in parts if isinstance(part, str) and part)
 
 
 def _banner(backend: ServeBackend, parts: list[str] | None = None) -> str:
@@ -299,6 +324,7 @@ def build_app(backend: ServeBackend) -> Any:
                     gr.update(value=None, visible=False), gr.update(value=None, visible=False))
 
         def on_domain_files(paths: list[str] | None, chosen: list[str]) -> Any:
+            backend.touch_domains(chosen or [])  # ticked: not dropped for the new ones
             added: list[str] = []
             errors: list[str] = []
             nets: list[str] = []
@@ -310,7 +336,7 @@ def build_app(backend: ServeBackend) -> Any:
                     (nets if name not in backend.domains else offered if name in before
                      else added).append(name)
                 except Exception as exc:  # name the file as uploaded, not its server path
-                    errors.append(error_line(exc).replace(f"{Path(path).parent}/", ""))
+                    errors.append(error_line(exc, strip=str(Path(path).parent)))
             # what was added is said even when another file of the same drop failed
             status_text = "; ".join(
                 [f"added domain(s): {_html(', '.join(added))}"] * bool(
@@ -318,9 +344,10 @@ def build_app(backend: ServeBackend) -> Any:
                 + [f"already offered: {_html(', '.join(dict.fromkeys(offered)))}"] * bool(offered)
                 + [f"hyper-network {_html(n)}: type a prompt for a domain" for n in nets]
                 + errors)
-            return (gr.update(choices=backend.domain_choices(),
-                              value=list(dict.fromkeys([*chosen, *added, *offered]))),
-                    status_text, None)
+            now = backend.domain_choices()
+            value, gone = split_offered([*(chosen or []), *added, *offered], now)
+            return (gr.update(choices=now, value=value),
+                    _joined(status_text, gone_line(gone), sep="; "), None)
 
         def domain_download(name: str | None) -> Any:
             trained = backend.domain_files.get(name or "")  # a hyper-network's has no file
@@ -330,14 +357,18 @@ def build_app(backend: ServeBackend) -> Any:
 
         def on_train(text: str, n_steps: float, chosen: list[str], me: str | None = None,
                      progress: Any = gr.Progress()) -> Any:  # noqa: B008
+            backend.touch_domains(chosen or [])  # ticked: not dropped for the new one
             try:
                 name = backend.text_domain(
                     text, int(n_steps), progress=lambda f, d: progress(f, desc=d), owner=me)
             except Exception as exc:
                 return gr.update(), error_line(exc), gr.update(), gr.update()
             assert backend.job is not None
-            return (gr.update(choices=backend.domain_choices(), value=[*chosen, name]),
-                    job_line(backend, backend.job), domain_download(name), name)
+            now = backend.domain_choices()
+            value, gone = split_offered([*(chosen or []), name], now)
+            return (gr.update(choices=now, value=value),
+                    _joined(job_line(backend, backend.job), gone_line(gone)),
+                    domain_download(name), name)
 
         def on_fetch(what: str) -> Callable[..., Any]:
             def fetch(last_id: str | None) -> Any:  # a run's file: zip or latents
@@ -450,7 +481,7 @@ def build_app(backend: ServeBackend) -> Any:
             job, me = backend.job, me or secrets.token_urlsafe(12)
             running = job is not None and job.running
             names = backend.domain_choices()
-            return (gr.update(choices=names, value=chosen),
+            return (gr.update(choices=names, value=split_offered(chosen, names)[0]),
                     job_line(backend, job, job.owner in (None, "", me)) if running and job else gr.update(),
                     job.id if running and job else None, names, me,
                     domain_download(domain) if domain in backend.domain_files else gr.update())
@@ -464,10 +495,13 @@ def build_app(backend: ServeBackend) -> Any:
 
         def on_job_tick(chosen: list[str] | None, job_id: int | None,
                         names: list[str] | None = None, me: str | None = None) -> Any:
+            backend.touch_domains(chosen or [])  # ticked in an open page: in use
             now = backend.domain_choices()
-            # offered, not ticked: this page did not ask for them
-            offer = gr.update() if now == names else gr.update(
-                choices=now, value=[c for c in chosen or [] if c in now])
+            # offered, not ticked: this page did not ask for them; ticked and dropped since
+            # (another page added more): unticked, and said
+            kept, gone = split_offered(chosen, now)
+            offer = gr.update() if now == names and not gone else gr.update(
+                choices=now, value=kept)
             stop = gr.update(value=_banner(backend) + "<br>" * bool(backend.banner)
                              + _html(f"{STOPPING}: nothing new is run"),
                              visible=True) if backend.stopping.is_set() else gr.update()
@@ -475,13 +509,19 @@ def build_app(backend: ServeBackend) -> Any:
             if job is not None and job.id == job_id:
                 line = job_line(backend, job, job.owner in (None, "", me))
                 job_id = job_id if job.running else None
+            if gone:
+                line = _joined(gone_line(gone), line)
             return offer, line, job_id, now, stop
 
         # every page load lists the domains the server holds now (trained or uploaded in
-        # another tab), not those it held when the page was built
+        # another tab), not those it held when the page was built.  Both load events run
+        # outside the queue (quick, nothing to wait for): Gradio's max_size counts every
+        # queued event, and with MAX_QUEUE requests waiting a page opened or reloaded was
+        # refused its restore ("queue is full")
         app.load(on_load, [domains, client, last_domain],
-                 [domains, domain_status, watched, listed, client, download_domain])
-        app.load(on_restore, [last_run], [*result_outputs, run_parts]).then(
+                 [domains, domain_status, watched, listed, client, download_domain],
+                 queue=False)
+        app.load(on_restore, [last_run], [*result_outputs, run_parts], queue=False).then(
             on_banner, [run_parts], [banner], queue=False, show_progress="hidden")
         app.load(None, None, None, js=ACCESSIBILITY_JS)
         job_timer.tick(on_job_tick, [domains, watched, listed, client],

@@ -173,6 +173,8 @@ class ServeBackend(DomainShelf):
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}
         self.domain_keys: dict[str, str] = {}
+        self.domain_used: dict[str, None] = {}  # least recently used first (domains.py)
+        self.used_lock = threading.Lock()
         #: text-conditioned methods loaded without a prompt (a hyper-network): the page's
         #: prompt box turns a prompt into a domain through the last one, without training
         self.hypernets: dict[str, DomainMethod] = {}
@@ -430,6 +432,7 @@ class ServeBackend(DomainShelf):
             if unknown:
                 raise StylebridgeError(f"unknown domain {unknown[0]!r} (not offered now: "
                                        "reload the page)")
+            self.touch_domains(request.domains)  # used now: not the next one dropped
             progress(0.05, "loading the encoder")
             encoder, enc_random = self.encoder(request.encoder)
             random_inputs: dict[str, bool] = {"generator": self.generator_random,

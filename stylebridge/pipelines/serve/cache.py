@@ -2,8 +2,13 @@
 
 Every encoder typed in the page (``NAME:CHECKPOINT[:OPTIONS]``) and the alpha fit made for it
 is kept under :func:`spec_key`: the plugin name, the checkpoint file resolved (``/p/./e4e``
-and ``/p/././e4e`` are one file; a symlink is its target), its size and modification time,
-and the options, so that the same file typed another way is not loaded again.  These two
+and ``/p/././e4e`` are one file; a symlink is its target), its device, inode, size,
+modification time and status-change time, and the options, so that the same file typed
+another way is not loaded again, and a file replaced since is (a same-size file copied over
+it with its modification time kept: ``cp -p``, ``touch -r``, a restore).  ``st_ctime``
+moves on every write, rename or copy over the file, and nothing sets it back; on Windows it
+is the creation time, which an overwrite in place keeps (there such a copy made in place,
+same size and time, is still taken for the cached file: restart the server).  These two
 kinds are bounded (:data:`LIMITS`: the most recently used are kept; an older one is dropped
 and its memory freed); the other kinds hold one entry per server option (the
 ``--calibrate`` file, the FeatureShift model, the CLIP models, the metrics) and are not.
@@ -28,7 +33,8 @@ LIMITS = {"encoder": 2, "alpha-fit": 2}
 
 def spec_key(spec: str, what: str = "encoder") -> str:
     """The cache key of a plugin spec: the same file and options, however the path is
-    written, give one key; a changed file (size or time) another.  A spec that does not
+    written, give one key; a changed or replaced file (device, inode, size, modification
+    or status-change time) another.  A spec that does not
     parse keys as itself (building it raises the one-line error)."""
     try:
         parsed = parse_plugin_spec(spec, what=what)
@@ -39,7 +45,8 @@ def spec_key(spec: str, what: str = "encoder") -> str:
         try:
             path = path.resolve()
             info = path.stat()
-            stamp = (info.st_size, info.st_mtime_ns)
+            stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                     info.st_ctime_ns)
         except (OSError, RuntimeError):  # not there (yet): the loader names the problem
             pass
     return repr((parsed.name, None if path is None else str(path), stamp,

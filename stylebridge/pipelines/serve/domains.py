@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from stylebridge.registry.weights_files import sha256_file
 MAX_DOMAIN_NAME = 60        # a longer prompt is shortened (with an ellipsis) as its domain name
 DOMAIN_KINDS = ("domain", "domain_method")       # weights catalogue kinds holding domains
 #: the domains added from pages (trained on the spot, uploaded, rendered by a hyper-network)
-#: offered at once: one more drops the oldest (a trained one's file too); the server's own
-#: (the preset's, installed ones, ``--method``) are never dropped
+#: offered at once: one more drops the one least recently used (added, dropped on a page
+#: again, ticked in an open page, run; a trained one's file too), never the one just added;
+#: the server's own (the preset's, installed ones, ``--method``) are never dropped
 MAX_PAGE_DOMAINS = 32
 #: hyper-networks uploaded and held (the page's prompt box uses the latest)
 MAX_HYPERNETS = 2
@@ -59,6 +61,11 @@ class DomainShelf:
     domain_files: dict[str, Path]
     #: the server's own domains (never dropped); ``None`` while they are being loaded
     fixed_domains: frozenset[str] | None = None
+    #: every domain offered, least recently used first (:meth:`touch_domains`)
+    domain_used: dict[str, None]
+    #: guards :attr:`domain_used` alone (held briefly: the page's timer touches it while a
+    #: run holds :attr:`lock`)
+    used_lock: threading.Lock
 
     def stop_check(self) -> None:
         raise NotImplementedError
@@ -87,14 +94,29 @@ class DomainShelf:
         self.domains[unique] = method
         self.domain_random[unique] = random
         self.domain_sources[unique] = source
+        self.touch_domains([unique])
         self._trim_domains()
         return unique
 
+    def touch_domains(self, names: Iterable[str]) -> None:
+        """Mark the offered domains among ``names`` as used now: the domains a page has
+        ticked (and sends with each request and each tick of its timer), a run's, a file
+        dropped again.  :meth:`_trim_domains` drops the least recently used first."""
+        with self.used_lock:
+            for name in names:
+                if name in self.domains:
+                    self.domain_used.pop(name, None)
+                    self.domain_used[name] = None
+
     def _trim_domains(self) -> None:
-        """Drop the oldest domains added from pages beyond :data:`MAX_PAGE_DOMAINS`."""
+        """Drop the least recently used domains added from pages beyond
+        :data:`MAX_PAGE_DOMAINS` (the one just added is the most recently used: never)."""
         if self.fixed_domains is None:  # the server's own, while they load
             return
-        added = [name for name in self.domains if name not in self.fixed_domains]
+        fixed = self.fixed_domains
+        with self.used_lock:  # (one offered but never marked: the least recently used)
+            order = [*(n for n in self.domains if n not in self.domain_used), *self.domain_used]
+        added = [name for name in order if name in self.domains and name not in fixed]
         for name in added[:max(0, len(added) - MAX_PAGE_DOMAINS)]:
             self.forget_domain(name)
 
@@ -102,6 +124,8 @@ class DomainShelf:
         """No longer offer the domain ``name``; a text domain trained here loses its file."""
         for table in (self.domains, self.domain_random, self.domain_sources):
             table.pop(name, None)
+        with self.used_lock:
+            self.domain_used.pop(name, None)
         for key in [key for key, value in self.domain_keys.items() if value == name]:
             del self.domain_keys[key]
         path = self.domain_files.pop(name, None)
@@ -125,15 +149,15 @@ class DomainShelf:
                     del self.hypernets[old], self.hypernet_random[old]
                 return name
             # the same file dropped again (a new upload path each time): the domain offered
-            # already, not a copy named NAME-2
+            # already, not a copy named NAME-2, and used now (not the next one dropped)
             key = file_key(spec, method.name)
             if key is not None and self.domain_keys.get(key) in self.domains:
+                self.touch_domains([self.domain_keys[key]])
                 return self.domain_keys[key]
             added = self._add_domain(name, method, random[name], str(spec))
             if key is not None:
                 self.domain_keys[key] = added
             return added
-
 
     def _hyper_domain(self, prompt: str, progress: Progress) -> str:
         prompt = " ".join(prompt.split())

@@ -14,8 +14,11 @@ middleware in front of every route Gradio adds) refuses:
   form or ``fetch`` cannot upload or run through a browser that can reach the page.
 
 Every response it lets through carries :data:`SECURITY_HEADERS` (no framing by another page,
-against clickjacking; no content-type sniffing), and a served file (``/file=``: an upload, a
-result showing the face) :data:`NO_STORE` as well: not kept by the browser's or a proxy's cache.
+against clickjacking; no content-type sniffing), and every one but Gradio's static assets
+(:data:`ASSETS`: its scripts, styles, fonts, icons) :data:`NO_STORE` as well: a served file
+(an upload, a result showing the face) is not kept by the browser's or a proxy's cache,
+whichever of Gradio's routes serves it (``/file=``, ``/gradio_api/file=``,
+``/gradio_api/file/``, a stream's segments, and any route a later Gradio adds).
 
 Nothing here imports gradio or a web framework: the middleware speaks plain ASGI.
 """
@@ -42,8 +45,20 @@ SECURITY_HEADERS = (
     (b"content-security-policy", b"frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
 )
-#: set on a served file's response too
+#: set on every response but :data:`ASSETS` too
 NO_STORE = ((b"cache-control", b"no-store"),)
+#: the path starts of Gradio's static assets (the same for every page and user: cached as
+#: Gradio says); every other response is ``no-store``
+ASSETS = ("/assets/", "/static/", "/svelte/", "/favicon.ico", "/theme.css",
+          "/gradio_api/theme.css", "/robots.txt", "/manifest.json", "/pwa_icon")
+
+
+def cacheable(path: str, root: str = "") -> bool:
+    """Whether the response to ``path`` (below the app's ``root`` path) is a static asset
+    that may be cached: no served file, no page state."""
+    if root and path.startswith(root.rstrip("/") + "/"):
+        path = path[len(root.rstrip("/")):]
+    return path.startswith(ASSETS) and ".." not in path
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -144,10 +159,10 @@ class RequestGuard:
 
     @staticmethod
     def _with_headers(scope: Scope, send: Send) -> Send:
-        """``send`` adding :data:`SECURITY_HEADERS` (and for a file, :data:`NO_STORE`) to the
-        response's start, in place of the app's own values of those headers."""
-        path = str(scope.get("path", ""))
-        extra = SECURITY_HEADERS + (NO_STORE if "/file=" in path else ())
+        """``send`` adding :data:`SECURITY_HEADERS` (and but for an asset, :data:`NO_STORE`)
+        to the response's start, in place of the app's own values of those headers."""
+        path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+        extra = SECURITY_HEADERS + (() if cacheable(path, root) else NO_STORE)
         names = {name for name, _ in extra}
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
@@ -221,5 +236,6 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-__all__ = ["LOCAL_NAMES", "NO_STORE", "SECURITY_HEADERS", "HostPolicy", "RequestGuard", "exposure_notice", "host_name",
-           "host_policy", "is_loopback", "port_problem"]
+__all__ = ["ASSETS", "LOCAL_NAMES", "NO_STORE", "SECURITY_HEADERS", "HostPolicy", "RequestGuard",
+           "cacheable", "exposure_notice", "host_name", "host_policy", "is_loopback",
+           "port_problem"]
