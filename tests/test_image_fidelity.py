@@ -12,6 +12,11 @@
 
 Expected values come from LittleCMS called here directly (``ImageCms``) or from the colour
 maths written out in this file, never from the code under test.
+
+8. a grey profile's curve is applied, as Y or (Lab PCS) as L*; parametric curves of every
+   type, and tables interpolated; relative colorimetric with black point compensation at 8
+   and 16 bits; nclx colours of HEIC/AVIF; sRGB profiles (at every level) left bit for bit;
+   huge photos converted before they are reduced; PIL images converted as files are.
 """
 
 from __future__ import annotations
@@ -55,8 +60,22 @@ def _xyz(x: float, y: float, z: float) -> bytes:
     return b"XYZ " + b"\0" * 4 + _s15(x) + _s15(y) + _s15(z)
 
 
-def _gamma(g: float) -> bytes:
+def _gamma(g: float | bytes) -> bytes:
+    if isinstance(g, bytes):  # a curve tag already
+        return g
     return b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(g * 256)) + b"\0\0"
+
+
+def _para(ftype: int, *params: float) -> bytes:
+    return b"para" + b"\0" * 4 + struct.pack(">HH", ftype, 0) + b"".join(map(_s15, params))
+
+
+def _table(values: np.ndarray) -> bytes:
+    v = np.round(np.clip(values, 0, 1) * 65535).astype(">u2")
+    return b"curv" + b"\0" * 4 + struct.pack(">I", len(v)) + v.tobytes()
+
+
+SRGB_PARA = _para(3, 2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
 
 
 def _desc(text: str) -> bytes:
@@ -64,7 +83,8 @@ def _desc(text: str) -> bytes:
     return b"desc" + b"\0" * 4 + struct.pack(">I", len(raw)) + raw + b"\0" * 81
 
 
-def _icc(cls: bytes, space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+def _icc(cls: bytes, space: bytes, tags: list[tuple[bytes, bytes]], pcs: bytes = b"XYZ "
+         ) -> bytes:
     tags = [(b"desc", tags[0][1]), *tags[1:], (b"cprt", b"text" + b"\0" * 4 + b"none\0")]
     table, data = b"", b""
     start = 128 + 4 + 12 * len(tags)
@@ -74,29 +94,29 @@ def _icc(cls: bytes, space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
         data += body
     body = struct.pack(">I", len(tags)) + table + data
     head = (struct.pack(">I", 128 + len(body)) + b"lcms" + bytes([2, 0x10, 0, 0]) + cls
-            + space + b"XYZ " + b"\0" * 12 + b"acsp" + b"APPL" + b"\0" * 24 + _s15(D50[0])
+            + space + pcs + b"\0" * 12 + b"acsp" + b"APPL" + b"\0" * 24 + _s15(D50[0])
             + _s15(D50[1]) + _s15(D50[2]) + b"\0" * 48)
     assert len(head) == 128
     return head + body
 
 
-def rgb_profile(name: str, colorants: list, gamma: float) -> bytes:
+def rgb_profile(name: str, colorants: list, gamma: float | bytes, white: tuple = D50) -> bytes:
     return _icc(b"mntr", b"RGB ", [
-        (b"desc", _desc(name)), (b"wtpt", _xyz(*D50)),
+        (b"desc", _desc(name)), (b"wtpt", _xyz(*white)),
         *[(k, _xyz(*c)) for k, c in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants, strict=True)],
         *[(k, _gamma(gamma)) for k in (b"rTRC", b"gTRC", b"bTRC")]])
 
 
-def grey_profile(gamma: float) -> bytes:
+def grey_profile(gamma: float | bytes, pcs: bytes = b"XYZ ") -> bytes:
     return _icc(b"mntr", b"GRAY", [(b"desc", _desc("linear grey")), (b"wtpt", _xyz(*D50)),
-                                   (b"kTRC", _gamma(gamma))])
+                                   (b"kTRC", _gamma(gamma))], pcs)
 
 
-def srgb_d50() -> np.ndarray:
-    """sRGB's linear RGB → XYZ D50 (Bradford-adapted from its D65 primaries), by hand."""
+def srgb_d50(prims: tuple = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))) -> np.ndarray:
+    """Linear RGB → XYZ D50 of D65 primaries (sRGB's), Bradford-adapted, by hand."""
     def xyz(x: float, y: float) -> np.ndarray:
         return np.array([x / y, 1.0, (1 - x - y) / y])
-    prim = np.stack([xyz(0.64, 0.33), xyz(0.30, 0.60), xyz(0.15, 0.06)], axis=1)
+    prim = np.stack([xyz(*p) for p in prims], axis=1)
     white = xyz(0.3127, 0.3290)
     m65 = prim * np.linalg.solve(prim, white)
     bradford = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367],
@@ -117,12 +137,15 @@ def by_hand(unit_rgb: np.ndarray, colorants: list, gamma: float) -> np.ndarray:
     return srgb_encode((unit_rgb ** g) @ (np.linalg.inv(srgb_d50()) @ m).T)
 
 
-def lcms(img: Image.Image, icc: bytes, mode: str = "RGB") -> Image.Image:
-    """LittleCMS itself, profile → sRGB, perceptual (= relative colorimetric here)."""
+def lcms(img: Image.Image, icc: bytes, mode: str = "RGB", exact: bool = False) -> Image.Image:
+    """LittleCMS itself, profile → sRGB, relative colorimetric with black point compensation;
+    ``exact``: its pipeline evaluated in float (unoptimized: no precalculated 8-bit tables)."""
     import io
+    flags = ImageCms.Flags.BLACKPOINTCOMPENSATION | (ImageCms.Flags.NOOPTIMIZE if exact else 0)
     return ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
                                      ImageCms.createProfile("sRGB"), outputMode=mode,
-                                     renderingIntent=ImageCms.Intent.PERCEPTUAL)
+                                     renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                     flags=flags)
 
 
 def read8(path: Path) -> np.ndarray:
@@ -443,3 +466,246 @@ def test_a_non_ascii_notice_stays_readable_in_exif(tmp_path: Path, suffix: str) 
     text = read_notice(path)
     assert text is not None and "?" not in text
     assert codecs.decode(text, "unicode_escape") == notice
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Curves, intent and black point, nclx, sRGB left alone, huge photos, PIL images
+
+#: a lifted black (Y 0.02 at 0: type 4's f) and a curve of each parametric type
+K = 0.98 ** (1 / 2.4)
+LIFTED = _para(4, 2.4, K / 1.055, K * 0.055 / 1.055, 0.98 / 12.92, 0.04045, 0.005, 0.02)
+PARA = {"0": _para(0, 2.6), "1": _para(1, 2.2, 1.05, -0.05), "2": _para(2, 2.2, 0.9, 0.05, 0.03),
+        "3": SRGB_PARA, "3 BT.709": _para(3, 1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081),
+        "4": LIFTED}
+
+
+#: LittleCMS' result rounded to 8 bits (0.5), its tables evaluated at 16 bits (a little more)
+ROUNDED = 0.6
+
+
+def cube(step: int) -> np.ndarray:
+    """8-bit levels, every ``step``-th of each channel together, ``[1, N, 3]``."""
+    v = np.arange(0, 256, step)
+    return np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(1, -1, 3)
+
+
+def off16(tmp_path: Path, levels: np.ndarray, icc: bytes) -> float:
+    """How far (in 8-bit levels) a 16-bit PNG of 8-bit ``levels`` (× 257: exactly level / 255)
+    reads from LittleCMS evaluating its pipeline in float (rounded to 8 bits: 0.5 at most)."""
+    got = load_image(png16(tmp_path / "x16.png", (levels * 257).astype(np.uint16), icc))
+    got = got.permute(1, 2, 0).double().numpy() * 255
+    want = np.asarray(lcms(Image.fromarray(levels.astype(np.uint8)), icc, exact=True))
+    return float(np.abs(got - want).max())
+
+
+def lab_y(lightness: np.ndarray) -> np.ndarray:
+    f = (lightness + 16) / 116
+    return np.where(f > 6 / 29, f ** 3, 3 * (6 / 29) ** 2 * (f - 4 / 29))
+
+
+@pytest.mark.parametrize("kind", PARA)
+def test_parametric_curves_at_16_bits_are_read_as_littlecms_reads_them(tmp_path: Path,
+                                                                        kind: str) -> None:
+    assert off16(tmp_path, cube(15), rgb_profile("P3", P3, PARA[kind])) <= ROUNDED
+    assert off16(tmp_path, np.arange(0, 256, 3)[None], grey_profile(PARA[kind])) <= ROUNDED
+
+
+@pytest.mark.parametrize("entries", [2, 16, 26, 1024])
+def test_curve_tables_are_interpolated_between_their_entries(tmp_path: Path, entries: int) -> None:
+    x = np.linspace(0, 1, entries)
+    curve = _table(x ** 2.0 if entries > 2 else x)
+    assert off16(tmp_path, cube(15), rgb_profile("P3", P3, curve)) <= ROUNDED
+    assert off16(tmp_path, np.arange(0, 256, 3)[None], grey_profile(curve)) <= ROUNDED
+
+
+@pytest.mark.parametrize("pcs", [b"XYZ ", b"Lab "])
+def test_a_grey_curve_gives_luminance_or_with_a_lab_pcs_lightness(tmp_path: Path,
+                                                                  pcs: bytes) -> None:
+    icc = grey_profile(1.8, pcs)
+    grey = np.arange(0, 65536, 257 * 3, dtype=np.uint16).reshape(2, -1)
+    got = load_image(png16(tmp_path / "g16.png", grey, icc)).double().numpy()
+    v = (grey / 65535.0) ** (round(1.8 * 256) / 256)
+    want = srgb_encode(v if pcs == b"XYZ " else lab_y(100 * v))
+    assert np.abs(got - want[None]).max() < 1e-4
+    assert off16(tmp_path, (grey // 257).astype(int), icc) <= ROUNDED
+    eight = Image.fromarray((grey // 257).astype(np.uint8))
+    eight.save(tmp_path / "g8.png", icc_profile=icc)
+    np.testing.assert_array_equal(read8(tmp_path / "g8.png"), np.asarray(lcms(eight, icc)))
+
+
+def test_a_lifted_black_becomes_black_at_8_and_at_16_bits(tmp_path: Path) -> None:
+    """Relative colorimetric with black point compensation: XYZ scaled so that the profile's
+    black (Y = 0.02 × the sum of its colorants' Y) is sRGB black, its white white."""
+    icc = rgb_profile("lifted black", P3, LIFTED)
+    levels = cube(17)
+    src = Image.fromarray(levels.astype(np.uint8))
+    src.save(tmp_path / "l8.png", icc_profile=icc)
+    eight = read8(tmp_path / "l8.png")
+    np.testing.assert_array_equal(eight, np.asarray(lcms(src, icc)))
+    assert eight[0, 0].tolist() == [0, 0, 0]
+    assert off16(tmp_path, levels, icc) <= ROUNDED
+    v = np.arange(0, 65536, 771) / 65535.0  # greys by hand
+    y = np.where(v >= 0.04045, (K / 1.055 * v + K * 0.055 / 1.055) ** 2.4 + 0.005,
+                 0.98 / 12.92 * v + 0.02)
+    black = 0.02 * sum(c[1] for c in P3)
+    want = srgb_encode((y - black) / (1 - black))
+    grey = np.repeat((v * 65535).round().astype(np.uint16)[None, :, None], 3, axis=2)
+    got = load_image(png16(tmp_path / "grey.png", grey, icc)).double().numpy()
+    assert np.abs(got - want).max() < 1e-3
+    assert np.abs(got[:, 0, 0]).max() < 1e-4  # (not 0.02: black, as near as its colorants)
+
+
+#: the colorants of the sRGB profile cameras and Windows embed (HP's v2 "sRGB IEC61966-2.1")
+HP = [(0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)]
+
+
+def hp_srgb(bump: bool = False) -> bytes:
+    """HP's sRGB profile as it is laid out (1024-entry curves, D65 media white); ``bump``:
+    its curves doubled between levels 3 and 13 (none of them a multiple of 17)."""
+    x = np.linspace(0, 1, 1024)
+    curve = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    if bump:
+        curve = np.where((x * 255 >= 3) & (x * 255 <= 13), curve * 2, curve)
+    return rgb_profile("sRGB IEC61966-2.1", HP, _table(curve), white=(0.9505, 1.0, 1.0891))
+
+
+def test_a_photo_tagged_srgb_is_read_bit_for_bit_as_without_its_profile(tmp_path: Path) -> None:
+    icc = hp_srgb()
+    for suffix in (".png", ".jpg"):
+        Image.fromarray(colours()).save(tmp_path / f"hp{suffix}", icc_profile=icc)
+        Image.fromarray(colours()).save(tmp_path / f"none{suffix}")
+        assert torch.equal(load_image(tmp_path / f"hp{suffix}"),
+                           load_image(tmp_path / f"none{suffix}"))
+        with Image.open(tmp_path / f"hp{suffix}") as img:
+            assert "colour profile" not in describe_samples(img, img.tile)
+            np.testing.assert_array_equal(to_rgb_uint8(img), read8(tmp_path / f"none{suffix}"))
+    deep = np.random.default_rng(4).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    assert torch.equal(load_image(png16(tmp_path / "hp16.png", deep, icc)),
+                       load_image(png16(tmp_path / "none16.png", deep)))
+    grey = deep[..., 0]
+    assert torch.equal(load_image(png16(tmp_path / "g16.png", grey, hp_srgb())),
+                       load_image(png16(tmp_path / "gnone16.png", grey)))  # RGB profile: ignored
+
+
+def test_a_profile_unlike_srgb_only_between_every_17th_level_is_converted(tmp_path: Path) -> None:
+    icc = hp_srgb(bump=True)
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+    Image.fromarray(ramp).save(tmp_path / "bump.png", icc_profile=icc)
+    want = np.asarray(lcms(Image.fromarray(ramp), icc)).astype(int)
+    assert np.abs(want - ramp).max() > 3  # LittleCMS: not sRGB
+    np.testing.assert_array_equal(read8(tmp_path / "bump.png"), want)
+
+
+#: Display P3 (D65 primaries) adapted to D50 here, and its profile (sRGB's curve)
+P3_XY = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
+NCLX = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6,
+        "full_range_flag": 1}
+
+
+def p3_icc() -> bytes:
+    return rgb_profile("Display P3", srgb_d50(P3_XY).T.tolist(), SRGB_PARA)
+
+
+def test_nclx_code_points_are_converted_or_said(tmp_path: Path) -> None:
+    src = colours()
+    img = Image.fromarray(src)
+    img.info["nclx_profile"] = dict(NCLX)  # as pillow-heif gives them
+    want = np.asarray(lcms(Image.fromarray(src), p3_icc())).astype(int)
+    got = to_rgb_uint8(img).astype(int)
+    assert np.abs(got - want).max() <= 1 and np.abs(got - src).max() > 10
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+    img = Image.fromarray(ramp)
+    img.info["nclx_profile"] = {**NCLX, "color_primaries": 1, "transfer_characteristics": 1}
+    v = np.arange(256) / 255  # BT.709's inverse OETF, by hand
+    lin = np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+    assert np.abs(to_rgb_uint8(img)[0] - srgb_encode(lin)[:, None] * 255).max() <= 1.0
+    grey = Image.fromarray(np.arange(256, dtype=np.uint8)[None])
+    grey.info["nclx_profile"] = {**NCLX, "transfer_characteristics": 8}  # linear light
+    np.testing.assert_array_equal(to_rgb_uint8(grey), lcms(grey, grey_profile(1.0)))
+    for points in ({"color_primaries": 9, "transfer_characteristics": 16},
+                   {"color_primaries": 5, "transfer_characteristics": 13}):
+        img = Image.fromarray(src)
+        img.info["nclx_profile"] = {**NCLX, **points}
+        with pytest.warns(image_color.ColourProfileWarning, match="nclx"):
+            np.testing.assert_array_equal(to_rgb_uint8(img), src)
+    img.info["nclx_profile"] = {**NCLX, "color_primaries": 1}  # sRGB: nothing, no note
+    np.testing.assert_array_equal(to_rgb_uint8(img), src)
+
+
+@pytest.mark.parametrize("suffix", [".heic", ".avif"])
+def test_a_heic_or_avif_in_display_p3_by_code_points_is_converted(tmp_path: Path,
+                                                                  suffix: str) -> None:
+    from PIL import features
+
+    from stylebridge.core.images import heif_support
+
+    src = np.kron(colours(), np.ones((8, 8, 1), np.uint8))
+    path = tmp_path / f"p3{suffix}"
+    if suffix == ".heic":
+        if not heif_support():
+            pytest.skip("needs pillow-heif")
+        import pillow_heif
+        if not pillow_heif.libheif_info().get("HEIF"):
+            pytest.skip("pillow-heif without a HEVC encoder")
+        Image.fromarray(src).save(path, quality=95, color_primaries=12,
+                                  transfer_characteristics=13, matrix_coefficients=6,
+                                  full_range_flag=1)
+    else:
+        if not features.check("avif"):
+            pytest.skip("Pillow without AVIF")
+        Image.fromarray(src).save(path, quality=95)
+        data = path.read_bytes()
+        at = data.find(b"colrnclx\0\1\0\x0d")  # BT.709 primaries, sRGB transfer → Display P3
+        if at < 0:
+            pytest.skip("this Pillow writes no nclx box")
+        path.write_bytes(data[:at + 8] + b"\0\x0c" + data[at + 10:])
+    with Image.open(path) as img:
+        raw = np.asarray(img.convert("RGB"))  # the decoder's values, not converted
+        assert "nclx Display P3" in describe_samples(img, img.tile)
+    got = read8(path)
+    want = np.asarray(lcms(Image.fromarray(raw), p3_icc())).astype(int)
+    assert np.abs(got - want).max() <= 1 and np.abs(got - raw).max() > 10
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "CMYK", "I;16"])
+def test_a_huge_photo_is_converted_then_reduced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                mode: str) -> None:
+    from stylebridge.core import images
+
+    monkeypatch.setattr(images, "REDUCE_KEEP_SIDE", 4)  # an 18 × 25 photo is reduced by 4
+    monkeypatch.setattr(images, "_STRIP_PIXELS", 64)   # in several strips
+    rng = np.random.default_rng(6)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1, "CMYK": 4, "I;16": 1}[mode]
+    arr = rng.integers(0, 256, (18, 25, channels), dtype=np.uint8)[..., :channels].squeeze()
+    icc = (grey_profile(1.8) if channels == 1 else cmyk_profile() if mode == "CMYK"
+           else rgb_profile("Display P3", P3, 2.2))
+    path = tmp_path / ("huge.tif" if mode == "CMYK" else "huge.png")
+    if mode == "I;16":  # 16-bit grey: averaged in the file's encoding, then converted
+        deep = arr.astype(np.uint16) * 257 + 3
+        reduced = np.asarray(Image.fromarray(deep.astype(np.int32), "I").reduce(4)) / 65535.0
+        got = load_image(png16(path, deep, icc)).double().numpy()
+        assert np.abs(got - srgb_encode(reduced ** (461 / 256))[None]).max() < 1e-4
+        return
+    img = Image.fromarray(arr, mode)
+    img.save(path, icc_profile=icc)
+    conv = lcms(img, icc, "RGBA" if mode == "RGBA" else "RGB")
+    if mode == "RGBA":
+        conv = Image.alpha_composite(Image.new("RGBA", conv.size, "white"), conv).convert("RGB")
+    want = np.asarray(conv.reduce(4)).astype(int)
+    got = read8(path)
+    assert got.shape == (5, 7, 3)
+    assert np.abs(got - want).max() <= (1 if mode == "RGBA" else 0)
+
+
+def test_a_pil_image_with_a_profile_is_converted_as_its_file_is(tmp_path: Path) -> None:
+    icc = rgb_profile("Display P3", P3, 2.2)
+    path = tmp_path / "p3.png"
+    Image.fromarray(colours()).save(path, icc_profile=icc)
+    want = np.asarray(lcms(Image.fromarray(colours()), icc))
+    with Image.open(path) as img:
+        np.testing.assert_array_equal(to_rgb_uint8(img), want)
+    made = Image.fromarray(colours())
+    made.info["icc_profile"] = icc
+    np.testing.assert_array_equal(to_rgb_uint8(made), want)
+    assert torch.equal(stylebridge.load_photo(made, align=False, size=8)[0],
+                       stylebridge.load_photo(path, align=False, size=8)[0])

@@ -12,9 +12,17 @@ shifted colours.  What stylebridge writes is untagged sRGB (a PNG without a prof
   Pillow).
 * 16-bit colour and 16-bit grey are converted in float (:func:`float_to_srgb`), exactly, when
   the profile is a matrix/TRC one (Display P3, Adobe RGB, ProPhoto, Rec. 2020, grey gamma
-  profiles: what 16-bit files carry); with a table (LUT) profile they are converted at 8 bits
-  by LittleCMS (a note says so).  32-bit float TIFFs are not converted.
-* A profile that is sRGB already (LittleCMS maps it within one level of 255) is skipped.
+  profiles with an XYZ or a Lab connection space: what 16-bit files carry), with the same
+  intent and black point compensation as LittleCMS (:data:`INTENT`); with a table (LUT)
+  profile they are converted at 8 bits by LittleCMS (a note says so).  32-bit float TIFFs are
+  not converted.
+* A HEIC/AVIF photo that describes its colours by code points (an ``nclx`` box: Display P3,
+  BT.2020, BT.709 or linear light) instead of a profile is converted the same way, through
+  an equivalent profile (:mod:`stylebridge.core.image_nclx`); code points it does not know
+  (HDR transfers: PQ, HLG...) are said in a note, and the photo is read as sRGB.
+* A profile that is sRGB already (LittleCMS maps every level of a grey ramp and of each
+  primary, and a 16-level cube, within one level of itself) is skipped: such photos are read
+  bit for bit as if they had no profile.
 * A profile that cannot be read, or one for another colour space than the image's, is
   ignored (the photo is read as sRGB, as before) with a note; so is every profile when Pillow
   was built without LittleCMS (``PIL.features.check("littlecms2")``).  The notes are
@@ -31,15 +39,21 @@ from typing import Any
 import numpy as np
 from PIL import Image, features
 
+from stylebridge.core.image_nclx import nclx_icc, nclx_of
 from stylebridge.errors import StylebridgeWarning
 
-#: LittleCMS rendering intent: perceptual (0).  For the matrix/TRC profiles of phones and
-#: cameras (Display P3, Adobe RGB) LittleCMS computes it exactly as relative colorimetric (such
-#: profiles hold no perceptual table): colours inside sRGB keep their values, the media white
-#: becomes sRGB white, colours outside sRGB are clipped - as :func:`float_to_srgb` does.  For
-#: table profiles (CMYK press profiles) the profile's perceptual table compresses out-of-gamut
-#: colours smoothly instead of clipping them, which suits photos, and is what viewers use.
-INTENT = 0
+#: LittleCMS rendering intent: relative colorimetric (1), with black point compensation
+#: (:data:`_BPC`), what photo editors use by default.  Colours inside sRGB keep their values,
+#: the media white becomes sRGB white, colours outside sRGB are clipped, and a profile whose
+#: black is lifted (a black of Y > 0) has it scaled down to sRGB black (XYZ scaled so that the
+#: source black point goes to sRGB's, relative to the white, as LittleCMS computes it).
+#: :func:`float_to_srgb` (16-bit files) does the same maths.  Perceptual was used before:
+#: LittleCMS forces black point compensation with it, as Pillow's sRGB is a v4 profile, so
+#: matrix profiles are converted as they were; table profiles (CMYK) now use their
+#: colorimetric table rather than their perceptual one.
+INTENT = 1
+#: ``cmsFLAGS_BLACKPOINTCOMPENSATION``
+_BPC = 0x2000
 #: ``cmsFLAGS_NOCACHE``: a transform shared by threads (cached per profile) keeps no state
 _NOCACHE = 0x0040
 
@@ -57,6 +71,19 @@ def profile_bytes(img: Image.Image) -> bytes | None:
     """The ICC profile embedded in ``img``'s file (``info["icc_profile"]``), or ``None``."""
     icc = img.info.get("icc_profile")
     return bytes(icc) if isinstance(icc, bytes | bytearray) and icc else None
+
+
+def _embedded(img: Image.Image) -> tuple[bytes | None, str | None]:
+    """``(icc, note)``: ``img``'s ICC profile, else the profile equivalent to the ``nclx``
+    code points of a HEIC/AVIF (:mod:`stylebridge.core.image_nclx`; ``None`` for sRGB), or
+    ``(None, note)`` for code points that are not converted."""
+    icc = profile_bytes(img)
+    if icc is not None:
+        return icc, None
+    nclx = nclx_of(img)
+    if nclx is None:
+        return None, None
+    return nclx_icc(nclx, grey=img.mode.split(";")[0] in ("L", "LA", "I", "1"))
 
 
 @functools.cache
@@ -85,7 +112,9 @@ def _s15(data: bytes, at: int) -> float:
 
 
 def _curve(data: bytes) -> Any:
-    """A ``curv`` or ``para`` tag → a function of float arrays in ``[0, 1]``."""
+    """A ``curv`` or ``para`` tag → a function of float arrays in ``[0, 1]``, as LittleCMS
+    evaluates it (``cmsEvalToneCurveFloat``): a table by linear interpolation, the parametric
+    types of ICC.1 (10.18) with their parameters in the order the tag stores them."""
     kind = data[:4]
     if kind == b"curv":
         count = struct.unpack_from(">I", data, 8)[0]
@@ -105,10 +134,16 @@ def _curve(data: bytes) -> Any:
         g, a, b, c, d, e, f = ([_s15(data, 12 + 4 * i) for i in range(n)] + [0.0] * 7)[:7]
         if ftype == 0:
             return lambda x: np.power(x, g)
-        if ftype in (1, 2):  # (aX + b)^g (+ c) above -b/a, else (0 or) c
-            edge, floor = (-b / a if a else 0.0), (c if ftype == 2 else 0.0)
-            return lambda x: np.where(x >= edge, np.power(np.maximum(a * x + b, 0.0), g) + floor,
-                                      floor)
+        if ftype in (1, 2):  # (aX + b)^g (+ c) from -b/a, else (0 or) c
+            if not a:
+                return lambda x: np.zeros_like(x)
+            edge, floor = -b / a, (c if ftype == 2 else 0.0)
+
+            def piecewise(x: np.ndarray) -> np.ndarray:
+                base = a * x + b  # LittleCMS: 0 (not c) where it is not above 0, at -b/a
+                above = np.where(base > 0.0, np.power(np.maximum(base, 0.0), g) + floor, 0.0)
+                return np.where(x >= edge, above, floor)
+            return piecewise
         e, f = (e, f) if ftype == 4 else (0.0, 0.0)
         return lambda x: np.where(x >= d, np.power(np.maximum(a * x + b, 0.0), g) + e,
                                   c * x + f)
@@ -125,26 +160,54 @@ def _tags(icc: bytes) -> dict[bytes, bytes]:
     return tags
 
 
+#: the PCS white (D50) as LittleCMS holds it (``cmsD50_XYZ``)
+_D50 = np.array([0.9642, 1.0, 0.8249])
+
+
 @dataclass(frozen=True)
 class _Shaper:
     """A matrix/TRC profile: device values → linear light → PCS XYZ (D50)."""
 
     curves: tuple[Any, ...]       # one per channel (one for grey)
     matrix: np.ndarray | None     # 3×3 columns r, g, b XYZ; None for grey
+    lab: bool = False             # grey whose curve gives L* / 100 (a Lab PCS), not Y
+    black: float = 0.0            # Y of its black point (black point compensation)
+
+
+def _lab_to_y(lightness: np.ndarray) -> np.ndarray:
+    """CIE L* (0..100) → Y (white 1)."""
+    f = (np.asarray(lightness, dtype=np.float64) + 16.0) / 116.0
+    return np.where(f > 6.0 / 29.0, f ** 3, 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0))
+
+
+def _black_y(y: float) -> float:
+    """The black point LittleCMS detects for a device black of luminance ``y``
+    (``BlackPointAsDarkerColorant``: neutral, its L* kept within 0..50, else 0)."""
+    lightness = 116.0 * np.cbrt(y) - 16.0 if y > (6.0 / 29.0) ** 3 else y * (29.0 / 3.0) ** 3
+    return float(y) if 0.0 <= lightness <= 50.0 else 0.0
 
 
 def _shaper(icc: bytes, space: str) -> _Shaper | None:
     """The matrix/TRC model of ``icc``; ``None`` where LittleCMS would use a table (an A2B
-    tag) or the tags are missing."""
+    tag), the tags are missing, or for a grey profile whose PCS is neither XYZ nor Lab."""
     try:
         tags = _tags(icc)
         if any(k in tags for k in (b"A2B0", b"A2B1", b"A2B2")):
             return None
-        if space == "GRAY":
-            return _Shaper((_curve(tags[b"kTRC"]),), None)
+        pcs = icc[20:24]
+        zero = np.zeros(1)
+        if space == "GRAY":  # LittleCMS: the curve gives Y with an XYZ PCS, L* / 100 with Lab
+            if pcs not in (b"XYZ ", b"Lab "):
+                return None
+            curve = _curve(tags[b"kTRC"])
+            lab = pcs == b"Lab "
+            y0 = float(_lab_to_y(100.0 * curve(zero))[0] if lab else curve(zero)[0])
+            return _Shaper((curve,), None, lab, _black_y(y0))
         cols = [[_s15(tags[k], 8 + 4 * j) for j in range(3)] for k in (b"rXYZ", b"gXYZ", b"bXYZ")]
         curves = tuple(_curve(tags[k]) for k in (b"rTRC", b"gTRC", b"bTRC"))
-        return _Shaper(curves, np.array(cols, dtype=np.float64).T)
+        matrix = np.array(cols, dtype=np.float64).T
+        y0 = float((matrix @ np.array([float(c(zero)[0]) for c in curves]))[1])
+        return _Shaper(curves, matrix, False, _black_y(y0))
     except (KeyError, struct.error, ProfileError, ValueError, IndexError):
         return None
 
@@ -201,12 +264,27 @@ def read_profile(icc: bytes) -> Profile:
         return Profile(name, space, False, None, profile)
     shaper = _shaper(icc, space) if space in ("RGB", "GRAY") else None
     srgb = False
-    if space == "RGB":  # LittleCMS' own verdict: every 17th level of each channel
-        levels = np.arange(0, 256, 17, dtype=np.uint8)
-        probe = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+    if space == "RGB":  # LittleCMS' own verdict (:func:`_srgb_probe`)
+        probe = _srgb_probe()
         out = np.asarray(_transform(profile, "RGB", "RGB")(Image.fromarray(probe)))
         srgb = int(np.abs(out.astype(int) - probe).max()) <= 1
     return Profile(name, space, srgb, shaper, profile)
+
+
+@functools.cache
+def _srgb_probe() -> np.ndarray:
+    """The colours that decide whether an RGB profile is sRGB (``uint8 [1, N, 3]``): every
+    level of a grey ramp and of each primary alone (every level of each channel's curve), and
+    every 17th level of each channel together (the 4913 colours of a cube: the matrix)."""
+    ramp = np.arange(256, dtype=np.uint8)
+    zero = np.zeros(256, dtype=np.uint8)
+    ramps = [np.stack(c, -1) for c in ((ramp, ramp, ramp), (ramp, zero, zero),
+                                       (zero, ramp, zero), (zero, zero, ramp))]
+    levels = ramp[::17]
+    cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    probe = np.concatenate([*ramps, cube])[None]
+    probe.flags.writeable = False
+    return probe
 
 
 @functools.lru_cache(maxsize=64)
@@ -216,19 +294,20 @@ def _transform(profile: Any, in_mode: str, out_mode: str) -> Any:
     srgb = cms.createProfile("sRGB")
     try:
         transform = cms.buildTransform(profile, srgb, in_mode, out_mode, renderingIntent=INTENT,
-                                       flags=_NOCACHE)
+                                       flags=_NOCACHE | _BPC)
     except (cms.PyCMSError, OSError, ValueError) as exc:
         raise ProfileError(f"LittleCMS cannot use it ({exc})") from None
     return lambda img, in_place=False: cms.applyTransform(img, transform, inPlace=in_place)
 
 
 def check_profile(img: Image.Image) -> tuple[Profile | None, str | None]:
-    """``(profile, note)`` for ``img``'s embedded profile: ``(None, None)`` without one or
-    when it is sRGB already; ``(None, note)`` when it is not applied (unreadable, no
-    LittleCMS, not for the image's colours; ``note`` says why: the photo is read as sRGB)."""
-    icc = profile_bytes(img)
+    """``(profile, note)`` for ``img``'s embedded profile (or its HEIC/AVIF ``nclx`` code
+    points, :func:`_embedded`): ``(None, None)`` without one or when it is sRGB already;
+    ``(None, note)`` when it is not applied (unreadable, no LittleCMS, not for the image's
+    colours, code points not converted; ``note`` says why: the photo is read as sRGB)."""
+    icc, note = _embedded(img)
     if icc is None:
-        return None, None
+        return None, note
     if _cms() is None:
         return None, ("has an embedded colour profile, but this Pillow has no LittleCMS "
                       "(PIL.features.check('littlecms2') is False): read as sRGB, its colours "
@@ -281,18 +360,25 @@ def to_srgb(img: Image.Image, profile: Profile, *, in_place: bool = False
 
 def float_to_srgb(unit: np.ndarray, profile: Profile) -> tuple[np.ndarray, str | None]:
     """Samples in ``[0, 1]`` (``[H, W, 3]`` colour or ``[H, W]`` grey) of a 16-bit file, in
-    ``profile``'s colours → sRGB ``[H, W, 3]`` in float, exactly for a matrix/TRC profile
-    (relative colorimetric, as :data:`INTENT` is for these), else at 8 bits by LittleCMS
-    (with a note)."""
+    ``profile``'s colours → sRGB ``[H, W, 3]`` in float, exactly for a matrix/TRC profile (as
+    LittleCMS converts 8-bit files, :data:`INTENT`: relative colorimetric, the profile's
+    black point mapped to sRGB black), else at 8 bits by LittleCMS (with a note)."""
     grey = unit.ndim == 2
     if profile.shaper is not None:
         shaper = profile.shaper
-        if grey:  # neutral: R = G = B = the luminance
-            linear = shaper.curves[0](np.clip(unit, 0.0, 1.0))
-            return np.repeat(_srgb_encode(linear)[..., None], 3, axis=2), None
+        black = shaper.black  # black point compensation: XYZ' = (XYZ - black D50) / (1 - black)
+        if grey:  # neutral: X, Y, Z = Y × D50, which is sRGB's white: R = G = B = Y
+            y = shaper.curves[0](np.clip(unit, 0.0, 1.0))
+            y = _lab_to_y(100.0 * y) if shaper.lab else y
+            if black:
+                y = (y - black) / (1.0 - black)
+            return np.repeat(_srgb_encode(y)[..., None], 3, axis=2), None
         linear = np.stack([shaper.curves[c](np.clip(unit[..., c], 0.0, 1.0)) for c in range(3)],
                           axis=-1)
-        rgb = linear @ (_srgb_from_xyz() @ shaper.matrix).T
+        to_srgb_linear = _srgb_from_xyz()
+        rgb = linear @ (to_srgb_linear @ shaper.matrix).T
+        if black:
+            rgb = (rgb - black * (to_srgb_linear @ _D50)) / (1.0 - black)
         return _srgb_encode(rgb), None
     eight = Image.fromarray(np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8),
                             "L" if grey else "RGB")
@@ -317,9 +403,9 @@ def describe_profile(img: Image.Image) -> str:
     """A few words on ``img``'s embedded profile for ``stylebridge info``: ``""`` without one
     (or with an sRGB one), else ``; colour profile 'Display P3' converted to sRGB`` or why it
     is ignored."""
-    icc = profile_bytes(img)
+    icc, note = _embedded(img)
     if icc is None:
-        return ""
+        return "; colour code points (nclx) not converted, read as sRGB" if note else ""
     if _cms() is None:
         return "; colour profile not applied (Pillow without LittleCMS)"
     try:

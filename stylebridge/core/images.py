@@ -305,6 +305,27 @@ def _reduced(img: Image.Image, factor: int) -> Image.Image:
     return _rgb(img).reduce(factor)
 
 
+#: pixels per strip that :func:`_srgb_reduced` converts at a time (12 MB of RGB)
+_STRIP_PIXELS = 1 << 22
+
+
+def _srgb_reduced(img: Image.Image, profile: Profile, factor: int
+                  ) -> tuple[Image.Image, str | None]:
+    """``(img converted to sRGB, then reduced)``: what :func:`_reduced` gives of the whole
+    photo once :func:`~stylebridge.core.image_color.to_srgb` converted it (alpha over white),
+    done in strips of rows (a multiple of ``factor``) so that no converted copy of the whole
+    photo is made; ``(img reduced, note)`` unconverted where LittleCMS refuses."""
+    rows = factor * max(1, _STRIP_PIXELS // (factor * max(1, img.width)))
+    out = Image.new("RGB", (-(-img.width // factor), -(-img.height // factor)))
+    for top in range(0, img.height, rows):
+        strip = img.crop((0, top, img.width, min(img.height, top + rows)))
+        strip, note = to_srgb(strip, profile, in_place=True)
+        if note:
+            return _reduced(img, factor), note
+        out.paste(_rgb(strip).reduce(factor), (0, top // factor))
+    return out, None
+
+
 def os_error_reason(exc: OSError) -> str:
     """What went wrong with a file, in plain lower-case words and without ``[Errno N]`` or the
     file name (the message names it once, in front): ``permission denied``, ``read-only file
@@ -336,14 +357,21 @@ def load_image(path: str | Path, *, notes: list[str] | None = None) -> Tensor:
     (:func:`integer_unit`: by the depth the file declares) are converted; 16-bit RGB(A) PNGs
     and TIFFs keep all 16 bits (:func:`_low_bytes`; planar TIFFs: :func:`planar16_bytes`),
     not Pillow's high byte; a transparent colour (PNG tRNS) is white, as alpha is; an
-    embedded ICC colour profile (Display P3, Adobe RGB, CMYK...) is converted to sRGB
-    (:mod:`stylebridge.core.image_color`); a GIF or another animation gives its first frame;
-    an EXIF orientation (phone photos) is applied (:func:`exif_upright`); a photo whose
-    shorter side is 8192 px or more is reduced by an integer factor while it is read
-    (:func:`reduce_factor`; smaller photos are read exactly as they are); unreadable,
-    truncated or oversized files raise :class:`ImageError` naming the file.  The values are
-    always within ``[0, 1]``.  A profile that is not applied (unreadable; Pillow without
-    LittleCMS) is said: appended to ``notes`` when given (a batch reports it), else a
+    embedded ICC colour profile (Display P3, Adobe RGB, CMYK...), or the ``nclx`` colour code
+    points of a HEIC/AVIF, is converted to sRGB (:mod:`stylebridge.core.image_color`:
+    relative colorimetric with black point compensation); a GIF or another animation gives
+    its first frame; an EXIF orientation (phone photos) is applied (:func:`exif_upright`); a
+    photo whose shorter side is 8192 px or more is reduced by an integer factor while it is
+    read (:func:`reduce_factor`; smaller photos are read exactly as they are): an 8-bit one
+    with a profile is converted first, then box-averaged (in strips of rows: no converted
+    copy of the whole photo is kept, the peak memory is that of a photo without a profile;
+    LittleCMS converts all its pixels, ~1 s more for 67 M pixels), as an sRGB photo is
+    averaged in sRGB; a 16-bit grey one is averaged in its own encoding and then converted
+    (converting it first would need 8 bytes a pixel); unreadable, truncated or oversized
+    files raise :class:`ImageError` naming the file.  The values are always within
+    ``[0, 1]``.  A profile that is not applied (unreadable; Pillow without LittleCMS; nclx
+    code points not converted, such as HDR's PQ and HLG) is said: appended to ``notes`` when
+    given (a batch reports it), else a
     :class:`~stylebridge.core.image_color.ColourProfileWarning`.
     """
     said: list[str] = []
@@ -380,9 +408,10 @@ def _load_image(path: Path, said: list[str]) -> Tensor:
             method = _upright_method(opened)  # after a reduction (8-bit, 1/9 of the pixels at 3)
             profile = _noted(check_profile(opened), said)
             img = opened if planar is None else planar[0]
-            if profile is not None and factor > 1 and not _reducible(img):  # CMYK, alpha...
-                img, profile = _noted(to_srgb(img, profile, in_place=True), said), None
-            img = img if factor == 1 else _reduced(img, factor)
+            if factor > 1 and profile is not None and img.mode not in {"I", "F", *INTEGER_MODES}:
+                img, profile = _noted(_srgb_reduced(img, profile, factor), said), None
+            elif factor > 1:  # (16-bit grey: averaged, then converted in float)
+                img = _reduced(img, factor)
             img = img if method is None else img.transpose(method)
             low = None if factor > 1 else planar[1] if planar is not None else (
                 _low_bytes(path, tiles) if img.mode in ("RGB", "RGBA") else None)
@@ -457,7 +486,7 @@ def picture_rgb8(image: Image.Image) -> np.ndarray:
     """A PIL image (``load_photo``, ``align_face``) as ``uint8 [H, W, 3]`` sRGB, as
     :func:`load_image` reads its file (at 8 bits): upright (:func:`exif_upright`), integer
     samples by the depth its file declared (also once turned upright), its embedded
-    profile converted, transparency over white.  A profile not applied is a
+    profile (or HEIC/AVIF nclx code points) converted, transparency over white.  A profile not applied is a
     :class:`~stylebridge.core.image_color.ColourProfileWarning`."""
     said: list[str] = []
     upright = exif_upright(image)
