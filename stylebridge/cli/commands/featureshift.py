@@ -7,11 +7,6 @@ is ``stylebridge train featureshift`` (:mod:`stylebridge.cli.commands.train`).
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -124,7 +119,7 @@ class FeatureShiftCommand(Command):
                              encoder=args.encoder, generator=gen_path)
         n_units = len(inputs) * (1 + (0 if args.no_per_domain else len(domains)))
         try:
-            with sigterm_as_interrupt(), Progress(
+            with Progress(
                     TextColumn("[bold]build-dataset"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), **bar_options(console, transient=False)) as progress:
                 task = progress.add_task("encode", total=n_units)
@@ -160,25 +155,6 @@ class FeatureShiftCommand(Command):
                          "their domain files)" if result.skipped_files else ""))
         print_batch_report(console, result.report)
         return result.report.exit_code
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``, a batch scheduler) raises ``KeyboardInterrupt`` as Ctrl-C does, while
-    the body runs (every dataset file is written atomically, so stopping anywhere is safe);
-    the previous handler is restored after.  Off the main thread it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @hookimpl
