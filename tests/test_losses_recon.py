@@ -114,11 +114,14 @@ def test_lpips_backbone_that_is_no_file_names_the_option(tmp_path: Path) -> None
     "none: no such file", naming neither the plugin nor the option."""
     from stylebridge.registry.resolve import create
 
-    with pytest.raises(StylebridgeError, match=r"^none: no such file \(the lpips backbone= "
-                                               r"option: torchvision's alexnet-owt-7be5be79"):
+    with pytest.raises(StylebridgeError, match=r"^none: no such file \(the LPIPS backbone, "
+                                               r"backbone= / --lpips-backbone: torchvision's "
+                                               r"alexnet-owt-7be5be79"):
         create("loss", "lpips:backbone=none")
     with pytest.raises(StylebridgeError, match=r"vgg16-397923af\.pth"):
         LPIPSLoss(net="vgg", backbone=str(tmp_path / "missing.pth"))
+    with pytest.raises(StylebridgeError, match=r": is not a file \(the LPIPS backbone"):
+        LPIPSLoss(backbone=str(tmp_path))  # a folder
 
 
 @pytest.fixture(scope="module")

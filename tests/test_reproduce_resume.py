@@ -120,6 +120,41 @@ def test_the_row_journal_names_a_changed_batch_and_refuses_a_changed_file(tmp_pa
                         resume=True, how={"--batch": 4})
 
 
+def test_rows_kept_from_an_older_journal_say_they_name_no_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        _built(m, stop_at="e4e")
+        assert main(_argv(out)) == 130
+    journal = out / JOURNAL_DIR / ROWS_FILE
+    state = json.loads(journal.read_text())
+    for item in state["rows"]:  # as a journal written before rows named their files
+        item["row"].pop("files")
+    journal.write_text(json.dumps(state))
+    assert main(_argv(out, "--resume")) == 0
+    data = json.loads((out / JSON_FILE).read_text())
+    assert "files" not in data["rows"][0] and "files" in data["rows"][1]
+    assert ("row 'Orig': kept from a journal of an earlier stylebridge, which named no "
+            "checkpoint files by sha256 (files)") in data["notes"]
+
+
+def test_options_read_only_by_the_tables_may_change_on_resume() -> None:
+    """--quality-target, --group-gap(-row) and --group-thresholds group and score the finished
+    rows at the end: a resumed run may change them (they were refused, but for --group-gap)."""
+    import dataclasses
+
+    from stylebridge.pipelines.reproduce.journal import run_settings
+    from stylebridge.pipelines.reproduce.tables import ThesisTablesConfig
+
+    base = ThesisTablesConfig()
+    other = dataclasses.replace(base, quality_target=["4.2=reference-image"],
+                                group_gap="absolute", group_gap_row="fse_latents",
+                                group_thresholds=(0.1, 0.0))
+    assert run_settings(other) == run_settings(base)
+    assert run_settings(dataclasses.replace(base, seed=1)) != run_settings(base)
+
+
 def _without_timings(value: Any) -> Any:
     """The report without the recipes' training times (wall clock, never the same twice) and
     the trained files' sha256s (their headers hold the run's absolute paths: two output

@@ -119,8 +119,9 @@ def add_thesis_tables_arguments(parser: argparse.ArgumentParser) -> None:
                              "the thesis' three groups, per kind (default fse_features)")
     parser.add_argument("--group-thresholds", type=finite_float, nargs=2,
                         metavar=("DIFFERENT_ABOVE", "SIMILAR_BELOW"),
-                        help="group by absolute gap thresholds instead of thirds per kind "
-                             "(the thesis gives none; thirds is our reading)")
+                        help="group by fixed gap thresholds instead of thirds per kind (the "
+                             "thesis gives none; thirds is our reading); with --group-gap "
+                             "absolute they apply to |gap|")
     parser.add_argument("--group-gap", choices=("signed", "absolute"), default="signed",
                         help="sort the domains by the signed gap E4E - FSE (default: "
                              "'different' = FSE furthest behind, the thesis' point) or by its "

@@ -303,7 +303,8 @@ class FeatureShiftTrainer:
 
     def _any_rank(self, signum: int) -> int:
         """The signal any process had, 0 for none (one all-reduce, MAX, per step): every rank
-        names the signal actually received."""
+        names the same signal (the highest number received, where ranks got different ones)
+        and exits with the same code."""
         flag = torch.tensor([float(signum)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return int(flag.item())

@@ -7,8 +7,10 @@ computes the others; the tables then come out as an uninterrupted run writes the
 is computed from its own seeds and the photos, not from the rows before it).  The journal is
 removed when the run completes.
 
-The settings are the options that change a number (every option but ``--out``,
-``--device`` and ``--batch``) and the *content* of every input file (sha256: photos,
+The settings are the options that change a row's numbers (every option but ``--out``,
+``--device`` and ``--batch``, and those read only when the tables are made from the rows:
+``--quality-target``, ``--group-gap``, ``--group-gap-row``, ``--group-thresholds``,
+:data:`TABLE_FIELDS`) and the *content* of every input file (sha256: photos,
 domains, targets, generator, encoders, FeatureShift models, CLIP weights and configs), so
 that the tiny preset, rebuilt by every run from its seed, is recognised, and a photo or a
 checkpoint written again since is not.  Another run is refused in one line naming the option
@@ -48,9 +50,10 @@ from stylebridge.pipelines.training.state import cpu_threads, threads_said
 
 #: options that do not change a number (``--resume`` may change them)
 HOW_FIELDS = ("out", "device", "batch", "resume")
-#: options read only when the tables are made from the finished rows (not compared on
-#: ``--resume``; also absent from the journals written before them)
-TABLE_FIELDS = ("group_gap",)
+#: options read only when the tables are made from the finished rows: a resumed run may
+#: change them (not compared on ``--resume``; ``--group-gap`` is also absent from the
+#: journals written before it)
+TABLE_FIELDS = ("group_gap", "group_gap_row", "group_thresholds", "quality_target")
 #: the command a journal belongs to (a setting of its own)
 COMMAND_KEY = "command"
 #: the setting that holds the domains the ``--methods`` recipes trained (by content)

@@ -440,6 +440,9 @@ def run_thesis_tables(config: ThesisTablesConfig, progress: ProgressCallback | N
             kept_row, kept_notes = journal.kept[spec.key]
             rows.append(kept_row)
             notes.extend(kept_notes)
+            if kept_row.get("status") == "done" and "files" not in kept_row:
+                notes.append(f"row {spec.label!r}: kept from a journal of an earlier "
+                             "stylebridge, which named no checkpoint files by sha256 (files)")
             emit("row-kept", label=spec.label)
             continue
         row: dict[str, Any] = {"key": spec.key, "label": spec.label}

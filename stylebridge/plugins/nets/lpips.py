@@ -54,11 +54,12 @@ def missing_backbone_hint(net: str, option: str) -> str:
 
 def load_lpips_backbone(model: torch.nn.Module, path: Path) -> None:
     """Copy torchvision ``features.N.*`` weights into the lpips trunk ``net.sliceK.N.*``."""
-    if not Path(path).is_file():  # `backbone=none` is a file name too: say which option
+    if not Path(path).is_file():  # `backbone=none` is a file name too: say what it names
         net = model.pnet_type
-        raise CheckpointError(f"no such file (the lpips backbone= option: torchvision's "
-                              f"{TORCHVISION_FILES.get(net, net)}; leave it out for the "
-                              "installed one)", path=path)
+        what = "is not a file" if Path(path).exists() else "no such file"
+        raise CheckpointError(f"{what} (the LPIPS backbone, backbone= / --lpips-backbone: "
+                              f"torchvision's {TORCHVISION_FILES.get(net, net)}; leave it out "
+                              "for the installed one)", path=path)
     state = read_plain_state(path)
     target = model.net.state_dict()
     mapped: dict[str, Tensor] = {}
