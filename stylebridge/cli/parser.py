@@ -225,6 +225,31 @@ class RawDescriptionWordWrapFormatter(WordWrapFormatter):
         return "\n".join(out) + "\n"
 
 
+#: options whose value is a comma-separated number list (``--strength -0.5,1``)
+NUMBER_LIST_OPTIONS = frozenset({"--strength"})
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NEGATIVE_LIST = re.compile(rf"-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:,\s*{_NUMBER})*")
+
+
+def join_number_lists(args: list[str]) -> list[str]:
+    """``--strength -0.5,1`` → ``--strength=-0.5,1``: argparse takes a value that starts with
+    ``-`` for an option unless it is one plain negative number (before ``--`` only)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        if (arg in NUMBER_LIST_OPTIONS and i + 1 < len(args)
+                and _NEGATIVE_LIST.fullmatch(str(args[i + 1]))):
+            out.append(f"{arg}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` (and, through ``add_subparsers``, every parser below it) whose
     usage errors are one line on stderr and exit code 2, like every other stylebridge error.
@@ -250,7 +275,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(2)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        args = list(sys.argv[1:] if args is None else args)
+        args = join_number_lists(list(sys.argv[1:] if args is None else args))
         if _ACTIVE and _ACTIVE[-1].to_child is None:  # this is the sub-command's parser
             _ACTIVE[-1].to_child = len(args)
         _ACTIVE.append(_Parsing(self, args))

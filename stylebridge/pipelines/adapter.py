@@ -23,6 +23,7 @@ takes alpha-rescaling (StyleSpace: ``s + k·Δs``; weight and modulation offsets
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,10 +101,24 @@ def check_strengths(strength: float | Sequence[float]) -> tuple[float, ...]:
     """Strengths as a tuple: finite, within ``±MAX_STRENGTH``, each once."""
     if isinstance(strength, str):  # `"0.5"` was read one character at a time
         raise StylebridgeError(f"--strength {strength!r}: give numbers, not a string")
-    values = (strength,) if isinstance(strength, int | float) else tuple(strength)
+    if isinstance(strength, Tensor):  # a 0-dim or 1-element tensor: one value; else a list
+        strength = (strength.item() if strength.numel() == 1 and strength.dim() <= 1
+                    else strength.flatten().tolist())
+    if isinstance(strength, numbers.Real):  # incl. numpy scalars; bool is refused below
+        values: tuple[Any, ...] = (strength,)
+    else:
+        try:
+            values = tuple(strength)
+        except TypeError:
+            raise StylebridgeError(f"--strength {strength!r}: give a number or a list of "
+                                   "numbers") from None
     if not values:
         raise StylebridgeError("--strength: give at least one value")
+    values = tuple(v.item() if isinstance(v, Tensor) and v.numel() == 1 else v for v in values)
     for k in values:
+        if isinstance(k, bool) or not isinstance(k, numbers.Real):
+            raise StylebridgeError(f"--strength {k!r}: give a real number (not "
+                                   f"{type(k).__name__})")
         if not math.isfinite(float(k)) or abs(float(k)) > MAX_STRENGTH:
             raise StylebridgeError(f"--strength {k}: must be a finite number in "
                                    f"[-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]")
@@ -351,6 +366,15 @@ class Adapter:
     def _calibrated(self, inversion: Inversion) -> Inversion:
         return inversion if self.calibrator is None else self.calibrator.calibrate(inversion)
 
+    def calibrated(self, inversion: Inversion) -> Inversion:
+        """A saved (uncalibrated, as :meth:`invert_and_render` returns it) inversion made
+        what :meth:`run` renders: modifiers restored (:meth:`render`'s restore), then the
+        calibrator's ``calibrate(inversion)``; ``render(calibrated(inv))`` is what ``adapt``
+        drew for it (``stylebridge render --calibrate``)."""
+        if not inversion.modifiers and self.encoder is not None:
+            inversion = self.encoder.restore(inversion, self.generator)
+        return self._calibrated(inversion)
+
     @torch.no_grad()
     def encode(self, images01: Tensor) -> Inversion:
         """Images ``[B, 3, H, W]`` in ``[0, 1]`` → (calibrated) inversion on the generator's device."""
@@ -413,17 +437,19 @@ class Adapter:
 @torch.no_grad()
 def unchanged_notes(adapter: Adapter, base: Tensor | None,
                     skip_setting: Sequence[int] | str) -> list[str]:
-    """One line per domain of ``adapter`` (plain renderer, skip layers given, no weight
-    offsets) that changes some style layers at the calibrator's scale ``base`` and none once
-    the skip layers are off: its output equals the inversion (``skip_layers="coarse"`` on a
-    32 px generator covers every conv layer).  Compared on the styles of one fixed latent."""
+    """One line per domain of ``adapter`` (plain renderer, no weight offsets) that changes
+    some style layers unscaled and none at the adapter's scale: the skip layers and the
+    calibrator's scale ``base`` (its own skip layers, its zeroed α) switch off every layer
+    it changes, so its output equals the inversion (``skip_layers="coarse"`` on a 32 px
+    generator covers every conv layer).  Compared on the styles of one fixed latent."""
     gen = adapter.generator
-    if not adapter.skip_layers or not isinstance(adapter.renderer, PlainRenderer):
+    if adapter.offset_scale is None or not isinstance(adapter.renderer, PlainRenderer):
         return []
     z = torch.randn(1, gen.style_dim, generator=torch.Generator().manual_seed(0))
     w_plus = gen.make_wplus(z.to(gen.input.input.device))
     source = gen.styles(w_plus)
     shown = repr(skip_setting) if isinstance(skip_setting, str) else list(adapter.skip_layers)
+    zeroed = [] if base is None else [i for i in range(base.numel()) if float(base[i]) == 0.0]
     notes = []
     for name, method in adapter.methods.items():
         try:
@@ -431,14 +457,25 @@ def unchanged_notes(adapter: Adapter, base: Tensor | None,
                 continue
             changed = [[i for i, (a, b) in enumerate(zip(method.styles(gen, w_plus, scale),
                                                          source, strict=True))
-                        if not torch.equal(a, b)] for scale in (base, adapter.offset_scale)]
+                        if not torch.equal(a, b)] for scale in (None, adapter.offset_scale)]
         except Exception:  # advisory: a method that cannot render here says so when it renders
             continue
-        if changed[0] and not changed[1]:
+        if not changed[0] or changed[1]:
+            continue
+        layers = ", ".join(map(str, changed[0]))
+        if set(changed[0]) <= set(adapter.skip_layers):
             notes.append(f"domain {name!r}: the skip layers {shown} (style layers "
-                         f"{', '.join(map(str, adapter.skip_layers))}) include every style layer "
-                         f"it changes on this {gen.size} px generator "
-                         f"({', '.join(map(str, changed[0]))}): the output equals the inversion")
+                         f"{', '.join(map(str, adapter.skip_layers))}) include every style "
+                         f"layer it changes on this {gen.size} px generator ({layers}): the "
+                         "output equals the inversion")
+        else:
+            calibrator = adapter.calibrator
+            label = repr(getattr(calibrator, "name", None) or type(calibrator).__name__)
+            skips = (f"the skip layers {shown} and " if adapter.skip_layers else "")
+            notes.append(f"domain {name!r}: {skips}the calibrator {label} (scale 0 on style "
+                         f"layers {', '.join(map(str, zeroed))}) switch off every style layer "
+                         f"it changes on this {gen.size} px generator ({layers}): the output "
+                         "equals the inversion")
     return notes
 
 

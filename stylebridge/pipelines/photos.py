@@ -212,14 +212,27 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
     on Linux behaves the same there.  ``ends``: the files the pipeline writes per photo, as
     what it appends to the name (:func:`run_files`'s; default: the name + each of ``keys``):
     a photo whose longest file name is longer than the file system takes
-    (:func:`~stylebridge.core.io.name_limit` of ``folder``, else 255 bytes) clashes too."""
+    (:func:`~stylebridge.core.io.name_limit` of ``folder``, else 255 bytes) clashes too.
+    A path that is no file (missing) claims names only among the missing ones: it blocks no
+    real photo, and one whose name a real photo has keeps it (to be read and reported
+    unreadable), whatever the order."""
     limit = NAME_MAX if folder is None else name_limit(folder)
-    seen: dict[str, tuple[Path, str]] = {}  # case-folded file name -> (photo, name)
-    names: dict[Path, str] = {}
+    real = [_is_file(p) for p in paths]
+    is_real = dict(zip(paths, real, strict=True))
+    strong: dict[str, tuple[Path, str]] = {}  # case-folded file name -> (photo, name)
+    weak: dict[str, tuple[Path, str]] = {}  # the same, of the missing paths
+    found: dict[Path, str] = {}
     clashes: dict[Path, str] = {}
-    for p in paths:
+    order = [p for p, r in zip(paths, real, strict=True) if r] + [
+        p for p, r in zip(paths, real, strict=True) if not r]  # real photos claim first
+    for p in order:
         name = f"{p.stem}{suffix}"
         files = [name + k for k in keys]
+        missing = not is_real[p]
+        if missing and any(f.casefold() in strong for f in files):
+            found[p] = name  # read (and reported missing) later, a real photo's name kept
+            continue
+        seen = weak if missing else strong
         longest = max([name + e for e in ends] if ends else files, key=name_bytes)
         if name_bytes(longest) > limit:
             shown = longest if len(longest) <= 80 else f"{name[:40]}…{longest[len(name):]}"
@@ -234,8 +247,17 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
                 f" (as {other}: one file on case-insensitive disks, macOS and Windows)")
         else:
             seen.update((f.casefold(), (p, f)) for f in files)
-            names[p] = name
+            found[p] = name
+    names = {p: found[p] for p in paths if p in found}  # in the order given
+    clashes = {p: clashes[p] for p in paths if p in clashes}
     return names, clashes
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a path the system cannot look up is not read either
+        return False
 
 
 def run_files(names: Mapping[Any, str], ends: Sequence[str], reports: Sequence[str]

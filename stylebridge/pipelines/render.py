@@ -23,6 +23,12 @@ for one that reads guide latents; ``render.json`` records its spec and provenanc
 (``renderer``) and a renderer on random weights labels the outputs.  A file that cannot be
 read, is no inversion, or does not fit the generator is skipped and reported.
 
+Calibration.  A saved inversion is the encoder's own, uncalibrated one (``adapt
+--save-latents`` saves it before the calibrator runs); with a calibrator, ``render`` applies
+its ``calibrate(inversion)`` to each file's inversion before rendering, as ``adapt`` does
+(:meth:`Adapter.calibrated <stylebridge.pipelines.adapter.Adapter.calibrated>`), so ``adapt
+--calibrate X --save-latents`` then ``render --calibrate X`` draws the same pictures.
+
 An interrupted run continues with ``resume`` (:mod:`stylebridge.pipelines.resume`, as
 ``adapt``'s): the files of its finished batches are kept, the others rendered, and
 ``render.json`` and ``grid.png`` come out as one uninterrupted run writes them.  A resume
@@ -435,7 +441,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         if not pending:
             return
         with torch.no_grad():
-            images = adapter.render(join_inversions([inv for _, inv in pending]).to(device))
+            images = adapter.render(adapter.calibrated(  # as adapt: calibrate(inversion)
+                join_inversions([inv for _, inv in pending]).to(device)))
         config.out.mkdir(parents=True, exist_ok=True)
         journal.claim()  # a fresh run: an interrupted run's journal goes before its files
         for i, (path, _) in enumerate(pending):
@@ -458,7 +465,9 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         if progress is not None:
             progress(n, total, description)
         reason = job.unreadable.get(path) or _name_clash(stems, path)
-        if str(path) in handled:  # kept from the interrupted run (its stem is taken above)
+        if str(path) in handled:  # kept from the interrupted run: its stem is taken
+            if reason is None:
+                stems[stem_of(path)] = path
             continue
         if reason is None:
             try:
@@ -476,6 +485,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         if reason is not None:
             report.skip(path, reason)
             continue
+        stems[stem_of(path)] = path  # read: only now it claims its output names
         if pending and _layout(pending[0][1]) != _layout(inversion):
             flush()
         pending.append((path, inversion))
@@ -524,11 +534,11 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
 
 
 def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
-    """Two files whose outputs would have the same names: the second is skipped."""
+    """Two files whose outputs would have the same names: the second is skipped (a file
+    claims its name once it is read: an unreadable one blocks no other)."""
     stem = stem_of(path)
     if stem in stems:
         return f"output name {stem}_* is already used by {stems[stem]}"
-    stems[stem] = path
     return None
 
 

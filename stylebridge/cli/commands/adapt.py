@@ -122,7 +122,10 @@ def add_domain_arguments(parser: argparse.ArgumentParser, featureshift_help: str
                              "(pixar: `stylebridge weights list --kind domain`); repeatable; "
                              "the file stem or name names the outputs")
     parser.add_argument("--calibrate", type=user_spec, metavar="NAME:STATS",
-                        help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge calibrate)")
+                        help="calibrator, e.g. alpha:alpha_e4e.safetensors (stylebridge "
+                             "calibrate); its calibrate(inversion) runs before rendering: "
+                             "adapt --save-latents saves the uncalibrated inversion, and "
+                             "render --calibrate applies it to each file as adapt did")
     add_skip_layers_argument(parser, "style layers that get no domain change")
     parser.add_argument("--featureshift", type=user_path, metavar="MODEL.safetensors",
                         help=featureshift_help)

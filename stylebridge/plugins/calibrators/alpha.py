@@ -37,7 +37,8 @@ Layers: every modulated layer of the generator (style-layer indices of
 ``skip_layers`` (:func:`parse_layers`: ``coarse`` = StyleDomain's ``no_coarse``, the
 thesis' in-domain remedy; ``first`` = ``conv1``; indices; ``w:N`` W+ rows) get scale 0,
 and so do layers whose ``α`` is not a finite number above ``min_alpha`` (a near-zero or
-negative mean ratio would blow up or flip the offsets); those are not silent:
+negative mean ratio would blow up or flip the offsets; compared in float64 everywhere) or
+whose ``α ** power`` is not finite (or is 0) in float32; those are not silent:
 :meth:`AlphaCalibrator.unreliable_layers` lists them and ``calibrate``, ``adapt``
 (``adapt.json``: ``calibrator_zeroed_layers``) and ``analyze latents``
 (``near_zero_alpha``) report them.
@@ -440,21 +441,34 @@ class AlphaCalibrator(Calibrator):
                 getattr(calib, f"encoder_mean_{i}").copy_(y.flatten())
         return calib
 
+    def _scales(self) -> tuple[Tensor, Tensor]:
+        """(usable, scale) per layer, decided once for :meth:`unreliable_layers` and
+        :meth:`offset_scale`: α compared in float64 as :func:`alpha_usable` does (a float32 α
+        of ``1e-3`` is just above ``min_alpha`` in both), and ``α ** power`` in float32 must be
+        finite and non-zero (``α = 1e-3`` at ``power = -100`` overflows: switched off and
+        reported like a near-zero α, not rendered as NaN)."""
+        a = self.alpha.detach().cpu().to(torch.float64)
+        ok = torch.isfinite(a) & (a > self.min_alpha)
+        raw = torch.where(ok, a.clamp(min=self.min_alpha).pow(self.power), torch.zeros_like(a))
+        raw = raw.float()
+        ok = ok & torch.isfinite(raw) & (raw != 0)
+        return ok, torch.where(ok, raw, torch.zeros_like(raw))
+
     def unreliable_layers(self) -> list[int]:
-        """Layers whose α is near 0 (not a finite number above ``min_alpha``): they get no
-        offset, and ``calibrate`` / ``adapt`` / ``analyze latents`` report them by name."""
-        return [i for i in range(self.alpha.numel())
-                if not alpha_usable(float(self.alpha[i]), self.min_alpha)]
+        """Layers whose α gives no usable scale (not a finite number above ``min_alpha``,
+        or ``α ** power`` not finite / zero in float32): they get no offset, and
+        ``calibrate`` / ``adapt`` / ``analyze latents`` report them by name."""
+        ok = self._scales()[0]
+        return [i for i in range(ok.numel()) if not bool(ok[i])]
 
     def offset_scale(self, n_layers: int) -> Tensor:
-        """``α_i ** power`` (``1/α_i`` by default) per style layer; 0 on skipped/unreliable layers."""
+        """``α_i ** power`` (``1/α_i`` by default) per style layer; 0 on skipped/unreliable
+        layers (:meth:`unreliable_layers`)."""
         n = self.alpha.numel()
         if n != n_layers:
             raise StylebridgeError(f"alpha statistics have {n} style layers, this generator has "
                                    f"{n_layers}: calibrate with the same generator")
-        a = self.alpha.detach().float().cpu()
-        ok = torch.isfinite(a) & (a > self.min_alpha)
-        scale = torch.where(ok, a.clamp(min=self.min_alpha).pow(self.power), torch.zeros_like(a))
+        scale = self._scales()[1]
         return skip_scale(n_layers, self.skip_layers, scale)  # type: ignore[return-value]
 
     def fit_report(self, generator: Generator) -> FitReport:
