@@ -26,7 +26,6 @@ from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.adapter import Adapter, check_strengths
 from stylebridge.pipelines.photos import output_names
 from stylebridge.plugins.calibrators.alpha import AlphaCalibrator
-from stylebridge.plugins.renderers.featureshift import FeatureShift
 from stylebridge.registry import hookimpl
 
 
@@ -129,13 +128,6 @@ def test_a_calibrator_that_silences_a_domain_says_so(how: str) -> None:
     images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     out = adapter.run(images)
     assert torch.equal(out["d"], out["inversion"])  # what the note says
-
-
-def test_featureshift_refuses_an_encoder_without_features_at_build() -> None:
-    gen, enc, method = _tiny()
-    model = FeatureShift(feature_channels=32, hidden=8, n_blocks=3, layer=3)
-    with pytest.raises(StylebridgeError, match="returns no feature map"):
-        Adapter(enc, gen, {"d": method}, renderer=model, guide=None)
 
 
 def test_strength_accepts_real_numbers_and_refuses_bool() -> None:

@@ -404,6 +404,15 @@ def test_skip_existing_continues_an_interrupted_run(tmp_path: Path, astronaut: n
     assert code == 0 and report["kept"] == [str(src / "a.png")]
     assert report["done"] == [str(src / "b.png")]  # a kept photo is listed under kept only
     assert (out / "a.png").read_bytes() == sentinel                  # not aligned again
+    # a missing photo of a kept one's name is reported missing, not kept with it
+    missing = tmp_path / "nowhere" / "a.png"
+    code = main(["align", str(missing), str(src / "a.png"), "--out", str(out), "--size", "64",
+                 "--skip-existing", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["kept"] == [str(src / "a.png")]
+    from stylebridge.core.batch import EXIT_PARTIAL
+
+    assert [s["file"] for s in report["skipped"]] == [str(missing)] and code == EXIT_PARTIAL
     assert (out / "b.png").read_bytes() == (fresh / "b.png").read_bytes()
     # without the flag every photo is aligned again; with it, --out must be named and the
     # modes whose outputs an interrupted run leaves incomplete are refused

@@ -110,7 +110,9 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
     remove_stale_temporaries(config.out, [*own, *(["landmarks.json"] * config.landmarks)])
     records: dict[str, Any] = {}
     todo = [p for p in paths if p in names]
-    kept = [p for p in todo if (config.out / names[p]).is_file()] if config.skip_existing else []
+    # a missing photo shares a real one's name (photos.output_names): it is read and reported
+    kept = [p for p in todo if (config.out / names[p]).is_file() and Path(p).is_file()
+            ] if config.skip_existing else []
     for p in kept:  # an earlier run's crop at another --size is not this run's
         try:
             with Image.open(config.out / names[p]) as earlier:

@@ -422,6 +422,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     journal = job.journal or Journal.fresh(config.out, "render", job.paths)
     report, records, grid_rows = journal.report, journal.records, journal.grid_rows
     handled = journal.handled  # --resume: the files done (or skipped) before are kept
+    kept_done = {str(p) for p in journal.report.done}  # those claim their output names
     for done, record in records.items():  # the notes of kept files, said again
         for text in record.get("notes") or ():
             report.note(Path(done), text)
@@ -440,9 +441,12 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     def flush() -> None:
         if not pending:
             return
+        joined = join_inversions([inv for _, inv in pending]).to(device)
+        # as adapt: calibrate(inversion); a renderer that reads guide latents, without a guide
+        # encoder, gets the uncalibrated w+ as adapt gives it (Adapter.guide_latents)
+        guide = joined.w_plus if adapter.renderer.needs_guide and adapter.guide is None else None
         with torch.no_grad():
-            images = adapter.render(adapter.calibrated(  # as adapt: calibrate(inversion)
-                join_inversions([inv for _, inv in pending]).to(device)))
+            images = adapter.render(adapter.calibrated(joined), guide=guide)
         config.out.mkdir(parents=True, exist_ok=True)
         journal.claim()  # a fresh run: an interrupted run's journal goes before its files
         for i, (path, _) in enumerate(pending):
@@ -465,8 +469,8 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         if progress is not None:
             progress(n, total, description)
         reason = job.unreadable.get(path) or _name_clash(stems, path)
-        if str(path) in handled:  # kept from the interrupted run: its stem is taken
-            if reason is None:
+        if str(path) in handled:  # kept from the interrupted run: a rendered one's stem is taken
+            if reason is None and str(path) in kept_done:
                 stems[stem_of(path)] = path
             continue
         if reason is None:

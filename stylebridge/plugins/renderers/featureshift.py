@@ -285,14 +285,8 @@ def check_featureshift(model: FeatureShift, generator: Generator, encoder: Encod
         raise StylebridgeError(f"{what} was trained on {model.feature_channels}-channel features "
                                f"at layer {model.layer}; this generator has {channels} there "
                                "(another generator?)")
-    if encoder is None:  # rendering saved inversions: each file is checked when read
-        return
-    enc_layer = encoder.feature_layer
-    if enc_layer is None:
-        raise StylebridgeError(f"{what} works on the encoder feature at generator layer "
-                               f"{model.layer}, but encoder {encoder.name!r} returns no feature "
-                               "map (latents only; use fse in mode=features)")
-    if enc_layer != model.layer:
+    enc_layer = encoder.feature_layer if encoder is not None else None
+    if enc_layer is not None and enc_layer != model.layer:
         raise StylebridgeError(f"{what} works on the feature at generator layer {model.layer}, "
                                f"but encoder {encoder.name!r} returns layer {enc_layer} "
                                f"(give the encoder layer={model.layer})")
