@@ -73,6 +73,28 @@ def test_render_calibrates_saved_inversions_as_adapt_does(
         assert np.abs(_png(adapted / f"a_{key}.png") - _png(rendered / f"a_{key}.png")).max() <= 1
 
 
+def test_render_with_featureshift_and_a_calibrator_draws_what_adapt_drew(
+        tmp_path: Path, with_shift: None) -> None:
+    """FeatureShift without a guide encoder is guided by the inversion's own w+: adapt gives
+    it the uncalibrated one; render gave it the calibrated one (another picture)."""
+    from stylebridge.pipelines.presets import build_tiny_preset
+
+    preset = build_tiny_preset(tmp_path / "preset", n_images=2)
+    photo = sorted(preset.images.iterdir())[0]
+    adapted, rendered = tmp_path / "adapted", tmp_path / "rendered"
+    common = ["-g", str(preset.generator), "-m", str(sorted(preset.domains.iterdir())[0]),
+              "--featureshift", str(preset.featureshift_fse), "--calibrate", "test-comb-shift",
+              "--device", "cpu"]
+    assert main(["adapt", "-e", f"fse:{preset.fse}", *common, "--no-align", "--save-latents",
+                 str(photo), "--out", str(adapted)]) == 0
+    assert main(["render", "-e", f"fse:{preset.fse}", *common, str(adapted),
+                 "--out", str(rendered)]) == 0
+    pngs = sorted(p.name for p in adapted.glob(f"{photo.stem}_*.png"))
+    assert len(pngs) == 2
+    for name in pngs:
+        assert np.abs(_png(adapted / name) - _png(rendered / name)).max() <= 1, name
+
+
 def test_a_missing_file_claims_no_output_name(tmp_path: Path) -> None:
     real = tmp_path / "photos" / "photo0.png"
     real.parent.mkdir()
