@@ -218,3 +218,40 @@ def test_render_without_resume_into_an_interrupted_or_finished_folder_starts_ove
     _interrupted(monkeypatch, capsys, render_module, _argv(files, latents, tmp_path / "o2"), 8)
     _interrupted(monkeypatch, capsys, render_module, _argv(files, latents, tmp_path / "o2"), 2)
     assert not (tmp_path / "o2" / JOURNAL_DIR).exists()
+
+
+def test_a_file_skipped_when_read_takes_no_name_from_a_later_one_on_resume(
+        files: dict[str, Path], latents: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """d1/x does not fit the generator (skipped when read), d2/x has the same output names.
+    A fresh run renders d2/x; a resumed one skipped it as "already used by d1/x"."""
+    import shutil
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    src = tmp_path / "mix"
+    (src / "d1").mkdir(parents=True)
+    (src / "d2").mkdir()
+    with safe_open(str(latents / "a_inversion.safetensors"), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(latents / "a_inversion.safetensors"))
+    tensors["w_plus"] = torch.cat([tensors["w_plus"], tensors["w_plus"][:, :1]], 1)  # a row more
+    save_file(tensors, str(src / "d1" / "x_inversion.safetensors"), metadata=meta)
+    shutil.copy(latents / "c_inversion.safetensors", src / "c_inversion.safetensors")
+    shutil.copy(latents / "b_inversion.safetensors", src / "d2" / "x_inversion.safetensors")
+    inputs = [str(src / "d1" / "x_inversion.safetensors"), str(src / "c_inversion.safetensors"),
+              str(src / "d2" / "x_inversion.safetensors")]
+    argv = ["render", *inputs, "-m", str(files["pixar"]), "--device", "cpu", "--compile", "off",
+            "--batch", "1"]
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert main([*argv, "--out", str(ref)]) == 3  # d1/x skipped
+    capsys.readouterr()
+    assert (ref / "x_pixar.png").is_file()
+    # 2 PNGs a file: c's are the 1st and 2nd, d2/x's inversion the 3rd
+    _interrupted(monkeypatch, capsys, render_module, [*argv, "--out", str(out)], 3)
+    assert main([*argv, "--out", str(out), "--resume"]) == 3
+    skipped = json.loads((out / "render.json").read_text())["skipped"]
+    assert [s["file"] for s in skipped] == [inputs[0]], skipped
+    assert (out / "x_pixar.png").read_bytes() == (ref / "x_pixar.png").read_bytes()
