@@ -25,6 +25,7 @@ from conftest import one_torch_thread, tiny_generator
 
 from stylebridge.cli.main import main
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift.distributed import end_process
 from stylebridge.pipelines.training import interrupt
 from stylebridge.pipelines.training.guard import TrainingDivergedError
 from stylebridge.pipelines.training.interrupt import StopRequests, TrainingInterrupted
@@ -108,6 +109,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: Any, out: str,
         tfs.fs.train_featureshift(cfg, registry=tfs.make_registry(), on_step=signalled_at_step_2)
     except (TrainingInterrupted, TrainingDivergedError) as exc:
         (Path(out) / f"rank{rank}.txt").write_text(str(exc))
+    end_process(0)  # as the command line ends a process of a torchrun launch
 
 
 def _ddp(cfg: Any, out: Path, signals: dict[int, list[int]] | None = None) -> list[str]:

@@ -39,6 +39,7 @@ from stylebridge.core.interfaces import (
 from stylebridge.errors import CheckpointError, StylebridgeError
 from stylebridge.pipelines.featureshift import trainer as fs
 from stylebridge.pipelines.featureshift.dataset import DatasetError, build_dataset
+from stylebridge.pipelines.featureshift.distributed import end_process
 from stylebridge.pipelines.featureshift.reader import FeatureShiftDataset, SamplePlan
 from stylebridge.plugins.losses import recon as losses_recon
 from stylebridge.plugins.renderers import featureshift as fsr
@@ -839,6 +840,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: fs.TrainConfig, out: str)
                             kind="test", plugin="test")
 
     fs.train_featureshift(cfg, registry=make_registry(), on_step=dump)
+    end_process(0)  # as the command line ends a process of a torchrun launch
 
 
 @pytest.mark.slow  # spawns DDP worker processes (4-8 s each)
@@ -877,6 +879,7 @@ def _ddp_interrupted_worker(rank: int, world: int, port: int, cfg: fs.TrainConfi
         fs.train_featureshift(cfg, registry=make_registry(), on_step=ctrl_c_on_rank_1)
     except TrainingInterrupted as exc:
         (Path(out) / f"stopped{rank}.txt").write_text(str(exc.step))
+    end_process(0)
 
 
 @pytest.mark.slow  # spawns two DDP worker processes (~5-8 s)

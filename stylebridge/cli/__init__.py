@@ -19,10 +19,14 @@ def run() -> int:
     try:
         from stylebridge.cli.main import main
 
-        return main()
+        code = main()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        code = INTERRUPTED
+    # a process of a torchrun launch ends without the interpreter's teardown, which
+    # torch's leftover process-group threads can abort (see end_process)
+    distributed = sys.modules.get("stylebridge.pipelines.featureshift.distributed")
+    return code if distributed is None else distributed.end_process(code)
 
 
 __all__ = ["INTERRUPTED", "run"]

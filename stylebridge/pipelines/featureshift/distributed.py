@@ -8,7 +8,11 @@ writes.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +77,38 @@ def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
         else:
             dist.init_process_group("gloo")
         created = True
+        _JOINED[0] = True
     return DistInfo(world=dist.get_world_size(), rank=dist.get_rank(), local_rank=local,
                  created=created, backend=str(dist.get_backend())), device
+
+
+#: whether this process created a process group (:func:`setup_distributed`)
+_JOINED = [False]
+
+
+def end_process(code: int) -> int:
+    """End a process that joined a process group here with exit code ``code``, without the
+    interpreter's teardown; in any other process return ``code``.
+
+    A torch process group that DDP has used outlives ``destroy_process_group`` (its gloo
+    worker threads keep running: the reducer keeps it), and a worker thread that drops the
+    last reference to a finished collective's tensors while the interpreter tears down
+    waits for the GIL and is aborted: the process dies with SIGABRT ("terminate called
+    without an active exception", pytorch/pytorch#190489) now and then, after a run that
+    ended well or with a clear error.  This does what the teardown does first (waits for
+    the non-daemon threads, runs the ``atexit`` functions, flushes the standard streams)
+    and leaves with ``os._exit``.  ``stylebridge`` calls it when a command returns; a script
+    that calls :func:`~stylebridge.pipelines.featureshift.train_featureshift` under torchrun
+    ends with ``raise SystemExit(end_process(code))``.
+    """
+    if not _JOINED[0]:
+        return code
+    threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or None
+            stream.flush()
+    os._exit(code)
 
 
 def all_min(value: float, dist_info: DistInfo, device: torch.device) -> float:

@@ -464,10 +464,11 @@ def train_featureshift(cfg: TrainConfig, *, registry: Any = None,
     (the ``featureshift`` checkpoint; EMA weights when ``ema > 0``) every
     ``checkpoint_every`` steps and at the end, ``OUT/log.jsonl`` and
     ``OUT/samples/step_*.png``.  Under torchrun it trains with DDP (the batch is per
-    process; rank 0 writes).  ``progress`` receives the progress events (rank 0);
-    ``on_step(trainer)`` runs after every step (tests, hooks); ``ensure_weights`` gets the
-    losses' weights requests before anything loads (``stylebridge.fetching()`` downloads
-    what is missing, as ``--fetch`` does).
+    process; rank 0 writes; end such a process with
+    :func:`~stylebridge.pipelines.featureshift.distributed.end_process`).  ``progress``
+    receives the progress events (rank 0); ``on_step(trainer)`` runs after every step
+    (tests, hooks); ``ensure_weights`` gets the losses' weights requests before anything
+    loads (``stylebridge.fetching()`` downloads what is missing, as ``--fetch`` does).
     """
     check_progress(progress, "train_featureshift")
     with check_run_out(cfg):  # checked, and held from another run, before any model loads
