@@ -103,8 +103,9 @@ def end_process(code: int) -> int:
     """
     if not _JOINED[0]:
         return code
-    threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first
-    atexit._run_exitfuncs()
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C now: leave at once
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first
+        atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or None
             stream.flush()
