@@ -145,7 +145,7 @@ def test_failed_write_leaves_old_file_and_no_partial(tmp_path: Path, monkeypatch
         Path(filename).write_bytes(b"partial garbage")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod, "save_file", broken_save)
+    monkeypatch.setattr(ckpt_mod, "write_tensors", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"x": torch.zeros(3)}, kind="a", plugin="b")
     assert path.read_bytes() == before
@@ -182,6 +182,38 @@ def test_sigkill_during_writes_leaves_a_complete_checkpoint(tmp_path: Path) -> N
         assert bool((t == float(i)).all())
 
 
+@pytest.mark.slow  # a writer process killed mid-write (~3 s)
+def test_a_killed_writer_leaves_only_temporaries_the_next_run_removes(tmp_path: Path) -> None:
+    """safetensors' save_file wrote its own hidden ``.tmpXXXXXX`` beside the temporary file
+    first: a kill then left it (the size of the checkpoint), no cleanup knew the name, and
+    ``featureshift build-dataset`` refused the folder on the rerun.  The writer is killed the
+    moment a file of another name appears (or after 2 s of writes)."""
+    from stylebridge.core.io import _TEMPORARY, remove_stale_temporaries
+
+    path = tmp_path / "m.safetensors"
+    script = textwrap.dedent(f"""
+        import torch
+        from stylebridge.core.checkpoint import save_checkpoint
+        big = {{f"t{{i}}": torch.rand(256, 1024) for i in range(64)}}
+        print("ready", flush=True)
+        while True:
+            save_checkpoint({str(path)!r}, big, kind="a", plugin="b")
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            names = [e.name for e in os.scandir(tmp_path)]
+            if any(n != path.name and not _TEMPORARY.match(n) for n in names):
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    remove_stale_temporaries(tmp_path)  # what a resumed run does first
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["m.safetensors"])
+
+
 def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
@@ -214,17 +246,17 @@ def test_check_state_dict_refuses_an_integer_tensor_where_a_float_is_expected(tm
 
 
 def test_a_full_disk_while_writing_a_checkpoint_is_an_oserror_naming_it(tmp_path, monkeypatch):
-    """safetensors raises its own SafetensorError; the CLI said `SafetensorError: ... (os error
-    28)` without the file.  Now an OSError(ENOSPC) with the path: `disk full writing F`."""
+    """A write(2) that fails with ENOSPC names no file; the CLI said `SafetensorError: ... (os
+    error 28)` without the file.  Now an OSError(ENOSPC) with the path: `disk full writing F`."""
     import errno
 
     from stylebridge.core import checkpoint as ck
 
-    def full(*args, **kwargs):
-        raise RuntimeError("Error while serializing: I/O error: No space left on device "
-                           "(os error 28)")
+    def full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ck, "save_file", full)
+    monkeypatch.setattr(ck, "write_tensors", full)
     target = tmp_path / "model.safetensors"
     with pytest.raises(OSError) as info:
         ck.save_checkpoint(target, {"a": torch.zeros(2)}, kind="encoder", plugin="toy")

@@ -23,12 +23,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import save_file
 
-from stylebridge.core.io import atomic_path, is_utf8_name, open_safetensors
+from stylebridge.core.io import atomic_path, open_safetensors
 from stylebridge.core.loading import build_on_meta, read_owned
 from stylebridge.core.sniff import file_kind
-from stylebridge.core.tensorfile import save_tensors
+from stylebridge.core.tensorfile import write_tensors
 from stylebridge.errors import CheckpointError, StylebridgeError
 
 FORMAT = "stylebridge"
@@ -102,18 +101,10 @@ def save_checkpoint(
     except TypeError as exc:  # config not JSON-serialisable: a programming error
         raise TypeError(f"checkpoint config for {plugin!r} is not JSON-serialisable: {exc}") from exc
     data = _detach_for_saving(tensors)
-    if not is_utf8_name(path):  # safetensors' writer takes UTF-8 paths only: the same bytes
-        return save_tensors(path, data, metadata)
+    # the bytes safetensors' save_file writes, but into the temporary file itself: save_file
+    # wrote its own hidden .tmpXXXXXX beside it first, which a kill left (and no cleanup knew)
     with atomic_path(path) as tmp:
-        try:
-            save_file(data, str(tmp), metadata=metadata)
-        except Exception as exc:  # safetensors' own error type: an OSError names the file
-            text = str(exc)
-            if "os error 28" in text or "No space left" in text:
-                raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
-            if "os error" in text:
-                raise OSError(errno.EIO, " ".join(text.split()), str(path)) from None
-            raise
+        write_tensors(data, tmp, metadata)
     return path
 
 

@@ -24,11 +24,14 @@ from torch import Tensor
 from stylebridge.core.io import atomic_path
 
 #: torch dtype → (safetensors name, rank): safetensors orders the data by its ``Dtype`` enum,
-#: highest first (``I64 > F64 > F32 > I32 > BF16 > F16 > I16 > I8 > U8 > BOOL``)
+#: highest first (``U64 > I64 > F64 > C64 > F32 > U32 > I32 > BF16 > F16 > U16 > I16 >
+#: F8_E4M3 > F8_E5M2 > I8 > U8 > BOOL``, as safetensors 0.8's ``save_file`` lays them out)
 DTYPES: dict[torch.dtype, tuple[str, int]] = {
-    torch.int64: ("I64", 9), torch.float64: ("F64", 8), torch.float32: ("F32", 7),
-    torch.int32: ("I32", 6), torch.bfloat16: ("BF16", 5), torch.float16: ("F16", 4),
-    torch.int16: ("I16", 3), torch.int8: ("I8", 2), torch.uint8: ("U8", 1),
+    torch.uint64: ("U64", 15), torch.int64: ("I64", 14), torch.float64: ("F64", 13),
+    torch.complex64: ("C64", 12), torch.float32: ("F32", 11), torch.uint32: ("U32", 10),
+    torch.int32: ("I32", 9), torch.bfloat16: ("BF16", 8), torch.float16: ("F16", 7),
+    torch.uint16: ("U16", 6), torch.int16: ("I16", 5), torch.float8_e4m3fn: ("F8_E4M3", 4),
+    torch.float8_e5m2: ("F8_E5M2", 3), torch.int8: ("I8", 2), torch.uint8: ("U8", 1),
     torch.bool: ("BOOL", 0),
 }
 
@@ -43,8 +46,19 @@ def save_tensors(path: str | Path, tensors: Mapping[str, Tensor],
     """Write ``tensors`` and ``metadata`` (strings) to ``path`` atomically as a safetensors
     file whose bytes depend only on its contents (see the module doc).  A failed write (a full
     disk) is an ``OSError`` naming ``path``; nothing is left at ``path`` then."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write_tensors(tensors, tmp, metadata)
+    return path
+
+
+def write_tensors(tensors: Mapping[str, Tensor], filename: str | Path,
+                  metadata: Mapping[str, str] | None = None) -> None:
+    """Write the safetensors file of :func:`save_tensors` to ``filename`` itself (the
+    temporary file of an atomic write: no other file is made, as ``save_file``'s own
+    ``.tmpXXXXXX`` beside it was, which a kill left behind)."""
     if sys.byteorder != "little":  # safetensors stores little-endian data
-        raise OSError(f"{path}: safetensors files are written on little-endian machines only")
+        raise OSError(f"{filename}: safetensors files are written on little-endian machines only")
     for key, value in (metadata or {}).items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise TypeError(f"safetensors metadata must map strings to strings, got {key!r}")
@@ -65,10 +79,8 @@ def save_tensors(path: str | Path, tensors: Mapping[str, Tensor],
         offset += size
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with open(filename, "wb") as fh:
         fh.write(len(raw).to_bytes(8, "little"))
         fh.write(raw)
         for name in order:
             fh.write(_bytes(tensors[name]))
-    return path

@@ -415,6 +415,9 @@ def domain_extra(name: str, method: DomainMethod) -> dict[str, Any]:
 
 #: a temporary file of an atomic write (``.NAME.XXXXXXXX.tmp``, core.io): NAME
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+#: the hidden file safetensors' save_file wrote first, which earlier versions used for the
+#: domain copies: a kill left it in ``domains/``
+_SAVE_FILE_TEMPORARY = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 
 
 def _holds_only_unindexed_build(out: Path, n_domains: int) -> bool:
@@ -427,7 +430,8 @@ def _holds_only_unindexed_build(out: Path, n_domains: int) -> bool:
     def ours(entry: Path, names: set[str]) -> bool:
         match = _TEMPORARY.match(entry.name)
         name = match.group("name") if match else entry.name
-        return entry.is_file() and not entry.is_symlink() and name in names
+        return entry.is_file() and not entry.is_symlink() and (
+            name in names or bool(names and _SAVE_FILE_TEMPORARY.match(entry.name)))
 
     if not out.is_dir():
         return False
@@ -447,6 +451,9 @@ def _remove_own_temporaries(out: Path, domain_info: Sequence[dict[str, Any]],
     writes (``index.json``, its domain copies and shards), and no other."""
     remove_stale_temporaries(out, INDEX)
     remove_stale_temporaries(out / "domains", [Path(info["file"]).name for info in domain_info])
+    for left in (out / "domains").glob(".tmp*") if (out / "domains").is_dir() else []:
+        if _SAVE_FILE_TEMPORARY.match(left.name) and left.is_file() and not left.is_symlink():
+            left.unlink(missing_ok=True)
     remove_stale_temporaries(out / "shards", [
         Path(name).name for j in range(n_shards)
         for name in (_shard_name(j), *(_domain_shard_name(j, d) for d in range(len(domain_info))))])
