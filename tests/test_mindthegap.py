@@ -315,6 +315,25 @@ def test_resume_continues_exactly(preset: TinyPreset, tmp_path: Path) -> None:
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
+def test_a_resume_refusal_names_the_reference_setting_that_changed(preset: TinyPreset,
+                                                                    tmp_path: Path) -> None:
+    """Every change to how the reference was inverted said `holds the inversion of another
+    reference or encoder` (wrong for --refine-steps); it names the option, then and now."""
+    out = tmp_path / "b.safetensors"
+    mtg.train_mindthegap(_config(preset, out, steps=2, refine_steps=1))
+    latent = tmp_path / "b_reference.safetensors"
+    for change, said in ((dict(refine_steps=2), "--refine-steps 1 then, 2 now"),
+                         (dict(refine_lr=0.5), "--refine-lr 0.01 then, 0.5 now"),
+                         (dict(encoder=f"fse:{preset.fse}"),
+                          f'--encoder "e4e:{preset.e4e}" then, "fse:{preset.fse}" now')):
+        with pytest.raises(StylebridgeError) as caught:
+            mtg.train_mindthegap(_config(preset, out, steps=4, resume=True,
+                                         **{"refine_steps": 1, **change}))
+        assert str(caught.value) == (
+            f"{latent}: cannot resume with different settings: {said}; give the interrupted "
+            "run's options, or start over with --force (or another --out)")
+
+
 def test_phase_and_mix_options_reach_the_domain(preset: TinyPreset, tmp_path: Path) -> None:
     out = tmp_path / "shape.safetensors"
     mtg.train_mindthegap(_config(preset, out, steps=1, phase="shape", mix=False, mix_from=5))

@@ -63,13 +63,23 @@ from stylebridge.pipelines.training.domain import (
     check_run_out,
     render,
 )
-from stylebridge.pipelines.training.fingerprint import NOT_RECORDED, Computed
+from stylebridge.pipelines.training.fingerprint import (
+    NOT_RECORDED,
+    START_OVER,
+    Computed,
+    option_label,
+)
 from stylebridge.pipelines.training.guard import refuse_several_processes
 from stylebridge.pipelines.training.losses import check_trainable
 from stylebridge.pipelines.training.options import check_train_numbers
 from stylebridge.pipelines.training.progress import ProgressCallback, check_progress, emit
 from stylebridge.pipelines.training.result import TrainResult
-from stylebridge.pipelines.training.state import file_sha256, json_roundtrip
+from stylebridge.pipelines.training.state import (
+    file_sha256,
+    first_difference,
+    json_roundtrip,
+    then_and_now,
+)
 from stylebridge.pipelines.typed import coerce_path_fields
 from stylebridge.registry.needed import MissingWeightsError, WeightsCheck, require_weights
 
@@ -388,6 +398,20 @@ def invert_reference(cfg: MindTheGapConfig, generator: Generator, reference01: T
     return w.detach(), history
 
 
+def _reference_refusal(then: Any, now: Mapping[str, Any]) -> str | None:
+    """Why the saved inversion of the reference cannot be resumed (``None``: it can): the
+    first of the reference's settings that differs, named as every resume refusal names it."""
+    if not isinstance(then, Mapping):
+        return f"holds no record of its reference and encoder; {START_OVER}"
+    why = first_difference(then, now)
+    if why is None:
+        return None
+    key, was, is_now = why
+    shown = option_label(f"target.{key}", MindTheGapTrainer.resume_labels)
+    return (f"cannot resume with different settings: {then_and_now(shown, was, is_now)}; "
+            f"give the interrupted run's options, or {START_OVER}")
+
+
 def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None = None,
                      ensure_weights: WeightsCheck | None = None) -> MindTheGapOutcome:
     """Run ``train mindthegap`` (see the module doc); cheap checks first, then
@@ -448,9 +472,9 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
     random_parts: list[str] = []   # the reference's encoder, when it holds random weights
     if cfg.resume and latent_path.is_file():
         header, tensors = load_checkpoint(latent_path, kind=LATENT_KIND)
-        if header.extra.get("target") != json_roundtrip(target):
-            raise StylebridgeError("holds the inversion of another reference or encoder; "
-                                   "start over with --force", path=latent_path)
+        why = _reference_refusal(header.extra.get("target"), json_roundtrip(target))
+        if why is not None:
+            raise StylebridgeError(why, path=latent_path)
         w_ref = tensors["w_plus"].to(device)
         random_parts = [str(p) for p in header.extra.get("random_parts", [])]
     else:
