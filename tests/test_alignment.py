@@ -505,7 +505,7 @@ def test_an_interrupted_align_says_how_to_continue(tmp_path: Path, monkeypatch, 
     Image.new("RGB", (8, 8)).save(src)
     out = tmp_path / "out"
     assert main(["align", str(src), "--out", str(out), "--size", "8"]) == 130
-    said = " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().err.split())
     assert f"continue with `stylebridge align ... --resume --out {out}` (the same --size)" in said
 
 

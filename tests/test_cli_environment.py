@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,24 @@ def test_a_signalled_batch_says_how_to_continue_and_resumes(tmp_path: Path, pres
         assert proc.returncode == 0, proc.stderr
         assert "done before are kept" in " ".join(proc.stderr.decode().split())
 
+
+
+@pytest.mark.parametrize("name", [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)])
+def test_a_signal_while_the_command_line_is_imported_stops_as_ctrl_c_does(
+        tmp_path: Path, name: str) -> None:
+    """The handlers came with the command, after torch and every plugin were imported
+    (~1.5 s): a SIGTERM before killed the process outright (-15), with no line."""
+    proc = subprocess.Popen([sys.executable, "-m", "stylebridge", "generate", "-g",
+                             str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "o")],
+                            stderr=subprocess.PIPE, env=_env(tmp_path))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "libc10" not in Path(f"/proc/{proc.pid}/maps").read_text():  # torch loads
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.002)
+        os.kill(proc.pid, getattr(signal, name))
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert (proc.returncode, err.decode()) == (128 + getattr(signal, name),
+                                               f"error: interrupted ({name})\n")

@@ -13,13 +13,22 @@ INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT)
 def run() -> int:
     """Run ``stylebridge`` with ``sys.argv``: :func:`stylebridge.cli.main.main`, imported
     here; a Ctrl-C while it is imported (or at any moment ``main`` does not handle) is the
-    one line ``error: interrupted`` and exit code 130."""
+    one line ``error: interrupted`` and exit code 130; SIGTERM and SIGHUP stop a batch
+    command the same way from the start (``error: interrupted (SIGTERM)``, 143 and 129), not
+    only once the command line is imported."""
     import sys
 
-    try:
-        from stylebridge.cli.main import main
+    from stylebridge.cli.streams import STOP_ON_SIGNALS, Stopped, signals_stop
 
-        code = main()
+    word = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    try:
+        with signals_stop(word in STOP_ON_SIGNALS):
+            from stylebridge.cli.main import main
+
+            code = main()
+    except Stopped as exc:
+        print(f"error: interrupted ({exc.name})", file=sys.stderr)
+        code = 128 + exc.signum
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         code = INTERRUPTED

@@ -12,7 +12,12 @@ from rich.markup import escape
 
 from stylebridge.cli.base import Command
 from stylebridge.cli.common import add_images_argument, add_out_argument, out_dir, print_json
-from stylebridge.cli.options import print_batch_report, progress_bar, refuse_closed_stdout
+from stylebridge.cli.options import (
+    notice_console,
+    print_batch_report,
+    progress_bar,
+    refuse_closed_stdout,
+)
 from stylebridge.core.limits import MAX_IMAGE_SIZE, check_range
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, AlignConfig, align
@@ -71,8 +76,8 @@ class AlignCommand(Command):
                 result = align(config, progress)
         except (KeyboardInterrupt, MemoryError, OSError) as exc:
             hint = continue_hint(config, ctrl_c=isinstance(exc, KeyboardInterrupt))
-            if hint:
-                console.print(escape(hint), style="yellow")
+            if hint:  # a notice: on stderr, as every batch command's
+                notice_console(console).print(escape(hint), style="yellow")
             raise
         if args.json:
             report = result.report.as_dict()  # kept photos: under "kept" only, not "done"
