@@ -5,7 +5,7 @@ write that our code calls is replaced by one that writes part of the data and th
 ``OSError(ENOSPC)`` (a full disk), after letting the first ``ok`` writes through:
 
 * PNG: ``PIL.Image.Image.save`` (used by ``core.images.save_png`` and ``align``);
-* checkpoints: ``safetensors.torch.save_file`` as called by ``core.checkpoint.save_checkpoint``;
+* checkpoints: ``core.tensorfile.write_tensors`` as called by ``core.checkpoint.save_checkpoint``;
 * JSON: ``pathlib.Path.write_text`` on the temporary file of ``core.io.write_json``;
 * CSV: the ``csv.writer`` rows of ``eval --csv``.
 

@@ -119,11 +119,11 @@ if HANG:
                 return step
             setattr(cls, attr, wrap(getattr(cls, attr)))
     elif where == "state-write":
-        real_save_file = ck.save_file
+        real_write = ck.write_tensors
 
-        def save_file(tensors, filename, metadata=None):
+        def write_tensors(tensors, filename, metadata=None):
             header = json.loads((metadata or {}).get("stylebridge", "{}"))
-            real_save_file(tensors, filename, metadata=metadata)
+            real_write(tensors, filename, metadata)
             if header.get("kind", "").endswith("state") and header["extra"].get("step") == n:
                 with open(filename, "rb") as fh:
                     data = fh.read()
@@ -133,7 +133,7 @@ if HANG:
                     os.fsync(fh.fileno())
                 hang(f"writing {filename}")
 
-        ck.save_file = save_file
+        ck.write_tensors = write_tensors
     else:
         raise SystemExit(f"bad SB_HANG {HANG!r}")
 
