@@ -308,16 +308,21 @@ def test_a_reused_work_dir_keeps_its_files_and_trains_again(backend: ServeBacken
     old_domain = backend.work_dir / "domains" / "001-a-pencil-sketch.safetensors"
     old_domain.parent.mkdir(parents=True, exist_ok=True)
     old_domain.write_bytes(b"an earlier server's domain")
-    old_run = backend.work_dir / "run-003"
+    # a training the earlier server was stopped in: its state, no model (a new run into that
+    # name is refused, as the command line refuses it, since the state can be resumed)
+    old_state = backend.work_dir / "domains" / "002-a-pencil-sketch.train-state.safetensors"
+    old_state.write_bytes(b"an interrupted training's state")
+    old_run = backend.work_dir / "run-004"
     old_run.mkdir(exist_ok=True)
     (old_run / "run.json").write_text("{}")
     try:
         name = backend.train_text_domain(PROMPT, steps=1)
         assert name == PROMPT
         assert old_domain.read_bytes() == b"an earlier server's domain"
-        assert backend.domain_sources[name].endswith("domains/002-a-pencil-sketch.safetensors")
+        assert old_state.read_bytes() == b"an interrupted training's state"
+        assert backend.domain_sources[name].endswith("domains/003-a-pencil-sketch.safetensors")
         result = backend.run(backend.load_photo(None), RunRequest("e4e", [name]))
-        assert result.grid_path.parent.name == "run-004"
+        assert result.grid_path.parent.name == "run-005"
         assert (old_run / "run.json").read_text() == "{}"
     finally:
         _forget(backend, PROMPT)

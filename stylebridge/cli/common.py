@@ -182,7 +182,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, sample_every: int,
                              "(needs pip install 'stylebridge[tensorboard]')")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run whose training state lies beside --out")
-    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
+    parser.add_argument("--force", action="store_true",
+                        help="start over even if --out or its training state exists")
     parser.add_argument("--seed", type=seed_int, default=seed, help=seed_help or f"default {seed}")
     add_device_argument(parser)
 

@@ -381,7 +381,7 @@ def train_domain(cfg: DomainTrainConfig, *, progress: ProgressCallback | None = 
         else IMAGE_DEFAULTS
     steps = cfg.steps if cfg.steps is not None else d.steps
     if not cfg.resume and state_path.is_file():
-        state_path.unlink()  # a stale state of an earlier run must not be resumed later
+        state_path.unlink()  # --force (else refused): not to be resumed later
     clip_weights = parse_clip_weights(cfg.clip_weights)
     clip_names = list(dict.fromkeys(cfg.clip or DEFAULT_CLIP))
     loss_specs = list(cfg.losses or d.losses)

@@ -444,7 +444,7 @@ def train_hyperdomain(cfg: HyperDomainTrainConfig, *, progress: ProgressCallback
                              sample_every=cfg.sample_every)
     state_path = td.state_path_for(out)
     if not cfg.resume and state_path.is_file():
-        state_path.unlink()   # a stale state of an earlier run must not be resumed later
+        state_path.unlink()  # --force (else refused): not to be resumed later
     templates = text_templates(cfg.templates)
     loss_specs = list(cfg.losses or DEFAULT_LOSSES)
     (ensure_weights or require_weights)(trainer_requests(cfg.generator, loss_specs, default_losses=not cfg.losses,

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import (
-    check_state_dict,
     load_checkpoint,
     read_header,
     save_checkpoint,
@@ -49,14 +48,21 @@ from stylebridge.pipelines.training.outputs import (
 )
 from stylebridge.pipelines.training.progress import emit
 from stylebridge.pipelines.training.state import (
+    DAMAGED,
+    check_claimed,
+    check_provenance,
+    check_tensors,
     cpu_threads,
+    damaged,
     global_rng_state,
+    header_value,
     json_safe,
     load_loss_states,
     load_optimizer_tensors,
     loss_state_tensors,
     optimizer_tensors,
     resume_notice,
+    said,
     set_global_rng_state,
     software_versions,
     then_and_now,
@@ -396,11 +402,38 @@ def take_over_outputs(trainer: FeatureShiftTrainer) -> None:
         save_model(t)
 
 
+def check_header(trainer: FeatureShiftTrainer, extra: dict[str, Any]) -> None:
+    """Every value of a state's header ``extra`` that :func:`load_state` reads, checked
+    before any is used: one of another form (a ``step`` that is a string or missing, a
+    scheduler state of another shape) is refused in one line naming the state (``damaged
+    training state: ...``)."""
+    t, path = trainer, trainer.state_path
+    for key in ("step", "cursor.epoch", "cursor.offset"):
+        header_value(extra, key, path, 0)
+    header_value(extra, "train_config", path, {})
+    check_provenance(extra, path)
+    for name, terms in (header_value(extra, "loss_configs", path, {}, required=False)
+                        or {}).items():
+        if not isinstance(terms, dict) or not all(isinstance(c, dict) for c in terms.values()):
+            raise damaged(f"'loss_configs.{name}' in its header is not an object of objects",
+                          path)
+    header_value(extra, "amp_effective", path, "", required=False)
+    header_value(extra, "skipped_in_a_row", path, 0, required=False)
+    header_value(extra, "world_size", path, 1, required=False)
+    header_value(extra, "param_groups", path, t.optimizer.state_dict()["param_groups"])
+    header_value(extra, "optim_scalars", path, {}, required=False)
+    header_value(extra, "scheduler", path, t.scheduler.state_dict())
+    for key in ("scheduler.last_epoch", "scheduler.base_lrs"):  # what the rate depends on
+        header_value(extra, key, path, t.scheduler.state_dict()[key[10:]])
+    header_value(extra, "scaler", path, t.scaler.state_dict(), required=False)
+
+
 def load_state(trainer: FeatureShiftTrainer) -> None:
     """Restore the state of ``trainer.state_path`` into ``trainer`` (checked first)."""
     t = trainer
     header, tensors = load_checkpoint(t.state_path, kind=STATE_KIND, plugin=PLUGIN, device="cpu")
     extra = header.extra
+    check_header(t, extra)
     old_raw, now_raw = saved_train_config(extra), t.cfg.to_json()
     old, now = comparable_config(old_raw), comparable_config(now_raw)
     diff = [k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != now[k]
@@ -443,7 +476,7 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
         raise StylebridgeError(f"was trained with --amp {extra['amp_effective']}, this run "
                                f"would use {amp_name(t.amp_dtype)} (another device?); "
                                "resume where it was trained", path=t.state_path)
-    world = int(extra.get("world_size", 1))
+    world = 1 if extra.get("world_size") is None else extra["world_size"]
     if world != t.dist.world:
         raise StylebridgeError(f"was trained by {world} process(es), this run has "
                                f"{t.dist.world}: the global batch and the data order would "
@@ -457,31 +490,49 @@ def load_state(trainer: FeatureShiftTrainer) -> None:
     if header.config != t.model.config():
         raise CheckpointError(f"holds a FeatureShift {header.config}, expected "
                               f"{t.model.config()}", path=t.state_path)
-    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    check_state_dict(t.state_path, t.model.state_dict(),
-                     model_state, what="FeatureShift state")
-    t.model.load_state_dict(model_state)
-    if t.ema is not None:
-        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-        t.ema.load_state_dict(ema_state if ema_state else model_state)
-    load_optimizer_tensors(t.optimizer, tensors, extra.get("optim_scalars", {}),
-                           extra["param_groups"])
-    t.scheduler.load_state_dict(extra["scheduler"])
-    if extra.get("scaler"):
-        t.scaler.load_state_dict(extra["scaler"])
-    set_global_rng_state(tensors, extra, t.device)
-    load_loss_states(_loss_modules(t), tensors, t.device)
     t.step = int(extra["step"])
     if t.step > t.cfg.steps:  # the loop would not run, and the log would say it did
         raise StylebridgeError(f"is at step {t.step}, past --steps {t.cfg.steps}: give --steps "
                                f"above {t.step} to train on", path=t.state_path)
-    t.epoch = int(extra["cursor"]["epoch"])
-    t.offset = int(extra["cursor"]["offset"])
+    t.epoch, t.offset = extra["cursor"]["epoch"], extra["cursor"]["offset"]
+    if t.epoch > t.step or t.offset > t.plan.size:  # one batch a step, epochs of plan.size
+        raise damaged(f"its data position (epoch {t.epoch}, sample {t.offset}) cannot be that "
+                      f"of step {t.step} in a dataset of {t.plan.size} samples", t.state_path)
+    _restore(t, tensors, extra)
     t.last_saved = t.step
-    t.skipped_in_a_row = int(extra.get("skipped_in_a_row", 0))
+    t.skipped_in_a_row = extra.get("skipped_in_a_row") or 0
     notice = resume_notice(extra, t.device)  # threads or versions other than the state's
     if notice is not None and t.step < t.cfg.steps and t.dist.main:  # steps left to train
         emit(t.progress, "notice", text=notice[0], detail=notice[1])
+
+
+def _restore(t: FeatureShiftTrainer, tensors: dict[str, Tensor], extra: dict[str, Any]) -> None:
+    """The tensors and the optimiser, scheduler, scaler and RNG states of a state whose header
+    :func:`check_header` passed, into ``t``; tensors that do not fit are refused naming the
+    state (``damaged training state: ...``), the model's and the EMA's before either loads."""
+    path, losses = t.state_path, _loss_modules(t)
+    check_claimed(tensors, ["model.", "ema.", "optim.", "rng.torch", "rng.numpy", "rng.cuda.",
+                            *(prefix for prefix, _ in losses)], path)
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_tensors(path, f"{DAMAGED}: the FeatureShift state", t.model.state_dict(),
+                  model_state, "model.")
+    ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    if t.ema is not None and ema_state:
+        check_tensors(path, f"{DAMAGED}: the EMA state", t.ema.state_dict(), ema_state, "ema.")
+    t.model.load_state_dict(model_state)
+    if t.ema is not None:
+        t.ema.load_state_dict(ema_state if ema_state else model_state)
+    load_optimizer_tensors(t.optimizer, tensors, extra.get("optim_scalars") or {},
+                           extra["param_groups"], path=path)
+    try:
+        t.scheduler.load_state_dict(dict(extra["scheduler"]))
+        if extra.get("scaler"):
+            t.scaler.load_state_dict(extra["scaler"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise damaged(f"its scheduler or grad-scaler state cannot be restored ({said(exc)})",
+                      path) from None
+    set_global_rng_state(tensors, extra, t.device, path=path)
+    load_loss_states(losses, tensors, t.device, path=path)
 
 
 def all_finite(module: torch.nn.Module) -> bool:

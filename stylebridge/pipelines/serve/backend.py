@@ -410,13 +410,17 @@ class ServeBackend(DomainShelf):
 
     def _new_path(self, folder: Path, name: str, prefix: str = "") -> Path:
         """``folder/{prefix}NNN-{name}``, numbered past what ``folder`` holds: a --work-dir of
-        an earlier server keeps its files, and a text domain is not refused as existing."""
+        an earlier server keeps its files (a domain's training state too, which a new run
+        into its name refuses to replace), and a text domain is not refused as existing."""
+        from stylebridge.pipelines.training.outputs import state_path_for
+
         folder.mkdir(parents=True, exist_ok=True)
         with self.lock:  # two threads of the Python back end never get one number
             while True:
                 self._runs += 1
                 path = folder / f"{prefix}{self._runs:03d}{name and '-'}{name}"
-                if not path.exists():
+                if not path.exists() and not (name.endswith(".safetensors")
+                                              and state_path_for(path).exists()):
                     return path
 
     # -- a run ---------------------------------------------------------------------------------

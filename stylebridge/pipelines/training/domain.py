@@ -79,13 +79,20 @@ from stylebridge.pipelines.training.settings import (  # noqa: F401  (re-exporte
     TrainSettings,
 )
 from stylebridge.pipelines.training.state import (
+    DAMAGED,
+    check_claimed,
+    check_provenance,
+    check_tensors,
     cpu_threads,
+    damaged,
+    header_value,
     json_roundtrip,
     load_loss_states,
     load_optimizer_tensors,
     loss_state_tensors,
     optimizer_tensors,
     resume_notice,
+    said,
     software_versions,
     trained_optimizer_tensors,
 )
@@ -414,29 +421,44 @@ class DomainTrainer:
         return step if isinstance(step, int) else None
 
     def load_state(self, path: str | Path | None = None) -> int:
-        """Restore a state written by :meth:`save`; return the step it had reached."""
+        """Restore a state written by :meth:`save`; return the step it had reached.  A state
+        whose header or tensors are not what :meth:`save` writes is refused in one line
+        naming it (``damaged training state: ...``) before anything is restored."""
         path = Path(path) if path is not None else self.state_path
         header, tensors = load_checkpoint(path, kind=STATE_KIND)
         if header.plugin != self.method.name:
             raise CheckpointError(f"holds the training state of a {header.plugin!r} domain, "
                                   f"this run trains {self.method.name!r}", path=path)
-        why = resume_refusal(self, header.extra.get("fingerprint", {}), header.extra)
+        extra = header.extra
+        step = header_value(extra, "step", path, 0)
+        check_provenance(extra, path)
+        saved_losses = header_value(extra, "last_losses", path, {}, required=False) or {}
+        for key, value in saved_losses.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise damaged(f"'last_losses.{key}' in its header is not a number", path)
+        why = resume_refusal(self, header_value(extra, "fingerprint", path, {}), extra)
         if why is not None:
             raise CheckpointError(why, path=path)
-        method_state = {k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")}
+        check_claimed(tensors, ["method.", "optim.", "rng",
+                                *(prefix for prefix, _ in self._loss_modules())], path)
+        method_state = {k[7:]: v for k, v in tensors.items() if k.startswith("method.")}
+        check_tensors(path, f"{DAMAGED}: the method state", self.method.state_dict(),
+                      method_state, "method.")
+        if "rng" not in tensors:
+            raise damaged("it is missing 1 tensor(s): rng", path)
         try:
-            self.method.load_state_dict(method_state, strict=True)
+            torch.Generator().set_state(tensors["rng"].to(torch.uint8))
         except RuntimeError as exc:
-            raise CheckpointError(f"method state does not fit: {str(exc).splitlines()[0]}",
-                                  path=path) from None
+            raise damaged(f"its tensor rng is no random-number state ({said(exc)})",
+                          path) from None
+        self.method.load_state_dict(method_state, strict=True)
         load_optimizer_tensors(self.optimizer, trained_optimizer_tensors(
-            tensors, self.params, list(self.method.trainable_parameters())))
+            tensors, self.params, list(self.method.trainable_parameters())), path=path)
+        load_loss_states(self._loss_modules(), tensors, self.device, path=path)
         self.rng.set_state(tensors["rng"].to(torch.uint8))
-        load_loss_states(self._loss_modules(), tensors, self.device)
-        self.step = int(header.extra.get("step", 0))
-        self.saved_extra = dict(header.extra)
-        self.last_losses = {str(k): float(v) for k, v in
-                            dict(header.extra.get("last_losses") or {}).items()}
+        self.step = step
+        self.saved_extra = dict(extra)
+        self.last_losses = {str(k): float(v) for k, v in saved_losses.items()}
         if self._checkpoint_step() == self.step:  # else a kill after the state left it behind
             self.last_checkpoint = self.out
             self.saved_step = self.step

@@ -4,6 +4,9 @@ A fresh run (not ``--resume``) starts a new log: :meth:`JsonlLog.set_aside` rena
 an earlier run left in the folder (a diverged run, one killed before its first checkpoint)
 to ``log.N.jsonl``, the first free ``N``, so that no record is lost and none is mixed into
 the new run's log.  A resumed run keeps its log, trimmed to its checkpoint (:meth:`JsonlLog.trim`).
+A log a kill or a full disk cut short mid-record is trimmed of that line; one that is not
+(bytes that are not UTF-8, a line that is no record: another file written over it) is
+refused by :meth:`JsonlLog.trim` in one line naming it, before anything is written.
 """
 
 from __future__ import annotations
@@ -15,7 +18,33 @@ from pathlib import Path
 from typing import Any
 
 from stylebridge.core.io import atomic_path
+from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.training.state import json_safe
+
+
+def cut_short(line: str) -> bool:
+    """Whether ``line`` is the start of a JSON object whose end is missing (a kill or a full
+    disk mid-append; :meth:`JsonlLog.append` ends such a line before the next record): it
+    opens with ``{`` and its brackets do not close; a file system's zero padding aside."""
+    line = line.rstrip("\x00")
+    depth, in_string, escaped = 0, False, False
+    for ch in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth <= 0:  # closed (or never opened): a whole line, not a cut one
+                return False
+    return not line or line.startswith("{")
 
 
 class JsonlLog:
@@ -65,7 +94,7 @@ class JsonlLog:
         if not self.path.is_file():
             return []
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -75,16 +104,33 @@ class JsonlLog:
         return out
 
     def trim(self, step: int) -> None:
-        """Drop records of steps after ``step`` (and lines a kill cut short), atomically."""
+        """Drop records of steps after ``step`` (and lines a kill cut short, :func:`cut_short`),
+        atomically.  A log that is not one (a line that is not UTF-8, not a JSON record or
+        whose ``step`` is no integer) is refused in one line naming it, left as it is."""
         if not self.path.is_file():
             return
         keep = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for n, raw in enumerate(self.path.read_bytes().split(b"\n"), 1):
             try:
-                record = json.loads(line)
+                line = raw.decode("utf-8")
+                record = json.loads(line) if line.strip() else None
+            except UnicodeDecodeError:
+                raise self._damaged(n, "is not UTF-8 text", step) from None
             except json.JSONDecodeError:
-                continue  # a line cut short by the kill
-            if int(record.get("step", 0)) <= step:
+                if cut_short(line):
+                    continue  # a line cut short by the kill
+                raise self._damaged(n, "is not a JSON record", step) from None
+            if record is None:
+                continue
+            at = record.get("step", 0) if isinstance(record, dict) else None
+            if isinstance(at, bool) or not isinstance(at, int):
+                raise self._damaged(n, "is not a record of a step", step)
+            if at <= step:
                 keep.append(line)
         with atomic_path(self.path) as tmp:
             tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+    def _damaged(self, n: int, what: str, step: int) -> StylebridgeError:
+        return StylebridgeError(f"damaged training log: line {n} {what}; move the file aside "
+                                f"and resume again (a new log then records the steps after "
+                                f"step {step})", path=self.path)

@@ -115,12 +115,13 @@ def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool =
 def check_run_out(out: str | Path, *, resume: bool, force: bool,
                   inputs: Mapping[str, str | Path | None] | None = None,
                   side_files: Sequence[str | Path] = (), samples: bool = False) -> Path:
-    """Refuse to start a run that would overwrite ``out`` (without ``force``) or resume a
-    model that has no state beside it (a finished run, a model from elsewhere); returns the
-    training-state path beside ``out``.  A ``resume`` with neither (a run killed before its
-    first checkpoint) passes: :meth:`DomainTrainer.resume_and_train` starts a new run and
-    says so.  A caller starting over deletes a stale state (``not resume``) once its own
-    checks have passed.
+    """Refuse to start a run that would overwrite ``out`` or the training state beside it
+    (without ``force``: a state without its model is a run killed between writing the two,
+    which ``resume`` continues) or resume a model that has no state beside it (a finished
+    run, a model from elsewhere); returns the training-state path beside ``out``.  A
+    ``resume`` with neither (a run killed before its first checkpoint) passes:
+    :meth:`DomainTrainer.resume_and_train` starts a new run and says so.  A caller starting
+    over (``force``) deletes a stale state once its own checks have passed.
 
     Whatever ``force`` says, ``out`` must not be a folder, and no file the run writes
     (``out``, its training state, ``side_files``) may be one of ``inputs``
@@ -156,6 +157,12 @@ def check_run_out(out: str | Path, *, resume: bool, force: bool,
     if not resume and out.exists() and not force:
         raise StylebridgeError("already exists (use --resume to continue, --force to start over)",
                                path=out)
+    if not resume and state_path.is_file() and not force:
+        # a run killed after its first state was written, before its model: starting over
+        # would delete the state it can be resumed from
+        raise StylebridgeError(f"already exists, the training state of an interrupted run into "
+                               f"{out.name} (use --resume to continue it, --force to start "
+                               "over)", path=state_path)
     return state_path
 
 

@@ -18,8 +18,10 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import random
+import re
 import string
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -28,6 +30,9 @@ from typing import Any
 import numpy
 import torch
 from torch import Tensor
+
+from stylebridge.core.checkpoint import check_state_dict
+from stylebridge.errors import CheckpointError
 
 
 def file_sha256(path: str | Path) -> str:
@@ -254,6 +259,125 @@ def first_difference(then: Mapping[str, Any], now: Mapping[str, Any], *,
     return None
 
 
+# -- a state read back: checked before it is used -------------------------------------------
+
+#: how every trainer's refusal of a state it cannot have written begins (after the file)
+DAMAGED = "damaged training state"
+
+
+def damaged(what: str, path: str | Path | None) -> CheckpointError:
+    """``PATH: damaged training state: WHAT``, the one line (exit 2) of every trainer's
+    ``--resume`` of a state whose header or tensors are not what a trainer writes: a value
+    of another type, a tensor renamed, missing or left over.  Nothing is written before."""
+    return CheckpointError(f"{DAMAGED}: {what}", path=path)
+
+
+def said(exc: BaseException) -> str:
+    """What an exception says, in one line (a ``KeyError``: ``no 'key'``)."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        return f"no {exc.args[0]!r}"
+    return " ".join(str(exc).split())
+
+
+def header_value(extra: Mapping[str, Any], key: str, path: str | Path | None, like: Any, *,
+                 required: bool = True) -> Any:
+    """The value at ``key`` (dotted: ``cursor.epoch``) of a state's header ``extra``, refused
+    (:func:`damaged`) unless of the form of ``like`` (:func:`check_like`: ``0`` a non-negative
+    integer, ``{}`` an object); missing or ``null``: refused, or ``None`` if not ``required``."""
+    value: Any = extra
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None and required:
+        raise damaged(f"its header has no {key!r}", path)
+    check_like(value, like, repr(key), path)
+    return value
+
+
+def check_provenance(extra: Mapping[str, Any], path: str | Path | None) -> None:
+    """The header values every state records of what wrote it (:func:`resume_notice` reads
+    them): ``cpu_threads`` and ``software`` absent (an earlier stylebridge; a GPU run records
+    no threads) or of the form written, else refused (:func:`damaged`)."""
+    header_value(extra, "cpu_threads", path, 1, required=False)
+    header_value(extra, "software", path, {"stylebridge": "", "torch": ""}, required=False)
+
+
+def check_like(saved: Any, current: Any, name: str, path: str | Path | None) -> None:
+    """Refuse (:func:`damaged`) a header value ``saved`` (``name``: where it is) that has
+    another form than ``current``, what this run's object gives for it (an optimiser's
+    ``param_groups``, a scheduler's state): dicts compared on the keys both have (torch
+    versions add some), lists item by item and of one length, an integer for an integer, a
+    finite number for a float (not negative where ``current`` is not), a bool for a bool, a
+    string for a string; ``None`` on either side passes."""
+    if saved is None or current is None:
+        return
+    if isinstance(current, Mapping):
+        if isinstance(saved, Mapping):
+            for key in current:
+                if key in saved:
+                    check_like(saved[key], current[key], f"{name}.{key}", path)
+            return
+        want = "an object"
+    elif isinstance(current, list | tuple):
+        if isinstance(saved, list) and len(saved) == len(current):
+            for i, (a, b) in enumerate(zip(saved, current, strict=True)):
+                check_like(a, b, f"{name}[{i}]", path)
+            return
+        want = f"a list of {len(current)}"
+    elif isinstance(current, bool):
+        if isinstance(saved, bool):
+            return
+        want = "true or false"
+    elif isinstance(current, int | float):
+        kinds = int if isinstance(current, int) else int | float
+        if isinstance(saved, kinds) and not isinstance(saved, bool) and math.isfinite(saved) \
+                and (saved >= 0 or current < 0):
+            return
+        want = ("a non-negative " if current >= 0 else "an ") + \
+            ("integer" if isinstance(current, int) else "number")
+    elif isinstance(current, str):
+        if isinstance(saved, str):
+            return
+        want = "a string"
+    else:
+        return
+    raise damaged(f"{name} in its header is {_shown(saved)}, not {want}", path)
+
+
+def _few(names: list[str]) -> str:  # as check_state_dict names them
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def mismatch(missing: Iterable[str], unexpected: Iterable[str]) -> str | None:
+    """``is missing 1 tensor(s): a and has 1 unexpected tensor(s): b`` (``None``: neither)."""
+    missing, unexpected = sorted(missing), sorted(unexpected)
+    words = ([f"is missing {len(missing)} tensor(s): {_few(missing)}"] if missing else []) + \
+        ([f"has {len(unexpected)} unexpected tensor(s): {_few(unexpected)}"]
+         if unexpected else [])
+    return " and ".join(words) or None
+
+
+def check_tensors(path: str | Path | None, what: str, expected: Mapping[str, Tensor],
+                  saved: Mapping[str, Tensor], prefix: str = "") -> None:
+    """Refuse the tensors ``saved`` under ``prefix`` of a state (names without it) that are
+    not those of ``expected`` (a module's ``state_dict()``): the missing and the unexpected
+    ones named as in the file, then shapes and kinds of dtype (``check_state_dict``)."""
+    why = mismatch((prefix + k for k in set(expected) - set(saved)),
+                   (prefix + k for k in set(saved) - set(expected)))
+    if why is not None:
+        raise CheckpointError(f"{what} {why}", path=path)
+    check_state_dict(path, expected, saved, what=what, check_finite=False)
+
+
+def check_claimed(tensors: Mapping[str, Tensor], prefixes: Iterable[str],
+                  path: str | Path | None) -> None:
+    """Refuse a state holding a tensor that no part of the run reads (its name neither is
+    nor begins with one of ``prefixes``): a renamed one would be left out without a word."""
+    prefixes = tuple(prefixes)
+    left = [k for k in tensors if k not in prefixes and not k.startswith(prefixes)]
+    if left:
+        raise damaged(f"it {mismatch((), left)}", path)
+
+
 # -- optimiser -------------------------------------------------------------------------------
 
 
@@ -276,24 +400,73 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer, *, scalars_as_tensors: b
 
 def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[str, Tensor],
                            scalars: Mapping[str, Mapping[str, Any]] | None = None,
-                           param_groups: list[dict[str, Any]] | None = None) -> None:
+                           param_groups: list[dict[str, Any]] | None = None, *,
+                           path: str | Path | None = None) -> None:
     """Inverse of :func:`optimizer_tensors`; ``param_groups`` (JSON) replace the current
-    ones when given (betas back to tuples)."""
+    ones when given (betas back to tuples).  A state that does not fit the optimiser (groups
+    of another form, an entry of a parameter it lacks, a moment renamed or of another shape:
+    :func:`optimizer_problem`) is refused naming ``path`` (:func:`damaged`)."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
+            _, idx, name = [*key.split(".", 2), "", ""][:3]
+            if not idx.isdigit() or not name:
+                raise damaged(f"it has a tensor {key} that names no optimiser entry", path)
             state.setdefault(int(idx), {})[name] = value
     for idx, items in (scalars or {}).items():
+        if not str(idx).isdigit() or not isinstance(items, Mapping):
+            raise damaged(f"'optim_scalars' in its header is {_shown(scalars)}, not an object "
+                          "of optimiser entries", path)
         state.setdefault(int(idx), {}).update(items)
     if param_groups is None:
         groups = optimizer.state_dict()["param_groups"]
     else:
+        check_like(param_groups, optimizer.state_dict()["param_groups"], "param_groups", path)
         groups = copy.deepcopy(param_groups)
         for group in groups:
             if "betas" in group:
                 group["betas"] = tuple(group["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise damaged(f"its optimiser state does not fit ({said(exc)})", path) from None
+    why = optimizer_problem(optimizer)
+    if why is not None:
+        raise damaged(f"its optimiser state {why}", path)
+
+
+def optimizer_problem(optimizer: torch.optim.Optimizer, prefix: str = "") -> str | None:
+    """What does not fit in the state ``optimizer`` was given (``None``: nothing seen), its
+    tensors named ``PREFIX optim.INDEX.NAME``: an entry of a parameter it does not have; for
+    Adam and AdamW an entry whose moments are missing, renamed or of another shape."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    index = {id(p): i for i, p in enumerate(params)}
+    for key, entry in optimizer.state.items():
+        i = index.get(id(key)) if isinstance(key, Tensor) else None
+        if i is None:
+            return mismatch((), (f"{prefix}optim.{key}.{n}" for n in entry)) + \
+                f" (of a parameter {key}; the optimiser has {len(params)})"
+        if not isinstance(optimizer, torch.optim.Adam):  # AdamW too
+            continue
+        amsgrad = any(g.get("amsgrad") for g in optimizer.param_groups
+                      if any(p is key for p in g["params"]))
+        want = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if amsgrad else set())
+        why = mismatch((f"{prefix}optim.{i}.{n}" for n in want - set(entry)),
+                       (f"{prefix}optim.{i}.{n}" for n in set(entry) - want))
+        if why is not None:
+            return why
+        for name in sorted(want - {"step"}):
+            shape = getattr(entry[name], "shape", None)
+            if shape != key.shape:
+                return (f"has {prefix}optim.{i}.{name} of shape {_shown(shape)}, its "
+                        f"parameter's is {list(key.shape)}")
+        step = entry["step"]
+        if isinstance(step, Tensor) and step.numel() == 1:
+            step = float(step)
+        if isinstance(step, bool) or not isinstance(step, int | float) \
+                or not math.isfinite(step) or step < 0:
+            return f"has {prefix}optim.{i}.step that is no step count"
+    return None
 
 
 def trained_optimizer_tensors(tensors: Mapping[str, Tensor], params: list[Tensor],
@@ -303,7 +476,8 @@ def trained_optimizer_tensors(tensors: Mapping[str, Tensor], params: list[Tensor
     the optimiser (efd7591: their change was held at zero, so they kept their first values
     as they do now) holds an entry for each of ``every``; those of ``params`` are taken,
     renumbered.  Any other state (one entry at most per parameter of ``params``): unchanged."""
-    saved = {int(k.split(".")[1]) for k in tensors if k.startswith("optim.")}
+    saved = {int(k.split(".")[1]) for k in tensors
+             if k.startswith("optim.") and k.split(".")[1].isdigit()}
     if len(params) == len(every) or saved != set(range(len(every))):
         return tensors
     index = {id(p): i for i, p in enumerate(every)}
@@ -349,17 +523,29 @@ def global_rng_state(device: torch.device) -> tuple[dict[str, Tensor], dict[str,
 
 
 def set_global_rng_state(tensors: Mapping[str, Tensor], extra: Mapping[str, Any],
-                         device: torch.device) -> None:
-    """Inverse of :func:`global_rng_state`."""
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda_states and device.type == "cuda":
-        torch.cuda.set_rng_state_all(cuda_states)
-    name, pos, has_gauss, cached = extra["rng_numpy"]
-    numpy.random.set_state((name, tensors["rng.numpy"].numpy().astype(numpy.uint32), pos,
-                            has_gauss, cached))
-    version, internal, gauss = extra["rng_python"]
-    random.setstate((version, tuple(internal), gauss))
+                         device: torch.device, *, path: str | Path | None = None) -> None:
+    """Inverse of :func:`global_rng_state`; parts missing or of another form are refused
+    naming ``path`` (:func:`damaged`)."""
+    left = [k for k in ("rng.torch", "rng.numpy") if k not in tensors]
+    if left:
+        raise damaged(f"it {mismatch(left, ())}", path)
+    # the forms global_rng_state writes (a number that may be negative: -1.0)
+    if header_value(extra, "rng_numpy", path, ["", 0, 0, -1.0])[1] > 624:  # MT19937's 624
+        raise damaged(f"'rng_numpy' in its header is {_shown(extra['rng_numpy'])}", path)
+    header_value(extra, "rng_python", path, [0, [0] * 625, None])
+    try:
+        torch.set_rng_state(tensors["rng.torch"])
+        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+        if cuda_states and device.type == "cuda":
+            torch.cuda.set_rng_state_all(cuda_states)
+        name, pos, has_gauss, cached = extra["rng_numpy"]
+        numpy.random.set_state((name, tensors["rng.numpy"].numpy().astype(numpy.uint32), pos,
+                                has_gauss, cached))
+        version, internal, gauss = extra["rng_python"]
+        random.setstate((version, tuple(internal), gauss))
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise damaged(f"its random-number state cannot be restored ({said(exc)})",
+                      path) from None
 
 
 # -- loss state (Loss.training_state) --------------------------------------------------------
@@ -374,8 +560,28 @@ def loss_state_tensors(modules: Iterable[tuple[str, Any]]) -> dict[str, Tensor]:
 
 
 def load_loss_states(modules: Iterable[tuple[str, Any]], tensors: Mapping[str, Tensor],
-                     device: torch.device | str) -> None:
-    """Give every loss the tensors saved under its prefix."""
+                     device: torch.device | str, *, path: str | Path | None = None) -> None:
+    """Give every loss the tensors saved under its prefix.  Tensors that do not fit are
+    refused naming ``path`` and them (:func:`damaged`): the loss refuses them (a renamed
+    discriminator weight), lacks one it gives before or after loading, gives other names
+    back, or its optimiser's state does not fit (:func:`optimizer_problem`)."""
     for prefix, module in modules:
-        module.load_training_state(
-            {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, device)
+        saved = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        what = f"the state of loss {getattr(module, 'name', '?')!r} ({prefix}*)"
+        fresh = set(module.training_state()) if saved else set()  # none may be missing
+        try:
+            module.load_training_state(saved, device)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            told = re.findall(r'"([^"]*)"', str(exc))  # the names load_state_dict lists
+            why = mismatch((prefix + k for k in fresh - set(saved)),
+                           (prefix + k for k in set(saved) - fresh
+                            if any(k.endswith(n) for n in told)))
+            raise damaged(f"{what} {why or 'does not fit: ' + said(exc)}", path) from None
+        kept = set(module.training_state()) | fresh if saved else set()
+        why = mismatch((prefix + k for k in kept - set(saved)),
+                       (prefix + k for k in set(saved) - kept))
+        for optimizer in [o for o in vars(module).values()
+                          if isinstance(o, torch.optim.Optimizer)]:
+            why = why or optimizer_problem(optimizer, prefix)
+        if why is not None:
+            raise damaged(f"{what} {why}", path)
