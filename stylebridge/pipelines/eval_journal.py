@@ -3,8 +3,10 @@
 An evaluation that writes ``--json``/``--csv`` keeps a journal beside the first of them
 (``.stylebridge-run-F/``, :mod:`stylebridge.pipelines.resume`): the pairs scored or skipped
 so far, their rows and every metric's state.  Its inputs (``inputs.json``, written once) are
-the pairs with their files' size and modification time, so that a ``--resume`` after a file
-changed names that file.  A ``--resume`` of another run is refused in one line that says what
+the pairs with their files' absolute path, size and modification time, so that a
+``--resume`` after a file changed names that file, and one given the same files spelled
+otherwise (an absolute path, ``../``, from another folder) continues the run
+(:func:`pair_key`; :mod:`stylebridge.pipelines.resume_paths`).  A ``--resume`` of another run is refused in one line that says what
 differs and how to go on (the same options, or a run without ``--resume``; eval has no
 ``--out``).
 
@@ -42,6 +44,7 @@ from stylebridge.pipelines.resume import (
     differs,
     file_identity,
 )
+from stylebridge.pipelines.resume_paths import file_key, shown
 
 if TYPE_CHECKING:
     from stylebridge.pipelines.evaluate import EvalConfig
@@ -74,6 +77,27 @@ def _inputs(pairs: Sequence[Pair]) -> list[str]:
     identity]`` (:func:`~stylebridge.pipelines.resume.file_identity`: path, size, mtime)."""
     return [json.dumps([stem, str(p), file_identity(p), None if t is None else str(t),
                         file_identity(t)]) for stem, p, t in pairs]
+
+
+def _file_of(spelled: Any, identity: Any) -> str:
+    """The absolute path of one file of a pair (its identity's, else as read from here)."""
+    if isinstance(identity, dict) and identity.get("path"):
+        return file_key(identity["path"])
+    return "" if spelled is None else file_key(spelled)
+
+
+def pair_key(line: str) -> str:
+    """What names a pair of the journal (:func:`_inputs`) however its paths are spelled: its
+    name and its files' absolute paths."""
+    stem, pred, pred_id, target, target_id = json.loads(line)
+    return json.dumps([stem, _file_of(pred, pred_id),
+                       None if target is None else _file_of(target, target_id)])
+
+
+def pair_paths(line: str) -> list[str | None]:
+    """A pair's paths as given: its prediction's and its target's."""
+    row = json.loads(line)
+    return [row[1], row[3]]
 
 
 def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric],
@@ -113,7 +137,7 @@ def open_journal(config: EvalConfig, pairs: Sequence[Pair], metrics: list[Metric
         dst.parent, "eval", name=dst.name, unit="pair", inputs=inputs,
         metrics={"eval": metrics}, resume=config.resume,
         how={"--batch": config.batch, "--device": str(device)}, settings=settings,
-        drawn=drawn)
+        drawn=drawn, key_of=pair_key, paths_of=pair_paths)
     journal.adopt(report)  # the interrupted run's outcomes first, this run's pairing after
     return journal
 
@@ -146,42 +170,54 @@ def _check_same_run(folder: Path, settings: dict[str, Any], inputs: list[str]) -
             raise StylebridgeError("--resume: the interrupted evaluation's journal lists its "
                                    "pairs in another form (an earlier stylebridge wrote it), "
                                    f"which this version cannot continue; {HOW_TO_GO_ON}")
-        raise StylebridgeError(f"--resume: {_changed_file(then_rows, inputs)}; give the "
-                               f"files of the interrupted evaluation, or {HOW_TO_GO_ON}")
+        change = _changed_file(then_rows, inputs)
+        if change is not None:  # None: the same files, spelled otherwise
+            raise StylebridgeError(f"--resume: {change}; give the files of the interrupted "
+                                   f"evaluation, or {HOW_TO_GO_ON}")
 
 
 def _pair_rows(then_inputs: Any) -> dict[str, list[Any]] | None:
-    """The interrupted run's pairs (:func:`_inputs`) by prediction path; ``None`` when its
-    journal lists them in another form (an earlier stylebridge's: the paths alone)."""
+    """The interrupted run's pairs (:func:`_inputs`) by the prediction's absolute path;
+    ``None`` when its journal lists them in another form (an earlier stylebridge's: the
+    paths alone)."""
     try:
-        rows = {str(row[1]): row for row in map(json.loads, then_inputs)}
-    except (TypeError, ValueError, IndexError, KeyError):
+        rows = [json.loads(line) for line in then_inputs]
+        if not all(isinstance(r, list) and len(r) == 5 for r in rows):
+            return None
+        return {_file_of(row[1], row[2]): row for row in rows}
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError):
         return None
-    return rows if all(isinstance(r, list) and len(r) == 5 for r in rows.values()) else None
 
 
-def _changed_file(then_rows: dict[str, list[Any]], inputs: list[str]) -> str:
+def _changed_file(then_rows: dict[str, list[Any]], inputs: list[str]) -> str | None:
     """What differs between the interrupted run's pairs (:func:`_pair_rows`) and this run's
-    (:func:`_inputs`), naming the first file concerned."""
-    now = [json.loads(line) for line in inputs]
-    now_preds = {row[1] for row in now}
-    added = [row[1] for row in now if row[1] not in then_rows]
-    gone = [p for p in then_rows if p not in now_preds]
+    (:func:`_inputs`), compared by the files they name, naming the first file concerned as
+    given then and now where that differs (``None``: the same pairs in the same order)."""
+    now = {_file_of(row[1], row[2]): row for row in map(json.loads, inputs)}
+    added = [(row[1], key) for key, row in now.items() if key not in then_rows]
+    gone = [(row[1], key) for key, row in then_rows.items() if key not in now]
     for word, paths in (("a new prediction", added), ("a prediction gone", gone)):
         if paths:
             more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
-            return f"the interrupted evaluation had other --pred files: {word}, {paths[0]}{more}"
-    for row in now:
-        old = then_rows[row[1]]
+            return (f"the interrupted evaluation had other --pred files: {word}, "
+                    f"{shown(*paths[0])}{more}")
+    for key, row in now.items():
+        old = then_rows[key]
         if old[2] != row[2]:
-            return f"--pred {row[1]} has changed since the interrupted evaluation"
-        if old[3] != row[3]:
-            return (f"the prediction {row[1]} was paired with --target {old[3]}, now with "
-                    f"{row[3]}")
+            return f"--pred {shown(row[1], key)} has changed since the interrupted evaluation"
+        then_target, now_target = (None if r[3] is None else _file_of(r[3], r[4])
+                                   for r in (old, row))
+        if then_target != now_target:
+            return (f"the prediction {row[1]} was paired with --target "
+                    f"{shown(old[3], then_target or '')}, now with "
+                    f"{shown(row[3], now_target or '')}")
         if old[4] != row[4]:
-            return f"--target {row[3]} has changed since the interrupted evaluation"
-    return "the --pred/--target pairs are in another order than the interrupted evaluation's"
+            return (f"--target {shown(row[3], now_target or '')} has changed since the "
+                    "interrupted evaluation")
+    if list(now) != list(then_rows):
+        return "the --pred/--target pairs are in another order than the interrupted evaluation's"
+    return None
 
 
-__all__ = ["FILES_SETTING", "RANDOM_SETTING", "journal_folder", "open_journal",
-           "weights_digest"]
+__all__ = ["FILES_SETTING", "RANDOM_SETTING", "journal_folder", "open_journal", "pair_key",
+           "pair_paths", "weights_digest"]

@@ -8,14 +8,15 @@ own metric values), every metric's running state (:meth:`Metric.state
 count) and the rows of ``grid.png`` as lossless PNG strips.  A run that was killed (Ctrl-C,
 ``kill -9``, a full disk, out of memory) is continued with ``--resume``: the photos of the
 batches it finished are kept, the rest are read, encoded and rendered, and ``metrics.json``,
-the run record (``adapt.json``, ``invert.json``, ``generate.json``) and ``grid.png`` come out as
-one uninterrupted run writes them (tested file by file).  Photos of the batch that was cut short are done again; their files are overwritten.
+the run record and ``grid.png`` come out as one uninterrupted run writes them (tested file
+by file).  Photos of the batch that was cut short are done again; their files are overwritten.
 
 A resume must be of the same run: the same command, photos (the same list, each the same
 file), encoder, generator, domains, calibrator, metrics, precision, alignment and so on;
 photos, checkpoint files (and the files a metric read, :meth:`Metric.files
-<stylebridge.core.interfaces.Metric.files>`) are recognised by path, size and modification
-time (an earlier stylebridge's journal records no photo's: it resumes, with a notice).
+<stylebridge.core.interfaces.Metric.files>`) are recognised by absolute path, size and
+modification time (an earlier stylebridge's journal records no photo's: it resumes, with a
+notice), however the paths are spelled (:mod:`~stylebridge.pipelines.resume_paths`).
 Anything else is refused in one line naming the option or photo that differs, and so is the
 resume of a run with a model on random weights built without a checkpoint file (a new run may
 draw other weights), and so is a resume whose kept outputs were deleted since.  A metric on
@@ -41,7 +42,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ from stylebridge.core.locks import OutputLock
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
 from stylebridge.pipelines.output_holds import held, hold_out, releases_outputs
+from stylebridge.pipelines.resume_paths import Respelling, input_change, input_keys
 from stylebridge.pipelines.run_settings import differs, file_setting, how_changes, model_setting
 
 #: the metrics of a run by output (``pipelines.output_metrics.OutputMetrics``)
@@ -129,6 +131,12 @@ class Journal:
     identities: list[Any] | None = None
     #: every distinct ``how`` of the parts of this run that saved work (this one's once saved)
     hows: list[dict[str, Any]] = field(default_factory=list)
+    #: an input -> what names its files however spelled, and its paths (:meth:`open`)
+    key_of: Callable[[str], str] | None = field(default=None, repr=False)
+    paths_of: Callable[[str], Sequence[str | None]] | None = field(default=None, repr=False)
+    #: this run's inputs spelled otherwise than in the journal, which keeps its spelling
+    _spelling: Respelling | None = field(default=None, repr=False)
+    _then_digest: str | None = None
     _identities_saved: bool = False
     _rows_saved: int = 0
     _done_saved: int = 0
@@ -182,7 +190,9 @@ class Journal:
     def open(cls, out: Path, command: str, *, settings: Mapping[str, Any],
              how: Mapping[str, Any], inputs: Sequence[Path | str], metrics: OutputMetrics,
              resume: bool, drawn: Sequence[str] = (), unit: str = "photo",
-             name: str = "", files: bool | None = None) -> Journal:
+             name: str = "", files: bool | None = None,
+             key_of: Callable[[str], str] | None = None,
+             paths_of: Callable[[str], Sequence[str | None]] | None = None) -> Journal:
         """The journal of a run into ``out``: the interrupted run's with ``resume`` (its
         metric states loaded into ``metrics``), else a fresh one (an old journal there is
         replaced at the first save); one-line errors when the run in ``out`` is another one
@@ -190,12 +200,15 @@ class Journal:
         random weights built without a checkpoint file: every run draws them anew, so a
         resume of such a run is refused.  ``name``: a journal of its own in ``out`` (``eval``
         writes its files beside other runs' outputs).  ``files`` (default: ``unit`` is
-        ``photo``): the inputs are files, recorded by :func:`file_identity` now.  A killed
-        run's temporaries are removed here in the journal's folder (and of ``name``); the
-        pipelines remove those of their own outputs in ``out``, by name."""
+        ``photo``): the inputs are files, recorded by :func:`file_identity` now, and a resume
+        takes them by absolute path however spelled (``key_of``/``paths_of``: for inputs that
+        are no paths, :mod:`~stylebridge.pipelines.resume_paths`).  A killed run's temporaries
+        are removed here in the journal's folder (and of ``name``); the pipelines remove those
+        of their own outputs in ``out``, by name."""
         folder = Path(out) / (f"{JOURNAL_DIR}-{name}" if name else JOURNAL_DIR)
         journal = cls(folder=folder, command=command, settings=dict(settings), how=dict(how),
                       inputs=[str(p) for p in inputs], unit=unit, drawn=list(drawn),
+                      key_of=key_of, paths_of=paths_of,
                       _lock=hold_out(out, command, name))  # before anything is read
         if (unit == "photo") if files is None else files:
             journal.identities = [file_identity(p) for p in inputs]
@@ -274,12 +287,19 @@ class Journal:
         if command != self.command:
             raise StylebridgeError(f"--resume: {where} holds an interrupted {command} run, not "
                                    f"{self.command}; use another --out")
-        if (n_inputs, digest) != (len(self.inputs), self.inputs_digest):
-            raise StylebridgeError(
-                f"--resume: the interrupted run in {where} had other {self.unit}s ({n_inputs} "
-                f"then, {len(self.inputs)} now{self._first_change()}); give the same "
-                f"{'--seeds' if self.unit == 'seed' else IMAGES_OPTION.get(self.command, 'IMAGES')}, "
-                "or another --out to start a new run")
+        if (n_inputs, digest) != (len(self.inputs), self.inputs_digest) or (
+                self.identities is not None and identities not in (None, self.identities_digest)):
+            change = self._first_change(identities is not None, n_inputs)
+            if change:
+                counts = (f"{n_inputs} then and now" if n_inputs == len(self.inputs)
+                          else f"{n_inputs} then, {len(self.inputs)} now")
+                raise StylebridgeError(
+                    f"--resume: the interrupted run in {where} had other {self.unit}s "
+                    f"({counts}{change}); give the same "
+                    f"{'--seeds' if self.unit == 'seed' else IMAGES_OPTION.get(self.command, 'IMAGES')}, "
+                    "or another --out to start a new run")
+            self._then_digest = digest  # the same files spelled otherwise: kept as it was
+            events = [self._spelling.now(e) for e in events] if self._spelling else events
         self._check_identities(identities)
         why = differs({k: v for k, v in settings.items() if k not in METRIC_SETTINGS},
                       {k: v for k, v in self.settings.items() if k not in METRIC_SETTINGS})
@@ -357,19 +377,25 @@ class Journal:
             f"interrupted run in {where} (by path, size and modification time); run without "
             "--resume to start over (another --out keeps the interrupted run)")
 
-    def _first_change(self) -> str:
-        """Which photo is new or gone, from ``inputs.json`` (empty when it is unreadable)."""
+    def _first_change(self, recorded: bool = False, count: int | None = None) -> str:
+        """Which input is new or gone since the interrupted run (``inputs.json``), compared
+        by the files they name (:func:`~stylebridge.pipelines.resume_paths.input_keys`), in
+        a few words; empty when they are the same in the same order, only spelled otherwise
+        (then kept: :attr:`_spelling`).  ``recorded``: the journal has ``identities.json``."""
         try:
             then = json.loads((self.folder / INPUTS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return ""
-        then_set, now_set = set(then), set(self.inputs)  # once: 20,000 seeds took a minute
-        added = [p for p in self.inputs if p not in then_set]
-        gone = [p for p in then if p not in now_set]
-        for word, paths in (("new", added), ("gone", gone)):
-            if paths:
-                return f"; {word}: {paths[0]}" + (", ..." if len(paths) > 1 else "")
-        return "; in another order"
+            if not isinstance(then, list) or count not in (None, len(then)):
+                raise ValueError("another number of inputs than its state")
+            then = [str(t) for t in then]
+            old = (json.loads((self.folder / IDENTITIES_FILE).read_text(encoding="utf-8"))
+                   if recorded and self.key_of is None and self.identities is not None else None)
+            keys = input_keys(then, self.inputs, self.key_of, old, self.identities)
+        except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+            return f"; its list of them cannot be read ({exc})"
+        change = input_change(then, keys[0], self.inputs, keys[1], self.paths_of)
+        if not change:
+            self._spelling = Respelling.of(then, self.inputs, self.paths_of)
+        return change
 
     def _row_file(self, index: int) -> Path:
         return self.folder / f"row_{index:05d}.png"
@@ -416,6 +442,8 @@ class Journal:
                  for p in self.report.done[self._done_saved:]]
         lines += [{"skipped": str(p), "reason": r}
                   for p, r in self.report.skipped[self._skipped_saved:]]
+        if self._spelling is not None:  # the journal keeps the interrupted run's spelling
+            lines = [self._spelling.then(line) for line in lines]
         data = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
         log = self.folder / LOG_FILE
         try:
@@ -435,7 +463,8 @@ class Journal:
         write_json(self.folder / STATE_FILE, {
             "format": FORMAT, "command": self.command, "settings": self.settings,
             "how": self.how, "hows": self.hows,
-            "inputs": {"count": len(self.inputs), "sha256": self.inputs_digest,
+            "inputs": {"count": len(self.inputs),
+                       "sha256": self._then_digest or self.inputs_digest,
                        **({"identities": self.identities_digest}
                           if self.identities is not None else {})},
             "done": len(self.report.done), "log_bytes": self._log_bytes + len(data),

@@ -31,11 +31,31 @@ def model_setting(spec: str, path: Path | None) -> dict[str, Any]:
     return {"spec": spec, **(file_setting(path) or {})}
 
 
+def spec_key(setting: Mapping[str, Any]) -> Any:
+    """A model setting's spec as it is compared: its name, options and checkpoint, the path
+    written in the spec standing for the file the setting records (``path``: absolute), so
+    that ``e4e:w/e4e.safetensors`` given from ``/x`` and ``e4e:/x/w/e4e.safetensors`` are one
+    spec; as written when it does not parse or names no file."""
+    from stylebridge.errors import SpecError
+    from stylebridge.registry.spec import parse_plugin_spec
+
+    spec = setting.get("spec")
+    if not isinstance(spec, str) or not setting.get("path"):
+        return spec
+    try:
+        parsed = parse_plugin_spec(spec)
+    except SpecError:
+        return spec
+    if parsed.path is None:
+        return spec
+    return (parsed.name, str(setting["path"]), sorted(parsed.options.items()))
+
+
 def _same(a: Any, b: Any) -> bool:
-    """Whether two settings are the same: equal, or the same spec and path whose content is
-    the same (both record a ``sha256``: a touch, or the same bytes written again, changes
-    nothing) or, one side from a journal written before files had a ``sha256``, equal
-    without it."""
+    """Whether two settings are the same: equal, or the same spec (:func:`spec_key`: its
+    checkpoint by the file, however its path is spelled) and path whose content is the same
+    (both record a ``sha256``: a touch, or the same bytes written again, changes nothing)
+    or, one side from a journal written before files had a ``sha256``, equal without it."""
     if a == b:
         return True
     if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
@@ -43,10 +63,10 @@ def _same(a: Any, b: Any) -> bool:
             return all(_same(x, y) for x, y in zip(a, b, strict=True))
         return False
     if a.get("sha256") and b.get("sha256"):
-        return (a.get("spec"), a.get("path"), a["sha256"]) == \
-            (b.get("spec"), b.get("path"), b["sha256"])
-    return {k: v for k, v in a.items() if k != "sha256"} == \
-        {k: v for k, v in b.items() if k != "sha256"}
+        return (spec_key(a), a.get("path"), a["sha256"]) == \
+            (spec_key(b), b.get("path"), b["sha256"])
+    return {k: spec_key(a) if k == "spec" else v for k, v in a.items() if k != "sha256"} == \
+        {k: spec_key(b) if k == "spec" else v for k, v in b.items() if k != "sha256"}
 
 
 def domain_settings(config: Any, adapter: Any) -> dict[str, Any]:
@@ -66,10 +86,14 @@ def domain_settings(config: Any, adapter: Any) -> dict[str, Any]:
 
 
 def _shown(value: Any) -> str:
-    """A setting as the refusal shows it: a model by its spec, a file by its path, a list
+    """A setting as the refusal shows it: a model by its spec (and the file it was loaded
+    from where the spec names it otherwise: a relative path), a file by its path, a list
     joined."""
     if isinstance(value, Mapping):
-        return str(value.get("spec") or value.get("path"))
+        spec, path = value.get("spec"), value.get("path")
+        if spec and path and isinstance(spec_key(value), tuple) and str(path) not in str(spec):
+            return f"{spec} ({path})"
+        return str(spec or path)
     if isinstance(value, list):
         return ", ".join(_shown(v) for v in value) or "none"
     return "none" if value is None else str(value)
@@ -83,8 +107,8 @@ def differs(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
             continue
         if (isinstance(a, Mapping) and isinstance(b, Mapping) and a.get("path")
                 and a.get("path") == b.get("path")):
-            if a.get("spec") != b.get("spec"):  # the same file, other options
-                return f"{key} differs ({a.get('spec')} then, {b.get('spec')} now)"
+            if spec_key(a) != spec_key(b):  # the same file, other options
+                return f"{key} differs ({_shown(a)} then, {_shown(b)} now)"
             return f"{key} {b['path']} has changed since the interrupted run"
         if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
                 and [_shown(x) for x in a] == [_shown(x) for x in b]):
@@ -102,4 +126,4 @@ def how_changes(hows: Sequence[Mapping[str, Any]], now: Mapping[str, Any]) -> st
                      for k, then in changed.items() if then)
 
 
-__all__ = ["differs", "domain_settings", "how_changes", "model_setting"]
+__all__ = ["differs", "domain_settings", "how_changes", "model_setting", "spec_key"]
