@@ -256,3 +256,28 @@ def test_a_file_replaced_with_its_size_and_time_kept_gets_a_new_cache_key(
     os.utime(path, ns=(stamp, stamp))
     assert spec_key(f"e4e:{path}") not in (key, replaced)
 
+
+
+def test_a_tick_while_this_page_trains_never_unticks_its_new_domain(
+        capped: ServeBackend, fns: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's timer tick answered between the new domain's addition and on_train's
+    answer offered it unticked, and, arriving after that answer, unticked it (the browser
+    test waited 120 s for the ticked box once in CI)."""
+    method, names, ticks = capped.domains[DOMAINS[0]], capped.domain_choices(), []
+
+    def train(prompt: str, steps: int, progress: Any) -> str:
+        name = capped._add_domain(prompt, method, True, "test")
+        ticks.append(fns["on_job_tick"].fn([DOMAINS[0]], None, names, "me"))
+        return name
+
+    monkeypatch.setattr(capped, "train_text_domain", train)
+    update, _, _, name = fns["on_train"].fn("ink", 2, [DOMAINS[0]], "me", progress=_quiet)
+    assert name == "ink" and update["value"] == [DOMAINS[0], "ink"]
+    # while it trains: the page's offer is left as it is, and listed as it was
+    assert ticks[0][0] == {"__type__": "update"} and ticks[0][3] == names
+    # after: a tick sent before the page had on_train's answer keeps the new domain ticked
+    offer, _, _, listed, _ = fns["on_job_tick"].fn([DOMAINS[0]], None, names, "me")
+    assert offer["value"] == [DOMAINS[0], "ink"] and listed == capped.domain_choices()
+    # another page is offered it, not ticked; this page's later ticks leave its choice alone
+    assert fns["on_job_tick"].fn([DOMAINS[0]], None, names, "other")[0]["value"] == [DOMAINS[0]]
+    assert fns["on_job_tick"].fn([DOMAINS[0]], None, listed, "me")[0] == {"__type__": "update"}

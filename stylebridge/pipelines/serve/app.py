@@ -496,16 +496,22 @@ def build_app(backend: ServeBackend) -> Any:
         def on_job_tick(chosen: list[str] | None, job_id: int | None,
                         names: list[str] | None = None, me: str | None = None) -> Any:
             backend.touch_domains(chosen or [])  # ticked in an open page: in use
-            now = backend.domain_choices()
+            now, job = backend.domain_choices(), backend.job
+            # this page's own training, not followed after a reload (that page offers it)
+            mine = job is not None and bool(me) and job.owner == me and job.id != job_id
+            if mine and job.running:  # its domain may be offered already: on_train ticks it
+                now = names or now    # (a tick answered after on_train's untick it)
             # offered, not ticked: this page did not ask for them; ticked and dropped since
             # (another page added more): unticked, and said
             kept, gone = split_offered(chosen, now)
+            if mine and job.name in now and job.name not in (names or []) + kept:
+                kept.append(job.name)  # this page's new domain, before on_train's answer
             offer = gr.update() if now == names and not gone else gr.update(
                 choices=now, value=kept)
             stop = gr.update(value=_banner(backend) + "<br>" * bool(backend.banner)
                              + _html(f"{STOPPING}: nothing new is run"),
                              visible=True) if backend.stopping.is_set() else gr.update()
-            job, line = backend.job, gr.update()
+            line = gr.update()
             if job is not None and job.id == job_id:
                 line = job_line(backend, job, job.owner in (None, "", me))
                 job_id = job_id if job.running else None
