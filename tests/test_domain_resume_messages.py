@@ -126,3 +126,25 @@ def test_mindthegap_names_its_options_and_keeps_a_field_without_one(
     said = _refused(mtg.train_mindthegap, _mindthegap(preset, out, betas=(0.5, 0.99), **again))
     assert said.endswith(f": betas {json.dumps(list(mtg.DEFAULT_BETAS))} then, [0.5, 0.99] now"
                          + ADVICE), said
+
+
+def test_train_domain_resumes_a_moved_reference_image(preset: TinyPreset, tmp_path: Path,
+                                                      fake_clips: None) -> None:
+    """``--image`` is compared by its sha256: the same picture copied elsewhere resumes (it
+    was refused: ``--image "/a/photo0.png" then, "/b/copy.png" now``); other pixels under the
+    same path are refused by the sha256."""
+    import shutil
+
+    out = tmp_path / "d.safetensors"
+    image = dict(text=None, templates="none", image=preset.images / "photo0.png",
+                 losses=["clip_direction:1"])
+    td.train_domain(_domain_cfg(preset, out, **image))
+    moved = tmp_path / "moved" / "copy.png"
+    moved.parent.mkdir()
+    shutil.copyfile(preset.images / "photo0.png", moved)
+    again = dict(image, steps=2, resume=True, image=moved)
+    assert td.train_domain(_domain_cfg(preset, out, **again)).step == 2
+    shutil.copyfile(preset.images / "photo1.png", moved)
+    said = _refused(td.train_domain, _domain_cfg(preset, out, **dict(again, steps=3)))
+    assert said.startswith(f"{tmp_path / 'd.train-state.safetensors'}: cannot resume with "
+                           'different settings: --image (sha256) "'), said

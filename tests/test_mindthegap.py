@@ -503,3 +503,29 @@ def test_a_random_reference_encoder_is_named_in_random_parts(preset: TinyPreset,
     mtg.train_mindthegap(_config(preset, out, steps=2, resume=True))
     header = read_header(out)
     assert header.extra["step"] == 2 and "encoder" in header.extra["random_parts"]
+
+
+def test_a_moved_reference_resumes_and_new_content_is_refused(preset: TinyPreset,
+                                                              tmp_path: Path) -> None:
+    """The reference's sha256 decides, not its path: a reference copied elsewhere under
+    another name resumes exactly; the same path with other pixels is refused by its sha256."""
+    import shutil
+
+    full, part = tmp_path / "full.safetensors", tmp_path / "part.safetensors"
+    mtg.train_mindthegap(_config(preset, full, steps=4))
+    mtg.train_mindthegap(_config(preset, part, steps=2, checkpoint_every=1))
+    moved = tmp_path / "elsewhere" / "ref copy.png"
+    moved.parent.mkdir()
+    shutil.copyfile(preset.images / "photo0.png", moved)
+    mtg.train_mindthegap(_config(preset, part, steps=4, resume=True, reference=moved))
+    from safetensors.torch import load_file
+
+    ta, tb = load_file(str(full)), load_file(str(part))
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+    # a run now recorded with the moved path; other pixels at that path: refused
+    again = tmp_path / "again.safetensors"
+    mtg.train_mindthegap(_config(preset, again, steps=2, reference=moved))
+    shutil.copyfile(preset.images / "photo1.png", moved)
+    with pytest.raises(StylebridgeError, match=r"the reference image \(sha256\) \"[0-9a-f]{12}…\" "
+                                               r"then, \"[0-9a-f]{12}…\" now"):
+        mtg.train_mindthegap(_config(preset, again, steps=4, resume=True, reference=moved))

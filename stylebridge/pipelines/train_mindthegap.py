@@ -67,6 +67,7 @@ from stylebridge.pipelines.training.fingerprint import (
     NOT_RECORDED,
     START_OVER,
     Computed,
+    moved_image_as_now,
     option_label,
 )
 from stylebridge.pipelines.training.guard import refuse_several_processes
@@ -403,7 +404,7 @@ def _reference_refusal(then: Any, now: Mapping[str, Any]) -> str | None:
     first of the reference's settings that differs, named as every resume refusal names it."""
     if not isinstance(then, Mapping):
         return f"holds no record of its reference and encoder; {START_OVER}"
-    why = first_difference(then, now)
+    why = first_difference(moved_image_as_now(then, now), now)
     if why is None:
         return None
     key, was, is_now = why

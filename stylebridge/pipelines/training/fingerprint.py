@@ -101,13 +101,29 @@ def _meant(key: str, value: Any) -> Any:
     return value
 
 
+def moved_image_as_now(then: Any, now: Any) -> Any:
+    """A run's ``target`` as recorded (``then``) with its reference image's path read as
+    ``now``'s when both record the image's sha256 and it is the same: the picture decides, not
+    where it lies (a reference moved or given by another spelling resumes; one whose content
+    changed is refused by its sha256)."""
+    if not (isinstance(then, Mapping) and isinstance(now, Mapping)):
+        return then
+    digest = then.get("image_sha256")
+    if digest is None or digest != now.get("image_sha256") or "image" not in now:
+        return then
+    return {**then, "image": now["image"]}
+
+
 def saved_as_now(trainer: Any, saved: Mapping[str, Any], mine: Mapping[str, Any],
                  extra: Mapping[str, Any]) -> dict[str, Any]:
     """The fingerprint ``saved`` (of a state whose header ``extra`` it is) as this version
     reads it: the settings it predates filled in from ``trainer.saved_before`` (those that
     cannot be known: this run's, i.e. not compared), values in an earlier form
-    (``trainer.earlier_forms``) that match this run's in that form: this run's."""
+    (``trainer.earlier_forms``) that match this run's in that form: this run's; a reference
+    image by its content (:func:`moved_image_as_now`)."""
     out = dict(saved)
+    if "target" in out:
+        out["target"] = moved_image_as_now(out["target"], mine.get("target"))
     for key, then in trainer.saved_before.items():
         if key in out or key not in mine:
             continue
@@ -174,4 +190,5 @@ def _default_change(changes: Sequence[DefaultChange], top: str, saved: Mapping[s
 
 
 __all__ = ["NOT_RECORDED", "RESUME_NARROWED", "RESUME_OPTIONS", "Computed", "DefaultChange",
-           "EarlierForm", "option_label", "resume_refusal", "saved_as_now"]
+           "EarlierForm", "moved_image_as_now", "option_label", "resume_refusal",
+           "saved_as_now"]
