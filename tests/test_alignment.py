@@ -530,3 +530,53 @@ def test_alignment_and_the_id_metric_share_one_face_detector() -> None:
     from stylebridge.plugins.nets.face_id import _dlib_nets, dlib_model_dir
 
     assert _dlib_models()[0] is _dlib_nets(str(dlib_model_dir()))[0]
+
+
+@needs_dlib
+def test_skip_existing_aligns_a_replaced_photo_again(tmp_path: Path, astronaut: np.ndarray,
+                                                     capsys) -> None:
+    """An aligned picture records the sha256 of the photo it was made from: `--skip-existing`
+    keeps it while the photo is the same file, aligns the photo again once it was replaced
+    (before: the picture of the old photo was kept), and refuses other alignment options."""
+    from stylebridge.cli.main import main
+    from stylebridge.pipelines.align_batch import SOURCE_KEY
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "a.png")
+    Image.fromarray(astronaut[:, ::-1].copy()).save(tmp_path / "mirrored.png")
+    assert main(["align", str(src), "--out", str(out), "--size", "64"]) == 0
+    import hashlib
+
+    with Image.open(out / "a.png") as first:
+        record = json.loads(first.text[SOURCE_KEY])
+    assert record == {"photo_sha256": hashlib.sha256((src / "a.png").read_bytes()).hexdigest(),
+                      "size": 64, "transform_size": 256, "padding": True}
+    before = (out / "a.png").read_bytes()
+    capsys.readouterr()
+    assert main(["info", str(out / "a.png"), "--json"]) == 0   # what `info` shows of it
+    assert json.loads(capsys.readouterr().out)["aligned_from"] == record
+    assert main(["info", str(out / "a.png")]) == 0
+    shown = capsys.readouterr().out
+    assert "aligned from a photo with sha256" in shown and record["photo_sha256"] in shown
+    args = ["align", str(src), "--out", str(out), "--size", "64", "--skip-existing", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kept"] == [str(src / "a.png")] and report["realigned"] == []
+    assert (out / "a.png").read_bytes() == before
+    (src / "a.png").write_bytes((tmp_path / "mirrored.png").read_bytes())  # replaced
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kept"] == [] and report["realigned"] == [str(src / "a.png")]
+    assert report["done"] == [str(src / "a.png")]
+    fresh = tmp_path / "fresh"
+    assert main(["align", str(src), "--out", str(fresh), "--size", "64"]) == 0
+    assert (out / "a.png").read_bytes() == (fresh / "a.png").read_bytes() != before
+    capsys.readouterr()
+    for extra, said in ((["--no-padding"], "was aligned with padding, this run aligns with "
+                                           "--no-padding"),
+                        (["--transform-size", "128"], "was aligned with --transform-size 256, "
+                                                      "this run aligns with --transform-size 128")):
+        assert main([*args, *extra]) == 2
+        assert f"--skip-existing: {out / 'a.png'} {said}; give the earlier options" in " ".join(
+            capsys.readouterr().err.split())

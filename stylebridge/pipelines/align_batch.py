@@ -4,6 +4,8 @@ batch report (:func:`align`); the face alignment itself is :mod:`stylebridge.pip
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
 from stylebridge.core.images import PNG_COMPRESS_LEVEL
@@ -53,10 +56,51 @@ class AlignResult:
     faces: dict[str, Any] = field(default_factory=dict)
     #: photos left as an earlier run aligned them (``skip_existing``); also in ``report.done``
     kept: list[Path] = field(default_factory=list)
+    #: photos whose picture ``skip_existing`` found made from another file of the photo's name
+    #: (the photo was replaced since): aligned again; also in ``report.done``
+    realigned: list[Path] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return self.report.exit_code
+
+
+#: the PNG text key of an aligned picture's record of what it was made from (JSON: the photo's
+#: sha256, the --size, --transform-size and padding), read by ``--skip-existing``
+SOURCE_KEY = "stylebridge:aligned-from"
+
+
+def source_record(photo: Path, config: AlignConfig) -> dict[str, Any] | None:
+    """What an aligned picture of ``photo`` records of its making (:data:`SOURCE_KEY`);
+    ``None`` when the photo cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(photo, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return {"photo_sha256": digest.hexdigest(), "size": config.size,
+            "transform_size": config.transform_size or 4 * config.size,
+            "padding": bool(config.padding)}
+
+
+def _with(key: str, value: Any) -> str:
+    """How an alignment setting of :func:`source_record` reads in a refusal."""
+    if key == "padding":
+        return "with padding" if value else "with --no-padding"
+    return f"with --transform-size {value}"
+
+
+def _saved_record(picture: Image.Image) -> dict[str, Any] | None:
+    """The :data:`SOURCE_KEY` record of an aligned picture (``None``: none, e.g. one an
+    earlier stylebridge wrote, or not a readable one)."""
+    text = getattr(picture, "text", {}).get(SOURCE_KEY)
+    try:
+        record = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def align(config: AlignConfig,
@@ -113,17 +157,33 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
     # a missing photo shares a real one's name (photos.output_names): it is read and reported
     kept = [p for p in todo if (config.out / names[p]).is_file() and Path(p).is_file()
             ] if config.skip_existing else []
+    realigned: list[Path] = []
     for p in kept:  # an earlier run's crop at another --size is not this run's
         try:
             with Image.open(config.out / names[p]) as earlier:
-                found = earlier.size
+                found, record = earlier.size, _saved_record(earlier)
         except (OSError, ValueError):  # unreadable: the earlier --size is unknown
-            found = None
+            found, record = None, None
         if found != (config.size, config.size):
             what = "unreadable" if found is None else f"{found[0]}x{found[1]}"
             raise StylebridgeError(
                 f"{flag}: {config.out / names[p]} is {what}, this run makes "
                 f"{config.size}x{config.size}; give the earlier --size or another --out")
+        if record is None:  # an earlier version's picture, or another program's: kept
+            continue
+        mine = source_record(p, config)
+        if mine is None:  # unreadable now: aligned again, i.e. read and reported
+            realigned.append(p)
+            continue
+        for key in ("transform_size", "padding"):
+            if key in record and record[key] != mine[key]:
+                raise StylebridgeError(
+                    f"{flag}: {config.out / names[p]} was aligned {_with(key, record[key])}, "
+                    f"this run aligns {_with(key, mine[key])}; give the earlier options or "
+                    "another --out")
+        if record.get("photo_sha256") != mine["photo_sha256"]:
+            realigned.append(p)  # the photo was replaced since its picture was made
+    kept = [p for p in kept if p not in set(realigned)]
     for p in kept:
         report.ok(p)
     todo = [p for p in todo if p not in set(kept)] if kept else todo
@@ -146,9 +206,13 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
         except ImageError as exc:
             report.skip(path, str(exc).removeprefix(f"{path}: "))
         else:
+            info, made_from = PngInfo(), source_record(path, config)
+            if made_from is not None:  # what it was made from: --skip-existing tells a
+                info.add_text(SOURCE_KEY, json.dumps(made_from))  # replaced photo
             for key, (dst, face) in written.items():
                 with atomic_path(dst) as tmp:
-                    face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+                    face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
+                                    pnginfo=info)
                 records[key] = {"output": str(dst), "landmarks": face.landmarks.tolist(),
                                 "quad": face.quad.tolist(),
                                 "box": list(face.box) if face.box else None}
@@ -158,7 +222,7 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
                      len(todo), "aligning")
     if config.landmarks and records:
         write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
-    return AlignResult(report=report, faces=records, kept=kept)
+    return AlignResult(report=report, faces=records, kept=kept, realigned=realigned)
 
 
 def _make_folder(out: Path) -> Path | None:
@@ -192,4 +256,4 @@ def _faces_of(out: Path, names: dict[Path, str]) -> list[str]:
     return [m[0][1:-13] for m in found if m is not None and m["stem"] in stems]
 
 
-__all__ = ["AlignConfig", "AlignResult", "align"]
+__all__ = ["SOURCE_KEY", "AlignConfig", "AlignResult", "align", "source_record"]

@@ -52,7 +52,8 @@ class AlignCommand(Command):
         parser.add_argument("--skip-existing", "--resume", action=_TypedFlag, nargs=0,
                             default=False, dest="skip_existing",
                             help="continue an interrupted run in --out: photos whose <stem>.png "
-                                 "is there are kept, not aligned again (not with --all-faces "
+                                 "is there are kept, not aligned again (a photo replaced since "
+                                 "its picture was made is aligned again; not with --all-faces "
                                  "or --landmarks; --resume, as adapt/invert/generate call it, "
                                  "is the same)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -83,7 +84,7 @@ class AlignCommand(Command):
             report = result.report.as_dict()  # kept photos: under "kept" only, not "done"
             kept = [str(p) for p in result.kept]
             print_json({**report, "done": [p for p in report["done"] if p not in set(kept)],
-                        "kept": kept})
+                        "kept": kept, "realigned": [str(p) for p in result.realigned]})
         else:
             if result.faces:  # where they went: the default --out moves on to aligned-2, -3...
                 n = len(result.faces)
@@ -92,6 +93,9 @@ class AlignCommand(Command):
             if result.kept:
                 console.print(escape(f"{len(result.kept)} photo(s) already aligned in "
                                      f"{config.out}: kept"))
+            if result.realigned:
+                console.print(escape(f"{len(result.realigned)} photo(s) replaced since their "
+                                     f"picture in {config.out} was made: aligned again"))
             print_batch_report(console, result.report)
         return result.exit_code
 

@@ -20,7 +20,8 @@ from stylebridge.registry.resolve import resolve_checkpoint
 class InfoCommand(Command):
     name = "info"
     help = ("show a stylebridge checkpoint's header, tensor and parameter counts (or what "
-            "a picture it wrote keeps: the RANDOM WEIGHTS notice, a grid mark; or how a "
+            "a picture it wrote keeps: the RANDOM WEIGHTS notice, a grid mark, the photo "
+            "an aligned one was made from; or how a "
             "report a run wrote was made: versions, files with sha256, options)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -113,7 +114,8 @@ PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 
 def _png_info(path: Path, as_json: bool, console: Console) -> int:
-    """A picture stylebridge wrote: its size and what it keeps in the file (a grid mark, the
+    """A picture stylebridge wrote: its size and what it keeps in the file (an aligned
+    picture's photo, sha256 and options; a grid mark, the
     RANDOM WEIGHTS notice of a run on untrained weights: PNG text, else EXIF
     ImageDescription)."""
     from stylebridge.core.image_depth import describe_samples
@@ -135,7 +137,8 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     except (OSError, ValueError, SyntaxError) as exc:
         raise image_error(path, exc) from None
     info = {"path": str(path), "width": width, "height": height, "samples": samples,
-            "grid": GRID_KEY in text, "notice": text.get(NOTICE_KEY)}
+            "grid": GRID_KEY in text, "notice": text.get(NOTICE_KEY),
+            "aligned_from": _aligned_from(text)}
     if as_json:
         print_json(info)
         return 0
@@ -146,10 +149,28 @@ def _png_info(path: Path, as_json: bool, console: Console) -> int:
     table.add_row("image", f"{width}x{height} {kind}, {escape(samples)}" + (
         ", a grid of a stylebridge run"
         if info["grid"] else ""))
-    if not info["notice"] and not info["grid"]:
+    made = info["aligned_from"]
+    if made is not None:
+        table.add_row("source", escape(
+            f"aligned from a photo with sha256 {made.get('photo_sha256')}; --size {made.get('size')}, "
+            f"--transform-size {made.get('transform_size')}, "
+            + ("padding" if made.get("padding") else "--no-padding")))
+    if not info["notice"] and not info["grid"] and made is None:
         table.add_row("stylebridge", "no notice kept in this file")
     console.print(table)
     return 0
+
+
+def _aligned_from(text: dict[str, Any]) -> dict[str, Any] | None:
+    """What an aligned picture records of its photo (``align``'s ``stylebridge:aligned-from``
+    text chunk); ``None`` when it holds none (or not one that reads)."""
+    from stylebridge.pipelines.align_batch import SOURCE_KEY
+
+    try:
+        record = json.loads(str(text.get(SOURCE_KEY)))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _report_info(path: Path, as_json: bool, console: Console) -> int:
