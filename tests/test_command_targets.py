@@ -298,3 +298,22 @@ def test_the_contributing_example_adds_a_train_target(capsys, monkeypatch) -> No
     assert code_ == 0 and "my-method   train my domain method from a text prompt" in out
     code_, out, _ = _run(capsys, "train", "my-method", "--text", "a sketch", "--out", "d.safetensors")
     assert code_ == 0 and "training 'a sketch' for 100 steps into d.safetensors" in out
+
+
+def test_the_older_way_refuses_what_is_not_a_target(capsys, monkeypatch) -> None:
+    """`TRAIN_TARGETS[name] = (add_arguments, run)` (not a Target) is refused where it is set;
+    one that got into the table anyway fails `train` in one line (it crashed every `train`
+    command with `AttributeError: 'NoneType' object has no attribute 'provider'`)."""
+    from stylebridge.cli.commands import train as train_cli
+    from stylebridge.errors import RegistryError
+
+    pair = (lambda p: None, lambda a, c: 0)
+    with pytest.raises(RegistryError, match=r"train target 'mine': got a tuple; give a "
+                                            r"stylebridge.cli.base.Target instance"):
+        train_cli.TRAIN_TARGETS["mine"] = pair  # type: ignore[assignment]
+    assert "mine" not in train_cli.TRAIN.legacy
+    _extra(monkeypatch)
+    monkeypatch.setitem(train_cli.TRAIN.legacy, "mine", pair)
+    code, _, err = _run(capsys, "train", "domain", "--help")
+    assert code != 0 and "Traceback" not in err and "AttributeError" not in err
+    assert "code registered a tuple as train target 'mine'" in " ".join(err.split())

@@ -140,7 +140,8 @@ class TargetGroup:
                 what = (f"the class {target.__name__}" if isinstance(target, type)
                         else f"a {type(target).__name__}")
                 if mine:
-                    raise RegistryError(f"plugin {entry.provider!r} registered {what} as "
+                    who = "code" if entry is None else f"plugin {entry.provider!r}"
+                    raise RegistryError(f"{who} registered {what} as "
                                         f"{self.command} target {name!r}, but targets must be "
                                         "instances of stylebridge.cli.base.Target")
                 registry.reject(TARGET_KIND, entry.name,
@@ -213,6 +214,11 @@ class _TargetView(MutableMapping[str, Target]):
         return self._group.resolve()[name]
 
     def __setitem__(self, name: str, target: Target) -> None:
+        if not isinstance(target, Target):  # refused here, where the caller's line is
+            what = (f"the class {target.__name__}" if isinstance(target, type)
+                    else f"a {type(target).__name__}")
+            raise RegistryError(f"{self._group.command} target {name!r}: got {what}; give a "
+                                "stylebridge.cli.base.Target instance (or use register())")
         self._group.legacy[name] = target
 
     def __delitem__(self, name: str) -> None:
