@@ -151,7 +151,7 @@ def test_backend_runs_the_cli_api_and_checks_its_numbers(backend: ServeBackend,
                                                          tmp_path: Path) -> None:
     assert backend.banner is not None and backend.banner.startswith("RANDOM WEIGHTS")
     assert backend.domain_choices() == DOMAINS
-    values = [value for _, value in backend.encoder_choices()]
+    values = [choice.spec for choice in backend.encoder_options()]
     assert {"e4e", "fse", "fse:mode=shift", "psp", "styleres"} <= set(values)
 
     photo = backend.load_photo(None)
@@ -266,8 +266,8 @@ def test_backend_options_and_errors(backend: ServeBackend) -> None:
                         RunRequest("tiny-pool", DOMAINS[:1], featureshift=True)):
             with pytest.raises(StylebridgeError, match=r"encoder 'tiny-pool'.*rows"):
                 backend.run(photo, request)
-        assert any(label.startswith("tiny-pool (RANDOM WEIGHTS")
-                   for label, _ in backend.encoder_choices())
+        assert any(choice.label.startswith("tiny-pool (RANDOM WEIGHTS")
+                   for choice in backend.encoder_options())
     with pytest.raises(StylebridgeError, match="FeatureShift shifts FSE's feature map"):
         backend.run(photo, RunRequest("e4e", DOMAINS, featureshift=True))
     with pytest.raises(StylebridgeError, match="unknown domain 'pixar'"):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import errno
 import functools
-import math
 import re
 import stat
 import threading
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -195,21 +193,6 @@ def is_grid_file(path: str | Path) -> bool:
                 fh.seek(length + 4, 1)  # the rest of the chunk and its CRC
     except OSError:
         return False
-
-
-def make_grid(images01: Tensor | Sequence[Tensor], ncol: int | None = None, pad: int = 2,
-              fill: float = 1.0) -> Tensor:
-    """Tile images (all the same size) into one ``[3, H', W']`` picture."""
-    batch = torch.stack(list(images01)) if not isinstance(images01, Tensor) else images01
-    n, c, h, w = batch.shape
-    ncol = ncol or min(n, max(1, math.ceil(math.sqrt(n))))
-    nrow = math.ceil(n / ncol)
-    grid = batch.new_full((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), fill)
-    for i in range(n):
-        r, col = divmod(i, ncol)
-        y, x = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, y:y + h, x:x + w] = batch[i]
-    return grid
 
 
 def resize_square(image: Tensor, size: int, name: str = "torch-bilinear") -> Tensor:

@@ -213,11 +213,6 @@ class ServeBackend(DomainShelf):
         if self.stopping.is_set():
             raise ServerStopping(f"{STOPPING}: this request was not run")
 
-    def encoder_choices(self) -> list[tuple[str, str]]:
-        """``(label, spec)`` for every registered encoder (and FSE's shift mode), usable
-        with this generator or not: the label says where its weights come from."""
-        return [(c.label, c.spec) for c in self.encoder_options()]
-
     def encoder_options(self) -> list[EncoderChoice]:
         """Every registered encoder with, where it cannot work with this generator, the line
         a run would fail with (:mod:`.encoders`); the page offers the others."""
