@@ -282,6 +282,16 @@ def test_resume_refuses_another_run_naming_what_differs(
     kept.rename(tmp_path / "a_joker.png")
     assert f"--resume: {kept}, written by the interrupted run, is gone" in refused(argv)
     (tmp_path / "a_joker.png").rename(kept)
+    # ... or written over by another picture of that name (it was kept unchecked: the report
+    # and grid described the interrupted run's picture)
+    original = kept.read_bytes()
+    stat = kept.stat()
+    Image.new("RGB", (ta.SIZE, ta.SIZE), (9, 9, 9)).save(kept)
+    assert (f"--resume: {kept} was changed since the interrupted run wrote it"
+            in refused(argv))
+    # the same bytes with another modification time (a copy without its times) are kept
+    kept.write_bytes(original)
+    os.utime(kept, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     # the journal is untouched by every refusal: the resume still works
     assert main(argv) == 3
     assert not (out / JOURNAL_DIR).exists()

@@ -19,7 +19,8 @@ modification time (an earlier stylebridge's journal records no photo's: it resum
 notice), however the paths are spelled (:mod:`~stylebridge.pipelines.resume_paths`).
 Anything else is refused in one line naming the option or photo that differs, and so is the
 resume of a run with a model on random weights built without a checkpoint file (a new run may
-draw other weights), and so is a resume whose kept outputs were deleted since.  A metric on
+draw other weights), and so is a resume whose kept outputs were deleted or written over since
+(:mod:`.kept_outputs`).  A metric on
 random weights (``allow_random=true``) is drawn from its spec's seed: its resume is accepted
 when it holds the same tensors as the interrupted run's (a digest,
 :mod:`stylebridge.pipelines.metric_weights`), refused naming it otherwise.  ``--batch``,
@@ -62,6 +63,7 @@ from stylebridge.core.io import (
 )
 from stylebridge.core.locks import OutputLock
 from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.kept_outputs import check_kept, written
 from stylebridge.pipelines.metric_weights import METRIC_SETTINGS, check_metric_settings
 from stylebridge.pipelines.output_holds import held, hold_out, releases_outputs
 from stylebridge.pipelines.resume_paths import Respelling, input_change, input_keys
@@ -323,12 +325,9 @@ class Journal:
                 self.records[event["done"]] = event["record"]
             else:
                 self.report.skip(Path(event["skipped"]), event["reason"])
-        for record in self.records.values():  # a kept output deleted since cannot be kept
-            for name in dict(record.get("files") or {}).values():
-                if not (where / name).is_file():
-                    raise StylebridgeError(
-                        f"--resume: {where / name}, written by the interrupted run, is gone; "
-                        "run without --resume to start over")
+        # a kept output deleted or written over since cannot be kept
+        check_kept(where, self.records, {e["done"]: e.get("written") for e in events
+                                         if "done" in e})
         try:
             self.grid_rows = [self._read_row(i) for i in range(n_rows)]
         except StylebridgeError as exc:  # a row file lost or damaged
@@ -438,8 +437,9 @@ class Journal:
             self._identities_saved = True
         if self.how not in self.hows:
             self.hows.append(dict(self.how))
-        lines = [{"done": str(p), "record": self.records.get(str(p), {})}
-                 for p in self.report.done[self._done_saved:]]
+        lines = [{"done": str(p), "record": rec, "written": written(self.folder.parent, rec)}
+                 for p in self.report.done[self._done_saved:]
+                 for rec in [self.records.get(str(p), {})]]
         lines += [{"skipped": str(p), "reason": r}
                   for p, r in self.report.skipped[self._skipped_saved:]]
         if self._spelling is not None:  # the journal keeps the interrupted run's spelling

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-#: record keys whose strings are never paths of inputs: output names, metric values
-_NOT_PATHS = frozenset({"files", "values"})
+#: record keys whose strings are never paths of inputs: output names, metric values, what
+#: the journal keeps of the files written (:mod:`.kept_outputs`)
+_NOT_PATHS = frozenset({"files", "values", "written"})
 
 
 def file_key(path: str | Path) -> str:
