@@ -529,3 +529,25 @@ def test_a_moved_reference_resumes_and_new_content_is_refused(preset: TinyPreset
     with pytest.raises(StylebridgeError, match=r"the reference image \(sha256\) \"[0-9a-f]{12}…\" "
                                                r"then, \"[0-9a-f]{12}…\" now"):
         mtg.train_mindthegap(_config(preset, again, steps=4, resume=True, reference=moved))
+
+
+def test_a_damaged_reference_inversion_is_refused_in_one_line(preset: TinyPreset,
+                                                              tmp_path: Path) -> None:
+    """`--resume` read the saved inversion of the reference unchecked: without `w_plus` it
+    stopped with a KeyError, with another shape deep in the generator."""
+    out = tmp_path / "d.safetensors"
+    mtg.train_mindthegap(_config(preset, out, steps=2, checkpoint_every=1))
+    latent = tmp_path / "d_reference.safetensors"
+    header, tensors = mtg.load_checkpoint(latent, kind=mtg.LATENT_KIND)
+    w = tensors["w_plus"]
+    for damaged, said in (({"other": w}, "it holds no w_plus"),
+                          ({"w_plus": w[:, :3]}, f"it holds w_plus [1, 3, {w.shape[2]}] float32, "
+                                                 f"not {list(w.shape)} finite floats"),
+                          ({"w_plus": w.to(torch.int32)}, "int32, not")):
+        mtg.save_checkpoint(latent, damaged, kind=mtg.LATENT_KIND, plugin="mindthegap",
+                            extra=header.extra)
+        with pytest.raises(StylebridgeError) as caught:
+            mtg.train_mindthegap(_config(preset, out, steps=4, resume=True))
+        message = str(caught.value)
+        assert message.startswith(f"{latent}: damaged reference inversion: ") and said in message
+        assert message.endswith("start over with --force (or another --out)")

@@ -476,8 +476,23 @@ def train_mindthegap(cfg: MindTheGapConfig, *, progress: ProgressCallback | None
         why = _reference_refusal(header.extra.get("target"), json_roundtrip(target))
         if why is not None:
             raise StylebridgeError(why, path=latent_path)
-        w_ref = tensors["w_plus"].to(device)
-        random_parts = [str(p) for p in header.extra.get("random_parts", [])]
+        w_ref = tensors.get("w_plus")
+        shape = (1, generator.n_latent, generator.style_dim)
+        parts = header.extra.get("random_parts", [])
+        what = None
+        if w_ref is None:
+            what = "holds no w_plus"
+        elif (tuple(w_ref.shape) != shape or not w_ref.is_floating_point()
+              or not bool(torch.isfinite(w_ref).all())):
+            what = (f"holds w_plus {list(w_ref.shape)} {str(w_ref.dtype).removeprefix('torch.')}"
+                    f", not {list(shape)} finite floats")
+        elif not isinstance(parts, list):
+            what = "records random_parts that are not a list"
+        if what is not None:
+            raise StylebridgeError(f"damaged reference inversion: it {what}; {START_OVER}",
+                                   path=latent_path)
+        w_ref = w_ref.to(device)
+        random_parts = [str(p) for p in parts]
     else:
         emit(progress, "status", text="inverting the reference")
         w_ref, refine_history = invert_reference(cfg, generator, reference01, device, progress,
