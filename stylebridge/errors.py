@@ -191,13 +191,19 @@ def user_entry(func: _F) -> _F:
     return call  # type: ignore[return-value]
 
 
+def user_stacklevel(skip: int = 0) -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller of this function (``skip``
+    frames further up) point at the first line outside stylebridge: the user's."""
+    frame: FrameType | None = sys._getframe(2 + skip)
+    level = 2 + skip
+    while frame is not None and _ours(frame):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def warn_user(message: str, category: type[Warning] = StylebridgeWarning) -> None:
     """``warnings.warn(message, category)`` at the user's line (the first caller outside
     stylebridge), when the running :func:`user_entry` was called by the user; else nothing."""
     if not _USER_CALL.get():
         return
-    frame: FrameType | None = sys._getframe(1)
-    level = 2
-    while frame is not None and _ours(frame):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(" ".join(str(message).split()), category, stacklevel=level)
+    warnings.warn(" ".join(str(message).split()), category, stacklevel=user_stacklevel())

@@ -48,7 +48,7 @@ from stylebridge.core.images import resize_square, save_png
 from stylebridge.core.interfaces import Encoder, Renderer
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
-from stylebridge.core.precision import check_precision
+from stylebridge.core.precision import check_precision, slow_precision_notes
 from stylebridge.errors import StylebridgeError, user_entry, warn_user
 from stylebridge.pipelines.adapt_inputs import (
     check_renderer_choice,
@@ -351,6 +351,7 @@ def prepare_adapt(config: AdaptConfig, ensure_weights: WeightsCheck | None = Non
                                                     for name, method in methods.items()}})
                                + drawn_metrics)
     compile_synthesis(gen, config.compile, notice=job.journal.notices.append)  # a fall-back
+    job.journal.notices += slow_precision_notes(config.precision, device)
     job.journal.notices += adapter.notes  # a domain trained on another generator file
     job.journal.notices += fs_notes  # a FeatureShift model (renderer) trained on another one
     job.journal.notices += small_crop_notice(config, encoder, gen.size)

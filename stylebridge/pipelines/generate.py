@@ -36,7 +36,7 @@ from stylebridge.core.interfaces import Inversion
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
-from stylebridge.core.precision import check_precision
+from stylebridge.core.precision import check_precision, slow_precision_notes
 from stylebridge.core.synthesis import synthesize
 from stylebridge.errors import SpecError, StylebridgeError, user_entry
 from stylebridge.pipelines.adapt import check_domains, load_domains, random_parts
@@ -196,6 +196,8 @@ def generate(config: GenerateConfig,
     gen, provenance = load_generator(config.generator, device)
     gen.set_precision(config.precision)
     compile_synthesis(gen, config.compile, notice=notice)  # a fall-back: said by notice()
+    for line in slow_precision_notes(config.precision, device) if notice is not None else ():
+        notice(line)
     domains, domain_random = load_domains(config.methods, device)
     check_domains(domains.values(), gen)
     notes = domain_generator_notes(domains.values(), gen)

@@ -41,7 +41,7 @@ from stylebridge.core.images import from_generator_range, resize_square, save_pn
 from stylebridge.core.interfaces import Encoder
 from stylebridge.core.io import remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
-from stylebridge.core.precision import check_precision
+from stylebridge.core.precision import check_precision, slow_precision_notes
 from stylebridge.core.synthesis import check_compatible, synthesize
 from stylebridge.errors import ImageError, user_entry
 from stylebridge.pipelines import output_metrics as om
@@ -237,6 +237,7 @@ def prepare_invert(config: InvertConfig, ensure_weights: WeightsCheck | None = N
     job.journal.notices += small_crop_notice(config, encoder, gen.size)
     # a compile fall-back is one of the run's notices (the library prints nothing)
     compile_synthesis(gen, config.compile, notice=job.journal.notices.append)
+    job.journal.notices += slow_precision_notes(config.precision, device)
     return job
 
 

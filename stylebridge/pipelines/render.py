@@ -56,7 +56,7 @@ from stylebridge.core.interfaces import Inversion
 from stylebridge.core.io import open_safetensors, remove_stale_temporaries, write_json
 from stylebridge.core.labels import labelled_grid
 from stylebridge.core.limits import MAX_BATCH, check_range
-from stylebridge.core.precision import check_precision
+from stylebridge.core.precision import check_precision, slow_precision_notes
 from stylebridge.core.synthesis import check_compatible
 from stylebridge.errors import StylebridgeError, user_entry, warn_user
 from stylebridge.pipelines.adapt import (
@@ -375,6 +375,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
                           **{f"--method {name}": m for name, m in methods.items()}}))
     # a compile fall-back is one of the job's notes (the library prints nothing)
     compile_synthesis(gen, config.compile, notice=job.notes.append)
+    job.notes += slow_precision_notes(config.precision, device)
     return job
 
 

@@ -34,7 +34,7 @@ from stylebridge.core.images import load_image, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
 from stylebridge.core.io import write_json
 from stylebridge.core.labels import caption, labelled_grid
-from stylebridge.core.precision import check_precision
+from stylebridge.core.precision import check_precision, slow_precision_notes
 from stylebridge.core.stylegan2.checkpoint import save_stylegan2
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.adapt import Adapter, load_domains
@@ -169,6 +169,7 @@ class ServeBackend(DomainShelf):
         #: the compile fall-back's line, among every later run's notes (no print)
         self.notices: list[str] = []
         compile_synthesis(self.generator, self.config.compile, notice=self.notices.append)
+        self.notices += slow_precision_notes(self.config.precision, self.device)
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}
