@@ -163,7 +163,7 @@ def test_compiled_synthesis_matches_eager_on_cpu() -> None:
         lines: list[str] = []
         assert compile_synthesis(gen, "on", notice=lines.append)
         got = gen.synthesis(styles, noise=noise)
-    assert lines == [] and is_compiled(gen)
+    assert lines == [compiled.compiling_note("cpu")] and is_compiled(gen)  # no fall-back
     assert_close(got, expected, **FP32_TOL)
 
 
