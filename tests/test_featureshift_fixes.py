@@ -65,7 +65,8 @@ def test_a_fresh_run_moves_an_earlier_log_aside(env: Env, tmp_path: Path) -> Non
                                          "moved aside to log.1.jsonl")
     # --resume where no state was saved is a new run too: the next free number
     shutil.copy(out / "log.jsonl", tmp_path / "kept.jsonl")
-    (out / "state.safetensors").unlink()
+    (out / "state.safetensors").unlink()   # killed before its first checkpoint: neither
+    (out / "model.safetensors").unlink()   # (a model without a state is refused)
     _train(env, out, steps=2, resume=True)
     assert (out / "log.2.jsonl").read_text() == (tmp_path / "kept.jsonl").read_text()
     assert [r["step"] for r in _log(out / "log.jsonl") if "total" in r] == [1, 2]

@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 
 from stylebridge.core.io import atomic_path, open_safetensors
 from stylebridge.core.loading import build_on_meta, read_owned
+from stylebridge.core.read_inputs import note_input
 from stylebridge.core.sniff import file_kind
 from stylebridge.core.tensorfile import write_tensors
 from stylebridge.errors import CheckpointError, StylebridgeError
@@ -243,6 +244,7 @@ def load_checkpoint(
     """Load header and tensors, checking ``kind``/``plugin`` when given."""
     path = Path(path)
     header = read_header(path)
+    note_input(path)   # no output is written onto it under another name
     if kind is not None and header.kind != kind:
         raise CheckpointError(f"is a checkpoint of kind {header.kind!r} ({header.plugin}), expected kind {kind!r}",
                               path=path)

@@ -35,6 +35,7 @@ from stylebridge.core.image_depth import (  # noqa: F401  (declared_type: re-exp
 )
 from stylebridge.core.io import atomic_path
 from stylebridge.core.limits import MAX_PIXELS, REDUCE_KEEP_SIDE
+from stylebridge.core.read_inputs import note_input
 from stylebridge.core.resize import resize as resize_filtered
 from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ImageError, StylebridgeError
@@ -111,6 +112,7 @@ def open_image(path: Path) -> Image.Image:
         img.close()
         raise ImageError(f"image is {img.width}×{img.height}, larger than the {MAX_PIXELS:,} "
                          "pixel limit", path=path)
+    note_input(path)   # no output is written onto it under another name
     return img
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from stylebridge.core.read_inputs import check_not_an_input
+
 
 @functools.cache
 def _umask() -> int:
@@ -233,6 +235,7 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
     dst = Path(dst)
     how, target = output_target(dst)
     if how == "atomic":
+        check_not_an_input(dst, target)   # a link (or other name) to a photo this run read
         tmp = _temporary_beside(target, name=dst)
     else:
         fd, name = tempfile.mkstemp(prefix="stylebridge-out.", suffix=".tmp")

@@ -73,6 +73,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.pickle_scan import pickle_globals, refused_global, torch_allows
+from stylebridge.core.read_inputs import note_input
 from stylebridge.core.sniff import file_kind
 from stylebridge.errors import ConversionError, UnsafePickleError
 
@@ -446,6 +447,7 @@ def safe_load(path: str | Path) -> Any:
     what = not_a_pickle(path)
     if what is not None:
         raise ConversionError(f"is {what}, not a network pickle", path=path)
+    note_input(path)   # no output is written onto it under another name
     try:
         with path.open("rb") as fh:
             data = SafeUnpickler(fh).load()

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from stylebridge.core.checkpoint import refuse_nonfinite
 from stylebridge.core.pickle_scan import weights_only_refusal
+from stylebridge.core.read_inputs import note_input
 from stylebridge.core.safe_pickle import not_a_pickle, quiet_protocol_warning
 from stylebridge.core.sniff import file_kind
 from stylebridge.core.stylegan2.config import DiscriminatorConfig, GeneratorConfig
@@ -96,6 +97,7 @@ def torch_load_safe(path: str | Path) -> Any:
     what = None if is_zip else not_a_pickle(path)
     if what is not None:  # torch.save writes a zip archive, or (legacy) a pickle
         raise ConversionError(f"is {what}, not a PyTorch checkpoint", path=path)
+    note_input(path)   # `convert` writes no output onto it under another name
     try:
         with torch.serialization.safe_globals([(UpstreamOptions, "argparse.Namespace")]), \
                 quiet_protocol_warning():

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stylebridge.core.checkpoint import is_random_weights
+from stylebridge.core.read_inputs import check_not_an_input
 from stylebridge.core.stylegan2.checkpoint import load_stylegan2
 from stylebridge.errors import StylebridgeError
 from stylebridge.pipelines.featureshift.dataset import INDEX, DatasetError, _state_digest
@@ -59,6 +60,10 @@ def setup_trainer(trainer: FeatureShiftTrainer) -> None:
     if trainer.state_path.exists() and not cfg.resume:
         raise StylebridgeError("already holds a training state; pass --resume to continue it "
                                "or choose a new --out", path=trainer.out)
+    if trainer.model_path.exists() and not trainer.state_path.exists():  # not a run of ours
+        raise StylebridgeError(f"holds a {trainer.model_path.name} but no training state (a "
+                               "model from elsewhere, or a run whose state was deleted): "
+                               "choose a new --out, or move it away", path=trainer.out)
     if not (Path(cfg.data) / INDEX).is_file():  # no dataset there: said before downloads
         trainer._open_data()
     # every missing download named at once (after any unknown loss name), before the
@@ -106,6 +111,8 @@ def setup_trainer(trainer: FeatureShiftTrainer) -> None:
         if is_random_weights(init_header.extra):  # its random inputs carry over
             trainer.random_parts.append("the --init model")
     trainer.model.train()
+    for written in (trainer.model_path, trainer.state_path, trainer.log_path):
+        check_not_an_input(written, written)   # a link to the generator, --init, the data
     trainer.ema = (copy.deepcopy(trainer.model).eval().requires_grad_(False)
                 if cfg.ema > 0 else None)
 

@@ -1,0 +1,108 @@
+# ruff: noqa: F811  (the `env` fixture of test_featureshift is used as a parameter)
+"""No output is written onto a file the run read, whatever name leads there.
+
+Outputs are written atomically onto the file their path ends at, following a symlink: an
+``OUT/p_inversion.png`` left as a link to the photo replaced the photo (``invert``,
+``adapt``; ``render`` wrote a PNG over its inversion file), and ``RUN/model.safetensors``
+linked to the generator replaced the generator (``train featureshift``).  The readers now
+note each input (:mod:`stylebridge.core.read_inputs`) and a write that ends at one under
+another name is refused in one line; ``train featureshift`` checks its run files before the
+first step, and refuses a run folder that holds a model but no state (it overwrote it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from test_featureshift import Env, env, make_registry, tiny_cfg  # noqa: F401  (the fixture)
+
+from stylebridge.cli.main import main
+from stylebridge.core.io import atomic_path
+from stylebridge.core.read_inputs import forget_inputs, note_input, read_as
+from stylebridge.errors import StylebridgeError
+from stylebridge.pipelines.featureshift.trainer import train_featureshift
+from stylebridge.pipelines.presets import TinyPreset, build_tiny_preset
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory: pytest.TempPathFactory) -> TinyPreset:
+    return build_tiny_preset(tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_write_through_a_link_onto_a_file_read_is_refused(tmp_path: Path) -> None:
+    photo, link, other = tmp_path / "p.png", tmp_path / "out.png", tmp_path / "q.png"
+    photo.write_bytes(b"photo")
+    other.write_bytes(b"other")
+    link.symlink_to(photo)
+    note_input(photo)
+    assert read_as(os.path.realpath(photo)) == {str(photo)}
+    with pytest.raises(StylebridgeError) as caught, atomic_path(link) as tmp:
+        tmp.write_bytes(b"picture")
+    assert str(caught.value) == (
+        f"{link}: not written: it is a link to {photo}, which this run read; writing it would "
+        "replace that input (remove the link, or write elsewhere)")
+    assert photo.read_bytes() == b"photo" and link.is_symlink()
+    with atomic_path(photo) as tmp:   # under the name it was read by: a run rewriting its own
+        tmp.write_bytes(b"rewritten")
+    assert photo.read_bytes() == b"rewritten"
+    link.unlink()
+    link.symlink_to(other)            # a link to a file not read: written through, as before
+    with atomic_path(link) as tmp:
+        tmp.write_bytes(b"picture")
+    assert other.read_bytes() == b"picture" and link.is_symlink()
+    forget_inputs()
+    assert read_as(os.path.realpath(photo)) == set()
+
+
+def test_invert_and_adapt_refuse_an_output_linked_to_their_photo(
+        preset: TinyPreset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes((preset.images / "photo0.png").read_bytes())
+    before = _sha(photo)
+    domain = sorted(preset.domains.glob("*.safetensors"))[0]
+    for command, name, extra in (("invert", "p_inversion.png", []),
+                                 ("adapt", f"p_{domain.stem}.png", ["--method", str(domain)])):
+        out = tmp_path / command
+        out.mkdir()
+        (out / name).symlink_to(photo)
+        code = main([command, "--encoder", f"e4e:{preset.e4e}", "--generator",
+                     str(preset.generator), "--no-align", "--device", "cpu", *extra, str(photo),
+                     "--out", str(out)])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and "Traceback" not in err
+        assert (f"{out / name}: not written: it is a link to {photo.resolve()}, which this run "
+                "read; writing it would replace that input") in err
+        assert _sha(photo) == before and (out / name).is_symlink()
+
+
+def test_train_featureshift_refuses_a_run_file_linked_to_its_generator(
+        env: Env, tmp_path: Path) -> None:
+    before = _sha(env.gen_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").symlink_to(env.gen_path)   # (a linked model: refused as model-only)
+    with pytest.raises(StylebridgeError) as caught:
+        train_featureshift(tiny_cfg(env, out), registry=make_registry())
+    assert str(caught.value).startswith(f"{out / 'log.jsonl'}: not written: it is a link to "
+                                        f"{env.gen_path.resolve()}, which this run read")
+    assert _sha(env.gen_path) == before and not (out / "state.safetensors").exists()
+
+
+def test_train_featureshift_refuses_a_model_without_a_state(env: Env, tmp_path: Path) -> None:
+    """A run folder holding a model.safetensors from elsewhere was overwritten silently."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"someone else's model")
+    with pytest.raises(StylebridgeError) as caught:
+        train_featureshift(tiny_cfg(env, out), registry=make_registry())
+    assert str(caught.value) == (
+        f"{out}: holds a model.safetensors but no training state (a model from elsewhere, or "
+        "a run whose state was deleted): choose a new --out, or move it away")
+    assert (out / "model.safetensors").read_bytes() == b"someone else's model"
