@@ -106,3 +106,29 @@ def test_train_featureshift_refuses_a_model_without_a_state(env: Env, tmp_path: 
         f"{out}: holds a model.safetensors but no training state (a model from elsewhere, or "
         "a run whose state was deleted): choose a new --out, or move it away")
     assert (out / "model.safetensors").read_bytes() == b"someone else's model"
+
+
+def test_output_names_see_links_and_unicode_forms(tmp_path: Path) -> None:
+    """`out/b.png` a link to `out/a.png`: both photos' pictures went to one file (align said
+    it wrote 2, one face was lost); `café` composed and decomposed wrote two names that are
+    one file on macOS."""
+    import unicodedata
+
+    from stylebridge.pipelines.photos import output_names
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    composed, decomposed = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    photos = [src / "a.png", src / "b.png", src / f"{composed}.png", src / f"{decomposed}.jpg"]
+    for p in photos:
+        p.write_bytes(b"x")
+    (out / "b.png").symlink_to(out / "a.png")
+    names, clashes = output_names(photos, ".png", folder=out)
+    assert names == {photos[0]: "a.png", photos[2]: f"{composed}.png"}
+    assert clashes[photos[1]] == (f"output {out / 'b.png'} is a link to {out / 'a.png'}, the "
+                                  f"output of {photos[0]}: one of them would be lost")
+    assert clashes[photos[3]].startswith(f"output name {decomposed}.png is already used by "
+                                         f"{photos[2]}")
+    # without the folder (no links to see), the names alone
+    assert set(output_names(photos[:2], ".png")[0]) == set(photos[:2])

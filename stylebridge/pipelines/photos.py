@@ -15,6 +15,8 @@ Whether a model runs on random (untrained) weights is read from the object itsel
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,13 +225,14 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
     weak: dict[str, tuple[Path, str]] = {}  # the same, of the missing paths
     found: dict[Path, str] = {}
     clashes: dict[Path, str] = {}
+    targets: dict[str, tuple[Path, str]] = {}  # the file an output ends at -> (photo, name)
     order = [p for p, r in zip(paths, real, strict=True) if r] + [
         p for p, r in zip(paths, real, strict=True) if not r]  # real photos claim first
     for p in order:
         name = f"{p.stem}{suffix}"
         files = [name + k for k in keys]
         missing = not is_real[p]
-        if missing and any(f.casefold() in strong for f in files):
+        if missing and any(_fold(f) in strong for f in files):
             found[p] = name  # read (and reported missing) later, a real photo's name kept
             continue
         seen = weak if missing else strong
@@ -239,18 +242,40 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
             clashes[p] = (f"output name {shown} is too long ({name_bytes(longest)} bytes; the "
                           f"file system takes {limit}): give the photo a shorter name")
             continue
-        taken = next((f for f in files if f.casefold() in seen), None)
+        taken = next((f for f in files if _fold(f) in seen), None)
+        linked = None if folder is None or taken is not None else next(
+            ((f, targets[t]) for f in files if (t := _target(folder, f)) in targets), None)
         if taken is not None:
-            owner, other = seen[taken.casefold()]
+            owner, other = seen[_fold(taken)]
             clashes[p] = f"output name {taken} is already used by {owner}" + (
                 "" if other == taken else
                 f" (as {other}: one file on case-insensitive disks, macOS and Windows)")
+        elif linked is not None:  # a symlink in the folder leads to another photo's output
+            (f, (owner, other)) = linked
+            clashes[p] = (f"output {Path(folder) / f} is a link to {Path(folder) / other}, "
+                          f"the output of {owner}: one of them would be lost")
         else:
-            seen.update((f.casefold(), (p, f)) for f in files)
+            seen.update((_fold(f), (p, f)) for f in files)
+            if folder is not None and not missing:
+                targets.update((_target(folder, f), (p, f)) for f in files)
             found[p] = name
     names = {p: found[p] for p in paths if p in found}  # in the order given
     clashes = {p: clashes[p] for p in paths if p in clashes}
     return names, clashes
+
+
+def _fold(name: str) -> str:
+    """How output names are compared: case-folded and Unicode-composed (``café`` typed
+    composed or decomposed is one file name on macOS)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _target(folder: str | Path, name: str) -> str:
+    """The file ``folder/name`` ends at (a symlink followed)."""
+    try:
+        return os.path.realpath(Path(folder) / name)
+    except (OSError, ValueError):
+        return str(Path(folder) / name)
 
 
 def _is_file(path: Path) -> bool:
