@@ -132,3 +132,31 @@ def test_output_names_see_links_and_unicode_forms(tmp_path: Path) -> None:
                                          f"{photos[2]}")
     # without the folder (no links to see), the names alone
     assert set(output_names(photos[:2], ".png")[0]) == set(photos[:2])
+
+
+def test_a_broken_link_as_out_is_said_in_one_line(
+        preset: TinyPreset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dangling `--out` link said `error: out: File exists`; a loop stopped `invert` and
+    `adapt` with `RuntimeError: Symlink loop from ...`."""
+    from stylebridge.pipelines.photos import broken_link
+
+    loop, dangling = tmp_path / "loop", tmp_path / "dangling"
+    loop.symlink_to(loop)
+    dangling.symlink_to(tmp_path / "nowhere" / "x")
+    assert broken_link(loop) == "a symlink loop"
+    assert broken_link(dangling) == f"a broken symlink to {tmp_path / 'nowhere' / 'x'}"
+    assert broken_link(tmp_path) is None and broken_link(tmp_path / "new") is None
+    photo = preset.images / "photo0.png"
+    commands = {"invert": ["invert", "--encoder", f"e4e:{preset.e4e}", "--generator",
+                           str(preset.generator), "--no-align", "--device", "cpu", str(photo)],
+                "generate": ["generate", "-g", str(preset.generator), "--seeds", "0",
+                             "--device", "cpu"],
+                "align": ["align", str(photo)]}
+    for argv in commands.values():
+        for out in (loop, dangling):
+            assert main([*argv, "--out", str(out)]) == 2
+            err = " ".join(capsys.readouterr().err.split())
+            assert f"error: --out {out}: is {broken_link(out)}; remove it or choose another " \
+                   "--out" in err, err
+            assert "Traceback" not in err and "File exists" not in err
+    assert not (tmp_path / "nowhere").exists()

@@ -297,8 +297,13 @@ def write_json(dst: str | Path, data: Any) -> None:
 def same_file_key(path: str | Path) -> str:
     """What two paths that name one file share on every platform: the absolute path with
     links resolved, case-folded (``R.json`` and ``r.json`` are one file on macOS and Windows
-    disks; a run made on Linux must behave the same there)."""
-    return str(Path(path).resolve()).casefold()
+    disks; a run made on Linux must behave the same there).  A symlink loop (or a path the
+    system cannot look up) is its absolute path: reading or writing it fails later, naming
+    it, not here with a ``RuntimeError``."""
+    try:
+        return str(Path(path).resolve()).casefold()
+    except (OSError, RuntimeError, ValueError):
+        return os.path.abspath(path).casefold()
 
 
 def check_outputs_apart(outputs: Mapping[str, str | Path | None],

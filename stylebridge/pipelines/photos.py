@@ -81,12 +81,12 @@ class PhotoOptions:
 def check_out_folder(out: str | Path, images: Sequence[str | Path]) -> None:
     """One-line error when the output folder ``out`` is one of the image folders: the next
     run (a rerun, a ``--resume``) would read this run's pictures as photos."""
+    check_writable(out)   # first: a symlink loop as --out is said, not a RuntimeError
     target = Path(out).resolve()
     for item in images:
         if Path(item).is_dir() and Path(item).resolve() == target:
             raise StylebridgeError(f"--out {out} is also an input folder: the next run "
                                    "would read these outputs as photos; choose another --out")
-    check_writable(out)
 
 
 def check_writable(out: str | Path) -> None:
@@ -98,6 +98,9 @@ def check_writable(out: str | Path) -> None:
     import os
     import tempfile
 
+    broken = broken_link(out)
+    if broken is not None:  # mkdir said "File exists"
+        raise StylebridgeError(f"--out {out}: is {broken}; remove it or choose another --out")
     folder = Path(out)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -115,6 +118,24 @@ def check_writable(out: str | Path) -> None:
     except OSError as exc:
         raise StylebridgeError(f"--out {out}: cannot write in {folder} "
                                f"({os_error_reason(exc)})") from None
+
+
+def broken_link(path: str | Path) -> str | None:
+    """What is wrong with ``path`` when it is a symlink that leads nowhere: ``"a symlink
+    loop"`` or ``"a broken symlink to TARGET"``; ``None`` otherwise."""
+    import errno
+    import os
+
+    link = Path(path)
+    if not link.is_symlink():
+        return None
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop"
+        return f"a broken symlink to {os.readlink(link)}"
+    return None
 
 
 def is_random(obj: Any) -> bool:

@@ -84,6 +84,7 @@ from stylebridge.pipelines.inversion_file import (
 )
 from stylebridge.pipelines.photos import (
     DEFAULT_BATCH,
+    check_writable,
     drawn_anew,
     generator_file,
     is_random,
@@ -309,6 +310,7 @@ def prepare_render(config: RenderConfig, ensure_weights: WeightsCheck | None = N
     check_strengths(config.strength)
     device = resolve_device(config.device)
     check_precision(config.precision, device)
+    check_writable(config.out)  # a broken link, a read-only folder: before any model loads
     paths = latent_files(config.latents)
     headers, unreadable = _headers(paths)
     if not headers:
