@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -189,6 +190,17 @@ def user_entry(func: _F) -> _F:
             _USER_CALL.reset(token)
 
     return call  # type: ignore[return-value]
+
+
+#: C0 and C1 control characters and DEL: an ESC in a file name printed raw drives the
+#: terminal (clears it, retitles it), a newline breaks a one-line message or a grid label
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``): one line
+    that a terminal shows as it is, and Pillow can measure and draw."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
 
 
 def user_stacklevel(skip: int = 0) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from rich.console import Console
@@ -28,3 +29,26 @@ def test_an_input_given_twice_is_processed_once(tmp_path: Path) -> None:
     a = folder / "a.jpg"
     got = expand_inputs([str(a), str(folder), str(a), f"{folder}/../photos/b.png"])
     assert got == [a, folder / "b.png"]
+
+
+def test_control_characters_of_a_file_name_never_reach_the_terminal(capsys) -> None:
+    """A file named `bad<ESC>[2Jname.png` cleared the screen when the skipped table (or the
+    error line) printed it: they are written escaped."""
+    from stylebridge.cli.streams import error_line
+
+    bad = Path("photos") / "bad\x1b[2Jname\x07.png"
+    report = BatchReport()
+    report.ok(Path("photos/a.png"))
+    report.skip(bad, "is a text file, not an image")
+    report.note(bad, "is grey\x1b]0;title\x07")
+    console = Console(file=io.StringIO(), width=200)
+    print_batch_report(console, report)
+    shown = console.file.getvalue() + capsys.readouterr().err
+    assert "\x1b[2J" not in shown and "\x07" not in shown and "\x1b]0;" not in shown
+    assert "photos/bad\\x1b[2Jname\\x07.png" in shown and "grey\\x1b]0;title\\x07" in shown
+    only = BatchReport()
+    only.skip(bad, "is a text file, not an image")
+    print_batch_report(Console(file=io.StringIO(), width=200), only)
+    error_line(f"{bad}: cannot read\x1b[31m")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "bad\\x1b[2Jname\\x07.png" in err and "read\\x1b[31m" in err

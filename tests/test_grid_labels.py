@@ -189,9 +189,10 @@ def test_the_demo_names_its_featureshift_row_by_what_it_shows() -> None:
 def test_a_label_with_control_characters_is_drawn_escaped() -> None:
     """A photo named with a newline stopped `invert`/`adapt` at the grid (Pillow: "can't
     measure length of multiline text") after its pictures were written."""
-    from stylebridge.core.labels import drawable, labelled_grid
+    from stylebridge.core.labels import labelled_grid
+    from stylebridge.errors import printable
 
-    assert drawable("new\nline\t\x1b[2J é") == "new\\nline\\t\\x1b[2J é"
+    assert printable("new\nline\t\x1b[2J é") == "new\\nline\\t\\x1b[2J é"
     tile = torch.zeros(3, 16, 16)
     grid = labelled_grid([[tile, tile]], ["photo", "new\nline"], row_labels=["a\rb"],
                          notice="RANDOM WEIGHTS:\x07 x")

@@ -442,18 +442,20 @@ def print_skipped(console: Console, report: Any, *, unit: str = "files",
     from rich.text import Text
 
     from stylebridge.cli.options import notice_console
+    from stylebridge.errors import printable  # an ESC in a name: not raw
 
     notes = notice_console(console)
     for path, text in report.notes[:5]:
-        notes.print(Text(f"note: {path} {text}", style="yellow"))
+        notes.print(Text(printable(f"note: {path} {text}"), style="yellow"))
     if len(report.notes) > 5:
         notes.print(Text(f"note: and {len(report.notes) - 5} more such {unit}",
                          style="yellow"))
     if not report.skipped:
         return "in the table above"
-    shown = report.skipped[:SKIPPED_SHOWN]
+    shown = [(printable(str(path)), printable(reason))
+             for path, reason in report.skipped[:SKIPPED_SHOWN]]
     tables = numeric_tables("skipped", ["file", "reason"],
-                            [[str(path), reason] for path, reason in shown], width=console.width)
+                            [[path, reason] for path, reason in shown], width=console.width)
     if all(_table_width(table) <= console.width for table in tables):
         for table in tables:
             console.print(table)

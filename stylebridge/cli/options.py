@@ -314,7 +314,9 @@ def print_batch_report(console: Console, report: BatchReport, *,
         path, reason = report.skipped[0]
         more = f" (and {len(report.skipped) - 1} more, {where})" \
             if len(report.skipped) > 1 else ""
-        print(f"error: nothing done: {path}: {reason}{more}", file=sys.stderr)
+        from stylebridge.errors import printable
+
+        print(printable(f"error: nothing done: {path}: {reason}{more}"), file=sys.stderr)
 
 
 class ConsoleBars:

@@ -130,10 +130,13 @@ def error_line(message: str, *, every_rank: bool = True) -> None:
     """The error line; ``rank N: `` first on a distributed launch's processes but rank 0.
     ``every_rank=False``: an error every process finds alike (a usage error), said by rank 0
     only."""
+    from stylebridge.errors import printable
+
     rank = launch()[0]
     if rank and not every_rank:
         return
-    print(f"error: {f'rank {rank}: ' if rank else ''}{message}", file=sys.stderr)
+    # a file name's control characters escaped: an ESC in a name cannot drive the terminal
+    print(f"error: {f'rank {rank}: ' if rank else ''}{printable(message)}", file=sys.stderr)
 
 
 #: a collective whose peer process went away: gloo's "[.../pair.cc:561] Connection closed by peer"

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from stylebridge.core.images import to_uint8
+from stylebridge.errors import printable
 
 #: the size (px) of label type on tiles up to 192 px; larger tiles get type 1/16 of their
 #: width (64 px at 1024), so a grid shown shrunk on a page stays readable
@@ -150,16 +151,6 @@ def _to_tensor(canvas: Image.Image) -> Tensor:
     return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
-#: C0 and C1 control characters and DEL: Pillow cannot measure a line with a newline in it
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def drawable(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``): one line
-    that Pillow can measure and draw, and that shows what the name holds."""
-    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
-
-
 def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pad: int = 2,
                   notice: str | None = None, row_labels: Sequence[str] | None = None,
                   min_tile: int = 0, label_lines: int = 1,
@@ -173,10 +164,10 @@ def labelled_grid(rows: Sequence[Sequence[Tensor]], labels: Sequence[str], *, pa
     tile: ``seed 3``) go above each tile, ``row_labels`` left, ``notice`` in red under the
     grid (never cut).  Type is :func:`label_px`: a 1024 px grid shown shrunk stays readable.
     Control characters in a label (a photo named with a newline) are drawn escaped (``\\n``)."""
-    labels = [drawable(t) for t in labels]
-    row_labels = None if row_labels is None else [drawable(t) for t in row_labels]
-    tile_labels = None if tile_labels is None else [drawable(t) for t in tile_labels]
-    notice = None if notice is None else drawable(notice)
+    labels = [printable(t) for t in labels]
+    row_labels = None if row_labels is None else [printable(t) for t in row_labels]
+    tile_labels = None if tile_labels is None else [printable(t) for t in tile_labels]
+    notice = None if notice is None else printable(notice)
     ncol = max(1, len(labels))
     tiles = [t for row in rows for t in row]
     size = tiles[0].shape[-1] if tiles else 0
