@@ -160,3 +160,16 @@ def test_a_broken_link_as_out_is_said_in_one_line(
                    "--out" in err, err
             assert "Traceback" not in err and "File exists" not in err
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_align_refuses_an_input_folder_as_out(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`align photos --out photos` wrote the faces among the photos: the next run read them
+    as photos (invert and adapt refused it already)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"x")
+    assert main(["align", str(photos), "--out", str(photos)]) == 2
+    assert (f"--out {photos} is also an input folder: the next run would read these outputs as "
+            "photos; choose another --out") in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in photos.iterdir()) == ["a.png"]

@@ -20,7 +20,7 @@ from stylebridge.core.images import PNG_COMPRESS_LEVEL
 from stylebridge.core.io import atomic_path, remove_stale_temporaries, write_json
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, align_face, align_faces
-from stylebridge.pipelines.photos import check_positive, check_writable, output_names
+from stylebridge.pipelines.photos import check_out_folder, check_positive, output_names
 from stylebridge.pipelines.training.progress import PHOTO_PROGRESS_SHAPE, check_progress
 from stylebridge.pipelines.typed import coerce_path_fields
 
@@ -135,7 +135,9 @@ def align(config: AlignConfig,
     report = BatchReport()
     for p, reason in clashes.items():
         report.skip(p, reason)
-    check_writable(config.out)  # a broken link, a read-only folder: one line, before dlib
+    # an input folder (the next run would read the faces as photos), a broken link, a
+    # read-only folder: one line, before dlib loads
+    check_out_folder(config.out, config.images)
     made = _make_folder(config.out)  # removed again below when nothing was written into it
     try:
         return _align_into(config, paths, names, clashes, report, progress)
