@@ -36,6 +36,54 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_link_to_a_later_photo_is_refused_before_any_photo_is_read(
+        tmp_path: Path) -> None:
+    """`out/a_inversion.png -> ../in/b.png` with `--batch 1`: b was replaced by a's picture
+    before it was read (the check at write time knew only the files read so far)."""
+    from stylebridge.pipelines.photos import output_names
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    a, b = src / "a.png", src / "b.png"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    (out / "a_inversion.png").symlink_to(b)
+    names, clashes = output_names([a, b], "", ends=["_inversion.png"], folder=out)
+    assert names == {b: "b"}
+    assert clashes == {a: f"output {out / 'a_inversion.png'} is a link to the photo {b}: "
+                          "writing it would replace that photo (remove the link)"}
+
+
+def test_a_plain_file_or_the_runs_own_link_is_never_refused(tmp_path: Path) -> None:
+    """Only a write through a symlink can change another name's file: a hard link is replaced
+    as an entry; a link the run read itself (a trainer's model kept elsewhere) is its own;
+    one folder spelled through a linked parent is one entry."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "via").symlink_to(real)
+    model, hard = real / "model.bin", real / "hard.bin"
+    model.write_bytes(b"m")
+    os.link(model, hard)
+    note_input(model)
+    with atomic_path(hard) as tmp:       # another hard link: its own entry is replaced
+        tmp.write_bytes(b"h")
+    assert model.read_bytes() == b"m" and hard.read_bytes() == b"h"
+    with atomic_path(tmp_path / "via" / "model.bin") as tmp:   # the same entry, spelled
+        tmp.write_bytes(b"m2")                                 # through a linked folder
+    assert model.read_bytes() == b"m2"
+    kept = tmp_path / "store" / "w.bin"
+    kept.parent.mkdir()
+    kept.write_bytes(b"w")
+    link = real / "w.bin"
+    link.symlink_to(kept)
+    note_input(link)                     # read through the link, written through it
+    with atomic_path(tmp_path / "via" / "w.bin") as tmp:
+        tmp.write_bytes(b"w2")
+    assert kept.read_bytes() == b"w2" and link.is_symlink()
+    forget_inputs()
+
+
 def test_a_write_through_a_link_onto_a_file_read_is_refused(tmp_path: Path) -> None:
     photo, link, other = tmp_path / "p.png", tmp_path / "out.png", tmp_path / "q.png"
     photo.write_bytes(b"photo")
@@ -76,9 +124,9 @@ def test_invert_and_adapt_refuse_an_output_linked_to_their_photo(
                      str(preset.generator), "--no-align", "--device", "cpu", *extra, str(photo),
                      "--out", str(out)])
         err = " ".join(capsys.readouterr().err.split())
-        assert code == 2 and "Traceback" not in err
-        assert (f"{out / name}: not written: it is a link to {photo.resolve()}, which this run "
-                "read; writing it would replace that input") in err
+        assert code == 2 and "Traceback" not in err   # skipped before any photo is read
+        assert (f"error: nothing done: {photo}: output {out / name} is a link to the photo "
+                f"{photo}: writing it would replace that photo (remove the link)") in err, err
         assert _sha(photo) == before and (out / name).is_symlink()
 
 
@@ -173,3 +221,36 @@ def test_align_refuses_an_input_folder_as_out(tmp_path: Path,
     assert (f"--out {photos} is also an input folder: the next run would read these outputs as "
             "photos; choose another --out") in " ".join(capsys.readouterr().err.split())
     assert sorted(p.name for p in photos.iterdir()) == ["a.png"]
+
+
+def test_render_skips_an_output_linked_to_another_output_or_to_an_inversion_file(
+        preset: TinyPreset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`render` named its outputs by stem only: `out/b_x.png -> a_x.png` wrote b's picture
+    over a's (2 done), and a link to an inversion file replaced that file."""
+    import json
+
+    latents = tmp_path / "latents"
+    assert main(["invert", "--encoder", f"e4e:{preset.e4e}", "--generator",
+                 str(preset.generator), "--no-align", "--device", "cpu", "--save-latents",
+                 str(preset.images / "photo0.png"), str(preset.images / "photo1.png"),
+                 str(preset.images / "photo2.png"), "--out", str(latents)]) == 0
+    files = [latents / f"photo{i}_inversion.safetensors" for i in range(3)]
+    domain = sorted(preset.domains.glob("*.safetensors"))[0]
+    out = tmp_path / "render"
+    out.mkdir()
+    (out / "photo1_inversion.png").symlink_to(out / "photo0_inversion.png")
+    (out / f"photo2_{domain.stem}.png").symlink_to(files[0])
+    before = _sha(files[0])
+    capsys.readouterr()
+    code = main(["render", *map(str, files), "--method", str(domain), "--generator",
+                 str(preset.generator), "--device", "cpu", "--out", str(out)])
+    report = json.loads((out / "render.json").read_text())
+    assert code == 3 and report["done"] == [str(files[0])]
+    reasons = {s["file"]: s["reason"] for s in report["skipped"]}
+    assert reasons == {
+        str(files[1]): (f"output {out / 'photo1_inversion.png'} is a link to an output of "
+                        f"{files[0]}: one of them would be lost"),
+        str(files[2]): (f"output {out / f'photo2_{domain.stem}.png'} is a link to the "
+                        f"inversion file {files[0]}: writing it would replace that file "
+                        "(remove the link)")}
+    assert _sha(files[0]) == before

@@ -7,9 +7,12 @@ photo ``p.png`` would replace the photo, and ``RUN/model.safetensors`` linked to
 generator would replace the generator.  The readers (:func:`~stylebridge.core.images.
 open_image`, :func:`~stylebridge.core.checkpoint.load_checkpoint`,
 :func:`~stylebridge.core.safe_pickle.safe_load`) call :func:`note_input`; ``atomic_path``
-calls :func:`check_not_an_input`, which refuses a destination that ends at a file read under
-another name.  A file written under the name it was read by is not refused: a resumed trainer
-reads its own ``model.safetensors`` and writes it again.
+calls :func:`check_not_an_input`, which refuses a destination that is a symlink to a file read
+under another name.  A plain file is replaced as a directory entry (never written through),
+and a link the run read itself is its own file: a resumed trainer reads its
+``model.safetensors`` and writes it again.  Photos a batch has not read yet are guarded up
+front (:func:`stylebridge.pipelines.photos.output_names`: an output linked to a photo
+clashes).
 """
 
 from __future__ import annotations
@@ -53,21 +56,30 @@ def read_as(target: str | Path) -> set[str]:
         return set(_READ.get(str(target), ()))
 
 
+def _entry(path: str | Path) -> str:
+    """The directory entry ``path`` names: its folder with links resolved, and its own name
+    (a link itself stays the link): two spellings of one entry give one string."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(os.path.realpath(folder), name)
+
+
 def check_not_an_input(dst: str | Path, target: str | Path) -> None:
     """Refuse (a one-line :class:`~stylebridge.errors.StylebridgeError` naming ``dst``) to
-    write ``dst``, which ends at ``target``, when this process read ``target`` as an input
-    under another name."""
-    names = read_as(os.path.realpath(target))
-    if not names or os.path.abspath(dst) in names:
+    write through the symlink ``dst`` onto ``target`` when this process read ``target`` as
+    an input under another name.  A plain file ``dst`` is replaced as an entry (another hard
+    link to its file keeps its content): never refused; nor is the link a run read itself."""
+    if not Path(dst).is_symlink():
+        return
+    real = os.path.realpath(target)
+    names = read_as(real)
+    if not names or _entry(dst) in {_entry(n) for n in names}:
         return
     from stylebridge.errors import StylebridgeError
 
-    real = os.path.realpath(target)
     read = sorted(names)[0]
     what = f"{real}, which this run read" + ("" if read == real else f" as {read}")
-    via = f"it is a link to {what}" if Path(dst).is_symlink() else f"it is {what}"
-    raise StylebridgeError(f"not written: {via}; writing it would replace that input (remove "
-                           "the link, or write elsewhere)", path=dst)
+    raise StylebridgeError(f"not written: it is a link to {what}; writing it would replace "
+                           "that input (remove the link, or write elsewhere)", path=dst)
 
 
 def forget_inputs() -> None:

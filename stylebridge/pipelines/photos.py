@@ -238,7 +238,9 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
     (:func:`~stylebridge.core.io.name_limit` of ``folder``, else 255 bytes) clashes too.
     A path that is no file (missing) claims names only among the missing ones: it blocks no
     real photo, and one whose name a real photo has keeps it (to be read and reported
-    unreadable), whatever the order."""
+    unreadable), whatever the order.  With ``folder``, a photo clashes too when one of its
+    files there is a symlink to another photo's file (one would be lost) or to a photo of the
+    run (it would be replaced); names are compared Unicode-composed as well (NFC)."""
     limit = NAME_MAX if folder is None else name_limit(folder)
     real = [_is_file(p) for p in paths]
     is_real = dict(zip(paths, real, strict=True))
@@ -247,13 +249,15 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
     found: dict[Path, str] = {}
     clashes: dict[Path, str] = {}
     targets: dict[str, tuple[Path, str]] = {}  # the file an output ends at -> (photo, name)
+    photos = {} if folder is None else {  # the file each photo is -> the photo
+        ends_at(Path(p).parent, Path(p).name): p for p, r in zip(paths, real, strict=True) if r}
     order = [p for p, r in zip(paths, real, strict=True) if r] + [
         p for p, r in zip(paths, real, strict=True) if not r]  # real photos claim first
     for p in order:
         name = f"{p.stem}{suffix}"
         files = [name + k for k in keys]
         missing = not is_real[p]
-        if missing and any(_fold(f) in strong for f in files):
+        if missing and any(fold_name(f) in strong for f in files):
             found[p] = name  # read (and reported missing) later, a real photo's name kept
             continue
         seen = weak if missing else strong
@@ -263,11 +267,14 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
             clashes[p] = (f"output name {shown} is too long ({name_bytes(longest)} bytes; the "
                           f"file system takes {limit}): give the photo a shorter name")
             continue
-        taken = next((f for f in files if _fold(f) in seen), None)
+        taken = next((f for f in files if fold_name(f) in seen), None)
+        written = [name + e for e in ends] if ends else files  # the files themselves
         linked = None if folder is None or taken is not None else next(
-            ((f, targets[t]) for f in files if (t := _target(folder, f)) in targets), None)
+            ((f, targets[t]) for f in written if (t := ends_at(folder, f)) in targets), None)
+        onto = None if folder is None or taken is not None or linked is not None else next(
+            ((f, photos[t]) for f in written if (t := ends_at(folder, f)) in photos), None)
         if taken is not None:
-            owner, other = seen[_fold(taken)]
+            owner, other = seen[fold_name(taken)]
             clashes[p] = f"output name {taken} is already used by {owner}" + (
                 "" if other == taken else
                 f" (as {other}: one file on case-insensitive disks, macOS and Windows)")
@@ -275,23 +282,27 @@ def output_names(paths: Sequence[Path], suffix: str, keys: Sequence[str] = ("",)
             (f, (owner, other)) = linked
             clashes[p] = (f"output {Path(folder) / f} is a link to {Path(folder) / other}, "
                           f"the output of {owner}: one of them would be lost")
+        elif onto is not None:  # ... or to a photo of the run: it would be replaced
+            (f, photo) = onto
+            clashes[p] = (f"output {Path(folder) / f} is a link to the photo {photo}: "
+                          "writing it would replace that photo (remove the link)")
         else:
-            seen.update((_fold(f), (p, f)) for f in files)
+            seen.update((fold_name(f), (p, f)) for f in files)
             if folder is not None and not missing:
-                targets.update((_target(folder, f), (p, f)) for f in files)
+                targets.update((ends_at(folder, f), (p, f)) for f in written)
             found[p] = name
     names = {p: found[p] for p in paths if p in found}  # in the order given
     clashes = {p: clashes[p] for p in paths if p in clashes}
     return names, clashes
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
     """How output names are compared: case-folded and Unicode-composed (``café`` typed
     composed or decomposed is one file name on macOS)."""
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def _target(folder: str | Path, name: str) -> str:
+def ends_at(folder: str | Path, name: str) -> str:
     """The file ``folder/name`` ends at (a symlink followed)."""
     try:
         return os.path.realpath(Path(folder) / name)
@@ -366,8 +377,27 @@ def check_positive(value: int, flag: str) -> int:
     return value
 
 
-__all__ = ["PhotoOptions", "check_out_folder", "check_photo_options", "check_positive",
-           "check_writable", "drawn_anew", "generator_file", "is_random", "open_encoder",
-           "open_generator", "output_names", "random_file_notice", "random_parts",
-           "run_files", "small_crop_notice", "warn_random", "warn_run_end", "warn_skipped",
-           "weights_path"]
+__all__ = [
+    "PhotoOptions",
+    "broken_link",
+    "check_out_folder",
+    "check_photo_options",
+    "check_positive",
+    "check_writable",
+    "drawn_anew",
+    "ends_at",
+    "fold_name",
+    "generator_file",
+    "is_random",
+    "open_encoder",
+    "open_generator",
+    "output_names",
+    "random_file_notice",
+    "random_parts",
+    "run_files",
+    "small_crop_notice",
+    "warn_random",
+    "warn_run_end",
+    "warn_skipped",
+    "weights_path",
+]

@@ -86,6 +86,8 @@ from stylebridge.pipelines.photos import (
     DEFAULT_BATCH,
     check_writable,
     drawn_anew,
+    ends_at,
+    fold_name,
     generator_file,
     is_random,
     open_encoder,
@@ -434,6 +436,13 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     remove_stale_temporaries(config.out, [*(f"{stem_of(p)}_{k}.png" for p in job.paths
                                             for k in keys), "grid.png", "render.json"])
     stems: dict[str, Path] = {}
+    targets: dict[str, Path] = {}  # the file each claimed output ends at -> its inversion
+    inputs = {ends_at(p.parent, p.name): p for p in job.paths}
+
+    def claim(path: Path) -> None:
+        stems[fold_name(stem_of(path))] = path
+        targets.update((ends_at(config.out, f"{stem_of(path)}_{k}.png"), path) for k in keys)
+
     notes_of: dict[Path, list[str]] = {}
     pending: list[tuple[Path, Inversion]] = []
 
@@ -471,10 +480,11 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
     for n, path in enumerate(job.paths):
         if progress is not None:
             progress(n, total, description)
-        reason = job.unreadable.get(path) or _name_clash(stems, path)
+        reason = job.unreadable.get(path) or _name_clash(stems, path, config.out, keys,
+                                                         targets, inputs)
         if str(path) in handled:  # kept from the interrupted run: a rendered one's stem is taken
             if reason is None and str(path) in kept_done:
-                stems[stem_of(path)] = path
+                claim(path)
             continue
         if reason is None:
             try:
@@ -492,7 +502,7 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
         if reason is not None:
             report.skip(path, reason)
             continue
-        stems[stem_of(path)] = path  # read: only now it claims its output names
+        claim(path)  # read: only now it claims its output names
         if pending and _layout(pending[0][1]) != _layout(inversion):
             flush()
         pending.append((path, inversion))
@@ -540,12 +550,24 @@ def run_render(job: RenderJob, progress: ProgressCallback | None = None) -> Rend
                         notes=[*job.notes, *journal.notices], kept=journal.kept)
 
 
-def _name_clash(stems: dict[str, Path], path: Path) -> str | None:
-    """Two files whose outputs would have the same names: the second is skipped (a file
-    claims its name once it is read: an unreadable one blocks no other)."""
+def _name_clash(stems: dict[str, Path], path: Path, out: Path, keys: list[str],
+                targets: dict[str, Path], inputs: dict[str, Path]) -> str | None:
+    """Two files whose outputs would have the same names (compared case-folded and
+    Unicode-composed: one file on macOS), or an output that is a link to another file's
+    output (``targets``) or to an inversion file (``inputs``): the second is skipped (a
+    file claims its names once it is read: an unreadable one blocks no other)."""
     stem = stem_of(path)
-    if stem in stems:
-        return f"output name {stem}_* is already used by {stems[stem]}"
+    if fold_name(stem) in stems:
+        return f"output name {stem}_* is already used by {stems[fold_name(stem)]}"
+    for key in keys:
+        name = f"{stem}_{key}.png"
+        end = ends_at(out, name)
+        if end in targets:
+            return (f"output {out / name} is a link to an output of {targets[end]}: one of "
+                    "them would be lost")
+        if end in inputs:
+            return (f"output {out / name} is a link to the inversion file {inputs[end]}: "
+                    "writing it would replace that file (remove the link)")
     return None
 
 

@@ -112,7 +112,7 @@ def setup_trainer(trainer: FeatureShiftTrainer) -> None:
             trainer.random_parts.append("the --init model")
     trainer.model.train()
     for written in (trainer.model_path, trainer.state_path, trainer.log_path):
-        check_not_an_input(written, written)   # a link to the generator, --init, the data
+        check_not_an_input(written, written)   # a link to the generator or --init (read)
     trainer.ema = (copy.deepcopy(trainer.model).eval().requires_grad_(False)
                 if cfg.ema > 0 else None)
 
