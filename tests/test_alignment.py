@@ -580,3 +580,11 @@ def test_skip_existing_aligns_a_replaced_photo_again(tmp_path: Path, astronaut: 
         assert main([*args, *extra]) == 2
         assert f"--skip-existing: {out / 'a.png'} {said}; give the earlier options" in " ".join(
             capsys.readouterr().err.split())
+    # replaced by a picture without a face: skipped, not said to be aligned again
+    kept = (out / "a.png").read_bytes()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(src / "a.png")
+    assert main(args) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["realigned"] == [] and report["done"] == [] and report["kept"] == []
+    assert [s["file"] for s in report["skipped"]] == [str(src / "a.png")]
+    assert (out / "a.png").read_bytes() == kept

@@ -92,3 +92,28 @@ def test_under_bf16_the_notice_says_bf16_rounding(
     assert ("--resume: --batch 3 (was 2): the seeds' values agree with an uninterrupted run's "
             "within bf16 rounding (a few 8-bit levels, up to about 15 on some pixels), not bit "
             "for bit") in said
+
+
+def test_a_damaged_written_record_is_said_in_one_line(
+        argv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A log line whose `written` is not a mapping stopped `--resume` with `AttributeError:
+    'list' object has no attribute 'get'`."""
+    import json
+
+    out = tmp_path / "out"
+    _interrupted(monkeypatch, capsys, generate_module, argv(out, 2), 5)
+    log = out / ".stylebridge-run" / "log.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all(isinstance(line["written"], dict) and line["written"] for line in lines)
+    lines[0]["written"] = ["x"]
+    state = json.loads((out / ".stylebridge-run" / "state.json").read_text())
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    log.write_text(text)
+    state["log_bytes"] = len(text.encode())
+    (out / ".stylebridge-run" / "state.json").write_text(json.dumps(state))
+    assert main(argv(out, 2, "--resume")) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"--resume: the journal in {out} cannot be read (the files written for "
+            f"{lines[0]['done']} are not recorded as a mapping); run without --resume to start "
+            "over") in err and "AttributeError" not in err

@@ -186,10 +186,12 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
                     "another --out")
         if record.get("photo_sha256") != mine["photo_sha256"]:
             realigned.append(p)  # the photo was replaced since its picture was made
-    kept = [p for p in kept if p not in set(realigned)]
+    again = set(realigned)
+    kept = [p for p in kept if p not in again]
     for p in kept:
         report.ok(p)
-    todo = [p for p in todo if p not in set(kept)] if kept else todo
+    kept_set = set(kept)
+    todo = [p for p in todo if p not in kept_set] if kept else todo
     if progress is not None:
         progress(0, len(todo), "aligning")
     for path, image in iter_images(todo, report):
@@ -225,7 +227,9 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
                      len(todo), "aligning")
     if config.landmarks and records:
         write_json(config.out / "landmarks.json", {"size": config.size, "faces": records})
-    return AlignResult(report=report, faces=records, kept=kept, realigned=realigned)
+    done = set(report.done)  # a replaced photo skipped now (no face) was not aligned again
+    return AlignResult(report=report, faces=records, kept=kept,
+                       realigned=[p for p in realigned if p in done])
 
 
 def _make_folder(out: Path) -> Path | None:

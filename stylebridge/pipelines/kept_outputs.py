@@ -60,6 +60,10 @@ def check_kept(folder: Path, records: Mapping[str, Mapping[str, Any]],
     (missing for journals of earlier versions: only gone files are found)."""
     for done, record in records.items():
         saved = written_of.get(done) or {}
+        if not isinstance(saved, Mapping):
+            raise StylebridgeError(f"--resume: the journal in {folder} cannot be read (the "
+                                   f"files written for {done} are not recorded as a mapping); "
+                                   f"{START_OVER}")
         for name in record_files(record):
             path = Path(folder) / name
             if not path.is_file():
