@@ -310,3 +310,30 @@ def test_the_fall_back_warning_points_at_the_callers_line(
     with pytest.warns(compiled.CompileFallbackWarning) as caught:
         compile_synthesis(tiny_generator(seed=3), "on")
     assert [Path(w.filename).name for w in caught] == ["test_compiled.py"]
+
+
+def test_serve_says_what_compiling_costs_once_not_in_every_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiling note went into every run's notes on the page; it is said once, where
+    the server starts (`start_notes`), and a fall-back still goes to the runs' notes."""
+    pytest.importorskip("gradio")
+    from stylebridge.pipelines.serve import ServeBackend, ServeConfig
+
+    monkeypatch.setenv("STYLEBRIDGE_HOME", str(tmp_path / "no-weights"))  # the random preset
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    backend = ServeBackend(ServeConfig(device="cpu", work_dir=tmp_path / "work", compile="on"))
+    try:
+        assert backend.start_notes == [compiled.compiling_note("cpu")]
+        assert backend.notices == []
+    finally:
+        backend.close()
+    monkeypatch.setattr(torch, "compile", _failing_compiler("inductor exploded"))
+    backend = ServeBackend(ServeConfig(device="cpu", work_dir=tmp_path / "work2", compile="on"))
+    try:
+        z = torch.randn(1, backend.generator.style_dim)
+        with torch.no_grad():
+            backend.generator(z)
+        assert backend.notices == [f"{NOTICE_PREFIX} (RuntimeError: inductor exploded); "
+                                   "running eagerly"]
+    finally:
+        backend.close()

@@ -111,6 +111,9 @@ class ServeCommand(Command):
             try:
                 if backend.banner:
                     console.print(f"[bold yellow]{escape(backend.banner)}[/bold yellow]")
+                for line in backend.start_notes:  # compiling, a slow precision: said once
+                    notice_console(console).print(f"[yellow]note:[/yellow] {escape(line)}",
+                                                  soft_wrap=True)
                 check_port(args.host, args.port)  # again: taken while the models loaded?
                 kept = "" if args.work_dir is not None else ", removed when it stops"
                 console.print(f"serving on {_url(args.host, args.port)} (Ctrl+C stops; results "

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from stylebridge.core.checkpoint import RANDOM_NOTICE, is_random_weights
-from stylebridge.core.compiled import compile_synthesis
+from stylebridge.core.compiled import compile_synthesis, compiling_note
 from stylebridge.core.device import keep_rng_state, resolve_device
 from stylebridge.core.images import load_image, resize_square, save_png
 from stylebridge.core.interfaces import Calibrator, DomainMethod, Encoder, Renderer
@@ -168,8 +168,14 @@ class ServeBackend(DomainShelf):
         self.generator.set_precision(self.config.precision)
         #: the compile fall-back's line, among every later run's notes (no print)
         self.notices: list[str] = []
+        #: what the server says once where it starts (the console): what compiling costs, a
+        #: precision slower than fp32 on this CPU (not repeated in every run's notes)
+        self.start_notes: list[str] = []
         compile_synthesis(self.generator, self.config.compile, notice=self.notices.append)
-        self.notices += slow_precision_notes(self.config.precision, self.device)
+        if compiling_note(self.device) in self.notices:  # a fall-back stays in every run's
+            self.notices.remove(compiling_note(self.device))
+            self.start_notes.append(compiling_note(self.device))
+        self.start_notes += slow_precision_notes(self.config.precision, self.device)
         self.domains: dict[str, DomainMethod] = {}
         self.domain_random: dict[str, bool] = {}
         self.domain_sources: dict[str, str] = {}
