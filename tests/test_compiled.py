@@ -289,7 +289,7 @@ def test_a_run_says_where_it_starts_that_it_compiles(monkeypatch: pytest.MonkeyP
     lines: list[str] = []
     assert compile_synthesis(gen, "on", notice=lines.append)
     assert lines == [compiled.compiling_note("cpu")]
-    assert lines[0].startswith("--compile on: the synthesis network is compiled at its first "
+    assert lines[0].startswith("--compile: the synthesis network is compiled at its first "
                                "call for each batch shape (tens of seconds each on a CPU")
     assert "StyleRes" in lines[0] and "seconds each;" in compiled.compiling_note("cuda")
     lines.clear()

@@ -148,7 +148,7 @@ def compiling_note(device: torch.device | str) -> str:
     slower than eager), and only :meth:`Generator.synthesis` is compiled."""
     cost = ("tens of seconds each on a CPU" if torch.device(device).type == "cpu"
             else "seconds each")
-    return ("--compile on: the synthesis network is compiled at its first call for each batch "
+    return ("--compile: the synthesis network is compiled at its first call for each batch "
             f"shape ({cost}; --compile off skips it); renders through a feature map (FSE's "
             "shift mode, FeatureShift, StyleRes) are compiled in part or not at all")
 
