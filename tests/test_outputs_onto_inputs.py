@@ -254,3 +254,18 @@ def test_render_skips_an_output_linked_to_another_output_or_to_an_inversion_file
                         f"inversion file {files[0]}: writing it would replace that file "
                         "(remove the link)")}
     assert _sha(files[0]) == before
+
+
+def test_eval_pairs_a_decomposed_name_with_its_composed_target(tmp_path: Path) -> None:
+    """`café` composed (a target) and decomposed (a prediction a macOS tool named): "no image
+    pairs to evaluate"."""
+    import unicodedata
+
+    from stylebridge.core.batch import BatchReport
+    from stylebridge.pipelines.eval_pairs import pair_files
+
+    nfc, nfd = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    pred, target = tmp_path / f"{nfd}_x.png", tmp_path / f"{nfc}.png"
+    report = BatchReport()
+    assert pair_files([pred], [target], report, suffix="_x") == [(nfc, pred, target)]
+    assert report.skipped == []

@@ -7,6 +7,7 @@ file's kept notice and size as read).  ``pair_files`` and ``suffix_hint`` are re
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +33,15 @@ if TYPE_CHECKING:
 def pair_files(pred: list[Path], target: list[Path] | None, report: BatchReport,
                suffix: str = "") -> list[tuple[str, Path, Path | None]]:
     """Pair prediction and target files by stem (a prediction's stem without ``suffix``:
-    ``photo_pixar`` → ``photo``); unpaired or ambiguous files go to ``report``."""
+    ``photo_pixar`` → ``photo``), Unicode-composed (``café`` typed composed and decomposed,
+    as macOS and Linux tools write it, is one name); unpaired or ambiguous files go to
+    ``report``."""
 
     def by_stem(paths: list[Path], cut: str = "") -> dict[str, Path]:
         table: dict[str, list[Path]] = {}
         for p in paths:
-            table.setdefault(p.stem[:len(p.stem) - len(cut)], []).append(p)
+            stem = p.stem[:len(p.stem) - len(cut)]
+            table.setdefault(unicodedata.normalize("NFC", stem), []).append(p)
         out: dict[str, Path] = {}
         for stem, group in table.items():
             if len(group) > 1:
