@@ -117,3 +117,27 @@ def test_a_damaged_written_record_is_said_in_one_line(
     assert (f"--resume: the journal in {out} cannot be read (the files written for "
             f"{lines[0]['done']} are not recorded as a mapping); run without --resume to start "
             "over") in err and "AttributeError" not in err
+
+
+def test_a_journal_that_cannot_be_written_is_refused_before_a_batch(
+        argv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A read-only journal: the resumed run computed one more batch, stopped with
+    `log.jsonl: Permission denied` and advised the --resume that failed the same way.  (Root
+    writes through permissions: os.access is what a user's process is told.)"""
+    import os
+
+    from stylebridge.pipelines import resume as resume_module
+
+    out = tmp_path / "out"
+    _interrupted(monkeypatch, capsys, generate_module, argv(out, 2), 5)
+    log = out / ".stylebridge-run" / "log.jsonl"
+    real = os.access
+    monkeypatch.setattr(resume_module.os, "access",
+                        lambda p, mode, **kw: False if Path(p) == log else real(p, mode, **kw))
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert main(argv(out, 2, "--resume")) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"--resume: the journal in {out} cannot be written ({log}: permission denied); "
+            "make it writable, or run without --resume to start over") in err
+    assert sorted(p.name for p in out.glob("*.png")) == pngs   # nothing computed

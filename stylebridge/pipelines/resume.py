@@ -258,6 +258,12 @@ class Journal:
                 f"checkpoint file, which a new run may draw anew: the interrupted run's {unit}s "
                 "could come from other weights; run without --resume")
         journal._load(state_file, metrics)
+        locked = [f for f in (folder, state_file, folder / LOG_FILE)
+                  if f.exists() and not os.access(f, os.W_OK)]
+        if locked:  # found after one more batch, and the advice (--resume) failed the same way
+            raise StylebridgeError(f"--resume: the journal in {out} cannot be written ({locked[0]}"
+                                   ": permission denied); make it writable, or run without "
+                                   "--resume to start over")
         return journal
 
     @staticmethod
