@@ -119,6 +119,7 @@ def test_serve_fetch_gets_the_demo_set_before_loading_or_says_why_not(
 
     class Recorder:
         banner = None
+        start_notes = ()  # nothing to say at start
         work_dir = tmp_path
 
         def __init__(self, config: ServeConfig) -> None:

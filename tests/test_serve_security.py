@@ -316,6 +316,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, 
 
     class Recorder:
         banner = None
+        start_notes = ()  # nothing to say at start
         work_dir = tmp_path / "work"
 
         def __init__(self, config: ServeConfig) -> None:
