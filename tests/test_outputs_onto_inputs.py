@@ -269,3 +269,20 @@ def test_eval_pairs_a_decomposed_name_with_its_composed_target(tmp_path: Path) -
     report = BatchReport()
     assert pair_files([pred], [target], report, suffix="_x") == [(nfc, pred, target)]
     assert report.skipped == []
+
+
+def test_no_folder_is_made_through_a_broken_link(tmp_path: Path) -> None:
+    """`eval --json report.json`, a link to `/somewhere/new/r.json`: the folder `new` was
+    created there and the report written into it."""
+    link = tmp_path / "report.json"
+    link.symlink_to(tmp_path / "nowhere" / "r.json")
+    with pytest.raises(StylebridgeError) as caught, atomic_path(link) as tmp:
+        tmp.write_text("{}")
+    assert str(caught.value) == (
+        f"{link}: is a broken symlink to {tmp_path / 'nowhere' / 'r.json'} (the folder "
+        f"{tmp_path / 'nowhere'} does not exist); remove the link or write elsewhere")
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "nowhere").mkdir()      # its folder exists: a new file through the link
+    with atomic_path(link) as tmp:
+        tmp.write_text("{}")
+    assert (tmp_path / "nowhere" / "r.json").read_text() == "{}" and link.is_symlink()

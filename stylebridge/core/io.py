@@ -236,6 +236,12 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
     how, target = output_target(dst)
     if how == "atomic":
         check_not_an_input(dst, target)   # a link (or other name) to a photo this run read
+        if dst.is_symlink() and not target.parent.is_dir():  # not made through a broken link
+            from stylebridge.errors import StylebridgeError
+
+            raise StylebridgeError(f"is a broken symlink to {os.readlink(dst)} (the folder "
+                                   f"{target.parent} does not exist); remove the link or "
+                                   "write elsewhere", path=dst)
         tmp = _temporary_beside(target, name=dst)
     else:
         fd, name = tempfile.mkstemp(prefix="stylebridge-out.", suffix=".tmp")
