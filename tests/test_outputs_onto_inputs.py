@@ -286,3 +286,13 @@ def test_no_folder_is_made_through_a_broken_link(tmp_path: Path) -> None:
     with atomic_path(link) as tmp:
         tmp.write_text("{}")
     assert (tmp_path / "nowhere" / "r.json").read_text() == "{}" and link.is_symlink()
+
+
+def test_check_writable_makes_no_folder_through_a_broken_link(tmp_path: Path) -> None:
+    from stylebridge.core.io import check_writable
+
+    link = tmp_path / "r.json"
+    link.symlink_to(tmp_path / "nowhere" / "r.json")
+    with pytest.raises(StylebridgeError, match="is a broken symlink to"):
+        check_writable(link)
+    assert not (tmp_path / "nowhere").exists()

@@ -194,6 +194,17 @@ def output_target(dst: str | Path) -> tuple[str, Path]:
     return "in-place", target
 
 
+def _refuse_broken_link(dst: Path, target: Path) -> None:
+    """No folder is made through a symlink whose target's folder does not exist (``eval
+    --json r.json`` linked to ``/x/new/r.json`` made ``/x/new``): one line naming it."""
+    if dst.is_symlink() and not target.parent.is_dir():
+        from stylebridge.errors import StylebridgeError
+
+        raise StylebridgeError(f"is a broken symlink to {os.readlink(dst)} (the folder "
+                               f"{target.parent} does not exist); remove the link or write "
+                               "elsewhere", path=dst)
+
+
 def _copy_into(src: Path, dst: Path, fd: int | None = None) -> None:
     """Write ``src``'s bytes to the open descriptor ``fd`` or into ``dst`` (opened for
     writing, not replaced); a short or failed write is an error naming ``dst``."""
@@ -236,12 +247,7 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
     how, target = output_target(dst)
     if how == "atomic":
         check_not_an_input(dst, target)   # a link (or other name) to a photo this run read
-        if dst.is_symlink() and not target.parent.is_dir():  # not made through a broken link
-            from stylebridge.errors import StylebridgeError
-
-            raise StylebridgeError(f"is a broken symlink to {os.readlink(dst)} (the folder "
-                                   f"{target.parent} does not exist); remove the link or "
-                                   "write elsewhere", path=dst)
+        _refuse_broken_link(dst, target)
         tmp = _temporary_beside(target, name=dst)
     else:
         fd, name = tempfile.mkstemp(prefix="stylebridge-out.", suffix=".tmp")
@@ -353,6 +359,7 @@ def check_writable(dst: str | Path) -> None:
     checked: they are written in place."""
     how, target = output_target(dst)
     if how == "atomic":
+        _refuse_broken_link(Path(dst), target)
         _temporary_beside(target, name=Path(dst)).unlink()
 
 
