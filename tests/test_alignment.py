@@ -588,3 +588,30 @@ def test_skip_existing_aligns_a_replaced_photo_again(tmp_path: Path, astronaut: 
     assert report["realigned"] == [] and report["done"] == [] and report["kept"] == []
     assert [s["file"] for s in report["skipped"]] == [str(src / "a.png")]
     assert (out / "a.png").read_bytes() == kept
+
+
+@needs_dlib
+def test_landmarks_of_a_photo_read_reduced_are_in_its_own_pixels(
+        tmp_path: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo whose shorter side is 8192 px or more is read reduced: landmarks.json gave
+    the reduced image's coordinates (half the true values at 8192 px) while `--landmarks`
+    says input pixels.  Here the reduction is made to start at 1024 px."""
+    from stylebridge.cli.main import main
+    from stylebridge.core import images
+
+    photo = tmp_path / "big.png"
+    Image.fromarray(astronaut).resize((1024, 1024), Image.Resampling.LANCZOS).save(photo)
+    faces = {}
+    for name, keep in (("full", images.REDUCE_KEEP_SIDE), ("reduced", 512)):
+        monkeypatch.setattr(images, "REDUCE_KEEP_SIDE", keep)
+        assert images.reduce_factor(1024, 1024) == (1 if name == "full" else 2)
+        assert main(["align", str(photo), "--out", str(tmp_path / name), "--size", "64",
+                     "--landmarks"]) == 0
+        faces[name] = json.loads((tmp_path / name / "landmarks.json").read_text())["faces"][
+            str(photo)]
+    full, reduced = (np.array(faces[k]["landmarks"]) for k in ("full", "reduced"))
+    # detected on a 512 px reading: the same points within a few of the 1024 px pixels
+    assert np.abs(full - reduced).max() < 6 and np.abs(full - reduced).mean() < 2
+    assert np.abs(np.array(faces["full"]["quad"]) - np.array(faces["reduced"]["quad"])).max() < 6
+    box_full, box_reduced = np.array(faces["full"]["box"]), np.array(faces["reduced"]["box"])
+    assert np.abs(box_full - box_reduced).max() < 20   # the detector's box varies more

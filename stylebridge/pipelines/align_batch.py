@@ -16,7 +16,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from stylebridge.core.batch import BatchReport, iter_images, require_inputs
-from stylebridge.core.images import PNG_COMPRESS_LEVEL
+from stylebridge.core.images import PNG_COMPRESS_LEVEL, open_image, reduce_factor
 from stylebridge.core.io import atomic_path, remove_stale_temporaries, write_json
 from stylebridge.errors import ImageError, StylebridgeError
 from stylebridge.pipelines.align import DEFAULT_SIZE, align_face, align_faces
@@ -37,7 +37,8 @@ class AlignConfig:
     size: int = DEFAULT_SIZE
     transform_size: int | None = None
     padding: bool = True
-    landmarks: bool = False  # also write landmarks.json (68 points, quad, box; input pixels)
+    #: also write landmarks.json (68 points, quad, box [l, t, r, b]; upright input pixels)
+    landmarks: bool = False
     all_faces: bool = False
     min_face: int = 0
     #: photos whose ``out/<stem>.png`` exists are kept, not aligned again: a killed run over
@@ -214,13 +215,12 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
             info, made_from = PngInfo(), source_record(path, config)
             if made_from is not None:  # what it was made from: --skip-existing tells a
                 info.add_text(SOURCE_KEY, json.dumps(made_from))  # replaced photo
+            scale = _read_scale(path) if config.landmarks else 1
             for key, (dst, face) in written.items():
                 with atomic_path(dst) as tmp:
                     face.image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
                                     pnginfo=info)
-                records[key] = {"output": str(dst), "landmarks": face.landmarks.tolist(),
-                                "quad": face.quad.tolist(),
-                                "box": list(face.box) if face.box else None}
+                records[key] = {"output": str(dst), **_in_input_pixels(face, scale)}
             report.ok(path)
         if progress is not None:
             progress(len(report.done) + len(report.skipped) - len(clashes) - len(kept),
@@ -230,6 +230,32 @@ def _align_into(config: AlignConfig, paths: list[Path], names: dict[Path, str],
     done = set(report.done)  # a replaced photo skipped now (no face) was not aligned again
     return AlignResult(report=report, faces=records, kept=kept,
                        realigned=[p for p in realigned if p in done])
+
+
+def _read_scale(path: Path) -> int:
+    """How many times smaller than the file a photo was read (a shorter side of 8192 px or
+    more: :func:`~stylebridge.core.images.reduce_factor`); 1 when it cannot be told."""
+    try:
+        with open_image(path) as opened:
+            return reduce_factor(*opened.size)
+    except (OSError, ValueError, StylebridgeError):
+        return 1
+
+
+def _in_input_pixels(face: Any, scale: int) -> dict[str, Any]:
+    """A face's landmarks, quad and box in the (upright) input photo's pixels: those of a
+    photo read ``scale`` times smaller mapped back, pixel centres onto pixel centres."""
+    import numpy as np
+
+    box = list(face.box) if face.box else None
+    if scale == 1:
+        return {"landmarks": face.landmarks.tolist(), "quad": face.quad.tolist(), "box": box}
+
+    def back(points: Any) -> list:
+        return ((np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5).tolist()
+
+    return {"landmarks": back(face.landmarks), "quad": back(face.quad),
+            "box": None if box is None else back(box)}
 
 
 def _make_folder(out: Path) -> Path | None:

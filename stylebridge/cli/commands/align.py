@@ -48,7 +48,9 @@ class AlignCommand(Command):
                             help="with --all-faces: leave out faces whose detector box is "
                                  "smaller than PX input pixels on its shorter side (default 0)")
         parser.add_argument("--landmarks", action="store_true",
-                            help="also write landmarks.json (68 points, quad, box; input pixels)")
+                            help="also write landmarks.json (68 points, quad, detector box "
+                                 "[left, top, right, bottom]; in the upright input photo's "
+                                 "pixels, also for a huge photo read reduced)")
         parser.add_argument("--skip-existing", "--resume", action=_TypedFlag, nargs=0,
                             default=False, dest="skip_existing",
                             help="continue an interrupted run in --out: photos whose <stem>.png "
