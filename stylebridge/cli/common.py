@@ -155,7 +155,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="the synthesis network's dtype: fp32 (the reference, default), "
                              "bf16 (CUDA or CPU; about 2x faster on a CPU with AMX, slower "
-                             "on one without bf16 instructions, as the run says; images differ "
+                             "on one without AMX, as the run says; images differ "
                              "by a few 8-bit levels on most pixels, up to about 20 on some) or "
                              "fp16 (CUDA); `stylebridge docs speed`")
 

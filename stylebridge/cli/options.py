@@ -244,7 +244,8 @@ def add_photo_arguments(parser: argparse.ArgumentParser, *, several_encoders: bo
                              f"at most {MAX_IMAGE_SIZE})")
     parser.add_argument("--batch", type=int, default=4,
                         help=f"images per forward pass (default 4, at most {MAX_BATCH}); "
-                             "results agree across batch sizes to floating-point rounding")
+                             "results agree across batch sizes to floating-point rounding "
+                             "(bf16 rounding under --precision bf16)")
     add_device_argument(parser)
 
 

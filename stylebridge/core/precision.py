@@ -7,9 +7,9 @@ encoders, metrics and image writers downstream see the dtype they always do.  Th
 not the fp32 ones: on a 256 px config-f generator with random weights, bf16 differs from fp32
 by up to about 0.1 on images in [-1, 1] (``benchmarks/RESULTS.md``), i.e. a few 8-bit levels
 on most pixels and more on some.  ``bf16`` runs on CUDA and on the CPU (2.3× fp32 at 256 px
-on a CPU with AMX, measured); ``fp16`` on CUDA only.  On a CPU without bf16 instructions
-(AVX512-BF16 or AMX-BF16) bf16 is emulated and slower than fp32
-(:func:`slow_precision_note` says so where a run starts).
+on a CPU with AMX, measured); ``fp16`` on CUDA only.  On a CPU without AMX-BF16 bf16 is
+slower than fp32 (0.7× with AVX512-BF16, less without it; :func:`slow_precision_note` says so
+where a run starts).
 """
 
 from __future__ import annotations
@@ -51,30 +51,32 @@ def check_precision(precision: str, device: torch.device | str) -> None:
                                "use bf16 on the CPU")
 
 
-def cpu_has_bf16() -> bool | None:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16), as torch reads
-    them; ``None`` when this torch cannot tell."""
+def cpu_has_amx_bf16() -> bool | None:
+    """Whether this CPU has AMX-BF16, as torch reads it: the one CPU path on which bf16 ran
+    faster than fp32 (2.3×); ``None`` when this torch cannot tell."""
     import torch
 
     try:
         caps = torch.cpu.get_capabilities()
     except (AttributeError, RuntimeError):
         return None
-    if not isinstance(caps, Mapping) or "avx512_bf16" not in caps:
+    if not isinstance(caps, Mapping) or "amx_bf16" not in caps:
         return None
-    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    return bool(caps.get("amx_bf16"))
 
 
 def slow_precision_note(precision: str, device: torch.device | str) -> str | None:
     """A note for a run whose ``precision`` is slower than fp32 on ``device``: bf16 on a
-    CPU without bf16 instructions (emulated: measured 2× to 25× slower than fp32 with oneDNN
-    held to AVX-512 or AVX2); ``None`` otherwise."""
+    CPU without AMX-BF16 (measured with oneDNN held to each ISA at 256 px: AVX512-BF16 alone
+    0.7× fp32, AVX-512 without it 0.3-0.5×, AVX2 0.04×; with AMX 2.3×); ``None`` otherwise."""
     import torch
 
-    if precision != "bf16" or torch.device(device).type != "cpu" or cpu_has_bf16() is not False:
+    if (precision != "bf16" or torch.device(device).type != "cpu"
+            or cpu_has_amx_bf16() is not False):
         return None
-    return ("--precision bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
-            "is emulated and slower than fp32 here; --precision fp32 is the faster choice")
+    return ("--precision bf16: this CPU has no AMX, on which alone bf16 measured faster than "
+            "fp32 (0.7x fp32 with AVX512-BF16, slower still without it); --precision fp32 is "
+            "the faster choice here")
 
 
 def slow_precision_notes(precision: str, device: torch.device | str) -> list[str]:

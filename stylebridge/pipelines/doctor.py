@@ -22,7 +22,7 @@ import torch
 from stylebridge import __version__
 from stylebridge.core.ops import SWITCHES, build_cuda_ops, cuda_ops_unusable, switch_states
 from stylebridge.core.ops.backend import shown
-from stylebridge.core.precision import cpu_has_bf16
+from stylebridge.core.precision import cpu_has_amx_bf16
 from stylebridge.errors import StylebridgeError
 from stylebridge.registry import get_registry
 from stylebridge.registry.registry import BUILTIN_PROVIDER
@@ -84,10 +84,10 @@ def _system() -> list[Check]:
                   else "pip install torchvision (a stylebridge dependency)")]
     threads = f"{torch.get_num_threads()} threads, {os.cpu_count()} cores"
     capability = torch.backends.cpu.get_cpu_capability()
-    bf16 = cpu_has_bf16()
-    said = {True: "bf16 instructions (AVX512-BF16/AMX): --precision bf16 is fast",
-            False: "no bf16 instructions: --precision bf16 is emulated, slower than fp32",
-            None: "bf16 instructions unknown (this torch cannot tell)"}[bf16]
+    bf16 = cpu_has_amx_bf16()
+    said = {True: "AMX-BF16: --precision bf16 is faster than fp32",
+            False: "no AMX-BF16: --precision bf16 is slower than fp32 here",
+            None: "AMX-BF16 unknown (this torch cannot tell)"}[bf16]
     rows.append(Check("cpu", f"{threads}; {capability}; {said}",
                       "note" if bf16 is False else ""))
     return rows
