@@ -529,6 +529,10 @@ def test_a_moved_reference_resumes_and_new_content_is_refused(preset: TinyPreset
     with pytest.raises(StylebridgeError, match=r"the reference image \(sha256\) \"[0-9a-f]{12}…\" "
                                                r"then, \"[0-9a-f]{12}…\" now"):
         mtg.train_mindthegap(_config(preset, again, steps=4, resume=True, reference=moved))
+    elsewhere = tmp_path / "other.png"   # moved and changed: named by the sha256, not paths
+    shutil.copyfile(preset.images / "photo2.png", elsewhere)
+    with pytest.raises(StylebridgeError, match=r"the reference image \(sha256\)"):
+        mtg.train_mindthegap(_config(preset, again, steps=4, resume=True, reference=elsewhere))
 
 
 def test_a_damaged_reference_inversion_is_refused_in_one_line(preset: TinyPreset,

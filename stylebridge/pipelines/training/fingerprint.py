@@ -103,13 +103,12 @@ def _meant(key: str, value: Any) -> Any:
 
 def moved_image_as_now(then: Any, now: Any) -> Any:
     """A run's ``target`` as recorded (``then``) with its reference image's path read as
-    ``now``'s when both record the image's sha256 and it is the same: the picture decides, not
-    where it lies (a reference moved or given by another spelling resumes; one whose content
-    changed is refused by its sha256)."""
+    ``now``'s when both record the image's sha256: the picture decides, not where it lies (a
+    reference moved or given by another spelling resumes; one whose content changed is
+    refused by its sha256, also when it moved)."""
     if not (isinstance(then, Mapping) and isinstance(now, Mapping)):
         return then
-    digest = then.get("image_sha256")
-    if digest is None or digest != now.get("image_sha256") or "image" not in now:
+    if then.get("image_sha256") is None or now.get("image_sha256") is None or "image" not in now:
         return then
     return {**then, "image": now["image"]}
 
