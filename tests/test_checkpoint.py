@@ -223,6 +223,9 @@ def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
         path = save_checkpoint(tmp_path / "m.safetensors", {"x": torch.zeros(1)}, kind="a",
                                plugin="b")
         assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o440)   # a replaced file keeps its own (it came back 0644)
+        save_checkpoint(path, {"x": torch.ones(1)}, kind="a", plugin="b")
+        assert path.stat().st_mode & 0o777 == 0o440
     finally:
         os.umask(old)
         sb_io._umask.cache_clear()

@@ -270,8 +270,13 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
         else:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            # mkstemp creates 0600 files; give the result the permissions a plain open() would
-            os.chmod(tmp, 0o666 & ~_umask())
+            # mkstemp creates 0600 files: the result keeps the permissions of the file it
+            # replaces (a read-only report stays read-only), a new one gets what open() gives
+            try:
+                mode = stat.S_IMODE(os.stat(target).st_mode)
+            except OSError:
+                mode = 0o666 & ~_umask()
+            os.chmod(tmp, mode)
             os.replace(tmp, target)
     except OSError as exc:  # disk full, permissions: name the output, not the temporary file
         with contextlib.suppress(FileNotFoundError):
