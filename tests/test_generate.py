@@ -115,6 +115,10 @@ def test_cli_labels_random_domains_and_refuses_a_mismatch(files: dict[str, Any],
     assert "wrote 6 images" in text and text.endswith("[RANDOM WEIGHTS]")
     info = json.loads((tmp_path / "two" / "generate.json").read_text())
     assert info["random_parts"] == ["domain joker"] and "domain joker" in info["notice"]
+    # as adapt.json and invert.json say it (generate.json had random_parts only)
+    assert info["random_weights"] is True
+    assert info["random_inputs"] == {"generator": False,
+                                     "domains": {"pixar": False, "joker": True}}
     # each picture keeps what it was made with: only joker's outputs are random
     kept = {png.name: Image.open(png).info.get("stylebridge-notice")
             for png in (tmp_path / "two").glob("seed0000*.png")}

@@ -294,7 +294,8 @@ def generate(config: GenerateConfig,
         "seeds": seeds, "truncation": config.truncation,
         "noise": config.noise, "precision": config.precision,
         "domains": dict(zip(domains, config.methods, strict=True)),
-        "strength": list(strengths), "random_parts": parts, "notice": notice,
+        "strength": list(strengths), "random_weights": bool(parts),
+        "random_inputs": random_inputs, "random_parts": parts, "notice": notice,
         **({"notes": notes} if notes else {}),
         "files": {str(s): {k: p.name for k, p in f.items()} for s, f in files.items()}})
     journal.finish()
