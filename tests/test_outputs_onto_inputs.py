@@ -296,3 +296,18 @@ def test_check_writable_makes_no_folder_through_a_broken_link(tmp_path: Path) ->
     with pytest.raises(StylebridgeError, match="is a broken symlink to"):
         check_writable(link)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_checkpoint_given_as_a_broken_link_or_a_loop_is_named_so(tmp_path: Path) -> None:
+    """`render`/`info` said "no such file" for a dangling link or a link loop."""
+    from stylebridge.core.checkpoint import read_header
+
+    dangling, loop = tmp_path / "gone.safetensors", tmp_path / "loop.safetensors"
+    dangling.symlink_to(tmp_path / "nowhere.safetensors")
+    loop.symlink_to(loop)
+    for path, said in ((dangling, f"is a broken symlink to {tmp_path / 'nowhere.safetensors'}"),
+                       (loop, "is a symlink loop"),
+                       (tmp_path / "missing.safetensors", "no such file")):
+        with pytest.raises(StylebridgeError) as caught:
+            read_header(path)
+        assert str(caught.value) == f"{path}: {said}"

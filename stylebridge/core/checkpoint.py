@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,14 @@ MAX_HEADER_DEPTH = 32
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise CheckpointError("no such file", path=path)
+        why = "no such file"
+        if path.is_symlink():  # said as what it is, as a photo's is (core.images)
+            try:
+                os.stat(path)
+            except OSError as exc:
+                why = ("is a symlink loop" if exc.errno == errno.ELOOP
+                       else f"is a broken symlink to {os.readlink(path)}")
+        raise CheckpointError(why, path=path)
     if path.is_dir():
         raise CheckpointError("is a directory, expected a .safetensors checkpoint", path=path)
     if not path.is_file():  # a FIFO would block forever, a device never ends
